@@ -1,4 +1,21 @@
-//! Tern: a mail transfer agent. The library holds every part of the mail path;
-//! `main.rs` is only the command line on top of it.
+//! Tern: a mail transfer agent. The library holds every part of the mail
+//! path; `main.rs` is only the command line on top of it. ARCHITECTURE.md
+//! walks the path through these modules.
 
+pub mod address;
+pub mod admin;
+pub mod auth;
+pub mod checks;
+pub mod config;
+pub mod control;
+pub mod dns;
+pub mod hooks;
+pub mod net;
+pub mod outbound;
+pub mod pop3;
+pub mod queue;
+pub mod server;
+pub mod shutdown;
 pub mod smtp;
+pub mod store;
+pub mod tls;

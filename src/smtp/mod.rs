@@ -1,4 +1,12 @@
-//! The inbound SMTP server (RFC 5321): the session state machine, the command
-//! parser, replies, and one file per phase of the dialogue.
+//! The inbound SMTP server (RFC 5321), also serving LMTP (RFC 2033): the
+//! session state machine, the command parser, replies, and one file per
+//! phase of the dialogue.
 
+mod auth;
+pub mod body;
+pub mod command;
+mod data;
+mod ehlo;
+mod envelope;
 pub mod reply;
+pub mod session;

@@ -1,0 +1,164 @@
+//! The administrative operations behind `tern user …` and `tern queue …`:
+//! one implementation, run either directly on the store (server stopped) or
+//! by the server on behalf of a control-socket client (server running).
+
+use crate::config::Config;
+use crate::queue::QueueHandle;
+use crate::store::{QueueEntry, RecipientState, Store, StoreError, format_queue_id, parse_queue_id};
+use serde::{Deserialize, Serialize};
+
+/// One administrative request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "kebab-case")]
+pub enum AdminRequest {
+    UserAdd { address: String, password: String },
+    UserDel { address: String },
+    UserList,
+    UserPasswd { address: String, password: String },
+    QueueList,
+    QueueShow { id: String },
+    QueueFlush { id: Option<String> },
+    QueueDelete { id: String },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Runs a request; returns what to print.
+pub fn execute(store: &Store, config: &Config, queue: Option<&QueueHandle>, request: AdminRequest) -> Result<String, AdminError> {
+    match request {
+        AdminRequest::UserAdd { address, password } => {
+            let address = account_address(config, &address)?;
+            if password.is_empty() {
+                return Err(AdminError::Invalid("the password is empty".into()));
+            }
+            store.add_user(&address, &password)?;
+            Ok(format!("added {address}\n"))
+        }
+        AdminRequest::UserDel { address } => {
+            let address = account_address(config, &address)?;
+            store.delete_user(&address)?;
+            Ok(format!("deleted {address}\n"))
+        }
+        AdminRequest::UserList => Ok(store.list_users()?.into_iter().map(|u| u + "\n").collect()),
+        AdminRequest::UserPasswd { address, password } => {
+            let address = account_address(config, &address)?;
+            if password.is_empty() {
+                return Err(AdminError::Invalid("the password is empty".into()));
+            }
+            store.set_password(&address, &password)?;
+            Ok(format!("password changed for {address}\n"))
+        }
+        AdminRequest::QueueList => {
+            let entries = store.queue_entries()?;
+            if entries.is_empty() {
+                return Ok("Mail queue is empty\n".into());
+            }
+            let mut out = String::from("-Queue ID-  --Size-- ----Arrival Time---- -Sender/Recipient-------\n");
+            for e in &entries {
+                out.push_str(&list_entry(e));
+            }
+            out.push_str(&format!("-- {} request(s)\n", entries.len()));
+            Ok(out)
+        }
+        AdminRequest::QueueShow { id } => {
+            let entry = find_entry(store, &id)?;
+            Ok(show_entry(&entry))
+        }
+        AdminRequest::QueueFlush { id } => {
+            let ids: Vec<u64> = match id {
+                Some(id) => vec![find_entry(store, &id)?.id],
+                None => store.queue_entries()?.iter().map(|e| e.id).collect(),
+            };
+            for id in &ids {
+                if let Some(mut e) = store.queue_entry(*id)? {
+                    let now = crate::store::now();
+                    for r in e.recipients.iter_mut().filter(|r| r.state == RecipientState::Pending) {
+                        r.next_attempt = now;
+                    }
+                    store.update_queue_entry(&e)?;
+                }
+            }
+            if let Some(q) = queue {
+                q.wake();
+            }
+            Ok(format!("flushed {} message(s)\n", ids.len()))
+        }
+        AdminRequest::QueueDelete { id } => {
+            let entry = find_entry(store, &id)?;
+            store.release_queue_entry(&entry)?;
+            Ok(format!("deleted {}\n", entry.queue_id()))
+        }
+    }
+}
+
+/// A login or address as an account name; its domain must be local.
+fn account_address(config: &Config, address: &str) -> Result<String, AdminError> {
+    let address = address.trim().to_ascii_lowercase();
+    let address = if address.contains('@') {
+        address
+    } else {
+        format!("{address}@{}", config.local_domains.first().map(String::as_str).unwrap_or("localhost"))
+    };
+    let (local, domain) = address.rsplit_once('@').unwrap_or(("", ""));
+    if local.is_empty() || domain.is_empty() || local.contains(char::is_whitespace) {
+        return Err(AdminError::Invalid(format!("{address:?} is not an address")));
+    }
+    if !config.is_local_domain(domain) {
+        return Err(AdminError::Invalid(format!("{domain} is not one of local_domains ({})", config.local_domains.join(", "))));
+    }
+    Ok(address)
+}
+
+fn find_entry(store: &Store, id: &str) -> Result<QueueEntry, AdminError> {
+    let n = parse_queue_id(id).ok_or_else(|| AdminError::Invalid(format!("{id:?} is not a queue id")))?;
+    store.queue_entry(n)?.ok_or_else(|| AdminError::Store(StoreError::NoSuchQueueEntry(id.to_string())))
+}
+
+fn time_text(t: i64) -> String {
+    chrono::DateTime::from_timestamp(t, 0)
+        .map(|d| d.format("%a %b %e %H:%M:%S").to_string())
+        .unwrap_or_default()
+}
+
+fn list_entry(e: &QueueEntry) -> String {
+    let sender = if e.sender.is_empty() { "MAILER-DAEMON" } else { e.sender.as_str() };
+    let mut out = format!("{:<11} {:>8} {:<20}  {}\n", format_queue_id(e.id), e.size, time_text(e.arrived), sender);
+    for r in &e.recipients {
+        let state = match r.state {
+            RecipientState::Pending => format!("pending, {} attempt(s), next {}", r.attempts, time_text(r.next_attempt)),
+            RecipientState::Delivered => "delivered".into(),
+            RecipientState::Failed => "failed".into(),
+        };
+        out.push_str(&format!("{:42}{} ({state})\n", "", r.address));
+        if let Some(err) = &r.last_error {
+            out.push_str(&format!("{:44}{err}\n", ""));
+        }
+    }
+    out
+}
+
+fn show_entry(e: &QueueEntry) -> String {
+    let mut out = String::new();
+    out.push_str(&format!("id: {}\n", e.queue_id()));
+    out.push_str(&format!("arrived: {} ({}s ago)\n", time_text(e.arrived), crate::store::now() - e.arrived));
+    out.push_str(&format!("size: {}\n", e.size));
+    out.push_str(&format!("sender: <{}>\n", e.sender));
+    out.push_str(&format!("client: {}\n", e.client));
+    for r in &e.recipients {
+        out.push_str(&format!(
+            "recipient: <{}> state={:?} attempts={} next={} last_error={}\n",
+            r.address,
+            r.state,
+            r.attempts,
+            time_text(r.next_attempt),
+            r.last_error.as_deref().unwrap_or("-")
+        ));
+    }
+    out
+}

@@ -1,0 +1,152 @@
+//! Logging users in, for every protocol: SASL PLAIN decoding, password checks
+//! off the async runtime, and the price of failure — each failed login waits,
+//! and repeated failures from one address wait longer. Nothing in a reply
+//! tells a client whether a user exists.
+
+use crate::store::Store;
+use base64::Engine;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SaslError {
+    #[error("the response is not valid base64")]
+    Base64,
+    #[error("the PLAIN response is malformed")]
+    Malformed,
+    #[error("the response is not UTF-8")]
+    Utf8,
+}
+
+/// Decodes a SASL PLAIN response (RFC 4616): returns (authzid, authcid, password).
+pub fn decode_plain(b64: &str) -> Result<(String, String, String), SaslError> {
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .map_err(|_| SaslError::Base64)?;
+    let mut parts = raw.split(|&b| b == 0);
+    let (Some(authz), Some(authc), Some(pass), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        return Err(SaslError::Malformed);
+    };
+    let s = |b: &[u8]| String::from_utf8(b.to_vec()).map_err(|_| SaslError::Utf8);
+    Ok((s(authz)?, s(authc)?, s(pass)?))
+}
+
+/// Decodes one base64 line (AUTH LOGIN steps).
+pub fn decode_b64_text(b64: &str) -> Result<String, SaslError> {
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .map_err(|_| SaslError::Base64)?;
+    String::from_utf8(raw).map_err(|_| SaslError::Utf8)
+}
+
+pub fn encode_b64(text: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+/// How long after the last failure an address's record is forgotten.
+const FORGET_AFTER: Duration = Duration::from_secs(15 * 60);
+
+/// Checks credentials and slows down those who guess.
+pub struct Authenticator {
+    store: Store,
+    default_domain: String,
+    base_delay: Duration,
+    failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+}
+
+impl Authenticator {
+    pub fn new(store: Store, default_domain: String, base_delay: Duration) -> Authenticator {
+        Authenticator {
+            store,
+            default_domain,
+            base_delay,
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The account name a login refers to: a bare name gets the first local domain.
+    pub fn account_name(&self, login: &str) -> String {
+        let login = login.trim().to_ascii_lowercase();
+        if login.contains('@') { login } else { format!("{login}@{}", self.default_domain) }
+    }
+
+    /// Verifies a login; returns the account on success. On failure, waits
+    /// before returning: the base delay, doubled for each recent failure
+    /// from the same address (at most 64 times the base).
+    pub async fn verify(&self, peer: IpAddr, login: &str, password: &str) -> Option<String> {
+        let account = self.account_name(login);
+        let store = self.store.clone();
+        let pw = password.to_string();
+        let acct = account.clone();
+        let result = tokio::task::spawn_blocking(move || store.verify_password(&acct, &pw))
+            .await
+            .ok()
+            .and_then(|r| r.ok())
+            .flatten();
+        match result {
+            Some(user) => {
+                self.forget(peer);
+                tracing::info!(user = %user, client = %peer, "login");
+                Some(user)
+            }
+            None => {
+                let delay = self.record_failure(peer);
+                tracing::warn!(login = %account, client = %peer, delay_ms = delay.as_millis() as u64, "login failed");
+                tokio::time::sleep(delay).await;
+                None
+            }
+        }
+    }
+
+    fn record_failure(&self, peer: IpAddr) -> Duration {
+        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        map.retain(|_, (_, at)| now.duration_since(*at) < FORGET_AFTER);
+        let entry = map.entry(peer).or_insert((0, now));
+        entry.0 = entry.0.saturating_add(1);
+        entry.1 = now;
+        self.base_delay * (1u32 << (entry.0 - 1).min(6))
+    }
+
+    fn forget(&self, peer: IpAddr) {
+        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        map.remove(&peer);
+    }
+
+    /// Recent failures from this address (for abuse limits and tests).
+    pub fn failures(&self, peer: IpAddr) -> u32 {
+        let map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(&peer).map(|(n, _)| *n).unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_plain() {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(b"\0bob@x.test\0pw");
+        assert_eq!(decode_plain(&b64).unwrap(), ("".into(), "bob@x.test".into(), "pw".into()));
+        assert_eq!(decode_plain("!!!"), Err(SaslError::Base64));
+        let two = base64::engine::general_purpose::STANDARD.encode(b"bob\0pw");
+        assert_eq!(decode_plain(&two), Err(SaslError::Malformed));
+    }
+
+    #[tokio::test]
+    async fn failures_grow_the_delay_and_success_resets_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.add_user("bob@x.test", "pw").unwrap();
+        let auth = Authenticator::new(store, "x.test".into(), Duration::from_millis(1));
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        assert_eq!(auth.verify(ip, "bob", "nope").await, None);
+        assert_eq!(auth.verify(ip, "bob@x.test", "nope").await, None);
+        assert_eq!(auth.failures(ip), 2);
+        assert_eq!(auth.record_failure(ip), Duration::from_millis(4));
+        assert_eq!(auth.verify(ip, "BOB", "pw").await.as_deref(), Some("bob@x.test"));
+        assert_eq!(auth.failures(ip), 0);
+    }
+}

@@ -1,0 +1,489 @@
+//! The configuration: the TOML schema of DESIGN.md, its built-in defaults, and
+//! validation with errors that name the key (and line) at fault. Unknown keys
+//! are an error. Relative paths are resolved against the config file's folder.
+
+mod units;
+
+pub use units::{ByteSize, ConfigDuration};
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Why a configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config: {key}: {message}")]
+    Invalid { key: String, message: String },
+}
+
+fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { key: key.to_string(), message: message.into() }
+}
+
+/// Which protocol a listener speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    Smtp,
+    Submission,
+    Submissions,
+    Lmtp,
+    Pop3,
+    Pop3s,
+    Imap,
+    Imaps,
+    Http,
+    Https,
+}
+
+impl Protocol {
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Smtp => "smtp",
+            Protocol::Submission => "submission",
+            Protocol::Submissions => "submissions",
+            Protocol::Lmtp => "lmtp",
+            Protocol::Pop3 => "pop3",
+            Protocol::Pop3s => "pop3s",
+            Protocol::Imap => "imap",
+            Protocol::Imaps => "imaps",
+            Protocol::Http => "http",
+            Protocol::Https => "https",
+        }
+    }
+
+    /// Listeners that start in TLS.
+    pub fn implicit_tls(self) -> bool {
+        matches!(self, Protocol::Submissions | Protocol::Pop3s | Protocol::Imaps | Protocol::Https)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Listen {
+    pub protocol: Protocol,
+    pub address: SocketAddr,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    pub certificate: Option<PathBuf>,
+    pub private_key: Option<PathBuf>,
+    pub allow_plaintext_auth: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RelayConfig {
+    pub trusted_networks: Vec<IpNet>,
+    pub smarthost: Option<String>,
+    /// Credentials for AUTH PLAIN at the smarthost (after STARTTLS).
+    pub smarthost_user: Option<String>,
+    pub smarthost_password: Option<String>,
+    pub mx_port: u16,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        RelayConfig {
+            trusted_networks: Vec::new(),
+            smarthost: None,
+            smarthost_user: None,
+            smarthost_password: None,
+            mx_port: 25,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DnsConfig {
+    pub nameservers: Option<Vec<SocketAddr>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueConfig {
+    pub retry_intervals: Vec<ConfigDuration>,
+    pub max_lifetime: ConfigDuration,
+    pub delay_warning_after: ConfigDuration,
+    pub max_concurrent_deliveries: usize,
+    /// Connections at once to one destination (domain or smarthost).
+    pub max_per_destination: usize,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        let m = |s: u64| ConfigDuration(Duration::from_secs(s * 60));
+        QueueConfig {
+            retry_intervals: vec![m(1), m(5), m(15), m(30), m(60), m(120), m(240)],
+            max_lifetime: ConfigDuration(Duration::from_secs(5 * 86400)),
+            delay_warning_after: ConfigDuration(Duration::from_secs(4 * 3600)),
+            max_concurrent_deliveries: 64,
+            max_per_destination: 20,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    pub max_message_size: ByteSize,
+    pub max_recipients: usize,
+    pub max_connections: usize,
+    pub command_timeout: ConfigDuration,
+    /// Protocol errors in one session before it is closed with 421.
+    pub max_errors: u32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_message_size: ByteSize(25 * 1024 * 1024),
+            max_recipients: 100,
+            max_connections: 1000,
+            command_timeout: ConfigDuration(Duration::from_secs(300)),
+            max_errors: 10,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChecksConfig {
+    pub sender_domain_must_resolve: bool,
+    pub recipient_domain_must_resolve: bool,
+    pub local_sender_needs_auth: bool,
+    pub sender_must_match_login: bool,
+}
+
+impl Default for ChecksConfig {
+    fn default() -> Self {
+        ChecksConfig {
+            sender_domain_must_resolve: false,
+            recipient_domain_must_resolve: false,
+            local_sender_needs_auth: true,
+            sender_must_match_login: true,
+        }
+    }
+}
+
+/// What happens when a plugin call fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum OnError {
+    #[default]
+    Tempfail,
+    Continue,
+    Reject,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginConfig {
+    pub name: String,
+    pub path: PathBuf,
+    #[serde(default)]
+    pub config: BTreeMap<String, String>,
+    #[serde(default = "default_plugin_memory")]
+    pub max_memory: ByteSize,
+    #[serde(default = "default_plugin_timeout")]
+    pub timeout: ConfigDuration,
+    #[serde(default)]
+    pub on_error: OnError,
+    /// A directory the plugin may read and write (storage plugins).
+    #[serde(default)]
+    pub directory: Option<PathBuf>,
+}
+
+fn default_plugin_memory() -> ByteSize {
+    ByteSize(32 * 1024 * 1024)
+}
+
+fn default_plugin_timeout() -> ConfigDuration {
+    ConfigDuration(Duration::from_millis(200))
+}
+
+/// The whole configuration, as written in the file (with defaults filled in).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub hostname: String,
+    pub data_dir: PathBuf,
+    pub local_domains: Vec<String>,
+    pub aliases: BTreeMap<String, Vec<String>>,
+    pub listen: Vec<Listen>,
+    pub tls: TlsConfig,
+    pub relay: RelayConfig,
+    pub dns: DnsConfig,
+    pub queue: QueueConfig,
+    pub limits: LimitsConfig,
+    pub checks: ChecksConfig,
+    pub plugin: Vec<PluginConfig>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            hostname: "localhost".into(),
+            data_dir: PathBuf::from("data"),
+            local_domains: vec!["localhost".into()],
+            aliases: BTreeMap::new(),
+            listen: Vec::new(),
+            tls: TlsConfig::default(),
+            relay: RelayConfig::default(),
+            dns: DnsConfig::default(),
+            queue: QueueConfig::default(),
+            limits: LimitsConfig::default(),
+            checks: ChecksConfig::default(),
+            plugin: Vec::new(),
+        }
+    }
+}
+
+/// The listeners `tern serve` runs when the config names none.
+pub fn default_listeners() -> Vec<Listen> {
+    let l = |protocol, port| Listen {
+        protocol,
+        address: SocketAddr::new(IpAddr::from([127, 0, 0, 1]), port),
+    };
+    vec![
+        l(Protocol::Smtp, 2525),
+        l(Protocol::Submission, 2587),
+        l(Protocol::Submissions, 2465),
+        l(Protocol::Pop3, 2110),
+        l(Protocol::Pop3s, 2995),
+        l(Protocol::Imap, 2143),
+        l(Protocol::Imaps, 2993),
+        l(Protocol::Http, 2080),
+    ]
+}
+
+/// The default config file, used when it exists and no `--config` is given.
+pub const DEFAULT_CONFIG_PATH: &str = "config/tern.toml";
+
+impl Config {
+    /// Loads `path`, or the default file if it exists, or the built-in defaults.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        match path {
+            Some(p) => Config::from_file(p),
+            None if Path::new(DEFAULT_CONFIG_PATH).exists() => Config::from_file(Path::new(DEFAULT_CONFIG_PATH)),
+            None => {
+                let mut c = Config::default();
+                c.finish(Path::new("."))?;
+                Ok(c)
+            }
+        }
+    }
+
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let base = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        Config::from_toml(&text, base).map_err(|e| match e {
+            ConfigError::Parse { message, .. } => ConfigError::Parse { path: path.to_path_buf(), message },
+            other => other,
+        })
+    }
+
+    /// Parses config text; relative paths are taken against `base`.
+    pub fn from_toml(text: &str, base: &Path) -> Result<Config, ConfigError> {
+        let mut c: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: PathBuf::from("<text>"),
+            message: describe_toml_error(text, &e),
+        })?;
+        c.finish(base)?;
+        Ok(c)
+    }
+
+    /// Fills defaults that depend on other keys, resolves paths, validates.
+    fn finish(&mut self, base: &Path) -> Result<(), ConfigError> {
+        if self.listen.is_empty() {
+            self.listen = default_listeners();
+        }
+        let resolve = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        resolve(&mut self.data_dir);
+        if let Some(p) = self.tls.certificate.as_mut() {
+            resolve(p);
+        }
+        if let Some(p) = self.tls.private_key.as_mut() {
+            resolve(p);
+        }
+        for p in &mut self.plugin {
+            resolve(&mut p.path);
+            if let Some(d) = p.directory.as_mut() {
+                resolve(d);
+            }
+        }
+        self.hostname = self.hostname.trim().to_string();
+        self.local_domains = self.local_domains.iter().map(|d| d.trim().to_ascii_lowercase()).collect();
+        self.aliases = std::mem::take(&mut self.aliases)
+            .into_iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v.into_iter().map(|t| t.to_ascii_lowercase()).collect()))
+            .collect();
+        self.validate()
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.hostname.is_empty() || self.hostname.contains(char::is_whitespace) {
+            return Err(invalid("hostname", "must be a host name without spaces"));
+        }
+        if self.local_domains.iter().any(|d| d.is_empty() || d.contains('@')) {
+            return Err(invalid("local_domains", "each entry must be a domain name"));
+        }
+        for (from, to) in &self.aliases {
+            if !from.contains('@') {
+                return Err(invalid(&format!("aliases.\"{from}\""), "an alias must be a full address (local@domain)"));
+            }
+            if to.is_empty() || to.iter().any(|t| !t.contains('@')) {
+                return Err(invalid(&format!("aliases.\"{from}\""), "targets must be a non-empty list of full addresses"));
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        for l in &self.listen {
+            if l.address.port() != 0 && !seen.insert(l.address) {
+                return Err(invalid("listen", format!("address {} is used twice", l.address)));
+            }
+        }
+        if self.tls.certificate.is_some() != self.tls.private_key.is_some() {
+            return Err(invalid("tls", "certificate and private_key go together"));
+        }
+        if self.queue.retry_intervals.is_empty() {
+            return Err(invalid("queue.retry_intervals", "needs at least one interval"));
+        }
+        if self.queue.max_concurrent_deliveries == 0 {
+            return Err(invalid("queue.max_concurrent_deliveries", "must be at least 1"));
+        }
+        if self.limits.max_recipients == 0 {
+            return Err(invalid("limits.max_recipients", "must be at least 1"));
+        }
+        if self.limits.max_connections == 0 {
+            return Err(invalid("limits.max_connections", "must be at least 1"));
+        }
+        if let Some(s) = &self.relay.smarthost {
+            if s.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()).is_none() {
+                return Err(invalid("relay.smarthost", format!("{s:?} must be host:port")));
+            }
+        }
+        let mut names = std::collections::HashSet::new();
+        for p in &self.plugin {
+            if !names.insert(p.name.as_str()) {
+                return Err(invalid("plugin", format!("two plugins are named {:?}", p.name)));
+            }
+        }
+        Ok(())
+    }
+
+    /// Is `domain` one of ours (case-insensitive)?
+    pub fn is_local_domain(&self, domain: &str) -> bool {
+        let d = domain.to_ascii_lowercase();
+        self.local_domains.iter().any(|l| *l == d)
+    }
+
+    /// Is this client address in `relay.trusted_networks`?
+    pub fn is_trusted(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(v6)),
+            v4 => v4,
+        };
+        self.relay.trusted_networks.iter().any(|n| n.contains(&ip))
+    }
+}
+
+/// toml's message, with the line number spelled out.
+fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
+    let msg = e.message().to_string();
+    match e.span() {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            format!("line {line}: {msg}")
+        }
+        None => msg,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_have_every_listener() {
+        let c = Config::from_toml("", Path::new("/etc/tern")).unwrap();
+        assert_eq!(c.listen.len(), 8);
+        assert_eq!(c.hostname, "localhost");
+        assert_eq!(c.data_dir, PathBuf::from("/etc/tern/data"));
+        assert!(c.is_local_domain("LOCALHOST"));
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_its_line() {
+        let err = Config::from_toml("hostname = \"a.test\"\n\n[limits]\nmax_mesage_size = 5\n", Path::new("."))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("max_mesage_size"), "{err}");
+        assert!(err.contains("line 4"), "{err}");
+    }
+
+    #[test]
+    fn parses_the_design_example() {
+        let text = r#"
+hostname = "mx.example.test"
+data_dir = "data"
+local_domains = ["example.test"]
+[aliases]
+"postmaster@example.test" = ["alice@example.test"]
+[[listen]]
+protocol = "smtp"
+address = "127.0.0.1:2525"
+[tls]
+allow_plaintext_auth = false
+[relay]
+trusted_networks = ["127.0.0.0/8"]
+smarthost = "127.0.0.1:24025"
+mx_port = 25
+[dns]
+nameservers = ["127.0.0.1:5353"]
+[queue]
+retry_intervals = ["1m", "5m"]
+max_lifetime = "5d"
+delay_warning_after = "4h"
+max_concurrent_deliveries = 64
+[limits]
+max_message_size = "25MiB"
+max_recipients = 100
+max_connections = 1000
+command_timeout = "5m"
+[checks]
+sender_domain_must_resolve = true
+[[plugin]]
+name = "no-nobody"
+path = "plugins/no_nobody.wasm"
+config = { domain = "example.test" }
+max_memory = "32MiB"
+timeout = "200ms"
+on_error = "tempfail"
+"#;
+        let c = Config::from_toml(text, Path::new("/srv")).unwrap();
+        assert_eq!(c.listen.len(), 1);
+        assert!(c.is_trusted("127.0.0.9".parse().unwrap()));
+        assert!(!c.is_trusted("10.0.0.1".parse().unwrap()));
+        assert_eq!(c.limits.max_message_size.0, 25 * 1024 * 1024);
+        assert_eq!(c.plugin[0].path, PathBuf::from("/srv/plugins/no_nobody.wasm"));
+        assert!(c.checks.sender_domain_must_resolve);
+    }
+}

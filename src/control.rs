@@ -1,0 +1,90 @@
+//! The control socket (`data_dir/control.sock`), like Postfix's `postqueue`
+//! talking to the queue manager: while the server runs it owns the store, so
+//! `tern user …` and `tern queue …` send their request here, one JSON line,
+//! and read one JSON line back. Only the owner of `data_dir` can connect.
+
+use crate::admin::{self, AdminRequest};
+use crate::server::ServerContext;
+use crate::shutdown::Shutdown;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+
+pub const SOCKET_NAME: &str = "control.sock";
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ControlResponse {
+    pub ok: bool,
+    pub output: String,
+}
+
+pub fn socket_path(data_dir: &Path) -> PathBuf {
+    data_dir.join(SOCKET_NAME)
+}
+
+/// Serves the socket until shutdown.
+pub async fn serve(ctx: Arc<ServerContext>, mut shutdown: Shutdown) -> std::io::Result<()> {
+    let path = socket_path(&ctx.config.data_dir);
+    let _ = std::fs::remove_file(&path);
+    let listener = UnixListener::bind(&path)?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    loop {
+        let (stream, _) = tokio::select! {
+            r = listener.accept() => r?,
+            _ = shutdown.recv() => break,
+        };
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            if let Err(e) = handle(ctx, stream).await {
+                tracing::warn!("control socket: {e}");
+            }
+        });
+    }
+    let _ = std::fs::remove_file(&path);
+    Ok(())
+}
+
+async fn handle(ctx: Arc<ServerContext>, stream: UnixStream) -> std::io::Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut line = String::new();
+    BufReader::new(tokio::io::AsyncReadExt::take(read, 1024 * 1024)).read_line(&mut line).await?;
+    let response = match serde_json::from_str::<AdminRequest>(&line) {
+        Ok(request) => {
+            let store = ctx.store.clone();
+            let config = ctx.config.clone();
+            let queue = ctx.queue.clone();
+            let result = tokio::task::spawn_blocking(move || admin::execute(&store, &config, Some(&queue), request)).await;
+            let _ = ctx.store.flush().await;
+            match result {
+                Ok(Ok(output)) => ControlResponse { ok: true, output },
+                Ok(Err(e)) => ControlResponse { ok: false, output: e.to_string() },
+                Err(e) => ControlResponse { ok: false, output: format!("internal error: {e}") },
+            }
+        }
+        Err(e) => ControlResponse { ok: false, output: format!("bad request: {e}") },
+    };
+    let mut bytes = serde_json::to_vec(&response).unwrap_or_default();
+    bytes.push(b'\n');
+    write.write_all(&bytes).await
+}
+
+/// Client side: sends a request to a running server. `Ok(None)` when no
+/// server is listening (the caller then works on the store directly).
+pub async fn request(data_dir: &Path, request: &AdminRequest) -> std::io::Result<Option<ControlResponse>> {
+    let stream = match UnixStream::connect(socket_path(data_dir)).await {
+        Ok(s) => s,
+        Err(_) => return Ok(None),
+    };
+    let (read, mut write) = stream.into_split();
+    let mut bytes = serde_json::to_vec(request).map_err(std::io::Error::other)?;
+    bytes.push(b'\n');
+    write.write_all(&bytes).await?;
+    let mut line = String::new();
+    BufReader::new(read).read_line(&mut line).await?;
+    serde_json::from_str(&line).map(Some).map_err(std::io::Error::other)
+}

@@ -1,0 +1,194 @@
+//! The connection every protocol session owns: a TCP stream that may be
+//! upgraded to TLS in place (STARTTLS, STLS), with a read buffer, bounded
+//! line reads and the rule that an upgrade throws away anything the client
+//! sent before the handshake finished.
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
+
+/// A plain or TLS stream.
+pub enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+    /// Only while an upgrade is in progress.
+    Upgrading,
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Stream::Upgrading => Poll::Ready(Err(io::Error::other("stream is being upgraded"))),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            Stream::Upgrading => Poll::Ready(Err(io::Error::other("stream is being upgraded"))),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Stream::Upgrading => Poll::Ready(Ok(())),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            Stream::Upgrading => Poll::Ready(Ok(())),
+        }
+    }
+}
+
+/// What a line read produced.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Line {
+    /// A line without its CRLF (or LF).
+    Complete(Vec<u8>),
+    /// The line was longer than allowed; the rest of it was skipped.
+    TooLong,
+    /// The peer closed the connection.
+    Eof,
+}
+
+/// A connection with its read buffer.
+pub struct Connection {
+    stream: Stream,
+    buf: Vec<u8>,
+    start: usize,
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+    tls_version: Option<&'static str>,
+}
+
+impl Connection {
+    pub fn new(stream: TcpStream, peer: SocketAddr, local: SocketAddr) -> Connection {
+        let _ = stream.set_nodelay(true);
+        Connection {
+            stream: Stream::Plain(stream),
+            buf: Vec::with_capacity(4096),
+            start: 0,
+            peer,
+            local,
+            tls_version: None,
+        }
+    }
+
+    pub fn is_tls(&self) -> bool {
+        self.tls_version.is_some()
+    }
+
+    /// "TLSv1.3" and the like, once TLS is on.
+    pub fn tls_version(&self) -> Option<&'static str> {
+        self.tls_version
+    }
+
+    /// Runs the TLS handshake on this connection. Whatever the client
+    /// pipelined before the handshake is discarded (RFC 3207 section 4.2).
+    pub async fn start_tls(&mut self, acceptor: &TlsAcceptor) -> io::Result<()> {
+        self.buf.clear();
+        self.start = 0;
+        let Stream::Plain(tcp) = std::mem::replace(&mut self.stream, Stream::Upgrading) else {
+            return Err(io::Error::other("TLS is already active"));
+        };
+        let tls = acceptor.accept(tcp).await?;
+        let (_, state) = tls.get_ref();
+        self.tls_version = Some(crate::tls::version_name(state.protocol_version()));
+        self.stream = Stream::Tls(Box::new(tls));
+        Ok(())
+    }
+
+    /// Bytes buffered but not yet consumed.
+    pub fn buffered(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+
+    /// Marks `n` buffered bytes as consumed.
+    pub fn consume(&mut self, n: usize) {
+        self.start = (self.start + n).min(self.buf.len());
+        if self.start == self.buf.len() {
+            self.buf.clear();
+            self.start = 0;
+        }
+    }
+
+    /// Reads more bytes into the buffer; Ok(0) at end of stream.
+    pub async fn fill(&mut self) -> io::Result<usize> {
+        if self.start > 0 && self.start * 2 >= self.buf.len() {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+        let len = self.buf.len();
+        self.buf.resize(len + 16 * 1024, 0);
+        let n = match self.stream.read(&mut self.buf[len..]).await {
+            Ok(n) => n,
+            Err(e) => {
+                self.buf.truncate(len);
+                return Err(e);
+            }
+        };
+        self.buf.truncate(len + n);
+        Ok(n)
+    }
+
+    /// Reads one line ending in LF (the CR before it, if any, is removed).
+    /// Lines longer than `max` bytes are skipped and reported as `TooLong`.
+    pub async fn read_line(&mut self, max: usize) -> io::Result<Line> {
+        let mut skipping = false;
+        loop {
+            if let Some(pos) = self.buffered().iter().position(|&b| b == b'\n') {
+                let mut line = self.buffered()[..pos].to_vec();
+                self.consume(pos + 1);
+                if skipping || line.len() > max {
+                    return Ok(Line::TooLong);
+                }
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                }
+                return Ok(Line::Complete(line));
+            }
+            if self.buffered().len() > max {
+                skipping = true;
+                let n = self.buffered().len();
+                self.consume(n);
+            }
+            if self.fill().await? == 0 {
+                return Ok(Line::Eof);
+            }
+        }
+    }
+
+    pub async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.stream.write_all(bytes).await?;
+        self.stream.flush().await
+    }
+
+    /// Writes without flushing (for batching many lines).
+    pub async fn write_buffered(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.stream.write_all(bytes).await
+    }
+
+    pub async fn flush(&mut self) -> io::Result<()> {
+        self.stream.flush().await
+    }
+
+    pub async fn shutdown(&mut self) {
+        let _ = self.stream.shutdown().await;
+    }
+}

@@ -1,0 +1,219 @@
+//! The running server: builds the shared context (config, store, TLS,
+//! authenticator, hooks, queue), binds every listener, accepts connections
+//! under the connection limit, hands each to its protocol's session, and on
+//! shutdown stops accepting and waits for the sessions in flight.
+
+use crate::auth::Authenticator;
+use crate::config::{Config, Protocol};
+use crate::hooks::Hooks;
+use crate::net::Connection;
+use crate::queue::QueueHandle;
+use crate::shutdown::{self, Shutdown, ShutdownTrigger};
+use crate::store::Store;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
+
+/// Everything a session needs, shared by all of them.
+pub struct ServerContext {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub tls: TlsAcceptor,
+    pub auth: Authenticator,
+    pub hooks: Hooks,
+    pub queue: QueueHandle,
+    /// Mailboxes with a POP3 session open (one at a time per mailbox).
+    pub pop3_locks: std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot listen on {address} ({protocol}): {source}")]
+    Bind { protocol: &'static str, address: SocketAddr, source: std::io::Error },
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+    #[error(transparent)]
+    Dns(#[from] crate::dns::DnsError),
+    #[error("cannot write {path}: {source}")]
+    Write { path: std::path::PathBuf, source: std::io::Error },
+}
+
+/// File in `data_dir` listing the addresses actually bound, one
+/// `protocol address` per line (tests bind port 0 and read it).
+pub const LISTENERS_FILE: &str = "listeners";
+
+/// Delay after a failed login (doubles with each repeated failure).
+const AUTH_FAILURE_DELAY: Duration = Duration::from_millis(500);
+
+/// How long a draining server waits for sessions in flight.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl ServerContext {
+    pub fn new(config: Config, store: Store) -> Result<Arc<ServerContext>, ServerError> {
+        let config = Arc::new(config);
+        let tls = crate::tls::acceptor(&config)?;
+        let default_domain = config.local_domains.first().cloned().unwrap_or_else(|| config.hostname.clone());
+        let dns = crate::dns::Dns::new(config.dns.nameservers.as_deref())?;
+        let hooks = Hooks::new(config.clone(), store.clone(), dns.clone());
+        let queue = QueueHandle::new();
+        Ok(Arc::new(ServerContext {
+            auth: Authenticator::new(store.clone(), default_domain, AUTH_FAILURE_DELAY),
+            config,
+            store,
+            tls,
+            hooks,
+            queue,
+            pop3_locks: std::sync::Mutex::new(std::collections::HashSet::new()),
+        }))
+    }
+}
+
+/// Runs until `stop` fires, then drains.
+pub async fn run(ctx: Arc<ServerContext>, trigger: ShutdownTrigger, shutdown: Shutdown) -> Result<(), ServerError> {
+    let limit = Arc::new(Semaphore::new(ctx.config.limits.max_connections));
+    let mut bound = Vec::new();
+    let mut listeners = Vec::new();
+    for l in &ctx.config.listen {
+        let listener = TcpListener::bind(l.address).await.map_err(|source| ServerError::Bind {
+            protocol: l.protocol.name(),
+            address: l.address,
+            source,
+        })?;
+        let addr = listener.local_addr().map_err(|source| ServerError::Bind {
+            protocol: l.protocol.name(),
+            address: l.address,
+            source,
+        })?;
+        tracing::info!(protocol = l.protocol.name(), address = %addr, "listening");
+        bound.push(format!("{} {}", l.protocol.name(), addr));
+        listeners.push((l.protocol, listener));
+    }
+    let path = ctx.config.data_dir.join(LISTENERS_FILE);
+    std::fs::write(&path, bound.join("\n") + "\n").map_err(|source| ServerError::Write { path, source })?;
+
+    let queue_task = tokio::spawn(crate::queue::run(ctx.clone(), shutdown.clone()));
+    let control_ctx = ctx.clone();
+    let control_shutdown = shutdown.clone();
+    let control_task = tokio::spawn(async move {
+        if let Err(e) = crate::control::serve(control_ctx, control_shutdown).await {
+            tracing::error!("control socket stopped: {e}");
+        }
+    });
+    let mut tasks = Vec::new();
+    for (protocol, listener) in listeners {
+        tasks.push(tokio::spawn(accept_loop(ctx.clone(), protocol, listener, limit.clone(), shutdown.clone())));
+    }
+    drop(shutdown);
+    for t in tasks {
+        let _ = t.await;
+    }
+    let _ = queue_task.await;
+    let _ = control_task.await;
+    tracing::info!("listeners closed; waiting for sessions in flight");
+    if tokio::time::timeout(DRAIN_TIMEOUT, trigger.all_stopped()).await.is_err() {
+        tracing::warn!("sessions still open after {DRAIN_TIMEOUT:?}; stopping anyway");
+    }
+    ctx.store.flush().await?;
+    Ok(())
+}
+
+async fn accept_loop(ctx: Arc<ServerContext>, protocol: Protocol, listener: TcpListener, limit: Arc<Semaphore>, mut shutdown: Shutdown) {
+    let mut backoff = Duration::from_millis(10);
+    loop {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = shutdown.recv() => return,
+        };
+        let (tcp, peer) = match accepted {
+            Ok(x) => {
+                backoff = Duration::from_millis(10);
+                x
+            }
+            Err(e) => {
+                tracing::warn!(protocol = protocol.name(), "accept failed: {e}");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+                continue;
+            }
+        };
+        let local = tcp.local_addr().unwrap_or(peer);
+        let permit = limit.clone().try_acquire_owned();
+        let ctx = ctx.clone();
+        let session_shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let mut conn = Connection::new(tcp, peer, local);
+            let Ok(_permit) = permit else {
+                tracing::warn!(client = %peer, protocol = protocol.name(), "refused: too many connections");
+                too_busy(protocol, &mut conn).await;
+                return;
+            };
+            if protocol.implicit_tls() {
+                if let Err(e) = conn.start_tls(&ctx.tls).await {
+                    tracing::info!(client = %peer, protocol = protocol.name(), "TLS handshake failed: {e}");
+                    return;
+                }
+            }
+            match protocol {
+                Protocol::Smtp | Protocol::Submission | Protocol::Submissions | Protocol::Lmtp => {
+                    crate::smtp::session::run(conn, ctx, protocol, session_shutdown).await
+                }
+                Protocol::Pop3 | Protocol::Pop3s => crate::pop3::run(conn, ctx, session_shutdown).await,
+                Protocol::Imap | Protocol::Imaps | Protocol::Http | Protocol::Https => {
+                    not_yet(protocol, &mut conn).await;
+                }
+            }
+        });
+    }
+}
+
+/// The reply to a client over the connection limit.
+async fn too_busy(protocol: Protocol, conn: &mut Connection) {
+    let line: &[u8] = match protocol {
+        Protocol::Pop3 | Protocol::Pop3s => b"-ERR [SYS/TEMP] too many connections, try again later\r\n",
+        Protocol::Imap | Protocol::Imaps => b"* BYE too many connections, try again later\r\n",
+        Protocol::Http | Protocol::Https => b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        _ => b"421 4.7.0 Too many connections, try again later\r\n",
+    };
+    let _ = conn.write_all(line).await;
+    conn.shutdown().await;
+}
+
+/// Listeners whose protocol arrives in a later release answer politely.
+async fn not_yet(protocol: Protocol, conn: &mut Connection) {
+    let line: &[u8] = match protocol {
+        Protocol::Imap | Protocol::Imaps => b"* BYE IMAP is not available on this server yet\r\n",
+        _ => b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    };
+    let _ = conn.write_all(line).await;
+    conn.shutdown().await;
+}
+
+/// Starts the server with signal handling: SIGTERM/SIGINT drain and stop.
+pub async fn serve(config: Config) -> Result<(), ServerError> {
+    let store = Store::open(&config.data_dir)?;
+    let ctx = ServerContext::new(config, store)?;
+    let (trigger, shutdown) = shutdown::channel();
+    let signals = trigger.clone();
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut int), Ok(mut hup)) =
+            (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::hangup()))
+        else {
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = term.recv() => { tracing::info!("SIGTERM: draining"); break; }
+                _ = int.recv() => { tracing::info!("SIGINT: draining"); break; }
+                _ = hup.recv() => tracing::info!("SIGHUP: nothing to reload yet (plugins arrive with the plugin engine)"),
+            }
+        }
+        signals.trigger();
+    });
+    run(ctx, trigger, shutdown).await
+}

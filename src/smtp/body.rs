@@ -1,0 +1,287 @@
+//! Decoding message content as it arrives, without ever holding a whole
+//! message: `DataDecoder` finds the one true end of DATA (`<CRLF>.<CRLF>`),
+//! removes dot-stuffing, and turns every bare CR or bare LF into CRLF so that
+//! no smuggled line end can start a second transaction, here or at the next
+//! hop; `ChunkDecoder` does the line-end part for BDAT. `MessageSink` counts
+//! size, notes 8-bit bytes, keeps the header section and streams the rest to
+//! the store.
+
+use crate::store::{BlobWriter, StoreError};
+
+/// The DATA state machine.
+#[derive(Debug)]
+pub struct DataDecoder {
+    line_start: bool,
+    dot: bool,
+    cr: bool,
+    dot_cr: bool,
+}
+
+impl Default for DataDecoder {
+    fn default() -> Self {
+        DataDecoder {
+            line_start: true,
+            dot: false,
+            cr: false,
+            dot_cr: false,
+        }
+    }
+}
+
+impl DataDecoder {
+    /// Decodes `input` into `out`. Returns `Some(n)` when the end of data was
+    /// found after `n` bytes of `input` (the rest belongs to the next command).
+    pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) -> Option<usize> {
+        for (i, &b) in input.iter().enumerate() {
+            if self.cr {
+                self.cr = false;
+                let dot_cr = std::mem::take(&mut self.dot_cr);
+                if b == b'\n' {
+                    if dot_cr {
+                        return Some(i + 1);
+                    }
+                    out.extend_from_slice(b"\r\n");
+                    self.line_start = true;
+                    continue;
+                }
+                // A bare CR: content, written as a line end; not a line start.
+                if dot_cr {
+                    out.push(b'.');
+                }
+                out.extend_from_slice(b"\r\n");
+            }
+            if self.line_start {
+                self.line_start = false;
+                if b == b'.' {
+                    self.dot = true;
+                    continue;
+                }
+            }
+            if self.dot {
+                self.dot = false;
+                match b {
+                    b'\r' => {
+                        self.cr = true;
+                        self.dot_cr = true;
+                        continue;
+                    }
+                    b'\n' => {
+                        out.extend_from_slice(b".\r\n");
+                        continue;
+                    }
+                    // Otherwise the leading dot was stuffing: drop it.
+                    _ => {}
+                }
+            }
+            match b {
+                b'\r' => self.cr = true,
+                b'\n' => out.extend_from_slice(b"\r\n"),
+                _ => out.push(b),
+            }
+        }
+        None
+    }
+}
+
+/// Line-end normalisation for BDAT chunks (no dot handling).
+#[derive(Debug, Default)]
+pub struct ChunkDecoder {
+    cr: bool,
+}
+
+impl ChunkDecoder {
+    pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) {
+        for &b in input {
+            if self.cr {
+                self.cr = false;
+                out.extend_from_slice(b"\r\n");
+                if b == b'\n' {
+                    continue;
+                }
+            }
+            match b {
+                b'\r' => self.cr = true,
+                b'\n' => out.extend_from_slice(b"\r\n"),
+                _ => out.push(b),
+            }
+        }
+    }
+
+    /// Called after the LAST chunk: a trailing CR becomes a line end.
+    pub fn finish(&mut self, out: &mut Vec<u8>) {
+        if std::mem::take(&mut self.cr) {
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+}
+
+/// The most header bytes kept for the checks at end of data.
+const MAX_HEADER_SECTION: usize = 1024 * 1024;
+
+/// Where decoded content goes.
+pub struct MessageSink {
+    writer: Option<BlobWriter>,
+    size: u64,
+    max: u64,
+    header: Vec<u8>,
+    header_done: bool,
+    pub eight_bit: bool,
+    error: Option<StoreError>,
+}
+
+impl MessageSink {
+    pub fn new(writer: BlobWriter, max: u64) -> MessageSink {
+        MessageSink {
+            writer: Some(writer),
+            size: 0,
+            max,
+            header: Vec::with_capacity(2048),
+            header_done: false,
+            eight_bit: false,
+            error: None,
+        }
+    }
+
+    pub fn push(&mut self, bytes: &[u8]) {
+        self.size += bytes.len() as u64;
+        if !self.eight_bit && bytes.iter().any(|&b| b >= 0x80) {
+            self.eight_bit = true;
+        }
+        if !self.header_done {
+            let start = self.header.len().saturating_sub(3);
+            self.header.extend_from_slice(bytes);
+            if let Some(p) = find(&self.header[start..], b"\r\n\r\n") {
+                self.header.truncate(start + p + 4);
+                self.header_done = true;
+            } else if self.header.starts_with(b"\r\n") {
+                self.header.truncate(2);
+                self.header_done = true;
+            } else if self.header.len() > MAX_HEADER_SECTION {
+                self.header.truncate(MAX_HEADER_SECTION);
+                self.header_done = true;
+            }
+        }
+        if self.size > self.max {
+            self.writer = None; // dropping it removes what it wrote
+            return;
+        }
+        if let Some(w) = self.writer.as_mut() {
+            if let Err(e) = w.write(bytes) {
+                self.error = Some(e);
+                self.writer = None;
+            }
+        }
+    }
+
+    pub fn too_big(&self) -> bool {
+        self.size > self.max
+    }
+
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The header section seen (up to and including the blank line).
+    pub fn header(&self) -> &[u8] {
+        &self.header
+    }
+
+    /// Has the header section a field of this name?
+    pub fn has_header(&self, name: &str) -> bool {
+        header_lines(&self.header).any(|l| {
+            l.len() > name.len() && l[name.len()] == b':' && l[..name.len()].eq_ignore_ascii_case(name.as_bytes())
+        })
+    }
+
+    /// The writer, or why there is none.
+    pub fn into_writer(self) -> Result<BlobWriter, SinkError> {
+        if self.size > self.max {
+            return Err(SinkError::TooBig);
+        }
+        if let Some(e) = self.error {
+            return Err(SinkError::Store(e));
+        }
+        self.writer.ok_or(SinkError::TooBig)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error("message too big")]
+    TooBig,
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+fn header_lines(header: &[u8]) -> impl Iterator<Item = &[u8]> {
+    header.split(|&b| b == b'\n').filter(|l| !l.starts_with(b" ") && !l.starts_with(b"\t"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode_all(input: &[u8]) -> (Vec<u8>, Option<usize>) {
+        let mut d = DataDecoder::default();
+        let mut out = Vec::new();
+        let end = d.feed(input, &mut out);
+        (out, end)
+    }
+
+    fn decode_bytewise(input: &[u8]) -> (Vec<u8>, Option<usize>) {
+        let mut d = DataDecoder::default();
+        let mut out = Vec::new();
+        for (i, b) in input.iter().enumerate() {
+            if d.feed(std::slice::from_ref(b), &mut out).is_some() {
+                return (out, Some(i + 1));
+            }
+        }
+        (out, None)
+    }
+
+    #[test]
+    fn ends_only_at_crlf_dot_crlf() {
+        let input = b"Subject: x\r\n\r\nhello\r\n.\r\nQUIT\r\n";
+        let (out, end) = decode_all(input);
+        assert_eq!(out, b"Subject: x\r\n\r\nhello\r\n");
+        assert_eq!(end, Some(input.len() - 6));
+        assert_eq!(decode_bytewise(input), (out, end));
+    }
+
+    #[test]
+    fn empty_message_and_unstuffing() {
+        assert_eq!(decode_all(b".\r\n"), (Vec::new(), Some(3)));
+        let (out, end) = decode_all(b"..leading\r\n...\r\n.\r\n");
+        assert_eq!(out, b".leading\r\n..\r\n");
+        assert_eq!(end, Some(19));
+    }
+
+    #[test]
+    fn smuggling_forms_never_end_data() {
+        for form in [&b"\n.\n"[..], b"\r\n.\n", b"\n.\r\n", b"\r.\r", b"\r.\r\n", b"\n.\r"] {
+            let mut input = b"a".to_vec();
+            input.extend_from_slice(form);
+            input.extend_from_slice(b"MAIL FROM:<evil@x.test>\r\n");
+            let (out, end) = decode_all(&input);
+            assert_eq!(end, None, "form {form:?} ended data");
+            assert!(!out.windows(2).any(|w| w[1] == b'\n' && w[0] != b'\r'), "bare LF kept for {form:?}");
+            assert!(!out.windows(2).any(|w| w[0] == b'\r' && w[1] != b'\n'), "bare CR kept for {form:?}");
+            assert_eq!(decode_bytewise(&input), (out, end));
+        }
+    }
+
+    #[test]
+    fn chunks_normalise_line_ends_across_boundaries() {
+        let mut d = ChunkDecoder::default();
+        let mut out = Vec::new();
+        d.feed(b"a\r", &mut out);
+        d.feed(b"\nb\nc\r", &mut out);
+        d.feed(b"d\r", &mut out);
+        d.finish(&mut out);
+        assert_eq!(out, b"a\r\nb\r\nc\r\nd\r\n");
+    }
+}

@@ -1,0 +1,305 @@
+//! DATA and BDAT: reading the message (strict end of data, size limit,
+//! nothing whole in memory), the data hook, the `Received:` header, and the
+//! commit: body, local mailbox copies and the queue entry are written in one
+//! batch and flushed to disk before the 250.
+
+use super::body::{ChunkDecoder, DataDecoder, MessageSink, SinkError};
+use super::command::{Body, Notify};
+use super::reply::Reply;
+use super::session::{Session, Transaction};
+use crate::config::Protocol;
+use crate::hooks::{Target, Verdict};
+use crate::store::{QueueEntry, QueueRecipient, RecipientState, format_queue_id, now};
+use std::io;
+
+/// A BDAT transfer in progress.
+pub(super) struct BdatState {
+    id: u64,
+    sink: MessageSink,
+    decoder: ChunkDecoder,
+}
+
+impl Session {
+    /// Checks that a transaction can take data; replies and returns false if not.
+    async fn ready_for_data(&mut self) -> io::Result<bool> {
+        match &self.tx {
+            None => {
+                self.error(Reply::new(503, "5.5.1", "Error: need MAIL command")).await?;
+                Ok(false)
+            }
+            Some(tx) if tx.rcpts.is_empty() => {
+                self.error(Reply::new(554, "5.5.1", "Error: no valid recipients")).await?;
+                Ok(false)
+            }
+            Some(_) => Ok(true),
+        }
+    }
+
+    fn new_sink(&self) -> Result<(u64, MessageSink), crate::store::StoreError> {
+        let store = &self.ctx.store;
+        let id = store.next_id()?;
+        let writer = store.blob_writer(id)?;
+        Ok((id, MessageSink::new(writer, self.ctx.config.limits.max_message_size.0)))
+    }
+
+    pub(super) async fn data(&mut self) -> io::Result<()> {
+        if self.tx.as_ref().is_some_and(|t| t.bdat.is_some()) {
+            return self.error(Reply::new(503, "5.5.1", "Error: BDAT in progress")).await;
+        }
+        if !self.ready_for_data().await? {
+            return Ok(());
+        }
+        let (id, mut sink) = match self.new_sink() {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::error!("cannot start a message: {e}");
+                return self.send(Reply::new(451, "4.3.0", "Error: local storage problem, try again later")).await;
+            }
+        };
+        self.send(Reply::new(354, "2.0.0", "End data with <CR><LF>.<CR><LF>")).await?;
+        self.conn.flush().await?;
+        let mut decoder = DataDecoder::default();
+        let mut out = Vec::with_capacity(32 * 1024);
+        let timeout = self.ctx.config.limits.command_timeout.0;
+        loop {
+            if self.conn.buffered().is_empty() {
+                let n = match tokio::time::timeout(timeout, self.conn.fill()).await {
+                    Ok(r) => r?,
+                    Err(_) => {
+                        let host = self.ctx.config.hostname.clone();
+                        self.closing = true;
+                        return self.send(Reply::new(421, "4.4.2", format!("{host} Error: timeout exceeded"))).await;
+                    }
+                };
+                if n == 0 {
+                    tracing::info!(client = %self.info.client, "connection lost during DATA; nothing kept");
+                    self.closing = true;
+                    return Ok(());
+                }
+            }
+            let end = decoder.feed(self.conn.buffered(), &mut out);
+            let used = end.unwrap_or(self.conn.buffered().len());
+            self.conn.consume(used);
+            sink.push(&out);
+            out.clear();
+            if end.is_some() {
+                break;
+            }
+        }
+        self.commit(id, sink).await
+    }
+
+    pub(super) async fn bdat(&mut self, size: u64, last: bool) -> io::Result<()> {
+        // The chunk is read in every case, so the session stays in step.
+        let usable = self.tx.as_ref().is_some_and(|t| !t.rcpts.is_empty());
+        if usable && self.tx.as_ref().is_some_and(|t| t.bdat.is_none()) {
+            match self.new_sink() {
+                Ok((id, sink)) => {
+                    if let Some(tx) = self.tx.as_mut() {
+                        tx.bdat = Some(BdatState { id, sink, decoder: ChunkDecoder::default() });
+                    }
+                }
+                Err(e) => tracing::error!("cannot start a message: {e}"),
+            }
+        }
+        let mut remaining = size;
+        let mut out = Vec::with_capacity(32 * 1024);
+        let timeout = self.ctx.config.limits.command_timeout.0;
+        while remaining > 0 {
+            if self.conn.buffered().is_empty() {
+                let n = match tokio::time::timeout(timeout, self.conn.fill()).await {
+                    Ok(r) => r?,
+                    Err(_) => 0,
+                };
+                if n == 0 {
+                    self.closing = true;
+                    return Ok(());
+                }
+            }
+            let take = (self.conn.buffered().len() as u64).min(remaining) as usize;
+            if let Some(state) = self.tx.as_mut().and_then(|t| t.bdat.as_mut()) {
+                state.decoder.feed(&self.conn.buffered()[..take], &mut out);
+                state.sink.push(&out);
+                out.clear();
+            }
+            self.conn.consume(take);
+            remaining -= take as u64;
+        }
+        if !usable {
+            return self.ready_for_data().await.map(|_| ());
+        }
+        let Some(state) = self.tx.as_mut().and_then(|t| t.bdat.as_mut()) else {
+            self.tx = None;
+            return self.send(Reply::new(451, "4.3.0", "Error: local storage problem, try again later")).await;
+        };
+        if !last {
+            let n = state.sink.size();
+            return self.send(Reply::new(250, "2.0.0", format!("{n} octets received"))).await;
+        }
+        state.decoder.finish(&mut out);
+        state.sink.push(&out);
+        let Some(BdatState { id, sink, .. }) = self.tx.as_mut().and_then(|t| t.bdat.take()) else {
+            return Ok(());
+        };
+        self.commit(id, sink).await
+    }
+
+    /// Ends the transaction: hooks, then the durable commit, then the reply.
+    async fn commit(&mut self, id: u64, sink: MessageSink) -> io::Result<()> {
+        let Some(tx) = self.tx.take() else {
+            return Ok(());
+        };
+        let qid = format_queue_id(id);
+        let reply = self.commit_transaction(id, &qid, &tx, sink).await;
+        if self.protocol == Protocol::Lmtp {
+            for _ in &tx.rcpts {
+                self.send(reply.clone()).await?;
+            }
+            return Ok(());
+        }
+        self.send(reply).await
+    }
+
+    async fn commit_transaction(&mut self, id: u64, qid: &str, tx: &Transaction, sink: MessageSink) -> Reply {
+        if sink.too_big() {
+            tracing::info!(client = %self.info.client, size = sink.size(), "message refused: too big");
+            return Reply::new(552, "5.3.4", "Message size exceeds fixed maximum message size");
+        }
+        match self.ctx.hooks.data(&self.info, &tx.from, sink.header()).await {
+            Verdict::Reject(r) | Verdict::Tempfail(r) => return r,
+            Verdict::Disconnect(r) => {
+                self.closing = true;
+                return r;
+            }
+            Verdict::Continue | Verdict::Accept => {}
+        }
+        let prefix = self.prefix_headers(qid, tx, &sink);
+        let eight_bit = sink.eight_bit || matches!(tx.params.body, Some(Body::EightBitMime));
+        let size = sink.size() + prefix.len() as u64;
+        let writer = match sink.into_writer() {
+            Ok(w) => w,
+            Err(SinkError::TooBig) => return Reply::new(552, "5.3.4", "Message size exceeds fixed maximum message size"),
+            Err(SinkError::Store(e)) => {
+                tracing::error!(queue_id = qid, "storing message failed: {e}");
+                return Reply::new(451, "4.3.0", "Error: local storage problem, try again later");
+            }
+        };
+        let mut local_users: Vec<String> = Vec::new();
+        let mut remote: Vec<QueueRecipient> = Vec::new();
+        for r in &tx.rcpts {
+            for t in &r.targets {
+                match t {
+                    Target::Local(u) if !local_users.contains(u) => local_users.push(u.clone()),
+                    Target::Local(_) => {}
+                    Target::Remote(a) if remote.iter().any(|q| &q.address == a) => {}
+                    Target::Remote(a) => remote.push(QueueRecipient {
+                        address: a.clone(),
+                        notify: r.params.notify.as_ref().map(notify_text),
+                        orcpt: r.params.orcpt.as_ref().map(|(t, a)| format!("{t};{a}")),
+                        state: RecipientState::Pending,
+                        attempts: 0,
+                        next_attempt: now(),
+                        last_error: None,
+                        local_users: Vec::new(),
+                    }),
+                }
+            }
+        }
+        let entry = (!remote.is_empty()).then(|| QueueEntry {
+            id,
+            blob: id,
+            size,
+            sender: tx.from.to_string(),
+            envid: tx.params.envid.clone(),
+            ret: tx.params.ret.as_ref().map(|r| format!("{r:?}").to_ascii_uppercase()),
+            smtputf8: tx.params.smtputf8,
+            eight_bit,
+            arrived: now(),
+            client: self.client_text(),
+            recipients: remote,
+            warned: false,
+        });
+        let store = self.ctx.store.clone();
+        if let Err(e) = store.accept_message(writer, prefix, &local_users, entry.as_ref()) {
+            tracing::error!(queue_id = qid, "storing message failed: {e}");
+            return Reply::new(451, "4.3.0", "Error: local storage problem, try again later");
+        }
+        if let Err(e) = store.flush().await {
+            tracing::error!(queue_id = qid, "flushing message failed: {e}");
+            return Reply::new(451, "4.3.0", "Error: local storage problem, try again later");
+        }
+        if entry.is_some() {
+            self.ctx.queue.wake();
+        }
+        let to: Vec<String> = tx.rcpts.iter().map(|r| r.address.to_string()).collect();
+        tracing::info!(
+            queue_id = qid,
+            from = %tx.from,
+            to = %to.join(","),
+            size,
+            client = %self.client_text(),
+            user = self.info.user.as_deref().unwrap_or(""),
+            "accepted"
+        );
+        Reply::new(250, "2.0.0", format!("Ok: queued as {qid}"))
+    }
+
+    fn client_text(&self) -> String {
+        let helo = self.info.helo.as_deref().unwrap_or("unknown");
+        format!("{helo} [{}]", self.info.client.ip())
+    }
+
+    /// `Received:` (always), and on submission `Message-ID:` and `Date:` when missing.
+    fn prefix_headers(&self, qid: &str, tx: &Transaction, sink: &MessageSink) -> Vec<u8> {
+        let host = &self.ctx.config.hostname;
+        let helo = self.info.helo.as_deref().unwrap_or("unknown");
+        let ip = self.info.client.ip();
+        let mut with = if self.esmtp { "ESMTP".to_string() } else { "SMTP".to_string() };
+        if self.protocol == Protocol::Lmtp {
+            with = "LMTP".into();
+        }
+        if self.info.tls.is_some() && self.esmtp {
+            with.push('S');
+        }
+        if self.info.user.is_some() && self.esmtp {
+            with.push('A');
+        }
+        let mut h = format!("Received: from {helo} ([{ip}])\r\n");
+        if let Some(v) = self.info.tls {
+            h.push_str(&format!("\t(using {v})\r\n"));
+        }
+        h.push_str(&format!("\tby {host} (Tern) with {with} id {qid}"));
+        if let [only] = tx.rcpts.as_slice() {
+            h.push_str(&format!("\r\n\tfor <{}>", only.address));
+        }
+        let date = chrono::Utc::now().to_rfc2822();
+        h.push_str(&format!("; {date}\r\n"));
+        if matches!(self.protocol, Protocol::Submission | Protocol::Submissions) {
+            if !sink.has_header("Message-ID") {
+                let nonce: u32 = rand::random();
+                h.push_str(&format!("Message-ID: <{qid}.{nonce:08x}@{host}>\r\n"));
+            }
+            if !sink.has_header("Date") {
+                h.push_str(&format!("Date: {date}\r\n"));
+            }
+        }
+        h.into_bytes()
+    }
+}
+
+fn notify_text(n: &Notify) -> String {
+    if n.never {
+        return "NEVER".into();
+    }
+    let mut parts = Vec::new();
+    if n.success {
+        parts.push("SUCCESS");
+    }
+    if n.failure {
+        parts.push("FAILURE");
+    }
+    if n.delay {
+        parts.push("DELAY");
+    }
+    parts.join(",")
+}

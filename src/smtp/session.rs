@@ -1,0 +1,213 @@
+//! One SMTP (or LMTP) session: its state, the command loop, and dispatch to
+//! the file that handles each phase (`ehlo.rs`, `auth.rs`, `envelope.rs`,
+//! `data.rs`). Replies are batched while pipelined input is waiting and
+//! flushed when the client has nothing more queued (RFC 2920).
+
+use super::command::{Command, MailParams, RcptParams, parse_command};
+use super::reply::Reply;
+use crate::address::{Address, ReversePath};
+use crate::config::Protocol;
+use crate::hooks::{SessionInfo, Target, Verdict};
+use crate::net::{Connection, Line};
+use crate::server::ServerContext;
+use crate::shutdown::Shutdown;
+use std::io;
+use std::sync::Arc;
+
+/// Longest command line accepted (RFC 5321 says 512; extensions need more).
+pub(super) const MAX_COMMAND_LINE: usize = 4096;
+
+/// A recipient accepted at RCPT.
+pub(super) struct Recipient {
+    pub address: Address,
+    pub params: RcptParams,
+    pub targets: Vec<Target>,
+}
+
+/// The mail transaction between MAIL and the end of data.
+pub(super) struct Transaction {
+    pub from: ReversePath,
+    pub params: MailParams,
+    pub rcpts: Vec<Recipient>,
+    /// BDAT chunks in progress.
+    pub bdat: Option<super::data::BdatState>,
+}
+
+pub(super) struct Session {
+    pub conn: Connection,
+    pub ctx: Arc<ServerContext>,
+    pub protocol: Protocol,
+    pub info: SessionInfo,
+    pub esmtp: bool,
+    pub tx: Option<Transaction>,
+    shutdown: Shutdown,
+    errors: u32,
+    pub closing: bool,
+}
+
+/// Runs a session to its end.
+pub async fn run(conn: Connection, ctx: Arc<ServerContext>, protocol: Protocol, shutdown: Shutdown) {
+    let trusted = ctx.config.is_trusted(conn.peer.ip());
+    let info = SessionInfo {
+        client: conn.peer,
+        local: conn.local,
+        protocol,
+        helo: None,
+        tls: conn.tls_version(),
+        user: None,
+        trusted,
+    };
+    let mut session = Session {
+        conn,
+        ctx,
+        protocol,
+        info,
+        esmtp: false,
+        tx: None,
+        shutdown,
+        errors: 0,
+        closing: false,
+    };
+    if let Err(e) = session.serve().await {
+        tracing::debug!(client = %session.info.client, "session ended: {e}");
+    }
+    session.conn.shutdown().await;
+}
+
+impl Session {
+    async fn serve(&mut self) -> io::Result<()> {
+        let hostname = self.ctx.config.hostname.clone();
+        match self.ctx.hooks.connect(&self.info).await {
+            Verdict::Reject(r) | Verdict::Disconnect(r) | Verdict::Tempfail(r) => {
+                let code = if r.is_transient() { 421 } else { 554 };
+                let enhanced = r.enhanced.clone().unwrap_or_else(|| "5.7.1".into());
+                let reply = Reply::new(code, &enhanced, r.text().to_string());
+                tracing::info!(client = %self.info.client, reply = %reply, "connection refused");
+                return self.conn.write_all(&reply.to_wire()).await;
+            }
+            Verdict::Continue | Verdict::Accept => {}
+        }
+        let banner = if self.protocol == Protocol::Lmtp { "LMTP" } else { "ESMTP" };
+        self.send(Reply::bare(220, vec![format!("{hostname} {banner} Tern")])).await?;
+        let timeout = self.ctx.config.limits.command_timeout.0;
+        while !self.closing {
+            if self.conn.buffered().is_empty() {
+                self.conn.flush().await?;
+            }
+            let idle = self.tx.is_none();
+            let line = tokio::select! {
+                r = tokio::time::timeout(timeout, self.conn.read_line(MAX_COMMAND_LINE)) => r,
+                _ = self.shutdown.recv(), if idle => {
+                    let r = Reply::new(421, "4.3.2", format!("{hostname} Service shutting down, closing transmission channel"));
+                    return self.conn.write_all(&r.to_wire()).await;
+                }
+            };
+            let line = match line {
+                Err(_) => {
+                    tracing::info!(client = %self.info.client, "idle timeout");
+                    let r = Reply::new(421, "4.4.2", format!("{hostname} Error: timeout exceeded"));
+                    return self.conn.write_all(&r.to_wire()).await;
+                }
+                Ok(line) => line?,
+            };
+            match line {
+                Line::Eof => return Ok(()),
+                Line::TooLong => self.error(Reply::new(500, "5.5.2", "Error: line too long")).await?,
+                Line::Complete(bytes) => self.command(&bytes).await?,
+            }
+        }
+        self.conn.flush().await
+    }
+
+    /// Queues a reply; it is flushed before the next read would wait.
+    pub async fn send(&mut self, reply: Reply) -> io::Result<()> {
+        self.conn.write_buffered(&reply.to_wire()).await
+    }
+
+    /// A protocol error: reply, count it, and give up after too many.
+    pub async fn error(&mut self, reply: Reply) -> io::Result<()> {
+        self.errors += 1;
+        tracing::info!(client = %self.info.client, reply = %reply, "command refused");
+        self.send(reply).await?;
+        if self.errors >= self.ctx.config.limits.max_errors {
+            let host = self.ctx.config.hostname.clone();
+            self.send(Reply::new(421, "4.7.0", format!("{host} Error: too many errors"))).await?;
+            self.closing = true;
+        }
+        Ok(())
+    }
+
+    /// Sends a refusal from a check or hook: counted like an error only for 5xx.
+    pub async fn refuse(&mut self, reply: Reply) -> io::Result<()> {
+        self.send(reply).await
+    }
+
+    fn smtputf8(&self) -> bool {
+        self.tx.as_ref().map(|t| t.params.smtputf8).unwrap_or(false)
+    }
+
+    async fn command(&mut self, line: &[u8]) -> io::Result<()> {
+        let cmd = match parse_command(line, self.smtputf8()) {
+            Ok(c) => c,
+            Err(e) => return self.error(e.reply()).await,
+        };
+        match cmd {
+            Command::Ehlo(name) => self.ehlo(name, true).await,
+            Command::Helo(name) => self.ehlo(name, false).await,
+            Command::StartTls => self.starttls().await,
+            Command::Auth { mechanism, initial_response } => self.auth(&mechanism, initial_response).await,
+            Command::Mail { from, params } => self.mail(from, params).await,
+            Command::Rcpt { to, params } => self.rcpt(to, params).await,
+            Command::Data => self.data().await,
+            Command::Bdat { size, last } => self.bdat(size, last).await,
+            Command::Rset => {
+                self.tx = None;
+                self.send(Reply::new(250, "2.0.0", "Ok")).await
+            }
+            Command::Noop => self.send(Reply::new(250, "2.0.0", "Ok")).await,
+            Command::Quit => {
+                self.closing = true;
+                let host = self.ctx.config.hostname.clone();
+                self.send(Reply::new(221, "2.0.0", format!("{host} Bye"))).await
+            }
+            Command::Vrfy(_) => {
+                self.send(Reply::new(252, "2.5.0", "Cannot VRFY user, but will accept message and attempt delivery"))
+                    .await
+            }
+            Command::Expn(_) => self.error(Reply::new(502, "5.5.1", "EXPN is not available")).await,
+            Command::Help(_) => {
+                let mut r = Reply::new(214, "2.0.0", "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP STARTTLS AUTH");
+                r.lines.push("See RFC 5321".into());
+                self.send(r).await
+            }
+        }
+    }
+
+    /// Starts TLS; everything the client pipelined before is thrown away
+    /// and the session starts again from EHLO (RFC 3207).
+    async fn starttls(&mut self) -> io::Result<()> {
+        if self.conn.is_tls() {
+            return self.error(Reply::new(503, "5.5.1", "Error: TLS already active")).await;
+        }
+        if self.protocol == Protocol::Lmtp && !self.esmtp {
+            return self.error(Reply::new(503, "5.5.1", "Error: send LHLO first")).await;
+        }
+        self.send(Reply::new(220, "2.0.0", "Ready to start TLS")).await?;
+        self.conn.flush().await?;
+        if let Err(e) = self.conn.start_tls(&self.ctx.tls).await {
+            tracing::info!(client = %self.info.client, "STARTTLS handshake failed: {e}");
+            self.closing = true;
+            return Ok(());
+        }
+        self.info.tls = self.conn.tls_version();
+        self.info.helo = None;
+        self.esmtp = false;
+        self.tx = None;
+        Ok(())
+    }
+
+    /// Is the client allowed to start a mail transaction here?
+    pub fn needs_auth(&self) -> bool {
+        matches!(self.protocol, Protocol::Submission | Protocol::Submissions) && self.info.user.is_none()
+    }
+}

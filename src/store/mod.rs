@@ -1,0 +1,136 @@
+//! The durable store on sled: message bodies (`blobs`), users, mailboxes with
+//! folders, UIDs, flags and mod-sequences, and the delivery queue. It owns
+//! every byte Tern keeps on disk except the TLS files; nothing else opens the
+//! database. `flush` is the durability point: nothing is acknowledged to a
+//! client before the flush that covers it has returned.
+//!
+//! Layout: tree `meta` holds small records under key prefixes (`u/` users,
+//! `f/` folders, `m/` messages, `q/` queue entries, `b/` blob records, `p/`
+//! blobs still being written); tree `blobs` holds message bytes in chunks.
+
+mod blobs;
+mod mailbox;
+mod queue;
+mod users;
+
+pub use blobs::{BlobId, BlobRecord, BlobWriter};
+pub use mailbox::{Flag, FolderInfo, MailboxEvent, MessageMeta, SPECIAL_FOLDERS};
+pub use queue::{QueueEntry, QueueRecipient, RecipientState, format_queue_id, parse_queue_id};
+pub use users::UserRecord;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use tokio::sync::broadcast;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("store record is corrupt ({what}): {message}")]
+    Corrupt { what: String, message: String },
+    #[error("no such user: {0}")]
+    NoSuchUser(String),
+    #[error("user already exists: {0}")]
+    UserExists(String),
+    #[error("no such folder: {0}")]
+    NoSuchFolder(String),
+    #[error("folder already exists: {0}")]
+    FolderExists(String),
+    #[error("no such queue entry: {0}")]
+    NoSuchQueueEntry(String),
+    #[error("message body {0} is missing")]
+    MissingBlob(u64),
+    #[error("password hashing failed: {0}")]
+    Hash(String),
+    #[error("the store is locked by another process ({0}); is `tern serve` running?")]
+    Locked(String),
+}
+
+/// The store handle; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: sled::Db,
+    meta: sled::Tree,
+    blobs: sled::Tree,
+    /// Serialises read-modify-write of counters (next UID, mod-sequences, refcounts).
+    write_lock: Mutex<()>,
+    events: broadcast::Sender<MailboxEvent>,
+}
+
+impl Store {
+    /// Opens (or creates) the store in `dir/store`.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::Sled(sled::Error::Io(e)))?;
+        let db = sled::Config::new()
+            .path(dir.join("store"))
+            .cache_capacity(64 * 1024 * 1024)
+            .open()
+            .map_err(|e| match e {
+                sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock || io.raw_os_error() == Some(11) => {
+                    StoreError::Locked(dir.display().to_string())
+                }
+                other => StoreError::Sled(other),
+            })?;
+        let meta = db.open_tree("meta")?;
+        let blobs = db.open_tree("blobs")?;
+        let (events, _) = broadcast::channel(1024);
+        let store = Store {
+            inner: Arc::new(Inner {
+                db,
+                meta,
+                blobs,
+                write_lock: Mutex::new(()),
+                events,
+            }),
+        };
+        store.discard_unfinished_blobs()?;
+        Ok(store)
+    }
+
+    /// Makes every write so far durable (fsync). Concurrent callers share flushes.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        self.inner.db.flush_async().await?;
+        Ok(())
+    }
+
+    /// A new unique, increasing id (queue ids and blob ids).
+    pub fn next_id(&self) -> Result<u64, StoreError> {
+        Ok(self.inner.db.generate_id()? + 1)
+    }
+
+    /// Subscribes to changes in mailboxes (new mail, flags, expunges).
+    pub fn subscribe(&self) -> broadcast::Receiver<MailboxEvent> {
+        self.inner.events.subscribe()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        // A poisoned lock only means another thread panicked while holding
+        // it; the data it guards lives in sled, so carry on.
+        self.inner.write_lock.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn notify(&self, event: MailboxEvent) {
+        let _ = self.inner.events.send(event);
+    }
+}
+
+fn decode<T: serde::de::DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        what: what.to_string(),
+        message: e.to_string(),
+    })
+}
+
+fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    // Serialising our own plain records to JSON cannot fail.
+    serde_json::to_vec(value).unwrap_or_default()
+}
+
+/// Unix time in seconds.
+pub fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}

@@ -1,0 +1,129 @@
+//! Queue records: a message waiting for delivery to some of its recipients,
+//! with per-recipient state, attempts, next attempt and last error. The
+//! scheduler in `crate::queue` decides what to do; this file only keeps it.
+
+use super::{BlobId, Store, StoreError, decode, encode};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecipientState {
+    Pending,
+    Delivered,
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueRecipient {
+    pub address: String,
+    /// DSN NOTIFY as given (e.g. "SUCCESS,FAILURE" or "NEVER"); None: default.
+    pub notify: Option<String>,
+    /// DSN ORCPT as "type;address".
+    pub orcpt: Option<String>,
+    pub state: RecipientState,
+    pub attempts: u32,
+    /// Unix seconds of the next attempt.
+    pub next_attempt: i64,
+    pub last_error: Option<String>,
+    /// Local users this recipient delivers to when it is local (after aliases);
+    /// empty for remote recipients.
+    #[serde(default)]
+    pub local_users: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueEntry {
+    pub id: u64,
+    pub blob: BlobId,
+    pub size: u64,
+    /// Envelope sender; empty for the null sender `<>`.
+    pub sender: String,
+    pub envid: Option<String>,
+    /// DSN RET: "FULL" or "HDRS".
+    pub ret: Option<String>,
+    pub smtputf8: bool,
+    pub eight_bit: bool,
+    /// Unix seconds when the message was accepted.
+    pub arrived: i64,
+    /// Who handed it to us ("host [ip]").
+    pub client: String,
+    pub recipients: Vec<QueueRecipient>,
+    /// A delay warning has been sent.
+    #[serde(default)]
+    pub warned: bool,
+}
+
+impl QueueEntry {
+    /// The queue id as operators see it.
+    pub fn queue_id(&self) -> String {
+        format_queue_id(self.id)
+    }
+
+    pub fn pending(&self) -> impl Iterator<Item = &QueueRecipient> {
+        self.recipients.iter().filter(|r| r.state == RecipientState::Pending)
+    }
+
+    /// The earliest next attempt among pending recipients.
+    pub fn next_attempt(&self) -> Option<i64> {
+        self.pending().map(|r| r.next_attempt).min()
+    }
+}
+
+/// Queue ids are the store id in upper-case hex, at least 10 digits.
+pub fn format_queue_id(id: u64) -> String {
+    format!("{id:010X}")
+}
+
+pub fn parse_queue_id(text: &str) -> Option<u64> {
+    u64::from_str_radix(text.trim(), 16).ok()
+}
+
+pub(super) fn queue_key(id: u64) -> Vec<u8> {
+    let mut k = b"q/".to_vec();
+    k.extend_from_slice(&id.to_be_bytes());
+    k
+}
+
+impl Store {
+    pub fn queue_entries(&self) -> Result<Vec<QueueEntry>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.inner.meta.scan_prefix(b"q/") {
+            let (_, v) = item?;
+            out.push(decode("queue entry", &v)?);
+        }
+        Ok(out)
+    }
+
+    pub fn queue_entry(&self, id: u64) -> Result<Option<QueueEntry>, StoreError> {
+        match self.inner.meta.get(queue_key(id))? {
+            Some(v) => Ok(Some(decode("queue entry", &v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Records a queue entry's new state (the caller flushes).
+    pub fn update_queue_entry(&self, entry: &QueueEntry) -> Result<(), StoreError> {
+        self.inner.meta.insert(queue_key(entry.id), encode(entry))?;
+        Ok(())
+    }
+
+    /// Queues an already committed blob anew (bounces), taking a reference.
+    pub fn enqueue_blob(&self, entry: &QueueEntry) -> Result<(), StoreError> {
+        let _guard = self.lock();
+        let mut batch = sled::Batch::default();
+        self.adjust_refs(entry.blob, 1, &mut batch)?;
+        batch.insert(queue_key(entry.id), encode(entry));
+        self.inner.meta.apply_batch(batch)?;
+        Ok(())
+    }
+
+    /// Stores a message generated here (a bounce) and queues it.
+    pub fn enqueue_bytes(&self, mut entry: QueueEntry, bytes: &[u8]) -> Result<QueueEntry, StoreError> {
+        let mut writer = self.blob_writer(entry.id)?;
+        writer.write(bytes)?;
+        entry.blob = writer.id();
+        entry.size = bytes.len() as u64;
+        self.accept_message(writer, Vec::new(), &[], Some(&entry))?;
+        Ok(entry)
+    }
+}
