@@ -9,7 +9,7 @@ use super::reply::Reply;
 use super::session::{Session, Transaction};
 use crate::config::Protocol;
 use crate::hooks::{Target, Verdict};
-use crate::store::{QueueEntry, QueueRecipient, RecipientState, format_queue_id, now};
+use crate::store::{QueueEntry, QueueRecipient, format_queue_id, now};
 use std::io;
 
 /// A BDAT transfer in progress.
@@ -192,16 +192,12 @@ impl Session {
                     Target::Local(u) if !local_users.contains(u) => local_users.push(u.clone()),
                     Target::Local(_) => {}
                     Target::Remote(a) if remote.iter().any(|q| &q.address == a) => {}
-                    Target::Remote(a) => remote.push(QueueRecipient {
-                        address: a.clone(),
-                        notify: r.params.notify.as_ref().map(notify_text),
-                        orcpt: r.params.orcpt.as_ref().map(|(t, a)| format!("{t};{a}")),
-                        state: RecipientState::Pending,
-                        attempts: 0,
-                        next_attempt: now(),
-                        last_error: None,
-                        local_users: Vec::new(),
-                    }),
+                    Target::Remote(a) => remote.push(QueueRecipient::new(
+                        a.clone(),
+                        r.params.notify.as_ref().map(notify_text),
+                        r.params.orcpt.as_ref().map(|(t, a)| format!("{t};{a}")),
+                        Vec::new(),
+                    )),
                 }
             }
         }

@@ -241,3 +241,45 @@ impl Iterator for BlobParts {
         })
     }
 }
+
+/// A message as an async byte stream (for the SMTP client), one chunk in
+/// memory at a time.
+pub struct BlobReader {
+    parts: BlobParts,
+    current: Vec<u8>,
+    pos: usize,
+}
+
+impl BlobReader {
+    pub fn new(parts: BlobParts) -> BlobReader {
+        BlobReader {
+            parts,
+            current: Vec::new(),
+            pos: 0,
+        }
+    }
+}
+
+impl tokio::io::AsyncRead for BlobReader {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        while this.pos >= this.current.len() {
+            match this.parts.next() {
+                None => return std::task::Poll::Ready(Ok(())),
+                Some(Ok(chunk)) => {
+                    this.current = chunk;
+                    this.pos = 0;
+                }
+                Some(Err(e)) => return std::task::Poll::Ready(Err(std::io::Error::other(e))),
+            }
+        }
+        let n = buf.remaining().min(this.current.len() - this.pos);
+        buf.put_slice(&this.current[this.pos..this.pos + n]);
+        this.pos += n;
+        std::task::Poll::Ready(Ok(()))
+    }
+}

@@ -13,7 +13,7 @@ mod mailbox;
 mod queue;
 mod users;
 
-pub use blobs::{BlobId, BlobRecord, BlobWriter};
+pub use blobs::{BlobId, BlobParts, BlobReader, BlobRecord, BlobWriter};
 pub use mailbox::{Flag, FolderInfo, MailboxEvent, MessageMeta, SPECIAL_FOLDERS};
 pub use queue::{QueueEntry, QueueRecipient, RecipientState, format_queue_id, parse_queue_id};
 pub use users::UserRecord;

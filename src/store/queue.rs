@@ -29,6 +29,39 @@ pub struct QueueRecipient {
     /// empty for remote recipients.
     #[serde(default)]
     pub local_users: Vec<String>,
+    /// Enhanced status of the last result, e.g. "5.1.1" (for DSNs).
+    #[serde(default)]
+    pub status: Option<String>,
+    /// The next hop that gave the last result ("mx.example.test").
+    #[serde(default)]
+    pub remote_mta: Option<String>,
+}
+
+impl QueueRecipient {
+    /// A new pending recipient, due now.
+    pub fn new(address: String, notify: Option<String>, orcpt: Option<String>, local_users: Vec<String>) -> QueueRecipient {
+        QueueRecipient {
+            address,
+            notify,
+            orcpt,
+            state: RecipientState::Pending,
+            attempts: 0,
+            next_attempt: super::now(),
+            last_error: None,
+            local_users,
+            status: None,
+            remote_mta: None,
+        }
+    }
+
+    /// Does DSN NOTIFY ask for this kind of report? (`kind`: SUCCESS, FAILURE, DELAY.)
+    /// Without NOTIFY, failures and delays are reported (RFC 3461 4.1).
+    pub fn wants(&self, kind: &str) -> bool {
+        match &self.notify {
+            None => kind != "SUCCESS",
+            Some(n) => n.split(',').any(|k| k.eq_ignore_ascii_case(kind)),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,0 +1,173 @@
+//! The maildrop a POP3 session works on: a snapshot of INBOX taken at login
+//! (message numbers stay fixed for the session), deletion marks, and the
+//! transfer of a message dot-stuffed from its stored chunks. Deletions reach
+//! the store only at QUIT, as one expunge that IMAP sessions see.
+
+use crate::store::{MessageMeta, Store, StoreError};
+
+pub struct Maildrop {
+    store: Store,
+    user: String,
+    uidvalidity: u32,
+    messages: Vec<MessageMeta>,
+    deleted: Vec<bool>,
+}
+
+impl Maildrop {
+    pub fn open(store: &Store, user: &str) -> Result<Maildrop, StoreError> {
+        let uidvalidity = store.folder(user, "INBOX")?.map(|f| f.uidvalidity).unwrap_or(0);
+        let messages = store.messages(user, "INBOX")?;
+        Ok(Maildrop {
+            store: store.clone(),
+            user: user.to_string(),
+            uidvalidity,
+            deleted: vec![false; messages.len()],
+            messages,
+        })
+    }
+
+    /// The message with this number, unless deleted.
+    pub fn get(&self, n: usize) -> Option<&MessageMeta> {
+        let i = n.checked_sub(1)?;
+        if *self.deleted.get(i)? {
+            return None;
+        }
+        self.messages.get(i)
+    }
+
+    /// (number, message) for every message not marked deleted.
+    pub fn live(&self) -> impl Iterator<Item = (usize, &MessageMeta)> {
+        self.messages.iter().enumerate().filter(|(i, _)| !self.deleted[*i]).map(|(i, m)| (i + 1, m))
+    }
+
+    pub fn stat(&self) -> (usize, u64) {
+        self.live().fold((0, 0), |(n, s), (_, m)| (n + 1, s + m.size))
+    }
+
+    /// Marks a message deleted; false if there is no such live message.
+    pub fn delete(&mut self, n: usize) -> bool {
+        if self.get(n).is_none() {
+            return false;
+        }
+        self.deleted[n - 1] = true;
+        true
+    }
+
+    pub fn reset(&mut self) {
+        self.deleted.iter_mut().for_each(|d| *d = false);
+    }
+
+    /// The unique id: stable for the message's life, across sessions.
+    pub fn uid_of(&self, m: &MessageMeta) -> String {
+        format!("{}.{}", self.uidvalidity, m.uid)
+    }
+
+    /// Applies the deletions (the UPDATE state).
+    pub fn commit(&self) -> Result<usize, StoreError> {
+        let uids: Vec<u32> = self.messages.iter().zip(&self.deleted).filter(|(_, d)| **d).map(|(m, _)| m.uid).collect();
+        if uids.is_empty() {
+            return Ok(0);
+        }
+        Ok(self.store.expunge(&self.user, "INBOX", &uids)?.len())
+    }
+
+    /// The message's stored pieces, in order.
+    pub fn parts(&self, m: &MessageMeta) -> Result<crate::store::BlobParts, StoreError> {
+        self.store.blob_parts(m.blob)
+    }
+}
+
+/// Dot-stuffs a message for transfer, chunk by chunk; `body_lines` limits
+/// the body to that many lines (TOP).
+pub struct Stuffer {
+    line_start: bool,
+    in_body: bool,
+    /// Previous byte was LF (to find the blank line ending the headers).
+    blank_candidate: bool,
+    body_lines_left: Option<usize>,
+    done: bool,
+    last: u8,
+}
+
+impl Stuffer {
+    pub fn new(body_lines: Option<usize>) -> Stuffer {
+        Stuffer {
+            line_start: true,
+            in_body: false,
+            blank_candidate: false,
+            body_lines_left: body_lines,
+            done: false,
+            last: b'\n',
+        }
+    }
+
+    /// Stuffs `input` into `out`; returns false once TOP's line count is met.
+    pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) -> bool {
+        for &b in input {
+            if self.done {
+                return false;
+            }
+            if self.line_start {
+                if self.in_body && self.body_lines_left == Some(0) {
+                    self.done = true;
+                    return false;
+                }
+                if b == b'.' {
+                    out.push(b'.');
+                }
+                self.line_start = false;
+            }
+            out.push(b);
+            self.last = b;
+            if b == b'\n' {
+                self.line_start = true;
+                if self.in_body {
+                    if let Some(n) = self.body_lines_left.as_mut() {
+                        *n = n.saturating_sub(1);
+                    }
+                } else if self.blank_candidate {
+                    self.in_body = true;
+                }
+                self.blank_candidate = true;
+            } else if b != b'\r' {
+                self.blank_candidate = false;
+            }
+        }
+        !self.done
+    }
+
+    /// The terminating line, preceded by CRLF if the content did not end with one.
+    pub fn finish(&self, out: &mut Vec<u8>) {
+        if self.last != b'\n' {
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b".\r\n");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stuff(input: &[u8], lines: Option<usize>) -> Vec<u8> {
+        let mut s = Stuffer::new(lines);
+        let mut out = Vec::new();
+        for b in input {
+            s.feed(std::slice::from_ref(b), &mut out);
+        }
+        s.finish(&mut out);
+        out
+    }
+
+    #[test]
+    fn stuffs_dots_at_line_starts() {
+        assert_eq!(stuff(b"A: b\r\n\r\n.x\r\n..\r\nend\r\n", None), b"A: b\r\n\r\n..x\r\n...\r\nend\r\n.\r\n");
+    }
+
+    #[test]
+    fn top_stops_after_n_body_lines() {
+        let m = b"A: b\r\nC: d\r\n\r\n1\r\n2\r\n3\r\n";
+        assert_eq!(stuff(m, Some(0)), b"A: b\r\nC: d\r\n\r\n.\r\n");
+        assert_eq!(stuff(m, Some(2)), b"A: b\r\nC: d\r\n\r\n1\r\n2\r\n.\r\n");
+    }
+}

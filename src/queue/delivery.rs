@@ -1,0 +1,318 @@
+//! One delivery run for one queue entry: local recipients go to their
+//! mailboxes; remote ones are grouped by domain (or all to the smarthost),
+//! routed through MX look-up, and handed to the SMTP client, next hop after
+//! next hop. Each recipient's result is written to the store as soon as the
+//! hop answers, so a crash never re-sends to an accepted recipient. Failures
+//! become bounces, long delays become warnings, and an entry with nothing
+//! pending leaves the queue.
+
+use super::dsn::{self, DsnKind};
+use super::schedule::RetrySchedule;
+use crate::outbound::client::{self, AttemptError, ClientConfig, OutboundEnvelope, OutboundRecipient, RecipientResult};
+use crate::outbound::mx::{MxResolver, NextHop};
+use crate::server::ServerContext;
+use crate::store::{BlobReader, QueueEntry, QueueRecipient, RecipientState, StoreError, now};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The outcome for one recipient in this run.
+enum Outcome {
+    Delivered { relay: String, reply: String },
+    Deferred { relay: Option<String>, status: String, reply: String },
+    Failed { relay: Option<String>, status: String, reply: String },
+}
+
+/// Everything a delivery needs that lives as long as the server.
+pub struct Deliverer {
+    pub ctx: Arc<ServerContext>,
+    pub schedule: RetrySchedule,
+    pub mx: MxResolver,
+    pub client: ClientConfig,
+}
+
+impl Deliverer {
+    /// Runs one delivery pass over the entry's due recipients.
+    pub async fn deliver(&self, id: u64) -> Result<(), StoreError> {
+        let store = &self.ctx.store;
+        let Some(mut entry) = store.queue_entry(id)? else {
+            return Ok(());
+        };
+        let started = Instant::now();
+        let now_s = now();
+        if self.schedule.expired(entry.arrived, now_s) {
+            for r in entry.recipients.iter_mut().filter(|r| r.state == RecipientState::Pending) {
+                let last = r.last_error.clone().unwrap_or_else(|| "no attempt succeeded".into());
+                r.state = RecipientState::Failed;
+                r.status = Some("4.4.7".into());
+                r.last_error = Some(format!("message expired after {}s in the queue: {last}", now_s - entry.arrived));
+                log_result(&entry, r, None, "bounced", r.last_error.as_deref().unwrap_or(""), started);
+            }
+            store.update_queue_entry(&entry)?;
+            let failed: Vec<usize> = (0..entry.recipients.len()).filter(|&i| entry.recipients[i].status.as_deref() == Some("4.4.7")).collect();
+            self.notify(&entry, &failed, DsnKind::Failed).await?;
+            return self.finish(entry).await;
+        }
+
+        let due: Vec<usize> = (0..entry.recipients.len())
+            .filter(|&i| entry.recipients[i].state == RecipientState::Pending && entry.recipients[i].next_attempt <= now_s)
+            .collect();
+        let mut failed = Vec::new();
+
+        // Local recipients (bounces to our own users, and the like).
+        let local: Vec<usize> = due.iter().copied().filter(|&i| !entry.recipients[i].local_users.is_empty()).collect();
+        for i in local {
+            let users = entry.recipients[i].local_users.clone();
+            let outcome = match store.deliver_blob(entry.blob, &users) {
+                Ok(_) => Outcome::Delivered { relay: "local".into(), reply: "delivered to mailbox".into() },
+                Err(e) => Outcome::Deferred { relay: None, status: "4.3.0".into(), reply: format!("mailbox delivery failed: {e}") },
+            };
+            self.record(&mut entry, i, outcome, &mut failed, started);
+        }
+
+        // Remote recipients, one group per destination.
+        let mut groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        for &i in &due {
+            let r = &entry.recipients[i];
+            if !r.local_users.is_empty() {
+                continue;
+            }
+            let key = match &self.ctx.config.relay.smarthost {
+                Some(s) => s.clone(),
+                None => r.address.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase()).unwrap_or_default(),
+            };
+            groups.entry(key).or_default().push(i);
+        }
+        for (destination, members) in groups {
+            let outcomes = self.deliver_group(&entry, &destination, &members).await;
+            for (i, outcome) in members.into_iter().zip(outcomes) {
+                self.record(&mut entry, i, outcome, &mut failed, started);
+            }
+            store.update_queue_entry(&entry)?;
+            store.flush().await?;
+        }
+
+        if !failed.is_empty() {
+            self.notify(&entry, &failed, DsnKind::Failed).await?;
+        }
+        if !entry.warned && entry.pending().next().is_some() && self.schedule.warn_due(entry.arrived, now()) {
+            entry.warned = true;
+            store.update_queue_entry(&entry)?;
+            let delayed: Vec<usize> = (0..entry.recipients.len())
+                .filter(|&i| entry.recipients[i].state == RecipientState::Pending && entry.recipients[i].wants("DELAY"))
+                .collect();
+            self.notify(&entry, &delayed, DsnKind::Delayed).await?;
+        }
+        self.finish(entry).await
+    }
+
+    /// Removes a finished entry, or saves the pending one.
+    async fn finish(&self, entry: QueueEntry) -> Result<(), StoreError> {
+        let store = &self.ctx.store;
+        if entry.pending().next().is_none() {
+            store.release_queue_entry(&entry)?;
+        } else {
+            store.update_queue_entry(&entry)?;
+        }
+        store.flush().await
+    }
+
+    fn record(&self, entry: &mut QueueEntry, i: usize, outcome: Outcome, failed: &mut Vec<usize>, started: Instant) {
+        let next = now();
+        let snapshot = entry.clone();
+        let r = &mut entry.recipients[i];
+        r.attempts += 1;
+        let (status_word, relay, text) = match outcome {
+            Outcome::Delivered { relay, reply } => {
+                r.state = RecipientState::Delivered;
+                r.status = Some("2.0.0".into());
+                r.last_error = None;
+                r.remote_mta = Some(relay.clone());
+                ("sent", Some(relay), reply)
+            }
+            Outcome::Deferred { relay, status, reply } => {
+                r.next_attempt = next + self.schedule.delay_after(r.attempts).as_secs() as i64;
+                r.status = Some(status);
+                r.last_error = Some(reply.clone());
+                r.remote_mta = relay.clone();
+                ("deferred", relay, reply)
+            }
+            Outcome::Failed { relay, status, reply } => {
+                r.state = RecipientState::Failed;
+                r.status = Some(status);
+                r.last_error = Some(reply.clone());
+                r.remote_mta = relay.clone();
+                failed.push(i);
+                ("bounced", relay, reply)
+            }
+        };
+        log_result(&snapshot, r, relay.as_deref(), status_word, &text, started);
+    }
+
+    /// Tries the destination's hops in order; one outcome per member.
+    async fn deliver_group(&self, entry: &QueueEntry, destination: &str, members: &[usize]) -> Vec<Outcome> {
+        let all = |make: &dyn Fn() -> Outcome| members.iter().map(|_| make()).collect::<Vec<_>>();
+        let hops: Vec<NextHop> = match &self.ctx.config.relay.smarthost {
+            Some(spec) => match self.mx.smarthost(spec).await {
+                Ok(h) => h,
+                Err(e) => {
+                    let text = e.to_string();
+                    return all(&|| Outcome::Deferred { relay: None, status: "4.4.3".into(), reply: text.clone() });
+                }
+            },
+            None => match self.mx.resolve(destination, self.ctx.config.relay.mx_port).await {
+                Ok(h) => h,
+                Err(e) if e.is_permanent() => {
+                    let (status, text) = (e.enhanced().to_string(), e.to_string());
+                    return all(&|| Outcome::Failed { relay: None, status: status.clone(), reply: text.clone() });
+                }
+                Err(e) => {
+                    let (status, text) = (e.enhanced().to_string(), e.to_string());
+                    return all(&|| Outcome::Deferred { relay: None, status: status.clone(), reply: text.clone() });
+                }
+            },
+        };
+        let envelope = OutboundEnvelope {
+            mail_from: entry.sender.clone(),
+            recipients: members
+                .iter()
+                .map(|&i| {
+                    let r = &entry.recipients[i];
+                    OutboundRecipient {
+                        address: r.address.clone(),
+                        notify: r.notify.clone(),
+                        orcpt: r.orcpt.clone(),
+                    }
+                })
+                .collect(),
+            size: entry.size,
+            eight_bit: entry.eight_bit,
+            smtputf8: entry.smtputf8,
+            ret: entry.ret.clone(),
+            envid: entry.envid.clone(),
+        };
+        let mut last_error = format!("no mail exchanger for {destination} could be reached");
+        for hop in &hops {
+            let parts = match self.ctx.store.blob_parts(entry.blob) {
+                Ok(p) => p,
+                Err(e) => {
+                    let text = format!("message body unreadable: {e}");
+                    return all(&|| Outcome::Deferred { relay: None, status: "4.3.0".into(), reply: text.clone() });
+                }
+            };
+            let mut reader = BlobReader::new(parts);
+            match client::deliver(hop, &self.client, &envelope, &mut reader).await {
+                Ok(report) => {
+                    let relay = report.remote.clone();
+                    return report
+                        .results
+                        .into_iter()
+                        .map(|res| match res {
+                            RecipientResult::Accepted(info) => Outcome::Delivered { relay: relay.clone(), reply: info.to_string() },
+                            RecipientResult::Temporary(info) => Outcome::Deferred {
+                                relay: Some(relay.clone()),
+                                status: info.enhanced.clone().unwrap_or_else(|| "4.0.0".into()),
+                                reply: format!("{relay} said: {info}"),
+                            },
+                            RecipientResult::Permanent(info) => Outcome::Failed {
+                                relay: Some(relay.clone()),
+                                status: info.enhanced.clone().unwrap_or_else(|| "5.0.0".into()),
+                                reply: format!("{relay} said: {info}"),
+                            },
+                        })
+                        .collect();
+                }
+                Err(e) if e.is_permanent() => {
+                    let text = format!("{}: {e}", hop.host);
+                    let status = e.enhanced().unwrap_or("5.0.0").to_string();
+                    let relay = hop.host.clone();
+                    return all(&|| Outcome::Failed { relay: Some(relay.clone()), status: status.clone(), reply: text.clone() });
+                }
+                Err(e) => {
+                    tracing::info!(queue_id = %entry.queue_id(), host = %hop.host, "next hop failed: {e}; trying the next one");
+                    last_error = format!("{}: {e}", hop.host);
+                }
+            }
+        }
+        all(&|| Outcome::Deferred { relay: None, status: "4.4.1".into(), reply: last_error.clone() })
+    }
+
+    /// Sends a DSN about `which` recipients to the sender, if there is one
+    /// and they asked for it.
+    async fn notify(&self, entry: &QueueEntry, which: &[usize], kind: DsnKind) -> Result<(), StoreError> {
+        if entry.sender.is_empty() {
+            return Ok(()); // never a bounce to <>
+        }
+        let wanted: Vec<&QueueRecipient> = which
+            .iter()
+            .map(|&i| &entry.recipients[i])
+            .filter(|r| r.wants(match kind {
+                DsnKind::Failed => "FAILURE",
+                DsnKind::Delayed => "DELAY",
+                DsnKind::Delivered => "SUCCESS",
+            }))
+            .collect();
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let store = &self.ctx.store;
+        let original = store.read_blob(entry.blob)?;
+        let message = dsn::build(&self.ctx.config.hostname, entry, &wanted, kind, &original);
+        let id = store.next_id()?;
+        let (targets, _) = crate::checks::expand(&self.ctx.config, store, &entry.sender);
+        let recipients: Vec<QueueRecipient> = if targets.is_empty() {
+            tracing::warn!(queue_id = %entry.queue_id(), sender = %entry.sender, "bounce has nowhere to go; dropped");
+            return Ok(());
+        } else {
+            let local: Vec<String> = targets
+                .iter()
+                .filter_map(|t| match t {
+                    crate::hooks::Target::Local(u) => Some(u.clone()),
+                    _ => None,
+                })
+                .collect();
+            let mut list = Vec::new();
+            if !local.is_empty() {
+                list.push(QueueRecipient::new(entry.sender.clone(), Some("NEVER".into()), None, local));
+            }
+            for t in targets {
+                if let crate::hooks::Target::Remote(a) = t {
+                    list.push(QueueRecipient::new(a, Some("NEVER".into()), None, Vec::new()));
+                }
+            }
+            list
+        };
+        let bounce = QueueEntry {
+            id,
+            blob: id,
+            size: message.len() as u64,
+            sender: String::new(),
+            envid: None,
+            ret: None,
+            smtputf8: false,
+            eight_bit: false,
+            arrived: now(),
+            client: "local bounce".into(),
+            recipients,
+            warned: true,
+        };
+        store.enqueue_bytes(bounce, &message)?;
+        store.flush().await?;
+        tracing::info!(queue_id = %entry.queue_id(), bounce_id = %crate::store::format_queue_id(id), to = %entry.sender, kind = ?kind, "notification queued");
+        self.ctx.queue.wake();
+        Ok(())
+    }
+}
+
+fn log_result(entry: &QueueEntry, r: &QueueRecipient, relay: Option<&str>, status: &str, text: &str, started: Instant) {
+    tracing::info!(
+        queue_id = %entry.queue_id(),
+        to = %r.address,
+        relay = relay.unwrap_or("none"),
+        delay = format!("{:.2}", (now() - entry.arrived) as f64),
+        attempt_secs = format!("{:.2}", started.elapsed().as_secs_f64()),
+        attempts = r.attempts,
+        status,
+        "{text}"
+    );
+}
