@@ -317,17 +317,16 @@ impl Session {
     async fn quit(&mut self) -> io::Result<()> {
         let host = self.ctx.config.hostname.clone();
         if let State::Transaction { drop, .. } = &self.state {
-            let result = drop.commit();
-            let flushed = match result {
-                Ok(_) => self.ctx.store.flush().await.map_err(|e| e.to_string()),
+            let result = match drop.commit() {
+                Ok(n) => self.ctx.store.flush().await.map(|_| n).map_err(|e| e.to_string()),
                 Err(e) => Err(e.to_string()),
             };
-            if let Err(e) = flushed {
-                tracing::error!("pop3 update failed: {e}");
-                return self.conn.write_all(b"-ERR [SYS/TEMP] some deleted messages were not removed\r\n").await;
-            }
-            if let Ok(n) = result {
-                tracing::info!(client = %self.conn.peer, deleted = n, "pop3 logout");
+            match result {
+                Ok(n) => tracing::info!(client = %self.conn.peer, deleted = n, "pop3 logout"),
+                Err(e) => {
+                    tracing::error!("pop3 update failed: {e}");
+                    return self.conn.write_all(b"-ERR [SYS/TEMP] some deleted messages were not removed\r\n").await;
+                }
             }
         }
         self.conn.write_all(format!("+OK {host} Tern POP3 server signing off\r\n").as_bytes()).await

@@ -8,7 +8,7 @@
 
 use super::dsn::{self, DsnKind};
 use super::schedule::RetrySchedule;
-use crate::outbound::client::{self, AttemptError, ClientConfig, OutboundEnvelope, OutboundRecipient, RecipientResult};
+use crate::outbound::client::{self, ClientConfig, OutboundEnvelope, OutboundRecipient, RecipientResult};
 use crate::outbound::mx::{MxResolver, NextHop};
 use crate::server::ServerContext;
 use crate::store::{BlobReader, QueueEntry, QueueRecipient, RecipientState, StoreError, now};
@@ -41,15 +41,19 @@ impl Deliverer {
         let started = Instant::now();
         let now_s = now();
         if self.schedule.expired(entry.arrived, now_s) {
-            for r in entry.recipients.iter_mut().filter(|r| r.state == RecipientState::Pending) {
+            let failed: Vec<usize> = (0..entry.recipients.len())
+                .filter(|&i| entry.recipients[i].state == RecipientState::Pending)
+                .collect();
+            let age = now_s - entry.arrived;
+            for &i in &failed {
+                let r = &mut entry.recipients[i];
                 let last = r.last_error.clone().unwrap_or_else(|| "no attempt succeeded".into());
                 r.state = RecipientState::Failed;
                 r.status = Some("4.4.7".into());
-                r.last_error = Some(format!("message expired after {}s in the queue: {last}", now_s - entry.arrived));
-                log_result(&entry, r, None, "bounced", r.last_error.as_deref().unwrap_or(""), started);
+                r.last_error = Some(format!("message expired after {age}s in the queue: {last}"));
+                log_result(&entry, &entry.recipients[i], None, "bounced", entry.recipients[i].last_error.as_deref().unwrap_or(""), started);
             }
             store.update_queue_entry(&entry)?;
-            let failed: Vec<usize> = (0..entry.recipients.len()).filter(|&i| entry.recipients[i].status.as_deref() == Some("4.4.7")).collect();
             self.notify(&entry, &failed, DsnKind::Failed).await?;
             return self.finish(entry).await;
         }

@@ -3,7 +3,7 @@
 //! `data.rs`). Replies are batched while pipelined input is waiting and
 //! flushed when the client has nothing more queued (RFC 2920).
 
-use super::command::{Command, MailParams, RcptParams, parse_command};
+use super::command::{Command, ForwardPath, MailParams, RcptParams, parse_command};
 use super::reply::Reply;
 use crate::address::{Address, ReversePath};
 use crate::config::Protocol;
@@ -157,7 +157,16 @@ impl Session {
             Command::StartTls => self.starttls().await,
             Command::Auth { mechanism, initial_response } => self.auth(&mechanism, initial_response).await,
             Command::Mail { from, params } => self.mail(from, params).await,
-            Command::Rcpt { to, params } => self.rcpt(to, params).await,
+            Command::Rcpt { to, params } => {
+                let to = match to {
+                    ForwardPath::Mailbox(a) => a,
+                    ForwardPath::Postmaster => {
+                        let domain = self.ctx.config.local_domains.first().cloned().unwrap_or_else(|| self.ctx.config.hostname.clone());
+                        Address::new_unchecked("postmaster", &domain)
+                    }
+                };
+                self.rcpt(to, params).await
+            }
             Command::Data => self.data().await,
             Command::Bdat { size, last } => self.bdat(size, last).await,
             Command::Rset => {

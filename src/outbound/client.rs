@@ -1,0 +1,497 @@
+//! The SMTP client (RFC 5321) for one next hop: connect (each address in
+//! turn), EHLO with HELO fallback, STARTTLS whenever offered, AUTH PLAIN to
+//! a smarthost, then the transaction with PIPELINING when offered, SIZE,
+//! 8BITMIME, SMTPUTF8 and DSN parameters as the peer allows, and a result
+//! per recipient. The body is streamed with dot-stuffing, and every bare CR
+//! or LF goes out as CRLF: Tern never sends a smuggling line end onward.
+
+use super::mx::NextHop;
+pub use super::tls::{ClientSetupError, opportunistic_tls_config};
+use super::wire::Wire;
+pub use super::wire::ReplyInfo;
+use crate::smtp::command::xtext_encode;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::net::TcpStream;
+
+/// Per-step timeouts (RFC 5321 section 4.5.3.2).
+#[derive(Debug, Clone)]
+pub struct Timeouts {
+    pub greeting: Duration,
+    pub mail: Duration,
+    pub rcpt: Duration,
+    pub data_init: Duration,
+    pub data_block: Duration,
+    pub data_end: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            greeting: Duration::from_secs(300),
+            mail: Duration::from_secs(300),
+            rcpt: Duration::from_secs(300),
+            data_init: Duration::from_secs(120),
+            data_block: Duration::from_secs(180),
+            data_end: Duration::from_secs(600),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct ClientConfig {
+    pub helo_name: String,
+    /// Opportunistic STARTTLS when set.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    pub connect_timeout: Duration,
+    /// AUTH PLAIN credentials (smarthost), used only over TLS.
+    pub auth: Option<(String, String)>,
+    pub timeouts: Timeouts,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            helo_name: "localhost".into(),
+            tls: None,
+            connect_timeout: Duration::from_secs(30),
+            auth: None,
+            timeouts: Timeouts::default(),
+        }
+    }
+}
+
+pub struct OutboundRecipient {
+    pub address: String,
+    /// DSN NOTIFY value, e.g. "SUCCESS,FAILURE".
+    pub notify: Option<String>,
+    /// DSN ORCPT as "type;address" (not yet xtext-encoded).
+    pub orcpt: Option<String>,
+}
+
+pub struct OutboundEnvelope {
+    /// Empty for the null sender.
+    pub mail_from: String,
+    pub recipients: Vec<OutboundRecipient>,
+    pub size: u64,
+    pub eight_bit: bool,
+    pub smtputf8: bool,
+    pub ret: Option<String>,
+    pub envid: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecipientResult {
+    Accepted(ReplyInfo),
+    Temporary(ReplyInfo),
+    Permanent(ReplyInfo),
+}
+
+impl RecipientResult {
+    fn from_reply(r: ReplyInfo) -> RecipientResult {
+        if r.is_positive() {
+            RecipientResult::Accepted(r)
+        } else if r.is_transient() {
+            RecipientResult::Temporary(r)
+        } else {
+            RecipientResult::Permanent(r)
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct DeliveryReport {
+    /// One per recipient, in the envelope's order.
+    pub results: Vec<RecipientResult>,
+    /// "host[ip]:port" that answered.
+    pub remote: String,
+    pub tls: Option<String>,
+}
+
+/// A failure of the whole attempt before any recipient got its own answer.
+#[derive(Debug, thiserror::Error)]
+pub enum AttemptError {
+    #[error("connect to {0} failed: {1}")]
+    Connect(String, String),
+    #[error("{0} greeted with: {1}")]
+    Greeting(String, ReplyInfo),
+    #[error("{0} refused EHLO/HELO: {1}")]
+    Helo(String, ReplyInfo),
+    #[error("{0}: TLS failed: {1}")]
+    Tls(String, String),
+    #[error("{0}: AUTH failed: {1}")]
+    Auth(String, ReplyInfo),
+    #[error("{0}: MAIL FROM refused: {1}")]
+    MailFrom(String, ReplyInfo),
+    #[error("{0}: message size {1} exceeds the limit of {2}")]
+    TooBig(String, u64, u64),
+    #[error("{0} does not support SMTPUTF8, which the message needs")]
+    NeedsSmtputf8(String),
+    #[error("{0}: {1}")]
+    Io(String, std::io::Error),
+}
+
+impl AttemptError {
+    /// Permanent for every recipient of the attempt (no other hop would do better).
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            AttemptError::MailFrom(_, r) => r.is_permanent(),
+            AttemptError::TooBig(..) | AttemptError::NeedsSmtputf8(_) => true,
+            _ => false,
+        }
+    }
+
+    pub fn enhanced(&self) -> Option<&str> {
+        match self {
+            AttemptError::MailFrom(_, r) => r.enhanced.as_deref().or(Some("5.0.0")),
+            AttemptError::TooBig(..) => Some("5.3.4"),
+            AttemptError::NeedsSmtputf8(_) => Some("5.6.7"),
+            AttemptError::Connect(..) | AttemptError::Io(..) => Some("4.4.1"),
+            AttemptError::Greeting(..) | AttemptError::Helo(..) => Some("4.4.0"),
+            AttemptError::Tls(..) => Some("4.7.5"),
+            AttemptError::Auth(..) => Some("4.7.0"),
+        }
+    }
+}
+
+/// What the peer's EHLO said it supports.
+#[derive(Debug, Default)]
+struct Extensions {
+    starttls: bool,
+    pipelining: bool,
+    size: Option<u64>,
+    eightbitmime: bool,
+    smtputf8: bool,
+    dsn: bool,
+    auth_plain: bool,
+}
+
+impl Extensions {
+    fn from_reply(r: &ReplyInfo) -> Extensions {
+        let mut e = Extensions::default();
+        for line in r.lines.iter().skip(1) {
+            let mut words = line.split_ascii_whitespace();
+            let kw = words.next().unwrap_or("").to_ascii_uppercase();
+            match kw.as_str() {
+                "STARTTLS" => e.starttls = true,
+                "PIPELINING" => e.pipelining = true,
+                "SIZE" => e.size = Some(words.next().and_then(|w| w.parse().ok()).unwrap_or(0)),
+                "8BITMIME" => e.eightbitmime = true,
+                "SMTPUTF8" => e.smtputf8 = true,
+                "DSN" => e.dsn = true,
+                "AUTH" => e.auth_plain = words.any(|w| w.eq_ignore_ascii_case("PLAIN")),
+                _ => {}
+            }
+        }
+        e
+    }
+}
+
+/// Delivers one message to one hop.
+pub async fn deliver(
+    hop: &NextHop,
+    cfg: &ClientConfig,
+    env: &OutboundEnvelope,
+    message: &mut (dyn AsyncRead + Unpin + Send),
+) -> Result<DeliveryReport, AttemptError> {
+    let (stream, addr) = connect(hop, cfg).await?;
+    let remote = format!("{}[{}]:{}", hop.host, addr.ip(), addr.port());
+    let mut wire = Wire::new(Box::new(stream));
+    let result = transaction(&mut wire, &remote, hop, cfg, env, message).await;
+    if result.is_ok() {
+        let _ = wire.send(b"QUIT\r\n").await;
+        let _ = wire.reply(Duration::from_secs(10)).await;
+    }
+    wire.shutdown().await;
+    result
+}
+
+async fn connect(hop: &NextHop, cfg: &ClientConfig) -> Result<(TcpStream, std::net::SocketAddr), AttemptError> {
+    let mut last = String::from("no addresses");
+    for addr in &hop.addrs {
+        match tokio::time::timeout(cfg.connect_timeout, TcpStream::connect(addr)).await {
+            Ok(Ok(s)) => {
+                let _ = s.set_nodelay(true);
+                return Ok((s, *addr));
+            }
+            Ok(Err(e)) => last = format!("{addr}: {e}"),
+            Err(_) => last = format!("{addr}: timed out"),
+        }
+    }
+    Err(AttemptError::Connect(hop.host.clone(), last))
+}
+
+async fn ehlo(wire: &mut Wire, remote: &str, cfg: &ClientConfig) -> Result<Extensions, AttemptError> {
+    let io = |e| AttemptError::Io(remote.to_string(), e);
+    wire.send(format!("EHLO {}\r\n", cfg.helo_name).as_bytes()).await.map_err(io)?;
+    let r = wire.reply(cfg.timeouts.mail).await.map_err(io)?;
+    if r.is_positive() {
+        return Ok(Extensions::from_reply(&r));
+    }
+    wire.send(format!("HELO {}\r\n", cfg.helo_name).as_bytes()).await.map_err(io)?;
+    let r = wire.reply(cfg.timeouts.mail).await.map_err(io)?;
+    if r.is_positive() {
+        return Ok(Extensions::default());
+    }
+    Err(AttemptError::Helo(remote.to_string(), r))
+}
+
+async fn transaction(
+    wire: &mut Wire,
+    remote: &str,
+    hop: &NextHop,
+    cfg: &ClientConfig,
+    env: &OutboundEnvelope,
+    message: &mut (dyn AsyncRead + Unpin + Send),
+) -> Result<DeliveryReport, AttemptError> {
+    let io = |e| AttemptError::Io(remote.to_string(), e);
+    let greeting = wire.reply(cfg.timeouts.greeting).await.map_err(io)?;
+    if !greeting.is_positive() {
+        return Err(AttemptError::Greeting(remote.to_string(), greeting));
+    }
+    let mut ext = ehlo(wire, remote, cfg).await?;
+    let mut tls = None;
+    if let (true, Some(tls_cfg)) = (ext.starttls, cfg.tls.clone()) {
+        wire.send(b"STARTTLS\r\n").await.map_err(io)?;
+        let r = wire.reply(cfg.timeouts.mail).await.map_err(io)?;
+        if r.is_positive() {
+            let version = wire.start_tls(tls_cfg, &hop.host).await.map_err(|e| AttemptError::Tls(remote.to_string(), e.to_string()))?;
+            tracing::debug!(remote, "TLS {version} (certificate not verified: opportunistic)");
+            tls = Some(version);
+            ext = ehlo(wire, remote, cfg).await?;
+        } else {
+            tracing::info!(remote, reply = %r, "STARTTLS refused; continuing in plain text");
+        }
+    }
+    if let Some((user, pass)) = &cfg.auth {
+        if tls.is_some() && ext.auth_plain {
+            let token = crate::auth::encode_b64(&format!("\0{user}\0{pass}"));
+            wire.send(format!("AUTH PLAIN {token}\r\n").as_bytes()).await.map_err(io)?;
+            let r = wire.reply(cfg.timeouts.mail).await.map_err(io)?;
+            if !r.is_positive() {
+                return Err(AttemptError::Auth(remote.to_string(), r));
+            }
+        } else {
+            tracing::warn!(remote, "smarthost credentials not sent: no TLS or no AUTH PLAIN offered");
+        }
+    }
+    if let Some(max) = ext.size {
+        if max > 0 && env.size > max {
+            return Err(AttemptError::TooBig(remote.to_string(), env.size, max));
+        }
+    }
+    if env.smtputf8 && !ext.smtputf8 {
+        return Err(AttemptError::NeedsSmtputf8(remote.to_string()));
+    }
+
+    let mut mail = format!("MAIL FROM:<{}>", env.mail_from);
+    if ext.size.is_some() {
+        mail.push_str(&format!(" SIZE={}", env.size));
+    }
+    if env.eight_bit && ext.eightbitmime {
+        mail.push_str(" BODY=8BITMIME");
+    }
+    if env.smtputf8 {
+        mail.push_str(" SMTPUTF8");
+    }
+    if ext.dsn {
+        if let Some(ret) = &env.ret {
+            mail.push_str(&format!(" RET={ret}"));
+        }
+        if let Some(envid) = &env.envid {
+            mail.push_str(&format!(" ENVID={}", xtext_encode(envid)));
+        }
+    }
+    mail.push_str("\r\n");
+    let rcpts: Vec<String> = env
+        .recipients
+        .iter()
+        .map(|r| {
+            let mut line = format!("RCPT TO:<{}>", r.address);
+            if ext.dsn {
+                if let Some(n) = &r.notify {
+                    line.push_str(&format!(" NOTIFY={n}"));
+                }
+                if let Some((kind, addr)) = r.orcpt.as_deref().and_then(|o| o.split_once(';')) {
+                    line.push_str(&format!(" ORCPT={kind};{}", xtext_encode(addr)));
+                }
+            }
+            line.push_str("\r\n");
+            line
+        })
+        .collect();
+
+    let t = &cfg.timeouts;
+    let (mail_reply, rcpt_replies, data_reply) = if ext.pipelining {
+        let mut batch = mail.clone().into_bytes();
+        for r in &rcpts {
+            batch.extend_from_slice(r.as_bytes());
+        }
+        batch.extend_from_slice(b"DATA\r\n");
+        wire.send(&batch).await.map_err(io)?;
+        let m = wire.reply(t.mail).await.map_err(io)?;
+        let mut rr = Vec::new();
+        for _ in &rcpts {
+            rr.push(wire.reply(t.rcpt).await.map_err(io)?);
+        }
+        let d = wire.reply(t.data_init).await.map_err(io)?;
+        (m, rr, Some(d))
+    } else {
+        wire.send(mail.as_bytes()).await.map_err(io)?;
+        let m = wire.reply(t.mail).await.map_err(io)?;
+        let mut rr = Vec::new();
+        if m.is_positive() {
+            for r in &rcpts {
+                wire.send(r.as_bytes()).await.map_err(io)?;
+                rr.push(wire.reply(t.rcpt).await.map_err(io)?);
+            }
+        }
+        (m, rr, None)
+    };
+    if !mail_reply.is_positive() {
+        if data_reply.as_ref().is_some_and(|d| d.code == 354) {
+            wire.send(b".\r\n").await.map_err(io)?;
+            let _ = wire.reply(t.data_end).await;
+        }
+        let _ = wire.send(b"RSET\r\n").await;
+        let _ = wire.reply(t.mail).await;
+        return Err(AttemptError::MailFrom(remote.to_string(), mail_reply));
+    }
+    let accepted: Vec<bool> = rcpt_replies.iter().map(|r| r.is_positive()).collect();
+    let mut results: Vec<RecipientResult> = rcpt_replies.into_iter().map(RecipientResult::from_reply).collect();
+    let any = accepted.iter().any(|a| *a);
+    let data_reply = match data_reply {
+        Some(d) => d,
+        None if any => {
+            wire.send(b"DATA\r\n").await.map_err(io)?;
+            wire.reply(t.data_init).await.map_err(io)?
+        }
+        None => {
+            let _ = wire.send(b"RSET\r\n").await;
+            let _ = wire.reply(t.mail).await;
+            return Ok(DeliveryReport { results, remote: remote.to_string(), tls });
+        }
+    };
+    if data_reply.code != 354 {
+        if any {
+            for (res, ok) in results.iter_mut().zip(&accepted) {
+                if *ok {
+                    *res = RecipientResult::from_reply(data_reply.clone());
+                }
+            }
+        }
+        return Ok(DeliveryReport { results, remote: remote.to_string(), tls });
+    }
+    if !any {
+        // The peer took DATA with no recipients: end it empty.
+        wire.send(b".\r\n").await.map_err(io)?;
+        let _ = wire.reply(t.data_end).await;
+        return Ok(DeliveryReport { results, remote: remote.to_string(), tls });
+    }
+    send_body(wire, message, t.data_block).await.map_err(io)?;
+    let end = wire.reply(t.data_end).await.map_err(io)?;
+    for (res, ok) in results.iter_mut().zip(&accepted) {
+        if *ok {
+            *res = RecipientResult::from_reply(end.clone());
+        }
+    }
+    Ok(DeliveryReport { results, remote: remote.to_string(), tls })
+}
+
+/// Streams the message: bare CR or LF become CRLF, leading dots are doubled,
+/// and the end is `CRLF . CRLF`.
+async fn send_body(wire: &mut Wire, message: &mut (dyn AsyncRead + Unpin + Send), block: Duration) -> std::io::Result<()> {
+    let mut enc = BodyEncoder::default();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut out = Vec::with_capacity(70 * 1024);
+    loop {
+        let n = message.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        enc.feed(&buf[..n], &mut out);
+        tokio::time::timeout(block, wire.send(&out))
+            .await
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out sending data"))??;
+        out.clear();
+    }
+    enc.finish(&mut out);
+    wire.send(&out).await
+}
+
+/// The outbound half of line-end hygiene and dot-stuffing.
+#[derive(Debug)]
+pub struct BodyEncoder {
+    line_start: bool,
+    cr: bool,
+}
+
+impl Default for BodyEncoder {
+    fn default() -> Self {
+        BodyEncoder { line_start: true, cr: false }
+    }
+}
+
+impl BodyEncoder {
+    pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) {
+        for &b in input {
+            if self.cr {
+                self.cr = false;
+                out.extend_from_slice(b"\r\n");
+                self.line_start = true;
+                if b == b'\n' {
+                    continue;
+                }
+            }
+            match b {
+                b'\r' => self.cr = true,
+                b'\n' => {
+                    out.extend_from_slice(b"\r\n");
+                    self.line_start = true;
+                }
+                _ => {
+                    if self.line_start && b == b'.' {
+                        out.push(b'.');
+                    }
+                    self.line_start = false;
+                    out.push(b);
+                }
+            }
+        }
+    }
+
+    pub fn finish(&mut self, out: &mut Vec<u8>) {
+        if std::mem::take(&mut self.cr) {
+            out.extend_from_slice(b"\r\n");
+            self.line_start = true;
+        }
+        if !self.line_start {
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b".\r\n");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encode(input: &[u8]) -> Vec<u8> {
+        let mut e = BodyEncoder::default();
+        let mut out = Vec::new();
+        for b in input {
+            e.feed(std::slice::from_ref(b), &mut out);
+        }
+        e.finish(&mut out);
+        out
+    }
+
+    #[test]
+    fn stuffs_and_never_sends_bare_line_ends() {
+        assert_eq!(encode(b"a\r\n.b\r\n"), b"a\r\n..b\r\n.\r\n");
+        assert_eq!(encode(b"a\n.\nMAIL\r.\r"), b"a\r\n..\r\nMAIL\r\n..\r\n.\r\n");
+        assert_eq!(encode(b"no newline"), b"no newline\r\n.\r\n");
+        assert_eq!(encode(b""), b".\r\n");
+    }
+}
