@@ -25,7 +25,10 @@ pub async fn check(config: &Config, store: &Store, dns: &Dns, session: &SessionI
 async fn check_mailbox(config: &Config, store: &Store, dns: &Dns, session: &SessionInfo, addr: &Address) -> Option<Reply> {
     let domain = addr.domain_text().to_ascii_lowercase();
     let local = config.is_local_domain(&domain);
-    if !local && !addr.is_fqdn() {
+    // Local programs (cron, mail(1)) often send as user@shorthost; only
+    // strangers from the network must use fully-qualified sender domains.
+    let stranger = session.user.is_none() && !session.trusted && !session.client.ip().is_loopback();
+    if !local && stranger && !addr.is_fqdn() {
         return Some(Reply::new(553, "5.1.7", format!("<{addr}>: Sender address rejected: need fully-qualified address")));
     }
     if let Some(user) = &session.user {
