@@ -150,6 +150,22 @@ impl Tern {
         self.launch();
     }
 
+    /// Rewrites the config so every listener keeps the port it got, so a
+    /// restart comes back on the same addresses (port-0 listeners are
+    /// replaced in order, matching the `listeners` file).
+    pub fn pin_ports(&self) {
+        let listeners = std::fs::read_to_string(self.data_dir().join("listeners")).expect("listeners");
+        let mut text = std::fs::read_to_string(&self.config).expect("config");
+        let wildcard = format!("\"{}:0\"", self.ip);
+        for line in listeners.lines() {
+            let addr = line.split_once(' ').map(|(_, a)| a).unwrap_or("");
+            if let Some(pos) = text.find(&wildcard) {
+                text.replace_range(pos..pos + wildcard.len(), &format!("\"{addr}\""));
+            }
+        }
+        std::fs::write(&self.config, text).expect("config");
+    }
+
     /// `tern queue list` output.
     pub fn queue_list(&self) -> String {
         let out = self.cli(&["queue", "list"], "");
