@@ -58,7 +58,7 @@ impl ServerContext {
         let config = Arc::new(config);
         let tls = crate::tls::acceptor(&config)?;
         let default_domain = config.local_domains.first().cloned().unwrap_or_else(|| config.hostname.clone());
-        let dns = crate::dns::Dns::new(config.dns.nameservers.as_deref())?;
+        let dns = crate::dns::Dns::new(config.dns.nameservers.as_deref(), config.dns.timeout.0)?;
         let hooks = Hooks::new(config.clone(), store.clone(), dns.clone());
         let queue = QueueHandle::new();
         Ok(Arc::new(ServerContext {
