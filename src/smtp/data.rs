@@ -65,11 +65,7 @@ impl Session {
             if self.conn.buffered().is_empty() {
                 let n = match tokio::time::timeout(timeout, self.conn.fill()).await {
                     Ok(r) => r?,
-                    Err(_) => {
-                        let host = self.ctx.config.hostname.clone();
-                        self.closing = true;
-                        return self.send(Reply::new(421, "4.4.2", format!("{host} Error: timeout exceeded"))).await;
-                    }
+                    Err(_) => return self.timed_out().await,
                 };
                 if n == 0 {
                     tracing::info!(client = %self.info.client, "connection lost during DATA; nothing kept");
@@ -109,7 +105,7 @@ impl Session {
             if self.conn.buffered().is_empty() {
                 let n = match tokio::time::timeout(timeout, self.conn.fill()).await {
                     Ok(r) => r?,
-                    Err(_) => 0,
+                    Err(_) => return self.timed_out().await,
                 };
                 if n == 0 {
                     self.closing = true;
