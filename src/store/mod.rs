@@ -10,12 +10,14 @@
 
 mod blobs;
 mod commit;
+mod folders;
 mod mailbox;
 mod queue;
 mod users;
 
 pub use blobs::{BlobId, BlobParts, BlobReader, BlobRecord, BlobWriter};
-pub use mailbox::{Flag, FolderInfo, MailboxEvent, MessageMeta, SPECIAL_FOLDERS};
+pub use folders::{CopyResult, SEPARATOR};
+pub use mailbox::{canonical_folder, Flag, FolderInfo, MailboxEvent, MessageMeta, SPECIAL_FOLDERS};
 pub use queue::{QueueEntry, QueueRecipient, RecipientState, format_queue_id, parse_queue_id};
 pub use users::UserRecord;
 
