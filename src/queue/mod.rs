@@ -64,9 +64,15 @@ pub async fn run(ctx: Arc<ServerContext>, mut shutdown: Shutdown) {
         let now_s = now();
         let mut next_due: Option<i64> = None;
         for entry in entries {
+            if in_flight.lock().unwrap_or_else(|p| p.into_inner()).contains(&entry.id) {
+                continue;
+            }
             let Some(due) = entry.next_attempt() else {
-                // Nothing pending (a crash between the last result and the clean-up).
-                let _ = ctx.store.release_queue_entry(&entry);
+                // Nothing pending and no delivery running: a crash came
+                // between the last result and the clean-up.
+                if let Err(e) = ctx.store.release_queue_entry(&entry) {
+                    tracing::warn!(queue_id = %entry.queue_id(), "queue clean-up failed: {e}");
+                }
                 continue;
             };
             if due > now_s {

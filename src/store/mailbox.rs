@@ -329,6 +329,9 @@ impl Store {
     /// Drops the queue's reference to a blob (delivery finished).
     pub fn release_queue_entry(&self, entry: &QueueEntry) -> Result<(), StoreError> {
         let guard = self.lock();
+        if !self.inner.meta.contains_key(queue_key(entry.id))? {
+            return Ok(()); // already released: the reference is gone too
+        }
         let mut batch = sled::Batch::default();
         batch.remove(queue_key(entry.id));
         let dead = self.adjust_refs(entry.blob, -1, &mut batch)?;
