@@ -74,7 +74,10 @@ impl Store {
             .cache_capacity(64 * 1024 * 1024)
             .open()
             .map_err(|e| match e {
-                sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock || io.raw_os_error() == Some(11) => {
+                sled::Error::Io(io)
+                    if io.kind() == std::io::ErrorKind::WouldBlock
+                        || io.raw_os_error() == Some(11) =>
+                {
                     StoreError::Locked(dir.display().to_string())
                 }
                 other => StoreError::Sled(other),
@@ -117,7 +120,10 @@ impl Store {
     fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
         // A poisoned lock only means another thread panicked while holding
         // it; the data it guards lives in sled, so carry on.
-        self.inner.write_lock.lock().unwrap_or_else(|p| p.into_inner())
+        self.inner
+            .write_lock
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     fn notify(&self, event: MailboxEvent) {
