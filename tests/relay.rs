@@ -57,8 +57,15 @@ fn zone(mx_b: &str) -> serde_json::Value {
 }
 
 fn server_b() -> Tern {
-    let text = config("mx.b.test", "b.test", "[aliases]\n\"bob@implicit.test\" = [\"bob@b.test\"]\n\"bob@pref.test\" = [\"bob@b.test\"]\n")
-        .replace("local_domains = [\"b.test\"]", "local_domains = [\"b.test\", \"implicit.test\", \"pref.test\"]");
+    let text = config(
+        "mx.b.test",
+        "b.test",
+        "[aliases]\n\"bob@implicit.test\" = [\"bob@b.test\"]\n\"bob@pref.test\" = [\"bob@b.test\"]\n",
+    )
+    .replace(
+        "local_domains = [\"b.test\"]",
+        "local_domains = [\"b.test\", \"implicit.test\", \"pref.test\"]",
+    );
     let b = Tern::start_on("127.0.0.3", &text);
     b.add_user("bob@b.test", "pw");
     b
@@ -75,7 +82,11 @@ fn server_a(dns: &DnsServer, mx_port: u16, queue: &str) -> Tern {
 }
 
 fn py(a: &Tern, b: Option<&Tern>, body: &str) -> String {
-    let mut head = format!("{PY}\nA_SUB={}\nA_POPS={}\n", a.port("submission"), a.port("pop3s"));
+    let mut head = format!(
+        "{PY}\nA_SUB={}\nA_POPS={}\n",
+        a.port("submission"),
+        a.port("pop3s")
+    );
     if let Some(b) = b {
         head.push_str(&format!("B_POPS={}\n", b.port("pop3s")));
     }
@@ -103,7 +114,9 @@ print("ok")
 "#,
     );
     assert_eq!(out.trim(), "ok");
-    wait_for("A's queue to empty", Duration::from_secs(30), || a.queue_list().contains("empty").then_some(()));
+    wait_for("A's queue to empty", Duration::from_secs(30), || {
+        a.queue_list().contains("empty").then_some(())
+    });
 }
 
 fn deferral_then_delivery(kill_a: bool) {
@@ -113,16 +126,26 @@ fn deferral_then_delivery(kill_a: bool) {
     let port = b.port("smtp");
     b.stop();
     let mut a = server_a(&dns, port, "");
-    py(&a, None, r#"submit("127.0.0.2", A_SUB, "lisa@a.test", ["bob@b.test"], b"Subject: patience\r\n\r\nwait for me\r\n")"#);
+    py(
+        &a,
+        None,
+        r#"submit("127.0.0.2", A_SUB, "lisa@a.test", ["bob@b.test"], b"Subject: patience\r\n\r\nwait for me\r\n")"#,
+    );
     let listing = wait_for("the deferral in the queue", Duration::from_secs(60), || {
         let l = a.queue_list();
-        (l.contains("bob@b.test") && l.contains("attempt(s)") && !l.contains("0 attempt(s)") && l.to_lowercase().contains("refused"))
-            .then_some(l)
+        (l.contains("bob@b.test")
+            && l.contains("attempt(s)")
+            && !l.contains("0 attempt(s)")
+            && l.to_lowercase().contains("refused"))
+        .then_some(l)
     });
     assert!(listing.contains("lisa@a.test"), "{listing}");
     if kill_a {
         a.restart(); // SIGKILL, then start again on the same data
-        assert!(a.queue_list().contains("bob@b.test"), "queue lost across SIGKILL");
+        assert!(
+            a.queue_list().contains("bob@b.test"),
+            "queue lost across SIGKILL"
+        );
     }
     b.resume();
     let out = py(
@@ -135,9 +158,15 @@ print("ok")
 "#,
     );
     assert_eq!(out.trim(), "ok");
-    wait_for("A's queue to empty", Duration::from_secs(60), || a.queue_list().contains("empty").then_some(()));
+    wait_for("A's queue to empty", Duration::from_secs(60), || {
+        a.queue_list().contains("empty").then_some(())
+    });
     // Exactly once: nothing more arrives after the queue emptied.
-    let out = py(&a, Some(&b), r#"print(len(fetch_all("127.0.0.3", B_POPS, "bob@b.test", 99, bound=0)))"#);
+    let out = py(
+        &a,
+        Some(&b),
+        r#"print(len(fetch_all("127.0.0.3", B_POPS, "bob@b.test", 99, bound=0)))"#,
+    );
     assert_eq!(out.trim(), "1");
 }
 
@@ -188,7 +217,11 @@ print("ok")
 #[test]
 fn delay_warning_then_expiry_bounce() {
     let dns = DnsServer::start(&zone("mx.b.test"));
-    let a = server_a(&dns, 2, "max_lifetime = \"4s\"\ndelay_warning_after = \"1s\"");
+    let a = server_a(
+        &dns,
+        2,
+        "max_lifetime = \"4s\"\ndelay_warning_after = \"1s\"",
+    );
     let out = py(
         &a,
         None,
@@ -206,7 +239,9 @@ print("ok")
 "#,
     );
     assert_eq!(out.trim(), "ok");
-    wait_for("A's queue to empty", Duration::from_secs(30), || a.queue_list().contains("empty").then_some(()));
+    wait_for("A's queue to empty", Duration::from_secs(30), || {
+        a.queue_list().contains("empty").then_some(())
+    });
 }
 
 #[test]

@@ -72,7 +72,12 @@ impl Hooks {
         Verdict::Continue
     }
 
-    pub async fn mail_from(&self, session: &SessionInfo, from: &ReversePath, _params: &MailParams) -> Verdict {
+    pub async fn mail_from(
+        &self,
+        session: &SessionInfo,
+        from: &ReversePath,
+        _params: &MailParams,
+    ) -> Verdict {
         match checks::sender::check(&self.config, &self.store, &self.dns, session, from).await {
             Some(reply) => refusal(reply),
             None => Verdict::Continue,
@@ -102,5 +107,9 @@ impl Hooks {
 
 /// A built-in refusal as a verdict: 4xx tempfails, 5xx rejects.
 fn refusal(reply: Reply) -> Verdict {
-    if reply.is_transient() { Verdict::Tempfail(reply) } else { Verdict::Reject(reply) }
+    if reply.is_transient() {
+        Verdict::Tempfail(reply)
+    } else {
+        Verdict::Reject(reply)
+    }
 }

@@ -14,6 +14,7 @@ mod mailboxes;
 mod messages;
 mod render;
 mod search;
+mod sections;
 mod session;
 mod view;
 mod wire;

@@ -363,12 +363,10 @@ pub fn locate<'m>(msg: &'m Message<'m>, path: &[u32]) -> Option<Located<'m>> {
     let mut raw = msg.raw_message();
     let mut part = current.parts.first()?;
     for (depth, &n) in path.iter().enumerate() {
-        if depth > 0 {
-            if let PartType::Message(nested) = &part.body {
-                raw = nested_raw(raw, nested);
-                current = nested;
-                part = current.parts.first()?;
-            }
+        if let (true, PartType::Message(nested)) = (depth > 0, &part.body) {
+            raw = nested_raw(raw, nested);
+            current = nested;
+            part = current.parts.first()?;
         }
         part = match &part.body {
             PartType::Multipart(children) => current

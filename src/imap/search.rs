@@ -3,8 +3,8 @@
 //! deep as the criteria need: flags, sizes, dates and UIDs come from the
 //! index; header keys read the header block; BODY and TEXT read the message.
 
-use super::messages::load;
 use super::render;
+use super::sections::load;
 use super::session::{Outcome, Session};
 use crate::store::MessageMeta;
 use imap_codec::imap_types::core::Charset;

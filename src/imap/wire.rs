@@ -105,7 +105,7 @@ impl Reader {
 /// Appends `s` as an IMAP string: quoted when it is short and safe, else a
 /// literal.
 pub fn string(out: &mut Vec<u8>, s: &[u8]) {
-    let safe = s.len() < 200 && s.iter().all(|&b| b >= 0x20 && b < 0x7f);
+    let safe = s.len() < 200 && s.iter().all(|b| (0x20..0x7f).contains(b));
     if safe {
         out.push(b'"');
         for &b in s {

@@ -15,7 +15,10 @@ pub struct Maildrop {
 
 impl Maildrop {
     pub fn open(store: &Store, user: &str) -> Result<Maildrop, StoreError> {
-        let uidvalidity = store.folder(user, "INBOX")?.map(|f| f.uidvalidity).unwrap_or(0);
+        let uidvalidity = store
+            .folder(user, "INBOX")?
+            .map(|f| f.uidvalidity)
+            .unwrap_or(0);
         let messages = store.messages(user, "INBOX")?;
         Ok(Maildrop {
             store: store.clone(),
@@ -37,11 +40,16 @@ impl Maildrop {
 
     /// (number, message) for every message not marked deleted.
     pub fn live(&self) -> impl Iterator<Item = (usize, &MessageMeta)> {
-        self.messages.iter().enumerate().filter(|(i, _)| !self.deleted[*i]).map(|(i, m)| (i + 1, m))
+        self.messages
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !self.deleted[*i])
+            .map(|(i, m)| (i + 1, m))
     }
 
     pub fn stat(&self) -> (usize, u64) {
-        self.live().fold((0, 0), |(n, s), (_, m)| (n + 1, s + m.size))
+        self.live()
+            .fold((0, 0), |(n, s), (_, m)| (n + 1, s + m.size))
     }
 
     /// Marks a message deleted; false if there is no such live message.
@@ -64,7 +72,13 @@ impl Maildrop {
 
     /// Applies the deletions (the UPDATE state).
     pub fn commit(&self) -> Result<usize, StoreError> {
-        let uids: Vec<u32> = self.messages.iter().zip(&self.deleted).filter(|(_, d)| **d).map(|(m, _)| m.uid).collect();
+        let uids: Vec<u32> = self
+            .messages
+            .iter()
+            .zip(&self.deleted)
+            .filter(|(_, d)| **d)
+            .map(|(m, _)| m.uid)
+            .collect();
         if uids.is_empty() {
             return Ok(0);
         }
@@ -161,7 +175,10 @@ mod tests {
 
     #[test]
     fn stuffs_dots_at_line_starts() {
-        assert_eq!(stuff(b"A: b\r\n\r\n.x\r\n..\r\nend\r\n", None), b"A: b\r\n\r\n..x\r\n...\r\nend\r\n.\r\n");
+        assert_eq!(
+            stuff(b"A: b\r\n\r\n.x\r\n..\r\nend\r\n", None),
+            b"A: b\r\n\r\n..x\r\n...\r\nend\r\n.\r\n"
+        );
     }
 
     #[test]

@@ -64,9 +64,19 @@ pub async fn run(ctx: Arc<ServerContext>, mut shutdown: Shutdown) {
         let now_s = now();
         let mut next_due: Option<i64> = None;
         for entry in entries {
+            if in_flight
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains(&entry.id)
+            {
+                continue;
+            }
             let Some(due) = entry.next_attempt() else {
-                // Nothing pending (a crash between the last result and the clean-up).
-                let _ = ctx.store.release_queue_entry(&entry);
+                // Nothing pending and no delivery running: a crash came
+                // between the last result and the clean-up.
+                if let Err(e) = ctx.store.release_queue_entry(&entry) {
+                    tracing::warn!(queue_id = %entry.queue_id(), "queue clean-up failed: {e}");
+                }
                 continue;
             };
             if due > now_s {
@@ -79,9 +89,17 @@ pub async fn run(ctx: Arc<ServerContext>, mut shutdown: Shutdown) {
                     continue;
                 }
             }
-            let (d, lim, set, id, handle) = (deliverer.clone(), limit.clone(), in_flight.clone(), entry.id, ctx.queue.clone());
+            let (d, lim, set, id, handle) = (
+                deliverer.clone(),
+                limit.clone(),
+                in_flight.clone(),
+                entry.id,
+                ctx.queue.clone(),
+            );
             tokio::spawn(async move {
-                let Ok(_permit) = lim.acquire_owned().await else { return };
+                let Ok(_permit) = lim.acquire_owned().await else {
+                    return;
+                };
                 if let Err(e) = d.deliver(id).await {
                     tracing::error!(queue_id = %crate::store::format_queue_id(id), "delivery run failed: {e}");
                 }
@@ -103,7 +121,9 @@ pub async fn run(ctx: Arc<ServerContext>, mut shutdown: Shutdown) {
         }
     }
     // Let deliveries in flight record their results.
-    let _ = limit.acquire_many(ctx.config.queue.max_concurrent_deliveries as u32).await;
+    let _ = limit
+        .acquire_many(ctx.config.queue.max_concurrent_deliveries as u32)
+        .await;
     for session in deliverer.pool.drain() {
         session.quit().await;
     }
@@ -112,9 +132,14 @@ pub async fn run(ctx: Arc<ServerContext>, mut shutdown: Shutdown) {
 /// How long an idle outbound connection waits for the next message.
 const IDLE_CONNECTION_TIME: Duration = Duration::from_secs(5);
 
-fn make_deliverer(ctx: Arc<ServerContext>) -> Result<Deliverer, crate::outbound::tls::ClientSetupError> {
+fn make_deliverer(
+    ctx: Arc<ServerContext>,
+) -> Result<Deliverer, crate::outbound::tls::ClientSetupError> {
     let config = &ctx.config;
-    let auth = match (&config.relay.smarthost_user, &config.relay.smarthost_password) {
+    let auth = match (
+        &config.relay.smarthost_user,
+        &config.relay.smarthost_password,
+    ) {
         (Some(u), Some(p)) => Some((u.clone(), p.clone())),
         _ => None,
     };
@@ -129,7 +154,10 @@ fn make_deliverer(ctx: Arc<ServerContext>) -> Result<Deliverer, crate::outbound:
         schedule: schedule::RetrySchedule::from_config(&config.queue),
         mx: crate::outbound::mx::MxResolver::new(ctx.hooks.dns().clone()),
         client,
-        pool: crate::outbound::pool::ConnectionPool::new(config.queue.max_per_destination, IDLE_CONNECTION_TIME),
+        pool: crate::outbound::pool::ConnectionPool::new(
+            config.queue.max_per_destination,
+            IDLE_CONNECTION_TIME,
+        ),
         per_destination: Default::default(),
         ctx,
     })

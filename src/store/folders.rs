@@ -5,12 +5,17 @@
 //! is one sled batch under the write lock, and is announced to the
 //! sessions listening on `Store::subscribe`.
 
-use super::mailbox::{canonical_folder, folder_key, message_key, messages_prefix};
+use super::mailbox::{NewCopy, canonical_folder, folder_key, message_key, messages_prefix};
 use super::{BlobId, FolderInfo, MailboxEvent, MessageMeta, Store, StoreError, decode, encode};
 use std::collections::HashMap;
 
 /// The hierarchy separator of folder names.
 pub const SEPARATOR: char = '/';
+
+/// What a flag change did: (UID, new mod-sequence) for the messages
+/// changed, and the UIDs left alone because they changed since
+/// UNCHANGEDSINCE.
+pub type FlagChanges = (Vec<(u32, u64)>, Vec<u32>);
 
 /// What a COPY or MOVE did: the target's UIDVALIDITY and (source UID,
 /// new UID) pairs, in source order.
@@ -134,16 +139,13 @@ impl Store {
             let Some(m) = self.message(user, &from, uid)? else {
                 continue;
             };
-            let new_uid = self.add_to_folder(
-                user,
-                &to,
-                m.blob,
-                m.size,
-                m.flags.clone(),
-                m.internal_date,
-                &mut folders,
-                &mut batch,
-            )?;
+            let copy = NewCopy {
+                blob: m.blob,
+                size: m.size,
+                flags: m.flags.clone(),
+                internal_date: m.internal_date,
+            };
+            let new_uid = self.add_to_folder(user, &to, copy, &mut folders, &mut batch)?;
             if remove_source {
                 batch.remove(message_key(user, &from, uid));
             } else {
@@ -192,7 +194,7 @@ impl Store {
         folder: &str,
         changes: &[(u32, Vec<String>)],
         unchanged_since: Option<u64>,
-    ) -> Result<(Vec<(u32, u64)>, Vec<u32>), StoreError> {
+    ) -> Result<FlagChanges, StoreError> {
         let folder = canonical_folder(folder);
         let guard = self.lock();
         let mut info = self

@@ -39,7 +39,12 @@ pub struct QueueRecipient {
 
 impl QueueRecipient {
     /// A new pending recipient, due now.
-    pub fn new(address: String, notify: Option<String>, orcpt: Option<String>, local_users: Vec<String>) -> QueueRecipient {
+    pub fn new(
+        address: String,
+        notify: Option<String>,
+        orcpt: Option<String>,
+        local_users: Vec<String>,
+    ) -> QueueRecipient {
         QueueRecipient {
             address,
             notify,
@@ -93,7 +98,9 @@ impl QueueEntry {
     }
 
     pub fn pending(&self) -> impl Iterator<Item = &QueueRecipient> {
-        self.recipients.iter().filter(|r| r.state == RecipientState::Pending)
+        self.recipients
+            .iter()
+            .filter(|r| r.state == RecipientState::Pending)
     }
 
     /// The earliest next attempt among pending recipients.
@@ -151,7 +158,11 @@ impl Store {
     }
 
     /// Stores a message generated here (a bounce) and queues it.
-    pub fn enqueue_bytes(&self, mut entry: QueueEntry, bytes: &[u8]) -> Result<QueueEntry, StoreError> {
+    pub fn enqueue_bytes(
+        &self,
+        mut entry: QueueEntry,
+        bytes: &[u8],
+    ) -> Result<QueueEntry, StoreError> {
         let mut writer = self.blob_writer(entry.id)?;
         writer.write(bytes)?;
         entry.blob = writer.id();
