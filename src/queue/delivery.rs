@@ -55,11 +55,12 @@ pub struct Deliverer {
 }
 
 impl Deliverer {
-    /// Runs one delivery pass over the entry's due recipients.
-    pub async fn deliver(&self, id: u64) -> Result<(), StoreError> {
+    /// Runs one delivery pass over the entry's due recipients; returns when
+    /// the entry is due again (`None`: it left the queue).
+    pub async fn deliver(&self, id: u64) -> Result<Option<i64>, StoreError> {
         let store = &self.ctx.store;
         let Some(mut entry) = store.queue_entry(id)? else {
-            return Ok(());
+            return Ok(None);
         };
         let started = Instant::now();
         let now_s = now();
@@ -182,14 +183,16 @@ impl Deliverer {
     }
 
     /// Removes a finished entry, or saves the pending one.
-    async fn finish(&self, entry: QueueEntry) -> Result<(), StoreError> {
+    async fn finish(&self, entry: QueueEntry) -> Result<Option<i64>, StoreError> {
         let store = &self.ctx.store;
-        if entry.pending().next().is_none() {
+        let next = entry.next_attempt();
+        if next.is_none() {
             store.release_queue_entry(&entry)?;
         } else {
             store.update_queue_entry(&entry)?;
         }
-        store.flush().await
+        store.flush().await?;
+        Ok(next)
     }
 
     fn record(
