@@ -21,12 +21,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{Semaphore, mpsc};
 
+/// (queue id, due time) notices for the scheduler.
+type WorkReceiver = mpsc::UnboundedReceiver<(u64, i64)>;
+
 /// Tells the scheduler about work: a new or flushed entry and when it is
 /// due. Cheap to clone; sending never blocks.
 #[derive(Clone)]
 pub struct QueueHandle {
     tx: mpsc::UnboundedSender<(u64, i64)>,
-    rx: Arc<Mutex<Option<mpsc::UnboundedReceiver<(u64, i64)>>>>,
+    rx: Arc<Mutex<Option<WorkReceiver>>>,
 }
 
 impl Default for QueueHandle {
@@ -49,7 +52,7 @@ impl QueueHandle {
         let _ = self.tx.send((id, due));
     }
 
-    fn take_receiver(&self) -> Option<mpsc::UnboundedReceiver<(u64, i64)>> {
+    fn take_receiver(&self) -> Option<WorkReceiver> {
         self.rx.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 }
@@ -143,7 +146,9 @@ pub async fn run(ctx: Arc<ServerContext>, mut shutdown: Shutdown) {
             }
             let (d, lim, done) = (deliverer.clone(), limit.clone(), done_tx.clone());
             tokio::spawn(async move {
-                let Ok(_permit) = lim.acquire_owned().await else { return };
+                let Ok(_permit) = lim.acquire_owned().await else {
+                    return;
+                };
                 let next = match d.deliver(id).await {
                     Ok(next) => next,
                     Err(e) => {
