@@ -13,6 +13,7 @@ SIZE=${3:-5120}
 command -v smtp-source >/dev/null || { export DEBIAN_FRONTEND=noninteractive; apt-get install -y -qq postfix >/dev/null; }
 cargo build --release --quiet
 WORK=$(mktemp -d /tmp/tern-bench.XXXXXX)
+chmod 755 "$WORK" # Postfix's daemons run as postfix and must reach their queue
 PIDS=()
 cleanup() {
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done

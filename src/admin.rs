@@ -98,7 +98,10 @@ pub fn execute(
                 }
             }
             if let Some(q) = queue {
-                q.wake();
+                let now = crate::store::now();
+                for id in &ids {
+                    q.queued(*id, now);
+                }
             }
             Ok(format!("flushed {} message(s)\n", ids.len()))
         }

@@ -26,6 +26,9 @@ impl Postfix {
             .tempdir_in("/tmp")
             .expect("tempdir");
         let root = dir.path();
+        // Postfix's daemons run as `postfix` and must reach their queue.
+        std::fs::set_permissions(root, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod");
         for sub in ["etc", "queue", "data", "vmail"] {
             std::fs::create_dir_all(root.join(sub)).expect("mkdir");
         }

@@ -140,6 +140,13 @@ fn deferral_then_delivery(kill_a: bool) {
         .then_some(l)
     });
     assert!(listing.contains("lisa@a.test"), "{listing}");
+    let id = queue_id(&listing);
+    let show = a.cli(&["queue", "show", &id], "");
+    let show = String::from_utf8_lossy(&show.stdout);
+    assert!(
+        show.contains("recipient: <bob@b.test> state=Pending") && show.contains("refused"),
+        "{show}"
+    );
     if kill_a {
         a.restart(); // SIGKILL, then start again on the same data
         assert!(
@@ -148,6 +155,8 @@ fn deferral_then_delivery(kill_a: bool) {
         );
     }
     b.resume();
+    let flush = a.cli(&["queue", "flush"], "");
+    assert!(flush.status.success(), "{flush:?}");
     let out = py(
         &a,
         Some(&b),
@@ -168,6 +177,40 @@ print("ok")
         r#"print(len(fetch_all("127.0.0.3", B_POPS, "bob@b.test", 99, bound=0)))"#,
     );
     assert_eq!(out.trim(), "1");
+}
+
+/// The queue id on the first line of a `tern queue list` entry.
+fn queue_id(listing: &str) -> String {
+    listing
+        .lines()
+        .nth(1)
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn queue_delete_removes_a_deferred_message() {
+    let dns = DnsServer::start(&zone("mx.b.test"));
+    let a = server_a(&dns, 2, "");
+    py(
+        &a,
+        None,
+        r#"submit("127.0.0.2", A_SUB, "lisa@a.test", ["x@down.test"], b"Subject: never\r\n\r\nmind\r\n")"#,
+    );
+    let listing = wait_for("the deferral", Duration::from_secs(60), || {
+        let l = a.queue_list();
+        l.contains("x@down.test").then_some(l)
+    });
+    let id = queue_id(&listing);
+    let del = a.cli(&["queue", "delete", &id], "");
+    assert!(del.status.success(), "{del:?}");
+    assert!(a.queue_list().contains("empty"));
+    let show = a.cli(&["queue", "show", &id], "");
+    assert!(
+        !show.status.success()
+            && String::from_utf8_lossy(&show.stderr).contains("no such queue entry")
+    );
 }
 
 #[test]

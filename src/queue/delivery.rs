@@ -42,6 +42,13 @@ enum Outcome {
     },
 }
 
+/// Recipients to tell the sender about after this pass.
+#[derive(Default)]
+struct Notices {
+    failed: Vec<usize>,
+    succeeded: Vec<(usize, DsnKind)>,
+}
+
 /// Everything a delivery needs that lives as long as the server.
 pub struct Deliverer {
     pub ctx: Arc<ServerContext>,
@@ -55,11 +62,12 @@ pub struct Deliverer {
 }
 
 impl Deliverer {
-    /// Runs one delivery pass over the entry's due recipients.
-    pub async fn deliver(&self, id: u64) -> Result<(), StoreError> {
+    /// Runs one delivery pass over the entry's due recipients; returns when
+    /// the entry is due again (`None`: it left the queue).
+    pub async fn deliver(&self, id: u64) -> Result<Option<i64>, StoreError> {
         let store = &self.ctx.store;
         let Some(mut entry) = store.queue_entry(id)? else {
-            return Ok(());
+            return Ok(None);
         };
         let started = Instant::now();
         let now_s = now();
@@ -81,6 +89,7 @@ impl Deliverer {
                     &entry,
                     &entry.recipients[i],
                     None,
+                    None,
                     "bounced",
                     entry.recipients[i].last_error.as_deref().unwrap_or(""),
                     started,
@@ -97,8 +106,7 @@ impl Deliverer {
                     && entry.recipients[i].next_attempt <= now_s
             })
             .collect();
-        let mut failed = Vec::new();
-        let mut succeeded: Vec<(usize, DsnKind)> = Vec::new();
+        let mut notices = Notices::default();
 
         // Local recipients (bounces to our own users, and the like).
         let local: Vec<usize> = due
@@ -120,7 +128,7 @@ impl Deliverer {
                     reply: format!("mailbox delivery failed: {e}"),
                 },
             };
-            self.record(&mut entry, i, outcome, &mut failed, &mut succeeded, started);
+            self.record(&mut entry, i, outcome, Some("local"), &mut notices, started);
         }
 
         // Remote recipients, one group per destination.
@@ -143,16 +151,24 @@ impl Deliverer {
         for (destination, members) in groups {
             let limit = self.destination_limit(&destination);
             let _permit = limit.acquire_owned().await;
-            let outcomes = self.deliver_group(&entry, &destination, &members).await;
+            let (outcomes, tls) = self.deliver_group(&entry, &destination, &members).await;
             for (i, outcome) in members.into_iter().zip(outcomes) {
-                self.record(&mut entry, i, outcome, &mut failed, &mut succeeded, started);
+                self.record(
+                    &mut entry,
+                    i,
+                    outcome,
+                    tls.as_deref(),
+                    &mut notices,
+                    started,
+                );
             }
             store.update_queue_entry(&entry)?;
             store.flush().await?;
         }
 
         for kind in [DsnKind::Delivered, DsnKind::Relayed] {
-            let which: Vec<usize> = succeeded
+            let which: Vec<usize> = notices
+                .succeeded
                 .iter()
                 .filter(|(_, k)| *k == kind)
                 .map(|(i, _)| *i)
@@ -161,8 +177,8 @@ impl Deliverer {
                 notify::send(&self.ctx, &entry, &which, kind).await?;
             }
         }
-        if !failed.is_empty() {
-            notify::send(&self.ctx, &entry, &failed, DsnKind::Failed).await?;
+        if !notices.failed.is_empty() {
+            notify::send(&self.ctx, &entry, &notices.failed, DsnKind::Failed).await?;
         }
         if !entry.warned
             && entry.pending().next().is_some()
@@ -182,14 +198,16 @@ impl Deliverer {
     }
 
     /// Removes a finished entry, or saves the pending one.
-    async fn finish(&self, entry: QueueEntry) -> Result<(), StoreError> {
+    async fn finish(&self, entry: QueueEntry) -> Result<Option<i64>, StoreError> {
         let store = &self.ctx.store;
-        if entry.pending().next().is_none() {
+        let next = entry.next_attempt();
+        if next.is_none() {
             store.release_queue_entry(&entry)?;
         } else {
             store.update_queue_entry(&entry)?;
         }
-        store.flush().await
+        store.flush().await?;
+        Ok(next)
     }
 
     fn record(
@@ -197,8 +215,8 @@ impl Deliverer {
         entry: &mut QueueEntry,
         i: usize,
         outcome: Outcome,
-        failed: &mut Vec<usize>,
-        succeeded: &mut Vec<(usize, DsnKind)>,
+        tls: Option<&str>,
+        notices: &mut Notices,
         started: Instant,
     ) {
         let next = now();
@@ -212,7 +230,7 @@ impl Deliverer {
                 report,
             } => {
                 if let Some(kind) = report {
-                    succeeded.push((i, kind));
+                    notices.succeeded.push((i, kind));
                 }
                 r.state = RecipientState::Delivered;
                 r.status = Some("2.0.0".into());
@@ -240,11 +258,19 @@ impl Deliverer {
                 r.status = Some(status);
                 r.last_error = Some(reply.clone());
                 r.remote_mta = relay.clone();
-                failed.push(i);
+                notices.failed.push(i);
                 ("bounced", relay, reply)
             }
         };
-        log_result(&snapshot, r, relay.as_deref(), status_word, &text, started);
+        log_result(
+            &snapshot,
+            r,
+            relay.as_deref(),
+            tls,
+            status_word,
+            &text,
+            started,
+        );
     }
 
     /// Tries the destination's hops in order; one outcome per member.
@@ -253,8 +279,9 @@ impl Deliverer {
         entry: &QueueEntry,
         destination: &str,
         members: &[usize],
-    ) -> Vec<Outcome> {
-        let all = |make: &dyn Fn() -> Outcome| members.iter().map(|_| make()).collect::<Vec<_>>();
+    ) -> (Vec<Outcome>, Option<String>) {
+        let all =
+            |make: &dyn Fn() -> Outcome| (members.iter().map(|_| make()).collect::<Vec<_>>(), None);
         let hops: Vec<NextHop> = match &self.ctx.config.relay.smarthost {
             Some(spec) => match self.mx.smarthost(spec).await {
                 Ok(h) => h,
@@ -327,7 +354,8 @@ impl Deliverer {
             match self.attempt(hop, &envelope, &mut reader, entry.blob).await {
                 Ok(report) => {
                     let relay = report.remote.clone();
-                    return report
+                    let tls = Some(report.tls.clone().unwrap_or_else(|| "plain".into()));
+                    let outcomes = report
                         .results
                         .into_iter()
                         .map(|res| match res {
@@ -348,6 +376,7 @@ impl Deliverer {
                             },
                         })
                         .collect();
+                    return (outcomes, tls);
                 }
                 Err(e) if e.is_permanent() => {
                     let text = format!("{}: {e}", hop.host);
@@ -445,6 +474,7 @@ fn log_result(
     entry: &QueueEntry,
     r: &QueueRecipient,
     relay: Option<&str>,
+    tls: Option<&str>,
     status: &str,
     text: &str,
     started: Instant,
@@ -453,6 +483,7 @@ fn log_result(
         queue_id = %entry.queue_id(),
         to = %r.address,
         relay = relay.unwrap_or("none"),
+        tls = tls.unwrap_or("none"),
         delay = format!("{:.2}", (now() - entry.arrived) as f64),
         attempt_secs = format!("{:.2}", started.elapsed().as_secs_f64()),
         attempts = r.attempts,

@@ -86,6 +86,6 @@ pub async fn send(
     store.enqueue_bytes(bounce, &message)?;
     store.flush().await?;
     tracing::info!(queue_id = %entry.queue_id(), bounce_id = %crate::store::format_queue_id(id), to = %entry.sender, kind = ?kind, "notification queued");
-    ctx.queue.wake();
+    ctx.queue.queued(id, now());
     Ok(())
 }

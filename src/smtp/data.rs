@@ -284,7 +284,7 @@ impl Session {
             );
         }
         if entry.is_some() {
-            self.ctx.queue.wake();
+            self.ctx.queue.queued(id, now());
         }
         self.report_local_success(id, tx, size).await;
         let to: Vec<String> = tx.rcpts.iter().map(|r| r.address.to_string()).collect();

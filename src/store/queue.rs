@@ -141,9 +141,13 @@ impl Store {
         }
     }
 
-    /// Records a queue entry's new state (the caller flushes).
+    /// Records a queue entry's new state (the caller flushes). An entry
+    /// deleted meanwhile (`tern queue delete`) stays deleted.
     pub fn update_queue_entry(&self, entry: &QueueEntry) -> Result<(), StoreError> {
-        self.inner.meta.insert(queue_key(entry.id), encode(entry))?;
+        let _guard = self.lock();
+        if self.inner.meta.contains_key(queue_key(entry.id))? {
+            self.inner.meta.insert(queue_key(entry.id), encode(entry))?;
+        }
         Ok(())
     }
 
