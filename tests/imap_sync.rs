@@ -33,6 +33,7 @@ c.logout()
 "#,
     );
     assert!(out.starts_with("ok"), "{out}");
+    eprintln!("IDLE saw the delivery: {}", out.trim());
 }
 
 #[test]
