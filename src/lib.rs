@@ -11,6 +11,7 @@ pub mod control;
 pub mod dns;
 pub mod hooks;
 pub mod imap;
+pub mod mailauth;
 pub mod net;
 pub mod outbound;
 pub mod pop3;

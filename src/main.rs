@@ -34,6 +34,29 @@ enum Command {
     /// The delivery queue (like mailq/postqueue)
     #[command(subcommand)]
     Queue(QueueCommand),
+    /// DKIM signing keys
+    #[command(subcommand)]
+    Dkim(DkimCommand),
+}
+
+#[derive(Subcommand)]
+enum DkimCommand {
+    /// Write a new key (DIR/DOMAIN.SELECTOR.key) and print the DNS TXT record to publish
+    Generate {
+        domain: String,
+        selector: String,
+        #[arg(long, value_enum, default_value = "ed25519")]
+        algorithm: KeyAlgorithm,
+        /// Folder for the key file (default: the current folder)
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        out: PathBuf,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum KeyAlgorithm {
+    Ed25519,
+    Rsa,
 }
 
 #[derive(Subcommand)]
@@ -88,6 +111,23 @@ fn init_logging() {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    if let Command::Dkim(DkimCommand::Generate {
+        domain,
+        selector,
+        algorithm,
+        out,
+    }) = &cli.command
+    {
+        // Needs no config: it only writes a file and prints.
+        let algorithm = match algorithm {
+            KeyAlgorithm::Ed25519 => tern::config::DkimAlgorithm::Ed25519Sha256,
+            KeyAlgorithm::Rsa => tern::config::DkimAlgorithm::RsaSha256,
+        };
+        let key = tern::mailauth::keygen::generate(domain, selector, algorithm, out)?;
+        println!("private key: {}", key.path.display());
+        println!("{}. IN TXT \"{}\"", key.record_name, key.record);
+        return Ok(());
+    }
     let config = Config::load(cli.config.as_deref())?;
     match cli.command {
         Command::Serve => {
@@ -98,6 +138,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::CheckConfig => {
             tern::tls::check(&config)?;
+            tern::mailauth::Signer::load(&config.dkim)?;
             for d in &config.local_domains {
                 let postmaster = format!("postmaster@{d}");
                 if !config.aliases.contains_key(&postmaster) {
@@ -134,6 +175,7 @@ fn run(cli: Cli) -> Result<()> {
             };
             admin_request(&config, request)
         }
+        Command::Dkim(_) => Ok(()),
         Command::Queue(q) => {
             let request = match q {
                 QueueCommand::List => AdminRequest::QueueList,

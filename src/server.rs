@@ -24,6 +24,8 @@ pub struct ServerContext {
     pub tls: TlsAcceptor,
     pub auth: Authenticator,
     pub hooks: Hooks,
+    /// SPF/DKIM/DMARC/ARC checks and DKIM signing.
+    pub mailauth: crate::mailauth::MailAuth,
     pub queue: QueueHandle,
     /// Mailboxes with a POP3 session open (one at a time per mailbox).
     pub pop3_locks: std::sync::Mutex<std::collections::HashSet<String>>,
@@ -43,6 +45,8 @@ pub enum ServerError {
     Tls(#[from] crate::tls::TlsError),
     #[error(transparent)]
     Dns(#[from] crate::dns::DnsError),
+    #[error(transparent)]
+    MailAuth(#[from] crate::mailauth::MailAuthError),
     #[error("cannot write {path}: {source}")]
     Write {
         path: std::path::PathBuf,
@@ -72,7 +76,9 @@ impl ServerContext {
         let dns = crate::dns::Dns::new(config.dns.nameservers.as_deref(), config.dns.timeout.0)?;
         let hooks = Hooks::new(config.clone(), store.clone(), dns.clone());
         let queue = QueueHandle::new();
+        let mailauth = crate::mailauth::MailAuth::new(&config)?;
         Ok(Arc::new(ServerContext {
+            mailauth,
             auth: Authenticator::new(store.clone(), default_domain, AUTH_FAILURE_DELAY),
             config,
             store,

@@ -8,6 +8,7 @@ use crate::address::{Address, ReversePath};
 use crate::checks;
 use crate::config::{Config, Protocol};
 use crate::dns::Dns;
+pub use crate::mailauth::AuthResults;
 use crate::smtp::command::{MailParams, RcptParams};
 use crate::smtp::reply::Reply;
 use crate::store::Store;
@@ -96,8 +97,17 @@ impl Hooks {
     }
 
     /// Runs after the message is read, before it is committed. `headers` is
-    /// the header section as received.
-    pub async fn data(&self, session: &SessionInfo, from: &ReversePath, headers: &[u8]) -> Verdict {
+    /// the header section as received; `auth` what SPF, DKIM, DMARC and ARC
+    /// found (mail from outside only: `None` for authenticated or trusted
+    /// clients, or with `[auth] verify = false`). The plugin engine's filter
+    /// hook maps `auth` onto its envelope.
+    pub async fn data(
+        &self,
+        session: &SessionInfo,
+        from: &ReversePath,
+        headers: &[u8],
+        _auth: Option<&AuthResults>,
+    ) -> Verdict {
         match checks::sender::check_header_from(&self.config, &self.store, session, from, headers) {
             Some(reply) => refusal(reply),
             None => Verdict::Continue,

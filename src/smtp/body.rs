@@ -195,6 +195,11 @@ impl MessageSink {
         })
     }
 
+    /// The writer, while there is one (not too big, no store error).
+    pub fn writer_mut(&mut self) -> Option<&mut BlobWriter> {
+        self.writer.as_mut()
+    }
+
     /// The writer, or why there is none.
     pub fn into_writer(self) -> Result<BlobWriter, SinkError> {
         if self.size > self.max {

@@ -91,6 +91,52 @@ impl BlobWriter {
         Ok(())
     }
 
+    /// Everything written so far in one buffer: the chunks already in the
+    /// store, then the part still buffered. One copy of the message, for
+    /// checks that need it whole (DKIM verification and signing).
+    pub fn contents(&self) -> Result<Vec<u8>, StoreError> {
+        let mut out = Vec::with_capacity(self.size as usize);
+        for n in 0..self.chunks {
+            match self.store.inner.blobs.get(chunk_key(self.id, n))? {
+                Some(v) => out.extend_from_slice(&v),
+                None => return Err(StoreError::MissingBlob(self.id)),
+            }
+        }
+        out.extend_from_slice(&self.buf);
+        Ok(out)
+    }
+
+    /// Overwrites `bytes.len()` bytes at `offset` with `bytes` (the length
+    /// never changes, so chunk boundaries and sizes stay as they are).
+    pub fn patch(&mut self, offset: u64, bytes: &[u8]) -> Result<(), StoreError> {
+        if offset + bytes.len() as u64 > self.size {
+            return Ok(());
+        }
+        let mut done = 0usize;
+        while done < bytes.len() {
+            let at = offset + done as u64;
+            let (n, pos) = (
+                (at / CHUNK_SIZE as u64) as u32,
+                (at % CHUNK_SIZE as u64) as usize,
+            );
+            let run = (CHUNK_SIZE - pos).min(bytes.len() - done);
+            let part = &bytes[done..done + run];
+            if n >= self.chunks {
+                self.buf[pos..pos + run].copy_from_slice(part);
+            } else {
+                let key = chunk_key(self.id, n);
+                let Some(v) = self.store.inner.blobs.get(key)? else {
+                    return Err(StoreError::MissingBlob(self.id));
+                };
+                let mut v = v.to_vec();
+                v[pos..pos + run].copy_from_slice(part);
+                self.store.inner.blobs.insert(key, v)?;
+            }
+            done += run;
+        }
+        Ok(())
+    }
+
     fn spill(&mut self) -> Result<(), StoreError> {
         if self.buf.is_empty() {
             return Ok(());

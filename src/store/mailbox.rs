@@ -201,7 +201,9 @@ impl Store {
             None => {
                 let info = match self.folder(user, folder)? {
                     Some(i) => i,
-                    None if folder == "INBOX" => self.create_folder_in(user, folder, batch)?,
+                    None if folder == "INBOX" || folder == "Junk" => {
+                        self.create_folder_in(user, folder, batch)?
+                    }
                     None => return Err(StoreError::NoSuchFolder(folder.to_string())),
                 };
                 folders.push((user.to_string(), folder.to_string(), info));
@@ -236,6 +238,19 @@ impl Store {
         local_users: &[String],
         queue: Option<&QueueEntry>,
     ) -> Result<Vec<u32>, StoreError> {
+        self.accept_message_into(writer, prefix, local_users, "INBOX", queue)
+    }
+
+    /// `accept_message` with the local copies in `folder` (INBOX, or Junk
+    /// for a quarantined message; a missing Junk folder is created).
+    pub fn accept_message_into(
+        &self,
+        writer: BlobWriter,
+        prefix: Vec<u8>,
+        local_users: &[String],
+        folder: &str,
+        queue: Option<&QueueEntry>,
+    ) -> Result<Vec<u32>, StoreError> {
         let blob = writer.id();
         let _guard = self.lock();
         let mut batch = sled::Batch::default();
@@ -247,7 +262,7 @@ impl Store {
         for user in local_users {
             uids.push(self.add_to_folder(
                 user,
-                "INBOX",
+                folder,
                 NewCopy {
                     blob,
                     size: record.size,

@@ -1,0 +1,94 @@
+//! `tern dkim generate`: a new key pair written as PEM, and the TXT record
+//! to publish at `SELECTOR._domainkey.DOMAIN`.
+
+use super::MailAuthError;
+use crate::config::DkimAlgorithm;
+use base64::Engine as _;
+use mail_auth::dkim::generate::DkimKeyPair;
+use std::path::{Path, PathBuf};
+
+/// RSA modulus size (RFC 8301 recommends 2048).
+pub const RSA_BITS: usize = 2048;
+
+pub struct GeneratedKey {
+    pub path: PathBuf,
+    /// Owner name of the TXT record.
+    pub record_name: String,
+    /// TXT record value.
+    pub record: String,
+}
+
+fn pem(label: &str, der: &[u8]) -> String {
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        out.push_str(&String::from_utf8_lossy(line));
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
+}
+
+/// Generates a key, writes `DIR/DOMAIN.SELECTOR.key` (mode 0600; an
+/// existing file is never overwritten) and returns the DNS record.
+pub fn generate(
+    domain: &str,
+    selector: &str,
+    algorithm: DkimAlgorithm,
+    dir: &Path,
+) -> Result<GeneratedKey, MailAuthError> {
+    let gen_err = |e: String| MailAuthError::Generate(e);
+    let (private_pem, public, k) = match algorithm {
+        DkimAlgorithm::RsaSha256 => {
+            let pair = DkimKeyPair::generate_rsa(RSA_BITS).map_err(|e| gen_err(e.to_string()))?;
+            // mail-auth gives PKCS#1; the key record carries SubjectPublicKeyInfo.
+            use rsa::pkcs1::DecodeRsaPublicKey as _;
+            use rsa::pkcs8::EncodePublicKey as _;
+            let public = rsa::RsaPublicKey::from_pkcs1_der(pair.public_key())
+                .and_then(|k| {
+                    k.to_public_key_der()
+                        .map_err(|e| rsa::pkcs1::Error::Pkcs8(e.into()))
+                })
+                .map_err(|e| gen_err(e.to_string()))?;
+            (
+                pem("RSA PRIVATE KEY", pair.private_key()),
+                public.as_bytes().to_vec(),
+                "rsa",
+            )
+        }
+        DkimAlgorithm::Ed25519Sha256 => {
+            let pair = DkimKeyPair::generate_ed25519().map_err(|e| gen_err(e.to_string()))?;
+            (
+                pem("PRIVATE KEY", pair.private_key()),
+                pair.public_key().to_vec(),
+                "ed25519",
+            )
+        }
+    };
+    let domain = domain.trim().trim_end_matches('.').to_ascii_lowercase();
+    let path = dir.join(format!("{domain}.{selector}.key"));
+    write_new(&path, private_pem.as_bytes()).map_err(|e| MailAuthError::Key {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
+    let p = base64::engine::general_purpose::STANDARD.encode(public);
+    Ok(GeneratedKey {
+        path,
+        record_name: format!("{selector}._domainkey.{domain}"),
+        record: format!("v=DKIM1; k={k}; p={p}"),
+    })
+}
+
+fn write_new(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path)?;
+    f.write_all(data)?;
+    f.sync_all()
+}

@@ -1,0 +1,145 @@
+//! DKIM signing on the way out: keys from `tern dkim generate`, mail from an
+//! authenticated submission client signed at acceptance (the signature is
+//! in the stored prefix). Independent check: Python's dkimpy verifies Tern's
+//! RSA-SHA256 signature; Tern's Ed25519-SHA256 signature verifies in another
+//! Tern receiving the message from outside (dkim=pass in its
+//! Authentication-Results).
+
+mod harness;
+use harness::{DnsServer, Tern, config, python};
+use serde_json::json;
+
+const HELPERS: &str = r#"
+import poplib, smtplib, ssl, sys, email, email.policy, dkim
+CTX = ssl.create_default_context(); CTX.check_hostname = False; CTX.verify_mode = ssl.CERT_NONE
+def submit(port, user, to, data):
+    s = smtplib.SMTP("127.0.0.1", port); s.ehlo("laptop.test"); s.login(user, "pw")
+    s.sendmail(user, [to], data); s.quit()
+def fetch_all(port, user):
+    p = poplib.POP3("127.0.0.1", port); p.stls(CTX); p.user(user); p.pass_("pw")
+    out = [b"\r\n".join(p.retr(i)[1]) + b"\r\n" for i in range(1, len(p.list()[1]) + 1)]
+    p.quit(); return out
+def results(raw):
+    m = email.message_from_bytes(raw, policy=email.policy.compat32)
+    return [" ".join(v.split()) for v in m.get_all("Authentication-Results", [])]
+MSG = (b"From: Alice <alice@example.test>\r\nTo: <bob@example.test>\r\nSubject: signed\r\n"
+       b"\r\nA line.\r\n..A dot-stuffed line.\r\n\r\nTrailing blank lines follow.\r\n\r\n\r\n")
+"#;
+
+fn generate(dir: &std::path::Path, domain: &str, alg: &str) -> (String, String) {
+    let out = std::process::Command::new(harness::tern_bin())
+        .args(["dkim", "generate", domain, alg, "--algorithm", alg, "--out"])
+        .arg(dir)
+        .output()
+        .expect("tern dkim generate");
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let record = text
+        .lines()
+        .find_map(|l| l.split_once(" IN TXT \""))
+        .map(|(_, r)| r.trim_end_matches('"').to_string())
+        .expect("TXT line");
+    // A second run never overwrites the key.
+    let again = std::process::Command::new(harness::tern_bin())
+        .args(["dkim", "generate", domain, alg, "--algorithm", alg, "--out"])
+        .arg(dir)
+        .output()
+        .expect("tern dkim generate");
+    assert!(!again.status.success());
+    let path = dir.join(format!("{domain}.{alg}.key"));
+    (path.to_string_lossy().into_owned(), record)
+}
+
+fn signer(key: &str, selector: &str, alg: &str, extra: &str) -> Tern {
+    let text = config(
+        "mx.example.test",
+        "example.test",
+        &format!(
+            "[tls]\nallow_plaintext_auth = true\n{extra}\n[[dkim]]\ndomain = \"example.test\"\nselector = \"{selector}\"\nprivate_key = {key:?}\nalgorithm = \"{alg}\"\n"
+        ),
+    );
+    let t = Tern::start(&text);
+    t.add_user("alice@example.test", "pw");
+    t.add_user("bob@example.test", "pw");
+    t
+}
+
+#[test]
+fn rsa_signature_verifies_with_dkimpy() {
+    let keys = tempfile::tempdir().expect("tempdir");
+    let (key, record) = generate(keys.path(), "example.test", "rsa");
+    let t = signer(&key, "rsa", "rsa-sha256", "");
+    let out = python(
+        &format!(
+            r#"{HELPERS}
+submit({sub}, "alice@example.test", "bob@example.test", MSG)
+raw = fetch_all({pop}, "bob@example.test")[0]
+print(raw.split(b"\r\n")[0].split(b":")[0].decode())
+RECORD = {record:?}.encode()
+def dns(name, timeout=5):
+    assert name == b"rsa._domainkey.example.test.", name
+    return RECORD
+print(dkim.verify(raw, dnsfunc=dns))
+print(dkim.verify(raw.replace(b"A line.", b"A lime."), dnsfunc=dns))
+"#,
+            sub = t.port("submission"),
+            pop = t.port("pop3"),
+        ),
+        &[],
+    );
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        ["DKIM-Signature", "True", "False"],
+        "{out}"
+    );
+}
+
+#[test]
+fn ed25519_signature_verifies_in_tern() {
+    let keys = tempfile::tempdir().expect("tempdir");
+    let (key, record) = generate(keys.path(), "example.test", "ed25519");
+    assert!(record.starts_with("v=DKIM1; k=ed25519; p="), "{record}");
+    let sender = signer(&key, "ed25519", "ed25519-sha256", "");
+    let zone = json!({
+        "ed25519._domainkey.example.test": {"TXT": [record]},
+        "_dmarc.example.test": {"TXT": ["v=DMARC1; p=reject"]},
+    });
+    let d = DnsServer::start(&zone);
+    // The receiving side: another server, for which example.test is remote.
+    let receiver = Tern::start(&config(
+        "mx.other.test",
+        "other.test",
+        &format!(
+            "[dns]\nnameservers = [\"{}\"]\ntimeout = \"1s\"\n[auth]\n",
+            d.address()
+        ),
+    ));
+    receiver.add_user("carol@other.test", "pw");
+    let out = python(
+        &format!(
+            r#"{HELPERS}
+submit({sub}, "alice@example.test", "bob@example.test", MSG)
+raw = fetch_all({pop}, "bob@example.test")[0]
+s = smtplib.SMTP("127.0.0.1", {rsmtp}); s.ehlo("mx.example.test")
+s.sendmail("alice@example.test", ["carol@other.test"], raw); s.quit()
+got = fetch_all({rpop}, "carol@other.test")[0]
+print(" | ".join(results(got)))
+"#,
+            sub = sender.port("submission"),
+            pop = sender.port("pop3"),
+            rsmtp = receiver.port("smtp"),
+            rpop = receiver.port("pop3"),
+        ),
+        &[],
+    );
+    let header = out.trim();
+    assert!(header.starts_with("mx.other.test;"), "{header}");
+    assert!(
+        header.contains("dkim=pass header.d=example.test header.s=ed25519"),
+        "{header}"
+    );
+    assert!(
+        header.contains("dmarc=pass header.from=example.test"),
+        "{header}"
+    );
+}
