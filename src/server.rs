@@ -201,7 +201,11 @@ async fn accept_loop(
                 Protocol::Pop3 | Protocol::Pop3s => {
                     crate::pop3::run(conn, ctx, session_shutdown).await
                 }
-                Protocol::Imap | Protocol::Imaps | Protocol::Http | Protocol::Https => {
+                Protocol::Http | Protocol::Https => {
+                    crate::web::serve(conn, ctx, protocol == Protocol::Https, session_shutdown)
+                        .await
+                }
+                Protocol::Imap | Protocol::Imaps => {
                     not_yet(protocol, &mut conn).await;
                 }
             }

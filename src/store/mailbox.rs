@@ -343,6 +343,41 @@ impl Store {
         Ok((uidvalidity, uid))
     }
 
+    /// Adds a copy of an already stored blob to a folder (one more
+    /// reference to it); returns the new UID.
+    pub(super) fn add_copy(
+        &self,
+        user: &str,
+        folder: &str,
+        blob: BlobId,
+        size: u64,
+        flags: Vec<String>,
+        internal_date: i64,
+    ) -> Result<u32, StoreError> {
+        let folder = canonical_folder(folder);
+        if self.folder(user, &folder)?.is_none() {
+            return Err(StoreError::NoSuchFolder(folder));
+        }
+        let guard = self.lock();
+        let mut batch = sled::Batch::default();
+        self.adjust_refs(blob, 1, &mut batch)?;
+        let mut folders = Vec::new();
+        let copy = NewCopy {
+            blob,
+            size,
+            flags,
+            internal_date,
+        };
+        let uid = self.add_to_folder(user, &folder, copy, &mut folders, &mut batch)?;
+        self.inner.meta.apply_batch(batch)?;
+        drop(guard);
+        self.notify(MailboxEvent {
+            user: user.to_string(),
+            folder,
+        });
+        Ok(uid)
+    }
+
     /// Removes messages for good (IMAP EXPUNGE, POP3 DELE at QUIT).
     pub fn expunge(&self, user: &str, folder: &str, uids: &[u32]) -> Result<Vec<u32>, StoreError> {
         let folder = canonical_folder(folder);
