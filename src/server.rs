@@ -201,12 +201,12 @@ async fn accept_loop(
                 Protocol::Pop3 | Protocol::Pop3s => {
                     crate::pop3::run(conn, ctx, session_shutdown).await
                 }
+                Protocol::Imap | Protocol::Imaps => {
+                    crate::imap::run(conn, ctx, session_shutdown).await
+                }
                 Protocol::Http | Protocol::Https => {
                     crate::web::serve(conn, ctx, protocol == Protocol::Https, session_shutdown)
                         .await
-                }
-                Protocol::Imap | Protocol::Imaps => {
-                    not_yet(protocol, &mut conn).await;
                 }
             }
         });
@@ -224,16 +224,6 @@ async fn too_busy(protocol: Protocol, conn: &mut Connection) {
             b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
         }
         _ => b"421 4.7.0 Too many connections, try again later\r\n",
-    };
-    let _ = conn.write_all(line).await;
-    conn.shutdown().await;
-}
-
-/// Listeners whose protocol arrives in a later release answer politely.
-async fn not_yet(protocol: Protocol, conn: &mut Connection) {
-    let line: &[u8] = match protocol {
-        Protocol::Imap | Protocol::Imaps => b"* BYE IMAP is not available on this server yet\r\n",
-        _ => b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
     };
     let _ = conn.write_all(line).await;
     conn.shutdown().await;

@@ -3,7 +3,8 @@
 //! logout, cookies and security headers, CSRF refusals, one user never
 //! reading another's mail, reading, attachments, flags, move, delete,
 //! search, paging, and sending to a local address (seen over POP3) and to a
-//! remote one (relayed to an aiosmtpd sink), with the copy in Sent.
+//! remote one (relayed to an aiosmtpd sink), with the copy in Sent (seen
+//! over IMAP); reading on the web sets \Seen for IMAP too.
 
 mod harness;
 use harness::{READY_BOUND, Tern, config, python, wait_for};
@@ -13,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 /// A web mail server for example.test with bob and carol; `extra` is more TOML.
 fn server(extra: &str) -> Tern {
     let extra = format!(
-        "[[listen]]\nprotocol = \"http\"\naddress = \"{{ip}}:0\"\n\n[tls]\nallow_plaintext_auth = true\n\n{extra}"
+        "[[listen]]\nprotocol = \"http\"\naddress = \"{{ip}}:0\"\n[[listen]]\nprotocol = \"imap\"\naddress = \"{{ip}}:0\"\n\n[tls]\nallow_plaintext_auth = true\n\n{extra}"
     );
     let t = Tern::start(&config("mx.example.test", "example.test", &extra));
     t.add_user("bob@example.test", "bob-pw");
@@ -25,11 +26,12 @@ fn server(extra: &str) -> Tern {
 fn run(t: &Tern, body: &str) -> String {
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let script = format!(
-        "import sys, re, base64, poplib, json, os, time\nsys.path.insert(0, {fixtures:?})\nfrom webmail import *\n\
-         HTTP={}\nSMTP={}\nPOP={}\n{body}",
+        "import sys, re, base64, poplib, imaplib, json, os, time\nsys.path.insert(0, {fixtures:?})\nfrom webmail import *\n\
+         HTTP={}\nSMTP={}\nPOP={}\nIMAP={}\n{body}",
         t.port("http"),
         t.port("smtp"),
         t.port("pop3"),
+        t.port("imap"),
         fixtures = fixtures.display().to_string(),
     );
     python(&script, &[])
@@ -60,7 +62,11 @@ impl Sink {
             if let Ok(Some(s)) = child.try_wait() {
                 panic!("sink exited: {s} (is aiosmtpd installed? scripts/install-test-deps)");
             }
-            std::fs::read_to_string(&port_file).ok()?.trim().parse().ok()
+            std::fs::read_to_string(&port_file)
+                .ok()?
+                .trim()
+                .parse()
+                .ok()
         });
         Sink { child, port, dir }
     }
@@ -208,7 +214,7 @@ r = c.get("/folder?name=INBOX")
 assert r.text.count('class="unread"') == 3
 assert '<span class="count" title="unread">3</span>' in r.text
 assert "Plain &lt;hello&gt; &amp; bye" in r.text and "<hello>" not in r.text
-assert "📎" in r.text
+assert 'title="Has attachments"' in r.text
 u_plain, u_png, u_html = sorted(c.uids())
 r = c.get(f"/message?folder=INBOX&uid={u_plain}")
 assert r.status == 200
@@ -216,6 +222,12 @@ assert "&lt;b&gt;not bold&lt;/b&gt;" in r.text and "<b>not bold" not in r.text
 assert "<iframe" not in r.text  # plain text is shown as text
 r = c.get("/folder?name=INBOX")
 assert '<span class="count" title="unread">2</span>' in r.text  # reading marked it \Seen
+im = imaplib.IMAP4("127.0.0.1", IMAP); im.login("bob@example.test", "bob-pw"); im.select("INBOX", readonly=True)
+typ, data = im.uid("FETCH", str(u_plain), "(FLAGS)")
+assert b"\\Seen" in data[0], data
+typ, data = im.uid("FETCH", str(u_png), "(FLAGS)")
+assert b"\\Seen" not in data[0], data
+im.logout()
 # Attachments are downloads, never rendered, never sniffed.
 r = c.get(f"/message?folder=INBOX&uid={u_png}")
 assert "pic.png" in r.text
@@ -235,7 +247,8 @@ r = c.get("/folder?name=INBOX")
 assert r.text.count('title="Flagged"') == 1
 c.post("/action", [("folder", "INBOX"), ("uid", u_plain), ("op", "unseen")])
 r = c.get("/folder?name=INBOX")
-assert '<span class="count" title="unread">3</span>' in r.text, r.text
+# u_png was read above; u_plain is unread again, u_html never read.
+assert '<span class="count" title="unread">2</span>' in r.text, r.text
 # Search: subject, sender, text; words are ANDed.
 assert c.uids(q="with file") == [u_png]
 assert sorted(c.uids(q="lisa")) == [u_plain, u_png, u_html]
@@ -322,10 +335,16 @@ msg = b"\r\n".join(p.retr(1)[1])
 p.quit()
 assert b"with HTTP id" in msg and b"Subject: Lunch?" in msg and b"notes.txt" in msg, msg[:600]
 assert b"From: <bob@example.test>" in msg or b"From: bob@example.test" in msg, msg[:600]
-# The Sent copy, marked read.
+# The Sent copy, marked read, and visible over IMAP.
 [sent] = bob.uids("Sent")
 r = bob.get(f"/message?folder=Sent&uid={sent}")
 assert "Lunch?" in r.text and "notes.txt" in r.text
+im = imaplib.IMAP4("127.0.0.1", IMAP); im.login("bob@example.test", "bob-pw")
+typ, data = im.select("Sent", readonly=True)
+assert typ == "OK" and data[0] == b"1", data
+typ, data = im.fetch("1", "(FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+assert b"\\Seen" in data[0][0] and b"Subject: Lunch?" in data[0][1], data
+im.logout()
 # Carol replies over the web; the original is quoted and marked answered.
 carol = Client(HTTP); carol.login("carol", "carol-pw")
 [cu] = carol.uids()

@@ -50,11 +50,11 @@ pub struct MessageMeta {
 }
 
 /// One message copy to add to a folder.
-struct NewCopy {
-    blob: BlobId,
-    size: u64,
-    flags: Vec<String>,
-    internal_date: i64,
+pub(super) struct NewCopy {
+    pub(super) blob: BlobId,
+    pub(super) size: u64,
+    pub(super) flags: Vec<String>,
+    pub(super) internal_date: i64,
 }
 
 /// Something changed in a folder; IMAP IDLE and open sessions listen.
@@ -73,15 +73,15 @@ pub fn canonical_folder(name: &str) -> String {
     }
 }
 
-fn folder_key(user: &str, folder: &str) -> Vec<u8> {
+pub(super) fn folder_key(user: &str, folder: &str) -> Vec<u8> {
     format!("f/{user}\0{folder}").into_bytes()
 }
 
-fn messages_prefix(user: &str, folder: &str) -> Vec<u8> {
+pub(super) fn messages_prefix(user: &str, folder: &str) -> Vec<u8> {
     format!("m/{user}\0{folder}\0").into_bytes()
 }
 
-fn message_key(user: &str, folder: &str, uid: u32) -> Vec<u8> {
+pub(super) fn message_key(user: &str, folder: &str, uid: u32) -> Vec<u8> {
     let mut k = messages_prefix(user, folder);
     k.extend_from_slice(&uid.to_be_bytes());
     k
@@ -179,7 +179,7 @@ impl Store {
 
     /// Puts one copy of `blob` into a folder inside `batch` (under the lock);
     /// `folders` caches the folder records changed in this batch.
-    fn add_to_folder(
+    pub(super) fn add_to_folder(
         &self,
         user: &str,
         folder: &str,
@@ -343,41 +343,6 @@ impl Store {
         Ok((uidvalidity, uid))
     }
 
-    /// Adds a copy of an already stored blob to a folder (one more
-    /// reference to it); returns the new UID.
-    pub(super) fn add_copy(
-        &self,
-        user: &str,
-        folder: &str,
-        blob: BlobId,
-        size: u64,
-        flags: Vec<String>,
-        internal_date: i64,
-    ) -> Result<u32, StoreError> {
-        let folder = canonical_folder(folder);
-        if self.folder(user, &folder)?.is_none() {
-            return Err(StoreError::NoSuchFolder(folder));
-        }
-        let guard = self.lock();
-        let mut batch = sled::Batch::default();
-        self.adjust_refs(blob, 1, &mut batch)?;
-        let mut folders = Vec::new();
-        let copy = NewCopy {
-            blob,
-            size,
-            flags,
-            internal_date,
-        };
-        let uid = self.add_to_folder(user, &folder, copy, &mut folders, &mut batch)?;
-        self.inner.meta.apply_batch(batch)?;
-        drop(guard);
-        self.notify(MailboxEvent {
-            user: user.to_string(),
-            folder,
-        });
-        Ok(uid)
-    }
-
     /// Removes messages for good (IMAP EXPUNGE, POP3 DELE at QUIT).
     pub fn expunge(&self, user: &str, folder: &str, uids: &[u32]) -> Result<Vec<u32>, StoreError> {
         let folder = canonical_folder(folder);
@@ -388,17 +353,22 @@ impl Store {
         let mut info = self
             .folder(user, &folder)?
             .ok_or_else(|| StoreError::NoSuchFolder(folder.clone()))?;
+        // Copies in one folder may share a blob: count references per blob.
+        let mut refs: std::collections::BTreeMap<BlobId, i64> = std::collections::BTreeMap::new();
         for &uid in uids {
             if let Some(m) = self.message(user, &folder, uid)? {
                 batch.remove(message_key(user, &folder, uid));
-                if self.adjust_refs(m.blob, -1, &mut batch)? {
-                    dead_blobs.push(m.blob);
-                }
+                *refs.entry(m.blob).or_default() -= 1;
                 removed.push(uid);
             }
         }
         if removed.is_empty() {
             return Ok(removed);
+        }
+        for (blob, delta) in refs {
+            if self.adjust_refs(blob, delta, &mut batch)? {
+                dead_blobs.push(blob);
+            }
         }
         info.highest_modseq += 1;
         batch.insert(folder_key(user, &folder), encode(&info));
@@ -568,7 +538,18 @@ mod tests {
         w.committed = true; // as if the process died here
         drop(w);
         drop(store);
-        let store = Store::open(dir.path()).unwrap();
+        // sled's own threads let go of the file lock shortly after the drop.
+        let start = std::time::Instant::now();
+        let store = loop {
+            match Store::open(dir.path()) {
+                Ok(s) => break s,
+                Err(e) if start.elapsed() < std::time::Duration::from_secs(30) => {
+                    let _ = e;
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => panic!("reopen failed: {e}"),
+            }
+        };
         assert_eq!(store.inner.blobs.len(), 0);
     }
 }

@@ -54,8 +54,8 @@ impl Store {
         Ok(())
     }
 
-    /// Moves messages between folders of one user, sharing the stored body
-    /// (no copy of the bytes); returns the new UIDs in order.
+    /// Moves messages between folders of one user (IMAP MOVE's store
+    /// function: the body is shared, flags travel); returns the new UIDs.
     pub fn move_messages(
         &self,
         user: &str,
@@ -63,18 +63,8 @@ impl Store {
         uids: &[u32],
         to: &str,
     ) -> Result<Vec<u32>, StoreError> {
-        let mut new = Vec::new();
-        for &uid in uids {
-            let Some(m) = self.message(user, from, uid)? else {
-                continue;
-            };
-            // One more reference while both copies exist; expunge drops the old one.
-            let mut flags = m.flags.clone();
-            flags.retain(|f| f != super::Flag::DELETED);
-            new.push(self.add_copy(user, to, m.blob, m.size, flags, m.internal_date)?);
-            self.expunge(user, from, &[uid])?;
-        }
-        Ok(new)
+        let result = self.copy_messages(user, from, uids, to, true)?;
+        Ok(result.pairs.into_iter().map(|(_, new)| new).collect())
     }
 }
 

@@ -262,7 +262,7 @@ pub async fn folder_page(
                                 a href=(url) {
                                     @if has_flag(&s.meta, Flag::FLAGGED) { span.flag title="Flagged" { "★ " } }
                                     (if s.subject.is_empty() { "(no subject)" } else { &s.subject })
-                                    @if s.attachment { span.clip title="Attachment" { " 📎" } }
+                                    @if s.attachment { " " span.tag title="Has attachments" { "attachment" } }
                                 }
                             }
                             td.date { (layout::short_date(s.date)) }

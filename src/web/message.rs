@@ -223,7 +223,7 @@ pub async fn message_page(
                 ul.attachments aria-label="Attachments" {
                     @for (i, name, ctype, size) in &attachments {
                         li { a href={ "/message/part?" (base) "&n=" (i) } title=(ctype) {
-                            "📎 " (name) " (" (layout::human_size(*size as u64)) ")"
+                            (name) " (" (layout::human_size(*size as u64)) ")"
                         } }
                     }
                 }

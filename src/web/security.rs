@@ -55,16 +55,24 @@ pub async fn headers(request: Request, next: Next) -> Response {
     response
 }
 
-/// True when the request carries no `Origin` (old browsers, non-browser
-/// clients: the CSRF token still guards them) or one whose host and port
-/// are this request's `Host`.
+/// Is a POST from our own pages? Browsers that send `Sec-Fetch-Site` say
+/// so directly (`same-origin`, or `none` for what the user did). Otherwise
+/// an `Origin` must name this request's `Host`. `Origin: null` (what
+/// Chromium sends under `Referrer-Policy: no-referrer`) and no `Origin` at
+/// all tell nothing: the CSRF token and `SameSite=Strict` still guard those.
 fn same_origin(headers: &HeaderMap) -> bool {
+    if let Some(site) = headers.get("sec-fetch-site") {
+        return matches!(site.to_str(), Ok("same-origin") | Ok("none"));
+    }
     let Some(origin) = headers.get(header::ORIGIN) else {
         return true;
     };
     let Ok(origin) = origin.to_str() else {
         return false;
     };
+    if origin == "null" {
+        return true;
+    }
     let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
         return false;
     };
@@ -97,9 +105,19 @@ mod tests {
             ("host", "127.0.0.1:2080"),
             ("origin", "http://evil.test")
         ])));
+        assert!(same_origin(&h(&[
+            ("host", "127.0.0.1:2080"),
+            ("origin", "null"),
+            ("sec-fetch-site", "same-origin")
+        ])));
         assert!(!same_origin(&h(&[
             ("host", "127.0.0.1:2080"),
-            ("origin", "null")
+            ("origin", "null"),
+            ("sec-fetch-site", "cross-site")
+        ])));
+        assert!(!same_origin(&h(&[
+            ("host", "127.0.0.1:2080"),
+            ("sec-fetch-site", "same-site")
         ])));
         assert!(!same_origin(&h(&[("origin", "http://127.0.0.1:2080")])));
     }
