@@ -27,11 +27,12 @@ fn run(t: &Tern, body: &str) -> String {
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let script = format!(
         "import sys, re, base64, poplib, imaplib, json, os, time\nsys.path.insert(0, {fixtures:?})\nfrom webmail import *\n\
-         HTTP={}\nSMTP={}\nPOP={}\nIMAP={}\n{body}",
+         HTTP={}\nSMTP={}\nPOP={}\nIMAP={}\nHTTPS={}\n{body}",
         t.port("http"),
         t.port("smtp"),
         t.port("pop3"),
         t.port("imap"),
+        t.ports.get("https").copied().unwrap_or(0),
         fixtures = fixtures.display().to_string(),
     );
     python(&script, &[])
@@ -407,4 +408,41 @@ print("ok")
         .as_str(),
     );
     assert_eq!(out.trim(), "ok", "{}", t.log());
+}
+
+#[test]
+fn https_cookies_are_secure_inline_images_show_and_replies_are_answered() {
+    let t = server("[[listen]]\nprotocol = \"https\"\naddress = \"{ip}:0\"\n");
+    let out = run(
+        &t,
+        r#"
+png = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\0" * 16).decode()
+related = ("From: Lisa <lisa@outside.test>\r\nTo: bob@example.test\r\nSubject: inline\r\nMIME-Version: 1.0\r\n"
+           'Content-Type: multipart/related; boundary="R"\r\n\r\n'
+           '--R\r\nContent-Type: text/html\r\n\r\n<p>logo: <img src="cid:logo@x"> svg: <img src="cid:vec@x"></p>\r\n'
+           "--R\r\nContent-Type: image/png\r\nContent-ID: <logo@x>\r\nContent-Transfer-Encoding: base64\r\n\r\n" + png + "\r\n"
+           "--R\r\nContent-Type: image/svg+xml\r\nContent-ID: <vec@x>\r\n\r\n<svg onload='alert(1)'/>\r\n--R--\r\n").encode()
+smtp_send(SMTP, "lisa@outside.test", ["bob@example.test"], related)
+c = Client(HTTPS, scheme="https")
+r = c.login("bob", "bob-pw")
+assert r.status == 303, r.status
+cookie = [v for k, v in r.headers.items() if k.lower() == "set-cookie" and v.startswith("tern_session=")][0]
+assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Strict" in cookie, cookie
+[uid] = c.uids()
+r = c.get(f"/message/body?folder=INBOX&uid={uid}")
+assert 'src="data:image/png;base64,' + png[:8] in r.text, r.text
+assert "data:image/svg" not in r.text and "<svg" not in r.text  # SVG parts are never inlined
+assert "onload" not in r.text and "cid:" not in r.text
+# A reply marks the original \Answered, which IMAP sees.
+r = c.post_multipart("/send", {"to": "lisa@outside.test", "subject": "Re: inline", "body": "thanks",
+                               "origin_folder": "INBOX", "origin_uid": uid, "origin_mode": "reply", "action": "send"})
+assert r.status == 303, (r.status, r.text[:600])
+im = imaplib.IMAP4("127.0.0.1", IMAP); im.login("bob@example.test", "bob-pw"); im.select("INBOX", readonly=True)
+typ, data = im.uid("FETCH", str(uid), "(FLAGS)")
+assert b"\\Answered" in data[0], data  # only the frame was fetched: not \\Seen
+im.logout()
+print("ok")
+"#,
+    );
+    assert_eq!(out.trim(), "ok");
 }

@@ -259,23 +259,14 @@ pub async fn send(ctx: Ctx, user: User, mp: Multipart) -> Result<Response, WebEr
     }
     match send::send(&ctx, &user.account, &user.conn, &d).await {
         Ok(note) => {
-            if from_message && origin.mode.starts_with("reply") {
-                if let Some(m) = ctx
-                    .store
-                    .message(&user.account, &origin.folder, origin.uid)?
-                    && !m.flags.iter().any(|f| f == Flag::ANSWERED)
-                {
-                    let mut flags = m.flags.clone();
-                    flags.push(Flag::ANSWERED.into());
-                    ctx.store
-                        .set_flags(&user.account, &origin.folder, origin.uid, flags)?;
-                }
+            // The message is sent; what follows is bookkeeping, and a
+            // failure there must not look like a failed send.
+            if from_message && let Err(e) = after_send(&ctx, &user.account, &origin) {
+                tracing::warn!(user = %user.account, "web: after sending: {e}");
             }
-            if from_message && origin.mode == "draft" {
-                ctx.store
-                    .expunge(&user.account, &origin.folder, &[origin.uid])?;
+            if let Err(e) = ctx.store.flush().await {
+                tracing::warn!(user = %user.account, "web: after sending: {e}");
             }
-            ctx.store.flush().await?;
             let to = format!("/folder?name=INBOX&note={}", layout::query_escape(&note));
             Ok(Redirect::to(&to).into_response())
         }
@@ -290,4 +281,21 @@ pub async fn send(ctx: Ctx, user: User, mp: Multipart) -> Result<Response, WebEr
         }
         Err(e) => Err(e),
     }
+}
+
+/// Marks a replied-to message `\Answered`; removes a draft that was sent.
+fn after_send(ctx: &Ctx, user: &str, origin: &Origin) -> Result<(), crate::store::StoreError> {
+    if origin.mode.starts_with("reply")
+        && let Some(m) = ctx.store.message(user, &origin.folder, origin.uid)?
+        && !m.flags.iter().any(|f| f == Flag::ANSWERED)
+    {
+        let mut flags = m.flags.clone();
+        flags.push(Flag::ANSWERED.into());
+        ctx.store
+            .set_flags(user, &origin.folder, origin.uid, flags)?;
+    }
+    if origin.mode == "draft" {
+        ctx.store.expunge(user, &origin.folder, &[origin.uid])?;
+    }
+    Ok(())
 }
