@@ -239,7 +239,7 @@ assert r.header("Content-Disposition").startswith('attachment; filename="pic.png
 assert r.header("X-Content-Type-Options") == "nosniff"
 r = c.get(f"/message/part?folder=INBOX&uid={u_html}&n=0")
 assert r.header("Content-Disposition").startswith("attachment")
-assert "default-src 'none'" in r.header("Content-Security-Policy")
+assert "default-src 'none'" in r.header("Content-Security-Policy") and "sandbox" in r.header("Content-Security-Policy")
 r = c.get(f"/message/raw?folder=INBOX&uid={u_html}")
 assert r.header("Content-Disposition").startswith("attachment") and b"evil file" in r.body
 # Flags.

@@ -305,6 +305,13 @@ fn download(ctype: &str, name: &str, data: Vec<u8>) -> Response {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
+    // Should a browser ever show it anyway: no script, no loads, no framing.
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; sandbox; frame-ancestors 'none'"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    response.extensions_mut().insert(OwnFraming);
     response
 }
 
