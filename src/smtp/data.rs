@@ -8,7 +8,7 @@ use super::command::{Body, Notify};
 use super::reply::Reply;
 use super::session::{Session, Transaction};
 use crate::config::Protocol;
-use crate::hooks::{Target, Verdict};
+use crate::hooks::{DataMessage, Target, Verdict};
 use crate::store::{QueueEntry, QueueRecipient, format_queue_id, now};
 use std::io;
 
@@ -160,12 +160,17 @@ impl Session {
         self.send(reply).await
     }
 
-    async fn commit_transaction(&mut self, id: u64, qid: &str, tx: &Transaction, sink: MessageSink) -> Reply {
+    async fn commit_transaction(&mut self, id: u64, qid: &str, tx: &Transaction, mut sink: MessageSink) -> Reply {
         if sink.too_big() {
             tracing::info!(client = %self.info.client, size = sink.size(), "message refused: too big");
             return Reply::new(552, "5.3.4", "Message size exceeds fixed maximum message size");
         }
-        match self.ctx.hooks.data(&self.info, &tx.from, sink.header()).await {
+        let mut prefix = self.prefix_headers(qid, tx, &sink);
+        // The data hooks read the body from the store: write out its last part.
+        let blob = if self.info.plugins.is_empty() { id } else { sink.flush_to_store().unwrap_or(id) };
+        let message = DataMessage { blob, prefix: &prefix, header: sink.header(), size: sink.size() };
+        let outcome = self.ctx.hooks.data(&self.info, &tx.envelope(), &message).await;
+        match outcome.verdict {
             Verdict::Reject(r) | Verdict::Tempfail(r) => return r,
             Verdict::Disconnect(r) => {
                 self.closing = true;
@@ -173,7 +178,11 @@ impl Session {
             }
             Verdict::Continue | Verdict::Accept => {}
         }
-        let prefix = self.prefix_headers(qid, tx, &sink);
+        prefix.extend_from_slice(&outcome.add_headers);
+        if outcome.discard {
+            tracing::info!(queue_id = qid, from = %tx.from, client = %self.client_text(), "discarded by a filter");
+            return Reply::new(250, "2.0.0", format!("Ok: queued as {qid}"));
+        }
         let eight_bit = sink.eight_bit || matches!(tx.params.body, Some(Body::EightBitMime));
         let size = sink.size() + prefix.len() as u64;
         let writer = match sink.into_writer() {
@@ -198,9 +207,28 @@ impl Session {
                         r.params.orcpt.as_ref().map(|(t, a)| format!("{t};{a}")),
                         Vec::new(),
                     )),
+                    Target::Relay { address, .. } if remote.iter().any(|q| &q.address == address) => {}
+                    Target::Relay { address, hosts } => {
+                        let mut q = QueueRecipient::new(
+                            address.clone(),
+                            r.params.notify.as_ref().map(notify_text),
+                            r.params.orcpt.as_ref().map(|(t, a)| format!("{t};{a}")),
+                            Vec::new(),
+                        );
+                        q.route = hosts.clone();
+                        remote.push(q);
+                    }
                 }
             }
         }
+        let folder = match &outcome.quarantine {
+            Some(reason) => {
+                tracing::info!(queue_id = qid, reason = %reason, relayed_dropped = remote.len(), "quarantined by a filter: local copies go to Junk");
+                remote.clear();
+                "Junk"
+            }
+            None => "INBOX",
+        };
         let entry = (!remote.is_empty()).then(|| QueueEntry {
             id,
             blob: id,
@@ -216,7 +244,7 @@ impl Session {
             warned: false,
         });
         let store = self.ctx.store.clone();
-        if let Err(e) = store.accept_message(writer, prefix, &local_users, entry.as_ref()) {
+        if let Err(e) = store.accept_message_into(writer, prefix, &local_users, folder, entry.as_ref()) {
             tracing::error!(queue_id = qid, "storing message failed: {e}");
             return Reply::new(451, "4.3.0", "Error: local storage problem, try again later");
         }

@@ -51,15 +51,20 @@ impl Session {
         if tx.rcpts.len() >= self.ctx.config.limits.max_recipients {
             return self.refuse(Reply::new(452, "4.5.3", "Error: too many recipients")).await;
         }
-        let from = tx.from.clone();
-        match self.ctx.hooks.rcpt_to(&self.info, &from, &to, &params).await {
+        let result = self.ctx.hooks.rcpt_to(&self.info, &tx.envelope(), &to, &params).await;
+        match result {
             Ok(targets) => {
                 if let Some(tx) = self.tx.as_mut() {
                     tx.rcpts.push(Recipient { address: to, params, targets });
                 }
                 self.send(Reply::new(250, "2.1.5", "Ok")).await
             }
-            Err(reply) => self.refuse(reply).await,
+            Err(Verdict::Reject(r) | Verdict::Tempfail(r)) => self.refuse(r).await,
+            Err(Verdict::Disconnect(r)) => {
+                self.closing = true;
+                self.send(r).await
+            }
+            Err(Verdict::Continue | Verdict::Accept) => self.refuse(Reply::new(451, "4.3.0", "Error: try again later")).await,
         }
     }
 }

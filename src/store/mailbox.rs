@@ -194,6 +194,19 @@ impl Store {
         local_users: &[String],
         queue: Option<&QueueEntry>,
     ) -> Result<Vec<u32>, StoreError> {
+        self.accept_message_into(writer, prefix, local_users, "INBOX", queue)
+    }
+
+    /// `accept_message` with the local copies going to `folder` (a filter's
+    /// quarantine files them in `Junk`).
+    pub fn accept_message_into(
+        &self,
+        writer: BlobWriter,
+        prefix: Vec<u8>,
+        local_users: &[String],
+        folder: &str,
+        queue: Option<&QueueEntry>,
+    ) -> Result<Vec<u32>, StoreError> {
         let blob = writer.id();
         let _guard = self.lock();
         let mut batch = sled::Batch::default();
@@ -203,7 +216,7 @@ impl Store {
         let mut uids = Vec::with_capacity(local_users.len());
         let date = now();
         for user in local_users {
-            uids.push(self.add_to_folder(user, "INBOX", blob, record.size, Vec::new(), date, &mut folders, &mut batch)?);
+            uids.push(self.add_to_folder(user, folder, blob, record.size, Vec::new(), date, &mut folders, &mut batch)?);
         }
         if let Some(q) = queue {
             batch.insert(queue_key(q.id), encode(q));

@@ -6,13 +6,16 @@
 //!
 //! Layout: tree `meta` holds small records under key prefixes (`u/` users,
 //! `f/` folders, `m/` messages, `q/` queue entries, `b/` blob records, `p/`
-//! blobs still being written); tree `blobs` holds message bytes in chunks.
+//! blobs still being written, `k/<plugin>\0<key>` the plugins' key-value
+//! areas); tree `blobs` holds message bytes in chunks.
 
 mod blobs;
+mod kv;
 mod mailbox;
 mod queue;
 mod users;
 
+pub use kv::{KvError, MAX_KV_KEY, MAX_KV_VALUE};
 pub use blobs::{BlobId, BlobParts, BlobReader, BlobRecord, BlobWriter};
 pub use mailbox::{Flag, FolderInfo, MailboxEvent, MessageMeta, SPECIAL_FOLDERS};
 pub use queue::{QueueEntry, QueueRecipient, RecipientState, format_queue_id, parse_queue_id};
