@@ -24,18 +24,28 @@ pub fn socket_path(data_dir: &Path) -> PathBuf {
     data_dir.join(SOCKET_NAME)
 }
 
-/// Serves the socket until shutdown.
-pub async fn serve(ctx: Arc<ServerContext>, mut shutdown: Shutdown) -> std::io::Result<()> {
-    let path = socket_path(&ctx.config.data_dir);
+/// Binds the socket (replacing a stale one), owner-only.
+pub fn bind(data_dir: &Path) -> std::io::Result<UnixListener> {
+    let path = socket_path(data_dir);
     let _ = std::fs::remove_file(&path);
     let listener = UnixListener::bind(&path)?;
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
-    }
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
+}
+
+/// Serves the socket until shutdown.
+pub async fn serve(listener: UnixListener, ctx: Arc<ServerContext>, mut shutdown: Shutdown) {
+    let path = socket_path(&ctx.config.data_dir);
     loop {
         let (stream, _) = tokio::select! {
-            r = listener.accept() => r?,
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!("control socket: {e}");
+                    continue;
+                }
+            },
             _ = shutdown.recv() => break,
         };
         let ctx = ctx.clone();
@@ -46,7 +56,6 @@ pub async fn serve(ctx: Arc<ServerContext>, mut shutdown: Shutdown) -> std::io::
         });
     }
     let _ = std::fs::remove_file(&path);
-    Ok(())
 }
 
 async fn handle(ctx: Arc<ServerContext>, stream: UnixStream) -> std::io::Result<()> {

@@ -56,7 +56,7 @@ fn classify(e: ResolveError) -> DnsError {
 
 impl Dns {
     /// `None`: the system's configuration; otherwise these servers (UDP and TCP).
-    pub fn new(nameservers: Option<&[SocketAddr]>) -> Result<Dns, DnsError> {
+    pub fn new(nameservers: Option<&[SocketAddr]>, timeout: Duration) -> Result<Dns, DnsError> {
         let provider = TokioConnectionProvider::default();
         let mut builder = match nameservers {
             Some(list) => {
@@ -76,7 +76,7 @@ impl Dns {
             },
         };
         let opts: &mut ResolverOpts = builder.options_mut();
-        opts.timeout = Duration::from_secs(5);
+        opts.timeout = timeout;
         opts.attempts = 2;
         opts.cache_size = 4096;
         opts.ndots = 0;

@@ -106,6 +106,12 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::CheckConfig => {
             tern::tls::check(&config)?;
+            for d in &config.local_domains {
+                let postmaster = format!("postmaster@{d}");
+                if !config.aliases.contains_key(&postmaster) {
+                    eprintln!("warning: no alias for {postmaster} (RFC 5321 requires it; add one under [aliases] unless it is a user)");
+                }
+            }
             let plugins = check_plugins(&config)?;
             println!(
                 "config ok: {} listener(s), {} local domain(s), {} plugin(s)",

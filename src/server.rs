@@ -60,7 +60,7 @@ impl ServerContext {
         let config = Arc::new(config);
         let tls = crate::tls::acceptor(&config)?;
         let default_domain = config.local_domains.first().cloned().unwrap_or_else(|| config.hostname.clone());
-        let dns = crate::dns::Dns::new(config.dns.nameservers.as_deref())?;
+        let dns = crate::dns::Dns::new(config.dns.nameservers.as_deref(), config.dns.timeout.0)?;
         let hooks = Hooks::new(config.clone(), store.clone(), dns.clone());
         let queue = QueueHandle::new();
         Ok(Arc::new(ServerContext {
@@ -95,17 +95,15 @@ pub async fn run(ctx: Arc<ServerContext>, trigger: ShutdownTrigger, shutdown: Sh
         bound.push(format!("{} {}", l.protocol.name(), addr));
         listeners.push((l.protocol, listener));
     }
+    let queue_task = tokio::spawn(crate::queue::run(ctx.clone(), shutdown.clone()));
+    let control = crate::control::bind(&ctx.config.data_dir).map_err(|source| ServerError::Write {
+        path: crate::control::socket_path(&ctx.config.data_dir),
+        source,
+    })?;
+    let control_task = tokio::spawn(crate::control::serve(control, ctx.clone(), shutdown.clone()));
+    // Written last: once it exists, every listener and the control socket answer.
     let path = ctx.config.data_dir.join(LISTENERS_FILE);
     std::fs::write(&path, bound.join("\n") + "\n").map_err(|source| ServerError::Write { path, source })?;
-
-    let queue_task = tokio::spawn(crate::queue::run(ctx.clone(), shutdown.clone()));
-    let control_ctx = ctx.clone();
-    let control_shutdown = shutdown.clone();
-    let control_task = tokio::spawn(async move {
-        if let Err(e) = crate::control::serve(control_ctx, control_shutdown).await {
-            tracing::error!("control socket stopped: {e}");
-        }
-    });
     let mut tasks = Vec::new();
     for (protocol, listener) in listeners {
         tasks.push(tokio::spawn(accept_loop(ctx.clone(), protocol, listener, limit.clone(), shutdown.clone())));

@@ -208,3 +208,29 @@ print("ok")
     assert_eq!(out.trim(), "ok");
     wait_for("A's queue to empty", Duration::from_secs(30), || a.queue_list().contains("empty").then_some(()));
 }
+
+#[test]
+fn notify_success_for_a_local_delivery() {
+    let dns = DnsServer::start(&zone("mx.b.test"));
+    let a = server_a(&dns, 2, "");
+    a.add_user("max@a.test", "pw");
+    let out = py(
+        &a,
+        None,
+        r#"
+s = smtplib.SMTP("127.0.0.2", A_SUB); s.starttls(context=CTX); s.login("lisa@a.test", "pw")
+s.mail("lisa@a.test", ["RET=HDRS", "ENVID=trip42"])
+assert s.rcpt("max@a.test", ["NOTIFY=SUCCESS,FAILURE", "ORCPT=rfc822;max@a.test"])[0] == 250
+assert s.data(b"Subject: tell me\r\n\r\nthanks\r\n")[0] == 250
+s.quit()
+lisa = fetch_all("127.0.0.2", A_POPS, "lisa@a.test", 1)
+assert len(lisa) == 1, lisa
+m, f = report(lisa[0])
+assert f["action"] == ["delivered"] and f["status"] == ["2.0.0"], f
+assert f["original-envelope-id"] == ["trip42"], f
+assert f["original-recipient"][0].replace(" ", "") == "rfc822;max@a.test", f
+print("ok")
+"#,
+    );
+    assert_eq!(out.trim(), "ok");
+}

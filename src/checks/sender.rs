@@ -25,10 +25,7 @@ pub async fn check(config: &Config, store: &Store, dns: &Dns, session: &SessionI
 async fn check_mailbox(config: &Config, store: &Store, dns: &Dns, session: &SessionInfo, addr: &Address) -> Option<Reply> {
     let domain = addr.domain_text().to_ascii_lowercase();
     let local = config.is_local_domain(&domain);
-    // Local programs (cron, mail(1)) often send as user@shorthost; only
-    // strangers from the network must use fully-qualified sender domains.
-    let stranger = session.user.is_none() && !session.trusted && !session.client.ip().is_loopback();
-    if !local && stranger && !addr.is_fqdn() {
+    if !local && !addr.is_fqdn() && !is_local_program(session, &domain) {
         return Some(Reply::new(553, "5.1.7", format!("<{addr}>: Sender address rejected: need fully-qualified address")));
     }
     if let Some(user) = &session.user {
@@ -54,6 +51,18 @@ async fn check_mailbox(config: &Config, store: &Store, dns: &Dns, session: &Sess
         }
     }
     None
+}
+
+/// Local programs (cron, mail(1), swaks) send as `user@$(hostname)`, and a
+/// machine's name is often not fully qualified: from loopback, a sender in
+/// the machine's own name passes the FQDN rule (Postfix qualifies such
+/// addresses with `myorigin`).
+fn is_local_program(session: &SessionInfo, domain: &str) -> bool {
+    static SYSTEM_HOSTNAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let system = SYSTEM_HOSTNAME.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_ascii_lowercase()).unwrap_or_default()
+    });
+    session.client.ip().is_loopback() && !system.is_empty() && domain.eq_ignore_ascii_case(system)
 }
 
 /// Is `address` the user's own, or an alias that delivers to the user?

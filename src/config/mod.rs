@@ -104,10 +104,21 @@ impl Default for RelayConfig {
     }
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DnsConfig {
     pub nameservers: Option<Vec<SocketAddr>>,
+    /// How long one query waits for an answer (tried twice).
+    pub timeout: ConfigDuration,
+}
+
+impl Default for DnsConfig {
+    fn default() -> Self {
+        DnsConfig {
+            nameservers: None,
+            timeout: ConfigDuration(Duration::from_secs(5)),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -107,6 +107,8 @@ pub struct DeliveryReport {
     /// "host[ip]:port" that answered.
     pub remote: String,
     pub tls: Option<String>,
+    /// The peer took DSN parameters (it reports success itself).
+    pub dsn: bool,
 }
 
 /// A failure of the whole attempt before any recipient got its own answer.
@@ -188,23 +190,189 @@ impl Extensions {
     }
 }
 
-/// Delivers one message to one hop.
+/// An open SMTP session with one next hop, greeted, with TLS and AUTH done:
+/// it can carry several transactions (connection reuse).
+pub struct ClientSession {
+    wire: Wire,
+    ext: Extensions,
+    remote: String,
+    tls: Option<String>,
+}
+
+/// Delivers one message to one hop on a new connection.
 pub async fn deliver(
     hop: &NextHop,
     cfg: &ClientConfig,
     env: &OutboundEnvelope,
     message: &mut (dyn AsyncRead + Unpin + Send),
 ) -> Result<DeliveryReport, AttemptError> {
-    let (stream, addr) = connect(hop, cfg).await?;
-    let remote = format!("{}[{}]:{}", hop.host, addr.ip(), addr.port());
-    let mut wire = Wire::new(Box::new(stream));
-    let result = transaction(&mut wire, &remote, hop, cfg, env, message).await;
-    if result.is_ok() {
-        let _ = wire.send(b"QUIT\r\n").await;
-        let _ = wire.reply(Duration::from_secs(10)).await;
-    }
-    wire.shutdown().await;
+    let mut session = ClientSession::open(hop, cfg).await?;
+    let result = session.send(cfg, env, message).await;
+    session.quit().await;
     result
+}
+
+impl ClientSession {
+    /// Connects (each address in turn), reads the greeting, EHLO (HELO
+    /// fallback), STARTTLS when offered, AUTH when configured.
+    pub async fn open(hop: &NextHop, cfg: &ClientConfig) -> Result<ClientSession, AttemptError> {
+        let (stream, addr) = connect(hop, cfg).await?;
+        let remote = format!("{}[{}]:{}", hop.host, addr.ip(), addr.port());
+        let mut wire = Wire::new(Box::new(stream));
+        let io = |e| AttemptError::Io(remote.clone(), e);
+        let greeting = wire.reply(cfg.timeouts.greeting).await.map_err(io)?;
+        if !greeting.is_positive() {
+            wire.shutdown().await;
+            return Err(AttemptError::Greeting(remote, greeting));
+        }
+        let mut ext = ehlo(&mut wire, &remote, cfg).await?;
+        let mut tls = None;
+        if let (true, Some(tls_cfg)) = (ext.starttls, cfg.tls.clone()) {
+            wire.send(b"STARTTLS\r\n").await.map_err(io)?;
+            let r = wire.reply(cfg.timeouts.mail).await.map_err(io)?;
+            if r.is_positive() {
+                let version = wire
+                    .start_tls(tls_cfg, &hop.host)
+                    .await
+                    .map_err(|e| AttemptError::Tls(remote.clone(), e.to_string()))?;
+                tracing::debug!(remote, "TLS {version} (certificate not verified: opportunistic)");
+                tls = Some(version);
+                ext = ehlo(&mut wire, &remote, cfg).await?;
+            } else {
+                tracing::info!(remote, reply = %r, "STARTTLS refused; continuing in plain text");
+            }
+        }
+        if let Some((user, pass)) = &cfg.auth {
+            if tls.is_some() && ext.auth_plain {
+                let token = crate::auth::encode_b64(&format!("\0{user}\0{pass}"));
+                wire.send(format!("AUTH PLAIN {token}\r\n").as_bytes()).await.map_err(io)?;
+                let r = wire.reply(cfg.timeouts.mail).await.map_err(io)?;
+                if !r.is_positive() {
+                    return Err(AttemptError::Auth(remote, r));
+                }
+            } else {
+                tracing::warn!(remote, "smarthost credentials not sent: no TLS or no AUTH PLAIN offered");
+            }
+        }
+        Ok(ClientSession { wire, ext, remote, tls })
+    }
+
+    /// "host[ip]:port" of the peer.
+    pub fn remote(&self) -> &str {
+        &self.remote
+    }
+
+    /// Does the peer take DSN parameters (so it reports SUCCESS itself)?
+    pub fn supports_dsn(&self) -> bool {
+        self.ext.dsn
+    }
+
+    /// Ends the session politely.
+    pub async fn quit(mut self) {
+        let _ = self.wire.send(b"QUIT\r\n").await;
+        let _ = self.wire.reply(Duration::from_secs(10)).await;
+        self.wire.shutdown().await;
+    }
+
+    /// RSET between transactions; false if the session is no longer usable.
+    pub async fn reset(&mut self, cfg: &ClientConfig) -> bool {
+        if self.wire.send(b"RSET\r\n").await.is_err() {
+            return false;
+        }
+        matches!(self.wire.reply(cfg.timeouts.mail).await, Ok(r) if r.is_positive())
+    }
+
+    /// One mail transaction on this session.
+    pub async fn send(
+        &mut self,
+        cfg: &ClientConfig,
+        env: &OutboundEnvelope,
+        message: &mut (dyn AsyncRead + Unpin + Send),
+    ) -> Result<DeliveryReport, AttemptError> {
+        let remote = self.remote.clone();
+        let tls = self.tls.clone();
+        let ext = &self.ext;
+        let wire = &mut self.wire;
+        let io = |e| AttemptError::Io(remote.clone(), e);
+        if let Some(max) = ext.size {
+            if max > 0 && env.size > max {
+                return Err(AttemptError::TooBig(remote, env.size, max));
+            }
+        }
+        if env.smtputf8 && !ext.smtputf8 {
+            return Err(AttemptError::NeedsSmtputf8(remote));
+        }
+        let mail = mail_command(ext, env);
+        let rcpts: Vec<String> = env.recipients.iter().map(|r| rcpt_command(ext, r)).collect();
+        let t = &cfg.timeouts;
+        let (mail_reply, rcpt_replies, data_reply) = if ext.pipelining {
+            let mut batch = mail.clone().into_bytes();
+            for r in &rcpts {
+                batch.extend_from_slice(r.as_bytes());
+            }
+            batch.extend_from_slice(b"DATA\r\n");
+            wire.send(&batch).await.map_err(io)?;
+            let m = wire.reply(t.mail).await.map_err(io)?;
+            let mut rr = Vec::new();
+            for _ in &rcpts {
+                rr.push(wire.reply(t.rcpt).await.map_err(io)?);
+            }
+            let d = wire.reply(t.data_init).await.map_err(io)?;
+            (m, rr, Some(d))
+        } else {
+            wire.send(mail.as_bytes()).await.map_err(io)?;
+            let m = wire.reply(t.mail).await.map_err(io)?;
+            let mut rr = Vec::new();
+            if m.is_positive() {
+                for r in &rcpts {
+                    wire.send(r.as_bytes()).await.map_err(io)?;
+                    rr.push(wire.reply(t.rcpt).await.map_err(io)?);
+                }
+            }
+            (m, rr, None)
+        };
+        let done = |results| Ok(DeliveryReport { results, remote: remote.clone(), tls: tls.clone(), dsn: ext.dsn });
+        if !mail_reply.is_positive() {
+            if data_reply.as_ref().is_some_and(|d| d.code == 354) {
+                wire.send(b".\r\n").await.map_err(io)?;
+                let _ = wire.reply(t.data_end).await;
+            }
+            return Err(AttemptError::MailFrom(remote.clone(), mail_reply));
+        }
+        let accepted: Vec<bool> = rcpt_replies.iter().map(|r| r.is_positive()).collect();
+        let mut results: Vec<RecipientResult> = rcpt_replies.into_iter().map(RecipientResult::from_reply).collect();
+        let any = accepted.iter().any(|a| *a);
+        let data_reply = match data_reply {
+            Some(d) => d,
+            None if any => {
+                wire.send(b"DATA\r\n").await.map_err(io)?;
+                wire.reply(t.data_init).await.map_err(io)?
+            }
+            None => return done(results),
+        };
+        if data_reply.code != 354 {
+            for (res, ok) in results.iter_mut().zip(&accepted) {
+                if *ok {
+                    *res = RecipientResult::from_reply(data_reply.clone());
+                }
+            }
+            return done(results);
+        }
+        if !any {
+            // The peer took DATA with no recipients: end it empty.
+            wire.send(b".\r\n").await.map_err(io)?;
+            let _ = wire.reply(t.data_end).await;
+            return done(results);
+        }
+        send_body(wire, message, t.data_block).await.map_err(io)?;
+        let end = wire.reply(t.data_end).await.map_err(io)?;
+        for (res, ok) in results.iter_mut().zip(&accepted) {
+            if *ok {
+                *res = RecipientResult::from_reply(end.clone());
+            }
+        }
+        done(results)
+    }
 }
 
 async fn connect(hop: &NextHop, cfg: &ClientConfig) -> Result<(TcpStream, std::net::SocketAddr), AttemptError> {
@@ -237,54 +405,7 @@ async fn ehlo(wire: &mut Wire, remote: &str, cfg: &ClientConfig) -> Result<Exten
     Err(AttemptError::Helo(remote.to_string(), r))
 }
 
-async fn transaction(
-    wire: &mut Wire,
-    remote: &str,
-    hop: &NextHop,
-    cfg: &ClientConfig,
-    env: &OutboundEnvelope,
-    message: &mut (dyn AsyncRead + Unpin + Send),
-) -> Result<DeliveryReport, AttemptError> {
-    let io = |e| AttemptError::Io(remote.to_string(), e);
-    let greeting = wire.reply(cfg.timeouts.greeting).await.map_err(io)?;
-    if !greeting.is_positive() {
-        return Err(AttemptError::Greeting(remote.to_string(), greeting));
-    }
-    let mut ext = ehlo(wire, remote, cfg).await?;
-    let mut tls = None;
-    if let (true, Some(tls_cfg)) = (ext.starttls, cfg.tls.clone()) {
-        wire.send(b"STARTTLS\r\n").await.map_err(io)?;
-        let r = wire.reply(cfg.timeouts.mail).await.map_err(io)?;
-        if r.is_positive() {
-            let version = wire.start_tls(tls_cfg, &hop.host).await.map_err(|e| AttemptError::Tls(remote.to_string(), e.to_string()))?;
-            tracing::debug!(remote, "TLS {version} (certificate not verified: opportunistic)");
-            tls = Some(version);
-            ext = ehlo(wire, remote, cfg).await?;
-        } else {
-            tracing::info!(remote, reply = %r, "STARTTLS refused; continuing in plain text");
-        }
-    }
-    if let Some((user, pass)) = &cfg.auth {
-        if tls.is_some() && ext.auth_plain {
-            let token = crate::auth::encode_b64(&format!("\0{user}\0{pass}"));
-            wire.send(format!("AUTH PLAIN {token}\r\n").as_bytes()).await.map_err(io)?;
-            let r = wire.reply(cfg.timeouts.mail).await.map_err(io)?;
-            if !r.is_positive() {
-                return Err(AttemptError::Auth(remote.to_string(), r));
-            }
-        } else {
-            tracing::warn!(remote, "smarthost credentials not sent: no TLS or no AUTH PLAIN offered");
-        }
-    }
-    if let Some(max) = ext.size {
-        if max > 0 && env.size > max {
-            return Err(AttemptError::TooBig(remote.to_string(), env.size, max));
-        }
-    }
-    if env.smtputf8 && !ext.smtputf8 {
-        return Err(AttemptError::NeedsSmtputf8(remote.to_string()));
-    }
-
+fn mail_command(ext: &Extensions, env: &OutboundEnvelope) -> String {
     let mut mail = format!("MAIL FROM:<{}>", env.mail_from);
     if ext.size.is_some() {
         mail.push_str(&format!(" SIZE={}", env.size));
@@ -304,99 +425,21 @@ async fn transaction(
         }
     }
     mail.push_str("\r\n");
-    let rcpts: Vec<String> = env
-        .recipients
-        .iter()
-        .map(|r| {
-            let mut line = format!("RCPT TO:<{}>", r.address);
-            if ext.dsn {
-                if let Some(n) = &r.notify {
-                    line.push_str(&format!(" NOTIFY={n}"));
-                }
-                if let Some((kind, addr)) = r.orcpt.as_deref().and_then(|o| o.split_once(';')) {
-                    line.push_str(&format!(" ORCPT={kind};{}", xtext_encode(addr)));
-                }
-            }
-            line.push_str("\r\n");
-            line
-        })
-        .collect();
+    mail
+}
 
-    let t = &cfg.timeouts;
-    let (mail_reply, rcpt_replies, data_reply) = if ext.pipelining {
-        let mut batch = mail.clone().into_bytes();
-        for r in &rcpts {
-            batch.extend_from_slice(r.as_bytes());
+fn rcpt_command(ext: &Extensions, r: &OutboundRecipient) -> String {
+    let mut line = format!("RCPT TO:<{}>", r.address);
+    if ext.dsn {
+        if let Some(n) = &r.notify {
+            line.push_str(&format!(" NOTIFY={n}"));
         }
-        batch.extend_from_slice(b"DATA\r\n");
-        wire.send(&batch).await.map_err(io)?;
-        let m = wire.reply(t.mail).await.map_err(io)?;
-        let mut rr = Vec::new();
-        for _ in &rcpts {
-            rr.push(wire.reply(t.rcpt).await.map_err(io)?);
-        }
-        let d = wire.reply(t.data_init).await.map_err(io)?;
-        (m, rr, Some(d))
-    } else {
-        wire.send(mail.as_bytes()).await.map_err(io)?;
-        let m = wire.reply(t.mail).await.map_err(io)?;
-        let mut rr = Vec::new();
-        if m.is_positive() {
-            for r in &rcpts {
-                wire.send(r.as_bytes()).await.map_err(io)?;
-                rr.push(wire.reply(t.rcpt).await.map_err(io)?);
-            }
-        }
-        (m, rr, None)
-    };
-    if !mail_reply.is_positive() {
-        if data_reply.as_ref().is_some_and(|d| d.code == 354) {
-            wire.send(b".\r\n").await.map_err(io)?;
-            let _ = wire.reply(t.data_end).await;
-        }
-        let _ = wire.send(b"RSET\r\n").await;
-        let _ = wire.reply(t.mail).await;
-        return Err(AttemptError::MailFrom(remote.to_string(), mail_reply));
-    }
-    let accepted: Vec<bool> = rcpt_replies.iter().map(|r| r.is_positive()).collect();
-    let mut results: Vec<RecipientResult> = rcpt_replies.into_iter().map(RecipientResult::from_reply).collect();
-    let any = accepted.iter().any(|a| *a);
-    let data_reply = match data_reply {
-        Some(d) => d,
-        None if any => {
-            wire.send(b"DATA\r\n").await.map_err(io)?;
-            wire.reply(t.data_init).await.map_err(io)?
-        }
-        None => {
-            let _ = wire.send(b"RSET\r\n").await;
-            let _ = wire.reply(t.mail).await;
-            return Ok(DeliveryReport { results, remote: remote.to_string(), tls });
-        }
-    };
-    if data_reply.code != 354 {
-        if any {
-            for (res, ok) in results.iter_mut().zip(&accepted) {
-                if *ok {
-                    *res = RecipientResult::from_reply(data_reply.clone());
-                }
-            }
-        }
-        return Ok(DeliveryReport { results, remote: remote.to_string(), tls });
-    }
-    if !any {
-        // The peer took DATA with no recipients: end it empty.
-        wire.send(b".\r\n").await.map_err(io)?;
-        let _ = wire.reply(t.data_end).await;
-        return Ok(DeliveryReport { results, remote: remote.to_string(), tls });
-    }
-    send_body(wire, message, t.data_block).await.map_err(io)?;
-    let end = wire.reply(t.data_end).await.map_err(io)?;
-    for (res, ok) in results.iter_mut().zip(&accepted) {
-        if *ok {
-            *res = RecipientResult::from_reply(end.clone());
+        if let Some((kind, addr)) = r.orcpt.as_deref().and_then(|o| o.split_once(';')) {
+            line.push_str(&format!(" ORCPT={kind};{}", xtext_encode(addr)));
         }
     }
-    Ok(DeliveryReport { results, remote: remote.to_string(), tls })
+    line.push_str("\r\n");
+    line
 }
 
 /// Streams the message: bare CR or LF become CRLF, leading dots are doubled,

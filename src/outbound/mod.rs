@@ -6,5 +6,6 @@
 
 pub mod client;
 pub mod mx;
+pub mod pool;
 pub mod tls;
 mod wire;

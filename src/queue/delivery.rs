@@ -6,9 +6,11 @@
 //! become bounces, long delays become warnings, and an entry with nothing
 //! pending leaves the queue.
 
-use super::dsn::{self, DsnKind};
+use super::dsn::DsnKind;
+use super::notify;
 use super::schedule::RetrySchedule;
-use crate::outbound::client::{self, ClientConfig, OutboundEnvelope, OutboundRecipient, RecipientResult};
+use crate::outbound::client::{AttemptError, ClientConfig, ClientSession, DeliveryReport, OutboundEnvelope, OutboundRecipient, RecipientResult};
+use crate::outbound::pool::ConnectionPool;
 use crate::outbound::mx::{MxResolver, NextHop};
 use crate::server::ServerContext;
 use crate::store::{BlobReader, QueueEntry, QueueRecipient, RecipientState, StoreError, now};
@@ -18,7 +20,9 @@ use std::time::Instant;
 
 /// The outcome for one recipient in this run.
 enum Outcome {
-    Delivered { relay: String, reply: String },
+    /// `report` says which success DSN the sender may want (RFC 3461 6.2):
+    /// `Delivered` for a local mailbox, `Relayed` to a hop without DSN.
+    Delivered { relay: String, reply: String, report: Option<DsnKind> },
     Deferred { relay: Option<String>, status: String, reply: String },
     Failed { relay: Option<String>, status: String, reply: String },
 }
@@ -32,6 +36,9 @@ pub struct Deliverer {
     pub schedule: RetrySchedule,
     pub mx: MxResolver,
     pub client: ClientConfig,
+    pub pool: ConnectionPool,
+    /// Deliveries at once per destination (`queue.max_per_destination`).
+    pub per_destination: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Semaphore>>>,
 }
 
 impl Deliverer {
@@ -57,7 +64,7 @@ impl Deliverer {
                 log_result(&entry, &entry.recipients[i], None, "bounced", entry.recipients[i].last_error.as_deref().unwrap_or(""), started);
             }
             store.update_queue_entry(&entry)?;
-            self.notify(&entry, &failed, DsnKind::Failed).await?;
+            notify::send(&self.ctx, &entry, &failed, DsnKind::Failed).await?;
             return self.finish(entry).await;
         }
 
@@ -65,16 +72,17 @@ impl Deliverer {
             .filter(|&i| entry.recipients[i].state == RecipientState::Pending && entry.recipients[i].next_attempt <= now_s)
             .collect();
         let mut failed = Vec::new();
+        let mut succeeded: Vec<(usize, DsnKind)> = Vec::new();
 
         // Local recipients (bounces to our own users, and the like).
         let local: Vec<usize> = due.iter().copied().filter(|&i| !entry.recipients[i].local_users.is_empty()).collect();
         for i in local {
             let users = entry.recipients[i].local_users.clone();
             let outcome = match store.deliver_blob(entry.blob, &users) {
-                Ok(_) => Outcome::Delivered { relay: "local".into(), reply: "delivered to mailbox".into() },
+                Ok(_) => Outcome::Delivered { relay: "local".into(), reply: "delivered to mailbox".into(), report: Some(DsnKind::Delivered) },
                 Err(e) => Outcome::Deferred { relay: None, status: "4.3.0".into(), reply: format!("mailbox delivery failed: {e}") },
             };
-            self.record(&mut entry, i, outcome, &mut failed, started);
+            self.record(&mut entry, i, outcome, &mut failed, &mut succeeded, started);
         }
 
         // Remote recipients, one group per destination.
@@ -92,16 +100,24 @@ impl Deliverer {
             groups.entry(key).or_default().push(i);
         }
         for (destination, members) in groups {
+            let limit = self.destination_limit(&destination);
+            let _permit = limit.acquire_owned().await;
             let outcomes = self.deliver_group(&entry, &destination, &members).await;
             for (i, outcome) in members.into_iter().zip(outcomes) {
-                self.record(&mut entry, i, outcome, &mut failed, started);
+                self.record(&mut entry, i, outcome, &mut failed, &mut succeeded, started);
             }
             store.update_queue_entry(&entry)?;
             store.flush().await?;
         }
 
+        for kind in [DsnKind::Delivered, DsnKind::Relayed] {
+            let which: Vec<usize> = succeeded.iter().filter(|(_, k)| *k == kind).map(|(i, _)| *i).collect();
+            if !which.is_empty() {
+                notify::send(&self.ctx, &entry, &which, kind).await?;
+            }
+        }
         if !failed.is_empty() {
-            self.notify(&entry, &failed, DsnKind::Failed).await?;
+            notify::send(&self.ctx, &entry, &failed, DsnKind::Failed).await?;
         }
         if !entry.warned && entry.pending().next().is_some() && self.schedule.warn_due(entry.arrived, now()) {
             entry.warned = true;
@@ -109,7 +125,7 @@ impl Deliverer {
             let delayed: Vec<usize> = (0..entry.recipients.len())
                 .filter(|&i| entry.recipients[i].state == RecipientState::Pending && entry.recipients[i].wants("DELAY"))
                 .collect();
-            self.notify(&entry, &delayed, DsnKind::Delayed).await?;
+            notify::send(&self.ctx, &entry, &delayed, DsnKind::Delayed).await?;
         }
         self.finish(entry).await
     }
@@ -125,13 +141,16 @@ impl Deliverer {
         store.flush().await
     }
 
-    fn record(&self, entry: &mut QueueEntry, i: usize, outcome: Outcome, failed: &mut Vec<usize>, started: Instant) {
+    fn record(&self, entry: &mut QueueEntry, i: usize, outcome: Outcome, failed: &mut Vec<usize>, succeeded: &mut Vec<(usize, DsnKind)>, started: Instant) {
         let next = now();
         let snapshot = entry.clone();
         let r = &mut entry.recipients[i];
         r.attempts += 1;
         let (status_word, relay, text) = match outcome {
-            Outcome::Delivered { relay, reply } => {
+            Outcome::Delivered { relay, reply, report } => {
+                if let Some(kind) = report {
+                    succeeded.push((i, kind));
+                }
                 r.state = RecipientState::Delivered;
                 r.status = Some("2.0.0".into());
                 r.last_error = None;
@@ -237,14 +256,18 @@ impl Deliverer {
                 }
             };
             let mut reader = BlobReader::new(parts);
-            match client::deliver(hop, &self.client, &envelope, &mut reader).await {
+            match self.attempt(hop, &envelope, &mut reader, entry.blob).await {
                 Ok(report) => {
                     let relay = report.remote.clone();
                     return report
                         .results
                         .into_iter()
                         .map(|res| match res {
-                            RecipientResult::Accepted(info) => Outcome::Delivered { relay: relay.clone(), reply: info.to_string() },
+                            RecipientResult::Accepted(info) => Outcome::Delivered {
+                                relay: relay.clone(),
+                                reply: info.to_string(),
+                                report: (!report.dsn).then_some(DsnKind::Relayed),
+                            },
                             RecipientResult::Temporary(info) => Outcome::Deferred {
                                 relay: Some(relay.clone()),
                                 status: info.enhanced.clone().unwrap_or_else(|| "4.0.0".into()),
@@ -273,70 +296,42 @@ impl Deliverer {
         all(&|| Outcome::Deferred { relay: None, status: "4.4.1".into(), reply: last_error.clone() })
     }
 
-    /// Sends a DSN about `which` recipients to the sender, if there is one
-    /// and they asked for it.
-    async fn notify(&self, entry: &QueueEntry, which: &[usize], kind: DsnKind) -> Result<(), StoreError> {
-        if entry.sender.is_empty() {
-            return Ok(()); // never a bounce to <>
-        }
-        let wanted: Vec<&QueueRecipient> = which
-            .iter()
-            .map(|&i| &entry.recipients[i])
-            .filter(|r| r.wants(match kind {
-                DsnKind::Failed => "FAILURE",
-                DsnKind::Delayed => "DELAY",
-                DsnKind::Delivered => "SUCCESS",
-            }))
-            .collect();
-        if wanted.is_empty() {
-            return Ok(());
-        }
-        let store = &self.ctx.store;
-        let original = store.read_blob(entry.blob)?;
-        let message = dsn::build(&self.ctx.config.hostname, entry, &wanted, kind, &original);
-        let id = store.next_id()?;
-        let (targets, _) = crate::checks::expand(&self.ctx.config, store, &entry.sender);
-        let recipients: Vec<QueueRecipient> = if targets.is_empty() {
-            tracing::warn!(queue_id = %entry.queue_id(), sender = %entry.sender, "bounce has nowhere to go; dropped");
-            return Ok(());
-        } else {
-            let local: Vec<String> = targets
-                .iter()
-                .filter_map(|t| match t {
-                    crate::hooks::Target::Local(u) => Some(u.clone()),
-                    _ => None,
-                })
-                .collect();
-            let mut list = Vec::new();
-            if !local.is_empty() {
-                list.push(QueueRecipient::new(entry.sender.clone(), Some("NEVER".into()), None, local));
-            }
-            for t in targets {
-                if let crate::hooks::Target::Remote(a) = t {
-                    list.push(QueueRecipient::new(a, Some("NEVER".into()), None, Vec::new()));
+    fn destination_limit(&self, destination: &str) -> Arc<tokio::sync::Semaphore> {
+        let mut map = self.per_destination.lock().unwrap_or_else(|p| p.into_inner());
+        let max = self.ctx.config.queue.max_per_destination.max(1);
+        map.entry(destination.to_string()).or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(max))).clone()
+    }
+
+    /// One transaction with a hop, on a cached session when there is one.
+    /// A cached session that fails before any answer is retried once on a
+    /// new connection (the peer may have closed it while it idled).
+    async fn attempt(&self, hop: &NextHop, env: &OutboundEnvelope, reader: &mut BlobReader, blob: u64) -> Result<DeliveryReport, AttemptError> {
+        let key = format!("{}|{}", hop.host, hop.addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(","));
+        if let Some(mut session) = self.pool.take(&key) {
+            match session.send(&self.client, env, reader).await {
+                Err(AttemptError::Io(..)) => {
+                    tracing::debug!(remote = session.remote(), "cached connection failed; using a new one");
+                    *reader = BlobReader::new(self.ctx.store.blob_parts(blob).map_err(|e| AttemptError::Io(hop.host.clone(), std::io::Error::other(e)))?);
                 }
+                result => return self.park(&key, session, result).await,
             }
-            list
-        };
-        let bounce = QueueEntry {
-            id,
-            blob: id,
-            size: message.len() as u64,
-            sender: String::new(),
-            envid: None,
-            ret: None,
-            smtputf8: false,
-            eight_bit: false,
-            arrived: now(),
-            client: "local bounce".into(),
-            recipients,
-            warned: true,
-        };
-        store.enqueue_bytes(bounce, &message)?;
-        store.flush().await?;
-        tracing::info!(queue_id = %entry.queue_id(), bounce_id = %crate::store::format_queue_id(id), to = %entry.sender, kind = ?kind, "notification queued");
-        self.ctx.queue.wake();
-        Ok(())
+        }
+        let mut session = ClientSession::open(hop, &self.client).await?;
+        let result = session.send(&self.client, env, reader).await;
+        self.park(&key, session, result).await
+    }
+
+    /// Keeps a session for the next message if it is still healthy.
+    async fn park(&self, key: &str, mut session: ClientSession, result: Result<DeliveryReport, AttemptError>) -> Result<DeliveryReport, AttemptError> {
+        let healthy = !matches!(result, Err(AttemptError::Io(..))) && session.reset(&self.client).await;
+        if healthy {
+            if let Some(extra) = self.pool.give(key, session) {
+                extra.quit().await;
+            }
+        } else {
+            session.quit().await;
+        }
+        result
     }
 }
 

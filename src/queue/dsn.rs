@@ -11,6 +11,8 @@ pub enum DsnKind {
     Failed,
     Delayed,
     Delivered,
+    /// Handed to a next hop that does not report success itself.
+    Relayed,
 }
 
 impl DsnKind {
@@ -19,6 +21,7 @@ impl DsnKind {
             DsnKind::Failed => "failed",
             DsnKind::Delayed => "delayed",
             DsnKind::Delivered => "delivered",
+            DsnKind::Relayed => "relayed",
         }
     }
 }
@@ -31,7 +34,7 @@ pub fn build(hostname: &str, entry: &QueueEntry, recipients: &[&QueueRecipient],
     let subject = match kind {
         DsnKind::Failed => "Undelivered Mail Returned to Sender",
         DsnKind::Delayed => "Delayed Mail (still being retried)",
-        DsnKind::Delivered => "Successful Mail Delivery Report",
+        DsnKind::Delivered | DsnKind::Relayed => "Successful Mail Delivery Report",
     };
     let mut m = String::new();
     m.push_str(&format!("From: Mail Delivery System <MAILER-DAEMON@{hostname}>\r\n"));
@@ -50,6 +53,7 @@ pub fn build(hostname: &str, entry: &QueueEntry, recipients: &[&QueueRecipient],
         DsnKind::Failed => "I'm sorry to have to inform you that your message could not\r\nbe delivered to one or more recipients. It's attached below.\r\n",
         DsnKind::Delayed => "Your message could not be delivered yet to one or more recipients.\r\nIt will be retried until it is too old; you do not need to resend it.\r\n",
         DsnKind::Delivered => "Your message was successfully delivered to the destination(s) listed below.\r\n",
+        DsnKind::Relayed => "Your message was relayed to the destination(s) listed below, which will not\r\nreport its delivery. No further notice will come from them.\r\n",
     });
     m.push_str("\r\n");
     for r in recipients {
@@ -77,7 +81,7 @@ pub fn build(hostname: &str, entry: &QueueEntry, recipients: &[&QueueRecipient],
         let default_status = match kind {
             DsnKind::Failed => "5.0.0",
             DsnKind::Delayed => "4.0.0",
-            DsnKind::Delivered => "2.0.0",
+            DsnKind::Delivered | DsnKind::Relayed => "2.0.0",
         };
         m.push_str(&format!("Status: {}\r\n", r.status.as_deref().unwrap_or(default_status)));
         if let Some(mta) = &r.remote_mta {

@@ -7,6 +7,7 @@
 
 pub mod delivery;
 pub mod dsn;
+pub mod notify;
 pub mod schedule;
 
 use crate::server::ServerContext;
@@ -94,15 +95,24 @@ pub async fn run(ctx: Arc<ServerContext>, mut shutdown: Shutdown) {
             .min(MAX_SLEEP);
         tokio::select! {
             _ = ctx.queue.woken() => {}
-            _ = tokio::time::sleep(sleep) => {}
+            _ = tokio::time::sleep(sleep.min(IDLE_CONNECTION_TIME)) => {}
             _ = shutdown.recv() => break,
+        }
+        for session in deliverer.pool.expired() {
+            session.quit().await;
         }
     }
     // Let deliveries in flight record their results.
     let _ = limit.acquire_many(ctx.config.queue.max_concurrent_deliveries as u32).await;
+    for session in deliverer.pool.drain() {
+        session.quit().await;
+    }
 }
 
-fn make_deliverer(ctx: Arc<ServerContext>) -> Result<Deliverer, crate::outbound::client::ClientSetupError> {
+/// How long an idle outbound connection waits for the next message.
+const IDLE_CONNECTION_TIME: Duration = Duration::from_secs(5);
+
+fn make_deliverer(ctx: Arc<ServerContext>) -> Result<Deliverer, crate::outbound::tls::ClientSetupError> {
     let config = &ctx.config;
     let auth = match (&config.relay.smarthost_user, &config.relay.smarthost_password) {
         (Some(u), Some(p)) => Some((u.clone(), p.clone())),
@@ -119,6 +129,8 @@ fn make_deliverer(ctx: Arc<ServerContext>) -> Result<Deliverer, crate::outbound:
         schedule: schedule::RetrySchedule::from_config(&config.queue),
         mx: crate::outbound::mx::MxResolver::new(ctx.hooks.dns().clone()),
         client,
+        pool: crate::outbound::pool::ConnectionPool::new(config.queue.max_per_destination, IDLE_CONNECTION_TIME),
+        per_destination: Default::default(),
         ctx,
     })
 }

@@ -73,7 +73,12 @@ impl Session {
     /// cancelled (a reply has been sent) or went away.
     async fn challenge(&mut self, text: &str) -> io::Result<Option<String>> {
         self.conn.write_all(format!("334 {text}\r\n").as_bytes()).await?;
-        match self.conn.read_line(MAX_SASL_LINE).await? {
+        let timeout = self.ctx.config.limits.command_timeout.0;
+        let Ok(line) = tokio::time::timeout(timeout, self.conn.read_line(MAX_SASL_LINE)).await else {
+            self.timed_out().await?;
+            return Ok(None);
+        };
+        match line? {
             Line::Complete(line) if line == b"*" => {
                 self.error(Reply::new(501, "5.0.0", "Authentication cancelled")).await?;
                 Ok(None)

@@ -193,7 +193,8 @@ fn parse_mail(rest: &str) -> Result<Command, CommandError> {
         let (key, value) = split_param(w);
         match (key.as_str(), value) {
             ("SIZE", Some(v)) if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) => {
-                params.size = Some(v.parse().map_err(|_| syntax("SIZE is too large"))?)
+                // More digits than u64 holds is still a size, just too big (552).
+                params.size = Some(v.parse().unwrap_or(u64::MAX))
             }
             ("BODY", Some(v)) => {
                 params.body = Some(match v.to_ascii_uppercase().as_str() {

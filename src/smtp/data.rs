@@ -65,11 +65,7 @@ impl Session {
             if self.conn.buffered().is_empty() {
                 let n = match tokio::time::timeout(timeout, self.conn.fill()).await {
                     Ok(r) => r?,
-                    Err(_) => {
-                        let host = self.ctx.config.hostname.clone();
-                        self.closing = true;
-                        return self.send(Reply::new(421, "4.4.2", format!("{host} Error: timeout exceeded"))).await;
-                    }
+                    Err(_) => return self.timed_out().await,
                 };
                 if n == 0 {
                     tracing::info!(client = %self.info.client, "connection lost during DATA; nothing kept");
@@ -109,7 +105,7 @@ impl Session {
             if self.conn.buffered().is_empty() {
                 let n = match tokio::time::timeout(timeout, self.conn.fill()).await {
                     Ok(r) => r?,
-                    Err(_) => 0,
+                    Err(_) => return self.timed_out().await,
                 };
                 if n == 0 {
                     self.closing = true;
@@ -255,6 +251,7 @@ impl Session {
         if entry.is_some() {
             self.ctx.queue.wake();
         }
+        self.report_local_success(id, tx, size).await;
         let to: Vec<String> = tx.rcpts.iter().map(|r| r.address.to_string()).collect();
         tracing::info!(
             queue_id = qid,
@@ -266,6 +263,49 @@ impl Session {
             "accepted"
         );
         Reply::new(250, "2.0.0", format!("Ok: queued as {qid}"))
+    }
+
+    /// NOTIFY=SUCCESS for recipients delivered to local mailboxes just now.
+    async fn report_local_success(&self, id: u64, tx: &Transaction, size: u64) {
+        let recipients: Vec<QueueRecipient> = tx
+            .rcpts
+            .iter()
+            .filter(|r| r.params.notify.as_ref().is_some_and(|n| n.success))
+            .filter(|r| r.targets.iter().any(|t| matches!(t, Target::Local(_))))
+            .map(|r| {
+                let mut q = QueueRecipient::new(
+                    r.address.to_string(),
+                    Some("SUCCESS".into()),
+                    r.params.orcpt.as_ref().map(|(t, a)| format!("{t};{a}")),
+                    Vec::new(),
+                );
+                q.state = crate::store::RecipientState::Delivered;
+                q.status = Some("2.0.0".into());
+                q.remote_mta = Some(self.ctx.config.hostname.clone());
+                q
+            })
+            .collect();
+        if recipients.is_empty() || matches!(tx.from, crate::address::ReversePath::Null) {
+            return;
+        }
+        let which: Vec<usize> = (0..recipients.len()).collect();
+        let entry = QueueEntry {
+            id,
+            blob: id,
+            size,
+            sender: tx.from.to_string(),
+            envid: tx.params.envid.clone(),
+            ret: None,
+            smtputf8: tx.params.smtputf8,
+            eight_bit: false,
+            arrived: now(),
+            client: self.client_text(),
+            recipients,
+            warned: true,
+        };
+        if let Err(e) = crate::queue::notify::send(&self.ctx, &entry, &which, crate::queue::dsn::DsnKind::Delivered).await {
+            tracing::warn!(queue_id = %entry.queue_id(), "success notification not queued: {e}");
+        }
     }
 
     fn client_text(&self) -> String {

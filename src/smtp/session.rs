@@ -119,11 +119,7 @@ impl Session {
                 }
             };
             let line = match line {
-                Err(_) => {
-                    tracing::info!(client = %self.info.client, "idle timeout");
-                    let r = Reply::new(421, "4.4.2", format!("{hostname} Error: timeout exceeded"));
-                    return self.conn.write_all(&r.to_wire()).await;
-                }
+                Err(_) => return self.timed_out().await,
                 Ok(line) => line?,
             };
             match line {
@@ -133,6 +129,16 @@ impl Session {
             }
         }
         self.conn.flush().await
+    }
+
+    /// The client said nothing for `limits.command_timeout`: 421 and close.
+    pub async fn timed_out(&mut self) -> io::Result<()> {
+        tracing::info!(client = %self.info.client, "idle timeout");
+        let host = self.ctx.config.hostname.clone();
+        self.closing = true;
+        self.tx = None;
+        let r = Reply::new(421, "4.4.2", format!("{host} Error: timeout exceeded"));
+        self.conn.write_all(&r.to_wire()).await
     }
 
     /// Queues a reply; it is flushed before the next read would wait.

@@ -10,6 +10,7 @@
 //! areas); tree `blobs` holds message bytes in chunks.
 
 mod blobs;
+mod commit;
 mod kv;
 mod mailbox;
 mod queue;
@@ -43,6 +44,8 @@ pub enum StoreError {
     NoSuchQueueEntry(String),
     #[error("message body {0} is missing")]
     MissingBlob(u64),
+    #[error("flushing to disk failed: {0}")]
+    Flush(String),
     #[error("password hashing failed: {0}")]
     Hash(String),
     #[error("the store is locked by another process ({0}); is `tern serve` running?")]
@@ -62,6 +65,7 @@ struct Inner {
     /// Serialises read-modify-write of counters (next UID, mod-sequences, refcounts).
     write_lock: Mutex<()>,
     events: broadcast::Sender<MailboxEvent>,
+    commits: commit::GroupCommit,
 }
 
 impl Store {
@@ -81,6 +85,7 @@ impl Store {
         let meta = db.open_tree("meta")?;
         let blobs = db.open_tree("blobs")?;
         let (events, _) = broadcast::channel(1024);
+        let commits = commit::GroupCommit::start(db.clone());
         let store = Store {
             inner: Arc::new(Inner {
                 db,
@@ -88,16 +93,18 @@ impl Store {
                 blobs,
                 write_lock: Mutex::new(()),
                 events,
+                commits,
             }),
         };
         store.discard_unfinished_blobs()?;
         Ok(store)
     }
 
-    /// Makes every write so far durable (fsync). Concurrent callers share flushes.
+    /// Makes every write so far durable (fsync). Concurrent callers share
+    /// flushes (group commit): one flusher thread runs sled's flush, and a
+    /// caller waits for the first flush that *started* after it called.
     pub async fn flush(&self) -> Result<(), StoreError> {
-        self.inner.db.flush_async().await?;
-        Ok(())
+        self.inner.commits.flush().await
     }
 
     /// A new unique, increasing id (queue ids and blob ids).

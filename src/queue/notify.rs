@@ -1,0 +1,74 @@
+//! Telling the sender: builds a DSN (`dsn.rs`) about some recipients of a
+//! queue entry and queues it from `MAILER-DAEMON` with the null sender — to
+//! the sender's mailbox when the sender is local, onward otherwise. Never to
+//! `<>`, and only for the reports NOTIFY asks for.
+
+use super::dsn::{self, DsnKind};
+use crate::server::ServerContext;
+use crate::store::{QueueEntry, QueueRecipient, StoreError, now};
+
+/// Sends a DSN about `which` recipients to the sender, if there is one
+/// and they asked for it.
+pub async fn send(ctx: &ServerContext, entry: &QueueEntry, which: &[usize], kind: DsnKind) -> Result<(), StoreError> {
+    if entry.sender.is_empty() {
+        return Ok(()); // never a bounce to <>
+    }
+    let wanted: Vec<&QueueRecipient> = which
+        .iter()
+        .map(|&i| &entry.recipients[i])
+        .filter(|r| r.wants(match kind {
+            DsnKind::Failed => "FAILURE",
+            DsnKind::Delayed => "DELAY",
+            DsnKind::Delivered | DsnKind::Relayed => "SUCCESS",
+        }))
+        .collect();
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let store = &ctx.store;
+    let original = store.read_blob(entry.blob)?;
+    let message = dsn::build(&ctx.config.hostname, entry, &wanted, kind, &original);
+    let id = store.next_id()?;
+    let (targets, _) = crate::checks::expand(&ctx.config, store, &entry.sender);
+    let recipients: Vec<QueueRecipient> = if targets.is_empty() {
+        tracing::warn!(queue_id = %entry.queue_id(), sender = %entry.sender, "bounce has nowhere to go; dropped");
+        return Ok(());
+    } else {
+        let local: Vec<String> = targets
+            .iter()
+            .filter_map(|t| match t {
+                crate::hooks::Target::Local(u) => Some(u.clone()),
+                _ => None,
+            })
+            .collect();
+        let mut list = Vec::new();
+        if !local.is_empty() {
+            list.push(QueueRecipient::new(entry.sender.clone(), Some("NEVER".into()), None, local));
+        }
+        for t in targets {
+            if let crate::hooks::Target::Remote(a) = t {
+                list.push(QueueRecipient::new(a, Some("NEVER".into()), None, Vec::new()));
+            }
+        }
+        list
+    };
+    let bounce = QueueEntry {
+        id,
+        blob: id,
+        size: message.len() as u64,
+        sender: String::new(),
+        envid: None,
+        ret: None,
+        smtputf8: false,
+        eight_bit: false,
+        arrived: now(),
+        client: "local bounce".into(),
+        recipients,
+        warned: true,
+    };
+    store.enqueue_bytes(bounce, &message)?;
+    store.flush().await?;
+    tracing::info!(queue_id = %entry.queue_id(), bounce_id = %crate::store::format_queue_id(id), to = %entry.sender, kind = ?kind, "notification queued");
+    ctx.queue.wake();
+    Ok(())
+}
