@@ -45,10 +45,15 @@ impl std::fmt::Display for Failure {
             Failure::Instantiate(e) => write!(f, "cannot instantiate: {e}"),
             Failure::Trap(e) => {
                 if let Some(wasmtime::Trap::Interrupt) = e.downcast_ref::<wasmtime::Trap>() {
-                    write!(f, "timed out")
-                } else {
-                    write!(f, "trapped: {e:#}")
+                    return write!(f, "timed out");
                 }
+                // One line: the causes without the wasm backtrace.
+                let causes: Vec<String> = e
+                    .chain()
+                    .map(|c| c.to_string().lines().next().unwrap_or("").to_string())
+                    .filter(|c| !c.is_empty() && !c.starts_with("error while executing at wasm backtrace"))
+                    .collect();
+                write!(f, "trapped: {}", causes.join(": "))
             }
             Failure::Timeout => write!(f, "timed out (in a host call)"),
         }
