@@ -131,6 +131,11 @@ impl Tern {
         }
     }
 
+    /// The running server's process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
     /// Sends a signal (`HUP`, `TERM` …) to the running server.
     pub fn signal(&self, signal: &str) {
         if let Some(c) = self.child.as_ref() {
