@@ -19,6 +19,8 @@ pub enum AdminRequest {
     QueueShow { id: String },
     QueueFlush { id: Option<String> },
     QueueDelete { id: String },
+    /// Reload the plugins (only a running server can; see `control.rs`).
+    PluginReload,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -94,6 +96,7 @@ pub fn execute(store: &Store, config: &Config, queue: Option<&QueueHandle>, requ
             store.release_queue_entry(&entry)?;
             Ok(format!("deleted {}\n", entry.queue_id()))
         }
+        AdminRequest::PluginReload => Err(AdminError::Invalid("no server is running; plugins are loaded when `tern serve` starts".into())),
     }
 }
 

@@ -41,6 +41,8 @@ enum PluginCommand {
     List,
     /// What a component file imports and exports, and which hooks Tern would call
     Inspect { file: PathBuf },
+    /// Make the running server load the plugins of its config file again (like SIGHUP)
+    Reload,
 }
 
 #[derive(Subcommand)]
@@ -139,6 +141,7 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::Plugin(PluginCommand::Reload) => admin_request(&config, AdminRequest::PluginReload),
         Command::Plugin(PluginCommand::Inspect { file }) => {
             let name = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
             let i = tern::hooks::engine::inspect(&file, &name)?;

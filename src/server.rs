@@ -204,6 +204,7 @@ pub async fn serve_with_reload(config: Config, config_path: Option<std::path::Pa
     let store = Store::open(&config.data_dir)?;
     let ctx = ServerContext::new(config, store)?;
     ctx.hooks.load_plugins(&ctx.config)?;
+    ctx.hooks.set_config_source(config_path);
     let (trigger, shutdown) = shutdown::channel();
     let signals = trigger.clone();
     let signal_ctx = ctx.clone();
@@ -218,7 +219,7 @@ pub async fn serve_with_reload(config: Config, config_path: Option<std::path::Pa
             tokio::select! {
                 _ = term.recv() => { tracing::info!("SIGTERM: draining"); break; }
                 _ = int.recv() => { tracing::info!("SIGINT: draining"); break; }
-                _ = hup.recv() => { reload_plugins(&signal_ctx, config_path.as_deref()).await; }
+                _ = hup.recv() => { reload_plugins(&signal_ctx).await; }
             }
         }
         signals.trigger();
@@ -226,12 +227,13 @@ pub async fn serve_with_reload(config: Config, config_path: Option<std::path::Pa
     run(ctx, trigger, shutdown).await
 }
 
-/// Re-reads the config and swaps in its plugins: sessions that started
-/// before keep the set they have; new sessions get the new one. Other
-/// config changes need a restart. On any error the old set stays.
-pub async fn reload_plugins(ctx: &Arc<ServerContext>, config_path: Option<&std::path::Path>) -> String {
+/// Re-reads the config file and swaps in its plugins (SIGHUP, `tern plugin
+/// reload`): sessions that started before keep the set they have; new
+/// sessions get the new one. Other config changes need a restart. On any
+/// error the old set stays. Returns success and what to tell the operator.
+pub async fn reload_plugins(ctx: &Arc<ServerContext>) -> (bool, String) {
     let ctx = ctx.clone();
-    let path = config_path.map(|p| p.to_path_buf());
+    let path = ctx.hooks.config_source();
     let result = tokio::task::spawn_blocking(move || {
         let config = match &path {
             Some(p) => Config::from_file(p).map_err(|e| e.to_string())?,
@@ -240,11 +242,11 @@ pub async fn reload_plugins(ctx: &Arc<ServerContext>, config_path: Option<&std::
         ctx.hooks.load_plugins(&config).map_err(|e| e.to_string())
     })
     .await;
-    let message = match result {
-        Ok(Ok(n)) => format!("reloaded: {n} plugin(s)"),
-        Ok(Err(e)) => format!("reload failed, plugins unchanged: {e}"),
-        Err(e) => format!("reload failed, plugins unchanged: {e}"),
+    let (ok, message) = match result {
+        Ok(Ok(n)) => (true, format!("reloaded: {n} plugin(s)")),
+        Ok(Err(e)) => (false, format!("reload failed, plugins unchanged: {e}")),
+        Err(e) => (false, format!("reload failed, plugins unchanged: {e}")),
     };
     tracing::info!("plugins {message}");
-    message
+    (ok, message)
 }

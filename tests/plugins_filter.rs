@@ -36,12 +36,27 @@ fn plugin(name: &str, path: &str, extra: &str) -> String {
 }
 
 fn run(t: &Tern, body: &str) -> String {
-    python(&format!("{PY}\nSMTP={}\nPOPS={}\n{body}", t.port("smtp"), t.port("pop3s")), &[])
+    python(
+        &format!(
+            "{PY}\nSMTP={}\nPOPS={}\n{body}",
+            t.port("smtp"),
+            t.port("pop3s")
+        ),
+        &[],
+    )
 }
 
 #[test]
 fn filter_header_is_in_the_message_pop3_returns() {
-    let t = Tern::start(&config("mx.example.test", "example.test", &plugin("tagger", test_plugins::ADD_HEADER, "config = { tag = \"tagger-1\" }")));
+    let t = Tern::start(&config(
+        "mx.example.test",
+        "example.test",
+        &plugin(
+            "tagger",
+            test_plugins::ADD_HEADER,
+            "config = { tag = \"tagger-1\" }",
+        ),
+    ));
     t.add_user("bob@example.test", "pw");
     let out = run(
         &t,
@@ -71,7 +86,11 @@ print("ok")
 
 #[test]
 fn filter_can_discard_quarantine_and_reject_but_not_forge_a_success() {
-    let t = Tern::start(&config("mx.example.test", "example.test", &plugin("tagger", test_plugins::ADD_HEADER, "")));
+    let t = Tern::start(&config(
+        "mx.example.test",
+        "example.test",
+        &plugin("tagger", test_plugins::ADD_HEADER, ""),
+    ));
     t.add_user("bob@example.test", "pw");
     let out = run(
         &t,
@@ -105,10 +124,18 @@ fn router_sends_one_domain_to_a_smarthost() {
     let router = plugin(
         "router",
         test_plugins::SMARTHOST_ROUTER,
-        &format!("config = {{ domain = \"far.test\", smarthost = \"127.0.0.3:{}\" }}", b.port("smtp")),
+        &format!(
+            "config = {{ domain = \"far.test\", smarthost = \"127.0.0.3:{}\" }}",
+            b.port("smtp")
+        ),
     );
-    let extra = format!("[relay]\ntrusted_networks = [\"127.0.0.0/8\"]\n[queue]\nretry_intervals = [\"1s\"]\n{router}");
-    let a = Tern::start_on("127.0.0.2", &config("mx.example.test", "example.test", &extra));
+    let extra = format!(
+        "[relay]\ntrusted_networks = [\"127.0.0.0/8\"]\n[queue]\nretry_intervals = [\"1s\"]\n{router}"
+    );
+    let a = Tern::start_on(
+        "127.0.0.2",
+        &config("mx.example.test", "example.test", &extra),
+    );
     let script = format!(
         "{PY}\nA={}\nB_POPS={}\n{}",
         a.port("smtp"),

@@ -31,7 +31,11 @@ fn run(t: &Tern, body: &str) -> String {
 
 #[test]
 fn policy_rejects_nobody_with_its_own_reply() {
-    let t = Tern::start(&config("mx.example.test", "example.test", &plugin("no-nobody", test_plugins::NO_NOBODY, "")));
+    let t = Tern::start(&config(
+        "mx.example.test",
+        "example.test",
+        &plugin("no-nobody", test_plugins::NO_NOBODY, ""),
+    ));
     t.add_user("nobody@example.test", "pw");
     t.add_user("bob@example.test", "pw");
     let out = run(
@@ -46,12 +50,19 @@ print("ok")
 "#,
     );
     assert_eq!(out.trim(), "ok");
-    assert!(t.log().contains("refusing nobody@example.test"), "the plugin's log line reaches the server log");
+    assert!(
+        t.log().contains("refusing nobody@example.test"),
+        "the plugin's log line reaches the server log"
+    );
 }
 
 #[test]
 fn greylisting_remembers_across_sessions_and_a_restart() {
-    let mut t = Tern::start(&config("mx.example.test", "example.test", &plugin("greylist", test_plugins::GREYLIST, "")));
+    let mut t = Tern::start(&config(
+        "mx.example.test",
+        "example.test",
+        &plugin("greylist", test_plugins::GREYLIST, ""),
+    ));
     t.add_user("bob@example.test", "pw");
     t.add_user("carol@example.test", "pw");
     let out = run(
@@ -80,6 +91,14 @@ print("ok")
 "#,
     );
     assert_eq!(out.trim(), "ok");
+    // The restart took the compiled plugin from the cache in data_dir.
+    let log = t.log();
+    assert_eq!(log.matches("plugin compiled").count(), 1, "{log}");
+    assert_eq!(log.matches("plugin loaded").count(), 2, "{log}");
+    let cached = std::fs::read_dir(t.data_dir().join("plugin-cache"))
+        .expect("plugin-cache")
+        .count();
+    assert_eq!(cached, 1);
 }
 
 #[test]
@@ -92,7 +111,11 @@ fn dns_plugin_uses_the_servers_resolver() {
     let extra = format!(
         "[dns]\nnameservers = [\"{}\"]\n{}",
         dns.address(),
-        plugin("dnsbl", test_plugins::DNSBL, "config = { zone = \"bl.test\", require_mx = \"yes\" }")
+        plugin(
+            "dnsbl",
+            test_plugins::DNSBL,
+            "config = { zone = \"bl.test\", require_mx = \"yes\" }"
+        )
     );
     let t = Tern::start(&config("mx.example.test", "example.test", &extra));
     t.add_user("bob@example.test", "pw");
@@ -115,7 +138,11 @@ print("ok")
     let extra = format!(
         "[dns]\nnameservers = [\"{}\"]\n{}",
         dns.address(),
-        plugin("dnsbl", test_plugins::DNSBL, "config = { zone = \"clean.test\", require_mx = \"yes\" }")
+        plugin(
+            "dnsbl",
+            test_plugins::DNSBL,
+            "config = { zone = \"clean.test\", require_mx = \"yes\" }"
+        )
     );
     let t = Tern::start(&config("mx.example.test", "example.test", &extra));
     t.add_user("bob@example.test", "pw");

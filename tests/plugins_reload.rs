@@ -33,7 +33,10 @@ def messages():
 
 #[test]
 fn sighup_swaps_plugins_for_new_sessions_only() {
-    let plugins = format!("[[plugin]]\nname = \"swappable\"\npath = \"{}\"\n", test_plugins::NO_NOBODY);
+    let plugins = format!(
+        "[[plugin]]\nname = \"swappable\"\npath = \"{}\"\n",
+        test_plugins::NO_NOBODY
+    );
     let t = Tern::start(&config("mx.example.test", "example.test", &plugins));
     t.add_user("bob@example.test", "pw");
     t.add_user("nobody@example.test", "pw");
@@ -74,7 +77,37 @@ print("ok")
     let log = t.dir.path().join("tern.log");
     let out = python(
         &script,
-        &[&t.port("smtp").to_string(), &t.port("pop3s").to_string(), &pid, &t.config.display().to_string(), &log.display().to_string()],
+        &[
+            &t.port("smtp").to_string(),
+            &t.port("pop3s").to_string(),
+            &pid,
+            &t.config.display().to_string(),
+            &log.display().to_string(),
+        ],
     );
     assert_eq!(out.trim(), "ok", "{}", t.log());
+
+    // `tern plugin reload` goes through the control socket; with the broken
+    // path still in the config it fails, says why, and keeps the set.
+    let out = t.cli(&["plugin", "reload"], "");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("reload failed, plugins unchanged"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&t.config)
+        .expect("config")
+        .replace("/nonexistent/plugin.wasm", test_plugins::NO_NOBODY);
+    std::fs::write(&t.config, text).expect("config");
+    let out = t.cli(&["plugin", "reload"], "");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "reloaded: 1 plugin(s)"
+    );
 }

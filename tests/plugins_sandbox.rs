@@ -38,7 +38,10 @@ fn server(plugins: &str) -> Tern {
 fn endless_loop_tempfails_in_time_while_another_session_completes() {
     let t = server(&hostile("tempfail", "1s", ""));
     let out = python(
-        &format!("{PY}\nSMTP={}\n{}", t.port("smtp"), r#"
+        &format!(
+            "{PY}\nSMTP={}\n{}",
+            t.port("smtp"),
+            r#"
 results = {}
 started = threading.Event()
 def looping():
@@ -65,19 +68,26 @@ assert took < 2.0, ("not within twice the timeout", took)
 assert results["after"] == 250, results
 assert results["normal"] == 250, results
 print("ok")
-"#),
+"#
+        ),
         &[],
     );
     assert_eq!(out.trim(), "ok");
     let log = t.log();
-    assert!(log.contains("plugin failed: timed out") && log.contains("hostile"), "{log}");
+    assert!(
+        log.contains("plugin failed: timed out") && log.contains("hostile"),
+        "{log}"
+    );
 }
 
 #[test]
 fn allocation_trap_and_forged_codes_fail_only_that_call() {
     let t = server(&hostile("reject", "5s", ""));
     let out = python(
-        &format!("{PY}\nSMTP={}\n{}", t.port("smtp"), r#"
+        &format!(
+            "{PY}\nSMTP={}\n{}",
+            t.port("smtp"),
+            r#"
 s = session(SMTP)
 code, msg = s.rcpt("alloc@example.test")
 assert code == 550 and msg.startswith(b"5.7.1 "), (code, msg)
@@ -89,27 +99,38 @@ assert s.rcpt("bob@example.test")[0] == 250
 assert s.data(b"Subject: still here\r\n\r\nx\r\n")[0] == 250
 s.quit()
 print("ok")
-"#),
+"#
+        ),
         &[],
     );
     assert_eq!(out.trim(), "ok");
     let log = t.log();
-    assert!(log.contains("hostile") && log.contains("plugin failed: trapped"), "{log}");
-    assert!(log.contains("memory"), "the allocation failure is named: {log}");
+    assert!(
+        log.contains("hostile") && log.contains("plugin failed: trapped"),
+        "{log}"
+    );
+    assert!(
+        log.contains("memory"),
+        "the allocation failure is named: {log}"
+    );
 }
 
 #[test]
 fn on_error_continue_lets_mail_through() {
     let t = server(&hostile("continue", "300ms", ""));
     let out = python(
-        &format!("{PY}\nSMTP={}\n{}", t.port("smtp"), r#"
+        &format!(
+            "{PY}\nSMTP={}\n{}",
+            t.port("smtp"),
+            r#"
 s = session(SMTP)
 for who in ("trap", "loop", "alloc"):
     code, msg = s.rcpt(who + "@example.test")
     assert code == 250, (who, code, msg)
 s.quit()
 print("ok")
-"#),
+"#
+        ),
         &[],
     );
     assert_eq!(out.trim(), "ok");
@@ -117,10 +138,18 @@ print("ok")
 
 fn check_config(dir: &std::path::Path, plugin_path: &str) -> std::process::Output {
     let cfg = dir.join("tern.toml");
-    let text = config("mx.example.test", "example.test", &format!("[[plugin]]\nname = \"suspect\"\npath = \"{plugin_path}\"\n"))
-        .replace("{ip}", "127.0.0.1");
+    let text = config(
+        "mx.example.test",
+        "example.test",
+        &format!("[[plugin]]\nname = \"suspect\"\npath = \"{plugin_path}\"\n"),
+    )
+    .replace("{ip}", "127.0.0.1");
     std::fs::write(&cfg, text).expect("config");
-    Command::new(tern_bin()).args(["check-config", "--config"]).arg(&cfg).output().expect("tern")
+    Command::new(tern_bin())
+        .args(["check-config", "--config"])
+        .arg(&cfg)
+        .output()
+        .expect("tern")
 }
 
 #[test]
@@ -132,7 +161,10 @@ fn refused_at_load_unknown_import_and_not_a_component() {
     assert!(!out.status.success());
     let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("tern: ")).collect();
     assert_eq!(errors.len(), 1, "one clear line: {err}");
-    assert!(errors[0].contains("bad_import.wasm") && errors[0].contains("evil:net/socket"), "{err}");
+    assert!(
+        errors[0].contains("bad_import.wasm") && errors[0].contains("evil:net/socket"),
+        "{err}"
+    );
 
     // Not a component: text, and a core module.
     let junk = dir.path().join("junk.wasm");
@@ -140,13 +172,19 @@ fn refused_at_load_unknown_import_and_not_a_component() {
     let out = check_config(dir.path(), &junk.display().to_string());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(err.contains(&junk.display().to_string()) && err.contains("not a WebAssembly component"), "{err}");
+    assert!(
+        err.contains(&junk.display().to_string()) && err.contains("not a WebAssembly component"),
+        "{err}"
+    );
     let core = dir.path().join("core.wasm");
     std::fs::write(&core, b"\0asm\x01\0\0\0").expect("core");
     let out = check_config(dir.path(), &core.display().to_string());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(err.contains("core.wasm") && err.contains("core WebAssembly module, not a component"), "{err}");
+    assert!(
+        err.contains("core.wasm") && err.contains("core WebAssembly module, not a component"),
+        "{err}"
+    );
 
     // A missing file.
     let out = check_config(dir.path(), "/nonexistent/plugin.wasm");
@@ -155,13 +193,21 @@ fn refused_at_load_unknown_import_and_not_a_component() {
 
     // `tern serve` refuses to start with it.
     let cfg = dir.path().join("tern.toml");
-    let out = Command::new(tern_bin()).args(["serve", "--config"]).arg(&cfg).output().expect("tern");
+    let out = Command::new(tern_bin())
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .output()
+        .expect("tern");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/plugin.wasm"));
 
     // A good one passes.
     let out = check_config(dir.path(), test_plugins::NO_NOBODY);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("1 plugin(s)"));
 }
 
@@ -174,23 +220,53 @@ fn plugin_list_and_inspect() {
         test_plugins::NO_NOBODY,
         test_plugins::ADD_HEADER
     );
-    std::fs::write(&cfg, config("mx.example.test", "example.test", &plugins).replace("{ip}", "127.0.0.1")).expect("config");
-    let out = Command::new(tern_bin()).args(["plugin", "list", "--config"]).arg(&cfg).output().expect("tern");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::write(
+        &cfg,
+        config("mx.example.test", "example.test", &plugins).replace("{ip}", "127.0.0.1"),
+    )
+    .expect("config");
+    let out = Command::new(tern_bin())
+        .args(["plugin", "list", "--config"])
+        .arg(&cfg)
+        .output()
+        .expect("tern");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 2, "{text}");
-    assert!(lines[0].starts_with("no-nobody\t") && lines[0].contains("hooks: policy"), "{text}");
-    assert!(lines[1].starts_with("tagger\t") && lines[1].contains("hooks: filter") && lines[1].contains("Continue"), "{text}");
+    assert!(
+        lines[0].starts_with("no-nobody\t") && lines[0].contains("hooks: policy"),
+        "{text}"
+    );
+    assert!(
+        lines[1].starts_with("tagger\t")
+            && lines[1].contains("hooks: filter")
+            && lines[1].contains("Continue"),
+        "{text}"
+    );
 
-    let out = Command::new(tern_bin()).args(["plugin", "inspect", test_plugins::GREYLIST]).output().expect("tern");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(tern_bin())
+        .args(["plugin", "inspect", test_plugins::GREYLIST])
+        .output()
+        .expect("tern");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("hooks: policy"), "{text}");
     assert!(text.contains("tern:plugin/kv@0.1.0"), "{text}");
     assert!(text.contains("tern:plugin/policy@0.1.0"), "{text}");
 
-    let out = Command::new(tern_bin()).args(["plugin", "inspect", test_plugins::BAD_IMPORT]).output().expect("tern");
+    let out = Command::new(tern_bin())
+        .args(["plugin", "inspect", test_plugins::BAD_IMPORT])
+        .output()
+        .expect("tern");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("evil:net/socket"));
 }

@@ -21,9 +21,9 @@ wasmtime::component::bindgen!({
     with: { "tern:plugin/types.message": super::message::MessageView },
 });
 
+pub use self::tern::plugin::types as wit;
 pub use exports::tern::plugin::router::Destination;
 pub use exports::tern::plugin::{filter, policy, router, storage};
-pub use tern::plugin::types as wit;
 
 /// A recipient as the hooks see it: address and DSN parameters.
 pub struct EnvelopeRecipient<'a> {

@@ -51,7 +51,9 @@ impl std::fmt::Display for Failure {
                 let causes: Vec<String> = e
                     .chain()
                     .map(|c| c.to_string().lines().next().unwrap_or("").to_string())
-                    .filter(|c| !c.is_empty() && !c.starts_with("error while executing at wasm backtrace"))
+                    .filter(|c| {
+                        !c.is_empty() && !c.starts_with("error while executing at wasm backtrace")
+                    })
                     .collect();
                 write!(f, "trapped: {}", causes.join(": "))
             }

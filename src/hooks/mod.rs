@@ -104,6 +104,8 @@ pub struct Hooks {
     store: Store,
     dns: Dns,
     plugins: ArcSwap<PluginSet>,
+    /// The config file plugins are reloaded from.
+    source: std::sync::Mutex<Option<std::path::PathBuf>>,
 }
 
 impl Hooks {
@@ -113,7 +115,20 @@ impl Hooks {
             store,
             dns,
             plugins: ArcSwap::from_pointee(PluginSet::empty()),
+            source: std::sync::Mutex::new(None),
         }
+    }
+
+    /// Where a reload reads the config from (None: the running config again).
+    pub fn set_config_source(&self, path: Option<std::path::PathBuf>) {
+        *self.source.lock().unwrap_or_else(|p| p.into_inner()) = path;
+    }
+
+    pub fn config_source(&self) -> Option<std::path::PathBuf> {
+        self.source
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn dns(&self) -> &Dns {

@@ -46,7 +46,13 @@ impl Tern {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("tern.toml");
         std::fs::write(&path, config.replace("{ip}", ip)).expect("write config");
-        let mut t = Tern { dir, config: path, child: None, ports: HashMap::new(), ip: ip.to_string() };
+        let mut t = Tern {
+            dir,
+            config: path,
+            child: None,
+            ports: HashMap::new(),
+            ip: ip.to_string(),
+        };
         t.launch();
         t
     }
@@ -82,7 +88,9 @@ impl Tern {
                     panic!("tern exited early ({status}): {}", self.log());
                 }
             }
-            std::fs::read_to_string(&listeners).ok().filter(|t| t.ends_with('\n'))
+            std::fs::read_to_string(&listeners)
+                .ok()
+                .filter(|t| t.ends_with('\n'))
         });
         self.ports = text
             .lines()
@@ -95,7 +103,10 @@ impl Tern {
     }
 
     pub fn port(&self, protocol: &str) -> u16 {
-        *self.ports.get(protocol).unwrap_or_else(|| panic!("no {protocol} listener"))
+        *self
+            .ports
+            .get(protocol)
+            .unwrap_or_else(|| panic!("no {protocol} listener"))
     }
 
     pub fn log(&self) -> String {
@@ -113,13 +124,25 @@ impl Tern {
             .stderr(Stdio::piped())
             .spawn()
             .expect("run tern");
-        child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(stdin.as_bytes())
+            .expect("write stdin");
         child.wait_with_output().expect("tern output")
     }
 
     pub fn add_user(&self, address: &str, password: &str) {
-        let out = self.cli(&["user", "add", address, "--password-stdin"], &format!("{password}\n"));
-        assert!(out.status.success(), "user add failed: {}", String::from_utf8_lossy(&out.stderr));
+        let out = self.cli(
+            &["user", "add", address, "--password-stdin"],
+            &format!("{password}\n"),
+        );
+        assert!(
+            out.status.success(),
+            "user add failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// SIGTERM and wait for a clean exit.
@@ -127,7 +150,11 @@ impl Tern {
         if let Some(mut c) = self.child.take() {
             unsafe_kill(c.id(), "TERM");
             let status = wait_for("tern to stop", READY_BOUND, || c.try_wait().ok().flatten());
-            assert!(status.success(), "tern exited with {status}: {}", self.log());
+            assert!(
+                status.success(),
+                "tern exited with {status}: {}",
+                self.log()
+            );
         }
     }
 
@@ -166,7 +193,8 @@ impl Tern {
     /// restart comes back on the same addresses (port-0 listeners are
     /// replaced in order, matching the `listeners` file).
     pub fn pin_ports(&self) {
-        let listeners = std::fs::read_to_string(self.data_dir().join("listeners")).expect("listeners");
+        let listeners =
+            std::fs::read_to_string(self.data_dir().join("listeners")).expect("listeners");
         let mut text = std::fs::read_to_string(&self.config).expect("config");
         let wildcard = format!("\"{}:0\"", self.ip);
         for line in listeners.lines() {
@@ -181,7 +209,11 @@ impl Tern {
     /// `tern queue list` output.
     pub fn queue_list(&self) -> String {
         let out = self.cli(&["queue", "list"], "");
-        assert!(out.status.success(), "queue list failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "queue list failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 }
@@ -193,12 +225,19 @@ impl Drop for Tern {
 }
 
 fn unsafe_kill(pid: u32, signal: &str) {
-    let _ = Command::new("kill").args([&format!("-{signal}"), &pid.to_string()]).status();
+    let _ = Command::new("kill")
+        .args([&format!("-{signal}"), &pid.to_string()])
+        .status();
 }
 
 /// Runs a Python script with arguments; panics with its output if it fails.
 pub fn python(script: &str, args: &[&str]) -> String {
-    let out = Command::new("python3").arg("-c").arg(script).args(args).output().expect("python3");
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("python3");
     assert!(
         out.status.success(),
         "python failed ({}):\nstdout:\n{}\nstderr:\n{}",
@@ -211,7 +250,12 @@ pub fn python(script: &str, args: &[&str]) -> String {
 
 /// Like `python` but returns the output whatever the exit status.
 pub fn python_output(script: &str, args: &[&str]) -> Output {
-    Command::new("python3").arg("-c").arg(script).args(args).output().expect("python3")
+    Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("python3")
 }
 
 /// A dnslib server answering from a JSON zone that tests may rewrite.
@@ -240,9 +284,18 @@ impl DnsServer {
             if let Ok(Some(s)) = child.try_wait() {
                 panic!("dns server exited: {s} (is dnslib installed? scripts/install-test-deps)");
             }
-            std::fs::read_to_string(&port_file).ok()?.trim().parse().ok()
+            std::fs::read_to_string(&port_file)
+                .ok()?
+                .trim()
+                .parse()
+                .ok()
         });
-        DnsServer { child, port, zone: zone_path, _dir: dir }
+        DnsServer {
+            child,
+            port,
+            zone: zone_path,
+            _dir: dir,
+        }
     }
 
     pub fn set_zone(&self, zone: &serde_json::Value) {

@@ -15,14 +15,26 @@ impl Policy for Dnsbl {
         if octets.len() != 4 {
             return Verdict::Continue;
         }
-        let name = format!("{}.{}.{}.{}.{zone}", octets[3], octets[2], octets[1], octets[0]);
+        let name = format!(
+            "{}.{}.{}.{}.{zone}",
+            octets[3], octets[2], octets[1], octets[0]
+        );
         match dns::a(&name) {
             Ok(_) => {
-                let why = dns::txt(&name).ok().and_then(|t| t.into_iter().next()).unwrap_or_else(|| "listed".into());
-                Verdict::reject(554, "5.7.1", &format!("{} is listed in {zone}: {why}", client.address))
+                let why = dns::txt(&name)
+                    .ok()
+                    .and_then(|t| t.into_iter().next())
+                    .unwrap_or_else(|| "listed".into());
+                Verdict::reject(
+                    554,
+                    "5.7.1",
+                    &format!("{} is listed in {zone}: {why}", client.address),
+                )
             }
             Err(dns::DnsError::NotFound) => Verdict::Continue,
-            Err(dns::DnsError::Temporary(e)) => Verdict::tempfail(451, "4.4.3", &format!("DNSBL lookup failed: {e}")),
+            Err(dns::DnsError::Temporary(e)) => {
+                Verdict::tempfail(451, "4.4.3", &format!("DNSBL lookup failed: {e}"))
+            }
         }
     }
 
@@ -35,8 +47,14 @@ impl Policy for Dnsbl {
         }
         match dns::mx(domain) {
             Ok(list) if !list.is_empty() => Verdict::Continue,
-            Ok(_) | Err(dns::DnsError::NotFound) => Verdict::reject(550, "5.1.8", &format!("{domain} publishes no MX (dnsbl plugin)")),
-            Err(dns::DnsError::Temporary(e)) => Verdict::tempfail(451, "4.4.3", &format!("MX lookup failed: {e}")),
+            Ok(_) | Err(dns::DnsError::NotFound) => Verdict::reject(
+                550,
+                "5.1.8",
+                &format!("{domain} publishes no MX (dnsbl plugin)"),
+            ),
+            Err(dns::DnsError::Temporary(e)) => {
+                Verdict::tempfail(451, "4.4.3", &format!("MX lookup failed: {e}"))
+            }
         }
     }
 }

@@ -7,8 +7,18 @@ use tern_sdk::{Envelope, Policy, RcptParams, Session, Verdict, kv, log};
 struct Greylist;
 
 impl Policy for Greylist {
-    fn on_rcpt_to(session: Session, envelope: Envelope, address: String, _params: RcptParams) -> Verdict {
-        let key = format!("t/{}/{}/{}", session.client.address, envelope.sender.to_lowercase(), address.to_lowercase());
+    fn on_rcpt_to(
+        session: Session,
+        envelope: Envelope,
+        address: String,
+        _params: RcptParams,
+    ) -> Verdict {
+        let key = format!(
+            "t/{}/{}/{}",
+            session.client.address,
+            envelope.sender.to_lowercase(),
+            address.to_lowercase()
+        );
         match kv::get(&key) {
             Ok(Some(_)) => Verdict::Continue,
             Ok(None) => {
@@ -17,7 +27,11 @@ impl Policy for Greylist {
                     return Verdict::Continue;
                 }
                 let n = kv::increment("refusals", 1, None).unwrap_or(-1);
-                Verdict::tempfail(451, "4.7.1", &format!("Greylisted, please try again later (refusal {n})"))
+                Verdict::tempfail(
+                    451,
+                    "4.7.1",
+                    &format!("Greylisted, please try again later (refusal {n})"),
+                )
             }
             Err(e) => {
                 log::warn(&format!("greylist: kv error {e}"));

@@ -8,7 +8,12 @@ use tern_sdk::{Envelope, Policy, RcptParams, Session, Verdict};
 struct Hostile;
 
 impl Policy for Hostile {
-    fn on_rcpt_to(_session: Session, _envelope: Envelope, address: String, _params: RcptParams) -> Verdict {
+    fn on_rcpt_to(
+        _session: Session,
+        _envelope: Envelope,
+        address: String,
+        _params: RcptParams,
+    ) -> Verdict {
         let local = address.split('@').next().unwrap_or("").to_string();
         match local.as_str() {
             "loop" => {
