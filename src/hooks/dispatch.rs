@@ -8,7 +8,7 @@
 //! plugin's name, and turns into the plugin's `on_error` verdict; the
 //! session and every other session go on.
 
-use super::bindings::{self, Destination, EnvelopeRecipient, filter, policy, router, wit};
+use super::bindings::{self, Destination, EnvelopeRecipient, filter, policy, router, storage, wit};
 use super::engine::{LoadedPlugin, PluginSet};
 use super::host::PluginState;
 use super::message::MessageView;
@@ -21,19 +21,20 @@ use wasmtime::UpdateDeadline;
 use wasmtime::component::Resource;
 
 /// Slack on top of a plugin's timeout for the outer (tokio) deadline.
-const GRACE: Duration = Duration::from_millis(50);
+pub(super) const GRACE: Duration = Duration::from_millis(50);
 
 /// A live instance of one plugin within one session.
-struct Live {
-    store: wasmtime::Store<PluginState>,
-    policy: Option<policy::Guest>,
-    filter: Option<filter::Guest>,
-    router: Option<router::Guest>,
+pub(super) struct Live {
+    pub(super) store: wasmtime::Store<PluginState>,
+    pub(super) policy: Option<policy::Guest>,
+    pub(super) filter: Option<filter::Guest>,
+    pub(super) router: Option<router::Guest>,
+    pub(super) storage: Option<storage::Guest>,
 }
 
 /// Why a plugin call failed.
 #[derive(Debug)]
-enum Failure {
+pub(super) enum Failure {
     Instantiate(String),
     Trap(wasmtime::Error),
     Timeout,
@@ -112,8 +113,8 @@ impl PolicyCall<'_> {
 
 /// One session's view of the plugins.
 pub struct PluginSession {
-    set: Arc<PluginSet>,
-    slots: tokio::sync::Mutex<Vec<Option<Live>>>,
+    pub(super) set: Arc<PluginSet>,
+    pub(super) slots: tokio::sync::Mutex<Vec<Option<Live>>>,
 }
 
 impl std::fmt::Debug for PluginSession {
@@ -125,13 +126,13 @@ impl std::fmt::Debug for PluginSession {
     }
 }
 
-fn arm(store: &mut wasmtime::Store<PluginState>, timeout: Duration) {
+pub(super) fn arm(store: &mut wasmtime::Store<PluginState>, timeout: Duration) {
     store.data_mut().deadline = Instant::now() + timeout;
     store.set_epoch_deadline(1);
 }
 
 /// The verdict standing for a failed call.
-fn on_error(plugin: &LoadedPlugin) -> Verdict {
+pub(super) fn on_error(plugin: &LoadedPlugin) -> Verdict {
     match plugin.on_error {
         OnError::Continue => Verdict::Continue,
         OnError::Tempfail => Verdict::Tempfail(Reply::new(
@@ -177,6 +178,7 @@ macro_rules! call {
         }
     }};
 }
+pub(super) use call;
 
 impl PluginSession {
     pub fn new(set: Arc<PluginSet>) -> PluginSession {
@@ -192,7 +194,7 @@ impl PluginSession {
     }
 
     /// The plugin's live instance, created on first use.
-    async fn live<'a>(
+    pub(super) async fn live<'a>(
         &self,
         slot: &'a mut Option<Live>,
         plugin: &LoadedPlugin,
@@ -462,11 +464,19 @@ async fn instantiate(plugin: &LoadedPlugin) -> Result<Live, Failure> {
         .map(|i| i.load(&mut store, &instance))
         .transpose()
         .map_err(failed)?;
+    let storage = plugin
+        .exports
+        .storage
+        .as_ref()
+        .map(|i| i.load(&mut store, &instance))
+        .transpose()
+        .map_err(failed)?;
     Ok(Live {
         store,
         policy,
         filter,
         router,
+        storage,
     })
 }
 

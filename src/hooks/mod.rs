@@ -15,6 +15,7 @@ pub mod dispatch;
 pub mod engine;
 pub mod host;
 pub mod message;
+pub mod storage;
 
 pub use bindings::{Envelope, EnvelopeRecipient};
 pub use dispatch::{FilterOutcome, PluginSession, RouteDecision};
@@ -284,6 +285,52 @@ impl Hooks {
         outcome.discard = f.discard;
         outcome.quarantine = f.quarantine;
         outcome
+    }
+}
+
+impl Hooks {
+    /// Mail for local users whose mailbox a storage plugin claims goes to
+    /// that plugin, before the 250 and instead of the built-in store.
+    /// Returns the users so served, or the reply when a plugin could not
+    /// keep the message (nothing is acknowledged then; a retry may give a
+    /// plugin that did keep it a second copy).
+    pub async fn deliver_to_storage(
+        &self,
+        session: &SessionInfo,
+        users: &[String],
+        message: &DataMessage<'_>,
+    ) -> Result<Vec<String>, Reply> {
+        if !session.plugins.has_storage() {
+            return Ok(Vec::new());
+        }
+        let view = MessageView {
+            store: self.store.clone(),
+            blob: message.blob,
+            prefix: Arc::new(message.prefix.to_vec()),
+            header: Arc::new(message.header.to_vec()),
+            body_size: message.size,
+        };
+        let mut served = Vec::new();
+        for user in users {
+            let Some(i) = session.plugins.storage_claim(user).await else {
+                continue;
+            };
+            match session.plugins.storage_deliver(i, user, &view).await {
+                Ok(id) => {
+                    tracing::info!(user = %user, id = %id, "delivered by a storage plugin");
+                    served.push(user.clone());
+                }
+                Err(e) => {
+                    tracing::warn!(user = %user, "storage plugin delivery failed: {e}");
+                    return Err(Reply::new(
+                        451,
+                        "4.3.0",
+                        "Error: mailbox storage problem, try again later",
+                    ));
+                }
+            }
+        }
+        Ok(served)
     }
 }
 

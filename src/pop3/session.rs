@@ -199,7 +199,7 @@ impl Session {
             tracing::info!(user = %account, client = %self.conn.peer, "pop3 mailbox in use");
             return self.err("[IN-USE] Mailbox is locked by another POP3 session").await;
         };
-        match Maildrop::open(&self.ctx.store, &account) {
+        match Maildrop::open_for(&self.ctx, &account).await {
             Ok(drop) => {
                 let (n, size) = drop.stat();
                 self.state = State::Transaction { drop, _lock: lock };
@@ -280,7 +280,7 @@ impl Session {
         let Some(meta) = drop.get(n).cloned() else {
             return self.err("no such message").await;
         };
-        let parts = match drop.parts(&meta) {
+        let parts = match drop.parts(&meta).await {
             Ok(p) => p,
             Err(e) => {
                 tracing::error!(uid = meta.uid, "cannot read message: {e}");
@@ -317,7 +317,7 @@ impl Session {
     async fn quit(&mut self) -> io::Result<()> {
         let host = self.ctx.config.hostname.clone();
         if let State::Transaction { drop, .. } = &self.state {
-            let result = match drop.commit() {
+            let result = match drop.commit().await {
                 Ok(n) => self.ctx.store.flush().await.map(|_| n).map_err(|e| e.to_string()),
                 Err(e) => Err(e.to_string()),
             };

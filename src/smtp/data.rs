@@ -179,6 +179,21 @@ impl Session {
             tracing::info!(queue_id = qid, from = %tx.from, client = %self.client_text(), "discarded by a filter");
             return Reply::new(250, "2.0.0", format!("Ok: queued as {qid}"));
         }
+        // Mailboxes a storage plugin claims are delivered there, now.
+        let locals: Vec<String> = tx
+            .rcpts
+            .iter()
+            .flat_map(|r| &r.targets)
+            .filter_map(|t| match t {
+                Target::Local(u) => Some(u.clone()),
+                _ => None,
+            })
+            .collect();
+        let message = DataMessage { blob, prefix: &prefix, header: sink.header(), size: sink.size() };
+        let claimed = match self.ctx.hooks.deliver_to_storage(&self.info, &locals, &message).await {
+            Ok(c) => c,
+            Err(r) => return r,
+        };
         let eight_bit = sink.eight_bit || matches!(tx.params.body, Some(Body::EightBitMime));
         let size = sink.size() + prefix.len() as u64;
         let writer = match sink.into_writer() {
@@ -194,6 +209,7 @@ impl Session {
         for r in &tx.rcpts {
             for t in &r.targets {
                 match t {
+                    Target::Local(u) if claimed.contains(u) => {}
                     Target::Local(u) if !local_users.contains(u) => local_users.push(u.clone()),
                     Target::Local(_) => {}
                     Target::Remote(a) if remote.iter().any(|q| &q.address == a) => {}
@@ -239,6 +255,12 @@ impl Session {
             recipients: remote,
             warned: false,
         });
+        if local_users.is_empty() && entry.is_none() {
+            // Storage plugins kept every copy: nothing for the built-in store.
+            drop(writer);
+            tracing::info!(queue_id = qid, from = %tx.from, size, client = %self.client_text(), "accepted (delivered by storage plugins)");
+            return Reply::new(250, "2.0.0", format!("Ok: queued as {qid}"));
+        }
         let store = self.ctx.store.clone();
         if let Err(e) = store.accept_message_into(writer, prefix, &local_users, folder, entry.as_ref()) {
             tracing::error!(queue_id = qid, "storing message failed: {e}");
