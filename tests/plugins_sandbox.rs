@@ -112,6 +112,9 @@ print("ok")
     assert!(
         log.contains("memory"),
         "the allocation failure is named: {log}"
+    );    assert!(
+        log.contains("plugin output: ") && log.contains("deliberate trap"),
+        "the guest's panic message is logged: {log}"
     );
 }
 

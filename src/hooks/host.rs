@@ -2,8 +2,10 @@
 //! may import: `log`, `config`, `kv` (its private area of the sled store),
 //! `dns` (the server's resolver, awaited without blocking the runtime) and
 //! `clock`. WASI is linked with an empty context: no environment, no
-//! arguments, stdio to nowhere, no network, no files, unless the plugin's
-//! config grants a `directory`, which is then its only preopened folder.
+//! arguments, no stdin, no network, no files, unless the plugin's config
+//! grants a `directory`, which is then its only preopened folder. What a
+//! plugin writes to stdout or stderr (a Rust panic message, say) goes to
+//! the server log, line by line, tagged with its name, up to a bound.
 
 use super::bindings::tern::plugin::{clock, config, dns, kv, log};
 use crate::dns::{Dns, DnsError};
@@ -48,6 +50,8 @@ impl PluginState {
             .trap_on_grow_failure(true)
             .build();
         let mut wasi = WasiCtxBuilder::new();
+        let output = GuestOutput::new(&shared.name);
+        wasi.stdout(output.clone()).stderr(output);
         if let Some(dir) = &shared.directory {
             wasi.preopened_dir(dir, ".", FsPerms::ReadWrite)
                 .map_err(|e| {
@@ -206,5 +210,80 @@ impl dns::Host for PluginState {
 impl clock::Host for PluginState {
     async fn now_ms(&mut self) -> u64 {
         u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0)
+    }
+}
+
+/// Most bytes of a plugin instance's stdout/stderr that reach the log.
+const MAX_GUEST_OUTPUT: usize = 16 * 1024;
+
+/// A plugin's stdout and stderr: complete lines go to the server log.
+#[derive(Clone)]
+struct GuestOutput {
+    plugin: Arc<str>,
+    state: Arc<std::sync::Mutex<(Vec<u8>, usize)>>,
+}
+
+impl GuestOutput {
+    fn new(plugin: &str) -> GuestOutput {
+        GuestOutput {
+            plugin: plugin.into(),
+            state: Arc::new(std::sync::Mutex::new((Vec::new(), 0))),
+        }
+    }
+
+    fn write(&self, bytes: &[u8]) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let (line, total) = &mut *state;
+        let room = MAX_GUEST_OUTPUT.saturating_sub(*total);
+        *total += bytes.len().min(room);
+        for &b in &bytes[..bytes.len().min(room)] {
+            if b == b'\n' || line.len() >= MAX_LOG_LINE {
+                let text = String::from_utf8_lossy(line).trim_end().to_string();
+                if !text.is_empty() {
+                    tracing::warn!(plugin = %self.plugin, "plugin output: {text}");
+                }
+                line.clear();
+            }
+            if b != b'\n' {
+                line.push(b);
+            }
+        }
+    }
+}
+
+impl wasmtime_wasi::cli::IsTerminal for GuestOutput {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl wasmtime_wasi::cli::StdoutStream for GuestOutput {
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+}
+
+impl tokio::io::AsyncWrite for GuestOutput {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.write(buf);
+        std::task::Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
     }
 }
