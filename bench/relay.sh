@@ -13,6 +13,7 @@ SIZE=${3:-5120}
 command -v smtp-source >/dev/null || { export DEBIAN_FRONTEND=noninteractive; apt-get install -y -qq postfix >/dev/null; }
 cargo build --release --quiet
 WORK=$(mktemp -d /tmp/tern-bench.XXXXXX)
+chmod 755 "$WORK" # Postfix's daemons run as postfix and must reach their queue
 PIDS=()
 cleanup() {
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -27,14 +28,18 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 start_sink() {
     local port=$1 count=$2
     : > "$count"
-    smtp-sink -c -u postfix -d "$WORK/sink-%M" "127.0.0.1:$port" 1000 >"$count" 2>/dev/null &
+    smtp-sink -c -u postfix "127.0.0.1:$port" 1000 >"$count" 2>/dev/null &
     PIDS+=($!)
 }
 
-# Waits until the sink has received N messages (its -c counter line).
+# Waits until the sink has received N messages (its -c counter: "mesg=N").
 wait_sink() {
-    local count=$1 n=$2
-    until [ "$(tr '\r' '\n' < "$count" | grep -Eo '^[0-9]+' | tail -1)" -ge "$n" ] 2>/dev/null; do sleep 0.05; done
+    local count=$1 n=$2 got
+    while :; do
+        got=$( (tr '\r' '\n' < "$count" | grep -Eo 'mesg=[0-9]+' | tail -1 | cut -d= -f2) || true)
+        [ "${got:-0}" -ge "$n" ] && break
+        sleep 0.05
+    done
 }
 
 report() {

@@ -127,7 +127,11 @@ impl Address {
 
     /// `local@domain` lowercased (ASCII), the key for account look-ups.
     pub fn to_lowercase_key(&self) -> String {
-        format!("{}@{}", self.local.to_lowercase(), self.domain_text().to_lowercase())
+        format!(
+            "{}@{}",
+            self.local.to_lowercase(),
+            self.domain_text().to_lowercase()
+        )
     }
 }
 
@@ -159,7 +163,9 @@ fn parse_local(s: &str, utf8: bool) -> Result<(String, &str), AddressError> {
                     return Ok((out, &body[i + 1..]));
                 }
                 '\\' => match chars.next() {
-                    Some((_, e)) if (' '..='~').contains(&e) || (utf8 && !e.is_ascii()) => out.push(e),
+                    Some((_, e)) if (' '..='~').contains(&e) || (utf8 && !e.is_ascii()) => {
+                        out.push(e)
+                    }
                     _ => return Err(AddressError::BadQuoted),
                 },
                 c if (' '..='~').contains(&c) || (utf8 && !c.is_ascii()) => out.push(c),
@@ -193,15 +199,26 @@ fn parse_domain(d: &str, utf8: bool) -> Result<Domain, AddressError> {
     }
     if let Some(lit) = d.strip_prefix('[') {
         let lit = lit.strip_suffix(']').ok_or(AddressError::BadLiteral)?;
-        if let Some(v6) = lit.strip_prefix("IPv6:").or_else(|| lit.strip_prefix("ipv6:")) {
-            return v6.parse::<Ipv6Addr>().map(|a| Domain::Literal(IpAddr::V6(a))).map_err(|_| AddressError::BadLiteral);
+        if let Some(v6) = lit
+            .strip_prefix("IPv6:")
+            .or_else(|| lit.strip_prefix("ipv6:"))
+        {
+            return v6
+                .parse::<Ipv6Addr>()
+                .map(|a| Domain::Literal(IpAddr::V6(a)))
+                .map_err(|_| AddressError::BadLiteral);
         }
         if let Ok(v4) = lit.parse::<Ipv4Addr>() {
             return Ok(Domain::Literal(IpAddr::V4(v4)));
         }
         if let Some((tag, content)) = lit.split_once(':') {
-            let tag_ok = !tag.is_empty() && tag.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') && !tag.ends_with('-');
-            let content_ok = !content.is_empty() && content.bytes().all(|b| (33..=90).contains(&b) || (94..=126).contains(&b));
+            let tag_ok = !tag.is_empty()
+                && tag.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !tag.ends_with('-');
+            let content_ok = !content.is_empty()
+                && content
+                    .bytes()
+                    .all(|b| (33..=90).contains(&b) || (94..=126).contains(&b));
             if tag_ok && content_ok {
                 return Ok(Domain::GeneralLiteral(lit.to_string()));
             }
@@ -210,7 +227,12 @@ fn parse_domain(d: &str, utf8: bool) -> Result<Domain, AddressError> {
     }
     for label in d.split('.') {
         let ok_char = |c: char| c.is_ascii_alphanumeric() || c == '-' || (utf8 && !c.is_ascii());
-        if label.is_empty() || label.len() > 63 || !label.chars().all(ok_char) || label.starts_with('-') || label.ends_with('-') {
+        if label.is_empty()
+            || label.len() > 63
+            || !label.chars().all(ok_char)
+            || label.starts_with('-')
+            || label.ends_with('-')
+        {
             return Err(AddressError::BadDomain);
         }
     }
@@ -219,7 +241,10 @@ fn parse_domain(d: &str, utf8: bool) -> Result<Domain, AddressError> {
 
 /// Does this local part need quoting to be written back?
 fn needs_quotes(local: &str) -> bool {
-    local.is_empty() || local.split('.').any(|a| a.is_empty() || !a.chars().all(|c| is_atext(c, true)))
+    local.is_empty()
+        || local
+            .split('.')
+            .any(|a| a.is_empty() || !a.chars().all(|c| is_atext(c, true)))
 }
 
 impl fmt::Display for Address {
@@ -273,20 +298,41 @@ mod tests {
         assert_eq!(a.domain_text(), "[192.0.2.1]");
         let b = Address::parse("u@[IPv6:2001:db8::1]", false).unwrap();
         assert_eq!(b.domain_text(), "[IPv6:2001:db8::1]");
-        assert_eq!(Address::parse("u@[999.1.1.1]", false), Err(AddressError::BadLiteral));
+        assert_eq!(
+            Address::parse("u@[999.1.1.1]", false),
+            Err(AddressError::BadLiteral)
+        );
         let r = Address::parse("@a.test,@b.test:u@c.test", false).unwrap();
         assert_eq!(r.to_string(), "u@c.test");
     }
 
     #[test]
     fn refuses_bad_forms() {
-        assert_eq!(Address::parse("nobody", false), Err(AddressError::MissingAt));
-        assert_eq!(Address::parse("@x.test", false), Err(AddressError::EmptyLocal));
-        assert_eq!(Address::parse("a..b@x.test", false), Err(AddressError::BadLocal));
-        assert_eq!(Address::parse("a@-x.test", false), Err(AddressError::BadDomain));
-        assert_eq!(Address::parse("a@x..test", false), Err(AddressError::BadDomain));
+        assert_eq!(
+            Address::parse("nobody", false),
+            Err(AddressError::MissingAt)
+        );
+        assert_eq!(
+            Address::parse("@x.test", false),
+            Err(AddressError::EmptyLocal)
+        );
+        assert_eq!(
+            Address::parse("a..b@x.test", false),
+            Err(AddressError::BadLocal)
+        );
+        assert_eq!(
+            Address::parse("a@-x.test", false),
+            Err(AddressError::BadDomain)
+        );
+        assert_eq!(
+            Address::parse("a@x..test", false),
+            Err(AddressError::BadDomain)
+        );
         let long = format!("{}@x.test", "a".repeat(65));
-        assert_eq!(Address::parse(&long, false), Err(AddressError::LocalTooLong));
+        assert_eq!(
+            Address::parse(&long, false),
+            Err(AddressError::LocalTooLong)
+        );
         assert!(Address::parse(&format!("{}@x.test", "a".repeat(64)), false).is_ok());
         assert!(!Address::parse("a@localhost", false).unwrap().is_fqdn());
         assert!(!Address::parse("a@host.123", false).unwrap().is_fqdn());
@@ -294,7 +340,10 @@ mod tests {
 
     #[test]
     fn utf8_only_when_allowed() {
-        assert_eq!(Address::parse("用户@example.test", false), Err(AddressError::Utf8NotAllowed));
+        assert_eq!(
+            Address::parse("用户@example.test", false),
+            Err(AddressError::Utf8NotAllowed)
+        );
         let a = Address::parse("用户@例子.test", true).unwrap();
         assert!(a.needs_smtputf8());
         assert_eq!(a.to_string(), "用户@例子.test");

@@ -4,21 +4,37 @@
 
 use crate::config::Config;
 use crate::queue::QueueHandle;
-use crate::store::{QueueEntry, RecipientState, Store, StoreError, format_queue_id, parse_queue_id};
+use crate::store::{
+    QueueEntry, RecipientState, Store, StoreError, format_queue_id, parse_queue_id,
+};
 use serde::{Deserialize, Serialize};
 
 /// One administrative request.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "kebab-case")]
 pub enum AdminRequest {
-    UserAdd { address: String, password: String },
-    UserDel { address: String },
+    UserAdd {
+        address: String,
+        password: String,
+    },
+    UserDel {
+        address: String,
+    },
     UserList,
-    UserPasswd { address: String, password: String },
+    UserPasswd {
+        address: String,
+        password: String,
+    },
     QueueList,
-    QueueShow { id: String },
-    QueueFlush { id: Option<String> },
-    QueueDelete { id: String },
+    QueueShow {
+        id: String,
+    },
+    QueueFlush {
+        id: Option<String>,
+    },
+    QueueDelete {
+        id: String,
+    },
     /// Reload the plugins (only a running server can; see `control.rs`).
     PluginReload,
 }
@@ -32,7 +48,12 @@ pub enum AdminError {
 }
 
 /// Runs a request; returns what to print.
-pub fn execute(store: &Store, config: &Config, queue: Option<&QueueHandle>, request: AdminRequest) -> Result<String, AdminError> {
+pub fn execute(
+    store: &Store,
+    config: &Config,
+    queue: Option<&QueueHandle>,
+    request: AdminRequest,
+) -> Result<String, AdminError> {
     match request {
         AdminRequest::UserAdd { address, password } => {
             let address = account_address(config, &address)?;
@@ -61,7 +82,9 @@ pub fn execute(store: &Store, config: &Config, queue: Option<&QueueHandle>, requ
             if entries.is_empty() {
                 return Ok("Mail queue is empty\n".into());
             }
-            let mut out = String::from("-Queue ID-  --Size-- ----Arrival Time---- -Sender/Recipient-------\n");
+            let mut out = String::from(
+                "-Queue ID-  --Size-- ----Arrival Time---- -Sender/Recipient-------\n",
+            );
             for e in &entries {
                 out.push_str(&list_entry(e));
             }
@@ -80,14 +103,21 @@ pub fn execute(store: &Store, config: &Config, queue: Option<&QueueHandle>, requ
             for id in &ids {
                 if let Some(mut e) = store.queue_entry(*id)? {
                     let now = crate::store::now();
-                    for r in e.recipients.iter_mut().filter(|r| r.state == RecipientState::Pending) {
+                    for r in e
+                        .recipients
+                        .iter_mut()
+                        .filter(|r| r.state == RecipientState::Pending)
+                    {
                         r.next_attempt = now;
                     }
                     store.update_queue_entry(&e)?;
                 }
             }
             if let Some(q) = queue {
-                q.wake();
+                let now = crate::store::now();
+                for id in &ids {
+                    q.queued(*id, now);
+                }
             }
             Ok(format!("flushed {} message(s)\n", ids.len()))
         }
@@ -96,7 +126,9 @@ pub fn execute(store: &Store, config: &Config, queue: Option<&QueueHandle>, requ
             store.release_queue_entry(&entry)?;
             Ok(format!("deleted {}\n", entry.queue_id()))
         }
-        AdminRequest::PluginReload => Err(AdminError::Invalid("no server is running; plugins are loaded when `tern serve` starts".into())),
+        AdminRequest::PluginReload => Err(AdminError::Invalid(
+            "no server is running; plugins are loaded when `tern serve` starts".into(),
+        )),
     }
 }
 
@@ -106,21 +138,36 @@ fn account_address(config: &Config, address: &str) -> Result<String, AdminError>
     let address = if address.contains('@') {
         address
     } else {
-        format!("{address}@{}", config.local_domains.first().map(String::as_str).unwrap_or("localhost"))
+        format!(
+            "{address}@{}",
+            config
+                .local_domains
+                .first()
+                .map(String::as_str)
+                .unwrap_or("localhost")
+        )
     };
     let (local, domain) = address.rsplit_once('@').unwrap_or(("", ""));
     if local.is_empty() || domain.is_empty() || local.contains(char::is_whitespace) {
-        return Err(AdminError::Invalid(format!("{address:?} is not an address")));
+        return Err(AdminError::Invalid(format!(
+            "{address:?} is not an address"
+        )));
     }
     if !config.is_local_domain(domain) {
-        return Err(AdminError::Invalid(format!("{domain} is not one of local_domains ({})", config.local_domains.join(", "))));
+        return Err(AdminError::Invalid(format!(
+            "{domain} is not one of local_domains ({})",
+            config.local_domains.join(", ")
+        )));
     }
     Ok(address)
 }
 
 fn find_entry(store: &Store, id: &str) -> Result<QueueEntry, AdminError> {
-    let n = parse_queue_id(id).ok_or_else(|| AdminError::Invalid(format!("{id:?} is not a queue id")))?;
-    store.queue_entry(n)?.ok_or_else(|| AdminError::Store(StoreError::NoSuchQueueEntry(id.to_string())))
+    let n = parse_queue_id(id)
+        .ok_or_else(|| AdminError::Invalid(format!("{id:?} is not a queue id")))?;
+    store
+        .queue_entry(n)?
+        .ok_or_else(|| AdminError::Store(StoreError::NoSuchQueueEntry(id.to_string())))
 }
 
 fn time_text(t: i64) -> String {
@@ -130,11 +177,27 @@ fn time_text(t: i64) -> String {
 }
 
 fn list_entry(e: &QueueEntry) -> String {
-    let sender = if e.sender.is_empty() { "MAILER-DAEMON" } else { e.sender.as_str() };
-    let mut out = format!("{:<11} {:>8} {:<20}  {}\n", format_queue_id(e.id), e.size, time_text(e.arrived), sender);
+    let sender = if e.sender.is_empty() {
+        "MAILER-DAEMON"
+    } else {
+        e.sender.as_str()
+    };
+    let mut out = format!(
+        "{:<11} {:>8} {:<20}  {}\n",
+        format_queue_id(e.id),
+        e.size,
+        time_text(e.arrived),
+        sender
+    );
     for r in &e.recipients {
         let state = match r.state {
-            RecipientState::Pending => format!("pending, {} attempt(s), next {}", r.attempts, time_text(r.next_attempt)),
+            RecipientState::Pending => {
+                format!(
+                    "pending, {} attempt(s), next {}",
+                    r.attempts,
+                    time_text(r.next_attempt)
+                )
+            }
             RecipientState::Delivered => "delivered".into(),
             RecipientState::Failed => "failed".into(),
         };
@@ -149,7 +212,11 @@ fn list_entry(e: &QueueEntry) -> String {
 fn show_entry(e: &QueueEntry) -> String {
     let mut out = String::new();
     out.push_str(&format!("id: {}\n", e.queue_id()));
-    out.push_str(&format!("arrived: {} ({}s ago)\n", time_text(e.arrived), crate::store::now() - e.arrived));
+    out.push_str(&format!(
+        "arrived: {} ({}s ago)\n",
+        time_text(e.arrived),
+        crate::store::now() - e.arrived
+    ));
     out.push_str(&format!("size: {}\n", e.size));
     out.push_str(&format!("sender: <{}>\n", e.sender));
     out.push_str(&format!("client: {}\n", e.client));

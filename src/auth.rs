@@ -26,7 +26,9 @@ pub fn decode_plain(b64: &str) -> Result<(String, String, String), SaslError> {
         .decode(b64.trim())
         .map_err(|_| SaslError::Base64)?;
     let mut parts = raw.split(|&b| b == 0);
-    let (Some(authz), Some(authc), Some(pass), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+    let (Some(authz), Some(authc), Some(pass), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         return Err(SaslError::Malformed);
     };
     let s = |b: &[u8]| String::from_utf8(b.to_vec()).map_err(|_| SaslError::Utf8);
@@ -69,7 +71,11 @@ impl Authenticator {
     /// The account name a login refers to: a bare name gets the first local domain.
     pub fn account_name(&self, login: &str) -> String {
         let login = login.trim().to_ascii_lowercase();
-        if login.contains('@') { login } else { format!("{login}@{}", self.default_domain) }
+        if login.contains('@') {
+            login
+        } else {
+            format!("{login}@{}", self.default_domain)
+        }
     }
 
     /// Verifies a login; returns the account on success. On failure, waits
@@ -129,7 +135,10 @@ mod tests {
     #[test]
     fn decodes_plain() {
         let b64 = base64::engine::general_purpose::STANDARD.encode(b"\0bob@x.test\0pw");
-        assert_eq!(decode_plain(&b64).unwrap(), ("".into(), "bob@x.test".into(), "pw".into()));
+        assert_eq!(
+            decode_plain(&b64).unwrap(),
+            ("".into(), "bob@x.test".into(), "pw".into())
+        );
         assert_eq!(decode_plain("!!!"), Err(SaslError::Base64));
         let two = base64::engine::general_purpose::STANDARD.encode(b"bob\0pw");
         assert_eq!(decode_plain(&two), Err(SaslError::Malformed));
@@ -146,7 +155,10 @@ mod tests {
         assert_eq!(auth.verify(ip, "bob@x.test", "nope").await, None);
         assert_eq!(auth.failures(ip), 2);
         assert_eq!(auth.record_failure(ip), Duration::from_millis(4));
-        assert_eq!(auth.verify(ip, "BOB", "pw").await.as_deref(), Some("bob@x.test"));
+        assert_eq!(
+            auth.verify(ip, "BOB", "pw").await.as_deref(),
+            Some("bob@x.test")
+        );
         assert_eq!(auth.failures(ip), 0);
     }
 }

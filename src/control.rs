@@ -61,25 +61,42 @@ pub async fn serve(listener: UnixListener, ctx: Arc<ServerContext>, mut shutdown
 async fn handle(ctx: Arc<ServerContext>, stream: UnixStream) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
-    BufReader::new(tokio::io::AsyncReadExt::take(read, 1024 * 1024)).read_line(&mut line).await?;
+    BufReader::new(tokio::io::AsyncReadExt::take(read, 1024 * 1024))
+        .read_line(&mut line)
+        .await?;
     let response = match serde_json::from_str::<AdminRequest>(&line) {
         Ok(AdminRequest::PluginReload) => {
             let (ok, output) = crate::server::reload_plugins(&ctx).await;
-            ControlResponse { ok, output: output + "\n" }
+            ControlResponse {
+                ok,
+                output: output + "\n",
+            }
         }
         Ok(request) => {
             let store = ctx.store.clone();
             let config = ctx.config.clone();
             let queue = ctx.queue.clone();
-            let result = tokio::task::spawn_blocking(move || admin::execute(&store, &config, Some(&queue), request)).await;
+            let result = tokio::task::spawn_blocking(move || {
+                admin::execute(&store, &config, Some(&queue), request)
+            })
+            .await;
             let _ = ctx.store.flush().await;
             match result {
                 Ok(Ok(output)) => ControlResponse { ok: true, output },
-                Ok(Err(e)) => ControlResponse { ok: false, output: e.to_string() },
-                Err(e) => ControlResponse { ok: false, output: format!("internal error: {e}") },
+                Ok(Err(e)) => ControlResponse {
+                    ok: false,
+                    output: e.to_string(),
+                },
+                Err(e) => ControlResponse {
+                    ok: false,
+                    output: format!("internal error: {e}"),
+                },
             }
         }
-        Err(e) => ControlResponse { ok: false, output: format!("bad request: {e}") },
+        Err(e) => ControlResponse {
+            ok: false,
+            output: format!("bad request: {e}"),
+        },
     };
     let mut bytes = serde_json::to_vec(&response).unwrap_or_default();
     bytes.push(b'\n');
@@ -88,7 +105,10 @@ async fn handle(ctx: Arc<ServerContext>, stream: UnixStream) -> std::io::Result<
 
 /// Client side: sends a request to a running server. `Ok(None)` when no
 /// server is listening (the caller then works on the store directly).
-pub async fn request(data_dir: &Path, request: &AdminRequest) -> std::io::Result<Option<ControlResponse>> {
+pub async fn request(
+    data_dir: &Path,
+    request: &AdminRequest,
+) -> std::io::Result<Option<ControlResponse>> {
     let stream = match UnixStream::connect(socket_path(data_dir)).await {
         Ok(s) => s,
         Err(_) => return Ok(None),
@@ -99,5 +119,7 @@ pub async fn request(data_dir: &Path, request: &AdminRequest) -> std::io::Result
     write.write_all(&bytes).await?;
     let mut line = String::new();
     BufReader::new(read).read_line(&mut line).await?;
-    serde_json::from_str(&line).map(Some).map_err(std::io::Error::other)
+    serde_json::from_str(&line)
+        .map(Some)
+        .map_err(std::io::Error::other)
 }

@@ -43,13 +43,13 @@ pub struct Dns {
 }
 
 fn classify(e: ResolveError) -> DnsError {
-    if let ResolveErrorKind::Proto(p) = e.kind() {
-        if let ProtoErrorKind::NoRecordsFound { response_code, .. } = p.kind() {
-            return match *response_code {
-                ResponseCode::NoError | ResponseCode::NXDomain => DnsError::NotFound,
-                other => DnsError::Temporary(format!("server answered {other}")),
-            };
-        }
+    if let ResolveErrorKind::Proto(p) = e.kind()
+        && let ProtoErrorKind::NoRecordsFound { response_code, .. } = p.kind()
+    {
+        return match *response_code {
+            ResponseCode::NoError | ResponseCode::NXDomain => DnsError::NotFound,
+            other => DnsError::Temporary(format!("server answered {other}")),
+        };
     }
     DnsError::Temporary(e.to_string())
 }
@@ -71,7 +71,10 @@ impl Dns {
                 Ok(b) => b,
                 Err(e) => {
                     tracing::warn!("no usable system resolver configuration ({e}); using defaults");
-                    TokioResolver::builder_with_config(ResolverConfig::default(), TokioConnectionProvider::default())
+                    TokioResolver::builder_with_config(
+                        ResolverConfig::default(),
+                        TokioConnectionProvider::default(),
+                    )
                 }
             },
         };
@@ -82,7 +85,9 @@ impl Dns {
         opts.ndots = 0;
         opts.use_hosts_file = hickory_resolver::config::ResolveHosts::Never;
         opts.edns0 = true;
-        Ok(Dns { resolver: Arc::new(builder.build()) })
+        Ok(Dns {
+            resolver: Arc::new(builder.build()),
+        })
     }
 
     /// MX records as (preference, exchange without the trailing dot).
@@ -91,7 +96,12 @@ impl Dns {
         match self.resolver.mx_lookup(fqdn(domain)).await {
             Ok(l) => Ok(l
                 .iter()
-                .map(|mx| (mx.preference(), mx.exchange().to_utf8().trim_end_matches('.').to_string()))
+                .map(|mx| {
+                    (
+                        mx.preference(),
+                        mx.exchange().to_utf8().trim_end_matches('.').to_string(),
+                    )
+                })
                 .collect()),
             Err(e) => match classify(e) {
                 DnsError::NotFound => {
@@ -105,13 +115,21 @@ impl Dns {
 
     /// A and AAAA addresses (CNAMEs followed).
     pub async fn ip_addrs(&self, host: &str) -> Result<Vec<IpAddr>, DnsError> {
-        if let Ok(ip) = host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
+        if let Ok(ip) = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+        {
             return Ok(vec![ip]);
         }
         match self.resolver.lookup_ip(fqdn(host)).await {
             Ok(l) => {
                 let v: Vec<IpAddr> = l.iter().collect();
-                if v.is_empty() { Err(DnsError::NotFound) } else { Ok(v) }
+                if v.is_empty() {
+                    Err(DnsError::NotFound)
+                } else {
+                    Ok(v)
+                }
             }
             Err(e) => Err(classify(e)),
         }
@@ -122,7 +140,12 @@ impl Dns {
         match self.resolver.txt_lookup(fqdn(name)).await {
             Ok(l) => Ok(l
                 .iter()
-                .map(|t| t.txt_data().iter().map(|d| String::from_utf8_lossy(d).into_owned()).collect::<String>())
+                .map(|t| {
+                    t.txt_data()
+                        .iter()
+                        .map(|d| String::from_utf8_lossy(d).into_owned())
+                        .collect::<String>()
+                })
                 .collect()),
             Err(e) => Err(classify(e)),
         }
@@ -150,5 +173,9 @@ pub fn is_null_mx(list: &[(u16, String)]) -> bool {
 
 /// Names are absolute: no search domains appended.
 fn fqdn(name: &str) -> String {
-    if name.ends_with('.') { name.to_string() } else { format!("{name}.") }
+    if name.ends_with('.') {
+        name.to_string()
+    } else {
+        format!("{name}.")
+    }
 }

@@ -9,7 +9,11 @@ use tern::admin::{self, AdminRequest};
 use tern::config::Config;
 
 #[derive(Parser)]
-#[command(name = "tern", version, about = "A mail transfer agent with WebAssembly plugins")]
+#[command(
+    name = "tern",
+    version,
+    about = "A mail transfer agent with WebAssembly plugins"
+)]
 struct Cli {
     /// Config file (default: config/tern.toml if it exists, else built-in defaults)
     #[arg(long, global = true, value_name = "FILE")]
@@ -111,7 +115,9 @@ fn run(cli: Cli) -> Result<()> {
             for d in &config.local_domains {
                 let postmaster = format!("postmaster@{d}");
                 if !config.aliases.contains_key(&postmaster) {
-                    eprintln!("warning: no alias for {postmaster} (RFC 5321 requires it; add one under [aliases] unless it is a user)");
+                    eprintln!(
+                        "warning: no alias for {postmaster} (RFC 5321 requires it; add one under [aliases] unless it is a user)"
+                    );
                 }
             }
             let plugins = check_plugins(&config)?;
@@ -141,12 +147,24 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Plugin(PluginCommand::Reload) => admin_request(&config, AdminRequest::PluginReload),
+        Command::Plugin(PluginCommand::Reload) => {
+            admin_request(&config, AdminRequest::PluginReload)
+        }
         Command::Plugin(PluginCommand::Inspect { file }) => {
-            let name = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            let name = file
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
             let i = tern::hooks::engine::inspect(&file, &name)?;
             println!("file: {}", file.display());
-            println!("hooks: {}", if i.hooks.is_empty() { "none".to_string() } else { i.hooks.join(", ") });
+            println!(
+                "hooks: {}",
+                if i.hooks.is_empty() {
+                    "none".to_string()
+                } else {
+                    i.hooks.join(", ")
+                }
+            );
             println!("imports:");
             for name in &i.imports {
                 println!("  {name}");
@@ -162,13 +180,19 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::User(u) => {
             let request = match u {
-                UserCommand::Add { address, password_stdin } => {
+                UserCommand::Add {
+                    address,
+                    password_stdin,
+                } => {
                     let password = read_password(password_stdin)?;
                     AdminRequest::UserAdd { address, password }
                 }
                 UserCommand::Del { address } => AdminRequest::UserDel { address },
                 UserCommand::List => AdminRequest::UserList,
-                UserCommand::Passwd { address, password_stdin } => {
+                UserCommand::Passwd {
+                    address,
+                    password_stdin,
+                } => {
                     let password = read_password(password_stdin)?;
                     AdminRequest::UserPasswd { address, password }
                 }
@@ -206,7 +230,11 @@ fn check_plugins(config: &Config) -> Result<Vec<Vec<&'static str>>> {
         }
         if let Some(d) = &p.directory {
             if !d.is_dir() {
-                bail!("plugin {:?}: directory {} is not a folder", p.name, d.display());
+                bail!(
+                    "plugin {:?}: directory {} is not a folder",
+                    p.name,
+                    d.display()
+                );
             }
         }
         out.push(i.hooks);
@@ -216,7 +244,9 @@ fn check_plugins(config: &Config) -> Result<Vec<Vec<&'static str>>> {
 
 /// Sends the request to a running server, or runs it on the store directly.
 fn admin_request(config: &Config, request: AdminRequest) -> Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     if let Some(response) = runtime.block_on(tern::control::request(&config.data_dir, &request))? {
         if !response.ok {
             bail!("{}", response.output);
@@ -233,7 +263,8 @@ fn admin_request(config: &Config, request: AdminRequest) -> Result<()> {
 }
 
 fn open_store(data_dir: &Path) -> Result<tern::store::Store> {
-    tern::store::Store::open(data_dir).with_context(|| format!("opening the store in {}", data_dir.display()))
+    tern::store::Store::open(data_dir)
+        .with_context(|| format!("opening the store in {}", data_dir.display()))
 }
 
 fn read_password(from_stdin: bool) -> Result<String> {
@@ -243,7 +274,10 @@ fn read_password(from_stdin: bool) -> Result<String> {
         std::io::stderr().flush()?;
     }
     let mut line = String::new();
-    stdin.lock().read_line(&mut line).context("reading the password")?;
+    stdin
+        .lock()
+        .read_line(&mut line)
+        .context("reading the password")?;
     let password = line.trim_end_matches(['\r', '\n']).to_string();
     if password.is_empty() {
         bail!("no password given (use --password-stdin and pipe it in)");

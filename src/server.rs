@@ -32,7 +32,11 @@ pub struct ServerContext {
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
     #[error("cannot listen on {address} ({protocol}): {source}")]
-    Bind { protocol: &'static str, address: SocketAddr, source: std::io::Error },
+    Bind {
+        protocol: &'static str,
+        address: SocketAddr,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     #[error(transparent)]
@@ -40,7 +44,10 @@ pub enum ServerError {
     #[error(transparent)]
     Dns(#[from] crate::dns::DnsError),
     #[error("cannot write {path}: {source}")]
-    Write { path: std::path::PathBuf, source: std::io::Error },
+    Write {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Plugin(#[from] crate::hooks::PluginError),
 }
@@ -59,7 +66,11 @@ impl ServerContext {
     pub fn new(config: Config, store: Store) -> Result<Arc<ServerContext>, ServerError> {
         let config = Arc::new(config);
         let tls = crate::tls::acceptor(&config)?;
-        let default_domain = config.local_domains.first().cloned().unwrap_or_else(|| config.hostname.clone());
+        let default_domain = config
+            .local_domains
+            .first()
+            .cloned()
+            .unwrap_or_else(|| config.hostname.clone());
         let dns = crate::dns::Dns::new(config.dns.nameservers.as_deref(), config.dns.timeout.0)?;
         let hooks = Hooks::new(config.clone(), store.clone(), dns.clone());
         let queue = QueueHandle::new();
@@ -76,16 +87,22 @@ impl ServerContext {
 }
 
 /// Runs until `stop` fires, then drains.
-pub async fn run(ctx: Arc<ServerContext>, trigger: ShutdownTrigger, shutdown: Shutdown) -> Result<(), ServerError> {
+pub async fn run(
+    ctx: Arc<ServerContext>,
+    trigger: ShutdownTrigger,
+    shutdown: Shutdown,
+) -> Result<(), ServerError> {
     let limit = Arc::new(Semaphore::new(ctx.config.limits.max_connections));
     let mut bound = Vec::new();
     let mut listeners = Vec::new();
     for l in &ctx.config.listen {
-        let listener = TcpListener::bind(l.address).await.map_err(|source| ServerError::Bind {
-            protocol: l.protocol.name(),
-            address: l.address,
-            source,
-        })?;
+        let listener = TcpListener::bind(l.address)
+            .await
+            .map_err(|source| ServerError::Bind {
+                protocol: l.protocol.name(),
+                address: l.address,
+                source,
+            })?;
         let addr = listener.local_addr().map_err(|source| ServerError::Bind {
             protocol: l.protocol.name(),
             address: l.address,
@@ -96,17 +113,29 @@ pub async fn run(ctx: Arc<ServerContext>, trigger: ShutdownTrigger, shutdown: Sh
         listeners.push((l.protocol, listener));
     }
     let queue_task = tokio::spawn(crate::queue::run(ctx.clone(), shutdown.clone()));
-    let control = crate::control::bind(&ctx.config.data_dir).map_err(|source| ServerError::Write {
-        path: crate::control::socket_path(&ctx.config.data_dir),
-        source,
-    })?;
-    let control_task = tokio::spawn(crate::control::serve(control, ctx.clone(), shutdown.clone()));
+    let control =
+        crate::control::bind(&ctx.config.data_dir).map_err(|source| ServerError::Write {
+            path: crate::control::socket_path(&ctx.config.data_dir),
+            source,
+        })?;
+    let control_task = tokio::spawn(crate::control::serve(
+        control,
+        ctx.clone(),
+        shutdown.clone(),
+    ));
     // Written last: once it exists, every listener and the control socket answer.
     let path = ctx.config.data_dir.join(LISTENERS_FILE);
-    std::fs::write(&path, bound.join("\n") + "\n").map_err(|source| ServerError::Write { path, source })?;
+    std::fs::write(&path, bound.join("\n") + "\n")
+        .map_err(|source| ServerError::Write { path, source })?;
     let mut tasks = Vec::new();
     for (protocol, listener) in listeners {
-        tasks.push(tokio::spawn(accept_loop(ctx.clone(), protocol, listener, limit.clone(), shutdown.clone())));
+        tasks.push(tokio::spawn(accept_loop(
+            ctx.clone(),
+            protocol,
+            listener,
+            limit.clone(),
+            shutdown.clone(),
+        )));
     }
     drop(shutdown);
     for t in tasks {
@@ -115,14 +144,23 @@ pub async fn run(ctx: Arc<ServerContext>, trigger: ShutdownTrigger, shutdown: Sh
     let _ = queue_task.await;
     let _ = control_task.await;
     tracing::info!("listeners closed; waiting for sessions in flight");
-    if tokio::time::timeout(DRAIN_TIMEOUT, trigger.all_stopped()).await.is_err() {
+    if tokio::time::timeout(DRAIN_TIMEOUT, trigger.all_stopped())
+        .await
+        .is_err()
+    {
         tracing::warn!("sessions still open after {DRAIN_TIMEOUT:?}; stopping anyway");
     }
     ctx.store.flush().await?;
     Ok(())
 }
 
-async fn accept_loop(ctx: Arc<ServerContext>, protocol: Protocol, listener: TcpListener, limit: Arc<Semaphore>, mut shutdown: Shutdown) {
+async fn accept_loop(
+    ctx: Arc<ServerContext>,
+    protocol: Protocol,
+    listener: TcpListener,
+    limit: Arc<Semaphore>,
+    mut shutdown: Shutdown,
+) {
     let mut backoff = Duration::from_millis(10);
     loop {
         let accepted = tokio::select! {
@@ -152,17 +190,19 @@ async fn accept_loop(ctx: Arc<ServerContext>, protocol: Protocol, listener: TcpL
                 too_busy(protocol, &mut conn).await;
                 return;
             };
-            if protocol.implicit_tls() {
-                if let Err(e) = conn.start_tls(&ctx.tls).await {
-                    tracing::info!(client = %peer, protocol = protocol.name(), "TLS handshake failed: {e}");
-                    return;
-                }
+            if protocol.implicit_tls()
+                && let Err(e) = conn.start_tls(&ctx.tls).await
+            {
+                tracing::info!(client = %peer, protocol = protocol.name(), "TLS handshake failed: {e}");
+                return;
             }
             match protocol {
                 Protocol::Smtp | Protocol::Submission | Protocol::Submissions | Protocol::Lmtp => {
                     crate::smtp::session::run(conn, ctx, protocol, session_shutdown).await
                 }
-                Protocol::Pop3 | Protocol::Pop3s => crate::pop3::run(conn, ctx, session_shutdown).await,
+                Protocol::Pop3 | Protocol::Pop3s => {
+                    crate::pop3::run(conn, ctx, session_shutdown).await
+                }
                 Protocol::Imap | Protocol::Imaps | Protocol::Http | Protocol::Https => {
                     not_yet(protocol, &mut conn).await;
                 }
@@ -174,9 +214,13 @@ async fn accept_loop(ctx: Arc<ServerContext>, protocol: Protocol, listener: TcpL
 /// The reply to a client over the connection limit.
 async fn too_busy(protocol: Protocol, conn: &mut Connection) {
     let line: &[u8] = match protocol {
-        Protocol::Pop3 | Protocol::Pop3s => b"-ERR [SYS/TEMP] too many connections, try again later\r\n",
+        Protocol::Pop3 | Protocol::Pop3s => {
+            b"-ERR [SYS/TEMP] too many connections, try again later\r\n"
+        }
         Protocol::Imap | Protocol::Imaps => b"* BYE too many connections, try again later\r\n",
-        Protocol::Http | Protocol::Https => b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        Protocol::Http | Protocol::Https => {
+            b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        }
         _ => b"421 4.7.0 Too many connections, try again later\r\n",
     };
     let _ = conn.write_all(line).await;
@@ -200,7 +244,10 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
 
 /// `serve`, with SIGHUP reloading the plugins from `config_path` (the
 /// file the config came from; None: the config as given).
-pub async fn serve_with_reload(config: Config, config_path: Option<std::path::PathBuf>) -> Result<(), ServerError> {
+pub async fn serve_with_reload(
+    config: Config,
+    config_path: Option<std::path::PathBuf>,
+) -> Result<(), ServerError> {
     let store = Store::open(&config.data_dir)?;
     let ctx = ServerContext::new(config, store)?;
     ctx.hooks.load_plugins(&ctx.config)?;
@@ -210,9 +257,11 @@ pub async fn serve_with_reload(config: Config, config_path: Option<std::path::Pa
     let signal_ctx = ctx.clone();
     tokio::spawn(async move {
         use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut term), Ok(mut int), Ok(mut hup)) =
-            (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::hangup()))
-        else {
+        let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::hangup()),
+        ) else {
             return;
         };
         loop {

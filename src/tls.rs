@@ -12,13 +12,19 @@ use tokio_rustls::TlsAcceptor;
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: {message}")]
     Pem { path: PathBuf, message: String },
     #[error("cannot generate a self-signed certificate: {0}")]
     Generate(String),
     #[error("cannot write {path}: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("TLS setup: {0}")]
     Rustls(#[from] rustls::Error),
 }
@@ -50,11 +56,17 @@ pub fn ensure_self_signed(data_dir: &Path, hostname: &str) -> Result<(PathBuf, P
     if cert_path.exists() && key_path.exists() {
         return Ok((cert_path, key_path));
     }
-    std::fs::create_dir_all(data_dir).map_err(|source| TlsError::Write { path: data_dir.to_path_buf(), source })?;
+    std::fs::create_dir_all(data_dir).map_err(|source| TlsError::Write {
+        path: data_dir.to_path_buf(),
+        source,
+    })?;
     let certified = rcgen::generate_simple_self_signed(vec![hostname.to_string()])
         .map_err(|e| TlsError::Generate(e.to_string()))?;
     write_private(&key_path, certified.signing_key.serialize_pem().as_bytes())?;
-    std::fs::write(&cert_path, certified.cert.pem()).map_err(|source| TlsError::Write { path: cert_path.clone(), source })?;
+    std::fs::write(&cert_path, certified.cert.pem()).map_err(|source| TlsError::Write {
+        path: cert_path.clone(),
+        source,
+    })?;
     tracing::info!(cert = %cert_path.display(), "generated a self-signed certificate for {hostname}");
     Ok((cert_path, key_path))
 }
@@ -68,29 +80,50 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), TlsError> {
         .truncate(true)
         .mode(0o600)
         .open(path)
-        .map_err(|source| TlsError::Write { path: path.to_path_buf(), source })?;
-    f.write_all(bytes).map_err(|source| TlsError::Write { path: path.to_path_buf(), source })
+        .map_err(|source| TlsError::Write {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    f.write_all(bytes).map_err(|source| TlsError::Write {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 fn open(path: &Path) -> Result<BufReader<std::fs::File>, TlsError> {
     std::fs::File::open(path)
         .map(BufReader::new)
-        .map_err(|source| TlsError::Read { path: path.to_path_buf(), source })
+        .map_err(|source| TlsError::Read {
+            path: path.to_path_buf(),
+            source,
+        })
 }
 
 fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let certs: Result<Vec<_>, _> = rustls_pemfile::certs(&mut open(path)?).collect();
-    let certs = certs.map_err(|e| TlsError::Pem { path: path.to_path_buf(), message: e.to_string() })?;
+    let certs = certs.map_err(|e| TlsError::Pem {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
     if certs.is_empty() {
-        return Err(TlsError::Pem { path: path.to_path_buf(), message: "no certificate found".into() });
+        return Err(TlsError::Pem {
+            path: path.to_path_buf(),
+            message: "no certificate found".into(),
+        });
     }
     Ok(certs)
 }
 
 fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
     rustls_pemfile::private_key(&mut open(path)?)
-        .map_err(|e| TlsError::Pem { path: path.to_path_buf(), message: e.to_string() })?
-        .ok_or_else(|| TlsError::Pem { path: path.to_path_buf(), message: "no private key found".into() })
+        .map_err(|e| TlsError::Pem {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?
+        .ok_or_else(|| TlsError::Pem {
+            path: path.to_path_buf(),
+            message: "no private key found".into(),
+        })
 }
 
 /// A short name for the negotiated protocol version, for logs and Received.
@@ -100,6 +133,18 @@ pub fn version_name(v: Option<rustls::ProtocolVersion>) -> &'static str {
         Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",
         _ => "TLS",
     }
+}
+
+/// For `check-config`: the configured certificate and key load and match.
+pub fn check(config: &Config) -> Result<(), TlsError> {
+    if let (Some(c), Some(k)) = (&config.tls.certificate, &config.tls.private_key) {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_no_client_auth()
+            .with_single_cert(load_certs(c)?, load_key(k)?)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -116,16 +161,4 @@ mod tests {
         assert_eq!(load_certs(&c2).unwrap().len(), 1);
         load_key(&k2).unwrap();
     }
-}
-
-/// For `check-config`: the configured certificate and key load and match.
-pub fn check(config: &Config) -> Result<(), TlsError> {
-    if let (Some(c), Some(k)) = (&config.tls.certificate, &config.tls.private_key) {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()?
-            .with_no_client_auth()
-            .with_single_cert(load_certs(c)?, load_key(k)?)?;
-    }
-    Ok(())
 }

@@ -39,14 +39,24 @@ def mail(port, sender, rcpt=None, login=None, data=None):
 "#;
 
 fn probe(t: &Tern, calls: &str) -> String {
-    python(&format!("{PROBE}\nSMTP={}\nSUB={}\n{calls}", t.port("smtp"), t.port("submission")), &[])
+    python(
+        &format!(
+            "{PROBE}\nSMTP={}\nSUB={}\n{calls}",
+            t.port("smtp"),
+            t.port("submission")
+        ),
+        &[],
+    )
 }
 
 fn server(dns: &DnsServer, checks: &str, extra: &str) -> Tern {
     let text = config(
         "mx.example.test",
         "example.test",
-        &format!("[dns]\nnameservers = [\"{}\"]\ntimeout = \"1s\"\n[checks]\n{checks}\n{extra}", dns.address()),
+        &format!(
+            "[dns]\nnameservers = [\"{}\"]\ntimeout = \"1s\"\n[checks]\n{checks}\n{extra}",
+            dns.address()
+        ),
     );
     Tern::start(&text)
 }
@@ -99,7 +109,12 @@ for r in ["x@good.test", "x@nx.test", "x@nullmx.test", "x@servfail.test"]:
     );
     assert_eq!(
         out.lines().collect::<Vec<_>>(),
-        vec!["x@good.test 250 2.1.5", "x@nx.test 550 5.1.2", "x@nullmx.test 556 5.1.10", "x@servfail.test 451 4.4.3"],
+        vec![
+            "x@good.test 250 2.1.5",
+            "x@nx.test 550 5.1.2",
+            "x@nullmx.test 556 5.1.10",
+            "x@servfail.test 451 4.4.3"
+        ],
         "{out}"
     );
     let off = server(&d, "recipient_domain_must_resolve = false", trusted);
@@ -131,9 +146,16 @@ fn local_sender_needs_auth_unless_trusted() {
     let d = dns();
     let t = server(&d, "local_sender_needs_auth = true", "");
     t.add_user("bob@example.test", "pw");
-    let out = probe(&t, r#"r = mail(SMTP, "bob@example.test"); print(r[0], r[1].split()[0])"#);
+    let out = probe(
+        &t,
+        r#"r = mail(SMTP, "bob@example.test"); print(r[0], r[1].split()[0])"#,
+    );
     assert_eq!(out.trim(), "550 5.7.1");
-    let trusted = server(&d, "local_sender_needs_auth = true", "[relay]\ntrusted_networks = [\"127.0.0.0/8\"]\n");
+    let trusted = server(
+        &d,
+        "local_sender_needs_auth = true",
+        "[relay]\ntrusted_networks = [\"127.0.0.0/8\"]\n",
+    );
     let out = probe(&trusted, r#"print(mail(SMTP, "bob@example.test")[0])"#);
     assert_eq!(out.trim(), "250");
     let off = server(&d, "local_sender_needs_auth = false", "");
@@ -174,8 +196,15 @@ print(line(mail(SUB, "", "carol@example.test", login=B, data=b"From: bob@example
         ],
         "{out}"
     );
-    let off = server(&d, "sender_must_match_login = false", "[tls]\nallow_plaintext_auth = false\n");
+    let off = server(
+        &d,
+        "sender_must_match_login = false",
+        "[tls]\nallow_plaintext_auth = false\n",
+    );
     off.add_user("bob@example.test", "pw");
-    let out = probe(&off, r#"print(mail(SUB, "carol@example.test", login="bob@example.test")[0])"#);
+    let out = probe(
+        &off,
+        r#"print(mail(SUB, "carol@example.test", login="bob@example.test")[0])"#,
+    );
     assert_eq!(out.trim(), "250");
 }

@@ -5,7 +5,11 @@ mod harness;
 use std::process::Command;
 
 fn check(path: &std::path::Path) -> std::process::Output {
-    Command::new(harness::tern_bin()).args(["check-config", "--config"]).arg(path).output().expect("tern")
+    Command::new(harness::tern_bin())
+        .args(["check-config", "--config"])
+        .arg(path)
+        .output()
+        .expect("tern")
 }
 
 #[test]
@@ -13,12 +17,19 @@ fn shipped_configs_are_valid() {
     let dir = tempfile::tempdir().unwrap();
     let (cert, key) = tern::tls::ensure_self_signed(dir.path(), "mx.example.test").unwrap();
     for name in ["tern.toml", "mx.toml", "relay.toml", "submission.toml"] {
-        let text = std::fs::read_to_string(format!("{}/config/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap();
-        let text = text.replace("/etc/tern/cert.pem", &cert.display().to_string()).replace("/etc/tern/key.pem", &key.display().to_string());
+        let text = std::fs::read_to_string(format!("{}/config/{name}", env!("CARGO_MANIFEST_DIR")))
+            .unwrap();
+        let text = text
+            .replace("/etc/tern/cert.pem", &cert.display().to_string())
+            .replace("/etc/tern/key.pem", &key.display().to_string());
         let path = dir.path().join(name);
         std::fs::write(&path, text).unwrap();
         let out = check(&path);
-        assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
 
@@ -26,10 +37,17 @@ fn shipped_configs_are_valid() {
 fn a_typo_is_named_with_its_line() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.toml");
-    std::fs::write(&path, "hostname = \"mx.test\"\n[limits]\nmax_mesage_size = \"1MiB\"\n").unwrap();
+    std::fs::write(
+        &path,
+        "hostname = \"mx.test\"\n[limits]\nmax_mesage_size = \"1MiB\"\n",
+    )
+    .unwrap();
     let out = check(&path);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("max_mesage_size") && err.contains("line 3"), "{err}");
+    assert!(
+        err.contains("max_mesage_size") && err.contains("line 3"),
+        "{err}"
+    );
     assert_eq!(err.lines().count(), 1, "one clear line: {err}");
 }

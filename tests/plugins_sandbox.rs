@@ -112,7 +112,8 @@ print("ok")
     assert!(
         log.contains("memory"),
         "the allocation failure is named: {log}"
-    );    assert!(
+    );
+    assert!(
         log.contains("plugin output: ") && log.contains("deliberate trap"),
         "the guest's panic message is logged: {log}"
     );

@@ -5,7 +5,7 @@
 //! mailbox of 1,000 messages.
 
 mod harness;
-use harness::{Tern, config, python, python_output};
+use harness::{Tern, config, python};
 
 const HELPERS: &str = r#"
 import poplib, smtplib, ssl, sys, socket
@@ -34,7 +34,12 @@ fn server() -> Tern {
 }
 
 fn run(t: &Tern, body: &str) -> String {
-    let script = format!("{HELPERS}\nSMTP={}\nPOP={}\nPOPS={}\n{body}", t.port("smtp"), t.port("pop3"), t.port("pop3s"));
+    let script = format!(
+        "{HELPERS}\nSMTP={}\nPOP={}\nPOPS={}\n{body}",
+        t.port("smtp"),
+        t.port("pop3"),
+        t.port("pop3s")
+    );
     python(&script, &[])
 }
 
@@ -186,29 +191,61 @@ print("ok")
 #[test]
 fn uidl_survives_a_restart() {
     let mut t = server();
-    run(&t, r#"send(SMTP, "bob@example.test", b"Subject: x\r\n\r\ny\r\n")"#);
-    let before = run(&t, "p = login(POP); print(p.uidl()[1][0].split()[1].decode()); p.quit()");
+    run(
+        &t,
+        r#"send(SMTP, "bob@example.test", b"Subject: x\r\n\r\ny\r\n")"#,
+    );
+    let before = run(
+        &t,
+        "p = login(POP); print(p.uidl()[1][0].split()[1].decode()); p.quit()",
+    );
     t.stop();
     t.resume();
-    let after = run(&t, "p = login(POP); print(p.uidl()[1][0].split()[1].decode()); p.quit()");
+    let after = run(
+        &t,
+        "p = login(POP); print(p.uidl()[1][0].split()[1].decode()); p.quit()",
+    );
     assert_eq!(before, after);
 }
 
 #[test]
 fn curl_lists_and_retrieves() {
-    let t = Tern::start(&config("mx.example.test", "example.test", "[tls]\nallow_plaintext_auth = true\n"));
+    let t = Tern::start(&config(
+        "mx.example.test",
+        "example.test",
+        "[tls]\nallow_plaintext_auth = true\n",
+    ));
     t.add_user("bob@example.test", "pw");
-    run(&t, r#"send(SMTP, "bob@example.test", b"Subject: via curl\r\n\r\nhello curl\r\n")"#);
+    run(
+        &t,
+        r#"send(SMTP, "bob@example.test", b"Subject: via curl\r\n\r\nhello curl\r\n")"#,
+    );
     let base = format!("pop3://127.0.0.1:{}/", t.port("pop3"));
-    let list = std::process::Command::new("curl").args(["-s", "-u", "bob@example.test:pw", &base]).output().unwrap();
+    let list = std::process::Command::new("curl")
+        .args(["-s", "-u", "bob@example.test:pw", &base])
+        .output()
+        .unwrap();
     assert!(list.status.success());
-    assert!(String::from_utf8_lossy(&list.stdout).starts_with("1 "), "{:?}", list);
+    assert!(
+        String::from_utf8_lossy(&list.stdout).starts_with("1 "),
+        "{:?}",
+        list
+    );
     let retr = std::process::Command::new("curl")
-        .args(["-sk", "--ssl-reqd", "-u", "bob@example.test:pw", &format!("{base}1")])
+        .args([
+            "-sk",
+            "--ssl-reqd",
+            "-u",
+            "bob@example.test:pw",
+            &format!("{base}1"),
+        ])
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&retr.stdout);
-    assert!(text.contains("Subject: via curl") && text.contains("hello curl"), "{text}");
+    assert!(
+        text.contains("Subject: via curl") && text.contains("hello curl"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -11,7 +11,6 @@ use std::process::Command;
 /// A private Postfix instance; stopped when dropped.
 struct Postfix {
     dir: tempfile::TempDir,
-    port: u16,
 }
 
 impl Postfix {
@@ -22,18 +21,30 @@ impl Postfix {
     /// Starts Postfix on 127.0.0.1:`port`, delivering `pf.test` to Maildirs
     /// and sending `tern.test` to Tern on `tern_port`.
     fn start(port: u16, tern_port: u16) -> Postfix {
-        let dir = tempfile::Builder::new().prefix("pf").tempdir_in("/tmp").expect("tempdir");
+        let dir = tempfile::Builder::new()
+            .prefix("pf")
+            .tempdir_in("/tmp")
+            .expect("tempdir");
         let root = dir.path();
+        // Postfix's daemons run as `postfix` and must reach their queue.
+        std::fs::set_permissions(root, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod");
         for sub in ["etc", "queue", "data", "vmail"] {
             std::fs::create_dir_all(root.join(sub)).expect("mkdir");
         }
         let chown = |p: &Path| {
-            let ok = Command::new("chown").args(["-R", "postfix:postfix"]).arg(p).status().expect("chown").success();
+            let ok = Command::new("chown")
+                .args(["-R", "postfix:postfix"])
+                .arg(p)
+                .status()
+                .expect("chown")
+                .success();
             assert!(ok, "chown failed");
         };
         chown(&root.join("data"));
         chown(&root.join("vmail"));
-        let master = std::fs::read_to_string("/etc/postfix/master.cf").expect("Debian's postfix is installed (scripts/install-test-deps)");
+        let master = std::fs::read_to_string("/etc/postfix/master.cf")
+            .expect("Debian's postfix is installed (scripts/install-test-deps)");
         let master = master.replacen("smtp      inet", &format!("127.0.0.1:{port}      inet"), 1);
         std::fs::write(root.join("etc/master.cf"), master).expect("master.cf");
         let r = root.display();
@@ -66,15 +77,22 @@ smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
             gid = id("-g"),
         );
         std::fs::write(root.join("etc/main.cf"), main).expect("main.cf");
-        let out = Command::new("postfix").arg("-c").arg(root.join("etc")).arg("start").output().expect("postfix");
+        let out = Command::new("postfix")
+            .arg("-c")
+            .arg(root.join("etc"))
+            .arg("start")
+            .output()
+            .expect("postfix");
         assert!(
             out.status.success(),
             "postfix start failed: {}{}",
             String::from_utf8_lossy(&out.stderr),
             std::fs::read_to_string(root.join("maillog")).unwrap_or_default()
         );
-        let pf = Postfix { dir, port };
-        wait_for("postfix to listen", READY_BOUND, || std::net::TcpStream::connect(("127.0.0.1", port)).ok());
+        let pf = Postfix { dir };
+        wait_for("postfix to listen", READY_BOUND, || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+        });
         pf
     }
 
@@ -89,23 +107,36 @@ smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
 
 impl Drop for Postfix {
     fn drop(&mut self) {
-        let _ = Command::new("postfix").arg("-c").arg(self.etc()).arg("stop").output();
+        let _ = Command::new("postfix")
+            .arg("-c")
+            .arg(self.etc())
+            .arg("stop")
+            .output();
     }
 }
 
 fn id(flag: &str) -> String {
-    let out = Command::new("id").args([flag, "postfix"]).output().expect("id");
+    let out = Command::new("id")
+        .args([flag, "postfix"])
+        .output()
+        .expect("id");
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
 }
 
 #[test]
 fn postfix_relays_into_tern_and_tern_relays_into_postfix() {
     let pf_port = free_port();
-    let extra = format!("[relay]\nsmarthost = \"127.0.0.1:{pf_port}\"\ntrusted_networks = [\"127.0.0.0/8\"]\n");
+    let extra = format!(
+        "[relay]\nsmarthost = \"127.0.0.1:{pf_port}\"\ntrusted_networks = [\"127.0.0.0/8\"]\n"
+    );
     let tern = Tern::start(&config("mx.tern.test", "tern.test", &extra));
     tern.add_user("bob@tern.test", "pw");
     let pf = Postfix::start(pf_port, tern.port("smtp"));

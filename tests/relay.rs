@@ -57,8 +57,15 @@ fn zone(mx_b: &str) -> serde_json::Value {
 }
 
 fn server_b() -> Tern {
-    let text = config("mx.b.test", "b.test", "[aliases]\n\"bob@implicit.test\" = [\"bob@b.test\"]\n\"bob@pref.test\" = [\"bob@b.test\"]\n")
-        .replace("local_domains = [\"b.test\"]", "local_domains = [\"b.test\", \"implicit.test\", \"pref.test\"]");
+    let text = config(
+        "mx.b.test",
+        "b.test",
+        "[aliases]\n\"bob@implicit.test\" = [\"bob@b.test\"]\n\"bob@pref.test\" = [\"bob@b.test\"]\n",
+    )
+    .replace(
+        "local_domains = [\"b.test\"]",
+        "local_domains = [\"b.test\", \"implicit.test\", \"pref.test\"]",
+    );
     let b = Tern::start_on("127.0.0.3", &text);
     b.add_user("bob@b.test", "pw");
     b
@@ -75,7 +82,11 @@ fn server_a(dns: &DnsServer, mx_port: u16, queue: &str) -> Tern {
 }
 
 fn py(a: &Tern, b: Option<&Tern>, body: &str) -> String {
-    let mut head = format!("{PY}\nA_SUB={}\nA_POPS={}\n", a.port("submission"), a.port("pop3s"));
+    let mut head = format!(
+        "{PY}\nA_SUB={}\nA_POPS={}\n",
+        a.port("submission"),
+        a.port("pop3s")
+    );
     if let Some(b) = b {
         head.push_str(&format!("B_POPS={}\n", b.port("pop3s")));
     }
@@ -103,7 +114,9 @@ print("ok")
 "#,
     );
     assert_eq!(out.trim(), "ok");
-    wait_for("A's queue to empty", Duration::from_secs(30), || a.queue_list().contains("empty").then_some(()));
+    wait_for("A's queue to empty", Duration::from_secs(30), || {
+        a.queue_list().contains("empty").then_some(())
+    });
 }
 
 fn deferral_then_delivery(kill_a: bool) {
@@ -113,18 +126,37 @@ fn deferral_then_delivery(kill_a: bool) {
     let port = b.port("smtp");
     b.stop();
     let mut a = server_a(&dns, port, "");
-    py(&a, None, r#"submit("127.0.0.2", A_SUB, "lisa@a.test", ["bob@b.test"], b"Subject: patience\r\n\r\nwait for me\r\n")"#);
+    py(
+        &a,
+        None,
+        r#"submit("127.0.0.2", A_SUB, "lisa@a.test", ["bob@b.test"], b"Subject: patience\r\n\r\nwait for me\r\n")"#,
+    );
     let listing = wait_for("the deferral in the queue", Duration::from_secs(60), || {
         let l = a.queue_list();
-        (l.contains("bob@b.test") && l.contains("attempt(s)") && !l.contains("0 attempt(s)") && l.to_lowercase().contains("refused"))
-            .then_some(l)
+        (l.contains("bob@b.test")
+            && l.contains("attempt(s)")
+            && !l.contains("0 attempt(s)")
+            && l.to_lowercase().contains("refused"))
+        .then_some(l)
     });
     assert!(listing.contains("lisa@a.test"), "{listing}");
+    let id = queue_id(&listing);
+    let show = a.cli(&["queue", "show", &id], "");
+    let show = String::from_utf8_lossy(&show.stdout);
+    assert!(
+        show.contains("recipient: <bob@b.test> state=Pending") && show.contains("refused"),
+        "{show}"
+    );
     if kill_a {
         a.restart(); // SIGKILL, then start again on the same data
-        assert!(a.queue_list().contains("bob@b.test"), "queue lost across SIGKILL");
+        assert!(
+            a.queue_list().contains("bob@b.test"),
+            "queue lost across SIGKILL"
+        );
     }
     b.resume();
+    let flush = a.cli(&["queue", "flush"], "");
+    assert!(flush.status.success(), "{flush:?}");
     let out = py(
         &a,
         Some(&b),
@@ -135,10 +167,50 @@ print("ok")
 "#,
     );
     assert_eq!(out.trim(), "ok");
-    wait_for("A's queue to empty", Duration::from_secs(60), || a.queue_list().contains("empty").then_some(()));
+    wait_for("A's queue to empty", Duration::from_secs(60), || {
+        a.queue_list().contains("empty").then_some(())
+    });
     // Exactly once: nothing more arrives after the queue emptied.
-    let out = py(&a, Some(&b), r#"print(len(fetch_all("127.0.0.3", B_POPS, "bob@b.test", 99, bound=0)))"#);
+    let out = py(
+        &a,
+        Some(&b),
+        r#"print(len(fetch_all("127.0.0.3", B_POPS, "bob@b.test", 99, bound=0)))"#,
+    );
     assert_eq!(out.trim(), "1");
+}
+
+/// The queue id on the first line of a `tern queue list` entry.
+fn queue_id(listing: &str) -> String {
+    listing
+        .lines()
+        .nth(1)
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn queue_delete_removes_a_deferred_message() {
+    let dns = DnsServer::start(&zone("mx.b.test"));
+    let a = server_a(&dns, 2, "");
+    py(
+        &a,
+        None,
+        r#"submit("127.0.0.2", A_SUB, "lisa@a.test", ["x@down.test"], b"Subject: never\r\n\r\nmind\r\n")"#,
+    );
+    let listing = wait_for("the deferral", Duration::from_secs(60), || {
+        let l = a.queue_list();
+        l.contains("x@down.test").then_some(l)
+    });
+    let id = queue_id(&listing);
+    let del = a.cli(&["queue", "delete", &id], "");
+    assert!(del.status.success(), "{del:?}");
+    assert!(a.queue_list().contains("empty"));
+    let show = a.cli(&["queue", "show", &id], "");
+    assert!(
+        !show.status.success()
+            && String::from_utf8_lossy(&show.stderr).contains("no such queue entry")
+    );
 }
 
 #[test]
@@ -188,7 +260,11 @@ print("ok")
 #[test]
 fn delay_warning_then_expiry_bounce() {
     let dns = DnsServer::start(&zone("mx.b.test"));
-    let a = server_a(&dns, 2, "max_lifetime = \"4s\"\ndelay_warning_after = \"1s\"");
+    let a = server_a(
+        &dns,
+        2,
+        "max_lifetime = \"4s\"\ndelay_warning_after = \"1s\"",
+    );
     let out = py(
         &a,
         None,
@@ -206,7 +282,9 @@ print("ok")
 "#,
     );
     assert_eq!(out.trim(), "ok");
-    wait_for("A's queue to empty", Duration::from_secs(30), || a.queue_list().contains("empty").then_some(()));
+    wait_for("A's queue to empty", Duration::from_secs(30), || {
+        a.queue_list().contains("empty").then_some(())
+    });
 }
 
 #[test]

@@ -35,22 +35,53 @@ address = "127.0.0.1:0"
 fn swaks_to_postmaster_on_defaults_lands_in_alias_target() {
     let mut server = TernServer::start_config(DEFAULTS_SHAPE);
     server.add_user("admin@localhost", "admin-pw");
-    let out = swaks(&["--to", "postmaster@localhost", "--server", &server.addr("smtp")]);
+    let out = swaks(&[
+        "--to",
+        "postmaster@localhost",
+        "--server",
+        &server.addr("smtp"),
+    ]);
     let stdout = text(&out.stdout);
-    assert!(out.status.success(), "swaks failed ({}):\n{stdout}\n{}", out.status, text(&out.stderr));
-    assert!(stdout.contains("<-  250 2.0.0 Ok: queued as "), "no queued reply in:\n{stdout}");
+    assert!(
+        out.status.success(),
+        "swaks failed ({}):\n{stdout}\n{}",
+        out.status,
+        text(&out.stderr)
+    );
+    assert!(
+        stdout.contains("<-  250 2.0.0 Ok: queued as "),
+        "no queued reply in:\n{stdout}"
+    );
     let qid = queue_id(stdout.lines().find(|l| l.contains("queued as")).unwrap());
     let mail = server.mailbox("admin@localhost");
-    assert_eq!(mail.len(), 1, "admin@localhost should have exactly the one message");
+    assert_eq!(
+        mail.len(),
+        1,
+        "admin@localhost should have exactly the one message"
+    );
     let m = text(&mail[0]);
-    assert!(m.starts_with("Received: from "), "first line is not Received: {m}");
-    assert!(m.contains(&format!("id {qid}")), "Received lacks queue id {qid}: {m}");
+    assert!(
+        m.starts_with("Received: from "),
+        "first line is not Received: {m}"
+    );
+    assert!(
+        m.contains(&format!("id {qid}")),
+        "Received lacks queue id {qid}: {m}"
+    );
     assert!(m.contains("X-Mailer: swaks"), "not swaks' message: {m}");
-    assert!(m.contains("This is a test mailing"), "swaks body missing: {m}");
+    assert!(
+        m.contains("This is a test mailing"),
+        "swaks body missing: {m}"
+    );
     // RFC 5321 4.5.1: the bare <postmaster> recipient must be accepted too.
     server.spawn();
     let mut s = Smtp::ready(server.port("smtp"));
-    s.send_message("lisa@outside.test", &["postmaster"], b"Subject: bare\r\n\r\nx\r\n").expect(250, "2.0.0");
+    s.send_message(
+        "lisa@outside.test",
+        &["postmaster"],
+        b"Subject: bare\r\n\r\nx\r\n",
+    )
+    .expect(250, "2.0.0");
     s.cmd("QUIT");
     assert_eq!(server.mailbox("admin@localhost").len(), 2);
 }
@@ -76,26 +107,73 @@ res["submissions"] = {"after": dict(s.esmtp_features)}
 s.quit()
 print(json.dumps(res))
 "#,
-        &[&server.port_arg("smtp"), &server.port_arg("submission"), &server.port_arg("submissions")],
+        &[
+            &server.port_arg("smtp"),
+            &server.port_arg("submission"),
+            &server.port_arg("submissions"),
+        ],
     );
     for listener in ["smtp", "submission"] {
         let before = &v[listener]["before"];
         assert_eq!(v[listener]["code"], 250);
-        for ext in ["pipelining", "8bitmime", "enhancedstatuscodes", "smtputf8", "chunking", "dsn", "starttls", "help"] {
-            assert!(before.get(ext).is_some(), "{listener}: {ext} not advertised before TLS: {before}");
+        for ext in [
+            "pipelining",
+            "8bitmime",
+            "enhancedstatuscodes",
+            "smtputf8",
+            "chunking",
+            "dsn",
+            "starttls",
+            "help",
+        ] {
+            assert!(
+                before.get(ext).is_some(),
+                "{listener}: {ext} not advertised before TLS: {before}"
+            );
         }
-        assert_eq!(before["size"], "12345", "{listener}: SIZE must announce limits.max_message_size");
-        assert!(before.get("auth").is_none(), "{listener}: AUTH advertised before TLS: {before}");
+        assert_eq!(
+            before["size"], "12345",
+            "{listener}: SIZE must announce limits.max_message_size"
+        );
+        assert!(
+            before.get("auth").is_none(),
+            "{listener}: AUTH advertised before TLS: {before}"
+        );
         let after = &v[listener]["after"];
-        assert!(after.get("starttls").is_none(), "{listener}: STARTTLS advertised again inside TLS: {after}");
-        let mechs: Vec<&str> = after["auth"].as_str().unwrap_or_else(|| panic!("{listener}: no AUTH after TLS: {after}")).split_whitespace().collect();
-        assert!(mechs.contains(&"PLAIN") && mechs.contains(&"LOGIN"), "{listener}: AUTH mechanisms {mechs:?}");
-        for ext in ["size", "pipelining", "8bitmime", "enhancedstatuscodes", "smtputf8", "chunking", "dsn", "help"] {
-            assert!(after.get(ext).is_some(), "{listener}: {ext} missing after TLS: {after}");
+        assert!(
+            after.get("starttls").is_none(),
+            "{listener}: STARTTLS advertised again inside TLS: {after}"
+        );
+        let mechs: Vec<&str> = after["auth"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{listener}: no AUTH after TLS: {after}"))
+            .split_whitespace()
+            .collect();
+        assert!(
+            mechs.contains(&"PLAIN") && mechs.contains(&"LOGIN"),
+            "{listener}: AUTH mechanisms {mechs:?}"
+        );
+        for ext in [
+            "size",
+            "pipelining",
+            "8bitmime",
+            "enhancedstatuscodes",
+            "smtputf8",
+            "chunking",
+            "dsn",
+            "help",
+        ] {
+            assert!(
+                after.get(ext).is_some(),
+                "{listener}: {ext} missing after TLS: {after}"
+            );
         }
     }
     let implicit = &v["submissions"]["after"];
-    assert!(implicit.get("auth").is_some() && implicit.get("starttls").is_none(), "submissions EHLO: {implicit}");
+    assert!(
+        implicit.get("auth").is_some() && implicit.get("starttls").is_none(),
+        "submissions EHLO: {implicit}"
+    );
 }
 
 #[test]
@@ -126,19 +204,37 @@ out(mail=mail, rcpt=rcpt, data=data)
     let mail = server.mailbox("bob@example.test");
     assert_eq!(mail.len(), 1);
     let added = added_headers(&mail[0], msg.as_bytes());
-    assert!(added.starts_with("Received: from client.outside.test"), "{added}");
+    assert!(
+        added.starts_with("Received: from client.outside.test"),
+        "{added}"
+    );
     let received = header(&added, "Received").unwrap();
-    assert!(received.contains("127.0.0.1"), "Received lacks the client IP: {received}");
-    assert!(received.contains("by mx.example.test"), "Received lacks our hostname: {received}");
-    assert!(received.contains(&format!("with ESMTP id {qid}")), "Received lacks protocol/queue id: {received}");
-    assert!(header(&added, "Message-ID").is_none(), "Message-ID must not be added on the MX listener: {added}");
+    assert!(
+        received.contains("127.0.0.1"),
+        "Received lacks the client IP: {received}"
+    );
+    assert!(
+        received.contains("by mx.example.test"),
+        "Received lacks our hostname: {received}"
+    );
+    assert!(
+        received.contains(&format!("with ESMTP id {qid}")),
+        "Received lacks protocol/queue id: {received}"
+    );
+    assert!(
+        header(&added, "Message-ID").is_none(),
+        "Message-ID must not be added on the MX listener: {added}"
+    );
 }
 
 #[test]
 fn small_commands_order_and_enhanced_codes() {
     let server = TernServer::start("");
     let (mut s, banner) = Smtp::connect(server.port("smtp"));
-    assert!(banner.lines[0].starts_with("mx.example.test "), "banner: {banner:?}");
+    assert!(
+        banner.lines[0].starts_with("mx.example.test "),
+        "banner: {banner:?}"
+    );
     s.cmd("MAIL FROM:<lisa@outside.test>").expect(503, "5.5.1");
     s.cmd("FROBNICATE now").expect(500, "5.5.2");
     // RFC 2034: replies to HELO/EHLO (and the banner) carry no enhanced code.
@@ -149,7 +245,10 @@ fn small_commands_order_and_enhanced_codes() {
     s.cmd("NOOP").expect(250, "2.0.0");
     let help = s.cmd("HELP");
     assert_eq!(help.code, 214, "{help:?}");
-    assert!(help.enhanced().is_some(), "HELP reply lacks an enhanced code: {help:?}");
+    assert!(
+        help.enhanced().is_some(),
+        "HELP reply lacks an enhanced code: {help:?}"
+    );
     s.cmd("RCPT TO:<bob@example.test>").expect(503, "5.5.1");
     s.cmd("DATA").expect(503, "5.5.1");
     s.cmd("MAIL FROM:<lisa@outside.test>").expect(250, "2.1.0");
@@ -157,10 +256,16 @@ fn small_commands_order_and_enhanced_codes() {
     s.cmd("RSET").expect(250, "2.0.0");
     s.cmd("MAIL FROM:<lisa@outside.test>").expect(250, "2.1.0");
     let r = s.cmd("DATA");
-    assert!(matches!(r.code, 503 | 554) && r.enhanced().is_some_and(|e| e.starts_with("5.5.")), "DATA without RCPT: {r:?}");
+    assert!(
+        matches!(r.code, 503 | 554) && r.enhanced().is_some_and(|e| e.starts_with("5.5.")),
+        "DATA without RCPT: {r:?}"
+    );
     let long = format!("NOOP {}", "x".repeat(5000));
     let r = s.cmd(&long);
-    assert!(r.code >= 500 && r.enhanced().is_some(), "overlong line: {r:?}");
+    assert!(
+        r.code >= 500 && r.enhanced().is_some(),
+        "overlong line: {r:?}"
+    );
     s.cmd("NOOP").expect(250, "2.0.0");
     s.cmd("QUIT").expect(221, "2.0.0");
     assert!(s.closed());
@@ -203,18 +308,37 @@ fn bdat_chunks_stored_byte_for_byte() {
     let mut server = TernServer::start("");
     server.add_user("bob@example.test", "pw");
     let mut s = Smtp::ready(server.port("smtp"));
-    s.cmd("MAIL FROM:<lisa@outside.test> BODY=8BITMIME").expect(250, "2.1.0");
+    s.cmd("MAIL FROM:<lisa@outside.test> BODY=8BITMIME")
+        .expect(250, "2.1.0");
     s.cmd("RCPT TO:<bob@example.test>").expect(250, "2.1.5");
     let chunks: [&[u8]; 3] = [
         b"Subject: chunked\r\nX-Part: one\r\n",
         b"\r\nLine one\r\n.\r\n..two dots\r\nDATA\r\n",
         b"\xff\xfe 8-bit bytes\r\nlast line\r\n",
     ];
-    s.send(&[format!("BDAT {}\r\n", chunks[0].len()).as_bytes(), chunks[0]].concat());
+    s.send(
+        &[
+            format!("BDAT {}\r\n", chunks[0].len()).as_bytes(),
+            chunks[0],
+        ]
+        .concat(),
+    );
     s.reply().expect(250, "2.0.0");
-    s.send(&[format!("BDAT {}\r\n", chunks[1].len()).as_bytes(), chunks[1]].concat());
+    s.send(
+        &[
+            format!("BDAT {}\r\n", chunks[1].len()).as_bytes(),
+            chunks[1],
+        ]
+        .concat(),
+    );
     s.reply().expect(250, "2.0.0");
-    s.send(&[format!("BDAT {} LAST\r\n", chunks[2].len()).as_bytes(), chunks[2]].concat());
+    s.send(
+        &[
+            format!("BDAT {} LAST\r\n", chunks[2].len()).as_bytes(),
+            chunks[2],
+        ]
+        .concat(),
+    );
     let r = s.reply();
     r.expect(250, "2.0.0");
     assert!(r.text().contains("queued as"), "{r:?}");
@@ -240,13 +364,17 @@ fn dsn_parameters_accepted() {
     let mut server = TernServer::start("");
     server.add_user("bob@example.test", "pw");
     let mut s = Smtp::ready(server.port("smtp"));
-    s.cmd("MAIL FROM:<lisa@outside.test> RET=HDRS ENVID=QQ314159 SIZE=100").expect(250, "2.1.0");
-    s.cmd("RCPT TO:<bob@example.test> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;bob@example.test").expect(250, "2.1.5");
-    s.cmd("RCPT TO:<bob@example.test> NOTIFY=NEVER,SUCCESS").expect(501, "5.5.4");
+    s.cmd("MAIL FROM:<lisa@outside.test> RET=HDRS ENVID=QQ314159 SIZE=100")
+        .expect(250, "2.1.0");
+    s.cmd("RCPT TO:<bob@example.test> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;bob@example.test")
+        .expect(250, "2.1.5");
+    s.cmd("RCPT TO:<bob@example.test> NOTIFY=NEVER,SUCCESS")
+        .expect(501, "5.5.4");
     s.cmd("DATA").expect(354, "2.0.0");
     s.send(b"Subject: dsn\r\n\r\nx\r\n.\r\n");
     s.reply().expect(250, "2.0.0");
-    s.cmd("MAIL FROM:<lisa@outside.test> FROB=1").expect(555, "5.5.4");
+    s.cmd("MAIL FROM:<lisa@outside.test> FROB=1")
+        .expect(555, "5.5.4");
     s.cmd("QUIT");
     assert_eq!(server.mailbox("bob@example.test").len(), 1);
 }
@@ -257,7 +385,11 @@ fn eight_bit_body_and_smtputf8_address_byte_for_byte() {
     server.add_user("bob@example.test", "pw");
     server.add_user("用户@example.test", "pw");
     let list = server.tern(&["user", "list"], "");
-    assert!(text(&list.stdout).contains("用户@example.test"), "user list: {}", text(&list.stdout));
+    assert!(
+        text(&list.stdout).contains("用户@example.test"),
+        "user list: {}",
+        text(&list.stdout)
+    );
     let eight = "From: lisa@outside.test\r\nSubject: 8bit\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\nGrüße, naïve café – ✓ 日本語\r\n";
     let utf8 = "From: 发件人 <发件人@outside.test>\r\nTo: 用户@example.test\r\nSubject: 你好\r\n\r\n正文 with ünïcödé.\r\n";
     let v = python_json(
@@ -275,15 +407,26 @@ out(steps=[a, b, c, d, e, f])
 "#,
         &[&server.port_arg("smtp"), eight, utf8],
     );
-    let codes: Vec<i64> = v["steps"].as_array().unwrap().iter().map(|s| s[0].as_i64().unwrap()).collect();
+    let codes: Vec<i64> = v["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s[0].as_i64().unwrap())
+        .collect();
     assert_eq!(codes, [250, 250, 250, 250, 250, 250], "{v}");
     // Without SMTPUTF8, a UTF-8 address is refused (RFC 6531 3.5).
     let mut s = Smtp::ready(server.port("smtp"));
     let r = s.cmd("MAIL FROM:<发件人@outside.test>");
-    assert!(r.code >= 500 && r.enhanced().is_some(), "UTF-8 MAIL FROM without SMTPUTF8: {r:?}");
+    assert!(
+        r.code >= 500 && r.enhanced().is_some(),
+        "UTF-8 MAIL FROM without SMTPUTF8: {r:?}"
+    );
     s.cmd("MAIL FROM:<lisa@outside.test>").expect(250, "2.1.0");
     let r = s.cmd("RCPT TO:<用户@example.test>");
-    assert!(r.code >= 500 && r.enhanced().is_some(), "UTF-8 RCPT TO without SMTPUTF8: {r:?}");
+    assert!(
+        r.code >= 500 && r.enhanced().is_some(),
+        "UTF-8 RCPT TO without SMTPUTF8: {r:?}"
+    );
     s.cmd("QUIT");
     let mut sent8 = eight.as_bytes().to_vec();
     sent8.extend_from_slice(b"Latin-1 bytes: \xe9\xe8\xff\r\n");
@@ -315,7 +458,11 @@ out(refused=len(res))
     assert_eq!(v["refused"], 0);
     // And by hand on a raw socket, stuffed as RFC 5321 4.5.2 says.
     let mut s = Smtp::ready(server.port("smtp"));
-    let r = s.send_message("lisa@outside.test", &["bob@example.test"], b"Subject: raw\r\n\r\n..x\r\n....\r\n.. \r\n");
+    let r = s.send_message(
+        "lisa@outside.test",
+        &["bob@example.test"],
+        b"Subject: raw\r\n\r\n..x\r\n....\r\n.. \r\n",
+    );
     r.expect(250, "2.0.0");
     s.cmd("QUIT");
     let mail = server.mailbox("bob@example.test");

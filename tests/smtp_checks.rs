@@ -24,7 +24,11 @@ fn local_sender_needs_auth_unless_trusted() {
     let mut trusted = TernServer::start("[relay]\ntrusted_networks = [\"127.0.0.0/8\"]\n");
     trusted.add_user("bob@example.test", "pw");
     let mut s = Smtp::ready(trusted.port("smtp"));
-    let r = s.send_message("alice@example.test", &["bob@example.test"], b"Subject: from a trusted host\r\n\r\nok\r\n");
+    let r = s.send_message(
+        "alice@example.test",
+        &["bob@example.test"],
+        b"Subject: from a trusted host\r\n\r\nok\r\n",
+    );
     r.expect(250, "2.0.0");
     s.cmd("QUIT");
     assert_eq!(trusted.mailbox("bob@example.test").len(), 1);
@@ -35,7 +39,12 @@ fn local_sender_check_can_be_switched_off() {
     let mut server = TernServer::start("[checks]\nlocal_sender_needs_auth = false\n");
     server.add_user("bob@example.test", "pw");
     let mut s = Smtp::ready(server.port("smtp"));
-    s.send_message("alice@example.test", &["bob@example.test"], b"Subject: x\r\n\r\nx\r\n").expect(250, "2.0.0");
+    s.send_message(
+        "alice@example.test",
+        &["bob@example.test"],
+        b"Subject: x\r\n\r\nx\r\n",
+    )
+    .expect(250, "2.0.0");
     s.cmd("QUIT");
     assert_eq!(server.mailbox("bob@example.test").len(), 1);
 }
@@ -81,18 +90,27 @@ fn authenticated_user_may_send_only_as_own_addresses() {
         AS_BOB,
         &[
             &server.port_arg("submission"),
-            "alice@example.test", "bob@example.test",   // 0: another user: 553 5.7.1
-            "team@example.test", "bob@example.test",    // 1: someone else's alias: 553 5.7.1
-            "lisa@outside.test", "bob@example.test",    // 2: a foreign address: 553 5.7.1
-            "sales@example.test", "Sales <sales@example.test>", // 3: own alias: allowed
-            "BOB@example.test", "Bob <bob@example.test>",   // 4: own address, case aside: allowed
-            "", "bob@example.test",                     // 5: the null sender: allowed
+            "alice@example.test",
+            "bob@example.test", // 0: another user: 553 5.7.1
+            "team@example.test",
+            "bob@example.test", // 1: someone else's alias: 553 5.7.1
+            "lisa@outside.test",
+            "bob@example.test", // 2: a foreign address: 553 5.7.1
+            "sales@example.test",
+            "Sales <sales@example.test>", // 3: own alias: allowed
+            "BOB@example.test",
+            "Bob <bob@example.test>", // 4: own address, case aside: allowed
+            "",
+            "bob@example.test", // 5: the null sender: allowed
         ],
     );
     let res = &v["res"];
     for i in 0..3 {
         assert_eq!(res[i][0][0], 553, "case {i}: {v}");
-        assert!(res[i][0][1].as_str().unwrap().starts_with("5.7.1"), "case {i}: {v}");
+        assert!(
+            res[i][0][1].as_str().unwrap().starts_with("5.7.1"),
+            "case {i}: {v}"
+        );
     }
     for i in 3..6 {
         assert_eq!(res[i][0][0], 250, "case {i} MAIL: {v}");
@@ -111,17 +129,26 @@ fn forged_from_header_refused_at_end_of_data() {
         AS_BOB,
         &[
             &server.port_arg("submission"),
-            "bob@example.test", "Alice <alice@example.test>",        // 0: forged From:
-            "bob@example.test", "bob@example.test, alice@example.test", // 1: one of two forged
-            "bob@example.test", "Bob <bob@example.test>",            // 2: fine
+            "bob@example.test",
+            "Alice <alice@example.test>", // 0: forged From:
+            "bob@example.test",
+            "bob@example.test, alice@example.test", // 1: one of two forged
+            "bob@example.test",
+            "Bob <bob@example.test>", // 2: fine
         ],
     );
     let res = &v["res"];
     for i in 0..2 {
         assert_eq!(res[i][0][0], 250, "case {i}: {v}");
         assert_eq!(res[i][1][0], 250, "case {i}: {v}");
-        assert_eq!(res[i][2][0], 550, "case {i}: forged From: must be refused at end of data: {v}");
-        assert!(res[i][2][1].as_str().unwrap().starts_with("5.7.1"), "case {i}: {v}");
+        assert_eq!(
+            res[i][2][0], 550,
+            "case {i}: forged From: must be refused at end of data: {v}"
+        );
+        assert!(
+            res[i][2][1].as_str().unwrap().starts_with("5.7.1"),
+            "case {i}: {v}"
+        );
     }
     assert_eq!(res[2][2][0], 250, "{v}");
     let mail = server.mailbox("alice@example.test");
@@ -134,14 +161,24 @@ fn null_sender_accepted_on_mx() {
     let mut server = TernServer::start("");
     server.add_user("bob@example.test", "pw");
     let out = swaks(&[
-        "--server", &server.addr("smtp"),
-        "--from", "<>",
-        "--to", "bob@example.test",
-        "--helo", "mx.outside.test",
-        "--header", "Subject: Delivery Status Notification",
+        "--server",
+        &server.addr("smtp"),
+        "--from",
+        "<>",
+        "--to",
+        "bob@example.test",
+        "--helo",
+        "mx.outside.test",
+        "--header",
+        "Subject: Delivery Status Notification",
     ]);
     let stdout = text(&out.stdout);
-    assert!(out.status.success(), "swaks failed ({}):\n{stdout}\n{}", out.status, text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "swaks failed ({}):\n{stdout}\n{}",
+        out.status,
+        text(&out.stderr)
+    );
     assert!(stdout.contains("-> MAIL FROM:<>"), "{stdout}");
     let mail = server.mailbox("bob@example.test");
     assert_eq!(mail.len(), 1);
@@ -150,26 +187,60 @@ fn null_sender_accepted_on_mx() {
 
 #[test]
 fn check_config_names_a_misspelt_key() {
-    let server = TernServer::new(&format!("{BASE_CONFIG}\n[limits]\nmax_message_size = \"10MiB\"\n"));
+    let server = TernServer::new(&format!(
+        "{BASE_CONFIG}\n[limits]\nmax_message_size = \"10MiB\"\n"
+    ));
     let ok = server.tern(&["check-config"], "");
-    assert!(ok.status.success(), "a good config must pass: {}", text(&ok.stderr));
+    assert!(
+        ok.status.success(),
+        "a good config must pass: {}",
+        text(&ok.stderr)
+    );
 
     let bad = server.dir().join("typo.toml");
-    std::fs::write(&bad, format!("{BASE_CONFIG}\n[limits]\nmax_mesage_size = \"10MiB\"\n")).unwrap();
-    let out = std::process::Command::new(BIN).args(["check-config", "--config"]).arg(&bad).output().unwrap();
+    std::fs::write(
+        &bad,
+        format!("{BASE_CONFIG}\n[limits]\nmax_mesage_size = \"10MiB\"\n"),
+    )
+    .unwrap();
+    let out = std::process::Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
     let stderr = text(&out.stderr);
     assert!(!out.status.success(), "a typo must fail check-config");
-    assert!(stderr.contains("max_mesage_size"), "stderr must name the key: {stderr}");
+    assert!(
+        stderr.contains("max_mesage_size"),
+        "stderr must name the key: {stderr}"
+    );
     assert!(stderr.trim().lines().count() >= 1, "{stderr}");
 
     // `tern serve` refuses the same file rather than running on a guess.
-    let out = output_within(std::process::Command::new(BIN).args(["serve", "--config"]).arg(&bad), PATIENCE);
+    let out = output_within(
+        std::process::Command::new(BIN)
+            .args(["serve", "--config"])
+            .arg(&bad),
+        PATIENCE,
+    );
     assert!(!out.status.success());
-    assert!(text(&out.stderr).contains("max_mesage_size"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("max_mesage_size"),
+        "{}",
+        text(&out.stderr)
+    );
 
     let top = server.dir().join("top.toml");
     std::fs::write(&top, format!("hostnme = \"x\"\n{BASE_CONFIG}")).unwrap();
-    let out = std::process::Command::new(BIN).args(["check-config", "--config"]).arg(&top).output().unwrap();
+    let out = std::process::Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(&top)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
-    assert!(text(&out.stderr).contains("hostnme"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("hostnme"),
+        "{}",
+        text(&out.stderr)
+    );
 }

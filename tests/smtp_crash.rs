@@ -13,7 +13,9 @@ fn accepted_message_survives_sigkill() {
     server.add_user("bob@example.test", "pw");
     let mut sent = Vec::new();
     for round in 0..3 {
-        let body = format!("Subject: durable {round}\r\n\r\nmust survive kill -9, round {round}\r\n").into_bytes();
+        let body =
+            format!("Subject: durable {round}\r\n\r\nmust survive kill -9, round {round}\r\n")
+                .into_bytes();
         let mut s = Smtp::ready(server.port("smtp"));
         let r = s.send_message("lisa@outside.test", &["bob@example.test"], &body);
         // Kill the moment the 250 is read: no QUIT, no drain, no flush.
@@ -24,17 +26,30 @@ fn accepted_message_survives_sigkill() {
     }
     // One more after the last restart, so the store still takes mail.
     let mut s = Smtp::ready(server.port("smtp"));
-    s.send_message("lisa@outside.test", &["bob@example.test"], b"Subject: after\r\n\r\nx\r\n").expect(250, "2.0.0");
+    s.send_message(
+        "lisa@outside.test",
+        &["bob@example.test"],
+        b"Subject: after\r\n\r\nx\r\n",
+    )
+    .expect(250, "2.0.0");
     s.cmd("QUIT");
     let mail = server.mailbox("bob@example.test");
-    assert_eq!(mail.len(), 4, "every acknowledged message must be in the mailbox");
+    assert_eq!(
+        mail.len(),
+        4,
+        "every acknowledged message must be in the mailbox"
+    );
     for (i, (qid, body)) in sent.iter().enumerate() {
         let added = added_headers(&mail[i], body);
         assert!(added.contains(&format!("id {qid}")), "message {i}: {added}");
     }
     let mut uids_unique = sent.iter().map(|(q, _)| q.clone()).collect::<Vec<_>>();
     uids_unique.dedup();
-    assert_eq!(uids_unique.len(), 3, "queue ids must not repeat across restarts: {sent:?}");
+    assert_eq!(
+        uids_unique.len(),
+        3,
+        "queue ids must not repeat across restarts: {sent:?}"
+    );
 }
 
 #[test]
@@ -52,7 +67,12 @@ fn sigkill_mid_data_keeps_nothing_and_restarts_clean() {
     server.kill9();
     server.spawn();
     let mut s = Smtp::ready(server.port("smtp"));
-    s.send_message("lisa@outside.test", &["bob@example.test"], b"Subject: next\r\n\r\nx\r\n").expect(250, "2.0.0");
+    s.send_message(
+        "lisa@outside.test",
+        &["bob@example.test"],
+        b"Subject: next\r\n\r\nx\r\n",
+    )
+    .expect(250, "2.0.0");
     s.cmd("QUIT");
     let mail = server.mailbox("bob@example.test");
     assert_eq!(mail.len(), 1, "only the finished message");
@@ -65,7 +85,8 @@ fn sigterm_finishes_the_transaction_in_flight_and_tells_idle_clients() {
     server.add_user("bob@example.test", "pw");
     let mut idle = Smtp::ready(server.port("smtp"));
     let mut busy = Smtp::ready(server.port("smtp"));
-    busy.cmd("MAIL FROM:<lisa@outside.test>").expect(250, "2.1.0");
+    busy.cmd("MAIL FROM:<lisa@outside.test>")
+        .expect(250, "2.1.0");
     busy.cmd("RCPT TO:<bob@example.test>").expect(250, "2.1.5");
     server.terminate();
     // The idle session is told the service is closing.
@@ -76,23 +97,38 @@ fn sigterm_finishes_the_transaction_in_flight_and_tells_idle_clients() {
     busy.send(b"Subject: in flight\r\n\r\nfinished during drain\r\n.\r\n");
     busy.reply().expect(250, "2.0.0");
     let after = busy.try_reply();
-    assert!(after.as_ref().is_none_or(|r| r.code == 421), "after the transaction: {after:?}");
+    assert!(
+        after.as_ref().is_none_or(|r| r.code == 421),
+        "after the transaction: {after:?}"
+    );
     let mail = server.mailbox("bob@example.test"); // waits for a clean exit (status 0)
     assert_eq!(mail.len(), 1);
-    added_headers(&mail[0], b"Subject: in flight\r\n\r\nfinished during drain\r\n");
+    added_headers(
+        &mail[0],
+        b"Subject: in flight\r\n\r\nfinished during drain\r\n",
+    );
 }
 
 #[test]
 fn user_admin_with_server_stopped_and_running() {
     let mut server = TernServer::new(BASE_CONFIG);
     server.add_user("carol@example.test", "first"); // no server: straight to the store
-    let dup = server.tern(&["user", "add", "carol@example.test", "--password-stdin"], "again\n");
+    let dup = server.tern(
+        &["user", "add", "carol@example.test", "--password-stdin"],
+        "again\n",
+    );
     assert!(!dup.status.success(), "adding a user twice must fail");
     server.spawn();
     let list = server.tern(&["user", "list"], "");
     assert!(list.status.success());
-    assert_eq!(text(&list.stdout).lines().collect::<Vec<_>>(), ["carol@example.test"]);
-    let pw = server.tern(&["user", "passwd", "carol@example.test", "--password-stdin"], "second\n");
+    assert_eq!(
+        text(&list.stdout).lines().collect::<Vec<_>>(),
+        ["carol@example.test"]
+    );
+    let pw = server.tern(
+        &["user", "passwd", "carol@example.test", "--password-stdin"],
+        "second\n",
+    );
     assert!(pw.status.success(), "{}", text(&pw.stderr));
     let v = python_json(
         r#"
@@ -113,5 +149,9 @@ out(ok=ok)
     s.cmd("QUIT");
     server.stop();
     let list = server.tern(&["user", "list"], "");
-    assert!(list.status.success() && text(&list.stdout).trim().is_empty(), "{}", text(&list.stdout));
+    assert!(
+        list.status.success() && text(&list.stdout).trim().is_empty(),
+        "{}",
+        text(&list.stdout)
+    );
 }

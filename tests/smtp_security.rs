@@ -15,16 +15,23 @@ fn size_refused_at_mail_and_in_data_nothing_stored() {
     server.add_user("bob@example.test", "pw");
     let mut s = Smtp::connect(server.port("smtp")).0;
     let ehlo = s.cmd("EHLO client.outside.test");
-    assert!(ehlo.lines.iter().any(|l| l == "SIZE 10240"), "EHLO: {ehlo:?}");
+    assert!(
+        ehlo.lines.iter().any(|l| l == "SIZE 10240"),
+        "EHLO: {ehlo:?}"
+    );
     // Declared too big: refused at MAIL.
-    s.cmd("MAIL FROM:<lisa@outside.test> SIZE=20000").expect(552, "5.3.4");
+    s.cmd("MAIL FROM:<lisa@outside.test> SIZE=20000")
+        .expect(552, "5.3.4");
     // Declared small but actually too big: refused at the end of data.
-    s.cmd("MAIL FROM:<lisa@outside.test> SIZE=1000").expect(250, "2.1.0");
+    s.cmd("MAIL FROM:<lisa@outside.test> SIZE=1000")
+        .expect(250, "2.1.0");
     s.cmd("RCPT TO:<bob@example.test>").expect(250, "2.1.5");
     s.cmd("DATA").expect(354, "2.0.0");
     let mut big = b"Subject: big\r\n\r\n".to_vec();
     for _ in 0..300 {
-        big.extend_from_slice(b"0123456789012345678901234567890123456789012345678901234567890123456789\r\n");
+        big.extend_from_slice(
+            b"0123456789012345678901234567890123456789012345678901234567890123456789\r\n",
+        );
     }
     big.extend_from_slice(b".\r\n");
     s.send(&big);
@@ -33,10 +40,20 @@ fn size_refused_at_mail_and_in_data_nothing_stored() {
     s.cmd("MAIL FROM:<lisa@outside.test>").expect(250, "2.1.0");
     s.cmd("RCPT TO:<bob@example.test>").expect(250, "2.1.5");
     let chunk = vec![b'x'; 12 * 1024];
-    s.send(&[format!("BDAT {} LAST\r\n", chunk.len()).as_bytes(), &chunk[..]].concat());
+    s.send(
+        &[
+            format!("BDAT {} LAST\r\n", chunk.len()).as_bytes(),
+            &chunk[..],
+        ]
+        .concat(),
+    );
     s.reply().expect(552, "5.3.4");
     // The session goes on and a small message still fits.
-    let ok = s.send_message("lisa@outside.test", &["bob@example.test"], b"Subject: small\r\n\r\nfits\r\n");
+    let ok = s.send_message(
+        "lisa@outside.test",
+        &["bob@example.test"],
+        b"Subject: small\r\n\r\nfits\r\n",
+    );
     ok.expect(250, "2.0.0");
     s.cmd("QUIT").expect(221, "2.0.0");
     let mail = server.mailbox("bob@example.test");
@@ -60,7 +77,8 @@ max_recipients = 3
     let mut s = Smtp::ready(server.port("smtp"));
     s.cmd("MAIL FROM:<lisa@outside.test>").expect(250, "2.1.0");
     for i in 1..=3 {
-        s.cmd(&format!("RCPT TO:<r{i}@example.test>")).expect(250, "2.1.5");
+        s.cmd(&format!("RCPT TO:<r{i}@example.test>"))
+            .expect(250, "2.1.5");
     }
     s.cmd("RCPT TO:<r4@example.test>").expect(452, "4.5.3");
     s.cmd("DATA").expect(354, "2.0.0");
@@ -96,10 +114,19 @@ out(res=res)
     let res = &v["res"];
     assert_eq!(res[0][0], 250);
     assert_eq!(res[1][0], 550, "unknown user: {v}");
-    assert!(res[1][1].as_str().unwrap().starts_with("5.1.1"), "unknown user: {v}");
+    assert!(
+        res[1][1].as_str().unwrap().starts_with("5.1.1"),
+        "unknown user: {v}"
+    );
     assert_eq!(res[2][0], 550, "relaying: {v}");
-    assert!(res[2][1].as_str().unwrap().starts_with("5.7.1"), "relaying: {v}");
-    assert!(res[3][0].as_i64().unwrap() >= 500, "source-routed/garbage address must be refused: {v}");
+    assert!(
+        res[2][1].as_str().unwrap().starts_with("5.7.1"),
+        "relaying: {v}"
+    );
+    assert!(
+        res[3][0].as_i64().unwrap() >= 500,
+        "source-routed/garbage address must be refused: {v}"
+    );
     assert_eq!(res[4][0], 250);
     assert_eq!(res[5][0], 550, "relaying through sendmail: {v}");
     assert!(res[5][1].as_str().unwrap().starts_with("5.7.1"), "{v}");
@@ -125,20 +152,45 @@ fn smuggle(separator: &[u8], label: &str) {
     let replies = s.replies_until_eof();
     // Exactly one transaction: one end-of-data reply, then QUIT's 221.
     let codes: Vec<u16> = replies.iter().map(|r| r.code).collect();
-    assert_eq!(codes.last(), Some(&221), "{label}: session must end with QUIT's 221: {replies:?}");
-    assert!(!codes.contains(&354), "{label}: a second DATA was started: {replies:?}");
-    assert_eq!(codes.len(), 2, "{label}: expected [end-of-data reply, 221], got {replies:?}");
+    assert_eq!(
+        codes.last(),
+        Some(&221),
+        "{label}: session must end with QUIT's 221: {replies:?}"
+    );
+    assert!(
+        !codes.contains(&354),
+        "{label}: a second DATA was started: {replies:?}"
+    );
+    assert_eq!(
+        codes.len(),
+        2,
+        "{label}: expected [end-of-data reply, 221], got {replies:?}"
+    );
     let first = &replies[0];
-    assert!(first.code == 250 || first.code >= 500, "{label}: end-of-data reply: {first:?}");
+    assert!(
+        first.code == 250 || first.code >= 500,
+        "{label}: end-of-data reply: {first:?}"
+    );
     let mail = server.mailbox("bob@example.test");
     if first.code == 250 {
         assert_eq!(mail.len(), 1, "{label}: exactly one message");
         let m = &mail[0];
-        assert!(contains(m, format!("Subject: carrier {label}").as_bytes()), "{label}: {}", text(m));
-        assert!(contains(m, b"MAIL FROM:<admin@outside.test>"), "{label}: smuggled text must stay content: {}", text(m));
+        assert!(
+            contains(m, format!("Subject: carrier {label}").as_bytes()),
+            "{label}: {}",
+            text(m)
+        );
+        assert!(
+            contains(m, b"MAIL FROM:<admin@outside.test>"),
+            "{label}: smuggled text must stay content: {}",
+            text(m)
+        );
         assert!(contains(m, b"smuggled body"), "{label}: {}", text(m));
         let body_start = m.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
-        assert!(!contains(&m[..body_start], b"SMUGGLED"), "{label}: the smuggled header became a header");
+        assert!(
+            !contains(&m[..body_start], b"SMUGGLED"),
+            "{label}: the smuggled header became a header"
+        );
     } else {
         assert!(mail.is_empty(), "{label}: refused data must store nothing");
     }
@@ -220,17 +272,43 @@ out(starttls=line.decode(), first=first, mail=mail, rest=rest, starttls2=starttl
     assert!(v["starttls"].as_str().unwrap().starts_with("220 "), "{v}");
     // The first reply after the handshake answers the new EHLO, not the injected MAIL.
     assert_eq!(v["first"][0], 250, "{v}");
-    assert!(v["first"][1][0].as_str().unwrap().starts_with("mx.example.test"), "first reply after TLS is not the EHLO reply: {v}");
-    assert!(v["first"][1].as_array().unwrap().iter().any(|l| l == "AUTH PLAIN LOGIN"), "{v}");
+    assert!(
+        v["first"][1][0]
+            .as_str()
+            .unwrap()
+            .starts_with("mx.example.test"),
+        "first reply after TLS is not the EHLO reply: {v}"
+    );
+    assert!(
+        v["first"][1]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l == "AUTH PLAIN LOGIN"),
+        "{v}"
+    );
     // The MAIL the client now sends is the first of this session (no "nested MAIL").
     assert_eq!(v["mail"][0], 250, "{v}");
-    assert!(v["mail"][1][0].as_str().unwrap().starts_with("2.1.0"), "{v}");
-    assert_eq!(v["rest"].as_array().unwrap().len(), 1, "only QUIT's reply may follow: {v}");
+    assert!(
+        v["mail"][1][0].as_str().unwrap().starts_with("2.1.0"),
+        "{v}"
+    );
+    assert_eq!(
+        v["rest"].as_array().unwrap().len(),
+        1,
+        "only QUIT's reply may follow: {v}"
+    );
     assert_eq!(v["rest"][0][0], 221, "{v}");
     // Without a new EHLO after STARTTLS, MAIL is out of order.
     assert_eq!(v["starttls2"][0], 220, "{v}");
-    assert_eq!(v["noehlo"][0], 503, "MAIL right after STARTTLS must need EHLO: {v}");
-    assert!(v["noehlo"][1][0].as_str().unwrap().starts_with("5.5.1"), "{v}");
+    assert_eq!(
+        v["noehlo"][0], 503,
+        "MAIL right after STARTTLS must need EHLO: {v}"
+    );
+    assert!(
+        v["noehlo"][1][0].as_str().unwrap().starts_with("5.5.1"),
+        "{v}"
+    );
     assert_eq!(v["ehlo2"][0], 250, "{v}");
     assert_eq!(v["mail2"][0], 250, "{v}");
 }
@@ -244,7 +322,10 @@ fn idle_client_cut_off_at_command_timeout() {
     let r = s.reply();
     let waited = started.elapsed();
     r.expect(421, "4.4.2");
-    assert!(waited >= Duration::from_millis(900), "cut off too early: {waited:?}");
+    assert!(
+        waited >= Duration::from_millis(900),
+        "cut off too early: {waited:?}"
+    );
     assert!(s.closed(), "connection must be closed after the 421");
     // Also mid-transaction: the timer restarts with every command.
     let mut s = Smtp::ready(server.port("smtp"));
@@ -280,20 +361,28 @@ fn idle_client_cut_off_mid_bdat() {
     s.cmd("RCPT TO:<bob@example.test>").expect(250, "2.1.5");
     s.send(b"BDAT 100 LAST\r\nonly ten b");
     let r = s.try_reply();
-    assert!(r.as_ref().is_some_and(|r| r.code == 421), "a stalled BDAT chunk must end with 421 4.4.2, got {r:?}");
+    assert!(
+        r.as_ref().is_some_and(|r| r.code == 421),
+        "a stalled BDAT chunk must end with 421 4.4.2, got {r:?}"
+    );
     assert!(s.closed());
     assert!(server.mailbox("bob@example.test").is_empty());
 }
 
 #[test]
 fn idle_client_cut_off_inside_auth_exchange() {
-    let server = TernServer::start("[limits]\ncommand_timeout = \"1s\"\n[tls]\nallow_plaintext_auth = true\n");
+    let server = TernServer::start(
+        "[limits]\ncommand_timeout = \"1s\"\n[tls]\nallow_plaintext_auth = true\n",
+    );
     let mut s = Smtp::ready(server.port("submission"));
     s.set_read_timeout(Duration::from_secs(20));
     assert_eq!(s.cmd("AUTH LOGIN").code, 334);
     // The client never answers the challenge.
     let r = s.try_reply();
-    assert!(r.as_ref().is_some_and(|r| r.code == 421), "an idle AUTH exchange must end with 421 4.4.2, got {r:?}");
+    assert!(
+        r.as_ref().is_some_and(|r| r.code == 421),
+        "an idle AUTH exchange must end with 421 4.4.2, got {r:?}"
+    );
     assert!(s.closed());
 }
 

@@ -46,7 +46,8 @@ fn check_submitted(v: &serde_json::Value) {
 #[test]
 fn starttls_auth_plain_then_send_adds_message_id_and_date() {
     let mut server = submission_server();
-    let msg = "From: bob@example.test\r\nTo: alice@example.test\r\nSubject: plain\r\n\r\nvia PLAIN\r\n";
+    let msg =
+        "From: bob@example.test\r\nTo: alice@example.test\r\nSubject: plain\r\n\r\nvia PLAIN\r\n";
     let v = python_json(SUBMIT, &[&server.port_arg("submission"), "PLAIN", msg]);
     check_submitted(&v);
     let qid = queue_id(v["data"][1].as_str().unwrap());
@@ -54,10 +55,20 @@ fn starttls_auth_plain_then_send_adds_message_id_and_date() {
     assert_eq!(mail.len(), 1);
     let added = added_headers(&mail[0], msg.as_bytes());
     let received = header(&added, "Received").expect("Received");
-    assert!(received.contains(&format!("with ESMTPSA id {qid}")), "{received}");
-    assert!(received.contains("TLS"), "Received should name the TLS version: {received}");
-    let mid = header(&added, "Message-ID").unwrap_or_else(|| panic!("no Message-ID added: {added}"));
-    assert!(mid.starts_with('<') && mid.ends_with('>') && mid.contains('@'), "Message-ID: {mid}");
+    assert!(
+        received.contains(&format!("with ESMTPSA id {qid}")),
+        "{received}"
+    );
+    assert!(
+        received.contains("TLS"),
+        "Received should name the TLS version: {received}"
+    );
+    let mid =
+        header(&added, "Message-ID").unwrap_or_else(|| panic!("no Message-ID added: {added}"));
+    assert!(
+        mid.starts_with('<') && mid.ends_with('>') && mid.contains('@'),
+        "Message-ID: {mid}"
+    );
     let date = header(&added, "Date").unwrap_or_else(|| panic!("no Date added: {added}"));
     assert!(date.contains(':') && date.len() > 20, "Date: {date}");
 }
@@ -72,27 +83,49 @@ fn starttls_auth_login_then_send_keeps_existing_message_id_and_date() {
     let mail = server.mailbox("alice@example.test");
     assert_eq!(mail.len(), 1);
     let added = added_headers(&mail[0], msg.as_bytes());
-    assert!(header(&added, "Message-ID").is_none(), "Message-ID added although present: {added}");
-    assert!(header(&added, "Date").is_none(), "Date added although present: {added}");
+    assert!(
+        header(&added, "Message-ID").is_none(),
+        "Message-ID added although present: {added}"
+    );
+    assert!(
+        header(&added, "Date").is_none(),
+        "Date added although present: {added}"
+    );
 }
 
 #[test]
 fn swaks_starttls_auth_on_submission() {
     let mut server = submission_server();
     let out = swaks(&[
-        "--server", &server.addr("submission"),
+        "--server",
+        &server.addr("submission"),
         "--tls",
-        "--auth", "PLAIN",
-        "--auth-user", "bob@example.test",
-        "--auth-password", "bob-pw",
-        "--from", "bob@example.test",
-        "--to", "alice@example.test",
-        "--header", "From: bob@example.test",
-        "--helo", "laptop.example.test",
+        "--auth",
+        "PLAIN",
+        "--auth-user",
+        "bob@example.test",
+        "--auth-password",
+        "bob-pw",
+        "--from",
+        "bob@example.test",
+        "--to",
+        "alice@example.test",
+        "--header",
+        "From: bob@example.test",
+        "--helo",
+        "laptop.example.test",
     ]);
     let stdout = text(&out.stdout);
-    assert!(out.status.success(), "swaks failed ({}):\n{stdout}\n{}", out.status, text(&out.stderr));
-    assert!(stdout.contains("<~  235 2.7.0"), "no AUTH success inside TLS:\n{stdout}");
+    assert!(
+        out.status.success(),
+        "swaks failed ({}):\n{stdout}\n{}",
+        out.status,
+        text(&out.stderr)
+    );
+    assert!(
+        stdout.contains("<~  235 2.7.0"),
+        "no AUTH success inside TLS:\n{stdout}"
+    );
     assert!(stdout.contains("<~  250 2.0.0 Ok: queued as"), "{stdout}");
     let mail = server.mailbox("alice@example.test");
     assert_eq!(mail.len(), 1);
@@ -105,9 +138,13 @@ fn auth_refused_before_tls_and_mail_needs_auth() {
     let mut s = Smtp::ready(server.port("submission"));
     // AUTH is not advertised in plain text and refused if tried.
     let ehlo = s.cmd("EHLO laptop.example.test");
-    assert!(!ehlo.lines.iter().any(|l| l.starts_with("AUTH")), "AUTH advertised before TLS: {ehlo:?}");
+    assert!(
+        !ehlo.lines.iter().any(|l| l.starts_with("AUTH")),
+        "AUTH advertised before TLS: {ehlo:?}"
+    );
     assert!(ehlo.lines.iter().any(|l| l == "STARTTLS"), "{ehlo:?}");
-    s.cmd("AUTH PLAIN AGJvYkBleGFtcGxlLnRlc3QAYm9iLXB3").expect(538, "5.7.11");
+    s.cmd("AUTH PLAIN AGJvYkBleGFtcGxlLnRlc3QAYm9iLXB3")
+        .expect(538, "5.7.11");
     s.cmd("AUTH LOGIN").expect(538, "5.7.11");
     // MAIL without AUTH on submission, in plain text…
     s.cmd("MAIL FROM:<bob@example.test>").expect(530, "5.7.0");
@@ -153,14 +190,21 @@ out(res=res, took=took, ok=ok)
     );
     assert_eq!(v["res"][0], 535, "{v}");
     assert!(v["res"][1].as_str().unwrap().starts_with("5.7.8"), "{v}");
-    assert!(v["took"].as_f64().unwrap() >= 0.45, "failure came back too fast: {v}");
-    assert_eq!(v["ok"][0], 235, "the right password must still work afterwards: {v}");
+    assert!(
+        v["took"].as_f64().unwrap() >= 0.45,
+        "failure came back too fast: {v}"
+    );
+    assert_eq!(
+        v["ok"][0], 235,
+        "the right password must still work afterwards: {v}"
+    );
 }
 
 #[test]
 fn implicit_tls_on_submissions() {
     let mut server = submission_server();
-    let msg = "From: bob@example.test\r\nTo: alice@example.test\r\nSubject: implicit\r\n\r\nover 465\r\n";
+    let msg =
+        "From: bob@example.test\r\nTo: alice@example.test\r\nSubject: implicit\r\n\r\nover 465\r\n";
     let v = python_json(
         r#"
 s = smtplib.SMTP_SSL("127.0.0.1", PORT, timeout=30, context=CTX)
@@ -184,7 +228,10 @@ out(version=version, again=again, noauth=noauth, auth=auth, refused=len(refused)
     let mail = server.mailbox("alice@example.test");
     assert_eq!(mail.len(), 1);
     let added = added_headers(&mail[0], msg.as_bytes());
-    assert!(header(&added, "Received").unwrap().contains("ESMTPSA"), "{added}");
+    assert!(
+        header(&added, "Received").unwrap().contains("ESMTPSA"),
+        "{added}"
+    );
     assert!(header(&added, "Message-ID").is_some(), "{added}");
 }
 
@@ -194,14 +241,24 @@ fn plaintext_auth_when_allowed() {
     server.add_user("bob@example.test", "bob-pw");
     let mut s = Smtp::ready(server.port("submission"));
     let ehlo = s.cmd("EHLO laptop.example.test");
-    assert!(ehlo.lines.iter().any(|l| l == "AUTH PLAIN LOGIN"), "{ehlo:?}");
+    assert!(
+        ehlo.lines.iter().any(|l| l == "AUTH PLAIN LOGIN"),
+        "{ehlo:?}"
+    );
     // AUTH LOGIN with its two challenges, by hand.
     let user_prompt = s.cmd("AUTH LOGIN");
-    assert_eq!((user_prompt.code, user_prompt.text()), (334, "VXNlcm5hbWU6".to_string()));
+    assert_eq!(
+        (user_prompt.code, user_prompt.text()),
+        (334, "VXNlcm5hbWU6".to_string())
+    );
     let pass_prompt = s.cmd("Ym9iQGV4YW1wbGUudGVzdA==");
-    assert_eq!((pass_prompt.code, pass_prompt.text()), (334, "UGFzc3dvcmQ6".to_string()));
+    assert_eq!(
+        (pass_prompt.code, pass_prompt.text()),
+        (334, "UGFzc3dvcmQ6".to_string())
+    );
     s.cmd("Ym9iLXB3").expect(235, "2.7.0");
-    s.cmd("AUTH PLAIN AGJvYkBleGFtcGxlLnRlc3QAYm9iLXB3").expect(503, "5.5.1");
+    s.cmd("AUTH PLAIN AGJvYkBleGFtcGxlLnRlc3QAYm9iLXB3")
+        .expect(503, "5.5.1");
     s.cmd("MAIL FROM:<bob@example.test>").expect(250, "2.1.0");
     s.cmd("QUIT");
     // A client may cancel an exchange with "*" (RFC 4954): 501, session goes on.

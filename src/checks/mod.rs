@@ -15,14 +15,32 @@ const MAX_ALIAS_DEPTH: usize = 8;
 /// Expands an address (lowercased `local@domain`) through `[aliases]` into
 /// delivery targets. Local addresses that are neither users nor aliases are
 /// returned in the second list.
-pub fn expand(config: &Config, store: &crate::store::Store, address: &str) -> (Vec<Target>, Vec<String>) {
+pub fn expand(
+    config: &Config,
+    store: &crate::store::Store,
+    address: &str,
+) -> (Vec<Target>, Vec<String>) {
     let mut targets = Vec::new();
     let mut unknown = Vec::new();
-    expand_into(config, store, &address.to_ascii_lowercase(), 0, &mut targets, &mut unknown);
+    expand_into(
+        config,
+        store,
+        &address.to_ascii_lowercase(),
+        0,
+        &mut targets,
+        &mut unknown,
+    );
     (targets, unknown)
 }
 
-fn expand_into(config: &Config, store: &crate::store::Store, address: &str, depth: usize, targets: &mut Vec<Target>, unknown: &mut Vec<String>) {
+fn expand_into(
+    config: &Config,
+    store: &crate::store::Store,
+    address: &str,
+    depth: usize,
+    targets: &mut Vec<Target>,
+    unknown: &mut Vec<String>,
+) {
     let domain = address.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
     if !config.is_local_domain(domain) {
         let t = Target::Remote(address.to_string());
@@ -31,13 +49,13 @@ fn expand_into(config: &Config, store: &crate::store::Store, address: &str, dept
         }
         return;
     }
-    if depth < MAX_ALIAS_DEPTH {
-        if let Some(list) = config.aliases.get(address) {
-            for next in list {
-                expand_into(config, store, next, depth + 1, targets, unknown);
-            }
-            return;
+    if depth < MAX_ALIAS_DEPTH
+        && let Some(list) = config.aliases.get(address)
+    {
+        for next in list {
+            expand_into(config, store, next, depth + 1, targets, unknown);
         }
+        return;
     }
     match store.user_exists(address) {
         Ok(true) => {

@@ -12,13 +12,27 @@ use crate::hooks::{SessionInfo, Target};
 use crate::smtp::reply::Reply;
 use crate::store::Store;
 
-pub async fn check(config: &Config, store: &Store, dns: &Dns, session: &SessionInfo, to: &Address) -> Result<Vec<Target>, Reply> {
+pub async fn check(
+    config: &Config,
+    store: &Store,
+    dns: &Dns,
+    session: &SessionInfo,
+    to: &Address,
+) -> Result<Vec<Target>, Reply> {
     let key = to.to_lowercase_key();
     let domain = to.domain_text().to_ascii_lowercase();
     if config.is_local_domain(&domain) {
         let (targets, unknown) = expand(config, store, &key);
         if targets.is_empty() {
-            return Err(refuse(session, to, Reply::new(550, "5.1.1", format!("<{to}>: Recipient address rejected: User unknown"))));
+            return Err(refuse(
+                session,
+                to,
+                Reply::new(
+                    550,
+                    "5.1.1",
+                    format!("<{to}>: Recipient address rejected: User unknown"),
+                ),
+            ));
         }
         if !unknown.is_empty() {
             tracing::warn!(rcpt = %to, unknown = ?unknown, "alias expands to unknown local users; they are skipped");
@@ -26,26 +40,46 @@ pub async fn check(config: &Config, store: &Store, dns: &Dns, session: &SessionI
         return Ok(targets);
     }
     if session.user.is_none() && !session.trusted {
-        return Err(refuse(session, to, Reply::new(550, "5.7.1", format!("<{to}>: Relaying denied"))));
+        return Err(refuse(
+            session,
+            to,
+            Reply::new(550, "5.7.1", format!("<{to}>: Relaying denied")),
+        ));
     }
     if !to.is_fqdn() {
-        return Err(refuse(session, to, Reply::new(553, "5.1.3", format!("<{to}>: Recipient address rejected: need fully-qualified address"))));
+        return Err(refuse(
+            session,
+            to,
+            Reply::new(
+                553,
+                "5.1.3",
+                format!("<{to}>: Recipient address rejected: need fully-qualified address"),
+            ),
+        ));
     }
-    if config.checks.recipient_domain_must_resolve {
-        if let Domain::Name(name) = to.domain() {
-            let verdict = match dns.domain_exists_for_mail(name).await {
-                Ok(MailDomainStatus::NoMailRecords) | Err(DnsError::NotFound) => {
-                    Some(Reply::new(550, "5.1.2", format!("<{to}>: Recipient address rejected: Domain not found")))
-                }
-                Ok(MailDomainStatus::NullMx) => {
-                    Some(Reply::new(556, "5.1.10", format!("<{to}>: Recipient address rejected: Domain does not accept mail")))
-                }
-                Ok(_) => None,
-                Err(e) => Some(Reply::new(451, "4.4.3", format!("<{to}>: Recipient address rejected: Domain lookup failed ({e})"))),
-            };
-            if let Some(reply) = verdict {
-                return Err(refuse(session, to, reply));
-            }
+    if config.checks.recipient_domain_must_resolve
+        && let Domain::Name(name) = to.domain()
+    {
+        let verdict = match dns.domain_exists_for_mail(name).await {
+            Ok(MailDomainStatus::NoMailRecords) | Err(DnsError::NotFound) => Some(Reply::new(
+                550,
+                "5.1.2",
+                format!("<{to}>: Recipient address rejected: Domain not found"),
+            )),
+            Ok(MailDomainStatus::NullMx) => Some(Reply::new(
+                556,
+                "5.1.10",
+                format!("<{to}>: Recipient address rejected: Domain does not accept mail"),
+            )),
+            Ok(_) => None,
+            Err(e) => Some(Reply::new(
+                451,
+                "4.4.3",
+                format!("<{to}>: Recipient address rejected: Domain lookup failed ({e})"),
+            )),
+        };
+        if let Some(reply) = verdict {
+            return Err(refuse(session, to, reply));
         }
     }
     Ok(vec![Target::Remote(key)])

@@ -13,7 +13,13 @@ use crate::smtp::reply::Reply;
 use crate::store::Store;
 
 /// Checks MAIL FROM; `None` lets it through.
-pub async fn check(config: &Config, store: &Store, dns: &Dns, session: &SessionInfo, from: &ReversePath) -> Option<Reply> {
+pub async fn check(
+    config: &Config,
+    store: &Store,
+    dns: &Dns,
+    session: &SessionInfo,
+    from: &ReversePath,
+) -> Option<Reply> {
     let ReversePath::Mailbox(addr) = from else {
         return None; // <>: the sender of bounces
     };
@@ -22,33 +28,62 @@ pub async fn check(config: &Config, store: &Store, dns: &Dns, session: &SessionI
     Some(reply)
 }
 
-async fn check_mailbox(config: &Config, store: &Store, dns: &Dns, session: &SessionInfo, addr: &Address) -> Option<Reply> {
+async fn check_mailbox(
+    config: &Config,
+    store: &Store,
+    dns: &Dns,
+    session: &SessionInfo,
+    addr: &Address,
+) -> Option<Reply> {
     let domain = addr.domain_text().to_ascii_lowercase();
     let local = config.is_local_domain(&domain);
     if !local && !addr.is_fqdn() && !is_local_program(session, &domain) {
-        return Some(Reply::new(553, "5.1.7", format!("<{addr}>: Sender address rejected: need fully-qualified address")));
+        return Some(Reply::new(
+            553,
+            "5.1.7",
+            format!("<{addr}>: Sender address rejected: need fully-qualified address"),
+        ));
     }
-    if let Some(user) = &session.user {
-        if config.checks.sender_must_match_login && !owns(config, store, user, &addr.to_lowercase_key()) {
-            return Some(Reply::new(553, "5.7.1", format!("<{addr}>: Sender address rejected: not owned by user {user}")));
-        }
+    if let Some(user) = &session.user
+        && config.checks.sender_must_match_login
+        && !owns(config, store, user, &addr.to_lowercase_key())
+    {
+        return Some(Reply::new(
+            553,
+            "5.7.1",
+            format!("<{addr}>: Sender address rejected: not owned by user {user}"),
+        ));
     }
-    if local && config.checks.local_sender_needs_auth && session.user.is_none() && !session.trusted {
-        return Some(Reply::new(550, "5.7.1", format!("<{addr}>: Sender address rejected: local sender needs authentication")));
+    if local && config.checks.local_sender_needs_auth && session.user.is_none() && !session.trusted
+    {
+        return Some(Reply::new(
+            550,
+            "5.7.1",
+            format!("<{addr}>: Sender address rejected: local sender needs authentication"),
+        ));
     }
-    if !local && config.checks.sender_domain_must_resolve {
-        if let Domain::Name(name) = addr.domain() {
-            return match dns.domain_exists_for_mail(name).await {
-                Ok(MailDomainStatus::NoMailRecords) | Err(DnsError::NotFound) => {
-                    Some(Reply::new(550, "5.1.8", format!("<{addr}>: Sender address rejected: Domain not found")))
-                }
-                Ok(MailDomainStatus::NullMx) => {
-                    Some(Reply::new(550, "5.7.27", format!("<{addr}>: Sender address rejected: Domain does not accept mail (null MX)")))
-                }
-                Ok(_) => None,
-                Err(e) => Some(Reply::new(451, "4.4.3", format!("<{addr}>: Sender address rejected: Domain lookup failed ({e})"))),
-            };
-        }
+    if !local
+        && config.checks.sender_domain_must_resolve
+        && let Domain::Name(name) = addr.domain()
+    {
+        return match dns.domain_exists_for_mail(name).await {
+            Ok(MailDomainStatus::NoMailRecords) | Err(DnsError::NotFound) => Some(Reply::new(
+                550,
+                "5.1.8",
+                format!("<{addr}>: Sender address rejected: Domain not found"),
+            )),
+            Ok(MailDomainStatus::NullMx) => Some(Reply::new(
+                550,
+                "5.7.27",
+                format!("<{addr}>: Sender address rejected: Domain does not accept mail (null MX)"),
+            )),
+            Ok(_) => None,
+            Err(e) => Some(Reply::new(
+                451,
+                "4.4.3",
+                format!("<{addr}>: Sender address rejected: Domain lookup failed ({e})"),
+            )),
+        };
     }
     None
 }
@@ -60,7 +95,9 @@ async fn check_mailbox(config: &Config, store: &Store, dns: &Dns, session: &Sess
 fn is_local_program(session: &SessionInfo, domain: &str) -> bool {
     static SYSTEM_HOSTNAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     let system = SYSTEM_HOSTNAME.get_or_init(|| {
-        std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_ascii_lowercase()).unwrap_or_default()
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_ascii_lowercase())
+            .unwrap_or_default()
     });
     session.client.ip().is_loopback() && !system.is_empty() && domain.eq_ignore_ascii_case(system)
 }
@@ -76,19 +113,27 @@ pub fn owns(config: &Config, store: &Store, user: &str, address: &str) -> bool {
 
 /// At end of data on authenticated sessions: every `From:` address must be
 /// the user's own too.
-pub fn check_header_from(config: &Config, store: &Store, session: &SessionInfo, _from: &ReversePath, headers: &[u8]) -> Option<Reply> {
+pub fn check_header_from(
+    config: &Config,
+    store: &Store,
+    session: &SessionInfo,
+    _from: &ReversePath,
+    headers: &[u8],
+) -> Option<Reply> {
     let user = session.user.as_ref()?;
     if !config.checks.sender_must_match_login {
         return None;
     }
     let message = mail_parser::MessageParser::default().parse_headers(headers)?;
-    let Some(from) = message.from() else {
-        return None;
-    };
+    let from = message.from()?;
     for a in from.iter() {
         let Some(addr) = a.address() else { continue };
         if !owns(config, store, user, &addr.to_ascii_lowercase()) {
-            let reply = Reply::new(550, "5.7.1", format!("From: <{addr}> is not owned by user {user}"));
+            let reply = Reply::new(
+                550,
+                "5.7.1",
+                format!("From: <{addr}> is not owned by user {user}"),
+            );
             tracing::info!(client = %session.client, user = %user, from_header = %addr, "message refused: From: forgery");
             return Some(reply);
         }

@@ -17,7 +17,10 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("config file {path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("config: {key}: {message}")]
@@ -25,7 +28,10 @@ pub enum ConfigError {
 }
 
 fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid { key: key.to_string(), message: message.into() }
+    ConfigError::Invalid {
+        key: key.to_string(),
+        message: message.into(),
+    }
 }
 
 /// Which protocol a listener speaks.
@@ -62,7 +68,10 @@ impl Protocol {
 
     /// Listeners that start in TLS.
     pub fn implicit_tls(self) -> bool {
-        matches!(self, Protocol::Submissions | Protocol::Pop3s | Protocol::Imaps | Protocol::Https)
+        matches!(
+            self,
+            Protocol::Submissions | Protocol::Pop3s | Protocol::Imaps | Protocol::Https
+        )
     }
 }
 
@@ -287,7 +296,9 @@ impl Config {
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
         match path {
             Some(p) => Config::from_file(p),
-            None if Path::new(DEFAULT_CONFIG_PATH).exists() => Config::from_file(Path::new(DEFAULT_CONFIG_PATH)),
+            None if Path::new(DEFAULT_CONFIG_PATH).exists() => {
+                Config::from_file(Path::new(DEFAULT_CONFIG_PATH))
+            }
             None => {
                 let mut c = Config::default();
                 c.finish(Path::new("."))?;
@@ -301,9 +312,15 @@ impl Config {
             path: path.to_path_buf(),
             source,
         })?;
-        let base = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let base = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         Config::from_toml(&text, base).map_err(|e| match e {
-            ConfigError::Parse { message, .. } => ConfigError::Parse { path: path.to_path_buf(), message },
+            ConfigError::Parse { message, .. } => ConfigError::Parse {
+                path: path.to_path_buf(),
+                message,
+            },
             other => other,
         })
     }
@@ -342,10 +359,19 @@ impl Config {
             }
         }
         self.hostname = self.hostname.trim().to_string();
-        self.local_domains = self.local_domains.iter().map(|d| d.trim().to_ascii_lowercase()).collect();
+        self.local_domains = self
+            .local_domains
+            .iter()
+            .map(|d| d.trim().to_ascii_lowercase())
+            .collect();
         self.aliases = std::mem::take(&mut self.aliases)
             .into_iter()
-            .map(|(k, v)| (k.to_ascii_lowercase(), v.into_iter().map(|t| t.to_ascii_lowercase()).collect()))
+            .map(|(k, v)| {
+                (
+                    k.to_ascii_lowercase(),
+                    v.into_iter().map(|t| t.to_ascii_lowercase()).collect(),
+                )
+            })
             .collect();
         self.validate()
     }
@@ -354,31 +380,50 @@ impl Config {
         if self.hostname.is_empty() || self.hostname.contains(char::is_whitespace) {
             return Err(invalid("hostname", "must be a host name without spaces"));
         }
-        if self.local_domains.iter().any(|d| d.is_empty() || d.contains('@')) {
+        if self
+            .local_domains
+            .iter()
+            .any(|d| d.is_empty() || d.contains('@'))
+        {
             return Err(invalid("local_domains", "each entry must be a domain name"));
         }
         for (from, to) in &self.aliases {
             if !from.contains('@') {
-                return Err(invalid(&format!("aliases.\"{from}\""), "an alias must be a full address (local@domain)"));
+                return Err(invalid(
+                    &format!("aliases.\"{from}\""),
+                    "an alias must be a full address (local@domain)",
+                ));
             }
             if to.is_empty() || to.iter().any(|t| !t.contains('@')) {
-                return Err(invalid(&format!("aliases.\"{from}\""), "targets must be a non-empty list of full addresses"));
+                return Err(invalid(
+                    &format!("aliases.\"{from}\""),
+                    "targets must be a non-empty list of full addresses",
+                ));
             }
         }
         let mut seen = std::collections::HashSet::new();
         for l in &self.listen {
             if l.address.port() != 0 && !seen.insert(l.address) {
-                return Err(invalid("listen", format!("address {} is used twice", l.address)));
+                return Err(invalid(
+                    "listen",
+                    format!("address {} is used twice", l.address),
+                ));
             }
         }
         if self.tls.certificate.is_some() != self.tls.private_key.is_some() {
             return Err(invalid("tls", "certificate and private_key go together"));
         }
         if self.queue.retry_intervals.is_empty() {
-            return Err(invalid("queue.retry_intervals", "needs at least one interval"));
+            return Err(invalid(
+                "queue.retry_intervals",
+                "needs at least one interval",
+            ));
         }
         if self.queue.max_concurrent_deliveries == 0 {
-            return Err(invalid("queue.max_concurrent_deliveries", "must be at least 1"));
+            return Err(invalid(
+                "queue.max_concurrent_deliveries",
+                "must be at least 1",
+            ));
         }
         if self.limits.max_recipients == 0 {
             return Err(invalid("limits.max_recipients", "must be at least 1"));
@@ -386,15 +431,23 @@ impl Config {
         if self.limits.max_connections == 0 {
             return Err(invalid("limits.max_connections", "must be at least 1"));
         }
-        if let Some(s) = &self.relay.smarthost {
-            if s.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()).is_none() {
-                return Err(invalid("relay.smarthost", format!("{s:?} must be host:port")));
-            }
+        if let Some(s) = &self.relay.smarthost
+            && s.rsplit_once(':')
+                .and_then(|(_, p)| p.parse::<u16>().ok())
+                .is_none()
+        {
+            return Err(invalid(
+                "relay.smarthost",
+                format!("{s:?} must be host:port"),
+            ));
         }
         let mut names = std::collections::HashSet::new();
         for p in &self.plugin {
             if !names.insert(p.name.as_str()) {
-                return Err(invalid("plugin", format!("two plugins are named {:?}", p.name)));
+                return Err(invalid(
+                    "plugin",
+                    format!("two plugins are named {:?}", p.name),
+                ));
             }
         }
         Ok(())
@@ -403,13 +456,16 @@ impl Config {
     /// Is `domain` one of ours (case-insensitive)?
     pub fn is_local_domain(&self, domain: &str) -> bool {
         let d = domain.to_ascii_lowercase();
-        self.local_domains.iter().any(|l| *l == d)
+        self.local_domains.contains(&d)
     }
 
     /// Is this client address in `relay.trusted_networks`?
     pub fn is_trusted(&self, ip: IpAddr) -> bool {
         let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(v6)),
+            IpAddr::V6(v6) => v6
+                .to_ipv4_mapped()
+                .map(IpAddr::V4)
+                .unwrap_or(IpAddr::V6(v6)),
             v4 => v4,
         };
         self.relay.trusted_networks.iter().any(|n| n.contains(&ip))
@@ -443,9 +499,12 @@ mod tests {
 
     #[test]
     fn unknown_key_is_named_with_its_line() {
-        let err = Config::from_toml("hostname = \"a.test\"\n\n[limits]\nmax_mesage_size = 5\n", Path::new("."))
-            .unwrap_err()
-            .to_string();
+        let err = Config::from_toml(
+            "hostname = \"a.test\"\n\n[limits]\nmax_mesage_size = 5\n",
+            Path::new("."),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("max_mesage_size"), "{err}");
         assert!(err.contains("line 4"), "{err}");
     }
@@ -494,7 +553,10 @@ on_error = "tempfail"
         assert!(c.is_trusted("127.0.0.9".parse().unwrap()));
         assert!(!c.is_trusted("10.0.0.1".parse().unwrap()));
         assert_eq!(c.limits.max_message_size.0, 25 * 1024 * 1024);
-        assert_eq!(c.plugin[0].path, PathBuf::from("/srv/plugins/no_nobody.wasm"));
+        assert_eq!(
+            c.plugin[0].path,
+            PathBuf::from("/srv/plugins/no_nobody.wasm")
+        );
         assert!(c.checks.sender_domain_must_resolve);
     }
 }

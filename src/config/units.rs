@@ -25,7 +25,11 @@ impl ConfigDuration {
             "m" => Duration::from_secs(n * 60),
             "h" => Duration::from_secs(n * 3600),
             "d" => Duration::from_secs(n * 86400),
-            other => return Err(format!("duration {text:?} has unknown unit {other:?} (use ms, s, m, h, d)")),
+            other => {
+                return Err(format!(
+                    "duration {text:?} has unknown unit {other:?} (use ms, s, m, h, d)"
+                ));
+            }
         };
         Ok(ConfigDuration(d))
     }
@@ -34,13 +38,13 @@ impl ConfigDuration {
 impl fmt::Display for ConfigDuration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ms = self.0.as_millis();
-        if ms % 86_400_000 == 0 && ms > 0 {
+        if ms.is_multiple_of(86_400_000) && ms > 0 {
             write!(f, "{}d", ms / 86_400_000)
-        } else if ms % 3_600_000 == 0 && ms > 0 {
+        } else if ms.is_multiple_of(3_600_000) && ms > 0 {
             write!(f, "{}h", ms / 3_600_000)
-        } else if ms % 60_000 == 0 && ms > 0 {
+        } else if ms.is_multiple_of(60_000) && ms > 0 {
             write!(f, "{}m", ms / 60_000)
-        } else if ms % 1000 == 0 {
+        } else if ms.is_multiple_of(1000) {
             write!(f, "{}s", ms / 1000)
         } else {
             write!(f, "{ms}ms")
@@ -81,7 +85,11 @@ impl ByteSize {
             "MiB" => 1024 * 1024,
             "GB" => 1000 * 1000 * 1000,
             "GiB" => 1024 * 1024 * 1024,
-            other => return Err(format!("size {text:?} has unknown unit {other:?} (use B, KiB, MiB, GiB, KB, MB, GB)")),
+            other => {
+                return Err(format!(
+                    "size {text:?} has unknown unit {other:?} (use B, KiB, MiB, GiB, KB, MB, GB)"
+                ));
+            }
         };
         n.checked_mul(mult)
             .map(ByteSize)
@@ -98,7 +106,9 @@ impl<'de> Deserialize<'de> for ByteSize {
                 f.write_str("a size in bytes or a string like \"25MiB\"")
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<ByteSize, E> {
-                u64::try_from(v).map(ByteSize).map_err(|_| E::custom("a size cannot be negative"))
+                u64::try_from(v)
+                    .map(ByteSize)
+                    .map_err(|_| E::custom("a size cannot be negative"))
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<ByteSize, E> {
                 Ok(ByteSize(v))
@@ -123,11 +133,26 @@ mod tests {
 
     #[test]
     fn parses_durations() {
-        assert_eq!(ConfigDuration::parse("90s").unwrap().0, Duration::from_secs(90));
-        assert_eq!(ConfigDuration::parse("5m").unwrap().0, Duration::from_secs(300));
-        assert_eq!(ConfigDuration::parse("4h").unwrap().0, Duration::from_secs(4 * 3600));
-        assert_eq!(ConfigDuration::parse("5d").unwrap().0, Duration::from_secs(5 * 86400));
-        assert_eq!(ConfigDuration::parse("200ms").unwrap().0, Duration::from_millis(200));
+        assert_eq!(
+            ConfigDuration::parse("90s").unwrap().0,
+            Duration::from_secs(90)
+        );
+        assert_eq!(
+            ConfigDuration::parse("5m").unwrap().0,
+            Duration::from_secs(300)
+        );
+        assert_eq!(
+            ConfigDuration::parse("4h").unwrap().0,
+            Duration::from_secs(4 * 3600)
+        );
+        assert_eq!(
+            ConfigDuration::parse("5d").unwrap().0,
+            Duration::from_secs(5 * 86400)
+        );
+        assert_eq!(
+            ConfigDuration::parse("200ms").unwrap().0,
+            Duration::from_millis(200)
+        );
         assert!(ConfigDuration::parse("5").is_err());
         assert!(ConfigDuration::parse("5w").is_err());
         assert!(ConfigDuration::parse("m").is_err());

@@ -7,8 +7,8 @@
 
 use super::mx::NextHop;
 pub use super::tls::{ClientSetupError, opportunistic_tls_config};
-use super::wire::Wire;
 pub use super::wire::ReplyInfo;
+use super::wire::Wire;
 use crate::smtp::command::xtext_encode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -235,7 +235,10 @@ impl ClientSession {
                     .start_tls(tls_cfg, &hop.host)
                     .await
                     .map_err(|e| AttemptError::Tls(remote.clone(), e.to_string()))?;
-                tracing::debug!(remote, "TLS {version} (certificate not verified: opportunistic)");
+                tracing::debug!(
+                    remote,
+                    "TLS {version} (certificate not verified: opportunistic)"
+                );
                 tls = Some(version);
                 ext = ehlo(&mut wire, &remote, cfg).await?;
             } else {
@@ -245,16 +248,26 @@ impl ClientSession {
         if let Some((user, pass)) = &cfg.auth {
             if tls.is_some() && ext.auth_plain {
                 let token = crate::auth::encode_b64(&format!("\0{user}\0{pass}"));
-                wire.send(format!("AUTH PLAIN {token}\r\n").as_bytes()).await.map_err(io)?;
+                wire.send(format!("AUTH PLAIN {token}\r\n").as_bytes())
+                    .await
+                    .map_err(io)?;
                 let r = wire.reply(cfg.timeouts.mail).await.map_err(io)?;
                 if !r.is_positive() {
                     return Err(AttemptError::Auth(remote, r));
                 }
             } else {
-                tracing::warn!(remote, "smarthost credentials not sent: no TLS or no AUTH PLAIN offered");
+                tracing::warn!(
+                    remote,
+                    "smarthost credentials not sent: no TLS or no AUTH PLAIN offered"
+                );
             }
         }
-        Ok(ClientSession { wire, ext, remote, tls })
+        Ok(ClientSession {
+            wire,
+            ext,
+            remote,
+            tls,
+        })
     }
 
     /// "host[ip]:port" of the peer.
@@ -294,16 +307,21 @@ impl ClientSession {
         let ext = &self.ext;
         let wire = &mut self.wire;
         let io = |e| AttemptError::Io(remote.clone(), e);
-        if let Some(max) = ext.size {
-            if max > 0 && env.size > max {
-                return Err(AttemptError::TooBig(remote, env.size, max));
-            }
+        if let Some(max) = ext.size
+            && max > 0
+            && env.size > max
+        {
+            return Err(AttemptError::TooBig(remote, env.size, max));
         }
         if env.smtputf8 && !ext.smtputf8 {
             return Err(AttemptError::NeedsSmtputf8(remote));
         }
         let mail = mail_command(ext, env);
-        let rcpts: Vec<String> = env.recipients.iter().map(|r| rcpt_command(ext, r)).collect();
+        let rcpts: Vec<String> = env
+            .recipients
+            .iter()
+            .map(|r| rcpt_command(ext, r))
+            .collect();
         let t = &cfg.timeouts;
         let (mail_reply, rcpt_replies, data_reply) = if ext.pipelining {
             let mut batch = mail.clone().into_bytes();
@@ -331,7 +349,14 @@ impl ClientSession {
             }
             (m, rr, None)
         };
-        let done = |results| Ok(DeliveryReport { results, remote: remote.clone(), tls: tls.clone(), dsn: ext.dsn });
+        let done = |results| {
+            Ok(DeliveryReport {
+                results,
+                remote: remote.clone(),
+                tls: tls.clone(),
+                dsn: ext.dsn,
+            })
+        };
         if !mail_reply.is_positive() {
             if data_reply.as_ref().is_some_and(|d| d.code == 354) {
                 wire.send(b".\r\n").await.map_err(io)?;
@@ -340,7 +365,10 @@ impl ClientSession {
             return Err(AttemptError::MailFrom(remote.clone(), mail_reply));
         }
         let accepted: Vec<bool> = rcpt_replies.iter().map(|r| r.is_positive()).collect();
-        let mut results: Vec<RecipientResult> = rcpt_replies.into_iter().map(RecipientResult::from_reply).collect();
+        let mut results: Vec<RecipientResult> = rcpt_replies
+            .into_iter()
+            .map(RecipientResult::from_reply)
+            .collect();
         let any = accepted.iter().any(|a| *a);
         let data_reply = match data_reply {
             Some(d) => d,
@@ -375,7 +403,10 @@ impl ClientSession {
     }
 }
 
-async fn connect(hop: &NextHop, cfg: &ClientConfig) -> Result<(TcpStream, std::net::SocketAddr), AttemptError> {
+async fn connect(
+    hop: &NextHop,
+    cfg: &ClientConfig,
+) -> Result<(TcpStream, std::net::SocketAddr), AttemptError> {
     let mut last = String::from("no addresses");
     for addr in &hop.addrs {
         match tokio::time::timeout(cfg.connect_timeout, TcpStream::connect(addr)).await {
@@ -390,14 +421,22 @@ async fn connect(hop: &NextHop, cfg: &ClientConfig) -> Result<(TcpStream, std::n
     Err(AttemptError::Connect(hop.host.clone(), last))
 }
 
-async fn ehlo(wire: &mut Wire, remote: &str, cfg: &ClientConfig) -> Result<Extensions, AttemptError> {
+async fn ehlo(
+    wire: &mut Wire,
+    remote: &str,
+    cfg: &ClientConfig,
+) -> Result<Extensions, AttemptError> {
     let io = |e| AttemptError::Io(remote.to_string(), e);
-    wire.send(format!("EHLO {}\r\n", cfg.helo_name).as_bytes()).await.map_err(io)?;
+    wire.send(format!("EHLO {}\r\n", cfg.helo_name).as_bytes())
+        .await
+        .map_err(io)?;
     let r = wire.reply(cfg.timeouts.mail).await.map_err(io)?;
     if r.is_positive() {
         return Ok(Extensions::from_reply(&r));
     }
-    wire.send(format!("HELO {}\r\n", cfg.helo_name).as_bytes()).await.map_err(io)?;
+    wire.send(format!("HELO {}\r\n", cfg.helo_name).as_bytes())
+        .await
+        .map_err(io)?;
     let r = wire.reply(cfg.timeouts.mail).await.map_err(io)?;
     if r.is_positive() {
         return Ok(Extensions::default());
@@ -444,7 +483,11 @@ fn rcpt_command(ext: &Extensions, r: &OutboundRecipient) -> String {
 
 /// Streams the message: bare CR or LF become CRLF, leading dots are doubled,
 /// and the end is `CRLF . CRLF`.
-async fn send_body(wire: &mut Wire, message: &mut (dyn AsyncRead + Unpin + Send), block: Duration) -> std::io::Result<()> {
+async fn send_body(
+    wire: &mut Wire,
+    message: &mut (dyn AsyncRead + Unpin + Send),
+    block: Duration,
+) -> std::io::Result<()> {
     let mut enc = BodyEncoder::default();
     let mut buf = vec![0u8; 64 * 1024];
     let mut out = Vec::with_capacity(70 * 1024);
@@ -456,7 +499,9 @@ async fn send_body(wire: &mut Wire, message: &mut (dyn AsyncRead + Unpin + Send)
         enc.feed(&buf[..n], &mut out);
         tokio::time::timeout(block, wire.send(&out))
             .await
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out sending data"))??;
+            .map_err(|_| {
+                std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out sending data")
+            })??;
         out.clear();
     }
     enc.finish(&mut out);
@@ -472,7 +517,10 @@ pub struct BodyEncoder {
 
 impl Default for BodyEncoder {
     fn default() -> Self {
-        BodyEncoder { line_start: true, cr: false }
+        BodyEncoder {
+            line_start: true,
+            cr: false,
+        }
     }
 }
 
@@ -533,7 +581,10 @@ mod tests {
     #[test]
     fn stuffs_and_never_sends_bare_line_ends() {
         assert_eq!(encode(b"a\r\n.b\r\n"), b"a\r\n..b\r\n.\r\n");
-        assert_eq!(encode(b"a\n.\nMAIL\r.\r"), b"a\r\n..\r\nMAIL\r\n..\r\n.\r\n");
+        assert_eq!(
+            encode(b"a\n.\nMAIL\r.\r"),
+            b"a\r\n..\r\nMAIL\r\n..\r\n.\r\n"
+        );
         assert_eq!(encode(b"no newline"), b"no newline\r\n.\r\n");
         assert_eq!(encode(b""), b".\r\n");
     }

@@ -64,7 +64,11 @@ impl MxResolver {
     /// The hops for `domain`, most preferred first.
     pub async fn resolve(&self, domain: &str, port: u16) -> Result<Vec<NextHop>, RouteError> {
         if let Some(ip) = literal(domain) {
-            return Ok(vec![NextHop { host: domain.to_string(), addrs: vec![SocketAddr::new(ip, port)], preference: 0 }]);
+            return Ok(vec![NextHop {
+                host: domain.to_string(),
+                addrs: vec![SocketAddr::new(ip, port)],
+                preference: 0,
+            }]);
         }
         let records = match self.dns.mx(domain).await {
             Ok(r) => r,
@@ -78,7 +82,10 @@ impl MxResolver {
             return match self.dns.ip_addrs(domain).await {
                 Ok(ips) => Ok(vec![NextHop {
                     host: domain.to_string(),
-                    addrs: ips.into_iter().map(|ip| SocketAddr::new(ip, port)).collect(),
+                    addrs: ips
+                        .into_iter()
+                        .map(|ip| SocketAddr::new(ip, port))
+                        .collect(),
                     preference: 0,
                 }]),
                 Err(DnsError::NotFound) => Err(RouteError::NoDomain(domain.to_string())),
@@ -93,11 +100,16 @@ impl MxResolver {
         for (preference, host) in records {
             match self.dns.ip_addrs(&host).await {
                 Ok(ips) => hops.push(NextHop {
-                    addrs: ips.into_iter().map(|ip| SocketAddr::new(ip, port)).collect(),
+                    addrs: ips
+                        .into_iter()
+                        .map(|ip| SocketAddr::new(ip, port))
+                        .collect(),
                     host,
                     preference,
                 }),
-                Err(DnsError::NotFound) => tracing::info!(domain, mx = %host, "MX host has no address; skipped"),
+                Err(DnsError::NotFound) => {
+                    tracing::info!(domain, mx = %host, "MX host has no address; skipped")
+                }
                 Err(e) => temporary = Some(e.to_string()),
             }
         }
@@ -119,11 +131,18 @@ impl MxResolver {
         let host = host.trim_start_matches('[').trim_end_matches(']');
         let ips = match host.parse::<IpAddr>() {
             Ok(ip) => vec![ip],
-            Err(_) => self.dns.ip_addrs(host).await.map_err(|e| RouteError::Temporary(host.to_string(), e.to_string()))?,
+            Err(_) => self
+                .dns
+                .ip_addrs(host)
+                .await
+                .map_err(|e| RouteError::Temporary(host.to_string(), e.to_string()))?,
         };
         Ok(vec![NextHop {
             host: host.to_string(),
-            addrs: ips.into_iter().map(|ip| SocketAddr::new(ip, port)).collect(),
+            addrs: ips
+                .into_iter()
+                .map(|ip| SocketAddr::new(ip, port))
+                .collect(),
             preference: 0,
         }])
     }

@@ -56,7 +56,9 @@ impl ConnectionPool {
         let mut map = self.lock();
         let mut out = Vec::new();
         for list in map.values_mut() {
-            let (old, fresh): (Vec<_>, Vec<_>) = std::mem::take(list).into_iter().partition(|(_, t)| t.elapsed() >= self.idle_time);
+            let (old, fresh): (Vec<_>, Vec<_>) = std::mem::take(list)
+                .into_iter()
+                .partition(|(_, t)| t.elapsed() >= self.idle_time);
             *list = fresh;
             out.extend(old.into_iter().map(|(s, _)| s));
         }
@@ -67,6 +69,8 @@ impl ConnectionPool {
     /// Every idle session (at shutdown).
     pub fn drain(&self) -> Vec<ClientSession> {
         let mut map = self.lock();
-        map.drain().flat_map(|(_, l)| l.into_iter().map(|(s, _)| s)).collect()
+        map.drain()
+            .flat_map(|(_, l)| l.into_iter().map(|(s, _)| s))
+            .collect()
     }
 }

@@ -59,16 +59,25 @@ fn bad(msg: &str) -> io::Error {
 
 fn is_enhanced(s: &str) -> bool {
     let parts: Vec<&str> = s.split('.').collect();
-    parts.len() == 3 && matches!(parts[0], "2" | "4" | "5") && parts[1..].iter().all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()))
+    parts.len() == 3
+        && matches!(parts[0], "2" | "4" | "5")
+        && parts[1..]
+            .iter()
+            .all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 impl Wire {
     pub fn new(io: Box<dyn Io>) -> Wire {
-        Wire { io: Some(io), buf: Vec::with_capacity(4096) }
+        Wire {
+            io: Some(io),
+            buf: Vec::with_capacity(4096),
+        }
     }
 
     fn io(&mut self) -> io::Result<&mut Box<dyn Io>> {
-        self.io.as_mut().ok_or_else(|| io::Error::other("connection closed"))
+        self.io
+            .as_mut()
+            .ok_or_else(|| io::Error::other("connection closed"))
     }
 
     async fn read_line(&mut self) -> io::Result<String> {
@@ -87,7 +96,10 @@ impl Wire {
             let mut chunk = [0u8; 4096];
             let n = self.io()?.read(&mut chunk).await?;
             if n == 0 {
-                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed by the next hop"));
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "connection closed by the next hop",
+                ));
             }
             self.buf.extend_from_slice(&chunk[..n]);
         }
@@ -129,16 +141,29 @@ impl Wire {
             return Err(bad(&format!("reply code {code} out of range")));
         }
         let first = lines.first().map(String::as_str).unwrap_or("");
-        let enhanced = first.split(' ').next().filter(|e| is_enhanced(e)).map(str::to_string);
+        let enhanced = first
+            .split(' ')
+            .next()
+            .filter(|e| is_enhanced(e))
+            .map(str::to_string);
         let text = lines
             .iter()
             .map(|l| match &enhanced {
-                Some(e) => l.strip_prefix(e.as_str()).unwrap_or(l).trim_start().to_string(),
+                Some(e) => l
+                    .strip_prefix(e.as_str())
+                    .unwrap_or(l)
+                    .trim_start()
+                    .to_string(),
                 None => l.clone(),
             })
             .collect::<Vec<_>>()
             .join(" ");
-        Ok(ReplyInfo { code, enhanced, text, lines })
+        Ok(ReplyInfo {
+            code,
+            enhanced,
+            text,
+            lines,
+        })
     }
 
     pub async fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
@@ -149,13 +174,22 @@ impl Wire {
 
     /// Starts TLS over the current stream. Anything the server sent before
     /// the handshake is dropped (it cannot be trusted).
-    pub async fn start_tls(&mut self, config: Arc<rustls::ClientConfig>, host: &str) -> io::Result<String> {
+    pub async fn start_tls(
+        &mut self,
+        config: Arc<rustls::ClientConfig>,
+        host: &str,
+    ) -> io::Result<String> {
         self.buf.clear();
-        let io = self.io.take().ok_or_else(|| io::Error::other("connection closed"))?;
+        let io = self
+            .io
+            .take()
+            .ok_or_else(|| io::Error::other("connection closed"))?;
         let name = rustls::pki_types::ServerName::try_from(host.to_string())
             .or_else(|_| rustls::pki_types::ServerName::try_from("localhost".to_string()))
             .map_err(|e| io::Error::other(e.to_string()))?;
-        let tls = tokio_rustls::TlsConnector::from(config).connect(name, io).await?;
+        let tls = tokio_rustls::TlsConnector::from(config)
+            .connect(name, io)
+            .await?;
         let version = crate::tls::version_name(tls.get_ref().1.protocol_version()).to_string();
         self.io = Some(Box::new(tls));
         Ok(version)
@@ -175,13 +209,18 @@ mod tests {
     #[tokio::test]
     async fn reads_multiline_replies_with_enhanced_codes() {
         let (a, mut b) = tokio::io::duplex(1024);
-        b.write_all(b"250-mx.test Hello\r\n250-SIZE 1000\r\n250 PIPELINING\r\n550 5.1.1 <x@y>: User unknown\r\n").await.unwrap();
+        b.write_all(b"250-mx.test Hello\r\n250-SIZE 1000\r\n250 PIPELINING\r\n550 5.1.1 <x@y>: User unknown\r\n")
+            .await
+            .unwrap();
         let mut w = Wire::new(Box::new(a));
         let r = w.reply(Duration::from_secs(5)).await.unwrap();
         assert_eq!(r.code, 250);
         assert_eq!(r.lines, vec!["mx.test Hello", "SIZE 1000", "PIPELINING"]);
         let r = w.reply(Duration::from_secs(5)).await.unwrap();
-        assert_eq!((r.code, r.enhanced.as_deref(), r.text.as_str()), (550, Some("5.1.1"), "<x@y>: User unknown"));
+        assert_eq!(
+            (r.code, r.enhanced.as_deref(), r.text.as_str()),
+            (550, Some("5.1.1"), "<x@y>: User unknown")
+        );
         b.write_all(b"hello\r\n").await.unwrap();
         assert!(w.reply(Duration::from_secs(5)).await.is_err());
     }

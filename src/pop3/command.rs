@@ -7,7 +7,10 @@ pub enum Command {
     Capa,
     User(String),
     Pass(String),
-    Auth { mechanism: Option<String>, initial: Option<String> },
+    Auth {
+        mechanism: Option<String>,
+        initial: Option<String>,
+    },
     Stls,
     Stat,
     List(Option<usize>),
@@ -39,7 +42,8 @@ fn number(arg: Option<&str>, what: &'static str) -> Result<usize, CommandError> 
 
 /// Parses one line (without CRLF).
 pub fn parse(line: &[u8]) -> Result<Command, CommandError> {
-    let text = std::str::from_utf8(line).map_err(|_| CommandError::Syntax("command is not valid UTF-8"))?;
+    let text = std::str::from_utf8(line)
+        .map_err(|_| CommandError::Syntax("command is not valid UTF-8"))?;
     // PASS takes the rest of the line: passwords may contain spaces.
     let (keyword, rest) = match text.split_once(' ') {
         Some((k, r)) => (k, Some(r)),
@@ -49,7 +53,13 @@ pub fn parse(line: &[u8]) -> Result<Command, CommandError> {
     let a1 = args.next();
     let a2 = args.next();
     let extra = args.next().is_some();
-    let no_args = |cmd: Command| if a1.is_some() { Err(CommandError::Syntax("no arguments expected")) } else { Ok(cmd) };
+    let no_args = |cmd: Command| {
+        if a1.is_some() {
+            Err(CommandError::Syntax("no arguments expected"))
+        } else {
+            Ok(cmd)
+        }
+    };
     match keyword.to_ascii_uppercase().as_str() {
         "CAPA" => no_args(Command::Capa),
         "USER" => match (a1, a2) {
@@ -73,12 +83,16 @@ pub fn parse(line: &[u8]) -> Result<Command, CommandError> {
         "STAT" => no_args(Command::Stat),
         "LIST" => match a1 {
             None => Ok(Command::List(None)),
-            Some(_) if a2.is_none() => Ok(Command::List(Some(number(a1, "message number expected")?))),
+            Some(_) if a2.is_none() => {
+                Ok(Command::List(Some(number(a1, "message number expected")?)))
+            }
             Some(_) => Err(CommandError::Syntax("too many arguments")),
         },
         "UIDL" => match a1 {
             None => Ok(Command::Uidl(None)),
-            Some(_) if a2.is_none() => Ok(Command::Uidl(Some(number(a1, "message number expected")?))),
+            Some(_) if a2.is_none() => {
+                Ok(Command::Uidl(Some(number(a1, "message number expected")?)))
+            }
             Some(_) => Err(CommandError::Syntax("too many arguments")),
         },
         "RETR" if a2.is_none() => Ok(Command::Retr(number(a1, "message number expected")?)),
@@ -92,7 +106,9 @@ pub fn parse(line: &[u8]) -> Result<Command, CommandError> {
             let lines = a2
                 .filter(|l| l.bytes().all(|b| b.is_ascii_digit()))
                 .and_then(|l| l.parse::<usize>().ok())
-                .ok_or(CommandError::Syntax("TOP needs a message number and a line count"))?;
+                .ok_or(CommandError::Syntax(
+                    "TOP needs a message number and a line count",
+                ))?;
             Ok(Command::Top(n, lines))
         }
         "NOOP" => no_args(Command::Noop),
@@ -114,8 +130,20 @@ mod tests {
         assert_eq!(parse(b"LIST"), Ok(Command::List(None)));
         assert_eq!(parse(b"list 2"), Ok(Command::List(Some(2))));
         assert_eq!(parse(b"TOP 1 0"), Ok(Command::Top(1, 0)));
-        assert_eq!(parse(b"AUTH PLAIN AGJvYgBwdw=="), Ok(Command::Auth { mechanism: Some("PLAIN".into()), initial: Some("AGJvYgBwdw==".into()) }));
-        assert_eq!(parse(b"AUTH"), Ok(Command::Auth { mechanism: None, initial: None }));
+        assert_eq!(
+            parse(b"AUTH PLAIN AGJvYgBwdw=="),
+            Ok(Command::Auth {
+                mechanism: Some("PLAIN".into()),
+                initial: Some("AGJvYgBwdw==".into())
+            })
+        );
+        assert_eq!(
+            parse(b"AUTH"),
+            Ok(Command::Auth {
+                mechanism: None,
+                initial: None
+            })
+        );
         assert!(parse(b"RETR 0").is_err());
         assert!(parse(b"RETR x").is_err());
         assert!(parse(b"RETR -1").is_err());

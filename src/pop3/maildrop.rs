@@ -53,7 +53,10 @@ impl Iterator for Parts {
 
 impl Maildrop {
     pub fn open(store: &Store, user: &str) -> Result<Maildrop, StoreError> {
-        let uidvalidity = store.folder(user, "INBOX")?.map(|f| f.uidvalidity).unwrap_or(0);
+        let uidvalidity = store
+            .folder(user, "INBOX")?
+            .map(|f| f.uidvalidity)
+            .unwrap_or(0);
         let messages = store.messages(user, "INBOX")?;
         Ok(Maildrop {
             store: store.clone(),
@@ -67,13 +70,23 @@ impl Maildrop {
 
     /// The user's maildrop: from the storage plugin that claims the
     /// mailbox, if one does, else from the store.
-    pub async fn open_for(ctx: &crate::server::ServerContext, user: &str) -> Result<Maildrop, MaildropError> {
+    pub async fn open_for(
+        ctx: &crate::server::ServerContext,
+        user: &str,
+    ) -> Result<Maildrop, MaildropError> {
         let session = ctx.hooks.session();
-        let claimed = if session.has_storage() { session.storage_claim(user).await } else { None };
+        let claimed = if session.has_storage() {
+            session.storage_claim(user).await
+        } else {
+            None
+        };
         let Some(index) = claimed else {
             return Ok(Maildrop::open(&ctx.store, user)?);
         };
-        let list = session.storage_list(index, user).await.map_err(MaildropError::Plugin)?;
+        let list = session
+            .storage_list(index, user)
+            .await
+            .map_err(MaildropError::Plugin)?;
         let messages: Vec<MessageMeta> = list
             .iter()
             .enumerate()
@@ -92,7 +105,11 @@ impl Maildrop {
             uidvalidity: 0,
             deleted: vec![false; messages.len()],
             messages,
-            plugin: Some(PluginMailbox { session, index, ids: list.into_iter().map(|m| m.id).collect() }),
+            plugin: Some(PluginMailbox {
+                session,
+                index,
+                ids: list.into_iter().map(|m| m.id).collect(),
+            }),
         })
     }
 
@@ -107,11 +124,16 @@ impl Maildrop {
 
     /// (number, message) for every message not marked deleted.
     pub fn live(&self) -> impl Iterator<Item = (usize, &MessageMeta)> {
-        self.messages.iter().enumerate().filter(|(i, _)| !self.deleted[*i]).map(|(i, m)| (i + 1, m))
+        self.messages
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !self.deleted[*i])
+            .map(|(i, m)| (i + 1, m))
     }
 
     pub fn stat(&self) -> (usize, u64) {
-        self.live().fold((0, 0), |(n, s), (_, m)| (n + 1, s + m.size))
+        self.live()
+            .fold((0, 0), |(n, s), (_, m)| (n + 1, s + m.size))
     }
 
     /// Marks a message deleted; false if there is no such live message.
@@ -137,14 +159,27 @@ impl Maildrop {
 
     /// Applies the deletions (the UPDATE state).
     pub async fn commit(&self) -> Result<usize, MaildropError> {
-        let uids: Vec<u32> = self.messages.iter().zip(&self.deleted).filter(|(_, d)| **d).map(|(m, _)| m.uid).collect();
+        let uids: Vec<u32> = self
+            .messages
+            .iter()
+            .zip(&self.deleted)
+            .filter(|(_, d)| **d)
+            .map(|(m, _)| m.uid)
+            .collect();
         if uids.is_empty() {
             return Ok(0);
         }
         if let Some(p) = &self.plugin {
             for uid in &uids {
-                let id = p.ids.get(*uid as usize - 1).map(String::as_str).unwrap_or("");
-                p.session.storage_delete(p.index, &self.user, id).await.map_err(MaildropError::Plugin)?;
+                let id = p
+                    .ids
+                    .get(*uid as usize - 1)
+                    .map(String::as_str)
+                    .unwrap_or("");
+                p.session
+                    .storage_delete(p.index, &self.user, id)
+                    .await
+                    .map_err(MaildropError::Plugin)?;
             }
             return Ok(uids.len());
         }
@@ -154,8 +189,16 @@ impl Maildrop {
     /// The message's stored pieces, in order.
     pub async fn parts(&self, m: &MessageMeta) -> Result<Parts, MaildropError> {
         if let Some(p) = &self.plugin {
-            let id = p.ids.get(m.uid as usize - 1).map(String::as_str).unwrap_or("");
-            let pieces = p.session.storage_fetch(p.index, &self.user, id, m.size).await.map_err(MaildropError::Plugin)?;
+            let id = p
+                .ids
+                .get(m.uid as usize - 1)
+                .map(String::as_str)
+                .unwrap_or("");
+            let pieces = p
+                .session
+                .storage_fetch(p.index, &self.user, id, m.size)
+                .await
+                .map_err(MaildropError::Plugin)?;
             return Ok(Parts::Plugin(pieces.into_iter()));
         }
         Ok(Parts::Store(self.store.blob_parts(m.blob)?))
@@ -246,7 +289,10 @@ mod tests {
 
     #[test]
     fn stuffs_dots_at_line_starts() {
-        assert_eq!(stuff(b"A: b\r\n\r\n.x\r\n..\r\nend\r\n", None), b"A: b\r\n\r\n..x\r\n...\r\nend\r\n.\r\n");
+        assert_eq!(
+            stuff(b"A: b\r\n\r\n.x\r\n..\r\nend\r\n", None),
+            b"A: b\r\n\r\n..x\r\n...\r\nend\r\n.\r\n"
+        );
     }
 
     #[test]

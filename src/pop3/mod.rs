@@ -31,7 +31,11 @@ impl MailboxLock {
 
 impl Drop for MailboxLock {
     fn drop(&mut self) {
-        let mut set = self.ctx.pop3_locks.lock().unwrap_or_else(|p| p.into_inner());
+        let mut set = self
+            .ctx
+            .pop3_locks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         set.remove(&self.user);
     }
 }

@@ -49,14 +49,21 @@ pub async fn run(conn: Connection, ctx: Arc<ServerContext>, mut shutdown: Shutdo
 impl Session {
     async fn serve(&mut self) -> io::Result<()> {
         let host = self.ctx.config.hostname.clone();
-        self.conn.write_all(format!("+OK {host} Tern POP3 server ready\r\n").as_bytes()).await?;
+        self.conn
+            .write_all(format!("+OK {host} Tern POP3 server ready\r\n").as_bytes())
+            .await?;
         let timeout = self.ctx.config.limits.command_timeout.0;
         loop {
             if self.conn.buffered().is_empty() {
                 self.conn.flush().await?;
             }
             let line = match tokio::time::timeout(timeout, self.conn.read_line(MAX_LINE)).await {
-                Err(_) => return self.conn.write_all(b"-ERR [SYS/TEMP] autologout: idle too long\r\n").await,
+                Err(_) => {
+                    return self
+                        .conn
+                        .write_all(b"-ERR [SYS/TEMP] autologout: idle too long\r\n")
+                        .await;
+                }
                 Ok(l) => l?,
             };
             let line = match line {
@@ -95,12 +102,16 @@ impl Session {
     }
 
     async fn ok(&mut self, text: &str) -> io::Result<()> {
-        self.conn.write_buffered(format!("+OK {text}\r\n").as_bytes()).await
+        self.conn
+            .write_buffered(format!("+OK {text}\r\n").as_bytes())
+            .await
     }
 
     async fn err(&mut self, text: &str) -> io::Result<()> {
         self.errors += 1;
-        self.conn.write_buffered(format!("-ERR {text}\r\n").as_bytes()).await?;
+        self.conn
+            .write_buffered(format!("-ERR {text}\r\n").as_bytes())
+            .await?;
         if self.errors >= MAX_ERRORS {
             self.conn.flush().await?;
         }
@@ -112,7 +123,14 @@ impl Session {
     }
 
     async fn capa(&mut self) -> io::Result<()> {
-        let mut lines = vec!["+OK Capability list follows", "TOP", "UIDL", "RESP-CODES", "AUTH-RESP-CODE", "PIPELINING"];
+        let mut lines = vec![
+            "+OK Capability list follows",
+            "TOP",
+            "UIDL",
+            "RESP-CODES",
+            "AUTH-RESP-CODE",
+            "PIPELINING",
+        ];
         if self.plaintext_ok() {
             lines.push("USER");
             lines.push("SASL PLAIN");
@@ -133,7 +151,9 @@ impl Session {
                 if self.conn.is_tls() {
                     return self.err("TLS already active").await;
                 }
-                self.conn.write_all(b"+OK Begin TLS negotiation\r\n").await?;
+                self.conn
+                    .write_all(b"+OK Begin TLS negotiation\r\n")
+                    .await?;
                 if let Err(e) = self.conn.start_tls(&self.ctx.tls).await {
                     tracing::info!(client = %self.conn.peer, "STLS handshake failed: {e}");
                     return Err(e);
@@ -142,7 +162,9 @@ impl Session {
             }
             Command::User(name) => {
                 if !self.plaintext_ok() {
-                    return self.err("[AUTH] Plaintext authentication disallowed on non-secure connections; use STLS").await;
+                    return self
+                        .err("[AUTH] Plaintext authentication disallowed on non-secure connections; use STLS")
+                        .await;
                 }
                 self.state = State::Authorization { user: Some(name) };
                 self.ok("send PASS").await
@@ -152,17 +174,26 @@ impl Session {
                     return self.err("USER first").await;
                 };
                 if !self.plaintext_ok() {
-                    return self.err("[AUTH] Plaintext authentication disallowed on non-secure connections; use STLS").await;
+                    return self
+                        .err("[AUTH] Plaintext authentication disallowed on non-secure connections; use STLS")
+                        .await;
                 }
                 self.login(&name, &password).await
             }
-            Command::Auth { mechanism: None, .. } => self.conn.write_buffered(b"+OK\r\nPLAIN\r\n.\r\n").await,
-            Command::Auth { mechanism: Some(m), initial } => {
+            Command::Auth {
+                mechanism: None, ..
+            } => self.conn.write_buffered(b"+OK\r\nPLAIN\r\n.\r\n").await,
+            Command::Auth {
+                mechanism: Some(m),
+                initial,
+            } => {
                 if m != "PLAIN" {
                     return self.err("unsupported authentication mechanism").await;
                 }
                 if !self.plaintext_ok() {
-                    return self.err("[AUTH] Authentication disallowed on non-secure connections; use STLS").await;
+                    return self
+                        .err("[AUTH] Authentication disallowed on non-secure connections; use STLS")
+                        .await;
                 }
                 let response = match initial {
                     Some(r) if r == "=" => String::new(),
@@ -170,7 +201,9 @@ impl Session {
                     None => {
                         self.conn.write_all(b"+ \r\n").await?;
                         match self.conn.read_line(MAX_LINE).await? {
-                            Line::Complete(l) if l == b"*" => return self.err("authentication cancelled").await,
+                            Line::Complete(l) if l == b"*" => {
+                                return self.err("authentication cancelled").await;
+                            }
                             Line::Complete(l) => String::from_utf8_lossy(&l).into_owned(),
                             Line::TooLong => return self.err("line too long").await,
                             Line::Eof => return Ok(()),
@@ -178,36 +211,50 @@ impl Session {
                     }
                 };
                 match decode_plain(&response) {
-                    Ok((authz, authc, pass)) if authz.is_empty() || authz.eq_ignore_ascii_case(&authc) => {
+                    Ok((authz, authc, pass))
+                        if authz.is_empty() || authz.eq_ignore_ascii_case(&authc) =>
+                    {
                         self.login(&authc, &pass).await
                     }
                     Ok(_) => self.err("[AUTH] authorization identity not allowed").await,
                     Err(e) => self.err(&format!("cannot decode response: {e}")).await,
                 }
             }
-            Command::Apop => self.err("APOP is not supported; use USER/PASS or AUTH PLAIN over TLS").await,
+            Command::Apop => {
+                self.err("APOP is not supported; use USER/PASS or AUTH PLAIN over TLS")
+                    .await
+            }
             Command::Noop => self.err("log in first").await,
             _ => self.err("command not valid before login").await,
         }
     }
 
     async fn login(&mut self, login: &str, password: &str) -> io::Result<()> {
-        let Some(account) = self.ctx.auth.verify(self.conn.peer.ip(), login, password).await else {
+        let Some(account) = self
+            .ctx
+            .auth
+            .verify(self.conn.peer.ip(), login, password)
+            .await
+        else {
             return self.err("[AUTH] Authentication failed").await;
         };
         let Some(lock) = MailboxLock::acquire(&self.ctx, &account) else {
             tracing::info!(user = %account, client = %self.conn.peer, "pop3 mailbox in use");
-            return self.err("[IN-USE] Mailbox is locked by another POP3 session").await;
+            return self
+                .err("[IN-USE] Mailbox is locked by another POP3 session")
+                .await;
         };
         match Maildrop::open_for(&self.ctx, &account).await {
             Ok(drop) => {
                 let (n, size) = drop.stat();
                 self.state = State::Transaction { drop, _lock: lock };
-                self.ok(&format!("Logged in, {n} messages ({size} octets)")).await
+                self.ok(&format!("Logged in, {n} messages ({size} octets)"))
+                    .await
             }
             Err(e) => {
                 tracing::error!(user = %account, "cannot open maildrop: {e}");
-                self.err("[SYS/TEMP] cannot open the mailbox, try again later").await
+                self.err("[SYS/TEMP] cannot open the mailbox, try again later")
+                    .await
             }
         }
     }
@@ -265,7 +312,8 @@ impl Session {
             Command::Rset => {
                 drop.reset();
                 let (n, size) = drop.stat();
-                self.ok(&format!("maildrop has {n} messages ({size} octets)")).await
+                self.ok(&format!("maildrop has {n} messages ({size} octets)"))
+                    .await
             }
             Command::Noop => self.ok("").await,
             Command::Stls => self.err("STLS is only valid before login").await,
@@ -318,17 +366,28 @@ impl Session {
         let host = self.ctx.config.hostname.clone();
         if let State::Transaction { drop, .. } = &self.state {
             let result = match drop.commit().await {
-                Ok(n) => self.ctx.store.flush().await.map(|_| n).map_err(|e| e.to_string()),
+                Ok(n) => self
+                    .ctx
+                    .store
+                    .flush()
+                    .await
+                    .map(|_| n)
+                    .map_err(|e| e.to_string()),
                 Err(e) => Err(e.to_string()),
             };
             match result {
                 Ok(n) => tracing::info!(client = %self.conn.peer, deleted = n, "pop3 logout"),
                 Err(e) => {
                     tracing::error!("pop3 update failed: {e}");
-                    return self.conn.write_all(b"-ERR [SYS/TEMP] some deleted messages were not removed\r\n").await;
+                    return self
+                        .conn
+                        .write_all(b"-ERR [SYS/TEMP] some deleted messages were not removed\r\n")
+                        .await;
                 }
             }
         }
-        self.conn.write_all(format!("+OK {host} Tern POP3 server signing off\r\n").as_bytes()).await
+        self.conn
+            .write_all(format!("+OK {host} Tern POP3 server signing off\r\n").as_bytes())
+            .await
     }
 }

@@ -9,9 +9,12 @@
 use super::dsn::DsnKind;
 use super::notify;
 use super::schedule::RetrySchedule;
-use crate::outbound::client::{AttemptError, ClientConfig, ClientSession, DeliveryReport, OutboundEnvelope, OutboundRecipient, RecipientResult};
-use crate::outbound::pool::ConnectionPool;
+use crate::outbound::client::{
+    AttemptError, ClientConfig, ClientSession, DeliveryReport, OutboundEnvelope, OutboundRecipient,
+    RecipientResult,
+};
 use crate::outbound::mx::{MxResolver, NextHop};
+use crate::outbound::pool::ConnectionPool;
 use crate::server::ServerContext;
 use crate::store::{BlobReader, QueueEntry, QueueRecipient, RecipientState, StoreError, now};
 use std::collections::BTreeMap;
@@ -22,9 +25,28 @@ use std::time::Instant;
 enum Outcome {
     /// `report` says which success DSN the sender may want (RFC 3461 6.2):
     /// `Delivered` for a local mailbox, `Relayed` to a hop without DSN.
-    Delivered { relay: String, reply: String, report: Option<DsnKind> },
-    Deferred { relay: Option<String>, status: String, reply: String },
-    Failed { relay: Option<String>, status: String, reply: String },
+    Delivered {
+        relay: String,
+        reply: String,
+        report: Option<DsnKind>,
+    },
+    Deferred {
+        relay: Option<String>,
+        status: String,
+        reply: String,
+    },
+    Failed {
+        relay: Option<String>,
+        status: String,
+        reply: String,
+    },
+}
+
+/// Recipients to tell the sender about after this pass.
+#[derive(Default)]
+struct Notices {
+    failed: Vec<usize>,
+    succeeded: Vec<(usize, DsnKind)>,
 }
 
 /// Group keys of recipients routed by a router plugin: this, then the hosts.
@@ -38,15 +60,17 @@ pub struct Deliverer {
     pub client: ClientConfig,
     pub pool: ConnectionPool,
     /// Deliveries at once per destination (`queue.max_per_destination`).
-    pub per_destination: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Semaphore>>>,
+    pub per_destination:
+        std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Semaphore>>>,
 }
 
 impl Deliverer {
-    /// Runs one delivery pass over the entry's due recipients.
-    pub async fn deliver(&self, id: u64) -> Result<(), StoreError> {
+    /// Runs one delivery pass over the entry's due recipients; returns when
+    /// the entry is due again (`None`: it left the queue).
+    pub async fn deliver(&self, id: u64) -> Result<Option<i64>, StoreError> {
         let store = &self.ctx.store;
         let Some(mut entry) = store.queue_entry(id)? else {
-            return Ok(());
+            return Ok(None);
         };
         let started = Instant::now();
         let now_s = now();
@@ -57,11 +81,22 @@ impl Deliverer {
             let age = now_s - entry.arrived;
             for &i in &failed {
                 let r = &mut entry.recipients[i];
-                let last = r.last_error.clone().unwrap_or_else(|| "no attempt succeeded".into());
+                let last = r
+                    .last_error
+                    .clone()
+                    .unwrap_or_else(|| "no attempt succeeded".into());
                 r.state = RecipientState::Failed;
                 r.status = Some("4.4.7".into());
                 r.last_error = Some(format!("message expired after {age}s in the queue: {last}"));
-                log_result(&entry, &entry.recipients[i], None, "bounced", entry.recipients[i].last_error.as_deref().unwrap_or(""), started);
+                log_result(
+                    &entry,
+                    &entry.recipients[i],
+                    None,
+                    None,
+                    "bounced",
+                    entry.recipients[i].last_error.as_deref().unwrap_or(""),
+                    started,
+                );
             }
             store.update_queue_entry(&entry)?;
             notify::send(&self.ctx, &entry, &failed, DsnKind::Failed).await?;
@@ -69,20 +104,34 @@ impl Deliverer {
         }
 
         let due: Vec<usize> = (0..entry.recipients.len())
-            .filter(|&i| entry.recipients[i].state == RecipientState::Pending && entry.recipients[i].next_attempt <= now_s)
+            .filter(|&i| {
+                entry.recipients[i].state == RecipientState::Pending
+                    && entry.recipients[i].next_attempt <= now_s
+            })
             .collect();
-        let mut failed = Vec::new();
-        let mut succeeded: Vec<(usize, DsnKind)> = Vec::new();
+        let mut notices = Notices::default();
 
         // Local recipients (bounces to our own users, and the like).
-        let local: Vec<usize> = due.iter().copied().filter(|&i| !entry.recipients[i].local_users.is_empty()).collect();
+        let local: Vec<usize> = due
+            .iter()
+            .copied()
+            .filter(|&i| !entry.recipients[i].local_users.is_empty())
+            .collect();
         for i in local {
             let users = entry.recipients[i].local_users.clone();
             let outcome = match store.deliver_blob(entry.blob, &users) {
-                Ok(_) => Outcome::Delivered { relay: "local".into(), reply: "delivered to mailbox".into(), report: Some(DsnKind::Delivered) },
-                Err(e) => Outcome::Deferred { relay: None, status: "4.3.0".into(), reply: format!("mailbox delivery failed: {e}") },
+                Ok(_) => Outcome::Delivered {
+                    relay: "local".into(),
+                    reply: "delivered to mailbox".into(),
+                    report: Some(DsnKind::Delivered),
+                },
+                Err(e) => Outcome::Deferred {
+                    relay: None,
+                    status: "4.3.0".into(),
+                    reply: format!("mailbox delivery failed: {e}"),
+                },
             };
-            self.record(&mut entry, i, outcome, &mut failed, &mut succeeded, started);
+            self.record(&mut entry, i, outcome, Some("local"), &mut notices, started);
         }
 
         // Remote recipients, one group per destination.
@@ -95,35 +144,57 @@ impl Deliverer {
             let key = match &self.ctx.config.relay.smarthost {
                 _ if !r.route.is_empty() => format!("{ROUTE_PREFIX}{}", r.route.join(",")),
                 Some(s) => s.clone(),
-                None => r.address.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase()).unwrap_or_default(),
+                None => r
+                    .address
+                    .rsplit_once('@')
+                    .map(|(_, d)| d.to_ascii_lowercase())
+                    .unwrap_or_default(),
             };
             groups.entry(key).or_default().push(i);
         }
         for (destination, members) in groups {
             let limit = self.destination_limit(&destination);
             let _permit = limit.acquire_owned().await;
-            let outcomes = self.deliver_group(&entry, &destination, &members).await;
+            let (outcomes, tls) = self.deliver_group(&entry, &destination, &members).await;
             for (i, outcome) in members.into_iter().zip(outcomes) {
-                self.record(&mut entry, i, outcome, &mut failed, &mut succeeded, started);
+                self.record(
+                    &mut entry,
+                    i,
+                    outcome,
+                    tls.as_deref(),
+                    &mut notices,
+                    started,
+                );
             }
             store.update_queue_entry(&entry)?;
             store.flush().await?;
         }
 
         for kind in [DsnKind::Delivered, DsnKind::Relayed] {
-            let which: Vec<usize> = succeeded.iter().filter(|(_, k)| *k == kind).map(|(i, _)| *i).collect();
+            let which: Vec<usize> = notices
+                .succeeded
+                .iter()
+                .filter(|(_, k)| *k == kind)
+                .map(|(i, _)| *i)
+                .collect();
             if !which.is_empty() {
                 notify::send(&self.ctx, &entry, &which, kind).await?;
             }
         }
-        if !failed.is_empty() {
-            notify::send(&self.ctx, &entry, &failed, DsnKind::Failed).await?;
+        if !notices.failed.is_empty() {
+            notify::send(&self.ctx, &entry, &notices.failed, DsnKind::Failed).await?;
         }
-        if !entry.warned && entry.pending().next().is_some() && self.schedule.warn_due(entry.arrived, now()) {
+        if !entry.warned
+            && entry.pending().next().is_some()
+            && self.schedule.warn_due(entry.arrived, now())
+        {
             entry.warned = true;
             store.update_queue_entry(&entry)?;
             let delayed: Vec<usize> = (0..entry.recipients.len())
-                .filter(|&i| entry.recipients[i].state == RecipientState::Pending && entry.recipients[i].wants("DELAY"))
+                .filter(|&i| {
+                    entry.recipients[i].state == RecipientState::Pending
+                        && entry.recipients[i].wants("DELAY")
+                })
                 .collect();
             notify::send(&self.ctx, &entry, &delayed, DsnKind::Delayed).await?;
         }
@@ -131,25 +202,39 @@ impl Deliverer {
     }
 
     /// Removes a finished entry, or saves the pending one.
-    async fn finish(&self, entry: QueueEntry) -> Result<(), StoreError> {
+    async fn finish(&self, entry: QueueEntry) -> Result<Option<i64>, StoreError> {
         let store = &self.ctx.store;
-        if entry.pending().next().is_none() {
+        let next = entry.next_attempt();
+        if next.is_none() {
             store.release_queue_entry(&entry)?;
         } else {
             store.update_queue_entry(&entry)?;
         }
-        store.flush().await
+        store.flush().await?;
+        Ok(next)
     }
 
-    fn record(&self, entry: &mut QueueEntry, i: usize, outcome: Outcome, failed: &mut Vec<usize>, succeeded: &mut Vec<(usize, DsnKind)>, started: Instant) {
+    fn record(
+        &self,
+        entry: &mut QueueEntry,
+        i: usize,
+        outcome: Outcome,
+        tls: Option<&str>,
+        notices: &mut Notices,
+        started: Instant,
+    ) {
         let next = now();
         let snapshot = entry.clone();
         let r = &mut entry.recipients[i];
         r.attempts += 1;
         let (status_word, relay, text) = match outcome {
-            Outcome::Delivered { relay, reply, report } => {
+            Outcome::Delivered {
+                relay,
+                reply,
+                report,
+            } => {
                 if let Some(kind) = report {
-                    succeeded.push((i, kind));
+                    notices.succeeded.push((i, kind));
                 }
                 r.state = RecipientState::Delivered;
                 r.status = Some("2.0.0".into());
@@ -157,31 +242,53 @@ impl Deliverer {
                 r.remote_mta = Some(relay.clone());
                 ("sent", Some(relay), reply)
             }
-            Outcome::Deferred { relay, status, reply } => {
+            Outcome::Deferred {
+                relay,
+                status,
+                reply,
+            } => {
                 r.next_attempt = next + self.schedule.delay_after(r.attempts).as_secs() as i64;
                 r.status = Some(status);
                 r.last_error = Some(reply.clone());
                 r.remote_mta = relay.clone();
                 ("deferred", relay, reply)
             }
-            Outcome::Failed { relay, status, reply } => {
+            Outcome::Failed {
+                relay,
+                status,
+                reply,
+            } => {
                 r.state = RecipientState::Failed;
                 r.status = Some(status);
                 r.last_error = Some(reply.clone());
                 r.remote_mta = relay.clone();
-                failed.push(i);
+                notices.failed.push(i);
                 ("bounced", relay, reply)
             }
         };
-        log_result(&snapshot, r, relay.as_deref(), status_word, &text, started);
+        log_result(
+            &snapshot,
+            r,
+            relay.as_deref(),
+            tls,
+            status_word,
+            &text,
+            started,
+        );
     }
 
     /// The hops of a router plugin's host list (`host` or `host:port`, comma-separated).
-    async fn routed_hops(&self, hosts: &str) -> Result<Vec<NextHop>, crate::outbound::mx::RouteError> {
+    async fn routed_hops(
+        &self,
+        hosts: &str,
+    ) -> Result<Vec<NextHop>, crate::outbound::mx::RouteError> {
         let mut hops = Vec::new();
         let mut last = None;
         for host in hosts.split(',') {
-            let spec = if host.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
+            let spec = if host
+                .rsplit_once(':')
+                .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+            {
                 host.to_string()
             } else {
                 format!("{host}:{}", self.ctx.config.relay.mx_port)
@@ -198,32 +305,60 @@ impl Deliverer {
     }
 
     /// Tries the destination's hops in order; one outcome per member.
-    async fn deliver_group(&self, entry: &QueueEntry, destination: &str, members: &[usize]) -> Vec<Outcome> {
-        let all = |make: &dyn Fn() -> Outcome| members.iter().map(|_| make()).collect::<Vec<_>>();
+    async fn deliver_group(
+        &self,
+        entry: &QueueEntry,
+        destination: &str,
+        members: &[usize],
+    ) -> (Vec<Outcome>, Option<String>) {
+        let all =
+            |make: &dyn Fn() -> Outcome| (members.iter().map(|_| make()).collect::<Vec<_>>(), None);
         let hops: Vec<NextHop> = match &self.ctx.config.relay.smarthost {
-            _ if destination.starts_with(ROUTE_PREFIX) => match self.routed_hops(&destination[ROUTE_PREFIX.len()..]).await {
-                Ok(h) => h,
-                Err(e) => {
-                    let text = e.to_string();
-                    return all(&|| Outcome::Deferred { relay: None, status: "4.4.3".into(), reply: text.clone() });
+            _ if destination.starts_with(ROUTE_PREFIX) => {
+                match self.routed_hops(&destination[ROUTE_PREFIX.len()..]).await {
+                    Ok(h) => h,
+                    Err(e) => {
+                        let text = e.to_string();
+                        return all(&|| Outcome::Deferred {
+                            relay: None,
+                            status: "4.4.3".into(),
+                            reply: text.clone(),
+                        });
+                    }
                 }
-            },
+            }
             Some(spec) => match self.mx.smarthost(spec).await {
                 Ok(h) => h,
                 Err(e) => {
                     let text = e.to_string();
-                    return all(&|| Outcome::Deferred { relay: None, status: "4.4.3".into(), reply: text.clone() });
+                    return all(&|| Outcome::Deferred {
+                        relay: None,
+                        status: "4.4.3".into(),
+                        reply: text.clone(),
+                    });
                 }
             },
-            None => match self.mx.resolve(destination, self.ctx.config.relay.mx_port).await {
+            None => match self
+                .mx
+                .resolve(destination, self.ctx.config.relay.mx_port)
+                .await
+            {
                 Ok(h) => h,
                 Err(e) if e.is_permanent() => {
                     let (status, text) = (e.enhanced().to_string(), e.to_string());
-                    return all(&|| Outcome::Failed { relay: None, status: status.clone(), reply: text.clone() });
+                    return all(&|| Outcome::Failed {
+                        relay: None,
+                        status: status.clone(),
+                        reply: text.clone(),
+                    });
                 }
                 Err(e) => {
                     let (status, text) = (e.enhanced().to_string(), e.to_string());
-                    return all(&|| Outcome::Deferred { relay: None, status: status.clone(), reply: text.clone() });
+                    return all(&|| Outcome::Deferred {
+                        relay: None,
+                        status: status.clone(),
+                        reply: text.clone(),
+                    });
                 }
             },
         };
@@ -252,14 +387,19 @@ impl Deliverer {
                 Ok(p) => p,
                 Err(e) => {
                     let text = format!("message body unreadable: {e}");
-                    return all(&|| Outcome::Deferred { relay: None, status: "4.3.0".into(), reply: text.clone() });
+                    return all(&|| Outcome::Deferred {
+                        relay: None,
+                        status: "4.3.0".into(),
+                        reply: text.clone(),
+                    });
                 }
             };
             let mut reader = BlobReader::new(parts);
             match self.attempt(hop, &envelope, &mut reader, entry.blob).await {
                 Ok(report) => {
                     let relay = report.remote.clone();
-                    return report
+                    let tls = Some(report.tls.clone().unwrap_or_else(|| "plain".into()));
+                    let outcomes = report
                         .results
                         .into_iter()
                         .map(|res| match res {
@@ -280,12 +420,17 @@ impl Deliverer {
                             },
                         })
                         .collect();
+                    return (outcomes, tls);
                 }
                 Err(e) if e.is_permanent() => {
                     let text = format!("{}: {e}", hop.host);
                     let status = e.enhanced().unwrap_or("5.0.0").to_string();
                     let relay = hop.host.clone();
-                    return all(&|| Outcome::Failed { relay: Some(relay.clone()), status: status.clone(), reply: text.clone() });
+                    return all(&|| Outcome::Failed {
+                        relay: Some(relay.clone()),
+                        status: status.clone(),
+                        reply: text.clone(),
+                    });
                 }
                 Err(e) => {
                     tracing::info!(queue_id = %entry.queue_id(), host = %hop.host, "next hop failed: {e}; trying the next one");
@@ -293,25 +438,53 @@ impl Deliverer {
                 }
             }
         }
-        all(&|| Outcome::Deferred { relay: None, status: "4.4.1".into(), reply: last_error.clone() })
+        all(&|| Outcome::Deferred {
+            relay: None,
+            status: "4.4.1".into(),
+            reply: last_error.clone(),
+        })
     }
 
     fn destination_limit(&self, destination: &str) -> Arc<tokio::sync::Semaphore> {
-        let mut map = self.per_destination.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = self
+            .per_destination
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         let max = self.ctx.config.queue.max_per_destination.max(1);
-        map.entry(destination.to_string()).or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(max))).clone()
+        map.entry(destination.to_string())
+            .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(max)))
+            .clone()
     }
 
     /// One transaction with a hop, on a cached session when there is one.
     /// A cached session that fails before any answer is retried once on a
     /// new connection (the peer may have closed it while it idled).
-    async fn attempt(&self, hop: &NextHop, env: &OutboundEnvelope, reader: &mut BlobReader, blob: u64) -> Result<DeliveryReport, AttemptError> {
-        let key = format!("{}|{}", hop.host, hop.addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(","));
+    async fn attempt(
+        &self,
+        hop: &NextHop,
+        env: &OutboundEnvelope,
+        reader: &mut BlobReader,
+        blob: u64,
+    ) -> Result<DeliveryReport, AttemptError> {
+        let key = format!(
+            "{}|{}",
+            hop.host,
+            hop.addrs
+                .iter()
+                .map(|a| a.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        );
         if let Some(mut session) = self.pool.take(&key) {
             match session.send(&self.client, env, reader).await {
                 Err(AttemptError::Io(..)) => {
-                    tracing::debug!(remote = session.remote(), "cached connection failed; using a new one");
-                    *reader = BlobReader::new(self.ctx.store.blob_parts(blob).map_err(|e| AttemptError::Io(hop.host.clone(), std::io::Error::other(e)))?);
+                    tracing::debug!(
+                        remote = session.remote(),
+                        "cached connection failed; using a new one"
+                    );
+                    *reader = BlobReader::new(self.ctx.store.blob_parts(blob).map_err(|e| {
+                        AttemptError::Io(hop.host.clone(), std::io::Error::other(e))
+                    })?);
                 }
                 result => return self.park(&key, session, result).await,
             }
@@ -322,8 +495,14 @@ impl Deliverer {
     }
 
     /// Keeps a session for the next message if it is still healthy.
-    async fn park(&self, key: &str, mut session: ClientSession, result: Result<DeliveryReport, AttemptError>) -> Result<DeliveryReport, AttemptError> {
-        let healthy = !matches!(result, Err(AttemptError::Io(..))) && session.reset(&self.client).await;
+    async fn park(
+        &self,
+        key: &str,
+        mut session: ClientSession,
+        result: Result<DeliveryReport, AttemptError>,
+    ) -> Result<DeliveryReport, AttemptError> {
+        let healthy =
+            !matches!(result, Err(AttemptError::Io(..))) && session.reset(&self.client).await;
         if healthy {
             if let Some(extra) = self.pool.give(key, session) {
                 extra.quit().await;
@@ -335,11 +514,20 @@ impl Deliverer {
     }
 }
 
-fn log_result(entry: &QueueEntry, r: &QueueRecipient, relay: Option<&str>, status: &str, text: &str, started: Instant) {
+fn log_result(
+    entry: &QueueEntry,
+    r: &QueueRecipient,
+    relay: Option<&str>,
+    tls: Option<&str>,
+    status: &str,
+    text: &str,
+    started: Instant,
+) {
     tracing::info!(
         queue_id = %entry.queue_id(),
         to = %r.address,
         relay = relay.unwrap_or("none"),
+        tls = tls.unwrap_or("none"),
         delay = format!("{:.2}", (now() - entry.arrived) as f64),
         attempt_secs = format!("{:.2}", started.elapsed().as_secs_f64()),
         attempts = r.attempts,

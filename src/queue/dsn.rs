@@ -28,8 +28,18 @@ impl DsnKind {
 
 /// Builds the DSN message for `recipients` of `entry`. `original` is the
 /// stored message (headers only are used when RET=HDRS or for delays).
-pub fn build(hostname: &str, entry: &QueueEntry, recipients: &[&QueueRecipient], kind: DsnKind, original: &[u8]) -> Vec<u8> {
-    let boundary = format!("{}.{:08x}/{hostname}", entry.queue_id(), rand::random::<u32>());
+pub fn build(
+    hostname: &str,
+    entry: &QueueEntry,
+    recipients: &[&QueueRecipient],
+    kind: DsnKind,
+    original: &[u8],
+) -> Vec<u8> {
+    let boundary = format!(
+        "{}.{:08x}/{hostname}",
+        entry.queue_id(),
+        rand::random::<u32>()
+    );
     let date = chrono::Utc::now().to_rfc2822();
     let subject = match kind {
         DsnKind::Failed => "Undelivered Mail Returned to Sender",
@@ -37,18 +47,30 @@ pub fn build(hostname: &str, entry: &QueueEntry, recipients: &[&QueueRecipient],
         DsnKind::Delivered | DsnKind::Relayed => "Successful Mail Delivery Report",
     };
     let mut m = String::new();
-    m.push_str(&format!("From: Mail Delivery System <MAILER-DAEMON@{hostname}>\r\n"));
+    m.push_str(&format!(
+        "From: Mail Delivery System <MAILER-DAEMON@{hostname}>\r\n"
+    ));
     m.push_str(&format!("To: <{}>\r\n", entry.sender));
     m.push_str(&format!("Subject: {subject}\r\n"));
     m.push_str(&format!("Date: {date}\r\n"));
-    m.push_str(&format!("Message-ID: <{}.dsn.{:08x}@{hostname}>\r\n", entry.queue_id(), rand::random::<u32>()));
+    m.push_str(&format!(
+        "Message-ID: <{}.dsn.{:08x}@{hostname}>\r\n",
+        entry.queue_id(),
+        rand::random::<u32>()
+    ));
     m.push_str("Auto-Submitted: auto-replied\r\n");
     m.push_str("MIME-Version: 1.0\r\n");
-    m.push_str(&format!("Content-Type: multipart/report; report-type=delivery-status;\r\n\tboundary=\"{boundary}\"\r\n"));
+    m.push_str(&format!(
+        "Content-Type: multipart/report; report-type=delivery-status;\r\n\tboundary=\"{boundary}\"\r\n"
+    ));
     m.push_str("\r\nThis is a MIME-encapsulated message.\r\n\r\n");
 
-    m.push_str(&format!("--{boundary}\r\nContent-Description: Notification\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"));
-    m.push_str(&format!("This is the mail system at host {hostname}.\r\n\r\n"));
+    m.push_str(&format!(
+        "--{boundary}\r\nContent-Description: Notification\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+    ));
+    m.push_str(&format!(
+        "This is the mail system at host {hostname}.\r\n\r\n"
+    ));
     m.push_str(match kind {
         DsnKind::Failed => "I'm sorry to have to inform you that your message could not\r\nbe delivered to one or more recipients. It's attached below.\r\n",
         DsnKind::Delayed => "Your message could not be delivered yet to one or more recipients.\r\nIt will be retried until it is too old; you do not need to resend it.\r\n",
@@ -62,7 +84,9 @@ pub fn build(hostname: &str, entry: &QueueEntry, recipients: &[&QueueRecipient],
     }
     m.push_str("\r\n");
 
-    m.push_str(&format!("--{boundary}\r\nContent-Description: Delivery report\r\nContent-Type: message/delivery-status\r\n\r\n"));
+    m.push_str(&format!(
+        "--{boundary}\r\nContent-Description: Delivery report\r\nContent-Type: message/delivery-status\r\n\r\n"
+    ));
     m.push_str(&format!("Reporting-MTA: dns; {hostname}\r\n"));
     m.push_str(&format!("X-Tern-Queue-ID: {}\r\n", entry.queue_id()));
     if let Some(envid) = &entry.envid {
@@ -75,7 +99,10 @@ pub fn build(hostname: &str, entry: &QueueEntry, recipients: &[&QueueRecipient],
         m.push_str("\r\n");
         m.push_str(&format!("Final-Recipient: rfc822; {}\r\n", r.address));
         if let Some(orcpt) = &r.orcpt {
-            m.push_str(&format!("Original-Recipient: {}\r\n", orcpt.replacen(';', "; ", 1)));
+            m.push_str(&format!(
+                "Original-Recipient: {}\r\n",
+                orcpt.replacen(';', "; ", 1)
+            ));
         }
         m.push_str(&format!("Action: {}\r\n", kind.action()));
         let default_status = match kind {
@@ -83,17 +110,20 @@ pub fn build(hostname: &str, entry: &QueueEntry, recipients: &[&QueueRecipient],
             DsnKind::Delayed => "4.0.0",
             DsnKind::Delivered | DsnKind::Relayed => "2.0.0",
         };
-        m.push_str(&format!("Status: {}\r\n", r.status.as_deref().unwrap_or(default_status)));
+        m.push_str(&format!(
+            "Status: {}\r\n",
+            r.status.as_deref().unwrap_or(default_status)
+        ));
         if let Some(mta) = &r.remote_mta {
             m.push_str(&format!("Remote-MTA: dns; {mta}\r\n"));
         }
         if let Some(err) = &r.last_error {
             m.push_str(&format!("Diagnostic-Code: smtp; {}\r\n", one_line(err)));
         }
-        if kind == DsnKind::Delayed {
-            if let Some(t) = chrono::DateTime::from_timestamp(r.next_attempt, 0) {
-                m.push_str(&format!("Will-Retry-Until: {}\r\n", t.to_rfc2822()));
-            }
+        if kind == DsnKind::Delayed
+            && let Some(t) = chrono::DateTime::from_timestamp(r.next_attempt, 0)
+        {
+            m.push_str(&format!("Will-Retry-Until: {}\r\n", t.to_rfc2822()));
         }
     }
     m.push_str("\r\n");
@@ -101,10 +131,18 @@ pub fn build(hostname: &str, entry: &QueueEntry, recipients: &[&QueueRecipient],
     let full = kind == DsnKind::Failed && entry.ret.as_deref() != Some("HDRS");
     let mut out = m.into_bytes();
     if full {
-        out.extend_from_slice(format!("--{boundary}\r\nContent-Description: Undelivered Message\r\nContent-Type: message/rfc822\r\n\r\n").as_bytes());
+        out.extend_from_slice(
+            format!("--{boundary}\r\nContent-Description: Undelivered Message\r\nContent-Type: message/rfc822\r\n\r\n")
+                .as_bytes(),
+        );
         out.extend_from_slice(original);
     } else {
-        out.extend_from_slice(format!("--{boundary}\r\nContent-Description: Message Headers\r\nContent-Type: text/rfc822-headers\r\n\r\n").as_bytes());
+        out.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Description: Message Headers\r\nContent-Type: text/rfc822-headers\r\n\r\n"
+            )
+            .as_bytes(),
+        );
         out.extend_from_slice(header_section(original));
     }
     if !out.ends_with(b"\r\n") {

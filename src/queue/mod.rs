@@ -1,5 +1,6 @@
-//! The delivery queue: the scheduler that walks queue entries whose time has
-//! come and hands each to `delivery.rs` (which records every recipient's
+//! The delivery queue: the scheduler keeps every entry's due time in memory
+//! (read from the store once at start, then told of new work through
+//! `QueueHandle`) and hands each due entry to `delivery.rs` (which records every recipient's
 //! result as soon as the next hop answers), within
 //! `queue.max_concurrent_deliveries`. Retries follow `schedule.rs`; bounces
 //! and delay warnings are built by `dsn.rs`. The queue never reaches back
@@ -14,15 +15,31 @@ use crate::server::ServerContext;
 use crate::shutdown::Shutdown;
 use crate::store::now;
 use delivery::Deliverer;
-use std::collections::HashSet;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{Semaphore, mpsc};
 
-/// Wakes the scheduler when new work arrives.
-#[derive(Clone, Default)]
+/// (queue id, due time) notices for the scheduler.
+type WorkReceiver = mpsc::UnboundedReceiver<(u64, i64)>;
+
+/// Tells the scheduler about work: a new or flushed entry and when it is
+/// due. Cheap to clone; sending never blocks.
+#[derive(Clone)]
 pub struct QueueHandle {
-    notify: Arc<Notify>,
+    tx: mpsc::UnboundedSender<(u64, i64)>,
+    rx: Arc<Mutex<Option<WorkReceiver>>>,
+}
+
+impl Default for QueueHandle {
+    fn default() -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        QueueHandle {
+            tx,
+            rx: Arc::new(Mutex::new(Some(rx))),
+        }
+    }
 }
 
 impl QueueHandle {
@@ -30,20 +47,68 @@ impl QueueHandle {
         QueueHandle::default()
     }
 
-    pub fn wake(&self) {
-        self.notify.notify_one();
+    /// Entry `id` is due at `due` (unix seconds).
+    pub fn queued(&self, id: u64, due: i64) {
+        let _ = self.tx.send((id, due));
     }
 
-    async fn woken(&self) {
-        self.notify.notified().await
+    fn take_receiver(&self) -> Option<WorkReceiver> {
+        self.rx.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 }
 
-/// The longest the scheduler sleeps without looking at the queue.
+/// When each entry is due, without reading the store on every wake: a heap
+/// of (due, id) with stale items skipped against `due`.
+#[derive(Default)]
+struct Schedule {
+    heap: BinaryHeap<Reverse<(i64, u64)>>,
+    due: HashMap<u64, i64>,
+}
+
+impl Schedule {
+    fn set(&mut self, id: u64, at: i64) {
+        let at = self.due.get(&id).map_or(at, |&old| old.min(at));
+        self.due.insert(id, at);
+        self.heap.push(Reverse((at, id)));
+    }
+
+    /// Takes the next entry due by `now`.
+    fn pop_due(&mut self, now: i64) -> Option<u64> {
+        while let Some(&Reverse((at, id))) = self.heap.peek() {
+            if self.due.get(&id) != Some(&at) {
+                self.heap.pop(); // superseded
+                continue;
+            }
+            if at > now {
+                return None;
+            }
+            self.heap.pop();
+            self.due.remove(&id);
+            return Some(id);
+        }
+        None
+    }
+
+    fn next_due(&mut self) -> Option<i64> {
+        while let Some(&Reverse((at, id))) = self.heap.peek() {
+            if self.due.get(&id) == Some(&at) {
+                return Some(at);
+            }
+            self.heap.pop();
+        }
+        None
+    }
+}
+
+/// The longest the scheduler sleeps without looking again.
 const MAX_SLEEP: Duration = Duration::from_secs(60);
 
 /// Runs the scheduler until shutdown; deliveries in flight finish first.
 pub async fn run(ctx: Arc<ServerContext>, mut shutdown: Shutdown) {
+    let Some(mut events) = ctx.queue.take_receiver() else {
+        tracing::error!("the queue scheduler was started twice");
+        return;
+    };
     let deliverer = match make_deliverer(ctx.clone()) {
         Ok(d) => Arc::new(d),
         Err(e) => {
@@ -51,51 +116,67 @@ pub async fn run(ctx: Arc<ServerContext>, mut shutdown: Shutdown) {
             return;
         }
     };
+    let mut schedule = Schedule::default();
+    match ctx.store.queue_entries() {
+        Ok(entries) => {
+            for entry in entries {
+                match entry.next_attempt() {
+                    Some(at) => schedule.set(entry.id, at),
+                    // Nothing pending: a crash came between the last result and the clean-up.
+                    None => {
+                        if let Err(e) = ctx.store.release_queue_entry(&entry) {
+                            tracing::warn!(queue_id = %entry.queue_id(), "queue clean-up failed: {e}");
+                        }
+                    }
+                }
+            }
+        }
+        Err(e) => tracing::error!("reading the queue failed: {e}"),
+    }
     let limit = Arc::new(Semaphore::new(ctx.config.queue.max_concurrent_deliveries));
-    let in_flight: Arc<Mutex<HashSet<u64>>> = Arc::default();
+    let mut in_flight: HashSet<u64> = HashSet::new();
+    let mut rerun: HashSet<u64> = HashSet::new();
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(u64, Option<i64>)>();
     loop {
-        let entries = match ctx.store.queue_entries() {
-            Ok(e) => e,
-            Err(e) => {
-                tracing::error!("reading the queue failed: {e}");
-                Vec::new()
-            }
-        };
         let now_s = now();
-        let mut next_due: Option<i64> = None;
-        for entry in entries {
-            let Some(due) = entry.next_attempt() else {
-                // Nothing pending (a crash between the last result and the clean-up).
-                let _ = ctx.store.release_queue_entry(&entry);
-                continue;
-            };
-            if due > now_s {
-                next_due = Some(next_due.map_or(due, |n| n.min(due)));
+        while let Some(id) = schedule.pop_due(now_s) {
+            if !in_flight.insert(id) {
+                rerun.insert(id); // runs again once the current pass reports back
                 continue;
             }
-            {
-                let mut set = in_flight.lock().unwrap_or_else(|p| p.into_inner());
-                if !set.insert(entry.id) {
-                    continue;
-                }
-            }
-            let (d, lim, set, id, handle) = (deliverer.clone(), limit.clone(), in_flight.clone(), entry.id, ctx.queue.clone());
+            let (d, lim, done) = (deliverer.clone(), limit.clone(), done_tx.clone());
             tokio::spawn(async move {
-                let Ok(_permit) = lim.acquire_owned().await else { return };
-                if let Err(e) = d.deliver(id).await {
-                    tracing::error!(queue_id = %crate::store::format_queue_id(id), "delivery run failed: {e}");
-                }
-                set.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
-                handle.wake();
+                let Ok(_permit) = lim.acquire_owned().await else {
+                    return;
+                };
+                let next = match d.deliver(id).await {
+                    Ok(next) => next,
+                    Err(e) => {
+                        tracing::error!(queue_id = %crate::store::format_queue_id(id), "delivery run failed: {e}");
+                        Some(now() + 60)
+                    }
+                };
+                let _ = done.send((id, next));
             });
         }
-        let sleep = next_due
+        let sleep = schedule
+            .next_due()
             .map(|t| Duration::from_secs((t - now_s).max(1) as u64))
             .unwrap_or(MAX_SLEEP)
-            .min(MAX_SLEEP);
+            .min(MAX_SLEEP)
+            .min(IDLE_CONNECTION_TIME);
         tokio::select! {
-            _ = ctx.queue.woken() => {}
-            _ = tokio::time::sleep(sleep.min(IDLE_CONNECTION_TIME)) => {}
+            Some((id, at)) = events.recv() => schedule.set(id, at),
+            Some((id, next)) = done_rx.recv() => {
+                in_flight.remove(&id);
+                if let Some(at) = next {
+                    schedule.set(id, at);
+                }
+                if rerun.remove(&id) {
+                    schedule.set(id, now());
+                }
+            }
+            _ = tokio::time::sleep(sleep) => {}
             _ = shutdown.recv() => break,
         }
         for session in deliverer.pool.expired() {
@@ -103,7 +184,9 @@ pub async fn run(ctx: Arc<ServerContext>, mut shutdown: Shutdown) {
         }
     }
     // Let deliveries in flight record their results.
-    let _ = limit.acquire_many(ctx.config.queue.max_concurrent_deliveries as u32).await;
+    let _ = limit
+        .acquire_many(ctx.config.queue.max_concurrent_deliveries as u32)
+        .await;
     for session in deliverer.pool.drain() {
         session.quit().await;
     }
@@ -112,9 +195,14 @@ pub async fn run(ctx: Arc<ServerContext>, mut shutdown: Shutdown) {
 /// How long an idle outbound connection waits for the next message.
 const IDLE_CONNECTION_TIME: Duration = Duration::from_secs(5);
 
-fn make_deliverer(ctx: Arc<ServerContext>) -> Result<Deliverer, crate::outbound::tls::ClientSetupError> {
+fn make_deliverer(
+    ctx: Arc<ServerContext>,
+) -> Result<Deliverer, crate::outbound::tls::ClientSetupError> {
     let config = &ctx.config;
-    let auth = match (&config.relay.smarthost_user, &config.relay.smarthost_password) {
+    let auth = match (
+        &config.relay.smarthost_user,
+        &config.relay.smarthost_password,
+    ) {
         (Some(u), Some(p)) => Some((u.clone(), p.clone())),
         _ => None,
     };
@@ -129,7 +217,10 @@ fn make_deliverer(ctx: Arc<ServerContext>) -> Result<Deliverer, crate::outbound:
         schedule: schedule::RetrySchedule::from_config(&config.queue),
         mx: crate::outbound::mx::MxResolver::new(ctx.hooks.dns().clone()),
         client,
-        pool: crate::outbound::pool::ConnectionPool::new(config.queue.max_per_destination, IDLE_CONNECTION_TIME),
+        pool: crate::outbound::pool::ConnectionPool::new(
+            config.queue.max_per_destination,
+            IDLE_CONNECTION_TIME,
+        ),
         per_destination: Default::default(),
         ctx,
     })

@@ -9,18 +9,25 @@ use crate::store::{QueueEntry, QueueRecipient, StoreError, now};
 
 /// Sends a DSN about `which` recipients to the sender, if there is one
 /// and they asked for it.
-pub async fn send(ctx: &ServerContext, entry: &QueueEntry, which: &[usize], kind: DsnKind) -> Result<(), StoreError> {
+pub async fn send(
+    ctx: &ServerContext,
+    entry: &QueueEntry,
+    which: &[usize],
+    kind: DsnKind,
+) -> Result<(), StoreError> {
     if entry.sender.is_empty() {
         return Ok(()); // never a bounce to <>
     }
     let wanted: Vec<&QueueRecipient> = which
         .iter()
         .map(|&i| &entry.recipients[i])
-        .filter(|r| r.wants(match kind {
-            DsnKind::Failed => "FAILURE",
-            DsnKind::Delayed => "DELAY",
-            DsnKind::Delivered | DsnKind::Relayed => "SUCCESS",
-        }))
+        .filter(|r| {
+            r.wants(match kind {
+                DsnKind::Failed => "FAILURE",
+                DsnKind::Delayed => "DELAY",
+                DsnKind::Delivered | DsnKind::Relayed => "SUCCESS",
+            })
+        })
         .collect();
     if wanted.is_empty() {
         return Ok(());
@@ -43,11 +50,21 @@ pub async fn send(ctx: &ServerContext, entry: &QueueEntry, which: &[usize], kind
             .collect();
         let mut list = Vec::new();
         if !local.is_empty() {
-            list.push(QueueRecipient::new(entry.sender.clone(), Some("NEVER".into()), None, local));
+            list.push(QueueRecipient::new(
+                entry.sender.clone(),
+                Some("NEVER".into()),
+                None,
+                local,
+            ));
         }
         for t in targets {
             if let crate::hooks::Target::Remote(a) = t {
-                list.push(QueueRecipient::new(a, Some("NEVER".into()), None, Vec::new()));
+                list.push(QueueRecipient::new(
+                    a,
+                    Some("NEVER".into()),
+                    None,
+                    Vec::new(),
+                ));
             }
         }
         list
@@ -69,6 +86,6 @@ pub async fn send(ctx: &ServerContext, entry: &QueueEntry, which: &[usize], kind
     store.enqueue_bytes(bounce, &message)?;
     store.flush().await?;
     tracing::info!(queue_id = %entry.queue_id(), bounce_id = %crate::store::format_queue_id(id), to = %entry.sender, kind = ?kind, "notification queued");
-    ctx.queue.wake();
+    ctx.queue.queued(id, now());
     Ok(())
 }

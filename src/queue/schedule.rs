@@ -23,7 +23,10 @@ impl RetrySchedule {
     /// The wait after the `attempts`-th failed attempt (1-based).
     pub fn delay_after(&self, attempts: u32) -> Duration {
         let i = (attempts.max(1) as usize - 1).min(self.intervals.len().saturating_sub(1));
-        self.intervals.get(i).copied().unwrap_or(Duration::from_secs(300))
+        self.intervals
+            .get(i)
+            .copied()
+            .unwrap_or(Duration::from_secs(300))
     }
 
     /// Has a message that arrived at `arrived` (unix seconds) outlived its welcome?
@@ -44,7 +47,10 @@ mod tests {
     #[test]
     fn last_interval_repeats() {
         let q = QueueConfig {
-            retry_intervals: vec![ConfigDuration(Duration::from_secs(60)), ConfigDuration(Duration::from_secs(300))],
+            retry_intervals: vec![
+                ConfigDuration(Duration::from_secs(60)),
+                ConfigDuration(Duration::from_secs(300)),
+            ],
             ..QueueConfig::default()
         };
         let s = RetrySchedule::from_config(&q);

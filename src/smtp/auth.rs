@@ -12,18 +12,38 @@ use std::io;
 const MAX_SASL_LINE: usize = 12 * 1024;
 
 impl Session {
-    pub(super) async fn auth(&mut self, mechanism: &str, initial: Option<String>) -> io::Result<()> {
+    pub(super) async fn auth(
+        &mut self,
+        mechanism: &str,
+        initial: Option<String>,
+    ) -> io::Result<()> {
         if !self.esmtp {
-            return self.error(Reply::new(503, "5.5.1", "Error: send EHLO first")).await;
+            return self
+                .error(Reply::new(503, "5.5.1", "Error: send EHLO first"))
+                .await;
         }
         if self.info.user.is_some() {
-            return self.error(Reply::new(503, "5.5.1", "Error: already authenticated")).await;
+            return self
+                .error(Reply::new(503, "5.5.1", "Error: already authenticated"))
+                .await;
         }
         if self.tx.is_some() {
-            return self.error(Reply::new(503, "5.5.1", "Error: MAIL transaction in progress")).await;
+            return self
+                .error(Reply::new(
+                    503,
+                    "5.5.1",
+                    "Error: MAIL transaction in progress",
+                ))
+                .await;
         }
         if !self.auth_allowed() {
-            return self.error(Reply::new(538, "5.7.11", "Encryption required for requested authentication mechanism")).await;
+            return self
+                .error(Reply::new(
+                    538,
+                    "5.7.11",
+                    "Encryption required for requested authentication mechanism",
+                ))
+                .await;
         }
         let credentials = match mechanism {
             "PLAIN" => {
@@ -36,9 +56,29 @@ impl Session {
                     },
                 };
                 match decode_plain(&response) {
-                    Ok((authz, authc, pass)) if authz.is_empty() || authz.eq_ignore_ascii_case(&authc) => (authc, pass),
-                    Ok(_) => return self.error(Reply::new(535, "5.7.8", "Authentication credentials invalid")).await,
-                    Err(e) => return self.error(Reply::new(501, "5.5.2", format!("Cannot decode response: {e}"))).await,
+                    Ok((authz, authc, pass))
+                        if authz.is_empty() || authz.eq_ignore_ascii_case(&authc) =>
+                    {
+                        (authc, pass)
+                    }
+                    Ok(_) => {
+                        return self
+                            .error(Reply::new(
+                                535,
+                                "5.7.8",
+                                "Authentication credentials invalid",
+                            ))
+                            .await;
+                    }
+                    Err(e) => {
+                        return self
+                            .error(Reply::new(
+                                501,
+                                "5.5.2",
+                                format!("Cannot decode response: {e}"),
+                            ))
+                            .await;
+                    }
                 }
             }
             "LOGIN" => {
@@ -54,38 +94,68 @@ impl Session {
                 };
                 match (decode_b64_text(&user), decode_b64_text(&pass)) {
                     (Ok(u), Ok(p)) => (u, p),
-                    _ => return self.error(Reply::new(501, "5.5.2", "Cannot decode response")).await,
+                    _ => {
+                        return self
+                            .error(Reply::new(501, "5.5.2", "Cannot decode response"))
+                            .await;
+                    }
                 }
             }
-            _ => return self.error(Reply::new(504, "5.5.4", "Unrecognized authentication type")).await,
+            _ => {
+                return self
+                    .error(Reply::new(504, "5.5.4", "Unrecognized authentication type"))
+                    .await;
+            }
         };
         let (login, password) = credentials;
-        match self.ctx.auth.verify(self.info.client.ip(), &login, &password).await {
+        match self
+            .ctx
+            .auth
+            .verify(self.info.client.ip(), &login, &password)
+            .await
+        {
             Some(user) => {
                 self.info.user = Some(user);
-                self.send(Reply::new(235, "2.7.0", "Authentication successful")).await
+                self.send(Reply::new(235, "2.7.0", "Authentication successful"))
+                    .await
             }
-            None => self.error(Reply::new(535, "5.7.8", "Authentication credentials invalid")).await,
+            None => {
+                self.error(Reply::new(
+                    535,
+                    "5.7.8",
+                    "Authentication credentials invalid",
+                ))
+                .await
+            }
         }
     }
 
     /// Sends a 334 challenge and reads the answer; `None` when the client
     /// cancelled (a reply has been sent) or went away.
     async fn challenge(&mut self, text: &str) -> io::Result<Option<String>> {
-        self.conn.write_all(format!("334 {text}\r\n").as_bytes()).await?;
+        self.conn
+            .write_all(format!("334 {text}\r\n").as_bytes())
+            .await?;
         let timeout = self.ctx.config.limits.command_timeout.0;
-        let Ok(line) = tokio::time::timeout(timeout, self.conn.read_line(MAX_SASL_LINE)).await else {
+        let Ok(line) = tokio::time::timeout(timeout, self.conn.read_line(MAX_SASL_LINE)).await
+        else {
             self.timed_out().await?;
             return Ok(None);
         };
         match line? {
             Line::Complete(line) if line == b"*" => {
-                self.error(Reply::new(501, "5.0.0", "Authentication cancelled")).await?;
+                self.error(Reply::new(501, "5.0.0", "Authentication cancelled"))
+                    .await?;
                 Ok(None)
             }
             Line::Complete(line) => Ok(Some(String::from_utf8_lossy(&line).into_owned())),
             Line::TooLong => {
-                self.error(Reply::new(500, "5.5.6", "Authentication exchange line is too long")).await?;
+                self.error(Reply::new(
+                    500,
+                    "5.5.6",
+                    "Authentication exchange line is too long",
+                ))
+                .await?;
                 Ok(None)
             }
             Line::Eof => {

@@ -165,11 +165,11 @@ impl MessageSink {
             self.writer = None; // dropping it removes what it wrote
             return;
         }
-        if let Some(w) = self.writer.as_mut() {
-            if let Err(e) = w.write(bytes) {
-                self.error = Some(e);
-                self.writer = None;
-            }
+        if let Some(w) = self.writer.as_mut()
+            && let Err(e) = w.write(bytes)
+        {
+            self.error = Some(e);
+            self.writer = None;
         }
     }
 
@@ -201,7 +201,9 @@ impl MessageSink {
     /// Has the header section a field of this name?
     pub fn has_header(&self, name: &str) -> bool {
         header_lines(&self.header).any(|l| {
-            l.len() > name.len() && l[name.len()] == b':' && l[..name.len()].eq_ignore_ascii_case(name.as_bytes())
+            l.len() > name.len()
+                && l[name.len()] == b':'
+                && l[..name.len()].eq_ignore_ascii_case(name.as_bytes())
         })
     }
 
@@ -230,7 +232,9 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 fn header_lines(header: &[u8]) -> impl Iterator<Item = &[u8]> {
-    header.split(|&b| b == b'\n').filter(|l| !l.starts_with(b" ") && !l.starts_with(b"\t"))
+    header
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.starts_with(b" ") && !l.starts_with(b"\t"))
 }
 
 #[cfg(test)]
@@ -274,14 +278,27 @@ mod tests {
 
     #[test]
     fn smuggling_forms_never_end_data() {
-        for form in [&b"\n.\n"[..], b"\r\n.\n", b"\n.\r\n", b"\r.\r", b"\r.\r\n", b"\n.\r"] {
+        for form in [
+            &b"\n.\n"[..],
+            b"\r\n.\n",
+            b"\n.\r\n",
+            b"\r.\r",
+            b"\r.\r\n",
+            b"\n.\r",
+        ] {
             let mut input = b"a".to_vec();
             input.extend_from_slice(form);
             input.extend_from_slice(b"MAIL FROM:<evil@x.test>\r\n");
             let (out, end) = decode_all(&input);
             assert_eq!(end, None, "form {form:?} ended data");
-            assert!(!out.windows(2).any(|w| w[1] == b'\n' && w[0] != b'\r'), "bare LF kept for {form:?}");
-            assert!(!out.windows(2).any(|w| w[0] == b'\r' && w[1] != b'\n'), "bare CR kept for {form:?}");
+            assert!(
+                !out.windows(2).any(|w| w[1] == b'\n' && w[0] != b'\r'),
+                "bare LF kept for {form:?}"
+            );
+            assert!(
+                !out.windows(2).any(|w| w[0] == b'\r' && w[1] != b'\n'),
+                "bare CR kept for {form:?}"
+            );
             assert_eq!(decode_bytewise(&input), (out, end));
         }
     }

@@ -58,10 +58,19 @@ pub enum ForwardPath {
 pub enum Command {
     Ehlo(String),
     Helo(String),
-    Mail { from: ReversePath, params: MailParams },
-    Rcpt { to: ForwardPath, params: RcptParams },
+    Mail {
+        from: ReversePath,
+        params: MailParams,
+    },
+    Rcpt {
+        to: ForwardPath,
+        params: RcptParams,
+    },
     Data,
-    Bdat { size: u64, last: bool },
+    Bdat {
+        size: u64,
+        last: bool,
+    },
     Rset,
     Noop,
     Quit,
@@ -69,7 +78,10 @@ pub enum Command {
     Expn(String),
     Help(Option<String>),
     StartTls,
-    Auth { mechanism: String, initial_response: Option<String> },
+    Auth {
+        mechanism: String,
+        initial_response: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -94,9 +106,15 @@ impl CommandError {
             CommandError::Unknown => Reply::new(500, "5.5.2", "Error: command not recognized"),
             CommandError::NotUtf8 => Reply::new(500, "5.5.2", "Error: command is not valid UTF-8"),
             CommandError::Syntax(why) => Reply::new(501, "5.5.4", format!("Syntax error: {why}")),
-            CommandError::BadSender(e) => Reply::new(501, "5.1.7", format!("Bad sender address syntax: {e}")),
-            CommandError::BadRecipient(e) => Reply::new(501, "5.1.3", format!("Bad recipient address syntax: {e}")),
-            CommandError::UnknownParam(p) => Reply::new(555, "5.5.4", format!("Unsupported parameter {p}")),
+            CommandError::BadSender(e) => {
+                Reply::new(501, "5.1.7", format!("Bad sender address syntax: {e}"))
+            }
+            CommandError::BadRecipient(e) => {
+                Reply::new(501, "5.1.3", format!("Bad recipient address syntax: {e}"))
+            }
+            CommandError::UnknownParam(p) => {
+                Reply::new(555, "5.5.4", format!("Unsupported parameter {p}"))
+            }
         }
     }
 }
@@ -115,7 +133,13 @@ pub fn parse_command(line: &[u8], smtputf8: bool) -> Result<Command, CommandErro
         None => (text, ""),
     };
     let rest_trim = rest.trim_end();
-    let no_args = |c: Command| if rest_trim.is_empty() { Ok(c) } else { Err(syntax("no parameters allowed")) };
+    let no_args = |c: Command| {
+        if rest_trim.is_empty() {
+            Ok(c)
+        } else {
+            Err(syntax("no parameters allowed"))
+        }
+    };
     match verb.to_ascii_uppercase().as_str() {
         "EHLO" | "LHLO" if !rest_trim.is_empty() => Ok(Command::Ehlo(rest_trim.to_string())),
         "HELO" if !rest_trim.is_empty() => Ok(Command::Helo(rest_trim.to_string())),
@@ -130,16 +154,24 @@ pub fn parse_command(line: &[u8], smtputf8: bool) -> Result<Command, CommandErro
         "VRFY" if !rest_trim.is_empty() => Ok(Command::Vrfy(rest_trim.to_string())),
         "EXPN" if !rest_trim.is_empty() => Ok(Command::Expn(rest_trim.to_string())),
         "VRFY" | "EXPN" => Err(syntax("an argument is required")),
-        "HELP" => Ok(Command::Help((!rest_trim.is_empty()).then(|| rest_trim.to_string()))),
+        "HELP" => Ok(Command::Help(
+            (!rest_trim.is_empty()).then(|| rest_trim.to_string()),
+        )),
         "STARTTLS" => no_args(Command::StartTls),
         "AUTH" => {
             let mut parts = rest_trim.split_ascii_whitespace();
-            let mechanism = parts.next().ok_or_else(|| syntax("AUTH needs a mechanism"))?.to_ascii_uppercase();
+            let mechanism = parts
+                .next()
+                .ok_or_else(|| syntax("AUTH needs a mechanism"))?
+                .to_ascii_uppercase();
             let initial_response = parts.next().map(str::to_string);
             if parts.next().is_some() {
                 return Err(syntax("too many AUTH parameters"));
             }
-            Ok(Command::Auth { mechanism, initial_response })
+            Ok(Command::Auth {
+                mechanism,
+                initial_response,
+            })
         }
         _ => Err(CommandError::Unknown),
     }
@@ -147,7 +179,9 @@ pub fn parse_command(line: &[u8], smtputf8: bool) -> Result<Command, CommandErro
 
 /// Splits `FROM:<path> params` into the path text and the parameter words.
 fn split_path<'a>(rest: &'a str, keyword: &str) -> Result<(&'a str, Vec<&'a str>), CommandError> {
-    let head = rest.get(..keyword.len()).filter(|h| h.eq_ignore_ascii_case(keyword));
+    let head = rest
+        .get(..keyword.len())
+        .filter(|h| h.eq_ignore_ascii_case(keyword));
     let Some(_) = head else {
         return Err(syntax(&format!("expected {keyword}<address>")));
     };
@@ -176,7 +210,10 @@ fn split_path<'a>(rest: &'a str, keyword: &str) -> Result<(&'a str, Vec<&'a str>
     if !params_text.is_empty() && !params_text.starts_with(' ') {
         return Err(syntax("parameters must follow a space"));
     }
-    Ok((&inner[..end], params_text.split_ascii_whitespace().collect()))
+    Ok((
+        &inner[..end],
+        params_text.split_ascii_whitespace().collect(),
+    ))
 }
 
 fn split_param(p: &str) -> (String, Option<&str>) {
@@ -212,9 +249,14 @@ fn parse_mail(rest: &str) -> Result<Command, CommandError> {
                     _ => return Err(syntax("RET must be FULL or HDRS")),
                 })
             }
-            ("ENVID", Some(v)) => params.envid = Some(xtext_decode(v).ok_or_else(|| syntax("ENVID is not valid xtext"))?),
+            ("ENVID", Some(v)) => {
+                params.envid =
+                    Some(xtext_decode(v).ok_or_else(|| syntax("ENVID is not valid xtext"))?)
+            }
             ("AUTH", Some(v)) => params.auth = Some(v.to_string()),
-            ("SIZE" | "BODY" | "RET" | "ENVID" | "AUTH" | "SMTPUTF8", _) => return Err(syntax(&format!("bad value for {key}"))),
+            ("SIZE" | "BODY" | "RET" | "ENVID" | "AUTH" | "SMTPUTF8", _) => {
+                return Err(syntax(&format!("bad value for {key}")));
+            }
             _ => return Err(CommandError::UnknownParam(key)),
         }
     }
@@ -224,7 +266,9 @@ fn parse_mail(rest: &str) -> Result<Command, CommandError> {
     let from = if path.is_empty() {
         ReversePath::Null
     } else {
-        ReversePath::Mailbox(Address::parse(path, params.smtputf8).map_err(CommandError::BadSender)?)
+        ReversePath::Mailbox(
+            Address::parse(path, params.smtputf8).map_err(CommandError::BadSender)?,
+        )
     };
     Ok(Command::Mail { from, params })
 }
@@ -252,7 +296,9 @@ fn parse_rcpt(rest: &str, smtputf8: bool) -> Result<Command, CommandError> {
                 params.notify = Some(n);
             }
             ("ORCPT", Some(v)) => {
-                let (kind, addr) = v.split_once(';').ok_or_else(|| syntax("ORCPT is type;address"))?;
+                let (kind, addr) = v
+                    .split_once(';')
+                    .ok_or_else(|| syntax("ORCPT is type;address"))?;
                 let addr = xtext_decode(addr).ok_or_else(|| syntax("ORCPT is not valid xtext"))?;
                 params.orcpt = Some((kind.to_string(), addr));
             }
@@ -261,13 +307,19 @@ fn parse_rcpt(rest: &str, smtputf8: bool) -> Result<Command, CommandError> {
         }
     }
     if path.eq_ignore_ascii_case("postmaster") {
-        return Ok(Command::Rcpt { to: ForwardPath::Postmaster, params });
+        return Ok(Command::Rcpt {
+            to: ForwardPath::Postmaster,
+            params,
+        });
     }
     if path.is_empty() {
         return Err(CommandError::BadRecipient(AddressError::EmptyLocal));
     }
     let to = Address::parse(path, smtputf8).map_err(CommandError::BadRecipient)?;
-    Ok(Command::Rcpt { to: ForwardPath::Mailbox(to), params })
+    Ok(Command::Rcpt {
+        to: ForwardPath::Mailbox(to),
+        params,
+    })
 }
 
 fn parse_bdat(rest: &str) -> Result<Command, CommandError> {
@@ -313,7 +365,13 @@ pub fn xtext_decode(s: &str) -> Option<String> {
 /// Encodes text as xtext.
 pub fn xtext_encode(s: &str) -> String {
     s.bytes()
-        .map(|c| if (33..=126).contains(&c) && c != b'+' && c != b'=' { (c as char).to_string() } else { format!("+{c:02X}") })
+        .map(|c| {
+            if (33..=126).contains(&c) && c != b'+' && c != b'=' {
+                (c as char).to_string()
+            } else {
+                format!("+{c:02X}")
+            }
+        })
         .collect()
 }
 
@@ -327,7 +385,9 @@ mod tests {
 
     #[test]
     fn mail_with_params() {
-        let Command::Mail { from, params } = p("mail from:<a@b.test> SIZE=100 BODY=8BITMIME RET=HDRS ENVID=x+2By").unwrap() else {
+        let Command::Mail { from, params } =
+            p("mail from:<a@b.test> SIZE=100 BODY=8BITMIME RET=HDRS ENVID=x+2By").unwrap()
+        else {
             panic!()
         };
         assert_eq!(from.to_string(), "a@b.test");
@@ -335,18 +395,46 @@ mod tests {
         assert_eq!(params.body, Some(Body::EightBitMime));
         assert_eq!(params.ret, Some(Ret::Hdrs));
         assert_eq!(params.envid.as_deref(), Some("x+y"));
-        assert!(matches!(p("MAIL FROM:<>"), Ok(Command::Mail { from: ReversePath::Null, .. })));
-        assert!(matches!(p("MAIL FROM: <a@b.test>"), Ok(Command::Mail { .. })));
+        assert!(matches!(
+            p("MAIL FROM:<>"),
+            Ok(Command::Mail {
+                from: ReversePath::Null,
+                ..
+            })
+        ));
+        assert!(matches!(
+            p("MAIL FROM: <a@b.test>"),
+            Ok(Command::Mail { .. })
+        ));
     }
 
     #[test]
     fn mail_errors_map_to_replies() {
         assert_eq!(p("MAIL FROM:a@b.test").unwrap_err().reply().code, 501);
-        assert_eq!(p("MAIL FROM:<a@b.test> FOO=1").unwrap_err().reply().code, 555);
-        assert_eq!(p("MAIL FROM:<ab.test>").unwrap_err().reply().enhanced.as_deref(), Some("5.1.7"));
-        assert_eq!(p("MAIL FROM:<a@b.test> SIZE=x").unwrap_err().reply().code, 501);
+        assert_eq!(
+            p("MAIL FROM:<a@b.test> FOO=1").unwrap_err().reply().code,
+            555
+        );
+        assert_eq!(
+            p("MAIL FROM:<ab.test>")
+                .unwrap_err()
+                .reply()
+                .enhanced
+                .as_deref(),
+            Some("5.1.7")
+        );
+        assert_eq!(
+            p("MAIL FROM:<a@b.test> SIZE=x").unwrap_err().reply().code,
+            501
+        );
         assert_eq!(p("XYZZY").unwrap_err().reply().code, 500);
-        assert_eq!(parse_command(b"MAIL FROM:<\xff@x>", false).unwrap_err().reply().code, 500);
+        assert_eq!(
+            parse_command(b"MAIL FROM:<\xff@x>", false)
+                .unwrap_err()
+                .reply()
+                .code,
+            500
+        );
     }
 
     #[test]
@@ -354,16 +442,36 @@ mod tests {
         assert!(p("MAIL FROM:<用户@example.test>").is_err());
         assert!(p("MAIL FROM:<用户@example.test> SMTPUTF8").is_ok());
         assert!(parse_command("RCPT TO:<用户@example.test>".as_bytes(), true).is_ok());
-        assert_eq!(p("RCPT TO:<用户@example.test>").unwrap_err().reply().enhanced.as_deref(), Some("5.1.3"));
+        assert_eq!(
+            p("RCPT TO:<用户@example.test>")
+                .unwrap_err()
+                .reply()
+                .enhanced
+                .as_deref(),
+            Some("5.1.3")
+        );
     }
 
     #[test]
     fn rcpt_forms() {
-        assert!(matches!(p("RCPT TO:<Postmaster>"), Ok(Command::Rcpt { to: ForwardPath::Postmaster, .. })));
-        let Command::Rcpt { params, .. } = p("RCPT TO:<\"x y\"@b.test> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;x+40y").unwrap() else {
+        assert!(matches!(
+            p("RCPT TO:<Postmaster>"),
+            Ok(Command::Rcpt {
+                to: ForwardPath::Postmaster,
+                ..
+            })
+        ));
+        let Command::Rcpt { params, .. } =
+            p("RCPT TO:<\"x y\"@b.test> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;x+40y").unwrap()
+        else {
             panic!()
         };
-        assert!(params.notify.as_ref().is_some_and(|n| n.success && n.failure && !n.delay));
+        assert!(
+            params
+                .notify
+                .as_ref()
+                .is_some_and(|n| n.success && n.failure && !n.delay)
+        );
         assert_eq!(params.orcpt, Some(("rfc822".into(), "x@y".into())));
         assert!(p("RCPT TO:<a@b.test> NOTIFY=NEVER,DELAY").is_err());
         assert!(p("RCPT TO:<>").is_err());
@@ -371,11 +479,32 @@ mod tests {
 
     #[test]
     fn other_verbs() {
-        assert_eq!(p("BDAT 100 LAST"), Ok(Command::Bdat { size: 100, last: true }));
-        assert_eq!(p("bdat 5"), Ok(Command::Bdat { size: 5, last: false }));
+        assert_eq!(
+            p("BDAT 100 LAST"),
+            Ok(Command::Bdat {
+                size: 100,
+                last: true
+            })
+        );
+        assert_eq!(
+            p("bdat 5"),
+            Ok(Command::Bdat {
+                size: 5,
+                last: false
+            })
+        );
         assert!(p("BDAT x").is_err());
-        assert_eq!(p("AUTH plain AGEAYg=="), Ok(Command::Auth { mechanism: "PLAIN".into(), initial_response: Some("AGEAYg==".into()) }));
-        assert_eq!(p("EHLO client.test"), Ok(Command::Ehlo("client.test".into())));
+        assert_eq!(
+            p("AUTH plain AGEAYg=="),
+            Ok(Command::Auth {
+                mechanism: "PLAIN".into(),
+                initial_response: Some("AGEAYg==".into())
+            })
+        );
+        assert_eq!(
+            p("EHLO client.test"),
+            Ok(Command::Ehlo("client.test".into()))
+        );
         assert!(p("EHLO").is_err());
         assert_eq!(p("DATA"), Ok(Command::Data));
         assert!(p("DATA x").is_err());

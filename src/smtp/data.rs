@@ -24,11 +24,13 @@ impl Session {
     async fn ready_for_data(&mut self) -> io::Result<bool> {
         match &self.tx {
             None => {
-                self.error(Reply::new(503, "5.5.1", "Error: need MAIL command")).await?;
+                self.error(Reply::new(503, "5.5.1", "Error: need MAIL command"))
+                    .await?;
                 Ok(false)
             }
             Some(tx) if tx.rcpts.is_empty() => {
-                self.error(Reply::new(554, "5.5.1", "Error: no valid recipients")).await?;
+                self.error(Reply::new(554, "5.5.1", "Error: no valid recipients"))
+                    .await?;
                 Ok(false)
             }
             Some(_) => Ok(true),
@@ -39,12 +41,17 @@ impl Session {
         let store = &self.ctx.store;
         let id = store.next_id()?;
         let writer = store.blob_writer(id)?;
-        Ok((id, MessageSink::new(writer, self.ctx.config.limits.max_message_size.0)))
+        Ok((
+            id,
+            MessageSink::new(writer, self.ctx.config.limits.max_message_size.0),
+        ))
     }
 
     pub(super) async fn data(&mut self) -> io::Result<()> {
         if self.tx.as_ref().is_some_and(|t| t.bdat.is_some()) {
-            return self.error(Reply::new(503, "5.5.1", "Error: BDAT in progress")).await;
+            return self
+                .error(Reply::new(503, "5.5.1", "Error: BDAT in progress"))
+                .await;
         }
         if !self.ready_for_data().await? {
             return Ok(());
@@ -53,10 +60,17 @@ impl Session {
             Ok(x) => x,
             Err(e) => {
                 tracing::error!("cannot start a message: {e}");
-                return self.send(Reply::new(451, "4.3.0", "Error: local storage problem, try again later")).await;
+                return self
+                    .send(Reply::new(
+                        451,
+                        "4.3.0",
+                        "Error: local storage problem, try again later",
+                    ))
+                    .await;
             }
         };
-        self.send(Reply::new(354, "2.0.0", "End data with <CR><LF>.<CR><LF>")).await?;
+        self.send(Reply::new(354, "2.0.0", "End data with <CR><LF>.<CR><LF>"))
+            .await?;
         self.conn.flush().await?;
         let mut decoder = DataDecoder::default();
         let mut out = Vec::with_capacity(32 * 1024);
@@ -92,7 +106,11 @@ impl Session {
             match self.new_sink() {
                 Ok((id, sink)) => {
                     if let Some(tx) = self.tx.as_mut() {
-                        tx.bdat = Some(BdatState { id, sink, decoder: ChunkDecoder::default() });
+                        tx.bdat = Some(BdatState {
+                            id,
+                            sink,
+                            decoder: ChunkDecoder::default(),
+                        });
                     }
                 }
                 Err(e) => tracing::error!("cannot start a message: {e}"),
@@ -126,11 +144,19 @@ impl Session {
         }
         let Some(state) = self.tx.as_mut().and_then(|t| t.bdat.as_mut()) else {
             self.tx = None;
-            return self.send(Reply::new(451, "4.3.0", "Error: local storage problem, try again later")).await;
+            return self
+                .send(Reply::new(
+                    451,
+                    "4.3.0",
+                    "Error: local storage problem, try again later",
+                ))
+                .await;
         };
         if !last {
             let n = state.sink.size();
-            return self.send(Reply::new(250, "2.0.0", format!("{n} octets received"))).await;
+            return self
+                .send(Reply::new(250, "2.0.0", format!("{n} octets received")))
+                .await;
         }
         state.decoder.finish(&mut out);
         state.sink.push(&out);
@@ -156,16 +182,39 @@ impl Session {
         self.send(reply).await
     }
 
-    async fn commit_transaction(&mut self, id: u64, qid: &str, tx: &Transaction, mut sink: MessageSink) -> Reply {
+    async fn commit_transaction(
+        &mut self,
+        id: u64,
+        qid: &str,
+        tx: &Transaction,
+        mut sink: MessageSink,
+    ) -> Reply {
         if sink.too_big() {
             tracing::info!(client = %self.info.client, size = sink.size(), "message refused: too big");
-            return Reply::new(552, "5.3.4", "Message size exceeds fixed maximum message size");
+            return Reply::new(
+                552,
+                "5.3.4",
+                "Message size exceeds fixed maximum message size",
+            );
         }
         let mut prefix = self.prefix_headers(qid, tx, &sink);
         // The data hooks read the body from the store: write out its last part.
-        let blob = if self.info.plugins.is_empty() { id } else { sink.flush_to_store().unwrap_or(id) };
-        let message = DataMessage { blob, prefix: &prefix, header: sink.header(), size: sink.size() };
-        let outcome = self.ctx.hooks.data(&self.info, &tx.envelope(), &message).await;
+        let blob = if self.info.plugins.is_empty() {
+            id
+        } else {
+            sink.flush_to_store().unwrap_or(id)
+        };
+        let message = DataMessage {
+            blob,
+            prefix: &prefix,
+            header: sink.header(),
+            size: sink.size(),
+        };
+        let outcome = self
+            .ctx
+            .hooks
+            .data(&self.info, &tx.envelope(), &message)
+            .await;
         match outcome.verdict {
             Verdict::Reject(r) | Verdict::Tempfail(r) => return r,
             Verdict::Disconnect(r) => {
@@ -189,8 +238,18 @@ impl Session {
                 _ => None,
             })
             .collect();
-        let message = DataMessage { blob, prefix: &prefix, header: sink.header(), size: sink.size() };
-        let claimed = match self.ctx.hooks.deliver_to_storage(&self.info, &locals, &message).await {
+        let message = DataMessage {
+            blob,
+            prefix: &prefix,
+            header: sink.header(),
+            size: sink.size(),
+        };
+        let claimed = match self
+            .ctx
+            .hooks
+            .deliver_to_storage(&self.info, &locals, &message)
+            .await
+        {
             Ok(c) => c,
             Err(r) => return r,
         };
@@ -198,10 +257,20 @@ impl Session {
         let size = sink.size() + prefix.len() as u64;
         let writer = match sink.into_writer() {
             Ok(w) => w,
-            Err(SinkError::TooBig) => return Reply::new(552, "5.3.4", "Message size exceeds fixed maximum message size"),
+            Err(SinkError::TooBig) => {
+                return Reply::new(
+                    552,
+                    "5.3.4",
+                    "Message size exceeds fixed maximum message size",
+                );
+            }
             Err(SinkError::Store(e)) => {
                 tracing::error!(queue_id = qid, "storing message failed: {e}");
-                return Reply::new(451, "4.3.0", "Error: local storage problem, try again later");
+                return Reply::new(
+                    451,
+                    "4.3.0",
+                    "Error: local storage problem, try again later",
+                );
             }
         };
         let mut local_users: Vec<String> = Vec::new();
@@ -219,7 +288,8 @@ impl Session {
                         r.params.orcpt.as_ref().map(|(t, a)| format!("{t};{a}")),
                         Vec::new(),
                     )),
-                    Target::Relay { address, .. } if remote.iter().any(|q| &q.address == address) => {}
+                    Target::Relay { address, .. }
+                        if remote.iter().any(|q| &q.address == address) => {}
                     Target::Relay { address, hosts } => {
                         let mut q = QueueRecipient::new(
                             address.clone(),
@@ -247,7 +317,11 @@ impl Session {
             size,
             sender: tx.from.to_string(),
             envid: tx.params.envid.clone(),
-            ret: tx.params.ret.as_ref().map(|r| format!("{r:?}").to_ascii_uppercase()),
+            ret: tx
+                .params
+                .ret
+                .as_ref()
+                .map(|r| format!("{r:?}").to_ascii_uppercase()),
             smtputf8: tx.params.smtputf8,
             eight_bit,
             arrived: now(),
@@ -262,16 +336,26 @@ impl Session {
             return Reply::new(250, "2.0.0", format!("Ok: queued as {qid}"));
         }
         let store = self.ctx.store.clone();
-        if let Err(e) = store.accept_message_into(writer, prefix, &local_users, folder, entry.as_ref()) {
+        if let Err(e) =
+            store.accept_message_into(writer, prefix, &local_users, folder, entry.as_ref())
+        {
             tracing::error!(queue_id = qid, "storing message failed: {e}");
-            return Reply::new(451, "4.3.0", "Error: local storage problem, try again later");
+            return Reply::new(
+                451,
+                "4.3.0",
+                "Error: local storage problem, try again later",
+            );
         }
         if let Err(e) = store.flush().await {
             tracing::error!(queue_id = qid, "flushing message failed: {e}");
-            return Reply::new(451, "4.3.0", "Error: local storage problem, try again later");
+            return Reply::new(
+                451,
+                "4.3.0",
+                "Error: local storage problem, try again later",
+            );
         }
         if entry.is_some() {
-            self.ctx.queue.wake();
+            self.ctx.queue.queued(id, now());
         }
         self.report_local_success(id, tx, size).await;
         let to: Vec<String> = tx.rcpts.iter().map(|r| r.address.to_string()).collect();
@@ -325,7 +409,14 @@ impl Session {
             recipients,
             warned: true,
         };
-        if let Err(e) = crate::queue::notify::send(&self.ctx, &entry, &which, crate::queue::dsn::DsnKind::Delivered).await {
+        if let Err(e) = crate::queue::notify::send(
+            &self.ctx,
+            &entry,
+            &which,
+            crate::queue::dsn::DsnKind::Delivered,
+        )
+        .await
+        {
             tracing::warn!(queue_id = %entry.queue_id(), "success notification not queued: {e}");
         }
     }
@@ -340,7 +431,11 @@ impl Session {
         let host = &self.ctx.config.hostname;
         let helo = self.info.helo.as_deref().unwrap_or("unknown");
         let ip = self.info.client.ip();
-        let mut with = if self.esmtp { "ESMTP".to_string() } else { "SMTP".to_string() };
+        let mut with = if self.esmtp {
+            "ESMTP".to_string()
+        } else {
+            "SMTP".to_string()
+        };
         if self.protocol == Protocol::Lmtp {
             with = "LMTP".into();
         }

@@ -11,10 +11,14 @@ use std::io;
 impl Session {
     pub(super) async fn ehlo(&mut self, name: String, extended: bool) -> io::Result<()> {
         if name.trim().is_empty() {
-            return self.error(Reply::new(501, "5.5.4", "Syntax: EHLO hostname")).await;
+            return self
+                .error(Reply::new(501, "5.5.4", "Syntax: EHLO hostname"))
+                .await;
         }
         if self.protocol == Protocol::Lmtp && !extended {
-            return self.error(Reply::new(500, "5.5.1", "Error: LMTP needs LHLO")).await;
+            return self
+                .error(Reply::new(500, "5.5.1", "Error: LMTP needs LHLO"))
+                .await;
         }
         match self.ctx.hooks.helo(&self.info, &name).await {
             Verdict::Reject(r) | Verdict::Tempfail(r) => return self.refuse(r).await,
@@ -32,7 +36,10 @@ impl Session {
             return self.send(Reply::bare(250, vec![host])).await;
         }
         let mut lines = vec![format!("{host} Hello {name}")];
-        lines.push(format!("SIZE {}", self.ctx.config.limits.max_message_size.0));
+        lines.push(format!(
+            "SIZE {}",
+            self.ctx.config.limits.max_message_size.0
+        ));
         lines.push("PIPELINING".into());
         lines.push("8BITMIME".into());
         lines.push("ENHANCEDSTATUSCODES".into());

@@ -12,17 +12,29 @@ use std::io;
 impl Session {
     pub(super) async fn mail(&mut self, from: ReversePath, params: MailParams) -> io::Result<()> {
         if self.info.helo.is_none() {
-            return self.error(Reply::new(503, "5.5.1", "Error: send HELO/EHLO first")).await;
+            return self
+                .error(Reply::new(503, "5.5.1", "Error: send HELO/EHLO first"))
+                .await;
         }
         if self.tx.is_some() {
-            return self.error(Reply::new(503, "5.5.1", "Error: nested MAIL command")).await;
+            return self
+                .error(Reply::new(503, "5.5.1", "Error: nested MAIL command"))
+                .await;
         }
         if self.needs_auth() {
-            return self.error(Reply::new(530, "5.7.0", "Authentication required")).await;
+            return self
+                .error(Reply::new(530, "5.7.0", "Authentication required"))
+                .await;
         }
         let max = self.ctx.config.limits.max_message_size.0;
         if params.size.is_some_and(|s| s > max) {
-            return self.refuse(Reply::new(552, "5.3.4", "Message size exceeds fixed maximum message size")).await;
+            return self
+                .refuse(Reply::new(
+                    552,
+                    "5.3.4",
+                    "Message size exceeds fixed maximum message size",
+                ))
+                .await;
         }
         match self.ctx.hooks.mail_from(&self.info, &from, &params).await {
             Verdict::Reject(r) | Verdict::Tempfail(r) => return self.refuse(r).await,
@@ -43,19 +55,33 @@ impl Session {
 
     pub(super) async fn rcpt(&mut self, to: Address, params: RcptParams) -> io::Result<()> {
         let Some(tx) = self.tx.as_ref() else {
-            return self.error(Reply::new(503, "5.5.1", "Error: need MAIL command")).await;
+            return self
+                .error(Reply::new(503, "5.5.1", "Error: need MAIL command"))
+                .await;
         };
         if tx.bdat.is_some() {
-            return self.error(Reply::new(503, "5.5.1", "Error: BDAT in progress")).await;
+            return self
+                .error(Reply::new(503, "5.5.1", "Error: BDAT in progress"))
+                .await;
         }
         if tx.rcpts.len() >= self.ctx.config.limits.max_recipients {
-            return self.refuse(Reply::new(452, "4.5.3", "Error: too many recipients")).await;
+            return self
+                .refuse(Reply::new(452, "4.5.3", "Error: too many recipients"))
+                .await;
         }
-        let result = self.ctx.hooks.rcpt_to(&self.info, &tx.envelope(), &to, &params).await;
+        let result = self
+            .ctx
+            .hooks
+            .rcpt_to(&self.info, &tx.envelope(), &to, &params)
+            .await;
         match result {
             Ok(targets) => {
                 if let Some(tx) = self.tx.as_mut() {
-                    tx.rcpts.push(Recipient { address: to, params, targets });
+                    tx.rcpts.push(Recipient {
+                        address: to,
+                        params,
+                        targets,
+                    });
                 }
                 self.send(Reply::new(250, "2.1.5", "Ok")).await
             }
@@ -64,7 +90,10 @@ impl Session {
                 self.closing = true;
                 self.send(r).await
             }
-            Err(Verdict::Continue | Verdict::Accept) => self.refuse(Reply::new(451, "4.3.0", "Error: try again later")).await,
+            Err(Verdict::Continue | Verdict::Accept) => {
+                self.refuse(Reply::new(451, "4.3.0", "Error: try again later"))
+                    .await
+            }
         }
     }
 }

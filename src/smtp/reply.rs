@@ -58,8 +58,12 @@ impl Reply {
             let sep = if i + 1 == n { ' ' } else { '-' };
             let text = self.lines.get(i).map(String::as_str).unwrap_or("");
             match &self.enhanced {
-                Some(e) => out.extend_from_slice(format!("{}{}{} {}\r\n", self.code, sep, e, text).as_bytes()),
-                None => out.extend_from_slice(format!("{}{}{}\r\n", self.code, sep, text).as_bytes()),
+                Some(e) => out.extend_from_slice(
+                    format!("{}{}{} {}\r\n", self.code, sep, e, text).as_bytes(),
+                ),
+                None => {
+                    out.extend_from_slice(format!("{}{}{}\r\n", self.code, sep, text).as_bytes())
+                }
             }
         }
         out

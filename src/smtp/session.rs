@@ -42,7 +42,10 @@ impl Transaction {
             recipients: self
                 .rcpts
                 .iter()
-                .map(|r| crate::hooks::EnvelopeRecipient { address: r.address.to_string(), params: &r.params })
+                .map(|r| crate::hooks::EnvelopeRecipient {
+                    address: r.address.to_string(),
+                    params: &r.params,
+                })
                 .collect(),
         }
     }
@@ -61,7 +64,12 @@ pub(super) struct Session {
 }
 
 /// Runs a session to its end.
-pub async fn run(conn: Connection, ctx: Arc<ServerContext>, protocol: Protocol, shutdown: Shutdown) {
+pub async fn run(
+    conn: Connection,
+    ctx: Arc<ServerContext>,
+    protocol: Protocol,
+    shutdown: Shutdown,
+) {
     let trusted = ctx.config.is_trusted(conn.peer.ip());
     let info = SessionInfo {
         client: conn.peer,
@@ -103,8 +111,13 @@ impl Session {
             }
             Verdict::Continue | Verdict::Accept => {}
         }
-        let banner = if self.protocol == Protocol::Lmtp { "LMTP" } else { "ESMTP" };
-        self.send(Reply::bare(220, vec![format!("{hostname} {banner} Tern")])).await?;
+        let banner = if self.protocol == Protocol::Lmtp {
+            "LMTP"
+        } else {
+            "ESMTP"
+        };
+        self.send(Reply::bare(220, vec![format!("{hostname} {banner} Tern")]))
+            .await?;
         let timeout = self.ctx.config.limits.command_timeout.0;
         while !self.closing {
             if self.conn.buffered().is_empty() {
@@ -124,7 +137,10 @@ impl Session {
             };
             match line {
                 Line::Eof => return Ok(()),
-                Line::TooLong => self.error(Reply::new(500, "5.5.2", "Error: line too long")).await?,
+                Line::TooLong => {
+                    self.error(Reply::new(500, "5.5.2", "Error: line too long"))
+                        .await?
+                }
                 Line::Complete(bytes) => self.command(&bytes).await?,
             }
         }
@@ -153,7 +169,12 @@ impl Session {
         self.send(reply).await?;
         if self.errors >= self.ctx.config.limits.max_errors {
             let host = self.ctx.config.hostname.clone();
-            self.send(Reply::new(421, "4.7.0", format!("{host} Error: too many errors"))).await?;
+            self.send(Reply::new(
+                421,
+                "4.7.0",
+                format!("{host} Error: too many errors"),
+            ))
+            .await?;
             self.closing = true;
         }
         Ok(())
@@ -177,13 +198,22 @@ impl Session {
             Command::Ehlo(name) => self.ehlo(name, true).await,
             Command::Helo(name) => self.ehlo(name, false).await,
             Command::StartTls => self.starttls().await,
-            Command::Auth { mechanism, initial_response } => self.auth(&mechanism, initial_response).await,
+            Command::Auth {
+                mechanism,
+                initial_response,
+            } => self.auth(&mechanism, initial_response).await,
             Command::Mail { from, params } => self.mail(from, params).await,
             Command::Rcpt { to, params } => {
                 let to = match to {
                     ForwardPath::Mailbox(a) => a,
                     ForwardPath::Postmaster => {
-                        let domain = self.ctx.config.local_domains.first().cloned().unwrap_or_else(|| self.ctx.config.hostname.clone());
+                        let domain = self
+                            .ctx
+                            .config
+                            .local_domains
+                            .first()
+                            .cloned()
+                            .unwrap_or_else(|| self.ctx.config.hostname.clone());
                         Address::new_unchecked("postmaster", &domain)
                     }
                 };
@@ -199,15 +229,27 @@ impl Session {
             Command::Quit => {
                 self.closing = true;
                 let host = self.ctx.config.hostname.clone();
-                self.send(Reply::new(221, "2.0.0", format!("{host} Bye"))).await
-            }
-            Command::Vrfy(_) => {
-                self.send(Reply::new(252, "2.5.0", "Cannot VRFY user, but will accept message and attempt delivery"))
+                self.send(Reply::new(221, "2.0.0", format!("{host} Bye")))
                     .await
             }
-            Command::Expn(_) => self.error(Reply::new(502, "5.5.1", "EXPN is not available")).await,
+            Command::Vrfy(_) => {
+                self.send(Reply::new(
+                    252,
+                    "2.5.0",
+                    "Cannot VRFY user, but will accept message and attempt delivery",
+                ))
+                .await
+            }
+            Command::Expn(_) => {
+                self.error(Reply::new(502, "5.5.1", "EXPN is not available"))
+                    .await
+            }
             Command::Help(_) => {
-                let mut r = Reply::new(214, "2.0.0", "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP STARTTLS AUTH");
+                let mut r = Reply::new(
+                    214,
+                    "2.0.0",
+                    "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP STARTTLS AUTH",
+                );
                 r.lines.push("See RFC 5321".into());
                 self.send(r).await
             }
@@ -218,12 +260,17 @@ impl Session {
     /// and the session starts again from EHLO (RFC 3207).
     async fn starttls(&mut self) -> io::Result<()> {
         if self.conn.is_tls() {
-            return self.error(Reply::new(503, "5.5.1", "Error: TLS already active")).await;
+            return self
+                .error(Reply::new(503, "5.5.1", "Error: TLS already active"))
+                .await;
         }
         if self.protocol == Protocol::Lmtp && !self.esmtp {
-            return self.error(Reply::new(503, "5.5.1", "Error: send LHLO first")).await;
+            return self
+                .error(Reply::new(503, "5.5.1", "Error: send LHLO first"))
+                .await;
         }
-        self.send(Reply::new(220, "2.0.0", "Ready to start TLS")).await?;
+        self.send(Reply::new(220, "2.0.0", "Ready to start TLS"))
+            .await?;
         self.conn.flush().await?;
         if let Err(e) = self.conn.start_tls(&self.ctx.tls).await {
             tracing::info!(client = %self.info.client, "STARTTLS handshake failed: {e}");
@@ -239,6 +286,7 @@ impl Session {
 
     /// Is the client allowed to start a mail transaction here?
     pub fn needs_auth(&self) -> bool {
-        matches!(self.protocol, Protocol::Submission | Protocol::Submissions) && self.info.user.is_none()
+        matches!(self.protocol, Protocol::Submission | Protocol::Submissions)
+            && self.info.user.is_none()
     }
 }

@@ -103,14 +103,22 @@ impl BlobWriter {
             return Ok(());
         }
         let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK_SIZE));
-        self.store.inner.blobs.insert(chunk_key(self.id, self.chunks), chunk)?;
+        self.store
+            .inner
+            .blobs
+            .insert(chunk_key(self.id, self.chunks), chunk)?;
         self.chunks += 1;
         Ok(())
     }
 
     /// Writes the last chunk and returns the record to commit with `refs`
     /// references; the caller puts it in the same batch as whatever refers to it.
-    pub(super) fn finish(mut self, prefix: Vec<u8>, refs: u32, batch: &mut sled::Batch) -> Result<BlobRecord, StoreError> {
+    pub(super) fn finish(
+        mut self,
+        prefix: Vec<u8>,
+        refs: u32,
+        batch: &mut sled::Batch,
+    ) -> Result<BlobRecord, StoreError> {
         self.spill()?;
         self.committed = true;
         let record = BlobRecord {
@@ -200,7 +208,12 @@ impl Store {
     }
 
     /// Adds `delta` references in `batch` (called under the write lock).
-    pub(super) fn adjust_refs(&self, id: BlobId, delta: i64, batch: &mut sled::Batch) -> Result<bool, StoreError> {
+    pub(super) fn adjust_refs(
+        &self,
+        id: BlobId,
+        delta: i64,
+        batch: &mut sled::Batch,
+    ) -> Result<bool, StoreError> {
         let mut record = self.blob(id)?;
         let refs = (i64::from(record.refs) + delta).max(0);
         if refs == 0 {
@@ -217,7 +230,12 @@ impl Store {
             self.inner.blobs.remove(chunk_key(id, n))?;
         }
         // Chunks written past what the caller knew of (a crash): sweep the id's range.
-        for key in self.inner.blobs.range(chunk_key(id, 0)..=chunk_key(id, u32::MAX)).keys() {
+        for key in self
+            .inner
+            .blobs
+            .range(chunk_key(id, 0)..=chunk_key(id, u32::MAX))
+            .keys()
+        {
             self.inner.blobs.remove(key?)?;
         }
         Ok(())
@@ -254,10 +272,10 @@ impl Iterator for BlobParts {
     type Item = Result<Vec<u8>, StoreError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if let Some(p) = self.prefix.take() {
-            if !p.is_empty() {
-                return Some(Ok(p));
-            }
+        if let Some(p) = self.prefix.take()
+            && !p.is_empty()
+        {
+            return Some(Ok(p));
         }
         if self.next >= self.chunks {
             return None;

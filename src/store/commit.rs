@@ -31,7 +31,13 @@ impl GroupCommit {
             .name("tern-flusher".into())
             .spawn(move || flusher(db, s, w, st, tx))
             .ok();
-        GroupCommit { started, wanted, done, stop, thread }
+        GroupCommit {
+            started,
+            wanted,
+            done,
+            stop,
+            thread,
+        }
     }
 
     pub(super) async fn flush(&self) -> Result<(), StoreError> {

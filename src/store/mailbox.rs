@@ -49,6 +49,14 @@ pub struct MessageMeta {
     pub modseq: u64,
 }
 
+/// One message copy to add to a folder.
+struct NewCopy {
+    blob: BlobId,
+    size: u64,
+    flags: Vec<String>,
+    internal_date: i64,
+}
+
 /// Something changed in a folder; IMAP IDLE and open sessions listen.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MailboxEvent {
@@ -58,7 +66,11 @@ pub struct MailboxEvent {
 
 /// INBOX is case-insensitive (RFC 3501 5.1); other names are kept as given.
 pub fn canonical_folder(name: &str) -> String {
-    if name.eq_ignore_ascii_case("INBOX") { "INBOX".to_string() } else { name.to_string() }
+    if name.eq_ignore_ascii_case("INBOX") {
+        "INBOX".to_string()
+    } else {
+        name.to_string()
+    }
 }
 
 fn folder_key(user: &str, folder: &str) -> Vec<u8> {
@@ -76,14 +88,21 @@ fn message_key(user: &str, folder: &str, uid: u32) -> Vec<u8> {
 }
 
 impl Store {
-    pub(super) fn create_folder_in(&self, user: &str, name: &str, batch: &mut sled::Batch) -> Result<FolderInfo, StoreError> {
+    pub(super) fn create_folder_in(
+        &self,
+        user: &str,
+        name: &str,
+        batch: &mut sled::Batch,
+    ) -> Result<FolderInfo, StoreError> {
         let special = SPECIAL_FOLDERS
             .iter()
             .find(|(n, _)| *n == name)
             .and_then(|(_, s)| s.map(str::to_string));
         // UIDVALIDITY must change if a folder is ever re-created: use the
         // clock and a fresh id so two creations never share one.
-        let uidvalidity = ((now() as u64 & 0x7fff_ffff) as u32).wrapping_add((self.next_id()? & 0xffff) as u32).max(1);
+        let uidvalidity = ((now() as u64 & 0x7fff_ffff) as u32)
+            .wrapping_add((self.next_id()? & 0xffff) as u32)
+            .max(1);
         let info = FolderInfo {
             name: name.to_string(),
             uidvalidity,
@@ -109,7 +128,11 @@ impl Store {
     }
 
     pub fn folder(&self, user: &str, name: &str) -> Result<Option<FolderInfo>, StoreError> {
-        match self.inner.meta.get(folder_key(user, &canonical_folder(name)))? {
+        match self
+            .inner
+            .meta
+            .get(folder_key(user, &canonical_folder(name)))?
+        {
             Some(v) => Ok(Some(decode("folder", &v)?)),
             None => Ok(None),
         }
@@ -127,15 +150,28 @@ impl Store {
     /// Every message in a folder, by ascending UID.
     pub fn messages(&self, user: &str, folder: &str) -> Result<Vec<MessageMeta>, StoreError> {
         let mut out = Vec::new();
-        for item in self.inner.meta.scan_prefix(messages_prefix(user, &canonical_folder(folder))) {
+        for item in self
+            .inner
+            .meta
+            .scan_prefix(messages_prefix(user, &canonical_folder(folder)))
+        {
             let (_, v) = item?;
             out.push(decode("message", &v)?);
         }
         Ok(out)
     }
 
-    pub fn message(&self, user: &str, folder: &str, uid: u32) -> Result<Option<MessageMeta>, StoreError> {
-        match self.inner.meta.get(message_key(user, &canonical_folder(folder), uid))? {
+    pub fn message(
+        &self,
+        user: &str,
+        folder: &str,
+        uid: u32,
+    ) -> Result<Option<MessageMeta>, StoreError> {
+        match self
+            .inner
+            .meta
+            .get(message_key(user, &canonical_folder(folder), uid))?
+        {
             Some(v) => Ok(Some(decode("message", &v)?)),
             None => Ok(None),
         }
@@ -147,14 +183,20 @@ impl Store {
         &self,
         user: &str,
         folder: &str,
-        blob: BlobId,
-        size: u64,
-        flags: Vec<String>,
-        internal_date: i64,
+        copy: NewCopy,
         folders: &mut Vec<(String, String, FolderInfo)>,
         batch: &mut sled::Batch,
     ) -> Result<u32, StoreError> {
-        let pos = match folders.iter().position(|(u, f, _)| u == user && f == folder) {
+        let NewCopy {
+            blob,
+            size,
+            flags,
+            internal_date,
+        } = copy;
+        let pos = match folders
+            .iter()
+            .position(|(u, f, _)| u == user && f == folder)
+        {
             Some(p) => p,
             None => {
                 let info = match self.folder(user, folder)? {
@@ -216,7 +258,18 @@ impl Store {
         let mut uids = Vec::with_capacity(local_users.len());
         let date = now();
         for user in local_users {
-            uids.push(self.add_to_folder(user, folder, blob, record.size, Vec::new(), date, &mut folders, &mut batch)?);
+            uids.push(self.add_to_folder(
+                user,
+                folder,
+                NewCopy {
+                    blob,
+                    size: record.size,
+                    flags: Vec::new(),
+                    internal_date: date,
+                },
+                &mut folders,
+                &mut batch,
+            )?);
         }
         if let Some(q) = queue {
             batch.insert(queue_key(q.id), encode(q));
@@ -239,7 +292,18 @@ impl Store {
         let mut folders = Vec::new();
         let mut uids = Vec::new();
         for user in users {
-            uids.push(self.add_to_folder(user, "INBOX", blob, record.size, Vec::new(), now(), &mut folders, &mut batch)?);
+            uids.push(self.add_to_folder(
+                user,
+                "INBOX",
+                NewCopy {
+                    blob,
+                    size: record.size,
+                    flags: Vec::new(),
+                    internal_date: now(),
+                },
+                &mut folders,
+                &mut batch,
+            )?);
         }
         self.inner.meta.apply_batch(batch)?;
         drop(_guard);
@@ -251,7 +315,14 @@ impl Store {
 
     /// Stores a complete message given as bytes into a folder (APPEND, Sent
     /// copies). Returns (UIDVALIDITY, UID).
-    pub fn append(&self, user: &str, folder: &str, bytes: &[u8], flags: Vec<String>, internal_date: Option<i64>) -> Result<(u32, u32), StoreError> {
+    pub fn append(
+        &self,
+        user: &str,
+        folder: &str,
+        bytes: &[u8],
+        flags: Vec<String>,
+        internal_date: Option<i64>,
+    ) -> Result<(u32, u32), StoreError> {
         let folder = canonical_folder(folder);
         if self.folder(user, &folder)?.is_none() {
             return Err(StoreError::NoSuchFolder(folder));
@@ -263,11 +334,25 @@ impl Store {
         let mut batch = sled::Batch::default();
         let record = writer.finish(Vec::new(), 1, &mut batch)?;
         let mut folders = Vec::new();
-        let uid = self.add_to_folder(user, &folder, blob, record.size, flags, internal_date.unwrap_or_else(now), &mut folders, &mut batch)?;
+        let uid = self.add_to_folder(
+            user,
+            &folder,
+            NewCopy {
+                blob,
+                size: record.size,
+                flags,
+                internal_date: internal_date.unwrap_or_else(now),
+            },
+            &mut folders,
+            &mut batch,
+        )?;
         self.inner.meta.apply_batch(batch)?;
         let uidvalidity = folders.first().map(|(_, _, i)| i.uidvalidity).unwrap_or(0);
         drop(_guard);
-        self.notify(MailboxEvent { user: user.to_string(), folder });
+        self.notify(MailboxEvent {
+            user: user.to_string(),
+            folder,
+        });
         Ok((uidvalidity, uid))
     }
 
@@ -278,7 +363,9 @@ impl Store {
         let mut batch = sled::Batch::default();
         let mut removed = Vec::new();
         let mut dead_blobs = Vec::new();
-        let mut info = self.folder(user, &folder)?.ok_or_else(|| StoreError::NoSuchFolder(folder.clone()))?;
+        let mut info = self
+            .folder(user, &folder)?
+            .ok_or_else(|| StoreError::NoSuchFolder(folder.clone()))?;
         for &uid in uids {
             if let Some(m) = self.message(user, &folder, uid)? {
                 batch.remove(message_key(user, &folder, uid));
@@ -298,18 +385,29 @@ impl Store {
         for blob in dead_blobs {
             self.remove_chunks(blob, 0)?;
         }
-        self.notify(MailboxEvent { user: user.to_string(), folder });
+        self.notify(MailboxEvent {
+            user: user.to_string(),
+            folder,
+        });
         Ok(removed)
     }
 
     /// Replaces a message's flags; returns its new mod-sequence.
-    pub fn set_flags(&self, user: &str, folder: &str, uid: u32, flags: Vec<String>) -> Result<Option<u64>, StoreError> {
+    pub fn set_flags(
+        &self,
+        user: &str,
+        folder: &str,
+        uid: u32,
+        flags: Vec<String>,
+    ) -> Result<Option<u64>, StoreError> {
         let folder = canonical_folder(folder);
         let guard = self.lock();
         let Some(mut meta) = self.message(user, &folder, uid)? else {
             return Ok(None);
         };
-        let mut info = self.folder(user, &folder)?.ok_or_else(|| StoreError::NoSuchFolder(folder.clone()))?;
+        let mut info = self
+            .folder(user, &folder)?
+            .ok_or_else(|| StoreError::NoSuchFolder(folder.clone()))?;
         info.highest_modseq += 1;
         meta.flags = flags;
         meta.modseq = info.highest_modseq;
@@ -318,11 +416,18 @@ impl Store {
         batch.insert(folder_key(user, &folder), encode(&info));
         self.inner.meta.apply_batch(batch)?;
         drop(guard);
-        self.notify(MailboxEvent { user: user.to_string(), folder });
+        self.notify(MailboxEvent {
+            user: user.to_string(),
+            folder,
+        });
         Ok(Some(meta.modseq))
     }
 
-    pub(super) fn delete_folder_contents(&self, user: &str, folder: &str) -> Result<(), StoreError> {
+    pub(super) fn delete_folder_contents(
+        &self,
+        user: &str,
+        folder: &str,
+    ) -> Result<(), StoreError> {
         let uids: Vec<u32> = self.messages(user, folder)?.iter().map(|m| m.uid).collect();
         self.expunge(user, folder, &uids)?;
         Ok(())
@@ -342,6 +447,9 @@ impl Store {
     /// Drops the queue's reference to a blob (delivery finished).
     pub fn release_queue_entry(&self, entry: &QueueEntry) -> Result<(), StoreError> {
         let guard = self.lock();
+        if !self.inner.meta.contains_key(queue_key(entry.id))? {
+            return Ok(()); // already released: the reference is gone too
+        }
         let mut batch = sled::Batch::default();
         batch.remove(queue_key(entry.id));
         let dead = self.adjust_refs(entry.blob, -1, &mut batch)?;
@@ -374,12 +482,20 @@ mod tests {
         w.write(b"Subject: hi\r\n\r\n").unwrap();
         w.write(&body).unwrap();
         let blob = w.id();
-        let users = vec!["bob@example.test".to_string(), "carol@example.test".to_string()];
-        let uids = store.accept_message(w, b"Received: x\r\n".to_vec(), &users, None).unwrap();
+        let users = vec![
+            "bob@example.test".to_string(),
+            "carol@example.test".to_string(),
+        ];
+        let uids = store
+            .accept_message(w, b"Received: x\r\n".to_vec(), &users, None)
+            .unwrap();
         assert_eq!(uids, vec![1, 1]);
         let bytes = store.read_blob(blob).unwrap();
         assert!(bytes.starts_with(b"Received: x\r\nSubject: hi\r\n\r\nxxx"));
-        assert_eq!(bytes.len() as u64, store.messages("bob@example.test", "inbox").unwrap()[0].size);
+        assert_eq!(
+            bytes.len() as u64,
+            store.messages("bob@example.test", "inbox").unwrap()[0].size
+        );
         store.expunge("bob@example.test", "INBOX", &[1]).unwrap();
         assert!(store.read_blob(blob).is_ok(), "carol still holds it");
         store.expunge("carol@example.test", "INBOX", &[1]).unwrap();
@@ -389,13 +505,29 @@ mod tests {
     #[test]
     fn uids_increase_and_are_never_reused() {
         let (_d, store) = store();
-        let (_, a) = store.append("bob@example.test", "INBOX", b"a\r\n", vec![], None).unwrap();
-        let (_, b) = store.append("bob@example.test", "INBOX", b"b\r\n", vec![], None).unwrap();
+        let (_, a) = store
+            .append("bob@example.test", "INBOX", b"a\r\n", vec![], None)
+            .unwrap();
+        let (_, b) = store
+            .append("bob@example.test", "INBOX", b"b\r\n", vec![], None)
+            .unwrap();
         store.expunge("bob@example.test", "INBOX", &[b]).unwrap();
-        let (_, c) = store.append("bob@example.test", "INBOX", b"c\r\n", vec![], None).unwrap();
+        let (_, c) = store
+            .append("bob@example.test", "INBOX", b"c\r\n", vec![], None)
+            .unwrap();
         assert!(a < b && b < c);
-        let modseq = store.set_flags("bob@example.test", "INBOX", a, vec![Flag::SEEN.into()]).unwrap().unwrap();
-        assert_eq!(store.folder("bob@example.test", "INBOX").unwrap().unwrap().highest_modseq, modseq);
+        let modseq = store
+            .set_flags("bob@example.test", "INBOX", a, vec![Flag::SEEN.into()])
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            store
+                .folder("bob@example.test", "INBOX")
+                .unwrap()
+                .unwrap()
+                .highest_modseq,
+            modseq
+        );
     }
 
     #[test]

@@ -16,8 +16,8 @@ mod mailbox;
 mod queue;
 mod users;
 
-pub use kv::{KvError, MAX_KV_KEY, MAX_KV_VALUE};
 pub use blobs::{BlobId, BlobParts, BlobReader, BlobRecord, BlobWriter};
+pub use kv::{KvError, MAX_KV_KEY, MAX_KV_VALUE};
 pub use mailbox::{Flag, FolderInfo, MailboxEvent, MessageMeta, SPECIAL_FOLDERS};
 pub use queue::{QueueEntry, QueueRecipient, RecipientState, format_queue_id, parse_queue_id};
 pub use users::UserRecord;
@@ -77,7 +77,10 @@ impl Store {
             .cache_capacity(64 * 1024 * 1024)
             .open()
             .map_err(|e| match e {
-                sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock || io.raw_os_error() == Some(11) => {
+                sled::Error::Io(io)
+                    if io.kind() == std::io::ErrorKind::WouldBlock
+                        || io.raw_os_error() == Some(11) =>
+                {
                     StoreError::Locked(dir.display().to_string())
                 }
                 other => StoreError::Sled(other),
@@ -120,7 +123,10 @@ impl Store {
     fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
         // A poisoned lock only means another thread panicked while holding
         // it; the data it guards lives in sled, so carry on.
-        self.inner.write_lock.lock().unwrap_or_else(|p| p.into_inner())
+        self.inner
+            .write_lock
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     fn notify(&self, event: MailboxEvent) {

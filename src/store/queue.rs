@@ -43,7 +43,12 @@ pub struct QueueRecipient {
 
 impl QueueRecipient {
     /// A new pending recipient, due now.
-    pub fn new(address: String, notify: Option<String>, orcpt: Option<String>, local_users: Vec<String>) -> QueueRecipient {
+    pub fn new(
+        address: String,
+        notify: Option<String>,
+        orcpt: Option<String>,
+        local_users: Vec<String>,
+    ) -> QueueRecipient {
         QueueRecipient {
             address,
             notify,
@@ -98,7 +103,9 @@ impl QueueEntry {
     }
 
     pub fn pending(&self) -> impl Iterator<Item = &QueueRecipient> {
-        self.recipients.iter().filter(|r| r.state == RecipientState::Pending)
+        self.recipients
+            .iter()
+            .filter(|r| r.state == RecipientState::Pending)
     }
 
     /// The earliest next attempt among pending recipients.
@@ -139,9 +146,13 @@ impl Store {
         }
     }
 
-    /// Records a queue entry's new state (the caller flushes).
+    /// Records a queue entry's new state (the caller flushes). An entry
+    /// deleted meanwhile (`tern queue delete`) stays deleted.
     pub fn update_queue_entry(&self, entry: &QueueEntry) -> Result<(), StoreError> {
-        self.inner.meta.insert(queue_key(entry.id), encode(entry))?;
+        let _guard = self.lock();
+        if self.inner.meta.contains_key(queue_key(entry.id))? {
+            self.inner.meta.insert(queue_key(entry.id), encode(entry))?;
+        }
         Ok(())
     }
 
@@ -156,7 +167,11 @@ impl Store {
     }
 
     /// Stores a message generated here (a bounce) and queues it.
-    pub fn enqueue_bytes(&self, mut entry: QueueEntry, bytes: &[u8]) -> Result<QueueEntry, StoreError> {
+    pub fn enqueue_bytes(
+        &self,
+        mut entry: QueueEntry,
+        bytes: &[u8],
+    ) -> Result<QueueEntry, StoreError> {
         let mut writer = self.blob_writer(entry.id)?;
         writer.write(bytes)?;
         entry.blob = writer.id();

@@ -3,8 +3,8 @@
 
 use super::mailbox::SPECIAL_FOLDERS;
 use super::{Store, StoreError, decode, encode, now};
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -20,7 +20,8 @@ fn user_key(address: &str) -> Vec<u8> {
 
 /// Hashes a password with argon2id and a random salt.
 pub fn hash_password(password: &str) -> Result<String, StoreError> {
-    let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>()).map_err(|e| StoreError::Hash(e.to_string()))?;
+    let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>())
+        .map_err(|e| StoreError::Hash(e.to_string()))?;
     Argon2::default()
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())
@@ -56,14 +57,21 @@ impl Store {
     }
 
     pub fn user(&self, address: &str) -> Result<Option<UserRecord>, StoreError> {
-        match self.inner.meta.get(user_key(&address.to_ascii_lowercase()))? {
+        match self
+            .inner
+            .meta
+            .get(user_key(&address.to_ascii_lowercase()))?
+        {
             Some(v) => Ok(Some(decode("user", &v)?)),
             None => Ok(None),
         }
     }
 
     pub fn user_exists(&self, address: &str) -> Result<bool, StoreError> {
-        Ok(self.inner.meta.contains_key(user_key(&address.to_ascii_lowercase()))?)
+        Ok(self
+            .inner
+            .meta
+            .contains_key(user_key(&address.to_ascii_lowercase()))?)
     }
 
     pub fn list_users(&self) -> Result<Vec<String>, StoreError> {
@@ -81,7 +89,9 @@ impl Store {
             .user(address)?
             .ok_or_else(|| StoreError::NoSuchUser(address.to_string()))?;
         record.password_hash = hash_password(password)?;
-        self.inner.meta.insert(user_key(&record.address), encode(&record))?;
+        self.inner
+            .meta
+            .insert(user_key(&record.address), encode(&record))?;
         Ok(())
     }
 
@@ -106,11 +116,22 @@ impl Store {
 
     /// Checks a password (slow by design: call from a blocking task).
     /// Returns the canonical address on success.
-    pub fn verify_password(&self, address: &str, password: &str) -> Result<Option<String>, StoreError> {
+    pub fn verify_password(
+        &self,
+        address: &str,
+        password: &str,
+    ) -> Result<Option<String>, StoreError> {
         let record = self.user(address)?;
-        let hash = record.as_ref().map(|r| r.password_hash.as_str()).unwrap_or(decoy_hash());
+        let hash = record
+            .as_ref()
+            .map(|r| r.password_hash.as_str())
+            .unwrap_or(decoy_hash());
         let ok = PasswordHash::new(hash)
-            .map(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+            .map(|parsed| {
+                Argon2::default()
+                    .verify_password(password.as_bytes(), &parsed)
+                    .is_ok()
+            })
             .unwrap_or(false);
         Ok(match (ok, record) {
             (true, Some(r)) => Some(r.address),
@@ -128,14 +149,42 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         store.add_user("Bob@Example.test", "secret").unwrap();
-        assert!(matches!(store.add_user("bob@example.test", "x"), Err(StoreError::UserExists(_))));
-        assert_eq!(store.verify_password("bob@example.test", "secret").unwrap().as_deref(), Some("bob@example.test"));
-        assert_eq!(store.verify_password("bob@example.test", "wrong").unwrap(), None);
-        assert_eq!(store.verify_password("nobody@example.test", "secret").unwrap(), None);
+        assert!(matches!(
+            store.add_user("bob@example.test", "x"),
+            Err(StoreError::UserExists(_))
+        ));
+        assert_eq!(
+            store
+                .verify_password("bob@example.test", "secret")
+                .unwrap()
+                .as_deref(),
+            Some("bob@example.test")
+        );
+        assert_eq!(
+            store.verify_password("bob@example.test", "wrong").unwrap(),
+            None
+        );
+        assert_eq!(
+            store
+                .verify_password("nobody@example.test", "secret")
+                .unwrap(),
+            None
+        );
         store.set_password("bob@example.test", "new").unwrap();
-        assert!(store.verify_password("bob@example.test", "new").unwrap().is_some());
-        assert_eq!(store.list_users().unwrap(), vec!["bob@example.test".to_string()]);
-        assert_eq!(store.folders("bob@example.test").unwrap().len(), SPECIAL_FOLDERS.len());
+        assert!(
+            store
+                .verify_password("bob@example.test", "new")
+                .unwrap()
+                .is_some()
+        );
+        assert_eq!(
+            store.list_users().unwrap(),
+            vec!["bob@example.test".to_string()]
+        );
+        assert_eq!(
+            store.folders("bob@example.test").unwrap().len(),
+            SPECIAL_FOLDERS.len()
+        );
         store.delete_user("bob@example.test").unwrap();
         assert!(store.list_users().unwrap().is_empty());
         assert!(store.folders("bob@example.test").unwrap().is_empty());

@@ -64,14 +64,24 @@ impl TernServer {
 
     /// Writes the config into a fresh temporary folder without starting.
     pub fn new(config: &str) -> TernServer {
-        let dir = tempfile::Builder::new().prefix("tern-test-").tempdir().expect("tempdir");
+        let dir = tempfile::Builder::new()
+            .prefix("tern-test-")
+            .tempdir()
+            .expect("tempdir");
         let config_path = dir.path().join("tern.toml");
         std::fs::write(&config_path, config).expect("write config");
         let parsed = tern::config::Config::from_file(&config_path)
             .unwrap_or_else(|e| panic!("test config does not parse: {e}\n{config}"));
         let data_dir = parsed.data_dir.clone();
         let log_path = dir.path().join("tern.log");
-        TernServer { dir, config_path, data_dir, log_path, child: None, listeners: Vec::new() }
+        TernServer {
+            dir,
+            config_path,
+            data_dir,
+            log_path,
+            child: None,
+            listeners: Vec::new(),
+        }
     }
 
     pub fn dir(&self) -> &Path {
@@ -87,7 +97,11 @@ impl TernServer {
         assert!(self.child.is_none(), "server already running");
         let listeners_file = self.data_dir.join("listeners");
         let _ = std::fs::remove_file(&listeners_file);
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log_path).expect("log file");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log_path)
+            .expect("log file");
         let child = Command::new(BIN)
             .arg("serve")
             .arg("--config")
@@ -103,31 +117,51 @@ impl TernServer {
         let deadline = Instant::now() + PATIENCE;
         // 1. The listeners file: written once every listener is bound.
         loop {
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
                 self.child = None;
-                panic!("tern serve exited during start-up ({status}):\n{}", self.log());
+                panic!(
+                    "tern serve exited during start-up ({status}):\n{}",
+                    self.log()
+                );
             }
-            if let Ok(text) = std::fs::read_to_string(&listeners_file) {
-                if text.ends_with('\n') {
-                    self.listeners = text
-                        .lines()
-                        .filter(|l| !l.trim().is_empty())
-                        .map(|l| {
-                            let (proto, addr) = l.split_once(' ').unwrap_or_else(|| panic!("bad listeners line {l:?}"));
-                            let port = addr.rsplit_once(':').and_then(|(_, p)| p.parse().ok()).unwrap_or_else(|| panic!("bad address in {l:?}"));
-                            (proto.to_string(), port)
-                        })
-                        .collect();
-                    break;
-                }
+            if let Ok(text) = std::fs::read_to_string(&listeners_file)
+                && text.ends_with('\n')
+            {
+                self.listeners = text
+                    .lines()
+                    .filter(|l| !l.trim().is_empty())
+                    .map(|l| {
+                        let (proto, addr) = l
+                            .split_once(' ')
+                            .unwrap_or_else(|| panic!("bad listeners line {l:?}"));
+                        let port = addr
+                            .rsplit_once(':')
+                            .and_then(|(_, p)| p.parse().ok())
+                            .unwrap_or_else(|| panic!("bad address in {l:?}"));
+                        (proto.to_string(), port)
+                    })
+                    .collect();
+                break;
             }
-            assert!(Instant::now() < deadline, "no listeners file after {PATIENCE:?}:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "no listeners file after {PATIENCE:?}:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
         // 2. The control socket, so that `tern user …` reaches the running server.
         let sock = self.data_dir.join("control.sock");
         while std::os::unix::net::UnixStream::connect(&sock).is_err() {
-            assert!(Instant::now() < deadline, "control socket not ready after {PATIENCE:?}:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "control socket not ready after {PATIENCE:?}:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
     }
@@ -167,13 +201,21 @@ impl TernServer {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn tern");
-        child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(stdin.as_bytes())
+            .expect("write stdin");
         child.wait_with_output().expect("tern output")
     }
 
     /// `tern user add ADDRESS --password-stdin`; panics unless it succeeds.
     pub fn add_user(&self, address: &str, password: &str) {
-        let out = self.tern(&["user", "add", address, "--password-stdin"], &format!("{password}\n"));
+        let out = self.tern(
+            &["user", "add", address, "--password-stdin"],
+            &format!("{password}\n"),
+        );
         assert!(
             out.status.success(),
             "tern user add {address} failed: {}\n{}",
@@ -203,7 +245,10 @@ impl TernServer {
                 let _ = child.kill();
                 let _ = child.wait();
                 self.child = None;
-                panic!("tern serve did not stop within 60 s of SIGTERM:\n{}", self.log());
+                panic!(
+                    "tern serve did not stop within 60 s of SIGTERM:\n{}",
+                    self.log()
+                );
             }
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -216,7 +261,11 @@ impl TernServer {
         }
         self.signal(libc::SIGTERM);
         let status = self.wait_exit();
-        assert!(status.success(), "tern serve exited with {status} after SIGTERM:\n{}", self.log());
+        assert!(
+            status.success(),
+            "tern serve exited with {status} after SIGTERM:\n{}",
+            self.log()
+        );
     }
 
     /// Sends SIGTERM and returns at once (the caller may still talk to it).
@@ -244,7 +293,10 @@ impl TernServer {
         self.stop();
         let store = tern::store::Store::open(&self.data_dir).expect("open store");
         let metas = store.messages(user, "INBOX").expect("list messages");
-        metas.iter().map(|m| store.read_blob(m.blob).expect("read blob")).collect()
+        metas
+            .iter()
+            .map(|m| store.read_blob(m.blob).expect("read blob"))
+            .collect()
     }
 }
 
@@ -255,7 +307,11 @@ impl Drop for TernServer {
             let _ = c.wait();
         }
         if std::thread::panicking() {
-            eprintln!("----- tern log ({}) -----\n{}", self.config_path.display(), self.log());
+            eprintln!(
+                "----- tern log ({}) -----\n{}",
+                self.config_path.display(),
+                self.log()
+            );
         }
     }
 }
@@ -302,14 +358,27 @@ pub fn python(script: &str, args: &[&str]) -> Output {
 pub fn python_json(script: &str, args: &[&str]) -> serde_json::Value {
     let out = python(script, args);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "python failed ({}):\n{stdout}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
-    let last = stdout.lines().last().unwrap_or_else(|| panic!("python printed nothing"));
-    serde_json::from_str(last).unwrap_or_else(|e| panic!("python output is not JSON ({e}): {stdout}"))
+    assert!(
+        out.status.success(),
+        "python failed ({}):\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let last = stdout
+        .lines()
+        .last()
+        .unwrap_or_else(|| panic!("python printed nothing"));
+    serde_json::from_str(last)
+        .unwrap_or_else(|e| panic!("python output is not JSON ({e}): {stdout}"))
 }
 
 /// Runs `swaks ARGS` (Debian's swaks).
 pub fn swaks(args: &[&str]) -> Output {
-    Command::new("swaks").args(args).stdin(Stdio::null()).output().expect("run swaks")
+    Command::new("swaks")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run swaks")
 }
 
 /// An SMTP reply: code and text lines (without the `ddd-` prefix).
@@ -324,7 +393,11 @@ impl Reply {
     pub fn enhanced(&self) -> Option<&str> {
         let first = self.lines.first()?.split(' ').next()?;
         let parts: Vec<&str> = first.split('.').collect();
-        (parts.len() == 3 && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))).then_some(first)
+        (parts.len() == 3
+            && parts
+                .iter()
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())))
+        .then_some(first)
     }
 
     pub fn text(&self) -> String {
@@ -334,7 +407,10 @@ impl Reply {
     /// Asserts code and enhanced code.
     #[track_caller]
     pub fn expect(&self, code: u16, enhanced: &str) -> &Reply {
-        assert!(self.code == code && self.enhanced() == Some(enhanced), "expected {code} {enhanced}, got {self:?}");
+        assert!(
+            self.code == code && self.enhanced() == Some(enhanced),
+            "expected {code} {enhanced}, got {self:?}"
+        );
         self
     }
 }
@@ -350,7 +426,10 @@ impl Smtp {
     pub fn connect(port: u16) -> (Smtp, Reply) {
         let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
         stream.set_read_timeout(Some(PATIENCE)).expect("timeout");
-        let mut s = Smtp { writer: stream.try_clone().expect("clone"), reader: BufReader::new(stream) };
+        let mut s = Smtp {
+            writer: stream.try_clone().expect("clone"),
+            reader: BufReader::new(stream),
+        };
         let banner = s.reply();
         assert_eq!(banner.code, 220, "banner: {banner:?}");
         (s, banner)
@@ -382,14 +461,23 @@ impl Smtp {
                 Ok(0) => return None,
                 Ok(_) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return None,
-                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
                     panic!("no reply from the server within the read timeout (after {lines:?})")
                 }
                 Err(e) => panic!("reading a reply: {e} (after {lines:?})"),
             }
-            let line = String::from_utf8_lossy(&raw).trim_end_matches(['\r', '\n']).to_string();
+            let line = String::from_utf8_lossy(&raw)
+                .trim_end_matches(['\r', '\n'])
+                .to_string();
             assert!(line.len() >= 3, "malformed reply line {line:?}");
-            let code: u16 = line[..3].parse().unwrap_or_else(|_| panic!("malformed reply line {line:?}"));
+            let code: u16 = line[..3]
+                .parse()
+                .unwrap_or_else(|_| panic!("malformed reply line {line:?}"));
             lines.push(line.get(4..).unwrap_or("").to_string());
             if line.as_bytes().get(3) != Some(&b'-') {
                 return Some(Reply { code, lines });
@@ -400,7 +488,8 @@ impl Smtp {
     /// Reads one reply; panics at end of stream.
     #[track_caller]
     pub fn reply(&mut self) -> Reply {
-        self.try_reply().expect("connection closed while waiting for a reply")
+        self.try_reply()
+            .expect("connection closed while waiting for a reply")
     }
 
     /// Sends one command line (CRLF added) and reads its reply.
@@ -421,13 +510,14 @@ impl Smtp {
     /// True once the server has closed the connection (reads to the end).
     pub fn closed(&mut self) -> bool {
         let mut rest = Vec::new();
-        matches!(self.reader.read_to_end(&mut rest), Ok(_)) && rest.is_empty()
+        self.reader.read_to_end(&mut rest).is_ok() && rest.is_empty()
     }
 
     /// MAIL, RCPT…, DATA, the message (dot-stuffing is the caller's job), `.`;
     /// returns the reply to the end of data.
     pub fn send_message(&mut self, from: &str, to: &[&str], data: &[u8]) -> Reply {
-        self.cmd(&format!("MAIL FROM:<{from}>")).expect(250, "2.1.0");
+        self.cmd(&format!("MAIL FROM:<{from}>"))
+            .expect(250, "2.1.0");
         for t in to {
             self.cmd(&format!("RCPT TO:<{t}>")).expect(250, "2.1.5");
         }
@@ -444,7 +534,9 @@ impl Smtp {
 /// The queue id in `250 2.0.0 Ok: queued as ID`.
 #[track_caller]
 pub fn queue_id(reply_text: &str) -> String {
-    let (_, id) = reply_text.split_once("queued as ").unwrap_or_else(|| panic!("no queue id in {reply_text:?}"));
+    let (_, id) = reply_text
+        .split_once("queued as ")
+        .unwrap_or_else(|| panic!("no queue id in {reply_text:?}"));
     id.split_whitespace().next().expect("queue id").to_string()
 }
 
@@ -460,7 +552,10 @@ pub fn added_headers(stored: &[u8], sent: &[u8]) -> String {
     );
     let prefix = &stored[..stored.len() - sent.len()];
     let text = String::from_utf8(prefix.to_vec()).expect("added headers are UTF-8");
-    assert!(text.is_empty() || text.ends_with("\r\n"), "added headers do not end a line: {text:?}");
+    assert!(
+        text.is_empty() || text.ends_with("\r\n"),
+        "added headers do not end a line: {text:?}"
+    );
     text
 }
 
@@ -470,23 +565,23 @@ pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 }
 
 /// A header field's unfolded value from a header block, case-insensitive.
-pub fn header<'a>(headers: &'a str, name: &str) -> Option<String> {
+pub fn header(headers: &str, name: &str) -> Option<String> {
     let mut lines = headers.split("\r\n").peekable();
     while let Some(line) = lines.next() {
-        if let Some((n, v)) = line.split_once(':') {
-            if n.eq_ignore_ascii_case(name) {
-                let mut value = v.trim().to_string();
-                while let Some(next) = lines.peek() {
-                    if next.starts_with([' ', '\t']) {
-                        value.push(' ');
-                        value.push_str(next.trim());
-                        lines.next();
-                    } else {
-                        break;
-                    }
+        if let Some((n, v)) = line.split_once(':')
+            && n.eq_ignore_ascii_case(name)
+        {
+            let mut value = v.trim().to_string();
+            while let Some(next) = lines.peek() {
+                if next.starts_with([' ', '\t']) {
+                    value.push(' ');
+                    value.push_str(next.trim());
+                    lines.next();
+                } else {
+                    break;
                 }
-                return Some(value);
             }
+            return Some(value);
         }
     }
     None
@@ -501,13 +596,21 @@ pub fn text(bytes: &[u8]) -> String {
 /// than `limit`: for commands that would run forever if the code under test
 /// were wrong (`tern serve` on a config it should refuse).
 pub fn output_within(cmd: &mut Command, limit: Duration) -> Output {
-    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
     let deadline = Instant::now() + limit;
     while child.try_wait().expect("try_wait").is_none() {
         if Instant::now() > deadline {
             let _ = child.kill();
             let out = child.wait_with_output().expect("output");
-            panic!("command still running after {limit:?}; killed. stderr:\n{}", text(&out.stderr));
+            panic!(
+                "command still running after {limit:?}; killed. stderr:\n{}",
+                text(&out.stderr)
+            );
         }
         std::thread::sleep(Duration::from_millis(10));
     }

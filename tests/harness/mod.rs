@@ -83,10 +83,10 @@ impl Tern {
             .expect("start tern");
         self.child = Some(child);
         let text = wait_for("tern to listen", READY_BOUND, || {
-            if let Some(c) = self.child.as_mut() {
-                if let Ok(Some(status)) = c.try_wait() {
-                    panic!("tern exited early ({status}): {}", self.log());
-                }
+            if let Some(c) = self.child.as_mut()
+                && let Ok(Some(status)) = c.try_wait()
+            {
+                panic!("tern exited early ({status}): {}", self.log());
             }
             std::fs::read_to_string(&listeners)
                 .ok()
