@@ -10,6 +10,7 @@ pub mod config;
 pub mod control;
 pub mod dns;
 pub mod hooks;
+pub mod imap;
 pub mod net;
 pub mod outbound;
 pub mod pop3;

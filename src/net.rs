@@ -137,22 +137,15 @@ impl Connection {
     }
 
     /// Reads more bytes into the buffer; Ok(0) at end of stream.
+    /// Cancel-safe (IMAP IDLE waits on it and on mailbox events at once):
+    /// only bytes actually read are ever appended.
     pub async fn fill(&mut self) -> io::Result<usize> {
         if self.start > 0 && self.start * 2 >= self.buf.len() {
             self.buf.drain(..self.start);
             self.start = 0;
         }
-        let len = self.buf.len();
-        self.buf.resize(len + 16 * 1024, 0);
-        let n = match self.stream.read(&mut self.buf[len..]).await {
-            Ok(n) => n,
-            Err(e) => {
-                self.buf.truncate(len);
-                return Err(e);
-            }
-        };
-        self.buf.truncate(len + n);
-        Ok(n)
+        self.buf.reserve(16 * 1024);
+        self.stream.read_buf(&mut self.buf).await
     }
 
     /// Reads one line ending in LF (the CR before it, if any, is removed).

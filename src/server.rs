@@ -203,9 +203,10 @@ async fn accept_loop(
                 Protocol::Pop3 | Protocol::Pop3s => {
                     crate::pop3::run(conn, ctx, session_shutdown).await
                 }
-                Protocol::Imap | Protocol::Imaps | Protocol::Http | Protocol::Https => {
-                    not_yet(protocol, &mut conn).await;
+                Protocol::Imap | Protocol::Imaps => {
+                    crate::imap::run(conn, ctx, session_shutdown).await
                 }
+                Protocol::Http | Protocol::Https => not_yet(&mut conn).await,
             }
         });
     }
@@ -227,13 +228,13 @@ async fn too_busy(protocol: Protocol, conn: &mut Connection) {
     conn.shutdown().await;
 }
 
-/// Listeners whose protocol arrives in a later release answer politely.
-async fn not_yet(protocol: Protocol, conn: &mut Connection) {
-    let line: &[u8] = match protocol {
-        Protocol::Imap | Protocol::Imaps => b"* BYE IMAP is not available on this server yet\r\n",
-        _ => b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-    };
-    let _ = conn.write_all(line).await;
+/// Listeners whose protocol arrives in a later release (web mail) answer politely.
+async fn not_yet(conn: &mut Connection) {
+    let _ = conn
+        .write_all(
+            b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        )
+        .await;
     conn.shutdown().await;
 }
 

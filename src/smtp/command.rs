@@ -103,6 +103,11 @@ pub enum CommandError {
 impl CommandError {
     pub fn reply(&self) -> Reply {
         match self {
+            // RFC 6531 3.7.4.1: non-ASCII addresses without SMTPUTF8.
+            CommandError::BadSender(AddressError::Utf8NotAllowed)
+            | CommandError::BadRecipient(AddressError::Utf8NotAllowed) => {
+                Reply::new(553, "5.6.7", "Non-ASCII addresses need SMTPUTF8")
+            }
             CommandError::Unknown => Reply::new(500, "5.5.2", "Error: command not recognized"),
             CommandError::NotUtf8 => Reply::new(500, "5.5.2", "Error: command is not valid UTF-8"),
             CommandError::Syntax(why) => Reply::new(501, "5.5.4", format!("Syntax error: {why}")),
@@ -448,7 +453,7 @@ mod tests {
                 .reply()
                 .enhanced
                 .as_deref(),
-            Some("5.1.3")
+            Some("5.6.7")
         );
     }
 

@@ -50,11 +50,11 @@ pub struct MessageMeta {
 }
 
 /// One message copy to add to a folder.
-struct NewCopy {
-    blob: BlobId,
-    size: u64,
-    flags: Vec<String>,
-    internal_date: i64,
+pub(super) struct NewCopy {
+    pub(super) blob: BlobId,
+    pub(super) size: u64,
+    pub(super) flags: Vec<String>,
+    pub(super) internal_date: i64,
 }
 
 /// Something changed in a folder; IMAP IDLE and open sessions listen.
@@ -73,15 +73,15 @@ pub fn canonical_folder(name: &str) -> String {
     }
 }
 
-fn folder_key(user: &str, folder: &str) -> Vec<u8> {
+pub(super) fn folder_key(user: &str, folder: &str) -> Vec<u8> {
     format!("f/{user}\0{folder}").into_bytes()
 }
 
-fn messages_prefix(user: &str, folder: &str) -> Vec<u8> {
+pub(super) fn messages_prefix(user: &str, folder: &str) -> Vec<u8> {
     format!("m/{user}\0{folder}\0").into_bytes()
 }
 
-fn message_key(user: &str, folder: &str, uid: u32) -> Vec<u8> {
+pub(super) fn message_key(user: &str, folder: &str, uid: u32) -> Vec<u8> {
     let mut k = messages_prefix(user, folder);
     k.extend_from_slice(&uid.to_be_bytes());
     k
@@ -179,7 +179,7 @@ impl Store {
 
     /// Puts one copy of `blob` into a folder inside `batch` (under the lock);
     /// `folders` caches the folder records changed in this batch.
-    fn add_to_folder(
+    pub(super) fn add_to_folder(
         &self,
         user: &str,
         folder: &str,
@@ -366,17 +366,22 @@ impl Store {
         let mut info = self
             .folder(user, &folder)?
             .ok_or_else(|| StoreError::NoSuchFolder(folder.clone()))?;
+        // Copies in one folder may share a blob: count references per blob.
+        let mut refs: std::collections::BTreeMap<BlobId, i64> = std::collections::BTreeMap::new();
         for &uid in uids {
             if let Some(m) = self.message(user, &folder, uid)? {
                 batch.remove(message_key(user, &folder, uid));
-                if self.adjust_refs(m.blob, -1, &mut batch)? {
-                    dead_blobs.push(m.blob);
-                }
+                *refs.entry(m.blob).or_default() -= 1;
                 removed.push(uid);
             }
         }
         if removed.is_empty() {
             return Ok(removed);
+        }
+        for (blob, delta) in refs {
+            if self.adjust_refs(blob, delta, &mut batch)? {
+                dead_blobs.push(blob);
+            }
         }
         info.highest_modseq += 1;
         batch.insert(folder_key(user, &folder), encode(&info));

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# IMAP with 10,000 messages in one folder (issue 11): starts a private Tern
+# on loopback, fills INBOX, times SELECT / FETCH 1:* (FLAGS ENVELOPE) /
+# SEARCH and reports the server's memory. Not part of CI.
+# Usage: bench/imap.sh [COUNT] (builds the release binary first).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+count=${1:-10000}
+cargo build --release --quiet
+bin=target/release/tern
+dir=$(mktemp -d)
+trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$dir"' EXIT
+cat > "$dir/tern.toml" <<TOML
+hostname = "bench.example.test"
+local_domains = ["example.test"]
+data_dir = "data"
+[[listen]]
+protocol = "imap"
+address = "127.0.0.1:0"
+TOML
+echo pw | $bin user add bench@example.test --password-stdin --config "$dir/tern.toml" >/dev/null
+$bin serve --config "$dir/tern.toml" 2>"$dir/log" &
+pid=$!
+for _ in $(seq 1 600); do [ -s "$dir/data/listeners" ] && break; sleep 0.1; done
+port=$(sed -n 's/^imap .*:\([0-9]*\)$/\1/p' "$dir/data/listeners")
+python3 bench/imap_10k.py "$port" "$pid" "$count"

@@ -1,0 +1,511 @@
+//! Commands on the messages of the selected folder: FETCH (with
+//! CONDSTORE's CHANGEDSINCE), STORE (with UNCHANGEDSINCE), COPY and MOVE
+//! (UIDPLUS's COPYUID), EXPUNGE and UID EXPUNGE, CLOSE and UNSELECT.
+//! `sections.rs` decides how much of each message a FETCH reads.
+
+use super::mailboxes::folder_name;
+use super::render;
+use super::sections::{Need, load, need_of, section_bytes, section_label};
+use super::session::{Outcome, Session};
+use super::view::{self, uid_set};
+use crate::store::MessageMeta;
+use imap_codec::imap_types::command::{FetchModifier, StoreModifier};
+use imap_codec::imap_types::fetch::{Macro, MacroOrMessageDataItemNames, MessageDataItemName};
+use imap_codec::imap_types::flag::{Flag, StoreResponse, StoreType};
+use imap_codec::imap_types::mailbox::Mailbox;
+use imap_codec::imap_types::sequence::SequenceSet;
+use std::io;
+
+fn literal(out: &mut Vec<u8>, data: &[u8]) {
+    out.extend_from_slice(format!("{{{}}}\r\n", data.len()).as_bytes());
+    out.extend_from_slice(data);
+}
+
+/// The FETCH response for one message.
+fn render_message(
+    out: &mut Vec<u8>,
+    seq: usize,
+    meta: &MessageMeta,
+    items: &[MessageDataItemName<'_>],
+    bytes: &[u8],
+    modseq: bool,
+) {
+    out.extend_from_slice(format!("* {seq} FETCH (").as_bytes());
+    let mut first = true;
+    let mut parsed = None;
+    for item in items {
+        if !first {
+            out.push(b' ');
+        }
+        first = false;
+        match item {
+            MessageDataItemName::Uid => {
+                out.extend_from_slice(format!("UID {}", meta.uid).as_bytes())
+            }
+            MessageDataItemName::Flags => view::flags(out, &meta.flags),
+            MessageDataItemName::InternalDate => {
+                let date =
+                    chrono::DateTime::from_timestamp(meta.internal_date, 0).unwrap_or_default();
+                out.extend_from_slice(
+                    format!(
+                        "INTERNALDATE \"{}\"",
+                        date.format("%d-%b-%Y %H:%M:%S +0000")
+                    )
+                    .as_bytes(),
+                );
+            }
+            MessageDataItemName::Rfc822Size => {
+                out.extend_from_slice(format!("RFC822.SIZE {}", meta.size).as_bytes())
+            }
+            MessageDataItemName::ModSeq => {
+                out.extend_from_slice(format!("MODSEQ ({})", meta.modseq).as_bytes())
+            }
+            MessageDataItemName::Envelope => {
+                out.extend_from_slice(b"ENVELOPE ");
+                render::envelope(out, render::header_block(bytes));
+            }
+            MessageDataItemName::Body | MessageDataItemName::BodyStructure => {
+                let extended = matches!(item, MessageDataItemName::BodyStructure);
+                out.extend_from_slice(if extended {
+                    b"BODYSTRUCTURE "
+                } else {
+                    b"BODY "
+                });
+                match parsed.get_or_insert_with(|| render::parse(bytes)) {
+                    Some(msg) => render::body_structure(out, msg, extended),
+                    None => out.extend_from_slice(b"(\"TEXT\" \"PLAIN\" NIL NIL NIL \"7BIT\" 0 0)"),
+                }
+            }
+            MessageDataItemName::Rfc822 => {
+                out.extend_from_slice(b"RFC822 ");
+                literal(out, bytes);
+            }
+            MessageDataItemName::Rfc822Header => {
+                out.extend_from_slice(b"RFC822.HEADER ");
+                literal(out, render::header_block(bytes));
+            }
+            MessageDataItemName::Rfc822Text => {
+                out.extend_from_slice(b"RFC822.TEXT ");
+                literal(out, &bytes[render::header_block(bytes).len()..]);
+            }
+            MessageDataItemName::BodyExt {
+                section, partial, ..
+            } => {
+                let data = section_bytes(bytes, section);
+                out.extend_from_slice(format!("BODY[{}]", section_label(section)).as_bytes());
+                match partial {
+                    Some((origin, len)) => {
+                        let start = (*origin as usize).min(data.len());
+                        let end = start.saturating_add(len.get() as usize).min(data.len());
+                        out.extend_from_slice(format!("<{origin}> ").as_bytes());
+                        literal(out, &data[start..end]);
+                    }
+                    None => {
+                        out.push(b' ');
+                        literal(out, &data);
+                    }
+                }
+            }
+            MessageDataItemName::Binary { .. } | MessageDataItemName::BinarySize { .. } => {
+                first = true;
+                out.pop();
+            }
+        }
+    }
+    if modseq
+        && !items
+            .iter()
+            .any(|i| matches!(i, MessageDataItemName::ModSeq))
+    {
+        out.extend_from_slice(format!(" MODSEQ ({})", meta.modseq).as_bytes());
+    }
+    out.extend_from_slice(b")\r\n");
+}
+
+impl Session {
+    pub async fn fetch(
+        &mut self,
+        set: SequenceSet,
+        names: MacroOrMessageDataItemNames<'static>,
+        uid: bool,
+        modifiers: Vec<FetchModifier>,
+    ) -> io::Result<Outcome> {
+        let mut items = match names {
+            MacroOrMessageDataItemNames::Macro(Macro::Fast) => {
+                vec![
+                    MessageDataItemName::Flags,
+                    MessageDataItemName::InternalDate,
+                    MessageDataItemName::Rfc822Size,
+                ]
+            }
+            MacroOrMessageDataItemNames::Macro(Macro::All) => vec![
+                MessageDataItemName::Flags,
+                MessageDataItemName::InternalDate,
+                MessageDataItemName::Rfc822Size,
+                MessageDataItemName::Envelope,
+            ],
+            MacroOrMessageDataItemNames::Macro(Macro::Full) => vec![
+                MessageDataItemName::Flags,
+                MessageDataItemName::InternalDate,
+                MessageDataItemName::Rfc822Size,
+                MessageDataItemName::Envelope,
+                MessageDataItemName::Body,
+            ],
+            MacroOrMessageDataItemNames::MessageDataItemNames(n) => n,
+            MacroOrMessageDataItemNames::Macro(_) => {
+                return Ok(Outcome::Bad("unknown FETCH macro".into()));
+            }
+        };
+        if items.iter().any(|i| {
+            matches!(
+                i,
+                MessageDataItemName::Binary { .. } | MessageDataItemName::BinarySize { .. }
+            )
+        }) {
+            return Ok(Outcome::Bad("BINARY is not supported".into()));
+        }
+        let mut changed_since = None;
+        for m in &modifiers {
+            match m {
+                FetchModifier::ChangedSince(n) => changed_since = Some(n.get()),
+                FetchModifier::Vanished => {
+                    return Ok(Outcome::Bad(
+                        "VANISHED needs QRESYNC, which is not supported".into(),
+                    ));
+                }
+            }
+        }
+        if changed_since.is_some()
+            || items
+                .iter()
+                .any(|i| matches!(i, MessageDataItemName::ModSeq))
+        {
+            self.condstore = true;
+        }
+        if uid && !items.iter().any(|i| matches!(i, MessageDataItemName::Uid)) {
+            items.insert(0, MessageDataItemName::Uid);
+        }
+        let need = items.iter().map(need_of).max().unwrap_or(Need::Nothing);
+        let marks_seen = items.iter().any(|i| {
+            matches!(
+                i,
+                MessageDataItemName::BodyExt { peek: false, .. }
+                    | MessageDataItemName::Rfc822
+                    | MessageDataItemName::Rfc822Text
+            )
+        });
+        let user = self.account();
+        let store = self.ctx.store.clone();
+        let condstore = self.condstore;
+        let Some(view) = self.view.as_mut() else {
+            return Ok(Outcome::Bad("no folder selected".into()));
+        };
+        let positions = match view.resolve(&set, uid) {
+            Ok(p) => p,
+            Err(e) => return Ok(Outcome::Bad(e.to_string())),
+        };
+        let positions: Vec<usize> = positions
+            .into_iter()
+            .filter(|&p| changed_since.is_none_or(|c| view.messages[p].modseq > c))
+            .collect();
+        if marks_seen && !view.read_only {
+            let changes: Vec<(u32, Vec<String>)> = positions
+                .iter()
+                .map(|&p| &view.messages[p])
+                .filter(|m| !m.flags.iter().any(|f| f == "\\Seen"))
+                .map(|m| {
+                    (
+                        m.uid,
+                        m.flags
+                            .iter()
+                            .cloned()
+                            .chain(["\\Seen".to_string()])
+                            .collect(),
+                    )
+                })
+                .collect();
+            if !changes.is_empty() {
+                match store.store_flags(&user, &view.folder, &changes, None) {
+                    Ok((done, _)) => {
+                        for (uid, modseq) in done {
+                            if let Some(p) = view.position(uid) {
+                                view.messages[p].flags.push("\\Seen".to_string());
+                                view.messages[p].modseq = modseq;
+                            }
+                        }
+                        if !items
+                            .iter()
+                            .any(|i| matches!(i, MessageDataItemName::Flags))
+                        {
+                            items.push(MessageDataItemName::Flags);
+                        }
+                    }
+                    Err(e) => tracing::error!("cannot set \\Seen: {e}"),
+                }
+            }
+        }
+        let mut out = Vec::with_capacity(64 * 1024);
+        let mut missing = false;
+        for &p in &positions {
+            let meta = &view.messages[p];
+            let bytes = match need {
+                Need::Nothing => Vec::new(),
+                need => match load(&store, meta, need == Need::Header) {
+                    Ok(b) => b,
+                    Err(_) => {
+                        // Expunged by another session; reported at the next chance.
+                        missing = true;
+                        continue;
+                    }
+                },
+            };
+            render_message(
+                &mut out,
+                p + 1,
+                meta,
+                &items,
+                &bytes,
+                condstore && changed_since.is_some(),
+            );
+            if out.len() >= 64 * 1024 {
+                self.conn.write_buffered(&out).await?;
+                out.clear();
+            }
+        }
+        self.conn.write_buffered(&out).await?;
+        if missing {
+            return Ok(Outcome::No("some messages were expunged meanwhile".into()));
+        }
+        Ok(Outcome::Ok("FETCH completed".into()))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub async fn store_flags(
+        &mut self,
+        set: SequenceSet,
+        kind: StoreType,
+        response: StoreResponse,
+        flags: Vec<Flag<'static>>,
+        uid: bool,
+        modifiers: Vec<StoreModifier>,
+    ) -> io::Result<Outcome> {
+        let unchanged_since = modifiers
+            .iter()
+            .map(|StoreModifier::UnchangedSince(n)| *n)
+            .next();
+        if unchanged_since.is_some() {
+            self.condstore = true;
+        }
+        let flags: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
+        let user = self.account();
+        let store = self.ctx.store.clone();
+        let condstore = self.condstore;
+        let Some(view) = self.view.as_mut() else {
+            return Ok(Outcome::Bad("no folder selected".into()));
+        };
+        if view.read_only {
+            return Ok(Outcome::No("[READ-ONLY] the folder is read-only".into()));
+        }
+        let positions = match view.resolve(&set, uid) {
+            Ok(p) => p,
+            Err(e) => return Ok(Outcome::Bad(e.to_string())),
+        };
+        let mut changes = Vec::with_capacity(positions.len());
+        for &p in &positions {
+            let current = &view.messages[p].flags;
+            let new: Vec<String> = match kind {
+                StoreType::Replace => flags.clone(),
+                StoreType::Add => {
+                    let mut f = current.clone();
+                    f.extend(flags.iter().filter(|n| !current.contains(n)).cloned());
+                    f
+                }
+                StoreType::Remove => current
+                    .iter()
+                    .filter(|f| !flags.contains(f))
+                    .cloned()
+                    .collect(),
+            };
+            let mut dedup = Vec::with_capacity(new.len());
+            for f in new {
+                if !dedup.contains(&f) {
+                    dedup.push(f);
+                }
+            }
+            changes.push((view.messages[p].uid, dedup));
+        }
+        let (done, failed) = match store.store_flags(&user, &view.folder, &changes, unchanged_since)
+        {
+            Ok(r) => r,
+            Err(e) => return Ok(self.store_failure(e)),
+        };
+        for (uid, modseq) in &done {
+            if let (Some(p), Some((_, f))) =
+                (view.position(*uid), changes.iter().find(|(u, _)| u == uid))
+            {
+                view.messages[p].flags = f.clone();
+                view.messages[p].modseq = *modseq;
+            }
+        }
+        let mut out = Vec::new();
+        for &p in &positions {
+            let m = &view.messages[p];
+            if failed.contains(&m.uid) {
+                continue;
+            }
+            let silent = matches!(response, StoreResponse::Silent);
+            if silent && !(unchanged_since.is_some() && done.iter().any(|(u, _)| *u == m.uid)) {
+                continue;
+            }
+            out.extend_from_slice(format!("* {} FETCH (", p + 1).as_bytes());
+            if !silent {
+                view::flags(&mut out, &m.flags);
+                out.push(b' ');
+            }
+            out.extend_from_slice(format!("UID {}", m.uid).as_bytes());
+            if condstore {
+                out.extend_from_slice(format!(" MODSEQ ({})", m.modseq).as_bytes());
+            }
+            out.extend_from_slice(b")\r\n");
+        }
+        self.conn.write_buffered(&out).await?;
+        if !failed.is_empty() {
+            let set = if uid {
+                uid_set(&failed)
+            } else {
+                let seqs: Vec<u32> = failed
+                    .iter()
+                    .filter_map(|u| view.position(*u))
+                    .map(|p| p as u32 + 1)
+                    .collect();
+                uid_set(&seqs)
+            };
+            return Ok(Outcome::Ok(format!(
+                "[MODIFIED {set}] conditional STORE failed for some messages"
+            )));
+        }
+        Ok(Outcome::Ok("STORE completed".into()))
+    }
+
+    pub async fn copy(
+        &mut self,
+        set: SequenceSet,
+        mailbox: Mailbox<'static>,
+        uid: bool,
+        is_move: bool,
+    ) -> io::Result<Outcome> {
+        let target = match folder_name(&mailbox) {
+            Ok(n) => n,
+            Err(e) => return Ok(Outcome::No(format!("[CANNOT] {e}"))),
+        };
+        let user = self.account();
+        let store = self.ctx.store.clone();
+        match store.folder(&user, &target) {
+            Ok(Some(_)) => {}
+            Ok(None) => return Ok(Outcome::No("[TRYCREATE] no such folder".into())),
+            Err(e) => return Ok(self.store_failure(e)),
+        }
+        let Some(view) = self.view.as_mut() else {
+            return Ok(Outcome::Bad("no folder selected".into()));
+        };
+        if is_move && view.read_only {
+            return Ok(Outcome::No("[READ-ONLY] the folder is read-only".into()));
+        }
+        let positions = match view.resolve(&set, uid) {
+            Ok(p) => p,
+            Err(e) => return Ok(Outcome::Bad(e.to_string())),
+        };
+        let uids: Vec<u32> = positions.iter().map(|&p| view.messages[p].uid).collect();
+        let verb = if is_move { "MOVE" } else { "COPY" };
+        if uids.is_empty() {
+            return Ok(Outcome::Ok(format!("{verb} completed (no messages)")));
+        }
+        let result = match store.copy_messages(&user, &view.folder, &uids, &target, is_move) {
+            Ok(r) => r,
+            Err(e) => return Ok(self.store_failure(e)),
+        };
+        if let Err(e) = store.flush().await {
+            return Ok(self.store_failure(e));
+        }
+        let src: Vec<u32> = result.pairs.iter().map(|p| p.0).collect();
+        let dst: Vec<u32> = result.pairs.iter().map(|p| p.1).collect();
+        let code = format!(
+            "COPYUID {} {} {}",
+            result.uidvalidity,
+            uid_set(&src),
+            uid_set(&dst)
+        );
+        if !is_move {
+            return Ok(Outcome::Ok(format!("[{code}] COPY completed")));
+        }
+        let mut out = format!("* OK [{code}] moved\r\n").into_bytes();
+        let gone: Vec<usize> = src.iter().filter_map(|u| view.position(*u)).collect();
+        view.remove(gone, &mut out);
+        self.conn.write_buffered(&out).await?;
+        Ok(Outcome::Ok("MOVE completed".into()))
+    }
+
+    /// EXPUNGE (all \Deleted messages) or UID EXPUNGE (those in `set`).
+    pub async fn expunge(&mut self, set: Option<SequenceSet>) -> io::Result<Outcome> {
+        let mut out = Vec::new();
+        if let Err(e) = self.expunge_deleted(set, &mut out).await {
+            return Ok(e);
+        }
+        self.conn.write_buffered(&out).await?;
+        Ok(Outcome::Ok("EXPUNGE completed".into()))
+    }
+
+    async fn expunge_deleted(
+        &mut self,
+        set: Option<SequenceSet>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), Outcome> {
+        let user = self.account();
+        let store = self.ctx.store.clone();
+        let Some(view) = self.view.as_mut() else {
+            return Err(Outcome::Bad("no folder selected".into()));
+        };
+        if view.read_only {
+            return Err(Outcome::No("[READ-ONLY] the folder is read-only".into()));
+        }
+        let allowed = match &set {
+            Some(s) => Some(
+                view.resolve(s, true)
+                    .map_err(|e| Outcome::Bad(e.to_string()))?,
+            ),
+            None => None,
+        };
+        let positions: Vec<usize> = (0..view.messages.len())
+            .filter(|p| allowed.as_ref().is_none_or(|a| a.binary_search(p).is_ok()))
+            .filter(|&p| view.messages[p].flags.iter().any(|f| f == "\\Deleted"))
+            .collect();
+        if positions.is_empty() {
+            return Ok(());
+        }
+        let uids: Vec<u32> = positions.iter().map(|&p| view.messages[p].uid).collect();
+        let result = store
+            .expunge(&user, &view.folder, &uids)
+            .map_err(|e| Outcome::No(format!("[SERVERBUG] expunge failed: {e}")))?;
+        let _ = result;
+        view.remove(positions, out);
+        if let Err(e) = store.flush().await {
+            return Err(Outcome::No(format!("[SERVERBUG] expunge not durable: {e}")));
+        }
+        Ok(())
+    }
+
+    /// CLOSE (expunges silently) and UNSELECT (does not).
+    pub async fn close(&mut self, expunge: bool) -> io::Result<Outcome> {
+        if expunge && self.view.as_ref().is_some_and(|v| !v.read_only) {
+            let mut discarded = Vec::new();
+            if let Err(e) = self.expunge_deleted(None, &mut discarded).await {
+                return Ok(e);
+            }
+        }
+        self.view = None;
+        Ok(Outcome::Ok(format!(
+            "{} completed",
+            if expunge { "CLOSE" } else { "UNSELECT" }
+        )))
+    }
+}

@@ -1,0 +1,258 @@
+//! SEARCH and UID SEARCH: the common keys of RFC 3501 6.4.4 plus
+//! CONDSTORE's MODSEQ. Messages are looked at one at a time, and only as
+//! deep as the criteria need: flags, sizes, dates and UIDs come from the
+//! index; header keys read the header block; BODY and TEXT read the message.
+
+use super::render;
+use super::sections::load;
+use super::session::{Outcome, Session};
+use crate::store::MessageMeta;
+use imap_codec::imap_types::core::Charset;
+use imap_codec::imap_types::search::SearchKey;
+use std::io;
+
+#[derive(PartialEq, Eq, PartialOrd, Ord, Clone, Copy)]
+enum Need {
+    Index,
+    Header,
+    Full,
+}
+
+fn need(key: &SearchKey<'_>) -> Need {
+    match key {
+        SearchKey::And(keys) => keys.as_ref().iter().map(need).max().unwrap_or(Need::Index),
+        SearchKey::Not(k) => need(k),
+        SearchKey::Or(a, b) => need(a).max(need(b)),
+        SearchKey::Bcc(_)
+        | SearchKey::Cc(_)
+        | SearchKey::From(_)
+        | SearchKey::To(_)
+        | SearchKey::Subject(_)
+        | SearchKey::Header(..)
+        | SearchKey::SentBefore(_)
+        | SearchKey::SentOn(_)
+        | SearchKey::SentSince(_) => Need::Header,
+        SearchKey::Body(_) | SearchKey::Text(_) => Need::Full,
+        _ => Need::Index,
+    }
+}
+
+/// One message under test.
+struct Candidate<'a> {
+    seq: usize,
+    meta: &'a MessageMeta,
+    bytes: &'a [u8],
+    count: usize,
+    largest_uid: u32,
+}
+
+fn contains(hay: &str, needle: &[u8]) -> bool {
+    let needle = String::from_utf8_lossy(needle).to_lowercase();
+    hay.to_lowercase().contains(&needle)
+}
+
+fn header_matches(bytes: &[u8], name: &str, needle: &[u8]) -> bool {
+    let block = render::header_block(bytes);
+    let fields = render::header_fields(block);
+    fields
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+        .any(|(_, field)| {
+            if needle.is_empty() {
+                return true;
+            }
+            let raw = String::from_utf8_lossy(field);
+            // Match the raw text and the decoded one (encoded words).
+            let decoded = mail_parser::MessageParser::default()
+                .parse_headers(*field)
+                .and_then(|m| m.headers().first().map(|h| header_text(&h.value)))
+                .unwrap_or_default();
+            contains(&raw, needle) || contains(&decoded, needle)
+        })
+}
+
+/// A parsed header value as text: decoded words, names and addresses.
+fn header_text(value: &mail_parser::HeaderValue<'_>) -> String {
+    use mail_parser::{Address, HeaderValue};
+    let addr = |a: &mail_parser::Addr<'_>| {
+        format!(
+            "{} <{}>",
+            a.name.as_deref().unwrap_or(""),
+            a.address.as_deref().unwrap_or("")
+        )
+    };
+    match value {
+        HeaderValue::Text(t) => t.to_string(),
+        HeaderValue::TextList(l) => l.join(" "),
+        HeaderValue::Address(Address::List(l)) => l.iter().map(addr).collect::<Vec<_>>().join(", "),
+        HeaderValue::Address(Address::Group(g)) => g
+            .iter()
+            .flat_map(|g| g.addresses.iter().map(addr))
+            .collect::<Vec<_>>()
+            .join(", "),
+        _ => String::new(),
+    }
+}
+
+fn sent_date(bytes: &[u8]) -> Option<chrono::NaiveDate> {
+    let m = mail_parser::MessageParser::default().parse_headers(render::header_block(bytes))?;
+    let d = m.date()?;
+    chrono::NaiveDate::from_ymd_opt(i32::from(d.year), u32::from(d.month), u32::from(d.day))
+}
+
+fn internal_day(meta: &MessageMeta) -> chrono::NaiveDate {
+    chrono::DateTime::from_timestamp(meta.internal_date, 0)
+        .unwrap_or_default()
+        .date_naive()
+}
+
+fn has(meta: &MessageMeta, flag: &str) -> bool {
+    meta.flags.iter().any(|f| f.eq_ignore_ascii_case(flag))
+}
+
+fn matches(key: &SearchKey<'_>, c: &Candidate<'_>) -> bool {
+    use imap_codec::imap_types::sequence::{SeqOrUid, Sequence};
+    let in_set = |set: &imap_codec::imap_types::sequence::SequenceSet, n: u32, star: u32| {
+        set.0.as_ref().iter().any(|s| {
+            let v = |x: &SeqOrUid| match x {
+                SeqOrUid::Value(v) => v.get(),
+                SeqOrUid::Asterisk => star,
+            };
+            match s {
+                Sequence::Single(x) => v(x) == n,
+                Sequence::Range(a, b) => (v(a).min(v(b))..=v(a).max(v(b))).contains(&n),
+            }
+        })
+    };
+    let m = c.meta;
+    match key {
+        SearchKey::And(keys) => keys.as_ref().iter().all(|k| matches(k, c)),
+        SearchKey::Not(k) => !matches(k, c),
+        SearchKey::Or(a, b) => matches(a, c) || matches(b, c),
+        SearchKey::All => true,
+        SearchKey::SequenceSet(set) => in_set(set, c.seq as u32, c.count as u32),
+        SearchKey::Uid(set) => in_set(set, m.uid, c.largest_uid),
+        SearchKey::Answered => has(m, "\\Answered"),
+        SearchKey::Unanswered => !has(m, "\\Answered"),
+        SearchKey::Deleted => has(m, "\\Deleted"),
+        SearchKey::Undeleted => !has(m, "\\Deleted"),
+        SearchKey::Draft => has(m, "\\Draft"),
+        SearchKey::Undraft => !has(m, "\\Draft"),
+        SearchKey::Flagged => has(m, "\\Flagged"),
+        SearchKey::Unflagged => !has(m, "\\Flagged"),
+        SearchKey::Seen | SearchKey::Old => has(m, "\\Seen") || matches!(key, SearchKey::Old),
+        SearchKey::Unseen => !has(m, "\\Seen"),
+        SearchKey::New | SearchKey::Recent => false,
+        SearchKey::Keyword(k) => has(m, k.as_ref()),
+        SearchKey::Unkeyword(k) => !has(m, k.as_ref()),
+        SearchKey::Larger(n) => m.size > u64::from(*n),
+        SearchKey::Smaller(n) => m.size < u64::from(*n),
+        SearchKey::Before(d) => internal_day(m) < *d.as_ref(),
+        SearchKey::On(d) => internal_day(m) == *d.as_ref(),
+        SearchKey::Since(d) => internal_day(m) >= *d.as_ref(),
+        SearchKey::SentBefore(d) => sent_date(c.bytes).is_some_and(|s| s < *d.as_ref()),
+        SearchKey::SentOn(d) => sent_date(c.bytes).is_some_and(|s| s == *d.as_ref()),
+        SearchKey::SentSince(d) => sent_date(c.bytes).is_some_and(|s| s >= *d.as_ref()),
+        SearchKey::Bcc(s) => header_matches(c.bytes, "Bcc", s.as_ref()),
+        SearchKey::Cc(s) => header_matches(c.bytes, "Cc", s.as_ref()),
+        SearchKey::From(s) => header_matches(c.bytes, "From", s.as_ref()),
+        SearchKey::To(s) => header_matches(c.bytes, "To", s.as_ref()),
+        SearchKey::Subject(s) => header_matches(c.bytes, "Subject", s.as_ref()),
+        SearchKey::Header(name, s) => {
+            header_matches(c.bytes, &String::from_utf8_lossy(name.as_ref()), s.as_ref())
+        }
+        SearchKey::Body(s) | SearchKey::Text(s) => {
+            let whole = matches!(key, SearchKey::Text(_));
+            let body_start = render::header_block(c.bytes).len();
+            let raw = if whole {
+                c.bytes
+            } else {
+                &c.bytes[body_start..]
+            };
+            if contains(&String::from_utf8_lossy(raw), s.as_ref()) {
+                return true;
+            }
+            // Encoded bodies: look at the decoded text parts too.
+            render::parse(c.bytes).is_some_and(|msg| {
+                (0..msg.text_body_count())
+                    .any(|i| msg.body_text(i).is_some_and(|t| contains(&t, s.as_ref())))
+            })
+        }
+        SearchKey::ModSequence { modseq, .. } => m.modseq >= *modseq,
+    }
+}
+
+fn uses_modseq(key: &SearchKey<'_>) -> bool {
+    match key {
+        SearchKey::ModSequence { .. } => true,
+        SearchKey::And(keys) => keys.as_ref().iter().any(uses_modseq),
+        SearchKey::Not(k) => uses_modseq(k),
+        SearchKey::Or(a, b) => uses_modseq(a) || uses_modseq(b),
+        _ => false,
+    }
+}
+
+impl Session {
+    pub async fn search(
+        &mut self,
+        charset: Option<Charset<'static>>,
+        criteria: Vec<SearchKey<'static>>,
+        uid: bool,
+    ) -> io::Result<Outcome> {
+        if let Some(cs) = &charset {
+            let cs = cs.as_ref();
+            if !cs.eq_ignore_ascii_case("UTF-8") && !cs.eq_ignore_ascii_case("US-ASCII") {
+                return Ok(Outcome::No(
+                    "[BADCHARSET (UTF-8 US-ASCII)] unsupported charset".into(),
+                ));
+            }
+        }
+        let key = SearchKey::And(match criteria.try_into() {
+            Ok(v) => v,
+            Err(_) => return Ok(Outcome::Bad("empty search".into())),
+        });
+        let with_modseq = uses_modseq(&key);
+        if with_modseq {
+            self.condstore = true;
+        }
+        let depth = need(&key);
+        let store = self.ctx.store.clone();
+        let Some(view) = self.view.as_ref() else {
+            return Ok(Outcome::Bad("no folder selected".into()));
+        };
+        let count = view.messages.len();
+        let largest_uid = view.messages.last().map(|m| m.uid).unwrap_or(0);
+        let mut found = Vec::new();
+        let mut highest = 0;
+        for (i, meta) in view.messages.iter().enumerate() {
+            let bytes = match depth {
+                Need::Index => Vec::new(),
+                d => match load(&store, meta, d == Need::Header) {
+                    Ok(b) => b,
+                    Err(_) => continue,
+                },
+            };
+            let c = Candidate {
+                seq: i + 1,
+                meta,
+                bytes: &bytes,
+                count,
+                largest_uid,
+            };
+            if matches(&key, &c) {
+                found.push(if uid { meta.uid } else { i as u32 + 1 });
+                highest = highest.max(meta.modseq);
+            }
+        }
+        let mut line = String::from("* SEARCH");
+        for n in &found {
+            line.push_str(&format!(" {n}"));
+        }
+        if with_modseq && !found.is_empty() {
+            line.push_str(&format!(" (MODSEQ {highest})"));
+        }
+        line.push_str("\r\n");
+        self.conn.write_buffered(line.as_bytes()).await?;
+        Ok(Outcome::Ok("SEARCH completed".into()))
+    }
+}

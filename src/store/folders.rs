@@ -1,0 +1,327 @@
+//! Folder operations IMAP needs beyond delivery: renaming (with the folders
+//! below), subscriptions, copying and moving messages between folders
+//! without duplicating their bodies (a copy is one more reference on the
+//! same blob), and flag changes on many messages in one batch. Every change
+//! is one sled batch under the write lock, and is announced to the
+//! sessions listening on `Store::subscribe`.
+
+use super::mailbox::{NewCopy, canonical_folder, folder_key, message_key, messages_prefix};
+use super::{BlobId, FolderInfo, MailboxEvent, MessageMeta, Store, StoreError, decode, encode};
+use std::collections::HashMap;
+
+/// The hierarchy separator of folder names.
+pub const SEPARATOR: char = '/';
+
+/// What a flag change did: (UID, new mod-sequence) for the messages
+/// changed, and the UIDs left alone because they changed since
+/// UNCHANGEDSINCE.
+pub type FlagChanges = (Vec<(u32, u64)>, Vec<u32>);
+
+/// What a COPY or MOVE did: the target's UIDVALIDITY and (source UID,
+/// new UID) pairs, in source order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyResult {
+    pub uidvalidity: u32,
+    pub pairs: Vec<(u32, u32)>,
+}
+
+impl Store {
+    /// Renames a folder and every folder below it (`a` → `b` moves `a/x`
+    /// to `b/x`). Renaming INBOX moves its messages into a new folder and
+    /// leaves INBOX empty (RFC 3501 6.3.5).
+    pub fn rename_folder(&self, user: &str, from: &str, to: &str) -> Result<(), StoreError> {
+        let from = canonical_folder(from);
+        let to = canonical_folder(to);
+        if self.folder(user, &from)?.is_none() {
+            return Err(StoreError::NoSuchFolder(from));
+        }
+        if self.folder(user, &to)?.is_some() || to == "INBOX" {
+            return Err(StoreError::FolderExists(to));
+        }
+        if from == "INBOX" {
+            self.create_folder(user, &to)?;
+            let uids: Vec<u32> = self
+                .messages(user, "INBOX")?
+                .iter()
+                .map(|m| m.uid)
+                .collect();
+            self.copy_messages(user, "INBOX", &uids, &to, true)?;
+            return Ok(());
+        }
+        let below = format!("{from}{SEPARATOR}");
+        let guard = self.lock();
+        let mut batch = sled::Batch::default();
+        let mut renamed = Vec::new();
+        for info in self.folders(user)? {
+            let new_name = if info.name == from {
+                to.clone()
+            } else if let Some(rest) = info.name.strip_prefix(&below) {
+                format!("{to}{SEPARATOR}{rest}")
+            } else {
+                continue;
+            };
+            if new_name != to && self.folder(user, &new_name)?.is_some() {
+                return Err(StoreError::FolderExists(new_name));
+            }
+            for item in self
+                .inner
+                .meta
+                .scan_prefix(messages_prefix(user, &info.name))
+            {
+                let (key, value) = item?;
+                let meta: MessageMeta = decode("message", &value)?;
+                batch.remove(key);
+                batch.insert(message_key(user, &new_name, meta.uid), value);
+            }
+            batch.remove(folder_key(user, &info.name));
+            let mut moved = info.clone();
+            moved.name = new_name.clone();
+            batch.insert(folder_key(user, &new_name), encode(&moved));
+            renamed.push(info.name);
+        }
+        self.inner.meta.apply_batch(batch)?;
+        drop(guard);
+        for folder in renamed {
+            self.notify(MailboxEvent {
+                user: user.to_string(),
+                folder,
+            });
+        }
+        Ok(())
+    }
+
+    /// Sets a folder's subscription flag.
+    pub fn set_subscribed(
+        &self,
+        user: &str,
+        folder: &str,
+        subscribed: bool,
+    ) -> Result<(), StoreError> {
+        let folder = canonical_folder(folder);
+        let _guard = self.lock();
+        let mut info = self
+            .folder(user, &folder)?
+            .ok_or_else(|| StoreError::NoSuchFolder(folder.clone()))?;
+        info.subscribed = subscribed;
+        self.inner
+            .meta
+            .insert(folder_key(user, &folder), encode(&info))?;
+        Ok(())
+    }
+
+    /// Copies messages to another folder of the same user, sharing their
+    /// bodies; with `remove_source` the originals go (MOVE), in the same
+    /// atomic batch. UIDs that no longer exist are skipped. The caller
+    /// flushes before acknowledging.
+    pub fn copy_messages(
+        &self,
+        user: &str,
+        from: &str,
+        uids: &[u32],
+        to: &str,
+        remove_source: bool,
+    ) -> Result<CopyResult, StoreError> {
+        let from = canonical_folder(from);
+        let to = canonical_folder(to);
+        let guard = self.lock();
+        let mut source = self
+            .folder(user, &from)?
+            .ok_or_else(|| StoreError::NoSuchFolder(from.clone()))?;
+        let target = self
+            .folder(user, &to)?
+            .ok_or_else(|| StoreError::NoSuchFolder(to.clone()))?;
+        let mut batch = sled::Batch::default();
+        let mut folders: Vec<(String, String, FolderInfo)> =
+            vec![(user.to_string(), to.clone(), target.clone())];
+        let mut refs: HashMap<BlobId, i64> = HashMap::new();
+        let mut pairs = Vec::with_capacity(uids.len());
+        for &uid in uids {
+            let Some(m) = self.message(user, &from, uid)? else {
+                continue;
+            };
+            let copy = NewCopy {
+                blob: m.blob,
+                size: m.size,
+                flags: m.flags.clone(),
+                internal_date: m.internal_date,
+            };
+            let new_uid = self.add_to_folder(user, &to, copy, &mut folders, &mut batch)?;
+            if remove_source {
+                batch.remove(message_key(user, &from, uid));
+            } else {
+                *refs.entry(m.blob).or_default() += 1;
+            }
+            pairs.push((uid, new_uid));
+        }
+        if pairs.is_empty() {
+            return Ok(CopyResult {
+                uidvalidity: target.uidvalidity,
+                pairs,
+            });
+        }
+        for (blob, delta) in refs {
+            self.adjust_refs(blob, delta, &mut batch)?;
+        }
+        if remove_source && from != to {
+            source.highest_modseq += 1;
+            batch.insert(folder_key(user, &from), encode(&source));
+        }
+        self.inner.meta.apply_batch(batch)?;
+        drop(guard);
+        self.notify(MailboxEvent {
+            user: user.to_string(),
+            folder: to,
+        });
+        if remove_source {
+            self.notify(MailboxEvent {
+                user: user.to_string(),
+                folder: from,
+            });
+        }
+        Ok(CopyResult {
+            uidvalidity: target.uidvalidity,
+            pairs,
+        })
+    }
+
+    /// Replaces the flags of many messages at once; `changes` holds (UID,
+    /// new flags). Returns (UID, new mod-sequence) for the messages that
+    /// still exist. With `unchanged_since`, messages whose mod-sequence is
+    /// higher are left alone and returned in the second list (CONDSTORE).
+    pub fn store_flags(
+        &self,
+        user: &str,
+        folder: &str,
+        changes: &[(u32, Vec<String>)],
+        unchanged_since: Option<u64>,
+    ) -> Result<FlagChanges, StoreError> {
+        let folder = canonical_folder(folder);
+        let guard = self.lock();
+        let mut info = self
+            .folder(user, &folder)?
+            .ok_or_else(|| StoreError::NoSuchFolder(folder.clone()))?;
+        let mut batch = sled::Batch::default();
+        let mut done = Vec::new();
+        let mut failed = Vec::new();
+        for (uid, flags) in changes {
+            let Some(mut meta) = self.message(user, &folder, *uid)? else {
+                continue;
+            };
+            if unchanged_since.is_some_and(|since| meta.modseq > since) {
+                failed.push(*uid);
+                continue;
+            }
+            if &meta.flags == flags {
+                continue;
+            }
+            info.highest_modseq += 1;
+            meta.flags = flags.clone();
+            meta.modseq = info.highest_modseq;
+            batch.insert(message_key(user, &folder, *uid), encode(&meta));
+            done.push((*uid, meta.modseq));
+        }
+        if done.is_empty() {
+            return Ok((done, failed));
+        }
+        batch.insert(folder_key(user, &folder), encode(&info));
+        self.inner.meta.apply_batch(batch)?;
+        drop(guard);
+        self.notify(MailboxEvent {
+            user: user.to_string(),
+            folder,
+        });
+        Ok((done, failed))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.add_user("bob@example.test", "pw").unwrap();
+        (dir, store)
+    }
+
+    const BOB: &str = "bob@example.test";
+
+    #[test]
+    fn copy_shares_the_blob_and_move_removes_the_source() {
+        let (_d, store) = store();
+        let (_, a) = store
+            .append(
+                BOB,
+                "INBOX",
+                b"Subject: a\r\n\r\nx\r\n",
+                vec!["\\Seen".into()],
+                None,
+            )
+            .unwrap();
+        let copied = store
+            .copy_messages(BOB, "INBOX", &[a, 99], "Archive", false)
+            .unwrap();
+        assert_eq!(copied.pairs, vec![(a, 1)]);
+        let blob = store.message(BOB, "INBOX", a).unwrap().unwrap().blob;
+        assert_eq!(
+            store.message(BOB, "Archive", 1).unwrap().unwrap().blob,
+            blob
+        );
+        assert_eq!(
+            store.message(BOB, "Archive", 1).unwrap().unwrap().flags,
+            vec!["\\Seen".to_string()]
+        );
+        store.expunge(BOB, "INBOX", &[a]).unwrap();
+        assert!(store.read_blob(blob).is_ok(), "the copy still holds it");
+        let moved = store
+            .copy_messages(BOB, "Archive", &[1], "Trash", true)
+            .unwrap();
+        assert_eq!(moved.pairs, vec![(1, 1)]);
+        assert!(store.messages(BOB, "Archive").unwrap().is_empty());
+        store.expunge(BOB, "Trash", &[1]).unwrap();
+        assert!(store.read_blob(blob).is_err(), "last reference gone");
+    }
+
+    #[test]
+    fn rename_moves_children_and_inbox_rename_empties_inbox() {
+        let (_d, store) = store();
+        store.create_folder(BOB, "a").unwrap();
+        store.create_folder(BOB, "a/b").unwrap();
+        store
+            .append(BOB, "a/b", b"x\r\n\r\ny\r\n", vec![], None)
+            .unwrap();
+        store.rename_folder(BOB, "a", "c").unwrap();
+        assert!(store.folder(BOB, "a").unwrap().is_none());
+        assert_eq!(store.messages(BOB, "c/b").unwrap().len(), 1);
+        store
+            .append(BOB, "INBOX", b"x\r\n\r\ny\r\n", vec![], None)
+            .unwrap();
+        store.rename_folder(BOB, "INBOX", "old").unwrap();
+        assert!(store.messages(BOB, "INBOX").unwrap().is_empty());
+        assert_eq!(store.messages(BOB, "old").unwrap().len(), 1);
+    }
+
+    #[test]
+    fn store_flags_honours_unchanged_since() {
+        let (_d, store) = store();
+        let (_, a) = store
+            .append(BOB, "INBOX", b"x\r\n\r\ny\r\n", vec![], None)
+            .unwrap();
+        let (_, b) = store
+            .append(BOB, "INBOX", b"x\r\n\r\ny\r\n", vec![], None)
+            .unwrap();
+        let before = store.message(BOB, "INBOX", a).unwrap().unwrap().modseq;
+        store.set_flags(BOB, "INBOX", b, vec!["x".into()]).unwrap();
+        let (done, failed) = store
+            .store_flags(
+                BOB,
+                "INBOX",
+                &[(a, vec!["\\Seen".into()]), (b, vec!["\\Seen".into()])],
+                Some(before),
+            )
+            .unwrap();
+        assert_eq!(done.len(), 1);
+        assert_eq!(failed, vec![b]);
+    }
+}

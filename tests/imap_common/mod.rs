@@ -1,0 +1,59 @@
+//! Shared by the IMAP suites: a server with imap, imaps and lmtp listeners
+//! beside the harness defaults, and Python helpers (imaplib, IMAPClient).
+#![allow(dead_code)]
+
+use crate::harness::{Tern, config, python};
+
+/// Python helpers every script gets: TLS context, login helpers, ports.
+pub const HELPERS: &str = r#"
+import imaplib, smtplib, ssl, sys, time, re
+from imapclient import IMAPClient
+CTX = ssl.create_default_context(); CTX.check_hostname = False; CTX.verify_mode = ssl.CERT_NONE
+def plain(user="bob@example.test", pw="pw"):
+    m = imaplib.IMAP4("127.0.0.1", IMAP); m.starttls(CTX); m.login(user, pw); return m
+def client(user="bob@example.test", pw="pw"):
+    c = IMAPClient("127.0.0.1", port=IMAPS, ssl=True, ssl_context=CTX); c.login(user, pw); return c
+def send(to, msg, sender="lisa@outside.test"):
+    s = smtplib.SMTP("127.0.0.1", SMTP); s.sendmail(sender, [to], msg); s.quit()
+def code(m, name):
+    # The untagged or tagged response code `name` from imaplib's last responses.
+    typ, data = m.response(name)
+    return data
+"#;
+
+pub fn imap_config(extra: &str) -> String {
+    let listeners = r#"
+[[listen]]
+protocol = "imap"
+address = "{ip}:0"
+[[listen]]
+protocol = "imaps"
+address = "{ip}:0"
+[[listen]]
+protocol = "lmtp"
+address = "{ip}:0"
+"#;
+    config(
+        "mx.example.test",
+        "example.test",
+        &format!("{listeners}\n{extra}"),
+    )
+}
+
+pub fn server(extra: &str) -> Tern {
+    let t = Tern::start(&imap_config(extra));
+    t.add_user("bob@example.test", "pw");
+    t
+}
+
+pub fn run(t: &Tern, body: &str) -> String {
+    let script = format!(
+        "IMAP={}\nIMAPS={}\nSMTP={}\nPOP={}\nLMTP={}\n{HELPERS}\n{body}",
+        t.port("imap"),
+        t.port("imaps"),
+        t.port("smtp"),
+        t.port("pop3"),
+        t.port("lmtp")
+    );
+    python(&script, &[])
+}
