@@ -1,4 +1,4 @@
-//! Write [Tern](https://github.com/) mail server plugins in Rust.
+//! Write plugins for Tern, the mail server, in Rust.
 //!
 //! A plugin is a WebAssembly component built for `wasm32-wasip2`. It
 //! implements one or more of the traits [`Policy`], [`Filter`], [`Router`]
@@ -28,8 +28,9 @@
 //! `tern-sdk`; build it with `cargo build --release --target wasm32-wasip2`
 //! and point a `[[plugin]]` entry at `target/wasm32-wasip2/release/NAME.wasm`.
 //!
-//! Every trait method has a default that lets mail through, so a plugin
-//! writes only the hooks it cares about. The component exports only the
+//! Every method of `Policy`, `Filter` and `Router` has a default that lets
+//! mail through, so a plugin writes only the hooks it cares about (a
+//! `Storage` must implement all of its methods but `claims`). The component exports only the
 //! interfaces named in [`export!`]: the server calls nothing else.
 //!
 //! The host functions are plain Rust functions here: [`log`], [`config`],
