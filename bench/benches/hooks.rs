@@ -98,7 +98,7 @@ fn rcpt_to(c: &mut Criterion) {
         })
     });
     c.bench_function(
-        "on-rcpt-to, trivial policy, new instance (a session's first call)",
+        "on-rcpt-to, a new session's first call, instance reused from the idle list",
         |b| {
             b.iter_custom(|iters| {
                 rt.block_on(async {
@@ -113,6 +113,30 @@ fn rcpt_to(c: &mut Criterion) {
                         );
                     }
                     start.elapsed()
+                })
+            })
+        },
+    );
+    c.bench_function(
+        "on-rcpt-to, a new session's first call, fresh instance",
+        |b| {
+            b.iter_custom(|iters| {
+                rt.block_on(async {
+                    let mut spent = Duration::ZERO;
+                    for _ in 0..iters {
+                        f.set.drain_idle();
+                        let start = Instant::now();
+                        let fresh = info(Arc::new(PluginSession::new(f.set.clone())));
+                        black_box(
+                            fresh
+                                .plugins
+                                .rcpt_to(&fresh, &env, "bob@example.test", &params)
+                                .await,
+                        );
+                        drop(fresh);
+                        spent += start.elapsed();
+                    }
+                    spent
                 })
             })
         },

@@ -35,9 +35,11 @@
 //!
 //! The host functions are plain Rust functions here: [`log`], [`config`],
 //! [`kv`] (a private key-value store kept across restarts), [`dns`] and
-//! [`clock`]. A plugin instance lives for one SMTP session (its memory is
-//! kept from hook to hook within that session) and is thrown away after a
-//! trap or a timeout.
+//! [`clock`]. A plugin instance serves one SMTP session at a time: its
+//! memory is kept from hook to hook within the session. After the session
+//! the same instance may serve later ones (it is thrown away after a trap
+//! or a timeout, and after 1000 sessions), so keep nothing in memory that
+//! must not outlive a session; use [`kv`] for what must be kept.
 //!
 //! The WIT package `tern:plugin@0.1.0` in this crate's `wit/` folder is the
 //! interface itself, for plugins in other languages.

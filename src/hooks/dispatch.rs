@@ -1,6 +1,8 @@
 //! Calling plugins for one session. A `PluginSession` holds the plugin set
-//! the session started with and, per plugin, an instance created at its
-//! first call and kept for the rest of the session. Every call (and every
+//! the session started with and, per plugin, an instance taken at its
+//! first call (from the plugin's idle instances, or newly made) and kept
+//! for the rest of the session; when the session ends cleanly the instance
+//! goes back to the idle list for a later session. Every call (and every
 //! instantiation) has a deadline: the epoch callback yields to tokio at each
 //! tick and traps once the plugin's `timeout` has passed, and an outer
 //! tokio timeout covers time spent in host calls such as DNS. A trap,
@@ -26,6 +28,8 @@ pub(super) const GRACE: Duration = Duration::from_millis(50);
 /// A live instance of one plugin within one session.
 pub(super) struct Live {
     pub(super) store: wasmtime::Store<PluginState>,
+    /// Sessions this instance has served.
+    pub(super) sessions: u32,
     pub(super) policy: Option<policy::Guest>,
     pub(super) filter: Option<filter::Guest>,
     pub(super) router: Option<router::Guest>,
@@ -128,7 +132,35 @@ impl std::fmt::Debug for PluginSession {
 
 pub(super) fn arm(store: &mut wasmtime::Store<PluginState>, timeout: Duration) {
     store.data_mut().deadline = Instant::now() + timeout;
+    store.data_mut().in_call = true;
     store.set_epoch_deadline(1);
+}
+
+/// Most idle instances kept per plugin for later sessions.
+const MAX_IDLE: usize = 32;
+/// Sessions one instance serves before it is thrown away (bounds what a
+/// plugin's memory can accumulate: leaks, fragmentation).
+const MAX_SESSIONS_PER_INSTANCE: u32 = 1000;
+
+impl Drop for PluginSession {
+    /// Instances that ended their last call cleanly go back to their
+    /// plugin's idle list for the next session; the rest are dropped.
+    fn drop(&mut self) {
+        let slots = std::mem::take(self.slots.get_mut());
+        for (slot, plugin) in slots.into_iter().zip(&self.set.plugins) {
+            let Some(mut live) = slot else {
+                continue;
+            };
+            live.sessions += 1;
+            if live.store.data().in_call || live.sessions >= MAX_SESSIONS_PER_INSTANCE {
+                continue;
+            }
+            let mut idle = plugin.idle.lock().unwrap_or_else(|p| p.into_inner());
+            if idle.len() < MAX_IDLE {
+                idle.push(live);
+            }
+        }
+    }
 }
 
 /// The verdict standing for a failed call.
@@ -154,13 +186,16 @@ macro_rules! call {
         let outcome = match $this.live(&mut $slots[$i], plugin).await {
             Err(f) => Err(f),
             Ok(live) => {
-                arm(&mut live.store, plugin.timeout);
                 match live.$hook.as_ref() {
                     None => Ok(None),
                     Some($g) => {
+                        arm(&mut live.store, plugin.timeout);
                         let $s = &mut live.store;
                         match tokio::time::timeout(plugin.timeout + GRACE, $call).await {
-                            Ok(Ok(v)) => Ok(Some(v)),
+                            Ok(Ok(v)) => {
+                                live.store.data_mut().in_call = false;
+                                Ok(Some(v))
+                            }
                             Ok(Err(e)) => Err(Failure::Trap(e)),
                             Err(_) => Err(Failure::Timeout),
                         }
@@ -200,7 +235,11 @@ impl PluginSession {
         plugin: &LoadedPlugin,
     ) -> Result<&'a mut Live, Failure> {
         if slot.is_none() {
-            *slot = Some(instantiate(plugin).await?);
+            let warm = plugin.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            *slot = Some(match warm {
+                Some(live) => live,
+                None => instantiate(plugin).await?,
+            });
         }
         slot.as_mut()
             .ok_or_else(|| Failure::Instantiate("no instance".into()))
@@ -471,8 +510,10 @@ async fn instantiate(plugin: &LoadedPlugin) -> Result<Live, Failure> {
         .map(|i| i.load(&mut store, &instance))
         .transpose()
         .map_err(failed)?;
+    store.data_mut().in_call = false;
     Ok(Live {
         store,
+        sessions: 0,
         policy,
         filter,
         router,

@@ -101,6 +101,8 @@ pub struct LoadedPlugin {
     pub pre: InstancePre<PluginState>,
     pub exports: Exports,
     pub engine: Engine,
+    /// Instances whose session ended cleanly, ready for the next session.
+    pub(super) idle: std::sync::Mutex<Vec<super::dispatch::Live>>,
 }
 
 /// The plugins of one configuration, in config order.
@@ -148,6 +150,13 @@ impl PluginSet {
     pub fn is_empty(&self) -> bool {
         self.plugins.is_empty()
     }
+
+    /// Drops every idle instance (benchmarks of fresh instantiation).
+    pub fn drain_idle(&self) {
+        for p in &self.plugins {
+            p.idle.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        }
+    }
 }
 
 /// The engine: async, epoch interruption, pooling allocator sized for
@@ -160,7 +169,12 @@ pub fn new_engine(max_memory: u64, instances: u32) -> Result<Engine, PluginError
         .total_memories(instances.saturating_mul(2))
         .total_tables(instances.saturating_mul(8))
         .total_stacks(instances)
-        .max_memory_size(usize::try_from(max_memory).unwrap_or(usize::MAX));
+        .max_memory_size(usize::try_from(max_memory).unwrap_or(usize::MAX))
+        // A slot reused by the next session keeps its first pages mapped
+        // (reset by memset, not by page faults): cheaper instantiation.
+        .linear_memory_keep_resident(1 << 20)
+        .table_keep_resident(64 << 10)
+        .async_stack_keep_resident(64 << 10);
     let mut c = wasmtime::Config::new();
     c.epoch_interruption(true)
         .memory_reservation(max_memory)
@@ -347,6 +361,7 @@ pub fn link(
         pre,
         exports,
         engine: engine.clone(),
+        idle: std::sync::Mutex::new(Vec::new()),
     })
 }
 

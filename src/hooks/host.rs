@@ -38,6 +38,9 @@ pub struct PluginState {
     wasi: WasiCtx,
     /// When the call in progress must end (checked at each epoch tick).
     pub deadline: Instant,
+    /// A call is in progress (set by `arm`, cleared when it returns): an
+    /// instance left so (its session dropped mid-call) is never reused.
+    pub in_call: bool,
 }
 
 impl PluginState {
@@ -64,6 +67,7 @@ impl PluginState {
             limits,
             wasi: wasi.build(),
             deadline: Instant::now(),
+            in_call: false,
         })
     }
 }
