@@ -10,6 +10,7 @@ use super::session::{Session, Transaction};
 use crate::config::Protocol;
 use crate::hooks::{DataMessage, Target, Verdict};
 use crate::store::{QueueEntry, QueueRecipient, format_queue_id, now};
+use crate::submit::{CommitError, Envelope, RoutedRecipient};
 use std::io;
 
 /// A BDAT transfer in progress.
@@ -273,49 +274,19 @@ impl Session {
                 );
             }
         };
-        let mut local_users: Vec<String> = Vec::new();
-        let mut remote: Vec<QueueRecipient> = Vec::new();
-        for r in &tx.rcpts {
-            for t in &r.targets {
-                match t {
-                    Target::Local(u) if claimed.contains(u) => {}
-                    Target::Local(u) if !local_users.contains(u) => local_users.push(u.clone()),
-                    Target::Local(_) => {}
-                    Target::Remote(a) if remote.iter().any(|q| &q.address == a) => {}
-                    Target::Remote(a) => remote.push(QueueRecipient::new(
-                        a.clone(),
-                        r.params.notify.as_ref().map(notify_text),
-                        r.params.orcpt.as_ref().map(|(t, a)| format!("{t};{a}")),
-                        Vec::new(),
-                    )),
-                    Target::Relay { address, .. }
-                        if remote.iter().any(|q| &q.address == address) => {}
-                    Target::Relay { address, hosts } => {
-                        let mut q = QueueRecipient::new(
-                            address.clone(),
-                            r.params.notify.as_ref().map(notify_text),
-                            r.params.orcpt.as_ref().map(|(t, a)| format!("{t};{a}")),
-                            Vec::new(),
-                        );
-                        q.route = hosts.clone();
-                        remote.push(q);
-                    }
-                }
-            }
-        }
-        let folder = match &outcome.quarantine {
-            Some(reason) => {
-                tracing::info!(queue_id = qid, reason = %reason, relayed_dropped = remote.len(), "quarantined by a filter: local copies go to Junk");
-                remote.clear();
-                "Junk"
-            }
-            None => "INBOX",
-        };
-        let entry = (!remote.is_empty()).then(|| QueueEntry {
+        let recipients = tx
+            .rcpts
+            .iter()
+            .map(|r| RoutedRecipient {
+                targets: &r.targets,
+                notify: r.params.notify.as_ref().map(notify_text),
+                orcpt: r.params.orcpt.as_ref().map(|(t, a)| format!("{t};{a}")),
+            })
+            .collect();
+        let envelope = Envelope {
             id,
-            blob: id,
-            size,
             sender: tx.from.to_string(),
+            recipients,
             envid: tx.params.envid.clone(),
             ret: tx
                 .params
@@ -324,38 +295,28 @@ impl Session {
                 .map(|r| format!("{r:?}").to_ascii_uppercase()),
             smtputf8: tx.params.smtputf8,
             eight_bit,
-            arrived: now(),
             client: self.client_text(),
-            recipients: remote,
-            warned: false,
-        });
-        if local_users.is_empty() && entry.is_none() {
-            // Storage plugins kept every copy: nothing for the built-in store.
-            drop(writer);
-            tracing::info!(queue_id = qid, from = %tx.from, size, client = %self.client_text(), "accepted (delivered by storage plugins)");
-            return Reply::new(250, "2.0.0", format!("Ok: queued as {qid}"));
-        }
-        let store = self.ctx.store.clone();
+        };
+        let effects = crate::submit::PluginEffects {
+            stored_by_plugins: &claimed,
+            quarantine: outcome.quarantine.as_deref(),
+        };
         if let Err(e) =
-            store.accept_message_into(writer, prefix, &local_users, folder, entry.as_ref())
+            crate::submit::commit_with(&self.ctx, writer, prefix, &envelope, &effects).await
         {
-            tracing::error!(queue_id = qid, "storing message failed: {e}");
+            match &e {
+                CommitError::Store(e) => {
+                    tracing::error!(queue_id = qid, "storing message failed: {e}")
+                }
+                CommitError::Flush(e) => {
+                    tracing::error!(queue_id = qid, "flushing message failed: {e}")
+                }
+            }
             return Reply::new(
                 451,
                 "4.3.0",
                 "Error: local storage problem, try again later",
             );
-        }
-        if let Err(e) = store.flush().await {
-            tracing::error!(queue_id = qid, "flushing message failed: {e}");
-            return Reply::new(
-                451,
-                "4.3.0",
-                "Error: local storage problem, try again later",
-            );
-        }
-        if entry.is_some() {
-            self.ctx.queue.queued(id, now());
         }
         self.report_local_success(id, tx, size).await;
         let to: Vec<String> = tx.rcpts.iter().map(|r| r.address.to_string()).collect();

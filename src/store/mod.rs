@@ -6,8 +6,8 @@
 //!
 //! Layout: tree `meta` holds small records under key prefixes (`u/` users,
 //! `f/` folders, `m/` messages, `q/` queue entries, `b/` blob records, `p/`
-//! blobs still being written, `k/<plugin>\0<key>` the plugins' key-value
-//! areas); tree `blobs` holds message bytes in chunks.
+//! blobs still being written, `w/` web mail sessions, `k/<plugin>\0<key>`
+//! the plugins' key-value areas); tree `blobs` holds message bytes in chunks.
 
 mod blobs;
 mod commit;
@@ -16,6 +16,7 @@ mod kv;
 mod mailbox;
 mod queue;
 mod users;
+mod web;
 
 pub use blobs::{BlobId, BlobParts, BlobReader, BlobRecord, BlobWriter};
 pub use folders::{CopyResult, SEPARATOR};
@@ -23,6 +24,7 @@ pub use kv::{KvError, MAX_KV_KEY, MAX_KV_VALUE};
 pub use mailbox::{Flag, FolderInfo, MailboxEvent, MessageMeta, SPECIAL_FOLDERS, canonical_folder};
 pub use queue::{QueueEntry, QueueRecipient, RecipientState, format_queue_id, parse_queue_id};
 pub use users::UserRecord;
+pub use web::WebSession;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
