@@ -2,7 +2,7 @@
 //! header that is in the message POP3 returns (and can discard,
 //! quarantine or reject; its bad reply codes are clamped), and a router
 //! sends one domain to a smarthost, a second Tern, where the message
-//! arrives.
+//! arrives. Web mail's Send goes through the same plugins.
 
 mod harness;
 use harness::{Tern, config, python};
@@ -160,4 +160,40 @@ print("ok")
     );
     let out = python(&script, &[]);
     assert_eq!(out.trim(), "ok", "{}", a.log());
+}
+
+#[test]
+fn web_mail_sends_through_the_same_plugins() {
+    let plugins = format!(
+        "[[listen]]\nprotocol = \"http\"\naddress = \"{{ip}}:0\"\n[tls]\nallow_plaintext_auth = true\n{}{}",
+        plugin("no-nobody", test_plugins::NO_NOBODY, ""),
+        plugin(
+            "tagger",
+            test_plugins::ADD_HEADER,
+            "config = { tag = \"web-tag\" }"
+        )
+    );
+    let t = Tern::start(&config("mx.example.test", "example.test", &plugins));
+    t.add_user("bob@example.test", "bob-pw");
+    t.add_user("carol@example.test", "pw");
+    t.add_user("nobody@example.test", "pw");
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let script = format!(
+        "import sys\nsys.path.insert(0, {:?})\nfrom webmail import *\n{PY}\nHTTP={}\nPOPS={}\n{}",
+        fixtures.display().to_string(),
+        t.port("http"),
+        t.port("pop3s"),
+        r#"
+bob = Client(HTTP); bob.login("bob", "bob-pw")
+r = bob.post_multipart("/send", {"to": "nobody@example.test", "subject": "x", "body": "y", "action": "send"})
+assert r.status == 400 and "nobody lives here no more" in r.text, (r.status, r.text[:1500])
+r = bob.post_multipart("/send", {"to": "carol@example.test", "subject": "from the web", "body": "hi", "action": "send"})
+assert r.status == 303, (r.status, r.text[:800])
+[got] = fetch_all(POPS, "carol@example.test", 1)
+assert b"X-Tern-Filter: web-tag" in got and b"subject=from the web" in got, got[:800]
+print("ok")
+"#
+    );
+    let out = python(&script, &[]);
+    assert_eq!(out.trim(), "ok", "{}", t.log());
 }
