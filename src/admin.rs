@@ -13,14 +13,30 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "kebab-case")]
 pub enum AdminRequest {
-    UserAdd { address: String, password: String },
-    UserDel { address: String },
+    UserAdd {
+        address: String,
+        password: String,
+    },
+    UserDel {
+        address: String,
+    },
     UserList,
-    UserPasswd { address: String, password: String },
+    UserPasswd {
+        address: String,
+        password: String,
+    },
     QueueList,
-    QueueShow { id: String },
-    QueueFlush { id: Option<String> },
-    QueueDelete { id: String },
+    QueueShow {
+        id: String,
+    },
+    QueueFlush {
+        id: Option<String>,
+    },
+    QueueDelete {
+        id: String,
+    },
+    /// Reload the plugins (only a running server can; see `control.rs`).
+    PluginReload,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -110,6 +126,9 @@ pub fn execute(
             store.release_queue_entry(&entry)?;
             Ok(format!("deleted {}\n", entry.queue_id()))
         }
+        AdminRequest::PluginReload => Err(AdminError::Invalid(
+            "no server is running; plugins are loaded when `tern serve` starts".into(),
+        )),
     }
 }
 

@@ -65,6 +65,13 @@ async fn handle(ctx: Arc<ServerContext>, stream: UnixStream) -> std::io::Result<
         .read_line(&mut line)
         .await?;
     let response = match serde_json::from_str::<AdminRequest>(&line) {
+        Ok(AdminRequest::PluginReload) => {
+            let (ok, output) = crate::server::reload_plugins(&ctx).await;
+            ControlResponse {
+                ok,
+                output: output + "\n",
+            }
+        }
         Ok(request) => {
             let store = ctx.store.clone();
             let config = ctx.config.clone();

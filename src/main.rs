@@ -37,6 +37,9 @@ enum Command {
     /// DKIM signing keys
     #[command(subcommand)]
     Dkim(DkimCommand),
+    /// WebAssembly plugins
+    #[command(subcommand)]
+    Plugin(PluginCommand),
 }
 
 #[derive(Subcommand)]
@@ -57,6 +60,16 @@ enum DkimCommand {
 enum KeyAlgorithm {
     Ed25519,
     Rsa,
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// The configured plugins and the hooks each exports (loads and type-checks each)
+    List,
+    /// What a component file imports and exports, and which hooks Tern would call
+    Inspect { file: PathBuf },
+    /// Make the running server load the plugins of its config file again (like SIGHUP)
+    Reload,
 }
 
 #[derive(Subcommand)]
@@ -133,7 +146,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Serve => {
             init_logging();
             let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
-            runtime.block_on(tern::server::serve(config))?;
+            let source = config_source(cli.config.as_deref());
+            runtime.block_on(tern::server::serve_with_reload(config, source))?;
             Ok(())
         }
         Command::CheckConfig => {
@@ -147,11 +161,62 @@ fn run(cli: Cli) -> Result<()> {
                     );
                 }
             }
+            let plugins = check_plugins(&config)?;
             println!(
-                "config ok: {} listener(s), {} local domain(s)",
+                "config ok: {} listener(s), {} local domain(s), {} plugin(s)",
                 config.listen.len(),
-                config.local_domains.len()
+                config.local_domains.len(),
+                plugins.len()
             );
+            Ok(())
+        }
+        Command::Plugin(PluginCommand::List) => {
+            let plugins = check_plugins(&config)?;
+            if plugins.is_empty() {
+                println!("no plugins configured");
+            }
+            for (p, hooks) in config.plugin.iter().zip(plugins) {
+                println!(
+                    "{}\t{}\thooks: {}\tmax_memory: {} bytes\ttimeout: {:?}\ton_error: {:?}",
+                    p.name,
+                    p.path.display(),
+                    hooks.join(","),
+                    p.max_memory.0,
+                    p.timeout.0,
+                    p.on_error
+                );
+            }
+            Ok(())
+        }
+        Command::Plugin(PluginCommand::Reload) => {
+            admin_request(&config, AdminRequest::PluginReload)
+        }
+        Command::Plugin(PluginCommand::Inspect { file }) => {
+            let name = file
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let i = tern::hooks::engine::inspect(&file, &name)?;
+            println!("file: {}", file.display());
+            println!(
+                "hooks: {}",
+                if i.hooks.is_empty() {
+                    "none".to_string()
+                } else {
+                    i.hooks.join(", ")
+                }
+            );
+            println!("imports:");
+            for name in &i.imports {
+                println!("  {name}");
+            }
+            println!("exports:");
+            for name in &i.exports {
+                println!("  {name}");
+            }
+            if let Some(problem) = i.problem {
+                bail!("{}: Tern would not load it: {problem}", file.display());
+            }
             Ok(())
         }
         Command::User(u) => {
@@ -186,6 +251,37 @@ fn run(cli: Cli) -> Result<()> {
             admin_request(&config, request)
         }
     }
+}
+
+/// The file the config came from, for reloads.
+fn config_source(given: Option<&Path>) -> Option<PathBuf> {
+    match given {
+        Some(p) => Some(p.to_path_buf()),
+        None => Some(PathBuf::from(tern::config::DEFAULT_CONFIG_PATH)).filter(|p| p.exists()),
+    }
+}
+
+/// Loads and type-checks every configured plugin (compiling it, without a
+/// store or running any plugin code); the hooks each exports.
+fn check_plugins(config: &Config) -> Result<Vec<Vec<&'static str>>> {
+    let mut out = Vec::new();
+    for p in &config.plugin {
+        let i = tern::hooks::engine::inspect(&p.path, &p.name)?;
+        if let Some(problem) = i.problem {
+            bail!("plugin {:?}: {}: {problem}", p.name, p.path.display());
+        }
+        if let Some(d) = &p.directory {
+            if !d.is_dir() {
+                bail!(
+                    "plugin {:?}: directory {} is not a folder",
+                    p.name,
+                    d.display()
+                );
+            }
+        }
+        out.push(i.hooks);
+    }
+    Ok(out)
 }
 
 /// Sends the request to a running server, or runs it on the store directly.

@@ -52,6 +52,8 @@ pub enum ServerError {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Plugin(#[from] crate::hooks::PluginError),
 }
 
 /// File in `data_dir` listing the addresses actually bound, one
@@ -237,10 +239,22 @@ async fn too_busy(protocol: Protocol, conn: &mut Connection) {
 
 /// Starts the server with signal handling: SIGTERM/SIGINT drain and stop.
 pub async fn serve(config: Config) -> Result<(), ServerError> {
+    serve_with_reload(config, None).await
+}
+
+/// `serve`, with SIGHUP reloading the plugins from `config_path` (the
+/// file the config came from; None: the config as given).
+pub async fn serve_with_reload(
+    config: Config,
+    config_path: Option<std::path::PathBuf>,
+) -> Result<(), ServerError> {
     let store = Store::open(&config.data_dir)?;
     let ctx = ServerContext::new(config, store)?;
+    ctx.hooks.load_plugins(&ctx.config)?;
+    ctx.hooks.set_config_source(config_path);
     let (trigger, shutdown) = shutdown::channel();
     let signals = trigger.clone();
+    let signal_ctx = ctx.clone();
     tokio::spawn(async move {
         use tokio::signal::unix::{SignalKind, signal};
         let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
@@ -254,10 +268,34 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
             tokio::select! {
                 _ = term.recv() => { tracing::info!("SIGTERM: draining"); break; }
                 _ = int.recv() => { tracing::info!("SIGINT: draining"); break; }
-                _ = hup.recv() => tracing::info!("SIGHUP: nothing to reload yet (plugins arrive with the plugin engine)"),
+                _ = hup.recv() => { reload_plugins(&signal_ctx).await; }
             }
         }
         signals.trigger();
     });
     run(ctx, trigger, shutdown).await
+}
+
+/// Re-reads the config file and swaps in its plugins (SIGHUP, `tern plugin
+/// reload`): sessions that started before keep the set they have; new
+/// sessions get the new one. Other config changes need a restart. On any
+/// error the old set stays. Returns success and what to tell the operator.
+pub async fn reload_plugins(ctx: &Arc<ServerContext>) -> (bool, String) {
+    let ctx = ctx.clone();
+    let path = ctx.hooks.config_source();
+    let result = tokio::task::spawn_blocking(move || {
+        let config = match &path {
+            Some(p) => Config::from_file(p).map_err(|e| e.to_string())?,
+            None => (*ctx.config).clone(),
+        };
+        ctx.hooks.load_plugins(&config).map_err(|e| e.to_string())
+    })
+    .await;
+    let (ok, message) = match result {
+        Ok(Ok(n)) => (true, format!("reloaded: {n} plugin(s)")),
+        Ok(Err(e)) => (false, format!("reload failed, plugins unchanged: {e}")),
+        Err(e) => (false, format!("reload failed, plugins unchanged: {e}")),
+    };
+    tracing::info!("plugins {message}");
+    (ok, message)
 }

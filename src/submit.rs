@@ -53,6 +53,16 @@ pub struct Committed {
     pub queued: usize,
 }
 
+/// What the data hooks decided that changes the commit.
+#[derive(Debug, Default)]
+pub struct PluginEffects<'a> {
+    /// Local users whose copy a storage plugin already kept.
+    pub stored_by_plugins: &'a [String],
+    /// A filter quarantined the message (the reason): local copies go to
+    /// `Junk`, nothing is relayed.
+    pub quarantine: Option<&'a str>,
+}
+
 /// Commits `writer` (the body) with `prefix` headers for `envelope`; durable
 /// on return.
 pub async fn commit(
@@ -61,17 +71,16 @@ pub async fn commit(
     prefix: Vec<u8>,
     envelope: &Envelope<'_>,
 ) -> Result<Committed, CommitError> {
-    commit_into(ctx, writer, prefix, envelope, "INBOX").await
+    commit_with(ctx, writer, prefix, envelope, &PluginEffects::default()).await
 }
 
-/// `commit` with the local copies in `folder` (INBOX, or Junk for a
-/// message quarantined by DMARC; a missing Junk folder is created).
-pub async fn commit_into(
+/// `commit`, with what the plugins decided.
+pub async fn commit_with(
     ctx: &ServerContext,
     writer: BlobWriter,
     prefix: Vec<u8>,
     envelope: &Envelope<'_>,
-    folder: &str,
+    effects: &PluginEffects<'_>,
 ) -> Result<Committed, CommitError> {
     let size = writer.len() + prefix.len() as u64;
     let mut local_users: Vec<String> = Vec::new();
@@ -79,6 +88,7 @@ pub async fn commit_into(
     for r in &envelope.recipients {
         for t in r.targets {
             match t {
+                Target::Local(u) if effects.stored_by_plugins.contains(u) => {}
                 Target::Local(u) if !local_users.contains(u) => local_users.push(u.clone()),
                 Target::Local(_) => {}
                 Target::Remote(a) if remote.iter().any(|q| &q.address == a) => {}
@@ -88,8 +98,42 @@ pub async fn commit_into(
                     r.orcpt.clone(),
                     Vec::new(),
                 )),
+                Target::Relay { address, .. } if remote.iter().any(|q| &q.address == address) => {}
+                Target::Relay { address, hosts } => {
+                    let mut q = QueueRecipient::new(
+                        address.clone(),
+                        r.notify.clone(),
+                        r.orcpt.clone(),
+                        Vec::new(),
+                    );
+                    q.route = hosts.clone();
+                    remote.push(q);
+                }
             }
         }
+    }
+    let folder = match effects.quarantine {
+        Some(reason) => {
+            tracing::info!(
+                queue_id = %crate::store::format_queue_id(envelope.id),
+                reason,
+                relayed_dropped = remote.len(),
+                "quarantined by a filter: local copies go to Junk"
+            );
+            remote.clear();
+            "Junk"
+        }
+        None => "INBOX",
+    };
+    if local_users.is_empty() && remote.is_empty() {
+        // Storage plugins kept every copy (or quarantine left nothing): the
+        // built-in store keeps nothing; dropping the writer removes the body.
+        drop(writer);
+        return Ok(Committed {
+            size,
+            local: Vec::new(),
+            queued: 0,
+        });
     }
     let queued = remote.len();
     let entry = (!remote.is_empty()).then(|| QueueEntry {

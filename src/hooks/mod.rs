@@ -1,8 +1,26 @@
 //! The hook seams of the mail path: connect, helo, mail-from, rcpt-to (with
 //! routing) and data. Each stage of a session makes exactly one call here;
-//! the built-in checks of `crate::checks` run first, and the plugin engine
-//! plugs in behind them without reshaping the session. Calls run in order and
-//! the first verdict other than `Continue` wins.
+//! the built-in checks of `crate::checks` run first, then the WebAssembly
+//! plugins (`[[plugin]]`, in config order; the first verdict other than
+//! `Continue` wins). The plugin engine lives in the files beside this one:
+//! `engine.rs` (loading, compiling, caching), `bindings.rs` (the WIT types
+//! and reply checks), `host.rs` (what plugins may import), `message.rs` (the
+//! message resource), `dispatch.rs` (calls, deadlines, failures).
+//!
+//! The plugin set is swapped atomically on reload; a session takes a
+//! snapshot (`Hooks::session`) when it starts and keeps it to the end.
+
+pub mod bindings;
+pub mod dispatch;
+pub mod engine;
+pub mod host;
+pub mod message;
+pub mod storage;
+
+pub use bindings::{Envelope, EnvelopeRecipient};
+pub use dispatch::{FilterOutcome, PluginSession, RouteDecision};
+pub use engine::{PluginError, PluginSet};
+pub use message::MessageView;
 
 use crate::address::{Address, ReversePath};
 use crate::checks;
@@ -12,6 +30,7 @@ pub use crate::mailauth::AuthResults;
 use crate::smtp::command::{MailParams, RcptParams};
 use crate::smtp::reply::Reply;
 use crate::store::Store;
+use arc_swap::ArcSwap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -28,6 +47,8 @@ pub struct SessionInfo {
     pub user: Option<String>,
     /// The client is in `relay.trusted_networks`.
     pub trusted: bool,
+    /// The plugins this session runs with (taken when it started).
+    pub plugins: Arc<PluginSession>,
 }
 
 /// A hook's answer.
@@ -47,6 +68,38 @@ pub enum Target {
     Local(String),
     /// Another domain, through the queue.
     Remote(String),
+    /// Another domain, through the queue to hosts a router plugin chose
+    /// (`host` or `host:port`, tried in order) instead of MX.
+    Relay { address: String, hosts: Vec<String> },
+}
+
+/// The message at the data seam: the blob being written and what goes in front of it.
+pub struct DataMessage<'a> {
+    pub blob: crate::store::BlobId,
+    /// Header lines Tern puts in front (`Received:` …).
+    pub prefix: &'a [u8],
+    /// The header section as received.
+    pub header: &'a [u8],
+    /// Bytes received.
+    pub size: u64,
+    /// What SPF, DKIM, DMARC and ARC found (mail from outside only).
+    pub auth: Option<&'a AuthResults>,
+}
+
+/// The outcome of the data seam.
+#[derive(Debug)]
+pub struct DataOutcome {
+    pub verdict: Verdict,
+    /// Header lines to append to the prefix (after `Received:`).
+    pub add_headers: Vec<u8>,
+    /// Header fields filters asked to remove. Recorded and logged; the
+    /// stored message keeps them for now (the body is already in the store
+    /// and the store has no way yet to skip fields of it).
+    pub remove_headers: Vec<String>,
+    /// Say 250 but keep nothing.
+    pub discard: bool,
+    /// Keep local copies in `Junk` and relay nothing.
+    pub quarantine: Option<String>,
 }
 
 /// The hook dispatcher shared by all sessions.
@@ -54,64 +107,233 @@ pub struct Hooks {
     config: Arc<Config>,
     store: Store,
     dns: Dns,
+    plugins: ArcSwap<PluginSet>,
+    /// The config file plugins are reloaded from.
+    source: std::sync::Mutex<Option<std::path::PathBuf>>,
 }
 
 impl Hooks {
     pub fn new(config: Arc<Config>, store: Store, dns: Dns) -> Hooks {
-        Hooks { config, store, dns }
+        Hooks {
+            config,
+            store,
+            dns,
+            plugins: ArcSwap::from_pointee(PluginSet::empty()),
+            source: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Where a reload reads the config from (None: the running config again).
+    pub fn set_config_source(&self, path: Option<std::path::PathBuf>) {
+        *self.source.lock().unwrap_or_else(|p| p.into_inner()) = path;
+    }
+
+    pub fn config_source(&self) -> Option<std::path::PathBuf> {
+        self.source
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn dns(&self) -> &Dns {
         &self.dns
     }
 
-    pub async fn connect(&self, _session: &SessionInfo) -> Verdict {
-        Verdict::Continue
+    /// Loads the plugins of `config` (the server's, or a reloaded one) and
+    /// makes them the set new sessions get. On error the old set stays.
+    pub fn load_plugins(&self, config: &Config) -> Result<usize, PluginError> {
+        let set = PluginSet::load(config, &self.store, &self.dns)?;
+        let n = set.plugins.len();
+        for p in &set.plugins {
+            tracing::info!(plugin = %p.name, path = %p.path.display(), hooks = ?p.exports.names(), "plugin loaded");
+        }
+        self.plugins.store(Arc::new(set));
+        Ok(n)
     }
 
-    pub async fn helo(&self, _session: &SessionInfo, _name: &str) -> Verdict {
-        Verdict::Continue
+    /// The current plugin set.
+    pub fn plugins(&self) -> Arc<PluginSet> {
+        self.plugins.load_full()
+    }
+
+    /// A new session's view of the plugins: the set as it is now.
+    pub fn session(&self) -> Arc<PluginSession> {
+        Arc::new(PluginSession::new(self.plugins.load_full()))
+    }
+
+    pub async fn connect(&self, session: &SessionInfo) -> Verdict {
+        session.plugins.connect(session).await
+    }
+
+    pub async fn helo(&self, session: &SessionInfo, name: &str) -> Verdict {
+        session.plugins.helo(session, name).await
     }
 
     pub async fn mail_from(
         &self,
         session: &SessionInfo,
         from: &ReversePath,
-        _params: &MailParams,
+        params: &MailParams,
     ) -> Verdict {
-        match checks::sender::check(&self.config, &self.store, &self.dns, session, from).await {
-            Some(reply) => refusal(reply),
-            None => Verdict::Continue,
+        if let Some(reply) =
+            checks::sender::check(&self.config, &self.store, &self.dns, session, from).await
+        {
+            return refusal(reply);
         }
+        if session.plugins.is_empty() {
+            return Verdict::Continue;
+        }
+        session
+            .plugins
+            .mail_from(session, &from.to_string(), &bindings::mail_params(params))
+            .await
     }
 
-    /// Validates and routes one recipient: the targets it delivers to, or the refusal.
+    /// Validates and routes one recipient: the targets it delivers to, or
+    /// the refusal (a `Disconnect` closes the session).
     pub async fn rcpt_to(
         &self,
         session: &SessionInfo,
-        _from: &ReversePath,
+        envelope: &Envelope<'_>,
         to: &Address,
-        _params: &RcptParams,
-    ) -> Result<Vec<Target>, Reply> {
-        checks::recipient::check(&self.config, &self.store, &self.dns, session, to).await
+        params: &RcptParams,
+    ) -> Result<Vec<Target>, Verdict> {
+        let targets = checks::recipient::check(&self.config, &self.store, &self.dns, session, to)
+            .await
+            .map_err(refusal)?;
+        if session.plugins.is_empty() {
+            return Ok(targets);
+        }
+        let env = bindings::envelope(envelope);
+        let address = to.to_string();
+        match session
+            .plugins
+            .rcpt_to(session, &env, &address, &bindings::rcpt_params(params))
+            .await
+        {
+            Verdict::Continue | Verdict::Accept => {}
+            other => return Err(other),
+        }
+        let rcpt = EnvelopeRecipient {
+            address: address.clone(),
+            params,
+        };
+        match session.plugins.route(&env, &rcpt).await {
+            None => Ok(targets),
+            Some(RouteDecision::Local(user)) => match self.store.user_exists(&user) {
+                Ok(true) => Ok(vec![Target::Local(user)]),
+                _ => {
+                    tracing::warn!(rcpt = %to, user, "a router chose a local mailbox that does not exist");
+                    Err(Verdict::Reject(Reply::new(
+                        550,
+                        "5.1.1",
+                        format!("<{to}>: Recipient address rejected: User unknown"),
+                    )))
+                }
+            },
+            Some(RouteDecision::Relay(hosts)) => Ok(vec![Target::Relay {
+                address: to.to_lowercase_key(),
+                hosts,
+            }]),
+            Some(RouteDecision::Reject(r)) => Err(Verdict::Reject(r)),
+            Some(RouteDecision::Tempfail(r)) => Err(Verdict::Tempfail(r)),
+        }
     }
 
-    /// Runs after the message is read, before it is committed. `headers` is
-    /// the header section as received; `auth` what SPF, DKIM, DMARC and ARC
-    /// found (mail from outside only: `None` for authenticated or trusted
-    /// clients, or with `[auth] verify = false`). The plugin engine's filter
-    /// hook maps `auth` onto its envelope.
+    /// Runs after the message is read, before it is committed: the built-in
+    /// header checks, then the filters.
     pub async fn data(
         &self,
         session: &SessionInfo,
-        from: &ReversePath,
-        headers: &[u8],
-        _auth: Option<&AuthResults>,
-    ) -> Verdict {
-        match checks::sender::check_header_from(&self.config, &self.store, session, from, headers) {
-            Some(reply) => refusal(reply),
-            None => Verdict::Continue,
+        envelope: &Envelope<'_>,
+        message: &DataMessage<'_>,
+    ) -> DataOutcome {
+        let mut outcome = DataOutcome {
+            verdict: Verdict::Continue,
+            add_headers: Vec::new(),
+            remove_headers: Vec::new(),
+            discard: false,
+            quarantine: None,
+        };
+        if let Some(reply) = checks::sender::check_header_from(
+            &self.config,
+            &self.store,
+            session,
+            envelope.from,
+            message.header,
+        ) {
+            outcome.verdict = refusal(reply);
+            return outcome;
         }
+        if session.plugins.is_empty() {
+            return outcome;
+        }
+        let view = MessageView {
+            store: self.store.clone(),
+            blob: message.blob,
+            prefix: Arc::new(message.prefix.to_vec()),
+            header: Arc::new(message.header.to_vec()),
+            body_size: message.size,
+        };
+        let f = session
+            .plugins
+            .data(session, &bindings::envelope(envelope), &view)
+            .await;
+        if !f.remove_headers.is_empty() {
+            tracing::info!(fields = ?f.remove_headers, "filters asked to remove header fields; recorded, not applied yet");
+        }
+        outcome.verdict = f.verdict.unwrap_or(Verdict::Continue);
+        outcome.add_headers = f.add_headers;
+        outcome.remove_headers = f.remove_headers;
+        outcome.discard = f.discard;
+        outcome.quarantine = f.quarantine;
+        outcome
+    }
+}
+
+impl Hooks {
+    /// Mail for local users whose mailbox a storage plugin claims goes to
+    /// that plugin, before the 250 and instead of the built-in store.
+    /// Returns the users so served, or the reply when a plugin could not
+    /// keep the message (nothing is acknowledged then; a retry may give a
+    /// plugin that did keep it a second copy).
+    pub async fn deliver_to_storage(
+        &self,
+        session: &SessionInfo,
+        users: &[String],
+        message: &DataMessage<'_>,
+    ) -> Result<Vec<String>, Reply> {
+        if !session.plugins.has_storage() {
+            return Ok(Vec::new());
+        }
+        let view = MessageView {
+            store: self.store.clone(),
+            blob: message.blob,
+            prefix: Arc::new(message.prefix.to_vec()),
+            header: Arc::new(message.header.to_vec()),
+            body_size: message.size,
+        };
+        let mut served = Vec::new();
+        for user in users {
+            let Some(i) = session.plugins.storage_claim(user).await else {
+                continue;
+            };
+            match session.plugins.storage_deliver(i, user, &view).await {
+                Ok(id) => {
+                    tracing::info!(user = %user, id = %id, "delivered by a storage plugin");
+                    served.push(user.clone());
+                }
+                Err(e) => {
+                    tracing::warn!(user = %user, "storage plugin delivery failed: {e}");
+                    return Err(Reply::new(
+                        451,
+                        "4.3.0",
+                        "Error: mailbox storage problem, try again later",
+                    ));
+                }
+            }
+        }
+        Ok(served)
     }
 }
 

@@ -1,7 +1,9 @@
 //! The maildrop a POP3 session works on: a snapshot of INBOX taken at login
 //! (message numbers stay fixed for the session), deletion marks, and the
 //! transfer of a message dot-stuffed from its stored chunks. Deletions reach
-//! the store only at QUIT, as one expunge that IMAP sessions see.
+//! the store only at QUIT, as one expunge that IMAP sessions see. A mailbox
+//! that a storage plugin claims is listed, read and deleted through that
+//! plugin instead (`open_for`).
 
 use crate::store::{MessageMeta, Store, StoreError};
 
@@ -11,6 +13,42 @@ pub struct Maildrop {
     uidvalidity: u32,
     messages: Vec<MessageMeta>,
     deleted: Vec<bool>,
+    /// Set when a storage plugin owns this mailbox.
+    plugin: Option<PluginMailbox>,
+}
+
+/// A mailbox kept by a storage plugin: its index in the session's set and
+/// the plugin's ids, in the order of `messages` (uid n is `ids[n - 1]`).
+struct PluginMailbox {
+    session: std::sync::Arc<crate::hooks::PluginSession>,
+    index: usize,
+    ids: Vec<String>,
+}
+
+/// Why a maildrop could not be opened or changed.
+#[derive(Debug, thiserror::Error)]
+pub enum MaildropError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Plugin(String),
+}
+
+/// The pieces of a message, from the store or from a storage plugin.
+pub enum Parts {
+    Store(crate::store::BlobParts),
+    Plugin(std::vec::IntoIter<Vec<u8>>),
+}
+
+impl Iterator for Parts {
+    type Item = Result<Vec<u8>, StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            Parts::Store(p) => p.next(),
+            Parts::Plugin(p) => p.next().map(Ok),
+        }
+    }
 }
 
 impl Maildrop {
@@ -26,6 +64,52 @@ impl Maildrop {
             uidvalidity,
             deleted: vec![false; messages.len()],
             messages,
+            plugin: None,
+        })
+    }
+
+    /// The user's maildrop: from the storage plugin that claims the
+    /// mailbox, if one does, else from the store.
+    pub async fn open_for(
+        ctx: &crate::server::ServerContext,
+        user: &str,
+    ) -> Result<Maildrop, MaildropError> {
+        let session = ctx.hooks.session();
+        let claimed = if session.has_storage() {
+            session.storage_claim(user).await
+        } else {
+            None
+        };
+        let Some(index) = claimed else {
+            return Ok(Maildrop::open(&ctx.store, user)?);
+        };
+        let list = session
+            .storage_list(index, user)
+            .await
+            .map_err(MaildropError::Plugin)?;
+        let messages: Vec<MessageMeta> = list
+            .iter()
+            .enumerate()
+            .map(|(i, m)| MessageMeta {
+                uid: u32::try_from(i + 1).unwrap_or(u32::MAX),
+                blob: 0,
+                size: m.size,
+                flags: Vec::new(),
+                internal_date: 0,
+                modseq: 0,
+            })
+            .collect();
+        Ok(Maildrop {
+            store: ctx.store.clone(),
+            user: user.to_string(),
+            uidvalidity: 0,
+            deleted: vec![false; messages.len()],
+            messages,
+            plugin: Some(PluginMailbox {
+                session,
+                index,
+                ids: list.into_iter().map(|m| m.id).collect(),
+            }),
         })
     }
 
@@ -67,11 +151,14 @@ impl Maildrop {
 
     /// The unique id: stable for the message's life, across sessions.
     pub fn uid_of(&self, m: &MessageMeta) -> String {
-        format!("{}.{}", self.uidvalidity, m.uid)
+        match &self.plugin {
+            Some(p) => p.ids.get(m.uid as usize - 1).cloned().unwrap_or_default(),
+            None => format!("{}.{}", self.uidvalidity, m.uid),
+        }
     }
 
     /// Applies the deletions (the UPDATE state).
-    pub fn commit(&self) -> Result<usize, StoreError> {
+    pub async fn commit(&self) -> Result<usize, MaildropError> {
         let uids: Vec<u32> = self
             .messages
             .iter()
@@ -82,12 +169,39 @@ impl Maildrop {
         if uids.is_empty() {
             return Ok(0);
         }
+        if let Some(p) = &self.plugin {
+            for uid in &uids {
+                let id = p
+                    .ids
+                    .get(*uid as usize - 1)
+                    .map(String::as_str)
+                    .unwrap_or("");
+                p.session
+                    .storage_delete(p.index, &self.user, id)
+                    .await
+                    .map_err(MaildropError::Plugin)?;
+            }
+            return Ok(uids.len());
+        }
         Ok(self.store.expunge(&self.user, "INBOX", &uids)?.len())
     }
 
     /// The message's stored pieces, in order.
-    pub fn parts(&self, m: &MessageMeta) -> Result<crate::store::BlobParts, StoreError> {
-        self.store.blob_parts(m.blob)
+    pub async fn parts(&self, m: &MessageMeta) -> Result<Parts, MaildropError> {
+        if let Some(p) = &self.plugin {
+            let id = p
+                .ids
+                .get(m.uid as usize - 1)
+                .map(String::as_str)
+                .unwrap_or("");
+            let pieces = p
+                .session
+                .storage_fetch(p.index, &self.user, id, m.size)
+                .await
+                .map_err(MaildropError::Plugin)?;
+            return Ok(Parts::Plugin(pieces.into_iter()));
+        }
+        Ok(Parts::Store(self.store.blob_parts(m.blob)?))
     }
 }
 

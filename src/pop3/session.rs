@@ -244,7 +244,7 @@ impl Session {
                 .err("[IN-USE] Mailbox is locked by another POP3 session")
                 .await;
         };
-        match Maildrop::open(&self.ctx.store, &account) {
+        match Maildrop::open_for(&self.ctx, &account).await {
             Ok(drop) => {
                 let (n, size) = drop.stat();
                 self.state = State::Transaction { drop, _lock: lock };
@@ -328,7 +328,7 @@ impl Session {
         let Some(meta) = drop.get(n).cloned() else {
             return self.err("no such message").await;
         };
-        let parts = match drop.parts(&meta) {
+        let parts = match drop.parts(&meta).await {
             Ok(p) => p,
             Err(e) => {
                 tracing::error!(uid = meta.uid, "cannot read message: {e}");
@@ -365,7 +365,7 @@ impl Session {
     async fn quit(&mut self) -> io::Result<()> {
         let host = self.ctx.config.hostname.clone();
         if let State::Transaction { drop, .. } = &self.state {
-            let result = match drop.commit() {
+            let result = match drop.commit().await {
                 Ok(n) => self
                     .ctx
                     .store

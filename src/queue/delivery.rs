@@ -49,6 +49,9 @@ struct Notices {
     succeeded: Vec<(usize, DsnKind)>,
 }
 
+/// Group keys of recipients routed by a router plugin: this, then the hosts.
+const ROUTE_PREFIX: &str = "route:";
+
 /// Everything a delivery needs that lives as long as the server.
 pub struct Deliverer {
     pub ctx: Arc<ServerContext>,
@@ -139,6 +142,7 @@ impl Deliverer {
                 continue;
             }
             let key = match &self.ctx.config.relay.smarthost {
+                _ if !r.route.is_empty() => format!("{ROUTE_PREFIX}{}", r.route.join(",")),
                 Some(s) => s.clone(),
                 None => r
                     .address
@@ -273,6 +277,33 @@ impl Deliverer {
         );
     }
 
+    /// The hops of a router plugin's host list (`host` or `host:port`, comma-separated).
+    async fn routed_hops(
+        &self,
+        hosts: &str,
+    ) -> Result<Vec<NextHop>, crate::outbound::mx::RouteError> {
+        let mut hops = Vec::new();
+        let mut last = None;
+        for host in hosts.split(',') {
+            let spec = if host
+                .rsplit_once(':')
+                .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+            {
+                host.to_string()
+            } else {
+                format!("{host}:{}", self.ctx.config.relay.mx_port)
+            };
+            match self.mx.smarthost(&spec).await {
+                Ok(h) => hops.extend(h),
+                Err(e) => last = Some(e),
+            }
+        }
+        match (hops.is_empty(), last) {
+            (true, Some(e)) => Err(e),
+            _ => Ok(hops),
+        }
+    }
+
     /// Tries the destination's hops in order; one outcome per member.
     async fn deliver_group(
         &self,
@@ -283,6 +314,19 @@ impl Deliverer {
         let all =
             |make: &dyn Fn() -> Outcome| (members.iter().map(|_| make()).collect::<Vec<_>>(), None);
         let hops: Vec<NextHop> = match &self.ctx.config.relay.smarthost {
+            _ if destination.starts_with(ROUTE_PREFIX) => {
+                match self.routed_hops(&destination[ROUTE_PREFIX.len()..]).await {
+                    Ok(h) => h,
+                    Err(e) => {
+                        let text = e.to_string();
+                        return all(&|| Outcome::Deferred {
+                            relay: None,
+                            status: "4.4.3".into(),
+                            reply: text.clone(),
+                        });
+                    }
+                }
+            }
             Some(spec) => match self.mx.smarthost(spec).await {
                 Ok(h) => h,
                 Err(e) => {

@@ -173,6 +173,18 @@ impl MessageSink {
         }
     }
 
+    /// Makes every byte pushed so far readable from the store (for the
+    /// data hooks); the blob id, or None when nothing is being kept.
+    pub fn flush_to_store(&mut self) -> Option<u64> {
+        let w = self.writer.as_mut()?;
+        if let Err(e) = w.flush_pending() {
+            self.error = Some(e);
+            self.writer = None;
+            return None;
+        }
+        Some(w.id())
+    }
+
     pub fn too_big(&self) -> bool {
         self.size > self.max
     }

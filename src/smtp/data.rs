@@ -10,7 +10,7 @@ use super::session::{Session, Transaction};
 use crate::address::ReversePath;
 use crate::config::Protocol;
 use crate::config::SpfAction;
-use crate::hooks::{Target, Verdict};
+use crate::hooks::{DataMessage, Target, Verdict};
 use crate::mailauth::policy_actions as actions;
 use crate::mailauth::{AuthResults, Decision, Origin, decide, forged_results};
 use crate::store::{QueueEntry, QueueRecipient, format_queue_id, now};
@@ -192,7 +192,7 @@ impl Session {
         id: u64,
         qid: &str,
         tx: &Transaction,
-        sink: MessageSink,
+        mut sink: MessageSink,
     ) -> Reply {
         if sink.too_big() {
             tracing::info!(client = %self.info.client, size = sink.size(), "message refused: too big");
@@ -202,7 +202,6 @@ impl Session {
                 "Message size exceeds fixed maximum message size",
             );
         }
-        let mut sink = sink;
         let (auth, decision) = match self.authenticate(qid, tx, &mut sink).await {
             Ok(x) => x,
             Err(reply) => return reply,
@@ -211,12 +210,30 @@ impl Session {
             tracing::info!(queue_id = qid, client = %self.info.client, from = %tx.from, "message refused: {text}");
             return Reply::new(550, code, text);
         }
-        match self
+        let mut prefix = self.prefix_headers(qid, tx, &sink);
+        if let Some(a) = &auth {
+            // Right below our Received: (which stays the first line).
+            prefix.extend_from_slice(a.header.as_bytes());
+        }
+        // The data hooks read the body from the store: write out its last part.
+        let blob = if self.info.plugins.is_empty() {
+            id
+        } else {
+            sink.flush_to_store().unwrap_or(id)
+        };
+        let message = DataMessage {
+            blob,
+            prefix: &prefix,
+            header: sink.header(),
+            size: sink.size(),
+            auth: auth.as_ref(),
+        };
+        let outcome = self
             .ctx
             .hooks
-            .data(&self.info, &tx.from, sink.header(), auth.as_ref())
-            .await
-        {
+            .data(&self.info, &tx.envelope(), &message)
+            .await;
+        match outcome.verdict {
             Verdict::Reject(r) | Verdict::Tempfail(r) => return r,
             Verdict::Disconnect(r) => {
                 self.closing = true;
@@ -224,13 +241,43 @@ impl Session {
             }
             Verdict::Continue | Verdict::Accept => {}
         }
-        let mut prefix = self.prefix_headers(qid, tx, &sink);
-        if let Some(a) = &auth {
-            // Right below our Received: (which stays the first line).
-            prefix.extend_from_slice(a.header.as_bytes());
-        } else if let Err(reply) = self.dkim_sign(qid, tx, &mut sink, &mut prefix) {
-            return reply;
+        prefix.extend_from_slice(&outcome.add_headers);
+        if outcome.discard {
+            tracing::info!(queue_id = qid, from = %tx.from, client = %self.client_text(), "discarded by a filter");
+            return Reply::new(250, "2.0.0", format!("Ok: queued as {qid}"));
         }
+        // Signed last, over the headers the filters added too.
+        if auth.is_none() {
+            if let Err(reply) = self.dkim_sign(qid, tx, &mut sink, &mut prefix) {
+                return reply;
+            }
+        }
+        // Mailboxes a storage plugin claims are delivered there, now.
+        let locals: Vec<String> = tx
+            .rcpts
+            .iter()
+            .flat_map(|r| &r.targets)
+            .filter_map(|t| match t {
+                Target::Local(u) => Some(u.clone()),
+                _ => None,
+            })
+            .collect();
+        let message = DataMessage {
+            blob,
+            prefix: &prefix,
+            header: sink.header(),
+            size: sink.size(),
+            auth: auth.as_ref(),
+        };
+        let claimed = match self
+            .ctx
+            .hooks
+            .deliver_to_storage(&self.info, &locals, &message)
+            .await
+        {
+            Ok(c) => c,
+            Err(r) => return r,
+        };
         let eight_bit = sink.eight_bit || matches!(tx.params.body, Some(Body::EightBitMime));
         let size = sink.size() + prefix.len() as u64;
         let writer = match sink.into_writer() {
@@ -274,13 +321,14 @@ impl Session {
             eight_bit,
             client: self.client_text(),
         };
-        let folder = if decision == Decision::Quarantine {
-            "Junk"
-        } else {
-            "INBOX"
+        let dmarc_quarantine =
+            (decision == Decision::Quarantine).then_some("DMARC policy quarantine");
+        let effects = crate::submit::PluginEffects {
+            stored_by_plugins: &claimed,
+            quarantine: outcome.quarantine.as_deref().or(dmarc_quarantine),
         };
         if let Err(e) =
-            crate::submit::commit_into(&self.ctx, writer, prefix, &envelope, folder).await
+            crate::submit::commit_with(&self.ctx, writer, prefix, &envelope, &effects).await
         {
             match &e {
                 CommitError::Store(e) => {

@@ -69,13 +69,12 @@ impl Session {
                 .refuse(Reply::new(452, "4.5.3", "Error: too many recipients"))
                 .await;
         }
-        let from = tx.from.clone();
-        match self
+        let result = self
             .ctx
             .hooks
-            .rcpt_to(&self.info, &from, &to, &params)
-            .await
-        {
+            .rcpt_to(&self.info, &tx.envelope(), &to, &params)
+            .await;
+        match result {
             Ok(targets) => {
                 if let Some(tx) = self.tx.as_mut() {
                     tx.rcpts.push(Recipient {
@@ -86,7 +85,15 @@ impl Session {
                 }
                 self.send(Reply::new(250, "2.1.5", "Ok")).await
             }
-            Err(reply) => self.refuse(reply).await,
+            Err(Verdict::Reject(r) | Verdict::Tempfail(r)) => self.refuse(r).await,
+            Err(Verdict::Disconnect(r)) => {
+                self.closing = true;
+                self.send(r).await
+            }
+            Err(Verdict::Continue | Verdict::Accept) => {
+                self.refuse(Reply::new(451, "4.3.0", "Error: try again later"))
+                    .await
+            }
         }
     }
 }

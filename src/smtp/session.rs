@@ -33,6 +33,24 @@ pub(super) struct Transaction {
     pub bdat: Option<super::data::BdatState>,
 }
 
+impl Transaction {
+    /// The envelope as the hooks see it.
+    pub fn envelope(&self) -> crate::hooks::Envelope<'_> {
+        crate::hooks::Envelope {
+            from: &self.from,
+            params: &self.params,
+            recipients: self
+                .rcpts
+                .iter()
+                .map(|r| crate::hooks::EnvelopeRecipient {
+                    address: r.address.to_string(),
+                    params: &r.params,
+                })
+                .collect(),
+        }
+    }
+}
+
 pub(super) struct Session {
     pub conn: Connection,
     pub ctx: Arc<ServerContext>,
@@ -61,6 +79,7 @@ pub async fn run(
         tls: conn.tls_version(),
         user: None,
         trusted,
+        plugins: ctx.hooks.session(),
     };
     let mut session = Session {
         conn,

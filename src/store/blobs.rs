@@ -137,6 +137,13 @@ impl BlobWriter {
         Ok(())
     }
 
+    /// Writes the partly filled chunk, so that `Store::read_chunks` sees
+    /// every byte written so far (the data hooks read a message before it
+    /// is committed). Nothing may be written after it but `finish`.
+    pub fn flush_pending(&mut self) -> Result<(), StoreError> {
+        self.spill()
+    }
+
     fn spill(&mut self) -> Result<(), StoreError> {
         if self.buf.is_empty() {
             return Ok(());
@@ -219,6 +226,29 @@ impl Store {
         let mut out = Vec::new();
         for part in self.blob_parts(id)? {
             out.extend_from_slice(&part?);
+        }
+        Ok(out)
+    }
+
+    /// Up to `len` bytes of blob `id`'s chunks from `offset` (the prefix not
+    /// included), committed or still being written; fewer at the end.
+    pub fn read_chunks(&self, id: BlobId, offset: u64, len: usize) -> Result<Vec<u8>, StoreError> {
+        let mut out = Vec::with_capacity(len.min(CHUNK_SIZE));
+        let Ok(mut n) = u32::try_from(offset / CHUNK_SIZE as u64) else {
+            return Ok(out);
+        };
+        let mut skip = (offset % CHUNK_SIZE as u64) as usize;
+        while out.len() < len {
+            let Some(chunk) = self.inner.blobs.get(chunk_key(id, n))? else {
+                break;
+            };
+            if skip >= chunk.len() {
+                break;
+            }
+            let take = (chunk.len() - skip).min(len - out.len());
+            out.extend_from_slice(&chunk[skip..skip + take]);
+            skip = 0;
+            n += 1;
         }
         Ok(out)
     }

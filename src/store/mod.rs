@@ -6,12 +6,13 @@
 //!
 //! Layout: tree `meta` holds small records under key prefixes (`u/` users,
 //! `f/` folders, `m/` messages, `q/` queue entries, `b/` blob records, `p/`
-//! blobs still being written, `w/` web mail sessions); tree `blobs` holds
-//! message bytes in chunks.
+//! blobs still being written, `w/` web mail sessions, `k/<plugin>\0<key>`
+//! the plugins' key-value areas); tree `blobs` holds message bytes in chunks.
 
 mod blobs;
 mod commit;
 mod folders;
+mod kv;
 mod mailbox;
 mod queue;
 mod users;
@@ -19,6 +20,7 @@ mod web;
 
 pub use blobs::{BlobId, BlobParts, BlobReader, BlobRecord, BlobWriter};
 pub use folders::{CopyResult, SEPARATOR};
+pub use kv::{KvError, MAX_KV_KEY, MAX_KV_VALUE};
 pub use mailbox::{Flag, FolderInfo, MailboxEvent, MessageMeta, SPECIAL_FOLDERS, canonical_folder};
 pub use queue::{QueueEntry, QueueRecipient, RecipientState, format_queue_id, parse_queue_id};
 pub use users::UserRecord;

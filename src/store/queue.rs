@@ -35,6 +35,10 @@ pub struct QueueRecipient {
     /// The next hop that gave the last result ("mx.example.test").
     #[serde(default)]
     pub remote_mta: Option<String>,
+    /// Hosts (`host` or `host:port`) a router plugin chose, tried in order
+    /// instead of MX; empty: the built-in routing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub route: Vec<String>,
 }
 
 impl QueueRecipient {
@@ -56,6 +60,7 @@ impl QueueRecipient {
             local_users,
             status: None,
             remote_mta: None,
+            route: Vec::new(),
         }
     }
 

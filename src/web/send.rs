@@ -10,7 +10,7 @@
 use super::{ConnInfo, WebError};
 use crate::address::{Address, ReversePath};
 use crate::config::Protocol;
-use crate::hooks::{SessionInfo, Target, Verdict};
+use crate::hooks::{DataMessage, EnvelopeRecipient, SessionInfo, Target, Verdict};
 use crate::server::ServerContext;
 use crate::smtp::command::{MailParams, RcptParams};
 use crate::store::{Flag, StoreError, format_queue_id};
@@ -129,6 +129,7 @@ pub async fn send(
         tls: conn.tls,
         user: Some(user.to_string()),
         trusted: ctx.config.is_trusted(conn.peer.ip()),
+        plugins: ctx.hooks.session(),
     };
     let sender = Address::parse(user, true)
         .map_err(|e| WebError::Send(format!("the account is not an address: {e}")))?;
@@ -141,12 +142,28 @@ pub async fn send(
         Verdict::Continue | Verdict::Accept => {}
     }
     let mut routed: Vec<Vec<Target>> = Vec::new();
-    for to in &rcpts {
-        let targets = ctx
-            .hooks
-            .rcpt_to(&info, &from, to, &RcptParams::default())
-            .await
-            .map_err(|r| WebError::Send(format!("{to}: {} {}", r.code, r.text())))?;
+    let rcpt_params = RcptParams::default();
+    for (i, to) in rcpts.iter().enumerate() {
+        let so_far = crate::hooks::Envelope {
+            from: &from,
+            params: &params,
+            recipients: rcpts[..i]
+                .iter()
+                .map(|a| EnvelopeRecipient {
+                    address: a.to_string(),
+                    params: &rcpt_params,
+                })
+                .collect(),
+        };
+        let targets = match ctx.hooks.rcpt_to(&info, &so_far, to, &rcpt_params).await {
+            Ok(t) => t,
+            Err(Verdict::Reject(r) | Verdict::Tempfail(r) | Verdict::Disconnect(r)) => {
+                return Err(WebError::Send(format!("{to}: {} {}", r.code, r.text())));
+            }
+            Err(Verdict::Continue | Verdict::Accept) => {
+                return Err(WebError::Send(format!("{to}: refused, try again later")));
+            }
+        };
         routed.push(targets);
     }
     let bytes = build(draft, user, &ctx.config.hostname)?;
@@ -158,16 +175,6 @@ pub async fn send(
         .position(|w| w == b"\r\n\r\n")
         .map(|p| p + 4)
         .unwrap_or(bytes.len());
-    match ctx
-        .hooks
-        .data(&info, &from, &bytes[..header_end], None)
-        .await
-    {
-        Verdict::Reject(r) | Verdict::Tempfail(r) | Verdict::Disconnect(r) => {
-            return Err(refused(&r));
-        }
-        Verdict::Continue | Verdict::Accept => {}
-    }
     let store = &ctx.store;
     let id = store.next_id()?;
     let qid = format_queue_id(id);
@@ -181,6 +188,61 @@ pub async fn send(
         date = chrono::Utc::now().to_rfc2822(),
     )
     .into_bytes();
+    // The data hooks (built-in checks, then filters reading the body from
+    // the store) and storage plugins, as for a message over SMTP.
+    let mut prefix = prefix;
+    let hook_envelope = crate::hooks::Envelope {
+        from: &from,
+        params: &params,
+        recipients: rcpts
+            .iter()
+            .map(|a| EnvelopeRecipient {
+                address: a.to_string(),
+                params: &rcpt_params,
+            })
+            .collect(),
+    };
+    if !info.plugins.is_empty() {
+        writer.flush_pending()?;
+    }
+    let message = DataMessage {
+        blob: id,
+        prefix: &prefix,
+        header: &bytes[..header_end],
+        size: bytes.len() as u64,
+        auth: None,
+    };
+    let outcome = ctx.hooks.data(&info, &hook_envelope, &message).await;
+    match &outcome.verdict {
+        Verdict::Reject(r) | Verdict::Tempfail(r) | Verdict::Disconnect(r) => {
+            return Err(refused(r));
+        }
+        Verdict::Continue | Verdict::Accept => {}
+    }
+    prefix.extend_from_slice(&outcome.add_headers);
+    let locals: Vec<String> = routed
+        .iter()
+        .flatten()
+        .filter_map(|t| match t {
+            Target::Local(u) => Some(u.clone()),
+            _ => None,
+        })
+        .collect();
+    let message = DataMessage {
+        blob: id,
+        prefix: &prefix,
+        header: &bytes[..header_end],
+        size: bytes.len() as u64,
+        auth: None,
+    };
+    let claimed = if outcome.discard {
+        Vec::new()
+    } else {
+        ctx.hooks
+            .deliver_to_storage(&info, &locals, &message)
+            .await
+            .map_err(|r| refused(&r))?
+    };
     let envelope = Envelope {
         id,
         sender: from.to_string(),
@@ -198,7 +260,19 @@ pub async fn send(
         eight_bit: !bytes.is_ascii(),
         client: format!("webmail [{}]", conn.peer.ip()),
     };
-    let committed = crate::submit::commit(ctx, writer, prefix, &envelope)
+    let effects = crate::submit::PluginEffects {
+        stored_by_plugins: &claimed,
+        quarantine: outcome.quarantine.as_deref(),
+    };
+    if outcome.discard {
+        // A filter discarded it: nothing is kept but the sender's copy.
+        drop(writer);
+        tracing::info!(queue_id = %qid, from = %user, "web: discarded by a filter");
+        keep_copy(ctx, user, "Sent", &bytes, vec![Flag::SEEN.into()])?;
+        store.flush().await?;
+        return Ok("Message sent.".to_string());
+    }
+    let committed = crate::submit::commit_with(ctx, writer, prefix, &envelope, &effects)
         .await
         .map_err(|e| {
             tracing::error!(queue_id = %qid, "web: {e}");

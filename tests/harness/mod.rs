@@ -158,6 +158,18 @@ impl Tern {
         }
     }
 
+    /// The running server's process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    /// Sends a signal (`HUP`, `TERM` …) to the running server.
+    pub fn signal(&self, signal: &str) {
+        if let Some(c) = self.child.as_ref() {
+            unsafe_kill(c.id(), signal);
+        }
+    }
+
     /// SIGKILL, no goodbye.
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {

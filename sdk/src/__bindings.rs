@@ -1,0 +1,152 @@
+//! The wit-bindgen glue, hidden from plugin authors: one module for the
+//! shared types and host imports, and one per hook world, so that a plugin
+//! exports only the interfaces it names in `export!`. The traits of the
+//! crate root are adapted to the generated `Guest` traits here.
+
+use std::marker::PhantomData;
+
+#[doc(hidden)]
+pub use wit_bindgen::rt;
+
+pub mod base {
+    wit_bindgen::generate!({
+        path: "wit",
+        world: "host-imports",
+        runtime_path: "tern_sdk::__bindings::rt",
+    });
+}
+
+pub use base::tern::plugin::types::{
+    Client, Envelope, FilterAction, FilterVerdict, Header, HeaderEdit, MailParams, Message,
+    Protocol, RcptParams, Recipient, Reply, Session, Verdict,
+};
+pub use base::tern::plugin::{clock, config, dns, kv, log};
+pub use router::exports::tern::plugin::router::Destination;
+pub use storage::exports::tern::plugin::storage::Stored;
+
+pub mod policy {
+    wit_bindgen::generate!({
+        path: "wit",
+        world: "policy-plugin",
+        runtime_path: "tern_sdk::__bindings::rt",
+        with: { "tern:plugin/types@0.1.0": tern_sdk::__bindings::base::tern::plugin::types,
+                "tern:plugin/log@0.1.0": tern_sdk::__bindings::base::tern::plugin::log,
+                "tern:plugin/config@0.1.0": tern_sdk::__bindings::base::tern::plugin::config,
+                "tern:plugin/kv@0.1.0": tern_sdk::__bindings::base::tern::plugin::kv,
+                "tern:plugin/dns@0.1.0": tern_sdk::__bindings::base::tern::plugin::dns,
+                "tern:plugin/clock@0.1.0": tern_sdk::__bindings::base::tern::plugin::clock },
+        pub_export_macro: true,
+        export_macro_name: "__export_policy_world",
+        default_bindings_module: "tern_sdk::__bindings::policy",
+    });
+}
+
+pub mod filter {
+    wit_bindgen::generate!({
+        path: "wit",
+        world: "filter-plugin",
+        runtime_path: "tern_sdk::__bindings::rt",
+        with: { "tern:plugin/types@0.1.0": tern_sdk::__bindings::base::tern::plugin::types,
+                "tern:plugin/log@0.1.0": tern_sdk::__bindings::base::tern::plugin::log,
+                "tern:plugin/config@0.1.0": tern_sdk::__bindings::base::tern::plugin::config,
+                "tern:plugin/kv@0.1.0": tern_sdk::__bindings::base::tern::plugin::kv,
+                "tern:plugin/dns@0.1.0": tern_sdk::__bindings::base::tern::plugin::dns,
+                "tern:plugin/clock@0.1.0": tern_sdk::__bindings::base::tern::plugin::clock },
+        pub_export_macro: true,
+        export_macro_name: "__export_filter_world",
+        default_bindings_module: "tern_sdk::__bindings::filter",
+    });
+}
+
+pub mod router {
+    wit_bindgen::generate!({
+        path: "wit",
+        world: "router-plugin",
+        runtime_path: "tern_sdk::__bindings::rt",
+        with: { "tern:plugin/types@0.1.0": tern_sdk::__bindings::base::tern::plugin::types,
+                "tern:plugin/log@0.1.0": tern_sdk::__bindings::base::tern::plugin::log,
+                "tern:plugin/config@0.1.0": tern_sdk::__bindings::base::tern::plugin::config,
+                "tern:plugin/kv@0.1.0": tern_sdk::__bindings::base::tern::plugin::kv,
+                "tern:plugin/dns@0.1.0": tern_sdk::__bindings::base::tern::plugin::dns,
+                "tern:plugin/clock@0.1.0": tern_sdk::__bindings::base::tern::plugin::clock },
+        pub_export_macro: true,
+        export_macro_name: "__export_router_world",
+        default_bindings_module: "tern_sdk::__bindings::router",
+    });
+}
+
+pub mod storage {
+    wit_bindgen::generate!({
+        path: "wit",
+        world: "storage-plugin",
+        runtime_path: "tern_sdk::__bindings::rt",
+        with: { "tern:plugin/types@0.1.0": tern_sdk::__bindings::base::tern::plugin::types,
+                "tern:plugin/log@0.1.0": tern_sdk::__bindings::base::tern::plugin::log,
+                "tern:plugin/config@0.1.0": tern_sdk::__bindings::base::tern::plugin::config,
+                "tern:plugin/kv@0.1.0": tern_sdk::__bindings::base::tern::plugin::kv,
+                "tern:plugin/dns@0.1.0": tern_sdk::__bindings::base::tern::plugin::dns,
+                "tern:plugin/clock@0.1.0": tern_sdk::__bindings::base::tern::plugin::clock },
+        pub_export_macro: true,
+        export_macro_name: "__export_storage_world",
+        default_bindings_module: "tern_sdk::__bindings::storage",
+    });
+}
+
+/// Adapts a [`crate::Policy`] to the generated export trait.
+pub struct PolicyExport<T>(PhantomData<T>);
+/// Adapts a [`crate::Filter`].
+pub struct FilterExport<T>(PhantomData<T>);
+/// Adapts a [`crate::Router`].
+pub struct RouterExport<T>(PhantomData<T>);
+/// Adapts a [`crate::Storage`].
+pub struct StorageExport<T>(PhantomData<T>);
+
+impl<T: crate::Policy> policy::exports::tern::plugin::policy::Guest for PolicyExport<T> {
+    fn on_connect(client: Client) -> Verdict {
+        T::on_connect(client)
+    }
+    fn on_helo(session: Session, name: String) -> Verdict {
+        T::on_helo(session, name)
+    }
+    fn on_mail_from(session: Session, address: String, params: MailParams) -> Verdict {
+        T::on_mail_from(session, address, params)
+    }
+    fn on_rcpt_to(
+        session: Session,
+        envelope: Envelope,
+        address: String,
+        params: RcptParams,
+    ) -> Verdict {
+        T::on_rcpt_to(session, envelope, address, params)
+    }
+}
+
+impl<T: crate::Filter> filter::exports::tern::plugin::filter::Guest for FilterExport<T> {
+    fn on_data(session: Session, envelope: Envelope, message: &Message) -> FilterVerdict {
+        T::on_data(session, envelope, message)
+    }
+}
+
+impl<T: crate::Router> router::exports::tern::plugin::router::Guest for RouterExport<T> {
+    fn route(envelope: Envelope, recipient: Recipient) -> Destination {
+        T::route(envelope, recipient)
+    }
+}
+
+impl<T: crate::Storage> storage::exports::tern::plugin::storage::Guest for StorageExport<T> {
+    fn claims(mailbox: String) -> bool {
+        T::claims(mailbox)
+    }
+    fn deliver(mailbox: String, message: &Message) -> Result<String, String> {
+        T::deliver(mailbox, message)
+    }
+    fn list_messages(mailbox: String) -> Result<Vec<Stored>, String> {
+        T::list(mailbox)
+    }
+    fn fetch(mailbox: String, id: String, offset: u64, len: u32) -> Result<Vec<u8>, String> {
+        T::fetch(mailbox, id, offset, len)
+    }
+    fn delete(mailbox: String, id: String) -> Result<(), String> {
+        T::delete(mailbox, id)
+    }
+}

@@ -1,0 +1,275 @@
+//! Write plugins for Tern, the mail server, in Rust.
+//!
+//! A plugin is a WebAssembly component built for `wasm32-wasip2`. It
+//! implements one or more of the traits [`Policy`], [`Filter`], [`Router`]
+//! and [`Storage`] and exports them with [`export!`]. Here is a complete
+//! plugin that refuses mail to `nobody@` any domain:
+//!
+//! ```no_run
+//! use tern_sdk::{Envelope, Policy, RcptParams, Session, Verdict, log};
+//!
+//! struct NoNobody;
+//!
+//! impl Policy for NoNobody {
+//!     fn on_rcpt_to(_session: Session, _envelope: Envelope, address: String, _params: RcptParams) -> Verdict {
+//!         let local = address.rsplit_once('@').map(|(l, _)| l).unwrap_or(&address);
+//!         if local.eq_ignore_ascii_case("nobody") {
+//!             log::info(&format!("refusing {address}"));
+//!             return Verdict::reject(550, "5.1.1", "nobody lives here");
+//!         }
+//!         Verdict::Continue
+//!     }
+//! }
+//!
+//! tern_sdk::export!(NoNobody: Policy);
+//! ```
+//!
+//! Its `Cargo.toml` needs `crate-type = ["cdylib"]` and a dependency on
+//! `tern-sdk`; build it with `cargo build --release --target wasm32-wasip2`
+//! and point a `[[plugin]]` entry at `target/wasm32-wasip2/release/NAME.wasm`.
+//!
+//! Every method of `Policy`, `Filter` and `Router` has a default that lets
+//! mail through, so a plugin writes only the hooks it cares about (a
+//! `Storage` must implement all of its methods but `claims`). The component exports only the
+//! interfaces named in [`export!`]: the server calls nothing else.
+//!
+//! The host functions are plain Rust functions here: [`log`], [`config`],
+//! [`kv`] (a private key-value store kept across restarts), [`dns`] and
+//! [`clock`]. A plugin instance serves one SMTP session at a time: its
+//! memory is kept from hook to hook within the session. After the session
+//! the same instance may serve later ones (it is thrown away after a trap
+//! or a timeout, and after 1000 sessions), so keep nothing in memory that
+//! must not outlive a session; use [`kv`] for what must be kept.
+//!
+//! The WIT package `tern:plugin@0.1.0` in this crate's `wit/` folder is the
+//! interface itself, for plugins in other languages.
+
+extern crate self as tern_sdk;
+
+#[doc(hidden)]
+pub mod __bindings;
+
+pub use __bindings::{
+    Client, Destination, Envelope, FilterAction, FilterVerdict, Header, HeaderEdit, MailParams,
+    Message, Protocol, RcptParams, Recipient, Reply, Session, Stored, Verdict,
+};
+
+#[doc(hidden)]
+pub use __bindings::{FilterExport, PolicyExport, RouterExport, StorageExport};
+
+/// Connection and address policy (interface `tern:plugin/policy`).
+pub trait Policy {
+    /// A client connected.
+    fn on_connect(_client: Client) -> Verdict {
+        Verdict::Continue
+    }
+    /// EHLO/HELO.
+    fn on_helo(_session: Session, _name: String) -> Verdict {
+        Verdict::Continue
+    }
+    /// MAIL FROM (`address` is empty for `<>`).
+    fn on_mail_from(_session: Session, _address: String, _params: MailParams) -> Verdict {
+        Verdict::Continue
+    }
+    /// RCPT TO, after the built-in recipient checks.
+    fn on_rcpt_to(
+        _session: Session,
+        _envelope: Envelope,
+        _address: String,
+        _params: RcptParams,
+    ) -> Verdict {
+        Verdict::Continue
+    }
+}
+
+/// Content filtering at the end of data (interface `tern:plugin/filter`).
+pub trait Filter {
+    fn on_data(_session: Session, _envelope: Envelope, _message: &Message) -> FilterVerdict {
+        FilterVerdict {
+            action: FilterAction::Continue,
+            edits: Vec::new(),
+        }
+    }
+}
+
+/// Routing of each recipient (interface `tern:plugin/router`).
+pub trait Router {
+    fn route(_envelope: Envelope, _recipient: Recipient) -> Destination {
+        Destination::Default
+    }
+}
+
+/// Mailbox storage (interface `tern:plugin/storage`).
+pub trait Storage {
+    /// Does this plugin keep `mailbox`?
+    fn claims(_mailbox: String) -> bool {
+        false
+    }
+    fn deliver(mailbox: String, message: &Message) -> Result<String, String>;
+    fn list(mailbox: String) -> Result<Vec<Stored>, String>;
+    fn fetch(mailbox: String, id: String, offset: u64, len: u32) -> Result<Vec<u8>, String>;
+    fn delete(mailbox: String, id: String) -> Result<(), String>;
+}
+
+impl Verdict {
+    /// A permanent refusal, e.g. `Verdict::reject(550, "5.7.1", "go away")`.
+    pub fn reject(code: u16, enhanced: &str, text: &str) -> Verdict {
+        Verdict::Reject(Reply::new(code, enhanced, text))
+    }
+    /// A temporary refusal, e.g. `Verdict::tempfail(451, "4.7.1", "try later")`.
+    pub fn tempfail(code: u16, enhanced: &str, text: &str) -> Verdict {
+        Verdict::Tempfail(Reply::new(code, enhanced, text))
+    }
+}
+
+impl Reply {
+    pub fn new(code: u16, enhanced: &str, text: &str) -> Reply {
+        Reply {
+            code,
+            enhanced: enhanced.to_string(),
+            text: text.to_string(),
+        }
+    }
+}
+
+impl FilterVerdict {
+    /// No opinion, no edits.
+    pub fn pass() -> FilterVerdict {
+        FilterVerdict {
+            action: FilterAction::Continue,
+            edits: Vec::new(),
+        }
+    }
+    /// Adds a header field (the verdict stays as it is).
+    pub fn add_header(mut self, name: &str, value: &str) -> FilterVerdict {
+        self.edits.push(HeaderEdit::Add(Header {
+            name: name.to_string(),
+            value: value.to_string(),
+        }));
+        self
+    }
+    /// Removes every field of this name.
+    pub fn remove_header(mut self, name: &str) -> FilterVerdict {
+        self.edits.push(HeaderEdit::Remove(name.to_string()));
+        self
+    }
+}
+
+/// The server log, tagged with the plugin's name.
+pub mod log {
+    use crate::__bindings::log::{Level, log};
+
+    pub fn trace(message: &str) {
+        log(Level::Trace, message)
+    }
+    pub fn debug(message: &str) {
+        log(Level::Debug, message)
+    }
+    pub fn info(message: &str) {
+        log(Level::Info, message)
+    }
+    pub fn warn(message: &str) {
+        log(Level::Warn, message)
+    }
+    pub fn error(message: &str) {
+        log(Level::Error, message)
+    }
+}
+
+/// The plugin's `config` table.
+pub mod config {
+    /// One value.
+    pub fn get(key: &str) -> Option<String> {
+        crate::__bindings::config::get(key)
+    }
+    /// Every key and value, sorted by key.
+    pub fn all() -> Vec<(String, String)> {
+        crate::__bindings::config::all()
+    }
+}
+
+/// The plugin's private key-value store, kept on disk across restarts.
+pub mod kv {
+    use crate::__bindings::kv as host;
+
+    pub fn get(key: &str) -> Result<Option<Vec<u8>>, String> {
+        host::get(key)
+    }
+    /// Sets `key`, expiring after `ttl_seconds` when given.
+    pub fn set(key: &str, value: &[u8], ttl_seconds: Option<u64>) -> Result<(), String> {
+        host::set(key, value, ttl_seconds)
+    }
+    pub fn delete(key: &str) -> Result<bool, String> {
+        host::delete(key)
+    }
+    /// Adds `delta` to a counter and returns the new value.
+    pub fn increment(key: &str, delta: i64, ttl_seconds: Option<u64>) -> Result<i64, String> {
+        host::increment(key, delta, ttl_seconds)
+    }
+}
+
+/// DNS look-ups through the server's resolver.
+pub mod dns {
+    use crate::__bindings::dns as host;
+    pub use crate::__bindings::dns::{DnsError, MxRecord};
+
+    pub fn a(name: &str) -> Result<Vec<String>, DnsError> {
+        host::a(name)
+    }
+    pub fn aaaa(name: &str) -> Result<Vec<String>, DnsError> {
+        host::aaaa(name)
+    }
+    pub fn txt(name: &str) -> Result<Vec<String>, DnsError> {
+        host::txt(name)
+    }
+    pub fn mx(name: &str) -> Result<Vec<MxRecord>, DnsError> {
+        host::mx(name)
+    }
+}
+
+/// Wall-clock time.
+pub mod clock {
+    /// Milliseconds since the Unix epoch.
+    pub fn now_ms() -> u64 {
+        crate::__bindings::clock::now_ms()
+    }
+}
+
+/// Exports a type's hook implementations: `export!(MyPlugin: Policy, Filter);`
+/// names the traits it implements; the component exports exactly those
+/// interfaces.
+#[macro_export]
+macro_rules! export {
+    ($ty:ty : $($hook:ident),+ $(,)?) => {
+        $( $crate::__export_hook!($hook, $ty); )+
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_hook {
+    (Policy, $ty:ty) => {
+        const _: () = {
+            type __TernPolicy = $crate::PolicyExport<$ty>;
+            $crate::__bindings::policy::__export_policy_world!(__TernPolicy with_types_in $crate::__bindings::policy);
+        };
+    };
+    (Filter, $ty:ty) => {
+        const _: () = {
+            type __TernFilter = $crate::FilterExport<$ty>;
+            $crate::__bindings::filter::__export_filter_world!(__TernFilter with_types_in $crate::__bindings::filter);
+        };
+    };
+    (Router, $ty:ty) => {
+        const _: () = {
+            type __TernRouter = $crate::RouterExport<$ty>;
+            $crate::__bindings::router::__export_router_world!(__TernRouter with_types_in $crate::__bindings::router);
+        };
+    };
+    (Storage, $ty:ty) => {
+        const _: () = {
+            type __TernStorage = $crate::StorageExport<$ty>;
+            $crate::__bindings::storage::__export_storage_world!(__TernStorage with_types_in $crate::__bindings::storage);
+        };
+    };
+}

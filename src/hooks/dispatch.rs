@@ -1,0 +1,586 @@
+//! Calling plugins for one session. A `PluginSession` holds the plugin set
+//! the session started with and, per plugin, an instance taken at its
+//! first call (from the plugin's idle instances, or newly made) and kept
+//! for the rest of the session; when the session ends cleanly the instance
+//! goes back to the idle list for a later session. Every call (and every
+//! instantiation) has a deadline: the epoch callback yields to tokio at each
+//! tick and traps once the plugin's `timeout` has passed, and an outer
+//! tokio timeout covers time spent in host calls such as DNS. A trap,
+//! timeout or memory blow-up discards that instance, is logged with the
+//! plugin's name, and turns into the plugin's `on_error` verdict; the
+//! session and every other session go on.
+
+use super::bindings::{self, Destination, EnvelopeRecipient, filter, policy, router, storage, wit};
+use super::engine::{LoadedPlugin, PluginSet};
+use super::host::PluginState;
+use super::message::MessageView;
+use super::{SessionInfo, Verdict};
+use crate::config::OnError;
+use crate::smtp::reply::Reply;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use wasmtime::UpdateDeadline;
+use wasmtime::component::Resource;
+
+/// Slack on top of a plugin's timeout for the outer (tokio) deadline.
+pub(super) const GRACE: Duration = Duration::from_millis(50);
+
+/// A live instance of one plugin within one session.
+pub(super) struct Live {
+    pub(super) store: wasmtime::Store<PluginState>,
+    /// Sessions this instance has served.
+    pub(super) sessions: u32,
+    pub(super) policy: Option<policy::Guest>,
+    pub(super) filter: Option<filter::Guest>,
+    pub(super) router: Option<router::Guest>,
+    pub(super) storage: Option<storage::Guest>,
+}
+
+/// Why a plugin call failed.
+#[derive(Debug)]
+pub(super) enum Failure {
+    Instantiate(String),
+    Trap(wasmtime::Error),
+    Timeout,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Instantiate(e) => write!(f, "cannot instantiate: {e}"),
+            Failure::Trap(e) => {
+                if let Some(wasmtime::Trap::Interrupt) = e.downcast_ref::<wasmtime::Trap>() {
+                    return write!(f, "timed out");
+                }
+                // One line: the causes without the wasm backtrace.
+                let causes: Vec<String> = e
+                    .chain()
+                    .map(|c| c.to_string().lines().next().unwrap_or("").to_string())
+                    .filter(|c| {
+                        !c.is_empty() && !c.starts_with("error while executing at wasm backtrace")
+                    })
+                    .collect();
+                write!(f, "trapped: {}", causes.join(": "))
+            }
+            Failure::Timeout => write!(f, "timed out (in a host call)"),
+        }
+    }
+}
+
+/// A recipient's route chosen by a router plugin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteDecision {
+    Local(String),
+    /// Hosts (`host` or `host:port`) to try in order instead of MX.
+    Relay(Vec<String>),
+    Reject(Reply),
+    Tempfail(Reply),
+}
+
+/// What the filters decided about a message.
+#[derive(Debug, Default)]
+pub struct FilterOutcome {
+    /// The first verdict other than continue (discard and quarantine aside).
+    pub verdict: Option<Verdict>,
+    /// Header lines (`Name: value\r\n`) to put after `Received:`.
+    pub add_headers: Vec<u8>,
+    /// Header names filters asked to remove (recorded, see `Hooks::data`).
+    pub remove_headers: Vec<String>,
+    pub discard: bool,
+    /// Quarantine reason.
+    pub quarantine: Option<String>,
+}
+
+/// The arguments of one policy hook.
+enum PolicyCall<'a> {
+    Connect(&'a wit::Client),
+    Helo(&'a wit::Session, &'a str),
+    MailFrom(&'a wit::Session, &'a str, &'a wit::MailParams),
+    RcptTo(
+        &'a wit::Session,
+        &'a wit::Envelope,
+        &'a str,
+        &'a wit::RcptParams,
+    ),
+}
+
+impl PolicyCall<'_> {
+    fn name(&self) -> &'static str {
+        match self {
+            PolicyCall::Connect(..) => "on-connect",
+            PolicyCall::Helo(..) => "on-helo",
+            PolicyCall::MailFrom(..) => "on-mail-from",
+            PolicyCall::RcptTo(..) => "on-rcpt-to",
+        }
+    }
+}
+
+/// One session's view of the plugins.
+pub struct PluginSession {
+    pub(super) set: Arc<PluginSet>,
+    pub(super) slots: tokio::sync::Mutex<Vec<Option<Live>>>,
+}
+
+impl std::fmt::Debug for PluginSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.set.plugins.iter().map(|p| p.name.as_str()).collect();
+        f.debug_struct("PluginSession")
+            .field("plugins", &names)
+            .finish()
+    }
+}
+
+pub(super) fn arm(store: &mut wasmtime::Store<PluginState>, timeout: Duration) {
+    store.data_mut().deadline = Instant::now() + timeout;
+    store.data_mut().in_call = true;
+    store.set_epoch_deadline(1);
+}
+
+/// Most idle instances kept per plugin for later sessions.
+const MAX_IDLE: usize = 32;
+/// Sessions one instance serves before it is thrown away (bounds what a
+/// plugin's memory can accumulate: leaks, fragmentation).
+const MAX_SESSIONS_PER_INSTANCE: u32 = 1000;
+
+impl Drop for PluginSession {
+    /// Instances that ended their last call cleanly go back to their
+    /// plugin's idle list for the next session; the rest are dropped.
+    fn drop(&mut self) {
+        let slots = std::mem::take(self.slots.get_mut());
+        for (slot, plugin) in slots.into_iter().zip(&self.set.plugins) {
+            let Some(mut live) = slot else {
+                continue;
+            };
+            live.sessions += 1;
+            if live.store.data().in_call || live.sessions >= MAX_SESSIONS_PER_INSTANCE {
+                continue;
+            }
+            let mut idle = plugin.idle.lock().unwrap_or_else(|p| p.into_inner());
+            if idle.len() < MAX_IDLE {
+                idle.push(live);
+            }
+        }
+    }
+}
+
+/// The verdict standing for a failed call.
+pub(super) fn on_error(plugin: &LoadedPlugin) -> Verdict {
+    match plugin.on_error {
+        OnError::Continue => Verdict::Continue,
+        OnError::Tempfail => Verdict::Tempfail(Reply::new(
+            451,
+            "4.7.1",
+            "Temporary local problem, please try again later",
+        )),
+        OnError::Reject => Verdict::Reject(Reply::new(550, "5.7.1", "Rejected by local policy")),
+    }
+}
+
+/// Runs one call on a plugin's live instance under its deadlines:
+/// `call!(self, slots, i, plugin, hook-field, |guest, store| future)`.
+/// Evaluates to `Result<Option<T>, Verdict>` (None: the plugin lacks the hook;
+/// Err: the call failed and this is the `on_error` verdict).
+macro_rules! call {
+    ($this:expr, $slots:expr, $i:expr, $plugin:expr, $hook:ident, $name:expr, |$g:ident, $s:ident| $call:expr) => {{
+        let plugin: &LoadedPlugin = $plugin;
+        let outcome = match $this.live(&mut $slots[$i], plugin).await {
+            Err(f) => Err(f),
+            Ok(live) => {
+                match live.$hook.as_ref() {
+                    None => Ok(None),
+                    Some($g) => {
+                        arm(&mut live.store, plugin.timeout);
+                        let $s = &mut live.store;
+                        match tokio::time::timeout(plugin.timeout + GRACE, $call).await {
+                            Ok(Ok(v)) => {
+                                live.store.data_mut().in_call = false;
+                                Ok(Some(v))
+                            }
+                            Ok(Err(e)) => Err(Failure::Trap(e)),
+                            Err(_) => Err(Failure::Timeout),
+                        }
+                    }
+                }
+            }
+        };
+        match outcome {
+            Ok(v) => Ok(v),
+            Err(f) => {
+                $slots[$i] = None;
+                tracing::warn!(plugin = %plugin.name, hook = $name, on_error = ?plugin.on_error, "plugin failed: {f}");
+                Err(on_error(plugin))
+            }
+        }
+    }};
+}
+pub(super) use call;
+
+impl PluginSession {
+    pub fn new(set: Arc<PluginSet>) -> PluginSession {
+        let slots = set.plugins.iter().map(|_| None).collect();
+        PluginSession {
+            set,
+            slots: tokio::sync::Mutex::new(slots),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty()
+    }
+
+    /// The plugin's live instance, created on first use.
+    pub(super) async fn live<'a>(
+        &self,
+        slot: &'a mut Option<Live>,
+        plugin: &LoadedPlugin,
+    ) -> Result<&'a mut Live, Failure> {
+        if slot.is_none() {
+            let warm = plugin.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            *slot = Some(match warm {
+                Some(live) => live,
+                None => instantiate(plugin).await?,
+            });
+        }
+        slot.as_mut()
+            .ok_or_else(|| Failure::Instantiate("no instance".into()))
+    }
+
+    /// Runs a policy hook over every policy plugin in order.
+    async fn policy(&self, args: PolicyCall<'_>) -> Verdict {
+        let name = args.name();
+        let mut slots = self.slots.lock().await;
+        for (i, plugin) in self.set.plugins.iter().enumerate() {
+            if plugin.exports.policy.is_none() {
+                continue;
+            }
+            let result = call!(self, slots, i, plugin, policy, name, |g, s| async {
+                match &args {
+                    PolicyCall::Connect(c) => g.call_on_connect(s, c).await,
+                    PolicyCall::Helo(session, n) => g.call_on_helo(s, session, n).await,
+                    PolicyCall::MailFrom(session, from, p) => {
+                        g.call_on_mail_from(s, session, from, p).await
+                    }
+                    PolicyCall::RcptTo(session, e, to, p) => {
+                        g.call_on_rcpt_to(s, session, e, to, p).await
+                    }
+                }
+            });
+            let verdict = match result {
+                Ok(Some(v)) => bindings::verdict(&plugin.name, &v),
+                Ok(None) => Verdict::Continue,
+                Err(v) => v,
+            };
+            if verdict != Verdict::Continue {
+                tracing::info!(plugin = %plugin.name, hook = name, verdict = ?verdict, "plugin verdict");
+                return verdict;
+            }
+        }
+        Verdict::Continue
+    }
+
+    pub async fn connect(&self, info: &SessionInfo) -> Verdict {
+        self.policy(PolicyCall::Connect(&bindings::client(info)))
+            .await
+    }
+
+    pub async fn helo(&self, info: &SessionInfo, name: &str) -> Verdict {
+        self.policy(PolicyCall::Helo(&bindings::session(info), name))
+            .await
+    }
+
+    pub async fn mail_from(
+        &self,
+        info: &SessionInfo,
+        from: &str,
+        params: &wit::MailParams,
+    ) -> Verdict {
+        self.policy(PolicyCall::MailFrom(&bindings::session(info), from, params))
+            .await
+    }
+
+    pub async fn rcpt_to(
+        &self,
+        info: &SessionInfo,
+        envelope: &wit::Envelope,
+        to: &str,
+        params: &wit::RcptParams,
+    ) -> Verdict {
+        self.policy(PolicyCall::RcptTo(
+            &bindings::session(info),
+            envelope,
+            to,
+            params,
+        ))
+        .await
+    }
+
+    /// Asks the routers in order; None: the built-in router decides.
+    pub async fn route(
+        &self,
+        envelope: &wit::Envelope,
+        recipient: &EnvelopeRecipient<'_>,
+    ) -> Option<RouteDecision> {
+        let rcpt = wit::Recipient {
+            address: recipient.address.clone(),
+            params: bindings::rcpt_params(recipient.params),
+        };
+        let mut slots = self.slots.lock().await;
+        for (i, plugin) in self.set.plugins.iter().enumerate() {
+            if plugin.exports.router.is_none() {
+                continue;
+            }
+            let decision = match call!(self, slots, i, plugin, router, "route", |g, s| g
+                .call_route(s, envelope, &rcpt))
+            {
+                Ok(Some(d)) => d,
+                Ok(None) => continue,
+                Err(Verdict::Continue) => continue,
+                Err(Verdict::Reject(r)) => return Some(RouteDecision::Reject(r)),
+                Err(v) => return Some(RouteDecision::Tempfail(reply_of(v))),
+            };
+            let name = plugin.name.as_str();
+            let chosen = match decision {
+                Destination::Default => continue,
+                Destination::Local(user) => RouteDecision::Local(user.to_ascii_lowercase()),
+                Destination::Relay(hosts) if !hosts.is_empty() => RouteDecision::Relay(hosts),
+                Destination::Relay(_) => continue,
+                Destination::Smarthost(host) => RouteDecision::Relay(vec![host]),
+                Destination::Reject(r) => RouteDecision::Reject(bindings::checked_reply(
+                    name,
+                    &r,
+                    bindings::ReplyKind::Reject,
+                )),
+            };
+            tracing::info!(plugin = name, rcpt = %recipient.address, route = ?chosen, "plugin route");
+            return Some(chosen);
+        }
+        None
+    }
+
+    /// Runs the filters in order over the message.
+    pub async fn data(
+        &self,
+        info: &SessionInfo,
+        envelope: &wit::Envelope,
+        message: &MessageView,
+    ) -> FilterOutcome {
+        let session = bindings::session(info);
+        let mut out = FilterOutcome::default();
+        let mut slots = self.slots.lock().await;
+        for (i, plugin) in self.set.plugins.iter().enumerate() {
+            if plugin.exports.filter.is_none() {
+                continue;
+            }
+            let pushed = self.live(&mut slots[i], plugin).await.and_then(|live| {
+                live.store
+                    .data_mut()
+                    .table
+                    .push(message.clone())
+                    .map_err(|e| Failure::Instantiate(e.to_string()))
+            });
+            let own = match pushed {
+                Ok(r) => r,
+                Err(f) => {
+                    slots[i] = None;
+                    tracing::warn!(plugin = %plugin.name, hook = "on-data", "plugin failed: {f}");
+                    out.verdict = Some(on_error(plugin)).filter(|v| *v != Verdict::Continue);
+                    if out.verdict.is_some() {
+                        return out;
+                    }
+                    continue;
+                }
+            };
+            let rep = own.rep();
+            let result = call!(self, slots, i, plugin, filter, "on-data", |g, s| g
+                .call_on_data(
+                    s,
+                    &session,
+                    envelope,
+                    Resource::<MessageView>::new_borrow(rep)
+                ));
+            if let Some(live) = slots[i].as_mut() {
+                let _ = live.store.data_mut().table.delete(own);
+            }
+            let fv = match result {
+                Ok(Some(fv)) => fv,
+                Ok(None) => continue,
+                Err(Verdict::Continue) => continue,
+                Err(v) => {
+                    out.verdict = Some(v);
+                    return out;
+                }
+            };
+            apply_edits(&plugin.name, &fv.edits, &mut out);
+            let name = plugin.name.as_str();
+            let verdict =
+                match fv.action {
+                    wit::FilterAction::Continue => continue,
+                    wit::FilterAction::Accept => Verdict::Accept,
+                    wit::FilterAction::Reject(r) => Verdict::Reject(bindings::checked_reply(
+                        name,
+                        &r,
+                        bindings::ReplyKind::Reject,
+                    )),
+                    wit::FilterAction::Tempfail(r) => Verdict::Tempfail(bindings::checked_reply(
+                        name,
+                        &r,
+                        bindings::ReplyKind::Tempfail,
+                    )),
+                    wit::FilterAction::Disconnect(r) => Verdict::Disconnect(
+                        bindings::checked_reply(name, &r, bindings::ReplyKind::Disconnect),
+                    ),
+                    wit::FilterAction::Discard => {
+                        out.discard = true;
+                        Verdict::Accept
+                    }
+                    wit::FilterAction::Quarantine(reason) => {
+                        out.quarantine = Some(clean_value(&reason));
+                        Verdict::Accept
+                    }
+                };
+            tracing::info!(plugin = name, hook = "on-data", verdict = ?verdict, discard = out.discard, quarantine = ?out.quarantine, "plugin verdict");
+            out.verdict = Some(verdict);
+            return out;
+        }
+        out
+    }
+}
+
+fn reply_of(v: Verdict) -> Reply {
+    match v {
+        Verdict::Reject(r) | Verdict::Tempfail(r) | Verdict::Disconnect(r) => r,
+        _ => Reply::new(
+            451,
+            "4.7.1",
+            "Temporary local problem, please try again later",
+        ),
+    }
+}
+
+/// Creates a plugin's instance under its deadline.
+async fn instantiate(plugin: &LoadedPlugin) -> Result<Live, Failure> {
+    let state =
+        PluginState::new(plugin.shared.clone()).map_err(|e| Failure::Instantiate(e.to_string()))?;
+    let mut store = wasmtime::Store::new(&plugin.engine, state);
+    store.limiter(|s| &mut s.limits);
+    store.epoch_deadline_callback(|ctx| {
+        if Instant::now() >= ctx.data().deadline {
+            Ok(UpdateDeadline::Interrupt)
+        } else {
+            Ok(UpdateDeadline::Yield(1))
+        }
+    });
+    arm(&mut store, plugin.timeout);
+    let instance = match tokio::time::timeout(
+        plugin.timeout + GRACE,
+        plugin.pre.instantiate_async(&mut store),
+    )
+    .await
+    {
+        Ok(Ok(i)) => i,
+        Ok(Err(e)) => return Err(Failure::Instantiate(format!("{e:#}"))),
+        Err(_) => return Err(Failure::Timeout),
+    };
+    let failed = |e: wasmtime::Error| Failure::Instantiate(format!("{e:#}"));
+    let policy = plugin
+        .exports
+        .policy
+        .as_ref()
+        .map(|i| i.load(&mut store, &instance))
+        .transpose()
+        .map_err(failed)?;
+    let filter = plugin
+        .exports
+        .filter
+        .as_ref()
+        .map(|i| i.load(&mut store, &instance))
+        .transpose()
+        .map_err(failed)?;
+    let router = plugin
+        .exports
+        .router
+        .as_ref()
+        .map(|i| i.load(&mut store, &instance))
+        .transpose()
+        .map_err(failed)?;
+    let storage = plugin
+        .exports
+        .storage
+        .as_ref()
+        .map(|i| i.load(&mut store, &instance))
+        .transpose()
+        .map_err(failed)?;
+    store.data_mut().in_call = false;
+    Ok(Live {
+        store,
+        sessions: 0,
+        policy,
+        filter,
+        router,
+        storage,
+    })
+}
+
+/// Longest header field value a filter may add.
+const MAX_HEADER_VALUE: usize = 998;
+
+/// A value as one header line: CR and LF only as folding, printable otherwise.
+fn clean_value(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    let mut chars = v.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\r' | '\n' => {
+                if c == '\r' && chars.peek() == Some(&'\n') {
+                    chars.next();
+                }
+                if matches!(chars.peek(), Some(' ') | Some('\t')) {
+                    out.push_str("\r\n");
+                } else {
+                    out.push(' ');
+                }
+            }
+            c if c.is_control() && c != '\t' => out.push(' '),
+            c => out.push(c),
+        }
+        if out.len() >= MAX_HEADER_VALUE {
+            break;
+        }
+    }
+    out
+}
+
+/// A field name: printable ASCII without colon or space (RFC 5322 ftext).
+fn name_ok(n: &str) -> bool {
+    !n.is_empty() && n.len() <= 76 && n.bytes().all(|b| (33..=126).contains(&b) && b != b':')
+}
+
+fn apply_edits(plugin: &str, edits: &[wit::HeaderEdit], out: &mut FilterOutcome) {
+    for e in edits {
+        match e {
+            wit::HeaderEdit::Add(h) if name_ok(&h.name) => {
+                out.add_headers.extend_from_slice(
+                    format!("{}: {}\r\n", h.name, clean_value(&h.value)).as_bytes(),
+                );
+            }
+            wit::HeaderEdit::Remove(name) if name_ok(name) => out.remove_headers.push(name.clone()),
+            other => {
+                tracing::warn!(plugin, edit = ?other, "header edit with an invalid field name ignored")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_values_cannot_inject_lines() {
+        assert_eq!(clean_value("a\r\nBcc: x"), "a Bcc: x");
+        assert_eq!(clean_value("a\r\n b"), "a\r\n b");
+        assert_eq!(clean_value("a\nb\rc\0d"), "a b c d");
+        assert!(name_ok("X-Tern"));
+        assert!(!name_ok("X Tern") && !name_ok("X:") && !name_ok(""));
+    }
+}

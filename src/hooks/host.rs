@@ -1,0 +1,293 @@
+//! What a plugin's store holds (`PluginState`) and the host functions it
+//! may import: `log`, `config`, `kv` (its private area of the sled store),
+//! `dns` (the server's resolver, awaited without blocking the runtime) and
+//! `clock`. WASI is linked with an empty context: no environment, no
+//! arguments, no stdin, no network, no files, unless the plugin's config
+//! grants a `directory`, which is then its only preopened folder. What a
+//! plugin writes to stdout or stderr (a Rust panic message, say) goes to
+//! the server log, line by line, tagged with its name, up to a bound.
+
+use super::bindings::tern::plugin::{clock, config, dns, kv, log};
+use crate::dns::{Dns, DnsError};
+use crate::store::Store;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+use wasmtime::component::ResourceTable;
+use wasmtime::{StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+/// Longest log line taken from a plugin.
+const MAX_LOG_LINE: usize = 2000;
+
+/// What every instance of one plugin shares.
+pub struct PluginShared {
+    pub name: String,
+    pub config: BTreeMap<String, String>,
+    pub store: Store,
+    pub dns: Dns,
+    pub max_memory: usize,
+    pub directory: Option<std::path::PathBuf>,
+}
+
+/// The data of one plugin instance's wasmtime store.
+pub struct PluginState {
+    pub shared: Arc<PluginShared>,
+    pub table: ResourceTable,
+    pub limits: StoreLimits,
+    wasi: WasiCtx,
+    /// When the call in progress must end (checked at each epoch tick).
+    pub deadline: Instant,
+    /// A call is in progress (set by `arm`, cleared when it returns): an
+    /// instance left so (its session dropped mid-call) is never reused.
+    pub in_call: bool,
+}
+
+impl PluginState {
+    pub fn new(shared: Arc<PluginShared>) -> Result<PluginState, std::io::Error> {
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(shared.max_memory)
+            .instances(64)
+            .tables(64)
+            .memories(8)
+            .trap_on_grow_failure(true)
+            .build();
+        let mut wasi = WasiCtxBuilder::new();
+        let output = GuestOutput::new(&shared.name);
+        wasi.stdout(output.clone()).stderr(output);
+        if let Some(dir) = &shared.directory {
+            wasi.preopened_dir(dir, ".", FsPerms::ReadWrite)
+                .map_err(|e| {
+                    std::io::Error::other(format!("cannot open {}: {e}", dir.display()))
+                })?;
+        }
+        Ok(PluginState {
+            shared,
+            table: ResourceTable::new(),
+            limits,
+            wasi: wasi.build(),
+            deadline: Instant::now(),
+            in_call: false,
+        })
+    }
+}
+
+impl WasiView for PluginState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl log::Host for PluginState {
+    async fn log(&mut self, level: log::Level, message: String) {
+        let plugin = self.shared.name.as_str();
+        let mut message = message;
+        if message.len() > MAX_LOG_LINE {
+            let mut end = MAX_LOG_LINE;
+            while !message.is_char_boundary(end) {
+                end -= 1;
+            }
+            message.truncate(end);
+        }
+        let message = message.replace(['\r', '\n'], " ");
+        match level {
+            log::Level::Trace => tracing::trace!(plugin, "{message}"),
+            log::Level::Debug => tracing::debug!(plugin, "{message}"),
+            log::Level::Info => tracing::info!(plugin, "{message}"),
+            log::Level::Warn => tracing::warn!(plugin, "{message}"),
+            log::Level::Error => tracing::error!(plugin, "{message}"),
+        }
+    }
+}
+
+impl config::Host for PluginState {
+    async fn get(&mut self, key: String) -> Option<String> {
+        self.shared.config.get(&key).cloned()
+    }
+
+    async fn all(&mut self) -> Vec<(String, String)> {
+        self.shared
+            .config
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+}
+
+impl kv::Host for PluginState {
+    async fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, String> {
+        self.shared
+            .store
+            .kv_get(&self.shared.name, &key)
+            .map_err(|e| e.to_string())
+    }
+
+    async fn set(
+        &mut self,
+        key: String,
+        value: Vec<u8>,
+        ttl_seconds: Option<u64>,
+    ) -> Result<(), String> {
+        self.shared
+            .store
+            .kv_set(&self.shared.name, &key, &value, ttl_seconds)
+            .map_err(|e| e.to_string())
+    }
+
+    async fn delete(&mut self, key: String) -> Result<bool, String> {
+        self.shared
+            .store
+            .kv_delete(&self.shared.name, &key)
+            .map_err(|e| e.to_string())
+    }
+
+    async fn increment(
+        &mut self,
+        key: String,
+        delta: i64,
+        ttl_seconds: Option<u64>,
+    ) -> Result<i64, String> {
+        self.shared
+            .store
+            .kv_increment(&self.shared.name, &key, delta, ttl_seconds)
+            .map_err(|e| e.to_string())
+    }
+}
+
+fn dns_error(e: DnsError) -> dns::DnsError {
+    match e {
+        DnsError::NotFound => dns::DnsError::NotFound,
+        other => dns::DnsError::Temporary(other.to_string()),
+    }
+}
+
+/// A or AAAA records of `name` (an IP literal is not a name: not found).
+async fn addresses(dns: Dns, name: String, v4: bool) -> Result<Vec<String>, dns::DnsError> {
+    {
+        if name.parse::<std::net::IpAddr>().is_ok() {
+            return Err(dns::DnsError::NotFound);
+        }
+        let all = dns.ip_addrs(&name).await.map_err(dns_error)?;
+        let picked: Vec<String> = all
+            .into_iter()
+            .filter(|ip| ip.is_ipv4() == v4)
+            .map(|ip| ip.to_string())
+            .collect();
+        if picked.is_empty() {
+            Err(dns::DnsError::NotFound)
+        } else {
+            Ok(picked)
+        }
+    }
+}
+
+impl dns::Host for PluginState {
+    async fn a(&mut self, name: String) -> Result<Vec<String>, dns::DnsError> {
+        addresses(self.shared.dns.clone(), name, true).await
+    }
+
+    async fn aaaa(&mut self, name: String) -> Result<Vec<String>, dns::DnsError> {
+        addresses(self.shared.dns.clone(), name, false).await
+    }
+
+    async fn txt(&mut self, name: String) -> Result<Vec<String>, dns::DnsError> {
+        let dns = self.shared.dns.clone();
+        dns.txt(&name).await.map_err(dns_error)
+    }
+
+    async fn mx(&mut self, name: String) -> Result<Vec<dns::MxRecord>, dns::DnsError> {
+        let dns = self.shared.dns.clone();
+        let list = dns.mx(&name).await.map_err(dns_error)?;
+        Ok(list
+            .into_iter()
+            .map(|(preference, exchange)| dns::MxRecord {
+                preference,
+                exchange,
+            })
+            .collect())
+    }
+}
+
+impl clock::Host for PluginState {
+    async fn now_ms(&mut self) -> u64 {
+        u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0)
+    }
+}
+
+/// Most bytes of a plugin instance's stdout/stderr that reach the log.
+const MAX_GUEST_OUTPUT: usize = 16 * 1024;
+
+/// A plugin's stdout and stderr: complete lines go to the server log.
+#[derive(Clone)]
+struct GuestOutput {
+    plugin: Arc<str>,
+    state: Arc<std::sync::Mutex<(Vec<u8>, usize)>>,
+}
+
+impl GuestOutput {
+    fn new(plugin: &str) -> GuestOutput {
+        GuestOutput {
+            plugin: plugin.into(),
+            state: Arc::new(std::sync::Mutex::new((Vec::new(), 0))),
+        }
+    }
+
+    fn write(&self, bytes: &[u8]) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let (line, total) = &mut *state;
+        let room = MAX_GUEST_OUTPUT.saturating_sub(*total);
+        *total += bytes.len().min(room);
+        for &b in &bytes[..bytes.len().min(room)] {
+            if b == b'\n' || line.len() >= MAX_LOG_LINE {
+                let text = String::from_utf8_lossy(line).trim_end().to_string();
+                if !text.is_empty() {
+                    tracing::warn!(plugin = %self.plugin, "plugin output: {text}");
+                }
+                line.clear();
+            }
+            if b != b'\n' {
+                line.push(b);
+            }
+        }
+    }
+}
+
+impl wasmtime_wasi::cli::IsTerminal for GuestOutput {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl wasmtime_wasi::cli::StdoutStream for GuestOutput {
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+}
+
+impl tokio::io::AsyncWrite for GuestOutput {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.write(buf);
+        std::task::Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}

@@ -1,0 +1,172 @@
+//! The `message` resource a filter reads: the header lines Tern adds in
+//! front (`Received:`), then the message as received, whose bytes stay in
+//! the store's chunks and are read range by range, so a 25 MB message is
+//! never copied into a plugin that looks only at its headers.
+
+use super::bindings::wit;
+use super::host::PluginState;
+use crate::store::{BlobId, Store};
+use std::sync::Arc;
+use wasmtime::component::Resource;
+
+/// Most bytes one `read` call returns.
+pub const MAX_READ: usize = 1024 * 1024;
+
+/// What a plugin's `message` handle points at.
+#[derive(Clone)]
+pub struct MessageView {
+    pub store: Store,
+    /// The blob being written (readable through `Store::read_chunks`).
+    pub blob: BlobId,
+    /// Header lines put in front of the body.
+    pub prefix: Arc<Vec<u8>>,
+    /// The header section as received (a copy, also at the start of the blob).
+    pub header: Arc<Vec<u8>>,
+    /// Bytes of the message as received.
+    pub body_size: u64,
+}
+
+impl MessageView {
+    pub fn size(&self) -> u64 {
+        self.prefix.len() as u64 + self.body_size
+    }
+
+    /// Every header field, in order (prefix first).
+    pub fn headers(&self) -> Vec<wit::Header> {
+        let mut out = parse_headers(&self.prefix);
+        out.extend(parse_headers(&self.header));
+        out
+    }
+
+    pub fn read(&self, offset: u64, len: u32) -> Vec<u8> {
+        let len = (len as usize).min(MAX_READ);
+        let prefix_len = self.prefix.len() as u64;
+        let mut out = Vec::new();
+        if offset < prefix_len {
+            let start = offset as usize;
+            let end = (start + len).min(self.prefix.len());
+            out.extend_from_slice(&self.prefix[start..end]);
+        }
+        if out.len() < len {
+            let from = offset.saturating_sub(prefix_len);
+            match self.store.read_chunks(self.blob, from, len - out.len()) {
+                Ok(bytes) => out.extend_from_slice(&bytes),
+                Err(e) => {
+                    tracing::warn!(blob = self.blob, "a plugin could not read the message: {e}")
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Splits a header section into fields; continuation lines stay in the value
+/// (without the final CRLF). Stops at the blank line.
+pub fn parse_headers(section: &[u8]) -> Vec<wit::Header> {
+    let mut out: Vec<wit::Header> = Vec::new();
+    for line in section.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            break;
+        }
+        let text = String::from_utf8_lossy(line);
+        if line[0] == b' ' || line[0] == b'\t' {
+            if let Some(last) = out.last_mut() {
+                last.value.push_str("\r\n");
+                last.value.push_str(&text);
+            }
+            continue;
+        }
+        match text.split_once(':') {
+            Some((name, value)) => out.push(wit::Header {
+                name: name.trim_end().to_string(),
+                value: value.strip_prefix(' ').unwrap_or(value).to_string(),
+            }),
+            None => continue,
+        }
+    }
+    out
+}
+
+fn view(state: &mut PluginState, r: &Resource<MessageView>) -> wasmtime::Result<MessageView> {
+    Ok(state.table.get(r)?.clone())
+}
+
+impl wit::HostMessage for PluginState {
+    async fn size(&mut self, r: Resource<MessageView>) -> wasmtime::Result<u64> {
+        Ok(view(self, &r)?.size())
+    }
+
+    async fn headers(&mut self, r: Resource<MessageView>) -> wasmtime::Result<Vec<wit::Header>> {
+        Ok(view(self, &r)?.headers())
+    }
+
+    async fn header(
+        &mut self,
+        r: Resource<MessageView>,
+        name: String,
+    ) -> wasmtime::Result<Vec<String>> {
+        let all = view(self, &r)?.headers();
+        Ok(all
+            .into_iter()
+            .filter(|h| h.name.eq_ignore_ascii_case(&name))
+            .map(|h| h.value)
+            .collect())
+    }
+
+    async fn read(
+        &mut self,
+        r: Resource<MessageView>,
+        offset: u64,
+        len: u32,
+    ) -> wasmtime::Result<Vec<u8>> {
+        let v = view(self, &r)?;
+        Ok(v.read(offset, len))
+    }
+
+    async fn drop(&mut self, r: Resource<MessageView>) -> wasmtime::Result<()> {
+        self.table.delete(r)?;
+        Ok(())
+    }
+}
+
+impl wit::Host for PluginState {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_folded_fields_and_stops_at_the_body() {
+        let h = parse_headers(b"Subject: hello\r\n world\r\nX-A:b\r\n\r\nNot: a header\r\n");
+        assert_eq!(h.len(), 2);
+        assert_eq!(h[0].name, "Subject");
+        assert_eq!(h[0].value, "hello\r\n world");
+        assert_eq!((h[1].name.as_str(), h[1].value.as_str()), ("X-A", "b"));
+    }
+
+    #[test]
+    fn reads_across_prefix_and_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut w = store.blob_writer(7).unwrap();
+        let body: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        w.write(&body).unwrap();
+        w.flush_pending().unwrap();
+        let v = MessageView {
+            store: store.clone(),
+            blob: 7,
+            prefix: Arc::new(b"Received: x\r\n".to_vec()),
+            header: Arc::new(Vec::new()),
+            body_size: body.len() as u64,
+        };
+        assert_eq!(v.size(), 13 + 200_000);
+        assert_eq!(v.read(0, 13), b"Received: x\r\n");
+        assert_eq!(v.read(10, 6), [b'x', b'\r', b'\n', 0, 1, 2]);
+        let all = v.read(13, u32::MAX);
+        assert_eq!(all.len(), 200_000);
+        assert_eq!(all, body);
+        assert_eq!(v.read(13 + 65_530, 10), body[65_530..65_540]);
+        assert!(v.read(13 + 200_000, 10).is_empty());
+    }
+}
