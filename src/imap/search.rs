@@ -44,6 +44,8 @@ struct Candidate<'a> {
     bytes: &'a [u8],
     count: usize,
     largest_uid: u32,
+    /// \Recent in this session.
+    recent: bool,
 }
 
 fn contains(hay: &str, needle: &[u8]) -> bool {
@@ -140,9 +142,11 @@ fn matches(key: &SearchKey<'_>, c: &Candidate<'_>) -> bool {
         SearchKey::Undraft => !has(m, "\\Draft"),
         SearchKey::Flagged => has(m, "\\Flagged"),
         SearchKey::Unflagged => !has(m, "\\Flagged"),
-        SearchKey::Seen | SearchKey::Old => has(m, "\\Seen") || matches!(key, SearchKey::Old),
+        SearchKey::Seen => has(m, "\\Seen"),
         SearchKey::Unseen => !has(m, "\\Seen"),
-        SearchKey::New | SearchKey::Recent => false,
+        SearchKey::Recent => c.recent,
+        SearchKey::New => c.recent && !has(m, "\\Seen"),
+        SearchKey::Old => !c.recent,
         SearchKey::Keyword(k) => has(m, k.as_ref()),
         SearchKey::Unkeyword(k) => !has(m, k.as_ref()),
         SearchKey::Larger(n) => m.size > u64::from(*n),
@@ -238,6 +242,7 @@ impl Session {
                 bytes: &bytes,
                 count,
                 largest_uid,
+                recent: view.recent.contains(&meta.uid),
             };
             if matches(&key, &c) {
                 found.push(if uid { meta.uid } else { i as u32 + 1 });

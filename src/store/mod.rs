@@ -16,7 +16,7 @@ mod queue;
 mod users;
 
 pub use blobs::{BlobId, BlobParts, BlobReader, BlobRecord, BlobWriter};
-pub use folders::{CopyResult, SEPARATOR};
+pub use folders::{CopyResult, FlagOp, SEPARATOR};
 pub use mailbox::{Flag, FolderInfo, MailboxEvent, MessageMeta, SPECIAL_FOLDERS, canonical_folder};
 pub use queue::{QueueEntry, QueueRecipient, RecipientState, format_queue_id, parse_queue_id};
 pub use users::UserRecord;
