@@ -2,8 +2,10 @@
 //! flag changes from two sessions that must not undo each other, \Recent,
 //! keywords announced in FLAGS before a FETCH shows them, CREATE with a
 //! trailing separator, LSUB's \Noselect superiors, the text of a nested
-//! multipart message, and ENVELOPE's groups and source routes. Each test
-//! reads exact responses with a line-level client (`Raw`).
+//! multipart message, ENVELOPE's groups and source routes, FETCH of a
+//! message expunged meanwhile, and memory that stays flat under many
+//! logins (imaptest's stress mode). Each test reads exact responses with a
+//! line-level client (`Raw`).
 
 mod harness;
 mod imap_common;
@@ -144,4 +146,59 @@ print("ok")
 "#,
     );
     assert_eq!(out.trim(), "ok");
+}
+
+#[test]
+fn fetch_of_a_message_expunged_meanwhile_is_ok_with_expungeissued() {
+    let t = server("");
+    let out = run(
+        &t,
+        r#"
+a = Raw(); b = Raw()
+a.ok("APPEND INBOX {14+}\r\nSubject: x\r\n\r\n")
+a.ok("APPEND INBOX {14+}\r\nSubject: y\r\n\r\n")
+a.ok("SELECT INBOX"); b.ok("SELECT INBOX")
+b.ok("STORE 1 +FLAGS.SILENT (\\Deleted)"); b.ok("EXPUNGE")
+# a has not been told yet: FETCH by sequence number may not report it.
+untagged, tagged = a.cmd("FETCH 1:2 BODY.PEEK[HEADER]")
+assert tagged.startswith("OK [EXPUNGEISSUED]"), tagged
+assert len([l for l in untagged if "FETCH" in l]) == 1 and "Subject: y" in untagged[-1], untagged
+assert a.ok("NOOP") == ["* 1 EXPUNGE"]
+print("ok")
+"#,
+    );
+    assert_eq!(out.trim(), "ok");
+}
+
+/// VmHWM of a process, in KiB.
+fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("VmHWM")
+}
+
+#[test]
+fn many_logins_do_not_grow_memory() {
+    let t = server("");
+    let pid = t.pid().expect("running");
+    run(&t, "Raw().ok('LOGOUT')");
+    let before = peak_rss(pid);
+    // Each login runs argon2 (19 MiB of work memory) on a blocking thread;
+    // that memory must go back, not stay in per-thread malloc arenas.
+    run(
+        &t,
+        r#"
+for i in range(30):
+    Raw().ok("LOGOUT")
+"#,
+    );
+    let after = peak_rss(pid);
+    assert!(
+        after < before + 64 * 1024,
+        "peak RSS grew from {before} KiB to {after} KiB over 30 logins"
+    );
 }

@@ -268,7 +268,11 @@ impl Session {
         }
         self.conn.write_buffered(&out).await?;
         if missing {
-            return Ok(Outcome::No("some messages were expunged meanwhile".into()));
+            // RFC 5530: the rest was fetched; the client will see the
+            // EXPUNGE at the next point it may be sent.
+            return Ok(Outcome::Ok(
+                "[EXPUNGEISSUED] some messages were expunged meanwhile".into(),
+            ));
         }
         Ok(Outcome::Ok("FETCH completed".into()))
     }
