@@ -19,4 +19,6 @@ pub mod server;
 pub mod shutdown;
 pub mod smtp;
 pub mod store;
+pub mod submit;
 pub mod tls;
+pub mod web;

@@ -175,6 +175,13 @@ impl Connection {
         }
     }
 
+    /// Gives up the connection for a protocol that does its own buffering
+    /// (HTTP); nothing may have been read through the buffer yet.
+    pub fn into_stream(self) -> Stream {
+        debug_assert!(self.buffered().is_empty());
+        self.stream
+    }
+
     pub async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.stream.write_all(bytes).await?;
         self.stream.flush().await

@@ -204,7 +204,10 @@ async fn accept_loop(
                 Protocol::Imap | Protocol::Imaps => {
                     crate::imap::run(conn, ctx, session_shutdown).await
                 }
-                Protocol::Http | Protocol::Https => not_yet(&mut conn).await,
+                Protocol::Http | Protocol::Https => {
+                    crate::web::serve(conn, ctx, protocol == Protocol::Https, session_shutdown)
+                        .await
+                }
             }
         });
     }
@@ -223,16 +226,6 @@ async fn too_busy(protocol: Protocol, conn: &mut Connection) {
         _ => b"421 4.7.0 Too many connections, try again later\r\n",
     };
     let _ = conn.write_all(line).await;
-    conn.shutdown().await;
-}
-
-/// Listeners whose protocol arrives in a later release (web mail) answer politely.
-async fn not_yet(conn: &mut Connection) {
-    let _ = conn
-        .write_all(
-            b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-        )
-        .await;
     conn.shutdown().await;
 }
 

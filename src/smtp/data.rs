@@ -10,6 +10,7 @@ use super::session::{Session, Transaction};
 use crate::config::Protocol;
 use crate::hooks::{Target, Verdict};
 use crate::store::{QueueEntry, QueueRecipient, format_queue_id, now};
+use crate::submit::{CommitError, Envelope, RoutedRecipient};
 use std::io;
 
 /// A BDAT transfer in progress.
@@ -231,28 +232,19 @@ impl Session {
                 );
             }
         };
-        let mut local_users: Vec<String> = Vec::new();
-        let mut remote: Vec<QueueRecipient> = Vec::new();
-        for r in &tx.rcpts {
-            for t in &r.targets {
-                match t {
-                    Target::Local(u) if !local_users.contains(u) => local_users.push(u.clone()),
-                    Target::Local(_) => {}
-                    Target::Remote(a) if remote.iter().any(|q| &q.address == a) => {}
-                    Target::Remote(a) => remote.push(QueueRecipient::new(
-                        a.clone(),
-                        r.params.notify.as_ref().map(notify_text),
-                        r.params.orcpt.as_ref().map(|(t, a)| format!("{t};{a}")),
-                        Vec::new(),
-                    )),
-                }
-            }
-        }
-        let entry = (!remote.is_empty()).then(|| QueueEntry {
+        let recipients = tx
+            .rcpts
+            .iter()
+            .map(|r| RoutedRecipient {
+                targets: &r.targets,
+                notify: r.params.notify.as_ref().map(notify_text),
+                orcpt: r.params.orcpt.as_ref().map(|(t, a)| format!("{t};{a}")),
+            })
+            .collect();
+        let envelope = Envelope {
             id,
-            blob: id,
-            size,
             sender: tx.from.to_string(),
+            recipients,
             envid: tx.params.envid.clone(),
             ret: tx
                 .params
@@ -261,30 +253,22 @@ impl Session {
                 .map(|r| format!("{r:?}").to_ascii_uppercase()),
             smtputf8: tx.params.smtputf8,
             eight_bit,
-            arrived: now(),
             client: self.client_text(),
-            recipients: remote,
-            warned: false,
-        });
-        let store = self.ctx.store.clone();
-        if let Err(e) = store.accept_message(writer, prefix, &local_users, entry.as_ref()) {
-            tracing::error!(queue_id = qid, "storing message failed: {e}");
+        };
+        if let Err(e) = crate::submit::commit(&self.ctx, writer, prefix, &envelope).await {
+            match &e {
+                CommitError::Store(e) => {
+                    tracing::error!(queue_id = qid, "storing message failed: {e}")
+                }
+                CommitError::Flush(e) => {
+                    tracing::error!(queue_id = qid, "flushing message failed: {e}")
+                }
+            }
             return Reply::new(
                 451,
                 "4.3.0",
                 "Error: local storage problem, try again later",
             );
-        }
-        if let Err(e) = store.flush().await {
-            tracing::error!(queue_id = qid, "flushing message failed: {e}");
-            return Reply::new(
-                451,
-                "4.3.0",
-                "Error: local storage problem, try again later",
-            );
-        }
-        if entry.is_some() {
-            self.ctx.queue.queued(id, now());
         }
         self.report_local_success(id, tx, size).await;
         let to: Vec<String> = tx.rcpts.iter().map(|r| r.address.to_string()).collect();

@@ -6,7 +6,8 @@
 //!
 //! Layout: tree `meta` holds small records under key prefixes (`u/` users,
 //! `f/` folders, `m/` messages, `q/` queue entries, `b/` blob records, `p/`
-//! blobs still being written); tree `blobs` holds message bytes in chunks.
+//! blobs still being written, `w/` web mail sessions); tree `blobs` holds
+//! message bytes in chunks.
 
 mod blobs;
 mod commit;
@@ -14,12 +15,14 @@ mod folders;
 mod mailbox;
 mod queue;
 mod users;
+mod web;
 
 pub use blobs::{BlobId, BlobParts, BlobReader, BlobRecord, BlobWriter};
 pub use folders::{CopyResult, FlagOp, SEPARATOR};
 pub use mailbox::{Flag, FolderInfo, MailboxEvent, MessageMeta, SPECIAL_FOLDERS, canonical_folder};
 pub use queue::{QueueEntry, QueueRecipient, RecipientState, format_queue_id, parse_queue_id};
 pub use users::UserRecord;
+pub use web::WebSession;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};

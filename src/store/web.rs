@@ -1,0 +1,128 @@
+//! Web mail sessions (`w/<id>` in tree `meta`): a random 256-bit id, kept in
+//! the browser's cookie, maps to the account, the session's CSRF token and
+//! its expiry. Only the unguessable id is a credential; expired
+//! records are swept whenever a new session is created.
+
+use super::{Store, StoreError, decode, encode, now};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebSession {
+    pub user: String,
+    /// Token every state-changing request must carry.
+    pub csrf: String,
+    /// Unix seconds after which the session is void.
+    pub expires: i64,
+}
+
+fn web_key(id: &str) -> Vec<u8> {
+    format!("w/{id}").into_bytes()
+}
+
+impl Store {
+    /// Stores a new session under `id` and sweeps expired ones.
+    pub fn create_web_session(&self, id: &str, session: &WebSession) -> Result<(), StoreError> {
+        let t = now();
+        for item in self.inner.meta.scan_prefix(b"w/") {
+            let (k, v) = item?;
+            let expired = decode::<WebSession>("web session", &v)
+                .map(|s| s.expires <= t)
+                .unwrap_or(true);
+            if expired {
+                self.inner.meta.remove(k)?;
+            }
+        }
+        self.inner.meta.insert(web_key(id), encode(session))?;
+        Ok(())
+    }
+
+    /// The live session with this id (None when unknown or expired).
+    pub fn web_session(&self, id: &str) -> Result<Option<WebSession>, StoreError> {
+        let Some(v) = self.inner.meta.get(web_key(id))? else {
+            return Ok(None);
+        };
+        let s: WebSession = decode("web session", &v)?;
+        if s.expires <= now() {
+            self.inner.meta.remove(web_key(id))?;
+            return Ok(None);
+        }
+        Ok(Some(s))
+    }
+
+    pub fn delete_web_session(&self, id: &str) -> Result<(), StoreError> {
+        self.inner.meta.remove(web_key(id))?;
+        Ok(())
+    }
+
+    /// Moves messages between folders of one user (IMAP MOVE's store
+    /// function: the body is shared, flags travel); returns the new UIDs.
+    pub fn move_messages(
+        &self,
+        user: &str,
+        from: &str,
+        uids: &[u32],
+        to: &str,
+    ) -> Result<Vec<u32>, StoreError> {
+        let result = self.copy_messages(user, from, uids, to, true)?;
+        Ok(result.pairs.into_iter().map(|(_, new)| new).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sessions_expire_and_are_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let live = WebSession {
+            user: "bob@x.test".into(),
+            csrf: "c".into(),
+            expires: now() + 60,
+        };
+        let dead = WebSession {
+            expires: now() - 1,
+            ..live.clone()
+        };
+        store.create_web_session("dead", &dead).unwrap();
+        store.create_web_session("live", &live).unwrap();
+        assert_eq!(store.web_session("live").unwrap(), Some(live));
+        assert_eq!(store.web_session("dead").unwrap(), None);
+        store.delete_web_session("live").unwrap();
+        assert_eq!(store.web_session("live").unwrap(), None);
+    }
+
+    #[test]
+    fn move_shares_the_body_and_keeps_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.add_user("bob@x.test", "pw").unwrap();
+        let (_, uid) = store
+            .append(
+                "bob@x.test",
+                "INBOX",
+                b"Subject: a\r\n\r\nx\r\n",
+                vec!["\\Seen".into()],
+                None,
+            )
+            .unwrap();
+        let blob = store
+            .message("bob@x.test", "INBOX", uid)
+            .unwrap()
+            .unwrap()
+            .blob;
+        let new = store
+            .move_messages("bob@x.test", "INBOX", &[uid], "Trash")
+            .unwrap();
+        assert_eq!(new.len(), 1);
+        assert!(store.messages("bob@x.test", "INBOX").unwrap().is_empty());
+        let moved = store
+            .message("bob@x.test", "Trash", new[0])
+            .unwrap()
+            .unwrap();
+        assert_eq!(moved.blob, blob);
+        assert_eq!(moved.flags, vec!["\\Seen".to_string()]);
+        assert!(store.read_blob(blob).unwrap().starts_with(b"Subject: a"));
+    }
+}

@@ -1,0 +1,110 @@
+//! The commit shared by every way a message enters Tern: SMTP/LMTP DATA and
+//! BDAT (`smtp/data.rs`) and web mail's Send (`web/compose.rs`). Given a
+//! finished body, its prefix headers and the routed recipients, it writes
+//! the body, one INBOX copy per local user and the queue entry for remote
+//! recipients in one store batch, flushes it to disk, and wakes the queue.
+//! Nothing is acknowledged to anyone before this returns `Ok`.
+
+use crate::hooks::Target;
+use crate::server::ServerContext;
+use crate::store::{BlobWriter, QueueEntry, QueueRecipient, StoreError, now};
+
+/// One accepted recipient with where it routes to and its DSN parameters.
+pub struct RoutedRecipient<'a> {
+    pub targets: &'a [Target],
+    /// DSN NOTIFY as text ("SUCCESS,FAILURE", "NEVER"), when given.
+    pub notify: Option<String>,
+    /// DSN ORCPT as "type;address", when given.
+    pub orcpt: Option<String>,
+}
+
+/// The envelope of a message being committed.
+pub struct Envelope<'a> {
+    /// Queue id; also the blob id.
+    pub id: u64,
+    /// Envelope sender as text; empty for the null sender.
+    pub sender: String,
+    pub recipients: Vec<RoutedRecipient<'a>>,
+    pub envid: Option<String>,
+    /// DSN RET ("FULL" / "HDRS").
+    pub ret: Option<String>,
+    pub smtputf8: bool,
+    pub eight_bit: bool,
+    /// "helo [ip]" of the client, for queue listings and DSNs.
+    pub client: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CommitError {
+    #[error("storing the message failed: {0}")]
+    Store(StoreError),
+    #[error("flushing the message failed: {0}")]
+    Flush(StoreError),
+}
+
+/// What the commit did.
+#[derive(Debug)]
+pub struct Committed {
+    /// Total size with the prefix.
+    pub size: u64,
+    /// Local users who got a copy, with the UID in their INBOX.
+    pub local: Vec<(String, u32)>,
+    /// Remote recipients queued.
+    pub queued: usize,
+}
+
+/// Commits `writer` (the body) with `prefix` headers for `envelope`; durable
+/// on return.
+pub async fn commit(
+    ctx: &ServerContext,
+    writer: BlobWriter,
+    prefix: Vec<u8>,
+    envelope: &Envelope<'_>,
+) -> Result<Committed, CommitError> {
+    let size = writer.len() + prefix.len() as u64;
+    let mut local_users: Vec<String> = Vec::new();
+    let mut remote: Vec<QueueRecipient> = Vec::new();
+    for r in &envelope.recipients {
+        for t in r.targets {
+            match t {
+                Target::Local(u) if !local_users.contains(u) => local_users.push(u.clone()),
+                Target::Local(_) => {}
+                Target::Remote(a) if remote.iter().any(|q| &q.address == a) => {}
+                Target::Remote(a) => remote.push(QueueRecipient::new(
+                    a.clone(),
+                    r.notify.clone(),
+                    r.orcpt.clone(),
+                    Vec::new(),
+                )),
+            }
+        }
+    }
+    let queued = remote.len();
+    let entry = (!remote.is_empty()).then(|| QueueEntry {
+        id: envelope.id,
+        blob: envelope.id,
+        size,
+        sender: envelope.sender.clone(),
+        envid: envelope.envid.clone(),
+        ret: envelope.ret.clone(),
+        smtputf8: envelope.smtputf8,
+        eight_bit: envelope.eight_bit,
+        arrived: now(),
+        client: envelope.client.clone(),
+        recipients: remote,
+        warned: false,
+    });
+    let store = &ctx.store;
+    let uids = store
+        .accept_message(writer, prefix, &local_users, entry.as_ref())
+        .map_err(CommitError::Store)?;
+    store.flush().await.map_err(CommitError::Flush)?;
+    if entry.is_some() {
+        ctx.queue.queued(envelope.id, now());
+    }
+    Ok(Committed {
+        size,
+        local: local_users.into_iter().zip(uids).collect(),
+        queued,
+    })
+}
