@@ -202,3 +202,39 @@ for i in range(30):
         "peak RSS grew from {before} KiB to {after} KiB over 30 logins"
     );
 }
+
+#[test]
+fn esearch_return_options_and_condstore_enabling_fetch() {
+    let t = server("");
+    let out = run(
+        &t,
+        r#"
+a = Raw()
+caps = a.ok("CAPABILITY")[0]
+assert " ESEARCH" in caps, caps
+for i in range(4):
+    a.ok("APPEND INBOX {14+}\r\nSubject: x\r\n\r\n")
+a.ok("SELECT INBOX")
+a.ok("STORE 2,4 +FLAGS.SILENT (\\Seen)")
+def es(text):
+    # The ESEARCH lines without the (TAG "...") correlator, which is checked.
+    lines = a.ok(text)
+    tag = f't{a.n}'
+    assert all(l.startswith(f'* ESEARCH (TAG "{tag}")') for l in lines), (tag, lines)
+    return [l.replace(f' (TAG "{tag}")', "") for l in lines]
+assert es("SEARCH RETURN () ALL") == ["* ESEARCH ALL 1:4"]
+assert es("UID SEARCH RETURN (MIN MAX COUNT) SEEN") == ["* ESEARCH UID MIN 2 MAX 4 COUNT 2"]
+assert es("SEARCH RETURN (MIN) 1000") == ["* ESEARCH"]
+assert es("SEARCH RETURN (COUNT) SUBJECT {1+}\r\ny") == ["* ESEARCH COUNT 0"]
+assert a.cmd("SEARCH RETURN (SAVE) ALL")[1].startswith("BAD")
+assert a.ok("SEARCH SEEN") == ["* SEARCH 2 4"]
+# The first CONDSTORE-enabling command in the selected state also gets HIGHESTMODSEQ.
+lines = a.ok("FETCH 1 MODSEQ")
+assert any(l.startswith("* OK [HIGHESTMODSEQ ") for l in lines), lines
+lines = es("SEARCH RETURN (MAX) MODSEQ 1")
+assert lines[0].startswith("* ESEARCH MAX 4 MODSEQ "), lines
+print("ok")
+"#,
+    );
+    assert_eq!(out.trim(), "ok");
+}
