@@ -120,14 +120,14 @@ impl Session {
         // Changes that happened before this point are in the view already.
         while self.events.try_recv().is_ok() {}
         let mut out = Vec::new();
-        out.extend_from_slice(b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n");
-        if read_only {
-            out.extend_from_slice(b"* OK [PERMANENTFLAGS ()] read-only\r\n");
-        } else {
-            out.extend_from_slice(b"* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] flags permitted\r\n");
-        }
+        view.flag_lines(&mut out);
         out.extend_from_slice(
-            format!("* {} EXISTS\r\n* 0 RECENT\r\n", view.messages.len()).as_bytes(),
+            format!(
+                "* {} EXISTS\r\n* {} RECENT\r\n",
+                view.messages.len(),
+                view.recent_count()
+            )
+            .as_bytes(),
         );
         if let Some(p) = view
             .messages
@@ -168,8 +168,17 @@ impl Session {
     }
 
     pub fn create(&mut self, mailbox: Mailbox<'static>) -> io::Result<Outcome> {
-        let name = match folder_name(&mailbox) {
-            Ok(n) => n.trim_end_matches(SEPARATOR).to_string(),
+        // A trailing separator only says the client means to create folders
+        // below it (RFC 3501 6.3.3): the name is created without it.
+        let name = match &mailbox {
+            Mailbox::Other(o) => match std::str::from_utf8(o.as_ref()) {
+                Ok(raw) => check_name(raw.strip_suffix(SEPARATOR).unwrap_or(raw)),
+                Err(_) => Err("folder names must be UTF-8 (or modified UTF-7)".to_string()),
+            },
+            Mailbox::Inbox => Ok("INBOX".to_string()),
+        };
+        let name = match name {
+            Ok(n) => n,
             Err(e) => return Ok(Outcome::No(format!("[CANNOT] {e}"))),
         };
         if name == "INBOX" {
@@ -197,7 +206,8 @@ impl Session {
                 break;
             }
             match self.ctx.store.create_folder(&user, &prefix) {
-                Ok(_) => {}
+                // CREATE does not subscribe (RFC 3501 6.3.3, 6.3.6).
+                Ok(_) => self.ctx.store.set_subscribed(&user, &prefix, false)?,
                 Err(StoreError::FolderExists(_)) if !last => {}
                 Err(e) => return Err(e),
             }
@@ -291,6 +301,32 @@ impl Session {
             Err(e) => return Ok(self.store_failure(e)),
         };
         let mut out = Vec::new();
+        if lsub {
+            // A subscribed folder's unsubscribed superior that the pattern
+            // matches (when the folder itself is not matched, as with `%`)
+            // is listed \Noselect (RFC 3501 6.3.9).
+            let mut parents: Vec<&str> = Vec::new();
+            for f in folders.iter().filter(|f| f.subscribed) {
+                if matches(full.as_bytes(), f.name.as_bytes()) {
+                    continue;
+                }
+                for (i, _) in f.name.match_indices(SEPARATOR) {
+                    let parent = &f.name[..i];
+                    let subscribed = folders.iter().any(|o| o.subscribed && o.name == parent);
+                    if !subscribed
+                        && matches(full.as_bytes(), parent.as_bytes())
+                        && !parents.contains(&parent)
+                    {
+                        parents.push(parent);
+                    }
+                }
+            }
+            for parent in parents {
+                out.extend_from_slice(b"* LSUB (\\Noselect) \"/\" ");
+                wire::mailbox(&mut out, parent);
+                out.extend_from_slice(b"\r\n");
+            }
+        }
         for f in &folders {
             if lsub && !f.subscribed {
                 continue;
@@ -347,7 +383,13 @@ impl Session {
             };
             parts.push(match item {
                 StatusDataItemName::Messages => format!("MESSAGES {}", messages.len()),
-                StatusDataItemName::Recent => "RECENT 0".to_string(),
+                StatusDataItemName::Recent => format!(
+                    "RECENT {}",
+                    messages
+                        .iter()
+                        .filter(|m| m.uid >= info.first_recent)
+                        .count()
+                ),
                 StatusDataItemName::UidNext => format!("UIDNEXT {}", info.next_uid),
                 StatusDataItemName::UidValidity => format!("UIDVALIDITY {}", info.uidvalidity),
                 StatusDataItemName::Unseen => format!("UNSEEN {}", messages.len() - has("\\Seen")),

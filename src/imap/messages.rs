@@ -7,8 +7,8 @@ use super::mailboxes::folder_name;
 use super::render;
 use super::sections::{Need, load, need_of, section_bytes, section_label};
 use super::session::{Outcome, Session};
-use super::view::{self, uid_set};
-use crate::store::MessageMeta;
+use super::view::{View, uid_set};
+use crate::store::{FlagOp, MessageMeta};
 use imap_codec::imap_types::command::{FetchModifier, StoreModifier};
 use imap_codec::imap_types::fetch::{Macro, MacroOrMessageDataItemNames, MessageDataItemName};
 use imap_codec::imap_types::flag::{Flag, StoreResponse, StoreType};
@@ -25,6 +25,7 @@ fn literal(out: &mut Vec<u8>, data: &[u8]) {
 fn render_message(
     out: &mut Vec<u8>,
     seq: usize,
+    view: &View,
     meta: &MessageMeta,
     items: &[MessageDataItemName<'_>],
     bytes: &[u8],
@@ -42,7 +43,7 @@ fn render_message(
             MessageDataItemName::Uid => {
                 out.extend_from_slice(format!("UID {}", meta.uid).as_bytes())
             }
-            MessageDataItemName::Flags => view::flags(out, &meta.flags),
+            MessageDataItemName::Flags => view.flags(out, meta),
             MessageDataItemName::InternalDate => {
                 let date =
                     chrono::DateTime::from_timestamp(meta.internal_date, 0).unwrap_or_default();
@@ -209,27 +210,19 @@ impl Session {
             .filter(|&p| changed_since.is_none_or(|c| view.messages[p].modseq > c))
             .collect();
         if marks_seen && !view.read_only {
-            let changes: Vec<(u32, Vec<String>)> = positions
+            let unseen: Vec<u32> = positions
                 .iter()
                 .map(|&p| &view.messages[p])
-                .filter(|m| !m.flags.iter().any(|f| f == "\\Seen"))
-                .map(|m| {
-                    (
-                        m.uid,
-                        m.flags
-                            .iter()
-                            .cloned()
-                            .chain(["\\Seen".to_string()])
-                            .collect(),
-                    )
-                })
+                .filter(|m| !m.flags.iter().any(|f| f.eq_ignore_ascii_case("\\Seen")))
+                .map(|m| m.uid)
                 .collect();
-            if !changes.is_empty() {
-                match store.store_flags(&user, &view.folder, &changes, None) {
+            if !unseen.is_empty() {
+                let op = FlagOp::Add(vec!["\\Seen".to_string()]);
+                match store.store_flags(&user, &view.folder, &unseen, &op, None) {
                     Ok((done, _)) => {
-                        for (uid, modseq) in done {
+                        for (uid, modseq, flags) in done {
                             if let Some(p) = view.position(uid) {
-                                view.messages[p].flags.push("\\Seen".to_string());
+                                view.messages[p].flags = flags;
                                 view.messages[p].modseq = modseq;
                             }
                         }
@@ -262,6 +255,7 @@ impl Session {
             render_message(
                 &mut out,
                 p + 1,
+                view,
                 meta,
                 &items,
                 &bytes,
@@ -274,7 +268,11 @@ impl Session {
         }
         self.conn.write_buffered(&out).await?;
         if missing {
-            return Ok(Outcome::No("some messages were expunged meanwhile".into()));
+            // RFC 5530: the rest was fetched; the client will see the
+            // EXPUNGE at the next point it may be sent.
+            return Ok(Outcome::Ok(
+                "[EXPUNGEISSUED] some messages were expunged meanwhile".into(),
+            ));
         }
         Ok(Outcome::Ok("FETCH completed".into()))
     }
@@ -296,7 +294,17 @@ impl Session {
         if unchanged_since.is_some() {
             self.condstore = true;
         }
-        let flags: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
+        // \Recent belongs to the session and cannot be stored (RFC 3501 2.3.2).
+        let flags: Vec<String> = flags
+            .iter()
+            .map(|f| f.to_string())
+            .filter(|f| !f.eq_ignore_ascii_case("\\Recent"))
+            .collect();
+        let op = match kind {
+            StoreType::Replace => FlagOp::Replace(flags),
+            StoreType::Add => FlagOp::Add(flags),
+            StoreType::Remove => FlagOp::Remove(flags),
+        };
         let user = self.account();
         let store = self.ctx.store.clone();
         let condstore = self.condstore;
@@ -310,56 +318,32 @@ impl Session {
             Ok(p) => p,
             Err(e) => return Ok(Outcome::Bad(e.to_string())),
         };
-        let mut changes = Vec::with_capacity(positions.len());
-        for &p in &positions {
-            let current = &view.messages[p].flags;
-            let new: Vec<String> = match kind {
-                StoreType::Replace => flags.clone(),
-                StoreType::Add => {
-                    let mut f = current.clone();
-                    f.extend(flags.iter().filter(|n| !current.contains(n)).cloned());
-                    f
-                }
-                StoreType::Remove => current
-                    .iter()
-                    .filter(|f| !flags.contains(f))
-                    .cloned()
-                    .collect(),
+        let uids: Vec<u32> = positions.iter().map(|&p| view.messages[p].uid).collect();
+        let (done, failed) =
+            match store.store_flags(&user, &view.folder, &uids, &op, unchanged_since) {
+                Ok(r) => r,
+                Err(e) => return Ok(self.store_failure(e)),
             };
-            let mut dedup = Vec::with_capacity(new.len());
-            for f in new {
-                if !dedup.contains(&f) {
-                    dedup.push(f);
-                }
-            }
-            changes.push((view.messages[p].uid, dedup));
-        }
-        let (done, failed) = match store.store_flags(&user, &view.folder, &changes, unchanged_since)
-        {
-            Ok(r) => r,
-            Err(e) => return Ok(self.store_failure(e)),
-        };
-        for (uid, modseq) in &done {
-            if let (Some(p), Some((_, f))) =
-                (view.position(*uid), changes.iter().find(|(u, _)| u == uid))
-            {
-                view.messages[p].flags = f.clone();
+        let mut out = Vec::new();
+        view.announce_keywords(done.iter().flat_map(|(_, _, f)| f.iter()), &mut out);
+        for (uid, modseq, flags) in &done {
+            if let Some(p) = view.position(*uid) {
+                view.messages[p].flags = flags.clone();
                 view.messages[p].modseq = *modseq;
             }
         }
-        let mut out = Vec::new();
+        let silent = matches!(response, StoreResponse::Silent);
         for &p in &positions {
             let m = &view.messages[p];
             if failed.contains(&m.uid) {
                 continue;
             }
-            let silent = matches!(response, StoreResponse::Silent);
-            if silent && !(unchanged_since.is_some() && done.iter().any(|(u, _)| *u == m.uid)) {
+            if silent && !(unchanged_since.is_some() && done.iter().any(|(u, _, _)| *u == m.uid)) {
                 continue;
             }
             out.extend_from_slice(format!("* {} FETCH (", p + 1).as_bytes());
             if !silent {
-                view::flags(&mut out, &m.flags);
+                view.flags(&mut out, m);
                 out.push(b' ');
             }
             out.extend_from_slice(format!("UID {}", m.uid).as_bytes());

@@ -1,6 +1,6 @@
 //! The IMAP server (RFC 3501 IMAP4rev1, with IDLE, UIDPLUS, MOVE, ENABLE,
 //! NAMESPACE, SPECIAL-USE, LITERAL+, ID, UNSELECT, CHILDREN, CONDSTORE,
-//! SASL-IR and STARTTLS) over the built-in mailbox store. Commands are
+//! ESEARCH, SASL-IR and STARTTLS) over the built-in mailbox store. Commands are
 //! framed and decoded by imap-codec (`wire.rs`, `session.rs`); the command
 //! groups live in `auth.rs`, `mailboxes.rs`, `messages.rs`, `search.rs` and
 //! `idle.rs`; `view.rs` is the selected folder as one session sees it, and

@@ -128,13 +128,23 @@ pub fn envelope(out: &mut Vec<u8>, block: &[u8]) {
 
 fn addresses(out: &mut Vec<u8>, list: Option<&Address<'_>>) {
     let one = |out: &mut Vec<u8>, name: Option<&str>, address: Option<&str>| {
+        // An obsolete source route (`<@relay:user@host>`) is the adl field.
+        let (route, address) = match address {
+            Some(a) if a.starts_with('@') => match a.split_once(':') {
+                Some((r, rest)) => (Some(r), Some(rest)),
+                None => (None, Some(a)),
+            },
+            other => (None, other),
+        };
         let (local, host) = match address.and_then(|a| a.rsplit_once('@')) {
             Some((l, h)) => (Some(l), Some(h)),
             None => (address, None),
         };
         out.push(b'(');
         nstring(out, name.map(encode_word).as_deref().map(str::as_bytes));
-        out.extend_from_slice(b" NIL ");
+        out.push(b' ');
+        nstring(out, route.map(str::as_bytes));
+        out.push(b' ');
         nstring(out, local.map(str::as_bytes));
         out.push(b' ');
         nstring(out, host.map(str::as_bytes));
@@ -154,7 +164,8 @@ fn addresses(out: &mut Vec<u8>, list: Option<&Address<'_>>) {
                     string(&mut body, name.as_bytes());
                     body.extend_from_slice(b" NIL)");
                 }
-                for a in &g.addresses {
+                // A comment inside a group (`group: (foo) ;`) is no member.
+                for a in g.addresses.iter().filter(|a| a.address.is_some()) {
                     one(&mut body, a.name.as_deref(), a.address.as_deref());
                 }
                 if g.name.is_some() {

@@ -44,6 +44,8 @@ struct Candidate<'a> {
     bytes: &'a [u8],
     count: usize,
     largest_uid: u32,
+    /// \Recent in this session.
+    recent: bool,
 }
 
 fn contains(hay: &str, needle: &[u8]) -> bool {
@@ -140,9 +142,11 @@ fn matches(key: &SearchKey<'_>, c: &Candidate<'_>) -> bool {
         SearchKey::Undraft => !has(m, "\\Draft"),
         SearchKey::Flagged => has(m, "\\Flagged"),
         SearchKey::Unflagged => !has(m, "\\Flagged"),
-        SearchKey::Seen | SearchKey::Old => has(m, "\\Seen") || matches!(key, SearchKey::Old),
+        SearchKey::Seen => has(m, "\\Seen"),
         SearchKey::Unseen => !has(m, "\\Seen"),
-        SearchKey::New | SearchKey::Recent => false,
+        SearchKey::Recent => c.recent,
+        SearchKey::New => c.recent && !has(m, "\\Seen"),
+        SearchKey::Old => !c.recent,
         SearchKey::Keyword(k) => has(m, k.as_ref()),
         SearchKey::Unkeyword(k) => !has(m, k.as_ref()),
         SearchKey::Larger(n) => m.size > u64::from(*n),
@@ -223,7 +227,7 @@ impl Session {
         let count = view.messages.len();
         let largest_uid = view.messages.last().map(|m| m.uid).unwrap_or(0);
         let mut found = Vec::new();
-        let mut highest = 0;
+        let mut modseqs = Vec::new();
         for (i, meta) in view.messages.iter().enumerate() {
             let bytes = match depth {
                 Need::Index => Vec::new(),
@@ -238,11 +242,18 @@ impl Session {
                 bytes: &bytes,
                 count,
                 largest_uid,
+                recent: view.recent.contains(&meta.uid),
             };
             if matches(&key, &c) {
                 found.push(if uid { meta.uid } else { i as u32 + 1 });
-                highest = highest.max(meta.modseq);
+                modseqs.push(meta.modseq);
             }
+        }
+        let highest = modseqs.iter().copied().max().unwrap_or(0);
+        if let Some((tag, options)) = self.search_return.take() {
+            let line = esearch(&tag, uid, &options, &found, &modseqs, with_modseq);
+            self.conn.write_buffered(line.as_bytes()).await?;
+            return Ok(Outcome::Ok("SEARCH completed".into()));
         }
         let mut line = String::from("* SEARCH");
         for n in &found {
@@ -254,5 +265,152 @@ impl Session {
         line.push_str("\r\n");
         self.conn.write_buffered(line.as_bytes()).await?;
         Ok(Outcome::Ok("SEARCH completed".into()))
+    }
+}
+
+/// The ESEARCH response (RFC 4731) for RETURN `options` (empty: ALL), with
+/// CONDSTORE's MODSEQ (RFC 7162 3.1.5: of the returned MIN/MAX messages
+/// when only those were asked for, else the highest of all matches).
+fn esearch(
+    tag: &str,
+    uid: bool,
+    options: &[String],
+    found: &[u32],
+    modseqs: &[u64],
+    with_modseq: bool,
+) -> String {
+    let want = |o: &str| options.is_empty() && o == "ALL" || options.iter().any(|x| x == o);
+    let mut line = String::from("* ESEARCH (TAG ");
+    let mut quoted = Vec::new();
+    super::wire::string(&mut quoted, tag.as_bytes());
+    line.push_str(&String::from_utf8_lossy(&quoted));
+    line.push(')');
+    if uid {
+        line.push_str(" UID");
+    }
+    // `found` is ascending (sequence or UID order alike).
+    let (min, max) = (found.first(), found.last());
+    if let (true, Some(m)) = (want("MIN"), min) {
+        line.push_str(&format!(" MIN {m}"));
+    }
+    if let (true, Some(m)) = (want("MAX"), max) {
+        line.push_str(&format!(" MAX {m}"));
+    }
+    if want("COUNT") {
+        line.push_str(&format!(" COUNT {}", found.len()));
+    }
+    if want("ALL") && !found.is_empty() {
+        line.push_str(&format!(" ALL {}", super::wire::sequence_set(found)));
+    }
+    if with_modseq && !found.is_empty() {
+        let only_ends = !want("ALL") && !want("COUNT");
+        let modseq = if only_ends {
+            let mut m = 0;
+            if want("MIN") {
+                m = m.max(modseqs[0]);
+            }
+            if want("MAX") {
+                m = m.max(modseqs[modseqs.len() - 1]);
+            }
+            m
+        } else {
+            modseqs.iter().copied().max().unwrap_or(0)
+        };
+        line.push_str(&format!(" MODSEQ {modseq}"));
+    }
+    line.push_str("\r\n");
+    line
+}
+
+/// ESEARCH's `SEARCH RETURN (...)`, which imap-codec does not parse: if
+/// the command `message` is `tag [UID] SEARCH RETURN (opts) ...`, returns
+/// it without the RETURN part (for the codec) and the options, upper case.
+/// `Err` for options other than MIN, MAX, ALL and COUNT.
+pub fn strip_search_return(message: &[u8]) -> Option<Result<(Vec<u8>, Vec<String>), String>> {
+    let line_end = message
+        .iter()
+        .position(|&b| b == b'\n')
+        .unwrap_or(message.len());
+    let line = &message[..line_end];
+    let mut pos = line.iter().position(|&b| b == b' ')? + 1;
+    let word = |pos: usize| -> &[u8] {
+        let end = line[pos..]
+            .iter()
+            .position(|&b| b == b' ')
+            .map(|e| pos + e)
+            .unwrap_or(line.len());
+        &line[pos..end]
+    };
+    if word(pos).eq_ignore_ascii_case(b"UID") {
+        pos += 4;
+    }
+    if !word(pos).eq_ignore_ascii_case(b"SEARCH") {
+        return None;
+    }
+    pos += 7;
+    let rest = line.get(pos..)?;
+    if rest.len() < 8 || !rest[..8].eq_ignore_ascii_case(b"RETURN (") {
+        return None;
+    }
+    let open = pos + 8;
+    let close = open + line[open..].iter().position(|&b| b == b')')?;
+    let options: Vec<String> = String::from_utf8_lossy(&line[open..close])
+        .split_ascii_whitespace()
+        .map(str::to_ascii_uppercase)
+        .collect();
+    if let Some(bad) = options
+        .iter()
+        .find(|o| !["MIN", "MAX", "ALL", "COUNT"].contains(&o.as_str()))
+    {
+        return Some(Err(format!("SEARCH RETURN option {bad} is not supported")));
+    }
+    // Skip the space after ")", keep everything else (literals included).
+    let after = message.get(close + 1..)?;
+    let after = after.strip_prefix(b" ").unwrap_or(after);
+    let mut out = message[..pos].to_vec();
+    out.extend_from_slice(after);
+    Some(Ok((out, options)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn search_return_is_stripped() {
+        let (cmd, opts) = strip_search_return(b"a1 UID SEARCH RETURN (min Count) SEEN\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(cmd, b"a1 UID SEARCH SEEN\r\n");
+        assert_eq!(opts, vec!["MIN", "COUNT"]);
+        let (cmd, opts) = strip_search_return(b"a SEARCH RETURN () SUBJECT {3}\r\nabc\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(cmd, b"a SEARCH SUBJECT {3}\r\nabc\r\n");
+        assert!(opts.is_empty());
+        assert!(strip_search_return(b"a SEARCH ALL\r\n").is_none());
+        assert!(strip_search_return(b"a FETCH 1 ALL\r\n").is_none());
+        assert!(
+            strip_search_return(b"a SEARCH RETURN (SAVE) ALL\r\n")
+                .unwrap()
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn esearch_lines() {
+        let l = esearch("t", true, &[], &[1, 2, 3, 5], &[4, 9, 2, 3], false);
+        assert_eq!(l, "* ESEARCH (TAG \"t\") UID ALL 1:3,5\r\n");
+        let l = esearch(
+            "t",
+            false,
+            &["MIN".into(), "MAX".into()],
+            &[2, 3],
+            &[7, 5],
+            true,
+        );
+        assert_eq!(l, "* ESEARCH (TAG \"t\") MIN 2 MAX 3 MODSEQ 7\r\n");
+        let l = esearch("t", false, &["COUNT".into()], &[], &[], true);
+        assert_eq!(l, "* ESEARCH (TAG \"t\") COUNT 0\r\n");
     }
 }

@@ -157,6 +157,15 @@ pub fn section_bytes(bytes: &[u8], section: &Option<Section<'_>>) -> Vec<u8> {
         Some(Section::HeaderFieldsNot(_, n)) => {
             render::select_fields(header, &names(n.as_ref()), true)
         }
-        _ => render::slice(raw, root.offset_body, root.offset_end).to_vec(),
+        // The nested message's text runs to the end of the enclosing part
+        // (mail-parser ends a multipart root before its epilogue).
+        _ => {
+            let end = if std::ptr::eq(raw, located.raw) {
+                located.part.offset_end
+            } else {
+                u32::try_from(raw.len()).unwrap_or(u32::MAX)
+            };
+            render::slice(raw, root.offset_body, end).to_vec()
+        }
     }
 }

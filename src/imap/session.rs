@@ -12,6 +12,7 @@ use crate::server::ServerContext;
 use crate::shutdown::Shutdown;
 use crate::store::MailboxEvent;
 use imap_codec::CommandCodec;
+use imap_codec::decode::Decoder;
 use imap_codec::fragmentizer::DecodeMessageError;
 use imap_codec::imap_types::IntoStatic;
 use imap_codec::imap_types::command::{Command, CommandBody};
@@ -49,6 +50,9 @@ pub struct Session {
     /// CONDSTORE enabled (ENABLE, SELECT (CONDSTORE), or a MODSEQ use).
     pub condstore: bool,
     pub events: broadcast::Receiver<MailboxEvent>,
+    /// The tag and RETURN options of the SEARCH being run, when the client
+    /// asked for ESEARCH (RFC 4731) results.
+    pub search_return: Option<(String, Vec<String>)>,
     errors: u32,
 }
 
@@ -63,6 +67,7 @@ pub async fn run(conn: Connection, ctx: Arc<ServerContext>, mut shutdown: Shutdo
         view: None,
         condstore: false,
         events,
+        search_return: None,
         errors: 0,
     };
     let result = tokio::select! {
@@ -95,19 +100,51 @@ impl Session {
                 }
                 Framed::Complete => {}
             }
-            let decoded = match self.reader.frag.decode_message(&CommandCodec::default()) {
-                Ok(cmd) => Ok(cmd.into_static()),
-                Err(e) => {
-                    let tag = self.reader.frag.decode_tag().map(|t| t.inner().to_string());
-                    Err((
-                        tag,
-                        matches!(
-                            e,
-                            DecodeMessageError::MessageTooLong { .. }
-                                | DecodeMessageError::MessagePoisoned { .. }
-                        ),
-                    ))
+            // imap-codec does not parse ESEARCH's RETURN: take it out first.
+            self.search_return = None;
+            let frag = &self.reader.frag;
+            let whole = !frag.is_max_message_size_exceeded() && !frag.is_message_poisoned();
+            let stripped = whole
+                .then(|| super::search::strip_search_return(frag.message_bytes()))
+                .flatten();
+            let decoded = match stripped {
+                Some(Ok((bytes, options))) => match CommandCodec::default().decode(&bytes) {
+                    Ok((rest, cmd)) if rest.is_empty() => {
+                        self.search_return = Some((cmd.tag.inner().to_string(), options));
+                        Ok(cmd.into_static())
+                    }
+                    _ => Err((
+                        self.reader.frag.decode_tag().map(|t| t.inner().to_string()),
+                        false,
+                    )),
+                },
+                Some(Err(e)) => {
+                    let tag = self
+                        .reader
+                        .frag
+                        .decode_tag()
+                        .map(|t| t.inner().to_string())
+                        .unwrap_or_else(|| "*".into());
+                    self.errors += 1;
+                    self.conn
+                        .write_buffered(format!("{tag} BAD {e}\r\n").as_bytes())
+                        .await?;
+                    continue;
                 }
+                None => match self.reader.frag.decode_message(&CommandCodec::default()) {
+                    Ok(cmd) => Ok(cmd.into_static()),
+                    Err(e) => {
+                        let tag = self.reader.frag.decode_tag().map(|t| t.inner().to_string());
+                        Err((
+                            tag,
+                            matches!(
+                                e,
+                                DecodeMessageError::MessageTooLong { .. }
+                                    | DecodeMessageError::MessagePoisoned { .. }
+                            ),
+                        ))
+                    }
+                },
             };
             let cmd = match decoded {
                 Ok(cmd) => cmd,
@@ -158,6 +195,7 @@ impl Session {
             "UNSELECT",
             "UIDPLUS",
             "MOVE",
+            "ESEARCH",
         ];
         caps.extend(["CHILDREN", "SPECIAL-USE", "CONDSTORE"]);
         if self.user.is_none() {
@@ -184,6 +222,11 @@ impl Session {
                 | CommandBody::Store { uid: false, .. }
                 | CommandBody::Search { uid: false, .. }
         );
+        let condstore_before = self.condstore
+            || matches!(
+                cmd.body,
+                CommandBody::Select { .. } | CommandBody::Examine { .. }
+            );
         let outcome = match cmd.body {
             CommandBody::Capability => {
                 let line = format!("* CAPABILITY {}\r\n", self.capabilities());
@@ -305,6 +348,9 @@ impl Session {
             } => self.copy(sequence_set, mailbox, uid, true).await?,
             body => Outcome::Bad(format!("{} is not supported", body.name())),
         };
+        if !condstore_before && self.condstore {
+            self.announce_highest_modseq().await?;
+        }
         self.report_changes(expunge_ok).await?;
         let line = match outcome {
             Outcome::Ok(text) => format!("{tag} OK {text}\r\n"),
@@ -371,6 +417,19 @@ impl Session {
         }
         if !out.is_empty() {
             self.conn.write_buffered(&out).await?;
+        }
+        Ok(())
+    }
+
+    /// A command that enabled CONDSTORE in the selected state is answered
+    /// with the folder's HIGHESTMODSEQ too (RFC 7162 3.1).
+    async fn announce_highest_modseq(&mut self) -> io::Result<()> {
+        let (Some(user), Some(view)) = (self.user.as_deref(), self.view.as_ref()) else {
+            return Ok(());
+        };
+        if let Ok(Some(info)) = self.ctx.store.folder(user, &view.folder) {
+            let line = format!("* OK [HIGHESTMODSEQ {}] modseq\r\n", info.highest_modseq);
+            self.conn.write_buffered(line.as_bytes()).await?;
         }
         Ok(())
     }

@@ -7,6 +7,10 @@
 use super::wire;
 use crate::store::{MessageMeta, Store, StoreError};
 use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
+use std::collections::HashSet;
+
+/// The system flags every folder allows.
+const SYSTEM_FLAGS: &str = "\\Answered \\Flagged \\Deleted \\Seen \\Draft";
 
 pub struct View {
     pub folder: String,
@@ -15,6 +19,11 @@ pub struct View {
     pub messages: Vec<MessageMeta>,
     /// Something changed in the store since the last sync.
     pub dirty: bool,
+    /// UIDs that are \Recent in this session (RFC 3501 2.3.2): new to
+    /// every session before this one claimed them.
+    pub recent: HashSet<u32>,
+    /// Keywords announced in the last untagged FLAGS.
+    pub keywords: Vec<String>,
 }
 
 /// A sequence set that names messages the mailbox does not have.
@@ -32,12 +41,94 @@ impl View {
         let Some(info) = store.folder(user, folder)? else {
             return Ok(None);
         };
-        Ok(Some(View {
+        let messages = store.messages(user, folder)?;
+        let first_recent = match messages.last() {
+            Some(last) if !read_only => store.claim_recent(user, &info.name, last.uid + 1)?,
+            _ => info.first_recent,
+        };
+        let recent = messages
+            .iter()
+            .map(|m| m.uid)
+            .filter(|&u| u >= first_recent)
+            .collect();
+        let mut view = View {
             folder: info.name,
             read_only,
-            messages: store.messages(user, folder)?,
+            messages,
             dirty: false,
-        }))
+            recent,
+            keywords: Vec::new(),
+        };
+        view.keywords = view.keywords_in(view.messages.iter().flat_map(|m| m.flags.iter()));
+        Ok(Some(view))
+    }
+
+    /// Keywords among `flags` that have not been announced yet.
+    fn keywords_in<'a>(&self, flags: impl Iterator<Item = &'a String>) -> Vec<String> {
+        let mut new: Vec<String> = Vec::new();
+        for f in flags {
+            if !f.starts_with('\\')
+                && !self.keywords.iter().any(|k| k.eq_ignore_ascii_case(f))
+                && !new.iter().any(|k| k.eq_ignore_ascii_case(f))
+            {
+                new.push(f.clone());
+            }
+        }
+        new
+    }
+
+    /// The untagged FLAGS and PERMANENTFLAGS responses for this folder.
+    pub fn flag_lines(&self, out: &mut Vec<u8>) {
+        let mut all = SYSTEM_FLAGS.to_string();
+        for k in &self.keywords {
+            all.push(' ');
+            all.push_str(k);
+        }
+        out.extend_from_slice(format!("* FLAGS ({all})\r\n").as_bytes());
+        if self.read_only {
+            out.extend_from_slice(b"* OK [PERMANENTFLAGS ()] read-only\r\n");
+        } else {
+            out.extend_from_slice(
+                format!("* OK [PERMANENTFLAGS ({all} \\*)] flags permitted\r\n").as_bytes(),
+            );
+        }
+    }
+
+    /// Announces (untagged FLAGS) keywords in `flags` the client has not
+    /// been told about, before a FETCH response shows them.
+    pub fn announce_keywords<'a>(
+        &mut self,
+        flags: impl Iterator<Item = &'a String>,
+        out: &mut Vec<u8>,
+    ) {
+        let new = self.keywords_in(flags);
+        if !new.is_empty() {
+            self.keywords.extend(new);
+            self.flag_lines(out);
+        }
+    }
+
+    /// Renders `FLAGS (...)` for message `m` as this session sees it
+    /// (with \Recent).
+    pub fn flags(&self, out: &mut Vec<u8>, m: &MessageMeta) {
+        out.extend_from_slice(b"FLAGS (");
+        let mut first = true;
+        if self.recent.contains(&m.uid) {
+            out.extend_from_slice(b"\\Recent");
+            first = false;
+        }
+        for f in &m.flags {
+            if !first {
+                out.push(b' ');
+            }
+            first = false;
+            out.extend_from_slice(f.as_bytes());
+        }
+        out.push(b')');
+    }
+
+    pub fn recent_count(&self) -> usize {
+        self.recent.len()
     }
 
     pub fn position(&self, uid: u32) -> Option<usize> {
@@ -94,7 +185,8 @@ impl View {
         positions.dedup();
         for &p in positions.iter().rev() {
             if p < self.messages.len() {
-                self.messages.remove(p);
+                let gone = self.messages.remove(p);
+                self.recent.remove(&gone.uid);
                 out.extend_from_slice(format!("* {} EXPUNGE\r\n", p + 1).as_bytes());
             }
         }
@@ -115,49 +207,69 @@ impl View {
         }
         let fresh = store.messages(user, &self.folder)?;
         let mut gone = Vec::new();
+        let mut changed = Vec::new();
         for (pos, m) in self.messages.iter_mut().enumerate() {
             match fresh.binary_search_by_key(&m.uid, |f| f.uid) {
                 Err(_) => gone.push(pos),
                 Ok(i) => {
                     let f = &fresh[i];
                     if f.modseq != m.modseq {
-                        let changed = f.flags != m.flags;
+                        if f.flags != m.flags {
+                            changed.push(pos);
+                        }
                         m.flags = f.flags.clone();
                         m.modseq = f.modseq;
-                        if changed {
-                            out.extend_from_slice(format!("* {} FETCH (", pos + 1).as_bytes());
-                            flags(out, &m.flags);
-                            out.extend_from_slice(format!(" UID {}", m.uid).as_bytes());
-                            if condstore {
-                                out.extend_from_slice(format!(" MODSEQ ({})", m.modseq).as_bytes());
-                            }
-                            out.extend_from_slice(b")\r\n");
-                        }
                     }
                 }
             }
+        }
+        let last = self.messages.last().map(|m| m.uid).unwrap_or(0);
+        let new: Vec<MessageMeta> = fresh.into_iter().filter(|m| m.uid > last).collect();
+        let keywords: Vec<String> = changed
+            .iter()
+            .flat_map(|&p| self.messages[p].flags.iter())
+            .chain(new.iter().flat_map(|m| m.flags.iter()))
+            .cloned()
+            .collect();
+        self.announce_keywords(keywords.iter(), out);
+        for &pos in &changed {
+            let m = &self.messages[pos];
+            out.extend_from_slice(format!("* {} FETCH (", pos + 1).as_bytes());
+            self.flags(out, m);
+            out.extend_from_slice(format!(" UID {}", m.uid).as_bytes());
+            if condstore {
+                out.extend_from_slice(format!(" MODSEQ ({})", m.modseq).as_bytes());
+            }
+            out.extend_from_slice(b")\r\n");
         }
         let held_back = !gone.is_empty() && !expunge_ok;
         if !held_back {
             self.remove(gone, out);
         }
-        let last = self.messages.last().map(|m| m.uid).unwrap_or(0);
-        let before = self.messages.len();
-        self.messages
-            .extend(fresh.into_iter().filter(|m| m.uid > last));
-        if self.messages.len() != before {
-            out.extend_from_slice(format!("* {} EXISTS\r\n", self.messages.len()).as_bytes());
+        if let Some(newest) = new.last() {
+            let first_recent = if self.read_only {
+                store
+                    .folder(user, &self.folder)?
+                    .map(|i| i.first_recent)
+                    .unwrap_or(u32::MAX)
+            } else {
+                store.claim_recent(user, &self.folder, newest.uid + 1)?
+            };
+            self.recent
+                .extend(new.iter().map(|m| m.uid).filter(|&u| u >= first_recent));
+            self.messages.extend(new);
+            out.extend_from_slice(
+                format!(
+                    "* {} EXISTS\r\n* {} RECENT\r\n",
+                    self.messages.len(),
+                    self.recent.len()
+                )
+                .as_bytes(),
+            );
         }
         self.dirty = held_back;
         Ok(())
     }
-}
-
-/// Renders `FLAGS (...)`.
-pub fn flags(out: &mut Vec<u8>, flags: &[String]) {
-    out.extend_from_slice(b"FLAGS (");
-    out.extend_from_slice(flags.join(" ").as_bytes());
-    out.push(b')');
 }
 
 /// A UID set in compact form, for response codes.

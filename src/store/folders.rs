@@ -15,7 +15,7 @@ pub const SEPARATOR: char = '/';
 /// What a flag change did: (UID, new mod-sequence) for the messages
 /// changed, and the UIDs left alone because they changed since
 /// UNCHANGEDSINCE.
-pub type FlagChanges = (Vec<(u32, u64)>, Vec<u32>);
+pub type FlagChanges = (Vec<(u32, u64, Vec<String>)>, Vec<u32>);
 
 /// What a COPY or MOVE did: the target's UIDVALIDITY and (source UID,
 /// new UID) pairs, in source order.
@@ -184,15 +184,18 @@ impl Store {
         })
     }
 
-    /// Replaces the flags of many messages at once; `changes` holds (UID,
-    /// new flags). Returns (UID, new mod-sequence) for the messages that
-    /// still exist. With `unchanged_since`, messages whose mod-sequence is
+    /// Changes the flags of many messages at once: each listed UID gets
+    /// `op` applied to its *current* flags under the write lock, so two
+    /// sessions adding and removing different flags never undo each
+    /// other. Returns (UID, new mod-sequence, new flags) for the messages
+    /// that changed. With `unchanged_since`, messages whose mod-sequence is
     /// higher are left alone and returned in the second list (CONDSTORE).
     pub fn store_flags(
         &self,
         user: &str,
         folder: &str,
-        changes: &[(u32, Vec<String>)],
+        uids: &[u32],
+        op: &FlagOp,
         unchanged_since: Option<u64>,
     ) -> Result<FlagChanges, StoreError> {
         let folder = canonical_folder(folder);
@@ -203,7 +206,7 @@ impl Store {
         let mut batch = sled::Batch::default();
         let mut done = Vec::new();
         let mut failed = Vec::new();
-        for (uid, flags) in changes {
+        for uid in uids {
             let Some(mut meta) = self.message(user, &folder, *uid)? else {
                 continue;
             };
@@ -211,14 +214,15 @@ impl Store {
                 failed.push(*uid);
                 continue;
             }
-            if &meta.flags == flags {
+            let flags = op.apply(&meta.flags);
+            if meta.flags == flags {
                 continue;
             }
             info.highest_modseq += 1;
-            meta.flags = flags.clone();
+            meta.flags = flags;
             meta.modseq = info.highest_modseq;
             batch.insert(message_key(user, &folder, *uid), encode(&meta));
-            done.push((*uid, meta.modseq));
+            done.push((*uid, meta.modseq, meta.flags));
         }
         if done.is_empty() {
             return Ok((done, failed));
@@ -231,6 +235,61 @@ impl Store {
             folder,
         });
         Ok((done, failed))
+    }
+
+    /// Claims the messages that are new to every session (IMAP's \Recent):
+    /// the UIDs from the folder's recent mark up to `below` (exclusive)
+    /// become this caller's, and the mark moves to `below`. Returns the old
+    /// mark; UIDs at or above it and below `below` are the caller's recent
+    /// messages.
+    pub fn claim_recent(&self, user: &str, folder: &str, below: u32) -> Result<u32, StoreError> {
+        let folder = canonical_folder(folder);
+        let _guard = self.lock();
+        let mut info = self
+            .folder(user, &folder)?
+            .ok_or_else(|| StoreError::NoSuchFolder(folder.clone()))?;
+        let old = info.first_recent;
+        if below > old {
+            info.first_recent = below;
+            self.inner
+                .meta
+                .insert(folder_key(user, &folder), encode(&info))?;
+        }
+        Ok(old)
+    }
+}
+
+/// How STORE changes a message's flags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FlagOp {
+    Replace(Vec<String>),
+    Add(Vec<String>),
+    Remove(Vec<String>),
+}
+
+impl FlagOp {
+    /// The flags after the change (no duplicates; system flags compare
+    /// case-insensitively, as do keywords).
+    pub fn apply(&self, current: &[String]) -> Vec<String> {
+        let same = |a: &String, b: &String| a.eq_ignore_ascii_case(b);
+        let mut out: Vec<String> = Vec::with_capacity(current.len() + 2);
+        let push = |f: &String, out: &mut Vec<String>| {
+            if !out.iter().any(|o| same(o, f)) {
+                out.push(f.clone());
+            }
+        };
+        match self {
+            FlagOp::Replace(new) => new.iter().for_each(|f| push(f, &mut out)),
+            FlagOp::Add(new) => current
+                .iter()
+                .chain(new.iter())
+                .for_each(|f| push(f, &mut out)),
+            FlagOp::Remove(gone) => current
+                .iter()
+                .filter(|f| !gone.iter().any(|g| same(g, f)))
+                .for_each(|f| push(f, &mut out)),
+        }
+        out
     }
 }
 
@@ -317,11 +376,55 @@ mod tests {
             .store_flags(
                 BOB,
                 "INBOX",
-                &[(a, vec!["\\Seen".into()]), (b, vec!["\\Seen".into()])],
+                &[a, b],
+                &FlagOp::Add(vec!["\\Seen".into()]),
                 Some(before),
             )
             .unwrap();
         assert_eq!(done.len(), 1);
         assert_eq!(failed, vec![b]);
+    }
+
+    #[test]
+    fn flag_changes_apply_to_current_flags() {
+        let (_d, store) = store();
+        let (_, a) = store
+            .append(BOB, "INBOX", b"x\r\n\r\ny\r\n", vec!["\\Seen".into()], None)
+            .unwrap();
+        // Two sessions with the same stale view: one adds, one removes.
+        store
+            .store_flags(
+                BOB,
+                "INBOX",
+                &[a],
+                &FlagOp::Add(vec!["\\Answered".into()]),
+                None,
+            )
+            .unwrap();
+        store
+            .store_flags(
+                BOB,
+                "INBOX",
+                &[a],
+                &FlagOp::Remove(vec!["\\seen".into()]),
+                None,
+            )
+            .unwrap();
+        let flags = store.message(BOB, "INBOX", a).unwrap().unwrap().flags;
+        assert_eq!(flags, vec!["\\Answered".to_string()]);
+    }
+
+    #[test]
+    fn recent_is_claimed_once() {
+        let (_d, store) = store();
+        let (_, a) = store
+            .append(BOB, "INBOX", b"x\r\n\r\ny\r\n", vec![], None)
+            .unwrap();
+        assert_eq!(store.claim_recent(BOB, "INBOX", a + 1).unwrap(), 1);
+        assert_eq!(store.claim_recent(BOB, "INBOX", a + 1).unwrap(), a + 1);
+        assert_eq!(
+            store.folder(BOB, "INBOX").unwrap().unwrap().first_recent,
+            a + 1
+        );
     }
 }

@@ -37,6 +37,10 @@ pub struct FolderInfo {
     pub highest_modseq: u64,
     pub special_use: Option<String>,
     pub subscribed: bool,
+    /// The lowest UID no IMAP session has seen yet (\Recent); folders
+    /// from before this field read 0, so their mail is recent once.
+    #[serde(default)]
+    pub first_recent: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -110,6 +114,7 @@ impl Store {
             highest_modseq: 1,
             special_use: special,
             subscribed: true,
+            first_recent: 1,
         };
         batch.insert(folder_key(user, name), encode(&info));
         Ok(info)

@@ -1,0 +1,274 @@
+#!/usr/bin/env bash
+# Dovecot's imaptest against Tern (issue 11), and against a private Dovecot
+# for comparison when Debian's dovecot can be started: the 71 scripted test
+# groups, the stress mode (5 clients, random commands, state checking) and
+# the profile mode (users receiving mail over LMTP, reading over IMAP).
+# Prints imaptest's summary lines, its totals, the number of lines on
+# stderr (errors), and each server's peak RSS (VmHWM; for Dovecot the sum
+# over its processes). Not part of CI.
+#
+# Usage: bench/imaptest.sh            (STRESS_SECS=60 PROFILE_SECS=60
+#                                      PROFILE_USERS=20 DOVECOT=0 to skip it)
+# imaptest is built into /tmp/imaptest by ../shared/tools/imaptest/build.sh
+# (it apt-installs dovecot-dev; this script adds dovecot-core, whose
+# libdovecot imaptest links, and dovecot-imapd/-lmtpd for the comparison).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+# ../shared beside the repository (from a git worktree: beside the main one).
+tools=${IMAPTEST_TOOLS:-$root/../shared/tools/imaptest}
+if [ ! -d "$tools" ]; then
+    tools=$(cd "$(git rev-parse --git-common-dir)/.." && pwd)/../shared/tools/imaptest
+fi
+stress_secs=${STRESS_SECS:-60}
+profile_secs=${PROFILE_SECS:-60}
+profile_users=${PROFILE_USERS:-20}
+
+if [ ! -e /usr/lib/dovecot/libdovecot.so.0 ] || ! command -v dovecot >/dev/null; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends dovecot-core dovecot-imapd dovecot-lmtpd >/dev/null
+fi
+I=/tmp/imaptest/src/imaptest
+if [ ! -x "$I" ] || [ -n "${REBUILD:-}" ]; then
+    sh "$tools/build.sh" /tmp/imaptest >/dev/null
+fi
+tests=/tmp/imaptest/src/tests
+
+cargo build --release --quiet
+bin=$root/target/release/tern
+work=$(mktemp -d)
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+    if [ -f "$work/dovecot/dovecot.conf" ]; then
+        dovecot -c "$work/dovecot/dovecot.conf" stop 2>/dev/null || true
+    fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+(cd "$work" && python3 "$tools/generate_mbox.py" >/dev/null)
+mbox=$work/testmbox
+
+# The profile: few users, short ramp-up, no "+Spam" deliveries (Tern has
+# no recipient delimiter; Dovecot would file them into a Spam folder).
+profile() { # LMTP_PORT OUT
+    sed -e "s/^lmtp_port = .*/lmtp_port = $1/" \
+        -e "s/^total_user_count = .*/total_user_count = $profile_users/" \
+        -e "s/^rampup_time = .*/rampup_time = 5s/" \
+        -e "s/^\( *\)username_format = test%n$/\1username_format = test%n@example.test/" \
+        -e "s/^\( *\)mail_spam_delivery_interval = .*/\1mail_spam_delivery_interval = 0/" \
+        /tmp/imaptest/profile.conf >"$2"
+}
+
+peak_kib() { # PID...
+    local total=0 v
+    for p in "$@"; do
+        v=$(awk '/^VmHWM:/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0)
+        total=$((total + ${v:-0}))
+    done
+    echo "$total"
+}
+
+mib() { awk -v k="$1" 'BEGIN { printf "%.1f MiB", k / 1024 }'; }
+
+# One imaptest run; prints a labelled summary. ARGS... are imaptest's.
+run_imaptest() { # LABEL KIND ARGS...
+    local label=$1 kind=$2
+    shift 2
+    local out=$work/$label.$kind.out err=$work/$label.$kind.err
+    (cd "$work" && "$I" "$@" >"$out" 2>"$err") || true
+    case $kind in
+    scripted) sed -n '1,3p' "$out" | sed "s/^/  /" ;;
+    *)
+        sed -n '/^Totals:/,$p' "$out" | sed "s/^/  /"
+        echo "  stderr: $(grep -vc 'throttling' "$err" || true) lines"
+        ;;
+    esac
+    if [ -s "$err" ] && [ "$kind" != scripted ]; then
+        sort "$err" | uniq -c | sort -rn | head -5 | sed "s/^/    /"
+    fi
+}
+
+# --- Tern ---------------------------------------------------------------
+start_tern() { # DIR USERS...
+    local dir=$1
+    shift
+    mkdir -p "$dir"
+    cat >"$dir/tern.toml" <<TOML
+hostname = "mx.example.test"
+local_domains = ["example.test"]
+data_dir = "data"
+[[listen]]
+protocol = "imap"
+address = "127.0.0.1:0"
+[[listen]]
+protocol = "lmtp"
+address = "127.0.0.1:0"
+[tls]
+allow_plaintext_auth = true
+TOML
+    for u in "$@"; do
+        echo pw | "$bin" user add "$u" --password-stdin --config "$dir/tern.toml" >/dev/null
+    done
+    "$bin" serve --config "$dir/tern.toml" 2>"$dir/log" &
+    tern_pid=$!
+    pids+=("$tern_pid")
+    for _ in $(seq 1 600); do [ -s "$dir/data/listeners" ] && break; sleep 0.1; done
+    imap_port=$(sed -n 's/^imap .*:\([0-9]*\)$/\1/p' "$dir/data/listeners")
+    lmtp_port=$(sed -n 's/^lmtp .*:\([0-9]*\)$/\1/p' "$dir/data/listeners")
+}
+stop_tern() {
+    echo "  Tern peak RSS: $(mib "$(peak_kib "$tern_pid")")"
+    kill "$tern_pid"
+    wait "$tern_pid" 2>/dev/null || true
+}
+
+echo "== Tern $(git -C "$root" rev-parse --short HEAD)"
+echo "scripted groups:"
+start_tern "$work/t1" bob@example.test
+run_imaptest tern scripted host=127.0.0.1 port="$imap_port" user=bob@example.test pass=pw test="$tests"
+stop_tern
+echo "stress (5 clients, ${stress_secs} s):"
+start_tern "$work/t2" bob@example.test
+run_imaptest tern stress host=127.0.0.1 port="$imap_port" user=bob@example.test pass=pw \
+    mbox="$mbox" clients=5 secs="$stress_secs"
+stop_tern
+echo "profile ($profile_users users, LMTP delivery, ${profile_secs} s):"
+users=()
+for i in $(seq 1 "$profile_users"); do users+=("test$i@example.test"); done
+start_tern "$work/t3" "${users[@]}"
+profile "$lmtp_port" "$work/tern-profile.conf"
+run_imaptest tern profile host=127.0.0.1 port="$imap_port" user=test%d@example.test pass=pw \
+    mbox="$mbox" profile="$work/tern-profile.conf" secs="$profile_secs"
+stop_tern
+
+# --- Dovecot (Debian's package, private instance on loopback) ----------
+[ "${DOVECOT:-1}" = 0 ] && exit 0
+if ! command -v dovecot >/dev/null; then
+    echo "== Dovecot: not installed, skipped"
+    exit 0
+fi
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+dv=$work/dovecot
+mkdir -p "$dv/run" "$dv/mail"
+if [ "$(id -u)" = 0 ]; then
+    mail_user=dovecot login_user=dovenull
+    chown dovecot:dovecot "$dv/mail"
+    chmod 755 "$work" "$dv"
+else
+    mail_user=$(id -un) login_user=$(id -un)
+fi
+dovecot_start() {
+    local imap=$(free_port) lmtp=$(free_port)
+    : >"$dv/passwd"
+    for u in "$@"; do echo "$u:{PLAIN}pw::::::" >>"$dv/passwd"; done
+    cat >"$dv/dovecot.conf" <<CONF
+base_dir = $dv/run
+state_dir = $dv/run
+instance_name = imaptest-bench
+protocols = imap lmtp
+listen = 127.0.0.1
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+log_path = $dv/log
+default_login_user = $login_user
+default_internal_user = $mail_user
+first_valid_uid = 0
+mail_location = maildir:$dv/mail/%u
+mail_privileged_group =
+recipient_delimiter = +
+lmtp_save_to_detail_mailbox = yes
+passdb {
+  driver = passwd-file
+  args = $dv/passwd
+}
+userdb {
+  driver = static
+  args = uid=$mail_user gid=$mail_user home=$dv/mail/%u
+}
+namespace inbox {
+  inbox = yes
+  separator = /
+  mailbox Spam {
+    auto = create
+  }
+}
+service imap-login {
+  inet_listener imap {
+    address = 127.0.0.1
+    port = $imap
+  }
+  inet_listener imaps {
+    port = 0
+  }
+}
+service lmtp {
+  inet_listener lmtp {
+    address = 127.0.0.1
+    port = $lmtp
+  }
+  unix_listener lmtp {
+    mode = 0666
+  }
+}
+service stats {
+  unix_listener stats-writer {
+    mode = 0666
+  }
+}
+CONF
+    rm -rf "${dv:?}/mail/"*
+    dovecot -c "$dv/dovecot.conf"
+    for _ in $(seq 1 100); do
+        python3 -c "import socket; socket.create_connection(('127.0.0.1', $imap))" 2>/dev/null && break
+        sleep 0.1
+    done
+    imap_port=$imap lmtp_port=$lmtp
+    echo 0 >"$dv/peak"
+    sample_dovecot "$(cat "$dv/run/master.pid")" "$dv/peak" &
+    sampler=$!
+    pids+=("$sampler")
+}
+# Dovecot runs a process per connection: sample the sum of its processes'
+# RSS every 0.2 s and keep the largest sum.
+sample_dovecot() { # MASTER_PID OUT
+    local max=0 sum p v
+    while kill -0 "$1" 2>/dev/null; do
+        sum=0
+        for p in "$1" $(pgrep -P "$1" || true); do
+            v=$(awk '/^VmRSS:/ {print $2}' "/proc/$p/status" 2>/dev/null || true)
+            sum=$((sum + ${v:-0}))
+        done
+        [ "$sum" -gt "$max" ] && max=$sum && echo "$max" >"$2"
+        sleep 0.2
+    done
+}
+dovecot_stop() {
+    kill "$sampler" 2>/dev/null || true
+    wait "$sampler" 2>/dev/null || true
+    echo "  Dovecot peak RSS (largest sum over its processes, sampled): $(mib "$(cat "$dv/peak" 2>/dev/null || echo 0)")"
+    dovecot -c "$dv/dovecot.conf" stop 2>/dev/null || true
+    for _ in $(seq 1 100); do [ -e "$dv/run/master.pid" ] || break; sleep 0.1; done
+}
+if ! dovecot_start bob@example.test 2>"$dv/start.err"; then
+    echo "== Dovecot: could not be started privately: $(head -c 300 "$dv/start.err")"
+    exit 0
+fi
+echo "== Dovecot $(dovecot --version)"
+echo "scripted groups:"
+run_imaptest dovecot scripted host=127.0.0.1 port="$imap_port" user=bob@example.test pass=pw test="$tests"
+dovecot_stop
+echo "stress (5 clients, ${stress_secs} s):"
+dovecot_start bob@example.test
+run_imaptest dovecot stress host=127.0.0.1 port="$imap_port" user=bob@example.test pass=pw \
+    mbox="$mbox" clients=5 secs="$stress_secs"
+dovecot_stop
+echo "profile ($profile_users users, LMTP delivery, ${profile_secs} s):"
+dovecot_start "${users[@]}"
+profile "$lmtp_port" "$work/dovecot-profile.conf"
+run_imaptest dovecot profile host=127.0.0.1 port="$imap_port" user=test%d@example.test pass=pw \
+    mbox="$mbox" profile="$work/dovecot-profile.conf" secs="$profile_secs"
+dovecot_stop
