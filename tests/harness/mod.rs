@@ -109,11 +109,6 @@ impl Tern {
             .unwrap_or_else(|| panic!("no {protocol} listener"))
     }
 
-    /// The server's process id while it runs.
-    pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(|c| c.id())
-    }
-
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("tern.log")).unwrap_or_default()
     }
