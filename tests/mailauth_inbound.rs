@@ -263,3 +263,56 @@ for raw in fetch_all():
     );
     assert!(lines[2].contains("policy.dmarc=reject"), "{out}");
 }
+
+/// A filter plugin gets the results in its envelope and decides on them:
+/// it tags what it saw and refuses the DMARC failure that the server's own
+/// policy (`dmarc_reject = "tag"`) lets through.
+#[test]
+fn a_plugin_decides_on_the_results() {
+    let keys = tempfile::tempdir().expect("tempdir");
+    let (key, record) = rsa_key(keys.path(), "signed.test");
+    let zone = json!({
+        "sel._domainkey.signed.test": {"TXT": [record]},
+        "signed.test": {"TXT": ["v=spf1 ip4:127.0.0.1 -all"]},
+        "_dmarc.signed.test": {"TXT": ["v=DMARC1; p=reject"]},
+        "bank.test": {"TXT": ["v=spf1 ip4:192.0.2.1 -all"]},
+        "_dmarc.bank.test": {"TXT": ["v=DMARC1; p=reject"]},
+    });
+    let d = DnsServer::start(&zone);
+    let t = server(
+        &d,
+        &format!(
+            "dmarc_reject = \"tag\"\n[[plugin]]\nname = \"auth-seen\"\npath = \"{}\"\ntimeout = \"2s\"\nconfig = {{ refuse_dmarc_fail = \"yes\" }}\n",
+            test_plugins::AUTH_SEEN
+        ),
+    );
+    let out = run(
+        &t,
+        &format!(
+            r#"
+KEY = {key:?}
+print(send("x@signed.test", sign(msg("x@signed.test", "good"), "signed.test", KEY)))
+s = smtplib.SMTP("127.0.0.1", SMTP); s.ehlo("client.test")
+try:
+    s.sendmail("ceo@bank.test", ["bob@example.test"], msg("ceo@bank.test", "forged")); print("250")
+except smtplib.SMTPDataError as e:
+    print(e.smtp_code, e.smtp_error.decode())
+s.quit()
+for raw in fetch_all():
+    m = email.message_from_bytes(raw, policy=email.policy.compat32)
+    print(m["X-Auth-Seen"])
+"#
+        ),
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "250", "{out}");
+    assert_eq!(
+        lines[1], "550 5.7.1 auth_seen: DMARC failed for bank.test",
+        "{out}"
+    );
+    assert_eq!(
+        lines[2], "spf=pass(signed.test); dkim=pass(signed.test); dmarc=pass(signed.test); arc=none",
+        "{out}"
+    );
+    assert_eq!(lines.len(), 3, "{out}");
+}

@@ -120,6 +120,55 @@ pub fn envelope(e: &Envelope<'_>) -> wit::Envelope {
                 params: rcpt_params(r.params),
             })
             .collect(),
+        auth: None,
+    }
+}
+
+fn outcome(o: crate::mailauth::Outcome) -> wit::AuthOutcome {
+    use crate::mailauth::Outcome as O;
+    match o {
+        O::Pass => wit::AuthOutcome::Pass,
+        O::Fail => wit::AuthOutcome::Fail,
+        O::SoftFail => wit::AuthOutcome::Softfail,
+        O::Neutral => wit::AuthOutcome::Neutral,
+        O::None => wit::AuthOutcome::None,
+        O::TempError => wit::AuthOutcome::Temperror,
+        O::PermError => wit::AuthOutcome::Permerror,
+    }
+}
+
+/// The authentication results as the filter hook's envelope carries them.
+pub fn auth_results(a: &crate::mailauth::AuthResults) -> wit::AuthResults {
+    use crate::mailauth::DmarcPolicy as P;
+    let spf = |c: &crate::mailauth::SpfCheck| wit::SpfResult {
+        outcome: outcome(c.result),
+        domain: c.domain.clone(),
+    };
+    wit::AuthResults {
+        spf_helo: a.spf_helo.as_ref().map(spf),
+        spf_mail_from: a.spf_mail_from.as_ref().map(spf),
+        dkim: a
+            .dkim
+            .iter()
+            .map(|d| wit::DkimResult {
+                outcome: outcome(d.result),
+                domain: d.domain.clone(),
+                selector: d.selector.clone(),
+            })
+            .collect(),
+        arc: outcome(a.arc),
+        dmarc: wit::DmarcResult {
+            outcome: outcome(a.dmarc.result),
+            domain: a.dmarc.domain.clone(),
+            policy: match a.dmarc.policy {
+                P::None => wit::DmarcPolicy::None,
+                P::Quarantine => wit::DmarcPolicy::Quarantine,
+                P::Reject => wit::DmarcPolicy::Reject,
+            },
+            spf_aligned: a.dmarc.spf_aligned,
+            dkim_aligned: a.dmarc.dkim_aligned,
+        },
+        header: a.header.trim_end_matches(['\r', '\n']).to_string(),
     }
 }
 

@@ -275,10 +275,9 @@ impl Hooks {
             header: Arc::new(message.header.to_vec()),
             body_size: message.size,
         };
-        let f = session
-            .plugins
-            .data(session, &bindings::envelope(envelope), &view)
-            .await;
+        let mut wit_envelope = bindings::envelope(envelope);
+        wit_envelope.auth = message.auth.map(bindings::auth_results);
+        let f = session.plugins.data(session, &wit_envelope, &view).await;
         if !f.remove_headers.is_empty() {
             tracing::info!(fields = ?f.remove_headers, "filters asked to remove header fields; recorded, not applied yet");
         }
