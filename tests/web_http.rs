@@ -388,15 +388,31 @@ fu = max(carol.uids())
 raw = carol.get(f"/message/raw?folder=INBOX&uid={fu}").body
 assert b"message/rfc822" in raw, raw[:1500]
 # Drafts: saved, reopened, sent (and gone from Drafts).
-r = bob.post_multipart("/send", {"to": "carol@example.test", "subject": "Later", "body": "draft text", "action": "draft"})
+r = bob.post_multipart("/send", {"to": "carol@example.test", "subject": "Later", "body": "draft text", "action": "draft"},
+                       files=[("attachment", "plan.txt", "text/plain", b"the plan"),
+                              ("attachment", "extra.bin", "application/octet-stream", b"\x00\x01 extra")])
 assert r.status == 303 and "Drafts" in r.location(), r.status
 [du] = bob.uids("Drafts")
+# Reopened, the draft offers its attachments again, ticked.
 r = bob.get(f"/compose?mode=draft&folder=Drafts&uid={du}")
 assert 'value="Later"' in r.text and "draft text" in r.text
+assert "plan.txt" in r.text and "extra.bin" in r.text, r.text
+assert r.text.count('name="keep"') == 2 and r.text.count("checked") >= 2, r.text
+# Saved again keeping only the first: the new draft has just that one.
 r = bob.post_multipart("/send", {"to": "carol@example.test", "subject": "Later", "body": "draft text", "origin_folder": "Drafts",
-                                 "origin_uid": du, "origin_mode": "draft", "action": "send"})
+                                 "origin_uid": du, "origin_mode": "draft", "keep": "0", "action": "draft"})
+assert r.status == 303
+[du] = bob.uids("Drafts")
+r = bob.get(f"/compose?mode=draft&folder=Drafts&uid={du}")
+assert "plan.txt" in r.text and "extra.bin" not in r.text, r.text
+r = bob.post_multipart("/send", {"to": "carol@example.test", "subject": "Later", "body": "draft text", "origin_folder": "Drafts",
+                                 "origin_uid": du, "origin_mode": "draft", "keep": "0", "action": "send"})
 assert r.status == 303
 assert bob.uids("Drafts") == []
+# Carol gets the kept attachment, intact.
+lu = max(carol.uids())
+r = carol.get(f"/message/part?folder=INBOX&uid={lu}&n=0")
+assert r.body == b"the plan", r.body
 # Refusals are shown on the form, nothing is sent: bad address, unknown local user.
 r = bob.post_multipart("/send", {"to": "not an address", "subject": "x", "body": "y", "action": "send"})
 assert r.status == 400 and "not a valid address" in r.text, r.status
