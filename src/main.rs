@@ -168,7 +168,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::CheckConfig => {
             tern::tls::check(&config)?;
-            tern::mailauth::Signer::load(&config.dkim)?;
+            tern::mailauth::Signer::load(&config.dkim, config.auth.arc_seal.as_deref())?;
             for d in &config.local_domains {
                 let postmaster = format!("postmaster@{d}");
                 if !config.aliases.contains_key(&postmaster) {

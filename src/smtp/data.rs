@@ -214,6 +214,12 @@ impl Session {
         if let Some(a) = &auth {
             // Right below our Received: (which stays the first line).
             prefix.extend_from_slice(a.header.as_bytes());
+            // A forwarded message's ARC set goes on top (RFC 8617 4.2).
+            if let Some(set) = &a.arc_set {
+                let mut sealed = set.clone().into_bytes();
+                sealed.extend_from_slice(&prefix);
+                prefix = sealed;
+            }
         }
         // The data hooks read the body from the store: write out its last part.
         let blob = if self.info.plugins.is_empty() {
@@ -440,10 +446,15 @@ impl Session {
             mail_from: &mail_from,
         };
         let (spf, _, _) = actions(&config.auth, &origin);
+        let forwarding = tx
+            .rcpts
+            .iter()
+            .flat_map(|r| &r.targets)
+            .any(|t| !matches!(t, Target::Local(_)));
         let results = self
             .ctx
             .mailauth
-            .verify(&origin, &message, spf != SpfAction::Off)
+            .verify(&origin, &message, spf != SpfAction::Off, forwarding)
             .await;
         drop(message);
         for offset in forged {
