@@ -286,14 +286,14 @@ fn check_plugins(config: &Config) -> Result<Vec<Vec<&'static str>>> {
         if let Some(problem) = i.problem {
             bail!("plugin {:?}: {}: {problem}", p.name, p.path.display());
         }
-        if let Some(d) = &p.directory {
-            if !d.is_dir() {
-                bail!(
-                    "plugin {:?}: directory {} is not a folder",
-                    p.name,
-                    d.display()
-                );
-            }
+        if let Some(d) = &p.directory
+            && !d.is_dir()
+        {
+            bail!(
+                "plugin {:?}: directory {} is not a folder",
+                p.name,
+                d.display()
+            );
         }
         out.push(i.hooks);
     }

@@ -112,15 +112,13 @@ impl MailAuth {
         let spf_for_dmarc = spf::for_dmarc(spf_results.as_ref(), origin);
         let dmarc_out = dmarc::check(a, msg, &dkim_out, origin, &spf_for_dmarc).await;
         let sealer = (forwarding && self.signer.seals()).then_some(&self.signer);
-        results::build(
-            host,
-            origin,
-            spf_results.as_ref(),
+        let outputs = results::Outputs {
+            spf: spf_results.as_ref(),
             msg,
-            &dkim_out,
-            &arc_out,
-            &dmarc_out,
-            sealer,
-        )
+            dkim: &dkim_out,
+            arc: &arc_out,
+            dmarc: &dmarc_out,
+        };
+        results::build(host, origin, outputs, sealer)
     }
 }

@@ -135,16 +135,28 @@ fn field(ar: &AuthenticationResults<'_>, extra: &str) -> String {
     format!("Authentication-Results: {ar}{extra}\r\n")
 }
 
+/// What mail-auth found about one parsed message.
+pub(super) struct Outputs<'a, 'x> {
+    pub spf: Option<&'a SpfResults>,
+    pub msg: &'a AuthenticatedMessage<'x>,
+    pub dkim: &'a [DkimOutput<'x>],
+    pub arc: &'a ArcOutput<'x>,
+    pub dmarc: &'a DmarcOutput,
+}
+
 pub(super) fn build(
     host: &str,
     origin: &Origin<'_>,
-    spf: Option<&SpfResults>,
-    msg: &AuthenticatedMessage<'_>,
-    dkim: &[DkimOutput<'_>],
-    arc: &ArcOutput<'_>,
-    dmarc: &DmarcOutput,
+    out: Outputs<'_, '_>,
     sealer: Option<&super::Signer>,
 ) -> AuthResults {
+    let Outputs {
+        spf,
+        msg,
+        dkim,
+        arc,
+        dmarc,
+    } = out;
     let mut ar = AuthenticationResults::new(host);
     add_spf(&mut ar, spf, origin, host);
     ar.set_dkim_results(dkim, msg.first_from_address());

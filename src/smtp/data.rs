@@ -253,10 +253,10 @@ impl Session {
             return Reply::new(250, "2.0.0", format!("Ok: queued as {qid}"));
         }
         // Signed last, over the headers the filters added too.
-        if auth.is_none() {
-            if let Err(reply) = self.dkim_sign(qid, tx, &mut sink, &mut prefix) {
-                return reply;
-            }
+        if auth.is_none()
+            && let Err(reply) = self.dkim_sign(qid, tx, &mut sink, &mut prefix)
+        {
+            return reply;
         }
         // Mailboxes a storage plugin claims are delivered there, now.
         let locals: Vec<String> = tx
