@@ -84,6 +84,8 @@ pub struct DataMessage<'a> {
     pub size: u64,
     /// What SPF, DKIM, DMARC and ARC found (mail from outside only).
     pub auth: Option<&'a AuthResults>,
+    /// Leading bytes of the blob left out (`BlobWriter::skip_leading`).
+    pub skip: u64,
 }
 
 /// The outcome of the data seam.
@@ -92,14 +94,40 @@ pub struct DataOutcome {
     pub verdict: Verdict,
     /// Header lines to append to the prefix (after `Received:`).
     pub add_headers: Vec<u8>,
-    /// Header fields filters asked to remove. Recorded and logged; the
-    /// stored message keeps them for now (the body is already in the store
-    /// and the store has no way yet to skip fields of it).
+    /// Header fields filters asked to remove from the header section as
+    /// received (see `apply_edits`).
     pub remove_headers: Vec<String>,
     /// Say 250 but keep nothing.
     pub discard: bool,
     /// Keep local copies in `Junk` and relay nothing.
     pub quarantine: Option<String>,
+}
+
+impl DataOutcome {
+    /// Applies the filters' header edits to a message about to be kept:
+    /// added fields go at the end of `prefix`; when fields are to be
+    /// removed, the received header section (`header`, up to and including
+    /// its blank line) is rewritten without them at the end of `prefix`,
+    /// and the returned count of leading body bytes is to be left out of
+    /// the stored blob (`BlobWriter::skip_leading`). The fields Tern itself
+    /// put in the prefix (`Received:`, `Authentication-Results:`) stay.
+    pub fn apply_edits(&self, prefix: &mut Vec<u8>, header: &[u8]) -> u64 {
+        prefix.extend_from_slice(&self.add_headers);
+        if self.remove_headers.is_empty() {
+            return 0;
+        }
+        match message::remove_fields(header, &self.remove_headers) {
+            Some(kept) => {
+                prefix.extend_from_slice(&kept);
+                // The blank line stays in the blob, in front of the body.
+                header.len().saturating_sub(2) as u64
+            }
+            None => {
+                tracing::warn!(fields = ?self.remove_headers, "header section too long to rewrite; fields not removed");
+                0
+            }
+        }
+    }
 }
 
 /// The hook dispatcher shared by all sessions.
@@ -274,13 +302,11 @@ impl Hooks {
             prefix: Arc::new(message.prefix.to_vec()),
             header: Arc::new(message.header.to_vec()),
             body_size: message.size,
+            skip: message.skip,
         };
         let mut wit_envelope = bindings::envelope(envelope);
         wit_envelope.auth = message.auth.map(bindings::auth_results);
         let f = session.plugins.data(session, &wit_envelope, &view).await;
-        if !f.remove_headers.is_empty() {
-            tracing::info!(fields = ?f.remove_headers, "filters asked to remove header fields; recorded, not applied yet");
-        }
         outcome.verdict = f.verdict.unwrap_or(Verdict::Continue);
         outcome.add_headers = f.add_headers;
         outcome.remove_headers = f.remove_headers;
@@ -309,8 +335,14 @@ impl Hooks {
             store: self.store.clone(),
             blob: message.blob,
             prefix: Arc::new(message.prefix.to_vec()),
-            header: Arc::new(message.header.to_vec()),
+            // With a skip, the header section is in the prefix already.
+            header: Arc::new(if message.skip > 0 {
+                Vec::new()
+            } else {
+                message.header.to_vec()
+            }),
             body_size: message.size,
+            skip: message.skip,
         };
         let mut served = Vec::new();
         for user in users {

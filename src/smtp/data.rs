@@ -233,6 +233,7 @@ impl Session {
             header: sink.header(),
             size: sink.size(),
             auth: auth.as_ref(),
+            skip: 0,
         };
         let outcome = self
             .ctx
@@ -247,7 +248,12 @@ impl Session {
             }
             Verdict::Continue | Verdict::Accept => {}
         }
-        prefix.extend_from_slice(&outcome.add_headers);
+        let skip = outcome.apply_edits(&mut prefix, sink.header());
+        if skip > 0
+            && let Some(w) = sink.writer_mut()
+        {
+            w.skip_leading(skip);
+        }
         if outcome.discard {
             tracing::info!(queue_id = qid, from = %tx.from, client = %self.client_text(), "discarded by a filter");
             return Reply::new(250, "2.0.0", format!("Ok: queued as {qid}"));
@@ -274,6 +280,7 @@ impl Session {
             header: sink.header(),
             size: sink.size(),
             auth: auth.as_ref(),
+            skip,
         };
         let claimed = match self
             .ctx
@@ -285,7 +292,7 @@ impl Session {
             Err(r) => return r,
         };
         let eight_bit = sink.eight_bit || matches!(tx.params.body, Some(Body::EightBitMime));
-        let size = sink.size() + prefix.len() as u64;
+        let size = sink.size() - skip + prefix.len() as u64;
         let writer = match sink.into_writer() {
             Ok(w) => w,
             Err(SinkError::TooBig) => {
@@ -498,13 +505,16 @@ impl Session {
             return Ok(());
         };
         let body = writer.contents().map_err(|e| storage_trouble(qid, e))?;
+        let skipped = usize::try_from(writer.skipped())
+            .unwrap_or(0)
+            .min(body.len());
         // Unsigned mail still goes out; the log says why.
         if let Err(e) = signer.sign_submission(
             &self.ctx.config,
             &header,
             envelope_from.as_deref(),
             prefix,
-            &body,
+            &body[skipped..],
         ) {
             tracing::error!(queue_id = qid, "{e}");
         }
