@@ -311,7 +311,8 @@ for raw in fetch_all():
         "{out}"
     );
     assert_eq!(
-        lines[2], "spf=pass(signed.test); dkim=pass(signed.test); dmarc=pass(signed.test); arc=none",
+        lines[2],
+        "spf=pass(signed.test); dkim=pass(signed.test); dmarc=pass(signed.test); arc=none",
         "{out}"
     );
     assert_eq!(lines.len(), 3, "{out}");

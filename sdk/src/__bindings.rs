@@ -17,8 +17,9 @@ pub mod base {
 }
 
 pub use base::tern::plugin::types::{
-    AuthOutcome, AuthResults, Client, DkimResult, DmarcPolicy, DmarcResult, Envelope, FilterAction, FilterVerdict, Header, HeaderEdit, MailParams, Message,
-    Protocol, RcptParams, Recipient, Reply, Session, SpfResult, Verdict,
+    AuthOutcome, AuthResults, Client, DkimResult, DmarcPolicy, DmarcResult, Envelope, FilterAction,
+    FilterVerdict, Header, HeaderEdit, MailParams, Message, Protocol, RcptParams, Recipient, Reply,
+    Session, SpfResult, Verdict,
 };
 pub use base::tern::plugin::{clock, config, dns, kv, log};
 pub use router::exports::tern::plugin::router::Destination;

@@ -50,8 +50,9 @@ extern crate self as tern_sdk;
 pub mod __bindings;
 
 pub use __bindings::{
-    AuthOutcome, AuthResults, Client, Destination, DkimResult, DmarcPolicy, DmarcResult, Envelope, FilterAction, FilterVerdict, Header, HeaderEdit, MailParams,
-    Message, Protocol, RcptParams, Recipient, Reply, Session, SpfResult, Stored, Verdict,
+    AuthOutcome, AuthResults, Client, Destination, DkimResult, DmarcPolicy, DmarcResult, Envelope,
+    FilterAction, FilterVerdict, Header, HeaderEdit, MailParams, Message, Protocol, RcptParams,
+    Recipient, Reply, Session, SpfResult, Stored, Verdict,
 };
 
 #[doc(hidden)]

@@ -9,10 +9,15 @@
 //! methods, so POP3, SMTP delivery and other sessions see every change.
 
 mod auth;
+mod binary;
 mod idle;
+mod intake;
+mod list;
 mod mailboxes;
 mod messages;
+mod names;
 mod render;
+mod rewrite;
 mod search;
 mod sections;
 mod session;

@@ -6,7 +6,7 @@
 //!
 //! Layout: tree `meta` holds small records under key prefixes (`u/` users,
 //! `f/` folders, `m/` messages, `q/` queue entries, `b/` blob records, `p/`
-//! blobs still being written, `w/` web mail sessions, `k/<plugin>\0<key>`
+//! blobs still being written, `w/` web mail sessions, `s/` subscriptions of deleted folders, `k/<plugin>\0<key>`
 //! the plugins' key-value areas); tree `blobs` holds message bytes in chunks.
 
 mod blobs;
@@ -15,6 +15,7 @@ mod folders;
 mod kv;
 mod mailbox;
 mod queue;
+mod subscriptions;
 mod users;
 mod web;
 

@@ -1,0 +1,241 @@
+//! Folder names on the wire and in the store. The store keeps one
+//! canonical form: UTF-8, `/` between levels, `INBOX` in upper case.
+//! IMAP4rev1 sessions speak modified UTF-7 (RFC 3501 5.1.3): names from
+//! them are decoded here and names to them encoded; sessions that enabled
+//! IMAP4rev2 (RFC 9051 5.1) send and receive UTF-8 as it is. This module
+//! also checks names (one personal namespace: no `..`, other namespaces,
+//! wildcards or control characters) and matches LIST patterns.
+
+use super::session::Session;
+use super::wire;
+use crate::store::SEPARATOR;
+use base64::Engine;
+use base64::alphabet::IMAP_MUTF7;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use imap_codec::imap_types::mailbox::Mailbox;
+
+/// Longest folder name accepted (in UTF-8 bytes).
+const MAX_NAME: usize = 512;
+
+/// Modified BASE64 of RFC 3501 5.1.3: "," instead of "/", no padding.
+fn modified_base64() -> GeneralPurpose {
+    GeneralPurpose::new(
+        &IMAP_MUTF7,
+        GeneralPurposeConfig::new()
+            .with_encode_padding(false)
+            .with_decode_padding_mode(DecodePaddingMode::RequireNone),
+    )
+}
+
+/// A UTF-8 name in modified UTF-7.
+pub fn encode_mutf7(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut pending: Vec<u16> = Vec::new();
+    let flush = |out: &mut String, pending: &mut Vec<u16>| {
+        if pending.is_empty() {
+            return;
+        }
+        let bytes: Vec<u8> = pending.iter().flat_map(|u| u.to_be_bytes()).collect();
+        out.push('&');
+        out.push_str(&modified_base64().encode(bytes));
+        out.push('-');
+        pending.clear();
+    };
+    for c in name.chars() {
+        if (' '..='~').contains(&c) {
+            flush(&mut out, &mut pending);
+            if c == '&' {
+                out.push_str("&-");
+            } else {
+                out.push(c);
+            }
+        } else {
+            let mut units = [0u16; 2];
+            pending.extend_from_slice(c.encode_utf16(&mut units));
+        }
+    }
+    flush(&mut out, &mut pending);
+    out
+}
+
+/// A modified UTF-7 name in UTF-8. Characters outside printable ASCII
+/// that arrive unencoded (8-bit UTF-8 from a lenient client) are kept;
+/// malformed or superfluous shifts are refused, so that every name has
+/// one spelling.
+pub fn decode_mutf7(raw: &str) -> Result<String, String> {
+    let bad = || format!("{raw:?} is not valid modified UTF-7");
+    let mut out = String::with_capacity(raw.len());
+    let mut rest = raw;
+    while let Some(amp) = rest.find('&') {
+        out.push_str(&rest[..amp]);
+        let after = &rest[amp + 1..];
+        let end = after.find('-').ok_or_else(bad)?;
+        let encoded = &after[..end];
+        rest = &after[end + 1..];
+        if encoded.is_empty() {
+            out.push('&');
+            continue;
+        }
+        let bytes = modified_base64().decode(encoded).map_err(|_| bad())?;
+        if bytes.len() % 2 != 0 {
+            return Err(bad());
+        }
+        let units: Vec<u16> = bytes
+            .chunks_exact(2)
+            .map(|p| u16::from_be_bytes([p[0], p[1]]))
+            .collect();
+        let text = String::from_utf16(&units).map_err(|_| bad())?;
+        if text.chars().any(|c| (' '..='~').contains(&c)) {
+            return Err(bad());
+        }
+        out.push_str(&text);
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Bytes from the client as a UTF-8 name: as they are under IMAP4rev2,
+/// decoded from modified UTF-7 otherwise. Not yet checked.
+pub fn from_wire(raw: &[u8], utf8: bool) -> Result<String, String> {
+    let text = std::str::from_utf8(raw)
+        .map_err(|_| "folder names must be UTF-8 (or modified UTF-7)".to_string())?;
+    if utf8 {
+        Ok(text.to_string())
+    } else {
+        decode_mutf7(text)
+    }
+}
+
+/// A folder name from the client, checked and in canonical form.
+pub fn folder_name(mailbox: &Mailbox<'_>, utf8: bool) -> Result<String, String> {
+    match mailbox {
+        Mailbox::Inbox => Ok("INBOX".to_string()),
+        Mailbox::Other(o) => check_name(&from_wire(o.as_ref(), utf8)?),
+    }
+}
+
+/// Checks a UTF-8 name and puts it in canonical form.
+pub fn check_name(name: &str) -> Result<String, String> {
+    if name.is_empty() || name.len() > MAX_NAME {
+        return Err("invalid folder name length".into());
+    }
+    if name.starts_with(['#', '~']) {
+        return Err("other namespaces are not available".into());
+    }
+    if name
+        .chars()
+        .any(|c| c.is_control() || c == '*' || c == '%' || c == '\\' || c == '"')
+    {
+        return Err(
+            "folder names may not contain wildcards, quotes, backslashes or control characters"
+                .into(),
+        );
+    }
+    let parts: Vec<&str> = name.split(SEPARATOR).collect();
+    if parts
+        .iter()
+        .any(|p| p.is_empty() || *p == "." || *p == "..")
+    {
+        return Err("folder names may not have empty, \".\" or \"..\" levels".into());
+    }
+    // INBOX is case-insensitive, also as the first level of a longer name.
+    let mut out = String::with_capacity(name.len());
+    for (i, p) in parts.iter().enumerate() {
+        if i > 0 {
+            out.push(SEPARATOR);
+        }
+        out.push_str(if i == 0 && p.eq_ignore_ascii_case("INBOX") {
+            "INBOX"
+        } else {
+            p
+        });
+    }
+    Ok(out)
+}
+
+/// IMAP LIST pattern matching: `*` matches anything, `%` anything but the separator.
+pub fn matches(pattern: &[u8], name: &[u8]) -> bool {
+    match pattern.split_first() {
+        None => name.is_empty(),
+        Some((b'*', rest)) => (0..=name.len()).any(|i| matches(rest, &name[i..])),
+        Some((b'%', rest)) => {
+            let stop = name
+                .iter()
+                .position(|&b| b == SEPARATOR as u8)
+                .unwrap_or(name.len());
+            (0..=stop).any(|i| matches(rest, &name[i..]))
+        }
+        Some((&p, rest)) => name.first().is_some_and(|&n| n == p) && matches(rest, &name[1..]),
+    }
+}
+
+impl Session {
+    /// A folder name from this client, checked, in canonical form.
+    pub fn folder_name(&self, mailbox: &Mailbox<'_>) -> Result<String, String> {
+        folder_name(mailbox, self.rev2)
+    }
+
+    /// Appends a stored (UTF-8) name as this client reads names.
+    pub fn put_mailbox(&self, out: &mut Vec<u8>, name: &str) {
+        if self.rev2 {
+            wire::utf8_string(out, name);
+        } else {
+            wire::mailbox(out, &encode_mutf7(name));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modified_utf7_both_ways() {
+        // RFC 3501 5.1.3's example.
+        let utf8 = "~peter/mail/\u{53f0}\u{5317}/\u{65e5}\u{672c}\u{8a9e}";
+        let wire = "~peter/mail/&U,BTFw-/&ZeVnLIqe-";
+        assert_eq!(encode_mutf7(utf8), wire);
+        assert_eq!(decode_mutf7(wire).unwrap(), utf8);
+        assert_eq!(encode_mutf7("p\u{e4}\u{e4}"), "p&AOQA5A-");
+        assert_eq!(encode_mutf7("A&B"), "A&-B");
+        assert_eq!(decode_mutf7("A&-B").unwrap(), "A&B");
+        assert_eq!(decode_mutf7("caf\u{e9}").unwrap(), "caf\u{e9}");
+        // Beyond the BMP: a surrogate pair.
+        assert_eq!(
+            decode_mutf7(&encode_mutf7("x\u{1f600}")).unwrap(),
+            "x\u{1f600}"
+        );
+        for bad in ["&", "a&Jjo", "&AGE-", "&Jj-", "&2D0-"] {
+            assert!(decode_mutf7(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn names_stay_in_the_namespace() {
+        assert_eq!(check_name("inbox/Sub").unwrap(), "INBOX/Sub");
+        for bad in [
+            "..",
+            "a/../b",
+            "#shared/x",
+            "~bob",
+            "a//b",
+            "/a",
+            "a*",
+            "a%",
+            "a\u{0}b",
+            "",
+        ] {
+            assert!(check_name(bad).is_err(), "{bad:?} accepted");
+        }
+        assert_eq!(check_name("Work/2026").unwrap(), "Work/2026");
+    }
+
+    #[test]
+    fn wildcards() {
+        assert!(matches(b"*", b"a/b"));
+        assert!(!matches(b"%", b"a/b"));
+        assert!(matches(b"a/%", b"a/b"));
+        assert!(matches(b"INBOX", b"INBOX"));
+        assert!(!matches(b"Sent", b"Sent/x"));
+    }
+}
