@@ -97,7 +97,7 @@ impl Session {
         }
         let decoded = match message {
             Cow::Owned(bytes) => match CommandCodec::default().decode(&bytes) {
-                Ok((rest, cmd)) if rest.is_empty() => Ok(cmd.into_static()),
+                Ok((&[], cmd)) => Ok(cmd.into_static()),
                 _ => Err(false),
             },
             Cow::Borrowed(_) => match frag.decode_message(&CommandCodec::default()) {

@@ -81,8 +81,10 @@ pub fn decode_mutf7(raw: &str) -> Result<String, String> {
             return Err(bad());
         }
         let units: Vec<u16> = bytes
-            .chunks_exact(2)
-            .map(|p| u16::from_be_bytes([p[0], p[1]]))
+            .as_chunks::<2>()
+            .0
+            .iter()
+            .map(|&p| u16::from_be_bytes(p))
             .collect();
         let text = String::from_utf16(&units).map_err(|_| bad())?;
         if text.chars().any(|c| (' '..='~').contains(&c)) {

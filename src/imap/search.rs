@@ -362,11 +362,14 @@ fn esearch(
     line
 }
 
+/// A command without its RETURN part, and the RETURN options.
+pub type Stripped = (Vec<u8>, Vec<String>);
+
 /// ESEARCH's `SEARCH RETURN (...)`, which imap-codec does not parse: if
 /// the command `message` is `tag [UID] SEARCH RETURN (opts) ...`, returns
 /// it without the RETURN part (for the codec) and the options, upper case.
 /// `Err` for options other than MIN, MAX, ALL, COUNT and SAVE.
-pub fn strip_search_return(message: &[u8]) -> Option<Result<(Vec<u8>, Vec<String>), String>> {
+pub fn strip_search_return(message: &[u8]) -> Option<Result<Stripped, String>> {
     let line_end = message
         .iter()
         .position(|&b| b == b'\n')
