@@ -143,3 +143,42 @@ print(" | ".join(results(got)))
         "{header}"
     );
 }
+
+/// A message sent from web mail takes the submission path, DKIM signing
+/// included: dkimpy verifies the copy that reaches the recipient.
+#[test]
+fn web_mail_sends_are_signed() {
+    let keys = tempfile::tempdir().expect("tempdir");
+    let (key, record) = generate(keys.path(), "example.test", "rsa");
+    let t = signer(
+        &key,
+        "rsa",
+        "rsa-sha256",
+        "[[listen]]\nprotocol = \"http\"\naddress = \"{ip}:0\"\n",
+    );
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let out = python(
+        &format!(
+            r#"{HELPERS}
+sys.path.insert(0, {fixtures:?})
+from webmail import Client
+alice = Client({http}); alice.login("alice@example.test", "pw")
+r = alice.post_multipart("/send", {{"to": "bob@example.test", "subject": "from the web",
+                                   "body": "Signed on the way out.", "action": "send"}})
+assert r.status == 303, (r.status, r.text[:800])
+raw = fetch_all({pop}, "bob@example.test")[0]
+RECORD = {record:?}.encode()
+def dns(name, timeout=5):
+    assert name == b"rsa._domainkey.example.test.", name
+    return RECORD
+print(b"DKIM-Signature:" in raw)
+print(dkim.verify(raw, dnsfunc=dns))
+"#,
+            fixtures = fixtures.display().to_string(),
+            http = t.port("http"),
+            pop = t.port("pop3"),
+        ),
+        &[],
+    );
+    assert_eq!(out.lines().collect::<Vec<_>>(), ["True", "True"], "{out}");
+}

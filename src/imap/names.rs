@@ -14,9 +14,6 @@ use base64::alphabet::IMAP_MUTF7;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use imap_codec::imap_types::mailbox::Mailbox;
 
-/// Longest folder name accepted (in UTF-8 bytes).
-const MAX_NAME: usize = 512;
-
 /// Modified BASE64 of RFC 3501 5.1.3: "," instead of "/", no padding.
 fn modified_base64() -> GeneralPurpose {
     GeneralPurpose::new(
@@ -116,43 +113,10 @@ pub fn folder_name(mailbox: &Mailbox<'_>, utf8: bool) -> Result<String, String> 
     }
 }
 
-/// Checks a UTF-8 name and puts it in canonical form.
+/// Checks a UTF-8 name and puts it in canonical form (the store's rule,
+/// shared with web mail).
 pub fn check_name(name: &str) -> Result<String, String> {
-    if name.is_empty() || name.len() > MAX_NAME {
-        return Err("invalid folder name length".into());
-    }
-    if name.starts_with(['#', '~']) {
-        return Err("other namespaces are not available".into());
-    }
-    if name
-        .chars()
-        .any(|c| c.is_control() || c == '*' || c == '%' || c == '\\' || c == '"')
-    {
-        return Err(
-            "folder names may not contain wildcards, quotes, backslashes or control characters"
-                .into(),
-        );
-    }
-    let parts: Vec<&str> = name.split(SEPARATOR).collect();
-    if parts
-        .iter()
-        .any(|p| p.is_empty() || *p == "." || *p == "..")
-    {
-        return Err("folder names may not have empty, \".\" or \"..\" levels".into());
-    }
-    // INBOX is case-insensitive, also as the first level of a longer name.
-    let mut out = String::with_capacity(name.len());
-    for (i, p) in parts.iter().enumerate() {
-        if i > 0 {
-            out.push(SEPARATOR);
-        }
-        out.push_str(if i == 0 && p.eq_ignore_ascii_case("INBOX") {
-            "INBOX"
-        } else {
-            p
-        });
-    }
-    Ok(out)
+    crate::store::check_folder_name(name)
 }
 
 /// IMAP LIST pattern matching: `*` matches anything, `%` anything but the separator.

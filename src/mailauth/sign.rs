@@ -102,4 +102,45 @@ impl Signer {
                 message: e.to_string(),
             })
     }
+
+    /// Signs a submitted message (over SMTP from an authenticated or
+    /// trusted client, or sent from web mail) for the domain of its From:
+    /// address, else of the envelope sender, when that domain is local and
+    /// has a key. The signature covers `prefix` (what Tern puts in front)
+    /// and `body` (the message as submitted), and goes at the top of
+    /// `prefix`. Returns the domain signed for.
+    pub fn sign_submission(
+        &self,
+        config: &crate::config::Config,
+        header: &[u8],
+        envelope_from: Option<&str>,
+        prefix: &mut Vec<u8>,
+        body: &[u8],
+    ) -> Result<Option<String>, MailAuthError> {
+        if self.is_empty() {
+            return Ok(None);
+        }
+        let header_from = mail_parser::MessageParser::default()
+            .parse_headers(header)
+            .and_then(|m| {
+                m.from()
+                    .and_then(|f| f.first())
+                    .and_then(|a| a.address())
+                    .map(str::to_string)
+            });
+        let domain = [header_from.as_deref(), envelope_from]
+            .into_iter()
+            .flatten()
+            .filter_map(|a| a.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase()))
+            .find(|d| config.is_local_domain(d) && self.has_key(d));
+        let Some(domain) = domain else {
+            return Ok(None);
+        };
+        if let Some(sig) = self.sign(&domain, [prefix.as_slice(), body])? {
+            let mut signed = sig.into_bytes();
+            signed.extend_from_slice(prefix);
+            *prefix = signed;
+        }
+        Ok(Some(domain))
+    }
 }

@@ -478,39 +478,24 @@ impl Session {
         if signer.is_empty() || (self.info.user.is_none() && !self.info.trusted) {
             return Ok(());
         }
-        let header_from = mail_parser::MessageParser::default()
-            .parse_headers(sink.header())
-            .and_then(|m| {
-                m.from()
-                    .and_then(|f| f.first())
-                    .and_then(|a| a.address())
-                    .map(str::to_string)
-            });
         let envelope_from = match &tx.from {
             ReversePath::Null => None,
             other => Some(other.to_string()),
         };
-        let domain = [header_from, envelope_from]
-            .into_iter()
-            .flatten()
-            .filter_map(|a| a.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase()))
-            .find(|d| self.ctx.config.is_local_domain(d) && signer.has_key(d));
-        let Some(domain) = domain else {
-            return Ok(());
-        };
+        let header = sink.header().to_vec();
         let Some(writer) = sink.writer_mut() else {
             return Ok(());
         };
         let body = writer.contents().map_err(|e| storage_trouble(qid, e))?;
-        match signer.sign(&domain, [prefix.as_slice(), body.as_slice()]) {
-            Ok(Some(sig)) => {
-                let mut p = sig.into_bytes();
-                p.extend_from_slice(prefix);
-                *prefix = p;
-            }
-            Ok(None) => {}
-            // Unsigned mail still goes out; the log says why.
-            Err(e) => tracing::error!(queue_id = qid, "{e}"),
+        // Unsigned mail still goes out; the log says why.
+        if let Err(e) = signer.sign_submission(
+            &self.ctx.config,
+            &header,
+            envelope_from.as_deref(),
+            prefix,
+            &body,
+        ) {
+            tracing::error!(queue_id = qid, "{e}");
         }
         Ok(())
     }
