@@ -342,10 +342,6 @@ print(dkim.verify(raw, dnsfunc=lambda n, timeout=5: {record:?}.encode()))
         ),
     );
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(
-        entry(lines[0], "header.d=ietf.org"),
-        "dkim=pass",
-        "{out}"
-    );
+    assert_eq!(entry(lines[0], "header.d=ietf.org"), "dkim=pass", "{out}");
     assert_eq!(lines[1], "True", "{out}");
 }

@@ -24,4 +24,5 @@ mod session;
 mod view;
 mod wire;
 
+pub use names::convert_stored_names;
 pub use session::run;

@@ -8,7 +8,7 @@
 
 use super::session::Session;
 use super::wire;
-use crate::store::SEPARATOR;
+use crate::store::{SEPARATOR, Store, StoreError};
 use base64::Engine;
 use base64::alphabet::IMAP_MUTF7;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
@@ -135,6 +135,43 @@ pub fn matches(pattern: &[u8], name: &[u8]) -> bool {
     }
 }
 
+/// Folder names from before the store kept UTF-8: IMAP4rev1 clients'
+/// modified UTF-7 was stored as sent. Renames each such folder (with a
+/// shift that decodes to something else) to its UTF-8 name, once
+/// per store; returns how many were renamed. A name whose UTF-8 form is
+/// taken stays as it is.
+pub fn convert_stored_names(store: &Store) -> Result<usize, StoreError> {
+    const CONVERSION: &str = "imap-utf8-folder-names";
+    if store.conversion_done(CONVERSION)? {
+        return Ok(0);
+    }
+    let legacy = |name: &str| {
+        name.contains('&')
+            .then(|| decode_mutf7(name).ok())
+            .flatten()
+            .filter(|decoded| decoded != name)
+    };
+    let mut renamed = 0;
+    for user in store.list_users()? {
+        let mut skipped: Vec<String> = Vec::new();
+        // Renaming a folder renames those below it: look again each time.
+        while let Some((from, to)) = store
+            .folders(&user)?
+            .into_iter()
+            .filter(|f| !skipped.contains(&f.name))
+            .find_map(|f| legacy(&f.name).map(|to| (f.name, to)))
+        {
+            match store.rename_folder(&user, &from, &to) {
+                Ok(()) => renamed += 1,
+                Err(StoreError::FolderExists(_)) => skipped.push(from),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    store.set_conversion_done(CONVERSION)?;
+    Ok(renamed)
+}
+
 impl Session {
     /// A folder name from this client, checked, in canonical form.
     pub fn folder_name(&self, mailbox: &Mailbox<'_>) -> Result<String, String> {
@@ -174,6 +211,47 @@ mod tests {
         for bad in ["&", "a&Jjo", "&AGE-", "&Jj-", "&2D0-"] {
             assert!(decode_mutf7(bad).is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn stored_modified_utf7_names_become_utf8_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.add_user("bob@example.test", "pw").unwrap();
+        store.create_folder("bob@example.test", "Caf&AOk-").unwrap();
+        store
+            .create_folder("bob@example.test", "Caf&AOk-/x&AOk-")
+            .unwrap();
+        store
+            .append(
+                "bob@example.test",
+                "Caf&AOk-",
+                b"Subject: a\r\n\r\n",
+                vec![],
+                None,
+            )
+            .unwrap();
+        store.create_folder("bob@example.test", "A&-B").unwrap();
+        assert_eq!(convert_stored_names(&store).unwrap(), 3);
+        let names: Vec<String> = store
+            .folders("bob@example.test")
+            .unwrap()
+            .into_iter()
+            .map(|f| f.name)
+            .collect();
+        for name in ["Caf\u{e9}", "Caf\u{e9}/x\u{e9}", "A&B"] {
+            assert!(names.iter().any(|n| n == name), "{name} missing: {names:?}");
+        }
+        assert_eq!(
+            store
+                .messages("bob@example.test", "Caf\u{e9}")
+                .unwrap()
+                .len(),
+            1
+        );
+        // Once only: a UTF-8 name spelled like modified UTF-7 stays.
+        store.create_folder("bob@example.test", "Z&AOk-").unwrap();
+        assert_eq!(convert_stored_names(&store).unwrap(), 0);
     }
 
     #[test]
