@@ -1,9 +1,10 @@
 //! One IMAP session: the states of RFC 3501 section 3 (not authenticated,
-//! authenticated, selected, logout), the command loop, dispatch to the
-//! command groups (`auth.rs`, `mailboxes.rs`, `messages.rs`, `idle.rs`),
+//! authenticated, selected, logout), whether IMAP4rev2 is enabled, the
+//! command loop, dispatch to the command groups (`auth.rs`,
+//! `mailboxes.rs`, `list.rs`, `messages.rs`, `search.rs`, `idle.rs`),
 //! and the points where changes made elsewhere are reported (after every
 //! command; expunges are held back during FETCH, STORE and SEARCH as RFC
-//! 3501 section 7.4.1 requires). Commands are decoded by imap-codec.
+//! 3501 section 7.4.1 requires). Commands are decoded by `intake.rs`.
 
 use super::intake::Decoded;
 use super::view::View;
