@@ -6,6 +6,7 @@
 //! sessions listening on `Store::subscribe`.
 
 use super::mailbox::{NewCopy, canonical_folder, folder_key, message_key, messages_prefix};
+use super::subscriptions::kept_key;
 use super::{BlobId, FolderInfo, MailboxEvent, MessageMeta, Store, StoreError, decode, encode};
 use std::collections::HashMap;
 
@@ -135,7 +136,8 @@ impl Store {
         Ok(())
     }
 
-    /// Sets a folder's subscription flag.
+    /// Sets a folder's subscription flag. A name without a folder can
+    /// only be unsubscribed (when its subscription was kept).
     pub fn set_subscribed(
         &self,
         user: &str,
@@ -144,9 +146,13 @@ impl Store {
     ) -> Result<(), StoreError> {
         let folder = canonical_folder(folder);
         let _guard = self.lock();
-        let mut info = self
-            .folder(user, &folder)?
-            .ok_or_else(|| StoreError::NoSuchFolder(folder.clone()))?;
+        let Some(mut info) = self.folder(user, &folder)? else {
+            let kept = kept_key(user, &folder);
+            if !subscribed && self.inner.meta.remove(kept)?.is_some() {
+                return Ok(());
+            }
+            return Err(StoreError::NoSuchFolder(folder));
+        };
         info.subscribed = subscribed;
         self.inner
             .meta

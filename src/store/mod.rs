@@ -6,7 +6,8 @@
 //!
 //! Layout: tree `meta` holds small records under key prefixes (`u/` users,
 //! `f/` folders, `m/` messages, `q/` queue entries, `b/` blob records, `p/`
-//! blobs still being written, `w/` web mail sessions, `k/<plugin>\0<key>`
+//! blobs still being written, `w/` web mail sessions, `s/` subscriptions of deleted folders, `v/` one-time
+//! conversions done, `k/<plugin>\0<key>`
 //! the plugins' key-value areas); tree `blobs` holds message bytes in chunks.
 
 mod blobs;
@@ -15,6 +16,7 @@ mod folders;
 mod kv;
 mod mailbox;
 mod queue;
+mod subscriptions;
 mod users;
 mod web;
 
@@ -117,6 +119,19 @@ impl Store {
     /// A new unique, increasing id (queue ids and blob ids).
     pub fn next_id(&self) -> Result<u64, StoreError> {
         Ok(self.inner.db.generate_id()? + 1)
+    }
+
+    /// Whether the one-time data conversion `name` has run (`v/<name>`).
+    pub fn conversion_done(&self, name: &str) -> Result<bool, StoreError> {
+        Ok(self.inner.meta.contains_key(format!("v/{name}"))?)
+    }
+
+    /// Records that the one-time data conversion `name` has run.
+    pub fn set_conversion_done(&self, name: &str) -> Result<(), StoreError> {
+        self.inner
+            .meta
+            .insert(format!("v/{name}"), b"".as_slice())?;
+        Ok(())
     }
 
     /// Subscribes to changes in mailboxes (new mail, flags, expunges).
