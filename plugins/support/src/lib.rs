@@ -30,6 +30,29 @@ pub fn parse_duration(text: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("{text:?} is too long"))
 }
 
+/// Bytes in a size like `"25MiB"`, `"512KiB"`, `"10MB"`, `"1GiB"` or a
+/// bare number of bytes.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size (like 10MiB)"))?;
+    let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1000,
+        "kib" => 1 << 10,
+        "m" | "mb" => 1_000_000,
+        "mib" => 1 << 20,
+        "g" | "gb" => 1_000_000_000,
+        "gib" => 1 << 30,
+        _ => return Err(format!("{text:?}: unknown unit (use KiB, MiB, GiB)")),
+    };
+    n.checked_mul(scale)
+        .ok_or_else(|| format!("{text:?} is too large"))
+}
+
 /// A duration as people write it (`"5 minutes"`), for reply texts.
 pub fn describe_duration(secs: u64) -> String {
     let (n, unit) = match secs {
@@ -312,6 +335,9 @@ mod tests {
         assert_eq!(parse_rate("10/1m"), Ok(Rate { count: 10, window: 60 }));
         assert!(parse_rate("10").is_err() && parse_rate("10/0s").is_err());
         assert_eq!(describe_duration(300), "5 minutes");
+        assert_eq!(parse_size("10MiB"), Ok(10 << 20));
+        assert_eq!(parse_size("512"), Ok(512));
+        assert!(parse_size("1 parsec").is_err());
         assert_eq!(describe_duration(1), "1 second");
         assert_eq!(describe_duration(90), "90 seconds");
     }
