@@ -48,7 +48,10 @@ config = {{ zones = "tag.test, other.test", action = "tag", on_temporary_error =
     assert!(out.trim().ends_with("ok"), "{out}");
     let log = t.log();
     assert!(log.contains("127.0.0.1 is listed on zen.test"), "{log}");
-    assert!(log.contains("zen.test: lookup of 3.0.0.127.zen.test failed"), "{log}");
+    assert!(
+        log.contains("zen.test: lookup of 3.0.0.127.zen.test failed"),
+        "{log}"
+    );
 }
 
 const DNSBL_PY: &str = r#"

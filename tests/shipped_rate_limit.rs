@@ -33,7 +33,11 @@ config = {{ messages_per_client = "3/1h", messages_per_user = "2/1h", recipients
     );
     let out = python(&script, &[]);
     assert!(out.trim().ends_with("ok"), "{out}");
-    assert!(t.log().contains("message limit reached for 127.0.0.1/32"), "{}", t.log());
+    assert!(
+        t.log().contains("message limit reached for 127.0.0.1/32"),
+        "{}",
+        t.log()
+    );
 }
 
 const RATE_PY: &str = r#"

@@ -15,10 +15,22 @@ use tern_sdk::{Client, Envelope, MailParams, Policy, RcptParams, Session, Verdic
 
 /// One kind of list: what it matches on.
 enum Lists {
-    Client { allow: Vec<Network>, deny: Vec<Network> },
-    Helo { allow: Vec<Pattern>, deny: Vec<Pattern> },
-    Sender { allow: Vec<Pattern>, deny: Vec<Pattern> },
-    Recipient { allow: Vec<Pattern>, deny: Vec<Pattern> },
+    Client {
+        allow: Vec<Network>,
+        deny: Vec<Network>,
+    },
+    Helo {
+        allow: Vec<Pattern>,
+        deny: Vec<Pattern>,
+    },
+    Sender {
+        allow: Vec<Pattern>,
+        deny: Vec<Pattern>,
+    },
+    Recipient {
+        allow: Vec<Pattern>,
+        deny: Vec<Pattern>,
+    },
 }
 
 struct Settings {
@@ -35,16 +47,29 @@ fn patterns(key: &str) -> Vec<Pattern> {
 }
 
 fn networks(key: &str) -> Result<Vec<Network>, String> {
-    support::networks(&config::get(key).unwrap_or_default()).map_err(|e| format!("config {key}: {e}"))
+    support::networks(&config::get(key).unwrap_or_default())
+        .map_err(|e| format!("config {key}: {e}"))
 }
 
 impl Settings {
     fn load() -> Result<Settings, String> {
         Ok(Settings {
-            client: Lists::Client { allow: networks("client_allow")?, deny: networks("client_deny")? },
-            helo: Lists::Helo { allow: patterns("helo_allow"), deny: patterns("helo_deny") },
-            sender: Lists::Sender { allow: patterns("sender_allow"), deny: patterns("sender_deny") },
-            recipient: Lists::Recipient { allow: patterns("recipient_allow"), deny: patterns("recipient_deny") },
+            client: Lists::Client {
+                allow: networks("client_allow")?,
+                deny: networks("client_deny")?,
+            },
+            helo: Lists::Helo {
+                allow: patterns("helo_allow"),
+                deny: patterns("helo_deny"),
+            },
+            sender: Lists::Sender {
+                allow: patterns("sender_allow"),
+                deny: patterns("sender_deny"),
+            },
+            recipient: Lists::Recipient {
+                allow: patterns("recipient_allow"),
+                deny: patterns("recipient_deny"),
+            },
             reject_text: config::get("reject_text").unwrap_or_default(),
         })
     }
@@ -74,7 +99,11 @@ impl Lists {
     fn decide(&self, facts: &Facts) -> Option<Decision> {
         let hit = |allow: bool, what: &str, value: &str| {
             let why = format!("{what} {value}");
-            Some(if allow { Decision::Allow(why) } else { Decision::Deny(why) })
+            Some(if allow {
+                Decision::Allow(why)
+            } else {
+                Decision::Deny(why)
+            })
         };
         match self {
             Lists::Client { allow, deny } => {
@@ -123,7 +152,11 @@ fn judge(stage: &str, facts: Facts) -> Verdict {
         Err(e) => {
             // Access control that cannot read its lists must not let mail in.
             log::error(&format!("access lists unusable, refusing for now: {e}"));
-            return Verdict::tempfail(451, "4.3.5", "Access lists misconfigured, please try again later");
+            return Verdict::tempfail(
+                451,
+                "4.3.5",
+                "Access lists misconfigured, please try again later",
+            );
         }
     };
     for lists in [&s.client, &s.helo, &s.sender, &s.recipient] {
@@ -135,8 +168,16 @@ fn judge(stage: &str, facts: Facts) -> Verdict {
             }
             Some(Decision::Deny(why)) => {
                 log::info(&format!("{stage}: {why} denied"));
-                let (code, status) = if stage == "connect" { (554, "5.7.1") } else { (550, "5.7.1") };
-                let extra = if s.reject_text.is_empty() { String::new() } else { format!(" {}", s.reject_text) };
+                let (code, status) = if stage == "connect" {
+                    (554, "5.7.1")
+                } else {
+                    (550, "5.7.1")
+                };
+                let extra = if s.reject_text.is_empty() {
+                    String::new()
+                } else {
+                    format!(" {}", s.reject_text)
+                };
                 return Verdict::reject(code, status, &format!("Access denied: {why}{extra}"));
             }
         }
@@ -148,11 +189,24 @@ struct Access;
 
 impl Policy for Access {
     fn on_connect(client: Client) -> Verdict {
-        judge("connect", Facts { client: Some(&client.address), ..Facts::default() })
+        judge(
+            "connect",
+            Facts {
+                client: Some(&client.address),
+                ..Facts::default()
+            },
+        )
     }
 
     fn on_helo(session: Session, name: String) -> Verdict {
-        judge("helo", Facts { client: Some(&session.client.address), helo: Some(&name), ..Facts::default() })
+        judge(
+            "helo",
+            Facts {
+                client: Some(&session.client.address),
+                helo: Some(&name),
+                ..Facts::default()
+            },
+        )
     }
 
     fn on_mail_from(session: Session, address: String, _params: MailParams) -> Verdict {
@@ -167,7 +221,12 @@ impl Policy for Access {
         )
     }
 
-    fn on_rcpt_to(session: Session, envelope: Envelope, address: String, _params: RcptParams) -> Verdict {
+    fn on_rcpt_to(
+        session: Session,
+        envelope: Envelope,
+        address: String,
+        _params: RcptParams,
+    ) -> Verdict {
         judge(
             "rcpt-to",
             Facts {

@@ -13,7 +13,9 @@
 use mail_parser::{Message as Parsed, MessageParser, MimeHeaders};
 use std::sync::OnceLock;
 use tern_plugin_support as support;
-use tern_sdk::{Envelope, Filter, FilterAction, FilterVerdict, Message, Reply, Session, config, log};
+use tern_sdk::{
+    Envelope, Filter, FilterAction, FilterVerdict, Message, Reply, Session, config, log,
+};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Action {
@@ -28,7 +30,9 @@ fn action(key: &str, default: Action) -> Result<Action, String> {
         Some("reject") => Ok(Action::Reject),
         Some("quarantine") => Ok(Action::Quarantine),
         Some("tag") => Ok(Action::Tag),
-        Some(other) => Err(format!("config {key}: {other:?} is not reject, quarantine or tag")),
+        Some(other) => Err(format!(
+            "config {key}: {other:?} is not reject, quarantine or tag"
+        )),
     }
 }
 
@@ -79,8 +83,10 @@ impl Settings {
                 .collect(),
             pattern_action: action("pattern_action", Action::Quarantine)?,
             attachment_action: action("attachment_action", Action::Reject)?,
-            max_size: support::parse_size(&config::get("max_size").unwrap_or_else(|| "5MiB".into()))
-                .map_err(|e| format!("config max_size: {e}"))?,
+            max_size: support::parse_size(
+                &config::get("max_size").unwrap_or_else(|| "5MiB".into()),
+            )
+            .map_err(|e| format!("config max_size: {e}"))?,
             header: config::get("header").unwrap_or_else(|| "X-Content-Filter".into()),
         })
     }
@@ -103,7 +109,8 @@ fn matches(text: &str, contains: &[String], re: Option<&regex_lite::Regex>) -> O
     if let Some(s) = contains.iter().find(|s| lower.contains(s.as_str())) {
         return Some(format!("\"{s}\""));
     }
-    re.filter(|r| r.is_match(text)).map(|r| format!("/{}/", r.as_str()))
+    re.filter(|r| r.is_match(text))
+        .map(|r| format!("/{}/", r.as_str()))
 }
 
 /// The file names of every part, nested messages' parts included.
@@ -112,10 +119,10 @@ fn file_names<'a>(message: &'a Parsed<'a>, depth: usize, out: &mut Vec<&'a str>)
         if let Some(name) = part.attachment_name() {
             out.push(name);
         }
-        if depth < 8 {
-            if let Some(inner) = part.message() {
-                file_names(inner, depth + 1, out);
-            }
+        if depth < 8
+            && let Some(inner) = part.message()
+        {
+            file_names(inner, depth + 1, out);
         }
     }
 }
@@ -125,7 +132,11 @@ fn inspect(s: &Settings, parsed: &Parsed) -> Option<Finding> {
         let mut names = Vec::new();
         file_names(parsed, 0, &mut names);
         for name in names {
-            let ext = name.trim().trim_end_matches('.').rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
+            let ext = name
+                .trim()
+                .trim_end_matches('.')
+                .rsplit_once('.')
+                .map(|(_, e)| e.to_ascii_lowercase());
             if let Some(ext) = ext.filter(|e| s.refuse_extensions.contains(e)) {
                 return Some(Finding {
                     attachment: true,
@@ -136,13 +147,21 @@ fn inspect(s: &Settings, parsed: &Parsed) -> Option<Finding> {
     }
     let subject = parsed.subject().unwrap_or("");
     if let Some(what) = matches(subject, &s.subject_contains, s.subject_regex.as_ref()) {
-        return Some(Finding { attachment: false, reason: format!("subject matches {what}") });
+        return Some(Finding {
+            attachment: false,
+            reason: format!("subject matches {what}"),
+        });
     }
     if !s.body_contains.is_empty() || s.body_regex.is_some() {
         for i in 0..parsed.text_body_count().max(parsed.html_body_count()) {
-            let Some(text) = parsed.body_text(i) else { continue };
+            let Some(text) = parsed.body_text(i) else {
+                continue;
+            };
             if let Some(what) = matches(&text, &s.body_contains, s.body_regex.as_ref()) {
-                return Some(Finding { attachment: false, reason: format!("body matches {what}") });
+                return Some(Finding {
+                    attachment: false,
+                    reason: format!("body matches {what}"),
+                });
             }
         }
     }
@@ -189,15 +208,27 @@ impl Filter for Content {
             };
             return FilterVerdict::pass().add_header(&s.header, &verdict);
         };
-        let act = if found.attachment { s.attachment_action } else { s.pattern_action };
-        log::info(&format!("{}: {}", found.reason, match act {
-            Action::Reject => "refused",
-            Action::Quarantine => "quarantined",
-            Action::Tag => "tagged",
-        }));
+        let act = if found.attachment {
+            s.attachment_action
+        } else {
+            s.pattern_action
+        };
+        log::info(&format!(
+            "{}: {}",
+            found.reason,
+            match act {
+                Action::Reject => "refused",
+                Action::Quarantine => "quarantined",
+                Action::Tag => "tagged",
+            }
+        ));
         match act {
             Action::Reject => FilterVerdict {
-                action: FilterAction::Reject(Reply::new(550, "5.7.1", &format!("Message refused: {}", found.reason))),
+                action: FilterAction::Reject(Reply::new(
+                    550,
+                    "5.7.1",
+                    &format!("Message refused: {}", found.reason),
+                )),
                 edits: Vec::new(),
             },
             Action::Quarantine => FilterVerdict {
@@ -205,7 +236,9 @@ impl Filter for Content {
                 edits: Vec::new(),
             }
             .add_header(&s.header, &format!("quarantined: {}", found.reason)),
-            Action::Tag => FilterVerdict::pass().add_header(&s.header, &format!("suspect: {}", found.reason)),
+            Action::Tag => {
+                FilterVerdict::pass().add_header(&s.header, &format!("suspect: {}", found.reason))
+            }
         }
     }
 }

@@ -57,15 +57,16 @@ impl Settings {
             Some("rcpt") => Stage::Rcpt,
             Some(other) => return Err(format!("config stage: {other:?} is not connect or rcpt")),
         };
-        let tempfail_on_dns_error = match config::get("on_temporary_error").as_deref().map(str::trim) {
-            None | Some("continue") => false,
-            Some("tempfail") => true,
-            Some(other) => {
-                return Err(format!(
-                    "config on_temporary_error: {other:?} is not continue or tempfail"
-                ));
-            }
-        };
+        let tempfail_on_dns_error =
+            match config::get("on_temporary_error").as_deref().map(str::trim) {
+                None | Some("continue") => false,
+                Some("tempfail") => true,
+                Some(other) => {
+                    return Err(format!(
+                        "config on_temporary_error: {other:?} is not continue or tempfail"
+                    ));
+                }
+            };
         Ok(Settings {
             zones,
             action,
@@ -121,17 +122,27 @@ fn look_up(s: &Settings, client: &Client) -> Findings {
             let name = support::dnsbl_name(ip, zone);
             match dns::a(&name) {
                 Ok(answers) => {
-                    let listed = answers.iter().filter_map(|a| a.parse::<IpAddr>().ok()).any(|a| match a {
-                        // 127.255.255.0/24 is how lists say "query refused" (a public resolver, over quota).
-                        IpAddr::V4(v4) => v4.octets()[0] == 127 && v4.octets()[1..3] != [255, 255],
-                        IpAddr::V6(_) => false,
-                    });
+                    let listed = answers
+                        .iter()
+                        .filter_map(|a| a.parse::<IpAddr>().ok())
+                        .any(|a| match a {
+                            // 127.255.255.0/24 is how lists say "query refused" (a public resolver, over quota).
+                            IpAddr::V4(v4) => {
+                                v4.octets()[0] == 127 && v4.octets()[1..3] != [255, 255]
+                            }
+                            IpAddr::V6(_) => false,
+                        });
                     if listed {
-                        let reason = dns::txt(&name).ok().and_then(|t| t.into_iter().next()).unwrap_or_default();
+                        let reason = dns::txt(&name)
+                            .ok()
+                            .and_then(|t| t.into_iter().next())
+                            .unwrap_or_default();
                         log::info(&format!("{} is listed on {zone}: {reason}", client.address));
                         found.listed.push((zone.clone(), reason));
                     } else {
-                        log::warn(&format!("{zone} answered {answers:?} for {name}: not a listing, ignored"));
+                        log::warn(&format!(
+                            "{zone} answered {answers:?} for {name}: not a listing, ignored"
+                        ));
                     }
                 }
                 Err(dns::DnsError::NotFound) => {}
@@ -161,18 +172,28 @@ fn exempt(s: &Settings, client: &Client, user: Option<&str>) -> bool {
 fn refusal(s: &Settings, client: &Client) -> Verdict {
     let found = look_up(s, client);
     if let Some((zone, reason)) = found.listed.first() {
-        let why = if reason.is_empty() { String::new() } else { format!(": {reason}") };
+        let why = if reason.is_empty() {
+            String::new()
+        } else {
+            format!(": {reason}")
+        };
         return Verdict::reject(
             554,
             "5.7.1",
-            &format!("Service unavailable; client [{}] blocked using {zone}{why}", client.address),
+            &format!(
+                "Service unavailable; client [{}] blocked using {zone}{why}",
+                client.address
+            ),
         );
     }
     if !found.failed.is_empty() && s.tempfail_on_dns_error {
         return Verdict::tempfail(
             451,
             "4.4.3",
-            &format!("Cannot check {} just now, please try again later", found.failed.join(", ")),
+            &format!(
+                "Cannot check {} just now, please try again later",
+                found.failed.join(", ")
+            ),
         );
     }
     Verdict::Continue
@@ -183,7 +204,11 @@ struct Dnsbl;
 impl Policy for Dnsbl {
     fn on_connect(client: Client) -> Verdict {
         match settings() {
-            Ok(s) if s.action == Action::Reject && s.stage == Stage::Connect && !exempt(s, &client, None) => {
+            Ok(s)
+                if s.action == Action::Reject
+                    && s.stage == Stage::Connect
+                    && !exempt(s, &client, None) =>
+            {
                 refusal(s, &client)
             }
             Ok(_) => Verdict::Continue,
@@ -194,7 +219,12 @@ impl Policy for Dnsbl {
         }
     }
 
-    fn on_rcpt_to(session: Session, _envelope: Envelope, _address: String, _params: RcptParams) -> Verdict {
+    fn on_rcpt_to(
+        session: Session,
+        _envelope: Envelope,
+        _address: String,
+        _params: RcptParams,
+    ) -> Verdict {
         match settings() {
             Ok(s)
                 if s.action == Action::Reject
@@ -222,7 +252,10 @@ impl Filter for Dnsbl {
                 action: FilterAction::Tempfail(Reply::new(
                     451,
                     "4.4.3",
-                    &format!("Cannot check {} just now, please try again later", found.failed.join(", ")),
+                    &format!(
+                        "Cannot check {} just now, please try again later",
+                        found.failed.join(", ")
+                    ),
                 )),
                 edits: Vec::new(),
             };

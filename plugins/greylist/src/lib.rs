@@ -27,7 +27,11 @@ struct Settings {
     v6_prefix: u8,
 }
 
-fn setting<T>(key: &str, default: &str, parse: impl Fn(&str) -> Result<T, String>) -> Result<T, String> {
+fn setting<T>(
+    key: &str,
+    default: &str,
+    parse: impl Fn(&str) -> Result<T, String>,
+) -> Result<T, String> {
     let value = config::get(key).unwrap_or_else(|| default.to_string());
     parse(&value).map_err(|e| format!("config {key}: {e}"))
 }
@@ -54,7 +58,9 @@ impl Settings {
                 .map(|d| d.trim_start_matches('@').to_ascii_lowercase())
                 .collect(),
             auto_allow: setting("auto_allow", "5", |t| {
-                t.trim().parse::<u64>().map_err(|_| format!("{t:?} is not a number"))
+                t.trim()
+                    .parse::<u64>()
+                    .map_err(|_| format!("{t:?} is not a number"))
             })?,
             v4_prefix: setting("ipv4_prefix", "24", prefix(32))?,
             v6_prefix: setting("ipv6_prefix", "64", prefix(128))?,
@@ -88,20 +94,30 @@ fn triplet_key(network: &str, sender: &str, recipient: &str) -> String {
 struct Greylist;
 
 impl Greylist {
-    fn judge(s: &Settings, session: &Session, sender: &str, recipient: &str) -> Result<Verdict, String> {
+    fn judge(
+        s: &Settings,
+        session: &Session,
+        sender: &str,
+        recipient: &str,
+    ) -> Result<Verdict, String> {
         if session.user.is_some() || session.client.trusted {
             return Ok(Verdict::Continue);
         }
-        let ip: IpAddr = session
-            .client
-            .address
-            .parse()
-            .map_err(|_| format!("client address {:?} is not an IP address", session.client.address))?;
+        let ip: IpAddr = session.client.address.parse().map_err(|_| {
+            format!(
+                "client address {:?} is not an IP address",
+                session.client.address
+            )
+        })?;
         if s.allow_networks.iter().any(|n| n.contains(ip)) {
             return Ok(Verdict::Continue);
         }
         let (_, sender_domain) = support::split_address(sender);
-        if !sender_domain.is_empty() && s.allow_domains.iter().any(|d| support::in_domain(&sender_domain, d)) {
+        if !sender_domain.is_empty()
+            && s.allow_domains
+                .iter()
+                .any(|d| support::in_domain(&sender_domain, d))
+        {
             return Ok(Verdict::Continue);
         }
         let network = support::client_network(ip, s.v4_prefix, s.v6_prefix);
@@ -129,7 +145,11 @@ impl Greylist {
                 }
             }
             None => {
-                kv::set(&key, now.to_string().as_bytes(), Some(s.expiry.max(s.delay + 1)))?;
+                kv::set(
+                    &key,
+                    now.to_string().as_bytes(),
+                    Some(s.expiry.max(s.delay + 1)),
+                )?;
                 log::info(&format!("greylisted {network} <{sender}> -> <{recipient}>"));
                 return Ok(Verdict::tempfail(
                     451,
@@ -163,7 +183,12 @@ impl Greylist {
 }
 
 impl Policy for Greylist {
-    fn on_rcpt_to(session: Session, envelope: Envelope, address: String, _params: RcptParams) -> Verdict {
+    fn on_rcpt_to(
+        session: Session,
+        envelope: Envelope,
+        address: String,
+        _params: RcptParams,
+    ) -> Verdict {
         let s = match settings() {
             Ok(s) => s,
             Err(e) => {

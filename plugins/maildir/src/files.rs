@@ -14,7 +14,11 @@ pub fn maildir(mailbox: &str) -> Result<String, String> {
         .rsplit_once('@')
         .ok_or_else(|| format!("mailbox {mailbox:?} is not an address"))?;
     for part in [local, domain] {
-        if part.is_empty() || part.starts_with('.') || part.contains(['/', '\\', '\0']) || part.chars().any(char::is_control) {
+        if part.is_empty()
+            || part.starts_with('.')
+            || part.contains(['/', '\\', '\0'])
+            || part.chars().any(char::is_control)
+        {
             return Err(format!("unusable mailbox name {mailbox:?}"));
         }
     }
@@ -54,7 +58,10 @@ fn id_of(name: &str) -> &str {
 /// other writers' names sort by their seconds and then by name.
 fn order(id: &str) -> (u64, u64, u64, String) {
     let mut parts = id.splitn(3, '.');
-    let secs = parts.next().and_then(|s| s.parse().ok()).unwrap_or(u64::MAX);
+    let secs = parts
+        .next()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(u64::MAX);
     let unique = parts.next().unwrap_or("");
     let mut usec = 0;
     let mut n = 0;
@@ -110,14 +117,20 @@ pub fn find(dir: &str, id: &str) -> Result<String, String> {
 /// The message's size with CRLF line ends: the `W=` of the name when
 /// there is one, else counted from the file.
 pub fn crlf_size(id: &str, path: &str) -> Result<u64, String> {
-    if let Some(w) = id.split(',').find_map(|f| f.strip_prefix("W=")).and_then(|w| w.parse().ok()) {
+    if let Some(w) = id
+        .split(',')
+        .find_map(|f| f.strip_prefix("W="))
+        .and_then(|w| w.parse().ok())
+    {
         return Ok(w);
     }
     let mut file = std::fs::File::open(path).map_err(|e| format!("open {path}: {e}"))?;
     let mut buf = vec![0; 64 * 1024];
     let (mut size, mut prev) = (0u64, 0u8);
     loop {
-        let n = file.read(&mut buf).map_err(|e| format!("read {path}: {e}"))?;
+        let n = file
+            .read(&mut buf)
+            .map_err(|e| format!("read {path}: {e}"))?;
         if n == 0 {
             return Ok(size);
         }
@@ -153,8 +166,15 @@ pub fn read_crlf(path: &str, offset: u64, len: u32) -> Result<Vec<u8>, String> {
     let start = LAST
         .with(|l| l.borrow().clone())
         .filter(|c| c.path == path && c.crlf == offset)
-        .unwrap_or(Cursor { path: path.to_string(), crlf: 0, file: 0, owe_lf: false, prev: 0 });
-    file.seek(SeekFrom::Start(start.file)).map_err(|e| format!("seek {path}: {e}"))?;
+        .unwrap_or(Cursor {
+            path: path.to_string(),
+            crlf: 0,
+            file: 0,
+            owe_lf: false,
+            prev: 0,
+        });
+    file.seek(SeekFrom::Start(start.file))
+        .map_err(|e| format!("seek {path}: {e}"))?;
     let mut reader = std::io::BufReader::with_capacity(64 * 1024, file);
     let mut cur = start;
     let mut out = Vec::with_capacity(len as usize);
@@ -176,7 +196,11 @@ pub fn read_crlf(path: &str, offset: u64, len: u32) -> Result<Vec<u8>, String> {
         if out.len() as u64 == want {
             break;
         }
-        if reader.read(&mut byte).map_err(|e| format!("read {path}: {e}"))? == 0 {
+        if reader
+            .read(&mut byte)
+            .map_err(|e| format!("read {path}: {e}"))?
+            == 0
+        {
             break;
         }
         cur.file += 1;

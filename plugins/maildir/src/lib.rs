@@ -41,13 +41,20 @@ impl Settings {
             .collect();
         let fsync = support::parse_bool(&config::get("fsync").unwrap_or_else(|| "yes".into()))
             .map_err(|e| format!("config fsync: {e}"))?;
-        Ok(Settings { mailboxes, hostname, fsync })
+        Ok(Settings {
+            mailboxes,
+            hostname,
+            fsync,
+        })
     }
 }
 
 fn settings() -> Result<&'static Settings, String> {
     static SETTINGS: OnceLock<Result<Settings, String>> = OnceLock::new();
-    SETTINGS.get_or_init(Settings::load).as_ref().map_err(Clone::clone)
+    SETTINGS
+        .get_or_init(Settings::load)
+        .as_ref()
+        .map_err(Clone::clone)
 }
 
 /// Reads the message in pieces and writes it with LF line ends; returns

@@ -43,12 +43,24 @@ struct Settings {
 impl Settings {
     fn load() -> Result<Settings, String> {
         let mut limits = Vec::new();
-        for (event, e) in [(Event::Message, "messages"), (Event::Recipient, "recipients")] {
-            for (subject, s) in [(Subject::Client, "client"), (Subject::User, "user"), (Subject::Sender, "sender")] {
+        for (event, e) in [
+            (Event::Message, "messages"),
+            (Event::Recipient, "recipients"),
+        ] {
+            for (subject, s) in [
+                (Subject::Client, "client"),
+                (Subject::User, "user"),
+                (Subject::Sender, "sender"),
+            ] {
                 let key = format!("{e}_per_{s}");
                 if let Some(v) = config::get(&key) {
-                    let rate = support::parse_rate(&v).map_err(|err| format!("config {key}: {err}"))?;
-                    limits.push(Limit { event, subject, rate });
+                    let rate =
+                        support::parse_rate(&v).map_err(|err| format!("config {key}: {err}"))?;
+                    limits.push(Limit {
+                        event,
+                        subject,
+                        rate,
+                    });
                 }
             }
         }
@@ -60,7 +72,9 @@ impl Settings {
                     .parse::<u8>()
                     .ok()
                     .filter(|p| *p <= max)
-                    .ok_or_else(|| format!("config {key}: {v:?} is not a prefix length (0 to {max})")),
+                    .ok_or_else(|| {
+                        format!("config {key}: {v:?} is not a prefix length (0 to {max})")
+                    }),
             }
         };
         Ok(Settings {
@@ -80,12 +94,18 @@ fn settings() -> &'static Result<Settings, String> {
 
 /// Counts one event against every limit of its kind that applies; the
 /// first limit exceeded, with who exceeded it.
-fn count(s: &Settings, event: Event, session: &Session, sender: &str) -> Result<Option<(String, Rate)>, String> {
-    let ip: IpAddr = session
-        .client
-        .address
-        .parse()
-        .map_err(|_| format!("client address {:?} is not an IP address", session.client.address))?;
+fn count(
+    s: &Settings,
+    event: Event,
+    session: &Session,
+    sender: &str,
+) -> Result<Option<(String, Rate)>, String> {
+    let ip: IpAddr = session.client.address.parse().map_err(|_| {
+        format!(
+            "client address {:?} is not an IP address",
+            session.client.address
+        )
+    })?;
     if s.exempt_networks.iter().any(|n| n.contains(ip)) {
         return Ok(None);
     }
@@ -115,7 +135,11 @@ fn count(s: &Settings, event: Event, session: &Session, sender: &str) -> Result<
 }
 
 fn per(rate: Rate) -> String {
-    format!("{} per {}", rate.count, support::describe_duration(rate.window))
+    format!(
+        "{} per {}",
+        rate.count,
+        support::describe_duration(rate.window)
+    )
 }
 
 struct RateLimit;
@@ -136,7 +160,11 @@ impl Policy for RateLimit {
                 Verdict::tempfail(
                     451,
                     "4.7.1",
-                    &format!("Rate limit reached: at most {} messages from {who}, please try again later", per(rate)),
+                    &format!(
+                        "Rate limit reached: more than {} messages from {who} in {}, please try again later",
+                        rate.count,
+                        support::describe_duration(rate.window)
+                    ),
                 )
             }
             Err(e) => {
@@ -146,18 +174,30 @@ impl Policy for RateLimit {
         }
     }
 
-    fn on_rcpt_to(session: Session, envelope: Envelope, _address: String, _params: RcptParams) -> Verdict {
+    fn on_rcpt_to(
+        session: Session,
+        envelope: Envelope,
+        _address: String,
+        _params: RcptParams,
+    ) -> Verdict {
         let Ok(s) = settings() else {
             return Verdict::Continue;
         };
         match count(s, Event::Recipient, &session, &envelope.sender) {
             Ok(None) => Verdict::Continue,
             Ok(Some((who, rate))) => {
-                log::info(&format!("recipient limit reached for {who} ({})", per(rate)));
+                log::info(&format!(
+                    "recipient limit reached for {who} ({})",
+                    per(rate)
+                ));
                 Verdict::tempfail(
                     452,
                     "4.5.3",
-                    &format!("Rate limit reached: at most {} recipients for {who}, please try again later", per(rate)),
+                    &format!(
+                        "Rate limit reached: more than {} recipients for {who} in {}, please try again later",
+                        rate.count,
+                        support::describe_duration(rate.window)
+                    ),
                 )
             }
             Err(e) => {

@@ -332,7 +332,13 @@ mod tests {
         assert_eq!(parse_duration("35d"), Ok(35 * 86_400));
         assert_eq!(parse_duration("2"), Ok(2));
         assert!(parse_duration("5x").is_err() && parse_duration("m").is_err());
-        assert_eq!(parse_rate("10/1m"), Ok(Rate { count: 10, window: 60 }));
+        assert_eq!(
+            parse_rate("10/1m"),
+            Ok(Rate {
+                count: 10,
+                window: 60
+            })
+        );
         assert!(parse_rate("10").is_err() && parse_rate("10/0s").is_err());
         assert_eq!(describe_duration(300), "5 minutes");
         assert_eq!(parse_size("10MiB"), Ok(10 << 20));
@@ -369,12 +375,18 @@ mod tests {
 
     #[test]
     fn dnsbl_names_reverse_the_address() {
-        assert_eq!(dnsbl_name("192.0.2.7".parse().unwrap(), "zen.test."), "7.2.0.192.zen.test");
+        assert_eq!(
+            dnsbl_name("192.0.2.7".parse().unwrap(), "zen.test."),
+            "7.2.0.192.zen.test"
+        );
         assert_eq!(
             dnsbl_name("2001:db8::1".parse().unwrap(), "bl.test"),
             "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.bl.test"
         );
-        assert_eq!(dnsbl_name("::ffff:10.1.2.3".parse().unwrap(), "x"), "3.2.1.10.x");
+        assert_eq!(
+            dnsbl_name("::ffff:10.1.2.3".parse().unwrap(), "x"),
+            "3.2.1.10.x"
+        );
     }
 
     #[test]

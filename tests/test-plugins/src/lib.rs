@@ -9,5 +9,12 @@ include!(concat!(env!("OUT_DIR"), "/plugins.rs"));
 /// The shipped plugins' shared config parsing, compiled natively here so
 /// that `cargo test --workspace` runs its unit tests.
 #[cfg(test)]
+#[allow(dead_code)]
 #[path = "../../../plugins/support/src/lib.rs"]
 mod shipped_support;
+
+/// The `virtual` plugin's alias map (standard library only), likewise.
+#[cfg(test)]
+#[allow(dead_code)]
+#[path = "../../../plugins/virtual/src/map.rs"]
+mod shipped_virtual_map;
