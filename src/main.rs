@@ -168,7 +168,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::CheckConfig => {
             tern::tls::check(&config)?;
-            tern::mailauth::Signer::load(&config.dkim)?;
+            tern::mailauth::Signer::load(&config.dkim, config.auth.arc_seal.as_deref())?;
             for d in &config.local_domains {
                 let postmaster = format!("postmaster@{d}");
                 if !config.aliases.contains_key(&postmaster) {
@@ -286,14 +286,14 @@ fn check_plugins(config: &Config) -> Result<Vec<Vec<&'static str>>> {
         if let Some(problem) = i.problem {
             bail!("plugin {:?}: {}: {problem}", p.name, p.path.display());
         }
-        if let Some(d) = &p.directory {
-            if !d.is_dir() {
-                bail!(
-                    "plugin {:?}: directory {} is not a folder",
-                    p.name,
-                    d.display()
-                );
-            }
+        if let Some(d) = &p.directory
+            && !d.is_dir()
+        {
+            bail!(
+                "plugin {:?}: directory {} is not a folder",
+                p.name,
+                d.display()
+            );
         }
         out.push(i.hooks);
     }

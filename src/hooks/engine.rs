@@ -244,26 +244,26 @@ pub fn compile(
         return Err(not_component(what.to_string()));
     }
     let cached = cache.map(|dir| dir.join(format!("{}.cwasm", cache_key(engine, &bytes))));
-    if let Some(path) = &cached {
-        if path.exists() {
-            // SAFETY: the file is an artefact this server serialised itself
-            // into its own data_dir; wasmtime checks that it was made by a
-            // compatible engine and refuses it otherwise (then we recompile).
-            match unsafe { Component::deserialize_file(engine, path) } {
-                Ok(c) => return Ok(c),
-                Err(e) => {
-                    tracing::warn!(plugin = %p.name, cache = %path.display(), "cached component unusable, recompiling: {e}")
-                }
+    if let Some(path) = &cached
+        && path.exists()
+    {
+        // SAFETY: the file is an artefact this server serialised itself
+        // into its own data_dir; wasmtime checks that it was made by a
+        // compatible engine and refuses it otherwise (then we recompile).
+        match unsafe { Component::deserialize_file(engine, path) } {
+            Ok(c) => return Ok(c),
+            Err(e) => {
+                tracing::warn!(plugin = %p.name, cache = %path.display(), "cached component unusable, recompiling: {e}")
             }
         }
     }
     let started = std::time::Instant::now();
     let component = Component::new(engine, &bytes).map_err(|e| not_component(format!("{e:#}")))?;
     tracing::info!(plugin = %p.name, path = %p.path.display(), elapsed_ms = started.elapsed().as_millis() as u64, "plugin compiled");
-    if let Some(path) = &cached {
-        if let Err(e) = write_cache(path, &component) {
-            tracing::warn!(plugin = %p.name, cache = %path.display(), "cannot cache the compiled plugin: {e}");
-        }
+    if let Some(path) = &cached
+        && let Err(e) = write_cache(path, &component)
+    {
+        tracing::warn!(plugin = %p.name, cache = %path.display(), "cannot cache the compiled plugin: {e}");
     }
     Ok(component)
 }
@@ -341,14 +341,14 @@ pub fn link(
             message: problems.join("; "),
         });
     }
-    if let Some(dir) = &p.directory {
-        if !dir.is_dir() {
-            return Err(PluginError::Directory {
-                name: p.name.clone(),
-                path: dir.clone(),
-                message: "not a folder".into(),
-            });
-        }
+    if let Some(dir) = &p.directory
+        && !dir.is_dir()
+    {
+        return Err(PluginError::Directory {
+            name: p.name.clone(),
+            path: dir.clone(),
+            message: "not a folder".into(),
+        });
     }
     let shared = Arc::new(PluginShared {
         name: p.name.clone(),

@@ -16,9 +16,6 @@ use imap_codec::imap_types::mailbox::{ListMailbox, Mailbox};
 use imap_codec::imap_types::status::StatusDataItemName;
 use std::io;
 
-/// Longest folder name accepted.
-const MAX_NAME: usize = 512;
-
 /// A folder name from the client, checked and in canonical form.
 pub fn folder_name(mailbox: &Mailbox<'_>) -> Result<String, String> {
     let raw = match mailbox {
@@ -31,41 +28,7 @@ pub fn folder_name(mailbox: &Mailbox<'_>) -> Result<String, String> {
 }
 
 fn check_name(name: &str) -> Result<String, String> {
-    if name.is_empty() || name.len() > MAX_NAME {
-        return Err("invalid folder name length".into());
-    }
-    if name.starts_with(['#', '~']) {
-        return Err("other namespaces are not available".into());
-    }
-    if name
-        .chars()
-        .any(|c| c.is_control() || c == '*' || c == '%' || c == '\\' || c == '"')
-    {
-        return Err(
-            "folder names may not contain wildcards, quotes, backslashes or control characters"
-                .into(),
-        );
-    }
-    let parts: Vec<&str> = name.split(SEPARATOR).collect();
-    if parts
-        .iter()
-        .any(|p| p.is_empty() || *p == "." || *p == "..")
-    {
-        return Err("folder names may not have empty, \".\" or \"..\" levels".into());
-    }
-    // INBOX is case-insensitive, also as the first level of a longer name.
-    let mut out = String::with_capacity(name.len());
-    for (i, p) in parts.iter().enumerate() {
-        if i > 0 {
-            out.push(SEPARATOR);
-        }
-        out.push_str(if i == 0 && p.eq_ignore_ascii_case("INBOX") {
-            "INBOX"
-        } else {
-            p
-        });
-    }
-    Ok(out)
+    crate::store::check_folder_name(name)
 }
 
 /// IMAP LIST pattern matching: `*` matches anything, `%` anything but the separator.

@@ -220,6 +220,16 @@ pub async fn send(
         Verdict::Continue | Verdict::Accept => {}
     }
     prefix.extend_from_slice(&outcome.add_headers);
+    // Signed last, over the headers the filters added too, as over SMTP.
+    if let Err(e) = ctx.mailauth.signer().sign_submission(
+        &ctx.config,
+        &bytes[..header_end],
+        Some(user),
+        &mut prefix,
+        &bytes,
+    ) {
+        tracing::error!(queue_id = %qid, "{e}");
+    }
     let locals: Vec<String> = routed
         .iter()
         .flatten()
