@@ -5,7 +5,7 @@
 //! immutable: a reload builds a new one and sessions keep the one they
 //! started with. Nothing here runs plugin code.
 
-use super::bindings::{Plugin, filter, policy, router, storage};
+use super::bindings::{Plugin, filter, policy, rewrite, router, storage};
 use super::host::{PluginShared, PluginState};
 use crate::config::{Config, OnError, PluginConfig};
 use crate::dns::Dns;
@@ -47,7 +47,7 @@ pub enum PluginError {
         message: String,
     },
     #[error(
-        "plugin {name:?}: {path} exports no hook (policy, filter, router or storage of tern:plugin@0.1.0): {message}"
+        "plugin {name:?}: {path} exports no hook (policy, filter, router, rewrite or storage of tern:plugin@0.1.0): {message}"
     )]
     NoHooks {
         name: String,
@@ -70,6 +70,7 @@ pub struct Exports {
     pub filter: Option<filter::GuestIndices>,
     pub router: Option<router::GuestIndices>,
     pub storage: Option<storage::GuestIndices>,
+    pub rewrite: Option<rewrite::GuestIndices>,
 }
 
 impl Exports {
@@ -86,6 +87,9 @@ impl Exports {
         }
         if self.storage.is_some() {
             v.push("storage");
+        }
+        if self.rewrite.is_some() {
+            v.push("rewrite");
         }
         v
     }
@@ -323,11 +327,13 @@ pub fn link(
         filter: None,
         router: None,
         storage: None,
+        rewrite: None,
     };
     found(policy::GuestIndices::new(&pre).map(|g| exports.policy = Some(g)));
     found(filter::GuestIndices::new(&pre).map(|g| exports.filter = Some(g)));
     found(router::GuestIndices::new(&pre).map(|g| exports.router = Some(g)));
     found(storage::GuestIndices::new(&pre).map(|g| exports.storage = Some(g)));
+    found(rewrite::GuestIndices::new(&pre).map(|g| exports.rewrite = Some(g)));
     if exports.names().is_empty() {
         return Err(PluginError::NoHooks {
             name: p.name.clone(),
@@ -413,6 +419,9 @@ pub fn inspect(path: &Path, name: &str) -> Result<Inspection, PluginError> {
             }
             if storage::GuestIndices::new(&pre).is_ok() {
                 hooks.push("storage");
+            }
+            if rewrite::GuestIndices::new(&pre).is_ok() {
+                hooks.push("rewrite");
             }
             let problem = hooks
                 .is_empty()

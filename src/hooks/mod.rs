@@ -5,7 +5,8 @@
 //! `Continue` wins). The plugin engine lives in the files beside this one:
 //! `engine.rs` (loading, compiling, caching), `bindings.rs` (the WIT types
 //! and reply checks), `host.rs` (what plugins may import), `message.rs` (the
-//! message resource), `dispatch.rs` (calls, deadlines, failures).
+//! message resource), `dispatch.rs` (calls, deadlines, failures),
+//! `rewrite.rs` (address rewriting), `storage.rs` (mailbox storage).
 //!
 //! The plugin set is swapped atomically on reload; a session takes a
 //! snapshot (`Hooks::session`) when it starts and keeps it to the end.
@@ -15,12 +16,14 @@ pub mod dispatch;
 pub mod engine;
 pub mod host;
 pub mod message;
+pub mod rewrite;
 pub mod storage;
 
 pub use bindings::{Envelope, EnvelopeRecipient};
 pub use dispatch::{FilterOutcome, PluginSession, RouteDecision};
 pub use engine::{PluginError, PluginSet};
 pub use message::MessageView;
+pub use rewrite::RewriteDecision;
 
 use crate::address::{Address, ReversePath};
 use crate::checks;
@@ -218,7 +221,10 @@ impl Hooks {
     }
 
     /// Validates and routes one recipient: the targets it delivers to, or
-    /// the refusal (a `Disconnect` closes the session).
+    /// the refusal (a `Disconnect` closes the session). Rewriting plugins
+    /// (virtual domains, aliases) come first and stand in for the built-in
+    /// recipient checks when they rewrite; then the policy plugins see the
+    /// address the client gave; then routers route each address.
     pub async fn rcpt_to(
         &self,
         session: &SessionInfo,
@@ -226,14 +232,34 @@ impl Hooks {
         to: &Address,
         params: &RcptParams,
     ) -> Result<Vec<Target>, Verdict> {
-        let targets = checks::recipient::check(&self.config, &self.store, &self.dns, session, to)
-            .await
-            .map_err(refusal)?;
         if session.plugins.is_empty() {
-            return Ok(targets);
+            return checks::recipient::check(&self.config, &self.store, &self.dns, session, to)
+                .await
+                .map_err(refusal);
         }
         let env = bindings::envelope(envelope);
         let address = to.to_string();
+        let rcpt = EnvelopeRecipient {
+            address: address.clone(),
+            params,
+        };
+        let rewritten = if session.plugins.has_rewrite() {
+            session.plugins.rewrite(&env, &rcpt).await
+        } else {
+            None
+        };
+        let addresses = match rewritten {
+            None => None,
+            Some(RewriteDecision::Reject(r)) => return Err(Verdict::Reject(r)),
+            Some(RewriteDecision::Tempfail(r)) => return Err(Verdict::Tempfail(r)),
+            Some(RewriteDecision::Addresses(list)) => Some(list),
+        };
+        let targets = match &addresses {
+            None => checks::recipient::check(&self.config, &self.store, &self.dns, session, to)
+                .await
+                .map_err(refusal)?,
+            Some(_) => Vec::new(),
+        };
         match session
             .plugins
             .rcpt_to(session, &env, &address, &bindings::rcpt_params(params))
@@ -242,14 +268,58 @@ impl Hooks {
             Verdict::Continue | Verdict::Accept => {}
             other => return Err(other),
         }
+        let Some(addresses) = addresses else {
+            return Ok(self
+                .route(session, &env, to, params)
+                .await?
+                .unwrap_or(targets));
+        };
+        let mut all = Vec::new();
+        for a in &addresses {
+            let chosen = match self.route(session, &env, a, params).await? {
+                Some(t) => t,
+                None => {
+                    let (t, unknown) =
+                        checks::expand(&self.config, &self.store, &a.to_lowercase_key());
+                    if !unknown.is_empty() {
+                        tracing::warn!(rcpt = %to, unknown = ?unknown, "rewritten to unknown local users; they are skipped");
+                    }
+                    t
+                }
+            };
+            for t in chosen {
+                if !all.contains(&t) {
+                    all.push(t);
+                }
+            }
+        }
+        if all.is_empty() {
+            return Err(Verdict::Reject(Reply::new(
+                550,
+                "5.1.1",
+                format!("<{to}>: Recipient address rejected: User unknown"),
+            )));
+        }
+        Ok(all)
+    }
+
+    /// What the router plugins say about one address: its targets, or None
+    /// for the built-in route.
+    async fn route(
+        &self,
+        session: &SessionInfo,
+        env: &bindings::wit::Envelope,
+        to: &Address,
+        params: &RcptParams,
+    ) -> Result<Option<Vec<Target>>, Verdict> {
         let rcpt = EnvelopeRecipient {
-            address: address.clone(),
+            address: to.to_string(),
             params,
         };
-        match session.plugins.route(&env, &rcpt).await {
-            None => Ok(targets),
+        match session.plugins.route(env, &rcpt).await {
+            None => Ok(None),
             Some(RouteDecision::Local(user)) => match self.store.user_exists(&user) {
-                Ok(true) => Ok(vec![Target::Local(user)]),
+                Ok(true) => Ok(Some(vec![Target::Local(user)])),
                 _ => {
                     tracing::warn!(rcpt = %to, user, "a router chose a local mailbox that does not exist");
                     Err(Verdict::Reject(Reply::new(
@@ -259,10 +329,10 @@ impl Hooks {
                     )))
                 }
             },
-            Some(RouteDecision::Relay(hosts)) => Ok(vec![Target::Relay {
+            Some(RouteDecision::Relay(hosts)) => Ok(Some(vec![Target::Relay {
                 address: to.to_lowercase_key(),
                 hosts,
-            }]),
+            }])),
             Some(RouteDecision::Reject(r)) => Err(Verdict::Reject(r)),
             Some(RouteDecision::Tempfail(r)) => Err(Verdict::Tempfail(r)),
         }
