@@ -6,6 +6,7 @@
 use crate::auth::Authenticator;
 use crate::config::{Config, Protocol};
 use crate::hooks::Hooks;
+use crate::metrics;
 use crate::net::Connection;
 use crate::queue::QueueHandle;
 use crate::shutdown::{self, Shutdown, ShutdownTrigger};
@@ -29,6 +30,8 @@ pub struct ServerContext {
     pub queue: QueueHandle,
     /// Mailboxes with a POP3 session open (one at a time per mailbox).
     pub pop3_locks: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Connections per client address, sessions per user.
+    pub limits: Arc<crate::limits::Limits>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -60,9 +63,6 @@ pub enum ServerError {
 /// `protocol address` per line (tests bind port 0 and read it).
 pub const LISTENERS_FILE: &str = "listeners";
 
-/// Delay after a failed login (doubles with each repeated failure).
-const AUTH_FAILURE_DELAY: Duration = Duration::from_millis(500);
-
 /// How long a draining server waits for sessions in flight.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -81,7 +81,16 @@ impl ServerContext {
         let mailauth = crate::mailauth::MailAuth::new(&config)?;
         Ok(Arc::new(ServerContext {
             mailauth,
-            auth: Authenticator::new(store.clone(), default_domain, AUTH_FAILURE_DELAY),
+            auth: Authenticator::new(
+                store.clone(),
+                default_domain,
+                config.limits.auth_failure_delay.0,
+                config.limits.max_auth_failures,
+            ),
+            limits: crate::limits::Limits::new(
+                config.limits.max_connections_per_client,
+                config.limits.max_sessions_per_user,
+            ),
             config,
             store,
             tls,
@@ -118,6 +127,24 @@ pub async fn run(
         bound.push(format!("{} {}", l.protocol.name(), addr));
         listeners.push((l.protocol, listener));
     }
+    let metrics_listener = match ctx.config.metrics.address {
+        Some(address) => {
+            let bind_error = |source| ServerError::Bind {
+                protocol: "metrics",
+                address,
+                source,
+            };
+            let listener = TcpListener::bind(address).await.map_err(bind_error)?;
+            let addr = listener.local_addr().map_err(bind_error)?;
+            tracing::info!(address = %addr, "metrics endpoint at /metrics");
+            bound.push(format!("metrics {addr}"));
+            Some(listener)
+        }
+        None => None,
+    };
+    let metrics_task = metrics_listener.map(|l| {
+        tokio::spawn(crate::metrics::serve(ctx.clone(), l, shutdown.clone()))
+    });
     let queue_task = tokio::spawn(crate::queue::run(ctx.clone(), shutdown.clone()));
     let control =
         crate::control::bind(&ctx.config.data_dir).map_err(|source| ServerError::Write {
@@ -149,6 +176,9 @@ pub async fn run(
     }
     let _ = queue_task.await;
     let _ = control_task.await;
+    if let Some(t) = metrics_task {
+        let _ = t.await;
+    }
     tracing::info!("listeners closed; waiting for sessions in flight");
     if tokio::time::timeout(DRAIN_TIMEOUT, trigger.all_stopped())
         .await
@@ -193,9 +223,21 @@ async fn accept_loop(
             let mut conn = Connection::new(tcp, peer, local);
             let Ok(_permit) = permit else {
                 tracing::warn!(client = %peer, protocol = protocol.name(), "refused: too many connections");
+                metrics::counter(
+                    "tern_connections_refused_total",
+                    &[("reason", "max_connections")],
+                );
                 too_busy(protocol, &mut conn).await;
                 return;
             };
+            let Some(_slot) = ctx.limits.client(peer.ip()) else {
+                tracing::warn!(client = %peer, protocol = protocol.name(), "refused: too many connections from this address");
+                metrics::counter("tern_connections_refused_total", &[("reason", "per_client")]);
+                too_busy(protocol, &mut conn).await;
+                return;
+            };
+            metrics::counter("tern_connections_total", &[("protocol", protocol.name())]);
+            let _gauge = metrics::SessionGauge::open();
             if protocol.implicit_tls()
                 && let Err(e) = conn.start_tls(&ctx.tls).await
             {

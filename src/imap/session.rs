@@ -54,6 +54,8 @@ pub struct Session {
     /// asked for ESEARCH (RFC 4731) results.
     pub search_return: Option<(String, Vec<String>)>,
     errors: u32,
+    /// The logged-in user's place in `limits.max_sessions_per_user`.
+    pub user_slot: Option<crate::limits::UserSlot>,
 }
 
 pub async fn run(conn: Connection, ctx: Arc<ServerContext>, mut shutdown: Shutdown) {
@@ -69,6 +71,7 @@ pub async fn run(conn: Connection, ctx: Arc<ServerContext>, mut shutdown: Shutdo
         events,
         search_return: None,
         errors: 0,
+        user_slot: None,
     };
     let result = tokio::select! {
         r = s.serve() => r,

@@ -50,6 +50,22 @@ pub struct ClientConfig {
     pub timeouts: Timeouts,
 }
 
+impl Timeouts {
+    /// No step waits longer than `cap`.
+    pub fn cap(&mut self, cap: Duration) {
+        for t in [
+            &mut self.greeting,
+            &mut self.mail,
+            &mut self.rcpt,
+            &mut self.data_init,
+            &mut self.data_block,
+            &mut self.data_end,
+        ] {
+            *t = (*t).min(cap);
+        }
+    }
+}
+
 impl Default for ClientConfig {
     fn default() -> Self {
         ClientConfig {
