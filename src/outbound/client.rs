@@ -347,9 +347,20 @@ impl ClientSession {
             batch.extend_from_slice(b"DATA\r\n");
             wire.send(&batch).await.map_err(io)?;
             let m = wire.reply(t.mail).await.map_err(io)?;
+            // 421 closes the session: the replies to the rest of the batch
+            // will never come, and this one says why.
+            if m.code == 421 {
+                return Err(AttemptError::MailFrom(remote.clone(), m));
+            }
             let mut rr = Vec::new();
             for _ in &rcpts {
-                rr.push(wire.reply(t.rcpt).await.map_err(io)?);
+                match wire.reply(t.rcpt).await {
+                    Ok(r) => rr.push(r),
+                    Err(_) if !m.is_positive() => {
+                        return Err(AttemptError::MailFrom(remote.clone(), m));
+                    }
+                    Err(e) => return Err(io(e)),
+                }
             }
             let d = wire.reply(t.data_init).await.map_err(io)?;
             (m, rr, Some(d))
