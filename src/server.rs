@@ -57,6 +57,8 @@ pub enum ServerError {
     },
     #[error(transparent)]
     Plugin(#[from] crate::hooks::PluginError),
+    #[error("cannot install the signal handlers")]
+    Signals,
 }
 
 /// File in `data_dir` listing the addresses actually bound, one
@@ -297,15 +299,17 @@ pub async fn serve_with_reload(
     let (trigger, shutdown) = shutdown::channel();
     let signals = trigger.clone();
     let signal_ctx = ctx.clone();
+    // Registered here, before any listener is announced: a SIGTERM that
+    // comes right after start-up must drain, not kill the process.
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+    ) else {
+        return Err(ServerError::Signals);
+    };
     tokio::spawn(async move {
-        use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::hangup()),
-        ) else {
-            return;
-        };
         loop {
             tokio::select! {
                 _ = term.recv() => { tracing::info!("SIGTERM: draining"); break; }
