@@ -3,9 +3,11 @@
 //! are an error. Relative paths are resolved against the config file's folder.
 
 mod auth;
+mod limits;
 mod units;
 
 pub use auth::{AuthConfig, AuthOverride, DkimAlgorithm, DkimKeyConfig, DmarcAction, SpfAction};
+pub use limits::{LimitsConfig, LogFormat, MetricsConfig};
 pub use units::{ByteSize, ConfigDuration};
 
 use ipnet::IpNet;
@@ -141,6 +143,9 @@ pub struct QueueConfig {
     pub max_concurrent_deliveries: usize,
     /// Connections at once to one destination (domain or smarthost).
     pub max_per_destination: usize,
+    /// The longest wait for any one reply of a next hop (and for the
+    /// connection); absent: RFC 5321's per-step times (2 to 10 minutes).
+    pub reply_timeout: Option<ConfigDuration>,
 }
 
 impl Default for QueueConfig {
@@ -152,29 +157,7 @@ impl Default for QueueConfig {
             delay_warning_after: ConfigDuration(Duration::from_secs(4 * 3600)),
             max_concurrent_deliveries: 64,
             max_per_destination: 20,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LimitsConfig {
-    pub max_message_size: ByteSize,
-    pub max_recipients: usize,
-    pub max_connections: usize,
-    pub command_timeout: ConfigDuration,
-    /// Protocol errors in one session before it is closed with 421.
-    pub max_errors: u32,
-}
-
-impl Default for LimitsConfig {
-    fn default() -> Self {
-        LimitsConfig {
-            max_message_size: ByteSize(25 * 1024 * 1024),
-            max_recipients: 100,
-            max_connections: 1000,
-            command_timeout: ConfigDuration(Duration::from_secs(300)),
-            max_errors: 10,
+            reply_timeout: None,
         }
     }
 }
@@ -253,6 +236,9 @@ pub struct Config {
     pub auth: AuthConfig,
     pub dkim: Vec<DkimKeyConfig>,
     pub plugin: Vec<PluginConfig>,
+    /// Log lines as text (default) or one JSON object per line.
+    pub log_format: LogFormat,
+    pub metrics: MetricsConfig,
 }
 
 impl Default for Config {
@@ -272,6 +258,8 @@ impl Default for Config {
             auth: AuthConfig::default(),
             dkim: Vec::new(),
             plugin: Vec::new(),
+            log_format: LogFormat::Text,
+            metrics: MetricsConfig::default(),
         }
     }
 }
@@ -439,12 +427,7 @@ impl Config {
                 "must be at least 1",
             ));
         }
-        if self.limits.max_recipients == 0 {
-            return Err(invalid("limits.max_recipients", "must be at least 1"));
-        }
-        if self.limits.max_connections == 0 {
-            return Err(invalid("limits.max_connections", "must be at least 1"));
-        }
+        self.limits.validate()?;
         if let Some(s) = &self.relay.smarthost
             && s.rsplit_once(':')
                 .and_then(|(_, p)| p.parse::<u16>().ok())

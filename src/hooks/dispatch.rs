@@ -47,6 +47,26 @@ pub(super) enum Failure {
     Timeout,
 }
 
+impl Failure {
+    /// Counts the failure in the plugin metrics (timeouts, traps).
+    pub(super) fn count(&self, plugin: &str) {
+        let timed_out = match self {
+            Failure::Timeout => true,
+            Failure::Trap(e) => matches!(
+                e.downcast_ref::<wasmtime::Trap>(),
+                Some(wasmtime::Trap::Interrupt)
+            ),
+            Failure::Instantiate(_) => false,
+        };
+        let name = if timed_out {
+            "tern_plugin_timeouts_total"
+        } else {
+            "tern_plugin_traps_total"
+        };
+        crate::metrics::counter(name, &[("plugin", plugin)]);
+    }
+}
+
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -192,6 +212,7 @@ macro_rules! call {
                 match live.$hook.as_ref() {
                     None => Ok(None),
                     Some($g) => {
+                        crate::metrics::counter("tern_plugin_calls_total", &[("plugin", &plugin.name)]);
                         arm(&mut live.store, plugin.timeout);
                         let $s = &mut live.store;
                         match tokio::time::timeout(plugin.timeout + GRACE, $call).await {
@@ -210,6 +231,7 @@ macro_rules! call {
             Ok(v) => Ok(v),
             Err(f) => {
                 $slots[$i] = None;
+                f.count(&plugin.name);
                 tracing::warn!(plugin = %plugin.name, hook = $name, on_error = ?plugin.on_error, "plugin failed: {f}");
                 Err(on_error(plugin))
             }
@@ -385,6 +407,7 @@ impl PluginSession {
                 Ok(r) => r,
                 Err(f) => {
                     slots[i] = None;
+                    f.count(&plugin.name);
                     tracing::warn!(plugin = %plugin.name, hook = "on-data", "plugin failed: {f}");
                     out.verdict = Some(on_error(plugin)).filter(|v| *v != Verdict::Continue);
                     if out.verdict.is_some() {
@@ -564,6 +587,13 @@ fn clean_value(v: &str) -> String {
 /// A field name: printable ASCII without colon or space (RFC 5322 ftext).
 fn name_ok(n: &str) -> bool {
     !n.is_empty() && n.len() <= 76 && n.bytes().all(|b| (33..=126).contains(&b) && b != b':')
+}
+
+/// The header lines a list of edits adds (for the fuzz targets).
+pub(crate) fn header_lines_of(edits: &[wit::HeaderEdit]) -> Vec<u8> {
+    let mut out = FilterOutcome::default();
+    apply_edits("fuzz", edits, &mut out);
+    out.add_headers
 }
 
 fn apply_edits(plugin: &str, edits: &[wit::HeaderEdit], out: &mut FilterOutcome) {

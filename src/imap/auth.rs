@@ -35,6 +35,17 @@ impl Session {
             .await
         {
             Some(account) => {
+                let Some(slot) = self.ctx.limits.user(&account) else {
+                    tracing::warn!(user = %account, client = %self.conn.peer, "too many sessions for this user");
+                    crate::metrics::counter(
+                        "tern_limits_hit_total",
+                        &[("limit", "max_sessions_per_user")],
+                    );
+                    return Ok(Outcome::No(
+                        "[LIMIT] too many sessions for this user".into(),
+                    ));
+                };
+                self.user_slot = Some(slot);
                 tracing::info!(user = %account, client = %self.conn.peer, "imap login");
                 self.user = Some(account);
                 Ok(Outcome::Ok(format!(

@@ -57,6 +57,8 @@ pub struct Session {
     /// SEARCHRES's saved result (RFC 5182), as UIDs.
     pub saved_result: Option<Vec<u32>>,
     errors: u32,
+    /// The logged-in user's place in `limits.max_sessions_per_user`.
+    pub user_slot: Option<crate::limits::UserSlot>,
 }
 
 pub async fn run(conn: Connection, ctx: Arc<ServerContext>, mut shutdown: Shutdown) {
@@ -74,6 +76,7 @@ pub async fn run(conn: Connection, ctx: Arc<ServerContext>, mut shutdown: Shutdo
         rev2: false,
         saved_result: None,
         errors: 0,
+        user_slot: None,
     };
     let result = tokio::select! {
         r = s.serve() => r,

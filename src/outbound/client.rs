@@ -50,6 +50,22 @@ pub struct ClientConfig {
     pub timeouts: Timeouts,
 }
 
+impl Timeouts {
+    /// No step waits longer than `cap`.
+    pub fn cap(&mut self, cap: Duration) {
+        for t in [
+            &mut self.greeting,
+            &mut self.mail,
+            &mut self.rcpt,
+            &mut self.data_init,
+            &mut self.data_block,
+            &mut self.data_end,
+        ] {
+            *t = (*t).min(cap);
+        }
+    }
+}
+
 impl Default for ClientConfig {
     fn default() -> Self {
         ClientConfig {
@@ -331,9 +347,20 @@ impl ClientSession {
             batch.extend_from_slice(b"DATA\r\n");
             wire.send(&batch).await.map_err(io)?;
             let m = wire.reply(t.mail).await.map_err(io)?;
+            // 421 closes the session: the replies to the rest of the batch
+            // will never come, and this one says why.
+            if m.code == 421 {
+                return Err(AttemptError::MailFrom(remote.clone(), m));
+            }
             let mut rr = Vec::new();
             for _ in &rcpts {
-                rr.push(wire.reply(t.rcpt).await.map_err(io)?);
+                match wire.reply(t.rcpt).await {
+                    Ok(r) => rr.push(r),
+                    Err(_) if !m.is_positive() => {
+                        return Err(AttemptError::MailFrom(remote.clone(), m));
+                    }
+                    Err(e) => return Err(io(e)),
+                }
             }
             let d = wire.reply(t.data_init).await.map_err(io)?;
             (m, rr, Some(d))

@@ -8,4 +8,4 @@ pub mod client;
 pub mod mx;
 pub mod pool;
 pub mod tls;
-mod wire;
+pub(crate) mod wire;

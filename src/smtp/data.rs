@@ -3,7 +3,7 @@
 //! commit: body, local mailbox copies and the queue entry are written in one
 //! batch and flushed to disk before the 250.
 
-use super::body::{ChunkDecoder, DataDecoder, MessageSink, SinkError};
+use super::body::{ChunkDecoder, DataDecoder, MessageSink, SinkLimits};
 use super::command::{Body, Notify};
 use super::reply::Reply;
 use super::session::{Session, Transaction};
@@ -48,7 +48,14 @@ impl Session {
         let writer = store.blob_writer(id)?;
         Ok((
             id,
-            MessageSink::new(writer, self.ctx.config.limits.max_message_size.0),
+            MessageSink::new(
+                writer,
+                SinkLimits {
+                    max_size: self.ctx.config.limits.max_message_size.0,
+                    max_header: self.ctx.config.limits.max_header_size.0 as usize,
+                    max_parts: self.ctx.config.limits.max_mime_parts,
+                },
+            ),
         ))
     }
 
@@ -95,6 +102,7 @@ impl Session {
             let end = decoder.feed(self.conn.buffered(), &mut out);
             let used = end.unwrap_or(self.conn.buffered().len());
             self.conn.consume(used);
+            self.check_space(&mut sink, out.len());
             sink.push(&out);
             out.clear();
             if end.is_some() {
@@ -136,8 +144,12 @@ impl Session {
                 }
             }
             let take = (self.conn.buffered().len() as u64).min(remaining) as usize;
+            let low_space = !self.space_during_data(take);
             if let Some(state) = self.tx.as_mut().and_then(|t| t.bdat.as_mut()) {
                 state.decoder.feed(&self.conn.buffered()[..take], &mut out);
+                if low_space {
+                    state.sink.abandon_for_space();
+                }
                 state.sink.push(&out);
                 out.clear();
             }
@@ -171,6 +183,26 @@ impl Session {
         self.commit(id, sink).await
     }
 
+    /// Called as data arrives: once the disk falls below half of
+    /// `limits.min_free_space`, the message is no longer kept.
+    fn check_space(&mut self, sink: &mut MessageSink, incoming: usize) {
+        if !self.space_during_data(incoming) {
+            sink.abandon_for_space();
+        }
+    }
+
+    /// Room for `incoming` more bytes during DATA/BDAT (checked about once
+    /// per 256 KiB received, not per read).
+    fn space_during_data(&mut self, incoming: usize) -> bool {
+        self.data_since_space_check += incoming;
+        if self.data_since_space_check < 256 * 1024 {
+            return true;
+        }
+        self.data_since_space_check = 0;
+        let floor = self.ctx.config.limits.min_free_space.0 / 2;
+        self.ctx.store.free_space().is_none_or(|free| free >= floor)
+    }
+
     /// Ends the transaction: hooks, then the durable commit, then the reply.
     async fn commit(&mut self, id: u64, sink: MessageSink) -> io::Result<()> {
         let Some(tx) = self.tx.take() else {
@@ -178,6 +210,14 @@ impl Session {
         };
         let qid = format_queue_id(id);
         let reply = self.commit_transaction(id, &qid, &tx, sink).await;
+        if reply.is_positive() {
+            crate::metrics::counter(
+                "tern_messages_accepted_total",
+                &[("protocol", self.protocol.name())],
+            );
+        } else {
+            crate::metrics::refused(super::session::refusal_reason(&reply));
+        }
         if self.protocol == Protocol::Lmtp {
             for _ in &tx.rcpts {
                 self.send(reply.clone()).await?;
@@ -194,13 +234,9 @@ impl Session {
         tx: &Transaction,
         mut sink: MessageSink,
     ) -> Reply {
-        if sink.too_big() {
-            tracing::info!(client = %self.info.client, size = sink.size(), "message refused: too big");
-            return Reply::new(
-                552,
-                "5.3.4",
-                "Message size exceeds fixed maximum message size",
-            );
+        if let Some(why) = sink.failure() {
+            tracing::info!(client = %self.info.client, size = sink.size(), "message refused: {why}");
+            return why.reply();
         }
         let (auth, decision) = match self.authenticate(qid, tx, &mut sink).await {
             Ok(x) => x,
@@ -295,20 +331,9 @@ impl Session {
         let size = sink.size() - skip + prefix.len() as u64;
         let writer = match sink.into_writer() {
             Ok(w) => w,
-            Err(SinkError::TooBig) => {
-                return Reply::new(
-                    552,
-                    "5.3.4",
-                    "Message size exceeds fixed maximum message size",
-                );
-            }
-            Err(SinkError::Store(e)) => {
+            Err(e) => {
                 tracing::error!(queue_id = qid, "storing message failed: {e}");
-                return Reply::new(
-                    451,
-                    "4.3.0",
-                    "Error: local storage problem, try again later",
-                );
+                return e.reply();
             }
         };
         let recipients = tx

@@ -5,6 +5,7 @@
 mod auth;
 pub mod body;
 pub mod command;
+pub mod mime;
 mod data;
 mod ehlo;
 mod envelope;

@@ -72,6 +72,8 @@ struct Inner {
     write_lock: Mutex<()>,
     events: broadcast::Sender<MailboxEvent>,
     commits: commit::GroupCommit,
+    /// The store's folder (for the free-space check).
+    dir: std::path::PathBuf,
 }
 
 impl Store {
@@ -103,6 +105,7 @@ impl Store {
                 write_lock: Mutex::new(()),
                 events,
                 commits,
+                dir: dir.join("store"),
             }),
         };
         store.discard_unfinished_blobs()?;
@@ -114,6 +117,19 @@ impl Store {
     /// caller waits for the first flush that *started* after it called.
     pub async fn flush(&self) -> Result<(), StoreError> {
         self.inner.commits.flush().await
+    }
+
+    /// Bytes free for us on the store's file system; None if unknown. sled
+    /// cannot recover from a failed write without a restart, so the
+    /// receivers refuse new mail (452 4.3.1) well before this reaches 0.
+    pub fn free_space(&self) -> Option<u64> {
+        use std::os::unix::ffi::OsStrExt;
+        let path = std::ffi::CString::new(self.inner.dir.as_os_str().as_bytes()).ok()?;
+        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+        // SAFETY: `path` is a valid NUL-terminated string and `st` a valid
+        // out-pointer for the duration of the call.
+        let rc = unsafe { libc::statvfs(path.as_ptr(), &mut st) };
+        (rc == 0).then(|| st.f_bavail as u64 * st.f_frsize as u64)
     }
 
     /// A new unique, increasing id (queue ids and blob ids).
