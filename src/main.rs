@@ -225,6 +225,11 @@ fn run(cli: Cli) -> Result<()> {
             let i = tern::hooks::engine::inspect(&file, &name)?;
             println!("file: {}", file.display());
             println!(
+                "size: {} bytes, compiled in {} ms",
+                i.size,
+                i.compile_time.as_millis()
+            );
+            println!(
                 "hooks: {}",
                 if i.hooks.is_empty() {
                     "none".to_string()

@@ -378,6 +378,11 @@ pub struct Inspection {
     pub hooks: Vec<&'static str>,
     /// Why it would not load in Tern, if it would not.
     pub problem: Option<String>,
+    /// The file's size in bytes.
+    pub size: u64,
+    /// How long compiling it took (what a server pays at its first load;
+    /// later loads take the compiled code from `data_dir/plugin-cache`).
+    pub compile_time: Duration,
 }
 
 /// Inspects a component without running it (`tern plugin inspect`,
@@ -394,7 +399,10 @@ pub fn inspect(path: &Path, name: &str) -> Result<Inspection, PluginError> {
     };
     let engine = Engine::new(wasmtime::Config::new().epoch_interruption(true))
         .map_err(|e| PluginError::Engine(format!("{e:#}")))?;
+    let started = std::time::Instant::now();
     let component = compile(&engine, &p, None)?;
+    let compile_time = started.elapsed();
+    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     let ty = component.component_type();
     let imports = ty
         .imports(&engine)
@@ -438,6 +446,8 @@ pub fn inspect(path: &Path, name: &str) -> Result<Inspection, PluginError> {
         exports,
         hooks,
         problem,
+        size,
+        compile_time,
     })
 }
 
