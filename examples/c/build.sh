@@ -4,7 +4,7 @@
 # `cargo install --locked wit-bindgen-cli@0.51.0`, and for the last step
 # either `cargo install --locked wasm-tools@1.244.0` or, if that is not
 # installed, jco (the same `component new` code, prebuilt) from
-# `npm ci` in ../javascript. scripts/install-test-deps sets up the latter.
+# `npm install` in ../javascript. scripts/install-test-deps sets up the latter.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 WIT="$HERE/../../sdk/wit"
@@ -27,7 +27,7 @@ if command -v wasm-tools >/dev/null && wasm-tools --version | grep -qF "$WASM_TO
 elif [ -x "$JCO" ]; then
     component_new() { "$JCO" new "$@" >/dev/null; }
 else
-    echo "build.sh: neither wasm-tools $WASM_TOOLS_VERSION (cargo install --locked wasm-tools@$WASM_TOOLS_VERSION) nor jco (npm ci in examples/javascript) found" >&2
+    echo "build.sh: neither wasm-tools $WASM_TOOLS_VERSION (cargo install --locked wasm-tools@$WASM_TOOLS_VERSION) nor jco (npm install in examples/javascript) found" >&2
     exit 1
 fi
 

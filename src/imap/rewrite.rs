@@ -128,6 +128,20 @@ fn tokenize(msg: &[u8]) -> Option<Vec<Token>> {
     Some(out)
 }
 
+/// The command word of a message (after the tag and any `UID`), read from
+/// its first line only, so that a big APPEND is never tokenized.
+fn verb(msg: &[u8]) -> Option<(bool, Vec<u8>)> {
+    let line_end = msg.iter().position(|&b| b == b'\r' || b == b'\n')?;
+    let mut words = msg[..line_end].split(|&b| b == b' ');
+    words.next()?;
+    let mut word = words.next()?;
+    let by_uid = word.eq_ignore_ascii_case(b"UID");
+    if by_uid {
+        word = words.next()?;
+    }
+    Some((by_uid, word.to_ascii_uppercase()))
+}
+
 /// What an extended LIST asks for.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ListOptions {
@@ -184,6 +198,9 @@ fn flat_list(tokens: &[Token]) -> Option<(&[Token], usize)> {
 /// An extended LIST (`Some(Ok)`), a malformed one (`Some(Err)` with the
 /// text of a BAD), or `None` for anything else, plain LIST included.
 pub fn parse_list(msg: &[u8]) -> Option<Result<ListCommand, String>> {
+    if verb(msg)? != (false, b"LIST".to_vec()) {
+        return None;
+    }
     let tokens = tokenize(msg)?;
     let tag = String::from_utf8_lossy(tokens.first()?.atom(msg)?).into_owned();
     if !tokens.get(1)?.is_atom(msg, "LIST") {
@@ -330,7 +347,15 @@ const KEYS_WITH_ARGUMENT: [&str; 17] = [
 /// their UID forms). `uids` is the saved result; `seqs` the same messages
 /// as sequence numbers (for the commands that take those).
 pub fn substitute_saved(msg: &[u8], uids: &[u32], seqs: &[u32]) -> Saved {
-    if !msg.contains(&b'$') {
+    let wanted = [
+        &b"FETCH"[..],
+        b"STORE",
+        b"COPY",
+        b"MOVE",
+        b"EXPUNGE",
+        b"SEARCH",
+    ];
+    if !verb(msg).is_some_and(|(_, v)| wanted.contains(&v.as_slice())) || !msg.contains(&b'$') {
         return Saved::Absent;
     }
     let Some(tokens) = tokenize(msg) else {
