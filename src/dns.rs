@@ -146,7 +146,11 @@ impl Dns {
         let mut seen = vec![fqdn(name).to_ascii_lowercase()];
         for _ in 0..MAX_CNAME_CHAIN {
             let Some(current) = seen.last() else { break };
-            let Ok(lookup) = self.resolver.lookup(current.clone(), RecordType::CNAME).await else {
+            let Ok(lookup) = self
+                .resolver
+                .lookup(current.clone(), RecordType::CNAME)
+                .await
+            else {
                 return Err(DnsError::NotFound);
             };
             let Some(target) = lookup.iter().find_map(|r| match r {
@@ -160,7 +164,9 @@ impl Dns {
             }
             seen.push(target);
         }
-        Err(DnsError::Temporary(format!("CNAME chain too long at {name}")))
+        Err(DnsError::Temporary(format!(
+            "CNAME chain too long at {name}"
+        )))
     }
 
     /// TXT records, each joined into one string.

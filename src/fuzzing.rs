@@ -12,9 +12,12 @@ use crate::smtp::command::{self, Command};
 use crate::store::{QueueEntry, QueueRecipient, RecipientState};
 use std::path::Path;
 
+/// A fuzz target: raw input in, a panic when a property fails.
+pub type Target = fn(&[u8]);
+
 /// Every target by name (the names of `fuzz/fuzz_targets/*.rs` and of the
 /// folders under `fuzz/corpus/`).
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("smtp_command", smtp_command),
     ("address", address),
     ("data_reader", data_reader),
@@ -72,7 +75,10 @@ pub fn smtp_command(data: &[u8]) {
             Ok(_) => {}
             Err(e) => {
                 let wire = e.reply().to_wire();
-                assert!(!has_bare_line_end(&wire), "error reply with a bare line end");
+                assert!(
+                    !has_bare_line_end(&wire),
+                    "error reply with a bare line end"
+                );
             }
         }
     }
@@ -98,7 +104,10 @@ pub fn address(data: &[u8]) {
     };
     for utf8 in [false, true] {
         if let Ok(a) = Address::parse(text, utf8) {
-            assert!(utf8 || !a.needs_smtputf8(), "UTF-8 address without SMTPUTF8");
+            assert!(
+                utf8 || !a.needs_smtputf8(),
+                "UTF-8 address without SMTPUTF8"
+            );
             let shown = a.to_string();
             assert!(
                 !shown.contains(['\r', '\n', '\0']),
@@ -158,7 +167,10 @@ pub fn data_reader(data: &[u8]) {
     }
     c.finish(&mut split_chunk);
     assert_eq!(whole_chunk, split_chunk, "BDAT chunk splits disagree");
-    assert!(!has_bare_line_end(&whole_chunk), "bare line end in BDAT output");
+    assert!(
+        !has_bare_line_end(&whole_chunk),
+        "bare line end in BDAT output"
+    );
 }
 
 /// A POP3 command line: parses or gives an error, never panics; message
@@ -249,18 +261,30 @@ pub fn dsn(data: &[u8]) {
         .map(|(b, _)| b.to_string())
         .expect("a boundary parameter");
     let closing = format!("\r\n--{boundary}--\r\n");
-    assert!(out.ends_with(closing.as_bytes()), "no closing boundary at the end");
+    assert!(
+        out.ends_with(closing.as_bytes()),
+        "no closing boundary at the end"
+    );
     let mut ours_len = out.len() - closing.len();
     if !appended.ends_with(b"\r\n") && out[..ours_len].ends_with(b"\r\n") {
         ours_len -= 2;
     }
-    assert!(out[..ours_len].ends_with(appended), "the original is not at the end");
+    assert!(
+        out[..ours_len].ends_with(appended),
+        "the original is not at the end"
+    );
     ours_len -= appended.len();
     let ours = &out[..ours_len];
-    assert!(!has_bare_line_end(ours), "bare line end in the DSN's own parts");
+    assert!(
+        !has_bare_line_end(ours),
+        "bare line end in the DSN's own parts"
+    );
     let text = String::from_utf8_lossy(ours);
     let boundary_lines = text.lines().filter(|l| l.starts_with("--")).count();
-    assert_eq!(boundary_lines, 3, "a field added a MIME boundary line:\n{text}");
+    assert_eq!(
+        boundary_lines, 3,
+        "a field added a MIME boundary line:\n{text}"
+    );
 }
 
 /// The header section of an incoming message: the same however the body
@@ -277,7 +301,11 @@ pub fn header(data: &[u8]) {
     for piece in input.chunks(usize::from(cuts % 13) + 1) {
         split.push(piece);
     }
-    assert_eq!(whole.header(), split.header(), "split header sections disagree");
+    assert_eq!(
+        whole.header(),
+        split.header(),
+        "split header sections disagree"
+    );
     let header = whole.header();
     assert!(input.starts_with(header));
     for name in ["Message-ID", "Date", "From"] {
@@ -290,7 +318,10 @@ pub fn header(data: &[u8]) {
     }
     let _ = mail_parser::MessageParser::default()
         .parse_headers(header)
-        .map(|m| m.from().map(|f| f.first().map(|a| a.address().map(str::len))));
+        .map(|m| {
+            m.from()
+                .map(|f| f.first().map(|a| a.address().map(str::len)))
+        });
 }
 
 /// The configuration file: loads or gives an error, never panics.
@@ -311,16 +342,21 @@ pub fn plugin_reply(data: &[u8]) {
         return;
     };
     let f = fields(rest, 5);
+    let code_bytes = f[0].as_bytes();
     let code = u16::from_le_bytes([
-        f[0].bytes().next().unwrap_or(0),
-        f[0].bytes().nth(1).unwrap_or(0),
+        code_bytes.first().copied().unwrap_or(0),
+        code_bytes.get(1).copied().unwrap_or(0),
     ]);
     let reply = wit::Reply {
         code,
         enhanced: f[1].clone(),
         text: f[2].clone(),
     };
-    for kind in [ReplyKind::Reject, ReplyKind::Tempfail, ReplyKind::Disconnect] {
+    for kind in [
+        ReplyKind::Reject,
+        ReplyKind::Tempfail,
+        ReplyKind::Disconnect,
+    ] {
         let r = bindings::checked_reply("fuzz", &reply, kind);
         let class = r.code / 100;
         match kind {
@@ -353,7 +389,7 @@ pub fn plugin_reply(data: &[u8]) {
         }),
         wit::HeaderEdit::Remove(f[3].clone()),
     ];
-    let added = crate::hooks::dispatch::header_lines_of(&edits);
+    let added = crate::hooks::edits::header_lines_of(&edits);
     if !added.is_empty() {
         assert!(added.ends_with(b"\r\n"));
         assert!(!has_bare_line_end(&added), "bare line end in {added:?}");

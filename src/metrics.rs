@@ -35,10 +35,7 @@ const COUNTERS: &[(&str, &str)] = &[
         "tern_deliveries_total",
         "Delivery attempts per recipient, by status (delivered, deferred, failed).",
     ),
-    (
-        "tern_plugin_calls_total",
-        "Plugin hook calls, by plugin.",
-    ),
+    ("tern_plugin_calls_total", "Plugin hook calls, by plugin."),
     (
         "tern_plugin_timeouts_total",
         "Plugin hook calls that ran out of time, by plugin.",
@@ -47,10 +44,7 @@ const COUNTERS: &[(&str, &str)] = &[
         "tern_plugin_traps_total",
         "Plugin hook calls that trapped or failed otherwise, by plugin.",
     ),
-    (
-        "tern_auth_failures_total",
-        "Failed logins, every protocol.",
-    ),
+    ("tern_auth_failures_total", "Failed logins, every protocol."),
     (
         "tern_limits_hit_total",
         "Sessions or logins stopped by an abuse limit, by limit.",
@@ -90,10 +84,7 @@ pub fn counter(name: &'static str, labels: &[(&'static str, &str)]) {
             .map(|(k, v)| (*k, v.to_string()))
             .collect::<Labels>(),
     );
-    let mut counters = REGISTRY
-        .counters
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
+    let mut counters = REGISTRY.counters.lock().unwrap_or_else(|p| p.into_inner());
     *counters.entry(key).or_insert(0) += 1;
 }
 
@@ -235,19 +226,21 @@ pub async fn serve(
     let app = axum::Router::new()
         .route(
             "/metrics",
-            get(|axum::extract::State(ctx): axum::extract::State<Arc<ServerContext>>| async move {
-                let ctx2 = ctx.clone();
-                let text = tokio::task::spawn_blocking(move || render(&ctx2))
-                    .await
-                    .unwrap_or_default();
-                (
-                    [(
-                        axum::http::header::CONTENT_TYPE,
-                        "text/plain; version=0.0.4; charset=utf-8",
-                    )],
-                    text,
-                )
-            }),
+            get(
+                |axum::extract::State(ctx): axum::extract::State<Arc<ServerContext>>| async move {
+                    let ctx2 = ctx.clone();
+                    let text = tokio::task::spawn_blocking(move || render(&ctx2))
+                        .await
+                        .unwrap_or_default();
+                    (
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            "text/plain; version=0.0.4; charset=utf-8",
+                        )],
+                        text,
+                    )
+                },
+            ),
         )
         .with_state(ctx);
     let stop = async move {

@@ -144,9 +144,8 @@ pub async fn run(
         }
         None => None,
     };
-    let metrics_task = metrics_listener.map(|l| {
-        tokio::spawn(crate::metrics::serve(ctx.clone(), l, shutdown.clone()))
-    });
+    let metrics_task = metrics_listener
+        .map(|l| tokio::spawn(crate::metrics::serve(ctx.clone(), l, shutdown.clone())));
     let queue_task = tokio::spawn(crate::queue::run(ctx.clone(), shutdown.clone()));
     let control =
         crate::control::bind(&ctx.config.data_dir).map_err(|source| ServerError::Write {
@@ -234,7 +233,10 @@ async fn accept_loop(
             };
             let Some(_slot) = ctx.limits.client(peer.ip()) else {
                 tracing::warn!(client = %peer, protocol = protocol.name(), "refused: too many connections from this address");
-                metrics::counter("tern_connections_refused_total", &[("reason", "per_client")]);
+                metrics::counter(
+                    "tern_connections_refused_total",
+                    &[("reason", "per_client")],
+                );
                 too_busy(protocol, &mut conn).await;
                 return;
             };

@@ -38,7 +38,11 @@ impl FaultyHop {
             if let Ok(Some(s)) = child.try_wait() {
                 panic!("faulty hop exited: {s}");
             }
-            std::fs::read_to_string(&port_file).ok()?.trim().parse().ok()
+            std::fs::read_to_string(&port_file)
+                .ok()?
+                .trim()
+                .parse()
+                .ok()
         });
         FaultyHop { child, port, out }
     }
@@ -99,7 +103,9 @@ fn wait_delivered(hop: &FaultyHop, tern: &Tern, subject: &str) {
         .count();
     assert_eq!(copies, 1, "copies of {subject:?}: {got:?}\n{}", tern.log());
     wait_for("an empty queue", BOUND, || {
-        tern.queue_list().contains("Mail queue is empty").then_some(())
+        tern.queue_list()
+            .contains("Mail queue is empty")
+            .then_some(())
     });
 }
 
@@ -178,12 +184,18 @@ fn dns_fault(bad: serde_json::Value, log_text: &str) {
 
 #[test]
 fn dns_timeout_defers() {
-    dns_fault(serde_json::json!({"remote.test": {"TIMEOUT": true}}), "remote.test");
+    dns_fault(
+        serde_json::json!({"remote.test": {"TIMEOUT": true}}),
+        "remote.test",
+    );
 }
 
 #[test]
 fn dns_servfail_defers() {
-    dns_fault(serde_json::json!({"remote.test": {"SERVFAIL": true}}), "remote.test");
+    dns_fault(
+        serde_json::json!({"remote.test": {"SERVFAIL": true}}),
+        "remote.test",
+    );
 }
 
 #[test]

@@ -114,7 +114,11 @@ print(n, subjects)
     std::fs::remove_file(&filler).expect("remove filler");
     let r = send(&port, "after");
     assert!(r.starts_with("250 "), "after the space returned: {r}");
-    assert!(!server.log().contains("storing message failed"), "{}", server.log());
+    assert!(
+        !server.log().contains("storing message failed"),
+        "{}",
+        server.log()
+    );
 
     // And everything accepted survives a restart.
     server.restart();
@@ -130,6 +134,11 @@ print(n, subjects)
         .collect();
     assert_eq!(
         subjects,
-        ["Subject: before 0", "Subject: before 1", "Subject: before 2", "Subject: after"],
+        [
+            "Subject: before 0",
+            "Subject: before 1",
+            "Subject: before 2",
+            "Subject: after"
+        ],
     );
 }

@@ -47,7 +47,11 @@ fn sigkill_loop_loses_nothing() {
         .spawn()
         .expect("sink");
     let sink_port: u16 = wait_for("the sink", READY_BOUND, || {
-        std::fs::read_to_string(&port_file).ok()?.trim().parse().ok()
+        std::fs::read_to_string(&port_file)
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
     });
     let mut tern = Tern::start(&config(
         "mx.example.test",
@@ -143,6 +147,10 @@ duplicated {} ({} extra copies), delivered without acknowledgement {}",
         extra_copies,
         unacked_delivered
     );
-    assert!(acked.len() >= 20, "too little traffic to mean anything: {}", acked.len());
+    assert!(
+        acked.len() >= 20,
+        "too little traffic to mean anything: {}",
+        acked.len()
+    );
     assert!(lost.is_empty(), "acknowledged but lost: {lost:?}");
 }

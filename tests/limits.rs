@@ -38,7 +38,11 @@ fn connections_per_client_address_are_limited() {
     drop(held);
     // Places come back when connections close.
     wait_until(PATIENCE, || first_line(port).starts_with("220 "));
-    assert!(server.log().contains("too many connections from this address"));
+    assert!(
+        server
+            .log()
+            .contains("too many connections from this address")
+    );
 }
 
 #[test]
@@ -71,7 +75,10 @@ except poplib.error_proto as e:
         &[&server.port_arg("pop3")],
     );
     let out = text(&out.stdout);
-    assert!(out.contains("refused: b'-ERR [SYS/TEMP] too many commands"), "{out}");
+    assert!(
+        out.contains("refused: b'-ERR [SYS/TEMP] too many commands"),
+        "{out}"
+    );
 }
 
 /// AUTH PLAIN over smtplib from `source` (a loopback address); returns the
@@ -168,7 +175,9 @@ fn multipart(parts: usize) -> String {
 MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n",
     );
     for i in 0..parts {
-        m.push_str(&format!("--b1\r\nContent-Type: text/plain\r\n\r\npart {i}\r\n"));
+        m.push_str(&format!(
+            "--b1\r\nContent-Type: text/plain\r\n\r\npart {i}\r\n"
+        ));
     }
     m.push_str("--b1--\r\n");
     m
@@ -203,7 +212,11 @@ fn mime_parts_and_header_size_are_limited() {
     );
     send(&fine).expect(250, "2.0.0");
     let mail = server.mailbox("bob@example.test");
-    assert_eq!(mail.len(), 2, "only the two messages within limits are kept");
+    assert_eq!(
+        mail.len(),
+        2,
+        "only the two messages within limits are kept"
+    );
 }
 
 fn wait_until(bound: Duration, mut ok: impl FnMut() -> bool) {

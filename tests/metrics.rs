@@ -44,7 +44,10 @@ fn metrics_endpoint_counts_traffic() {
     server.add_user("ann@example.test", "ann-pw");
     let port = server.port("metrics");
     let before = scrape(port);
-    assert_eq!(value(&before, "tern_messages_accepted_total{protocol=\"smtp\"}"), 0.0);
+    assert_eq!(
+        value(&before, "tern_messages_accepted_total{protocol=\"smtp\"}"),
+        0.0
+    );
     assert!(before.contains_key("tern_queue_messages"));
 
     let out = python(
@@ -91,13 +94,22 @@ s.quit()
         );
         std::thread::sleep(Duration::from_millis(200));
     };
-    assert_eq!(value(&after, "tern_messages_accepted_total{protocol=\"smtp\"}"), 2.0);
     assert_eq!(
-        value(&after, "tern_messages_accepted_total{protocol=\"submission\"}"),
+        value(&after, "tern_messages_accepted_total{protocol=\"smtp\"}"),
+        2.0
+    );
+    assert_eq!(
+        value(
+            &after,
+            "tern_messages_accepted_total{protocol=\"submission\"}"
+        ),
         1.0
     );
     assert_eq!(
-        value(&after, "tern_messages_refused_total{reason=\"unknown_recipient\"}"),
+        value(
+            &after,
+            "tern_messages_refused_total{reason=\"unknown_recipient\"}"
+        ),
         1.0
     );
     assert!(value(&after, "tern_connections_total{protocol=\"smtp\"}") >= 3.0);
@@ -133,8 +145,8 @@ fn json_log_format_writes_one_object_per_line() {
         std::thread::sleep(Duration::from_millis(50));
     };
     for line in log.lines().filter(|l| !l.is_empty()) {
-        let v: serde_json::Value = serde_json::from_str(line)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
         assert!(v["timestamp"].is_string(), "{line}");
         assert!(v["level"].is_string(), "{line}");
         assert!(v["message"].is_string(), "{line}");

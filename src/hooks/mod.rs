@@ -13,6 +13,7 @@
 
 pub mod bindings;
 pub mod dispatch;
+pub mod edits;
 pub mod engine;
 pub mod host;
 pub mod message;

@@ -15,29 +15,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::TcpStream;
 
-/// Per-step timeouts (RFC 5321 section 4.5.3.2).
-#[derive(Debug, Clone)]
-pub struct Timeouts {
-    pub greeting: Duration,
-    pub mail: Duration,
-    pub rcpt: Duration,
-    pub data_init: Duration,
-    pub data_block: Duration,
-    pub data_end: Duration,
-}
-
-impl Default for Timeouts {
-    fn default() -> Self {
-        Timeouts {
-            greeting: Duration::from_secs(300),
-            mail: Duration::from_secs(300),
-            rcpt: Duration::from_secs(300),
-            data_init: Duration::from_secs(120),
-            data_block: Duration::from_secs(180),
-            data_end: Duration::from_secs(600),
-        }
-    }
-}
+pub use super::timeouts::Timeouts;
 
 #[derive(Clone)]
 pub struct ClientConfig {
@@ -48,22 +26,6 @@ pub struct ClientConfig {
     /// AUTH PLAIN credentials (smarthost), used only over TLS.
     pub auth: Option<(String, String)>,
     pub timeouts: Timeouts,
-}
-
-impl Timeouts {
-    /// No step waits longer than `cap`.
-    pub fn cap(&mut self, cap: Duration) {
-        for t in [
-            &mut self.greeting,
-            &mut self.mail,
-            &mut self.rcpt,
-            &mut self.data_init,
-            &mut self.data_block,
-            &mut self.data_end,
-        ] {
-            *t = (*t).min(cap);
-        }
-    }
 }
 
 impl Default for ClientConfig {

@@ -322,14 +322,10 @@ impl SinkError {
             SinkError::HeaderTooBig => {
                 Reply::new(552, "5.3.4", "Message header section is too big")
             }
-            SinkError::TooManyParts => {
-                Reply::new(554, "5.6.0", "Message has too many MIME parts")
+            SinkError::TooManyParts => Reply::new(554, "5.6.0", "Message has too many MIME parts"),
+            SinkError::NoSpace => {
+                Reply::new(452, "4.3.1", "Insufficient system storage, try again later")
             }
-            SinkError::NoSpace => Reply::new(
-                452,
-                "4.3.1",
-                "Insufficient system storage, try again later",
-            ),
             SinkError::Store(_) => Reply::new(
                 451,
                 "4.3.0",

@@ -183,26 +183,6 @@ impl Session {
         self.commit(id, sink).await
     }
 
-    /// Called as data arrives: once the disk falls below half of
-    /// `limits.min_free_space`, the message is no longer kept.
-    fn check_space(&mut self, sink: &mut MessageSink, incoming: usize) {
-        if !self.space_during_data(incoming) {
-            sink.abandon_for_space();
-        }
-    }
-
-    /// Room for `incoming` more bytes during DATA/BDAT (checked about once
-    /// per 256 KiB received, not per read).
-    fn space_during_data(&mut self, incoming: usize) -> bool {
-        self.data_since_space_check += incoming;
-        if self.data_since_space_check < 256 * 1024 {
-            return true;
-        }
-        self.data_since_space_check = 0;
-        let floor = self.ctx.config.limits.min_free_space.0 / 2;
-        self.ctx.store.free_space().is_none_or(|free| free >= floor)
-    }
-
     /// Ends the transaction: hooks, then the durable commit, then the reply.
     async fn commit(&mut self, id: u64, sink: MessageSink) -> io::Result<()> {
         let Some(tx) = self.tx.take() else {

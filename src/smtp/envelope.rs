@@ -10,19 +10,6 @@ use crate::hooks::Verdict;
 use std::io;
 
 impl Session {
-    /// Is there room for a message of `size` more bytes, keeping
-    /// `limits.min_free_space` free?
-    pub(super) fn space_for(&self, size: u64) -> bool {
-        let floor = self.ctx.config.limits.min_free_space.0;
-        match self.ctx.store.free_space() {
-            Some(free) if free < floor.saturating_add(size) => {
-                tracing::warn!(free, floor, size, "refusing mail: disk nearly full");
-                false
-            }
-            _ => true,
-        }
-    }
-
     pub(super) async fn mail(&mut self, from: ReversePath, params: MailParams) -> io::Result<()> {
         if self.info.helo.is_none() {
             return self

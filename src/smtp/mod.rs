@@ -5,9 +5,10 @@
 mod auth;
 pub mod body;
 pub mod command;
-pub mod mime;
 mod data;
 mod ehlo;
 mod envelope;
+pub mod mime;
 pub mod reply;
 pub mod session;
+mod space;
