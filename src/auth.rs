@@ -55,15 +55,23 @@ pub struct Authenticator {
     store: Store,
     default_domain: String,
     base_delay: Duration,
+    /// Failures after which an address's logins are refused unchecked.
+    max_failures: u32,
     failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
 }
 
 impl Authenticator {
-    pub fn new(store: Store, default_domain: String, base_delay: Duration) -> Authenticator {
+    pub fn new(
+        store: Store,
+        default_domain: String,
+        base_delay: Duration,
+        max_failures: u32,
+    ) -> Authenticator {
         Authenticator {
             store,
             default_domain,
             base_delay,
+            max_failures,
             failures: Mutex::new(HashMap::new()),
         }
     }
@@ -80,9 +88,19 @@ impl Authenticator {
 
     /// Verifies a login; returns the account on success. On failure, waits
     /// before returning: the base delay, doubled for each recent failure
-    /// from the same address (at most 64 times the base).
+    /// from the same address (at most 64 times the base). An address with
+    /// `max_failures` recent failures is refused without a password check
+    /// (and still waits) until its record is forgotten.
     pub async fn verify(&self, peer: IpAddr, login: &str, password: &str) -> Option<String> {
         let account = self.account_name(login);
+        if self.failures(peer) >= self.max_failures {
+            crate::metrics::counter("tern_auth_failures_total", &[]);
+            crate::metrics::counter("tern_limits_hit_total", &[("limit", "max_auth_failures")]);
+            let delay = self.record_failure(peer);
+            tracing::warn!(login = %account, client = %peer, delay_ms = delay.as_millis() as u64, "login refused: too many failures from this address");
+            tokio::time::sleep(delay).await;
+            return None;
+        }
         let store = self.store.clone();
         let pw = password.to_string();
         let acct = account.clone();
@@ -98,6 +116,7 @@ impl Authenticator {
                 Some(user)
             }
             None => {
+                crate::metrics::counter("tern_auth_failures_total", &[]);
                 let delay = self.record_failure(peer);
                 tracing::warn!(login = %account, client = %peer, delay_ms = delay.as_millis() as u64, "login failed");
                 tokio::time::sleep(delay).await;
@@ -149,7 +168,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         store.add_user("bob@x.test", "pw").unwrap();
-        let auth = Authenticator::new(store, "x.test".into(), Duration::from_millis(1));
+        let auth = Authenticator::new(store, "x.test".into(), Duration::from_millis(1), 10);
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         assert_eq!(auth.verify(ip, "bob", "nope").await, None);
         assert_eq!(auth.verify(ip, "bob@x.test", "nope").await, None);
@@ -160,5 +179,20 @@ mod tests {
             Some("bob@x.test")
         );
         assert_eq!(auth.failures(ip), 0);
+    }
+
+    #[tokio::test]
+    async fn too_many_failures_refuse_even_the_right_password() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.add_user("bob@x.test", "pw").unwrap();
+        let auth = Authenticator::new(store, "x.test".into(), Duration::from_millis(1), 3);
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        for _ in 0..3 {
+            assert_eq!(auth.verify(ip, "bob", "nope").await, None);
+        }
+        assert_eq!(auth.verify(ip, "bob", "pw").await, None);
+        let other: IpAddr = "192.0.2.2".parse().unwrap();
+        assert!(auth.verify(other, "bob", "pw").await.is_some());
     }
 }

@@ -36,6 +36,9 @@ pub enum MailDomainStatus {
     NoMailRecords,
 }
 
+/// Longest CNAME chain followed when looking for a loop.
+const MAX_CNAME_CHAIN: usize = 8;
+
 /// The server's resolver; cheap to clone.
 #[derive(Clone)]
 pub struct Dns {
@@ -104,10 +107,7 @@ impl Dns {
                 })
                 .collect()),
             Err(e) => match classify(e) {
-                DnsError::NotFound => {
-                    // NODATA for MX: tell it apart from NXDOMAIN by asking for addresses.
-                    Err(DnsError::NotFound)
-                }
+                DnsError::NotFound => self.unless_cname_loop(domain).await,
                 other => Err(other),
             },
         }
@@ -131,8 +131,42 @@ impl Dns {
                     Ok(v)
                 }
             }
-            Err(e) => Err(classify(e)),
+            Err(e) => match classify(e) {
+                DnsError::NotFound => self.unless_cname_loop(host).await,
+                other => Err(other),
+            },
         }
+    }
+
+    /// "Not found" for `name`, unless its CNAME chain loops or runs too
+    /// deep: a broken zone, which may be mended, so "try later" (as
+    /// Postfix does) rather than a bounce.
+    async fn unless_cname_loop<T>(&self, name: &str) -> Result<T, DnsError> {
+        use hickory_resolver::proto::rr::{RData, RecordType};
+        let mut seen = vec![fqdn(name).to_ascii_lowercase()];
+        for _ in 0..MAX_CNAME_CHAIN {
+            let Some(current) = seen.last() else { break };
+            let Ok(lookup) = self
+                .resolver
+                .lookup(current.clone(), RecordType::CNAME)
+                .await
+            else {
+                return Err(DnsError::NotFound);
+            };
+            let Some(target) = lookup.iter().find_map(|r| match r {
+                RData::CNAME(c) => Some(c.0.to_utf8().to_ascii_lowercase()),
+                _ => None,
+            }) else {
+                return Err(DnsError::NotFound);
+            };
+            if seen.contains(&target) {
+                return Err(DnsError::Temporary(format!("CNAME loop at {name}")));
+            }
+            seen.push(target);
+        }
+        Err(DnsError::Temporary(format!(
+            "CNAME chain too long at {name}"
+        )))
     }
 
     /// TXT records, each joined into one string.

@@ -6,7 +6,7 @@ use clap::{Parser, Subcommand};
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use tern::admin::{self, AdminRequest};
-use tern::config::Config;
+use tern::config::{Config, LogFormat};
 
 #[derive(Parser)]
 #[command(
@@ -129,14 +129,22 @@ fn release_big_allocations() {
     }
 }
 
-fn init_logging() {
+/// Logs to stderr: text (coloured on a terminal) or, with `log_format =
+/// "json"`, one JSON object per line (timestamp, level, target, fields).
+fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("TERN_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init(),
+    }
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -160,7 +168,7 @@ fn run(cli: Cli) -> Result<()> {
     let config = Config::load(cli.config.as_deref())?;
     match cli.command {
         Command::Serve => {
-            init_logging();
+            init_logging(config.log_format);
             let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
             let source = config_source(cli.config.as_deref());
             runtime.block_on(tern::server::serve_with_reload(config, source))?;
@@ -168,7 +176,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::CheckConfig => {
             tern::tls::check(&config)?;
-            tern::mailauth::Signer::load(&config.dkim)?;
+            tern::mailauth::Signer::load(&config.dkim, config.auth.arc_seal.as_deref())?;
             for d in &config.local_domains {
                 let postmaster = format!("postmaster@{d}");
                 if !config.aliases.contains_key(&postmaster) {
@@ -291,14 +299,14 @@ fn check_plugins(config: &Config) -> Result<Vec<Vec<&'static str>>> {
         if let Some(problem) = i.problem {
             bail!("plugin {:?}: {}: {problem}", p.name, p.path.display());
         }
-        if let Some(d) = &p.directory {
-            if !d.is_dir() {
-                bail!(
-                    "plugin {:?}: directory {} is not a folder",
-                    p.name,
-                    d.display()
-                );
-            }
+        if let Some(d) = &p.directory
+            && !d.is_dir()
+        {
+            bail!(
+                "plugin {:?}: directory {} is not a folder",
+                p.name,
+                d.display()
+            );
         }
         out.push(i.hooks);
     }

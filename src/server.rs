@@ -6,6 +6,7 @@
 use crate::auth::Authenticator;
 use crate::config::{Config, Protocol};
 use crate::hooks::Hooks;
+use crate::metrics;
 use crate::net::Connection;
 use crate::queue::QueueHandle;
 use crate::shutdown::{self, Shutdown, ShutdownTrigger};
@@ -29,6 +30,8 @@ pub struct ServerContext {
     pub queue: QueueHandle,
     /// Mailboxes with a POP3 session open (one at a time per mailbox).
     pub pop3_locks: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Connections per client address, sessions per user.
+    pub limits: Arc<crate::limits::Limits>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -54,14 +57,13 @@ pub enum ServerError {
     },
     #[error(transparent)]
     Plugin(#[from] crate::hooks::PluginError),
+    #[error("cannot install the signal handlers")]
+    Signals,
 }
 
 /// File in `data_dir` listing the addresses actually bound, one
 /// `protocol address` per line (tests bind port 0 and read it).
 pub const LISTENERS_FILE: &str = "listeners";
-
-/// Delay after a failed login (doubles with each repeated failure).
-const AUTH_FAILURE_DELAY: Duration = Duration::from_millis(500);
 
 /// How long a draining server waits for sessions in flight.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -81,7 +83,16 @@ impl ServerContext {
         let mailauth = crate::mailauth::MailAuth::new(&config)?;
         Ok(Arc::new(ServerContext {
             mailauth,
-            auth: Authenticator::new(store.clone(), default_domain, AUTH_FAILURE_DELAY),
+            auth: Authenticator::new(
+                store.clone(),
+                default_domain,
+                config.limits.auth_failure_delay.0,
+                config.limits.max_auth_failures,
+            ),
+            limits: crate::limits::Limits::new(
+                config.limits.max_connections_per_client,
+                config.limits.max_sessions_per_user,
+            ),
             config,
             store,
             tls,
@@ -118,6 +129,23 @@ pub async fn run(
         bound.push(format!("{} {}", l.protocol.name(), addr));
         listeners.push((l.protocol, listener));
     }
+    let metrics_listener = match ctx.config.metrics.address {
+        Some(address) => {
+            let bind_error = |source| ServerError::Bind {
+                protocol: "metrics",
+                address,
+                source,
+            };
+            let listener = TcpListener::bind(address).await.map_err(bind_error)?;
+            let addr = listener.local_addr().map_err(bind_error)?;
+            tracing::info!(address = %addr, "metrics endpoint at /metrics");
+            bound.push(format!("metrics {addr}"));
+            Some(listener)
+        }
+        None => None,
+    };
+    let metrics_task = metrics_listener
+        .map(|l| tokio::spawn(crate::metrics::serve(ctx.clone(), l, shutdown.clone())));
     let queue_task = tokio::spawn(crate::queue::run(ctx.clone(), shutdown.clone()));
     let control =
         crate::control::bind(&ctx.config.data_dir).map_err(|source| ServerError::Write {
@@ -149,6 +177,9 @@ pub async fn run(
     }
     let _ = queue_task.await;
     let _ = control_task.await;
+    if let Some(t) = metrics_task {
+        let _ = t.await;
+    }
     tracing::info!("listeners closed; waiting for sessions in flight");
     if tokio::time::timeout(DRAIN_TIMEOUT, trigger.all_stopped())
         .await
@@ -193,9 +224,24 @@ async fn accept_loop(
             let mut conn = Connection::new(tcp, peer, local);
             let Ok(_permit) = permit else {
                 tracing::warn!(client = %peer, protocol = protocol.name(), "refused: too many connections");
+                metrics::counter(
+                    "tern_connections_refused_total",
+                    &[("reason", "max_connections")],
+                );
                 too_busy(protocol, &mut conn).await;
                 return;
             };
+            let Some(_slot) = ctx.limits.client(peer.ip()) else {
+                tracing::warn!(client = %peer, protocol = protocol.name(), "refused: too many connections from this address");
+                metrics::counter(
+                    "tern_connections_refused_total",
+                    &[("reason", "per_client")],
+                );
+                too_busy(protocol, &mut conn).await;
+                return;
+            };
+            metrics::counter("tern_connections_total", &[("protocol", protocol.name())]);
+            let _gauge = metrics::SessionGauge::open();
             if protocol.implicit_tls()
                 && let Err(e) = conn.start_tls(&ctx.tls).await
             {
@@ -249,21 +295,27 @@ pub async fn serve_with_reload(
     config_path: Option<std::path::PathBuf>,
 ) -> Result<(), ServerError> {
     let store = Store::open(&config.data_dir)?;
+    let converted = crate::imap::convert_stored_names(&store)?;
+    if converted > 0 {
+        tracing::info!("{converted} folder names converted from modified UTF-7 to UTF-8");
+    }
     let ctx = ServerContext::new(config, store)?;
     ctx.hooks.load_plugins(&ctx.config)?;
     ctx.hooks.set_config_source(config_path);
     let (trigger, shutdown) = shutdown::channel();
     let signals = trigger.clone();
     let signal_ctx = ctx.clone();
+    // Registered here, before any listener is announced: a SIGTERM that
+    // comes right after start-up must drain, not kill the process.
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+    ) else {
+        return Err(ServerError::Signals);
+    };
     tokio::spawn(async move {
-        use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::hangup()),
-        ) else {
-            return;
-        };
         loop {
             tokio::select! {
                 _ = term.recv() => { tracing::info!("SIGTERM: draining"); break; }

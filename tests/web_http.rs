@@ -462,3 +462,64 @@ print("ok")
     );
     assert_eq!(out.trim(), "ok");
 }
+
+/// Folders from the web: create (nested), rename (children move along),
+/// delete (messages to Trash), refusals shown on the page; IMAP sees the
+/// same folders.
+#[test]
+fn folders_are_created_renamed_and_deleted() {
+    let t = server("");
+    let out = run(
+        &t,
+        r#"
+smtp_send(SMTP, "lisa@outside.test", ["bob@example.test"], plain_message("to file", "x"))
+bob = Client(HTTP); bob.login("bob", "bob-pw")
+def note(r):
+    assert r.status == 303, r.status
+    page = bob.get(r.location()).text
+    m = re.search(r'<p class="(flash|notice error)" role="[a-z]+">([^<]*)</p>', page)
+    return m.group(2) if m else page[:500]
+def change(**fields):
+    return note(bob.post("/folders", fields))
+print(change(op="create", name="Projects"))
+print(change(op="create", name="Projects/2026"))
+print(change(op="create", name="projects/../../carol"))
+print(change(op="create", name="Projects"))
+# File the message in Projects/2026, then rename Projects: 2026 moves along.
+[u] = bob.uids()
+r = bob.post("/action", {"folder": "INBOX", "uid": u, "op": "move", "target": "Projects/2026"})
+print(change(op="rename", name="Projects", to="Work"))
+print(change(op="rename", name="INBOX", to="Old"))
+print(change(op="delete", name="Work"))
+print(change(op="delete", name="Work/2026"))
+im = imaplib.IMAP4("127.0.0.1", IMAP); im.login("bob@example.test", "bob-pw")
+print(sorted(l.decode().split(' "/" ')[1].strip('"') for l in im.list()[1]))
+im.select("Trash"); print(im.search(None, "ALL")[1])
+im.logout()
+# A post without the token changes nothing.
+r = bob.post("/folders", {"op": "delete", "name": "Work"}, csrf=False)
+print(r.status, "Work" in bob.get("/folders").text)
+"#,
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[..8],
+        [
+            "Folder Projects created.",
+            "Folder Projects/2026 created.",
+            "folder names may not have empty, &quot;.&quot; or &quot;..&quot; levels",
+            "a folder named Projects exists",
+            "Folder Projects renamed to Work.",
+            "INBOX is a built-in folder",
+            "Work has folders inside; delete or move them first",
+            "Folder Work/2026 deleted; its 1 messages are in Trash.",
+        ],
+        "{out}"
+    );
+    assert_eq!(
+        lines[8], "['Archive', 'Drafts', 'INBOX', 'Junk', 'Sent', 'Trash', 'Work']",
+        "{out}"
+    );
+    assert_eq!(lines[9], "[b'1']", "{out}");
+    assert_eq!(lines[10], "403 True", "{out}");
+}

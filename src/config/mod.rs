@@ -2,8 +2,12 @@
 //! validation with errors that name the key (and line) at fault. Unknown keys
 //! are an error. Relative paths are resolved against the config file's folder.
 
+mod auth;
+mod limits;
 mod units;
 
+pub use auth::{AuthConfig, AuthOverride, DkimAlgorithm, DkimKeyConfig, DmarcAction, SpfAction};
+pub use limits::{LimitsConfig, LogFormat, MetricsConfig};
 pub use units::{ByteSize, ConfigDuration};
 
 use ipnet::IpNet;
@@ -139,6 +143,9 @@ pub struct QueueConfig {
     pub max_concurrent_deliveries: usize,
     /// Connections at once to one destination (domain or smarthost).
     pub max_per_destination: usize,
+    /// The longest wait for any one reply of a next hop (and for the
+    /// connection); absent: RFC 5321's per-step times (2 to 10 minutes).
+    pub reply_timeout: Option<ConfigDuration>,
 }
 
 impl Default for QueueConfig {
@@ -150,29 +157,7 @@ impl Default for QueueConfig {
             delay_warning_after: ConfigDuration(Duration::from_secs(4 * 3600)),
             max_concurrent_deliveries: 64,
             max_per_destination: 20,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LimitsConfig {
-    pub max_message_size: ByteSize,
-    pub max_recipients: usize,
-    pub max_connections: usize,
-    pub command_timeout: ConfigDuration,
-    /// Protocol errors in one session before it is closed with 421.
-    pub max_errors: u32,
-}
-
-impl Default for LimitsConfig {
-    fn default() -> Self {
-        LimitsConfig {
-            max_message_size: ByteSize(25 * 1024 * 1024),
-            max_recipients: 100,
-            max_connections: 1000,
-            command_timeout: ConfigDuration(Duration::from_secs(300)),
-            max_errors: 10,
+            reply_timeout: None,
         }
     }
 }
@@ -233,90 +218,6 @@ fn default_plugin_timeout() -> ConfigDuration {
     ConfigDuration(Duration::from_millis(200))
 }
 
-/// What to do when SPF fails (`[auth] spf_fail`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SpfAction {
-    /// 550 5.7.23 at end of data.
-    Reject,
-    /// Accept; the result is in Authentication-Results and the hooks' `AuthResults`.
-    Tag,
-    /// SPF is not checked at all (DMARC then rests on DKIM alone).
-    Off,
-}
-
-/// What to do when DMARC fails under a published `p=reject` or `p=quarantine`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DmarcAction {
-    /// p=reject: 550 5.7.1 at end of data; p=quarantine: local copies go to Junk.
-    Honour,
-    /// Accept into INBOX; the disposition the domain asked for is recorded
-    /// (`AuthResults::disposition`) for plugins.
-    Tag,
-    /// Ignore the domain's policy (the result is still in Authentication-Results).
-    Off,
-}
-
-/// Overrides for one trusted forwarder (`[auth.forwarders."domain"]`), which
-/// apply when the HELO name or the MAIL FROM domain is that domain or below it.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AuthOverride {
-    pub spf_fail: Option<SpfAction>,
-    pub dmarc_reject: Option<DmarcAction>,
-    pub dmarc_quarantine: Option<DmarcAction>,
-}
-
-/// SPF, DKIM, DMARC and ARC checks on mail from outside (`[auth]`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AuthConfig {
-    /// Run the checks on mail from clients neither authenticated nor trusted.
-    pub verify: bool,
-    pub spf_fail: SpfAction,
-    pub dmarc_reject: DmarcAction,
-    pub dmarc_quarantine: DmarcAction,
-    pub forwarders: BTreeMap<String, AuthOverride>,
-}
-
-impl Default for AuthConfig {
-    fn default() -> Self {
-        AuthConfig {
-            verify: true,
-            spf_fail: SpfAction::Tag,
-            dmarc_reject: DmarcAction::Honour,
-            dmarc_quarantine: DmarcAction::Honour,
-            forwarders: BTreeMap::new(),
-        }
-    }
-}
-
-/// DKIM signature algorithm of a `[[dkim]]` key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum DkimAlgorithm {
-    #[serde(rename = "rsa-sha256")]
-    RsaSha256,
-    #[serde(rename = "ed25519-sha256", alias = "ed25519")]
-    Ed25519Sha256,
-}
-
-/// A DKIM signing key for a local domain (`[[dkim]]`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DkimKeyConfig {
-    pub domain: String,
-    pub selector: String,
-    /// PEM file: PKCS#1 or PKCS#8 for RSA, PKCS#8 for Ed25519 (`tern dkim generate` writes one).
-    pub private_key: PathBuf,
-    #[serde(default = "default_dkim_algorithm")]
-    pub algorithm: DkimAlgorithm,
-}
-
-fn default_dkim_algorithm() -> DkimAlgorithm {
-    DkimAlgorithm::RsaSha256
-}
-
 /// The whole configuration, as written in the file (with defaults filled in).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -335,6 +236,9 @@ pub struct Config {
     pub auth: AuthConfig,
     pub dkim: Vec<DkimKeyConfig>,
     pub plugin: Vec<PluginConfig>,
+    /// Log lines as text (default) or one JSON object per line.
+    pub log_format: LogFormat,
+    pub metrics: MetricsConfig,
 }
 
 impl Default for Config {
@@ -354,6 +258,8 @@ impl Default for Config {
             auth: AuthConfig::default(),
             dkim: Vec::new(),
             plugin: Vec::new(),
+            log_format: LogFormat::Text,
+            metrics: MetricsConfig::default(),
         }
     }
 }
@@ -521,12 +427,7 @@ impl Config {
                 "must be at least 1",
             ));
         }
-        if self.limits.max_recipients == 0 {
-            return Err(invalid("limits.max_recipients", "must be at least 1"));
-        }
-        if self.limits.max_connections == 0 {
-            return Err(invalid("limits.max_connections", "must be at least 1"));
-        }
+        self.limits.validate()?;
         if let Some(s) = &self.relay.smarthost
             && s.rsplit_once(':')
                 .and_then(|(_, p)| p.parse::<u16>().ok())
@@ -537,24 +438,7 @@ impl Config {
                 format!("{s:?} must be host:port"),
             ));
         }
-        let mut keys = std::collections::HashSet::new();
-        for k in &self.dkim {
-            if k.domain.is_empty()
-                || k.selector.is_empty()
-                || k.selector.contains(char::is_whitespace)
-            {
-                return Err(invalid("dkim", "each key needs a domain and a selector"));
-            }
-            if !keys.insert(k.domain.as_str()) {
-                return Err(invalid(
-                    "dkim",
-                    format!(
-                        "two keys for domain {:?}; one signing key per domain",
-                        k.domain
-                    ),
-                ));
-            }
-        }
+        auth::validate(&self.auth, &self.dkim)?;
         let mut names = std::collections::HashSet::new();
         for p in &self.plugin {
             if !names.insert(p.name.as_str()) {

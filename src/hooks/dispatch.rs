@@ -10,7 +10,10 @@
 //! plugin's name, and turns into the plugin's `on_error` verdict; the
 //! session and every other session go on.
 
-use super::bindings::{self, Destination, EnvelopeRecipient, filter, policy, router, storage, wit};
+use super::bindings::{
+    self, Destination, EnvelopeRecipient, filter, policy, rewrite, router, storage, wit,
+};
+use super::edits::{apply_edits, clean_value};
 use super::engine::{LoadedPlugin, PluginSet};
 use super::host::PluginState;
 use super::message::MessageView;
@@ -34,6 +37,7 @@ pub(super) struct Live {
     pub(super) filter: Option<filter::Guest>,
     pub(super) router: Option<router::Guest>,
     pub(super) storage: Option<storage::Guest>,
+    pub(super) rewrite: Option<rewrite::Guest>,
 }
 
 /// Why a plugin call failed.
@@ -42,6 +46,26 @@ pub(super) enum Failure {
     Instantiate(String),
     Trap(wasmtime::Error),
     Timeout,
+}
+
+impl Failure {
+    /// Counts the failure in the plugin metrics (timeouts, traps).
+    pub(super) fn count(&self, plugin: &str) {
+        let timed_out = match self {
+            Failure::Timeout => true,
+            Failure::Trap(e) => matches!(
+                e.downcast_ref::<wasmtime::Trap>(),
+                Some(wasmtime::Trap::Interrupt)
+            ),
+            Failure::Instantiate(_) => false,
+        };
+        let name = if timed_out {
+            "tern_plugin_timeouts_total"
+        } else {
+            "tern_plugin_traps_total"
+        };
+        crate::metrics::counter(name, &[("plugin", plugin)]);
+    }
 }
 
 impl std::fmt::Display for Failure {
@@ -189,6 +213,7 @@ macro_rules! call {
                 match live.$hook.as_ref() {
                     None => Ok(None),
                     Some($g) => {
+                        crate::metrics::counter("tern_plugin_calls_total", &[("plugin", &plugin.name)]);
                         arm(&mut live.store, plugin.timeout);
                         let $s = &mut live.store;
                         match tokio::time::timeout(plugin.timeout + GRACE, $call).await {
@@ -207,6 +232,7 @@ macro_rules! call {
             Ok(v) => Ok(v),
             Err(f) => {
                 $slots[$i] = None;
+                f.count(&plugin.name);
                 tracing::warn!(plugin = %plugin.name, hook = $name, on_error = ?plugin.on_error, "plugin failed: {f}");
                 Err(on_error(plugin))
             }
@@ -382,6 +408,7 @@ impl PluginSession {
                 Ok(r) => r,
                 Err(f) => {
                     slots[i] = None;
+                    f.count(&plugin.name);
                     tracing::warn!(plugin = %plugin.name, hook = "on-data", "plugin failed: {f}");
                     out.verdict = Some(on_error(plugin)).filter(|v| *v != Verdict::Continue);
                     if out.verdict.is_some() {
@@ -446,7 +473,7 @@ impl PluginSession {
     }
 }
 
-fn reply_of(v: Verdict) -> Reply {
+pub(super) fn reply_of(v: Verdict) -> Reply {
     match v {
         Verdict::Reject(r) | Verdict::Tempfail(r) | Verdict::Disconnect(r) => r,
         _ => Reply::new(
@@ -510,6 +537,13 @@ async fn instantiate(plugin: &LoadedPlugin) -> Result<Live, Failure> {
         .map(|i| i.load(&mut store, &instance))
         .transpose()
         .map_err(failed)?;
+    let rewrite = plugin
+        .exports
+        .rewrite
+        .as_ref()
+        .map(|i| i.load(&mut store, &instance))
+        .transpose()
+        .map_err(failed)?;
     store.data_mut().in_call = false;
     Ok(Live {
         store,
@@ -518,69 +552,6 @@ async fn instantiate(plugin: &LoadedPlugin) -> Result<Live, Failure> {
         filter,
         router,
         storage,
+        rewrite,
     })
-}
-
-/// Longest header field value a filter may add.
-const MAX_HEADER_VALUE: usize = 998;
-
-/// A value as one header line: CR and LF only as folding, printable otherwise.
-fn clean_value(v: &str) -> String {
-    let mut out = String::with_capacity(v.len());
-    let mut chars = v.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\r' | '\n' => {
-                if c == '\r' && chars.peek() == Some(&'\n') {
-                    chars.next();
-                }
-                if matches!(chars.peek(), Some(' ') | Some('\t')) {
-                    out.push_str("\r\n");
-                } else {
-                    out.push(' ');
-                }
-            }
-            c if c.is_control() && c != '\t' => out.push(' '),
-            c => out.push(c),
-        }
-        if out.len() >= MAX_HEADER_VALUE {
-            break;
-        }
-    }
-    out
-}
-
-/// A field name: printable ASCII without colon or space (RFC 5322 ftext).
-fn name_ok(n: &str) -> bool {
-    !n.is_empty() && n.len() <= 76 && n.bytes().all(|b| (33..=126).contains(&b) && b != b':')
-}
-
-fn apply_edits(plugin: &str, edits: &[wit::HeaderEdit], out: &mut FilterOutcome) {
-    for e in edits {
-        match e {
-            wit::HeaderEdit::Add(h) if name_ok(&h.name) => {
-                out.add_headers.extend_from_slice(
-                    format!("{}: {}\r\n", h.name, clean_value(&h.value)).as_bytes(),
-                );
-            }
-            wit::HeaderEdit::Remove(name) if name_ok(name) => out.remove_headers.push(name.clone()),
-            other => {
-                tracing::warn!(plugin, edit = ?other, "header edit with an invalid field name ignored")
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn header_values_cannot_inject_lines() {
-        assert_eq!(clean_value("a\r\nBcc: x"), "a Bcc: x");
-        assert_eq!(clean_value("a\r\n b"), "a\r\n b");
-        assert_eq!(clean_value("a\nb\rc\0d"), "a b c d");
-        assert!(name_ok("X-Tern"));
-        assert!(!name_ok("X Tern") && !name_ok("X:") && !name_ok(""));
-    }
 }

@@ -15,29 +15,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::TcpStream;
 
-/// Per-step timeouts (RFC 5321 section 4.5.3.2).
-#[derive(Debug, Clone)]
-pub struct Timeouts {
-    pub greeting: Duration,
-    pub mail: Duration,
-    pub rcpt: Duration,
-    pub data_init: Duration,
-    pub data_block: Duration,
-    pub data_end: Duration,
-}
-
-impl Default for Timeouts {
-    fn default() -> Self {
-        Timeouts {
-            greeting: Duration::from_secs(300),
-            mail: Duration::from_secs(300),
-            rcpt: Duration::from_secs(300),
-            data_init: Duration::from_secs(120),
-            data_block: Duration::from_secs(180),
-            data_end: Duration::from_secs(600),
-        }
-    }
-}
+pub use super::timeouts::Timeouts;
 
 #[derive(Clone)]
 pub struct ClientConfig {
@@ -331,9 +309,20 @@ impl ClientSession {
             batch.extend_from_slice(b"DATA\r\n");
             wire.send(&batch).await.map_err(io)?;
             let m = wire.reply(t.mail).await.map_err(io)?;
+            // 421 closes the session: the replies to the rest of the batch
+            // will never come, and this one says why.
+            if m.code == 421 {
+                return Err(AttemptError::MailFrom(remote.clone(), m));
+            }
             let mut rr = Vec::new();
             for _ in &rcpts {
-                rr.push(wire.reply(t.rcpt).await.map_err(io)?);
+                match wire.reply(t.rcpt).await {
+                    Ok(r) => rr.push(r),
+                    Err(_) if !m.is_positive() => {
+                        return Err(AttemptError::MailFrom(remote.clone(), m));
+                    }
+                    Err(e) => return Err(io(e)),
+                }
             }
             let d = wire.reply(t.data_init).await.map_err(io)?;
             (m, rr, Some(d))

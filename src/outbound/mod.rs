@@ -7,5 +7,6 @@
 pub mod client;
 pub mod mx;
 pub mod pool;
+pub mod timeouts;
 pub mod tls;
-mod wire;
+pub(crate) mod wire;

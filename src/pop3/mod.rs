@@ -3,7 +3,7 @@
 //! TRANSACTION and UPDATE states, `command.rs` parses lines, `maildrop.rs`
 //! is the locked INBOX snapshot a session works on.
 
-mod command;
+pub(crate) mod command;
 mod maildrop;
 mod session;
 

@@ -27,6 +27,9 @@ struct Session {
     ctx: Arc<ServerContext>,
     state: State,
     errors: u32,
+    commands: u32,
+    /// The logged-in user's place in `limits.max_sessions_per_user`.
+    user_slot: Option<crate::limits::UserSlot>,
 }
 
 pub async fn run(conn: Connection, ctx: Arc<ServerContext>, mut shutdown: Shutdown) {
@@ -35,6 +38,8 @@ pub async fn run(conn: Connection, ctx: Arc<ServerContext>, mut shutdown: Shutdo
         ctx,
         state: State::Authorization { user: None },
         errors: 0,
+        commands: 0,
+        user_slot: None,
     };
     let result = tokio::select! {
         r = s.serve() => r,
@@ -74,6 +79,19 @@ impl Session {
                 }
                 Line::Complete(l) => l,
             };
+            self.commands += 1;
+            if self.commands > self.ctx.config.limits.max_commands_per_session {
+                tracing::warn!(client = %self.conn.peer, "too many commands in one pop3 session");
+                crate::metrics::counter(
+                    "tern_limits_hit_total",
+                    &[("limit", "max_commands_per_session")],
+                );
+                // Dropped without QUIT: nothing is deleted.
+                return self
+                    .conn
+                    .write_all(b"-ERR [SYS/TEMP] too many commands, bye\r\n")
+                    .await;
+            }
             let cmd = match parse(&line) {
                 Ok(c) => c,
                 Err(CommandError::Unknown) => {
@@ -238,6 +256,17 @@ impl Session {
         else {
             return self.err("[AUTH] Authentication failed").await;
         };
+        let Some(slot) = self.ctx.limits.user(&account) else {
+            tracing::warn!(user = %account, client = %self.conn.peer, "too many sessions for this user");
+            crate::metrics::counter(
+                "tern_limits_hit_total",
+                &[("limit", "max_sessions_per_user")],
+            );
+            return self
+                .err("[IN-USE] Too many sessions for this user, try again later")
+                .await;
+        };
+        self.user_slot = Some(slot);
         let Some(lock) = MailboxLock::acquire(&self.ctx, &account) else {
             tracing::info!(user = %account, client = %self.conn.peer, "pop3 mailbox in use");
             return self

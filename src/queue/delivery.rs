@@ -266,6 +266,7 @@ impl Deliverer {
                 ("bounced", relay, reply)
             }
         };
+        crate::metrics::counter("tern_deliveries_total", &[("status", status_word)]);
         log_result(
             &snapshot,
             r,

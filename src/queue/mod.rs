@@ -206,13 +206,17 @@ fn make_deliverer(
         (Some(u), Some(p)) => Some((u.clone(), p.clone())),
         _ => None,
     };
-    let client = crate::outbound::client::ClientConfig {
+    let mut client = crate::outbound::client::ClientConfig {
         helo_name: config.hostname.clone(),
         tls: Some(crate::outbound::client::opportunistic_tls_config()?),
         connect_timeout: Duration::from_secs(30),
         auth,
         ..crate::outbound::client::ClientConfig::default()
     };
+    if let Some(cap) = config.queue.reply_timeout {
+        client.timeouts.cap(cap.0);
+        client.connect_timeout = client.connect_timeout.min(cap.0);
+    }
     Ok(Deliverer {
         schedule: schedule::RetrySchedule::from_config(&config.queue),
         mx: crate::outbound::mx::MxResolver::new(ctx.hooks.dns().clone()),

@@ -115,6 +115,21 @@ impl Session {
             .await
         {
             Some(user) => {
+                let Some(slot) = self.ctx.limits.user(&user) else {
+                    tracing::warn!(user = %user, client = %self.info.client, "too many sessions for this user");
+                    crate::metrics::counter(
+                        "tern_limits_hit_total",
+                        &[("limit", "max_sessions_per_user")],
+                    );
+                    return self
+                        .send(Reply::new(
+                            454,
+                            "4.7.0",
+                            "Too many sessions for this user, try again later",
+                        ))
+                        .await;
+                };
+                self.user_slot = Some(slot);
                 self.info.user = Some(user);
                 self.send(Reply::new(235, "2.7.0", "Authentication successful"))
                     .await

@@ -3,9 +3,11 @@
 //! removes dot-stuffing, and turns every bare CR or bare LF into CRLF so that
 //! no smuggled line end can start a second transaction, here or at the next
 //! hop; `ChunkDecoder` does the line-end part for BDAT. `MessageSink` counts
-//! size, notes 8-bit bytes, keeps the header section and streams the rest to
-//! the store.
+//! size, notes 8-bit bytes, keeps the header section (`HeaderCollector`) and
+//! streams the rest to the store.
 
+use super::mime::MimeCounter;
+use super::reply::Reply;
 use crate::store::{BlobWriter, StoreError};
 
 /// The DATA state machine.
@@ -118,84 +120,48 @@ impl ChunkDecoder {
 /// The most header bytes kept for the checks at end of data.
 const MAX_HEADER_SECTION: usize = 1024 * 1024;
 
-/// Where decoded content goes.
-pub struct MessageSink {
-    writer: Option<BlobWriter>,
-    size: u64,
-    max: u64,
+/// The header section of a message as it streams past: kept up to and
+/// including the blank line (or `MAX_HEADER_SECTION` bytes), whatever the
+/// sizes of the pieces it arrives in.
+#[derive(Debug, Default)]
+pub struct HeaderCollector {
     header: Vec<u8>,
-    header_done: bool,
-    pub eight_bit: bool,
-    error: Option<StoreError>,
+    done: bool,
+    /// The section was longer than `MAX_HEADER_SECTION` and was cut.
+    cut: bool,
 }
 
-impl MessageSink {
-    pub fn new(writer: BlobWriter, max: u64) -> MessageSink {
-        MessageSink {
-            writer: Some(writer),
-            size: 0,
-            max,
-            header: Vec::with_capacity(2048),
-            header_done: false,
-            eight_bit: false,
-            error: None,
-        }
-    }
-
+impl HeaderCollector {
     pub fn push(&mut self, bytes: &[u8]) {
-        self.size += bytes.len() as u64;
-        if !self.eight_bit && bytes.iter().any(|&b| b >= 0x80) {
-            self.eight_bit = true;
-        }
-        if !self.header_done {
-            let start = self.header.len().saturating_sub(3);
-            self.header.extend_from_slice(bytes);
-            if let Some(p) = find(&self.header[start..], b"\r\n\r\n") {
-                self.header.truncate(start + p + 4);
-                self.header_done = true;
-            } else if self.header.starts_with(b"\r\n") {
-                self.header.truncate(2);
-                self.header_done = true;
-            } else if self.header.len() > MAX_HEADER_SECTION {
-                self.header.truncate(MAX_HEADER_SECTION);
-                self.header_done = true;
-            }
-        }
-        if self.size > self.max {
-            self.writer = None; // dropping it removes what it wrote
+        if self.done {
             return;
         }
-        if let Some(w) = self.writer.as_mut()
-            && let Err(e) = w.write(bytes)
-        {
-            self.error = Some(e);
-            self.writer = None;
+        let start = self.header.len().saturating_sub(3);
+        self.header.extend_from_slice(bytes);
+        // A message that starts with its blank line has an empty header
+        // section, however the first bytes were split.
+        if self.header.starts_with(b"\r\n") {
+            self.header.truncate(2);
+            self.done = true;
+        } else if let Some(p) = find(&self.header[start..], b"\r\n\r\n") {
+            self.header.truncate(start + p + 4);
+            self.done = true;
         }
-    }
-
-    /// Makes every byte pushed so far readable from the store (for the
-    /// data hooks); the blob id, or None when nothing is being kept.
-    pub fn flush_to_store(&mut self) -> Option<u64> {
-        let w = self.writer.as_mut()?;
-        if let Err(e) = w.flush_pending() {
-            self.error = Some(e);
-            self.writer = None;
-            return None;
+        if self.header.len() > MAX_HEADER_SECTION {
+            self.header.truncate(MAX_HEADER_SECTION);
+            self.done = true;
+            self.cut = true;
         }
-        Some(w.id())
-    }
-
-    pub fn too_big(&self) -> bool {
-        self.size > self.max
-    }
-
-    pub fn size(&self) -> u64 {
-        self.size
     }
 
     /// The header section seen (up to and including the blank line).
     pub fn header(&self) -> &[u8] {
         &self.header
+    }
+
+    /// Is the header section longer than `max` bytes (so far)?
+    pub fn longer_than(&self, max: usize) -> bool {
+        self.cut || self.header.len() > max
     }
 
     /// Has the header section a field of this name?
@@ -206,6 +172,115 @@ impl MessageSink {
                 && l[..name.len()].eq_ignore_ascii_case(name.as_bytes())
         })
     }
+}
+
+/// The limits a message is held to while it arrives.
+#[derive(Debug, Clone, Copy)]
+pub struct SinkLimits {
+    /// `limits.max_message_size`.
+    pub max_size: u64,
+    /// `limits.max_header_size`.
+    pub max_header: usize,
+    /// `limits.max_mime_parts`.
+    pub max_parts: usize,
+}
+
+/// Where decoded content goes.
+pub struct MessageSink {
+    writer: Option<BlobWriter>,
+    size: u64,
+    limits: SinkLimits,
+    header: HeaderCollector,
+    mime: MimeCounter,
+    pub eight_bit: bool,
+    error: Option<SinkError>,
+}
+
+impl MessageSink {
+    pub fn new(writer: BlobWriter, limits: SinkLimits) -> MessageSink {
+        MessageSink {
+            writer: Some(writer),
+            size: 0,
+            limits,
+            header: HeaderCollector::default(),
+            mime: MimeCounter::default(),
+            eight_bit: false,
+            error: None,
+        }
+    }
+
+    pub fn push(&mut self, bytes: &[u8]) {
+        self.size += bytes.len() as u64;
+        if !self.eight_bit && bytes.iter().any(|&b| b >= 0x80) {
+            self.eight_bit = true;
+        }
+        self.header.push(bytes);
+        if self.error.is_none() {
+            self.mime.push(bytes);
+            if self.size > self.limits.max_size {
+                self.error = Some(SinkError::TooBig);
+            } else if self.header.longer_than(self.limits.max_header) {
+                self.error = Some(SinkError::HeaderTooBig);
+            } else if self.mime.parts() > self.limits.max_parts {
+                self.error = Some(SinkError::TooManyParts);
+            }
+        }
+        if self.error.is_some() {
+            self.writer = None; // dropping it removes what it wrote
+            return;
+        }
+        if let Some(w) = self.writer.as_mut()
+            && let Err(e) = w.write(bytes)
+        {
+            self.error = Some(SinkError::Store(e));
+            self.writer = None;
+        }
+    }
+
+    /// Stops keeping the message (the disk is nearly full): what was written
+    /// is removed, the rest is read and dropped, and the end of data gets
+    /// 452 4.3.1.
+    pub fn abandon_for_space(&mut self) {
+        if self.error.is_none() {
+            self.error = Some(SinkError::NoSpace);
+        }
+        self.writer = None;
+    }
+
+    /// Why the message cannot be kept, if it cannot.
+    pub fn failure(&self) -> Option<&SinkError> {
+        self.error.as_ref()
+    }
+
+    /// Makes every byte pushed so far readable from the store (for the
+    /// data hooks); the blob id, or None when nothing is being kept.
+    pub fn flush_to_store(&mut self) -> Option<u64> {
+        let w = self.writer.as_mut()?;
+        if let Err(e) = w.flush_pending() {
+            self.error = Some(SinkError::Store(e));
+            self.writer = None;
+            return None;
+        }
+        Some(w.id())
+    }
+
+    pub fn too_big(&self) -> bool {
+        self.size > self.limits.max_size
+    }
+
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The header section seen (up to and including the blank line).
+    pub fn header(&self) -> &[u8] {
+        self.header.header()
+    }
+
+    /// Has the header section a field of this name?
+    pub fn has_header(&self, name: &str) -> bool {
+        self.header.has_header(name)
+    }
 
     /// The writer, while there is one (not too big, no store error).
     pub fn writer_mut(&mut self) -> Option<&mut BlobWriter> {
@@ -214,11 +289,8 @@ impl MessageSink {
 
     /// The writer, or why there is none.
     pub fn into_writer(self) -> Result<BlobWriter, SinkError> {
-        if self.size > self.max {
-            return Err(SinkError::TooBig);
-        }
         if let Some(e) = self.error {
-            return Err(SinkError::Store(e));
+            return Err(e);
         }
         self.writer.ok_or(SinkError::TooBig)
     }
@@ -228,8 +300,39 @@ impl MessageSink {
 pub enum SinkError {
     #[error("message too big")]
     TooBig,
+    #[error("header section too big")]
+    HeaderTooBig,
+    #[error("too many MIME parts")]
+    TooManyParts,
+    #[error("not enough free disk space")]
+    NoSpace,
     #[error(transparent)]
     Store(StoreError),
+}
+
+impl SinkError {
+    /// The reply at end of data.
+    pub fn reply(&self) -> Reply {
+        match self {
+            SinkError::TooBig => Reply::new(
+                552,
+                "5.3.4",
+                "Message size exceeds fixed maximum message size",
+            ),
+            SinkError::HeaderTooBig => {
+                Reply::new(552, "5.3.4", "Message header section is too big")
+            }
+            SinkError::TooManyParts => Reply::new(554, "5.6.0", "Message has too many MIME parts"),
+            SinkError::NoSpace => {
+                Reply::new(452, "4.3.1", "Insufficient system storage, try again later")
+            }
+            SinkError::Store(_) => Reply::new(
+                451,
+                "4.3.0",
+                "Error: local storage problem, try again later",
+            ),
+        }
+    }
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {

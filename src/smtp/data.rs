@@ -3,7 +3,7 @@
 //! commit: body, local mailbox copies and the queue entry are written in one
 //! batch and flushed to disk before the 250.
 
-use super::body::{ChunkDecoder, DataDecoder, MessageSink, SinkError};
+use super::body::{ChunkDecoder, DataDecoder, MessageSink, SinkLimits};
 use super::command::{Body, Notify};
 use super::reply::Reply;
 use super::session::{Session, Transaction};
@@ -48,7 +48,14 @@ impl Session {
         let writer = store.blob_writer(id)?;
         Ok((
             id,
-            MessageSink::new(writer, self.ctx.config.limits.max_message_size.0),
+            MessageSink::new(
+                writer,
+                SinkLimits {
+                    max_size: self.ctx.config.limits.max_message_size.0,
+                    max_header: self.ctx.config.limits.max_header_size.0 as usize,
+                    max_parts: self.ctx.config.limits.max_mime_parts,
+                },
+            ),
         ))
     }
 
@@ -95,6 +102,7 @@ impl Session {
             let end = decoder.feed(self.conn.buffered(), &mut out);
             let used = end.unwrap_or(self.conn.buffered().len());
             self.conn.consume(used);
+            self.check_space(&mut sink, out.len());
             sink.push(&out);
             out.clear();
             if end.is_some() {
@@ -136,8 +144,12 @@ impl Session {
                 }
             }
             let take = (self.conn.buffered().len() as u64).min(remaining) as usize;
+            let low_space = !self.space_during_data(take);
             if let Some(state) = self.tx.as_mut().and_then(|t| t.bdat.as_mut()) {
                 state.decoder.feed(&self.conn.buffered()[..take], &mut out);
+                if low_space {
+                    state.sink.abandon_for_space();
+                }
                 state.sink.push(&out);
                 out.clear();
             }
@@ -178,6 +190,14 @@ impl Session {
         };
         let qid = format_queue_id(id);
         let reply = self.commit_transaction(id, &qid, &tx, sink).await;
+        if reply.is_positive() {
+            crate::metrics::counter(
+                "tern_messages_accepted_total",
+                &[("protocol", self.protocol.name())],
+            );
+        } else {
+            crate::metrics::refused(super::session::refusal_reason(&reply));
+        }
         if self.protocol == Protocol::Lmtp {
             for _ in &tx.rcpts {
                 self.send(reply.clone()).await?;
@@ -194,13 +214,9 @@ impl Session {
         tx: &Transaction,
         mut sink: MessageSink,
     ) -> Reply {
-        if sink.too_big() {
-            tracing::info!(client = %self.info.client, size = sink.size(), "message refused: too big");
-            return Reply::new(
-                552,
-                "5.3.4",
-                "Message size exceeds fixed maximum message size",
-            );
+        if let Some(why) = sink.failure() {
+            tracing::info!(client = %self.info.client, size = sink.size(), "message refused: {why}");
+            return why.reply();
         }
         let (auth, decision) = match self.authenticate(qid, tx, &mut sink).await {
             Ok(x) => x,
@@ -214,6 +230,12 @@ impl Session {
         if let Some(a) = &auth {
             // Right below our Received: (which stays the first line).
             prefix.extend_from_slice(a.header.as_bytes());
+            // A forwarded message's ARC set goes on top (RFC 8617 4.2).
+            if let Some(set) = &a.arc_set {
+                let mut sealed = set.clone().into_bytes();
+                sealed.extend_from_slice(&prefix);
+                prefix = sealed;
+            }
         }
         // The data hooks read the body from the store: write out its last part.
         let blob = if self.info.plugins.is_empty() {
@@ -227,6 +249,7 @@ impl Session {
             header: sink.header(),
             size: sink.size(),
             auth: auth.as_ref(),
+            skip: 0,
         };
         let outcome = self
             .ctx
@@ -241,16 +264,21 @@ impl Session {
             }
             Verdict::Continue | Verdict::Accept => {}
         }
-        prefix.extend_from_slice(&outcome.add_headers);
+        let skip = outcome.apply_edits(&mut prefix, sink.header());
+        if skip > 0
+            && let Some(w) = sink.writer_mut()
+        {
+            w.skip_leading(skip);
+        }
         if outcome.discard {
             tracing::info!(queue_id = qid, from = %tx.from, client = %self.client_text(), "discarded by a filter");
             return Reply::new(250, "2.0.0", format!("Ok: queued as {qid}"));
         }
         // Signed last, over the headers the filters added too.
-        if auth.is_none() {
-            if let Err(reply) = self.dkim_sign(qid, tx, &mut sink, &mut prefix) {
-                return reply;
-            }
+        if auth.is_none()
+            && let Err(reply) = self.dkim_sign(qid, tx, &mut sink, &mut prefix)
+        {
+            return reply;
         }
         // Mailboxes a storage plugin claims are delivered there, now.
         let locals: Vec<String> = tx
@@ -268,6 +296,7 @@ impl Session {
             header: sink.header(),
             size: sink.size(),
             auth: auth.as_ref(),
+            skip,
         };
         let claimed = match self
             .ctx
@@ -279,23 +308,12 @@ impl Session {
             Err(r) => return r,
         };
         let eight_bit = sink.eight_bit || matches!(tx.params.body, Some(Body::EightBitMime));
-        let size = sink.size() + prefix.len() as u64;
+        let size = sink.size() - skip + prefix.len() as u64;
         let writer = match sink.into_writer() {
             Ok(w) => w,
-            Err(SinkError::TooBig) => {
-                return Reply::new(
-                    552,
-                    "5.3.4",
-                    "Message size exceeds fixed maximum message size",
-                );
-            }
-            Err(SinkError::Store(e)) => {
+            Err(e) => {
                 tracing::error!(queue_id = qid, "storing message failed: {e}");
-                return Reply::new(
-                    451,
-                    "4.3.0",
-                    "Error: local storage problem, try again later",
-                );
+                return e.reply();
             }
         };
         let recipients = tx
@@ -440,10 +458,15 @@ impl Session {
             mail_from: &mail_from,
         };
         let (spf, _, _) = actions(&config.auth, &origin);
+        let forwarding = tx
+            .rcpts
+            .iter()
+            .flat_map(|r| &r.targets)
+            .any(|t| !matches!(t, Target::Local(_)));
         let results = self
             .ctx
             .mailauth
-            .verify(&origin, &message, spf != SpfAction::Off)
+            .verify(&origin, &message, spf != SpfAction::Off, forwarding)
             .await;
         drop(message);
         for offset in forged {
@@ -487,13 +510,16 @@ impl Session {
             return Ok(());
         };
         let body = writer.contents().map_err(|e| storage_trouble(qid, e))?;
+        let skipped = usize::try_from(writer.skipped())
+            .unwrap_or(0)
+            .min(body.len());
         // Unsigned mail still goes out; the log says why.
         if let Err(e) = signer.sign_submission(
             &self.ctx.config,
             &header,
             envelope_from.as_deref(),
             prefix,
-            &body,
+            &body[skipped..],
         ) {
             tracing::error!(queue_id = qid, "{e}");
         }

@@ -36,6 +36,15 @@ impl Session {
                 ))
                 .await;
         }
+        if !self.space_for(params.size.unwrap_or(0)) {
+            return self
+                .refuse(Reply::new(
+                    452,
+                    "4.3.1",
+                    "Insufficient system storage, try again later",
+                ))
+                .await;
+        }
         match self.ctx.hooks.mail_from(&self.info, &from, &params).await {
             Verdict::Reject(r) | Verdict::Tempfail(r) => return self.refuse(r).await,
             Verdict::Disconnect(r) => {

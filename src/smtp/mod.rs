@@ -8,5 +8,7 @@ pub mod command;
 mod data;
 mod ehlo;
 mod envelope;
+pub mod mime;
 pub mod reply;
 pub mod session;
+mod space;

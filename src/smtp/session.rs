@@ -60,7 +60,12 @@ pub(super) struct Session {
     pub tx: Option<Transaction>,
     shutdown: Shutdown,
     errors: u32,
+    commands: u32,
+    /// Bytes of DATA/BDAT received since the last free-space check.
+    pub data_since_space_check: usize,
     pub closing: bool,
+    /// The logged-in user's place in `limits.max_sessions_per_user`.
+    pub user_slot: Option<crate::limits::UserSlot>,
 }
 
 /// Runs a session to its end.
@@ -90,7 +95,10 @@ pub async fn run(
         tx: None,
         shutdown,
         errors: 0,
+        commands: 0,
+        data_since_space_check: 0,
         closing: false,
+        user_slot: None,
     };
     if let Err(e) = session.serve().await {
         tracing::debug!(client = %session.info.client, "session ended: {e}");
@@ -182,6 +190,7 @@ impl Session {
 
     /// Sends a refusal from a check or hook: counted like an error only for 5xx.
     pub async fn refuse(&mut self, reply: Reply) -> io::Result<()> {
+        crate::metrics::refused(refusal_reason(&reply));
         self.send(reply).await
     }
 
@@ -190,6 +199,24 @@ impl Session {
     }
 
     async fn command(&mut self, line: &[u8]) -> io::Result<()> {
+        self.commands += 1;
+        if self.commands > self.ctx.config.limits.max_commands_per_session {
+            tracing::warn!(client = %self.info.client, "too many commands in one session");
+            crate::metrics::counter(
+                "tern_limits_hit_total",
+                &[("limit", "max_commands_per_session")],
+            );
+            let host = self.ctx.config.hostname.clone();
+            self.closing = true;
+            self.tx = None;
+            return self
+                .send(Reply::new(
+                    421,
+                    "4.7.0",
+                    format!("{host} Error: too many commands"),
+                ))
+                .await;
+        }
         let cmd = match parse_command(line, self.smtputf8()) {
             Ok(c) => c,
             Err(e) => return self.error(e.reply()).await,
@@ -288,5 +315,24 @@ impl Session {
     pub fn needs_auth(&self) -> bool {
         matches!(self.protocol, Protocol::Submission | Protocol::Submissions)
             && self.info.user.is_none()
+    }
+}
+
+/// The `reason` label of a refusal in `tern_messages_refused_total`, from
+/// its enhanced status code.
+pub(super) fn refusal_reason(reply: &Reply) -> &'static str {
+    let enhanced = reply.enhanced.as_deref().unwrap_or("");
+    let detail = enhanced.get(2..).unwrap_or("");
+    match detail {
+        "1.1" => "unknown_recipient",
+        "3.1" => "no_space",
+        "3.4" => "size",
+        "6.0" => "mime_parts",
+        "5.3" => "too_many_recipients",
+        "3.0" => "storage",
+        d if d.starts_with("1.") => "bad_address",
+        d if d.starts_with("7.") => "policy",
+        d if d.starts_with("4.") => "dns",
+        _ => "other",
     }
 }

@@ -80,7 +80,9 @@ fn flusher(
     loop {
         runtime.block_on(wanted.notified());
         let generation = started.fetch_add(1, Ordering::SeqCst) + 1;
+        let began = std::time::Instant::now();
         let error = db.flush().err().map(|e| e.to_string());
+        crate::metrics::observe_flush(began.elapsed());
         let _ = done.send((generation, error));
         if stop.load(Ordering::SeqCst) {
             return;

@@ -6,7 +6,8 @@
 //!
 //! Layout: tree `meta` holds small records under key prefixes (`u/` users,
 //! `f/` folders, `m/` messages, `q/` queue entries, `b/` blob records, `p/`
-//! blobs still being written, `w/` web mail sessions, `k/<plugin>\0<key>`
+//! blobs still being written, `w/` web mail sessions, `s/` subscriptions of deleted folders, `v/` one-time
+//! conversions done, `k/<plugin>\0<key>`
 //! the plugins' key-value areas); tree `blobs` holds message bytes in chunks.
 
 mod blobs;
@@ -15,11 +16,12 @@ mod folders;
 mod kv;
 mod mailbox;
 mod queue;
+mod subscriptions;
 mod users;
 mod web;
 
 pub use blobs::{BlobId, BlobParts, BlobReader, BlobRecord, BlobWriter};
-pub use folders::{CopyResult, FlagOp, SEPARATOR};
+pub use folders::{CopyResult, FlagOp, SEPARATOR, check_folder_name};
 pub use kv::{KvError, MAX_KV_KEY, MAX_KV_VALUE};
 pub use mailbox::{Flag, FolderInfo, MailboxEvent, MessageMeta, SPECIAL_FOLDERS, canonical_folder};
 pub use queue::{QueueEntry, QueueRecipient, RecipientState, format_queue_id, parse_queue_id};
@@ -70,6 +72,8 @@ struct Inner {
     write_lock: Mutex<()>,
     events: broadcast::Sender<MailboxEvent>,
     commits: commit::GroupCommit,
+    /// The store's folder (for the free-space check).
+    dir: std::path::PathBuf,
 }
 
 impl Store {
@@ -101,6 +105,7 @@ impl Store {
                 write_lock: Mutex::new(()),
                 events,
                 commits,
+                dir: dir.join("store"),
             }),
         };
         store.discard_unfinished_blobs()?;
@@ -114,9 +119,35 @@ impl Store {
         self.inner.commits.flush().await
     }
 
+    /// Bytes free for us on the store's file system; None if unknown. sled
+    /// cannot recover from a failed write without a restart, so the
+    /// receivers refuse new mail (452 4.3.1) well before this reaches 0.
+    pub fn free_space(&self) -> Option<u64> {
+        use std::os::unix::ffi::OsStrExt;
+        let path = std::ffi::CString::new(self.inner.dir.as_os_str().as_bytes()).ok()?;
+        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+        // SAFETY: `path` is a valid NUL-terminated string and `st` a valid
+        // out-pointer for the duration of the call.
+        let rc = unsafe { libc::statvfs(path.as_ptr(), &mut st) };
+        (rc == 0).then(|| st.f_bavail as u64 * st.f_frsize as u64)
+    }
+
     /// A new unique, increasing id (queue ids and blob ids).
     pub fn next_id(&self) -> Result<u64, StoreError> {
         Ok(self.inner.db.generate_id()? + 1)
+    }
+
+    /// Whether the one-time data conversion `name` has run (`v/<name>`).
+    pub fn conversion_done(&self, name: &str) -> Result<bool, StoreError> {
+        Ok(self.inner.meta.contains_key(format!("v/{name}"))?)
+    }
+
+    /// Records that the one-time data conversion `name` has run.
+    pub fn set_conversion_done(&self, name: &str) -> Result<(), StoreError> {
+        self.inner
+            .meta
+            .insert(format!("v/{name}"), b"".as_slice())?;
+        Ok(())
     }
 
     /// Subscribes to changes in mailboxes (new mail, flags, expunges).
