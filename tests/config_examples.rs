@@ -54,14 +54,21 @@ fn a_typo_is_named_with_its_line() {
 }
 
 /// The ready-to-try configs of `examples/config/` pass `check-config`;
-/// mx.toml's plugin files (built from `plugins/`) are stood in for by the
-/// test plugins of the same kind, so its `[[plugin]]` entries are checked too.
+/// mx.toml's plugin paths (`plugins/dist`, made by `scripts/build-plugins`)
+/// point at the same shipped plugins as `cargo test` builds them, so its
+/// `[[plugin]]` entries are loaded and checked too.
 #[test]
 fn example_configs_are_valid() {
     let dir = tempfile::tempdir().unwrap();
     let stand_ins = [
-        ("plugins/greylist.wasm", test_plugins::GREYLIST),
-        ("plugins/dnsbl.wasm", test_plugins::DNSBL),
+        (
+            "../../plugins/dist/greylist.wasm",
+            test_plugins::shipped::GREYLIST,
+        ),
+        (
+            "../../plugins/dist/dnsbl.wasm",
+            test_plugins::shipped::DNSBL,
+        ),
     ];
     for name in ["mx.toml", "relay.toml", "submission.toml"] {
         let mut text = std::fs::read_to_string(format!(
@@ -72,6 +79,10 @@ fn example_configs_are_valid() {
         for (path, built) in stand_ins {
             text = text.replace(&format!("\"{path}\""), &format!("{built:?}"));
         }
+        assert!(
+            !text.contains("\"../../plugins/dist"),
+            "{name}: a plugin path not stood in for"
+        );
         let path = dir.path().join(name);
         std::fs::write(&path, text).unwrap();
         let out = check(&path);
