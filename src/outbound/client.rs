@@ -392,7 +392,9 @@ impl ClientSession {
             let _ = wire.reply(t.data_end).await;
             return done(results);
         }
-        send_body(wire, message, t.data_block).await.map_err(io)?;
+        send_body(wire, message, env.size, t.data_block)
+            .await
+            .map_err(io)?;
         let end = wire.reply(t.data_end).await.map_err(io)?;
         for (res, ok) in results.iter_mut().zip(&accepted) {
             if *ok {
@@ -486,11 +488,15 @@ fn rcpt_command(ext: &Extensions, r: &OutboundRecipient) -> String {
 async fn send_body(
     wire: &mut Wire,
     message: &mut (dyn AsyncRead + Unpin + Send),
+    size: u64,
     block: Duration,
 ) -> std::io::Result<()> {
     let mut enc = BodyEncoder::default();
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut out = Vec::with_capacity(70 * 1024);
+    // No bigger than the message: zeroing 64 KiB for a 5 KB message was 8%
+    // of the instructions per relayed message (callgrind, bench/README.md).
+    let read_size = (size as usize).clamp(4 * 1024, 64 * 1024);
+    let mut buf = vec![0u8; read_size];
+    let mut out = Vec::with_capacity(read_size + read_size / 8);
     loop {
         let n = message.read(&mut buf).await?;
         if n == 0 {
@@ -526,7 +532,20 @@ impl Default for BodyEncoder {
 
 impl BodyEncoder {
     pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) {
-        for &b in input {
+        let mut i = 0;
+        while i < input.len() {
+            // Inside a line with nothing pending, every byte up to the next
+            // CR or LF goes out as it is: copy the run in one go.
+            if !self.cr && !self.line_start {
+                let run = memchr::memchr2(b'\r', b'\n', &input[i..]).unwrap_or(input.len() - i);
+                out.extend_from_slice(&input[i..i + run]);
+                i += run;
+                if i == input.len() {
+                    break;
+                }
+            }
+            let b = input[i];
+            i += 1;
             if self.cr {
                 self.cr = false;
                 out.extend_from_slice(b"\r\n");
@@ -575,6 +594,12 @@ mod tests {
             e.feed(std::slice::from_ref(b), &mut out);
         }
         e.finish(&mut out);
+        // Fed whole, the runs between line ends are copied at once: same bytes.
+        let mut whole = BodyEncoder::default();
+        let mut at_once = Vec::new();
+        whole.feed(input, &mut at_once);
+        whole.finish(&mut at_once);
+        assert_eq!(at_once, out);
         out
     }
 
