@@ -46,6 +46,11 @@ SENDER = "sender@outside.test"
 PLUGIN_SET = "shipped" if (ROOT / "plugins" / "greylist").is_dir() else "test"
 
 
+# The blocklist's zone: nothing listed, and NXDOMAIN answers carry the SOA
+# (negative TTL 300 s), as real DNSBLs' do, so the resolver may cache them.
+DNSBL_ZONE = {"bl.bench.test": {"SOA": 300}}
+
+
 def plugin_config(dns_port):
     """TOML for the three plugins, and whether the greylist needs its
     triplet seen once first (the test guest has no allow list)."""
@@ -173,7 +178,7 @@ class Runner:
         """Tern forwarding to the sink through an alias (so the client is
         not trusted and the plugins do their work), with or without plugins."""
         sink = mta.Sink(self.work)
-        dns = mta.DnsServer(self.work, {})
+        dns = mta.DnsServer(self.work, DNSBL_ZONE)
         try:
             toml, prime = plugin_config(dns.port)
             config = (

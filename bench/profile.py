@@ -13,7 +13,8 @@ instructions, so the figures repeat on a loaded machine where timings do not).
         bytes) per message, start-up excluded.
 
 The relay scenario is smtp-source -> Tern -> smtp-sink (5 KB, 20 sessions,
-one message per session); local is smtp-source -> a local user.
+one message per session); local is smtp-source -> a local user; plugins
+is the relay through an alias with the three plugins of compare.py.
 """
 
 import argparse
@@ -35,9 +36,20 @@ TERN_CONFIG = '[auth]\nverify = false\n[limits]\nmax_connections = 2000\n'
 def run_tern(work, scenario, messages, sessions, size, wrapper, between=None):
     """Runs `messages` through Tern started under `wrapper`; `between(pid,
     phase)` is called with "start" once it listens and "end" once all arrived."""
-    sink = mta.Sink(work) if scenario == "relay" else None
+    import compare
+
+    sink = mta.Sink(work) if scenario != "local" else None
+    dns = mta.DnsServer(work, compare.DNSBL_ZONE) if scenario == "plugins" else None
     try:
-        if scenario == "relay":
+        if scenario == "plugins":
+            toml, prime = compare.plugin_config(dns.port)
+            config = (
+                'local_domains = ["bench.test"]\n[aliases]\n"fwd@bench.test" = ["rcpt@sink.test"]\n'
+                f'[relay]\nsmarthost = "127.0.0.1:{sink.port}"\n'
+            )
+            users, rcpt = (), "fwd@bench.test"
+            config += TERN_CONFIG + toml
+        elif scenario == "relay":
             config = (
                 'local_domains = ["bench.test"]\n'
                 f'[relay]\ntrusted_networks = ["127.0.0.0/8"]\nsmarthost = "127.0.0.1:{sink.port}"\n'
@@ -45,14 +57,19 @@ def run_tern(work, scenario, messages, sessions, size, wrapper, between=None):
             users, rcpt = (), "rcpt@sink.test"
         else:
             config, users, rcpt = 'local_domains = ["bench.test"]\n', ["user0@bench.test"], "user0@bench.test"
-        server = Tern(work / f"tern-{messages}", config + TERN_CONFIG, users=users, wrapper=wrapper)
+        if scenario != "plugins":
+            config += TERN_CONFIG
+        server = Tern(work / f"tern-{messages}", config, users=users, wrapper=wrapper)
         try:
+            if scenario == "plugins" and prime:
+                compare.greylist_prime(server.port)
+            baseline = sink.received() if sink else 0
             if between:
                 between(server.pid, "start")
             t0 = time.perf_counter()
             load.smtp_source(server.port, messages, sessions, size, "sender@outside.test", rcpt)
             if sink:
-                wait_until(lambda: sink.received() >= messages, "the sink", limit=3600, step=0.2)
+                wait_until(lambda: sink.received() >= messages + baseline, "the sink", limit=3600, step=0.2)
             seconds = time.perf_counter() - t0
             if between:
                 between(server.pid, "end")
@@ -62,6 +79,8 @@ def run_tern(work, scenario, messages, sessions, size, wrapper, between=None):
     finally:
         if sink:
             sink.stop()
+        if dns:
+            dns.stop()
 
 
 def callgrind(args, work):
@@ -106,8 +125,9 @@ def dhat(args, work):
         wrapper = ["valgrind", "--tool=dhat", f"--dhat-out-file={out}"]
         run_tern(work, args.scenario, n, args.sessions, args.size, wrapper)
         data = json.loads(out.read_text())
-        blocks = sum(pp["tb"] for pp in data["pps"])
-        size = sum(pp["tbk"] for pp in data["pps"])
+        # dhat's JSON: "tbk" total blocks, "tb" total bytes, per program point.
+        blocks = sum(pp["tbk"] for pp in data["pps"])
+        size = sum(pp["tb"] for pp in data["pps"])
         totals.append((blocks, size))
         print(f"{n} messages: {blocks:,} allocations, {size:,} bytes allocated in all", file=sys.stderr)
     dn = counts[1] - counts[0]
@@ -122,7 +142,7 @@ def main():
     ap.add_argument("--messages", type=int, default=2000)
     ap.add_argument("--sessions", type=int, default=20)
     ap.add_argument("--size", type=int, default=5120)
-    ap.add_argument("--scenario", choices=["relay", "local"], default="relay")
+    ap.add_argument("--scenario", choices=["relay", "local", "plugins"], default="relay")
     ap.add_argument("--top", type=int, default=40, help="lines of callgrind_annotate to show")
     ap.add_argument("--threshold", type=float, default=99)
     ap.add_argument("--keep", help="copy the callgrind profile here")
