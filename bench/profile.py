@@ -148,6 +148,9 @@ def main():
     ap.add_argument("--keep", help="copy the callgrind profile here")
     ap.add_argument("--no-build", action="store_true")
     args = ap.parse_args()
+    if not shutil.which("valgrind") or not shutil.which("smtp-source"):
+        subprocess.run(["apt-get", "install", "-y", "-qq", "valgrind", "postfix"], check=True,
+                       env=dict(__import__("os").environ, DEBIAN_FRONTEND="noninteractive"))
     if not args.no_build:
         subprocess.run(["cargo", "build", "--release", "--quiet", "-p", "tern"], cwd=ROOT, check=True)
     work = Path(tempfile.mkdtemp(prefix="tern-profile."))
