@@ -93,15 +93,20 @@ impl Wire {
             if self.buf.len() > MAX_REPLY_LINE {
                 return Err(bad("reply line too long"));
             }
-            let mut chunk = [0u8; 4096];
-            let n = self.io()?.read(&mut chunk).await?;
+            // Straight into the buffer's spare room: a zeroed 4 KiB array
+            // per read was 3% of the instructions per relayed message.
+            self.buf.reserve(4096);
+            let io = self
+                .io
+                .as_mut()
+                .ok_or_else(|| io::Error::other("connection closed"))?;
+            let n = io.read_buf(&mut self.buf).await?;
             if n == 0 {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
                     "connection closed by the next hop",
                 ));
             }
-            self.buf.extend_from_slice(&chunk[..n]);
         }
     }
 

@@ -152,7 +152,8 @@ impl Deliverer {
             };
             groups.entry(key).or_default().push(i);
         }
-        for (destination, members) in groups {
+        let destinations = groups.len();
+        for (n, (destination, members)) in groups.into_iter().enumerate() {
             let limit = self.destination_limit(&destination);
             let _permit = limit.acquire_owned().await;
             let (outcomes, tls) = self.deliver_group(&entry, &destination, &members).await;
@@ -167,7 +168,13 @@ impl Deliverer {
                 );
             }
             store.update_queue_entry(&entry)?;
-            store.flush().await?;
+            // Before the next destination, what this one accepted is made
+            // durable. After the last, the flush that ends this pass (in
+            // `finish`, or a notice's) covers it: one group commit to wait
+            // for per delivery, not two.
+            if n + 1 < destinations {
+                store.flush().await?;
+            }
         }
 
         for kind in [DsnKind::Delivered, DsnKind::Relayed] {

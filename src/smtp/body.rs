@@ -34,13 +34,26 @@ impl DataDecoder {
     /// Decodes `input` into `out`. Returns `Some(n)` when the end of data was
     /// found after `n` bytes of `input` (the rest belongs to the next command).
     pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) -> Option<usize> {
-        for (i, &b) in input.iter().enumerate() {
+        let mut i = 0;
+        while i < input.len() {
+            // Inside a line with nothing pending, every byte up to the next
+            // CR or LF passes as it is: copy the run in one go.
+            if !self.cr && !self.line_start && !self.dot {
+                let run = memchr::memchr2(b'\r', b'\n', &input[i..]).unwrap_or(input.len() - i);
+                out.extend_from_slice(&input[i..i + run]);
+                i += run;
+                if i == input.len() {
+                    break;
+                }
+            }
+            let b = input[i];
+            i += 1;
             if self.cr {
                 self.cr = false;
                 let dot_cr = std::mem::take(&mut self.dot_cr);
                 if b == b'\n' {
                     if dot_cr {
-                        return Some(i + 1);
+                        return Some(i);
                     }
                     out.extend_from_slice(b"\r\n");
                     self.line_start = true;
@@ -211,7 +224,7 @@ impl MessageSink {
 
     pub fn push(&mut self, bytes: &[u8]) {
         self.size += bytes.len() as u64;
-        if !self.eight_bit && bytes.iter().any(|&b| b >= 0x80) {
+        if !self.eight_bit && !bytes.is_ascii() {
             self.eight_bit = true;
         }
         self.header.push(bytes);
@@ -409,6 +422,18 @@ mod tests {
             );
             assert_eq!(decode_bytewise(&input), (out, end));
         }
+    }
+
+    #[test]
+    fn runs_copied_whole_decode_as_byte_by_byte() {
+        let input = b"Subject: a\r\n\r\nplain line\r\n.stuffed\r\nbare\nlf and\rcr\r\n\
+            ..\r\n.x\n.\rlong line without end of line then the end\r\n.\r\nafter";
+        let (out, end) = decode_all(input);
+        assert_eq!(end, Some(input.len() - 5));
+        assert_eq!(decode_bytewise(input), (out.clone(), end));
+        assert!(out.starts_with(
+            b"Subject: a\r\n\r\nplain line\r\nstuffed\r\nbare\r\nlf and\r\ncr\r\n.\r\n"
+        ));
     }
 
     #[test]

@@ -96,7 +96,14 @@ impl Store {
         let meta = db.open_tree("meta")?;
         let blobs = db.open_tree("blobs")?;
         let (events, _) = broadcast::channel(1024);
-        let commits = commit::GroupCommit::start(db.clone());
+        // sled's log file (its `db`), opened again only to fdatasync it.
+        let log = std::fs::File::open(dir.join("store").join("db")).ok();
+        if log.is_none() {
+            tracing::warn!(
+                "cannot open the store's log file to sync it; flushes rely on sled alone"
+            );
+        }
+        let commits = commit::GroupCommit::start(db.clone(), log);
         let store = Store {
             inner: Arc::new(Inner {
                 db,
