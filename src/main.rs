@@ -176,7 +176,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::CheckConfig => {
             tern::tls::check(&config)?;
-            tern::mailauth::Signer::load(&config.dkim)?;
+            tern::mailauth::Signer::load(&config.dkim, config.auth.arc_seal.as_deref())?;
             for d in &config.local_domains {
                 let postmaster = format!("postmaster@{d}");
                 if !config.aliases.contains_key(&postmaster) {
@@ -222,6 +222,11 @@ fn run(cli: Cli) -> Result<()> {
                 .unwrap_or_default();
             let i = tern::hooks::engine::inspect(&file, &name)?;
             println!("file: {}", file.display());
+            println!(
+                "size: {} bytes, compiled in {} ms",
+                i.size,
+                i.compile_time.as_millis()
+            );
             println!(
                 "hooks: {}",
                 if i.hooks.is_empty() {
@@ -294,14 +299,14 @@ fn check_plugins(config: &Config) -> Result<Vec<Vec<&'static str>>> {
         if let Some(problem) = i.problem {
             bail!("plugin {:?}: {}: {problem}", p.name, p.path.display());
         }
-        if let Some(d) = &p.directory {
-            if !d.is_dir() {
-                bail!(
-                    "plugin {:?}: directory {} is not a folder",
-                    p.name,
-                    d.display()
-                );
-            }
+        if let Some(d) = &p.directory
+            && !d.is_dir()
+        {
+            bail!(
+                "plugin {:?}: directory {} is not a folder",
+                p.name,
+                d.display()
+            );
         }
         out.push(i.hooks);
     }

@@ -295,6 +295,10 @@ pub async fn serve_with_reload(
     config_path: Option<std::path::PathBuf>,
 ) -> Result<(), ServerError> {
     let store = Store::open(&config.data_dir)?;
+    let converted = crate::imap::convert_stored_names(&store)?;
+    if converted > 0 {
+        tracing::info!("{converted} folder names converted from modified UTF-7 to UTF-8");
+    }
     let ctx = ServerContext::new(config, store)?;
     ctx.hooks.load_plugins(&ctx.config)?;
     ctx.hooks.set_config_source(config_path);

@@ -1,5 +1,6 @@
 //! Every shipped config file passes `tern check-config` (with its TLS files
-//! swapped for generated ones), and a typo'd key fails naming the key.
+//! swapped for generated ones), so do the ready-to-try ones of
+//! `examples/config/`, and a typo'd key fails naming the key.
 
 mod harness;
 use std::process::Command;
@@ -50,4 +51,38 @@ fn a_typo_is_named_with_its_line() {
         "{err}"
     );
     assert_eq!(err.lines().count(), 1, "one clear line: {err}");
+}
+
+/// The ready-to-try configs of `examples/config/` pass `check-config`;
+/// mx.toml's plugin files (built from `plugins/`) are stood in for by the
+/// test plugins of the same kind, so its `[[plugin]]` entries are checked too.
+#[test]
+fn example_configs_are_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    let stand_ins = [
+        ("plugins/greylist.wasm", test_plugins::GREYLIST),
+        ("plugins/dnsbl.wasm", test_plugins::DNSBL),
+    ];
+    for name in ["mx.toml", "relay.toml", "submission.toml"] {
+        let mut text = std::fs::read_to_string(format!(
+            "{}/examples/config/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        for (path, built) in stand_ins {
+            text = text.replace(&format!("\"{path}\""), &format!("{built:?}"));
+        }
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        let out = check(&path);
+        assert!(
+            out.status.success(),
+            "examples/config/{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            String::from_utf8_lossy(&out.stdout).starts_with("config ok"),
+            "{name}"
+        );
+    }
 }

@@ -84,6 +84,54 @@ print("ok")
     assert_eq!(out.trim(), "ok");
 }
 
+/// A filter's `remove` edit takes the field (with its continuation lines)
+/// out of the stored message; the rest of the header, the body and the
+/// sizes POP3 and IMAP report stay consistent.
+#[test]
+fn filter_removes_header_fields() {
+    let t = Tern::start(&config(
+        "mx.example.test",
+        "example.test",
+        &format!(
+            "[[listen]]\nprotocol = \"imap\"\naddress = \"{{ip}}:0\"\n[tls]\nallow_plaintext_auth = true\n{}",
+            plugin("tagger", test_plugins::ADD_HEADER, "")
+        ),
+    ));
+    t.add_user("bob@example.test", "pw");
+    let out = python(
+        &format!(
+            "{PY}\nimport imaplib\nSMTP={}\nPOPS={}\nIMAP={}\n{}",
+            t.port("smtp"),
+            t.port("pop3s"),
+            t.port("imap"),
+            r#"
+body = b"".join(b"body line %d\r\n" % i for i in range(20000))
+msg = (b"From: lisa@outside.test\r\nX-Strip-Me: secret\r\n\tcontinued secret\r\nSubject: strip\r\n"
+       b"x-strip-me: again\r\nTo: bob@example.test\r\n\r\n" + body)
+assert send(SMTP, "bob@example.test", msg)[0] == 250
+p = poplib.POP3_SSL("127.0.0.1", POPS, context=CTX); p.user("bob@example.test"); p.pass_("pw")
+listed = int(p.list()[1][0].split()[1])
+got = b"\r\n".join(p.retr(1)[1]) + b"\r\n"
+p.quit()
+assert listed == len(got), (listed, len(got))
+head, _, rest = got.partition(b"\r\n\r\n")
+assert b"secret" not in head and b"again" not in head, head
+assert b"From: lisa@outside.test\r\nSubject: strip\r\nTo: bob@example.test" in head, head
+assert b"X-Tern-Filter: " in head
+assert rest == body, "body changed"
+im = imaplib.IMAP4("127.0.0.1", IMAP); im.login("bob@example.test", "pw"); im.select("INBOX")
+typ, data = im.fetch("1", "(RFC822.SIZE BODY.PEEK[])")
+assert int(data[0][0].split(b"RFC822.SIZE ")[1].split()[0]) == len(got), data[0][0]
+assert data[0][1] == got
+im.logout()
+print("ok")
+"#
+        ),
+        &[],
+    );
+    assert_eq!(out.trim(), "ok", "{}", t.log());
+}
+
 #[test]
 fn filter_can_discard_quarantine_and_reject_but_not_forge_a_success() {
     let t = Tern::start(&config(

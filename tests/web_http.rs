@@ -388,15 +388,31 @@ fu = max(carol.uids())
 raw = carol.get(f"/message/raw?folder=INBOX&uid={fu}").body
 assert b"message/rfc822" in raw, raw[:1500]
 # Drafts: saved, reopened, sent (and gone from Drafts).
-r = bob.post_multipart("/send", {"to": "carol@example.test", "subject": "Later", "body": "draft text", "action": "draft"})
+r = bob.post_multipart("/send", {"to": "carol@example.test", "subject": "Later", "body": "draft text", "action": "draft"},
+                       files=[("attachment", "plan.txt", "text/plain", b"the plan"),
+                              ("attachment", "extra.bin", "application/octet-stream", b"\x00\x01 extra")])
 assert r.status == 303 and "Drafts" in r.location(), r.status
 [du] = bob.uids("Drafts")
+# Reopened, the draft offers its attachments again, ticked.
 r = bob.get(f"/compose?mode=draft&folder=Drafts&uid={du}")
 assert 'value="Later"' in r.text and "draft text" in r.text
+assert "plan.txt" in r.text and "extra.bin" in r.text, r.text
+assert r.text.count('name="keep"') == 2 and r.text.count("checked") >= 2, r.text
+# Saved again keeping only the first: the new draft has just that one.
 r = bob.post_multipart("/send", {"to": "carol@example.test", "subject": "Later", "body": "draft text", "origin_folder": "Drafts",
-                                 "origin_uid": du, "origin_mode": "draft", "action": "send"})
+                                 "origin_uid": du, "origin_mode": "draft", "keep": "0", "action": "draft"})
+assert r.status == 303
+[du] = bob.uids("Drafts")
+r = bob.get(f"/compose?mode=draft&folder=Drafts&uid={du}")
+assert "plan.txt" in r.text and "extra.bin" not in r.text, r.text
+r = bob.post_multipart("/send", {"to": "carol@example.test", "subject": "Later", "body": "draft text", "origin_folder": "Drafts",
+                                 "origin_uid": du, "origin_mode": "draft", "keep": "0", "action": "send"})
 assert r.status == 303
 assert bob.uids("Drafts") == []
+# Carol gets the kept attachment, intact.
+lu = max(carol.uids())
+r = carol.get(f"/message/part?folder=INBOX&uid={lu}&n=0")
+assert r.body == b"the plan", r.body
 # Refusals are shown on the form, nothing is sent: bad address, unknown local user.
 r = bob.post_multipart("/send", {"to": "not an address", "subject": "x", "body": "y", "action": "send"})
 assert r.status == 400 and "not a valid address" in r.text, r.status
@@ -445,4 +461,65 @@ print("ok")
 "#,
     );
     assert_eq!(out.trim(), "ok");
+}
+
+/// Folders from the web: create (nested), rename (children move along),
+/// delete (messages to Trash), refusals shown on the page; IMAP sees the
+/// same folders.
+#[test]
+fn folders_are_created_renamed_and_deleted() {
+    let t = server("");
+    let out = run(
+        &t,
+        r#"
+smtp_send(SMTP, "lisa@outside.test", ["bob@example.test"], plain_message("to file", "x"))
+bob = Client(HTTP); bob.login("bob", "bob-pw")
+def note(r):
+    assert r.status == 303, r.status
+    page = bob.get(r.location()).text
+    m = re.search(r'<p class="(flash|notice error)" role="[a-z]+">([^<]*)</p>', page)
+    return m.group(2) if m else page[:500]
+def change(**fields):
+    return note(bob.post("/folders", fields))
+print(change(op="create", name="Projects"))
+print(change(op="create", name="Projects/2026"))
+print(change(op="create", name="projects/../../carol"))
+print(change(op="create", name="Projects"))
+# File the message in Projects/2026, then rename Projects: 2026 moves along.
+[u] = bob.uids()
+r = bob.post("/action", {"folder": "INBOX", "uid": u, "op": "move", "target": "Projects/2026"})
+print(change(op="rename", name="Projects", to="Work"))
+print(change(op="rename", name="INBOX", to="Old"))
+print(change(op="delete", name="Work"))
+print(change(op="delete", name="Work/2026"))
+im = imaplib.IMAP4("127.0.0.1", IMAP); im.login("bob@example.test", "bob-pw")
+print(sorted(l.decode().split(' "/" ')[1].strip('"') for l in im.list()[1]))
+im.select("Trash"); print(im.search(None, "ALL")[1])
+im.logout()
+# A post without the token changes nothing.
+r = bob.post("/folders", {"op": "delete", "name": "Work"}, csrf=False)
+print(r.status, "Work" in bob.get("/folders").text)
+"#,
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[..8],
+        [
+            "Folder Projects created.",
+            "Folder Projects/2026 created.",
+            "folder names may not have empty, &quot;.&quot; or &quot;..&quot; levels",
+            "a folder named Projects exists",
+            "Folder Projects renamed to Work.",
+            "INBOX is a built-in folder",
+            "Work has folders inside; delete or move them first",
+            "Folder Work/2026 deleted; its 1 messages are in Trash.",
+        ],
+        "{out}"
+    );
+    assert_eq!(
+        lines[8], "['Archive', 'Drafts', 'INBOX', 'Junk', 'Sent', 'Trash', 'Work']",
+        "{out}"
+    );
+    assert_eq!(lines[9], "[b'1']", "{out}");
+    assert_eq!(lines[10], "403 True", "{out}");
 }

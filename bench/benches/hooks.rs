@@ -64,6 +64,7 @@ fn envelope() -> wit::Envelope {
         sender: "lisa@outside.test".into(),
         params: bindings::mail_params(&MailParams::default()),
         recipients: Vec::new(),
+        auth: None,
     }
 }
 

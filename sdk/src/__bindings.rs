@@ -17,10 +17,12 @@ pub mod base {
 }
 
 pub use base::tern::plugin::types::{
-    AuthOutcome, AuthResults, Client, DkimResult, DmarcPolicy, DmarcResult, Envelope, FilterAction, FilterVerdict, Header, HeaderEdit, MailParams, Message,
-    Protocol, RcptParams, Recipient, Reply, Session, SpfResult, Verdict,
+    AuthOutcome, AuthResults, Client, DkimResult, DmarcPolicy, DmarcResult, Envelope, FilterAction,
+    FilterVerdict, Header, HeaderEdit, MailParams, Message, Protocol, RcptParams, Recipient, Reply,
+    Session, SpfResult, Verdict,
 };
 pub use base::tern::plugin::{clock, config, dns, kv, log};
+pub use rewrite::exports::tern::plugin::rewrite::Rewritten;
 pub use router::exports::tern::plugin::router::Destination;
 pub use storage::exports::tern::plugin::storage::Stored;
 
@@ -92,6 +94,23 @@ pub mod storage {
     });
 }
 
+pub mod rewrite {
+    wit_bindgen::generate!({
+        path: "wit",
+        world: "rewrite-plugin",
+        runtime_path: "tern_sdk::__bindings::rt",
+        with: { "tern:plugin/types@0.1.0": tern_sdk::__bindings::base::tern::plugin::types,
+                "tern:plugin/log@0.1.0": tern_sdk::__bindings::base::tern::plugin::log,
+                "tern:plugin/config@0.1.0": tern_sdk::__bindings::base::tern::plugin::config,
+                "tern:plugin/kv@0.1.0": tern_sdk::__bindings::base::tern::plugin::kv,
+                "tern:plugin/dns@0.1.0": tern_sdk::__bindings::base::tern::plugin::dns,
+                "tern:plugin/clock@0.1.0": tern_sdk::__bindings::base::tern::plugin::clock },
+        pub_export_macro: true,
+        export_macro_name: "__export_rewrite_world",
+        default_bindings_module: "tern_sdk::__bindings::rewrite",
+    });
+}
+
 /// Adapts a [`crate::Policy`] to the generated export trait.
 pub struct PolicyExport<T>(PhantomData<T>);
 /// Adapts a [`crate::Filter`].
@@ -100,6 +119,8 @@ pub struct FilterExport<T>(PhantomData<T>);
 pub struct RouterExport<T>(PhantomData<T>);
 /// Adapts a [`crate::Storage`].
 pub struct StorageExport<T>(PhantomData<T>);
+/// Adapts a [`crate::Rewrite`].
+pub struct RewriteExport<T>(PhantomData<T>);
 
 impl<T: crate::Policy> policy::exports::tern::plugin::policy::Guest for PolicyExport<T> {
     fn on_connect(client: Client) -> Verdict {
@@ -148,5 +169,11 @@ impl<T: crate::Storage> storage::exports::tern::plugin::storage::Guest for Stora
     }
     fn delete(mailbox: String, id: String) -> Result<(), String> {
         T::delete(mailbox, id)
+    }
+}
+
+impl<T: crate::Rewrite> rewrite::exports::tern::plugin::rewrite::Guest for RewriteExport<T> {
+    fn rewrite_recipient(envelope: Envelope, recipient: Recipient) -> Rewritten {
+        T::rewrite(envelope, recipient)
     }
 }

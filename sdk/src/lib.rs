@@ -1,8 +1,8 @@
 //! Write plugins for Tern, the mail server, in Rust.
 //!
 //! A plugin is a WebAssembly component built for `wasm32-wasip2`. It
-//! implements one or more of the traits [`Policy`], [`Filter`], [`Router`]
-//! and [`Storage`] and exports them with [`export!`]. Here is a complete
+//! implements one or more of the traits [`Policy`], [`Filter`], [`Router`],
+//! [`Rewrite`] and [`Storage`] and exports them with [`export!`]. Here is a complete
 //! plugin that refuses mail to `nobody@` any domain:
 //!
 //! ```no_run
@@ -28,7 +28,7 @@
 //! `tern-sdk`; build it with `cargo build --release --target wasm32-wasip2`
 //! and point a `[[plugin]]` entry at `target/wasm32-wasip2/release/NAME.wasm`.
 //!
-//! Every method of `Policy`, `Filter` and `Router` has a default that lets
+//! Every method of `Policy`, `Filter`, `Router` and `Rewrite` has a default that lets
 //! mail through, so a plugin writes only the hooks it cares about (a
 //! `Storage` must implement all of its methods but `claims`). The component exports only the
 //! interfaces named in [`export!`]: the server calls nothing else.
@@ -50,12 +50,13 @@ extern crate self as tern_sdk;
 pub mod __bindings;
 
 pub use __bindings::{
-    AuthOutcome, AuthResults, Client, Destination, DkimResult, DmarcPolicy, DmarcResult, Envelope, FilterAction, FilterVerdict, Header, HeaderEdit, MailParams,
-    Message, Protocol, RcptParams, Recipient, Reply, Session, SpfResult, Stored, Verdict,
+    AuthOutcome, AuthResults, Client, Destination, DkimResult, DmarcPolicy, DmarcResult, Envelope,
+    FilterAction, FilterVerdict, Header, HeaderEdit, MailParams, Message, Protocol, RcptParams,
+    Recipient, Reply, Rewritten, Session, SpfResult, Stored, Verdict,
 };
 
 #[doc(hidden)]
-pub use __bindings::{FilterExport, PolicyExport, RouterExport, StorageExport};
+pub use __bindings::{FilterExport, PolicyExport, RewriteExport, RouterExport, StorageExport};
 
 /// Connection and address policy (interface `tern:plugin/policy`).
 pub trait Policy {
@@ -96,6 +97,16 @@ pub trait Filter {
 pub trait Router {
     fn route(_envelope: Envelope, _recipient: Recipient) -> Destination {
         Destination::Default
+    }
+}
+
+/// Address rewriting (interface `tern:plugin/rewrite`): virtual domains
+/// and aliases, asked about each RCPT TO before the built-in recipient
+/// checks.
+pub trait Rewrite {
+    /// Where mail for `recipient` goes instead, if anywhere else.
+    fn rewrite(_envelope: Envelope, _recipient: Recipient) -> Rewritten {
+        Rewritten::Unchanged
     }
 }
 
@@ -264,6 +275,12 @@ macro_rules! __export_hook {
         const _: () = {
             type __TernRouter = $crate::RouterExport<$ty>;
             $crate::__bindings::router::__export_router_world!(__TernRouter with_types_in $crate::__bindings::router);
+        };
+    };
+    (Rewrite, $ty:ty) => {
+        const _: () = {
+            type __TernRewrite = $crate::RewriteExport<$ty>;
+            $crate::__bindings::rewrite::__export_rewrite_world!(__TernRewrite with_types_in $crate::__bindings::rewrite);
         };
     };
     (Storage, $ty:ty) => {

@@ -2,9 +2,11 @@
 //! validation with errors that name the key (and line) at fault. Unknown keys
 //! are an error. Relative paths are resolved against the config file's folder.
 
+mod auth;
 mod limits;
 mod units;
 
+pub use auth::{AuthConfig, AuthOverride, DkimAlgorithm, DkimKeyConfig, DmarcAction, SpfAction};
 pub use limits::{LimitsConfig, LogFormat, MetricsConfig};
 pub use units::{ByteSize, ConfigDuration};
 
@@ -214,90 +216,6 @@ fn default_plugin_memory() -> ByteSize {
 
 fn default_plugin_timeout() -> ConfigDuration {
     ConfigDuration(Duration::from_millis(200))
-}
-
-/// What to do when SPF fails (`[auth] spf_fail`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SpfAction {
-    /// 550 5.7.23 at end of data.
-    Reject,
-    /// Accept; the result is in Authentication-Results and the hooks' `AuthResults`.
-    Tag,
-    /// SPF is not checked at all (DMARC then rests on DKIM alone).
-    Off,
-}
-
-/// What to do when DMARC fails under a published `p=reject` or `p=quarantine`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DmarcAction {
-    /// p=reject: 550 5.7.1 at end of data; p=quarantine: local copies go to Junk.
-    Honour,
-    /// Accept into INBOX; the disposition the domain asked for is recorded
-    /// (`AuthResults::disposition`) for plugins.
-    Tag,
-    /// Ignore the domain's policy (the result is still in Authentication-Results).
-    Off,
-}
-
-/// Overrides for one trusted forwarder (`[auth.forwarders."domain"]`), which
-/// apply when the HELO name or the MAIL FROM domain is that domain or below it.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AuthOverride {
-    pub spf_fail: Option<SpfAction>,
-    pub dmarc_reject: Option<DmarcAction>,
-    pub dmarc_quarantine: Option<DmarcAction>,
-}
-
-/// SPF, DKIM, DMARC and ARC checks on mail from outside (`[auth]`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AuthConfig {
-    /// Run the checks on mail from clients neither authenticated nor trusted.
-    pub verify: bool,
-    pub spf_fail: SpfAction,
-    pub dmarc_reject: DmarcAction,
-    pub dmarc_quarantine: DmarcAction,
-    pub forwarders: BTreeMap<String, AuthOverride>,
-}
-
-impl Default for AuthConfig {
-    fn default() -> Self {
-        AuthConfig {
-            verify: true,
-            spf_fail: SpfAction::Tag,
-            dmarc_reject: DmarcAction::Honour,
-            dmarc_quarantine: DmarcAction::Honour,
-            forwarders: BTreeMap::new(),
-        }
-    }
-}
-
-/// DKIM signature algorithm of a `[[dkim]]` key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum DkimAlgorithm {
-    #[serde(rename = "rsa-sha256")]
-    RsaSha256,
-    #[serde(rename = "ed25519-sha256", alias = "ed25519")]
-    Ed25519Sha256,
-}
-
-/// A DKIM signing key for a local domain (`[[dkim]]`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DkimKeyConfig {
-    pub domain: String,
-    pub selector: String,
-    /// PEM file: PKCS#1 or PKCS#8 for RSA, PKCS#8 for Ed25519 (`tern dkim generate` writes one).
-    pub private_key: PathBuf,
-    #[serde(default = "default_dkim_algorithm")]
-    pub algorithm: DkimAlgorithm,
-}
-
-fn default_dkim_algorithm() -> DkimAlgorithm {
-    DkimAlgorithm::RsaSha256
 }
 
 /// The whole configuration, as written in the file (with defaults filled in).
@@ -520,24 +438,7 @@ impl Config {
                 format!("{s:?} must be host:port"),
             ));
         }
-        let mut keys = std::collections::HashSet::new();
-        for k in &self.dkim {
-            if k.domain.is_empty()
-                || k.selector.is_empty()
-                || k.selector.contains(char::is_whitespace)
-            {
-                return Err(invalid("dkim", "each key needs a domain and a selector"));
-            }
-            if !keys.insert(k.domain.as_str()) {
-                return Err(invalid(
-                    "dkim",
-                    format!(
-                        "two keys for domain {:?}; one signing key per domain",
-                        k.domain
-                    ),
-                ));
-            }
-        }
+        auth::validate(&self.auth, &self.dkim)?;
         let mut names = std::collections::HashSet::new();
         for p in &self.plugin {
             if !names.insert(p.name.as_str()) {

@@ -10,7 +10,9 @@
 //! plugin's name, and turns into the plugin's `on_error` verdict; the
 //! session and every other session go on.
 
-use super::bindings::{self, Destination, EnvelopeRecipient, filter, policy, router, storage, wit};
+use super::bindings::{
+    self, Destination, EnvelopeRecipient, filter, policy, rewrite, router, storage, wit,
+};
 use super::edits::{apply_edits, clean_value};
 use super::engine::{LoadedPlugin, PluginSet};
 use super::host::PluginState;
@@ -35,6 +37,7 @@ pub(super) struct Live {
     pub(super) filter: Option<filter::Guest>,
     pub(super) router: Option<router::Guest>,
     pub(super) storage: Option<storage::Guest>,
+    pub(super) rewrite: Option<rewrite::Guest>,
 }
 
 /// Why a plugin call failed.
@@ -470,7 +473,7 @@ impl PluginSession {
     }
 }
 
-fn reply_of(v: Verdict) -> Reply {
+pub(super) fn reply_of(v: Verdict) -> Reply {
     match v {
         Verdict::Reject(r) | Verdict::Tempfail(r) | Verdict::Disconnect(r) => r,
         _ => Reply::new(
@@ -534,6 +537,13 @@ async fn instantiate(plugin: &LoadedPlugin) -> Result<Live, Failure> {
         .map(|i| i.load(&mut store, &instance))
         .transpose()
         .map_err(failed)?;
+    let rewrite = plugin
+        .exports
+        .rewrite
+        .as_ref()
+        .map(|i| i.load(&mut store, &instance))
+        .transpose()
+        .map_err(failed)?;
     store.data_mut().in_call = false;
     Ok(Live {
         store,
@@ -542,5 +552,6 @@ async fn instantiate(plugin: &LoadedPlugin) -> Result<Live, Failure> {
         filter,
         router,
         storage,
+        rewrite,
     })
 }

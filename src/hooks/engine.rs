@@ -5,7 +5,7 @@
 //! immutable: a reload builds a new one and sessions keep the one they
 //! started with. Nothing here runs plugin code.
 
-use super::bindings::{Plugin, filter, policy, router, storage};
+use super::bindings::{Plugin, filter, policy, rewrite, router, storage};
 use super::host::{PluginShared, PluginState};
 use crate::config::{Config, OnError, PluginConfig};
 use crate::dns::Dns;
@@ -47,7 +47,7 @@ pub enum PluginError {
         message: String,
     },
     #[error(
-        "plugin {name:?}: {path} exports no hook (policy, filter, router or storage of tern:plugin@0.1.0): {message}"
+        "plugin {name:?}: {path} exports no hook (policy, filter, router, rewrite or storage of tern:plugin@0.1.0): {message}"
     )]
     NoHooks {
         name: String,
@@ -70,6 +70,7 @@ pub struct Exports {
     pub filter: Option<filter::GuestIndices>,
     pub router: Option<router::GuestIndices>,
     pub storage: Option<storage::GuestIndices>,
+    pub rewrite: Option<rewrite::GuestIndices>,
 }
 
 impl Exports {
@@ -86,6 +87,9 @@ impl Exports {
         }
         if self.storage.is_some() {
             v.push("storage");
+        }
+        if self.rewrite.is_some() {
+            v.push("rewrite");
         }
         v
     }
@@ -240,26 +244,26 @@ pub fn compile(
         return Err(not_component(what.to_string()));
     }
     let cached = cache.map(|dir| dir.join(format!("{}.cwasm", cache_key(engine, &bytes))));
-    if let Some(path) = &cached {
-        if path.exists() {
-            // SAFETY: the file is an artefact this server serialised itself
-            // into its own data_dir; wasmtime checks that it was made by a
-            // compatible engine and refuses it otherwise (then we recompile).
-            match unsafe { Component::deserialize_file(engine, path) } {
-                Ok(c) => return Ok(c),
-                Err(e) => {
-                    tracing::warn!(plugin = %p.name, cache = %path.display(), "cached component unusable, recompiling: {e}")
-                }
+    if let Some(path) = &cached
+        && path.exists()
+    {
+        // SAFETY: the file is an artefact this server serialised itself
+        // into its own data_dir; wasmtime checks that it was made by a
+        // compatible engine and refuses it otherwise (then we recompile).
+        match unsafe { Component::deserialize_file(engine, path) } {
+            Ok(c) => return Ok(c),
+            Err(e) => {
+                tracing::warn!(plugin = %p.name, cache = %path.display(), "cached component unusable, recompiling: {e}")
             }
         }
     }
     let started = std::time::Instant::now();
     let component = Component::new(engine, &bytes).map_err(|e| not_component(format!("{e:#}")))?;
     tracing::info!(plugin = %p.name, path = %p.path.display(), elapsed_ms = started.elapsed().as_millis() as u64, "plugin compiled");
-    if let Some(path) = &cached {
-        if let Err(e) = write_cache(path, &component) {
-            tracing::warn!(plugin = %p.name, cache = %path.display(), "cannot cache the compiled plugin: {e}");
-        }
+    if let Some(path) = &cached
+        && let Err(e) = write_cache(path, &component)
+    {
+        tracing::warn!(plugin = %p.name, cache = %path.display(), "cannot cache the compiled plugin: {e}");
     }
     Ok(component)
 }
@@ -323,11 +327,13 @@ pub fn link(
         filter: None,
         router: None,
         storage: None,
+        rewrite: None,
     };
     found(policy::GuestIndices::new(&pre).map(|g| exports.policy = Some(g)));
     found(filter::GuestIndices::new(&pre).map(|g| exports.filter = Some(g)));
     found(router::GuestIndices::new(&pre).map(|g| exports.router = Some(g)));
     found(storage::GuestIndices::new(&pre).map(|g| exports.storage = Some(g)));
+    found(rewrite::GuestIndices::new(&pre).map(|g| exports.rewrite = Some(g)));
     if exports.names().is_empty() {
         return Err(PluginError::NoHooks {
             name: p.name.clone(),
@@ -335,14 +341,14 @@ pub fn link(
             message: problems.join("; "),
         });
     }
-    if let Some(dir) = &p.directory {
-        if !dir.is_dir() {
-            return Err(PluginError::Directory {
-                name: p.name.clone(),
-                path: dir.clone(),
-                message: "not a folder".into(),
-            });
-        }
+    if let Some(dir) = &p.directory
+        && !dir.is_dir()
+    {
+        return Err(PluginError::Directory {
+            name: p.name.clone(),
+            path: dir.clone(),
+            message: "not a folder".into(),
+        });
     }
     let shared = Arc::new(PluginShared {
         name: p.name.clone(),
@@ -372,6 +378,11 @@ pub struct Inspection {
     pub hooks: Vec<&'static str>,
     /// Why it would not load in Tern, if it would not.
     pub problem: Option<String>,
+    /// The file's size in bytes.
+    pub size: u64,
+    /// How long compiling it took (what a server pays at its first load;
+    /// later loads take the compiled code from `data_dir/plugin-cache`).
+    pub compile_time: Duration,
 }
 
 /// Inspects a component without running it (`tern plugin inspect`,
@@ -388,7 +399,10 @@ pub fn inspect(path: &Path, name: &str) -> Result<Inspection, PluginError> {
     };
     let engine = Engine::new(wasmtime::Config::new().epoch_interruption(true))
         .map_err(|e| PluginError::Engine(format!("{e:#}")))?;
+    let started = std::time::Instant::now();
     let component = compile(&engine, &p, None)?;
+    let compile_time = started.elapsed();
+    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     let ty = component.component_type();
     let imports = ty
         .imports(&engine)
@@ -414,6 +428,9 @@ pub fn inspect(path: &Path, name: &str) -> Result<Inspection, PluginError> {
             if storage::GuestIndices::new(&pre).is_ok() {
                 hooks.push("storage");
             }
+            if rewrite::GuestIndices::new(&pre).is_ok() {
+                hooks.push("rewrite");
+            }
             let problem = hooks
                 .is_empty()
                 .then(|| "exports no tern:plugin@0.1.0 hook".to_string());
@@ -429,6 +446,8 @@ pub fn inspect(path: &Path, name: &str) -> Result<Inspection, PluginError> {
         exports,
         hooks,
         problem,
+        size,
+        compile_time,
     })
 }
 

@@ -24,11 +24,14 @@ pub struct MessageView {
     pub header: Arc<Vec<u8>>,
     /// Bytes of the message as received.
     pub body_size: u64,
+    /// Leading bytes of the blob left out of the message (its header
+    /// section, rewritten into `prefix` after a filter removed fields).
+    pub skip: u64,
 }
 
 impl MessageView {
     pub fn size(&self) -> u64 {
-        self.prefix.len() as u64 + self.body_size
+        self.prefix.len() as u64 + self.body_size.saturating_sub(self.skip)
     }
 
     /// Every header field, in order (prefix first).
@@ -48,7 +51,7 @@ impl MessageView {
             out.extend_from_slice(&self.prefix[start..end]);
         }
         if out.len() < len {
-            let from = offset.saturating_sub(prefix_len);
+            let from = offset.saturating_sub(prefix_len) + self.skip;
             match self.store.read_chunks(self.blob, from, len - out.len()) {
                 Ok(bytes) => out.extend_from_slice(&bytes),
                 Err(e) => {
@@ -86,6 +89,32 @@ pub fn parse_headers(section: &[u8]) -> Vec<wit::Header> {
         }
     }
     out
+}
+
+/// The header section `section` (as received, up to and including its
+/// blank line) without the fields named in `names` (case-insensitive), and
+/// without the blank line; None when the section is incomplete (a header
+/// section longer than Tern keeps), so nothing can be removed safely.
+pub fn remove_fields(section: &[u8], names: &[String]) -> Option<Vec<u8>> {
+    let fields = section.strip_suffix(b"\r\n")?;
+    if !(fields.is_empty() || fields.ends_with(b"\r\n")) {
+        return None;
+    }
+    let mut out = Vec::with_capacity(fields.len());
+    let mut keep = true;
+    for line in fields.split_inclusive(|&b| b == b'\n') {
+        if !matches!(line.first(), Some(b' ' | b'\t')) {
+            let name = line.split(|&b| b == b':').next().unwrap_or_default();
+            let name = String::from_utf8_lossy(name);
+            keep = !names
+                .iter()
+                .any(|n| n.eq_ignore_ascii_case(name.trim_end()));
+        }
+        if keep {
+            out.extend_from_slice(line);
+        }
+    }
+    Some(out)
 }
 
 fn view(state: &mut PluginState, r: &Resource<MessageView>) -> wasmtime::Result<MessageView> {
@@ -134,6 +163,15 @@ impl wit::Host for PluginState {}
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn removes_fields_with_their_continuations() {
+        let section = b"Subject: hi\r\nX-Spam: yes\r\n\tmore\r\nx-spam : again\r\nTo: a@b\r\n\r\n";
+        let kept = super::remove_fields(section, &["X-Spam".into()]).unwrap();
+        assert_eq!(kept, b"Subject: hi\r\nTo: a@b\r\n");
+        assert_eq!(super::remove_fields(b"\r\n", &["X".into()]).unwrap(), b"");
+        assert!(super::remove_fields(b"Subject: cut sh", &["X".into()]).is_none());
+    }
+
     use super::*;
 
     #[test]
@@ -159,6 +197,7 @@ mod tests {
             prefix: Arc::new(b"Received: x\r\n".to_vec()),
             header: Arc::new(Vec::new()),
             body_size: body.len() as u64,
+            skip: 0,
         };
         assert_eq!(v.size(), 13 + 200_000);
         assert_eq!(v.read(0, 13), b"Received: x\r\n");

@@ -5,7 +5,8 @@
 //! `Continue` wins). The plugin engine lives in the files beside this one:
 //! `engine.rs` (loading, compiling, caching), `bindings.rs` (the WIT types
 //! and reply checks), `host.rs` (what plugins may import), `message.rs` (the
-//! message resource), `dispatch.rs` (calls, deadlines, failures).
+//! message resource), `dispatch.rs` (calls, deadlines, failures),
+//! `rewrite.rs` (address rewriting), `storage.rs` (mailbox storage).
 //!
 //! The plugin set is swapped atomically on reload; a session takes a
 //! snapshot (`Hooks::session`) when it starts and keeps it to the end.
@@ -16,12 +17,14 @@ pub mod edits;
 pub mod engine;
 pub mod host;
 pub mod message;
+pub mod rewrite;
 pub mod storage;
 
 pub use bindings::{Envelope, EnvelopeRecipient};
 pub use dispatch::{FilterOutcome, PluginSession, RouteDecision};
 pub use engine::{PluginError, PluginSet};
 pub use message::MessageView;
+pub use rewrite::RewriteDecision;
 
 use crate::address::{Address, ReversePath};
 use crate::checks;
@@ -85,6 +88,8 @@ pub struct DataMessage<'a> {
     pub size: u64,
     /// What SPF, DKIM, DMARC and ARC found (mail from outside only).
     pub auth: Option<&'a AuthResults>,
+    /// Leading bytes of the blob left out (`BlobWriter::skip_leading`).
+    pub skip: u64,
 }
 
 /// The outcome of the data seam.
@@ -93,14 +98,40 @@ pub struct DataOutcome {
     pub verdict: Verdict,
     /// Header lines to append to the prefix (after `Received:`).
     pub add_headers: Vec<u8>,
-    /// Header fields filters asked to remove. Recorded and logged; the
-    /// stored message keeps them for now (the body is already in the store
-    /// and the store has no way yet to skip fields of it).
+    /// Header fields filters asked to remove from the header section as
+    /// received (see `apply_edits`).
     pub remove_headers: Vec<String>,
     /// Say 250 but keep nothing.
     pub discard: bool,
     /// Keep local copies in `Junk` and relay nothing.
     pub quarantine: Option<String>,
+}
+
+impl DataOutcome {
+    /// Applies the filters' header edits to a message about to be kept:
+    /// added fields go at the end of `prefix`; when fields are to be
+    /// removed, the received header section (`header`, up to and including
+    /// its blank line) is rewritten without them at the end of `prefix`,
+    /// and the returned count of leading body bytes is to be left out of
+    /// the stored blob (`BlobWriter::skip_leading`). The fields Tern itself
+    /// put in the prefix (`Received:`, `Authentication-Results:`) stay.
+    pub fn apply_edits(&self, prefix: &mut Vec<u8>, header: &[u8]) -> u64 {
+        prefix.extend_from_slice(&self.add_headers);
+        if self.remove_headers.is_empty() {
+            return 0;
+        }
+        match message::remove_fields(header, &self.remove_headers) {
+            Some(kept) => {
+                prefix.extend_from_slice(&kept);
+                // The blank line stays in the blob, in front of the body.
+                header.len().saturating_sub(2) as u64
+            }
+            None => {
+                tracing::warn!(fields = ?self.remove_headers, "header section too long to rewrite; fields not removed");
+                0
+            }
+        }
+    }
 }
 
 /// The hook dispatcher shared by all sessions.
@@ -191,7 +222,10 @@ impl Hooks {
     }
 
     /// Validates and routes one recipient: the targets it delivers to, or
-    /// the refusal (a `Disconnect` closes the session).
+    /// the refusal (a `Disconnect` closes the session). Rewriting plugins
+    /// (virtual domains, aliases) come first and stand in for the built-in
+    /// recipient checks when they rewrite; then the policy plugins see the
+    /// address the client gave; then routers route each address.
     pub async fn rcpt_to(
         &self,
         session: &SessionInfo,
@@ -199,14 +233,34 @@ impl Hooks {
         to: &Address,
         params: &RcptParams,
     ) -> Result<Vec<Target>, Verdict> {
-        let targets = checks::recipient::check(&self.config, &self.store, &self.dns, session, to)
-            .await
-            .map_err(refusal)?;
         if session.plugins.is_empty() {
-            return Ok(targets);
+            return checks::recipient::check(&self.config, &self.store, &self.dns, session, to)
+                .await
+                .map_err(refusal);
         }
         let env = bindings::envelope(envelope);
         let address = to.to_string();
+        let rcpt = EnvelopeRecipient {
+            address: address.clone(),
+            params,
+        };
+        let rewritten = if session.plugins.has_rewrite() {
+            session.plugins.rewrite(&env, &rcpt).await
+        } else {
+            None
+        };
+        let addresses = match rewritten {
+            None => None,
+            Some(RewriteDecision::Reject(r)) => return Err(Verdict::Reject(r)),
+            Some(RewriteDecision::Tempfail(r)) => return Err(Verdict::Tempfail(r)),
+            Some(RewriteDecision::Addresses(list)) => Some(list),
+        };
+        let targets = match &addresses {
+            None => checks::recipient::check(&self.config, &self.store, &self.dns, session, to)
+                .await
+                .map_err(refusal)?,
+            Some(_) => Vec::new(),
+        };
         match session
             .plugins
             .rcpt_to(session, &env, &address, &bindings::rcpt_params(params))
@@ -215,14 +269,58 @@ impl Hooks {
             Verdict::Continue | Verdict::Accept => {}
             other => return Err(other),
         }
+        let Some(addresses) = addresses else {
+            return Ok(self
+                .route(session, &env, to, params)
+                .await?
+                .unwrap_or(targets));
+        };
+        let mut all = Vec::new();
+        for a in &addresses {
+            let chosen = match self.route(session, &env, a, params).await? {
+                Some(t) => t,
+                None => {
+                    let (t, unknown) =
+                        checks::expand(&self.config, &self.store, &a.to_lowercase_key());
+                    if !unknown.is_empty() {
+                        tracing::warn!(rcpt = %to, unknown = ?unknown, "rewritten to unknown local users; they are skipped");
+                    }
+                    t
+                }
+            };
+            for t in chosen {
+                if !all.contains(&t) {
+                    all.push(t);
+                }
+            }
+        }
+        if all.is_empty() {
+            return Err(Verdict::Reject(Reply::new(
+                550,
+                "5.1.1",
+                format!("<{to}>: Recipient address rejected: User unknown"),
+            )));
+        }
+        Ok(all)
+    }
+
+    /// What the router plugins say about one address: its targets, or None
+    /// for the built-in route.
+    async fn route(
+        &self,
+        session: &SessionInfo,
+        env: &bindings::wit::Envelope,
+        to: &Address,
+        params: &RcptParams,
+    ) -> Result<Option<Vec<Target>>, Verdict> {
         let rcpt = EnvelopeRecipient {
-            address: address.clone(),
+            address: to.to_string(),
             params,
         };
-        match session.plugins.route(&env, &rcpt).await {
-            None => Ok(targets),
+        match session.plugins.route(env, &rcpt).await {
+            None => Ok(None),
             Some(RouteDecision::Local(user)) => match self.store.user_exists(&user) {
-                Ok(true) => Ok(vec![Target::Local(user)]),
+                Ok(true) => Ok(Some(vec![Target::Local(user)])),
                 _ => {
                     tracing::warn!(rcpt = %to, user, "a router chose a local mailbox that does not exist");
                     Err(Verdict::Reject(Reply::new(
@@ -232,10 +330,10 @@ impl Hooks {
                     )))
                 }
             },
-            Some(RouteDecision::Relay(hosts)) => Ok(vec![Target::Relay {
+            Some(RouteDecision::Relay(hosts)) => Ok(Some(vec![Target::Relay {
                 address: to.to_lowercase_key(),
                 hosts,
-            }]),
+            }])),
             Some(RouteDecision::Reject(r)) => Err(Verdict::Reject(r)),
             Some(RouteDecision::Tempfail(r)) => Err(Verdict::Tempfail(r)),
         }
@@ -275,13 +373,11 @@ impl Hooks {
             prefix: Arc::new(message.prefix.to_vec()),
             header: Arc::new(message.header.to_vec()),
             body_size: message.size,
+            skip: message.skip,
         };
         let mut wit_envelope = bindings::envelope(envelope);
         wit_envelope.auth = message.auth.map(bindings::auth_results);
         let f = session.plugins.data(session, &wit_envelope, &view).await;
-        if !f.remove_headers.is_empty() {
-            tracing::info!(fields = ?f.remove_headers, "filters asked to remove header fields; recorded, not applied yet");
-        }
         outcome.verdict = f.verdict.unwrap_or(Verdict::Continue);
         outcome.add_headers = f.add_headers;
         outcome.remove_headers = f.remove_headers;
@@ -310,8 +406,14 @@ impl Hooks {
             store: self.store.clone(),
             blob: message.blob,
             prefix: Arc::new(message.prefix.to_vec()),
-            header: Arc::new(message.header.to_vec()),
+            // With a skip, the header section is in the prefix already.
+            header: Arc::new(if message.skip > 0 {
+                Vec::new()
+            } else {
+                message.header.to_vec()
+            }),
             body_size: message.size,
+            skip: message.skip,
         };
         let mut served = Vec::new();
         for user in users {

@@ -1,4 +1,5 @@
-//! Logging in (LOGIN, AUTHENTICATE PLAIN with SASL-IR) and ENABLE. Before
+//! Logging in (LOGIN, AUTHENTICATE PLAIN with SASL-IR) and ENABLE
+//! (CONDSTORE, IMAP4rev2). Before
 //! TLS both are refused unless `tls.allow_plaintext_auth` (the session
 //! announces LOGINDISABLED then); failures cost the delay `crate::auth`
 //! imposes; replies never tell whether an account exists.
@@ -129,6 +130,13 @@ impl Session {
             if matches!(c, CapabilityEnable::CondStore) && !self.condstore {
                 self.condstore = true;
                 enabled.push("CONDSTORE");
+            } else if c.to_string().eq_ignore_ascii_case("IMAP4rev2") && !self.rev2 {
+                // RFC 9051: from now on the session speaks IMAP4rev2.
+                self.rev2 = true;
+                if let Some(view) = self.view.as_mut() {
+                    view.show_recent = false;
+                }
+                enabled.push("IMAP4rev2");
             }
         }
         let line = if enabled.is_empty() {

@@ -1,88 +1,22 @@
-//! Commands on folders: SELECT/EXAMINE, CREATE, DELETE, RENAME,
-//! SUBSCRIBE/UNSUBSCRIBE, LIST/LSUB (with CHILDREN and SPECIAL-USE
-//! attributes), STATUS and APPEND (durable before its tagged OK, with
-//! UIDPLUS's APPENDUID). Folder names are checked here: a user has one
-//! personal namespace, "/" separates levels, and names that try to leave
-//! it (`..`, other namespaces, wildcards, control characters) are refused.
+//! Commands on folders: SELECT/EXAMINE (IMAP4rev1's responses, or
+//! IMAP4rev2's with LIST and CLOSED), CREATE, DELETE, RENAME,
+//! SUBSCRIBE/UNSUBSCRIBE, STATUS (with SIZE) and APPEND (durable before
+//! its tagged OK, with UIDPLUS's APPENDUID; BINARY's literal8 too). Folder
+//! names are converted and checked by `names.rs`; LIST and LSUB live in
+//! `list.rs`.
 
+use super::binary;
+use super::names;
 use super::session::{Outcome, Session};
 use super::view::View;
-use super::wire;
-use crate::store::{FolderInfo, SEPARATOR, StoreError};
+use crate::store::{SEPARATOR, StoreError};
 use imap_codec::imap_types::datetime::DateTime;
 use imap_codec::imap_types::extensions::binary::LiteralOrLiteral8;
 use imap_codec::imap_types::flag::Flag;
-use imap_codec::imap_types::mailbox::{ListMailbox, Mailbox};
+use imap_codec::imap_types::mailbox::Mailbox;
 use imap_codec::imap_types::status::StatusDataItemName;
+use std::borrow::Cow;
 use std::io;
-
-/// Longest folder name accepted.
-const MAX_NAME: usize = 512;
-
-/// A folder name from the client, checked and in canonical form.
-pub fn folder_name(mailbox: &Mailbox<'_>) -> Result<String, String> {
-    let raw = match mailbox {
-        Mailbox::Inbox => return Ok("INBOX".to_string()),
-        Mailbox::Other(o) => o.as_ref(),
-    };
-    let name = std::str::from_utf8(raw)
-        .map_err(|_| "folder names must be UTF-8 (or modified UTF-7)".to_string())?;
-    check_name(name)
-}
-
-fn check_name(name: &str) -> Result<String, String> {
-    if name.is_empty() || name.len() > MAX_NAME {
-        return Err("invalid folder name length".into());
-    }
-    if name.starts_with(['#', '~']) {
-        return Err("other namespaces are not available".into());
-    }
-    if name
-        .chars()
-        .any(|c| c.is_control() || c == '*' || c == '%' || c == '\\' || c == '"')
-    {
-        return Err(
-            "folder names may not contain wildcards, quotes, backslashes or control characters"
-                .into(),
-        );
-    }
-    let parts: Vec<&str> = name.split(SEPARATOR).collect();
-    if parts
-        .iter()
-        .any(|p| p.is_empty() || *p == "." || *p == "..")
-    {
-        return Err("folder names may not have empty, \".\" or \"..\" levels".into());
-    }
-    // INBOX is case-insensitive, also as the first level of a longer name.
-    let mut out = String::with_capacity(name.len());
-    for (i, p) in parts.iter().enumerate() {
-        if i > 0 {
-            out.push(SEPARATOR);
-        }
-        out.push_str(if i == 0 && p.eq_ignore_ascii_case("INBOX") {
-            "INBOX"
-        } else {
-            p
-        });
-    }
-    Ok(out)
-}
-
-/// IMAP LIST pattern matching: `*` matches anything, `%` anything but the separator.
-fn matches(pattern: &[u8], name: &[u8]) -> bool {
-    match pattern.split_first() {
-        None => name.is_empty(),
-        Some((b'*', rest)) => (0..=name.len()).any(|i| matches(rest, &name[i..])),
-        Some((b'%', rest)) => {
-            let stop = name
-                .iter()
-                .position(|&b| b == SEPARATOR as u8)
-                .unwrap_or(name.len());
-            (0..=stop).any(|i| matches(rest, &name[i..]))
-        }
-        Some((&p, rest)) => name.first().is_some_and(|&n| n == p) && matches(rest, &name[1..]),
-    }
-}
 
 fn flag_strings(flags: &[Flag<'_>]) -> Vec<String> {
     let mut out: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
@@ -98,8 +32,15 @@ impl Session {
         condstore: bool,
         read_only: bool,
     ) -> io::Result<Outcome> {
-        self.view = None;
-        let name = match folder_name(&mailbox) {
+        // RFC 9051 7.1: CLOSED separates the old folder's responses from
+        // the new one's.
+        if self.view.take().is_some() && self.rev2 {
+            self.conn
+                .write_buffered(b"* OK [CLOSED] previous folder closed\r\n")
+                .await?;
+        }
+        self.saved_result = None;
+        let name = match self.folder_name(&mailbox) {
             Ok(n) => n,
             Err(e) => return Ok(Outcome::No(format!("[CANNOT] {e}"))),
         };
@@ -112,29 +53,35 @@ impl Session {
             Ok(None) => return Ok(Outcome::No("[NONEXISTENT] no such folder".into())),
             Err(e) => return Ok(self.store_failure(e)),
         };
-        let view = match View::open(&self.ctx.store, &user, &name, read_only) {
+        let mut view = match View::open(&self.ctx.store, &user, &name, read_only) {
             Ok(Some(v)) => v,
             Ok(None) => return Ok(Outcome::No("[NONEXISTENT] no such folder".into())),
             Err(e) => return Ok(self.store_failure(e)),
         };
         // Changes that happened before this point are in the view already.
         while self.events.try_recv().is_ok() {}
+        // IMAP4rev2 has no \Recent, no RECENT and no UNSEEN code, and
+        // tells the folder's LIST data (RFC 9051 6.3.2).
+        view.show_recent = !self.rev2;
         let mut out = Vec::new();
         view.flag_lines(&mut out);
-        out.extend_from_slice(
-            format!(
-                "* {} EXISTS\r\n* {} RECENT\r\n",
-                view.messages.len(),
-                view.recent_count()
-            )
-            .as_bytes(),
-        );
-        if let Some(p) = view
-            .messages
-            .iter()
-            .position(|m| !m.flags.iter().any(|f| f == "\\Seen"))
-        {
-            out.extend_from_slice(format!("* OK [UNSEEN {}] first unseen\r\n", p + 1).as_bytes());
+        out.extend_from_slice(format!("* {} EXISTS\r\n", view.messages.len()).as_bytes());
+        if self.rev2 {
+            match self.ctx.store.folders(&user) {
+                Ok(folders) => self.list_line(&mut out, &folders, &info),
+                Err(e) => return Ok(self.store_failure(e)),
+            }
+        } else {
+            out.extend_from_slice(format!("* {} RECENT\r\n", view.recent_count()).as_bytes());
+            if let Some(p) = view
+                .messages
+                .iter()
+                .position(|m| !m.flags.iter().any(|f| f == "\\Seen"))
+            {
+                out.extend_from_slice(
+                    format!("* OK [UNSEEN {}] first unseen\r\n", p + 1).as_bytes(),
+                );
+            }
         }
         out.extend_from_slice(
             format!("* OK [UIDVALIDITY {}] UIDs valid\r\n", info.uidvalidity).as_bytes(),
@@ -171,10 +118,8 @@ impl Session {
         // A trailing separator only says the client means to create folders
         // below it (RFC 3501 6.3.3): the name is created without it.
         let name = match &mailbox {
-            Mailbox::Other(o) => match std::str::from_utf8(o.as_ref()) {
-                Ok(raw) => check_name(raw.strip_suffix(SEPARATOR).unwrap_or(raw)),
-                Err(_) => Err("folder names must be UTF-8 (or modified UTF-7)".to_string()),
-            },
+            Mailbox::Other(o) => names::from_wire(o.as_ref(), self.rev2)
+                .and_then(|n| names::check_name(n.strip_suffix(SEPARATOR).unwrap_or(&n))),
             Mailbox::Inbox => Ok("INBOX".to_string()),
         };
         let name = match name {
@@ -205,8 +150,11 @@ impl Session {
             if last && parents_only {
                 break;
             }
+            // CREATE does not subscribe (RFC 3501 6.3.3, 6.3.6), but a
+            // subscription kept from a deleted folder of the name stays.
+            let kept = self.ctx.store.subscription_kept(&user, &prefix)?;
             match self.ctx.store.create_folder(&user, &prefix) {
-                // CREATE does not subscribe (RFC 3501 6.3.3, 6.3.6).
+                Ok(_) if kept => {}
                 Ok(_) => self.ctx.store.set_subscribed(&user, &prefix, false)?,
                 Err(StoreError::FolderExists(_)) if !last => {}
                 Err(e) => return Err(e),
@@ -216,7 +164,7 @@ impl Session {
     }
 
     pub fn delete(&mut self, mailbox: Mailbox<'static>) -> io::Result<Outcome> {
-        let name = match folder_name(&mailbox) {
+        let name = match self.folder_name(&mailbox) {
             Ok(n) => n,
             Err(e) => return Ok(Outcome::No(format!("[CANNOT] {e}"))),
         };
@@ -233,7 +181,7 @@ impl Session {
     }
 
     pub fn rename(&mut self, from: Mailbox<'static>, to: Mailbox<'static>) -> io::Result<Outcome> {
-        let (from, to) = match (folder_name(&from), folder_name(&to)) {
+        let (from, to) = match (self.folder_name(&from), self.folder_name(&to)) {
             (Ok(f), Ok(t)) => (f, t),
             (Err(e), _) | (_, Err(e)) => return Ok(Outcome::No(format!("[CANNOT] {e}"))),
         };
@@ -256,7 +204,7 @@ impl Session {
     }
 
     pub fn subscribe(&mut self, mailbox: Mailbox<'static>, on: bool) -> io::Result<Outcome> {
-        let name = match folder_name(&mailbox) {
+        let name = match self.folder_name(&mailbox) {
             Ok(n) => n,
             Err(e) => return Ok(Outcome::No(format!("[CANNOT] {e}"))),
         };
@@ -269,118 +217,47 @@ impl Session {
         }
     }
 
-    pub async fn list(
-        &mut self,
-        reference: Mailbox<'static>,
-        pattern: ListMailbox<'static>,
-        lsub: bool,
-    ) -> io::Result<Outcome> {
-        let verb = if lsub { "LSUB" } else { "LIST" };
-        let reference = match &reference {
-            Mailbox::Inbox => "INBOX".to_string(),
-            Mailbox::Other(o) => String::from_utf8_lossy(o.as_ref()).into_owned(),
-        };
-        let pattern = match &pattern {
-            ListMailbox::Token(t) => String::from_utf8_lossy(t.as_ref()).into_owned(),
-            ListMailbox::String(s) => String::from_utf8_lossy(s.as_ref()).into_owned(),
-        };
-        if pattern.is_empty() {
-            self.conn
-                .write_buffered(format!("* {verb} (\\Noselect) \"/\" \"\"\r\n").as_bytes())
-                .await?;
-            return Ok(Outcome::Ok(format!("{verb} completed")));
-        }
-        let full = format!("{reference}{pattern}");
-        let full = if full.len() >= 5 && full[..5].eq_ignore_ascii_case("INBOX") {
-            format!("INBOX{}", &full[5..])
-        } else {
-            full
-        };
-        let folders: Vec<FolderInfo> = match self.ctx.store.folders(&self.account()) {
-            Ok(f) => f,
-            Err(e) => return Ok(self.store_failure(e)),
-        };
-        let mut out = Vec::new();
-        if lsub {
-            // A subscribed folder's unsubscribed superior that the pattern
-            // matches (when the folder itself is not matched, as with `%`)
-            // is listed \Noselect (RFC 3501 6.3.9).
-            let mut parents: Vec<&str> = Vec::new();
-            for f in folders.iter().filter(|f| f.subscribed) {
-                if matches(full.as_bytes(), f.name.as_bytes()) {
-                    continue;
-                }
-                for (i, _) in f.name.match_indices(SEPARATOR) {
-                    let parent = &f.name[..i];
-                    let subscribed = folders.iter().any(|o| o.subscribed && o.name == parent);
-                    if !subscribed
-                        && matches(full.as_bytes(), parent.as_bytes())
-                        && !parents.contains(&parent)
-                    {
-                        parents.push(parent);
-                    }
-                }
-            }
-            for parent in parents {
-                out.extend_from_slice(b"* LSUB (\\Noselect) \"/\" ");
-                wire::mailbox(&mut out, parent);
-                out.extend_from_slice(b"\r\n");
-            }
-        }
-        for f in &folders {
-            if lsub && !f.subscribed {
-                continue;
-            }
-            if !matches(full.as_bytes(), f.name.as_bytes()) {
-                continue;
-            }
-            let mut attrs = Vec::new();
-            if !lsub {
-                let below = format!("{}{SEPARATOR}", f.name);
-                let children = folders.iter().any(|c| c.name.starts_with(&below));
-                attrs.push(if children {
-                    "\\HasChildren"
-                } else {
-                    "\\HasNoChildren"
-                });
-                if let Some(s) = &f.special_use {
-                    attrs.push(s.as_str());
-                }
-            }
-            out.extend_from_slice(format!("* {verb} ({}) \"/\" ", attrs.join(" ")).as_bytes());
-            wire::mailbox(&mut out, &f.name);
-            out.extend_from_slice(b"\r\n");
-        }
-        self.conn.write_buffered(&out).await?;
-        Ok(Outcome::Ok(format!("{verb} completed")))
-    }
-
     pub async fn status(
         &mut self,
         mailbox: Mailbox<'static>,
         items: &[StatusDataItemName],
     ) -> io::Result<Outcome> {
-        let name = match folder_name(&mailbox) {
+        let name = match self.folder_name(&mailbox) {
             Ok(n) => n,
             Err(e) => return Ok(Outcome::No(format!("[CANNOT] {e}"))),
         };
+        match self.status_response(&name, items) {
+            Ok(out) => {
+                self.conn.write_buffered(&out).await?;
+                Ok(Outcome::Ok("STATUS completed".into()))
+            }
+            Err(outcome) => Ok(outcome),
+        }
+    }
+
+    /// The untagged STATUS response for a folder (also LIST-STATUS's).
+    pub fn status_response(
+        &self,
+        name: &str,
+        items: &[StatusDataItemName],
+    ) -> Result<Vec<u8>, Outcome> {
         let user = self.account();
         let (info, messages) = match (
-            self.ctx.store.folder(&user, &name),
-            self.ctx.store.messages(&user, &name),
+            self.ctx.store.folder(&user, name),
+            self.ctx.store.messages(&user, name),
         ) {
             (Ok(Some(i)), Ok(m)) => (i, m),
-            (Ok(None), _) => return Ok(Outcome::No("[NONEXISTENT] no such folder".into())),
-            (Err(e), _) | (_, Err(e)) => return Ok(self.store_failure(e)),
+            (Ok(None), _) => return Err(Outcome::No("[NONEXISTENT] no such folder".into())),
+            (Err(e), _) | (_, Err(e)) => return Err(self.store_failure(e)),
+        };
+        let has = |flag: &str| {
+            messages
+                .iter()
+                .filter(|m| m.flags.iter().any(|f| f == flag))
+                .count()
         };
         let mut parts = Vec::new();
         for item in items {
-            let has = |flag: &str| {
-                messages
-                    .iter()
-                    .filter(|m| m.flags.iter().any(|f| f == flag))
-                    .count()
-            };
             parts.push(match item {
                 StatusDataItemName::Messages => format!("MESSAGES {}", messages.len()),
                 StatusDataItemName::Recent => format!(
@@ -397,6 +274,9 @@ impl Session {
                 StatusDataItemName::HighestModSeq => {
                     format!("HIGHESTMODSEQ {}", info.highest_modseq)
                 }
+                StatusDataItemName::Size => {
+                    format!("SIZE {}", messages.iter().map(|m| m.size).sum::<u64>())
+                }
                 StatusDataItemName::DeletedStorage => {
                     let size: u64 = messages
                         .iter()
@@ -408,10 +288,9 @@ impl Session {
             });
         }
         let mut out = b"* STATUS ".to_vec();
-        wire::mailbox(&mut out, &info.name);
+        self.put_mailbox(&mut out, &info.name);
         out.extend_from_slice(format!(" ({})\r\n", parts.join(" ")).as_bytes());
-        self.conn.write_buffered(&out).await?;
-        Ok(Outcome::Ok("STATUS completed".into()))
+        Ok(out)
     }
 
     pub async fn append(
@@ -421,13 +300,16 @@ impl Session {
         date: Option<DateTime>,
         message: LiteralOrLiteral8<'static>,
     ) -> io::Result<Outcome> {
-        let name = match folder_name(&mailbox) {
+        let name = match self.folder_name(&mailbox) {
             Ok(n) => n,
             Err(e) => return Ok(Outcome::No(format!("[CANNOT] {e}"))),
         };
-        let bytes: &[u8] = match &message {
-            LiteralOrLiteral8::Literal(l) => l.as_ref(),
-            LiteralOrLiteral8::Literal8(l) => l.data.as_ref(),
+        // Binary content from a literal8 is kept base64-encoded, so that
+        // BODY[] never has to send NUL (RFC 3516 4.2).
+        let bytes: Cow<'_, [u8]> = match &message {
+            LiteralOrLiteral8::Literal(l) => Cow::Borrowed(l.as_ref()),
+            LiteralOrLiteral8::Literal8(l) => binary::encode_binary_parts(l.data.as_ref())
+                .map_or(Cow::Borrowed(l.data.as_ref()), Cow::Owned),
         };
         if bytes.len() as u64 > self.ctx.config.limits.max_message_size.0 {
             return Ok(Outcome::No("[TOOBIG] message too big".into()));
@@ -443,7 +325,7 @@ impl Session {
             match self
                 .ctx
                 .store
-                .append(&user, &name, bytes, flag_strings(&flags), internal)
+                .append(&user, &name, &bytes, flag_strings(&flags), internal)
             {
                 Ok(r) => r,
                 Err(e) => return Ok(self.store_failure(e)),
@@ -454,39 +336,5 @@ impl Session {
         Ok(Outcome::Ok(format!(
             "[APPENDUID {uidvalidity} {uid}] APPEND completed"
         )))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_stay_in_the_namespace() {
-        assert_eq!(check_name("inbox/Sub").unwrap(), "INBOX/Sub");
-        for bad in [
-            "..",
-            "a/../b",
-            "#shared/x",
-            "~bob",
-            "a//b",
-            "/a",
-            "a*",
-            "a%",
-            "a\u{0}b",
-            "",
-        ] {
-            assert!(check_name(bad).is_err(), "{bad:?} accepted");
-        }
-        assert_eq!(check_name("Work/2026").unwrap(), "Work/2026");
-    }
-
-    #[test]
-    fn wildcards() {
-        assert!(matches(b"*", b"a/b"));
-        assert!(!matches(b"%", b"a/b"));
-        assert!(matches(b"a/%", b"a/b"));
-        assert!(matches(b"INBOX", b"INBOX"));
-        assert!(!matches(b"Sent", b"Sent/x"));
     }
 }

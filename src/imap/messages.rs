@@ -1,9 +1,9 @@
 //! Commands on the messages of the selected folder: FETCH (with
-//! CONDSTORE's CHANGEDSINCE), STORE (with UNCHANGEDSINCE), COPY and MOVE
+//! CONDSTORE's CHANGEDSINCE and BINARY's items), STORE (with UNCHANGEDSINCE), COPY and MOVE
 //! (UIDPLUS's COPYUID), EXPUNGE and UID EXPUNGE, CLOSE and UNSELECT.
 //! `sections.rs` decides how much of each message a FETCH reads.
 
-use super::mailboxes::folder_name;
+use super::binary::{self, UnknownCte};
 use super::render;
 use super::sections::{Need, load, need_of, section_bytes, section_label};
 use super::session::{Outcome, Session};
@@ -15,6 +15,7 @@ use imap_codec::imap_types::flag::{Flag, StoreResponse, StoreType};
 use imap_codec::imap_types::mailbox::Mailbox;
 use imap_codec::imap_types::sequence::SequenceSet;
 use std::io;
+use std::num::NonZeroU32;
 
 fn literal(out: &mut Vec<u8>, data: &[u8]) {
     out.extend_from_slice(format!("{{{}}}\r\n", data.len()).as_bytes());
@@ -30,7 +31,7 @@ fn render_message(
     items: &[MessageDataItemName<'_>],
     bytes: &[u8],
     modseq: bool,
-) {
+) -> Result<(), UnknownCte> {
     out.extend_from_slice(format!("* {seq} FETCH (").as_bytes());
     let mut first = true;
     let mut parsed = None;
@@ -107,9 +108,29 @@ fn render_message(
                     }
                 }
             }
-            MessageDataItemName::Binary { .. } | MessageDataItemName::BinarySize { .. } => {
-                first = true;
-                out.pop();
+            MessageDataItemName::Binary {
+                section, partial, ..
+            } => {
+                let data = binary::section(bytes, section)?;
+                out.extend_from_slice(format!("BINARY[{}]", part_label(section)).as_bytes());
+                match partial {
+                    Some((origin, len)) => {
+                        let start = (*origin as usize).min(data.len());
+                        let end = start.saturating_add(len.get() as usize).min(data.len());
+                        out.extend_from_slice(format!("<{origin}> ").as_bytes());
+                        binary_literal(out, &data[start..end]);
+                    }
+                    None => {
+                        out.push(b' ');
+                        binary_literal(out, &data);
+                    }
+                }
+            }
+            MessageDataItemName::BinarySize { section } => {
+                let size = binary::section(bytes, section)?.len();
+                out.extend_from_slice(
+                    format!("BINARY.SIZE[{}] {size}", part_label(section)).as_bytes(),
+                );
             }
         }
     }
@@ -121,6 +142,21 @@ fn render_message(
         out.extend_from_slice(format!(" MODSEQ ({})", meta.modseq).as_bytes());
     }
     out.extend_from_slice(b")\r\n");
+    Ok(())
+}
+
+/// A part number as in `BINARY[1.2]`.
+fn part_label(section: &[NonZeroU32]) -> String {
+    let numbers: Vec<String> = section.iter().map(|n| n.to_string()).collect();
+    numbers.join(".")
+}
+
+/// BINARY data: a literal8 when it holds NUL (RFC 3516 4.3), else a literal.
+fn binary_literal(out: &mut Vec<u8>, data: &[u8]) {
+    if data.contains(&0) {
+        out.push(b'~');
+    }
+    literal(out, data);
 }
 
 impl Session {
@@ -157,14 +193,6 @@ impl Session {
                 return Ok(Outcome::Bad("unknown FETCH macro".into()));
             }
         };
-        if items.iter().any(|i| {
-            matches!(
-                i,
-                MessageDataItemName::Binary { .. } | MessageDataItemName::BinarySize { .. }
-            )
-        }) {
-            return Ok(Outcome::Bad("BINARY is not supported".into()));
-        }
         let mut changed_since = None;
         for m in &modifiers {
             match m {
@@ -191,6 +219,7 @@ impl Session {
             matches!(
                 i,
                 MessageDataItemName::BodyExt { peek: false, .. }
+                    | MessageDataItemName::Binary { peek: false, .. }
                     | MessageDataItemName::Rfc822
                     | MessageDataItemName::Rfc822Text
             )
@@ -252,7 +281,8 @@ impl Session {
                     }
                 },
             };
-            render_message(
+            let start = out.len();
+            let rendered = render_message(
                 &mut out,
                 p + 1,
                 view,
@@ -261,6 +291,14 @@ impl Session {
                 &bytes,
                 condstore && changed_since.is_some(),
             );
+            if rendered.is_err() {
+                out.truncate(start);
+                self.conn.write_buffered(&out).await?;
+                return Ok(Outcome::No(
+                    "[UNKNOWN-CTE] a part has a content transfer encoding this server cannot decode"
+                        .into(),
+                ));
+            }
             if out.len() >= 64 * 1024 {
                 self.conn.write_buffered(&out).await?;
                 out.clear();
@@ -378,7 +416,7 @@ impl Session {
         uid: bool,
         is_move: bool,
     ) -> io::Result<Outcome> {
-        let target = match folder_name(&mailbox) {
+        let target = match self.folder_name(&mailbox) {
             Ok(n) => n,
             Err(e) => return Ok(Outcome::No(format!("[CANNOT] {e}"))),
         };
@@ -487,6 +525,7 @@ impl Session {
             }
         }
         self.view = None;
+        self.saved_result = None;
         Ok(Outcome::Ok(format!(
             "{} completed",
             if expunge { "CLOSE" } else { "UNSELECT" }

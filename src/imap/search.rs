@@ -1,5 +1,7 @@
 //! SEARCH and UID SEARCH: the common keys of RFC 3501 6.4.4 plus
-//! CONDSTORE's MODSEQ. Messages are looked at one at a time, and only as
+//! CONDSTORE's MODSEQ, answered with SEARCH or ESEARCH (RFC 4731; always
+//! under IMAP4rev2), and SEARCHRES's SAVE (RFC 5182; `rewrite.rs`
+//! substitutes `$`). Messages are looked at one at a time, and only as
 //! deep as the criteria need: flags, sizes, dates and UIDs come from the
 //! index; header keys read the header block; BODY and TEXT read the message.
 
@@ -202,7 +204,21 @@ impl Session {
         charset: Option<Charset<'static>>,
         criteria: Vec<SearchKey<'static>>,
         uid: bool,
+        tag: &str,
     ) -> io::Result<Outcome> {
+        // RETURN options (RFC 4731); IMAP4rev2 answers ESEARCH always.
+        let options = match self.search_return.take() {
+            Some((_, options)) => Some(options),
+            None if self.rev2 => Some(Vec::new()),
+            None => None,
+        };
+        let save = options
+            .as_ref()
+            .is_some_and(|o| o.iter().any(|x| x == "SAVE"));
+        if save {
+            // A failed SEARCH ... RETURN (SAVE) leaves `$` empty (RFC 5182 2.1).
+            self.saved_result = Some(Vec::new());
+        }
         if let Some(cs) = &charset {
             let cs = cs.as_ref();
             if !cs.eq_ignore_ascii_case("UTF-8") && !cs.eq_ignore_ascii_case("US-ASCII") {
@@ -227,6 +243,7 @@ impl Session {
         let count = view.messages.len();
         let largest_uid = view.messages.last().map(|m| m.uid).unwrap_or(0);
         let mut found = Vec::new();
+        let mut found_uids = Vec::new();
         let mut modseqs = Vec::new();
         for (i, meta) in view.messages.iter().enumerate() {
             let bytes = match depth {
@@ -246,13 +263,36 @@ impl Session {
             };
             if matches(&key, &c) {
                 found.push(if uid { meta.uid } else { i as u32 + 1 });
+                found_uids.push(meta.uid);
                 modseqs.push(meta.modseq);
             }
         }
         let highest = modseqs.iter().copied().max().unwrap_or(0);
-        if let Some((tag, options)) = self.search_return.take() {
-            let line = esearch(&tag, uid, &options, &found, &modseqs, with_modseq);
-            self.conn.write_buffered(line.as_bytes()).await?;
+        if let Some(options) = options {
+            let shown: Vec<String> = options.into_iter().filter(|o| o != "SAVE").collect();
+            if save {
+                // With only MIN and/or MAX, only those are saved (RFC 5182 2.1).
+                let ends_only = !shown.is_empty() && shown.iter().all(|o| o == "MIN" || o == "MAX");
+                let picked: Vec<u32> = if ends_only {
+                    let mut ends = Vec::new();
+                    if shown.iter().any(|o| o == "MIN") {
+                        ends.extend(found_uids.first());
+                    }
+                    if shown.iter().any(|o| o == "MAX") {
+                        ends.extend(found_uids.last());
+                    }
+                    ends.dedup();
+                    ends
+                } else {
+                    found_uids
+                };
+                self.saved_result = Some(picked);
+            }
+            // RETURN (SAVE) alone answers nothing but the tagged OK.
+            if !save || !shown.is_empty() {
+                let line = esearch(tag, uid, &shown, &found, &modseqs, with_modseq);
+                self.conn.write_buffered(line.as_bytes()).await?;
+            }
             return Ok(Outcome::Ok("SEARCH completed".into()));
         }
         let mut line = String::from("* SEARCH");
@@ -322,11 +362,14 @@ fn esearch(
     line
 }
 
+/// A command without its RETURN part, and the RETURN options.
+pub type Stripped = (Vec<u8>, Vec<String>);
+
 /// ESEARCH's `SEARCH RETURN (...)`, which imap-codec does not parse: if
 /// the command `message` is `tag [UID] SEARCH RETURN (opts) ...`, returns
 /// it without the RETURN part (for the codec) and the options, upper case.
-/// `Err` for options other than MIN, MAX, ALL and COUNT.
-pub fn strip_search_return(message: &[u8]) -> Option<Result<(Vec<u8>, Vec<String>), String>> {
+/// `Err` for options other than MIN, MAX, ALL, COUNT and SAVE.
+pub fn strip_search_return(message: &[u8]) -> Option<Result<Stripped, String>> {
     let line_end = message
         .iter()
         .position(|&b| b == b'\n')
@@ -360,7 +403,7 @@ pub fn strip_search_return(message: &[u8]) -> Option<Result<(Vec<u8>, Vec<String
         .collect();
     if let Some(bad) = options
         .iter()
-        .find(|o| !["MIN", "MAX", "ALL", "COUNT"].contains(&o.as_str()))
+        .find(|o| !["MIN", "MAX", "ALL", "COUNT", "SAVE"].contains(&o.as_str()))
     {
         return Some(Err(format!("SEARCH RETURN option {bad} is not supported")));
     }
@@ -391,7 +434,7 @@ mod tests {
         assert!(strip_search_return(b"a SEARCH ALL\r\n").is_none());
         assert!(strip_search_return(b"a FETCH 1 ALL\r\n").is_none());
         assert!(
-            strip_search_return(b"a SEARCH RETURN (SAVE) ALL\r\n")
+            strip_search_return(b"a SEARCH RETURN (PARTIAL 1:5) ALL\r\n")
                 .unwrap()
                 .is_err()
         );

@@ -1,20 +1,18 @@
 //! One IMAP session: the states of RFC 3501 section 3 (not authenticated,
-//! authenticated, selected, logout), the command loop, dispatch to the
-//! command groups (`auth.rs`, `mailboxes.rs`, `messages.rs`, `idle.rs`),
+//! authenticated, selected, logout), whether IMAP4rev2 is enabled, the
+//! command loop, dispatch to the command groups (`auth.rs`,
+//! `mailboxes.rs`, `list.rs`, `messages.rs`, `search.rs`, `idle.rs`),
 //! and the points where changes made elsewhere are reported (after every
 //! command; expunges are held back during FETCH, STORE and SEARCH as RFC
-//! 3501 section 7.4.1 requires). Commands are decoded by imap-codec.
+//! 3501 section 7.4.1 requires). Commands are decoded by `intake.rs`.
 
+use super::intake::Decoded;
 use super::view::View;
 use super::wire::{Framed, Reader};
 use crate::net::Connection;
 use crate::server::ServerContext;
 use crate::shutdown::Shutdown;
 use crate::store::MailboxEvent;
-use imap_codec::CommandCodec;
-use imap_codec::decode::Decoder;
-use imap_codec::fragmentizer::DecodeMessageError;
-use imap_codec::imap_types::IntoStatic;
 use imap_codec::imap_types::command::{Command, CommandBody};
 use std::io;
 use std::sync::Arc;
@@ -53,6 +51,11 @@ pub struct Session {
     /// The tag and RETURN options of the SEARCH being run, when the client
     /// asked for ESEARCH (RFC 4731) results.
     pub search_return: Option<(String, Vec<String>)>,
+    /// IMAP4rev2 enabled (RFC 9051): ESEARCH for SEARCH, no \Recent,
+    /// UTF-8 folder names, LIST in SELECT.
+    pub rev2: bool,
+    /// SEARCHRES's saved result (RFC 5182), as UIDs.
+    pub saved_result: Option<Vec<u32>>,
     errors: u32,
     /// The logged-in user's place in `limits.max_sessions_per_user`.
     pub user_slot: Option<crate::limits::UserSlot>,
@@ -70,6 +73,8 @@ pub async fn run(conn: Connection, ctx: Arc<ServerContext>, mut shutdown: Shutdo
         condstore: false,
         events,
         search_return: None,
+        rev2: false,
+        saved_result: None,
         errors: 0,
         user_slot: None,
     };
@@ -103,56 +108,27 @@ impl Session {
                 }
                 Framed::Complete => {}
             }
-            // imap-codec does not parse ESEARCH's RETURN: take it out first.
-            self.search_return = None;
-            let frag = &self.reader.frag;
-            let whole = !frag.is_max_message_size_exceeded() && !frag.is_message_poisoned();
-            let stripped = whole
-                .then(|| super::search::strip_search_return(frag.message_bytes()))
-                .flatten();
-            let decoded = match stripped {
-                Some(Ok((bytes, options))) => match CommandCodec::default().decode(&bytes) {
-                    Ok((rest, cmd)) if rest.is_empty() => {
-                        self.search_return = Some((cmd.tag.inner().to_string(), options));
-                        Ok(cmd.into_static())
+            let cmd = match self.decode_framed() {
+                Decoded::Command(cmd) => cmd,
+                Decoded::List(list) => {
+                    let tag = list.tag.clone();
+                    let outcome = if self.user.is_none() {
+                        Outcome::Bad("LIST is not valid before login".into())
+                    } else {
+                        self.list_extended(list).await?
+                    };
+                    if let Flow::Close = self.finish(&tag, outcome, true, self.condstore).await? {
+                        return Ok(());
                     }
-                    _ => Err((
-                        self.reader.frag.decode_tag().map(|t| t.inner().to_string()),
-                        false,
-                    )),
-                },
-                Some(Err(e)) => {
-                    let tag = self
-                        .reader
-                        .frag
-                        .decode_tag()
-                        .map(|t| t.inner().to_string())
-                        .unwrap_or_else(|| "*".into());
-                    self.errors += 1;
-                    self.conn
-                        .write_buffered(format!("{tag} BAD {e}\r\n").as_bytes())
-                        .await?;
                     continue;
                 }
-                None => match self.reader.frag.decode_message(&CommandCodec::default()) {
-                    Ok(cmd) => Ok(cmd.into_static()),
-                    Err(e) => {
-                        let tag = self.reader.frag.decode_tag().map(|t| t.inner().to_string());
-                        Err((
-                            tag,
-                            matches!(
-                                e,
-                                DecodeMessageError::MessageTooLong { .. }
-                                    | DecodeMessageError::MessagePoisoned { .. }
-                            ),
-                        ))
+                Decoded::Answer { tag, outcome } => {
+                    if let Flow::Close = self.finish(&tag, outcome, true, self.condstore).await? {
+                        return Ok(());
                     }
-                },
-            };
-            let cmd = match decoded {
-                Ok(cmd) => cmd,
-                Err((tag, too_big)) => {
-                    let tag = tag.unwrap_or_else(|| "*".to_string());
+                    continue;
+                }
+                Decoded::Failed { tag, too_big } => {
                     let line = if too_big {
                         format!("{tag} NO [TOOBIG] literal too big\r\n")
                     } else {
@@ -189,6 +165,7 @@ impl Session {
     pub fn capabilities(&self) -> String {
         let mut caps = vec![
             "IMAP4rev1",
+            "IMAP4rev2",
             "SASL-IR",
             "LITERAL+",
             "ID",
@@ -200,7 +177,14 @@ impl Session {
             "MOVE",
             "ESEARCH",
         ];
-        caps.extend(["CHILDREN", "SPECIAL-USE", "CONDSTORE"]);
+        caps.extend([
+            "CHILDREN",
+            "SPECIAL-USE",
+            "CONDSTORE",
+            "BINARY",
+            "SEARCHRES",
+        ]);
+        caps.extend(["LIST-EXTENDED", "LIST-STATUS", "STATUS=SIZE"]);
         if self.user.is_none() {
             if !self.conn.is_tls() {
                 caps.push("STARTTLS");
@@ -318,7 +302,10 @@ impl Session {
                 charset,
                 criteria,
                 uid,
-            } => self.search(charset, criteria.into_inner(), uid).await?,
+            } => {
+                self.search(charset, criteria.into_inner(), uid, &tag)
+                    .await?
+            }
             CommandBody::Fetch {
                 sequence_set,
                 macro_or_item_names,
@@ -351,6 +338,19 @@ impl Session {
             } => self.copy(sequence_set, mailbox, uid, true).await?,
             body => Outcome::Bad(format!("{} is not supported", body.name())),
         };
+        self.finish(&tag, outcome, expunge_ok, condstore_before)
+            .await
+    }
+
+    /// Ends a command: HIGHESTMODSEQ if it enabled CONDSTORE, the changes
+    /// made elsewhere, and the tagged status.
+    async fn finish(
+        &mut self,
+        tag: &str,
+        outcome: Outcome,
+        expunge_ok: bool,
+        condstore_before: bool,
+    ) -> io::Result<Flow> {
         if !condstore_before && self.condstore {
             self.announce_highest_modseq().await?;
         }

@@ -24,6 +24,8 @@ pub struct View {
     pub recent: HashSet<u32>,
     /// Keywords announced in the last untagged FLAGS.
     pub keywords: Vec<String>,
+    /// Whether the client hears of \Recent (not under IMAP4rev2).
+    pub show_recent: bool,
 }
 
 /// A sequence set that names messages the mailbox does not have.
@@ -58,6 +60,7 @@ impl View {
             dirty: false,
             recent,
             keywords: Vec::new(),
+            show_recent: true,
         };
         view.keywords = view.keywords_in(view.messages.iter().flat_map(|m| m.flags.iter()));
         Ok(Some(view))
@@ -109,11 +112,11 @@ impl View {
     }
 
     /// Renders `FLAGS (...)` for message `m` as this session sees it
-    /// (with \Recent).
+    /// (with \Recent, unless IMAP4rev2).
     pub fn flags(&self, out: &mut Vec<u8>, m: &MessageMeta) {
         out.extend_from_slice(b"FLAGS (");
         let mut first = true;
-        if self.recent.contains(&m.uid) {
+        if self.show_recent && self.recent.contains(&m.uid) {
             out.extend_from_slice(b"\\Recent");
             first = false;
         }
@@ -258,14 +261,10 @@ impl View {
             self.recent
                 .extend(new.iter().map(|m| m.uid).filter(|&u| u >= first_recent));
             self.messages.extend(new);
-            out.extend_from_slice(
-                format!(
-                    "* {} EXISTS\r\n* {} RECENT\r\n",
-                    self.messages.len(),
-                    self.recent.len()
-                )
-                .as_bytes(),
-            );
+            out.extend_from_slice(format!("* {} EXISTS\r\n", self.messages.len()).as_bytes());
+            if self.show_recent {
+                out.extend_from_slice(format!("* {} RECENT\r\n", self.recent.len()).as_bytes());
+            }
         }
         self.dirty = held_back;
         Ok(())

@@ -134,6 +134,23 @@ pub fn mailbox(out: &mut Vec<u8>, name: &str) {
     string(out, name.as_bytes());
 }
 
+/// A UTF-8 string as IMAP4rev2 allows it (RFC 9051 9: quoted strings may
+/// hold UTF-8): quoted unless it holds CR, LF or NUL or is long.
+pub fn utf8_string(out: &mut Vec<u8>, s: &str) {
+    if s.len() < 1000 && !s.contains(['\r', '\n', '\0']) {
+        out.push(b'"');
+        for &b in s.as_bytes() {
+            if b == b'"' || b == b'\\' {
+                out.push(b'\\');
+            }
+            out.push(b);
+        }
+        out.push(b'"');
+    } else {
+        string(out, s.as_bytes());
+    }
+}
+
 /// A sequence set in its shortest form ("1:3,5").
 pub fn sequence_set(numbers: &[u32]) -> String {
     let mut sorted = numbers.to_vec();

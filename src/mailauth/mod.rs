@@ -76,7 +76,7 @@ impl MailAuth {
         Ok(MailAuth {
             authenticator: resolver::authenticator(&config.dns)?,
             hostname: config.hostname.clone(),
-            signer: Signer::load(&config.dkim)?,
+            signer: Signer::load(&config.dkim, config.auth.arc_seal.as_deref())?,
         })
     }
 
@@ -86,7 +86,15 @@ impl MailAuth {
 
     /// Runs every check on `message` (the whole message as received: header
     /// section and body). `spf` false skips SPF (`spf_fail = "off"`).
-    pub async fn verify(&self, origin: &Origin<'_>, message: &[u8], spf: bool) -> AuthResults {
+    /// `forwarding`: the message goes on to another domain, so it gets an
+    /// ARC set when `[auth] arc_seal` is configured.
+    pub async fn verify(
+        &self,
+        origin: &Origin<'_>,
+        message: &[u8],
+        spf: bool,
+        forwarding: bool,
+    ) -> AuthResults {
         let a = &self.authenticator;
         let host = self.hostname.as_str();
         let spf_results = if spf {
@@ -103,14 +111,14 @@ impl MailAuth {
         let arc_out = arc::check(a, msg).await;
         let spf_for_dmarc = spf::for_dmarc(spf_results.as_ref(), origin);
         let dmarc_out = dmarc::check(a, msg, &dkim_out, origin, &spf_for_dmarc).await;
-        results::build(
-            host,
-            origin,
-            spf_results.as_ref(),
+        let sealer = (forwarding && self.signer.seals()).then_some(&self.signer);
+        let outputs = results::Outputs {
+            spf: spf_results.as_ref(),
             msg,
-            &dkim_out,
-            &arc_out,
-            &dmarc_out,
-        )
+            dkim: &dkim_out,
+            arc: &arc_out,
+            dmarc: &dmarc_out,
+        };
+        results::build(host, origin, outputs, sealer)
     }
 }

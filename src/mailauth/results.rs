@@ -82,6 +82,9 @@ pub struct AuthResults {
     pub dmarc: DmarcCheck,
     /// The complete `Authentication-Results:` field, CRLF-terminated.
     pub header: String,
+    /// The ARC set Tern adds when it forwards the message (`[auth]
+    /// arc_seal`): ARC-Seal, ARC-Message-Signature, ARC-Authentication-Results.
+    pub arc_set: Option<String>,
 }
 
 impl AuthResults {
@@ -132,15 +135,28 @@ fn field(ar: &AuthenticationResults<'_>, extra: &str) -> String {
     format!("Authentication-Results: {ar}{extra}\r\n")
 }
 
+/// What mail-auth found about one parsed message.
+pub(super) struct Outputs<'a, 'x> {
+    pub spf: Option<&'a SpfResults>,
+    pub msg: &'a AuthenticatedMessage<'x>,
+    pub dkim: &'a [DkimOutput<'x>],
+    pub arc: &'a ArcOutput<'x>,
+    pub dmarc: &'a DmarcOutput,
+}
+
 pub(super) fn build(
     host: &str,
     origin: &Origin<'_>,
-    spf: Option<&SpfResults>,
-    msg: &AuthenticatedMessage<'_>,
-    dkim: &[DkimOutput<'_>],
-    arc: &ArcOutput<'_>,
-    dmarc: &DmarcOutput,
+    out: Outputs<'_, '_>,
+    sealer: Option<&super::Signer>,
 ) -> AuthResults {
+    let Outputs {
+        spf,
+        msg,
+        dkim,
+        arc,
+        dmarc,
+    } = out;
     let mut ar = AuthenticationResults::new(host);
     add_spf(&mut ar, spf, origin, host);
     ar.set_dkim_results(dkim, msg.first_from_address());
@@ -149,15 +165,13 @@ pub(super) fn build(
     } else {
         ""
     };
-    let header_text = {
-        let mut ar = ar;
-        if !msg.arc_seals().is_empty() {
-            ar.set_arc_result(arc, origin.ip);
-        }
-        ar.set_dmarc_result(dmarc);
-        // dkim=none goes before arc/dmarc only cosmetically; order carries no meaning.
-        field(&ar, extra)
-    };
+    if !msg.arc_seals().is_empty() {
+        ar.set_arc_result(arc, origin.ip);
+    }
+    ar.set_dmarc_result(dmarc);
+    // dkim=none goes after arc/dmarc only cosmetically; order carries no meaning.
+    let header_text = field(&ar, extra);
+    let arc_set = sealer.and_then(|s| s.arc_seal(msg, &ar, arc));
     let (spf_helo, spf_mail_from) = spf_checks(spf);
     AuthResults {
         spf_helo,
@@ -170,6 +184,7 @@ pub(super) fn build(
         },
         dmarc: super::dmarc::result(dmarc),
         header: header_text,
+        arc_set,
     }
 }
 
@@ -191,6 +206,7 @@ pub(super) fn unparsed(host: &str, origin: &Origin<'_>, spf: Option<SpfResults>)
             dkim_aligned: false,
         },
         header: field(&ar, ";\r\n\tdkim=none;\r\n\tdmarc=none"),
+        arc_set: None,
     }
 }
 

@@ -2,13 +2,16 @@
 //! the `[[dkim]]` keys, one per local domain. Tern signs when it accepts a
 //! message from an authenticated or trusted client: the DKIM-Signature goes
 //! into the stored prefix, so every delivery attempt (and every local copy)
-//! carries the same signed bytes.
+//! carries the same signed bytes. With `[auth] arc_seal`, the same key of
+//! that domain seals mail from outside that Tern forwards (RFC 8617).
 
 use super::MailAuthError;
 use crate::config::{DkimAlgorithm, DkimKeyConfig};
+use mail_auth::arc::ArcSealer;
 use mail_auth::crypto::{DkimKey, Ed25519Key, RsaKey, Sha256};
 use mail_auth::dkim::DkimSigner;
 use mail_auth::signer::Ready;
+use mail_auth::{ArcOutput, AuthenticatedMessage, AuthenticationResults};
 use rustls::pki_types::PrivateKeyDer;
 use std::collections::HashMap;
 
@@ -30,8 +33,26 @@ const SIGNED_HEADERS: &[&str] = &[
     "Content-Transfer-Encoding",
 ];
 
+/// Header fields an ARC-Message-Signature covers (those present).
+const ARC_SIGNED_HEADERS: &[&str] = &[
+    "From",
+    "To",
+    "Cc",
+    "Subject",
+    "Date",
+    "Message-ID",
+    "Reply-To",
+    "In-Reply-To",
+    "References",
+    "MIME-Version",
+    "Content-Type",
+    "Content-Transfer-Encoding",
+    "DKIM-Signature",
+];
+
 pub struct Signer {
     by_domain: HashMap<String, DkimSigner<DkimKey, Ready>>,
+    arc: Option<ArcSealer<DkimKey, Ready>>,
 }
 
 fn load_key(k: &DkimKeyConfig) -> Result<DkimKey, MailAuthError> {
@@ -61,16 +82,56 @@ fn load_key(k: &DkimKeyConfig) -> Result<DkimKey, MailAuthError> {
 }
 
 impl Signer {
-    pub fn load(keys: &[DkimKeyConfig]) -> Result<Signer, MailAuthError> {
+    /// The signers of the `[[dkim]]` keys, and the ARC sealer of the
+    /// `arc_seal` domain's key (validated by the config to be one of them).
+    pub fn load(keys: &[DkimKeyConfig], arc_seal: Option<&str>) -> Result<Signer, MailAuthError> {
         let mut by_domain = HashMap::new();
+        let mut arc = None;
         for k in keys {
             let signer = DkimSigner::from_key(load_key(k)?)
                 .domain(k.domain.clone())
                 .selector(k.selector.clone())
                 .headers(SIGNED_HEADERS.iter().copied());
-            by_domain.insert(k.domain.clone(), signer);
+            by_domain.insert(k.domain.to_ascii_lowercase(), signer);
+            if arc_seal.is_some_and(|d| d.eq_ignore_ascii_case(&k.domain)) {
+                arc = Some(
+                    ArcSealer::from_key(load_key(k)?)
+                        .domain(k.domain.clone())
+                        .selector(k.selector.clone())
+                        .headers(ARC_SIGNED_HEADERS.iter().copied()),
+                );
+            }
         }
-        Ok(Signer { by_domain })
+        Ok(Signer { by_domain, arc })
+    }
+
+    /// Whether forwarded mail is ARC-sealed.
+    pub fn seals(&self) -> bool {
+        self.arc.is_some()
+    }
+
+    /// The next ARC set for `msg` (ARC-Seal, ARC-Message-Signature and
+    /// ARC-Authentication-Results, CRLF-terminated), carrying our results
+    /// `ar`; None without a sealer, or when the chain failed before us
+    /// (RFC 8617 5.1: a failed chain is not sealed again).
+    pub fn arc_seal(
+        &self,
+        msg: &AuthenticatedMessage<'_>,
+        ar: &AuthenticationResults<'_>,
+        arc: &ArcOutput<'_>,
+    ) -> Option<String> {
+        use mail_auth::headers::HeaderWriter as _;
+        let sealer = self.arc.as_ref()?;
+        if !arc.can_be_sealed() {
+            return None;
+        }
+        match sealer.seal(msg, ar, arc) {
+            Ok(set) => Some(set.to_header()),
+            Err(e) => {
+                tracing::error!("ARC sealing failed: {e}");
+                None
+            }
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -101,5 +162,46 @@ impl Signer {
                 domain,
                 message: e.to_string(),
             })
+    }
+
+    /// Signs a submitted message (over SMTP from an authenticated or
+    /// trusted client, or sent from web mail) for the domain of its From:
+    /// address, else of the envelope sender, when that domain is local and
+    /// has a key. The signature covers `prefix` (what Tern puts in front)
+    /// and `body` (the message as submitted), and goes at the top of
+    /// `prefix`. Returns the domain signed for.
+    pub fn sign_submission(
+        &self,
+        config: &crate::config::Config,
+        header: &[u8],
+        envelope_from: Option<&str>,
+        prefix: &mut Vec<u8>,
+        body: &[u8],
+    ) -> Result<Option<String>, MailAuthError> {
+        if self.is_empty() {
+            return Ok(None);
+        }
+        let header_from = mail_parser::MessageParser::default()
+            .parse_headers(header)
+            .and_then(|m| {
+                m.from()
+                    .and_then(|f| f.first())
+                    .and_then(|a| a.address())
+                    .map(str::to_string)
+            });
+        let domain = [header_from.as_deref(), envelope_from]
+            .into_iter()
+            .flatten()
+            .filter_map(|a| a.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase()))
+            .find(|d| config.is_local_domain(d) && self.has_key(d));
+        let Some(domain) = domain else {
+            return Ok(None);
+        };
+        if let Some(sig) = self.sign(&domain, [prefix.as_slice(), body])? {
+            let mut signed = sig.into_bytes();
+            signed.extend_from_slice(prefix);
+            *prefix = signed;
+        }
+        Ok(Some(domain))
     }
 }

@@ -230,6 +230,12 @@ impl Session {
         if let Some(a) = &auth {
             // Right below our Received: (which stays the first line).
             prefix.extend_from_slice(a.header.as_bytes());
+            // A forwarded message's ARC set goes on top (RFC 8617 4.2).
+            if let Some(set) = &a.arc_set {
+                let mut sealed = set.clone().into_bytes();
+                sealed.extend_from_slice(&prefix);
+                prefix = sealed;
+            }
         }
         // The data hooks read the body from the store: write out its last part.
         let blob = if self.info.plugins.is_empty() {
@@ -243,6 +249,7 @@ impl Session {
             header: sink.header(),
             size: sink.size(),
             auth: auth.as_ref(),
+            skip: 0,
         };
         let outcome = self
             .ctx
@@ -257,16 +264,21 @@ impl Session {
             }
             Verdict::Continue | Verdict::Accept => {}
         }
-        prefix.extend_from_slice(&outcome.add_headers);
+        let skip = outcome.apply_edits(&mut prefix, sink.header());
+        if skip > 0
+            && let Some(w) = sink.writer_mut()
+        {
+            w.skip_leading(skip);
+        }
         if outcome.discard {
             tracing::info!(queue_id = qid, from = %tx.from, client = %self.client_text(), "discarded by a filter");
             return Reply::new(250, "2.0.0", format!("Ok: queued as {qid}"));
         }
         // Signed last, over the headers the filters added too.
-        if auth.is_none() {
-            if let Err(reply) = self.dkim_sign(qid, tx, &mut sink, &mut prefix) {
-                return reply;
-            }
+        if auth.is_none()
+            && let Err(reply) = self.dkim_sign(qid, tx, &mut sink, &mut prefix)
+        {
+            return reply;
         }
         // Mailboxes a storage plugin claims are delivered there, now.
         let locals: Vec<String> = tx
@@ -284,6 +296,7 @@ impl Session {
             header: sink.header(),
             size: sink.size(),
             auth: auth.as_ref(),
+            skip,
         };
         let claimed = match self
             .ctx
@@ -295,7 +308,7 @@ impl Session {
             Err(r) => return r,
         };
         let eight_bit = sink.eight_bit || matches!(tx.params.body, Some(Body::EightBitMime));
-        let size = sink.size() + prefix.len() as u64;
+        let size = sink.size() - skip + prefix.len() as u64;
         let writer = match sink.into_writer() {
             Ok(w) => w,
             Err(e) => {
@@ -445,10 +458,15 @@ impl Session {
             mail_from: &mail_from,
         };
         let (spf, _, _) = actions(&config.auth, &origin);
+        let forwarding = tx
+            .rcpts
+            .iter()
+            .flat_map(|r| &r.targets)
+            .any(|t| !matches!(t, Target::Local(_)));
         let results = self
             .ctx
             .mailauth
-            .verify(&origin, &message, spf != SpfAction::Off)
+            .verify(&origin, &message, spf != SpfAction::Off, forwarding)
             .await;
         drop(message);
         for offset in forged {
@@ -483,39 +501,27 @@ impl Session {
         if signer.is_empty() || (self.info.user.is_none() && !self.info.trusted) {
             return Ok(());
         }
-        let header_from = mail_parser::MessageParser::default()
-            .parse_headers(sink.header())
-            .and_then(|m| {
-                m.from()
-                    .and_then(|f| f.first())
-                    .and_then(|a| a.address())
-                    .map(str::to_string)
-            });
         let envelope_from = match &tx.from {
             ReversePath::Null => None,
             other => Some(other.to_string()),
         };
-        let domain = [header_from, envelope_from]
-            .into_iter()
-            .flatten()
-            .filter_map(|a| a.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase()))
-            .find(|d| self.ctx.config.is_local_domain(d) && signer.has_key(d));
-        let Some(domain) = domain else {
-            return Ok(());
-        };
+        let header = sink.header().to_vec();
         let Some(writer) = sink.writer_mut() else {
             return Ok(());
         };
         let body = writer.contents().map_err(|e| storage_trouble(qid, e))?;
-        match signer.sign(&domain, [prefix.as_slice(), body.as_slice()]) {
-            Ok(Some(sig)) => {
-                let mut p = sig.into_bytes();
-                p.extend_from_slice(prefix);
-                *prefix = p;
-            }
-            Ok(None) => {}
-            // Unsigned mail still goes out; the log says why.
-            Err(e) => tracing::error!(queue_id = qid, "{e}"),
+        let skipped = usize::try_from(writer.skipped())
+            .unwrap_or(0)
+            .min(body.len());
+        // Unsigned mail still goes out; the log says why.
+        if let Err(e) = signer.sign_submission(
+            &self.ctx.config,
+            &header,
+            envelope_from.as_deref(),
+            prefix,
+            &body[skipped..],
+        ) {
+            tracing::error!(queue_id = qid, "{e}");
         }
         Ok(())
     }

@@ -21,6 +21,11 @@ pub struct BlobRecord {
     /// Header lines added in front of the body (Received, and so on).
     #[serde(with = "bytes_as_string")]
     pub prefix: Vec<u8>,
+    /// Leading bytes of the chunks that are not part of the message: the
+    /// header section as received, when a filter removed fields from it
+    /// and the rest of it was rewritten into `prefix`.
+    #[serde(default)]
+    pub skip: u64,
 }
 
 mod bytes_as_string {
@@ -60,10 +65,22 @@ pub struct BlobWriter {
     buf: Vec<u8>,
     chunks: u32,
     size: u64,
+    skip: u64,
     pub(super) committed: bool,
 }
 
 impl BlobWriter {
+    /// Leaves the first `n` bytes written out of the message (see
+    /// `BlobRecord::skip`); the caller puts their replacement in the prefix.
+    pub fn skip_leading(&mut self, n: u64) {
+        self.skip = n.min(self.size);
+    }
+
+    /// Bytes at the start that are not part of the message.
+    pub fn skipped(&self) -> u64 {
+        self.skip
+    }
+
     pub fn id(&self) -> BlobId {
         self.id
     }
@@ -168,10 +185,11 @@ impl BlobWriter {
         self.spill()?;
         self.committed = true;
         let record = BlobRecord {
-            size: self.size + prefix.len() as u64,
+            size: self.size - self.skip + prefix.len() as u64,
             chunks: self.chunks,
             refs,
             prefix,
+            skip: self.skip,
         };
         batch.insert(blob_key(self.id), encode(&record));
         batch.remove(pending_key(self.id));
@@ -198,6 +216,7 @@ impl Store {
             buf: Vec::with_capacity(CHUNK_SIZE),
             chunks: 0,
             size: 0,
+            skip: 0,
             committed: false,
         })
     }
@@ -218,6 +237,7 @@ impl Store {
             next: 0,
             chunks: record.chunks,
             prefix: Some(record.prefix),
+            skip: record.skip,
         })
     }
 
@@ -312,6 +332,8 @@ pub struct BlobParts {
     next: u32,
     chunks: u32,
     prefix: Option<Vec<u8>>,
+    /// Bytes of the chunks still to leave out (`BlobRecord::skip`).
+    skip: u64,
 }
 
 impl Iterator for BlobParts {
@@ -323,16 +345,25 @@ impl Iterator for BlobParts {
         {
             return Some(Ok(p));
         }
-        if self.next >= self.chunks {
-            return None;
+        loop {
+            if self.next >= self.chunks {
+                return None;
+            }
+            let key = chunk_key(self.id, self.next);
+            self.next += 1;
+            let chunk = match self.store.inner.blobs.get(key) {
+                Ok(Some(v)) => v,
+                Ok(None) => return Some(Err(StoreError::MissingBlob(self.id))),
+                Err(e) => return Some(Err(e.into())),
+            };
+            let left_out = usize::try_from(self.skip)
+                .unwrap_or(usize::MAX)
+                .min(chunk.len());
+            self.skip -= left_out as u64;
+            if left_out < chunk.len() {
+                return Some(Ok(chunk[left_out..].to_vec()));
+            }
         }
-        let key = chunk_key(self.id, self.next);
-        self.next += 1;
-        Some(match self.store.inner.blobs.get(key) {
-            Ok(Some(v)) => Ok(v.to_vec()),
-            Ok(None) => Err(StoreError::MissingBlob(self.id)),
-            Err(e) => Err(e.into()),
-        })
     }
 }
 

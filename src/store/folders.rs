@@ -6,11 +6,57 @@
 //! sessions listening on `Store::subscribe`.
 
 use super::mailbox::{NewCopy, canonical_folder, folder_key, message_key, messages_prefix};
+use super::subscriptions::kept_key;
 use super::{BlobId, FolderInfo, MailboxEvent, MessageMeta, Store, StoreError, decode, encode};
 use std::collections::HashMap;
 
 /// The hierarchy separator of folder names.
 pub const SEPARATOR: char = '/';
+
+/// Longest folder name accepted.
+const MAX_NAME: usize = 512;
+
+/// A folder name from a client (IMAP, web mail), checked and in canonical
+/// form. A user has one personal namespace, "/" separates levels, and
+/// names that try to leave it (`..`, other namespaces, wildcards, control
+/// characters) are refused; INBOX is case-insensitive.
+pub fn check_folder_name(name: &str) -> Result<String, String> {
+    if name.is_empty() || name.len() > MAX_NAME {
+        return Err("invalid folder name length".into());
+    }
+    if name.starts_with(['#', '~']) {
+        return Err("other namespaces are not available".into());
+    }
+    if name
+        .chars()
+        .any(|c| c.is_control() || c == '*' || c == '%' || c == '\\' || c == '"')
+    {
+        return Err(
+            "folder names may not contain wildcards, quotes, backslashes or control characters"
+                .into(),
+        );
+    }
+    let parts: Vec<&str> = name.split(SEPARATOR).collect();
+    if parts
+        .iter()
+        .any(|p| p.is_empty() || *p == "." || *p == "..")
+    {
+        return Err("folder names may not have empty, \".\" or \"..\" levels".into());
+    }
+    // INBOX is case-insensitive, also as the first level of a longer name.
+    let mut out = String::with_capacity(name.len());
+    for (i, p) in parts.iter().enumerate() {
+        if i > 0 {
+            out.push(SEPARATOR);
+        }
+        out.push_str(if i == 0 && p.eq_ignore_ascii_case("INBOX") {
+            "INBOX"
+        } else {
+            p
+        });
+    }
+    Ok(out)
+}
 
 /// What a flag change did: (UID, new mod-sequence) for the messages
 /// changed, and the UIDs left alone because they changed since
@@ -90,7 +136,8 @@ impl Store {
         Ok(())
     }
 
-    /// Sets a folder's subscription flag.
+    /// Sets a folder's subscription flag. A name without a folder can
+    /// only be unsubscribed (when its subscription was kept).
     pub fn set_subscribed(
         &self,
         user: &str,
@@ -99,9 +146,13 @@ impl Store {
     ) -> Result<(), StoreError> {
         let folder = canonical_folder(folder);
         let _guard = self.lock();
-        let mut info = self
-            .folder(user, &folder)?
-            .ok_or_else(|| StoreError::NoSuchFolder(folder.clone()))?;
+        let Some(mut info) = self.folder(user, &folder)? else {
+            let kept = kept_key(user, &folder);
+            if !subscribed && self.inner.meta.remove(kept)?.is_some() {
+                return Ok(());
+            }
+            return Err(StoreError::NoSuchFolder(folder));
+        };
         info.subscribed = subscribed;
         self.inner
             .meta

@@ -5,6 +5,7 @@
 
 use super::blobs::BlobWriter;
 use super::queue::{QueueEntry, queue_key};
+use super::subscriptions::kept_key;
 use super::{BlobId, Store, StoreError, decode, encode, now};
 use serde::{Deserialize, Serialize};
 
@@ -128,6 +129,9 @@ impl Store {
         }
         let mut batch = sled::Batch::default();
         let info = self.create_folder_in(user, &name, &mut batch)?;
+        // A subscription kept from a deleted folder of this name now
+        // belongs to the new folder (which starts out subscribed).
+        batch.remove(kept_key(user, &name));
         self.inner.meta.apply_batch(batch)?;
         Ok(info)
     }
@@ -452,7 +456,13 @@ impl Store {
             return Err(StoreError::NoSuchFolder(folder));
         }
         self.delete_folder_contents(user, &folder)?;
-        self.inner.meta.remove(folder_key(user, &folder))?;
+        let _guard = self.lock();
+        let mut batch = sled::Batch::default();
+        if self.folder(user, &folder)?.is_some_and(|f| f.subscribed) {
+            batch.insert(kept_key(user, &folder), b"".as_slice());
+        }
+        batch.remove(folder_key(user, &folder));
+        self.inner.meta.apply_batch(batch)?;
         Ok(())
     }
 

@@ -6,7 +6,8 @@
 //!
 //! Layout: tree `meta` holds small records under key prefixes (`u/` users,
 //! `f/` folders, `m/` messages, `q/` queue entries, `b/` blob records, `p/`
-//! blobs still being written, `w/` web mail sessions, `k/<plugin>\0<key>`
+//! blobs still being written, `w/` web mail sessions, `s/` subscriptions of deleted folders, `v/` one-time
+//! conversions done, `k/<plugin>\0<key>`
 //! the plugins' key-value areas); tree `blobs` holds message bytes in chunks.
 
 mod blobs;
@@ -15,11 +16,12 @@ mod folders;
 mod kv;
 mod mailbox;
 mod queue;
+mod subscriptions;
 mod users;
 mod web;
 
 pub use blobs::{BlobId, BlobParts, BlobReader, BlobRecord, BlobWriter};
-pub use folders::{CopyResult, FlagOp, SEPARATOR};
+pub use folders::{CopyResult, FlagOp, SEPARATOR, check_folder_name};
 pub use kv::{KvError, MAX_KV_KEY, MAX_KV_VALUE};
 pub use mailbox::{Flag, FolderInfo, MailboxEvent, MessageMeta, SPECIAL_FOLDERS, canonical_folder};
 pub use queue::{QueueEntry, QueueRecipient, RecipientState, format_queue_id, parse_queue_id};
@@ -133,6 +135,19 @@ impl Store {
     /// A new unique, increasing id (queue ids and blob ids).
     pub fn next_id(&self) -> Result<u64, StoreError> {
         Ok(self.inner.db.generate_id()? + 1)
+    }
+
+    /// Whether the one-time data conversion `name` has run (`v/<name>`).
+    pub fn conversion_done(&self, name: &str) -> Result<bool, StoreError> {
+        Ok(self.inner.meta.contains_key(format!("v/{name}"))?)
+    }
+
+    /// Records that the one-time data conversion `name` has run.
+    pub fn set_conversion_done(&self, name: &str) -> Result<(), StoreError> {
+        self.inner
+            .meta
+            .insert(format!("v/{name}"), b"".as_slice())?;
+        Ok(())
     }
 
     /// Subscribes to changes in mailboxes (new mail, flags, expunges).

@@ -2,6 +2,7 @@
 //! Adding a user creates their folders; deleting one removes their mail.
 
 use super::mailbox::SPECIAL_FOLDERS;
+use super::subscriptions::kept_prefix;
 use super::{Store, StoreError, decode, encode, now};
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -107,6 +108,9 @@ impl Store {
         let _guard = self.lock();
         let mut batch = sled::Batch::default();
         for key in self.inner.meta.scan_prefix(format!("f/{address}\0")).keys() {
+            batch.remove(key?);
+        }
+        for key in self.inner.meta.scan_prefix(kept_prefix(&address)).keys() {
             batch.remove(key?);
         }
         batch.remove(user_key(&address));

@@ -6,7 +6,7 @@
 
 use super::layout;
 use super::mailbox::{display_from, folder_views};
-use super::message::{load, parse, text_body};
+use super::message::{AttachmentInfo, attachment, attachment_list, load, parse, text_body};
 use super::send::{self, Draft, Upload};
 use super::session::User;
 use super::{Ctx, WebError};
@@ -35,6 +35,28 @@ struct Origin {
     folder: String,
     uid: u32,
     mode: String,
+    /// Editing a draft: which of its attachments the form keeps (the
+    /// `keep` checkboxes), by position.
+    keep: Option<Vec<usize>>,
+}
+
+impl Origin {
+    fn is_draft(&self) -> bool {
+        self.mode == "draft" && self.uid > 0
+    }
+}
+
+/// A draft's attachments, to offer them again when it is edited.
+fn draft_attachments(
+    ctx: &Ctx,
+    user: &User,
+    origin: &Origin,
+) -> Result<Vec<AttachmentInfo>, WebError> {
+    if !origin.is_draft() {
+        return Ok(Vec::new());
+    }
+    let (_, bytes) = load(&ctx.store, &user.account, &origin.folder, origin.uid)?;
+    Ok(attachment_list(&parse(&bytes)?))
 }
 
 fn prefixed(prefix: &str, subject: &str) -> String {
@@ -124,7 +146,13 @@ fn prefill(ctx: &Ctx, user: &User, q: &ComposeQuery) -> Result<Draft, WebError> 
     Ok(d)
 }
 
-fn form(user: &User, d: &Draft, origin: &Origin, error: Option<&str>) -> Markup {
+fn form(
+    user: &User,
+    d: &Draft,
+    origin: &Origin,
+    carried: &[AttachmentInfo],
+    error: Option<&str>,
+) -> Markup {
     html! {
         @if let Some(e) = error { p.notice.error role="alert" { (e) } }
         form.compose method="post" action="/send" enctype="multipart/form-data" {
@@ -140,6 +168,18 @@ fn form(user: &User, d: &Draft, origin: &Origin, error: Option<&str>) -> Markup 
             label { span { "Subject" } input type="text" name="subject" value=(d.subject); }
             textarea name="body" aria-label="Message" { (d.body) }
             @if origin.mode == "forward" { p.clip { "The original message is attached." } }
+            @if !carried.is_empty() {
+                fieldset.carried {
+                    legend { "Attached" }
+                    @for a in carried {
+                        @let kept = origin.keep.as_ref().is_none_or(|k| k.contains(&a.index));
+                        label.clip {
+                            input type="checkbox" name="keep" value=(a.index) checked[kept];
+                            " " (a.name) " (" (a.content_type) ", " (a.size) " bytes)"
+                        }
+                    }
+                }
+            }
             label { span { "Attach" } input type="file" name="attachment" multiple; }
             div.toolbar {
                 button.primary type="submit" name="action" value="send" { "Send" }
@@ -157,9 +197,10 @@ fn page(
     error: Option<&str>,
 ) -> Result<Response, WebError> {
     let folders = folder_views(&ctx.store, &user.account)?;
+    let carried = draft_attachments(ctx, user, origin)?;
     let content = html! {
         div.toolbar { h1 { "Compose" } }
-        (form(user, d, origin, error))
+        (form(user, d, origin, &carried, error))
     };
     Ok(layout::page("Compose", user, &folders, "", "", content).into_response())
 }
@@ -174,6 +215,7 @@ pub async fn compose_page(
         folder: q.folder.clone(),
         uid: q.uid,
         mode: q.mode.clone(),
+        keep: None,
     };
     page(&ctx, &user, &d, &origin, None)
 }
@@ -219,6 +261,11 @@ async fn read_form(mut mp: Multipart) -> Result<(Draft, Origin, String, String),
             "origin_folder" => o.folder = value,
             "origin_uid" => o.uid = value.parse().unwrap_or(0),
             "origin_mode" => o.mode = value,
+            "keep" => {
+                if let Ok(i) = value.parse() {
+                    o.keep.get_or_insert_with(Vec::new).push(i);
+                }
+            }
             _ => {}
         }
     }
@@ -229,6 +276,14 @@ pub async fn send(ctx: Ctx, user: User, mp: Multipart) -> Result<Response, WebEr
     let (mut d, origin, csrf, action) = read_form(mp).await?;
     user.check_csrf(&csrf)?;
     let from_message = !origin.mode.is_empty() && origin.uid > 0;
+    // Unticked boxes are not sent: no `keep` field at all means none kept.
+    let mut origin = origin;
+    if origin.is_draft() && origin.keep.is_none() {
+        origin.keep = Some(Vec::new());
+    }
+    let carried = carried_attachments(&ctx, &user, &origin)?;
+    let own_uploads = d.attachments.len();
+    d.attachments.extend(carried);
     if from_message && origin.mode == "forward" {
         let (_, bytes) = load(&ctx.store, &user.account, &origin.folder, origin.uid)?;
         let name = parse(&bytes)?
@@ -271,16 +326,30 @@ pub async fn send(ctx: Ctx, user: User, mp: Multipart) -> Result<Response, WebEr
             Ok(Redirect::to(&to).into_response())
         }
         Err(WebError::Send(e) | WebError::BadRequest(e)) => {
-            // Forwarded originals are attached again on the next try.
-            if origin.mode == "forward" {
-                d.attachments.pop();
-            }
+            // Forwarded originals and a draft's kept attachments are
+            // attached again on the next try.
+            d.attachments.truncate(own_uploads);
             let mut r = page(&ctx, &user, &d, &origin, Some(&e))?;
             *r.status_mut() = StatusCode::BAD_REQUEST;
             Ok(r)
         }
         Err(e) => Err(e),
     }
+}
+
+/// The attachments of the draft being edited that the form kept.
+fn carried_attachments(
+    ctx: &Ctx,
+    user: &User,
+    origin: &Origin,
+) -> Result<Vec<send::Upload>, WebError> {
+    let keep = match &origin.keep {
+        Some(k) if origin.is_draft() && !k.is_empty() => k,
+        _ => return Ok(Vec::new()),
+    };
+    let (_, bytes) = load(&ctx.store, &user.account, &origin.folder, origin.uid)?;
+    let m = parse(&bytes)?;
+    Ok(keep.iter().filter_map(|&i| attachment(&m, i)).collect())
 }
 
 /// Marks a replied-to message `\Answered`; removes a draft that was sent.

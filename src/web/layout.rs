@@ -92,6 +92,7 @@ pub fn page(
                         }
                     }
                 }
+                a.manage href="/folders" { "Manage folders" }
             }
             main.content { (content) }
         }

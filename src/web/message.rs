@@ -165,21 +165,9 @@ pub async fn message_page(
         },
         None => html! { pre.plain { (text_body(&m)) } },
     };
-    let attachments: Vec<(usize, String, String, usize)> = m
-        .attachments()
-        .enumerate()
-        .map(|(i, p)| {
-            let name = p
-                .attachment_name()
-                .map(str::to_string)
-                .or_else(|| {
-                    p.message()
-                        .and_then(|s| s.subject())
-                        .map(|s| format!("{s}.eml"))
-                })
-                .unwrap_or_else(|| format!("attachment-{}", i + 1));
-            (i, name, content_type(p), p.contents().len())
-        })
+    let attachments: Vec<(usize, String, String, usize)> = attachment_list(&m)
+        .into_iter()
+        .map(|a| (a.index, a.name, a.content_type, a.size))
         .collect();
     let others: Vec<&String> = folders
         .iter()
@@ -323,12 +311,8 @@ pub async fn part(
 ) -> Result<Response, WebError> {
     let (_, bytes) = load(&ctx.store, &user.account, &q.folder, q.uid)?;
     let m = parse(&bytes)?;
-    let p = m.attachments().nth(q.n).ok_or(WebError::NotFound)?;
-    let name = p
-        .attachment_name()
-        .map(str::to_string)
-        .unwrap_or_else(|| format!("attachment-{}", q.n + 1));
-    Ok(download(&content_type(p), &name, p.contents().to_vec()))
+    let a = attachment(&m, q.n).ok_or(WebError::NotFound)?;
+    Ok(download(&a.content_type, &a.name, a.data))
 }
 
 /// The whole message as stored, as a download.
@@ -343,4 +327,48 @@ pub async fn raw(
         &format!("message-{}.eml", q.uid),
         bytes,
     ))
+}
+
+/// One attachment of a message, as the page lists it.
+pub struct AttachmentInfo {
+    /// Its position among the message's attachments.
+    pub index: usize,
+    pub name: String,
+    pub content_type: String,
+    pub size: usize,
+}
+
+fn attachment_name(p: &mail_parser::MessagePart<'_>, i: usize) -> String {
+    p.attachment_name()
+        .map(str::to_string)
+        .or_else(|| {
+            p.message()
+                .and_then(|s| s.subject())
+                .map(|s| format!("{s}.eml"))
+        })
+        .unwrap_or_else(|| format!("attachment-{}", i + 1))
+}
+
+/// The attachments of a message, in order.
+pub fn attachment_list(m: &Message<'_>) -> Vec<AttachmentInfo> {
+    m.attachments()
+        .enumerate()
+        .map(|(i, p)| AttachmentInfo {
+            index: i,
+            name: attachment_name(p, i),
+            content_type: content_type(p),
+            size: p.contents().len(),
+        })
+        .collect()
+}
+
+/// Attachment `n` of a message, decoded, as an upload (to download it, or
+/// to carry it into a draft being edited).
+pub fn attachment(m: &Message<'_>, n: usize) -> Option<super::send::Upload> {
+    let p = m.attachments().nth(n)?;
+    Some(super::send::Upload {
+        name: attachment_name(p, n),
+        content_type: content_type(p),
+        data: p.contents().to_vec(),
+    })
 }

@@ -23,6 +23,7 @@
 //! body served on its own route to the sandboxed frame.
 
 mod compose;
+mod folders;
 mod layout;
 mod mailbox;
 mod message;
@@ -107,6 +108,7 @@ pub fn router(ctx: Arc<ServerContext>) -> Router {
         .route("/login", get(session::login_page).post(session::login))
         .route("/logout", post(session::logout))
         .route("/folder", get(mailbox::folder_page))
+        .route("/folders", get(folders::folders_page).post(folders::change))
         .route("/action", post(mailbox::action))
         .route("/message", get(message::message_page))
         .route("/message/body", get(message::body_frame))

@@ -211,6 +211,7 @@ pub async fn send(
         header: &bytes[..header_end],
         size: bytes.len() as u64,
         auth: None,
+        skip: 0,
     };
     let outcome = ctx.hooks.data(&info, &hook_envelope, &message).await;
     match &outcome.verdict {
@@ -219,7 +220,18 @@ pub async fn send(
         }
         Verdict::Continue | Verdict::Accept => {}
     }
-    prefix.extend_from_slice(&outcome.add_headers);
+    let skip = outcome.apply_edits(&mut prefix, &bytes[..header_end]);
+    writer.skip_leading(skip);
+    // Signed last, over the headers the filters added too, as over SMTP.
+    if let Err(e) = ctx.mailauth.signer().sign_submission(
+        &ctx.config,
+        &bytes[..header_end],
+        Some(user),
+        &mut prefix,
+        &bytes[usize::try_from(skip).unwrap_or(0).min(bytes.len())..],
+    ) {
+        tracing::error!(queue_id = %qid, "{e}");
+    }
     let locals: Vec<String> = routed
         .iter()
         .flatten()
@@ -234,6 +246,7 @@ pub async fn send(
         header: &bytes[..header_end],
         size: bytes.len() as u64,
         auth: None,
+        skip,
     };
     let claimed = if outcome.discard {
         Vec::new()

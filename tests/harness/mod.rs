@@ -38,11 +38,19 @@ pub struct Tern {
     pub ports: HashMap<String, u16>,
     /// The loopback address the listeners bind (127.0.0.x).
     pub ip: String,
+    /// How long a start may take.
+    ready_bound: Duration,
 }
 
 impl Tern {
     /// Writes `config` (TOML, with `{ip}` replaced by `ip`) and starts the server.
     pub fn start_on(ip: &str, config: &str) -> Tern {
+        Tern::start_within(ip, config, READY_BOUND)
+    }
+
+    /// Like `start_on`, allowing `bound` for the server to come up (plugins
+    /// of many megabytes take a while to compile at the first start).
+    pub fn start_within(ip: &str, config: &str, bound: Duration) -> Tern {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("tern.toml");
         std::fs::write(&path, config.replace("{ip}", ip)).expect("write config");
@@ -52,6 +60,7 @@ impl Tern {
             child: None,
             ports: HashMap::new(),
             ip: ip.to_string(),
+            ready_bound: bound,
         };
         t.launch();
         t
@@ -82,7 +91,7 @@ impl Tern {
             .spawn()
             .expect("start tern");
         self.child = Some(child);
-        let text = wait_for("tern to listen", READY_BOUND, || {
+        let text = wait_for("tern to listen", self.ready_bound, || {
             if let Some(c) = self.child.as_mut()
                 && let Ok(Some(status)) = c.try_wait()
             {

@@ -1,6 +1,7 @@
 //! A filter: adds `X-Tern-Filter` with what it read of the message (its
 //! size, its number of header fields, its Subject). A Subject of
-//! `discard`, `quarantine` or `reject` asks for that action.
+//! `discard`, `quarantine` or `reject` asks for that action; `strip` asks
+//! for every `X-Strip-Me` field to be removed.
 
 use tern_sdk::{Envelope, Filter, FilterAction, FilterVerdict, Message, Reply, Session, config};
 
@@ -22,6 +23,9 @@ impl Filter for AddHeader {
             envelope.recipients.len()
         );
         let mut verdict = FilterVerdict::pass().add_header("X-Tern-Filter", &value);
+        if subject.trim() == "strip" {
+            verdict = verdict.remove_header("X-Strip-Me");
+        }
         verdict.action = match subject.trim() {
             "discard" => FilterAction::Discard,
             "quarantine" => FilterAction::Quarantine("looks odd".into()),

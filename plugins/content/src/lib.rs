@@ -1,0 +1,246 @@
+//! A content filter at the end of data. The message (up to `max_size`
+//! bytes of it) is read through the `message` resource and parsed with
+//! mail-parser inside the plugin: the decoded subject and the text of the
+//! body parts (HTML turned into text) are matched against substrings and
+//! a regular expression (regex-lite), and every part's file name (nested
+//! messages included) against the refused extensions. A refused
+//! attachment is answered per `attachment_action` (default: reject with
+//! 550 5.7.1), a pattern match per `pattern_action` (default: quarantine
+//! to Junk); either may be `reject`, `quarantine` or `tag` (only the
+//! header). Every message it passes gets a header with the verdict
+//! (`X-Content-Filter: clean`). See README.md for the keys.
+
+use mail_parser::{Message as Parsed, MessageParser, MimeHeaders};
+use std::sync::OnceLock;
+use tern_plugin_support as support;
+use tern_sdk::{
+    Envelope, Filter, FilterAction, FilterVerdict, Message, Reply, Session, config, log,
+};
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Action {
+    Reject,
+    Quarantine,
+    Tag,
+}
+
+fn action(key: &str, default: Action) -> Result<Action, String> {
+    match config::get(key).as_deref().map(str::trim) {
+        None => Ok(default),
+        Some("reject") => Ok(Action::Reject),
+        Some("quarantine") => Ok(Action::Quarantine),
+        Some("tag") => Ok(Action::Tag),
+        Some(other) => Err(format!(
+            "config {key}: {other:?} is not reject, quarantine or tag"
+        )),
+    }
+}
+
+struct Settings {
+    subject_contains: Vec<String>,
+    subject_regex: Option<regex_lite::Regex>,
+    body_contains: Vec<String>,
+    body_regex: Option<regex_lite::Regex>,
+    refuse_extensions: Vec<String>,
+    pattern_action: Action,
+    attachment_action: Action,
+    max_size: u64,
+    header: String,
+}
+
+/// Comma-separated substrings, lower-cased (a comma inside one: use the regex).
+fn substrings(key: &str) -> Vec<String> {
+    config::get(key)
+        .unwrap_or_default()
+        .split(',')
+        .map(|s| s.trim().to_lowercase())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+fn regex(key: &str) -> Result<Option<regex_lite::Regex>, String> {
+    match config::get(key) {
+        None => Ok(None),
+        Some(r) => regex_lite::RegexBuilder::new(&r)
+            .case_insensitive(true)
+            .size_limit(1 << 20)
+            .build()
+            .map(Some)
+            .map_err(|e| format!("config {key}: {e}")),
+    }
+}
+
+impl Settings {
+    fn load() -> Result<Settings, String> {
+        Ok(Settings {
+            subject_contains: substrings("subject_contains"),
+            subject_regex: regex("subject_regex")?,
+            body_contains: substrings("body_contains"),
+            body_regex: regex("body_regex")?,
+            refuse_extensions: support::list(&config::get("refuse_extensions").unwrap_or_default())
+                .into_iter()
+                .map(|e| e.trim_start_matches('.').to_ascii_lowercase())
+                .collect(),
+            pattern_action: action("pattern_action", Action::Quarantine)?,
+            attachment_action: action("attachment_action", Action::Reject)?,
+            max_size: support::parse_size(
+                &config::get("max_size").unwrap_or_else(|| "5MiB".into()),
+            )
+            .map_err(|e| format!("config max_size: {e}"))?,
+            header: config::get("header").unwrap_or_else(|| "X-Content-Filter".into()),
+        })
+    }
+}
+
+fn settings() -> &'static Result<Settings, String> {
+    static SETTINGS: OnceLock<Result<Settings, String>> = OnceLock::new();
+    SETTINGS.get_or_init(Settings::load)
+}
+
+/// Why a message is caught, and by which kind of rule.
+struct Finding {
+    attachment: bool,
+    reason: String,
+}
+
+/// Does the text match a substring or the regex? Returns what matched.
+fn matches(text: &str, contains: &[String], re: Option<&regex_lite::Regex>) -> Option<String> {
+    let lower = text.to_lowercase();
+    if let Some(s) = contains.iter().find(|s| lower.contains(s.as_str())) {
+        return Some(format!("\"{s}\""));
+    }
+    re.filter(|r| r.is_match(text))
+        .map(|r| format!("/{}/", r.as_str()))
+}
+
+/// The file names of every part, nested messages' parts included.
+fn file_names<'a>(message: &'a Parsed<'a>, depth: usize, out: &mut Vec<&'a str>) {
+    for part in &message.parts {
+        if let Some(name) = part.attachment_name() {
+            out.push(name);
+        }
+        if depth < 8
+            && let Some(inner) = part.message()
+        {
+            file_names(inner, depth + 1, out);
+        }
+    }
+}
+
+fn inspect(s: &Settings, parsed: &Parsed) -> Option<Finding> {
+    if !s.refuse_extensions.is_empty() {
+        let mut names = Vec::new();
+        file_names(parsed, 0, &mut names);
+        for name in names {
+            let ext = name
+                .trim()
+                .trim_end_matches('.')
+                .rsplit_once('.')
+                .map(|(_, e)| e.to_ascii_lowercase());
+            if let Some(ext) = ext.filter(|e| s.refuse_extensions.contains(e)) {
+                return Some(Finding {
+                    attachment: true,
+                    reason: format!("attachment \"{name}\" (.{ext} files are not accepted)"),
+                });
+            }
+        }
+    }
+    let subject = parsed.subject().unwrap_or("");
+    if let Some(what) = matches(subject, &s.subject_contains, s.subject_regex.as_ref()) {
+        return Some(Finding {
+            attachment: false,
+            reason: format!("subject matches {what}"),
+        });
+    }
+    if !s.body_contains.is_empty() || s.body_regex.is_some() {
+        for i in 0..parsed.text_body_count().max(parsed.html_body_count()) {
+            let Some(text) = parsed.body_text(i) else {
+                continue;
+            };
+            if let Some(what) = matches(&text, &s.body_contains, s.body_regex.as_ref()) {
+                return Some(Finding {
+                    attachment: false,
+                    reason: format!("body matches {what}"),
+                });
+            }
+        }
+    }
+    None
+}
+
+/// Up to `max` bytes of the message.
+fn read(message: &Message, max: u64) -> Vec<u8> {
+    let want = message.size().min(max);
+    let mut bytes = Vec::with_capacity(usize::try_from(want).unwrap_or(0));
+    while (bytes.len() as u64) < want {
+        let len = u32::try_from((want - bytes.len() as u64).min(256 * 1024)).unwrap_or(256 * 1024);
+        let piece = message.read(bytes.len() as u64, len);
+        if piece.is_empty() {
+            break;
+        }
+        bytes.extend_from_slice(&piece);
+    }
+    bytes
+}
+
+struct Content;
+
+impl Filter for Content {
+    fn on_data(_session: Session, _envelope: Envelope, message: &Message) -> FilterVerdict {
+        let s = match settings() {
+            Ok(s) => s,
+            Err(e) => {
+                log::error(&format!("content filter is off: {e}"));
+                return FilterVerdict::pass();
+            }
+        };
+        let size = message.size();
+        let bytes = read(message, s.max_size);
+        let partial = size > bytes.len() as u64;
+        let Some(parsed) = MessageParser::new().parse(&bytes[..]) else {
+            return FilterVerdict::pass().add_header(&s.header, "unchecked (not a MIME message)");
+        };
+        let Some(found) = inspect(s, &parsed) else {
+            let verdict = if partial {
+                format!("clean (first {} of {size} bytes checked)", bytes.len())
+            } else {
+                "clean".to_string()
+            };
+            return FilterVerdict::pass().add_header(&s.header, &verdict);
+        };
+        let act = if found.attachment {
+            s.attachment_action
+        } else {
+            s.pattern_action
+        };
+        log::info(&format!(
+            "{}: {}",
+            found.reason,
+            match act {
+                Action::Reject => "refused",
+                Action::Quarantine => "quarantined",
+                Action::Tag => "tagged",
+            }
+        ));
+        match act {
+            Action::Reject => FilterVerdict {
+                action: FilterAction::Reject(Reply::new(
+                    550,
+                    "5.7.1",
+                    &format!("Message refused: {}", found.reason),
+                )),
+                edits: Vec::new(),
+            },
+            Action::Quarantine => FilterVerdict {
+                action: FilterAction::Quarantine(found.reason.clone()),
+                edits: Vec::new(),
+            }
+            .add_header(&s.header, &format!("quarantined: {}", found.reason)),
+            Action::Tag => {
+                FilterVerdict::pass().add_header(&s.header, &format!("suspect: {}", found.reason))
+            }
+        }
+    }
+}
+
+tern_sdk::export!(Content: Filter);

@@ -1,0 +1,100 @@
+//! The shipped `dnsbl` plugin (plugins/dnsbl) in the real server, against
+//! the test DNS server: a client listed on the reject list gets 554 5.7.1
+//! naming the list at connect; a client listed on a tagging list gets its
+//! mail in with an `X-DNSBL` header (read back over POP3); a list that
+//! answers SERVFAIL is skipped by default and answered 451 4.4.3 where
+//! `on_temporary_error = "tempfail"`; an unlisted client gets no header.
+
+mod harness;
+use harness::{DnsServer, Tern, config, python};
+use serde_json::json;
+
+#[test]
+fn listed_clients_are_refused_or_tagged() {
+    let dns = DnsServer::start(&json!({
+        "1.0.0.127.zen.test": {"A": ["127.0.0.2"], "TXT": ["spam source, see https://zen.test/q?127.0.0.1"]},
+        "2.0.0.127.tag.test": {"A": ["127.0.0.4"]},
+        "3.0.0.127.zen.test": {"SERVFAIL": true},
+        "3.0.0.127.other.test": {"SERVFAIL": true},
+    }));
+    let extra = format!(
+        r#"[dns]
+nameservers = ["{}"]
+
+[[plugin]]
+name = "rbl"
+path = "{wasm}"
+timeout = "5s"
+config = {{ zones = "zen.test" }}
+
+[[plugin]]
+name = "tagger"
+path = "{wasm}"
+timeout = "5s"
+config = {{ zones = "tag.test, other.test", action = "tag", on_temporary_error = "tempfail" }}
+"#,
+        dns.address(),
+        wasm = test_plugins::shipped::DNSBL
+    );
+    let t = Tern::start(&config("mx.example.test", "example.test", &extra));
+    t.add_user("bob@example.test", "pw");
+    let script = format!(
+        "SMTP = {}\nPOPS = {}\n{}",
+        t.port("smtp"),
+        t.port("pop3s"),
+        DNSBL_PY
+    );
+    let out = python(&script, &[]);
+    assert!(out.trim().ends_with("ok"), "{out}");
+    let log = t.log();
+    assert!(log.contains("127.0.0.1 is listed on zen.test"), "{log}");
+    assert!(
+        log.contains("zen.test: lookup of 3.0.0.127.zen.test failed"),
+        "{log}"
+    );
+}
+
+const DNSBL_PY: &str = r#"
+import poplib, smtplib, ssl
+CTX = ssl.create_default_context(); CTX.check_hostname = False; CTX.verify_mode = ssl.CERT_NONE
+
+# Listed on zen.test (reject): 554 at connect, naming the list and its reason.
+try:
+    smtplib.SMTP("127.0.0.1", SMTP, source_address=("127.0.0.1", 0))
+    raise AssertionError("a listed client was let in")
+except smtplib.SMTPConnectError as e:
+    assert e.smtp_code == 554, e
+    text = e.smtp_error.decode()
+    assert text.startswith("5.7.1 ") and "blocked using zen.test" in text and "spam source" in text, text
+
+def send(source, subject):
+    s = smtplib.SMTP("127.0.0.1", SMTP, source_address=(source, 0))
+    try:
+        s.sendmail("lisa@outside.test", ["bob@example.test"], "Subject: %s\r\n\r\nhello\r\n" % subject)
+        return None
+    except smtplib.SMTPDataError as e:
+        return e.smtp_code, e.smtp_error.decode()
+    finally:
+        s.close()
+
+# Listed on tag.test only: accepted and tagged.
+assert send("127.0.0.2", "tagged") is None
+# Not listed anywhere: accepted, no tag.
+assert send("127.0.0.5", "clean") is None
+# SERVFAIL on zen.test (skipped, logged) and on other.test (tempfail at the end of data).
+code, text = send("127.0.0.3", "unknown")
+assert code == 451 and text.startswith("4.4.3 ") and "other.test" in text, (code, text)
+
+p = poplib.POP3_SSL("127.0.0.1", POPS, context=CTX); p.user("bob@example.test"); p.pass_("pw")
+assert p.stat()[0] == 2, p.stat()
+heads = {}
+for i in (1, 2):
+    lines = p.retr(i)[1]
+    head = lines[: lines.index(b"")]
+    subject = [l for l in head if l.startswith(b"Subject: ")][0][9:].decode()
+    heads[subject] = [l.decode() for l in head if l.lower().startswith(b"x-dnsbl:")]
+p.quit()
+assert heads["tagged"] == ["X-DNSBL: listed on tag.test"], heads
+assert heads["clean"] == [], heads
+print("ok")
+"#;
