@@ -174,7 +174,10 @@ fn parse_local(s: &str, utf8: bool) -> Result<(String, &str), AddressError> {
         }
         return Err(AddressError::BadQuoted);
     }
-    let end = s.rfind('@').ok_or(AddressError::MissingAt)?;
+    // An unquoted local part never holds '@' (it is not atext); the domain
+    // may (a general address literal such as `[tag:a@b]`), so the first '@'
+    // ends the local part.
+    let end = s.find('@').ok_or(AddressError::MissingAt)?;
     let local = &s[..end];
     if local.is_empty() {
         return Err(AddressError::EmptyLocal);
@@ -277,6 +280,15 @@ impl fmt::Display for ReversePath {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_at_sign_in_a_general_literal_round_trips() {
+        // Found by the `address` fuzz target: the rendering of a quoted
+        // local part that needs no quotes did not parse again.
+        let a = Address::parse("\"x\"@[tag:a@b]", true).unwrap();
+        assert_eq!(a.to_string(), "x@[tag:a@b]");
+        assert_eq!(Address::parse(&a.to_string(), true).unwrap(), a);
+    }
 
     #[test]
     fn parses_plain_and_quoted() {

@@ -20,7 +20,10 @@ fn every_corpus_input_passes_its_target() {
         files.sort();
         assert!(!files.is_empty(), "no corpus for {name}");
         for file in files {
-            let data = std::fs::read(&file).expect("corpus file");
+            // A file a running fuzzer has just reduced away is skipped.
+            let Ok(data) = std::fs::read(&file) else {
+                continue;
+            };
             total += 1;
             if std::panic::catch_unwind(|| target(&data)).is_err() {
                 failures.push(file.display().to_string());

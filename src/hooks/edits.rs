@@ -32,6 +32,12 @@ pub(super) fn clean_value(v: &str) -> String {
             break;
         }
     }
+    // Cut at the length limit right after a fold, the value would end in
+    // CRLF, and the field's own CRLF would make a blank line: the end of
+    // the header section (found by the plugin_reply fuzz target). No
+    // trailing fold or white space, then.
+    let kept = out.trim_end().len();
+    out.truncate(kept);
     out
 }
 
@@ -72,6 +78,10 @@ mod tests {
         assert_eq!(clean_value("a\r\nBcc: x"), "a Bcc: x");
         assert_eq!(clean_value("a\r\n b"), "a\r\n b");
         assert_eq!(clean_value("a\nb\rc\0d"), "a b c d");
+        // A fold at the length limit must not end the value in CRLF.
+        let long = format!("{}\r\n x", "v".repeat(MAX_HEADER_VALUE - 2));
+        assert!(!clean_value(&long).ends_with('\n'));
+        assert_eq!(clean_value("a\r\n \r\n "), "a");
         assert!(name_ok("X-Tern"));
         assert!(!name_ok("X Tern") && !name_ok("X:") && !name_ok(""));
     }

@@ -50,7 +50,7 @@ pub fn build(
     m.push_str(&format!(
         "From: Mail Delivery System <MAILER-DAEMON@{hostname}>\r\n"
     ));
-    m.push_str(&format!("To: <{}>\r\n", entry.sender));
+    m.push_str(&format!("To: <{}>\r\n", one_line(&entry.sender)));
     m.push_str(&format!("Subject: {subject}\r\n"));
     m.push_str(&format!("Date: {date}\r\n"));
     m.push_str(&format!(
@@ -79,8 +79,8 @@ pub fn build(
     });
     m.push_str("\r\n");
     for r in recipients {
-        let why = r.last_error.as_deref().unwrap_or("no further details");
-        m.push_str(&format!("<{}>: {why}\r\n", r.address));
+        let why = one_line(r.last_error.as_deref().unwrap_or("no further details"));
+        m.push_str(&format!("<{}>: {why}\r\n", one_line(&r.address)));
     }
     m.push_str("\r\n");
 
@@ -90,18 +90,21 @@ pub fn build(
     m.push_str(&format!("Reporting-MTA: dns; {hostname}\r\n"));
     m.push_str(&format!("X-Tern-Queue-ID: {}\r\n", entry.queue_id()));
     if let Some(envid) = &entry.envid {
-        m.push_str(&format!("Original-Envelope-Id: {envid}\r\n"));
+        m.push_str(&format!("Original-Envelope-Id: {}\r\n", one_line(envid)));
     }
     if let Some(arrived) = chrono::DateTime::from_timestamp(entry.arrived, 0) {
         m.push_str(&format!("Arrival-Date: {}\r\n", arrived.to_rfc2822()));
     }
     for r in recipients {
         m.push_str("\r\n");
-        m.push_str(&format!("Final-Recipient: rfc822; {}\r\n", r.address));
+        m.push_str(&format!(
+            "Final-Recipient: rfc822; {}\r\n",
+            one_line(&r.address)
+        ));
         if let Some(orcpt) = &r.orcpt {
             m.push_str(&format!(
                 "Original-Recipient: {}\r\n",
-                orcpt.replacen(';', "; ", 1)
+                one_line(orcpt).replacen(';', "; ", 1)
             ));
         }
         m.push_str(&format!("Action: {}\r\n", kind.action()));
@@ -112,10 +115,10 @@ pub fn build(
         };
         m.push_str(&format!(
             "Status: {}\r\n",
-            r.status.as_deref().unwrap_or(default_status)
+            one_line(r.status.as_deref().unwrap_or(default_status))
         ));
         if let Some(mta) = &r.remote_mta {
-            m.push_str(&format!("Remote-MTA: dns; {mta}\r\n"));
+            m.push_str(&format!("Remote-MTA: dns; {}\r\n", one_line(mta)));
         }
         if let Some(err) = &r.last_error {
             m.push_str(&format!("Diagnostic-Code: smtp; {}\r\n", one_line(err)));
@@ -152,6 +155,9 @@ pub fn build(
     out
 }
 
+/// Text from senders and next hops as one line: a CR or LF in it (an
+/// ENVID or ORCPT decoded from xtext, a next hop's reply) would otherwise
+/// add lines, even a MIME boundary, to the report.
 fn one_line(s: &str) -> String {
     s.replace(['\r', '\n'], " ")
 }
