@@ -79,7 +79,7 @@ def plugin_config(dns_port):
     return toml, prime
 
 
-TERN_COMMON = '[auth]\nverify = false\n[limits]\nmax_connections = 12000\n'
+TERN_COMMON = '[auth]\nverify = false\n[limits]\nmax_connections = 12000\nmax_connections_per_client = 12000\n'
 
 
 def tern_relay(sink_port):

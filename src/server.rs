@@ -231,14 +231,22 @@ async fn accept_loop(
                 too_busy(protocol, &mut conn).await;
                 return;
             };
-            let Some(_slot) = ctx.limits.client(peer.ip()) else {
-                tracing::warn!(client = %peer, protocol = protocol.name(), "refused: too many connections from this address");
-                metrics::counter(
-                    "tern_connections_refused_total",
-                    &[("reason", "per_client")],
-                );
-                too_busy(protocol, &mut conn).await;
-                return;
+            // Trusted networks are exempt, as Postfix exempts $mynetworks
+            // (smtpd_client_connection_limit_exceptions): the relay's own
+            // clients may open as many as the overall limit allows.
+            let _slot = if ctx.config.is_trusted(peer.ip()) {
+                None
+            } else {
+                let Some(slot) = ctx.limits.client(peer.ip()) else {
+                    tracing::warn!(client = %peer, protocol = protocol.name(), "refused: too many connections from this address");
+                    metrics::counter(
+                        "tern_connections_refused_total",
+                        &[("reason", "per_client")],
+                    );
+                    too_busy(protocol, &mut conn).await;
+                    return;
+                };
+                Some(slot)
             };
             metrics::counter("tern_connections_total", &[("protocol", protocol.name())]);
             let _gauge = metrics::SessionGauge::open();

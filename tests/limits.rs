@@ -46,6 +46,18 @@ fn connections_per_client_address_are_limited() {
 }
 
 #[test]
+fn trusted_networks_are_exempt_from_the_per_client_limit() {
+    let server = TernServer::start(
+        "[relay]\ntrusted_networks = [\"127.0.0.0/8\"]\n[limits]\nmax_connections_per_client = 3\n",
+    );
+    let port = server.port("smtp");
+    let held: Vec<Smtp> = (0..6).map(|_| Smtp::connect(port).0).collect();
+    let line = first_line(port);
+    assert!(line.starts_with("220 "), "seventh connection: {line:?}");
+    drop(held);
+}
+
+#[test]
 fn commands_per_session_are_limited() {
     let server = TernServer::start(&format!(
         "[limits]\nmax_commands_per_session = 5\n{AUTH_OK}\n[[listen]]\nprotocol = \"pop3\"\naddress = \"127.0.0.1:0\"\n"

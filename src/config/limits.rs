@@ -19,6 +19,7 @@ pub struct LimitsConfig {
     pub max_errors: u32,
     /// Connections open at once from one client address (every listener
     /// together); more get the protocol's "too busy" answer (SMTP 421 4.7.0).
+    /// Clients in `relay.trusted_networks` are exempt.
     pub max_connections_per_client: usize,
     /// Commands in one SMTP or POP3 session; then 421 4.7.0 / -ERR and close.
     pub max_commands_per_session: u32,
