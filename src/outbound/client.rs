@@ -493,13 +493,19 @@ async fn send_body(
             break;
         }
         enc.feed(&buf[..n], &mut out);
-        tokio::time::timeout(block, wire.send(&out))
-            .await
-            .map_err(|_| {
-                std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out sending data")
-            })??;
-        out.clear();
+        // Held back until a full read's worth is ready, so a small message
+        // and its final dot leave in one write.
+        if out.len() >= read_size {
+            tokio::time::timeout(block, wire.send(&out))
+                .await
+                .map_err(|_| {
+                    std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out sending data")
+                })??;
+            out.clear();
+        }
     }
     enc.finish(&mut out);
-    wire.send(&out).await
+    tokio::time::timeout(block, wire.send(&out))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out sending data"))?
 }
