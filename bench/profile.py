@@ -14,7 +14,9 @@ instructions, so the figures repeat on a loaded machine where timings do not).
 
 The relay scenario is smtp-source -> Tern -> smtp-sink (5 KB, 20 sessions,
 one message per session); local is smtp-source -> a local user; plugins
-is the relay through an alias with the three plugins of compare.py.
+is the relay through an alias with the three plugins of compare.py, which
+valgrind cannot run (wasmtime's pooling allocator reserves more address
+space than it allows): bench/plugin_cost.py measures plugins instead.
 """
 
 import argparse
