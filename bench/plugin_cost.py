@@ -8,11 +8,14 @@ message is the steadier figure on a shared machine. The profile behind
 bench/README.md's "3 plugins" row: callgrind cannot run Tern with plugins
 (valgrind cannot reserve the address space of wasmtime's pooling allocator).
 
-    python3 bench/plugin_cost.py [--messages 5000] [--rounds 2]
+    python3 bench/plugin_cost.py [--messages 5000] [--rounds 2] [--perf FILE]
+    perf report -i FILE --no-children --sort dso,symbol   # where the time went
 """
 
 import argparse
+import signal
 import subprocess
+import time
 import tempfile
 from pathlib import Path
 
@@ -29,7 +32,7 @@ PLUGINS = {
 SETS = [[], ["greylist"], ["dnsbl"], ["content"], ["greylist", "dnsbl", "content"]]
 
 
-def run(runner, names, messages):
+def run(runner, names, messages, perf=None):
     sink = mta.Sink(runner.work)
     dns = mta.DnsServer(runner.work, compare.DNSBL_ZONE)
     try:
@@ -44,10 +47,24 @@ def run(runner, names, messages):
                 f"config = {{ {PLUGINS[name]} }}\ntimeout = \"5s\"\n"
             )
         server = mta.Tern(runner.dir("+".join(names) or "none"), config)
+        recorder = None
+        if perf:
+            # Software clock sampling: this virtual machine has no hardware
+            # counters, but cpu-clock works; call graphs from frame pointers
+            # are not available in a release build, so flat profile plus DWARF.
+            recorder = subprocess.Popen(
+                ["perf", "record", "-q", "-e", "cpu-clock", "-F", "1999", "--call-graph", "dwarf,16384",
+                 "-p", str(server.pid), "-o", str(perf)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )
+            time.sleep(1)
         try:
             base = sink.received()
             return runner.throughput(server, messages, 20, SIZE, "fwd@bench.test", sink.received, base)
         finally:
+            if recorder:
+                recorder.send_signal(signal.SIGINT)
+                recorder.wait()
             server.stop()
     finally:
         dns.stop()
@@ -59,6 +76,7 @@ def main():
     ap.add_argument("--messages", type=int, default=5000)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--no-build", action="store_true")
+    ap.add_argument("--perf", help="record the all-three run with perf (cpu-clock) into this file")
     args = ap.parse_args()
     if not args.no_build:
         subprocess.run(["cargo", "build", "--release", "--quiet", "-p", "tern", "-p", "test-plugins"],
@@ -66,7 +84,8 @@ def main():
     runner = compare.Runner(args, Path(tempfile.mkdtemp(prefix="tern-plugin-cost.")))
     for _ in range(args.rounds):
         for names in SETS:
-            r = run(runner, names, args.messages)
+            perf = args.perf if args.perf and len(names) == 3 else None
+            r = run(runner, names, args.messages, perf)
             label = "+".join(names) or "no plugin"
             print(f"{label:24} {r['e2e']:6.0f} msg/s end-to-end   CPU {r['cpu']:.3f} s/1000 msgs", flush=True)
 
