@@ -1,10 +1,13 @@
 //! Abuse limits that count across sessions: connections open per client
-//! address (`limits.max_connections_per_client`) and sessions logged in per
-//! user (`limits.max_sessions_per_user`). Each admission is a guard that
+//! address (`limits.max_connections_per_client`; clients in
+//! `relay.trusted_networks` are exempt, as Postfix exempts `$mynetworks`)
+//! and sessions logged in per user (`limits.max_sessions_per_user`). Each admission is a guard that
 //! gives its place back when dropped, so a session that ends in any way
 //! (QUIT, error, timeout, panic) frees it. Per-session limits (commands,
 //! errors) live in the sessions; login failures per address in `auth.rs`.
 
+use crate::config::in_networks;
+use ipnet::IpNet;
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::net::IpAddr;
@@ -56,13 +59,16 @@ impl<K: Hash + Eq + Clone> Counter<K> {
 pub struct Limits {
     clients: Counter<IpAddr>,
     users: Counter<String>,
+    /// Client networks no per-address count applies to.
+    exempt: Vec<IpNet>,
 }
 
-/// A connection's place in its client address's count.
+/// A connection's place in its client address's count (None: an exempt
+/// client, not counted).
 #[derive(Debug)]
 pub struct ClientSlot {
     limits: Arc<Limits>,
-    ip: IpAddr,
+    ip: Option<IpAddr>,
 }
 
 /// A logged-in session's place in its user's count.
@@ -73,18 +79,25 @@ pub struct UserSlot {
 }
 
 impl Limits {
-    pub fn new(max_per_client: usize, max_per_user: usize) -> Arc<Limits> {
+    pub fn new(max_per_client: usize, max_per_user: usize, exempt: Vec<IpNet>) -> Arc<Limits> {
         Arc::new(Limits {
             clients: Counter::new(max_per_client),
             users: Counter::new(max_per_user),
+            exempt,
         })
     }
 
     /// A place for one more connection from `ip`, or None at the limit.
     pub fn client(self: &Arc<Limits>, ip: IpAddr) -> Option<ClientSlot> {
+        if in_networks(&self.exempt, ip) {
+            return Some(ClientSlot {
+                limits: self.clone(),
+                ip: None,
+            });
+        }
         self.clients.take(&ip).then(|| ClientSlot {
             limits: self.clone(),
-            ip,
+            ip: Some(ip),
         })
     }
 
@@ -110,7 +123,9 @@ impl Limits {
 
 impl Drop for ClientSlot {
     fn drop(&mut self) {
-        self.limits.clients.give_back(&self.ip);
+        if let Some(ip) = &self.ip {
+            self.limits.clients.give_back(ip);
+        }
     }
 }
 
@@ -126,7 +141,7 @@ mod tests {
 
     #[test]
     fn slots_are_counted_and_given_back() {
-        let limits = Limits::new(2, 1);
+        let limits = Limits::new(2, 1, Vec::new());
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         let other: IpAddr = "192.0.2.2".parse().unwrap();
         let a = limits.client(ip).unwrap();
@@ -141,5 +156,19 @@ mod tests {
         drop(u);
         assert_eq!(limits.sessions_of("bob@x.test"), 0);
         assert!(limits.user("bob@x.test").is_some());
+    }
+
+    #[test]
+    fn exempt_networks_are_not_counted() {
+        let limits = Limits::new(1, 1, vec!["127.0.0.0/8".parse().unwrap()]);
+        let trusted: IpAddr = "127.0.0.9".parse().unwrap();
+        let mapped: IpAddr = "::ffff:127.0.0.9".parse().unwrap();
+        let held: Vec<_> = (0..3).map(|_| limits.client(trusted).unwrap()).collect();
+        assert!(limits.client(mapped).is_some());
+        assert_eq!(limits.connections_from(trusted), 0);
+        drop(held);
+        let outside: IpAddr = "192.0.2.1".parse().unwrap();
+        let _one = limits.client(outside).unwrap();
+        assert!(limits.client(outside).is_none());
     }
 }

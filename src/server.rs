@@ -92,6 +92,7 @@ impl ServerContext {
             limits: crate::limits::Limits::new(
                 config.limits.max_connections_per_client,
                 config.limits.max_sessions_per_user,
+                config.relay.trusted_networks.clone(),
             ),
             config,
             store,
@@ -223,30 +224,22 @@ async fn accept_loop(
         tokio::spawn(async move {
             let mut conn = Connection::new(tcp, peer, local);
             let Ok(_permit) = permit else {
-                tracing::warn!(client = %peer, protocol = protocol.name(), "refused: too many connections");
-                metrics::counter(
-                    "tern_connections_refused_total",
-                    &[("reason", "max_connections")],
-                );
-                too_busy(protocol, &mut conn).await;
-                return;
+                return refuse(
+                    protocol,
+                    &mut conn,
+                    "max_connections",
+                    "too many connections",
+                )
+                .await;
             };
-            // Trusted networks are exempt, as Postfix exempts $mynetworks
-            // (smtpd_client_connection_limit_exceptions): the relay's own
-            // clients may open as many as the overall limit allows.
-            let _slot = if ctx.config.is_trusted(peer.ip()) {
-                None
-            } else {
-                let Some(slot) = ctx.limits.client(peer.ip()) else {
-                    tracing::warn!(client = %peer, protocol = protocol.name(), "refused: too many connections from this address");
-                    metrics::counter(
-                        "tern_connections_refused_total",
-                        &[("reason", "per_client")],
-                    );
-                    too_busy(protocol, &mut conn).await;
-                    return;
-                };
-                Some(slot)
+            let Some(_slot) = ctx.limits.client(peer.ip()) else {
+                return refuse(
+                    protocol,
+                    &mut conn,
+                    "per_client",
+                    "too many connections from this address",
+                )
+                .await;
             };
             metrics::counter("tern_connections_total", &[("protocol", protocol.name())]);
             let _gauge = metrics::SessionGauge::open();
@@ -273,6 +266,14 @@ async fn accept_loop(
             }
         });
     }
+}
+
+/// Turns a connection away at a connection limit: logged, counted under
+/// `reason`, and answered in the protocol's "too busy" form.
+async fn refuse(protocol: Protocol, conn: &mut Connection, reason: &'static str, why: &str) {
+    tracing::warn!(client = %conn.peer, protocol = protocol.name(), "refused: {why}");
+    metrics::counter("tern_connections_refused_total", &[("reason", reason)]);
+    too_busy(protocol, conn).await;
 }
 
 /// The reply to a client over the connection limit.

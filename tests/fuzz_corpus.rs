@@ -5,26 +5,14 @@
 //! here, without libFuzzer. Then a short mutation run of every target from
 //! that corpus, the short fuzz run `.ci/run` makes.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 #[test]
 fn every_corpus_input_passes_its_target() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
     let mut total = 0;
     let mut failures = Vec::new();
     for (name, target) in tern::fuzzing::TARGETS {
-        let dir = root.join(name);
-        let mut files: Vec<_> = std::fs::read_dir(&dir)
-            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-            .map(|e| e.expect("corpus entry").path())
-            .collect();
-        files.sort();
-        assert!(!files.is_empty(), "no corpus for {name}");
-        for file in files {
-            // A file a running fuzzer has just reduced away is skipped.
-            let Ok(data) = std::fs::read(&file) else {
-                continue;
-            };
+        for (file, data) in read_corpus(name) {
             total += 1;
             if std::panic::catch_unwind(|| target(&data)).is_err() {
                 failures.push(file.display().to_string());
@@ -48,13 +36,12 @@ fn short_mutation_run_of_every_target() {
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng};
 
-    let runs: usize = env_number("TERN_FUZZ_RUNS", 25_000);
-    let seed: u64 = env_number("TERN_FUZZ_SEED", 0x7e2f_5eed);
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let failures_dir = root.join("target/fuzz-failures");
+    let runs = env_number("TERN_FUZZ_RUNS", 25_000);
+    let seed = env_number("TERN_FUZZ_SEED", 0x7e2f_5eed);
+    let failures_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/fuzz-failures");
     let mut failures = Vec::new();
     for (name, target) in tern::fuzzing::TARGETS {
-        let corpus = read_corpus(&root.join("fuzz/corpus").join(name));
+        let corpus: Vec<Vec<u8>> = read_corpus(name).into_iter().map(|(_, d)| d).collect();
         let mut rng = StdRng::seed_from_u64(seed ^ fnv(name.as_bytes()));
         for run in 0..runs {
             let mut input = corpus[rng.random_range(0..corpus.len())].clone();
@@ -76,24 +63,35 @@ fn short_mutation_run_of_every_target() {
     eprintln!("{runs} mutated inputs per target, seed {seed:#x}");
 }
 
-fn env_number<T: std::str::FromStr>(key: &str, default: T) -> T {
-    match std::env::var(key) {
-        Ok(v) => v
-            .trim_start_matches("0x")
-            .parse()
-            .unwrap_or_else(|_| panic!("{key}={v} is not a number")),
-        Err(_) => default,
+/// A number from the environment, decimal or `0x` hexadecimal (the seed is
+/// printed in hex).
+fn env_number(key: &str, default: u64) -> u64 {
+    let Ok(v) = std::env::var(key) else {
+        return default;
+    };
+    match v.strip_prefix("0x") {
+        Some(hex) => u64::from_str_radix(hex, 16),
+        None => v.parse(),
     }
+    .unwrap_or_else(|_| panic!("{key}={v} is not a number"))
 }
 
-fn read_corpus(dir: &Path) -> Vec<Vec<u8>> {
-    let mut files: Vec<_> = std::fs::read_dir(dir)
+/// A target's corpus files (sorted) and their bytes; a file a running
+/// fuzzer has just reduced away is skipped.
+fn read_corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/corpus")
+        .join(target);
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.expect("corpus entry").path())
         .collect();
     files.sort();
-    let corpus: Vec<Vec<u8>> = files.iter().filter_map(|f| std::fs::read(f).ok()).collect();
-    assert!(!corpus.is_empty(), "no corpus in {}", dir.display());
+    let corpus: Vec<_> = files
+        .into_iter()
+        .filter_map(|f| std::fs::read(&f).ok().map(|d| (f, d)))
+        .collect();
+    assert!(!corpus.is_empty(), "no corpus for {target}");
     corpus
 }
 

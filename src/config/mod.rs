@@ -459,15 +459,21 @@ impl Config {
 
     /// Is this client address in `relay.trusted_networks`?
     pub fn is_trusted(&self, ip: IpAddr) -> bool {
-        let ip = match ip {
-            IpAddr::V6(v6) => v6
-                .to_ipv4_mapped()
-                .map(IpAddr::V4)
-                .unwrap_or(IpAddr::V6(v6)),
-            v4 => v4,
-        };
-        self.relay.trusted_networks.iter().any(|n| n.contains(&ip))
+        in_networks(&self.relay.trusted_networks, ip)
     }
+}
+
+/// Is `ip` in one of `networks`? An IPv4-mapped IPv6 address (a dual-stack
+/// listener's view of an IPv4 client) counts as its IPv4 address.
+pub fn in_networks(networks: &[IpNet], ip: IpAddr) -> bool {
+    let ip = match ip {
+        IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map(IpAddr::V4)
+            .unwrap_or(IpAddr::V6(v6)),
+        v4 => v4,
+    };
+    networks.iter().any(|n| n.contains(&ip))
 }
 
 /// toml's message, with the line number spelled out.

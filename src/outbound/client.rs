@@ -496,16 +496,17 @@ async fn send_body(
         // Held back until a full read's worth is ready, so a small message
         // and its final dot leave in one write.
         if out.len() >= read_size {
-            tokio::time::timeout(block, wire.send(&out))
-                .await
-                .map_err(|_| {
-                    std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out sending data")
-                })??;
+            send_block(wire, &out, block).await?;
             out.clear();
         }
     }
     enc.finish(&mut out);
-    tokio::time::timeout(block, wire.send(&out))
+    send_block(wire, &out, block).await
+}
+
+/// One write of DATA content, within the data-block timeout.
+async fn send_block(wire: &mut Wire, bytes: &[u8], block: Duration) -> std::io::Result<()> {
+    tokio::time::timeout(block, wire.send(bytes))
         .await
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out sending data"))?
 }

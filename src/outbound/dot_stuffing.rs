@@ -3,6 +3,8 @@
 //! a leading dot is doubled, the end is `CRLF . CRLF`). Bytes in, bytes out;
 //! it never touches the socket (`client.rs` sends what it produces).
 
+use crate::smtp::body::copy_line_run;
+
 /// Dot-stuffing and line-end repair, fed in pieces.
 #[derive(Debug)]
 pub struct BodyEncoder {
@@ -26,9 +28,7 @@ impl BodyEncoder {
             // Inside a line with nothing pending, every byte up to the next
             // CR or LF goes out as it is: copy the run in one go.
             if !self.cr && !self.line_start {
-                let run = memchr::memchr2(b'\r', b'\n', &input[i..]).unwrap_or(input.len() - i);
-                out.extend_from_slice(&input[i..i + run]);
-                i += run;
+                i += copy_line_run(&input[i..], out);
                 if i == input.len() {
                     break;
                 }

@@ -10,6 +10,16 @@ use super::mime::MimeCounter;
 use super::reply::Reply;
 use crate::store::{BlobWriter, StoreError};
 
+/// Copies `input` up to its first CR or LF (or all of it) to `out` and
+/// says how many bytes that was: the run inside a line that the line-end
+/// state machines, here and outbound (`outbound::dot_stuffing`), pass on
+/// as it is.
+pub fn copy_line_run(input: &[u8], out: &mut Vec<u8>) -> usize {
+    let run = memchr::memchr2(b'\r', b'\n', input).unwrap_or(input.len());
+    out.extend_from_slice(&input[..run]);
+    run
+}
+
 /// The DATA state machine.
 #[derive(Debug)]
 pub struct DataDecoder {
@@ -39,9 +49,7 @@ impl DataDecoder {
             // Inside a line with nothing pending, every byte up to the next
             // CR or LF passes as it is: copy the run in one go.
             if !self.cr && !self.line_start && !self.dot {
-                let run = memchr::memchr2(b'\r', b'\n', &input[i..]).unwrap_or(input.len() - i);
-                out.extend_from_slice(&input[i..i + run]);
-                i += run;
+                i += copy_line_run(&input[i..], out);
                 if i == input.len() {
                     break;
                 }
