@@ -25,6 +25,7 @@ none out of the box. The work directory is removed at the end.
 """
 
 import argparse
+import contextlib
 import os
 import shutil
 import statistics
@@ -41,42 +42,29 @@ from mta import ROOT, Postfix, Tern, wait_until
 SIZE = 5120
 SENDER = "sender@outside.test"
 
-# The plugins of the `plugins` scenario: the ones shipped in plugins/ when the
-# tree has them, else the test guests of tests/plugins. Switch here.
-PLUGIN_SET = "shipped" if (ROOT / "plugins" / "greylist").is_dir() else "test"
-
+# The plugins of the `plugins` scenario, as shipped in plugins/ (cargo builds
+# them into target/shipped-plugins), each with the config it runs with here.
+PLUGINS = {
+    "greylist": 'allow_networks = "127.0.0.0/8"',
+    "dnsbl": 'zones = "bl.bench.test"',
+    "content": 'refuse_extensions = "exe, scr, js", subject_contains = "lottery winner"',
+}
+PLUGIN_WASM = ROOT / "target/shipped-plugins/wasm32-wasip2/release"
 
 # The blocklist's zone: nothing listed, and NXDOMAIN answers carry the SOA
 # (negative TTL 300 s), as real DNSBLs' do, so the resolver may cache them.
 DNSBL_ZONE = {"bl.bench.test": {"SOA": 300}}
 
 
-def plugin_config(dns_port):
-    """TOML for the three plugins, and whether the greylist needs its
-    triplet seen once first (the test guest has no allow list)."""
-    if PLUGIN_SET == "shipped":
-        wasm = ROOT / "target/shipped-plugins/wasm32-wasip2/release"
-        plugins = [
-            ("greylist", "greylist", 'allow_networks = "127.0.0.0/8"'),
-            ("dnsbl", "dnsbl", 'zones = "bl.bench.test"'),
-            ("content", "content", 'refuse_extensions = "exe, scr, js", subject_contains = "lottery winner"'),
-        ]
-        prime = False
-    else:
-        wasm = ROOT / "target/test-plugins/wasm32-wasip2/release"
-        plugins = [
-            ("greylist", "greylist", ""),
-            ("dnsbl", "dnsbl", 'zone = "bl.bench.test"'),
-            ("content", "add_header", 'tag = "bench"'),
-        ]
-        prime = True
+def plugin_config(dns_port, names=tuple(PLUGINS)):
+    """TOML loading `names` of PLUGINS, resolving through the test DNS server."""
     toml = f'[dns]\nnameservers = ["127.0.0.1:{dns_port}"]\n'
-    for name, file, config in plugins:
+    for name in names:
         toml += (
-            f'[[plugin]]\nname = "{name}"\npath = "{wasm / (file + ".wasm")}"\n'
-            f'config = {{ {config} }}\ntimeout = "5s"\n'
+            f'[[plugin]]\nname = "{name}"\npath = "{PLUGIN_WASM / (name + ".wasm")}"\n'
+            f'config = {{ {PLUGINS[name]} }}\ntimeout = "5s"\n'
         )
-    return toml, prime
+    return toml
 
 
 TERN_COMMON = '[auth]\nverify = false\n[limits]\nmax_connections = 12000\nmax_connections_per_client = 12000\n'
@@ -174,25 +162,26 @@ class Runner:
         finally:
             server.stop()
 
-    def plugins(self, which, count):
+    def plugins(self, which, count, names=tuple(PLUGINS), recorder=None):
         """Tern forwarding to the sink through an alias (so the client is
-        not trusted and the plugins do their work), with or without plugins."""
+        not trusted and the plugins do their work), with `names` of PLUGINS
+        ("tern+plugins") or none ("tern"). `recorder(pid)`, if given, is a
+        context manager around the measured part (bench/plugin_cost.py's
+        perf)."""
         sink = mta.Sink(self.work)
         dns = mta.DnsServer(self.work, DNSBL_ZONE)
         try:
-            toml, prime = plugin_config(dns.port)
             config = (
                 'local_domains = ["bench.test"]\n[aliases]\n"fwd@bench.test" = ["rcpt@sink.test"]\n'
                 f'[relay]\nsmarthost = "127.0.0.1:{sink.port}"\n' + TERN_COMMON
             )
             if which == "tern+plugins":
-                config += toml
+                config += plugin_config(dns.port, names)
             server = Tern(self.dir(which.replace("+", "-")), config)
             try:
-                if which == "tern+plugins" and prime:
-                    greylist_prime(server.port)
                 baseline = sink.received()
-                return self.throughput(server, count, 20, SIZE, "fwd@bench.test", sink.received, baseline)
+                with recorder(server.pid) if recorder else contextlib.nullcontext():
+                    return self.throughput(server, count, 20, SIZE, "fwd@bench.test", sink.received, baseline)
             finally:
                 server.stop()
         finally:
@@ -253,18 +242,6 @@ class Runner:
             "opened": opened,
             "open_s": opened_in,
         }
-
-
-def greylist_prime(port):
-    """The test greylist refuses a triplet's first attempt: make that attempt."""
-    import smtplib
-
-    with smtplib.SMTP("127.0.0.1", port) as s:
-        s.ehlo("prime.bench.test")
-        s.mail(SENDER)
-        code, _ = s.rcpt("fwd@bench.test")
-        if code != 451:
-            raise RuntimeError(f"greylist priming: expected 451, got {code}")
 
 
 def pop3_count(port):
@@ -346,7 +323,7 @@ def table(results, args, scenarios, loads):
         acc_without = median([r["accept"] for r in results["plugins"]["tern"]])
         lines.append("")
         lines.append(
-            f"plugins ({PLUGIN_SET} set): Tern without {fmt(acc_without)} msg/s accepted, {fmt(without)} end-to-end; "
+            f"plugins (shipped set): Tern without {fmt(acc_without)} msg/s accepted, {fmt(without)} end-to-end; "
             f"with three {fmt(acc_with)} / {fmt(with_p)}: cost {100 * (1 - acc_with / acc_without):.1f}% "
             f"accepted, {100 * (1 - with_p / without):.1f}% end-to-end"
         )

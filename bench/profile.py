@@ -13,10 +13,10 @@ instructions, so the figures repeat on a loaded machine where timings do not).
         bytes) per message, start-up excluded.
 
 The relay scenario is smtp-source -> Tern -> smtp-sink (5 KB, 20 sessions,
-one message per session); local is smtp-source -> a local user; plugins
-is the relay through an alias with the three plugins of compare.py, which
-valgrind cannot run (wasmtime's pooling allocator reserves more address
-space than it allows): bench/plugin_cost.py measures plugins instead.
+one message per session); local is smtp-source -> a local user. Tern with
+plugins cannot run under valgrind (wasmtime's pooling allocator reserves
+more address space than it allows): bench/plugin_cost.py profiles plugins
+with perf instead.
 """
 
 import argparse
@@ -38,20 +38,9 @@ TERN_CONFIG = '[auth]\nverify = false\n[limits]\nmax_connections = 2000\n'
 def run_tern(work, scenario, messages, sessions, size, wrapper, between=None):
     """Runs `messages` through Tern started under `wrapper`; `between(pid,
     phase)` is called with "start" once it listens and "end" once all arrived."""
-    import compare
-
     sink = mta.Sink(work) if scenario != "local" else None
-    dns = mta.DnsServer(work, compare.DNSBL_ZONE) if scenario == "plugins" else None
     try:
-        if scenario == "plugins":
-            toml, prime = compare.plugin_config(dns.port)
-            config = (
-                'local_domains = ["bench.test"]\n[aliases]\n"fwd@bench.test" = ["rcpt@sink.test"]\n'
-                f'[relay]\nsmarthost = "127.0.0.1:{sink.port}"\n'
-            )
-            users, rcpt = (), "fwd@bench.test"
-            config += TERN_CONFIG + toml
-        elif scenario == "relay":
+        if scenario == "relay":
             config = (
                 'local_domains = ["bench.test"]\n'
                 f'[relay]\ntrusted_networks = ["127.0.0.0/8"]\nsmarthost = "127.0.0.1:{sink.port}"\n'
@@ -59,12 +48,9 @@ def run_tern(work, scenario, messages, sessions, size, wrapper, between=None):
             users, rcpt = (), "rcpt@sink.test"
         else:
             config, users, rcpt = 'local_domains = ["bench.test"]\n', ["user0@bench.test"], "user0@bench.test"
-        if scenario != "plugins":
-            config += TERN_CONFIG
+        config += TERN_CONFIG
         server = Tern(work / f"tern-{messages}", config, users=users, wrapper=wrapper)
         try:
-            if scenario == "plugins" and prime:
-                compare.greylist_prime(server.port)
             baseline = sink.received() if sink else 0
             if between:
                 between(server.pid, "start")
@@ -81,8 +67,6 @@ def run_tern(work, scenario, messages, sessions, size, wrapper, between=None):
     finally:
         if sink:
             sink.stop()
-        if dns:
-            dns.stop()
 
 
 def callgrind(args, work):
@@ -144,7 +128,7 @@ def main():
     ap.add_argument("--messages", type=int, default=2000)
     ap.add_argument("--sessions", type=int, default=20)
     ap.add_argument("--size", type=int, default=5120)
-    ap.add_argument("--scenario", choices=["relay", "local", "plugins"], default="relay")
+    ap.add_argument("--scenario", choices=["relay", "local"], default="relay")
     ap.add_argument("--top", type=int, default=40, help="lines of callgrind_annotate to show")
     ap.add_argument("--threshold", type=float, default=99)
     ap.add_argument("--keep", help="copy the callgrind profile here")
