@@ -215,7 +215,7 @@ mod tests {
             Err(KvError::KeyTooLong)
         ));
         drop(store);
-        let store = Store::open(dir.path()).unwrap();
+        let store = crate::store::reopen_for_test(dir.path());
         assert_eq!(
             store.kv_get("p", "n").unwrap().as_deref(),
             Some(&b"-3"[..]),

@@ -568,18 +568,7 @@ mod tests {
         w.committed = true; // as if the process died here
         drop(w);
         drop(store);
-        // sled's own threads let go of the file lock shortly after the drop.
-        let start = std::time::Instant::now();
-        let store = loop {
-            match Store::open(dir.path()) {
-                Ok(s) => break s,
-                Err(e) if start.elapsed() < std::time::Duration::from_secs(30) => {
-                    let _ = e;
-                    std::thread::sleep(std::time::Duration::from_millis(20));
-                }
-                Err(e) => panic!("reopen failed: {e}"),
-            }
-        };
+        let store = crate::store::reopen_for_test(dir.path());
         assert_eq!(store.inner.blobs.len(), 0);
     }
 }

@@ -192,3 +192,20 @@ fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
 pub fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
+
+/// Opens a store a test has just dropped: sled's own threads let go of the
+/// file lock shortly after the drop, so the open is retried (up to 30 s)
+/// while it reports the store locked.
+#[cfg(test)]
+pub(crate) fn reopen_for_test(dir: &Path) -> Store {
+    let start = std::time::Instant::now();
+    loop {
+        match Store::open(dir) {
+            Ok(s) => return s,
+            Err(StoreError::Locked(_)) if start.elapsed() < std::time::Duration::from_secs(30) => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => panic!("reopen failed: {e}"),
+        }
+    }
+}
