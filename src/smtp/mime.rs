@@ -25,9 +25,17 @@ impl MimeCounter {
     /// Feeds decoded message bytes (CRLF line ends).
     pub fn push(&mut self, bytes: &[u8]) {
         let mut rest = bytes;
-        while let Some(p) = rest.iter().position(|&b| b == b'\n') {
-            self.add(&rest[..p]);
-            self.end_line();
+        while let Some(p) = memchr::memchr(b'\n', rest) {
+            if self.line.is_empty() && !self.line_too_long {
+                // A whole line in this chunk: looked at in place, not copied.
+                let line = &rest[..p];
+                if line.len() <= MAX_LINE {
+                    self.look_at(line.strip_suffix(b"\r").unwrap_or(line));
+                }
+            } else {
+                self.add(&rest[..p]);
+                self.end_line();
+            }
             rest = &rest[p + 1..];
         }
         self.add(rest);
@@ -90,11 +98,10 @@ fn trim_end(b: &[u8]) -> &[u8] {
 
 /// The value of a `boundary=` parameter on this line, if any.
 fn boundary_parameter(line: &[u8]) -> Option<Vec<u8>> {
-    const NAME: &[u8] = b"boundary=";
-    let at = line
-        .windows(NAME.len())
-        .position(|w| w.eq_ignore_ascii_case(NAME))?;
-    let value = &line[at + NAME.len()..];
+    const NAME: &[u8] = b"boundary";
+    let at = memchr::memchr_iter(b'=', line)
+        .find(|&eq| eq >= NAME.len() && line[eq - NAME.len()..eq].eq_ignore_ascii_case(NAME))?;
+    let value = &line[at + 1..];
     let value = if let Some(quoted) = value.strip_prefix(b"\"") {
         &quoted[..quoted.iter().position(|&c| c == b'"')?]
     } else {
@@ -127,6 +134,20 @@ preamble\r\n--outer\r\nContent-Type: text/plain\r\n\r\nhi\r\n\
 --inner\r\n\r\na\r\n--inner\r\n\r\nb\r\n--inner--\r\n--outer--\r\n";
         for split in [1, 3, 7, m.len()] {
             assert_eq!(count(m, split), 4, "split {split}");
+        }
+    }
+
+    #[test]
+    fn a_boundary_on_an_overlong_line_is_not_learned_however_split() {
+        let mut m = b"X-Pad: ".to_vec();
+        m.extend(std::iter::repeat_n(b'a', MAX_LINE));
+        m.extend_from_slice(b" boundary=b\r\n\r\n--b\r\n");
+        for split in [1, 3, 7, m.len()] {
+            assert_eq!(count(&m, split), 0, "split {split}");
+        }
+        let short = b"Content-Type: multipart/mixed; BOUNDARY=b\r\n\r\n--b\r\n--b--\r\n";
+        for split in [1, 3, 7, short.len()] {
+            assert_eq!(count(short, split), 1, "split {split}");
         }
     }
 
