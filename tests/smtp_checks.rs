@@ -243,4 +243,25 @@ fn check_config_names_a_misspelt_key() {
         "{}",
         text(&out.stderr)
     );
+
+    // A duration too long for a clock (found by fuzzing: it overflowed)
+    // is an error that gives the line and the value, not a panic.
+    let long = server.dir().join("long.toml");
+    std::fs::write(
+        &long,
+        format!("{BASE_CONFIG}\n[limits]\ncommand_timeout = \"3333333300000000515h\"\n"),
+    )
+    .unwrap();
+    let out = std::process::Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(&long)
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("line ") && stderr.contains("\"3333333300000000515h\" is too long"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }

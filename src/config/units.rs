@@ -19,21 +19,28 @@ impl ConfigDuration {
         let n: u64 = num
             .parse()
             .map_err(|_| format!("duration {text:?} must start with a whole number"))?;
-        let d = match unit.trim() {
-            "ms" => Duration::from_millis(n),
-            "s" => Duration::from_secs(n),
-            "m" => Duration::from_secs(n * 60),
-            "h" => Duration::from_secs(n * 3600),
-            "d" => Duration::from_secs(n * 86400),
+        let ms_per_unit: u64 = match unit.trim() {
+            "ms" => 1,
+            "s" => 1000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
             other => {
                 return Err(format!(
                     "duration {text:?} has unknown unit {other:?} (use ms, s, m, h, d)"
                 ));
             }
         };
-        Ok(ConfigDuration(d))
+        n.checked_mul(ms_per_unit)
+            .filter(|&ms| ms <= MAX_DURATION_DAYS * 86_400_000)
+            .map(|ms| ConfigDuration(Duration::from_millis(ms)))
+            .ok_or_else(|| format!("duration {text:?} is too long (at most {MAX_DURATION_DAYS}d)"))
     }
 }
+
+/// The longest duration the config accepts, about a century: longer is a
+/// typo, and a deadline that far out must not overflow a clock.
+const MAX_DURATION_DAYS: u64 = 36_500;
 
 impl fmt::Display for ConfigDuration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -156,6 +163,19 @@ mod tests {
         assert!(ConfigDuration::parse("5").is_err());
         assert!(ConfigDuration::parse("5w").is_err());
         assert!(ConfigDuration::parse("m").is_err());
+    }
+
+    #[test]
+    fn refuses_durations_too_long_for_a_clock() {
+        // Found by fuzzing: the hours overflowed a u64 of seconds.
+        let e = ConfigDuration::parse("3333333300000000515h").unwrap_err();
+        assert!(e.contains("too long"), "{e}");
+        assert!(ConfigDuration::parse("18446744073709551615ms").is_err());
+        assert!(ConfigDuration::parse("36501d").is_err());
+        assert_eq!(
+            ConfigDuration::parse("36500d").unwrap().0,
+            Duration::from_secs(36_500 * 86_400)
+        );
     }
 
     #[test]
