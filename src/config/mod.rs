@@ -476,16 +476,28 @@ pub fn in_networks(networks: &[IpNet], ip: IpAddr) -> bool {
     networks.iter().any(|n| n.contains(&ip))
 }
 
-/// toml's message, with the line number spelled out.
+/// toml's message, with the line number spelled out and, when the error
+/// is in a value, the key it belongs to.
 fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
     let msg = e.message().to_string();
-    match e.span() {
-        Some(span) => {
-            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
-            format!("line {line}: {msg}")
-        }
-        None => msg,
+    let Some(span) = e.span() else {
+        return msg;
+    };
+    let at = span.start.min(text.len());
+    let line = text[..at].matches('\n').count() + 1;
+    match key_of_value_at(text, at) {
+        Some(key) => format!("line {line}: {key}: {msg}"),
+        None => format!("line {line}: {msg}"),
     }
+}
+
+/// The key of a `key = value` line when `at` lies in its value.
+fn key_of_value_at(text: &str, at: usize) -> Option<&str> {
+    let line_start = text.get(..at)?.rfind('\n').map_or(0, |p| p + 1);
+    let (key, _) = text[line_start..at].split_once('=')?;
+    let key = key.trim();
+    let bare = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '"');
+    (!key.is_empty() && key.chars().all(bare)).then_some(key)
 }
 
 #[cfg(test)]
@@ -511,6 +523,23 @@ mod tests {
         .to_string();
         assert!(err.contains("max_mesage_size"), "{err}");
         assert!(err.contains("line 4"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_value_is_named_by_its_key_and_line() {
+        let err = Config::from_toml(
+            "[limits]\nmax_message_size = \"10MiB\"\ncommand_timeout = \"5 fortnights\"\n",
+            Path::new("."),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("line 3: command_timeout: duration"), "{err}");
+        // An error that is not in a value names no key.
+        let err = Config::from_toml("[limits\n", Path::new("."))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 1: "), "{err}");
+        assert!(!err.contains("limits:"), "{err}");
     }
 
     #[test]
