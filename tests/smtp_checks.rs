@@ -197,19 +197,13 @@ fn check_config_names_a_misspelt_key() {
         text(&ok.stderr)
     );
 
-    let bad = server.dir().join("typo.toml");
-    std::fs::write(
-        &bad,
-        format!("{BASE_CONFIG}\n[limits]\nmax_mesage_size = \"10MiB\"\n"),
-    )
-    .unwrap();
-    let out = std::process::Command::new(BIN)
-        .args(["check-config", "--config"])
-        .arg(&bad)
-        .output()
-        .unwrap();
-    let stderr = text(&out.stderr);
-    assert!(!out.status.success(), "a typo must fail check-config");
+    let bad = config_file(
+        &server,
+        "typo.toml",
+        &format!("{BASE_CONFIG}\n[limits]\nmax_mesage_size = \"10MiB\"\n"),
+    );
+    let (passed, stderr) = check_config(&bad);
+    assert!(!passed, "a typo must fail check-config");
     assert!(
         stderr.contains("max_mesage_size"),
         "stderr must name the key: {stderr}"
@@ -230,38 +224,44 @@ fn check_config_names_a_misspelt_key() {
         text(&out.stderr)
     );
 
-    let top = server.dir().join("top.toml");
-    std::fs::write(&top, format!("hostnme = \"x\"\n{BASE_CONFIG}")).unwrap();
-    let out = std::process::Command::new(BIN)
-        .args(["check-config", "--config"])
-        .arg(&top)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(
-        text(&out.stderr).contains("hostnme"),
-        "{}",
-        text(&out.stderr)
+    let top = config_file(
+        &server,
+        "top.toml",
+        &format!("hostnme = \"x\"\n{BASE_CONFIG}"),
     );
+    let (passed, stderr) = check_config(&top);
+    assert!(!passed);
+    assert!(stderr.contains("hostnme"), "{stderr}");
 
     // A duration too long for a clock (found by fuzzing: it overflowed)
     // is an error that names the key and its line, not a panic.
-    let long = server.dir().join("long.toml");
-    std::fs::write(
-        &long,
-        format!("{BASE_CONFIG}\n[limits]\ncommand_timeout = \"3333333300000000515h\"\n"),
-    )
-    .unwrap();
-    let out = std::process::Command::new(BIN)
-        .args(["check-config", "--config"])
-        .arg(&long)
-        .output()
-        .unwrap();
-    let stderr = text(&out.stderr);
-    assert!(!out.status.success(), "{stderr}");
+    let long = config_file(
+        &server,
+        "long.toml",
+        &format!("{BASE_CONFIG}\n[limits]\ncommand_timeout = \"3333333300000000515h\"\n"),
+    );
+    let (passed, stderr) = check_config(&long);
+    assert!(!passed, "{stderr}");
     assert!(
         stderr.contains("command_timeout: duration \"3333333300000000515h\" is too long"),
         "{stderr}"
     );
     assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+/// Writes `contents` to `name` in the server's folder.
+fn config_file(server: &TernServer, name: &str, contents: &str) -> std::path::PathBuf {
+    let path = server.dir().join(name);
+    std::fs::write(&path, contents).unwrap();
+    path
+}
+
+/// `tern check-config --config path`: did it pass, and what it said.
+fn check_config(path: &std::path::Path) -> (bool, String) {
+    let out = std::process::Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(path)
+        .output()
+        .unwrap();
+    (out.status.success(), text(&out.stderr))
 }

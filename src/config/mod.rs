@@ -513,31 +513,28 @@ mod tests {
         assert!(c.is_local_domain("LOCALHOST"));
     }
 
+    /// The error loading `text` gives, as the user reads it.
+    fn error_of(text: &str) -> String {
+        Config::from_toml(text, Path::new("."))
+            .unwrap_err()
+            .to_string()
+    }
+
     #[test]
     fn unknown_key_is_named_with_its_line() {
-        let err = Config::from_toml(
-            "hostname = \"a.test\"\n\n[limits]\nmax_mesage_size = 5\n",
-            Path::new("."),
-        )
-        .unwrap_err()
-        .to_string();
+        let err = error_of("hostname = \"a.test\"\n\n[limits]\nmax_mesage_size = 5\n");
         assert!(err.contains("max_mesage_size"), "{err}");
         assert!(err.contains("line 4"), "{err}");
     }
 
     #[test]
     fn a_bad_value_is_named_by_its_key_and_line() {
-        let err = Config::from_toml(
+        let err = error_of(
             "[limits]\nmax_message_size = \"10MiB\"\ncommand_timeout = \"5 fortnights\"\n",
-            Path::new("."),
-        )
-        .unwrap_err()
-        .to_string();
+        );
         assert!(err.contains("line 3: command_timeout: duration"), "{err}");
         // An error that is not in a value names no key.
-        let err = Config::from_toml("[limits\n", Path::new("."))
-            .unwrap_err()
-            .to_string();
+        let err = error_of("[limits\n");
         assert!(err.contains("line 1: "), "{err}");
         assert!(!err.contains("limits:"), "{err}");
     }
