@@ -1,10 +1,11 @@
 //! Abuse limits that count across sessions: connections open per client
 //! address (`limits.max_connections_per_client`; clients in
 //! `relay.trusted_networks` are exempt, as Postfix exempts `$mynetworks`)
-//! and sessions logged in per user (`limits.max_sessions_per_user`). Each admission is a guard that
-//! gives its place back when dropped, so a session that ends in any way
-//! (QUIT, error, timeout, panic) frees it. Per-session limits (commands,
-//! errors) live in the sessions; login failures per address in `auth.rs`.
+//! and sessions logged in per user (`limits.max_sessions_per_user`). Each
+//! admission is a guard that gives its place back when dropped, so a
+//! session that ends in any way (QUIT, error, timeout, panic) frees it.
+//! Per-session limits (commands, errors) live in the sessions; login
+//! failures per address in `auth.rs`.
 
 use crate::config::in_networks;
 use ipnet::IpNet;

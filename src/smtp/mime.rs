@@ -30,7 +30,7 @@ impl MimeCounter {
                 // A whole line in this chunk: looked at in place, not copied.
                 let line = &rest[..p];
                 if line.len() <= MAX_LINE {
-                    self.look_at(line.strip_suffix(b"\r").unwrap_or(line));
+                    self.look_at(line);
                 }
             } else {
                 self.add(&rest[..p]);
@@ -61,16 +61,15 @@ impl MimeCounter {
     fn end_line(&mut self) {
         let mut line = std::mem::take(&mut self.line);
         if !std::mem::take(&mut self.line_too_long) {
-            if line.last() == Some(&b'\r') {
-                line.pop();
-            }
             self.look_at(&line);
         }
         line.clear();
         self.line = line;
     }
 
+    /// One whole line, its LF taken off (a CR before it is taken off here).
     fn look_at(&mut self, line: &[u8]) {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
         if let Some(rest) = line.strip_prefix(b"--") {
             // `--b` starts a part; the closing `--b--` does not match.
             let rest = trim_end(rest);
