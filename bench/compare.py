@@ -42,8 +42,9 @@ from mta import ROOT, Postfix, Tern, wait_until
 SIZE = 5120
 SENDER = "sender@outside.test"
 
-# The plugins of the `plugins` scenario, as shipped in plugins/ (cargo builds
-# them into target/shipped-plugins), each with the config it runs with here.
+# The plugins of the `plugins` scenario, as shipped in plugins/ (the
+# test-plugins package's build script builds them into
+# target/shipped-plugins), each with the config it runs with here.
 PLUGINS = {
     "greylist": 'allow_networks = "127.0.0.0/8"',
     "dnsbl": 'zones = "bl.bench.test"',
@@ -54,6 +55,12 @@ PLUGIN_WASM = ROOT / "target/shipped-plugins/wasm32-wasip2/release"
 # The blocklist's zone: nothing listed, and NXDOMAIN answers carry the SOA
 # (negative TTL 300 s), as real DNSBLs' do, so the resolver may cache them.
 DNSBL_ZONE = {"bl.bench.test": {"SOA": 300}}
+
+
+def build():
+    """Tern, and the shipped plugins (built by the test-plugins package)."""
+    subprocess.run(["cargo", "build", "--release", "--quiet", "-p", "tern", "-p", "test-plugins"], cwd=ROOT,
+                   check=True)
 
 
 def plugin_config(dns_port, names=tuple(PLUGINS)):
@@ -358,8 +365,7 @@ def main():
         subprocess.run(["apt-get", "install", "-y", "-qq", "postfix"], check=True,
                        env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
     if not args.no_build:
-        subprocess.run(["cargo", "build", "--release", "--quiet", "-p", "tern", "-p", "test-plugins"], cwd=ROOT,
-                       check=True)
+        build()
 
     work = Path(tempfile.mkdtemp(prefix="tern-compare."))
     runner = Runner(args, work)

@@ -56,8 +56,7 @@ def main():
     ap.add_argument("--perf", help="record the all-plugins run with perf (cpu-clock) into this file")
     args = ap.parse_args()
     if not args.no_build:
-        subprocess.run(["cargo", "build", "--release", "--quiet", "-p", "tern", "-p", "test-plugins"],
-                       cwd=compare.ROOT, check=True)
+        compare.build()
     runner = compare.Runner(args, Path(tempfile.mkdtemp(prefix="tern-plugin-cost.")))
     for _ in range(args.rounds):
         for names in SETS:
