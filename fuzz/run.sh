@@ -49,12 +49,14 @@ if [ -z "${CPU_SECONDS_PER_TARGET:-}" ]; then
     exit $status
 fi
 
-# CPU budget: one watcher per target, PARALLEL at once.
+# CPU budget: one watcher per target, PARALLEL at once. Arguments: the
+# target, then libFuzzer's options.
 run_on_cpu_budget() {
     local t=$1 pid ticks=0 start rc
+    shift
     mkdir -p "artifacts/$t"
     start=$(date +%s)
-    nice -n 19 "$bin_dir/$t" "corpus/$t" -artifact_prefix="artifacts/$t/" "${options[@]}" \
+    nice -n 19 "$bin_dir/$t" "corpus/$t" -artifact_prefix="artifacts/$t/" "$@" \
         >"logs/$t.log" 2>&1 &
     pid=$!
     while kill -0 "$pid" 2>/dev/null; do
@@ -74,6 +76,5 @@ run_on_cpu_budget() {
 }
 export -f run_on_cpu_budget summary
 export CPU_SECONDS_PER_TARGET bin_dir
-export OPTIONS="${options[*]}"
 printf '%s\n' "${targets[@]}" |
-    xargs -P "${PARALLEL:-2}" -I{} bash -c 'options=($OPTIONS); run_on_cpu_budget "$@"' _ {}
+    xargs -P "${PARALLEL:-2}" -I{} bash -c 'run_on_cpu_budget "$@"' _ {} "${options[@]}"
