@@ -72,6 +72,13 @@ async fn handle(ctx: Arc<ServerContext>, stream: UnixStream) -> std::io::Result<
                 output: output + "\n",
             }
         }
+        Ok(AdminRequest::TlsReload) => {
+            let (ok, output) = crate::tls::reload(&ctx).await;
+            ControlResponse {
+                ok,
+                output: output + "\n",
+            }
+        }
         Ok(request) => {
             let store = ctx.store.clone();
             let config = ctx.config.clone();

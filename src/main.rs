@@ -40,6 +40,16 @@ enum Command {
     /// WebAssembly plugins
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// The server's TLS certificates
+    #[command(subcommand)]
+    Tls(TlsCommand),
+}
+
+#[derive(Subcommand)]
+enum TlsCommand {
+    /// Make the running server load its certificates again (like SIGHUP);
+    /// if one fails to load, the ones in use stay and the error is shown
+    Reload,
 }
 
 #[derive(Subcommand)]
@@ -215,6 +225,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Plugin(PluginCommand::Reload) => {
             admin_request(&config, AdminRequest::PluginReload)
         }
+        Command::Tls(TlsCommand::Reload) => admin_request(&config, AdminRequest::TlsReload),
         Command::Plugin(PluginCommand::Inspect { file }) => {
             let name = file
                 .file_stem()

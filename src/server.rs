@@ -16,13 +16,13 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
-use tokio_rustls::TlsAcceptor;
 
 /// Everything a session needs, shared by all of them.
 pub struct ServerContext {
     pub config: Arc<Config>,
     pub store: Store,
-    pub tls: TlsAcceptor,
+    /// The acceptor, and the certificates behind it that a reload replaces.
+    pub tls: crate::tls::ServerTls,
     pub auth: Authenticator,
     pub hooks: Hooks,
     /// SPF/DKIM/DMARC/ARC checks and DKIM signing.
@@ -297,8 +297,8 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
     serve_with_reload(config, None).await
 }
 
-/// `serve`, with SIGHUP reloading the plugins from `config_path` (the
-/// file the config came from; None: the config as given).
+/// `serve`, with SIGHUP reloading the plugins and the TLS certificates from
+/// `config_path` (the file the config came from; None: the config as given).
 pub async fn serve_with_reload(
     config: Config,
     config_path: Option<std::path::PathBuf>,
@@ -329,7 +329,10 @@ pub async fn serve_with_reload(
             tokio::select! {
                 _ = term.recv() => { tracing::info!("SIGTERM: draining"); break; }
                 _ = int.recv() => { tracing::info!("SIGINT: draining"); break; }
-                _ = hup.recv() => { reload_plugins(&signal_ctx).await; }
+                _ = hup.recv() => {
+                    reload_plugins(&signal_ctx).await;
+                    crate::tls::reload(&signal_ctx).await;
+                }
             }
         }
         signals.trigger();

@@ -50,9 +50,9 @@ extern crate self as tern_sdk;
 pub mod __bindings;
 
 pub use __bindings::{
-    AuthOutcome, AuthResults, Client, Destination, DkimResult, DmarcPolicy, DmarcResult, Envelope,
-    FilterAction, FilterVerdict, Header, HeaderEdit, MailParams, Message, Protocol, RcptParams,
-    Recipient, Reply, Rewritten, Session, SpfResult, Stored, Verdict,
+    Arrival, AuthOutcome, AuthResults, Client, Destination, DkimResult, DmarcPolicy, DmarcResult,
+    Envelope, FilterAction, FilterVerdict, Header, HeaderEdit, MailParams, Message, Protocol,
+    RcptParams, Recipient, Reply, Rewritten, Session, SpfResult, Stored, TlsInfo, Verdict,
 };
 
 #[doc(hidden)]
