@@ -185,7 +185,9 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::CheckConfig => {
-            tern::tls::check(&config)?;
+            for w in tern::tls::check(&config)? {
+                eprintln!("warning: {w}");
+            }
             tern::mailauth::Signer::load(&config.dkim, config.auth.arc_seal.as_deref())?;
             for d in &config.local_domains {
                 let postmaster = format!("postmaster@{d}");

@@ -167,11 +167,9 @@ fn sni_picks_the_certificate_for_the_name_and_the_default_otherwise() {
     );
     let t = Tern::start(&config("mx.example.test", "example.test", &tls));
     let check = t.cli(&["check-config"], "");
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stderr)
-    );
+    let stderr = String::from_utf8_lossy(&check.stderr);
+    assert!(check.status.success(), "{stderr}");
+    assert!(!stderr.contains("is not valid for"), "{stderr}");
     let script = format!(
         "{PY}{}",
         r#"
@@ -200,6 +198,25 @@ print("ok")
         ],
     );
     assert_eq!(out.trim(), "ok", "{}", t.log());
+
+    // A name its certificate does not cover: check-config says so (clients
+    // that verify would refuse it) but does not fail; the server starts.
+    let other = t.dir.path().join("other.toml");
+    let text = std::fs::read_to_string(&t.config)
+        .expect("config")
+        .replace("\"mail.a.test\"", "\"mail.a.test\", \"mail.c.test\"");
+    std::fs::write(&other, text).expect("config");
+    let check = std::process::Command::new(harness::tern_bin())
+        .args(["check-config", "--config"])
+        .arg(&other)
+        .output()
+        .expect("tern check-config");
+    let stderr = String::from_utf8_lossy(&check.stderr);
+    assert!(check.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("warning: {} is not valid for mail.c.test", path(dir, "a.pem"))),
+        "{stderr}"
+    );
 }
 
 /// The `X-Arrival` and `X-Tern-Filter` fields of alice's messages, after

@@ -7,7 +7,9 @@
 use super::{TlsError, load_certs, load_key, provider};
 use crate::config::CertificateEntry;
 use arc_swap::ArcSwap;
-use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::client::verify_server_name;
+use rustls::pki_types::ServerName;
+use rustls::server::{ClientHello, ParsedCertificate, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use std::collections::HashMap;
 use std::path::Path;
@@ -20,6 +22,8 @@ pub struct CertificateSet {
     exact: HashMap<String, Arc<CertifiedKey>>,
     /// `*.example.test` stored as `example.test`: one label in front of it.
     wildcard: HashMap<String, Arc<CertifiedKey>>,
+    /// Names an entry lists that its certificate is not valid for.
+    warnings: Vec<String>,
 }
 
 impl CertificateSet {
@@ -38,17 +42,30 @@ impl CertificateSet {
             default: default.clone(),
             exact: HashMap::new(),
             wildcard: HashMap::new(),
+            warnings: Vec::new(),
         };
-        set.add(&first_entry.names, &default);
+        set.add(first_entry, &default);
         for result in loaded {
             let (entry, key) = result?;
-            set.add(&entry.names, &key);
+            set.add(entry, &key);
         }
         Ok(set)
     }
 
-    fn add(&mut self, names: &[String], key: &Arc<CertifiedKey>) {
-        for name in names {
+    /// What an operator should hear about: names a certificate does not
+    /// cover (clients that verify will refuse it for them).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    fn add(&mut self, entry: &CertificateEntry, key: &Arc<CertifiedKey>) {
+        for name in uncovered(&entry.names, key) {
+            self.warnings.push(format!(
+                "{} is not valid for {name}",
+                entry.certificate.display()
+            ));
+        }
+        for name in &entry.names {
             match name.strip_prefix("*.") {
                 Some(parent) => self.wildcard.insert(parent.to_string(), key.clone()),
                 None => self.exact.insert(name.clone(), key.clone()),
@@ -96,6 +113,26 @@ fn certified_key(cert: &Path, key: &Path) -> Result<Arc<CertifiedKey>, TlsError>
         })
 }
 
+/// The names among `names` that the end-entity certificate of `key` is
+/// not valid for (a wildcard name is tried with a label in its place).
+fn uncovered(names: &[String], key: &CertifiedKey) -> Vec<String> {
+    let Some(Ok(cert)) = key.cert.first().map(ParsedCertificate::try_from) else {
+        return names.to_vec();
+    };
+    names
+        .iter()
+        .filter(|name| {
+            let probe = match name.strip_prefix("*.") {
+                Some(parent) => format!("any-label.{parent}"),
+                None => name.to_string(),
+            };
+            ServerName::try_from(probe)
+                .map_or(true, |sn| verify_server_name(&cert, &sn).is_err())
+        })
+        .cloned()
+        .collect()
+}
+
 /// The resolver every listener's `ServerConfig` uses.
 pub struct Certificates {
     current: ArcSwap<CertificateSet>,
@@ -132,7 +169,7 @@ mod tests {
     use std::path::PathBuf;
 
     fn entry(dir: &Path, tag: &str, names: &[&str]) -> CertificateEntry {
-        let subject = names.first().copied().unwrap_or("default.test").replace('*', "star");
+        let subject = names.first().copied().unwrap_or("default.test").to_string();
         let c = rcgen::generate_simple_self_signed(vec![subject]).unwrap();
         let certificate = dir.join(format!("{tag}.pem"));
         let private_key = dir.join(format!("{tag}.key"));
@@ -164,6 +201,21 @@ mod tests {
         assert_eq!(leaf(&set.choose(Some("b.test"))), default);
         assert_eq!(leaf(&set.choose(Some("x.mx.b.test"))), default);
         assert_eq!(leaf(&set.choose(Some("other.test"))), default);
+        assert!(set.warnings().is_empty(), "{:?}", set.warnings());
+    }
+
+    #[test]
+    fn names_the_certificate_does_not_cover_are_warned_about() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = entry(dir.path(), "a", &["mail.a.test"]);
+        a.names.push("mail.c.test".into());
+        let mut w = entry(dir.path(), "w", &["mx.b.test"]);
+        w.names = vec!["*.b.test".into()];
+        let set = CertificateSet::load(&[a, w]).unwrap();
+        let warnings = set.warnings().join("\n");
+        assert_eq!(set.warnings().len(), 2, "{warnings}");
+        assert!(warnings.contains("a.pem is not valid for mail.c.test"), "{warnings}");
+        assert!(warnings.contains("w.pem is not valid for *.b.test"), "{warnings}");
     }
 
     #[test]

@@ -60,12 +60,13 @@ impl std::ops::Deref for ServerTls {
 
 impl ServerTls {
     /// Loads the certificates of `config` and makes new handshakes use
-    /// them; on any error the ones serving now stay. Returns how many.
-    pub fn reload(&self, config: &Config) -> Result<usize, TlsError> {
+    /// them; on any error the ones serving now stay. Returns how many, and
+    /// the warnings about names they do not cover.
+    pub fn reload(&self, config: &Config) -> Result<(usize, Vec<String>), TlsError> {
         let set = CertificateSet::load(&entries(config)?)?;
-        let n = set.count();
+        let summary = (set.count(), set.warnings().to_vec());
         self.certificates.replace(set);
-        Ok(n)
+        Ok(summary)
     }
 }
 
@@ -89,7 +90,11 @@ fn entries(config: &Config) -> Result<Vec<CertificateEntry>, TlsError> {
 
 /// Builds the acceptor from the config, generating a certificate if needed.
 pub fn acceptor(config: &Config) -> Result<ServerTls, TlsError> {
-    let certificates = Arc::new(Certificates::new(CertificateSet::load(&entries(config)?)?));
+    let set = CertificateSet::load(&entries(config)?)?;
+    for w in set.warnings() {
+        tracing::warn!("TLS: {w}");
+    }
+    let certificates = Arc::new(Certificates::new(set));
     let server = rustls::ServerConfig::builder_with_provider(Arc::new(provider()))
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
@@ -219,13 +224,14 @@ pub fn version_name(v: Option<rustls::ProtocolVersion>) -> &'static str {
     }
 }
 
-/// For `check-config`: every configured certificate loads and goes with its key.
-pub fn check(config: &Config) -> Result<(), TlsError> {
+/// For `check-config`: every configured certificate loads and goes with
+/// its key. Returns the warnings (names a certificate does not cover).
+pub fn check(config: &Config) -> Result<Vec<String>, TlsError> {
     let entries = config.tls.entries();
-    if !entries.is_empty() {
-        CertificateSet::load(&entries)?;
+    if entries.is_empty() {
+        return Ok(Vec::new());
     }
-    Ok(())
+    Ok(CertificateSet::load(&entries)?.warnings().to_vec())
 }
 
 #[cfg(test)]

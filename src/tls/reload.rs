@@ -26,9 +26,13 @@ pub async fn reload(ctx: &Arc<ServerContext>) -> (bool, String) {
         (false, message)
     };
     match result {
-        Ok(Ok(n)) => {
-            let message = format!("reloaded: {n} certificate(s)");
+        Ok(Ok((n, warnings))) => {
+            let mut message = format!("reloaded: {n} certificate(s)");
             tracing::info!("TLS certificates {message}");
+            for w in warnings {
+                tracing::warn!("TLS: {w}");
+                message.push_str(&format!("\nwarning: {w}"));
+            }
             (true, message)
         }
         Ok(Err(e)) => failed(&e),
