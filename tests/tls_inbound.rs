@@ -165,7 +165,7 @@ fn sni_picks_the_certificate_for_the_name_and_the_default_otherwise() {
         path(dir, "d.pem"),
         path(dir, "d.key"),
     );
-    let t = Tern::start(&config("mx.example.test", "example.test", &tls));
+    let mut t = Tern::start(&config("mx.example.test", "example.test", &tls));
     let check = t.cli(&["check-config"], "");
     let stderr = String::from_utf8_lossy(&check.stderr);
     assert!(check.status.success(), "{stderr}");
@@ -217,6 +217,13 @@ print("ok")
         stderr.contains(&format!("warning: {} is not valid for mail.c.test", path(dir, "a.pem"))),
         "{stderr}"
     );
+
+    // Only a running server can reload.
+    t.stop();
+    let out = t.cli(&["tls", "reload"], "");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("no server is running"), "{stderr}");
 }
 
 /// The `X-Arrival` and `X-Tern-Filter` fields of alice's messages, after
