@@ -162,7 +162,7 @@ fn run(cli: Cli) -> Result<()> {
         };
         let key = tern::mailauth::keygen::generate(domain, selector, algorithm, out)?;
         println!("private key: {}", key.path.display());
-        println!("{}. IN TXT \"{}\"", key.record_name, key.record);
+        println!("{}", key.zone_line());
         return Ok(());
     }
     let config = Config::load(cli.config.as_deref())?;
@@ -177,6 +177,11 @@ fn run(cli: Cli) -> Result<()> {
         Command::CheckConfig => {
             tern::tls::check(&config)?;
             tern::mailauth::Signer::load(&config.dkim, config.auth.arc_seal.as_deref())?;
+            if let Some(w) =
+                tern::mailauth::arc_seal_warning(&config.dkim, config.auth.arc_seal.as_deref())
+            {
+                eprintln!("warning: {w}");
+            }
             for d in &config.local_domains {
                 let postmaster = format!("postmaster@{d}");
                 if !config.aliases.contains_key(&postmaster) {

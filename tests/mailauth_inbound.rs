@@ -81,11 +81,7 @@ fn rsa_key(dir: &std::path::Path, domain: &str) -> (String, String) {
         .expect("tern dkim generate");
     assert!(out.status.success(), "{out:?}");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let record = text
-        .lines()
-        .find_map(|l| l.split_once(" IN TXT \""))
-        .map(|(_, r)| r.trim_end_matches('"').to_string())
-        .expect("TXT line");
+    let record = printed_record(&text);
     let path = dir.join(format!("{domain}.sel.key"));
     (path.to_string_lossy().into_owned(), record)
 }
@@ -344,4 +340,11 @@ print(dkim.verify(raw, dnsfunc=lambda n, timeout=5: {record:?}.encode()))
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(entry(lines[0], "header.d=ietf.org"), "dkim=pass", "{out}");
     assert_eq!(lines[1], "True", "{out}");
+}
+
+/// The record value `tern dkim generate` printed: its character strings
+/// (one or more, zone-file syntax) joined.
+fn printed_record(stdout: &str) -> String {
+    let (_, rest) = stdout.split_once("\tIN\tTXT\t").expect("TXT line");
+    rest.split('"').skip(1).step_by(2).collect()
 }
