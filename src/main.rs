@@ -40,6 +40,20 @@ enum Command {
     /// WebAssembly plugins
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// DMARC aggregate reports (`[dmarc] reports = true`)
+    #[command(subcommand)]
+    Dmarc(DmarcCommand),
+}
+
+#[derive(Subcommand)]
+enum DmarcCommand {
+    /// Send the reports whose window has ended now (the server also does
+    /// it by itself); --dry-run prints every report that would be sent,
+    /// the window in progress included, and sends and forgets nothing
+    Report {
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -275,6 +289,7 @@ fn run(cli: Cli) -> Result<()> {
             admin_request(&config, request)
         }
         Command::Dkim(_) => Ok(()),
+        Command::Dmarc(DmarcCommand::Report { dry_run }) => dmarc_report(&config, dry_run),
         Command::Queue(q) => {
             let request = match q {
                 QueueCommand::List => AdminRequest::QueueList,
@@ -333,6 +348,33 @@ fn admin_request(config: &Config, request: AdminRequest) -> Result<()> {
     let store = open_store(&config.data_dir)?;
     let output = admin::execute(&store, config, None, request)?;
     runtime.block_on(store.flush())?;
+    print!("{output}");
+    std::io::stdout().flush()?;
+    Ok(())
+}
+
+/// `tern dmarc report`: through the running server, else (a dry run
+/// only) on the store directly.
+fn dmarc_report(config: &Config, dry_run: bool) -> Result<()> {
+    let request = AdminRequest::DmarcReport { dry_run };
+    if !dry_run {
+        return admin_request(config, request);
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    if let Some(response) = runtime.block_on(tern::control::request(&config.data_dir, &request))? {
+        if !response.ok {
+            bail!("{}", response.output);
+        }
+        print!("{}", response.output);
+        return Ok(());
+    }
+    let store = open_store(&config.data_dir)?;
+    let output = runtime.block_on(async {
+        let mailauth = tern::mailauth::MailAuth::new(config)?;
+        anyhow::Ok(tern::dmarc::report_now(&store, config, &mailauth, None).await?)
+    })?;
     print!("{output}");
     std::io::stdout().flush()?;
     Ok(())

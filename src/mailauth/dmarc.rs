@@ -5,6 +5,7 @@
 use super::Origin;
 use super::results::{DmarcCheck, DmarcPolicy, Outcome};
 use crate::dns::Dns;
+use crate::store::DmarcPublished;
 use mail_auth::dmarc::Policy;
 use mail_auth::dmarc::verify::DmarcParameters;
 use mail_auth::{
@@ -87,4 +88,46 @@ pub(super) fn result(dmarc: &Dmarc) -> DmarcCheck {
         spf_aligned: matches!(out.spf_result(), DmarcResult::Pass),
         dkim_aligned: matches!(out.dkim_result(), DmarcResult::Pass),
     }
+}
+
+/// The record the From domain published, as an aggregate report states it
+/// (None without one, or when DMARC was not applied).
+pub(super) fn published(dmarc: &Dmarc) -> Option<DmarcPublished> {
+    use mail_auth::dmarc::{Alignment, FailureOptions};
+    let Dmarc::Evaluated(out) = dmarc else {
+        return None;
+    };
+    let r = out.record()?;
+    let align = |a: &Alignment| match a {
+        Alignment::Strict => "s",
+        Alignment::Relaxed => "r",
+    };
+    let policy = |p: &Policy| match p {
+        Policy::Reject => "reject",
+        Policy::Quarantine => "quarantine",
+        Policy::None | Policy::Unspecified => "none",
+    };
+    let sp = if r.sp == Policy::Unspecified { &r.p } else { &r.sp };
+    Some(DmarcPublished {
+        domain: out.domain().to_string(),
+        adkim: align(&r.adkim).into(),
+        aspf: align(&r.aspf).into(),
+        p: policy(&r.p).into(),
+        sp: policy(sp).into(),
+        // RFC 9989 dropped pct; its t=y asks for no enforcement.
+        pct: if r.t { 0 } else { 100 },
+        fo: match r.fo {
+            FailureOptions::All => "0",
+            FailureOptions::Any => "1",
+            FailureOptions::Dkim => "d",
+            FailureOptions::Spf => "s",
+            FailureOptions::DkimSpf => "d:s",
+        }
+        .into(),
+        rua: r
+            .rua
+            .iter()
+            .map(|u| u.uri().trim_start_matches("mailto:").to_string())
+            .collect(),
+    })
 }

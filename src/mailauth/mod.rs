@@ -95,6 +95,21 @@ impl MailAuth {
         &self.signer
     }
 
+    /// The addresses of `rua` (as published by `domain`) that may receive
+    /// its DMARC reports (RFC 7489 section 7.1): those within the domain,
+    /// and those whose domain publishes `DOMAIN._report._dmarc.THEIRS`.
+    pub async fn authorized_rua(
+        &self,
+        domain: &str,
+        rua: &[String],
+    ) -> Result<Vec<String>, MailAuthError> {
+        self.authenticator
+            .authorized_report_addresses((domain, rua))
+            .await
+            .map(|list| list.into_iter().cloned().collect())
+            .map_err(|e| MailAuthError::Resolver(e.to_string()))
+    }
+
     /// Runs every check on `message` (the whole message as received: header
     /// section and body). `spf` false skips SPF (`spf_fail = "off"`).
     /// `forwarding`: the message goes on to another domain, so it gets an

@@ -99,6 +99,9 @@ pub struct AuthResults {
     /// The ARC set Tern adds when it forwards the message (`[auth]
     /// arc_seal`): ARC-Seal, ARC-Message-Signature, ARC-Authentication-Results.
     pub arc_set: Option<String>,
+    /// The DMARC record of the From domain, for aggregate reports.
+    #[serde(skip)]
+    pub dmarc_published: Option<crate::store::DmarcPublished>,
 }
 
 impl AuthResults {
@@ -210,6 +213,7 @@ pub(super) fn build(
         dmarc: super::dmarc::result(dmarc),
         header: header_text,
         arc_set,
+        dmarc_published: super::dmarc::published(dmarc),
     }
 }
 
@@ -226,6 +230,7 @@ pub(super) fn unparsed(host: &str, origin: &Origin<'_>, spf: Option<SpfResults>)
         dmarc: DmarcCheck::none(String::new()),
         header: field(&ar, ";\r\n\tdkim=none;\r\n\tdmarc=none"),
         arc_set: None,
+        dmarc_published: None,
     }
 }
 
