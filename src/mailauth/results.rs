@@ -191,15 +191,24 @@ pub(super) fn build(
     if let Some(entry) = dmarc.own_entry() {
         lead.push_str(&entry);
     }
+    let finish = |ar: &mut AuthenticationResults<'_>| {
+        if !msg.arc_seals().is_empty() {
+            ar.set_arc_result(arc, origin.ip);
+        }
+        if let Dmarc::Evaluated(d) = dmarc {
+            ar.set_dmarc_result(d);
+        }
+    };
     let mut ar = AuthenticationResults::new(&lead);
-    if !msg.arc_seals().is_empty() {
-        ar.set_arc_result(arc, origin.ip);
-    }
-    if let Dmarc::Evaluated(d) = dmarc {
-        ar.set_dmarc_result(d);
-    }
+    finish(&mut ar);
     let header_text = field(&ar, "");
-    let arc_set = sealer.and_then(|s| s.arc_seal(msg, &ar, arc));
+    // mail-auth hashes an ARC-Authentication-Results under relaxed
+    // canonicalization but takes the authserv-id part as written: the
+    // entries in it go unfolded, or the seal would not verify.
+    let flat = lead.replace("\r\n\t", " ");
+    let mut sealed_ar = AuthenticationResults::new(&flat);
+    finish(&mut sealed_ar);
+    let arc_set = sealer.and_then(|s| s.arc_seal(msg, &sealed_ar, arc));
     let (spf_helo, spf_mail_from) = spf_checks(spf);
     AuthResults {
         spf_helo,
