@@ -234,11 +234,11 @@ fn reports_go_through_the_queue_signed_to_authorized_addresses_only() {
     let out = python(
         &format!(
             r#"
-import email, email.policy, gzip, dkim, sys
+import email, email.policy, email.utils, gzip, dkim, sys
 raw = open({eml:?}, "rb").read()
 m = email.message_from_bytes(raw, policy=email.policy.compat32)
-print(m["Subject"])
-print(m["From"])
+print(" ".join(m["Subject"].split()))
+print(email.utils.parseaddr(m["From"])[1])
 print(dkim.verify(raw, dnsfunc=lambda n, timeout=5: {our_record:?}.encode() if n == b"sel._domainkey.example.test." else None))
 for part in m.walk():
     if part.get_content_type() == "application/gzip":

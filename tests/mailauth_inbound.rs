@@ -191,7 +191,7 @@ KEY = {key:?}
 # 1: signed by dkimpy, aligned with the p=reject domain: dkim and dmarc pass.
 print(send("x@signed.test", sign(msg("x@signed.test", "good"), "signed.test", KEY)))
 # 2: signed, then a signed header changed in transit: dkim fails (From: other.test, no DMARC
-# record). (A changed body gives "neutral (body hash did not verify)" in mail-auth.)
+# record). A changed body fails too (tests/mailauth_rfc.rs).
 bad = sign(msg("x@other.test", "tampered"), "signed.test", KEY).replace(b"Subject: tampered", b"Subject: tampere!")
 print(send("x@other.test", bad))
 # 3: a forgery of a p=reject domain (SPF fails, no signature): refused.

@@ -10,6 +10,7 @@ use crate::mailauth::Signer;
 use crate::server::ServerContext;
 use crate::store::DmarcWindow;
 use mail_builder::MessageBuilder;
+use mail_builder::headers::raw::Raw;
 
 pub(super) struct Report {
     pub id: String,
@@ -33,6 +34,14 @@ fn report_from(config: &Config) -> String {
             .unwrap_or_else(|| config.hostname.clone());
         format!("noreply-dmarc@{domain}")
     })
+}
+
+/// `s` as printable ASCII for a raw header field (a control character or
+/// non-ASCII letter, from the config or a From domain, becomes `?`).
+fn printable(s: &str) -> String {
+    s.chars()
+        .map(|c| if c == ' ' || c.is_ascii_graphic() { c } else { '?' })
+        .collect()
 }
 
 impl Report {
@@ -68,13 +77,20 @@ impl Report {
         );
         let mut b = MessageBuilder::new()
             .from(from.clone())
-            .subject(format!(
-                "Report Domain: {} Submitter: {} Report-ID: <{}>",
-                window.domain, org_name, id
-            ))
+            // As RFC 7489 words it, unencoded (mail-builder would
+            // encode the angle brackets); folded before the Report-ID.
+            .header(
+                "Subject",
+                Raw::new(format!(
+                    "Report Domain: {} Submitter: {}\r\n Report-ID: <{}>",
+                    printable(&window.domain),
+                    printable(org_name),
+                    printable(&id)
+                )),
+            )
             .message_id(format!("{id}.{:08x}@{}", rand::random::<u32>(), config.hostname))
             .date(crate::store::now())
-            .header("Auto-Submitted", mail_builder::headers::raw::Raw::new("auto-generated"))
+            .header("Auto-Submitted", Raw::new("auto-generated"))
             .text_body(format!(
                 "This is a DMARC aggregate report (RFC 7489) from {org_name}\r\n\
                  for the domain {}, covering {}.\r\n",
