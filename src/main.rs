@@ -338,11 +338,7 @@ fn admin_request(config: &Config, request: AdminRequest) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    if let Some(response) = runtime.block_on(tern::control::request(&config.data_dir, &request))? {
-        if !response.ok {
-            bail!("{}", response.output);
-        }
-        print!("{}", response.output);
+    if through_server(&runtime, config, &request)? {
         return Ok(());
     }
     let store = open_store(&config.data_dir)?;
@@ -351,6 +347,23 @@ fn admin_request(config: &Config, request: AdminRequest) -> Result<()> {
     print!("{output}");
     std::io::stdout().flush()?;
     Ok(())
+}
+
+/// Has a running server carried out `request` (its output printed)?
+fn through_server(
+    runtime: &tokio::runtime::Runtime,
+    config: &Config,
+    request: &AdminRequest,
+) -> Result<bool> {
+    let Some(response) = runtime.block_on(tern::control::request(&config.data_dir, request))?
+    else {
+        return Ok(false);
+    };
+    if !response.ok {
+        bail!("{}", response.output);
+    }
+    print!("{}", response.output);
+    Ok(true)
 }
 
 /// `tern dmarc report`: through the running server, else (a dry run
@@ -363,11 +376,7 @@ fn dmarc_report(config: &Config, dry_run: bool) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    if let Some(response) = runtime.block_on(tern::control::request(&config.data_dir, &request))? {
-        if !response.ok {
-            bail!("{}", response.output);
-        }
-        print!("{}", response.output);
+    if through_server(&runtime, config, &request)? {
         return Ok(());
     }
     let store = open_store(&config.data_dir)?;

@@ -8,9 +8,8 @@
 //! - a body changed after signing: `dkim=fail (body hash did not verify)`;
 //! - `tern dkim generate --algorithm rsa` prints strings of at most 255
 //!   octets that BIND's `named-checkzone` loads, and dkimpy verifies with;
-//! - ARC sealed with the RSA key of a domain that also has an Ed25519 key
-//!   (dkimpy's `arc_verify` passes), and `check-config` warns about an
-//!   Ed25519-only `arc_seal` domain;
+//! - (ARC sealed with the RSA key: tests/mailauth_dkim.rs,
+//!   `arc_seal_uses_the_rsa_key`);
 //! - a bounce for a recipient the next hop refused, field by field
 //!   (`Remote-MTA: dns; HOST`, `Diagnostic-Code: smtp; 550 5.1.1 …`).
 
@@ -252,115 +251,6 @@ print(dkim.verify(s, dnsfunc=lambda n, timeout=5: {record:?}.encode()))
         &[],
     );
     assert_eq!(out.trim(), "True", "{dumped}");
-}
-
-#[test]
-fn arc_seal_uses_the_rsa_key() {
-    let keys = tempfile::tempdir().expect("tempdir");
-    let (ed_key, ed_out) = generate(keys.path(), "example.test", "ed", "ed25519");
-    let (rsa_key, rsa_out) = generate(keys.path(), "example.test", "rsa", "rsa");
-    let rsa_record = printed_record(&rsa_out);
-    let dns = DnsServer::start(&json!({
-        "rsa._domainkey.example.test": {"TXT": [rsa_record.clone()]},
-        "ed._domainkey.example.test": {"TXT": [printed_record(&ed_out)]},
-        "orig.test": {"TXT": ["v=spf1 ip4:127.0.0.1 -all"]},
-    }));
-    let b = Tern::start_on(
-        "127.0.0.3",
-        &config(
-            "mx.far.test",
-            "far.test",
-            &format!(
-                "[tls]\nallow_plaintext_auth = true\n[dns]\nnameservers = [\"{}\"]\n[auth]\nverify = true\n",
-                dns.address()
-            ),
-        ),
-    );
-    b.add_user("bob@far.test", "pw");
-    let keys_toml = |first: (&str, &str, &str), second: Option<(&str, &str, &str)>| {
-        let one = |(sel, key, alg): (&str, &str, &str)| {
-            format!("[[dkim]]\ndomain = \"example.test\"\nselector = \"{sel}\"\nprivate_key = {key:?}\nalgorithm = \"{alg}\"\n")
-        };
-        first_and(one(first), second.map(one))
-    };
-    // Ed25519 listed first: the seal must still be RSA.
-    let a = Tern::start_on(
-        "127.0.0.2",
-        &config(
-            "mx.example.test",
-            "example.test",
-            &format!(
-                "[dns]\nnameservers = [\"{dns}\"]\n[relay]\nsmarthost = \"127.0.0.3:{port}\"\n\
-                 [queue]\nretry_intervals = [\"1s\"]\n[aliases]\n\"fwd@example.test\" = [\"bob@far.test\"]\n\
-                 [auth]\nverify = true\narc_seal = \"example.test\"\n{keys}",
-                dns = dns.address(),
-                port = b.port("smtp"),
-                keys = keys_toml(
-                    ("ed", &ed_key, "ed25519-sha256"),
-                    Some(("rsa", &rsa_key, "rsa-sha256"))
-                ),
-            ),
-        ),
-    );
-    let check = a.cli(&["check-config"], "");
-    assert!(check.status.success(), "{check:?}");
-    assert!(
-        !String::from_utf8_lossy(&check.stderr).contains("arc_seal"),
-        "{check:?}"
-    );
-    let out = python(
-        &format!(
-            r#"{HELPERS}
-m = (b"From: Olga <olga@orig.test>\r\nTo: <fwd@example.test>\r\nSubject: pass it on\r\n"
-     b"Message-ID: <arc-2@orig.test>\r\n\r\nPlease forward.\r\n")
-s = smtplib.SMTP("127.0.0.2", {a_smtp}); s.ehlo("mail.orig.test")
-s.sendmail("olga@orig.test", ["fwd@example.test"], m); s.quit()
-deadline = time.time() + 120
-while True:
-    got = fetch_all("127.0.0.3", {b_pop}, "bob@far.test")
-    if got or time.time() > deadline:
-        break
-    time.sleep(0.2)
-raw = got[0]
-seal = email.message_from_bytes(raw, policy=email.policy.compat32)["ARC-Seal"]
-print(" ".join(seal.split()))
-RECORD = {rsa_record:?}.encode()
-cv, res, reason = dkim.arc_verify(raw, dnsfunc=lambda n, timeout=5: RECORD if n == b"rsa._domainkey.example.test." else None)
-print(cv.decode(), reason)
-"#,
-            a_smtp = a.port("smtp"),
-            b_pop = b.port("pop3"),
-        ),
-        &[],
-    );
-    let lines: Vec<&str> = out.lines().collect();
-    assert!(lines.len() >= 2, "{out}\n{}", a.log());
-    assert!(lines[0].contains("a=rsa-sha256") && lines[0].contains("s=rsa"), "{out}");
-    assert!(lines[1].starts_with("pass"), "{out}");
-
-    // An arc_seal domain with an Ed25519 key only: check-config warns.
-    let c = Tern::start_on(
-        "127.0.0.4",
-        &config(
-            "mx.example.test",
-            "example.test",
-            &format!(
-                "[auth]\nverify = true\narc_seal = \"example.test\"\n{}",
-                keys_toml(("ed", &ed_key, "ed25519-sha256"), None)
-            ),
-        ),
-    );
-    let check = c.cli(&["check-config"], "");
-    assert!(check.status.success(), "{check:?}");
-    let warned = String::from_utf8_lossy(&check.stderr).into_owned();
-    assert!(
-        warned.contains("warning: [auth] arc_seal = \"example.test\" has only an Ed25519 key"),
-        "{warned}"
-    );
-}
-
-fn first_and(first: String, second: Option<String>) -> String {
-    first + &second.unwrap_or_default()
 }
 
 #[test]
