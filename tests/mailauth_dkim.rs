@@ -3,7 +3,9 @@
 //! in the stored prefix). Independent check: Python's dkimpy verifies Tern's
 //! RSA-SHA256 signature; Tern's Ed25519-SHA256 signature verifies in another
 //! Tern receiving the message from outside (dkim=pass in its
-//! Authentication-Results).
+//! Authentication-Results). The printed RSA record (two strings of at most
+//! 255 octets) loads in BIND's `named-checkzone`, and the record BIND reads
+//! back verifies with dkimpy. ARC seals are RSA (dkimpy's `arc_verify`).
 
 mod harness;
 use harness::{DnsServer, Tern, config, python};
@@ -27,6 +29,12 @@ MSG = (b"From: Alice <alice@example.test>\r\nTo: <bob@example.test>\r\nSubject: 
 "#;
 
 fn generate(dir: &std::path::Path, domain: &str, alg: &str) -> (String, String) {
+    let (key, record, _) = generate_printed(dir, domain, alg);
+    (key, record)
+}
+
+/// `generate`, with what the command printed.
+fn generate_printed(dir: &std::path::Path, domain: &str, alg: &str) -> (String, String, String) {
     let out = std::process::Command::new(harness::tern_bin())
         .args(["dkim", "generate", domain, alg, "--algorithm", alg, "--out"])
         .arg(dir)
@@ -43,7 +51,7 @@ fn generate(dir: &std::path::Path, domain: &str, alg: &str) -> (String, String) 
         .expect("tern dkim generate");
     assert!(!again.status.success());
     let path = dir.join(format!("{domain}.{alg}.key"));
-    (path.to_string_lossy().into_owned(), record)
+    (path.to_string_lossy().into_owned(), record, text)
 }
 
 fn signer(key: &str, selector: &str, alg: &str, extra: &str) -> Tern {
@@ -177,6 +185,61 @@ print(dkim.verify(raw, dnsfunc=dns))
         &[],
     );
     assert_eq!(out.lines().collect::<Vec<_>>(), ["True", "True"], "{out}");
+}
+
+/// `tern dkim generate --algorithm rsa` prints a record BIND loads: each
+/// character string at most 255 octets (RFC 1035 3.3), as
+/// `opendkim-genkey` prints it; the record BIND reads back verifies.
+#[test]
+fn rsa_record_loads_in_named_checkzone() {
+    let keys = tempfile::tempdir().expect("tempdir");
+    let (key, _, printed) = generate_printed(keys.path(), "example.test", "rsa");
+    let line = printed
+        .lines()
+        .skip_while(|l| !l.contains("\tIN\tTXT\t"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let strings: Vec<&str> = line.split('"').skip(1).step_by(2).collect();
+    assert!(strings.len() >= 2, "a 2048-bit key needs two strings: {line}");
+    assert!(strings.iter().all(|s| s.len() <= 255), "{line}");
+    let path = keys.path().join("example.test.zone");
+    std::fs::write(
+        &path,
+        format!(
+            "$TTL 300\n@ IN SOA ns.example.test. hostmaster.example.test. 1 3600 600 86400 300\n\
+             @ IN NS ns.example.test.\nns IN A 192.0.2.53\n{line}\n"
+        ),
+    )
+    .expect("zone");
+    let named = |args: &[&str]| {
+        let out = std::process::Command::new("named-checkzone")
+            .args(args)
+            .arg("example.test")
+            .arg(&path)
+            .output()
+            .expect("named-checkzone (bind9-utils; scripts/install-test-deps)");
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(named(&[]).contains("OK"));
+    let dumped = named(&["-D", "-o", "-"]);
+    let txt = dumped
+        .lines()
+        .find(|l| l.starts_with("rsa._domainkey.example.test."))
+        .expect("the record in BIND's dump");
+    let record: String = txt.split('"').skip(1).step_by(2).collect();
+    let out = python(
+        &format!(
+            r#"
+import dkim
+m = b"From: <a@example.test>\r\nSubject: x\r\n\r\nbody\r\n"
+s = dkim.sign(m, b"rsa", b"example.test", open({key:?}, "rb").read()) + m
+print(dkim.verify(s, dnsfunc=lambda n, timeout=5: {record:?}.encode()))
+"#
+        ),
+        &[],
+    );
+    assert_eq!(out.trim(), "True", "{dumped}");
 }
 
 /// ARC sealing when forwarding: A receives mail from outside for an alias
