@@ -335,9 +335,7 @@ fn check_plugins(config: &Config) -> Result<Vec<Vec<&'static str>>> {
 
 /// Sends the request to a running server, or runs it on the store directly.
 fn admin_request(config: &Config, request: AdminRequest) -> Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let runtime = current_thread()?;
     if through_server(&runtime, config, &request)? {
         return Ok(());
     }
@@ -347,6 +345,12 @@ fn admin_request(config: &Config, request: AdminRequest) -> Result<()> {
     print!("{output}");
     std::io::stdout().flush()?;
     Ok(())
+}
+
+fn current_thread() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
 }
 
 /// Has a running server carried out `request` (its output printed)?
@@ -373,9 +377,7 @@ fn dmarc_report(config: &Config, dry_run: bool) -> Result<()> {
     if !dry_run {
         return admin_request(config, request);
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let runtime = current_thread()?;
     if through_server(&runtime, config, &request)? {
         return Ok(());
     }
