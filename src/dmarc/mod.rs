@@ -45,7 +45,7 @@ fn interval(config: &Config) -> u64 {
 
 /// Counts one message's DMARC evaluation for the report to its From
 /// domain, when reports are on and the domain asks for them (`rua`).
-pub fn record(
+pub async fn record(
     ctx: &ServerContext,
     ip: IpAddr,
     envelope_from: &str,
@@ -92,6 +92,7 @@ pub fn record(
     match ctx
         .store
         .dmarc_record(start, policy, &row, config.dmarc.max_records)
+        .await
     {
         Ok(true) => {}
         Ok(false) => tracing::warn!(
@@ -157,7 +158,7 @@ async fn reports(
     before: u64,
 ) -> Result<String, ReportError> {
     let mut out = String::new();
-    for window in store.dmarc_windows(before)? {
+    for window in store.dmarc_windows(before).await? {
         let rua = match mailauth
             .authorized_rua(&window.domain, &window.policy.rua)
             .await
@@ -194,7 +195,7 @@ async fn reports(
                         rua.join(", ")
                     ));
                 }
-                store.dmarc_forget(window.start, &window.domain)?;
+                store.dmarc_forget(window.start, &window.domain).await?;
             }
         }
     }

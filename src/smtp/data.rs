@@ -481,7 +481,8 @@ impl Session {
             origin.mail_from_domain(),
             &results,
             &decision,
-        );
+        )
+        .await;
         tracing::info!(
             queue_id = qid,
             spf = results.spf_mail_from.as_ref().map_or("off", |s| s.result.as_str()),

@@ -8,12 +8,15 @@
 //!
 //! `d#` counts the rows; past the configured bound new rows are refused
 //! (a repeat of a known row still counts up), so a flood of distinct
-//! sources cannot grow the store without limit. Like the plugins' key-value
-//! areas, these writes ride on sled's background flush: a report is no
+//! sources cannot grow the store without limit. Written over the storage
+//! seam (`backend/`) with conditional write sets, like the plugins'
+//! key-value areas, and like them not synced one by one: a report is no
 //! promise made to a client.
 
+use super::backend::{Batch, BackendError, KeyRange, ScanOrder, Space, retry};
 use super::{Store, StoreError, decode, encode};
 use serde::{Deserialize, Serialize};
+
 
 /// The policy a domain published, as a report states it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,81 +107,102 @@ fn parse_key(key: &[u8]) -> Option<(u64, String, u8)> {
     Some((start, domain, kind))
 }
 
-fn read_count(raw: Option<sled::IVec>) -> u64 {
-    raw.and_then(|v| v.as_ref().try_into().ok().map(u64::from_be_bytes))
+fn read_count(raw: Option<&[u8]>) -> u64 {
+    raw.and_then(|v| v.try_into().ok().map(u64::from_be_bytes))
         .unwrap_or(0)
+}
+
+/// What one attempt at counting an evaluation decided.
+enum Counted {
+    Stored(bool),
+    Corrupt(StoreError),
 }
 
 impl Store {
     /// Counts one evaluation in window `start`. Returns false when the row
     /// is new and `max_rows` are already kept (the evaluation is dropped).
-    pub fn dmarc_record(
+    pub async fn dmarc_record(
         &self,
         start: u64,
         policy: &DmarcPublished,
         row: &DmarcRow,
         max_rows: usize,
     ) -> Result<bool, StoreError> {
-        let _guard = self.lock();
-        let meta = &self.inner.meta;
+        let backend = &self.inner.backend;
         let key = row_key(start, &policy.domain, row);
-        let mut batch = sled::Batch::default();
-        let stored = match meta.get(&key)? {
-            Some(raw) => {
-                let mut s: StoredRow = decode("DMARC report row", &raw)?;
-                s.count += 1;
-                s
-            }
-            None => {
-                let rows = read_count(meta.get(COUNT_KEY)?);
-                if rows >= max_rows as u64 {
-                    return Ok(false);
-                }
-                batch.insert(COUNT_KEY, &(rows + 1).to_be_bytes());
-                StoredRow {
-                    count: 1,
-                    row: row.clone(),
-                }
-            }
-        };
-        batch.insert(key, encode(&stored));
         let mut pkey = prefix(start, &policy.domain);
         pkey.push(b'p');
-        batch.insert(pkey, encode(policy));
-        meta.apply_batch(batch)?;
-        Ok(true)
+        let counted = retry(|| async {
+            let old = backend.get(Space::Meta, &key).await?;
+            let mut batch = Batch::new();
+            batch.require(Space::Meta, key.clone(), old.as_deref());
+            let stored = match &old {
+                Some(raw) => match decode::<StoredRow>("DMARC report row", raw) {
+                    Ok(mut s) => {
+                        s.count += 1;
+                        s
+                    }
+                    Err(e) => return Ok(Counted::Corrupt(e)),
+                },
+                None => {
+                    let count = backend.get(Space::Meta, COUNT_KEY).await?;
+                    let rows = read_count(count.as_deref());
+                    if rows >= max_rows as u64 {
+                        return Ok(Counted::Stored(false));
+                    }
+                    batch.require(Space::Meta, COUNT_KEY.to_vec(), count.as_deref());
+                    batch.put(Space::Meta, COUNT_KEY.to_vec(), (rows + 1).to_be_bytes().to_vec());
+                    StoredRow {
+                        count: 1,
+                        row: row.clone(),
+                    }
+                }
+            };
+            batch.put(Space::Meta, key.clone(), encode(&stored));
+            batch.put(Space::Meta, pkey.clone(), encode(policy));
+            backend.commit(batch).await?;
+            Ok(Counted::Stored(true))
+        })
+        .await?;
+        match counted {
+            Counted::Stored(kept) => Ok(kept),
+            Counted::Corrupt(e) => Err(e),
+        }
     }
 
     /// Every window that started before `before` (Unix seconds), oldest
     /// first, one per domain.
-    pub fn dmarc_windows(&self, before: u64) -> Result<Vec<DmarcWindow>, StoreError> {
+    pub async fn dmarc_windows(&self, before: u64) -> Result<Vec<DmarcWindow>, StoreError> {
+        let mut end = b"d/".to_vec();
+        end.extend_from_slice(&before.to_be_bytes());
+        let range = KeyRange::between(b"d/", &end);
+        let items = self
+            .inner
+            .backend
+            .scan(Space::Meta, &range, ScanOrder::ALL)
+            .await?;
         let mut out: Vec<DmarcWindow> = Vec::new();
-        for item in self.inner.meta.scan_prefix(b"d/") {
-            let (key, value) = item?;
+        for (key, value) in items {
             let Some((start, domain, kind)) = parse_key(&key) else {
                 continue;
             };
-            if start >= before {
-                break; // keys are ordered by window start
-            }
-            let fresh = |policy| DmarcWindow {
-                start,
-                domain: domain.clone(),
-                policy,
-                rows: Vec::new(),
-            };
             let same = |w: &DmarcWindow| w.start == start && w.domain == domain;
             if !out.last().is_some_and(same) {
-                out.push(fresh(DmarcPublished {
+                out.push(DmarcWindow {
+                    start,
                     domain: domain.clone(),
-                    adkim: "r".into(),
-                    aspf: "r".into(),
-                    p: "none".into(),
-                    sp: "none".into(),
-                    pct: 100,
-                    fo: "0".into(),
-                    rua: Vec::new(),
-                }));
+                    policy: DmarcPublished {
+                        domain: domain.clone(),
+                        adkim: "r".into(),
+                        aspf: "r".into(),
+                        p: "none".into(),
+                        sp: "none".into(),
+                        pct: 100,
+                        fo: "0".into(),
+                        rua: Vec::new(),
+                    },
+                    rows: Vec::new(),
+                });
             }
             let Some(w) = out.last_mut() else { continue };
             match kind {
@@ -194,22 +218,28 @@ impl Store {
     }
 
     /// Forgets what was kept for `domain` in window `start` (once reported).
-    pub fn dmarc_forget(&self, start: u64, domain: &str) -> Result<(), StoreError> {
-        let _guard = self.lock();
-        let meta = &self.inner.meta;
-        let mut batch = sled::Batch::default();
-        let mut rows = 0u64;
-        for item in meta.scan_prefix(prefix(start, domain)) {
-            let (key, _) = item?;
-            if parse_key(&key).is_some_and(|(_, _, kind)| kind == b'r') {
-                rows += 1;
+    pub async fn dmarc_forget(&self, start: u64, domain: &str) -> Result<(), StoreError> {
+        let backend = &self.inner.backend;
+        let range = KeyRange::prefix(&prefix(start, domain));
+        retry(|| async {
+            let keys = backend.scan(Space::Meta, &range, ScanOrder::ALL).await?;
+            let count = backend.get(Space::Meta, COUNT_KEY).await?;
+            let mut batch = Batch::new();
+            let mut rows = 0u64;
+            for (key, value) in keys {
+                if parse_key(&key).is_some_and(|(_, _, kind)| kind == b'r') {
+                    rows += 1;
+                }
+                batch.require(Space::Meta, key.clone(), Some(&value));
+                batch.delete(Space::Meta, key);
             }
-            batch.remove(key);
-        }
-        let left = read_count(meta.get(COUNT_KEY)?).saturating_sub(rows);
-        batch.insert(COUNT_KEY, &left.to_be_bytes());
-        meta.apply_batch(batch)?;
-        Ok(())
+            let left = read_count(count.as_deref()).saturating_sub(rows);
+            batch.require(Space::Meta, COUNT_KEY.to_vec(), count.as_deref());
+            batch.put(Space::Meta, COUNT_KEY.to_vec(), left.to_be_bytes().to_vec());
+            backend.commit(batch).await
+        })
+        .await
+        .map_err(|e: BackendError| StoreError::from(e))
     }
 }
 
@@ -244,24 +274,25 @@ mod tests {
         }
     }
 
-    #[test]
-    fn rows_count_up_are_bounded_and_forgotten() {
+    #[tokio::test]
+    async fn rows_count_up_are_bounded_and_forgotten() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path()).expect("open");
         let p = policy();
-        assert!(store.dmarc_record(100, &p, &row("192.0.2.1"), 2).expect("1"));
-        assert!(store.dmarc_record(100, &p, &row("192.0.2.1"), 2).expect("2"));
-        assert!(store.dmarc_record(100, &p, &row("192.0.2.2"), 2).expect("3"));
-        assert!(!store.dmarc_record(100, &p, &row("192.0.2.3"), 2).expect("4"));
-        assert!(store.dmarc_record(200, &p, &row("192.0.2.1"), 2).expect("5") == false);
-        let w = store.dmarc_windows(150).expect("windows");
+        let record = |start, ip| store.dmarc_record(start, &p, &row(ip), 2);
+        assert!(record(100, "192.0.2.1").await.expect("1"));
+        assert!(record(100, "192.0.2.1").await.expect("2"));
+        assert!(record(100, "192.0.2.2").await.expect("3"));
+        assert!(!record(100, "192.0.2.3").await.expect("4"), "bound reached");
+        assert!(!record(200, "192.0.2.1").await.expect("5"), "bound reached");
+        let w = store.dmarc_windows(150).await.expect("windows");
         assert_eq!(w.len(), 1);
         assert_eq!(w[0].policy, p);
         let mut counts: Vec<u64> = w[0].rows.iter().map(|(_, c)| *c).collect();
         counts.sort();
         assert_eq!(counts, [1, 2]);
-        store.dmarc_forget(100, "a.test").expect("forget");
-        assert!(store.dmarc_windows(u64::MAX).expect("windows").is_empty());
-        assert!(store.dmarc_record(200, &p, &row("192.0.2.3"), 2).expect("6"));
+        store.dmarc_forget(100, "a.test").await.expect("forget");
+        assert!(store.dmarc_windows(u64::MAX).await.expect("windows").is_empty());
+        assert!(record(200, "192.0.2.3").await.expect("6"));
     }
 }
