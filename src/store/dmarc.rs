@@ -279,7 +279,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path()).expect("open");
         let p = policy();
-        let record = |start, ip| store.dmarc_record(start, &p, &row(ip), 2);
+        let record = async |start, ip| store.dmarc_record(start, &p, &row(ip), 2).await;
         assert!(record(100, "192.0.2.1").await.expect("1"));
         assert!(record(100, "192.0.2.1").await.expect("2"));
         assert!(record(100, "192.0.2.2").await.expect("3"));
