@@ -39,7 +39,9 @@ pub enum AdminRequest {
     PluginReload,
     /// Send the DMARC aggregate reports that are due (only a running
     /// server sends; `tern dmarc report --dry-run` works without one).
-    DmarcReport { dry_run: bool },
+    DmarcReport {
+        dry_run: bool,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]

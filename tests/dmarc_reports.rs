@@ -17,7 +17,15 @@ use std::time::Duration;
 /// `tern dkim generate`: (key file, record value).
 fn generate(dir: &Path, domain: &str) -> (String, String) {
     let out = std::process::Command::new(harness::tern_bin())
-        .args(["dkim", "generate", domain, "sel", "--algorithm", "rsa", "--out"])
+        .args([
+            "dkim",
+            "generate",
+            domain,
+            "sel",
+            "--algorithm",
+            "rsa",
+            "--out",
+        ])
         .arg(dir)
         .output()
         .expect("tern dkim generate");
@@ -150,17 +158,20 @@ send("spoof@elsewhere.test", msg("x@sender.test", "forged"))
         .collect();
     assert!(!reports.is_empty() && reports.len() <= 2, "{text}");
     assert!(text.contains("To: dmarc@reports.test"), "{text}");
-    assert!(text.contains("DKIM-signed: no"), "no key for example.test: {text}");
+    assert!(
+        text.contains("DKIM-signed: no"),
+        "no key for example.test: {text}"
+    );
     let mut rows = Vec::new();
     for (i, xml) in reports.iter().enumerate() {
         xmllint(keys.path(), &format!("report{i}.xml"), xml);
         let parsed = parse_back(xml);
+        assert!(parsed.contains("policy sender.test none r 100"), "{parsed}");
+        assert!(parsed.contains("window 86400"), "{parsed}");
         assert!(
-            parsed.contains("policy sender.test none r 100"),
+            parsed.contains("org Example Org dmarc@example.test"),
             "{parsed}"
         );
-        assert!(parsed.contains("window 86400"), "{parsed}");
-        assert!(parsed.contains("org Example Org dmarc@example.test"), "{parsed}");
         rows.extend(
             parsed
                 .lines()
@@ -199,14 +210,20 @@ fn reports_go_through_the_queue_signed_to_authorized_addresses_only() {
     ));
     let sink_dir = tempfile::tempdir().expect("tempdir");
     let port_file = sink_dir.path().join("port");
-    let _sink = Killed(std::process::Command::new("python3")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/smtp_sink.py"))
-        .arg(&port_file)
-        .arg(sink_dir.path())
-        .spawn()
-        .expect("smtp sink"));
+    let _sink = Killed(
+        std::process::Command::new("python3")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/smtp_sink.py"))
+            .arg(&port_file)
+            .arg(sink_dir.path())
+            .spawn()
+            .expect("smtp sink"),
+    );
     let sink_port: u16 = wait_for("the SMTP sink", Duration::from_secs(60), || {
-        std::fs::read_to_string(&port_file).ok()?.trim().parse().ok()
+        std::fs::read_to_string(&port_file)
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
     });
     let t = server(
         &dns,
@@ -256,7 +273,11 @@ for part in m.walk():
         "{out}"
     );
     assert_eq!(lines.next(), Some("dmarc@example.test"), "{out}");
-    assert_eq!(lines.next(), Some("True"), "DKIM-signed as example.test: {out}");
+    assert_eq!(
+        lines.next(),
+        Some("True"),
+        "DKIM-signed as example.test: {out}"
+    );
     let filename = lines.next().unwrap_or_default();
     let parts: Vec<&str> = filename.trim_end_matches(".xml.gz").split('!').collect();
     assert_eq!(parts[..2], ["mx.example.test", "sender.test"], "{out}");

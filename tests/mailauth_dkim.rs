@@ -200,7 +200,10 @@ fn rsa_record_loads_in_named_checkzone() {
         .collect::<Vec<_>>()
         .join("\n");
     let strings: Vec<&str> = line.split('"').skip(1).step_by(2).collect();
-    assert!(strings.len() >= 2, "a 2048-bit key needs two strings: {line}");
+    assert!(
+        strings.len() >= 2,
+        "a 2048-bit key needs two strings: {line}"
+    );
     assert!(strings.iter().all(|s| s.len() <= 255), "{line}");
     let path = keys.path().join("example.test.zone");
     std::fs::write(
@@ -272,16 +275,25 @@ fn arc_seal_uses_the_rsa_key() {
         |a| {
             let check = a.cli(&["check-config"], "");
             assert!(check.status.success(), "{check:?}");
-            assert!(!String::from_utf8_lossy(&check.stderr).contains("arc_seal"), "{check:?}");
+            assert!(
+                !String::from_utf8_lossy(&check.stderr).contains("arc_seal"),
+                "{check:?}"
+            );
         },
     );
-    assert!(lines[1].contains("a=rsa-sha256") && lines[1].contains("s=rsa"), "{lines:?}");
+    assert!(
+        lines[1].contains("a=rsa-sha256") && lines[1].contains("s=rsa"),
+        "{lines:?}"
+    );
     assert!(lines[2].starts_with("pass"), "{lines:?}");
 
     let only_ed = Tern::start(&config(
         "mx.example.test",
         "example.test",
-        &format!("[auth]\narc_seal = \"example.test\"\n{}", dkim_keys(&[("ed25519", &ed_key, "ed25519-sha256", "")])),
+        &format!(
+            "[auth]\narc_seal = \"example.test\"\n{}",
+            dkim_keys(&[("ed25519", &ed_key, "ed25519-sha256", "")])
+        ),
     ));
     let check = only_ed.cli(&["check-config"], "");
     assert!(check.status.success(), "{check:?}");

@@ -364,9 +364,17 @@ for raw in fetch_all():
     );
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[..2], ["250", "250"], "{out}");
-    assert_eq!(entry(lines[2], "smtp.mailfrom=a@two.test"), "spf=permerror", "{out}");
+    assert_eq!(
+        entry(lines[2], "smtp.mailfrom=a@two.test"),
+        "spf=permerror",
+        "{out}"
+    );
     // Another TXT record beside one SPF record is no second SPF record.
-    assert_eq!(entry(lines[3], "smtp.mailfrom=a@one.test"), "spf=pass", "{out}");
+    assert_eq!(
+        entry(lines[3], "smtp.mailfrom=a@one.test"),
+        "spf=pass",
+        "{out}"
+    );
 }
 
 #[test]
@@ -390,7 +398,11 @@ for raw in fetch_all():
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[..2], ["250", "550 5.7.1"], "{out}");
     assert_eq!(lines.len(), 3, "{out}");
-    assert_eq!(entry(lines[2], "header.from=dup.test"), "dmarc=none", "{out}");
+    assert_eq!(
+        entry(lines[2], "header.from=dup.test"),
+        "dmarc=none",
+        "{out}"
+    );
 }
 
 /// Issue #20: RFC 7208 checks HELO only when it is a domain name.
@@ -413,7 +425,11 @@ for raw in fetch_all():
         assert_eq!(entry(header, "smtp.helo=[127.0.0.1]"), "spf=none", "{out}");
         assert!(!header.contains("permerror"), "{out}");
     }
-    assert_eq!(entry(lines[2], "smtp.mailfrom=a@pass.test"), "spf=pass", "{out}");
+    assert_eq!(
+        entry(lines[2], "smtp.mailfrom=a@pass.test"),
+        "spf=pass",
+        "{out}"
+    );
 }
 
 #[test]
@@ -436,8 +452,16 @@ for raw in fetch_all():
     );
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[..2], ["250", "250"], "{out}");
-    assert_eq!(entry(lines[2], "header.i=@signed.test"), "dkim=pass", "{out}");
-    assert_eq!(entry(lines[3], "header.i=@signed.test"), "dkim=fail", "{out}");
+    assert_eq!(
+        entry(lines[2], "header.i=@signed.test"),
+        "dkim=pass",
+        "{out}"
+    );
+    assert_eq!(
+        entry(lines[3], "header.i=@signed.test"),
+        "dkim=fail",
+        "{out}"
+    );
     assert!(
         lines[3].contains("dkim=fail (body hash did not verify) header.i=@signed.test"),
         "the reason in the comment: {out}"

@@ -346,5 +346,8 @@ for k in ["reporting-mta", "final-recipient", "action", "status", "remote-mta", 
     assert_eq!(field("remote-mta"), "dns; mx.b.test", "{out}");
     let diag = field("diagnostic-code");
     assert!(diag.starts_with("smtp; 550 5.1.1 "), "{out}");
-    assert!(!diag.contains("said:") && !diag.contains("127.0.0.3"), "{out}");
+    assert!(
+        !diag.contains("said:") && !diag.contains("127.0.0.3"),
+        "{out}"
+    );
 }

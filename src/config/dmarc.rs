@@ -40,7 +40,10 @@ impl DmarcConfig {
         if let Some(from) = &self.report_from
             && (!from.contains('@') || from.contains(char::is_whitespace))
         {
-            return Err(invalid("dmarc.report_from", "must be an address (local@domain)"));
+            return Err(invalid(
+                "dmarc.report_from",
+                "must be an address (local@domain)",
+            ));
         }
         if self.interval.0 < Duration::from_secs(1) {
             return Err(invalid("dmarc.interval", "must be at least one second"));

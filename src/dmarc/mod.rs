@@ -56,7 +56,11 @@ pub async fn record(
     if !config.dmarc.reports {
         return;
     }
-    let Some(policy) = results.dmarc_published.as_ref().filter(|p| !p.rua.is_empty()) else {
+    let Some(policy) = results
+        .dmarc_published
+        .as_ref()
+        .filter(|p| !p.rua.is_empty())
+    else {
         return;
     };
     let disposition = match decision {
@@ -179,10 +183,15 @@ async fn reports(
             out.push_str(&format!(
                 "{}: not authorized to receive its reports (RFC 7489 7.1): {}\n",
                 window.domain,
-                refused.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(", ")
+                refused
+                    .iter()
+                    .map(|a| a.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ));
         }
-        let report = send::Report::make(config, mailauth.signer(), &window, interval(config), &rua)?;
+        let report =
+            send::Report::make(config, mailauth.signer(), &window, interval(config), &rua)?;
         match ctx {
             None => out.push_str(&report.describe(&window)),
             Some(ctx) => {

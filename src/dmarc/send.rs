@@ -40,7 +40,13 @@ fn report_from(config: &Config) -> String {
 /// non-ASCII letter, from the config or a From domain, becomes `?`).
 fn printable(s: &str) -> String {
     s.chars()
-        .map(|c| if c == ' ' || c.is_ascii_graphic() { c } else { '?' })
+        .map(|c| {
+            if c == ' ' || c.is_ascii_graphic() {
+                c
+            } else {
+                '?'
+            }
+        })
         .collect()
 }
 
@@ -88,7 +94,11 @@ impl Report {
                     printable(&id)
                 )),
             )
-            .message_id(format!("{id}.{:08x}@{}", rand::random::<u32>(), config.hostname))
+            .message_id(format!(
+                "{id}.{:08x}@{}",
+                rand::random::<u32>(),
+                config.hostname
+            ))
             .date(crate::store::now())
             .header("Auto-Submitted", Raw::new("auto-generated"))
             .text_body(format!(
@@ -151,7 +161,11 @@ pub(super) async fn enqueue(
 ) -> Result<(), ReportError> {
     let mut recipients = Vec::new();
     for a in rua {
-        recipients.extend(crate::queue::notify::recipients_for(&ctx.config, &ctx.store, a));
+        recipients.extend(crate::queue::notify::recipients_for(
+            &ctx.config,
+            &ctx.store,
+            a,
+        ));
     }
     if recipients.is_empty() {
         return Ok(());

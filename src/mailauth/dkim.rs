@@ -12,7 +12,10 @@ use mail_auth::{AuthenticationResults, DkimOutput, DkimResult, Error};
 
 /// Did the signature fail on its body hash?
 fn body_hash_failed(r: &DkimResult) -> bool {
-    matches!(r, DkimResult::Neutral(Error::Dkim(DkimError::BodyHashMismatch)))
+    matches!(
+        r,
+        DkimResult::Neutral(Error::Dkim(DkimError::BodyHashMismatch))
+    )
 }
 
 pub(super) fn outcome(r: &DkimResult) -> Outcome {

@@ -16,7 +16,10 @@ use mail_auth::{
 pub(super) enum Dmarc {
     Evaluated(DmarcOutput),
     /// Not applied: `_dmarc.{at}` publishes more than one record.
-    NotApplied { from_domain: String, at: String },
+    NotApplied {
+        from_domain: String,
+        at: String,
+    },
 }
 
 pub(super) async fn check<'x>(
@@ -107,7 +110,11 @@ pub(super) fn published(dmarc: &Dmarc) -> Option<DmarcPublished> {
         Policy::Quarantine => "quarantine",
         Policy::None | Policy::Unspecified => "none",
     };
-    let sp = if r.sp == Policy::Unspecified { &r.p } else { &r.sp };
+    let sp = if r.sp == Policy::Unspecified {
+        &r.p
+    } else {
+        &r.sp
+    };
     Some(DmarcPublished {
         domain: out.domain().to_string(),
         adkim: align(&r.adkim).into(),

@@ -140,15 +140,14 @@ mod tests {
             record: record.clone(),
         };
         let line = key.zone_line();
-        let strings: Vec<&str> = line
-            .split('"')
-            .skip(1)
-            .step_by(2)
-            .collect();
+        let strings: Vec<&str> = line.split('"').skip(1).step_by(2).collect();
         assert_eq!(strings.len(), 2, "{line}");
         assert!(strings.iter().all(|s| s.len() <= TXT_STRING_MAX));
         assert_eq!(strings.concat(), record);
-        assert!(line.starts_with("sel._domainkey.example.test.\tIN\tTXT\t( \""), "{line}");
+        assert!(
+            line.starts_with("sel._domainkey.example.test.\tIN\tTXT\t( \""),
+            "{line}"
+        );
         assert!(line.ends_with("\" )"), "{line}");
     }
 }

@@ -13,7 +13,10 @@ fn has_version(record: &str, tag: &str) -> bool {
     let r = record.trim_start();
     r.len() >= tag.len()
         && r.as_bytes()[..tag.len()].eq_ignore_ascii_case(tag.as_bytes())
-        && matches!(r.as_bytes().get(tag.len()), None | Some(b' ' | b';' | b'\t'))
+        && matches!(
+            r.as_bytes().get(tag.len()),
+            None | Some(b' ' | b';' | b'\t')
+        )
 }
 
 /// How many of `records` carry the version tag `tag`.

@@ -174,12 +174,13 @@ impl Signer {
         use mail_auth::headers::HeaderWriter as _;
         let mut fields = String::new();
         for signer in signers {
-            let sig = signer
-                .sign_chained(parts.iter().copied())
-                .map_err(|e| MailAuthError::Sign {
-                    domain: domain.clone(),
-                    message: e.to_string(),
-                })?;
+            let sig =
+                signer
+                    .sign_chained(parts.iter().copied())
+                    .map_err(|e| MailAuthError::Sign {
+                        domain: domain.clone(),
+                        message: e.to_string(),
+                    })?;
             fields.push_str(&sig.to_header());
         }
         Ok(Some(fields))

@@ -127,7 +127,10 @@ pub fn build(
             m.push_str(&format!("Remote-MTA: dns; {}\r\n", one_line(mta_host(mta))));
         }
         if let Some(err) = &r.last_error {
-            m.push_str(&format!("Diagnostic-Code: {}\r\n", one_line(&diagnostic(err))));
+            m.push_str(&format!(
+                "Diagnostic-Code: {}\r\n",
+                one_line(&diagnostic(err))
+            ));
         }
         if kind == DsnKind::Delayed
             && let Some(t) = chrono::DateTime::from_timestamp(r.next_attempt, 0)
@@ -172,7 +175,9 @@ fn one_line(s: &str) -> String {
 /// or `host` (the bracketed address when there is no name).
 fn mta_host(mta: &str) -> &str {
     match mta.split_once('[') {
-        Some(("", _)) => mta.rsplit_once("]:").map_or(mta, |(ip, _)| &mta[..ip.len() + 1]),
+        Some(("", _)) => mta
+            .rsplit_once("]:")
+            .map_or(mta, |(ip, _)| &mta[..ip.len() + 1]),
         Some((host, _)) => host,
         None => match mta.rsplit_once(':') {
             Some((host, port)) if !host.contains(':') && port.parse::<u16>().is_ok() => host,
@@ -226,6 +231,9 @@ mod tests {
             diagnostic("mx.pf.test: connection refused"),
             "X-Tern; mx.pf.test: connection refused"
         );
-        assert_eq!(diagnostic("550 5.1.1 no such user"), "smtp; 550 5.1.1 no such user");
+        assert_eq!(
+            diagnostic("550 5.1.1 no such user"),
+            "smtp; 550 5.1.1 no such user"
+        );
     }
 }

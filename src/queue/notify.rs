@@ -72,7 +72,12 @@ pub fn recipients_for(
     }
     for t in targets {
         if let crate::hooks::Target::Remote(a) = t {
-            list.push(QueueRecipient::new(a, Some("NEVER".into()), None, Vec::new()));
+            list.push(QueueRecipient::new(
+                a,
+                Some("NEVER".into()),
+                None,
+                Vec::new(),
+            ));
         }
     }
     list

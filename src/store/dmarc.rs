@@ -13,10 +13,9 @@
 //! key-value areas, and like them not synced one by one: a report is no
 //! promise made to a client.
 
-use super::backend::{Batch, BackendError, KeyRange, ScanOrder, Space, retry};
+use super::backend::{BackendError, Batch, KeyRange, ScanOrder, Space, retry};
 use super::{Store, StoreError, decode, encode};
 use serde::{Deserialize, Serialize};
-
 
 /// The policy a domain published, as a report states it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -151,7 +150,11 @@ impl Store {
                         return Ok(Counted::Stored(false));
                     }
                     batch.require(Space::Meta, COUNT_KEY.to_vec(), count.as_deref());
-                    batch.put(Space::Meta, COUNT_KEY.to_vec(), (rows + 1).to_be_bytes().to_vec());
+                    batch.put(
+                        Space::Meta,
+                        COUNT_KEY.to_vec(),
+                        (rows + 1).to_be_bytes().to_vec(),
+                    );
                     StoredRow {
                         count: 1,
                         row: row.clone(),
@@ -292,7 +295,13 @@ mod tests {
         counts.sort();
         assert_eq!(counts, [1, 2]);
         store.dmarc_forget(100, "a.test").await.expect("forget");
-        assert!(store.dmarc_windows(u64::MAX).await.expect("windows").is_empty());
+        assert!(
+            store
+                .dmarc_windows(u64::MAX)
+                .await
+                .expect("windows")
+                .is_empty()
+        );
         assert!(record(200, "192.0.2.3").await.expect("6"));
     }
 }
