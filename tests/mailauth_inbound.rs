@@ -351,30 +351,31 @@ fn two_spf_records_are_permerror() {
     let d = DnsServer::start(&json!({
         "two.test": {"TXT": ["v=spf1 ip4:127.0.0.1 -all", "v=spf1 -all"]},
         "one.test": {"TXT": ["v=spf1 ip4:127.0.0.1 -all", "google-site-verification=abc"]},
+        "inc.test": {"TXT": ["v=spf1 include:two.test -all"]},
+        "redir.test": {"TXT": ["v=spf1 redirect=two.test"]},
+        "early.test": {"TXT": ["v=spf1 ip4:127.0.0.1 include:two.test -all"]},
     }));
     let t = server(&d, "");
     let out = run(
         &t,
         r#"
-print(send("a@two.test", msg("a@two.test", "two")))
-print(send("a@one.test", msg("a@one.test", "one")))
+for dom in ["two", "one", "inc", "redir", "early"]:
+    print(send(f"a@{dom}.test", msg(f"a@{dom}.test", dom)))
 for raw in fetch_all():
     print(" | ".join(results(raw)))
 "#,
     );
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines[..2], ["250", "250"], "{out}");
-    assert_eq!(
-        entry(lines[2], "smtp.mailfrom=a@two.test"),
-        "spf=permerror",
-        "{out}"
-    );
+    assert_eq!(lines[..5], ["250"; 5], "{out}");
+    let spf = |i: usize, dom: &str| entry(lines[5 + i], &format!("smtp.mailfrom=a@{dom}.test"));
+    assert_eq!(spf(0, "two"), "spf=permerror", "{out}");
     // Another TXT record beside one SPF record is no second SPF record.
-    assert_eq!(
-        entry(lines[3], "smtp.mailfrom=a@one.test"),
-        "spf=pass",
-        "{out}"
-    );
+    assert_eq!(spf(1, "one"), "spf=pass", "{out}");
+    // The same holds where include: and redirect= lead (RFC 7208 5.2, 6.1)...
+    assert_eq!(spf(2, "inc"), "spf=permerror", "{out}");
+    assert_eq!(spf(3, "redir"), "spf=permerror", "{out}");
+    // ...when the evaluation gets there: an earlier match decides first.
+    assert_eq!(spf(4, "early"), "spf=pass", "{out}");
 }
 
 #[test]

@@ -1,11 +1,13 @@
 //! SPF (RFC 7208) on the HELO and MAIL FROM identities, each on its own.
 //! Two checks around mail-auth: a HELO that is an address literal is not a
 //! domain, so its identity is `none` (RFC 7208 section 2.3 checks HELO only
-//! for a domain name), and a domain with two SPF records is `permerror`
-//! (section 4.5; see `records.rs`).
+//! for a domain name), and a domain with two SPF records, checked or
+//! reached through `include:` / `redirect=`, is `permerror` (section 4.5;
+//! see `records.rs`).
 
 use super::Origin;
 use crate::dns::Dns;
+use mail_auth::dns::Parameters;
 use mail_auth::spf::verify::SpfParameters;
 use mail_auth::{MessageAuthenticator, SpfOutput, SpfResult};
 
@@ -27,10 +29,13 @@ async fn check_one(
     domain: &str,
     params: SpfParameters<'_>,
 ) -> SpfOutput {
-    if super::records::duplicate_spf(dns, domain).await {
-        return SpfOutput::new(domain.to_string()).with_result(SpfResult::PermError);
+    let verdicts = super::records::spf_duplicates(dns, domain).await;
+    if verdicts.is_empty() {
+        a.check_host(params).await
+    } else {
+        a.check_host(Parameters::new(params).with_cache(&verdicts))
+            .await
     }
-    a.check_host(params).await
 }
 
 pub(super) async fn check(
