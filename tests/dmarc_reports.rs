@@ -188,15 +188,33 @@ send("spoof@elsewhere.test", msg("x@sender.test", "forged"))
         ],
         "{text}"
     );
-    // A dry run forgets nothing.
+    // A dry run forgets nothing, and the day has not ended: nothing is
+    // due to be sent yet.
     let again = t.cli(&["dmarc", "report", "--dry-run"], "");
     assert_eq!(String::from_utf8_lossy(&again.stdout), text);
-    // Without a running server, the dry run reads the store itself.
+    let due = t.cli(&["dmarc", "report"], "");
+    assert!(due.status.success(), "{due:?}");
+    let due = String::from_utf8_lossy(&due.stdout).into_owned();
+    // (Unless the day ended between the messages and now.)
+    assert!(
+        due == "no DMARC reports to send\n" || due.contains("DMARC report "),
+        "{due}"
+    );
+    // Without a running server, the dry run reads the store itself; only
+    // the server sends.
     let mut t = t;
     t.stop();
     let offline = t.cli(&["dmarc", "report", "--dry-run"], "");
     assert!(offline.status.success(), "{offline:?}");
-    assert_eq!(String::from_utf8_lossy(&offline.stdout), text);
+    if due.starts_with("no DMARC") {
+        assert_eq!(String::from_utf8_lossy(&offline.stdout), text);
+    }
+    let send = t.cli(&["dmarc", "report"], "");
+    assert!(!send.status.success(), "{send:?}");
+    assert!(
+        String::from_utf8_lossy(&send.stderr).contains("reports are sent by `tern serve`"),
+        "{send:?}"
+    );
 }
 
 #[test]
