@@ -41,6 +41,11 @@ pub enum AdminRequest {
     PluginReload,
     /// Reload the TLS certificates (only a running server can).
     TlsReload,
+    /// Send the DMARC aggregate reports that are due (only a running
+    /// server sends; `tern dmarc report --dry-run` works without one).
+    DmarcReport {
+        dry_run: bool,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -135,6 +140,9 @@ pub fn execute(
         )),
         AdminRequest::TlsReload => Err(AdminError::Invalid(
             "no server is running; certificates are loaded when `tern serve` starts".into(),
+        )),
+        AdminRequest::DmarcReport { .. } => Err(AdminError::Invalid(
+            "no server is running; reports are sent by `tern serve` (try --dry-run)".into(),
         )),
     }
 }

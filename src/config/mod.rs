@@ -3,11 +3,13 @@
 //! are an error. Relative paths are resolved against the config file's folder.
 
 mod auth;
+mod dmarc;
 mod limits;
 mod tls;
 mod units;
 
 pub use auth::{AuthConfig, AuthOverride, DkimAlgorithm, DkimKeyConfig, DmarcAction, SpfAction};
+pub use dmarc::DmarcConfig;
 pub use limits::{LimitsConfig, LogFormat, MetricsConfig};
 pub use tls::{CertificateEntry, CertificateSetting, TlsConfig};
 pub use units::{ByteSize, ConfigDuration};
@@ -233,6 +235,8 @@ pub struct Config {
     /// Log lines as text (default) or one JSON object per line.
     pub log_format: LogFormat,
     pub metrics: MetricsConfig,
+    /// DMARC aggregate reports.
+    pub dmarc: DmarcConfig,
 }
 
 impl Default for Config {
@@ -254,6 +258,7 @@ impl Default for Config {
             plugin: Vec::new(),
             log_format: LogFormat::Text,
             metrics: MetricsConfig::default(),
+            dmarc: DmarcConfig::default(),
         }
     }
 }
@@ -426,6 +431,7 @@ impl Config {
             ));
         }
         auth::validate(&self.auth, &self.dkim)?;
+        self.dmarc.validate()?;
         let mut names = std::collections::HashSet::new();
         for p in &self.plugin {
             if !names.insert(p.name.as_str()) {

@@ -35,57 +35,81 @@ pub async fn send(
     let store = &ctx.store;
     let original = store.read_blob(entry.blob)?;
     let message = dsn::build(&ctx.config.hostname, entry, &wanted, kind, &original);
-    let id = store.next_id()?;
-    let (targets, _) = crate::checks::expand(&ctx.config, store, &entry.sender);
-    let recipients: Vec<QueueRecipient> = if targets.is_empty() {
+    let recipients = recipients_for(&ctx.config, store, &entry.sender);
+    if recipients.is_empty() {
         tracing::warn!(queue_id = %entry.queue_id(), sender = %entry.sender, "bounce has nowhere to go; dropped");
         return Ok(());
-    } else {
-        let local: Vec<String> = targets
-            .iter()
-            .filter_map(|t| match t {
-                crate::hooks::Target::Local(u) => Some(u.clone()),
-                _ => None,
-            })
-            .collect();
-        let mut list = Vec::new();
-        if !local.is_empty() {
+    }
+    let id = enqueue_generated(ctx, "", recipients, &message, "local bounce").await?;
+    tracing::info!(queue_id = %entry.queue_id(), bounce_id = %crate::store::format_queue_id(id), to = %entry.sender, kind = ?kind, "notification queued");
+    Ok(())
+}
+
+/// Where a message Tern writes itself goes for `address`: the local users
+/// it reaches (after aliases) and the remote addresses, with NOTIFY=NEVER
+/// (no report about a report). Empty when it goes nowhere.
+pub fn recipients_for(
+    config: &crate::config::Config,
+    store: &crate::store::Store,
+    address: &str,
+) -> Vec<QueueRecipient> {
+    let (targets, _) = crate::checks::expand(config, store, address);
+    let local: Vec<String> = targets
+        .iter()
+        .filter_map(|t| match t {
+            crate::hooks::Target::Local(u) => Some(u.clone()),
+            _ => None,
+        })
+        .collect();
+    let mut list = Vec::new();
+    if !local.is_empty() {
+        list.push(QueueRecipient::new(
+            address.to_string(),
+            Some("NEVER".into()),
+            None,
+            local,
+        ));
+    }
+    for t in targets {
+        if let crate::hooks::Target::Remote(a) = t {
             list.push(QueueRecipient::new(
-                entry.sender.clone(),
+                a,
                 Some("NEVER".into()),
                 None,
-                local,
+                Vec::new(),
             ));
         }
-        for t in targets {
-            if let crate::hooks::Target::Remote(a) = t {
-                list.push(QueueRecipient::new(
-                    a,
-                    Some("NEVER".into()),
-                    None,
-                    Vec::new(),
-                ));
-            }
-        }
-        list
-    };
-    let bounce = QueueEntry {
+    }
+    list
+}
+
+/// Stores `message` (written by Tern: a bounce, a report) from `sender`
+/// for `recipients`, durably, and wakes the queue. Returns its queue id.
+pub async fn enqueue_generated(
+    ctx: &ServerContext,
+    sender: &str,
+    recipients: Vec<QueueRecipient>,
+    message: &[u8],
+    client: &str,
+) -> Result<u64, StoreError> {
+    let store = &ctx.store;
+    let id = store.next_id()?;
+    let entry = QueueEntry {
         id,
         blob: id,
         size: message.len() as u64,
-        sender: String::new(),
+        sender: sender.to_string(),
         envid: None,
         ret: None,
         smtputf8: false,
         eight_bit: false,
         arrived: now(),
-        client: "local bounce".into(),
+        client: client.into(),
         recipients,
         warned: true,
     };
-    store.enqueue_bytes(bounce, &message)?;
+    store.enqueue_bytes(entry, message)?;
     store.flush().await?;
-    tracing::info!(queue_id = %entry.queue_id(), bounce_id = %crate::store::format_queue_id(id), to = %entry.sender, kind = ?kind, "notification queued");
     ctx.queue.queued(id, now());
-    Ok(())
+    Ok(id)
 }

@@ -10,7 +10,7 @@
 
 mod commit;
 
-use super::{Batch, BackendError, KeyRange, ScanOrder, Space, Write};
+use super::{BackendError, Batch, KeyRange, ScanOrder, Space, Write};
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use std::path::{Path, PathBuf};
@@ -125,11 +125,12 @@ impl SledBackend {
         };
         let limit = order.limit.unwrap_or(usize::MAX);
         let mut out = Vec::new();
-        let mut push = |item: sled::Result<(sled::IVec, sled::IVec)>| -> Result<bool, BackendError> {
-            let (k, v) = item?;
-            out.push((k.to_vec(), v.to_vec()));
-            Ok(out.len() < limit)
-        };
+        let mut push =
+            |item: sled::Result<(sled::IVec, sled::IVec)>| -> Result<bool, BackendError> {
+                let (k, v) = item?;
+                out.push((k.to_vec(), v.to_vec()));
+                Ok(out.len() < limit)
+            };
         if limit == 0 {
             return Ok(Vec::new());
         }
@@ -192,6 +193,22 @@ impl SledBackend {
     /// earlier releases, which never gave 0.
     pub(super) fn next_id(&self) -> Result<u64, BackendError> {
         Ok(self.inner.db.generate_id()? + 1)
+    }
+
+    /// sled's generator cannot be set: draw ids until past `id` (a copy
+    /// from another engine; ids grow by about a million per restart, so
+    /// the gap is small). A gap of more than 2^34 is refused.
+    pub(super) fn ensure_ids_above(&self, id: u64) -> Result<(), BackendError> {
+        let mut current = self.next_id()?;
+        if id.saturating_sub(current) > 1 << 34 {
+            return Err(BackendError::Engine(format!(
+                "cannot move sled's id generator from {current} past {id}"
+            )));
+        }
+        while current <= id {
+            current = self.next_id()?;
+        }
+        Ok(())
     }
 
     pub(super) async fn sync(&self) -> Result<(), BackendError> {
