@@ -5,14 +5,18 @@
 pub mod address;
 pub mod admin;
 pub mod auth;
+#[cfg(test)]
+mod boundaries;
 pub mod checks;
 pub mod config;
+pub mod context;
 pub mod control;
 pub mod dns;
 pub mod fuzzing;
 pub mod hooks;
 pub mod imap;
 pub mod limits;
+pub mod mail;
 pub mod mailauth;
 pub mod metrics;
 pub mod net;
