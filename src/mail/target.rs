@@ -1,6 +1,6 @@
 //! Routing targets: where one accepted recipient's copy goes. The
 //! recipient checks (`checks/`) and router and rewrite plugins (`hooks/`)
-//! decide them, the submission path (`submit.rs`) commits by them, and the
+//! decide them, the submission path (`submit/`) commits by them, and the
 //! queue's notifications read them. Plain data.
 
 /// Where one recipient's copy goes.

@@ -87,15 +87,14 @@ pub async fn submit(ctx: &ServerContext, arrival: Arrival<'_>) -> Result<Accepte
         tracing::error!(queue_id = %qid, "storing message failed: {e}");
         return Err(Refused::Storage);
     }
-    let message = DataMessage {
-        blob: envelope.id,
-        prefix: &prefix,
-        header,
-        size,
-        auth,
-        skip: 0,
-    };
-    let outcome = ctx.hooks.data(info, hook_envelope, &message).await;
+    let outcome = ctx
+        .hooks
+        .data(
+            info,
+            hook_envelope,
+            &seen(envelope.id, &prefix, header, size, auth, 0),
+        )
+        .await;
     match outcome.verdict {
         Verdict::Reject(reply) | Verdict::Tempfail(reply) => {
             return Err(Refused::Policy {
@@ -131,17 +130,13 @@ pub async fn submit(ctx: &ServerContext, arrival: Arrival<'_>) -> Result<Accepte
             _ => None,
         })
         .collect();
-    let message = DataMessage {
-        blob: envelope.id,
-        prefix: &prefix,
-        header,
-        size,
-        auth,
-        skip,
-    };
     let claimed = ctx
         .hooks
-        .deliver_to_storage(info, &locals, &message)
+        .deliver_to_storage(
+            info,
+            &locals,
+            &seen(envelope.id, &prefix, header, size, auth, skip),
+        )
         .await
         .map_err(|reply| Refused::Policy {
             reply,
@@ -157,6 +152,26 @@ pub async fn submit(ctx: &ServerContext, arrival: Arrival<'_>) -> Result<Accepte
             tracing::error!(queue_id = %qid, "{e}");
             Err(Refused::Storage)
         }
+    }
+}
+
+/// The message as the hooks see it, before (`skip` 0) and after the
+/// header edits.
+fn seen<'a>(
+    blob: u64,
+    prefix: &'a [u8],
+    header: &'a [u8],
+    size: u64,
+    auth: Option<&'a AuthResults>,
+    skip: u64,
+) -> DataMessage<'a> {
+    DataMessage {
+        blob,
+        prefix,
+        header,
+        size,
+        auth,
+        skip,
     }
 }
 
