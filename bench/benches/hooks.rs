@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use tern::config::{Config, Protocol};
 use tern::hooks::bindings::{self, wit};
 use tern::hooks::{MessageView, PluginSession, PluginSet, SessionInfo};
-use tern::smtp::command::{MailParams, RcptParams};
+use tern::mail::{MailParams, RcptParams};
 use tern::store::Store;
 
 struct Fixture {

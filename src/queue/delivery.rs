@@ -9,13 +9,13 @@
 use super::dsn::DsnKind;
 use super::notify;
 use super::schedule::RetrySchedule;
+use crate::context::ServerContext;
 use crate::outbound::client::{
     AttemptError, ClientConfig, ClientSession, DeliveryReport, OutboundEnvelope, OutboundRecipient,
     RecipientResult,
 };
 use crate::outbound::mx::{MxResolver, NextHop};
 use crate::outbound::pool::ConnectionPool;
-use crate::server::ServerContext;
 use crate::store::{BlobReader, QueueEntry, QueueRecipient, RecipientState, StoreError, now};
 use std::collections::BTreeMap;
 use std::sync::Arc;

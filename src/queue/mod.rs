@@ -11,7 +11,7 @@ pub mod dsn;
 pub mod notify;
 pub mod schedule;
 
-use crate::server::ServerContext;
+use crate::context::ServerContext;
 use crate::shutdown::Shutdown;
 use crate::store::now;
 use delivery::Deliverer;

@@ -2,10 +2,10 @@
 //! STARTTLS is offered only before TLS, AUTH only where it may be used
 //! (after TLS, unless `tls.allow_plaintext_auth`).
 
-use super::reply::Reply;
 use super::session::Session;
 use crate::config::Protocol;
 use crate::hooks::Verdict;
+use crate::mail::Reply;
 use std::io;
 
 impl Session {

@@ -6,7 +6,7 @@
 
 use super::TlsError;
 use crate::config::Config;
-use crate::server::ServerContext;
+use crate::context::ServerContext;
 use std::sync::Arc;
 
 /// Reloads the certificates; returns success and what to tell the operator.
