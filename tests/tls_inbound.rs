@@ -8,7 +8,7 @@
 //! that method existed still loads and runs.
 
 mod harness;
-use harness::{Tern, config, python};
+use harness::{PY_SIGHUP, Tern, config, python};
 use std::path::Path;
 
 /// Python helpers: a client context that accepts any certificate (the
@@ -68,7 +68,7 @@ fn reload_serves_new_handshakes_the_new_certificate_and_keeps_open_sessions() {
     let t = Tern::start(&config("mx.example.test", "example.test", &tls));
     t.add_user("bob@example.test", "pw");
     let script = format!(
-        "{PY}{}",
+        "{PY}{PY_SIGHUP}{}",
         r#"
 SMTP, POPS, PID, TERN, CONFIG, LOG, CERTS = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), *sys.argv[4:8]
 def cert(tag):
@@ -76,13 +76,6 @@ def cert(tag):
 def install(tag, ext=("pem", "key")):
     for e in ext:
         shutil.copy(os.path.join(CERTS, f"{tag}.{e}"), os.path.join(CERTS, f"live.{e}"))
-def sighup(marker):
-    before = open(LOG).read().count(marker)
-    os.kill(PID, signal.SIGHUP)
-    deadline = time.time() + 60
-    while open(LOG).read().count(marker) == before:
-        assert time.time() < deadline, "no reload seen in the log"
-        time.sleep(0.05)
 def tls_reload():
     return subprocess.run([TERN, "tls", "reload", "--config", CONFIG], capture_output=True, text=True, timeout=60)
 
@@ -92,7 +85,7 @@ assert old.sock.getpeercert(binary_form=True) == cert("a")
 assert old.mail("lisa@outside.test")[0] == 250
 
 install("b")
-sighup("TLS certificates reloaded")
+sighup(PID, LOG, "TLS certificates reloaded")
 assert served(POPS) == cert("b"), "a handshake after SIGHUP got the old certificate"
 new = starttls(SMTP)
 assert new.sock.getpeercert(binary_form=True) == cert("b")
@@ -112,7 +105,7 @@ assert served(POPS) == cert("b")
 install("c", ext=("pem",))
 r = tls_reload()
 assert r.returncode != 0 and "does not go with" in r.stderr, r.stderr
-sighup("TLS reload failed")
+sighup(PID, LOG, "TLS reload failed")
 assert served(POPS) == cert("b")
 
 install("c")
