@@ -73,7 +73,7 @@ async fn handle(ctx: Arc<ServerContext>, stream: UnixStream) -> std::io::Result<
             }
         }
         Ok(AdminRequest::TlsReload) => {
-            let (ok, output) = crate::tls::reload(&ctx).await;
+            let (ok, output) = ctx.reload_certificates().await;
             ControlResponse {
                 ok,
                 output: output + "\n",

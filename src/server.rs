@@ -286,7 +286,7 @@ pub async fn serve_with_reload(
                 _ = int.recv() => { tracing::info!("SIGINT: draining"); break; }
                 _ = hup.recv() => {
                     signal_ctx.reload_plugins().await;
-                    crate::tls::reload(&signal_ctx).await;
+                    signal_ctx.reload_certificates().await;
                 }
             }
         }

@@ -1,13 +1,11 @@
 //! Server TLS: the certificates (the configured ones, or a self-signed
 //! certificate for `hostname` generated in `data_dir` on first start), the
-//! `TlsAcceptor` every listener shares, and reloading the certificates
-//! while the server runs (SIGHUP, `tern tls reload`).
+//! `TlsAcceptor` every listener shares, whose certificates a reload
+//! replaces while the server runs (SIGHUP, `tern tls reload`: `context.rs`).
 
 mod certs;
-mod reload;
 
 pub use certs::{CertificateSet, Certificates};
-pub use reload::reload;
 
 use crate::config::{CertificateEntry, Config};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -36,8 +34,6 @@ pub enum TlsError {
     Rustls(#[from] rustls::Error),
     #[error("no certificate configured")]
     NoCertificate,
-    #[error("{0}")]
-    Config(String),
 }
 
 /// The certificate and key file names used for the generated certificate.
