@@ -340,7 +340,7 @@ fn admin_request(config: &Config, request: AdminRequest) -> Result<()> {
         return Ok(());
     }
     let store = open_store(&config.data_dir)?;
-    let output = admin::execute(&store, config, None, request)?;
+    let output = runtime.block_on(admin::execute(&store, config, None, request))?;
     runtime.block_on(store.flush())?;
     print!("{output}");
     std::io::stdout().flush()?;

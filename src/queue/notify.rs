@@ -35,7 +35,7 @@ pub async fn send(
     let store = &ctx.store;
     let original = store.read_blob(entry.blob)?;
     let message = dsn::build(&ctx.config.hostname, entry, &wanted, kind, &original);
-    let recipients = recipients_for(&ctx.config, store, &entry.sender);
+    let recipients = recipients_for(&ctx.config, store, &entry.sender).await;
     if recipients.is_empty() {
         tracing::warn!(queue_id = %entry.queue_id(), sender = %entry.sender, "bounce has nowhere to go; dropped");
         return Ok(());
@@ -48,12 +48,12 @@ pub async fn send(
 /// Where a message Tern writes itself goes for `address`: the local users
 /// it reaches (after aliases) and the remote addresses, with NOTIFY=NEVER
 /// (no report about a report). Empty when it goes nowhere.
-pub fn recipients_for(
+pub async fn recipients_for(
     config: &crate::config::Config,
     store: &crate::store::Store,
     address: &str,
 ) -> Vec<QueueRecipient> {
-    let (targets, _) = crate::checks::expand(config, store, address);
+    let (targets, _) = crate::checks::expand(config, store, address).await;
     let local: Vec<String> = targets
         .iter()
         .filter_map(|t| match t {

@@ -147,16 +147,25 @@ impl Store {
     }
 
     /// Whether the one-time data conversion `name` has run (`v/<name>`).
-    pub fn conversion_done(&self, name: &str) -> Result<bool, StoreError> {
-        Ok(self.inner.meta.contains_key(format!("v/{name}"))?)
+    pub async fn conversion_done(&self, name: &str) -> Result<bool, StoreError> {
+        let key = format!("v/{name}").into_bytes();
+        Ok(self
+            .inner
+            .backend
+            .get(backend::Space::Meta, &key)
+            .await?
+            .is_some())
     }
 
     /// Records that the one-time data conversion `name` has run.
-    pub fn set_conversion_done(&self, name: &str) -> Result<(), StoreError> {
-        self.inner
-            .meta
-            .insert(format!("v/{name}"), b"".as_slice())?;
-        Ok(())
+    pub async fn set_conversion_done(&self, name: &str) -> Result<(), StoreError> {
+        let mut batch = backend::Batch::new();
+        batch.put(
+            backend::Space::Meta,
+            format!("v/{name}").into_bytes(),
+            Vec::new(),
+        );
+        Ok(self.inner.backend.commit(batch).await?)
     }
 
     /// Subscribes to changes in mailboxes (new mail, flags, expunges).
@@ -193,6 +202,16 @@ fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
 /// Unix time in seconds.
 pub fn now() -> i64 {
     chrono::Utc::now().timestamp()
+}
+
+/// Runs a store future to completion from a synchronous test.
+#[cfg(test)]
+pub(crate) fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a test runtime")
+        .block_on(future)
 }
 
 /// Opens a store a test has just dropped: sled's own threads let go of the
