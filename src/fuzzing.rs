@@ -230,6 +230,7 @@ pub fn dsn(data: &[u8]) {
         status: Some("5.1.1".into()),
         remote_mta: some(&f[5]),
         route: Vec::new(),
+        tls_policy: None,
     };
     let entry = QueueEntry {
         id: 1,

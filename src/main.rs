@@ -176,6 +176,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::CheckConfig => {
             tern::tls::check(&config)?;
+            tern::outbound::policy::check(&config)?;
             tern::mailauth::Signer::load(&config.dkim, config.auth.arc_seal.as_deref())?;
             for d in &config.local_domains {
                 let postmaster = format!("postmaster@{d}");

@@ -10,9 +10,10 @@ use super::dsn::DsnKind;
 use super::notify;
 use super::schedule::RetrySchedule;
 use crate::outbound::client::{
-    AttemptError, ClientConfig, ClientSession, DeliveryReport, OutboundEnvelope, OutboundRecipient,
-    RecipientResult,
+    AttemptError, ClientConfig, ClientSession, DeliveryReport, HopSecurity, OutboundEnvelope,
+    OutboundRecipient, RecipientResult,
 };
+use crate::outbound::policy::{Policies, Routed};
 use crate::outbound::mx::{MxResolver, NextHop};
 use crate::outbound::pool::ConnectionPool;
 use crate::server::ServerContext;
@@ -58,6 +59,8 @@ pub struct Deliverer {
     pub schedule: RetrySchedule,
     pub mx: MxResolver,
     pub client: ClientConfig,
+    /// What each kind of next hop demands of TLS.
+    pub policies: Policies,
     pub pool: ConnectionPool,
     /// Deliveries at once per destination (`queue.max_per_destination`).
     pub per_destination:
@@ -156,8 +159,9 @@ impl Deliverer {
         for (n, (destination, members)) in groups.into_iter().enumerate() {
             let limit = self.destination_limit(&destination);
             let _permit = limit.acquire_owned().await;
-            let (outcomes, tls) = self.deliver_group(&entry, &destination, &members).await;
+            let (outcomes, tls, policy) = self.deliver_group(&entry, &destination, &members).await;
             for (i, outcome) in members.into_iter().zip(outcomes) {
+                entry.recipients[i].tls_policy = policy.clone();
                 self.record(
                     &mut entry,
                     i,
@@ -319,64 +323,65 @@ impl Deliverer {
         }
     }
 
-    /// Tries the destination's hops in order; one outcome per member.
+    /// Tries the destination's hops in order; one outcome per member, the
+    /// TLS of the hop that answered, and the TLS policy that applied.
     async fn deliver_group(
         &self,
         entry: &QueueEntry,
         destination: &str,
         members: &[usize],
-    ) -> (Vec<Outcome>, Option<String>) {
-        let all =
-            |make: &dyn Fn() -> Outcome| (members.iter().map(|_| make()).collect::<Vec<_>>(), None);
-        let hops: Vec<NextHop> = match &self.ctx.config.relay.smarthost {
+    ) -> (Vec<Outcome>, Option<String>, Option<String>) {
+        let all = |make: &dyn Fn() -> Outcome, policy: Option<String>| {
+            (members.iter().map(|_| make()).collect::<Vec<_>>(), None, policy)
+        };
+        let deferred = |status: &str, text: String| {
+            let status = status.to_string();
+            move || Outcome::Deferred {
+                relay: None,
+                status: status.clone(),
+                reply: text.clone(),
+            }
+        };
+        let routed: Routed = match &self.ctx.config.relay.smarthost {
             _ if destination.starts_with(ROUTE_PREFIX) => {
                 match self.routed_hops(&destination[ROUTE_PREFIX.len()..]).await {
-                    Ok(h) => h,
-                    Err(e) => {
-                        let text = e.to_string();
-                        return all(&|| Outcome::Deferred {
-                            relay: None,
-                            status: "4.4.3".into(),
-                            reply: text.clone(),
-                        });
-                    }
+                    Ok(h) => self.policies.routed(h),
+                    Err(e) => return all(&deferred("4.4.3", e.to_string()), None),
                 }
             }
             Some(spec) => match self.mx.smarthost(spec).await {
-                Ok(h) => h,
-                Err(e) => {
-                    let text = e.to_string();
-                    return all(&|| Outcome::Deferred {
-                        relay: None,
-                        status: "4.4.3".into(),
-                        reply: text.clone(),
-                    });
-                }
+                Ok(h) => self.policies.smarthost(h),
+                Err(e) => return all(&deferred("4.4.3", e.to_string()), None),
             },
             None => match self
                 .mx
                 .resolve(destination, self.ctx.config.relay.mx_port)
                 .await
             {
-                Ok(h) => h,
+                Ok(h) => self.policies.mx(destination, h).await,
                 Err(e) if e.is_permanent() => {
                     let (status, text) = (e.enhanced().to_string(), e.to_string());
-                    return all(&|| Outcome::Failed {
-                        relay: None,
-                        status: status.clone(),
-                        reply: text.clone(),
-                    });
+                    return all(
+                        &|| Outcome::Failed {
+                            relay: None,
+                            status: status.clone(),
+                            reply: text.clone(),
+                        },
+                        None,
+                    );
                 }
-                Err(e) => {
-                    let (status, text) = (e.enhanced().to_string(), e.to_string());
-                    return all(&|| Outcome::Deferred {
-                        relay: None,
-                        status: status.clone(),
-                        reply: text.clone(),
-                    });
-                }
+                Err(e) => return all(&deferred(e.enhanced(), e.to_string()), None),
             },
         };
+        let policy = Some(routed.policy.clone());
+        if routed.hops.is_empty() {
+            let text = routed
+                .refusal
+                .clone()
+                .unwrap_or_else(|| format!("no next hop for {destination}"));
+            tracing::warn!(queue_id = %entry.queue_id(), destination, policy = %routed.policy, "{text}");
+            return all(&deferred("4.7.5", text), policy);
+        }
         let envelope = OutboundEnvelope {
             mail_from: entry.sender.clone(),
             recipients: members
@@ -396,21 +401,24 @@ impl Deliverer {
             ret: entry.ret.clone(),
             envid: entry.envid.clone(),
         };
+        let mut last_status = "4.4.1".to_string();
         let mut last_error = format!("no mail exchanger for {destination} could be reached");
-        for hop in &hops {
+        if let Some(refusal) = &routed.refusal {
+            last_error = format!("{last_error}; {refusal}");
+        }
+        for (hop, security) in &routed.hops {
             let parts = match self.ctx.store.blob_parts(entry.blob) {
                 Ok(p) => p,
                 Err(e) => {
                     let text = format!("message body unreadable: {e}");
-                    return all(&|| Outcome::Deferred {
-                        relay: None,
-                        status: "4.3.0".into(),
-                        reply: text.clone(),
-                    });
+                    return all(&deferred("4.3.0", text), policy);
                 }
             };
             let mut reader = BlobReader::new(parts);
-            match self.attempt(hop, &envelope, &mut reader, entry.blob).await {
+            match self
+                .attempt(hop, security, &envelope, &mut reader, entry.blob)
+                .await
+            {
                 Ok(report) => {
                     let relay = report.remote.clone();
                     let tls = Some(report.tls.clone().unwrap_or_else(|| "plain".into()));
@@ -435,29 +443,29 @@ impl Deliverer {
                             },
                         })
                         .collect();
-                    return (outcomes, tls);
+                    return (outcomes, tls, policy);
                 }
                 Err(e) if e.is_permanent() => {
                     let text = format!("{}: {e}", hop.host);
                     let status = e.enhanced().unwrap_or("5.0.0").to_string();
                     let relay = hop.host.clone();
-                    return all(&|| Outcome::Failed {
-                        relay: Some(relay.clone()),
-                        status: status.clone(),
-                        reply: text.clone(),
-                    });
+                    return all(
+                        &|| Outcome::Failed {
+                            relay: Some(relay.clone()),
+                            status: status.clone(),
+                            reply: text.clone(),
+                        },
+                        policy,
+                    );
                 }
                 Err(e) => {
                     tracing::info!(queue_id = %entry.queue_id(), host = %hop.host, "next hop failed: {e}; trying the next one");
-                    last_error = format!("{}: {e}", hop.host);
+                    last_status = e.enhanced().unwrap_or("4.4.1").to_string();
+                    last_error = e.to_string();
                 }
             }
         }
-        all(&|| Outcome::Deferred {
-            relay: None,
-            status: "4.4.1".into(),
-            reply: last_error.clone(),
-        })
+        all(&deferred(&last_status, last_error), policy)
     }
 
     fn destination_limit(&self, destination: &str) -> Arc<tokio::sync::Semaphore> {
@@ -477,12 +485,14 @@ impl Deliverer {
     async fn attempt(
         &self,
         hop: &NextHop,
+        security: &HopSecurity,
         env: &OutboundEnvelope,
         reader: &mut BlobReader,
         blob: u64,
     ) -> Result<DeliveryReport, AttemptError> {
         let key = format!(
-            "{}|{}",
+            "{}|{}|{}",
+            security.tls.tag(),
             hop.host,
             hop.addrs
                 .iter()
@@ -504,7 +514,7 @@ impl Deliverer {
                 result => return self.park(&key, session, result).await,
             }
         }
-        let mut session = ClientSession::open(hop, &self.client).await?;
+        let mut session = ClientSession::open(hop, &self.client, security).await?;
         let result = session.send(&self.client, env, reader).await;
         self.park(&key, session, result).await
     }

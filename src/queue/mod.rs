@@ -198,28 +198,41 @@ const IDLE_CONNECTION_TIME: Duration = Duration::from_secs(5);
 fn make_deliverer(
     ctx: Arc<ServerContext>,
 ) -> Result<Deliverer, crate::outbound::tls::ClientSetupError> {
+    use crate::outbound::mta_sts::{MtaSts, fetch::Fetcher};
+    use crate::outbound::tls::Verifier;
     let config = &ctx.config;
-    let auth = match (
-        &config.relay.smarthost_user,
-        &config.relay.smarthost_password,
-    ) {
-        (Some(u), Some(p)) => Some((u.clone(), p.clone())),
-        _ => None,
-    };
     let mut client = crate::outbound::client::ClientConfig {
         helo_name: config.hostname.clone(),
         tls: Some(crate::outbound::client::opportunistic_tls_config()?),
         connect_timeout: Duration::from_secs(30),
-        auth,
         ..crate::outbound::client::ClientConfig::default()
     };
     if let Some(cap) = config.queue.reply_timeout {
         client.timeouts.cap(cap.0);
         client.connect_timeout = client.connect_timeout.min(cap.0);
     }
+    let dns = ctx.hooks.dns().clone();
+    let anchors = match Verifier::load(config.relay.tls_ca.as_deref()) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            tracing::warn!(
+                "no trust anchors for MX hosts ({e}): MTA-STS policies cannot be fetched or enforced"
+            );
+            None
+        }
+    };
+    let mta_sts = match (&anchors, config.relay.mta_sts) {
+        (Some(v), true) => Some(MtaSts::new(
+            dns.clone(),
+            ctx.store.clone(),
+            Fetcher::new(dns.clone(), v.client_config()?, config.relay.mta_sts_port),
+        )),
+        _ => None,
+    };
     Ok(Deliverer {
         schedule: schedule::RetrySchedule::from_config(&config.queue),
-        mx: crate::outbound::mx::MxResolver::new(ctx.hooks.dns().clone()),
+        mx: crate::outbound::mx::MxResolver::new(dns),
+        policies: crate::outbound::policy::Policies::new(config, anchors, mta_sts)?,
         client,
         pool: crate::outbound::pool::ConnectionPool::new(
             config.queue.max_per_destination,

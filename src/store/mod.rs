@@ -8,7 +8,7 @@
 //! `f/` folders, `m/` messages, `q/` queue entries, `b/` blob records, `p/`
 //! blobs still being written, `w/` web mail sessions, `s/` subscriptions of deleted folders, `v/` one-time
 //! conversions done, `k/<plugin>\0<key>`
-//! the plugins' key-value areas); tree `blobs` holds message bytes in chunks.
+//! the plugins' key-value areas, `t/<domain>` cached MTA-STS policies); tree `blobs` holds message bytes in chunks.
 
 mod blobs;
 mod commit;
@@ -16,6 +16,7 @@ mod folders;
 mod kv;
 mod mailbox;
 mod queue;
+mod sts;
 mod subscriptions;
 mod users;
 mod web;
@@ -25,6 +26,7 @@ pub use folders::{CopyResult, FlagOp, SEPARATOR, check_folder_name};
 pub use kv::{KvError, MAX_KV_KEY, MAX_KV_VALUE};
 pub use mailbox::{Flag, FolderInfo, MailboxEvent, MessageMeta, SPECIAL_FOLDERS, canonical_folder};
 pub use queue::{QueueEntry, QueueRecipient, RecipientState, format_queue_id, parse_queue_id};
+pub use sts::StsPolicyRecord;
 pub use users::UserRecord;
 pub use web::WebSession;
 

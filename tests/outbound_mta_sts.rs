@@ -1,0 +1,202 @@
+//! MTA-STS (RFC 8461) for MX delivery, with real parts: the dnslib server
+//! publishes `_mta-sts` records and MX hosts, an HTTPS server with a
+//! certificate from a CA made here (rcgen) serves the policy files, and the
+//! MX host is an SMTP peer with real TLS (or a man in the middle that
+//! strips STARTTLS). Tern trusts the test CA through `relay.tls_ca` and
+//! reaches the policy host on `relay.mta_sts_port`.
+
+mod harness;
+mod tls_peers;
+use harness::{DnsServer, Tern, config, python, wait_for};
+use serde_json::{Value, json};
+use std::time::Duration;
+use tls_peers::{CertFiles, HttpsServer, SmtpPeer, TestCa};
+
+const POLICY_URL: &str = "mta-sts.b.test/.well-known/mta-sts.txt";
+
+fn zone(mx: &str, id: &str) -> Value {
+    json!({
+        "b.test": {"MX": [[10, mx]], "TTL": 0},
+        "mx.b.test": {"A": ["127.0.0.1"]},
+        "mx2.b.test": {"A": ["127.0.0.1"]},
+        "_mta-sts.b.test": {"TXT": [format!("v=STSv1; id={id}")], "TTL": 0},
+        "mta-sts.b.test": {"A": ["127.0.0.1"]},
+    })
+}
+
+fn policy(mode: &str, mx: &str) -> Value {
+    json!({ POLICY_URL: {
+        "type": "text/plain",
+        "body": format!("version: STSv1\r\nmode: {mode}\r\nmx: {mx}\r\nmax_age: 86400\r\n"),
+    }})
+}
+
+struct Setup {
+    dns: DnsServer,
+    https: HttpsServer,
+    ca: TestCa,
+}
+
+impl Setup {
+    fn new(routes: Value) -> Setup {
+        let ca = TestCa::new();
+        let https = HttpsServer::start(&ca.issue("policy-host", &["mta-sts.b.test"]), &routes);
+        let dns = DnsServer::start(&zone("mx.b.test", "1"));
+        Setup { dns, https, ca }
+    }
+
+    fn mx_cert(&self) -> CertFiles {
+        self.ca.issue("mx", &["mx.b.test", "mx2.b.test"])
+    }
+
+    /// Tern on 127.0.0.2 delivering to MX hosts on the peer's port.
+    fn tern(&self, peer: &SmtpPeer) -> Tern {
+        let extra = format!(
+            "[relay]\ntrusted_networks = [\"127.0.0.0/8\"]\nmx_port = {}\ntls_ca = \"{}\"\n\
+             mta_sts_port = {}\n[dns]\nnameservers = [\"{}\"]\n[queue]\nretry_intervals = [\"1s\"]\n",
+            peer.port,
+            self.ca.ca_file().display(),
+            self.https.port,
+            self.dns.address()
+        );
+        Tern::start_on("127.0.0.2", &config("mx.a.test", "a.test", &extra))
+    }
+}
+
+fn send(tern: &Tern, subject: &str) {
+    let out = python(
+        &format!(
+            r#"
+import smtplib
+s = smtplib.SMTP("127.0.0.2", {port})
+s.sendmail("lisa@a.test", ["bob@b.test"], b"From: lisa@a.test\r\nTo: bob@b.test\r\nSubject: {subject}\r\n\r\nhello\r\n")
+s.quit()
+print("sent")
+"#,
+            port = tern.port("smtp")
+        ),
+        &[],
+    );
+    assert_eq!(out.trim(), "sent");
+}
+
+fn delivered(peer: &SmtpPeer, n: usize) {
+    wait_for("the MX to take the message", Duration::from_secs(60), || {
+        (peer.messages().len() >= n).then_some(())
+    });
+}
+
+/// `tern queue show` of the first entry, once the listing names `reason`.
+fn deferred_with(tern: &Tern, reason: &str) -> String {
+    let listing = wait_for("the deferral in the queue", Duration::from_secs(60), || {
+        let l = tern.queue_list();
+        (l.contains("bob@b.test") && l.contains(reason)).then_some(l)
+    });
+    let id = listing
+        .lines()
+        .nth(1)
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_default()
+        .to_string();
+    let show = tern.cli(&["queue", "show", &id], "");
+    String::from_utf8_lossy(&show.stdout).into_owned()
+}
+
+#[test]
+fn enforce_with_a_valid_certificate_delivers() {
+    let s = Setup::new(policy("enforce", "mx.b.test"));
+    let peer = SmtpPeer::start("starttls", &s.mx_cert());
+    let tern = s.tern(&peer);
+    send(&tern, "enforced");
+    delivered(&peer, 1);
+    assert!(peer.commands().contains("-- TLS"));
+    assert!(s.https.requests().contains(POLICY_URL), "{}", s.https.requests());
+    let log = tern.log();
+    assert!(log.contains("MTA-STS policy fetched"), "{log}");
+    assert!(log.contains("certificate verified") || log.contains("status=sent"), "{log}");
+    // The policy is cached: the next message needs no fetch.
+    let before = s.https.requests().lines().count();
+    send(&tern, "cached");
+    delivered(&peer, 2);
+    assert_eq!(s.https.requests().lines().count(), before);
+}
+
+#[test]
+fn enforce_never_uses_an_mx_the_policy_does_not_list() {
+    let s = Setup::new(policy("enforce", "*.elsewhere.test"));
+    let peer = SmtpPeer::start("starttls", &s.mx_cert());
+    let tern = s.tern(&peer);
+    send(&tern, "unlisted");
+    let show = deferred_with(&tern, "not listed in the MTA-STS policy");
+    assert!(show.contains("state=Pending"), "{show}");
+    assert!(show.contains("tls policy: MTA-STS enforce (policy 1)"), "{show}");
+    assert!(peer.commands().is_empty(), "the unlisted MX was contacted: {}", peer.commands());
+}
+
+#[test]
+fn enforce_with_starttls_stripped_sends_nothing_in_clear() {
+    let s = Setup::new(policy("enforce", "mx.b.test"));
+    let real = SmtpPeer::start("starttls", &s.mx_cert());
+    let mitm = SmtpPeer::stripping(&real, &s.mx_cert());
+    let tern = s.tern(&mitm);
+    send(&tern, "downgrade");
+    let show = deferred_with(&tern, "does not offer STARTTLS");
+    assert!(show.contains("TLS required (MTA-STS enforce"), "{show}");
+    let seen = mitm.commands();
+    assert!(seen.contains("EHLO"), "{seen}");
+    assert!(!seen.contains("MAIL FROM") && !seen.contains("RCPT"), "{seen}");
+    assert!(real.messages().is_empty());
+}
+
+#[test]
+fn enforce_with_an_expired_certificate_defers() {
+    let s = Setup::new(policy("enforce", "mx.b.test"));
+    let peer = SmtpPeer::start("starttls", &s.ca.issue_expired("old", &["mx.b.test"]));
+    let tern = s.tern(&peer);
+    send(&tern, "expired");
+    let show = deferred_with(&tern, "certificate expired");
+    assert!(show.contains("tls policy: MTA-STS enforce"), "{show}");
+    assert!(!peer.commands().contains("MAIL FROM"), "{}", peer.commands());
+}
+
+#[test]
+fn testing_mode_delivers_and_reports_the_failure() {
+    let s = Setup::new(policy("testing", "mx.b.test"));
+    let peer = SmtpPeer::start("starttls", &s.ca.self_signed("self", &["mx.b.test"]));
+    let tern = s.tern(&peer);
+    send(&tern, "testing");
+    delivered(&peer, 1);
+    let log = tern.log();
+    assert!(
+        log.contains("UnknownIssuer") && log.contains("delivering anyway"),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_broken_update_keeps_the_cached_policy_and_no_policy_means_opportunistic() {
+    let s = Setup::new(policy("enforce", "mx.b.test"));
+    let peer = SmtpPeer::start("starttls", &s.mx_cert());
+    let tern = s.tern(&peer);
+    send(&tern, "first");
+    delivered(&peer, 1);
+    // A new id, but the policy host now serves HTML: the cached enforce
+    // policy (mx.b.test only) stays, so the new MX is not used.
+    s.https.set_routes(&json!({ POLICY_URL: {"type": "text/html", "body": "<html>oops</html>"} }));
+    s.dns.set_zone(&zone("mx2.b.test", "2"));
+    send(&tern, "second");
+    let show = deferred_with(&tern, "not listed in the MTA-STS policy");
+    assert!(show.contains("MTA-STS enforce (policy 1)"), "{show}");
+    assert!(tern.log().contains("not text/plain"), "{}", tern.log());
+    assert_eq!(peer.messages().len(), 1);
+}
+
+#[test]
+fn a_malformed_policy_without_a_cached_one_means_no_policy() {
+    let s = Setup::new(json!({ POLICY_URL: {"type": "text/plain", "body": "version: STSv1\r\nmode: strict\r\n"} }));
+    let peer = SmtpPeer::start("starttls", &s.ca.self_signed("self", &["mx.b.test"]));
+    let tern = s.tern(&peer);
+    send(&tern, "no policy");
+    delivered(&peer, 1);
+    assert!(tern.log().contains("malformed policy"), "{}", tern.log());
+}

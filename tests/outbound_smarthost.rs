@@ -1,0 +1,223 @@
+//! The smarthost's TLS (issue 20): Tern relays through a smarthost that
+//! speaks real TLS with certificates from a CA made here (rcgen). With
+//! `relay.smarthost_ca` trusting that CA, a good certificate gets the
+//! credentials and the mail; an expired, wrong-name or self-signed one gets
+//! neither — the peer's own log shows it never saw AUTH or MAIL — and the
+//! mail stays queued with the reason in `tern queue show` and the log.
+//! Also implicit TLS (RFC 8314) and check-config's refusal to send
+//! credentials without verified TLS.
+
+mod harness;
+mod tls_peers;
+use harness::{DnsServer, Tern, config, python, wait_for};
+use serde_json::json;
+use std::time::Duration;
+use tls_peers::{CertFiles, SmtpPeer, TestCa};
+
+const SMARTHOST: &str = "smarthost.test";
+
+fn dns() -> DnsServer {
+    DnsServer::start(&json!({ SMARTHOST: {"A": ["127.0.0.1"]} }))
+}
+
+/// Tern on 127.0.0.2 relaying everything through the peer with credentials.
+fn relay(dns: &DnsServer, ca: &TestCa, peer: &SmtpPeer, extra_relay: &str) -> Tern {
+    let extra = format!(
+        "[relay]\ntrusted_networks = [\"127.0.0.0/8\"]\nsmarthost = \"{SMARTHOST}:{}\"\n\
+         smarthost_user = \"relay-user\"\nsmarthost_password = \"relay-secret\"\n\
+         smarthost_ca = \"{}\"\n{extra_relay}\n\
+         [dns]\nnameservers = [\"{}\"]\n[queue]\nretry_intervals = [\"1s\"]\n",
+        peer.port,
+        ca.ca_file().display(),
+        dns.address()
+    );
+    Tern::start_on("127.0.0.2", &config("mx.a.test", "a.test", &extra))
+}
+
+fn send(tern: &Tern, subject: &str) {
+    let out = python(
+        &format!(
+            r#"
+import smtplib
+s = smtplib.SMTP("127.0.0.2", {port})
+s.sendmail("lisa@a.test", ["bob@far.test"], b"From: lisa@a.test\r\nTo: bob@far.test\r\nSubject: {subject}\r\n\r\nhello\r\n")
+s.quit()
+print("sent")
+"#,
+            port = tern.port("smtp")
+        ),
+        &[],
+    );
+    assert_eq!(out.trim(), "sent");
+}
+
+/// `tern queue show` of the single entry, once it names `reason`.
+fn deferred_with(tern: &Tern, reason: &str) -> String {
+    let listing = wait_for("the deferral in the queue", Duration::from_secs(60), || {
+        let l = tern.queue_list();
+        (l.contains("bob@far.test") && l.contains(reason)).then_some(l)
+    });
+    let id = listing
+        .lines()
+        .nth(1)
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_default()
+        .to_string();
+    let show = tern.cli(&["queue", "show", &id], "");
+    String::from_utf8_lossy(&show.stdout).into_owned()
+}
+
+#[test]
+fn a_trusted_smarthost_gets_the_credentials_over_verified_starttls() {
+    let dns = dns();
+    let ca = TestCa::new();
+    let peer = SmtpPeer::start("starttls", &ca.issue("good", &[SMARTHOST]));
+    let tern = relay(&dns, &ca, &peer, "");
+    send(&tern, "good");
+    wait_for("the smarthost to take the message", Duration::from_secs(60), || {
+        (peer.messages().len() == 1).then_some(())
+    });
+    let commands = peer.commands();
+    let tls_at = commands.find("-- TLS").expect("STARTTLS happened");
+    let auth_at = commands.find("AUTH PLAIN").expect("AUTH was sent");
+    assert!(tls_at < auth_at, "AUTH only after TLS: {commands}");
+    assert!(peer.messages()[0].contains("Subject: good"));
+    wait_for("the queue to empty", Duration::from_secs(30), || {
+        tern.queue_list().contains("empty").then_some(())
+    });
+}
+
+/// A smarthost presenting `cert` gets nothing: no AUTH, no MAIL, and the
+/// mail waits in the queue saying why.
+fn refused(cert: impl Fn(&TestCa) -> CertFiles, reason: &str) {
+    let dns = dns();
+    let ca = TestCa::new();
+    let peer = SmtpPeer::start("starttls", &cert(&ca));
+    let tern = relay(&dns, &ca, &peer, "");
+    send(&tern, "refused");
+    let show = deferred_with(&tern, reason);
+    assert!(
+        show.contains("state=Pending") && show.contains("certificate not trusted"),
+        "{show}"
+    );
+    assert!(show.contains("tls policy: smarthost starttls"), "{show}");
+    assert!(tern.log().contains(reason), "the log says why: {}", tern.log());
+    let commands = peer.commands();
+    assert!(commands.contains("-- TLS"), "TLS was tried: {commands}");
+    assert!(!commands.contains("AUTH"), "credentials leaked: {commands}");
+    assert!(!commands.contains("relay-secret"));
+    assert!(!commands.contains("MAIL FROM"), "{commands}");
+    assert!(peer.messages().is_empty());
+}
+
+#[test]
+fn an_expired_certificate_defers_and_sees_no_auth() {
+    refused(|ca| ca.issue_expired("expired", &[SMARTHOST]), "certificate expired");
+}
+
+#[test]
+fn a_certificate_for_another_name_defers_and_sees_no_auth() {
+    refused(
+        |ca| ca.issue("wrong", &["other.test"]),
+        "not valid for name \"smarthost.test\"",
+    );
+}
+
+#[test]
+fn a_self_signed_certificate_defers_and_sees_no_auth() {
+    refused(|ca| ca.self_signed("self", &[SMARTHOST]), "UnknownIssuer");
+}
+
+#[test]
+fn a_smarthost_without_starttls_never_gets_the_mail_in_clear() {
+    let dns = dns();
+    let ca = TestCa::new();
+    let cert = ca.issue("good", &[SMARTHOST]);
+    let real = SmtpPeer::start("starttls", &cert);
+    let mitm = SmtpPeer::stripping(&real, &cert);
+    let tern = relay(&dns, &ca, &mitm, "");
+    send(&tern, "stripped");
+    let show = deferred_with(&tern, "does not offer STARTTLS");
+    assert!(show.contains("TLS required (smarthost starttls)"), "{show}");
+    let seen = mitm.commands();
+    assert!(seen.contains("EHLO"), "{seen}");
+    assert!(!seen.contains("AUTH") && !seen.contains("MAIL FROM"), "{seen}");
+    assert!(real.messages().is_empty());
+}
+
+#[test]
+fn implicit_tls_delivers_to_a_port_465_style_smarthost() {
+    let dns = dns();
+    let ca = TestCa::new();
+    let peer = SmtpPeer::start("implicit", &ca.issue("good", &[SMARTHOST]));
+    let tern = relay(&dns, &ca, &peer, "smarthost_tls = \"implicit\"");
+    send(&tern, "implicit");
+    wait_for("the smarthost to take the message", Duration::from_secs(60), || {
+        (peer.messages().len() == 1).then_some(())
+    });
+    let commands = peer.commands();
+    assert!(commands.starts_with("-- TLS\n"), "TLS before any command: {commands}");
+    assert!(!commands.contains("STARTTLS"), "{commands}");
+    assert!(commands.contains("AUTH PLAIN"), "{commands}");
+}
+
+#[test]
+fn implicit_tls_with_an_untrusted_certificate_defers() {
+    let dns = dns();
+    let ca = TestCa::new();
+    let peer = SmtpPeer::start("implicit", &ca.self_signed("self", &[SMARTHOST]));
+    let tern = relay(&dns, &ca, &peer, "smarthost_tls = \"implicit\"");
+    send(&tern, "implicit refused");
+    let show = deferred_with(&tern, "UnknownIssuer");
+    assert!(show.contains("tls policy: smarthost implicit"), "{show}");
+    let commands = peer.commands();
+    assert!(!commands.contains("EHLO") && !commands.contains("AUTH"), "{commands}");
+}
+
+#[test]
+fn check_config_refuses_credentials_without_verified_tls() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (mode, ok) in [
+        ("opportunistic", false),
+        ("none", false),
+        ("starttls", true),
+        ("implicit", true),
+    ] {
+        let path = dir.path().join(format!("{mode}.toml"));
+        std::fs::write(
+            &path,
+            format!(
+                "[relay]\nsmarthost = \"{SMARTHOST}:587\"\nsmarthost_tls = \"{mode}\"\n\
+                 smarthost_user = \"u\"\nsmarthost_password = \"p\"\n"
+            ),
+        )
+        .expect("config");
+        let out = std::process::Command::new(harness::tern_bin())
+            .args(["check-config", "--config"])
+            .arg(&path)
+            .output()
+            .expect("check-config");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.success(), ok, "{mode}: {stderr}");
+        if !ok {
+            assert!(stderr.contains("relay.smarthost_tls"), "{mode}: {stderr}");
+        }
+    }
+    // A CA file that does not load is refused too.
+    let path = dir.path().join("bad-ca.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[relay]\nsmarthost = \"{SMARTHOST}:587\"\nsmarthost_ca = \"missing.pem\"\n\
+             smarthost_user = \"u\"\nsmarthost_password = \"p\"\n"
+        ),
+    )
+    .expect("config");
+    let out = std::process::Command::new(harness::tern_bin())
+        .args(["check-config", "--config"])
+        .arg(&path)
+        .output()
+        .expect("check-config");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing.pem"));
+}
