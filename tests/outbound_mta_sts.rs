@@ -111,9 +111,15 @@ fn enforce_with_a_valid_certificate_delivers() {
     delivered(&peer, 1);
     assert!(peer.commands().contains("-- TLS"));
     assert!(s.https.requests().contains(POLICY_URL), "{}", s.https.requests());
-    let log = tern.log();
-    assert!(log.contains("MTA-STS policy fetched"), "{log}");
-    assert!(log.contains("certificate verified") || log.contains("status=sent"), "{log}");
+    let line = wait_for("the delivery in the log", Duration::from_secs(30), || {
+        let log = tern.log();
+        log.lines().find(|l| l.contains("status=\"sent\"")).map(str::to_string)
+    });
+    assert!(
+        line.contains("verified") && line.contains("MTA-STS enforce (policy 1)"),
+        "{line}"
+    );
+    assert!(tern.log().contains("MTA-STS policy fetched"));
     // The policy is cached: the next message needs no fetch.
     let before = s.https.requests().lines().count();
     send(&tern, "cached");

@@ -421,7 +421,11 @@ impl Deliverer {
             {
                 Ok(report) => {
                     let relay = report.remote.clone();
-                    let tls = Some(report.tls.clone().unwrap_or_else(|| "plain".into()));
+                    let tls = Some(match (&report.tls, report.verified) {
+                        (Some(v), true) => format!("{v} verified"),
+                        (Some(v), false) => v.clone(),
+                        (None, _) => "plain".into(),
+                    });
                     let outcomes = report
                         .results
                         .into_iter()
@@ -553,6 +557,7 @@ fn log_result(
         to = %r.address,
         relay = relay.unwrap_or("none"),
         tls = tls.unwrap_or("none"),
+        tls_policy = r.tls_policy.as_deref().unwrap_or("none"),
         delay = format!("{:.2}", (now() - entry.arrived) as f64),
         attempt_secs = format!("{:.2}", started.elapsed().as_secs_f64()),
         attempts = r.attempts,
