@@ -245,6 +245,7 @@ pub fn dsn(data: &[u8]) {
         client: "client [192.0.2.1]".into(),
         recipients: vec![recipient.clone()],
         warned: false,
+        require_tls: false,
     };
     let original = f[6].as_bytes();
     let out = build("mx.example.test", &entry, &[&recipient], kind, original);

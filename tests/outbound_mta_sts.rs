@@ -19,6 +19,7 @@ fn zone(mx: &str, id: &str) -> Value {
         "b.test": {"MX": [[10, mx]], "TTL": 0},
         "mx.b.test": {"A": ["127.0.0.1"]},
         "mx2.b.test": {"A": ["127.0.0.1"]},
+        "c.test": {"MX": [[10, "mx.b.test"]]},
         "_mta-sts.b.test": {"TXT": [format!("v=STSv1; id={id}")], "TTL": 0},
         "mta-sts.b.test": {"A": ["127.0.0.1"]},
     })
@@ -205,4 +206,134 @@ fn a_malformed_policy_without_a_cached_one_means_no_policy() {
     send(&tern, "no policy");
     delivered(&peer, 1);
     assert!(tern.log().contains("malformed policy"), "{}", tern.log());
+}
+
+/// Submits over STARTTLS with `MAIL FROM … REQUIRETLS`, after checking
+/// that REQUIRETLS is announced only after STARTTLS and refused before it.
+fn send_requiretls(tern: &Tern, rcpt: &str, subject: &str) {
+    let out = python(
+        &format!(
+            r#"
+import smtplib, ssl
+CTX = ssl.create_default_context(); CTX.check_hostname = False; CTX.verify_mode = ssl.CERT_NONE
+s = smtplib.SMTP("127.0.0.2", {port})
+s.ehlo()
+assert not s.has_extn("requiretls"), s.esmtp_features
+code, text = s.mail("lisa@a.test", ["REQUIRETLS"])
+assert (code, text[:6]) == (530, b"5.7.10"), (code, text)
+s.starttls(context=CTX)
+s.ehlo()
+assert s.has_extn("requiretls"), s.esmtp_features
+assert s.mail("lisa@a.test", ["REQUIRETLS"])[0] == 250
+assert s.rcpt("{rcpt}")[0] == 250
+assert s.data(b"From: lisa@a.test\r\nTo: {rcpt}\r\nSubject: {subject}\r\n\r\nhello\r\n")[0] == 250
+s.quit()
+print("sent")
+"#,
+            port = tern.port("smtp")
+        ),
+        &[],
+    );
+    assert_eq!(out.trim(), "sent");
+}
+
+/// The bounces in Lisa's mailbox, as (status, diagnostic) pairs.
+fn bounces(tern: &Tern, want: usize) -> Vec<(String, String)> {
+    let out = python(
+        &format!(
+            r#"
+import poplib, ssl, time, email, json
+from email import policy
+CTX = ssl.create_default_context(); CTX.check_hostname = False; CTX.verify_mode = ssl.CERT_NONE
+deadline = time.time() + 60
+while True:
+    p = poplib.POP3_SSL("127.0.0.2", {port}, context=CTX); p.user("lisa@a.test"); p.pass_("pw")
+    n = p.stat()[0]
+    if n >= {want} or time.time() > deadline:
+        msgs = [b"\r\n".join(p.retr(i)[1]) + b"\r\n" for i in range(1, n + 1)]
+        p.quit()
+        break
+    p.quit(); time.sleep(0.1)
+out = []
+for raw in msgs:
+    m = email.message_from_bytes(raw, policy=policy.default)
+    status = list(m.iter_parts())[1]
+    fields = {{}}
+    for block in status.get_payload():
+        for k, v in block.items():
+            fields[k.lower()] = str(v)
+    out.append([fields.get("status", ""), fields.get("diagnostic-code", "")])
+print(json.dumps(out))
+"#,
+            port = tern.port("pop3s")
+        ),
+        &[],
+    );
+    serde_json::from_str(out.trim()).expect("bounce list")
+}
+
+#[test]
+fn requiretls_is_delivered_over_verified_tls_and_passed_on() {
+    let s = Setup::new(policy("enforce", "mx.b.test"));
+    let peer = SmtpPeer::start("starttls", &s.mx_cert());
+    let tern = s.tern(&peer);
+    send_requiretls(&tern, "bob@b.test", "sealed");
+    delivered(&peer, 1);
+    let commands = peer.commands();
+    let mail = commands
+        .lines()
+        .find(|l| l.starts_with("MAIL FROM"))
+        .expect("MAIL FROM");
+    assert!(mail.ends_with(" REQUIRETLS"), "{commands}");
+    assert!(commands.find("-- TLS") < commands.find("MAIL FROM"));
+}
+
+#[test]
+fn requiretls_is_bounced_with_5_7_30_when_only_unverified_tls_is_on_offer() {
+    // b.test's policy is only "testing" and its MX shows a self-signed
+    // certificate: good enough for ordinary mail, not for REQUIRETLS.
+    let s = Setup::new(policy("testing", "mx.b.test"));
+    let peer = SmtpPeer::start("starttls", &s.ca.self_signed("self", &["mx.b.test"]));
+    let tern = s.tern(&peer);
+    tern.add_user("lisa@a.test", "pw");
+    send_requiretls(&tern, "bob@b.test", "sealed");
+    let got = bounces(&tern, 1);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].0, "5.7.30", "{got:?}");
+    assert!(got[0].1.contains("UnknownIssuer"), "{got:?}");
+    assert!(!peer.commands().contains("MAIL FROM"), "{}", peer.commands());
+    assert!(peer.messages().is_empty());
+    // Without any policy to verify the MX by, the same.
+    send_requiretls(&tern, "bob@c.test", "sealed again");
+    let got = bounces(&tern, 2);
+    assert!(
+        got.iter().any(|(status, why)| status == "5.7.30" && why.contains("no MTA-STS policy")),
+        "{got:?}"
+    );
+}
+
+#[test]
+fn tls_required_no_waives_the_policy() {
+    // Enforced, and the only MX is not listed: deferred without the header
+    // (see enforce_never_uses_an_mx_the_policy_does_not_list), delivered
+    // with it (RFC 8689 section 4.3).
+    let s = Setup::new(policy("enforce", "*.elsewhere.test"));
+    let peer = SmtpPeer::start("starttls", &s.mx_cert());
+    let tern = s.tern(&peer);
+    let out = python(
+        &format!(
+            r#"
+import smtplib
+s = smtplib.SMTP("127.0.0.2", {port})
+s.sendmail("lisa@a.test", ["bob@b.test"], b"From: lisa@a.test\r\nTo: bob@b.test\r\nTLS-Required: No\r\nSubject: anyway\r\n\r\nhello\r\n")
+s.quit()
+print("sent")
+"#,
+            port = tern.port("smtp")
+        ),
+        &[],
+    );
+    assert_eq!(out.trim(), "sent");
+    delivered(&peer, 1);
+    assert!(tern.log().contains("TLS-Required: No"), "{}", tern.log());
 }

@@ -54,6 +54,9 @@ pub struct OutboundEnvelope {
     pub smtputf8: bool,
     pub ret: Option<String>,
     pub envid: Option<String>,
+    /// REQUIRETLS (RFC 8689): only to a verified hop that supports it, and
+    /// passed on in MAIL FROM.
+    pub require_tls: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,6 +137,9 @@ pub enum AttemptError {
     TooBig(String, u64, u64),
     #[error("{0} does not support SMTPUTF8, which the message needs")]
     NeedsSmtputf8(String),
+    /// (remote, why): the message asked for REQUIRETLS and this hop cannot honour it.
+    #[error("{0}: REQUIRETLS cannot be honoured: {1}")]
+    RequireTls(String, String),
     #[error("{0}: {1}")]
     Io(String, std::io::Error),
 }
@@ -148,11 +154,23 @@ impl AttemptError {
         }
     }
 
+    /// A failure of TLS as the hop's policy (or REQUIRETLS) demands it.
+    pub fn is_tls_failure(&self) -> bool {
+        matches!(
+            self,
+            AttemptError::Tls(..)
+                | AttemptError::TlsRequired(..)
+                | AttemptError::Untrusted(..)
+                | AttemptError::RequireTls(..)
+        )
+    }
+
     pub fn enhanced(&self) -> Option<&str> {
         match self {
             AttemptError::MailFrom(_, r) => r.enhanced.as_deref().or(Some("5.0.0")),
             AttemptError::TooBig(..) => Some("5.3.4"),
             AttemptError::NeedsSmtputf8(_) => Some("5.6.7"),
+            AttemptError::RequireTls(..) => Some("5.7.30"),
             AttemptError::Connect(..) | AttemptError::Io(..) => Some("4.4.1"),
             AttemptError::Greeting(..) | AttemptError::Helo(..) => Some("4.4.0"),
             AttemptError::Tls(..) | AttemptError::Untrusted(..) => Some("4.7.5"),
@@ -172,6 +190,7 @@ pub(super) struct Extensions {
     smtputf8: bool,
     dsn: bool,
     pub(super) auth_plain: bool,
+    requiretls: bool,
 }
 
 impl Extensions {
@@ -187,6 +206,7 @@ impl Extensions {
                 "8BITMIME" => e.eightbitmime = true,
                 "SMTPUTF8" => e.smtputf8 = true,
                 "DSN" => e.dsn = true,
+                "REQUIRETLS" => e.requiretls = true,
                 "AUTH" => e.auth_plain = words.any(|w| w.eq_ignore_ascii_case("PLAIN")),
                 _ => {}
             }
@@ -267,6 +287,14 @@ impl ClientSession {
         }
         if env.smtputf8 && !ext.smtputf8 {
             return Err(AttemptError::NeedsSmtputf8(remote));
+        }
+        if env.require_tls && !self.verified {
+            let why = "the connection is not TLS verified for the host's name".to_string();
+            return Err(AttemptError::RequireTls(remote, why));
+        }
+        if env.require_tls && !ext.requiretls {
+            let why = "the server does not announce REQUIRETLS".to_string();
+            return Err(AttemptError::RequireTls(remote, why));
         }
         let mail = mail_command(ext, env);
         let rcpts: Vec<String> = env
@@ -379,6 +407,9 @@ fn mail_command(ext: &Extensions, env: &OutboundEnvelope) -> String {
     }
     if env.smtputf8 {
         mail.push_str(" SMTPUTF8");
+    }
+    if env.require_tls {
+        mail.push_str(" REQUIRETLS");
     }
     if ext.dsn {
         if let Some(ret) = &env.ret {

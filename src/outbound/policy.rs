@@ -5,6 +5,11 @@
 //! publishes a policy (`enforce`: only the MX hosts it lists, only with a
 //! certificate valid for the MX name; `testing`: every host, failures
 //! logged), else opportunistic STARTTLS.
+//!
+//! A message sent with REQUIRETLS (RFC 8689) goes only where TLS can be
+//! verified: a smarthost with `starttls`/`implicit`, or MX hosts listed by
+//! an MTA-STS policy (`testing` counts as `enforce` for it); anything else
+//! leaves no hop, and the caller bounces it with 5.7.30.
 
 use super::client::HopSecurity;
 use super::mta_sts::{Mode, MtaSts};
@@ -20,6 +25,20 @@ pub struct Routed {
     pub policy: String,
     /// Why hops were left out (MX hosts the policy does not list).
     pub refusal: Option<String>,
+    /// A policy that forbids unverified delivery is in force (MTA-STS
+    /// enforce), which a message's `TLS-Required: No` may waive.
+    pub enforced: bool,
+}
+
+impl Routed {
+    fn none_for_requiretls(policy: String, why: String) -> Routed {
+        Routed {
+            hops: Vec::new(),
+            policy,
+            refusal: Some(format!("REQUIRETLS: {why}")),
+            enforced: true,
+        }
+    }
 }
 
 pub struct Policies {
@@ -45,7 +64,13 @@ impl Policies {
         })
     }
 
-    pub fn smarthost(&self, hops: Vec<NextHop>) -> Routed {
+    pub fn smarthost(&self, hops: Vec<NextHop>, require_tls: bool) -> Routed {
+        if require_tls && !self.smarthost.tls.required() {
+            return Routed::none_for_requiretls(
+                self.smarthost.policy.clone(),
+                "the smarthost's certificate is not verified (relay.smarthost_tls)".into(),
+            );
+        }
         Routed {
             hops: hops
                 .into_iter()
@@ -53,27 +78,48 @@ impl Policies {
                 .collect(),
             policy: self.smarthost.policy.clone(),
             refusal: None,
+            enforced: self.smarthost.tls.required(),
         }
     }
 
-    /// Hosts a router plugin chose: opportunistic STARTTLS.
-    pub fn routed(&self, hops: Vec<NextHop>) -> Routed {
-        let security = HopSecurity::opportunistic();
+    /// Opportunistic STARTTLS to `hops` (MX hosts of a domain without a
+    /// policy, hosts a router plugin chose), `policy` saying why.
+    pub fn opportunistic(&self, hops: Vec<NextHop>, policy: &str) -> Routed {
+        let mut security = HopSecurity::opportunistic();
+        security.policy = policy.to_string();
         Routed {
             policy: security.policy.clone(),
             hops: hops.into_iter().map(|h| (h, security.clone())).collect(),
             refusal: None,
+            enforced: false,
         }
     }
 
+    /// Hosts a router plugin chose.
+    pub fn routed(&self, hops: Vec<NextHop>, require_tls: bool) -> Routed {
+        if require_tls {
+            return Routed::none_for_requiretls(
+                "opportunistic".into(),
+                "hosts a router plugin chose have no policy to verify them by".into(),
+            );
+        }
+        self.opportunistic(hops, "opportunistic")
+    }
+
     /// The MX hosts of `domain` under its MTA-STS policy, if any.
-    pub async fn mx(&self, domain: &str, hops: Vec<NextHop>) -> Routed {
+    pub async fn mx(&self, domain: &str, hops: Vec<NextHop>, require_tls: bool) -> Routed {
         let applied = match &self.mta_sts {
             Some(sts) => sts.policy(domain).await,
             None => None,
         };
         let Some(applied) = applied.filter(|a| a.policy.mode != Mode::None) else {
-            return self.routed(hops);
+            if require_tls {
+                return Routed::none_for_requiretls(
+                    "opportunistic".into(),
+                    format!("{domain} publishes no MTA-STS policy to verify its MX hosts by"),
+                );
+            }
+            return self.opportunistic(hops, "opportunistic");
         };
         let policy = format!(
             "MTA-STS {} (policy {})",
@@ -93,7 +139,11 @@ impl Policies {
             auth: None,
             policy: policy.clone(),
         };
-        match applied.policy.mode {
+        let mode = match applied.policy.mode {
+            Mode::Testing if require_tls => Mode::Enforce,
+            mode => mode,
+        };
+        match mode {
             Mode::Enforce => {
                 let Some(anchors) = &self.anchors else {
                     return Routed {
@@ -102,6 +152,7 @@ impl Policies {
                             "{domain} enforces MTA-STS and no trust anchors are loaded to verify its MX hosts"
                         )),
                         policy,
+                        enforced: true,
                     };
                 };
                 let refusal = (!unlisted.is_empty()).then(|| {
@@ -122,6 +173,7 @@ impl Policies {
                         .collect(),
                     refusal,
                     policy,
+                    enforced: true,
                 }
             }
             Mode::Testing | Mode::None => {
@@ -140,6 +192,7 @@ impl Policies {
                         .collect(),
                     refusal: None,
                     policy,
+                    enforced: false,
                 }
             }
         }

@@ -53,6 +53,18 @@ struct Notices {
 /// Group keys of recipients routed by a router plugin: this, then the hosts.
 const ROUTE_PREFIX: &str = "route:";
 
+/// How much of a message is read looking for `TLS-Required:`.
+const MAX_HEADER_READ: usize = 256 * 1024;
+
+/// A REQUIRETLS message that no hop can take as asked: bounced.
+fn failed_requiretls(text: String) -> impl Fn() -> Outcome {
+    move || Outcome::Failed {
+        relay: None,
+        status: "5.7.30".into(),
+        reply: text.clone(),
+    }
+}
+
 /// Everything a delivery needs that lives as long as the server.
 pub struct Deliverer {
     pub ctx: Arc<ServerContext>,
@@ -342,15 +354,16 @@ impl Deliverer {
                 reply: text.clone(),
             }
         };
+        let require_tls = entry.require_tls;
         let routed: Routed = match &self.ctx.config.relay.smarthost {
             _ if destination.starts_with(ROUTE_PREFIX) => {
                 match self.routed_hops(&destination[ROUTE_PREFIX.len()..]).await {
-                    Ok(h) => self.policies.routed(h),
+                    Ok(h) => self.policies.routed(h, require_tls),
                     Err(e) => return all(&deferred("4.4.3", e.to_string()), None),
                 }
             }
             Some(spec) => match self.mx.smarthost(spec).await {
-                Ok(h) => self.policies.smarthost(h),
+                Ok(h) => self.policies.smarthost(h, require_tls),
                 Err(e) => return all(&deferred("4.4.3", e.to_string()), None),
             },
             None => match self
@@ -358,7 +371,16 @@ impl Deliverer {
                 .resolve(destination, self.ctx.config.relay.mx_port)
                 .await
             {
-                Ok(h) => self.policies.mx(destination, h).await,
+                Ok(h) => {
+                    let routed = self.policies.mx(destination, h.clone(), require_tls).await;
+                    if routed.enforced && !require_tls && self.tls_required_no(entry).await {
+                        tracing::info!(queue_id = %entry.queue_id(), destination, policy = %routed.policy, "TLS-Required: No: the policy is waived (RFC 8689)");
+                        self.policies
+                            .opportunistic(h, "opportunistic (TLS-Required: No waived the policy)")
+                    } else {
+                        routed
+                    }
+                }
                 Err(e) if e.is_permanent() => {
                     let (status, text) = (e.enhanced().to_string(), e.to_string());
                     return all(
@@ -380,6 +402,9 @@ impl Deliverer {
                 .clone()
                 .unwrap_or_else(|| format!("no next hop for {destination}"));
             tracing::warn!(queue_id = %entry.queue_id(), destination, policy = %routed.policy, "{text}");
+            if require_tls {
+                return all(&failed_requiretls(text), policy);
+            }
             return all(&deferred("4.7.5", text), policy);
         }
         let envelope = OutboundEnvelope {
@@ -400,8 +425,10 @@ impl Deliverer {
             smtputf8: entry.smtputf8,
             ret: entry.ret.clone(),
             envid: entry.envid.clone(),
+            require_tls,
         };
         let mut last_status = "4.4.1".to_string();
+        let mut last_tls_failure = false;
         let mut last_error = format!("no mail exchanger for {destination} could be reached");
         if let Some(refusal) = &routed.refusal {
             last_error = format!("{last_error}; {refusal}");
@@ -466,10 +493,40 @@ impl Deliverer {
                     tracing::info!(queue_id = %entry.queue_id(), host = %hop.host, "next hop failed: {e}; trying the next one");
                     last_status = e.enhanced().unwrap_or("4.4.1").to_string();
                     last_error = e.to_string();
+                    last_tls_failure = e.is_tls_failure();
                 }
             }
         }
+        if require_tls && last_tls_failure {
+            // RFC 8689 section 5: no hop could take it as REQUIRETLS asks.
+            return all(&failed_requiretls(last_error), policy);
+        }
         all(&deferred(&last_status, last_error), policy)
+    }
+
+    /// Does the message carry `TLS-Required: No` (RFC 8689 section 4.3)?
+    /// Read from the stored header section, only when a policy would be waived.
+    async fn tls_required_no(&self, entry: &QueueEntry) -> bool {
+        use tokio::io::AsyncReadExt;
+        let Ok(parts) = self.ctx.store.blob_parts(entry.blob) else {
+            return false;
+        };
+        let mut reader = BlobReader::new(parts);
+        let mut head = Vec::new();
+        let mut buf = vec![0u8; 16 * 1024];
+        while head.len() < MAX_HEADER_READ {
+            match reader.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => head.extend_from_slice(&buf[..n]),
+            }
+            if memchr::memmem::find(&head, b"\r\n\r\n").is_some() {
+                break;
+            }
+        }
+        mail_parser::MessageParser::new()
+            .parse_headers(&head)
+            .and_then(|m| m.header_raw("TLS-Required").map(|v| v.trim().eq_ignore_ascii_case("no")))
+            .unwrap_or(false)
     }
 
     fn destination_limit(&self, destination: &str) -> Arc<tokio::sync::Semaphore> {

@@ -82,6 +82,9 @@ pub async fn send(
         client: "local bounce".into(),
         recipients,
         warned: true,
+        // RFC 8689 section 5: a report about a REQUIRETLS message travels
+        // under the same requirement.
+        require_tls: entry.require_tls,
     };
     store.enqueue_bytes(bounce, &message)?;
     store.flush().await?;

@@ -30,6 +30,9 @@ pub struct MailParams {
     pub envid: Option<String>,
     /// AUTH=, as given.
     pub auth: Option<String>,
+    /// REQUIRETLS (RFC 8689): the message may leave only over verified TLS.
+    #[serde(default)]
+    pub requiretls: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -247,6 +250,7 @@ fn parse_mail(rest: &str) -> Result<Command, CommandError> {
                 })
             }
             ("SMTPUTF8", None) => params.smtputf8 = true,
+            ("REQUIRETLS", None) => params.requiretls = true,
             ("RET", Some(v)) => {
                 params.ret = Some(match v.to_ascii_uppercase().as_str() {
                     "FULL" => Ret::Full,
@@ -259,7 +263,7 @@ fn parse_mail(rest: &str) -> Result<Command, CommandError> {
                     Some(xtext_decode(v).ok_or_else(|| syntax("ENVID is not valid xtext"))?)
             }
             ("AUTH", Some(v)) => params.auth = Some(v.to_string()),
-            ("SIZE" | "BODY" | "RET" | "ENVID" | "AUTH" | "SMTPUTF8", _) => {
+            ("SIZE" | "BODY" | "RET" | "ENVID" | "AUTH" | "SMTPUTF8" | "REQUIRETLS", _) => {
                 return Err(syntax(&format!("bad value for {key}")));
             }
             _ => return Err(CommandError::UnknownParam(key)),

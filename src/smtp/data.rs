@@ -337,6 +337,7 @@ impl Session {
                 .map(|r| format!("{r:?}").to_ascii_uppercase()),
             smtputf8: tx.params.smtputf8,
             eight_bit,
+            require_tls: tx.params.requiretls,
             client: self.client_text(),
         };
         let dmarc_quarantine =
@@ -413,6 +414,7 @@ impl Session {
             client: self.client_text(),
             recipients,
             warned: true,
+            require_tls: tx.params.requiretls,
         };
         if let Err(e) = crate::queue::notify::send(
             &self.ctx,

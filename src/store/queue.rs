@@ -99,6 +99,9 @@ pub struct QueueEntry {
     /// A delay warning has been sent.
     #[serde(default)]
     pub warned: bool,
+    /// Sent with REQUIRETLS (RFC 8689): delivered only over verified TLS.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub require_tls: bool,
 }
 
 impl QueueEntry {

@@ -271,6 +271,7 @@ pub async fn send(
         ret: None,
         smtputf8: rcpts.iter().any(|a| a.needs_smtputf8()) || !user.is_ascii(),
         eight_bit: !bytes.is_ascii(),
+        require_tls: false,
         client: format!("webmail [{}]", conn.peer.ip()),
     };
     let effects = crate::submit::PluginEffects {
