@@ -82,9 +82,11 @@ print("sent")
 }
 
 fn delivered(peer: &SmtpPeer, n: usize) {
-    wait_for("the MX to take the message", Duration::from_secs(60), || {
-        (peer.messages().len() >= n).then_some(())
-    });
+    wait_for(
+        "the MX to take the message",
+        Duration::from_secs(60),
+        || (peer.messages().len() >= n).then_some(()),
+    );
 }
 
 /// `tern queue show` of the first entry, once the listing names `reason`.
@@ -111,10 +113,16 @@ fn enforce_with_a_valid_certificate_delivers() {
     send(&tern, "enforced");
     delivered(&peer, 1);
     assert!(peer.commands().contains("-- TLS"));
-    assert!(s.https.requests().contains(POLICY_URL), "{}", s.https.requests());
+    assert!(
+        s.https.requests().contains(POLICY_URL),
+        "{}",
+        s.https.requests()
+    );
     let line = wait_for("the delivery in the log", Duration::from_secs(30), || {
         let log = tern.log();
-        log.lines().find(|l| l.contains("status=\"sent\"")).map(str::to_string)
+        log.lines()
+            .find(|l| l.contains("status=\"sent\""))
+            .map(str::to_string)
     });
     assert!(
         line.contains("verified") && line.contains("MTA-STS enforce (policy 1)"),
@@ -136,8 +144,15 @@ fn enforce_never_uses_an_mx_the_policy_does_not_list() {
     send(&tern, "unlisted");
     let show = deferred_with(&tern, "not listed in the MTA-STS policy");
     assert!(show.contains("state=Pending"), "{show}");
-    assert!(show.contains("tls policy: MTA-STS enforce (policy 1)"), "{show}");
-    assert!(peer.commands().is_empty(), "the unlisted MX was contacted: {}", peer.commands());
+    assert!(
+        show.contains("tls policy: MTA-STS enforce (policy 1)"),
+        "{show}"
+    );
+    assert!(
+        peer.commands().is_empty(),
+        "the unlisted MX was contacted: {}",
+        peer.commands()
+    );
 }
 
 #[test]
@@ -151,7 +166,10 @@ fn enforce_with_starttls_stripped_sends_nothing_in_clear() {
     assert!(show.contains("TLS required (MTA-STS enforce"), "{show}");
     let seen = mitm.commands();
     assert!(seen.contains("EHLO"), "{seen}");
-    assert!(!seen.contains("MAIL FROM") && !seen.contains("RCPT"), "{seen}");
+    assert!(
+        !seen.contains("MAIL FROM") && !seen.contains("RCPT"),
+        "{seen}"
+    );
     assert!(real.messages().is_empty());
 }
 
@@ -163,7 +181,11 @@ fn enforce_with_an_expired_certificate_defers() {
     send(&tern, "expired");
     let show = deferred_with(&tern, "certificate expired");
     assert!(show.contains("tls policy: MTA-STS enforce"), "{show}");
-    assert!(!peer.commands().contains("MAIL FROM"), "{}", peer.commands());
+    assert!(
+        !peer.commands().contains("MAIL FROM"),
+        "{}",
+        peer.commands()
+    );
 }
 
 #[test]
@@ -189,7 +211,8 @@ fn a_broken_update_keeps_the_cached_policy_and_no_policy_means_opportunistic() {
     delivered(&peer, 1);
     // A new id, but the policy host now serves HTML: the cached enforce
     // policy (mx.b.test only) stays, so the new MX is not used.
-    s.https.set_routes(&json!({ POLICY_URL: {"type": "text/html", "body": "<html>oops</html>"} }));
+    s.https
+        .set_routes(&json!({ POLICY_URL: {"type": "text/html", "body": "<html>oops</html>"} }));
     s.dns.set_zone(&zone("mx2.b.test", "2"));
     send(&tern, "second");
     let show = deferred_with(&tern, "not listed in the MTA-STS policy");
@@ -200,7 +223,9 @@ fn a_broken_update_keeps_the_cached_policy_and_no_policy_means_opportunistic() {
 
 #[test]
 fn a_malformed_policy_without_a_cached_one_means_no_policy() {
-    let s = Setup::new(json!({ POLICY_URL: {"type": "text/plain", "body": "version: STSv1\r\nmode: strict\r\n"} }));
+    let s = Setup::new(
+        json!({ POLICY_URL: {"type": "text/plain", "body": "version: STSv1\r\nmode: strict\r\n"} }),
+    );
     let peer = SmtpPeer::start("starttls", &s.ca.self_signed("self", &["mx.b.test"]));
     let tern = s.tern(&peer);
     send(&tern, "no policy");
@@ -301,13 +326,18 @@ fn requiretls_is_bounced_with_5_7_30_when_only_unverified_tls_is_on_offer() {
     assert_eq!(got.len(), 1, "{got:?}");
     assert_eq!(got[0].0, "5.7.30", "{got:?}");
     assert!(got[0].1.contains("UnknownIssuer"), "{got:?}");
-    assert!(!peer.commands().contains("MAIL FROM"), "{}", peer.commands());
+    assert!(
+        !peer.commands().contains("MAIL FROM"),
+        "{}",
+        peer.commands()
+    );
     assert!(peer.messages().is_empty());
     // Without any policy to verify the MX by, the same.
     send_requiretls(&tern, "bob@c.test", "sealed again");
     let got = bounces(&tern, 2);
     assert!(
-        got.iter().any(|(status, why)| status == "5.7.30" && why.contains("no MTA-STS policy")),
+        got.iter()
+            .any(|(status, why)| status == "5.7.30" && why.contains("no MTA-STS policy")),
         "{got:?}"
     );
 }

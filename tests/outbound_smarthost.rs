@@ -74,9 +74,11 @@ fn a_trusted_smarthost_gets_the_credentials_over_verified_starttls() {
     let peer = SmtpPeer::start("starttls", &ca.issue("good", &[SMARTHOST]));
     let tern = relay(&dns, &ca, &peer, "");
     send(&tern, "good");
-    wait_for("the smarthost to take the message", Duration::from_secs(60), || {
-        (peer.messages().len() == 1).then_some(())
-    });
+    wait_for(
+        "the smarthost to take the message",
+        Duration::from_secs(60),
+        || (peer.messages().len() == 1).then_some(()),
+    );
     let commands = peer.commands();
     let tls_at = commands.find("-- TLS").expect("STARTTLS happened");
     let auth_at = commands.find("AUTH PLAIN").expect("AUTH was sent");
@@ -101,7 +103,11 @@ fn refused(cert: impl Fn(&TestCa) -> CertFiles, reason: &str) {
         "{show}"
     );
     assert!(show.contains("tls policy: smarthost starttls"), "{show}");
-    assert!(tern.log().contains(reason), "the log says why: {}", tern.log());
+    assert!(
+        tern.log().contains(reason),
+        "the log says why: {}",
+        tern.log()
+    );
     let commands = peer.commands();
     assert!(commands.contains("-- TLS"), "TLS was tried: {commands}");
     assert!(!commands.contains("AUTH"), "credentials leaked: {commands}");
@@ -112,7 +118,10 @@ fn refused(cert: impl Fn(&TestCa) -> CertFiles, reason: &str) {
 
 #[test]
 fn an_expired_certificate_defers_and_sees_no_auth() {
-    refused(|ca| ca.issue_expired("expired", &[SMARTHOST]), "certificate expired");
+    refused(
+        |ca| ca.issue_expired("expired", &[SMARTHOST]),
+        "certificate expired",
+    );
 }
 
 #[test]
@@ -141,7 +150,10 @@ fn a_smarthost_without_starttls_never_gets_the_mail_in_clear() {
     assert!(show.contains("TLS required (smarthost starttls)"), "{show}");
     let seen = mitm.commands();
     assert!(seen.contains("EHLO"), "{seen}");
-    assert!(!seen.contains("AUTH") && !seen.contains("MAIL FROM"), "{seen}");
+    assert!(
+        !seen.contains("AUTH") && !seen.contains("MAIL FROM"),
+        "{seen}"
+    );
     assert!(real.messages().is_empty());
 }
 
@@ -152,11 +164,16 @@ fn implicit_tls_delivers_to_a_port_465_style_smarthost() {
     let peer = SmtpPeer::start("implicit", &ca.issue("good", &[SMARTHOST]));
     let tern = relay(&dns, &ca, &peer, "smarthost_tls = \"implicit\"");
     send(&tern, "implicit");
-    wait_for("the smarthost to take the message", Duration::from_secs(60), || {
-        (peer.messages().len() == 1).then_some(())
-    });
+    wait_for(
+        "the smarthost to take the message",
+        Duration::from_secs(60),
+        || (peer.messages().len() == 1).then_some(()),
+    );
     let commands = peer.commands();
-    assert!(commands.starts_with("-- TLS\n"), "TLS before any command: {commands}");
+    assert!(
+        commands.starts_with("-- TLS\n"),
+        "TLS before any command: {commands}"
+    );
     assert!(!commands.contains("STARTTLS"), "{commands}");
     assert!(commands.contains("AUTH PLAIN"), "{commands}");
 }
@@ -171,7 +188,10 @@ fn implicit_tls_with_an_untrusted_certificate_defers() {
     let show = deferred_with(&tern, "UnknownIssuer");
     assert!(show.contains("tls policy: smarthost implicit"), "{show}");
     let commands = peer.commands();
-    assert!(!commands.contains("EHLO") && !commands.contains("AUTH"), "{commands}");
+    assert!(
+        !commands.contains("EHLO") && !commands.contains("AUTH"),
+        "{commands}"
+    );
 }
 
 #[test]

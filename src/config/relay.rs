@@ -158,7 +158,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(implicit.smarthost_tls(), SmarthostTls::Implicit);
-        assert_eq!(implicit.smarthost_ca, Some(PathBuf::from("/etc/tern/ca.pem")));
+        assert_eq!(
+            implicit.smarthost_ca,
+            Some(PathBuf::from("/etc/tern/ca.pem"))
+        );
     }
 
     #[test]

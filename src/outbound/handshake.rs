@@ -41,7 +41,13 @@ impl ClientSession {
                     secured = Some(secure(&mut wire, hop, cfg, security, &remote).await?);
                     ext = ehlo(&mut wire, &remote, cfg).await?;
                 } else if security.tls.required() {
-                    return Err(refuse(wire, remote, security, format!("STARTTLS was refused: {r}")).await);
+                    return Err(refuse(
+                        wire,
+                        remote,
+                        security,
+                        format!("STARTTLS was refused: {r}"),
+                    )
+                    .await);
                 } else {
                     tracing::info!(remote, reply = %r, "STARTTLS refused; continuing in plain text");
                 }
@@ -92,7 +98,12 @@ impl ClientSession {
 }
 
 /// Says goodbye and explains why TLS as required could not be had.
-async fn refuse(mut wire: Wire, remote: String, security: &HopSecurity, why: String) -> AttemptError {
+async fn refuse(
+    mut wire: Wire,
+    remote: String,
+    security: &HopSecurity,
+    why: String,
+) -> AttemptError {
     tracing::warn!(remote, policy = %security.policy, "{why}; nothing sent, delivery deferred");
     let _ = wire.send(b"QUIT\r\n").await;
     wire.shutdown().await;
@@ -118,7 +129,10 @@ async fn secure(
         .await
         .map_err(|e| tls_error(e.to_string()))?;
     let Some(verifier) = security.tls.verifier() else {
-        tracing::debug!(remote, "TLS {version} (certificate not verified: opportunistic)");
+        tracing::debug!(
+            remote,
+            "TLS {version} (certificate not verified: opportunistic)"
+        );
         return Ok((version, false));
     };
     match verifier.verify(&chain, &hop.host) {

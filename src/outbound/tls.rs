@@ -133,7 +133,9 @@ impl Verifier {
             }
         };
         if roots.is_empty() {
-            return Err(ClientSetupError::Anchors(format!("{anchors}: no certificates")));
+            return Err(ClientSetupError::Anchors(format!(
+                "{anchors}: no certificates"
+            )));
         }
         let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
             .build()
@@ -149,9 +151,20 @@ impl Verifier {
         let server_name = ServerName::try_from(name.trim_end_matches('.').to_string())
             .map_err(|_| format!("{name:?} is not a name a certificate can be checked against"))?;
         self.inner
-            .verify_server_cert(end_entity, intermediates, &server_name, &[], UnixTime::now())
+            .verify_server_cert(
+                end_entity,
+                intermediates,
+                &server_name,
+                &[],
+                UnixTime::now(),
+            )
             .map(|_| ())
-            .map_err(|e| format!("certificate for {name}: {e} (trust anchors: {})", self.anchors))
+            .map_err(|e| {
+                format!(
+                    "certificate for {name}: {e} (trust anchors: {})",
+                    self.anchors
+                )
+            })
     }
 
     /// A client configuration that verifies during the handshake (HTTPS).

@@ -8,13 +8,14 @@
 
 use super::dsn::DsnKind;
 use super::notify;
+use super::routing::failed_requiretls;
 use super::schedule::RetrySchedule;
 use crate::outbound::client::{
     AttemptError, ClientConfig, ClientSession, DeliveryReport, HopSecurity, OutboundEnvelope,
     OutboundRecipient, RecipientResult,
 };
-use crate::outbound::policy::{Policies, Routed};
 use crate::outbound::mx::{MxResolver, NextHop};
+use crate::outbound::policy::Policies;
 use crate::outbound::pool::ConnectionPool;
 use crate::server::ServerContext;
 use crate::store::{BlobReader, QueueEntry, QueueRecipient, RecipientState, StoreError, now};
@@ -23,7 +24,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// The outcome for one recipient in this run.
-enum Outcome {
+#[derive(Clone)]
+pub(super) enum Outcome {
     /// `report` says which success DSN the sender may want (RFC 3461 6.2):
     /// `Delivered` for a local mailbox, `Relayed` to a hop without DSN.
     Delivered {
@@ -51,19 +53,7 @@ struct Notices {
 }
 
 /// Group keys of recipients routed by a router plugin: this, then the hosts.
-const ROUTE_PREFIX: &str = "route:";
-
-/// How much of a message is read looking for `TLS-Required:`.
-const MAX_HEADER_READ: usize = 256 * 1024;
-
-/// A REQUIRETLS message that no hop can take as asked: bounced.
-fn failed_requiretls(text: String) -> impl Fn() -> Outcome {
-    move || Outcome::Failed {
-        relay: None,
-        status: "5.7.30".into(),
-        reply: text.clone(),
-    }
-}
+pub(super) const ROUTE_PREFIX: &str = "route:";
 
 /// Everything a delivery needs that lives as long as the server.
 pub struct Deliverer {
@@ -308,33 +298,6 @@ impl Deliverer {
         );
     }
 
-    /// The hops of a router plugin's host list (`host` or `host:port`, comma-separated).
-    async fn routed_hops(
-        &self,
-        hosts: &str,
-    ) -> Result<Vec<NextHop>, crate::outbound::mx::RouteError> {
-        let mut hops = Vec::new();
-        let mut last = None;
-        for host in hosts.split(',') {
-            let spec = if host
-                .rsplit_once(':')
-                .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
-            {
-                host.to_string()
-            } else {
-                format!("{host}:{}", self.ctx.config.relay.mx_port)
-            };
-            match self.mx.smarthost(&spec).await {
-                Ok(h) => hops.extend(h),
-                Err(e) => last = Some(e),
-            }
-        }
-        match (hops.is_empty(), last) {
-            (true, Some(e)) => Err(e),
-            _ => Ok(hops),
-        }
-    }
-
     /// Tries the destination's hops in order; one outcome per member, the
     /// TLS of the hop that answered, and the TLS policy that applied.
     async fn deliver_group(
@@ -344,7 +307,11 @@ impl Deliverer {
         members: &[usize],
     ) -> (Vec<Outcome>, Option<String>, Option<String>) {
         let all = |make: &dyn Fn() -> Outcome, policy: Option<String>| {
-            (members.iter().map(|_| make()).collect::<Vec<_>>(), None, policy)
+            (
+                members.iter().map(|_| make()).collect::<Vec<_>>(),
+                None,
+                policy,
+            )
         };
         let deferred = |status: &str, text: String| {
             let status = status.to_string();
@@ -355,45 +322,9 @@ impl Deliverer {
             }
         };
         let require_tls = entry.require_tls;
-        let routed: Routed = match &self.ctx.config.relay.smarthost {
-            _ if destination.starts_with(ROUTE_PREFIX) => {
-                match self.routed_hops(&destination[ROUTE_PREFIX.len()..]).await {
-                    Ok(h) => self.policies.routed(h, require_tls),
-                    Err(e) => return all(&deferred("4.4.3", e.to_string()), None),
-                }
-            }
-            Some(spec) => match self.mx.smarthost(spec).await {
-                Ok(h) => self.policies.smarthost(h, require_tls),
-                Err(e) => return all(&deferred("4.4.3", e.to_string()), None),
-            },
-            None => match self
-                .mx
-                .resolve(destination, self.ctx.config.relay.mx_port)
-                .await
-            {
-                Ok(h) => {
-                    let routed = self.policies.mx(destination, h.clone(), require_tls).await;
-                    if routed.enforced && !require_tls && self.tls_required_no(entry).await {
-                        tracing::info!(queue_id = %entry.queue_id(), destination, policy = %routed.policy, "TLS-Required: No: the policy is waived (RFC 8689)");
-                        self.policies
-                            .opportunistic(h, "opportunistic (TLS-Required: No waived the policy)")
-                    } else {
-                        routed
-                    }
-                }
-                Err(e) if e.is_permanent() => {
-                    let (status, text) = (e.enhanced().to_string(), e.to_string());
-                    return all(
-                        &|| Outcome::Failed {
-                            relay: None,
-                            status: status.clone(),
-                            reply: text.clone(),
-                        },
-                        None,
-                    );
-                }
-                Err(e) => return all(&deferred(e.enhanced(), e.to_string()), None),
-            },
+        let routed = match self.route(entry, destination).await {
+            Ok(r) => r,
+            Err(outcome) => return all(&|| outcome.clone(), None),
         };
         let policy = Some(routed.policy.clone());
         if routed.hops.is_empty() {
@@ -502,31 +433,6 @@ impl Deliverer {
             return all(&failed_requiretls(last_error), policy);
         }
         all(&deferred(&last_status, last_error), policy)
-    }
-
-    /// Does the message carry `TLS-Required: No` (RFC 8689 section 4.3)?
-    /// Read from the stored header section, only when a policy would be waived.
-    async fn tls_required_no(&self, entry: &QueueEntry) -> bool {
-        use tokio::io::AsyncReadExt;
-        let Ok(parts) = self.ctx.store.blob_parts(entry.blob) else {
-            return false;
-        };
-        let mut reader = BlobReader::new(parts);
-        let mut head = Vec::new();
-        let mut buf = vec![0u8; 16 * 1024];
-        while head.len() < MAX_HEADER_READ {
-            match reader.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => head.extend_from_slice(&buf[..n]),
-            }
-            if memchr::memmem::find(&head, b"\r\n\r\n").is_some() {
-                break;
-            }
-        }
-        mail_parser::MessageParser::new()
-            .parse_headers(&head)
-            .and_then(|m| m.header_raw("TLS-Required").map(|v| v.trim().eq_ignore_ascii_case("no")))
-            .unwrap_or(false)
     }
 
     fn destination_limit(&self, destination: &str) -> Arc<tokio::sync::Semaphore> {

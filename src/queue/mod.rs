@@ -1,6 +1,7 @@
 //! The delivery queue: the scheduler keeps every entry's due time in memory
 //! (read from the store once at start, then told of new work through
-//! `QueueHandle`) and hands each due entry to `delivery.rs` (which records every recipient's
+//! `QueueHandle`) and hands each due entry to `delivery.rs` (hops and TLS
+//! policy from `routing.rs`; it records every recipient's
 //! result as soon as the next hop answers), within
 //! `queue.max_concurrent_deliveries`. Retries follow `schedule.rs`; bounces
 //! and delay warnings are built by `dsn.rs`. The queue never reaches back
@@ -9,6 +10,7 @@
 pub mod delivery;
 pub mod dsn;
 pub mod notify;
+mod routing;
 pub mod schedule;
 
 use crate::server::ServerContext;

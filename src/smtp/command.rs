@@ -404,6 +404,12 @@ mod tests {
         assert_eq!(params.body, Some(Body::EightBitMime));
         assert_eq!(params.ret, Some(Ret::Hdrs));
         assert_eq!(params.envid.as_deref(), Some("x+y"));
+        assert!(!params.requiretls);
+        let Ok(Command::Mail { params, .. }) = p("MAIL FROM:<a@b.test> requiretls") else {
+            panic!()
+        };
+        assert!(params.requiretls);
+        assert!(p("MAIL FROM:<a@b.test> REQUIRETLS=yes").is_err());
         assert!(matches!(
             p("MAIL FROM:<>"),
             Ok(Command::Mail {

@@ -34,7 +34,9 @@ impl Fetcher {
     pub async fn fetch(&self, domain: &str) -> Result<String, String> {
         let host = format!("mta-sts.{}", domain.trim_end_matches('.'));
         match tokio::time::timeout(FETCH_TIMEOUT, self.get(&host)).await {
-            Ok(result) => result.map_err(|e| format!("https://{host}/.well-known/mta-sts.txt: {e}")),
+            Ok(result) => {
+                result.map_err(|e| format!("https://{host}/.well-known/mta-sts.txt: {e}"))
+            }
             Err(_) => Err(format!(
                 "https://{host}/.well-known/mta-sts.txt: no answer within {}s",
                 FETCH_TIMEOUT.as_secs()

@@ -88,9 +88,15 @@ impl MtaSts {
                 Ok(applied) => Some(applied),
                 Err(e) => {
                     if cached.is_some() {
-                        tracing::warn!(domain, "MTA-STS policy {id}: {e}; the cached policy stays in force");
+                        tracing::warn!(
+                            domain,
+                            "MTA-STS policy {id}: {e}; the cached policy stays in force"
+                        );
                     } else {
-                        tracing::warn!(domain, "MTA-STS policy {id}: {e}; delivering as if the domain had no policy");
+                        tracing::warn!(
+                            domain,
+                            "MTA-STS policy {id}: {e}; delivering as if the domain had no policy"
+                        );
                     }
                     cached
                 }
@@ -118,7 +124,10 @@ impl MtaSts {
                     },
                     [] => None,
                     _ => {
-                        tracing::warn!(domain, "several _mta-sts records; none is used (RFC 8461 3.1)");
+                        tracing::warn!(
+                            domain,
+                            "several _mta-sts records; none is used (RFC 8461 3.1)"
+                        );
                         None
                     }
                 }
@@ -171,7 +180,10 @@ impl MtaSts {
         let (this, domain, id) = (self.clone(), domain.to_string(), id.to_string());
         tokio::spawn(async move {
             if let Err(e) = this.fetch_and_cache(&domain, &id).await {
-                tracing::warn!(domain, "refreshing the MTA-STS policy: {e}; the cached one stays in force");
+                tracing::warn!(
+                    domain,
+                    "refreshing the MTA-STS policy: {e}; the cached one stays in force"
+                );
             }
             this.inner
                 .refreshing

@@ -96,12 +96,14 @@ impl Policy {
     /// Does the MX host `host` match one of the policy's patterns?
     pub fn matches(&self, host: &str) -> bool {
         let host = host.trim_end_matches('.').to_ascii_lowercase();
-        self.mx.iter().any(|pattern| match pattern.strip_prefix("*.") {
-            Some(parent) => host
-                .split_once('.')
-                .is_some_and(|(label, rest)| !label.is_empty() && rest == parent),
-            None => *pattern == host,
-        })
+        self.mx
+            .iter()
+            .any(|pattern| match pattern.strip_prefix("*.") {
+                Some(parent) => host
+                    .split_once('.')
+                    .is_some_and(|(label, rest)| !label.is_empty() && rest == parent),
+                None => *pattern == host,
+            })
     }
 }
 
@@ -139,9 +141,11 @@ mod tests {
         ] {
             assert!(Policy::parse(bad).is_err(), "{bad}");
         }
-        let none = Policy::parse("version: STSv1\nmode: none\nmax_age: 86400\nextension: x\n").unwrap();
+        let none =
+            Policy::parse("version: STSv1\nmode: none\nmax_age: 86400\nextension: x\n").unwrap();
         assert_eq!(none.mode, Mode::None);
-        let long = Policy::parse("version: STSv1\nmode: testing\nmx: a.test\nmax_age: 99999999\n").unwrap();
+        let long = Policy::parse("version: STSv1\nmode: testing\nmx: a.test\nmax_age: 99999999\n")
+            .unwrap();
         assert_eq!(long.max_age, MAX_AGE_LIMIT);
     }
 }
