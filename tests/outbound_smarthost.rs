@@ -241,3 +241,73 @@ fn check_config_refuses_credentials_without_verified_tls() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("missing.pem"));
 }
+
+/// Submits over STARTTLS with `MAIL FROM … REQUIRETLS` (RFC 8689).
+fn send_requiretls(tern: &Tern) {
+    let out = python(
+        &format!(
+            r#"
+import smtplib, ssl
+CTX = ssl.create_default_context(); CTX.check_hostname = False; CTX.verify_mode = ssl.CERT_NONE
+s = smtplib.SMTP("127.0.0.2", {port})
+s.starttls(context=CTX)
+s.ehlo()
+assert s.mail("lisa@a.test", ["REQUIRETLS"])[0] == 250
+assert s.rcpt("bob@far.test")[0] == 250
+assert s.data(b"From: lisa@a.test\r\nTo: bob@far.test\r\nSubject: sealed\r\n\r\nhello\r\n")[0] == 250
+s.quit()
+print("sent")
+"#,
+            port = tern.port("smtp")
+        ),
+        &[],
+    );
+    assert_eq!(out.trim(), "sent");
+}
+
+#[test]
+fn requiretls_leaves_through_a_verified_smarthost() {
+    let dns = dns();
+    let ca = TestCa::new();
+    let peer = SmtpPeer::start("starttls", &ca.issue("good", &[SMARTHOST]));
+    let tern = relay(&dns, &ca, &peer, "");
+    send_requiretls(&tern);
+    wait_for("the smarthost to take the message", Duration::from_secs(60), || {
+        (peer.messages().len() == 1).then_some(())
+    });
+    let commands = peer.commands();
+    assert!(
+        commands
+            .lines()
+            .any(|l| l.starts_with("MAIL FROM") && l.ends_with(" REQUIRETLS")),
+        "{commands}"
+    );
+}
+
+#[test]
+fn requiretls_through_an_unverified_smarthost_is_bounced() {
+    let dns = dns();
+    let ca = TestCa::new();
+    let peer = SmtpPeer::start("starttls", &ca.issue("good", &[SMARTHOST]));
+    // No credentials, no smarthost_tls: "opportunistic", so unverified.
+    let extra = format!(
+        "[relay]\ntrusted_networks = [\"127.0.0.0/8\"]\nsmarthost = \"{SMARTHOST}:{}\"\n\
+         [dns]\nnameservers = [\"{}\"]\n",
+        peer.port,
+        dns.address()
+    );
+    let tern = Tern::start_on("127.0.0.2", &config("mx.a.test", "a.test", &extra));
+    send_requiretls(&tern);
+    let line = wait_for("the bounce in the log", Duration::from_secs(60), || {
+        tern.log()
+            .lines()
+            .find(|l| l.contains("status=\"bounced\"") && l.contains("bob@far.test"))
+            .map(str::to_string)
+    });
+    assert!(line.contains("REQUIRETLS"), "{line}");
+    assert!(
+        !peer.commands().contains("MAIL FROM"),
+        "{}",
+        peer.commands()
+    );
+}
