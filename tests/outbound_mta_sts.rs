@@ -10,7 +10,7 @@ mod tls_peers;
 use harness::{DnsServer, Tern, config, python, wait_for};
 use serde_json::{Value, json};
 use std::time::Duration;
-use tls_peers::{CertFiles, HttpsServer, SmtpPeer, TestCa};
+use tls_peers::{CertFiles, HttpsServer, SmtpPeer, TestCa, delivered};
 
 const POLICY_URL: &str = "mta-sts.b.test/.well-known/mta-sts.txt";
 
@@ -65,44 +65,16 @@ impl Setup {
 }
 
 fn send(tern: &Tern, subject: &str) {
-    let out = python(
-        &format!(
-            r#"
-import smtplib
-s = smtplib.SMTP("127.0.0.2", {port})
-s.sendmail("lisa@a.test", ["bob@b.test"], b"From: lisa@a.test\r\nTo: bob@b.test\r\nSubject: {subject}\r\n\r\nhello\r\n")
-s.quit()
-print("sent")
-"#,
-            port = tern.port("smtp")
-        ),
-        &[],
-    );
-    assert_eq!(out.trim(), "sent");
-}
-
-fn delivered(peer: &SmtpPeer, n: usize) {
-    wait_for(
-        "the MX to take the message",
-        Duration::from_secs(60),
-        || (peer.messages().len() >= n).then_some(()),
+    tls_peers::send(
+        tern,
+        "bob@b.test",
+        &format!("Subject: {subject}\r\n"),
+        false,
     );
 }
 
-/// `tern queue show` of the first entry, once the listing names `reason`.
 fn deferred_with(tern: &Tern, reason: &str) -> String {
-    let listing = wait_for("the deferral in the queue", Duration::from_secs(60), || {
-        let l = tern.queue_list();
-        (l.contains("bob@b.test") && l.contains(reason)).then_some(l)
-    });
-    let id = listing
-        .lines()
-        .nth(1)
-        .and_then(|l| l.split_whitespace().next())
-        .unwrap_or_default()
-        .to_string();
-    let show = tern.cli(&["queue", "show", &id], "");
-    String::from_utf8_lossy(&show.stdout).into_owned()
+    tls_peers::deferred_with(tern, "bob@b.test", reason)
 }
 
 #[test]
@@ -233,33 +205,8 @@ fn a_malformed_policy_without_a_cached_one_means_no_policy() {
     assert!(tern.log().contains("malformed policy"), "{}", tern.log());
 }
 
-/// Submits over STARTTLS with `MAIL FROM … REQUIRETLS`, after checking
-/// that REQUIRETLS is announced only after STARTTLS and refused before it.
 fn send_requiretls(tern: &Tern, rcpt: &str, subject: &str) {
-    let out = python(
-        &format!(
-            r#"
-import smtplib, ssl
-CTX = ssl.create_default_context(); CTX.check_hostname = False; CTX.verify_mode = ssl.CERT_NONE
-s = smtplib.SMTP("127.0.0.2", {port})
-s.ehlo()
-assert not s.has_extn("requiretls"), s.esmtp_features
-code, text = s.mail("lisa@a.test", ["REQUIRETLS"])
-assert (code, text[:6]) == (530, b"5.7.10"), (code, text)
-s.starttls(context=CTX)
-s.ehlo()
-assert s.has_extn("requiretls"), s.esmtp_features
-assert s.mail("lisa@a.test", ["REQUIRETLS"])[0] == 250
-assert s.rcpt("{rcpt}")[0] == 250
-assert s.data(b"From: lisa@a.test\r\nTo: {rcpt}\r\nSubject: {subject}\r\n\r\nhello\r\n")[0] == 250
-s.quit()
-print("sent")
-"#,
-            port = tern.port("smtp")
-        ),
-        &[],
-    );
-    assert_eq!(out.trim(), "sent");
+    tls_peers::send(tern, rcpt, &format!("Subject: {subject}\r\n"), true);
 }
 
 /// The bounces in Lisa's mailbox, as (status, diagnostic) pairs.
@@ -350,20 +297,7 @@ fn tls_required_no_waives_the_policy() {
     let s = Setup::new(policy("enforce", "*.elsewhere.test"));
     let peer = SmtpPeer::start("starttls", &s.mx_cert());
     let tern = s.tern(&peer);
-    let out = python(
-        &format!(
-            r#"
-import smtplib
-s = smtplib.SMTP("127.0.0.2", {port})
-s.sendmail("lisa@a.test", ["bob@b.test"], b"From: lisa@a.test\r\nTo: bob@b.test\r\nTLS-Required: No\r\nSubject: anyway\r\n\r\nhello\r\n")
-s.quit()
-print("sent")
-"#,
-            port = tern.port("smtp")
-        ),
-        &[],
-    );
-    assert_eq!(out.trim(), "sent");
+    send(&tern, "anyway\r\nTLS-Required: No");
     delivered(&peer, 1);
     assert!(tern.log().contains("TLS-Required: No"), "{}", tern.log());
 }

@@ -9,12 +9,13 @@
 
 mod harness;
 mod tls_peers;
-use harness::{DnsServer, Tern, config, python, wait_for};
+use harness::{DnsServer, Tern, config, wait_for};
 use serde_json::json;
 use std::time::Duration;
-use tls_peers::{CertFiles, SmtpPeer, TestCa};
+use tls_peers::{CertFiles, SmtpPeer, TestCa, delivered};
 
 const SMARTHOST: &str = "smarthost.test";
+const RCPT: &str = "bob@far.test";
 
 fn dns() -> DnsServer {
     DnsServer::start(&json!({ SMARTHOST: {"A": ["127.0.0.1"]} }))
@@ -35,36 +36,7 @@ fn relay(dns: &DnsServer, ca: &TestCa, peer: &SmtpPeer, extra_relay: &str) -> Te
 }
 
 fn send(tern: &Tern, subject: &str) {
-    let out = python(
-        &format!(
-            r#"
-import smtplib
-s = smtplib.SMTP("127.0.0.2", {port})
-s.sendmail("lisa@a.test", ["bob@far.test"], b"From: lisa@a.test\r\nTo: bob@far.test\r\nSubject: {subject}\r\n\r\nhello\r\n")
-s.quit()
-print("sent")
-"#,
-            port = tern.port("smtp")
-        ),
-        &[],
-    );
-    assert_eq!(out.trim(), "sent");
-}
-
-/// `tern queue show` of the single entry, once it names `reason`.
-fn deferred_with(tern: &Tern, reason: &str) -> String {
-    let listing = wait_for("the deferral in the queue", Duration::from_secs(60), || {
-        let l = tern.queue_list();
-        (l.contains("bob@far.test") && l.contains(reason)).then_some(l)
-    });
-    let id = listing
-        .lines()
-        .nth(1)
-        .and_then(|l| l.split_whitespace().next())
-        .unwrap_or_default()
-        .to_string();
-    let show = tern.cli(&["queue", "show", &id], "");
-    String::from_utf8_lossy(&show.stdout).into_owned()
+    tls_peers::send(tern, RCPT, &format!("Subject: {subject}\r\n"), false);
 }
 
 #[test]
@@ -97,7 +69,7 @@ fn refused(cert: impl Fn(&TestCa) -> CertFiles, reason: &str) {
     let peer = SmtpPeer::start("starttls", &cert(&ca));
     let tern = relay(&dns, &ca, &peer, "");
     send(&tern, "refused");
-    let show = deferred_with(&tern, reason);
+    let show = tls_peers::deferred_with(&tern, RCPT, reason);
     assert!(
         show.contains("state=Pending") && show.contains("certificate not trusted"),
         "{show}"
@@ -146,7 +118,7 @@ fn a_smarthost_without_starttls_never_gets_the_mail_in_clear() {
     let mitm = SmtpPeer::stripping(&real, &cert);
     let tern = relay(&dns, &ca, &mitm, "");
     send(&tern, "stripped");
-    let show = deferred_with(&tern, "does not offer STARTTLS");
+    let show = tls_peers::deferred_with(&tern, RCPT, "does not offer STARTTLS");
     assert!(show.contains("TLS required (smarthost starttls)"), "{show}");
     let seen = mitm.commands();
     assert!(seen.contains("EHLO"), "{seen}");
@@ -185,7 +157,7 @@ fn implicit_tls_with_an_untrusted_certificate_defers() {
     let peer = SmtpPeer::start("implicit", &ca.self_signed("self", &[SMARTHOST]));
     let tern = relay(&dns, &ca, &peer, "smarthost_tls = \"implicit\"");
     send(&tern, "implicit refused");
-    let show = deferred_with(&tern, "UnknownIssuer");
+    let show = tls_peers::deferred_with(&tern, RCPT, "UnknownIssuer");
     assert!(show.contains("tls policy: smarthost implicit"), "{show}");
     let commands = peer.commands();
     assert!(
@@ -197,17 +169,21 @@ fn implicit_tls_with_an_untrusted_certificate_defers() {
 #[test]
 fn check_config_refuses_credentials_without_verified_tls() {
     let dir = tempfile::tempdir().expect("tempdir");
-    for (mode, ok) in [
-        ("opportunistic", false),
-        ("none", false),
-        ("starttls", true),
-        ("implicit", true),
-    ] {
-        let path = dir.path().join(format!("{mode}.toml"));
+    // (config name, [relay] lines beyond the smarthost, accepted?)
+    let cases = [
+        ("opportunistic", "smarthost_tls = \"opportunistic\"", false),
+        ("none", "smarthost_tls = \"none\"", false),
+        ("starttls", "smarthost_tls = \"starttls\"", true),
+        ("implicit", "smarthost_tls = \"implicit\"", true),
+        // A CA file that does not load is refused too.
+        ("bad-ca", "smarthost_ca = \"missing.pem\"", false),
+    ];
+    for (name, line, ok) in cases {
+        let path = dir.path().join(format!("{name}.toml"));
         std::fs::write(
             &path,
             format!(
-                "[relay]\nsmarthost = \"{SMARTHOST}:587\"\nsmarthost_tls = \"{mode}\"\n\
+                "[relay]\nsmarthost = \"{SMARTHOST}:587\"\n{line}\n\
                  smarthost_user = \"u\"\nsmarthost_password = \"p\"\n"
             ),
         )
@@ -218,51 +194,18 @@ fn check_config_refuses_credentials_without_verified_tls() {
             .output()
             .expect("check-config");
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.success(), ok, "{mode}: {stderr}");
-        if !ok {
-            assert!(stderr.contains("relay.smarthost_tls"), "{mode}: {stderr}");
-        }
+        assert_eq!(out.status.success(), ok, "{name}: {stderr}");
+        let named = if name == "bad-ca" {
+            "missing.pem"
+        } else {
+            "relay.smarthost_tls"
+        };
+        assert!(ok || stderr.contains(named), "{name}: {stderr}");
     }
-    // A CA file that does not load is refused too.
-    let path = dir.path().join("bad-ca.toml");
-    std::fs::write(
-        &path,
-        format!(
-            "[relay]\nsmarthost = \"{SMARTHOST}:587\"\nsmarthost_ca = \"missing.pem\"\n\
-             smarthost_user = \"u\"\nsmarthost_password = \"p\"\n"
-        ),
-    )
-    .expect("config");
-    let out = std::process::Command::new(harness::tern_bin())
-        .args(["check-config", "--config"])
-        .arg(&path)
-        .output()
-        .expect("check-config");
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("missing.pem"));
 }
 
-/// Submits over STARTTLS with `MAIL FROM … REQUIRETLS` (RFC 8689).
 fn send_requiretls(tern: &Tern) {
-    let out = python(
-        &format!(
-            r#"
-import smtplib, ssl
-CTX = ssl.create_default_context(); CTX.check_hostname = False; CTX.verify_mode = ssl.CERT_NONE
-s = smtplib.SMTP("127.0.0.2", {port})
-s.starttls(context=CTX)
-s.ehlo()
-assert s.mail("lisa@a.test", ["REQUIRETLS"])[0] == 250
-assert s.rcpt("bob@far.test")[0] == 250
-assert s.data(b"From: lisa@a.test\r\nTo: bob@far.test\r\nSubject: sealed\r\n\r\nhello\r\n")[0] == 250
-s.quit()
-print("sent")
-"#,
-            port = tern.port("smtp")
-        ),
-        &[],
-    );
-    assert_eq!(out.trim(), "sent");
+    tls_peers::send(tern, RCPT, "Subject: sealed\r\n", true);
 }
 
 #[test]
@@ -272,9 +215,7 @@ fn requiretls_leaves_through_a_verified_smarthost() {
     let peer = SmtpPeer::start("starttls", &ca.issue("good", &[SMARTHOST]));
     let tern = relay(&dns, &ca, &peer, "");
     send_requiretls(&tern);
-    wait_for("the smarthost to take the message", Duration::from_secs(60), || {
-        (peer.messages().len() == 1).then_some(())
-    });
+    delivered(&peer, 1);
     let commands = peer.commands();
     assert!(
         commands

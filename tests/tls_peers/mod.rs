@@ -6,9 +6,10 @@
 //! (`fixtures/https_files.py`). Every process is killed when its guard drops.
 #![allow(dead_code)]
 
-use crate::harness::{READY_BOUND, wait_for};
+use crate::harness::{READY_BOUND, Tern, python, wait_for};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 /// A certificate and its key, as PEM files.
 #[derive(Clone, Debug)]
@@ -215,4 +216,67 @@ impl Drop for HttpsServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Hands Tern (on 127.0.0.2, the client trusted) one message for `rcpt`
+/// with `headers` (lines ending in CRLF). `requiretls`: over STARTTLS with
+/// `MAIL FROM … REQUIRETLS`, after checking that REQUIRETLS is announced
+/// only after STARTTLS and refused before it (RFC 8689).
+pub fn send(tern: &Tern, rcpt: &str, headers: &str, requiretls: bool) {
+    let out = python(
+        &format!(
+            r#"
+import smtplib, ssl, sys
+CTX = ssl.create_default_context(); CTX.check_hostname = False; CTX.verify_mode = ssl.CERT_NONE
+rcpt, headers = sys.argv[1], sys.argv[2].encode()
+s = smtplib.SMTP("127.0.0.2", {port})
+s.ehlo()
+options = []
+if {requiretls}:
+    assert not s.has_extn("requiretls"), s.esmtp_features
+    code, text = s.mail("lisa@a.test", ["REQUIRETLS"])
+    assert (code, text[:6]) == (530, b"5.7.10"), (code, text)
+    s.starttls(context=CTX)
+    s.ehlo()
+    assert s.has_extn("requiretls"), s.esmtp_features
+    options = ["REQUIRETLS"]
+assert s.mail("lisa@a.test", options)[0] == 250
+assert s.rcpt(rcpt)[0] == 250
+msg = b"From: lisa@a.test\r\nTo: " + rcpt.encode() + b"\r\n" + headers + b"\r\nhello\r\n"
+assert s.data(msg)[0] == 250
+s.quit()
+print("sent")
+"#,
+            port = tern.port("smtp"),
+            requiretls = if requiretls { "True" } else { "False" },
+        ),
+        &[rcpt, headers],
+    );
+    assert_eq!(out.trim(), "sent");
+}
+
+/// `tern queue show` of the first entry, once the listing shows `rcpt`
+/// deferred for `reason`.
+pub fn deferred_with(tern: &Tern, rcpt: &str, reason: &str) -> String {
+    let listing = wait_for("the deferral in the queue", Duration::from_secs(60), || {
+        let l = tern.queue_list();
+        (l.contains(rcpt) && l.contains(reason)).then_some(l)
+    });
+    let id = listing
+        .lines()
+        .nth(1)
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_default()
+        .to_string();
+    let show = tern.cli(&["queue", "show", &id], "");
+    String::from_utf8_lossy(&show.stdout).into_owned()
+}
+
+/// Waits until `peer` has accepted `n` messages.
+pub fn delivered(peer: &SmtpPeer, n: usize) {
+    wait_for(
+        "the next hop to take the message",
+        Duration::from_secs(60),
+        || (peer.messages().len() >= n).then_some(()),
+    );
 }
