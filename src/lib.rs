@@ -24,5 +24,8 @@ pub mod shutdown;
 pub mod smtp;
 pub mod store;
 pub mod submit;
+#[cfg(any(test, feature = "testing"))]
+#[doc(hidden)]
+pub mod testing;
 pub mod tls;
 pub mod web;

@@ -122,6 +122,7 @@ impl kv::Host for PluginState {
         self.shared
             .store
             .kv_get(&self.shared.name, &key)
+            .await
             .map_err(|e| e.to_string())
     }
 
@@ -134,6 +135,7 @@ impl kv::Host for PluginState {
         self.shared
             .store
             .kv_set(&self.shared.name, &key, &value, ttl_seconds)
+            .await
             .map_err(|e| e.to_string())
     }
 
@@ -141,6 +143,7 @@ impl kv::Host for PluginState {
         self.shared
             .store
             .kv_delete(&self.shared.name, &key)
+            .await
             .map_err(|e| e.to_string())
     }
 
@@ -153,6 +156,7 @@ impl kv::Host for PluginState {
         self.shared
             .store
             .kv_increment(&self.shared.name, &key, delta, ttl_seconds)
+            .await
             .map_err(|e| e.to_string())
     }
 }

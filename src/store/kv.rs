@@ -5,10 +5,17 @@
 //! Expired entries read as absent and are removed when met. Counters are
 //! decimal ASCII, so `get` on a counter reads `b"42"`.
 //!
-//! Writes are not flushed one by one: sled's background flush (every half
-//! second) and the flush at shutdown make them durable, which is what
-//! greylisting needs; nothing here is a promise made to a client.
+//! Written over the storage seam (`backend/`), so it is the same on every
+//! engine: a counter is a read and a write set guarded by the value read
+//! (retried on conflict), so two sessions — or two nodes — incrementing
+//! at once never lose an update.
+//!
+//! Writes are not flushed one by one: the engine's own background flush
+//! (sled: every half second, and at shutdown; PostgreSQL: at commit) makes
+//! them durable, which is what greylisting needs; nothing here is a promise
+//! made to a client.
 
+use super::backend::{Batch, BackendError, KeyRange, ScanOrder, Space, retry};
 use super::{Store, StoreError};
 
 /// Longest key a plugin may use, in bytes.
@@ -68,10 +75,16 @@ pub enum KvError {
     Store(#[from] StoreError),
 }
 
-impl From<sled::Error> for KvError {
-    fn from(e: sled::Error) -> Self {
-        KvError::Store(StoreError::Sled(e))
+impl From<BackendError> for KvError {
+    fn from(e: BackendError) -> Self {
+        KvError::Store(StoreError::from(e))
     }
+}
+
+/// What a counter update decided: a write, or a refusal (not retried).
+enum Counted {
+    Value(i64),
+    Refused(KvError),
 }
 
 fn check_key(key: &str) -> Result<(), KvError> {
@@ -84,27 +97,31 @@ fn check_key(key: &str) -> Result<(), KvError> {
 
 impl Store {
     /// The value of a plugin's key, unless absent or expired.
-    pub fn kv_get(&self, plugin: &str, key: &str) -> Result<Option<Vec<u8>>, KvError> {
+    pub async fn kv_get(&self, plugin: &str, key: &str) -> Result<Option<Vec<u8>>, KvError> {
         check_key(key)?;
         let k = kv_key(plugin, key);
-        let Some(raw) = self.inner.meta.get(&k)? else {
+        let backend = &self.inner.backend;
+        let Some(raw) = backend.get(Space::Meta, &k).await? else {
             return Ok(None);
         };
         match decode_entry(&raw, now_ms()) {
             Some((_, v)) => Ok(Some(v.to_vec())),
             None => {
-                // Expired: remove it unless someone rewrote it meanwhile.
-                let _ = self
-                    .inner
-                    .meta
-                    .compare_and_swap(&k, Some(raw), None as Option<&[u8]>)?;
-                Ok(None)
+                // Expired: remove it unless someone rewrote it meanwhile
+                // (then that write stands and this one conflicts).
+                let mut batch = Batch::new();
+                batch.require(Space::Meta, k.clone(), Some(&raw));
+                batch.delete(Space::Meta, k);
+                match backend.commit(batch).await {
+                    Ok(()) | Err(BackendError::Conflict) => Ok(None),
+                    Err(e) => Err(e.into()),
+                }
             }
         }
     }
 
     /// Sets a plugin's key, expiring after `ttl_seconds` when given.
-    pub fn kv_set(
+    pub async fn kv_set(
         &self,
         plugin: &str,
         key: &str,
@@ -115,23 +132,35 @@ impl Store {
         if value.len() > MAX_KV_VALUE {
             return Err(KvError::ValueTooLong);
         }
-        self.inner.meta.insert(
+        let mut batch = Batch::new();
+        batch.put(
+            Space::Meta,
             kv_key(plugin, key),
             encode_entry(expiry(ttl_seconds), value),
-        )?;
-        Ok(())
+        );
+        Ok(self.inner.backend.commit(batch).await?)
     }
 
     /// Removes a plugin's key; true when a live value was there.
-    pub fn kv_delete(&self, plugin: &str, key: &str) -> Result<bool, KvError> {
+    pub async fn kv_delete(&self, plugin: &str, key: &str) -> Result<bool, KvError> {
         check_key(key)?;
-        let old = self.inner.meta.remove(kv_key(plugin, key))?;
+        let k = kv_key(plugin, key);
+        let backend = &self.inner.backend;
+        let old = retry(|| async {
+            let old = backend.get(Space::Meta, &k).await?;
+            let mut batch = Batch::new();
+            batch.require(Space::Meta, k.clone(), old.as_deref());
+            batch.delete(Space::Meta, k.clone());
+            backend.commit(batch).await?;
+            Ok(old)
+        })
+        .await?;
         Ok(old.is_some_and(|raw| decode_entry(&raw, now_ms()).is_some()))
     }
 
     /// Adds `delta` to a counter (absent or expired: 0) and returns the new
     /// value. A new counter gets `ttl_seconds`; an existing one keeps its expiry.
-    pub fn kv_increment(
+    pub async fn kv_increment(
         &self,
         plugin: &str,
         key: &str,
@@ -140,39 +169,47 @@ impl Store {
     ) -> Result<i64, KvError> {
         check_key(key)?;
         let k = kv_key(plugin, key);
-        let _guard = self.lock();
-        let now = now_ms();
-        let (expires, current) = match self.inner.meta.get(&k)? {
-            Some(raw) => match decode_entry(&raw, now) {
-                Some((e, v)) => {
-                    let n = std::str::from_utf8(v)
-                        .ok()
-                        .and_then(|t| t.parse::<i64>().ok())
-                        .ok_or(KvError::NotACounter)?;
-                    (e, n)
-                }
+        let backend = &self.inner.backend;
+        let counted = retry(|| async {
+            let old = backend.get(Space::Meta, &k).await?;
+            let (expires, current) = match old.as_deref().and_then(|raw| decode_entry(raw, now_ms())) {
+                Some((e, v)) => match std::str::from_utf8(v).ok().and_then(|t| t.parse::<i64>().ok()) {
+                    Some(n) => (e, n),
+                    None => return Ok(Counted::Refused(KvError::NotACounter)),
+                },
                 None => (expiry(ttl_seconds), 0),
-            },
-            None => (expiry(ttl_seconds), 0),
-        };
-        let next = current.checked_add(delta).ok_or(KvError::Overflow)?;
-        self.inner
-            .meta
-            .insert(k, encode_entry(expires, next.to_string().as_bytes()))?;
-        Ok(next)
+            };
+            let Some(next) = current.checked_add(delta) else {
+                return Ok(Counted::Refused(KvError::Overflow));
+            };
+            let mut batch = Batch::new();
+            batch.require(Space::Meta, k.clone(), old.as_deref());
+            batch.put(Space::Meta, k.clone(), encode_entry(expires, next.to_string().as_bytes()));
+            backend.commit(batch).await?;
+            Ok(Counted::Value(next))
+        })
+        .await?;
+        match counted {
+            Counted::Value(n) => Ok(n),
+            Counted::Refused(e) => Err(e),
+        }
     }
 
     /// Removes every key of a plugin (tests, and `tern plugin` tooling).
-    pub fn kv_clear(&self, plugin: &str) -> Result<usize, KvError> {
+    pub async fn kv_clear(&self, plugin: &str) -> Result<usize, KvError> {
         let mut prefix = b"k/".to_vec();
         prefix.extend_from_slice(plugin.as_bytes());
         prefix.push(0);
-        let mut n = 0;
-        for key in self.inner.meta.scan_prefix(&prefix).keys() {
-            self.inner.meta.remove(key?)?;
-            n += 1;
+        let backend = &self.inner.backend;
+        let keys = backend
+            .scan(Space::Meta, &KeyRange::prefix(&prefix), ScanOrder::ALL)
+            .await?;
+        let mut batch = Batch::new();
+        for (key, _) in &keys {
+            batch.delete(Space::Meta, key.clone());
         }
-        Ok(n)
+        backend.commit(batch).await?;
+        Ok(keys.len())
     }
 }
 
@@ -180,46 +217,66 @@ impl Store {
 mod tests {
     use super::*;
 
-    #[test]
-    fn set_get_delete_and_namespaces() {
+    #[tokio::test]
+    async fn set_get_delete_and_namespaces() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        store.kv_set("a", "k", b"v1", None).unwrap();
-        store.kv_set("b", "k", b"v2", None).unwrap();
-        assert_eq!(store.kv_get("a", "k").unwrap().as_deref(), Some(&b"v1"[..]));
-        assert_eq!(store.kv_get("b", "k").unwrap().as_deref(), Some(&b"v2"[..]));
+        store.kv_set("a", "k", b"v1", None).await.unwrap();
+        store.kv_set("b", "k", b"v2", None).await.unwrap();
+        assert_eq!(store.kv_get("a", "k").await.unwrap().as_deref(), Some(&b"v1"[..]));
+        assert_eq!(store.kv_get("b", "k").await.unwrap().as_deref(), Some(&b"v2"[..]));
         // A plugin named "a\0x" cannot reach "a"'s keys through key text.
-        assert_eq!(store.kv_get("a", "\0k").unwrap(), None);
-        assert!(store.kv_delete("a", "k").unwrap());
-        assert!(!store.kv_delete("a", "k").unwrap());
-        assert_eq!(store.kv_get("a", "k").unwrap(), None);
-        assert_eq!(store.kv_clear("b").unwrap(), 1);
+        assert_eq!(store.kv_get("a", "\0k").await.unwrap(), None);
+        assert!(store.kv_delete("a", "k").await.unwrap());
+        assert!(!store.kv_delete("a", "k").await.unwrap());
+        assert_eq!(store.kv_get("a", "k").await.unwrap(), None);
+        assert_eq!(store.kv_clear("b").await.unwrap(), 1);
     }
 
-    #[test]
-    fn expiry_and_counters() {
+    #[tokio::test]
+    async fn expiry_and_counters() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        store.kv_set("p", "gone", b"x", Some(0)).unwrap();
-        assert_eq!(store.kv_get("p", "gone").unwrap(), None);
-        assert_eq!(store.kv_increment("p", "n", 2, Some(3600)).unwrap(), 2);
-        assert_eq!(store.kv_increment("p", "n", -5, None).unwrap(), -3);
-        assert_eq!(store.kv_get("p", "n").unwrap().as_deref(), Some(&b"-3"[..]));
-        store.kv_set("p", "s", b"text", None).unwrap();
+        store.kv_set("p", "gone", b"x", Some(0)).await.unwrap();
+        assert_eq!(store.kv_get("p", "gone").await.unwrap(), None);
+        assert_eq!(store.kv_increment("p", "n", 2, Some(3600)).await.unwrap(), 2);
+        assert_eq!(store.kv_increment("p", "n", -5, None).await.unwrap(), -3);
+        assert_eq!(store.kv_get("p", "n").await.unwrap().as_deref(), Some(&b"-3"[..]));
+        store.kv_set("p", "s", b"text", None).await.unwrap();
         assert!(matches!(
-            store.kv_increment("p", "s", 1, None),
+            store.kv_increment("p", "s", 1, None).await,
             Err(KvError::NotACounter)
         ));
         assert!(matches!(
-            store.kv_set("p", &"x".repeat(MAX_KV_KEY + 1), b"", None),
+            store.kv_set("p", &"x".repeat(MAX_KV_KEY + 1), b"", None).await,
             Err(KvError::KeyTooLong)
         ));
         drop(store);
         let store = crate::store::reopen_for_test(dir.path());
         assert_eq!(
-            store.kv_get("p", "n").unwrap().as_deref(),
+            store.kv_get("p", "n").await.unwrap().as_deref(),
             Some(&b"-3"[..]),
             "kept across a reopen"
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_increments_lose_no_update() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    for _ in 0..50 {
+                        store.kv_increment("rate", "client", 1, Some(60)).await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(store.kv_get("rate", "client").await.unwrap().as_deref(), Some(&b"400"[..]));
     }
 }

@@ -10,8 +10,8 @@
 //! conversions done, `k/<plugin>\0<key>`
 //! the plugins' key-value areas, `t/<domain>` cached MTA-STS policies); tree `blobs` holds message bytes in chunks.
 
+pub mod backend;
 mod blobs;
-mod commit;
 mod folders;
 mod kv;
 mod mailbox;
@@ -30,6 +30,7 @@ pub use sts::StsPolicyRecord;
 pub use users::UserRecord;
 pub use web::WebSession;
 
+use backend::{Backend, BackendError};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
@@ -38,6 +39,8 @@ use tokio::sync::broadcast;
 pub enum StoreError {
     #[error("store: {0}")]
     Sled(#[from] sled::Error),
+    #[error(transparent)]
+    Backend(BackendError),
     #[error("store record is corrupt ({what}): {message}")]
     Corrupt { what: String, message: String },
     #[error("no such user: {0}")]
@@ -67,54 +70,49 @@ pub struct Store {
 }
 
 struct Inner {
+    /// The engine behind the seam (`backend/`): the durability point and
+    /// the modules already written over it go through this.
+    backend: Backend,
+    /// sled's handles, for the modules not yet written over the seam; they
+    /// move onto `backend` one by one (ARCHITECTURE.md, "The store").
     db: sled::Db,
     meta: sled::Tree,
     blobs: sled::Tree,
-    /// Serialises read-modify-write of counters (next UID, mod-sequences, refcounts).
+    /// Serialises read-modify-write of counters (next UID, mod-sequences,
+    /// refcounts) in the modules still on sled's handles; the seam's
+    /// conditional write sets need no such lock.
     write_lock: Mutex<()>,
     events: broadcast::Sender<MailboxEvent>,
-    commits: commit::GroupCommit,
-    /// The store's folder (for the free-space check).
-    dir: std::path::PathBuf,
+}
+
+impl From<BackendError> for StoreError {
+    fn from(e: BackendError) -> StoreError {
+        match e {
+            BackendError::Locked(what) => StoreError::Locked(what),
+            other => StoreError::Backend(other),
+        }
+    }
 }
 
 impl Store {
-    /// Opens (or creates) the store in `dir/store`.
+    /// Opens (or creates) the store in `dir/store` (sled, the default engine).
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|e| StoreError::Sled(sled::Error::Io(e)))?;
-        let db = sled::Config::new()
-            .path(dir.join("store"))
-            .cache_capacity(64 * 1024 * 1024)
-            .open()
-            .map_err(|e| match e {
-                sled::Error::Io(io)
-                    if io.kind() == std::io::ErrorKind::WouldBlock
-                        || io.raw_os_error() == Some(11) =>
-                {
-                    StoreError::Locked(dir.display().to_string())
-                }
-                other => StoreError::Sled(other),
-            })?;
-        let meta = db.open_tree("meta")?;
-        let blobs = db.open_tree("blobs")?;
+        let backend = Backend::open_sled(dir).map_err(|e| match e {
+            BackendError::Locked(_) => StoreError::Locked(dir.display().to_string()),
+            other => StoreError::from(other),
+        })?;
+        let (db, meta, blobs) = backend.legacy_sled_handles().ok_or_else(|| {
+            StoreError::Backend(BackendError::Open("the store needs sled here".into()))
+        })?;
         let (events, _) = broadcast::channel(1024);
-        // sled's log file (its `db`), opened again only to fdatasync it.
-        let log = std::fs::File::open(dir.join("store").join("db")).ok();
-        if log.is_none() {
-            tracing::warn!(
-                "cannot open the store's log file to sync it; flushes rely on sled alone"
-            );
-        }
-        let commits = commit::GroupCommit::start(db.clone(), log);
         let store = Store {
             inner: Arc::new(Inner {
+                backend,
                 db,
                 meta,
                 blobs,
                 write_lock: Mutex::new(()),
                 events,
-                commits,
-                dir: dir.join("store"),
             }),
         };
         store.discard_unfinished_blobs()?;
@@ -125,7 +123,7 @@ impl Store {
     /// flushes (group commit): one flusher thread runs sled's flush, and a
     /// caller waits for the first flush that *started* after it called.
     pub async fn flush(&self) -> Result<(), StoreError> {
-        self.inner.commits.flush().await
+        Ok(self.inner.backend.sync().await?)
     }
 
     /// Bytes free for us on the store's file system; None if unknown. sled
@@ -133,7 +131,8 @@ impl Store {
     /// receivers refuse new mail (452 4.3.1) well before this reaches 0.
     pub fn free_space(&self) -> Option<u64> {
         use std::os::unix::ffi::OsStrExt;
-        let path = std::ffi::CString::new(self.inner.dir.as_os_str().as_bytes()).ok()?;
+        let dir = self.inner.backend.local_dir()?;
+        let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
         let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
         // SAFETY: `path` is a valid NUL-terminated string and `st` a valid
         // out-pointer for the duration of the call.

@@ -10,7 +10,7 @@
 //! flush is therefore followed by `fdatasync` of sled's log file (`db`),
 //! as Postfix fsyncs a queue file before its 250: one per group, shared.
 
-use super::StoreError;
+use crate::store::backend::BackendError;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::{Notify, watch};
@@ -47,7 +47,7 @@ impl GroupCommit {
         }
     }
 
-    pub(super) async fn flush(&self) -> Result<(), StoreError> {
+    pub(super) async fn flush(&self) -> Result<(), BackendError> {
         let need = self.started.load(Ordering::SeqCst) + 1;
         let mut done = self.done.clone();
         self.wanted.notify_one();
@@ -55,9 +55,11 @@ impl GroupCommit {
         match result {
             Ok(state) => match &state.1 {
                 None => Ok(()),
-                Some(e) => Err(StoreError::Flush(e.clone())),
+                Some(e) => Err(BackendError::Engine(format!("flushing to disk failed: {e}"))),
             },
-            Err(_) => Err(StoreError::Flush("the flusher thread stopped".into())),
+            Err(_) => Err(BackendError::Engine(
+                "flushing to disk failed: the flusher thread stopped".into(),
+            )),
         }
     }
 }

@@ -1,0 +1,207 @@
+//! The embedded default engine: sled in `DATA_DIR/store`, one tree per
+//! [`Space`] (`meta`, `blobs`: the layout every earlier release wrote, so an
+//! existing data directory opens unchanged). Write sets are sled
+//! transactions over both trees; a condition that does not hold aborts the
+//! transaction and is reported as a conflict. The durability point is the
+//! group commit of `commit.rs` (sled's flush, then fdatasync of its log).
+//!
+//! Nothing outside `store/` sees a sled type; this file is the only place
+//! above `commit.rs` that names one.
+
+mod commit;
+
+use super::{Batch, BackendError, KeyRange, ScanOrder, Space, Write};
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::sync::broadcast;
+
+/// sled with its trees and the group-commit flusher (cheap to clone).
+#[derive(Clone)]
+pub struct SledBackend {
+    inner: Arc<Inner>,
+    pub(super) changes: broadcast::Sender<String>,
+}
+
+struct Inner {
+    db: sled::Db,
+    meta: sled::Tree,
+    blobs: sled::Tree,
+    commits: commit::GroupCommit,
+    /// The store's folder (for the free-space check).
+    dir: PathBuf,
+}
+
+impl From<sled::Error> for BackendError {
+    fn from(e: sled::Error) -> BackendError {
+        BackendError::Engine(e.to_string())
+    }
+}
+
+impl SledBackend {
+    /// Opens (or creates) sled in `data_dir/store`. Another process holding
+    /// it (a running `tern serve`) is `Open` naming the folder.
+    pub fn open(data_dir: &Path) -> Result<SledBackend, BackendError> {
+        std::fs::create_dir_all(data_dir).map_err(|e| {
+            BackendError::Open(format!("cannot create {}: {e}", data_dir.display()))
+        })?;
+        let dir = data_dir.join("store");
+        let db = sled::Config::new()
+            .path(&dir)
+            .cache_capacity(64 * 1024 * 1024)
+            .open()
+            .map_err(|e| match e {
+                // sled reports a held lock as an I/O error of kind Other
+                // whose text carries the flock error.
+                sled::Error::Io(io)
+                    if io.kind() == std::io::ErrorKind::WouldBlock
+                        || io.raw_os_error() == Some(11)
+                        || io.to_string().contains("could not acquire lock") =>
+                {
+                    BackendError::Locked(locked_message(data_dir))
+                }
+                other => BackendError::Open(format!("store in {}: {other}", dir.display())),
+            })?;
+        let meta = db.open_tree(Space::Meta.name())?;
+        let blobs = db.open_tree(Space::Blobs.name())?;
+        // sled's log file (its `db`), opened again only to fdatasync it.
+        let log = std::fs::File::open(dir.join("db")).ok();
+        if log.is_none() {
+            tracing::warn!(
+                "cannot open the store's log file to sync it; flushes rely on sled alone"
+            );
+        }
+        let commits = commit::GroupCommit::start(db.clone(), log);
+        let (changes, _) = broadcast::channel(1024);
+        Ok(SledBackend {
+            inner: Arc::new(Inner {
+                db,
+                meta,
+                blobs,
+                commits,
+                dir,
+            }),
+            changes,
+        })
+    }
+
+    fn tree(&self, space: Space) -> &sled::Tree {
+        match space {
+            Space::Meta => &self.inner.meta,
+            Space::Blobs => &self.inner.blobs,
+        }
+    }
+
+    /// The sled handles, for the store modules not yet written over the
+    /// seam (they move onto `Backend` one by one; see ARCHITECTURE.md).
+    pub fn legacy_handles(&self) -> (sled::Db, sled::Tree, sled::Tree) {
+        (
+            self.inner.db.clone(),
+            self.inner.meta.clone(),
+            self.inner.blobs.clone(),
+        )
+    }
+
+    /// The folder sled writes to.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    pub(super) fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
+        Ok(self.tree(space).get(key)?.map(|v| v.to_vec()))
+    }
+
+    pub(super) fn scan(
+        &self,
+        space: Space,
+        range: &KeyRange,
+        order: ScanOrder,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, BackendError> {
+        let tree = self.tree(space);
+        let iter = match &range.end {
+            Some(end) => tree.range(range.start.as_slice()..end.as_slice()),
+            None => tree.range(range.start.as_slice()..),
+        };
+        let limit = order.limit.unwrap_or(usize::MAX);
+        let mut out = Vec::new();
+        let mut push = |item: sled::Result<(sled::IVec, sled::IVec)>| -> Result<bool, BackendError> {
+            let (k, v) = item?;
+            out.push((k.to_vec(), v.to_vec()));
+            Ok(out.len() < limit)
+        };
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        if order.reverse {
+            for item in iter.rev() {
+                if !push(item)? {
+                    break;
+                }
+            }
+        } else {
+            for item in iter {
+                if !push(item)? {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// One sled transaction over both trees: every condition is read inside
+    /// it (so a concurrent change to a required key makes sled re-run or
+    /// abort it), then every write is applied.
+    pub(super) fn commit(&self, batch: &Batch) -> Result<(), BackendError> {
+        let result = (&self.inner.meta, &self.inner.blobs).transaction(
+            |(meta, blobs)| -> Result<(), ConflictableTransactionError<()>> {
+                let pick = |space: Space| -> &TransactionalTree {
+                    match space {
+                        Space::Meta => meta,
+                        Space::Blobs => blobs,
+                    }
+                };
+                for (space, key, expected) in &batch.conditions {
+                    let found = pick(*space).get(key)?;
+                    if found.as_deref() != expected.as_deref() {
+                        return Err(ConflictableTransactionError::Abort(()));
+                    }
+                }
+                for ((space, key), write) in &batch.writes {
+                    match write {
+                        Write::Put(value) => {
+                            pick(*space).insert(key.as_slice(), value.as_slice())?;
+                        }
+                        Write::Delete => {
+                            pick(*space).remove(key.as_slice())?;
+                        }
+                    }
+                }
+                Ok(())
+            },
+        );
+        match result {
+            Ok(()) => Ok(()),
+            Err(TransactionError::Abort(())) => Err(BackendError::Conflict),
+            Err(TransactionError::Storage(e)) => Err(e.into()),
+        }
+    }
+
+    /// sled's id generator (persisted in batches; ids after a crash are
+    /// larger than every id handed out before it). The +1 keeps the ids of
+    /// earlier releases, which never gave 0.
+    pub(super) fn next_id(&self) -> Result<u64, BackendError> {
+        Ok(self.inner.db.generate_id()? + 1)
+    }
+
+    pub(super) async fn sync(&self) -> Result<(), BackendError> {
+        self.inner.commits.flush().await
+    }
+}
+
+fn locked_message(data_dir: &Path) -> String {
+    format!(
+        "the store is locked by another process ({}); is `tern serve` running?",
+        data_dir.display()
+    )
+}

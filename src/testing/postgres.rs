@@ -1,0 +1,172 @@
+//! A private PostgreSQL server for tests: `initdb` in a fresh temporary
+//! folder, `pg_ctl start` on a free loopback port, a database `tern` owned
+//! by a trusted user `tern`, and `pg_ctl stop` when dropped. Debian's
+//! postgresql-15 provides the binaries (`scripts/install-test-deps`
+//! installs it); `TERN_PG_BINDIR` points elsewhere. PostgreSQL refuses to
+//! run as root, so under root every command runs as the `postgres` user
+//! (the Debian package makes it) and the folder is handed to that user.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub struct PrivatePostgres {
+    dir: PathBuf,
+    bindir: PathBuf,
+    port: u16,
+    /// (uid, gid) commands run as, when the tests run as root.
+    run_as: Option<(u32, u32)>,
+    running: bool,
+}
+
+impl PrivatePostgres {
+    /// Creates and starts a new server; panics with the tool's output if
+    /// any step fails (a test cannot go on without it).
+    pub fn start() -> PrivatePostgres {
+        let bindir = std::env::var_os("TERN_PG_BINDIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/usr/lib/postgresql/15/bin"));
+        assert!(
+            bindir.join("initdb").exists(),
+            "PostgreSQL 15 is not installed ({}/initdb missing): run scripts/install-test-deps",
+            bindir.display()
+        );
+        let dir = std::env::temp_dir().join(format!(
+            "tern-pg-{}-{:016x}",
+            std::process::id(),
+            rand::random::<u64>()
+        ));
+        std::fs::create_dir_all(&dir).expect("create the PostgreSQL test folder");
+        let run_as = if unsafe { libc::geteuid() } == 0 {
+            let ids = postgres_user().expect("the `postgres` user (Debian's postgresql package)");
+            std::os::unix::fs::chown(&dir, Some(ids.0), Some(ids.1))
+                .expect("hand the test folder to postgres");
+            Some(ids)
+        } else {
+            None
+        };
+        let mut pg = PrivatePostgres {
+            dir,
+            bindir,
+            port: free_port(),
+            run_as,
+            running: false,
+        };
+        pg.run(
+            "initdb",
+            &[
+                "-D",
+                &pg.data().display().to_string(),
+                "-U",
+                "tern",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+                "--no-instructions",
+            ],
+        );
+        pg.start_again();
+        pg.run(
+            "createdb",
+            &["-h", "127.0.0.1", "-p", &pg.port.to_string(), "-U", "tern", "tern"],
+        );
+        pg
+    }
+
+    /// `postgresql://tern@127.0.0.1:PORT/tern` (TLS off: loopback).
+    pub fn url(&self) -> String {
+        format!("postgresql://tern@127.0.0.1:{}/tern?sslmode=disable", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Stops the server at once, as a crash would (`-m immediate`).
+    pub fn stop_immediate(&mut self) {
+        if self.running {
+            let data = self.data().display().to_string();
+            self.run("pg_ctl", &["-D", &data, "-m", "immediate", "-w", "stop"]);
+            self.running = false;
+        }
+    }
+
+    /// Starts the (stopped) server again on the same port.
+    pub fn start_again(&mut self) {
+        let data = self.data().display().to_string();
+        let log = self.dir.join("server.log").display().to_string();
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
+            self.port,
+            self.dir.display()
+        );
+        self.run("pg_ctl", &["-D", &data, "-l", &log, "-o", &options, "-w", "start"]);
+        self.running = true;
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    fn run(&self, tool: &str, args: &[&str]) {
+        let program = self.bindir.join(tool);
+        let mut command = Command::new(&program);
+        command.args(args).current_dir(&self.dir);
+        if let Some((uid, gid)) = self.run_as {
+            use std::os::unix::process::CommandExt;
+            command.uid(uid).gid(gid).env("HOME", &self.dir);
+        }
+        let output = command
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
+        assert!(
+            output.status.success(),
+            "{tool} {args:?} failed: {}\n{}\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr),
+        );
+    }
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        if self.running {
+            let data = self.data().display().to_string();
+            let mut command = Command::new(self.bindir.join("pg_ctl"));
+            command.args(["-D", &data, "-m", "immediate", "-w", "stop"]);
+            if let Some((uid, gid)) = self.run_as {
+                use std::os::unix::process::CommandExt;
+                command.uid(uid).gid(gid);
+            }
+            let _ = command.output();
+        }
+        remove_tree(&self.dir);
+    }
+}
+
+fn remove_tree(dir: &Path) {
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A port nothing listens on now (the kernel's choice for port 0).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+fn postgres_user() -> Option<(u32, u32)> {
+    let name = std::ffi::CString::new("postgres").ok()?;
+    // SAFETY: a valid NUL-terminated name; the returned record is read at
+    // once, before any other getpw* call could reuse it.
+    let pw = unsafe { libc::getpwnam(name.as_ptr()) };
+    if pw.is_null() {
+        return None;
+    }
+    // SAFETY: checked non-null above.
+    let pw = unsafe { &*pw };
+    Some((pw.pw_uid, pw.pw_gid))
+}
