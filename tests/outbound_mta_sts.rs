@@ -301,3 +301,15 @@ fn tls_required_no_waives_the_policy() {
     delivered(&peer, 1);
     assert!(tern.log().contains("TLS-Required: No"), "{}", tern.log());
 }
+
+#[test]
+fn a_requiretls_message_waiting_for_its_mx_says_so_in_queue_show() {
+    let s = Setup::new(policy("enforce", "mx.b.test"));
+    let peer = SmtpPeer::start("starttls", &s.mx_cert());
+    let tern = s.tern(&peer);
+    drop(peer); // the MX is down: a deferral, not a REQUIRETLS bounce
+    send_requiretls(&tern, "bob@b.test", "later");
+    let show = deferred_with(&tern, "refused");
+    assert!(show.contains("requiretls: yes"), "{show}");
+    assert!(show.contains("tls policy: MTA-STS enforce"), "{show}");
+}

@@ -8,7 +8,10 @@ use std::process::Command;
 
 #[test]
 fn a_data_directory_from_the_release_before_the_seam_opens_with_everything_in_it() {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/store-v1/make.py");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/store-v1/make.py"
+    );
     let out = Command::new("python3")
         .args([script, "check", env!("CARGO_BIN_EXE_tern")])
         .output()

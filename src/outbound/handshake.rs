@@ -54,6 +54,8 @@ impl ClientSession {
             } else if security.tls.required() {
                 let why = "the server does not offer STARTTLS".to_string();
                 return Err(refuse(wire, remote, security, why).await);
+            } else if security.tls.verifier().is_some() {
+                tracing::warn!(remote, policy = %security.policy, "the server does not offer STARTTLS; delivering in plain text (the policy only reports)");
             }
         }
         let (tls, verified) = match secured {

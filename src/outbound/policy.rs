@@ -108,9 +108,10 @@ impl Policies {
 
     /// The MX hosts of `domain` under its MTA-STS policy, if any.
     pub async fn mx(&self, domain: &str, hops: Vec<NextHop>, require_tls: bool) -> Routed {
+        // An address literal has no DNS name to publish a policy under.
         let applied = match &self.mta_sts {
-            Some(sts) => sts.policy(domain).await,
-            None => None,
+            Some(sts) if !domain.starts_with('[') => sts.policy(domain).await,
+            _ => None,
         };
         let Some(applied) = applied.filter(|a| a.policy.mode != Mode::None) else {
             if require_tls {

@@ -15,7 +15,7 @@
 //! them durable, which is what greylisting needs; nothing here is a promise
 //! made to a client.
 
-use super::backend::{Batch, BackendError, KeyRange, ScanOrder, Space, retry};
+use super::backend::{BackendError, Batch, KeyRange, ScanOrder, Space, retry};
 use super::{Store, StoreError};
 
 /// Longest key a plugin may use, in bytes.
@@ -172,19 +172,27 @@ impl Store {
         let backend = &self.inner.backend;
         let counted = retry(|| async {
             let old = backend.get(Space::Meta, &k).await?;
-            let (expires, current) = match old.as_deref().and_then(|raw| decode_entry(raw, now_ms())) {
-                Some((e, v)) => match std::str::from_utf8(v).ok().and_then(|t| t.parse::<i64>().ok()) {
-                    Some(n) => (e, n),
-                    None => return Ok(Counted::Refused(KvError::NotACounter)),
-                },
-                None => (expiry(ttl_seconds), 0),
-            };
+            let (expires, current) =
+                match old.as_deref().and_then(|raw| decode_entry(raw, now_ms())) {
+                    Some((e, v)) => match std::str::from_utf8(v)
+                        .ok()
+                        .and_then(|t| t.parse::<i64>().ok())
+                    {
+                        Some(n) => (e, n),
+                        None => return Ok(Counted::Refused(KvError::NotACounter)),
+                    },
+                    None => (expiry(ttl_seconds), 0),
+                };
             let Some(next) = current.checked_add(delta) else {
                 return Ok(Counted::Refused(KvError::Overflow));
             };
             let mut batch = Batch::new();
             batch.require(Space::Meta, k.clone(), old.as_deref());
-            batch.put(Space::Meta, k.clone(), encode_entry(expires, next.to_string().as_bytes()));
+            batch.put(
+                Space::Meta,
+                k.clone(),
+                encode_entry(expires, next.to_string().as_bytes()),
+            );
             backend.commit(batch).await?;
             Ok(Counted::Value(next))
         })
@@ -223,8 +231,14 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         store.kv_set("a", "k", b"v1", None).await.unwrap();
         store.kv_set("b", "k", b"v2", None).await.unwrap();
-        assert_eq!(store.kv_get("a", "k").await.unwrap().as_deref(), Some(&b"v1"[..]));
-        assert_eq!(store.kv_get("b", "k").await.unwrap().as_deref(), Some(&b"v2"[..]));
+        assert_eq!(
+            store.kv_get("a", "k").await.unwrap().as_deref(),
+            Some(&b"v1"[..])
+        );
+        assert_eq!(
+            store.kv_get("b", "k").await.unwrap().as_deref(),
+            Some(&b"v2"[..])
+        );
         // A plugin named "a\0x" cannot reach "a"'s keys through key text.
         assert_eq!(store.kv_get("a", "\0k").await.unwrap(), None);
         assert!(store.kv_delete("a", "k").await.unwrap());
@@ -239,16 +253,24 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         store.kv_set("p", "gone", b"x", Some(0)).await.unwrap();
         assert_eq!(store.kv_get("p", "gone").await.unwrap(), None);
-        assert_eq!(store.kv_increment("p", "n", 2, Some(3600)).await.unwrap(), 2);
+        assert_eq!(
+            store.kv_increment("p", "n", 2, Some(3600)).await.unwrap(),
+            2
+        );
         assert_eq!(store.kv_increment("p", "n", -5, None).await.unwrap(), -3);
-        assert_eq!(store.kv_get("p", "n").await.unwrap().as_deref(), Some(&b"-3"[..]));
+        assert_eq!(
+            store.kv_get("p", "n").await.unwrap().as_deref(),
+            Some(&b"-3"[..])
+        );
         store.kv_set("p", "s", b"text", None).await.unwrap();
         assert!(matches!(
             store.kv_increment("p", "s", 1, None).await,
             Err(KvError::NotACounter)
         ));
         assert!(matches!(
-            store.kv_set("p", &"x".repeat(MAX_KV_KEY + 1), b"", None).await,
+            store
+                .kv_set("p", &"x".repeat(MAX_KV_KEY + 1), b"", None)
+                .await,
             Err(KvError::KeyTooLong)
         ));
         drop(store);
@@ -269,7 +291,10 @@ mod tests {
                 let store = store.clone();
                 tokio::spawn(async move {
                     for _ in 0..50 {
-                        store.kv_increment("rate", "client", 1, Some(60)).await.unwrap();
+                        store
+                            .kv_increment("rate", "client", 1, Some(60))
+                            .await
+                            .unwrap();
                     }
                 })
             })
@@ -277,6 +302,9 @@ mod tests {
         for t in tasks {
             t.await.unwrap();
         }
-        assert_eq!(store.kv_get("rate", "client").await.unwrap().as_deref(), Some(&b"400"[..]));
+        assert_eq!(
+            store.kv_get("rate", "client").await.unwrap().as_deref(),
+            Some(&b"400"[..])
+        );
     }
 }

@@ -69,14 +69,25 @@ impl PrivatePostgres {
         pg.start_again();
         pg.run(
             "createdb",
-            &["-h", "127.0.0.1", "-p", &pg.port.to_string(), "-U", "tern", "tern"],
+            &[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &pg.port.to_string(),
+                "-U",
+                "tern",
+                "tern",
+            ],
         );
         pg
     }
 
     /// `postgresql://tern@127.0.0.1:PORT/tern` (TLS off: loopback).
     pub fn url(&self) -> String {
-        format!("postgresql://tern@127.0.0.1:{}/tern?sslmode=disable", self.port)
+        format!(
+            "postgresql://tern@127.0.0.1:{}/tern?sslmode=disable",
+            self.port
+        )
     }
 
     pub fn port(&self) -> u16 {
@@ -101,7 +112,10 @@ impl PrivatePostgres {
             self.port,
             self.dir.display()
         );
-        self.run("pg_ctl", &["-D", &data, "-l", &log, "-o", &options, "-w", "start"]);
+        self.run(
+            "pg_ctl",
+            &["-D", &data, "-l", &log, "-o", &options, "-w", "start"],
+        );
         self.running = true;
     }
 

@@ -21,12 +21,19 @@ async fn run_all(engine: &Backend) {
 }
 
 async fn reads_what_was_written(b: &Backend) {
-    assert_eq!(b.get(Space::Meta, b"t1/missing").await.unwrap(), None, "missing key");
+    assert_eq!(
+        b.get(Space::Meta, b"t1/missing").await.unwrap(),
+        None,
+        "missing key"
+    );
     let mut batch = Batch::new();
     batch.put(Space::Meta, b"t1/a".to_vec(), b"one".to_vec());
     batch.put(Space::Blobs, b"t1/a".to_vec(), b"other space".to_vec());
     b.commit(batch).await.unwrap();
-    assert_eq!(b.get(Space::Meta, b"t1/a").await.unwrap().as_deref(), Some(&b"one"[..]));
+    assert_eq!(
+        b.get(Space::Meta, b"t1/a").await.unwrap().as_deref(),
+        Some(&b"one"[..])
+    );
     assert_eq!(
         b.get(Space::Blobs, b"t1/a").await.unwrap().as_deref(),
         Some(&b"other space"[..]),
@@ -35,29 +42,52 @@ async fn reads_what_was_written(b: &Backend) {
     let mut batch = Batch::new();
     batch.put(Space::Meta, b"t1/a".to_vec(), b"two".to_vec());
     b.commit(batch).await.unwrap();
-    assert_eq!(b.get(Space::Meta, b"t1/a").await.unwrap().as_deref(), Some(&b"two"[..]));
+    assert_eq!(
+        b.get(Space::Meta, b"t1/a").await.unwrap().as_deref(),
+        Some(&b"two"[..])
+    );
     let mut batch = Batch::new();
     batch.delete(Space::Meta, b"t1/a".to_vec());
     b.commit(batch).await.unwrap();
     assert_eq!(b.get(Space::Meta, b"t1/a").await.unwrap(), None, "deleted");
-    assert!(b.get(Space::Blobs, b"t1/a").await.unwrap().is_some(), "delete is per space");
+    assert!(
+        b.get(Space::Blobs, b"t1/a").await.unwrap().is_some(),
+        "delete is per space"
+    );
 }
 
 async fn scans_in_bytewise_order(b: &Backend) {
-    let keys: [&[u8]; 6] = [b"t2/b", b"t2/a\xff", b"t2/a", b"t2/\x00", b"t2/a\x00z", b"t3/x"];
+    let keys: [&[u8]; 6] = [
+        b"t2/b",
+        b"t2/a\xff",
+        b"t2/a",
+        b"t2/\x00",
+        b"t2/a\x00z",
+        b"t3/x",
+    ];
     let mut batch = Batch::new();
     for (i, k) in keys.iter().enumerate() {
         batch.put(Space::Meta, k.to_vec(), vec![i as u8]);
     }
     b.commit(batch).await.unwrap();
-    let all = b.scan(Space::Meta, &KeyRange::prefix(b"t2/"), ScanOrder::ALL).await.unwrap();
+    let all = b
+        .scan(Space::Meta, &KeyRange::prefix(b"t2/"), ScanOrder::ALL)
+        .await
+        .unwrap();
     let got: Vec<&[u8]> = all.iter().map(|(k, _)| k.as_slice()).collect();
     let want: Vec<&[u8]> = vec![b"t2/\x00", b"t2/a", b"t2/a\x00z", b"t2/a\xff", b"t2/b"];
     assert_eq!(got, want, "prefix scan in bytewise order");
     assert_eq!(all[1].1, vec![2u8], "values come with their keys");
-    let last = b.scan(Space::Meta, &KeyRange::prefix(b"t2/"), ScanOrder::LAST).await.unwrap();
+    let last = b
+        .scan(Space::Meta, &KeyRange::prefix(b"t2/"), ScanOrder::LAST)
+        .await
+        .unwrap();
     assert_eq!(last.len(), 1);
-    assert_eq!(last[0].0, b"t2/b".to_vec(), "reverse scan starts at the highest key");
+    assert_eq!(
+        last[0].0,
+        b"t2/b".to_vec(),
+        "reverse scan starts at the highest key"
+    );
     let window = b
         .scan(
             Space::Meta,
@@ -70,13 +100,24 @@ async fn scans_in_bytewise_order(b: &Backend) {
         .await
         .unwrap();
     let got: Vec<&[u8]> = window.iter().map(|(k, _)| k.as_slice()).collect();
-    assert_eq!(got, vec![&b"t2/a"[..], b"t2/a\x00z"], "start inclusive, limit");
+    assert_eq!(
+        got,
+        vec![&b"t2/a"[..], b"t2/a\x00z"],
+        "start inclusive, limit"
+    );
     let none = b
-        .scan(Space::Meta, &KeyRange::between(b"t2/b", b"t2/b"), ScanOrder::ALL)
+        .scan(
+            Space::Meta,
+            &KeyRange::between(b"t2/b", b"t2/b"),
+            ScanOrder::ALL,
+        )
         .await
         .unwrap();
     assert!(none.is_empty(), "end is exclusive");
-    let other = b.scan(Space::Blobs, &KeyRange::prefix(b"t2/"), ScanOrder::ALL).await.unwrap();
+    let other = b
+        .scan(Space::Blobs, &KeyRange::prefix(b"t2/"), ScanOrder::ALL)
+        .await
+        .unwrap();
     assert!(other.is_empty(), "scans stay in their space");
 }
 
@@ -89,10 +130,24 @@ async fn a_failed_condition_writes_nothing(b: &Backend) {
     batch.put(Space::Meta, b"t4/x".to_vec(), b"x".to_vec());
     batch.delete(Space::Meta, b"t4/guard".to_vec());
     batch.put(Space::Blobs, b"t4/y".to_vec(), b"y".to_vec());
-    assert!(matches!(b.commit(batch).await, Err(BackendError::Conflict)), "conflict");
-    assert_eq!(b.get(Space::Meta, b"t4/x").await.unwrap(), None, "no put applied");
-    assert_eq!(b.get(Space::Blobs, b"t4/y").await.unwrap(), None, "no put in another space");
-    assert!(b.get(Space::Meta, b"t4/guard").await.unwrap().is_some(), "no delete applied");
+    assert!(
+        matches!(b.commit(batch).await, Err(BackendError::Conflict)),
+        "conflict"
+    );
+    assert_eq!(
+        b.get(Space::Meta, b"t4/x").await.unwrap(),
+        None,
+        "no put applied"
+    );
+    assert_eq!(
+        b.get(Space::Blobs, b"t4/y").await.unwrap(),
+        None,
+        "no put in another space"
+    );
+    assert!(
+        b.get(Space::Meta, b"t4/guard").await.unwrap().is_some(),
+        "no delete applied"
+    );
 }
 
 async fn conditions_on_absent_and_present_keys(b: &Backend) {
@@ -103,12 +158,18 @@ async fn conditions_on_absent_and_present_keys(b: &Backend) {
     let mut batch = Batch::new();
     batch.require(Space::Meta, b"t5/k".to_vec(), None);
     batch.put(Space::Meta, b"t5/k".to_vec(), b"second".to_vec());
-    assert!(matches!(b.commit(batch).await, Err(BackendError::Conflict)), "present, not absent");
+    assert!(
+        matches!(b.commit(batch).await, Err(BackendError::Conflict)),
+        "present, not absent"
+    );
     let mut batch = Batch::new();
     batch.require(Space::Meta, b"t5/k".to_vec(), Some(b"first"));
     batch.put(Space::Meta, b"t5/k".to_vec(), b"third".to_vec());
     b.commit(batch).await.expect("value as required");
-    assert_eq!(b.get(Space::Meta, b"t5/k").await.unwrap().as_deref(), Some(&b"third"[..]));
+    assert_eq!(
+        b.get(Space::Meta, b"t5/k").await.unwrap().as_deref(),
+        Some(&b"third"[..])
+    );
     // A condition on a key the batch does not write still guards it.
     let mut batch = Batch::new();
     batch.require(Space::Meta, b"t5/other".to_vec(), Some(b"anything"));
@@ -149,7 +210,11 @@ async fn racing_counters_lose_no_update(b: &Backend) {
         t.await.unwrap();
     }
     let v = b.get(Space::Meta, b"t6/counter").await.unwrap().unwrap();
-    assert_eq!(u64::from_be_bytes(v.try_into().unwrap()), 200, "8 × 25 increments");
+    assert_eq!(
+        u64::from_be_bytes(v.try_into().unwrap()),
+        200,
+        "8 × 25 increments"
+    );
 }
 
 async fn racing_writers_never_share_a_uid(b: &Backend) {
@@ -170,7 +235,11 @@ async fn racing_writers_never_share_a_uid(b: &Backend) {
                         .unwrap_or(1);
                     let mut batch = Batch::new();
                     batch.require(Space::Meta, b"t7/folder".to_vec(), folder.as_deref());
-                    batch.put(Space::Meta, b"t7/folder".to_vec(), (next + 1).to_be_bytes().to_vec());
+                    batch.put(
+                        Space::Meta,
+                        b"t7/folder".to_vec(),
+                        (next + 1).to_be_bytes().to_vec(),
+                    );
                     let mut key = b"t7/m/".to_vec();
                     key.extend_from_slice(&next.to_be_bytes());
                     batch.require(Space::Meta, key.clone(), None);
@@ -190,15 +259,25 @@ async fn racing_writers_never_share_a_uid(b: &Backend) {
         all.extend(t.await.unwrap());
     }
     all.sort_unstable();
-    assert_eq!(all, (1..=60).collect::<Vec<u32>>(), "60 distinct UIDs, none skipped");
-    let stored = b.scan(Space::Meta, &KeyRange::prefix(b"t7/m/"), ScanOrder::ALL).await.unwrap();
+    assert_eq!(
+        all,
+        (1..=60).collect::<Vec<u32>>(),
+        "60 distinct UIDs, none skipped"
+    );
+    let stored = b
+        .scan(Space::Meta, &KeyRange::prefix(b"t7/m/"), ScanOrder::ALL)
+        .await
+        .unwrap();
     assert_eq!(stored.len(), 60, "every message stored under its own UID");
 }
 
 async fn ids_are_unique_and_increasing(b: &Backend) {
     let first = b.next_id().await.unwrap();
     let second = b.next_id().await.unwrap();
-    assert!(first > 0 && second > first, "increasing ids ({first}, {second})");
+    assert!(
+        first > 0 && second > first,
+        "increasing ids ({first}, {second})"
+    );
     let b = Arc::new(b.clone());
     let tasks: Vec<_> = (0..4)
         .map(|_| {
@@ -239,7 +318,11 @@ async fn changes_follow_commits_only(b: &Backend) {
     later.notify("second");
     b.commit(later).await.unwrap();
     assert_eq!(changes.recv().await.unwrap(), "bob@example.test\nINBOX");
-    assert_eq!(changes.recv().await.unwrap(), "second", "no change from the failed batch");
+    assert_eq!(
+        changes.recv().await.unwrap(),
+        "second",
+        "no change from the failed batch"
+    );
 }
 
 async fn large_values_and_binary_keys(b: &Backend) {
@@ -249,11 +332,19 @@ async fn large_values_and_binary_keys(b: &Backend) {
     let mut batch = Batch::new();
     batch.put(Space::Blobs, key.clone(), chunk.clone());
     b.commit(batch).await.unwrap();
-    assert_eq!(b.get(Space::Blobs, &key).await.unwrap(), Some(chunk), "64 KiB chunk");
+    assert_eq!(
+        b.get(Space::Blobs, &key).await.unwrap(),
+        Some(chunk),
+        "64 KiB chunk"
+    );
     let mut batch = Batch::new();
     batch.put(Space::Meta, b"t9/empty".to_vec(), Vec::new());
     b.commit(batch).await.unwrap();
-    assert_eq!(b.get(Space::Meta, b"t9/empty").await.unwrap(), Some(Vec::new()), "empty value");
+    assert_eq!(
+        b.get(Space::Meta, b"t9/empty").await.unwrap(),
+        Some(Vec::new()),
+        "empty value"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -274,7 +365,10 @@ async fn sled_keeps_what_was_synced_across_a_reopen() {
         engine.sync().await.unwrap();
     }
     let engine = reopen_sled(dir.path()).await;
-    assert_eq!(engine.get(Space::Meta, b"kept").await.unwrap().as_deref(), Some(&b"yes"[..]));
+    assert_eq!(
+        engine.get(Space::Meta, b"kept").await.unwrap().as_deref(),
+        Some(&b"yes"[..])
+    );
     match Backend::open_sled(dir.path()) {
         Err(BackendError::Locked(msg)) => assert!(msg.contains("tern serve"), "{msg}"),
         Err(other) => panic!("a second open should be Locked, was {other}"),
@@ -302,11 +396,15 @@ async fn postgres_conforms() {
     let mut settings = PostgresSettings::new(server.url());
     settings.sslmode = postgres::SslMode::Disable;
     settings.pool_size = 8;
-    let engine = Backend::open(&EngineSettings::Postgres(settings.clone())).await.unwrap();
+    let engine = Backend::open(&EngineSettings::Postgres(settings.clone()))
+        .await
+        .unwrap();
     run_all(&engine).await;
     // A second open of a migrated database (a second node) is fine and
     // sees the same data.
-    let again = Backend::open(&EngineSettings::Postgres(settings.clone())).await.unwrap();
+    let again = Backend::open(&EngineSettings::Postgres(settings.clone()))
+        .await
+        .unwrap();
     assert!(again.get(Space::Meta, b"t5/k").await.unwrap().is_some());
     // A database migrated by a newer tern is refused, naming both versions.
     postgres::force_schema_version(&engine, 99).await;

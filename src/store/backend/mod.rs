@@ -212,7 +212,9 @@ impl Batch {
 #[derive(Debug, Clone)]
 pub enum EngineSettings {
     /// The embedded default: sled in `DATA_DIR/store`.
-    Sled { data_dir: std::path::PathBuf },
+    Sled {
+        data_dir: std::path::PathBuf,
+    },
     Postgres(PostgresSettings),
 }
 
@@ -227,9 +229,9 @@ impl Backend {
     /// Opens (creating or migrating) the engine the settings name.
     pub async fn open(settings: &EngineSettings) -> Result<Backend, BackendError> {
         match settings {
-            EngineSettings::Sled { data_dir } => Ok(Backend::Sled(sled::SledBackend::open(
-                data_dir,
-            )?)),
+            EngineSettings::Sled { data_dir } => {
+                Ok(Backend::Sled(sled::SledBackend::open(data_dir)?))
+            }
             EngineSettings::Postgres(pg) => Ok(Backend::Postgres(
                 postgres::PostgresBackend::open(pg).await?,
             )),

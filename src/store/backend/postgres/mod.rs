@@ -22,7 +22,7 @@ mod settings;
 
 pub use settings::{PostgresSettings, SslMode};
 
-use super::{Batch, BackendError, KeyRange, ScanOrder, Space, Write};
+use super::{BackendError, Batch, KeyRange, ScanOrder, Space, Write};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio::sync::broadcast;
 use tokio_postgres::IsolationLevel;
@@ -62,14 +62,12 @@ impl PostgresBackend {
             pool,
             changes: broadcast::channel(1024).0,
         };
-        schema::migrate(&backend)
-            .await
-            .map_err(|e| match e {
-                BackendError::Unavailable(why) | BackendError::Engine(why) => {
-                    BackendError::Open(format!("cannot use PostgreSQL at {hosts}: {why}"))
-                }
-                other => other,
-            })?;
+        schema::migrate(&backend).await.map_err(|e| match e {
+            BackendError::Unavailable(why) | BackendError::Engine(why) => {
+                BackendError::Open(format!("cannot use PostgreSQL at {hosts}: {why}"))
+            }
+            other => other,
+        })?;
         Ok(backend)
     }
 
@@ -104,12 +102,18 @@ impl PostgresBackend {
         range: &KeyRange,
         order: ScanOrder,
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, BackendError> {
-        let limit = order.limit.map_or(i64::MAX, |l| l.min(i64::MAX as usize) as i64);
+        let limit = order
+            .limit
+            .map_or(i64::MAX, |l| l.min(i64::MAX as usize) as i64);
         if limit == 0 {
             return Ok(Vec::new());
         }
         let direction = if order.reverse { "DESC" } else { "ASC" };
-        let end = if range.end.is_some() { "AND key < $4" } else { "" };
+        let end = if range.end.is_some() {
+            "AND key < $4"
+        } else {
+            ""
+        };
         let sql = format!(
             "SELECT key, value FROM tern_kv WHERE space = $1 AND key >= $2 {end} \
              ORDER BY key {direction} LIMIT $3"
@@ -118,12 +122,21 @@ impl PostgresBackend {
         let stmt = client.prepare_cached(&sql).await.map_err(classify)?;
         let space = space.number();
         let rows = match &range.end {
-            Some(end) => client.query(&stmt, &[&space, &range.start, &limit, end]).await,
+            Some(end) => {
+                client
+                    .query(&stmt, &[&space, &range.start, &limit, end])
+                    .await
+            }
             None => client.query(&stmt, &[&space, &range.start, &limit]).await,
         }
         .map_err(classify)?;
         rows.into_iter()
-            .map(|r| Ok((r.try_get(0).map_err(classify)?, r.try_get(1).map_err(classify)?)))
+            .map(|r| {
+                Ok((
+                    r.try_get(0).map_err(classify)?,
+                    r.try_get(1).map_err(classify)?,
+                ))
+            })
             .collect()
     }
 
@@ -258,5 +271,7 @@ pub(super) async fn force_schema_version(engine: &super::Backend, version: i32) 
     let super::Backend::Postgres(pg) = engine else {
         panic!("not a PostgreSQL engine");
     };
-    schema::force_version(pg, version).await.expect("set the schema version");
+    schema::force_version(pg, version)
+        .await
+        .expect("set the schema version");
 }

@@ -102,7 +102,10 @@ pub(crate) async fn force_version(
 ) -> Result<(), BackendError> {
     let client = backend.client().await?;
     client
-        .execute("UPDATE tern_schema SET version = $1 WHERE id = 1", &[&version])
+        .execute(
+            "UPDATE tern_schema SET version = $1 WHERE id = 1",
+            &[&version],
+        )
         .await
         .map_err(classify)?;
     Ok(())

@@ -55,7 +55,9 @@ impl GroupCommit {
         match result {
             Ok(state) => match &state.1 {
                 None => Ok(()),
-                Some(e) => Err(BackendError::Engine(format!("flushing to disk failed: {e}"))),
+                Some(e) => Err(BackendError::Engine(format!(
+                    "flushing to disk failed: {e}"
+                ))),
             },
             Err(_) => Err(BackendError::Engine(
                 "flushing to disk failed: the flusher thread stopped".into(),

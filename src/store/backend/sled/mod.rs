@@ -10,7 +10,7 @@
 
 mod commit;
 
-use super::{Batch, BackendError, KeyRange, ScanOrder, Space, Write};
+use super::{BackendError, Batch, KeyRange, ScanOrder, Space, Write};
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use std::path::{Path, PathBuf};
@@ -125,11 +125,12 @@ impl SledBackend {
         };
         let limit = order.limit.unwrap_or(usize::MAX);
         let mut out = Vec::new();
-        let mut push = |item: sled::Result<(sled::IVec, sled::IVec)>| -> Result<bool, BackendError> {
-            let (k, v) = item?;
-            out.push((k.to_vec(), v.to_vec()));
-            Ok(out.len() < limit)
-        };
+        let mut push =
+            |item: sled::Result<(sled::IVec, sled::IVec)>| -> Result<bool, BackendError> {
+                let (k, v) = item?;
+                out.push((k.to_vec(), v.to_vec()));
+                Ok(out.len() < limit)
+            };
         if limit == 0 {
             return Ok(Vec::new());
         }
