@@ -4,7 +4,7 @@
 //! hosts under MTA-STS, and the MTA-STS switches. Validation refuses
 //! credentials that could leave over unverified TLS.
 
-use super::{ConfigError, invalid};
+use super::{ConfigDuration, ConfigError, invalid};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -59,6 +59,10 @@ pub struct RelayConfig {
     pub mta_sts: bool,
     /// HTTPS port of `mta-sts.<domain>` (443; tests use another).
     pub mta_sts_port: u16,
+    /// Send TLS-RPT reports (RFC 8460) to domains that ask for them.
+    pub tls_rpt: bool,
+    /// The period one report covers (RFC 8460: a day; tests use seconds).
+    pub tls_rpt_period: ConfigDuration,
 }
 
 impl Default for RelayConfig {
@@ -74,6 +78,8 @@ impl Default for RelayConfig {
             tls_ca: None,
             mta_sts: true,
             mta_sts_port: 443,
+            tls_rpt: true,
+            tls_rpt_period: ConfigDuration(std::time::Duration::from_secs(86400)),
         }
     }
 }
@@ -124,6 +130,9 @@ impl RelayConfig {
                     mode.name()
                 ),
             ));
+        }
+        if self.tls_rpt_period.0.as_secs() == 0 {
+            return Err(invalid("relay.tls_rpt_period", "must be at least 1s"));
         }
         if self.mta_sts_port == 0 {
             return Err(invalid("relay.mta_sts_port", "must be a port number"));

@@ -87,6 +87,8 @@ pub struct DeliveryReport {
     pub tls: Option<String>,
     /// The certificate was verified for the hop's name.
     pub verified: bool,
+    /// What a reporting-only policy found wrong with the TLS (TLS-RPT).
+    pub tls_problem: Option<super::tls::CertFailure>,
     /// The peer took DSN parameters (it reports success itself).
     pub dsn: bool,
 }
@@ -128,7 +130,7 @@ pub enum AttemptError {
     TlsRequired(String, String, String),
     /// (remote, policy, why the certificate failed)
     #[error("{0}: certificate not trusted ({1}): {2}")]
-    Untrusted(String, String, String),
+    Untrusted(String, String, super::tls::CertFailure),
     #[error("{0}: AUTH failed: {1}")]
     Auth(String, ReplyInfo),
     #[error("{0}: MAIL FROM refused: {1}")]
@@ -151,6 +153,19 @@ impl AttemptError {
             AttemptError::MailFrom(_, r) => r.is_permanent(),
             AttemptError::TooBig(..) | AttemptError::NeedsSmtputf8(_) => true,
             _ => false,
+        }
+    }
+
+    /// For a TLS failure (else None): its RFC 8460 result type and the
+    /// "host[ip]:port" it happened with.
+    pub fn tls_result(&self) -> Option<(&'static str, &str)> {
+        match self {
+            AttemptError::Untrusted(remote, _, failure) => Some((failure.result_type, remote)),
+            AttemptError::TlsRequired(remote, ..) => Some(("starttls-not-supported", remote)),
+            AttemptError::Tls(remote, _) | AttemptError::RequireTls(remote, _) => {
+                Some(("validation-failure", remote))
+            }
+            _ => None,
         }
     }
 
@@ -224,6 +239,8 @@ pub struct ClientSession {
     pub(super) tls: Option<String>,
     /// The certificate was verified for the hop's name.
     pub(super) verified: bool,
+    /// What a reporting-only policy found wrong (for TLS-RPT).
+    pub(super) tls_problem: Option<super::tls::CertFailure>,
 }
 
 /// Delivers one message to one hop on a new connection.
@@ -276,6 +293,7 @@ impl ClientSession {
         let remote = self.remote.clone();
         let tls = self.tls.clone();
         let verified = self.verified;
+        let tls_problem = self.tls_problem.clone();
         let ext = &self.ext;
         let wire = &mut self.wire;
         let io = |e| AttemptError::Io(remote.clone(), e);
@@ -346,6 +364,7 @@ impl ClientSession {
                 remote: remote.clone(),
                 tls: tls.clone(),
                 verified,
+                tls_problem: tls_problem.clone(),
                 dsn: ext.dsn,
             })
         };

@@ -8,7 +8,7 @@
 
 use super::client::{AttemptError, ClientConfig, ClientSession, Extensions, HopSecurity};
 use super::mx::NextHop;
-use super::tls::TlsDemand;
+use super::tls::{CertFailure, TlsDemand};
 use super::wire::Wire;
 use tokio::net::TcpStream;
 
@@ -24,6 +24,8 @@ impl ClientSession {
         let mut wire = Wire::new(Box::new(stream));
         let io = |e| AttemptError::Io(remote.clone(), e);
         let mut secured = None;
+        // A failure the policy only reports (MTA-STS testing), for TLS-RPT.
+        let mut problem = None;
         if let TlsDemand::Require { implicit: true, .. } = security.tls {
             secured = Some(secure(&mut wire, hop, cfg, security, &remote).await?);
         }
@@ -56,10 +58,17 @@ impl ClientSession {
                 return Err(refuse(wire, remote, security, why).await);
             } else if security.tls.verifier().is_some() {
                 tracing::warn!(remote, policy = %security.policy, "the server does not offer STARTTLS; delivering in plain text (the policy only reports)");
+                problem = Some(CertFailure::new(
+                    "starttls-not-supported",
+                    "the server does not offer STARTTLS".into(),
+                ));
             }
         }
         let (tls, verified) = match secured {
-            Some((version, verified)) => (Some(version), verified),
+            Some((version, verified, reported)) => {
+                problem = problem.or(reported);
+                (Some(version), verified)
+            }
             None => (None, false),
         };
         if let Some((user, pass)) = &security.auth {
@@ -70,7 +79,10 @@ impl ClientSession {
                 return Err(AttemptError::Untrusted(
                     remote,
                     security.policy.clone(),
-                    "the connection is not verified TLS; credentials withheld".into(),
+                    CertFailure::new(
+                        "certificate-not-trusted",
+                        "the connection is not verified TLS; credentials withheld".into(),
+                    ),
                 ));
             }
             if ext.auth_plain {
@@ -95,6 +107,7 @@ impl ClientSession {
             remote,
             tls,
             verified,
+            tls_problem: problem,
         })
     }
 }
@@ -120,7 +133,7 @@ async fn secure(
     cfg: &ClientConfig,
     security: &HopSecurity,
     remote: &str,
-) -> Result<(String, bool), AttemptError> {
+) -> Result<(String, bool, Option<CertFailure>), AttemptError> {
     let tls_error = |e: String| AttemptError::Tls(remote.to_string(), e);
     let config = cfg
         .tls
@@ -135,12 +148,12 @@ async fn secure(
             remote,
             "TLS {version} (certificate not verified: opportunistic)"
         );
-        return Ok((version, false));
+        return Ok((version, false, None));
     };
     match verifier.verify(&chain, &hop.host) {
         Ok(()) => {
             tracing::debug!(remote, policy = %security.policy, "TLS {version}, certificate verified");
-            Ok((version, true))
+            Ok((version, true, None))
         }
         Err(why) if security.tls.required() => {
             tracing::warn!(remote, policy = %security.policy, "TLS certificate not trusted: {why}; nothing sent, delivery deferred");
@@ -153,7 +166,7 @@ async fn secure(
         }
         Err(why) => {
             tracing::warn!(remote, policy = %security.policy, "TLS certificate not trusted: {why}; delivering anyway (the policy only reports)");
-            Ok((version, false))
+            Ok((version, false, Some(why)))
         }
     }
 }

@@ -5,16 +5,20 @@
 //! opens a session accordingly (`tls.rs`: the handshake and the certificate
 //! check), `client.rs` runs transactions and reports a result per
 //! recipient (the body dot-stuffed by `dot_stuffing.rs`), `wire.rs` reads
-//! replies and writes lines. It never touches the queue: the queue hands it
-//! an envelope and a reader (the store is used only to cache MTA-STS policies).
+//! replies and writes lines; `tls_rpt/` tallies TLS results and sends
+//! RFC 8460 reports, `https.rs` makes the HTTPS requests both need. It
+//! never touches the queue's records: the queue hands it an envelope and a
+//! reader (the store keeps MTA-STS policies and TLS-RPT tallies).
 
 pub mod client;
 pub mod dot_stuffing;
 pub mod handshake;
+pub mod https;
 pub mod mta_sts;
 pub mod mx;
 pub mod policy;
 pub mod pool;
 pub mod timeouts;
 pub mod tls;
+pub mod tls_rpt;
 pub(crate) mod wire;

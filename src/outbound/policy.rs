@@ -15,6 +15,7 @@ use super::client::HopSecurity;
 use super::mta_sts::{Mode, MtaSts};
 use super::mx::NextHop;
 use super::tls::{ClientSetupError, TlsDemand, Verifier};
+use super::tls_rpt::ReportPolicy;
 use crate::config::{Config, SmarthostTls};
 
 /// The hops of one destination, each with what it must offer.
@@ -28,6 +29,8 @@ pub struct Routed {
     /// A policy that forbids unverified delivery is in force (MTA-STS
     /// enforce), which a message's `TLS-Required: No` may waive.
     pub enforced: bool,
+    /// The policy to tally TLS-RPT results under, if one applies.
+    pub report: Option<ReportPolicy>,
 }
 
 impl Routed {
@@ -37,6 +40,7 @@ impl Routed {
             policy,
             refusal: Some(format!("REQUIRETLS: {why}")),
             enforced: true,
+            report: None,
         }
     }
 }
@@ -79,6 +83,7 @@ impl Policies {
             policy: self.smarthost.policy.clone(),
             refusal: None,
             enforced: self.smarthost.tls.required(),
+            report: None,
         }
     }
 
@@ -92,6 +97,7 @@ impl Policies {
             hops: hops.into_iter().map(|h| (h, security.clone())).collect(),
             refusal: None,
             enforced: false,
+            report: None,
         }
     }
 
@@ -144,7 +150,17 @@ impl Policies {
             Mode::Testing if require_tls => Mode::Enforce,
             mode => mode,
         };
-        match mode {
+        let report = ReportPolicy {
+            domain: domain.to_ascii_lowercase(),
+            policy_string: applied
+                .text
+                .lines()
+                .map(|l| l.trim_end().to_string())
+                .filter(|l| !l.is_empty())
+                .collect(),
+            mx_host: applied.policy.mx.clone(),
+        };
+        let mut routed = match mode {
             Mode::Enforce => {
                 let Some(anchors) = &self.anchors else {
                     return Routed {
@@ -154,6 +170,7 @@ impl Policies {
                         )),
                         policy,
                         enforced: true,
+                        report: None,
                     };
                 };
                 let refusal = (!unlisted.is_empty()).then(|| {
@@ -175,6 +192,7 @@ impl Policies {
                     refusal,
                     policy,
                     enforced: true,
+                    report: None,
                 }
             }
             Mode::Testing | Mode::None => {
@@ -194,9 +212,12 @@ impl Policies {
                     refusal: None,
                     policy,
                     enforced: false,
+                    report: None,
                 }
             }
-        }
+        };
+        routed.report = Some(report);
+        routed
     }
 }
 

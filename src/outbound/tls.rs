@@ -144,12 +144,20 @@ impl Verifier {
     }
 
     /// Is `chain` (end entity first) valid now for `name`?
-    pub fn verify(&self, chain: &[CertificateDer<'static>], name: &str) -> Result<(), String> {
+    pub fn verify(&self, chain: &[CertificateDer<'static>], name: &str) -> Result<(), CertFailure> {
         let Some((end_entity, intermediates)) = chain.split_first() else {
-            return Err("no certificate presented".into());
+            return Err(CertFailure::new(
+                "certificate-not-trusted",
+                "no certificate presented".into(),
+            ));
         };
-        let server_name = ServerName::try_from(name.trim_end_matches('.').to_string())
-            .map_err(|_| format!("{name:?} is not a name a certificate can be checked against"))?;
+        let server_name =
+            ServerName::try_from(name.trim_end_matches('.').to_string()).map_err(|_| {
+                CertFailure::new(
+                    "certificate-host-mismatch",
+                    format!("{name:?} is not a name a certificate can be checked against"),
+                )
+            })?;
         self.inner
             .verify_server_cert(
                 end_entity,
@@ -160,10 +168,24 @@ impl Verifier {
             )
             .map(|_| ())
             .map_err(|e| {
-                format!(
+                use rustls::CertificateError as C;
+                let result_type = match &e {
+                    rustls::Error::InvalidCertificate(
+                        C::Expired
+                        | C::ExpiredContext { .. }
+                        | C::NotValidYet
+                        | C::NotValidYetContext { .. },
+                    ) => "certificate-expired",
+                    rustls::Error::InvalidCertificate(
+                        C::NotValidForName | C::NotValidForNameContext { .. },
+                    ) => "certificate-host-mismatch",
+                    _ => "certificate-not-trusted",
+                };
+                let text = format!(
                     "certificate for {name}: {e} (trust anchors: {})",
                     self.anchors
-                )
+                );
+                CertFailure::new(result_type, text)
             })
     }
 
@@ -175,6 +197,26 @@ impl Verifier {
             .with_no_client_auth();
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Arc::new(config))
+    }
+}
+
+/// Why a certificate did not verify: the words for logs, and the
+/// result type of RFC 8460 (TLS-RPT) it counts as.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CertFailure {
+    pub result_type: &'static str,
+    pub text: String,
+}
+
+impl CertFailure {
+    pub fn new(result_type: &'static str, text: String) -> CertFailure {
+        CertFailure { result_type, text }
+    }
+}
+
+impl std::fmt::Display for CertFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
     }
 }
 
@@ -247,7 +289,8 @@ mod tests {
         // A wildcard stands for exactly one label.
         assert!(v.verify(&chain, "a.b.wild.test").is_err());
         let err = v.verify(&chain, "other.test").unwrap_err();
-        assert!(err.contains("other.test"), "{err}");
+        assert!(err.text.contains("other.test"), "{err}");
+        assert_eq!(err.result_type, "certificate-host-mismatch");
         // Another CA's anchors do not vouch for it.
         let (other, _) = ca_and_leaf(&["x.test"]);
         let v2 = Verifier::load(Some(&other.path().join("ca.pem"))).unwrap();

@@ -17,6 +17,7 @@ use crate::outbound::client::{
 use crate::outbound::mx::{MxResolver, NextHop};
 use crate::outbound::policy::Policies;
 use crate::outbound::pool::ConnectionPool;
+use crate::outbound::tls_rpt::{ReportPolicy, TlsRpt};
 use crate::server::ServerContext;
 use crate::store::{BlobReader, QueueEntry, QueueRecipient, RecipientState, StoreError, now};
 use std::collections::BTreeMap;
@@ -63,6 +64,8 @@ pub struct Deliverer {
     pub client: ClientConfig,
     /// What each kind of next hop demands of TLS.
     pub policies: Policies,
+    /// TLS-RPT tallies and reports (`relay.tls_rpt`).
+    pub tls_rpt: Option<Arc<TlsRpt>>,
     pub pool: ConnectionPool,
     /// Deliveries at once per destination (`queue.max_per_destination`).
     pub per_destination:
@@ -373,10 +376,11 @@ impl Deliverer {
                 }
             };
             let mut reader = BlobReader::new(parts);
-            match self
+            let result = self
                 .attempt(hop, security, &envelope, &mut reader, entry.blob)
-                .await
-            {
+                .await;
+            self.tally_tls(routed.report.as_ref(), &result);
+            match result {
                 Ok(report) => {
                     let relay = report.remote.clone();
                     let tls = Some(match (&report.tls, report.verified) {
@@ -484,6 +488,28 @@ impl Deliverer {
         let mut session = ClientSession::open(hop, &self.client, security).await?;
         let result = session.send(&self.client, env, reader).await;
         self.park(&key, session, result).await
+    }
+
+    /// Counts the session for TLS-RPT when a reporting policy applies.
+    fn tally_tls(
+        &self,
+        policy: Option<&ReportPolicy>,
+        result: &Result<DeliveryReport, AttemptError>,
+    ) {
+        let (Some(rpt), Some(policy)) = (&self.tls_rpt, policy) else {
+            return;
+        };
+        match result {
+            Ok(report) => match &report.tls_problem {
+                None => rpt.success(policy),
+                Some(p) => rpt.failure(policy, p.result_type, &report.remote, &p.text),
+            },
+            Err(e) => {
+                if let Some((kind, remote)) = e.tls_result() {
+                    rpt.failure(policy, kind, remote, &e.to_string());
+                }
+            }
+        }
     }
 
     /// Keeps a session for the next message if it is still healthy.

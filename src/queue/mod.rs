@@ -184,6 +184,9 @@ pub async fn run(ctx: Arc<ServerContext>, mut shutdown: Shutdown) {
         for session in deliverer.pool.expired() {
             session.quit().await;
         }
+        if let Some(rpt) = &deliverer.tls_rpt {
+            rpt.send_due(ctx.clone());
+        }
     }
     // Let deliveries in flight record their results.
     let _ = limit
@@ -202,6 +205,7 @@ fn make_deliverer(
 ) -> Result<Deliverer, crate::outbound::tls::ClientSetupError> {
     use crate::outbound::mta_sts::{MtaSts, fetch::Fetcher};
     use crate::outbound::tls::Verifier;
+    use crate::outbound::tls_rpt::TlsRpt;
     let config = &ctx.config;
     let mut client = crate::outbound::client::ClientConfig {
         helo_name: config.hostname.clone(),
@@ -231,7 +235,17 @@ fn make_deliverer(
         )),
         _ => None,
     };
+    let tls_rpt = match (&anchors, config.relay.tls_rpt) {
+        (Some(v), true) => Some(Arc::new(TlsRpt::new(
+            ctx.store.clone(),
+            dns.clone(),
+            v.client_config()?,
+            config.relay.tls_rpt_period.0.as_secs(),
+        ))),
+        _ => None,
+    };
     Ok(Deliverer {
+        tls_rpt,
         schedule: schedule::RetrySchedule::from_config(&config.queue),
         mx: crate::outbound::mx::MxResolver::new(dns),
         policies: crate::outbound::policy::Policies::new(config, anchors, mta_sts)?,

@@ -32,44 +32,68 @@ pub async fn send(
     if wanted.is_empty() {
         return Ok(());
     }
-    let store = &ctx.store;
-    let original = store.read_blob(entry.blob)?;
+    let original = ctx.store.read_blob(entry.blob)?;
     let message = dsn::build(&ctx.config.hostname, entry, &wanted, kind, &original);
+    // RFC 8689 section 5: a report about a REQUIRETLS message travels
+    // under the same requirement.
+    let queued = queue_message(
+        ctx,
+        &entry.sender,
+        &message,
+        "local bounce",
+        entry.require_tls,
+    )
+    .await?;
+    if let Some(id) = queued {
+        tracing::info!(queue_id = %entry.queue_id(), bounce_id = %crate::store::format_queue_id(id), to = %entry.sender, kind = ?kind, "notification queued");
+    }
+    Ok(())
+}
+
+/// Queues `message` from the null sender to `to` (its aliases expanded,
+/// local users delivered locally); returns the queue id, None when the
+/// address leads nowhere.
+pub async fn queue_message(
+    ctx: &ServerContext,
+    to: &str,
+    message: &[u8],
+    client: &str,
+    require_tls: bool,
+) -> Result<Option<u64>, StoreError> {
+    let store = &ctx.store;
     let id = store.next_id()?;
-    let (targets, _) = crate::checks::expand(&ctx.config, store, &entry.sender);
-    let recipients: Vec<QueueRecipient> = if targets.is_empty() {
-        tracing::warn!(queue_id = %entry.queue_id(), sender = %entry.sender, "bounce has nowhere to go; dropped");
-        return Ok(());
-    } else {
-        let local: Vec<String> = targets
-            .iter()
-            .filter_map(|t| match t {
-                crate::hooks::Target::Local(u) => Some(u.clone()),
-                _ => None,
-            })
-            .collect();
-        let mut list = Vec::new();
-        if !local.is_empty() {
-            list.push(QueueRecipient::new(
-                entry.sender.clone(),
+    let (targets, _) = crate::checks::expand(&ctx.config, store, to);
+    if targets.is_empty() {
+        tracing::warn!(to, "a report has nowhere to go; dropped");
+        return Ok(None);
+    }
+    let local: Vec<String> = targets
+        .iter()
+        .filter_map(|t| match t {
+            crate::hooks::Target::Local(u) => Some(u.clone()),
+            _ => None,
+        })
+        .collect();
+    let mut recipients = Vec::new();
+    if !local.is_empty() {
+        recipients.push(QueueRecipient::new(
+            to.to_string(),
+            Some("NEVER".into()),
+            None,
+            local,
+        ));
+    }
+    for t in targets {
+        if let crate::hooks::Target::Remote(a) = t {
+            recipients.push(QueueRecipient::new(
+                a,
                 Some("NEVER".into()),
                 None,
-                local,
+                Vec::new(),
             ));
         }
-        for t in targets {
-            if let crate::hooks::Target::Remote(a) = t {
-                list.push(QueueRecipient::new(
-                    a,
-                    Some("NEVER".into()),
-                    None,
-                    Vec::new(),
-                ));
-            }
-        }
-        list
-    };
-    let bounce = QueueEntry {
+    }
+    let entry = QueueEntry {
         id,
         blob: id,
         size: message.len() as u64,
@@ -79,16 +103,13 @@ pub async fn send(
         smtputf8: false,
         eight_bit: false,
         arrived: now(),
-        client: "local bounce".into(),
+        client: client.into(),
         recipients,
         warned: true,
-        // RFC 8689 section 5: a report about a REQUIRETLS message travels
-        // under the same requirement.
-        require_tls: entry.require_tls,
+        require_tls,
     };
-    store.enqueue_bytes(bounce, &message)?;
+    store.enqueue_bytes(entry, message)?;
     store.flush().await?;
-    tracing::info!(queue_id = %entry.queue_id(), bounce_id = %crate::store::format_queue_id(id), to = %entry.sender, kind = ?kind, "notification queued");
     ctx.queue.queued(id, now());
-    Ok(())
+    Ok(Some(id))
 }

@@ -8,7 +8,8 @@
 //! `f/` folders, `m/` messages, `q/` queue entries, `b/` blob records, `p/`
 //! blobs still being written, `w/` web mail sessions, `s/` subscriptions of deleted folders, `v/` one-time
 //! conversions done, `k/<plugin>\0<key>`
-//! the plugins' key-value areas, `t/<domain>` cached MTA-STS policies); tree `blobs` holds message bytes in chunks.
+//! the plugins' key-value areas, `t/<domain>` cached MTA-STS policies,
+//! `r/<period>\0<domain>` TLS-RPT tallies); tree `blobs` holds message bytes in chunks.
 
 pub mod backend;
 mod blobs;
@@ -18,6 +19,7 @@ mod mailbox;
 mod queue;
 mod sts;
 mod subscriptions;
+mod tlsrpt;
 mod users;
 mod web;
 
@@ -27,6 +29,7 @@ pub use kv::{KvError, MAX_KV_KEY, MAX_KV_VALUE};
 pub use mailbox::{Flag, FolderInfo, MailboxEvent, MessageMeta, SPECIAL_FOLDERS, canonical_folder};
 pub use queue::{QueueEntry, QueueRecipient, RecipientState, format_queue_id, parse_queue_id};
 pub use sts::StsPolicyRecord;
+pub use tlsrpt::{TlsRptFailure, TlsRptTally};
 pub use users::UserRecord;
 pub use web::WebSession;
 

@@ -92,11 +92,12 @@ fn fixture(name: &str) -> PathBuf {
 }
 
 /// Runs a fixture that writes its port to a file once ready.
-fn spawn(script: &str, args: &[&str], dir: &Path) -> (Child, u16) {
+fn spawn(script: &str, args: &[&str], dir: &Path, env: &[(&str, String)]) -> (Child, u16) {
     let port_file = dir.join("port");
     let mut child = Command::new("python3")
         .arg(fixture(script))
         .args(args)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .arg(&port_file)
         .stdout(Stdio::null())
         .spawn()
@@ -124,15 +125,26 @@ pub struct SmtpPeer {
 impl SmtpPeer {
     /// `mode`: "starttls" or "implicit".
     pub fn start(mode: &str, cert: &CertFiles) -> SmtpPeer {
-        SmtpPeer::launch(mode, cert, None)
+        SmtpPeer::launch(mode, cert, None, &[])
+    }
+
+    /// Like `start`, presenting `other` to clients that ask for `name` (SNI).
+    pub fn start_with_sni(mode: &str, cert: &CertFiles, name: &str, other: &CertFiles) -> SmtpPeer {
+        let sni = format!("{name}={},{}", other.cert.display(), other.key.display());
+        SmtpPeer::launch(mode, cert, None, &[("TLS_SMTP_SNI", sni)])
     }
 
     /// A man in the middle in front of `upstream` that hides STARTTLS.
     pub fn stripping(upstream: &SmtpPeer, cert: &CertFiles) -> SmtpPeer {
-        SmtpPeer::launch("strip", cert, Some(upstream.port))
+        SmtpPeer::launch("strip", cert, Some(upstream.port), &[])
     }
 
-    fn launch(mode: &str, cert: &CertFiles, upstream: Option<u16>) -> SmtpPeer {
+    fn launch(
+        mode: &str,
+        cert: &CertFiles,
+        upstream: Option<u16>,
+        env: &[(&str, String)],
+    ) -> SmtpPeer {
         let out = tempfile::tempdir().expect("tempdir");
         let (c, k) = (cert.cert.to_string_lossy(), cert.key.to_string_lossy());
         let out_path = out.path().to_string_lossy().into_owned();
@@ -142,7 +154,7 @@ impl SmtpPeer {
         if let Some(u) = upstream.as_deref() {
             args.push(u);
         }
-        let (child, port) = spawn("tls_smtp.py", &args, out.path());
+        let (child, port) = spawn("tls_smtp.py", &args, out.path(), env);
         SmtpPeer { child, port, out }
     }
 
@@ -190,7 +202,7 @@ impl HttpsServer {
             cert.key.to_string_lossy(),
             path.to_string_lossy().into_owned(),
         );
-        let (child, port) = spawn("https_files.py", &[&c, &k, &r], dir.path());
+        let (child, port) = spawn("https_files.py", &[&c, &k, &r], dir.path(), &[]);
         HttpsServer {
             child,
             port,
@@ -201,6 +213,18 @@ impl HttpsServer {
 
     pub fn set_routes(&self, routes: &serde_json::Value) {
         std::fs::write(&self.routes, routes.to_string()).expect("routes");
+    }
+
+    /// The bodies POSTed so far, in order.
+    pub fn posts(&self) -> Vec<PathBuf> {
+        (1..)
+            .map(|n| {
+                let mut p = self.routes.clone().into_os_string();
+                p.push(format!(".post.{n}"));
+                PathBuf::from(p)
+            })
+            .take_while(|p| p.exists())
+            .collect()
     }
 
     /// The requests served so far, as "host/path" lines.

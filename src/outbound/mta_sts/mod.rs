@@ -26,6 +26,8 @@ use std::sync::{Arc, Mutex};
 pub struct Applied {
     pub policy: Policy,
     pub id: String,
+    /// The policy file as served (for TLS-RPT's policy-string).
+    pub text: String,
 }
 
 /// Cheap to clone.
@@ -69,6 +71,7 @@ impl MtaSts {
             Ok(p) => Some(Applied {
                 policy: p,
                 id: c.id.clone(),
+                text: c.text.clone(),
             }),
             Err(e) => {
                 tracing::warn!(domain, "cached MTA-STS policy unreadable: {e}");
@@ -146,7 +149,7 @@ impl MtaSts {
         let t = now();
         let record = StsPolicyRecord {
             id: id.to_string(),
-            text,
+            text: text.clone(),
             fetched: t,
             expires: t.saturating_add(policy.max_age as i64),
         };
@@ -163,6 +166,7 @@ impl MtaSts {
         Ok(Applied {
             policy,
             id: id.to_string(),
+            text,
         })
     }
 
