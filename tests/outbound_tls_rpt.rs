@@ -45,8 +45,17 @@ for path in sys.argv[1:]:
 print(json.dumps(totals))
 "#;
 
-#[test]
-fn a_period_with_one_success_and_one_failure_is_reported_by_https() {
+struct Setup {
+    _ca: TestCa,
+    https: HttpsServer,
+    _dns: DnsServer,
+    peer: SmtpPeer,
+    tern: Tern,
+}
+
+/// b.test as described above, asking for reports at `rua` (`{port}`: the
+/// HTTPS server's port), and Tern reporting every 3 seconds.
+fn setup(rua: &str) -> Setup {
     let ca = TestCa::new();
     let https = HttpsServer::start(
         &ca.issue("policy-host", &["mta-sts.b.test"]),
@@ -55,13 +64,14 @@ fn a_period_with_one_success_and_one_failure_is_reported_by_https() {
             "body": "version: STSv1\r\nmode: enforce\r\nmx: mx.b.test\r\nmx: mx2.b.test\r\nmax_age: 86400\r\n",
         }}),
     );
+    let rua = rua.replace("{port}", &https.port.to_string());
     let dns = DnsServer::start(&json!({
         "b.test": {"MX": [[5, "mx2.b.test"], [10, "mx.b.test"]]},
         "mx.b.test": {"A": ["127.0.0.1"]},
         "mx2.b.test": {"A": ["127.0.0.1"]},
         "_mta-sts.b.test": {"TXT": ["v=STSv1; id=1"]},
         "mta-sts.b.test": {"A": ["127.0.0.1"]},
-        "_smtp._tls.b.test": {"TXT": [format!("v=TLSRPTv1; rua=https://mta-sts.b.test:{}/tlsrpt", https.port)]},
+        "_smtp._tls.b.test": {"TXT": [format!("v=TLSRPTv1; rua={rua}")]},
     }));
     let peer = SmtpPeer::start_with_sni(
         "starttls",
@@ -78,22 +88,77 @@ fn a_period_with_one_success_and_one_failure_is_reported_by_https() {
         dns.address()
     );
     let tern = Tern::start_on("127.0.0.2", &config("mx.a.test", "a.test", &extra));
-    tls_peers::send(&tern, "bob@b.test", "Subject: reported\r\n", false);
-    delivered(&peer, 1);
-    let totals = wait_for("the TLS-RPT report", Duration::from_secs(60), || {
-        let posts = https.posts();
-        if posts.is_empty() {
-            return None;
-        }
-        let args: Vec<String> = posts.iter().map(|p| p.display().to_string()).collect();
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let totals: Vec<u64> = serde_json::from_str(python(CHECK, &args).trim()).expect("totals");
-        (totals == [1, 1]).then_some(totals)
+    Setup {
+        _ca: ca,
+        https,
+        _dns: dns,
+        peer,
+        tern,
+    }
+}
+
+/// The success and failure counts over the reports in `files`, each
+/// checked against the schema by CHECK.
+fn totals(files: &[String]) -> Vec<u64> {
+    let args: Vec<&str> = files.iter().map(String::as_str).collect();
+    serde_json::from_str(python(CHECK, &args).trim()).expect("totals")
+}
+
+#[test]
+fn a_period_with_one_success_and_one_failure_is_reported_by_https() {
+    let s = setup("https://mta-sts.b.test:{port}/tlsrpt");
+    tls_peers::send(&s.tern, "bob@b.test", "Subject: reported\r\n", false);
+    delivered(&s.peer, 1);
+    wait_for("the TLS-RPT report", Duration::from_secs(60), || {
+        let posts: Vec<String> = s
+            .https
+            .posts()
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        (!posts.is_empty() && totals(&posts) == [1, 1]).then_some(())
     });
-    assert_eq!(totals, [1, 1]);
-    let log = https.requests();
+    let log = s.https.requests();
     assert!(
         log.contains("POST mta-sts.b.test/tlsrpt application/tlsrpt+gzip"),
         "{log}"
     );
+}
+
+#[test]
+fn a_mailto_report_goes_through_the_queue() {
+    let s = setup("mailto:tls-reports@a.test");
+    s.tern.add_user("tls-reports@a.test", "pw");
+    tls_peers::send(&s.tern, "bob@b.test", "Subject: reported\r\n", false);
+    delivered(&s.peer, 1);
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Fetch the report mails by POP3 and save each attachment for CHECK.
+    let fetch = format!(
+        r#"
+import poplib, ssl, email, sys, os
+from email import policy
+CTX = ssl.create_default_context(); CTX.check_hostname = False; CTX.verify_mode = ssl.CERT_NONE
+p = poplib.POP3_SSL("127.0.0.2", {port}, context=CTX); p.user("tls-reports@a.test"); p.pass_("pw")
+n = p.stat()[0]
+for i in range(1, n + 1):
+    m = email.message_from_bytes(b"\r\n".join(p.retr(i)[1]), policy=policy.default)
+    assert m.get_content_type() == "multipart/report", m.get_content_type()
+    assert m.get_param("report-type") == "tlsrpt", m["Content-Type"]
+    assert m["TLS-Report-Domain"] == "b.test" and m["TLS-Report-Submitter"] == "mx.a.test", m
+    assert m["Subject"].startswith("Report Domain: b.test Submitter: mx.a.test Report-ID: <"), m["Subject"]
+    [gz] = [part for part in m.iter_attachments() if part.get_content_type() == "application/tlsrpt+gzip"]
+    assert gz.get_filename().startswith("mx.a.test!b.test!") and gz.get_filename().endswith(".json.gz")
+    with open(os.path.join(sys.argv[1], "%d.gz" % i), "wb") as f:
+        f.write(gz.get_content())
+p.quit()
+print(n)
+"#,
+        port = s.tern.port("pop3s")
+    );
+    let out = dir.path().display().to_string();
+    wait_for("the TLS-RPT mail", Duration::from_secs(60), || {
+        let n: usize = python(&fetch, &[&out]).trim().parse().expect("count");
+        let files: Vec<String> = (1..=n).map(|i| format!("{out}/{i}.gz")).collect();
+        (n > 0 && totals(&files) == [1, 1]).then_some(())
+    });
 }
