@@ -313,3 +313,35 @@ fn a_requiretls_message_waiting_for_its_mx_says_so_in_queue_show() {
     assert!(show.contains("requiretls: yes"), "{show}");
     assert!(show.contains("tls policy: MTA-STS enforce"), "{show}");
 }
+
+#[test]
+fn a_policy_past_half_its_max_age_is_refreshed_in_the_background() {
+    let short = json!({ POLICY_URL: {
+        "type": "text/plain",
+        "body": "version: STSv1\r\nmode: enforce\r\nmx: mx.b.test\r\nmax_age: 4\r\n",
+    }});
+    let s = Setup::new(short);
+    let peer = SmtpPeer::start("starttls", &s.mx_cert());
+    let tern = s.tern(&peer);
+    send(&tern, "first");
+    delivered(&peer, 1);
+    let fetches = || {
+        s.https
+            .requests()
+            .lines()
+            .filter(|l| *l == POLICY_URL)
+            .count()
+    };
+    assert_eq!(fetches(), 1);
+    // Past half of max_age (2 s) but before it expires (4 s), the next
+    // delivery uses the cached policy and fetches it again behind it.
+    let fetched_at = std::time::Instant::now();
+    wait_for("half of max_age to pass", Duration::from_secs(10), || {
+        (fetched_at.elapsed() > Duration::from_millis(2500)).then_some(())
+    });
+    send(&tern, "second");
+    delivered(&peer, 2);
+    wait_for("the background refresh", Duration::from_secs(30), || {
+        (fetches() == 2).then_some(())
+    });
+}
