@@ -37,6 +37,11 @@ pub enum AdminRequest {
     },
     /// Reload the plugins (only a running server can; see `control.rs`).
     PluginReload,
+    /// Send the DMARC aggregate reports that are due (only a running
+    /// server sends; `tern dmarc report --dry-run` works without one).
+    DmarcReport {
+        dry_run: bool,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -128,6 +133,9 @@ pub fn execute(
         }
         AdminRequest::PluginReload => Err(AdminError::Invalid(
             "no server is running; plugins are loaded when `tern serve` starts".into(),
+        )),
+        AdminRequest::DmarcReport { .. } => Err(AdminError::Invalid(
+            "no server is running; reports are sent by `tern serve` (try --dry-run)".into(),
         )),
     }
 }

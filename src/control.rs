@@ -72,6 +72,16 @@ async fn handle(ctx: Arc<ServerContext>, stream: UnixStream) -> std::io::Result<
                 output: output + "\n",
             }
         }
+        Ok(AdminRequest::DmarcReport { dry_run }) => {
+            let send = (!dry_run).then_some(&*ctx);
+            match crate::dmarc::report_now(&ctx.store, &ctx.config, &ctx.mailauth, send).await {
+                Ok(output) => ControlResponse { ok: true, output },
+                Err(e) => ControlResponse {
+                    ok: false,
+                    output: e.to_string(),
+                },
+            }
+        }
         Ok(request) => {
             let store = ctx.store.clone();
             let config = ctx.config.clone();

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod checks;
 pub mod config;
 pub mod control;
+pub mod dmarc;
 pub mod dns;
 pub mod fuzzing;
 pub mod hooks;

@@ -40,6 +40,20 @@ enum Command {
     /// WebAssembly plugins
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// DMARC aggregate reports (`[dmarc] reports = true`)
+    #[command(subcommand)]
+    Dmarc(DmarcCommand),
+}
+
+#[derive(Subcommand)]
+enum DmarcCommand {
+    /// Send the reports whose window has ended now (the server also does
+    /// it by itself); --dry-run prints every report that would be sent,
+    /// the window in progress included, and sends and forgets nothing
+    Report {
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -162,7 +176,7 @@ fn run(cli: Cli) -> Result<()> {
         };
         let key = tern::mailauth::keygen::generate(domain, selector, algorithm, out)?;
         println!("private key: {}", key.path.display());
-        println!("{}. IN TXT \"{}\"", key.record_name, key.record);
+        println!("{}", key.zone_line());
         return Ok(());
     }
     let config = Config::load(cli.config.as_deref())?;
@@ -178,6 +192,11 @@ fn run(cli: Cli) -> Result<()> {
             tern::tls::check(&config)?;
             tern::outbound::policy::check(&config)?;
             tern::mailauth::Signer::load(&config.dkim, config.auth.arc_seal.as_deref())?;
+            if let Some(w) =
+                tern::mailauth::arc_seal_warning(&config.dkim, config.auth.arc_seal.as_deref())
+            {
+                eprintln!("warning: {w}");
+            }
             for d in &config.local_domains {
                 let postmaster = format!("postmaster@{d}");
                 if !config.aliases.contains_key(&postmaster) {
@@ -271,6 +290,7 @@ fn run(cli: Cli) -> Result<()> {
             admin_request(&config, request)
         }
         Command::Dkim(_) => Ok(()),
+        Command::Dmarc(DmarcCommand::Report { dry_run }) => dmarc_report(&config, dry_run),
         Command::Queue(q) => {
             let request = match q {
                 QueueCommand::List => AdminRequest::QueueList,
@@ -316,19 +336,57 @@ fn check_plugins(config: &Config) -> Result<Vec<Vec<&'static str>>> {
 
 /// Sends the request to a running server, or runs it on the store directly.
 fn admin_request(config: &Config, request: AdminRequest) -> Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    if let Some(response) = runtime.block_on(tern::control::request(&config.data_dir, &request))? {
-        if !response.ok {
-            bail!("{}", response.output);
-        }
-        print!("{}", response.output);
+    let runtime = current_thread()?;
+    if through_server(&runtime, config, &request)? {
         return Ok(());
     }
     let store = open_store(&config.data_dir)?;
     let output = admin::execute(&store, config, None, request)?;
     runtime.block_on(store.flush())?;
+    print!("{output}");
+    std::io::stdout().flush()?;
+    Ok(())
+}
+
+fn current_thread() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// Has a running server carried out `request` (its output printed)?
+fn through_server(
+    runtime: &tokio::runtime::Runtime,
+    config: &Config,
+    request: &AdminRequest,
+) -> Result<bool> {
+    let Some(response) = runtime.block_on(tern::control::request(&config.data_dir, request))?
+    else {
+        return Ok(false);
+    };
+    if !response.ok {
+        bail!("{}", response.output);
+    }
+    print!("{}", response.output);
+    Ok(true)
+}
+
+/// `tern dmarc report`: through the running server, else (a dry run
+/// only) on the store directly.
+fn dmarc_report(config: &Config, dry_run: bool) -> Result<()> {
+    let request = AdminRequest::DmarcReport { dry_run };
+    if !dry_run {
+        return admin_request(config, request);
+    }
+    let runtime = current_thread()?;
+    if through_server(&runtime, config, &request)? {
+        return Ok(());
+    }
+    let store = open_store(&config.data_dir)?;
+    let output = runtime.block_on(async {
+        let mailauth = tern::mailauth::MailAuth::new(config)?;
+        anyhow::Ok(tern::dmarc::report_now(&store, config, &mailauth, None).await?)
+    })?;
     print!("{output}");
     std::io::stdout().flush()?;
     Ok(())

@@ -148,6 +148,7 @@ pub async fn run(
     let metrics_task = metrics_listener
         .map(|l| tokio::spawn(crate::metrics::serve(ctx.clone(), l, shutdown.clone())));
     let queue_task = tokio::spawn(crate::queue::run(ctx.clone(), shutdown.clone()));
+    let dmarc_task = tokio::spawn(crate::dmarc::run(ctx.clone(), shutdown.clone()));
     let control =
         crate::control::bind(&ctx.config.data_dir).map_err(|source| ServerError::Write {
             path: crate::control::socket_path(&ctx.config.data_dir),
@@ -177,6 +178,7 @@ pub async fn run(
         let _ = t.await;
     }
     let _ = queue_task.await;
+    let _ = dmarc_task.await;
     let _ = control_task.await;
     if let Some(t) = metrics_task {
         let _ = t.await;

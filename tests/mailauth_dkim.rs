@@ -3,7 +3,9 @@
 //! in the stored prefix). Independent check: Python's dkimpy verifies Tern's
 //! RSA-SHA256 signature; Tern's Ed25519-SHA256 signature verifies in another
 //! Tern receiving the message from outside (dkim=pass in its
-//! Authentication-Results).
+//! Authentication-Results). The printed RSA record (two strings of at most
+//! 255 octets) loads in BIND's `named-checkzone`, and the record BIND reads
+//! back verifies with dkimpy. ARC seals are RSA (dkimpy's `arc_verify`).
 
 mod harness;
 use harness::{DnsServer, Tern, config, python};
@@ -27,6 +29,12 @@ MSG = (b"From: Alice <alice@example.test>\r\nTo: <bob@example.test>\r\nSubject: 
 "#;
 
 fn generate(dir: &std::path::Path, domain: &str, alg: &str) -> (String, String) {
+    let (key, record, _) = generate_printed(dir, domain, alg);
+    (key, record)
+}
+
+/// `generate`, with what the command printed.
+fn generate_printed(dir: &std::path::Path, domain: &str, alg: &str) -> (String, String, String) {
     let out = std::process::Command::new(harness::tern_bin())
         .args(["dkim", "generate", domain, alg, "--algorithm", alg, "--out"])
         .arg(dir)
@@ -34,11 +42,7 @@ fn generate(dir: &std::path::Path, domain: &str, alg: &str) -> (String, String) 
         .expect("tern dkim generate");
     assert!(out.status.success(), "{out:?}");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let record = text
-        .lines()
-        .find_map(|l| l.split_once(" IN TXT \""))
-        .map(|(_, r)| r.trim_end_matches('"').to_string())
-        .expect("TXT line");
+    let record = printed_record(&text);
     // A second run never overwrites the key.
     let again = std::process::Command::new(harness::tern_bin())
         .args(["dkim", "generate", domain, alg, "--algorithm", alg, "--out"])
@@ -47,7 +51,7 @@ fn generate(dir: &std::path::Path, domain: &str, alg: &str) -> (String, String) 
         .expect("tern dkim generate");
     assert!(!again.status.success());
     let path = dir.join(format!("{domain}.{alg}.key"));
-    (path.to_string_lossy().into_owned(), record)
+    (path.to_string_lossy().into_owned(), record, text)
 }
 
 fn signer(key: &str, selector: &str, alg: &str, extra: &str) -> Tern {
@@ -183,6 +187,64 @@ print(dkim.verify(raw, dnsfunc=dns))
     assert_eq!(out.lines().collect::<Vec<_>>(), ["True", "True"], "{out}");
 }
 
+/// `tern dkim generate --algorithm rsa` prints a record BIND loads: each
+/// character string at most 255 octets (RFC 1035 3.3), as
+/// `opendkim-genkey` prints it; the record BIND reads back verifies.
+#[test]
+fn rsa_record_loads_in_named_checkzone() {
+    let keys = tempfile::tempdir().expect("tempdir");
+    let (key, _, printed) = generate_printed(keys.path(), "example.test", "rsa");
+    let line = printed
+        .lines()
+        .skip_while(|l| !l.contains("\tIN\tTXT\t"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let strings: Vec<&str> = line.split('"').skip(1).step_by(2).collect();
+    assert!(
+        strings.len() >= 2,
+        "a 2048-bit key needs two strings: {line}"
+    );
+    assert!(strings.iter().all(|s| s.len() <= 255), "{line}");
+    let path = keys.path().join("example.test.zone");
+    std::fs::write(
+        &path,
+        format!(
+            "$TTL 300\n@ IN SOA ns.example.test. hostmaster.example.test. 1 3600 600 86400 300\n\
+             @ IN NS ns.example.test.\nns IN A 192.0.2.53\n{line}\n"
+        ),
+    )
+    .expect("zone");
+    let named = |args: &[&str]| {
+        let out = std::process::Command::new("named-checkzone")
+            .args(args)
+            .arg("example.test")
+            .arg(&path)
+            .output()
+            .expect("named-checkzone (bind9-utils; scripts/install-test-deps)");
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(named(&[]).contains("OK"));
+    let dumped = named(&["-D", "-o", "-"]);
+    let txt = dumped
+        .lines()
+        .find(|l| l.starts_with("rsa._domainkey.example.test."))
+        .expect("the record in BIND's dump");
+    let record: String = txt.split('"').skip(1).step_by(2).collect();
+    let out = python(
+        &format!(
+            r#"
+import dkim
+m = b"From: <a@example.test>\r\nSubject: x\r\n\r\nbody\r\n"
+s = dkim.sign(m, b"rsa", b"example.test", open({key:?}, "rb").read()) + m
+print(dkim.verify(s, dnsfunc=lambda n, timeout=5: {record:?}.encode()))
+"#
+        ),
+        &[],
+    );
+    assert_eq!(out.trim(), "True", "{dumped}");
+}
+
 /// ARC sealing when forwarding: A receives mail from outside for an alias
 /// that forwards to another domain, seals it with its `[[dkim]]` key
 /// (`[auth] arc_seal`), and relays it to B. B's own ARC check says pass,
@@ -191,10 +253,80 @@ print(dkim.verify(raw, dnsfunc=dns))
 fn forwarded_mail_is_arc_sealed() {
     let keys = tempfile::tempdir().expect("tempdir");
     let (key, record) = generate(keys.path(), "example.test", "rsa");
-    let dns = DnsServer::start(&json!({
-        "rsa._domainkey.example.test": {"TXT": [record.clone()]},
-        "orig.test": {"TXT": ["v=spf1 ip4:127.0.0.1 -all"]},
-    }));
+    let lines = arc_forward(&[("rsa", &key, "rsa-sha256", &record)], "arc-1", |_| {});
+    assert!(lines[0].contains("arc=pass"), "{lines:?}");
+    assert!(lines[2].starts_with("pass"), "{lines:?}");
+}
+
+/// An `arc_seal` domain with an Ed25519 and an RSA key (listed in that
+/// order) seals with the RSA one, the only algorithm RFC 8617 (and dkimpy)
+/// knows; with Ed25519 only, `check-config` warns.
+#[test]
+fn arc_seal_uses_the_rsa_key() {
+    let keys = tempfile::tempdir().expect("tempdir");
+    let (ed_key, ed_record) = generate(keys.path(), "example.test", "ed25519");
+    let (rsa_key, rsa_record) = generate(keys.path(), "example.test", "rsa");
+    let lines = arc_forward(
+        &[
+            ("ed25519", &ed_key, "ed25519-sha256", &ed_record),
+            ("rsa", &rsa_key, "rsa-sha256", &rsa_record),
+        ],
+        "arc-2",
+        |a| {
+            let check = a.cli(&["check-config"], "");
+            assert!(check.status.success(), "{check:?}");
+            assert!(
+                !String::from_utf8_lossy(&check.stderr).contains("arc_seal"),
+                "{check:?}"
+            );
+        },
+    );
+    assert!(
+        lines[1].contains("a=rsa-sha256") && lines[1].contains("s=rsa"),
+        "{lines:?}"
+    );
+    assert!(lines[2].starts_with("pass"), "{lines:?}");
+
+    let only_ed = Tern::start(&config(
+        "mx.example.test",
+        "example.test",
+        &format!(
+            "[auth]\narc_seal = \"example.test\"\n{}",
+            dkim_keys(&[("ed25519", &ed_key, "ed25519-sha256", "")])
+        ),
+    ));
+    let check = only_ed.cli(&["check-config"], "");
+    assert!(check.status.success(), "{check:?}");
+    let warned = String::from_utf8_lossy(&check.stderr).into_owned();
+    assert!(
+        warned.contains("warning: [auth] arc_seal = \"example.test\" has only an Ed25519 key"),
+        "{warned}"
+    );
+}
+
+/// `[[dkim]]` entries for example.test: (selector, key file, algorithm, record).
+fn dkim_keys(keys: &[(&str, &str, &str, &str)]) -> String {
+    keys.iter()
+        .map(|(sel, key, alg, _)| {
+            format!("[[dkim]]\ndomain = \"example.test\"\nselector = \"{sel}\"\nprivate_key = {key:?}\nalgorithm = \"{alg}\"\n")
+        })
+        .collect()
+}
+
+/// Runs the forwarding of `arc_seal_uses_the_rsa_key` and
+/// `forwarded_mail_is_arc_sealed` with `keys` for example.test (`check`
+/// sees the forwarder first); returns B's Authentication-Results, the
+/// ARC-Seal B got and dkimpy's `arc_verify` verdict.
+fn arc_forward(
+    keys: &[(&str, &str, &str, &str)],
+    message_id: &str,
+    check: impl FnOnce(&Tern),
+) -> Vec<String> {
+    let mut zone = json!({"orig.test": {"TXT": ["v=spf1 ip4:127.0.0.1 -all"]}});
+    for (sel, _, _, record) in keys {
+        zone[format!("{sel}._domainkey.example.test")] = json!({"TXT": [record]});
+    }
+    let dns = DnsServer::start(&zone);
     let b = Tern::start_on(
         "127.0.0.3",
         &config(
@@ -215,19 +347,25 @@ fn forwarded_mail_is_arc_sealed() {
             &format!(
                 "[dns]\nnameservers = [\"{dns}\"]\n[relay]\nsmarthost = \"127.0.0.3:{port}\"\n\
                  [queue]\nretry_intervals = [\"1s\"]\n[aliases]\n\"fwd@example.test\" = [\"bob@far.test\"]\n\
-                 [auth]\nverify = true\narc_seal = \"example.test\"\n\
-                 [[dkim]]\ndomain = \"example.test\"\nselector = \"rsa\"\nprivate_key = {key:?}\nalgorithm = \"rsa-sha256\"\n",
+                 [auth]\nverify = true\narc_seal = \"example.test\"\n{keys}",
                 dns = dns.address(),
                 port = b.port("smtp"),
+                keys = dkim_keys(keys),
             ),
         ),
     );
+    check(&a);
+    let records: serde_json::Value = keys
+        .iter()
+        .map(|(sel, _, _, r)| (format!("{sel}._domainkey.example.test."), json!(r)))
+        .collect::<serde_json::Map<_, _>>()
+        .into();
     let out = python(
         &format!(
             r#"{HELPERS}
-import time
+import time, json
 msg = (b"From: Olga <olga@orig.test>\r\nTo: <fwd@example.test>\r\nSubject: pass it on\r\n"
-       b"Message-ID: <arc-1@orig.test>\r\n\r\nPlease forward.\r\n")
+       b"Message-ID: <{message_id}@orig.test>\r\n\r\nPlease forward.\r\n")
 s = smtplib.SMTP("127.0.0.2", {a_smtp}); s.ehlo("mail.orig.test")
 s.sendmail("olga@orig.test", ["fwd@example.test"], msg); s.quit()
 def fetch_b():
@@ -242,17 +380,25 @@ while True:
     time.sleep(0.2)
 raw = got[0]
 print(" | ".join(r for r in results(raw) if r.startswith("mx.far.test")))
-RECORD = {record:?}.encode()
-cv, res, reason = dkim.arc_verify(raw, dnsfunc=lambda n, timeout=5: RECORD if n == b"rsa._domainkey.example.test." else None)
+print(" ".join(email.message_from_bytes(raw, policy=email.policy.compat32)["ARC-Seal"].split()))
+RECORDS = json.loads({records:?})
+cv, res, reason = dkim.arc_verify(raw, dnsfunc=lambda n, timeout=5: RECORDS.get(n.decode(), "").encode() or None)
 print(cv.decode(), reason)
 "#,
             a_smtp = a.port("smtp"),
             b_pop = b.port("pop3"),
+            records = records.to_string(),
         ),
         &[],
     );
-    let lines: Vec<&str> = out.lines().collect();
-    assert!(lines.len() >= 2, "{out}\n{}", a.log());
-    assert!(lines[0].contains("arc=pass"), "{out}");
-    assert!(lines[1].starts_with("pass"), "{out}");
+    let lines: Vec<String> = out.lines().map(str::to_string).collect();
+    assert!(lines.len() >= 3, "{out}\n{}", a.log());
+    lines
+}
+
+/// The record value `tern dkim generate` printed: its character strings
+/// (one or more, zone-file syntax) joined.
+fn printed_record(stdout: &str) -> String {
+    let (_, rest) = stdout.split_once("\tIN\tTXT\t").expect("TXT line");
+    rest.split('"').skip(1).step_by(2).collect()
 }

@@ -5,7 +5,11 @@
 //! by Python's dkimpy, a DMARC p=reject forgery refused with 550 5.7.1 under
 //! `dmarc_reject = "honour"` (and accepted under "tag"), SPF fail refused
 //! under `spf_fail = "reject"`, and a forged Authentication-Results claiming
-//! our host name renamed. The header is read back over POP3.
+//! our host name renamed. The header is read back over POP3. As other
+//! software reads them (issue #25): two SPF records are `permerror` (RFC
+//! 7208 4.5), two DMARC records mean no DMARC (RFC 7489 6.6.3), a HELO
+//! address literal is no SPF identity (`none`), and a body changed after
+//! signing is `dkim=fail (body hash did not verify)`.
 
 mod harness;
 use harness::{DnsServer, Tern, config, python};
@@ -17,8 +21,8 @@ CTX = ssl.create_default_context(); CTX.check_hostname = False; CTX.verify_mode 
 def msg(sender, subject, extra=""):
     return (f"From: <{sender}>\r\nTo: <bob@example.test>\r\nSubject: {subject}\r\n"
             f"Message-ID: <{subject}@client.test>\r\n{extra}\r\nHello from {subject}.\r\n").encode()
-def send(sender, data):
-    s = smtplib.SMTP("127.0.0.1", SMTP); s.ehlo("client.test")
+def send(sender, data, helo="client.test"):
+    s = smtplib.SMTP("127.0.0.1", SMTP); s.ehlo(helo)
     try:
         s.sendmail(sender, ["bob@example.test"], data); r = "250"
     except smtplib.SMTPDataError as e:
@@ -81,11 +85,7 @@ fn rsa_key(dir: &std::path::Path, domain: &str) -> (String, String) {
         .expect("tern dkim generate");
     assert!(out.status.success(), "{out:?}");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let record = text
-        .lines()
-        .find_map(|l| l.split_once(" IN TXT \""))
-        .map(|(_, r)| r.trim_end_matches('"').to_string())
-        .expect("TXT line");
+    let record = printed_record(&text);
     let path = dir.join(format!("{domain}.sel.key"));
     (path.to_string_lossy().into_owned(), record)
 }
@@ -195,7 +195,7 @@ KEY = {key:?}
 # 1: signed by dkimpy, aligned with the p=reject domain: dkim and dmarc pass.
 print(send("x@signed.test", sign(msg("x@signed.test", "good"), "signed.test", KEY)))
 # 2: signed, then a signed header changed in transit: dkim fails (From: other.test, no DMARC
-# record). (A changed body gives "neutral (body hash did not verify)" in mail-auth.)
+# record). A changed body fails too (tests/mailauth_rfc.rs).
 bad = sign(msg("x@other.test", "tampered"), "signed.test", KEY).replace(b"Subject: tampered", b"Subject: tampere!")
 print(send("x@other.test", bad))
 # 3: a forgery of a p=reject domain (SPF fails, no signature): refused.
@@ -344,4 +344,134 @@ print(dkim.verify(raw, dnsfunc=lambda n, timeout=5: {record:?}.encode()))
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(entry(lines[0], "header.d=ietf.org"), "dkim=pass", "{out}");
     assert_eq!(lines[1], "True", "{out}");
+}
+
+#[test]
+fn two_spf_records_are_permerror() {
+    let d = DnsServer::start(&json!({
+        "two.test": {"TXT": ["v=spf1 ip4:127.0.0.1 -all", "v=spf1 -all"]},
+        "one.test": {"TXT": ["v=spf1 ip4:127.0.0.1 -all", "google-site-verification=abc"]},
+        "inc.test": {"TXT": ["v=spf1 include:two.test -all"]},
+        "redir.test": {"TXT": ["v=spf1 redirect=two.test"]},
+        "early.test": {"TXT": ["v=spf1 ip4:127.0.0.1 include:two.test -all"]},
+    }));
+    let t = server(&d, "");
+    let out = run(
+        &t,
+        r#"
+for dom in ["two", "one", "inc", "redir", "early"]:
+    print(send(f"a@{dom}.test", msg(f"a@{dom}.test", dom)))
+for raw in fetch_all():
+    print(" | ".join(results(raw)))
+"#,
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[..5], ["250"; 5], "{out}");
+    let spf = |i: usize, dom: &str| entry(lines[5 + i], &format!("smtp.mailfrom=a@{dom}.test"));
+    assert_eq!(spf(0, "two"), "spf=permerror", "{out}");
+    // Another TXT record beside one SPF record is no second SPF record.
+    assert_eq!(spf(1, "one"), "spf=pass", "{out}");
+    // The same holds where include: and redirect= lead (RFC 7208 5.2, 6.1)...
+    assert_eq!(spf(2, "inc"), "spf=permerror", "{out}");
+    assert_eq!(spf(3, "redir"), "spf=permerror", "{out}");
+    // ...when the evaluation gets there: an earlier match decides first.
+    assert_eq!(spf(4, "early"), "spf=pass", "{out}");
+}
+
+#[test]
+fn two_dmarc_records_mean_dmarc_is_not_applied() {
+    let d = DnsServer::start(&json!({
+        "dup.test": {"TXT": ["v=spf1 ip4:192.0.2.1 -all"]},
+        "_dmarc.dup.test": {"TXT": ["v=DMARC1; p=reject", "v=DMARC1; p=reject; rua=mailto:d@dup.test"]},
+        "single.test": {"TXT": ["v=spf1 ip4:192.0.2.1 -all"]},
+        "_dmarc.single.test": {"TXT": ["v=DMARC1; p=reject", "some other text"]},
+    }));
+    let t = server(&d, "dmarc_reject = \"honour\"");
+    let out = run(
+        &t,
+        r#"
+print(send("ceo@dup.test", msg("ceo@dup.test", "dup")))
+print(send("ceo@single.test", msg("ceo@single.test", "single")))
+for raw in fetch_all():
+    print(" | ".join(results(raw)))
+"#,
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[..2], ["250", "550 5.7.1"], "{out}");
+    assert_eq!(lines.len(), 3, "{out}");
+    assert_eq!(
+        entry(lines[2], "header.from=dup.test"),
+        "dmarc=none",
+        "{out}"
+    );
+}
+
+/// Issue #20: RFC 7208 checks HELO only when it is a domain name.
+#[test]
+fn helo_address_literal_is_no_spf_identity() {
+    let d = DnsServer::start(&spf_zone());
+    let t = server(&d, "");
+    let out = run(
+        &t,
+        r#"
+print(send("a@pass.test", msg("a@pass.test", "literal"), helo="[127.0.0.1]"))
+print(send("", msg("a@pass.test", "bounce"), helo="[127.0.0.1]"))
+for raw in fetch_all():
+    print(" | ".join(results(raw)))
+"#,
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[..2], ["250", "250"], "{out}");
+    for header in &lines[2..4] {
+        assert_eq!(entry(header, "smtp.helo=[127.0.0.1]"), "spf=none", "{out}");
+        assert!(!header.contains("permerror"), "{out}");
+    }
+    assert_eq!(
+        entry(lines[2], "smtp.mailfrom=a@pass.test"),
+        "spf=pass",
+        "{out}"
+    );
+}
+
+#[test]
+fn body_changed_after_signing_is_dkim_fail() {
+    let keys = tempfile::tempdir().expect("tempdir");
+    let (key, record) = rsa_key(keys.path(), "signed.test");
+    let d = DnsServer::start(&json!({"sel._domainkey.signed.test": {"TXT": [record]}}));
+    let t = server(&d, "");
+    let out = run(
+        &t,
+        &format!(
+            r#"
+good = sign(msg("x@signed.test", "good"), "signed.test", {key:?})
+print(send("x@signed.test", good))
+print(send("x@signed.test", good.replace(b"Hello from good.", b"Hello from evil.")))
+for raw in fetch_all():
+    print(" | ".join(results(raw)))
+"#
+        ),
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[..2], ["250", "250"], "{out}");
+    assert_eq!(
+        entry(lines[2], "header.i=@signed.test"),
+        "dkim=pass",
+        "{out}"
+    );
+    assert_eq!(
+        entry(lines[3], "header.i=@signed.test"),
+        "dkim=fail",
+        "{out}"
+    );
+    assert!(
+        lines[3].contains("dkim=fail (body hash did not verify) header.i=@signed.test"),
+        "the reason in the comment: {out}"
+    );
+}
+
+/// The record value `tern dkim generate` printed: its character strings
+/// (one or more, zone-file syntax) joined.
+fn printed_record(stdout: &str) -> String {
+    let (_, rest) = stdout.split_once("\tIN\tTXT\t").expect("TXT line");
+    rest.split('"').skip(1).step_by(2).collect()
 }

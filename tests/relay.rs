@@ -2,8 +2,9 @@
 //! and a real DNS server (dnslib) for their domains. Lisa submits to A for
 //! bob@b.test; A looks up b.test's MX and relays to B; Bob downloads it over
 //! POP3. Also: the destination down (A retries until B is back; the same
-//! with A killed in between), an unknown user (a DSN back to Lisa), null MX,
-//! implicit MX, MX preference fallback, expiry and delay warnings.
+//! with A killed in between), an unknown user (a DSN back to Lisa, its
+//! fields as Postfix writes them), null MX, implicit MX, MX preference
+//! fallback, expiry and delay warnings.
 
 mod harness;
 use harness::{DnsServer, Tern, config, python, wait_for};
@@ -311,4 +312,42 @@ print("ok")
 "#,
     );
     assert_eq!(out.trim(), "ok");
+}
+
+/// The bounce for a recipient the next hop refused, field by field as
+/// Postfix writes them, for parsers that read them literally: Remote-MTA is
+/// the host name (RFC 3464 2.3.5), Diagnostic-Code the reply as B gave it
+/// (2.3.6), without the address and port Tern connected to.
+#[test]
+fn a_refused_recipient_bounces_field_by_field() {
+    let dns = DnsServer::start(&zone("mx.b.test"));
+    let b = server_b();
+    let a = server_a(&dns, b.port("smtp"), "");
+    let out = py(
+        &a,
+        Some(&b),
+        r#"
+submit("127.0.0.2", A_SUB, "lisa@a.test", ["nobody@b.test"], b"Subject: lost\r\n\r\nto nobody\r\n")
+m, f = report(fetch_all("127.0.0.2", A_POPS, "lisa@a.test", 1)[0])
+for k in ["reporting-mta", "final-recipient", "action", "status", "remote-mta", "diagnostic-code"]:
+    print(k + ": " + " ".join(f[k][0].split()))
+"#,
+    );
+    let field = |name: &str| -> String {
+        out.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+            .unwrap_or_else(|| panic!("no {name}: {out}"))
+            .to_string()
+    };
+    assert_eq!(field("reporting-mta"), "dns; mx.a.test", "{out}");
+    assert_eq!(field("final-recipient"), "rfc822; nobody@b.test", "{out}");
+    assert_eq!(field("action"), "failed", "{out}");
+    assert_eq!(field("status"), "5.1.1", "{out}");
+    assert_eq!(field("remote-mta"), "dns; mx.b.test", "{out}");
+    let diag = field("diagnostic-code");
+    assert!(diag.starts_with("smtp; 550 5.1.1 "), "{out}");
+    assert!(
+        !diag.contains("said:") && !diag.contains("127.0.0.3"),
+        "{out}"
+    );
 }

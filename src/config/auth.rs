@@ -71,7 +71,7 @@ impl Default for AuthConfig {
 }
 
 /// DKIM signature algorithm of a `[[dkim]]` key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum DkimAlgorithm {
     #[serde(rename = "rsa-sha256")]
     RsaSha256,
@@ -103,12 +103,12 @@ pub(super) fn validate(auth: &AuthConfig, dkim: &[DkimKeyConfig]) -> Result<(), 
         {
             return Err(invalid("dkim", "each key needs a domain and a selector"));
         }
-        if !keys.insert(k.domain.as_str()) {
+        if !keys.insert((k.domain.to_ascii_lowercase(), k.algorithm)) {
             return Err(invalid(
                 "dkim",
                 format!(
-                    "two keys for domain {:?}; one signing key per domain",
-                    k.domain
+                    "two {:?} keys for domain {:?}; one signing key per domain and algorithm",
+                    k.algorithm, k.domain
                 ),
             ));
         }

@@ -3,11 +3,13 @@
 //! are an error. Relative paths are resolved against the config file's folder.
 
 mod auth;
+mod dmarc;
 mod limits;
 mod relay;
 mod units;
 
 pub use auth::{AuthConfig, AuthOverride, DkimAlgorithm, DkimKeyConfig, DmarcAction, SpfAction};
+pub use dmarc::DmarcConfig;
 pub use limits::{LimitsConfig, LogFormat, MetricsConfig};
 pub use relay::{RelayConfig, SmarthostTls};
 pub use units::{ByteSize, ConfigDuration};
@@ -218,6 +220,8 @@ pub struct Config {
     /// Log lines as text (default) or one JSON object per line.
     pub log_format: LogFormat,
     pub metrics: MetricsConfig,
+    /// DMARC aggregate reports.
+    pub dmarc: DmarcConfig,
 }
 
 impl Default for Config {
@@ -239,6 +243,7 @@ impl Default for Config {
             plugin: Vec::new(),
             log_format: LogFormat::Text,
             metrics: MetricsConfig::default(),
+            dmarc: DmarcConfig::default(),
         }
     }
 }
@@ -415,6 +420,7 @@ impl Config {
         self.limits.validate()?;
         self.relay.validate()?;
         auth::validate(&self.auth, &self.dkim)?;
+        self.dmarc.validate()?;
         let mut names = std::collections::HashSet::new();
         for p in &self.plugin {
             if !names.insert(p.name.as_str()) {

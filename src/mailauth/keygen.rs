@@ -1,5 +1,8 @@
 //! `tern dkim generate`: a new key pair written as PEM, and the TXT record
-//! to publish at `SELECTOR._domainkey.DOMAIN`.
+//! to publish at `SELECTOR._domainkey.DOMAIN`, printed as a zone-file line
+//! whose character strings hold at most 255 octets each (RFC 1035 section
+//! 3.3; RFC 6376 section 3.6.2.2 joins them), as `opendkim-genkey` does: a
+//! 2048-bit RSA key does not fit in one string.
 
 use super::MailAuthError;
 use crate::config::DkimAlgorithm;
@@ -79,6 +82,37 @@ pub fn generate(
     })
 }
 
+/// Longest character string in a TXT record (RFC 1035 section 3.3).
+pub const TXT_STRING_MAX: usize = 255;
+
+impl GeneratedKey {
+    /// The record as a zone-file line (several lines in parentheses when
+    /// the value needs more than one character string).
+    pub fn zone_line(&self) -> String {
+        let strings = txt_strings(&self.record);
+        let owner = format!("{}.\tIN\tTXT\t", self.record_name);
+        if strings.len() == 1 {
+            return format!("{owner}{}", strings[0]);
+        }
+        let mut out = format!("{owner}( {}", strings[0]);
+        for s in &strings[1..] {
+            out.push_str(&format!("\n\t  {s}"));
+        }
+        out.push_str(" )");
+        out
+    }
+}
+
+/// `value` as quoted character strings of at most 255 octets each. The
+/// record is base64 and tags, so it holds no quote or backslash to escape.
+fn txt_strings(value: &str) -> Vec<String> {
+    value
+        .as_bytes()
+        .chunks(TXT_STRING_MAX)
+        .map(|c| format!("\"{}\"", String::from_utf8_lossy(c)))
+        .collect()
+}
+
 fn write_new(path: &Path, data: &[u8]) -> std::io::Result<()> {
     use std::io::Write as _;
     let mut opts = std::fs::OpenOptions::new();
@@ -91,4 +125,29 @@ fn write_new(path: &Path, data: &[u8]) -> std::io::Result<()> {
     let mut f = opts.open(path)?;
     f.write_all(data)?;
     f.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_records_are_split() {
+        let record = format!("v=DKIM1; k=rsa; p={}", "A".repeat(392));
+        let key = GeneratedKey {
+            path: PathBuf::new(),
+            record_name: "sel._domainkey.example.test".into(),
+            record: record.clone(),
+        };
+        let line = key.zone_line();
+        let strings: Vec<&str> = line.split('"').skip(1).step_by(2).collect();
+        assert_eq!(strings.len(), 2, "{line}");
+        assert!(strings.iter().all(|s| s.len() <= TXT_STRING_MAX));
+        assert_eq!(strings.concat(), record);
+        assert!(
+            line.starts_with("sel._domainkey.example.test.\tIN\tTXT\t( \""),
+            "{line}"
+        );
+        assert!(line.ends_with("\" )"), "{line}");
+    }
 }

@@ -5,6 +5,8 @@
 //! - `resolver.rs`: mail-auth's own hickory resolver, built from `[dns]`.
 //! - `spf.rs`, `dkim.rs`, `arc.rs`, `dmarc.rs`: one check each, mapped to
 //!   the plain `AuthResults` the hooks and plugins see.
+//! - `records.rs`: policy records published twice (SPF permerror, DMARC
+//!   not applied), which mail-auth does not detect.
 //! - `results.rs`: `AuthResults`, the header, and forged headers claiming
 //!   our host name.
 //! - `policy.rs`: `[auth]` (with forwarder overrides) turns results into a decision.
@@ -15,6 +17,7 @@ mod dkim;
 mod dmarc;
 pub mod keygen;
 mod policy;
+mod records;
 mod resolver;
 mod results;
 mod sign;
@@ -24,7 +27,7 @@ pub use policy::{Decision, actions as policy_actions, decide};
 pub use results::{
     AuthResults, DkimCheck, DmarcCheck, DmarcPolicy, Outcome, SpfCheck, forged_results,
 };
-pub use sign::Signer;
+pub use sign::{Signer, arc_seal_warning};
 
 use crate::config::Config;
 use mail_auth::{AuthenticatedMessage, MessageAuthenticator};
@@ -41,6 +44,8 @@ pub enum MailAuthError {
     Sign { domain: String, message: String },
     #[error("DKIM key generation: {0}")]
     Generate(String),
+    #[error("DNS for message authentication: {0}")]
+    Dns(#[from] crate::dns::DnsError),
 }
 
 /// What the receiving session knows about where a message came from.
@@ -67,14 +72,20 @@ impl Origin<'_> {
 /// The verifier and signer shared by all sessions.
 pub struct MailAuth {
     authenticator: MessageAuthenticator,
+    /// Tern's own resolver, for what mail-auth does not look at.
+    dns: crate::dns::Dns,
     hostname: String,
     signer: Signer,
 }
 
 impl MailAuth {
     pub fn new(config: &Config) -> Result<MailAuth, MailAuthError> {
+        if let Some(w) = arc_seal_warning(&config.dkim, config.auth.arc_seal.as_deref()) {
+            tracing::warn!("{w}");
+        }
         Ok(MailAuth {
             authenticator: resolver::authenticator(&config.dns)?,
+            dns: crate::dns::Dns::new(config.dns.nameservers.as_deref(), config.dns.timeout.0)?,
             hostname: config.hostname.clone(),
             signer: Signer::load(&config.dkim, config.auth.arc_seal.as_deref())?,
         })
@@ -82,6 +93,21 @@ impl MailAuth {
 
     pub fn signer(&self) -> &Signer {
         &self.signer
+    }
+
+    /// The addresses of `rua` (as published by `domain`) that may receive
+    /// its DMARC reports (RFC 7489 section 7.1): those within the domain,
+    /// and those whose domain publishes `DOMAIN._report._dmarc.THEIRS`.
+    pub async fn authorized_rua(
+        &self,
+        domain: &str,
+        rua: &[String],
+    ) -> Result<Vec<String>, MailAuthError> {
+        self.authenticator
+            .authorized_report_addresses((domain, rua))
+            .await
+            .map(|list| list.into_iter().cloned().collect())
+            .map_err(|e| MailAuthError::Resolver(e.to_string()))
     }
 
     /// Runs every check on `message` (the whole message as received: header
@@ -98,7 +124,7 @@ impl MailAuth {
         let a = &self.authenticator;
         let host = self.hostname.as_str();
         let spf_results = if spf {
-            Some(spf::check(a, origin, host).await)
+            Some(spf::check(a, &self.dns, origin, host).await)
         } else {
             None
         };
@@ -110,7 +136,7 @@ impl MailAuth {
         let dkim_out = a.verify_dkim(msg).await;
         let arc_out = arc::check(a, msg).await;
         let spf_for_dmarc = spf::for_dmarc(spf_results.as_ref(), origin);
-        let dmarc_out = dmarc::check(a, msg, &dkim_out, origin, &spf_for_dmarc).await;
+        let dmarc_out = dmarc::check(a, &self.dns, msg, &dkim_out, origin, &spf_for_dmarc).await;
         let sealer = (forwarding && self.signer.seals()).then_some(&self.signer);
         let outputs = results::Outputs {
             spf: spf_results.as_ref(),

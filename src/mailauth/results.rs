@@ -3,8 +3,9 @@
 //! header (RFC 8601) under our host name.
 
 use super::Origin;
+use super::dmarc::Dmarc;
 use super::spf::{SpfResults, params};
-use mail_auth::{ArcOutput, AuthenticatedMessage, AuthenticationResults, DkimOutput, DmarcOutput};
+use mail_auth::{ArcOutput, AuthenticatedMessage, AuthenticationResults, DkimOutput};
 use serde::Serialize;
 
 /// One method's result (RFC 8601 result keywords).
@@ -70,6 +71,19 @@ pub struct DmarcCheck {
     pub dkim_aligned: bool,
 }
 
+impl DmarcCheck {
+    /// DMARC not applied to a message from `domain`.
+    pub fn none(domain: String) -> DmarcCheck {
+        DmarcCheck {
+            result: Outcome::None,
+            domain,
+            policy: DmarcPolicy::None,
+            spf_aligned: false,
+            dkim_aligned: false,
+        }
+    }
+}
+
 /// Everything the checks found about one message from outside.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AuthResults {
@@ -85,6 +99,9 @@ pub struct AuthResults {
     /// The ARC set Tern adds when it forwards the message (`[auth]
     /// arc_seal`): ARC-Seal, ARC-Message-Signature, ARC-Authentication-Results.
     pub arc_set: Option<String>,
+    /// The DMARC record of the From domain, for aggregate reports.
+    #[serde(skip)]
+    pub dmarc_published: Option<crate::store::DmarcPublished>,
 }
 
 impl AuthResults {
@@ -141,7 +158,7 @@ pub(super) struct Outputs<'a, 'x> {
     pub msg: &'a AuthenticatedMessage<'x>,
     pub dkim: &'a [DkimOutput<'x>],
     pub arc: &'a ArcOutput<'x>,
-    pub dmarc: &'a DmarcOutput,
+    pub dmarc: &'a Dmarc,
 }
 
 pub(super) fn build(
@@ -157,21 +174,41 @@ pub(super) fn build(
         arc,
         dmarc,
     } = out;
-    let mut ar = AuthenticationResults::new(host);
-    add_spf(&mut ar, spf, origin, host);
-    ar.set_dkim_results(dkim, msg.first_from_address());
-    let extra = if dkim.is_empty() {
-        ";\r\n\tdkim=none"
-    } else {
-        ""
+    // mail-auth has no way to add an entry of our own (the dkim= entries
+    // Tern words differently, dmarc= when not applied), but writes the
+    // authserv-id verbatim: the entries rendered here follow it, and the
+    // ARC-Authentication-Results of a seal carry the same text.
+    let mut lead = {
+        let mut spf_ar = AuthenticationResults::new(host);
+        add_spf(&mut spf_ar, spf, origin, host);
+        spf_ar.to_string()
     };
-    if !msg.arc_seals().is_empty() {
-        ar.set_arc_result(arc, origin.ip);
+    if dkim.is_empty() {
+        lead.push_str(";\r\n\tdkim=none");
+    } else {
+        lead.push_str(&super::dkim::entries(dkim, msg.first_from_address()));
     }
-    ar.set_dmarc_result(dmarc);
-    // dkim=none goes after arc/dmarc only cosmetically; order carries no meaning.
-    let header_text = field(&ar, extra);
-    let arc_set = sealer.and_then(|s| s.arc_seal(msg, &ar, arc));
+    if let Some(entry) = dmarc.own_entry() {
+        lead.push_str(&entry);
+    }
+    let finish = |ar: &mut AuthenticationResults<'_>| {
+        if !msg.arc_seals().is_empty() {
+            ar.set_arc_result(arc, origin.ip);
+        }
+        if let Dmarc::Evaluated(d) = dmarc {
+            ar.set_dmarc_result(d);
+        }
+    };
+    let mut ar = AuthenticationResults::new(&lead);
+    finish(&mut ar);
+    let header_text = field(&ar, "");
+    // mail-auth hashes an ARC-Authentication-Results under relaxed
+    // canonicalization but takes the authserv-id part as written: the
+    // entries in it go unfolded, or the seal would not verify.
+    let flat = lead.replace("\r\n\t", " ");
+    let mut sealed_ar = AuthenticationResults::new(&flat);
+    finish(&mut sealed_ar);
+    let arc_set = sealer.and_then(|s| s.arc_seal(msg, &sealed_ar, arc));
     let (spf_helo, spf_mail_from) = spf_checks(spf);
     AuthResults {
         spf_helo,
@@ -185,6 +222,7 @@ pub(super) fn build(
         dmarc: super::dmarc::result(dmarc),
         header: header_text,
         arc_set,
+        dmarc_published: super::dmarc::published(dmarc),
     }
 }
 
@@ -198,15 +236,10 @@ pub(super) fn unparsed(host: &str, origin: &Origin<'_>, spf: Option<SpfResults>)
         spf_mail_from,
         dkim: Vec::new(),
         arc: Outcome::None,
-        dmarc: DmarcCheck {
-            result: Outcome::None,
-            domain: String::new(),
-            policy: DmarcPolicy::None,
-            spf_aligned: false,
-            dkim_aligned: false,
-        },
+        dmarc: DmarcCheck::none(String::new()),
         header: field(&ar, ";\r\n\tdkim=none;\r\n\tdmarc=none"),
         arc_set: None,
+        dmarc_published: None,
     }
 }
 

@@ -2,8 +2,15 @@
 //! the `[[dkim]]` keys, one per local domain. Tern signs when it accepts a
 //! message from an authenticated or trusted client: the DKIM-Signature goes
 //! into the stored prefix, so every delivery attempt (and every local copy)
-//! carries the same signed bytes. With `[auth] arc_seal`, the same key of
-//! that domain seals mail from outside that Tern forwards (RFC 8617).
+//! carries the same signed bytes. A domain may have one RSA and one
+//! Ed25519 key; it is then signed with both (RFC 8463 section 4: verifiers
+//! that know only RSA still find a signature they can check).
+//!
+//! With `[auth] arc_seal`, a key of that domain seals mail from outside
+//! that Tern forwards (RFC 8617): its RSA key, because RFC 8617 section 5.1
+//! (and so common verifiers such as dkimpy) knows only rsa-sha256. A domain
+//! with an Ed25519 key only still seals with it, and `check-config` and the
+//! server's start warn (`arc_seal_warning`).
 
 use super::MailAuthError;
 use crate::config::{DkimAlgorithm, DkimKeyConfig};
@@ -51,7 +58,8 @@ const ARC_SIGNED_HEADERS: &[&str] = &[
 ];
 
 pub struct Signer {
-    by_domain: HashMap<String, DkimSigner<DkimKey, Ready>>,
+    /// Per domain, its signers (RSA first).
+    by_domain: HashMap<String, Vec<DkimSigner<DkimKey, Ready>>>,
     arc: Option<ArcSealer<DkimKey, Ready>>,
 }
 
@@ -83,17 +91,24 @@ fn load_key(k: &DkimKeyConfig) -> Result<DkimKey, MailAuthError> {
 
 impl Signer {
     /// The signers of the `[[dkim]]` keys, and the ARC sealer of the
-    /// `arc_seal` domain's key (validated by the config to be one of them).
+    /// `arc_seal` domain's key (validated by the config to be one of them;
+    /// its RSA key when it has one).
     pub fn load(keys: &[DkimKeyConfig], arc_seal: Option<&str>) -> Result<Signer, MailAuthError> {
-        let mut by_domain = HashMap::new();
+        let mut by_domain: HashMap<String, Vec<_>> = HashMap::new();
+        let mut keys: Vec<&DkimKeyConfig> = keys.iter().collect();
+        // RSA first: its signature leads, and the ARC sealer prefers it.
+        keys.sort_by_key(|k| k.algorithm != DkimAlgorithm::RsaSha256);
         let mut arc = None;
         for k in keys {
             let signer = DkimSigner::from_key(load_key(k)?)
                 .domain(k.domain.clone())
                 .selector(k.selector.clone())
                 .headers(SIGNED_HEADERS.iter().copied());
-            by_domain.insert(k.domain.to_ascii_lowercase(), signer);
-            if arc_seal.is_some_and(|d| d.eq_ignore_ascii_case(&k.domain)) {
+            by_domain
+                .entry(k.domain.to_ascii_lowercase())
+                .or_default()
+                .push(signer);
+            if arc.is_none() && arc_seal.is_some_and(|d| d.eq_ignore_ascii_case(&k.domain)) {
                 arc = Some(
                     ArcSealer::from_key(load_key(k)?)
                         .domain(k.domain.clone())
@@ -144,24 +159,31 @@ impl Signer {
 
     /// Signs the message made of `parts` (read as if concatenated: the
     /// prefix Tern adds, then the body as received) for `domain`; returns
-    /// the `DKIM-Signature:` field, CRLF-terminated, or None without a key.
+    /// the `DKIM-Signature:` field(s), one per key of the domain, each
+    /// CRLF-terminated, or None without a key.
     pub fn sign<'a>(
         &self,
         domain: &str,
         parts: impl IntoIterator<Item = &'a [u8]>,
     ) -> Result<Option<String>, MailAuthError> {
         let domain = domain.to_ascii_lowercase();
-        let Some(signer) = self.by_domain.get(&domain) else {
+        let Some(signers) = self.by_domain.get(&domain) else {
             return Ok(None);
         };
+        let parts: Vec<&[u8]> = parts.into_iter().collect();
         use mail_auth::headers::HeaderWriter as _;
-        signer
-            .sign_chained(parts)
-            .map(|s| Some(s.to_header()))
-            .map_err(|e| MailAuthError::Sign {
-                domain,
-                message: e.to_string(),
-            })
+        let mut fields = String::new();
+        for signer in signers {
+            let sig =
+                signer
+                    .sign_chained(parts.iter().copied())
+                    .map_err(|e| MailAuthError::Sign {
+                        domain: domain.clone(),
+                        message: e.to_string(),
+                    })?;
+            fields.push_str(&sig.to_header());
+        }
+        Ok(Some(fields))
     }
 
     /// Signs a submitted message (over SMTP from an authenticated or
@@ -204,4 +226,22 @@ impl Signer {
         }
         Ok(Some(domain))
     }
+}
+
+/// The warning `check-config` and the server's start give when the
+/// `arc_seal` domain has no RSA key: its seals are Ed25519, which RFC 8617
+/// does not define and common verifiers refuse.
+pub fn arc_seal_warning(keys: &[DkimKeyConfig], arc_seal: Option<&str>) -> Option<String> {
+    let domain = arc_seal?;
+    let mine: Vec<_> = keys
+        .iter()
+        .filter(|k| k.domain.eq_ignore_ascii_case(domain))
+        .collect();
+    (!mine.is_empty() && mine.iter().all(|k| k.algorithm != DkimAlgorithm::RsaSha256)).then(|| {
+        format!(
+            "[auth] arc_seal = {domain:?} has only an Ed25519 key: ARC verifiers (RFC 8617, dkimpy) \
+             accept rsa-sha256 seals only; add an RSA key for {domain} \
+             (tern dkim generate {domain} SELECTOR --algorithm rsa) as a second [[dkim]] entry"
+        )
+    })
 }

@@ -3,6 +3,12 @@
 //! per recipient Final-Recipient, Action, Status, Diagnostic-Code), and the
 //! original message or its headers as RET asks. Sent from
 //! `MAILER-DAEMON@hostname` with the null sender; never to `<>`.
+//!
+//! The fields are written as Postfix writes them, for bounce parsers that
+//! read them literally: `Remote-MTA: dns; HOST` with the host name alone
+//! (RFC 3464 section 2.3.5), and `Diagnostic-Code: smtp; REPLY` with the
+//! next hop's reply as it gave it (section 2.3.6); a failure that is no
+//! SMTP reply (a connection refused, a local error) is `X-Tern; TEXT`.
 
 use crate::store::{QueueEntry, QueueRecipient};
 
@@ -118,10 +124,13 @@ pub fn build(
             one_line(r.status.as_deref().unwrap_or(default_status))
         ));
         if let Some(mta) = &r.remote_mta {
-            m.push_str(&format!("Remote-MTA: dns; {}\r\n", one_line(mta)));
+            m.push_str(&format!("Remote-MTA: dns; {}\r\n", one_line(mta_host(mta))));
         }
         if let Some(err) = &r.last_error {
-            m.push_str(&format!("Diagnostic-Code: smtp; {}\r\n", one_line(err)));
+            m.push_str(&format!(
+                "Diagnostic-Code: {}\r\n",
+                one_line(&diagnostic(err))
+            ));
         }
         if kind == DsnKind::Delayed
             && let Some(t) = chrono::DateTime::from_timestamp(r.next_attempt, 0)
@@ -162,10 +171,69 @@ fn one_line(s: &str) -> String {
     s.replace(['\r', '\n'], " ")
 }
 
+/// The host name of a next hop recorded as `host[ip]:port`, `host:port`
+/// or `host` (the bracketed address when there is no name).
+fn mta_host(mta: &str) -> &str {
+    match mta.split_once('[') {
+        Some(("", _)) => mta
+            .rsplit_once("]:")
+            .map_or(mta, |(ip, _)| &mta[..ip.len() + 1]),
+        Some((host, _)) => host,
+        None => match mta.rsplit_once(':') {
+            Some((host, port)) if !host.contains(':') && port.parse::<u16>().is_ok() => host,
+            _ => mta,
+        },
+    }
+}
+
+/// Does `text` begin with an SMTP reply code (`550 …`, `451-…`)?
+fn is_reply(text: &str) -> bool {
+    let b = text.as_bytes();
+    b.len() >= 3
+        && b[..3].iter().all(u8::is_ascii_digit)
+        && matches!(b.get(3), None | Some(b' ' | b'-'))
+}
+
+/// The Diagnostic-Code value for a recorded error: the reply alone when
+/// it is one (delivery records it as "HOST said: REPLY").
+fn diagnostic(err: &str) -> String {
+    let reply = err.split_once(" said: ").map_or(err, |(_, r)| r);
+    if is_reply(reply) {
+        format!("smtp; {reply}")
+    } else {
+        format!("X-Tern; {err}")
+    }
+}
+
 /// The header section of a message (up to the blank line).
 pub fn header_section(message: &[u8]) -> &[u8] {
     match message.windows(4).position(|w| w == b"\r\n\r\n") {
         Some(p) => &message[..p + 2],
         None => message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_as_postfix_writes_them() {
+        assert_eq!(mta_host("mx.pf.test[127.0.0.1]:25525"), "mx.pf.test");
+        assert_eq!(mta_host("mx.pf.test:25"), "mx.pf.test");
+        assert_eq!(mta_host("mx.pf.test"), "mx.pf.test");
+        assert_eq!(mta_host("[192.0.2.1]:25"), "[192.0.2.1]");
+        assert_eq!(
+            diagnostic("mx.pf.test[127.0.0.1]:25525 said: 550 5.1.1 <x@pf.test>: unknown"),
+            "smtp; 550 5.1.1 <x@pf.test>: unknown"
+        );
+        assert_eq!(
+            diagnostic("mx.pf.test: connection refused"),
+            "X-Tern; mx.pf.test: connection refused"
+        );
+        assert_eq!(
+            diagnostic("550 5.1.1 no such user"),
+            "smtp; 550 5.1.1 no such user"
+        );
     }
 }

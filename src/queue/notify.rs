@@ -32,41 +32,30 @@ pub async fn send(
     if wanted.is_empty() {
         return Ok(());
     }
-    let original = ctx.store.read_blob(entry.blob)?;
+    let store = &ctx.store;
+    let original = store.read_blob(entry.blob)?;
     let message = dsn::build(&ctx.config.hostname, entry, &wanted, kind, &original);
+    let recipients = recipients_for(&ctx.config, store, &entry.sender);
+    if recipients.is_empty() {
+        tracing::warn!(queue_id = %entry.queue_id(), sender = %entry.sender, "bounce has nowhere to go; dropped");
+        return Ok(());
+    }
     // RFC 8689 section 5: a report about a REQUIRETLS message travels
     // under the same requirement.
-    let queued = queue_message(
-        ctx,
-        &entry.sender,
-        &message,
-        "local bounce",
-        entry.require_tls,
-    )
-    .await?;
-    if let Some(id) = queued {
-        tracing::info!(queue_id = %entry.queue_id(), bounce_id = %crate::store::format_queue_id(id), to = %entry.sender, kind = ?kind, "notification queued");
-    }
+    let id = enqueue(ctx, "", recipients, &message, "local bounce", entry.require_tls).await?;
+    tracing::info!(queue_id = %entry.queue_id(), bounce_id = %crate::store::format_queue_id(id), to = %entry.sender, kind = ?kind, "notification queued");
     Ok(())
 }
 
-/// Queues `message` from the null sender to `to` (its aliases expanded,
-/// local users delivered locally); returns the queue id, None when the
-/// address leads nowhere.
-pub async fn queue_message(
-    ctx: &ServerContext,
-    to: &str,
-    message: &[u8],
-    client: &str,
-    require_tls: bool,
-) -> Result<Option<u64>, StoreError> {
-    let store = &ctx.store;
-    let id = store.next_id()?;
-    let (targets, _) = crate::checks::expand(&ctx.config, store, to);
-    if targets.is_empty() {
-        tracing::warn!(to, "a report has nowhere to go; dropped");
-        return Ok(None);
-    }
+/// Where a message Tern writes itself goes for `address`: the local users
+/// it reaches (after aliases) and the remote addresses, with NOTIFY=NEVER
+/// (no report about a report). Empty when it goes nowhere.
+pub fn recipients_for(
+    config: &crate::config::Config,
+    store: &crate::store::Store,
+    address: &str,
+) -> Vec<QueueRecipient> {
+    let (targets, _) = crate::checks::expand(config, store, address);
     let local: Vec<String> = targets
         .iter()
         .filter_map(|t| match t {
@@ -74,10 +63,10 @@ pub async fn queue_message(
             _ => None,
         })
         .collect();
-    let mut recipients = Vec::new();
+    let mut list = Vec::new();
     if !local.is_empty() {
-        recipients.push(QueueRecipient::new(
-            to.to_string(),
+        list.push(QueueRecipient::new(
+            address.to_string(),
             Some("NEVER".into()),
             None,
             local,
@@ -85,7 +74,7 @@ pub async fn queue_message(
     }
     for t in targets {
         if let crate::hooks::Target::Remote(a) = t {
-            recipients.push(QueueRecipient::new(
+            list.push(QueueRecipient::new(
                 a,
                 Some("NEVER".into()),
                 None,
@@ -93,11 +82,37 @@ pub async fn queue_message(
             ));
         }
     }
+    list
+}
+
+/// Stores `message` (written by Tern: a bounce, a report) from `sender`
+/// for `recipients`, durably, and wakes the queue. Returns its queue id.
+pub async fn enqueue_generated(
+    ctx: &ServerContext,
+    sender: &str,
+    recipients: Vec<QueueRecipient>,
+    message: &[u8],
+    client: &str,
+) -> Result<u64, StoreError> {
+    enqueue(ctx, sender, recipients, message, client, false).await
+}
+
+/// `enqueue_generated`, with REQUIRETLS (RFC 8689) when `require_tls`.
+async fn enqueue(
+    ctx: &ServerContext,
+    sender: &str,
+    recipients: Vec<QueueRecipient>,
+    message: &[u8],
+    client: &str,
+    require_tls: bool,
+) -> Result<u64, StoreError> {
+    let store = &ctx.store;
+    let id = store.next_id()?;
     let entry = QueueEntry {
         id,
         blob: id,
         size: message.len() as u64,
-        sender: String::new(),
+        sender: sender.to_string(),
         envid: None,
         ret: None,
         smtputf8: false,
@@ -111,5 +126,5 @@ pub async fn queue_message(
     store.enqueue_bytes(entry, message)?;
     store.flush().await?;
     ctx.queue.queued(id, now());
-    Ok(Some(id))
+    Ok(id)
 }

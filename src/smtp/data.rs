@@ -477,6 +477,14 @@ impl Session {
                 .map_err(|e| storage_trouble(qid, e))?;
         }
         let decision = decide(&config.auth, &origin, &results);
+        crate::dmarc::record(
+            &self.ctx,
+            origin.ip,
+            origin.mail_from_domain(),
+            &results,
+            &decision,
+        )
+        .await;
         tracing::info!(
             queue_id = qid,
             spf = results.spf_mail_from.as_ref().map_or("off", |s| s.result.as_str()),

@@ -8,11 +8,13 @@
 //! `f/` folders, `m/` messages, `q/` queue entries, `b/` blob records, `p/`
 //! blobs still being written, `w/` web mail sessions, `s/` subscriptions of deleted folders, `v/` one-time
 //! conversions done, `k/<plugin>\0<key>`
-//! the plugins' key-value areas, `t/<domain>` cached MTA-STS policies,
+//! the plugins' key-value areas, `d/` DMARC evaluations kept for aggregate
+//! reports and `d#` their count, `t/<domain>` cached MTA-STS policies,
 //! `r/<period>\0<domain>` TLS-RPT tallies); tree `blobs` holds message bytes in chunks.
 
 pub mod backend;
 mod blobs;
+mod dmarc;
 mod folders;
 mod kv;
 mod mailbox;
@@ -24,6 +26,7 @@ mod users;
 mod web;
 
 pub use blobs::{BlobId, BlobParts, BlobReader, BlobRecord, BlobWriter};
+pub use dmarc::{DmarcDkimResult, DmarcPublished, DmarcRow, DmarcWindow};
 pub use folders::{CopyResult, FlagOp, SEPARATOR, check_folder_name};
 pub use kv::{KvError, MAX_KV_KEY, MAX_KV_VALUE};
 pub use mailbox::{Flag, FolderInfo, MailboxEvent, MessageMeta, SPECIAL_FOLDERS, canonical_folder};

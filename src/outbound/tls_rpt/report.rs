@@ -113,7 +113,11 @@ pub async fn queue_mail(
         ))
         .write_to_vec()
         .map_err(|e| format!("building the report mail: {e}"))?;
-    crate::queue::notify::queue_message(ctx, to, &message, "TLS-RPT", false)
+    let recipients = crate::queue::notify::recipients_for(&ctx.config, &ctx.store, to);
+    if recipients.is_empty() {
+        return Err(format!("{to} leads nowhere"));
+    }
+    crate::queue::notify::enqueue_generated(ctx, "", recipients, &message, "TLS-RPT")
         .await
         .map(|_| ())
         .map_err(|e| format!("queueing the report mail: {e}"))

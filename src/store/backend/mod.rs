@@ -26,6 +26,7 @@
 //! Message bodies are chunks in [`Space::Blobs`] under
 //! `<blob id, 8 bytes BE><chunk index, 4 bytes BE>`, written as they arrive.
 
+pub mod migrate;
 mod postgres;
 mod sled;
 
@@ -310,6 +311,15 @@ impl Backend {
         match self {
             Backend::Sled(b) => b.next_id(),
             Backend::Postgres(b) => b.next_id().await,
+        }
+    }
+
+    /// Moves the id generator on so that every later id is above `id` (a
+    /// store copied from another engine keeps its ids unique).
+    pub async fn ensure_ids_above(&self, id: u64) -> Result<(), BackendError> {
+        match self {
+            Backend::Sled(b) => b.ensure_ids_above(id),
+            Backend::Postgres(b) => b.ensure_ids_above(id).await,
         }
     }
 

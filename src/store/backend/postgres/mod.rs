@@ -229,6 +229,22 @@ impl PostgresBackend {
     }
 }
 
+impl PostgresBackend {
+    pub(super) async fn ensure_ids_above(&self, id: u64) -> Result<(), BackendError> {
+        let id = i64::try_from(id)
+            .map_err(|_| BackendError::Engine(format!("id {id} is beyond PostgreSQL's bigint")))?;
+        let client = self.client().await?;
+        client
+            .execute(
+                "SELECT setval('tern_ids', GREATEST($1, (SELECT last_value FROM tern_ids)))",
+                &[&id],
+            )
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+}
+
 /// Sorts a database error into what the caller can do about it.
 pub(super) fn classify(e: tokio_postgres::Error) -> BackendError {
     if let Some(code) = e.code() {

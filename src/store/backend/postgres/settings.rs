@@ -55,6 +55,37 @@ impl PostgresSettings {
         }
     }
 
+    /// Settings from a libpq-style URL alone (`tern store migrate`): its
+    /// `sslmode` (disable | require | verify-full) and `sslrootcert` (the CA
+    /// file) parameters are taken out and become the settings' own.
+    pub fn from_url(url: &str) -> Result<PostgresSettings, BackendError> {
+        let (base, query) = url.split_once('?').unwrap_or((url, ""));
+        let mut settings = PostgresSettings::new(base);
+        let mut rest = Vec::new();
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            match pair.split_once('=') {
+                Some(("sslmode", mode)) => {
+                    settings.sslmode = match mode {
+                        "disable" => SslMode::Disable,
+                        "require" => SslMode::Require,
+                        "verify-full" => SslMode::VerifyFull,
+                        other => {
+                            return Err(BackendError::Open(format!(
+                                "sslmode={other}: use disable, require or verify-full"
+                            )));
+                        }
+                    }
+                }
+                Some(("sslrootcert", file)) => settings.ca_file = Some(PathBuf::from(file)),
+                _ => rest.push(pair),
+            }
+        }
+        if !rest.is_empty() {
+            settings.url = format!("{base}?{}", rest.join("&"));
+        }
+        Ok(settings)
+    }
+
     pub(super) fn client_config(&self) -> Result<tokio_postgres::Config, BackendError> {
         let mut config = tokio_postgres::Config::from_str(&self.url).map_err(|e| {
             // tokio-postgres's parse errors quote no part of the URL.
@@ -166,5 +197,57 @@ impl PostgresSettings {
             }
         };
         Ok(MakeRustlsConnect::new(config))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sslmode_and_sslrootcert_come_out_of_the_url() {
+        let s = PostgresSettings::from_url(
+            "postgresql://tern@db1:5432,db2:5433/tern?sslmode=verify-full&sslrootcert=/etc/ca.pem&application_name=x",
+        )
+        .unwrap();
+        assert_eq!(s.sslmode, SslMode::VerifyFull);
+        assert_eq!(
+            s.ca_file.as_deref(),
+            Some(std::path::Path::new("/etc/ca.pem"))
+        );
+        assert_eq!(
+            s.url,
+            "postgresql://tern@db1:5432,db2:5433/tern?application_name=x"
+        );
+        let config = s.client_config().unwrap();
+        assert_eq!(s.describe_hosts(&config), "db1:5432,db2:5433");
+        assert_eq!(
+            config.get_target_session_attrs(),
+            tokio_postgres::config::TargetSessionAttrs::ReadWrite,
+            "several hosts: the writable one"
+        );
+        assert!(PostgresSettings::from_url("postgresql://h/db?sslmode=prefer").is_err());
+    }
+
+    #[test]
+    fn a_password_in_both_places_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pw");
+        std::fs::write(&file, "from-file\n").unwrap();
+        let mut s = PostgresSettings::new("postgresql://tern:inurl@db/tern");
+        s.password_file = Some(file.clone());
+        let err = s.client_config().unwrap_err().to_string();
+        assert!(
+            err.contains("password_file") && !err.contains("inurl"),
+            "{err}"
+        );
+        let mut s = PostgresSettings::new("postgresql://tern@db/tern");
+        s.password_file = Some(file);
+        let config = s.client_config().unwrap();
+        assert_eq!(
+            config.get_password(),
+            Some(&b"from-file"[..]),
+            "file read, newline dropped"
+        );
     }
 }

@@ -195,6 +195,22 @@ impl SledBackend {
         Ok(self.inner.db.generate_id()? + 1)
     }
 
+    /// sled's generator cannot be set: draw ids until past `id` (a copy
+    /// from another engine; ids grow by about a million per restart, so
+    /// the gap is small). A gap of more than 2^34 is refused.
+    pub(super) fn ensure_ids_above(&self, id: u64) -> Result<(), BackendError> {
+        let mut current = self.next_id()?;
+        if id.saturating_sub(current) > 1 << 34 {
+            return Err(BackendError::Engine(format!(
+                "cannot move sled's id generator from {current} past {id}"
+            )));
+        }
+        while current <= id {
+            current = self.next_id()?;
+        }
+        Ok(())
+    }
+
     pub(super) async fn sync(&self) -> Result<(), BackendError> {
         self.inner.commits.flush().await
     }
