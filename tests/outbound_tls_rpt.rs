@@ -39,6 +39,7 @@ for path in sys.argv[1:]:
         assert d["result-type"] == "certificate-expired", d
         assert d["receiving-mx-hostname"] == "mx2.b.test", d
         assert d["receiving-ip"] == "127.0.0.1", d
+        assert d["sending-mta-ip"].startswith("127."), d
         assert isinstance(d["failure-reason-code"], str)
     totals[0] += summary["total-successful-session-count"]
     totals[1] += summary["total-failure-session-count"]

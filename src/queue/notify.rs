@@ -42,7 +42,15 @@ pub async fn send(
     }
     // RFC 8689 section 5: a report about a REQUIRETLS message travels
     // under the same requirement.
-    let id = enqueue(ctx, "", recipients, &message, "local bounce", entry.require_tls).await?;
+    let id = enqueue(
+        ctx,
+        "",
+        recipients,
+        &message,
+        "local bounce",
+        entry.require_tls,
+    )
+    .await?;
     tracing::info!(queue_id = %entry.queue_id(), bounce_id = %crate::store::format_queue_id(id), to = %entry.sender, kind = ?kind, "notification queued");
     Ok(())
 }

@@ -26,6 +26,9 @@ pub struct TlsRptFailure {
     pub result_type: String,
     pub receiving_mx_hostname: String,
     pub receiving_ip: Option<String>,
+    /// Our address towards the receiving IP.
+    #[serde(default)]
+    pub sending_mta_ip: Option<String>,
     pub failure_reason_code: String,
     pub count: u64,
 }

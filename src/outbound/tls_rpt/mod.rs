@@ -17,6 +17,19 @@ use mail_auth::mta_sts::{ReportUri, TlsRptRecord};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+/// The address this host sends from towards `ip` (the kernel's choice of
+/// source address; a UDP "connect" sends nothing), for `sending-mta-ip`.
+fn source_address(ip: &str) -> Option<String> {
+    let ip: std::net::IpAddr = ip.parse().ok()?;
+    let any: std::net::IpAddr = match ip {
+        std::net::IpAddr::V4(_) => std::net::Ipv4Addr::UNSPECIFIED.into(),
+        std::net::IpAddr::V6(_) => std::net::Ipv6Addr::UNSPECIFIED.into(),
+    };
+    let socket = std::net::UdpSocket::bind((any, 0)).ok()?;
+    socket.connect((ip, 25)).ok()?;
+    Some(socket.local_addr().ok()?.ip().to_string())
+}
+
 /// The policy a session was held under, as a report names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReportPolicy {
@@ -87,6 +100,7 @@ impl TlsRpt {
             ),
             None => (remote.to_string(), None),
         };
+        let sending = ip.as_deref().and_then(source_address);
         self.tally(policy, |t| {
             match t.failures.iter_mut().find(|f| {
                 f.result_type == result_type
@@ -98,6 +112,7 @@ impl TlsRpt {
                     result_type: result_type.to_string(),
                     receiving_mx_hostname: host.clone(),
                     receiving_ip: ip.clone(),
+                    sending_mta_ip: sending.clone(),
                     failure_reason_code: reason.chars().take(200).collect(),
                     count: 1,
                 }),

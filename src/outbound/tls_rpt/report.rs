@@ -40,6 +40,9 @@ pub fn json(hostname: &str, domain: &str, range: (i64, i64), tally: &TlsRptTally
             if let Some(ip) = &f.receiving_ip {
                 d["receiving-ip"] = json!(ip);
             }
+            if let Some(ip) = &f.sending_mta_ip {
+                d["sending-mta-ip"] = json!(ip);
+            }
             d
         })
         .collect();
