@@ -252,3 +252,29 @@ fn requiretls_through_an_unverified_smarthost_is_bounced() {
         peer.commands()
     );
 }
+
+#[test]
+fn serve_refuses_to_start_when_the_smarthost_ca_does_not_load() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("tern.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "data_dir = \"data\"\n[[listen]]\nprotocol = \"smtp\"\naddress = \"127.0.0.2:0\"\n\
+             [relay]\nsmarthost = \"{SMARTHOST}:587\"\nsmarthost_ca = \"missing.pem\"\n\
+             smarthost_user = \"u\"\nsmarthost_password = \"p\"\n"
+        ),
+    )
+    .expect("config");
+    let out = std::process::Command::new(harness::tern_bin())
+        .args(["serve", "--config"])
+        .arg(&path)
+        .output()
+        .expect("serve");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("missing.pem"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
