@@ -4,7 +4,7 @@
 //! and read one JSON line back. Only the owner of `data_dir` can connect.
 
 use crate::admin::{self, AdminRequest};
-use crate::server::ServerContext;
+use crate::context::ServerContext;
 use crate::shutdown::Shutdown;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -66,7 +66,7 @@ async fn handle(ctx: Arc<ServerContext>, stream: UnixStream) -> std::io::Result<
         .await?;
     let response = match serde_json::from_str::<AdminRequest>(&line) {
         Ok(AdminRequest::PluginReload) => {
-            let (ok, output) = crate::server::reload_plugins(&ctx).await;
+            let (ok, output) = ctx.reload_plugins().await;
             ControlResponse {
                 ok,
                 output: output + "\n",

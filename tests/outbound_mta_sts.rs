@@ -6,11 +6,10 @@
 //! reaches the policy host on `relay.mta_sts_port`.
 
 mod harness;
-mod tls_peers;
+use harness::tls::{CertFiles, HttpsServer, SmtpPeer, TestCa, delivered};
 use harness::{DnsServer, Tern, config, python, wait_for};
 use serde_json::{Value, json};
 use std::time::Duration;
-use tls_peers::{CertFiles, HttpsServer, SmtpPeer, TestCa, delivered};
 
 const POLICY_URL: &str = "mta-sts.b.test/.well-known/mta-sts.txt";
 
@@ -65,7 +64,7 @@ impl Setup {
 }
 
 fn send(tern: &Tern, subject: &str) {
-    tls_peers::send(
+    harness::tls::send(
         tern,
         "bob@b.test",
         &format!("Subject: {subject}\r\n"),
@@ -74,7 +73,7 @@ fn send(tern: &Tern, subject: &str) {
 }
 
 fn deferred_with(tern: &Tern, reason: &str) -> String {
-    tls_peers::deferred_with(tern, "bob@b.test", reason)
+    harness::tls::deferred_with(tern, "bob@b.test", reason)
 }
 
 #[test]
@@ -206,7 +205,7 @@ fn a_malformed_policy_without_a_cached_one_means_no_policy() {
 }
 
 fn send_requiretls(tern: &Tern, rcpt: &str, subject: &str) {
-    tls_peers::send(tern, rcpt, &format!("Subject: {subject}\r\n"), true);
+    harness::tls::send(tern, rcpt, &format!("Subject: {subject}\r\n"), true);
 }
 
 /// The bounces in Lisa's mailbox, as (status, diagnostic) pairs.

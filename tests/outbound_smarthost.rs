@@ -8,11 +8,10 @@
 //! credentials without verified TLS.
 
 mod harness;
-mod tls_peers;
+use harness::tls::{CertFiles, SmtpPeer, TestCa, delivered};
 use harness::{DnsServer, Tern, config, wait_for};
 use serde_json::json;
 use std::time::Duration;
-use tls_peers::{CertFiles, SmtpPeer, TestCa, delivered};
 
 const SMARTHOST: &str = "smarthost.test";
 const RCPT: &str = "bob@far.test";
@@ -36,7 +35,7 @@ fn relay(dns: &DnsServer, ca: &TestCa, peer: &SmtpPeer, extra_relay: &str) -> Te
 }
 
 fn send(tern: &Tern, subject: &str) {
-    tls_peers::send(tern, RCPT, &format!("Subject: {subject}\r\n"), false);
+    harness::tls::send(tern, RCPT, &format!("Subject: {subject}\r\n"), false);
 }
 
 #[test]
@@ -69,7 +68,7 @@ fn refused(cert: impl Fn(&TestCa) -> CertFiles, reason: &str) {
     let peer = SmtpPeer::start("starttls", &cert(&ca));
     let tern = relay(&dns, &ca, &peer, "");
     send(&tern, "refused");
-    let show = tls_peers::deferred_with(&tern, RCPT, reason);
+    let show = harness::tls::deferred_with(&tern, RCPT, reason);
     assert!(
         show.contains("state=Pending") && show.contains("certificate not trusted"),
         "{show}"
@@ -118,7 +117,7 @@ fn a_smarthost_without_starttls_never_gets_the_mail_in_clear() {
     let mitm = SmtpPeer::stripping(&real, &cert);
     let tern = relay(&dns, &ca, &mitm, "");
     send(&tern, "stripped");
-    let show = tls_peers::deferred_with(&tern, RCPT, "does not offer STARTTLS");
+    let show = harness::tls::deferred_with(&tern, RCPT, "does not offer STARTTLS");
     assert!(show.contains("TLS required (smarthost starttls)"), "{show}");
     let seen = mitm.commands();
     assert!(seen.contains("EHLO"), "{seen}");
@@ -157,7 +156,7 @@ fn implicit_tls_with_an_untrusted_certificate_defers() {
     let peer = SmtpPeer::start("implicit", &ca.self_signed("self", &[SMARTHOST]));
     let tern = relay(&dns, &ca, &peer, "smarthost_tls = \"implicit\"");
     send(&tern, "implicit refused");
-    let show = tls_peers::deferred_with(&tern, RCPT, "UnknownIssuer");
+    let show = harness::tls::deferred_with(&tern, RCPT, "UnknownIssuer");
     assert!(show.contains("tls policy: smarthost implicit"), "{show}");
     let commands = peer.commands();
     assert!(
@@ -205,7 +204,7 @@ fn check_config_refuses_credentials_without_verified_tls() {
 }
 
 fn send_requiretls(tern: &Tern) {
-    tls_peers::send(tern, RCPT, "Subject: sealed\r\n", true);
+    harness::tls::send(tern, RCPT, "Subject: sealed\r\n", true);
 }
 
 #[test]

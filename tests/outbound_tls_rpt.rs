@@ -7,11 +7,10 @@
 //! it is gunzipped, parsed as JSON and checked against RFC 8460's schema.
 
 mod harness;
-mod tls_peers;
+use harness::tls::{HttpsServer, SmtpPeer, TestCa, delivered};
 use harness::{DnsServer, Tern, config, python, wait_for};
 use serde_json::json;
 use std::time::Duration;
-use tls_peers::{HttpsServer, SmtpPeer, TestCa, delivered};
 
 const CHECK: &str = r#"
 import gzip, json, sys, re
@@ -108,7 +107,7 @@ fn totals(files: &[String]) -> Vec<u64> {
 #[test]
 fn a_period_with_one_success_and_one_failure_is_reported_by_https() {
     let s = setup("https://mta-sts.b.test:{port}/tlsrpt");
-    tls_peers::send(&s.tern, "bob@b.test", "Subject: reported\r\n", false);
+    harness::tls::send(&s.tern, "bob@b.test", "Subject: reported\r\n", false);
     delivered(&s.peer, 1);
     wait_for("the TLS-RPT report", Duration::from_secs(60), || {
         let posts: Vec<String> = s
@@ -130,7 +129,7 @@ fn a_period_with_one_success_and_one_failure_is_reported_by_https() {
 fn a_mailto_report_goes_through_the_queue() {
     let s = setup("mailto:tls-reports@a.test");
     s.tern.add_user("tls-reports@a.test", "pw");
-    tls_peers::send(&s.tern, "bob@b.test", "Subject: reported\r\n", false);
+    harness::tls::send(&s.tern, "bob@b.test", "Subject: reported\r\n", false);
     delivered(&s.peer, 1);
     let dir = tempfile::tempdir().expect("tempdir");
     // Fetch the report mails by POP3 and save each attachment for CHECK.

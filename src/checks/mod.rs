@@ -7,7 +7,7 @@ pub mod recipient;
 pub mod sender;
 
 use crate::config::Config;
-use crate::hooks::Target;
+use crate::mail::Target;
 
 /// How deep alias chains may go before we call them a loop.
 const MAX_ALIAS_DEPTH: usize = 8;

@@ -8,8 +8,9 @@ use super::expand;
 use crate::address::{Address, Domain};
 use crate::config::Config;
 use crate::dns::{Dns, DnsError, MailDomainStatus};
-use crate::hooks::{SessionInfo, Target};
-use crate::smtp::reply::Reply;
+use crate::hooks::SessionInfo;
+use crate::mail::Reply;
+use crate::mail::Target;
 use crate::store::Store;
 
 pub async fn check(

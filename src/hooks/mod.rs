@@ -30,9 +30,8 @@ use crate::address::{Address, ReversePath};
 use crate::checks;
 use crate::config::{Config, Protocol};
 use crate::dns::Dns;
+use crate::mail::{MailParams, RcptParams, Reply, Target};
 pub use crate::mailauth::AuthResults;
-use crate::smtp::command::{MailParams, RcptParams};
-use crate::smtp::reply::Reply;
 use crate::store::Store;
 use arc_swap::ArcSwap;
 use std::net::SocketAddr;
@@ -63,18 +62,6 @@ pub enum Verdict {
     Reject(Reply),
     Tempfail(Reply),
     Disconnect(Reply),
-}
-
-/// Where one recipient's copy goes.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum Target {
-    /// A local account's INBOX.
-    Local(String),
-    /// Another domain, through the queue.
-    Remote(String),
-    /// Another domain, through the queue to hosts a router plugin chose
-    /// (`host` or `host:port`, tried in order) instead of MX.
-    Relay { address: String, hosts: Vec<String> },
 }
 
 /// The message at the data seam: the blob being written and what goes in front of it.

@@ -9,8 +9,8 @@
 use super::intake::Decoded;
 use super::view::View;
 use super::wire::{Framed, Reader};
+use crate::context::ServerContext;
 use crate::net::Connection;
-use crate::server::ServerContext;
 use crate::shutdown::Shutdown;
 use crate::store::MailboxEvent;
 use imap_codec::imap_types::command::{Command, CommandBody};

@@ -10,7 +10,7 @@ use super::mx::NextHop;
 pub use super::tls::{ClientSetupError, TlsDemand, opportunistic_tls_config};
 pub use super::wire::ReplyInfo;
 use super::wire::Wire;
-use crate::smtp::command::xtext_encode;
+use crate::mail::xtext::xtext_encode;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt};

@@ -10,6 +10,7 @@ use super::dsn::DsnKind;
 use super::notify;
 use super::routing::failed_requiretls;
 use super::schedule::RetrySchedule;
+use crate::context::ServerContext;
 use crate::outbound::client::{
     AttemptError, ClientConfig, ClientSession, DeliveryReport, HopSecurity, OutboundEnvelope,
     OutboundRecipient, RecipientResult,
@@ -18,7 +19,6 @@ use crate::outbound::mx::{MxResolver, NextHop};
 use crate::outbound::policy::Policies;
 use crate::outbound::pool::ConnectionPool;
 use crate::outbound::tls_rpt::{ReportPolicy, TlsRpt};
-use crate::server::ServerContext;
 use crate::store::{BlobReader, QueueEntry, QueueRecipient, RecipientState, StoreError, now};
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -13,7 +13,7 @@ pub mod notify;
 mod routing;
 pub mod schedule;
 
-use crate::server::ServerContext;
+use crate::context::ServerContext;
 use crate::shutdown::Shutdown;
 use crate::store::now;
 use delivery::Deliverer;

@@ -4,7 +4,7 @@
 //! `<>`, and only for the reports NOTIFY asks for.
 
 use super::dsn::{self, DsnKind};
-use crate::server::ServerContext;
+use crate::context::ServerContext;
 use crate::store::{QueueEntry, QueueRecipient, StoreError, now};
 
 /// Sends a DSN about `which` recipients to the sender, if there is one
@@ -67,7 +67,7 @@ pub fn recipients_for(
     let local: Vec<String> = targets
         .iter()
         .filter_map(|t| match t {
-            crate::hooks::Target::Local(u) => Some(u.clone()),
+            crate::mail::Target::Local(u) => Some(u.clone()),
             _ => None,
         })
         .collect();
@@ -81,7 +81,7 @@ pub fn recipients_for(
         ));
     }
     for t in targets {
-        if let crate::hooks::Target::Remote(a) = t {
+        if let crate::mail::Target::Remote(a) = t {
             list.push(QueueRecipient::new(
                 a,
                 Some("NEVER".into()),

@@ -3,52 +3,10 @@
 //! Pure: bytes in, command or the reply for the error out; never touches
 //! the socket.
 
-use super::reply::Reply;
 use crate::address::{Address, AddressError, ReversePath};
-use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Body {
-    SevenBit,
-    EightBitMime,
-    BinaryMime,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Ret {
-    Full,
-    Hdrs,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MailParams {
-    pub size: Option<u64>,
-    pub body: Option<Body>,
-    pub smtputf8: bool,
-    pub ret: Option<Ret>,
-    /// ENVID, xtext-decoded.
-    pub envid: Option<String>,
-    /// AUTH=, as given.
-    pub auth: Option<String>,
-    /// REQUIRETLS (RFC 8689): the message may leave only over verified TLS.
-    #[serde(default)]
-    pub requiretls: bool,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Notify {
-    pub never: bool,
-    pub success: bool,
-    pub failure: bool,
-    pub delay: bool,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RcptParams {
-    pub notify: Option<Notify>,
-    /// ORCPT as (address type, xtext-decoded address).
-    pub orcpt: Option<(String, String)>,
-}
+use crate::mail::params::{Body, MailParams, Notify, RcptParams, Ret};
+use crate::mail::reply::Reply;
+use crate::mail::xtext::xtext_decode;
 
 /// RCPT TO's argument: a mailbox, or the bare `<Postmaster>` of RFC 5321 4.1.1.3.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -349,41 +307,6 @@ fn parse_bdat(rest: &str) -> Result<Command, CommandError> {
     Ok(Command::Bdat { size, last })
 }
 
-/// Decodes RFC 3461 xtext (`+XX` hex escapes).
-pub fn xtext_decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => {
-                let hex = s.get(i + 1..i + 3)?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 3;
-            }
-            c if (33..=126).contains(&c) && c != b'=' => {
-                out.push(c);
-                i += 1;
-            }
-            _ => return None,
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
-/// Encodes text as xtext.
-pub fn xtext_encode(s: &str) -> String {
-    s.bytes()
-        .map(|c| {
-            if (33..=126).contains(&c) && c != b'+' && c != b'=' {
-                (c as char).to_string()
-            } else {
-                format!("+{c:02X}")
-            }
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -523,6 +446,5 @@ mod tests {
         assert!(p("EHLO").is_err());
         assert_eq!(p("DATA"), Ok(Command::Data));
         assert!(p("DATA x").is_err());
-        assert_eq!(xtext_encode("a+b=c"), "a+2Bb+3Dc");
     }
 }

@@ -3,10 +3,10 @@
 //! it, AUTH only where it may be used (after TLS, unless
 //! `tls.allow_plaintext_auth`).
 
-use super::reply::Reply;
 use super::session::Session;
 use crate::config::Protocol;
 use crate::hooks::Verdict;
+use crate::mail::Reply;
 use std::io;
 
 impl Session {

@@ -2,11 +2,11 @@
 //! checked here (EHLO first, AUTH on submission, SIZE, max_recipients); the
 //! address checks and routing run through the hook seams.
 
-use super::command::{MailParams, RcptParams};
-use super::reply::Reply;
 use super::session::{Recipient, Session, Transaction};
 use crate::address::{Address, ReversePath};
 use crate::hooks::Verdict;
+use crate::mail::Reply;
+use crate::mail::{MailParams, RcptParams};
 use std::io;
 
 impl Session {

@@ -8,7 +8,7 @@
 
 use super::layout;
 use super::{ConnInfo, Ctx, WebError};
-use crate::server::ServerContext;
+use crate::context::ServerContext;
 use crate::store::WebSession;
 use axum::Form;
 use axum::extract::FromRequestParts;

@@ -9,8 +9,8 @@
 
 pub mod report;
 
+use crate::context::ServerContext;
 use crate::dns::{Dns, DnsError};
-use crate::server::ServerContext;
 use crate::store::{Store, TlsRptFailure, now};
 use mail_auth::dns::TxtRecordParser;
 use mail_auth::mta_sts::{ReportUri, TlsRptRecord};

@@ -4,8 +4,8 @@
 //! built with mail-builder, queued from the null sender) or an HTTPS POST
 //! of `application/tlsrpt+gzip` (section 5.4).
 
+use crate::context::ServerContext;
 use crate::dns::Dns;
-use crate::server::ServerContext;
 use crate::store::TlsRptTally;
 use http_body_util::Full;
 use hyper::body::Bytes;

@@ -1,12 +1,12 @@
-//! Real TLS peers for the outbound TLS suites: a test CA made with rcgen
+//! Real TLS peers for the outbound TLS suites (smarthost, MTA-STS,
+//! REQUIRETLS, TLS-RPT): a test CA made with rcgen
 //! (good, expired, wrong-name and self-signed certificates), an SMTP next
 //! hop with real TLS that logs every line it is sent
 //! (`fixtures/tls_smtp.py`: STARTTLS, implicit TLS, or a man in the middle
 //! stripping STARTTLS), and an HTTPS server for MTA-STS policy files
 //! (`fixtures/https_files.py`). Every process is killed when its guard drops.
-#![allow(dead_code)]
 
-use crate::harness::{READY_BOUND, Tern, python, wait_for};
+use super::{READY_BOUND, Tern, python, wait_for};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
