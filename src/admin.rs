@@ -233,6 +233,9 @@ fn show_entry(e: &QueueEntry) -> String {
     out.push_str(&format!("size: {}\n", e.size));
     out.push_str(&format!("sender: <{}>\n", e.sender));
     out.push_str(&format!("client: {}\n", e.client));
+    if e.require_tls {
+        out.push_str("requiretls: yes (only over verified TLS, RFC 8689)\n");
+    }
     for r in &e.recipients {
         out.push_str(&format!(
             "recipient: <{}> state={:?} attempts={} next={} last_error={}\n",
@@ -242,6 +245,9 @@ fn show_entry(e: &QueueEntry) -> String {
             time_text(r.next_attempt),
             r.last_error.as_deref().unwrap_or("-")
         ));
+        if let Some(policy) = &r.tls_policy {
+            out.push_str(&format!("  tls policy: {policy}\n"));
+        }
     }
     out
 }

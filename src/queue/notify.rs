@@ -40,7 +40,17 @@ pub async fn send(
         tracing::warn!(queue_id = %entry.queue_id(), sender = %entry.sender, "bounce has nowhere to go; dropped");
         return Ok(());
     }
-    let id = enqueue_generated(ctx, "", recipients, &message, "local bounce").await?;
+    // RFC 8689 section 5: a report about a REQUIRETLS message travels
+    // under the same requirement.
+    let id = enqueue(
+        ctx,
+        "",
+        recipients,
+        &message,
+        "local bounce",
+        entry.require_tls,
+    )
+    .await?;
     tracing::info!(queue_id = %entry.queue_id(), bounce_id = %crate::store::format_queue_id(id), to = %entry.sender, kind = ?kind, "notification queued");
     Ok(())
 }
@@ -92,6 +102,18 @@ pub async fn enqueue_generated(
     message: &[u8],
     client: &str,
 ) -> Result<u64, StoreError> {
+    enqueue(ctx, sender, recipients, message, client, false).await
+}
+
+/// `enqueue_generated`, with REQUIRETLS (RFC 8689) when `require_tls`.
+async fn enqueue(
+    ctx: &ServerContext,
+    sender: &str,
+    recipients: Vec<QueueRecipient>,
+    message: &[u8],
+    client: &str,
+    require_tls: bool,
+) -> Result<u64, StoreError> {
     let store = &ctx.store;
     let id = store.next_id()?;
     let entry = QueueEntry {
@@ -107,6 +129,7 @@ pub async fn enqueue_generated(
         client: client.into(),
         recipients,
         warned: true,
+        require_tls,
     };
     store.enqueue_bytes(entry, message)?;
     store.flush().await?;

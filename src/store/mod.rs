@@ -9,7 +9,8 @@
 //! blobs still being written, `w/` web mail sessions, `s/` subscriptions of deleted folders, `v/` one-time
 //! conversions done, `k/<plugin>\0<key>`
 //! the plugins' key-value areas, `d/` DMARC evaluations kept for aggregate
-//! reports and `d#` their count); tree `blobs` holds message bytes in chunks.
+//! reports and `d#` their count, `t/<domain>` cached MTA-STS policies,
+//! `r/<period>\0<domain>` TLS-RPT tallies); tree `blobs` holds message bytes in chunks.
 
 pub mod backend;
 mod blobs;
@@ -18,7 +19,9 @@ mod folders;
 mod kv;
 mod mailbox;
 mod queue;
+mod sts;
 mod subscriptions;
+mod tlsrpt;
 mod users;
 mod web;
 
@@ -28,6 +31,8 @@ pub use folders::{CopyResult, FlagOp, SEPARATOR, check_folder_name};
 pub use kv::{KvError, MAX_KV_KEY, MAX_KV_VALUE};
 pub use mailbox::{Flag, FolderInfo, MailboxEvent, MessageMeta, SPECIAL_FOLDERS, canonical_folder};
 pub use queue::{QueueEntry, QueueRecipient, RecipientState, format_queue_id, parse_queue_id};
+pub use sts::StsPolicyRecord;
+pub use tlsrpt::{TlsRptFailure, TlsRptTally};
 pub use users::UserRecord;
 pub use web::WebSession;
 
