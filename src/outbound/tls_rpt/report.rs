@@ -116,7 +116,7 @@ pub async fn queue_mail(
         ))
         .write_to_vec()
         .map_err(|e| format!("building the report mail: {e}"))?;
-    let recipients = crate::queue::notify::recipients_for(&ctx.config, &ctx.store, to);
+    let recipients = crate::queue::notify::recipients_for(&ctx.config, &ctx.store, to).await;
     if recipients.is_empty() {
         return Err(format!("{to} leads nowhere"));
     }
