@@ -93,8 +93,10 @@ async fn handle(ctx: Arc<ServerContext>, stream: UnixStream) -> std::io::Result<
             let store = ctx.store.clone();
             let config = ctx.config.clone();
             let queue = ctx.queue.clone();
-            let result = tokio::task::spawn_blocking(move || {
-                admin::execute(&store, &config, Some(&queue), request)
+            // On a task of its own, so a request the client gave up on
+            // still runs to its end.
+            let result = tokio::spawn(async move {
+                admin::execute(&store, &config, Some(&queue), request).await
             })
             .await;
             let _ = ctx.store.flush().await;

@@ -259,7 +259,7 @@ pub async fn serve_with_reload(
     config_path: Option<std::path::PathBuf>,
 ) -> Result<(), ServerError> {
     let store = Store::open(&config.data_dir)?;
-    let converted = crate::imap::convert_stored_names(&store)?;
+    let converted = crate::imap::convert_stored_names(&store).await?;
     if converted > 0 {
         tracing::info!("{converted} folder names converted from modified UTF-7 to UTF-8");
     }

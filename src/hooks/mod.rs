@@ -268,7 +268,7 @@ impl Hooks {
                 Some(t) => t,
                 None => {
                     let (t, unknown) =
-                        checks::expand(&self.config, &self.store, &a.to_lowercase_key());
+                        checks::expand(&self.config, &self.store, &a.to_lowercase_key()).await;
                     if !unknown.is_empty() {
                         tracing::warn!(rcpt = %to, unknown = ?unknown, "rewritten to unknown local users; they are skipped");
                     }
@@ -306,7 +306,7 @@ impl Hooks {
         };
         match session.plugins.route(env, &rcpt).await {
             None => Ok(None),
-            Some(RouteDecision::Local(user)) => match self.store.user_exists(&user) {
+            Some(RouteDecision::Local(user)) => match self.store.user_exists(&user).await {
                 Ok(true) => Ok(Some(vec![Target::Local(user)])),
                 _ => {
                     tracing::warn!(rcpt = %to, user, "a router chose a local mailbox that does not exist");
@@ -347,7 +347,9 @@ impl Hooks {
             session,
             envelope.from,
             message.header,
-        ) {
+        )
+        .await
+        {
             outcome.verdict = refusal(reply);
             return outcome;
         }

@@ -266,6 +266,7 @@ impl Session {
                 .map(|r| format!("{r:?}").to_ascii_uppercase()),
             smtputf8: tx.params.smtputf8,
             eight_bit,
+            require_tls: tx.params.requiretls,
             client: self.client_text(),
         };
         let hook_envelope = tx.envelope();
@@ -350,6 +351,7 @@ impl Session {
             client: self.client_text(),
             recipients,
             warned: true,
+            require_tls: tx.params.requiretls,
         };
         if let Err(e) = crate::queue::notify::send(
             &self.ctx,
