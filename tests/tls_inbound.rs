@@ -44,7 +44,11 @@ fn certificate(dir: &Path, tag: &str, names: &[&str]) {
     let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
     let c = rcgen::generate_simple_self_signed(names).expect("certificate");
     std::fs::write(dir.join(format!("{tag}.pem")), c.cert.pem()).expect("write");
-    std::fs::write(dir.join(format!("{tag}.key")), c.signing_key.serialize_pem()).expect("write");
+    std::fs::write(
+        dir.join(format!("{tag}.key")),
+        c.signing_key.serialize_pem(),
+    )
+    .expect("write");
 }
 
 fn path(dir: &Path, file: &str) -> String {
@@ -207,7 +211,10 @@ print("ok")
     let stderr = String::from_utf8_lossy(&check.stderr);
     assert!(check.status.success(), "{stderr}");
     assert!(
-        stderr.contains(&format!("warning: {} is not valid for mail.c.test", path(dir, "a.pem"))),
+        stderr.contains(&format!(
+            "warning: {} is not valid for mail.c.test",
+            path(dir, "a.pem")
+        )),
         "{stderr}"
     );
 
@@ -291,7 +298,11 @@ fn a_filter_built_before_arrival_existed_still_loads_and_runs() {
         .output()
         .expect("tern plugin inspect");
     let inspect = String::from_utf8_lossy(&check.stdout);
-    assert!(check.status.success(), "{inspect}{}", String::from_utf8_lossy(&check.stderr));
+    assert!(
+        check.status.success(),
+        "{inspect}{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
     assert!(inspect.contains("hooks: filter"), "{inspect}");
     // A component names every host function it imports: the fixture does
     // not know `message.arrival`, the current build of its sibling does.
@@ -301,13 +312,22 @@ fn a_filter_built_before_arrival_existed_still_loads_and_runs() {
             .windows(b"[method]message.arrival".len())
             .any(|w| w == b"[method]message.arrival")
     };
-    assert!(!imports(ADD_HEADER_BEFORE_ARRIVAL), "the fixture knows arrival");
-    assert!(imports(test_plugins::ARRIVAL_SEEN), "arrival_seen lacks arrival");
+    assert!(
+        !imports(ADD_HEADER_BEFORE_ARRIVAL),
+        "the fixture knows arrival"
+    );
+    assert!(
+        imports(test_plugins::ARRIVAL_SEEN),
+        "arrival_seen lacks arrival"
+    );
     let out = two_arrivals(ADD_HEADER_BEFORE_ARRIVAL);
     let tagged: Vec<&str> = out
         .lines()
         .filter(|l| l.starts_with("X-Tern-Filter: add_header; "))
         .collect();
     assert_eq!(tagged.len(), 2, "{out}");
-    assert!(tagged[0].contains("subject=one") && tagged[1].contains("subject=two"), "{out}");
+    assert!(
+        tagged[0].contains("subject=one") && tagged[1].contains("subject=two"),
+        "{out}"
+    );
 }

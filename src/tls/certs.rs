@@ -126,8 +126,7 @@ fn uncovered(names: &[String], key: &CertifiedKey) -> Vec<String> {
                 Some(parent) => format!("any-label.{parent}"),
                 None => name.to_string(),
             };
-            ServerName::try_from(probe)
-                .map_or(true, |sn| verify_server_name(&cert, &sn).is_err())
+            ServerName::try_from(probe).map_or(true, |sn| verify_server_name(&cert, &sn).is_err())
         })
         .cloned()
         .collect()
@@ -214,8 +213,14 @@ mod tests {
         let set = CertificateSet::load(&[a, w]).unwrap();
         let warnings = set.warnings().join("\n");
         assert_eq!(set.warnings().len(), 2, "{warnings}");
-        assert!(warnings.contains("a.pem is not valid for mail.c.test"), "{warnings}");
-        assert!(warnings.contains("w.pem is not valid for *.b.test"), "{warnings}");
+        assert!(
+            warnings.contains("a.pem is not valid for mail.c.test"),
+            "{warnings}"
+        );
+        assert!(
+            warnings.contains("w.pem is not valid for *.b.test"),
+            "{warnings}"
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! replaces while the server runs (SIGHUP, `tern tls reload`: `context.rs`).
 
 mod certs;
+pub mod client;
 
 pub use certs::{CertificateSet, Certificates};
 
