@@ -439,3 +439,70 @@ async fn postgres_unreachable_at_open_names_the_host_not_the_password() {
         Ok(_) => panic!("nothing listens there"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_going_away_is_unavailable_and_it_recovers_by_itself() {
+    let mut server = crate::testing::postgres::PrivatePostgres::start();
+    let mut settings = PostgresSettings::new(server.url());
+    settings.sslmode = postgres::SslMode::Disable;
+    settings.pool_size = 4;
+    settings.connect_timeout = std::time::Duration::from_secs(3);
+    settings.wait_timeout = std::time::Duration::from_secs(3);
+    let engine = Backend::open(&EngineSettings::Postgres(settings))
+        .await
+        .unwrap();
+    let mut batch = Batch::new();
+    batch.put(Space::Meta, b"before".to_vec(), b"1".to_vec());
+    engine.commit(batch).await.unwrap();
+
+    server.stop_immediate();
+    // Every pooled connection is dead now: each operation fails with
+    // Unavailable (never a hang, never Conflict), however many are tried.
+    for attempt in 0..6 {
+        let mut batch = Batch::new();
+        batch.put(Space::Meta, b"during".to_vec(), vec![attempt]);
+        match engine.commit(batch).await {
+            Err(BackendError::Unavailable(_)) => {}
+            other => panic!("attempt {attempt} while the database is down: {other:?}"),
+        }
+        assert!(matches!(
+            engine.get(Space::Meta, b"before").await,
+            Err(BackendError::Unavailable(_))
+        ));
+    }
+
+    server.start_again();
+    // Back: the pool replaces its broken connections on its own.
+    let mut recovered = None;
+    for _ in 0..50 {
+        let mut batch = Batch::new();
+        batch.put(Space::Meta, b"after".to_vec(), b"3".to_vec());
+        match engine.commit(batch).await {
+            Ok(()) => {
+                recovered = Some(());
+                break;
+            }
+            Err(BackendError::Unavailable(_)) => {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await
+            }
+            Err(other) => panic!("after the restart: {other}"),
+        }
+    }
+    assert!(
+        recovered.is_some(),
+        "the engine did not recover within 10 s"
+    );
+    assert_eq!(
+        engine.get(Space::Meta, b"before").await.unwrap().as_deref(),
+        Some(&b"1"[..])
+    );
+    assert_eq!(
+        engine.get(Space::Meta, b"during").await.unwrap(),
+        None,
+        "nothing half-written"
+    );
+    assert_eq!(
+        engine.get(Space::Meta, b"after").await.unwrap().as_deref(),
+        Some(&b"3"[..])
+    );
+}
