@@ -2,9 +2,10 @@
 //! authenticated, selected, logout), whether IMAP4rev2 is enabled, the
 //! command loop, dispatch to the command groups (`auth.rs`,
 //! `mailboxes.rs`, `list.rs`, `messages.rs`, `search.rs`, `idle.rs`),
-//! and the points where changes made elsewhere are reported (after every
-//! command; expunges are held back during FETCH, STORE and SEARCH as RFC
-//! 3501 section 7.4.1 requires). Commands are decoded by `intake.rs`.
+//! and the points where changes made elsewhere are reported (before a
+//! command that looks at the selected folder, so its answer reflects them,
+//! and after every command; expunges are held back during FETCH, STORE and
+//! SEARCH as RFC 3501 section 7.4.1 requires). Commands are decoded by `intake.rs`.
 
 use super::intake::Decoded;
 use super::view::View;
@@ -208,7 +209,24 @@ impl Session {
             CommandBody::Fetch { uid: false, .. }
                 | CommandBody::Store { uid: false, .. }
                 | CommandBody::Search { uid: false, .. }
+                | CommandBody::Sort { uid: false, .. }
+                | CommandBody::Thread { uid: false, .. }
         );
+        // Changes other sessions committed before this command are reported
+        // before its answer, so the answer reflects them (RFC 9051 7.5.1:
+        // flag updates may be sent at any time; expunges only where allowed).
+        let touches_view = !matches!(
+            cmd.body,
+            CommandBody::Select { .. }
+                | CommandBody::Examine { .. }
+                | CommandBody::Close
+                | CommandBody::Unselect
+                | CommandBody::Logout
+                | CommandBody::Idle
+        );
+        if touches_view && self.view.is_some() {
+            self.report_changes(expunge_ok).await?;
+        }
         let condstore_before = self.condstore
             || matches!(
                 cmd.body,
