@@ -44,3 +44,104 @@ print("ok")
     );
     assert_eq!(out.trim(), "ok");
 }
+
+/// Five messages with known dates, senders, subjects and references.
+const SORT_FIXTURE: &str = r#"
+a = client()
+msgs = [
+    (b"Date: Mon, 2 Feb 2026 10:00:00 +0000\r\nFrom: Zed <zed@x.test>\r\nTo: c@x.test\r\nSubject: =?UTF-8?Q?=C3=A9t=C3=A9?=\r\nMessage-ID: <1@x>\r\n\r\none\r\n"),
+    (b"Date: Sun, 1 Feb 2026 10:00:00 +0000\r\nFrom: Adam <mia@x.test>\r\nTo: a@x.test\r\nSubject: Re: lunch\r\nMessage-ID: <2@x>\r\nReferences: <3@x>\r\n\r\ntwo two\r\n"),
+    (b"Date: Sat, 31 Jan 2026 10:00:00 +0000\r\nFrom: bob@x.test\r\nTo: b@x.test\r\nSubject: lunch\r\nMessage-ID: <3@x>\r\n\r\nthree three three\r\n"),
+    (b"Date: Tue, 3 Feb 2026 09:00:00 +0100\r\nFrom: Carl <al@x.test>\r\nTo: d@x.test\r\nSubject: [list] Fwd: Lunch\r\nMessage-ID: <4@x>\r\nIn-Reply-To: <2@x>\r\n\r\n4\r\n"),
+    (b"From: Yan <yan@x.test>\r\nSubject: zebra\r\nMessage-ID: <5@x>\r\n\r\nno date: sorts by its internal date\r\n"),
+]
+for m in msgs:
+    a.append("INBOX", m, msg_time=__import__("datetime").datetime(2026, 1, 1, 12, 0, 0))
+a.logout()
+r = Raw()
+untagged = r.ok("SELECT INBOX")
+"#;
+
+#[test]
+fn sort_esort_and_sort_display() {
+    let t = server("");
+    let out = run(
+        &t,
+        &format!(
+            "{SORT_FIXTURE}{}",
+            r#"
+caps = r.ok("CAPABILITY")[0]
+for c in ["SORT", "SORT=DISPLAY", "ESORT", "THREAD=REFERENCES", "THREAD=ORDEREDSUBJECT"]:
+    assert " " + c + " " in caps + " ", caps
+def sort(args):
+    u = r.ok(args)
+    lines = [l for l in u if l.startswith("* SORT")]
+    assert len(lines) == 1, u
+    return lines[0][len("* SORT"):].split()
+# Sent date (message 5 has none: its internal date, 2026-01-01, is first).
+assert sort("SORT (DATE) UTF-8 ALL") == ["5", "3", "2", "1", "4"], sort("SORT (DATE) UTF-8 ALL")
+assert sort("SORT (REVERSE DATE) UTF-8 ALL") == ["4", "1", "2", "3", "5"], sort("SORT (REVERSE DATE) UTF-8 ALL")
+# FROM compares the mailbox (local part): al, bob, mia, yan, zed.
+assert sort("SORT (FROM) UTF-8 ALL") == ["4", "3", "2", "5", "1"], sort("SORT (FROM) UTF-8 ALL")
+# DISPLAYFROM the display name, else the address: Adam, bob@, Carl, Yan, Zed.
+assert sort("SORT (DISPLAYFROM) UTF-8 ALL") == ["2", "3", "4", "5", "1"], sort("SORT (DISPLAYFROM) UTF-8 ALL")
+# Base subjects: lunch, lunch, lunch (ties by number), zebra, été (decoded).
+assert sort("SORT (SUBJECT) UTF-8 ALL") == ["2", "3", "4", "5", "1"], sort("SORT (SUBJECT) UTF-8 ALL")
+assert sort("SORT (SUBJECT REVERSE DATE) UTF-8 ALL") == ["4", "2", "3", "5", "1"], sort("SORT (SUBJECT REVERSE DATE) UTF-8 ALL")
+assert sort("SORT (TO) UTF-8 ALL") == ["5", "2", "3", "1", "4"], sort("SORT (TO) UTF-8 ALL")
+# With search criteria, by UID.
+# All were appended with one internal date: REVERSE does not reverse ties,
+# which keep mailbox order (RFC 5256 section 3).
+assert sort("UID SORT (REVERSE ARRIVAL) UTF-8 SUBJECT lunch") == ["2", "3", "4"], sort("UID SORT (REVERSE ARRIVAL) UTF-8 SUBJECT lunch")
+assert sort("SORT (DATE) US-ASCII NOT FROM zed") == ["5", "3", "2", "4"], sort("SORT (DATE) US-ASCII NOT FROM zed")
+untagged, tagged = r.cmd("SORT (DATE) KOI8-R ALL")
+assert tagged.startswith("NO [BADCHARSET"), tagged
+# ESORT: ALL keeps the sort order; MIN/MAX are the first and last sorted.
+u = r.ok("SORT RETURN (MIN MAX COUNT ALL) (DATE) UTF-8 ALL")
+assert u == ['* ESEARCH (TAG "t%d") MIN 5 MAX 4 COUNT 5 ALL 5,3,2,1,4' % r.n], u
+u = r.ok("UID SORT RETURN () (REVERSE DATE) UTF-8 ALL")
+assert u == ['* ESEARCH (TAG "t%d") UID ALL 4,1:3,5' % r.n], u
+untagged, tagged = r.cmd("SORT RETURN (SAVE) (DATE) UTF-8 ALL")
+assert tagged.startswith("BAD"), tagged
+# IMAPClient's sort() parses the answer as a real client would.
+c = client(); c.select_folder("INBOX")
+assert c.sort(["SUBJECT"]) == [2, 3, 4, 5, 1]
+c.use_uid = False
+sizes = c.fetch([1, 2, 3, 4, 5], ["RFC822.SIZE"])
+by_size = sorted(sizes, key=lambda n: (-sizes[n][b"RFC822.SIZE"], n))
+assert c.sort(["REVERSE", "SIZE"]) == by_size, (by_size, sizes)
+print("ok")
+"#
+        ),
+    );
+    assert_eq!(out.trim(), "ok");
+}
+
+#[test]
+fn thread_references_and_orderedsubject() {
+    let t = server("");
+    let out = run(
+        &t,
+        &format!(
+            "{SORT_FIXTURE}{}",
+            r#"
+def thread(args):
+    u = r.ok(args)
+    lines = [l for l in u if l.startswith("* THREAD")]
+    assert len(lines) == 1, u
+    return lines[0][len("* THREAD "):]
+# 3 <- 2 (References) <- 4 (In-Reply-To); 5 and 1 alone; roots by date.
+assert thread("THREAD REFERENCES UTF-8 ALL") == "(5)(3 2 4)(1)", thread("THREAD REFERENCES UTF-8 ALL")
+# By base subject: lunch (3 first, then 2 and 4 as its children).
+assert thread("THREAD ORDEREDSUBJECT UTF-8 ALL") == "(5)(3 (2)(4))(1)"
+assert thread("UID THREAD REFERENCES UTF-8 NOT SUBJECT zebra") == "(3 2 4)(1)"
+untagged, tagged = r.cmd("THREAD FOO UTF-8 ALL")
+assert tagged.startswith("BAD") or tagged.startswith("NO"), tagged
+c = client(); c.select_folder("INBOX")
+assert c.thread("REFERENCES") == ((5,), (3, 2, 4), (1,)), c.thread("REFERENCES")
+print("ok")
+"#
+        ),
+    );
+    assert_eq!(out.trim(), "ok");
+}

@@ -219,53 +219,21 @@ impl Session {
             // A failed SEARCH ... RETURN (SAVE) leaves `$` empty (RFC 5182 2.1).
             self.saved_result = Some(Vec::new());
         }
-        if let Some(cs) = &charset {
-            let cs = cs.as_ref();
-            if !cs.eq_ignore_ascii_case("UTF-8") && !cs.eq_ignore_ascii_case("US-ASCII") {
-                return Ok(Outcome::No(
-                    "[BADCHARSET (UTF-8 US-ASCII)] unsupported charset".into(),
-                ));
-            }
-        }
-        let key = SearchKey::And(match criteria.try_into() {
-            Ok(v) => v,
-            Err(_) => return Ok(Outcome::Bad("empty search".into())),
-        });
-        let with_modseq = uses_modseq(&key);
-        if with_modseq {
-            self.condstore = true;
-        }
-        let depth = need(&key);
-        let store = self.ctx.store.clone();
+        let (positions, with_modseq) = match self.matching(charset, criteria) {
+            Ok(found) => found,
+            Err(outcome) => return Ok(outcome),
+        };
         let Some(view) = self.view.as_ref() else {
             return Ok(Outcome::Bad("no folder selected".into()));
         };
-        let count = view.messages.len();
-        let largest_uid = view.messages.last().map(|m| m.uid).unwrap_or(0);
         let mut found = Vec::new();
         let mut found_uids = Vec::new();
         let mut modseqs = Vec::new();
-        for (i, meta) in view.messages.iter().enumerate() {
-            let bytes = match depth {
-                Need::Index => Vec::new(),
-                d => match load(&store, meta, d == Need::Header) {
-                    Ok(b) => b,
-                    Err(_) => continue,
-                },
-            };
-            let c = Candidate {
-                seq: i + 1,
-                meta,
-                bytes: &bytes,
-                count,
-                largest_uid,
-                recent: view.recent.contains(&meta.uid),
-            };
-            if matches(&key, &c) {
-                found.push(if uid { meta.uid } else { i as u32 + 1 });
-                found_uids.push(meta.uid);
-                modseqs.push(meta.modseq);
-            }
+        for p in positions {
+            let meta = &view.messages[p];
+            found.push(if uid { meta.uid } else { p as u32 + 1 });
+            found_uids.push(meta.uid);
+            modseqs.push(meta.modseq);
         }
         let highest = modseqs.iter().copied().max().unwrap_or(0);
         if let Some(options) = options {
@@ -305,6 +273,63 @@ impl Session {
         line.push_str("\r\n");
         self.conn.write_buffered(line.as_bytes()).await?;
         Ok(Outcome::Ok("SEARCH completed".into()))
+    }
+
+    /// The positions in the selected folder that match `criteria`
+    /// (ascending), and whether they used CONDSTORE's MODSEQ (which
+    /// enables CONDSTORE). `Err` is the command's answer: a charset other
+    /// than UTF-8 / US-ASCII, or no criteria. Shared by SEARCH, SORT and
+    /// THREAD.
+    pub fn matching(
+        &mut self,
+        charset: Option<Charset<'static>>,
+        criteria: Vec<SearchKey<'static>>,
+    ) -> Result<(Vec<usize>, bool), Outcome> {
+        if let Some(cs) = &charset {
+            let cs = cs.as_ref();
+            if !cs.eq_ignore_ascii_case("UTF-8") && !cs.eq_ignore_ascii_case("US-ASCII") {
+                return Err(Outcome::No(
+                    "[BADCHARSET (UTF-8 US-ASCII)] unsupported charset".into(),
+                ));
+            }
+        }
+        let key = SearchKey::And(match criteria.try_into() {
+            Ok(v) => v,
+            Err(_) => return Err(Outcome::Bad("empty search".into())),
+        });
+        let with_modseq = uses_modseq(&key);
+        if with_modseq {
+            self.condstore = true;
+        }
+        let depth = need(&key);
+        let store = self.ctx.store.clone();
+        let Some(view) = self.view.as_ref() else {
+            return Err(Outcome::Bad("no folder selected".into()));
+        };
+        let count = view.messages.len();
+        let largest_uid = view.messages.last().map(|m| m.uid).unwrap_or(0);
+        let mut found = Vec::new();
+        for (i, meta) in view.messages.iter().enumerate() {
+            let bytes = match depth {
+                Need::Index => Vec::new(),
+                d => match load(&store, meta, d == Need::Header) {
+                    Ok(b) => b,
+                    Err(_) => continue,
+                },
+            };
+            let c = Candidate {
+                seq: i + 1,
+                meta,
+                bytes: &bytes,
+                count,
+                largest_uid,
+                recent: view.recent.contains(&meta.uid),
+            };
+            if matches(&key, &c) {
+                found.push(i);
+            }
+        }
+        Ok((found, with_modseq))
     }
 }
 
@@ -365,10 +390,11 @@ fn esearch(
 /// A command without its RETURN part, and the RETURN options.
 pub type Stripped = (Vec<u8>, Vec<String>);
 
-/// ESEARCH's `SEARCH RETURN (...)`, which imap-codec does not parse: if
-/// the command `message` is `tag [UID] SEARCH RETURN (opts) ...`, returns
+/// ESEARCH's `SEARCH RETURN (...)` and ESORT's `SORT RETURN (...)` (RFC
+/// 5267), which imap-codec does not parse: if the command `message` is
+/// `tag [UID] SEARCH|SORT RETURN (opts) ...`, returns
 /// it without the RETURN part (for the codec) and the options, upper case.
-/// `Err` for options other than MIN, MAX, ALL, COUNT and SAVE.
+/// `Err` for options other than MIN, MAX, ALL, COUNT and SAVE (SORT: no SAVE).
 pub fn strip_search_return(message: &[u8]) -> Option<Result<Stripped, String>> {
     let line_end = message
         .iter()
@@ -387,10 +413,11 @@ pub fn strip_search_return(message: &[u8]) -> Option<Result<Stripped, String>> {
     if word(pos).eq_ignore_ascii_case(b"UID") {
         pos += 4;
     }
-    if !word(pos).eq_ignore_ascii_case(b"SEARCH") {
+    let sort = word(pos).eq_ignore_ascii_case(b"SORT");
+    if !sort && !word(pos).eq_ignore_ascii_case(b"SEARCH") {
         return None;
     }
-    pos += 7;
+    pos += if sort { 5 } else { 7 };
     let rest = line.get(pos..)?;
     if rest.len() < 8 || !rest[..8].eq_ignore_ascii_case(b"RETURN (") {
         return None;
@@ -403,9 +430,9 @@ pub fn strip_search_return(message: &[u8]) -> Option<Result<Stripped, String>> {
         .collect();
     if let Some(bad) = options
         .iter()
-        .find(|o| !["MIN", "MAX", "ALL", "COUNT", "SAVE"].contains(&o.as_str()))
+        .find(|o| !["MIN", "MAX", "ALL", "COUNT", "SAVE"].contains(&o.as_str()) || sort && *o == "SAVE")
     {
-        return Some(Err(format!("SEARCH RETURN option {bad} is not supported")));
+        return Some(Err(format!("RETURN option {bad} is not supported")));
     }
     // Skip the space after ")", keep everything else (literals included).
     let after = message.get(close + 1..)?;
@@ -432,6 +459,11 @@ mod tests {
         assert_eq!(cmd, b"a SEARCH SUBJECT {3}\r\nabc\r\n");
         assert!(opts.is_empty());
         assert!(strip_search_return(b"a SEARCH ALL\r\n").is_none());
+        let (cmd, opts) = strip_search_return(b"a UID SORT RETURN (COUNT) (DATE) UTF-8 ALL\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(cmd, b"a UID SORT (DATE) UTF-8 ALL\r\n");
+        assert_eq!(opts, vec!["COUNT"]);
         assert!(strip_search_return(b"a FETCH 1 ALL\r\n").is_none());
         assert!(
             strip_search_return(b"a SEARCH RETURN (PARTIAL 1:5) ALL\r\n")

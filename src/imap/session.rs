@@ -186,6 +186,13 @@ impl Session {
             "SEARCHRES",
         ]);
         caps.extend(["LIST-EXTENDED", "LIST-STATUS", "STATUS=SIZE"]);
+        caps.extend([
+            "SORT",
+            "SORT=DISPLAY",
+            "ESORT",
+            "THREAD=ORDEREDSUBJECT",
+            "THREAD=REFERENCES",
+        ]);
         if self.user.is_none() {
             if !self.conn.is_tls() {
                 caps.push("STARTTLS");
@@ -322,6 +329,30 @@ impl Session {
                 uid,
             } => {
                 self.search(charset, criteria.into_inner(), uid, &tag)
+                    .await?
+            }
+            CommandBody::Sort {
+                sort_criteria,
+                charset,
+                search_criteria,
+                uid,
+            } => {
+                self.sort(
+                    sort_criteria.into_inner(),
+                    charset,
+                    search_criteria.into_inner(),
+                    uid,
+                    &tag,
+                )
+                .await?
+            }
+            CommandBody::Thread {
+                algorithm,
+                charset,
+                search_criteria,
+                uid,
+            } => {
+                self.thread(algorithm, charset, search_criteria.into_inner(), uid)
                     .await?
             }
             CommandBody::Fetch {
