@@ -145,3 +145,54 @@ print("ok")
     );
     assert_eq!(out.trim(), "ok");
 }
+
+#[test]
+fn qresync_select_vanished_and_uid_fetch_changedsince_vanished() {
+    let t = server("");
+    let out = run(
+        &t,
+        r#"
+a = client()
+for i in range(6):
+    a.append("INBOX", b"Subject: %d\r\n\r\nx\r\n" % i)
+r = Raw()
+caps = r.ok("CAPABILITY")[0]
+assert " QRESYNC" in caps, caps
+# QRESYNC parameters before ENABLE QRESYNC are refused (RFC 7162 3.2.5).
+untagged, tagged = r.cmd("SELECT INBOX (QRESYNC (1 1))")
+assert tagged.startswith("BAD"), tagged
+assert r.ok("ENABLE QRESYNC") == ["* ENABLED QRESYNC"]
+u = r.ok("SELECT INBOX")
+uidvalidity = int([re.search(r"UIDVALIDITY (\d+)", l).group(1) for l in u if "UIDVALIDITY" in l][0])
+modseq = int([re.search(r"HIGHESTMODSEQ (\d+)", l).group(1) for l in u if "HIGHESTMODSEQ" in l][0])
+r.ok("UNSELECT")
+# Meanwhile another session expunges 2 and 4 and flags 5.
+a.select_folder("INBOX")
+a.delete_messages([2, 4]); a.expunge()
+a.add_flags([5], [b"\\Flagged"])
+u = r.ok("SELECT INBOX (QRESYNC (%d %d 1:6))" % (uidvalidity, modseq))
+assert "* VANISHED (EARLIER) 2,4" in u, u
+fetches = [l for l in u if " FETCH " in l]
+assert len(fetches) == 1 and "UID 5" in fetches[0] and "\\Flagged" in fetches[0] and "MODSEQ" in fetches[0], u
+# A wrong UIDVALIDITY gets a plain SELECT.
+u = r.ok("SELECT INBOX (QRESYNC (%d %d))" % (uidvalidity + 1, modseq))
+assert not any("VANISHED" in l or " FETCH " in l for l in u), u
+# UID FETCH ... (CHANGEDSINCE m VANISHED).
+u = r.ok("UID FETCH 1:* (FLAGS) (CHANGEDSINCE %d VANISHED)" % modseq)
+assert u[0] == "* VANISHED (EARLIER) 2,4", u
+assert len(u) == 2 and "UID 5" in u[1], u
+untagged, tagged = r.cmd("FETCH 1:* (FLAGS) (CHANGEDSINCE %d VANISHED)" % modseq)
+assert tagged.startswith("BAD"), tagged
+# With QRESYNC on, another session's expunge arrives as VANISHED.
+a.delete_messages([1]); a.expunge()
+u = r.ok("NOOP")
+assert "* VANISHED 1" in u and not any("EXPUNGE" in l for l in u), u
+# And its own EXPUNGE too.
+r.ok("UID STORE 3 +FLAGS (\\Deleted)")
+u = r.ok("EXPUNGE")
+assert u == ["* VANISHED 3"], u
+print("ok")
+"#,
+    );
+    assert_eq!(out.trim(), "ok");
+}

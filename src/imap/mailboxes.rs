@@ -1,5 +1,5 @@
 //! Commands on folders: SELECT/EXAMINE (IMAP4rev1's responses, or
-//! IMAP4rev2's with LIST and CLOSED), CREATE, DELETE, RENAME,
+//! IMAP4rev2's with LIST and CLOSED, QRESYNC's resync via `qresync.rs`), CREATE, DELETE, RENAME,
 //! SUBSCRIBE/UNSUBSCRIBE, STATUS (with SIZE) and APPEND (durable before
 //! its tagged OK, with UIDPLUS's APPENDUID; BINARY's literal8 too). Folder
 //! names are converted and checked by `names.rs`; LIST and LSUB live in
@@ -12,6 +12,7 @@ use super::view::View;
 use crate::store::{SEPARATOR, StoreError};
 use imap_codec::imap_types::datetime::DateTime;
 use imap_codec::imap_types::extensions::binary::LiteralOrLiteral8;
+use imap_codec::imap_types::command::SelectParameter;
 use imap_codec::imap_types::flag::Flag;
 use imap_codec::imap_types::mailbox::Mailbox;
 use imap_codec::imap_types::status::StatusDataItemName;
@@ -29,9 +30,23 @@ impl Session {
     pub async fn select(
         &mut self,
         mailbox: Mailbox<'static>,
-        condstore: bool,
+        parameters: Vec<SelectParameter>,
         read_only: bool,
     ) -> io::Result<Outcome> {
+        let condstore = !parameters.is_empty();
+        let resync = parameters.into_iter().find_map(|p| match p {
+            SelectParameter::QResync {
+                uid_validity,
+                mod_sequence_value,
+                known_uids,
+                ..
+            } => Some((uid_validity.get(), mod_sequence_value.get(), known_uids)),
+            SelectParameter::CondStore => None,
+        });
+        // RFC 7162 3.2.5: QRESYNC parameters need ENABLE QRESYNC first.
+        if resync.is_some() && !self.qresync {
+            return Ok(Outcome::Bad("QRESYNC is not enabled".into()));
+        }
         // RFC 9051 7.1: CLOSED separates the old folder's responses from
         // the new one's.
         if self.view.take().is_some() && self.rev2 {
@@ -63,6 +78,7 @@ impl Session {
         // IMAP4rev2 has no \Recent, no RECENT and no UNSEEN code, and
         // tells the folder's LIST data (RFC 9051 6.3.2).
         view.show_recent = !self.rev2;
+        view.vanished = self.qresync;
         let mut out = Vec::new();
         view.flag_lines(&mut out);
         out.extend_from_slice(format!("* {} EXISTS\r\n", view.messages.len()).as_bytes());
@@ -92,6 +108,16 @@ impl Session {
         out.extend_from_slice(
             format!("* OK [HIGHESTMODSEQ {}] highest\r\n", info.highest_modseq).as_bytes(),
         );
+        if let Some((uidvalidity, modseq, known)) = resync
+            && uidvalidity == info.uidvalidity
+        {
+            let vanished = self
+                .ctx
+                .store
+                .vanished_since(&user, &name, modseq)
+                .unwrap_or(None);
+            super::qresync::resync(&mut out, &view, vanished, modseq, known.as_ref());
+        }
         self.conn.write_buffered(&out).await?;
         self.view = Some(view);
         let mode = if read_only { "READ-ONLY" } else { "READ-WRITE" };

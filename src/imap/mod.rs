@@ -1,6 +1,6 @@
 //! The IMAP server (RFC 3501 IMAP4rev1, and RFC 9051 IMAP4rev2 for
 //! sessions that ENABLE it, with IDLE, UIDPLUS, MOVE, ENABLE, NAMESPACE,
-//! SPECIAL-USE, LITERAL+, ID, UNSELECT, CHILDREN, CONDSTORE, ESEARCH,
+//! SPECIAL-USE, LITERAL+, ID, UNSELECT, CHILDREN, CONDSTORE, QRESYNC, ESEARCH,
 //! SEARCHRES, BINARY, LIST-EXTENDED, LIST-STATUS, STATUS=SIZE, SORT,
 //! SORT=DISPLAY, ESORT, THREAD, SASL-IR and STARTTLS) over the built-in mailbox store. Commands are framed by
 //! `wire.rs`, turned into commands by `intake.rs` (imap-codec, after the
@@ -22,6 +22,7 @@ mod list;
 mod mailboxes;
 mod messages;
 mod names;
+mod qresync;
 mod render;
 mod rewrite;
 mod search;

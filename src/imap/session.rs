@@ -55,6 +55,8 @@ pub struct Session {
     /// IMAP4rev2 enabled (RFC 9051): ESEARCH for SEARCH, no \Recent,
     /// UTF-8 folder names, LIST in SELECT.
     pub rev2: bool,
+    /// QRESYNC enabled (RFC 7162): expunges are reported as VANISHED.
+    pub qresync: bool,
     /// SEARCHRES's saved result (RFC 5182), as UIDs.
     pub saved_result: Option<Vec<u32>>,
     errors: u32,
@@ -75,6 +77,7 @@ pub async fn run(conn: Connection, ctx: Arc<ServerContext>, mut shutdown: Shutdo
         events,
         search_return: None,
         rev2: false,
+        qresync: false,
         saved_result: None,
         errors: 0,
         user_slot: None,
@@ -182,6 +185,7 @@ impl Session {
             "CHILDREN",
             "SPECIAL-USE",
             "CONDSTORE",
+            "QRESYNC",
             "BINARY",
             "SEARCHRES",
         ]);
@@ -287,11 +291,11 @@ impl Session {
             CommandBody::Select {
                 mailbox,
                 parameters,
-            } => self.select(mailbox, !parameters.is_empty(), false).await?,
+            } => self.select(mailbox, parameters, false).await?,
             CommandBody::Examine {
                 mailbox,
                 parameters,
-            } => self.select(mailbox, !parameters.is_empty(), true).await?,
+            } => self.select(mailbox, parameters, true).await?,
             CommandBody::Create { mailbox } => self.create(mailbox)?,
             CommandBody::Delete { mailbox } => self.delete(mailbox)?,
             CommandBody::Rename { from, to } => self.rename(from, to)?,
