@@ -196,3 +196,46 @@ print("ok")
     );
     assert_eq!(out.trim(), "ok");
 }
+
+#[test]
+fn multiappend_adds_all_messages_at_once() {
+    let t = server("");
+    let out = run(
+        &t,
+        r#"
+r = Raw()
+caps = r.ok("CAPABILITY")[0]
+assert " MULTIAPPEND" in caps, caps
+one = "Subject: one\r\n\r\n1\r\n"; two = "Subject: two\r\n\r\n22\r\n"; three = "Subject: three\r\n\r\n333\r\n"
+# LITERAL+ and a synchronising literal (the server's continuation is read below).
+r.n += 1
+tag = "t%d" % r.n
+r.sock.sendall(('%s APPEND INBOX (\\Seen) {%d+}\r\n%s "05-Feb-2026 10:00:00 +0000" {%d+}\r\n%s (\\Flagged \\Draft) {%d}\r\n'
+                % (tag, len(one), one, len(two), two, len(three))).encode())
+assert r.line().startswith("+"), "no continuation"
+r.sock.sendall((three + "\r\n").encode())
+untagged = []
+while True:
+    l = r.line()
+    if l.startswith(tag + " "):
+        break
+    untagged.append(l)
+assert l.startswith(tag + " OK [APPENDUID "), l
+assert l.split()[4].rstrip("]") == "1:3", l
+c = client(); c.select_folder("INBOX")
+got = c.fetch([1, 2, 3], ["FLAGS", "INTERNALDATE", "BODY.PEEK[HEADER.FIELDS (SUBJECT)]"])
+assert [got[u][b"BODY[HEADER.FIELDS (SUBJECT)]"].strip() for u in (1, 2, 3)] == [b"Subject: one", b"Subject: two", b"Subject: three"], got
+flags = {u: set(got[u][b"FLAGS"]) - {b"\\Recent"} for u in got}
+assert flags == {1: {b"\\Seen"}, 2: set(), 3: {b"\\Flagged", b"\\Draft"}}, got
+assert got[2][b"INTERNALDATE"].strftime("%Y-%m-%d") == "2026-02-05", got
+# Into a folder that does not exist: nothing is added anywhere.
+untagged, tagged = r.cmd("APPEND Nope {1+}\r\na {1+}\r\nb")
+assert tagged.startswith("NO [TRYCREATE]"), tagged
+untagged, tagged = r.cmd("APPEND INBOX {1+}\r\na (")
+assert tagged.startswith("BAD"), tagged
+assert c.folder_status("INBOX", ["MESSAGES"])[b"MESSAGES"] == 3
+print("ok")
+"#,
+    );
+    assert_eq!(out.trim(), "ok");
+}

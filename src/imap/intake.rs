@@ -1,6 +1,6 @@
 //! From a framed client message to something the session can run: the
 //! rewrites for syntax imap-codec does not parse (`rewrite.rs`: extended
-//! LIST, SEARCHRES's `$`; `search.rs`: SEARCH RETURN), then imap-codec's
+//! LIST, SEARCHRES's `$`, MULTIAPPEND; `search.rs`: SEARCH/SORT RETURN), then imap-codec's
 //! `CommandCodec`. Too-big literals and syntax errors become answers here.
 
 use super::rewrite::{self, ListCommand, Saved};
@@ -18,6 +18,11 @@ pub enum Decoded {
     Command(Command<'static>),
     /// An extended LIST (RFC 5258), which the codec does not parse.
     List(ListCommand),
+    /// A MULTIAPPEND (RFC 3502): the single APPENDs it was split into.
+    MultiAppend {
+        tag: String,
+        parts: Vec<Command<'static>>,
+    },
     /// Answered without running anything: a syntax error the rewrites
     /// found, or `$` naming no messages.
     Answer {
@@ -52,6 +57,24 @@ impl Session {
         if let Some(list) = rewrite::parse_list(original) {
             return match list {
                 Ok(list) => Decoded::List(list),
+                Err(text) => Decoded::Answer {
+                    tag: tag(),
+                    outcome: Outcome::Bad(text),
+                },
+            };
+        }
+        if let Some(split) = rewrite::split_multiappend(original) {
+            let parts = split.and_then(|parts| {
+                parts
+                    .iter()
+                    .map(|p| match CommandCodec::default().decode(p) {
+                        Ok((&[], cmd)) => Ok(cmd.into_static()),
+                        _ => Err("malformed APPEND".to_string()),
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            });
+            return match parts {
+                Ok(parts) => Decoded::MultiAppend { tag: tag(), parts },
                 Err(text) => Decoded::Answer {
                     tag: tag(),
                     outcome: Outcome::Bad(text),

@@ -1,7 +1,8 @@
 //! Commands on folders: SELECT/EXAMINE (IMAP4rev1's responses, or
 //! IMAP4rev2's with LIST and CLOSED, QRESYNC's resync via `qresync.rs`), CREATE, DELETE, RENAME,
 //! SUBSCRIBE/UNSUBSCRIBE, STATUS (with SIZE) and APPEND (durable before
-//! its tagged OK, with UIDPLUS's APPENDUID; BINARY's literal8 too). Folder
+//! its tagged OK, with UIDPLUS's APPENDUID; BINARY's literal8 too;
+//! MULTIAPPEND's several messages all or none). Folder
 //! names are converted and checked by `names.rs`; LIST and LSUB live in
 //! `list.rs`.
 
@@ -18,6 +19,9 @@ use imap_codec::imap_types::mailbox::Mailbox;
 use imap_codec::imap_types::status::StatusDataItemName;
 use std::borrow::Cow;
 use std::io;
+
+/// One message of an APPEND: flags, internal date, content.
+pub type AppendItem = (Vec<Flag<'static>>, Option<DateTime>, LiteralOrLiteral8<'static>);
 
 fn flag_strings(flags: &[Flag<'_>]) -> Vec<String> {
     let mut out: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
@@ -326,19 +330,35 @@ impl Session {
         date: Option<DateTime>,
         message: LiteralOrLiteral8<'static>,
     ) -> io::Result<Outcome> {
+        self.append_all(mailbox, vec![(flags, date, message)]).await
+    }
+
+    /// APPEND of one message or, MULTIAPPEND (RFC 3502), of several into
+    /// one folder: all of them or none (the ones added before a failure
+    /// are expunged again), durable before the OK with one APPENDUID.
+    pub async fn append_all(
+        &mut self,
+        mailbox: Mailbox<'static>,
+        messages: Vec<AppendItem>,
+    ) -> io::Result<Outcome> {
         let name = match self.folder_name(&mailbox) {
             Ok(n) => n,
             Err(e) => return Ok(Outcome::No(format!("[CANNOT] {e}"))),
         };
         // Binary content from a literal8 is kept base64-encoded, so that
         // BODY[] never has to send NUL (RFC 3516 4.2).
-        let bytes: Cow<'_, [u8]> = match &message {
-            LiteralOrLiteral8::Literal(l) => Cow::Borrowed(l.as_ref()),
-            LiteralOrLiteral8::Literal8(l) => binary::encode_binary_parts(l.data.as_ref())
-                .map_or(Cow::Borrowed(l.data.as_ref()), Cow::Owned),
-        };
-        if bytes.len() as u64 > self.ctx.config.limits.max_message_size.0 {
-            return Ok(Outcome::No("[TOOBIG] message too big".into()));
+        let mut prepared = Vec::with_capacity(messages.len());
+        for (flags, date, message) in &messages {
+            let bytes: Cow<'_, [u8]> = match message {
+                LiteralOrLiteral8::Literal(l) => Cow::Borrowed(l.as_ref()),
+                LiteralOrLiteral8::Literal8(l) => binary::encode_binary_parts(l.data.as_ref())
+                    .map_or(Cow::Borrowed(l.data.as_ref()), Cow::Owned),
+            };
+            if bytes.len() as u64 > self.ctx.config.limits.max_message_size.0 {
+                return Ok(Outcome::No("[TOOBIG] message too big".into()));
+            }
+            let internal = date.as_ref().map(|d| d.as_ref().timestamp());
+            prepared.push((bytes, flag_strings(flags), internal));
         }
         let user = self.account();
         match self.ctx.store.folder(&user, &name) {
@@ -346,21 +366,28 @@ impl Session {
             Ok(None) => return Ok(Outcome::No("[TRYCREATE] no such folder".into())),
             Err(e) => return Ok(self.store_failure(e)),
         }
-        let internal = date.map(|d| d.as_ref().timestamp());
-        let (uidvalidity, uid) =
-            match self
-                .ctx
-                .store
-                .append(&user, &name, &bytes, flag_strings(&flags), internal)
-            {
-                Ok(r) => r,
-                Err(e) => return Ok(self.store_failure(e)),
-            };
+        let mut uids = Vec::with_capacity(prepared.len());
+        let mut uidvalidity = 0;
+        for (bytes, flags, internal) in prepared {
+            match self.ctx.store.append(&user, &name, &bytes, flags, internal) {
+                Ok((v, uid)) => {
+                    uidvalidity = v;
+                    uids.push(uid);
+                }
+                Err(e) => {
+                    if let Err(undo) = self.ctx.store.expunge(&user, &name, &uids) {
+                        tracing::error!(user = %user, "cannot undo a failed MULTIAPPEND: {undo}");
+                    }
+                    return Ok(self.store_failure(e));
+                }
+            }
+        }
         if let Err(e) = self.ctx.store.flush().await {
             return Ok(self.store_failure(e));
         }
         Ok(Outcome::Ok(format!(
-            "[APPENDUID {uidvalidity} {uid}] APPEND completed"
+            "[APPENDUID {uidvalidity} {}] APPEND completed",
+            super::view::uid_set(&uids)
         )))
     }
 }

@@ -1,8 +1,9 @@
 //! Command syntax of IMAP4rev2 that imap-codec 2.0.0-alpha.10 does not
 //! parse: LIST-EXTENDED's selection and return options and multiple
 //! patterns (RFC 5258, with LIST-STATUS, RFC 5819, and SPECIAL-USE's
-//! options, RFC 6154), and SEARCHRES's `$` (RFC 5182), which is replaced by
-//! the saved result before the codec sees the command. A small tokenizer
+//! options, RFC 6154), SEARCHRES's `$` (RFC 5182), which is replaced by
+//! the saved result before the codec sees the command, and MULTIAPPEND
+//! (RFC 3502), split into single APPENDs. A small tokenizer
 //! over the framed message (atoms, quoted strings, literals, parentheses)
 //! keeps strings and literals intact.
 
@@ -140,6 +141,55 @@ fn verb(msg: &[u8]) -> Option<(bool, Vec<u8>)> {
         word = words.next()?;
     }
     Some((by_uid, word.to_ascii_uppercase()))
+}
+
+/// MULTIAPPEND (RFC 3502): an APPEND of more than one message, split into
+/// one single-message APPEND per message (flags, date and literal bytes
+/// kept as sent, literal8 included) for the codec to parse. `None` for
+/// anything else, a one-message APPEND included; `Some(Err)` is a BAD.
+pub fn split_multiappend(msg: &[u8]) -> Option<Result<Vec<Vec<u8>>, String>> {
+    if verb(msg)? != (false, b"APPEND".to_vec()) {
+        return None;
+    }
+    let literal = |t: &Token| matches!(t.kind, Kind::Text(_)) && msg[t.start] != b'"';
+    // One literal is a plain APPEND: the codec parses it as it is.
+    let tokens = tokenize(msg)?;
+    if tokens.iter().filter(|t| literal(t)).count() < 2 {
+        return None;
+    }
+    let malformed = || "malformed APPEND".to_string();
+    let (tag, mailbox) = match tokens.as_slice() {
+        [tag, _, mailbox, ..] => (&msg[tag.start..tag.end], &msg[mailbox.start..mailbox.end]),
+        _ => return Some(Err(malformed())),
+    };
+    let mut parts = Vec::new();
+    let mut i = 3;
+    while i < tokens.len() {
+        let start = tokens[i].start;
+        if tokens[i].kind == Kind::Open {
+            let Some((_, used)) = flat_list(&tokens[i..]) else {
+                return Some(Err(malformed()));
+            };
+            i += used;
+        }
+        if tokens.get(i).is_some_and(|t| !literal(t) && matches!(t.kind, Kind::Text(_))) {
+            i += 1;
+        }
+        match tokens.get(i) {
+            Some(t) if literal(t) => {
+                let mut one = tag.to_vec();
+                one.extend_from_slice(b" APPEND ");
+                one.extend_from_slice(mailbox);
+                one.push(b' ');
+                one.extend_from_slice(&msg[start..t.end]);
+                one.extend_from_slice(b"\r\n");
+                parts.push(one);
+                i += 1;
+            }
+            _ => return Some(Err(malformed())),
+        }
+    }
+    Some(Ok(parts))
 }
 
 /// What an extended LIST asks for.
@@ -455,6 +505,22 @@ mod tests {
         ] {
             assert!(parse_list(bad).unwrap().is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn multiappend_is_split() {
+        let msg = b"a APPEND INBOX (\\Seen) {3+}\r\nabc \"01-Jan-2026 00:00:00 +0000\" ~{2+}\r\nde {1+}\r\nf\r\n";
+        let parts = split_multiappend(msg).unwrap().unwrap();
+        assert_eq!(
+            parts,
+            vec![
+                b"a APPEND INBOX (\\Seen) {3+}\r\nabc\r\n".to_vec(),
+                b"a APPEND INBOX \"01-Jan-2026 00:00:00 +0000\" ~{2+}\r\nde\r\n".to_vec(),
+                b"a APPEND INBOX {1+}\r\nf\r\n".to_vec(),
+            ]
+        );
+        assert!(split_multiappend(b"a APPEND INBOX {1+}\r\nf\r\n").is_none());
+        assert!(split_multiappend(b"a APPEND INBOX {1+}\r\nf ( {1+}\r\ng\r\n").unwrap().is_err());
     }
 
     #[test]

@@ -126,6 +126,17 @@ impl Session {
                     }
                     continue;
                 }
+                Decoded::MultiAppend { tag, parts } => {
+                    let outcome = if self.user.is_none() {
+                        Outcome::Bad("APPEND is not valid before login".into())
+                    } else {
+                        self.multi_append(parts).await?
+                    };
+                    if let Flow::Close = self.finish(&tag, outcome, true, self.condstore).await? {
+                        return Ok(());
+                    }
+                    continue;
+                }
                 Decoded::Answer { tag, outcome } => {
                     if let Flow::Close = self.finish(&tag, outcome, true, self.condstore).await? {
                         return Ok(());
@@ -178,6 +189,7 @@ impl Session {
             "NAMESPACE",
             "UNSELECT",
             "UIDPLUS",
+            "MULTIAPPEND",
             "MOVE",
             "ESEARCH",
         ];
@@ -488,6 +500,29 @@ impl Session {
             self.conn.write_buffered(line.as_bytes()).await?;
         }
         Ok(())
+    }
+
+    /// Runs the APPENDs a MULTIAPPEND was split into as one.
+    async fn multi_append(&mut self, parts: Vec<Command<'static>>) -> io::Result<Outcome> {
+        let mut folder = None;
+        let mut items = Vec::with_capacity(parts.len());
+        for part in parts {
+            let CommandBody::Append {
+                mailbox,
+                flags,
+                date,
+                message,
+            } = part.body
+            else {
+                return Ok(Outcome::Bad("malformed APPEND".into()));
+            };
+            folder.get_or_insert(mailbox);
+            items.push((flags, date, message));
+        }
+        match folder {
+            Some(mailbox) => self.append_all(mailbox, items).await,
+            None => Ok(Outcome::Bad("malformed APPEND".into())),
+        }
     }
 
     /// The account, once logged in (callers checked the state).
