@@ -239,3 +239,34 @@ print("ok")
     );
     assert_eq!(out.trim(), "ok");
 }
+
+#[test]
+fn catenate_builds_a_message_from_text_and_urls() {
+    let t = server("");
+    let out = run(
+        &t,
+        r#"
+a = client()
+a.create_folder("Drafts2")
+a.append("INBOX", b"From: x@y.test\r\nSubject: original\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\npart one\r\n--b\r\nContent-Type: text/plain\r\n\r\npart two\r\n--b--\r\n")
+r = Raw()
+caps = r.ok("CAPABILITY")[0]
+assert " CATENATE" in caps and "URLAUTH" not in caps, caps
+u = r.ok("SELECT INBOX")
+uv = [re.search(r"UIDVALIDITY (\d+)", l).group(1) for l in u if "UIDVALIDITY" in l][0]
+head = "Subject: forwarded\r\n\r\n"
+untagged, tagged = r.cmd('APPEND Drafts2 (\\Seen) CATENATE (TEXT {%d+}\r\n%s URL "/INBOX;UIDVALIDITY=%s/;UID=1/;SECTION=2" TEXT {2+}\r\n-- URL ";UID=1/;SECTION=HEADER.FIELDS%%20(SUBJECT)")' % (len(head), head, uv))
+assert tagged.startswith("OK [APPENDUID "), (tagged, untagged)
+c = client(); c.select_folder("Drafts2")
+body = c.fetch([1], ["BODY.PEEK[]"])[1][b"BODY[]"]
+assert body == b"Subject: forwarded\r\n\r\npart two--Subject: original\r\n\r\n", body
+# A wrong UIDVALIDITY, a missing message and URLAUTH are BADURL; nothing is added.
+for url in ["/INBOX;UIDVALIDITY=1/;UID=1", "/INBOX;UID=99", "/INBOX;UID=1;URLAUTH=anonymous:internal:0"]:
+    untagged, tagged = r.cmd('APPEND Drafts2 CATENATE (URL "%s")' % url)
+    assert tagged.startswith('NO [BADURL "%s"]' % url), tagged
+assert c.folder_status("Drafts2", ["MESSAGES"])[b"MESSAGES"] == 1
+print("ok")
+"#,
+    );
+    assert_eq!(out.trim(), "ok");
+}

@@ -1,8 +1,9 @@
 //! From a framed client message to something the session can run: the
 //! rewrites for syntax imap-codec does not parse (`rewrite.rs`: extended
-//! LIST, SEARCHRES's `$`, MULTIAPPEND; `search.rs`: SEARCH/SORT RETURN), then imap-codec's
+//! LIST, SEARCHRES's `$`, `append_syntax.rs`: MULTIAPPEND, CATENATE; `search.rs`: SEARCH/SORT RETURN), then imap-codec's
 //! `CommandCodec`. Too-big literals and syntax errors become answers here.
 
+use super::append_syntax::{CatPart, split_append};
 use super::rewrite::{self, ListCommand, Saved};
 use super::search::strip_search_return;
 use super::session::{Outcome, Session};
@@ -18,10 +19,11 @@ pub enum Decoded {
     Command(Command<'static>),
     /// An extended LIST (RFC 5258), which the codec does not parse.
     List(ListCommand),
-    /// A MULTIAPPEND (RFC 3502): the single APPENDs it was split into.
+    /// A MULTIAPPEND (RFC 3502) or CATENATE (RFC 4469): the single
+    /// APPENDs it was split into, with any CATENATE parts.
     MultiAppend {
         tag: String,
-        parts: Vec<Command<'static>>,
+        parts: Vec<(Command<'static>, Option<Vec<CatPart>>)>,
     },
     /// Answered without running anything: a syntax error the rewrites
     /// found, or `$` naming no messages.
@@ -63,12 +65,12 @@ impl Session {
                 },
             };
         }
-        if let Some(split) = rewrite::split_multiappend(original) {
-            let parts = split.and_then(|parts| {
-                parts
-                    .iter()
-                    .map(|p| match CommandCodec::default().decode(p) {
-                        Ok((&[], cmd)) => Ok(cmd.into_static()),
+        if let Some(split) = split_append(original) {
+            let parts = split.and_then(|pieces| {
+                pieces
+                    .into_iter()
+                    .map(|p| match CommandCodec::default().decode(&p.single) {
+                        Ok((&[], cmd)) => Ok((cmd.into_static(), p.catenate)),
                         _ => Err("malformed APPEND".to_string()),
                     })
                     .collect::<Result<Vec<_>, _>>()

@@ -2,15 +2,16 @@
 //! parse: LIST-EXTENDED's selection and return options and multiple
 //! patterns (RFC 5258, with LIST-STATUS, RFC 5819, and SPECIAL-USE's
 //! options, RFC 6154), SEARCHRES's `$` (RFC 5182), which is replaced by
-//! the saved result before the codec sees the command, and MULTIAPPEND
-//! (RFC 3502), split into single APPENDs. A small tokenizer
+//! the saved result before the codec sees the command. APPEND's
+//! MULTIAPPEND and CATENATE are split in `append_syntax.rs` on the same
+//! tokenizer. A small tokenizer
 //! over the framed message (atoms, quoted strings, literals, parentheses)
 //! keeps strings and literals intact.
 
 use imap_codec::imap_types::status::StatusDataItemName;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Kind {
+pub(super) enum Kind {
     Open,
     Close,
     Atom,
@@ -19,10 +20,10 @@ enum Kind {
 }
 
 #[derive(Debug, Clone)]
-struct Token {
-    start: usize,
-    end: usize,
-    kind: Kind,
+pub(super) struct Token {
+    pub(super) start: usize,
+    pub(super) end: usize,
+    pub(super) kind: Kind,
 }
 
 impl Token {
@@ -46,7 +47,7 @@ impl Token {
 }
 
 /// Splits a framed message into tokens; `None` if it is malformed.
-fn tokenize(msg: &[u8]) -> Option<Vec<Token>> {
+pub(super) fn tokenize(msg: &[u8]) -> Option<Vec<Token>> {
     let mut out = Vec::new();
     let mut i = 0;
     while i < msg.len() {
@@ -131,7 +132,7 @@ fn tokenize(msg: &[u8]) -> Option<Vec<Token>> {
 
 /// The command word of a message (after the tag and any `UID`), read from
 /// its first line only, so that a big APPEND is never tokenized.
-fn verb(msg: &[u8]) -> Option<(bool, Vec<u8>)> {
+pub(super) fn verb(msg: &[u8]) -> Option<(bool, Vec<u8>)> {
     let line_end = msg.iter().position(|&b| b == b'\r' || b == b'\n')?;
     let mut words = msg[..line_end].split(|&b| b == b' ');
     words.next()?;
@@ -141,55 +142,6 @@ fn verb(msg: &[u8]) -> Option<(bool, Vec<u8>)> {
         word = words.next()?;
     }
     Some((by_uid, word.to_ascii_uppercase()))
-}
-
-/// MULTIAPPEND (RFC 3502): an APPEND of more than one message, split into
-/// one single-message APPEND per message (flags, date and literal bytes
-/// kept as sent, literal8 included) for the codec to parse. `None` for
-/// anything else, a one-message APPEND included; `Some(Err)` is a BAD.
-pub fn split_multiappend(msg: &[u8]) -> Option<Result<Vec<Vec<u8>>, String>> {
-    if verb(msg)? != (false, b"APPEND".to_vec()) {
-        return None;
-    }
-    let literal = |t: &Token| matches!(t.kind, Kind::Text(_)) && msg[t.start] != b'"';
-    // One literal is a plain APPEND: the codec parses it as it is.
-    let tokens = tokenize(msg)?;
-    if tokens.iter().filter(|t| literal(t)).count() < 2 {
-        return None;
-    }
-    let malformed = || "malformed APPEND".to_string();
-    let (tag, mailbox) = match tokens.as_slice() {
-        [tag, _, mailbox, ..] => (&msg[tag.start..tag.end], &msg[mailbox.start..mailbox.end]),
-        _ => return Some(Err(malformed())),
-    };
-    let mut parts = Vec::new();
-    let mut i = 3;
-    while i < tokens.len() {
-        let start = tokens[i].start;
-        if tokens[i].kind == Kind::Open {
-            let Some((_, used)) = flat_list(&tokens[i..]) else {
-                return Some(Err(malformed()));
-            };
-            i += used;
-        }
-        if tokens.get(i).is_some_and(|t| !literal(t) && matches!(t.kind, Kind::Text(_))) {
-            i += 1;
-        }
-        match tokens.get(i) {
-            Some(t) if literal(t) => {
-                let mut one = tag.to_vec();
-                one.extend_from_slice(b" APPEND ");
-                one.extend_from_slice(mailbox);
-                one.push(b' ');
-                one.extend_from_slice(&msg[start..t.end]);
-                one.extend_from_slice(b"\r\n");
-                parts.push(one);
-                i += 1;
-            }
-            _ => return Some(Err(malformed())),
-        }
-    }
-    Some(Ok(parts))
 }
 
 /// What an extended LIST asks for.
@@ -233,7 +185,7 @@ fn status_item(name: &[u8]) -> Option<StatusDataItemName> {
 
 /// The items of a parenthesised list starting at `tokens[0]` (an Open);
 /// returns them and the number of tokens used. Nested lists are not allowed.
-fn flat_list(tokens: &[Token]) -> Option<(&[Token], usize)> {
+pub(super) fn flat_list(tokens: &[Token]) -> Option<(&[Token], usize)> {
     if tokens.first()?.kind != Kind::Open {
         return None;
     }
@@ -505,22 +457,6 @@ mod tests {
         ] {
             assert!(parse_list(bad).unwrap().is_err(), "{bad:?}");
         }
-    }
-
-    #[test]
-    fn multiappend_is_split() {
-        let msg = b"a APPEND INBOX (\\Seen) {3+}\r\nabc \"01-Jan-2026 00:00:00 +0000\" ~{2+}\r\nde {1+}\r\nf\r\n";
-        let parts = split_multiappend(msg).unwrap().unwrap();
-        assert_eq!(
-            parts,
-            vec![
-                b"a APPEND INBOX (\\Seen) {3+}\r\nabc\r\n".to_vec(),
-                b"a APPEND INBOX \"01-Jan-2026 00:00:00 +0000\" ~{2+}\r\nde\r\n".to_vec(),
-                b"a APPEND INBOX {1+}\r\nf\r\n".to_vec(),
-            ]
-        );
-        assert!(split_multiappend(b"a APPEND INBOX {1+}\r\nf\r\n").is_none());
-        assert!(split_multiappend(b"a APPEND INBOX {1+}\r\nf ( {1+}\r\ng\r\n").unwrap().is_err());
     }
 
     #[test]

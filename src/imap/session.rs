@@ -190,6 +190,7 @@ impl Session {
             "UNSELECT",
             "UIDPLUS",
             "MULTIAPPEND",
+            "CATENATE",
             "MOVE",
             "ESEARCH",
         ];
@@ -500,29 +501,6 @@ impl Session {
             self.conn.write_buffered(line.as_bytes()).await?;
         }
         Ok(())
-    }
-
-    /// Runs the APPENDs a MULTIAPPEND was split into as one.
-    async fn multi_append(&mut self, parts: Vec<Command<'static>>) -> io::Result<Outcome> {
-        let mut folder = None;
-        let mut items = Vec::with_capacity(parts.len());
-        for part in parts {
-            let CommandBody::Append {
-                mailbox,
-                flags,
-                date,
-                message,
-            } = part.body
-            else {
-                return Ok(Outcome::Bad("malformed APPEND".into()));
-            };
-            folder.get_or_insert(mailbox);
-            items.push((flags, date, message));
-        }
-        match folder {
-            Some(mailbox) => self.append_all(mailbox, items).await,
-            None => Ok(Outcome::Bad("malformed APPEND".into())),
-        }
     }
 
     /// The account, once logged in (callers checked the state).
