@@ -53,7 +53,7 @@ pub enum AdminError {
 }
 
 /// Runs a request; returns what to print.
-pub fn execute(
+pub async fn execute(
     store: &Store,
     config: &Config,
     queue: Option<&QueueHandle>,
@@ -65,21 +65,26 @@ pub fn execute(
             if password.is_empty() {
                 return Err(AdminError::Invalid("the password is empty".into()));
             }
-            store.add_user(&address, &password)?;
+            store.add_user(&address, &password).await?;
             Ok(format!("added {address}\n"))
         }
         AdminRequest::UserDel { address } => {
             let address = account_address(config, &address)?;
-            store.delete_user(&address)?;
+            store.delete_user(&address).await?;
             Ok(format!("deleted {address}\n"))
         }
-        AdminRequest::UserList => Ok(store.list_users()?.into_iter().map(|u| u + "\n").collect()),
+        AdminRequest::UserList => Ok(store
+            .list_users()
+            .await?
+            .into_iter()
+            .map(|u| u + "\n")
+            .collect()),
         AdminRequest::UserPasswd { address, password } => {
             let address = account_address(config, &address)?;
             if password.is_empty() {
                 return Err(AdminError::Invalid("the password is empty".into()));
             }
-            store.set_password(&address, &password)?;
+            store.set_password(&address, &password).await?;
             Ok(format!("password changed for {address}\n"))
         }
         AdminRequest::QueueList => {
@@ -228,6 +233,9 @@ fn show_entry(e: &QueueEntry) -> String {
     out.push_str(&format!("size: {}\n", e.size));
     out.push_str(&format!("sender: <{}>\n", e.sender));
     out.push_str(&format!("client: {}\n", e.client));
+    if e.require_tls {
+        out.push_str("requiretls: yes (only over verified TLS, RFC 8689)\n");
+    }
     for r in &e.recipients {
         out.push_str(&format!(
             "recipient: <{}> state={:?} attempts={} next={} last_error={}\n",
@@ -237,6 +245,9 @@ fn show_entry(e: &QueueEntry) -> String {
             time_text(r.next_attempt),
             r.last_error.as_deref().unwrap_or("-")
         ));
+        if let Some(policy) = &r.tls_policy {
+            out.push_str(&format!("  tls policy: {policy}\n"));
+        }
     }
     out
 }

@@ -4,7 +4,7 @@
 //! and read one JSON line back. Only the owner of `data_dir` can connect.
 
 use crate::admin::{self, AdminRequest};
-use crate::server::ServerContext;
+use crate::context::ServerContext;
 use crate::shutdown::Shutdown;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -66,7 +66,7 @@ async fn handle(ctx: Arc<ServerContext>, stream: UnixStream) -> std::io::Result<
         .await?;
     let response = match serde_json::from_str::<AdminRequest>(&line) {
         Ok(AdminRequest::PluginReload) => {
-            let (ok, output) = crate::server::reload_plugins(&ctx).await;
+            let (ok, output) = ctx.reload_plugins().await;
             ControlResponse {
                 ok,
                 output: output + "\n",
@@ -86,8 +86,10 @@ async fn handle(ctx: Arc<ServerContext>, stream: UnixStream) -> std::io::Result<
             let store = ctx.store.clone();
             let config = ctx.config.clone();
             let queue = ctx.queue.clone();
-            let result = tokio::task::spawn_blocking(move || {
-                admin::execute(&store, &config, Some(&queue), request)
+            // On a task of its own, so a request the client gave up on
+            // still runs to its end.
+            let result = tokio::spawn(async move {
+                admin::execute(&store, &config, Some(&queue), request).await
             })
             .await;
             let _ = ctx.store.flush().await;

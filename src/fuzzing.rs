@@ -7,6 +7,7 @@
 
 use crate::address::Address;
 use crate::hooks::bindings::{self, ReplyKind, wit};
+use crate::mail::xtext::{xtext_decode, xtext_encode};
 use crate::smtp::body::{ChunkDecoder, DataDecoder, HeaderCollector};
 use crate::smtp::command::{self, Command};
 use crate::store::{QueueEntry, QueueRecipient, RecipientState};
@@ -59,7 +60,7 @@ pub fn smtp_command(data: &[u8]) {
                     check_address_round_trip(a, true);
                 }
                 if let Some(envid) = &params.envid {
-                    let again = command::xtext_decode(&command::xtext_encode(envid));
+                    let again = xtext_decode(&xtext_encode(envid));
                     assert_eq!(again.as_deref(), Some(envid.as_str()));
                 }
             }
@@ -68,7 +69,7 @@ pub fn smtp_command(data: &[u8]) {
                     check_address_round_trip(a, true);
                 }
                 if let Some((_, addr)) = &params.orcpt {
-                    let again = command::xtext_decode(&command::xtext_encode(addr));
+                    let again = xtext_decode(&xtext_encode(addr));
                     assert_eq!(again.as_deref(), Some(addr.as_str()));
                 }
             }
@@ -83,7 +84,7 @@ pub fn smtp_command(data: &[u8]) {
         }
     }
     if let Ok(text) = std::str::from_utf8(data) {
-        let again = command::xtext_decode(&command::xtext_encode(text));
+        let again = xtext_decode(&xtext_encode(text));
         assert_eq!(again.as_deref(), Some(text));
     }
 }
@@ -230,6 +231,7 @@ pub fn dsn(data: &[u8]) {
         status: Some("5.1.1".into()),
         remote_mta: some(&f[5]),
         route: Vec::new(),
+        tls_policy: None,
     };
     let entry = QueueEntry {
         id: 1,
@@ -244,6 +246,7 @@ pub fn dsn(data: &[u8]) {
         client: "client [192.0.2.1]".into(),
         recipients: vec![recipient.clone()],
         warned: false,
+        require_tls: false,
     };
     let original = f[6].as_bytes();
     let out = build("mx.example.test", &entry, &[&recipient], kind, original);

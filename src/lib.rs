@@ -5,8 +5,11 @@
 pub mod address;
 pub mod admin;
 pub mod auth;
+#[cfg(test)]
+mod boundaries;
 pub mod checks;
 pub mod config;
+pub mod context;
 pub mod control;
 pub mod dmarc;
 pub mod dns;
@@ -14,6 +17,7 @@ pub mod fuzzing;
 pub mod hooks;
 pub mod imap;
 pub mod limits;
+pub mod mail;
 pub mod mailauth;
 pub mod metrics;
 pub mod net;

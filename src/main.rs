@@ -183,6 +183,9 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Serve => {
             init_logging(config.log_format);
+            // Trust anchors the config names must load: a queue that cannot
+            // verify its smarthost would accept mail it can never send.
+            tern::outbound::policy::check(&config)?;
             let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
             let source = config_source(cli.config.as_deref());
             runtime.block_on(tern::server::serve_with_reload(config, source))?;
@@ -190,6 +193,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::CheckConfig => {
             tern::tls::check(&config)?;
+            tern::outbound::policy::check(&config)?;
             tern::mailauth::Signer::load(&config.dkim, config.auth.arc_seal.as_deref())?;
             if let Some(w) =
                 tern::mailauth::arc_seal_warning(&config.dkim, config.auth.arc_seal.as_deref())
@@ -340,7 +344,7 @@ fn admin_request(config: &Config, request: AdminRequest) -> Result<()> {
         return Ok(());
     }
     let store = open_store(&config.data_dir)?;
-    let output = admin::execute(&store, config, None, request)?;
+    let output = runtime.block_on(admin::execute(&store, config, None, request))?;
     runtime.block_on(store.flush())?;
     print!("{output}");
     std::io::stdout().flush()?;

@@ -6,11 +6,11 @@
 //! gauges computed at scrape time (sessions, queue size and age), and one
 //! histogram (store flush latency).
 
-use crate::server::ServerContext;
+use crate::store::Store;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
 
 /// Every counter: name and help text. `counter` refuses other names.
@@ -141,8 +141,8 @@ fn render_labels(labels: &[(&'static str, String)]) -> String {
 }
 
 /// Queue figures for the gauges: entries, pending recipients, oldest age.
-fn queue_figures(ctx: &ServerContext) -> (usize, usize, i64) {
-    let entries = ctx.store.queue_entries().unwrap_or_default();
+fn queue_figures(store: &Store) -> (usize, usize, i64) {
+    let entries = store.queue_entries().unwrap_or_default();
     let now = chrono::Utc::now().timestamp();
     let pending = entries.iter().map(|e| e.pending().count()).sum();
     let oldest = entries
@@ -155,7 +155,7 @@ fn queue_figures(ctx: &ServerContext) -> (usize, usize, i64) {
 }
 
 /// The exposition text.
-pub fn render(ctx: &ServerContext) -> String {
+pub fn render(store: &Store) -> String {
     let mut out = String::with_capacity(4096);
     let counters = REGISTRY
         .counters
@@ -168,7 +168,7 @@ pub fn render(ctx: &ServerContext) -> String {
             let _ = writeln!(out, "{n}{} {value}", render_labels(labels));
         }
     }
-    let (messages, recipients, oldest) = queue_figures(ctx);
+    let (messages, recipients, oldest) = queue_figures(store);
     let gauges = [
         (
             "tern_sessions_active",
@@ -218,7 +218,7 @@ pub fn render(ctx: &ServerContext) -> String {
 
 /// Serves `GET /metrics` on `listener` until shutdown.
 pub async fn serve(
-    ctx: Arc<ServerContext>,
+    store: Store,
     listener: tokio::net::TcpListener,
     mut shutdown: crate::shutdown::Shutdown,
 ) {
@@ -227,9 +227,8 @@ pub async fn serve(
         .route(
             "/metrics",
             get(
-                |axum::extract::State(ctx): axum::extract::State<Arc<ServerContext>>| async move {
-                    let ctx2 = ctx.clone();
-                    let text = tokio::task::spawn_blocking(move || render(&ctx2))
+                |axum::extract::State(store): axum::extract::State<Store>| async move {
+                    let text = tokio::task::spawn_blocking(move || render(&store))
                         .await
                         .unwrap_or_default();
                     (
@@ -242,7 +241,7 @@ pub async fn serve(
                 },
             ),
         )
-        .with_state(ctx);
+        .with_state(store);
     let stop = async move {
         shutdown.recv().await;
     };

@@ -1,14 +1,15 @@
-//! The running server: builds the shared context (config, store, TLS,
-//! authenticator, hooks, queue), binds every listener, accepts connections
-//! under the connection limit, hands each to its protocol's session, and on
-//! shutdown stops accepting and waits for the sessions in flight.
+//! The running server: opens the store, builds the shared context
+//! (`context.rs`), binds every listener, accepts connections under the
+//! connection limit, hands each to its protocol's session (with the state
+//! only that protocol keeps, such as POP3's maildrop locks), and on shutdown
+//! stops accepting and waits for the sessions in flight. Only `main.rs`
+//! imports it; no protocol does.
 
-use crate::auth::Authenticator;
 use crate::config::{Config, Protocol};
-use crate::hooks::Hooks;
+use crate::context::ServerContext;
 use crate::metrics;
 use crate::net::Connection;
-use crate::queue::QueueHandle;
+use crate::pop3::MaildropLocks;
 use crate::shutdown::{self, Shutdown, ShutdownTrigger};
 use crate::store::Store;
 use std::net::SocketAddr;
@@ -16,23 +17,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
-use tokio_rustls::TlsAcceptor;
-
-/// Everything a session needs, shared by all of them.
-pub struct ServerContext {
-    pub config: Arc<Config>,
-    pub store: Store,
-    pub tls: TlsAcceptor,
-    pub auth: Authenticator,
-    pub hooks: Hooks,
-    /// SPF/DKIM/DMARC/ARC checks and DKIM signing.
-    pub mailauth: crate::mailauth::MailAuth,
-    pub queue: QueueHandle,
-    /// Mailboxes with a POP3 session open (one at a time per mailbox).
-    pub pop3_locks: std::sync::Mutex<std::collections::HashSet<String>>,
-    /// Connections per client address, sessions per user.
-    pub limits: Arc<crate::limits::Limits>,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -45,11 +29,7 @@ pub enum ServerError {
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     #[error(transparent)]
-    Tls(#[from] crate::tls::TlsError),
-    #[error(transparent)]
-    Dns(#[from] crate::dns::DnsError),
-    #[error(transparent)]
-    MailAuth(#[from] crate::mailauth::MailAuthError),
+    Context(#[from] crate::context::ContextError),
     #[error("cannot write {path}: {source}")]
     Write {
         path: std::path::PathBuf,
@@ -67,42 +47,6 @@ pub const LISTENERS_FILE: &str = "listeners";
 
 /// How long a draining server waits for sessions in flight.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
-
-impl ServerContext {
-    pub fn new(config: Config, store: Store) -> Result<Arc<ServerContext>, ServerError> {
-        let config = Arc::new(config);
-        let tls = crate::tls::acceptor(&config)?;
-        let default_domain = config
-            .local_domains
-            .first()
-            .cloned()
-            .unwrap_or_else(|| config.hostname.clone());
-        let dns = crate::dns::Dns::new(config.dns.nameservers.as_deref(), config.dns.timeout.0)?;
-        let hooks = Hooks::new(config.clone(), store.clone(), dns.clone());
-        let queue = QueueHandle::new();
-        let mailauth = crate::mailauth::MailAuth::new(&config)?;
-        Ok(Arc::new(ServerContext {
-            mailauth,
-            auth: Authenticator::new(
-                store.clone(),
-                default_domain,
-                config.limits.auth_failure_delay.0,
-                config.limits.max_auth_failures,
-            ),
-            limits: crate::limits::Limits::new(
-                config.limits.max_connections_per_client,
-                config.limits.max_sessions_per_user,
-                config.relay.trusted_networks.clone(),
-            ),
-            config,
-            store,
-            tls,
-            hooks,
-            queue,
-            pop3_locks: std::sync::Mutex::new(std::collections::HashSet::new()),
-        }))
-    }
-}
 
 /// Runs until `stop` fires, then drains.
 pub async fn run(
@@ -145,8 +89,13 @@ pub async fn run(
         }
         None => None,
     };
-    let metrics_task = metrics_listener
-        .map(|l| tokio::spawn(crate::metrics::serve(ctx.clone(), l, shutdown.clone())));
+    let metrics_task = metrics_listener.map(|l| {
+        tokio::spawn(crate::metrics::serve(
+            ctx.store.clone(),
+            l,
+            shutdown.clone(),
+        ))
+    });
     let queue_task = tokio::spawn(crate::queue::run(ctx.clone(), shutdown.clone()));
     let dmarc_task = tokio::spawn(crate::dmarc::run(ctx.clone(), shutdown.clone()));
     let control =
@@ -163,6 +112,7 @@ pub async fn run(
     let path = ctx.config.data_dir.join(LISTENERS_FILE);
     std::fs::write(&path, bound.join("\n") + "\n")
         .map_err(|source| ServerError::Write { path, source })?;
+    let pop3_locks = MaildropLocks::default();
     let mut tasks = Vec::new();
     for (protocol, listener) in listeners {
         tasks.push(tokio::spawn(accept_loop(
@@ -170,6 +120,7 @@ pub async fn run(
             protocol,
             listener,
             limit.clone(),
+            pop3_locks.clone(),
             shutdown.clone(),
         )));
     }
@@ -199,6 +150,7 @@ async fn accept_loop(
     protocol: Protocol,
     listener: TcpListener,
     limit: Arc<Semaphore>,
+    pop3_locks: MaildropLocks,
     mut shutdown: Shutdown,
 ) {
     let mut backoff = Duration::from_millis(10);
@@ -223,6 +175,7 @@ async fn accept_loop(
         let permit = limit.clone().try_acquire_owned();
         let ctx = ctx.clone();
         let session_shutdown = shutdown.clone();
+        let pop3_locks = pop3_locks.clone();
         tokio::spawn(async move {
             let mut conn = Connection::new(tcp, peer, local);
             let Ok(_permit) = permit else {
@@ -256,7 +209,7 @@ async fn accept_loop(
                     crate::smtp::session::run(conn, ctx, protocol, session_shutdown).await
                 }
                 Protocol::Pop3 | Protocol::Pop3s => {
-                    crate::pop3::run(conn, ctx, session_shutdown).await
+                    crate::pop3::run(conn, ctx, pop3_locks, session_shutdown).await
                 }
                 Protocol::Imap | Protocol::Imaps => {
                     crate::imap::run(conn, ctx, session_shutdown).await
@@ -306,7 +259,7 @@ pub async fn serve_with_reload(
     config_path: Option<std::path::PathBuf>,
 ) -> Result<(), ServerError> {
     let store = Store::open(&config.data_dir)?;
-    let converted = crate::imap::convert_stored_names(&store)?;
+    let converted = crate::imap::convert_stored_names(&store).await?;
     if converted > 0 {
         tracing::info!("{converted} folder names converted from modified UTF-7 to UTF-8");
     }
@@ -331,34 +284,10 @@ pub async fn serve_with_reload(
             tokio::select! {
                 _ = term.recv() => { tracing::info!("SIGTERM: draining"); break; }
                 _ = int.recv() => { tracing::info!("SIGINT: draining"); break; }
-                _ = hup.recv() => { reload_plugins(&signal_ctx).await; }
+                _ = hup.recv() => { signal_ctx.reload_plugins().await; }
             }
         }
         signals.trigger();
     });
     run(ctx, trigger, shutdown).await
-}
-
-/// Re-reads the config file and swaps in its plugins (SIGHUP, `tern plugin
-/// reload`): sessions that started before keep the set they have; new
-/// sessions get the new one. Other config changes need a restart. On any
-/// error the old set stays. Returns success and what to tell the operator.
-pub async fn reload_plugins(ctx: &Arc<ServerContext>) -> (bool, String) {
-    let ctx = ctx.clone();
-    let path = ctx.hooks.config_source();
-    let result = tokio::task::spawn_blocking(move || {
-        let config = match &path {
-            Some(p) => Config::from_file(p).map_err(|e| e.to_string())?,
-            None => (*ctx.config).clone(),
-        };
-        ctx.hooks.load_plugins(&config).map_err(|e| e.to_string())
-    })
-    .await;
-    let (ok, message) = match result {
-        Ok(Ok(n)) => (true, format!("reloaded: {n} plugin(s)")),
-        Ok(Err(e)) => (false, format!("reload failed, plugins unchanged: {e}")),
-        Err(e) => (false, format!("reload failed, plugins unchanged: {e}")),
-    };
-    tracing::info!("plugins {message}");
-    (ok, message)
 }

@@ -99,7 +99,7 @@ fn open(path: &Path) -> Result<BufReader<std::fs::File>, TlsError> {
         })
 }
 
-fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let certs: Result<Vec<_>, _> = rustls_pemfile::certs(&mut open(path)?).collect();
     let certs = certs.map_err(|e| TlsError::Pem {
         path: path.to_path_buf(),

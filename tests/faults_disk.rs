@@ -4,9 +4,9 @@
 //! stay readable (POP3); when the space comes back, mail is accepted again,
 //! and after a restart every accepted message is there.
 
-mod common;
+mod harness;
 
-use common::*;
+use harness::*;
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -63,18 +63,18 @@ s.quit()
 "#;
 
 fn send(port: &str, subject: &str) -> String {
-    let out = python(SEND, &[port, subject]);
+    let out = python_with_prelude(SEND, &[port, subject]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     text(&out.stdout).trim().to_string()
 }
 
 #[test]
 fn disk_full_refuses_new_mail_and_recovers() {
-    let mut server = TernServer::new(&format!(
+    let mut server = Tern::new(&format!(
         "{BASE_CONFIG}\n[limits]\nmin_free_space = \"3MiB\"\nmax_message_size = \"1MiB\"\n\
 [tls]\nallow_plaintext_auth = true\n[[listen]]\nprotocol = \"pop3\"\naddress = \"127.0.0.1:0\"\n"
     ));
-    let disk = Tmpfs::mount(&server.data_dir, "8m");
+    let disk = Tmpfs::mount(&server.data_dir(), "8m");
     server.spawn();
     server.add_user("bob@example.test", "bob-pw");
     let port = server.port_arg("smtp");
@@ -85,14 +85,14 @@ fn disk_full_refuses_new_mail_and_recovers() {
 
     // Fill the file system to 2 MiB free.
     let free = disk.free();
-    let filler = server.data_dir.join("filler");
+    let filler = server.data_dir().join("filler");
     let fill = free.saturating_sub(2 * 1024 * 1024);
     std::fs::write(&filler, vec![0u8; fill as usize]).expect("filler");
     let r = send(&port, "while full");
     assert!(r.starts_with("452 4.3.1"), "while full: {r}");
 
     // What was accepted is still there.
-    let out = python(
+    let out = python_with_prelude(
         r#"
 import poplib, sys
 p = poplib.POP3("127.0.0.1", int(sys.argv[1]), timeout=30)
@@ -121,7 +121,8 @@ print(n, subjects)
     );
 
     // And everything accepted survives a restart.
-    server.restart();
+    server.stop();
+    server.spawn();
     let mail = server.mailbox("bob@example.test");
     let subjects: Vec<String> = mail
         .iter()

@@ -4,9 +4,9 @@
 //! password refused once the limit is reached, but not from elsewhere),
 //! logged-in sessions per user, MIME parts and header size of a message.
 
-mod common;
+mod harness;
 
-use common::*;
+use harness::*;
 use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
@@ -16,7 +16,7 @@ const AUTH_OK: &str = "[tls]\nallow_plaintext_auth = true\n";
 /// The first line the server says on a fresh connection.
 fn first_line(port: u16) -> String {
     let s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    s.set_read_timeout(Some(PATIENCE)).expect("timeout");
+    s.set_read_timeout(Some(READY_BOUND)).expect("timeout");
     let mut line = String::new();
     BufReader::new(s).read_line(&mut line).expect("read");
     line
@@ -24,7 +24,7 @@ fn first_line(port: u16) -> String {
 
 #[test]
 fn connections_per_client_address_are_limited() {
-    let server = TernServer::start("[limits]\nmax_connections_per_client = 3\n");
+    let server = Tern::start(&smtp_config("[limits]\nmax_connections_per_client = 3\n"));
     let port = server.port("smtp");
     let held: Vec<Smtp> = (0..3).map(|_| Smtp::connect(port).0).collect();
     let refused = first_line(port);
@@ -37,7 +37,7 @@ fn connections_per_client_address_are_limited() {
     assert!(refused.starts_with("421 4.7.0"), "{refused:?}");
     drop(held);
     // Places come back when connections close.
-    wait_until(PATIENCE, || first_line(port).starts_with("220 "));
+    wait_until(READY_BOUND, || first_line(port).starts_with("220 "));
     assert!(
         server
             .log()
@@ -47,9 +47,9 @@ fn connections_per_client_address_are_limited() {
 
 #[test]
 fn trusted_networks_are_exempt_from_the_per_client_limit() {
-    let server = TernServer::start(
+    let server = Tern::start(&smtp_config(
         "[relay]\ntrusted_networks = [\"127.0.0.0/8\"]\n[limits]\nmax_connections_per_client = 3\n",
-    );
+    ));
     let port = server.port("smtp");
     let held: Vec<Smtp> = (0..6).map(|_| Smtp::connect(port).0).collect();
     let line = first_line(port);
@@ -59,9 +59,9 @@ fn trusted_networks_are_exempt_from_the_per_client_limit() {
 
 #[test]
 fn commands_per_session_are_limited() {
-    let server = TernServer::start(&format!(
+    let server = Tern::start(&smtp_config(&format!(
         "[limits]\nmax_commands_per_session = 5\n{AUTH_OK}\n[[listen]]\nprotocol = \"pop3\"\naddress = \"127.0.0.1:0\"\n"
-    ));
+    )));
     let mut s = Smtp::ready(server.port("smtp")); // EHLO is the first command
     for _ in 0..4 {
         s.cmd("NOOP").expect(250, "2.0.0");
@@ -71,7 +71,7 @@ fn commands_per_session_are_limited() {
     assert!(s.closed(), "session stays open after the limit");
 
     server.add_user("pat@example.test", "pat-pw");
-    let out = python(
+    let out = python_with_prelude(
         r#"
 import poplib, sys
 p = poplib.POP3("127.0.0.1", int(sys.argv[1]), timeout=30)
@@ -108,7 +108,7 @@ s.quit()
 "#;
 
 fn try_login(port: &str, source: &str, user: &str, pw: &str) -> (u16, u64) {
-    let out = python(AUTH_SCRIPT, &[port, source, user, pw]);
+    let out = python_with_prelude(AUTH_SCRIPT, &[port, source, user, pw]);
     let out = text(&out.stdout);
     let mut words = out.split_whitespace();
     let code = words.next().and_then(|w| w.parse().ok()).expect("code");
@@ -118,9 +118,9 @@ fn try_login(port: &str, source: &str, user: &str, pw: &str) -> (u16, u64) {
 
 #[test]
 fn auth_failures_per_address_grow_the_delay_then_block_the_address() {
-    let server = TernServer::start(&format!(
+    let server = Tern::start(&smtp_config(&format!(
         "[limits]\nmax_auth_failures = 3\nauth_failure_delay = \"100ms\"\n{AUTH_OK}"
-    ));
+    )));
     server.add_user("kim@example.test", "kim-pw");
     let port = server.port_arg("submission");
     let mut delays = Vec::new();
@@ -141,11 +141,11 @@ fn auth_failures_per_address_grow_the_delay_then_block_the_address() {
 
 #[test]
 fn logged_in_sessions_per_user_are_limited() {
-    let mut server = TernServer::start(&format!(
+    let mut server = Tern::start(&smtp_config(&format!(
         "[limits]\nmax_sessions_per_user = 2\n{AUTH_OK}\n[[listen]]\nprotocol = \"imap\"\naddress = \"127.0.0.1:0\"\n"
-    ));
+    )));
     server.add_user("lee@example.test", "lee-pw");
-    let out = python(
+    let out = python_with_prelude(
         r#"
 import imaplib, smtplib, sys
 smtp_port, imap_port = int(sys.argv[1]), int(sys.argv[2])
@@ -197,8 +197,9 @@ MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n",
 
 #[test]
 fn mime_parts_and_header_size_are_limited() {
-    let mut server =
-        TernServer::start("[limits]\nmax_mime_parts = 5\nmax_header_size = \"2KiB\"\n");
+    let mut server = Tern::start(&smtp_config(
+        "[limits]\nmax_mime_parts = 5\nmax_header_size = \"2KiB\"\n",
+    ));
     server.add_user("bob@example.test", "bob-pw");
     let port = server.port("smtp");
     let send = |body: &str| {

@@ -4,15 +4,15 @@
 //! gauges and the store flush histogram all move — and `log_format =
 //! "json"` making every log line one JSON object.
 
-mod common;
+mod harness;
 
-use common::*;
+use harness::*;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 /// Scrapes `/metrics` and returns sample name (with labels) → value.
 fn scrape(port: u16) -> HashMap<String, f64> {
-    let out = python(
+    let out = python_with_prelude(
         r#"
 import sys, urllib.request
 r = urllib.request.urlopen("http://127.0.0.1:%s/metrics" % sys.argv[1], timeout=30)
@@ -38,9 +38,9 @@ fn value(m: &HashMap<String, f64>, name: &str) -> f64 {
 
 #[test]
 fn metrics_endpoint_counts_traffic() {
-    let mut server = TernServer::start(
+    let mut server = Tern::start(&smtp_config(
         "[metrics]\naddress = \"127.0.0.1:0\"\n[tls]\nallow_plaintext_auth = true\n[relay]\nsmarthost = \"127.0.0.1:9\"\n[queue]\nretry_intervals = [\"1h\"]\n",
-    );
+    ));
     server.add_user("ann@example.test", "ann-pw");
     let port = server.port("metrics");
     let before = scrape(port);
@@ -50,7 +50,7 @@ fn metrics_endpoint_counts_traffic() {
     );
     assert!(before.contains_key("tern_queue_messages"));
 
-    let out = python(
+    let out = python_with_prelude(
         r#"
 import smtplib, sys
 smtp, sub = int(sys.argv[1]), int(sys.argv[2])
@@ -130,7 +130,7 @@ s.quit()
 #[test]
 fn json_log_format_writes_one_object_per_line() {
     // A top-level key: before the tables.
-    let server = TernServer::start_config(&format!("log_format = \"json\"\n{BASE_CONFIG}"));
+    let server = Tern::start(&format!("log_format = \"json\"\n{BASE_CONFIG}"));
     let mut s = Smtp::ready(server.port("smtp"));
     s.cmd("MAIL FROM:<x@outside.test>").expect(250, "2.1.0");
     s.cmd("RCPT TO:<nobody@example.test>");
@@ -141,7 +141,7 @@ fn json_log_format_writes_one_object_per_line() {
         if log.contains("listening") && log.lines().count() >= 2 {
             break log;
         }
-        assert!(start.elapsed() < PATIENCE, "no log lines: {log}");
+        assert!(start.elapsed() < READY_BOUND, "no log lines: {log}");
         std::thread::sleep(Duration::from_millis(50));
     };
     for line in log.lines().filter(|l| !l.is_empty()) {

@@ -79,7 +79,7 @@ print("ok")
     );
     assert_eq!(out.trim(), "ok");
     t.stop();
-    t.resume();
+    t.spawn();
     let out = run(
         &t,
         r#"

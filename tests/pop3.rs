@@ -200,7 +200,7 @@ fn uidl_survives_a_restart() {
         "p = login(POP); print(p.uidl()[1][0].split()[1].decode()); p.quit()",
     );
     t.stop();
-    t.resume();
+    t.spawn();
     let after = run(
         &t,
         "p = login(POP); print(p.uidl()[1][0].split()[1].decode()); p.quit()",

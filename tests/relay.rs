@@ -155,7 +155,7 @@ fn deferral_then_delivery(kill_a: bool) {
             "queue lost across SIGKILL"
         );
     }
-    b.resume();
+    b.spawn();
     let flush = a.cli(&["queue", "flush"], "");
     assert!(flush.status.success(), "{flush:?}");
     let out = py(

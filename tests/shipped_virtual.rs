@@ -7,71 +7,7 @@
 //! still refused (no open relay). Mailboxes are read over POP3.
 
 mod harness;
-use harness::{READY_BOUND, Tern, config, python, wait_for};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-
-/// The aiosmtpd sink (tests/fixtures/smtp_sink.py) standing in for the smarthost.
-struct Sink {
-    child: Child,
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
-impl Sink {
-    fn start() -> Sink {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let port_file = dir.path().join("port");
-        std::fs::create_dir(dir.path().join("mail")).expect("mail dir");
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/smtp_sink.py");
-        let mut child = Command::new("python3")
-            .arg(script)
-            .arg(&port_file)
-            .arg(dir.path().join("mail"))
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start sink");
-        let port = wait_for("the SMTP sink", READY_BOUND, || {
-            if let Ok(Some(s)) = child.try_wait() {
-                panic!("sink exited: {s} (is aiosmtpd installed? scripts/install-test-deps)");
-            }
-            std::fs::read_to_string(&port_file)
-                .ok()?
-                .trim()
-                .parse()
-                .ok()
-        });
-        Sink { child, port, dir }
-    }
-
-    /// `(envelope recipients, message)` of each message received so far.
-    fn received(&self) -> Vec<(Vec<String>, String)> {
-        let mail = self.dir.path().join("mail");
-        let mut out = Vec::new();
-        for n in 1.. {
-            let Ok(eml) = std::fs::read_to_string(mail.join(format!("{n}.eml"))) else {
-                break;
-            };
-            let json = std::fs::read_to_string(mail.join(format!("{n}.json"))).expect("json");
-            let env: serde_json::Value = serde_json::from_str(&json).expect("envelope");
-            let to = env["to"]
-                .as_array()
-                .expect("to")
-                .iter()
-                .map(|v| v.as_str().unwrap_or_default().to_string())
-                .collect();
-            out.push((to, eml));
-        }
-        out
-    }
-}
-
-impl Drop for Sink {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use harness::{READY_BOUND, Sink, Tern, config, python, wait_for};
 
 #[test]
 fn aliases_fan_out_and_remote_aliases_are_relayed() {

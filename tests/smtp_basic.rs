@@ -5,9 +5,9 @@
 //! PIPELINING in one write, BDAT chunks, an 8-bit body and an SMTPUTF8
 //! address stored byte for byte, and dot-stuffing round trips.
 
-mod common;
+mod harness;
 
-use common::*;
+use harness::*;
 
 /// The built-in defaults (hostname and local domain `localhost`) with the
 /// listeners moved to ephemeral ports.
@@ -33,7 +33,7 @@ address = "127.0.0.1:0"
 
 #[test]
 fn swaks_to_postmaster_on_defaults_lands_in_alias_target() {
-    let mut server = TernServer::start_config(DEFAULTS_SHAPE);
+    let mut server = Tern::start(DEFAULTS_SHAPE);
     server.add_user("admin@localhost", "admin-pw");
     let out = swaks(&[
         "--to",
@@ -88,7 +88,7 @@ fn swaks_to_postmaster_on_defaults_lands_in_alias_target() {
 
 #[test]
 fn ehlo_advertises_every_extension() {
-    let server = TernServer::start("[limits]\nmax_message_size = \"12345\"\n");
+    let server = Tern::start(&smtp_config("[limits]\nmax_message_size = \"12345\"\n"));
     let v = python_json(
         r#"
 res = {}
@@ -139,10 +139,18 @@ print(json.dumps(res))
             before.get("auth").is_none(),
             "{listener}: AUTH advertised before TLS: {before}"
         );
+        assert!(
+            before.get("requiretls").is_none(),
+            "{listener}: REQUIRETLS advertised before TLS (RFC 8689): {before}"
+        );
         let after = &v[listener]["after"];
         assert!(
             after.get("starttls").is_none(),
             "{listener}: STARTTLS advertised again inside TLS: {after}"
+        );
+        assert!(
+            after.get("requiretls").is_some(),
+            "{listener}: no REQUIRETLS after TLS: {after}"
         );
         let mechs: Vec<&str> = after["auth"]
             .as_str()
@@ -171,14 +179,16 @@ print(json.dumps(res))
     }
     let implicit = &v["submissions"]["after"];
     assert!(
-        implicit.get("auth").is_some() && implicit.get("starttls").is_none(),
+        implicit.get("auth").is_some()
+            && implicit.get("starttls").is_none()
+            && implicit.get("requiretls").is_some(),
         "submissions EHLO: {implicit}"
     );
 }
 
 #[test]
 fn smtplib_delivery_with_received_header_and_queue_id() {
-    let mut server = TernServer::start("");
+    let mut server = Tern::start(&smtp_config(""));
     server.add_user("bob@example.test", "pw");
     let msg = "From: Lisa <lisa@outside.test>\r\nTo: bob@example.test\r\nSubject: hello\r\n\r\nHi Bob.\r\n";
     let v = python_json(
@@ -229,7 +239,7 @@ out(mail=mail, rcpt=rcpt, data=data)
 
 #[test]
 fn small_commands_order_and_enhanced_codes() {
-    let server = TernServer::start("");
+    let server = Tern::start(&smtp_config(""));
     let (mut s, banner) = Smtp::connect(server.port("smtp"));
     assert!(
         banner.lines[0].starts_with("mx.example.test "),
@@ -273,7 +283,7 @@ fn small_commands_order_and_enhanced_codes() {
 
 #[test]
 fn pipelining_in_one_write_replies_in_order() {
-    let mut server = TernServer::start("");
+    let mut server = Tern::start(&smtp_config(""));
     server.add_user("bob@example.test", "pw");
     server.add_user("alice@example.test", "pw");
     let mut s = Smtp::ready(server.port("smtp"));
@@ -305,7 +315,7 @@ fn pipelining_in_one_write_replies_in_order() {
 
 #[test]
 fn bdat_chunks_stored_byte_for_byte() {
-    let mut server = TernServer::start("");
+    let mut server = Tern::start(&smtp_config(""));
     server.add_user("bob@example.test", "pw");
     let mut s = Smtp::ready(server.port("smtp"));
     s.cmd("MAIL FROM:<lisa@outside.test> BODY=8BITMIME")
@@ -361,7 +371,7 @@ fn bdat_chunks_stored_byte_for_byte() {
 
 #[test]
 fn dsn_parameters_accepted() {
-    let mut server = TernServer::start("");
+    let mut server = Tern::start(&smtp_config(""));
     server.add_user("bob@example.test", "pw");
     let mut s = Smtp::ready(server.port("smtp"));
     s.cmd("MAIL FROM:<lisa@outside.test> RET=HDRS ENVID=QQ314159 SIZE=100")
@@ -381,10 +391,10 @@ fn dsn_parameters_accepted() {
 
 #[test]
 fn eight_bit_body_and_smtputf8_address_byte_for_byte() {
-    let mut server = TernServer::start("");
+    let mut server = Tern::start(&smtp_config(""));
     server.add_user("bob@example.test", "pw");
     server.add_user("用户@example.test", "pw");
-    let list = server.tern(&["user", "list"], "");
+    let list = server.cli(&["user", "list"], "");
     assert!(
         text(&list.stdout).contains("用户@example.test"),
         "user list: {}",
@@ -441,7 +451,7 @@ out(steps=[a, b, c, d, e, f])
 
 #[test]
 fn dot_stuffing_round_trips() {
-    let mut server = TernServer::start("");
+    let mut server = Tern::start(&smtp_config(""));
     server.add_user("bob@example.test", "pw");
     // smtplib stuffs the dots itself; the server must unstuff them exactly.
     let msg = "Subject: dots\r\n\r\n.leading dot\r\n..two dots\r\n.\r\n...\r\nend . here\r\n. \r\n";

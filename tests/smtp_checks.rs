@@ -5,13 +5,13 @@
 //! (550 5.7.1 at end of data, nothing stored), the null sender; and
 //! `tern check-config` naming a misspelt key.
 
-mod common;
+mod harness;
 
-use common::*;
+use harness::*;
 
 #[test]
 fn local_sender_needs_auth_unless_trusted() {
-    let mut server = TernServer::start("");
+    let mut server = Tern::start(&smtp_config(""));
     server.add_user("bob@example.test", "pw");
     let mut s = Smtp::ready(server.port("smtp"));
     s.cmd("MAIL FROM:<alice@example.test>").expect(550, "5.7.1");
@@ -21,7 +21,9 @@ fn local_sender_needs_auth_unless_trusted() {
     s.cmd("QUIT");
     assert!(server.mailbox("bob@example.test").is_empty());
 
-    let mut trusted = TernServer::start("[relay]\ntrusted_networks = [\"127.0.0.0/8\"]\n");
+    let mut trusted = Tern::start(&smtp_config(
+        "[relay]\ntrusted_networks = [\"127.0.0.0/8\"]\n",
+    ));
     trusted.add_user("bob@example.test", "pw");
     let mut s = Smtp::ready(trusted.port("smtp"));
     let r = s.send_message(
@@ -36,7 +38,7 @@ fn local_sender_needs_auth_unless_trusted() {
 
 #[test]
 fn local_sender_check_can_be_switched_off() {
-    let mut server = TernServer::start("[checks]\nlocal_sender_needs_auth = false\n");
+    let mut server = Tern::start(&smtp_config("[checks]\nlocal_sender_needs_auth = false\n"));
     server.add_user("bob@example.test", "pw");
     let mut s = Smtp::ready(server.port("smtp"));
     s.send_message(
@@ -71,13 +73,13 @@ s.quit()
 out(res=res)
 "#;
 
-fn submission_server() -> TernServer {
-    let server = TernServer::start(
+fn submission_server() -> Tern {
+    let server = Tern::start(&smtp_config(
         r#"[aliases]
 "sales@example.test" = ["bob@example.test"]
 "team@example.test" = ["alice@example.test"]
 "#,
-    );
+    ));
     server.add_user("bob@example.test", "bob-pw");
     server.add_user("alice@example.test", "alice-pw");
     server
@@ -158,7 +160,7 @@ fn forged_from_header_refused_at_end_of_data() {
 
 #[test]
 fn null_sender_accepted_on_mx() {
-    let mut server = TernServer::start("");
+    let mut server = Tern::start(&smtp_config(""));
     server.add_user("bob@example.test", "pw");
     let out = swaks(&[
         "--server",
@@ -187,10 +189,10 @@ fn null_sender_accepted_on_mx() {
 
 #[test]
 fn check_config_names_a_misspelt_key() {
-    let server = TernServer::new(&format!(
+    let server = Tern::new(&format!(
         "{BASE_CONFIG}\n[limits]\nmax_message_size = \"10MiB\"\n"
     ));
-    let ok = server.tern(&["check-config"], "");
+    let ok = server.cli(&["check-config"], "");
     assert!(
         ok.status.success(),
         "a good config must pass: {}",
@@ -212,10 +214,10 @@ fn check_config_names_a_misspelt_key() {
 
     // `tern serve` refuses the same file rather than running on a guess.
     let out = output_within(
-        std::process::Command::new(BIN)
+        std::process::Command::new(tern_bin())
             .args(["serve", "--config"])
             .arg(&bad),
-        PATIENCE,
+        READY_BOUND,
     );
     assert!(!out.status.success());
     assert!(
@@ -250,15 +252,15 @@ fn check_config_names_a_misspelt_key() {
 }
 
 /// Writes `contents` to `name` in the server's folder.
-fn config_file(server: &TernServer, name: &str, contents: &str) -> std::path::PathBuf {
-    let path = server.dir().join(name);
+fn config_file(server: &Tern, name: &str, contents: &str) -> std::path::PathBuf {
+    let path = server.dir.path().join(name);
     std::fs::write(&path, contents).unwrap();
     path
 }
 
 /// `tern check-config --config path`: did it pass, and what it said.
 fn check_config(path: &std::path::Path) -> (bool, String) {
-    let out = std::process::Command::new(BIN)
+    let out = std::process::Command::new(tern_bin())
         .args(["check-config", "--config"])
         .arg(path)
         .output()

@@ -3,13 +3,13 @@
 //! and tells idle clients 421; the store comes back after restarts; `tern
 //! user add|list|passwd|del` work with the server stopped and while it runs.
 
-mod common;
+mod harness;
 
-use common::*;
+use harness::*;
 
 #[test]
 fn accepted_message_survives_sigkill() {
-    let mut server = TernServer::start("");
+    let mut server = Tern::start(&smtp_config(""));
     server.add_user("bob@example.test", "pw");
     let mut sent = Vec::new();
     for round in 0..3 {
@@ -54,7 +54,7 @@ fn accepted_message_survives_sigkill() {
 
 #[test]
 fn sigkill_mid_data_keeps_nothing_and_restarts_clean() {
-    let mut server = TernServer::start("");
+    let mut server = Tern::start(&smtp_config(""));
     server.add_user("bob@example.test", "pw");
     let mut s = Smtp::ready(server.port("smtp"));
     s.cmd("MAIL FROM:<lisa@outside.test>").expect(250, "2.1.0");
@@ -81,14 +81,14 @@ fn sigkill_mid_data_keeps_nothing_and_restarts_clean() {
 
 #[test]
 fn sigterm_finishes_the_transaction_in_flight_and_tells_idle_clients() {
-    let mut server = TernServer::start("");
+    let mut server = Tern::start(&smtp_config(""));
     server.add_user("bob@example.test", "pw");
     let mut idle = Smtp::ready(server.port("smtp"));
     let mut busy = Smtp::ready(server.port("smtp"));
     busy.cmd("MAIL FROM:<lisa@outside.test>")
         .expect(250, "2.1.0");
     busy.cmd("RCPT TO:<bob@example.test>").expect(250, "2.1.5");
-    server.terminate();
+    server.signal("TERM");
     // The idle session is told the service is closing.
     idle.reply().expect(421, "4.3.2");
     assert!(idle.closed());
@@ -111,21 +111,21 @@ fn sigterm_finishes_the_transaction_in_flight_and_tells_idle_clients() {
 
 #[test]
 fn user_admin_with_server_stopped_and_running() {
-    let mut server = TernServer::new(BASE_CONFIG);
+    let mut server = Tern::new(BASE_CONFIG);
     server.add_user("carol@example.test", "first"); // no server: straight to the store
-    let dup = server.tern(
+    let dup = server.cli(
         &["user", "add", "carol@example.test", "--password-stdin"],
         "again\n",
     );
     assert!(!dup.status.success(), "adding a user twice must fail");
     server.spawn();
-    let list = server.tern(&["user", "list"], "");
+    let list = server.cli(&["user", "list"], "");
     assert!(list.status.success());
     assert_eq!(
         text(&list.stdout).lines().collect::<Vec<_>>(),
         ["carol@example.test"]
     );
-    let pw = server.tern(
+    let pw = server.cli(
         &["user", "passwd", "carol@example.test", "--password-stdin"],
         "second\n",
     );
@@ -141,14 +141,14 @@ out(ok=ok)
         &[&server.port_arg("submissions")],
     );
     assert_eq!(v["ok"][0], 235, "the new password must work: {v}");
-    let del = server.tern(&["user", "del", "carol@example.test"], "");
+    let del = server.cli(&["user", "del", "carol@example.test"], "");
     assert!(del.status.success(), "{}", text(&del.stderr));
     let mut s = Smtp::ready(server.port("smtp"));
     s.cmd("MAIL FROM:<lisa@outside.test>").expect(250, "2.1.0");
     s.cmd("RCPT TO:<carol@example.test>").expect(550, "5.1.1");
     s.cmd("QUIT");
     server.stop();
-    let list = server.tern(&["user", "list"], "");
+    let list = server.cli(&["user", "list"], "");
     assert!(
         list.status.success() && text(&list.stdout).trim().is_empty(),
         "{}",

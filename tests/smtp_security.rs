@@ -4,14 +4,14 @@
 //! smuggling form leaving exactly one message, input pipelined after
 //! STARTTLS thrown away, the idle timeout (421 4.4.2) and too many errors (421).
 
-mod common;
+mod harness;
 
-use common::*;
+use harness::*;
 use std::time::{Duration, Instant};
 
 #[test]
 fn size_refused_at_mail_and_in_data_nothing_stored() {
-    let mut server = TernServer::start("[limits]\nmax_message_size = \"10KiB\"\n");
+    let mut server = Tern::start(&smtp_config("[limits]\nmax_message_size = \"10KiB\"\n"));
     server.add_user("bob@example.test", "pw");
     let mut s = Smtp::connect(server.port("smtp")).0;
     let ehlo = s.cmd("EHLO client.outside.test");
@@ -63,7 +63,7 @@ fn size_refused_at_mail_and_in_data_nothing_stored() {
 
 #[test]
 fn too_many_recipients_452() {
-    let mut server = TernServer::start(
+    let mut server = Tern::start(&smtp_config(
         r#"[limits]
 max_recipients = 3
 [aliases]
@@ -72,7 +72,7 @@ max_recipients = 3
 "r3@example.test" = ["bob@example.test"]
 "r4@example.test" = ["bob@example.test"]
 "#,
-    );
+    ));
     server.add_user("bob@example.test", "pw");
     let mut s = Smtp::ready(server.port("smtp"));
     s.cmd("MAIL FROM:<lisa@outside.test>").expect(250, "2.1.0");
@@ -91,7 +91,7 @@ max_recipients = 3
 
 #[test]
 fn unknown_user_and_relaying_denied() {
-    let mut server = TernServer::start("");
+    let mut server = Tern::start(&smtp_config(""));
     server.add_user("bob@example.test", "pw");
     let v = python_json(
         r#"
@@ -136,7 +136,7 @@ out(res=res)
 /// Sends one DATA whose body hides `MAIL/RCPT/DATA` behind `separator`
 /// (a bare-LF/CR "end of data"), and checks that exactly one message results.
 fn smuggle(separator: &[u8], label: &str) {
-    let mut server = TernServer::start("");
+    let mut server = Tern::start(&smtp_config(""));
     server.add_user("bob@example.test", "pw");
     let mut s = Smtp::ready(server.port("smtp"));
     s.cmd("MAIL FROM:<lisa@outside.test>").expect(250, "2.1.0");
@@ -218,7 +218,7 @@ fn smuggling_cr_dot_cr() {
 
 #[test]
 fn input_pipelined_after_starttls_is_discarded() {
-    let server = TernServer::start("");
+    let server = Tern::start(&smtp_config(""));
     let v = python_json(
         r#"
 raw = socket.create_connection(("127.0.0.1", PORT), timeout=30)
@@ -315,7 +315,7 @@ out(starttls=line.decode(), first=first, mail=mail, rest=rest, starttls2=starttl
 
 #[test]
 fn idle_client_cut_off_at_command_timeout() {
-    let server = TernServer::start("[limits]\ncommand_timeout = \"1s\"\n");
+    let server = Tern::start(&smtp_config("[limits]\ncommand_timeout = \"1s\"\n"));
     let started = Instant::now();
     let (mut s, _) = Smtp::connect(server.port("smtp"));
     s.set_read_timeout(Duration::from_secs(60));
@@ -337,7 +337,7 @@ fn idle_client_cut_off_at_command_timeout() {
 
 #[test]
 fn idle_client_cut_off_mid_data() {
-    let mut server = TernServer::start("[limits]\ncommand_timeout = \"1s\"\n");
+    let mut server = Tern::start(&smtp_config("[limits]\ncommand_timeout = \"1s\"\n"));
     server.add_user("bob@example.test", "pw");
     // Stalls inside DATA: 421, and the partial message is not kept.
     let mut s = Smtp::ready(server.port("smtp"));
@@ -353,7 +353,7 @@ fn idle_client_cut_off_mid_data() {
 
 #[test]
 fn idle_client_cut_off_mid_bdat() {
-    let mut server = TernServer::start("[limits]\ncommand_timeout = \"1s\"\n");
+    let mut server = Tern::start(&smtp_config("[limits]\ncommand_timeout = \"1s\"\n"));
     server.add_user("bob@example.test", "pw");
     let mut s = Smtp::ready(server.port("smtp"));
     s.set_read_timeout(Duration::from_secs(20));
@@ -371,9 +371,9 @@ fn idle_client_cut_off_mid_bdat() {
 
 #[test]
 fn idle_client_cut_off_inside_auth_exchange() {
-    let server = TernServer::start(
+    let server = Tern::start(&smtp_config(
         "[limits]\ncommand_timeout = \"1s\"\n[tls]\nallow_plaintext_auth = true\n",
-    );
+    ));
     let mut s = Smtp::ready(server.port("submission"));
     s.set_read_timeout(Duration::from_secs(20));
     assert_eq!(s.cmd("AUTH LOGIN").code, 334);
@@ -388,11 +388,11 @@ fn idle_client_cut_off_inside_auth_exchange() {
 
 #[test]
 fn max_connections_421() {
-    let server = TernServer::start("[limits]\nmax_connections = 2\n");
+    let server = Tern::start(&smtp_config("[limits]\nmax_connections = 2\n"));
     let a = Smtp::connect(server.port("smtp"));
     let b = Smtp::connect(server.port("submission"));
     let stream = std::net::TcpStream::connect(("127.0.0.1", server.port("smtp"))).unwrap();
-    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    stream.set_read_timeout(Some(READY_BOUND)).unwrap();
     let mut c = std::io::BufReader::new(stream);
     let mut line = String::new();
     std::io::BufRead::read_line(&mut c, &mut line).unwrap();
@@ -402,7 +402,7 @@ fn max_connections_421() {
 
 #[test]
 fn too_many_errors_421() {
-    let server = TernServer::start("[limits]\nmax_errors = 3\n");
+    let server = Tern::start(&smtp_config("[limits]\nmax_errors = 3\n"));
     let (mut s, _) = Smtp::connect(server.port("smtp"));
     s.cmd("BOGUS 1").expect(500, "5.5.2");
     s.cmd("BOGUS 2").expect(500, "5.5.2");

@@ -5,9 +5,9 @@
 //! `allow_plaintext_auth`; Message-ID/Date added on submission and the
 //! ESMTPSA `Received:` line.
 
-mod common;
+mod harness;
 
-use common::*;
+use harness::*;
 
 /// smtplib on submission: STARTTLS, AUTH with the given mechanism, send.
 const SUBMIT: &str = r#"
@@ -28,8 +28,8 @@ s.quit()
 out(auth=auth, mail=mail, rcpt=rcpt, data=data)
 "#;
 
-fn submission_server() -> TernServer {
-    let server = TernServer::start("");
+fn submission_server() -> Tern {
+    let server = Tern::start(&smtp_config(""));
     server.add_user("bob@example.test", "bob-pw");
     server.add_user("alice@example.test", "alice-pw");
     server
@@ -237,7 +237,7 @@ out(version=version, again=again, noauth=noauth, auth=auth, refused=len(refused)
 
 #[test]
 fn plaintext_auth_when_allowed() {
-    let server = TernServer::start("[tls]\nallow_plaintext_auth = true\n");
+    let server = Tern::start(&smtp_config("[tls]\nallow_plaintext_auth = true\n"));
     server.add_user("bob@example.test", "bob-pw");
     let mut s = Smtp::ready(server.port("submission"));
     let ehlo = s.cmd("EHLO laptop.example.test");

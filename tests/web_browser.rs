@@ -8,49 +8,9 @@
 //! logs out. With `TERN_WEB_SCREENSHOTS=DIR` it also saves screenshots.
 
 mod harness;
-use harness::{READY_BOUND, Tern, config, wait_for};
+use harness::{Sink, Tern, config};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-
-struct Sink {
-    child: Child,
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
-impl Sink {
-    fn start() -> Sink {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let port_file = dir.path().join("port");
-        std::fs::create_dir(dir.path().join("mail")).expect("mail dir");
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/smtp_sink.py");
-        let mut child = Command::new("python3")
-            .arg(script)
-            .arg(&port_file)
-            .arg(dir.path().join("mail"))
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start sink");
-        let port = wait_for("the SMTP sink", READY_BOUND, || {
-            if let Ok(Some(s)) = child.try_wait() {
-                panic!("sink exited: {s} (is aiosmtpd installed? scripts/install-test-deps)");
-            }
-            std::fs::read_to_string(&port_file)
-                .ok()?
-                .trim()
-                .parse()
-                .ok()
-        });
-        Sink { child, port, dir }
-    }
-}
-
-impl Drop for Sink {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use std::process::Command;
 
 #[test]
 fn browser_reads_sends_and_survives_hostile_mail() {
@@ -74,7 +34,7 @@ fn browser_reads_sends_and_survives_hostile_mail() {
         .arg(t.port("http").to_string())
         .arg(t.port("smtp").to_string())
         .arg(t.port("pop3").to_string())
-        .arg(sink.dir.path().join("mail"))
+        .arg(sink.mail_dir())
         .arg(shots)
         .output()
         .expect("python3");

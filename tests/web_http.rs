@@ -7,9 +7,8 @@
 //! over IMAP); reading on the web sets \Seen for IMAP too.
 
 mod harness;
-use harness::{READY_BOUND, Tern, config, python, wait_for};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use harness::{Sink, Tern, config, python};
+use std::path::Path;
 
 /// A web mail server for example.test with bob and carol; `extra` is more TOML.
 fn server(extra: &str) -> Tern {
@@ -36,52 +35,6 @@ fn run(t: &Tern, body: &str) -> String {
         fixtures = fixtures.display().to_string(),
     );
     python(&script, &[])
-}
-
-/// The aiosmtpd sink standing in for the smarthost.
-struct Sink {
-    child: Child,
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
-impl Sink {
-    fn start() -> Sink {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let port_file = dir.path().join("port");
-        let out = dir.path().join("mail");
-        std::fs::create_dir(&out).expect("mail dir");
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/smtp_sink.py");
-        let mut child = Command::new("python3")
-            .arg(script)
-            .arg(&port_file)
-            .arg(&out)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start sink");
-        let port = wait_for("the SMTP sink", READY_BOUND, || {
-            if let Ok(Some(s)) = child.try_wait() {
-                panic!("sink exited: {s} (is aiosmtpd installed? scripts/install-test-deps)");
-            }
-            std::fs::read_to_string(&port_file)
-                .ok()?
-                .trim()
-                .parse()
-                .ok()
-        });
-        Sink { child, port, dir }
-    }
-
-    fn mail_dir(&self) -> PathBuf {
-        self.dir.path().join("mail")
-    }
-}
-
-impl Drop for Sink {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[test]

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use tern::config::{Config, Protocol};
 use tern::hooks::bindings::{self, wit};
 use tern::hooks::{PluginSession, PluginSet, SessionInfo, Verdict};
-use tern::smtp::command::{MailParams, RcptParams};
+use tern::mail::{MailParams, RcptParams};
 use tern::store::Store;
 
 const LANGUAGES: [&str; 4] = ["rust", "c", "javascript", "python"];

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use tern::config::{Config, Protocol};
 use tern::hooks::bindings::{self, wit};
 use tern::hooks::{MessageView, PluginSession, PluginSet, SessionInfo};
-use tern::smtp::command::{MailParams, RcptParams};
+use tern::mail::{MailParams, RcptParams};
 use tern::store::Store;
 
 struct Fixture {
@@ -169,6 +169,7 @@ fn message(store: &Store, id: u64, size: usize) -> MessageView {
         prefix: Arc::new(b"Received: from client.example ([192.0.2.7])\r\n\tby mx.example.test (Tern) with ESMTP id 1; Mon, 23 Nov 2026 10:00:00 +0000\r\n".to_vec()),
         header: Arc::new(header.into_bytes()),
         body_size: bytes.len() as u64,
+        skip: 0,
     }
 }
 

@@ -8,8 +8,9 @@ use super::expand;
 use crate::address::{Address, Domain};
 use crate::config::Config;
 use crate::dns::{Dns, DnsError, MailDomainStatus};
-use crate::hooks::{SessionInfo, Target};
-use crate::smtp::reply::Reply;
+use crate::hooks::SessionInfo;
+use crate::mail::Reply;
+use crate::mail::Target;
 use crate::store::Store;
 
 pub async fn check(
@@ -22,7 +23,7 @@ pub async fn check(
     let key = to.to_lowercase_key();
     let domain = to.domain_text().to_ascii_lowercase();
     if config.is_local_domain(&domain) {
-        let (targets, unknown) = expand(config, store, &key);
+        let (targets, unknown) = expand(config, store, &key).await;
         if targets.is_empty() {
             return Err(refuse(
                 session,

@@ -5,11 +5,13 @@
 mod auth;
 mod dmarc;
 mod limits;
+mod relay;
 mod units;
 
 pub use auth::{AuthConfig, AuthOverride, DkimAlgorithm, DkimKeyConfig, DmarcAction, SpfAction};
 pub use dmarc::DmarcConfig;
 pub use limits::{LimitsConfig, LogFormat, MetricsConfig};
+pub use relay::{RelayConfig, SmarthostTls};
 pub use units::{ByteSize, ConfigDuration};
 
 use ipnet::IpNet;
@@ -94,29 +96,6 @@ pub struct TlsConfig {
     pub certificate: Option<PathBuf>,
     pub private_key: Option<PathBuf>,
     pub allow_plaintext_auth: bool,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RelayConfig {
-    pub trusted_networks: Vec<IpNet>,
-    pub smarthost: Option<String>,
-    /// Credentials for AUTH PLAIN at the smarthost (after STARTTLS).
-    pub smarthost_user: Option<String>,
-    pub smarthost_password: Option<String>,
-    pub mx_port: u16,
-}
-
-impl Default for RelayConfig {
-    fn default() -> Self {
-        RelayConfig {
-            trusted_networks: Vec::new(),
-            smarthost: None,
-            smarthost_user: None,
-            smarthost_password: None,
-            mx_port: 25,
-        }
-    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -351,6 +330,12 @@ impl Config {
         if let Some(p) = self.tls.private_key.as_mut() {
             resolve(p);
         }
+        for p in [&mut self.relay.smarthost_ca, &mut self.relay.tls_ca]
+            .into_iter()
+            .flatten()
+        {
+            resolve(p);
+        }
         for k in &mut self.dkim {
             resolve(&mut k.private_key);
             k.domain = k.domain.trim().to_ascii_lowercase();
@@ -433,16 +418,7 @@ impl Config {
             ));
         }
         self.limits.validate()?;
-        if let Some(s) = &self.relay.smarthost
-            && s.rsplit_once(':')
-                .and_then(|(_, p)| p.parse::<u16>().ok())
-                .is_none()
-        {
-            return Err(invalid(
-                "relay.smarthost",
-                format!("{s:?} must be host:port"),
-            ));
-        }
+        self.relay.validate()?;
         auth::validate(&self.auth, &self.dkim)?;
         self.dmarc.validate()?;
         let mut names = std::collections::HashSet::new();

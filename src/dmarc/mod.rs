@@ -13,8 +13,8 @@ mod send;
 mod xml;
 
 use crate::config::Config;
+use crate::context::ServerContext;
 use crate::mailauth::{AuthResults, Decision, MailAuth};
-use crate::server::ServerContext;
 use crate::shutdown::Shutdown;
 use crate::store::{DmarcDkimResult, DmarcRow, DmarcWindow, Store, StoreError};
 use std::net::IpAddr;

@@ -6,8 +6,8 @@
 
 use super::{ReportError, xml};
 use crate::config::Config;
+use crate::context::ServerContext;
 use crate::mailauth::Signer;
-use crate::server::ServerContext;
 use crate::store::DmarcWindow;
 use mail_builder::MessageBuilder;
 use mail_builder::headers::raw::Raw;
@@ -161,11 +161,7 @@ pub(super) async fn enqueue(
 ) -> Result<(), ReportError> {
     let mut recipients = Vec::new();
     for a in rua {
-        recipients.extend(crate::queue::notify::recipients_for(
-            &ctx.config,
-            &ctx.store,
-            a,
-        ));
+        recipients.extend(crate::queue::notify::recipients_for(&ctx.config, &ctx.store, a).await);
     }
     if recipients.is_empty() {
         return Ok(());

@@ -7,8 +7,8 @@
 use super::{SessionInfo, Verdict};
 use crate::address::ReversePath;
 use crate::config::Protocol as ListenerProtocol;
-use crate::smtp::command::{Body, MailParams, RcptParams, Ret};
-use crate::smtp::reply::Reply;
+use crate::mail::Reply;
+use crate::mail::{Body, MailParams, RcptParams, Ret};
 
 wasmtime::component::bindgen!({
     path: "sdk/wit",

@@ -19,7 +19,7 @@ use super::host::PluginState;
 use super::message::MessageView;
 use super::{SessionInfo, Verdict};
 use crate::config::OnError;
-use crate::smtp::reply::Reply;
+use crate::mail::Reply;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::UpdateDeadline;

@@ -30,9 +30,8 @@ use crate::address::{Address, ReversePath};
 use crate::checks;
 use crate::config::{Config, Protocol};
 use crate::dns::Dns;
+use crate::mail::{MailParams, RcptParams, Reply, Target};
 pub use crate::mailauth::AuthResults;
-use crate::smtp::command::{MailParams, RcptParams};
-use crate::smtp::reply::Reply;
 use crate::store::Store;
 use arc_swap::ArcSwap;
 use std::net::SocketAddr;
@@ -63,18 +62,6 @@ pub enum Verdict {
     Reject(Reply),
     Tempfail(Reply),
     Disconnect(Reply),
-}
-
-/// Where one recipient's copy goes.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum Target {
-    /// A local account's INBOX.
-    Local(String),
-    /// Another domain, through the queue.
-    Remote(String),
-    /// Another domain, through the queue to hosts a router plugin chose
-    /// (`host` or `host:port`, tried in order) instead of MX.
-    Relay { address: String, hosts: Vec<String> },
 }
 
 /// The message at the data seam: the blob being written and what goes in front of it.
@@ -281,7 +268,7 @@ impl Hooks {
                 Some(t) => t,
                 None => {
                     let (t, unknown) =
-                        checks::expand(&self.config, &self.store, &a.to_lowercase_key());
+                        checks::expand(&self.config, &self.store, &a.to_lowercase_key()).await;
                     if !unknown.is_empty() {
                         tracing::warn!(rcpt = %to, unknown = ?unknown, "rewritten to unknown local users; they are skipped");
                     }
@@ -319,7 +306,7 @@ impl Hooks {
         };
         match session.plugins.route(env, &rcpt).await {
             None => Ok(None),
-            Some(RouteDecision::Local(user)) => match self.store.user_exists(&user) {
+            Some(RouteDecision::Local(user)) => match self.store.user_exists(&user).await {
                 Ok(true) => Ok(Some(vec![Target::Local(user)])),
                 _ => {
                     tracing::warn!(rcpt = %to, user, "a router chose a local mailbox that does not exist");
@@ -360,7 +347,9 @@ impl Hooks {
             session,
             envelope.from,
             message.header,
-        ) {
+        )
+        .await
+        {
             outcome.verdict = refusal(reply);
             return outcome;
         }

@@ -10,7 +10,7 @@ use super::bindings::{self, EnvelopeRecipient, Rewritten, wit};
 use super::dispatch::{Failure, GRACE, PluginSession, arm, call, on_error, reply_of};
 use super::engine::LoadedPlugin;
 use crate::address::Address;
-use crate::smtp::reply::Reply;
+use crate::mail::Reply;
 
 /// Most addresses one recipient may be rewritten to.
 pub const MAX_REWRITTEN: usize = 1000;

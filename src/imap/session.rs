@@ -10,8 +10,8 @@
 use super::intake::Decoded;
 use super::view::View;
 use super::wire::{Framed, Reader};
+use crate::context::ServerContext;
 use crate::net::Connection;
-use crate::server::ServerContext;
 use crate::shutdown::Shutdown;
 use crate::store::MailboxEvent;
 use imap_codec::imap_types::command::{Command, CommandBody};
@@ -309,9 +309,9 @@ impl Session {
                 mailbox,
                 parameters,
             } => self.select(mailbox, parameters, true).await?,
-            CommandBody::Create { mailbox } => self.create(mailbox)?,
+            CommandBody::Create { mailbox } => self.create(mailbox).await?,
             CommandBody::Delete { mailbox } => self.delete(mailbox)?,
-            CommandBody::Rename { from, to } => self.rename(from, to)?,
+            CommandBody::Rename { from, to } => self.rename(from, to).await?,
             CommandBody::Subscribe { mailbox } => self.subscribe(mailbox, true)?,
             CommandBody::Unsubscribe { mailbox } => self.subscribe(mailbox, false)?,
             CommandBody::List {

@@ -3,7 +3,7 @@
 //! a leading dot is doubled, the end is `CRLF . CRLF`). Bytes in, bytes out;
 //! it never touches the socket (`client.rs` sends what it produces).
 
-use crate::smtp::body::copy_line_run;
+use crate::mail::lines::copy_line_run;
 
 /// Dot-stuffing and line-end repair, fed in pieces.
 #[derive(Debug)]

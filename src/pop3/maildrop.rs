@@ -71,7 +71,7 @@ impl Maildrop {
     /// The user's maildrop: from the storage plugin that claims the
     /// mailbox, if one does, else from the store.
     pub async fn open_for(
-        ctx: &crate::server::ServerContext,
+        ctx: &crate::context::ServerContext,
         user: &str,
     ) -> Result<Maildrop, MaildropError> {
         let session = ctx.hooks.session();

@@ -3,12 +3,12 @@
 //! TLS unless `tls.allow_plaintext_auth`; failures are slowed by
 //! `crate::auth`; deletions happen only at QUIT.
 
-use super::MailboxLock;
 use super::command::{Command, CommandError, parse};
 use super::maildrop::{Maildrop, Stuffer};
+use super::{MailboxLock, MaildropLocks};
 use crate::auth::decode_plain;
+use crate::context::ServerContext;
 use crate::net::{Connection, Line};
-use crate::server::ServerContext;
 use crate::shutdown::Shutdown;
 use std::io;
 use std::sync::Arc;
@@ -25,6 +25,8 @@ enum State {
 struct Session {
     conn: Connection,
     ctx: Arc<ServerContext>,
+    /// The server's POP3 maildrop locks.
+    locks: MaildropLocks,
     state: State,
     errors: u32,
     commands: u32,
@@ -32,10 +34,16 @@ struct Session {
     user_slot: Option<crate::limits::UserSlot>,
 }
 
-pub async fn run(conn: Connection, ctx: Arc<ServerContext>, mut shutdown: Shutdown) {
+pub async fn run(
+    conn: Connection,
+    ctx: Arc<ServerContext>,
+    locks: MaildropLocks,
+    mut shutdown: Shutdown,
+) {
     let mut s = Session {
         conn,
         ctx,
+        locks,
         state: State::Authorization { user: None },
         errors: 0,
         commands: 0,
@@ -267,7 +275,7 @@ impl Session {
                 .await;
         };
         self.user_slot = Some(slot);
-        let Some(lock) = MailboxLock::acquire(&self.ctx, &account) else {
+        let Some(lock) = self.locks.acquire(&account) else {
             tracing::info!(user = %account, client = %self.conn.peer, "pop3 mailbox in use");
             return self
                 .err("[IN-USE] Mailbox is locked by another POP3 session")

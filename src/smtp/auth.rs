@@ -2,9 +2,9 @@
 //! `tls.allow_plaintext_auth`. Credentials are checked by `crate::auth`,
 //! which also makes failures slow.
 
-use super::reply::Reply;
 use super::session::Session;
 use crate::auth::{decode_b64_text, decode_plain};
+use crate::mail::Reply;
 use crate::net::Line;
 use std::io;
 

@@ -7,18 +7,9 @@
 //! streams the rest to the store.
 
 use super::mime::MimeCounter;
-use super::reply::Reply;
+use crate::mail::lines::copy_line_run;
+use crate::mail::reply::Reply;
 use crate::store::{BlobWriter, StoreError};
-
-/// Copies `input` up to its first CR or LF (or all of it) to `out` and
-/// says how many bytes that was: the run inside a line that the line-end
-/// state machines, here and outbound (`outbound::dot_stuffing`), pass on
-/// as it is.
-pub fn copy_line_run(input: &[u8], out: &mut Vec<u8>) -> usize {
-    let run = memchr::memchr2(b'\r', b'\n', input).unwrap_or(input.len());
-    out.extend_from_slice(&input[..run]);
-    run
-}
 
 /// The DATA state machine.
 #[derive(Debug)]
@@ -308,13 +299,31 @@ impl MessageSink {
         self.writer.as_mut()
     }
 
-    /// The writer, or why there is none.
-    pub fn into_writer(self) -> Result<BlobWriter, SinkError> {
+    /// The message as received — writer, header section, size, 8-bit or
+    /// not — or why there is none to keep.
+    pub fn finish(self) -> Result<Received, SinkError> {
         if let Some(e) = self.error {
             return Err(e);
         }
-        self.writer.ok_or(SinkError::TooBig)
+        let writer = self.writer.ok_or(SinkError::TooBig)?;
+        Ok(Received {
+            writer,
+            header: self.header.header,
+            size: self.size,
+            eight_bit: self.eight_bit,
+        })
     }
+}
+
+/// A message that arrived whole and within the limits.
+pub struct Received {
+    pub writer: BlobWriter,
+    /// The header section (up to and including the blank line).
+    pub header: Vec<u8>,
+    /// Bytes received.
+    pub size: u64,
+    /// Some byte was not ASCII.
+    pub eight_bit: bool,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -3,49 +3,10 @@
 //! Pure: bytes in, command or the reply for the error out; never touches
 //! the socket.
 
-use super::reply::Reply;
 use crate::address::{Address, AddressError, ReversePath};
-use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Body {
-    SevenBit,
-    EightBitMime,
-    BinaryMime,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Ret {
-    Full,
-    Hdrs,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MailParams {
-    pub size: Option<u64>,
-    pub body: Option<Body>,
-    pub smtputf8: bool,
-    pub ret: Option<Ret>,
-    /// ENVID, xtext-decoded.
-    pub envid: Option<String>,
-    /// AUTH=, as given.
-    pub auth: Option<String>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Notify {
-    pub never: bool,
-    pub success: bool,
-    pub failure: bool,
-    pub delay: bool,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RcptParams {
-    pub notify: Option<Notify>,
-    /// ORCPT as (address type, xtext-decoded address).
-    pub orcpt: Option<(String, String)>,
-}
+use crate::mail::params::{Body, MailParams, Notify, RcptParams, Ret};
+use crate::mail::reply::Reply;
+use crate::mail::xtext::xtext_decode;
 
 /// RCPT TO's argument: a mailbox, or the bare `<Postmaster>` of RFC 5321 4.1.1.3.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -247,6 +208,7 @@ fn parse_mail(rest: &str) -> Result<Command, CommandError> {
                 })
             }
             ("SMTPUTF8", None) => params.smtputf8 = true,
+            ("REQUIRETLS", None) => params.requiretls = true,
             ("RET", Some(v)) => {
                 params.ret = Some(match v.to_ascii_uppercase().as_str() {
                     "FULL" => Ret::Full,
@@ -259,7 +221,7 @@ fn parse_mail(rest: &str) -> Result<Command, CommandError> {
                     Some(xtext_decode(v).ok_or_else(|| syntax("ENVID is not valid xtext"))?)
             }
             ("AUTH", Some(v)) => params.auth = Some(v.to_string()),
-            ("SIZE" | "BODY" | "RET" | "ENVID" | "AUTH" | "SMTPUTF8", _) => {
+            ("SIZE" | "BODY" | "RET" | "ENVID" | "AUTH" | "SMTPUTF8" | "REQUIRETLS", _) => {
                 return Err(syntax(&format!("bad value for {key}")));
             }
             _ => return Err(CommandError::UnknownParam(key)),
@@ -345,41 +307,6 @@ fn parse_bdat(rest: &str) -> Result<Command, CommandError> {
     Ok(Command::Bdat { size, last })
 }
 
-/// Decodes RFC 3461 xtext (`+XX` hex escapes).
-pub fn xtext_decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => {
-                let hex = s.get(i + 1..i + 3)?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 3;
-            }
-            c if (33..=126).contains(&c) && c != b'=' => {
-                out.push(c);
-                i += 1;
-            }
-            _ => return None,
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
-/// Encodes text as xtext.
-pub fn xtext_encode(s: &str) -> String {
-    s.bytes()
-        .map(|c| {
-            if (33..=126).contains(&c) && c != b'+' && c != b'=' {
-                (c as char).to_string()
-            } else {
-                format!("+{c:02X}")
-            }
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -400,6 +327,12 @@ mod tests {
         assert_eq!(params.body, Some(Body::EightBitMime));
         assert_eq!(params.ret, Some(Ret::Hdrs));
         assert_eq!(params.envid.as_deref(), Some("x+y"));
+        assert!(!params.requiretls);
+        let Ok(Command::Mail { params, .. }) = p("MAIL FROM:<a@b.test> requiretls") else {
+            panic!()
+        };
+        assert!(params.requiretls);
+        assert!(p("MAIL FROM:<a@b.test> REQUIRETLS=yes").is_err());
         assert!(matches!(
             p("MAIL FROM:<>"),
             Ok(Command::Mail {
@@ -513,6 +446,5 @@ mod tests {
         assert!(p("EHLO").is_err());
         assert_eq!(p("DATA"), Ok(Command::Data));
         assert!(p("DATA x").is_err());
-        assert_eq!(xtext_encode("a+b=c"), "a+2Bb+3Dc");
     }
 }

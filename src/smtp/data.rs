@@ -1,20 +1,20 @@
 //! DATA and BDAT: reading the message (strict end of data, size limit,
-//! nothing whole in memory), the data hook, the `Received:` header, and the
-//! commit: body, local mailbox copies and the queue entry are written in one
-//! batch and flushed to disk before the 250.
+//! nothing whole in memory), SPF/DKIM/DMARC/ARC for mail from outside, the
+//! `Received:` header, then the submission path shared with web mail
+//! (`crate::submit`: data hooks, header edits, DKIM signing, storage
+//! plugins, and the commit that writes body, local copies and queue entry in
+//! one batch flushed to disk) before the 250.
 
 use super::body::{ChunkDecoder, DataDecoder, MessageSink, SinkLimits};
-use super::command::{Body, Notify};
-use super::reply::Reply;
 use super::session::{Session, Transaction};
 use crate::address::ReversePath;
 use crate::config::Protocol;
 use crate::config::SpfAction;
-use crate::hooks::{DataMessage, Target, Verdict};
+use crate::mail::{Body, Notify, Reply, Target};
 use crate::mailauth::policy_actions as actions;
 use crate::mailauth::{AuthResults, Decision, Origin, decide, forged_results};
 use crate::store::{QueueEntry, QueueRecipient, format_queue_id, now};
-use crate::submit::{CommitError, Envelope, RoutedRecipient};
+use crate::submit::{Accepted, Arrival, Envelope, Refused, RoutedRecipient, submit};
 use std::io;
 
 /// A BDAT transfer in progress.
@@ -237,91 +237,20 @@ impl Session {
                 prefix = sealed;
             }
         }
-        // The data hooks read the body from the store: write out its last part.
-        let blob = if self.info.plugins.is_empty() {
-            id
-        } else {
-            sink.flush_to_store().unwrap_or(id)
-        };
-        let message = DataMessage {
-            blob,
-            prefix: &prefix,
-            header: sink.header(),
-            size: sink.size(),
-            auth: auth.as_ref(),
-            skip: 0,
-        };
-        let outcome = self
-            .ctx
-            .hooks
-            .data(&self.info, &tx.envelope(), &message)
-            .await;
-        match outcome.verdict {
-            Verdict::Reject(r) | Verdict::Tempfail(r) => return r,
-            Verdict::Disconnect(r) => {
-                self.closing = true;
-                return r;
-            }
-            Verdict::Continue | Verdict::Accept => {}
-        }
-        let skip = outcome.apply_edits(&mut prefix, sink.header());
-        if skip > 0
-            && let Some(w) = sink.writer_mut()
-        {
-            w.skip_leading(skip);
-        }
-        if outcome.discard {
-            tracing::info!(queue_id = qid, from = %tx.from, client = %self.client_text(), "discarded by a filter");
-            return Reply::new(250, "2.0.0", format!("Ok: queued as {qid}"));
-        }
-        // Signed last, over the headers the filters added too.
-        if auth.is_none()
-            && let Err(reply) = self.dkim_sign(qid, tx, &mut sink, &mut prefix)
-        {
-            return reply;
-        }
-        // Mailboxes a storage plugin claims are delivered there, now.
-        let locals: Vec<String> = tx
-            .rcpts
-            .iter()
-            .flat_map(|r| &r.targets)
-            .filter_map(|t| match t {
-                Target::Local(u) => Some(u.clone()),
-                _ => None,
-            })
-            .collect();
-        let message = DataMessage {
-            blob,
-            prefix: &prefix,
-            header: sink.header(),
-            size: sink.size(),
-            auth: auth.as_ref(),
-            skip,
-        };
-        let claimed = match self
-            .ctx
-            .hooks
-            .deliver_to_storage(&self.info, &locals, &message)
-            .await
-        {
-            Ok(c) => c,
-            Err(r) => return r,
-        };
-        let eight_bit = sink.eight_bit || matches!(tx.params.body, Some(Body::EightBitMime));
-        let size = sink.size() - skip + prefix.len() as u64;
-        let writer = match sink.into_writer() {
-            Ok(w) => w,
+        let received = match sink.finish() {
+            Ok(r) => r,
             Err(e) => {
                 tracing::error!(queue_id = qid, "storing message failed: {e}");
                 return e.reply();
             }
         };
+        let eight_bit = received.eight_bit || matches!(tx.params.body, Some(Body::EightBitMime));
         let recipients = tx
             .rcpts
             .iter()
             .map(|r| RoutedRecipient {
                 targets: &r.targets,
-                notify: r.params.notify.as_ref().map(notify_text),
+                notify: r.params.notify.as_ref().map(Notify::to_text),
                 orcpt: r.params.orcpt.as_ref().map(|(t, a)| format!("{t};{a}")),
             })
             .collect();
@@ -337,31 +266,40 @@ impl Session {
                 .map(|r| format!("{r:?}").to_ascii_uppercase()),
             smtputf8: tx.params.smtputf8,
             eight_bit,
+            require_tls: tx.params.requiretls,
             client: self.client_text(),
         };
-        let dmarc_quarantine =
-            (decision == Decision::Quarantine).then_some("DMARC policy quarantine");
-        let effects = crate::submit::PluginEffects {
-            stored_by_plugins: &claimed,
-            quarantine: outcome.quarantine.as_deref().or(dmarc_quarantine),
+        let hook_envelope = tx.envelope();
+        let arrival = Arrival {
+            info: &self.info,
+            hook_envelope: &hook_envelope,
+            envelope: &envelope,
+            writer: received.writer,
+            header: &received.header,
+            size: received.size,
+            prefix,
+            auth: auth.as_ref(),
+            quarantine: (decision == Decision::Quarantine).then_some("DMARC policy quarantine"),
         };
-        if let Err(e) =
-            crate::submit::commit_with(&self.ctx, writer, prefix, &envelope, &effects).await
-        {
-            match &e {
-                CommitError::Store(e) => {
-                    tracing::error!(queue_id = qid, "storing message failed: {e}")
-                }
-                CommitError::Flush(e) => {
-                    tracing::error!(queue_id = qid, "flushing message failed: {e}")
-                }
+        let committed = match submit(&self.ctx, arrival).await {
+            Ok(Accepted::Committed(c)) => c,
+            Ok(Accepted::Discarded) => {
+                tracing::info!(queue_id = qid, from = %tx.from, client = %self.client_text(), "discarded by a filter");
+                return Reply::new(250, "2.0.0", format!("Ok: queued as {qid}"));
             }
-            return Reply::new(
-                451,
-                "4.3.0",
-                "Error: local storage problem, try again later",
-            );
-        }
+            Err(Refused::Policy { reply, disconnect }) => {
+                self.closing |= disconnect;
+                return reply;
+            }
+            Err(Refused::Storage) => {
+                return Reply::new(
+                    451,
+                    "4.3.0",
+                    "Error: local storage problem, try again later",
+                );
+            }
+        };
+        let size = committed.size;
         self.report_local_success(id, tx, size).await;
         let to: Vec<String> = tx.rcpts.iter().map(|r| r.address.to_string()).collect();
         tracing::info!(
@@ -413,6 +351,7 @@ impl Session {
             client: self.client_text(),
             recipients,
             warned: true,
+            require_tls: tx.params.requiretls,
         };
         if let Err(e) = crate::queue::notify::send(
             &self.ctx,
@@ -494,46 +433,6 @@ impl Session {
         Ok((Some(results), decision))
     }
 
-    /// DKIM-signs mail from authenticated or trusted clients whose From:
-    /// domain (else MAIL FROM domain) has a `[[dkim]]` key: the signature
-    /// covers the prefix Tern adds (Message-ID, Date) and the body, and is
-    /// stored at the top of the prefix.
-    fn dkim_sign(
-        &self,
-        qid: &str,
-        tx: &Transaction,
-        sink: &mut MessageSink,
-        prefix: &mut Vec<u8>,
-    ) -> Result<(), Reply> {
-        let signer = self.ctx.mailauth.signer();
-        if signer.is_empty() || (self.info.user.is_none() && !self.info.trusted) {
-            return Ok(());
-        }
-        let envelope_from = match &tx.from {
-            ReversePath::Null => None,
-            other => Some(other.to_string()),
-        };
-        let header = sink.header().to_vec();
-        let Some(writer) = sink.writer_mut() else {
-            return Ok(());
-        };
-        let body = writer.contents().map_err(|e| storage_trouble(qid, e))?;
-        let skipped = usize::try_from(writer.skipped())
-            .unwrap_or(0)
-            .min(body.len());
-        // Unsigned mail still goes out; the log says why.
-        if let Err(e) = signer.sign_submission(
-            &self.ctx.config,
-            &header,
-            envelope_from.as_deref(),
-            prefix,
-            &body[skipped..],
-        ) {
-            tracing::error!(queue_id = qid, "{e}");
-        }
-        Ok(())
-    }
-
     fn client_text(&self) -> String {
         let helo = self.info.helo.as_deref().unwrap_or("unknown");
         format!("{helo} [{}]", self.info.client.ip())
@@ -588,21 +487,4 @@ fn storage_trouble(qid: &str, e: crate::store::StoreError) -> Reply {
         "4.3.0",
         "Error: local storage problem, try again later",
     )
-}
-
-fn notify_text(n: &Notify) -> String {
-    if n.never {
-        return "NEVER".into();
-    }
-    let mut parts = Vec::new();
-    if n.success {
-        parts.push("SUCCESS");
-    }
-    if n.failure {
-        parts.push("FAILURE");
-    }
-    if n.delay {
-        parts.push("DELAY");
-    }
-    parts.join(",")
 }

@@ -2,11 +2,11 @@
 //! checked here (EHLO first, AUTH on submission, SIZE, max_recipients); the
 //! address checks and routing run through the hook seams.
 
-use super::command::{MailParams, RcptParams};
-use super::reply::Reply;
 use super::session::{Recipient, Session, Transaction};
 use crate::address::{Address, ReversePath};
 use crate::hooks::Verdict;
+use crate::mail::Reply;
+use crate::mail::{MailParams, RcptParams};
 use std::io;
 
 impl Session {
@@ -24,6 +24,11 @@ impl Session {
         if self.needs_auth() {
             return self
                 .error(Reply::new(530, "5.7.0", "Authentication required"))
+                .await;
+        }
+        if params.requiretls && !self.conn.is_tls() {
+            return self
+                .error(Reply::new(530, "5.7.10", "REQUIRETLS needs a TLS session"))
                 .await;
         }
         let max = self.ctx.config.limits.max_message_size.0;

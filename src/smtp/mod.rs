@@ -1,6 +1,8 @@
 //! The inbound SMTP server (RFC 5321), also serving LMTP (RFC 2033): the
-//! session state machine, the command parser, replies, and one file per
-//! phase of the dialogue.
+//! session state machine, the command parser, the body decoders, and one
+//! file per phase of the dialogue. The replies, parameters and routing
+//! targets it speaks are the shared vocabulary in `crate::mail`; the end of
+//! a message is the shared submission path, `crate::submit`.
 
 mod auth;
 pub mod body;
@@ -9,6 +11,5 @@ mod data;
 mod ehlo;
 mod envelope;
 pub mod mime;
-pub mod reply;
 pub mod session;
 mod space;

@@ -3,13 +3,15 @@
 //! `data.rs`). Replies are batched while pipelined input is waiting and
 //! flushed when the client has nothing more queued (RFC 2920).
 
-use super::command::{Command, ForwardPath, MailParams, RcptParams, parse_command};
-use super::reply::Reply;
+use super::command::{Command, ForwardPath, parse_command};
 use crate::address::{Address, ReversePath};
 use crate::config::Protocol;
-use crate::hooks::{SessionInfo, Target, Verdict};
+use crate::context::ServerContext;
+use crate::hooks::{SessionInfo, Verdict};
+use crate::mail::Reply;
+use crate::mail::Target;
+use crate::mail::{MailParams, RcptParams};
 use crate::net::{Connection, Line};
-use crate::server::ServerContext;
 use crate::shutdown::Shutdown;
 use std::io;
 use std::sync::Arc;

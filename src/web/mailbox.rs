@@ -8,7 +8,7 @@
 use super::layout::{self, FolderView, folder_url, query_escape};
 use super::session::User;
 use super::{Ctx, WebError};
-use crate::server::ServerContext;
+use crate::context::ServerContext;
 use crate::store::{Flag, MessageMeta, SPECIAL_FOLDERS, Store};
 use axum::Form;
 use axum::extract::Query;

@@ -16,7 +16,7 @@
 //!   (ammonia) and shown in a sandboxed iframe under its own strict CSP;
 //!   attachments are downloads.
 //! - `compose.rs`: compose, reply, reply-all, forward, drafts and sending
-//!   (hooks and `crate::submit::commit`, then a copy in `Sent`).
+//!   (the submission path `crate::submit::submit`, then a copy in `Sent`).
 //!
 //! A page never contains message content unescaped: maud escapes every
 //! interpolation, and the only HTML taken from a message is the sanitised
@@ -32,8 +32,8 @@ mod security;
 mod send;
 mod session;
 
+use crate::context::ServerContext;
 use crate::net::Connection;
-use crate::server::ServerContext;
 use crate::shutdown::Shutdown;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;

@@ -3,18 +3,19 @@
 //! `rcpt_to` and `data` hooks run with a `SessionInfo` whose protocol is
 //! `submission` and whose user is the logged-in account (so
 //! `sender_must_match_login`, relay rules and plugins apply exactly as for
-//! a mail program), and `crate::submit::commit` stores it durably (local
-//! INBOX copies, queue entry for remote recipients) before success is
-//! reported. A copy goes to `Sent`. Drafts are stored in `Drafts`.
+//! a mail program), and `crate::submit::submit` — the path SMTP and LMTP
+//! end in too: data hooks, header edits, DKIM signing, storage plugins,
+//! the commit — stores it durably (local INBOX copies, queue entry for
+//! remote recipients) before success is reported. A copy goes to `Sent`. Drafts are stored in `Drafts`.
 
 use super::{ConnInfo, WebError};
 use crate::address::{Address, ReversePath};
 use crate::config::Protocol;
-use crate::hooks::{DataMessage, EnvelopeRecipient, SessionInfo, Target, Verdict};
-use crate::server::ServerContext;
-use crate::smtp::command::{MailParams, RcptParams};
+use crate::context::ServerContext;
+use crate::hooks::{EnvelopeRecipient, SessionInfo, Verdict};
+use crate::mail::{MailParams, RcptParams, Reply, Target};
 use crate::store::{Flag, StoreError, format_queue_id};
-use crate::submit::{Envelope, RoutedRecipient};
+use crate::submit::{Accepted, Arrival, Envelope, Refused, RoutedRecipient, submit};
 use mail_builder::MessageBuilder;
 
 /// An uploaded attachment.
@@ -101,7 +102,7 @@ pub fn build(draft: &Draft, from: &str, hostname: &str) -> Result<Vec<u8>, WebEr
         .map_err(|e| WebError::Send(format!("cannot build the message: {e}")))
 }
 
-fn refused(r: &crate::smtp::reply::Reply) -> WebError {
+fn refused(r: &Reply) -> WebError {
     WebError::Send(format!("{} {}", r.code, r.text()))
 }
 
@@ -188,9 +189,6 @@ pub async fn send(
         date = chrono::Utc::now().to_rfc2822(),
     )
     .into_bytes();
-    // The data hooks (built-in checks, then filters reading the body from
-    // the store) and storage plugins, as for a message over SMTP.
-    let mut prefix = prefix;
     let hook_envelope = crate::hooks::Envelope {
         from: &from,
         params: &params,
@@ -201,60 +199,6 @@ pub async fn send(
                 params: &rcpt_params,
             })
             .collect(),
-    };
-    if !info.plugins.is_empty() {
-        writer.flush_pending()?;
-    }
-    let message = DataMessage {
-        blob: id,
-        prefix: &prefix,
-        header: &bytes[..header_end],
-        size: bytes.len() as u64,
-        auth: None,
-        skip: 0,
-    };
-    let outcome = ctx.hooks.data(&info, &hook_envelope, &message).await;
-    match &outcome.verdict {
-        Verdict::Reject(r) | Verdict::Tempfail(r) | Verdict::Disconnect(r) => {
-            return Err(refused(r));
-        }
-        Verdict::Continue | Verdict::Accept => {}
-    }
-    let skip = outcome.apply_edits(&mut prefix, &bytes[..header_end]);
-    writer.skip_leading(skip);
-    // Signed last, over the headers the filters added too, as over SMTP.
-    if let Err(e) = ctx.mailauth.signer().sign_submission(
-        &ctx.config,
-        &bytes[..header_end],
-        Some(user),
-        &mut prefix,
-        &bytes[usize::try_from(skip).unwrap_or(0).min(bytes.len())..],
-    ) {
-        tracing::error!(queue_id = %qid, "{e}");
-    }
-    let locals: Vec<String> = routed
-        .iter()
-        .flatten()
-        .filter_map(|t| match t {
-            Target::Local(u) => Some(u.clone()),
-            _ => None,
-        })
-        .collect();
-    let message = DataMessage {
-        blob: id,
-        prefix: &prefix,
-        header: &bytes[..header_end],
-        size: bytes.len() as u64,
-        auth: None,
-        skip,
-    };
-    let claimed = if outcome.discard {
-        Vec::new()
-    } else {
-        ctx.hooks
-            .deliver_to_storage(&info, &locals, &message)
-            .await
-            .map_err(|r| refused(&r))?
     };
     let envelope = Envelope {
         id,
@@ -271,26 +215,39 @@ pub async fn send(
         ret: None,
         smtputf8: rcpts.iter().any(|a| a.needs_smtputf8()) || !user.is_ascii(),
         eight_bit: !bytes.is_ascii(),
+        require_tls: false,
         client: format!("webmail [{}]", conn.peer.ip()),
     };
-    let effects = crate::submit::PluginEffects {
-        stored_by_plugins: &claimed,
-        quarantine: outcome.quarantine.as_deref(),
+    // The same path as a message over SMTP: data hooks (built-in checks,
+    // then filters reading the body from the store), header edits, DKIM
+    // signing, storage plugins, the commit.
+    let arrival = Arrival {
+        info: &info,
+        hook_envelope: &hook_envelope,
+        envelope: &envelope,
+        writer,
+        header: &bytes[..header_end],
+        size: bytes.len() as u64,
+        prefix,
+        auth: None,
+        quarantine: None,
     };
-    if outcome.discard {
-        // A filter discarded it: nothing is kept but the sender's copy.
-        drop(writer);
-        tracing::info!(queue_id = %qid, from = %user, "web: discarded by a filter");
-        keep_copy(ctx, user, "Sent", &bytes, vec![Flag::SEEN.into()])?;
-        store.flush().await?;
-        return Ok("Message sent.".to_string());
-    }
-    let committed = crate::submit::commit_with(ctx, writer, prefix, &envelope, &effects)
-        .await
-        .map_err(|e| {
-            tracing::error!(queue_id = %qid, "web: {e}");
-            WebError::Send("local storage problem; try again later".into())
-        })?;
+    let committed = match submit(ctx, arrival).await {
+        Ok(Accepted::Committed(c)) => c,
+        Ok(Accepted::Discarded) => {
+            // A filter discarded it: nothing is kept but the sender's copy.
+            tracing::info!(queue_id = %qid, from = %user, "web: discarded by a filter");
+            keep_copy(ctx, user, "Sent", &bytes, vec![Flag::SEEN.into()])?;
+            store.flush().await?;
+            return Ok("Message sent.".to_string());
+        }
+        Err(Refused::Policy { reply, .. }) => return Err(refused(&reply)),
+        Err(Refused::Storage) => {
+            return Err(WebError::Send(
+                "local storage problem; try again later".into(),
+            ));
+        }
+    };
     keep_copy(ctx, user, "Sent", &bytes, vec![Flag::SEEN.into()])?;
     store.flush().await?;
     let to: Vec<String> = rcpts.iter().map(|a| a.to_string()).collect();

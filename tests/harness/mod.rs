@@ -1,17 +1,38 @@
-//! Test harness for the POP3, relay and address-check suites: runs the real
-//! `tern` binary on ephemeral loopback ports in its own temporary folder,
-//! manages accounts through the CLI, runs independent clients (Python), and
-//! serves a test DNS zone with dnslib. Every process started here is killed
-//! when its guard drops.
+//! The one integration-test harness: `Tern` runs the real `tern` binary on
+//! ephemeral loopback ports in a private temporary folder (start, stop,
+//! SIGKILL, restart on the same data, the CLI against it, its log), and
+//! beside it the independent peers (`peers.rs`: dnslib DNS, aiosmtpd sink),
+//! the clients (`clients.rs`: Python, swaks; `smtp.rs`: a raw-socket SMTP
+//! client for byte-exact tests), readers of what came back (`text.rs`), and
+//! real TLS peers with a test CA (`tls.rs`: SMTP next hops, HTTPS).
+//! Nothing here sleeps and hopes: every wait polls a condition with a
+//! generous bound. Every process started is killed when its guard drops.
 #![allow(dead_code)]
+
+mod clients;
+mod peers;
+mod smtp;
+mod text;
+pub mod tls;
+
+#[allow(unused_imports)]
+pub use clients::{
+    PY_PRELUDE, output_within, python, python_json, python_output, python_with_prelude, swaks,
+};
+#[allow(unused_imports)]
+pub use peers::{DnsServer, Sink};
+#[allow(unused_imports)]
+pub use smtp::{Reply, Smtp};
+#[allow(unused_imports)]
+pub use text::{added_headers, contains, header, queue_id, text};
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
-/// How long anything may take to come up before the test fails.
+/// How long anything may take (a start, a stop, a reply) before the test fails.
 pub const READY_BOUND: Duration = Duration::from_secs(60);
 
 pub fn tern_bin() -> &'static str {
@@ -26,14 +47,15 @@ pub fn wait_for<T>(what: &str, bound: Duration, mut check: impl FnMut() -> Optio
             return v;
         }
         assert!(start.elapsed() < bound, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
-/// A running (or stopped) `tern serve` with its own folder.
+/// A running (or stopped) `tern serve` with its own config and data folder.
 pub struct Tern {
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
+    data_dir: PathBuf,
     child: Option<Child>,
     pub ports: HashMap<String, u16>,
     /// The loopback address the listeners bind (127.0.0.x).
@@ -43,6 +65,12 @@ pub struct Tern {
 }
 
 impl Tern {
+    /// Writes `config` (TOML, with `{ip}` replaced by 127.0.0.1) and starts
+    /// the server.
+    pub fn start(config: &str) -> Tern {
+        Tern::start_on("127.0.0.1", config)
+    }
+
     /// Writes `config` (TOML, with `{ip}` replaced by `ip`) and starts the server.
     pub fn start_on(ip: &str, config: &str) -> Tern {
         Tern::start_within(ip, config, READY_BOUND)
@@ -51,51 +79,77 @@ impl Tern {
     /// Like `start_on`, allowing `bound` for the server to come up (plugins
     /// of many megabytes take a while to compile at the first start).
     pub fn start_within(ip: &str, config: &str, bound: Duration) -> Tern {
-        let dir = tempfile::tempdir().expect("tempdir");
+        let mut t = Tern::new_on(ip, config);
+        t.ready_bound = bound;
+        t.spawn();
+        t
+    }
+
+    /// Writes the config (`{ip}` → 127.0.0.1) into a fresh temporary folder
+    /// without starting the server.
+    pub fn new(config: &str) -> Tern {
+        Tern::new_on("127.0.0.1", config)
+    }
+
+    /// Writes the config (`{ip}` → `ip`) without starting the server.
+    pub fn new_on(ip: &str, config: &str) -> Tern {
+        let dir = tempfile::Builder::new()
+            .prefix("tern-test-")
+            .tempdir()
+            .expect("tempdir");
         let path = dir.path().join("tern.toml");
-        std::fs::write(&path, config.replace("{ip}", ip)).expect("write config");
-        let mut t = Tern {
+        let config = config.replace("{ip}", ip);
+        std::fs::write(&path, &config).expect("write config");
+        let parsed = tern::config::Config::from_file(&path)
+            .unwrap_or_else(|e| panic!("test config does not parse: {e}\n{config}"));
+        Tern {
+            data_dir: parsed.data_dir.clone(),
             dir,
             config: path,
             child: None,
             ports: HashMap::new(),
             ip: ip.to_string(),
-            ready_bound: bound,
-        };
-        t.launch();
-        t
-    }
-
-    pub fn start(config: &str) -> Tern {
-        Tern::start_on("127.0.0.1", config)
+            ready_bound: READY_BOUND,
+        }
     }
 
     pub fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("data")
+        self.data_dir.clone()
     }
 
-    fn launch(&mut self) {
-        let listeners = self.data_dir().join("listeners");
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// Starts `tern serve` (the first time after `new`, or again after
+    /// `stop`) and waits until its listeners and control socket are up.
+    pub fn spawn(&mut self) {
+        assert!(self.child.is_none(), "server already running");
+        let listeners = self.data_dir.join("listeners");
         let _ = std::fs::remove_file(&listeners);
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(self.dir.path().join("tern.log"))
+            .open(self.log_path())
             .expect("log file");
         let child = Command::new(tern_bin())
             .args(["serve", "--config"])
             .arg(&self.config)
+            .current_dir(self.dir.path())
             .env("TERN_LOG", "info")
-            .stdout(Stdio::null())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
             .stderr(log)
             .spawn()
             .expect("start tern");
         self.child = Some(child);
+        // 1. The listeners file: written once every listener is bound.
         let text = wait_for("tern to listen", self.ready_bound, || {
             if let Some(c) = self.child.as_mut()
                 && let Ok(Some(status)) = c.try_wait()
             {
-                panic!("tern exited early ({status}): {}", self.log());
+                self.child = None;
+                panic!("tern exited during start-up ({status}):\n{}", self.log());
             }
             std::fs::read_to_string(&listeners)
                 .ok()
@@ -109,17 +163,38 @@ impl Tern {
                 Some((proto.to_string(), port))
             })
             .collect();
+        // 2. The control socket, so that `tern user …` reaches the running server.
+        let sock = self.data_dir.join("control.sock");
+        wait_for("the control socket", self.ready_bound, || {
+            std::os::unix::net::UnixStream::connect(&sock).ok()
+        });
     }
 
+    /// The port of the listener of this protocol (the last, if several).
     pub fn port(&self, protocol: &str) -> u16 {
         *self
             .ports
             .get(protocol)
-            .unwrap_or_else(|| panic!("no {protocol} listener"))
+            .unwrap_or_else(|| panic!("no {protocol} listener in {:?}", self.ports))
     }
 
+    /// The port as a command-line argument.
+    pub fn port_arg(&self, protocol: &str) -> String {
+        self.port(protocol).to_string()
+    }
+
+    /// `IP:PORT` of a listener.
+    pub fn addr(&self, protocol: &str) -> String {
+        format!("{}:{}", self.ip, self.port(protocol))
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("tern.log")
+    }
+
+    /// The server's log so far.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("tern.log")).unwrap_or_default()
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 
     /// Runs `tern ARGS --config …` with `stdin`.
@@ -128,6 +203,7 @@ impl Tern {
             .args(args)
             .arg("--config")
             .arg(&self.config)
+            .current_dir(self.dir.path())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -142,6 +218,7 @@ impl Tern {
         child.wait_with_output().expect("tern output")
     }
 
+    /// `tern user add ADDRESS --password-stdin`; panics unless it succeeds.
     pub fn add_user(&self, address: &str, password: &str) {
         let out = self.cli(
             &["user", "add", address, "--password-stdin"],
@@ -149,21 +226,41 @@ impl Tern {
         );
         assert!(
             out.status.success(),
-            "user add failed: {}",
-            String::from_utf8_lossy(&out.stderr)
+            "tern user add {address} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
         );
     }
 
-    /// SIGTERM and wait for a clean exit.
+    /// SIGTERM, then waits for a clean exit (status 0). No-op when stopped.
     pub fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            unsafe_kill(c.id(), "TERM");
-            let status = wait_for("tern to stop", READY_BOUND, || c.try_wait().ok().flatten());
-            assert!(
-                status.success(),
-                "tern exited with {status}: {}",
-                self.log()
-            );
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        kill(child.id(), "TERM");
+        let status = self.wait_exit(&mut child);
+        assert!(
+            status.success(),
+            "tern serve exited with {status} after SIGTERM:\n{}",
+            self.log()
+        );
+    }
+
+    fn wait_exit(&self, child: &mut Child) -> ExitStatus {
+        let deadline = Instant::now() + READY_BOUND;
+        loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "tern serve did not stop within {READY_BOUND:?} of SIGTERM:\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 
@@ -172,14 +269,15 @@ impl Tern {
         self.child.as_ref().map(|c| c.id())
     }
 
-    /// Sends a signal (`HUP`, `TERM` …) to the running server.
+    /// Sends a signal (`HUP`, `TERM` …) to the running server and returns
+    /// at once (the caller may still talk to it).
     pub fn signal(&self, signal: &str) {
         if let Some(c) = self.child.as_ref() {
-            unsafe_kill(c.id(), signal);
+            kill(c.id(), signal);
         }
     }
 
-    /// SIGKILL, no goodbye.
+    /// SIGKILL, no goodbye: no chance to flush or clean up.
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
@@ -187,15 +285,10 @@ impl Tern {
         }
     }
 
+    /// SIGKILL, then start again on the same config and data.
     pub fn restart(&mut self) {
         self.kill9();
-        self.launch();
-    }
-
-    /// Starts again after `stop`.
-    pub fn resume(&mut self) {
-        assert!(self.child.is_none());
-        self.launch();
+        self.spawn();
     }
 
     /// Rewrites the config so every listener keeps the port it got, so a
@@ -203,7 +296,7 @@ impl Tern {
     /// replaced in order, matching the `listeners` file).
     pub fn pin_ports(&self) {
         let listeners =
-            std::fs::read_to_string(self.data_dir().join("listeners")).expect("listeners");
+            std::fs::read_to_string(self.data_dir.join("listeners")).expect("listeners");
         let mut text = std::fs::read_to_string(&self.config).expect("config");
         let wildcard = format!("\"{}:0\"", self.ip);
         for line in listeners.lines() {
@@ -225,102 +318,62 @@ impl Tern {
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
+
+    /// Stops the server (if running) and returns every message in the
+    /// user's INBOX, full bytes as stored (with the headers Tern added).
+    pub fn mailbox(&mut self, user: &str) -> Vec<Vec<u8>> {
+        self.stop();
+        let store = tern::store::Store::open(&self.data_dir).expect("open store");
+        let metas = store.messages(user, "INBOX").expect("list messages");
+        metas
+            .iter()
+            .map(|m| store.read_blob(m.blob).expect("read blob"))
+            .collect()
+    }
 }
 
 impl Drop for Tern {
     fn drop(&mut self) {
         self.kill9();
+        if std::thread::panicking() {
+            eprintln!(
+                "----- tern log ({}) -----\n{}",
+                self.config.display(),
+                self.log()
+            );
+        }
     }
 }
 
-fn unsafe_kill(pid: u32, signal: &str) {
+fn kill(pid: u32, signal: &str) {
     let _ = Command::new("kill")
         .args([&format!("-{signal}"), &pid.to_string()])
         .status();
 }
 
-/// Runs a Python script with arguments; panics with its output if it fails.
-pub fn python(script: &str, args: &[&str]) -> String {
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .args(args)
-        .output()
-        .expect("python3");
-    assert!(
-        out.status.success(),
-        "python failed ({}):\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+/// The base of the SMTP suites' configs: smtp, submission and submissions
+/// listeners on 127.0.0.1 port 0 for `mx.example.test`.
+pub const BASE_CONFIG: &str = r#"hostname = "mx.example.test"
+data_dir = "data"
+local_domains = ["example.test"]
 
-/// Like `python` but returns the output whatever the exit status.
-pub fn python_output(script: &str, args: &[&str]) -> Output {
-    Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .args(args)
-        .output()
-        .expect("python3")
-}
+[[listen]]
+protocol = "smtp"
+address = "127.0.0.1:0"
 
-/// A dnslib server answering from a JSON zone that tests may rewrite.
-pub struct DnsServer {
-    child: Child,
-    pub port: u16,
-    zone: PathBuf,
-    _dir: tempfile::TempDir,
-}
+[[listen]]
+protocol = "submission"
+address = "127.0.0.1:0"
 
-impl DnsServer {
-    pub fn start(zone: &serde_json::Value) -> DnsServer {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let zone_path = dir.path().join("zone.json");
-        std::fs::write(&zone_path, zone.to_string()).expect("zone");
-        let port_file = dir.path().join("port");
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/dns_server.py");
-        let mut child = Command::new("python3")
-            .arg(script)
-            .arg(&zone_path)
-            .arg(&port_file)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start dns server");
-        let port = wait_for("the DNS server", READY_BOUND, || {
-            if let Ok(Some(s)) = child.try_wait() {
-                panic!("dns server exited: {s} (is dnslib installed? scripts/install-test-deps)");
-            }
-            std::fs::read_to_string(&port_file)
-                .ok()?
-                .trim()
-                .parse()
-                .ok()
-        });
-        DnsServer {
-            child,
-            port,
-            zone: zone_path,
-            _dir: dir,
-        }
-    }
+[[listen]]
+protocol = "submissions"
+address = "127.0.0.1:0"
+"#;
 
-    pub fn set_zone(&self, zone: &serde_json::Value) {
-        std::fs::write(&self.zone, zone.to_string()).expect("zone");
-    }
-
-    pub fn address(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for DnsServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `BASE_CONFIG` plus `extra`, which comes after the `[[listen]]` tables
+/// and so must consist of tables (`[limits]`, `[aliases]`, …).
+pub fn smtp_config(extra: &str) -> String {
+    format!("{BASE_CONFIG}\n{extra}\n")
 }
 
 /// A minimal config for one server: smtp, submission and pop3 listeners on

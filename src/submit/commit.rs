@@ -1,12 +1,12 @@
-//! The commit shared by every way a message enters Tern: SMTP/LMTP DATA and
-//! BDAT (`smtp/data.rs`) and web mail's Send (`web/compose.rs`). Given a
-//! finished body, its prefix headers and the routed recipients, it writes
-//! the body, one INBOX copy per local user and the queue entry for remote
-//! recipients in one store batch, flushes it to disk, and wakes the queue.
-//! Nothing is acknowledged to anyone before this returns `Ok`.
+//! The last step of the submission path (`submit`): given a finished body,
+//! its prefix headers, the routed recipients and what the plugins decided,
+//! it writes the body, one INBOX (or Junk) copy per local user and the
+//! queue entry for remote recipients in one store batch, flushes it to
+//! disk, and wakes the queue. Nothing is acknowledged to anyone before this
+//! returns `Ok`.
 
-use crate::hooks::Target;
-use crate::server::ServerContext;
+use crate::context::ServerContext;
+use crate::mail::Target;
 use crate::store::{BlobWriter, QueueEntry, QueueRecipient, StoreError, now};
 
 /// One accepted recipient with where it routes to and its DSN parameters.
@@ -30,6 +30,8 @@ pub struct Envelope<'a> {
     pub ret: Option<String>,
     pub smtputf8: bool,
     pub eight_bit: bool,
+    /// REQUIRETLS (RFC 8689) was asked for.
+    pub require_tls: bool,
     /// "helo [ip]" of the client, for queue listings and DSNs.
     pub client: String,
 }
@@ -63,26 +65,18 @@ pub struct PluginEffects<'a> {
     pub quarantine: Option<&'a str>,
 }
 
-/// Commits `writer` (the body) with `prefix` headers for `envelope`; durable
-/// on return.
+/// Commits `writer` (the body) with `prefix` headers for `envelope`, as
+/// the plugins' `effects` say; durable on return.
 pub async fn commit(
-    ctx: &ServerContext,
-    writer: BlobWriter,
-    prefix: Vec<u8>,
-    envelope: &Envelope<'_>,
-) -> Result<Committed, CommitError> {
-    commit_with(ctx, writer, prefix, envelope, &PluginEffects::default()).await
-}
-
-/// `commit`, with what the plugins decided.
-pub async fn commit_with(
     ctx: &ServerContext,
     writer: BlobWriter,
     prefix: Vec<u8>,
     envelope: &Envelope<'_>,
     effects: &PluginEffects<'_>,
 ) -> Result<Committed, CommitError> {
-    let size = writer.len() + prefix.len() as u64;
+    // As the blob record counts it: leading bytes the filters removed are
+    // not part of the message.
+    let size = writer.len() - writer.skipped() + prefix.len() as u64;
     let mut local_users: Vec<String> = Vec::new();
     let mut remote: Vec<QueueRecipient> = Vec::new();
     for r in &envelope.recipients {
@@ -149,6 +143,7 @@ pub async fn commit_with(
         client: envelope.client.clone(),
         recipients: remote,
         warned: false,
+        require_tls: envelope.require_tls,
     });
     let store = &ctx.store;
     let uids = store

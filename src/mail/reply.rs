@@ -1,5 +1,7 @@
-//! SMTP replies: a code, an enhanced status code (RFC 2034/3463) and text,
-//! rendered as one line or as a multi-line reply. Every reply Tern sends
+//! Replies in the SMTP form, the answer every side gives (the SMTP and LMTP
+//! sessions, the hooks and checks, plugins, web mail's refusals): a code, an
+//! enhanced status code (RFC 2034/3463) and text, rendered as one line or as
+//! a multi-line reply. Every reply Tern sends
 //! carries an enhanced code, except the greeting (220) and the EHLO reply
 //! (250), where RFC 2034 leaves it out.
 

@@ -1,7 +1,7 @@
 //! A minimal raw-socket SMTP client for byte-exact tests (pipelining, BDAT,
 //! smuggling, STARTTLS injection): write exactly these bytes, read replies.
 
-use super::PATIENCE;
+use super::READY_BOUND;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
@@ -50,7 +50,7 @@ impl Smtp {
     /// Connects and reads the 220 banner.
     pub fn connect(port: u16) -> (Smtp, Reply) {
         let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-        stream.set_read_timeout(Some(PATIENCE)).expect("timeout");
+        stream.set_read_timeout(Some(READY_BOUND)).expect("timeout");
         let mut s = Smtp {
             writer: stream.try_clone().expect("clone"),
             reader: BufReader::new(stream),

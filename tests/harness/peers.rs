@@ -1,0 +1,128 @@
+//! The independent peers a suite runs beside the server: a dnslib DNS
+//! server answering from a JSON zone the test may rewrite, and an aiosmtpd
+//! sink standing in for the next hop (`tests/fixtures/smtp_sink.py`, which
+//! writes each message as `N.eml` with its envelope in `N.json`). Each is a
+//! Python process that writes its port to a file when it listens; it is
+//! killed when its guard drops.
+
+use super::{READY_BOUND, wait_for};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+/// Starts `cmd` (a Python peer) and waits for the port it writes to
+/// `port_file`; `what` names it in failures.
+fn start_python_peer(mut cmd: Command, port_file: &Path, what: &str) -> (Child, u16) {
+    let mut child = cmd.stdout(Stdio::null()).spawn().expect("start python3");
+    let port = wait_for(what, READY_BOUND, || {
+        if let Ok(Some(s)) = child.try_wait() {
+            panic!(
+                "{what} exited: {s} (are the Python modules installed? scripts/install-test-deps)"
+            );
+        }
+        std::fs::read_to_string(port_file).ok()?.trim().parse().ok()
+    });
+    (child, port)
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+/// A dnslib server answering from a JSON zone that tests may rewrite.
+pub struct DnsServer {
+    child: Child,
+    pub port: u16,
+    zone: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl DnsServer {
+    pub fn start(zone: &serde_json::Value) -> DnsServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let zone_path = dir.path().join("zone.json");
+        std::fs::write(&zone_path, zone.to_string()).expect("zone");
+        let port_file = dir.path().join("port");
+        let mut cmd = Command::new("python3");
+        cmd.arg(fixture("dns_server.py"))
+            .arg(&zone_path)
+            .arg(&port_file);
+        let (child, port) = start_python_peer(cmd, &port_file, "the DNS server (dnslib)");
+        DnsServer {
+            child,
+            port,
+            zone: zone_path,
+            _dir: dir,
+        }
+    }
+
+    pub fn set_zone(&self, zone: &serde_json::Value) {
+        std::fs::write(&self.zone, zone.to_string()).expect("zone");
+    }
+
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for DnsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The aiosmtpd sink standing in for a smarthost or the next hop.
+pub struct Sink {
+    child: Child,
+    pub port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Sink {
+    pub fn start() -> Sink {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port_file = dir.path().join("port");
+        std::fs::create_dir(dir.path().join("mail")).expect("mail dir");
+        let mut cmd = Command::new("python3");
+        cmd.arg(fixture("smtp_sink.py"))
+            .arg(&port_file)
+            .arg(dir.path().join("mail"));
+        let (child, port) = start_python_peer(cmd, &port_file, "the SMTP sink (aiosmtpd)");
+        Sink { child, port, dir }
+    }
+
+    /// The folder the sink writes `N.eml` and `N.json` into.
+    pub fn mail_dir(&self) -> PathBuf {
+        self.dir.path().join("mail")
+    }
+
+    /// `(envelope recipients, message)` of each message received so far.
+    pub fn received(&self) -> Vec<(Vec<String>, String)> {
+        let mail = self.mail_dir();
+        let mut out = Vec::new();
+        for n in 1.. {
+            let Ok(eml) = std::fs::read_to_string(mail.join(format!("{n}.eml"))) else {
+                break;
+            };
+            let json = std::fs::read_to_string(mail.join(format!("{n}.json"))).expect("json");
+            let env: serde_json::Value = serde_json::from_str(&json).expect("envelope");
+            let to = env["to"]
+                .as_array()
+                .expect("to")
+                .iter()
+                .map(|v| v.as_str().unwrap_or_default().to_string())
+                .collect();
+            out.push((to, eml));
+        }
+        out
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
