@@ -148,7 +148,7 @@ mod tests {
     fn expunges_are_remembered_with_their_modseq_and_bounded() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        store.add_user(BOB, "pw").unwrap();
+        crate::store::block_on(store.add_user(BOB, "pw")).unwrap();
         store.create_folder(BOB, "Box").unwrap();
         let mut uids = Vec::new();
         for _ in 0..4 {
