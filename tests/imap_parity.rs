@@ -270,3 +270,36 @@ print("ok")
     );
     assert_eq!(out.trim(), "ok");
 }
+
+/// Dovecot's imaptest scripted compliance groups (built outside the
+/// repository: `sh ../shared/tools/imaptest/build.sh /tmp/imaptest`), run
+/// when `IMAPTEST` names the binary (its `tests` folder beside it):
+/// `IMAPTEST=/tmp/imaptest/src/imaptest cargo test --test imap_parity -- --ignored`.
+#[test]
+#[ignore = "needs imaptest built outside the repository (IMAPTEST=path)"]
+fn imaptest_scripted_groups_pass() {
+    let bin = std::env::var("IMAPTEST").expect("IMAPTEST names the imaptest binary");
+    let tests = std::path::Path::new(&bin)
+        .parent()
+        .expect("imaptest lives in a folder")
+        .join("tests");
+    // imaptest logs in over the plain port.
+    let t = server("[tls]\nallow_plaintext_auth = true\n");
+    t.add_user("imaptest@example.test", "pw");
+    let out = std::process::Command::new(&bin)
+        .arg("host=127.0.0.1")
+        .arg(format!("port={}", t.port("imap")))
+        .arg("user=imaptest@example.test")
+        .arg("pass=pw")
+        .arg(format!("test={}", tests.display()))
+        .output()
+        .expect("imaptest runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("{stdout}\n{stderr}");
+    let summary = stdout
+        .lines()
+        .find(|l| l.contains("test groups:"))
+        .expect("imaptest's summary line");
+    assert!(summary.contains(" 0 failed"), "{summary}\n{stderr}");
+}

@@ -5,8 +5,8 @@
 //! URLs (RFC 5092) name: `/<mailbox>[;UIDVALIDITY=n]/;UID=n[/;SECTION=s]`
 //! (an `imap://host` prefix allowed) or `;UID=n...` relative to the
 //! selected folder, always the logged-in user's own folders. A URL that
-//! cannot be resolved answers `NO [BADURL url]`; URLAUTH and PARTIAL
-//! URLs are not supported (URLAUTH is not announced).
+//! cannot be resolved answers `NO [BADURL url]`; `;PARTIAL=` cuts a byte
+//! range; URLAUTH URLs are refused (URLAUTH is not announced).
 
 use super::append_syntax::CatPart;
 use super::sections::{load, section_bytes};
@@ -28,6 +28,8 @@ struct Url {
     uidvalidity: Option<u32>,
     uid: u32,
     section: Option<String>,
+    /// `;PARTIAL=offset[.length]` (RFC 5092 section 3): a byte range.
+    partial: Option<(usize, Option<usize>)>,
 }
 
 fn percent_decode(s: &str) -> Option<String> {
@@ -66,6 +68,7 @@ fn parse_url(url: &str) -> Option<Url> {
         uidvalidity: None,
         uid: 0,
         section: None,
+        partial: None,
     };
     for param in rest.split(';').filter(|p| !p.is_empty()) {
         let param = param.trim_end_matches('/');
@@ -74,6 +77,12 @@ fn parse_url(url: &str) -> Option<Url> {
             "UIDVALIDITY" => url.uidvalidity = Some(value.parse().ok()?),
             "UID" => url.uid = value.parse().ok()?,
             "SECTION" => url.section = Some(percent_decode(value)?),
+            "PARTIAL" => {
+                url.partial = Some(match value.split_once('.') {
+                    Some((offset, length)) => (offset.parse().ok()?, Some(length.parse().ok()?)),
+                    None => (value.parse().ok()?, None),
+                })
+            }
             _ => return None,
         }
     }
@@ -102,6 +111,20 @@ impl Session {
         &mut self,
         parts: Vec<(Command<'static>, Option<Vec<CatPart>>)>,
     ) -> io::Result<Outcome> {
+        // A missing target folder is TRYCREATE before any URL is looked at.
+        if let Some((first, _)) = parts.first()
+            && let CommandBody::Append { mailbox, .. } = &first.body
+        {
+            let user = self.account();
+            match self.folder_name(mailbox) {
+                Ok(name) => match self.ctx.store.folder(&user, &name) {
+                    Ok(Some(_)) => {}
+                    Ok(None) => return Ok(Outcome::No("[TRYCREATE] no such folder".into())),
+                    Err(e) => return Ok(self.store_failure(e)),
+                },
+                Err(e) => return Ok(Outcome::No(format!("[CANNOT] {e}"))),
+            }
+        }
         let mut folder = None;
         let mut items = Vec::with_capacity(parts.len());
         for (part, catenate) in parts {
@@ -178,13 +201,21 @@ impl Session {
             .flatten()
             .ok_or_else(bad)?;
         let bytes = load(store, &meta, false).map_err(|_| bad())?;
-        match url.section {
-            None => Ok(bytes),
+        let bytes = match url.section {
+            None => bytes,
             Some(spec) => {
                 let section = parse_section(&spec).ok_or_else(bad)?;
-                Ok(section_bytes(&bytes, &section))
+                section_bytes(&bytes, &section)
             }
-        }
+        };
+        Ok(match url.partial {
+            None => bytes,
+            Some((offset, length)) => {
+                let start = offset.min(bytes.len());
+                let end = length.map_or(bytes.len(), |l| start.saturating_add(l).min(bytes.len()));
+                bytes[start..end].to_vec()
+            }
+        })
     }
 }
 
@@ -201,6 +232,7 @@ mod tests {
                 uidvalidity: Some(9),
                 uid: 20,
                 section: Some("1.MIME".into()),
+                partial: None,
             })
         );
         assert_eq!(
@@ -210,11 +242,16 @@ mod tests {
                 uidvalidity: None,
                 uid: 3,
                 section: None,
+                partial: None,
             })
         );
         assert_eq!(parse_url(";UID=4/;SECTION=TEXT").map(|u| u.uid), Some(4));
         assert!(parse_url("/INBOX;UID=4;URLAUTH=anonymous:internal:x").is_none());
         assert!(parse_url("/INBOX").is_none());
+        assert_eq!(
+            parse_url("/INBOX/;UID=2/;PARTIAL=100.5").and_then(|u| u.partial),
+            Some((100, Some(5)))
+        );
         assert!(parse_section("HEADER").is_some());
         assert!(parse_section("1.2.TEXT").is_some());
         assert!(parse_section("BOGUS").is_none());

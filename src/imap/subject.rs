@@ -17,7 +17,8 @@ pub struct Facts {
     /// The sent date in UTC seconds (the internal date without one).
     pub date: i64,
     pub size: u64,
-    /// The base subject, case-folded for comparison.
+    /// The base subject, upper-cased for comparison (i;ascii-casemap
+    /// compares upper case: `[` sorts after letters, RFC 4790 9.2).
     pub subject: String,
     /// The subject was a reply or forward (a leader or trailer removed).
     pub reply: bool,
@@ -58,29 +59,38 @@ impl Facts {
             f.date = d.to_timestamp();
         }
         let (subject, reply) = base_subject(msg.subject().unwrap_or(""));
-        f.subject = subject.to_lowercase();
+        f.subject = subject.to_uppercase();
         f.reply = reply;
-        let mailbox = |a: &Option<mail_parser::Addr<'_>>| {
-            let addr = a.as_ref().and_then(|a| a.address.as_deref()).unwrap_or("");
-            addr.rsplit_once('@')
-                .map_or(addr, |(local, _)| local)
-                .to_lowercase()
-        };
-        let display = |a: &Option<mail_parser::Addr<'_>>| {
-            let Some(a) = a else { return String::new() };
-            match a.name.as_deref().map(str::trim) {
-                Some(name) if !name.is_empty() => name.to_lowercase(),
-                _ => a.address.as_deref().unwrap_or("").to_lowercase(),
+        // The first address of a field; a group (RFC 5322 group syntax)
+        // counts by its name, as its IMAP ENVELOPE entry starts with it.
+        let first = |a: Option<&mail_parser::Address<'_>>| -> (String, String) {
+            match a {
+                Some(mail_parser::Address::Group(groups)) => {
+                    let name = groups
+                        .first()
+                        .and_then(|g| g.name.as_deref())
+                        .unwrap_or("")
+                        .to_uppercase();
+                    (name.clone(), name)
+                }
+                Some(list) => {
+                    let Some(addr) = list.first() else {
+                        return (String::new(), String::new());
+                    };
+                    let spec = addr.address.as_deref().unwrap_or("");
+                    let mailbox = spec.rsplit_once('@').map_or(spec, |(local, _)| local);
+                    let display = match addr.name.as_deref().map(str::trim) {
+                        Some(name) if !name.is_empty() => name,
+                        _ => spec,
+                    };
+                    (mailbox.to_uppercase(), display.to_uppercase())
+                }
+                None => (String::new(), String::new()),
             }
         };
-        let from = msg.from().and_then(|a| a.first()).cloned();
-        let to = msg.to().and_then(|a| a.first()).cloned();
-        let cc = msg.cc().and_then(|a| a.first()).cloned();
-        f.from = mailbox(&from);
-        f.to = mailbox(&to);
-        f.cc = mailbox(&cc);
-        f.display_from = display(&from);
-        f.display_to = display(&to);
+        (f.from, f.display_from) = first(msg.from());
+        (f.to, f.display_to) = first(msg.to());
+        f.cc = first(msg.cc()).0;
         f.message_id = msg.message_id().map(str::to_string);
         f.references = msg
             .references()

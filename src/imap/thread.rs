@@ -325,7 +325,7 @@ mod tests {
             arrival: date,
             date,
             size: 0,
-            subject: subject.to_lowercase(),
+            subject: subject.to_uppercase(),
             reply,
             from: String::new(),
             to: String::new(),
