@@ -303,3 +303,49 @@ fn imaptest_scripted_groups_pass() {
         .expect("imaptest's summary line");
     assert!(summary.contains(" 0 failed"), "{summary}\n{stderr}");
 }
+
+#[test]
+fn context_search_partial_update_and_cancelupdate() {
+    let t = server("");
+    let out = run(
+        &t,
+        r#"
+a = client()
+for i in range(5):
+    a.append("INBOX", b"Subject: %d\r\n\r\nbody\r\n" % i)
+a.select_folder("INBOX")
+r = Raw()
+assert " CONTEXT=SEARCH" in r.ok("CAPABILITY")[0]
+r.ok("SELECT INBOX")
+u = r.ok("SEARCH RETURN (PARTIAL 4:2) ALL")
+assert u == ['* ESEARCH (TAG "t%d") PARTIAL (2:4 2:4)' % r.n], u
+u = r.ok("SEARCH RETURN (PARTIAL 6:7) ALL")
+assert u == ['* ESEARCH (TAG "t%d") PARTIAL (6:7 NIL)' % r.n], u
+# ESORT's PARTIAL keeps the sort order: subjects 4, 3, 1, 0.
+u = r.ok("SORT RETURN (PARTIAL 1:2) (REVERSE SUBJECT) UTF-8 1:2,4:5")
+assert u == ['* ESEARCH (TAG "t%d") PARTIAL (1:2 5,4)' % r.n], u
+for bad in ["PARTIAL 1", "PARTIAL 1:*", "PARTIAL 0:3"]:
+    untagged, tagged = r.cmd("SEARCH RETURN (%s) ALL" % bad)
+    assert tagged.startswith("BAD"), (bad, tagged)
+# A live search: flags set here and by another session, an append, an expunge.
+r.ok("SEARCH RETURN (UPDATE) SEEN")
+live = "t%d" % r.n
+u = r.ok("STORE 1,2,4 +FLAGS.SILENT (\\Seen)")
+assert '* ESEARCH (TAG "%s") ADDTO (0 1:2,4)' % live in u, u
+a.remove_flags([2], [b"\\Seen"])
+u = r.ok("NOOP")
+assert '* ESEARCH (TAG "%s") REMOVEFROM (0 2)' % live in u, u
+a.append("INBOX", b"Subject: new\r\n\r\nx\r\n", flags=[b"\\Seen"])
+u = r.ok("NOOP")
+assert u.index("* 6 EXISTS") < u.index('* ESEARCH (TAG "%s") ADDTO (0 6)' % live), u
+r.ok("STORE 4 +FLAGS.SILENT (\\Deleted)")
+u = r.ok("EXPUNGE")
+assert u == ['* ESEARCH (TAG "%s") REMOVEFROM (0 4)' % live, "* 4 EXPUNGE"], u
+r.ok('CANCELUPDATE "%s"' % live)
+u = r.ok("STORE 3 +FLAGS.SILENT (\\Seen)")
+assert not any("ESEARCH" in l for l in u), u
+print("ok")
+"#,
+    );
+    assert_eq!(out.trim(), "ok");
+}

@@ -83,6 +83,21 @@ impl Session {
                 },
             };
         }
+        if let Some(tags) = rewrite::parse_cancel_update(original) {
+            // CANCELUPDATE (RFC 5267 4.3) ends the named live searches.
+            let outcome = match (tags, self.view.as_mut()) {
+                (Some(tags), Some(view)) => {
+                    view.live.retain(|l| !tags.contains(&l.tag));
+                    Outcome::Ok("CANCELUPDATE completed".into())
+                }
+                (Some(_), None) => Outcome::Bad("CANCELUPDATE needs a selected mailbox".into()),
+                (None, _) => Outcome::Bad("malformed CANCELUPDATE".into()),
+            };
+            return Decoded::Answer {
+                tag: tag(),
+                outcome,
+            };
+        }
         let mut message = Cow::Borrowed(original);
         if let Some(view) = &self.view {
             let uids = self.saved_result.clone().unwrap_or_default();

@@ -35,6 +35,7 @@ mod session;
 mod sort;
 mod subject;
 mod thread;
+mod updates;
 mod view;
 mod wire;
 

@@ -144,6 +144,24 @@ pub(super) fn verb(msg: &[u8]) -> Option<(bool, Vec<u8>)> {
     Some((by_uid, word.to_ascii_uppercase()))
 }
 
+/// CONTEXT=SEARCH's `CANCELUPDATE tag...` (RFC 5267 4.3): `None` for
+/// other commands, `Some(None)` when malformed, else the search tags.
+pub fn parse_cancel_update(msg: &[u8]) -> Option<Option<Vec<String>>> {
+    if verb(msg)? != (false, b"CANCELUPDATE".to_vec()) {
+        return None;
+    }
+    let tokens = tokenize(msg)?;
+    let tags: Option<Vec<String>> = tokens
+        .get(2..)?
+        .iter()
+        .map(|t| match &t.kind {
+            Kind::Text(v) => Some(String::from_utf8_lossy(v).into_owned()),
+            _ => None,
+        })
+        .collect();
+    Some(tags.filter(|t| !t.is_empty()))
+}
+
 /// What an extended LIST asks for.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ListOptions {

@@ -219,6 +219,10 @@ impl Session {
             // A failed SEARCH ... RETURN (SAVE) leaves `$` empty (RFC 5182 2.1).
             self.saved_result = Some(Vec::new());
         }
+        let update = options
+            .as_ref()
+            .is_some_and(|o| o.iter().any(|x| x == "UPDATE"));
+        let kept = update.then(|| criteria.clone());
         let (positions, with_modseq) = match self.matching(charset, criteria) {
             Ok(found) => found,
             Err(outcome) => return Ok(outcome),
@@ -234,6 +238,14 @@ impl Session {
             found.push(if uid { meta.uid } else { p as u32 + 1 });
             found_uids.push(meta.uid);
             modseqs.push(meta.modseq);
+        }
+        if let (Some(criteria), Some(view)) = (kept, self.view.as_mut()) {
+            view.live.push(super::updates::LiveSearch {
+                tag: tag.to_string(),
+                uid,
+                criteria,
+                uids: found_uids.clone(),
+            });
         }
         let highest = modseqs.iter().copied().max().unwrap_or(0);
         if let Some(options) = options {
@@ -367,6 +379,9 @@ fn esearch(
     if want("ALL") && !found.is_empty() {
         line.push_str(&format!(" ALL {}", super::wire::sequence_set(found)));
     }
+    if let Some(range) = partial_option(options) {
+        line.push_str(&partial_item(range, found, super::wire::sequence_set));
+    }
     if with_modseq && !found.is_empty() {
         let only_ends = !want("ALL") && !want("COUNT");
         let modseq = if only_ends {
@@ -385,6 +400,35 @@ fn esearch(
     }
     line.push_str("\r\n");
     line
+}
+
+/// PARTIAL's range `m:n` (either order), both non-zero numbers.
+fn partial_range(s: &str) -> Option<(u32, u32)> {
+    let (a, b) = s.split_once(':')?;
+    let (a, b): (u32, u32) = (a.parse().ok()?, b.parse().ok()?);
+    (a > 0 && b > 0).then_some((a.min(b), a.max(b)))
+}
+
+/// The PARTIAL option among `options`, if any.
+pub fn partial_option(options: &[String]) -> Option<(u32, u32)> {
+    options
+        .iter()
+        .find_map(|o| o.strip_prefix("PARTIAL ").and_then(partial_range))
+}
+
+/// ` PARTIAL (m:n set)` or ` PARTIAL (m:n NIL)`: the `lo`-th to `hi`-th
+/// of `results` (in their order), rendered by `set`.
+pub fn partial_item(range: (u32, u32), results: &[u32], set: impl Fn(&[u32]) -> String) -> String {
+    let (lo, hi) = range;
+    let start = (lo as usize - 1).min(results.len());
+    let end = (hi as usize).min(results.len());
+    let picked = &results[start..end];
+    let shown = if picked.is_empty() {
+        "NIL".to_string()
+    } else {
+        set(picked)
+    };
+    format!(" PARTIAL ({lo}:{hi} {shown})")
 }
 
 /// A command without its RETURN part, and the RETURN options.
@@ -424,15 +468,23 @@ pub fn strip_search_return(message: &[u8]) -> Option<Result<Stripped, String>> {
     }
     let open = pos + 8;
     let close = open + line[open..].iter().position(|&b| b == b')')?;
-    let options: Vec<String> = String::from_utf8_lossy(&line[open..close])
+    let words: Vec<String> = String::from_utf8_lossy(&line[open..close])
         .split_ascii_whitespace()
         .map(str::to_ascii_uppercase)
         .collect();
-    if let Some(bad) = options
-        .iter()
-        .find(|o| !["MIN", "MAX", "ALL", "COUNT", "SAVE"].contains(&o.as_str()) || sort && *o == "SAVE")
-    {
-        return Some(Err(format!("RETURN option {bad} is not supported")));
+    let mut options = Vec::new();
+    let mut words = words.into_iter();
+    while let Some(word) = words.next() {
+        match word.as_str() {
+            "MIN" | "MAX" | "ALL" | "COUNT" | "UPDATE" => options.push(word),
+            "SAVE" if !sort => options.push(word),
+            // RFC 5267 4.4: PARTIAL m:n, both non-zero numbers.
+            "PARTIAL" => match words.next().as_deref().and_then(partial_range) {
+                Some((lo, hi)) => options.push(format!("PARTIAL {lo}:{hi}")),
+                None => return Some(Err("PARTIAL needs a range m:n".into())),
+            },
+            bad => return Some(Err(format!("RETURN option {bad} is not supported"))),
+        }
     }
     // Skip the space after ")", keep everything else (literals included).
     let after = message.get(close + 1..)?;
@@ -466,7 +518,16 @@ mod tests {
         assert_eq!(opts, vec!["COUNT"]);
         assert!(strip_search_return(b"a FETCH 1 ALL\r\n").is_none());
         assert!(
-            strip_search_return(b"a SEARCH RETURN (PARTIAL 1:5) ALL\r\n")
+            strip_search_return(b"a SEARCH RETURN (PARTIAL 1:*) ALL\r\n")
+                .unwrap()
+                .is_err()
+        );
+        let (_, opts) = strip_search_return(b"a SEARCH RETURN (PARTIAL 5:2 COUNT) ALL\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(opts, vec!["PARTIAL 2:5", "COUNT"]);
+        assert!(
+            strip_search_return(b"a SEARCH RETURN (PARTIAL 1) ALL\r\n")
                 .unwrap()
                 .is_err()
         );

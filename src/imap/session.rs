@@ -207,6 +207,7 @@ impl Session {
             "SORT",
             "SORT=DISPLAY",
             "ESORT",
+            "CONTEXT=SEARCH",
             "THREAD=ORDEREDSUBJECT",
             "THREAD=REFERENCES",
         ]);
@@ -421,6 +422,7 @@ impl Session {
             self.announce_highest_modseq().await?;
         }
         self.report_changes(expunge_ok).await?;
+        self.update_live_searches().await?;
         let line = match outcome {
             Outcome::Ok(text) => format!("{tag} OK {text}\r\n"),
             Outcome::No(text) => format!("{tag} NO {text}\r\n"),

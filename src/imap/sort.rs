@@ -145,6 +145,9 @@ fn esort(tag: &str, uid: bool, options: &[String], sorted: &[u32], modseq: Optio
     if want("ALL") && !sorted.is_empty() {
         line.push_str(&format!(" ALL {}", ordered_set(sorted)));
     }
+    if let Some(range) = super::search::partial_option(options) {
+        line.push_str(&super::search::partial_item(range, sorted, ordered_set));
+    }
     if let Some(m) = modseq {
         line.push_str(&format!(" MODSEQ {m}"));
     }

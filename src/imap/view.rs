@@ -29,6 +29,8 @@ pub struct View {
     pub show_recent: bool,
     /// Expunges are reported as VANISHED (QRESYNC enabled, RFC 7162 3.2.10).
     pub vanished: bool,
+    /// Searches kept up to date (CONTEXT=SEARCH's UPDATE, `updates.rs`).
+    pub live: Vec<super::updates::LiveSearch>,
 }
 
 /// A sequence set that names messages the mailbox does not have.
@@ -65,6 +67,7 @@ impl View {
             keywords: Vec::new(),
             show_recent: true,
             vanished: false,
+            live: Vec::new(),
         };
         view.keywords = view.keywords_in(view.messages.iter().flat_map(|m| m.flags.iter()));
         Ok(Some(view))
@@ -190,6 +193,22 @@ impl View {
     pub fn remove(&mut self, mut positions: Vec<usize>, out: &mut Vec<u8>) {
         positions.sort_unstable();
         positions.dedup();
+        // Live searches lose expunged messages before the client hears of
+        // the expunge, while their numbers still mean them.
+        for search in &mut self.live {
+            let mut gone = Vec::new();
+            for &p in &positions {
+                let Some(m) = self.messages.get(p) else { continue };
+                if let Ok(i) = search.uids.binary_search(&m.uid) {
+                    search.uids.remove(i);
+                    gone.push(if search.uid { m.uid } else { p as u32 + 1 });
+                }
+            }
+            if !gone.is_empty() {
+                let line = super::updates::update_line(&search.tag, search.uid, "REMOVEFROM", &gone);
+                out.extend_from_slice(line.as_bytes());
+            }
+        }
         if self.vanished {
             let mut uids = Vec::new();
             for &p in positions.iter().rev() {
