@@ -7,11 +7,16 @@ mod harness;
 mod imap_common;
 use imap_common::{run, server};
 
+/// Runs a Python script against a fresh server; it prints "ok" when all
+/// its assertions held.
+fn passes(script: &str) {
+    let t = server("");
+    assert_eq!(run(&t, script).trim(), "ok");
+}
+
 #[test]
 fn fetch_answer_reflects_flags_another_session_set_before_it() {
-    let t = server("");
-    let out = run(
-        &t,
+    passes(
         r#"
 a = client()
 for i in range(3):
@@ -42,7 +47,6 @@ assert "* 1 EXPUNGE" in untagged, untagged
 print("ok")
 "#,
     );
-    assert_eq!(out.trim(), "ok");
 }
 
 /// Five messages with known dates, senders, subjects and references.
@@ -64,9 +68,7 @@ untagged = r.ok("SELECT INBOX")
 
 #[test]
 fn sort_esort_and_sort_display() {
-    let t = server("");
-    let out = run(
-        &t,
+    passes(
         &format!(
             "{SORT_FIXTURE}{}",
             r#"
@@ -114,14 +116,11 @@ print("ok")
 "#
         ),
     );
-    assert_eq!(out.trim(), "ok");
 }
 
 #[test]
 fn thread_references_and_orderedsubject() {
-    let t = server("");
-    let out = run(
-        &t,
+    passes(
         &format!(
             "{SORT_FIXTURE}{}",
             r#"
@@ -143,14 +142,11 @@ print("ok")
 "#
         ),
     );
-    assert_eq!(out.trim(), "ok");
 }
 
 #[test]
 fn qresync_select_vanished_and_uid_fetch_changedsince_vanished() {
-    let t = server("");
-    let out = run(
-        &t,
+    passes(
         r#"
 a = client()
 for i in range(6):
@@ -194,14 +190,11 @@ assert u == ["* VANISHED 3"], u
 print("ok")
 "#,
     );
-    assert_eq!(out.trim(), "ok");
 }
 
 #[test]
 fn multiappend_adds_all_messages_at_once() {
-    let t = server("");
-    let out = run(
-        &t,
+    passes(
         r#"
 r = Raw()
 caps = r.ok("CAPABILITY")[0]
@@ -237,14 +230,11 @@ assert c.folder_status("INBOX", ["MESSAGES"])[b"MESSAGES"] == 3
 print("ok")
 "#,
     );
-    assert_eq!(out.trim(), "ok");
 }
 
 #[test]
 fn catenate_builds_a_message_from_text_and_urls() {
-    let t = server("");
-    let out = run(
-        &t,
+    passes(
         r#"
 a = client()
 a.create_folder("Drafts2")
@@ -268,7 +258,6 @@ assert c.folder_status("Drafts2", ["MESSAGES"])[b"MESSAGES"] == 1
 print("ok")
 "#,
     );
-    assert_eq!(out.trim(), "ok");
 }
 
 /// Dovecot's imaptest scripted compliance groups (built outside the
@@ -306,9 +295,7 @@ fn imaptest_scripted_groups_pass() {
 
 #[test]
 fn context_search_partial_update_and_cancelupdate() {
-    let t = server("");
-    let out = run(
-        &t,
+    passes(
         r#"
 a = client()
 for i in range(5):
@@ -347,5 +334,4 @@ assert not any("ESEARCH" in l for l in u), u
 print("ok")
 "#,
     );
-    assert_eq!(out.trim(), "ok");
 }
