@@ -68,10 +68,9 @@ untagged = r.ok("SELECT INBOX")
 
 #[test]
 fn sort_esort_and_sort_display() {
-    passes(
-        &format!(
-            "{SORT_FIXTURE}{}",
-            r#"
+    passes(&format!(
+        "{SORT_FIXTURE}{}",
+        r#"
 caps = r.ok("CAPABILITY")[0]
 for c in ["SORT", "SORT=DISPLAY", "ESORT", "THREAD=REFERENCES", "THREAD=ORDEREDSUBJECT"]:
     assert " " + c + " " in caps + " ", caps
@@ -114,16 +113,14 @@ by_size = sorted(sizes, key=lambda n: (-sizes[n][b"RFC822.SIZE"], n))
 assert c.sort(["REVERSE", "SIZE"]) == by_size, (by_size, sizes)
 print("ok")
 "#
-        ),
-    );
+    ));
 }
 
 #[test]
 fn thread_references_and_orderedsubject() {
-    passes(
-        &format!(
-            "{SORT_FIXTURE}{}",
-            r#"
+    passes(&format!(
+        "{SORT_FIXTURE}{}",
+        r#"
 def thread(args):
     u = r.ok(args)
     lines = [l for l in u if l.startswith("* THREAD")]
@@ -140,8 +137,7 @@ c = client(); c.select_folder("INBOX")
 assert c.thread("REFERENCES") == ((5,), (3, 2, 4), (1,)), c.thread("REFERENCES")
 print("ok")
 "#
-        ),
-    );
+    ));
 }
 
 #[test]

@@ -32,9 +32,8 @@ pub fn split_append(msg: &[u8]) -> Option<Result<Vec<AppendPiece>, String>> {
     }
     let tokens = tokenize(msg)?;
     let literal = |t: &Token| matches!(t.kind, Kind::Text(_)) && msg[t.start] != b'"';
-    let catenate = |t: &Token| {
-        t.kind == Kind::Atom && msg[t.start..t.end].eq_ignore_ascii_case(b"CATENATE")
-    };
+    let catenate =
+        |t: &Token| t.kind == Kind::Atom && msg[t.start..t.end].eq_ignore_ascii_case(b"CATENATE");
     let literals = tokens.iter().filter(|t| literal(t)).count();
     if literals < 2 && !tokens.iter().any(catenate) {
         return None;
@@ -186,7 +185,15 @@ mod tests {
             ])
         );
         assert_eq!(pieces[1], plain(b"a APPEND Sent {1+}\r\nz\r\n"));
-        assert!(split_append(b"a APPEND X CATENATE ()\r\n").unwrap().is_err());
-        assert!(split_append(b"a APPEND X CATENATE (TEXT \"q\")\r\n").unwrap().is_err());
+        assert!(
+            split_append(b"a APPEND X CATENATE ()\r\n")
+                .unwrap()
+                .is_err()
+        );
+        assert!(
+            split_append(b"a APPEND X CATENATE (TEXT \"q\")\r\n")
+                .unwrap()
+                .is_err()
+        );
     }
 }

@@ -13,11 +13,11 @@ use super::sections::{load, section_bytes};
 use super::session::{Outcome, Session};
 use imap_codec::CommandCodec;
 use imap_codec::decode::Decoder;
+use imap_codec::imap_types::IntoStatic;
 use imap_codec::imap_types::command::{Command, CommandBody};
 use imap_codec::imap_types::core::{Literal, LiteralMode};
 use imap_codec::imap_types::extensions::binary::{Literal8, LiteralOrLiteral8};
 use imap_codec::imap_types::fetch::{MacroOrMessageDataItemNames, MessageDataItemName, Section};
-use imap_codec::imap_types::IntoStatic;
 use std::io;
 
 /// What an IMAP URL names.
@@ -188,10 +188,18 @@ impl Session {
         let user = self.account();
         let folder = match url.mailbox {
             Some(name) => name,
-            None => self.view.as_ref().map(|v| v.folder.clone()).ok_or_else(bad)?,
+            None => self
+                .view
+                .as_ref()
+                .map(|v| v.folder.clone())
+                .ok_or_else(bad)?,
         };
         let store = &self.ctx.store;
-        let info = store.folder(&user, &folder).ok().flatten().ok_or_else(bad)?;
+        let info = store
+            .folder(&user, &folder)
+            .ok()
+            .flatten()
+            .ok_or_else(bad)?;
         if url.uidvalidity.is_some_and(|v| v != info.uidvalidity) {
             return Err(bad());
         }

@@ -165,6 +165,9 @@ mod tests {
             esort("a", true, &["MIN".into(), "COUNT".into()], &[7, 2, 5], None),
             "* ESEARCH (TAG \"a\") UID MIN 7 COUNT 3\r\n"
         );
-        assert_eq!(esort("a", false, &[], &[], None), "* ESEARCH (TAG \"a\")\r\n");
+        assert_eq!(
+            esort("a", false, &[], &[], None),
+            "* ESEARCH (TAG \"a\")\r\n"
+        );
     }
 }

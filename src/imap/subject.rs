@@ -113,7 +113,7 @@ impl Facts {
 /// A `[...]` blob and the whitespace after it: its length in `s`.
 fn blob(s: &str) -> Option<usize> {
     let rest = s.strip_prefix('[')?;
-    let close = rest.find(|c| c == '[' || c == ']')?;
+    let close = rest.find(['[', ']'])?;
     if !rest[close..].starts_with(']') {
         return None;
     }
@@ -212,7 +212,10 @@ mod tests {
         );
         assert_eq!(base_subject("[fwd: Re: Hello]"), ("Hello".into(), true));
         assert_eq!(base_subject("[only blob]"), ("[only blob]".into(), false));
-        assert_eq!(base_subject("Rex: not a reply"), ("Rex: not a reply".into(), false));
+        assert_eq!(
+            base_subject("Rex: not a reply"),
+            ("Rex: not a reply".into(), false)
+        );
         assert_eq!(base_subject(""), ("".into(), false));
     }
 }

@@ -195,7 +195,11 @@ fn by_references(facts: &[Facts]) -> (Vec<Node>, Vec<usize>) {
         let own = match &f.message_id {
             Some(id) => {
                 let c = container(&mut nodes, id);
-                if nodes[c].msg.is_none() { Some(c) } else { None }
+                if nodes[c].msg.is_none() {
+                    Some(c)
+                } else {
+                    None
+                }
             }
             None => None,
         };
@@ -225,7 +229,9 @@ fn by_references(facts: &[Facts]) -> (Vec<Node>, Vec<usize>) {
         }
     }
     // (2) The root set; (3) pruned.
-    let roots: Vec<usize> = (0..nodes.len()).filter(|&n| nodes[n].parent.is_none()).collect();
+    let roots: Vec<usize> = (0..nodes.len())
+        .filter(|&n| nodes[n].parent.is_none())
+        .collect();
     let mut roots = prune(&mut nodes, roots, true, None);
     // (4) Roots by sent date (an empty one by its first child's).
     for &r in &roots {

@@ -70,7 +70,12 @@ impl Session {
                 .filter_map(number)
                 .collect();
             if !removed.is_empty() {
-                out.push_str(&update_line(&search.tag, search.uid, "REMOVEFROM", &removed));
+                out.push_str(&update_line(
+                    &search.tag,
+                    search.uid,
+                    "REMOVEFROM",
+                    &removed,
+                ));
             }
             if !added.is_empty() {
                 out.push_str(&update_line(&search.tag, search.uid, "ADDTO", &added));

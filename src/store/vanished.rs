@@ -130,7 +130,12 @@ impl Store {
         folder: &str,
         batch: &mut sled::Batch,
     ) -> Result<(), StoreError> {
-        for key in self.inner.meta.scan_prefix(records_prefix(user, folder)).keys() {
+        for key in self
+            .inner
+            .meta
+            .scan_prefix(records_prefix(user, folder))
+            .keys()
+        {
             batch.remove(key?);
         }
         batch.remove(horizon_key(user, folder));
@@ -165,9 +170,15 @@ mod tests {
             store.vanished_since(BOB, "Box", before).unwrap(),
             Some(vec![uids[0], uids[1], uids[3]])
         );
-        assert_eq!(store.vanished_since(BOB, "Box", mid).unwrap(), Some(vec![uids[3]]));
+        assert_eq!(
+            store.vanished_since(BOB, "Box", mid).unwrap(),
+            Some(vec![uids[3]])
+        );
         store.rename_folder(BOB, "Box", "Old").unwrap();
-        assert_eq!(store.vanished_since(BOB, "Old", mid).unwrap(), Some(vec![uids[3]]));
+        assert_eq!(
+            store.vanished_since(BOB, "Old", mid).unwrap(),
+            Some(vec![uids[3]])
+        );
         // Beyond the bound the oldest go and older questions get None.
         let mut last = 0;
         for _ in 0..MAX_VANISHED_RECORDS + 1 {
@@ -179,6 +190,9 @@ mod tests {
         }
         assert_eq!(store.vanished_since(BOB, "Old", before).unwrap(), None);
         let now = store.folder(BOB, "Old").unwrap().unwrap().highest_modseq;
-        assert_eq!(store.vanished_since(BOB, "Old", now - 1).unwrap(), Some(vec![last]));
+        assert_eq!(
+            store.vanished_since(BOB, "Old", now - 1).unwrap(),
+            Some(vec![last])
+        );
     }
 }
