@@ -226,7 +226,9 @@ assert es("SEARCH RETURN () ALL") == ["* ESEARCH ALL 1:4"]
 assert es("UID SEARCH RETURN (MIN MAX COUNT) SEEN") == ["* ESEARCH UID MIN 2 MAX 4 COUNT 2"]
 assert es("SEARCH RETURN (MIN) 1000") == ["* ESEARCH"]
 assert es("SEARCH RETURN (COUNT) SUBJECT {1+}\r\ny") == ["* ESEARCH COUNT 0"]
-assert a.cmd("SEARCH RETURN (PARTIAL 1:2) ALL")[1].startswith("BAD")
+# PARTIAL is CONTEXT=SEARCH's (RFC 5267), announced now; a bad range is BAD.
+assert es("SEARCH RETURN (PARTIAL 1:2) ALL") == ["* ESEARCH PARTIAL (1:2 1:2)"]
+assert a.cmd("SEARCH RETURN (PARTIAL 1) ALL")[1].startswith("BAD")
 assert a.ok("SEARCH SEEN") == ["* SEARCH 2 4"]
 # The first CONDSTORE-enabling command in the selected state also gets HIGHESTMODSEQ.
 lines = a.ok("FETCH 1 MODSEQ")

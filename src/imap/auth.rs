@@ -130,6 +130,17 @@ impl Session {
             if matches!(c, CapabilityEnable::CondStore) && !self.condstore {
                 self.condstore = true;
                 enabled.push("CONDSTORE");
+            } else if c.to_string().eq_ignore_ascii_case("QRESYNC") {
+                // RFC 7162 3.2.3: QRESYNC implies CONDSTORE; expunges are
+                // reported as VANISHED from now on.
+                if !self.qresync {
+                    self.qresync = true;
+                    self.condstore = true;
+                    if let Some(view) = self.view.as_mut() {
+                        view.vanished = true;
+                    }
+                    enabled.push("QRESYNC");
+                }
             } else if c.to_string().eq_ignore_ascii_case("IMAP4rev2") && !self.rev2 {
                 // RFC 9051: from now on the session speaks IMAP4rev2.
                 self.rev2 = true;

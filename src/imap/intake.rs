@@ -1,8 +1,9 @@
 //! From a framed client message to something the session can run: the
 //! rewrites for syntax imap-codec does not parse (`rewrite.rs`: extended
-//! LIST, SEARCHRES's `$`; `search.rs`: SEARCH RETURN), then imap-codec's
+//! LIST, SEARCHRES's `$`, `append_syntax.rs`: MULTIAPPEND, CATENATE; `search.rs`: SEARCH/SORT RETURN), then imap-codec's
 //! `CommandCodec`. Too-big literals and syntax errors become answers here.
 
+use super::append_syntax::{CatPart, split_append};
 use super::rewrite::{self, ListCommand, Saved};
 use super::search::strip_search_return;
 use super::session::{Outcome, Session};
@@ -18,6 +19,12 @@ pub enum Decoded {
     Command(Command<'static>),
     /// An extended LIST (RFC 5258), which the codec does not parse.
     List(ListCommand),
+    /// A MULTIAPPEND (RFC 3502) or CATENATE (RFC 4469): the single
+    /// APPENDs it was split into, with any CATENATE parts.
+    MultiAppend {
+        tag: String,
+        parts: Vec<(Command<'static>, Option<Vec<CatPart>>)>,
+    },
     /// Answered without running anything: a syntax error the rewrites
     /// found, or `$` naming no messages.
     Answer {
@@ -56,6 +63,39 @@ impl Session {
                     tag: tag(),
                     outcome: Outcome::Bad(text),
                 },
+            };
+        }
+        if let Some(split) = split_append(original) {
+            let parts = split.and_then(|pieces| {
+                pieces
+                    .into_iter()
+                    .map(|p| match CommandCodec::default().decode(&p.single) {
+                        Ok((&[], cmd)) => Ok((cmd.into_static(), p.catenate)),
+                        _ => Err("malformed APPEND".to_string()),
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            });
+            return match parts {
+                Ok(parts) => Decoded::MultiAppend { tag: tag(), parts },
+                Err(text) => Decoded::Answer {
+                    tag: tag(),
+                    outcome: Outcome::Bad(text),
+                },
+            };
+        }
+        if let Some(tags) = rewrite::parse_cancel_update(original) {
+            // CANCELUPDATE (RFC 5267 4.3) ends the named live searches.
+            let outcome = match (tags, self.view.as_mut()) {
+                (Some(tags), Some(view)) => {
+                    view.live.retain(|l| !tags.contains(&l.tag));
+                    Outcome::Ok("CANCELUPDATE completed".into())
+                }
+                (Some(_), None) => Outcome::Bad("CANCELUPDATE needs a selected mailbox".into()),
+                (None, _) => Outcome::Bad("malformed CANCELUPDATE".into()),
+            };
+            return Decoded::Answer {
+                tag: tag(),
+                outcome,
             };
         }
         let mut message = Cow::Borrowed(original);

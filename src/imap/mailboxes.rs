@@ -1,7 +1,8 @@
 //! Commands on folders: SELECT/EXAMINE (IMAP4rev1's responses, or
-//! IMAP4rev2's with LIST and CLOSED), CREATE, DELETE, RENAME,
+//! IMAP4rev2's with LIST and CLOSED, QRESYNC's resync via `qresync.rs`), CREATE, DELETE, RENAME,
 //! SUBSCRIBE/UNSUBSCRIBE, STATUS (with SIZE) and APPEND (durable before
-//! its tagged OK, with UIDPLUS's APPENDUID; BINARY's literal8 too). Folder
+//! its tagged OK, with UIDPLUS's APPENDUID; BINARY's literal8 too;
+//! MULTIAPPEND's several messages all or none). Folder
 //! names are converted and checked by `names.rs`; LIST and LSUB live in
 //! `list.rs`.
 
@@ -12,11 +13,15 @@ use super::view::View;
 use crate::store::{SEPARATOR, StoreError};
 use imap_codec::imap_types::datetime::DateTime;
 use imap_codec::imap_types::extensions::binary::LiteralOrLiteral8;
+use imap_codec::imap_types::command::SelectParameter;
 use imap_codec::imap_types::flag::Flag;
 use imap_codec::imap_types::mailbox::Mailbox;
 use imap_codec::imap_types::status::StatusDataItemName;
 use std::borrow::Cow;
 use std::io;
+
+/// One message of an APPEND: flags, internal date, content.
+pub type AppendItem = (Vec<Flag<'static>>, Option<DateTime>, LiteralOrLiteral8<'static>);
 
 fn flag_strings(flags: &[Flag<'_>]) -> Vec<String> {
     let mut out: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
@@ -29,9 +34,23 @@ impl Session {
     pub async fn select(
         &mut self,
         mailbox: Mailbox<'static>,
-        condstore: bool,
+        parameters: Vec<SelectParameter>,
         read_only: bool,
     ) -> io::Result<Outcome> {
+        let condstore = !parameters.is_empty();
+        let resync = parameters.into_iter().find_map(|p| match p {
+            SelectParameter::QResync {
+                uid_validity,
+                mod_sequence_value,
+                known_uids,
+                ..
+            } => Some((uid_validity.get(), mod_sequence_value.get(), known_uids)),
+            SelectParameter::CondStore => None,
+        });
+        // RFC 7162 3.2.5: QRESYNC parameters need ENABLE QRESYNC first.
+        if resync.is_some() && !self.qresync {
+            return Ok(Outcome::Bad("QRESYNC is not enabled".into()));
+        }
         // RFC 9051 7.1: CLOSED separates the old folder's responses from
         // the new one's.
         if self.view.take().is_some() && self.rev2 {
@@ -63,6 +82,7 @@ impl Session {
         // IMAP4rev2 has no \Recent, no RECENT and no UNSEEN code, and
         // tells the folder's LIST data (RFC 9051 6.3.2).
         view.show_recent = !self.rev2;
+        view.vanished = self.qresync;
         let mut out = Vec::new();
         view.flag_lines(&mut out);
         out.extend_from_slice(format!("* {} EXISTS\r\n", view.messages.len()).as_bytes());
@@ -92,6 +112,16 @@ impl Session {
         out.extend_from_slice(
             format!("* OK [HIGHESTMODSEQ {}] highest\r\n", info.highest_modseq).as_bytes(),
         );
+        if let Some((uidvalidity, modseq, known)) = resync
+            && uidvalidity == info.uidvalidity
+        {
+            let vanished = self
+                .ctx
+                .store
+                .vanished_since(&user, &name, modseq)
+                .unwrap_or(None);
+            super::qresync::resync(&mut out, &view, vanished, modseq, known.as_ref());
+        }
         self.conn.write_buffered(&out).await?;
         self.view = Some(view);
         let mode = if read_only { "READ-ONLY" } else { "READ-WRITE" };
@@ -304,19 +334,35 @@ impl Session {
         date: Option<DateTime>,
         message: LiteralOrLiteral8<'static>,
     ) -> io::Result<Outcome> {
+        self.append_all(mailbox, vec![(flags, date, message)]).await
+    }
+
+    /// APPEND of one message or, MULTIAPPEND (RFC 3502), of several into
+    /// one folder: all of them or none (the ones added before a failure
+    /// are expunged again), durable before the OK with one APPENDUID.
+    pub async fn append_all(
+        &mut self,
+        mailbox: Mailbox<'static>,
+        messages: Vec<AppendItem>,
+    ) -> io::Result<Outcome> {
         let name = match self.folder_name(&mailbox) {
             Ok(n) => n,
             Err(e) => return Ok(Outcome::No(format!("[CANNOT] {e}"))),
         };
         // Binary content from a literal8 is kept base64-encoded, so that
         // BODY[] never has to send NUL (RFC 3516 4.2).
-        let bytes: Cow<'_, [u8]> = match &message {
-            LiteralOrLiteral8::Literal(l) => Cow::Borrowed(l.as_ref()),
-            LiteralOrLiteral8::Literal8(l) => binary::encode_binary_parts(l.data.as_ref())
-                .map_or(Cow::Borrowed(l.data.as_ref()), Cow::Owned),
-        };
-        if bytes.len() as u64 > self.ctx.config.limits.max_message_size.0 {
-            return Ok(Outcome::No("[TOOBIG] message too big".into()));
+        let mut prepared = Vec::with_capacity(messages.len());
+        for (flags, date, message) in &messages {
+            let bytes: Cow<'_, [u8]> = match message {
+                LiteralOrLiteral8::Literal(l) => Cow::Borrowed(l.as_ref()),
+                LiteralOrLiteral8::Literal8(l) => binary::encode_binary_parts(l.data.as_ref())
+                    .map_or(Cow::Borrowed(l.data.as_ref()), Cow::Owned),
+            };
+            if bytes.len() as u64 > self.ctx.config.limits.max_message_size.0 {
+                return Ok(Outcome::No("[TOOBIG] message too big".into()));
+            }
+            let internal = date.as_ref().map(|d| d.as_ref().timestamp());
+            prepared.push((bytes, flag_strings(flags), internal));
         }
         let user = self.account();
         match self.ctx.store.folder(&user, &name) {
@@ -324,21 +370,28 @@ impl Session {
             Ok(None) => return Ok(Outcome::No("[TRYCREATE] no such folder".into())),
             Err(e) => return Ok(self.store_failure(e)),
         }
-        let internal = date.map(|d| d.as_ref().timestamp());
-        let (uidvalidity, uid) =
-            match self
-                .ctx
-                .store
-                .append(&user, &name, &bytes, flag_strings(&flags), internal)
-            {
-                Ok(r) => r,
-                Err(e) => return Ok(self.store_failure(e)),
-            };
+        let mut uids = Vec::with_capacity(prepared.len());
+        let mut uidvalidity = 0;
+        for (bytes, flags, internal) in prepared {
+            match self.ctx.store.append(&user, &name, &bytes, flags, internal) {
+                Ok((v, uid)) => {
+                    uidvalidity = v;
+                    uids.push(uid);
+                }
+                Err(e) => {
+                    if let Err(undo) = self.ctx.store.expunge(&user, &name, &uids) {
+                        tracing::error!(user = %user, "cannot undo a failed MULTIAPPEND: {undo}");
+                    }
+                    return Ok(self.store_failure(e));
+                }
+            }
+        }
         if let Err(e) = self.ctx.store.flush().await {
             return Ok(self.store_failure(e));
         }
         Ok(Outcome::Ok(format!(
-            "[APPENDUID {uidvalidity} {uid}] APPEND completed"
+            "[APPENDUID {uidvalidity} {}] APPEND completed",
+            super::view::uid_set(&uids)
         )))
     }
 }

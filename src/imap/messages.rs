@@ -194,15 +194,19 @@ impl Session {
             }
         };
         let mut changed_since = None;
+        let mut vanished = false;
         for m in &modifiers {
             match m {
                 FetchModifier::ChangedSince(n) => changed_since = Some(n.get()),
-                FetchModifier::Vanished => {
-                    return Ok(Outcome::Bad(
-                        "VANISHED needs QRESYNC, which is not supported".into(),
-                    ));
-                }
+                FetchModifier::Vanished => vanished = true,
             }
+        }
+        // RFC 7162 3.2.6: VANISHED only in UID FETCH with CHANGEDSINCE,
+        // after ENABLE QRESYNC.
+        if vanished && (!uid || changed_since.is_none() || !self.qresync) {
+            return Ok(Outcome::Bad(
+                "VANISHED needs UID FETCH, CHANGEDSINCE and ENABLE QRESYNC".into(),
+            ));
         }
         if changed_since.is_some()
             || items
@@ -233,6 +237,15 @@ impl Session {
         let positions = match view.resolve(&set, uid) {
             Ok(p) => p,
             Err(e) => return Ok(Outcome::Bad(e.to_string())),
+        };
+        if let (true, Some(since)) = (vanished, changed_since) {
+            let gone = store.vanished_since(&user, &view.folder, since).unwrap_or(None);
+            let mut out = Vec::new();
+            super::qresync::vanished_earlier(&mut out, view, gone, &set);
+            self.conn.write_buffered(&out).await?;
+        }
+        let Some(view) = self.view.as_mut() else {
+            return Ok(Outcome::Bad("no folder selected".into()));
         };
         let positions: Vec<usize> = positions
             .into_iter()

@@ -1,15 +1,17 @@
 //! Command syntax of IMAP4rev2 that imap-codec 2.0.0-alpha.10 does not
 //! parse: LIST-EXTENDED's selection and return options and multiple
 //! patterns (RFC 5258, with LIST-STATUS, RFC 5819, and SPECIAL-USE's
-//! options, RFC 6154), and SEARCHRES's `$` (RFC 5182), which is replaced by
-//! the saved result before the codec sees the command. A small tokenizer
+//! options, RFC 6154), SEARCHRES's `$` (RFC 5182), which is replaced by
+//! the saved result before the codec sees the command. APPEND's
+//! MULTIAPPEND and CATENATE are split in `append_syntax.rs` on the same
+//! tokenizer. A small tokenizer
 //! over the framed message (atoms, quoted strings, literals, parentheses)
 //! keeps strings and literals intact.
 
 use imap_codec::imap_types::status::StatusDataItemName;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Kind {
+pub(super) enum Kind {
     Open,
     Close,
     Atom,
@@ -18,10 +20,10 @@ enum Kind {
 }
 
 #[derive(Debug, Clone)]
-struct Token {
-    start: usize,
-    end: usize,
-    kind: Kind,
+pub(super) struct Token {
+    pub(super) start: usize,
+    pub(super) end: usize,
+    pub(super) kind: Kind,
 }
 
 impl Token {
@@ -45,7 +47,7 @@ impl Token {
 }
 
 /// Splits a framed message into tokens; `None` if it is malformed.
-fn tokenize(msg: &[u8]) -> Option<Vec<Token>> {
+pub(super) fn tokenize(msg: &[u8]) -> Option<Vec<Token>> {
     let mut out = Vec::new();
     let mut i = 0;
     while i < msg.len() {
@@ -130,7 +132,7 @@ fn tokenize(msg: &[u8]) -> Option<Vec<Token>> {
 
 /// The command word of a message (after the tag and any `UID`), read from
 /// its first line only, so that a big APPEND is never tokenized.
-fn verb(msg: &[u8]) -> Option<(bool, Vec<u8>)> {
+pub(super) fn verb(msg: &[u8]) -> Option<(bool, Vec<u8>)> {
     let line_end = msg.iter().position(|&b| b == b'\r' || b == b'\n')?;
     let mut words = msg[..line_end].split(|&b| b == b' ');
     words.next()?;
@@ -140,6 +142,24 @@ fn verb(msg: &[u8]) -> Option<(bool, Vec<u8>)> {
         word = words.next()?;
     }
     Some((by_uid, word.to_ascii_uppercase()))
+}
+
+/// CONTEXT=SEARCH's `CANCELUPDATE tag...` (RFC 5267 4.3): `None` for
+/// other commands, `Some(None)` when malformed, else the search tags.
+pub fn parse_cancel_update(msg: &[u8]) -> Option<Option<Vec<String>>> {
+    if verb(msg)? != (false, b"CANCELUPDATE".to_vec()) {
+        return None;
+    }
+    let tokens = tokenize(msg)?;
+    let tags: Option<Vec<String>> = tokens
+        .get(2..)?
+        .iter()
+        .map(|t| match &t.kind {
+            Kind::Text(v) => Some(String::from_utf8_lossy(v).into_owned()),
+            _ => None,
+        })
+        .collect();
+    Some(tags.filter(|t| !t.is_empty()))
 }
 
 /// What an extended LIST asks for.
@@ -183,7 +203,7 @@ fn status_item(name: &[u8]) -> Option<StatusDataItemName> {
 
 /// The items of a parenthesised list starting at `tokens[0]` (an Open);
 /// returns them and the number of tokens used. Nested lists are not allowed.
-fn flat_list(tokens: &[Token]) -> Option<(&[Token], usize)> {
+pub(super) fn flat_list(tokens: &[Token]) -> Option<(&[Token], usize)> {
     if tokens.first()?.kind != Kind::Open {
         return None;
     }

@@ -219,53 +219,33 @@ impl Session {
             // A failed SEARCH ... RETURN (SAVE) leaves `$` empty (RFC 5182 2.1).
             self.saved_result = Some(Vec::new());
         }
-        if let Some(cs) = &charset {
-            let cs = cs.as_ref();
-            if !cs.eq_ignore_ascii_case("UTF-8") && !cs.eq_ignore_ascii_case("US-ASCII") {
-                return Ok(Outcome::No(
-                    "[BADCHARSET (UTF-8 US-ASCII)] unsupported charset".into(),
-                ));
-            }
-        }
-        let key = SearchKey::And(match criteria.try_into() {
-            Ok(v) => v,
-            Err(_) => return Ok(Outcome::Bad("empty search".into())),
-        });
-        let with_modseq = uses_modseq(&key);
-        if with_modseq {
-            self.condstore = true;
-        }
-        let depth = need(&key);
-        let store = self.ctx.store.clone();
+        let update = options
+            .as_ref()
+            .is_some_and(|o| o.iter().any(|x| x == "UPDATE"));
+        let kept = update.then(|| criteria.clone());
+        let (positions, with_modseq) = match self.matching(charset, criteria) {
+            Ok(found) => found,
+            Err(outcome) => return Ok(outcome),
+        };
         let Some(view) = self.view.as_ref() else {
             return Ok(Outcome::Bad("no folder selected".into()));
         };
-        let count = view.messages.len();
-        let largest_uid = view.messages.last().map(|m| m.uid).unwrap_or(0);
         let mut found = Vec::new();
         let mut found_uids = Vec::new();
         let mut modseqs = Vec::new();
-        for (i, meta) in view.messages.iter().enumerate() {
-            let bytes = match depth {
-                Need::Index => Vec::new(),
-                d => match load(&store, meta, d == Need::Header) {
-                    Ok(b) => b,
-                    Err(_) => continue,
-                },
-            };
-            let c = Candidate {
-                seq: i + 1,
-                meta,
-                bytes: &bytes,
-                count,
-                largest_uid,
-                recent: view.recent.contains(&meta.uid),
-            };
-            if matches(&key, &c) {
-                found.push(if uid { meta.uid } else { i as u32 + 1 });
-                found_uids.push(meta.uid);
-                modseqs.push(meta.modseq);
-            }
+        for p in positions {
+            let meta = &view.messages[p];
+            found.push(if uid { meta.uid } else { p as u32 + 1 });
+            found_uids.push(meta.uid);
+            modseqs.push(meta.modseq);
+        }
+        if let (Some(criteria), Some(view)) = (kept, self.view.as_mut()) {
+            view.live.push(super::updates::LiveSearch {
+                tag: tag.to_string(),
+                uid,
+                criteria,
+                uids: found_uids.clone(),
+            });
         }
         let highest = modseqs.iter().copied().max().unwrap_or(0);
         if let Some(options) = options {
@@ -306,6 +286,63 @@ impl Session {
         self.conn.write_buffered(line.as_bytes()).await?;
         Ok(Outcome::Ok("SEARCH completed".into()))
     }
+
+    /// The positions in the selected folder that match `criteria`
+    /// (ascending), and whether they used CONDSTORE's MODSEQ (which
+    /// enables CONDSTORE). `Err` is the command's answer: a charset other
+    /// than UTF-8 / US-ASCII, or no criteria. Shared by SEARCH, SORT and
+    /// THREAD.
+    pub fn matching(
+        &mut self,
+        charset: Option<Charset<'static>>,
+        criteria: Vec<SearchKey<'static>>,
+    ) -> Result<(Vec<usize>, bool), Outcome> {
+        if let Some(cs) = &charset {
+            let cs = cs.as_ref();
+            if !cs.eq_ignore_ascii_case("UTF-8") && !cs.eq_ignore_ascii_case("US-ASCII") {
+                return Err(Outcome::No(
+                    "[BADCHARSET (UTF-8 US-ASCII)] unsupported charset".into(),
+                ));
+            }
+        }
+        let key = SearchKey::And(match criteria.try_into() {
+            Ok(v) => v,
+            Err(_) => return Err(Outcome::Bad("empty search".into())),
+        });
+        let with_modseq = uses_modseq(&key);
+        if with_modseq {
+            self.condstore = true;
+        }
+        let depth = need(&key);
+        let store = self.ctx.store.clone();
+        let Some(view) = self.view.as_ref() else {
+            return Err(Outcome::Bad("no folder selected".into()));
+        };
+        let count = view.messages.len();
+        let largest_uid = view.messages.last().map(|m| m.uid).unwrap_or(0);
+        let mut found = Vec::new();
+        for (i, meta) in view.messages.iter().enumerate() {
+            let bytes = match depth {
+                Need::Index => Vec::new(),
+                d => match load(&store, meta, d == Need::Header) {
+                    Ok(b) => b,
+                    Err(_) => continue,
+                },
+            };
+            let c = Candidate {
+                seq: i + 1,
+                meta,
+                bytes: &bytes,
+                count,
+                largest_uid,
+                recent: view.recent.contains(&meta.uid),
+            };
+            if matches(&key, &c) {
+                found.push(i);
+            }
+        }
+        Ok((found, with_modseq))
+    }
 }
 
 /// The ESEARCH response (RFC 4731) for RETURN `options` (empty: ALL), with
@@ -342,6 +379,9 @@ fn esearch(
     if want("ALL") && !found.is_empty() {
         line.push_str(&format!(" ALL {}", super::wire::sequence_set(found)));
     }
+    if let Some(range) = partial_option(options) {
+        line.push_str(&partial_item(range, found, super::wire::sequence_set));
+    }
     if with_modseq && !found.is_empty() {
         let only_ends = !want("ALL") && !want("COUNT");
         let modseq = if only_ends {
@@ -362,13 +402,43 @@ fn esearch(
     line
 }
 
+/// PARTIAL's range `m:n` (either order), both non-zero numbers.
+fn partial_range(s: &str) -> Option<(u32, u32)> {
+    let (a, b) = s.split_once(':')?;
+    let (a, b): (u32, u32) = (a.parse().ok()?, b.parse().ok()?);
+    (a > 0 && b > 0).then_some((a.min(b), a.max(b)))
+}
+
+/// The PARTIAL option among `options`, if any.
+pub fn partial_option(options: &[String]) -> Option<(u32, u32)> {
+    options
+        .iter()
+        .find_map(|o| o.strip_prefix("PARTIAL ").and_then(partial_range))
+}
+
+/// ` PARTIAL (m:n set)` or ` PARTIAL (m:n NIL)`: the `lo`-th to `hi`-th
+/// of `results` (in their order), rendered by `set`.
+pub fn partial_item(range: (u32, u32), results: &[u32], set: impl Fn(&[u32]) -> String) -> String {
+    let (lo, hi) = range;
+    let start = (lo as usize - 1).min(results.len());
+    let end = (hi as usize).min(results.len());
+    let picked = &results[start..end];
+    let shown = if picked.is_empty() {
+        "NIL".to_string()
+    } else {
+        set(picked)
+    };
+    format!(" PARTIAL ({lo}:{hi} {shown})")
+}
+
 /// A command without its RETURN part, and the RETURN options.
 pub type Stripped = (Vec<u8>, Vec<String>);
 
-/// ESEARCH's `SEARCH RETURN (...)`, which imap-codec does not parse: if
-/// the command `message` is `tag [UID] SEARCH RETURN (opts) ...`, returns
+/// ESEARCH's `SEARCH RETURN (...)` and ESORT's `SORT RETURN (...)` (RFC
+/// 5267), which imap-codec does not parse: if the command `message` is
+/// `tag [UID] SEARCH|SORT RETURN (opts) ...`, returns
 /// it without the RETURN part (for the codec) and the options, upper case.
-/// `Err` for options other than MIN, MAX, ALL, COUNT and SAVE.
+/// `Err` for options other than MIN, MAX, ALL, COUNT and SAVE (SORT: no SAVE).
 pub fn strip_search_return(message: &[u8]) -> Option<Result<Stripped, String>> {
     let line_end = message
         .iter()
@@ -387,25 +457,34 @@ pub fn strip_search_return(message: &[u8]) -> Option<Result<Stripped, String>> {
     if word(pos).eq_ignore_ascii_case(b"UID") {
         pos += 4;
     }
-    if !word(pos).eq_ignore_ascii_case(b"SEARCH") {
+    let sort = word(pos).eq_ignore_ascii_case(b"SORT");
+    if !sort && !word(pos).eq_ignore_ascii_case(b"SEARCH") {
         return None;
     }
-    pos += 7;
+    pos += if sort { 5 } else { 7 };
     let rest = line.get(pos..)?;
     if rest.len() < 8 || !rest[..8].eq_ignore_ascii_case(b"RETURN (") {
         return None;
     }
     let open = pos + 8;
     let close = open + line[open..].iter().position(|&b| b == b')')?;
-    let options: Vec<String> = String::from_utf8_lossy(&line[open..close])
+    let words: Vec<String> = String::from_utf8_lossy(&line[open..close])
         .split_ascii_whitespace()
         .map(str::to_ascii_uppercase)
         .collect();
-    if let Some(bad) = options
-        .iter()
-        .find(|o| !["MIN", "MAX", "ALL", "COUNT", "SAVE"].contains(&o.as_str()))
-    {
-        return Some(Err(format!("SEARCH RETURN option {bad} is not supported")));
+    let mut options = Vec::new();
+    let mut words = words.into_iter();
+    while let Some(word) = words.next() {
+        match word.as_str() {
+            "MIN" | "MAX" | "ALL" | "COUNT" | "UPDATE" => options.push(word),
+            "SAVE" if !sort => options.push(word),
+            // RFC 5267 4.4: PARTIAL m:n, both non-zero numbers.
+            "PARTIAL" => match words.next().as_deref().and_then(partial_range) {
+                Some((lo, hi)) => options.push(format!("PARTIAL {lo}:{hi}")),
+                None => return Some(Err("PARTIAL needs a range m:n".into())),
+            },
+            bad => return Some(Err(format!("RETURN option {bad} is not supported"))),
+        }
     }
     // Skip the space after ")", keep everything else (literals included).
     let after = message.get(close + 1..)?;
@@ -432,9 +511,23 @@ mod tests {
         assert_eq!(cmd, b"a SEARCH SUBJECT {3}\r\nabc\r\n");
         assert!(opts.is_empty());
         assert!(strip_search_return(b"a SEARCH ALL\r\n").is_none());
+        let (cmd, opts) = strip_search_return(b"a UID SORT RETURN (COUNT) (DATE) UTF-8 ALL\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(cmd, b"a UID SORT (DATE) UTF-8 ALL\r\n");
+        assert_eq!(opts, vec!["COUNT"]);
         assert!(strip_search_return(b"a FETCH 1 ALL\r\n").is_none());
         assert!(
-            strip_search_return(b"a SEARCH RETURN (PARTIAL 1:5) ALL\r\n")
+            strip_search_return(b"a SEARCH RETURN (PARTIAL 1:*) ALL\r\n")
+                .unwrap()
+                .is_err()
+        );
+        let (_, opts) = strip_search_return(b"a SEARCH RETURN (PARTIAL 5:2 COUNT) ALL\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(opts, vec!["PARTIAL 2:5", "COUNT"]);
+        assert!(
+            strip_search_return(b"a SEARCH RETURN (PARTIAL 1) ALL\r\n")
                 .unwrap()
                 .is_err()
         );

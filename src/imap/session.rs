@@ -2,9 +2,10 @@
 //! authenticated, selected, logout), whether IMAP4rev2 is enabled, the
 //! command loop, dispatch to the command groups (`auth.rs`,
 //! `mailboxes.rs`, `list.rs`, `messages.rs`, `search.rs`, `idle.rs`),
-//! and the points where changes made elsewhere are reported (after every
-//! command; expunges are held back during FETCH, STORE and SEARCH as RFC
-//! 3501 section 7.4.1 requires). Commands are decoded by `intake.rs`.
+//! and the points where changes made elsewhere are reported (before a
+//! command that looks at the selected folder, so its answer reflects them,
+//! and after every command; expunges are held back during FETCH, STORE and
+//! SEARCH as RFC 3501 section 7.4.1 requires). Commands are decoded by `intake.rs`.
 
 use super::intake::Decoded;
 use super::view::View;
@@ -54,6 +55,8 @@ pub struct Session {
     /// IMAP4rev2 enabled (RFC 9051): ESEARCH for SEARCH, no \Recent,
     /// UTF-8 folder names, LIST in SELECT.
     pub rev2: bool,
+    /// QRESYNC enabled (RFC 7162): expunges are reported as VANISHED.
+    pub qresync: bool,
     /// SEARCHRES's saved result (RFC 5182), as UIDs.
     pub saved_result: Option<Vec<u32>>,
     errors: u32,
@@ -74,6 +77,7 @@ pub async fn run(conn: Connection, ctx: Arc<ServerContext>, mut shutdown: Shutdo
         events,
         search_return: None,
         rev2: false,
+        qresync: false,
         saved_result: None,
         errors: 0,
         user_slot: None,
@@ -116,6 +120,17 @@ impl Session {
                         Outcome::Bad("LIST is not valid before login".into())
                     } else {
                         self.list_extended(list).await?
+                    };
+                    if let Flow::Close = self.finish(&tag, outcome, true, self.condstore).await? {
+                        return Ok(());
+                    }
+                    continue;
+                }
+                Decoded::MultiAppend { tag, parts } => {
+                    let outcome = if self.user.is_none() {
+                        Outcome::Bad("APPEND is not valid before login".into())
+                    } else {
+                        self.multi_append(parts).await?
                     };
                     if let Flow::Close = self.finish(&tag, outcome, true, self.condstore).await? {
                         return Ok(());
@@ -174,6 +189,8 @@ impl Session {
             "NAMESPACE",
             "UNSELECT",
             "UIDPLUS",
+            "MULTIAPPEND",
+            "CATENATE",
             "MOVE",
             "ESEARCH",
         ];
@@ -181,10 +198,19 @@ impl Session {
             "CHILDREN",
             "SPECIAL-USE",
             "CONDSTORE",
+            "QRESYNC",
             "BINARY",
             "SEARCHRES",
         ]);
         caps.extend(["LIST-EXTENDED", "LIST-STATUS", "STATUS=SIZE"]);
+        caps.extend([
+            "SORT",
+            "SORT=DISPLAY",
+            "ESORT",
+            "CONTEXT=SEARCH",
+            "THREAD=ORDEREDSUBJECT",
+            "THREAD=REFERENCES",
+        ]);
         if self.user.is_none() {
             if !self.conn.is_tls() {
                 caps.push("STARTTLS");
@@ -208,7 +234,24 @@ impl Session {
             CommandBody::Fetch { uid: false, .. }
                 | CommandBody::Store { uid: false, .. }
                 | CommandBody::Search { uid: false, .. }
+                | CommandBody::Sort { uid: false, .. }
+                | CommandBody::Thread { uid: false, .. }
         );
+        // Changes other sessions committed before this command are reported
+        // before its answer, so the answer reflects them (RFC 9051 7.5.1:
+        // flag updates may be sent at any time; expunges only where allowed).
+        let touches_view = !matches!(
+            cmd.body,
+            CommandBody::Select { .. }
+                | CommandBody::Examine { .. }
+                | CommandBody::Close
+                | CommandBody::Unselect
+                | CommandBody::Logout
+                | CommandBody::Idle
+        );
+        if touches_view && self.view.is_some() {
+            self.report_changes(expunge_ok).await?;
+        }
         let condstore_before = self.condstore
             || matches!(
                 cmd.body,
@@ -262,11 +305,11 @@ impl Session {
             CommandBody::Select {
                 mailbox,
                 parameters,
-            } => self.select(mailbox, !parameters.is_empty(), false).await?,
+            } => self.select(mailbox, parameters, false).await?,
             CommandBody::Examine {
                 mailbox,
                 parameters,
-            } => self.select(mailbox, !parameters.is_empty(), true).await?,
+            } => self.select(mailbox, parameters, true).await?,
             CommandBody::Create { mailbox } => self.create(mailbox).await?,
             CommandBody::Delete { mailbox } => self.delete(mailbox)?,
             CommandBody::Rename { from, to } => self.rename(from, to).await?,
@@ -304,6 +347,30 @@ impl Session {
                 uid,
             } => {
                 self.search(charset, criteria.into_inner(), uid, &tag)
+                    .await?
+            }
+            CommandBody::Sort {
+                sort_criteria,
+                charset,
+                search_criteria,
+                uid,
+            } => {
+                self.sort(
+                    sort_criteria.into_inner(),
+                    charset,
+                    search_criteria.into_inner(),
+                    uid,
+                    &tag,
+                )
+                .await?
+            }
+            CommandBody::Thread {
+                algorithm,
+                charset,
+                search_criteria,
+                uid,
+            } => {
+                self.thread(algorithm, charset, search_criteria.into_inner(), uid)
                     .await?
             }
             CommandBody::Fetch {
@@ -355,6 +422,7 @@ impl Session {
             self.announce_highest_modseq().await?;
         }
         self.report_changes(expunge_ok).await?;
+        self.update_live_searches().await?;
         let line = match outcome {
             Outcome::Ok(text) => format!("{tag} OK {text}\r\n"),
             Outcome::No(text) => format!("{tag} NO {text}\r\n"),

@@ -2,7 +2,8 @@
 //! order (sequence number = position + 1), with the flags and
 //! mod-sequences last reported to the client. `sync` compares it with the
 //! store and renders what changed as untagged EXPUNGE, EXISTS and FETCH
-//! responses; it reloads only after a change event for this folder.
+//! responses (VANISHED instead of EXPUNGE under QRESYNC); it reloads only
+//! after a change event for this folder.
 
 use super::wire;
 use crate::store::{MessageMeta, Store, StoreError};
@@ -26,6 +27,10 @@ pub struct View {
     pub keywords: Vec<String>,
     /// Whether the client hears of \Recent (not under IMAP4rev2).
     pub show_recent: bool,
+    /// Expunges are reported as VANISHED (QRESYNC enabled, RFC 7162 3.2.10).
+    pub vanished: bool,
+    /// Searches kept up to date (CONTEXT=SEARCH's UPDATE, `updates.rs`).
+    pub live: Vec<super::updates::LiveSearch>,
 }
 
 /// A sequence set that names messages the mailbox does not have.
@@ -61,6 +66,8 @@ impl View {
             recent,
             keywords: Vec::new(),
             show_recent: true,
+            vanished: false,
+            live: Vec::new(),
         };
         view.keywords = view.keywords_in(view.messages.iter().flat_map(|m| m.flags.iter()));
         Ok(Some(view))
@@ -186,6 +193,37 @@ impl View {
     pub fn remove(&mut self, mut positions: Vec<usize>, out: &mut Vec<u8>) {
         positions.sort_unstable();
         positions.dedup();
+        // Live searches lose expunged messages before the client hears of
+        // the expunge, while their numbers still mean them.
+        for search in &mut self.live {
+            let mut gone = Vec::new();
+            for &p in &positions {
+                let Some(m) = self.messages.get(p) else { continue };
+                if let Ok(i) = search.uids.binary_search(&m.uid) {
+                    search.uids.remove(i);
+                    gone.push(if search.uid { m.uid } else { p as u32 + 1 });
+                }
+            }
+            if !gone.is_empty() {
+                let line = super::updates::update_line(&search.tag, search.uid, "REMOVEFROM", &gone);
+                out.extend_from_slice(line.as_bytes());
+            }
+        }
+        if self.vanished {
+            let mut uids = Vec::new();
+            for &p in positions.iter().rev() {
+                if p < self.messages.len() {
+                    let gone = self.messages.remove(p);
+                    self.recent.remove(&gone.uid);
+                    uids.push(gone.uid);
+                }
+            }
+            if !uids.is_empty() {
+                uids.sort_unstable();
+                out.extend_from_slice(format!("* VANISHED {}\r\n", uid_set(&uids)).as_bytes());
+            }
+            return;
+        }
         for &p in positions.iter().rev() {
             if p < self.messages.len() {
                 let gone = self.messages.remove(p);
@@ -269,6 +307,18 @@ impl View {
         self.dirty = held_back;
         Ok(())
     }
+}
+
+/// Whether `uid` is in `set`, `*` standing for `largest`.
+pub fn uid_in(set: &SequenceSet, uid: u32, largest: u32) -> bool {
+    let value = |v: &SeqOrUid| match v {
+        SeqOrUid::Value(n) => n.get(),
+        SeqOrUid::Asterisk => largest,
+    };
+    set.0.as_ref().iter().any(|s| match s {
+        Sequence::Single(v) => value(v) == uid,
+        Sequence::Range(a, b) => (value(a).min(value(b))..=value(a).max(value(b))).contains(&uid),
+    })
 }
 
 /// A UID set in compact form, for response codes.

@@ -119,6 +119,7 @@ impl Store {
                 batch.remove(key);
                 batch.insert(message_key(user, &new_name, meta.uid), value);
             }
+            self.rename_vanished(user, &info.name, &new_name, &mut batch)?;
             batch.remove(folder_key(user, &info.name));
             let mut moved = info.clone();
             moved.name = new_name.clone();
@@ -215,6 +216,8 @@ impl Store {
         }
         if remove_source && from != to {
             source.highest_modseq += 1;
+            let moved: Vec<u32> = pairs.iter().map(|&(uid, _)| uid).collect();
+            self.record_vanished(user, &from, source.highest_modseq, &moved, &mut batch)?;
             batch.insert(folder_key(user, &from), encode(&source));
         }
         self.inner.meta.apply_batch(batch)?;

@@ -400,6 +400,7 @@ impl Store {
             }
         }
         info.highest_modseq += 1;
+        self.record_vanished(user, &folder, info.highest_modseq, &removed, &mut batch)?;
         batch.insert(folder_key(user, &folder), encode(&info));
         self.inner.meta.apply_batch(batch)?;
         drop(guard);
@@ -467,6 +468,7 @@ impl Store {
             batch.insert(kept_key(user, &folder), b"".as_slice());
         }
         batch.remove(folder_key(user, &folder));
+        self.drop_vanished(user, &folder, &mut batch)?;
         self.inner.meta.apply_batch(batch)?;
         Ok(())
     }

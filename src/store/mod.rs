@@ -6,7 +6,9 @@
 //!
 //! Layout: tree `meta` holds small records under key prefixes (`u/` users,
 //! `f/` folders, `m/` messages, `q/` queue entries, `b/` blob records, `p/`
-//! blobs still being written, `w/` web mail sessions, `s/` subscriptions of deleted folders, `v/` one-time
+//! blobs still being written, `w/` web mail sessions, `s/` subscriptions of deleted folders,
+//! `x/` UIDs expunged per folder and mod-sequence and `X/` that history's
+//! horizon (`vanished.rs`, for QRESYNC), `v/` one-time
 //! conversions done, `k/<plugin>\0<key>`
 //! the plugins' key-value areas, `d/` DMARC evaluations kept for aggregate
 //! reports and `d#` their count, `t/<domain>` cached MTA-STS policies,
@@ -23,6 +25,7 @@ mod sts;
 mod subscriptions;
 mod tlsrpt;
 mod users;
+mod vanished;
 mod web;
 
 pub use blobs::{BlobId, BlobParts, BlobReader, BlobRecord, BlobWriter};
@@ -34,6 +37,7 @@ pub use queue::{QueueEntry, QueueRecipient, RecipientState, format_queue_id, par
 pub use sts::StsPolicyRecord;
 pub use tlsrpt::{TlsRptFailure, TlsRptTally};
 pub use users::UserRecord;
+pub use vanished::MAX_VANISHED_RECORDS;
 pub use web::WebSession;
 
 use backend::{Backend, BackendError};
