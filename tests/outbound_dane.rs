@@ -1,0 +1,224 @@
+//! DANE (RFC 7672) for MX delivery with a zone really signed: the test
+//! writes the zone `b.test` (MX, A and the TLSA record of the MX host),
+//! signs it with Debian's ldnsutils (`ldns-keygen`, `ldns-signzone`), and
+//! Debian's `nsd` serves it on a loopback port of its own (config, pid and
+//! zone files in a temporary folder, stopped when the guard drops). Tern
+//! validates DNSSEC itself (`dns.dnssec = "validate"`) with the zone's key
+//! as `dns.trust_anchor`. The MX host is an SMTP peer with real TLS and a
+//! certificate from a CA made here that Tern does not trust otherwise:
+//! only the TLSA record can vouch for it.
+
+mod harness;
+use harness::tls::{CertFiles, SmtpPeer, TestCa, delivered};
+use harness::{Tern, config, wait_for};
+use sha2::Digest;
+use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// SHA-256 of the certificate's SubjectPublicKeyInfo (TLSA 3 1 1).
+fn spki_sha256(cert: &CertFiles) -> String {
+    let pem = std::fs::read(&cert.cert).expect("cert");
+    let der = rustls_pemfile::certs(&mut pem.as_slice())
+        .next()
+        .expect("a certificate")
+        .expect("pem");
+    let anchor = webpki::anchor_from_trusted_cert(&der).expect("parse");
+    let spki = webpki::spki_for_anchor(&anchor);
+    sha2::Sha256::digest(spki.as_ref())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e} (scripts/install-test-deps installs it)"));
+    assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A port free for both UDP and TCP on 127.0.0.1.
+fn free_port() -> u16 {
+    loop {
+        let tcp = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = tcp.local_addr().expect("addr").port();
+        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// How the signed zone is spoilt, if at all.
+#[derive(Clone, Copy, PartialEq)]
+enum Signing {
+    Good,
+    /// The TLSA record altered after signing: its RRSIG no longer verifies.
+    AlteredAfterSigning,
+    /// Every RRSIG expired in 2020.
+    Expired,
+}
+
+/// nsd serving the signed zone `b.test`.
+struct SignedZone {
+    child: Child,
+    port: u16,
+    anchor: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl SignedZone {
+    fn start(smtp_port: u16, tlsa_hex: &str, signing: Signing) -> SignedZone {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        let zone = format!(
+            "$ORIGIN b.test.\n$TTL 60\n\
+             @ IN SOA ns.b.test. hostmaster.b.test. 1 3600 600 86400 60\n\
+             @ IN NS ns.b.test.\n\
+             ns IN A 127.0.0.1\n\
+             @ IN MX 10 mx.b.test.\n\
+             mx IN A 127.0.0.1\n\
+             _{smtp_port}._tcp.mx IN TLSA 3 1 1 {tlsa_hex}\n"
+        );
+        std::fs::write(d.join("b.test.zone"), zone).expect("zone");
+        let key = run(Command::new("ldns-keygen")
+            .args(["-a", "ECDSAP256SHA256", "-k", "b.test"])
+            .current_dir(d));
+        let key = key.trim().to_string();
+        let mut sign = Command::new("ldns-signzone");
+        sign.current_dir(d);
+        if signing == Signing::Expired {
+            sign.args(["-i", "20200101", "-e", "20200201"]);
+        }
+        run(sign.args(["-f", "b.test.signed", "b.test.zone", &key]));
+        if signing == Signing::AlteredAfterSigning {
+            let signed = std::fs::read_to_string(d.join("b.test.signed")).expect("signed");
+            let altered = signed.replace(tlsa_hex, &"00".repeat(32));
+            assert_ne!(signed, altered, "the TLSA record is in the signed zone");
+            std::fs::write(d.join("b.test.signed"), altered).expect("altered");
+        }
+        let anchor = d.join("anchor.key");
+        std::fs::copy(d.join(format!("{key}.key")), &anchor).expect("anchor");
+        let port = free_port();
+        let conf = format!(
+            "server:\n  ip-address: 127.0.0.1@{port}\n  port: {port}\n  username: \"\"\n  chroot: \"\"\n\
+             \x20 zonesdir: \"{dir}\"\n  pidfile: \"{dir}/nsd.pid\"\n  database: \"\"\n\
+             \x20 xfrdfile: \"{dir}/xfrd.state\"\n  zonelistfile: \"{dir}/zone.list\"\n\
+             \x20 logfile: \"{dir}/nsd.log\"\n  server-count: 1\n  verbosity: 1\n\
+             remote-control:\n  control-enable: no\n\
+             zone:\n  name: b.test\n  zonefile: \"{dir}/b.test.signed\"\n",
+            dir = d.display()
+        );
+        std::fs::write(d.join("nsd.conf"), conf).expect("nsd.conf");
+        run(Command::new("nsd-checkconf").arg(d.join("nsd.conf")));
+        let child = Command::new("nsd")
+            .args(["-d", "-c"])
+            .arg(d.join("nsd.conf"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nsd (scripts/install-test-deps installs it)");
+        let mut zone = SignedZone {
+            child,
+            port,
+            anchor,
+            _dir: dir,
+        };
+        wait_for("nsd to listen", Duration::from_secs(30), || {
+            if let Ok(Some(status)) = zone.child.try_wait() {
+                let log = std::fs::read_to_string(zone._dir.path().join("nsd.log"));
+                panic!("nsd exited ({status}): {log:?}");
+            }
+            TcpStream::connect(("127.0.0.1", port)).ok()
+        });
+        zone
+    }
+
+    /// Tern on 127.0.0.2, validating with this zone's key, delivering to
+    /// the MX host on `peer`'s port.
+    fn tern(&self, peer: &SmtpPeer) -> Tern {
+        let extra = format!(
+            "[relay]\ntrusted_networks = [\"127.0.0.0/8\"]\nmx_port = {}\nmta_sts = false\n\
+             [dns]\nnameservers = [\"127.0.0.1:{}\"]\ndnssec = \"validate\"\ntrust_anchor = \"{}\"\n\
+             [queue]\nretry_intervals = [\"1s\"]\n",
+            peer.port,
+            self.port,
+            path(&self.anchor),
+        );
+        Tern::start_on("127.0.0.2", &config("mx.a.test", "a.test", &extra))
+    }
+}
+
+fn path(p: &Path) -> String {
+    p.display().to_string()
+}
+
+impl Drop for SignedZone {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn send(tern: &Tern, subject: &str) {
+    harness::tls::send(tern, "bob@b.test", &format!("Subject: {subject}\r\n"), false);
+}
+
+fn setup(signing: Signing, matching: bool) -> (SmtpPeer, SignedZone, Tern, TestCa) {
+    let ca = TestCa::new();
+    let cert = ca.issue("mx", &["mx.b.test"]);
+    let other = ca.issue("other", &["mx.b.test"]);
+    let peer = SmtpPeer::start("starttls", &cert);
+    let tlsa = spki_sha256(if matching { &cert } else { &other });
+    let zone = SignedZone::start(peer.port, &tlsa, signing);
+    let tern = zone.tern(&peer);
+    (peer, zone, tern, ca)
+}
+
+#[test]
+fn a_matching_tlsa_record_delivers_over_verified_tls() {
+    let (peer, _zone, tern, _ca) = setup(Signing::Good, true);
+    send(&tern, "dane");
+    delivered(&peer, 1);
+    let messages = peer.messages();
+    assert!(messages[0].contains("Subject: dane"), "{messages:?}");
+    assert!(peer.commands().contains("-- TLS"), "{}", peer.commands());
+    let line = wait_for("the delivery in the log", Duration::from_secs(30), || {
+        tern.log()
+            .lines()
+            .find(|l| l.contains("status=\"sent\""))
+            .map(str::to_string)
+    });
+    assert!(line.contains("DANE") && line.contains("verified"), "{line}");
+}
+
+#[test]
+fn a_wrong_tlsa_record_defers_and_sends_nothing() {
+    let (peer, _zone, tern, _ca) = setup(Signing::Good, false);
+    send(&tern, "wrong tlsa");
+    let show = harness::tls::deferred_with(&tern, "bob@b.test", "DANE");
+    assert!(show.contains("tls policy: DANE"), "{show}");
+    assert!(show.contains("TLSA"), "{show}");
+    assert!(peer.messages().is_empty(), "delivered: {:?}", peer.messages());
+    assert!(!peer.commands().contains("MAIL FROM"), "{}", peer.commands());
+}
+
+#[test]
+fn a_tlsa_record_altered_after_signing_is_bogus_and_defers() {
+    let (peer, _zone, tern, _ca) = setup(Signing::AlteredAfterSigning, true);
+    send(&tern, "bogus");
+    let show = harness::tls::deferred_with(&tern, "bob@b.test", "bogus");
+    assert!(show.contains("tls policy: DANE"), "{show}");
+    assert!(peer.commands().is_empty(), "contacted: {}", peer.commands());
+    assert!(peer.messages().is_empty());
+}
+
+#[test]
+fn expired_signatures_are_bogus_and_defer() {
+    let (peer, _zone, tern, _ca) = setup(Signing::Expired, true);
+    send(&tern, "expired");
+    let show = harness::tls::deferred_with(&tern, "bob@b.test", "DNSSEC");
+    assert!(show.contains("tls policy: DANE"), "{show}");
+    assert!(peer.commands().is_empty(), "contacted: {}", peer.commands());
+    assert!(peer.messages().is_empty());
+}
