@@ -68,7 +68,8 @@ struct SignedZone {
 }
 
 impl SignedZone {
-    fn start(smtp_port: u16, tlsa_hex: &str, signing: Signing) -> SignedZone {
+    /// `tlsa_hex`: the SHA-256 of the MX host's key, or None for no TLSA record.
+    fn start(smtp_port: u16, tlsa_hex: Option<&str>, signing: Signing) -> SignedZone {
         let dir = tempfile::tempdir().expect("tempdir");
         let d = dir.path();
         let zone = format!(
@@ -77,9 +78,12 @@ impl SignedZone {
              @ IN NS ns.b.test.\n\
              ns IN A 127.0.0.1\n\
              @ IN MX 10 mx.b.test.\n\
-             mx IN A 127.0.0.1\n\
-             _{smtp_port}._tcp.mx IN TLSA 3 1 1 {tlsa_hex}\n"
+             mx IN A 127.0.0.1\n"
         );
+        let zone = match tlsa_hex {
+            Some(hex) => format!("{zone}_{smtp_port}._tcp.mx IN TLSA 3 1 1 {hex}\n"),
+            None => zone,
+        };
         std::fs::write(d.join("b.test.zone"), zone).expect("zone");
         let key = run(Command::new("ldns-keygen")
             .args(["-a", "ECDSAP256SHA256", "-k", "b.test"])
@@ -93,7 +97,8 @@ impl SignedZone {
         run(sign.args(["-f", "b.test.signed", "b.test.zone", &key]));
         if signing == Signing::AlteredAfterSigning {
             let signed = std::fs::read_to_string(d.join("b.test.signed")).expect("signed");
-            let altered = signed.replace(tlsa_hex, &"00".repeat(32));
+            let hex = tlsa_hex.expect("a TLSA record to alter");
+            let altered = signed.replace(hex, &"00".repeat(32));
             assert_ne!(signed, altered, "the TLSA record is in the signed zone");
             std::fs::write(d.join("b.test.signed"), altered).expect("altered");
         }
@@ -164,20 +169,33 @@ fn send(tern: &Tern, subject: &str) {
     harness::tls::send(tern, "bob@b.test", &format!("Subject: {subject}\r\n"), false);
 }
 
-fn setup(signing: Signing, matching: bool) -> (SmtpPeer, SignedZone, Tern, TestCa) {
+/// How the MX host's TLSA record stands.
+#[derive(Clone, Copy, PartialEq)]
+enum Record {
+    Matching,
+    /// The key of another certificate for the same name.
+    Wrong,
+    Absent,
+}
+
+fn setup(signing: Signing, record: Record) -> (SmtpPeer, SignedZone, Tern, TestCa) {
     let ca = TestCa::new();
     let cert = ca.issue("mx", &["mx.b.test"]);
     let other = ca.issue("other", &["mx.b.test"]);
     let peer = SmtpPeer::start("starttls", &cert);
-    let tlsa = spki_sha256(if matching { &cert } else { &other });
-    let zone = SignedZone::start(peer.port, &tlsa, signing);
+    let tlsa = match record {
+        Record::Matching => Some(spki_sha256(&cert)),
+        Record::Wrong => Some(spki_sha256(&other)),
+        Record::Absent => None,
+    };
+    let zone = SignedZone::start(peer.port, tlsa.as_deref(), signing);
     let tern = zone.tern(&peer);
     (peer, zone, tern, ca)
 }
 
 #[test]
 fn a_matching_tlsa_record_delivers_over_verified_tls() {
-    let (peer, _zone, tern, _ca) = setup(Signing::Good, true);
+    let (peer, _zone, tern, _ca) = setup(Signing::Good, Record::Matching);
     send(&tern, "dane");
     delivered(&peer, 1);
     let messages = peer.messages();
@@ -189,25 +207,35 @@ fn a_matching_tlsa_record_delivers_over_verified_tls() {
             .find(|l| l.contains("status=\"sent\""))
             .map(str::to_string)
     });
-    assert!(line.contains("DANE") && line.contains("verified"), "{line}");
+    assert!(
+        line.contains("tls_policy=\"DANE\"") && line.contains(" verified\""),
+        "{line}"
+    );
 }
 
 #[test]
 fn a_wrong_tlsa_record_defers_and_sends_nothing() {
-    let (peer, _zone, tern, _ca) = setup(Signing::Good, false);
+    let (peer, _zone, tern, _ca) = setup(Signing::Good, Record::Wrong);
     send(&tern, "wrong tlsa");
     let show = harness::tls::deferred_with(&tern, "bob@b.test", "DANE");
     assert!(show.contains("tls policy: DANE"), "{show}");
-    assert!(show.contains("TLSA"), "{show}");
+    assert!(
+        show.contains("no certificate of the chain matches a TLSA record (TLSA: 3 1 1 "),
+        "{show}"
+    );
     assert!(peer.messages().is_empty(), "delivered: {:?}", peer.messages());
     assert!(!peer.commands().contains("MAIL FROM"), "{}", peer.commands());
 }
 
 #[test]
 fn a_tlsa_record_altered_after_signing_is_bogus_and_defers() {
-    let (peer, _zone, tern, _ca) = setup(Signing::AlteredAfterSigning, true);
+    let (peer, _zone, tern, _ca) = setup(Signing::AlteredAfterSigning, Record::Matching);
     send(&tern, "bogus");
     let show = harness::tls::deferred_with(&tern, "bob@b.test", "bogus");
+    assert!(
+        show.contains(&format!("_{}._tcp.mx.b.test is bogus", peer.port)),
+        "{show}"
+    );
     assert!(show.contains("tls policy: DANE"), "{show}");
     assert!(peer.commands().is_empty(), "contacted: {}", peer.commands());
     assert!(peer.messages().is_empty());
@@ -215,10 +243,41 @@ fn a_tlsa_record_altered_after_signing_is_bogus_and_defers() {
 
 #[test]
 fn expired_signatures_are_bogus_and_defer() {
-    let (peer, _zone, tern, _ca) = setup(Signing::Expired, true);
+    let (peer, _zone, tern, _ca) = setup(Signing::Expired, Record::Matching);
     send(&tern, "expired");
     let show = harness::tls::deferred_with(&tern, "bob@b.test", "DNSSEC");
+    assert!(show.contains("the MX records of b.test are bogus"), "{show}");
     assert!(show.contains("tls policy: DANE"), "{show}");
     assert!(peer.commands().is_empty(), "contacted: {}", peer.commands());
     assert!(peer.messages().is_empty());
+}
+
+#[test]
+fn a_secure_absence_of_tlsa_records_falls_back_to_opportunistic_tls() {
+    let (peer, _zone, tern, _ca) = setup(Signing::Good, Record::Absent);
+    send(&tern, "no tlsa");
+    delivered(&peer, 1);
+    assert!(peer.messages()[0].contains("Subject: no tlsa"));
+    let line = wait_for("the delivery in the log", Duration::from_secs(30), || {
+        tern.log()
+            .lines()
+            .find(|l| l.contains("status=\"sent\""))
+            .map(str::to_string)
+    });
+    assert!(line.contains("tls_policy=\"opportunistic\""), "{line}");
+}
+
+#[test]
+fn requiretls_is_delivered_over_a_dane_verified_hop() {
+    // MTA-STS is off and the peer's CA is not trusted: only DANE verifies.
+    let (peer, _zone, tern, _ca) = setup(Signing::Good, Record::Matching);
+    harness::tls::send(&tern, "bob@b.test", "Subject: sealed\r\n", true);
+    delivered(&peer, 1);
+    let commands = peer.commands();
+    let mail = commands
+        .lines()
+        .find(|l| l.starts_with("MAIL FROM"))
+        .expect("MAIL FROM");
+    assert!(mail.ends_with(" REQUIRETLS"), "{commands}");
+    assert!(commands.find("-- TLS") < commands.find("MAIL FROM"));
 }
