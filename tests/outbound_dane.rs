@@ -9,8 +9,8 @@
 //! only the TLSA record can vouch for it.
 
 mod harness;
-use harness::tls::{CertFiles, SmtpPeer, TestCa, delivered};
-use harness::{Tern, config, wait_for};
+use harness::tls::{CertFiles, HttpsServer, SmtpPeer, TestCa, delivered};
+use harness::{Tern, config, python, wait_for};
 use sha2::Digest;
 use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -69,7 +69,8 @@ struct SignedZone {
 
 impl SignedZone {
     /// `tlsa_hex`: the SHA-256 of the MX host's key, or None for no TLSA record.
-    fn start(smtp_port: u16, tlsa_hex: Option<&str>, signing: Signing) -> SignedZone {
+    /// `extra`: more records (zone-file lines, relative to `b.test.`).
+    fn start(smtp_port: u16, tlsa_hex: Option<&str>, signing: Signing, extra: &str) -> SignedZone {
         let dir = tempfile::tempdir().expect("tempdir");
         let d = dir.path();
         let zone = format!(
@@ -78,7 +79,7 @@ impl SignedZone {
              @ IN NS ns.b.test.\n\
              ns IN A 127.0.0.1\n\
              @ IN MX 10 mx.b.test.\n\
-             mx IN A 127.0.0.1\n"
+             mx IN A 127.0.0.1\n{extra}"
         );
         let zone = match tlsa_hex {
             Some(hex) => format!("{zone}_{smtp_port}._tcp.mx IN TLSA 3 1 1 {hex}\n"),
@@ -140,10 +141,10 @@ impl SignedZone {
     }
 
     /// Tern on 127.0.0.2, validating with this zone's key, delivering to
-    /// the MX host on `peer`'s port.
-    fn tern(&self, peer: &SmtpPeer) -> Tern {
+    /// the MX host on `peer`'s port; `relay`: more `[relay]` settings.
+    fn tern(&self, peer: &SmtpPeer, relay: &str) -> Tern {
         let extra = format!(
-            "[relay]\ntrusted_networks = [\"127.0.0.0/8\"]\nmx_port = {}\nmta_sts = false\n\
+            "[relay]\ntrusted_networks = [\"127.0.0.0/8\"]\nmx_port = {}\nmta_sts = false\n{relay}\
              [dns]\nnameservers = [\"127.0.0.1:{}\"]\ndnssec = \"validate\"\ntrust_anchor = \"{}\"\n\
              [queue]\nretry_intervals = [\"1s\"]\n",
             peer.port,
@@ -188,8 +189,8 @@ fn setup(signing: Signing, record: Record) -> (SmtpPeer, SignedZone, Tern, TestC
         Record::Wrong => Some(spki_sha256(&other)),
         Record::Absent => None,
     };
-    let zone = SignedZone::start(peer.port, tlsa.as_deref(), signing);
-    let tern = zone.tern(&peer);
+    let zone = SignedZone::start(peer.port, tlsa.as_deref(), signing, "");
+    let tern = zone.tern(&peer, "");
     (peer, zone, tern, ca)
 }
 
@@ -280,4 +281,79 @@ fn requiretls_is_delivered_over_a_dane_verified_hop() {
         .expect("MAIL FROM");
     assert!(mail.ends_with(" REQUIRETLS"), "{commands}");
     assert!(commands.find("-- TLS") < commands.find("MAIL FROM"));
+}
+
+/// The failures of the TLS-RPT reports POSTed to `https` (gunzipped JSON,
+/// checked against RFC 8460's fields): (result type, receiving MX host).
+const REPORT: &str = r#"
+import gzip, json, sys
+found = []
+for path in sys.argv[2:]:
+    with open(path, "rb") as f:
+        report = json.loads(gzip.decompress(f.read()))
+    for key in ("organization-name", "date-range", "contact-info", "report-id", "policies"):
+        assert key in report, (key, report)
+    [entry] = report["policies"]
+    policy = entry["policy"]
+    assert policy["policy-type"] == "tlsa", policy
+    assert policy["policy-domain"] == "b.test", policy
+    # The records of the hosts DANE applied to (none when they were bogus).
+    expected = [] if sys.argv[1] == "-" else ["3 1 1 " + sys.argv[1]]
+    assert policy["policy-string"] == expected, policy
+    summary = entry["summary"]
+    assert summary["total-successful-session-count"] == 0, summary
+    details = entry["failure-details"]
+    assert summary["total-failure-session-count"] == sum(d["failed-session-count"] for d in details)
+    found += sorted({(d["result-type"], d["receiving-mx-hostname"]) for d in details})
+print(json.dumps(sorted(set(found))))
+"#;
+
+/// A zone asking for TLS-RPT reports by HTTPS, and the failures reported.
+fn reported_failures(signing: Signing) -> Vec<(String, String)> {
+    let ca = TestCa::new();
+    let https = HttpsServer::start(&ca.issue("rpt", &["rpt.b.test"]), &serde_json::json!({}));
+    // The peer's certificate chains to a CA Tern trusts (for the report
+    // host): DANE still refuses it when no TLSA record matches.
+    let cert = ca.issue("mx", &["mx.b.test"]);
+    let other = ca.issue("other", &["mx.b.test"]);
+    let peer = SmtpPeer::start("starttls", &cert);
+    let tlsa = match signing {
+        Signing::Good => spki_sha256(&other),
+        _ => spki_sha256(&cert),
+    };
+    let records = format!(
+        "rpt IN A 127.0.0.1\n_smtp._tls IN TXT \"v=TLSRPTv1; rua=https://rpt.b.test:{}/tlsrpt\"\n",
+        https.port
+    );
+    let zone = SignedZone::start(peer.port, Some(&tlsa), signing, &records);
+    let tern = zone.tern(
+        &peer,
+        &format!("tls_ca = \"{}\"\ntls_rpt_period = \"3s\"\n", path(&ca.ca_file())),
+    );
+    send(&tern, "reported");
+    let found = wait_for("the TLS-RPT report", Duration::from_secs(60), || {
+        let posts: Vec<String> = https.posts().iter().map(|p| path(p)).collect();
+        if posts.is_empty() {
+            return None;
+        }
+        let mut args = vec![if signing == Signing::Good { tlsa.as_str() } else { "-" }];
+        args.extend(posts.iter().map(String::as_str));
+        let found: Vec<(String, String)> =
+            serde_json::from_str(python(REPORT, &args).trim()).expect("failures");
+        Some(found)
+    });
+    assert!(peer.messages().is_empty(), "delivered: {:?}", peer.messages());
+    found
+}
+
+#[test]
+fn tls_rpt_reports_a_wrong_tlsa_record_as_tlsa_invalid() {
+    let found = reported_failures(Signing::Good);
+    assert_eq!(found, [("tlsa-invalid".to_string(), "mx.b.test".to_string())]);
+}
+
+#[test]
+fn tls_rpt_reports_a_bogus_tlsa_record_as_dnssec_invalid() {
+    let found = reported_failures(Signing::AlteredAfterSigning);
+    assert_eq!(found, [("dnssec-invalid".to_string(), "mx.b.test".to_string())]);
 }

@@ -34,6 +34,9 @@ pub struct Routed {
     pub enforced: bool,
     /// The policy to tally TLS-RPT results under, if one applies.
     pub report: Option<ReportPolicy>,
+    /// MX hosts left out because their DANE look-up was bogus or failed:
+    /// (RFC 8460 result type, host, why), tallied as failures.
+    pub unusable: Vec<(&'static str, String, String)>,
 }
 
 impl Routed {
@@ -44,6 +47,7 @@ impl Routed {
             refusal: Some(format!("REQUIRETLS: {why}")),
             enforced: true,
             report: None,
+            unusable: Vec::new(),
         }
     }
 }
@@ -99,6 +103,7 @@ impl Policies {
             refusal: None,
             enforced: self.smarthost.tls.required(),
             report: None,
+            unusable: Vec::new(),
         }
     }
 
@@ -113,6 +118,7 @@ impl Policies {
             refusal: None,
             enforced: false,
             report: None,
+            unusable: Vec::new(),
         }
     }
 
@@ -144,6 +150,7 @@ impl Policies {
                     refusal: Some(why),
                     enforced: true,
                     report: None,
+                    unusable: Vec::new(),
                 };
             }
         };
@@ -151,6 +158,7 @@ impl Policies {
         let mut others = Vec::new();
         let mut refusals = Vec::new();
         let mut records = Vec::new();
+        let mut unusable = Vec::new();
         for hop in hops {
             if !secure_hosts.contains(&hop.host.to_ascii_lowercase()) {
                 others.push(hop);
@@ -170,13 +178,14 @@ impl Policies {
                     tracing::debug!(domain, mx = %hop.host, "no DANE: {why}");
                     others.push(hop);
                 }
-                HostDane::Unusable(_kind, why) => {
+                HostDane::Unusable(kind, why) => {
                     tracing::warn!(domain, mx = %hop.host, "{why}; MX host not used");
-                    refusals.push(why);
+                    refusals.push(why.clone());
+                    unusable.push((kind, hop.host.clone(), why));
                 }
             }
         }
-        if dane_hops.is_empty() && refusals.is_empty() {
+        if dane_hops.is_empty() && unusable.is_empty() {
             return self.mx_sts(domain, others, require_tls).await;
         }
         let rest = if others.is_empty() {
@@ -203,6 +212,7 @@ impl Policies {
                 policy_string: records,
                 mx_host: Vec::new(),
             }),
+            unusable,
         }
     }
 
@@ -266,6 +276,7 @@ impl Policies {
                         policy,
                         enforced: true,
                         report: None,
+                        unusable: Vec::new(),
                     };
                 };
                 let refusal = (!unlisted.is_empty()).then(|| {
@@ -288,6 +299,7 @@ impl Policies {
                     policy,
                     enforced: true,
                     report: None,
+                    unusable: Vec::new(),
                 }
             }
             Mode::Testing | Mode::None => {
@@ -308,6 +320,7 @@ impl Policies {
                     policy,
                     enforced: false,
                     report: None,
+                    unusable: Vec::new(),
                 }
             }
         };
