@@ -102,18 +102,9 @@ impl Dns {
     pub fn from_config(config: &crate::config::DnsConfig) -> Result<Dns, DnsError> {
         let mut dns = Dns::new(config.nameservers.as_deref(), config.timeout.0)?;
         if config.dnssec == crate::config::DnssecMode::Validate {
-            use hickory_resolver::proto::dnssec::TrustAnchors;
-            let anchors = match &config.trust_anchor {
-                Some(path) => TrustAnchors::from_file(path).map_err(|e| {
-                    DnsError::Config(format!("dns.trust_anchor {}: {e}", path.display()))
-                })?,
-                None => TrustAnchors::default(),
-            };
-            if anchors.is_empty() {
-                return Err(DnsError::Config("dns.trust_anchor: no DNSKEY records".into()));
-            }
-            let mut builder = Self::builder(config.nameservers.as_deref())
-                .with_trust_anchor(Arc::new(anchors));
+            let anchors = trust_anchors(config)?;
+            let mut builder =
+                Self::builder(config.nameservers.as_deref()).with_trust_anchor(Arc::new(anchors));
             resolver_options(builder.options_mut(), config.timeout.0);
             builder.options_mut().validate = true;
             dns.validator = Some(Arc::new(builder.build()));
@@ -322,6 +313,25 @@ impl Dns {
             Err(e) => Err(e),
         }
     }
+}
+
+/// The DNSKEY records DNSSEC validation starts from: `dns.trust_anchor`,
+/// else the root zone's KSKs (for `check-config` too).
+pub fn trust_anchors(
+    config: &crate::config::DnsConfig,
+) -> Result<hickory_resolver::proto::dnssec::TrustAnchors, DnsError> {
+    use hickory_resolver::proto::dnssec::TrustAnchors;
+    let anchors = match &config.trust_anchor {
+        Some(path) => TrustAnchors::from_file(path)
+            .map_err(|e| DnsError::Config(format!("dns.trust_anchor {}: {e}", path.display())))?,
+        None => TrustAnchors::default(),
+    };
+    if anchors.is_empty() {
+        return Err(DnsError::Config(
+            "dns.trust_anchor: no DNSKEY records".into(),
+        ));
+    }
+    Ok(anchors)
 }
 
 /// RFC 7505: exactly one MX, preference 0, exchange ".".

@@ -33,8 +33,14 @@ fn spki_sha256(cert: &CertFiles) -> String {
 }
 
 fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e} (scripts/install-test-deps installs it)"));
-    assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd:?}: {e} (scripts/install-test-deps installs it)"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -167,7 +173,12 @@ impl Drop for SignedZone {
 }
 
 fn send(tern: &Tern, subject: &str) {
-    harness::tls::send(tern, "bob@b.test", &format!("Subject: {subject}\r\n"), false);
+    harness::tls::send(
+        tern,
+        "bob@b.test",
+        &format!("Subject: {subject}\r\n"),
+        false,
+    );
 }
 
 /// How the MX host's TLSA record stands.
@@ -224,8 +235,16 @@ fn a_wrong_tlsa_record_defers_and_sends_nothing() {
         show.contains("no certificate of the chain matches a TLSA record (TLSA: 3 1 1 "),
         "{show}"
     );
-    assert!(peer.messages().is_empty(), "delivered: {:?}", peer.messages());
-    assert!(!peer.commands().contains("MAIL FROM"), "{}", peer.commands());
+    assert!(
+        peer.messages().is_empty(),
+        "delivered: {:?}",
+        peer.messages()
+    );
+    assert!(
+        !peer.commands().contains("MAIL FROM"),
+        "{}",
+        peer.commands()
+    );
 }
 
 #[test]
@@ -247,7 +266,10 @@ fn expired_signatures_are_bogus_and_defer() {
     let (peer, _zone, tern, _ca) = setup(Signing::Expired, Record::Matching);
     send(&tern, "expired");
     let show = harness::tls::deferred_with(&tern, "bob@b.test", "DNSSEC");
-    assert!(show.contains("the MX records of b.test are bogus"), "{show}");
+    assert!(
+        show.contains("the MX records of b.test are bogus"),
+        "{show}"
+    );
     assert!(show.contains("tls policy: DANE"), "{show}");
     assert!(peer.commands().is_empty(), "contacted: {}", peer.commands());
     assert!(peer.messages().is_empty());
@@ -328,7 +350,10 @@ fn reported_failures(signing: Signing) -> Vec<(String, String)> {
     let zone = SignedZone::start(peer.port, Some(&tlsa), signing, &records);
     let tern = zone.tern(
         &peer,
-        &format!("tls_ca = \"{}\"\ntls_rpt_period = \"3s\"\n", path(&ca.ca_file())),
+        &format!(
+            "tls_ca = \"{}\"\ntls_rpt_period = \"3s\"\n",
+            path(&ca.ca_file())
+        ),
     );
     send(&tern, "reported");
     let found = wait_for("the TLS-RPT report", Duration::from_secs(60), || {
@@ -336,24 +361,68 @@ fn reported_failures(signing: Signing) -> Vec<(String, String)> {
         if posts.is_empty() {
             return None;
         }
-        let mut args = vec![if signing == Signing::Good { tlsa.as_str() } else { "-" }];
+        let mut args = vec![if signing == Signing::Good {
+            tlsa.as_str()
+        } else {
+            "-"
+        }];
         args.extend(posts.iter().map(String::as_str));
         let found: Vec<(String, String)> =
             serde_json::from_str(python(REPORT, &args).trim()).expect("failures");
         Some(found)
     });
-    assert!(peer.messages().is_empty(), "delivered: {:?}", peer.messages());
+    assert!(
+        peer.messages().is_empty(),
+        "delivered: {:?}",
+        peer.messages()
+    );
     found
 }
 
 #[test]
 fn tls_rpt_reports_a_wrong_tlsa_record_as_tlsa_invalid() {
     let found = reported_failures(Signing::Good);
-    assert_eq!(found, [("tlsa-invalid".to_string(), "mx.b.test".to_string())]);
+    assert_eq!(
+        found,
+        [("tlsa-invalid".to_string(), "mx.b.test".to_string())]
+    );
 }
 
 #[test]
 fn tls_rpt_reports_a_bogus_tlsa_record_as_dnssec_invalid() {
     let found = reported_failures(Signing::AlteredAfterSigning);
-    assert_eq!(found, [("dnssec-invalid".to_string(), "mx.b.test".to_string())]);
+    assert_eq!(
+        found,
+        [("dnssec-invalid".to_string(), "mx.b.test".to_string())]
+    );
+}
+
+#[test]
+fn check_config_refuses_a_trust_anchor_that_does_not_load() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let anchor = dir.path().join("anchor.key");
+    std::fs::write(&anchor, "b.test. IN DNSKEY 257 3 13 !!not-base64!!\n").expect("anchor");
+    let dns = |anchor: &Path| {
+        format!(
+            "[dns]\ndnssec = \"validate\"\ntrust_anchor = \"{}\"\n",
+            path(anchor)
+        )
+    };
+    let tern = Tern::new(&config("mx.a.test", "a.test", &dns(&anchor)));
+    let out = tern.cli(&["check-config"], "");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "accepted: {stderr}");
+    assert!(stderr.contains("dns.trust_anchor"), "{stderr}");
+    // A real key file passes.
+    let key = run(Command::new("ldns-keygen")
+        .args(["-a", "ECDSAP256SHA256", "-k", "b.test"])
+        .current_dir(dir.path()));
+    let good = dir.path().join(format!("{}.key", key.trim()));
+    let tern = Tern::new(&config("mx.a.test", "a.test", &dns(&good)));
+    let out = tern.cli(&["check-config"], "");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -100,11 +100,7 @@ impl DaneVerifier {
             ));
         };
         // DANE-EE: the key is the identity; names and dates do not matter.
-        if self
-            .records
-            .iter()
-            .any(|r| r.usage == 3 && r.matches(leaf))
-        {
+        if self.records.iter().any(|r| r.usage == 3 && r.matches(leaf)) {
             return Ok(());
         }
         let mut why = "no certificate of the chain matches a TLSA record".to_string();
@@ -116,14 +112,19 @@ impl DaneVerifier {
             {
                 match verify_from_anchor(ta, leaf, &rest[..i - 1], host) {
                     Ok(()) => return Ok(()),
-                    Err(e) => why = format!("the chain does not verify from the DANE-TA certificate: {e}"),
+                    Err(e) => {
+                        why = format!("the chain does not verify from the DANE-TA certificate: {e}")
+                    }
                 }
             }
         }
         let records: Vec<String> = self.records.iter().map(Tlsa::text).collect();
         Err(CertFailure::new(
             "tlsa-invalid",
-            format!("DANE: certificate of {host}: {why} (TLSA: {})", records.join("; ")),
+            format!(
+                "DANE: certificate of {host}: {why} (TLSA: {})",
+                records.join("; ")
+            ),
         ))
     }
 }
@@ -144,8 +145,8 @@ fn verify_from_anchor(
     )
     .build()
     .map_err(|e| e.to_string())?;
-    let name = ServerName::try_from(host.trim_end_matches('.').to_string())
-        .map_err(|e| e.to_string())?;
+    let name =
+        ServerName::try_from(host.trim_end_matches('.').to_string()).map_err(|e| e.to_string())?;
     verifier
         .verify_server_cert(leaf, intermediates, &name, &[], UnixTime::now())
         .map(|_| ())
@@ -191,7 +192,10 @@ pub async fn host_dane(dns: &Dns, host: &str, port: u16) -> HostDane {
 /// The MX host names of `domain` when its MX RRset is secure (so DANE may
 /// apply to them): Ok(None) when it is not (insecure, or no MX);
 /// Err((result type, why)) when it is bogus or the look-up failed.
-pub async fn secure_mx(dns: &Dns, domain: &str) -> Result<Option<Vec<String>>, (&'static str, String)> {
+pub async fn secure_mx(
+    dns: &Dns,
+    domain: &str,
+) -> Result<Option<Vec<String>>, (&'static str, String)> {
     match dns.validated(domain, RecordType::MX).await {
         Ok(Validated::Secure(data)) => Ok(Some(
             data.iter()
@@ -237,7 +241,12 @@ mod tests {
     }
 
     fn record(usage: u8, selector: u8, matching: u8, cert: &CertificateDer<'_>) -> Tlsa {
-        let mut t = Tlsa { usage, selector, matching, data: Vec::new() };
+        let mut t = Tlsa {
+            usage,
+            selector,
+            matching,
+            data: Vec::new(),
+        };
         let selected = match selector {
             0 => cert.as_ref().to_vec(),
             _ => {

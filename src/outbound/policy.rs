@@ -356,5 +356,9 @@ pub fn check(config: &Config) -> Result<(), ClientSetupError> {
     if let Some(ca) = &config.relay.tls_ca {
         Verifier::load(Some(ca))?;
     }
+    if config.dns.dnssec == crate::config::DnssecMode::Validate {
+        crate::dns::trust_anchors(&config.dns)
+            .map_err(|e| ClientSetupError::Anchors(e.to_string()))?;
+    }
     Ok(())
 }
