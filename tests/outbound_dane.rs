@@ -92,16 +92,7 @@ impl SignedZone {
             None => zone,
         };
         std::fs::write(d.join("b.test.zone"), zone).expect("zone");
-        let key = run(Command::new("ldns-keygen")
-            .args(["-a", "ECDSAP256SHA256", "-k", "b.test"])
-            .current_dir(d));
-        let key = key.trim().to_string();
-        let mut sign = Command::new("ldns-signzone");
-        sign.current_dir(d);
-        if signing == Signing::Expired {
-            sign.args(["-i", "20200101", "-e", "20200201"]);
-        }
-        run(sign.args(["-f", "b.test.signed", "b.test.zone", &key]));
+        let key = sign(d, "b.test", signing);
         if signing == Signing::AlteredAfterSigning {
             let signed = std::fs::read_to_string(d.join("b.test.signed")).expect("signed");
             let hex = tlsa_hex.expect("a TLSA record to alter");
@@ -109,18 +100,57 @@ impl SignedZone {
             assert_ne!(signed, altered, "the TLSA record is in the signed zone");
             std::fs::write(d.join("b.test.signed"), altered).expect("altered");
         }
+        Self::serve(dir, &key, &[("b.test", "b.test.signed")])
+    }
+
+    /// `b.test` unsigned (its MX answer insecure), delegated without a DS
+    /// from a signed `test.` whose key is the trust anchor: a provably
+    /// insecure delegation, as for any unsigned domain under a signed TLD.
+    fn insecure() -> SignedZone {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        let parent = "$ORIGIN test.\n$TTL 60\n\
+             @ IN SOA ns.test. hostmaster.test. 1 3600 600 86400 60\n\
+             @ IN NS ns.test.\n\
+             ns IN A 127.0.0.1\n\
+             b IN NS ns.b.test.\n\
+             ns.b IN A 127.0.0.1\n";
+        let child = "$ORIGIN b.test.\n$TTL 60\n\
+             @ IN SOA ns.b.test. hostmaster.b.test. 1 3600 600 86400 60\n\
+             @ IN NS ns.b.test.\n\
+             ns IN A 127.0.0.1\n\
+             @ IN MX 10 mx.b.test.\n\
+             mx IN A 127.0.0.1\n";
+        std::fs::write(d.join("test.zone"), parent).expect("zone");
+        std::fs::write(d.join("b.test.zone"), child).expect("zone");
+        let key = sign(d, "test", Signing::Good);
+        Self::serve(
+            dir,
+            &key,
+            &[("test", "test.signed"), ("b.test", "b.test.zone")],
+        )
+    }
+
+    /// nsd serving `zones` (name, file in `dir`) with `key` as the anchor.
+    fn serve(dir: tempfile::TempDir, key: &str, zones: &[(&str, &str)]) -> SignedZone {
+        let d = dir.path();
         let anchor = d.join("anchor.key");
         std::fs::copy(d.join(format!("{key}.key")), &anchor).expect("anchor");
         let port = free_port();
-        let conf = format!(
+        let mut conf = format!(
             "server:\n  ip-address: 127.0.0.1@{port}\n  port: {port}\n  username: \"\"\n  chroot: \"\"\n\
              \x20 zonesdir: \"{dir}\"\n  pidfile: \"{dir}/nsd.pid\"\n  database: \"\"\n\
              \x20 xfrdfile: \"{dir}/xfrd.state\"\n  zonelistfile: \"{dir}/zone.list\"\n\
              \x20 logfile: \"{dir}/nsd.log\"\n  server-count: 1\n  verbosity: 1\n\
-             remote-control:\n  control-enable: no\n\
-             zone:\n  name: b.test\n  zonefile: \"{dir}/b.test.signed\"\n",
+             remote-control:\n  control-enable: no\n",
             dir = d.display()
         );
+        for (name, file) in zones {
+            conf.push_str(&format!(
+                "zone:\n  name: {name}\n  zonefile: \"{}\"\n",
+                d.join(file).display()
+            ));
+        }
         std::fs::write(d.join("nsd.conf"), conf).expect("nsd.conf");
         run(Command::new("nsd-checkconf").arg(d.join("nsd.conf")));
         let child = Command::new("nsd")
@@ -159,6 +189,23 @@ impl SignedZone {
         );
         Tern::start_on("127.0.0.2", &config("mx.a.test", "a.test", &extra))
     }
+}
+
+/// Signs `<origin>.zone` in `dir` into `<origin>.signed` with a new KSK;
+/// the key's base name.
+fn sign(dir: &Path, origin: &str, signing: Signing) -> String {
+    let key = run(Command::new("ldns-keygen")
+        .args(["-a", "ECDSAP256SHA256", "-k", origin])
+        .current_dir(dir));
+    let key = key.trim().to_string();
+    let mut sign = Command::new("ldns-signzone");
+    sign.current_dir(dir);
+    if signing == Signing::Expired {
+        sign.args(["-i", "20200101", "-e", "20200201"]);
+    }
+    let (zone, signed) = (format!("{origin}.zone"), format!("{origin}.signed"));
+    run(sign.args(["-f", &signed, &zone, &key]));
+    key
 }
 
 fn path(p: &Path) -> String {
@@ -425,4 +472,21 @@ fn check_config_refuses_a_trust_anchor_that_does_not_load() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn an_insecure_mx_answer_falls_back_to_opportunistic_tls() {
+    let ca = TestCa::new();
+    let peer = SmtpPeer::start("starttls", &ca.issue("mx", &["mx.b.test"]));
+    let zone = SignedZone::insecure();
+    let tern = zone.tern(&peer, "");
+    send(&tern, "unsigned");
+    delivered(&peer, 1);
+    let line = wait_for("the delivery in the log", Duration::from_secs(30), || {
+        tern.log()
+            .lines()
+            .find(|l| l.contains("status=\"sent\""))
+            .map(str::to_string)
+    });
+    assert!(line.contains("tls_policy=\"opportunistic\""), "{line}");
 }
