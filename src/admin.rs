@@ -1,6 +1,8 @@
 //! The administrative operations behind `tern user …` and `tern queue …`:
 //! one implementation, run either directly on the store (server stopped) or
-//! by the server on behalf of a control-socket client (server running).
+//! by the server on behalf of a control-socket client (server running). The
+//! reload requests (`tern plugin reload`, `tern tls reload`) only a running
+//! server answers.
 
 use crate::config::Config;
 use crate::queue::QueueHandle;
@@ -37,6 +39,8 @@ pub enum AdminRequest {
     },
     /// Reload the plugins (only a running server can; see `control.rs`).
     PluginReload,
+    /// Reload the TLS certificates (only a running server can).
+    TlsReload,
     /// Send the DMARC aggregate reports that are due (only a running
     /// server sends; `tern dmarc report --dry-run` works without one).
     DmarcReport {
@@ -138,6 +142,9 @@ pub async fn execute(
         }
         AdminRequest::PluginReload => Err(AdminError::Invalid(
             "no server is running; plugins are loaded when `tern serve` starts".into(),
+        )),
+        AdminRequest::TlsReload => Err(AdminError::Invalid(
+            "no server is running; certificates are loaded when `tern serve` starts".into(),
         )),
         AdminRequest::DmarcReport { .. } => Err(AdminError::Invalid(
             "no server is running; reports are sent by `tern serve` (try --dry-run)".into(),

@@ -72,6 +72,13 @@ async fn handle(ctx: Arc<ServerContext>, stream: UnixStream) -> std::io::Result<
                 output: output + "\n",
             }
         }
+        Ok(AdminRequest::TlsReload) => {
+            let (ok, output) = ctx.reload_certificates().await;
+            ControlResponse {
+                ok,
+                output: output + "\n",
+            }
+        }
         Ok(AdminRequest::DmarcReport { dry_run }) => {
             let send = (!dry_run).then_some(&*ctx);
             match crate::dmarc::report_now(&ctx.store, &ctx.config, &ctx.mailauth, send).await {

@@ -40,9 +40,19 @@ enum Command {
     /// WebAssembly plugins
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// The server's TLS certificates
+    #[command(subcommand)]
+    Tls(TlsCommand),
     /// DMARC aggregate reports (`[dmarc] reports = true`)
     #[command(subcommand)]
     Dmarc(DmarcCommand),
+}
+
+#[derive(Subcommand)]
+enum TlsCommand {
+    /// Make the running server load its certificates again (like SIGHUP);
+    /// if one fails to load, the ones in use stay and the error is shown
+    Reload,
 }
 
 #[derive(Subcommand)]
@@ -192,7 +202,9 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::CheckConfig => {
-            tern::tls::check(&config)?;
+            for w in tern::tls::check(&config)? {
+                eprintln!("warning: {w}");
+            }
             tern::outbound::policy::check(&config)?;
             tern::mailauth::Signer::load(&config.dkim, config.auth.arc_seal.as_deref())?;
             if let Some(w) =
@@ -238,6 +250,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Plugin(PluginCommand::Reload) => {
             admin_request(&config, AdminRequest::PluginReload)
         }
+        Command::Tls(TlsCommand::Reload) => admin_request(&config, AdminRequest::TlsReload),
         Command::Plugin(PluginCommand::Inspect { file }) => {
             let name = file
                 .file_stem()

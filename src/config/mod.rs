@@ -6,12 +6,14 @@ mod auth;
 mod dmarc;
 mod limits;
 mod relay;
+mod tls;
 mod units;
 
 pub use auth::{AuthConfig, AuthOverride, DkimAlgorithm, DkimKeyConfig, DmarcAction, SpfAction};
 pub use dmarc::DmarcConfig;
 pub use limits::{LimitsConfig, LogFormat, MetricsConfig};
 pub use relay::{RelayConfig, SmarthostTls};
+pub use tls::{CertificateEntry, CertificateSetting, TlsConfig};
 pub use units::{ByteSize, ConfigDuration};
 
 use ipnet::IpNet;
@@ -88,14 +90,6 @@ impl Protocol {
 pub struct Listen {
     pub protocol: Protocol,
     pub address: SocketAddr,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct TlsConfig {
-    pub certificate: Option<PathBuf>,
-    pub private_key: Option<PathBuf>,
-    pub allow_plaintext_auth: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -343,12 +337,7 @@ impl Config {
             }
         };
         resolve(&mut self.data_dir);
-        if let Some(p) = self.tls.certificate.as_mut() {
-            resolve(p);
-        }
-        if let Some(p) = self.tls.private_key.as_mut() {
-            resolve(p);
-        }
+        self.tls.resolve_paths(base);
         for p in [&mut self.relay.smarthost_ca, &mut self.relay.tls_ca]
             .into_iter()
             .flatten()
@@ -421,9 +410,7 @@ impl Config {
                 ));
             }
         }
-        if self.tls.certificate.is_some() != self.tls.private_key.is_some() {
-            return Err(invalid("tls", "certificate and private_key go together"));
-        }
+        self.tls.validate()?;
         if self.queue.retry_intervals.is_empty() {
             return Err(invalid(
                 "queue.retry_intervals",

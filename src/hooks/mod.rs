@@ -44,8 +44,8 @@ pub struct SessionInfo {
     pub local: SocketAddr,
     pub protocol: Protocol,
     pub helo: Option<String>,
-    /// TLS version when TLS is on.
-    pub tls: Option<&'static str>,
+    /// TLS version and cipher when TLS is on.
+    pub tls: Option<crate::tls::TlsInfo>,
     /// The authenticated account.
     pub user: Option<String>,
     /// The client is in `relay.trusted_networks`.
@@ -363,6 +363,7 @@ impl Hooks {
             header: Arc::new(message.header.to_vec()),
             body_size: message.size,
             skip: message.skip,
+            arrival: bindings::arrival(session),
         };
         let mut wit_envelope = bindings::envelope(envelope);
         wit_envelope.auth = message.auth.map(bindings::auth_results);
@@ -403,6 +404,7 @@ impl Hooks {
             }),
             body_size: message.size,
             skip: message.skip,
+            arrival: bindings::arrival(session),
         };
         let mut served = Vec::new();
         for user in users {

@@ -5,16 +5,11 @@
 //! a check that is only reported (MTA-STS `testing`), or a chain verified
 //! against trust anchors for the next hop's name before a single command
 //! is sent over the connection (a verified smarthost, MTA-STS `enforce`).
-//!
-//! Trust anchors are the system's (rustls-native-certs: the operating
-//! system's store, which the operator and the distribution keep current,
-//! as Postfix and Stalwart use it; a compiled-in list such as webpki-roots
-//! would go stale with the binary) or a PEM file the config names.
+//! The unverified configuration and the trust anchors come from
+//! `tls/client.rs`, shared with every other outgoing connection.
 
-use rustls::DigitallySignedStruct;
-use rustls::RootCertStore;
 use rustls::client::WebPkiServerVerifier;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::danger::ServerCertVerifier;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use std::path::Path;
@@ -28,68 +23,10 @@ pub enum ClientSetupError {
     Anchors(String),
 }
 
-/// Accepts any certificate, checking only that the handshake signatures are sound.
-#[derive(Debug)]
-struct AcceptAnyCertificate(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for AcceptAnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
+pub use crate::tls::client::opportunistic_tls_config;
 
 fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
-}
-
-/// The client TLS configuration of every SMTP handshake (see the module doc).
-pub fn opportunistic_tls_config() -> Result<Arc<rustls::ClientConfig>, ClientSetupError> {
-    let provider = provider();
-    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)))
-        .with_no_client_auth();
-    Ok(Arc::new(config))
 }
 
 /// Checks a certificate chain against a set of trust anchors and a host
@@ -105,38 +42,8 @@ pub struct Verifier {
 impl Verifier {
     /// Anchors from `ca` (PEM) when given, else the system's.
     pub fn load(ca: Option<&Path>) -> Result<Verifier, ClientSetupError> {
-        let mut roots = RootCertStore::empty();
-        let anchors = match ca {
-            Some(path) => {
-                for cert in crate::tls::load_certs(path)
-                    .map_err(|e| ClientSetupError::Anchors(e.to_string()))?
-                {
-                    roots.add(cert).map_err(|e| {
-                        ClientSetupError::Anchors(format!("{}: {e}", path.display()))
-                    })?;
-                }
-                path.display().to_string()
-            }
-            None => {
-                let found = rustls_native_certs::load_native_certs();
-                for e in &found.errors {
-                    tracing::warn!("reading the system's trust anchors: {e}");
-                }
-                let (added, _ignored) = roots.add_parsable_certificates(found.certs);
-                if added == 0 {
-                    return Err(ClientSetupError::Anchors(
-                        "no system trust anchors found (install ca-certificates, or set relay.tls_ca / relay.smarthost_ca)"
-                            .into(),
-                    ));
-                }
-                "system roots".to_string()
-            }
-        };
-        if roots.is_empty() {
-            return Err(ClientSetupError::Anchors(format!(
-                "{anchors}: no certificates"
-            )));
-        }
+        let (roots, anchors) =
+            crate::tls::client::trust_anchors(ca).map_err(ClientSetupError::Anchors)?;
         let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
             .build()
             .map_err(|e| ClientSetupError::Anchors(e.to_string()))?;

@@ -458,8 +458,8 @@ impl Session {
             with.push('A');
         }
         let mut h = format!("Received: from {helo} ([{ip}])\r\n");
-        if let Some(v) = self.info.tls {
-            h.push_str(&format!("\t(using {v})\r\n"));
+        if let Some(t) = self.info.tls {
+            h.push_str(&format!("\t(using {})\r\n", t.version));
         }
         h.push_str(&format!("\tby {host} (Tern) with {with} id {qid}"));
         if let [only] = tx.rcpts.as_slice() {
