@@ -60,7 +60,7 @@ fn free_port() -> u16 {
 enum Signing {
     Good,
     /// The TLSA record altered after signing: its RRSIG no longer verifies.
-    AlteredAfterSigning,
+    TlsaAltered,
     /// Every RRSIG expired in 2020.
     Expired,
 }
@@ -93,7 +93,7 @@ impl SignedZone {
         };
         std::fs::write(d.join("b.test.zone"), zone).expect("zone");
         let key = sign(d, "b.test", signing);
-        if signing == Signing::AlteredAfterSigning {
+        if signing == Signing::TlsaAltered {
             let signed = std::fs::read_to_string(d.join("b.test.signed")).expect("signed");
             let hex = tlsa_hex.expect("a TLSA record to alter");
             let altered = signed.replace(hex, &"00".repeat(32));
@@ -307,7 +307,7 @@ fn a_wrong_tlsa_record_defers_and_sends_nothing() {
 
 #[test]
 fn a_tlsa_record_altered_after_signing_is_bogus_and_defers() {
-    let (peer, _zone, tern, _ca) = setup(Signing::AlteredAfterSigning, Record::Matching);
+    let (peer, _zone, tern, _ca) = setup(Signing::TlsaAltered, Record::Matching);
     send(&tern, "bogus");
     deferred_under_dane(
         &tern,
@@ -428,7 +428,7 @@ fn tls_rpt_reports_a_wrong_tlsa_record_as_tlsa_invalid() {
 
 #[test]
 fn tls_rpt_reports_a_bogus_tlsa_record_as_dnssec_invalid() {
-    let found = reported_failures(Signing::AlteredAfterSigning);
+    let found = reported_failures(Signing::TlsaAltered);
     assert_eq!(
         found,
         [("dnssec-invalid".to_string(), "mx.b.test".to_string())]
