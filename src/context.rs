@@ -50,7 +50,7 @@ impl ServerContext {
             .first()
             .cloned()
             .unwrap_or_else(|| config.hostname.clone());
-        let dns = crate::dns::Dns::new(config.dns.nameservers.as_deref(), config.dns.timeout.0)?;
+        let dns = crate::dns::Dns::from_config(&config.dns)?;
         let hooks = Hooks::new(config.clone(), store.clone(), dns.clone());
         let queue = QueueHandle::new();
         let mailauth = crate::mailauth::MailAuth::new(&config)?;

@@ -3,6 +3,11 @@
 //! answers cached for their TTL. The one rule callers rely on: "this name
 //! has no such records" (`NotFound`: NXDOMAIN or NODATA) is kept apart from
 //! "ask again later" (`Temporary`: timeout, SERVFAIL, refused, network).
+//!
+//! With `dns.dnssec = "validate"` a second resolver checks DNSSEC itself
+//! (hickory's validation, from `dns.trust_anchor` or the root KSKs) for the
+//! look-ups that DANE rests on; `validated` says whether an answer is
+//! secure, insecure or bogus (RFC 4035 section 4.3).
 
 use hickory_resolver::config::{NameServerConfig, ResolverConfig, ResolverOpts};
 use hickory_resolver::name_server::TokioConnectionProvider;
@@ -43,6 +48,31 @@ const MAX_CNAME_CHAIN: usize = 8;
 #[derive(Clone)]
 pub struct Dns {
     resolver: Arc<TokioResolver>,
+    /// Validates DNSSEC (None: `dns.dnssec = "off"`).
+    validator: Option<Arc<TokioResolver>>,
+}
+
+/// A DNSSEC-validated answer.
+#[derive(Debug, Clone)]
+pub enum Validated {
+    /// Records proven by a chain of signatures from a trust anchor.
+    Secure(Vec<hickory_resolver::proto::rr::RData>),
+    /// A proven NXDOMAIN or NODATA.
+    SecureNone,
+    /// No chain of trust reaches the name (an unsigned zone): the answer,
+    /// whatever it was, cannot be relied on.
+    Insecure,
+    /// Signatures that should be there are missing or do not verify.
+    Bogus(String),
+}
+
+fn resolver_options(builder_opts: &mut ResolverOpts, timeout: Duration) {
+    builder_opts.timeout = timeout;
+    builder_opts.attempts = 2;
+    builder_opts.cache_size = 4096;
+    builder_opts.ndots = 0;
+    builder_opts.use_hosts_file = hickory_resolver::config::ResolveHosts::Never;
+    builder_opts.edns0 = true;
 }
 
 fn classify(e: ResolveError) -> DnsError {
@@ -60,8 +90,103 @@ fn classify(e: ResolveError) -> DnsError {
 impl Dns {
     /// `None`: the system's configuration; otherwise these servers (UDP and TCP).
     pub fn new(nameservers: Option<&[SocketAddr]>, timeout: Duration) -> Result<Dns, DnsError> {
+        let mut builder = Self::builder(nameservers);
+        resolver_options(builder.options_mut(), timeout);
+        Ok(Dns {
+            resolver: Arc::new(builder.build()),
+            validator: None,
+        })
+    }
+
+    /// The resolver of `config` with DNSSEC validation as `dns.dnssec` says.
+    pub fn from_config(config: &crate::config::DnsConfig) -> Result<Dns, DnsError> {
+        let mut dns = Dns::new(config.nameservers.as_deref(), config.timeout.0)?;
+        if config.dnssec == crate::config::DnssecMode::Validate {
+            let anchors = trust_anchors(config)?;
+            let mut builder =
+                Self::builder(config.nameservers.as_deref()).with_trust_anchor(Arc::new(anchors));
+            resolver_options(builder.options_mut(), config.timeout.0);
+            builder.options_mut().validate = true;
+            dns.validator = Some(Arc::new(builder.build()));
+        }
+        Ok(dns)
+    }
+
+    /// Is DNSSEC validated (so DANE can apply)?
+    pub fn validates(&self) -> bool {
+        self.validator.is_some()
+    }
+
+    /// `name`'s records of type `rtype`, with what DNSSEC proves of them.
+    pub async fn validated(
+        &self,
+        name: &str,
+        rtype: hickory_resolver::proto::rr::RecordType,
+    ) -> Result<Validated, DnsError> {
+        let Some(validator) = &self.validator else {
+            return Err(DnsError::Config("dns.dnssec is off".into()));
+        };
+        match validator.lookup(fqdn(name), rtype).await {
+            Ok(lookup) => {
+                let records: Vec<_> = lookup
+                    .records()
+                    .iter()
+                    .filter(|r| r.record_type() == rtype)
+                    .collect();
+                if let Some(bad) = records.iter().find(|r| r.proof().is_bogus()) {
+                    return Ok(Validated::Bogus(format!(
+                        "{} {rtype}: signature missing or invalid",
+                        bad.name()
+                    )));
+                }
+                if records.is_empty() || !records.iter().all(|r| r.proof().is_secure()) {
+                    return Ok(Validated::Insecure);
+                }
+                Ok(Validated::Secure(
+                    records.into_iter().map(|r| r.data().clone()).collect(),
+                ))
+            }
+            Err(e) => {
+                if let ResolveErrorKind::Proto(p) = e.kind() {
+                    match p.kind() {
+                        ProtoErrorKind::NoRecordsFound {
+                            response_code: ResponseCode::NoError | ResponseCode::NXDomain,
+                            authorities,
+                            ..
+                        } => {
+                            // Negative answers reach here only proven
+                            // (NSEC/NSEC3) or from an unsigned zone.
+                            let proven = authorities
+                                .iter()
+                                .flat_map(|a| a.iter())
+                                .any(|r| r.proof().is_secure());
+                            return Ok(if proven {
+                                Validated::SecureNone
+                            } else {
+                                Validated::Insecure
+                            });
+                        }
+                        ProtoErrorKind::Nsec { proof, .. } if proof.is_insecure() => {
+                            return Ok(Validated::Insecure);
+                        }
+                        ProtoErrorKind::Nsec { .. } => {
+                            return Ok(Validated::Bogus(format!(
+                                "{name} {rtype}: denial of existence not proven: {e}"
+                            )));
+                        }
+                        _ => {}
+                    }
+                }
+                Err(DnsError::Temporary(e.to_string()))
+            }
+        }
+    }
+
+    fn builder(
+        nameservers: Option<&[SocketAddr]>,
+    ) -> hickory_resolver::ResolverBuilder<TokioConnectionProvider> {
         let provider = TokioConnectionProvider::default();
-        let mut builder = match nameservers {
+        match nameservers {
             Some(list) => {
                 let mut config = ResolverConfig::new();
                 for addr in list {
@@ -80,17 +205,7 @@ impl Dns {
                     )
                 }
             },
-        };
-        let opts: &mut ResolverOpts = builder.options_mut();
-        opts.timeout = timeout;
-        opts.attempts = 2;
-        opts.cache_size = 4096;
-        opts.ndots = 0;
-        opts.use_hosts_file = hickory_resolver::config::ResolveHosts::Never;
-        opts.edns0 = true;
-        Ok(Dns {
-            resolver: Arc::new(builder.build()),
-        })
+        }
     }
 
     /// MX records as (preference, exchange without the trailing dot).
@@ -198,6 +313,25 @@ impl Dns {
             Err(e) => Err(e),
         }
     }
+}
+
+/// The DNSKEY records DNSSEC validation starts from: `dns.trust_anchor`,
+/// else the root zone's KSKs (for `check-config` too).
+pub fn trust_anchors(
+    config: &crate::config::DnsConfig,
+) -> Result<hickory_resolver::proto::dnssec::TrustAnchors, DnsError> {
+    use hickory_resolver::proto::dnssec::TrustAnchors;
+    let anchors = match &config.trust_anchor {
+        Some(path) => TrustAnchors::from_file(path)
+            .map_err(|e| DnsError::Config(format!("dns.trust_anchor {}: {e}", path.display())))?,
+        None => TrustAnchors::default(),
+    };
+    if anchors.is_empty() {
+        return Err(DnsError::Config(
+            "dns.trust_anchor: no DNSKEY records".into(),
+        ));
+    }
+    Ok(anchors)
 }
 
 /// RFC 7505: exactly one MX, preference 0, exchange ".".

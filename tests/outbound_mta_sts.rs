@@ -249,14 +249,7 @@ fn requiretls_is_delivered_over_verified_tls_and_passed_on() {
     let peer = SmtpPeer::start("starttls", &s.mx_cert());
     let tern = s.tern(&peer);
     send_requiretls(&tern, "bob@b.test", "sealed");
-    delivered(&peer, 1);
-    let commands = peer.commands();
-    let mail = commands
-        .lines()
-        .find(|l| l.starts_with("MAIL FROM"))
-        .expect("MAIL FROM");
-    assert!(mail.ends_with(" REQUIRETLS"), "{commands}");
-    assert!(commands.find("-- TLS") < commands.find("MAIL FROM"));
+    harness::tls::delivered_under_requiretls(&peer);
 }
 
 #[test]

@@ -98,6 +98,23 @@ pub struct DnsConfig {
     pub nameservers: Option<Vec<SocketAddr>>,
     /// How long one query waits for an answer (tried twice).
     pub timeout: ConfigDuration,
+    /// DNSSEC for DANE (RFC 7672): "off", or "validate" (Tern checks the
+    /// signatures itself, from `trust_anchor`).
+    pub dnssec: DnssecMode,
+    /// DNSKEY records (zone-file syntax) trusted as anchors; default the
+    /// root zone's KSKs compiled into hickory.
+    pub trust_anchor: Option<std::path::PathBuf>,
+}
+
+/// `dns.dnssec`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DnssecMode {
+    /// No DNSSEC: DANE never applies.
+    #[default]
+    Off,
+    /// Validate answers from `trust_anchor` up (hickory's own validation).
+    Validate,
 }
 
 impl Default for DnsConfig {
@@ -105,6 +122,8 @@ impl Default for DnsConfig {
         DnsConfig {
             nameservers: None,
             timeout: ConfigDuration(Duration::from_secs(5)),
+            dnssec: DnssecMode::Off,
+            trust_anchor: None,
         }
     }
 }

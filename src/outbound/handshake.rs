@@ -143,14 +143,18 @@ async fn secure(
         .start_tls(config, &hop.host)
         .await
         .map_err(|e| tls_error(e.to_string()))?;
-    let Some(verifier) = security.tls.verifier() else {
-        tracing::debug!(
-            remote,
-            "TLS {version} (certificate not verified: opportunistic)"
-        );
-        return Ok((version, false, None));
+    let checked = match (&security.tls, security.tls.verifier()) {
+        (TlsDemand::Dane(dane), _) => dane.verify(&chain, &hop.host),
+        (_, Some(verifier)) => verifier.verify(&chain, &hop.host),
+        (_, None) => {
+            tracing::debug!(
+                remote,
+                "TLS {version} (certificate not verified: opportunistic)"
+            );
+            return Ok((version, false, None));
+        }
     };
-    match verifier.verify(&chain, &hop.host) {
+    match checked {
         Ok(()) => {
             tracing::debug!(remote, policy = %security.policy, "TLS {version}, certificate verified");
             Ok((version, true, None))

@@ -1,7 +1,8 @@
 //! The delivering side: `mx.rs` turns a destination into an ordered list of
 //! next hops (MX by preference, implicit MX, null MX, smarthost),
 //! `policy.rs` says what each hop must offer of TLS (the smarthost's
-//! settings, MTA-STS from `mta_sts/`, else opportunistic), `handshake.rs`
+//! settings, DANE from `dane.rs`, MTA-STS from `mta_sts/`, else
+//! opportunistic), `handshake.rs`
 //! opens a session accordingly (`tls.rs`: the handshake and the certificate
 //! check), `client.rs` runs transactions and reports a result per
 //! recipient (the body dot-stuffed by `dot_stuffing.rs`), `wire.rs` reads
@@ -11,6 +12,7 @@
 //! reader (the store keeps MTA-STS policies and TLS-RPT tallies).
 
 pub mod client;
+pub mod dane;
 pub mod dot_stuffing;
 pub mod handshake;
 pub mod https;

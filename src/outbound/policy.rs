@@ -1,17 +1,20 @@
 //! Which TLS policy applies to a delivery, per next hop: the smarthost's
 //! (`relay.smarthost_tls`: verified STARTTLS or implicit TLS with the
 //! credentials, opportunistic, or none), a router plugin's hosts
-//! (opportunistic), or an MX host's — MTA-STS when the destination
+//! (opportunistic), or an MX host's — DANE (`dane.rs`) for each MX host
+//! with secure TLSA records, taking precedence over MTA-STS (RFC 8461
+//! section 2); for the others MTA-STS when the destination
 //! publishes a policy (`enforce`: only the MX hosts it lists, only with a
 //! certificate valid for the MX name; `testing`: every host, failures
 //! logged), else opportunistic STARTTLS.
 //!
 //! A message sent with REQUIRETLS (RFC 8689) goes only where TLS can be
-//! verified: a smarthost with `starttls`/`implicit`, or MX hosts listed by
-//! an MTA-STS policy (`testing` counts as `enforce` for it); anything else
+//! verified: a smarthost with `starttls`/`implicit`, MX hosts under DANE,
+//! or MX hosts listed by an MTA-STS policy (`testing` counts as `enforce` for it); anything else
 //! leaves no hop, and the caller bounces it with 5.7.30.
 
 use super::client::HopSecurity;
+use super::dane::{HostDane, host_dane, secure_mx};
 use super::mta_sts::{Mode, MtaSts};
 use super::mx::NextHop;
 use super::tls::{ClientSetupError, TlsDemand, Verifier};
@@ -31,6 +34,9 @@ pub struct Routed {
     pub enforced: bool,
     /// The policy to tally TLS-RPT results under, if one applies.
     pub report: Option<ReportPolicy>,
+    /// MX hosts left out because their DANE look-up was bogus or failed:
+    /// (RFC 8460 result type, host, why), tallied as failures.
+    pub unusable: Vec<(&'static str, String, String)>,
 }
 
 impl Routed {
@@ -41,6 +47,7 @@ impl Routed {
             refusal: Some(format!("REQUIRETLS: {why}")),
             enforced: true,
             report: None,
+            unusable: Vec::new(),
         }
     }
 }
@@ -51,6 +58,9 @@ pub struct Policies {
     /// `enforce` destination is then deferred, never delivered unverified).
     anchors: Option<Verifier>,
     mta_sts: Option<MtaSts>,
+    /// The validating resolver DANE looks TLSA records up with, and the
+    /// MX port; None: `dns.dnssec = "off"`.
+    dane: Option<(crate::dns::Dns, u16)>,
 }
 
 impl Policies {
@@ -65,7 +75,16 @@ impl Policies {
             smarthost: smarthost_security(config)?,
             anchors,
             mta_sts,
+            dane: None,
         })
+    }
+
+    /// DANE for MX hosts, when `dns` validates DNSSEC.
+    pub fn with_dane(mut self, dns: crate::dns::Dns, mx_port: u16) -> Policies {
+        if dns.validates() {
+            self.dane = Some((dns, mx_port));
+        }
+        self
     }
 
     pub fn smarthost(&self, hops: Vec<NextHop>, require_tls: bool) -> Routed {
@@ -84,6 +103,7 @@ impl Policies {
             refusal: None,
             enforced: self.smarthost.tls.required(),
             report: None,
+            unusable: Vec::new(),
         }
     }
 
@@ -98,6 +118,7 @@ impl Policies {
             refusal: None,
             enforced: false,
             report: None,
+            unusable: Vec::new(),
         }
     }
 
@@ -112,8 +133,91 @@ impl Policies {
         self.opportunistic(hops, "opportunistic")
     }
 
-    /// The MX hosts of `domain` under its MTA-STS policy, if any.
+    /// The MX hosts of `domain`: DANE for those with secure TLSA records,
+    /// the MTA-STS policy (if any) for the others.
     pub async fn mx(&self, domain: &str, hops: Vec<NextHop>, require_tls: bool) -> Routed {
+        let Some((dns, port)) = self.dane.as_ref().filter(|_| !domain.starts_with('[')) else {
+            return self.mx_sts(domain, hops, require_tls).await;
+        };
+        let secure_hosts = match secure_mx(dns, domain).await {
+            Ok(Some(hosts)) => hosts,
+            Ok(None) => return self.mx_sts(domain, hops, require_tls).await,
+            Err((_kind, why)) => {
+                tracing::warn!(domain, "{why}; delivery deferred");
+                return Routed {
+                    hops: Vec::new(),
+                    policy: "DANE".into(),
+                    refusal: Some(why),
+                    enforced: true,
+                    report: None,
+                    unusable: Vec::new(),
+                };
+            }
+        };
+        let mut dane_hops = Vec::new();
+        let mut others = Vec::new();
+        let mut refusals = Vec::new();
+        let mut records = Vec::new();
+        let mut unusable = Vec::new();
+        for hop in hops {
+            if !secure_hosts.contains(&hop.host.to_ascii_lowercase()) {
+                others.push(hop);
+                continue;
+            }
+            match host_dane(dns, &hop.host, *port).await {
+                HostDane::Applies(v) => {
+                    records.extend(v.records().iter().map(|r| r.text()));
+                    let security = HopSecurity {
+                        tls: TlsDemand::Dane(v),
+                        auth: None,
+                        policy: "DANE".into(),
+                    };
+                    dane_hops.push((hop, security));
+                }
+                HostDane::NotApplicable(why) => {
+                    tracing::debug!(domain, mx = %hop.host, "no DANE: {why}");
+                    others.push(hop);
+                }
+                HostDane::Unusable(kind, why) => {
+                    tracing::warn!(domain, mx = %hop.host, "{why}; MX host not used");
+                    refusals.push(why.clone());
+                    unusable.push((kind, hop.host.clone(), why));
+                }
+            }
+        }
+        if dane_hops.is_empty() && unusable.is_empty() {
+            return self.mx_sts(domain, others, require_tls).await;
+        }
+        let rest = if others.is_empty() {
+            None
+        } else {
+            Some(self.mx_sts(domain, others, require_tls).await)
+        };
+        let mut policy = "DANE".to_string();
+        let mut hops = dane_hops;
+        if let Some(rest) = rest {
+            policy = format!("DANE; {}", rest.policy);
+            hops.extend(rest.hops);
+            refusals.extend(rest.refusal);
+        }
+        hops.sort_by_key(|(h, _)| h.preference);
+        Routed {
+            hops,
+            policy,
+            refusal: (!refusals.is_empty()).then(|| refusals.join("; ")),
+            enforced: true,
+            report: Some(ReportPolicy {
+                policy_type: "tlsa",
+                domain: domain.to_ascii_lowercase(),
+                policy_string: records,
+                mx_host: Vec::new(),
+            }),
+            unusable,
+        }
+    }
+
+    /// The MX hosts of `domain` under its MTA-STS policy, if any.
+    async fn mx_sts(&self, domain: &str, hops: Vec<NextHop>, require_tls: bool) -> Routed {
         // An address literal has no DNS name to publish a policy under.
         let applied = match &self.mta_sts {
             Some(sts) if !domain.starts_with('[') => sts.policy(domain).await,
@@ -151,6 +255,7 @@ impl Policies {
             mode => mode,
         };
         let report = ReportPolicy {
+            policy_type: "sts",
             domain: domain.to_ascii_lowercase(),
             policy_string: applied
                 .text
@@ -171,6 +276,7 @@ impl Policies {
                         policy,
                         enforced: true,
                         report: None,
+                        unusable: Vec::new(),
                     };
                 };
                 let refusal = (!unlisted.is_empty()).then(|| {
@@ -193,6 +299,7 @@ impl Policies {
                     policy,
                     enforced: true,
                     report: None,
+                    unusable: Vec::new(),
                 }
             }
             Mode::Testing | Mode::None => {
@@ -213,6 +320,7 @@ impl Policies {
                     policy,
                     enforced: false,
                     report: None,
+                    unusable: Vec::new(),
                 }
             }
         };
@@ -247,6 +355,10 @@ pub fn check(config: &Config) -> Result<(), ClientSetupError> {
     smarthost_security(config)?;
     if let Some(ca) = &config.relay.tls_ca {
         Verifier::load(Some(ca))?;
+    }
+    if config.dns.dnssec == crate::config::DnssecMode::Validate {
+        crate::dns::trust_anchors(&config.dns)
+            .map_err(|e| ClientSetupError::Anchors(e.to_string()))?;
     }
     Ok(())
 }

@@ -140,18 +140,21 @@ pub enum TlsDemand {
     /// TLS with a certificate valid for the hop's name, or no transaction:
     /// `implicit` starts TLS on connect (RFC 8314), otherwise STARTTLS.
     Require { verifier: Verifier, implicit: bool },
+    /// STARTTLS with a certificate that matches the hop's TLSA records
+    /// (DANE, RFC 7672), or no transaction.
+    Dane(super::dane::DaneVerifier),
 }
 
 impl TlsDemand {
     pub fn verifier(&self) -> Option<&Verifier> {
         match self {
             TlsDemand::Report(v) | TlsDemand::Require { verifier: v, .. } => Some(v),
-            TlsDemand::Plain | TlsDemand::Opportunistic => None,
+            TlsDemand::Plain | TlsDemand::Opportunistic | TlsDemand::Dane(_) => None,
         }
     }
 
     pub fn required(&self) -> bool {
-        matches!(self, TlsDemand::Require { .. })
+        matches!(self, TlsDemand::Require { .. } | TlsDemand::Dane(_))
     }
 
     /// A short tag for connection-cache keys: sessions are reused only
@@ -163,6 +166,7 @@ impl TlsDemand {
             TlsDemand::Report(_) => "report",
             TlsDemand::Require { implicit: true, .. } => "implicit",
             TlsDemand::Require { .. } => "require",
+            TlsDemand::Dane(_) => "dane",
         }
     }
 }

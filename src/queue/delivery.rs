@@ -330,6 +330,11 @@ impl Deliverer {
             Err(outcome) => return all(&|| outcome.clone(), None),
         };
         let policy = Some(routed.policy.clone());
+        if let (Some(rpt), Some(report)) = (&self.tls_rpt, &routed.report) {
+            for (kind, host, why) in &routed.unusable {
+                rpt.failure(report, kind, host, why);
+            }
+        }
         if routed.hops.is_empty() {
             let text = routed
                 .refusal

@@ -247,8 +247,9 @@ fn make_deliverer(
     Ok(Deliverer {
         tls_rpt,
         schedule: schedule::RetrySchedule::from_config(&config.queue),
-        mx: crate::outbound::mx::MxResolver::new(dns),
-        policies: crate::outbound::policy::Policies::new(config, anchors, mta_sts)?,
+        mx: crate::outbound::mx::MxResolver::new(dns.clone()),
+        policies: crate::outbound::policy::Policies::new(config, anchors, mta_sts)?
+            .with_dane(dns.clone(), config.relay.mx_port),
         client,
         pool: crate::outbound::pool::ConnectionPool::new(
             config.queue.max_per_destination,

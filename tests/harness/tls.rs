@@ -304,3 +304,16 @@ pub fn delivered(peer: &SmtpPeer, n: usize) {
         || (peer.messages().len() >= n).then_some(()),
     );
 }
+
+/// Waits until `peer` has the message, and checks that it came over TLS
+/// with `MAIL FROM … REQUIRETLS` (RFC 8689: the parameter is passed on).
+pub fn delivered_under_requiretls(peer: &SmtpPeer) {
+    delivered(peer, 1);
+    let commands = peer.commands();
+    let mail = commands
+        .lines()
+        .find(|l| l.starts_with("MAIL FROM"))
+        .expect("MAIL FROM");
+    assert!(mail.ends_with(" REQUIRETLS"), "{commands}");
+    assert!(commands.find("-- TLS") < commands.find("MAIL FROM"));
+}

@@ -1,5 +1,5 @@
 //! TLS-RPT (RFC 8460): every session with an MX host under an MTA-STS
-//! policy counts as a success or as a failure of a result type
+//! or DANE policy counts as a success or as a failure of a result type
 //! (`certificate-expired`, `starttls-not-supported`, …), tallied per policy
 //! domain and reporting period in the store (`store/tlsrpt.rs`). Once a
 //! period (a day by default, `relay.tls_rpt_period`) is over, each domain
@@ -33,6 +33,8 @@ fn source_address(ip: &str) -> Option<String> {
 /// The policy a session was held under, as a report names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReportPolicy {
+    /// RFC 8460's `policy-type`: "sts" (MTA-STS) or "tlsa" (DANE).
+    pub policy_type: &'static str,
     pub domain: String,
     /// The policy file's lines.
     pub policy_string: Vec<String>,
@@ -76,7 +78,7 @@ impl TlsRpt {
         let _guard = self.tally_lock.lock().unwrap_or_else(|p| p.into_inner());
         let period = self.period_start(now());
         let result = self.store.update_tlsrpt(period, &policy.domain, |t| {
-            t.policy_type = "sts".into();
+            t.policy_type = policy.policy_type.into();
             t.policy_string = policy.policy_string.clone();
             t.mx_host = policy.mx_host.clone();
             change(t);
