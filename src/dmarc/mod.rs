@@ -14,7 +14,7 @@ mod xml;
 
 use crate::config::Config;
 use crate::mailauth::{AuthResults, Decision, MailAuth};
-use crate::server::ServerContext;
+use crate::context::ServerContext;
 use crate::shutdown::Shutdown;
 use crate::store::{DmarcDkimResult, DmarcRow, DmarcWindow, Store, StoreError};
 use std::net::IpAddr;

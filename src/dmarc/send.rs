@@ -7,7 +7,7 @@
 use super::{ReportError, xml};
 use crate::config::Config;
 use crate::mailauth::Signer;
-use crate::server::ServerContext;
+use crate::context::ServerContext;
 use crate::store::DmarcWindow;
 use mail_builder::MessageBuilder;
 use mail_builder::headers::raw::Raw;

@@ -4,7 +4,7 @@
 //! `<>`, and only for the reports NOTIFY asks for.
 
 use super::dsn::{self, DsnKind};
-use crate::server::ServerContext;
+use crate::context::ServerContext;
 use crate::store::{QueueEntry, QueueRecipient, StoreError, now};
 
 /// Sends a DSN about `which` recipients to the sender, if there is one
