@@ -254,6 +254,11 @@ fn run(cli: Cli) -> Result<()> {
                     i.hooks.join(", ")
                 }
             );
+            match &i.declared {
+                Some(names) if names.is_empty() => println!("calls: none (declares no hook)"),
+                Some(names) => println!("calls: {} (declared in tern:hooks)", names.join(", ")),
+                None => println!("calls: every hook of those interfaces (no tern:hooks section)"),
+            }
             println!("imports:");
             for name in &i.imports {
                 println!("  {name}");
