@@ -324,6 +324,12 @@ fn check_plugins(config: &Config) -> Result<Vec<Vec<&'static str>>> {
         if let Some(problem) = i.problem {
             bail!("plugin {:?}: {}: {problem}", p.name, p.path.display());
         }
+        let grants = tern::hooks::network::Grants::parse(&p.connect)
+            .map_err(|e| anyhow::anyhow!("plugin {:?}: {e}", p.name))?;
+        let imports = i.imports.iter().filter_map(|s| s.split(' ').next());
+        if let Some(problem) = tern::hooks::network::refused_import(imports, &grants) {
+            bail!("plugin {:?}: {}: {problem}", p.name, p.path.display());
+        }
         if let Some(d) = &p.directory
             && !d.is_dir()
         {

@@ -257,6 +257,44 @@ pub mod dns {
     }
 }
 
+/// Outgoing TCP, for plugins whose `[[plugin]]` entry grants `connect =
+/// ["host:port", …]` (rspamd, clamd, an HTTP service). Names resolve
+/// through the server's resolver ([`dns`]); the server refuses any
+/// address its grants do not cover, and the hook's timeout covers the I/O.
+pub mod net {
+    use std::io;
+    use std::net::{IpAddr, SocketAddr, TcpStream};
+
+    /// Connects to `host` (a name or an address) on `port`, trying each
+    /// address the server's resolver gives in turn.
+    pub fn connect(host: &str, port: u16) -> io::Result<TcpStream> {
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let addrs: Vec<IpAddr> = match host.parse::<IpAddr>() {
+            Ok(ip) => vec![ip],
+            Err(_) => {
+                let mut ips = Vec::new();
+                for found in [crate::dns::a(host), crate::dns::aaaa(host)] {
+                    ips.extend(
+                        found
+                            .unwrap_or_default()
+                            .iter()
+                            .filter_map(|a| a.parse::<IpAddr>().ok()),
+                    );
+                }
+                ips
+            }
+        };
+        let mut last = io::Error::new(io::ErrorKind::NotFound, format!("{host}: no address"));
+        for ip in addrs {
+            match TcpStream::connect(SocketAddr::new(ip, port)) {
+                Ok(s) => return Ok(s),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+}
+
 /// Wall-clock time.
 pub mod clock {
     /// Milliseconds since the Unix epoch.

@@ -13,8 +13,8 @@ mod send;
 mod xml;
 
 use crate::config::Config;
-use crate::mailauth::{AuthResults, Decision, MailAuth};
 use crate::context::ServerContext;
+use crate::mailauth::{AuthResults, Decision, MailAuth};
 use crate::shutdown::Shutdown;
 use crate::store::{DmarcDkimResult, DmarcRow, DmarcWindow, Store, StoreError};
 use std::net::IpAddr;

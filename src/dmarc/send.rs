@@ -6,8 +6,8 @@
 
 use super::{ReportError, xml};
 use crate::config::Config;
-use crate::mailauth::Signer;
 use crate::context::ServerContext;
+use crate::mailauth::Signer;
 use crate::store::DmarcWindow;
 use mail_builder::MessageBuilder;
 use mail_builder::headers::raw::Raw;

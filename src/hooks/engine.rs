@@ -62,6 +62,12 @@ pub enum PluginError {
         path: PathBuf,
         message: String,
     },
+    #[error("plugin {name:?}: {path}: {message}")]
+    Network {
+        name: String,
+        path: PathBuf,
+        message: String,
+    },
     #[error("plugin engine: {0}")]
     Engine(String),
 }
@@ -332,6 +338,23 @@ pub fn link(
     store: &Store,
     dns: &Dns,
 ) -> Result<LoadedPlugin, PluginError> {
+    let grants =
+        super::network::Grants::parse(&p.connect).map_err(|message| PluginError::Network {
+            name: p.name.clone(),
+            path: p.path.clone(),
+            message,
+        })?;
+    let ty = component.component_type();
+    let imports: Vec<String> = ty.imports(engine).map(|(n, _)| n.to_string()).collect();
+    if let Some(message) =
+        super::network::refused_import(imports.iter().map(String::as_str), &grants)
+    {
+        return Err(PluginError::Network {
+            name: p.name.clone(),
+            path: p.path.clone(),
+            message,
+        });
+    }
     let pre = linker
         .instantiate_pre(&component)
         .map_err(|e| PluginError::Link {
@@ -380,6 +403,7 @@ pub fn link(
         dns: dns.clone(),
         max_memory: usize::try_from(p.max_memory.0).unwrap_or(usize::MAX),
         directory: p.directory.clone(),
+        grants: Arc::new(grants),
     });
     Ok(LoadedPlugin {
         name: p.name.clone(),
@@ -422,6 +446,7 @@ pub fn inspect(path: &Path, name: &str) -> Result<Inspection, PluginError> {
         timeout: crate::config::ConfigDuration(Duration::from_secs(1)),
         on_error: OnError::Tempfail,
         directory: None,
+        connect: Vec::new(),
     };
     let engine = Engine::new(wasmtime::Config::new().epoch_interruption(true))
         .map_err(|e| PluginError::Engine(format!("{e:#}")))?;

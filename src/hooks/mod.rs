@@ -18,6 +18,7 @@ pub mod edits;
 pub mod engine;
 pub mod host;
 pub mod message;
+pub mod network;
 pub mod rewrite;
 pub mod storage;
 
