@@ -8,13 +8,12 @@
 //! status other than 2xx or an answer that is not such JSON fails the call
 //! and the `[[plugin]]` entry's `on_error` decides.
 
-mod http;
-
 use serde_json::{Value, json};
 use std::sync::OnceLock;
 use tern_sdk::{
     AuthOutcome, Envelope, Filter, FilterAction, FilterVerdict, Message, Reply, Session, config,
 };
+use tern_plugin_http as http;
 use tern_plugin_support::parse_bool;
 
 struct Settings {
@@ -136,7 +135,8 @@ impl Filter for Webhook {
             Err(e) => panic!("webhook: bad config: {e}"),
         };
         let body = request(&session, &envelope, message, s.headers).to_string();
-        let answer = http::post_json(&s.url, body.as_bytes())
+        let json = [("Content-Type", "application/json".to_string())];
+        let answer = http::post(&s.url, &json, body.as_bytes())
             .and_then(|b| serde_json::from_slice::<Value>(&b).map_err(|e| format!("answer is not JSON: {e}")))
             .and_then(|v| verdict(&v));
         match answer {

@@ -1,6 +1,8 @@
-//! A plain HTTP/1.1 POST over `tern_sdk::net` (one request per
-//! connection, `Connection: close`); the response head parsed by
-//! `httparse`, the body by Content-Length or to the end.
+//! A plain HTTP/1.1 POST over `tern_sdk::net` for the shipped plugins that
+//! talk to HTTP services (webhook, rspamd): one request per connection
+//! (`Connection: close`), extra request header fields as given; the
+//! response head parsed by `httparse`, the body by Content-Length, chunked
+//! coding, or to the end.
 
 use std::io::{Read, Write};
 
@@ -44,17 +46,23 @@ impl Url {
     }
 }
 
-/// POSTs `body` as JSON; the response body of a 2xx answer.
-pub fn post_json(url: &Url, body: &[u8]) -> Result<Vec<u8>, String> {
+/// POSTs `body` with `fields` (`(name, value)`, values one line each);
+/// the response body of a 2xx answer.
+pub fn post(url: &Url, fields: &[(&str, String)], body: &[u8]) -> Result<Vec<u8>, String> {
     let mut conn = tern_sdk::net::connect(&url.host, url.port)
         .map_err(|e| format!("cannot connect: {e}"))?;
-    let head = format!(
-        "POST {} HTTP/1.1\r\nHost: {}:{}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\nUser-Agent: tern-webhook\r\n\r\n",
+    let mut head = format!(
+        "POST {} HTTP/1.1\r\nHost: {}:{}\r\nContent-Length: {}\r\nConnection: close\r\nUser-Agent: tern\r\n",
         url.path,
         url.host,
         url.port,
         body.len()
     );
+    for (name, value) in fields {
+        let value: String = value.chars().filter(|c| !c.is_control()).collect();
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
     conn.write_all(head.as_bytes())
         .and_then(|_| conn.write_all(body))
         .map_err(|e| format!("sending: {e}"))?;
