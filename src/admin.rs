@@ -1,6 +1,8 @@
 //! The administrative operations behind `tern user …` and `tern queue …`:
 //! one implementation, run either directly on the store (server stopped) or
-//! by the server on behalf of a control-socket client (server running).
+//! by the server on behalf of a control-socket client (server running). The
+//! reload requests (`tern plugin reload`, `tern tls reload`) only a running
+//! server answers.
 
 use crate::config::Config;
 use crate::queue::QueueHandle;
@@ -37,6 +39,8 @@ pub enum AdminRequest {
     },
     /// Reload the plugins (only a running server can; see `control.rs`).
     PluginReload,
+    /// Reload the TLS certificates (only a running server can).
+    TlsReload,
     /// Send the DMARC aggregate reports that are due (only a running
     /// server sends; `tern dmarc report --dry-run` works without one).
     DmarcReport {
@@ -53,7 +57,7 @@ pub enum AdminError {
 }
 
 /// Runs a request; returns what to print.
-pub fn execute(
+pub async fn execute(
     store: &Store,
     config: &Config,
     queue: Option<&QueueHandle>,
@@ -65,21 +69,26 @@ pub fn execute(
             if password.is_empty() {
                 return Err(AdminError::Invalid("the password is empty".into()));
             }
-            store.add_user(&address, &password)?;
+            store.add_user(&address, &password).await?;
             Ok(format!("added {address}\n"))
         }
         AdminRequest::UserDel { address } => {
             let address = account_address(config, &address)?;
-            store.delete_user(&address)?;
+            store.delete_user(&address).await?;
             Ok(format!("deleted {address}\n"))
         }
-        AdminRequest::UserList => Ok(store.list_users()?.into_iter().map(|u| u + "\n").collect()),
+        AdminRequest::UserList => Ok(store
+            .list_users()
+            .await?
+            .into_iter()
+            .map(|u| u + "\n")
+            .collect()),
         AdminRequest::UserPasswd { address, password } => {
             let address = account_address(config, &address)?;
             if password.is_empty() {
                 return Err(AdminError::Invalid("the password is empty".into()));
             }
-            store.set_password(&address, &password)?;
+            store.set_password(&address, &password).await?;
             Ok(format!("password changed for {address}\n"))
         }
         AdminRequest::QueueList => {
@@ -133,6 +142,9 @@ pub fn execute(
         }
         AdminRequest::PluginReload => Err(AdminError::Invalid(
             "no server is running; plugins are loaded when `tern serve` starts".into(),
+        )),
+        AdminRequest::TlsReload => Err(AdminError::Invalid(
+            "no server is running; certificates are loaded when `tern serve` starts".into(),
         )),
         AdminRequest::DmarcReport { .. } => Err(AdminError::Invalid(
             "no server is running; reports are sent by `tern serve` (try --dry-run)".into(),
@@ -228,6 +240,9 @@ fn show_entry(e: &QueueEntry) -> String {
     out.push_str(&format!("size: {}\n", e.size));
     out.push_str(&format!("sender: <{}>\n", e.sender));
     out.push_str(&format!("client: {}\n", e.client));
+    if e.require_tls {
+        out.push_str("requiretls: yes (only over verified TLS, RFC 8689)\n");
+    }
     for r in &e.recipients {
         out.push_str(&format!(
             "recipient: <{}> state={:?} attempts={} next={} last_error={}\n",
@@ -237,6 +252,9 @@ fn show_entry(e: &QueueEntry) -> String {
             time_text(r.next_attempt),
             r.last_error.as_deref().unwrap_or("-")
         ));
+        if let Some(policy) = &r.tls_policy {
+            out.push_str(&format!("  tls policy: {policy}\n"));
+        }
     }
     out
 }

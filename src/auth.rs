@@ -101,13 +101,11 @@ impl Authenticator {
             tokio::time::sleep(delay).await;
             return None;
         }
-        let store = self.store.clone();
-        let pw = password.to_string();
-        let acct = account.clone();
-        let result = tokio::task::spawn_blocking(move || store.verify_password(&acct, &pw))
+        let result = self
+            .store
+            .verify_password(&account, password)
             .await
             .ok()
-            .and_then(|r| r.ok())
             .flatten();
         match result {
             Some(user) => {
@@ -151,8 +149,8 @@ impl Authenticator {
 mod tests {
     use super::*;
 
-    #[test]
-    fn decodes_plain() {
+    #[tokio::test]
+    async fn decodes_plain() {
         let b64 = base64::engine::general_purpose::STANDARD.encode(b"\0bob@x.test\0pw");
         assert_eq!(
             decode_plain(&b64).unwrap(),
@@ -167,7 +165,7 @@ mod tests {
     async fn failures_grow_the_delay_and_success_resets_it() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        store.add_user("bob@x.test", "pw").unwrap();
+        store.add_user("bob@x.test", "pw").await.unwrap();
         let auth = Authenticator::new(store, "x.test".into(), Duration::from_millis(1), 10);
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         assert_eq!(auth.verify(ip, "bob", "nope").await, None);
@@ -185,7 +183,7 @@ mod tests {
     async fn too_many_failures_refuse_even_the_right_password() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        store.add_user("bob@x.test", "pw").unwrap();
+        store.add_user("bob@x.test", "pw").await.unwrap();
         let auth = Authenticator::new(store, "x.test".into(), Duration::from_millis(1), 3);
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         for _ in 0..3 {

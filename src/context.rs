@@ -5,7 +5,8 @@
 //! IMAP, web mail), the queue, the control socket and the metrics endpoint
 //! take it from here; none of them imports the accept loop (`server.rs`),
 //! and this module imports no protocol. State that belongs to one protocol
-//! (POP3's maildrop locks) lives in that protocol.
+//! (POP3's maildrop locks) lives in that protocol. The reloads (plugins,
+//! certificates) read the config file again from here.
 
 use crate::auth::Authenticator;
 use crate::config::Config;
@@ -13,13 +14,13 @@ use crate::hooks::Hooks;
 use crate::queue::QueueHandle;
 use crate::store::Store;
 use std::sync::Arc;
-use tokio_rustls::TlsAcceptor;
 
 /// Everything a session needs, shared by all of them.
 pub struct ServerContext {
     pub config: Arc<Config>,
     pub store: Store,
-    pub tls: TlsAcceptor,
+    /// The acceptor, and the certificates behind it that a reload replaces.
+    pub tls: crate::tls::ServerTls,
     pub auth: Authenticator,
     pub hooks: Hooks,
     /// SPF/DKIM/DMARC/ARC checks and DKIM signing.
@@ -80,12 +81,8 @@ impl ServerContext {
     /// error the old set stays. Returns success and what to tell the operator.
     pub async fn reload_plugins(self: &Arc<Self>) -> (bool, String) {
         let ctx = self.clone();
-        let path = ctx.hooks.config_source();
         let result = tokio::task::spawn_blocking(move || {
-            let config = match &path {
-                Some(p) => Config::from_file(p).map_err(|e| e.to_string())?,
-                None => (*ctx.config).clone(),
-            };
+            let config = ctx.config_again()?;
             ctx.hooks.load_plugins(&config).map_err(|e| e.to_string())
         })
         .await;
@@ -96,5 +93,46 @@ impl ServerContext {
         };
         tracing::info!("plugins {message}");
         (ok, message)
+    }
+
+    /// Re-reads the config file and loads its TLS certificates (SIGHUP,
+    /// `tern tls reload`): new handshakes get them, sessions already
+    /// encrypted go on. If one does not load (or does not match its key),
+    /// the set in use stays and the log and the answer say why. Returns
+    /// success and what to tell the operator.
+    pub async fn reload_certificates(self: &Arc<Self>) -> (bool, String) {
+        let ctx = self.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            let config = ctx.config_again()?;
+            ctx.tls.reload(&config).map_err(|e| e.to_string())
+        })
+        .await;
+        let failed = |e: &dyn std::fmt::Display| {
+            let message = format!("reload failed, the certificates in use stay: {e}");
+            tracing::warn!("TLS {message}");
+            (false, message)
+        };
+        match result {
+            Ok(Ok((n, warnings))) => {
+                let mut message = format!("reloaded: {n} certificate(s)");
+                tracing::info!("TLS certificates {message}");
+                for w in warnings {
+                    tracing::warn!("TLS: {w}");
+                    message.push_str(&format!("\nwarning: {w}"));
+                }
+                (true, message)
+            }
+            Ok(Err(e)) => failed(&e),
+            Err(e) => failed(&e),
+        }
+    }
+
+    /// The config file read again (a reload's source); the running config
+    /// when the server was started without a file.
+    fn config_again(&self) -> Result<Config, String> {
+        match self.hooks.config_source() {
+            Some(p) => Config::from_file(&p).map_err(|e| e.to_string()),
+            None => Ok((*self.config).clone()),
+        }
     }
 }

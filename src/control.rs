@@ -72,6 +72,13 @@ async fn handle(ctx: Arc<ServerContext>, stream: UnixStream) -> std::io::Result<
                 output: output + "\n",
             }
         }
+        Ok(AdminRequest::TlsReload) => {
+            let (ok, output) = ctx.reload_certificates().await;
+            ControlResponse {
+                ok,
+                output: output + "\n",
+            }
+        }
         Ok(AdminRequest::DmarcReport { dry_run }) => {
             let send = (!dry_run).then_some(&*ctx);
             match crate::dmarc::report_now(&ctx.store, &ctx.config, &ctx.mailauth, send).await {
@@ -86,8 +93,10 @@ async fn handle(ctx: Arc<ServerContext>, stream: UnixStream) -> std::io::Result<
             let store = ctx.store.clone();
             let config = ctx.config.clone();
             let queue = ctx.queue.clone();
-            let result = tokio::task::spawn_blocking(move || {
-                admin::execute(&store, &config, Some(&queue), request)
+            // On a task of its own, so a request the client gave up on
+            // still runs to its end.
+            let result = tokio::spawn(async move {
+                admin::execute(&store, &config, Some(&queue), request).await
             })
             .await;
             let _ = ctx.store.flush().await;

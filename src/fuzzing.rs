@@ -231,6 +231,7 @@ pub fn dsn(data: &[u8]) {
         status: Some("5.1.1".into()),
         remote_mta: some(&f[5]),
         route: Vec::new(),
+        tls_policy: None,
     };
     let entry = QueueEntry {
         id: 1,
@@ -245,6 +246,7 @@ pub fn dsn(data: &[u8]) {
         client: "client [192.0.2.1]".into(),
         recipients: vec![recipient.clone()],
         warned: false,
+        require_tls: false,
     };
     let original = f[6].as_bytes();
     let out = build("mx.example.test", &entry, &[&recipient], kind, original);

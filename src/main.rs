@@ -40,9 +40,19 @@ enum Command {
     /// WebAssembly plugins
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// The server's TLS certificates
+    #[command(subcommand)]
+    Tls(TlsCommand),
     /// DMARC aggregate reports (`[dmarc] reports = true`)
     #[command(subcommand)]
     Dmarc(DmarcCommand),
+}
+
+#[derive(Subcommand)]
+enum TlsCommand {
+    /// Make the running server load its certificates again (like SIGHUP);
+    /// if one fails to load, the ones in use stay and the error is shown
+    Reload,
 }
 
 #[derive(Subcommand)]
@@ -183,13 +193,19 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Serve => {
             init_logging(config.log_format);
+            // Trust anchors the config names must load: a queue that cannot
+            // verify its smarthost would accept mail it can never send.
+            tern::outbound::policy::check(&config)?;
             let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
             let source = config_source(cli.config.as_deref());
             runtime.block_on(tern::server::serve_with_reload(config, source))?;
             Ok(())
         }
         Command::CheckConfig => {
-            tern::tls::check(&config)?;
+            for w in tern::tls::check(&config)? {
+                eprintln!("warning: {w}");
+            }
+            tern::outbound::policy::check(&config)?;
             tern::mailauth::Signer::load(&config.dkim, config.auth.arc_seal.as_deref())?;
             if let Some(w) =
                 tern::mailauth::arc_seal_warning(&config.dkim, config.auth.arc_seal.as_deref())
@@ -234,6 +250,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Plugin(PluginCommand::Reload) => {
             admin_request(&config, AdminRequest::PluginReload)
         }
+        Command::Tls(TlsCommand::Reload) => admin_request(&config, AdminRequest::TlsReload),
         Command::Plugin(PluginCommand::Inspect { file }) => {
             let name = file
                 .file_stem()
@@ -351,7 +368,7 @@ fn admin_request(config: &Config, request: AdminRequest) -> Result<()> {
         return Ok(());
     }
     let store = open_store(&config.data_dir)?;
-    let output = admin::execute(&store, config, None, request)?;
+    let output = runtime.block_on(admin::execute(&store, config, None, request))?;
     runtime.block_on(store.flush())?;
     print!("{output}");
     std::io::stdout().flush()?;

@@ -82,7 +82,7 @@ pub struct Connection {
     start: usize,
     pub peer: SocketAddr,
     pub local: SocketAddr,
-    tls_version: Option<&'static str>,
+    tls: Option<crate::tls::TlsInfo>,
 }
 
 impl Connection {
@@ -94,17 +94,22 @@ impl Connection {
             start: 0,
             peer,
             local,
-            tls_version: None,
+            tls: None,
         }
     }
 
     pub fn is_tls(&self) -> bool {
-        self.tls_version.is_some()
+        self.tls.is_some()
     }
 
     /// "TLSv1.3" and the like, once TLS is on.
     pub fn tls_version(&self) -> Option<&'static str> {
-        self.tls_version
+        self.tls.map(|t| t.version)
+    }
+
+    /// The TLS version and cipher, once TLS is on.
+    pub fn tls_info(&self) -> Option<crate::tls::TlsInfo> {
+        self.tls
     }
 
     /// Runs the TLS handshake on this connection. Whatever the client
@@ -117,7 +122,7 @@ impl Connection {
         };
         let tls = acceptor.accept(tcp).await?;
         let (_, state) = tls.get_ref();
-        self.tls_version = Some(crate::tls::version_name(state.protocol_version()));
+        self.tls = Some(crate::tls::TlsInfo::of(state));
         self.stream = Stream::Tls(Box::new(tls));
         Ok(())
     }

@@ -252,14 +252,14 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
     serve_with_reload(config, None).await
 }
 
-/// `serve`, with SIGHUP reloading the plugins from `config_path` (the
-/// file the config came from; None: the config as given).
+/// `serve`, with SIGHUP reloading the plugins and the TLS certificates from
+/// `config_path` (the file the config came from; None: the config as given).
 pub async fn serve_with_reload(
     config: Config,
     config_path: Option<std::path::PathBuf>,
 ) -> Result<(), ServerError> {
     let store = Store::open(&config.data_dir)?;
-    let converted = crate::imap::convert_stored_names(&store)?;
+    let converted = crate::imap::convert_stored_names(&store).await?;
     if converted > 0 {
         tracing::info!("{converted} folder names converted from modified UTF-7 to UTF-8");
     }
@@ -284,7 +284,10 @@ pub async fn serve_with_reload(
             tokio::select! {
                 _ = term.recv() => { tracing::info!("SIGTERM: draining"); break; }
                 _ = int.recv() => { tracing::info!("SIGINT: draining"); break; }
-                _ = hup.recv() => { signal_ctx.reload_plugins().await; }
+                _ = hup.recv() => {
+                    signal_ctx.reload_plugins().await;
+                    signal_ctx.reload_certificates().await;
+                }
             }
         }
         signals.trigger();

@@ -3,7 +3,7 @@
 //! a reload that fails leaves the running set in place.
 
 mod harness;
-use harness::{Tern, config, python};
+use harness::{PY_SIGHUP, Tern, config, python};
 
 const PY: &str = r#"
 import os, poplib, signal, smtplib, ssl, sys, time
@@ -13,12 +13,7 @@ def reload(old, new, marker):
     text = open(CONFIG).read()
     assert old in text
     open(CONFIG, "w").write(text.replace(old, new))
-    before = open(LOG).read().count(marker)
-    os.kill(PID, signal.SIGHUP)
-    deadline = time.time() + 60
-    while open(LOG).read().count(marker) == before:
-        assert time.time() < deadline, "no reload seen in the log"
-        time.sleep(0.05)
+    sighup(PID, LOG, marker)
 def session():
     s = smtplib.SMTP("127.0.0.1", SMTP); s.ehlo("client.test")
     assert s.mail("lisa@outside.test")[0] == 250
@@ -42,7 +37,7 @@ fn sighup_swaps_plugins_for_new_sessions_only() {
     t.add_user("nobody@example.test", "pw");
     let pid = t.pid().expect("running").to_string();
     let script = format!(
-        "{PY}\nOLD_PATH = {:?}\nNEW_PATH = {:?}\n{}",
+        "{PY}{PY_SIGHUP}\nOLD_PATH = {:?}\nNEW_PATH = {:?}\n{}",
         test_plugins::NO_NOBODY,
         test_plugins::ADD_HEADER,
         r#"

@@ -139,10 +139,18 @@ print(json.dumps(res))
             before.get("auth").is_none(),
             "{listener}: AUTH advertised before TLS: {before}"
         );
+        assert!(
+            before.get("requiretls").is_none(),
+            "{listener}: REQUIRETLS advertised before TLS (RFC 8689): {before}"
+        );
         let after = &v[listener]["after"];
         assert!(
             after.get("starttls").is_none(),
             "{listener}: STARTTLS advertised again inside TLS: {after}"
+        );
+        assert!(
+            after.get("requiretls").is_some(),
+            "{listener}: no REQUIRETLS after TLS: {after}"
         );
         let mechs: Vec<&str> = after["auth"]
             .as_str()
@@ -171,7 +179,9 @@ print(json.dumps(res))
     }
     let implicit = &v["submissions"]["after"];
     assert!(
-        implicit.get("auth").is_some() && implicit.get("starttls").is_none(),
+        implicit.get("auth").is_some()
+            && implicit.get("starttls").is_none()
+            && implicit.get("requiretls").is_some(),
         "submissions EHLO: {implicit}"
     );
 }

@@ -170,6 +170,10 @@ fn message(store: &Store, id: u64, size: usize) -> MessageView {
         header: Arc::new(header.into_bytes()),
         body_size: bytes.len() as u64,
         skip: 0,
+        arrival: tern::hooks::bindings::wit::Arrival {
+            tls: None,
+            user: None,
+        },
     }
 }
 

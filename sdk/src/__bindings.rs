@@ -17,9 +17,9 @@ pub mod base {
 }
 
 pub use base::tern::plugin::types::{
-    AuthOutcome, AuthResults, Client, DkimResult, DmarcPolicy, DmarcResult, Envelope, FilterAction,
-    FilterVerdict, Header, HeaderEdit, MailParams, Message, Protocol, RcptParams, Recipient, Reply,
-    Session, SpfResult, Verdict,
+    Arrival, AuthOutcome, AuthResults, Client, DkimResult, DmarcPolicy, DmarcResult, Envelope,
+    FilterAction, FilterVerdict, Header, HeaderEdit, MailParams, Message, Protocol, RcptParams,
+    Recipient, Reply, Session, SpfResult, TlsInfo, Verdict,
 };
 pub use base::tern::plugin::{clock, config, dns, kv, log};
 pub use rewrite::exports::tern::plugin::rewrite::Rewritten;

@@ -50,9 +50,9 @@ extern crate self as tern_sdk;
 pub mod __bindings;
 
 pub use __bindings::{
-    AuthOutcome, AuthResults, Client, Destination, DkimResult, DmarcPolicy, DmarcResult, Envelope,
-    FilterAction, FilterVerdict, Header, HeaderEdit, MailParams, Message, Protocol, RcptParams,
-    Recipient, Reply, Rewritten, Session, SpfResult, Stored, Verdict,
+    Arrival, AuthOutcome, AuthResults, Client, Destination, DkimResult, DmarcPolicy, DmarcResult,
+    Envelope, FilterAction, FilterVerdict, Header, HeaderEdit, MailParams, Message, Protocol,
+    RcptParams, Recipient, Reply, Rewritten, Session, SpfResult, Stored, TlsInfo, Verdict,
 };
 
 #[doc(hidden)]
@@ -94,6 +94,12 @@ pub trait Policy {
 }
 
 /// Content filtering at the end of data (interface `tern:plugin/filter`).
+///
+/// The [`Message`] reads the message (`size`, `headers`, `header`, `read`)
+/// and says how it arrived: [`Message::arrival`] gives an [`Arrival`] with
+/// the [`TlsInfo`] (version and cipher) of an encrypted session and the
+/// account the client logged in as, e.g. to be stricter with mail that came
+/// in clear: `message.arrival().tls.is_none()`.
 pub trait Filter {
     #[doc(hidden)]
     const IMPLEMENTED: &'static [&'static str] = &["on-data"];

@@ -15,55 +15,54 @@ const MAX_ALIAS_DEPTH: usize = 8;
 /// Expands an address (lowercased `local@domain`) through `[aliases]` into
 /// delivery targets. Local addresses that are neither users nor aliases are
 /// returned in the second list.
-pub fn expand(
+pub async fn expand(
     config: &Config,
     store: &crate::store::Store,
     address: &str,
 ) -> (Vec<Target>, Vec<String>) {
+    let mut leaves = Vec::new();
+    expand_aliases(config, &address.to_ascii_lowercase(), 0, &mut leaves);
     let mut targets = Vec::new();
     let mut unknown = Vec::new();
-    expand_into(
-        config,
-        store,
-        &address.to_ascii_lowercase(),
-        0,
-        &mut targets,
-        &mut unknown,
-    );
+    for leaf in leaves {
+        let target = match leaf {
+            Leaf::Remote(a) => Target::Remote(a),
+            Leaf::Local(a) => match store.user_exists(&a).await {
+                Ok(true) => Target::Local(a),
+                _ => {
+                    unknown.push(a);
+                    continue;
+                }
+            },
+        };
+        if !targets.contains(&target) {
+            targets.push(target);
+        }
+    }
     (targets, unknown)
 }
 
-fn expand_into(
-    config: &Config,
-    store: &crate::store::Store,
-    address: &str,
-    depth: usize,
-    targets: &mut Vec<Target>,
-    unknown: &mut Vec<String>,
-) {
+/// Where the alias expansion ends: a remote address, or a local one that
+/// must be an account.
+enum Leaf {
+    Remote(String),
+    Local(String),
+}
+
+/// Follows `[aliases]` (pure config, no store) down to the leaves, in order.
+fn expand_aliases(config: &Config, address: &str, depth: usize, leaves: &mut Vec<Leaf>) {
     let domain = address.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
     if !config.is_local_domain(domain) {
-        let t = Target::Remote(address.to_string());
-        if !targets.contains(&t) {
-            targets.push(t);
-        }
+        leaves.push(Leaf::Remote(address.to_string()));
         return;
     }
     if depth < MAX_ALIAS_DEPTH
         && let Some(list) = config.aliases.get(address)
     {
         for next in list {
-            expand_into(config, store, next, depth + 1, targets, unknown);
+            expand_aliases(config, next, depth + 1, leaves);
         }
         return;
     }
-    match store.user_exists(address) {
-        Ok(true) => {
-            let t = Target::Local(address.to_string());
-            if !targets.contains(&t) {
-                targets.push(t);
-            }
-        }
-        _ => unknown.push(address.to_string()),
-    }
+    leaves.push(Leaf::Local(address.to_string()));
 }

@@ -23,7 +23,7 @@ pub async fn check(
     let key = to.to_lowercase_key();
     let domain = to.domain_text().to_ascii_lowercase();
     if config.is_local_domain(&domain) {
-        let (targets, unknown) = expand(config, store, &key);
+        let (targets, unknown) = expand(config, store, &key).await;
         if targets.is_empty() {
             return Err(refuse(
                 session,

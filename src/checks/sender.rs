@@ -47,7 +47,7 @@ async fn check_mailbox(
     }
     if let Some(user) = &session.user
         && config.checks.sender_must_match_login
-        && !owns(config, store, user, &addr.to_lowercase_key())
+        && !owns(config, store, user, &addr.to_lowercase_key()).await
     {
         return Some(Reply::new(
             553,
@@ -104,17 +104,17 @@ fn is_local_program(session: &SessionInfo, domain: &str) -> bool {
 }
 
 /// Is `address` the user's own, or an alias that delivers to the user?
-pub fn owns(config: &Config, store: &Store, user: &str, address: &str) -> bool {
+pub async fn owns(config: &Config, store: &Store, user: &str, address: &str) -> bool {
     if address.eq_ignore_ascii_case(user) {
         return true;
     }
-    let (targets, _) = expand(config, store, address);
+    let (targets, _) = expand(config, store, address).await;
     targets.contains(&Target::Local(user.to_ascii_lowercase()))
 }
 
 /// At end of data on authenticated sessions: every `From:` address must be
 /// the user's own too.
-pub fn check_header_from(
+pub async fn check_header_from(
     config: &Config,
     store: &Store,
     session: &SessionInfo,
@@ -125,11 +125,15 @@ pub fn check_header_from(
     if !config.checks.sender_must_match_login {
         return None;
     }
-    let message = mail_parser::MessageParser::default().parse_headers(headers)?;
-    let from = message.from()?;
-    for a in from.iter() {
-        let Some(addr) = a.address() else { continue };
-        if !owns(config, store, user, &addr.to_ascii_lowercase()) {
+    let addresses: Vec<String> = {
+        let message = mail_parser::MessageParser::default().parse_headers(headers)?;
+        let from = message.from()?;
+        from.iter()
+            .filter_map(|a| a.address().map(str::to_string))
+            .collect()
+    };
+    for addr in addresses {
+        if !owns(config, store, user, &addr.to_ascii_lowercase()).await {
             let reply = Reply::new(
                 550,
                 "5.7.1",

@@ -5,11 +5,15 @@
 mod auth;
 mod dmarc;
 mod limits;
+mod relay;
+mod tls;
 mod units;
 
 pub use auth::{AuthConfig, AuthOverride, DkimAlgorithm, DkimKeyConfig, DmarcAction, SpfAction};
 pub use dmarc::DmarcConfig;
 pub use limits::{LimitsConfig, LogFormat, MetricsConfig};
+pub use relay::{RelayConfig, SmarthostTls};
+pub use tls::{CertificateEntry, CertificateSetting, TlsConfig};
 pub use units::{ByteSize, ConfigDuration};
 
 use ipnet::IpNet;
@@ -86,37 +90,6 @@ impl Protocol {
 pub struct Listen {
     pub protocol: Protocol,
     pub address: SocketAddr,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct TlsConfig {
-    pub certificate: Option<PathBuf>,
-    pub private_key: Option<PathBuf>,
-    pub allow_plaintext_auth: bool,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RelayConfig {
-    pub trusted_networks: Vec<IpNet>,
-    pub smarthost: Option<String>,
-    /// Credentials for AUTH PLAIN at the smarthost (after STARTTLS).
-    pub smarthost_user: Option<String>,
-    pub smarthost_password: Option<String>,
-    pub mx_port: u16,
-}
-
-impl Default for RelayConfig {
-    fn default() -> Self {
-        RelayConfig {
-            trusted_networks: Vec::new(),
-            smarthost: None,
-            smarthost_user: None,
-            smarthost_password: None,
-            mx_port: 25,
-        }
-    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -349,10 +322,11 @@ impl Config {
             }
         };
         resolve(&mut self.data_dir);
-        if let Some(p) = self.tls.certificate.as_mut() {
-            resolve(p);
-        }
-        if let Some(p) = self.tls.private_key.as_mut() {
+        self.tls.resolve_paths(base);
+        for p in [&mut self.relay.smarthost_ca, &mut self.relay.tls_ca]
+            .into_iter()
+            .flatten()
+        {
             resolve(p);
         }
         for k in &mut self.dkim {
@@ -421,9 +395,7 @@ impl Config {
                 ));
             }
         }
-        if self.tls.certificate.is_some() != self.tls.private_key.is_some() {
-            return Err(invalid("tls", "certificate and private_key go together"));
-        }
+        self.tls.validate()?;
         if self.queue.retry_intervals.is_empty() {
             return Err(invalid(
                 "queue.retry_intervals",
@@ -437,16 +409,7 @@ impl Config {
             ));
         }
         self.limits.validate()?;
-        if let Some(s) = &self.relay.smarthost
-            && s.rsplit_once(':')
-                .and_then(|(_, p)| p.parse::<u16>().ok())
-                .is_none()
-        {
-            return Err(invalid(
-                "relay.smarthost",
-                format!("{s:?} must be host:port"),
-            ));
-        }
+        self.relay.validate()?;
         auth::validate(&self.auth, &self.dkim)?;
         self.dmarc.validate()?;
         let mut names = std::collections::HashSet::new();

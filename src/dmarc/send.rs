@@ -161,11 +161,7 @@ pub(super) async fn enqueue(
 ) -> Result<(), ReportError> {
     let mut recipients = Vec::new();
     for a in rua {
-        recipients.extend(crate::queue::notify::recipients_for(
-            &ctx.config,
-            &ctx.store,
-            a,
-        ));
+        recipients.extend(crate::queue::notify::recipients_for(&ctx.config, &ctx.store, a).await);
     }
     if recipients.is_empty() {
         return Ok(());

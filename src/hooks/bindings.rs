@@ -58,7 +58,18 @@ pub fn session(info: &SessionInfo) -> wit::Session {
     wit::Session {
         client: client(info),
         helo: info.helo.clone(),
-        tls: info.tls.map(str::to_string),
+        tls: info.tls.map(|t| t.version.to_string()),
+        user: info.user.clone(),
+    }
+}
+
+/// How a message arrived, for `message.arrival`.
+pub fn arrival(info: &SessionInfo) -> wit::Arrival {
+    wit::Arrival {
+        tls: info.tls.map(|t| wit::TlsInfo {
+            version: t.version.to_string(),
+            cipher: t.cipher_name(),
+        }),
         user: info.user.clone(),
     }
 }

@@ -27,6 +27,8 @@ pub struct MessageView {
     /// Leading bytes of the blob left out of the message (its header
     /// section, rewritten into `prefix` after a filter removed fields).
     pub skip: u64,
+    /// How the message arrived (TLS, login), for `message.arrival`.
+    pub arrival: wit::Arrival,
 }
 
 impl MessageView {
@@ -153,6 +155,10 @@ impl wit::HostMessage for PluginState {
         Ok(v.read(offset, len))
     }
 
+    async fn arrival(&mut self, r: Resource<MessageView>) -> wasmtime::Result<wit::Arrival> {
+        Ok(view(self, &r)?.arrival)
+    }
+
     async fn drop(&mut self, r: Resource<MessageView>) -> wasmtime::Result<()> {
         self.table.delete(r)?;
         Ok(())
@@ -198,6 +204,10 @@ mod tests {
             header: Arc::new(Vec::new()),
             body_size: body.len() as u64,
             skip: 0,
+            arrival: wit::Arrival {
+                tls: None,
+                user: None,
+            },
         };
         assert_eq!(v.size(), 13 + 200_000);
         assert_eq!(v.read(0, 13), b"Received: x\r\n");

@@ -46,8 +46,8 @@ pub struct SessionInfo {
     pub local: SocketAddr,
     pub protocol: Protocol,
     pub helo: Option<String>,
-    /// TLS version when TLS is on.
-    pub tls: Option<&'static str>,
+    /// TLS version and cipher when TLS is on.
+    pub tls: Option<crate::tls::TlsInfo>,
     /// The authenticated account.
     pub user: Option<String>,
     /// The client is in `relay.trusted_networks`.
@@ -270,7 +270,7 @@ impl Hooks {
                 Some(t) => t,
                 None => {
                     let (t, unknown) =
-                        checks::expand(&self.config, &self.store, &a.to_lowercase_key());
+                        checks::expand(&self.config, &self.store, &a.to_lowercase_key()).await;
                     if !unknown.is_empty() {
                         tracing::warn!(rcpt = %to, unknown = ?unknown, "rewritten to unknown local users; they are skipped");
                     }
@@ -308,7 +308,7 @@ impl Hooks {
         };
         match session.plugins.route(env, &rcpt).await {
             None => Ok(None),
-            Some(RouteDecision::Local(user)) => match self.store.user_exists(&user) {
+            Some(RouteDecision::Local(user)) => match self.store.user_exists(&user).await {
                 Ok(true) => Ok(Some(vec![Target::Local(user)])),
                 _ => {
                     tracing::warn!(rcpt = %to, user, "a router chose a local mailbox that does not exist");
@@ -349,7 +349,9 @@ impl Hooks {
             session,
             envelope.from,
             message.header,
-        ) {
+        )
+        .await
+        {
             outcome.verdict = refusal(reply);
             return outcome;
         }
@@ -363,6 +365,7 @@ impl Hooks {
             header: Arc::new(message.header.to_vec()),
             body_size: message.size,
             skip: message.skip,
+            arrival: bindings::arrival(session),
         };
         let mut wit_envelope = bindings::envelope(envelope);
         wit_envelope.auth = message.auth.map(bindings::auth_results);
@@ -403,6 +406,7 @@ impl Hooks {
             }),
             body_size: message.size,
             skip: message.skip,
+            arrival: bindings::arrival(session),
         };
         let mut served = Vec::new();
         for user in users {

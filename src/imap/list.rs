@@ -113,7 +113,7 @@ impl Session {
         let user = self.account();
         let (folders, kept) = match (
             self.ctx.store.folders(&user),
-            self.ctx.store.kept_subscriptions(&user),
+            self.ctx.store.kept_subscriptions(&user).await,
         ) {
             (Ok(f), Ok(k)) => (f, k),
             (Err(e), _) | (_, Err(e)) => return Ok(self.store_failure(e)),
@@ -217,7 +217,7 @@ impl Session {
         let user = self.account();
         let (folders, kept) = match (
             self.ctx.store.folders(&user),
-            self.ctx.store.kept_subscriptions(&user),
+            self.ctx.store.kept_subscriptions(&user).await,
         ) {
             (Ok(f), Ok(k)) => (f, k),
             (Err(e), _) | (_, Err(e)) => return Ok(self.store_failure(e)),

@@ -114,7 +114,7 @@ impl Session {
         }
     }
 
-    pub fn create(&mut self, mailbox: Mailbox<'static>) -> io::Result<Outcome> {
+    pub async fn create(&mut self, mailbox: Mailbox<'static>) -> io::Result<Outcome> {
         // A trailing separator only says the client means to create folders
         // below it (RFC 3501 6.3.3): the name is created without it.
         let name = match &mailbox {
@@ -129,7 +129,7 @@ impl Session {
         if name == "INBOX" {
             return Ok(Outcome::No("[ALREADYEXISTS] INBOX always exists".into()));
         }
-        match self.create_path(&name, false) {
+        match self.create_path(&name, false).await {
             Ok(()) => {}
             Err(e) => return Ok(self.store_failure(e)),
         }
@@ -138,7 +138,7 @@ impl Session {
 
     /// Creates a folder and its missing superior levels (RFC 3501 6.3.3);
     /// with `parents_only`, only the levels above `name`.
-    fn create_path(&self, name: &str, parents_only: bool) -> Result<(), StoreError> {
+    async fn create_path(&self, name: &str, parents_only: bool) -> Result<(), StoreError> {
         let user = self.account();
         let mut prefix = String::new();
         for (i, part) in name.split(SEPARATOR).enumerate() {
@@ -152,7 +152,7 @@ impl Session {
             }
             // CREATE does not subscribe (RFC 3501 6.3.3, 6.3.6), but a
             // subscription kept from a deleted folder of the name stays.
-            let kept = self.ctx.store.subscription_kept(&user, &prefix)?;
+            let kept = self.ctx.store.subscription_kept(&user, &prefix).await?;
             match self.ctx.store.create_folder(&user, &prefix) {
                 Ok(_) if kept => {}
                 Ok(_) => self.ctx.store.set_subscribed(&user, &prefix, false)?,
@@ -180,7 +180,11 @@ impl Session {
         }
     }
 
-    pub fn rename(&mut self, from: Mailbox<'static>, to: Mailbox<'static>) -> io::Result<Outcome> {
+    pub async fn rename(
+        &mut self,
+        from: Mailbox<'static>,
+        to: Mailbox<'static>,
+    ) -> io::Result<Outcome> {
         let (from, to) = match (self.folder_name(&from), self.folder_name(&to)) {
             (Ok(f), Ok(t)) => (f, t),
             (Err(e), _) | (_, Err(e)) => return Ok(Outcome::No(format!("[CANNOT] {e}"))),
@@ -194,7 +198,7 @@ impl Session {
         if let Ok(None) = self.ctx.store.folder(&user, &from) {
             return Ok(Outcome::No("[NONEXISTENT] no such folder".into()));
         }
-        if let Err(e) = self.create_path(&to, true) {
+        if let Err(e) = self.create_path(&to, true).await {
             return Ok(self.store_failure(e));
         }
         match self.ctx.store.rename_folder(&user, &from, &to) {

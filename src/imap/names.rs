@@ -140,9 +140,9 @@ pub fn matches(pattern: &[u8], name: &[u8]) -> bool {
 /// shift that decodes to something else) to its UTF-8 name, once
 /// per store; returns how many were renamed. A name whose UTF-8 form is
 /// taken stays as it is.
-pub fn convert_stored_names(store: &Store) -> Result<usize, StoreError> {
+pub async fn convert_stored_names(store: &Store) -> Result<usize, StoreError> {
     const CONVERSION: &str = "imap-utf8-folder-names";
-    if store.conversion_done(CONVERSION)? {
+    if store.conversion_done(CONVERSION).await? {
         return Ok(0);
     }
     let legacy = |name: &str| {
@@ -152,7 +152,7 @@ pub fn convert_stored_names(store: &Store) -> Result<usize, StoreError> {
             .filter(|decoded| decoded != name)
     };
     let mut renamed = 0;
-    for user in store.list_users()? {
+    for user in store.list_users().await? {
         let mut skipped: Vec<String> = Vec::new();
         // Renaming a folder renames those below it: look again each time.
         while let Some((from, to)) = store
@@ -168,7 +168,7 @@ pub fn convert_stored_names(store: &Store) -> Result<usize, StoreError> {
             }
         }
     }
-    store.set_conversion_done(CONVERSION)?;
+    store.set_conversion_done(CONVERSION).await?;
     Ok(renamed)
 }
 
@@ -213,11 +213,11 @@ mod tests {
         }
     }
 
-    #[test]
-    fn stored_modified_utf7_names_become_utf8_once() {
+    #[tokio::test]
+    async fn stored_modified_utf7_names_become_utf8_once() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        store.add_user("bob@example.test", "pw").unwrap();
+        store.add_user("bob@example.test", "pw").await.unwrap();
         store.create_folder("bob@example.test", "Caf&AOk-").unwrap();
         store
             .create_folder("bob@example.test", "Caf&AOk-/x&AOk-")
@@ -232,7 +232,7 @@ mod tests {
             )
             .unwrap();
         store.create_folder("bob@example.test", "A&-B").unwrap();
-        assert_eq!(convert_stored_names(&store).unwrap(), 3);
+        assert_eq!(convert_stored_names(&store).await.unwrap(), 3);
         let names: Vec<String> = store
             .folders("bob@example.test")
             .unwrap()
@@ -251,7 +251,7 @@ mod tests {
         );
         // Once only: a UTF-8 name spelled like modified UTF-7 stays.
         store.create_folder("bob@example.test", "Z&AOk-").unwrap();
-        assert_eq!(convert_stored_names(&store).unwrap(), 0);
+        assert_eq!(convert_stored_names(&store).await.unwrap(), 0);
     }
 
     #[test]

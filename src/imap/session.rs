@@ -267,9 +267,9 @@ impl Session {
                 mailbox,
                 parameters,
             } => self.select(mailbox, !parameters.is_empty(), true).await?,
-            CommandBody::Create { mailbox } => self.create(mailbox)?,
+            CommandBody::Create { mailbox } => self.create(mailbox).await?,
             CommandBody::Delete { mailbox } => self.delete(mailbox)?,
-            CommandBody::Rename { from, to } => self.rename(from, to)?,
+            CommandBody::Rename { from, to } => self.rename(from, to).await?,
             CommandBody::Subscribe { mailbox } => self.subscribe(mailbox, true)?,
             CommandBody::Unsubscribe { mailbox } => self.subscribe(mailbox, false)?,
             CommandBody::List {

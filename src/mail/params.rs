@@ -1,6 +1,6 @@
 //! The ESMTP parameters of a transaction as every side sees them: MAIL's
-//! SIZE, BODY, SMTPUTF8, RET, ENVID and AUTH, RCPT's NOTIFY and ORCPT
-//! (RFC 1870, 6152, 6531, 3461, 4954). The SMTP parser fills them, the hooks
+//! SIZE, BODY, SMTPUTF8, RET, ENVID, AUTH and REQUIRETLS, RCPT's NOTIFY
+//! and ORCPT (RFC 1870, 6152, 6531, 3461, 4954, 8689). The SMTP parser fills them, the hooks
 //! hand them to plugins, web mail makes empty ones, and the DSN fields of the
 //! queue are written from them. Plain data: no parsing of command lines here
 //! (`smtp/command.rs` does that), no I/O.
@@ -30,6 +30,9 @@ pub struct MailParams {
     pub envid: Option<String>,
     /// AUTH=, as given.
     pub auth: Option<String>,
+    /// REQUIRETLS (RFC 8689): the message may leave only over verified TLS.
+    #[serde(default)]
+    pub requiretls: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,31 +1,28 @@
-//! The SMTP client (RFC 5321) for one next hop: connect (each address in
-//! turn), EHLO with HELO fallback, STARTTLS whenever offered, AUTH PLAIN to
-//! a smarthost, then the transaction with PIPELINING when offered, SIZE,
+//! The SMTP client (RFC 5321) for one next hop: a session opened by
+//! `handshake.rs` (connect, EHLO, TLS as the hop's `HopSecurity` demands,
+//! AUTH) carries transactions with PIPELINING when offered, SIZE,
 //! 8BITMIME, SMTPUTF8 and DSN parameters as the peer allows, and a result
 //! per recipient. The body is streamed with dot-stuffing, and every bare CR
 //! or LF goes out as CRLF: Tern never sends a smuggling line end onward.
 
 use super::dot_stuffing::BodyEncoder;
 use super::mx::NextHop;
-pub use super::tls::{ClientSetupError, opportunistic_tls_config};
+pub use super::tls::{ClientSetupError, TlsDemand, opportunistic_tls_config};
 pub use super::wire::ReplyInfo;
 use super::wire::Wire;
 use crate::mail::xtext::xtext_encode;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio::net::TcpStream;
 
 pub use super::timeouts::Timeouts;
 
 #[derive(Clone)]
 pub struct ClientConfig {
     pub helo_name: String,
-    /// Opportunistic STARTTLS when set.
+    /// The handshake configuration (see `tls.rs`); None: never TLS.
     pub tls: Option<Arc<rustls::ClientConfig>>,
     pub connect_timeout: Duration,
-    /// AUTH PLAIN credentials (smarthost), used only over TLS.
-    pub auth: Option<(String, String)>,
     pub timeouts: Timeouts,
 }
 
@@ -35,7 +32,6 @@ impl Default for ClientConfig {
             helo_name: "localhost".into(),
             tls: None,
             connect_timeout: Duration::from_secs(30),
-            auth: None,
             timeouts: Timeouts::default(),
         }
     }
@@ -58,6 +54,9 @@ pub struct OutboundEnvelope {
     pub smtputf8: bool,
     pub ret: Option<String>,
     pub envid: Option<String>,
+    /// REQUIRETLS (RFC 8689): only to a verified hop that supports it, and
+    /// passed on in MAIL FROM.
+    pub require_tls: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,8 +85,33 @@ pub struct DeliveryReport {
     /// "host[ip]:port" that answered.
     pub remote: String,
     pub tls: Option<String>,
+    /// The certificate was verified for the hop's name.
+    pub verified: bool,
+    /// What a reporting-only policy found wrong with the TLS (TLS-RPT).
+    pub tls_problem: Option<super::tls::CertFailure>,
     /// The peer took DSN parameters (it reports success itself).
     pub dsn: bool,
+}
+
+/// What a delivery to one hop demands: its TLS, and the credentials
+/// (the smarthost's) that may be sent once TLS is verified — never otherwise.
+#[derive(Clone, Debug)]
+pub struct HopSecurity {
+    pub tls: TlsDemand,
+    pub auth: Option<(String, String)>,
+    /// The policy in words, for logs and `tern queue show`
+    /// ("smarthost starttls", "MTA-STS enforce", "opportunistic").
+    pub policy: String,
+}
+
+impl HopSecurity {
+    pub fn opportunistic() -> HopSecurity {
+        HopSecurity {
+            tls: TlsDemand::Opportunistic,
+            auth: None,
+            policy: "opportunistic".into(),
+        }
+    }
 }
 
 /// A failure of the whole attempt before any recipient got its own answer.
@@ -101,6 +125,12 @@ pub enum AttemptError {
     Helo(String, ReplyInfo),
     #[error("{0}: TLS failed: {1}")]
     Tls(String, String),
+    /// (remote, policy, what happened)
+    #[error("{0}: TLS required ({1}) but {2}")]
+    TlsRequired(String, String, String),
+    /// (remote, policy, why the certificate failed)
+    #[error("{0}: certificate not trusted ({1}): {2}")]
+    Untrusted(String, String, super::tls::CertFailure),
     #[error("{0}: AUTH failed: {1}")]
     Auth(String, ReplyInfo),
     #[error("{0}: MAIL FROM refused: {1}")]
@@ -109,6 +139,9 @@ pub enum AttemptError {
     TooBig(String, u64, u64),
     #[error("{0} does not support SMTPUTF8, which the message needs")]
     NeedsSmtputf8(String),
+    /// (remote, why): the message asked for REQUIRETLS and this hop cannot honour it.
+    #[error("{0}: REQUIRETLS cannot be honoured: {1}")]
+    RequireTls(String, String),
     #[error("{0}: {1}")]
     Io(String, std::io::Error),
 }
@@ -123,14 +156,40 @@ impl AttemptError {
         }
     }
 
+    /// For a TLS failure (else None): its RFC 8460 result type and the
+    /// "host[ip]:port" it happened with.
+    pub fn tls_result(&self) -> Option<(&'static str, &str)> {
+        match self {
+            AttemptError::Untrusted(remote, _, failure) => Some((failure.result_type, remote)),
+            AttemptError::TlsRequired(remote, ..) => Some(("starttls-not-supported", remote)),
+            AttemptError::Tls(remote, _) | AttemptError::RequireTls(remote, _) => {
+                Some(("validation-failure", remote))
+            }
+            _ => None,
+        }
+    }
+
+    /// A failure of TLS as the hop's policy (or REQUIRETLS) demands it.
+    pub fn is_tls_failure(&self) -> bool {
+        matches!(
+            self,
+            AttemptError::Tls(..)
+                | AttemptError::TlsRequired(..)
+                | AttemptError::Untrusted(..)
+                | AttemptError::RequireTls(..)
+        )
+    }
+
     pub fn enhanced(&self) -> Option<&str> {
         match self {
             AttemptError::MailFrom(_, r) => r.enhanced.as_deref().or(Some("5.0.0")),
             AttemptError::TooBig(..) => Some("5.3.4"),
             AttemptError::NeedsSmtputf8(_) => Some("5.6.7"),
+            AttemptError::RequireTls(..) => Some("5.7.30"),
             AttemptError::Connect(..) | AttemptError::Io(..) => Some("4.4.1"),
             AttemptError::Greeting(..) | AttemptError::Helo(..) => Some("4.4.0"),
-            AttemptError::Tls(..) => Some("4.7.5"),
+            AttemptError::Tls(..) | AttemptError::Untrusted(..) => Some("4.7.5"),
+            AttemptError::TlsRequired(..) => Some("4.7.10"),
             AttemptError::Auth(..) => Some("4.7.0"),
         }
     }
@@ -138,18 +197,19 @@ impl AttemptError {
 
 /// What the peer's EHLO said it supports.
 #[derive(Debug, Default)]
-struct Extensions {
-    starttls: bool,
+pub(super) struct Extensions {
+    pub(super) starttls: bool,
     pipelining: bool,
     size: Option<u64>,
     eightbitmime: bool,
     smtputf8: bool,
     dsn: bool,
-    auth_plain: bool,
+    pub(super) auth_plain: bool,
+    requiretls: bool,
 }
 
 impl Extensions {
-    fn from_reply(r: &ReplyInfo) -> Extensions {
+    pub(super) fn from_reply(r: &ReplyInfo) -> Extensions {
         let mut e = Extensions::default();
         for line in r.lines.iter().skip(1) {
             let mut words = line.split_ascii_whitespace();
@@ -161,6 +221,7 @@ impl Extensions {
                 "8BITMIME" => e.eightbitmime = true,
                 "SMTPUTF8" => e.smtputf8 = true,
                 "DSN" => e.dsn = true,
+                "REQUIRETLS" => e.requiretls = true,
                 "AUTH" => e.auth_plain = words.any(|w| w.eq_ignore_ascii_case("PLAIN")),
                 _ => {}
             }
@@ -172,83 +233,31 @@ impl Extensions {
 /// An open SMTP session with one next hop, greeted, with TLS and AUTH done:
 /// it can carry several transactions (connection reuse).
 pub struct ClientSession {
-    wire: Wire,
-    ext: Extensions,
-    remote: String,
-    tls: Option<String>,
+    pub(super) wire: Wire,
+    pub(super) ext: Extensions,
+    pub(super) remote: String,
+    pub(super) tls: Option<String>,
+    /// The certificate was verified for the hop's name.
+    pub(super) verified: bool,
+    /// What a reporting-only policy found wrong (for TLS-RPT).
+    pub(super) tls_problem: Option<super::tls::CertFailure>,
 }
 
 /// Delivers one message to one hop on a new connection.
 pub async fn deliver(
     hop: &NextHop,
     cfg: &ClientConfig,
+    security: &HopSecurity,
     env: &OutboundEnvelope,
     message: &mut (dyn AsyncRead + Unpin + Send),
 ) -> Result<DeliveryReport, AttemptError> {
-    let mut session = ClientSession::open(hop, cfg).await?;
+    let mut session = ClientSession::open(hop, cfg, security).await?;
     let result = session.send(cfg, env, message).await;
     session.quit().await;
     result
 }
 
 impl ClientSession {
-    /// Connects (each address in turn), reads the greeting, EHLO (HELO
-    /// fallback), STARTTLS when offered, AUTH when configured.
-    pub async fn open(hop: &NextHop, cfg: &ClientConfig) -> Result<ClientSession, AttemptError> {
-        let (stream, addr) = connect(hop, cfg).await?;
-        let remote = format!("{}[{}]:{}", hop.host, addr.ip(), addr.port());
-        let mut wire = Wire::new(Box::new(stream));
-        let io = |e| AttemptError::Io(remote.clone(), e);
-        let greeting = wire.reply(cfg.timeouts.greeting).await.map_err(io)?;
-        if !greeting.is_positive() {
-            wire.shutdown().await;
-            return Err(AttemptError::Greeting(remote, greeting));
-        }
-        let mut ext = ehlo(&mut wire, &remote, cfg).await?;
-        let mut tls = None;
-        if let (true, Some(tls_cfg)) = (ext.starttls, cfg.tls.clone()) {
-            wire.send(b"STARTTLS\r\n").await.map_err(io)?;
-            let r = wire.reply(cfg.timeouts.mail).await.map_err(io)?;
-            if r.is_positive() {
-                let version = wire
-                    .start_tls(tls_cfg, &hop.host)
-                    .await
-                    .map_err(|e| AttemptError::Tls(remote.clone(), e.to_string()))?;
-                tracing::debug!(
-                    remote,
-                    "TLS {version} (certificate not verified: opportunistic)"
-                );
-                tls = Some(version);
-                ext = ehlo(&mut wire, &remote, cfg).await?;
-            } else {
-                tracing::info!(remote, reply = %r, "STARTTLS refused; continuing in plain text");
-            }
-        }
-        if let Some((user, pass)) = &cfg.auth {
-            if tls.is_some() && ext.auth_plain {
-                let token = crate::auth::encode_b64(&format!("\0{user}\0{pass}"));
-                wire.send(format!("AUTH PLAIN {token}\r\n").as_bytes())
-                    .await
-                    .map_err(io)?;
-                let r = wire.reply(cfg.timeouts.mail).await.map_err(io)?;
-                if !r.is_positive() {
-                    return Err(AttemptError::Auth(remote, r));
-                }
-            } else {
-                tracing::warn!(
-                    remote,
-                    "smarthost credentials not sent: no TLS or no AUTH PLAIN offered"
-                );
-            }
-        }
-        Ok(ClientSession {
-            wire,
-            ext,
-            remote,
-            tls,
-        })
-    }
-
     /// "host[ip]:port" of the peer.
     pub fn remote(&self) -> &str {
         &self.remote
@@ -283,6 +292,8 @@ impl ClientSession {
     ) -> Result<DeliveryReport, AttemptError> {
         let remote = self.remote.clone();
         let tls = self.tls.clone();
+        let verified = self.verified;
+        let tls_problem = self.tls_problem.clone();
         let ext = &self.ext;
         let wire = &mut self.wire;
         let io = |e| AttemptError::Io(remote.clone(), e);
@@ -294,6 +305,14 @@ impl ClientSession {
         }
         if env.smtputf8 && !ext.smtputf8 {
             return Err(AttemptError::NeedsSmtputf8(remote));
+        }
+        if env.require_tls && !self.verified {
+            let why = "the connection is not TLS verified for the host's name".to_string();
+            return Err(AttemptError::RequireTls(remote, why));
+        }
+        if env.require_tls && !ext.requiretls {
+            let why = "the server does not announce REQUIRETLS".to_string();
+            return Err(AttemptError::RequireTls(remote, why));
         }
         let mail = mail_command(ext, env);
         let rcpts: Vec<String> = env
@@ -344,6 +363,8 @@ impl ClientSession {
                 results,
                 remote: remote.clone(),
                 tls: tls.clone(),
+                verified,
+                tls_problem: tls_problem.clone(),
                 dsn: ext.dsn,
             })
         };
@@ -395,47 +416,6 @@ impl ClientSession {
     }
 }
 
-async fn connect(
-    hop: &NextHop,
-    cfg: &ClientConfig,
-) -> Result<(TcpStream, std::net::SocketAddr), AttemptError> {
-    let mut last = String::from("no addresses");
-    for addr in &hop.addrs {
-        match tokio::time::timeout(cfg.connect_timeout, TcpStream::connect(addr)).await {
-            Ok(Ok(s)) => {
-                let _ = s.set_nodelay(true);
-                return Ok((s, *addr));
-            }
-            Ok(Err(e)) => last = format!("{addr}: {e}"),
-            Err(_) => last = format!("{addr}: timed out"),
-        }
-    }
-    Err(AttemptError::Connect(hop.host.clone(), last))
-}
-
-async fn ehlo(
-    wire: &mut Wire,
-    remote: &str,
-    cfg: &ClientConfig,
-) -> Result<Extensions, AttemptError> {
-    let io = |e| AttemptError::Io(remote.to_string(), e);
-    wire.send(format!("EHLO {}\r\n", cfg.helo_name).as_bytes())
-        .await
-        .map_err(io)?;
-    let r = wire.reply(cfg.timeouts.mail).await.map_err(io)?;
-    if r.is_positive() {
-        return Ok(Extensions::from_reply(&r));
-    }
-    wire.send(format!("HELO {}\r\n", cfg.helo_name).as_bytes())
-        .await
-        .map_err(io)?;
-    let r = wire.reply(cfg.timeouts.mail).await.map_err(io)?;
-    if r.is_positive() {
-        return Ok(Extensions::default());
-    }
-    Err(AttemptError::Helo(remote.to_string(), r))
-}
-
 fn mail_command(ext: &Extensions, env: &OutboundEnvelope) -> String {
     let mut mail = format!("MAIL FROM:<{}>", env.mail_from);
     if ext.size.is_some() {
@@ -446,6 +426,9 @@ fn mail_command(ext: &Extensions, env: &OutboundEnvelope) -> String {
     }
     if env.smtputf8 {
         mail.push_str(" SMTPUTF8");
+    }
+    if env.require_tls {
+        mail.push_str(" REQUIRETLS");
     }
     if ext.dsn {
         if let Some(ret) = &env.ret {

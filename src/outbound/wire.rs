@@ -2,6 +2,7 @@
 //! read buffer; reads whole multi-line replies, writes command lines, and
 //! upgrades to TLS in place.
 
+use rustls::pki_types::CertificateDer;
 use std::fmt;
 use std::io;
 use std::sync::Arc;
@@ -178,12 +179,13 @@ impl Wire {
     }
 
     /// Starts TLS over the current stream. Anything the server sent before
-    /// the handshake is dropped (it cannot be trusted).
+    /// the handshake is dropped (it cannot be trusted). Returns the
+    /// protocol version and the certificate chain the peer presented.
     pub async fn start_tls(
         &mut self,
         config: Arc<rustls::ClientConfig>,
         host: &str,
-    ) -> io::Result<String> {
+    ) -> io::Result<(String, Vec<CertificateDer<'static>>)> {
         self.buf.clear();
         let io = self
             .io
@@ -195,9 +197,11 @@ impl Wire {
         let tls = tokio_rustls::TlsConnector::from(config)
             .connect(name, io)
             .await?;
-        let version = crate::tls::version_name(tls.get_ref().1.protocol_version()).to_string();
+        let conn = tls.get_ref().1;
+        let version = crate::tls::version_name(conn.protocol_version()).to_string();
+        let chain = conn.peer_certificates().unwrap_or_default().to_vec();
         self.io = Some(Box::new(tls));
-        Ok(version)
+        Ok((version, chain))
     }
 
     pub async fn shutdown(&mut self) {

@@ -8,21 +8,25 @@
 
 use super::dsn::DsnKind;
 use super::notify;
+use super::routing::failed_requiretls;
 use super::schedule::RetrySchedule;
 use crate::context::ServerContext;
 use crate::outbound::client::{
-    AttemptError, ClientConfig, ClientSession, DeliveryReport, OutboundEnvelope, OutboundRecipient,
-    RecipientResult,
+    AttemptError, ClientConfig, ClientSession, DeliveryReport, HopSecurity, OutboundEnvelope,
+    OutboundRecipient, RecipientResult,
 };
 use crate::outbound::mx::{MxResolver, NextHop};
+use crate::outbound::policy::Policies;
 use crate::outbound::pool::ConnectionPool;
+use crate::outbound::tls_rpt::{ReportPolicy, TlsRpt};
 use crate::store::{BlobReader, QueueEntry, QueueRecipient, RecipientState, StoreError, now};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
 /// The outcome for one recipient in this run.
-enum Outcome {
+#[derive(Clone)]
+pub(super) enum Outcome {
     /// `report` says which success DSN the sender may want (RFC 3461 6.2):
     /// `Delivered` for a local mailbox, `Relayed` to a hop without DSN.
     Delivered {
@@ -50,7 +54,7 @@ struct Notices {
 }
 
 /// Group keys of recipients routed by a router plugin: this, then the hosts.
-const ROUTE_PREFIX: &str = "route:";
+pub(super) const ROUTE_PREFIX: &str = "route:";
 
 /// Everything a delivery needs that lives as long as the server.
 pub struct Deliverer {
@@ -58,6 +62,10 @@ pub struct Deliverer {
     pub schedule: RetrySchedule,
     pub mx: MxResolver,
     pub client: ClientConfig,
+    /// What each kind of next hop demands of TLS.
+    pub policies: Policies,
+    /// TLS-RPT tallies and reports (`relay.tls_rpt`).
+    pub tls_rpt: Option<Arc<TlsRpt>>,
     pub pool: ConnectionPool,
     /// Deliveries at once per destination (`queue.max_per_destination`).
     pub per_destination:
@@ -156,8 +164,9 @@ impl Deliverer {
         for (n, (destination, members)) in groups.into_iter().enumerate() {
             let limit = self.destination_limit(&destination);
             let _permit = limit.acquire_owned().await;
-            let (outcomes, tls) = self.deliver_group(&entry, &destination, &members).await;
+            let (outcomes, tls, policy) = self.deliver_group(&entry, &destination, &members).await;
             for (i, outcome) in members.into_iter().zip(outcomes) {
+                entry.recipients[i].tls_policy = policy.clone();
                 self.record(
                     &mut entry,
                     i,
@@ -292,91 +301,46 @@ impl Deliverer {
         );
     }
 
-    /// The hops of a router plugin's host list (`host` or `host:port`, comma-separated).
-    async fn routed_hops(
-        &self,
-        hosts: &str,
-    ) -> Result<Vec<NextHop>, crate::outbound::mx::RouteError> {
-        let mut hops = Vec::new();
-        let mut last = None;
-        for host in hosts.split(',') {
-            let spec = if host
-                .rsplit_once(':')
-                .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
-            {
-                host.to_string()
-            } else {
-                format!("{host}:{}", self.ctx.config.relay.mx_port)
-            };
-            match self.mx.smarthost(&spec).await {
-                Ok(h) => hops.extend(h),
-                Err(e) => last = Some(e),
-            }
-        }
-        match (hops.is_empty(), last) {
-            (true, Some(e)) => Err(e),
-            _ => Ok(hops),
-        }
-    }
-
-    /// Tries the destination's hops in order; one outcome per member.
+    /// Tries the destination's hops in order; one outcome per member, the
+    /// TLS of the hop that answered, and the TLS policy that applied.
     async fn deliver_group(
         &self,
         entry: &QueueEntry,
         destination: &str,
         members: &[usize],
-    ) -> (Vec<Outcome>, Option<String>) {
-        let all =
-            |make: &dyn Fn() -> Outcome| (members.iter().map(|_| make()).collect::<Vec<_>>(), None);
-        let hops: Vec<NextHop> = match &self.ctx.config.relay.smarthost {
-            _ if destination.starts_with(ROUTE_PREFIX) => {
-                match self.routed_hops(&destination[ROUTE_PREFIX.len()..]).await {
-                    Ok(h) => h,
-                    Err(e) => {
-                        let text = e.to_string();
-                        return all(&|| Outcome::Deferred {
-                            relay: None,
-                            status: "4.4.3".into(),
-                            reply: text.clone(),
-                        });
-                    }
-                }
-            }
-            Some(spec) => match self.mx.smarthost(spec).await {
-                Ok(h) => h,
-                Err(e) => {
-                    let text = e.to_string();
-                    return all(&|| Outcome::Deferred {
-                        relay: None,
-                        status: "4.4.3".into(),
-                        reply: text.clone(),
-                    });
-                }
-            },
-            None => match self
-                .mx
-                .resolve(destination, self.ctx.config.relay.mx_port)
-                .await
-            {
-                Ok(h) => h,
-                Err(e) if e.is_permanent() => {
-                    let (status, text) = (e.enhanced().to_string(), e.to_string());
-                    return all(&|| Outcome::Failed {
-                        relay: None,
-                        status: status.clone(),
-                        reply: text.clone(),
-                    });
-                }
-                Err(e) => {
-                    let (status, text) = (e.enhanced().to_string(), e.to_string());
-                    return all(&|| Outcome::Deferred {
-                        relay: None,
-                        status: status.clone(),
-                        reply: text.clone(),
-                    });
-                }
-            },
+    ) -> (Vec<Outcome>, Option<String>, Option<String>) {
+        let all = |make: &dyn Fn() -> Outcome, policy: Option<String>| {
+            (
+                members.iter().map(|_| make()).collect::<Vec<_>>(),
+                None,
+                policy,
+            )
         };
+        let deferred = |status: &str, text: String| {
+            let status = status.to_string();
+            move || Outcome::Deferred {
+                relay: None,
+                status: status.clone(),
+                reply: text.clone(),
+            }
+        };
+        let require_tls = entry.require_tls;
+        let routed = match self.route(entry, destination).await {
+            Ok(r) => r,
+            Err(outcome) => return all(&|| outcome.clone(), None),
+        };
+        let policy = Some(routed.policy.clone());
+        if routed.hops.is_empty() {
+            let text = routed
+                .refusal
+                .clone()
+                .unwrap_or_else(|| format!("no next hop for {destination}"));
+            tracing::warn!(queue_id = %entry.queue_id(), destination, policy = %routed.policy, "{text}");
+            if require_tls {
+                return all(&failed_requiretls(text), policy);
+            }
+            return all(&deferred("4.7.5", text), policy);
+        }
         let envelope = OutboundEnvelope {
             mail_from: entry.sender.clone(),
             recipients: members
@@ -395,25 +359,35 @@ impl Deliverer {
             smtputf8: entry.smtputf8,
             ret: entry.ret.clone(),
             envid: entry.envid.clone(),
+            require_tls,
         };
+        let mut last_status = "4.4.1".to_string();
+        let mut last_tls_failure = false;
         let mut last_error = format!("no mail exchanger for {destination} could be reached");
-        for hop in &hops {
+        if let Some(refusal) = &routed.refusal {
+            last_error = format!("{last_error}; {refusal}");
+        }
+        for (hop, security) in &routed.hops {
             let parts = match self.ctx.store.blob_parts(entry.blob) {
                 Ok(p) => p,
                 Err(e) => {
                     let text = format!("message body unreadable: {e}");
-                    return all(&|| Outcome::Deferred {
-                        relay: None,
-                        status: "4.3.0".into(),
-                        reply: text.clone(),
-                    });
+                    return all(&deferred("4.3.0", text), policy);
                 }
             };
             let mut reader = BlobReader::new(parts);
-            match self.attempt(hop, &envelope, &mut reader, entry.blob).await {
+            let result = self
+                .attempt(hop, security, &envelope, &mut reader, entry.blob)
+                .await;
+            self.tally_tls(routed.report.as_ref(), &result);
+            match result {
                 Ok(report) => {
                     let relay = report.remote.clone();
-                    let tls = Some(report.tls.clone().unwrap_or_else(|| "plain".into()));
+                    let tls = Some(match (&report.tls, report.verified) {
+                        (Some(v), true) => format!("{v} verified"),
+                        (Some(v), false) => v.clone(),
+                        (None, _) => "plain".into(),
+                    });
                     let outcomes = report
                         .results
                         .into_iter()
@@ -435,29 +409,34 @@ impl Deliverer {
                             },
                         })
                         .collect();
-                    return (outcomes, tls);
+                    return (outcomes, tls, policy);
                 }
                 Err(e) if e.is_permanent() => {
                     let text = format!("{}: {e}", hop.host);
                     let status = e.enhanced().unwrap_or("5.0.0").to_string();
                     let relay = hop.host.clone();
-                    return all(&|| Outcome::Failed {
-                        relay: Some(relay.clone()),
-                        status: status.clone(),
-                        reply: text.clone(),
-                    });
+                    return all(
+                        &|| Outcome::Failed {
+                            relay: Some(relay.clone()),
+                            status: status.clone(),
+                            reply: text.clone(),
+                        },
+                        policy,
+                    );
                 }
                 Err(e) => {
                     tracing::info!(queue_id = %entry.queue_id(), host = %hop.host, "next hop failed: {e}; trying the next one");
-                    last_error = format!("{}: {e}", hop.host);
+                    last_status = e.enhanced().unwrap_or("4.4.1").to_string();
+                    last_error = e.to_string();
+                    last_tls_failure = e.is_tls_failure();
                 }
             }
         }
-        all(&|| Outcome::Deferred {
-            relay: None,
-            status: "4.4.1".into(),
-            reply: last_error.clone(),
-        })
+        if require_tls && last_tls_failure {
+            // RFC 8689 section 5: no hop could take it as REQUIRETLS asks.
+            return all(&failed_requiretls(last_error), policy);
+        }
+        all(&deferred(&last_status, last_error), policy)
     }
 
     fn destination_limit(&self, destination: &str) -> Arc<tokio::sync::Semaphore> {
@@ -477,12 +456,14 @@ impl Deliverer {
     async fn attempt(
         &self,
         hop: &NextHop,
+        security: &HopSecurity,
         env: &OutboundEnvelope,
         reader: &mut BlobReader,
         blob: u64,
     ) -> Result<DeliveryReport, AttemptError> {
         let key = format!(
-            "{}|{}",
+            "{}|{}|{}",
+            security.tls.tag(),
             hop.host,
             hop.addrs
                 .iter()
@@ -504,9 +485,31 @@ impl Deliverer {
                 result => return self.park(&key, session, result).await,
             }
         }
-        let mut session = ClientSession::open(hop, &self.client).await?;
+        let mut session = ClientSession::open(hop, &self.client, security).await?;
         let result = session.send(&self.client, env, reader).await;
         self.park(&key, session, result).await
+    }
+
+    /// Counts the session for TLS-RPT when a reporting policy applies.
+    fn tally_tls(
+        &self,
+        policy: Option<&ReportPolicy>,
+        result: &Result<DeliveryReport, AttemptError>,
+    ) {
+        let (Some(rpt), Some(policy)) = (&self.tls_rpt, policy) else {
+            return;
+        };
+        match result {
+            Ok(report) => match &report.tls_problem {
+                None => rpt.success(policy),
+                Some(p) => rpt.failure(policy, p.result_type, &report.remote, &p.text),
+            },
+            Err(e) => {
+                if let Some((kind, remote)) = e.tls_result() {
+                    rpt.failure(policy, kind, remote, &e.to_string());
+                }
+            }
+        }
     }
 
     /// Keeps a session for the next message if it is still healthy.
@@ -543,6 +546,7 @@ fn log_result(
         to = %r.address,
         relay = relay.unwrap_or("none"),
         tls = tls.unwrap_or("none"),
+        tls_policy = r.tls_policy.as_deref().unwrap_or("none"),
         delay = format!("{:.2}", (now() - entry.arrived) as f64),
         attempt_secs = format!("{:.2}", started.elapsed().as_secs_f64()),
         attempts = r.attempts,

@@ -1,6 +1,7 @@
 //! The delivery queue: the scheduler keeps every entry's due time in memory
 //! (read from the store once at start, then told of new work through
-//! `QueueHandle`) and hands each due entry to `delivery.rs` (which records every recipient's
+//! `QueueHandle`) and hands each due entry to `delivery.rs` (hops and TLS
+//! policy from `routing.rs`; it records every recipient's
 //! result as soon as the next hop answers), within
 //! `queue.max_concurrent_deliveries`. Retries follow `schedule.rs`; bounces
 //! and delay warnings are built by `dsn.rs`. The queue never reaches back
@@ -9,6 +10,7 @@
 pub mod delivery;
 pub mod dsn;
 pub mod notify;
+mod routing;
 pub mod schedule;
 
 use crate::context::ServerContext;
@@ -182,6 +184,9 @@ pub async fn run(ctx: Arc<ServerContext>, mut shutdown: Shutdown) {
         for session in deliverer.pool.expired() {
             session.quit().await;
         }
+        if let Some(rpt) = &deliverer.tls_rpt {
+            rpt.send_due(ctx.clone());
+        }
     }
     // Let deliveries in flight record their results.
     let _ = limit
@@ -198,28 +203,52 @@ const IDLE_CONNECTION_TIME: Duration = Duration::from_secs(5);
 fn make_deliverer(
     ctx: Arc<ServerContext>,
 ) -> Result<Deliverer, crate::outbound::tls::ClientSetupError> {
+    use crate::outbound::mta_sts::{MtaSts, fetch::Fetcher};
+    use crate::outbound::tls::Verifier;
+    use crate::outbound::tls_rpt::TlsRpt;
     let config = &ctx.config;
-    let auth = match (
-        &config.relay.smarthost_user,
-        &config.relay.smarthost_password,
-    ) {
-        (Some(u), Some(p)) => Some((u.clone(), p.clone())),
-        _ => None,
-    };
     let mut client = crate::outbound::client::ClientConfig {
         helo_name: config.hostname.clone(),
         tls: Some(crate::outbound::client::opportunistic_tls_config()?),
         connect_timeout: Duration::from_secs(30),
-        auth,
         ..crate::outbound::client::ClientConfig::default()
     };
     if let Some(cap) = config.queue.reply_timeout {
         client.timeouts.cap(cap.0);
         client.connect_timeout = client.connect_timeout.min(cap.0);
     }
+    let dns = ctx.hooks.dns().clone();
+    let anchors = match Verifier::load(config.relay.tls_ca.as_deref()) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            tracing::warn!(
+                "no trust anchors for MX hosts ({e}): MTA-STS policies cannot be fetched or enforced"
+            );
+            None
+        }
+    };
+    let mta_sts = match (&anchors, config.relay.mta_sts) {
+        (Some(v), true) => Some(MtaSts::new(
+            dns.clone(),
+            ctx.store.clone(),
+            Fetcher::new(dns.clone(), v.client_config()?, config.relay.mta_sts_port),
+        )),
+        _ => None,
+    };
+    let tls_rpt = match (&anchors, config.relay.tls_rpt) {
+        (Some(v), true) => Some(Arc::new(TlsRpt::new(
+            ctx.store.clone(),
+            dns.clone(),
+            v.client_config()?,
+            config.relay.tls_rpt_period.0.as_secs(),
+        ))),
+        _ => None,
+    };
     Ok(Deliverer {
+        tls_rpt,
         schedule: schedule::RetrySchedule::from_config(&config.queue),
-        mx: crate::outbound::mx::MxResolver::new(ctx.hooks.dns().clone()),
+        mx: crate::outbound::mx::MxResolver::new(dns),
+        policies: crate::outbound::policy::Policies::new(config, anchors, mta_sts)?,
         client,
         pool: crate::outbound::pool::ConnectionPool::new(
             config.queue.max_per_destination,

@@ -35,12 +35,22 @@ pub async fn send(
     let store = &ctx.store;
     let original = store.read_blob(entry.blob)?;
     let message = dsn::build(&ctx.config.hostname, entry, &wanted, kind, &original);
-    let recipients = recipients_for(&ctx.config, store, &entry.sender);
+    let recipients = recipients_for(&ctx.config, store, &entry.sender).await;
     if recipients.is_empty() {
         tracing::warn!(queue_id = %entry.queue_id(), sender = %entry.sender, "bounce has nowhere to go; dropped");
         return Ok(());
     }
-    let id = enqueue_generated(ctx, "", recipients, &message, "local bounce").await?;
+    // RFC 8689 section 5: a report about a REQUIRETLS message travels
+    // under the same requirement.
+    let id = enqueue(
+        ctx,
+        "",
+        recipients,
+        &message,
+        "local bounce",
+        entry.require_tls,
+    )
+    .await?;
     tracing::info!(queue_id = %entry.queue_id(), bounce_id = %crate::store::format_queue_id(id), to = %entry.sender, kind = ?kind, "notification queued");
     Ok(())
 }
@@ -48,12 +58,12 @@ pub async fn send(
 /// Where a message Tern writes itself goes for `address`: the local users
 /// it reaches (after aliases) and the remote addresses, with NOTIFY=NEVER
 /// (no report about a report). Empty when it goes nowhere.
-pub fn recipients_for(
+pub async fn recipients_for(
     config: &crate::config::Config,
     store: &crate::store::Store,
     address: &str,
 ) -> Vec<QueueRecipient> {
-    let (targets, _) = crate::checks::expand(config, store, address);
+    let (targets, _) = crate::checks::expand(config, store, address).await;
     let local: Vec<String> = targets
         .iter()
         .filter_map(|t| match t {
@@ -92,6 +102,18 @@ pub async fn enqueue_generated(
     message: &[u8],
     client: &str,
 ) -> Result<u64, StoreError> {
+    enqueue(ctx, sender, recipients, message, client, false).await
+}
+
+/// `enqueue_generated`, with REQUIRETLS (RFC 8689) when `require_tls`.
+async fn enqueue(
+    ctx: &ServerContext,
+    sender: &str,
+    recipients: Vec<QueueRecipient>,
+    message: &[u8],
+    client: &str,
+    require_tls: bool,
+) -> Result<u64, StoreError> {
     let store = &ctx.store;
     let id = store.next_id()?;
     let entry = QueueEntry {
@@ -107,6 +129,7 @@ pub async fn enqueue_generated(
         client: client.into(),
         recipients,
         warned: true,
+        require_tls,
     };
     store.enqueue_bytes(entry, message)?;
     store.flush().await?;

@@ -208,6 +208,7 @@ fn parse_mail(rest: &str) -> Result<Command, CommandError> {
                 })
             }
             ("SMTPUTF8", None) => params.smtputf8 = true,
+            ("REQUIRETLS", None) => params.requiretls = true,
             ("RET", Some(v)) => {
                 params.ret = Some(match v.to_ascii_uppercase().as_str() {
                     "FULL" => Ret::Full,
@@ -220,7 +221,7 @@ fn parse_mail(rest: &str) -> Result<Command, CommandError> {
                     Some(xtext_decode(v).ok_or_else(|| syntax("ENVID is not valid xtext"))?)
             }
             ("AUTH", Some(v)) => params.auth = Some(v.to_string()),
-            ("SIZE" | "BODY" | "RET" | "ENVID" | "AUTH" | "SMTPUTF8", _) => {
+            ("SIZE" | "BODY" | "RET" | "ENVID" | "AUTH" | "SMTPUTF8" | "REQUIRETLS", _) => {
                 return Err(syntax(&format!("bad value for {key}")));
             }
             _ => return Err(CommandError::UnknownParam(key)),
@@ -326,6 +327,12 @@ mod tests {
         assert_eq!(params.body, Some(Body::EightBitMime));
         assert_eq!(params.ret, Some(Ret::Hdrs));
         assert_eq!(params.envid.as_deref(), Some("x+y"));
+        assert!(!params.requiretls);
+        let Ok(Command::Mail { params, .. }) = p("MAIL FROM:<a@b.test> requiretls") else {
+            panic!()
+        };
+        assert!(params.requiretls);
+        assert!(p("MAIL FROM:<a@b.test> REQUIRETLS=yes").is_err());
         assert!(matches!(
             p("MAIL FROM:<>"),
             Ok(Command::Mail {

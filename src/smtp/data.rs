@@ -266,6 +266,7 @@ impl Session {
                 .map(|r| format!("{r:?}").to_ascii_uppercase()),
             smtputf8: tx.params.smtputf8,
             eight_bit,
+            require_tls: tx.params.requiretls,
             client: self.client_text(),
         };
         let hook_envelope = tx.envelope();
@@ -350,6 +351,7 @@ impl Session {
             client: self.client_text(),
             recipients,
             warned: true,
+            require_tls: tx.params.requiretls,
         };
         if let Err(e) = crate::queue::notify::send(
             &self.ctx,
@@ -456,8 +458,8 @@ impl Session {
             with.push('A');
         }
         let mut h = format!("Received: from {helo} ([{ip}])\r\n");
-        if let Some(v) = self.info.tls {
-            h.push_str(&format!("\t(using {v})\r\n"));
+        if let Some(t) = self.info.tls {
+            h.push_str(&format!("\t(using {})\r\n", t.version));
         }
         h.push_str(&format!("\tby {host} (Tern) with {with} id {qid}"));
         if let [only] = tx.rcpts.as_slice() {

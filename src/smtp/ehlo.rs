@@ -1,6 +1,7 @@
 //! EHLO, HELO and LHLO: greeting the client and announcing extensions.
-//! STARTTLS is offered only before TLS, AUTH only where it may be used
-//! (after TLS, unless `tls.allow_plaintext_auth`).
+//! STARTTLS is offered only before TLS, REQUIRETLS (RFC 8689) only after
+//! it, AUTH only where it may be used (after TLS, unless
+//! `tls.allow_plaintext_auth`).
 
 use super::session::Session;
 use crate::config::Protocol;
@@ -48,6 +49,9 @@ impl Session {
         lines.push("DSN".into());
         if !self.conn.is_tls() {
             lines.push("STARTTLS".into());
+        } else if self.protocol != Protocol::Lmtp {
+            // RFC 8689: only over TLS, on the MX and submission listeners.
+            lines.push("REQUIRETLS".into());
         }
         if self.auth_allowed() && self.protocol != Protocol::Lmtp {
             lines.push("AUTH PLAIN LOGIN".into());

@@ -26,6 +26,11 @@ impl Session {
                 .error(Reply::new(530, "5.7.0", "Authentication required"))
                 .await;
         }
+        if params.requiretls && !self.conn.is_tls() {
+            return self
+                .error(Reply::new(530, "5.7.10", "REQUIRETLS needs a TLS session"))
+                .await;
+        }
         let max = self.ctx.config.limits.max_message_size.0;
         if params.size.is_some_and(|s| s > max) {
             return self

@@ -83,7 +83,7 @@ pub async fn run(
         local: conn.local,
         protocol,
         helo: None,
-        tls: conn.tls_version(),
+        tls: conn.tls_info(),
         user: None,
         trusted,
         plugins: ctx.hooks.session(),
@@ -306,7 +306,7 @@ impl Session {
             self.closing = true;
             return Ok(());
         }
-        self.info.tls = self.conn.tls_version();
+        self.info.tls = self.conn.tls_info();
         self.info.helo = None;
         self.esmtp = false;
         self.tx = None;

@@ -351,7 +351,7 @@ mod tests {
     fn store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        store.add_user("bob@example.test", "pw").unwrap();
+        crate::store::block_on(store.add_user("bob@example.test", "pw")).unwrap();
         (dir, store)
     }
 

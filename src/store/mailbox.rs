@@ -92,6 +92,28 @@ pub(super) fn message_key(user: &str, folder: &str, uid: u32) -> Vec<u8> {
     k
 }
 
+/// The record of a new, empty folder. UIDVALIDITY must change if a folder
+/// is ever re-created: it comes from the clock and a fresh store id (`id`),
+/// so two creations never share one.
+pub(super) fn new_folder(name: &str, id: u64) -> FolderInfo {
+    let special = SPECIAL_FOLDERS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .and_then(|(_, s)| s.map(str::to_string));
+    let uidvalidity = ((now() as u64 & 0x7fff_ffff) as u32)
+        .wrapping_add((id & 0xffff) as u32)
+        .max(1);
+    FolderInfo {
+        name: name.to_string(),
+        uidvalidity,
+        next_uid: 1,
+        highest_modseq: 1,
+        special_use: special,
+        subscribed: true,
+        first_recent: 1,
+    }
+}
+
 impl Store {
     pub(super) fn create_folder_in(
         &self,
@@ -99,24 +121,7 @@ impl Store {
         name: &str,
         batch: &mut sled::Batch,
     ) -> Result<FolderInfo, StoreError> {
-        let special = SPECIAL_FOLDERS
-            .iter()
-            .find(|(n, _)| *n == name)
-            .and_then(|(_, s)| s.map(str::to_string));
-        // UIDVALIDITY must change if a folder is ever re-created: use the
-        // clock and a fresh id so two creations never share one.
-        let uidvalidity = ((now() as u64 & 0x7fff_ffff) as u32)
-            .wrapping_add((self.next_id()? & 0xffff) as u32)
-            .max(1);
-        let info = FolderInfo {
-            name: name.to_string(),
-            uidvalidity,
-            next_uid: 1,
-            highest_modseq: 1,
-            special_use: special,
-            subscribed: true,
-            first_recent: 1,
-        };
+        let info = new_folder(name, self.next_id()?);
         batch.insert(folder_key(user, name), encode(&info));
         Ok(info)
     }
@@ -491,8 +496,8 @@ mod tests {
     fn store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        store.add_user("bob@example.test", "pw").unwrap();
-        store.add_user("carol@example.test", "pw").unwrap();
+        crate::store::block_on(store.add_user("bob@example.test", "pw")).unwrap();
+        crate::store::block_on(store.add_user("carol@example.test", "pw")).unwrap();
         (dir, store)
     }
 

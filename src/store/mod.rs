@@ -9,7 +9,8 @@
 //! blobs still being written, `w/` web mail sessions, `s/` subscriptions of deleted folders, `v/` one-time
 //! conversions done, `k/<plugin>\0<key>`
 //! the plugins' key-value areas, `d/` DMARC evaluations kept for aggregate
-//! reports and `d#` their count); tree `blobs` holds message bytes in chunks.
+//! reports and `d#` their count, `t/<domain>` cached MTA-STS policies,
+//! `r/<period>\0<domain>` TLS-RPT tallies); tree `blobs` holds message bytes in chunks.
 
 pub mod backend;
 mod blobs;
@@ -18,7 +19,9 @@ mod folders;
 mod kv;
 mod mailbox;
 mod queue;
+mod sts;
 mod subscriptions;
+mod tlsrpt;
 mod users;
 mod web;
 
@@ -28,6 +31,8 @@ pub use folders::{CopyResult, FlagOp, SEPARATOR, check_folder_name};
 pub use kv::{KvError, MAX_KV_KEY, MAX_KV_VALUE};
 pub use mailbox::{Flag, FolderInfo, MailboxEvent, MessageMeta, SPECIAL_FOLDERS, canonical_folder};
 pub use queue::{QueueEntry, QueueRecipient, RecipientState, format_queue_id, parse_queue_id};
+pub use sts::StsPolicyRecord;
+pub use tlsrpt::{TlsRptFailure, TlsRptTally};
 pub use users::UserRecord;
 pub use web::WebSession;
 
@@ -147,16 +152,25 @@ impl Store {
     }
 
     /// Whether the one-time data conversion `name` has run (`v/<name>`).
-    pub fn conversion_done(&self, name: &str) -> Result<bool, StoreError> {
-        Ok(self.inner.meta.contains_key(format!("v/{name}"))?)
+    pub async fn conversion_done(&self, name: &str) -> Result<bool, StoreError> {
+        let key = format!("v/{name}").into_bytes();
+        Ok(self
+            .inner
+            .backend
+            .get(backend::Space::Meta, &key)
+            .await?
+            .is_some())
     }
 
     /// Records that the one-time data conversion `name` has run.
-    pub fn set_conversion_done(&self, name: &str) -> Result<(), StoreError> {
-        self.inner
-            .meta
-            .insert(format!("v/{name}"), b"".as_slice())?;
-        Ok(())
+    pub async fn set_conversion_done(&self, name: &str) -> Result<(), StoreError> {
+        let mut batch = backend::Batch::new();
+        batch.put(
+            backend::Space::Meta,
+            format!("v/{name}").into_bytes(),
+            Vec::new(),
+        );
+        Ok(self.inner.backend.commit(batch).await?)
     }
 
     /// Subscribes to changes in mailboxes (new mail, flags, expunges).
@@ -193,6 +207,16 @@ fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
 /// Unix time in seconds.
 pub fn now() -> i64 {
     chrono::Utc::now().timestamp()
+}
+
+/// Runs a store future to completion from a synchronous test.
+#[cfg(test)]
+pub(crate) fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a test runtime")
+        .block_on(future)
 }
 
 /// Opens a store a test has just dropped: sled's own threads let go of the

@@ -39,6 +39,10 @@ pub struct QueueRecipient {
     /// instead of MX; empty: the built-in routing.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub route: Vec<String>,
+    /// The TLS policy of the last attempt, in words ("MTA-STS enforce",
+    /// "smarthost starttls", "opportunistic"), for `tern queue show`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_policy: Option<String>,
 }
 
 impl QueueRecipient {
@@ -61,6 +65,7 @@ impl QueueRecipient {
             status: None,
             remote_mta: None,
             route: Vec::new(),
+            tls_policy: None,
         }
     }
 
@@ -94,6 +99,9 @@ pub struct QueueEntry {
     /// A delay warning has been sent.
     #[serde(default)]
     pub warned: bool,
+    /// Sent with REQUIRETLS (RFC 8689): delivered only over verified TLS.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub require_tls: bool,
 }
 
 impl QueueEntry {

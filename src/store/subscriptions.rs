@@ -5,6 +5,7 @@
 //! `s/<user>\0<name>`, until UNSUBSCRIBE, or until a folder of that name is
 //! created again, which then starts out subscribed.
 
+use super::backend::{KeyRange, ScanOrder, Space};
 use super::mailbox::canonical_folder;
 use super::{Store, StoreError};
 
@@ -18,21 +19,22 @@ pub(super) fn kept_prefix(user: &str) -> Vec<u8> {
 
 impl Store {
     /// Subscribed names that have no folder (any more).
-    pub fn kept_subscriptions(&self, user: &str) -> Result<Vec<String>, StoreError> {
+    pub async fn kept_subscriptions(&self, user: &str) -> Result<Vec<String>, StoreError> {
         let prefix = kept_prefix(user);
-        let mut out = Vec::new();
-        for key in self.inner.meta.scan_prefix(&prefix).keys() {
-            let key = key?;
-            out.push(String::from_utf8_lossy(&key[prefix.len()..]).into_owned());
-        }
-        Ok(out)
+        let kept = self
+            .inner
+            .backend
+            .scan(Space::Meta, &KeyRange::prefix(&prefix), ScanOrder::ALL)
+            .await?;
+        Ok(kept
+            .iter()
+            .map(|(key, _)| String::from_utf8_lossy(&key[prefix.len()..]).into_owned())
+            .collect())
     }
 
     /// Whether `folder`, which does not exist, is still subscribed.
-    pub fn subscription_kept(&self, user: &str, folder: &str) -> Result<bool, StoreError> {
-        Ok(self
-            .inner
-            .meta
-            .contains_key(kept_key(user, &canonical_folder(folder)))?)
+    pub async fn subscription_kept(&self, user: &str, folder: &str) -> Result<bool, StoreError> {
+        let key = kept_key(user, &canonical_folder(folder));
+        Ok(self.inner.backend.get(Space::Meta, &key).await?.is_some())
     }
 }

@@ -1,7 +1,12 @@
-//! Local accounts: one record per address, with an argon2 password hash.
-//! Adding a user creates their folders; deleting one removes their mail.
+//! Local accounts: one record per address (`u/<address>`), with an argon2
+//! password hash. Adding a user creates their folders; deleting one removes
+//! their mail. Written over the storage seam: an account is created only if
+//! its record is still absent, and a password change applies only to the
+//! record it read, so two admins (or two nodes) never both succeed at
+//! creating one address.
 
-use super::mailbox::SPECIAL_FOLDERS;
+use super::backend::{Batch, KeyRange, ScanOrder, Space, retry};
+use super::mailbox::{SPECIAL_FOLDERS, folder_key, new_folder};
 use super::subscriptions::kept_prefix;
 use super::{Store, StoreError, decode, encode, now};
 use argon2::Argon2;
@@ -36,107 +41,132 @@ fn decoy_hash() -> &'static str {
     DECOY.get_or_init(|| hash_password("decoy password never used").unwrap_or_default())
 }
 
+/// Whether `password` is the one `hash` was made from (slow by design).
+fn password_matches(hash: &str, password: &str) -> bool {
+    PasswordHash::new(hash)
+        .map(|parsed| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
 impl Store {
-    pub fn add_user(&self, address: &str, password: &str) -> Result<(), StoreError> {
+    pub async fn add_user(&self, address: &str, password: &str) -> Result<(), StoreError> {
         let address = address.to_ascii_lowercase();
+        let password = password.to_string();
+        let password_hash = tokio::task::spawn_blocking(move || hash_password(&password))
+            .await
+            .map_err(|e| StoreError::Hash(e.to_string()))??;
         let record = UserRecord {
             address: address.clone(),
-            password_hash: hash_password(password)?,
+            password_hash,
             created: now(),
         };
-        let _guard = self.lock();
-        if self.inner.meta.contains_key(user_key(&address))? {
-            return Err(StoreError::UserExists(address));
-        }
-        let mut batch = sled::Batch::default();
-        batch.insert(user_key(&address), encode(&record));
+        let backend = &self.inner.backend;
+        let mut batch = Batch::new();
+        batch.require(Space::Meta, user_key(&address), None);
+        batch.put(Space::Meta, user_key(&address), encode(&record));
         for (name, _) in SPECIAL_FOLDERS {
-            self.create_folder_in(&address, name, &mut batch)?;
+            let folder = new_folder(name, backend.next_id().await?);
+            batch.put(Space::Meta, folder_key(&address, name), encode(&folder));
         }
-        self.inner.meta.apply_batch(batch)?;
-        Ok(())
+        match backend.commit(batch).await {
+            Err(super::backend::BackendError::Conflict) => Err(StoreError::UserExists(address)),
+            other => Ok(other?),
+        }
     }
 
-    pub fn user(&self, address: &str) -> Result<Option<UserRecord>, StoreError> {
-        match self
-            .inner
-            .meta
-            .get(user_key(&address.to_ascii_lowercase()))?
-        {
+    pub async fn user(&self, address: &str) -> Result<Option<UserRecord>, StoreError> {
+        let key = user_key(&address.to_ascii_lowercase());
+        match self.inner.backend.get(Space::Meta, &key).await? {
             Some(v) => Ok(Some(decode("user", &v)?)),
             None => Ok(None),
         }
     }
 
-    pub fn user_exists(&self, address: &str) -> Result<bool, StoreError> {
-        Ok(self
+    pub async fn user_exists(&self, address: &str) -> Result<bool, StoreError> {
+        Ok(self.user(address).await?.is_some())
+    }
+
+    pub async fn list_users(&self) -> Result<Vec<String>, StoreError> {
+        let records = self
             .inner
-            .meta
-            .contains_key(user_key(&address.to_ascii_lowercase()))?)
+            .backend
+            .scan(Space::Meta, &KeyRange::prefix(b"u/"), ScanOrder::ALL)
+            .await?;
+        records
+            .iter()
+            .map(|(_, v)| decode::<UserRecord>("user", v).map(|r| r.address))
+            .collect()
     }
 
-    pub fn list_users(&self) -> Result<Vec<String>, StoreError> {
-        let mut out = Vec::new();
-        for item in self.inner.meta.scan_prefix(b"u/") {
-            let (_, v) = item?;
-            let r: UserRecord = decode("user", &v)?;
-            out.push(r.address);
-        }
-        Ok(out)
-    }
-
-    pub fn set_password(&self, address: &str, password: &str) -> Result<(), StoreError> {
-        let mut record = self
-            .user(address)?
-            .ok_or_else(|| StoreError::NoSuchUser(address.to_string()))?;
-        record.password_hash = hash_password(password)?;
-        self.inner
-            .meta
-            .insert(user_key(&record.address), encode(&record))?;
-        Ok(())
+    pub async fn set_password(&self, address: &str, password: &str) -> Result<(), StoreError> {
+        let password = password.to_string();
+        let hash = tokio::task::spawn_blocking(move || hash_password(&password))
+            .await
+            .map_err(|e| StoreError::Hash(e.to_string()))??;
+        let key = user_key(&address.to_ascii_lowercase());
+        let backend = &self.inner.backend;
+        retry(|| async {
+            let Some(old) = backend.get(Space::Meta, &key).await? else {
+                return Ok(Err(StoreError::NoSuchUser(address.to_string())));
+            };
+            let mut record: UserRecord = match decode("user", &old) {
+                Ok(r) => r,
+                Err(e) => return Ok(Err(e)),
+            };
+            record.password_hash = hash.clone();
+            let mut batch = Batch::new();
+            batch.require(Space::Meta, key.clone(), Some(&old));
+            batch.put(Space::Meta, key.clone(), encode(&record));
+            backend.commit(batch).await?;
+            Ok(Ok(()))
+        })
+        .await?
     }
 
     /// Removes the account and all its mail.
-    pub fn delete_user(&self, address: &str) -> Result<(), StoreError> {
+    pub async fn delete_user(&self, address: &str) -> Result<(), StoreError> {
         let address = address.to_ascii_lowercase();
-        if !self.user_exists(&address)? {
+        if !self.user_exists(&address).await? {
             return Err(StoreError::NoSuchUser(address));
         }
         for folder in self.folders(&address)? {
             self.delete_folder_contents(&address, &folder.name)?;
         }
-        let _guard = self.lock();
-        let mut batch = sled::Batch::default();
-        for key in self.inner.meta.scan_prefix(format!("f/{address}\0")).keys() {
-            batch.remove(key?);
+        let backend = &self.inner.backend;
+        let mut batch = Batch::new();
+        for prefix in [format!("f/{address}\0").into_bytes(), kept_prefix(&address)] {
+            for (key, _) in backend
+                .scan(Space::Meta, &KeyRange::prefix(&prefix), ScanOrder::ALL)
+                .await?
+            {
+                batch.delete(Space::Meta, key);
+            }
         }
-        for key in self.inner.meta.scan_prefix(kept_prefix(&address)).keys() {
-            batch.remove(key?);
-        }
-        batch.remove(user_key(&address));
-        self.inner.meta.apply_batch(batch)?;
-        Ok(())
+        batch.delete(Space::Meta, user_key(&address));
+        Ok(backend.commit(batch).await?)
     }
 
-    /// Checks a password (slow by design: call from a blocking task).
-    /// Returns the canonical address on success.
-    pub fn verify_password(
+    /// Checks a password (slow by design: the hash is checked on a blocking
+    /// thread). Returns the canonical address on success. An unknown
+    /// address costs the same check against a decoy, so timing does not
+    /// tell which accounts exist.
+    pub async fn verify_password(
         &self,
         address: &str,
         password: &str,
     ) -> Result<Option<String>, StoreError> {
-        let record = self.user(address)?;
+        let record = self.user(address).await?;
         let hash = record
             .as_ref()
-            .map(|r| r.password_hash.as_str())
-            .unwrap_or(decoy_hash());
-        let ok = PasswordHash::new(hash)
-            .map(|parsed| {
-                Argon2::default()
-                    .verify_password(password.as_bytes(), &parsed)
-                    .is_ok()
-            })
-            .unwrap_or(false);
+            .map_or_else(|| decoy_hash().to_string(), |r| r.password_hash.clone());
+        let password = password.to_string();
+        let ok = tokio::task::spawn_blocking(move || password_matches(&hash, &password))
+            .await
+            .map_err(|e| StoreError::Hash(e.to_string()))?;
         Ok(match (ok, record) {
             (true, Some(r)) => Some(r.address),
             _ => None,
@@ -148,49 +178,55 @@ impl Store {
 mod tests {
     use super::*;
 
-    #[test]
-    fn add_verify_passwd_delete() {
+    #[tokio::test]
+    async fn add_verify_passwd_delete() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        store.add_user("Bob@Example.test", "secret").unwrap();
+        store.add_user("Bob@Example.test", "secret").await.unwrap();
         assert!(matches!(
-            store.add_user("bob@example.test", "x"),
+            store.add_user("bob@example.test", "x").await,
             Err(StoreError::UserExists(_))
         ));
         assert_eq!(
             store
                 .verify_password("bob@example.test", "secret")
+                .await
                 .unwrap()
                 .as_deref(),
             Some("bob@example.test")
         );
         assert_eq!(
-            store.verify_password("bob@example.test", "wrong").unwrap(),
+            store
+                .verify_password("bob@example.test", "wrong")
+                .await
+                .unwrap(),
             None
         );
         assert_eq!(
             store
                 .verify_password("nobody@example.test", "secret")
+                .await
                 .unwrap(),
             None
         );
-        store.set_password("bob@example.test", "new").unwrap();
+        store.set_password("bob@example.test", "new").await.unwrap();
         assert!(
             store
                 .verify_password("bob@example.test", "new")
+                .await
                 .unwrap()
                 .is_some()
         );
         assert_eq!(
-            store.list_users().unwrap(),
+            store.list_users().await.unwrap(),
             vec!["bob@example.test".to_string()]
         );
         assert_eq!(
             store.folders("bob@example.test").unwrap().len(),
             SPECIAL_FOLDERS.len()
         );
-        store.delete_user("bob@example.test").unwrap();
-        assert!(store.list_users().unwrap().is_empty());
+        store.delete_user("bob@example.test").await.unwrap();
+        assert!(store.list_users().await.unwrap().is_empty());
         assert!(store.folders("bob@example.test").unwrap().is_empty());
     }
 }

@@ -1,8 +1,11 @@
 //! Web mail sessions (`w/<id>` in tree `meta`): a random 256-bit id, kept in
 //! the browser's cookie, maps to the account, the session's CSRF token and
 //! its expiry. Only the unguessable id is a credential; expired
-//! records are swept whenever a new session is created.
+//! records are swept whenever a new session is created. Written over the
+//! storage seam, so a session made on one node is found on every node that
+//! shares the database.
 
+use super::backend::{Batch, KeyRange, ScanOrder, Space};
 use super::{Store, StoreError, decode, encode, now};
 use serde::{Deserialize, Serialize};
 
@@ -21,37 +24,47 @@ fn web_key(id: &str) -> Vec<u8> {
 
 impl Store {
     /// Stores a new session under `id` and sweeps expired ones.
-    pub fn create_web_session(&self, id: &str, session: &WebSession) -> Result<(), StoreError> {
+    pub async fn create_web_session(
+        &self,
+        id: &str,
+        session: &WebSession,
+    ) -> Result<(), StoreError> {
         let t = now();
-        for item in self.inner.meta.scan_prefix(b"w/") {
-            let (k, v) = item?;
-            let expired = decode::<WebSession>("web session", &v)
+        let backend = &self.inner.backend;
+        let mut batch = Batch::new();
+        for (key, value) in backend
+            .scan(Space::Meta, &KeyRange::prefix(b"w/"), ScanOrder::ALL)
+            .await?
+        {
+            let expired = decode::<WebSession>("web session", &value)
                 .map(|s| s.expires <= t)
                 .unwrap_or(true);
             if expired {
-                self.inner.meta.remove(k)?;
+                batch.delete(Space::Meta, key);
             }
         }
-        self.inner.meta.insert(web_key(id), encode(session))?;
-        Ok(())
+        batch.put(Space::Meta, web_key(id), encode(session));
+        Ok(backend.commit(batch).await?)
     }
 
     /// The live session with this id (None when unknown or expired).
-    pub fn web_session(&self, id: &str) -> Result<Option<WebSession>, StoreError> {
-        let Some(v) = self.inner.meta.get(web_key(id))? else {
+    pub async fn web_session(&self, id: &str) -> Result<Option<WebSession>, StoreError> {
+        let backend = &self.inner.backend;
+        let Some(v) = backend.get(Space::Meta, &web_key(id)).await? else {
             return Ok(None);
         };
         let s: WebSession = decode("web session", &v)?;
         if s.expires <= now() {
-            self.inner.meta.remove(web_key(id))?;
+            self.delete_web_session(id).await?;
             return Ok(None);
         }
         Ok(Some(s))
     }
 
-    pub fn delete_web_session(&self, id: &str) -> Result<(), StoreError> {
-        self.inner.meta.remove(web_key(id))?;
-        Ok(())
+    pub async fn delete_web_session(&self, id: &str) -> Result<(), StoreError> {
+        let mut batch = Batch::new();
+        batch.delete(Space::Meta, web_key(id));
+        Ok(self.inner.backend.commit(batch).await?)
     }
 
     /// Moves messages between folders of one user (IMAP MOVE's store
@@ -72,8 +85,8 @@ impl Store {
 mod tests {
     use super::*;
 
-    #[test]
-    fn sessions_expire_and_are_deleted() {
+    #[tokio::test]
+    async fn sessions_expire_and_are_deleted() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let live = WebSession {
@@ -85,19 +98,19 @@ mod tests {
             expires: now() - 1,
             ..live.clone()
         };
-        store.create_web_session("dead", &dead).unwrap();
-        store.create_web_session("live", &live).unwrap();
-        assert_eq!(store.web_session("live").unwrap(), Some(live));
-        assert_eq!(store.web_session("dead").unwrap(), None);
-        store.delete_web_session("live").unwrap();
-        assert_eq!(store.web_session("live").unwrap(), None);
+        store.create_web_session("dead", &dead).await.unwrap();
+        store.create_web_session("live", &live).await.unwrap();
+        assert_eq!(store.web_session("live").await.unwrap(), Some(live));
+        assert_eq!(store.web_session("dead").await.unwrap(), None);
+        store.delete_web_session("live").await.unwrap();
+        assert_eq!(store.web_session("live").await.unwrap(), None);
     }
 
-    #[test]
-    fn move_shares_the_body_and_keeps_flags() {
+    #[tokio::test]
+    async fn move_shares_the_body_and_keeps_flags() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        store.add_user("bob@x.test", "pw").unwrap();
+        store.add_user("bob@x.test", "pw").await.unwrap();
         let (_, uid) = store
             .append(
                 "bob@x.test",

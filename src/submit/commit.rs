@@ -30,6 +30,8 @@ pub struct Envelope<'a> {
     pub ret: Option<String>,
     pub smtputf8: bool,
     pub eight_bit: bool,
+    /// REQUIRETLS (RFC 8689) was asked for.
+    pub require_tls: bool,
     /// "helo [ip]" of the client, for queue listings and DSNs.
     pub client: String,
 }
@@ -141,6 +143,7 @@ pub async fn commit(
         client: envelope.client.clone(),
         recipients: remote,
         warned: false,
+        require_tls: envelope.require_tls,
     });
     let store = &ctx.store;
     let uids = store

@@ -54,7 +54,7 @@ pub struct ConnInfo {
     pub local: SocketAddr,
     /// Served over TLS (`https` listener): cookies get `Secure`.
     pub https: bool,
-    pub tls: Option<&'static str>,
+    pub tls: Option<crate::tls::TlsInfo>,
 }
 
 type Ctx = axum::extract::State<Arc<ServerContext>>;
@@ -132,7 +132,7 @@ pub async fn serve(conn: Connection, ctx: Arc<ServerContext>, https: bool, mut s
         peer: conn.peer,
         local: conn.local,
         https,
-        tls: conn.tls_version(),
+        tls: conn.tls_info(),
     };
     let peer = conn.peer;
     let service = router(ctx).map_request(move |mut req: axum::extract::Request<_>| {

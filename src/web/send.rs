@@ -215,6 +215,7 @@ pub async fn send(
         ret: None,
         smtputf8: rcpts.iter().any(|a| a.needs_smtputf8()) || !user.is_ascii(),
         eight_bit: !bytes.is_ascii(),
+        require_tls: false,
         client: format!("webmail [{}]", conn.peer.ip()),
     };
     // The same path as a message over SMTP: data hooks (built-in checks,

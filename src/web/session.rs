@@ -67,7 +67,7 @@ impl FromRequestParts<Arc<ServerContext>> for User {
         let Some(id) = cookie(&parts.headers, SESSION_COOKIE) else {
             return Err(Redirect::to("/login").into_response());
         };
-        match ctx.store.web_session(&id) {
+        match ctx.store.web_session(&id).await {
             Ok(Some(s)) => Ok(User {
                 account: s.user,
                 csrf: s.csrf,
@@ -138,7 +138,7 @@ fn login_form(https: bool, status: StatusCode, error: Option<&str>) -> Response 
 
 pub async fn login_page(ctx: Ctx, Conn(conn): Conn, headers: HeaderMap) -> Response {
     if let Some(id) = cookie(&headers, SESSION_COOKIE)
-        && let Ok(Some(_)) = ctx.store.web_session(&id)
+        && let Ok(Some(_)) = ctx.store.web_session(&id).await
     {
         return Redirect::to("/folder?name=INBOX").into_response();
     }
@@ -186,7 +186,7 @@ pub async fn login(
         csrf: random_token(),
         expires: crate::store::now() + SESSION_LIFETIME_SECS,
     };
-    ctx.store.create_web_session(&id, &session)?;
+    ctx.store.create_web_session(&id, &session).await?;
     tracing::info!(user = %account, client = %conn.peer, "web: logged in");
     let mut response = Redirect::to("/folder?name=INBOX").into_response();
     let h = response.headers_mut();
@@ -213,7 +213,7 @@ pub async fn logout(
     Form(form): Form<CsrfForm>,
 ) -> Result<Response, WebError> {
     user.check_csrf(&form.csrf)?;
-    ctx.store.delete_web_session(&user.session_id)?;
+    ctx.store.delete_web_session(&user.session_id).await?;
     tracing::info!(user = %user.account, client = %user.conn.peer, "web: logged out");
     let mut response = Redirect::to("/login").into_response();
     response.headers_mut().append(

@@ -59,6 +59,19 @@ def read_reply(f):
             return [int(line[:3]), lines]
 "#;
 
+/// For reload tests: `sighup(pid, log, marker)` sends the server SIGHUP and
+/// waits (bounded) until `marker` appears once more in its log.
+pub const PY_SIGHUP: &str = r#"
+import os, signal, time
+def sighup(pid, log, marker):
+    before = open(log).read().count(marker)
+    os.kill(pid, signal.SIGHUP)
+    deadline = time.time() + 60
+    while open(log).read().count(marker) == before:
+        assert time.time() < deadline, f"no {marker!r} in the log after SIGHUP"
+        time.sleep(0.05)
+"#;
+
 /// Runs `python3 -c PY_PRELUDE+script args…`, whatever its exit status.
 pub fn python_with_prelude(script: &str, args: &[&str]) -> Output {
     Command::new("python3")

@@ -3,7 +3,8 @@
 //! SIGKILL, restart on the same data, the CLI against it, its log), and
 //! beside it the independent peers (`peers.rs`: dnslib DNS, aiosmtpd sink),
 //! the clients (`clients.rs`: Python, swaks; `smtp.rs`: a raw-socket SMTP
-//! client for byte-exact tests) and readers of what came back (`text.rs`).
+//! client for byte-exact tests), readers of what came back (`text.rs`), and
+//! real TLS peers with a test CA (`tls.rs`: SMTP next hops, HTTPS).
 //! Nothing here sleeps and hopes: every wait polls a condition with a
 //! generous bound. Every process started is killed when its guard drops.
 #![allow(dead_code)]
@@ -12,10 +13,12 @@ mod clients;
 mod peers;
 mod smtp;
 mod text;
+pub mod tls;
 
 #[allow(unused_imports)]
 pub use clients::{
-    PY_PRELUDE, output_within, python, python_json, python_output, python_with_prelude, swaks,
+    PY_PRELUDE, PY_SIGHUP, output_within, python, python_json, python_output, python_with_prelude,
+    swaks,
 };
 #[allow(unused_imports)]
 pub use peers::{DnsServer, Sink};

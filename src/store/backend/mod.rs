@@ -132,6 +132,9 @@ fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
     None
 }
 
+/// What a scan returns: (key, value) pairs in the order walked.
+pub type KeyValues = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// How a scan walks its range and how far.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ScanOrder {
@@ -254,7 +257,7 @@ impl Backend {
 
     /// sled's handles, for the store modules not yet written over the seam
     /// (None on other engines). Goes away when the last of them has moved.
-    pub(crate) fn legacy_sled_handles(&self) -> Option<(::sled::Db, ::sled::Tree, ::sled::Tree)> {
+    pub(crate) fn legacy_sled_handles(&self) -> Option<sled::SledHandles> {
         match self {
             Backend::Sled(b) => Some(b.legacy_handles()),
             Backend::Postgres(_) => None,
@@ -283,7 +286,7 @@ impl Backend {
         space: Space,
         range: &KeyRange,
         order: ScanOrder,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, BackendError> {
+    ) -> Result<KeyValues, BackendError> {
         match self {
             Backend::Sled(b) => b.scan(space, range, order),
             Backend::Postgres(b) => b.scan(space, range, order).await,

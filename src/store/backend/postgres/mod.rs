@@ -22,7 +22,7 @@ mod settings;
 
 pub use settings::{PostgresSettings, SslMode};
 
-use super::{BackendError, Batch, KeyRange, ScanOrder, Space, Write};
+use super::{BackendError, Batch, KeyRange, KeyValues, ScanOrder, Space, Write};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio::sync::broadcast;
 use tokio_postgres::IsolationLevel;
@@ -101,7 +101,7 @@ impl PostgresBackend {
         space: Space,
         range: &KeyRange,
         order: ScanOrder,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, BackendError> {
+    ) -> Result<KeyValues, BackendError> {
         let limit = order
             .limit
             .map_or(i64::MAX, |l| l.min(i64::MAX as usize) as i64);

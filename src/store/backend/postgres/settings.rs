@@ -149,53 +149,14 @@ impl PostgresSettings {
     pub(super) fn tls(&self) -> Result<MakeRustlsConnect, BackendError> {
         let config = match self.sslmode {
             SslMode::Disable | SslMode::Require => {
-                let any = crate::outbound::tls::opportunistic_tls_config()
-                    .map_err(|e| BackendError::Open(format!("[store] TLS: {e}")))?;
-                (*any).clone()
-            }
-            SslMode::VerifyFull => {
-                let mut roots = rustls::RootCertStore::empty();
-                match &self.ca_file {
-                    Some(file) => {
-                        let pem = std::fs::read(file).map_err(|e| {
-                            BackendError::Open(format!("[store] ca_file {}: {e}", file.display()))
-                        })?;
-                        for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-                            let cert = cert.map_err(|e| {
-                                BackendError::Open(format!(
-                                    "[store] ca_file {}: {e}",
-                                    file.display()
-                                ))
-                            })?;
-                            roots.add(cert).map_err(|e| {
-                                BackendError::Open(format!(
-                                    "[store] ca_file {}: {e}",
-                                    file.display()
-                                ))
-                            })?;
-                        }
-                    }
-                    None => {
-                        let found = rustls_native_certs::load_native_certs();
-                        for cert in found.certs {
-                            // A system certificate rustls cannot use is skipped.
-                            let _ = roots.add(cert);
-                        }
-                    }
-                }
-                if roots.is_empty() {
-                    return Err(BackendError::Open(
-                        "[store] sslmode = \"verify-full\" but no CA certificate was found".into(),
-                    ));
-                }
-                let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-                rustls::ClientConfig::builder_with_provider(provider)
-                    .with_safe_default_protocol_versions()
+                crate::tls::client::opportunistic_tls_config()
                     .map_err(|e| BackendError::Open(format!("[store] TLS: {e}")))?
-                    .with_root_certificates(roots)
-                    .with_no_client_auth()
             }
+            SslMode::VerifyFull => crate::tls::client::verified_tls_config(self.ca_file.as_deref())
+                .map_err(|e| BackendError::Open(format!("[store] TLS: {e}")))?,
         };
+        // tokio-postgres-rustls takes the configuration by value.
+        let config = (*config).clone();
         Ok(MakeRustlsConnect::new(config))
     }
 }

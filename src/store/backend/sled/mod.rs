@@ -10,12 +10,15 @@
 
 mod commit;
 
-use super::{BackendError, Batch, KeyRange, ScanOrder, Space, Write};
+use super::{BackendError, Batch, KeyRange, KeyValues, ScanOrder, Space, Write};
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::sync::broadcast;
+
+/// The database and its two trees, for the modules not yet over the seam.
+pub type SledHandles = (sled::Db, sled::Tree, sled::Tree);
 
 /// sled with its trees and the group-commit flusher (cheap to clone).
 #[derive(Clone)]
@@ -95,7 +98,7 @@ impl SledBackend {
 
     /// The sled handles, for the store modules not yet written over the
     /// seam (they move onto `Backend` one by one; see ARCHITECTURE.md).
-    pub fn legacy_handles(&self) -> (sled::Db, sled::Tree, sled::Tree) {
+    pub fn legacy_handles(&self) -> SledHandles {
         (
             self.inner.db.clone(),
             self.inner.meta.clone(),
@@ -117,7 +120,7 @@ impl SledBackend {
         space: Space,
         range: &KeyRange,
         order: ScanOrder,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, BackendError> {
+    ) -> Result<KeyValues, BackendError> {
         let tree = self.tree(space);
         let iter = match &range.end {
             Some(end) => tree.range(range.start.as_slice()..end.as_slice()),

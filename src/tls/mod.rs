@@ -1,8 +1,14 @@
-//! Server TLS: loads the configured certificate and key, or generates a
-//! self-signed certificate for `hostname` in `data_dir` on first start, and
-//! builds the `TlsAcceptor` every listener shares.
+//! Server TLS: the certificates (the configured ones, or a self-signed
+//! certificate for `hostname` generated in `data_dir` on first start), the
+//! `TlsAcceptor` every listener shares, whose certificates a reload
+//! replaces while the server runs (SIGHUP, `tern tls reload`: `context.rs`).
 
-use crate::config::Config;
+mod certs;
+pub mod client;
+
+pub use certs::{CertificateSet, Certificates};
+
+use crate::config::{CertificateEntry, Config};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
@@ -27,26 +33,73 @@ pub enum TlsError {
     },
     #[error("TLS setup: {0}")]
     Rustls(#[from] rustls::Error),
+    #[error("no certificate configured")]
+    NoCertificate,
 }
 
 /// The certificate and key file names used for the generated certificate.
 pub const GENERATED_CERT: &str = "tls-cert.pem";
 pub const GENERATED_KEY: &str = "tls-key.pem";
 
+/// The acceptor the listeners share, and the certificates behind it (which
+/// a reload replaces without a new acceptor).
+pub struct ServerTls {
+    acceptor: TlsAcceptor,
+    certificates: Arc<Certificates>,
+}
+
+impl std::ops::Deref for ServerTls {
+    type Target = TlsAcceptor;
+    fn deref(&self) -> &TlsAcceptor {
+        &self.acceptor
+    }
+}
+
+impl ServerTls {
+    /// Loads the certificates of `config` and makes new handshakes use
+    /// them; on any error the ones serving now stay. Returns how many, and
+    /// the warnings about names they do not cover.
+    pub fn reload(&self, config: &Config) -> Result<(usize, Vec<String>), TlsError> {
+        let set = CertificateSet::load(&entries(config)?)?;
+        let summary = (set.count(), set.warnings().to_vec());
+        self.certificates.replace(set);
+        Ok(summary)
+    }
+}
+
+fn provider() -> rustls::crypto::CryptoProvider {
+    rustls::crypto::ring::default_provider()
+}
+
+/// The configured certificates, or the generated one (made on first use).
+fn entries(config: &Config) -> Result<Vec<CertificateEntry>, TlsError> {
+    let entries = config.tls.entries();
+    if !entries.is_empty() {
+        return Ok(entries);
+    }
+    let (certificate, private_key) = ensure_self_signed(&config.data_dir, &config.hostname)?;
+    Ok(vec![CertificateEntry {
+        names: Vec::new(),
+        certificate,
+        private_key,
+    }])
+}
+
 /// Builds the acceptor from the config, generating a certificate if needed.
-pub fn acceptor(config: &Config) -> Result<TlsAcceptor, TlsError> {
-    let (cert_path, key_path) = match (&config.tls.certificate, &config.tls.private_key) {
-        (Some(c), Some(k)) => (c.clone(), k.clone()),
-        _ => ensure_self_signed(&config.data_dir, &config.hostname)?,
-    };
-    let certs = load_certs(&cert_path)?;
-    let key = load_key(&key_path)?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let server = rustls::ServerConfig::builder_with_provider(provider)
+pub fn acceptor(config: &Config) -> Result<ServerTls, TlsError> {
+    let set = CertificateSet::load(&entries(config)?)?;
+    for w in set.warnings() {
+        tracing::warn!("TLS: {w}");
+    }
+    let certificates = Arc::new(Certificates::new(set));
+    let server = rustls::ServerConfig::builder_with_provider(Arc::new(provider()))
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
-        .with_single_cert(certs, key)?;
-    Ok(TlsAcceptor::from(Arc::new(server)))
+        .with_cert_resolver(certificates.clone());
+    Ok(ServerTls {
+        acceptor: TlsAcceptor::from(Arc::new(server)),
+        certificates,
+    })
 }
 
 /// Returns the paths of the generated certificate, creating it on first use.
@@ -99,7 +152,7 @@ fn open(path: &Path) -> Result<BufReader<std::fs::File>, TlsError> {
         })
 }
 
-fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let certs: Result<Vec<_>, _> = rustls_pemfile::certs(&mut open(path)?).collect();
     let certs = certs.map_err(|e| TlsError::Pem {
         path: path.to_path_buf(),
@@ -126,6 +179,39 @@ fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
         })
 }
 
+/// What protected a session: the protocol version and the cipher suite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TlsInfo {
+    /// `TLSv1.3`, `TLSv1.2`.
+    pub version: &'static str,
+    pub cipher: rustls::CipherSuite,
+}
+
+impl TlsInfo {
+    /// What the handshake of `conn` agreed on.
+    pub fn of(conn: &rustls::ServerConnection) -> TlsInfo {
+        TlsInfo {
+            version: version_name(conn.protocol_version()),
+            cipher: conn
+                .negotiated_cipher_suite()
+                .map(|s| s.suite())
+                .unwrap_or(rustls::CipherSuite::Unknown(0)),
+        }
+    }
+
+    /// The cipher suite's IANA name (`TLS_AES_256_GCM_SHA384`,
+    /// `TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256`).
+    pub fn cipher_name(&self) -> String {
+        match self.cipher.as_str() {
+            Some(name) => match name.strip_prefix("TLS13_") {
+                Some(rest) => format!("TLS_{rest}"),
+                None => name.to_string(),
+            },
+            None => format!("0x{:04X}", u16::from(self.cipher)),
+        }
+    }
+}
+
 /// A short name for the negotiated protocol version, for logs and Received.
 pub fn version_name(v: Option<rustls::ProtocolVersion>) -> &'static str {
     match v {
@@ -135,16 +221,14 @@ pub fn version_name(v: Option<rustls::ProtocolVersion>) -> &'static str {
     }
 }
 
-/// For `check-config`: the configured certificate and key load and match.
-pub fn check(config: &Config) -> Result<(), TlsError> {
-    if let (Some(c), Some(k)) = (&config.tls.certificate, &config.tls.private_key) {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()?
-            .with_no_client_auth()
-            .with_single_cert(load_certs(c)?, load_key(k)?)?;
+/// For `check-config`: every configured certificate loads and goes with
+/// its key. Returns the warnings (names a certificate does not cover).
+pub fn check(config: &Config) -> Result<Vec<String>, TlsError> {
+    let entries = config.tls.entries();
+    if entries.is_empty() {
+        return Ok(Vec::new());
     }
-    Ok(())
+    Ok(CertificateSet::load(&entries)?.warnings().to_vec())
 }
 
 #[cfg(test)]
