@@ -88,40 +88,23 @@ fn service_verdicts_are_applied_and_a_failing_service_gets_on_error() {
     let t = Tern::start(&config("mx.example.test", "example.test", &extra));
     t.add_user("bob@example.test", "pw");
     let out = python(
-        r#"
-import imaplib, smtplib, sys
-SMTP, IMAP = int(sys.argv[1]), int(sys.argv[2])
-def send(subject):
-    s = smtplib.SMTP("127.0.0.1", SMTP, timeout=60)
-    try:
-        s.sendmail("lisa@outside.test", ["bob@example.test"], "From: lisa@outside.test\r\nSubject: %s\r\n\r\nhello\r\n" % subject)
-        return 250, ""
-    except smtplib.SMTPDataError as e:
-        return e.smtp_code, e.smtp_error.decode()
-    finally:
-        s.close()
-def folder(name):
-    i = imaplib.IMAP4("127.0.0.1", IMAP)
-    i.login("bob@example.test", "pw")
-    i.select(name)
-    typ, data = i.search(None, "ALL")
-    out = []
-    for n in data[0].split():
-        typ, got = i.fetch(n, "(BODY[HEADER])")
-        out.append(got[0][1].decode())
-    i.logout()
-    return out
-assert send("hello") == (250, "")
-code, text = send("refuse")
+        &format!(
+            "{PY_FILTER}\n{}",
+            r#"
+def message(subject):
+    return "From: lisa@outside.test\r\nSubject: %s\r\n\r\nhello\r\n" % subject
+assert send(message("hello")) == (250, "")
+code, text = send(message("refuse"))
 assert (code, text) == (554, "5.7.1 refused by the policy service"), (code, text)
-assert send("junk") == (250, "")
-code, text = send("break")
+assert send(message("junk")) == (250, "")
+code, text = send(message("break"))
 assert code == 451 and text.startswith("4.7.1"), (code, text)
 inbox, junk = folder("INBOX"), folder("Junk")
 assert len(inbox) == 1 and "X-Webhook: seen lisa@outside.test" in inbox[0], inbox
 assert len(junk) == 1 and "Subject: junk" in junk[0], junk
 print("ok")
-"#,
+"#
+        ),
         &[&t.port("smtp").to_string(), &t.port("imap").to_string()],
     );
     assert_eq!(out.trim(), "ok");
@@ -131,7 +114,10 @@ print("ok")
     assert_eq!(first["envelope"]["sender"], "lisa@outside.test");
     assert_eq!(first["envelope"]["recipients"][0], "bob@example.test");
     assert_eq!(first["client"]["address"], "127.0.0.1");
-    assert!(first["headers"].as_array().is_some_and(|h| !h.is_empty()), "{first}");
+    assert!(
+        first["headers"].as_array().is_some_and(|h| !h.is_empty()),
+        "{first}"
+    );
     assert_eq!(requests.lines().count(), 4);
     assert!(t.log().contains("HTTP status 500"), "the reason is logged");
 }
