@@ -67,14 +67,14 @@ fn only_granted_addresses_and_names_are_reached() {
             "a@example.test",
             "127.0.0.1",
             one,
-            &[granted.clone()],
+            std::slice::from_ref(&granted),
         ),
         probe(
             "other-port",
             "b@example.test",
             "127.0.0.1",
             two,
-            &[granted.clone()],
+            std::slice::from_ref(&granted),
         ),
         probe(
             "by-name",

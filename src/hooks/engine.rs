@@ -271,7 +271,7 @@ pub fn compile(
         };
         return Err(not_component(what.to_string()));
     }
-    let declared = Declared::of_component(&bytes).map_err(&not_component)?;
+    let declared = Declared::of_component(&bytes).map_err(not_component)?;
     let cached = cache.map(|dir| dir.join(format!("{}.cwasm", cache_key(engine, &bytes))));
     if let Some(path) = &cached
         && path.exists()
