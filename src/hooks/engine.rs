@@ -347,13 +347,9 @@ pub fn link(
     let ty = component.component_type();
     let imports: Vec<String> = ty.imports(engine).map(|(n, _)| n.to_string()).collect();
     if let Some(message) =
-        super::network::refused_import(imports.iter().map(String::as_str), &grants)
+        super::network::ungranted_import(imports.iter().map(String::as_str), &grants)
     {
-        return Err(PluginError::Network {
-            name: p.name.clone(),
-            path: p.path.clone(),
-            message,
-        });
+        tracing::warn!(plugin = %p.name, path = %p.path.display(), "{message}");
     }
     let pre = linker
         .instantiate_pre(&component)

@@ -1,6 +1,6 @@
 //! Outgoing connections a plugin is granted (`[[plugin]] connect = ["host:port",
-//! …]`), through WASI sockets: which imports need a grant (checked at load
-//! and by `check-config`), and the check wasmtime-wasi asks before every
+//! …]`), through WASI sockets: which imports need a grant (named at load
+//! and by `check-config` when there is none), and the check wasmtime-wasi asks before every
 //! bind and connect. A grant names a host (an IP address or a name) and a
 //! port; a name is resolved through Tern's resolver at the moment of the
 //! connect, and the guest may connect only to the addresses it resolves
@@ -128,35 +128,30 @@ fn parse_entry(entry: &str) -> Result<Grant, String> {
     })
 }
 
-/// Why a component's imports are refused for a plugin with these grants:
-/// `wasi:sockets` interfaces other than the ones with no capability behind
-/// them need a `connect` grant; `wasi:http` is not provided.
-pub fn refused_import<'a>(
+/// A network import the grants do not cover: `wasi:sockets` (tcp, udp,
+/// ip-name-lookup) without a `connect` grant. Such a component still
+/// loads — CPython (componentize-py) components import `wasi:sockets`
+/// whether or not they use it — with a warning naming the import, and its
+/// every connect is refused at the call.
+pub fn ungranted_import<'a>(
     imports: impl IntoIterator<Item = &'a str>,
     grants: &Grants,
 ) -> Option<String> {
-    for name in imports {
-        let network = [
-            "tcp",
-            "udp",
-            "tcp-create-socket",
-            "udp-create-socket",
-            "ip-name-lookup",
-        ]
-        .iter()
-        .any(|i| name.starts_with(&format!("wasi:sockets/{i}@")));
-        if network && grants.is_empty() {
-            return Some(format!(
-                "it imports {name}, but its [[plugin]] entry grants no network (connect = [\"host:port\", …])"
-            ));
-        }
-        if name.starts_with("wasi:http/") {
-            return Some(format!(
-                "it imports {name}; Tern gives plugins TCP through wasi:sockets (connect = […]), not wasi:http"
-            ));
-        }
+    if !grants.is_empty() {
+        return None;
     }
-    None
+    imports
+        .into_iter()
+        .find(|name| {
+            ["tcp", "udp", "tcp-create-socket", "udp-create-socket", "ip-name-lookup"]
+                .iter()
+                .any(|i| name.starts_with(&format!("wasi:sockets/{i}@")))
+        })
+        .map(|name| {
+            format!(
+                "it imports {name}, but its [[plugin]] entry grants no network (connect = [\"host:port\", …]): every connection it tries will be refused"
+            )
+        })
 }
 
 /// The socket check closure for one instance's WASI context.
@@ -269,14 +264,16 @@ mod tests {
     }
 
     #[test]
-    fn network_imports_need_a_grant() {
+    fn network_imports_without_a_grant_are_named() {
         let none = Grants::default();
         let some = Grants::parse(&["127.0.0.1:1".into()]).unwrap();
         let imports = ["wasi:io/streams@0.2.6", "wasi:sockets/tcp@0.2.6"];
-        let e = refused_import(imports, &none).unwrap();
+        let e = ungranted_import(imports, &none).unwrap();
         assert!(e.contains("wasi:sockets/tcp@0.2.6"), "{e}");
-        assert_eq!(refused_import(imports, &some), None);
-        assert_eq!(refused_import(["wasi:sockets/network@0.2.6"], &none), None);
-        assert!(refused_import(["wasi:http/outgoing-handler@0.2.6"], &some).is_some());
+        assert_eq!(ungranted_import(imports, &some), None);
+        assert_eq!(
+            ungranted_import(["wasi:sockets/network@0.2.6"], &none),
+            None
+        );
     }
 }
