@@ -271,6 +271,11 @@ fn run(cli: Cli) -> Result<()> {
                     i.hooks.join(", ")
                 }
             );
+            match &i.declared {
+                Some(names) if names.is_empty() => println!("calls: none (declares no hook)"),
+                Some(names) => println!("calls: {} (declared in tern:hooks)", names.join(", ")),
+                None => println!("calls: every hook of those interfaces (no tern:hooks section)"),
+            }
             println!("imports:");
             for name in &i.imports {
                 println!("  {name}");
@@ -335,6 +340,16 @@ fn check_plugins(config: &Config) -> Result<Vec<Vec<&'static str>>> {
         let i = tern::hooks::engine::inspect(&p.path, &p.name)?;
         if let Some(problem) = i.problem {
             bail!("plugin {:?}: {}: {problem}", p.name, p.path.display());
+        }
+        let grants = tern::hooks::network::Grants::parse(&p.connect)
+            .map_err(|e| anyhow::anyhow!("plugin {:?}: {e}", p.name))?;
+        let imports = i.imports.iter().filter_map(|s| s.split(' ').next());
+        if let Some(warning) = tern::hooks::network::ungranted_import(imports, &grants) {
+            eprintln!(
+                "warning: plugin {:?}: {}: {warning}",
+                p.name,
+                p.path.display()
+            );
         }
         if let Some(d) = &p.directory
             && !d.is_dir()

@@ -47,4 +47,6 @@ cargo run --quiet --release --locked --manifest-path "$HERE/adapter/Cargo.toml" 
 component_new "$OUT/blocklist.core.wasm" \
     --adapt "wasi_snapshot_preview1=$OUT/wasi_snapshot_preview1.reactor.wasm" \
     -o "$OUT/blocklist.wasm"
+# Only on-rcpt-to does anything: say so, and Tern calls nothing else.
+"$HERE/../../sdk/declare-hooks" "$OUT/blocklist.wasm" on-rcpt-to
 echo "$OUT/blocklist.wasm"

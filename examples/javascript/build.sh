@@ -10,4 +10,6 @@ cd "$HERE"
 # Tern does not provide (plugins get no network).
 node_modules/.bin/componentize-js blocklist.js --wit ../../sdk/wit --world-name policy-plugin \
     --disable http fetch-event --out "$OUT/blocklist.wasm" >/dev/null
+# Only on-rcpt-to does anything: say so, and Tern calls nothing else.
+"$HERE/../../sdk/declare-hooks" "$OUT/blocklist.wasm" on-rcpt-to
 echo "$OUT/blocklist.wasm"

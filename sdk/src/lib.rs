@@ -58,8 +58,18 @@ pub use __bindings::{
 #[doc(hidden)]
 pub use __bindings::{FilterExport, PolicyExport, RewriteExport, RouterExport, StorageExport};
 
+/// Records which hook methods an `impl Policy for …` (or `Filter`,
+/// `Router`, `Rewrite`, `Storage`) block writes, so the server calls only
+/// those: `#[tern_sdk::hooks] impl Policy for MyPlugin { fn on_rcpt_to(…) … }`.
+/// Without it every method of the trait is called (the defaults let mail
+/// through, at the cost of a call per hook).
+pub use tern_sdk_macros::hooks;
+
 /// Connection and address policy (interface `tern:plugin/policy`).
 pub trait Policy {
+    #[doc(hidden)]
+    const IMPLEMENTED: &'static [&'static str] =
+        &["on-connect", "on-helo", "on-mail-from", "on-rcpt-to"];
     /// A client connected.
     fn on_connect(_client: Client) -> Verdict {
         Verdict::Continue
@@ -91,6 +101,8 @@ pub trait Policy {
 /// account the client logged in as, e.g. to be stricter with mail that came
 /// in clear: `message.arrival().tls.is_none()`.
 pub trait Filter {
+    #[doc(hidden)]
+    const IMPLEMENTED: &'static [&'static str] = &["on-data"];
     fn on_data(_session: Session, _envelope: Envelope, _message: &Message) -> FilterVerdict {
         FilterVerdict {
             action: FilterAction::Continue,
@@ -101,6 +113,8 @@ pub trait Filter {
 
 /// Routing of each recipient (interface `tern:plugin/router`).
 pub trait Router {
+    #[doc(hidden)]
+    const IMPLEMENTED: &'static [&'static str] = &["route"];
     fn route(_envelope: Envelope, _recipient: Recipient) -> Destination {
         Destination::Default
     }
@@ -110,6 +124,8 @@ pub trait Router {
 /// and aliases, asked about each RCPT TO before the built-in recipient
 /// checks.
 pub trait Rewrite {
+    #[doc(hidden)]
+    const IMPLEMENTED: &'static [&'static str] = &["rewrite-recipient"];
     /// Where mail for `recipient` goes instead, if anywhere else.
     fn rewrite(_envelope: Envelope, _recipient: Recipient) -> Rewritten {
         Rewritten::Unchanged
@@ -118,6 +134,9 @@ pub trait Rewrite {
 
 /// Mailbox storage (interface `tern:plugin/storage`).
 pub trait Storage {
+    #[doc(hidden)]
+    const IMPLEMENTED: &'static [&'static str] =
+        &["claims", "deliver", "list-messages", "fetch", "delete"];
     /// Does this plugin keep `mailbox`?
     fn claims(_mailbox: String) -> bool {
         false
@@ -244,6 +263,44 @@ pub mod dns {
     }
 }
 
+/// Outgoing TCP, for plugins whose `[[plugin]]` entry grants `connect =
+/// ["host:port", …]` (rspamd, clamd, an HTTP service). Names resolve
+/// through the server's resolver ([`dns`]); the server refuses any
+/// address its grants do not cover, and the hook's timeout covers the I/O.
+pub mod net {
+    use std::io;
+    use std::net::{IpAddr, SocketAddr, TcpStream};
+
+    /// Connects to `host` (a name or an address) on `port`, trying each
+    /// address the server's resolver gives in turn.
+    pub fn connect(host: &str, port: u16) -> io::Result<TcpStream> {
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let addrs: Vec<IpAddr> = match host.parse::<IpAddr>() {
+            Ok(ip) => vec![ip],
+            Err(_) => {
+                let mut ips = Vec::new();
+                for found in [crate::dns::a(host), crate::dns::aaaa(host)] {
+                    ips.extend(
+                        found
+                            .unwrap_or_default()
+                            .iter()
+                            .filter_map(|a| a.parse::<IpAddr>().ok()),
+                    );
+                }
+                ips
+            }
+        };
+        let mut last = io::Error::new(io::ErrorKind::NotFound, format!("{host}: no address"));
+        for ip in addrs {
+            match TcpStream::connect(SocketAddr::new(ip, port)) {
+                Ok(s) => return Ok(s),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+}
+
 /// Wall-clock time.
 pub mod clock {
     /// Milliseconds since the Unix epoch.
@@ -254,12 +311,61 @@ pub mod clock {
 
 /// Exports a type's hook implementations: `export!(MyPlugin: Policy, Filter);`
 /// names the traits it implements; the component exports exactly those
-/// interfaces.
+/// interfaces, and its `tern:hooks` custom section lists the hooks the
+/// server calls (those written in `#[hooks]` impl blocks; every hook of
+/// a trait whose impl has no `#[hooks]`).
 #[macro_export]
 macro_rules! export {
     ($ty:ty : $($hook:ident),+ $(,)?) => {
         $( $crate::__export_hook!($hook, $ty); )+
+        const _: () = {
+            const LISTS: &[&[&str]] = &[$(<$ty as $crate::$hook>::IMPLEMENTED),+];
+            const LEN: usize = $crate::__hooks_len(LISTS);
+            #[unsafe(link_section = "tern:hooks")]
+            #[used]
+            static TERN_HOOKS: [u8; LEN] = $crate::__hooks_bytes::<LEN>(LISTS);
+        };
     };
+}
+
+/// The length of the `tern:hooks` section: the names, one space after each.
+#[doc(hidden)]
+pub const fn __hooks_len(lists: &[&[&str]]) -> usize {
+    let mut len = 0;
+    let mut i = 0;
+    while i < lists.len() {
+        let mut j = 0;
+        while j < lists[i].len() {
+            len += lists[i][j].len() + 1;
+            j += 1;
+        }
+        i += 1;
+    }
+    len
+}
+
+/// The `tern:hooks` section: every name followed by a space.
+#[doc(hidden)]
+pub const fn __hooks_bytes<const N: usize>(lists: &[&[&str]]) -> [u8; N] {
+    let mut out = [b' '; N];
+    let mut at = 0;
+    let mut i = 0;
+    while i < lists.len() {
+        let mut j = 0;
+        while j < lists[i].len() {
+            let name = lists[i][j].as_bytes();
+            let mut k = 0;
+            while k < name.len() {
+                out[at] = name[k];
+                at += 1;
+                k += 1;
+            }
+            at += 1;
+            j += 1;
+        }
+        i += 1;
+    }
+    out
 }
 
 #[doc(hidden)]

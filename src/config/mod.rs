@@ -202,6 +202,10 @@ pub struct PluginConfig {
     /// A directory the plugin may read and write (storage plugins).
     #[serde(default)]
     pub directory: Option<PathBuf>,
+    /// Outgoing TCP the plugin may open (`host:port`; a name resolves
+    /// through Tern's resolver); empty: no network.
+    #[serde(default)]
+    pub connect: Vec<String>,
 }
 
 fn default_plugin_memory() -> ByteSize {

@@ -13,6 +13,7 @@
 use super::bindings::{
     self, Destination, EnvelopeRecipient, filter, policy, rewrite, router, storage, wit,
 };
+use super::declared::Hook;
 use super::edits::{apply_edits, clean_value};
 use super::engine::{LoadedPlugin, PluginSet};
 use super::host::PluginState;
@@ -129,12 +130,12 @@ enum PolicyCall<'a> {
 }
 
 impl PolicyCall<'_> {
-    fn name(&self) -> &'static str {
+    fn hook(&self) -> Hook {
         match self {
-            PolicyCall::Connect(..) => "on-connect",
-            PolicyCall::Helo(..) => "on-helo",
-            PolicyCall::MailFrom(..) => "on-mail-from",
-            PolicyCall::RcptTo(..) => "on-rcpt-to",
+            PolicyCall::Connect(..) => Hook::Connect,
+            PolicyCall::Helo(..) => Hook::Helo,
+            PolicyCall::MailFrom(..) => Hook::MailFrom,
+            PolicyCall::RcptTo(..) => Hook::RcptTo,
         }
     }
 }
@@ -157,6 +158,10 @@ impl std::fmt::Debug for PluginSession {
 pub(super) fn arm(store: &mut wasmtime::Store<PluginState>, timeout: Duration) {
     store.data_mut().deadline = Instant::now() + timeout;
     store.data_mut().in_call = true;
+    store
+        .data()
+        .connects
+        .store(0, std::sync::atomic::Ordering::Relaxed);
     store.set_epoch_deadline(1);
 }
 
@@ -273,10 +278,11 @@ impl PluginSession {
 
     /// Runs a policy hook over every policy plugin in order.
     async fn policy(&self, args: PolicyCall<'_>) -> Verdict {
-        let name = args.name();
+        let hook = args.hook();
+        let name = hook.wit_name();
         let mut slots = self.slots.lock().await;
         for (i, plugin) in self.set.plugins.iter().enumerate() {
-            if plugin.exports.policy.is_none() {
+            if !plugin.calls(hook) {
                 continue;
             }
             let result = call!(self, slots, i, plugin, policy, name, |g, s| async {
@@ -352,7 +358,7 @@ impl PluginSession {
         };
         let mut slots = self.slots.lock().await;
         for (i, plugin) in self.set.plugins.iter().enumerate() {
-            if plugin.exports.router.is_none() {
+            if !plugin.calls(Hook::Route) {
                 continue;
             }
             let decision = match call!(self, slots, i, plugin, router, "route", |g, s| g
@@ -394,7 +400,7 @@ impl PluginSession {
         let mut out = FilterOutcome::default();
         let mut slots = self.slots.lock().await;
         for (i, plugin) in self.set.plugins.iter().enumerate() {
-            if plugin.exports.filter.is_none() {
+            if !plugin.calls(Hook::Data) {
                 continue;
             }
             let pushed = self.live(&mut slots[i], plugin).await.and_then(|live| {

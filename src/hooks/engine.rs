@@ -1,11 +1,13 @@
 //! Loading plugins: one wasmtime `Engine` per plugin set (async calls,
 //! epoch interruption, the pooling allocator), the `Linker` set up once,
 //! and per plugin a compiled component (cached in `data_dir` by hash) and
-//! an `InstancePre` whose exports tell which hooks it implements. A set is
+//! an `InstancePre` whose exports tell which interfaces it implements
+//! (and its `tern:hooks` section which of their hooks, `declared.rs`). A set is
 //! immutable: a reload builds a new one and sessions keep the one they
 //! started with. Nothing here runs plugin code.
 
 use super::bindings::{Plugin, filter, policy, rewrite, router, storage};
+use super::declared::{Declared, Hook};
 use super::host::{PluginShared, PluginState};
 use crate::config::{Config, OnError, PluginConfig};
 use crate::dns::Dns;
@@ -60,6 +62,12 @@ pub enum PluginError {
         path: PathBuf,
         message: String,
     },
+    #[error("plugin {name:?}: {path}: {message}")]
+    Network {
+        name: String,
+        path: PathBuf,
+        message: String,
+    },
     #[error("plugin engine: {0}")]
     Engine(String),
 }
@@ -104,9 +112,26 @@ pub struct LoadedPlugin {
     pub shared: Arc<PluginShared>,
     pub pre: InstancePre<PluginState>,
     pub exports: Exports,
+    /// The hooks the component declared (`tern:hooks`).
+    pub declared: Declared,
     pub engine: Engine,
     /// Instances whose session ended cleanly, ready for the next session.
     pub(super) idle: std::sync::Mutex<Vec<super::dispatch::Live>>,
+}
+
+impl LoadedPlugin {
+    /// Whether a hook of an exported interface is to be called.
+    pub fn calls(&self, hook: Hook) -> bool {
+        let exported = match hook {
+            Hook::Connect | Hook::Helo | Hook::MailFrom | Hook::RcptTo => {
+                self.exports.policy.is_some()
+            }
+            Hook::Data => self.exports.filter.is_some(),
+            Hook::Route => self.exports.router.is_some(),
+            Hook::RewriteRecipient => self.exports.rewrite.is_some(),
+        };
+        exported && self.declared.calls(hook)
+    }
 }
 
 /// The plugins of one configuration, in config order.
@@ -145,8 +170,10 @@ impl PluginSet {
         let cache = config.data_dir.join("plugin-cache");
         let mut plugins = Vec::new();
         for p in &config.plugin {
-            let component = compile(&engine, p, Some(&cache))?;
-            plugins.push(Arc::new(link(&engine, &linker, component, p, store, dns)?));
+            let (component, declared) = compile(&engine, p, Some(&cache))?;
+            let mut plugin = link(&engine, &linker, component, p, store, dns)?;
+            plugin.declared = declared;
+            plugins.push(Arc::new(plugin));
         }
         Ok(PluginSet { plugins })
     }
@@ -219,12 +246,13 @@ pub fn linker(engine: &Engine) -> Result<Linker<PluginState>, PluginError> {
     Ok(linker)
 }
 
-/// Compiles a plugin file, through the cache in `cache` when given.
+/// Compiles a plugin file, through the cache in `cache` when given; with
+/// the hooks it declares.
 pub fn compile(
     engine: &Engine,
     p: &PluginConfig,
     cache: Option<&Path>,
-) -> Result<Component, PluginError> {
+) -> Result<(Component, Declared), PluginError> {
     let bytes = std::fs::read(&p.path).map_err(|source| PluginError::Read {
         name: p.name.clone(),
         path: p.path.clone(),
@@ -243,6 +271,7 @@ pub fn compile(
         };
         return Err(not_component(what.to_string()));
     }
+    let declared = Declared::of_component(&bytes).map_err(not_component)?;
     let cached = cache.map(|dir| dir.join(format!("{}.cwasm", cache_key(engine, &bytes))));
     if let Some(path) = &cached
         && path.exists()
@@ -251,7 +280,7 @@ pub fn compile(
         // into its own data_dir; wasmtime checks that it was made by a
         // compatible engine and refuses it otherwise (then we recompile).
         match unsafe { Component::deserialize_file(engine, path) } {
-            Ok(c) => return Ok(c),
+            Ok(c) => return Ok((c, declared)),
             Err(e) => {
                 tracing::warn!(plugin = %p.name, cache = %path.display(), "cached component unusable, recompiling: {e}")
             }
@@ -265,7 +294,7 @@ pub fn compile(
     {
         tracing::warn!(plugin = %p.name, cache = %path.display(), "cannot cache the compiled plugin: {e}");
     }
-    Ok(component)
+    Ok((component, declared))
 }
 
 /// A component's preamble: `\0asm`, then version 0x0d and layer 1.
@@ -309,6 +338,19 @@ pub fn link(
     store: &Store,
     dns: &Dns,
 ) -> Result<LoadedPlugin, PluginError> {
+    let grants =
+        super::network::Grants::parse(&p.connect).map_err(|message| PluginError::Network {
+            name: p.name.clone(),
+            path: p.path.clone(),
+            message,
+        })?;
+    let ty = component.component_type();
+    let imports: Vec<String> = ty.imports(engine).map(|(n, _)| n.to_string()).collect();
+    if let Some(message) =
+        super::network::ungranted_import(imports.iter().map(String::as_str), &grants)
+    {
+        tracing::warn!(plugin = %p.name, path = %p.path.display(), "{message}");
+    }
     let pre = linker
         .instantiate_pre(&component)
         .map_err(|e| PluginError::Link {
@@ -357,6 +399,7 @@ pub fn link(
         dns: dns.clone(),
         max_memory: usize::try_from(p.max_memory.0).unwrap_or(usize::MAX),
         directory: p.directory.clone(),
+        grants: Arc::new(grants),
     });
     Ok(LoadedPlugin {
         name: p.name.clone(),
@@ -366,6 +409,7 @@ pub fn link(
         shared,
         pre,
         exports,
+        declared: Declared::default(),
         engine: engine.clone(),
         idle: std::sync::Mutex::new(Vec::new()),
     })
@@ -376,6 +420,8 @@ pub struct Inspection {
     pub imports: Vec<String>,
     pub exports: Vec<String>,
     pub hooks: Vec<&'static str>,
+    /// The hooks it declares in `tern:hooks` (None: every hook of `hooks`).
+    pub declared: Option<Vec<&'static str>>,
     /// Why it would not load in Tern, if it would not.
     pub problem: Option<String>,
     /// The file's size in bytes.
@@ -396,11 +442,12 @@ pub fn inspect(path: &Path, name: &str) -> Result<Inspection, PluginError> {
         timeout: crate::config::ConfigDuration(Duration::from_secs(1)),
         on_error: OnError::Tempfail,
         directory: None,
+        connect: Vec::new(),
     };
     let engine = Engine::new(wasmtime::Config::new().epoch_interruption(true))
         .map_err(|e| PluginError::Engine(format!("{e:#}")))?;
     let started = std::time::Instant::now();
-    let component = compile(&engine, &p, None)?;
+    let (component, declared) = compile(&engine, &p, None)?;
     let compile_time = started.elapsed();
     let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     let ty = component.component_type();
@@ -445,6 +492,7 @@ pub fn inspect(path: &Path, name: &str) -> Result<Inspection, PluginError> {
         imports,
         exports,
         hooks,
+        declared: declared.names(),
         problem,
         size,
         compile_time,

@@ -3,7 +3,9 @@
 //! `dns` (the server's resolver, awaited without blocking the runtime) and
 //! `clock`. WASI is linked with an empty context: no environment, no
 //! arguments, no stdin, no network, no files, unless the plugin's config
-//! grants a `directory`, which is then its only preopened folder. What a
+//! grants a `directory`, which is then its only preopened folder, or
+//! `connect` addresses, which it may then open TCP connections to
+//! (`network.rs`). What a
 //! plugin writes to stdout or stderr (a Rust panic message, say) goes to
 //! the server log, line by line, tagged with its name, up to a bound.
 
@@ -28,6 +30,8 @@ pub struct PluginShared {
     pub dns: Dns,
     pub max_memory: usize,
     pub directory: Option<std::path::PathBuf>,
+    /// Outgoing connections granted (`connect`).
+    pub grants: Arc<super::network::Grants>,
 }
 
 /// The data of one plugin instance's wasmtime store.
@@ -41,6 +45,8 @@ pub struct PluginState {
     /// A call is in progress (set by `arm`, cleared when it returns): an
     /// instance left so (its session dropped mid-call) is never reused.
     pub in_call: bool,
+    /// Connections opened in the call in progress (reset by `arm`).
+    pub connects: Arc<std::sync::atomic::AtomicU32>,
 }
 
 impl PluginState {
@@ -55,6 +61,15 @@ impl PluginState {
         let mut wasi = WasiCtxBuilder::new();
         let output = GuestOutput::new(&shared.name);
         wasi.stdout(output.clone()).stderr(output);
+        let connects = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        if !shared.grants.is_empty() {
+            wasi.allow_tcp(true)
+                .socket_addr_check(super::network::socket_check(
+                    shared.grants.clone(),
+                    shared.dns.clone(),
+                    connects.clone(),
+                ));
+        }
         if let Some(dir) = &shared.directory {
             wasi.preopened_dir(dir, ".", FsPerms::ReadWrite)
                 .map_err(|e| {
@@ -68,6 +83,7 @@ impl PluginState {
             wasi: wasi.build(),
             deadline: Instant::now(),
             in_call: false,
+            connects,
         })
     }
 }

@@ -12,11 +12,13 @@
 //! snapshot (`Hooks::session`) when it starts and keeps it to the end.
 
 pub mod bindings;
+pub mod declared;
 pub mod dispatch;
 pub mod edits;
 pub mod engine;
 pub mod host;
 pub mod message;
+pub mod network;
 pub mod rewrite;
 pub mod storage;
 
@@ -164,7 +166,7 @@ impl Hooks {
         let set = PluginSet::load(config, &self.store, &self.dns)?;
         let n = set.plugins.len();
         for p in &set.plugins {
-            tracing::info!(plugin = %p.name, path = %p.path.display(), hooks = ?p.exports.names(), "plugin loaded");
+            tracing::info!(plugin = %p.name, path = %p.path.display(), hooks = ?p.exports.names(), declared = ?p.declared.names(), "plugin loaded");
         }
         self.plugins.store(Arc::new(set));
         Ok(n)

@@ -7,6 +7,7 @@
 
 use super::Verdict;
 use super::bindings::{self, EnvelopeRecipient, Rewritten, wit};
+use super::declared::Hook;
 use super::dispatch::{Failure, GRACE, PluginSession, arm, call, on_error, reply_of};
 use super::engine::LoadedPlugin;
 use crate::address::Address;
@@ -27,7 +28,10 @@ pub enum RewriteDecision {
 impl PluginSession {
     /// Has any plugin of this session's set a rewrite hook?
     pub fn has_rewrite(&self) -> bool {
-        self.set.plugins.iter().any(|p| p.exports.rewrite.is_some())
+        self.set
+            .plugins
+            .iter()
+            .any(|p| p.calls(Hook::RewriteRecipient))
     }
 
     /// Asks the rewriting plugins in order; None: no plugin rewrote it.
@@ -42,7 +46,7 @@ impl PluginSession {
         };
         let mut slots = self.slots.lock().await;
         for (i, plugin) in self.set.plugins.iter().enumerate() {
-            if plugin.exports.rewrite.is_none() {
+            if !plugin.calls(Hook::RewriteRecipient) {
                 continue;
             }
             let answer = match call!(

@@ -59,6 +59,38 @@ def read_reply(f):
             return [int(line[:3]), lines]
 "#;
 
+/// For filter suites: `SMTP`, `IMAP` ports from argv 1 and 2;
+/// `send(message)` (bytes or an EmailMessage) from lisa@outside.test to
+/// bob@example.test → `(250, "")` or the refusal's `(code, text)`;
+/// `folder(name)` → the header sections of bob's messages in that folder.
+pub const PY_FILTER: &str = r#"
+import imaplib, smtplib, sys
+SMTP, IMAP = int(sys.argv[1]), int(sys.argv[2])
+def send(m):
+    data = m if isinstance(m, (bytes, str)) else m.as_bytes()
+    s = smtplib.SMTP("127.0.0.1", SMTP, timeout=90)
+    try:
+        s.ehlo("mail.outside.test")
+        s.sendmail("lisa@outside.test", ["bob@example.test"], data)
+        return 250, ""
+    except smtplib.SMTPDataError as e:
+        return e.smtp_code, e.smtp_error.decode()
+    finally:
+        s.close()
+def folder(name):
+    i = imaplib.IMAP4("127.0.0.1", IMAP)
+    i.login("bob@example.test", "pw")
+    typ, data = i.select(name)
+    assert typ == "OK", (typ, data)
+    typ, data = i.search(None, "ALL")
+    out = []
+    for n in data[0].split():
+        typ, got = i.fetch(n, "(BODY[HEADER])")
+        out.append(got[0][1].decode())
+    i.logout()
+    return out
+"#;
+
 /// For reload tests: `sighup(pid, log, marker)` sends the server SIGHUP and
 /// waits (bounded) until `marker` appears once more in its log.
 pub const PY_SIGHUP: &str = r#"

@@ -17,8 +17,8 @@ pub mod tls;
 
 #[allow(unused_imports)]
 pub use clients::{
-    PY_PRELUDE, PY_SIGHUP, output_within, python, python_json, python_output, python_with_prelude,
-    swaks,
+    PY_FILTER, PY_PRELUDE, PY_SIGHUP, output_within, python, python_json, python_output,
+    python_with_prelude, swaks,
 };
 #[allow(unused_imports)]
 pub use peers::{DnsServer, Sink};

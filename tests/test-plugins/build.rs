@@ -24,6 +24,7 @@ fn main() {
         sdk.join("src"),
         sdk.join("wit"),
         sdk.join("Cargo.toml"),
+        sdk.join("macros"),
         manifest_dir.join("../../plugins"),
         manifest_dir.join("../plugins"),
     ] {

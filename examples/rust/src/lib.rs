@@ -25,6 +25,7 @@ fn listed(list: &str, local: &str) -> bool {
         .any(|entry| !entry.is_empty() && entry == local)
 }
 
+#[tern_sdk::hooks]
 impl Policy for Blocklist {
     fn on_rcpt_to(
         _session: Session,

@@ -187,6 +187,7 @@ fn judge(stage: &str, facts: Facts) -> Verdict {
 
 struct Access;
 
+#[tern_sdk::hooks]
 impl Policy for Access {
     fn on_connect(client: Client) -> Verdict {
         judge(

@@ -185,6 +185,7 @@ fn read(message: &Message, max: u64) -> Vec<u8> {
 
 struct Content;
 
+#[tern_sdk::hooks]
 impl Filter for Content {
     fn on_data(_session: Session, _envelope: Envelope, message: &Message) -> FilterVerdict {
         let s = match settings() {

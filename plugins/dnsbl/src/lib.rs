@@ -201,6 +201,7 @@ fn refusal(s: &Settings, client: &Client) -> Verdict {
 
 struct Dnsbl;
 
+#[tern_sdk::hooks]
 impl Policy for Dnsbl {
     fn on_connect(client: Client) -> Verdict {
         match settings() {
@@ -238,6 +239,7 @@ impl Policy for Dnsbl {
     }
 }
 
+#[tern_sdk::hooks]
 impl Filter for Dnsbl {
     fn on_data(session: Session, _envelope: Envelope, _message: &Message) -> FilterVerdict {
         let Ok(s) = settings() else {

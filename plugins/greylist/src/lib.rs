@@ -182,6 +182,7 @@ impl Greylist {
     }
 }
 
+#[tern_sdk::hooks]
 impl Policy for Greylist {
     fn on_rcpt_to(
         session: Session,

@@ -91,6 +91,7 @@ fn write_lf(message: &Message, out: &mut impl Write) -> Result<(u64, u64), Strin
 
 struct Maildir;
 
+#[tern_sdk::hooks]
 impl Storage for Maildir {
     fn claims(mailbox: String) -> bool {
         match settings() {

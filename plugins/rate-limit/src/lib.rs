@@ -144,6 +144,7 @@ fn per(rate: Rate) -> String {
 
 struct RateLimit;
 
+#[tern_sdk::hooks]
 impl Policy for RateLimit {
     fn on_mail_from(session: Session, address: String, _params: MailParams) -> Verdict {
         let s = match settings() {

@@ -30,6 +30,7 @@ fn alias_map() -> &'static Result<AliasMap, String> {
 
 struct Virtual;
 
+#[tern_sdk::hooks]
 impl Rewrite for Virtual {
     fn rewrite(_envelope: Envelope, recipient: Recipient) -> Rewritten {
         let map = match alias_map() {

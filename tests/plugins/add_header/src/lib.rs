@@ -7,6 +7,7 @@ use tern_sdk::{Envelope, Filter, FilterAction, FilterVerdict, Message, Reply, Se
 
 struct AddHeader;
 
+#[tern_sdk::hooks]
 impl Filter for AddHeader {
     fn on_data(_session: Session, envelope: Envelope, message: &Message) -> FilterVerdict {
         let headers = message.headers();

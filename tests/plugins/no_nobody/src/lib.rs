@@ -5,6 +5,7 @@ use tern_sdk::{Envelope, Policy, RcptParams, Session, Verdict, config, log};
 
 struct NoNobody;
 
+#[tern_sdk::hooks]
 impl Policy for NoNobody {
     fn on_rcpt_to(
         _session: Session,

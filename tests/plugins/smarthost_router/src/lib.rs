@@ -5,6 +5,7 @@ use tern_sdk::{Destination, Envelope, Recipient, Router, config};
 
 struct SmarthostRouter;
 
+#[tern_sdk::hooks]
 impl Router for SmarthostRouter {
     fn route(_envelope: Envelope, recipient: Recipient) -> Destination {
         let (Some(domain), Some(host)) = (config::get("domain"), config::get("smarthost")) else {
