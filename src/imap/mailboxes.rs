@@ -11,9 +11,9 @@ use super::names;
 use super::session::{Outcome, Session};
 use super::view::View;
 use crate::store::{SEPARATOR, StoreError};
+use imap_codec::imap_types::command::SelectParameter;
 use imap_codec::imap_types::datetime::DateTime;
 use imap_codec::imap_types::extensions::binary::LiteralOrLiteral8;
-use imap_codec::imap_types::command::SelectParameter;
 use imap_codec::imap_types::flag::Flag;
 use imap_codec::imap_types::mailbox::Mailbox;
 use imap_codec::imap_types::status::StatusDataItemName;
@@ -21,7 +21,11 @@ use std::borrow::Cow;
 use std::io;
 
 /// One message of an APPEND: flags, internal date, content.
-pub type AppendItem = (Vec<Flag<'static>>, Option<DateTime>, LiteralOrLiteral8<'static>);
+pub type AppendItem = (
+    Vec<Flag<'static>>,
+    Option<DateTime>,
+    LiteralOrLiteral8<'static>,
+);
 
 fn flag_strings(flags: &[Flag<'_>]) -> Vec<String> {
     let mut out: Vec<String> = flags.iter().map(|f| f.to_string()).collect();

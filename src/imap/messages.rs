@@ -239,7 +239,9 @@ impl Session {
             Err(e) => return Ok(Outcome::Bad(e.to_string())),
         };
         if let (true, Some(since)) = (vanished, changed_since) {
-            let gone = store.vanished_since(&user, &view.folder, since).unwrap_or(None);
+            let gone = store
+                .vanished_since(&user, &view.folder, since)
+                .unwrap_or(None);
             let mut out = Vec::new();
             super::qresync::vanished_earlier(&mut out, view, gone, &set);
             self.conn.write_buffered(&out).await?;

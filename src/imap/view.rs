@@ -198,14 +198,17 @@ impl View {
         for search in &mut self.live {
             let mut gone = Vec::new();
             for &p in &positions {
-                let Some(m) = self.messages.get(p) else { continue };
+                let Some(m) = self.messages.get(p) else {
+                    continue;
+                };
                 if let Ok(i) = search.uids.binary_search(&m.uid) {
                     search.uids.remove(i);
                     gone.push(if search.uid { m.uid } else { p as u32 + 1 });
                 }
             }
             if !gone.is_empty() {
-                let line = super::updates::update_line(&search.tag, search.uid, "REMOVEFROM", &gone);
+                let line =
+                    super::updates::update_line(&search.tag, search.uid, "REMOVEFROM", &gone);
                 out.extend_from_slice(line.as_bytes());
             }
         }

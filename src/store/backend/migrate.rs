@@ -7,7 +7,7 @@
 //! above the seam in the same keys on every engine, a verified copy is a
 //! working store. The source is only read; it must not be in use.
 
-use super::{Backend, BackendError, Batch, KeyRange, ScanOrder, Space};
+use super::{Backend, BackendError, Batch, KeyRange, KeyValues, ScanOrder, Space};
 use blake2::{Blake2b512, Digest};
 
 /// Keys read per scan and written per write set.
@@ -86,23 +86,30 @@ pub async fn migrate(from: &Backend, to: &Backend) -> Result<Vec<SpaceSummary>, 
     Ok(summaries)
 }
 
-async fn copy_space(from: &Backend, to: &Backend, space: Space) -> Result<(), BackendError> {
+/// Reads a whole space in key order, a page at a time, handing each page
+/// to `visit`.
+async fn for_each_page(
+    backend: &Backend,
+    space: Space,
+    mut visit: impl AsyncFnMut(KeyValues) -> Result<(), BackendError>,
+) -> Result<(), BackendError> {
     let mut range = KeyRange::prefix(b"");
+    let order = ScanOrder {
+        reverse: false,
+        limit: Some(PAGE),
+    };
     loop {
-        let page = from
-            .scan(
-                space,
-                &range,
-                ScanOrder {
-                    reverse: false,
-                    limit: Some(PAGE),
-                },
-            )
-            .await?;
+        let page = backend.scan(space, &range, order).await?;
         let Some((last, _)) = page.last() else {
             return Ok(());
         };
         range.start = after(last);
+        visit(page).await?;
+    }
+}
+
+async fn copy_space(from: &Backend, to: &Backend, space: Space) -> Result<(), BackendError> {
+    for_each_page(from, space, async |page| {
         let mut batch = Batch::new();
         let mut bytes = 0;
         for (key, value) in page {
@@ -113,8 +120,9 @@ async fn copy_space(from: &Backend, to: &Backend, space: Space) -> Result<(), Ba
                 bytes = 0;
             }
         }
-        to.commit(batch).await?;
-    }
+        to.commit(batch).await
+    })
+    .await
 }
 
 /// The smallest key after `key`.
@@ -128,22 +136,7 @@ fn after(key: &[u8]) -> Vec<u8> {
 pub async fn summarize(backend: &Backend, space: Space) -> Result<SpaceSummary, BackendError> {
     let mut hash = Blake2b512::new();
     let (mut keys, mut bytes) = (0u64, 0u64);
-    let mut range = KeyRange::prefix(b"");
-    loop {
-        let page = backend
-            .scan(
-                space,
-                &range,
-                ScanOrder {
-                    reverse: false,
-                    limit: Some(PAGE),
-                },
-            )
-            .await?;
-        let Some((last, _)) = page.last() else {
-            break;
-        };
-        range.start = after(last);
+    for_each_page(backend, space, async |page| {
         for (key, value) in &page {
             hash.update((key.len() as u64).to_be_bytes());
             hash.update(key);
@@ -152,7 +145,9 @@ pub async fn summarize(backend: &Backend, space: Space) -> Result<SpaceSummary, 
             keys += 1;
             bytes += (key.len() + value.len()) as u64;
         }
-    }
+        Ok(())
+    })
+    .await?;
     let checksum = hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
     Ok(SpaceSummary {
         space,
