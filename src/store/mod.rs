@@ -65,11 +65,11 @@ pub enum StoreError {
     NoSuchQueueEntry(String),
     #[error("message body {0} is missing")]
     MissingBlob(u64),
-    #[error("flushing to disk failed: {0}")]
-    Flush(String),
     #[error("password hashing failed: {0}")]
     Hash(String),
-    #[error("the store is locked by another process ({0}); is `tern serve` running?")]
+    /// The embedded engine is held by another process; the text (the
+    /// engine's) names the folder and asks whether a server runs.
+    #[error("{0}")]
     Locked(String),
 }
 
@@ -107,10 +107,7 @@ impl From<BackendError> for StoreError {
 impl Store {
     /// Opens (or creates) the store in `dir/store` (sled, the default engine).
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
-        let backend = Backend::open_sled(dir).map_err(|e| match e {
-            BackendError::Locked(_) => StoreError::Locked(dir.display().to_string()),
-            other => StoreError::from(other),
-        })?;
+        let backend = Backend::open_sled(dir)?;
         let (db, meta, blobs) = backend.legacy_sled_handles().ok_or_else(|| {
             StoreError::Backend(BackendError::Open("the store needs sled here".into()))
         })?;
