@@ -14,33 +14,6 @@ use serde_json::json;
 use std::path::Path;
 use std::time::Duration;
 
-/// `tern dkim generate`: (key file, record value).
-fn generate(dir: &Path, domain: &str) -> (String, String) {
-    let out = std::process::Command::new(harness::tern_bin())
-        .args([
-            "dkim",
-            "generate",
-            domain,
-            "sel",
-            "--algorithm",
-            "rsa",
-            "--out",
-        ])
-        .arg(dir)
-        .output()
-        .expect("tern dkim generate");
-    assert!(out.status.success(), "{out:?}");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (_, rest) = text.split_once("\tIN\tTXT\t").expect("TXT line");
-    let record = rest.split('"').skip(1).step_by(2).collect();
-    (
-        dir.join(format!("{domain}.sel.key"))
-            .to_string_lossy()
-            .into_owned(),
-        record,
-    )
-}
-
 /// Validates `xml` with xmllint against the RFC's schema; its verdict.
 fn xmllint(dir: &Path, name: &str, xml: &str) -> String {
     let path = dir.join(name);
@@ -322,4 +295,10 @@ impl Drop for Killed {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// `tern dkim generate` for `domain`, RSA, selector `sel`: (key file, record).
+fn generate(dir: &Path, domain: &str) -> (String, String) {
+    let (key, record, _) = harness::dkim_generate(dir, domain, "sel", "rsa");
+    (key, record)
 }

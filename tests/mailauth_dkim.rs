@@ -35,14 +35,7 @@ fn generate(dir: &std::path::Path, domain: &str, alg: &str) -> (String, String) 
 
 /// `generate`, with what the command printed.
 fn generate_printed(dir: &std::path::Path, domain: &str, alg: &str) -> (String, String, String) {
-    let out = std::process::Command::new(harness::tern_bin())
-        .args(["dkim", "generate", domain, alg, "--algorithm", alg, "--out"])
-        .arg(dir)
-        .output()
-        .expect("tern dkim generate");
-    assert!(out.status.success(), "{out:?}");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let record = printed_record(&text);
+    let generated = harness::dkim_generate(dir, domain, alg, alg);
     // A second run never overwrites the key.
     let again = std::process::Command::new(harness::tern_bin())
         .args(["dkim", "generate", domain, alg, "--algorithm", alg, "--out"])
@@ -50,8 +43,7 @@ fn generate_printed(dir: &std::path::Path, domain: &str, alg: &str) -> (String, 
         .output()
         .expect("tern dkim generate");
     assert!(!again.status.success());
-    let path = dir.join(format!("{domain}.{alg}.key"));
-    (path.to_string_lossy().into_owned(), record, text)
+    generated
 }
 
 fn signer(key: &str, selector: &str, alg: &str, extra: &str) -> Tern {
@@ -394,11 +386,4 @@ print(cv.decode(), reason)
     let lines: Vec<String> = out.lines().map(str::to_string).collect();
     assert!(lines.len() >= 3, "{out}\n{}", a.log());
     lines
-}
-
-/// The record value `tern dkim generate` printed: its character strings
-/// (one or more, zone-file syntax) joined.
-fn printed_record(stdout: &str) -> String {
-    let (_, rest) = stdout.split_once("\tIN\tTXT\t").expect("TXT line");
-    rest.split('"').skip(1).step_by(2).collect()
 }

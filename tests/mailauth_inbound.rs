@@ -68,28 +68,6 @@ fn run(t: &Tern, body: &str) -> String {
     )
 }
 
-/// An RSA key made with `tern dkim generate`: (key file, TXT record).
-fn rsa_key(dir: &std::path::Path, domain: &str) -> (String, String) {
-    let out = std::process::Command::new(harness::tern_bin())
-        .args([
-            "dkim",
-            "generate",
-            domain,
-            "sel",
-            "--algorithm",
-            "rsa",
-            "--out",
-        ])
-        .arg(dir)
-        .output()
-        .expect("tern dkim generate");
-    assert!(out.status.success(), "{out:?}");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let record = printed_record(&text);
-    let path = dir.join(format!("{domain}.sel.key"));
-    (path.to_string_lossy().into_owned(), record)
-}
-
 /// The `method=result` of the Authentication-Results entry whose text
 /// contains `needle` (e.g. "smtp.mailfrom=").
 fn entry<'a>(header: &'a str, needle: &str) -> &'a str {
@@ -469,9 +447,9 @@ for raw in fetch_all():
     );
 }
 
-/// The record value `tern dkim generate` printed: its character strings
-/// (one or more, zone-file syntax) joined.
-fn printed_record(stdout: &str) -> String {
-    let (_, rest) = stdout.split_once("\tIN\tTXT\t").expect("TXT line");
-    rest.split('"').skip(1).step_by(2).collect()
+/// An RSA key made with `tern dkim generate`, selector `sel`: (key file,
+/// TXT record).
+fn rsa_key(dir: &std::path::Path, domain: &str) -> (String, String) {
+    let (key, record, _) = harness::dkim_generate(dir, domain, "sel", "rsa");
+    (key, record)
 }

@@ -7,9 +7,10 @@
 //! real TLS peers with a test CA (`tls.rs`: SMTP next hops, HTTPS).
 //! Nothing here sleeps and hopes: every wait polls a condition with a
 //! generous bound. Every process started is killed when its guard drops.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 mod clients;
+mod dkim;
 mod peers;
 mod smtp;
 mod text;
@@ -21,6 +22,7 @@ pub use clients::{
     python_with_prelude, swaks,
 };
 #[allow(unused_imports)]
+pub use dkim::{dkim_generate, printed_record};
 pub use peers::{DnsServer, Sink};
 #[allow(unused_imports)]
 pub use smtp::{Reply, Smtp};
