@@ -326,12 +326,31 @@ impl Tern {
     /// user's INBOX, full bytes as stored (with the headers Tern added).
     pub fn mailbox(&mut self, user: &str) -> Vec<Vec<u8>> {
         self.stop();
-        let store = tern::store::Store::open(&self.data_dir).expect("open store");
+        let store = self.open_store();
         let metas = store.messages(user, "INBOX").expect("list messages");
         metas
             .iter()
             .map(|m| store.read_blob(m.blob).expect("read blob"))
             .collect()
+    }
+}
+
+impl Tern {
+    /// Opens the stopped server's store. sled's I/O threads let go of its
+    /// file lock a little after the last handle drops (an earlier
+    /// `mailbox` call's, say), so a `Locked` answer is waited out, up to
+    /// the harness's bound.
+    pub fn open_store(&self) -> tern::store::Store {
+        let deadline = Instant::now() + READY_BOUND;
+        loop {
+            match tern::store::Store::open(&self.data_dir) {
+                Ok(store) => return store,
+                Err(tern::store::StoreError::Locked(_)) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) => panic!("open store: {e}"),
+            }
+        }
     }
 }
 
