@@ -123,6 +123,7 @@ impl Session {
                 .ctx
                 .store
                 .vanished_since(&user, &name, modseq)
+                .await
                 .unwrap_or(None);
             super::qresync::resync(&mut out, &view, vanished, modseq, known.as_ref());
         }

@@ -241,6 +241,7 @@ impl Session {
         if let (true, Some(since)) = (vanished, changed_since) {
             let gone = store
                 .vanished_since(&user, &view.folder, since)
+                .await
                 .unwrap_or(None);
             let mut out = Vec::new();
             super::qresync::vanished_earlier(&mut out, view, gone, &set);

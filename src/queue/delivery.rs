@@ -332,7 +332,7 @@ impl Deliverer {
         let policy = Some(routed.policy.clone());
         if let (Some(rpt), Some(report)) = (&self.tls_rpt, &routed.report) {
             for (kind, host, why) in &routed.unusable {
-                rpt.failure(report, kind, host, why);
+                rpt.failure(report, kind, host, why).await;
             }
         }
         if routed.hops.is_empty() {
@@ -384,7 +384,7 @@ impl Deliverer {
             let result = self
                 .attempt(hop, security, &envelope, &mut reader, entry.blob)
                 .await;
-            self.tally_tls(routed.report.as_ref(), &result);
+            self.tally_tls(routed.report.as_ref(), &result).await;
             match result {
                 Ok(report) => {
                     let relay = report.remote.clone();
@@ -496,7 +496,7 @@ impl Deliverer {
     }
 
     /// Counts the session for TLS-RPT when a reporting policy applies.
-    fn tally_tls(
+    async fn tally_tls(
         &self,
         policy: Option<&ReportPolicy>,
         result: &Result<DeliveryReport, AttemptError>,
@@ -506,12 +506,15 @@ impl Deliverer {
         };
         match result {
             Ok(report) => match &report.tls_problem {
-                None => rpt.success(policy),
-                Some(p) => rpt.failure(policy, p.result_type, &report.remote, &p.text),
+                None => rpt.success(policy).await,
+                Some(p) => {
+                    rpt.failure(policy, p.result_type, &report.remote, &p.text)
+                        .await
+                }
             },
             Err(e) => {
                 if let Some((kind, remote)) = e.tls_result() {
-                    rpt.failure(policy, kind, remote, &e.to_string());
+                    rpt.failure(policy, kind, remote, &e.to_string()).await;
                 }
             }
         }

@@ -11,6 +11,7 @@
 //! client may know that no longer exists (RFC 7162 3.2.5.2 allows UIDs
 //! the client never saw; clients ignore them).
 
+use super::backend::{KeyRange, ScanOrder, Space};
 use super::{Store, StoreError, decode, encode};
 
 /// Changes remembered per folder before the oldest are dropped.
@@ -72,28 +73,29 @@ impl Store {
 
     /// The UIDs removed from `folder` by changes after `modseq`, or `None`
     /// when the history no longer reaches back to it.
-    pub fn vanished_since(
+    pub async fn vanished_since(
         &self,
         user: &str,
         folder: &str,
         modseq: u64,
     ) -> Result<Option<Vec<u32>>, StoreError> {
         let folder = super::canonical_folder(folder);
-        let horizon: u64 = match self.inner.meta.get(horizon_key(user, &folder))? {
+        let backend = &self.inner.backend;
+        let horizon: u64 = match backend.get(Space::Meta, &horizon_key(user, &folder)).await? {
             Some(v) => decode("vanished horizon", &v)?,
             None => 0,
         };
         if modseq < horizon {
             return Ok(None);
         }
-        let mut out = Vec::new();
         let start = record_key(user, &folder, modseq.saturating_add(1));
         let prefix = records_prefix(user, &folder);
-        for item in self.inner.meta.range(start..) {
-            let (key, value) = item?;
-            if !key.starts_with(&prefix) {
-                break;
-            }
+        let range = KeyRange {
+            start,
+            end: KeyRange::prefix(&prefix).end,
+        };
+        let mut out = Vec::new();
+        for (_, value) in backend.scan(Space::Meta, &range, ScanOrder::ALL).await? {
             let uids: Vec<u32> = decode("vanished uids", &value)?;
             out.extend(uids);
         }
@@ -167,16 +169,16 @@ mod tests {
         let mid = store.folder(BOB, "Box").unwrap().unwrap().highest_modseq;
         store.expunge(BOB, "Box", &uids[3..]).unwrap();
         assert_eq!(
-            store.vanished_since(BOB, "Box", before).unwrap(),
+            crate::store::block_on(store.vanished_since(BOB, "Box", before)).unwrap(),
             Some(vec![uids[0], uids[1], uids[3]])
         );
         assert_eq!(
-            store.vanished_since(BOB, "Box", mid).unwrap(),
+            crate::store::block_on(store.vanished_since(BOB, "Box", mid)).unwrap(),
             Some(vec![uids[3]])
         );
         store.rename_folder(BOB, "Box", "Old").unwrap();
         assert_eq!(
-            store.vanished_since(BOB, "Old", mid).unwrap(),
+            crate::store::block_on(store.vanished_since(BOB, "Old", mid)).unwrap(),
             Some(vec![uids[3]])
         );
         // Beyond the bound the oldest go and older questions get None.
@@ -188,10 +190,10 @@ mod tests {
             store.expunge(BOB, "Old", &[uid]).unwrap();
             last = uid;
         }
-        assert_eq!(store.vanished_since(BOB, "Old", before).unwrap(), None);
+        assert_eq!(crate::store::block_on(store.vanished_since(BOB, "Old", before)).unwrap(), None);
         let now = store.folder(BOB, "Old").unwrap().unwrap().highest_modseq;
         assert_eq!(
-            store.vanished_since(BOB, "Old", now - 1).unwrap(),
+            crate::store::block_on(store.vanished_since(BOB, "Old", now - 1)).unwrap(),
             Some(vec![last])
         );
     }
