@@ -77,7 +77,7 @@ impl Deliverer {
     /// the entry is due again (`None`: it left the queue).
     pub async fn deliver(&self, id: u64) -> Result<Option<i64>, StoreError> {
         let store = &self.ctx.store;
-        let Some(mut entry) = store.queue_entry(id)? else {
+        let Some(mut entry) = store.queue_entry(id).await? else {
             return Ok(None);
         };
         let started = Instant::now();
@@ -106,7 +106,7 @@ impl Deliverer {
                     started,
                 );
             }
-            store.update_queue_entry(&entry)?;
+            store.update_queue_entry(&entry).await?;
             notify::send(&self.ctx, &entry, &failed, DsnKind::Failed).await?;
             return self.finish(entry).await;
         }
@@ -176,7 +176,7 @@ impl Deliverer {
                     started,
                 );
             }
-            store.update_queue_entry(&entry)?;
+            store.update_queue_entry(&entry).await?;
             // Before the next destination, what this one accepted is made
             // durable (a crash then repeats no delivery already done). After
             // the last, `finish` says why no flush is waited for.
@@ -204,7 +204,7 @@ impl Deliverer {
             && self.schedule.warn_due(entry.arrived, now())
         {
             entry.warned = true;
-            store.update_queue_entry(&entry)?;
+            store.update_queue_entry(&entry).await?;
             let delayed: Vec<usize> = (0..entry.recipients.len())
                 .filter(|&i| {
                     entry.recipients[i].state == RecipientState::Pending
@@ -232,7 +232,7 @@ impl Deliverer {
         if next.is_none() {
             store.release_queue_entry(&entry)?;
         } else {
-            store.update_queue_entry(&entry)?;
+            store.update_queue_entry(&entry).await?;
         }
         Ok(next)
     }

@@ -119,7 +119,7 @@ pub async fn run(ctx: Arc<ServerContext>, mut shutdown: Shutdown) {
         }
     };
     let mut schedule = Schedule::default();
-    match ctx.store.queue_entries() {
+    match ctx.store.queue_entries().await {
         Ok(entries) => {
             for entry in entries {
                 match entry.next_attempt() {

@@ -1,7 +1,11 @@
 //! Queue records: a message waiting for delivery to some of its recipients,
 //! with per-recipient state, attempts, next attempt and last error. The
-//! scheduler in `crate::queue` decides what to do; this file only keeps it.
+//! scheduler in `crate::queue` decides what to do; this file only keeps it,
+//! under `q/<id, 8 bytes BE>` in `Space::Meta`, over the storage seam. A
+//! state change applies only to the entry as it was read (so a
+//! `tern queue delete` in between is never undone).
 
+use super::backend::{Batch, KeyRange, ScanOrder, Space, retry};
 use super::{BlobId, Store, StoreError, decode, encode};
 use serde::{Deserialize, Serialize};
 
@@ -138,29 +142,41 @@ pub(super) fn queue_key(id: u64) -> Vec<u8> {
 }
 
 impl Store {
-    pub fn queue_entries(&self) -> Result<Vec<QueueEntry>, StoreError> {
-        let mut out = Vec::new();
-        for item in self.inner.meta.scan_prefix(b"q/") {
-            let (_, v) = item?;
-            out.push(decode("queue entry", &v)?);
-        }
-        Ok(out)
+    pub async fn queue_entries(&self) -> Result<Vec<QueueEntry>, StoreError> {
+        let entries = self
+            .inner
+            .backend
+            .scan(Space::Meta, &KeyRange::prefix(b"q/"), ScanOrder::ALL)
+            .await?;
+        entries
+            .iter()
+            .map(|(_, v)| decode("queue entry", v))
+            .collect()
     }
 
-    pub fn queue_entry(&self, id: u64) -> Result<Option<QueueEntry>, StoreError> {
-        match self.inner.meta.get(queue_key(id))? {
+    pub async fn queue_entry(&self, id: u64) -> Result<Option<QueueEntry>, StoreError> {
+        match self.inner.backend.get(Space::Meta, &queue_key(id)).await? {
             Some(v) => Ok(Some(decode("queue entry", &v)?)),
             None => Ok(None),
         }
     }
 
-    /// Records a queue entry's new state (the caller flushes). An entry
+    /// Records a queue entry's new state (the caller syncs). An entry
     /// deleted meanwhile (`tern queue delete`) stays deleted.
-    pub fn update_queue_entry(&self, entry: &QueueEntry) -> Result<(), StoreError> {
-        let _guard = self.lock();
-        if self.inner.meta.contains_key(queue_key(entry.id))? {
-            self.inner.meta.insert(queue_key(entry.id), encode(entry))?;
-        }
+    pub async fn update_queue_entry(&self, entry: &QueueEntry) -> Result<(), StoreError> {
+        let key = queue_key(entry.id);
+        let value = encode(entry);
+        let backend = &self.inner.backend;
+        retry(|| async {
+            let Some(old) = backend.get(Space::Meta, &key).await? else {
+                return Ok(());
+            };
+            let mut batch = Batch::new();
+            batch.require(Space::Meta, key.clone(), Some(&old));
+            batch.put(Space::Meta, key.clone(), value.clone());
+            backend.commit(batch).await
+        })
+        .await?;
         Ok(())
     }
 
