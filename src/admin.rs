@@ -137,7 +137,7 @@ pub async fn execute(
         }
         AdminRequest::QueueDelete { id } => {
             let entry = find_entry(store, &id).await?;
-            store.release_queue_entry(&entry)?;
+            store.release_queue_entry(&entry).await?;
             Ok(format!("deleted {}\n", entry.queue_id()))
         }
         AdminRequest::PluginReload => Err(AdminError::Invalid(

@@ -371,7 +371,7 @@ fn admin_request(config: &Config, request: AdminRequest) -> Result<()> {
     if through_server(&runtime, config, &request)? {
         return Ok(());
     }
-    let store = open_store(&config.data_dir)?;
+    let store = open_store(&runtime, &config.data_dir)?;
     let output = runtime.block_on(admin::execute(&store, config, None, request))?;
     runtime.block_on(store.flush())?;
     print!("{output}");
@@ -413,7 +413,7 @@ fn dmarc_report(config: &Config, dry_run: bool) -> Result<()> {
     if through_server(&runtime, config, &request)? {
         return Ok(());
     }
-    let store = open_store(&config.data_dir)?;
+    let store = open_store(&runtime, &config.data_dir)?;
     let output = runtime.block_on(async {
         let mailauth = tern::mailauth::MailAuth::new(config)?;
         anyhow::Ok(tern::dmarc::report_now(&store, config, &mailauth, None).await?)
@@ -423,8 +423,9 @@ fn dmarc_report(config: &Config, dry_run: bool) -> Result<()> {
     Ok(())
 }
 
-fn open_store(data_dir: &Path) -> Result<tern::store::Store> {
-    tern::store::Store::open(data_dir)
+fn open_store(runtime: &tokio::runtime::Runtime, data_dir: &Path) -> Result<tern::store::Store> {
+    runtime
+        .block_on(tern::store::Store::open(data_dir))
         .with_context(|| format!("opening the store in {}", data_dir.display()))
 }
 

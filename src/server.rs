@@ -258,7 +258,7 @@ pub async fn serve_with_reload(
     config: Config,
     config_path: Option<std::path::PathBuf>,
 ) -> Result<(), ServerError> {
-    let store = Store::open(&config.data_dir)?;
+    let store = Store::open(&config.data_dir).await?;
     let converted = crate::imap::convert_stored_names(&store).await?;
     if converted > 0 {
         tracing::info!("{converted} folder names converted from modified UTF-7 to UTF-8");

@@ -44,7 +44,7 @@ impl Session {
         let mut live = std::mem::take(&mut view.live);
         let mut out = String::new();
         for search in &mut live {
-            let Ok((positions, _)) = self.matching(None, search.criteria.clone()) else {
+            let Ok((positions, _)) = self.matching(None, search.criteria.clone()).await else {
                 continue;
             };
             let Some(view) = self.view.as_ref() else {

@@ -127,7 +127,7 @@ impl Deliverer {
             .collect();
         for i in local {
             let users = entry.recipients[i].local_users.clone();
-            let outcome = match store.deliver_blob(entry.blob, &users) {
+            let outcome = match store.deliver_blob(entry.blob, &users).await {
                 Ok(_) => Outcome::Delivered {
                     relay: "local".into(),
                     reply: "delivered to mailbox".into(),
@@ -230,7 +230,7 @@ impl Deliverer {
         let store = &self.ctx.store;
         let next = entry.next_attempt();
         if next.is_none() {
-            store.release_queue_entry(&entry)?;
+            store.release_queue_entry(&entry).await?;
         } else {
             store.update_queue_entry(&entry).await?;
         }
@@ -373,7 +373,7 @@ impl Deliverer {
             last_error = format!("{last_error}; {refusal}");
         }
         for (hop, security) in &routed.hops {
-            let parts = match self.ctx.store.blob_parts(entry.blob) {
+            let parts = match self.ctx.store.blob_parts(entry.blob).await {
                 Ok(p) => p,
                 Err(e) => {
                     let text = format!("message body unreadable: {e}");
@@ -483,9 +483,10 @@ impl Deliverer {
                         remote = session.remote(),
                         "cached connection failed; using a new one"
                     );
-                    *reader = BlobReader::new(self.ctx.store.blob_parts(blob).map_err(|e| {
-                        AttemptError::Io(hop.host.clone(), std::io::Error::other(e))
-                    })?);
+                    *reader =
+                        BlobReader::new(self.ctx.store.blob_parts(blob).await.map_err(|e| {
+                            AttemptError::Io(hop.host.clone(), std::io::Error::other(e))
+                        })?);
                 }
                 result => return self.park(&key, session, result).await,
             }

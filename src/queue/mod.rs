@@ -126,7 +126,7 @@ pub async fn run(ctx: Arc<ServerContext>, mut shutdown: Shutdown) {
                     Some(at) => schedule.set(entry.id, at),
                     // Nothing pending: a crash came between the last result and the clean-up.
                     None => {
-                        if let Err(e) = ctx.store.release_queue_entry(&entry) {
+                        if let Err(e) = ctx.store.release_queue_entry(&entry).await {
                             tracing::warn!(queue_id = %entry.queue_id(), "queue clean-up failed: {e}");
                         }
                     }

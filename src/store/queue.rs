@@ -6,6 +6,7 @@
 //! `tern queue delete` in between is never undone).
 
 use super::backend::{Batch, KeyRange, ScanOrder, Space, retry};
+use super::writeset::WriteSet;
 use super::{BlobId, Store, StoreError, decode, encode};
 use serde::{Deserialize, Serialize};
 
@@ -181,26 +182,29 @@ impl Store {
     }
 
     /// Queues an already committed blob anew (bounces), taking a reference.
-    pub fn enqueue_blob(&self, entry: &QueueEntry) -> Result<(), StoreError> {
-        let _guard = self.lock();
-        let mut batch = sled::Batch::default();
-        self.adjust_refs(entry.blob, 1, &mut batch)?;
-        batch.insert(queue_key(entry.id), encode(entry));
-        self.inner.meta.apply_batch(batch)?;
-        Ok(())
+    pub async fn enqueue_blob(&self, entry: &QueueEntry) -> Result<(), StoreError> {
+        self.attempt(|| async {
+            let mut ws = WriteSet::new(self);
+            ws.adjust_refs(entry.blob, 1).await?;
+            ws.batch
+                .put(Space::Meta, queue_key(entry.id), encode(entry));
+            ws.commit().await
+        })
+        .await
     }
 
     /// Stores a message generated here (a bounce) and queues it.
-    pub fn enqueue_bytes(
+    pub async fn enqueue_bytes(
         &self,
         mut entry: QueueEntry,
         bytes: &[u8],
     ) -> Result<QueueEntry, StoreError> {
-        let mut writer = self.blob_writer(entry.id)?;
-        writer.write(bytes)?;
+        let mut writer = self.blob_writer(entry.id);
+        writer.write(bytes).await?;
         entry.blob = writer.id();
         entry.size = bytes.len() as u64;
-        self.accept_message(writer, Vec::new(), &[], Some(&entry))?;
+        self.accept_message(writer, Vec::new(), &[], Some(&entry))
+            .await?;
         Ok(entry)
     }
 }

@@ -28,7 +28,12 @@ fn sts_key(domain: &str) -> Vec<u8> {
 impl Store {
     /// The cached policy of `domain`, expired or not.
     pub async fn sts_policy(&self, domain: &str) -> Result<Option<StsPolicyRecord>, StoreError> {
-        match self.inner.backend.get(Space::Meta, &sts_key(domain)).await? {
+        match self
+            .inner
+            .backend
+            .get(Space::Meta, &sts_key(domain))
+            .await?
+        {
             Some(v) => Ok(Some(decode("MTA-STS policy", &v)?)),
             None => Ok(None),
         }

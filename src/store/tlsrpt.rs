@@ -110,39 +110,32 @@ impl Store {
 mod tests {
     use super::*;
 
-    #[test]
-    fn concurrent_tallies_all_count() {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_tallies_all_count() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(4)
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async {
-            let tasks: Vec<_> = (0..8)
-                .map(|_| {
-                    let store = store.clone();
-                    tokio::spawn(async move {
-                        for _ in 0..25 {
-                            store
-                                .update_tlsrpt(86400, "Example.test", |t| t.successes += 1)
-                                .await
-                                .unwrap();
-                        }
-                    })
+        let store = Store::open(dir.path()).await.unwrap();
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    for _ in 0..25 {
+                        store
+                            .update_tlsrpt(86400, "Example.test", |t| t.successes += 1)
+                            .await
+                            .unwrap();
+                    }
                 })
-                .collect();
-            for t in tasks {
-                t.await.unwrap();
-            }
-            let due = store.tlsrpt_before(2 * 86400).await.unwrap();
-            assert_eq!(due.len(), 1);
-            assert_eq!(due[0].1, "example.test");
-            assert_eq!(due[0].2.successes, 200);
-            assert!(store.tlsrpt_before(86400).await.unwrap().is_empty());
-            store.remove_tlsrpt(86400, "example.test").await.unwrap();
-            assert!(store.tlsrpt_before(i64::MAX).await.unwrap().is_empty());
-        });
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let due = store.tlsrpt_before(2 * 86400).await.unwrap();
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].1, "example.test");
+        assert_eq!(due[0].2.successes, 200);
+        assert!(store.tlsrpt_before(86400).await.unwrap().is_empty());
+        store.remove_tlsrpt(86400, "example.test").await.unwrap();
+        assert!(store.tlsrpt_before(i64::MAX).await.unwrap().is_empty());
     }
 }

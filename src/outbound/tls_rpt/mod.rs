@@ -14,8 +14,8 @@ use crate::dns::{Dns, DnsError};
 use crate::store::{Store, TlsRptFailure, now};
 use mail_auth::dns::TxtRecordParser;
 use mail_auth::mta_sts::{ReportUri, TlsRptRecord};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The address this host sends from towards `ip` (the kernel's choice of
 /// source address; a UDP "connect" sends nothing), for `sending-mta-ip`.
@@ -93,7 +93,13 @@ impl TlsRpt {
     }
 
     /// A session that failed the policy: `remote` is "host[ip]:port" or a host.
-    pub async fn failure(&self, policy: &ReportPolicy, result_type: &str, remote: &str, reason: &str) {
+    pub async fn failure(
+        &self,
+        policy: &ReportPolicy,
+        result_type: &str,
+        remote: &str,
+        reason: &str,
+    ) {
         let (host, ip) = match remote.split_once('[') {
             Some((h, rest)) => (
                 h.to_string(),
