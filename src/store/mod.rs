@@ -26,6 +26,8 @@ mod folders;
 mod kv;
 mod mailbox;
 mod queue;
+#[cfg(test)]
+mod races;
 mod sts;
 mod subscriptions;
 mod tlsrpt;
