@@ -418,7 +418,7 @@ fn admin_request(config: &Config, request: AdminRequest) -> Result<()> {
     if through_server(&runtime, config, &request)? {
         return Ok(());
     }
-    let store = open_store(&runtime, &config.data_dir)?;
+    let store = open_store(&runtime, config)?;
     let output = runtime.block_on(admin::execute(&store, config, None, request))?;
     runtime.block_on(store.flush())?;
     print!("{output}");
@@ -460,7 +460,7 @@ fn dmarc_report(config: &Config, dry_run: bool) -> Result<()> {
     if through_server(&runtime, config, &request)? {
         return Ok(());
     }
-    let store = open_store(&runtime, &config.data_dir)?;
+    let store = open_store(&runtime, config)?;
     let output = runtime.block_on(async {
         let mailauth = tern::mailauth::MailAuth::new(config)?;
         anyhow::Ok(tern::dmarc::report_now(&store, config, &mailauth, None).await?)
@@ -470,10 +470,15 @@ fn dmarc_report(config: &Config, dry_run: bool) -> Result<()> {
     Ok(())
 }
 
-fn open_store(runtime: &tokio::runtime::Runtime, data_dir: &Path) -> Result<tern::store::Store> {
+fn open_store(runtime: &tokio::runtime::Runtime, config: &Config) -> Result<tern::store::Store> {
+    use tern::store::backend::{Backend, EngineSettings};
+    let engine = EngineSettings::from_config(config);
     runtime
-        .block_on(tern::store::Store::open(data_dir))
-        .with_context(|| format!("opening the store in {}", data_dir.display()))
+        .block_on(async {
+            let backend = Backend::open(&engine).await?;
+            tern::store::Store::on(backend).await
+        })
+        .with_context(|| format!("opening the store ({})", engine.describe()))
 }
 
 fn read_password(from_stdin: bool) -> Result<String> {

@@ -60,6 +60,8 @@ pub struct Tern {
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
     data_dir: PathBuf,
+    /// The engine the config names (sled in `data_dir` without `[store]`).
+    engine: tern::store::backend::EngineSettings,
     child: Option<Child>,
     pub ports: HashMap<String, u16>,
     /// The loopback address the listeners bind (127.0.0.x).
@@ -113,6 +115,7 @@ impl Tern {
             .unwrap_or_else(|e| panic!("test config does not parse: {e}\n{config}"));
         Tern {
             data_dir: parsed.data_dir.clone(),
+            engine: tern::store::backend::EngineSettings::from_config(&parsed),
             dir,
             config: path,
             child: None,
@@ -352,7 +355,11 @@ impl Tern {
     pub async fn open_store(&self) -> tern::store::Store {
         let deadline = Instant::now() + READY_BOUND;
         loop {
-            match tern::store::Store::open(&self.data_dir).await {
+            let opened = match tern::store::backend::Backend::open(&self.engine).await {
+                Ok(backend) => tern::store::Store::on(backend).await,
+                Err(e) => Err(e.into()),
+            };
+            match opened {
                 Ok(store) => return store,
                 Err(tern::store::StoreError::Locked(_)) if Instant::now() < deadline => {
                     tokio::time::sleep(Duration::from_millis(20)).await;
