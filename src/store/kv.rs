@@ -286,22 +286,13 @@ mod tests {
     async fn concurrent_increments_lose_no_update() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).await.unwrap();
-        let tasks: Vec<_> = (0..8)
-            .map(|_| {
-                let store = store.clone();
-                tokio::spawn(async move {
-                    for _ in 0..50 {
-                        store
-                            .kv_increment("rate", "client", 1, Some(60))
-                            .await
-                            .unwrap();
-                    }
-                })
-            })
-            .collect();
-        for t in tasks {
-            t.await.unwrap();
-        }
+        crate::store::race(&store, 8, 50, |store| async move {
+            store
+                .kv_increment("rate", "client", 1, Some(60))
+                .await
+                .unwrap();
+        })
+        .await;
         assert_eq!(
             store.kv_get("rate", "client").await.unwrap().as_deref(),
             Some(&b"400"[..])

@@ -231,6 +231,28 @@ impl Store {
     }
 }
 
+/// Runs `op` `each` times in each of `writers` tasks at once (a race).
+#[cfg(test)]
+pub(crate) async fn race<F, Fut>(store: &Store, writers: usize, each: usize, op: F)
+where
+    F: Fn(Store) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let tasks: Vec<_> = (0..writers)
+        .map(|_| {
+            let (store, op) = (store.clone(), op.clone());
+            tokio::spawn(async move {
+                for _ in 0..each {
+                    op(store.clone()).await;
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
 /// Opens a store a test has just dropped: sled's own threads let go of the
 /// file lock shortly after the drop, so the open is retried (up to 30 s)
 /// while it reports the store locked.

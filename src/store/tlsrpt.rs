@@ -114,22 +114,13 @@ mod tests {
     async fn concurrent_tallies_all_count() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).await.unwrap();
-        let tasks: Vec<_> = (0..8)
-            .map(|_| {
-                let store = store.clone();
-                tokio::spawn(async move {
-                    for _ in 0..25 {
-                        store
-                            .update_tlsrpt(86400, "Example.test", |t| t.successes += 1)
-                            .await
-                            .unwrap();
-                    }
-                })
-            })
-            .collect();
-        for t in tasks {
-            t.await.unwrap();
-        }
+        crate::store::race(&store, 8, 25, |store| async move {
+            store
+                .update_tlsrpt(86400, "Example.test", |t| t.successes += 1)
+                .await
+                .unwrap();
+        })
+        .await;
         let due = store.tlsrpt_before(2 * 86400).await.unwrap();
         assert_eq!(due.len(), 1);
         assert_eq!(due[0].1, "example.test");
