@@ -59,16 +59,10 @@ pub(super) async fn check(d: &mut Doctor<'_>) -> Vec<IpAddr> {
             ours.push(ip);
             notes.push(format!("listener {listener}"));
         } else if published.is_empty() {
-            if !ip.is_unspecified() {
-                ours.push(ip);
-                notes.push(format!(
-                    "listener {listener} (not public; {host} has no A/AAAA to use instead)"
-                ));
-            } else {
-                notes.push(format!(
-                    "listener {listener} skipped (every address; {host} has no A/AAAA to check instead)"
-                ));
-            }
+            notes.push(format!(
+                "listener {listener} skipped: not a public address, and {host} has no A/AAAA \
+                 to check instead"
+            ));
         } else {
             let why = if ip.is_unspecified() {
                 "listens on every address"
@@ -88,10 +82,10 @@ pub(super) async fn check(d: &mut Doctor<'_>) -> Vec<IpAddr> {
     address_records(d, &host, &published, &smtp);
     let list: Vec<String> = ours.iter().map(IpAddr::to_string).collect();
     if ours.is_empty() {
-        d.error(
+        d.warning(
             "addresses",
             &host,
-            format!("no address to check ({})", notes.join("; ")),
+            format!("no address to check PTR and SPF for ({})", notes.join("; ")),
             None,
         );
     } else {
@@ -113,7 +107,9 @@ fn address_records(d: &mut Doctor<'_>, host: &str, published: &[IpAddr], smtp: &
         .filter(|ip| !ip.is_unspecified())
         .collect();
     if published.is_empty() {
-        let mut suggest: Vec<IpAddr> = bound.clone();
+        // A private or loopback listener sits behind a NAT or proxy: its
+        // own address is no use to others.
+        let mut suggest: Vec<IpAddr> = bound.iter().copied().filter(|ip| is_public(*ip)).collect();
         if suggest.is_empty() {
             suggest.extend([false, true].into_iter().filter_map(local_address));
         }
@@ -140,7 +136,24 @@ fn address_records(d: &mut Doctor<'_>, host: &str, published: &[IpAddr], smtp: &
         .filter(|ip| is_public(*ip) && !published.contains(ip))
         .collect();
     let list: Vec<String> = published.iter().map(IpAddr::to_string).collect();
-    if missing.is_empty() {
+    let unreachable: Vec<String> = published
+        .iter()
+        .filter(|ip| !is_public(**ip))
+        .map(IpAddr::to_string)
+        .collect();
+    if !unreachable.is_empty() {
+        let loopback = published.iter().any(|ip| ip.is_loopback() || ip.is_unspecified());
+        let message = format!(
+            "A/AAAA {}: {} is not a public address, which other servers cannot reach",
+            list.join(", "),
+            unreachable.join(", ")
+        );
+        if loopback {
+            d.error("a", host, message, None);
+        } else {
+            d.warning("a", host, message, None);
+        }
+    } else if missing.is_empty() {
         d.ok("a", host, format!("A/AAAA {}", list.join(", ")));
     } else {
         let names: Vec<String> = missing.iter().map(IpAddr::to_string).collect();
