@@ -48,7 +48,10 @@ fn policy(mx: &str) -> Value {
 impl Setup {
     fn new() -> Setup {
         let ca = TestCa::new();
-        let https = HttpsServer::start(&ca.issue("policy", &["mta-sts.example.test"]), &policy("mx.example.test"));
+        let https = HttpsServer::start(
+            &ca.issue("policy", &["mta-sts.example.test"]),
+            &policy("mx.example.test"),
+        );
         let keys = tempfile::tempdir().expect("tempdir");
         let (key, dkim, _) = dkim_generate(keys.path(), "example.test", "ed", "ed25519");
         let dns = DnsServer::start(&zone(&dkim));
@@ -74,7 +77,14 @@ impl Setup {
         // The listeners got ephemeral ports; the doctor reads them from the config.
         tern.pin_ports();
         std::mem::forget(keys);
-        Setup { dns, https, ca, tern, cert, dkim }
+        Setup {
+            dns,
+            https,
+            ca,
+            tern,
+            cert,
+            dkim,
+        }
     }
 
     fn doctor(&self, args: &[&str]) -> (Output, String) {
@@ -135,22 +145,52 @@ fn a_correct_zone_is_all_ok_and_each_wrong_record_is_an_error_with_its_fix() {
     let s = Setup::new();
     // 1. Everything right: every line ok, exit 0.
     let (out, text) = s.doctor(&[]);
-    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let findings: Vec<&str> = text.lines().filter(|l| !l.contains(" error(s)")).collect();
     assert!(
         findings.iter().all(|l| l.starts_with("ok ")),
         "not all ok:\n{text}"
     );
-    for check in ["addresses", "a", "ptr", "mx", "spf", "dkim", "dmarc", "mta-sts", "tls-rpt", "certificate", "listener"] {
+    for check in [
+        "addresses",
+        "a",
+        "ptr",
+        "mx",
+        "spf",
+        "dkim",
+        "dmarc",
+        "mta-sts",
+        "tls-rpt",
+        "certificate",
+        "listener",
+    ] {
         assert!(
-            findings.iter().any(|l| l.split_whitespace().nth(1) == Some(check)),
+            findings
+                .iter()
+                .any(|l| l.split_whitespace().nth(1) == Some(check)),
             "no {check} line:\n{text}"
         );
     }
-    assert!(text.contains("checking 192.0.2.10 (listener 127.0.0.1:"), "{text}");
-    assert!(text.contains("used the A/AAAA records of mx.example.test"), "{text}");
-    let listeners = findings.iter().filter(|l| l.split_whitespace().nth(1) == Some("listener"));
-    assert_eq!(listeners.count(), 4, "smtp, submission, pop3, pop3s:\n{text}");
+    assert!(
+        text.contains("checking 192.0.2.10 (listener 127.0.0.1:"),
+        "{text}"
+    );
+    assert!(
+        text.contains("used the A/AAAA records of mx.example.test"),
+        "{text}"
+    );
+    let listeners = findings
+        .iter()
+        .filter(|l| l.split_whitespace().nth(1) == Some("listener"));
+    assert_eq!(
+        listeners.count(),
+        4,
+        "smtp, submission, pop3, pop3s:\n{text}"
+    );
 
     // 2. --json: the same findings, machine-readable.
     let (out, json) = s.doctor(&["--json"]);
@@ -162,13 +202,21 @@ fn a_correct_zone_is_all_ok_and_each_wrong_record_is_an_error_with_its_fix() {
         assert!(f["publish"].is_null(), "{f}");
         assert!(f["subject"].as_str().is_some_and(|s| !s.is_empty()), "{f}");
     }
-    assert!(list.iter().any(|f| f["check"] == "dkim" && f["subject"] == "ed._domainkey.example.test"));
+    assert!(
+        list.iter()
+            .any(|f| f["check"] == "dkim" && f["subject"] == "ed._domainkey.example.test")
+    );
 
     // 3. Each record wrong or missing in turn.
     let good = zone_ok(&s);
     let mut z = good.clone();
     z["example.test"]["MX"] = json!([[10, "mx.elsewhere.test"]]);
-    s.expect_error(&z, "mx", "MX 10 mx.elsewhere.test does not point at this server's hostname mx.example.test", "example.test. IN MX 10 mx.example.test.");
+    s.expect_error(
+        &z,
+        "mx",
+        "MX 10 mx.elsewhere.test does not point at this server's hostname mx.example.test",
+        "example.test. IN MX 10 mx.example.test.",
+    );
 
     let mut z = good.clone();
     z["mx.example.test"] = json!({"TXT": ["v=spf1 a -all"]});
@@ -176,41 +224,88 @@ fn a_correct_zone_is_all_ok_and_each_wrong_record_is_an_error_with_its_fix() {
 
     let mut z = good.clone();
     z["10.2.0.192.in-addr.arpa"] = json!({"PTR": ["host.provider.test"]});
-    s.expect_error(&z, "ptr", "PTR host.provider.test does not name this server's hostname mx.example.test", "10.2.0.192.in-addr.arpa. IN PTR mx.example.test.");
+    s.expect_error(
+        &z,
+        "ptr",
+        "PTR host.provider.test does not name this server's hostname mx.example.test",
+        "10.2.0.192.in-addr.arpa. IN PTR mx.example.test.",
+    );
 
     let mut z = good.clone();
     z.as_object_mut().unwrap().remove("10.2.0.192.in-addr.arpa");
-    s.expect_error(&z, "ptr", "no PTR record", "10.2.0.192.in-addr.arpa. IN PTR mx.example.test.");
+    s.expect_error(
+        &z,
+        "ptr",
+        "no PTR record",
+        "10.2.0.192.in-addr.arpa. IN PTR mx.example.test.",
+    );
 
     let mut z = good.clone();
     z["example.test"]["TXT"] = json!(["v=spf1 ip4:192.0.2.1 -all"]);
-    s.expect_error(&z, "spf", "SPF does not authorise 192.0.2.10: fail", "example.test. IN TXT \"v=spf1 ip4:192.0.2.10 ip4:192.0.2.1 -all\"");
+    s.expect_error(
+        &z,
+        "spf",
+        "SPF does not authorise 192.0.2.10: fail",
+        "example.test. IN TXT \"v=spf1 ip4:192.0.2.10 ip4:192.0.2.1 -all\"",
+    );
 
     let mut z = good.clone();
     z["example.test"]["TXT"] = json!([]);
-    s.expect_error(&z, "spf", "no SPF record", "example.test. IN TXT \"v=spf1 ip4:192.0.2.10 -all\"");
+    s.expect_error(
+        &z,
+        "spf",
+        "no SPF record",
+        "example.test. IN TXT \"v=spf1 ip4:192.0.2.10 -all\"",
+    );
 
     let other = tempfile::tempdir().expect("tempdir");
     let (_, other_record, _) = dkim_generate(other.path(), "example.test", "ed", "ed25519");
     let mut z = good.clone();
     z["ed._domainkey.example.test"] = json!({"TXT": [other_record]});
-    s.expect_error(&z, "dkim", "the published key does not match the private key", &format!("ed._domainkey.example.test. IN TXT \"{}\"", s.dkim));
+    s.expect_error(
+        &z,
+        "dkim",
+        "the published key does not match the private key",
+        &format!("ed._domainkey.example.test. IN TXT \"{}\"", s.dkim),
+    );
 
     let mut z = good.clone();
-    z.as_object_mut().unwrap().remove("ed._domainkey.example.test");
-    s.expect_error(&z, "dkim", "no DKIM key record", &format!("ed._domainkey.example.test. IN TXT \"{}\"", s.dkim));
+    z.as_object_mut()
+        .unwrap()
+        .remove("ed._domainkey.example.test");
+    s.expect_error(
+        &z,
+        "dkim",
+        "no DKIM key record",
+        &format!("ed._domainkey.example.test. IN TXT \"{}\"", s.dkim),
+    );
 
     let mut z = good.clone();
     z.as_object_mut().unwrap().remove("_dmarc.example.test");
-    s.expect_error(&z, "dmarc", "no DMARC record at _dmarc.example.test", "_dmarc.example.test. IN TXT \"v=DMARC1; p=reject; rua=mailto:postmaster@example.test\"");
+    s.expect_error(
+        &z,
+        "dmarc",
+        "no DMARC record at _dmarc.example.test",
+        "_dmarc.example.test. IN TXT \"v=DMARC1; p=reject; rua=mailto:postmaster@example.test\"",
+    );
 
     s.https.set_routes(&policy("mx.elsewhere.test"));
-    s.expect_error(&good, "mta-sts", "lists mx mx.elsewhere.test but not this server's hostname mx.example.test", ";   mx: mx.example.test");
+    s.expect_error(
+        &good,
+        "mta-sts",
+        "lists mx mx.elsewhere.test but not this server's hostname mx.example.test",
+        ";   mx: mx.example.test",
+    );
     s.https.set_routes(&policy("mx.example.test"));
 
     let mut z = good.clone();
     z["_smtp._tls.example.test"] = json!({"TXT": ["v=TLSRPTv1; rua=ftp://nowhere"]});
-    s.expect_error(&z, "tls-rpt", "malformed record", "_smtp._tls.example.test. IN TXT \"v=TLSRPTv1; rua=mailto:postmaster@example.test\"");
+    s.expect_error(
+        &z,
+        "tls-rpt",
+        "malformed record",
+        "_smtp._tls.example.test. IN TXT \"v=TLSRPTv1; rua=mailto:postmaster@example.test\"",
+    );
 
     // A problem in --json: the error with its record to publish.
     let mut z = good.clone();
@@ -223,7 +318,10 @@ fn a_correct_zone_is_all_ok_and_each_wrong_record_is_an_error_with_its_fix() {
     assert_eq!(errors.len(), 1, "{json}");
     assert_eq!(errors[0]["check"], "mx");
     assert_eq!(errors[0]["subject"], "example.test");
-    assert_eq!(errors[0]["publish"], "example.test. IN MX 10 mx.example.test.");
+    assert_eq!(
+        errors[0]["publish"],
+        "example.test. IN MX 10 mx.example.test."
+    );
     s.dns.set_zone(&good);
 
     // 4. The certificate: expired (error), expiring soon (a warning only), another name (error).
@@ -231,21 +329,31 @@ fn a_correct_zone_is_all_ok_and_each_wrong_record_is_an_error_with_its_fix() {
     let (out, text) = s.doctor(&[]);
     assert!(!out.status.success(), "{text}");
     assert!(
-        text.lines().any(|l| l.starts_with("error") && l.contains("certificate") && l.contains("expired on 2021-01-01")),
+        text.lines().any(|l| l.starts_with("error")
+            && l.contains("certificate")
+            && l.contains("expired on 2021-01-01")),
         "{text}"
     );
     s.replace_cert(&s.ca.issue_for_days("soon", &["mx.example.test"], 5));
     let (out, text) = s.doctor(&[]);
-    assert!(out.status.success(), "a certificate expiring soon is a warning:\n{text}");
     assert!(
-        text.lines().any(|l| l.starts_with("warning") && l.contains("certificate") && l.contains("expires on") && l.contains("renew it")),
+        out.status.success(),
+        "a certificate expiring soon is a warning:\n{text}"
+    );
+    assert!(
+        text.lines().any(|l| l.starts_with("warning")
+            && l.contains("certificate")
+            && l.contains("expires on")
+            && l.contains("renew it")),
         "{text}"
     );
     s.replace_cert(&s.ca.issue("other", &["other.example.test"]));
     let (out, text) = s.doctor(&[]);
     assert!(!out.status.success(), "{text}");
     assert!(
-        text.lines().any(|l| l.starts_with("error") && l.contains("certificate") && l.contains("does not cover this server's hostname mx.example.test")),
+        text.lines().any(|l| l.starts_with("error")
+            && l.contains("certificate")
+            && l.contains("does not cover this server's hostname mx.example.test")),
         "{text}"
     );
 }

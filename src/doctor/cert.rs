@@ -40,13 +40,23 @@ pub(super) fn check(d: &mut Doctor<'_>) {
             }
         };
         let Some(leaf) = chain.first() else {
-            d.error("certificate", &path, "no certificate in the file".into(), None);
+            d.error(
+                "certificate",
+                &path,
+                "no certificate in the file".into(),
+                None,
+            );
             continue;
         };
         let not_after = match x509_cert::Certificate::from_der(leaf.as_ref()) {
             Ok(c) => UNIX_EPOCH + c.tbs_certificate.validity.not_after.to_unix_duration(),
             Err(e) => {
-                d.error("certificate", &path, format!("not a valid X.509 certificate: {e}"), None);
+                d.error(
+                    "certificate",
+                    &path,
+                    format!("not a valid X.509 certificate: {e}"),
+                    None,
+                );
                 continue;
             }
         };
@@ -74,7 +84,12 @@ pub(super) fn check(d: &mut Doctor<'_>) {
         let verifier = match Verifier::load(d.config.relay.tls_ca.as_deref()) {
             Ok(v) => v,
             Err(e) => {
-                d.warning("certificate", &path, format!("cannot be verified: {e}"), None);
+                d.warning(
+                    "certificate",
+                    &path,
+                    format!("cannot be verified: {e}"),
+                    None,
+                );
                 continue;
             }
         };
@@ -106,7 +121,9 @@ pub(super) fn check(d: &mut Doctor<'_>) {
 /// The index of the entry served to a client asking for `host`: one
 /// naming it, else one whose wildcard covers it, else the default (first).
 fn served_for(entries: &[CertificateEntry], host: &str) -> usize {
-    let exact = entries.iter().position(|e| e.names.iter().any(|n| n == host));
+    let exact = entries
+        .iter()
+        .position(|e| e.names.iter().any(|n| n == host));
     let parent = host.split_once('.').map(|(_, p)| format!("*.{p}"));
     let wildcard = entries
         .iter()
@@ -116,7 +133,10 @@ fn served_for(entries: &[CertificateEntry], host: &str) -> usize {
 
 /// `YYYY-MM-DD` (UTC).
 fn date(t: SystemTime) -> String {
-    let secs = t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let secs = t
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     chrono::DateTime::from_timestamp(secs as i64, 0)
         .map(|d| d.format("%Y-%m-%d").to_string())
         .unwrap_or_else(|| format!("{secs} s after 1970"))

@@ -36,7 +36,12 @@ pub(super) async fn check(d: &mut Doctor<'_>, domain: &str) {
         let record = match dkim_record(&key) {
             Ok(r) => r,
             Err(e) => {
-                d.error("dkim", &name, format!("the private key cannot be used: {e}"), None);
+                d.error(
+                    "dkim",
+                    &name,
+                    format!("the private key cannot be used: {e}"),
+                    None,
+                );
                 continue;
             }
         };

@@ -41,7 +41,10 @@ pub(super) async fn check(d: &mut Doctor<'_>, domain: &str) {
             d.error(
                 "dmarc",
                 domain,
-                format!("{} DMARC records at {name}: receivers apply none", dmarc.len()),
+                format!(
+                    "{} DMARC records at {name}: receivers apply none",
+                    dmarc.len()
+                ),
                 Some(txt(&name, &suggested)),
             );
             return;

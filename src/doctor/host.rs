@@ -40,8 +40,6 @@ pub(super) async fn check(d: &mut Doctor<'_>) -> Vec<IpAddr> {
         .filter(|l| l.protocol == Protocol::Smtp)
         .map(|l| l.address)
         .collect();
-    let mut ours: Vec<IpAddr> = Vec::new();
-    let mut notes: Vec<String> = Vec::new();
     if smtp.is_empty() {
         d.warning(
             "addresses",
@@ -51,34 +49,8 @@ pub(super) async fn check(d: &mut Doctor<'_>) -> Vec<IpAddr> {
                 .into(),
             None,
         );
-        ours.extend(&published);
     }
-    for listener in &smtp {
-        let ip = listener.ip();
-        if is_public(ip) {
-            ours.push(ip);
-            notes.push(format!("listener {listener}"));
-        } else if published.is_empty() {
-            notes.push(format!(
-                "listener {listener} skipped: not a public address, and {host} has no A/AAAA \
-                 to check instead"
-            ));
-        } else {
-            let why = if ip.is_unspecified() {
-                "listens on every address"
-            } else {
-                "is not a public address (a NAT or proxy in front?)"
-            };
-            // 0.0.0.0 takes IPv4 only; [::] both (dual stack).
-            let v4_only = ip == IpAddr::from([0, 0, 0, 0]);
-            ours.extend(published.iter().filter(|a| !v4_only || a.is_ipv4()));
-            notes.push(format!(
-                "listener {listener} {why}: used the A/AAAA records of {host}"
-            ));
-        }
-    }
-    ours.sort();
-    ours.dedup();
+    let (ours, notes) = choose(&smtp, &published, &host);
     address_records(d, &host, &published, &smtp);
     let list: Vec<String> = ours.iter().map(IpAddr::to_string).collect();
     if ours.is_empty() {
@@ -96,6 +68,50 @@ pub(super) async fn check(d: &mut Doctor<'_>) -> Vec<IpAddr> {
         );
     }
     ours
+}
+
+/// The addresses that are ours, given the smtp listeners and the
+/// A/AAAA records of `host`, with a note per listener saying which
+/// addresses it gave (or that it was skipped) and why.
+fn choose(smtp: &[SocketAddr], published: &[IpAddr], host: &str) -> (Vec<IpAddr>, Vec<String>) {
+    let mut ours: Vec<IpAddr> = Vec::new();
+    let mut notes: Vec<String> = Vec::new();
+    if smtp.is_empty() {
+        ours.extend(published);
+    }
+    for listener in smtp {
+        let ip = listener.ip();
+        // 0.0.0.0 takes IPv4 only; [::] both (dual stack).
+        let v4_only = ip == IpAddr::from([0, 0, 0, 0]);
+        let usable: Vec<IpAddr> = published
+            .iter()
+            .copied()
+            .filter(|a| !v4_only || a.is_ipv4())
+            .collect();
+        if is_public(ip) {
+            ours.push(ip);
+            notes.push(format!("listener {listener}"));
+        } else if usable.is_empty() {
+            notes.push(format!(
+                "listener {listener} skipped: not a public address, and {host} has no \
+                 {} to check instead",
+                if v4_only { "A record" } else { "A/AAAA" }
+            ));
+        } else {
+            let why = if ip.is_unspecified() {
+                "listens on every address"
+            } else {
+                "is not a public address (a NAT or proxy in front?)"
+            };
+            ours.extend(&usable);
+            notes.push(format!(
+                "listener {listener} {why}: used the A/AAAA records of {host}"
+            ));
+        }
+    }
+    ours.sort();
+    ours.dedup();
+    (ours, notes)
 }
 
 /// `hostname`'s A/AAAA records: present, and listing every public
@@ -142,7 +158,9 @@ fn address_records(d: &mut Doctor<'_>, host: &str, published: &[IpAddr], smtp: &
         .map(IpAddr::to_string)
         .collect();
     if !unreachable.is_empty() {
-        let loopback = published.iter().any(|ip| ip.is_loopback() || ip.is_unspecified());
+        let loopback = published
+            .iter()
+            .any(|ip| ip.is_loopback() || ip.is_unspecified());
         let message = format!(
             "A/AAAA {}: {} is not a public address, which other servers cannot reach",
             list.join(", "),
@@ -189,4 +207,64 @@ fn local_address(v6: bool) -> Option<IpAddr> {
     socket.connect(peer).ok()?;
     let ip = socket.local_addr().ok()?.ip();
     is_public(ip).then_some(ip)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::choose;
+    use std::net::{IpAddr, SocketAddr};
+
+    fn addrs(list: &[&str]) -> Vec<IpAddr> {
+        list.iter().map(|a| a.parse().unwrap()).collect()
+    }
+
+    fn listen(list: &[&str]) -> Vec<SocketAddr> {
+        list.iter().map(|a| a.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn wildcard_and_private_listeners_use_the_host_records_and_say_so() {
+        let published = addrs(&["192.0.2.10", "2001:db8::10"]);
+        let (ours, notes) = choose(&listen(&["0.0.0.0:25"]), &published, "mx.example.test");
+        assert_eq!(ours, addrs(&["192.0.2.10"]));
+        assert_eq!(
+            notes,
+            [
+                "listener 0.0.0.0:25 listens on every address: used the A/AAAA records of mx.example.test"
+            ]
+        );
+        let (ours, _) = choose(&listen(&["[::]:25"]), &published, "mx.example.test");
+        assert_eq!(ours, published);
+        let (ours, notes) = choose(&listen(&["10.0.0.5:25"]), &published, "mx.example.test");
+        assert_eq!(ours, published);
+        assert!(
+            notes[0].contains("not a public address (a NAT or proxy in front?)"),
+            "{notes:?}"
+        );
+    }
+
+    #[test]
+    fn public_listeners_are_taken_as_they_are_and_unusable_ones_skipped() {
+        let (ours, notes) = choose(
+            &listen(&["198.51.100.7:25", "127.0.0.1:25"]),
+            &[],
+            "mx.example.test",
+        );
+        assert_eq!(ours, addrs(&["198.51.100.7"]));
+        assert_eq!(notes[0], "listener 198.51.100.7:25");
+        assert!(
+            notes[1].starts_with("listener 127.0.0.1:25 skipped"),
+            "{notes:?}"
+        );
+        let (ours, notes) = choose(
+            &listen(&["0.0.0.0:25"]),
+            &addrs(&["2001:db8::10"]),
+            "mx.example.test",
+        );
+        assert!(ours.is_empty());
+        assert!(
+            notes[0].contains("skipped") && notes[0].contains("no A record"),
+            "{notes:?}"
+        );
+    }
 }

@@ -54,7 +54,9 @@ pub(super) async fn check(d: &mut Doctor<'_>) {
                     d.warning(
                         "listener",
                         &subject,
-                        format!("answers{note}, but its greeting does not name {host}: {greeting:?}"),
+                        format!(
+                            "answers{note}, but its greeting does not name {host}: {greeting:?}"
+                        ),
                         None,
                     );
                 } else if greeting.is_empty() {
@@ -86,8 +88,8 @@ async fn probe(protocol: Protocol, target: SocketAddr, host: &str) -> Result<Str
         return greeting(protocol, tcp).await;
     }
     // The certificate itself is judged by `cert.rs`; here only the handshake.
-    let config = crate::tls::client::opportunistic_tls_config()
-        .map_err(|e| format!("TLS client: {e}"))?;
+    let config =
+        crate::tls::client::opportunistic_tls_config().map_err(|e| format!("TLS client: {e}"))?;
     let name = rustls::pki_types::ServerName::try_from(host.to_string())
         .map_err(|e| format!("{host:?}: {e}"))?;
     let tls = tokio_rustls::TlsConnector::from(Arc::clone(&config))

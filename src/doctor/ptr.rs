@@ -18,7 +18,11 @@ pub(super) async fn check(d: &mut Doctor<'_>, addresses: &[IpAddr]) {
         let fix = Some(records::ptr(ip, &host));
         match d.probe.iprev(ip).await {
             Iprev::Confirmed(names) if names.contains(&host) => {
-                d.ok("ptr", &subject, format!("PTR {host}, which resolves back to {ip}"));
+                d.ok(
+                    "ptr",
+                    &subject,
+                    format!("PTR {host}, which resolves back to {ip}"),
+                );
             }
             Iprev::Confirmed(names) | Iprev::Unconfirmed(names) if !names.contains(&host) => {
                 d.error(

@@ -76,8 +76,9 @@ mod tests {
             "1.2.0.192.in-addr.arpa. IN PTR mx.example.test."
         );
         assert!(
-            ptr("2001:db8::1".parse().unwrap(), "mx.example.test")
-                .starts_with("1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa. IN PTR")
+            ptr("2001:db8::1".parse().unwrap(), "mx.example.test").starts_with(
+                "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa. IN PTR"
+            )
         );
         assert_eq!(
             address("mx.example.test", "2001:db8::1".parse().unwrap()),
@@ -89,7 +90,16 @@ mod tests {
 
     #[test]
     fn public_addresses() {
-        for ip in ["127.0.0.1", "10.1.2.3", "192.168.1.1", "100.64.0.1", "0.0.0.0", "::1", "fd00::1", "fe80::1"] {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "192.168.1.1",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+        ] {
             assert!(!is_public(ip.parse().unwrap()), "{ip}");
         }
         for ip in ["192.0.2.1", "8.8.8.8", "2001:db8::1"] {

@@ -43,7 +43,12 @@ async fn check_one(d: &mut Doctor<'_>, domain: &str, addresses: &[IpAddr], sever
         }
     }
     let mechanisms: Vec<String> = addresses.iter().map(|ip| spf_mechanism(*ip)).collect();
-    let fresh = || Some(txt(domain, &format!("v=spf1 {} -all", mechanisms.join(" "))));
+    let fresh = || {
+        Some(txt(
+            domain,
+            &format!("v=spf1 {} -all", mechanisms.join(" ")),
+        ))
+    };
     let report = |d: &mut Doctor<'_>, message: String, publish: Option<String>| {
         d.push(severity, "spf", domain, message, publish);
     };
@@ -80,7 +85,10 @@ async fn check_one(d: &mut Doctor<'_>, domain: &str, addresses: &[IpAddr], sever
         d.warning(
             "spf",
             domain,
-            format!("SPF could not be evaluated for {}: DNS failure", temporary.join(", ")),
+            format!(
+                "SPF could not be evaluated for {}: DNS failure",
+                temporary.join(", ")
+            ),
             None,
         );
     } else {

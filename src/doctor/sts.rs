@@ -26,11 +26,21 @@ pub(super) async fn check(d: &mut Doctor<'_>, domain: &str) {
 }
 
 /// The records of one kind (those whose value starts with `version`) at `name`.
-async fn records(d: &mut Doctor<'_>, check: &'static str, domain: &str, name: &str, version: &str) -> Option<Vec<String>> {
+async fn records(
+    d: &mut Doctor<'_>,
+    check: &'static str,
+    domain: &str,
+    name: &str,
+    version: &str,
+) -> Option<Vec<String>> {
     match d.dns.txt(name).await {
         Ok(list) => Some(
             list.into_iter()
-                .filter(|r| r.trim_start().to_ascii_lowercase().starts_with(&version.to_ascii_lowercase()))
+                .filter(|r| {
+                    r.trim_start()
+                        .to_ascii_lowercase()
+                        .starts_with(&version.to_ascii_lowercase())
+                })
                 .collect(),
         ),
         Err(DnsError::NotFound) => Some(Vec::new()),
@@ -60,7 +70,10 @@ async fn mta_sts(d: &mut Doctor<'_>, domain: &str) -> bool {
     let host = d.hostname.clone();
     let id = chrono::Utc::now().format("%Y%m%d%H%M%S").to_string();
     let record_fix = txt(&name, &format!("v=STSv1; id={id}"));
-    let whole_fix = format!("{record_fix}\n{}", policy_file(domain, std::slice::from_ref(&host)));
+    let whole_fix = format!(
+        "{record_fix}\n{}",
+        policy_file(domain, std::slice::from_ref(&host))
+    );
     let Some(found) = records(d, "mta-sts", domain, &name, "v=STSv1").await else {
         return false;
     };
@@ -79,7 +92,10 @@ async fn mta_sts(d: &mut Doctor<'_>, domain: &str) -> bool {
             d.error(
                 "mta-sts",
                 domain,
-                format!("{} records at {name}: senders use none (RFC 8461 3.1)", found.len()),
+                format!(
+                    "{} records at {name}: senders use none (RFC 8461 3.1)",
+                    found.len()
+                ),
                 Some(record_fix),
             );
             return true;
@@ -88,7 +104,12 @@ async fn mta_sts(d: &mut Doctor<'_>, domain: &str) -> bool {
     let id = match MtaStsRecord::parse(record.as_bytes()) {
         Ok(r) => r.id,
         Err(e) => {
-            d.error("mta-sts", domain, format!("malformed record {record:?}: {e}"), Some(whole_fix));
+            d.error(
+                "mta-sts",
+                domain,
+                format!("malformed record {record:?}: {e}"),
+                Some(whole_fix),
+            );
             return true;
         }
     };
@@ -128,7 +149,10 @@ async fn mta_sts(d: &mut Doctor<'_>, domain: &str) -> bool {
                  senders enforcing it will not deliver here",
                 policy.mx.join(", ")
             ),
-            Some(format!("{}\n; then change the id: {record_fix}", policy_file(domain, &mx))),
+            Some(format!(
+                "{}\n; then change the id: {record_fix}",
+                policy_file(domain, &mx)
+            )),
         );
     } else if mode == "none" {
         d.warning(
@@ -141,7 +165,10 @@ async fn mta_sts(d: &mut Doctor<'_>, domain: &str) -> bool {
         d.ok(
             "mta-sts",
             domain,
-            format!("policy id={id}, mode {mode}, mx {} covers {host}", policy.mx.join(", ")),
+            format!(
+                "policy id={id}, mode {mode}, mx {} covers {host}",
+                policy.mx.join(", ")
+            ),
         );
     }
     true
@@ -158,7 +185,10 @@ async fn fetch(d: &Doctor<'_>, domain: &str) -> Result<String, String> {
 
 async fn tls_rpt(d: &mut Doctor<'_>, domain: &str, sts_published: bool) {
     let name = format!("_smtp._tls.{domain}");
-    let fix = Some(txt(&name, &format!("v=TLSRPTv1; rua=mailto:postmaster@{domain}")));
+    let fix = Some(txt(
+        &name,
+        &format!("v=TLSRPTv1; rua=mailto:postmaster@{domain}"),
+    ));
     let Some(found) = records(d, "tls-rpt", domain, &name, "v=TLSRPTv1").await else {
         return;
     };
@@ -183,7 +213,12 @@ async fn tls_rpt(d: &mut Doctor<'_>, domain: &str, sts_published: bool) {
                     .collect();
                 d.ok("tls-rpt", domain, format!("reports to {}", rua.join(", ")));
             }
-            Err(e) => d.error("tls-rpt", domain, format!("malformed record {one:?}: {e}"), fix),
+            Err(e) => d.error(
+                "tls-rpt",
+                domain,
+                format!("malformed record {one:?}: {e}"),
+                fix,
+            ),
         },
         _ => d.error(
             "tls-rpt",

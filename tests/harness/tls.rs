@@ -85,7 +85,8 @@ impl TestCa {
         let mut params = Self::params(names);
         let until = chrono::Utc::now() + chrono::Duration::days(days);
         params.not_before = rcgen::date_time_ymd(2020, 1, 1);
-        params.not_after = rcgen::date_time_ymd(until.year(), until.month() as u8, until.day() as u8);
+        params.not_after =
+            rcgen::date_time_ymd(until.year(), until.month() as u8, until.day() as u8);
         let cert = params.signed_by(&key, &self.issuer).expect("sign");
         self.write(label, cert.pem(), &key)
     }
