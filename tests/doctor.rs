@@ -142,7 +142,7 @@ fn assert_error(text: &str, check: &str, problem: &str, publish: &str) {
 
 #[test]
 fn a_correct_zone_is_all_ok_and_each_wrong_record_is_an_error_with_its_fix() {
-    let s = Setup::new();
+    let mut s = Setup::new();
     // 1. Everything right: every line ok, exit 0.
     let (out, text) = s.doctor(&[]);
     assert!(
@@ -289,6 +289,24 @@ fn a_correct_zone_is_all_ok_and_each_wrong_record_is_an_error_with_its_fix() {
         "_dmarc.example.test. IN TXT \"v=DMARC1; p=reject; rua=mailto:postmaster@example.test\"",
     );
 
+    // Problems that are warnings: exit 0, the fix shown all the same.
+    let mut z = good.clone();
+    z["_dmarc.example.test"] = json!({"TXT": ["v=DMARC1; p=none"]});
+    z.as_object_mut().unwrap().remove("_smtp._tls.example.test");
+    s.dns.set_zone(&z);
+    let (out, text) = s.doctor(&[]);
+    assert!(out.status.success(), "warnings only:\n{text}");
+    assert!(
+        text.contains(
+            "warning dmarc       example.test: p=none: receivers are asked to do nothing"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("publish:    _dmarc.example.test. IN TXT \"v=DMARC1; p=quarantine; rua=mailto:postmaster@example.test\""), "{text}");
+    assert!(text.contains("publish:    _smtp._tls.example.test. IN TXT \"v=TLSRPTv1; rua=mailto:postmaster@example.test\""), "{text}");
+    assert!(text.ends_with("0 error(s)\n"), "{text}");
+    s.dns.set_zone(&good);
+
     s.https.set_routes(&policy("mx.elsewhere.test"));
     s.expect_error(
         &good,
@@ -355,5 +373,90 @@ fn a_correct_zone_is_all_ok_and_each_wrong_record_is_an_error_with_its_fix() {
             && l.contains("certificate")
             && l.contains("does not cover this server's hostname mx.example.test")),
         "{text}"
+    );
+
+    // 5. A listener that does not answer.
+    s.replace_cert(&s.ca.issue("again", &["mx.example.test"]));
+    s.tern.stop();
+    let (out, text) = s.doctor(&[]);
+    assert!(!out.status.success(), "{text}");
+    let refused = text
+        .lines()
+        .filter(|l| l.starts_with("error   listener") && l.contains("not reachable"))
+        .count();
+    assert_eq!(refused, 4, "{text}");
+}
+
+/// An RSA key the operator made with OpenSSL: the record the doctor says
+/// to publish is the SubjectPublicKeyInfo `openssl rsa -pubout` derives,
+/// and once published, the key verifies.
+#[test]
+fn the_record_of_an_rsa_key_is_the_one_openssl_derives() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = dir.path().join("rsa.pem");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .output()
+            .expect("openssl (scripts/install-test-deps)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let key_arg = key.to_string_lossy().into_owned();
+    run(&[
+        "genpkey",
+        "-algorithm",
+        "RSA",
+        "-pkeyopt",
+        "rsa_keygen_bits:2048",
+        "-out",
+        &key_arg,
+    ]);
+    let public: String = run(&["pkey", "-in", &key_arg, "-pubout"])
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    let record = format!("v=DKIM1; k=rsa; p={public}");
+    let mut z = json!({
+        "example.test": {"MX": [[10, "mx.example.test"]]},
+        "mx.example.test": {"A": ["192.0.2.10"]},
+    });
+    let dns = DnsServer::start(&z);
+    let extra = format!(
+        "[dns]\nnameservers = [\"{}\"]\n[[dkim]]\ndomain = \"example.test\"\nselector = \"rsa\"\nalgorithm = \"rsa-sha256\"\nprivate_key = \"{key_arg}\"\n",
+        dns.address()
+    );
+    let tern = Tern::new(&config("mx.example.test", "example.test", &extra));
+    let dkim = |tern: &Tern| -> Value {
+        let out = tern.cli(&["doctor", "--json"], "");
+        let list: Vec<Value> = serde_json::from_slice(&out.stdout).expect("a JSON array");
+        list.into_iter()
+            .find(|f| f["check"] == "dkim")
+            .expect("a dkim finding")
+    };
+    let missing = dkim(&tern);
+    assert_eq!(missing["status"], "error", "{missing}");
+    assert_eq!(missing["subject"], "rsa._domainkey.example.test");
+    let publish = missing["publish"].as_str().expect("a record to publish");
+    let published: String = publish.split('"').skip(1).step_by(2).collect();
+    assert_eq!(published, record, "{publish}");
+    assert!(
+        publish.starts_with("rsa._domainkey.example.test. IN TXT \""),
+        "{publish}"
+    );
+    z["rsa._domainkey.example.test"] = json!({"TXT": [record]});
+    dns.set_zone(&z);
+    let found = dkim(&tern);
+    assert_eq!(found["status"], "ok", "{found}");
+    assert!(
+        found["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("verifies a signature"),
+        "{found}"
     );
 }
