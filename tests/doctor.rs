@@ -342,6 +342,21 @@ fn a_correct_zone_is_all_ok_and_each_wrong_record_is_an_error_with_its_fix() {
     );
     s.dns.set_zone(&good);
 
+    // A subdomain without a DMARC record of its own is covered by its parent's.
+    let (_, json) = s.doctor(&["--json", "sub.example.test"]);
+    let list: Vec<Value> = serde_json::from_str(&json).expect("a JSON array");
+    let dmarc = list
+        .iter()
+        .find(|f| f["check"] == "dmarc" && f["subject"] == "sub.example.test")
+        .expect("a dmarc finding");
+    assert_eq!(dmarc["status"], "ok", "{dmarc}");
+    assert!(
+        dmarc["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("_dmarc.example.test applies to it: policy reject")),
+        "{dmarc}"
+    );
+
     // 4. The certificate: expired (error), expiring soon (a warning only), another name (error).
     s.replace_cert(&s.ca.issue_expired("expired", &["mx.example.test"]));
     let (out, text) = s.doctor(&[]);

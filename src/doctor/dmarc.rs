@@ -3,7 +3,8 @@
 //! quarantine or reject; `none` only monitors) and an `rua` address for
 //! aggregate reports. Tern signs with `d=` the domain itself and sends
 //! with MAIL FROM in it, so both identifiers align under strict alignment
-//! too; what alignment needs is a DKIM key (see `dkim.rs`) and SPF.
+//! too; what alignment needs is a DKIM key (see `dkim.rs`) and SPF. A
+//! subdomain without a record of its own is covered by its parent's.
 
 use super::Doctor;
 use super::records::txt;
@@ -28,12 +29,28 @@ pub(super) async fn check(d: &mut Doctor<'_>, domain: &str) {
         .collect();
     let record = match dmarc.as_slice() {
         [] => {
-            d.error(
-                "dmarc",
-                domain,
-                format!("no DMARC record at {name}"),
-                Some(txt(&name, &suggested)),
-            );
+            match inherited(d, domain).await {
+                Some((parent, policy)) if acts(policy) => d.ok(
+                    "dmarc",
+                    domain,
+                    format!("no record of its own; {parent} applies to it: policy {policy}"),
+                ),
+                Some((parent, policy)) => d.warning(
+                    "dmarc",
+                    domain,
+                    format!(
+                        "no record of its own; {parent} applies to it with policy {policy}: \
+                         receivers are asked to do nothing with mail that fails DMARC"
+                    ),
+                    Some(txt(&name, &suggested)),
+                ),
+                None => d.error(
+                    "dmarc",
+                    domain,
+                    format!("no DMARC record at {name}"),
+                    Some(txt(&name, &suggested)),
+                ),
+            }
             return;
         }
         [one] => one.as_str(),
@@ -62,13 +79,23 @@ pub(super) async fn check(d: &mut Doctor<'_>, domain: &str) {
             return;
         }
     };
-    let acts = matches!(parsed.p, Policy::Quarantine | Policy::Reject);
+    let acts = acts(parsed.p);
     let rua: Vec<&str> = parsed.rua.iter().map(|u| u.uri()).collect();
     if acts && !rua.is_empty() {
+        let signs = d
+            .config
+            .dkim
+            .iter()
+            .any(|k| k.domain.trim_end_matches('.').eq_ignore_ascii_case(domain));
+        let aligned = if signs {
+            format!("DKIM (d={domain}) and SPF (MAIL FROM @{domain}) align")
+        } else {
+            "only SPF aligns (no DKIM key)".to_string()
+        };
         d.ok(
             "dmarc",
             domain,
-            format!("p={}, rua={}", parsed.p, rua.join(",")),
+            format!("p={}, rua={}; {aligned}", parsed.p, rua.join(",")),
         );
         return;
     }
@@ -91,6 +118,37 @@ pub(super) async fn check(d: &mut Doctor<'_>, domain: &str) {
         problems.join("; "),
         Some(txt(&name, &fixed)),
     );
+}
+
+/// Does the policy ask receivers to act?
+fn acts(policy: Policy) -> bool {
+    matches!(policy, Policy::Quarantine | Policy::Reject)
+}
+
+/// The record of a parent domain that applies to `domain` when it has
+/// none of its own (RFC 7489 section 6.6.3: the organizational domain's,
+/// its `sp=` else `p=`); parents are tried up to two labels (no public
+/// suffix list here, so `co.uk`-like suffixes are tried too, harmlessly).
+async fn inherited(d: &Doctor<'_>, domain: &str) -> Option<(String, Policy)> {
+    let labels: Vec<&str> = domain.split('.').collect();
+    for i in 1..labels.len().saturating_sub(1) {
+        let name = format!("_dmarc.{}", labels[i..].join("."));
+        let Ok(records) = d.dns.txt(&name).await else {
+            continue;
+        };
+        let found: Vec<DmarcRecord> = records
+            .iter()
+            .filter_map(|r| DmarcRecord::parse(r.as_bytes()).ok())
+            .collect();
+        if let [one] = found.as_slice() {
+            let policy = match one.sp {
+                Policy::Unspecified => one.p,
+                sp => sp,
+            };
+            return Some((name, policy));
+        }
+    }
+    None
 }
 
 /// `record` with tag `tag` set to `value` (replaced where it is, else
