@@ -333,7 +333,15 @@ fn a_correct_zone_is_all_ok_and_each_wrong_record_is_an_error_with_its_fix() {
     assert!(!out.status.success(), "{json}");
     let list: Vec<Value> = serde_json::from_str(&json).expect("a JSON array");
     let errors: Vec<&Value> = list.iter().filter(|f| f["status"] == "error").collect();
-    assert_eq!(errors.len(), 1, "{json}");
+    // The MX, and the MTA-STS policy that does not list the new MX host.
+    assert_eq!(errors.len(), 2, "{json}");
+    assert_eq!(errors[1]["check"], "mta-sts");
+    assert!(
+        errors[1]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("not the MX host mx.elsewhere.test")),
+        "{json}"
+    );
     assert_eq!(errors[0]["check"], "mx");
     assert_eq!(errors[0]["subject"], "example.test");
     assert_eq!(

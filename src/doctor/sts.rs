@@ -138,15 +138,32 @@ async fn mta_sts(d: &mut Doctor<'_>, domain: &str) -> bool {
         }
     };
     let mode = policy.mode.name();
-    if !policy.matches(&host) {
+    // This server, and every other MX host of the domain (a backup MX the
+    // policy leaves out gets no mail from enforcing senders either).
+    let mut hosts = vec![host.clone()];
+    if let Ok(list) = d.dns.mx(domain).await {
+        hosts.extend(list.into_iter().map(|(_, h)| h.to_ascii_lowercase()));
+    }
+    hosts.sort();
+    hosts.dedup();
+    let uncovered: Vec<String> = hosts
+        .into_iter()
+        .filter(|h| !h.is_empty() && h != "." && !policy.matches(h))
+        .collect();
+    if !uncovered.is_empty() {
         let mut mx = policy.mx.clone();
-        mx.push(host.clone());
+        mx.extend(uncovered.iter().cloned());
+        let which = if uncovered.contains(&host) {
+            format!("this server's hostname {host}")
+        } else {
+            format!("the MX host {}", uncovered.join(", "))
+        };
         d.error(
             "mta-sts",
             domain,
             format!(
-                "policy id={id} (mode {mode}) lists mx {} but not this server's hostname {host}: \
-                 senders enforcing it will not deliver here",
+                "policy id={id} (mode {mode}) lists mx {} but not {which}: senders enforcing \
+                 it will not deliver there",
                 policy.mx.join(", ")
             ),
             Some(format!(
