@@ -23,6 +23,8 @@ struct Setup {
     cert: CertFiles,
     /// The DKIM key record of the configured key.
     dkim: String,
+    /// Holds the DKIM key file.
+    _keys: tempfile::TempDir,
 }
 
 fn zone(dkim: &str) -> Value {
@@ -76,7 +78,6 @@ impl Setup {
         let tern = Tern::start(&config("mx.example.test", "example.test", &extra));
         // The listeners got ephemeral ports; the doctor reads them from the config.
         tern.pin_ports();
-        std::mem::forget(keys);
         Setup {
             dns,
             https,
@@ -84,6 +85,7 @@ impl Setup {
             tern,
             cert,
             dkim,
+            _keys: keys,
         }
     }
 
