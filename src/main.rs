@@ -46,6 +46,18 @@ enum Command {
     /// DMARC aggregate reports (`[dmarc] reports = true`)
     #[command(subcommand)]
     Dmarc(DmarcCommand),
+    /// Check what the world sees of this server: MX, A/AAAA, PTR, SPF,
+    /// DKIM, DMARC, MTA-STS and TLS-RPT records, the certificate and the
+    /// listeners; prints the record to publish for every problem and
+    /// exits non-zero on any error
+    Doctor {
+        /// Domains to check (default: the configured local domains)
+        #[arg(value_name = "DOMAIN")]
+        domains: Vec<String>,
+        /// Print the findings as a JSON array
+        #[arg(long)]
+        json: bool,
+    },
     /// The store: move an installation between engines
     #[command(subcommand)]
     Store(StoreCommand),
@@ -381,6 +393,7 @@ fn run(cli: Cli) -> Result<()> {
             admin_request(&config, request)
         }
         Command::Dkim(_) | Command::Store(_) => Ok(()),
+        Command::Doctor { domains, json } => doctor(&config, &domains, json),
         Command::Dmarc(DmarcCommand::Report { dry_run }) => dmarc_report(&config, dry_run),
         Command::Queue(q) => {
             let request = match q {
@@ -613,6 +626,21 @@ fn dmarc_report(config: &Config, dry_run: bool) -> Result<()> {
     print!("{output}");
     std::io::stdout().flush()?;
     Ok(())
+}
+
+/// `tern doctor`: the report on stdout; exit status 1 when it has errors.
+fn doctor(config: &Config, domains: &[String], json: bool) -> Result<()> {
+    let report = current_thread()?.block_on(tern::doctor::run(config, domains))?;
+    if json {
+        println!("{}", report.json());
+    } else {
+        print!("{}", report.text());
+    }
+    std::io::stdout().flush()?;
+    match report.errors() {
+        0 => Ok(()),
+        n => bail!("doctor: {n} error(s); publish the records shown and run it again"),
+    }
 }
 
 fn open_store(data_dir: &Path) -> Result<tern::store::Store> {
