@@ -244,6 +244,7 @@ impl Session {
                 tag: tag.to_string(),
                 uid,
                 criteria,
+                sort: None,
                 uids: found_uids.clone(),
             });
         }
