@@ -300,9 +300,22 @@ seq = "t%d" % r.n
 u = r.ok("STORE 3 -FLAGS.SILENT (\\Seen)")
 assert '* ESEARCH (TAG "%s") ADDTO (2 3)' % seq in u, u
 assert '* ESEARCH (TAG "%s") UID ADDTO (2 3)' % live in u, u
+# UPDATE under a tag that names a live context is BAD (RFC 5267 4.3).
+r.sock.sendall(("%s UID SORT RETURN (UPDATE) (SUBJECT) UTF-8 ALL\r\n" % live).encode())
+l = r.line()
+while not l.startswith(live + " "):
+    l = r.line()
+assert l.startswith(live + " BAD"), l
 r.ok('CANCELUPDATE "%s" "%s"' % (live, seq))
 u = r.ok("STORE 1 +FLAGS.SILENT (\\Seen)")
 assert not any("ESEARCH" in l for l in u), u
+# Eight live contexts at most; the ninth is refused, its results still sent.
+for i in range(8):
+    u = r.ok("SORT RETURN (UPDATE COUNT) (DATE) UTF-8 ALL")
+    assert not any("NOUPDATE" in l for l in u), u
+u = r.ok("SORT RETURN (UPDATE COUNT) (DATE) UTF-8 ALL")
+assert u == ['* NO [NOUPDATE "t%d"] too many live searches' % r.n,
+             '* ESEARCH (TAG "t%d") COUNT 6' % r.n], u
 print("ok")
 "#,
     );

@@ -10,8 +10,8 @@
 
 mod harness;
 mod imap_common;
-use harness::tls::TestCa;
 use harness::Tern;
+use harness::tls::TestCa;
 use imap_common::imap_config;
 use std::path::Path;
 use std::process::Command;
@@ -23,7 +23,10 @@ fn roundcube_sorts_threads_reads_replies_moves_searches_flags_and_deletes() {
         ("/usr/bin/chromedriver", "chromium-driver"),
         ("/usr/bin/php", "php-cli"),
         ("/var/lib/roundcube/public_html/index.php", "roundcube-core"),
-        ("/usr/share/roundcube/SQL/sqlite.initial.sql", "roundcube-sqlite3"),
+        (
+            "/usr/share/roundcube/SQL/sqlite.initial.sql",
+            "roundcube-sqlite3",
+        ),
     ] {
         assert!(
             Path::new(path).exists(),

@@ -222,6 +222,9 @@ impl Session {
         let update = options
             .as_ref()
             .is_some_and(|o| o.iter().any(|x| x == "UPDATE"));
+        if update && self.update_tag_in_use(tag) {
+            return Ok(Outcome::Bad(super::updates::TAG_IN_USE.into()));
+        }
         let kept = update.then(|| criteria.clone());
         let (positions, with_modseq) = match self.matching(charset, criteria) {
             Ok(found) => found,
@@ -239,14 +242,15 @@ impl Session {
             found_uids.push(meta.uid);
             modseqs.push(meta.modseq);
         }
-        if let (Some(criteria), Some(view)) = (kept, self.view.as_mut()) {
-            view.live.push(super::updates::LiveSearch {
+        if let Some(criteria) = kept {
+            self.keep_live(super::updates::LiveSearch {
                 tag: tag.to_string(),
                 uid,
                 criteria,
                 sort: None,
                 uids: found_uids.clone(),
-            });
+            })
+            .await?;
         }
         let highest = modseqs.iter().copied().max().unwrap_or(0);
         if let Some(options) = options {

@@ -57,6 +57,9 @@ impl Session {
         let update = options
             .as_ref()
             .is_some_and(|o| o.iter().any(|x| x == "UPDATE"));
+        if update && self.update_tag_in_use(tag) {
+            return Ok(Outcome::Bad(super::updates::TAG_IN_USE.into()));
+        }
         let kept = update.then(|| search.clone());
         let (positions, with_modseq) = match self.matching(Some(charset), search) {
             Ok(found) => found,
@@ -71,16 +74,17 @@ impl Session {
                 .max()
                 .unwrap_or(0)
         });
-        if let (Some(search), Some(view)) = (kept, self.view.as_mut()) {
+        if let (Some(search), Some(view)) = (kept, self.view.as_ref()) {
             // CONTEXT=SORT (RFC 5267 4.2): the sort stays live (`updates.rs`).
             let uids = sorted.iter().map(|&p| view.messages[p].uid).collect();
-            view.live.push(super::updates::LiveSearch {
+            self.keep_live(super::updates::LiveSearch {
                 tag: tag.to_string(),
                 uid,
                 criteria: search,
                 sort: Some(criteria),
                 uids,
-            });
+            })
+            .await?;
         }
         let modseq = (with_modseq && !numbers.is_empty()).then_some(highest);
         let line = match options {

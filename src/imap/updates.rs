@@ -17,6 +17,15 @@ use imap_codec::imap_types::search::SearchKey;
 use std::collections::HashSet;
 use std::io;
 
+/// Live contexts one session keeps at most: each is re-run after every
+/// command. RFC 5267 4.3.1 asks for at least one; more are refused with
+/// `NO [NOUPDATE "tag"]` while the command's other results are still sent.
+pub const MAX_LIVE: usize = 8;
+
+/// The BAD text for UPDATE under a tag that already names a live context
+/// (RFC 5267 4.3: tag reuse).
+pub const TAG_IN_USE: &str = "tag already names a live search";
+
 /// One search (or sort) kept up to date.
 pub struct LiveSearch {
     pub tag: String,
@@ -116,6 +125,32 @@ impl LiveSearch {
 }
 
 impl Session {
+    /// Whether `tag` already names a live context in the selected folder.
+    pub fn update_tag_in_use(&self, tag: &str) -> bool {
+        self.view
+            .as_ref()
+            .is_some_and(|v| v.live.iter().any(|l| l.tag == tag))
+    }
+
+    /// Keeps `search` live, or refuses past `MAX_LIVE` with an untagged
+    /// `NO [NOUPDATE "tag"]` (RFC 5267 4.3.1).
+    pub async fn keep_live(&mut self, search: LiveSearch) -> io::Result<()> {
+        let Some(view) = self.view.as_mut() else {
+            return Ok(());
+        };
+        if view.live.len() < MAX_LIVE {
+            view.live.push(search);
+            return Ok(());
+        }
+        let mut quoted = Vec::new();
+        super::wire::string(&mut quoted, search.tag.as_bytes());
+        let line = format!(
+            "* NO [NOUPDATE {}] too many live searches\r\n",
+            String::from_utf8_lossy(&quoted)
+        );
+        self.conn.write_buffered(line.as_bytes()).await
+    }
+
     /// Re-runs the live searches and sorts and reports how their results
     /// changed.
     pub async fn update_live_searches(&mut self) -> io::Result<()> {
