@@ -219,13 +219,10 @@ impl Session {
             // A failed SEARCH ... RETURN (SAVE) leaves `$` empty (RFC 5182 2.1).
             self.saved_result = Some(Vec::new());
         }
-        let update = options
-            .as_ref()
-            .is_some_and(|o| o.iter().any(|x| x == "UPDATE"));
-        if update && self.update_tag_in_use(tag) {
-            return Ok(Outcome::Bad(super::updates::TAG_IN_USE.into()));
-        }
-        let kept = update.then(|| criteria.clone());
+        let kept = match self.to_keep(options.as_deref(), tag, &criteria) {
+            Ok(kept) => kept,
+            Err(outcome) => return Ok(outcome),
+        };
         let (positions, with_modseq) = match self.matching(charset, criteria) {
             Ok(found) => found,
             Err(outcome) => return Ok(outcome),

@@ -54,13 +54,10 @@ impl Session {
         tag: &str,
     ) -> io::Result<Outcome> {
         let options = self.search_return.take().map(|(_, o)| o);
-        let update = options
-            .as_ref()
-            .is_some_and(|o| o.iter().any(|x| x == "UPDATE"));
-        if update && self.update_tag_in_use(tag) {
-            return Ok(Outcome::Bad(super::updates::TAG_IN_USE.into()));
-        }
-        let kept = update.then(|| search.clone());
+        let kept = match self.to_keep(options.as_deref(), tag, &search) {
+            Ok(kept) => kept,
+            Err(outcome) => return Ok(outcome),
+        };
         let (positions, with_modseq) = match self.matching(Some(charset), search) {
             Ok(found) => found,
             Err(outcome) => return Ok(outcome),

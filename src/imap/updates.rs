@@ -11,7 +11,7 @@
 //! it were applied, so a client that applies them in turn ends with the
 //! server's order. Not re-run while IDLE.
 
-use super::session::Session;
+use super::session::{Outcome, Session};
 use imap_codec::imap_types::extensions::sort::SortCriterion;
 use imap_codec::imap_types::search::SearchKey;
 use std::collections::HashSet;
@@ -125,11 +125,25 @@ impl LiveSearch {
 }
 
 impl Session {
-    /// Whether `tag` already names a live context in the selected folder.
-    pub fn update_tag_in_use(&self, tag: &str) -> bool {
-        self.view
+    /// The criteria to keep live when RETURN `options` ask for UPDATE;
+    /// `Err` (BAD) when `tag` already names a live context (RFC 5267 4.3).
+    pub fn to_keep(
+        &self,
+        options: Option<&[String]>,
+        tag: &str,
+        criteria: &[SearchKey<'static>],
+    ) -> Result<Option<Vec<SearchKey<'static>>>, Outcome> {
+        if !options.is_some_and(|o| o.iter().any(|x| x == "UPDATE")) {
+            return Ok(None);
+        }
+        let in_use = self
+            .view
             .as_ref()
-            .is_some_and(|v| v.live.iter().any(|l| l.tag == tag))
+            .is_some_and(|v| v.live.iter().any(|l| l.tag == tag));
+        if in_use {
+            return Err(Outcome::Bad(TAG_IN_USE.into()));
+        }
+        Ok(Some(criteria.to_vec()))
     }
 
     /// Keeps `search` live, or refuses past `MAX_LIVE` with an untagged
