@@ -71,7 +71,7 @@ impl Session {
         let (id, mut sink) = match self.new_sink().await {
             Ok(x) => x,
             Err(e) => {
-                tracing::error!("cannot start a message: {e}");
+                tracing::error!("cannot start a message (451 4.3.0): {e}");
                 return self
                     .send(Reply::new(
                         451,
@@ -292,6 +292,7 @@ impl Session {
                 return reply;
             }
             Err(Refused::Storage) => {
+                tracing::warn!(queue_id = qid, client = %self.client_text(), "refused with 451 4.3.0: the message could not be stored");
                 return Reply::new(
                     451,
                     "4.3.0",
