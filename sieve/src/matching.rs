@@ -117,77 +117,52 @@ fn compile_pattern(key: &str) -> Vec<Pat> {
 
 /// Matches `value` against the wildcard `key`; each `*` takes as little as
 /// it can (as Pigeonhole does). Returns `${0}`, then one capture per
-/// wildcard. Memoised failures keep it O(len(value) × len(key)).
+/// wildcard. Only the latest `*` is ever widened (the earliest placement of
+/// each literal run is always safe), so this is O(len(value) × len(key)).
 pub fn wildcard(value: &str, key: &str, fold: bool) -> Option<Vec<String>> {
     let v: Vec<char> = value.chars().take(MAX_WILDCARD_INPUT).collect();
     let p = compile_pattern(&key.chars().take(MAX_WILDCARD_INPUT).collect::<String>());
-    let mut failed = vec![false; (v.len() + 1).saturating_mul(p.len() + 1)];
-    let mut caps: Vec<(usize, usize)> = Vec::new();
-    // Iterative backtracking: a stack of (pattern index, value index, next length to try for `*`).
-    let width = v.len() + 1;
     let eq = |a: char, b: char| if fold { a.eq_ignore_ascii_case(&b) } else { a == b };
-    let mut stack: Vec<(usize, usize, usize)> = Vec::new();
+    let mut caps: Vec<(usize, usize)> = Vec::new();
+    // The latest `*`: its pattern index, capture start, capture end, capture slot.
+    let mut star: Option<(usize, usize, usize, usize)> = None;
     let (mut pi, mut vi) = (0usize, 0usize);
     loop {
-        // Advance greedily through literals / `?`.
-        let ok = loop {
-            if failed[pi * width + vi] {
-                break false;
+        match p.get(pi) {
+            Some(Pat::Any) => {
+                star = Some((pi, vi, vi, caps.len()));
+                caps.push((vi, vi));
+                pi += 1;
+                continue;
             }
-            match p.get(pi) {
-                None => break vi == v.len(),
-                Some(Pat::Lit(c)) => {
-                    if vi < v.len() && eq(v[vi], *c) {
-                        pi += 1;
-                        vi += 1;
-                    } else {
-                        break false;
-                    }
-                }
-                Some(Pat::One) => {
-                    if vi < v.len() {
-                        caps.push((vi, vi + 1));
-                        pi += 1;
-                        vi += 1;
-                    } else {
-                        break false;
-                    }
-                }
-                Some(Pat::Any) => {
-                    stack.push((pi, vi, 0));
-                    caps.push((vi, vi));
-                    pi += 1;
-                }
+            Some(Pat::Lit(c)) if vi < v.len() && eq(v[vi], *c) => {
+                pi += 1;
+                vi += 1;
+                continue;
             }
-        };
-        if ok {
-            let mut out = vec![value.to_string()];
-            out.extend(caps.iter().map(|&(a, b)| v[a..b].iter().collect::<String>()));
-            return Some(out);
+            Some(Pat::One) if vi < v.len() => {
+                caps.push((vi, vi + 1));
+                pi += 1;
+                vi += 1;
+                continue;
+            }
+            None if vi == v.len() => {
+                let mut out = vec![value.to_string()];
+                out.extend(caps.iter().map(|&(a, b)| v[a..b].iter().collect::<String>()));
+                return Some(out);
+            }
+            _ => {}
         }
-        failed[pi * width + vi] = true;
-        // Backtrack to the latest `*` that can grow.
-        loop {
-            let Some((spi, svi, len)) = stack.pop() else { return None };
-            // Drop captures made after this star (and the star's own).
-            let star_caps = caps_before(&p, spi);
-            caps.truncate(star_caps);
-            let nlen = len + 1;
-            if svi + nlen <= v.len() {
-                stack.push((spi, svi, nlen));
-                caps.push((svi, svi + nlen));
-                pi = spi + 1;
-                vi = svi + nlen;
-                break;
-            }
-            failed[spi * width + svi] = true;
+        let (sp, start, end, slot) = star?;
+        if end >= v.len() {
+            return None;
         }
+        star = Some((sp, start, end + 1, slot));
+        caps.truncate(slot);
+        caps.push((start, end + 1));
+        pi = sp + 1;
+        vi = end + 1;
     }
-}
-
-/// Number of captures produced by pattern elements before index `pi`.
-fn caps_before(p: &[Pat], pi: usize) -> usize {
-    p[..pi].iter().filter(|x| !matches!(x, Pat::Lit(_))).count()
 }
 
 #[cfg(test)]

@@ -116,7 +116,7 @@ mod tests {
         let env = Envelope { from: "alice@example.net".into(), to: "bob@example.com".into() };
         let plain = b"From: alice@example.net\r\nTo: Bob <bob@example.com>\r\nSubject: hi\r\nMessage-ID: <1@x>\r\n\r\nbody\r\n";
         let r = decide(&MessageView::new(plain), &env, "bob@example.com", &action(), &Never).expect("reply");
-        assert_eq!((r.subject.as_str(), r.in_reply_to.as_deref()), ("Auto: hi", Some("1@x")));
+        assert_eq!((r.subject.as_str(), r.in_reply_to.as_deref()), ("Auto: hi", Some("<1@x>")));
         let list = b"From: alice@example.net\r\nTo: bob@example.com\r\nList-Id: <l.example.net>\r\n\r\nbody\r\n";
         assert_eq!(decide(&MessageView::new(list), &env, "bob@example.com", &action(), &Never), Err(Skip::MailingList));
         let null = Envelope { from: String::new(), ..env.clone() };
