@@ -120,6 +120,19 @@ pub fn normalize_address(a: &str) -> String {
     }
 }
 
+/// The flags of `list` that IMAP can store: the five system flags
+/// (RFC 3501 section 2.3.2) and keyword atoms; others are dropped (RFC 5232
+/// section 3 leaves invalid flags to the implementation; Pigeonhole drops them).
+pub fn storable_flags(list: &[String]) -> Vec<String> {
+    list.iter()
+        .filter(|f| match f.strip_prefix('\\') {
+            Some(sys) => ["seen", "answered", "flagged", "deleted", "draft"].contains(&sys.to_ascii_lowercase().as_str()),
+            None => !f.is_empty() && f.bytes().all(|b| b > b' ' && b < 0x7f && !b"(){%*\"\\]".contains(&b)),
+        })
+        .cloned()
+        .collect()
+}
+
 /// Splits a flag list value into flags (space separated), dropping
 /// duplicates case-insensitively (RFC 5232 section 3).
 pub fn split_flags<'a>(items: impl IntoIterator<Item = &'a str>) -> Vec<String> {

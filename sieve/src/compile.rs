@@ -91,6 +91,9 @@ impl Compiler {
             if name == "encoded-character" {
                 self.encoded = true;
             }
+            if name == "vacation-seconds" {
+                self.exts.insert("vacation".to_string());
+            }
             self.exts.insert(name);
         }
         Ok(())
@@ -148,26 +151,30 @@ impl Compiler {
                                     }
                                 }
                             }
-                            Some(self.decode_arg(v))
+                            Some(self.decode_arg(v)?)
                         }
                     };
                     out.tags.push((t.clone(), a.pos, val));
                 }
-                _ => out.positional.push(self.decode_arg(a.clone())),
+                _ => out.positional.push(self.decode_arg(a.clone())?),
             }
         }
         Ok(out)
     }
 
-    fn decode_arg(&self, mut a: Arg) -> Arg {
-        if self.encoded {
-            match &mut a.kind {
-                ArgKind::Str(s) => *s = decode_encoded(s),
-                ArgKind::List(l) => l.iter_mut().for_each(|s| *s = decode_encoded(s)),
-                _ => {}
+    fn decode_arg(&self, mut a: Arg) -> Result<Arg, CompileError> {
+        let pos = a.pos;
+        let strings: Vec<&mut String> = match &mut a.kind {
+            ArgKind::Str(s) => vec![s],
+            ArgKind::List(l) => l.iter_mut().collect(),
+            _ => Vec::new(),
+        };
+        for s in strings {
+            if self.encoded {
+                *s = decode_encoded(s).map_err(|m| CompileError::new(pos, m))?;
             }
         }
-        a
+        Ok(a)
     }
 
     /// Compiles `body[i]` (with following elsif/else) and returns the next index.
@@ -481,14 +488,15 @@ pub(crate) fn valid_address(a: &str) -> bool {
     }
 }
 
-/// Replaces `${hex:..}` and `${unicode:..}` sequences; malformed ones stay.
-pub fn decode_encoded(s: &str) -> String {
+/// Replaces `${hex:..}` and `${unicode:..}` sequences; malformed ones stay,
+/// but a code point outside Unicode is an error (RFC 5228 section 2.4.2.4).
+pub fn decode_encoded(s: &str) -> Result<String, String> {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     while let Some(i) = rest.find("${") {
         out.push_str(&rest[..i]);
         let after = &rest[i + 2..];
-        match decode_one(after) {
+        match decode_one(after)? {
             Some((text, used)) => {
                 out.push_str(&text);
                 rest = &after[used..];
@@ -500,42 +508,49 @@ pub fn decode_encoded(s: &str) -> String {
         }
     }
     out.push_str(rest);
-    out
+    Ok(out)
 }
 
-fn decode_one(after: &str) -> Option<(String, usize)> {
-    let colon = after.find(':')?;
+fn decode_one(after: &str) -> Result<Option<(String, usize)>, String> {
+    let Some(colon) = after.find(':') else { return Ok(None) };
     let kind = after[..colon].to_ascii_lowercase();
     if kind != "hex" && kind != "unicode" {
-        return None;
+        return Ok(None);
     }
-    let close = after.find('}')?;
+    let Some(close) = after.find('}') else { return Ok(None) };
     if close < colon {
-        return None;
+        return Ok(None);
     }
     let inner = &after[colon + 1..close];
+    if inner.trim().is_empty() {
+        return Ok(None);
+    }
     let mut bytes = Vec::new();
     let mut text = String::new();
     for word in inner.split([' ', '\t', '\r', '\n']).filter(|w| !w.is_empty()) {
         if !word.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return None;
+            return Ok(None);
         }
         if kind == "hex" {
-            if word.len() > 2 {
-                return None;
+            // hex-pair = 1*2HEXDIG
+            match u8::from_str_radix(word, 16) {
+                Ok(b) if word.len() <= 2 => bytes.push(b),
+                _ => return Ok(None),
             }
-            bytes.push(u8::from_str_radix(word, 16).ok()?);
         } else {
             let trimmed = word.trim_start_matches('0');
-            if trimmed.len() > 6 {
-                return None;
+            let cp = if trimmed.len() > 8 { u32::MAX } else { u32::from_str_radix(if trimmed.is_empty() { "0" } else { trimmed }, 16).unwrap_or(u32::MAX) };
+            match char::from_u32(cp) {
+                Some(c) => text.push(c),
+                None => return Err(format!("invalid unicode character U+{trimmed} in encoded character")),
             }
-            let cp = u32::from_str_radix(if trimmed.is_empty() { "0" } else { trimmed }, 16).ok()?;
-            text.push(char::from_u32(cp)?);
         }
     }
     if kind == "hex" {
-        text = String::from_utf8(bytes).ok()?;
+        match String::from_utf8(bytes) {
+            Ok(t) => text = t,
+            Err(_) => return Ok(None),
+        }
     }
-    Some((text, close + 1))
+    Ok(Some((text, close + 1)))
 }

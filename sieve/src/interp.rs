@@ -5,7 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::action::{Action, ActionSet, Outcome, VacationAction, split_flags};
+use crate::action::{Action, ActionSet, Outcome, VacationAction, split_flags, storable_flags};
 use crate::compile::{compile, valid_address};
 use crate::compile_test::parse_zone;
 use crate::date::Instant;
@@ -39,19 +39,20 @@ pub struct Context {
     pub zone: i32,
     /// Most commands plus tests one run may execute.
     pub step_limit: u64,
-    /// Bounds for the vacation period, in seconds.
+    /// Bounds for the vacation period, in seconds (Pigeonhole's defaults:
+    /// at least a day, no maximum).
     pub vacation_min: u64,
     pub vacation_max: u64,
 }
 
 impl Context {
-    /// A context with Pigeonhole's defaults (vacation 1 to 60 days) and the current time.
+    /// A context with Pigeonhole's defaults and the current time.
     pub fn new(user: &str, envelope: Envelope) -> Context {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
             .unwrap_or(0);
-        Context { user: user.to_string(), envelope, now, zone: 0, step_limit: 100_000, vacation_min: 86400, vacation_max: 60 * 86400 }
+        Context { user: user.to_string(), envelope, now, zone: 0, step_limit: 100_000, vacation_min: 86400, vacation_max: u64::MAX }
     }
 }
 
@@ -95,7 +96,7 @@ pub fn run(script: &Script, raw_message: &[u8], ctx: &Context, env: &dyn Environ
     match r.block(&script.commands, &mut frame) {
         Ok(_) => Outcome {
             implicit_keep: !r.set.keep_cancelled,
-            implicit_flags: r.flags.clone(),
+            implicit_flags: storable_flags(&r.flags),
             actions: r.set.actions,
             error: None,
         },
@@ -149,8 +150,8 @@ impl Run<'_> {
 
     fn store_flags(&self, explicit: &Option<Vec<String>>, f: &Frame) -> Vec<String> {
         match explicit {
-            Some(l) => split_flags(f.expand_all(l).iter().map(String::as_str)),
-            None => self.flags.clone(),
+            Some(l) => storable_flags(&split_flags(f.expand_all(l).iter().map(String::as_str))),
+            None => storable_flags(&self.flags),
         }
     }
 
@@ -189,7 +190,7 @@ impl Run<'_> {
                 self.set.add(Action::Reject { reason: f.expand(reason), extended: *extended })?;
             }
             Cmd::Vacation(v) => {
-                let subject = v.subject.as_ref().map(|s| f.expand(s));
+                let subject = v.subject.as_ref().map(|s| f.expand(s).trim().to_string());
                 let from = v.from.as_ref().map(|s| f.expand(s));
                 let reason = f.expand(&v.reason);
                 let handle = match &v.handle {
@@ -348,7 +349,7 @@ impl Run<'_> {
             Test::Body { m, transform, keys } => {
                 let values = match transform {
                     crate::script::BodyTransform::Raw => vec![self.msg.raw_body()],
-                    crate::script::BodyTransform::Text => self.msg.body_parts(&["text".to_string()]),
+                    crate::script::BodyTransform::Text => self.msg.text_parts(),
                     crate::script::BodyTransform::Content(types) => self.msg.body_parts(&f.expand_all(types)),
                 };
                 self.matches(*m, &values, keys, f)

@@ -231,19 +231,22 @@ impl Lexer<'_> {
                     break;
                 }
             }
-            let mut line = &self.s[start..self.i];
+            let line = &self.s[start..self.i];
             let body = line.strip_suffix(b"\n").unwrap_or(line);
             let body = body.strip_suffix(b"\r").unwrap_or(body);
             if body == b"." {
                 break;
             }
-            if line.starts_with(b"..") {
-                line = &line[1..];
-            }
-            buf.extend_from_slice(line);
             if !line.ends_with(b"\n") {
                 return Err(self.err(pos, "unterminated multi-line string"));
             }
+            let mut body = body;
+            if body.starts_with(b"..") {
+                body = &body[1..];
+            }
+            // Lines of a multi-line string end in CRLF whatever the file uses.
+            buf.extend_from_slice(body);
+            buf.extend_from_slice(b"\r\n");
         }
         String::from_utf8(buf)
             .map(Tok::Str)

@@ -74,7 +74,8 @@ fn relop(op: RelOp, o: Ordering) -> bool {
 pub fn compare(c: Comparator, a: &str, b: &str) -> Option<Ordering> {
     Some(match c {
         Comparator::Octet => a.as_bytes().cmp(b.as_bytes()),
-        Comparator::AsciiCasemap => a.to_ascii_lowercase().as_bytes().cmp(b.to_ascii_lowercase().as_bytes()),
+        // RFC 4790 section 9.2: i;ascii-casemap maps to upper case.
+        Comparator::AsciiCasemap => a.to_ascii_uppercase().as_bytes().cmp(b.to_ascii_uppercase().as_bytes()),
         Comparator::AsciiNumeric => numeric(a).cmp(&numeric(b)),
     })
 }

@@ -106,6 +106,15 @@ impl<'a> MessageView<'a> {
     /// Decoded contents of the leaf parts whose content type matches one of
     /// `types` ("" all, "text" any text/*, "text/plain" exactly).
     pub fn body_parts(&self, types: &[String]) -> Vec<String> {
+        self.parts(types, false)
+    }
+
+    /// `body :text`: the text parts, HTML converted to plain text.
+    pub fn text_parts(&self) -> Vec<String> {
+        self.parts(&["text".to_string()], true)
+    }
+
+    fn parts(&self, types: &[String], html_as_text: bool) -> Vec<String> {
         let Some(msg) = &self.msg else { return Vec::new() };
         let mut out = Vec::new();
         for part in &msg.parts {
@@ -128,6 +137,7 @@ impl<'a> MessageView<'a> {
                 continue;
             }
             match &part.body {
+                PartType::Html(t) if html_as_text => out.push(mail_parser::decoders::html::html_to_text(t)),
                 PartType::Text(t) | PartType::Html(t) => out.push(t.to_string()),
                 PartType::Binary(b) | PartType::InlineBinary(b) => out.push(String::from_utf8_lossy(b).into_owned()),
                 PartType::Message(_) | PartType::Multipart(_) => {}

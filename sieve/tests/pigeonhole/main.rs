@@ -1,0 +1,102 @@
+//! The Pigeonhole comparison: every script of `tests/sieve-corpus/scripts`
+//! runs against every message of `tests/sieve-corpus/messages`, once through
+//! Dovecot Pigeonhole's `sieve-test` (Debian's dovecot-sieve; no running
+//! Dovecot needed) and once through `tern-sieve`. Both action lists are
+//! normalised ([`normal`]) and must agree, except for the pairs listed in
+//! [`KNOWN_DIFFERENCES`], each with the RFC reason.
+
+mod normal;
+mod pigeonhole;
+
+use std::path::{Path, PathBuf};
+
+use tern_sieve::{Context, Envelope, Environment, compile, run};
+
+/// Pairs (script, message) where we differ from Pigeonhole on purpose.
+/// None today: every pair agrees.
+const KNOWN_DIFFERENCES: &[(&str, &str, &str)] = &[];
+
+/// Scripts Pigeonhole cannot run, with the reason; they run only on our side
+/// (and must compile there).
+const OURS_ONLY: &[(&str, &str)] = &[];
+
+fn corpus() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/sieve-corpus")
+}
+
+struct Includes(PathBuf);
+
+impl Environment for Includes {
+    fn load_script(&self, name: &str, _global: bool) -> Option<String> {
+        std::fs::read_to_string(self.0.join(format!("{name}.sieve"))).ok()
+    }
+}
+
+fn envelopes() -> Vec<(String, Envelope)> {
+    let text = std::fs::read_to_string(corpus().join("envelopes.txt")).expect("envelopes.txt");
+    text.lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            assert_eq!(f.len(), 3, "bad envelopes.txt line {l:?}");
+            (f[0].to_string(), Envelope { from: f[1].to_string(), to: f[2].to_string() })
+        })
+        .collect()
+}
+
+fn ours(script_src: &str, message: &[u8], env: &Envelope, now: i64) -> Vec<String> {
+    match compile(script_src) {
+        Err(e) => vec![format!("compile-error line {}", e.pos.line)],
+        Ok(script) => {
+            let mut ctx = Context::new(&env.to, env.clone());
+            ctx.now = now;
+            let out = run(&script, message, &ctx, &Includes(corpus().join("include")));
+            normal::from_outcome(&out)
+        }
+    }
+}
+
+#[test]
+fn corpus_agrees_with_pigeonhole() {
+    let ph = pigeonhole::SieveTest::new(&corpus()).unwrap_or_else(|e| {
+        panic!("sieve-test (Debian's dovecot-sieve) is needed: run scripts/install-test-deps ({e})")
+    });
+    let mut scripts: Vec<PathBuf> = std::fs::read_dir(corpus().join("scripts"))
+        .expect("scripts dir")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "sieve"))
+        .collect();
+    scripts.sort();
+    let envs = envelopes();
+    let (mut pairs, mut agree, mut known) = (0usize, 0usize, 0usize);
+    let mut failures = Vec::new();
+    for script in &scripts {
+        let name = script.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+        let src = std::fs::read_to_string(script).expect("script");
+        if let Some((_, why)) = OURS_ONLY.iter().find(|(s, _)| *s == name) {
+            assert!(compile(&src).is_ok(), "{name} ({why}) must compile");
+            continue;
+        }
+        for (msg_name, env) in &envs {
+            let message = std::fs::read(corpus().join("messages").join(msg_name)).expect("message");
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(0);
+            let theirs = ph.run(&name, msg_name, env);
+            let mine = ours(&src, &message, env, now);
+            pairs += 1;
+            if theirs == mine {
+                agree += 1;
+            } else if KNOWN_DIFFERENCES.iter().any(|(s, m, _)| *s == name && *m == msg_name) {
+                known += 1;
+            } else {
+                failures.push(format!("{name} × {msg_name}\n  pigeonhole: {theirs:?}\n  tern-sieve: {mine:?}"));
+            }
+        }
+    }
+    eprintln!("sieve corpus: {pairs} pairs, {agree} agree, {known} known differences, {} disagree", failures.len());
+    assert!(failures.is_empty(), "{} pairs disagree:\n{}", failures.len(), failures.join("\n"));
+    assert!(pairs >= 100, "the corpus has only {pairs} pairs");
+    assert!(agree + known == pairs);
+}
