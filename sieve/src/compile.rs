@@ -173,6 +173,9 @@ impl Compiler {
             if self.encoded {
                 *s = decode_encoded(s).map_err(|m| CompileError::new(pos, m))?;
             }
+            if self.exts.contains("variables") {
+                check_namespaces(s).map_err(|m| CompileError::new(pos, m))?;
+            }
         }
         Ok(a)
     }
@@ -486,6 +489,24 @@ pub(crate) fn valid_address(a: &str) -> bool {
         Some((l, d)) => !l.is_empty() && !d.is_empty() && !a.contains(char::is_whitespace) && !d.contains(['<', '>', ',']),
         None => false,
     }
+}
+
+/// Rejects `${a.b}` references: no variable namespaces are supported here
+/// (RFC 5229 section 3), and Pigeonhole refuses unknown ones too.
+fn check_namespaces(s: &str) -> Result<(), String> {
+    let ident = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') && !p.as_bytes()[0].is_ascii_digit();
+    let mut rest = s;
+    while let Some(i) = rest.find("${") {
+        let after = &rest[i + 2..];
+        if let Some(name) = after.find('}').map(|end| &after[..end]) {
+            if name.contains('.') && name.split('.').all(ident) {
+                let ns = name.split('.').next().unwrap_or_default();
+                return Err(format!("variable in unknown namespace '{ns}'"));
+            }
+        }
+        rest = after;
+    }
+    Ok(())
 }
 
 /// Replaces `${hex:..}` and `${unicode:..}` sequences; malformed ones stay,

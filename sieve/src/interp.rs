@@ -192,7 +192,8 @@ impl Run<'_> {
             Cmd::Vacation(v) => {
                 let subject = v.subject.as_ref().map(|s| f.expand(s).trim().to_string());
                 let from = v.from.as_ref().map(|s| f.expand(s));
-                let reason = f.expand(&v.reason);
+                // The reason is message text: bare LFs become CRLF (as in Pigeonhole).
+                let reason = to_crlf(&f.expand(&v.reason));
                 let handle = match &v.handle {
                     Some(h) => f.expand(h),
                     None => format!(
@@ -438,4 +439,18 @@ fn address_part(a: &Addr, part: AddressPart) -> Option<String> {
         AddressPart::User => a.local.split_once('+').map(|(u, _)| u).unwrap_or(&a.local).to_string(),
         AddressPart::Detail => a.local.split_once('+')?.1.to_string(),
     })
+}
+
+/// Turns bare LFs into CRLF.
+fn to_crlf(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 8);
+    let mut prev = '\0';
+    for c in s.chars() {
+        if c == '\n' && prev != '\r' {
+            out.push('\r');
+        }
+        out.push(c);
+        prev = c;
+    }
+    out
 }

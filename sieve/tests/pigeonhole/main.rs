@@ -12,13 +12,31 @@ use std::path::{Path, PathBuf};
 
 use tern_sieve::{Context, Envelope, Environment, compile, run};
 
-/// Pairs (script, message) where we differ from Pigeonhole on purpose.
-/// None today: every pair agrees.
-const KNOWN_DIFFERENCES: &[(&str, &str, &str)] = &[];
-
-/// Scripts Pigeonhole cannot run, with the reason; they run only on our side
-/// (and must compile there).
-const OURS_ONLY: &[(&str, &str)] = &[];
+/// Pairs (script, message) where we differ from Pigeonhole because the RFC
+/// says otherwise. Each must still differ (a stale entry fails the test).
+const KNOWN_DIFFERENCES: &[(&str, &str, &str)] = &[
+    (
+        "comparators.sieve",
+        "list.eml",
+        "RFC 4790 section 9.2.1: i;ascii-casemap orders after mapping a-z to upper case, so \"[dev]..\"          (0x5B) is above \"m\" (M, 0x4D); Pigeonhole's header :value maps to lower case (0x5B < 0x6D)",
+    ),
+    (
+        "variables-count.sieve",
+        "big.eml",
+        "RFC 4790 section 9.2.1 again: \"big one\" :value \"ge\" \"M\" is false under i;ascii-casemap          (BIG ONE < M); Pigeonhole's string :value compares octets here (b > M)",
+    ),
+    (
+        "index.sieve",
+        "plain.eml",
+        "RFC 5260 section 6: date :index N :last picks the Nth Received field from the end;          Pigeonhole's date test always uses the first Received field",
+    ),
+    ("index.sieve", "numbers.eml", "RFC 5260 section 6, as for plain.eml"),
+    (
+        "relational.sieve",
+        "groups.eml",
+        "RFC 5322 section 3.4: \"Cc: undisclosed-recipients:;\" is a valid empty group with no          addresses, so address :count is 0; Pigeonhole counts the raw field as one address",
+    ),
+];
 
 fn corpus() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/sieve-corpus")
@@ -73,10 +91,6 @@ fn corpus_agrees_with_pigeonhole() {
     for script in &scripts {
         let name = script.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
         let src = std::fs::read_to_string(script).expect("script");
-        if let Some((_, why)) = OURS_ONLY.iter().find(|(s, _)| *s == name) {
-            assert!(compile(&src).is_ok(), "{name} ({why}) must compile");
-            continue;
-        }
         for (msg_name, env) in &envs {
             let message = std::fs::read(corpus().join("messages").join(msg_name)).expect("message");
             let now = std::time::SystemTime::now()
@@ -90,8 +104,12 @@ fn corpus_agrees_with_pigeonhole() {
                 agree += 1;
             } else if KNOWN_DIFFERENCES.iter().any(|(s, m, _)| *s == name && *m == msg_name) {
                 known += 1;
+                continue;
             } else {
                 failures.push(format!("{name} × {msg_name}\n  pigeonhole: {theirs:?}\n  tern-sieve: {mine:?}"));
+            }
+            if KNOWN_DIFFERENCES.iter().any(|(s, m, _)| *s == name && *m == msg_name) {
+                failures.push(format!("{name} × {msg_name} is listed as a known difference but agrees now"));
             }
         }
     }

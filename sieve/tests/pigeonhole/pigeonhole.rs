@@ -178,7 +178,7 @@ fn parse(stdout: &str) -> Vec<String> {
             cur.subject = Some(v.to_string());
         } else if let Some(v) = line.trim().strip_prefix("=> from    : ") {
             cur.from = Some(v.to_string());
-        } else if let Some(v) = line.trim().strip_prefix("=> handle  : ") {
+        } else if let Some(v) = raw.trim_start().strip_prefix("=> handle  : ") {
             cur.handle = v.to_string();
             in_handle = true;
             continue;
