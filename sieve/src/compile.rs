@@ -241,8 +241,8 @@ impl Compiler {
         if node.block.is_some() {
             return Err(CompileError::new(node.pos, format!("'{name}' takes no block")));
         }
-        if !node.tests.is_empty() {
-            return Err(CompileError::new(node.pos, format!("'{name}' takes no tests")));
+        if let Some(t) = node.tests.first() {
+            return Err(CompileError::new(node.pos, format!("'{name}' takes no tests: is a ';' missing before '{}' at {}?", t.name, t.pos)));
         }
         let pos = node.pos;
         let flags_tag = |t: &str| (t == "flags" && self.exts.contains("imap4flags")).then_some(TagArg::List);
@@ -416,6 +416,9 @@ impl Compiler {
     }
 
     fn check_var_name(&self, name: &str, pos: Pos) -> Result<(), CompileError> {
+        if name.contains('.') {
+            return Err(CompileError::new(pos, format!("variable \"{name}\" is in an unknown namespace")));
+        }
         let ok = !name.is_empty()
             && name.split('.').all(|part| {
                 !part.is_empty()

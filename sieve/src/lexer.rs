@@ -22,14 +22,14 @@ pub enum Tok {
     Semicolon,
 }
 
-/// Splits `src` into positioned tokens.
-pub fn tokenize(src: &str) -> Result<Vec<(Tok, Pos)>, CompileError> {
+/// Splits `src` into positioned tokens; also returns the end-of-input position.
+pub fn tokenize(src: &str) -> Result<(Vec<(Tok, Pos)>, Pos), CompileError> {
     let mut lx = Lexer { s: src.as_bytes(), i: 0, line: 1, col: 1 };
     let mut out = Vec::new();
     while let Some(t) = lx.next_token()? {
         out.push(t);
     }
-    Ok(out)
+    Ok((out, lx.pos()))
 }
 
 struct Lexer<'a> {

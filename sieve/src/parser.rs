@@ -47,8 +47,7 @@ pub struct CommandNode {
 
 /// Parses a whole script into its top-level commands.
 pub fn parse(src: &str) -> Result<Vec<CommandNode>, CompileError> {
-    let toks = tokenize(src)?;
-    let end = toks.last().map(|(_, p)| *p).unwrap_or(Pos { line: 1, col: 1 });
+    let (toks, end) = tokenize(src)?;
     let mut p = Parser { toks, i: 0, end };
     let cmds = p.commands(0)?;
     if let Some((_, pos)) = p.toks.get(p.i) {
