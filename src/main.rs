@@ -46,6 +46,15 @@ enum Command {
     /// DMARC aggregate reports (`[dmarc] reports = true`)
     #[command(subcommand)]
     Dmarc(DmarcCommand),
+    /// Users' Sieve scripts
+    #[command(subcommand)]
+    Sieve(SieveCommand),
+}
+
+#[derive(Subcommand)]
+enum SieveCommand {
+    /// Compile a Sieve script and print its errors as FILE:LINE:COLUMN: message
+    Check { file: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -189,6 +198,10 @@ fn run(cli: Cli) -> Result<()> {
         println!("{}", key.zone_line());
         return Ok(());
     }
+    if let Command::Sieve(SieveCommand::Check { file }) = &cli.command {
+        // Needs no config: it only reads the script.
+        return sieve_check(file);
+    }
     let config = Config::load(cli.config.as_deref())?;
     match cli.command {
         Command::Serve => {
@@ -310,7 +323,7 @@ fn run(cli: Cli) -> Result<()> {
             };
             admin_request(&config, request)
         }
-        Command::Dkim(_) => Ok(()),
+        Command::Dkim(_) | Command::Sieve(_) => Ok(()),
         Command::Dmarc(DmarcCommand::Report { dry_run }) => dmarc_report(&config, dry_run),
         Command::Queue(q) => {
             let request = match q {
@@ -325,6 +338,19 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 /// The file the config came from, for reloads.
+/// `tern sieve check FILE`: ok, or the first compile error at line:column.
+fn sieve_check(file: &Path) -> Result<()> {
+    let text = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let text = String::from_utf8(text).map_err(|_| anyhow::anyhow!("{}: the script is not UTF-8", file.display()))?;
+    match tern_sieve::compile(&text) {
+        Ok(_) => {
+            println!("{}: ok", file.display());
+            Ok(())
+        }
+        Err(e) => bail!("{}:{e}", file.display()),
+    }
+}
+
 fn config_source(given: Option<&Path>) -> Option<PathBuf> {
     match given {
         Some(p) => Some(p.to_path_buf()),

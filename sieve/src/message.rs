@@ -140,11 +140,40 @@ impl<'a> MessageView<'a> {
                 PartType::Html(t) if html_as_text => out.push(mail_parser::decoders::html::html_to_text(t)),
                 PartType::Text(t) | PartType::Html(t) => out.push(t.to_string()),
                 PartType::Binary(b) | PartType::InlineBinary(b) => out.push(String::from_utf8_lossy(b).into_owned()),
-                PartType::Message(_) | PartType::Multipart(_) => {}
+                PartType::Multipart(_) => {
+                    // RFC 5173 section 5.2: a multipart type matches its prologue and epilogue.
+                    let boundary = part.content_type().and_then(|ct| ct.attribute("boundary")).unwrap_or_default();
+                    let body = self.raw.get(part.offset_body as usize..part.offset_end as usize).unwrap_or_default();
+                    out.extend(prologue_epilogue(&String::from_utf8_lossy(body), boundary));
+                }
+                PartType::Message(_) => {}
             }
         }
         out
     }
+}
+
+/// The text before the first and after the closing boundary line.
+fn prologue_epilogue(body: &str, boundary: &str) -> Vec<String> {
+    if boundary.is_empty() {
+        return Vec::new();
+    }
+    let open = format!("--{boundary}");
+    let close = format!("--{boundary}--");
+    let mut prologue = String::new();
+    let mut epilogue = String::new();
+    let mut state = 0; // 0 prologue, 1 parts, 2 epilogue
+    for line in body.split_inclusive('\n') {
+        let bare = line.trim_end_matches(['\r', '\n']);
+        match state {
+            0 if bare.trim_end() == open || bare.trim_end() == close => state = if bare.trim_end() == close { 2 } else { 1 },
+            0 => prologue.push_str(line),
+            1 if bare.trim_end() == close => state = 2,
+            1 => {}
+            _ => epilogue.push_str(line),
+        }
+    }
+    [prologue, epilogue].into_iter().filter(|s| !s.is_empty()).collect()
 }
 
 fn with_line_end(raw: &[u8]) -> Vec<u8> {
