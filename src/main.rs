@@ -46,6 +46,9 @@ enum Command {
     /// DMARC aggregate reports (`[dmarc] reports = true`)
     #[command(subcommand)]
     Dmarc(DmarcCommand),
+    /// The store: move an installation between engines
+    #[command(subcommand)]
+    Store(StoreCommand),
     /// Users' Sieve scripts
     #[command(subcommand)]
     Sieve(SieveCommand),
@@ -55,6 +58,20 @@ enum Command {
 enum SieveCommand {
     /// Compile a Sieve script and print its errors as FILE:LINE:COLUMN: message
     Check { file: PathBuf },
+}
+
+#[derive(Subcommand)]
+enum StoreCommand {
+    /// Copy a whole store into an empty one and verify the copy (counts and
+    /// checksums per space). Stop `tern serve` first.
+    Migrate {
+        /// sled:DATA_DIR or postgres:postgresql://user@host:port/db[?sslmode=…]
+        #[arg(long, value_name = "STORE")]
+        from: String,
+        /// The destination, named the same way; it must hold no data yet
+        #[arg(long, value_name = "STORE")]
+        to: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -202,6 +219,10 @@ fn run(cli: Cli) -> Result<()> {
         // Needs no config: it only reads the script.
         return sieve_check(file);
     }
+    if let Command::Store(StoreCommand::Migrate { from, to }) = &cli.command {
+        // Names both stores itself: no config needed.
+        return store_migrate(from, to);
+    }
     let config = Config::load(cli.config.as_deref())?;
     match cli.command {
         Command::Serve => {
@@ -323,7 +344,7 @@ fn run(cli: Cli) -> Result<()> {
             };
             admin_request(&config, request)
         }
-        Command::Dkim(_) | Command::Sieve(_) => Ok(()),
+        Command::Dkim(_) | Command::Store(_) | Command::Sieve(_) => Ok(()),
         Command::Dmarc(DmarcCommand::Report { dry_run }) => dmarc_report(&config, dry_run),
         Command::Queue(q) => {
             let request = match q {
@@ -335,6 +356,32 @@ fn run(cli: Cli) -> Result<()> {
             admin_request(&config, request)
         }
     }
+}
+
+/// `tern store migrate`: copies, verifies, and prints what was moved.
+fn store_migrate(from: &str, to: &str) -> Result<()> {
+    use tern::store::backend::{Backend, EngineSettings, migrate};
+    let from = EngineSettings::parse_location(from)?;
+    let to = EngineSettings::parse_location(to)?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
+    runtime.block_on(async {
+        let source = Backend::open(&from)
+            .await
+            .with_context(|| format!("opening the source ({})", from.describe()))?;
+        let destination = Backend::open(&to)
+            .await
+            .with_context(|| format!("opening the destination ({})", to.describe()))?;
+        let summaries = migrate::migrate(&source, &destination).await?;
+        for s in &summaries {
+            println!(
+                "{:?}: {} keys, {} bytes, checksum {} (equal on both sides)",
+                s.space, s.keys, s.bytes, s.checksum
+            );
+        }
+        destination.sync().await?;
+        println!("copied {} to {}", from.describe(), to.describe());
+        Ok(())
+    })
 }
 
 /// The file the config came from, for reloads.
