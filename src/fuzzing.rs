@@ -445,11 +445,18 @@ pub fn sieve_script(data: &[u8]) {
     match tern_sieve::compile(script) {
         Err(e) => {
             let lines = script.split('\n').count() as u32;
-            assert!(e.pos.line >= 1 && e.pos.line <= lines.max(1), "error line {} of {lines}", e.pos.line);
+            assert!(
+                e.pos.line >= 1 && e.pos.line <= lines.max(1),
+                "error line {} of {lines}",
+                e.pos.line
+            );
             assert!(e.pos.col >= 1);
         }
         Ok(compiled) => {
-            let envelope = tern_sieve::Envelope { from: "a@example.test".into(), to: "b+x@example.test".into() };
+            let envelope = tern_sieve::Envelope {
+                from: "a@example.test".into(),
+                to: "b+x@example.test".into(),
+            };
             let mut ctx = tern_sieve::Context::new("b@example.test", envelope);
             ctx.step_limit = 10_000;
             let out = tern_sieve::run(&compiled, message, &ctx, &tern_sieve::NoEnvironment);

@@ -388,7 +388,8 @@ fn store_migrate(from: &str, to: &str) -> Result<()> {
 /// `tern sieve check FILE`: ok, or the first compile error at line:column.
 fn sieve_check(file: &Path) -> Result<()> {
     let text = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-    let text = String::from_utf8(text).map_err(|_| anyhow::anyhow!("{}: the script is not UTF-8", file.display()))?;
+    let text = String::from_utf8(text)
+        .map_err(|_| anyhow::anyhow!("{}: the script is not UTF-8", file.display()))?;
     match tern_sieve::compile(&text) {
         Ok(_) => {
             println!("{}: ok", file.display());

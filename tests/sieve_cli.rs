@@ -21,15 +21,24 @@ fn check(script: &str) -> (bool, String, String) {
 
 #[test]
 fn sieve_check_reports_line_and_column() {
-    let (ok, stdout, _) = check("require [\"fileinto\", \"imap4flags\"];\nif address :domain :is \"from\" \"example.com\" {\n  fileinto :flags \"\\\\Seen\" \"work\";\n}\n");
+    let (ok, stdout, _) = check(
+        "require [\"fileinto\", \"imap4flags\"];\nif address :domain :is \"from\" \"example.com\" {\n  fileinto :flags \"\\\\Seen\" \"work\";\n}\n",
+    );
     assert!(ok);
     assert_eq!(stdout.trim(), "FILE: ok");
 
     let (ok, _, stderr) = check("require \"fileinto\";\nif true {\n    fileinto :copy \"x\";\n}\n");
     assert!(!ok);
-    assert_eq!(stderr.trim(), "tern: FILE:3:14: unknown tag :copy for 'fileinto'");
+    assert_eq!(
+        stderr.trim(),
+        "tern: FILE:3:14: unknown tag :copy for 'fileinto'"
+    );
 
-    let (ok, _, stderr) = check("if header :contains \"subject\" \"x\" {\n  vacation \"away\";\n}\n");
+    let (ok, _, stderr) =
+        check("if header :contains \"subject\" \"x\" {\n  vacation \"away\";\n}\n");
     assert!(!ok);
-    assert_eq!(stderr.trim(), "tern: FILE:2:3: vacation requires 'require \"vacation\"'");
+    assert_eq!(
+        stderr.trim(),
+        "tern: FILE:2:3: vacation requires 'require \"vacation\"'"
+    );
 }

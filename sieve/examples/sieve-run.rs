@@ -9,11 +9,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err("usage: sieve-run SCRIPT MESSAGE FROM TO".into());
     };
     let script = compile(&std::fs::read_to_string(script)?)?;
-    let env = Envelope { from: from.clone(), to: to.clone() };
-    let out = run(&script, &std::fs::read(message)?, &Context::new(to, env.clone()), &NoEnvironment);
+    let env = Envelope {
+        from: from.clone(),
+        to: to.clone(),
+    };
+    let out = run(
+        &script,
+        &std::fs::read(message)?,
+        &Context::new(to, env.clone()),
+        &NoEnvironment,
+    );
     for a in &out.actions {
         println!("{a:?}");
     }
-    println!("implicit keep: {} {:?} error: {:?}", out.implicit_keep, out.implicit_flags, out.error);
+    println!(
+        "implicit keep: {} {:?} error: {:?}",
+        out.implicit_keep, out.implicit_flags, out.error
+    );
     Ok(())
 }

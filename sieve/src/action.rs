@@ -24,11 +24,24 @@ pub struct VacationAction {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     /// Store into the user's default mailbox (explicit `keep`).
-    Keep { flags: Vec<String> },
-    FileInto { folder: String, flags: Vec<String>, copy: bool, create: bool },
+    Keep {
+        flags: Vec<String>,
+    },
+    FileInto {
+        folder: String,
+        flags: Vec<String>,
+        copy: bool,
+        create: bool,
+    },
     Discard,
-    Redirect { address: String, copy: bool },
-    Reject { reason: String, extended: bool },
+    Redirect {
+        address: String,
+        copy: bool,
+    },
+    Reject {
+        reason: String,
+        extended: bool,
+    },
     Vacation(VacationAction),
 }
 
@@ -54,15 +67,39 @@ pub struct ActionSet {
 
 impl ActionSet {
     pub fn add(&mut self, a: Action) -> Result<(), RuntimeError> {
-        let rejects = self.actions.iter().any(|x| matches!(x, Action::Reject { .. }));
-        let delivers = |x: &Action| matches!(x, Action::Keep { .. } | Action::FileInto { .. } | Action::Redirect { .. } | Action::Vacation(_));
+        let rejects = self
+            .actions
+            .iter()
+            .any(|x| matches!(x, Action::Reject { .. }));
+        let delivers = |x: &Action| {
+            matches!(
+                x,
+                Action::Keep { .. }
+                    | Action::FileInto { .. }
+                    | Action::Redirect { .. }
+                    | Action::Vacation(_)
+            )
+        };
         match &a {
-            Action::Reject { .. } if rejects => return Err(RuntimeError::Conflict("duplicate reject action".into())),
-            Action::Reject { .. } if self.actions.iter().any(delivers) => {
-                return Err(RuntimeError::Conflict("reject conflicts with an earlier action".into()));
+            Action::Reject { .. } if rejects => {
+                return Err(RuntimeError::Conflict("duplicate reject action".into()));
             }
-            a if rejects && delivers(a) => return Err(RuntimeError::Conflict("action conflicts with reject".into())),
-            Action::Vacation(_) if self.actions.iter().any(|x| matches!(x, Action::Vacation(_))) => {
+            Action::Reject { .. } if self.actions.iter().any(delivers) => {
+                return Err(RuntimeError::Conflict(
+                    "reject conflicts with an earlier action".into(),
+                ));
+            }
+            a if rejects && delivers(a) => {
+                return Err(RuntimeError::Conflict(
+                    "action conflicts with reject".into(),
+                ));
+            }
+            Action::Vacation(_)
+                if self
+                    .actions
+                    .iter()
+                    .any(|x| matches!(x, Action::Vacation(_))) =>
+            {
                 return Err(RuntimeError::Conflict("duplicate vacation action".into()));
             }
             _ => {}
@@ -75,15 +112,21 @@ impl ActionSet {
         self.keep_cancelled |= cancels;
         // Duplicates collapse: the later store's flags win, the position is the first's.
         let key = store_key(&a);
-        if let Some(k) = key {
-            if let Some(prev) = self.actions.iter_mut().find(|x| store_key(x) == Some(k)) {
-                match (prev, a) {
-                    (Action::Keep { flags }, Action::Keep { flags: f } | Action::FileInto { flags: f, .. })
-                    | (Action::FileInto { flags, .. }, Action::Keep { flags: f } | Action::FileInto { flags: f, .. }) => *flags = f,
-                    _ => {}
-                }
-                return Ok(());
+        if let Some(k) = key
+            && let Some(prev) = self.actions.iter_mut().find(|x| store_key(x) == Some(k))
+        {
+            match (prev, a) {
+                (
+                    Action::Keep { flags },
+                    Action::Keep { flags: f } | Action::FileInto { flags: f, .. },
+                )
+                | (
+                    Action::FileInto { flags, .. },
+                    Action::Keep { flags: f } | Action::FileInto { flags: f, .. },
+                ) => *flags = f,
+                _ => {}
             }
+            return Ok(());
         }
         match &a {
             Action::Redirect { address, .. } => {
@@ -113,7 +156,10 @@ fn store_key(a: &Action) -> Option<&str> {
 /// `<Local@Domain>` → `Local@domain` (local parts are case-sensitive).
 pub fn normalize_address(a: &str) -> String {
     let a = a.trim();
-    let a = a.strip_prefix('<').and_then(|x| x.strip_suffix('>')).unwrap_or(a);
+    let a = a
+        .strip_prefix('<')
+        .and_then(|x| x.strip_suffix('>'))
+        .unwrap_or(a);
     match a.rsplit_once('@') {
         Some((l, d)) => format!("{l}@{}", d.to_ascii_lowercase()),
         None => a.to_string(),
@@ -126,8 +172,13 @@ pub fn normalize_address(a: &str) -> String {
 pub fn storable_flags(list: &[String]) -> Vec<String> {
     list.iter()
         .filter(|f| match f.strip_prefix('\\') {
-            Some(sys) => ["seen", "answered", "flagged", "deleted", "draft"].contains(&sys.to_ascii_lowercase().as_str()),
-            None => !f.is_empty() && f.bytes().all(|b| b > b' ' && b < 0x7f && !b"(){%*\"\\]".contains(&b)),
+            Some(sys) => ["seen", "answered", "flagged", "deleted", "draft"]
+                .contains(&sys.to_ascii_lowercase().as_str()),
+            None => {
+                !f.is_empty()
+                    && f.bytes()
+                        .all(|b| b > b' ' && b < 0x7f && !b"(){%*\"\\]".contains(&b))
+            }
         })
         .cloned()
         .collect()

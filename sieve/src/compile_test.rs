@@ -2,10 +2,13 @@
 //! index tags (RFC 5228 section 2.7, RFC 5231, RFC 5260) and each test's
 //! positional arguments, with the `require` each one needs.
 
-use crate::compile::{Compiler, Split, TagArg, Want, positional, single, strings_of};
+use crate::args::{Split, TagArg, Want, positional, single, strings_of};
+use crate::compile::Compiler;
 use crate::error::{CompileError, Pos};
 use crate::parser::{ArgKind, TestNode};
-use crate::script::{AddressPart, BodyTransform, Comparator, Index, MatchType, Matcher, RelOp, Test, Zone};
+use crate::script::{
+    AddressPart, BodyTransform, Comparator, Index, MatchType, Matcher, RelOp, Test, Zone,
+};
 
 /// Which optional tag groups a test accepts.
 #[derive(Clone, Copy)]
@@ -48,9 +51,18 @@ impl Compiler {
                         "le" => RelOp::Le,
                         "eq" => RelOp::Eq,
                         "ne" => RelOp::Ne,
-                        _ => return Err(CompileError::new(*tpos, format!("invalid relational operator \"{op}\""))),
+                        _ => {
+                            return Err(CompileError::new(
+                                *tpos,
+                                format!("invalid relational operator \"{op}\""),
+                            ));
+                        }
                     };
-                    if t == "count" { MatchType::Count(op) } else { MatchType::Value(op) }
+                    if t == "count" {
+                        MatchType::Count(op)
+                    } else {
+                        MatchType::Value(op)
+                    }
                 }
                 _ => continue,
             };
@@ -66,14 +78,31 @@ impl Compiler {
                 "i;octet" => Comparator::Octet,
                 "i;ascii-casemap" => Comparator::AsciiCasemap,
                 "i;ascii-numeric" => {
-                    self.need("comparator-i;ascii-numeric", a.pos, "comparator i;ascii-numeric")?;
+                    self.need(
+                        "comparator-i;ascii-numeric",
+                        a.pos,
+                        "comparator i;ascii-numeric",
+                    )?;
                     Comparator::AsciiNumeric
                 }
-                other => return Err(CompileError::new(a.pos, format!("unknown comparator \"{other}\""))),
+                other => {
+                    return Err(CompileError::new(
+                        a.pos,
+                        format!("unknown comparator \"{other}\""),
+                    ));
+                }
             },
         };
-        if comparator == Comparator::AsciiNumeric && matches!(kind, MatchType::Contains | MatchType::Matches | MatchType::Regex) {
-            return Err(CompileError::new(pos, "comparator i;ascii-numeric does not support substring matching"));
+        if comparator == Comparator::AsciiNumeric
+            && matches!(
+                kind,
+                MatchType::Contains | MatchType::Matches | MatchType::Regex
+            )
+        {
+            return Err(CompileError::new(
+                pos,
+                "comparator i;ascii-numeric does not support substring matching",
+            ));
         }
         Ok(Matcher { comparator, kind })
     }
@@ -87,7 +116,11 @@ impl Compiler {
                 "domain" => AddressPart::Domain,
                 "user" | "detail" => {
                     self.need("subaddress", *tpos, &format!(":{t}"))?;
-                    if t == "user" { AddressPart::User } else { AddressPart::Detail }
+                    if t == "user" {
+                        AddressPart::User
+                    } else {
+                        AddressPart::Detail
+                    }
                 }
                 _ => continue,
             };
@@ -108,9 +141,15 @@ impl Compiler {
                 if *n == 0 {
                     return Err(CompileError::new(p, ":index must be at least 1"));
                 }
-                Ok(Some(Index { n: *n, last: s.has("last") }))
+                Ok(Some(Index {
+                    n: *n,
+                    last: s.has("last"),
+                }))
             }
-            _ if s.has("last") => Err(CompileError::new(s.tag_pos("last").unwrap_or_default(), ":last needs :index")),
+            _ if s.has("last") => Err(CompileError::new(
+                s.tag_pos("last").unwrap_or_default(),
+                ":last needs :index",
+            )),
             _ => Ok(None),
         }
     }
@@ -120,15 +159,26 @@ impl Compiler {
         let pos = node.pos;
         let takes_tests = matches!(name, "not" | "allof" | "anyof");
         if !takes_tests && !node.tests.is_empty() {
-            return Err(CompileError::new(pos, format!("'{name}' takes no nested tests")));
+            return Err(CompileError::new(
+                pos,
+                format!("'{name}' takes no nested tests"),
+            ));
         }
-        let full = Accept { matcher: true, address: true, index: true };
+        let full = Accept {
+            matcher: true,
+            address: true,
+            index: true,
+        };
         let idx = self.exts.contains("index") || self.exts.contains("date");
         let test = match name {
             "true" | "false" | "not" | "allof" | "anyof" => {
                 let s = self.split(name, &node.args, |_| None)?;
                 positional(name, pos, &s, &[])?;
-                let sub = node.tests.iter().map(|t| self.test(t)).collect::<Result<Vec<_>, _>>()?;
+                let sub = node
+                    .tests
+                    .iter()
+                    .map(|t| self.test(t))
+                    .collect::<Result<Vec<_>, _>>()?;
                 match name {
                     "true" => Test::True,
                     "false" => Test::False,
@@ -136,16 +186,25 @@ impl Compiler {
                         let mut sub = sub;
                         match (sub.pop(), sub.is_empty()) {
                             (Some(t), true) => Test::Not(Box::new(t)),
-                            _ => return Err(CompileError::new(pos, "'not' takes exactly one test")),
+                            _ => {
+                                return Err(CompileError::new(pos, "'not' takes exactly one test"));
+                            }
                         }
                     }
-                    _ if sub.is_empty() => return Err(CompileError::new(pos, format!("'{name}' needs a test list"))),
+                    _ if sub.is_empty() => {
+                        return Err(CompileError::new(
+                            pos,
+                            format!("'{name}' needs a test list"),
+                        ));
+                    }
                     "allof" => Test::AllOf(sub),
                     _ => Test::AnyOf(sub),
                 }
             }
             "address" => {
-                let s = self.split(name, &node.args, |t| self.common_arity(Accept { index: idx, ..full }, t))?;
+                let s = self.split(name, &node.args, |t| {
+                    self.common_arity(Accept { index: idx, ..full }, t)
+                })?;
                 let p = positional(name, pos, &s, &[Want::List, Want::List])?;
                 Test::Address {
                     m: self.matcher(&s, pos)?,
@@ -157,20 +216,52 @@ impl Compiler {
             }
             "envelope" => {
                 self.need("envelope", pos, "envelope")?;
-                let s = self.split(name, &node.args, |t| self.common_arity(Accept { index: false, ..full }, t))?;
+                let s = self.split(name, &node.args, |t| {
+                    self.common_arity(
+                        Accept {
+                            index: false,
+                            ..full
+                        },
+                        t,
+                    )
+                })?;
                 let p = positional(name, pos, &s, &[Want::List, Want::List])?;
                 let fields = strings_of(&p[0])?;
                 for f in &fields {
-                    if !matches!(f.to_ascii_lowercase().as_str(), "from" | "to") && !f.contains("${") {
-                        return Err(CompileError::new(p[0].pos, format!("unknown envelope part \"{f}\"")));
+                    if !matches!(f.to_ascii_lowercase().as_str(), "from" | "to")
+                        && !f.contains("${")
+                    {
+                        return Err(CompileError::new(
+                            p[0].pos,
+                            format!("unknown envelope part \"{f}\""),
+                        ));
                     }
                 }
-                Test::Envelope { m: self.matcher(&s, pos)?, part: self.address_part(&s)?, fields, keys: strings_of(&p[1])? }
+                Test::Envelope {
+                    m: self.matcher(&s, pos)?,
+                    part: self.address_part(&s)?,
+                    fields,
+                    keys: strings_of(&p[1])?,
+                }
             }
             "header" => {
-                let s = self.split(name, &node.args, |t| self.common_arity(Accept { address: false, index: idx, ..full }, t))?;
+                let s = self.split(name, &node.args, |t| {
+                    self.common_arity(
+                        Accept {
+                            address: false,
+                            index: idx,
+                            ..full
+                        },
+                        t,
+                    )
+                })?;
                 let p = positional(name, pos, &s, &[Want::List, Want::List])?;
-                Test::Header { m: self.matcher(&s, pos)?, index: self.index(&s)?, headers: strings_of(&p[0])?, keys: strings_of(&p[1])? }
+                Test::Header {
+                    m: self.matcher(&s, pos)?,
+                    index: self.index(&s)?,
+                    headers: strings_of(&p[0])?,
+                    keys: strings_of(&p[1])?,
+                }
             }
             "exists" => {
                 let s = self.split(name, &node.args, |_| None)?;
@@ -178,24 +269,47 @@ impl Compiler {
                 Test::Exists(strings_of(&p[0])?)
             }
             "size" => {
-                let s = self.split(name, &node.args, |t| matches!(t, "over" | "under").then_some(TagArg::None))?;
+                let s = self.split(name, &node.args, |t| {
+                    matches!(t, "over" | "under").then_some(TagArg::None)
+                })?;
                 let p = positional(name, pos, &s, &[Want::Number])?;
                 if s.has("over") == s.has("under") {
-                    return Err(CompileError::new(pos, "'size' takes exactly one of :over and :under"));
+                    return Err(CompileError::new(
+                        pos,
+                        "'size' takes exactly one of :over and :under",
+                    ));
                 }
-                let ArgKind::Number(limit) = p[0].kind else { return Err(CompileError::new(p[0].pos, "expected a number")) };
-                Test::Size { over: s.has("over"), limit }
+                let ArgKind::Number(limit) = p[0].kind else {
+                    return Err(CompileError::new(p[0].pos, "expected a number"));
+                };
+                Test::Size {
+                    over: s.has("over"),
+                    limit,
+                }
             }
             "body" => {
                 self.need("body", pos, "body")?;
                 let s = self.split(name, &node.args, |t| match t {
                     "raw" | "text" => Some(TagArg::None),
                     "content" => Some(TagArg::List),
-                    _ => self.common_arity(Accept { address: false, index: false, ..full }, t),
+                    _ => self.common_arity(
+                        Accept {
+                            address: false,
+                            index: false,
+                            ..full
+                        },
+                        t,
+                    ),
                 })?;
-                let n = ["raw", "text", "content"].iter().filter(|t| s.has(t)).count();
+                let n = ["raw", "text", "content"]
+                    .iter()
+                    .filter(|t| s.has(t))
+                    .count();
                 if n > 1 {
-                    return Err(CompileError::new(pos, "'body' takes one of :raw, :content and :text"));
+                    return Err(CompileError::new(
+                        pos,
+                        "'body' takes one of :raw, :content and :text",
+                    ));
                 }
                 let transform = if s.has("raw") {
                     BodyTransform::Raw
@@ -205,39 +319,95 @@ impl Compiler {
                     BodyTransform::Text
                 };
                 let p = positional(name, pos, &s, &[Want::List])?;
-                Test::Body { m: self.matcher(&s, pos)?, transform, keys: strings_of(&p[0])? }
+                Test::Body {
+                    m: self.matcher(&s, pos)?,
+                    transform,
+                    keys: strings_of(&p[0])?,
+                }
             }
             "string" => {
                 self.need("variables", pos, "string")?;
-                let s = self.split(name, &node.args, |t| self.common_arity(Accept { address: false, index: false, ..full }, t))?;
+                let s = self.split(name, &node.args, |t| {
+                    self.common_arity(
+                        Accept {
+                            address: false,
+                            index: false,
+                            ..full
+                        },
+                        t,
+                    )
+                })?;
                 let p = positional(name, pos, &s, &[Want::List, Want::List])?;
-                Test::String { m: self.matcher(&s, pos)?, sources: strings_of(&p[0])?, keys: strings_of(&p[1])? }
+                Test::String {
+                    m: self.matcher(&s, pos)?,
+                    sources: strings_of(&p[0])?,
+                    keys: strings_of(&p[1])?,
+                }
             }
             "hasflag" => {
                 self.need("imap4flags", pos, "hasflag")?;
-                let s = self.split(name, &node.args, |t| self.common_arity(Accept { address: false, index: false, ..full }, t))?;
+                let s = self.split(name, &node.args, |t| {
+                    self.common_arity(
+                        Accept {
+                            address: false,
+                            index: false,
+                            ..full
+                        },
+                        t,
+                    )
+                })?;
                 let (variables, keys) = match s.positional.len() {
-                    1 => (None, strings_of(&positional(name, pos, &s, &[Want::List])?[0])?),
+                    1 => (
+                        None,
+                        strings_of(&positional(name, pos, &s, &[Want::List])?[0])?,
+                    ),
                     _ => {
                         let p = positional(name, pos, &s, &[Want::List, Want::List])?;
-                        (Some(strings_of(&p[0])?.into_iter().map(|v| v.to_ascii_lowercase()).collect()), strings_of(&p[1])?)
+                        (
+                            Some(
+                                strings_of(&p[0])?
+                                    .into_iter()
+                                    .map(|v| v.to_ascii_lowercase())
+                                    .collect(),
+                            ),
+                            strings_of(&p[1])?,
+                        )
                     }
                 };
-                Test::HasFlag { m: self.matcher(&s, pos)?, variables, keys }
+                Test::HasFlag {
+                    m: self.matcher(&s, pos)?,
+                    variables,
+                    keys,
+                }
             }
             "date" | "currentdate" => {
                 self.need("date", pos, name)?;
                 let s = self.split(name, &node.args, |t| match t {
                     "zone" => Some(TagArg::Str),
                     "originalzone" if name == "date" => Some(TagArg::None),
-                    _ => self.common_arity(Accept { address: false, index: name == "date", ..full }, t),
+                    _ => self.common_arity(
+                        Accept {
+                            address: false,
+                            index: name == "date",
+                            ..full
+                        },
+                        t,
+                    ),
                 })?;
                 let zone = match (s.get("zone"), s.has("originalzone")) {
-                    (Some(_), true) => return Err(CompileError::new(pos, ":zone and :originalzone exclude each other")),
+                    (Some(_), true) => {
+                        return Err(CompileError::new(
+                            pos,
+                            ":zone and :originalzone exclude each other",
+                        ));
+                    }
                     (Some(a), false) => {
                         let z = single(a)?;
                         if parse_zone(&z).is_none() {
-                            return Err(CompileError::new(a.pos, format!("invalid time zone \"{z}\"")));
+                            return Err(CompileError::new(
+                                a.pos,
+                                format!("invalid time zone \"{z}\""),
+                            ));
                         }
                         Zone::Fixed(z)
                     }
@@ -248,10 +418,22 @@ impl Compiler {
                 if name == "date" {
                     let p = positional(name, pos, &s, &[Want::Str, Want::Str, Want::List])?;
                     let part = self.date_part(&p[1])?;
-                    Test::Date { m, zone, index: self.index(&s)?, header: single(&p[0])?, part, keys: strings_of(&p[2])? }
+                    Test::Date {
+                        m,
+                        zone,
+                        index: self.index(&s)?,
+                        header: single(&p[0])?,
+                        part,
+                        keys: strings_of(&p[2])?,
+                    }
                 } else {
                     let p = positional(name, pos, &s, &[Want::Str, Want::List])?;
-                    Test::CurrentDate { m, zone, part: self.date_part(&p[0])?, keys: strings_of(&p[1])? }
+                    Test::CurrentDate {
+                        m,
+                        zone,
+                        part: self.date_part(&p[0])?,
+                        keys: strings_of(&p[1])?,
+                    }
                 }
             }
             "mailboxexists" => {
@@ -269,7 +451,10 @@ impl Compiler {
         if crate::date::PARTS.contains(&p.as_str()) || p.contains("${") {
             Ok(p)
         } else {
-            Err(CompileError::new(a.pos, format!("unknown date part \"{p}\"")))
+            Err(CompileError::new(
+                a.pos,
+                format!("unknown date part \"{p}\""),
+            ))
         }
     }
 }

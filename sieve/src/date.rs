@@ -6,8 +6,8 @@ use mail_parser::DateTime;
 
 /// The date-part names RFC 5260 defines.
 pub const PARTS: &[&str] = &[
-    "year", "month", "day", "date", "julian", "hour", "minute", "second", "time", "iso8601", "std11",
-    "zone", "weekday",
+    "year", "month", "day", "date", "julian", "hour", "minute", "second", "time", "iso8601",
+    "std11", "zone", "weekday",
 ];
 
 /// An instant and the zone (minutes east of UTC) it is shown in.
@@ -20,18 +20,34 @@ pub struct Instant {
 impl Instant {
     /// From a header date; `None` when it names no real date.
     pub fn from_header(d: &DateTime) -> Option<Instant> {
-        if !(1..=12).contains(&d.month) || d.day == 0 || d.day > 31 || d.hour > 23 || d.minute > 59 || d.second > 60 {
+        if !(1..=12).contains(&d.month)
+            || d.day == 0
+            || d.day > 31
+            || d.hour > 23
+            || d.minute > 59
+            || d.second > 60
+        {
             return None;
         }
-        let off = (i32::from(d.tz_hour) * 60 + i32::from(d.tz_minute)) * if d.tz_before_gmt { -1 } else { 1 };
+        let off = (i32::from(d.tz_hour) * 60 + i32::from(d.tz_minute))
+            * if d.tz_before_gmt { -1 } else { 1 };
         let days = days_from_civil(i64::from(d.year), u32::from(d.month), u32::from(d.day));
-        let local = days * 86400 + i64::from(d.hour) * 3600 + i64::from(d.minute) * 60 + i64::from(d.second);
-        Some(Instant { utc: local - i64::from(off) * 60, offset: off })
+        let local = days * 86400
+            + i64::from(d.hour) * 3600
+            + i64::from(d.minute) * 60
+            + i64::from(d.second);
+        Some(Instant {
+            utc: local - i64::from(off) * 60,
+            offset: off,
+        })
     }
 
     /// The same instant shown in another zone.
     pub fn in_zone(self, offset: i32) -> Instant {
-        Instant { utc: self.utc, offset }
+        Instant {
+            utc: self.utc,
+            offset,
+        }
     }
 
     /// The value of `part` (lower-case name), or `None` for unknown parts.
@@ -55,14 +71,24 @@ impl Instant {
             "second" => format!("{s:02}"),
             "time" => format!("{h:02}:{mi:02}:{s:02}"),
             "iso8601" => {
-                let z = if self.offset == 0 { "Z".to_string() } else { format!("{sign}{zh:02}:{zm:02}") };
+                let z = if self.offset == 0 {
+                    "Z".to_string()
+                } else {
+                    format!("{sign}{zh:02}:{zm:02}")
+                };
                 format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}{z}")
             }
             "std11" => {
                 const WD: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
-                const MN: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+                const MN: [&str; 12] = [
+                    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov",
+                    "Dec",
+                ];
                 let wd = WD.get(weekday as usize).copied().unwrap_or("Sun");
-                let mn = MN.get((mo as usize).saturating_sub(1)).copied().unwrap_or("Jan");
+                let mn = MN
+                    .get((mo as usize).saturating_sub(1))
+                    .copied()
+                    .unwrap_or("Jan");
                 format!("{wd}, {d:02} {mn} {y:04} {h:02}:{mi:02}:{s:02} {sign}{zh:02}{zm:02}")
             }
             "zone" => format!("{sign}{zh:02}{zm:02}"),
@@ -105,11 +131,20 @@ mod tests {
     fn parts() {
         // 2026-12-04T22:24:08Z, a Friday, MJD 61378.
         let days = days_from_civil(2026, 12, 4);
-        let t = Instant { utc: days * 86400 + 22 * 3600 + 24 * 60 + 8, offset: 0 };
+        let t = Instant {
+            utc: days * 86400 + 22 * 3600 + 24 * 60 + 8,
+            offset: 0,
+        };
         assert_eq!(t.part("julian").as_deref(), Some("61378"));
-        assert_eq!(t.part("std11").as_deref(), Some("Fri, 04 Dec 2026 22:24:08 +0000"));
+        assert_eq!(
+            t.part("std11").as_deref(),
+            Some("Fri, 04 Dec 2026 22:24:08 +0000")
+        );
         assert_eq!(t.part("iso8601").as_deref(), Some("2026-12-04T22:24:08Z"));
-        assert_eq!(t.in_zone(90).part("iso8601").as_deref(), Some("2026-12-04T23:54:08+01:30"));
+        assert_eq!(
+            t.in_zone(90).part("iso8601").as_deref(),
+            Some("2026-12-04T23:54:08+01:30")
+        );
         assert_eq!(t.in_zone(-600).part("weekday").as_deref(), Some("5"));
         assert_eq!(civil_from_days(days), (2026, 12, 4));
     }

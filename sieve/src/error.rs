@@ -25,7 +25,10 @@ pub struct CompileError {
 
 impl CompileError {
     pub fn new(pos: Pos, message: impl Into<String>) -> Self {
-        CompileError { pos, message: message.into() }
+        CompileError {
+            pos,
+            message: message.into(),
+        }
     }
 }
 

@@ -1,18 +1,17 @@
-//! The interpreter: runs a compiled [`Script`] against a message, its
-//! envelope and the user's context, with a step limit and bounded include
-//! nesting, and returns the [`Outcome`]. A run-time failure yields the
-//! implicit keep only.
+//! The interpreter: runs a compiled [`Script`]'s commands against a
+//! message, its envelope and the user's context, with a step limit and
+//! bounded include nesting, and returns the [`Outcome`]. A run-time failure
+//! yields the implicit keep only. Tests are evaluated in
+//! [`crate::evaluate`].
 
 use std::collections::{HashMap, HashSet};
 
 use crate::action::{Action, ActionSet, Outcome, VacationAction, split_flags, storable_flags};
-use crate::compile::{compile, valid_address};
-use crate::compile_test::parse_zone;
-use crate::date::Instant;
+use crate::args::valid_address;
+use crate::compile::compile;
 use crate::error::RuntimeError;
-use crate::matching::{match_count, match_value};
-use crate::message::{Addr, MessageView};
-use crate::script::{AddressPart, Cmd, FlagOp, Index, MatchType, Matcher, Script, Test, Zone};
+use crate::message::MessageView;
+use crate::script::{Cmd, FlagOp, Script};
 use crate::variables::{Vars, apply_modifiers};
 
 /// Deepest nesting of `include`.
@@ -52,7 +51,15 @@ impl Context {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
             .unwrap_or(0);
-        Context { user: user.to_string(), envelope, now, zone: 0, step_limit: 100_000, vacation_min: 86400, vacation_max: u64::MAX }
+        Context {
+            user: user.to_string(),
+            envelope,
+            now,
+            zone: 0,
+            step_limit: 100_000,
+            vacation_min: 86400,
+            vacation_max: u64::MAX,
+        }
     }
 }
 
@@ -92,7 +99,11 @@ pub fn run(script: &Script, raw_message: &[u8], ctx: &Context, env: &dyn Environ
         once: HashSet::new(),
         stack: Vec::new(),
     };
-    let mut frame = Frame { vars: Vars::default(), global_names: HashSet::new(), variables: script.variables };
+    let mut frame = Frame {
+        vars: Vars::default(),
+        global_names: HashSet::new(),
+        variables: script.variables,
+    };
     match r.block(&script.commands, &mut frame) {
         Ok(_) => Outcome {
             implicit_keep: !r.set.keep_cancelled,
@@ -100,42 +111,55 @@ pub fn run(script: &Script, raw_message: &[u8], ctx: &Context, env: &dyn Environ
             actions: r.set.actions,
             error: None,
         },
-        Err(e) => Outcome { actions: Vec::new(), implicit_keep: true, implicit_flags: Vec::new(), error: Some(e) },
+        Err(e) => Outcome {
+            actions: Vec::new(),
+            implicit_keep: true,
+            implicit_flags: Vec::new(),
+            error: Some(e),
+        },
     }
 }
 
-struct Frame {
-    vars: Vars,
+pub(crate) struct Frame {
+    pub(crate) vars: Vars,
     global_names: HashSet<String>,
-    variables: bool,
+    pub(crate) variables: bool,
 }
 
 impl Frame {
-    fn expand(&self, s: &str) -> String {
-        if self.variables { self.vars.expand(s) } else { s.to_string() }
+    pub(crate) fn expand(&self, s: &str) -> String {
+        if self.variables {
+            self.vars.expand(s)
+        } else {
+            s.to_string()
+        }
     }
-    fn expand_all(&self, l: &[String]) -> Vec<String> {
+    pub(crate) fn expand_all(&self, l: &[String]) -> Vec<String> {
         l.iter().map(|s| self.expand(s)).collect()
     }
 }
 
-struct Run<'a> {
-    msg: &'a MessageView<'a>,
-    ctx: &'a Context,
-    env: &'a dyn Environment,
+pub(crate) struct Run<'a> {
+    pub(crate) msg: &'a MessageView<'a>,
+    pub(crate) ctx: &'a Context,
+    pub(crate) env: &'a dyn Environment,
     steps: u64,
     set: ActionSet,
     /// imap4flags' internal variable.
-    flags: Vec<String>,
+    pub(crate) flags: Vec<String>,
     globals: HashMap<String, String>,
     once: HashSet<(bool, String)>,
     stack: Vec<(bool, String)>,
 }
 
 impl Run<'_> {
-    fn step(&mut self) -> Result<(), RuntimeError> {
+    pub(crate) fn step(&mut self) -> Result<(), RuntimeError> {
         self.steps += 1;
-        if self.steps > self.ctx.step_limit { Err(RuntimeError::StepLimit(self.ctx.step_limit)) } else { Ok(()) }
+        if self.steps > self.ctx.step_limit {
+            Err(RuntimeError::StepLimit(self.ctx.step_limit))
+        } else {
+            Ok(())
+        }
     }
 
     fn block(&mut self, cmds: &[Cmd], f: &mut Frame) -> Result<Flow, RuntimeError> {
@@ -158,7 +182,10 @@ impl Run<'_> {
     fn command(&mut self, c: &Cmd, f: &mut Frame) -> Result<Flow, RuntimeError> {
         self.step()?;
         match c {
-            Cmd::If { branches, otherwise } => {
+            Cmd::If {
+                branches,
+                otherwise,
+            } => {
                 for (t, body) in branches {
                     if self.test(t, f)? {
                         return self.block(body, f);
@@ -175,19 +202,37 @@ impl Run<'_> {
                 self.set.add(Action::Keep { flags })?;
             }
             Cmd::Discard => self.set.add(Action::Discard)?,
-            Cmd::FileInto { folder, copy, create, flags } => {
+            Cmd::FileInto {
+                folder,
+                copy,
+                create,
+                flags,
+            } => {
                 let flags = self.store_flags(flags, f);
-                self.set.add(Action::FileInto { folder: f.expand(folder), flags, copy: *copy, create: *create })?;
+                self.set.add(Action::FileInto {
+                    folder: f.expand(folder),
+                    flags,
+                    copy: *copy,
+                    create: *create,
+                })?;
             }
             Cmd::Redirect { address, copy } => {
                 let address = f.expand(address);
                 if !valid_address(&address) {
-                    return Err(RuntimeError::Conflict(format!("invalid redirect address \"{address}\"")));
+                    return Err(RuntimeError::Conflict(format!(
+                        "invalid redirect address \"{address}\""
+                    )));
                 }
-                self.set.add(Action::Redirect { address, copy: *copy })?;
+                self.set.add(Action::Redirect {
+                    address,
+                    copy: *copy,
+                })?;
             }
             Cmd::Reject { reason, extended } => {
-                self.set.add(Action::Reject { reason: f.expand(reason), extended: *extended })?;
+                self.set.add(Action::Reject {
+                    reason: f.expand(reason),
+                    extended: *extended,
+                })?;
             }
             Cmd::Vacation(v) => {
                 let subject = v.subject.as_ref().map(|s| f.expand(s).trim().to_string());
@@ -203,7 +248,10 @@ impl Run<'_> {
                         if v.mime { "<MIME>" } else { "<NO-MIME>" }
                     ),
                 };
-                let period = v.period.unwrap_or(7 * 86400).clamp(self.ctx.vacation_min, self.ctx.vacation_max.max(self.ctx.vacation_min));
+                let period = v.period.unwrap_or(7 * 86400).clamp(
+                    self.ctx.vacation_min,
+                    self.ctx.vacation_max.max(self.ctx.vacation_min),
+                );
                 self.set.add(Action::Vacation(VacationAction {
                     period,
                     subject,
@@ -214,7 +262,11 @@ impl Run<'_> {
                     reason,
                 }))?;
             }
-            Cmd::Flag { op, variable, flags } => {
+            Cmd::Flag {
+                op,
+                variable,
+                flags,
+            } => {
                 let given = f.expand_all(flags);
                 let current = match variable {
                     Some(name) => split_flags([f.vars.expand(&format!("${{{name}}}")).as_str()]),
@@ -222,10 +274,15 @@ impl Run<'_> {
                 };
                 let next = match op {
                     FlagOp::Set => split_flags(given.iter().map(String::as_str)),
-                    FlagOp::Add => split_flags(current.iter().chain(given.iter()).map(String::as_str)),
+                    FlagOp::Add => {
+                        split_flags(current.iter().chain(given.iter()).map(String::as_str))
+                    }
                     FlagOp::Remove => {
                         let remove = split_flags(given.iter().map(String::as_str));
-                        current.into_iter().filter(|c| !remove.iter().any(|r| r.eq_ignore_ascii_case(c))).collect()
+                        current
+                            .into_iter()
+                            .filter(|c| !remove.iter().any(|r| r.eq_ignore_ascii_case(c)))
+                            .collect()
                     }
                 };
                 match variable {
@@ -233,7 +290,11 @@ impl Run<'_> {
                     None => self.flags = next,
                 }
             }
-            Cmd::Set { name, modifiers, value } => {
+            Cmd::Set {
+                name,
+                modifiers,
+                value,
+            } => {
                 let v = apply_modifiers(modifiers, f.expand(value));
                 self.set_var(f, name, v);
             }
@@ -244,7 +305,13 @@ impl Run<'_> {
                     f.vars.set(n, v);
                 }
             }
-            Cmd::Include { name, global, once, optional, .. } => return self.include(name, *global, *once, *optional, f),
+            Cmd::Include {
+                name,
+                global,
+                once,
+                optional,
+                ..
+            } => return self.include(name, *global, *once, *optional, f),
         }
         Ok(Flow::Next)
     }
@@ -252,31 +319,50 @@ impl Run<'_> {
     fn set_var(&mut self, f: &mut Frame, name: &str, v: String) {
         f.vars.set(name, v);
         let lname = name.to_ascii_lowercase();
-        if f.global_names.contains(&lname) {
-            if let Some(v) = f.vars.named.get(&lname) {
-                self.globals.insert(lname, v.clone());
-            }
+        if f.global_names.contains(&lname)
+            && let Some(v) = f.vars.named.get(&lname)
+        {
+            self.globals.insert(lname, v.clone());
         }
     }
 
-    fn include(&mut self, name: &str, global: bool, once: bool, optional: bool, f: &mut Frame) -> Result<Flow, RuntimeError> {
+    fn include(
+        &mut self,
+        name: &str,
+        global: bool,
+        once: bool,
+        optional: bool,
+        f: &mut Frame,
+    ) -> Result<Flow, RuntimeError> {
         let key = (global, name.to_string());
         if once && self.once.contains(&key) {
             return Ok(Flow::Next);
         }
         if self.stack.contains(&key) {
-            return Err(RuntimeError::Include(name.into(), "the script includes itself".into()));
+            return Err(RuntimeError::Include(
+                name.into(),
+                "the script includes itself".into(),
+            ));
         }
         if self.stack.len() >= MAX_INCLUDE_DEPTH {
             return Err(RuntimeError::IncludeDepth(MAX_INCLUDE_DEPTH));
         }
         let Some(src) = self.env.load_script(name, global) else {
-            return if optional { Ok(Flow::Next) } else { Err(RuntimeError::Include(name.into(), "no such script".into())) };
+            return if optional {
+                Ok(Flow::Next)
+            } else {
+                Err(RuntimeError::Include(name.into(), "no such script".into()))
+            };
         };
-        let script = compile(&src).map_err(|e| RuntimeError::Include(name.into(), e.to_string()))?;
+        let script =
+            compile(&src).map_err(|e| RuntimeError::Include(name.into(), e.to_string()))?;
         self.once.insert(key.clone());
         self.stack.push(key);
-        let mut child = Frame { vars: Vars::default(), global_names: HashSet::new(), variables: script.variables };
+        let mut child = Frame {
+            vars: Vars::default(),
+            global_names: HashSet::new(),
+            variables: script.variables,
+        };
         let flow = self.block(&script.commands, &mut child);
         self.stack.pop();
         for n in f.global_names.clone() {
@@ -288,157 +374,6 @@ impl Run<'_> {
             _ => Flow::Next,
         })
     }
-
-    fn test(&mut self, t: &Test, f: &mut Frame) -> Result<bool, RuntimeError> {
-        self.step()?;
-        Ok(match t {
-            Test::True => true,
-            Test::False => false,
-            Test::Not(t) => !self.test(t, f)?,
-            Test::AllOf(ts) => {
-                for t in ts {
-                    if !self.test(t, f)? {
-                        return Ok(false);
-                    }
-                }
-                true
-            }
-            Test::AnyOf(ts) => {
-                for t in ts {
-                    if self.test(t, f)? {
-                        return Ok(true);
-                    }
-                }
-                false
-            }
-            Test::Exists(names) => f.expand_all(names).iter().all(|n| self.msg.exists(n)),
-            Test::Size { over, limit } => {
-                if *over { self.msg.size() > *limit } else { self.msg.size() < *limit }
-            }
-            Test::Header { m, index, headers, keys } => {
-                let mut values = Vec::new();
-                for h in f.expand_all(headers) {
-                    values.extend(pick(self.msg.header_values(&h), *index));
-                }
-                self.matches(*m, &values, keys, f)
-            }
-            Test::Address { m, part, index, headers, keys } => {
-                let mut values = Vec::new();
-                for h in f.expand_all(headers) {
-                    for addrs in pick(self.msg.addresses(&h), *index) {
-                        values.extend(addrs.iter().filter_map(|a| address_part(a, *part)));
-                    }
-                }
-                self.matches(*m, &values, keys, f)
-            }
-            Test::Envelope { m, part, fields, keys } => {
-                let mut values = Vec::new();
-                for field in f.expand_all(fields) {
-                    let a = match field.to_ascii_lowercase().as_str() {
-                        "from" => &self.ctx.envelope.from,
-                        "to" => &self.ctx.envelope.to,
-                        _ => continue,
-                    };
-                    if a.is_empty() || a == "<>" {
-                        values.push(String::new());
-                    } else if let Some(v) = address_part(&Addr::split(a), *part) {
-                        values.push(v);
-                    }
-                }
-                self.matches(*m, &values, keys, f)
-            }
-            Test::Body { m, transform, keys } => {
-                let values = match transform {
-                    crate::script::BodyTransform::Raw => vec![self.msg.raw_body()],
-                    crate::script::BodyTransform::Text => self.msg.text_parts(),
-                    crate::script::BodyTransform::Content(types) => self.msg.body_parts(&f.expand_all(types)),
-                };
-                self.matches(*m, &values, keys, f)
-            }
-            Test::String { m, sources, keys } => {
-                let mut values = f.expand_all(sources);
-                if matches!(m.kind, MatchType::Count(_)) {
-                    values.retain(|v| !v.is_empty());
-                }
-                self.matches(*m, &values, keys, f)
-            }
-            Test::HasFlag { m, variables, keys } => {
-                let values = match variables {
-                    Some(vs) => split_flags(vs.iter().map(|v| f.vars.expand(&format!("${{{v}}}"))).collect::<Vec<_>>().iter().map(String::as_str)),
-                    None => self.flags.clone(),
-                };
-                self.matches(*m, &values, keys, f)
-            }
-            Test::Date { m, zone, index, header, part, keys } => {
-                let part = f.expand(part);
-                let dates = pick(self.msg.dates(&f.expand(header)), *index);
-                let values: Vec<String> = dates
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|d| Instant::from_header(&d))
-                    .filter_map(|i| self.zoned(i, zone).part(&part))
-                    .collect();
-                self.matches(*m, &values, keys, f)
-            }
-            Test::CurrentDate { m, zone, part, keys } => {
-                let now = Instant { utc: self.ctx.now, offset: self.ctx.zone };
-                let values: Vec<String> = self.zoned(now, zone).part(&f.expand(part)).into_iter().collect();
-                self.matches(*m, &values, keys, f)
-            }
-            Test::MailboxExists(names) => f.expand_all(names).iter().all(|n| self.env.mailbox_exists(n)),
-        })
-    }
-
-    fn zoned(&self, i: Instant, zone: &Zone) -> Instant {
-        match zone {
-            Zone::Original => i,
-            Zone::Local => i.in_zone(self.ctx.zone),
-            Zone::Fixed(z) => i.in_zone(parse_zone(z).unwrap_or(0)),
-        }
-    }
-
-    /// Matches any of `values` against any of `keys`, setting match variables.
-    fn matches(&mut self, m: Matcher, values: &[String], keys: &[String], f: &mut Frame) -> bool {
-        let keys = f.expand_all(keys);
-        if matches!(m.kind, MatchType::Count(_)) {
-            return match_count(m, values.len(), &keys);
-        }
-        for v in values {
-            for k in &keys {
-                let mut caps = None;
-                if match_value(m, v, k, &mut caps) {
-                    if let (Some(c), true) = (caps, f.variables) {
-                        f.vars.set_matched(c);
-                    }
-                    return true;
-                }
-            }
-        }
-        false
-    }
-}
-
-/// Applies `:index` (1-based, `:last` counting from the end).
-fn pick<T>(mut v: Vec<T>, index: Option<Index>) -> Vec<T> {
-    let Some(ix) = index else { return v };
-    let n = usize::try_from(ix.n).unwrap_or(usize::MAX);
-    if n == 0 || n > v.len() {
-        return Vec::new();
-    }
-    let at = if ix.last { v.len() - n } else { n - 1 };
-    vec![v.swap_remove(at)]
-}
-
-fn address_part(a: &Addr, part: AddressPart) -> Option<String> {
-    Some(match part {
-        AddressPart::All => {
-            if a.domain.is_empty() { a.local.clone() } else { format!("{}@{}", a.local, a.domain) }
-        }
-        AddressPart::LocalPart => a.local.clone(),
-        AddressPart::Domain => a.domain.clone(),
-        AddressPart::User => a.local.split_once('+').map(|(u, _)| u).unwrap_or(&a.local).to_string(),
-        AddressPart::Detail => a.local.split_once('+')?.1.to_string(),
-    })
 }
 
 /// Turns bare LFs into CRLF.

@@ -24,7 +24,12 @@ pub enum Tok {
 
 /// Splits `src` into positioned tokens; also returns the end-of-input position.
 pub fn tokenize(src: &str) -> Result<(Vec<(Tok, Pos)>, Pos), CompileError> {
-    let mut lx = Lexer { s: src.as_bytes(), i: 0, line: 1, col: 1 };
+    let mut lx = Lexer {
+        s: src.as_bytes(),
+        i: 0,
+        line: 1,
+        col: 1,
+    };
     let mut out = Vec::new();
     while let Some(t) = lx.next_token()? {
         out.push(t);
@@ -41,7 +46,10 @@ struct Lexer<'a> {
 
 impl Lexer<'_> {
     fn pos(&self) -> Pos {
-        Pos { line: self.line, col: self.col }
+        Pos {
+            line: self.line,
+            col: self.col,
+        }
     }
 
     fn peek(&self) -> Option<u8> {
@@ -67,7 +75,9 @@ impl Lexer<'_> {
     fn next_token(&mut self) -> Result<Option<(Tok, Pos)>, CompileError> {
         self.skip_space()?;
         let pos = self.pos();
-        let Some(c) = self.peek() else { return Ok(None) };
+        let Some(c) = self.peek() else {
+            return Ok(None);
+        };
         let tok = match c {
             b'[' => self.single(Tok::LBracket),
             b']' => self.single(Tok::RBracket),
@@ -175,10 +185,15 @@ impl Lexer<'_> {
         if mult > 1 {
             self.bump();
         }
-        if self.peek().is_some_and(|c| c.is_ascii_alphanumeric() || c == b'_') {
+        if self
+            .peek()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == b'_')
+        {
             return Err(self.err(pos, "invalid number"));
         }
-        n.checked_mul(mult).map(Tok::Number).ok_or_else(|| self.err(pos, "number too large"))
+        n.checked_mul(mult)
+            .map(Tok::Number)
+            .ok_or_else(|| self.err(pos, "number too large"))
     }
 
     fn quoted(&mut self, pos: Pos) -> Result<Tok, CompileError> {

@@ -12,10 +12,13 @@
 //! i;ascii-casemap and i;ascii-numeric.
 
 pub mod action;
+mod args;
 pub mod compile;
 mod compile_test;
 pub mod date;
+pub mod encoded;
 pub mod error;
+mod evaluate;
 pub mod interp;
 mod lexer;
 pub mod matching;

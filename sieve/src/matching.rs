@@ -18,7 +18,9 @@ pub fn match_value(m: Matcher, value: &str, key: &str, captures: &mut Option<Vec
         MatchType::Is => compare(m.comparator, value, key) == Some(Ordering::Equal),
         MatchType::Contains => match m.comparator {
             Comparator::Octet => value.contains(key),
-            _ => value.to_ascii_lowercase().contains(&key.to_ascii_lowercase()),
+            _ => value
+                .to_ascii_lowercase()
+                .contains(&key.to_ascii_lowercase()),
         },
         MatchType::Matches => {
             let fold = m.comparator != Comparator::Octet;
@@ -32,12 +34,18 @@ pub fn match_value(m: Matcher, value: &str, key: &str, captures: &mut Option<Vec
         }
         MatchType::Regex => {
             let mut b = regex::RegexBuilder::new(key);
-            b.case_insensitive(m.comparator != Comparator::Octet).size_limit(1 << 20).nest_limit(64);
+            b.case_insensitive(m.comparator != Comparator::Octet)
+                .size_limit(1 << 20)
+                .nest_limit(64);
             match b.build() {
                 Ok(re) => match re.captures(value) {
                     Some(c) => {
                         *captures = Some(
-                            (0..c.len().min(10)).map(|i| c.get(i).map(|g| g.as_str().to_string()).unwrap_or_default()).collect(),
+                            (0..c.len().min(10))
+                                .map(|i| {
+                                    c.get(i).map(|g| g.as_str().to_string()).unwrap_or_default()
+                                })
+                                .collect(),
                         );
                         true
                     }
@@ -53,9 +61,12 @@ pub fn match_value(m: Matcher, value: &str, key: &str, captures: &mut Option<Vec
 
 /// The `:count` match: `count` values against each key.
 pub fn match_count(m: Matcher, count: usize, keys: &[String]) -> bool {
-    let MatchType::Count(op) = m.kind else { return false };
+    let MatchType::Count(op) = m.kind else {
+        return false;
+    };
     let v = count.to_string();
-    keys.iter().any(|k| compare(m.comparator, &v, k).is_some_and(|o| relop(op, o)))
+    keys.iter()
+        .any(|k| compare(m.comparator, &v, k).is_some_and(|o| relop(op, o)))
 }
 
 fn relop(op: RelOp, o: Ordering) -> bool {
@@ -75,7 +86,10 @@ pub fn compare(c: Comparator, a: &str, b: &str) -> Option<Ordering> {
     Some(match c {
         Comparator::Octet => a.as_bytes().cmp(b.as_bytes()),
         // RFC 4790 section 9.2: i;ascii-casemap maps to upper case.
-        Comparator::AsciiCasemap => a.to_ascii_uppercase().as_bytes().cmp(b.to_ascii_uppercase().as_bytes()),
+        Comparator::AsciiCasemap => a
+            .to_ascii_uppercase()
+            .as_bytes()
+            .cmp(b.to_ascii_uppercase().as_bytes()),
         Comparator::AsciiNumeric => numeric(a).cmp(&numeric(b)),
     })
 }
@@ -83,7 +97,10 @@ pub fn compare(c: Comparator, a: &str, b: &str) -> Option<Ordering> {
 /// RFC 4790 section 9.1: the leading digits as a number; none means
 /// positive infinity (sorted after every number).
 fn numeric(s: &str) -> (bool, usize, String) {
-    let digits: &str = &s[..s.bytes().position(|b| !b.is_ascii_digit()).unwrap_or(s.len())];
+    let digits: &str = &s[..s
+        .bytes()
+        .position(|b| !b.is_ascii_digit())
+        .unwrap_or(s.len())];
     if digits.is_empty() {
         return (true, 0, String::new());
     }
@@ -123,7 +140,13 @@ fn compile_pattern(key: &str) -> Vec<Pat> {
 pub fn wildcard(value: &str, key: &str, fold: bool) -> Option<Vec<String>> {
     let v: Vec<char> = value.chars().take(MAX_WILDCARD_INPUT).collect();
     let p = compile_pattern(&key.chars().take(MAX_WILDCARD_INPUT).collect::<String>());
-    let eq = |a: char, b: char| if fold { a.eq_ignore_ascii_case(&b) } else { a == b };
+    let eq = |a: char, b: char| {
+        if fold {
+            a.eq_ignore_ascii_case(&b)
+        } else {
+            a == b
+        }
+    };
     let mut caps: Vec<(usize, usize)> = Vec::new();
     // The latest `*`: its pattern index, capture start, capture end, capture slot.
     let mut star: Option<(usize, usize, usize, usize)> = None;
@@ -149,7 +172,10 @@ pub fn wildcard(value: &str, key: &str, fold: bool) -> Option<Vec<String>> {
             }
             None if vi == v.len() => {
                 let mut out = vec![value.to_string()];
-                out.extend(caps.iter().map(|&(a, b)| v[a..b].iter().collect::<String>()));
+                out.extend(
+                    caps.iter()
+                        .map(|&(a, b)| v[a..b].iter().collect::<String>()),
+                );
                 return Some(out);
             }
             _ => {}
@@ -172,7 +198,10 @@ mod tests {
 
     #[test]
     fn wildcards_take_the_shortest() {
-        assert_eq!(wildcard("aXbYbZ", "*b*", false), Some(vec!["aXbYbZ".into(), "aX".into(), "YbZ".into()]));
+        assert_eq!(
+            wildcard("aXbYbZ", "*b*", false),
+            Some(vec!["aXbYbZ".into(), "aX".into(), "YbZ".into()])
+        );
         assert_eq!(
             wildcard("aXbYbZ", "a*?b*", false),
             Some(vec!["aXbYbZ".into(), "".into(), "X".into(), "YbZ".into()])
@@ -187,8 +216,17 @@ mod tests {
 
     #[test]
     fn numeric_ordering() {
-        assert_eq!(compare(Comparator::AsciiNumeric, "010", "10"), Some(Ordering::Equal));
-        assert_eq!(compare(Comparator::AsciiNumeric, "abc", "99999"), Some(Ordering::Greater));
-        assert_eq!(compare(Comparator::AsciiNumeric, "9", "10"), Some(Ordering::Less));
+        assert_eq!(
+            compare(Comparator::AsciiNumeric, "010", "10"),
+            Some(Ordering::Equal)
+        );
+        assert_eq!(
+            compare(Comparator::AsciiNumeric, "abc", "99999"),
+            Some(Ordering::Greater)
+        );
+        assert_eq!(
+            compare(Comparator::AsciiNumeric, "9", "10"),
+            Some(Ordering::Less)
+        );
     }
 }

@@ -22,17 +22,29 @@ impl Addr {
     /// Splits `a` at its last `@` (no `@`: all local part).
     pub fn split(a: &str) -> Addr {
         let a = a.trim();
-        let a = a.strip_prefix('<').and_then(|x| x.strip_suffix('>')).unwrap_or(a);
+        let a = a
+            .strip_prefix('<')
+            .and_then(|x| x.strip_suffix('>'))
+            .unwrap_or(a);
         match a.rsplit_once('@') {
-            Some((l, d)) => Addr { local: l.to_string(), domain: d.to_string() },
-            None => Addr { local: a.to_string(), domain: String::new() },
+            Some((l, d)) => Addr {
+                local: l.to_string(),
+                domain: d.to_string(),
+            },
+            None => Addr {
+                local: a.to_string(),
+                domain: String::new(),
+            },
         }
     }
 }
 
 impl<'a> MessageView<'a> {
     pub fn new(raw: &'a [u8]) -> Self {
-        MessageView { raw, msg: MessageParser::default().parse(raw) }
+        MessageView {
+            raw,
+            msg: MessageParser::default().parse(raw),
+        }
     }
 
     pub fn size(&self) -> u64 {
@@ -42,7 +54,9 @@ impl<'a> MessageView<'a> {
     /// Raw values (after the colon, with the line end) of the top-level
     /// header fields called `name`, in order.
     pub fn raw_values(&self, name: &str) -> Vec<&'a [u8]> {
-        let Some(msg) = &self.msg else { return Vec::new() };
+        let Some(msg) = &self.msg else {
+            return Vec::new();
+        };
         msg.root_part()
             .headers()
             .iter()
@@ -57,7 +71,10 @@ impl<'a> MessageView<'a> {
 
     /// Unfolded, decoded values of the header fields called `name`.
     pub fn header_values(&self, name: &str) -> Vec<String> {
-        self.raw_values(name).into_iter().map(decode_unstructured).collect()
+        self.raw_values(name)
+            .into_iter()
+            .map(decode_unstructured)
+            .collect()
     }
 
     /// The addresses of each header field called `name` (one list per field).
@@ -69,11 +86,20 @@ impl<'a> MessageView<'a> {
                 let mut out = Vec::new();
                 match MessageStream::new(&bytes).parse_address() {
                     HeaderValue::Address(Address::List(list)) => {
-                        out.extend(list.iter().filter_map(|a| a.address.as_deref()).map(Addr::split));
+                        out.extend(
+                            list.iter()
+                                .filter_map(|a| a.address.as_deref())
+                                .map(Addr::split),
+                        );
                     }
                     HeaderValue::Address(Address::Group(groups)) => {
                         for g in &groups {
-                            out.extend(g.addresses.iter().filter_map(|a| a.address.as_deref()).map(Addr::split));
+                            out.extend(
+                                g.addresses
+                                    .iter()
+                                    .filter_map(|a| a.address.as_deref())
+                                    .map(Addr::split),
+                            );
                         }
                     }
                     _ => {}
@@ -99,7 +125,11 @@ impl<'a> MessageView<'a> {
 
     /// The body after the top-level header, undecoded (`body :raw`).
     pub fn raw_body(&self) -> String {
-        let start = self.msg.as_ref().map(|m| m.root_part().offset_body as usize).unwrap_or(0);
+        let start = self
+            .msg
+            .as_ref()
+            .map(|m| m.root_part().offset_body as usize)
+            .unwrap_or(0);
         String::from_utf8_lossy(self.raw.get(start..).unwrap_or_default()).into_owned()
     }
 
@@ -115,13 +145,18 @@ impl<'a> MessageView<'a> {
     }
 
     fn parts(&self, types: &[String], html_as_text: bool) -> Vec<String> {
-        let Some(msg) = &self.msg else { return Vec::new() };
+        let Some(msg) = &self.msg else {
+            return Vec::new();
+        };
         let mut out = Vec::new();
         for part in &msg.parts {
             let (ty, sub) = match part.content_type() {
                 Some(ct) => (
                     ct.c_type.to_ascii_lowercase(),
-                    ct.c_subtype.as_deref().unwrap_or_default().to_ascii_lowercase(),
+                    ct.c_subtype
+                        .as_deref()
+                        .unwrap_or_default()
+                        .to_ascii_lowercase(),
                 ),
                 None => ("text".to_string(), "plain".to_string()),
             };
@@ -137,13 +172,23 @@ impl<'a> MessageView<'a> {
                 continue;
             }
             match &part.body {
-                PartType::Html(t) if html_as_text => out.push(mail_parser::decoders::html::html_to_text(t)),
+                PartType::Html(t) if html_as_text => {
+                    out.push(mail_parser::decoders::html::html_to_text(t))
+                }
                 PartType::Text(t) | PartType::Html(t) => out.push(t.to_string()),
-                PartType::Binary(b) | PartType::InlineBinary(b) => out.push(String::from_utf8_lossy(b).into_owned()),
+                PartType::Binary(b) | PartType::InlineBinary(b) => {
+                    out.push(String::from_utf8_lossy(b).into_owned())
+                }
                 PartType::Multipart(_) => {
                     // RFC 5173 section 5.2: a multipart type matches its prologue and epilogue.
-                    let boundary = part.content_type().and_then(|ct| ct.attribute("boundary")).unwrap_or_default();
-                    let body = self.raw.get(part.offset_body as usize..part.offset_end as usize).unwrap_or_default();
+                    let boundary = part
+                        .content_type()
+                        .and_then(|ct| ct.attribute("boundary"))
+                        .unwrap_or_default();
+                    let body = self
+                        .raw
+                        .get(part.offset_body as usize..part.offset_end as usize)
+                        .unwrap_or_default();
                     out.extend(prologue_epilogue(&String::from_utf8_lossy(body), boundary));
                 }
                 PartType::Message(_) => {}
@@ -166,14 +211,19 @@ fn prologue_epilogue(body: &str, boundary: &str) -> Vec<String> {
     for line in body.split_inclusive('\n') {
         let bare = line.trim_end_matches(['\r', '\n']);
         match state {
-            0 if bare.trim_end() == open || bare.trim_end() == close => state = if bare.trim_end() == close { 2 } else { 1 },
+            0 if bare.trim_end() == open || bare.trim_end() == close => {
+                state = if bare.trim_end() == close { 2 } else { 1 }
+            }
             0 => prologue.push_str(line),
             1 if bare.trim_end() == close => state = 2,
             1 => {}
             _ => epilogue.push_str(line),
         }
     }
-    [prologue, epilogue].into_iter().filter(|s| !s.is_empty()).collect()
+    [prologue, epilogue]
+        .into_iter()
+        .filter(|s| !s.is_empty())
+        .collect()
 }
 
 fn with_line_end(raw: &[u8]) -> Vec<u8> {
@@ -204,7 +254,13 @@ mod tests {
         let m = MessageView::new(raw);
         assert_eq!(m.header_values("subject"), vec!["café au lait".to_string()]);
         let a = m.addresses("from");
-        assert_eq!(a[0][0], Addr { local: "a+x".into(), domain: "Example.org".into() });
+        assert_eq!(
+            a[0][0],
+            Addr {
+                local: "a+x".into(),
+                domain: "Example.org".into()
+            }
+        );
         assert_eq!(a[0].len(), 2);
         assert!(m.dates("date")[0].is_some());
         assert_eq!(m.raw_body(), "hi\r\n");

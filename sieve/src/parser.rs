@@ -104,13 +104,31 @@ impl Parser {
                 let cmds = self.commands(depth + 1)?;
                 match self.next() {
                     Some((Tok::RBrace, _)) => Some(cmds),
-                    _ => return Err(CompileError::new(self.end, "missing '}' to close the block")),
+                    _ => {
+                        return Err(CompileError::new(
+                            self.end,
+                            "missing '}' to close the block",
+                        ));
+                    }
                 }
             }
-            Some((_, p)) => return Err(CompileError::new(p, format!("expected ';' after '{name}'"))),
-            None => return Err(CompileError::new(self.end, format!("expected ';' after '{name}'"))),
+            Some((_, p)) => {
+                return Err(CompileError::new(p, format!("expected ';' after '{name}'")));
+            }
+            None => {
+                return Err(CompileError::new(
+                    self.end,
+                    format!("expected ';' after '{name}'"),
+                ));
+            }
         };
-        Ok(CommandNode { name, pos, args, tests, block })
+        Ok(CommandNode {
+            name,
+            pos,
+            args,
+            tests,
+            block,
+        })
     }
 
     fn arguments(&mut self, depth: usize) -> Result<(Vec<Arg>, Vec<TestNode>), CompileError> {
@@ -152,7 +170,9 @@ impl Parser {
                     match self.next() {
                         Some((Tok::Comma, _)) => tests.push(self.test(depth + 1)?),
                         Some((Tok::RParen, _)) => break,
-                        Some((_, p)) => return Err(CompileError::new(p, "expected ',' or ')' in test list")),
+                        Some((_, p)) => {
+                            return Err(CompileError::new(p, "expected ',' or ')' in test list"));
+                        }
                         None => return Err(CompileError::new(self.end, "unterminated test list")),
                     }
                 }
@@ -176,7 +196,12 @@ impl Parser {
             _ => return Err(CompileError::new(pos, "expected a test")),
         };
         let (args, tests) = self.arguments(depth)?;
-        Ok(TestNode { name, pos, args, tests })
+        Ok(TestNode {
+            name,
+            pos,
+            args,
+            tests,
+        })
     }
 
     fn string_list(&mut self) -> Result<Vec<String>, CompileError> {
@@ -184,13 +209,17 @@ impl Parser {
         loop {
             match self.next() {
                 Some((Tok::Str(s), _)) => out.push(s),
-                Some((_, p)) => return Err(CompileError::new(p, "expected a string in the string list")),
+                Some((_, p)) => {
+                    return Err(CompileError::new(p, "expected a string in the string list"));
+                }
                 None => return Err(CompileError::new(self.end, "unterminated string list")),
             }
             match self.next() {
                 Some((Tok::Comma, _)) => {}
                 Some((Tok::RBracket, _)) => return Ok(out),
-                Some((_, p)) => return Err(CompileError::new(p, "expected ',' or ']' in string list")),
+                Some((_, p)) => {
+                    return Err(CompileError::new(p, "expected ',' or ']' in string list"));
+                }
                 None => return Err(CompileError::new(self.end, "unterminated string list")),
             }
         }

@@ -132,17 +132,47 @@ pub struct VacationCmd {
 /// A command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Cmd {
-    If { branches: Vec<(Test, Vec<Cmd>)>, otherwise: Option<Vec<Cmd>> },
+    If {
+        branches: Vec<(Test, Vec<Cmd>)>,
+        otherwise: Option<Vec<Cmd>>,
+    },
     Stop,
-    Keep { flags: Option<Vec<String>> },
+    Keep {
+        flags: Option<Vec<String>>,
+    },
     Discard,
-    FileInto { folder: String, copy: bool, create: bool, flags: Option<Vec<String>> },
-    Redirect { address: String, copy: bool },
-    Reject { reason: String, extended: bool },
+    FileInto {
+        folder: String,
+        copy: bool,
+        create: bool,
+        flags: Option<Vec<String>>,
+    },
+    Redirect {
+        address: String,
+        copy: bool,
+    },
+    Reject {
+        reason: String,
+        extended: bool,
+    },
     Vacation(Box<VacationCmd>),
-    Flag { op: FlagOp, variable: Option<String>, flags: Vec<String> },
-    Set { name: String, modifiers: Vec<Modifier>, value: String },
-    Include { name: String, global: bool, once: bool, optional: bool, pos: Pos },
+    Flag {
+        op: FlagOp,
+        variable: Option<String>,
+        flags: Vec<String>,
+    },
+    Set {
+        name: String,
+        modifiers: Vec<Modifier>,
+        value: String,
+    },
+    Include {
+        name: String,
+        global: bool,
+        once: bool,
+        optional: bool,
+        pos: Pos,
+    },
     Return,
     Global(Vec<String>),
 }
@@ -155,15 +185,58 @@ pub enum Test {
     Not(Box<Test>),
     AllOf(Vec<Test>),
     AnyOf(Vec<Test>),
-    Address { m: Matcher, part: AddressPart, index: Option<Index>, headers: Vec<String>, keys: Vec<String> },
-    Envelope { m: Matcher, part: AddressPart, fields: Vec<String>, keys: Vec<String> },
-    Header { m: Matcher, index: Option<Index>, headers: Vec<String>, keys: Vec<String> },
+    Address {
+        m: Matcher,
+        part: AddressPart,
+        index: Option<Index>,
+        headers: Vec<String>,
+        keys: Vec<String>,
+    },
+    Envelope {
+        m: Matcher,
+        part: AddressPart,
+        fields: Vec<String>,
+        keys: Vec<String>,
+    },
+    Header {
+        m: Matcher,
+        index: Option<Index>,
+        headers: Vec<String>,
+        keys: Vec<String>,
+    },
     Exists(Vec<String>),
-    Size { over: bool, limit: u64 },
-    Body { m: Matcher, transform: BodyTransform, keys: Vec<String> },
-    String { m: Matcher, sources: Vec<String>, keys: Vec<String> },
-    HasFlag { m: Matcher, variables: Option<Vec<String>>, keys: Vec<String> },
-    Date { m: Matcher, zone: Zone, index: Option<Index>, header: String, part: String, keys: Vec<String> },
-    CurrentDate { m: Matcher, zone: Zone, part: String, keys: Vec<String> },
+    Size {
+        over: bool,
+        limit: u64,
+    },
+    Body {
+        m: Matcher,
+        transform: BodyTransform,
+        keys: Vec<String>,
+    },
+    String {
+        m: Matcher,
+        sources: Vec<String>,
+        keys: Vec<String>,
+    },
+    HasFlag {
+        m: Matcher,
+        variables: Option<Vec<String>>,
+        keys: Vec<String>,
+    },
+    Date {
+        m: Matcher,
+        zone: Zone,
+        index: Option<Index>,
+        header: String,
+        part: String,
+        keys: Vec<String>,
+    },
+    CurrentDate {
+        m: Matcher,
+        zone: Zone,
+        part: String,
+        keys: Vec<String>,
+    },
     MailboxExists(Vec<String>),
 }

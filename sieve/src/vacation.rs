@@ -43,43 +43,104 @@ pub enum Skip {
 }
 
 /// Decides on `v` for this message; `user` is the script owner's address.
-pub fn decide(msg: &MessageView, env: &Envelope, user: &str, v: &VacationAction, log: &dyn ReplyLog) -> Result<Reply, Skip> {
-    let sender = env.from.trim().trim_start_matches('<').trim_end_matches('>').to_string();
+pub fn decide(
+    msg: &MessageView,
+    env: &Envelope,
+    user: &str,
+    v: &VacationAction,
+    log: &dyn ReplyLog,
+) -> Result<Reply, Skip> {
+    let sender = env
+        .from
+        .trim()
+        .trim_start_matches('<')
+        .trim_end_matches('>')
+        .to_string();
     if sender.is_empty() {
         return Err(Skip::NullSender);
     }
-    let local = sender.rsplit_once('@').map(|(l, _)| l).unwrap_or(&sender).to_ascii_lowercase();
-    if local == "mailer-daemon" || local == "listserv" || local == "majordomo" || local.starts_with("owner-") || local.ends_with("-request") {
+    let local = sender
+        .rsplit_once('@')
+        .map(|(l, _)| l)
+        .unwrap_or(&sender)
+        .to_ascii_lowercase();
+    if local == "mailer-daemon"
+        || local == "listserv"
+        || local == "majordomo"
+        || local.starts_with("owner-")
+        || local.ends_with("-request")
+    {
         return Err(Skip::SystemSender);
     }
-    if msg.header_values("auto-submitted").iter().any(|a| !a.trim().eq_ignore_ascii_case("no")) {
+    if msg
+        .header_values("auto-submitted")
+        .iter()
+        .any(|a| !a.trim().eq_ignore_ascii_case("no"))
+    {
         return Err(Skip::AutoSubmitted);
     }
-    if msg.header_values("precedence").iter().any(|p| matches!(p.trim().to_ascii_lowercase().as_str(), "bulk" | "list" | "junk")) {
+    if msg.header_values("precedence").iter().any(|p| {
+        matches!(
+            p.trim().to_ascii_lowercase().as_str(),
+            "bulk" | "list" | "junk"
+        )
+    }) {
         return Err(Skip::Bulk);
     }
-    let list_headers = ["list-id", "list-help", "list-subscribe", "list-unsubscribe", "list-post", "list-owner", "list-archive"];
+    let list_headers = [
+        "list-id",
+        "list-help",
+        "list-subscribe",
+        "list-unsubscribe",
+        "list-post",
+        "list-owner",
+        "list-archive",
+    ];
     if list_headers.iter().any(|h| msg.exists(h)) {
         return Err(Skip::MailingList);
     }
     let mut mine: Vec<String> = vec![normalize_address(user).to_ascii_lowercase()];
-    mine.extend(v.addresses.iter().map(|a| normalize_address(a).to_ascii_lowercase()));
+    mine.extend(
+        v.addresses
+            .iter()
+            .map(|a| normalize_address(a).to_ascii_lowercase()),
+    );
     if mine.contains(&normalize_address(&sender).to_ascii_lowercase()) {
         return Err(Skip::OwnMessage);
     }
-    let addressed = ["to", "cc", "bcc", "resent-to", "resent-cc", "resent-bcc"].iter().any(|h| {
-        msg.addresses(h).iter().flatten().any(|a| mine.contains(&format!("{}@{}", a.local, a.domain.to_ascii_lowercase()).to_ascii_lowercase()))
-    });
+    let addressed = ["to", "cc", "bcc", "resent-to", "resent-cc", "resent-bcc"]
+        .iter()
+        .any(|h| {
+            msg.addresses(h).iter().flatten().any(|a| {
+                mine.contains(
+                    &format!("{}@{}", a.local, a.domain.to_ascii_lowercase()).to_ascii_lowercase(),
+                )
+            })
+        });
     if !addressed {
         return Err(Skip::NotAddressed);
     }
     if log.already_replied(&sender, &v.handle, v.period) {
         return Err(Skip::AlreadyReplied);
     }
-    let original_subject = msg.header_values("subject").into_iter().next().unwrap_or_default();
-    let subject = v.subject.clone().unwrap_or_else(|| format!("Auto: {original_subject}"));
-    let message_id = msg.header_values("message-id").into_iter().next().filter(|m| !m.is_empty());
-    let references = match (msg.header_values("references").into_iter().next(), &message_id) {
+    let original_subject = msg
+        .header_values("subject")
+        .into_iter()
+        .next()
+        .unwrap_or_default();
+    let subject = v
+        .subject
+        .clone()
+        .unwrap_or_else(|| format!("Auto: {original_subject}"));
+    let message_id = msg
+        .header_values("message-id")
+        .into_iter()
+        .next()
+        .filter(|m| !m.is_empty());
+    let references = match (
+        msg.header_values("references").into_iter().next(),
+        &message_id,
+    ) {
         (Some(r), Some(id)) => Some(format!("{r} {id}")),
         (None, Some(id)) => Some(id.clone()),
         (r, None) => r,
@@ -108,20 +169,71 @@ mod tests {
     }
 
     fn action() -> VacationAction {
-        VacationAction { period: 86400, subject: None, from: None, addresses: vec![], mime: false, handle: "h".into(), reason: "away".into() }
+        VacationAction {
+            period: 86400,
+            subject: None,
+            from: None,
+            addresses: vec![],
+            mime: false,
+            handle: "h".into(),
+            reason: "away".into(),
+        }
     }
 
     #[test]
     fn replies_only_when_appropriate() {
-        let env = Envelope { from: "alice@example.net".into(), to: "bob@example.com".into() };
+        let env = Envelope {
+            from: "alice@example.net".into(),
+            to: "bob@example.com".into(),
+        };
         let plain = b"From: alice@example.net\r\nTo: Bob <bob@example.com>\r\nSubject: hi\r\nMessage-ID: <1@x>\r\n\r\nbody\r\n";
-        let r = decide(&MessageView::new(plain), &env, "bob@example.com", &action(), &Never).expect("reply");
-        assert_eq!((r.subject.as_str(), r.in_reply_to.as_deref()), ("Auto: hi", Some("<1@x>")));
+        let r = decide(
+            &MessageView::new(plain),
+            &env,
+            "bob@example.com",
+            &action(),
+            &Never,
+        )
+        .expect("reply");
+        assert_eq!(
+            (r.subject.as_str(), r.in_reply_to.as_deref()),
+            ("Auto: hi", Some("<1@x>"))
+        );
         let list = b"From: alice@example.net\r\nTo: bob@example.com\r\nList-Id: <l.example.net>\r\n\r\nbody\r\n";
-        assert_eq!(decide(&MessageView::new(list), &env, "bob@example.com", &action(), &Never), Err(Skip::MailingList));
-        let null = Envelope { from: String::new(), ..env.clone() };
-        assert_eq!(decide(&MessageView::new(plain), &null, "bob@example.com", &action(), &Never), Err(Skip::NullSender));
+        assert_eq!(
+            decide(
+                &MessageView::new(list),
+                &env,
+                "bob@example.com",
+                &action(),
+                &Never
+            ),
+            Err(Skip::MailingList)
+        );
+        let null = Envelope {
+            from: String::new(),
+            ..env.clone()
+        };
+        assert_eq!(
+            decide(
+                &MessageView::new(plain),
+                &null,
+                "bob@example.com",
+                &action(),
+                &Never
+            ),
+            Err(Skip::NullSender)
+        );
         let cc = b"From: alice@example.net\r\nTo: team@example.com\r\n\r\nbody\r\n";
-        assert_eq!(decide(&MessageView::new(cc), &env, "bob@example.com", &action(), &Never), Err(Skip::NotAddressed));
+        assert_eq!(
+            decide(
+                &MessageView::new(cc),
+                &env,
+                "bob@example.com",
+                &action(),
+                &Never
+            ),
+            Err(Skip::NotAddressed)
+        );
     }
 }

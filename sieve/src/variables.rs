@@ -44,13 +44,17 @@ impl Vars {
             let n: usize = name.trim_start_matches('0').parse().unwrap_or(0);
             self.matched.get(n).cloned().unwrap_or_default()
         } else {
-            self.named.get(&name.to_ascii_lowercase()).cloned().unwrap_or_default()
+            self.named
+                .get(&name.to_ascii_lowercase())
+                .cloned()
+                .unwrap_or_default()
         }
     }
 
     /// Sets a named variable, cut to [`MAX_VARIABLE_SIZE`].
     pub fn set(&mut self, name: &str, value: String) {
-        self.named.insert(name.to_ascii_lowercase(), truncate(value));
+        self.named
+            .insert(name.to_ascii_lowercase(), truncate(value));
     }
 
     /// Replaces the match variables (after a successful `:matches`/`:regex`).
@@ -66,9 +70,14 @@ fn is_reference(name: &str) -> bool {
     if name.bytes().all(|b| b.is_ascii_digit()) {
         return true;
     }
-    name.split('.').all(|p| {
-        !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') && !p.as_bytes()[0].is_ascii_digit()
-    })
+    name.split('.').all(is_identifier)
+}
+
+/// An RFC 5228 identifier: a letter or `_`, then letters, digits and `_`.
+pub fn is_identifier(p: &str) -> bool {
+    !p.is_empty()
+        && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && !p.as_bytes()[0].is_ascii_digit()
 }
 
 /// Cuts `v` to [`MAX_VARIABLE_SIZE`] bytes at a character boundary.
@@ -134,6 +143,9 @@ mod tests {
     fn modifiers() {
         let m = [Modifier::Lower, Modifier::UpperFirst];
         assert_eq!(apply_modifiers(&m, "hELLO".into()), "Hello");
-        assert_eq!(apply_modifiers(&[Modifier::QuoteWildcard, Modifier::Length], "a*b".into()), "4");
+        assert_eq!(
+            apply_modifiers(&[Modifier::QuoteWildcard, Modifier::Length], "a*b".into()),
+            "4"
+        );
     }
 }

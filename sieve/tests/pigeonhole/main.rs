@@ -30,7 +30,11 @@ const KNOWN_DIFFERENCES: &[(&str, &str, &str)] = &[
         "plain.eml",
         "RFC 5260 section 6: date :index N :last picks the Nth Received field from the end;          Pigeonhole's date test always uses the first Received field",
     ),
-    ("index.sieve", "numbers.eml", "RFC 5260 section 6, as for plain.eml"),
+    (
+        "index.sieve",
+        "numbers.eml",
+        "RFC 5260 section 6, as for plain.eml",
+    ),
     (
         "relational.sieve",
         "groups.eml",
@@ -62,7 +66,13 @@ fn envelopes() -> Vec<(String, Envelope)> {
         .map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
             assert_eq!(f.len(), 3, "bad envelopes.txt line {l:?}");
-            (f[0].to_string(), Envelope { from: f[1].to_string(), to: f[2].to_string() })
+            (
+                f[0].to_string(),
+                Envelope {
+                    from: f[1].to_string(),
+                    to: f[2].to_string(),
+                },
+            )
         })
         .collect()
 }
@@ -94,7 +104,11 @@ fn corpus_agrees_with_pigeonhole() {
     let (mut pairs, mut agree, mut known) = (0usize, 0usize, 0usize);
     let mut failures = Vec::new();
     for script in &scripts {
-        let name = script.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+        let name = script
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_string();
         let src = std::fs::read_to_string(script).expect("script");
         for (msg_name, env) in &envs {
             let message = std::fs::read(corpus().join("messages").join(msg_name)).expect("message");
@@ -107,19 +121,37 @@ fn corpus_agrees_with_pigeonhole() {
             pairs += 1;
             if theirs == mine {
                 agree += 1;
-            } else if KNOWN_DIFFERENCES.iter().any(|(s, m, _)| *s == name && *m == msg_name) {
+            } else if KNOWN_DIFFERENCES
+                .iter()
+                .any(|(s, m, _)| *s == name && *m == msg_name)
+            {
                 known += 1;
                 continue;
             } else {
-                failures.push(format!("{name} × {msg_name}\n  pigeonhole: {theirs:?}\n  tern-sieve: {mine:?}"));
+                failures.push(format!(
+                    "{name} × {msg_name}\n  pigeonhole: {theirs:?}\n  tern-sieve: {mine:?}"
+                ));
             }
-            if KNOWN_DIFFERENCES.iter().any(|(s, m, _)| *s == name && *m == msg_name) {
-                failures.push(format!("{name} × {msg_name} is listed as a known difference but agrees now"));
+            if KNOWN_DIFFERENCES
+                .iter()
+                .any(|(s, m, _)| *s == name && *m == msg_name)
+            {
+                failures.push(format!(
+                    "{name} × {msg_name} is listed as a known difference but agrees now"
+                ));
             }
         }
     }
-    eprintln!("sieve corpus: {pairs} pairs, {agree} agree, {known} known differences, {} disagree", failures.len());
-    assert!(failures.is_empty(), "{} pairs disagree:\n{}", failures.len(), failures.join("\n"));
+    eprintln!(
+        "sieve corpus: {pairs} pairs, {agree} agree, {known} known differences, {} disagree",
+        failures.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} pairs disagree:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     assert!(pairs >= 100, "the corpus has only {pairs} pairs");
     assert!(agree + known == pairs);
 }

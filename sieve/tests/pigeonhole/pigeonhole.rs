@@ -26,13 +26,17 @@ impl SieveTest {
                 let p = e?.path();
                 if let Some(name) = p.file_name() {
                     std::fs::copy(&p, to.join(name))?;
-                    std::fs::set_permissions(to.join(name), std::fs::Permissions::from_mode(0o644))?;
+                    std::fs::set_permissions(
+                        to.join(name),
+                        std::fs::Permissions::from_mode(0o644),
+                    )?;
                 }
             }
             std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o777))?;
         }
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))?;
-        let root = String::from_utf8_lossy(&Command::new("id").arg("-u").output()?.stdout).trim() == "0";
+        let root =
+            String::from_utf8_lossy(&Command::new("id").arg("-u").output()?.stdout).trim() == "0";
         let conf = if root {
             "mail_uid = 65534\nmail_gid = 65534\nfirst_valid_uid = 1\nfirst_valid_gid = 1\n"
         } else {
@@ -70,7 +74,12 @@ impl SieveTest {
         if stderr.contains("failed to compile") {
             let line = stderr
                 .lines()
-                .find_map(|l| l.split(": line ").nth(1).and_then(|r| r.split(':').next()).filter(|_| l.contains("error")))
+                .find_map(|l| {
+                    l.split(": line ")
+                        .nth(1)
+                        .and_then(|r| r.split(':').next())
+                        .filter(|_| l.contains("error"))
+                })
                 .unwrap_or("?");
             return vec![format!("compile-error line {line}")];
         }
@@ -79,7 +88,10 @@ impl SieveTest {
             acts.push(format!("stderr: {}", stderr.trim()));
         }
         if stderr.contains("resolved with successful implicit keep") {
-            acts = vec!["runtime-error".to_string(), "implicit-keep flags=[]".to_string()];
+            acts = vec![
+                "runtime-error".to_string(),
+                "implicit-keep flags=[]".to_string(),
+            ];
         }
         acts
     }
@@ -104,8 +116,18 @@ impl Pending {
         Some(match self.kind {
             "store" if implicit => format!("implicit-keep flags=[{}]", normal::flags(&self.flags)),
             "store" => normal::store(&self.folder, &self.flags, self.copy, self.create),
-            "redirect" => format!("redirect {}{}", self.folder, if self.copy { " copy" } else { "" }),
-            "vacation" => normal::vacation(self.seconds, self.subject.as_deref(), self.from.as_deref(), &self.handle, &self.reason),
+            "redirect" => format!(
+                "redirect {}{}",
+                self.folder,
+                if self.copy { " copy" } else { "" }
+            ),
+            "vacation" => normal::vacation(
+                self.seconds,
+                self.subject.as_deref(),
+                self.from.as_deref(),
+                &self.handle,
+                &self.reason,
+            ),
             "" => return None,
             other => other.to_string(),
         })
@@ -126,7 +148,11 @@ fn parse(stdout: &str) -> Vec<String> {
         if in_handle {
             if raw == "START MESSAGE" {
                 in_handle = false;
-                cur.handle = cur.handle.strip_suffix('\n').unwrap_or(&cur.handle).to_string();
+                cur.handle = cur
+                    .handle
+                    .strip_suffix('\n')
+                    .unwrap_or(&cur.handle)
+                    .to_string();
             } else {
                 cur.handle.push('\n');
                 cur.handle.push_str(raw);
@@ -137,14 +163,21 @@ fn parse(stdout: &str) -> Vec<String> {
         if in_message {
             if line == "END MESSAGE" {
                 in_message = false;
-                cur.reason = cur.reason.strip_suffix('\n').unwrap_or(&cur.reason).to_string();
+                cur.reason = cur
+                    .reason
+                    .strip_suffix('\n')
+                    .unwrap_or(&cur.reason)
+                    .to_string();
             } else {
                 cur.reason.push_str(raw);
                 cur.reason.push('\n');
             }
             continue;
         }
-        let new = |kind: &'static str| Pending { kind, ..Pending::default() };
+        let new = |kind: &'static str| Pending {
+            kind,
+            ..Pending::default()
+        };
         let mut start = |p: Pending, out: &mut Vec<String>, implicit: bool| {
             out.extend(std::mem::replace(&mut cur, p).finish(implicit));
         };
@@ -155,9 +188,23 @@ fn parse(stdout: &str) -> Vec<String> {
         } else if line == "  (none)" && implicit {
             out.push("no-implicit-keep".into());
         } else if let Some(f) = line.strip_prefix(" * store message in folder: ") {
-            start(Pending { folder: f.to_string(), ..new("store") }, &mut out, implicit);
+            start(
+                Pending {
+                    folder: f.to_string(),
+                    ..new("store")
+                },
+                &mut out,
+                implicit,
+            );
         } else if let Some(a) = line.strip_prefix(" * redirect message to: ") {
-            start(Pending { folder: a.to_string(), ..new("redirect") }, &mut out, implicit);
+            start(
+                Pending {
+                    folder: a.to_string(),
+                    ..new("redirect")
+                },
+                &mut out,
+                implicit,
+            );
         } else if line == " * discard" {
             start(new("discard"), &mut out, implicit);
         } else if let Some(r) = line.strip_prefix(" * reject message with reason: ") {
