@@ -8,7 +8,7 @@ use crate::compile_test::parse_zone;
 use crate::date::Instant;
 use crate::error::RuntimeError;
 use crate::interp::{Frame, Run};
-use crate::matching::{match_count, match_value};
+use crate::matching::{compile_regex, match_count, match_value, regex_match};
 use crate::message::Addr;
 use crate::script::{AddressPart, BodyTransform, Index, MatchType, Matcher, Test, Zone};
 
@@ -175,10 +175,19 @@ impl Run<'_> {
         if matches!(m.kind, MatchType::Count(_)) {
             return match_count(m, values.len(), &keys);
         }
+        // Each :regex key is compiled once for all values.
+        let regexes: Vec<Option<regex::Regex>> = match m.kind {
+            MatchType::Regex => keys.iter().map(|k| compile_regex(m, k)).collect(),
+            _ => Vec::new(),
+        };
         for v in values {
-            for k in &keys {
+            for (i, k) in keys.iter().enumerate() {
                 let mut caps = None;
-                if match_value(m, v, k, &mut caps) {
+                let hit = match regexes.get(i) {
+                    Some(re) => re.as_ref().is_some_and(|re| regex_match(re, v, &mut caps)),
+                    None => match_value(m, v, k, &mut caps),
+                };
+                if hit {
                     if let (Some(c), true) = (caps, f.variables) {
                         f.vars.set_matched(c);
                     }

@@ -33,29 +33,37 @@ pub fn match_value(m: Matcher, value: &str, key: &str, captures: &mut Option<Vec
             }
         }
         MatchType::Regex => {
-            let mut b = regex::RegexBuilder::new(key);
-            b.case_insensitive(m.comparator != Comparator::Octet)
-                .size_limit(1 << 20)
-                .nest_limit(64);
-            match b.build() {
-                Ok(re) => match re.captures(value) {
-                    Some(c) => {
-                        *captures = Some(
-                            (0..c.len().min(10))
-                                .map(|i| {
-                                    c.get(i).map(|g| g.as_str().to_string()).unwrap_or_default()
-                                })
-                                .collect(),
-                        );
-                        true
-                    }
-                    None => false,
-                },
-                Err(_) => false,
-            }
+            compile_regex(m, key).is_some_and(|re| regex_match(&re, value, captures))
         }
         MatchType::Value(op) => compare(m.comparator, value, key).is_some_and(|o| relop(op, o)),
         MatchType::Count(_) => false,
+    }
+}
+
+/// Builds the regex of a `:regex` key (case-insensitive unless i;octet;
+/// size- and nesting-limited). `None` for an invalid expression, which
+/// matches nothing.
+pub fn compile_regex(m: Matcher, key: &str) -> Option<regex::Regex> {
+    regex::RegexBuilder::new(key)
+        .case_insensitive(m.comparator != Comparator::Octet)
+        .size_limit(1 << 20)
+        .nest_limit(64)
+        .build()
+        .ok()
+}
+
+/// Matches `value` against a compiled `:regex` key; `${0}`..`${9}` on success.
+pub fn regex_match(re: &regex::Regex, value: &str, captures: &mut Option<Vec<String>>) -> bool {
+    match re.captures(value) {
+        Some(c) => {
+            *captures = Some(
+                (0..c.len().min(10))
+                    .map(|i| c.get(i).map(|g| g.as_str().to_string()).unwrap_or_default())
+                    .collect(),
+            );
+            true
+        }
+        None => false,
     }
 }
 

@@ -275,3 +275,22 @@ fn arbitrary_scripts_and_messages_never_panic() {
         "the mutations should leave some scripts valid ({compiled})"
     );
 }
+
+#[test]
+fn ereject_is_a_reject_marked_extended() {
+    // Pigeonhole lacks ereject, so the corpus cannot compare it (RFC 5429 section 2.2).
+    let script = compile("require \"ereject\";\nereject \"no thanks\";").expect("compiles");
+    let out = run(&script, MSG, &ctx(), &NoEnvironment);
+    assert_eq!(
+        out.actions,
+        vec![Action::Reject {
+            reason: "no thanks".into(),
+            extended: true
+        }]
+    );
+    assert!(!out.implicit_keep);
+    assert!(
+        compile("require \"reject\";\nereject \"x\";").is_err(),
+        "ereject needs its own require"
+    );
+}
