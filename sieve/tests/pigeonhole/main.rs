@@ -7,6 +7,7 @@
 
 mod normal;
 mod pigeonhole;
+mod vacation;
 
 use std::path::{Path, PathBuf};
 
@@ -42,7 +43,7 @@ const KNOWN_DIFFERENCES: &[(&str, &str, &str)] = &[
     ),
 ];
 
-fn corpus() -> PathBuf {
+pub(crate) fn corpus() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/sieve-corpus")
 }
 
@@ -59,7 +60,7 @@ impl Environment for Includes {
     }
 }
 
-fn envelopes() -> Vec<(String, Envelope)> {
+pub(crate) fn envelopes() -> Vec<(String, Envelope)> {
     let text = std::fs::read_to_string(corpus().join("envelopes.txt")).expect("envelopes.txt");
     text.lines()
         .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))

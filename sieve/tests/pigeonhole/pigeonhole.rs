@@ -5,7 +5,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Output};
 
 use tern_sieve::Envelope;
 
@@ -19,7 +19,7 @@ impl SieveTest {
     pub fn new(corpus: &Path) -> std::io::Result<SieveTest> {
         Command::new("sieve-test").arg("--help").output()?;
         let dir = tempfile::tempdir()?;
-        for sub in ["scripts", "messages", "include"] {
+        for sub in ["scripts", "messages", "include", "vacation"] {
             let to = dir.path().join(sub);
             std::fs::create_dir(&to)?;
             for e in std::fs::read_dir(corpus.join(sub))? {
@@ -51,10 +51,18 @@ impl SieveTest {
     }
 
     /// The normalised actions of `script` on `message`.
-    pub fn run(&self, script: &str, message: &str, env: &Envelope) -> Vec<String> {
+    /// Runs `sieve-test` on `dir/script` and `messages/message` with `extra` flags.
+    pub fn output(
+        &self,
+        dir: &str,
+        script: &str,
+        message: &str,
+        env: &Envelope,
+        extra: &[&str],
+    ) -> Output {
         let d = self.dir.path();
         let inc = d.join("include");
-        let out = Command::new("sieve-test")
+        Command::new("sieve-test")
             .env("TZ", "UTC")
             .arg("-c")
             .arg(d.join("dovecot.conf"))
@@ -65,10 +73,16 @@ impl SieveTest {
             .arg("-o")
             .arg(format!("plugin/sieve_global={}", inc.display()))
             .args(["-a", &env.to, "-f", &env.from])
-            .arg(d.join("scripts").join(script))
+            .args(extra)
+            .arg(d.join(dir).join(script))
             .arg(d.join("messages").join(message))
             .output()
-            .expect("sieve-test runs");
+            .expect("sieve-test runs")
+    }
+
+    /// The normalised actions of `script` on `message`.
+    pub fn run(&self, script: &str, message: &str, env: &Envelope) -> Vec<String> {
+        let out = self.output("scripts", script, message, env, &[]);
         let stdout = String::from_utf8_lossy(&out.stdout);
         let stderr = String::from_utf8_lossy(&out.stderr);
         if stderr.contains("failed to compile") {
