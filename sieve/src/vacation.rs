@@ -8,7 +8,9 @@ use crate::action::{VacationAction, normalize_address};
 use crate::interp::Envelope;
 use crate::message::MessageView;
 
-/// The caller's memory of replies already sent.
+/// The caller's memory of replies already sent: the caller records
+/// (sender, handle) with the time when it sends a [`Reply`], and answers
+/// here from that record.
 pub trait ReplyLog {
     /// Whether `sender` got a reply for `handle` within the last `period` seconds.
     fn already_replied(&self, sender: &str, handle: &str, period: u64) -> bool;
@@ -178,6 +180,46 @@ mod tests {
             handle: "h".into(),
             reason: "away".into(),
         }
+    }
+
+    struct Always;
+    impl ReplyLog for Always {
+        fn already_replied(&self, _: &str, _: &str, _: u64) -> bool {
+            true
+        }
+    }
+
+    #[test]
+    fn once_per_sender_and_period() {
+        let env = Envelope {
+            from: "alice@example.net".into(),
+            to: "bob@example.com".into(),
+        };
+        let plain = b"From: alice@example.net\r\nTo: bob@example.com\r\n\r\nbody\r\n";
+        assert_eq!(
+            decide(
+                &MessageView::new(plain),
+                &env,
+                "bob@example.com",
+                &action(),
+                &Always
+            ),
+            Err(Skip::AlreadyReplied)
+        );
+        let own = Envelope {
+            from: "BOB@example.com".into(),
+            ..env
+        };
+        assert_eq!(
+            decide(
+                &MessageView::new(plain),
+                &own,
+                "bob@example.com",
+                &action(),
+                &Never
+            ),
+            Err(Skip::OwnMessage)
+        );
     }
 
     #[test]
