@@ -196,4 +196,85 @@ fn four_languages_one_policy_same_answers() {
             "{language} answers differently from {first}"
         );
     }
+    plugin_test_runs_each_language_outside_a_server(&servers, &built);
+}
+
+/// `tern plugin test` gives each language's build the same verdicts,
+/// outside a server (docs/plugins.md shows this command per language).
+/// Its compile cache (`$XDG_CACHE_HOME/tern/plugin-cache`) is pointed at
+/// the server's, which compiled the same component with the same engine
+/// settings, so the components are not compiled twice.
+fn plugin_test_runs_each_language_outside_a_server(
+    servers: &[(&str, Tern)],
+    built: &[(&'static str, PathBuf)],
+) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mail = dir.path().join("m.eml");
+    std::fs::write(&mail, "From: lisa@outside.test\nSubject: hi\n\nHello.\n").expect("write");
+    let blocked_rcpt = RECIPIENTS
+        .iter()
+        .find(|r| {
+            BLOCKED.split(',').any(|b| {
+                r.split('@')
+                    .next()
+                    .is_some_and(|l| l.eq_ignore_ascii_case(b))
+            })
+        })
+        .expect("a blocked recipient");
+    let runs: Vec<(&str, std::process::Output)> = std::thread::scope(|scope| {
+        let running: Vec<_> = built
+            .iter()
+            .zip(servers)
+            .map(|((language, wasm), (_, server))| {
+                let mail = &mail;
+                let cache = dir.path().join(language);
+                std::fs::create_dir_all(cache.join("tern")).expect("cache dir");
+                std::os::unix::fs::symlink(
+                    server.data_dir().join("plugin-cache"),
+                    cache.join("tern/plugin-cache"),
+                )
+                .expect("link the server's compile cache");
+                scope.spawn(move || {
+                    let out = Command::new(env!("CARGO_BIN_EXE_tern"))
+                        .env("XDG_CACHE_HOME", &cache)
+                        .args(["plugin", "test"])
+                        .arg(wasm)
+                        .args(["--set", &format!("blocked={BLOCKED}"), "--mail"])
+                        .arg(mail)
+                        .args(["--to", "alice@example.test", "--to", blocked_rcpt])
+                        .output()
+                        .expect("run tern plugin test");
+                    (*language, out)
+                })
+            })
+            .collect();
+        running
+            .into_iter()
+            .map(|r| r.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    });
+    for (language, out) in runs {
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{language}: {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains("hooks: on-rcpt-to"), "{language}: {stdout}");
+        assert!(
+            stdout.contains(&format!(
+                "refused: 550 5.1.1 <{blocked_rcpt}>: this address does not receive mail (blocked by policy)"
+            )),
+            "{language}: {stdout}"
+        );
+        assert!(
+            stdout.contains("accepted for <alice@example.test>"),
+            "{language}: {stdout}"
+        );
+        assert!(
+            stdout.contains(&format!("blocklist: reject {blocked_rcpt}")),
+            "{language}: {stdout}"
+        );
+    }
 }

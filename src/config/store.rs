@@ -116,10 +116,7 @@ impl StoreConfig {
             return Err(invalid("store.pool_size", "must be at least 1"));
         }
         if self.statement_timeout.0 < Duration::from_millis(100) {
-            return Err(invalid(
-                "store.statement_timeout",
-                "must be at least 100ms",
-            ));
+            return Err(invalid("store.statement_timeout", "must be at least 100ms"));
         }
         Ok(())
     }

@@ -18,6 +18,11 @@ pub fn on_postgres() -> bool {
     std::env::var("TERN_TEST_STORE").is_ok_and(|v| v == "postgres")
 }
 
+/// The engine's name, for test output.
+pub fn name() -> &'static str {
+    if on_postgres() { "postgres" } else { "sled" }
+}
+
 /// The `[store]` section a new test server's config gets: None on sled
 /// (no section: the default), else a fresh database's.
 pub fn store_section() -> Option<String> {

@@ -12,6 +12,7 @@
 mod clients;
 mod dkim;
 pub mod engine;
+mod load;
 mod peers;
 mod smtp;
 mod text;
@@ -24,6 +25,7 @@ pub use clients::{
 };
 #[allow(unused_imports)]
 pub use dkim::{dkim_generate, printed_record};
+pub use load::{Deliveries, FaultyHop, LoadSender};
 pub use peers::{DnsServer, Sink};
 #[allow(unused_imports)]
 pub use smtp::{Reply, Smtp};
