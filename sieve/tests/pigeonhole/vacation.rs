@@ -48,7 +48,7 @@ fn theirs(stdout: &str, stderr: &str) -> Option<Vec<String>> {
         return None;
     }
     let end = stdout.find("\nRECIPIENT:").unwrap_or(stdout.len());
-    let msg = MessageParser::default().parse(stdout[..end].as_bytes())?;
+    let msg = MessageParser::default().parse(&stdout.as_bytes()[..end])?;
     let addr = |a: Option<&mail_parser::Address>| {
         a.and_then(|a| a.first())
             .and_then(|a| a.address.as_deref())
