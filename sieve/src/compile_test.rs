@@ -10,6 +10,13 @@ use crate::script::{
     AddressPart, BodyTransform, Comparator, Index, MatchType, Matcher, RelOp, Test, Zone,
 };
 
+/// Comparator and match type, no address part, no index.
+const MATCH_ONLY: Accept = Accept {
+    matcher: true,
+    address: false,
+    index: false,
+};
+
 /// Which optional tag groups a test accepts.
 #[derive(Clone, Copy)]
 struct Accept {
@@ -292,14 +299,7 @@ impl Compiler {
                 let s = self.split(name, &node.args, |t| match t {
                     "raw" | "text" => Some(TagArg::None),
                     "content" => Some(TagArg::List),
-                    _ => self.common_arity(
-                        Accept {
-                            address: false,
-                            index: false,
-                            ..full
-                        },
-                        t,
-                    ),
+                    _ => self.common_arity(MATCH_ONLY, t),
                 })?;
                 let n = ["raw", "text", "content"]
                     .iter()
@@ -327,16 +327,7 @@ impl Compiler {
             }
             "string" => {
                 self.need("variables", pos, "string")?;
-                let s = self.split(name, &node.args, |t| {
-                    self.common_arity(
-                        Accept {
-                            address: false,
-                            index: false,
-                            ..full
-                        },
-                        t,
-                    )
-                })?;
+                let s = self.split(name, &node.args, |t| self.common_arity(MATCH_ONLY, t))?;
                 let p = positional(name, pos, &s, &[Want::List, Want::List])?;
                 Test::String {
                     m: self.matcher(&s, pos)?,
@@ -346,16 +337,7 @@ impl Compiler {
             }
             "hasflag" => {
                 self.need("imap4flags", pos, "hasflag")?;
-                let s = self.split(name, &node.args, |t| {
-                    self.common_arity(
-                        Accept {
-                            address: false,
-                            index: false,
-                            ..full
-                        },
-                        t,
-                    )
-                })?;
+                let s = self.split(name, &node.args, |t| self.common_arity(MATCH_ONLY, t))?;
                 let (variables, keys) = match s.positional.len() {
                     1 => (
                         None,
