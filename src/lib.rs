@@ -26,6 +26,7 @@ pub mod outbound;
 pub mod pop3;
 pub mod queue;
 pub mod server;
+pub mod service;
 pub mod shutdown;
 pub mod smtp;
 pub mod store;

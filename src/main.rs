@@ -576,7 +576,7 @@ fn admin_request(config: &Config, request: AdminRequest) -> Result<()> {
     if through_server(&runtime, config, &request)? {
         return Ok(());
     }
-    let store = open_store(&config.data_dir)?;
+    let store = open_store(config)?;
     let output = runtime.block_on(admin::execute(&store, config, None, request))?;
     runtime.block_on(store.flush())?;
     print!("{output}");
@@ -618,7 +618,7 @@ fn dmarc_report(config: &Config, dry_run: bool) -> Result<()> {
     if through_server(&runtime, config, &request)? {
         return Ok(());
     }
-    let store = open_store(&config.data_dir)?;
+    let store = open_store(config)?;
     let output = runtime.block_on(async {
         let mailauth = tern::mailauth::MailAuth::new(config)?;
         anyhow::Ok(tern::dmarc::report_now(&store, config, &mailauth, None).await?)
@@ -643,7 +643,18 @@ fn doctor(config: &Config, domains: &[String], json: bool) -> Result<()> {
     }
 }
 
-fn open_store(data_dir: &Path) -> Result<tern::store::Store> {
+/// Opens the store of a stopped server. Run as root with `user` set, the
+/// command first becomes that account, as `tern serve` does, so that the
+/// files it creates stay the server's.
+fn open_store(config: &Config) -> Result<tern::store::Store> {
+    use tern::service::privileges;
+    // SAFETY: getuid has no preconditions.
+    if unsafe { libc::getuid() } == 0
+        && let Some(account) = privileges::drop_privileges(config)?.account()
+    {
+        privileges::check_data_dir(&config.data_dir, account)?;
+    }
+    let data_dir = &config.data_dir;
     tern::store::Store::open(data_dir)
         .with_context(|| format!("opening the store in {}", data_dir.display()))
 }
