@@ -17,6 +17,7 @@ pub mod doctor;
 pub mod fuzzing;
 pub mod hooks;
 pub mod imap;
+pub mod init;
 pub mod limits;
 pub mod mail;
 pub mod mailauth;

@@ -346,3 +346,120 @@ fn the_systemd_unit_verifies_and_is_hardened() {
     // README ("Running it for real") quotes 1.6; a unit that got weaker fails here.
     assert!(score <= 1.6, "exposure {score} (README says 1.6):\n{text}");
 }
+
+/// `tern init` through the binary, as root for a throwaway account.
+fn init(dir: &Path, user: &str, password: &str) -> std::process::Output {
+    let mut child = Command::new(tern_bin())
+        .args(["init", "Example.TEST", "--dir"])
+        .arg(dir)
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .args(["--run-as", user, "--password-stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("tern init");
+    use std::io::Write;
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(format!("{password}\n").as_bytes()).expect("password");
+    drop(stdin);
+    child.wait_with_output().expect("tern init")
+}
+
+#[test]
+fn init_writes_a_config_that_checks_and_records_that_match() {
+    let account = SystemUser::create("init");
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    let etc = dir.path().join("etc");
+    let out = init(&etc, &account.name, "first-pw");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{}{stdout}", String::from_utf8_lossy(&out.stderr));
+    let config = etc.join("tern.toml");
+    let text = std::fs::read_to_string(&config).expect("config");
+    for line in [
+        &format!("user = \"{}\"", account.name),
+        "hostname = \"mail.example.test\"",
+        "\"postmaster@example.test\" = [\"admin@example.test\"]",
+        "address = \"0.0.0.0:25\"",
+        "address = \"0.0.0.0:465\"",
+        "address = \"0.0.0.0:587\"",
+        "address = \"0.0.0.0:993\"",
+        "address = \"0.0.0.0:995\"",
+        "address = \"0.0.0.0:443\"",
+    ] {
+        assert!(text.lines().any(|l| l.starts_with(line)), "no {line} in\n{text}");
+    }
+    let check = Command::new(tern_bin())
+        .args(["check-config", "--config"])
+        .arg(&config)
+        .output()
+        .expect("check-config");
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+    assert!(check.stderr.is_empty(), "{}", String::from_utf8_lossy(&check.stderr));
+
+    // The first account is in the store the config names, which is the account's.
+    let list = Command::new(tern_bin())
+        .args(["user", "list", "--config"])
+        .arg(&config)
+        .output()
+        .expect("user list");
+    assert!(String::from_utf8_lossy(&list.stdout).contains("admin@example.test"));
+    for (path, uid) in owners(&etc.join("data")) {
+        assert_eq!(uid, account.uid, "{}", path.display());
+    }
+    // The keys are root's, readable by the account's group only.
+    let key = std::fs::read_dir(etc.join("dkim")).expect("dkim").flatten().next().expect("key");
+    let meta = key.metadata().expect("stat");
+    assert_eq!((meta.uid(), meta.gid(), meta.mode() & 0o777), (0, account.gid, 0o640));
+    let meta = std::fs::metadata(etc.join("tls/key.pem")).expect("stat");
+    assert_eq!((meta.gid(), meta.mode() & 0o777), (account.gid, 0o640));
+
+    // The records parse as zone-file lines (dnslib), and the DKIM record
+    // verifies a signature made with the key written (dkimpy).
+    let records: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.contains(" IN ") && !l.starts_with(';'))
+        .collect();
+    let out = python(
+        r#"
+import sys, json, dkim, dnslib
+key = open(sys.argv[1], "rb").read()
+types, txt = [], {}
+for line in sys.argv[2:]:
+    for rr in dnslib.RR.fromZone(line):
+        types.append((str(rr.rname), dnslib.QTYPE[rr.rtype]))
+        if rr.rtype == dnslib.QTYPE.TXT:
+            txt[str(rr.rname)] = b"".join(rr.rdata.data)
+name = [n for n in txt if "._domainkey." in n][0]
+selector = name.split(".")[0].encode()
+msg = b"From: admin@example.test\r\nTo: x@example.net\r\nSubject: hi\r\n\r\nbody\r\n"
+sig = dkim.sign(msg, selector, b"example.test", key, include_headers=[b"from", b"to", b"subject"])
+ok = dkim.verify(sig + msg, dnsfunc=lambda n, timeout=5: txt.get(n.decode()))
+print(json.dumps({"types": sorted(types), "verified": ok,
+                  "spf": txt["example.test."].decode(), "dmarc": txt["_dmarc.example.test."].decode()}))
+"#,
+        &[&[key.path().to_str().expect("path")][..], &records[..]].concat(),
+    );
+    let v: serde_json::Value = serde_json::from_str(out.trim()).expect("json");
+    assert_eq!(v["verified"], true, "{v}");
+    assert_eq!(v["spf"], "v=spf1 mx -all");
+    assert!(v["dmarc"].as_str().unwrap_or("").starts_with("v=DMARC1; p=reject"));
+    let types = v["types"].to_string();
+    for t in [
+        r#"["example.test.","MX"]"#,
+        r#"["_dmarc.example.test.","TXT"]"#,
+        r#"["_mta-sts.example.test.","TXT"]"#,
+        r#"["_smtp._tls.example.test.","TXT"]"#,
+    ] {
+        assert!(types.contains(t), "{t} not in {types}");
+    }
+
+    // Never over an existing config.
+    let again = init(&etc, &account.name, "other");
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("never overwrites"));
+    assert_eq!(std::fs::read_to_string(&config).expect("config"), text);
+}
