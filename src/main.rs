@@ -61,6 +61,13 @@ enum Command {
     /// The store: move an installation between engines
     #[command(subcommand)]
     Store(StoreCommand),
+    /// Print the completion script for a shell (bash, zsh, fish, elvish,
+    /// powershell), generated from this command line
+    Completions { shell: clap_complete::Shell },
+    /// Write the manual pages (tern.1, tern-SUBCOMMAND.1) into DIR,
+    /// generated from this command line (the Debian package ships them)
+    #[command(hide = true)]
+    Manpages { dir: PathBuf },
     /// Write a production config for DOMAIN (real ports, TLS paths, a DKIM
     /// key, postmaster and abuse aliases, a first account) and print the
     /// DNS records to publish; never overwrites a config
@@ -272,6 +279,21 @@ fn run(cli: Cli) -> Result<()> {
         println!("{}", key.zone_line());
         return Ok(());
     }
+    match &cli.command {
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(*shell, &mut command, "tern", &mut std::io::stdout());
+            return Ok(());
+        }
+        Command::Manpages { dir } => {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            let command = <Cli as clap::CommandFactory>::command();
+            clap_mangen::generate_to(command, dir)
+                .with_context(|| format!("writing the manual pages into {}", dir.display()))?;
+            return Ok(());
+        }
+        _ => {}
+    }
     if let Command::Init {
         domain,
         hostname,
@@ -438,7 +460,11 @@ fn run(cli: Cli) -> Result<()> {
             };
             admin_request(&config, request)
         }
-        Command::Dkim(_) | Command::Store(_) | Command::Init { .. } => Ok(()),
+        Command::Dkim(_)
+        | Command::Store(_)
+        | Command::Init { .. }
+        | Command::Completions { .. }
+        | Command::Manpages { .. } => Ok(()),
         Command::Doctor { domains, json } => doctor(&config, &domains, json),
         Command::Dmarc(DmarcCommand::Report { dry_run }) => dmarc_report(&config, dry_run),
         Command::Queue(q) => {

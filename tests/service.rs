@@ -463,3 +463,137 @@ print(json.dumps({"types": sorted(types), "verified": ok,
     assert!(String::from_utf8_lossy(&again.stderr).contains("never overwrites"));
     assert_eq!(std::fs::read_to_string(&config).expect("config"), text);
 }
+
+/// Held while the package test runs: a second run (another checkout's
+/// suite) waits rather than install over this one.
+struct PackageLock(#[allow(dead_code)] std::fs::File);
+
+impl PackageLock {
+    fn take() -> PackageLock {
+        use std::os::fd::AsRawFd;
+        let file = std::fs::File::create("/tmp/tern-package-test.lock").expect("lock file");
+        // SAFETY: a valid descriptor; the lock goes with the file.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+        assert_eq!(rc, 0, "flock");
+        PackageLock(file)
+    }
+}
+
+/// Purges the package when the test ends, however it ends, and removes
+/// /var/lib/tern if the test made it.
+struct Installed {
+    data_was_there: bool,
+}
+
+impl Drop for Installed {
+    fn drop(&mut self) {
+        let _ = Command::new("dpkg")
+            .args(["--purge", "tern"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        if !self.data_was_there {
+            let _ = std::fs::remove_dir_all("/var/lib/tern");
+        }
+    }
+}
+
+fn run_ok(cmd: &mut Command) -> String {
+    let out = harness::output_within(cmd, std::time::Duration::from_secs(600));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn the_debian_package_installs_checks_config_and_purges_cleanly() {
+    let _lock = PackageLock::take();
+    assert!(
+        Command::new("cargo").args(["deb", "--version"]).output().is_ok_and(|o| o.status.success()),
+        "cargo-deb is missing: run scripts/install-test-deps"
+    );
+    let out_dir = tempfile::tempdir().expect("tempdir");
+    let root = env!("CARGO_MANIFEST_DIR");
+    // The binary under test, packed as it is (no second build).
+    run_ok(
+        Command::new(format!("{root}/scripts/build-deb"))
+            .args(["--profile", "dev", "--no-build", "--fast", "-o"])
+            .arg(format!("{}/", out_dir.path().display())),
+    );
+    let deb = std::fs::read_dir(out_dir.path())
+        .expect("out")
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "deb"))
+        .expect("a .deb");
+    let data_was_there = Path::new("/var/lib/tern").exists();
+    assert!(!data_was_there, "/var/lib/tern exists: this test would install over it");
+    let _installed = Installed { data_was_there };
+    run_ok(Command::new("dpkg").arg("-i").arg(&deb));
+
+    assert!(Path::new("/usr/bin/tern").exists());
+    assert!(Path::new("/usr/lib/systemd/system/tern.service").exists());
+    assert!(Path::new("/usr/share/bash-completion/completions/tern").exists());
+    let id = run_ok(Command::new("id").args(["-u", "tern"]));
+    let uid: u32 = id.trim().parse().expect("the tern account");
+    assert_ne!(uid, 0);
+    assert_eq!(std::fs::metadata("/var/lib/tern").expect("/var/lib/tern").uid(), uid);
+    let conffiles = run_ok(Command::new("dpkg-query").args(["-W", "-f=${Conffiles}", "tern"]));
+    assert!(conffiles.contains("/etc/tern/tern.toml"), "{conffiles}");
+    let check = run_ok(Command::new("/usr/bin/tern").args(["check-config", "--config", "/etc/tern/tern.toml"]));
+    assert!(check.starts_with("config ok: 8 listener(s)"), "{check}");
+    let page = run_ok(Command::new("man").args(["-w", "tern"]));
+    assert!(page.trim().starts_with("/usr/share/man/man1/tern.1"), "{page}");
+    let page = run_ok(Command::new("man").args(["-w", "tern-init"]));
+    assert!(page.contains("tern-init.1"), "{page}");
+
+
+    // README's next step: `tern init` over the untouched packaged example,
+    // with every default of a root run (/etc/tern, /var/lib/tern, user tern).
+    let mut init = Command::new("/usr/bin/tern")
+        .args(["init", "example.test", "--password-stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("tern init");
+    {
+        use std::io::Write;
+        let mut stdin = init.stdin.take().expect("stdin");
+        stdin.write_all(b"first-pw\n").expect("password");
+    }
+    let out = init.wait_with_output().expect("tern init");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let config = std::fs::read_to_string("/etc/tern/tern.toml").expect("config");
+    assert!(config.contains("local_domains = [\"example.test\"]"), "{config}");
+    run_ok(Command::new("/usr/bin/tern").args(["check-config", "--config", "/etc/tern/tern.toml"]));
+    let users = run_ok(Command::new("/usr/bin/tern").args(["user", "list", "--config", "/etc/tern/tern.toml"]));
+    assert!(users.contains("admin@example.test"), "{users}");
+    for (path, owner) in owners(Path::new("/var/lib/tern")) {
+        assert_eq!(owner, uid, "{}", path.display());
+    }
+
+    run_ok(Command::new("dpkg").args(["--purge", "tern"]));
+    // Purge keeps the mail (like postfix's spool); this machine's test store goes.
+    assert!(Path::new("/var/lib/tern/store").exists());
+    std::fs::remove_dir_all("/var/lib/tern").expect("remove the test store");
+    for gone in [
+        "/usr/bin/tern",
+        "/etc/tern",
+        "/usr/lib/systemd/system/tern.service",
+        "/usr/share/man/man1/tern.1.gz",
+        "/var/lib/tern",
+    ] {
+        assert!(!Path::new(gone).exists(), "{gone} left after purge");
+    }
+    let status = Command::new("dpkg-query")
+        .args(["-W", "-f=${db:Status-Abbrev}", "tern"])
+        .output()
+        .expect("dpkg-query");
+    // Purged: dpkg no longer knows the package at all.
+    assert!(!status.status.success(), "{}", String::from_utf8_lossy(&status.stdout));
+}
