@@ -29,6 +29,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("config", config),
     ("plugin_reply", plugin_reply),
     ("next_hop_reply", next_hop_reply),
+    ("sieve_script", sieve_script),
 ];
 
 /// Splits fuzz input into `n` text fields at NUL bytes (missing ones empty).
@@ -433,4 +434,35 @@ pub fn next_hop_reply(data: &[u8]) {
             }
         })
     });
+}
+
+/// A Sieve script, then after a NUL a message: compiling never panics and
+/// names a position inside the script; a run ends (step limit) and a
+/// failed run leaves only the implicit keep.
+pub fn sieve_script(data: &[u8]) {
+    let f = fields(data, 2);
+    let (script, message) = (&f[0], f[1].as_bytes());
+    match tern_sieve::compile(script) {
+        Err(e) => {
+            let lines = script.split('\n').count() as u32;
+            assert!(
+                e.pos.line >= 1 && e.pos.line <= lines.max(1),
+                "error line {} of {lines}",
+                e.pos.line
+            );
+            assert!(e.pos.col >= 1);
+        }
+        Ok(compiled) => {
+            let envelope = tern_sieve::Envelope {
+                from: "a@example.test".into(),
+                to: "b+x@example.test".into(),
+            };
+            let mut ctx = tern_sieve::Context::new("b@example.test", envelope);
+            ctx.step_limit = 10_000;
+            let out = tern_sieve::run(&compiled, message, &ctx, &tern_sieve::NoEnvironment);
+            if out.error.is_some() {
+                assert!(out.actions.is_empty() && out.implicit_keep);
+            }
+        }
+    }
 }

@@ -93,6 +93,15 @@ enum Command {
         #[arg(long)]
         password_stdin: bool,
     },
+    /// Users' Sieve scripts
+    #[command(subcommand)]
+    Sieve(SieveCommand),
+}
+
+#[derive(Subcommand)]
+enum SieveCommand {
+    /// Compile a Sieve script and print its errors as FILE:LINE:COLUMN: message
+    Check { file: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -315,6 +324,10 @@ fn run(cli: Cli) -> Result<()> {
             *password_stdin,
         );
     }
+    if let Command::Sieve(SieveCommand::Check { file }) = &cli.command {
+        // Needs no config: it only reads the script.
+        return sieve_check(file);
+    }
     if let Command::Store(StoreCommand::Migrate { from, to }) = &cli.command {
         // Names both stores itself: no config needed.
         return store_migrate(from, to);
@@ -462,6 +475,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Dkim(_)
         | Command::Store(_)
+        | Command::Sieve(_)
         | Command::Init { .. }
         | Command::Completions { .. }
         | Command::Manpages { .. } => Ok(()),
@@ -602,6 +616,20 @@ fn store_migrate(from: &str, to: &str) -> Result<()> {
 }
 
 /// The file the config came from, for reloads.
+/// `tern sieve check FILE`: ok, or the first compile error at line:column.
+fn sieve_check(file: &Path) -> Result<()> {
+    let text = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let text = String::from_utf8(text)
+        .map_err(|_| anyhow::anyhow!("{}: the script is not UTF-8", file.display()))?;
+    match tern_sieve::compile(&text) {
+        Ok(_) => {
+            println!("{}: ok", file.display());
+            Ok(())
+        }
+        Err(e) => bail!("{}:{e}", file.display()),
+    }
+}
+
 fn config_source(given: Option<&Path>) -> Option<PathBuf> {
     match given {
         Some(p) => Some(p.to_path_buf()),

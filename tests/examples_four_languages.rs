@@ -196,13 +196,18 @@ fn four_languages_one_policy_same_answers() {
             "{language} answers differently from {first}"
         );
     }
-    drop(servers);
-    plugin_test_runs_each_language_outside_a_server(&built);
+    plugin_test_runs_each_language_outside_a_server(&servers, &built);
 }
 
 /// `tern plugin test` gives each language's build the same verdicts,
 /// outside a server (docs/plugins.md shows this command per language).
-fn plugin_test_runs_each_language_outside_a_server(built: &[(&'static str, PathBuf)]) {
+/// Its compile cache (`$XDG_CACHE_HOME/tern/plugin-cache`) is pointed at
+/// the server's, which compiled the same component with the same engine
+/// settings, so the components are not compiled twice.
+fn plugin_test_runs_each_language_outside_a_server(
+    servers: &[(&str, Tern)],
+    built: &[(&'static str, PathBuf)],
+) {
     let dir = tempfile::tempdir().expect("tempdir");
     let mail = dir.path().join("m.eml");
     std::fs::write(&mail, "From: lisa@outside.test\nSubject: hi\n\nHello.\n").expect("write");
@@ -219,10 +224,19 @@ fn plugin_test_runs_each_language_outside_a_server(built: &[(&'static str, PathB
     let runs: Vec<(&str, std::process::Output)> = std::thread::scope(|scope| {
         let running: Vec<_> = built
             .iter()
-            .map(|(language, wasm)| {
+            .zip(servers)
+            .map(|((language, wasm), (_, server))| {
                 let mail = &mail;
+                let cache = dir.path().join(language);
+                std::fs::create_dir_all(cache.join("tern")).expect("cache dir");
+                std::os::unix::fs::symlink(
+                    server.data_dir().join("plugin-cache"),
+                    cache.join("tern/plugin-cache"),
+                )
+                .expect("link the server's compile cache");
                 scope.spawn(move || {
                     let out = Command::new(env!("CARGO_BIN_EXE_tern"))
+                        .env("XDG_CACHE_HOME", &cache)
                         .args(["plugin", "test"])
                         .arg(wasm)
                         .args(["--set", &format!("blocked={BLOCKED}"), "--mail"])

@@ -9,7 +9,7 @@
 
 mod harness;
 
-use harness::{DnsServer, FaultyHop, READY_BOUND, Tern, config, python, wait_for};
+use harness::{DnsServer, FaultyHop, Tern, config, python, wait_for};
 use std::time::Duration;
 
 /// Sends one message through Tern's smtp listener (trusted: may relay).

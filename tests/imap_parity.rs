@@ -256,6 +256,71 @@ print("ok")
     );
 }
 
+#[test]
+fn context_sort_partial_and_update() {
+    passes(
+        r#"
+a = client()
+# Subjects in sort order: a(1) c(3) e(5); b, d come later.
+for s in [b"a", b"x", b"c", b"y", b"e"]:
+    a.append("INBOX", b"Subject: " + s + b"\r\n\r\nbody\r\n")
+a.select_folder("INBOX")
+r = Raw()
+assert " CONTEXT=SORT" in r.ok("CAPABILITY")[0]
+r.ok("SELECT INBOX")
+u = r.ok("SORT RETURN (PARTIAL 2:4) (REVERSE SUBJECT) UTF-8 ALL")
+# y x e c a -> 2nd to 4th: x e c = 2,5,3.
+assert u == ['* ESEARCH (TAG "t%d") PARTIAL (2:4 2,5,3)' % r.n], u
+for bad in ["PARTIAL 1", "PARTIAL 1:*", "PARTIAL *:1"]:
+    untagged, tagged = r.cmd("SORT RETURN (%s) (SUBJECT) UTF-8 ALL" % bad)
+    assert tagged.startswith("BAD"), (bad, tagged)
+# A live sort of the unseen messages by subject, in UIDs.
+a.add_flags([2, 4], [b"\\Seen"])
+u = r.ok("UID SORT RETURN (UPDATE ALL) (SUBJECT) UTF-8 UNSEEN")
+live = "t%d" % r.n
+assert [l for l in u if "ESEARCH" in l] == ['* ESEARCH (TAG "%s") UID ALL 1,3,5' % live], u
+# Another session delivers b and d: they enter at positions 2 and 4.
+a.append("INBOX", b"Subject: d\r\n\r\nx\r\n")
+a.append("INBOX", b"Subject: b\r\n\r\nx\r\n")
+u = r.ok("NOOP")
+adds = [l for l in u if "ADDTO" in l]
+assert adds == ['* ESEARCH (TAG "%s") UID ADDTO (2 7)' % live,
+                '* ESEARCH (TAG "%s") UID ADDTO (4 6)' % live], u
+assert u.index("* 7 EXISTS") < u.index(adds[0]), u
+# Now a b c d e = 1 7 3 6 5; b and c leave as one run at position 2.
+u = r.ok("UID STORE 7,3 +FLAGS.SILENT (\\Seen)")
+assert '* ESEARCH (TAG "%s") UID REMOVEFROM (2 7,3)' % live in u, u
+# a d e; an expunge of d (position 2) is reported before its EXPUNGE.
+r.ok("UID STORE 6 +FLAGS.SILENT (\\Deleted)")
+u = r.ok("EXPUNGE")
+assert u == ['* ESEARCH (TAG "%s") UID REMOVEFROM (2 6)' % live, "* 6 EXPUNGE"], u
+# Sequence numbers in sorted order: c (3) comes back between a and e.
+r.ok("SORT RETURN (UPDATE) (SUBJECT) UTF-8 UNSEEN")
+seq = "t%d" % r.n
+u = r.ok("STORE 3 -FLAGS.SILENT (\\Seen)")
+assert '* ESEARCH (TAG "%s") ADDTO (2 3)' % seq in u, u
+assert '* ESEARCH (TAG "%s") UID ADDTO (2 3)' % live in u, u
+# UPDATE under a tag that names a live context is BAD (RFC 5267 4.3).
+r.sock.sendall(("%s UID SORT RETURN (UPDATE) (SUBJECT) UTF-8 ALL\r\n" % live).encode())
+l = r.line()
+while not l.startswith(live + " "):
+    l = r.line()
+assert l.startswith(live + " BAD"), l
+r.ok('CANCELUPDATE "%s" "%s"' % (live, seq))
+u = r.ok("STORE 1 +FLAGS.SILENT (\\Seen)")
+assert not any("ESEARCH" in l for l in u), u
+# Eight live contexts at most; the ninth is refused, its results still sent.
+for i in range(8):
+    u = r.ok("SORT RETURN (UPDATE COUNT) (DATE) UTF-8 ALL")
+    assert not any("NOUPDATE" in l for l in u), u
+u = r.ok("SORT RETURN (UPDATE COUNT) (DATE) UTF-8 ALL")
+assert u == ['* NO [NOUPDATE "t%d"] too many live searches' % r.n,
+             '* ESEARCH (TAG "t%d") COUNT 6' % r.n], u
+print("ok")
+"#,
+    );
+}
+
 /// Dovecot's imaptest scripted compliance groups (built outside the
 /// repository: `sh ../shared/tools/imaptest/build.sh /tmp/imaptest`), run
 /// when `IMAPTEST` names the binary (its `tests` folder beside it):
@@ -287,6 +352,14 @@ fn imaptest_scripted_groups_pass() {
         .find(|l| l.contains("test groups:"))
         .expect("imaptest's summary line");
     assert!(summary.contains(" 0 failed"), "{summary}\n{stderr}");
+    // Dovecot 2.3 skips 4 groups here (URLAUTH x3, CONTEXT=SORT's
+    // partial); Tern skips no more than that.
+    let skipped: u32 = summary
+        .split(", ")
+        .find_map(|part| part.strip_suffix(" skipped due to missing capabilities"))
+        .map_or(Some(0), |n| n.trim().parse().ok())
+        .expect("a count of skipped groups");
+    assert!(skipped <= 4, "{summary}");
 }
 
 #[test]

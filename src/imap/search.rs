@@ -219,10 +219,10 @@ impl Session {
             // A failed SEARCH ... RETURN (SAVE) leaves `$` empty (RFC 5182 2.1).
             self.saved_result = Some(Vec::new());
         }
-        let update = options
-            .as_ref()
-            .is_some_and(|o| o.iter().any(|x| x == "UPDATE"));
-        let kept = update.then(|| criteria.clone());
+        let kept = match self.to_keep(options.as_deref(), tag, &criteria) {
+            Ok(kept) => kept,
+            Err(outcome) => return Ok(outcome),
+        };
         let (positions, with_modseq) = match self.matching(charset, criteria) {
             Ok(found) => found,
             Err(outcome) => return Ok(outcome),
@@ -239,13 +239,15 @@ impl Session {
             found_uids.push(meta.uid);
             modseqs.push(meta.modseq);
         }
-        if let (Some(criteria), Some(view)) = (kept, self.view.as_mut()) {
-            view.live.push(super::updates::LiveSearch {
+        if let Some(criteria) = kept {
+            self.keep_live(super::updates::LiveSearch {
                 tag: tag.to_string(),
                 uid,
                 criteria,
+                sort: None,
                 uids: found_uids.clone(),
-            });
+            })
+            .await?;
         }
         let highest = modseqs.iter().copied().max().unwrap_or(0);
         if let Some(options) = options {

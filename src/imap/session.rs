@@ -208,6 +208,7 @@ impl Session {
             "SORT=DISPLAY",
             "ESORT",
             "CONTEXT=SEARCH",
+            "CONTEXT=SORT",
             "THREAD=ORDEREDSUBJECT",
             "THREAD=REFERENCES",
         ]);

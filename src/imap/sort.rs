@@ -38,6 +38,13 @@ impl Session {
         }
     }
 
+    /// `positions` in the order of `criteria`.
+    pub fn sorted(&self, criteria: &[SortCriterion], positions: &[usize]) -> Vec<usize> {
+        let mut facts = self.facts(positions);
+        facts.sort_by(|a, b| order(criteria, a, b));
+        facts.into_iter().map(|f| f.pos).collect()
+    }
+
     pub async fn sort(
         &mut self,
         criteria: Vec<SortCriterion>,
@@ -47,20 +54,35 @@ impl Session {
         tag: &str,
     ) -> io::Result<Outcome> {
         let options = self.search_return.take().map(|(_, o)| o);
+        let kept = match self.to_keep(options.as_deref(), tag, &search) {
+            Ok(kept) => kept,
+            Err(outcome) => return Ok(outcome),
+        };
         let (positions, with_modseq) = match self.matching(Some(charset), search) {
             Ok(found) => found,
             Err(outcome) => return Ok(outcome),
         };
-        let mut facts = self.facts(&positions);
-        facts.sort_by(|a, b| order(&criteria, a, b));
-        let numbers: Vec<u32> = facts.iter().map(|f| self.number(f.pos, uid)).collect();
+        let sorted = self.sorted(&criteria, &positions);
+        let numbers: Vec<u32> = sorted.iter().map(|&p| self.number(p, uid)).collect();
         let highest = self.view.as_ref().map_or(0, |v| {
-            facts
+            sorted
                 .iter()
-                .map(|f| v.messages[f.pos].modseq)
+                .map(|&p| v.messages[p].modseq)
                 .max()
                 .unwrap_or(0)
         });
+        if let (Some(search), Some(view)) = (kept, self.view.as_ref()) {
+            // CONTEXT=SORT (RFC 5267 4.2): the sort stays live (`updates.rs`).
+            let uids = sorted.iter().map(|&p| view.messages[p].uid).collect();
+            self.keep_live(super::updates::LiveSearch {
+                tag: tag.to_string(),
+                uid,
+                criteria: search,
+                sort: Some(criteria),
+                uids,
+            })
+            .await?;
+        }
         let modseq = (with_modseq && !numbers.is_empty()).then_some(highest);
         let line = match options {
             Some(options) => esort(tag, uid, &options, &numbers, modseq),
@@ -105,7 +127,7 @@ pub fn order(criteria: &[SortCriterion], a: &Facts, b: &Facts) -> Ordering {
 
 /// A sorted list as a sequence set that keeps its order: only ascending
 /// runs become ranges (RFC 5267 section 3.2).
-fn ordered_set(numbers: &[u32]) -> String {
+pub fn ordered_set(numbers: &[u32]) -> String {
     let mut parts = Vec::new();
     let mut i = 0;
     while i < numbers.len() {

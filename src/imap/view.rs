@@ -195,22 +195,30 @@ impl View {
         positions.dedup();
         // Live searches lose expunged messages before the client hears of
         // the expunge, while their numbers still mean them.
+        let gone: HashSet<u32> = positions
+            .iter()
+            .filter_map(|&p| self.messages.get(p).map(|m| m.uid))
+            .collect();
+        let messages = &self.messages;
         for search in &mut self.live {
-            let mut gone = Vec::new();
-            for &p in &positions {
-                let Some(m) = self.messages.get(p) else {
-                    continue;
-                };
-                if let Ok(i) = search.uids.binary_search(&m.uid) {
-                    search.uids.remove(i);
-                    gone.push(if search.uid { m.uid } else { p as u32 + 1 });
+            let now: Vec<u32> = search
+                .uids
+                .iter()
+                .copied()
+                .filter(|u| !gone.contains(u))
+                .collect();
+            let uid = search.uid;
+            let line = search.advance(now, |u| {
+                if uid {
+                    Some(u)
+                } else {
+                    messages
+                        .binary_search_by_key(&u, |m| m.uid)
+                        .ok()
+                        .map(|p| p as u32 + 1)
                 }
-            }
-            if !gone.is_empty() {
-                let line =
-                    super::updates::update_line(&search.tag, search.uid, "REMOVEFROM", &gone);
-                out.extend_from_slice(line.as_bytes());
-            }
+            });
+            out.extend_from_slice(line.as_bytes());
         }
         if self.vanished {
             let mut uids = Vec::new();

@@ -1,0 +1,4 @@
+# An empty test list.
+require "fileinto";
+
+if allof () { keep; }

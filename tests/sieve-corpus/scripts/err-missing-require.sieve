@@ -1,0 +1,5 @@
+# fileinto without require "fileinto".
+if header :contains "subject" "x" {
+  keep;
+}
+fileinto "folder";

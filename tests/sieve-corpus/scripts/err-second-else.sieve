@@ -1,0 +1,4 @@
+# A second else.
+if true { }
+else { keep; }
+else { discard; }

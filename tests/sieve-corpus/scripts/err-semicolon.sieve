@@ -1,0 +1,4 @@
+# A missing semicolon.
+require "fileinto";
+fileinto "a"
+fileinto "b";

@@ -1,0 +1,4 @@
+# stop in an included script ends everything; return only the included one.
+require ["include", "fileinto"];
+include "stopper";
+fileinto "not-reached-if-stopped";
