@@ -223,91 +223,72 @@ fn writable(dir: &Path) -> std::io::Result<()> {
 /// Buffer for the *_r look-ups; grown on ERANGE.
 const LOOKUP_BUFFER: usize = 4096;
 
-/// (uid, primary gid) of `name`, None when there is no such user.
-fn user_ids(name: &str) -> Result<Option<(u32, u32)>, PrivilegeError> {
-    let Ok(c_name) = CString::new(name) else {
-        return Err(PrivilegeError::NoSuchUser(name.into()));
-    };
+/// Runs one of getpwnam_r/getpwuid_r/getgrnam_r/getgrgid_r (`call`) with
+/// a buffer grown until the entry fits; `read` takes what it needs from
+/// the entry while the buffer lives. None: no such entry (or an error).
+fn lookup<E, R>(
+    mut call: impl FnMut(*mut E, *mut libc::c_char, usize, *mut *mut E) -> libc::c_int,
+    read: impl FnOnce(&E) -> R,
+) -> Option<R> {
     let mut size = LOOKUP_BUFFER;
     loop {
         let mut buf = vec![0 as libc::c_char; size];
-        // SAFETY: zeroed passwd is a valid out-value; every pointer is
-        // valid for the call, and the result points into `pwd`.
-        let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+        // SAFETY: passwd and group are plain C structs for which all-zero
+        // is a valid value; the call fills them in.
+        let mut entry: E = unsafe { std::mem::zeroed() };
         let mut result = std::ptr::null_mut();
-        let rc = unsafe {
-            libc::getpwnam_r(c_name.as_ptr(), &mut pwd, buf.as_mut_ptr(), size, &mut result)
-        };
+        let rc = call(&mut entry, buf.as_mut_ptr(), size, &mut result);
         if rc == libc::ERANGE {
             size *= 2;
             continue;
         }
-        return Ok((rc == 0 && !result.is_null()).then_some((pwd.pw_uid, pwd.pw_gid)));
+        return (rc == 0 && !result.is_null()).then(|| read(&entry));
     }
+}
+
+/// A NUL-terminated string inside a look-up's buffer, copied out.
+fn owned(p: *const libc::c_char) -> String {
+    // SAFETY: the look-up functions point these fields at NUL-terminated
+    // strings inside the buffer, which lives while `read` runs.
+    unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
+}
+
+/// (uid, primary gid) of `name`, None when there is no such user.
+fn user_ids(name: &str) -> Result<Option<(u32, u32)>, PrivilegeError> {
+    let c_name = CString::new(name).map_err(|_| PrivilegeError::NoSuchUser(name.into()))?;
+    Ok(lookup(
+        // SAFETY: every pointer is valid for the call (see `lookup`).
+        |e, buf, size, result| unsafe { libc::getpwnam_r(c_name.as_ptr(), e, buf, size, result) },
+        |p: &libc::passwd| (p.pw_uid, p.pw_gid),
+    ))
 }
 
 /// The gid of group `name`, None when there is no such group.
 fn group_id(name: &str) -> Result<Option<u32>, PrivilegeError> {
-    let Ok(c_name) = CString::new(name) else {
-        return Err(PrivilegeError::NoSuchGroup(name.into()));
-    };
-    let mut size = LOOKUP_BUFFER;
-    loop {
-        let mut buf = vec![0 as libc::c_char; size];
-        // SAFETY: as in `user_ids`, with the group database.
-        let mut grp: libc::group = unsafe { std::mem::zeroed() };
-        let mut result = std::ptr::null_mut();
-        let rc = unsafe {
-            libc::getgrnam_r(c_name.as_ptr(), &mut grp, buf.as_mut_ptr(), size, &mut result)
-        };
-        if rc == libc::ERANGE {
-            size *= 2;
-            continue;
-        }
-        return Ok((rc == 0 && !result.is_null()).then_some(grp.gr_gid));
-    }
+    let c_name = CString::new(name).map_err(|_| PrivilegeError::NoSuchGroup(name.into()))?;
+    Ok(lookup(
+        // SAFETY: as in `user_ids`.
+        |e, buf, size, result| unsafe { libc::getgrnam_r(c_name.as_ptr(), e, buf, size, result) },
+        |g: &libc::group| g.gr_gid,
+    ))
 }
 
 /// The name of uid `uid`, if it has one.
 pub fn user_name(uid: u32) -> Option<String> {
-    let mut size = LOOKUP_BUFFER;
-    loop {
-        let mut buf = vec![0 as libc::c_char; size];
-        // SAFETY: as in `user_ids`; the name is copied out before `buf` goes.
-        let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
-        let mut result = std::ptr::null_mut();
-        let rc = unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), size, &mut result) };
-        if rc == libc::ERANGE {
-            size *= 2;
-            continue;
-        }
-        if rc != 0 || result.is_null() {
-            return None;
-        }
-        // SAFETY: pw_name points to a NUL-terminated string inside `buf`.
-        return Some(unsafe { CStr::from_ptr(pwd.pw_name) }.to_string_lossy().into_owned());
-    }
+    lookup(
+        // SAFETY: as in `user_ids`.
+        |e, buf, size, result| unsafe { libc::getpwuid_r(uid, e, buf, size, result) },
+        |p: &libc::passwd| owned(p.pw_name),
+    )
 }
 
 /// The name of gid `gid`, if it has one.
 fn group_name(gid: u32) -> Option<String> {
-    let mut size = LOOKUP_BUFFER;
-    loop {
-        let mut buf = vec![0 as libc::c_char; size];
-        // SAFETY: as in `user_name`, with the group database.
-        let mut grp: libc::group = unsafe { std::mem::zeroed() };
-        let mut result = std::ptr::null_mut();
-        let rc = unsafe { libc::getgrgid_r(gid, &mut grp, buf.as_mut_ptr(), size, &mut result) };
-        if rc == libc::ERANGE {
-            size *= 2;
-            continue;
-        }
-        if rc != 0 || result.is_null() {
-            return None;
-        }
-        // SAFETY: gr_name points to a NUL-terminated string inside `buf`.
-        return Some(unsafe { CStr::from_ptr(grp.gr_name) }.to_string_lossy().into_owned());
-    }
+    lookup(
+        // SAFETY: as in `user_ids`.
+        |e, buf, size, result| unsafe { libc::getgrgid_r(gid, e, buf, size, result) },
+        |g: &libc::group| owned(g.gr_name),
+    )
 }
 
 /// Gives `path` (and, for a folder, everything in it) to `account`: for
