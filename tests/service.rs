@@ -597,3 +597,35 @@ fn the_debian_package_installs_checks_config_and_purges_cleanly() {
     // Purged: dpkg no longer knows the package at all.
     assert!(!status.status.success(), "{}", String::from_utf8_lossy(&status.stdout));
 }
+
+/// Why the unit has no MemoryDenyWriteExecute=: with the kernel's
+/// equivalent (PR_SET_MDWE, what the option asks for) a plugin cannot be
+/// compiled, since Cranelift makes the code it wrote executable; without
+/// it, the same plugin loads.
+#[test]
+fn memory_deny_write_execute_would_stop_plugins_from_loading() {
+    let plugin = test_plugins::shipped::DNSBL;
+    let inspect = |mdwe: bool| {
+        let out = harness::python_output(
+            r#"
+import ctypes, os, sys
+if sys.argv[1] == "1":
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(65, 1, 0, 0, 0) != 0:  # PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN
+        print("no PR_SET_MDWE on this kernel"); sys.exit(3)
+os.execv(sys.argv[2], ["tern", "plugin", "inspect", sys.argv[3]])
+"#,
+            &[if mdwe { "1" } else { "0" }, tern_bin(), plugin],
+        );
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (code, _) = inspect(false);
+    assert_eq!(code, Some(0));
+    let (code, err) = inspect(true);
+    if code == Some(3) {
+        eprintln!("skipped: the kernel has no PR_SET_MDWE");
+        return;
+    }
+    assert_eq!(code, Some(1));
+    assert!(err.contains("make memory executable"), "{err}");
+}
