@@ -92,7 +92,7 @@ pub async fn execute(
             Ok(format!("password changed for {address}\n"))
         }
         AdminRequest::QueueList => {
-            let entries = store.queue_entries()?;
+            let entries = store.queue_entries().await?;
             if entries.is_empty() {
                 return Ok("Mail queue is empty\n".into());
             }
@@ -106,16 +106,16 @@ pub async fn execute(
             Ok(out)
         }
         AdminRequest::QueueShow { id } => {
-            let entry = find_entry(store, &id)?;
+            let entry = find_entry(store, &id).await?;
             Ok(show_entry(&entry))
         }
         AdminRequest::QueueFlush { id } => {
             let ids: Vec<u64> = match id {
-                Some(id) => vec![find_entry(store, &id)?.id],
-                None => store.queue_entries()?.iter().map(|e| e.id).collect(),
+                Some(id) => vec![find_entry(store, &id).await?.id],
+                None => store.queue_entries().await?.iter().map(|e| e.id).collect(),
             };
             for id in &ids {
-                if let Some(mut e) = store.queue_entry(*id)? {
+                if let Some(mut e) = store.queue_entry(*id).await? {
                     let now = crate::store::now();
                     for r in e
                         .recipients
@@ -124,7 +124,7 @@ pub async fn execute(
                     {
                         r.next_attempt = now;
                     }
-                    store.update_queue_entry(&e)?;
+                    store.update_queue_entry(&e).await?;
                 }
             }
             if let Some(q) = queue {
@@ -136,8 +136,8 @@ pub async fn execute(
             Ok(format!("flushed {} message(s)\n", ids.len()))
         }
         AdminRequest::QueueDelete { id } => {
-            let entry = find_entry(store, &id)?;
-            store.release_queue_entry(&entry)?;
+            let entry = find_entry(store, &id).await?;
+            store.release_queue_entry(&entry).await?;
             Ok(format!("deleted {}\n", entry.queue_id()))
         }
         AdminRequest::PluginReload => Err(AdminError::Invalid(
@@ -182,11 +182,12 @@ fn account_address(config: &Config, address: &str) -> Result<String, AdminError>
     Ok(address)
 }
 
-fn find_entry(store: &Store, id: &str) -> Result<QueueEntry, AdminError> {
+async fn find_entry(store: &Store, id: &str) -> Result<QueueEntry, AdminError> {
     let n = parse_queue_id(id)
         .ok_or_else(|| AdminError::Invalid(format!("{id:?} is not a queue id")))?;
     store
-        .queue_entry(n)?
+        .queue_entry(n)
+        .await?
         .ok_or_else(|| AdminError::Store(StoreError::NoSuchQueueEntry(id.to_string())))
 }
 

@@ -676,7 +676,7 @@ fn admin_request(config: &Config, request: AdminRequest) -> Result<()> {
     if through_server(&runtime, config, &request)? {
         return Ok(());
     }
-    let store = open_store(config)?;
+    let store = open_store(&runtime, config)?;
     let output = runtime.block_on(admin::execute(&store, config, None, request))?;
     runtime.block_on(store.flush())?;
     print!("{output}");
@@ -718,7 +718,7 @@ fn dmarc_report(config: &Config, dry_run: bool) -> Result<()> {
     if through_server(&runtime, config, &request)? {
         return Ok(());
     }
-    let store = open_store(config)?;
+    let store = open_store(&runtime, config)?;
     let output = runtime.block_on(async {
         let mailauth = tern::mailauth::MailAuth::new(config)?;
         anyhow::Ok(tern::dmarc::report_now(&store, config, &mailauth, None).await?)
@@ -782,7 +782,10 @@ fn init(
         "certificate: {} (self-signed placeholder: replace it with a CA-signed one)",
         outcome.certificate.display()
     );
-    println!("account: {} (postmaster and abuse go to it)", options.first_account);
+    println!(
+        "account: {} (postmaster and abuse go to it)",
+        options.first_account
+    );
     println!();
     println!("; Publish these records in the zone of {}:", options.domain);
     for r in &outcome.records {
@@ -814,17 +817,22 @@ fn doctor(config: &Config, domains: &[String], json: bool) -> Result<()> {
 /// Opens the store of a stopped server. Run as root with `user` set, the
 /// command first becomes that account, as `tern serve` does, so that the
 /// files it creates stay the server's.
-fn open_store(config: &Config) -> Result<tern::store::Store> {
+fn open_store(runtime: &tokio::runtime::Runtime, config: &Config) -> Result<tern::store::Store> {
     use tern::service::privileges;
+    use tern::store::backend::{Backend, EngineSettings};
     // SAFETY: getuid has no preconditions.
     if unsafe { libc::getuid() } == 0
         && let Some(account) = privileges::drop_privileges(config)?.account()
     {
         privileges::check_data_dir(&config.data_dir, account)?;
     }
-    let data_dir = &config.data_dir;
-    tern::store::Store::open(data_dir)
-        .with_context(|| format!("opening the store in {}", data_dir.display()))
+    let engine = EngineSettings::from_config(config);
+    runtime
+        .block_on(async {
+            let backend = Backend::open(&engine).await?;
+            tern::store::Store::on(backend).await
+        })
+        .with_context(|| format!("opening the store ({})", engine.describe()))
 }
 
 fn read_password(from_stdin: bool) -> Result<String> {

@@ -37,7 +37,10 @@ impl SystemUser {
         );
         let id = |flag: &str| -> u32 {
             let out = Command::new("id").args([flag, &name]).output().expect("id");
-            String::from_utf8_lossy(&out.stdout).trim().parse().expect("numeric id")
+            String::from_utf8_lossy(&out.stdout)
+                .trim()
+                .parse()
+                .expect("numeric id")
         };
         let (uid, gid) = (id("-u"), id("-g"));
         SystemUser { name, uid, gid }
@@ -108,7 +111,12 @@ fn owners(dir: &Path) -> Vec<(PathBuf, u32)> {
         let meta = std::fs::symlink_metadata(&p).expect("stat");
         out.push((p.clone(), meta.uid()));
         if meta.is_dir() {
-            pending.extend(std::fs::read_dir(&p).expect("read_dir").flatten().map(|e| e.path()));
+            pending.extend(
+                std::fs::read_dir(&p)
+                    .expect("read_dir")
+                    .flatten()
+                    .map(|e| e.path()),
+            );
         }
     }
     out
@@ -120,8 +128,11 @@ fn started_as_root_it_binds_then_runs_as_the_configured_user() {
     let account = SystemUser::create("priv");
     let mut t = Tern::new(&config_as(&account.name));
     // The account must reach its data directory through the test's folder.
-    std::fs::set_permissions(t.dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755))
-        .expect("chmod");
+    std::fs::set_permissions(
+        t.dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
     std::fs::create_dir_all(t.data_dir()).expect("data_dir");
     account.own(&t.data_dir());
     t.spawn();
@@ -129,7 +140,10 @@ fn started_as_root_it_binds_then_runs_as_the_configured_user() {
     assert_eq!(ids(pid, "Uid"), vec![account.uid; 4], "uid not dropped");
     assert_eq!(ids(pid, "Gid"), vec![account.gid; 4], "gid not dropped");
     let groups = ids(pid, "Groups");
-    assert!(groups.iter().all(|g| *g == account.gid), "groups kept: {groups:?}");
+    assert!(
+        groups.iter().all(|g| *g == account.gid),
+        "groups kept: {groups:?}"
+    );
     assert!(t.log().contains("privileges dropped"), "{}", t.log());
 
     // Through the control socket (root may connect to the user's socket).
@@ -158,7 +172,13 @@ m.logout()
     let files = owners(&t.data_dir());
     assert!(files.len() > 3, "{files:?}");
     for (path, uid) in &files {
-        assert_eq!(*uid, account.uid, "{} is not owned by {}", path.display(), account.name);
+        assert_eq!(
+            *uid,
+            account.uid,
+            "{} is not owned by {}",
+            path.display(),
+            account.name
+        );
     }
     assert!(t.data_dir().join("listeners").exists());
     t.stop();
@@ -167,7 +187,13 @@ m.logout()
     t.add_user("carol@example.test", "pw2");
     let files = owners(&t.data_dir());
     for (path, uid) in &files {
-        assert_eq!(*uid, account.uid, "{} is not owned by {}", path.display(), account.name);
+        assert_eq!(
+            *uid,
+            account.uid,
+            "{} is not owned by {}",
+            path.display(),
+            account.name
+        );
     }
 
     // A data directory (or a file in it) root owns: a clear error, exit non-zero.
@@ -217,7 +243,11 @@ fn an_unknown_user_is_an_error_and_no_user_as_root_warns() {
     assert!(err.contains("no such user \"no-such-user-tern\""), "{err}");
 
     let mut t = Tern::start(&config_as("root").replacen("user = \"root\"\n", "", 1));
-    assert!(t.log().contains("running as root; set user = \"tern\""), "{}", t.log());
+    assert!(
+        t.log().contains("running as root; set user = \"tern\""),
+        "{}",
+        t.log()
+    );
     t.stop();
     let mut t = Tern::start(&config_as("root"));
     assert!(!t.log().contains("running as root"), "{}", t.log());
@@ -240,23 +270,36 @@ fn notify_run(socket: &UnixDatagram, notify_socket: &str) {
     let guard = KillOnDrop(&mut child);
     let recv = || {
         let mut buf = [0u8; 512];
-        let n = socket.recv(&mut buf).expect("a notification within the bound");
+        let n = socket
+            .recv(&mut buf)
+            .expect("a notification within the bound");
         String::from_utf8_lossy(&buf[..n]).into_owned()
     };
     let ready = recv();
     assert!(ready.lines().any(|l| l == "READY=1"), "{ready}");
     assert!(listeners.exists(), "READY=1 before the listeners file");
-    assert!(ready.contains(&format!("MAINPID={}", guard.0.id())), "{ready}");
+    assert!(
+        ready.contains(&format!("MAINPID={}", guard.0.id())),
+        "{ready}"
+    );
     let pid = guard.0.id().to_string();
-    Command::new("kill").args(["-HUP", &pid]).status().expect("kill");
+    Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .expect("kill");
     let reloading = recv();
     assert!(reloading.lines().any(|l| l == "RELOADING=1"), "{reloading}");
     assert!(reloading.contains("MONOTONIC_USEC="), "{reloading}");
     assert!(recv().lines().any(|l| l == "READY=1"));
-    Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+    Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
     let stopping = recv();
     assert!(stopping.lines().any(|l| l == "STOPPING=1"), "{stopping}");
-    let status = wait_for("tern to stop", READY_BOUND, || guard.0.try_wait().ok().flatten());
+    let status = wait_for("tern to stop", READY_BOUND, || {
+        guard.0.try_wait().ok().flatten()
+    });
     assert!(status.success());
 }
 
@@ -299,7 +342,11 @@ fn unit_under_test(dir: &Path) -> PathBuf {
 
 #[test]
 fn the_systemd_unit_verifies_and_is_hardened() {
-    if Command::new("systemd-analyze").arg("--version").output().is_err() {
+    if Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
         eprintln!("skipped: systemd-analyze is not installed");
         return;
     }
@@ -317,7 +364,11 @@ fn the_systemd_unit_verifies_and_is_hardened() {
     ] {
         assert!(unit.lines().any(|l| l == line), "missing {line}");
     }
-    assert!(!unit.lines().any(|l| l.starts_with("MemoryDenyWriteExecute")));
+    assert!(
+        !unit
+            .lines()
+            .any(|l| l.starts_with("MemoryDenyWriteExecute"))
+    );
     let dir = tempfile::tempdir().expect("tempdir");
     let path = unit_under_test(dir.path());
     let out = Command::new("systemd-analyze")
@@ -362,7 +413,9 @@ fn init(dir: &Path, user: &str, password: &str) -> std::process::Output {
         .expect("tern init");
     use std::io::Write;
     let mut stdin = child.stdin.take().expect("stdin");
-    stdin.write_all(format!("{password}\n").as_bytes()).expect("password");
+    stdin
+        .write_all(format!("{password}\n").as_bytes())
+        .expect("password");
     drop(stdin);
     child.wait_with_output().expect("tern init")
 }
@@ -371,12 +424,19 @@ fn init(dir: &Path, user: &str, password: &str) -> std::process::Output {
 fn init_writes_a_config_that_checks_and_records_that_match() {
     let account = SystemUser::create("init");
     let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755))
-        .expect("chmod");
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
     let etc = dir.path().join("etc");
     let out = init(&etc, &account.name, "first-pw");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "{}{stdout}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let config = etc.join("tern.toml");
     let text = std::fs::read_to_string(&config).expect("config");
     for line in [
@@ -390,15 +450,26 @@ fn init_writes_a_config_that_checks_and_records_that_match() {
         "address = \"0.0.0.0:995\"",
         "address = \"0.0.0.0:443\"",
     ] {
-        assert!(text.lines().any(|l| l.starts_with(line)), "no {line} in\n{text}");
+        assert!(
+            text.lines().any(|l| l.starts_with(line)),
+            "no {line} in\n{text}"
+        );
     }
     let check = Command::new(tern_bin())
         .args(["check-config", "--config"])
         .arg(&config)
         .output()
         .expect("check-config");
-    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
-    assert!(check.stderr.is_empty(), "{}", String::from_utf8_lossy(&check.stderr));
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    assert!(
+        check.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
 
     // The first account is in the store the config names, which is the account's.
     let list = Command::new(tern_bin())
@@ -411,9 +482,16 @@ fn init_writes_a_config_that_checks_and_records_that_match() {
         assert_eq!(uid, account.uid, "{}", path.display());
     }
     // The keys are root's, readable by the account's group only.
-    let key = std::fs::read_dir(etc.join("dkim")).expect("dkim").flatten().next().expect("key");
+    let key = std::fs::read_dir(etc.join("dkim"))
+        .expect("dkim")
+        .flatten()
+        .next()
+        .expect("key");
     let meta = key.metadata().expect("stat");
-    assert_eq!((meta.uid(), meta.gid(), meta.mode() & 0o777), (0, account.gid, 0o640));
+    assert_eq!(
+        (meta.uid(), meta.gid(), meta.mode() & 0o777),
+        (0, account.gid, 0o640)
+    );
     let meta = std::fs::metadata(etc.join("tls/key.pem")).expect("stat");
     assert_eq!((meta.gid(), meta.mode() & 0o777), (account.gid, 0o640));
 
@@ -446,7 +524,12 @@ print(json.dumps({"types": sorted(types), "verified": ok,
     let v: serde_json::Value = serde_json::from_str(out.trim()).expect("json");
     assert_eq!(v["verified"], true, "{v}");
     assert_eq!(v["spf"], "v=spf1 mx -all");
-    assert!(v["dmarc"].as_str().unwrap_or("").starts_with("v=DMARC1; p=reject"));
+    assert!(
+        v["dmarc"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("v=DMARC1; p=reject")
+    );
     let types = v["types"].to_string();
     for t in [
         r#"["example.test.","MX"]"#,
@@ -513,7 +596,10 @@ fn run_ok(cmd: &mut Command) -> String {
 fn the_debian_package_installs_checks_config_and_purges_cleanly() {
     let _lock = PackageLock::take();
     assert!(
-        Command::new("cargo").args(["deb", "--version"]).output().is_ok_and(|o| o.status.success()),
+        Command::new("cargo")
+            .args(["deb", "--version"])
+            .output()
+            .is_ok_and(|o| o.status.success()),
         "cargo-deb is missing: run scripts/install-test-deps"
     );
     let out_dir = tempfile::tempdir().expect("tempdir");
@@ -531,7 +617,10 @@ fn the_debian_package_installs_checks_config_and_purges_cleanly() {
         .find(|p| p.extension().is_some_and(|e| e == "deb"))
         .expect("a .deb");
     let data_was_there = Path::new("/var/lib/tern").exists();
-    assert!(!data_was_there, "/var/lib/tern exists: this test would install over it");
+    assert!(
+        !data_was_there,
+        "/var/lib/tern exists: this test would install over it"
+    );
     let _installed = Installed { data_was_there };
     run_ok(Command::new("dpkg").arg("-i").arg(&deb));
 
@@ -541,16 +630,27 @@ fn the_debian_package_installs_checks_config_and_purges_cleanly() {
     let id = run_ok(Command::new("id").args(["-u", "tern"]));
     let uid: u32 = id.trim().parse().expect("the tern account");
     assert_ne!(uid, 0);
-    assert_eq!(std::fs::metadata("/var/lib/tern").expect("/var/lib/tern").uid(), uid);
+    assert_eq!(
+        std::fs::metadata("/var/lib/tern")
+            .expect("/var/lib/tern")
+            .uid(),
+        uid
+    );
     let conffiles = run_ok(Command::new("dpkg-query").args(["-W", "-f=${Conffiles}", "tern"]));
     assert!(conffiles.contains("/etc/tern/tern.toml"), "{conffiles}");
-    let check = run_ok(Command::new("/usr/bin/tern").args(["check-config", "--config", "/etc/tern/tern.toml"]));
+    let check = run_ok(Command::new("/usr/bin/tern").args([
+        "check-config",
+        "--config",
+        "/etc/tern/tern.toml",
+    ]));
     assert!(check.starts_with("config ok: 8 listener(s)"), "{check}");
     let page = run_ok(Command::new("man").args(["-w", "tern"]));
-    assert!(page.trim().starts_with("/usr/share/man/man1/tern.1"), "{page}");
+    assert!(
+        page.trim().starts_with("/usr/share/man/man1/tern.1"),
+        "{page}"
+    );
     let page = run_ok(Command::new("man").args(["-w", "tern-init"]));
     assert!(page.contains("tern-init.1"), "{page}");
-
 
     // README's next step: `tern init` over the untouched packaged example,
     // with every default of a root run (/etc/tern, /var/lib/tern, user tern).
@@ -567,11 +667,23 @@ fn the_debian_package_installs_checks_config_and_purges_cleanly() {
         stdin.write_all(b"first-pw\n").expect("password");
     }
     let out = init.wait_with_output().expect("tern init");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let config = std::fs::read_to_string("/etc/tern/tern.toml").expect("config");
-    assert!(config.contains("local_domains = [\"example.test\"]"), "{config}");
+    assert!(
+        config.contains("local_domains = [\"example.test\"]"),
+        "{config}"
+    );
     run_ok(Command::new("/usr/bin/tern").args(["check-config", "--config", "/etc/tern/tern.toml"]));
-    let users = run_ok(Command::new("/usr/bin/tern").args(["user", "list", "--config", "/etc/tern/tern.toml"]));
+    let users = run_ok(Command::new("/usr/bin/tern").args([
+        "user",
+        "list",
+        "--config",
+        "/etc/tern/tern.toml",
+    ]));
     assert!(users.contains("admin@example.test"), "{users}");
     for (path, owner) in owners(Path::new("/var/lib/tern")) {
         assert_eq!(owner, uid, "{}", path.display());
@@ -595,7 +707,11 @@ fn the_debian_package_installs_checks_config_and_purges_cleanly() {
         .output()
         .expect("dpkg-query");
     // Purged: dpkg no longer knows the package at all.
-    assert!(!status.status.success(), "{}", String::from_utf8_lossy(&status.stdout));
+    assert!(
+        !status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stdout)
+    );
 }
 
 /// Why the unit has no MemoryDenyWriteExecute=: with the kernel's
@@ -617,7 +733,10 @@ os.execv(sys.argv[2], ["tern", "plugin", "inspect", sys.argv[3]])
 "#,
             &[if mdwe { "1" } else { "0" }, tern_bin(), plugin],
         );
-        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     };
     let (code, _) = inspect(false);
     assert_eq!(code, Some(0));

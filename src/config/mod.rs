@@ -447,7 +447,10 @@ impl Config {
         self.dmarc.validate()?;
         self.store.validate()?;
         for (key, value) in [("user", &self.user), ("group", &self.group)] {
-            if value.as_deref().is_some_and(|v| v.is_empty() || v.contains(['\0', ':', '/'])) {
+            if value
+                .as_deref()
+                .is_some_and(|v| v.is_empty() || v.contains(['\0', ':', '/']))
+            {
                 return Err(invalid(key, "must be an account name"));
             }
         }

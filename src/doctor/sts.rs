@@ -17,7 +17,6 @@ use crate::outbound::tls::Verifier;
 use mail_auth::dns::TxtRecordParser;
 use mail_auth::mta_sts::{MtaStsRecord, ReportUri, TlsRptRecord};
 
-
 pub(super) async fn check(d: &mut Doctor<'_>, domain: &str) {
     let published = mta_sts(d, domain).await;
     tls_rpt(d, domain, published).await;
@@ -104,7 +103,10 @@ async fn mta_sts(d: &mut Doctor<'_>, domain: &str) -> bool {
                 "mta-sts",
                 domain,
                 format!("record id={id}, but the policy cannot be fetched: {e}"),
-                Some(super::records::sts_policy_file(domain, std::slice::from_ref(&host))),
+                Some(super::records::sts_policy_file(
+                    domain,
+                    std::slice::from_ref(&host),
+                )),
             );
             return true;
         }
@@ -116,7 +118,10 @@ async fn mta_sts(d: &mut Doctor<'_>, domain: &str) -> bool {
                 "mta-sts",
                 domain,
                 format!("malformed policy (id={id}): {e}"),
-                Some(super::records::sts_policy_file(domain, std::slice::from_ref(&host))),
+                Some(super::records::sts_policy_file(
+                    domain,
+                    std::slice::from_ref(&host),
+                )),
             );
             return true;
         }
@@ -186,10 +191,7 @@ async fn fetch(d: &Doctor<'_>, domain: &str) -> Result<String, String> {
 
 async fn tls_rpt(d: &mut Doctor<'_>, domain: &str, sts_published: bool) {
     let name = format!("_smtp._tls.{domain}");
-    let fix = Some(txt(
-        &name,
-        &super::records::tls_rpt_value(domain),
-    ));
+    let fix = Some(txt(&name, &super::records::tls_rpt_value(domain)));
     let Some(found) = records(d, "tls-rpt", domain, &name, "v=TLSRPTv1").await else {
         return;
     };

@@ -100,12 +100,8 @@ pub async fn run(o: &Options) -> Result<Outcome, InitError> {
         std::fs::create_dir_all(d).map_err(write_error(d))?;
     }
     let selector = chrono::Utc::now().format("tern%Y%m").to_string();
-    let key = crate::mailauth::keygen::generate(
-        &domain,
-        &selector,
-        DkimAlgorithm::RsaSha256,
-        &dkim_dir,
-    )?;
+    let key =
+        crate::mailauth::keygen::generate(&domain, &selector, DkimAlgorithm::RsaSha256, &dkim_dir)?;
     let certificate = tls_dir.join("cert.pem");
     let private_key = tls_dir.join("key.pem");
     if !(certificate.exists() && private_key.exists()) {
@@ -127,7 +123,12 @@ pub async fn run(o: &Options) -> Result<Outcome, InitError> {
     std::fs::write(&config_path, &text).map_err(write_error(&config_path))?;
     add_first_account(&config, o).await?;
     if let Some(account) = &account {
-        hand_over(o, &config, account, &[&key.path, &private_key, &config_path])?;
+        hand_over(
+            o,
+            &config,
+            account,
+            &[&key.path, &private_key, &config_path],
+        )?;
     }
     Ok(Outcome {
         config: config_path,
@@ -140,7 +141,11 @@ pub async fn run(o: &Options) -> Result<Outcome, InitError> {
 /// The first account, in the store of the data directory the config names.
 async fn add_first_account(config: &Config, o: &Options) -> Result<(), InitError> {
     std::fs::create_dir_all(&config.data_dir).map_err(write_error(&config.data_dir))?;
-    let store = crate::store::Store::open(&config.data_dir)?;
+    use crate::store::backend::{Backend, EngineSettings};
+    let backend = Backend::open(&EngineSettings::from_config(config))
+        .await
+        .map_err(crate::store::StoreError::from)?;
+    let store = crate::store::Store::on(backend).await?;
     let request = AdminRequest::UserAdd {
         address: o.first_account.clone(),
         password: o.password.clone(),

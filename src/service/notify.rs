@@ -48,7 +48,10 @@ pub fn send(state: &str) {
 
 /// Every listener is bound and the control socket answers.
 pub fn ready() {
-    send(&format!("READY=1\nSTATUS=serving\nMAINPID={}", std::process::id()));
+    send(&format!(
+        "READY=1\nSTATUS=serving\nMAINPID={}",
+        std::process::id()
+    ));
 }
 
 /// A drain has begun.

@@ -18,7 +18,9 @@ pub enum PrivilegeError {
     NoSuchUser(String),
     #[error("config: group: no such group {0:?}")]
     NoSuchGroup(String),
-    #[error("cannot run as user {user:?}: started as uid {current}, which is neither root nor that user")]
+    #[error(
+        "cannot run as user {user:?}: started as uid {current}, which is neither root nor that user"
+    )]
     CannotSwitch { user: String, current: u32 },
     #[error("cannot drop privileges to {user:?}: {call} failed: {source}")]
     Drop {

@@ -119,7 +119,11 @@ pub fn ensure_self_signed(data_dir: &Path, hostname: &str) -> Result<(PathBuf, P
 
 /// Writes a new self-signed certificate for `hostname` and its key (mode
 /// 0600) at these paths.
-pub fn write_self_signed(cert_path: &Path, key_path: &Path, hostname: &str) -> Result<(), TlsError> {
+pub fn write_self_signed(
+    cert_path: &Path,
+    key_path: &Path,
+    hostname: &str,
+) -> Result<(), TlsError> {
     let certified = rcgen::generate_simple_self_signed(vec![hostname.to_string()])
         .map_err(|e| TlsError::Generate(e.to_string()))?;
     write_private(key_path, certified.signing_key.serialize_pem().as_bytes())?;
