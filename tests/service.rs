@@ -139,6 +139,21 @@ fn started_as_root_it_binds_then_runs_as_the_configured_user() {
     let pid = t.pid().expect("running");
     assert_eq!(ids(pid, "Uid"), vec![account.uid; 4], "uid not dropped");
     assert_eq!(ids(pid, "Gid"), vec![account.gid; 4], "gid not dropped");
+    // Every thread (the runtime's workers were running before the drop).
+    let tasks: Vec<_> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .expect("tasks")
+        .flatten()
+        .collect();
+    assert!(tasks.len() > 1, "one thread only?");
+    for task in tasks {
+        let status = std::fs::read_to_string(task.path().join("status")).expect("task status");
+        let uid_line = status.lines().find(|l| l.starts_with("Uid:")).expect("Uid");
+        let uids: Vec<u32> = uid_line[4..]
+            .split_whitespace()
+            .map(|n| n.parse().expect("uid"))
+            .collect();
+        assert_eq!(uids, vec![account.uid; 4], "thread {:?}", task.file_name());
+    }
     let groups = ids(pid, "Groups");
     assert!(
         groups.iter().all(|g| *g == account.gid),
