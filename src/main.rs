@@ -61,6 +61,38 @@ enum Command {
     /// The store: move an installation between engines
     #[command(subcommand)]
     Store(StoreCommand),
+    /// Print the completion script for a shell (bash, zsh, fish, elvish,
+    /// powershell), generated from this command line
+    Completions { shell: clap_complete::Shell },
+    /// Write the manual pages (tern.1, tern-SUBCOMMAND.1) into DIR,
+    /// generated from this command line (the Debian package ships them)
+    #[command(hide = true)]
+    Manpages { dir: PathBuf },
+    /// Write a production config for DOMAIN (real ports, TLS paths, a DKIM
+    /// key, postmaster and abuse aliases, a first account) and print the
+    /// DNS records to publish; never overwrites a config
+    Init {
+        domain: String,
+        /// This server's name (MX target, PTR, certificate)
+        #[arg(long, value_name = "HOST", default_value_t = String::new(), hide_default_value = true)]
+        hostname: String,
+        /// Where the config, DKIM key and certificate go (default: /etc/tern
+        /// as root, else the current folder)
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// The store's folder (default: /var/lib/tern as root, else DIR/data)
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+        /// The account tern serve runs as (default: tern as root, else none)
+        #[arg(long, value_name = "USER")]
+        run_as: Option<String>,
+        /// The first mail account (default: admin@DOMAIN); postmaster@ and abuse@ go to it
+        #[arg(long, value_name = "ADDRESS")]
+        account: Option<String>,
+        /// Read the account's password from standard input (one line)
+        #[arg(long)]
+        password_stdin: bool,
+    },
     /// Users' Sieve scripts
     #[command(subcommand)]
     Sieve(SieveCommand),
@@ -256,6 +288,42 @@ fn run(cli: Cli) -> Result<()> {
         println!("{}", key.zone_line());
         return Ok(());
     }
+    match &cli.command {
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(*shell, &mut command, "tern", &mut std::io::stdout());
+            return Ok(());
+        }
+        Command::Manpages { dir } => {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            let command = <Cli as clap::CommandFactory>::command();
+            clap_mangen::generate_to(command, dir)
+                .with_context(|| format!("writing the manual pages into {}", dir.display()))?;
+            return Ok(());
+        }
+        _ => {}
+    }
+    if let Command::Init {
+        domain,
+        hostname,
+        dir,
+        data_dir,
+        run_as,
+        account,
+        password_stdin,
+    } = &cli.command
+    {
+        // Writes a config rather than reading one.
+        return init(
+            domain,
+            hostname,
+            dir.clone(),
+            data_dir.clone(),
+            run_as.clone(),
+            account.clone(),
+            *password_stdin,
+        );
+    }
     if let Command::Sieve(SieveCommand::Check { file }) = &cli.command {
         // Needs no config: it only reads the script.
         return sieve_check(file);
@@ -405,7 +473,12 @@ fn run(cli: Cli) -> Result<()> {
             };
             admin_request(&config, request)
         }
-        Command::Dkim(_) | Command::Store(_) | Command::Sieve(_) => Ok(()),
+        Command::Dkim(_)
+        | Command::Store(_)
+        | Command::Sieve(_)
+        | Command::Init { .. }
+        | Command::Completions { .. }
+        | Command::Manpages { .. } => Ok(()),
         Command::Doctor { domains, json } => doctor(&config, &domains, json),
         Command::Dmarc(DmarcCommand::Report { dry_run }) => dmarc_report(&config, dry_run),
         Command::Queue(q) => {
@@ -655,6 +728,77 @@ fn dmarc_report(config: &Config, dry_run: bool) -> Result<()> {
     Ok(())
 }
 
+/// `tern init`: fills in the defaults (root: /etc/tern, /var/lib/tern,
+/// user tern), writes, and prints what to publish.
+fn init(
+    domain: &str,
+    hostname: &str,
+    dir: Option<PathBuf>,
+    data_dir: Option<PathBuf>,
+    run_as: Option<String>,
+    account: Option<String>,
+    password_stdin: bool,
+) -> Result<()> {
+    // SAFETY: getuid has no preconditions.
+    let root = unsafe { libc::getuid() } == 0;
+    let domain = domain.trim().trim_end_matches('.').to_ascii_lowercase();
+    let dir = dir.unwrap_or_else(|| PathBuf::from(if root { "/etc/tern" } else { "." }));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let dir = std::fs::canonicalize(&dir)?;
+    let data_dir = data_dir.unwrap_or_else(|| {
+        if root {
+            PathBuf::from("/var/lib/tern")
+        } else {
+            dir.join("data")
+        }
+    });
+    let data_dir = if data_dir.is_relative() {
+        std::env::current_dir()?.join(data_dir)
+    } else {
+        data_dir
+    };
+    let hostname = match hostname.trim() {
+        "" => format!("mail.{domain}"),
+        h => h.to_ascii_lowercase(),
+    };
+    let first_account = account.unwrap_or_else(|| format!("admin@{domain}"));
+    if !password_stdin && std::io::stdin().is_terminal() {
+        eprintln!("The password of {first_account}:");
+    }
+    let password = read_password(password_stdin)?;
+    let options = tern::init::Options {
+        domain,
+        hostname,
+        dir,
+        data_dir,
+        run_as: run_as.or_else(|| root.then(|| "tern".to_string())),
+        first_account,
+        password,
+    };
+    let outcome = current_thread()?.block_on(tern::init::run(&options))?;
+    println!("wrote {}", outcome.config.display());
+    println!("DKIM key: {}", outcome.dkim_key.display());
+    println!(
+        "certificate: {} (self-signed placeholder: replace it with a CA-signed one)",
+        outcome.certificate.display()
+    );
+    println!(
+        "account: {} (postmaster and abuse go to it)",
+        options.first_account
+    );
+    println!();
+    println!("; Publish these records in the zone of {}:", options.domain);
+    for r in &outcome.records {
+        println!("{r}");
+    }
+    println!();
+    println!(
+        "Then: tern check-config --config {0}; tern doctor --config {0}",
+        outcome.config.display()
+    );
+    Ok(())
+}
+
 /// `tern doctor`: the report on stdout; exit status 1 when it has errors.
 fn doctor(config: &Config, domains: &[String], json: bool) -> Result<()> {
     let report = current_thread()?.block_on(tern::doctor::run(config, domains))?;
@@ -670,8 +814,18 @@ fn doctor(config: &Config, domains: &[String], json: bool) -> Result<()> {
     }
 }
 
+/// Opens the store of a stopped server. Run as root with `user` set, the
+/// command first becomes that account, as `tern serve` does, so that the
+/// files it creates stay the server's.
 fn open_store(runtime: &tokio::runtime::Runtime, config: &Config) -> Result<tern::store::Store> {
+    use tern::service::privileges;
     use tern::store::backend::{Backend, EngineSettings};
+    // SAFETY: getuid has no preconditions.
+    if unsafe { libc::getuid() } == 0
+        && let Some(account) = privileges::drop_privileges(config)?.account()
+    {
+        privileges::check_data_dir(&config.data_dir, account)?;
+    }
     let engine = EngineSettings::from_config(config);
     runtime
         .block_on(async {

@@ -10,6 +10,8 @@ use crate::context::ServerContext;
 use crate::metrics;
 use crate::net::Connection;
 use crate::pop3::MaildropLocks;
+use crate::service::notify;
+use crate::service::privileges::Privileges;
 use crate::shutdown::{self, Shutdown, ShutdownTrigger};
 use crate::store::Store;
 use crate::store::backend::{Backend, EngineSettings};
@@ -40,6 +42,8 @@ pub enum ServerError {
     Plugin(#[from] crate::hooks::PluginError),
     #[error("cannot install the signal handlers")]
     Signals,
+    #[error(transparent)]
+    Privileges(#[from] crate::service::privileges::PrivilegeError),
 }
 
 /// File in `data_dir` listing the addresses actually bound, one
@@ -49,33 +53,32 @@ pub const LISTENERS_FILE: &str = "listeners";
 /// How long a draining server waits for sessions in flight.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Runs until `stop` fires, then drains.
-pub async fn run(
-    ctx: Arc<ServerContext>,
-    trigger: ShutdownTrigger,
-    shutdown: Shutdown,
-) -> Result<(), ServerError> {
-    let limit = Arc::new(Semaphore::new(ctx.config.limits.max_connections));
-    let mut bound = Vec::new();
+/// Every TCP listener of the config, bound: the protocols' and the
+/// metrics endpoint's, with the `protocol address` lines of the
+/// listeners file. Bound before privileges are dropped.
+pub struct Bound {
+    listeners: Vec<(Protocol, TcpListener)>,
+    metrics: Option<TcpListener>,
+    lines: Vec<String>,
+}
+
+/// Binds every listener of `config`.
+pub async fn bind(config: &Config) -> Result<Bound, ServerError> {
+    let mut lines = Vec::new();
     let mut listeners = Vec::new();
-    for l in &ctx.config.listen {
-        let listener = TcpListener::bind(l.address)
-            .await
-            .map_err(|source| ServerError::Bind {
-                protocol: l.protocol.name(),
-                address: l.address,
-                source,
-            })?;
-        let addr = listener.local_addr().map_err(|source| ServerError::Bind {
+    for l in &config.listen {
+        let bind_error = |source| ServerError::Bind {
             protocol: l.protocol.name(),
             address: l.address,
             source,
-        })?;
+        };
+        let listener = TcpListener::bind(l.address).await.map_err(bind_error)?;
+        let addr = listener.local_addr().map_err(bind_error)?;
         tracing::info!(protocol = l.protocol.name(), address = %addr, "listening");
-        bound.push(format!("{} {}", l.protocol.name(), addr));
+        lines.push(format!("{} {}", l.protocol.name(), addr));
         listeners.push((l.protocol, listener));
     }
-    let metrics_listener = match ctx.config.metrics.address {
+    let metrics = match config.metrics.address {
         Some(address) => {
             let bind_error = |source| ServerError::Bind {
                 protocol: "metrics",
@@ -85,11 +88,31 @@ pub async fn run(
             let listener = TcpListener::bind(address).await.map_err(bind_error)?;
             let addr = listener.local_addr().map_err(bind_error)?;
             tracing::info!(address = %addr, "metrics endpoint at /metrics");
-            bound.push(format!("metrics {addr}"));
+            lines.push(format!("metrics {addr}"));
             Some(listener)
         }
         None => None,
     };
+    Ok(Bound {
+        listeners,
+        metrics,
+        lines,
+    })
+}
+
+/// Runs on the bound listeners until `stop` fires, then drains.
+pub async fn run(
+    ctx: Arc<ServerContext>,
+    bound: Bound,
+    trigger: ShutdownTrigger,
+    shutdown: Shutdown,
+) -> Result<(), ServerError> {
+    let limit = Arc::new(Semaphore::new(ctx.config.limits.max_connections));
+    let Bound {
+        listeners,
+        metrics: metrics_listener,
+        lines: bound,
+    } = bound;
     let metrics_task = metrics_listener.map(|l| {
         tokio::spawn(crate::metrics::serve(
             ctx.store.clone(),
@@ -113,6 +136,7 @@ pub async fn run(
     let path = ctx.config.data_dir.join(LISTENERS_FILE);
     std::fs::write(&path, bound.join("\n") + "\n")
         .map_err(|source| ServerError::Write { path, source })?;
+    crate::service::notify::ready();
     let pop3_locks = MaildropLocks::default();
     let mut tasks = Vec::new();
     for (protocol, listener) in listeners {
@@ -259,6 +283,23 @@ pub async fn serve_with_reload(
     config: Config,
     config_path: Option<std::path::PathBuf>,
 ) -> Result<(), ServerError> {
+    // Ports below 1024 need root (or CAP_NET_BIND_SERVICE): bind first,
+    // then become `user`, before anything in data_dir is opened or made.
+    let bound = bind(&config).await?;
+    let privileges = crate::service::privileges::drop_privileges(&config)?;
+    match &privileges {
+        Privileges::RootByDefault => tracing::warn!(
+            "running as root; set user = \"tern\" (an account of its own, owning data_dir) \
+             to run unprivileged once the listeners are bound"
+        ),
+        Privileges::Dropped(a) => {
+            tracing::info!(user = %a.user, group = %a.group, uid = a.uid, "privileges dropped")
+        }
+        _ => {}
+    }
+    if let Some(account) = privileges.account() {
+        crate::service::privileges::check_data_dir(&config.data_dir, account)?;
+    }
     let engine = EngineSettings::from_config(&config);
     let backend = Backend::open(&engine)
         .await
@@ -291,12 +332,15 @@ pub async fn serve_with_reload(
                 _ = term.recv() => { tracing::info!("SIGTERM: draining"); break; }
                 _ = int.recv() => { tracing::info!("SIGINT: draining"); break; }
                 _ = hup.recv() => {
+                    notify::reloading();
                     signal_ctx.reload_plugins().await;
                     signal_ctx.reload_certificates().await;
+                    notify::ready();
                 }
             }
         }
+        notify::stopping();
         signals.trigger();
     });
-    run(ctx, trigger, shutdown).await
+    run(ctx, bound, trigger, shutdown).await
 }

@@ -243,6 +243,12 @@ pub struct Config {
     pub dmarc: DmarcConfig,
     /// The engine holding Tern's state (absent: sled in `data_dir`).
     pub store: StoreConfig,
+    /// The account `tern serve` runs as once its listeners are bound when
+    /// started as root (absent: stays root, with a warning; "root": stays
+    /// root, no warning).
+    pub user: Option<String>,
+    /// Its group (absent: the user's primary group).
+    pub group: Option<String>,
 }
 
 impl Default for Config {
@@ -266,6 +272,8 @@ impl Default for Config {
             metrics: MetricsConfig::default(),
             dmarc: DmarcConfig::default(),
             store: StoreConfig::default(),
+            user: None,
+            group: None,
         }
     }
 }
@@ -438,6 +446,17 @@ impl Config {
         auth::validate(&self.auth, &self.dkim)?;
         self.dmarc.validate()?;
         self.store.validate()?;
+        for (key, value) in [("user", &self.user), ("group", &self.group)] {
+            if value
+                .as_deref()
+                .is_some_and(|v| v.is_empty() || v.contains(['\0', ':', '/']))
+            {
+                return Err(invalid(key, "must be an account name"));
+            }
+        }
+        if self.group.is_some() && self.user.is_none() {
+            return Err(invalid("group", "needs user (the account to run as)"));
+        }
         let mut names = std::collections::HashSet::new();
         for p in &self.plugin {
             if !names.insert(p.name.as_str()) {

@@ -14,7 +14,7 @@ use mail_auth::dns::TxtRecordParser;
 
 pub(super) async fn check(d: &mut Doctor<'_>, domain: &str) {
     let name = format!("_dmarc.{domain}");
-    let suggested = format!("v=DMARC1; p=reject; rua=mailto:postmaster@{domain}");
+    let suggested = super::records::dmarc_value(domain);
     let records = match d.dns.txt(&name).await {
         Ok(list) => list,
         Err(DnsError::NotFound) => Vec::new(),

@@ -20,7 +20,7 @@ mod host;
 mod listeners;
 mod mx;
 mod ptr;
-mod records;
+pub(crate) mod records;
 mod spf;
 mod sts;
 

@@ -6,7 +6,7 @@ use crate::mailauth::keygen::txt_strings;
 use std::net::IpAddr;
 
 /// `name. IN TXT "value"` (long values as several character strings).
-pub(super) fn txt(name: &str, value: &str) -> String {
+pub(crate) fn txt(name: &str, value: &str) -> String {
     format!(
         "{}. IN TXT {}",
         name.trim_end_matches('.'),
@@ -14,33 +14,66 @@ pub(super) fn txt(name: &str, value: &str) -> String {
     )
 }
 
-pub(super) fn mx(domain: &str, host: &str) -> String {
+pub(crate) fn mx(domain: &str, host: &str) -> String {
     format!("{domain}. IN MX 10 {host}.")
 }
 
 /// The A or AAAA record of `host` for `ip`.
-pub(super) fn address(host: &str, ip: IpAddr) -> String {
+pub(crate) fn address(host: &str, ip: IpAddr) -> String {
     let rtype = if ip.is_ipv4() { "A" } else { "AAAA" };
     format!("{host}. IN {rtype} {ip}")
 }
 
 /// The PTR record of `ip` (in `in-addr.arpa` or `ip6.arpa`) naming `host`.
-pub(super) fn ptr(ip: IpAddr, host: &str) -> String {
+pub(crate) fn ptr(ip: IpAddr, host: &str) -> String {
     let name = hickory_resolver::proto::rr::Name::from(ip).to_ascii();
     format!("{}. IN PTR {host}.", name.trim_end_matches('.'))
 }
 
 /// The SPF mechanism that authorises exactly `ip`.
-pub(super) fn spf_mechanism(ip: IpAddr) -> String {
+pub(crate) fn spf_mechanism(ip: IpAddr) -> String {
     match ip {
         IpAddr::V4(v4) => format!("ip4:{v4}"),
         IpAddr::V6(v6) => format!("ip6:{v6}"),
     }
 }
 
+/// The DMARC record Tern proposes for `domain` (at `_dmarc.DOMAIN`).
+pub(crate) fn dmarc_value(domain: &str) -> String {
+    format!("v=DMARC1; p=reject; rua=mailto:postmaster@{domain}")
+}
+
+/// The TLS-RPT record (at `_smtp._tls.DOMAIN`).
+pub(crate) fn tls_rpt_value(domain: &str) -> String {
+    format!("v=TLSRPTv1; rua=mailto:postmaster@{domain}")
+}
+
+/// The MTA-STS record (at `_mta-sts.DOMAIN`) with a new policy id.
+pub(crate) fn mta_sts_value() -> String {
+    let id = chrono::Utc::now().format("%Y%m%d%H%M%S");
+    format!("v=STSv1; id={id}")
+}
+
+/// How long senders may cache the MTA-STS policy (a week).
+pub(crate) const STS_MAX_AGE: u64 = 604_800;
+
+/// The MTA-STS policy file to serve, with these `mx` patterns, as
+/// zone-file comments.
+pub(crate) fn sts_policy_file(domain: &str, mx: &[String]) -> String {
+    let mut out = format!(
+        "; serve https://mta-sts.{domain}/.well-known/mta-sts.txt (text/plain):\n\
+         ;   version: STSv1\n;   mode: enforce\n"
+    );
+    for pattern in mx {
+        out.push_str(&format!(";   mx: {pattern}\n"));
+    }
+    out.push_str(&format!(";   max_age: {STS_MAX_AGE}"));
+    out
+}
+
 /// Is `ip` an address other hosts on the Internet can reach (not
 /// loopback, private, link-local, shared or unspecified)?
-pub(super) fn is_public(ip: IpAddr) -> bool {
+pub(crate) fn is_public(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
             let [a, b, ..] = v4.octets();

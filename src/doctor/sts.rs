@@ -17,9 +17,6 @@ use crate::outbound::tls::Verifier;
 use mail_auth::dns::TxtRecordParser;
 use mail_auth::mta_sts::{MtaStsRecord, ReportUri, TlsRptRecord};
 
-/// A week, the usual `max_age` of a policy.
-const MAX_AGE: u64 = 604_800;
-
 pub(super) async fn check(d: &mut Doctor<'_>, domain: &str) {
     let published = mta_sts(d, domain).await;
     tls_rpt(d, domain, published).await;
@@ -51,28 +48,14 @@ async fn records(
     }
 }
 
-/// The policy file to serve, with these `mx` patterns, as zone-file comments.
-fn policy_file(domain: &str, mx: &[String]) -> String {
-    let mut out = format!(
-        "; serve https://mta-sts.{domain}/.well-known/mta-sts.txt (text/plain):\n\
-         ;   version: STSv1\n;   mode: enforce\n"
-    );
-    for pattern in mx {
-        out.push_str(&format!(";   mx: {pattern}\n"));
-    }
-    out.push_str(&format!(";   max_age: {MAX_AGE}"));
-    out
-}
-
 /// Is an MTA-STS record published (for the TLS-RPT advice)?
 async fn mta_sts(d: &mut Doctor<'_>, domain: &str) -> bool {
     let name = format!("_mta-sts.{domain}");
     let host = d.hostname.clone();
-    let id = chrono::Utc::now().format("%Y%m%d%H%M%S").to_string();
-    let record_fix = txt(&name, &format!("v=STSv1; id={id}"));
+    let record_fix = txt(&name, &super::records::mta_sts_value());
     let whole_fix = format!(
         "{record_fix}\n{}",
-        policy_file(domain, std::slice::from_ref(&host))
+        super::records::sts_policy_file(domain, std::slice::from_ref(&host))
     );
     let Some(found) = records(d, "mta-sts", domain, &name, "v=STSv1").await else {
         return false;
@@ -120,7 +103,10 @@ async fn mta_sts(d: &mut Doctor<'_>, domain: &str) -> bool {
                 "mta-sts",
                 domain,
                 format!("record id={id}, but the policy cannot be fetched: {e}"),
-                Some(policy_file(domain, std::slice::from_ref(&host))),
+                Some(super::records::sts_policy_file(
+                    domain,
+                    std::slice::from_ref(&host),
+                )),
             );
             return true;
         }
@@ -132,7 +118,10 @@ async fn mta_sts(d: &mut Doctor<'_>, domain: &str) -> bool {
                 "mta-sts",
                 domain,
                 format!("malformed policy (id={id}): {e}"),
-                Some(policy_file(domain, std::slice::from_ref(&host))),
+                Some(super::records::sts_policy_file(
+                    domain,
+                    std::slice::from_ref(&host),
+                )),
             );
             return true;
         }
@@ -168,7 +157,7 @@ async fn mta_sts(d: &mut Doctor<'_>, domain: &str) -> bool {
             ),
             Some(format!(
                 "{}\n; then change the id: {record_fix}",
-                policy_file(domain, &mx)
+                super::records::sts_policy_file(domain, &mx)
             )),
         );
     } else if mode == "none" {
@@ -176,7 +165,7 @@ async fn mta_sts(d: &mut Doctor<'_>, domain: &str) -> bool {
             "mta-sts",
             domain,
             format!("policy id={id} has mode none: senders apply nothing"),
-            Some(policy_file(domain, &policy.mx)),
+            Some(super::records::sts_policy_file(domain, &policy.mx)),
         );
     } else {
         d.ok(
@@ -202,10 +191,7 @@ async fn fetch(d: &Doctor<'_>, domain: &str) -> Result<String, String> {
 
 async fn tls_rpt(d: &mut Doctor<'_>, domain: &str, sts_published: bool) {
     let name = format!("_smtp._tls.{domain}");
-    let fix = Some(txt(
-        &name,
-        &format!("v=TLSRPTv1; rua=mailto:postmaster@{domain}"),
-    ));
+    let fix = Some(txt(&name, &super::records::tls_rpt_value(domain)));
     let Some(found) = records(d, "tls-rpt", domain, &name, "v=TLSRPTv1").await else {
         return;
     };

@@ -113,15 +113,26 @@ pub fn ensure_self_signed(data_dir: &Path, hostname: &str) -> Result<(PathBuf, P
         path: data_dir.to_path_buf(),
         source,
     })?;
+    write_self_signed(&cert_path, &key_path, hostname)?;
+    Ok((cert_path, key_path))
+}
+
+/// Writes a new self-signed certificate for `hostname` and its key (mode
+/// 0600) at these paths.
+pub fn write_self_signed(
+    cert_path: &Path,
+    key_path: &Path,
+    hostname: &str,
+) -> Result<(), TlsError> {
     let certified = rcgen::generate_simple_self_signed(vec![hostname.to_string()])
         .map_err(|e| TlsError::Generate(e.to_string()))?;
-    write_private(&key_path, certified.signing_key.serialize_pem().as_bytes())?;
-    std::fs::write(&cert_path, certified.cert.pem()).map_err(|source| TlsError::Write {
-        path: cert_path.clone(),
+    write_private(key_path, certified.signing_key.serialize_pem().as_bytes())?;
+    std::fs::write(cert_path, certified.cert.pem()).map_err(|source| TlsError::Write {
+        path: cert_path.to_path_buf(),
         source,
     })?;
     tracing::info!(cert = %cert_path.display(), "generated a self-signed certificate for {hostname}");
-    Ok((cert_path, key_path))
+    Ok(())
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), TlsError> {
