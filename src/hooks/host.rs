@@ -1,7 +1,8 @@
 //! What a plugin's store holds (`PluginState`) and the host functions it
 //! may import: `log`, `config`, `kv` (its private area of the sled store),
 //! `dns` (the server's resolver, awaited without blocking the runtime) and
-//! `clock`. WASI is linked with an empty context: no environment, no
+//! `clock`, and `routing` (a router's demand for verified TLS, kept on
+//! the state for the `route` call in progress). WASI is linked with an empty context: no environment, no
 //! arguments, no stdin, no network, no files, unless the plugin's config
 //! grants a `directory`, which is then its only preopened folder, or
 //! `connect` addresses, which it may then open TCP connections to
@@ -9,8 +10,9 @@
 //! plugin writes to stdout or stderr (a Rust panic message, say) goes to
 //! the server log, line by line, tagged with its name, up to a bound.
 
-use super::bindings::tern::plugin::{clock, config, dns, kv, log};
+use super::bindings::tern::plugin::{clock, config, dns, kv, log, routing};
 use crate::dns::{Dns, DnsError};
+use crate::mail::VerifiedTls;
 use crate::store::Store;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -47,6 +49,9 @@ pub struct PluginState {
     pub in_call: bool,
     /// Connections opened in the call in progress (reset by `arm`).
     pub connects: Arc<std::sync::atomic::AtomicU32>,
+    /// During a `route` call: Some, holding the demand for verified TLS
+    /// the plugin made in it, if any; None outside one.
+    pub route_tls: Option<Option<VerifiedTls>>,
 }
 
 impl PluginState {
@@ -84,6 +89,7 @@ impl PluginState {
             deadline: Instant::now(),
             in_call: false,
             connects,
+            route_tls: None,
         })
     }
 }
@@ -228,6 +234,31 @@ impl dns::Host for PluginState {
                 exchange,
             })
             .collect())
+    }
+}
+
+impl routing::Host for PluginState {
+    async fn require_verified_tls(&mut self, name: Option<String>) {
+        let plugin = self.shared.name.clone();
+        let Some(demand) = self.route_tls.as_mut() else {
+            tracing::warn!(plugin, "require-verified-tls called outside route: ignored");
+            return;
+        };
+        let name = name
+            .map(|n| n.trim().trim_end_matches('.').to_ascii_lowercase())
+            .filter(|n| !n.is_empty());
+        if let Some(n) = &name
+            && rustls::pki_types::ServerName::try_from(n.as_str()).is_err()
+        {
+            tracing::warn!(
+                plugin,
+                name = n,
+                "require-verified-tls: not a host name; the hop's own name is checked"
+            );
+            *demand = Some(VerifiedTls { plugin, name: None });
+            return;
+        }
+        *demand = Some(VerifiedTls { plugin, name });
     }
 }
 
