@@ -6,7 +6,8 @@
 //! arguments, no stdin, no network, no files, unless the plugin's config
 //! grants a `directory`, which is then its only preopened folder, or
 //! `connect` addresses, which it may then open TCP connections to
-//! (`network.rs`). What a
+//! (`network.rs`); WASI HTTP is linked too, its requests checked against
+//! the plugin's `http` prefixes (`http.rs`). What a
 //! plugin writes to stdout or stderr (a Rust panic message, say) goes to
 //! the server log, line by line, tagged with its name, up to a bound.
 
@@ -20,6 +21,7 @@ use std::time::Instant;
 use wasmtime::component::ResourceTable;
 use wasmtime::{StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 /// Longest log line taken from a plugin.
 const MAX_LOG_LINE: usize = 2000;
@@ -34,6 +36,8 @@ pub struct PluginShared {
     pub directory: Option<std::path::PathBuf>,
     /// Outgoing connections granted (`connect`).
     pub grants: Arc<super::network::Grants>,
+    /// Outgoing HTTP granted (`http`); None: none.
+    pub http: Option<Arc<super::http::HttpGate>>,
 }
 
 /// The data of one plugin instance's wasmtime store.
@@ -52,6 +56,8 @@ pub struct PluginState {
     /// During a `route` call: Some, holding the demand for verified TLS
     /// the plugin made in it, if any; None outside one.
     pub route_tls: Option<Option<VerifiedTls>>,
+    http_ctx: WasiHttpCtx,
+    http_hooks: super::http::HttpHooks,
 }
 
 impl PluginState {
@@ -82,7 +88,6 @@ impl PluginState {
                 })?;
         }
         Ok(PluginState {
-            shared,
             table: ResourceTable::new(),
             limits,
             wasi: wasi.build(),
@@ -90,6 +95,9 @@ impl PluginState {
             in_call: false,
             connects,
             route_tls: None,
+            http_ctx: WasiHttpCtx::new(),
+            http_hooks: super::http::HttpHooks::new(shared.http.clone()),
+            shared,
         })
     }
 }
@@ -99,6 +107,16 @@ impl WasiView for PluginState {
         WasiCtxView {
             ctx: &mut self.wasi,
             table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for PluginState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http_ctx,
+            table: &mut self.table,
+            hooks: &mut self.http_hooks,
         }
     }
 }

@@ -17,6 +17,8 @@ pub mod dispatch;
 pub mod edits;
 pub mod engine;
 pub mod host;
+pub mod http;
+pub mod http_grant;
 pub mod message;
 pub mod network;
 pub mod rewrite;
