@@ -13,6 +13,7 @@ pub mod context;
 pub mod control;
 pub mod dmarc;
 pub mod dns;
+pub mod doctor;
 pub mod fuzzing;
 pub mod hooks;
 pub mod imap;

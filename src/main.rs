@@ -46,6 +46,35 @@ enum Command {
     /// DMARC aggregate reports (`[dmarc] reports = true`)
     #[command(subcommand)]
     Dmarc(DmarcCommand),
+    /// Check what the world sees of this server: MX, A/AAAA, PTR, SPF,
+    /// DKIM, DMARC, MTA-STS and TLS-RPT records, the certificate and the
+    /// listeners; prints the record to publish for every problem and
+    /// exits non-zero on any error
+    Doctor {
+        /// Domains to check (default: the configured local domains)
+        #[arg(value_name = "DOMAIN")]
+        domains: Vec<String>,
+        /// Print the findings as a JSON array
+        #[arg(long)]
+        json: bool,
+    },
+    /// The store: move an installation between engines
+    #[command(subcommand)]
+    Store(StoreCommand),
+}
+
+#[derive(Subcommand)]
+enum StoreCommand {
+    /// Copy a whole store into an empty one and verify the copy (counts and
+    /// checksums per space). Stop `tern serve` first.
+    Migrate {
+        /// sled:DATA_DIR or postgres:postgresql://user@host:port/db[?sslmode=…]
+        #[arg(long, value_name = "STORE")]
+        from: String,
+        /// The destination, named the same way; it must hold no data yet
+        #[arg(long, value_name = "STORE")]
+        to: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -94,6 +123,35 @@ enum PluginCommand {
     Inspect { file: PathBuf },
     /// Make the running server load the plugins of its config file again (like SIGHUP)
     Reload,
+    /// Run a plugin's hooks on a message outside a server and print each
+    /// verdict; exit 0 when the message would be accepted, 1 when refused,
+    /// 2 on error (the plugin failed, or bad input)
+    Test {
+        file: PathBuf,
+        /// A `[[plugin]] config` entry (repeatable)
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        settings: Vec<String>,
+        /// The message (.eml)
+        #[arg(long, value_name = "FILE")]
+        mail: PathBuf,
+        /// Envelope sender (default: the message's From:; "<>" for none)
+        #[arg(long)]
+        from: Option<String>,
+        /// Envelope recipient (repeatable; default: the message's To: and Cc:)
+        #[arg(long)]
+        to: Vec<String>,
+        /// The client's address
+        #[arg(long, default_value = "192.0.2.1")]
+        client: std::net::IpAddr,
+        #[arg(long, default_value = "client.example")]
+        helo: String,
+        /// The account the client logged in as (a submission session)
+        #[arg(long)]
+        login: Option<String>,
+        /// Outgoing TCP the plugin may open, as `[[plugin]] connect` (repeatable)
+        #[arg(long, value_name = "HOST:PORT")]
+        connect: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -189,6 +247,10 @@ fn run(cli: Cli) -> Result<()> {
         println!("{}", key.zone_line());
         return Ok(());
     }
+    if let Command::Store(StoreCommand::Migrate { from, to }) = &cli.command {
+        // Names both stores itself: no config needed.
+        return store_migrate(from, to);
+    }
     let config = Config::load(cli.config.as_deref())?;
     match cli.command {
         Command::Serve => {
@@ -246,6 +308,26 @@ fn run(cli: Cli) -> Result<()> {
                 );
             }
             Ok(())
+        }
+        Command::Plugin(PluginCommand::Test {
+            file,
+            settings,
+            mail,
+            from,
+            to,
+            client,
+            helo,
+            login,
+            connect,
+        }) => {
+            let input = trial_input(
+                file, &settings, &mail, from, to, client, helo, login, connect, &config,
+            )
+            .unwrap_or_else(|e| {
+                eprintln!("tern: {e:#}");
+                std::process::exit(2)
+            });
+            plugin_test(&input)
         }
         Command::Plugin(PluginCommand::Reload) => {
             admin_request(&config, AdminRequest::PluginReload)
@@ -310,7 +392,8 @@ fn run(cli: Cli) -> Result<()> {
             };
             admin_request(&config, request)
         }
-        Command::Dkim(_) => Ok(()),
+        Command::Dkim(_) | Command::Store(_) => Ok(()),
+        Command::Doctor { domains, json } => doctor(&config, &domains, json),
         Command::Dmarc(DmarcCommand::Report { dry_run }) => dmarc_report(&config, dry_run),
         Command::Queue(q) => {
             let request = match q {
@@ -322,6 +405,128 @@ fn run(cli: Cli) -> Result<()> {
             admin_request(&config, request)
         }
     }
+}
+
+/// The envelope and message `tern plugin test` runs on.
+#[allow(clippy::too_many_arguments)]
+fn trial_input(
+    plugin: PathBuf,
+    settings: &[String],
+    mail: &Path,
+    from: Option<String>,
+    to: Vec<String>,
+    client: std::net::IpAddr,
+    helo: String,
+    login: Option<String>,
+    connect: Vec<String>,
+    config: &Config,
+) -> Result<tern::hooks::trial::TrialInput> {
+    let message = std::fs::read(mail).with_context(|| format!("reading {}", mail.display()))?;
+    let settings = settings
+        .iter()
+        .map(|kv| match kv.split_once('=') {
+            Some((k, v)) => Ok((k.to_string(), v.to_string())),
+            None => bail!("--set {kv}: write KEY=VALUE"),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let (header_from, header_to) = tern::hooks::trial::header_addresses(&message);
+    let to = if to.is_empty() { header_to } else { to };
+    if to.is_empty() {
+        bail!("no recipient: give --to, or a message with To: or Cc:");
+    }
+    Ok(tern::hooks::trial::TrialInput {
+        plugin,
+        settings,
+        connect,
+        from: from.or(header_from).unwrap_or_default(),
+        to,
+        message,
+        client,
+        helo,
+        login,
+        dns: config.dns.clone(),
+    })
+}
+
+/// `tern plugin test`: prints each call and exits 0 (accepted), 1
+/// (refused) or 2 (the plugin failed, or the input was wrong).
+fn plugin_test(input: &tern::hooks::trial::TrialInput) -> Result<()> {
+    // The plugin's log lines, as they come, on standard output.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            // The plugin's own lines (host.rs logs them), and warnings.
+            tracing_subscriber::EnvFilter::try_from_env("TERN_LOG").unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new("warn,tern::hooks::host=trace")
+            }),
+        )
+        .with_writer(std::io::stdout)
+        .with_ansi(std::io::stdout().is_terminal())
+        .without_time()
+        .with_target(false)
+        .init();
+    let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
+    let report = match runtime.block_on(tern::hooks::trial::run(input)) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("tern: {e}");
+            std::process::exit(2);
+        }
+    };
+    println!(
+        "plugin: {} (hooks: {})",
+        report.plugin,
+        report.hooks.join(", ")
+    );
+    for c in &report.calls {
+        println!(
+            "{:<18} {:<28} {:>9.3} ms  {}",
+            c.hook,
+            c.subject,
+            c.took.as_secs_f64() * 1000.0,
+            c.answer
+        );
+    }
+    let code = match (&report.refused, report.failures) {
+        (_, n) if n > 0 => {
+            println!("error: the plugin failed {n} time(s) (see above)");
+            2
+        }
+        (Some(r), _) => {
+            println!("refused: {r}");
+            1
+        }
+        (None, _) => {
+            println!("accepted for {}", report.accepted.join(", "));
+            0
+        }
+    };
+    std::process::exit(code)
+}
+
+/// `tern store migrate`: copies, verifies, and prints what was moved.
+fn store_migrate(from: &str, to: &str) -> Result<()> {
+    use tern::store::backend::{Backend, EngineSettings, migrate};
+    let from = EngineSettings::parse_location(from)?;
+    let to = EngineSettings::parse_location(to)?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
+    runtime.block_on(async {
+        let source = Backend::open(&from)
+            .await
+            .with_context(|| format!("opening the source ({})", from.describe()))?;
+        let destination = Backend::open(&to)
+            .await
+            .with_context(|| format!("opening the destination ({})", to.describe()))?;
+        let summaries = migrate::migrate(&source, &destination).await?;
+        for s in &summaries {
+            println!(
+                "{:?}: {} keys, {} bytes, checksum {} (equal on both sides)",
+                s.space, s.keys, s.bytes, s.checksum
+            );
+        }
+        destination.sync().await?;
+        println!("copied {} to {}", from.describe(), to.describe());
+        Ok(())
+    })
 }
 
 /// The file the config came from, for reloads.
@@ -426,6 +631,21 @@ fn dmarc_report(config: &Config, dry_run: bool) -> Result<()> {
     print!("{output}");
     std::io::stdout().flush()?;
     Ok(())
+}
+
+/// `tern doctor`: the report on stdout; exit status 1 when it has errors.
+fn doctor(config: &Config, domains: &[String], json: bool) -> Result<()> {
+    let report = current_thread()?.block_on(tern::doctor::run(config, domains))?;
+    if json {
+        println!("{}", report.json());
+    } else {
+        print!("{}", report.text());
+    }
+    std::io::stdout().flush()?;
+    match report.errors() {
+        0 => Ok(()),
+        n => bail!("doctor: {n} error(s); publish the records shown and run it again"),
+    }
 }
 
 fn open_store(data_dir: &Path) -> Result<tern::store::Store> {

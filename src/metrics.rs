@@ -88,6 +88,17 @@ pub fn counter(name: &'static str, labels: &[(&'static str, &str)]) {
     *counters.entry(key).or_insert(0) += 1;
 }
 
+/// The sum of counter `name` over all its labels (`tern plugin test`
+/// counts a plugin's failures with it).
+pub fn counter_total(name: &'static str) -> u64 {
+    let counters = REGISTRY.counters.lock().unwrap_or_else(|p| p.into_inner());
+    counters
+        .iter()
+        .filter(|((n, _), _)| *n == name)
+        .map(|(_, v)| *v)
+        .sum()
+}
+
 /// A refused message or recipient, by reason.
 pub fn refused(reason: &str) {
     counter("tern_messages_refused_total", &[("reason", reason)]);

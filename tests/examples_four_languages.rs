@@ -196,4 +196,71 @@ fn four_languages_one_policy_same_answers() {
             "{language} answers differently from {first}"
         );
     }
+    drop(servers);
+    plugin_test_runs_each_language_outside_a_server(&built);
+}
+
+/// `tern plugin test` gives each language's build the same verdicts,
+/// outside a server (docs/plugins.md shows this command per language).
+fn plugin_test_runs_each_language_outside_a_server(built: &[(&'static str, PathBuf)]) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mail = dir.path().join("m.eml");
+    std::fs::write(&mail, "From: lisa@outside.test\nSubject: hi\n\nHello.\n").expect("write");
+    let blocked_rcpt = RECIPIENTS
+        .iter()
+        .find(|r| {
+            BLOCKED.split(',').any(|b| {
+                r.split('@')
+                    .next()
+                    .is_some_and(|l| l.eq_ignore_ascii_case(b))
+            })
+        })
+        .expect("a blocked recipient");
+    let runs: Vec<(&str, std::process::Output)> = std::thread::scope(|scope| {
+        let running: Vec<_> = built
+            .iter()
+            .map(|(language, wasm)| {
+                let mail = &mail;
+                scope.spawn(move || {
+                    let out = Command::new(env!("CARGO_BIN_EXE_tern"))
+                        .args(["plugin", "test"])
+                        .arg(wasm)
+                        .args(["--set", &format!("blocked={BLOCKED}"), "--mail"])
+                        .arg(mail)
+                        .args(["--to", "alice@example.test", "--to", blocked_rcpt])
+                        .output()
+                        .expect("run tern plugin test");
+                    (*language, out)
+                })
+            })
+            .collect();
+        running
+            .into_iter()
+            .map(|r| r.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    });
+    for (language, out) in runs {
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{language}: {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains("hooks: on-rcpt-to"), "{language}: {stdout}");
+        assert!(
+            stdout.contains(&format!(
+                "refused: 550 5.1.1 <{blocked_rcpt}>: this address does not receive mail (blocked by policy)"
+            )),
+            "{language}: {stdout}"
+        );
+        assert!(
+            stdout.contains("accepted for <alice@example.test>"),
+            "{language}: {stdout}"
+        );
+        assert!(
+            stdout.contains(&format!("blocklist: reject {blocked_rcpt}")),
+            "{language}: {stdout}"
+        );
+    }
 }

@@ -9,71 +9,8 @@
 
 mod harness;
 
-use harness::{DnsServer, READY_BOUND, Tern, config, python, wait_for};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use harness::{DnsServer, FaultyHop, READY_BOUND, Tern, config, python, wait_for};
 use std::time::Duration;
-
-/// The misbehaving next hop; killed on drop.
-struct FaultyHop {
-    child: Child,
-    port: u16,
-    out: tempfile::TempDir,
-}
-
-impl FaultyHop {
-    fn start(mode: &str, faults: u32) -> FaultyHop {
-        let out = tempfile::tempdir().expect("tempdir");
-        let port_file = out.path().join("port");
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/faulty_smtp.py");
-        let mut child = Command::new("python3")
-            .arg(script)
-            .args([mode, &faults.to_string()])
-            .arg(&port_file)
-            .arg(out.path())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start faulty hop");
-        let port = wait_for("the faulty hop", READY_BOUND, || {
-            if let Ok(Some(s)) = child.try_wait() {
-                panic!("faulty hop exited: {s}");
-            }
-            std::fs::read_to_string(&port_file)
-                .ok()?
-                .trim()
-                .parse()
-                .ok()
-        });
-        FaultyHop { child, port, out }
-    }
-
-    /// Messages stored by the good connections.
-    fn messages(&self) -> Vec<String> {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(self.out.path())
-            .expect("out dir")
-            .map(|e| e.expect("entry").path())
-            .filter(|p| p.extension().is_some_and(|e| e == "eml"))
-            .collect();
-        files.sort();
-        files
-            .iter()
-            .map(|p| String::from_utf8_lossy(&std::fs::read(p).expect("eml")).into_owned())
-            .collect()
-    }
-
-    fn faults(&self) -> usize {
-        std::fs::read_to_string(self.out.path().join("faults.log"))
-            .map(|t| t.lines().count())
-            .unwrap_or(0)
-    }
-}
-
-impl Drop for FaultyHop {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Sends one message through Tern's smtp listener (trusted: may relay).
 fn send(tern: &Tern, to: &str, subject: &str) {

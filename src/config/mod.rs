@@ -6,6 +6,7 @@ mod auth;
 mod dmarc;
 mod limits;
 mod relay;
+mod store;
 mod tls;
 mod units;
 
@@ -13,6 +14,7 @@ pub use auth::{AuthConfig, AuthOverride, DkimAlgorithm, DkimKeyConfig, DmarcActi
 pub use dmarc::DmarcConfig;
 pub use limits::{LimitsConfig, LogFormat, MetricsConfig};
 pub use relay::{RelayConfig, SmarthostTls};
+pub use store::{StoreBackend, StoreConfig, StoreSslMode};
 pub use tls::{CertificateEntry, CertificateSetting, TlsConfig};
 pub use units::{ByteSize, ConfigDuration};
 
@@ -243,6 +245,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// DMARC aggregate reports.
     pub dmarc: DmarcConfig,
+    /// The engine holding Tern's state (absent: sled in `data_dir`).
+    pub store: StoreConfig,
 }
 
 impl Default for Config {
@@ -265,6 +269,7 @@ impl Default for Config {
             log_format: LogFormat::Text,
             metrics: MetricsConfig::default(),
             dmarc: DmarcConfig::default(),
+            store: StoreConfig::default(),
         }
     }
 }
@@ -346,6 +351,7 @@ impl Config {
         };
         resolve(&mut self.data_dir);
         self.tls.resolve_paths(base);
+        self.store.resolve_paths(base);
         for p in [&mut self.relay.smarthost_ca, &mut self.relay.tls_ca]
             .into_iter()
             .flatten()
@@ -435,6 +441,7 @@ impl Config {
         self.relay.validate()?;
         auth::validate(&self.auth, &self.dkim)?;
         self.dmarc.validate()?;
+        self.store.validate()?;
         let mut names = std::collections::HashSet::new();
         for p in &self.plugin {
             if !names.insert(p.name.as_str()) {

@@ -23,6 +23,7 @@ pub mod message;
 pub mod network;
 pub mod rewrite;
 pub mod storage;
+pub mod trial;
 
 pub use bindings::{Envelope, EnvelopeRecipient};
 pub use dispatch::{FilterOutcome, PluginSession, RouteDecision};

@@ -14,9 +14,34 @@ pub fn copy_line_run(input: &[u8], out: &mut Vec<u8>) -> usize {
     run
 }
 
+/// The text with every line ending CRLF: a bare LF or bare CR (a file
+/// written on Unix, say) becomes CRLF, as SMTP's end of data repairs it.
+pub fn to_crlf(input: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(input.len() + input.len() / 32);
+    let mut rest = input;
+    while !rest.is_empty() {
+        let run = copy_line_run(rest, &mut out);
+        rest = &rest[run..];
+        match rest {
+            [b'\r', b'\n', ..] => rest = &rest[2..],
+            [_, ..] => rest = &rest[1..],
+            [] => break,
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_line_end_becomes_crlf() {
+        assert_eq!(to_crlf(b"a\nb\r\nc\rd"), b"a\r\nb\r\nc\r\nd");
+        assert_eq!(to_crlf(b"x\n\n"), b"x\r\n\r\n");
+        assert_eq!(to_crlf(b""), b"");
+    }
 
     #[test]
     fn copies_up_to_the_first_line_end() {

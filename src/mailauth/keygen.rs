@@ -44,20 +44,8 @@ pub fn generate(
     let (private_pem, public, k) = match algorithm {
         DkimAlgorithm::RsaSha256 => {
             let pair = DkimKeyPair::generate_rsa(RSA_BITS).map_err(|e| gen_err(e.to_string()))?;
-            // mail-auth gives PKCS#1; the key record carries SubjectPublicKeyInfo.
-            use rsa::pkcs1::DecodeRsaPublicKey as _;
-            use rsa::pkcs8::EncodePublicKey as _;
-            let public = rsa::RsaPublicKey::from_pkcs1_der(pair.public_key())
-                .and_then(|k| {
-                    k.to_public_key_der()
-                        .map_err(|e| rsa::pkcs1::Error::Pkcs8(e.into()))
-                })
-                .map_err(|e| gen_err(e.to_string()))?;
-            (
-                pem("RSA PRIVATE KEY", pair.private_key()),
-                public.as_bytes().to_vec(),
-                "rsa",
-            )
+            let public = rsa_spki(pair.public_key()).map_err(gen_err)?;
+            (pem("RSA PRIVATE KEY", pair.private_key()), public, "rsa")
         }
         DkimAlgorithm::Ed25519Sha256 => {
             let pair = DkimKeyPair::generate_ed25519().map_err(|e| gen_err(e.to_string()))?;
@@ -74,12 +62,29 @@ pub fn generate(
         path: path.clone(),
         message: e.to_string(),
     })?;
-    let p = base64::engine::general_purpose::STANDARD.encode(public);
     Ok(GeneratedKey {
         path,
         record_name: format!("{selector}._domainkey.{domain}"),
-        record: format!("v=DKIM1; k={k}; p={p}"),
+        record: key_record(k, &public),
     })
+}
+
+/// An RSA public key as SubjectPublicKeyInfo DER, what a key record
+/// carries (mail-auth gives PKCS#1).
+pub(super) fn rsa_spki(pkcs1: &[u8]) -> Result<Vec<u8>, String> {
+    use rsa::pkcs1::DecodeRsaPublicKey as _;
+    use rsa::pkcs8::EncodePublicKey as _;
+    rsa::RsaPublicKey::from_pkcs1_der(pkcs1)
+        .map_err(|e| e.to_string())?
+        .to_public_key_der()
+        .map(|der| der.as_bytes().to_vec())
+        .map_err(|e| e.to_string())
+}
+
+/// The value of a DKIM key record (RFC 6376 section 3.6.1).
+pub(super) fn key_record(k: &str, public: &[u8]) -> String {
+    let p = base64::engine::general_purpose::STANDARD.encode(public);
+    format!("v=DKIM1; k={k}; p={p}")
 }
 
 /// Longest character string in a TXT record (RFC 1035 section 3.3).
@@ -103,13 +108,16 @@ impl GeneratedKey {
     }
 }
 
-/// `value` as quoted character strings of at most 255 octets each. The
-/// record is base64 and tags, so it holds no quote or backslash to escape.
-fn txt_strings(value: &str) -> Vec<String> {
+/// `value` as quoted character strings of at most 255 octets each, with
+/// quotes and backslashes escaped (RFC 1035 section 5.1).
+pub fn txt_strings(value: &str) -> Vec<String> {
     value
         .as_bytes()
         .chunks(TXT_STRING_MAX)
-        .map(|c| format!("\"{}\"", String::from_utf8_lossy(c)))
+        .map(|c| {
+            let text = String::from_utf8_lossy(c);
+            format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
+        })
         .collect()
 }
 

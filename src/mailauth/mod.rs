@@ -11,12 +11,15 @@
 //!   our host name.
 //! - `policy.rs`: `[auth]` (with forwarder overrides) turns results into a decision.
 //! - `sign.rs`: `[[dkim]]` keys and signing; `keygen.rs`: `tern dkim generate`.
+//! - `probe.rs`: our own SPF, iprev and DKIM records as receivers judge
+//!   them, for `tern doctor`.
 
 mod arc;
 mod dkim;
 mod dmarc;
 pub mod keygen;
 mod policy;
+pub mod probe;
 mod records;
 mod resolver;
 mod results;

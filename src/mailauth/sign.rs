@@ -63,7 +63,7 @@ pub struct Signer {
     arc: Option<ArcSealer<DkimKey, Ready>>,
 }
 
-fn load_key(k: &DkimKeyConfig) -> Result<DkimKey, MailAuthError> {
+pub(super) fn load_key(k: &DkimKeyConfig) -> Result<DkimKey, MailAuthError> {
     let err = |message: String| MailAuthError::Key {
         path: k.private_key.clone(),
         message,

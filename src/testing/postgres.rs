@@ -90,6 +90,27 @@ impl PrivatePostgres {
         )
     }
 
+    /// Creates another empty database owned by `tern` and returns its URL
+    /// (the form of [`PrivatePostgres::url`]).
+    pub fn create_database(&self, name: &str) -> String {
+        self.run(
+            "createdb",
+            &[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "tern",
+                name,
+            ],
+        );
+        format!(
+            "postgresql://tern@127.0.0.1:{}/{name}?sslmode=disable",
+            self.port
+        )
+    }
+
     pub fn port(&self) -> u16 {
         self.port
     }

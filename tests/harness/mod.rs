@@ -11,6 +11,8 @@
 
 mod clients;
 mod dkim;
+pub mod engine;
+mod load;
 mod peers;
 mod smtp;
 mod text;
@@ -23,6 +25,7 @@ pub use clients::{
 };
 #[allow(unused_imports)]
 pub use dkim::{dkim_generate, printed_record};
+pub use load::{Deliveries, FaultyHop, LoadSender};
 pub use peers::{DnsServer, Sink, silent_server};
 #[allow(unused_imports)]
 pub use smtp::{Reply, Smtp};
@@ -101,7 +104,12 @@ impl Tern {
             .tempdir()
             .expect("tempdir");
         let path = dir.path().join("tern.toml");
-        let config = config.replace("{ip}", ip);
+        let mut config = config.replace("{ip}", ip);
+        if !config.contains("[store]")
+            && let Some(section) = engine::store_section()
+        {
+            config.push_str(&section);
+        }
         std::fs::write(&path, &config).expect("write config");
         let parsed = tern::config::Config::from_file(&path)
             .unwrap_or_else(|e| panic!("test config does not parse: {e}\n{config}"));

@@ -77,6 +77,20 @@ impl TestCa {
         self.write(label, cert.pem(), &key)
     }
 
+    /// A certificate for `names` signed by this CA, valid from 2020 until
+    /// `days` days from now.
+    pub fn issue_for_days(&self, label: &str, names: &[&str], days: i64) -> CertFiles {
+        use chrono::Datelike as _;
+        let key = rcgen::KeyPair::generate().expect("key");
+        let mut params = Self::params(names);
+        let until = chrono::Utc::now() + chrono::Duration::days(days);
+        params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        params.not_after =
+            rcgen::date_time_ymd(until.year(), until.month() as u8, until.day() as u8);
+        let cert = params.signed_by(&key, &self.issuer).expect("sign");
+        self.write(label, cert.pem(), &key)
+    }
+
     /// A self-signed certificate for `names` (no CA vouches for it).
     pub fn self_signed(&self, label: &str, names: &[&str]) -> CertFiles {
         let key = rcgen::KeyPair::generate().expect("key");

@@ -222,6 +222,60 @@ pub enum EngineSettings {
     Postgres(PostgresSettings),
 }
 
+impl EngineSettings {
+    /// The engine `[store]` names (absent: sled in `data_dir`).
+    pub fn from_config(config: &crate::config::Config) -> EngineSettings {
+        use crate::config::{StoreBackend, StoreSslMode};
+        let store = &config.store;
+        match (store.backend, store.url.as_deref()) {
+            (StoreBackend::Postgres, Some(url)) => {
+                let mut pg = PostgresSettings::new(url);
+                pg.password_file = store.password_file.clone();
+                pg.pool_size = store.pool_size;
+                pg.sslmode = match store.sslmode {
+                    StoreSslMode::Disable => SslMode::Disable,
+                    StoreSslMode::Require => SslMode::Require,
+                    StoreSslMode::VerifyFull => SslMode::VerifyFull,
+                };
+                pg.ca_file = store.ca_file.clone();
+                pg.statement_timeout = store.statement_timeout.0;
+                pg.connect_timeout = store.connect_timeout.0;
+                EngineSettings::Postgres(pg)
+            }
+            // Validation refuses postgres without a url.
+            _ => EngineSettings::Sled {
+                data_dir: config.data_dir.clone(),
+            },
+        }
+    }
+
+    /// `sled:DATA_DIR` or `postgres:URL` (`tern store migrate`); the URL's
+    /// `sslmode` and `sslrootcert` parameters are honoured.
+    pub fn parse_location(text: &str) -> Result<EngineSettings, BackendError> {
+        if let Some(dir) = text.strip_prefix("sled:") {
+            Ok(EngineSettings::Sled {
+                data_dir: dir.into(),
+            })
+        } else if let Some(url) = text.strip_prefix("postgres:") {
+            Ok(EngineSettings::Postgres(PostgresSettings::from_url(url)?))
+        } else if text.starts_with("postgresql://") || text.starts_with("postgres://") {
+            Ok(EngineSettings::Postgres(PostgresSettings::from_url(text)?))
+        } else {
+            Err(BackendError::Open(format!(
+                "{text:?}: name a store as sled:DATA_DIR or postgres:postgresql://user@host:port/db"
+            )))
+        }
+    }
+
+    /// The place, for messages: the folder, or the hosts (never a password).
+    pub fn describe(&self) -> String {
+        match self {
+            EngineSettings::Sled { data_dir } => format!("sled in {}", data_dir.display()),
+            EngineSettings::Postgres(pg) => format!("postgres at {}", pg.hosts_for_messages()),
+        }
+    }
+}
+
 /// The engine the store runs on (cheap to clone).
 #[derive(Clone)]
 pub enum Backend {

@@ -126,6 +126,15 @@ impl PostgresSettings {
         Ok(config)
     }
 
+    /// The URL's `host:port` list for messages, without reading the
+    /// password file (never the user or password).
+    pub fn hosts_for_messages(&self) -> String {
+        match tokio_postgres::Config::from_str(&self.url) {
+            Ok(config) => self.describe_hosts(&config),
+            Err(_) => "the configured database (its url does not parse)".into(),
+        }
+    }
+
     /// `host:port,host:port` for messages (never the user or password).
     pub(super) fn describe_hosts(&self, config: &tokio_postgres::Config) -> String {
         let ports = config.get_ports();

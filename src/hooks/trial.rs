@@ -1,0 +1,475 @@
+//! `tern plugin test`: one plugin's hooks run on a given envelope and
+//! message outside a server, the way a session would call them (connect,
+//! helo, mail-from, then for each recipient rewrite-recipient, rcpt-to and
+//! route, then data), with a scratch store for its key-value area and the
+//! real resolver. Each call's answer and time is recorded for the CLI to
+//! print; the final verdict says whether a server would have accepted the
+//! message. Only what the component implements is called.
+
+use super::bindings::{self, EnvelopeRecipient};
+use super::engine::PluginSet;
+use super::{DataMessage, MessageView, PluginError, RewriteDecision, SessionInfo, Verdict};
+use crate::address::{Address, ReversePath};
+use crate::config::{Config, Protocol};
+use crate::dns::Dns;
+use crate::mail::{MailParams, RcptParams, Reply};
+use crate::store::Store;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What to run the plugin on.
+#[derive(Debug, Clone)]
+pub struct TrialInput {
+    pub plugin: PathBuf,
+    /// `[[plugin]] config` entries.
+    pub settings: Vec<(String, String)>,
+    /// Outgoing TCP the plugin may open (`[[plugin]] connect`).
+    pub connect: Vec<String>,
+    /// The message as it would arrive (header section and body).
+    pub message: Vec<u8>,
+    pub from: String,
+    pub to: Vec<String>,
+    pub client: IpAddr,
+    pub helo: String,
+    pub login: Option<String>,
+    /// The resolver the plugin's DNS look-ups use (the config's `[dns]`).
+    pub dns: crate::config::DnsConfig,
+}
+
+/// One hook call and what came of it.
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub hook: &'static str,
+    /// The argument the hook saw (a recipient, the HELO name…).
+    pub subject: String,
+    pub answer: String,
+    pub took: Duration,
+}
+
+/// The whole run.
+#[derive(Debug)]
+pub struct TrialReport {
+    pub plugin: String,
+    pub hooks: Vec<&'static str>,
+    pub calls: Vec<Call>,
+    /// None: the message would be accepted; else the refusal.
+    pub refused: Option<Reply>,
+    /// The recipients it would be accepted for.
+    pub accepted: Vec<String>,
+    /// Calls that trapped or ran out of time (each answered as the
+    /// plugin's `on_error` says, which is in `calls`).
+    pub failures: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrialError {
+    #[error("{0}")]
+    Input(String),
+    #[error(transparent)]
+    Plugin(#[from] PluginError),
+    #[error("the scratch store: {0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("the resolver: {0}")]
+    Dns(#[from] crate::dns::DnsError),
+}
+
+/// Loads the plugin with the given settings and runs its hooks on the input.
+pub async fn run(input: &TrialInput) -> Result<TrialReport, TrialError> {
+    let scratch =
+        tempfile::tempdir().map_err(|e| TrialError::Input(format!("a scratch folder: {e}")))?;
+    let config = trial_config(input, scratch.path())?;
+    share_compile_cache(&config.data_dir);
+    let store = Store::open(&config.data_dir)?;
+    let dns = Dns::from_config(&config.dns)?;
+    let set = Arc::new(PluginSet::load(&config, &store, &dns)?);
+    let loaded = set
+        .plugins
+        .first()
+        .ok_or_else(|| TrialError::Input("no plugin loaded".into()))?;
+    let mut report = TrialReport {
+        plugin: loaded.name.clone(),
+        hooks: super::declared::Hook::ALL
+            .into_iter()
+            .filter(|h| loaded.calls(*h))
+            .map(|h| h.wit_name())
+            .collect(),
+        calls: Vec::new(),
+        refused: None,
+        accepted: Vec::new(),
+        failures: 0,
+    };
+    let failures_before = plugin_failures();
+    let from = parse_sender(&input.from)?;
+    let recipients = input
+        .to
+        .iter()
+        .map(|t| Address::parse(t, true).map_err(|e| TrialError::Input(format!("--to {t}: {e}"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    let plugins = Arc::new(super::PluginSession::new(set));
+    let info = SessionInfo {
+        client: SocketAddr::new(input.client, 49152),
+        local: SocketAddr::from(([127, 0, 0, 1], 25)),
+        protocol: if input.login.is_some() {
+            Protocol::Submission
+        } else {
+            Protocol::Smtp
+        },
+        helo: None,
+        tls: None,
+        user: input.login.clone(),
+        trusted: false,
+        plugins,
+    };
+    run_session(&mut report, input, &store, info, &from, &recipients).await?;
+    report.failures = plugin_failures() - failures_before;
+    Ok(report)
+}
+
+/// Compiled components are kept between runs in the user's cache folder
+/// (`$XDG_CACHE_HOME/tern/plugin-cache`, else `~/.cache/…`): the scratch
+/// data folder's cache is a link to it. Without one, each run compiles.
+fn share_compile_cache(data_dir: &std::path::Path) {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")));
+    let Some(shared) = base.map(|b| b.join("tern").join("plugin-cache")) else {
+        return;
+    };
+    let linked = std::fs::create_dir_all(&shared)
+        .and_then(|()| std::fs::create_dir_all(data_dir))
+        .and_then(|()| std::os::unix::fs::symlink(&shared, data_dir.join("plugin-cache")));
+    if let Err(e) = linked {
+        tracing::debug!(cache = %shared.display(), "no shared compile cache: {e}");
+    }
+}
+
+fn plugin_failures() -> u64 {
+    crate::metrics::counter_total("tern_plugin_traps_total")
+        + crate::metrics::counter_total("tern_plugin_timeouts_total")
+}
+
+/// The hooks in a session's order; stops where a server would stop.
+async fn run_session(
+    report: &mut TrialReport,
+    input: &TrialInput,
+    store: &Store,
+    mut info: SessionInfo,
+    from: &ReversePath,
+    recipients: &[Address],
+) -> Result<(), TrialError> {
+    let plugins = info.plugins.clone();
+    let mut run = Runner { report };
+    if run
+        .policy("on-connect", "", plugins.connect(&info))
+        .await
+        .is_some()
+    {
+        return Ok(());
+    }
+    if run
+        .policy("on-helo", &input.helo, plugins.helo(&info, &input.helo))
+        .await
+        .is_some()
+    {
+        return Ok(());
+    }
+    info.helo = Some(input.helo.clone());
+    let params = MailParams::default();
+    let wit_params = bindings::mail_params(&params);
+    let from_text = from.to_string();
+    if run
+        .policy(
+            "on-mail-from",
+            &format!("<{from_text}>"),
+            plugins.mail_from(&info, &from_text, &wit_params),
+        )
+        .await
+        .is_some()
+    {
+        return Ok(());
+    }
+    let rcpt_params = RcptParams::default();
+    let mut accepted = Vec::new();
+    let mut last_refusal = None;
+    for to in recipients {
+        let so_far = super::Envelope {
+            from,
+            params: &params,
+            recipients: accepted
+                .iter()
+                .map(|a: &Address| EnvelopeRecipient {
+                    address: a.to_string(),
+                    params: &rcpt_params,
+                })
+                .collect(),
+        };
+        let env = bindings::envelope(&so_far);
+        let rcpt = EnvelopeRecipient {
+            address: to.to_string(),
+            params: &rcpt_params,
+        };
+        let subject = format!("<{to}>");
+        if plugins.has_rewrite() {
+            let start = Instant::now();
+            let answer = plugins.rewrite(&env, &rcpt).await;
+            run.record(
+                "rewrite-recipient",
+                &subject,
+                describe_rewrite(&answer),
+                start,
+            );
+            if let Some(RewriteDecision::Reject(r) | RewriteDecision::Tempfail(r)) = answer {
+                last_refusal = Some(r);
+                continue;
+            }
+        }
+        let wit_rcpt = bindings::rcpt_params(&rcpt_params);
+        let verdict = plugins.rcpt_to(&info, &env, &rcpt.address, &wit_rcpt);
+        if let Some(r) = run.policy("on-rcpt-to", &subject, verdict).await {
+            last_refusal = Some(r);
+            continue;
+        }
+        if !run.report.hooks.contains(&"route") {
+            accepted.push(to.clone());
+            continue;
+        }
+        let start = Instant::now();
+        let (route, tls) = plugins.route(&env, &rcpt).await;
+        let mut answer = match &route {
+            None => "default (the built-in router decides)".to_string(),
+            Some(d) => format!("{d:?}"),
+        };
+        if let Some(demand) = tls {
+            answer = format!("{answer}; {demand}");
+        }
+        run.record("route", &subject, answer, start);
+        match route {
+            Some(super::RouteDecision::Reject(r) | super::RouteDecision::Tempfail(r)) => {
+                last_refusal = Some(r)
+            }
+            _ => accepted.push(to.clone()),
+        }
+    }
+    if accepted.is_empty() {
+        run.report.refused = last_refusal;
+        return Ok(());
+    }
+    // Some recipients may have been refused; the message goes on to the rest.
+    run.report.refused = None;
+    run.report.accepted = accepted.iter().map(|a| format!("<{a}>")).collect();
+    if !run.report.hooks.contains(&"on-data") {
+        return Ok(());
+    }
+    run_data(run.report, store, &info, from, &params, &accepted, input).await
+}
+
+/// The data hook over the message, written to the scratch store first
+/// (filters read it range by range, as in a server).
+async fn run_data(
+    report: &mut TrialReport,
+    store: &Store,
+    info: &SessionInfo,
+    from: &ReversePath,
+    params: &MailParams,
+    accepted: &[Address],
+    input: &TrialInput,
+) -> Result<(), TrialError> {
+    let bytes = crate::mail::lines::to_crlf(&input.message);
+    let header_end = find(&bytes, b"\r\n\r\n").map_or(bytes.len(), |p| p + 4);
+    let id = store.next_id()?;
+    let mut writer = store.blob_writer(id)?;
+    writer.write(&bytes)?;
+    writer.flush_pending()?;
+    let rcpt_params = RcptParams::default();
+    let envelope = super::Envelope {
+        from,
+        params,
+        recipients: accepted
+            .iter()
+            .map(|a| EnvelopeRecipient {
+                address: a.to_string(),
+                params: &rcpt_params,
+            })
+            .collect(),
+    };
+    let message = DataMessage {
+        blob: id,
+        prefix: b"",
+        header: &bytes[..header_end],
+        size: bytes.len() as u64,
+        auth: None,
+        skip: 0,
+    };
+    let view = MessageView {
+        store: store.clone(),
+        blob: message.blob,
+        prefix: Arc::new(Vec::new()),
+        header: Arc::new(message.header.to_vec()),
+        body_size: message.size,
+        skip: 0,
+        arrival: bindings::arrival(info),
+    };
+    let start = Instant::now();
+    let outcome = info
+        .plugins
+        .data(info, &bindings::envelope(&envelope), &view)
+        .await;
+    let mut parts = vec![match &outcome.verdict {
+        None => "continue".to_string(),
+        Some(v) => describe_verdict(v),
+    }];
+    if !outcome.add_headers.is_empty() {
+        let added = String::from_utf8_lossy(&outcome.add_headers);
+        parts.push(format!(
+            "add headers: {}",
+            added.trim_end().replace("\r\n", " | ")
+        ));
+    }
+    if !outcome.remove_headers.is_empty() {
+        parts.push(format!(
+            "remove headers: {}",
+            outcome.remove_headers.join(", ")
+        ));
+    }
+    if outcome.discard {
+        parts.push("discard (250, nothing kept)".into());
+    }
+    if let Some(q) = &outcome.quarantine {
+        parts.push(format!("quarantine: {q}"));
+    }
+    Runner { report }.record("on-data", "message", parts.join("; "), start);
+    if let Some(Verdict::Reject(r) | Verdict::Tempfail(r) | Verdict::Disconnect(r)) =
+        outcome.verdict
+    {
+        report.refused = Some(r);
+        report.accepted.clear();
+    }
+    Ok(())
+}
+
+struct Runner<'a> {
+    report: &'a mut TrialReport,
+}
+
+impl Runner<'_> {
+    fn record(&mut self, hook: &'static str, subject: &str, answer: String, start: Instant) {
+        self.report.calls.push(Call {
+            hook,
+            subject: subject.to_string(),
+            answer,
+            took: start.elapsed(),
+        });
+    }
+
+    /// Runs a policy hook if the plugin has it; Some(reply) when it refused.
+    async fn policy(
+        &mut self,
+        hook: &'static str,
+        subject: &str,
+        call: impl std::future::Future<Output = Verdict>,
+    ) -> Option<Reply> {
+        if !self.report.hooks.contains(&hook) {
+            return None;
+        }
+        let start = Instant::now();
+        let verdict = call.await;
+        self.record(hook, subject, describe_verdict(&verdict), start);
+        match verdict {
+            Verdict::Reject(r) | Verdict::Tempfail(r) | Verdict::Disconnect(r) => {
+                self.report.refused = Some(r.clone());
+                Some(r)
+            }
+            Verdict::Continue | Verdict::Accept => None,
+        }
+    }
+}
+
+fn describe_verdict(v: &Verdict) -> String {
+    match v {
+        Verdict::Continue => "continue".into(),
+        Verdict::Accept => "accept".into(),
+        Verdict::Reject(r) | Verdict::Tempfail(r) => format!("refused: {}", r),
+        Verdict::Disconnect(r) => format!("refused: {} (and disconnect)", r),
+    }
+}
+
+fn describe_rewrite(d: &Option<RewriteDecision>) -> String {
+    match d {
+        None => "unchanged".into(),
+        Some(RewriteDecision::Addresses(list)) => format!(
+            "rewritten to {}",
+            list.iter()
+                .map(|a| format!("<{a}>"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Some(RewriteDecision::Reject(r) | RewriteDecision::Tempfail(r)) => {
+            format!("refused: {}", r)
+        }
+    }
+}
+
+fn parse_sender(from: &str) -> Result<ReversePath, TrialError> {
+    let bare = from.trim().trim_start_matches('<').trim_end_matches('>');
+    if bare.is_empty() {
+        return Ok(ReversePath::Null);
+    }
+    Address::parse(bare, true)
+        .map(ReversePath::Mailbox)
+        .map_err(|e| TrialError::Input(format!("--from {from}: {e}")))
+}
+
+/// A config holding this one plugin, its data in `scratch`.
+fn trial_config(input: &TrialInput, scratch: &std::path::Path) -> Result<Config, TrialError> {
+    let quote = |s: &str| toml::Value::String(s.to_string()).to_string();
+    let name = input
+        .plugin
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "plugin".into());
+    let path = std::path::absolute(&input.plugin)
+        .map_err(|e| TrialError::Input(format!("{}: {e}", input.plugin.display())))?;
+    let dns = toml::to_string(&input.dns).map_err(|e| TrialError::Input(format!("[dns]: {e}")))?;
+    let mut text = format!(
+        "data_dir = {}\n[dns]\n{dns}\n[[plugin]]\nname = {}\npath = {}\nconnect = [{}]\n[plugin.config]\n",
+        quote(&scratch.join("data").display().to_string()),
+        quote(&name),
+        quote(&path.display().to_string()),
+        input
+            .connect
+            .iter()
+            .map(|c| quote(c))
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
+    for (k, v) in &input.settings {
+        text.push_str(&format!("{} = {}\n", quote(k), quote(v)));
+    }
+    Config::from_toml(&text, scratch).map_err(|e| TrialError::Input(e.to_string()))
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The From: address and the To:/Cc: addresses of a message, the envelope
+/// `tern plugin test` uses when none is given (as `sendmail -t` does).
+pub fn header_addresses(message: &[u8]) -> (Option<String>, Vec<String>) {
+    let Some(parsed) = mail_parser::MessageParser::default().parse_headers(message) else {
+        return (None, Vec::new());
+    };
+    let list = |a: Option<&mail_parser::Address>| -> Vec<String> {
+        a.map(|a| {
+            a.iter()
+                .filter_map(|addr| addr.address().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+    };
+    let from = list(parsed.from()).into_iter().next();
+    let mut to = list(parsed.to());
+    to.extend(list(parsed.cc()));
+    (from, to)
+}

@@ -1,0 +1,199 @@
+//! Mail under load and faults: the misbehaving (or good) next hop
+//! `fixtures/faulty_smtp.py` that stores what it accepts, the sender
+//! `fixtures/load_sender.py` that keeps sending and records every
+//! acknowledged Message-ID (and every refusal), and the tally that says
+//! whether anything acknowledged was lost.
+
+use super::{READY_BOUND, wait_for};
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+/// The next hop `faulty_smtp.py` in a mode ("good", "reset", …) with a
+/// number of faults before it behaves; killed on drop.
+pub struct FaultyHop {
+    child: Child,
+    pub port: u16,
+    out: tempfile::TempDir,
+}
+
+impl FaultyHop {
+    pub fn start(mode: &str, faults: u32) -> FaultyHop {
+        let out = tempfile::tempdir().expect("tempdir");
+        let port_file = out.path().join("port");
+        let mut child = Command::new("python3")
+            .arg(fixture("faulty_smtp.py"))
+            .args([mode, &faults.to_string()])
+            .arg(&port_file)
+            .arg(out.path())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start faulty hop");
+        let port = wait_for("the faulty hop", READY_BOUND, || {
+            if let Ok(Some(s)) = child.try_wait() {
+                panic!("faulty hop exited: {s}");
+            }
+            std::fs::read_to_string(&port_file)
+                .ok()?
+                .trim()
+                .parse()
+                .ok()
+        });
+        FaultyHop { child, port, out }
+    }
+
+    /// Messages stored by the good connections, in arrival order.
+    pub fn messages(&self) -> Vec<String> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(self.out.path())
+            .expect("out dir")
+            .map(|e| e.expect("entry").path())
+            .filter(|p| p.extension().is_some_and(|e| e == "eml"))
+            .collect();
+        files.sort();
+        files
+            .iter()
+            .map(|p| String::from_utf8_lossy(&std::fs::read(p).expect("eml")).into_owned())
+            .collect()
+    }
+
+    /// Faults it has played so far.
+    pub fn faults(&self) -> usize {
+        std::fs::read_to_string(self.out.path().join("faults.log"))
+            .map(|t| t.lines().count())
+            .unwrap_or(0)
+    }
+
+    /// What arrived, by the Message-ID of each message (bounces by the
+    /// Message-ID of the message they return).
+    pub fn tally(&self) -> Deliveries {
+        let mut d = Deliveries::default();
+        for text in self.messages() {
+            if text.contains("MAILER-DAEMON@") {
+                // A bounce: the original's Message-ID is in its attached headers.
+                let original = text.split("text/rfc822-headers").nth(1).unwrap_or("");
+                if let Some(id) = message_id(original) {
+                    d.bounced.insert(id);
+                }
+            } else if let Some(id) = message_id(&text) {
+                *d.delivered.entry(id).or_insert(0) += 1;
+            }
+        }
+        d
+    }
+}
+
+impl Drop for FaultyHop {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn message_id(text: &str) -> Option<String> {
+    text.lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("message-id:"))
+        .map(|l| l[11..].trim().to_string())
+}
+
+/// Copies received per Message-ID, and the bounced ones.
+#[derive(Default)]
+pub struct Deliveries {
+    pub delivered: HashMap<String, usize>,
+    pub bounced: HashSet<String>,
+}
+
+impl Deliveries {
+    /// Acknowledged ids neither delivered nor bounced.
+    pub fn lost<'a>(&self, acked: &'a HashSet<String>) -> Vec<&'a String> {
+        acked
+            .iter()
+            .filter(|id| !self.delivered.contains_key(*id) && !self.bounced.contains(*id))
+            .collect()
+    }
+
+    /// One line of figures for the test's output (and the closing note).
+    pub fn summary(&self, acked: &HashSet<String>) -> String {
+        let extra: usize = self.delivered.values().map(|n| n.saturating_sub(1)).sum();
+        format!(
+            "acknowledged {}, delivered {}, bounced {}, lost {}, duplicated {} ({extra} extra copies), \
+delivered without acknowledgement {}",
+            acked.len(),
+            self.delivered.keys().filter(|id| acked.contains(*id)).count(),
+            self.bounced.len(),
+            self.lost(acked).len(),
+            self.delivered.values().filter(|n| **n > 1).count(),
+            self.delivered.keys().filter(|id| !acked.contains(*id)).count(),
+        )
+    }
+}
+
+/// `load_sender.py`: THREADS senders through PORT until stopped.
+pub struct LoadSender {
+    child: Option<Child>,
+    work: tempfile::TempDir,
+}
+
+impl LoadSender {
+    pub fn start(port: u16, threads: u32) -> LoadSender {
+        let work = tempfile::tempdir().expect("tempdir");
+        let child = Command::new("python3")
+            .arg(fixture("load_sender.py"))
+            .arg(port.to_string())
+            .arg(work.path().join("acked"))
+            .arg(work.path().join("stop"))
+            .arg(threads.to_string())
+            .arg(work.path().join("refused"))
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("sender");
+        LoadSender {
+            child: Some(child),
+            work,
+        }
+    }
+
+    fn lines(&self, file: &str) -> Vec<String> {
+        std::fs::read_to_string(self.work.path().join(file))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Message-IDs acknowledged with 250 so far.
+    pub fn acked(&self) -> HashSet<String> {
+        self.lines("acked").into_iter().collect()
+    }
+
+    /// Each refusal so far: a reply code, or "error: …" (reset, timeout).
+    pub fn refusals(&self) -> Vec<String> {
+        self.lines("refused")
+    }
+
+    /// Stops the threads and returns the sender's own count line.
+    pub fn stop(&mut self) -> String {
+        std::fs::write(self.work.path().join("stop"), b"").expect("stop file");
+        match self.child.take() {
+            Some(child) => {
+                let out = child.wait_with_output().expect("sender output");
+                String::from_utf8_lossy(&out.stdout).trim().to_string()
+            }
+            None => String::new(),
+        }
+    }
+}
+
+impl Drop for LoadSender {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! `tern plugin test`: a plugin's hooks run on a message outside a server,
+//! with the exit status DESIGN.md gives (0 accepted, 1 refused, 2 error),
+//! through the real binary and real guest components.
+
+use std::process::{Command, Output};
+
+fn message(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("m.eml");
+    // Unix line ends, as a file on disk has them.
+    std::fs::write(
+        &path,
+        "From: Lisa <lisa@outside.test>\nTo: bob@example.test\nCc: nobody@example.test\n\
+         Subject: trying a plugin\n\nHello.\n",
+    )
+    .unwrap();
+    path
+}
+
+fn plugin_test(plugin: &str, args: &[&str]) -> (i32, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let mail = message(dir.path());
+    let out: Output = Command::new(env!("CARGO_BIN_EXE_tern"))
+        .args(["plugin", "test", plugin, "--mail"])
+        .arg(&mail)
+        .args(args)
+        .current_dir(dir.path())
+        .output()
+        .expect("run tern");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_policy_refusing_the_only_recipient_exits_1_with_its_reply() {
+    let (code, out, err) = plugin_test(test_plugins::NO_NOBODY, &["--to", "nobody@example.test"]);
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(
+        out.contains("plugin: no_nobody (hooks: on-rcpt-to)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("refused: 550 5.1.1 <nobody@example.test>: nobody lives here no more"),
+        "{out}"
+    );
+    // The plugin's own log line is shown.
+    assert!(out.contains("refusing nobody@example.test"), "{out}");
+}
+
+#[test]
+fn recipients_come_from_the_headers_and_one_refusal_leaves_the_rest() {
+    let (code, out, err) = plugin_test(test_plugins::NO_NOBODY, &[]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("<bob@example.test>"), "{out}");
+    assert!(out.contains("accepted for <bob@example.test>"), "{out}");
+    // --set reaches the plugin's config: now bob is the banned one.
+    let (code, out, _) = plugin_test(
+        test_plugins::NO_NOBODY,
+        &["--set", "local=bob", "--to", "bob@example.test"],
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("bob lives here no more"), "{out}");
+}
+
+#[test]
+fn a_filter_shows_its_header_edits_on_the_message() {
+    let (code, out, err) = plugin_test(test_plugins::ADD_HEADER, &["--from", "lisa@outside.test"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("on-data"), "{out}");
+    assert!(
+        out.contains("add headers: X-Tern-Filter: add_header"),
+        "{out}"
+    );
+    assert!(out.contains("subject=trying a plugin"), "{out}");
+    assert!(out.contains("rcpts=2"), "{out}");
+}
+
+#[test]
+fn a_plugin_that_traps_or_bad_input_exits_2() {
+    let (code, out, err) = plugin_test(test_plugins::HOSTILE, &["--to", "trap@example.test"]);
+    assert_eq!(code, 2, "{out}\n{err}");
+    assert!(out.contains("the plugin failed 1 time"), "{out}");
+    let (code, _, err) = plugin_test(test_plugins::HOSTILE, &["--set", "novalue"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("KEY=VALUE"), "{err}");
+    let (code, _, err) = plugin_test("/nonexistent/plugin.wasm", &[]);
+    assert_eq!(code, 2, "{err}");
+}
