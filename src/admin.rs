@@ -253,6 +253,9 @@ fn show_entry(e: &QueueEntry) -> String {
             time_text(r.next_attempt),
             r.last_error.as_deref().unwrap_or("-")
         ));
+        if let Some(demand) = &r.verified_tls {
+            out.push_str(&format!("  tls demand: {demand}\n"));
+        }
         if let Some(policy) = &r.tls_policy {
             out.push_str(&format!("  tls policy: {policy}\n"));
         }

@@ -233,6 +233,7 @@ pub fn dsn(data: &[u8]) {
         remote_mta: some(&f[5]),
         route: Vec::new(),
         tls_policy: None,
+        verified_tls: None,
     };
     let entry = QueueEntry {
         id: 1,

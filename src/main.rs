@@ -648,8 +648,13 @@ fn check_plugins(config: &Config) -> Result<Vec<Vec<&'static str>>> {
         }
         let grants = tern::hooks::network::Grants::parse(&p.connect)
             .map_err(|e| anyhow::anyhow!("plugin {:?}: {e}", p.name))?;
-        let imports = i.imports.iter().filter_map(|s| s.split(' ').next());
-        if let Some(warning) = tern::hooks::network::ungranted_import(imports, &grants) {
+        let http = tern::hooks::http_grant::HttpGrants::parse(&p.http)
+            .map_err(|e| anyhow::anyhow!("plugin {:?}: {e}", p.name))?;
+        let imports = || i.imports.iter().filter_map(|s| s.split(' ').next());
+        if let Some(problem) = tern::hooks::network::ungranted_http_import(imports(), &http) {
+            bail!("plugin {:?}: {}: {problem}", p.name, p.path.display());
+        }
+        if let Some(warning) = tern::hooks::network::ungranted_import(imports(), &grants) {
             eprintln!(
                 "warning: plugin {:?}: {}: {warning}",
                 p.name,

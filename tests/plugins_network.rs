@@ -14,7 +14,6 @@ use harness::*;
 use serde_json::json;
 use std::io::Write;
 use std::net::TcpListener;
-use std::process::Command;
 
 /// A loopback server answering every connection with `greeting`.
 fn greeter(greeting: &'static str) -> u16 {
@@ -24,19 +23,6 @@ fn greeter(greeting: &'static str) -> u16 {
         for stream in listener.incoming().flatten() {
             let mut stream = stream;
             let _ = stream.write_all(format!("{greeting}\r\n").as_bytes());
-        }
-    });
-    port
-}
-
-/// A loopback server that accepts and never says anything.
-fn silent() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for stream in listener.incoming().flatten() {
-            held.push(stream);
         }
     });
     port
@@ -60,7 +46,7 @@ fn only_granted_addresses_and_names_are_reached() {
         "elsewhere.test": {"A": ["127.0.0.3"]},
     }));
     let granted = format!("127.0.0.1:{one}");
-    let quiet = silent();
+    let quiet = silent_server();
     let plugins = [
         probe(
             "granted",
@@ -139,49 +125,19 @@ s.quit()
         "a name granted does not grant another address: {out}"
     );
     // The read from a peer that never answers ends with the 1 s timeout
-    // (plus the grace), not the peer: the on_error verdict. The peer would
-    // hold the call forever; the bound is far above the timeout so that a
-    // loaded machine cannot fail the test, and far below a hang.
-    let e = lines[4];
-    assert!(
-        e.starts_with("e 451 4.7.1 Temporary local problem"),
-        "{out}"
-    );
-    let secs: f64 = e
-        .rsplit_once(" in ")
-        .and_then(|(_, t)| t.trim_end_matches('s').parse().ok())
-        .expect("time");
-    assert!(secs < 30.0, "took {secs}s: {out}");
+    // (plus the grace), not the peer: the on_error verdict.
+    assert!(lines[4].starts_with("e "), "{out}");
+    cut_off_by_timeout(lines[4], &out);
 }
 
 #[test]
 fn a_network_import_without_a_grant_is_named_and_bad_grants_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let cfg = dir.path().join("tern.toml");
-    let write = |extra: &str| {
-        let text = config(
-            "mx.example.test",
-            "example.test",
-            &format!(
-                "[[plugin]]\nname = \"probe\"\npath = \"{}\"\n{extra}",
-                test_plugins::NET_PROBE
-            ),
-        )
-        .replace("{ip}", "127.0.0.1");
-        std::fs::write(&cfg, text).expect("config");
-    };
-    let check = || {
-        Command::new(tern_bin())
-            .args(["check-config", "--config"])
-            .arg(&cfg)
-            .output()
-            .expect("tern")
-    };
+    let check = |entry: &str| check_plugin_config(dir.path(), test_plugins::NET_PROBE, entry);
     // It loads (CPython components import wasi:sockets unused), with a
     // warning naming the import; its connects are refused at the call
     // (only_granted_addresses_and_names_are_reached).
-    write("");
-    let out = check();
+    let out = check("");
     let err = text(&out.stderr);
     assert!(out.status.success(), "{err}");
     assert!(
@@ -190,12 +146,10 @@ fn a_network_import_without_a_grant_is_named_and_bad_grants_refused() {
             && err.contains("grants no network"),
         "{err}"
     );
-    write("connect = [\"127.0.0.1:11333\"]\n");
-    let out = check();
+    let out = check("connect = [\"127.0.0.1:11333\"]\n");
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(!text(&out.stderr).contains("grants no network"));
-    write("connect = [\"no-port\"]\n");
-    let out = check();
+    let out = check("connect = [\"no-port\"]\n");
     assert!(!out.status.success());
     assert!(
         text(&out.stderr).contains("connect entry \"no-port\""),

@@ -7,7 +7,7 @@
 //! and `tern plugin inspect`.
 
 mod harness;
-use harness::{Tern, config, python, tern_bin};
+use harness::{Tern, check_plugin_config, config, python, tern_bin};
 use std::process::Command;
 
 const PY: &str = r#"
@@ -141,19 +141,7 @@ print("ok")
 }
 
 fn check_config(dir: &std::path::Path, plugin_path: &str) -> std::process::Output {
-    let cfg = dir.join("tern.toml");
-    let text = config(
-        "mx.example.test",
-        "example.test",
-        &format!("[[plugin]]\nname = \"suspect\"\npath = \"{plugin_path}\"\n"),
-    )
-    .replace("{ip}", "127.0.0.1");
-    std::fs::write(&cfg, text).expect("config");
-    Command::new(tern_bin())
-        .args(["check-config", "--config"])
-        .arg(&cfg)
-        .output()
-        .expect("tern")
+    check_plugin_config(dir, plugin_path, "")
 }
 
 #[test]

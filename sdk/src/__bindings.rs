@@ -21,7 +21,7 @@ pub use base::tern::plugin::types::{
     FilterAction, FilterVerdict, Header, HeaderEdit, MailParams, Message, Protocol, RcptParams,
     Recipient, Reply, Session, SpfResult, TlsInfo, Verdict,
 };
-pub use base::tern::plugin::{clock, config, dns, kv, log};
+pub use base::tern::plugin::{clock, config, dns, kv, log, routing};
 pub use rewrite::exports::tern::plugin::rewrite::Rewritten;
 pub use router::exports::tern::plugin::router::Destination;
 pub use storage::exports::tern::plugin::storage::Stored;
@@ -36,7 +36,8 @@ pub mod policy {
                 "tern:plugin/config@0.1.0": tern_sdk::__bindings::base::tern::plugin::config,
                 "tern:plugin/kv@0.1.0": tern_sdk::__bindings::base::tern::plugin::kv,
                 "tern:plugin/dns@0.1.0": tern_sdk::__bindings::base::tern::plugin::dns,
-                "tern:plugin/clock@0.1.0": tern_sdk::__bindings::base::tern::plugin::clock },
+                "tern:plugin/clock@0.1.0": tern_sdk::__bindings::base::tern::plugin::clock,
+                "tern:plugin/routing@0.1.0": tern_sdk::__bindings::base::tern::plugin::routing },
         pub_export_macro: true,
         export_macro_name: "__export_policy_world",
         default_bindings_module: "tern_sdk::__bindings::policy",
@@ -53,7 +54,8 @@ pub mod filter {
                 "tern:plugin/config@0.1.0": tern_sdk::__bindings::base::tern::plugin::config,
                 "tern:plugin/kv@0.1.0": tern_sdk::__bindings::base::tern::plugin::kv,
                 "tern:plugin/dns@0.1.0": tern_sdk::__bindings::base::tern::plugin::dns,
-                "tern:plugin/clock@0.1.0": tern_sdk::__bindings::base::tern::plugin::clock },
+                "tern:plugin/clock@0.1.0": tern_sdk::__bindings::base::tern::plugin::clock,
+                "tern:plugin/routing@0.1.0": tern_sdk::__bindings::base::tern::plugin::routing },
         pub_export_macro: true,
         export_macro_name: "__export_filter_world",
         default_bindings_module: "tern_sdk::__bindings::filter",
@@ -70,7 +72,8 @@ pub mod router {
                 "tern:plugin/config@0.1.0": tern_sdk::__bindings::base::tern::plugin::config,
                 "tern:plugin/kv@0.1.0": tern_sdk::__bindings::base::tern::plugin::kv,
                 "tern:plugin/dns@0.1.0": tern_sdk::__bindings::base::tern::plugin::dns,
-                "tern:plugin/clock@0.1.0": tern_sdk::__bindings::base::tern::plugin::clock },
+                "tern:plugin/clock@0.1.0": tern_sdk::__bindings::base::tern::plugin::clock,
+                "tern:plugin/routing@0.1.0": tern_sdk::__bindings::base::tern::plugin::routing },
         pub_export_macro: true,
         export_macro_name: "__export_router_world",
         default_bindings_module: "tern_sdk::__bindings::router",
@@ -87,7 +90,8 @@ pub mod storage {
                 "tern:plugin/config@0.1.0": tern_sdk::__bindings::base::tern::plugin::config,
                 "tern:plugin/kv@0.1.0": tern_sdk::__bindings::base::tern::plugin::kv,
                 "tern:plugin/dns@0.1.0": tern_sdk::__bindings::base::tern::plugin::dns,
-                "tern:plugin/clock@0.1.0": tern_sdk::__bindings::base::tern::plugin::clock },
+                "tern:plugin/clock@0.1.0": tern_sdk::__bindings::base::tern::plugin::clock,
+                "tern:plugin/routing@0.1.0": tern_sdk::__bindings::base::tern::plugin::routing },
         pub_export_macro: true,
         export_macro_name: "__export_storage_world",
         default_bindings_module: "tern_sdk::__bindings::storage",
@@ -104,7 +108,8 @@ pub mod rewrite {
                 "tern:plugin/config@0.1.0": tern_sdk::__bindings::base::tern::plugin::config,
                 "tern:plugin/kv@0.1.0": tern_sdk::__bindings::base::tern::plugin::kv,
                 "tern:plugin/dns@0.1.0": tern_sdk::__bindings::base::tern::plugin::dns,
-                "tern:plugin/clock@0.1.0": tern_sdk::__bindings::base::tern::plugin::clock },
+                "tern:plugin/clock@0.1.0": tern_sdk::__bindings::base::tern::plugin::clock,
+                "tern:plugin/routing@0.1.0": tern_sdk::__bindings::base::tern::plugin::routing },
         pub_export_macro: true,
         export_macro_name: "__export_rewrite_world",
         default_bindings_module: "tern_sdk::__bindings::rewrite",

@@ -34,8 +34,8 @@
 //! interfaces named in [`export!`]: the server calls nothing else.
 //!
 //! The host functions are plain Rust functions here: [`log`], [`config`],
-//! [`kv`] (a private key-value store kept across restarts), [`dns`] and
-//! [`clock`]. A plugin instance serves one SMTP session at a time: its
+//! [`kv`] (a private key-value store kept across restarts), [`dns`],
+//! [`clock`] and, for routers, [`routing`] (demand verified TLS). A plugin instance serves one SMTP session at a time: its
 //! memory is kept from hook to hook within the session. After the session
 //! the same instance may serve later ones (it is thrown away after a trap
 //! or a timeout, and after 1000 sessions), so keep nothing in memory that
@@ -112,6 +112,10 @@ pub trait Filter {
 }
 
 /// Routing of each recipient (interface `tern:plugin/router`).
+///
+/// Within `route`, [`routing::require_verified_tls`] demands that the
+/// recipient be delivered only over TLS with a verified certificate,
+/// whichever [`Destination`] the plugin answers.
 pub trait Router {
     #[doc(hidden)]
     const IMPLEMENTED: &'static [&'static str] = &["route"];
@@ -298,6 +302,40 @@ pub mod net {
             }
         }
         Err(last)
+    }
+}
+
+/// Demands a router makes of the delivery of the recipient it is routing.
+pub mod routing {
+    /// Call from [`Router::route`](crate::Router::route): deliver this
+    /// recipient only over TLS whose certificate is verified (the system's
+    /// trust anchors or the server's `relay.tls_ca`, for the next hop's
+    /// name; or DANE) — never in clear, never unverified. Hops that cannot
+    /// are a temporary failure; the message stays queued and bounces with
+    /// the reason when it expires. `name` pins the name the certificate
+    /// must be valid for (hosts given as addresses, a smarthost known by
+    /// another name); `None` checks each hop's own name. The demand holds
+    /// whatever `route` returns, [`Destination::Default`](crate::Destination::Default)
+    /// included (the built-in route then picks the hosts):
+    ///
+    /// ```no_run
+    /// use tern_sdk::{Destination, Envelope, Recipient, Router, routing};
+    ///
+    /// struct Bank;
+    ///
+    /// #[tern_sdk::hooks]
+    /// impl Router for Bank {
+    ///     fn route(_envelope: Envelope, recipient: Recipient) -> Destination {
+    ///         if recipient.address.ends_with("@bank.example") {
+    ///             routing::require_verified_tls(None);
+    ///         }
+    ///         Destination::Default
+    ///     }
+    /// }
+    /// # tern_sdk::export!(Bank: Router);
+    /// ```
+    pub fn require_verified_tls(name: Option<&str>) {
+        crate::__bindings::routing::require_verified_tls(name)
     }
 }
 

@@ -208,6 +208,10 @@ pub struct PluginConfig {
     /// through Tern's resolver); empty: no network.
     #[serde(default)]
     pub connect: Vec<String>,
+    /// URL prefixes the plugin may send HTTP requests under (WASI HTTP);
+    /// empty: none.
+    #[serde(default)]
+    pub http: Vec<String>,
 }
 
 fn default_plugin_memory() -> ByteSize {

@@ -20,7 +20,7 @@ use super::host::PluginState;
 use super::message::MessageView;
 use super::{SessionInfo, Verdict};
 use crate::config::OnError;
-use crate::mail::Reply;
+use crate::mail::{Reply, VerifiedTls};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::UpdateDeadline;
@@ -346,29 +346,42 @@ impl PluginSession {
         .await
     }
 
-    /// Asks the routers in order; None: the built-in router decides.
+    /// Asks the routers in order: the route (None: the built-in router
+    /// decides) and the first demand for verified TLS a router made on the
+    /// way (`routing.require-verified-tls`, which a router may make and
+    /// still answer `default`).
     pub async fn route(
         &self,
         envelope: &wit::Envelope,
         recipient: &EnvelopeRecipient<'_>,
-    ) -> Option<RouteDecision> {
+    ) -> (Option<RouteDecision>, Option<VerifiedTls>) {
         let rcpt = wit::Recipient {
             address: recipient.address.clone(),
             params: bindings::rcpt_params(recipient.params),
         };
+        let mut tls: Option<VerifiedTls> = None;
         let mut slots = self.slots.lock().await;
         for (i, plugin) in self.set.plugins.iter().enumerate() {
             if !plugin.calls(Hook::Route) {
                 continue;
             }
-            let decision = match call!(self, slots, i, plugin, router, "route", |g, s| g
-                .call_route(s, envelope, &rcpt))
-            {
-                Ok(Some(d)) => d,
+            let answer = call!(self, slots, i, plugin, router, "route", |g, s| async {
+                s.data_mut().route_tls = Some(None);
+                let destination = g.call_route(&mut *s, envelope, &rcpt).await;
+                let demand = s.data_mut().route_tls.take().flatten();
+                destination.map(|d| (d, demand))
+            });
+            let decision = match answer {
+                Ok(Some((d, demand))) => {
+                    if tls.is_none() {
+                        tls = demand;
+                    }
+                    d
+                }
                 Ok(None) => continue,
                 Err(Verdict::Continue) => continue,
-                Err(Verdict::Reject(r)) => return Some(RouteDecision::Reject(r)),
-                Err(v) => return Some(RouteDecision::Tempfail(reply_of(v))),
+                Err(Verdict::Reject(r)) => return (Some(RouteDecision::Reject(r)), tls),
+                Err(v) => return (Some(RouteDecision::Tempfail(reply_of(v))), tls),
             };
             let name = plugin.name.as_str();
             let chosen = match decision {
@@ -383,10 +396,13 @@ impl PluginSession {
                     bindings::ReplyKind::Reject,
                 )),
             };
-            tracing::info!(plugin = name, rcpt = %recipient.address, route = ?chosen, "plugin route");
-            return Some(chosen);
+            tracing::info!(plugin = name, rcpt = %recipient.address, route = ?chosen, tls = ?tls, "plugin route");
+            return (Some(chosen), tls);
         }
-        None
+        if let Some(demand) = &tls {
+            tracing::info!(rcpt = %recipient.address, "{demand}; built-in route");
+        }
+        (None, tls)
     }
 
     /// Runs the filters in order over the message.

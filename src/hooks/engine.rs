@@ -171,7 +171,15 @@ impl PluginSet {
         let mut plugins = Vec::new();
         for p in &config.plugin {
             let (component, declared) = compile(&engine, p, Some(&cache))?;
-            let mut plugin = link(&engine, &linker, component, p, store, dns)?;
+            let mut plugin = link(
+                &engine,
+                &linker,
+                component,
+                p,
+                store,
+                dns,
+                config.relay.tls_ca.as_deref(),
+            )?;
             plugin.declared = declared;
             plugins.push(Arc::new(plugin));
         }
@@ -240,6 +248,8 @@ fn start_ticker(engine: &Engine) {
 pub fn linker(engine: &Engine) -> Result<Linker<PluginState>, PluginError> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+        .map_err(|e| PluginError::Engine(format!("{e:#}")))?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
         .map_err(|e| PluginError::Engine(format!("{e:#}")))?;
     Plugin::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |s| s)
         .map_err(|e| PluginError::Engine(format!("{e:#}")))?;
@@ -329,7 +339,8 @@ fn write_cache(path: &Path, component: &Component) -> Result<(), Box<dyn std::er
     Ok(())
 }
 
-/// Links a compiled plugin and finds its hooks.
+/// Links a compiled plugin and finds its hooks; `tls_ca`: the trust
+/// anchors for its https requests (None: the system's).
 pub fn link(
     engine: &Engine,
     linker: &Linker<PluginState>,
@@ -337,6 +348,7 @@ pub fn link(
     p: &PluginConfig,
     store: &Store,
     dns: &Dns,
+    tls_ca: Option<&Path>,
 ) -> Result<LoadedPlugin, PluginError> {
     let grants =
         super::network::Grants::parse(&p.connect).map_err(|message| PluginError::Network {
@@ -351,6 +363,26 @@ pub fn link(
     {
         tracing::warn!(plugin = %p.name, path = %p.path.display(), "{message}");
     }
+    let network = |message| PluginError::Network {
+        name: p.name.clone(),
+        path: p.path.clone(),
+        message,
+    };
+    let http = super::http_grant::HttpGrants::parse(&p.http).map_err(network)?;
+    if let Some(message) =
+        super::network::ungranted_http_import(imports.iter().map(String::as_str), &http)
+    {
+        return Err(network(message));
+    }
+    let http = (!http.is_empty()).then(|| {
+        Arc::new(super::http::HttpGate::new(
+            &p.name,
+            http,
+            dns.clone(),
+            tls_ca,
+            p.timeout.0,
+        ))
+    });
     let pre = linker
         .instantiate_pre(&component)
         .map_err(|e| PluginError::Link {
@@ -400,6 +432,7 @@ pub fn link(
         max_memory: usize::try_from(p.max_memory.0).unwrap_or(usize::MAX),
         directory: p.directory.clone(),
         grants: Arc::new(grants),
+        http,
     });
     Ok(LoadedPlugin {
         name: p.name.clone(),
@@ -443,6 +476,7 @@ pub fn inspect(path: &Path, name: &str) -> Result<Inspection, PluginError> {
         on_error: OnError::Tempfail,
         directory: None,
         connect: Vec::new(),
+        http: Vec::new(),
     };
     let engine = Engine::new(wasmtime::Config::new().epoch_interruption(true))
         .map_err(|e| PluginError::Engine(format!("{e:#}")))?;

@@ -1,16 +1,19 @@
 //! What a plugin's store holds (`PluginState`) and the host functions it
 //! may import: `log`, `config`, `kv` (its private area of the sled store),
 //! `dns` (the server's resolver, awaited without blocking the runtime) and
-//! `clock`. WASI is linked with an empty context: no environment, no
+//! `clock`, and `routing` (a router's demand for verified TLS, kept on
+//! the state for the `route` call in progress). WASI is linked with an empty context: no environment, no
 //! arguments, no stdin, no network, no files, unless the plugin's config
 //! grants a `directory`, which is then its only preopened folder, or
 //! `connect` addresses, which it may then open TCP connections to
-//! (`network.rs`). What a
+//! (`network.rs`); WASI HTTP is linked too, its requests checked against
+//! the plugin's `http` prefixes (`http.rs`). What a
 //! plugin writes to stdout or stderr (a Rust panic message, say) goes to
 //! the server log, line by line, tagged with its name, up to a bound.
 
-use super::bindings::tern::plugin::{clock, config, dns, kv, log};
+use super::bindings::tern::plugin::{clock, config, dns, kv, log, routing};
 use crate::dns::{Dns, DnsError};
+use crate::mail::VerifiedTls;
 use crate::store::Store;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -18,6 +21,7 @@ use std::time::Instant;
 use wasmtime::component::ResourceTable;
 use wasmtime::{StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 /// Longest log line taken from a plugin.
 const MAX_LOG_LINE: usize = 2000;
@@ -32,6 +36,8 @@ pub struct PluginShared {
     pub directory: Option<std::path::PathBuf>,
     /// Outgoing connections granted (`connect`).
     pub grants: Arc<super::network::Grants>,
+    /// Outgoing HTTP granted (`http`); None: none.
+    pub http: Option<Arc<super::http::HttpGate>>,
 }
 
 /// The data of one plugin instance's wasmtime store.
@@ -47,6 +53,11 @@ pub struct PluginState {
     pub in_call: bool,
     /// Connections opened in the call in progress (reset by `arm`).
     pub connects: Arc<std::sync::atomic::AtomicU32>,
+    /// During a `route` call: Some, holding the demand for verified TLS
+    /// the plugin made in it, if any; None outside one.
+    pub route_tls: Option<Option<VerifiedTls>>,
+    http_ctx: WasiHttpCtx,
+    http_hooks: super::http::HttpHooks,
 }
 
 impl PluginState {
@@ -77,13 +88,16 @@ impl PluginState {
                 })?;
         }
         Ok(PluginState {
-            shared,
             table: ResourceTable::new(),
             limits,
             wasi: wasi.build(),
             deadline: Instant::now(),
             in_call: false,
             connects,
+            route_tls: None,
+            http_ctx: WasiHttpCtx::new(),
+            http_hooks: super::http::HttpHooks::new(shared.http.clone()),
+            shared,
         })
     }
 }
@@ -93,6 +107,16 @@ impl WasiView for PluginState {
         WasiCtxView {
             ctx: &mut self.wasi,
             table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for PluginState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http_ctx,
+            table: &mut self.table,
+            hooks: &mut self.http_hooks,
         }
     }
 }
@@ -228,6 +252,31 @@ impl dns::Host for PluginState {
                 exchange,
             })
             .collect())
+    }
+}
+
+impl routing::Host for PluginState {
+    async fn require_verified_tls(&mut self, name: Option<String>) {
+        let plugin = self.shared.name.clone();
+        let Some(demand) = self.route_tls.as_mut() else {
+            tracing::warn!(plugin, "require-verified-tls called outside route: ignored");
+            return;
+        };
+        let name = name
+            .map(|n| n.trim().trim_end_matches('.').to_ascii_lowercase())
+            .filter(|n| !n.is_empty());
+        if let Some(n) = &name
+            && rustls::pki_types::ServerName::try_from(n.as_str()).is_err()
+        {
+            tracing::warn!(
+                plugin,
+                name = n,
+                "require-verified-tls: not a host name; the hop's own name is checked"
+            );
+            *demand = Some(VerifiedTls { plugin, name: None });
+            return;
+        }
+        *demand = Some(VerifiedTls { plugin, name });
     }
 }
 

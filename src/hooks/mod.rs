@@ -17,6 +17,8 @@ pub mod dispatch;
 pub mod edits;
 pub mod engine;
 pub mod host;
+pub mod http;
+pub mod http_grant;
 pub mod message;
 pub mod network;
 pub mod rewrite;
@@ -33,7 +35,7 @@ use crate::address::{Address, ReversePath};
 use crate::checks;
 use crate::config::{Config, Protocol};
 use crate::dns::Dns;
-use crate::mail::{MailParams, RcptParams, Reply, Target};
+use crate::mail::{MailParams, RcptParams, Reply, Target, VerifiedTls};
 pub use crate::mailauth::AuthResults;
 use crate::store::Store;
 use arc_swap::ArcSwap;
@@ -260,14 +262,17 @@ impl Hooks {
             other => return Err(other),
         }
         let Some(addresses) = addresses else {
-            return Ok(self
-                .route(session, &env, to, params)
-                .await?
-                .unwrap_or(targets));
+            let (chosen, tls) = self.route(session, &env, to, params).await?;
+            return Ok(chosen
+                .unwrap_or(targets)
+                .into_iter()
+                .map(|t| t.demanding(tls.as_ref()))
+                .collect());
         };
         let mut all = Vec::new();
         for a in &addresses {
-            let chosen = match self.route(session, &env, a, params).await? {
+            let (chosen, tls) = self.route(session, &env, a, params).await?;
+            let chosen = match chosen {
                 Some(t) => t,
                 None => {
                     let (t, unknown) =
@@ -278,7 +283,7 @@ impl Hooks {
                     t
                 }
             };
-            for t in chosen {
+            for t in chosen.into_iter().map(|t| t.demanding(tls.as_ref())) {
                 if !all.contains(&t) {
                     all.push(t);
                 }
@@ -295,38 +300,41 @@ impl Hooks {
     }
 
     /// What the router plugins say about one address: its targets, or None
-    /// for the built-in route.
+    /// for the built-in route; and their demand for verified TLS, if any.
     async fn route(
         &self,
         session: &SessionInfo,
         env: &bindings::wit::Envelope,
         to: &Address,
         params: &RcptParams,
-    ) -> Result<Option<Vec<Target>>, Verdict> {
+    ) -> Result<(Option<Vec<Target>>, Option<VerifiedTls>), Verdict> {
         let rcpt = EnvelopeRecipient {
             address: to.to_string(),
             params,
         };
-        match session.plugins.route(env, &rcpt).await {
-            None => Ok(None),
+        let (decision, tls) = session.plugins.route(env, &rcpt).await;
+        let targets = match decision {
+            None => None,
             Some(RouteDecision::Local(user)) => match self.store.user_exists(&user).await {
-                Ok(true) => Ok(Some(vec![Target::Local(user)])),
+                Ok(true) => Some(vec![Target::Local(user)]),
                 _ => {
                     tracing::warn!(rcpt = %to, user, "a router chose a local mailbox that does not exist");
-                    Err(Verdict::Reject(Reply::new(
+                    return Err(Verdict::Reject(Reply::new(
                         550,
                         "5.1.1",
                         format!("<{to}>: Recipient address rejected: User unknown"),
-                    )))
+                    )));
                 }
             },
-            Some(RouteDecision::Relay(hosts)) => Ok(Some(vec![Target::Relay {
+            Some(RouteDecision::Relay(hosts)) => Some(vec![Target::Relay {
                 address: to.to_lowercase_key(),
                 hosts,
-            }])),
-            Some(RouteDecision::Reject(r)) => Err(Verdict::Reject(r)),
-            Some(RouteDecision::Tempfail(r)) => Err(Verdict::Tempfail(r)),
-        }
+                tls: None,
+            }]),
+            Some(RouteDecision::Reject(r)) => return Err(Verdict::Reject(r)),
+            Some(RouteDecision::Tempfail(r)) => return Err(Verdict::Tempfail(r)),
+        };
+        Ok((targets, tls))
     }
 
     /// Runs after the message is read, before it is committed: the built-in

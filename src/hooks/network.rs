@@ -154,6 +154,25 @@ pub fn ungranted_import<'a>(
         })
 }
 
+/// A `wasi:http` import without an `http` grant: the component is refused
+/// (at load and by `check-config`), naming the import.
+pub fn ungranted_http_import<'a>(
+    imports: impl IntoIterator<Item = &'a str>,
+    http: &super::http_grant::HttpGrants,
+) -> Option<String> {
+    if !http.is_empty() {
+        return None;
+    }
+    imports
+        .into_iter()
+        .find(|name| name.starts_with("wasi:http/"))
+        .map(|name| {
+            format!(
+                "it imports {name}, but its [[plugin]] entry grants no HTTP (http = [\"https://host/path/\", …])"
+            )
+        })
+}
+
 /// The socket check closure for one instance's WASI context.
 pub fn socket_check(
     grants: Arc<Grants>,

@@ -236,11 +236,14 @@ async fn run_session(
             continue;
         }
         let start = Instant::now();
-        let route = plugins.route(&env, &rcpt).await;
-        let answer = match &route {
+        let (route, tls) = plugins.route(&env, &rcpt).await;
+        let mut answer = match &route {
             None => "default (the built-in router decides)".to_string(),
             Some(d) => format!("{d:?}"),
         };
+        if let Some(demand) = tls {
+            answer = format!("{answer}; {demand}");
+        }
         run.record("route", &subject, answer, start);
         match route {
             Some(super::RouteDecision::Reject(r) | super::RouteDecision::Tempfail(r)) => {

@@ -15,4 +15,4 @@ pub mod xtext;
 
 pub use params::{Body, MailParams, Notify, RcptParams, Ret};
 pub use reply::Reply;
-pub use target::Target;
+pub use target::{Target, VerifiedTls};

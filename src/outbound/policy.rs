@@ -12,6 +12,11 @@
 //! verified: a smarthost with `starttls`/`implicit`, MX hosts under DANE,
 //! or MX hosts listed by an MTA-STS policy (`testing` counts as `enforce` for it); anything else
 //! leaves no hop, and the caller bounces it with 5.7.30.
+//!
+//! A router plugin's demand for verified TLS (`VerifiedTls`) is applied on
+//! top of any of these by `verified`: hops already verified keep their
+//! check, the others must present a certificate valid for their name (or
+//! the name the demand pins) under the MX trust anchors.
 
 use super::client::HopSecurity;
 use super::dane::{HostDane, host_dane, secure_mx};
@@ -20,6 +25,7 @@ use super::mx::NextHop;
 use super::tls::{ClientSetupError, TlsDemand, Verifier};
 use super::tls_rpt::ReportPolicy;
 use crate::config::{Config, SmarthostTls};
+use crate::mail::VerifiedTls;
 
 /// The hops of one destination, each with what it must offer.
 pub struct Routed {
@@ -131,6 +137,54 @@ impl Policies {
             );
         }
         self.opportunistic(hops, "opportunistic")
+    }
+
+    /// `routed` under a router plugin's demand for verified TLS: DANE hops
+    /// keep their TLSA check and a verified smarthost its own anchors; every
+    /// other hop (opportunistic, MTA-STS testing, a smarthost `none`) is
+    /// verified against the MX trust anchors, for the name the demand pins
+    /// or else the hop's own. Without anchors only the hops already verified
+    /// are left, and none left means a deferral saying why.
+    pub fn verified(&self, mut routed: Routed, demand: &VerifiedTls) -> Routed {
+        routed.policy = format!("{demand}; {}", routed.policy);
+        routed.enforced = true;
+        let before = routed.hops.len();
+        let mut hops = Vec::with_capacity(before);
+        for (mut hop, mut security) in std::mem::take(&mut routed.hops) {
+            let verifier = match &security.tls {
+                TlsDemand::Dane(_) => {
+                    hops.push((hop, security));
+                    continue;
+                }
+                TlsDemand::Require { .. } => None,
+                TlsDemand::Report(v) => Some(v.clone()),
+                TlsDemand::Plain | TlsDemand::Opportunistic => match &self.anchors {
+                    Some(v) => Some(v.clone()),
+                    None => continue,
+                },
+            };
+            if let Some(verifier) = verifier {
+                security.tls = TlsDemand::Require {
+                    verifier,
+                    implicit: false,
+                };
+                security.policy = demand.to_string();
+            }
+            if let Some(name) = &demand.name {
+                hop.host = name.clone();
+            }
+            hops.push((hop, security));
+        }
+        if hops.len() < before {
+            let why = format!("{demand} and no trust anchors are loaded to verify the hosts");
+            tracing::warn!(plugin = %demand.plugin, "{why}");
+            routed.refusal = Some(match routed.refusal.take() {
+                Some(r) => format!("{r}; {why}"),
+                None => why,
+            });
+        }
+        routed.hops = hops;
+        routed
     }
 
     /// The MX hosts of `domain`: DANE for those with secure TLSA records,

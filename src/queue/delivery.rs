@@ -11,6 +11,7 @@ use super::notify;
 use super::routing::failed_requiretls;
 use super::schedule::RetrySchedule;
 use crate::context::ServerContext;
+use crate::mail::VerifiedTls;
 use crate::outbound::client::{
     AttemptError, ClientConfig, ClientSession, DeliveryReport, HopSecurity, OutboundEnvelope,
     OutboundRecipient, RecipientResult,
@@ -143,7 +144,9 @@ impl Deliverer {
         }
 
         // Remote recipients, one group per destination.
-        let mut groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        // A router's demand for verified TLS splits a destination: those
+        // recipients never share a transaction with the others.
+        let mut groups: BTreeMap<(String, Option<VerifiedTls>), Vec<usize>> = BTreeMap::new();
         for &i in &due {
             let r = &entry.recipients[i];
             if !r.local_users.is_empty() {
@@ -158,13 +161,18 @@ impl Deliverer {
                     .map(|(_, d)| d.to_ascii_lowercase())
                     .unwrap_or_default(),
             };
-            groups.entry(key).or_default().push(i);
+            groups
+                .entry((key, r.verified_tls.clone()))
+                .or_default()
+                .push(i);
         }
         let destinations = groups.len();
-        for (n, (destination, members)) in groups.into_iter().enumerate() {
+        for (n, ((destination, demand), members)) in groups.into_iter().enumerate() {
             let limit = self.destination_limit(&destination);
             let _permit = limit.acquire_owned().await;
-            let (outcomes, tls, policy) = self.deliver_group(&entry, &destination, &members).await;
+            let (outcomes, tls, policy) = self
+                .deliver_group(&entry, &destination, demand.as_ref(), &members)
+                .await;
             for (i, outcome) in members.into_iter().zip(outcomes) {
                 entry.recipients[i].tls_policy = policy.clone();
                 self.record(
@@ -303,10 +311,13 @@ impl Deliverer {
 
     /// Tries the destination's hops in order; one outcome per member, the
     /// TLS of the hop that answered, and the TLS policy that applied.
+    /// `demand`: a router plugin's demand for verified TLS, which no hop
+    /// may be spared (a failure defers, and the reason says whose demand).
     async fn deliver_group(
         &self,
         entry: &QueueEntry,
         destination: &str,
+        demand: Option<&VerifiedTls>,
         members: &[usize],
     ) -> (Vec<Outcome>, Option<String>, Option<String>) {
         let all = |make: &dyn Fn() -> Outcome, policy: Option<String>| {
@@ -325,7 +336,7 @@ impl Deliverer {
             }
         };
         let require_tls = entry.require_tls;
-        let routed = match self.route(entry, destination).await {
+        let routed = match self.route(entry, destination, demand).await {
             Ok(r) => r,
             Err(outcome) => return all(&|| outcome.clone(), None),
         };
@@ -440,6 +451,9 @@ impl Deliverer {
         if require_tls && last_tls_failure {
             // RFC 8689 section 5: no hop could take it as REQUIRETLS asks.
             return all(&failed_requiretls(last_error), policy);
+        }
+        if let Some(demand) = demand.filter(|_| last_tls_failure) {
+            last_error = format!("{demand}: {last_error}");
         }
         all(&deferred(&last_status, last_error), policy)
     }

@@ -1,11 +1,15 @@
 //! Where a destination group goes and under which TLS policy: a router
 //! plugin's hosts, the smarthost, or the domain's MX hosts (resolved by
 //! `outbound/mx.rs`), each with what `outbound/policy.rs` demands of its
-//! TLS — REQUIRETLS and a message's `TLS-Required: No` (RFC 8689) included.
+//! TLS — REQUIRETLS and a message's `TLS-Required: No` (RFC 8689) included,
+//! and a router plugin's demand for verified TLS, which applies on top of
+//! whatever policy the destination has and which `TLS-Required: No` does
+//! not waive (it is the operator's policy, not the recipient domain's).
 //! A destination that cannot be routed gets one outcome for all its
 //! recipients.
 
 use super::delivery::{Deliverer, Outcome, ROUTE_PREFIX};
+use crate::mail::VerifiedTls;
 use crate::outbound::mx::NextHop;
 use crate::outbound::policy::Routed;
 use crate::store::{BlobReader, QueueEntry};
@@ -31,18 +35,36 @@ fn deferred(status: &str, text: String) -> Outcome {
 }
 
 impl Deliverer {
-    /// The hops of `destination` with their TLS demands; Err: the outcome
-    /// of every recipient of the group (routing failed).
+    /// The hops of `destination` with their TLS demands (a router's
+    /// `demand` for verified TLS applied); Err: the outcome of every
+    /// recipient of the group (routing failed).
     pub(super) async fn route(
         &self,
         entry: &QueueEntry,
         destination: &str,
+        demand: Option<&VerifiedTls>,
+    ) -> Result<Routed, Outcome> {
+        let routed = self.route_by_policy(entry, destination, demand).await?;
+        Ok(match demand {
+            Some(d) => self.policies.verified(routed, d),
+            None => routed,
+        })
+    }
+
+    /// The hops of `destination` under the destination's own policy.
+    async fn route_by_policy(
+        &self,
+        entry: &QueueEntry,
+        destination: &str,
+        demand: Option<&VerifiedTls>,
     ) -> Result<Routed, Outcome> {
         let require_tls = entry.require_tls;
         match &self.ctx.config.relay.smarthost {
             _ if destination.starts_with(ROUTE_PREFIX) => {
                 match self.routed_hops(&destination[ROUTE_PREFIX.len()..]).await {
-                    Ok(h) => Ok(self.policies.routed(h, require_tls)),
+                    // A router's hosts under its demand can be verified:
+                    // REQUIRETLS is then satisfied by `Policies::verified`.
+                    Ok(h) => Ok(self.policies.routed(h, require_tls && demand.is_none())),
                     Err(e) => Err(deferred("4.4.3", e.to_string())),
                 }
             }

@@ -48,6 +48,10 @@ pub struct QueueRecipient {
     /// "smarthost starttls", "opportunistic"), for `tern queue show`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls_policy: Option<String>,
+    /// A router plugin demanded verified TLS for this recipient (absent
+    /// in entries queued before there was such a demand).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified_tls: Option<crate::mail::VerifiedTls>,
 }
 
 impl QueueRecipient {
@@ -71,6 +75,7 @@ impl QueueRecipient {
             remote_mta: None,
             route: Vec::new(),
             tls_policy: None,
+            verified_tls: None,
         }
     }
 
@@ -206,5 +211,36 @@ impl Store {
         self.accept_message(writer, Vec::new(), &[], Some(&entry))
             .await?;
         Ok(entry)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mail::VerifiedTls;
+
+    /// A recipient as entries queued before router TLS demands stored it.
+    const OLD: &str = r#"{"address":"bob@far.test","notify":null,"orcpt":null,
+        "state":"pending","attempts":1,"next_attempt":5,"last_error":null,
+        "route":["mx.far.test:2525"]}"#;
+
+    #[test]
+    fn recipients_queued_before_tls_demands_decode_without_one() {
+        let r: QueueRecipient = decode("queue", OLD.as_bytes()).expect("old entry decodes");
+        assert_eq!(r.verified_tls, None);
+        assert_eq!(r.route, vec!["mx.far.test:2525".to_string()]);
+        // And an undemanded recipient is stored as before, without the key.
+        assert!(!String::from_utf8_lossy(&encode(&r)).contains("verified_tls"));
+    }
+
+    #[test]
+    fn a_tls_demand_is_kept_with_the_recipient() {
+        let mut r = QueueRecipient::new("bob@far.test".into(), None, None, Vec::new());
+        r.verified_tls = Some(VerifiedTls {
+            plugin: "bank-router".into(),
+            name: Some("mx.far.test".into()),
+        });
+        let back: QueueRecipient = decode("queue", &encode(&r)).expect("decodes");
+        assert_eq!(back, r);
     }
 }

@@ -93,7 +93,11 @@ pub async fn commit(
                     Vec::new(),
                 )),
                 Target::Relay { address, .. } if remote.iter().any(|q| &q.address == address) => {}
-                Target::Relay { address, hosts } => {
+                Target::Relay {
+                    address,
+                    hosts,
+                    tls,
+                } => {
                     let mut q = QueueRecipient::new(
                         address.clone(),
                         r.notify.clone(),
@@ -101,6 +105,7 @@ pub async fn commit(
                         Vec::new(),
                     );
                     q.route = hosts.clone();
+                    q.verified_tls = tls.clone();
                     remote.push(q);
                 }
             }

@@ -26,7 +26,7 @@ pub use clients::{
 #[allow(unused_imports)]
 pub use dkim::{dkim_generate, printed_record};
 pub use load::{Deliveries, FaultyHop, LoadSender};
-pub use peers::{DnsServer, Sink};
+pub use peers::{DnsServer, Sink, silent_server};
 #[allow(unused_imports)]
 pub use smtp::{Reply, Smtp};
 #[allow(unused_imports)]
@@ -456,4 +456,35 @@ address = "{{ip}}:0"
 {extra}
 "#
     )
+}
+
+/// `tern check-config` on a config whose one `[[plugin]]` entry loads
+/// `wasm`, its entry ending in `entry` (grants, say); in `dir`.
+pub fn check_plugin_config(dir: &std::path::Path, wasm: &str, entry: &str) -> Output {
+    let cfg = dir.join("tern.toml");
+    let text = config(
+        "mx.example.test",
+        "example.test",
+        &format!("[[plugin]]\nname = \"probe\"\npath = \"{wasm}\"\n{entry}"),
+    )
+    .replace("{ip}", "127.0.0.1");
+    std::fs::write(&cfg, text).expect("config");
+    Command::new(tern_bin())
+        .args(["check-config", "--config"])
+        .arg(&cfg)
+        .output()
+        .expect("tern")
+}
+
+/// Checks a line the Python probes print (`<rcpt> <reply> in <secs>s`) for
+/// a plugin call cut off by its timeout (the `on_error` tempfail): the
+/// peer would hold it forever, so the bound is far above any timeout the
+/// suites set (a loaded machine cannot fail it) and far below a hang.
+pub fn cut_off_by_timeout(line: &str, out: &str) {
+    assert!(line.contains(" 451 4.7.1 Temporary local problem"), "{out}");
+    let secs: f64 = line
+        .rsplit_once(" in ")
+        .and_then(|(_, t)| t.trim_end_matches('s').parse().ok())
+        .expect("time");
+    assert!(secs < 30.0, "took {secs}s: {out}");
 }

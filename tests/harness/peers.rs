@@ -126,3 +126,17 @@ impl Drop for Sink {
         let _ = self.child.wait();
     }
 }
+
+/// A loopback TCP server that accepts connections and never says
+/// anything (for deadlines); its thread holds them until the test ends.
+pub fn silent_server() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    port
+}
