@@ -20,6 +20,7 @@ pub mod imap;
 pub mod limits;
 pub mod mail;
 pub mod mailauth;
+pub mod managesieve;
 pub mod metrics;
 pub mod net;
 pub mod outbound;

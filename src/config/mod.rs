@@ -6,6 +6,7 @@ mod auth;
 mod dmarc;
 mod limits;
 mod relay;
+mod sieve;
 mod store;
 mod tls;
 mod units;
@@ -14,6 +15,7 @@ pub use auth::{AuthConfig, AuthOverride, DkimAlgorithm, DkimKeyConfig, DmarcActi
 pub use dmarc::DmarcConfig;
 pub use limits::{LimitsConfig, LogFormat, MetricsConfig};
 pub use relay::{RelayConfig, SmarthostTls};
+pub use sieve::SieveConfig;
 pub use store::{StoreBackend, StoreConfig, StoreSslMode};
 pub use tls::{CertificateEntry, CertificateSetting, TlsConfig};
 pub use units::{ByteSize, ConfigDuration};
@@ -60,6 +62,8 @@ pub enum Protocol {
     Imaps,
     Http,
     Https,
+    /// ManageSieve (RFC 5804): users' Sieve scripts.
+    Managesieve,
 }
 
 impl Protocol {
@@ -75,6 +79,7 @@ impl Protocol {
             Protocol::Imaps => "imaps",
             Protocol::Http => "http",
             Protocol::Https => "https",
+            Protocol::Managesieve => "managesieve",
         }
     }
 
@@ -243,6 +248,8 @@ pub struct Config {
     pub dmarc: DmarcConfig,
     /// The engine holding Tern's state (absent: sled in `data_dir`).
     pub store: StoreConfig,
+    /// Limits on users' Sieve scripts.
+    pub sieve: SieveConfig,
 }
 
 impl Default for Config {
@@ -266,6 +273,7 @@ impl Default for Config {
             metrics: MetricsConfig::default(),
             dmarc: DmarcConfig::default(),
             store: StoreConfig::default(),
+            sieve: SieveConfig::default(),
         }
     }
 }
@@ -285,6 +293,7 @@ pub fn default_listeners() -> Vec<Listen> {
         l(Protocol::Imap, 2143),
         l(Protocol::Imaps, 2993),
         l(Protocol::Http, 2080),
+        l(Protocol::Managesieve, 24190),
     ]
 }
 
@@ -438,6 +447,7 @@ impl Config {
         auth::validate(&self.auth, &self.dkim)?;
         self.dmarc.validate()?;
         self.store.validate()?;
+        self.sieve.validate()?;
         let mut names = std::collections::HashSet::new();
         for p in &self.plugin {
             if !names.insert(p.name.as_str()) {
@@ -506,7 +516,7 @@ mod tests {
     #[test]
     fn defaults_have_every_listener() {
         let c = Config::from_toml("", Path::new("/etc/tern")).unwrap();
-        assert_eq!(c.listen.len(), 8);
+        assert_eq!(c.listen.len(), 9);
         assert_eq!(c.hostname, "localhost");
         assert_eq!(c.data_dir, PathBuf::from("/etc/tern/data"));
         assert!(c.is_local_domain("LOCALHOST"));
