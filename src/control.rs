@@ -61,7 +61,8 @@ pub async fn serve(listener: UnixListener, ctx: Arc<ServerContext>, mut shutdown
 async fn handle(ctx: Arc<ServerContext>, stream: UnixStream) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
-    BufReader::new(tokio::io::AsyncReadExt::take(read, 1024 * 1024))
+    // Room for a Sieve script at its largest (`[sieve] max_script_size`).
+    BufReader::new(tokio::io::AsyncReadExt::take(read, 64 * 1024 * 1024))
         .read_line(&mut line)
         .await?;
     let response = match serde_json::from_str::<AdminRequest>(&line) {

@@ -218,9 +218,7 @@ async fn accept_loop(
                     crate::web::serve(conn, ctx, protocol == Protocol::Https, session_shutdown)
                         .await
                 }
-                Protocol::Managesieve => {
-                    crate::managesieve::run(conn, ctx, session_shutdown).await
-                }
+                Protocol::Managesieve => crate::managesieve::run(conn, ctx, session_shutdown).await,
             }
         });
     }

@@ -44,9 +44,11 @@ statement_timeout = \"5s\"\nconnect_timeout = \"2s\"\n",
     let acked_while_down = sender.acked().len();
     pg.start_again();
     let down_for = stopped.elapsed();
-    wait_for("deliveries again after PostgreSQL came back", READY_BOUND, || {
-        (sender.acked().len() >= acked_while_down + 20).then_some(())
-    });
+    wait_for(
+        "deliveries again after PostgreSQL came back",
+        READY_BOUND,
+        || (sender.acked().len() >= acked_while_down + 20).then_some(()),
+    );
     let sender_says = sender.stop();
     assert_eq!(tern.pid(), pid, "Tern was not restarted");
 
@@ -72,8 +74,14 @@ refusals: {temporary} 4xx, {} 5xx, {} resets/timeouts",
         permanent.len(),
         refusals.len() - temporary - permanent.len()
     );
-    assert!(permanent.is_empty(), "5xx while the database was down: {permanent:?}");
-    assert!(temporary > 0, "no 4xx while the database was down: {refusals:?}");
+    assert!(
+        permanent.is_empty(),
+        "5xx while the database was down: {permanent:?}"
+    );
+    assert!(
+        temporary > 0,
+        "no 4xx while the database was down: {refusals:?}"
+    );
     let lost = tally.lost(&acked);
     assert!(lost.is_empty(), "acknowledged but lost: {lost:?}");
     tern.stop();

@@ -176,7 +176,10 @@ mod tests {
             parsed(b"NOOP \"t1\"", None),
             Ok(Command::Noop(Some("t1".into())))
         );
-        assert!(parsed(b"GETSCRIPT name", None).is_err(), "names are strings");
+        assert!(
+            parsed(b"GETSCRIPT name", None).is_err(),
+            "names are strings"
+        );
         assert!(parsed(b"HAVESPACE \"s\" -1", None).is_err());
         assert!(parsed(b"LISTSCRIPTS \"x\"", None).is_err());
         assert_eq!(parsed(b"XYZZY", None), Err(CommandError::Unknown));

@@ -24,7 +24,9 @@ fn refusal(e: &SieveError) -> (Option<&'static str>, String) {
         SieveError::BadName(_) | SieveError::NotUtf8 | SieveError::Compile(_) => None,
     };
     let text = match e {
-        SieveError::Compile(c) => format!("line {}, column {}: {}", c.pos.line, c.pos.col, c.message),
+        SieveError::Compile(c) => {
+            format!("line {}, column {}: {}", c.pos.line, c.pos.col, c.message)
+        }
         SieveError::Store(_) => "The script store is unavailable, try again later".into(),
         other => other.to_string(),
     };
@@ -54,13 +56,15 @@ impl Session {
             Command::CheckScript(text) => (check_script(&text, &limits), "Script is valid", false),
             Command::SetActive(name) => {
                 let name = (!name.is_empty()).then_some(name.as_str());
-                (scripts.activate(&user, name).await, "Active script set", true)
+                (
+                    scripts.activate(&user, name).await,
+                    "Active script set",
+                    true,
+                )
             }
-            Command::DeleteScript(name) => (
-                scripts.delete(&user, &name).await,
-                "Script deleted",
-                true,
-            ),
+            Command::DeleteScript(name) => {
+                (scripts.delete(&user, &name).await, "Script deleted", true)
+            }
             Command::RenameScript(old, new) => (
                 scripts.rename(&user, &old, &new).await,
                 "Script renamed",
@@ -99,7 +103,10 @@ impl Session {
                 if changes && let Err(e) = store.flush().await {
                     tracing::error!(user = %user, "managesieve: store flush failed: {e}");
                     return self
-                        .no(Some("TRYLATER"), "The change may not be saved, try again later")
+                        .no(
+                            Some("TRYLATER"),
+                            "The change may not be saved, try again later",
+                        )
                         .await;
                 }
                 self.ok(None, done).await

@@ -62,17 +62,20 @@ impl Session {
         let max_literal = self.ctx.config.sieve.max_script_size.0;
         loop {
             self.conn.flush().await?;
-            let frame =
-                match tokio::time::timeout(timeout, read_command(&mut self.conn, max_literal)).await
-                {
-                    Err(_) => {
-                        return self
-                            .conn
-                            .write_all(b"BYE \"Disconnected for inactivity\"\r\n")
-                            .await;
-                    }
-                    Ok(f) => f?,
-                };
+            let frame = match tokio::time::timeout(
+                timeout,
+                read_command(&mut self.conn, max_literal),
+            )
+            .await
+            {
+                Err(_) => {
+                    return self
+                        .conn
+                        .write_all(b"BYE \"Disconnected for inactivity\"\r\n")
+                        .await;
+                }
+                Ok(f) => f?,
+            };
             let tokens = match frame {
                 Frame::Eof => return Ok(()),
                 Frame::TooLong => {
@@ -255,7 +258,11 @@ impl Session {
         Ok(Next::Continue)
     }
 
-    async fn authenticate(&mut self, mechanism: &str, initial: Option<Vec<u8>>) -> io::Result<Next> {
+    async fn authenticate(
+        &mut self,
+        mechanism: &str,
+        initial: Option<Vec<u8>>,
+    ) -> io::Result<Next> {
         if self.user.is_some() {
             self.bad("Already authenticated").await?;
             return Ok(Next::Continue);
@@ -302,7 +309,8 @@ impl Session {
         let (authz, authc, password) = match decode_plain(&response) {
             Ok(parts) => parts,
             Err(e) => {
-                self.bad(&format!("Cannot decode the response: {e}")).await?;
+                self.bad(&format!("Cannot decode the response: {e}"))
+                    .await?;
                 return Ok(Next::Continue);
             }
         };

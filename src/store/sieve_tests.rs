@@ -7,7 +7,8 @@ use super::*;
 use crate::config::ByteSize;
 
 const USER: &str = "ann@example.test";
-const GOOD: &str = "require \"fileinto\";\nif header :contains \"subject\" \"x\" {\n  fileinto \"X\";\n}\n";
+const GOOD: &str =
+    "require \"fileinto\";\nif header :contains \"subject\" \"x\" {\n  fileinto \"X\";\n}\n";
 
 fn limits(size: u64, count: usize) -> SieveConfig {
     SieveConfig {
@@ -19,7 +20,11 @@ fn limits(size: u64, count: usize) -> SieveConfig {
 
 async fn add_account(b: &Backend, user: &str) {
     let mut batch = Batch::new();
-    batch.put(Space::Meta, format!("u/{user}").into_bytes(), b"{}".to_vec());
+    batch.put(
+        Space::Meta,
+        format!("u/{user}").into_bytes(),
+        b"{}".to_vec(),
+    );
     b.commit(batch).await.unwrap();
 }
 
@@ -37,7 +42,10 @@ async fn puts_gets_lists_and_activates(b: &Backend) {
     assert!(s.list(USER).await.unwrap().is_empty());
     s.put(USER, "main", GOOD.as_bytes(), &l).await.unwrap();
     s.put(USER, "other", b"keep;", &l).await.unwrap();
-    assert_eq!(s.get("ANN@example.test", "main").await.unwrap(), GOOD.as_bytes());
+    assert_eq!(
+        s.get("ANN@example.test", "main").await.unwrap(),
+        GOOD.as_bytes()
+    );
     assert_eq!(
         s.list(USER).await.unwrap(),
         vec![("main".to_string(), false), ("other".to_string(), false)]
@@ -133,7 +141,10 @@ async fn limits_and_compile_errors(b: &Backend) {
     ));
     for bad in ["", "a\nb", "a\u{7f}", "x\u{2028}"] {
         assert!(
-            matches!(s.put(USER, bad, b"keep;", &l).await, Err(SieveError::BadName(_))),
+            matches!(
+                s.put(USER, bad, b"keep;", &l).await,
+                Err(SieveError::BadName(_))
+            ),
             "{bad:?}"
         );
     }

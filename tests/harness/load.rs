@@ -124,11 +124,17 @@ impl Deliveries {
             "acknowledged {}, delivered {}, bounced {}, lost {}, duplicated {} ({extra} extra copies), \
 delivered without acknowledgement {}",
             acked.len(),
-            self.delivered.keys().filter(|id| acked.contains(*id)).count(),
+            self.delivered
+                .keys()
+                .filter(|id| acked.contains(*id))
+                .count(),
             self.bounced.len(),
             self.lost(acked).len(),
             self.delivered.values().filter(|n| **n > 1).count(),
-            self.delivered.keys().filter(|id| !acked.contains(*id)).count(),
+            self.delivered
+                .keys()
+                .filter(|id| !acked.contains(*id))
+                .count(),
         )
     }
 }
