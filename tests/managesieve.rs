@@ -20,6 +20,11 @@ const SCRIPT: &str = "require [\"fileinto\", \"vacation\"];\r\nif header :contai
 const BROKEN: &str = "# broken\r\nfileinto \"x\";\r\n";
 
 fn server(ca: &TestCa, plaintext_auth: bool) -> Tern {
+    server_with(ca, plaintext_auth, "")
+}
+
+/// `server`, with more config tables after `[sieve]`.
+fn server_with(ca: &TestCa, plaintext_auth: bool, extra: &str) -> Tern {
     let cert = ca.issue("server", &["mx.example.test", "127.0.0.1"]);
     let t = Tern::start(&format!(
         r#"hostname = "mx.example.test"
@@ -38,6 +43,7 @@ allow_plaintext_auth = {plaintext_auth}
 [sieve]
 max_script_size = "1KiB"
 max_scripts = 3
+{extra}
 "#,
         cert.cert, cert.key
     ));
@@ -393,17 +399,13 @@ fn admin_cli_through_the_server_and_on_the_store() {
         "",
     );
     assert!(!out.status.success(), "a script for an unknown user");
-    let out = t.cli(&["sieve", "put", USER, "main", &file("s.sieve")], "");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    ok(
+        &t.cli(&["sieve", "put", USER, "main", &file("s.sieve")], ""),
+        "tern sieve",
     );
-    let out = t.cli(&["sieve", "activate", USER, "main"], "");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    ok(
+        &t.cli(&["sieve", "activate", USER, "main"], ""),
+        "tern sieve",
     );
     let out = t.cli(&["sieve", "get", USER, "main"], "");
     assert_eq!(String::from_utf8_lossy(&out.stdout), SCRIPT);
@@ -414,18 +416,50 @@ fn admin_cli_through_the_server_and_on_the_store() {
     t.stop();
     let out = t.cli(&["sieve", "list", USER], "");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "main\tactive\n");
-    let out = t.cli(&["sieve", "activate", USER, "--none"], "");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    ok(
+        &t.cli(&["sieve", "activate", USER, "--none"], ""),
+        "tern sieve",
     );
-    let out = t.cli(&["sieve", "delete", USER, "main"], "");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&t.cli(&["sieve", "delete", USER, "main"], ""), "tern sieve");
     let out = t.cli(&["sieve", "list", USER], "");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "");
+}
+
+/// An idle session is closed with BYE; a connection over
+/// `limits.max_connections` is turned away with `BYE (TRYLATER)`.
+const LIMITS: &str = r#"
+import sys, socket
+port = int(sys.argv[1])
+def greeting(s):
+    f = s.makefile("rb")
+    lines = []
+    while True:
+        line = f.readline()
+        assert line, lines
+        lines.append(line.rstrip(b"\r\n"))
+        if line.split(b" ")[0] in (b"OK", b"NO", b"BYE"):
+            return f, lines
+first = socket.create_connection(("127.0.0.1", port), timeout=60)
+f1, lines = greeting(first)
+assert lines[-1].startswith(b"OK"), lines
+second = socket.create_connection(("127.0.0.1", port), timeout=60)
+_, lines = greeting(second)
+assert lines == [b'BYE (TRYLATER) "too many connections, try again later"'], lines
+# The first session says nothing: it is closed after command_timeout.
+line = f1.readline()
+assert line == b'BYE "Disconnected for inactivity"\r\n', line
+assert f1.read() == b""
+print("ok")
+"#;
+
+#[test]
+fn idle_sessions_are_closed_and_the_connection_limit_applies() {
+    let ca = TestCa::new();
+    let t = server_with(
+        &ca,
+        false,
+        "[limits]\ncommand_timeout = \"1s\"\nmax_connections = 1\n",
+    );
+    let out = python(LIMITS, &[&t.port_arg("managesieve")]);
+    assert_eq!(out.trim(), "ok");
 }
