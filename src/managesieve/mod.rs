@@ -7,9 +7,9 @@
 //! `scripts.rs` answers the script commands from the store
 //! (`store/sieve.rs`), with RFC 5804's response codes.
 
-mod command;
+pub(crate) mod command;
 mod scripts;
 mod session;
-mod wire;
+pub(crate) mod wire;
 
 pub use session::run;
