@@ -117,7 +117,7 @@ pub async fn execute(
             Ok(format!("password changed for {address}\n"))
         }
         AdminRequest::QueueList => {
-            let entries = store.queue_entries()?;
+            let entries = store.queue_entries().await?;
             if entries.is_empty() {
                 return Ok("Mail queue is empty\n".into());
             }
@@ -131,16 +131,16 @@ pub async fn execute(
             Ok(out)
         }
         AdminRequest::QueueShow { id } => {
-            let entry = find_entry(store, &id)?;
+            let entry = find_entry(store, &id).await?;
             Ok(show_entry(&entry))
         }
         AdminRequest::QueueFlush { id } => {
             let ids: Vec<u64> = match id {
-                Some(id) => vec![find_entry(store, &id)?.id],
-                None => store.queue_entries()?.iter().map(|e| e.id).collect(),
+                Some(id) => vec![find_entry(store, &id).await?.id],
+                None => store.queue_entries().await?.iter().map(|e| e.id).collect(),
             };
             for id in &ids {
-                if let Some(mut e) = store.queue_entry(*id)? {
+                if let Some(mut e) = store.queue_entry(*id).await? {
                     let now = crate::store::now();
                     for r in e
                         .recipients
@@ -149,7 +149,7 @@ pub async fn execute(
                     {
                         r.next_attempt = now;
                     }
-                    store.update_queue_entry(&e)?;
+                    store.update_queue_entry(&e).await?;
                 }
             }
             if let Some(q) = queue {
@@ -161,8 +161,8 @@ pub async fn execute(
             Ok(format!("flushed {} message(s)\n", ids.len()))
         }
         AdminRequest::QueueDelete { id } => {
-            let entry = find_entry(store, &id)?;
-            store.release_queue_entry(&entry)?;
+            let entry = find_entry(store, &id).await?;
+            store.release_queue_entry(&entry).await?;
             Ok(format!("deleted {}\n", entry.queue_id()))
         }
         AdminRequest::SievePut { user, name, script } => {
@@ -255,11 +255,12 @@ async fn existing_user(store: &Store, config: &Config, user: &str) -> Result<Str
     Ok(address)
 }
 
-fn find_entry(store: &Store, id: &str) -> Result<QueueEntry, AdminError> {
+async fn find_entry(store: &Store, id: &str) -> Result<QueueEntry, AdminError> {
     let n = parse_queue_id(id)
         .ok_or_else(|| AdminError::Invalid(format!("{id:?} is not a queue id")))?;
     store
-        .queue_entry(n)?
+        .queue_entry(n)
+        .await?
         .ok_or_else(|| AdminError::Store(StoreError::NoSuchQueueEntry(id.to_string())))
 }
 

@@ -164,7 +164,7 @@ mod tests {
     #[tokio::test]
     async fn failures_grow_the_delay_and_success_resets_it() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = Store::open(dir.path()).await.unwrap();
         store.add_user("bob@x.test", "pw").await.unwrap();
         let auth = Authenticator::new(store, "x.test".into(), Duration::from_millis(1), 10);
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
@@ -182,7 +182,7 @@ mod tests {
     #[tokio::test]
     async fn too_many_failures_refuse_even_the_right_password() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = Store::open(dir.path()).await.unwrap();
         store.add_user("bob@x.test", "pw").await.unwrap();
         let auth = Authenticator::new(store, "x.test".into(), Duration::from_millis(1), 3);
         let ip: IpAddr = "192.0.2.1".parse().unwrap();

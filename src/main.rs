@@ -644,7 +644,7 @@ fn admin_request(config: &Config, request: AdminRequest) -> Result<()> {
     if through_server(&runtime, config, &request)? {
         return Ok(());
     }
-    let store = open_store(&config.data_dir)?;
+    let store = open_store(&runtime, config)?;
     let output = runtime.block_on(admin::execute(&store, config, None, request))?;
     runtime.block_on(store.flush())?;
     print!("{output}");
@@ -686,7 +686,7 @@ fn dmarc_report(config: &Config, dry_run: bool) -> Result<()> {
     if through_server(&runtime, config, &request)? {
         return Ok(());
     }
-    let store = open_store(&config.data_dir)?;
+    let store = open_store(&runtime, config)?;
     let output = runtime.block_on(async {
         let mailauth = tern::mailauth::MailAuth::new(config)?;
         anyhow::Ok(tern::dmarc::report_now(&store, config, &mailauth, None).await?)
@@ -711,9 +711,15 @@ fn doctor(config: &Config, domains: &[String], json: bool) -> Result<()> {
     }
 }
 
-fn open_store(data_dir: &Path) -> Result<tern::store::Store> {
-    tern::store::Store::open(data_dir)
-        .with_context(|| format!("opening the store in {}", data_dir.display()))
+fn open_store(runtime: &tokio::runtime::Runtime, config: &Config) -> Result<tern::store::Store> {
+    use tern::store::backend::{Backend, EngineSettings};
+    let engine = EngineSettings::from_config(config);
+    runtime
+        .block_on(async {
+            let backend = Backend::open(&engine).await?;
+            tern::store::Store::on(backend).await
+        })
+        .with_context(|| format!("opening the store ({})", engine.describe()))
 }
 
 fn read_password(from_stdin: bool) -> Result<String> {

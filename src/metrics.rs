@@ -152,8 +152,8 @@ fn render_labels(labels: &[(&'static str, String)]) -> String {
 }
 
 /// Queue figures for the gauges: entries, pending recipients, oldest age.
-fn queue_figures(store: &Store) -> (usize, usize, i64) {
-    let entries = store.queue_entries().unwrap_or_default();
+async fn queue_figures(store: &Store) -> (usize, usize, i64) {
+    let entries = store.queue_entries().await.unwrap_or_default();
     let now = chrono::Utc::now().timestamp();
     let pending = entries.iter().map(|e| e.pending().count()).sum();
     let oldest = entries
@@ -166,7 +166,7 @@ fn queue_figures(store: &Store) -> (usize, usize, i64) {
 }
 
 /// The exposition text.
-pub fn render(store: &Store) -> String {
+pub async fn render(store: &Store) -> String {
     let mut out = String::with_capacity(4096);
     let counters = REGISTRY
         .counters
@@ -179,7 +179,7 @@ pub fn render(store: &Store) -> String {
             let _ = writeln!(out, "{n}{} {value}", render_labels(labels));
         }
     }
-    let (messages, recipients, oldest) = queue_figures(store);
+    let (messages, recipients, oldest) = queue_figures(store).await;
     let gauges = [
         (
             "tern_sessions_active",
@@ -239,9 +239,7 @@ pub async fn serve(
             "/metrics",
             get(
                 |axum::extract::State(store): axum::extract::State<Store>| async move {
-                    let text = tokio::task::spawn_blocking(move || render(&store))
-                        .await
-                        .unwrap_or_default();
+                    let text = render(&store).await;
                     (
                         [(
                             axum::http::header::CONTENT_TYPE,

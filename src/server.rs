@@ -12,6 +12,7 @@ use crate::net::Connection;
 use crate::pop3::MaildropLocks;
 use crate::shutdown::{self, Shutdown, ShutdownTrigger};
 use crate::store::Store;
+use crate::store::backend::{Backend, EngineSettings};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -260,7 +261,12 @@ pub async fn serve_with_reload(
     config: Config,
     config_path: Option<std::path::PathBuf>,
 ) -> Result<(), ServerError> {
-    let store = Store::open(&config.data_dir)?;
+    let engine = EngineSettings::from_config(&config);
+    let backend = Backend::open(&engine)
+        .await
+        .map_err(|e| ServerError::Store(crate::store::StoreError::from(e)))?;
+    tracing::info!("store: {}", engine.describe());
+    let store = Store::on(backend).await?;
     let converted = crate::imap::convert_stored_names(&store).await?;
     if converted > 0 {
         tracing::info!("{converted} folder names converted from modified UTF-7 to UTF-8");

@@ -43,7 +43,7 @@ impl MessageView {
         out
     }
 
-    pub fn read(&self, offset: u64, len: u32) -> Vec<u8> {
+    pub async fn read(&self, offset: u64, len: u32) -> Vec<u8> {
         let len = (len as usize).min(MAX_READ);
         let prefix_len = self.prefix.len() as u64;
         let mut out = Vec::new();
@@ -54,7 +54,11 @@ impl MessageView {
         }
         if out.len() < len {
             let from = offset.saturating_sub(prefix_len) + self.skip;
-            match self.store.read_chunks(self.blob, from, len - out.len()) {
+            match self
+                .store
+                .read_chunks(self.blob, from, len - out.len())
+                .await
+            {
                 Ok(bytes) => out.extend_from_slice(&bytes),
                 Err(e) => {
                     tracing::warn!(blob = self.blob, "a plugin could not read the message: {e}")
@@ -152,7 +156,7 @@ impl wit::HostMessage for PluginState {
         len: u32,
     ) -> wasmtime::Result<Vec<u8>> {
         let v = view(self, &r)?;
-        Ok(v.read(offset, len))
+        Ok(v.read(offset, len).await)
     }
 
     async fn arrival(&mut self, r: Resource<MessageView>) -> wasmtime::Result<wit::Arrival> {
@@ -189,14 +193,14 @@ mod tests {
         assert_eq!((h[1].name.as_str(), h[1].value.as_str()), ("X-A", "b"));
     }
 
-    #[test]
-    fn reads_across_prefix_and_chunks() {
+    #[tokio::test]
+    async fn reads_across_prefix_and_chunks() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let mut w = store.blob_writer(7).unwrap();
+        let store = Store::open(dir.path()).await.unwrap();
+        let mut w = store.blob_writer(7);
         let body: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
-        w.write(&body).unwrap();
-        w.flush_pending().unwrap();
+        w.write(&body).await.unwrap();
+        w.flush_pending().await.unwrap();
         let v = MessageView {
             store: store.clone(),
             blob: 7,
@@ -210,12 +214,12 @@ mod tests {
             },
         };
         assert_eq!(v.size(), 13 + 200_000);
-        assert_eq!(v.read(0, 13), b"Received: x\r\n");
-        assert_eq!(v.read(10, 6), [b'x', b'\r', b'\n', 0, 1, 2]);
-        let all = v.read(13, u32::MAX);
+        assert_eq!(v.read(0, 13).await, b"Received: x\r\n");
+        assert_eq!(v.read(10, 6).await, [b'x', b'\r', b'\n', 0, 1, 2]);
+        let all = v.read(13, u32::MAX).await;
         assert_eq!(all.len(), 200_000);
         assert_eq!(all, body);
-        assert_eq!(v.read(13 + 65_530, 10), body[65_530..65_540]);
-        assert!(v.read(13 + 200_000, 10).is_empty());
+        assert_eq!(v.read(13 + 65_530, 10).await, body[65_530..65_540]);
+        assert!(v.read(13 + 200_000, 10).await.is_empty());
     }
 }

@@ -81,7 +81,7 @@ pub async fn run(input: &TrialInput) -> Result<TrialReport, TrialError> {
         tempfile::tempdir().map_err(|e| TrialError::Input(format!("a scratch folder: {e}")))?;
     let config = trial_config(input, scratch.path())?;
     share_compile_cache(&config.data_dir);
-    let store = Store::open(&config.data_dir)?;
+    let store = Store::open(&config.data_dir).await?;
     let dns = Dns::from_config(&config.dns)?;
     let set = Arc::new(PluginSet::load(&config, &store, &dns)?);
     let loaded = set
@@ -275,10 +275,10 @@ async fn run_data(
 ) -> Result<(), TrialError> {
     let bytes = crate::mail::lines::to_crlf(&input.message);
     let header_end = find(&bytes, b"\r\n\r\n").map_or(bytes.len(), |p| p + 4);
-    let id = store.next_id()?;
-    let mut writer = store.blob_writer(id)?;
-    writer.write(&bytes)?;
-    writer.flush_pending()?;
+    let id = store.next_id().await?;
+    let mut writer = store.blob_writer(id);
+    writer.write(&bytes).await?;
+    writer.flush_pending().await?;
     let rcpt_params = RcptParams::default();
     let envelope = super::Envelope {
         from,

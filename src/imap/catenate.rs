@@ -117,7 +117,7 @@ impl Session {
         {
             let user = self.account();
             match self.folder_name(mailbox) {
-                Ok(name) => match self.ctx.store.folder(&user, &name) {
+                Ok(name) => match self.ctx.store.folder(&user, &name).await {
                     Ok(Some(_)) => {}
                     Ok(None) => return Ok(Outcome::No("[TRYCREATE] no such folder".into())),
                     Err(e) => return Ok(self.store_failure(e)),
@@ -139,7 +139,7 @@ impl Session {
             };
             let message = match catenate {
                 None => message,
-                Some(cat) => match self.catenate(&cat) {
+                Some(cat) => match self.catenate(&cat).await {
                     Ok(bytes) => match Literal::try_from(bytes.as_slice()) {
                         Ok(l) => LiteralOrLiteral8::Literal(l.into_static()),
                         Err(_) => LiteralOrLiteral8::Literal8(Literal8 {
@@ -160,13 +160,13 @@ impl Session {
     }
 
     /// A CATENATE message's bytes.
-    fn catenate(&self, parts: &[CatPart]) -> Result<Vec<u8>, Outcome> {
+    async fn catenate(&self, parts: &[CatPart]) -> Result<Vec<u8>, Outcome> {
         let limit = self.ctx.config.limits.max_message_size.0;
         let mut out = Vec::new();
         for part in parts {
             match part {
                 CatPart::Text(t) => out.extend_from_slice(t),
-                CatPart::Url(u) => out.extend(self.url_bytes(u)?),
+                CatPart::Url(u) => out.extend(self.url_bytes(u).await?),
             }
             if out.len() as u64 > limit {
                 return Err(Outcome::No("[TOOBIG] message too big".into()));
@@ -175,7 +175,7 @@ impl Session {
         Ok(out)
     }
 
-    fn url_bytes(&self, raw: &str) -> Result<Vec<u8>, Outcome> {
+    async fn url_bytes(&self, raw: &str) -> Result<Vec<u8>, Outcome> {
         let bad = || {
             let mut quoted = Vec::new();
             super::wire::string(&mut quoted, raw.as_bytes());
@@ -197,6 +197,7 @@ impl Session {
         let store = &self.ctx.store;
         let info = store
             .folder(&user, &folder)
+            .await
             .ok()
             .flatten()
             .ok_or_else(bad)?;
@@ -205,10 +206,11 @@ impl Session {
         }
         let meta = store
             .message(&user, &info.name, url.uid)
+            .await
             .ok()
             .flatten()
             .ok_or_else(bad)?;
-        let bytes = load(store, &meta, false).map_err(|_| bad())?;
+        let bytes = load(store, &meta, false).await.map_err(|_| bad())?;
         let bytes = match url.section {
             None => bytes,
             Some(spec) => {

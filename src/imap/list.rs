@@ -112,7 +112,7 @@ impl Session {
     ) -> io::Result<Outcome> {
         let user = self.account();
         let (folders, kept) = match (
-            self.ctx.store.folders(&user),
+            self.ctx.store.folders(&user).await,
             self.ctx.store.kept_subscriptions(&user).await,
         ) {
             (Ok(f), Ok(k)) => (f, k),
@@ -200,7 +200,7 @@ impl Session {
             out.extend_from_slice(b"\r\n");
             if let (Some(items), true) = (&options.status, e.exists) {
                 // A folder deleted meanwhile simply has no STATUS.
-                if let Ok(status) = self.status_response(&e.name, items) {
+                if let Ok(status) = self.status_response(&e.name, items).await {
                     out.extend_from_slice(&status);
                 }
             }
@@ -216,7 +216,7 @@ impl Session {
     async fn lsub(&mut self, full: &str) -> io::Result<Outcome> {
         let user = self.account();
         let (folders, kept) = match (
-            self.ctx.store.folders(&user),
+            self.ctx.store.folders(&user).await,
             self.ctx.store.kept_subscriptions(&user).await,
         ) {
             (Ok(f), Ok(k)) => (f, k),

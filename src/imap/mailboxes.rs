@@ -71,12 +71,12 @@ impl Session {
             self.condstore = true;
         }
         let user = self.account();
-        let info = match self.ctx.store.folder(&user, &name) {
+        let info = match self.ctx.store.folder(&user, &name).await {
             Ok(Some(i)) => i,
             Ok(None) => return Ok(Outcome::No("[NONEXISTENT] no such folder".into())),
             Err(e) => return Ok(self.store_failure(e)),
         };
-        let mut view = match View::open(&self.ctx.store, &user, &name, read_only) {
+        let mut view = match View::open(&self.ctx.store, &user, &name, read_only).await {
             Ok(Some(v)) => v,
             Ok(None) => return Ok(Outcome::No("[NONEXISTENT] no such folder".into())),
             Err(e) => return Ok(self.store_failure(e)),
@@ -91,7 +91,7 @@ impl Session {
         view.flag_lines(&mut out);
         out.extend_from_slice(format!("* {} EXISTS\r\n", view.messages.len()).as_bytes());
         if self.rev2 {
-            match self.ctx.store.folders(&user) {
+            match self.ctx.store.folders(&user).await {
                 Ok(folders) => self.list_line(&mut out, &folders, &info),
                 Err(e) => return Ok(self.store_failure(e)),
             }
@@ -123,6 +123,7 @@ impl Session {
                 .ctx
                 .store
                 .vanished_since(&user, &name, modseq)
+                .await
                 .unwrap_or(None);
             super::qresync::resync(&mut out, &view, vanished, modseq, known.as_ref());
         }
@@ -187,9 +188,9 @@ impl Session {
             // CREATE does not subscribe (RFC 3501 6.3.3, 6.3.6), but a
             // subscription kept from a deleted folder of the name stays.
             let kept = self.ctx.store.subscription_kept(&user, &prefix).await?;
-            match self.ctx.store.create_folder(&user, &prefix) {
+            match self.ctx.store.create_folder(&user, &prefix).await {
                 Ok(_) if kept => {}
-                Ok(_) => self.ctx.store.set_subscribed(&user, &prefix, false)?,
+                Ok(_) => self.ctx.store.set_subscribed(&user, &prefix, false).await?,
                 Err(StoreError::FolderExists(_)) if !last => {}
                 Err(e) => return Err(e),
             }
@@ -197,7 +198,7 @@ impl Session {
         Ok(())
     }
 
-    pub fn delete(&mut self, mailbox: Mailbox<'static>) -> io::Result<Outcome> {
+    pub async fn delete(&mut self, mailbox: Mailbox<'static>) -> io::Result<Outcome> {
         let name = match self.folder_name(&mailbox) {
             Ok(n) => n,
             Err(e) => return Ok(Outcome::No(format!("[CANNOT] {e}"))),
@@ -208,7 +209,7 @@ impl Session {
         if self.view.as_ref().is_some_and(|v| v.folder == name) {
             self.view = None;
         }
-        match self.ctx.store.delete_folder(&self.account(), &name) {
+        match self.ctx.store.delete_folder(&self.account(), &name).await {
             Ok(()) => Ok(Outcome::Ok("DELETE completed".into())),
             Err(e) => Ok(self.store_failure(e)),
         }
@@ -229,24 +230,29 @@ impl Session {
             ));
         }
         let user = self.account();
-        if let Ok(None) = self.ctx.store.folder(&user, &from) {
+        if let Ok(None) = self.ctx.store.folder(&user, &from).await {
             return Ok(Outcome::No("[NONEXISTENT] no such folder".into()));
         }
         if let Err(e) = self.create_path(&to, true).await {
             return Ok(self.store_failure(e));
         }
-        match self.ctx.store.rename_folder(&user, &from, &to) {
+        match self.ctx.store.rename_folder(&user, &from, &to).await {
             Ok(()) => Ok(Outcome::Ok("RENAME completed".into())),
             Err(e) => Ok(self.store_failure(e)),
         }
     }
 
-    pub fn subscribe(&mut self, mailbox: Mailbox<'static>, on: bool) -> io::Result<Outcome> {
+    pub async fn subscribe(&mut self, mailbox: Mailbox<'static>, on: bool) -> io::Result<Outcome> {
         let name = match self.folder_name(&mailbox) {
             Ok(n) => n,
             Err(e) => return Ok(Outcome::No(format!("[CANNOT] {e}"))),
         };
-        match self.ctx.store.set_subscribed(&self.account(), &name, on) {
+        match self
+            .ctx
+            .store
+            .set_subscribed(&self.account(), &name, on)
+            .await
+        {
             Ok(()) => Ok(Outcome::Ok(format!(
                 "{} completed",
                 if on { "SUBSCRIBE" } else { "UNSUBSCRIBE" }
@@ -264,7 +270,7 @@ impl Session {
             Ok(n) => n,
             Err(e) => return Ok(Outcome::No(format!("[CANNOT] {e}"))),
         };
-        match self.status_response(&name, items) {
+        match self.status_response(&name, items).await {
             Ok(out) => {
                 self.conn.write_buffered(&out).await?;
                 Ok(Outcome::Ok("STATUS completed".into()))
@@ -274,15 +280,15 @@ impl Session {
     }
 
     /// The untagged STATUS response for a folder (also LIST-STATUS's).
-    pub fn status_response(
+    pub async fn status_response(
         &self,
         name: &str,
         items: &[StatusDataItemName],
     ) -> Result<Vec<u8>, Outcome> {
         let user = self.account();
         let (info, messages) = match (
-            self.ctx.store.folder(&user, name),
-            self.ctx.store.messages(&user, name),
+            self.ctx.store.folder(&user, name).await,
+            self.ctx.store.messages(&user, name).await,
         ) {
             (Ok(Some(i)), Ok(m)) => (i, m),
             (Ok(None), _) => return Err(Outcome::No("[NONEXISTENT] no such folder".into())),
@@ -369,7 +375,7 @@ impl Session {
             prepared.push((bytes, flag_strings(flags), internal));
         }
         let user = self.account();
-        match self.ctx.store.folder(&user, &name) {
+        match self.ctx.store.folder(&user, &name).await {
             Ok(Some(_)) => {}
             Ok(None) => return Ok(Outcome::No("[TRYCREATE] no such folder".into())),
             Err(e) => return Ok(self.store_failure(e)),
@@ -377,13 +383,18 @@ impl Session {
         let mut uids = Vec::with_capacity(prepared.len());
         let mut uidvalidity = 0;
         for (bytes, flags, internal) in prepared {
-            match self.ctx.store.append(&user, &name, &bytes, flags, internal) {
+            match self
+                .ctx
+                .store
+                .append(&user, &name, &bytes, flags, internal)
+                .await
+            {
                 Ok((v, uid)) => {
                     uidvalidity = v;
                     uids.push(uid);
                 }
                 Err(e) => {
-                    if let Err(undo) = self.ctx.store.expunge(&user, &name, &uids) {
+                    if let Err(undo) = self.ctx.store.expunge(&user, &name, &uids).await {
                         tracing::error!(user = %user, "cannot undo a failed MULTIAPPEND: {undo}");
                     }
                     return Ok(self.store_failure(e));

@@ -241,6 +241,7 @@ impl Session {
         if let (true, Some(since)) = (vanished, changed_since) {
             let gone = store
                 .vanished_since(&user, &view.folder, since)
+                .await
                 .unwrap_or(None);
             let mut out = Vec::new();
             super::qresync::vanished_earlier(&mut out, view, gone, &set);
@@ -262,7 +263,10 @@ impl Session {
                 .collect();
             if !unseen.is_empty() {
                 let op = FlagOp::Add(vec!["\\Seen".to_string()]);
-                match store.store_flags(&user, &view.folder, &unseen, &op, None) {
+                match store
+                    .store_flags(&user, &view.folder, &unseen, &op, None)
+                    .await
+                {
                     Ok((done, _)) => {
                         for (uid, modseq, flags) in done {
                             if let Some(p) = view.position(uid) {
@@ -287,7 +291,7 @@ impl Session {
             let meta = &view.messages[p];
             let bytes = match need {
                 Need::Nothing => Vec::new(),
-                need => match load(&store, meta, need == Need::Header) {
+                need => match load(&store, meta, need == Need::Header).await {
                     Ok(b) => b,
                     Err(_) => {
                         // Expunged by another session; reported at the next chance.
@@ -372,11 +376,13 @@ impl Session {
             Err(e) => return Ok(Outcome::Bad(e.to_string())),
         };
         let uids: Vec<u32> = positions.iter().map(|&p| view.messages[p].uid).collect();
-        let (done, failed) =
-            match store.store_flags(&user, &view.folder, &uids, &op, unchanged_since) {
-                Ok(r) => r,
-                Err(e) => return Ok(self.store_failure(e)),
-            };
+        let (done, failed) = match store
+            .store_flags(&user, &view.folder, &uids, &op, unchanged_since)
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => return Ok(self.store_failure(e)),
+        };
         let mut out = Vec::new();
         view.announce_keywords(done.iter().flat_map(|(_, _, f)| f.iter()), &mut out);
         for (uid, modseq, flags) in &done {
@@ -437,7 +443,7 @@ impl Session {
         };
         let user = self.account();
         let store = self.ctx.store.clone();
-        match store.folder(&user, &target) {
+        match store.folder(&user, &target).await {
             Ok(Some(_)) => {}
             Ok(None) => return Ok(Outcome::No("[TRYCREATE] no such folder".into())),
             Err(e) => return Ok(self.store_failure(e)),
@@ -457,7 +463,10 @@ impl Session {
         if uids.is_empty() {
             return Ok(Outcome::Ok(format!("{verb} completed (no messages)")));
         }
-        let result = match store.copy_messages(&user, &view.folder, &uids, &target, is_move) {
+        let result = match store
+            .copy_messages(&user, &view.folder, &uids, &target, is_move)
+            .await
+        {
             Ok(r) => r,
             Err(e) => return Ok(self.store_failure(e)),
         };
@@ -522,6 +531,7 @@ impl Session {
         let uids: Vec<u32> = positions.iter().map(|&p| view.messages[p].uid).collect();
         let result = store
             .expunge(&user, &view.folder, &uids)
+            .await
             .map_err(|e| Outcome::No(format!("[SERVERBUG] expunge failed: {e}")))?;
         let _ = result;
         view.remove(positions, out);

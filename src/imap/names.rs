@@ -156,12 +156,13 @@ pub async fn convert_stored_names(store: &Store) -> Result<usize, StoreError> {
         let mut skipped: Vec<String> = Vec::new();
         // Renaming a folder renames those below it: look again each time.
         while let Some((from, to)) = store
-            .folders(&user)?
+            .folders(&user)
+            .await?
             .into_iter()
             .filter(|f| !skipped.contains(&f.name))
             .find_map(|f| legacy(&f.name).map(|to| (f.name, to)))
         {
-            match store.rename_folder(&user, &from, &to) {
+            match store.rename_folder(&user, &from, &to).await {
                 Ok(()) => renamed += 1,
                 Err(StoreError::FolderExists(_)) => skipped.push(from),
                 Err(e) => return Err(e),
@@ -192,8 +193,8 @@ impl Session {
 mod tests {
     use super::*;
 
-    #[test]
-    fn modified_utf7_both_ways() {
+    #[tokio::test]
+    async fn modified_utf7_both_ways() {
         // RFC 3501 5.1.3's example.
         let utf8 = "~peter/mail/\u{53f0}\u{5317}/\u{65e5}\u{672c}\u{8a9e}";
         let wire = "~peter/mail/&U,BTFw-/&ZeVnLIqe-";
@@ -216,11 +217,15 @@ mod tests {
     #[tokio::test]
     async fn stored_modified_utf7_names_become_utf8_once() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = Store::open(dir.path()).await.unwrap();
         store.add_user("bob@example.test", "pw").await.unwrap();
-        store.create_folder("bob@example.test", "Caf&AOk-").unwrap();
+        store
+            .create_folder("bob@example.test", "Caf&AOk-")
+            .await
+            .unwrap();
         store
             .create_folder("bob@example.test", "Caf&AOk-/x&AOk-")
+            .await
             .unwrap();
         store
             .append(
@@ -230,11 +235,16 @@ mod tests {
                 vec![],
                 None,
             )
+            .await
             .unwrap();
-        store.create_folder("bob@example.test", "A&-B").unwrap();
+        store
+            .create_folder("bob@example.test", "A&-B")
+            .await
+            .unwrap();
         assert_eq!(convert_stored_names(&store).await.unwrap(), 3);
         let names: Vec<String> = store
             .folders("bob@example.test")
+            .await
             .unwrap()
             .into_iter()
             .map(|f| f.name)
@@ -245,12 +255,16 @@ mod tests {
         assert_eq!(
             store
                 .messages("bob@example.test", "Caf\u{e9}")
+                .await
                 .unwrap()
                 .len(),
             1
         );
         // Once only: a UTF-8 name spelled like modified UTF-7 stays.
-        store.create_folder("bob@example.test", "Z&AOk-").unwrap();
+        store
+            .create_folder("bob@example.test", "Z&AOk-")
+            .await
+            .unwrap();
         assert_eq!(convert_stored_names(&store).await.unwrap(), 0);
     }
 

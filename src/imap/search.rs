@@ -223,7 +223,7 @@ impl Session {
             Ok(kept) => kept,
             Err(outcome) => return Ok(outcome),
         };
-        let (positions, with_modseq) = match self.matching(charset, criteria) {
+        let (positions, with_modseq) = match self.matching(charset, criteria).await {
             Ok(found) => found,
             Err(outcome) => return Ok(outcome),
         };
@@ -294,7 +294,7 @@ impl Session {
     /// enables CONDSTORE). `Err` is the command's answer: a charset other
     /// than UTF-8 / US-ASCII, or no criteria. Shared by SEARCH, SORT and
     /// THREAD.
-    pub fn matching(
+    pub async fn matching(
         &mut self,
         charset: Option<Charset<'static>>,
         criteria: Vec<SearchKey<'static>>,
@@ -326,7 +326,7 @@ impl Session {
         for (i, meta) in view.messages.iter().enumerate() {
             let bytes = match depth {
                 Need::Index => Vec::new(),
-                d => match load(&store, meta, d == Need::Header) {
+                d => match load(&store, meta, d == Need::Header).await {
                     Ok(b) => b,
                     Err(_) => continue,
                 },

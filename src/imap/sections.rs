@@ -38,13 +38,14 @@ pub fn need_of(item: &MessageDataItemName<'_>) -> Need {
 }
 
 /// Reads as much of a message as `need` asks.
-pub fn load(
+pub async fn load(
     store: &Store,
     meta: &MessageMeta,
     need_header_only: bool,
 ) -> Result<Vec<u8>, StoreError> {
     let mut out = Vec::new();
-    for part in store.blob_parts(meta.blob)? {
+    let mut parts = store.blob_parts(meta.blob).await?;
+    while let Some(part) = parts.next_part().await {
         out.extend_from_slice(&part?);
         if need_header_only && render::has_header_end(&out) {
             break;

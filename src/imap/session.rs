@@ -312,10 +312,10 @@ impl Session {
                 parameters,
             } => self.select(mailbox, parameters, true).await?,
             CommandBody::Create { mailbox } => self.create(mailbox).await?,
-            CommandBody::Delete { mailbox } => self.delete(mailbox)?,
+            CommandBody::Delete { mailbox } => self.delete(mailbox).await?,
             CommandBody::Rename { from, to } => self.rename(from, to).await?,
-            CommandBody::Subscribe { mailbox } => self.subscribe(mailbox, true)?,
-            CommandBody::Unsubscribe { mailbox } => self.subscribe(mailbox, false)?,
+            CommandBody::Subscribe { mailbox } => self.subscribe(mailbox, true).await?,
+            CommandBody::Unsubscribe { mailbox } => self.subscribe(mailbox, false).await?,
             CommandBody::List {
                 reference,
                 mailbox_wildcard,
@@ -484,7 +484,10 @@ impl Session {
             return Ok(());
         };
         let mut out = Vec::new();
-        if let Err(e) = view.sync(&self.ctx.store, &user, expunge_ok, self.condstore, &mut out) {
+        if let Err(e) = view
+            .sync(&self.ctx.store, &user, expunge_ok, self.condstore, &mut out)
+            .await
+        {
             tracing::error!(user = %user, "cannot refresh the selected folder: {e}");
         }
         if !out.is_empty() {
@@ -499,7 +502,7 @@ impl Session {
         let (Some(user), Some(view)) = (self.user.as_deref(), self.view.as_ref()) else {
             return Ok(());
         };
-        if let Ok(Some(info)) = self.ctx.store.folder(user, &view.folder) {
+        if let Ok(Some(info)) = self.ctx.store.folder(user, &view.folder).await {
             let line = format!("* OK [HIGHESTMODSEQ {}] modseq\r\n", info.highest_modseq);
             self.conn.write_buffered(line.as_bytes()).await?;
         }

@@ -16,18 +16,17 @@ use std::io;
 impl Session {
     /// The facts of the messages at `positions` (header blocks read one
     /// at a time; an unreadable message sorts by its index data).
-    pub fn facts(&self, positions: &[usize]) -> Vec<Facts> {
+    pub async fn facts(&self, positions: &[usize]) -> Vec<Facts> {
         let Some(view) = self.view.as_ref() else {
             return Vec::new();
         };
-        positions
-            .iter()
-            .map(|&p| {
-                let meta = &view.messages[p];
-                let bytes = load(&self.ctx.store, meta, true).unwrap_or_default();
-                Facts::of(p, meta, &bytes)
-            })
-            .collect()
+        let mut out = Vec::with_capacity(positions.len());
+        for &p in positions {
+            let meta = &view.messages[p];
+            let bytes = load(&self.ctx.store, meta, true).await.unwrap_or_default();
+            out.push(Facts::of(p, meta, &bytes));
+        }
+        out
     }
 
     /// The number a response shows for the message at `pos`.
@@ -39,8 +38,8 @@ impl Session {
     }
 
     /// `positions` in the order of `criteria`.
-    pub fn sorted(&self, criteria: &[SortCriterion], positions: &[usize]) -> Vec<usize> {
-        let mut facts = self.facts(positions);
+    pub async fn sorted(&self, criteria: &[SortCriterion], positions: &[usize]) -> Vec<usize> {
+        let mut facts = self.facts(positions).await;
         facts.sort_by(|a, b| order(criteria, a, b));
         facts.into_iter().map(|f| f.pos).collect()
     }
@@ -58,11 +57,11 @@ impl Session {
             Ok(kept) => kept,
             Err(outcome) => return Ok(outcome),
         };
-        let (positions, with_modseq) = match self.matching(Some(charset), search) {
+        let (positions, with_modseq) = match self.matching(Some(charset), search).await {
             Ok(found) => found,
             Err(outcome) => return Ok(outcome),
         };
-        let sorted = self.sorted(&criteria, &positions);
+        let sorted = self.sorted(&criteria, &positions).await;
         let numbers: Vec<u32> = sorted.iter().map(|&p| self.number(p, uid)).collect();
         let highest = self.view.as_ref().map_or(0, |v| {
             sorted

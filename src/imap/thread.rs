@@ -40,11 +40,11 @@ impl Session {
                 )));
             }
         };
-        let (positions, _) = match self.matching(Some(charset), search) {
+        let (positions, _) = match self.matching(Some(charset), search).await {
             Ok(found) => found,
             Err(outcome) => return Ok(outcome),
         };
-        let facts = self.facts(&positions);
+        let facts = self.facts(&positions).await;
         let numbers: Vec<u32> = facts.iter().map(|f| self.number(f.pos, uid)).collect();
         let (nodes, roots) = if references {
             by_references(&facts)

@@ -177,11 +177,11 @@ impl Session {
         let mut live = std::mem::take(&mut view.live);
         let mut out = String::new();
         for search in &mut live {
-            let Ok((positions, _)) = self.matching(None, search.criteria.clone()) else {
+            let Ok((positions, _)) = self.matching(None, search.criteria.clone()).await else {
                 continue;
             };
             let positions = match &search.sort {
-                Some(criteria) => self.sorted(criteria, &positions),
+                Some(criteria) => self.sorted(criteria, &positions).await,
                 None => positions,
             };
             let Some(view) = self.view.as_ref() else {

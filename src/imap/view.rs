@@ -39,18 +39,18 @@ pub struct View {
 pub struct BadSequence;
 
 impl View {
-    pub fn open(
+    pub async fn open(
         store: &Store,
         user: &str,
         folder: &str,
         read_only: bool,
     ) -> Result<Option<View>, StoreError> {
-        let Some(info) = store.folder(user, folder)? else {
+        let Some(info) = store.folder(user, folder).await? else {
             return Ok(None);
         };
-        let messages = store.messages(user, folder)?;
+        let messages = store.messages(user, folder).await?;
         let first_recent = match messages.last() {
-            Some(last) if !read_only => store.claim_recent(user, &info.name, last.uid + 1)?,
+            Some(last) if !read_only => store.claim_recent(user, &info.name, last.uid + 1).await?,
             _ => info.first_recent,
         };
         let recent = messages
@@ -246,7 +246,7 @@ impl View {
 
     /// Brings the view up to date with the store, rendering the changes.
     /// Without `expunge_ok`, vanished messages stay until a later sync.
-    pub fn sync(
+    pub async fn sync(
         &mut self,
         store: &Store,
         user: &str,
@@ -257,7 +257,7 @@ impl View {
         if !self.dirty {
             return Ok(());
         }
-        let fresh = store.messages(user, &self.folder)?;
+        let fresh = store.messages(user, &self.folder).await?;
         let mut gone = Vec::new();
         let mut changed = Vec::new();
         for (pos, m) in self.messages.iter_mut().enumerate() {
@@ -301,11 +301,14 @@ impl View {
         if let Some(newest) = new.last() {
             let first_recent = if self.read_only {
                 store
-                    .folder(user, &self.folder)?
+                    .folder(user, &self.folder)
+                    .await?
                     .map(|i| i.first_recent)
                     .unwrap_or(u32::MAX)
             } else {
-                store.claim_recent(user, &self.folder, newest.uid + 1)?
+                store
+                    .claim_recent(user, &self.folder, newest.uid + 1)
+                    .await?
             };
             self.recent
                 .extend(new.iter().map(|m| m.uid).filter(|&u| u >= first_recent));

@@ -40,24 +40,24 @@ pub enum Parts {
     Plugin(std::vec::IntoIter<Vec<u8>>),
 }
 
-impl Iterator for Parts {
-    type Item = Result<Vec<u8>, StoreError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
+impl Parts {
+    /// The next piece, None after the last.
+    pub async fn next_part(&mut self) -> Option<Result<Vec<u8>, StoreError>> {
         match self {
-            Parts::Store(p) => p.next(),
+            Parts::Store(p) => p.next_part().await,
             Parts::Plugin(p) => p.next().map(Ok),
         }
     }
 }
 
 impl Maildrop {
-    pub fn open(store: &Store, user: &str) -> Result<Maildrop, StoreError> {
+    pub async fn open(store: &Store, user: &str) -> Result<Maildrop, StoreError> {
         let uidvalidity = store
-            .folder(user, "INBOX")?
+            .folder(user, "INBOX")
+            .await?
             .map(|f| f.uidvalidity)
             .unwrap_or(0);
-        let messages = store.messages(user, "INBOX")?;
+        let messages = store.messages(user, "INBOX").await?;
         Ok(Maildrop {
             store: store.clone(),
             user: user.to_string(),
@@ -81,7 +81,7 @@ impl Maildrop {
             None
         };
         let Some(index) = claimed else {
-            return Ok(Maildrop::open(&ctx.store, user)?);
+            return Ok(Maildrop::open(&ctx.store, user).await?);
         };
         let list = session
             .storage_list(index, user)
@@ -183,7 +183,7 @@ impl Maildrop {
             }
             return Ok(uids.len());
         }
-        Ok(self.store.expunge(&self.user, "INBOX", &uids)?.len())
+        Ok(self.store.expunge(&self.user, "INBOX", &uids).await?.len())
     }
 
     /// The message's stored pieces, in order.
@@ -201,7 +201,7 @@ impl Maildrop {
                 .map_err(MaildropError::Plugin)?;
             return Ok(Parts::Plugin(pieces.into_iter()));
         }
-        Ok(Parts::Store(self.store.blob_parts(m.blob)?))
+        Ok(Parts::Store(self.store.blob_parts(m.blob).await?))
     }
 }
 

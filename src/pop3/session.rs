@@ -365,7 +365,7 @@ impl Session {
         let Some(meta) = drop.get(n).cloned() else {
             return self.err("no such message").await;
         };
-        let parts = match drop.parts(&meta).await {
+        let mut parts = match drop.parts(&meta).await {
             Ok(p) => p,
             Err(e) => {
                 tracing::error!(uid = meta.uid, "cannot read message: {e}");
@@ -379,7 +379,7 @@ impl Session {
         self.conn.write_buffered(head.as_bytes()).await?;
         let mut stuffer = Stuffer::new(top);
         let mut out = Vec::with_capacity(70 * 1024);
-        for part in parts {
+        while let Some(part) = parts.next_part().await {
             let part = match part {
                 Ok(p) => p,
                 Err(e) => {

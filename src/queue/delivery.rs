@@ -77,7 +77,7 @@ impl Deliverer {
     /// the entry is due again (`None`: it left the queue).
     pub async fn deliver(&self, id: u64) -> Result<Option<i64>, StoreError> {
         let store = &self.ctx.store;
-        let Some(mut entry) = store.queue_entry(id)? else {
+        let Some(mut entry) = store.queue_entry(id).await? else {
             return Ok(None);
         };
         let started = Instant::now();
@@ -106,7 +106,7 @@ impl Deliverer {
                     started,
                 );
             }
-            store.update_queue_entry(&entry)?;
+            store.update_queue_entry(&entry).await?;
             notify::send(&self.ctx, &entry, &failed, DsnKind::Failed).await?;
             return self.finish(entry).await;
         }
@@ -127,7 +127,7 @@ impl Deliverer {
             .collect();
         for i in local {
             let users = entry.recipients[i].local_users.clone();
-            let outcome = match store.deliver_blob(entry.blob, &users) {
+            let outcome = match store.deliver_blob(entry.blob, &users).await {
                 Ok(_) => Outcome::Delivered {
                     relay: "local".into(),
                     reply: "delivered to mailbox".into(),
@@ -176,7 +176,7 @@ impl Deliverer {
                     started,
                 );
             }
-            store.update_queue_entry(&entry)?;
+            store.update_queue_entry(&entry).await?;
             // Before the next destination, what this one accepted is made
             // durable (a crash then repeats no delivery already done). After
             // the last, `finish` says why no flush is waited for.
@@ -204,7 +204,7 @@ impl Deliverer {
             && self.schedule.warn_due(entry.arrived, now())
         {
             entry.warned = true;
-            store.update_queue_entry(&entry)?;
+            store.update_queue_entry(&entry).await?;
             let delayed: Vec<usize> = (0..entry.recipients.len())
                 .filter(|&i| {
                     entry.recipients[i].state == RecipientState::Pending
@@ -230,9 +230,9 @@ impl Deliverer {
         let store = &self.ctx.store;
         let next = entry.next_attempt();
         if next.is_none() {
-            store.release_queue_entry(&entry)?;
+            store.release_queue_entry(&entry).await?;
         } else {
-            store.update_queue_entry(&entry)?;
+            store.update_queue_entry(&entry).await?;
         }
         Ok(next)
     }
@@ -332,7 +332,7 @@ impl Deliverer {
         let policy = Some(routed.policy.clone());
         if let (Some(rpt), Some(report)) = (&self.tls_rpt, &routed.report) {
             for (kind, host, why) in &routed.unusable {
-                rpt.failure(report, kind, host, why);
+                rpt.failure(report, kind, host, why).await;
             }
         }
         if routed.hops.is_empty() {
@@ -373,7 +373,7 @@ impl Deliverer {
             last_error = format!("{last_error}; {refusal}");
         }
         for (hop, security) in &routed.hops {
-            let parts = match self.ctx.store.blob_parts(entry.blob) {
+            let parts = match self.ctx.store.blob_parts(entry.blob).await {
                 Ok(p) => p,
                 Err(e) => {
                     let text = format!("message body unreadable: {e}");
@@ -384,7 +384,7 @@ impl Deliverer {
             let result = self
                 .attempt(hop, security, &envelope, &mut reader, entry.blob)
                 .await;
-            self.tally_tls(routed.report.as_ref(), &result);
+            self.tally_tls(routed.report.as_ref(), &result).await;
             match result {
                 Ok(report) => {
                     let relay = report.remote.clone();
@@ -483,9 +483,10 @@ impl Deliverer {
                         remote = session.remote(),
                         "cached connection failed; using a new one"
                     );
-                    *reader = BlobReader::new(self.ctx.store.blob_parts(blob).map_err(|e| {
-                        AttemptError::Io(hop.host.clone(), std::io::Error::other(e))
-                    })?);
+                    *reader =
+                        BlobReader::new(self.ctx.store.blob_parts(blob).await.map_err(|e| {
+                            AttemptError::Io(hop.host.clone(), std::io::Error::other(e))
+                        })?);
                 }
                 result => return self.park(&key, session, result).await,
             }
@@ -496,7 +497,7 @@ impl Deliverer {
     }
 
     /// Counts the session for TLS-RPT when a reporting policy applies.
-    fn tally_tls(
+    async fn tally_tls(
         &self,
         policy: Option<&ReportPolicy>,
         result: &Result<DeliveryReport, AttemptError>,
@@ -506,12 +507,15 @@ impl Deliverer {
         };
         match result {
             Ok(report) => match &report.tls_problem {
-                None => rpt.success(policy),
-                Some(p) => rpt.failure(policy, p.result_type, &report.remote, &p.text),
+                None => rpt.success(policy).await,
+                Some(p) => {
+                    rpt.failure(policy, p.result_type, &report.remote, &p.text)
+                        .await
+                }
             },
             Err(e) => {
                 if let Some((kind, remote)) = e.tls_result() {
-                    rpt.failure(policy, kind, remote, &e.to_string());
+                    rpt.failure(policy, kind, remote, &e.to_string()).await;
                 }
             }
         }

@@ -119,14 +119,14 @@ pub async fn run(ctx: Arc<ServerContext>, mut shutdown: Shutdown) {
         }
     };
     let mut schedule = Schedule::default();
-    match ctx.store.queue_entries() {
+    match ctx.store.queue_entries().await {
         Ok(entries) => {
             for entry in entries {
                 match entry.next_attempt() {
                     Some(at) => schedule.set(entry.id, at),
                     // Nothing pending: a crash came between the last result and the clean-up.
                     None => {
-                        if let Err(e) = ctx.store.release_queue_entry(&entry) {
+                        if let Err(e) = ctx.store.release_queue_entry(&entry).await {
                             tracing::warn!(queue_id = %entry.queue_id(), "queue clean-up failed: {e}");
                         }
                     }

@@ -33,7 +33,7 @@ pub async fn send(
         return Ok(());
     }
     let store = &ctx.store;
-    let original = store.read_blob(entry.blob)?;
+    let original = store.read_blob(entry.blob).await?;
     let message = dsn::build(&ctx.config.hostname, entry, &wanted, kind, &original);
     let recipients = recipients_for(&ctx.config, store, &entry.sender).await;
     if recipients.is_empty() {
@@ -115,7 +115,7 @@ async fn enqueue(
     require_tls: bool,
 ) -> Result<u64, StoreError> {
     let store = &ctx.store;
-    let id = store.next_id()?;
+    let id = store.next_id().await?;
     let entry = QueueEntry {
         id,
         blob: id,
@@ -131,7 +131,7 @@ async fn enqueue(
         warned: true,
         require_tls,
     };
-    store.enqueue_bytes(entry, message)?;
+    store.enqueue_bytes(entry, message).await?;
     store.flush().await?;
     ctx.queue.queued(id, now());
     Ok(id)

@@ -107,7 +107,7 @@ impl Deliverer {
     /// Read from the stored header section, only when a policy would be waived.
     async fn tls_required_no(&self, entry: &QueueEntry) -> bool {
         use tokio::io::AsyncReadExt;
-        let Ok(parts) = self.ctx.store.blob_parts(entry.blob) else {
+        let Ok(parts) = self.ctx.store.blob_parts(entry.blob).await else {
             return false;
         };
         let mut reader = BlobReader::new(parts);

@@ -221,7 +221,7 @@ impl MessageSink {
         }
     }
 
-    pub fn push(&mut self, bytes: &[u8]) {
+    pub async fn push(&mut self, bytes: &[u8]) {
         self.size += bytes.len() as u64;
         if !self.eight_bit && !bytes.is_ascii() {
             self.eight_bit = true;
@@ -242,7 +242,7 @@ impl MessageSink {
             return;
         }
         if let Some(w) = self.writer.as_mut()
-            && let Err(e) = w.write(bytes)
+            && let Err(e) = w.write(bytes).await
         {
             self.error = Some(SinkError::Store(e));
             self.writer = None;
@@ -266,9 +266,9 @@ impl MessageSink {
 
     /// Makes every byte pushed so far readable from the store (for the
     /// data hooks); the blob id, or None when nothing is being kept.
-    pub fn flush_to_store(&mut self) -> Option<u64> {
+    pub async fn flush_to_store(&mut self) -> Option<u64> {
         let w = self.writer.as_mut()?;
-        if let Err(e) = w.flush_pending() {
+        if let Err(e) = w.flush_pending().await {
             self.error = Some(SinkError::Store(e));
             self.writer = None;
             return None;

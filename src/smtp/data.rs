@@ -42,10 +42,10 @@ impl Session {
         }
     }
 
-    fn new_sink(&self) -> Result<(u64, MessageSink), crate::store::StoreError> {
+    async fn new_sink(&self) -> Result<(u64, MessageSink), crate::store::StoreError> {
         let store = &self.ctx.store;
-        let id = store.next_id()?;
-        let writer = store.blob_writer(id)?;
+        let id = store.next_id().await?;
+        let writer = store.blob_writer(id);
         Ok((
             id,
             MessageSink::new(
@@ -68,10 +68,10 @@ impl Session {
         if !self.ready_for_data().await? {
             return Ok(());
         }
-        let (id, mut sink) = match self.new_sink() {
+        let (id, mut sink) = match self.new_sink().await {
             Ok(x) => x,
             Err(e) => {
-                tracing::error!("cannot start a message: {e}");
+                tracing::error!("cannot start a message (451 4.3.0): {e}");
                 return self
                     .send(Reply::new(
                         451,
@@ -103,7 +103,7 @@ impl Session {
             let used = end.unwrap_or(self.conn.buffered().len());
             self.conn.consume(used);
             self.check_space(&mut sink, out.len());
-            sink.push(&out);
+            sink.push(&out).await;
             out.clear();
             if end.is_some() {
                 break;
@@ -116,7 +116,7 @@ impl Session {
         // The chunk is read in every case, so the session stays in step.
         let usable = self.tx.as_ref().is_some_and(|t| !t.rcpts.is_empty());
         if usable && self.tx.as_ref().is_some_and(|t| t.bdat.is_none()) {
-            match self.new_sink() {
+            match self.new_sink().await {
                 Ok((id, sink)) => {
                     if let Some(tx) = self.tx.as_mut() {
                         tx.bdat = Some(BdatState {
@@ -150,7 +150,7 @@ impl Session {
                 if low_space {
                     state.sink.abandon_for_space();
                 }
-                state.sink.push(&out);
+                state.sink.push(&out).await;
                 out.clear();
             }
             self.conn.consume(take);
@@ -176,7 +176,7 @@ impl Session {
                 .await;
         }
         state.decoder.finish(&mut out);
-        state.sink.push(&out);
+        state.sink.push(&out).await;
         let Some(BdatState { id, sink, .. }) = self.tx.as_mut().and_then(|t| t.bdat.take()) else {
             return Ok(());
         };
@@ -292,6 +292,7 @@ impl Session {
                 return reply;
             }
             Err(Refused::Storage) => {
+                tracing::warn!(queue_id = qid, client = %self.client_text(), "refused with 451 4.3.0: the message could not be stored");
                 return Reply::new(
                     451,
                     "4.3.0",
@@ -386,7 +387,10 @@ impl Session {
         let Some(writer) = sink.writer_mut() else {
             return Ok((None, Decision::Accept));
         };
-        let message = writer.contents().map_err(|e| storage_trouble(qid, e))?;
+        let message = writer
+            .contents()
+            .await
+            .map_err(|e| storage_trouble(qid, e))?;
         let mail_from = match &tx.from {
             ReversePath::Null => String::new(),
             other => other.to_string(),
@@ -411,6 +415,7 @@ impl Session {
         for offset in forged {
             writer
                 .patch(offset as u64, b"X-Removed-Auth-Results")
+                .await
                 .map_err(|e| storage_trouble(qid, e))?;
         }
         let decision = decide(&config.auth, &origin, &results);

@@ -1,11 +1,21 @@
-//! Message bodies, kept in 64 KiB chunks so that a large message is never
-//! held whole in memory: the SMTP reader streams into a `BlobWriter`, and
-//! readers walk the chunks. A blob has a reference count (one per mailbox
-//! copy and one while the queue holds it) and is deleted at zero. Blobs whose
-//! writer never committed (a crash mid-DATA) are removed at the next start.
+//! Message bodies, kept in 64 KiB chunks in `Space::Blobs` (`<blob id,
+//! 8 bytes BE><chunk, 4 bytes BE>`) so that a large message is never held
+//! whole in memory: the SMTP reader streams into a `BlobWriter`, and
+//! readers walk the chunks. Each full chunk is committed as it fills, the
+//! first one with a `p/<id>` mark (a writer under way); the last, partial
+//! chunk and the blob record `b/<id>` go in the write set of the delivery
+//! that commits the message, so a small message costs one commit in all.
+//! A blob has a reference count (one per mailbox copy and one while the
+//! queue holds it), changed only in conditional write sets
+//! (`writeset.rs`); at zero the record and the chunks go in the same write
+//! set. Blobs whose writer never committed (a crash mid-DATA) are removed
+//! at the next start.
 
+use super::backend::{Batch, KeyRange, ScanOrder, Space};
 use super::{Store, StoreError, decode, encode};
 use serde::{Deserialize, Serialize};
+use std::future::Future;
+use std::pin::Pin;
 
 pub type BlobId = u64;
 
@@ -44,13 +54,13 @@ pub(super) fn blob_key(id: BlobId) -> Vec<u8> {
     k
 }
 
-fn pending_key(id: BlobId) -> Vec<u8> {
+pub(super) fn pending_key(id: BlobId) -> Vec<u8> {
     let mut k = b"p/".to_vec();
     k.extend_from_slice(&id.to_be_bytes());
     k
 }
 
-fn chunk_key(id: BlobId, n: u32) -> [u8; 12] {
+pub(super) fn chunk_key(id: BlobId, n: u32) -> [u8; 12] {
     let mut k = [0u8; 12];
     k[..8].copy_from_slice(&id.to_be_bytes());
     k[8..].copy_from_slice(&n.to_be_bytes());
@@ -66,6 +76,8 @@ pub struct BlobWriter {
     chunks: u32,
     size: u64,
     skip: u64,
+    /// `p/<id>` is written (with the first chunk): a crash leaves a trace.
+    marked: bool,
     pub(super) committed: bool,
 }
 
@@ -94,7 +106,7 @@ impl BlobWriter {
         self.size == 0
     }
 
-    pub fn write(&mut self, mut data: &[u8]) -> Result<(), StoreError> {
+    pub async fn write(&mut self, mut data: &[u8]) -> Result<(), StoreError> {
         self.size += data.len() as u64;
         while !data.is_empty() {
             let room = CHUNK_SIZE - self.buf.len();
@@ -102,7 +114,7 @@ impl BlobWriter {
             self.buf.extend_from_slice(&data[..take]);
             data = &data[take..];
             if self.buf.len() == CHUNK_SIZE {
-                self.spill()?;
+                self.spill().await?;
             }
         }
         Ok(())
@@ -111,10 +123,11 @@ impl BlobWriter {
     /// Everything written so far in one buffer: the chunks already in the
     /// store, then the part still buffered. One copy of the message, for
     /// checks that need it whole (DKIM verification and signing).
-    pub fn contents(&self) -> Result<Vec<u8>, StoreError> {
+    pub async fn contents(&self) -> Result<Vec<u8>, StoreError> {
         let mut out = Vec::with_capacity(self.size as usize);
+        let backend = &self.store.inner.backend;
         for n in 0..self.chunks {
-            match self.store.inner.blobs.get(chunk_key(self.id, n))? {
+            match backend.get(Space::Blobs, &chunk_key(self.id, n)).await? {
                 Some(v) => out.extend_from_slice(&v),
                 None => return Err(StoreError::MissingBlob(self.id)),
             }
@@ -125,10 +138,11 @@ impl BlobWriter {
 
     /// Overwrites `bytes.len()` bytes at `offset` with `bytes` (the length
     /// never changes, so chunk boundaries and sizes stay as they are).
-    pub fn patch(&mut self, offset: u64, bytes: &[u8]) -> Result<(), StoreError> {
+    pub async fn patch(&mut self, offset: u64, bytes: &[u8]) -> Result<(), StoreError> {
         if offset + bytes.len() as u64 > self.size {
             return Ok(());
         }
+        let backend = &self.store.inner.backend;
         let mut done = 0usize;
         while done < bytes.len() {
             let at = offset + done as u64;
@@ -142,12 +156,13 @@ impl BlobWriter {
                 self.buf[pos..pos + run].copy_from_slice(part);
             } else {
                 let key = chunk_key(self.id, n);
-                let Some(v) = self.store.inner.blobs.get(key)? else {
+                let Some(mut v) = backend.get(Space::Blobs, &key).await? else {
                     return Err(StoreError::MissingBlob(self.id));
                 };
-                let mut v = v.to_vec();
                 v[pos..pos + run].copy_from_slice(part);
-                self.store.inner.blobs.insert(key, v)?;
+                let mut batch = Batch::new();
+                batch.put(Space::Blobs, key.to_vec(), v);
+                backend.commit(batch).await?;
             }
             done += run;
         }
@@ -157,80 +172,102 @@ impl BlobWriter {
     /// Writes the partly filled chunk, so that `Store::read_chunks` sees
     /// every byte written so far (the data hooks read a message before it
     /// is committed). Nothing may be written after it but `finish`.
-    pub fn flush_pending(&mut self) -> Result<(), StoreError> {
-        self.spill()
+    pub async fn flush_pending(&mut self) -> Result<(), StoreError> {
+        self.spill().await
     }
 
-    fn spill(&mut self) -> Result<(), StoreError> {
+    async fn spill(&mut self) -> Result<(), StoreError> {
         if self.buf.is_empty() {
             return Ok(());
         }
-        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK_SIZE));
-        self.store
-            .inner
-            .blobs
-            .insert(chunk_key(self.id, self.chunks), chunk)?;
+        let mut batch = Batch::new();
+        if !self.marked {
+            batch.put(Space::Meta, pending_key(self.id), Vec::new());
+        }
+        batch.put(
+            Space::Blobs,
+            chunk_key(self.id, self.chunks).to_vec(),
+            self.buf.as_slice(),
+        );
+        self.store.inner.backend.commit(batch).await?;
+        self.buf.clear();
+        self.marked = true;
         self.chunks += 1;
         Ok(())
     }
 
-    /// Writes the last chunk and returns the record to commit with `refs`
-    /// references; the caller puts it in the same batch as whatever refers to it.
-    pub(super) fn finish(
-        mut self,
-        prefix: Vec<u8>,
-        refs: u32,
-        batch: &mut sled::Batch,
-    ) -> Result<BlobRecord, StoreError> {
-        self.spill()?;
-        self.committed = true;
+    /// Adds to `batch` the last chunk and the record of the blob with
+    /// `refs` references, in the write set of whatever refers to it. The
+    /// caller sets `committed` once that write set has committed.
+    pub(super) fn finish(&self, prefix: &[u8], refs: u32, batch: &mut Batch) -> BlobRecord {
+        let mut chunks = self.chunks;
+        if !self.buf.is_empty() {
+            batch.put(
+                Space::Blobs,
+                chunk_key(self.id, chunks).to_vec(),
+                self.buf.as_slice(),
+            );
+            chunks += 1;
+        }
         let record = BlobRecord {
             size: self.size - self.skip + prefix.len() as u64,
-            chunks: self.chunks,
+            chunks,
             refs,
-            prefix,
+            prefix: prefix.to_vec(),
             skip: self.skip,
         };
-        batch.insert(blob_key(self.id), encode(&record));
-        batch.remove(pending_key(self.id));
-        Ok(record)
+        batch.put(Space::Meta, blob_key(self.id), encode(&record));
+        if self.marked {
+            batch.delete(Space::Meta, pending_key(self.id));
+        }
+        record
     }
 }
 
 impl Drop for BlobWriter {
+    /// A writer given up removes the chunks it committed (in the
+    /// background; without a runtime the next start sweeps them).
     fn drop(&mut self) {
-        if !self.committed {
-            let _ = self.store.remove_chunks(self.id, self.chunks);
-            let _ = self.store.inner.meta.remove(pending_key(self.id));
+        if self.committed || !self.marked {
+            return;
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let (store, id, chunks) = (self.store.clone(), self.id, self.chunks);
+            runtime.spawn(async move {
+                if let Err(e) = store.remove_unfinished(id, Some(chunks)).await {
+                    tracing::warn!(blob = id, "removing an unfinished message body: {e}");
+                }
+            });
         }
     }
 }
 
 impl Store {
     /// Starts a new blob; `id` is usually the queue id of the message.
-    pub fn blob_writer(&self, id: BlobId) -> Result<BlobWriter, StoreError> {
-        self.inner.meta.insert(pending_key(id), &[])?;
-        Ok(BlobWriter {
+    /// Nothing is written before the first chunk fills.
+    pub fn blob_writer(&self, id: BlobId) -> BlobWriter {
+        BlobWriter {
             store: self.clone(),
             id,
             buf: Vec::with_capacity(CHUNK_SIZE),
             chunks: 0,
             size: 0,
             skip: 0,
+            marked: false,
             committed: false,
-        })
+        }
     }
 
-    pub fn blob(&self, id: BlobId) -> Result<BlobRecord, StoreError> {
-        match self.inner.meta.get(blob_key(id))? {
+    pub async fn blob(&self, id: BlobId) -> Result<BlobRecord, StoreError> {
+        match self.inner.backend.get(Space::Meta, &blob_key(id)).await? {
             Some(v) => decode("blob", &v),
             None => Err(StoreError::MissingBlob(id)),
         }
     }
 
     /// The pieces of a message in order: its prefix, then each chunk.
-    pub fn blob_parts(&self, id: BlobId) -> Result<BlobParts, StoreError> {
-        let record = self.blob(id)?;
+    pub async fn blob_parts(&self, id: BlobId) -> Result<BlobParts, StoreError> {
+        let record = self.blob(id).await?;
         Ok(BlobParts {
             store: self.clone(),
             id,
@@ -242,9 +279,10 @@ impl Store {
     }
 
     /// The whole message in memory (for small messages and tests).
-    pub fn read_blob(&self, id: BlobId) -> Result<Vec<u8>, StoreError> {
+    pub async fn read_blob(&self, id: BlobId) -> Result<Vec<u8>, StoreError> {
         let mut out = Vec::new();
-        for part in self.blob_parts(id)? {
+        let mut parts = self.blob_parts(id).await?;
+        while let Some(part) = parts.next_part().await {
             out.extend_from_slice(&part?);
         }
         Ok(out)
@@ -252,14 +290,20 @@ impl Store {
 
     /// Up to `len` bytes of blob `id`'s chunks from `offset` (the prefix not
     /// included), committed or still being written; fewer at the end.
-    pub fn read_chunks(&self, id: BlobId, offset: u64, len: usize) -> Result<Vec<u8>, StoreError> {
+    pub async fn read_chunks(
+        &self,
+        id: BlobId,
+        offset: u64,
+        len: usize,
+    ) -> Result<Vec<u8>, StoreError> {
         let mut out = Vec::with_capacity(len.min(CHUNK_SIZE));
         let Ok(mut n) = u32::try_from(offset / CHUNK_SIZE as u64) else {
             return Ok(out);
         };
         let mut skip = (offset % CHUNK_SIZE as u64) as usize;
         while out.len() < len {
-            let Some(chunk) = self.inner.blobs.get(chunk_key(id, n))? else {
+            let key = chunk_key(id, n);
+            let Some(chunk) = self.inner.backend.get(Space::Blobs, &key).await? else {
                 break;
             };
             if skip >= chunk.len() {
@@ -273,59 +317,62 @@ impl Store {
         Ok(out)
     }
 
-    /// Adds `delta` references in `batch` (called under the write lock).
-    pub(super) fn adjust_refs(
-        &self,
-        id: BlobId,
-        delta: i64,
-        batch: &mut sled::Batch,
-    ) -> Result<bool, StoreError> {
-        let mut record = self.blob(id)?;
-        let refs = (i64::from(record.refs) + delta).max(0);
-        if refs == 0 {
-            batch.remove(blob_key(id));
-            return Ok(true);
+    /// Removes an uncommitted blob's chunks (the first `chunks`, or every
+    /// chunk of its id when unknown) and its `p/` mark, unless a record
+    /// shows it committed after all.
+    async fn remove_unfinished(&self, id: BlobId, chunks: Option<u32>) -> Result<(), StoreError> {
+        let backend = &self.inner.backend;
+        let mut batch = Batch::new();
+        batch.require(Space::Meta, blob_key(id), None);
+        batch.delete(Space::Meta, pending_key(id));
+        match chunks {
+            Some(chunks) => {
+                for n in 0..chunks {
+                    batch.delete(Space::Blobs, chunk_key(id, n).to_vec());
+                }
+            }
+            None => {
+                let range =
+                    KeyRange::between(&chunk_key(id, 0), &chunk_key(id.saturating_add(1), 0));
+                for (key, _) in backend.scan(Space::Blobs, &range, ScanOrder::ALL).await? {
+                    batch.delete(Space::Blobs, key);
+                }
+            }
         }
-        record.refs = refs as u32;
-        batch.insert(blob_key(id), encode(&record));
-        Ok(false)
-    }
-
-    pub(super) fn remove_chunks(&self, id: BlobId, chunks: u32) -> Result<(), StoreError> {
-        for n in 0..chunks.max(1) {
-            self.inner.blobs.remove(chunk_key(id, n))?;
+        match backend.commit(batch).await {
+            // Committed after all: only the mark can be left.
+            Err(super::backend::BackendError::Conflict) => {
+                let mut batch = Batch::new();
+                batch.delete(Space::Meta, pending_key(id));
+                Ok(backend.commit(batch).await?)
+            }
+            other => Ok(other?),
         }
-        // Chunks written past what the caller knew of (a crash): sweep the id's range.
-        for key in self
-            .inner
-            .blobs
-            .range(chunk_key(id, 0)..=chunk_key(id, u32::MAX))
-            .keys()
-        {
-            self.inner.blobs.remove(key?)?;
-        }
-        Ok(())
     }
 
     /// Removes blobs left by writers that never committed.
-    pub(super) fn discard_unfinished_blobs(&self) -> Result<(), StoreError> {
-        for key in self.inner.meta.scan_prefix(b"p/").keys() {
-            let key = key?;
-            if key.len() == 10 {
-                let mut id = [0u8; 8];
-                id.copy_from_slice(&key[2..]);
-                let id = u64::from_be_bytes(id);
-                if self.inner.meta.get(blob_key(id))?.is_none() {
-                    self.remove_chunks(id, 0)?;
+    pub(super) async fn discard_unfinished_blobs(&self) -> Result<(), StoreError> {
+        let marks = self
+            .inner
+            .backend
+            .scan(Space::Meta, &KeyRange::prefix(b"p/"), ScanOrder::ALL)
+            .await?;
+        for (key, _) in marks {
+            match <[u8; 8]>::try_from(&key[2..]) {
+                Ok(id) => self.remove_unfinished(u64::from_be_bytes(id), None).await?,
+                Err(_) => {
+                    let mut batch = Batch::new();
+                    batch.delete(Space::Meta, key);
+                    self.inner.backend.commit(batch).await?;
                 }
             }
-            self.inner.meta.remove(key)?;
         }
         Ok(())
     }
 }
 
-/// Iterator over a message's bytes: prefix, then chunks.
+/// A message's bytes in pieces: the prefix, then the chunks
+/// (`next_part`), one chunk in memory at a time.
 pub struct BlobParts {
     store: Store,
     id: BlobId,
@@ -336,10 +383,9 @@ pub struct BlobParts {
     skip: u64,
 }
 
-impl Iterator for BlobParts {
-    type Item = Result<Vec<u8>, StoreError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
+impl BlobParts {
+    /// The next piece, None after the last.
+    pub async fn next_part(&mut self) -> Option<Result<Vec<u8>, StoreError>> {
         if let Some(p) = self.prefix.take()
             && !p.is_empty()
         {
@@ -351,7 +397,7 @@ impl Iterator for BlobParts {
             }
             let key = chunk_key(self.id, self.next);
             self.next += 1;
-            let chunk = match self.store.inner.blobs.get(key) {
+            let chunk = match self.store.inner.backend.get(Space::Blobs, &key).await {
                 Ok(Some(v)) => v,
                 Ok(None) => return Some(Err(StoreError::MissingBlob(self.id))),
                 Err(e) => return Some(Err(e.into())),
@@ -367,10 +413,14 @@ impl Iterator for BlobParts {
     }
 }
 
+type NextPart =
+    Pin<Box<dyn Future<Output = (BlobParts, Option<Result<Vec<u8>, StoreError>>)> + Send>>;
+
 /// A message as an async byte stream (for the SMTP client), one chunk in
 /// memory at a time.
 pub struct BlobReader {
-    parts: BlobParts,
+    parts: Option<BlobParts>,
+    reading: Option<NextPart>,
     current: Vec<u8>,
     pos: usize,
 }
@@ -378,7 +428,8 @@ pub struct BlobReader {
 impl BlobReader {
     pub fn new(parts: BlobParts) -> BlobReader {
         BlobReader {
-            parts,
+            parts: Some(parts),
+            reading: None,
             current: Vec::new(),
             pos: 0,
         }
@@ -387,24 +438,43 @@ impl BlobReader {
 
 impl tokio::io::AsyncRead for BlobReader {
     fn poll_read(
-        self: std::pin::Pin<&mut Self>,
-        _cx: &mut std::task::Context<'_>,
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
         buf: &mut tokio::io::ReadBuf<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
+        use std::task::Poll;
         let this = self.get_mut();
         while this.pos >= this.current.len() {
-            match this.parts.next() {
-                None => return std::task::Poll::Ready(Ok(())),
+            if this.reading.is_none() {
+                let Some(mut parts) = this.parts.take() else {
+                    return Poll::Ready(Ok(()));
+                };
+                this.reading = Some(Box::pin(async move {
+                    let part = parts.next_part().await;
+                    (parts, part)
+                }));
+            }
+            let Some(reading) = this.reading.as_mut() else {
+                return Poll::Ready(Ok(()));
+            };
+            let (parts, part) = match reading.as_mut().poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(done) => done,
+            };
+            this.reading = None;
+            match part {
+                None => return Poll::Ready(Ok(())),
                 Some(Ok(chunk)) => {
+                    this.parts = Some(parts);
                     this.current = chunk;
                     this.pos = 0;
                 }
-                Some(Err(e)) => return std::task::Poll::Ready(Err(std::io::Error::other(e))),
+                Some(Err(e)) => return Poll::Ready(Err(std::io::Error::other(e))),
             }
         }
         let n = buf.remaining().min(this.current.len() - this.pos);
         buf.put_slice(&this.current[this.pos..this.pos + n]);
         this.pos += n;
-        std::task::Poll::Ready(Ok(()))
+        Poll::Ready(Ok(()))
     }
 }

@@ -280,7 +280,7 @@ mod tests {
     #[tokio::test]
     async fn rows_count_up_are_bounded_and_forgotten() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(dir.path()).expect("open");
+        let store = Store::open(dir.path()).await.expect("open");
         let p = policy();
         let record = async |start, ip| store.dmarc_record(start, &p, &row(ip), 2).await;
         assert!(record(100, "192.0.2.1").await.expect("1"));

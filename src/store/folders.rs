@@ -1,13 +1,17 @@
 //! Folder operations IMAP needs beyond delivery: renaming (with the folders
 //! below), subscriptions, copying and moving messages between folders
 //! without duplicating their bodies (a copy is one more reference on the
-//! same blob), and flag changes on many messages in one batch. Every change
-//! is one sled batch under the write lock, and is announced to the
+//! same blob), and flag changes on many messages in one write set. Every
+//! change is one conditional write set over the storage seam
+//! (`writeset.rs`: the folders it reads must be unchanged when it commits,
+//! else it runs again on what is there now), and is announced to the
 //! sessions listening on `Store::subscribe`.
 
-use super::mailbox::{NewCopy, canonical_folder, folder_key, message_key, messages_prefix};
+use super::backend::{KeyRange, ScanOrder, Space};
+use super::mailbox::{NewCopy, canonical_folder, message_key, messages_prefix};
 use super::subscriptions::kept_key;
-use super::{BlobId, FolderInfo, MailboxEvent, MessageMeta, Store, StoreError, decode, encode};
+use super::writeset::WriteSet;
+use super::{BlobId, MessageMeta, Store, StoreError, decode};
 use std::collections::HashMap;
 
 /// The hierarchy separator of folder names.
@@ -75,97 +79,96 @@ impl Store {
     /// Renames a folder and every folder below it (`a` → `b` moves `a/x`
     /// to `b/x`). Renaming INBOX moves its messages into a new folder and
     /// leaves INBOX empty (RFC 3501 6.3.5).
-    pub fn rename_folder(&self, user: &str, from: &str, to: &str) -> Result<(), StoreError> {
+    pub async fn rename_folder(&self, user: &str, from: &str, to: &str) -> Result<(), StoreError> {
         let from = canonical_folder(from);
         let to = canonical_folder(to);
-        if self.folder(user, &from)?.is_none() {
+        if self.folder(user, &from).await?.is_none() {
             return Err(StoreError::NoSuchFolder(from));
         }
-        if self.folder(user, &to)?.is_some() || to == "INBOX" {
+        if self.folder(user, &to).await?.is_some() || to == "INBOX" {
             return Err(StoreError::FolderExists(to));
         }
         if from == "INBOX" {
-            self.create_folder(user, &to)?;
+            self.create_folder(user, &to).await?;
             let uids: Vec<u32> = self
-                .messages(user, "INBOX")?
+                .messages(user, "INBOX")
+                .await?
                 .iter()
                 .map(|m| m.uid)
                 .collect();
-            self.copy_messages(user, "INBOX", &uids, &to, true)?;
+            self.copy_messages(user, "INBOX", &uids, &to, true).await?;
             return Ok(());
         }
         let below = format!("{from}{SEPARATOR}");
-        let guard = self.lock();
-        let mut batch = sled::Batch::default();
-        let mut renamed = Vec::new();
-        for info in self.folders(user)? {
-            let new_name = if info.name == from {
-                to.clone()
-            } else if let Some(rest) = info.name.strip_prefix(&below) {
-                format!("{to}{SEPARATOR}{rest}")
-            } else {
-                continue;
-            };
-            if new_name != to && self.folder(user, &new_name)?.is_some() {
-                return Err(StoreError::FolderExists(new_name));
+        let backend = &self.inner.backend;
+        self.attempt(|| async {
+            let mut ws = WriteSet::new(self);
+            for info in self.folders(user).await? {
+                let new_name = if info.name == from {
+                    to.clone()
+                } else if let Some(rest) = info.name.strip_prefix(&below) {
+                    format!("{to}{SEPARATOR}{rest}")
+                } else {
+                    continue;
+                };
+                if ws.folder(user, &new_name).await?.is_some() {
+                    return Err(StoreError::FolderExists(new_name));
+                }
+                let Some(mut moved) = ws.folder(user, &info.name).await?.cloned() else {
+                    continue;
+                };
+                let prefix = messages_prefix(user, &info.name);
+                for (key, value) in backend
+                    .scan(Space::Meta, &KeyRange::prefix(&prefix), ScanOrder::ALL)
+                    .await?
+                {
+                    let meta: MessageMeta = decode("message", &value)?;
+                    ws.batch.delete(Space::Meta, key);
+                    ws.batch
+                        .put(Space::Meta, message_key(user, &new_name, meta.uid), value);
+                }
+                self.rename_vanished(user, &info.name, &new_name, &mut ws.batch)
+                    .await?;
+                ws.remove_folder(user, &info.name).await?;
+                moved.name = new_name.clone();
+                ws.set_folder(user, &new_name, moved).await?;
+                ws.touch(user, &info.name);
             }
-            for item in self
-                .inner
-                .meta
-                .scan_prefix(messages_prefix(user, &info.name))
-            {
-                let (key, value) = item?;
-                let meta: MessageMeta = decode("message", &value)?;
-                batch.remove(key);
-                batch.insert(message_key(user, &new_name, meta.uid), value);
-            }
-            self.rename_vanished(user, &info.name, &new_name, &mut batch)?;
-            batch.remove(folder_key(user, &info.name));
-            let mut moved = info.clone();
-            moved.name = new_name.clone();
-            batch.insert(folder_key(user, &new_name), encode(&moved));
-            renamed.push(info.name);
-        }
-        self.inner.meta.apply_batch(batch)?;
-        drop(guard);
-        for folder in renamed {
-            self.notify(MailboxEvent {
-                user: user.to_string(),
-                folder,
-            });
-        }
-        Ok(())
+            ws.commit().await
+        })
+        .await
     }
 
     /// Sets a folder's subscription flag. A name without a folder can
     /// only be unsubscribed (when its subscription was kept).
-    pub fn set_subscribed(
+    pub async fn set_subscribed(
         &self,
         user: &str,
         folder: &str,
         subscribed: bool,
     ) -> Result<(), StoreError> {
         let folder = canonical_folder(folder);
-        let _guard = self.lock();
-        let Some(mut info) = self.folder(user, &folder)? else {
-            let kept = kept_key(user, &folder);
-            if !subscribed && self.inner.meta.remove(kept)?.is_some() {
-                return Ok(());
+        self.attempt(|| async {
+            let mut ws = WriteSet::new(self);
+            if ws.folder(user, &folder).await?.is_none() {
+                let kept = kept_key(user, &folder);
+                if !subscribed && ws.read(kept.clone()).await?.is_some() {
+                    ws.batch.delete(Space::Meta, kept);
+                    return ws.commit().await;
+                }
+                return Err(StoreError::NoSuchFolder(folder.clone()));
             }
-            return Err(StoreError::NoSuchFolder(folder));
-        };
-        info.subscribed = subscribed;
-        self.inner
-            .meta
-            .insert(folder_key(user, &folder), encode(&info))?;
-        Ok(())
+            ws.folder_mut(user, &folder).await?.subscribed = subscribed;
+            ws.commit().await
+        })
+        .await
     }
 
     /// Copies messages to another folder of the same user, sharing their
     /// bodies; with `remove_source` the originals go (MOVE), in the same
-    /// atomic batch. UIDs that no longer exist are skipped. The caller
+    /// atomic write set. UIDs that no longer exist are skipped. The caller
     /// flushes before acknowledging.
-    pub fn copy_messages(
+    pub async fn copy_messages(
         &self,
         user: &str,
         from: &str,
@@ -175,76 +178,63 @@ impl Store {
     ) -> Result<CopyResult, StoreError> {
         let from = canonical_folder(from);
         let to = canonical_folder(to);
-        let guard = self.lock();
-        let mut source = self
-            .folder(user, &from)?
-            .ok_or_else(|| StoreError::NoSuchFolder(from.clone()))?;
-        let target = self
-            .folder(user, &to)?
-            .ok_or_else(|| StoreError::NoSuchFolder(to.clone()))?;
-        let mut batch = sled::Batch::default();
-        let mut folders: Vec<(String, String, FolderInfo)> =
-            vec![(user.to_string(), to.clone(), target.clone())];
-        let mut refs: HashMap<BlobId, i64> = HashMap::new();
-        let mut pairs = Vec::with_capacity(uids.len());
-        for &uid in uids {
-            let Some(m) = self.message(user, &from, uid)? else {
-                continue;
-            };
-            let copy = NewCopy {
-                blob: m.blob,
-                size: m.size,
-                flags: m.flags.clone(),
-                internal_date: m.internal_date,
-            };
-            let new_uid = self.add_to_folder(user, &to, copy, &mut folders, &mut batch)?;
-            if remove_source {
-                batch.remove(message_key(user, &from, uid));
-            } else {
-                *refs.entry(m.blob).or_default() += 1;
+        self.attempt(|| async {
+            let mut ws = WriteSet::new(self);
+            ws.folder_mut(user, &from).await?;
+            let uidvalidity = ws
+                .folder(user, &to)
+                .await?
+                .ok_or_else(|| StoreError::NoSuchFolder(to.clone()))?
+                .uidvalidity;
+            let mut refs: HashMap<BlobId, i64> = HashMap::new();
+            let mut pairs = Vec::with_capacity(uids.len());
+            for &uid in uids {
+                let Some(m) = ws.message(user, &from, uid).await? else {
+                    continue;
+                };
+                let copy = NewCopy {
+                    blob: m.blob,
+                    size: m.size,
+                    flags: m.flags.clone(),
+                    internal_date: m.internal_date,
+                };
+                if remove_source {
+                    ws.delete_message(user, &from, uid);
+                } else {
+                    *refs.entry(m.blob).or_default() += 1;
+                }
+                let new_uid = ws.add_copy(user, &to, copy, false).await?;
+                pairs.push((uid, new_uid));
             }
-            pairs.push((uid, new_uid));
-        }
-        if pairs.is_empty() {
-            return Ok(CopyResult {
-                uidvalidity: target.uidvalidity,
-                pairs,
-            });
-        }
-        for (blob, delta) in refs {
-            self.adjust_refs(blob, delta, &mut batch)?;
-        }
-        if remove_source && from != to {
-            source.highest_modseq += 1;
-            let moved: Vec<u32> = pairs.iter().map(|&(uid, _)| uid).collect();
-            self.record_vanished(user, &from, source.highest_modseq, &moved, &mut batch)?;
-            batch.insert(folder_key(user, &from), encode(&source));
-        }
-        self.inner.meta.apply_batch(batch)?;
-        drop(guard);
-        self.notify(MailboxEvent {
-            user: user.to_string(),
-            folder: to,
-        });
-        if remove_source {
-            self.notify(MailboxEvent {
-                user: user.to_string(),
-                folder: from,
-            });
-        }
-        Ok(CopyResult {
-            uidvalidity: target.uidvalidity,
-            pairs,
+            if pairs.is_empty() {
+                return Ok(CopyResult { uidvalidity, pairs });
+            }
+            for (blob, delta) in refs {
+                ws.adjust_refs(blob, delta).await?;
+            }
+            if remove_source && from != to {
+                let source = ws.folder_mut(user, &from).await?;
+                source.highest_modseq += 1;
+                let modseq = source.highest_modseq;
+                let moved: Vec<u32> = pairs.iter().map(|&(uid, _)| uid).collect();
+                self.record_vanished(user, &from, modseq, &moved, &mut ws.batch)
+                    .await?;
+                ws.touch(user, &from);
+            }
+            ws.commit().await?;
+            Ok(CopyResult { uidvalidity, pairs })
         })
+        .await
     }
 
     /// Changes the flags of many messages at once: each listed UID gets
-    /// `op` applied to its *current* flags under the write lock, so two
-    /// sessions adding and removing different flags never undo each
-    /// other. Returns (UID, new mod-sequence, new flags) for the messages
-    /// that changed. With `unchanged_since`, messages whose mod-sequence is
+    /// `op` applied to its *current* flags in one conditional write set, so
+    /// two sessions adding and removing different flags never undo each
+    /// other (the later one runs again on the earlier one's result).
+    /// Returns (UID, new mod-sequence, new flags) for the messages that
+    /// changed. With `unchanged_since`, messages whose mod-sequence is
     /// higher are left alone and returned in the second list (CONDSTORE).
-    pub fn store_flags(
+    pub async fn store_flags(
         &self,
         user: &str,
         folder: &str,
@@ -253,42 +243,38 @@ impl Store {
         unchanged_since: Option<u64>,
     ) -> Result<FlagChanges, StoreError> {
         let folder = canonical_folder(folder);
-        let guard = self.lock();
-        let mut info = self
-            .folder(user, &folder)?
-            .ok_or_else(|| StoreError::NoSuchFolder(folder.clone()))?;
-        let mut batch = sled::Batch::default();
-        let mut done = Vec::new();
-        let mut failed = Vec::new();
-        for uid in uids {
-            let Some(mut meta) = self.message(user, &folder, *uid)? else {
-                continue;
-            };
-            if unchanged_since.is_some_and(|since| meta.modseq > since) {
-                failed.push(*uid);
-                continue;
+        self.attempt(|| async {
+            let mut ws = WriteSet::new(self);
+            ws.folder_mut(user, &folder).await?;
+            let mut done = Vec::new();
+            let mut failed = Vec::new();
+            for uid in uids {
+                let Some(mut meta) = ws.message(user, &folder, *uid).await? else {
+                    continue;
+                };
+                if unchanged_since.is_some_and(|since| meta.modseq > since) {
+                    failed.push(*uid);
+                    continue;
+                }
+                let flags = op.apply(&meta.flags);
+                if meta.flags == flags {
+                    continue;
+                }
+                let info = ws.folder_mut(user, &folder).await?;
+                info.highest_modseq += 1;
+                meta.flags = flags;
+                meta.modseq = info.highest_modseq;
+                ws.put_message(user, &folder, &meta);
+                done.push((*uid, meta.modseq, meta.flags));
             }
-            let flags = op.apply(&meta.flags);
-            if meta.flags == flags {
-                continue;
+            if done.is_empty() {
+                return Ok((done, failed));
             }
-            info.highest_modseq += 1;
-            meta.flags = flags;
-            meta.modseq = info.highest_modseq;
-            batch.insert(message_key(user, &folder, *uid), encode(&meta));
-            done.push((*uid, meta.modseq, meta.flags));
-        }
-        if done.is_empty() {
-            return Ok((done, failed));
-        }
-        batch.insert(folder_key(user, &folder), encode(&info));
-        self.inner.meta.apply_batch(batch)?;
-        drop(guard);
-        self.notify(MailboxEvent {
-            user: user.to_string(),
-            folder,
-        });
-        Ok((done, failed))
+            ws.touch(user, &folder);
+            ws.commit().await?;
+            Ok((done, failed))
+        })
+        .await
     }
 
     /// Claims the messages that are new to every session (IMAP's \Recent):
@@ -296,20 +282,24 @@ impl Store {
     /// become this caller's, and the mark moves to `below`. Returns the old
     /// mark; UIDs at or above it and below `below` are the caller's recent
     /// messages.
-    pub fn claim_recent(&self, user: &str, folder: &str, below: u32) -> Result<u32, StoreError> {
+    pub async fn claim_recent(
+        &self,
+        user: &str,
+        folder: &str,
+        below: u32,
+    ) -> Result<u32, StoreError> {
         let folder = canonical_folder(folder);
-        let _guard = self.lock();
-        let mut info = self
-            .folder(user, &folder)?
-            .ok_or_else(|| StoreError::NoSuchFolder(folder.clone()))?;
-        let old = info.first_recent;
-        if below > old {
-            info.first_recent = below;
-            self.inner
-                .meta
-                .insert(folder_key(user, &folder), encode(&info))?;
-        }
-        Ok(old)
+        self.attempt(|| async {
+            let mut ws = WriteSet::new(self);
+            let info = ws.folder_mut(user, &folder).await?;
+            let old = info.first_recent;
+            if below > old {
+                info.first_recent = below;
+                ws.commit().await?;
+            }
+            Ok(old)
+        })
+        .await
     }
 }
 
@@ -351,18 +341,18 @@ impl FlagOp {
 mod tests {
     use super::*;
 
-    fn store() -> (tempfile::TempDir, Store) {
+    async fn store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        crate::store::block_on(store.add_user("bob@example.test", "pw")).unwrap();
+        let store = Store::open(dir.path()).await.unwrap();
+        store.add_user("bob@example.test", "pw").await.unwrap();
         (dir, store)
     }
 
     const BOB: &str = "bob@example.test";
 
-    #[test]
-    fn copy_shares_the_blob_and_move_removes_the_source() {
-        let (_d, store) = store();
+    #[tokio::test]
+    async fn copy_shares_the_blob_and_move_removes_the_source() {
+        let (_d, store) = store().await;
         let (_, a) = store
             .append(
                 BOB,
@@ -371,61 +361,89 @@ mod tests {
                 vec!["\\Seen".into()],
                 None,
             )
+            .await
             .unwrap();
         let copied = store
             .copy_messages(BOB, "INBOX", &[a, 99], "Archive", false)
+            .await
             .unwrap();
         assert_eq!(copied.pairs, vec![(a, 1)]);
-        let blob = store.message(BOB, "INBOX", a).unwrap().unwrap().blob;
+        let blob = store.message(BOB, "INBOX", a).await.unwrap().unwrap().blob;
         assert_eq!(
-            store.message(BOB, "Archive", 1).unwrap().unwrap().blob,
+            store
+                .message(BOB, "Archive", 1)
+                .await
+                .unwrap()
+                .unwrap()
+                .blob,
             blob
         );
         assert_eq!(
-            store.message(BOB, "Archive", 1).unwrap().unwrap().flags,
+            store
+                .message(BOB, "Archive", 1)
+                .await
+                .unwrap()
+                .unwrap()
+                .flags,
             vec!["\\Seen".to_string()]
         );
-        store.expunge(BOB, "INBOX", &[a]).unwrap();
-        assert!(store.read_blob(blob).is_ok(), "the copy still holds it");
+        store.expunge(BOB, "INBOX", &[a]).await.unwrap();
+        assert!(
+            store.read_blob(blob).await.is_ok(),
+            "the copy still holds it"
+        );
         let moved = store
             .copy_messages(BOB, "Archive", &[1], "Trash", true)
+            .await
             .unwrap();
         assert_eq!(moved.pairs, vec![(1, 1)]);
-        assert!(store.messages(BOB, "Archive").unwrap().is_empty());
-        store.expunge(BOB, "Trash", &[1]).unwrap();
-        assert!(store.read_blob(blob).is_err(), "last reference gone");
+        assert!(store.messages(BOB, "Archive").await.unwrap().is_empty());
+        store.expunge(BOB, "Trash", &[1]).await.unwrap();
+        assert!(store.read_blob(blob).await.is_err(), "last reference gone");
     }
 
-    #[test]
-    fn rename_moves_children_and_inbox_rename_empties_inbox() {
-        let (_d, store) = store();
-        store.create_folder(BOB, "a").unwrap();
-        store.create_folder(BOB, "a/b").unwrap();
+    #[tokio::test]
+    async fn rename_moves_children_and_inbox_rename_empties_inbox() {
+        let (_d, store) = store().await;
+        store.create_folder(BOB, "a").await.unwrap();
+        store.create_folder(BOB, "a/b").await.unwrap();
         store
             .append(BOB, "a/b", b"x\r\n\r\ny\r\n", vec![], None)
+            .await
             .unwrap();
-        store.rename_folder(BOB, "a", "c").unwrap();
-        assert!(store.folder(BOB, "a").unwrap().is_none());
-        assert_eq!(store.messages(BOB, "c/b").unwrap().len(), 1);
+        store.rename_folder(BOB, "a", "c").await.unwrap();
+        assert!(store.folder(BOB, "a").await.unwrap().is_none());
+        assert_eq!(store.messages(BOB, "c/b").await.unwrap().len(), 1);
         store
             .append(BOB, "INBOX", b"x\r\n\r\ny\r\n", vec![], None)
+            .await
             .unwrap();
-        store.rename_folder(BOB, "INBOX", "old").unwrap();
-        assert!(store.messages(BOB, "INBOX").unwrap().is_empty());
-        assert_eq!(store.messages(BOB, "old").unwrap().len(), 1);
+        store.rename_folder(BOB, "INBOX", "old").await.unwrap();
+        assert!(store.messages(BOB, "INBOX").await.unwrap().is_empty());
+        assert_eq!(store.messages(BOB, "old").await.unwrap().len(), 1);
     }
 
-    #[test]
-    fn store_flags_honours_unchanged_since() {
-        let (_d, store) = store();
+    #[tokio::test]
+    async fn store_flags_honours_unchanged_since() {
+        let (_d, store) = store().await;
         let (_, a) = store
             .append(BOB, "INBOX", b"x\r\n\r\ny\r\n", vec![], None)
+            .await
             .unwrap();
         let (_, b) = store
             .append(BOB, "INBOX", b"x\r\n\r\ny\r\n", vec![], None)
+            .await
             .unwrap();
-        let before = store.message(BOB, "INBOX", a).unwrap().unwrap().modseq;
-        store.set_flags(BOB, "INBOX", b, vec!["x".into()]).unwrap();
+        let before = store
+            .message(BOB, "INBOX", a)
+            .await
+            .unwrap()
+            .unwrap()
+            .modseq;
+        store
+            .set_flags(BOB, "INBOX", b, vec!["x".into()])
+            .await
+            .unwrap();
         let (done, failed) = store
             .store_flags(
                 BOB,
@@ -434,16 +452,18 @@ mod tests {
                 &FlagOp::Add(vec!["\\Seen".into()]),
                 Some(before),
             )
+            .await
             .unwrap();
         assert_eq!(done.len(), 1);
         assert_eq!(failed, vec![b]);
     }
 
-    #[test]
-    fn flag_changes_apply_to_current_flags() {
-        let (_d, store) = store();
+    #[tokio::test]
+    async fn flag_changes_apply_to_current_flags() {
+        let (_d, store) = store().await;
         let (_, a) = store
             .append(BOB, "INBOX", b"x\r\n\r\ny\r\n", vec!["\\Seen".into()], None)
+            .await
             .unwrap();
         // Two sessions with the same stale view: one adds, one removes.
         store
@@ -454,6 +474,7 @@ mod tests {
                 &FlagOp::Add(vec!["\\Answered".into()]),
                 None,
             )
+            .await
             .unwrap();
         store
             .store_flags(
@@ -463,21 +484,31 @@ mod tests {
                 &FlagOp::Remove(vec!["\\seen".into()]),
                 None,
             )
+            .await
             .unwrap();
-        let flags = store.message(BOB, "INBOX", a).unwrap().unwrap().flags;
+        let flags = store.message(BOB, "INBOX", a).await.unwrap().unwrap().flags;
         assert_eq!(flags, vec!["\\Answered".to_string()]);
     }
 
-    #[test]
-    fn recent_is_claimed_once() {
-        let (_d, store) = store();
+    #[tokio::test]
+    async fn recent_is_claimed_once() {
+        let (_d, store) = store().await;
         let (_, a) = store
             .append(BOB, "INBOX", b"x\r\n\r\ny\r\n", vec![], None)
+            .await
             .unwrap();
-        assert_eq!(store.claim_recent(BOB, "INBOX", a + 1).unwrap(), 1);
-        assert_eq!(store.claim_recent(BOB, "INBOX", a + 1).unwrap(), a + 1);
+        assert_eq!(store.claim_recent(BOB, "INBOX", a + 1).await.unwrap(), 1);
         assert_eq!(
-            store.folder(BOB, "INBOX").unwrap().unwrap().first_recent,
+            store.claim_recent(BOB, "INBOX", a + 1).await.unwrap(),
+            a + 1
+        );
+        assert_eq!(
+            store
+                .folder(BOB, "INBOX")
+                .await
+                .unwrap()
+                .unwrap()
+                .first_recent,
             a + 1
         );
     }

@@ -228,7 +228,7 @@ mod tests {
     #[tokio::test]
     async fn set_get_delete_and_namespaces() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = Store::open(dir.path()).await.unwrap();
         store.kv_set("a", "k", b"v1", None).await.unwrap();
         store.kv_set("b", "k", b"v2", None).await.unwrap();
         assert_eq!(
@@ -250,7 +250,7 @@ mod tests {
     #[tokio::test]
     async fn expiry_and_counters() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = Store::open(dir.path()).await.unwrap();
         store.kv_set("p", "gone", b"x", Some(0)).await.unwrap();
         assert_eq!(store.kv_get("p", "gone").await.unwrap(), None);
         assert_eq!(
@@ -274,7 +274,7 @@ mod tests {
             Err(KvError::KeyTooLong)
         ));
         drop(store);
-        let store = crate::store::reopen_for_test(dir.path());
+        let store = crate::store::reopen_for_test(dir.path()).await;
         assert_eq!(
             store.kv_get("p", "n").await.unwrap().as_deref(),
             Some(&b"-3"[..]),
@@ -285,23 +285,14 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn concurrent_increments_lose_no_update() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let tasks: Vec<_> = (0..8)
-            .map(|_| {
-                let store = store.clone();
-                tokio::spawn(async move {
-                    for _ in 0..50 {
-                        store
-                            .kv_increment("rate", "client", 1, Some(60))
-                            .await
-                            .unwrap();
-                    }
-                })
-            })
-            .collect();
-        for t in tasks {
-            t.await.unwrap();
-        }
+        let store = Store::open(dir.path()).await.unwrap();
+        crate::store::race(&store, 8, 50, |store| async move {
+            store
+                .kv_increment("rate", "client", 1, Some(60))
+                .await
+                .unwrap();
+        })
+        .await;
         assert_eq!(
             store.kv_get("rate", "client").await.unwrap().as_deref(),
             Some(&b"400"[..])

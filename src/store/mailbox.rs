@@ -1,11 +1,15 @@
 //! Mailboxes: per user, folders (INBOX and the special-use folders) each with
 //! a UIDVALIDITY, the next UID and the highest mod-sequence; per message its
 //! UID, blob, size, flags, internal date and mod-sequence (DESIGN.md, the
-//! mailbox model). POP3, IMAP and web mail all read through here.
+//! mailbox model). POP3, IMAP and web mail all read through here. Every
+//! change is one conditional write set (`writeset.rs`), retried when it
+//! races another writer.
 
+use super::backend::{KeyRange, ScanOrder, Space};
 use super::blobs::BlobWriter;
 use super::queue::{QueueEntry, queue_key};
 use super::subscriptions::kept_key;
+use super::writeset::WriteSet;
 use super::{BlobId, Store, StoreError, decode, encode, now};
 use serde::{Deserialize, Serialize};
 
@@ -115,137 +119,70 @@ pub(super) fn new_folder(name: &str, id: u64) -> FolderInfo {
 }
 
 impl Store {
-    pub(super) fn create_folder_in(
-        &self,
-        user: &str,
-        name: &str,
-        batch: &mut sled::Batch,
-    ) -> Result<FolderInfo, StoreError> {
-        let info = new_folder(name, self.next_id()?);
-        batch.insert(folder_key(user, name), encode(&info));
-        Ok(info)
-    }
-
-    pub fn create_folder(&self, user: &str, name: &str) -> Result<FolderInfo, StoreError> {
+    pub async fn create_folder(&self, user: &str, name: &str) -> Result<FolderInfo, StoreError> {
         let name = canonical_folder(name);
-        let _guard = self.lock();
-        if self.inner.meta.contains_key(folder_key(user, &name))? {
-            return Err(StoreError::FolderExists(name));
-        }
-        let mut batch = sled::Batch::default();
-        let info = self.create_folder_in(user, &name, &mut batch)?;
-        // A subscription kept from a deleted folder of this name now
-        // belongs to the new folder (which starts out subscribed).
-        batch.remove(kept_key(user, &name));
-        self.inner.meta.apply_batch(batch)?;
-        Ok(info)
+        self.attempt(|| async {
+            let mut ws = WriteSet::new(self);
+            let info = ws.create_folder(user, &name).await?;
+            // A subscription kept from a deleted folder of this name now
+            // belongs to the new folder (which starts out subscribed).
+            ws.batch.delete(Space::Meta, kept_key(user, &name));
+            ws.commit().await?;
+            Ok(info)
+        })
+        .await
     }
 
-    pub fn folder(&self, user: &str, name: &str) -> Result<Option<FolderInfo>, StoreError> {
-        match self
-            .inner
-            .meta
-            .get(folder_key(user, &canonical_folder(name)))?
-        {
+    pub async fn folder(&self, user: &str, name: &str) -> Result<Option<FolderInfo>, StoreError> {
+        let key = folder_key(user, &canonical_folder(name));
+        match self.inner.backend.get(Space::Meta, &key).await? {
             Some(v) => Ok(Some(decode("folder", &v)?)),
             None => Ok(None),
         }
     }
 
-    pub fn folders(&self, user: &str) -> Result<Vec<FolderInfo>, StoreError> {
-        let mut out = Vec::new();
-        for item in self.inner.meta.scan_prefix(format!("f/{user}\0")) {
-            let (_, v) = item?;
-            out.push(decode("folder", &v)?);
-        }
-        Ok(out)
+    pub async fn folders(&self, user: &str) -> Result<Vec<FolderInfo>, StoreError> {
+        let prefix = format!("f/{user}\0").into_bytes();
+        self.inner
+            .backend
+            .scan(Space::Meta, &KeyRange::prefix(&prefix), ScanOrder::ALL)
+            .await?
+            .iter()
+            .map(|(_, v)| decode("folder", v))
+            .collect()
     }
 
     /// Every message in a folder, by ascending UID.
-    pub fn messages(&self, user: &str, folder: &str) -> Result<Vec<MessageMeta>, StoreError> {
-        let mut out = Vec::new();
-        for item in self
-            .inner
-            .meta
-            .scan_prefix(messages_prefix(user, &canonical_folder(folder)))
-        {
-            let (_, v) = item?;
-            out.push(decode("message", &v)?);
-        }
-        Ok(out)
+    pub async fn messages(&self, user: &str, folder: &str) -> Result<Vec<MessageMeta>, StoreError> {
+        let prefix = messages_prefix(user, &canonical_folder(folder));
+        self.inner
+            .backend
+            .scan(Space::Meta, &KeyRange::prefix(&prefix), ScanOrder::ALL)
+            .await?
+            .iter()
+            .map(|(_, v)| decode("message", v))
+            .collect()
     }
 
-    pub fn message(
+    pub async fn message(
         &self,
         user: &str,
         folder: &str,
         uid: u32,
     ) -> Result<Option<MessageMeta>, StoreError> {
-        match self
-            .inner
-            .meta
-            .get(message_key(user, &canonical_folder(folder), uid))?
-        {
+        let key = message_key(user, &canonical_folder(folder), uid);
+        match self.inner.backend.get(Space::Meta, &key).await? {
             Some(v) => Ok(Some(decode("message", &v)?)),
             None => Ok(None),
         }
     }
 
-    /// Puts one copy of `blob` into a folder inside `batch` (under the lock);
-    /// `folders` caches the folder records changed in this batch.
-    pub(super) fn add_to_folder(
-        &self,
-        user: &str,
-        folder: &str,
-        copy: NewCopy,
-        folders: &mut Vec<(String, String, FolderInfo)>,
-        batch: &mut sled::Batch,
-    ) -> Result<u32, StoreError> {
-        let NewCopy {
-            blob,
-            size,
-            flags,
-            internal_date,
-        } = copy;
-        let pos = match folders
-            .iter()
-            .position(|(u, f, _)| u == user && f == folder)
-        {
-            Some(p) => p,
-            None => {
-                let info = match self.folder(user, folder)? {
-                    Some(i) => i,
-                    None if folder == "INBOX" || folder == "Junk" => {
-                        self.create_folder_in(user, folder, batch)?
-                    }
-                    None => return Err(StoreError::NoSuchFolder(folder.to_string())),
-                };
-                folders.push((user.to_string(), folder.to_string(), info));
-                folders.len() - 1
-            }
-        };
-        let info = &mut folders[pos].2;
-        let uid = info.next_uid;
-        info.next_uid += 1;
-        info.highest_modseq += 1;
-        let meta = MessageMeta {
-            uid,
-            blob,
-            size,
-            flags,
-            internal_date,
-            modseq: info.highest_modseq,
-        };
-        batch.insert(message_key(user, folder, uid), encode(&meta));
-        batch.insert(folder_key(user, folder), encode(&*info));
-        Ok(uid)
-    }
-
-    /// Commits a received message in one atomic batch: the body, a copy in
-    /// the INBOX of each local user, and the queue entry for the rest.
+    /// Commits a received message in one atomic write set: the body's
+    /// last chunk and record, a copy in the INBOX of each local user (with
+    /// the folders' new counters), and the queue entry for the rest.
     /// Returns the UIDs given, in the order of `local_users`. The caller
     /// flushes before acknowledging.
-    pub fn accept_message(
+    pub async fn accept_message(
         &self,
         writer: BlobWriter,
         prefix: Vec<u8>,
@@ -253,85 +190,77 @@ impl Store {
         queue: Option<&QueueEntry>,
     ) -> Result<Vec<u32>, StoreError> {
         self.accept_message_into(writer, prefix, local_users, "INBOX", queue)
+            .await
     }
 
     /// `accept_message` with the local copies in `folder` (INBOX, or Junk
     /// for a quarantined message; a missing Junk folder is created).
-    pub fn accept_message_into(
+    pub async fn accept_message_into(
         &self,
-        writer: BlobWriter,
+        mut writer: BlobWriter,
         prefix: Vec<u8>,
         local_users: &[String],
         folder: &str,
         queue: Option<&QueueEntry>,
     ) -> Result<Vec<u32>, StoreError> {
-        let blob = writer.id();
-        let _guard = self.lock();
-        let mut batch = sled::Batch::default();
         let refs = local_users.len() as u32 + u32::from(queue.is_some());
-        let record = writer.finish(prefix, refs, &mut batch)?;
-        let mut folders = Vec::new();
-        let mut uids = Vec::with_capacity(local_users.len());
         let date = now();
-        for user in local_users {
-            uids.push(self.add_to_folder(
-                user,
-                folder,
-                NewCopy {
-                    blob,
-                    size: record.size,
-                    flags: Vec::new(),
-                    internal_date: date,
-                },
-                &mut folders,
-                &mut batch,
-            )?);
-        }
-        if let Some(q) = queue {
-            batch.insert(queue_key(q.id), encode(q));
-        }
-        self.inner.meta.apply_batch(batch)?;
-        drop(_guard);
-        for (user, folder, _) in folders {
-            self.notify(super::MailboxEvent { user, folder });
-        }
+        let writer_ref = &writer;
+        let uids = self
+            .attempt(|| async {
+                let mut ws = WriteSet::new(self);
+                let record = writer_ref.finish(&prefix, refs, &mut ws.batch);
+                let mut uids = Vec::with_capacity(local_users.len());
+                for user in local_users {
+                    let copy = NewCopy {
+                        blob: writer_ref.id(),
+                        size: record.size,
+                        flags: Vec::new(),
+                        internal_date: date,
+                    };
+                    uids.push(ws.add_copy(user, folder, copy, true).await?);
+                }
+                if let Some(q) = queue {
+                    ws.batch.put(Space::Meta, queue_key(q.id), encode(q));
+                }
+                ws.commit().await?;
+                Ok(uids)
+            })
+            .await?;
+        writer.committed = true;
         Ok(uids)
     }
 
     /// Delivers an already stored blob to local users (queue-driven local
     /// delivery); adds one reference per copy.
-    pub fn deliver_blob(&self, blob: BlobId, users: &[String]) -> Result<Vec<u32>, StoreError> {
-        let _guard = self.lock();
-        let record = self.blob(blob)?;
-        let mut batch = sled::Batch::default();
-        self.adjust_refs(blob, users.len() as i64, &mut batch)?;
-        let mut folders = Vec::new();
-        let mut uids = Vec::new();
-        for user in users {
-            uids.push(self.add_to_folder(
-                user,
-                "INBOX",
-                NewCopy {
+    pub async fn deliver_blob(
+        &self,
+        blob: BlobId,
+        users: &[String],
+    ) -> Result<Vec<u32>, StoreError> {
+        self.attempt(|| async {
+            let mut ws = WriteSet::new(self);
+            let size = ws.blob(blob).await?.size;
+            ws.adjust_refs(blob, users.len() as i64).await?;
+            let mut uids = Vec::with_capacity(users.len());
+            for user in users {
+                let copy = NewCopy {
                     blob,
-                    size: record.size,
+                    size,
                     flags: Vec::new(),
                     internal_date: now(),
-                },
-                &mut folders,
-                &mut batch,
-            )?);
-        }
-        self.inner.meta.apply_batch(batch)?;
-        drop(_guard);
-        for (user, folder, _) in folders {
-            self.notify(MailboxEvent { user, folder });
-        }
-        Ok(uids)
+                };
+                uids.push(ws.add_copy(user, "INBOX", copy, true).await?);
+            }
+            ws.commit().await?;
+            Ok(uids)
+        })
+        .await
     }
 
     /// Stores a complete message given as bytes into a folder (APPEND, Sent
     /// copies). Returns (UIDVALIDITY, UID).
-    pub fn append(
+    pub async fn append(
         &self,
         user: &str,
         folder: &str,
@@ -340,53 +269,51 @@ impl Store {
         internal_date: Option<i64>,
     ) -> Result<(u32, u32), StoreError> {
         let folder = canonical_folder(folder);
-        if self.folder(user, &folder)?.is_none() {
+        if self.folder(user, &folder).await?.is_none() {
             return Err(StoreError::NoSuchFolder(folder));
         }
-        let mut writer = self.blob_writer(self.next_id()?)?;
-        writer.write(bytes)?;
-        let blob = writer.id();
-        let _guard = self.lock();
-        let mut batch = sled::Batch::default();
-        let record = writer.finish(Vec::new(), 1, &mut batch)?;
-        let mut folders = Vec::new();
-        let uid = self.add_to_folder(
-            user,
-            &folder,
-            NewCopy {
-                blob,
-                size: record.size,
-                flags,
-                internal_date: internal_date.unwrap_or_else(now),
-            },
-            &mut folders,
-            &mut batch,
-        )?;
-        self.inner.meta.apply_batch(batch)?;
-        let uidvalidity = folders.first().map(|(_, _, i)| i.uidvalidity).unwrap_or(0);
-        drop(_guard);
-        self.notify(MailboxEvent {
-            user: user.to_string(),
-            folder,
-        });
-        Ok((uidvalidity, uid))
+        let mut writer = self.blob_writer(self.next_id().await?);
+        writer.write(bytes).await?;
+        let writer_ref = &writer;
+        let date = internal_date.unwrap_or_else(now);
+        let done = self
+            .attempt(|| async {
+                let mut ws = WriteSet::new(self);
+                let record = writer_ref.finish(&[], 1, &mut ws.batch);
+                let copy = NewCopy {
+                    blob: writer_ref.id(),
+                    size: record.size,
+                    flags: flags.clone(),
+                    internal_date: date,
+                };
+                let uid = ws.add_copy(user, &folder, copy, false).await?;
+                let uidvalidity = ws.folder(user, &folder).await?.map_or(0, |f| f.uidvalidity);
+                ws.commit().await?;
+                Ok((uidvalidity, uid))
+            })
+            .await?;
+        writer.committed = true;
+        Ok(done)
     }
 
-    /// Removes messages for good (IMAP EXPUNGE, POP3 DELE at QUIT).
-    pub fn expunge(&self, user: &str, folder: &str, uids: &[u32]) -> Result<Vec<u32>, StoreError> {
-        let folder = canonical_folder(folder);
-        let guard = self.lock();
-        let mut batch = sled::Batch::default();
+    /// Adds to `ws` the removal of `uids` from `folder` (with their
+    /// references, the folder's new mod-sequence and, with `remember`,
+    /// the QRESYNC record); returns the UIDs that existed.
+    pub(super) async fn expunge_in(
+        &self,
+        ws: &mut WriteSet<'_>,
+        user: &str,
+        folder: &str,
+        uids: &[u32],
+        remember: bool,
+    ) -> Result<Vec<u32>, StoreError> {
+        ws.folder_mut(user, folder).await?;
         let mut removed = Vec::new();
-        let mut dead_blobs = Vec::new();
-        let mut info = self
-            .folder(user, &folder)?
-            .ok_or_else(|| StoreError::NoSuchFolder(folder.clone()))?;
         // Copies in one folder may share a blob: count references per blob.
         let mut refs: std::collections::BTreeMap<BlobId, i64> = std::collections::BTreeMap::new();
         for &uid in uids {
-            if let Some(m) = self.message(user, &folder, uid)? {
-                batch.remove(message_key(user, &folder, uid));
+            if let Some(m) = ws.message(user, folder, uid).await? {
+                ws.delete_message(user, folder, uid);
                 *refs.entry(m.blob).or_default() -= 1;
                 removed.push(uid);
             }
@@ -395,27 +322,40 @@ impl Store {
             return Ok(removed);
         }
         for (blob, delta) in refs {
-            if self.adjust_refs(blob, delta, &mut batch)? {
-                dead_blobs.push(blob);
-            }
+            ws.adjust_refs(blob, delta).await?;
         }
+        let info = ws.folder_mut(user, folder).await?;
         info.highest_modseq += 1;
-        self.record_vanished(user, &folder, info.highest_modseq, &removed, &mut batch)?;
-        batch.insert(folder_key(user, &folder), encode(&info));
-        self.inner.meta.apply_batch(batch)?;
-        drop(guard);
-        for blob in dead_blobs {
-            self.remove_chunks(blob, 0)?;
+        let modseq = info.highest_modseq;
+        if remember {
+            self.record_vanished(user, folder, modseq, &removed, &mut ws.batch)
+                .await?;
         }
-        self.notify(MailboxEvent {
-            user: user.to_string(),
-            folder,
-        });
+        ws.touch(user, folder);
         Ok(removed)
     }
 
+    /// Removes messages for good (IMAP EXPUNGE, POP3 DELE at QUIT).
+    pub async fn expunge(
+        &self,
+        user: &str,
+        folder: &str,
+        uids: &[u32],
+    ) -> Result<Vec<u32>, StoreError> {
+        let folder = canonical_folder(folder);
+        self.attempt(|| async {
+            let mut ws = WriteSet::new(self);
+            let removed = self.expunge_in(&mut ws, user, &folder, uids, true).await?;
+            if !removed.is_empty() {
+                ws.commit().await?;
+            }
+            Ok(removed)
+        })
+        .await
+    }
+
     /// Replaces a message's flags; returns its new mod-sequence.
-    pub fn set_flags(
+    pub async fn set_flags(
         &self,
         user: &str,
         folder: &str,
@@ -423,71 +363,80 @@ impl Store {
         flags: Vec<String>,
     ) -> Result<Option<u64>, StoreError> {
         let folder = canonical_folder(folder);
-        let guard = self.lock();
-        let Some(mut meta) = self.message(user, &folder, uid)? else {
-            return Ok(None);
-        };
-        let mut info = self
-            .folder(user, &folder)?
-            .ok_or_else(|| StoreError::NoSuchFolder(folder.clone()))?;
-        info.highest_modseq += 1;
-        meta.flags = flags;
-        meta.modseq = info.highest_modseq;
-        let mut batch = sled::Batch::default();
-        batch.insert(message_key(user, &folder, uid), encode(&meta));
-        batch.insert(folder_key(user, &folder), encode(&info));
-        self.inner.meta.apply_batch(batch)?;
-        drop(guard);
-        self.notify(MailboxEvent {
-            user: user.to_string(),
-            folder,
-        });
-        Ok(Some(meta.modseq))
+        self.attempt(|| async {
+            let mut ws = WriteSet::new(self);
+            ws.folder_mut(user, &folder).await?;
+            let Some(mut meta) = ws.message(user, &folder, uid).await? else {
+                return Ok(None);
+            };
+            let info = ws.folder_mut(user, &folder).await?;
+            info.highest_modseq += 1;
+            meta.flags = flags.clone();
+            meta.modseq = info.highest_modseq;
+            ws.put_message(user, &folder, &meta);
+            ws.touch(user, &folder);
+            ws.commit().await?;
+            Ok(Some(meta.modseq))
+        })
+        .await
     }
 
-    pub(super) fn delete_folder_contents(
+    /// Empties a folder (its messages, their references), keeping it.
+    pub(super) async fn delete_folder_contents(
         &self,
         user: &str,
         folder: &str,
     ) -> Result<(), StoreError> {
-        let uids: Vec<u32> = self.messages(user, folder)?.iter().map(|m| m.uid).collect();
-        self.expunge(user, folder, &uids)?;
+        let uids: Vec<u32> = self
+            .messages(user, folder)
+            .await?
+            .iter()
+            .map(|m| m.uid)
+            .collect();
+        self.expunge(user, folder, &uids).await?;
         Ok(())
     }
 
-    /// Deletes a folder and its messages (never INBOX).
-    pub fn delete_folder(&self, user: &str, folder: &str) -> Result<(), StoreError> {
+    /// Deletes a folder and its messages (never INBOX), in one write set.
+    pub async fn delete_folder(&self, user: &str, folder: &str) -> Result<(), StoreError> {
         let folder = canonical_folder(folder);
-        if self.folder(user, &folder)?.is_none() {
-            return Err(StoreError::NoSuchFolder(folder));
-        }
-        self.delete_folder_contents(user, &folder)?;
-        let _guard = self.lock();
-        let mut batch = sled::Batch::default();
-        if self.folder(user, &folder)?.is_some_and(|f| f.subscribed) {
-            batch.insert(kept_key(user, &folder), b"".as_slice());
-        }
-        batch.remove(folder_key(user, &folder));
-        self.drop_vanished(user, &folder, &mut batch)?;
-        self.inner.meta.apply_batch(batch)?;
-        Ok(())
+        self.attempt(|| async {
+            let mut ws = WriteSet::new(self);
+            let subscribed = match ws.folder(user, &folder).await? {
+                Some(info) => info.subscribed,
+                None => return Err(StoreError::NoSuchFolder(folder.clone())),
+            };
+            if subscribed {
+                ws.batch
+                    .put(Space::Meta, kept_key(user, &folder), Vec::new());
+            }
+            let uids: Vec<u32> = self
+                .messages(user, &folder)
+                .await?
+                .iter()
+                .map(|m| m.uid)
+                .collect();
+            self.expunge_in(&mut ws, user, &folder, &uids, false)
+                .await?;
+            ws.remove_folder(user, &folder).await?;
+            self.drop_vanished(user, &folder, &mut ws.batch).await?;
+            ws.commit().await
+        })
+        .await
     }
 
     /// Drops the queue's reference to a blob (delivery finished).
-    pub fn release_queue_entry(&self, entry: &QueueEntry) -> Result<(), StoreError> {
-        let guard = self.lock();
-        if !self.inner.meta.contains_key(queue_key(entry.id))? {
-            return Ok(()); // already released: the reference is gone too
-        }
-        let mut batch = sled::Batch::default();
-        batch.remove(queue_key(entry.id));
-        let dead = self.adjust_refs(entry.blob, -1, &mut batch)?;
-        self.inner.meta.apply_batch(batch)?;
-        drop(guard);
-        if dead {
-            self.remove_chunks(entry.blob, 0)?;
-        }
-        Ok(())
+    pub async fn release_queue_entry(&self, entry: &QueueEntry) -> Result<(), StoreError> {
+        self.attempt(|| async {
+            let mut ws = WriteSet::new(self);
+            if ws.read(queue_key(entry.id)).await?.is_none() {
+                return Ok(()); // already released: the reference is gone too
+            }
+            ws.batch.delete(Space::Meta, queue_key(entry.id));
+            ws.adjust_refs(entry.blob, -1).await?;
+            ws.commit().await
+        })
+        .await
     }
 }
 
@@ -495,21 +444,21 @@ impl Store {
 mod tests {
     use super::*;
 
-    fn store() -> (tempfile::TempDir, Store) {
+    async fn store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        crate::store::block_on(store.add_user("bob@example.test", "pw")).unwrap();
-        crate::store::block_on(store.add_user("carol@example.test", "pw")).unwrap();
+        let store = Store::open(dir.path()).await.unwrap();
+        store.add_user("bob@example.test", "pw").await.unwrap();
+        store.add_user("carol@example.test", "pw").await.unwrap();
         (dir, store)
     }
 
-    #[test]
-    fn accept_delivers_one_blob_to_many_and_refcounts() {
-        let (_d, store) = store();
-        let mut w = store.blob_writer(store.next_id().unwrap()).unwrap();
+    #[tokio::test]
+    async fn accept_delivers_one_blob_to_many_and_refcounts() {
+        let (_d, store) = store().await;
+        let mut w = store.blob_writer(store.next_id().await.unwrap());
         let body = vec![b'x'; 200_000];
-        w.write(b"Subject: hi\r\n\r\n").unwrap();
-        w.write(&body).unwrap();
+        w.write(b"Subject: hi\r\n\r\n").await.unwrap();
+        w.write(&body).await.unwrap();
         let blob = w.id();
         let users = vec![
             "bob@example.test".to_string(),
@@ -517,41 +466,56 @@ mod tests {
         ];
         let uids = store
             .accept_message(w, b"Received: x\r\n".to_vec(), &users, None)
+            .await
             .unwrap();
         assert_eq!(uids, vec![1, 1]);
-        let bytes = store.read_blob(blob).unwrap();
+        let bytes = store.read_blob(blob).await.unwrap();
         assert!(bytes.starts_with(b"Received: x\r\nSubject: hi\r\n\r\nxxx"));
         assert_eq!(
             bytes.len() as u64,
-            store.messages("bob@example.test", "inbox").unwrap()[0].size
+            store.messages("bob@example.test", "inbox").await.unwrap()[0].size
         );
-        store.expunge("bob@example.test", "INBOX", &[1]).unwrap();
-        assert!(store.read_blob(blob).is_ok(), "carol still holds it");
-        store.expunge("carol@example.test", "INBOX", &[1]).unwrap();
-        assert!(store.read_blob(blob).is_err());
+        store
+            .expunge("bob@example.test", "INBOX", &[1])
+            .await
+            .unwrap();
+        assert!(store.read_blob(blob).await.is_ok(), "carol still holds it");
+        store
+            .expunge("carol@example.test", "INBOX", &[1])
+            .await
+            .unwrap();
+        assert!(store.read_blob(blob).await.is_err());
     }
 
-    #[test]
-    fn uids_increase_and_are_never_reused() {
-        let (_d, store) = store();
+    #[tokio::test]
+    async fn uids_increase_and_are_never_reused() {
+        let (_d, store) = store().await;
         let (_, a) = store
             .append("bob@example.test", "INBOX", b"a\r\n", vec![], None)
+            .await
             .unwrap();
         let (_, b) = store
             .append("bob@example.test", "INBOX", b"b\r\n", vec![], None)
+            .await
             .unwrap();
-        store.expunge("bob@example.test", "INBOX", &[b]).unwrap();
+        store
+            .expunge("bob@example.test", "INBOX", &[b])
+            .await
+            .unwrap();
         let (_, c) = store
             .append("bob@example.test", "INBOX", b"c\r\n", vec![], None)
+            .await
             .unwrap();
         assert!(a < b && b < c);
         let modseq = store
             .set_flags("bob@example.test", "INBOX", a, vec![Flag::SEEN.into()])
+            .await
             .unwrap()
             .unwrap();
         assert_eq!(
             store
                 .folder("bob@example.test", "INBOX")
+                .await
                 .unwrap()
                 .unwrap()
                 .highest_modseq,
@@ -559,23 +523,34 @@ mod tests {
         );
     }
 
-    #[test]
-    fn an_uncommitted_blob_leaves_nothing() {
-        let (dir, store) = store();
-        let id = store.next_id().unwrap();
+    #[tokio::test]
+    async fn an_uncommitted_blob_leaves_nothing() {
+        let (dir, store) = store().await;
+        let id = store.next_id().await.unwrap();
         {
-            let mut w = store.blob_writer(id).unwrap();
-            w.write(&vec![b'y'; 300_000]).unwrap();
+            let mut w = store.blob_writer(id);
+            w.write(&vec![b'y'; 300_000]).await.unwrap();
+            assert_eq!(store.count_for_test(Space::Blobs).await, 4);
         }
-        assert_eq!(store.inner.blobs.len(), 0);
+        // The dropped writer removes its chunks in the background.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while store.count_for_test(Space::Blobs).await > 0 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(store.count_for_test(Space::Blobs).await, 0);
         // A writer lost in a crash is swept at the next open.
-        let id2 = store.next_id().unwrap();
-        let mut w = store.blob_writer(id2).unwrap();
-        w.write(&vec![b'z'; 100_000]).unwrap();
+        let id2 = store.next_id().await.unwrap();
+        let mut w = store.blob_writer(id2);
+        w.write(&vec![b'z'; 100_000]).await.unwrap();
         w.committed = true; // as if the process died here
         drop(w);
         drop(store);
-        let store = crate::store::reopen_for_test(dir.path());
-        assert_eq!(store.inner.blobs.len(), 0);
+        let store = crate::store::reopen_for_test(dir.path()).await;
+        assert_eq!(store.count_for_test(Space::Blobs).await, 0);
+        assert_eq!(
+            store.count_for_test(Space::Meta).await,
+            2 + 2 * 6,
+            "users and folders only"
+        );
     }
 }

@@ -1,19 +1,24 @@
-//! The durable store on sled: message bodies (`blobs`), users, mailboxes with
-//! folders, UIDs, flags and mod-sequences, and the delivery queue. It owns
-//! every byte Tern keeps on disk except the TLS files; nothing else opens the
-//! database. `flush` is the durability point: nothing is acknowledged to a
-//! client before the flush that covers it has returned.
+//! The durable store: message bodies (`blobs`), users, mailboxes with
+//! folders, UIDs, flags and mod-sequences, the delivery queue, and the
+//! smaller records beside them. It owns every byte Tern keeps except the
+//! TLS files; nothing else opens the engine. Every module here is written
+//! over the storage seam (`backend/`): keyed reads, ordered scans and
+//! conditional write sets retried on conflict (`writeset.rs` builds the
+//! mail ones), so the same code runs on sled and on PostgreSQL and needs no
+//! process-wide lock. `flush` is the durability point: nothing is
+//! acknowledged to a client before the flush that covers it has returned.
 //!
-//! Layout: tree `meta` holds small records under key prefixes (`u/` users,
+//! Layout (`Space::Meta`): small records under key prefixes (`u/` users,
 //! `f/` folders, `m/` messages, `q/` queue entries, `b/` blob records, `p/`
-//! blobs still being written, `w/` web mail sessions, `s/` subscriptions of deleted folders,
-//! `x/` UIDs expunged per folder and mod-sequence and `X/` that history's
-//! horizon (`vanished.rs`, for QRESYNC), `v/` one-time
-//! conversions done, `k/<plugin>\0<key>`
-//! the plugins' key-value areas, `d/` DMARC evaluations kept for aggregate
-//! reports and `d#` their count, `t/<domain>` cached MTA-STS policies,
-//! `r/<period>\0<domain>` TLS-RPT tallies, `e/<user>\0<name>` users' Sieve
-//! scripts and `E/<user>` each user's index of them); tree `blobs` holds message bytes in chunks.
+//! blobs still being written, `w/` web mail sessions, `s/` subscriptions of
+//! deleted folders, `x/` UIDs expunged per folder and mod-sequence and `X/`
+//! that history's horizon (`vanished.rs`, for QRESYNC), `v/` one-time
+//! conversions done, `k/<plugin>\0<key>` the plugins' key-value areas, `d/`
+//! DMARC evaluations kept for aggregate reports and `d#` their count,
+//! `t/<domain>` cached MTA-STS policies, `r/<period>\0<domain>` TLS-RPT
+//! tallies, `e/<user>\0<name>` users' Sieve scripts and `E/<user>` each
+//! user's index of them); `Space::Blobs` holds message bytes in chunks. On
+//! sled these are the trees `meta` and `blobs` of every earlier release.
 
 pub mod backend;
 mod blobs;
@@ -22,6 +27,8 @@ mod folders;
 mod kv;
 mod mailbox;
 mod queue;
+#[cfg(test)]
+mod races;
 mod sieve;
 mod sts;
 mod subscriptions;
@@ -29,6 +36,7 @@ mod tlsrpt;
 mod users;
 mod vanished;
 mod web;
+mod writeset;
 
 pub use blobs::{BlobId, BlobParts, BlobReader, BlobRecord, BlobWriter};
 pub use dmarc::{DmarcDkimResult, DmarcPublished, DmarcRow, DmarcWindow};
@@ -45,13 +53,11 @@ pub use web::WebSession;
 
 use backend::{Backend, BackendError};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tokio::sync::broadcast;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("store: {0}")]
-    Sled(#[from] sled::Error),
     #[error(transparent)]
     Backend(BackendError),
     #[error("store record is corrupt ({what}): {message}")]
@@ -83,18 +89,8 @@ pub struct Store {
 }
 
 struct Inner {
-    /// The engine behind the seam (`backend/`): the durability point and
-    /// the modules already written over it go through this.
+    /// The engine behind the seam (`backend/`): every read and write.
     backend: Backend,
-    /// sled's handles, for the modules not yet written over the seam; they
-    /// move onto `backend` one by one (ARCHITECTURE.md, "The store").
-    db: sled::Db,
-    meta: sled::Tree,
-    blobs: sled::Tree,
-    /// Serialises read-modify-write of counters (next UID, mod-sequences,
-    /// refcounts) in the modules still on sled's handles; the seam's
-    /// conditional write sets need no such lock.
-    write_lock: Mutex<()>,
     events: broadcast::Sender<MailboxEvent>,
 }
 
@@ -109,24 +105,24 @@ impl From<BackendError> for StoreError {
 
 impl Store {
     /// Opens (or creates) the store in `dir/store` (sled, the default engine).
-    pub fn open(dir: &Path) -> Result<Store, StoreError> {
-        let backend = Backend::open_sled(dir)?;
-        let (db, meta, blobs) = backend.legacy_sled_handles().ok_or_else(|| {
-            StoreError::Backend(BackendError::Open("the store needs sled here".into()))
-        })?;
+    pub async fn open(dir: &Path) -> Result<Store, StoreError> {
+        Store::on(Backend::open_sled(dir)?).await
+    }
+
+    /// The store on an engine already opened (`Backend::open`), after
+    /// sweeping the bodies of messages whose writer never committed.
+    pub async fn on(backend: Backend) -> Result<Store, StoreError> {
         let (events, _) = broadcast::channel(1024);
         let store = Store {
-            inner: Arc::new(Inner {
-                backend,
-                db,
-                meta,
-                blobs,
-                write_lock: Mutex::new(()),
-                events,
-            }),
+            inner: Arc::new(Inner { backend, events }),
         };
-        store.discard_unfinished_blobs()?;
+        store.discard_unfinished_blobs().await?;
         Ok(store)
+    }
+
+    /// The engine's name ("sled", "postgres").
+    pub fn engine_name(&self) -> &'static str {
+        self.inner.backend.engine_name()
     }
 
     /// Makes every write so far durable (fsync). Concurrent callers share
@@ -151,8 +147,8 @@ impl Store {
     }
 
     /// A new unique, increasing id (queue ids and blob ids).
-    pub fn next_id(&self) -> Result<u64, StoreError> {
-        Ok(self.inner.db.generate_id()? + 1)
+    pub async fn next_id(&self) -> Result<u64, StoreError> {
+        Ok(self.inner.backend.next_id().await?)
     }
 
     /// Whether the one-time data conversion `name` has run (`v/<name>`).
@@ -182,13 +178,24 @@ impl Store {
         self.inner.events.subscribe()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
-        // A poisoned lock only means another thread panicked while holding
-        // it; the data it guards lives in sled, so carry on.
-        self.inner
-            .write_lock
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+    /// Runs `attempt` (read, build a write set, commit) again while its
+    /// commit conflicts with another writer's (`backend::retry`).
+    pub(crate) async fn attempt<T, F, Fut>(&self, mut attempt: F) -> Result<T, StoreError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, StoreError>>,
+    {
+        let outcome = backend::retry(|| {
+            let run = attempt();
+            async move {
+                match run.await {
+                    Err(StoreError::Backend(BackendError::Conflict)) => Err(BackendError::Conflict),
+                    other => Ok(other),
+                }
+            }
+        })
+        .await;
+        outcome.map_err(StoreError::from)?
     }
 
     fn notify(&self, event: MailboxEvent) {
@@ -213,27 +220,53 @@ pub fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
-/// Runs a store future to completion from a synchronous test.
 #[cfg(test)]
-pub(crate) fn block_on<F: std::future::Future>(future: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a test runtime")
-        .block_on(future)
+impl Store {
+    /// How many keys `space` holds.
+    pub(crate) async fn count_for_test(&self, space: backend::Space) -> usize {
+        let all = backend::KeyRange::prefix(b"");
+        self.inner
+            .backend
+            .scan(space, &all, backend::ScanOrder::ALL)
+            .await
+            .map(|kv| kv.len())
+            .unwrap_or(usize::MAX)
+    }
+}
+
+/// Runs `op` `each` times in each of `writers` tasks at once (a race).
+#[cfg(test)]
+pub(crate) async fn race<F, Fut>(store: &Store, writers: usize, each: usize, op: F)
+where
+    F: Fn(Store) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let tasks: Vec<_> = (0..writers)
+        .map(|_| {
+            let (store, op) = (store.clone(), op.clone());
+            tokio::spawn(async move {
+                for _ in 0..each {
+                    op(store.clone()).await;
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
 }
 
 /// Opens a store a test has just dropped: sled's own threads let go of the
 /// file lock shortly after the drop, so the open is retried (up to 30 s)
 /// while it reports the store locked.
 #[cfg(test)]
-pub(crate) fn reopen_for_test(dir: &Path) -> Store {
+pub(crate) async fn reopen_for_test(dir: &Path) -> Store {
     let start = std::time::Instant::now();
     loop {
-        match Store::open(dir) {
+        match Store::open(dir).await {
             Ok(s) => return s,
             Err(StoreError::Locked(_)) if start.elapsed() < std::time::Duration::from_secs(30) => {
-                std::thread::sleep(std::time::Duration::from_millis(20));
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
             }
             Err(e) => panic!("reopen failed: {e}"),
         }

@@ -1,7 +1,12 @@
 //! Queue records: a message waiting for delivery to some of its recipients,
 //! with per-recipient state, attempts, next attempt and last error. The
-//! scheduler in `crate::queue` decides what to do; this file only keeps it.
+//! scheduler in `crate::queue` decides what to do; this file only keeps it,
+//! under `q/<id, 8 bytes BE>` in `Space::Meta`, over the storage seam. A
+//! state change applies only to the entry as it was read (so a
+//! `tern queue delete` in between is never undone).
 
+use super::backend::{Batch, KeyRange, ScanOrder, Space, retry};
+use super::writeset::WriteSet;
 use super::{BlobId, Store, StoreError, decode, encode};
 use serde::{Deserialize, Serialize};
 
@@ -138,53 +143,68 @@ pub(super) fn queue_key(id: u64) -> Vec<u8> {
 }
 
 impl Store {
-    pub fn queue_entries(&self) -> Result<Vec<QueueEntry>, StoreError> {
-        let mut out = Vec::new();
-        for item in self.inner.meta.scan_prefix(b"q/") {
-            let (_, v) = item?;
-            out.push(decode("queue entry", &v)?);
-        }
-        Ok(out)
+    pub async fn queue_entries(&self) -> Result<Vec<QueueEntry>, StoreError> {
+        let entries = self
+            .inner
+            .backend
+            .scan(Space::Meta, &KeyRange::prefix(b"q/"), ScanOrder::ALL)
+            .await?;
+        entries
+            .iter()
+            .map(|(_, v)| decode("queue entry", v))
+            .collect()
     }
 
-    pub fn queue_entry(&self, id: u64) -> Result<Option<QueueEntry>, StoreError> {
-        match self.inner.meta.get(queue_key(id))? {
+    pub async fn queue_entry(&self, id: u64) -> Result<Option<QueueEntry>, StoreError> {
+        match self.inner.backend.get(Space::Meta, &queue_key(id)).await? {
             Some(v) => Ok(Some(decode("queue entry", &v)?)),
             None => Ok(None),
         }
     }
 
-    /// Records a queue entry's new state (the caller flushes). An entry
+    /// Records a queue entry's new state (the caller syncs). An entry
     /// deleted meanwhile (`tern queue delete`) stays deleted.
-    pub fn update_queue_entry(&self, entry: &QueueEntry) -> Result<(), StoreError> {
-        let _guard = self.lock();
-        if self.inner.meta.contains_key(queue_key(entry.id))? {
-            self.inner.meta.insert(queue_key(entry.id), encode(entry))?;
-        }
+    pub async fn update_queue_entry(&self, entry: &QueueEntry) -> Result<(), StoreError> {
+        let key = queue_key(entry.id);
+        let value = encode(entry);
+        let backend = &self.inner.backend;
+        retry(|| async {
+            let Some(old) = backend.get(Space::Meta, &key).await? else {
+                return Ok(());
+            };
+            let mut batch = Batch::new();
+            batch.require(Space::Meta, key.clone(), Some(&old));
+            batch.put(Space::Meta, key.clone(), value.clone());
+            backend.commit(batch).await
+        })
+        .await?;
         Ok(())
     }
 
     /// Queues an already committed blob anew (bounces), taking a reference.
-    pub fn enqueue_blob(&self, entry: &QueueEntry) -> Result<(), StoreError> {
-        let _guard = self.lock();
-        let mut batch = sled::Batch::default();
-        self.adjust_refs(entry.blob, 1, &mut batch)?;
-        batch.insert(queue_key(entry.id), encode(entry));
-        self.inner.meta.apply_batch(batch)?;
-        Ok(())
+    pub async fn enqueue_blob(&self, entry: &QueueEntry) -> Result<(), StoreError> {
+        self.attempt(|| async {
+            let mut ws = WriteSet::new(self);
+            ws.adjust_refs(entry.blob, 1).await?;
+            ws.batch
+                .put(Space::Meta, queue_key(entry.id), encode(entry));
+            ws.commit().await
+        })
+        .await
     }
 
     /// Stores a message generated here (a bounce) and queues it.
-    pub fn enqueue_bytes(
+    pub async fn enqueue_bytes(
         &self,
         mut entry: QueueEntry,
         bytes: &[u8],
     ) -> Result<QueueEntry, StoreError> {
-        let mut writer = self.blob_writer(entry.id)?;
-        writer.write(bytes)?;
+        let mut writer = self.blob_writer(entry.id);
+        writer.write(bytes).await?;
         entry.blob = writer.id();
         entry.size = bytes.len() as u64;
-        self.accept_message(writer, Vec::new(), &[], Some(&entry))?;
+        self.accept_message(writer, Vec::new(), &[], Some(&entry))
+            .await?;
         Ok(entry)
     }
 }

@@ -224,7 +224,7 @@ async fn sieve_scripts_on_postgres() {
 #[tokio::test]
 async fn deleting_the_user_deletes_the_scripts() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
+    let store = Store::open(dir.path()).await.unwrap();
     store.add_user(USER, "pw").await.unwrap();
     let l = SieveConfig::default();
     store.sieve().put(USER, "main", b"keep;", &l).await.unwrap();

@@ -1,9 +1,11 @@
-//! The MTA-STS policy cache (`t/<domain>` in tree `meta`): for each policy
+//! The MTA-STS policy cache (`t/<domain>` in `Space::Meta`): for each policy
 //! domain, the last policy fetched over HTTPS (its text, as served), the
 //! `id` of the `_mta-sts` TXT record it was fetched for, when it was
 //! fetched and when it expires (`max_age` later). RFC 8461 section 5 says
-//! how `outbound/mta_sts` uses it; this file only keeps it.
+//! how `outbound/mta_sts` uses it; this file only keeps it, over the
+//! storage seam (a policy is replaced whole, so the last fetch wins).
 
+use super::backend::{Batch, Space};
 use super::{Store, StoreError, decode, encode};
 use serde::{Deserialize, Serialize};
 
@@ -25,8 +27,13 @@ fn sts_key(domain: &str) -> Vec<u8> {
 
 impl Store {
     /// The cached policy of `domain`, expired or not.
-    pub fn sts_policy(&self, domain: &str) -> Result<Option<StsPolicyRecord>, StoreError> {
-        match self.inner.meta.get(sts_key(domain))? {
+    pub async fn sts_policy(&self, domain: &str) -> Result<Option<StsPolicyRecord>, StoreError> {
+        match self
+            .inner
+            .backend
+            .get(Space::Meta, &sts_key(domain))
+            .await?
+        {
             Some(v) => Ok(Some(decode("MTA-STS policy", &v)?)),
             None => Ok(None),
         }
@@ -34,8 +41,13 @@ impl Store {
 
     /// Replaces the cached policy of `domain`. Not flushed: a policy lost
     /// in a crash is fetched again.
-    pub fn set_sts_policy(&self, domain: &str, record: &StsPolicyRecord) -> Result<(), StoreError> {
-        self.inner.meta.insert(sts_key(domain), encode(record))?;
-        Ok(())
+    pub async fn set_sts_policy(
+        &self,
+        domain: &str,
+        record: &StsPolicyRecord,
+    ) -> Result<(), StoreError> {
+        let mut batch = Batch::new();
+        batch.put(Space::Meta, sts_key(domain), encode(record));
+        Ok(self.inner.backend.commit(batch).await?)
     }
 }

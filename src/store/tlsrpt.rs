@@ -1,10 +1,13 @@
-//! TLS-RPT tallies (`r/<period start>\0<policy domain>` in tree `meta`,
+//! TLS-RPT tallies (`r/<period start>\0<policy domain>` in `Space::Meta`,
 //! the start as 20 decimal digits so keys sort by time): for one reporting
 //! period and one policy domain, the policy as reported, the count of
 //! successful sessions and the failures by kind (RFC 8460 section 4.4).
 //! `outbound/tls_rpt` adds to them and turns finished periods into reports;
-//! this file only keeps them.
+//! this file only keeps them, over the storage seam: a change reads the
+//! tally and commits only if it is still what was read (else it is read
+//! again), so two deliveries tallying at once both count.
 
+use super::backend::{Batch, KeyRange, ScanOrder, Space, retry};
 use super::{Store, StoreError, decode, encode};
 use serde::{Deserialize, Serialize};
 
@@ -39,31 +42,48 @@ fn tally_key(period: i64, domain: &str) -> Vec<u8> {
 
 impl Store {
     /// Changes the tally of `domain` for the period starting at `period`
-    /// (created empty). The caller serialises concurrent changes.
-    pub fn update_tlsrpt(
+    /// (created empty). Concurrent changes are retried, never lost.
+    pub async fn update_tlsrpt(
         &self,
         period: i64,
         domain: &str,
-        change: impl FnOnce(&mut TlsRptTally),
+        change: impl Fn(&mut TlsRptTally),
     ) -> Result<(), StoreError> {
         let key = tally_key(period, domain);
-        let mut tally = match self.inner.meta.get(&key)? {
-            Some(v) => decode("TLS-RPT tally", &v)?,
-            None => TlsRptTally::default(),
-        };
-        change(&mut tally);
-        self.inner.meta.insert(key, encode(&tally))?;
-        Ok(())
+        let backend = &self.inner.backend;
+        retry(|| async {
+            let old = backend.get(Space::Meta, &key).await?;
+            let mut tally = match &old {
+                Some(v) => match decode("TLS-RPT tally", v) {
+                    Ok(t) => t,
+                    Err(e) => return Ok(Err(e)),
+                },
+                None => TlsRptTally::default(),
+            };
+            change(&mut tally);
+            let mut batch = Batch::new();
+            batch.require(Space::Meta, key.clone(), old.as_deref());
+            batch.put(Space::Meta, key.clone(), encode(&tally));
+            backend.commit(batch).await?;
+            Ok(Ok(()))
+        })
+        .await?
     }
 
     /// Tallies of periods that started before `before`: (start, domain, tally).
-    pub fn tlsrpt_before(
+    pub async fn tlsrpt_before(
         &self,
         before: i64,
     ) -> Result<Vec<(i64, String, TlsRptTally)>, StoreError> {
+        let end = format!("r/{before:020}").into_bytes();
+        let range = KeyRange::between(b"r/", &end);
         let mut out = Vec::new();
-        for item in self.inner.meta.scan_prefix(b"r/") {
-            let (k, v) = item?;
+        for (k, v) in self
+            .inner
+            .backend
+            .scan(Space::Meta, &range, ScanOrder::ALL)
+            .await?
+        {
             let key = String::from_utf8_lossy(&k[2..]).into_owned();
             let Some((start, domain)) = key.split_once('\0') else {
                 continue;
@@ -79,8 +99,34 @@ impl Store {
         Ok(out)
     }
 
-    pub fn remove_tlsrpt(&self, period: i64, domain: &str) -> Result<(), StoreError> {
-        self.inner.meta.remove(tally_key(period, domain))?;
-        Ok(())
+    pub async fn remove_tlsrpt(&self, period: i64, domain: &str) -> Result<(), StoreError> {
+        let mut batch = Batch::new();
+        batch.delete(Space::Meta, tally_key(period, domain));
+        Ok(self.inner.backend.commit(batch).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_tallies_all_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).await.unwrap();
+        crate::store::race(&store, 8, 25, |store| async move {
+            store
+                .update_tlsrpt(86400, "Example.test", |t| t.successes += 1)
+                .await
+                .unwrap();
+        })
+        .await;
+        let due = store.tlsrpt_before(2 * 86400).await.unwrap();
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].1, "example.test");
+        assert_eq!(due[0].2.successes, 200);
+        assert!(store.tlsrpt_before(86400).await.unwrap().is_empty());
+        store.remove_tlsrpt(86400, "example.test").await.unwrap();
+        assert!(store.tlsrpt_before(i64::MAX).await.unwrap().is_empty());
     }
 }

@@ -133,8 +133,8 @@ impl Store {
         if !self.user_exists(&address).await? {
             return Err(StoreError::NoSuchUser(address));
         }
-        for folder in self.folders(&address)? {
-            self.delete_folder_contents(&address, &folder.name)?;
+        for folder in self.folders(&address).await? {
+            self.delete_folder_contents(&address, &folder.name).await?;
         }
         let backend = &self.inner.backend;
         let mut batch = Batch::new();
@@ -186,7 +186,7 @@ mod tests {
     #[tokio::test]
     async fn add_verify_passwd_delete() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = Store::open(dir.path()).await.unwrap();
         store.add_user("Bob@Example.test", "secret").await.unwrap();
         assert!(matches!(
             store.add_user("bob@example.test", "x").await,
@@ -227,11 +227,11 @@ mod tests {
             vec!["bob@example.test".to_string()]
         );
         assert_eq!(
-            store.folders("bob@example.test").unwrap().len(),
+            store.folders("bob@example.test").await.unwrap().len(),
             SPECIAL_FOLDERS.len()
         );
         store.delete_user("bob@example.test").await.unwrap();
         assert!(store.list_users().await.unwrap().is_empty());
-        assert!(store.folders("bob@example.test").unwrap().is_empty());
+        assert!(store.folders("bob@example.test").await.unwrap().is_empty());
     }
 }

@@ -2,7 +2,7 @@
 //! 3.2.5.2 and 3.2.6: VANISHED (EARLIER) after a SELECT ... QRESYNC or a
 //! UID FETCH ... (CHANGEDSINCE m VANISHED)). Each change that removes
 //! messages (EXPUNGE, MOVE's source, POP3's deletions at QUIT) writes, in
-//! its own batch, `x/<user>\0<folder>\0<modseq, 8 bytes big-endian>` →
+//! its own write set, `x/<user>\0<folder>\0<modseq, 8 bytes big-endian>` →
 //! the UIDs it removed (JSON), under the mod-sequence it gave the folder.
 //! The history is bounded: at most `MAX_VANISHED_RECORDS` changes per
 //! folder; older ones are dropped and `X/<user>\0<folder>` (the horizon)
@@ -11,6 +11,7 @@
 //! client may know that no longer exists (RFC 7162 3.2.5.2 allows UIDs
 //! the client never saw; clients ignore them).
 
+use super::backend::{Batch, KeyRange, KeyValues, ScanOrder, Space};
 use super::{Store, StoreError, decode, encode};
 
 /// Changes remembered per folder before the oldest are dropped.
@@ -37,63 +38,71 @@ fn modseq_of(key: &[u8], prefix_len: usize) -> u64 {
 }
 
 impl Store {
-    /// Adds to `batch` the record of `uids` removed at `modseq` (callers
-    /// hold the write lock), dropping the oldest beyond the bound.
-    pub(super) fn record_vanished(
+    /// Adds to `batch` the record of `uids` removed at `modseq` (in the
+    /// write set that gave the folder that mod-sequence, so two changes
+    /// never write one record), dropping the oldest beyond the bound.
+    pub(super) async fn record_vanished(
         &self,
         user: &str,
         folder: &str,
         modseq: u64,
         uids: &[u32],
-        batch: &mut sled::Batch,
+        batch: &mut Batch,
     ) -> Result<(), StoreError> {
         if uids.is_empty() {
             return Ok(());
         }
-        batch.insert(record_key(user, folder, modseq), encode(&uids));
+        batch.put(Space::Meta, record_key(user, folder, modseq), encode(&uids));
         let prefix = records_prefix(user, folder);
-        let keys: Vec<sled::IVec> = self
-            .inner
-            .meta
-            .scan_prefix(&prefix)
-            .keys()
-            .collect::<Result<_, _>>()?;
+        let keys = self.history(&prefix).await?;
         let excess = (keys.len() + 1).saturating_sub(MAX_VANISHED_RECORDS);
         if excess > 0 {
             let mut horizon = 0;
-            for key in &keys[..excess] {
+            for (key, _) in &keys[..excess] {
                 horizon = horizon.max(modseq_of(key, prefix.len()));
-                batch.remove(key.clone());
+                batch.delete(Space::Meta, key.clone());
             }
-            batch.insert(horizon_key(user, folder), encode(&horizon));
+            batch.put(Space::Meta, horizon_key(user, folder), encode(&horizon));
         }
         Ok(())
     }
 
+    async fn history(&self, prefix: &[u8]) -> Result<KeyValues, StoreError> {
+        Ok(self
+            .inner
+            .backend
+            .scan(Space::Meta, &KeyRange::prefix(prefix), ScanOrder::ALL)
+            .await?)
+    }
+
     /// The UIDs removed from `folder` by changes after `modseq`, or `None`
     /// when the history no longer reaches back to it.
-    pub fn vanished_since(
+    pub async fn vanished_since(
         &self,
         user: &str,
         folder: &str,
         modseq: u64,
     ) -> Result<Option<Vec<u32>>, StoreError> {
         let folder = super::canonical_folder(folder);
-        let horizon: u64 = match self.inner.meta.get(horizon_key(user, &folder))? {
+        let backend = &self.inner.backend;
+        let horizon: u64 = match backend
+            .get(Space::Meta, &horizon_key(user, &folder))
+            .await?
+        {
             Some(v) => decode("vanished horizon", &v)?,
             None => 0,
         };
         if modseq < horizon {
             return Ok(None);
         }
-        let mut out = Vec::new();
         let start = record_key(user, &folder, modseq.saturating_add(1));
         let prefix = records_prefix(user, &folder);
-        for item in self.inner.meta.range(start..) {
-            let (key, value) = item?;
-            if !key.starts_with(&prefix) {
-                break;
-            }
+        let range = KeyRange {
+            start,
+            end: KeyRange::prefix(&prefix).end,
+        };
+        let mut out = Vec::new();
+        for (_, value) in backend.scan(Space::Meta, &range, ScanOrder::ALL).await? {
             let uids: Vec<u32> = decode("vanished uids", &value)?;
             out.extend(uids);
         }
@@ -103,42 +112,41 @@ impl Store {
     }
 
     /// Moves a folder's history to its new name (RENAME keeps UIDVALIDITY).
-    pub(super) fn rename_vanished(
+    pub(super) async fn rename_vanished(
         &self,
         user: &str,
         from: &str,
         to: &str,
-        batch: &mut sled::Batch,
+        batch: &mut Batch,
     ) -> Result<(), StoreError> {
         let prefix = records_prefix(user, from);
-        for item in self.inner.meta.scan_prefix(&prefix) {
-            let (key, value) = item?;
-            batch.remove(key.clone());
-            batch.insert(record_key(user, to, modseq_of(&key, prefix.len())), value);
+        for (key, value) in self.history(&prefix).await? {
+            batch.delete(Space::Meta, key.clone());
+            batch.put(
+                Space::Meta,
+                record_key(user, to, modseq_of(&key, prefix.len())),
+                value,
+            );
         }
-        if let Some(h) = self.inner.meta.get(horizon_key(user, from))? {
-            batch.remove(horizon_key(user, from));
-            batch.insert(horizon_key(user, to), h);
+        let backend = &self.inner.backend;
+        if let Some(h) = backend.get(Space::Meta, &horizon_key(user, from)).await? {
+            batch.delete(Space::Meta, horizon_key(user, from));
+            batch.put(Space::Meta, horizon_key(user, to), h);
         }
         Ok(())
     }
 
     /// Forgets a deleted folder's history (a new one gets a new UIDVALIDITY).
-    pub(super) fn drop_vanished(
+    pub(super) async fn drop_vanished(
         &self,
         user: &str,
         folder: &str,
-        batch: &mut sled::Batch,
+        batch: &mut Batch,
     ) -> Result<(), StoreError> {
-        for key in self
-            .inner
-            .meta
-            .scan_prefix(records_prefix(user, folder))
-            .keys()
-        {
-            batch.remove(key?);
+        for (key, _) in self.history(&records_prefix(user, folder)).await? {
+            batch.delete(Space::Meta, key);
         }
-        batch.remove(horizon_key(user, folder));
+        batch.delete(Space::Meta, horizon_key(user, folder));
         Ok(())
     }
 }
@@ -149,34 +157,45 @@ mod tests {
 
     const BOB: &str = "bob@example.test";
 
-    #[test]
-    fn expunges_are_remembered_with_their_modseq_and_bounded() {
+    #[tokio::test]
+    async fn expunges_are_remembered_with_their_modseq_and_bounded() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        crate::store::block_on(store.add_user(BOB, "pw")).unwrap();
-        store.create_folder(BOB, "Box").unwrap();
+        let store = Store::open(dir.path()).await.unwrap();
+        store.add_user(BOB, "pw").await.unwrap();
+        store.create_folder(BOB, "Box").await.unwrap();
         let mut uids = Vec::new();
         for _ in 0..4 {
             let (_, uid) = store
                 .append(BOB, "Box", b"Subject: x\r\n\r\ny\r\n", Vec::new(), None)
+                .await
                 .unwrap();
             uids.push(uid);
         }
-        let before = store.folder(BOB, "Box").unwrap().unwrap().highest_modseq;
-        store.expunge(BOB, "Box", &uids[..2]).unwrap();
-        let mid = store.folder(BOB, "Box").unwrap().unwrap().highest_modseq;
-        store.expunge(BOB, "Box", &uids[3..]).unwrap();
+        let before = store
+            .folder(BOB, "Box")
+            .await
+            .unwrap()
+            .unwrap()
+            .highest_modseq;
+        store.expunge(BOB, "Box", &uids[..2]).await.unwrap();
+        let mid = store
+            .folder(BOB, "Box")
+            .await
+            .unwrap()
+            .unwrap()
+            .highest_modseq;
+        store.expunge(BOB, "Box", &uids[3..]).await.unwrap();
         assert_eq!(
-            store.vanished_since(BOB, "Box", before).unwrap(),
+            store.vanished_since(BOB, "Box", before).await.unwrap(),
             Some(vec![uids[0], uids[1], uids[3]])
         );
         assert_eq!(
-            store.vanished_since(BOB, "Box", mid).unwrap(),
+            store.vanished_since(BOB, "Box", mid).await.unwrap(),
             Some(vec![uids[3]])
         );
-        store.rename_folder(BOB, "Box", "Old").unwrap();
+        store.rename_folder(BOB, "Box", "Old").await.unwrap();
         assert_eq!(
-            store.vanished_since(BOB, "Old", mid).unwrap(),
+            store.vanished_since(BOB, "Old", mid).await.unwrap(),
             Some(vec![uids[3]])
         );
         // Beyond the bound the oldest go and older questions get None.
@@ -184,14 +203,23 @@ mod tests {
         for _ in 0..MAX_VANISHED_RECORDS + 1 {
             let (_, uid) = store
                 .append(BOB, "Old", b"Subject: x\r\n\r\ny\r\n", Vec::new(), None)
+                .await
                 .unwrap();
-            store.expunge(BOB, "Old", &[uid]).unwrap();
+            store.expunge(BOB, "Old", &[uid]).await.unwrap();
             last = uid;
         }
-        assert_eq!(store.vanished_since(BOB, "Old", before).unwrap(), None);
-        let now = store.folder(BOB, "Old").unwrap().unwrap().highest_modseq;
         assert_eq!(
-            store.vanished_since(BOB, "Old", now - 1).unwrap(),
+            store.vanished_since(BOB, "Old", before).await.unwrap(),
+            None
+        );
+        let now = store
+            .folder(BOB, "Old")
+            .await
+            .unwrap()
+            .unwrap()
+            .highest_modseq;
+        assert_eq!(
+            store.vanished_since(BOB, "Old", now - 1).await.unwrap(),
             Some(vec![last])
         );
     }

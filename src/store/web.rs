@@ -69,14 +69,14 @@ impl Store {
 
     /// Moves messages between folders of one user (IMAP MOVE's store
     /// function: the body is shared, flags travel); returns the new UIDs.
-    pub fn move_messages(
+    pub async fn move_messages(
         &self,
         user: &str,
         from: &str,
         uids: &[u32],
         to: &str,
     ) -> Result<Vec<u32>, StoreError> {
-        let result = self.copy_messages(user, from, uids, to, true)?;
+        let result = self.copy_messages(user, from, uids, to, true).await?;
         Ok(result.pairs.into_iter().map(|(_, new)| new).collect())
     }
 }
@@ -88,7 +88,7 @@ mod tests {
     #[tokio::test]
     async fn sessions_expire_and_are_deleted() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = Store::open(dir.path()).await.unwrap();
         let live = WebSession {
             user: "bob@x.test".into(),
             csrf: "c".into(),
@@ -109,7 +109,7 @@ mod tests {
     #[tokio::test]
     async fn move_shares_the_body_and_keeps_flags() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = Store::open(dir.path()).await.unwrap();
         store.add_user("bob@x.test", "pw").await.unwrap();
         let (_, uid) = store
             .append(
@@ -119,23 +119,39 @@ mod tests {
                 vec!["\\Seen".into()],
                 None,
             )
+            .await
             .unwrap();
         let blob = store
             .message("bob@x.test", "INBOX", uid)
+            .await
             .unwrap()
             .unwrap()
             .blob;
         let new = store
             .move_messages("bob@x.test", "INBOX", &[uid], "Trash")
+            .await
             .unwrap();
         assert_eq!(new.len(), 1);
-        assert!(store.messages("bob@x.test", "INBOX").unwrap().is_empty());
+        assert!(
+            store
+                .messages("bob@x.test", "INBOX")
+                .await
+                .unwrap()
+                .is_empty()
+        );
         let moved = store
             .message("bob@x.test", "Trash", new[0])
+            .await
             .unwrap()
             .unwrap();
         assert_eq!(moved.blob, blob);
         assert_eq!(moved.flags, vec!["\\Seen".to_string()]);
-        assert!(store.read_blob(blob).unwrap().starts_with(b"Subject: a"));
+        assert!(
+            store
+                .read_blob(blob)
+                .await
+                .unwrap()
+                .starts_with(b"Subject: a")
+        );
     }
 }

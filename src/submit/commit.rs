@@ -148,6 +148,7 @@ pub async fn commit(
     let store = &ctx.store;
     let uids = store
         .accept_message_into(writer, prefix, &local_users, folder, entry.as_ref())
+        .await
         .map_err(CommitError::Store)?;
     store.flush().await.map_err(CommitError::Flush)?;
     if entry.is_some() {

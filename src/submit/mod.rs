@@ -82,7 +82,7 @@ pub async fn submit(ctx: &ServerContext, arrival: Arrival<'_>) -> Result<Accepte
     let qid = format_queue_id(envelope.id);
     // The data hooks read the body from the store: write out its last part.
     if !info.plugins.is_empty()
-        && let Err(e) = writer.flush_pending()
+        && let Err(e) = writer.flush_pending().await
     {
         tracing::error!(queue_id = %qid, "storing message failed: {e}");
         return Err(Refused::Storage);
@@ -118,7 +118,7 @@ pub async fn submit(ctx: &ServerContext, arrival: Arrival<'_>) -> Result<Accepte
     }
     // Signed last, over the headers the filters added too.
     if auth.is_none() && (info.user.is_some() || info.trusted) {
-        sign(ctx, &qid, envelope, header, &writer, &mut prefix)?;
+        sign(ctx, &qid, envelope, header, &writer, &mut prefix).await?;
     }
     // Mailboxes a storage plugin claims are delivered there, now.
     let locals: Vec<String> = envelope
@@ -179,7 +179,7 @@ fn seen<'a>(
 /// has a `[[dkim]]` key: the signature covers the prefix Tern adds and the
 /// body, and goes at the top of the prefix. Unsigned mail still goes out;
 /// the log says why.
-fn sign(
+async fn sign(
     ctx: &ServerContext,
     qid: &str,
     envelope: &Envelope<'_>,
@@ -191,7 +191,7 @@ fn sign(
     if signer.is_empty() {
         return Ok(());
     }
-    let body = writer.contents().map_err(|e| {
+    let body = writer.contents().await.map_err(|e| {
         tracing::error!(queue_id = qid, "reading message failed: {e}");
         Refused::Storage
     })?;

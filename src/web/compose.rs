@@ -47,7 +47,7 @@ impl Origin {
 }
 
 /// A draft's attachments, to offer them again when it is edited.
-fn draft_attachments(
+async fn draft_attachments(
     ctx: &Ctx,
     user: &User,
     origin: &Origin,
@@ -55,7 +55,7 @@ fn draft_attachments(
     if !origin.is_draft() {
         return Ok(Vec::new());
     }
-    let (_, bytes) = load(&ctx.store, &user.account, &origin.folder, origin.uid)?;
+    let (_, bytes) = load(&ctx.store, &user.account, &origin.folder, origin.uid).await?;
     Ok(attachment_list(&parse(&bytes)?))
 }
 
@@ -80,7 +80,7 @@ fn address_list(a: Option<&mail_parser::Address<'_>>, skip: &str) -> Vec<String>
 }
 
 /// A draft pre-filled from an existing message.
-fn prefill(ctx: &Ctx, user: &User, q: &ComposeQuery) -> Result<Draft, WebError> {
+async fn prefill(ctx: &Ctx, user: &User, q: &ComposeQuery) -> Result<Draft, WebError> {
     let mut d = Draft {
         to: q.to.clone(),
         ..Draft::default()
@@ -88,7 +88,7 @@ fn prefill(ctx: &Ctx, user: &User, q: &ComposeQuery) -> Result<Draft, WebError> 
     if q.mode.is_empty() {
         return Ok(d);
     }
-    let (_, bytes) = load(&ctx.store, &user.account, &q.folder, q.uid)?;
+    let (_, bytes) = load(&ctx.store, &user.account, &q.folder, q.uid).await?;
     let m = parse(&bytes)?;
     let subject = m.subject().unwrap_or("").to_string();
     let text = text_body(&m);
@@ -189,15 +189,15 @@ fn form(
     }
 }
 
-fn page(
+async fn page(
     ctx: &Ctx,
     user: &User,
     d: &Draft,
     origin: &Origin,
     error: Option<&str>,
 ) -> Result<Response, WebError> {
-    let folders = folder_views(&ctx.store, &user.account)?;
-    let carried = draft_attachments(ctx, user, origin)?;
+    let folders = folder_views(&ctx.store, &user.account).await?;
+    let carried = draft_attachments(ctx, user, origin).await?;
     let content = html! {
         div.toolbar { h1 { "Compose" } }
         (form(user, d, origin, &carried, error))
@@ -210,14 +210,14 @@ pub async fn compose_page(
     user: User,
     Query(q): Query<ComposeQuery>,
 ) -> Result<Response, WebError> {
-    let d = prefill(&ctx, &user, &q)?;
+    let d = prefill(&ctx, &user, &q).await?;
     let origin = Origin {
         folder: q.folder.clone(),
         uid: q.uid,
         mode: q.mode.clone(),
         keep: None,
     };
-    page(&ctx, &user, &d, &origin, None)
+    page(&ctx, &user, &d, &origin, None).await
 }
 
 async fn read_form(mut mp: Multipart) -> Result<(Draft, Origin, String, String), WebError> {
@@ -281,11 +281,11 @@ pub async fn send(ctx: Ctx, user: User, mp: Multipart) -> Result<Response, WebEr
     if origin.is_draft() && origin.keep.is_none() {
         origin.keep = Some(Vec::new());
     }
-    let carried = carried_attachments(&ctx, &user, &origin)?;
+    let carried = carried_attachments(&ctx, &user, &origin).await?;
     let own_uploads = d.attachments.len();
     d.attachments.extend(carried);
     if from_message && origin.mode == "forward" {
-        let (_, bytes) = load(&ctx.store, &user.account, &origin.folder, origin.uid)?;
+        let (_, bytes) = load(&ctx.store, &user.account, &origin.folder, origin.uid).await?;
         let name = parse(&bytes)?
             .subject()
             .map(|s| format!("{s}.eml"))
@@ -304,10 +304,12 @@ pub async fn send(ctx: Ctx, user: User, mp: Multipart) -> Result<Response, WebEr
             "Drafts",
             &bytes,
             vec![Flag::DRAFT.into(), Flag::SEEN.into()],
-        )?;
+        )
+        .await?;
         if from_message && origin.mode == "draft" {
             ctx.store
-                .expunge(&user.account, &origin.folder, &[origin.uid])?;
+                .expunge(&user.account, &origin.folder, &[origin.uid])
+                .await?;
         }
         ctx.store.flush().await?;
         return Ok(Redirect::to("/folder?name=Drafts&note=Draft%20saved.").into_response());
@@ -316,7 +318,7 @@ pub async fn send(ctx: Ctx, user: User, mp: Multipart) -> Result<Response, WebEr
         Ok(note) => {
             // The message is sent; what follows is bookkeeping, and a
             // failure there must not look like a failed send.
-            if from_message && let Err(e) = after_send(&ctx, &user.account, &origin) {
+            if from_message && let Err(e) = after_send(&ctx, &user.account, &origin).await {
                 tracing::warn!(user = %user.account, "web: after sending: {e}");
             }
             if let Err(e) = ctx.store.flush().await {
@@ -329,7 +331,7 @@ pub async fn send(ctx: Ctx, user: User, mp: Multipart) -> Result<Response, WebEr
             // Forwarded originals and a draft's kept attachments are
             // attached again on the next try.
             d.attachments.truncate(own_uploads);
-            let mut r = page(&ctx, &user, &d, &origin, Some(&e))?;
+            let mut r = page(&ctx, &user, &d, &origin, Some(&e)).await?;
             *r.status_mut() = StatusCode::BAD_REQUEST;
             Ok(r)
         }
@@ -338,7 +340,7 @@ pub async fn send(ctx: Ctx, user: User, mp: Multipart) -> Result<Response, WebEr
 }
 
 /// The attachments of the draft being edited that the form kept.
-fn carried_attachments(
+async fn carried_attachments(
     ctx: &Ctx,
     user: &User,
     origin: &Origin,
@@ -347,24 +349,31 @@ fn carried_attachments(
         Some(k) if origin.is_draft() && !k.is_empty() => k,
         _ => return Ok(Vec::new()),
     };
-    let (_, bytes) = load(&ctx.store, &user.account, &origin.folder, origin.uid)?;
+    let (_, bytes) = load(&ctx.store, &user.account, &origin.folder, origin.uid).await?;
     let m = parse(&bytes)?;
     Ok(keep.iter().filter_map(|&i| attachment(&m, i)).collect())
 }
 
 /// Marks a replied-to message `\Answered`; removes a draft that was sent.
-fn after_send(ctx: &Ctx, user: &str, origin: &Origin) -> Result<(), crate::store::StoreError> {
+async fn after_send(
+    ctx: &Ctx,
+    user: &str,
+    origin: &Origin,
+) -> Result<(), crate::store::StoreError> {
     if origin.mode.starts_with("reply")
-        && let Some(m) = ctx.store.message(user, &origin.folder, origin.uid)?
+        && let Some(m) = ctx.store.message(user, &origin.folder, origin.uid).await?
         && !m.flags.iter().any(|f| f == Flag::ANSWERED)
     {
         let mut flags = m.flags.clone();
         flags.push(Flag::ANSWERED.into());
         ctx.store
-            .set_flags(user, &origin.folder, origin.uid, flags)?;
+            .set_flags(user, &origin.folder, origin.uid, flags)
+            .await?;
     }
     if origin.mode == "draft" {
-        ctx.store.expunge(user, &origin.folder, &[origin.uid])?;
+        ctx.store
+            .expunge(user, &origin.folder, &[origin.uid])
+            .await?;
     }
     Ok(())
 }

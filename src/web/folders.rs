@@ -35,7 +35,7 @@ pub async fn folders_page(
     user: User,
     Query(q): Query<FoldersQuery>,
 ) -> Result<Response, WebError> {
-    let folders = folder_views(&ctx.store, &user.account)?;
+    let folders = folder_views(&ctx.store, &user.account).await?;
     let content = html! {
         div.toolbar { h1 { "Folders" } }
         @if !q.note.is_empty() { p.flash role="status" { (q.note) } }
@@ -123,11 +123,11 @@ fn changeable(name: &str) -> Result<String, Refusal> {
 }
 
 /// Carries out one change; returns the note for the page.
-fn apply(store: &Store, user: &str, f: &FolderForm) -> Result<String, Refusal> {
+async fn apply(store: &Store, user: &str, f: &FolderForm) -> Result<String, Refusal> {
     match f.op.as_str() {
         "create" => {
             let name = checked(&f.name)?;
-            store.create_folder(user, &name)?;
+            store.create_folder(user, &name).await?;
             Ok(format!("Folder {name} created."))
         }
         "rename" => {
@@ -139,14 +139,15 @@ fn apply(store: &Store, user: &str, f: &FolderForm) -> Result<String, Refusal> {
             if to.starts_with(&format!("{from}{SEPARATOR}")) {
                 return Err(Refusal::User("a folder cannot move inside itself".into()));
             }
-            store.rename_folder(user, &from, &to)?;
+            store.rename_folder(user, &from, &to).await?;
             Ok(format!("Folder {from} renamed to {to}."))
         }
         "delete" => {
             let name = changeable(&f.name)?;
             let below = format!("{name}{SEPARATOR}");
             if store
-                .folders(user)?
+                .folders(user)
+                .await?
                 .iter()
                 .any(|i| i.name.starts_with(&below))
             {
@@ -154,12 +155,17 @@ fn apply(store: &Store, user: &str, f: &FolderForm) -> Result<String, Refusal> {
                     "{name} has folders inside; delete or move them first"
                 )));
             }
-            let uids: Vec<u32> = store.messages(user, &name)?.iter().map(|m| m.uid).collect();
+            let uids: Vec<u32> = store
+                .messages(user, &name)
+                .await?
+                .iter()
+                .map(|m| m.uid)
+                .collect();
             let moved = uids.len();
             if moved > 0 {
-                store.move_messages(user, &name, &uids, "Trash")?;
+                store.move_messages(user, &name, &uids, "Trash").await?;
             }
-            store.delete_folder(user, &name)?;
+            store.delete_folder(user, &name).await?;
             Ok(match moved {
                 0 => format!("Folder {name} deleted."),
                 n => format!("Folder {name} deleted; its {n} messages are in Trash."),
@@ -171,7 +177,7 @@ fn apply(store: &Store, user: &str, f: &FolderForm) -> Result<String, Refusal> {
 
 pub async fn change(ctx: Ctx, user: User, Form(f): Form<FolderForm>) -> Result<Response, WebError> {
     user.check_csrf(&f.csrf)?;
-    let to = match apply(&ctx.store, &user.account, &f) {
+    let to = match apply(&ctx.store, &user.account, &f).await {
         Ok(note) => {
             ctx.store.flush().await?;
             format!("/folders?note={}", query_escape(&note))

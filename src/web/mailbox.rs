@@ -25,8 +25,8 @@ const HEADER_LIMIT: usize = 64 * 1024;
 const SEARCH_LIMIT: usize = 2 * 1024 * 1024;
 
 /// The sidebar: special folders first in their usual order, then the rest.
-pub fn folder_views(store: &Store, user: &str) -> Result<Vec<FolderView>, WebError> {
-    let mut folders = store.folders(user)?;
+pub async fn folder_views(store: &Store, user: &str) -> Result<Vec<FolderView>, WebError> {
+    let mut folders = store.folders(user).await?;
     let rank = |n: &str| {
         SPECIAL_FOLDERS
             .iter()
@@ -36,7 +36,7 @@ pub fn folder_views(store: &Store, user: &str) -> Result<Vec<FolderView>, WebErr
     folders.sort_by(|a, b| (rank(&a.name), &a.name).cmp(&(rank(&b.name), &b.name)));
     let mut out = Vec::with_capacity(folders.len());
     for f in folders {
-        let messages = store.messages(user, &f.name)?;
+        let messages = store.messages(user, &f.name).await?;
         let unread = messages
             .iter()
             .filter(|m| !has_flag(m, Flag::SEEN) && !has_flag(m, Flag::DELETED))
@@ -64,9 +64,10 @@ struct Summary {
 }
 
 /// The first bytes of a message, up to the end of its header section.
-pub fn read_head(store: &Store, blob: u64) -> Result<Vec<u8>, WebError> {
+pub async fn read_head(store: &Store, blob: u64) -> Result<Vec<u8>, WebError> {
     let mut out = Vec::new();
-    for part in store.blob_parts(blob)? {
+    let mut parts = store.blob_parts(blob).await?;
+    while let Some(part) = parts.next_part().await {
         out.extend_from_slice(&part?);
         if out.windows(4).any(|w| w == b"\r\n\r\n") || out.len() >= HEADER_LIMIT {
             break;
@@ -76,9 +77,10 @@ pub fn read_head(store: &Store, blob: u64) -> Result<Vec<u8>, WebError> {
 }
 
 /// The first `limit` bytes of a message.
-pub fn read_start(store: &Store, blob: u64, limit: usize) -> Result<Vec<u8>, WebError> {
+pub async fn read_start(store: &Store, blob: u64, limit: usize) -> Result<Vec<u8>, WebError> {
     let mut out = Vec::new();
-    for part in store.blob_parts(blob)? {
+    let mut parts = store.blob_parts(blob).await?;
+    while let Some(part) = parts.next_part().await {
         out.extend_from_slice(&part?);
         if out.len() >= limit {
             break;
@@ -100,8 +102,8 @@ pub fn display_from(addr: Option<&mail_parser::Address>) -> String {
         .unwrap_or_default()
 }
 
-fn summarise(store: &Store, meta: MessageMeta) -> Result<Summary, WebError> {
-    let head = read_head(store, meta.blob)?;
+async fn summarise(store: &Store, meta: MessageMeta) -> Result<Summary, WebError> {
+    let head = read_head(store, meta.blob).await?;
     let parsed = MessageParser::new().parse_headers(&head[..]);
     let (from, subject, date, attachment) = match &parsed {
         Some(m) => (
@@ -127,8 +129,8 @@ fn summarise(store: &Store, meta: MessageMeta) -> Result<Summary, WebError> {
 }
 
 /// Does a message match every word of the query (in from, to, cc, subject or text)?
-fn matches(store: &Store, meta: &MessageMeta, words: &[String]) -> Result<bool, WebError> {
-    let raw = read_start(store, meta.blob, SEARCH_LIMIT)?;
+async fn matches(store: &Store, meta: &MessageMeta, words: &[String]) -> Result<bool, WebError> {
+    let raw = read_start(store, meta.blob, SEARCH_LIMIT).await?;
     let Some(m) = MessageParser::default().parse(&raw[..]) else {
         return Ok(false);
     };
@@ -173,31 +175,33 @@ struct Listing {
     total: usize,
 }
 
-fn list(ctx: &ServerContext, user: &str, q: &FolderQuery) -> Result<Listing, WebError> {
+async fn list(ctx: &ServerContext, user: &str, q: &FolderQuery) -> Result<Listing, WebError> {
     let store = &ctx.store;
-    if store.folder(user, &q.name)?.is_none() {
+    if store.folder(user, &q.name).await?.is_none() {
         return Err(WebError::NotFound);
     }
-    let folders = folder_views(store, user)?;
-    let mut metas = store.messages(user, &q.name)?;
+    let folders = folder_views(store, user).await?;
+    let mut metas = store.messages(user, &q.name).await?;
     metas.reverse();
     let words: Vec<String> = q.q.split_whitespace().map(str::to_lowercase).collect();
     if !words.is_empty() {
         let mut found = Vec::new();
         for m in metas {
-            if matches(store, &m, &words)? {
+            if matches(store, &m, &words).await? {
                 found.push(m);
             }
         }
         metas = found;
     }
     let total = metas.len();
-    let lines = metas
+    let mut lines = Vec::with_capacity(PAGE_SIZE);
+    for m in metas
         .into_iter()
         .skip(q.page.saturating_mul(PAGE_SIZE))
         .take(PAGE_SIZE)
-        .map(|m| summarise(store, m))
-        .collect::<Result<_, _>>()?;
+    {
+        lines.push(summarise(store, m).await?);
+    }
     Ok(Listing {
         folders,
         lines,
@@ -210,14 +214,7 @@ pub async fn folder_page(
     user: User,
     Query(q): Query<FolderQuery>,
 ) -> Result<Response, WebError> {
-    let account = user.account.clone();
-    let ctx2 = ctx.0.clone();
-    let (listing, q) = tokio::task::spawn_blocking(move || {
-        let l = list(&ctx2, &account, &q);
-        (l, q)
-    })
-    .await
-    .map_err(|e| WebError::BadRequest(format!("listing failed: {e}")))?;
+    let listing = list(&ctx.0, &user.account, &q).await;
     let Listing {
         folders,
         lines,
@@ -282,7 +279,7 @@ pub async fn folder_page(
 }
 
 /// Applies one action to messages of a folder. Returns what to tell the user.
-pub fn apply(
+pub async fn apply(
     store: &Store,
     user: &str,
     folder: &str,
@@ -290,12 +287,12 @@ pub fn apply(
     op: &str,
     target: &str,
 ) -> Result<String, WebError> {
-    if store.folder(user, folder)?.is_none() {
+    if store.folder(user, folder).await?.is_none() {
         return Err(WebError::NotFound);
     }
-    let set = |add: Option<&str>, remove: Option<&str>| -> Result<(), WebError> {
+    let set = async |add: Option<&str>, remove: Option<&str>| -> Result<(), WebError> {
         for &uid in uids {
-            if let Some(m) = store.message(user, folder, uid)? {
+            if let Some(m) = store.message(user, folder, uid).await? {
                 let mut flags = m.flags.clone();
                 if let Some(r) = remove {
                     flags.retain(|f| !f.eq_ignore_ascii_case(r));
@@ -306,7 +303,7 @@ pub fn apply(
                     flags.push(a.to_string());
                 }
                 if flags != m.flags {
-                    store.set_flags(user, folder, uid, flags)?;
+                    store.set_flags(user, folder, uid, flags).await?;
                 }
             }
         }
@@ -314,26 +311,34 @@ pub fn apply(
     };
     let n = uids.len();
     match op {
-        "seen" => set(Some(Flag::SEEN), None).map(|_| format!("{n} marked read.")),
-        "unseen" => set(None, Some(Flag::SEEN)).map(|_| format!("{n} marked unread.")),
-        "flag" => set(Some(Flag::FLAGGED), None).map(|_| format!("{n} flagged.")),
-        "unflag" => set(None, Some(Flag::FLAGGED)).map(|_| format!("{n} unflagged.")),
+        "seen" => set(Some(Flag::SEEN), None)
+            .await
+            .map(|_| format!("{n} marked read.")),
+        "unseen" => set(None, Some(Flag::SEEN))
+            .await
+            .map(|_| format!("{n} marked unread.")),
+        "flag" => set(Some(Flag::FLAGGED), None)
+            .await
+            .map(|_| format!("{n} flagged.")),
+        "unflag" => set(None, Some(Flag::FLAGGED))
+            .await
+            .map(|_| format!("{n} unflagged.")),
         "move" => {
-            if store.folder(user, target)?.is_none() {
+            if store.folder(user, target).await?.is_none() {
                 return Err(WebError::BadRequest("no such folder".into()));
             }
             if target == folder {
                 return Ok("Already there.".into());
             }
-            store.move_messages(user, folder, uids, target)?;
+            store.move_messages(user, folder, uids, target).await?;
             Ok(format!("{n} moved to {target}."))
         }
         "delete" if folder == "Trash" => {
-            store.expunge(user, folder, uids)?;
+            store.expunge(user, folder, uids).await?;
             Ok(format!("{n} deleted for good."))
         }
         "delete" => {
-            store.move_messages(user, folder, uids, "Trash")?;
+            store.move_messages(user, folder, uids, "Trash").await?;
             Ok(format!("{n} moved to Trash."))
         }
         other => Err(WebError::BadRequest(format!("unknown action {other:?}"))),
@@ -368,7 +373,7 @@ pub async fn action(
         );
         return Ok(Redirect::to(&to).into_response());
     }
-    let note = apply(&ctx.store, &user.account, &folder, &uids, op, get("target"))?;
+    let note = apply(&ctx.store, &user.account, &folder, &uids, op, get("target")).await?;
     ctx.store.flush().await?;
     let back_to_message = get("back") == "message" && matches!(op, "flag" | "unflag");
     let to = if back_to_message {

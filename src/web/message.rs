@@ -36,16 +36,17 @@ pub struct MessageQuery {
 }
 
 /// A message of the logged-in user with its bytes.
-pub fn load(
+pub async fn load(
     store: &Store,
     user: &str,
     folder: &str,
     uid: u32,
 ) -> Result<(MessageMeta, Vec<u8>), WebError> {
     let meta = store
-        .message(user, folder, uid)?
+        .message(user, folder, uid)
+        .await?
         .ok_or(WebError::NotFound)?;
-    let bytes = store.read_blob(meta.blob)?;
+    let bytes = store.read_blob(meta.blob).await?;
     Ok((meta, bytes))
 }
 
@@ -136,14 +137,16 @@ pub async fn message_page(
     Query(q): Query<MessageQuery>,
 ) -> Result<Response, WebError> {
     let store = &ctx.store;
-    let (meta, bytes) = load(store, &user.account, &q.folder, q.uid)?;
+    let (meta, bytes) = load(store, &user.account, &q.folder, q.uid).await?;
     if !has_flag(&meta, Flag::SEEN) {
         let mut flags = meta.flags.clone();
         flags.push(Flag::SEEN.into());
-        store.set_flags(&user.account, &q.folder, q.uid, flags)?;
+        store
+            .set_flags(&user.account, &q.folder, q.uid, flags)
+            .await?;
     }
     let m = parse(&bytes)?;
-    let folders = folder_views(store, &user.account)?;
+    let folders = folder_views(store, &user.account).await?;
     let subject = m.subject().unwrap_or("(no subject)").to_string();
     let load_images = q.images == 1;
     let html = html_body(&m);
@@ -229,7 +232,7 @@ pub async fn body_frame(
     user: User,
     Query(q): Query<MessageQuery>,
 ) -> Result<Response, WebError> {
-    let (_, bytes) = load(&ctx.store, &user.account, &q.folder, q.uid)?;
+    let (_, bytes) = load(&ctx.store, &user.account, &q.folder, q.uid).await?;
     let m = parse(&bytes)?;
     let load_images = q.images == 1;
     let clean = match html_body(&m) {
@@ -309,7 +312,7 @@ pub async fn part(
     user: User,
     Query(q): Query<MessageQuery>,
 ) -> Result<Response, WebError> {
-    let (_, bytes) = load(&ctx.store, &user.account, &q.folder, q.uid)?;
+    let (_, bytes) = load(&ctx.store, &user.account, &q.folder, q.uid).await?;
     let m = parse(&bytes)?;
     let a = attachment(&m, q.n).ok_or(WebError::NotFound)?;
     Ok(download(&a.content_type, &a.name, a.data))
@@ -321,7 +324,7 @@ pub async fn raw(
     user: User,
     Query(q): Query<MessageQuery>,
 ) -> Result<Response, WebError> {
-    let (_, bytes) = load(&ctx.store, &user.account, &q.folder, q.uid)?;
+    let (_, bytes) = load(&ctx.store, &user.account, &q.folder, q.uid).await?;
     Ok(download(
         "message/rfc822",
         &format!("message-{}.eml", q.uid),

@@ -177,10 +177,10 @@ pub async fn send(
         .map(|p| p + 4)
         .unwrap_or(bytes.len());
     let store = &ctx.store;
-    let id = store.next_id()?;
+    let id = store.next_id().await?;
     let qid = format_queue_id(id);
-    let mut writer = store.blob_writer(id)?;
-    writer.write(&bytes)?;
+    let mut writer = store.blob_writer(id);
+    writer.write(&bytes).await?;
     let with = if conn.tls.is_some() { "HTTPS" } else { "HTTP" };
     let prefix = format!(
         "Received: from webmail ([{ip}])\r\n\tby {host} (Tern) with {with} id {qid}\r\n\tfor <{user}>; {date}\r\n",
@@ -237,7 +237,7 @@ pub async fn send(
         Ok(Accepted::Discarded) => {
             // A filter discarded it: nothing is kept but the sender's copy.
             tracing::info!(queue_id = %qid, from = %user, "web: discarded by a filter");
-            keep_copy(ctx, user, "Sent", &bytes, vec![Flag::SEEN.into()])?;
+            keep_copy(ctx, user, "Sent", &bytes, vec![Flag::SEEN.into()]).await?;
             store.flush().await?;
             return Ok("Message sent.".to_string());
         }
@@ -248,7 +248,7 @@ pub async fn send(
             ));
         }
     };
-    keep_copy(ctx, user, "Sent", &bytes, vec![Flag::SEEN.into()])?;
+    keep_copy(ctx, user, "Sent", &bytes, vec![Flag::SEEN.into()]).await?;
     store.flush().await?;
     let to: Vec<String> = rcpts.iter().map(|a| a.to_string()).collect();
     tracing::info!(
@@ -263,20 +263,20 @@ pub async fn send(
 }
 
 /// Appends to one of the user's folders, creating it if an old account lacks it.
-pub fn keep_copy(
+pub async fn keep_copy(
     ctx: &ServerContext,
     user: &str,
     folder: &str,
     bytes: &[u8],
     flags: Vec<String>,
 ) -> Result<u32, WebError> {
-    if ctx.store.folder(user, folder)?.is_none() {
-        match ctx.store.create_folder(user, folder) {
+    if ctx.store.folder(user, folder).await?.is_none() {
+        match ctx.store.create_folder(user, folder).await {
             Ok(_) | Err(StoreError::FolderExists(_)) => {}
             Err(e) => return Err(e.into()),
         }
     }
-    Ok(ctx.store.append(user, folder, bytes, flags, None)?.1)
+    Ok(ctx.store.append(user, folder, bytes, flags, None).await?.1)
 }
 
 #[cfg(test)]

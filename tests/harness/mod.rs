@@ -62,6 +62,8 @@ pub struct Tern {
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
     data_dir: PathBuf,
+    /// The engine the config names (sled in `data_dir` without `[store]`).
+    engine: tern::store::backend::EngineSettings,
     child: Option<Child>,
     pub ports: HashMap<String, u16>,
     /// The loopback address the listeners bind (127.0.0.x).
@@ -115,6 +117,7 @@ impl Tern {
             .unwrap_or_else(|e| panic!("test config does not parse: {e}\n{config}"));
         Tern {
             data_dir: parsed.data_dir.clone(),
+            engine: tern::store::backend::EngineSettings::from_config(&parsed),
             dir,
             config: path,
             child: None,
@@ -334,12 +337,15 @@ impl Tern {
     /// user's INBOX, full bytes as stored (with the headers Tern added).
     pub fn mailbox(&mut self, user: &str) -> Vec<Vec<u8>> {
         self.stop();
-        let store = self.open_store();
-        let metas = store.messages(user, "INBOX").expect("list messages");
-        metas
-            .iter()
-            .map(|m| store.read_blob(m.blob).expect("read blob"))
-            .collect()
+        block_on(async {
+            let store = self.open_store().await;
+            let metas = store.messages(user, "INBOX").await.expect("list messages");
+            let mut out = Vec::with_capacity(metas.len());
+            for m in &metas {
+                out.push(store.read_blob(m.blob).await.expect("read blob"));
+            }
+            out
+        })
     }
 }
 
@@ -348,18 +354,31 @@ impl Tern {
     /// file lock a little after the last handle drops (an earlier
     /// `mailbox` call's, say), so a `Locked` answer is waited out, up to
     /// the harness's bound.
-    pub fn open_store(&self) -> tern::store::Store {
+    pub async fn open_store(&self) -> tern::store::Store {
         let deadline = Instant::now() + READY_BOUND;
         loop {
-            match tern::store::Store::open(&self.data_dir) {
+            let opened = match tern::store::backend::Backend::open(&self.engine).await {
+                Ok(backend) => tern::store::Store::on(backend).await,
+                Err(e) => Err(e.into()),
+            };
+            match opened {
                 Ok(store) => return store,
                 Err(tern::store::StoreError::Locked(_)) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(20));
+                    tokio::time::sleep(Duration::from_millis(20)).await;
                 }
                 Err(e) => panic!("open store: {e}"),
             }
         }
     }
+}
+
+/// Runs store calls from a (synchronous) test.
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a test runtime")
+        .block_on(future)
 }
 
 impl Drop for Tern {

@@ -60,7 +60,7 @@ impl MtaSts {
     pub async fn policy(&self, domain: &str) -> Option<Applied> {
         let domain = domain.trim_end_matches('.').to_ascii_lowercase();
         let t = now();
-        let cached = match self.inner.store.sts_policy(&domain) {
+        let cached = match self.inner.store.sts_policy(&domain).await {
             Ok(c) => c.filter(|c| c.expires > t),
             Err(e) => {
                 tracing::warn!(domain, "reading the cached MTA-STS policy: {e}");
@@ -153,7 +153,7 @@ impl MtaSts {
             fetched: t,
             expires: t.saturating_add(policy.max_age as i64),
         };
-        if let Err(e) = self.inner.store.set_sts_policy(domain, &record) {
+        if let Err(e) = self.inner.store.set_sts_policy(domain, &record).await {
             tracing::warn!(domain, "caching the MTA-STS policy: {e}");
         }
         tracing::info!(

@@ -14,8 +14,8 @@ use crate::dns::{Dns, DnsError};
 use crate::store::{Store, TlsRptFailure, now};
 use mail_auth::dns::TxtRecordParser;
 use mail_auth::mta_sts::{ReportUri, TlsRptRecord};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 
 /// The address this host sends from towards `ip` (the kernel's choice of
 /// source address; a UDP "connect" sends nothing), for `sending-mta-ip`.
@@ -48,8 +48,6 @@ pub struct TlsRpt {
     /// Verifies report hosts' certificates.
     https: Arc<rustls::ClientConfig>,
     period: i64,
-    /// Serialises read-modify-write of tallies.
-    tally_lock: Mutex<()>,
     sending: AtomicBool,
 }
 
@@ -65,7 +63,6 @@ impl TlsRpt {
             dns,
             https,
             period: period_secs.max(1) as i64,
-            tally_lock: Mutex::new(()),
             sending: AtomicBool::new(false),
         }
     }
@@ -74,27 +71,35 @@ impl TlsRpt {
         t - t.rem_euclid(self.period)
     }
 
-    fn tally(&self, policy: &ReportPolicy, change: impl FnOnce(&mut crate::store::TlsRptTally)) {
-        let _guard = self.tally_lock.lock().unwrap_or_else(|p| p.into_inner());
+    async fn tally(&self, policy: &ReportPolicy, change: impl Fn(&mut crate::store::TlsRptTally)) {
         let period = self.period_start(now());
-        let result = self.store.update_tlsrpt(period, &policy.domain, |t| {
-            t.policy_type = policy.policy_type.into();
-            t.policy_string = policy.policy_string.clone();
-            t.mx_host = policy.mx_host.clone();
-            change(t);
-        });
+        let result = self
+            .store
+            .update_tlsrpt(period, &policy.domain, |t| {
+                t.policy_type = policy.policy_type.into();
+                t.policy_string = policy.policy_string.clone();
+                t.mx_host = policy.mx_host.clone();
+                change(t);
+            })
+            .await;
         if let Err(e) = result {
             tracing::warn!(domain = %policy.domain, "recording a TLS-RPT result: {e}");
         }
     }
 
     /// A session that met the policy.
-    pub fn success(&self, policy: &ReportPolicy) {
-        self.tally(policy, |t| t.successes += 1);
+    pub async fn success(&self, policy: &ReportPolicy) {
+        self.tally(policy, |t| t.successes += 1).await;
     }
 
     /// A session that failed the policy: `remote` is "host[ip]:port" or a host.
-    pub fn failure(&self, policy: &ReportPolicy, result_type: &str, remote: &str, reason: &str) {
+    pub async fn failure(
+        &self,
+        policy: &ReportPolicy,
+        result_type: &str,
+        remote: &str,
+        reason: &str,
+    ) {
         let (host, ip) = match remote.split_once('[') {
             Some((h, rest)) => (
                 h.to_string(),
@@ -119,20 +124,13 @@ impl TlsRpt {
                     count: 1,
                 }),
             }
-        });
+        })
+        .await;
     }
 
     /// Sends the reports of periods that are over, unless a run is going.
     pub fn send_due(self: &Arc<Self>, ctx: Arc<ServerContext>) {
         let current = self.period_start(now());
-        match self.store.tlsrpt_before(current) {
-            Ok(due) if due.is_empty() => return,
-            Ok(_) => {}
-            Err(e) => {
-                tracing::warn!("reading TLS-RPT tallies: {e}");
-                return;
-            }
-        }
         if self.sending.swap(true, Ordering::AcqRel) {
             return;
         }
@@ -144,7 +142,7 @@ impl TlsRpt {
     }
 
     async fn send_all(&self, ctx: &ServerContext, current: i64) {
-        let due = match self.store.tlsrpt_before(current) {
+        let due = match self.store.tlsrpt_before(current).await {
             Ok(d) => d,
             Err(e) => {
                 tracing::warn!("reading TLS-RPT tallies: {e}");
@@ -189,7 +187,7 @@ impl TlsRpt {
                     Err(e) => tracing::warn!(domain, "TLS-RPT report: {e}"),
                 }
             }
-            if let Err(e) = self.store.remove_tlsrpt(start, &domain) {
+            if let Err(e) = self.store.remove_tlsrpt(start, &domain).await {
                 tracing::warn!(domain, "removing a sent TLS-RPT tally: {e}");
             }
         }

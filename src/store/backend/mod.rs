@@ -309,15 +309,6 @@ impl Backend {
         }
     }
 
-    /// sled's handles, for the store modules not yet written over the seam
-    /// (None on other engines). Goes away when the last of them has moved.
-    pub(crate) fn legacy_sled_handles(&self) -> Option<sled::SledHandles> {
-        match self {
-            Backend::Sled(b) => Some(b.legacy_handles()),
-            Backend::Postgres(_) => None,
-        }
-    }
-
     /// The engine's name, for logs and `tern store` output.
     pub fn engine_name(&self) -> &'static str {
         match self {

@@ -5,8 +5,7 @@
 //! transaction and is reported as a conflict. The durability point is the
 //! group commit of `commit.rs` (sled's flush, then fdatasync of its log).
 //!
-//! Nothing outside `store/` sees a sled type; this file is the only place
-//! above `commit.rs` that names one.
+//! Nothing outside this folder sees a sled type.
 
 mod commit;
 
@@ -16,9 +15,6 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::sync::broadcast;
-
-/// The database and its two trees, for the modules not yet over the seam.
-pub type SledHandles = (sled::Db, sled::Tree, sled::Tree);
 
 /// sled with its trees and the group-commit flusher (cheap to clone).
 #[derive(Clone)]
@@ -94,16 +90,6 @@ impl SledBackend {
             Space::Meta => &self.inner.meta,
             Space::Blobs => &self.inner.blobs,
         }
-    }
-
-    /// The sled handles, for the store modules not yet written over the
-    /// seam (they move onto `Backend` one by one; see ARCHITECTURE.md).
-    pub fn legacy_handles(&self) -> SledHandles {
-        (
-            self.inner.db.clone(),
-            self.inner.meta.clone(),
-            self.inner.blobs.clone(),
-        )
     }
 
     /// The folder sled writes to.
