@@ -24,8 +24,11 @@ pub fn socket_path(data_dir: &Path) -> PathBuf {
     data_dir.join(SOCKET_NAME)
 }
 
-/// Binds the socket (replacing a stale one), owner-only.
+/// Binds the socket (replacing a stale one), owner-only. `data_dir` is
+/// made if missing: on PostgreSQL with a configured certificate nothing
+/// else has made it.
 pub fn bind(data_dir: &Path) -> std::io::Result<UnixListener> {
+    std::fs::create_dir_all(data_dir)?;
     let path = socket_path(data_dir);
     let _ = std::fs::remove_file(&path);
     let listener = UnixListener::bind(&path)?;
