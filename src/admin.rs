@@ -1,4 +1,5 @@
-//! The administrative operations behind `tern user …` and `tern queue …`:
+//! The administrative operations behind `tern user …`, `tern queue …` and
+//! `tern sieve …`:
 //! one implementation, run either directly on the store (server stopped) or
 //! by the server on behalf of a control-socket client (server running). The
 //! reload requests (`tern plugin reload`, `tern tls reload`) only a running
@@ -37,6 +38,28 @@ pub enum AdminRequest {
     QueueDelete {
         id: String,
     },
+    /// `tern sieve put USER NAME FILE` (the file's text, read by the CLI).
+    SievePut {
+        user: String,
+        name: String,
+        script: String,
+    },
+    SieveGet {
+        user: String,
+        name: String,
+    },
+    SieveList {
+        user: String,
+    },
+    /// `name` None: no script active.
+    SieveActivate {
+        user: String,
+        name: Option<String>,
+    },
+    SieveDelete {
+        user: String,
+        name: String,
+    },
     /// Reload the plugins (only a running server can; see `control.rs`).
     PluginReload,
     /// Reload the TLS certificates (only a running server can).
@@ -52,6 +75,8 @@ pub enum AdminRequest {
 pub enum AdminError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Sieve(#[from] crate::store::SieveError),
     #[error("{0}")]
     Invalid(String),
 }
@@ -140,6 +165,45 @@ pub async fn execute(
             store.release_queue_entry(&entry).await?;
             Ok(format!("deleted {}\n", entry.queue_id()))
         }
+        AdminRequest::SievePut { user, name, script } => {
+            let user = existing_user(store, config, &user).await?;
+            store
+                .sieve()
+                .put(&user, &name, script.as_bytes(), &config.sieve)
+                .await?;
+            Ok(format!("saved {name:?} for {user}\n"))
+        }
+        AdminRequest::SieveGet { user, name } => {
+            let user = existing_user(store, config, &user).await?;
+            let text = store.sieve().get(&user, &name).await?;
+            Ok(String::from_utf8_lossy(&text).into_owned())
+        }
+        AdminRequest::SieveList { user } => {
+            let user = existing_user(store, config, &user).await?;
+            Ok(store
+                .sieve()
+                .list(&user)
+                .await?
+                .into_iter()
+                .map(|(name, active)| match active {
+                    true => format!("{name}\tactive\n"),
+                    false => format!("{name}\n"),
+                })
+                .collect())
+        }
+        AdminRequest::SieveActivate { user, name } => {
+            let user = existing_user(store, config, &user).await?;
+            store.sieve().activate(&user, name.as_deref()).await?;
+            Ok(match name {
+                Some(n) => format!("{n:?} is the active script of {user}\n"),
+                None => format!("no active script for {user}\n"),
+            })
+        }
+        AdminRequest::SieveDelete { user, name } => {
+            let user = existing_user(store, config, &user).await?;
+            store.sieve().delete(&user, &name).await?;
+            Ok(format!("deleted {name:?} of {user}\n"))
+        }
         AdminRequest::PluginReload => Err(AdminError::Invalid(
             "no server is running; plugins are loaded when `tern serve` starts".into(),
         )),
@@ -178,6 +242,15 @@ fn account_address(config: &Config, address: &str) -> Result<String, AdminError>
             "{domain} is not one of local_domains ({})",
             config.local_domains.join(", ")
         )));
+    }
+    Ok(address)
+}
+
+/// The account an admin names; it must exist.
+async fn existing_user(store: &Store, config: &Config, user: &str) -> Result<String, AdminError> {
+    let address = account_address(config, user)?;
+    if !store.user_exists(&address).await? {
+        return Err(AdminError::Store(StoreError::NoSuchUser(address)));
     }
     Ok(address)
 }

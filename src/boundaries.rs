@@ -1,5 +1,5 @@
 //! The import rules of ARCHITECTURE.md's module map, checked on the source
-//! (test only): no protocol (SMTP/LMTP, POP3, IMAP, web mail) imports the
+//! (test only): no protocol (SMTP/LMTP, POP3, IMAP, web mail, ManageSieve) imports the
 //! accept loop or another protocol; nothing but the accept loop and the
 //! fuzzing entry points imports the SMTP server; the shared context
 //! imports no protocol; the mail vocabulary imports no other module.
@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-const PROTOCOLS: [&str; 4] = ["smtp", "pop3", "imap", "web"];
+const PROTOCOLS: [&str; 5] = ["smtp", "pop3", "imap", "web", "managesieve"];
 
 /// The top-level modules each top-level module names through `crate::`
 /// (comments left out), keyed by module.

@@ -24,8 +24,11 @@ pub fn socket_path(data_dir: &Path) -> PathBuf {
     data_dir.join(SOCKET_NAME)
 }
 
-/// Binds the socket (replacing a stale one), owner-only.
+/// Binds the socket (replacing a stale one), owner-only. `data_dir` is
+/// made if missing: on PostgreSQL with a configured certificate nothing
+/// else has made it.
 pub fn bind(data_dir: &Path) -> std::io::Result<UnixListener> {
+    std::fs::create_dir_all(data_dir)?;
     let path = socket_path(data_dir);
     let _ = std::fs::remove_file(&path);
     let listener = UnixListener::bind(&path)?;
@@ -61,7 +64,8 @@ pub async fn serve(listener: UnixListener, ctx: Arc<ServerContext>, mut shutdown
 async fn handle(ctx: Arc<ServerContext>, stream: UnixStream) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
-    BufReader::new(tokio::io::AsyncReadExt::take(read, 1024 * 1024))
+    // Room for a Sieve script at its largest (`[sieve] max_script_size`).
+    BufReader::new(tokio::io::AsyncReadExt::take(read, 64 * 1024 * 1024))
         .read_line(&mut line)
         .await?;
     let response = match serde_json::from_str::<AdminRequest>(&line) {

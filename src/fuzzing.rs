@@ -30,6 +30,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("plugin_reply", plugin_reply),
     ("next_hop_reply", next_hop_reply),
     ("sieve_script", sieve_script),
+    ("managesieve_command", managesieve_command),
 ];
 
 /// Splits fuzz input into `n` text fields at NUL bytes (missing ones empty).
@@ -185,6 +186,43 @@ pub fn pop3_command(data: &[u8]) {
         }
         Ok(Pop3::Top(n, _)) => assert!(n > 0),
         _ => {}
+    }
+}
+
+/// A ManageSieve command as a client sends it (lines, literals after a
+/// `{N+}`): framing and parsing never panic, and every string the server
+/// would send quoted reads back as the same bytes.
+pub fn managesieve_command(data: &[u8]) {
+    use crate::managesieve::command::parse;
+    use crate::managesieve::wire::{Token, string, tokenize};
+    let mut tokens = Vec::new();
+    let mut rest = data;
+    loop {
+        let (line, after) = match rest.iter().position(|&b| b == b'\n') {
+            Some(p) => (&rest[..p], &rest[p + 1..]),
+            None => (rest, &[][..]),
+        };
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        match tokenize(line, &mut tokens) {
+            Err(_) => return,
+            Ok(None) => break,
+            Ok(Some(n)) => {
+                let n = usize::try_from(n).unwrap_or(usize::MAX).min(after.len());
+                tokens.push(Token::Str(after[..n].to_vec()));
+                rest = &after[n..];
+            }
+        }
+    }
+    let _ = parse(&tokens);
+    for t in &tokens {
+        if let Token::Str(s) = t {
+            let rendered = string(s);
+            if rendered.first() == Some(&b'"') {
+                let mut again = Vec::new();
+                assert_eq!(tokenize(&rendered, &mut again), Ok(None));
+                assert_eq!(again, vec![Token::Str(s.clone())]);
+            }
+        }
     }
 }
 

@@ -102,6 +102,27 @@ enum Command {
 enum SieveCommand {
     /// Compile a Sieve script and print its errors as FILE:LINE:COLUMN: message
     Check { file: PathBuf },
+    /// Save FILE as the user's script NAME (compiled first; refused with
+    /// line:column when it does not compile, or past the [sieve] limits)
+    Put {
+        user: String,
+        name: String,
+        file: PathBuf,
+    },
+    /// Make NAME the user's active script ("--none": no script runs)
+    Activate {
+        user: String,
+        #[arg(required_unless_present = "none")]
+        name: Option<String>,
+        #[arg(long, conflicts_with = "name")]
+        none: bool,
+    },
+    /// The user's scripts, the active one marked
+    List { user: String },
+    /// Print the user's script NAME
+    Get { user: String, name: String },
+    /// Delete the user's script NAME (not the active one)
+    Delete { user: String, name: String },
 }
 
 #[derive(Subcommand)]
@@ -473,9 +494,28 @@ fn run(cli: Cli) -> Result<()> {
             };
             admin_request(&config, request)
         }
+        Command::Sieve(c) => {
+            let request = match c {
+                SieveCommand::Put { user, name, file } => {
+                    let script = std::fs::read(&file)
+                        .with_context(|| format!("reading {}", file.display()))?;
+                    let script = String::from_utf8(script).map_err(|_| {
+                        anyhow::anyhow!("{}: the script is not UTF-8", file.display())
+                    })?;
+                    AdminRequest::SievePut { user, name, script }
+                }
+                SieveCommand::Activate { user, name, .. } => {
+                    AdminRequest::SieveActivate { user, name }
+                }
+                SieveCommand::List { user } => AdminRequest::SieveList { user },
+                SieveCommand::Get { user, name } => AdminRequest::SieveGet { user, name },
+                SieveCommand::Delete { user, name } => AdminRequest::SieveDelete { user, name },
+                SieveCommand::Check { .. } => return Ok(()),
+            };
+            admin_request(&config, request)
+        }
         Command::Dkim(_)
         | Command::Store(_)
-        | Command::Sieve(_)
         | Command::Init { .. }
         | Command::Completions { .. }
         | Command::Manpages { .. } => Ok(()),

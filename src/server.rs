@@ -243,6 +243,7 @@ async fn accept_loop(
                     crate::web::serve(conn, ctx, protocol == Protocol::Https, session_shutdown)
                         .await
                 }
+                Protocol::Managesieve => crate::managesieve::run(conn, ctx, session_shutdown).await,
             }
         });
     }
@@ -263,6 +264,7 @@ async fn too_busy(protocol: Protocol, conn: &mut Connection) {
             b"-ERR [SYS/TEMP] too many connections, try again later\r\n"
         }
         Protocol::Imap | Protocol::Imaps => b"* BYE too many connections, try again later\r\n",
+        Protocol::Managesieve => b"BYE (TRYLATER) \"too many connections, try again later\"\r\n",
         Protocol::Http | Protocol::Https => {
             b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
         }

@@ -6,6 +6,7 @@ mod auth;
 mod dmarc;
 mod limits;
 mod relay;
+mod sieve;
 mod store;
 mod tls;
 mod units;
@@ -14,6 +15,7 @@ pub use auth::{AuthConfig, AuthOverride, DkimAlgorithm, DkimKeyConfig, DmarcActi
 pub use dmarc::DmarcConfig;
 pub use limits::{LimitsConfig, LogFormat, MetricsConfig};
 pub use relay::{RelayConfig, SmarthostTls};
+pub use sieve::SieveConfig;
 pub use store::{StoreBackend, StoreConfig, StoreSslMode};
 pub use tls::{CertificateEntry, CertificateSetting, TlsConfig};
 pub use units::{ByteSize, ConfigDuration};
@@ -60,6 +62,8 @@ pub enum Protocol {
     Imaps,
     Http,
     Https,
+    /// ManageSieve (RFC 5804): users' Sieve scripts.
+    Managesieve,
 }
 
 impl Protocol {
@@ -75,6 +79,7 @@ impl Protocol {
             Protocol::Imaps => "imaps",
             Protocol::Http => "http",
             Protocol::Https => "https",
+            Protocol::Managesieve => "managesieve",
         }
     }
 
@@ -253,6 +258,8 @@ pub struct Config {
     pub user: Option<String>,
     /// Its group (absent: the user's primary group).
     pub group: Option<String>,
+    /// Limits on users' Sieve scripts.
+    pub sieve: SieveConfig,
 }
 
 impl Default for Config {
@@ -278,6 +285,7 @@ impl Default for Config {
             store: StoreConfig::default(),
             user: None,
             group: None,
+            sieve: SieveConfig::default(),
         }
     }
 }
@@ -297,6 +305,7 @@ pub fn default_listeners() -> Vec<Listen> {
         l(Protocol::Imap, 2143),
         l(Protocol::Imaps, 2993),
         l(Protocol::Http, 2080),
+        l(Protocol::Managesieve, 24190),
     ]
 }
 
@@ -461,6 +470,7 @@ impl Config {
         if self.group.is_some() && self.user.is_none() {
             return Err(invalid("group", "needs user (the account to run as)"));
         }
+        self.sieve.validate()?;
         let mut names = std::collections::HashSet::new();
         for p in &self.plugin {
             if !names.insert(p.name.as_str()) {
@@ -529,7 +539,7 @@ mod tests {
     #[test]
     fn defaults_have_every_listener() {
         let c = Config::from_toml("", Path::new("/etc/tern")).unwrap();
-        assert_eq!(c.listen.len(), 8);
+        assert_eq!(c.listen.len(), 9);
         assert_eq!(c.hostname, "localhost");
         assert_eq!(c.data_dir, PathBuf::from("/etc/tern/data"));
         assert!(c.is_local_domain("LOCALHOST"));

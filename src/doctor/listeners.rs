@@ -115,6 +115,8 @@ async fn greeting(protocol: Protocol, stream: impl AsyncRead + Unpin) -> Result<
         Protocol::Smtp | Protocol::Submission | Protocol::Submissions | Protocol::Lmtp => "220",
         Protocol::Pop3 | Protocol::Pop3s => "+OK",
         Protocol::Imap | Protocol::Imaps => "* OK",
+        // RFC 5804: the capabilities come first, IMPLEMENTATION among them.
+        Protocol::Managesieve => "\"",
         _ => "",
     };
     if line.starts_with(expected) && !line.is_empty() {

@@ -16,8 +16,9 @@
 //! conversions done, `k/<plugin>\0<key>` the plugins' key-value areas, `d/`
 //! DMARC evaluations kept for aggregate reports and `d#` their count,
 //! `t/<domain>` cached MTA-STS policies, `r/<period>\0<domain>` TLS-RPT
-//! tallies); `Space::Blobs` holds message bytes in chunks. On sled these
-//! are the trees `meta` and `blobs` of every earlier release.
+//! tallies, `e/<user>\0<name>` users' Sieve scripts and `E/<user>` each
+//! user's index of them); `Space::Blobs` holds message bytes in chunks. On
+//! sled these are the trees `meta` and `blobs` of every earlier release.
 
 pub mod backend;
 mod blobs;
@@ -28,6 +29,7 @@ mod mailbox;
 mod queue;
 #[cfg(test)]
 mod races;
+mod sieve;
 mod sts;
 mod subscriptions;
 mod tlsrpt;
@@ -42,6 +44,7 @@ pub use folders::{CopyResult, FlagOp, SEPARATOR, check_folder_name};
 pub use kv::{KvError, MAX_KV_KEY, MAX_KV_VALUE};
 pub use mailbox::{Flag, FolderInfo, MailboxEvent, MessageMeta, SPECIAL_FOLDERS, canonical_folder};
 pub use queue::{QueueEntry, QueueRecipient, RecipientState, format_queue_id, parse_queue_id};
+pub use sieve::{MAX_SCRIPT_NAME, SieveError, SieveScripts, check_script, check_script_name};
 pub use sts::StsPolicyRecord;
 pub use tlsrpt::{TlsRptFailure, TlsRptTally};
 pub use users::UserRecord;

@@ -138,7 +138,11 @@ impl Store {
         }
         let backend = &self.inner.backend;
         let mut batch = Batch::new();
-        for prefix in [format!("f/{address}\0").into_bytes(), kept_prefix(&address)] {
+        for prefix in [
+            format!("f/{address}\0").into_bytes(),
+            kept_prefix(&address),
+            super::sieve::scripts_prefix(&address),
+        ] {
             for (key, _) in backend
                 .scan(Space::Meta, &KeyRange::prefix(&prefix), ScanOrder::ALL)
                 .await?
@@ -146,6 +150,7 @@ impl Store {
                 batch.delete(Space::Meta, key);
             }
         }
+        batch.delete(Space::Meta, super::sieve::user_index_key(&address));
         batch.delete(Space::Meta, user_key(&address));
         Ok(backend.commit(batch).await?)
     }
