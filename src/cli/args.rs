@@ -1,0 +1,246 @@
+//! The command line's grammar: the global options, every subcommand and its
+//! arguments, with the help text `tern --help` and the manual pages show.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "tern",
+    version,
+    about = "A mail transfer agent with WebAssembly plugins"
+)]
+pub(crate) struct Cli {
+    /// Config file (default: config/tern.toml if it exists, else built-in defaults)
+    #[arg(long, global = true, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum Command {
+    /// Run every listener, the queue and the plugins
+    Serve,
+    /// Validate the config and every plugin
+    CheckConfig,
+    /// Local accounts
+    #[command(subcommand)]
+    User(UserCommand),
+    /// The delivery queue (like mailq/postqueue)
+    #[command(subcommand)]
+    Queue(QueueCommand),
+    /// DKIM signing keys
+    #[command(subcommand)]
+    Dkim(DkimCommand),
+    /// WebAssembly plugins
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+    /// The server's TLS certificates
+    #[command(subcommand)]
+    Tls(TlsCommand),
+    /// DMARC aggregate reports (`[dmarc] reports = true`)
+    #[command(subcommand)]
+    Dmarc(DmarcCommand),
+    /// Check what the world sees of this server: MX, A/AAAA, PTR, SPF,
+    /// DKIM, DMARC, MTA-STS and TLS-RPT records, the certificate and the
+    /// listeners; prints the record to publish for every problem and
+    /// exits non-zero on any error
+    Doctor {
+        /// Domains to check (default: the configured local domains)
+        #[arg(value_name = "DOMAIN")]
+        domains: Vec<String>,
+        /// Print the findings as a JSON array
+        #[arg(long)]
+        json: bool,
+    },
+    /// The store: move an installation between engines
+    #[command(subcommand)]
+    Store(StoreCommand),
+    /// Print the completion script for a shell (bash, zsh, fish, elvish,
+    /// powershell), generated from this command line
+    Completions { shell: clap_complete::Shell },
+    /// Write the manual pages (tern.1, tern-SUBCOMMAND.1) into DIR,
+    /// generated from this command line (the Debian package ships them)
+    #[command(hide = true)]
+    Manpages { dir: PathBuf },
+    /// Write a production config for DOMAIN (real ports, TLS paths, a DKIM
+    /// key, postmaster and abuse aliases, a first account) and print the
+    /// DNS records to publish; never overwrites a config
+    Init {
+        domain: String,
+        /// This server's name (MX target, PTR, certificate)
+        #[arg(long, value_name = "HOST", default_value_t = String::new(), hide_default_value = true)]
+        hostname: String,
+        /// Where the config, DKIM key and certificate go (default: /etc/tern
+        /// as root, else the current folder)
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// The store's folder (default: /var/lib/tern as root, else DIR/data)
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+        /// The account tern serve runs as (default: tern as root, else none)
+        #[arg(long, value_name = "USER")]
+        run_as: Option<String>,
+        /// The first mail account (default: admin@DOMAIN); postmaster@ and abuse@ go to it
+        #[arg(long, value_name = "ADDRESS")]
+        account: Option<String>,
+        /// Read the account's password from standard input (one line)
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Users' Sieve scripts
+    #[command(subcommand)]
+    Sieve(SieveCommand),
+}
+
+#[derive(Subcommand)]
+pub(crate) enum SieveCommand {
+    /// Compile a Sieve script and print its errors as FILE:LINE:COLUMN: message
+    Check { file: PathBuf },
+    /// Save FILE as the user's script NAME (compiled first; refused with
+    /// line:column when it does not compile, or past the [sieve] limits)
+    Put {
+        user: String,
+        name: String,
+        file: PathBuf,
+    },
+    /// Make NAME the user's active script ("--none": no script runs)
+    Activate {
+        user: String,
+        #[arg(required_unless_present = "none")]
+        name: Option<String>,
+        #[arg(long, conflicts_with = "name")]
+        none: bool,
+    },
+    /// The user's scripts, the active one marked
+    List { user: String },
+    /// Print the user's script NAME
+    Get { user: String, name: String },
+    /// Delete the user's script NAME (not the active one)
+    Delete { user: String, name: String },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum StoreCommand {
+    /// Copy a whole store into an empty one and verify the copy (counts and
+    /// checksums per space). Stop `tern serve` first.
+    Migrate {
+        /// sled:DATA_DIR or postgres:postgresql://user@host:port/db[?sslmode=…]
+        #[arg(long, value_name = "STORE")]
+        from: String,
+        /// The destination, named the same way; it must hold no data yet
+        #[arg(long, value_name = "STORE")]
+        to: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum TlsCommand {
+    /// Make the running server load its certificates again (like SIGHUP);
+    /// if one fails to load, the ones in use stay and the error is shown
+    Reload,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum DmarcCommand {
+    /// Send the reports whose window has ended now (the server also does
+    /// it by itself); --dry-run prints every report that would be sent,
+    /// the window in progress included, and sends and forgets nothing
+    Report {
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum DkimCommand {
+    /// Write a new key (DIR/DOMAIN.SELECTOR.key) and print the DNS TXT record to publish
+    Generate {
+        domain: String,
+        selector: String,
+        #[arg(long, value_enum, default_value = "ed25519")]
+        algorithm: KeyAlgorithm,
+        /// Folder for the key file (default: the current folder)
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        out: PathBuf,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub(crate) enum KeyAlgorithm {
+    Ed25519,
+    Rsa,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum PluginCommand {
+    /// The configured plugins and the hooks each exports (loads and type-checks each)
+    List,
+    /// What a component file imports and exports, and which hooks Tern would call
+    Inspect { file: PathBuf },
+    /// Make the running server load the plugins of its config file again (like SIGHUP)
+    Reload,
+    /// Run a plugin's hooks on a message outside a server and print each
+    /// verdict; exit 0 when the message would be accepted, 1 when refused,
+    /// 2 on error (the plugin failed, or bad input)
+    Test {
+        file: PathBuf,
+        /// A `[[plugin]] config` entry (repeatable)
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        settings: Vec<String>,
+        /// The message (.eml)
+        #[arg(long, value_name = "FILE")]
+        mail: PathBuf,
+        /// Envelope sender (default: the message's From:; "<>" for none)
+        #[arg(long)]
+        from: Option<String>,
+        /// Envelope recipient (repeatable; default: the message's To: and Cc:)
+        #[arg(long)]
+        to: Vec<String>,
+        /// The client's address
+        #[arg(long, default_value = "192.0.2.1")]
+        client: std::net::IpAddr,
+        #[arg(long, default_value = "client.example")]
+        helo: String,
+        /// The account the client logged in as (a submission session)
+        #[arg(long)]
+        login: Option<String>,
+        /// Outgoing TCP the plugin may open, as `[[plugin]] connect` (repeatable)
+        #[arg(long, value_name = "HOST:PORT")]
+        connect: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum UserCommand {
+    /// Add an account
+    Add {
+        address: String,
+        /// Read the password from standard input (one line)
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Delete an account and its mail
+    Del { address: String },
+    /// List accounts
+    List,
+    /// Change an account's password
+    Passwd {
+        address: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum QueueCommand {
+    /// Show queued messages: id, size, arrival, sender, recipients and state
+    List,
+    /// Show one message's envelope and per-recipient state
+    Show { id: String },
+    /// Retry now: one message, or all
+    Flush { id: Option<String> },
+    /// Remove a message from the queue without delivering it
+    Delete { id: String },
+}
