@@ -211,7 +211,7 @@ pub async fn render(store: &Store) -> String {
     let name = "tern_store_flush_seconds";
     let _ = writeln!(
         out,
-        "# HELP {name} Time to flush the store to disk (group commits).\n# TYPE {name} histogram"
+        "# HELP {name} Time to make writes durable (sled: group commits; PostgreSQL: commits).\n# TYPE {name} histogram"
     );
     for (bound, bucket) in FLUSH_BUCKETS.iter().zip(&REGISTRY.flush_buckets) {
         let _ = writeln!(

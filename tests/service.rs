@@ -211,12 +211,14 @@ m.logout()
         );
     }
 
-    // A data directory (or a file in it) root owns: a clear error, exit non-zero.
-    let store_file = files
-        .iter()
-        .map(|(p, _)| p)
-        .find(|p| p.is_file() && p.starts_with(t.data_dir().join("store")))
-        .expect("a store file")
+    // A data directory (or a file in it) root owns: a clear error, exit
+    // non-zero. A file of sled's store; on PostgreSQL (no local store) any
+    // file Tern keeps in data_dir.
+    let paths = || files.iter().map(|(p, _)| p).filter(|p| p.is_file());
+    let store_file = paths()
+        .find(|p| p.starts_with(t.data_dir().join("store")))
+        .or_else(|| paths().next())
+        .expect("a file in data_dir")
         .clone();
     std::os::unix::fs::chown(&store_file, Some(0), Some(0)).expect("chown");
     let out = serve_once(&t);

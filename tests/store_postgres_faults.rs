@@ -39,7 +39,7 @@ statement_timeout = \"5s\"\nconnect_timeout = \"2s\"\n",
     // Senders keep trying while the database is gone: each attempt must be
     // refused, and promptly.
     wait_for("refusals while PostgreSQL is down", READY_BOUND, || {
-        (sender.refusals().len() >= refused_before + 8).then_some(())
+        (sender.refusals().len() >= refused_before + 20).then_some(())
     });
     let acked_while_down = sender.acked().len();
     pg.start_again();

@@ -214,7 +214,12 @@ impl PostgresBackend {
                 .await
                 .map_err(classify)?;
         }
-        tx.commit().await.map_err(classify)
+        // The durability point (synchronous_commit=on): timed as sled's
+        // group commits are, in tern_store_flush_seconds.
+        let began = std::time::Instant::now();
+        tx.commit().await.map_err(classify)?;
+        crate::metrics::observe_flush(began.elapsed());
+        Ok(())
     }
 
     pub(super) async fn next_id(&self) -> Result<u64, BackendError> {
