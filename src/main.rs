@@ -295,4 +295,3 @@ fn run(cli: Cli) -> Result<()> {
         }
     }
 }
-

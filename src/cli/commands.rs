@@ -338,7 +338,10 @@ pub(crate) fn doctor(config: &Config, domains: &[String], json: bool) -> Result<
 /// Opens the store of a stopped server. Run as root with `user` set, the
 /// command first becomes that account, as `tern serve` does, so that the
 /// files it creates stay the server's.
-pub(crate) fn open_store(runtime: &tokio::runtime::Runtime, config: &Config) -> Result<tern::store::Store> {
+pub(crate) fn open_store(
+    runtime: &tokio::runtime::Runtime,
+    config: &Config,
+) -> Result<tern::store::Store> {
     use tern::service::privileges;
     use tern::store::backend::{Backend, EngineSettings};
     // SAFETY: getuid has no preconditions.
