@@ -9,7 +9,7 @@
 mod harness;
 
 use harness::{FaultyHop, LoadSender, Tern, config};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 /// A tiny xorshift generator (the kill moments; seeded from the clock and
 /// printed, so a failing run can be repeated).
@@ -54,15 +54,7 @@ fn sigkill_loop_loses_nothing() {
     let sender_says = sender.stop();
 
     // Everything acknowledged must leave the queue: delivered or bounced.
-    let start = Instant::now();
-    while !tern.queue_list().contains("Mail queue is empty") {
-        assert!(
-            start.elapsed() < Duration::from_secs(180),
-            "queue not empty after 180 s:\n{}",
-            tern.queue_list()
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    tern.wait_queue_empty(Duration::from_secs(180));
     let acked = sender.acked();
     let tally = hop.tally();
     println!(

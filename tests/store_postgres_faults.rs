@@ -52,15 +52,7 @@ statement_timeout = \"5s\"\nconnect_timeout = \"2s\"\n",
     let sender_says = sender.stop();
     assert_eq!(tern.pid(), pid, "Tern was not restarted");
 
-    let start = Instant::now();
-    while !tern.queue_list().contains("Mail queue is empty") {
-        assert!(
-            start.elapsed() < Duration::from_secs(180),
-            "queue not empty after 180 s:\n{}",
-            tern.queue_list()
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    tern.wait_queue_empty(Duration::from_secs(180));
     let acked = sender.acked();
     let tally = hop.tally();
     let refusals = sender.refusals();

@@ -322,6 +322,20 @@ impl Tern {
         std::fs::write(&self.config, text).expect("config");
     }
 
+    /// Waits until every queued message has left the queue (delivered or
+    /// bounced), failing the test after `bound` with the queue as it is.
+    pub fn wait_queue_empty(&self, bound: Duration) {
+        let start = Instant::now();
+        while !self.queue_list().contains("Mail queue is empty") {
+            assert!(
+                start.elapsed() < bound,
+                "queue not empty after {bound:?}:\n{}",
+                self.queue_list()
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
     /// `tern queue list` output.
     pub fn queue_list(&self) -> String {
         let out = self.cli(&["queue", "list"], "");
