@@ -24,7 +24,7 @@ wasmtime::component::bindgen!({
 pub use self::tern::plugin::types as wit;
 pub use exports::tern::plugin::rewrite::Rewritten;
 pub use exports::tern::plugin::router::Destination;
-pub use exports::tern::plugin::{filter, policy, rewrite, router, storage};
+pub use exports::tern::plugin::{delivery, filter, policy, rewrite, router, storage};
 
 /// A recipient as the hooks see it: address and DSN parameters.
 pub struct EnvelopeRecipient<'a> {

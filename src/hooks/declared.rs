@@ -22,10 +22,11 @@ pub enum Hook {
     Data,
     Route,
     RewriteRecipient,
+    Deliver,
 }
 
 impl Hook {
-    pub const ALL: [Hook; 7] = [
+    pub const ALL: [Hook; 8] = [
         Hook::Connect,
         Hook::Helo,
         Hook::MailFrom,
@@ -33,6 +34,7 @@ impl Hook {
         Hook::Data,
         Hook::Route,
         Hook::RewriteRecipient,
+        Hook::Deliver,
     ];
 
     /// The function's name in the WIT.
@@ -45,6 +47,7 @@ impl Hook {
             Hook::Data => "on-data",
             Hook::Route => "route",
             Hook::RewriteRecipient => "rewrite-recipient",
+            Hook::Deliver => "deliver",
         }
     }
 

@@ -11,7 +11,7 @@
 //! session and every other session go on.
 
 use super::bindings::{
-    self, Destination, EnvelopeRecipient, filter, policy, rewrite, router, storage, wit,
+    self, Destination, EnvelopeRecipient, delivery, filter, policy, rewrite, router, storage, wit,
 };
 use super::declared::Hook;
 use super::edits::{apply_edits, clean_value};
@@ -39,6 +39,7 @@ pub(super) struct Live {
     pub(super) router: Option<router::Guest>,
     pub(super) storage: Option<storage::Guest>,
     pub(super) rewrite: Option<rewrite::Guest>,
+    pub(super) delivery: Option<delivery::Guest>,
 }
 
 /// Why a plugin call failed.
@@ -531,41 +532,20 @@ async fn instantiate(plugin: &LoadedPlugin) -> Result<Live, Failure> {
         Err(_) => return Err(Failure::Timeout),
     };
     let failed = |e: wasmtime::Error| Failure::Instantiate(format!("{e:#}"));
-    let policy = plugin
-        .exports
-        .policy
-        .as_ref()
-        .map(|i| i.load(&mut store, &instance))
-        .transpose()
-        .map_err(failed)?;
-    let filter = plugin
-        .exports
-        .filter
-        .as_ref()
-        .map(|i| i.load(&mut store, &instance))
-        .transpose()
-        .map_err(failed)?;
-    let router = plugin
-        .exports
-        .router
-        .as_ref()
-        .map(|i| i.load(&mut store, &instance))
-        .transpose()
-        .map_err(failed)?;
-    let storage = plugin
-        .exports
-        .storage
-        .as_ref()
-        .map(|i| i.load(&mut store, &instance))
-        .transpose()
-        .map_err(failed)?;
-    let rewrite = plugin
-        .exports
-        .rewrite
-        .as_ref()
-        .map(|i| i.load(&mut store, &instance))
-        .transpose()
-        .map_err(failed)?;
+    // Each exported hook interface's functions, looked up once.
+    macro_rules! load {
+        ($hook:ident) => {
+            plugin
+                .exports
+                .$hook
+                .as_ref()
+                .map(|i| i.load(&mut store, &instance))
+                .transpose()
+                .map_err(failed)?
+        };
+    }
+    let (policy, filter, router) = (load!(policy), load!(filter), load!(router));
+    let (storage, rewrite, delivery) = (load!(storage), load!(rewrite), load!(delivery));
     store.data_mut().in_call = false;
     Ok(Live {
         store,
@@ -575,5 +555,6 @@ async fn instantiate(plugin: &LoadedPlugin) -> Result<Live, Failure> {
         router,
         storage,
         rewrite,
+        delivery,
     })
 }

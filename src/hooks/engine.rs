@@ -6,7 +6,7 @@
 //! immutable: a reload builds a new one and sessions keep the one they
 //! started with. Nothing here runs plugin code.
 
-use super::bindings::{Plugin, filter, policy, rewrite, router, storage};
+use super::bindings::{Plugin, delivery, filter, policy, rewrite, router, storage};
 use super::declared::{Declared, Hook};
 use super::host::{PluginShared, PluginState};
 use crate::config::{Config, OnError, PluginConfig};
@@ -41,7 +41,7 @@ pub enum PluginError {
         message: String,
     },
     #[error(
-        "plugin {name:?}: {path} needs imports Tern does not provide ({message}); a plugin may import tern:plugin/{{log,config,kv,dns,clock}}@0.1.0 and WASI 0.2 (without capabilities)"
+        "plugin {name:?}: {path} needs imports Tern does not provide ({message}); a plugin may import tern:plugin/{{log,config,kv,dns,clock,routing,mailbox}}@0.1.0 and WASI 0.2 (without capabilities)"
     )]
     Link {
         name: String,
@@ -49,7 +49,7 @@ pub enum PluginError {
         message: String,
     },
     #[error(
-        "plugin {name:?}: {path} exports no hook (policy, filter, router, rewrite or storage of tern:plugin@0.1.0): {message}"
+        "plugin {name:?}: {path} exports no hook (policy, filter, router, rewrite, storage or delivery of tern:plugin@0.1.0): {message}"
     )]
     NoHooks {
         name: String,
@@ -79,6 +79,7 @@ pub struct Exports {
     pub router: Option<router::GuestIndices>,
     pub storage: Option<storage::GuestIndices>,
     pub rewrite: Option<rewrite::GuestIndices>,
+    pub delivery: Option<delivery::GuestIndices>,
 }
 
 impl Exports {
@@ -98,6 +99,9 @@ impl Exports {
         }
         if self.rewrite.is_some() {
             v.push("rewrite");
+        }
+        if self.delivery.is_some() {
+            v.push("delivery");
         }
         v
     }
@@ -129,6 +133,7 @@ impl LoadedPlugin {
             Hook::Data => self.exports.filter.is_some(),
             Hook::Route => self.exports.router.is_some(),
             Hook::RewriteRecipient => self.exports.rewrite.is_some(),
+            Hook::Deliver => self.exports.delivery.is_some(),
         };
         exported && self.declared.calls(hook)
     }
@@ -402,12 +407,14 @@ pub fn link(
         router: None,
         storage: None,
         rewrite: None,
+        delivery: None,
     };
     found(policy::GuestIndices::new(&pre).map(|g| exports.policy = Some(g)));
     found(filter::GuestIndices::new(&pre).map(|g| exports.filter = Some(g)));
     found(router::GuestIndices::new(&pre).map(|g| exports.router = Some(g)));
     found(storage::GuestIndices::new(&pre).map(|g| exports.storage = Some(g)));
     found(rewrite::GuestIndices::new(&pre).map(|g| exports.rewrite = Some(g)));
+    found(delivery::GuestIndices::new(&pre).map(|g| exports.delivery = Some(g)));
     if exports.names().is_empty() {
         return Err(PluginError::NoHooks {
             name: p.name.clone(),
@@ -511,6 +518,9 @@ pub fn inspect(path: &Path, name: &str) -> Result<Inspection, PluginError> {
             }
             if rewrite::GuestIndices::new(&pre).is_ok() {
                 hooks.push("rewrite");
+            }
+            if delivery::GuestIndices::new(&pre).is_ok() {
+                hooks.push("delivery");
             }
             let problem = hooks
                 .is_empty()

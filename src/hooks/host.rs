@@ -2,7 +2,8 @@
 //! may import: `log`, `config`, `kv` (its private area of the sled store),
 //! `dns` (the server's resolver, awaited without blocking the runtime) and
 //! `clock`, and `routing` (a router's demand for verified TLS, kept on
-//! the state for the `route` call in progress). WASI is linked with an empty context: no environment, no
+//! the state for the `route` call in progress); `mailbox` (the delivery
+//! hook's account) is in `mailbox.rs`. WASI is linked with an empty context: no environment, no
 //! arguments, no stdin, no network, no files, unless the plugin's config
 //! grants a `directory`, which is then its only preopened folder, or
 //! `connect` addresses, which it may then open TCP connections to
@@ -56,6 +57,9 @@ pub struct PluginState {
     /// During a `route` call: Some, holding the demand for verified TLS
     /// the plugin made in it, if any; None outside one.
     pub route_tls: Option<Option<VerifiedTls>>,
+    /// During a `deliver` call: its account and the mail asked to be
+    /// sent (`mailbox.rs`); None outside one.
+    pub mailbox: Option<super::mailbox::MailboxCall>,
     http_ctx: WasiHttpCtx,
     http_hooks: super::http::HttpHooks,
 }
@@ -95,6 +99,7 @@ impl PluginState {
             in_call: false,
             connects,
             route_tls: None,
+            mailbox: None,
             http_ctx: WasiHttpCtx::new(),
             http_hooks: super::http::HttpHooks::new(shared.http.clone()),
             shared,

@@ -6,19 +6,22 @@
 //! `engine.rs` (loading, compiling, caching), `bindings.rs` (the WIT types
 //! and reply checks), `host.rs` (what plugins may import), `message.rs` (the
 //! message resource), `dispatch.rs` (calls, deadlines, failures),
-//! `rewrite.rs` (address rewriting), `storage.rs` (mailbox storage).
+//! `rewrite.rs` (address rewriting), `storage.rs` (mailbox storage),
+//! `delivery.rs` and `mailbox.rs` (the per-account delivery hook).
 //!
 //! The plugin set is swapped atomically on reload; a session takes a
 //! snapshot (`Hooks::session`) when it starts and keeps it to the end.
 
 pub mod bindings;
 pub mod declared;
+pub mod delivery;
 pub mod dispatch;
 pub mod edits;
 pub mod engine;
 pub mod host;
 pub mod http;
 pub mod http_grant;
+pub mod mailbox;
 pub mod message;
 pub mod network;
 pub mod rewrite;
@@ -29,6 +32,7 @@ pub use bindings::{Envelope, EnvelopeRecipient};
 pub use dispatch::{FilterOutcome, PluginSession, RouteDecision};
 pub use engine::{PluginError, PluginSet};
 pub use message::MessageView;
+pub use delivery::{Account, DeliveryAction, DeliveryDecision};
 pub use rewrite::RewriteDecision;
 
 use crate::address::{Address, ReversePath};
@@ -403,20 +407,7 @@ impl Hooks {
         if !session.plugins.has_storage() {
             return Ok(Vec::new());
         }
-        let view = MessageView {
-            store: self.store.clone(),
-            blob: message.blob,
-            prefix: Arc::new(message.prefix.to_vec()),
-            // With a skip, the header section is in the prefix already.
-            header: Arc::new(if message.skip > 0 {
-                Vec::new()
-            } else {
-                message.header.to_vec()
-            }),
-            body_size: message.size,
-            skip: message.skip,
-            arrival: bindings::arrival(session),
-        };
+        let view = self.final_view(session, message);
         let mut served = Vec::new();
         for user in users {
             let Some(i) = session.plugins.storage_claim(user).await else {
@@ -438,6 +429,44 @@ impl Hooks {
             }
         }
         Ok(served)
+    }
+}
+
+impl Hooks {
+    /// The message as it is about to be stored (after the header edits).
+    fn final_view(&self, session: &SessionInfo, message: &DataMessage<'_>) -> MessageView {
+        MessageView {
+            store: self.store.clone(),
+            blob: message.blob,
+            prefix: Arc::new(message.prefix.to_vec()),
+            // With a skip, the header section is in the prefix already.
+            header: Arc::new(if message.skip > 0 {
+                Vec::new()
+            } else {
+                message.header.to_vec()
+            }),
+            body_size: message.size,
+            skip: message.skip,
+            arrival: bindings::arrival(session),
+        }
+    }
+
+    /// Asks the delivery plugins what becomes of `account`'s copy; None:
+    /// deliver it as usual.
+    pub async fn deliver(
+        &self,
+        session: &SessionInfo,
+        envelope: &Envelope<'_>,
+        account: &Account<'_>,
+        message: &DataMessage<'_>,
+    ) -> Option<DeliveryDecision> {
+        if !session.plugins.has_delivery() {
+            return None;
+        }
+        let view = self.final_view(session, message);
+        let mut wit_envelope = bindings::envelope(envelope);
+        wit_envelope.auth = message.auth.map(bindings::auth_results);
+        session.plugins.deliver(&wit_envelope, account, &view).await
     }
 }
 

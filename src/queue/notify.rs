@@ -18,6 +18,23 @@ pub async fn send(
     if entry.sender.is_empty() {
         return Ok(()); // never a bounce to <>
     }
+    let original = ctx.store.read_blob(entry.blob).await?;
+    send_about(ctx, entry, which, kind, &original).await
+}
+
+/// `send`, with the message the report is about given (`original`: a
+/// message that was never stored, such as one a delivery plugin refused
+/// for some of its recipients).
+pub async fn send_about(
+    ctx: &ServerContext,
+    entry: &QueueEntry,
+    which: &[usize],
+    kind: DsnKind,
+    original: &[u8],
+) -> Result<(), StoreError> {
+    if entry.sender.is_empty() {
+        return Ok(()); // never a bounce to <>
+    }
     let wanted: Vec<&QueueRecipient> = which
         .iter()
         .map(|&i| &entry.recipients[i])
@@ -33,8 +50,7 @@ pub async fn send(
         return Ok(());
     }
     let store = &ctx.store;
-    let original = store.read_blob(entry.blob).await?;
-    let message = dsn::build(&ctx.config.hostname, entry, &wanted, kind, &original);
+    let message = dsn::build(&ctx.config.hostname, entry, &wanted, kind, original);
     let recipients = recipients_for(&ctx.config, store, &entry.sender).await;
     if recipients.is_empty() {
         tracing::warn!(queue_id = %entry.queue_id(), sender = %entry.sender, "bounce has nowhere to go; dropped");
@@ -63,6 +79,16 @@ pub async fn recipients_for(
     store: &crate::store::Store,
     address: &str,
 ) -> Vec<QueueRecipient> {
+    recipients_with(config, store, address, Some("NEVER")).await
+}
+
+/// `recipients_for` with this DSN NOTIFY (None: the default, failures).
+pub async fn recipients_with(
+    config: &crate::config::Config,
+    store: &crate::store::Store,
+    address: &str,
+    notify: Option<&str>,
+) -> Vec<QueueRecipient> {
     let (targets, _) = crate::checks::expand(config, store, address).await;
     let local: Vec<String> = targets
         .iter()
@@ -75,7 +101,7 @@ pub async fn recipients_for(
     if !local.is_empty() {
         list.push(QueueRecipient::new(
             address.to_string(),
-            Some("NEVER".into()),
+            notify.map(str::to_string),
             None,
             local,
         ));
@@ -84,7 +110,7 @@ pub async fn recipients_for(
         if let crate::mail::Target::Remote(a) = t {
             list.push(QueueRecipient::new(
                 a,
-                Some("NEVER".into()),
+                notify.map(str::to_string),
                 None,
                 Vec::new(),
             ));

@@ -73,6 +73,15 @@ pub struct MailboxEvent {
     pub folder: String,
 }
 
+/// One local copy of a message being accepted: whose, in which folder,
+/// with which flags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalCopy {
+    pub user: String,
+    pub folder: String,
+    pub flags: Vec<String>,
+}
+
 /// INBOX is case-insensitive (RFC 3501 5.1); other names are kept as given.
 pub fn canonical_folder(name: &str) -> String {
     if name.eq_ignore_ascii_case("INBOX") {
@@ -197,28 +206,50 @@ impl Store {
     /// for a quarantined message; a missing Junk folder is created).
     pub async fn accept_message_into(
         &self,
-        mut writer: BlobWriter,
+        writer: BlobWriter,
         prefix: Vec<u8>,
         local_users: &[String],
         folder: &str,
         queue: Option<&QueueEntry>,
     ) -> Result<Vec<u32>, StoreError> {
-        let refs = local_users.len() as u32 + u32::from(queue.is_some());
+        let copies: Vec<LocalCopy> = local_users
+            .iter()
+            .map(|u| LocalCopy {
+                user: u.clone(),
+                folder: folder.to_string(),
+                flags: Vec::new(),
+            })
+            .collect();
+        self.accept_message_copies(writer, prefix, &copies, queue)
+            .await
+    }
+
+    /// `accept_message` with each local copy's folder and flags given
+    /// (the delivery hook's filing; a user may get several copies). The
+    /// folders must exist, but INBOX and Junk are created when missing.
+    pub async fn accept_message_copies(
+        &self,
+        mut writer: BlobWriter,
+        prefix: Vec<u8>,
+        copies: &[LocalCopy],
+        queue: Option<&QueueEntry>,
+    ) -> Result<Vec<u32>, StoreError> {
+        let refs = copies.len() as u32 + u32::from(queue.is_some());
         let date = now();
         let writer_ref = &writer;
         let uids = self
             .attempt(|| async {
                 let mut ws = WriteSet::new(self);
                 let record = writer_ref.finish(&prefix, refs, &mut ws.batch);
-                let mut uids = Vec::with_capacity(local_users.len());
-                for user in local_users {
+                let mut uids = Vec::with_capacity(copies.len());
+                for c in copies {
                     let copy = NewCopy {
                         blob: writer_ref.id(),
                         size: record.size,
-                        flags: Vec::new(),
+                        flags: c.flags.clone(),
                         internal_date: date,
                     };
-                    uids.push(ws.add_copy(user, folder, copy, true).await?);
+                    uids.push(ws.add_copy(&c.user, &c.folder, copy, true).await?);
                 }
                 if let Some(q) = queue {
                     ws.batch.put(Space::Meta, queue_key(q.id), encode(q));

@@ -42,7 +42,9 @@ pub use blobs::{BlobId, BlobParts, BlobReader, BlobRecord, BlobWriter};
 pub use dmarc::{DmarcDkimResult, DmarcPublished, DmarcRow, DmarcWindow};
 pub use folders::{CopyResult, FlagOp, SEPARATOR, check_folder_name};
 pub use kv::{KvError, MAX_KV_KEY, MAX_KV_VALUE};
-pub use mailbox::{Flag, FolderInfo, MailboxEvent, MessageMeta, SPECIAL_FOLDERS, canonical_folder};
+pub use mailbox::{
+    Flag, FolderInfo, LocalCopy, MailboxEvent, MessageMeta, SPECIAL_FOLDERS, canonical_folder,
+};
 pub use queue::{QueueEntry, QueueRecipient, RecipientState, format_queue_id, parse_queue_id};
 pub use sieve::{MAX_SCRIPT_NAME, SieveError, SieveScripts, check_script, check_script_name};
 pub use sts::StsPolicyRecord;

@@ -7,7 +7,7 @@
 
 use crate::context::ServerContext;
 use crate::mail::Target;
-use crate::store::{BlobWriter, QueueEntry, QueueRecipient, StoreError, now};
+use crate::store::{BlobWriter, LocalCopy, QueueEntry, QueueRecipient, StoreError, now};
 
 /// One accepted recipient with where it routes to and its DSN parameters.
 pub struct RoutedRecipient<'a> {
@@ -63,6 +63,10 @@ pub struct PluginEffects<'a> {
     /// A filter quarantined the message (the reason): local copies go to
     /// `Junk`, nothing is relayed.
     pub quarantine: Option<&'a str>,
+    /// Local users a delivery plugin decided for, with their copies
+    /// (folders and flags; none: nothing stored for them). Users not here
+    /// get one copy in the default folder.
+    pub filed: Option<&'a std::collections::BTreeMap<String, Vec<LocalCopy>>>,
 }
 
 /// Commits `writer` (the body) with `prefix` headers for `envelope`, as
@@ -124,8 +128,20 @@ pub async fn commit(
         }
         None => "INBOX",
     };
-    if local_users.is_empty() && remote.is_empty() {
-        // Storage plugins kept every copy (or quarantine left nothing): the
+    let mut copies: Vec<LocalCopy> = Vec::with_capacity(local_users.len());
+    for user in local_users {
+        match effects.filed.and_then(|f| f.get(&user)) {
+            Some(list) => copies.extend(list.iter().cloned()),
+            None => copies.push(LocalCopy {
+                user,
+                folder: folder.to_string(),
+                flags: Vec::new(),
+            }),
+        }
+    }
+    if copies.is_empty() && remote.is_empty() {
+        // Storage plugins kept every copy (or quarantine or the delivery
+        // plugins left nothing): the
         // built-in store keeps nothing; dropping the writer removes the body.
         drop(writer);
         return Ok(Committed {
@@ -152,7 +168,7 @@ pub async fn commit(
     });
     let store = &ctx.store;
     let uids = store
-        .accept_message_into(writer, prefix, &local_users, folder, entry.as_ref())
+        .accept_message_copies(writer, prefix, &copies, entry.as_ref())
         .await
         .map_err(CommitError::Store)?;
     store.flush().await.map_err(CommitError::Flush)?;
@@ -161,7 +177,7 @@ pub async fn commit(
     }
     Ok(Committed {
         size,
-        local: local_users.into_iter().zip(uids).collect(),
+        local: copies.into_iter().map(|c| c.user).zip(uids).collect(),
         queued,
     })
 }

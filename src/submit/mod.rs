@@ -10,6 +10,7 @@
 //! socket or a protocol's wire format.
 
 mod commit;
+mod deliver;
 
 pub use commit::{Committed, Envelope, RoutedRecipient};
 
@@ -120,13 +121,25 @@ pub async fn submit(ctx: &ServerContext, arrival: Arrival<'_>) -> Result<Accepte
     if auth.is_none() && (info.user.is_some() || info.trusted) {
         sign(ctx, &qid, envelope, header, &writer, &mut prefix).await?;
     }
+    // The delivery plugins decide each local account's copy.
+    let quarantine = outcome.quarantine.as_deref().or(quarantine);
+    let default_folder = if quarantine.is_some() { "Junk" } else { "INBOX" };
+    let plan = deliver::plan(
+        ctx,
+        info,
+        hook_envelope,
+        envelope,
+        &seen(envelope.id, &prefix, header, size, auth, skip),
+        default_folder,
+    )
+    .await?;
     // Mailboxes a storage plugin claims are delivered there, now.
     let locals: Vec<String> = envelope
         .recipients
         .iter()
         .flat_map(|r| r.targets)
         .filter_map(|t| match t {
-            Target::Local(u) => Some(u.clone()),
+            Target::Local(u) if plan.keeps(u) => Some(u.clone()),
             _ => None,
         })
         .collect();
@@ -142,12 +155,21 @@ pub async fn submit(ctx: &ServerContext, arrival: Arrival<'_>) -> Result<Accepte
             reply,
             disconnect: false,
         })?;
+    // Redirected copies and refusal notices carry the message as stored.
+    let stored = match plan.sends_message() {
+        true => Some(stored_message(&qid, &writer, &prefix).await?),
+        false => None,
+    };
     let effects = commit::PluginEffects {
         stored_by_plugins: &claimed,
-        quarantine: outcome.quarantine.as_deref().or(quarantine),
+        quarantine,
+        filed: Some(&plan.filed),
     };
     match commit::commit(ctx, writer, prefix, envelope, &effects).await {
-        Ok(committed) => Ok(Accepted::Committed(committed)),
+        Ok(committed) => {
+            deliver::send_after_commit(ctx, plan, envelope, stored.as_deref()).await;
+            Ok(Accepted::Committed(committed))
+        }
         Err(e) => {
             tracing::error!(queue_id = %qid, "{e}");
             Err(Refused::Storage)
@@ -173,6 +195,24 @@ fn seen<'a>(
         auth,
         skip,
     }
+}
+
+/// The prefix and the body (without the leading bytes left out).
+async fn stored_message(
+    qid: &str,
+    writer: &BlobWriter,
+    prefix: &[u8],
+) -> Result<Vec<u8>, Refused> {
+    let body = writer.contents().await.map_err(|e| {
+        tracing::error!(queue_id = qid, "reading message failed: {e}");
+        Refused::Storage
+    })?;
+    let skipped = usize::try_from(writer.skipped())
+        .unwrap_or(0)
+        .min(body.len());
+    let mut out = prefix.to_vec();
+    out.extend_from_slice(&body[skipped..]);
+    Ok(out)
 }
 
 /// DKIM-signs a submission whose From: domain (else envelope sender domain)
