@@ -21,7 +21,8 @@ pub use base::tern::plugin::types::{
     FilterAction, FilterVerdict, Header, HeaderEdit, MailParams, Message, Protocol, RcptParams,
     Recipient, Reply, Session, SpfResult, TlsInfo, Verdict,
 };
-pub use base::tern::plugin::{clock, config, dns, kv, log, routing};
+pub use base::tern::plugin::{clock, config, dns, kv, log, mailbox, routing};
+pub use delivery::exports::tern::plugin::delivery::{Account, DeliveryAction, Filing};
 pub use rewrite::exports::tern::plugin::rewrite::Rewritten;
 pub use router::exports::tern::plugin::router::Destination;
 pub use storage::exports::tern::plugin::storage::Stored;
@@ -37,7 +38,8 @@ pub mod policy {
                 "tern:plugin/kv@0.1.0": tern_sdk::__bindings::base::tern::plugin::kv,
                 "tern:plugin/dns@0.1.0": tern_sdk::__bindings::base::tern::plugin::dns,
                 "tern:plugin/clock@0.1.0": tern_sdk::__bindings::base::tern::plugin::clock,
-                "tern:plugin/routing@0.1.0": tern_sdk::__bindings::base::tern::plugin::routing },
+                "tern:plugin/routing@0.1.0": tern_sdk::__bindings::base::tern::plugin::routing,
+                "tern:plugin/mailbox@0.1.0": tern_sdk::__bindings::base::tern::plugin::mailbox },
         pub_export_macro: true,
         export_macro_name: "__export_policy_world",
         default_bindings_module: "tern_sdk::__bindings::policy",
@@ -55,7 +57,8 @@ pub mod filter {
                 "tern:plugin/kv@0.1.0": tern_sdk::__bindings::base::tern::plugin::kv,
                 "tern:plugin/dns@0.1.0": tern_sdk::__bindings::base::tern::plugin::dns,
                 "tern:plugin/clock@0.1.0": tern_sdk::__bindings::base::tern::plugin::clock,
-                "tern:plugin/routing@0.1.0": tern_sdk::__bindings::base::tern::plugin::routing },
+                "tern:plugin/routing@0.1.0": tern_sdk::__bindings::base::tern::plugin::routing,
+                "tern:plugin/mailbox@0.1.0": tern_sdk::__bindings::base::tern::plugin::mailbox },
         pub_export_macro: true,
         export_macro_name: "__export_filter_world",
         default_bindings_module: "tern_sdk::__bindings::filter",
@@ -73,7 +76,8 @@ pub mod router {
                 "tern:plugin/kv@0.1.0": tern_sdk::__bindings::base::tern::plugin::kv,
                 "tern:plugin/dns@0.1.0": tern_sdk::__bindings::base::tern::plugin::dns,
                 "tern:plugin/clock@0.1.0": tern_sdk::__bindings::base::tern::plugin::clock,
-                "tern:plugin/routing@0.1.0": tern_sdk::__bindings::base::tern::plugin::routing },
+                "tern:plugin/routing@0.1.0": tern_sdk::__bindings::base::tern::plugin::routing,
+                "tern:plugin/mailbox@0.1.0": tern_sdk::__bindings::base::tern::plugin::mailbox },
         pub_export_macro: true,
         export_macro_name: "__export_router_world",
         default_bindings_module: "tern_sdk::__bindings::router",
@@ -91,7 +95,8 @@ pub mod storage {
                 "tern:plugin/kv@0.1.0": tern_sdk::__bindings::base::tern::plugin::kv,
                 "tern:plugin/dns@0.1.0": tern_sdk::__bindings::base::tern::plugin::dns,
                 "tern:plugin/clock@0.1.0": tern_sdk::__bindings::base::tern::plugin::clock,
-                "tern:plugin/routing@0.1.0": tern_sdk::__bindings::base::tern::plugin::routing },
+                "tern:plugin/routing@0.1.0": tern_sdk::__bindings::base::tern::plugin::routing,
+                "tern:plugin/mailbox@0.1.0": tern_sdk::__bindings::base::tern::plugin::mailbox },
         pub_export_macro: true,
         export_macro_name: "__export_storage_world",
         default_bindings_module: "tern_sdk::__bindings::storage",
@@ -109,10 +114,30 @@ pub mod rewrite {
                 "tern:plugin/kv@0.1.0": tern_sdk::__bindings::base::tern::plugin::kv,
                 "tern:plugin/dns@0.1.0": tern_sdk::__bindings::base::tern::plugin::dns,
                 "tern:plugin/clock@0.1.0": tern_sdk::__bindings::base::tern::plugin::clock,
-                "tern:plugin/routing@0.1.0": tern_sdk::__bindings::base::tern::plugin::routing },
+                "tern:plugin/routing@0.1.0": tern_sdk::__bindings::base::tern::plugin::routing,
+                "tern:plugin/mailbox@0.1.0": tern_sdk::__bindings::base::tern::plugin::mailbox },
         pub_export_macro: true,
         export_macro_name: "__export_rewrite_world",
         default_bindings_module: "tern_sdk::__bindings::rewrite",
+    });
+}
+
+pub mod delivery {
+    wit_bindgen::generate!({
+        path: "wit",
+        world: "delivery-plugin",
+        runtime_path: "tern_sdk::__bindings::rt",
+        with: { "tern:plugin/types@0.1.0": tern_sdk::__bindings::base::tern::plugin::types,
+                "tern:plugin/log@0.1.0": tern_sdk::__bindings::base::tern::plugin::log,
+                "tern:plugin/config@0.1.0": tern_sdk::__bindings::base::tern::plugin::config,
+                "tern:plugin/kv@0.1.0": tern_sdk::__bindings::base::tern::plugin::kv,
+                "tern:plugin/dns@0.1.0": tern_sdk::__bindings::base::tern::plugin::dns,
+                "tern:plugin/clock@0.1.0": tern_sdk::__bindings::base::tern::plugin::clock,
+                "tern:plugin/routing@0.1.0": tern_sdk::__bindings::base::tern::plugin::routing,
+                "tern:plugin/mailbox@0.1.0": tern_sdk::__bindings::base::tern::plugin::mailbox },
+        pub_export_macro: true,
+        export_macro_name: "__export_delivery_world",
+        default_bindings_module: "tern_sdk::__bindings::delivery",
     });
 }
 
@@ -126,6 +151,8 @@ pub struct RouterExport<T>(PhantomData<T>);
 pub struct StorageExport<T>(PhantomData<T>);
 /// Adapts a [`crate::Rewrite`].
 pub struct RewriteExport<T>(PhantomData<T>);
+/// Adapts a [`crate::Delivery`].
+pub struct DeliveryExport<T>(PhantomData<T>);
 
 impl<T: crate::Policy> policy::exports::tern::plugin::policy::Guest for PolicyExport<T> {
     fn on_connect(client: Client) -> Verdict {
@@ -180,5 +207,11 @@ impl<T: crate::Storage> storage::exports::tern::plugin::storage::Guest for Stora
 impl<T: crate::Rewrite> rewrite::exports::tern::plugin::rewrite::Guest for RewriteExport<T> {
     fn rewrite_recipient(envelope: Envelope, recipient: Recipient) -> Rewritten {
         T::rewrite(envelope, recipient)
+    }
+}
+
+impl<T: crate::Delivery> delivery::exports::tern::plugin::delivery::Guest for DeliveryExport<T> {
+    fn deliver(envelope: Envelope, account: Account, message: &Message) -> Vec<DeliveryAction> {
+        T::deliver(envelope, account, message)
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! A plugin is a WebAssembly component built for `wasm32-wasip2`. It
 //! implements one or more of the traits [`Policy`], [`Filter`], [`Router`],
-//! [`Rewrite`] and [`Storage`] and exports them with [`export!`]. Here is a complete
+//! [`Rewrite`], [`Storage`] and [`Delivery`] and exports them with [`export!`]. Here is a complete
 //! plugin that refuses mail to `nobody@` any domain:
 //!
 //! ```no_run
@@ -50,13 +50,16 @@ extern crate self as tern_sdk;
 pub mod __bindings;
 
 pub use __bindings::{
+    Account, DeliveryAction, Filing,
     Arrival, AuthOutcome, AuthResults, Client, Destination, DkimResult, DmarcPolicy, DmarcResult,
     Envelope, FilterAction, FilterVerdict, Header, HeaderEdit, MailParams, Message, Protocol,
     RcptParams, Recipient, Reply, Rewritten, Session, SpfResult, Stored, TlsInfo, Verdict,
 };
 
 #[doc(hidden)]
-pub use __bindings::{FilterExport, PolicyExport, RewriteExport, RouterExport, StorageExport};
+pub use __bindings::{
+    DeliveryExport, FilterExport, PolicyExport, RewriteExport, RouterExport, StorageExport,
+};
 
 /// Records which hook methods an `impl Policy for …` (or `Filter`,
 /// `Router`, `Rewrite`, `Storage`) block writes, so the server calls only
@@ -149,6 +152,57 @@ pub trait Storage {
     fn list(mailbox: String) -> Result<Vec<Stored>, String>;
     fn fetch(mailbox: String, id: String, offset: u64, len: u32) -> Result<Vec<u8>, String>;
     fn delete(mailbox: String, id: String) -> Result<(), String>;
+}
+
+/// Final delivery to a local account (interface `tern:plugin/delivery`):
+/// asked once per local account a message goes to, after routing and the
+/// filters, before it is stored. Answer the actions for the account's
+/// copy — [`DeliveryAction::Keep`] or [`DeliveryAction::Fileinto`] a
+/// [`Filing`] (folder, flags), `Discard`, `Redirect`, `Reject`,
+/// `Vacation` — or an empty list for no opinion (the copy goes to INBOX).
+/// Within `deliver`, [`mailbox`] reads the account's Sieve script and a
+/// key-value area of its own, and sends mail through the server's queue.
+///
+/// ```no_run
+/// use tern_sdk::{Account, Delivery, DeliveryAction, Envelope, Filing, Message};
+///
+/// struct Archive;
+///
+/// impl Delivery for Archive {
+///     fn deliver(_envelope: Envelope, _account: Account, message: &Message) -> Vec<DeliveryAction> {
+///         if message.header("list-id").is_empty() {
+///             return Vec::new();
+///         }
+///         vec![DeliveryAction::Fileinto(Filing::folder("Lists"))]
+///     }
+/// }
+/// tern_sdk::export!(Archive: Delivery);
+/// ```
+pub trait Delivery {
+    #[doc(hidden)]
+    const IMPLEMENTED: &'static [&'static str] = &["deliver"];
+    fn deliver(envelope: Envelope, account: Account, message: &Message) -> Vec<DeliveryAction>;
+}
+
+impl Filing {
+    /// Into `folder`, no flags, not created when missing.
+    pub fn folder(folder: &str) -> Filing {
+        Filing {
+            folder: folder.to_string(),
+            flags: Vec::new(),
+            create: false,
+        }
+    }
+    /// With these flags too (`\\Seen`, `$label1`).
+    pub fn with_flags(mut self, flags: &[&str]) -> Filing {
+        self.flags.extend(flags.iter().map(|f| f.to_string()));
+        self
+    }
+    /// Created when it does not exist.
+    pub fn creating(mut self) -> Filing {
+        self.create = true;
+        self
+    }
 }
 
 impl Verdict {
@@ -339,6 +393,40 @@ pub mod routing {
     }
 }
 
+/// The account of the [`Delivery::deliver`] call in progress: its Sieve
+/// scripts, folders, a key-value area private to this plugin and the
+/// account, and sending mail through the server's queue (checked there:
+/// the sender is empty or the account's own address; DKIM-signed). Outside
+/// `deliver` these answer nothing or an error.
+pub mod mailbox {
+    use crate::__bindings::mailbox as host;
+
+    /// The account's active Sieve script: (name, source).
+    pub fn active_script() -> Option<(String, String)> {
+        host::active_script()
+    }
+    /// One of the account's scripts by name.
+    pub fn script(name: &str) -> Option<String> {
+        host::script(name)
+    }
+    pub fn folder_exists(name: &str) -> bool {
+        host::folder_exists(name)
+    }
+    /// A value of the account's area.
+    pub fn get(key: &str) -> Result<Option<Vec<u8>>, String> {
+        host::get(key)
+    }
+    /// Sets a value of the account's area, expiring after `ttl_seconds`.
+    pub fn set(key: &str, value: &[u8], ttl_seconds: Option<u64>) -> Result<(), String> {
+        host::set(key, value, ttl_seconds)
+    }
+    /// Queues `message` from `sender` (empty: `<>`) to `recipients` once
+    /// the message being delivered is committed.
+    pub fn send(sender: &str, recipients: &[String], message: &[u8]) -> Result<(), String> {
+        host::send(sender, recipients, message)
+    }
+}
+
 /// Wall-clock time.
 pub mod clock {
     /// Milliseconds since the Unix epoch.
@@ -431,6 +519,12 @@ macro_rules! __export_hook {
         const _: () = {
             type __TernRewrite = $crate::RewriteExport<$ty>;
             $crate::__bindings::rewrite::__export_rewrite_world!(__TernRewrite with_types_in $crate::__bindings::rewrite);
+        };
+    };
+    (Delivery, $ty:ty) => {
+        const _: () = {
+            type __TernDelivery = $crate::DeliveryExport<$ty>;
+            $crate::__bindings::delivery::__export_delivery_world!(__TernDelivery with_types_in $crate::__bindings::delivery);
         };
     };
     (Storage, $ty:ty) => {
