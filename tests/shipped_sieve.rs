@@ -1,0 +1,171 @@
+//! The delivery hook with the shipped `sieve` and `subaddress` plugins in
+//! the real server, mail sent with smtplib from an untrusted client, the
+//! outside world an aiosmtpd sink (the smarthost): Sieve's fileinto with
+//! imap4flags lands in the folder with the flags, discard keeps nothing,
+//! reject is 550 5.7.1 at DATA for a sole recipient and a DSN to the
+//! sender beside another recipient, vacation answers a sender once (with
+//! Auto-Submitted and In-Reply-To) and never a list or the null sender, a
+//! script failing at run time means the implicit keep, and `bob+lists@`
+//! is filed into `lists` by the subaddress example. Mailboxes are read
+//! from the store once the server has stopped.
+
+mod harness;
+use harness::{READY_BOUND, Sink, Tern, block_on, config, python, wait_for};
+
+const BOB: &str = r#"require ["fileinto", "imap4flags", "reject", "mailbox"];
+if header :contains "subject" "news" {
+    fileinto :create :flags ["\\Seen", "$label1"] "lists";
+} elsif header :contains "subject" "spam" {
+    discard;
+} elsif header :contains "subject" "unwanted" {
+    reject "I do not want this";
+}
+"#;
+
+const CAROL: &str = r#"require "vacation";
+vacation :days 1 :subject "Away" "I am away until Monday.";
+"#;
+
+/// Compiles, but conflicts at run time (reject after fileinto).
+const DAN: &str = r#"require ["fileinto", "reject"];
+if header :contains "subject" "boom" {
+    fileinto "x";
+    reject "no";
+}
+"#;
+
+#[test]
+fn sieve_and_subaddress_at_the_delivery_hook() {
+    let sink = Sink::start();
+    let extra = format!(
+        r#"[relay]
+smarthost = "127.0.0.1:{}"
+
+[aliases]
+"erin+lists@example.test" = ["erin@example.test"]
+
+[[plugin]]
+name = "sieve"
+path = "{}"
+timeout = "5s"
+on_error = "continue"
+
+[[plugin]]
+name = "subaddress"
+path = "{}"
+config = {{ create = "yes" }}
+"#,
+        sink.port,
+        test_plugins::shipped::SIEVE,
+        test_plugins::shipped::SUBADDRESS,
+    );
+    let mut t = Tern::new(&config("mx.example.test", "example.test", &extra));
+    for (user, script) in [("bob", Some(BOB)), ("carol", Some(CAROL)), ("dan", Some(DAN)), ("erin", None)] {
+        let user = format!("{user}@example.test");
+        t.add_user(&user, "pw");
+        if let Some(script) = script {
+            let file = t.dir.path().join("script.sieve");
+            std::fs::write(&file, script).expect("script");
+            for args in [
+                vec!["sieve", "put", &user, "main", file.to_str().expect("path")],
+                vec!["sieve", "activate", &user, "main"],
+            ] {
+                let out = t.cli(&args, "");
+                assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+            }
+        }
+    }
+    t.spawn();
+    let out = python(&format!("SMTP = {}\n{}", t.port("smtp"), SEND_PY), &[]);
+    assert!(out.trim().ends_with("ok"), "{out}");
+
+    // The sink gets the one vacation reply and the one DSN, nothing else.
+    let got = wait_for("a vacation reply and a DSN", READY_BOUND, || {
+        let r = sink.received();
+        (r.len() >= 2).then_some(r)
+    });
+    t.wait_queue_empty(READY_BOUND);
+    assert_eq!(sink.received().len(), 2, "{:?}", sink.received());
+    let reply = got.iter().find(|(_, m)| m.contains("Subject: Away")).expect("vacation reply");
+    assert_eq!(reply.0, vec!["lisa@outside.test".to_string()]);
+    for want in ["Auto-Submitted: auto-replied", "In-Reply-To: <first@outside.test>", "I am away until Monday."] {
+        assert!(reply.1.contains(want), "{want} missing:\n{}", reply.1);
+    }
+    assert!(
+        reply.1.lines().any(|l| l.starts_with("From:") && l.contains("carol@example.test")),
+        "{}",
+        reply.1
+    );
+    let dsn = got.iter().find(|(_, m)| m.contains("message/delivery-status")).expect("DSN");
+    assert_eq!(dsn.0, vec!["lisa@outside.test".to_string()]);
+    for want in ["Final-Recipient: rfc822; bob@example.test", "Status: 5.7.1", "I do not want this"] {
+        assert!(dsn.1.contains(want), "{want} missing:\n{}", dsn.1);
+    }
+    let json = std::fs::read_to_string(sink.mail_dir().join("1.json")).expect("envelope");
+    assert!(json.contains(r#""from": "<>""#), "replies and DSNs go from <>: {json}");
+
+    t.stop();
+    let subjects = |user: &str, folder: &str| -> Vec<(String, Vec<String>)> {
+        block_on(async {
+            let store = t.open_store().await;
+            let mut out = Vec::new();
+            for m in store.messages(user, folder).await.unwrap_or_default() {
+                let blob = store.read_blob(m.blob).await.expect("blob");
+                let text = String::from_utf8_lossy(&blob).into_owned();
+                let subject = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Subject: "))
+                    .unwrap_or_default()
+                    .to_string();
+                out.push((subject, m.flags.clone()));
+            }
+            out
+        })
+    };
+    let flags = |f: &[&str]| f.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(subjects("bob@example.test", "lists"), vec![("news today".to_string(), flags(&["\\Seen", "$label1"]))]);
+    assert_eq!(subjects("bob@example.test", "INBOX"), vec![("hello bob".to_string(), flags(&[]))]);
+    let carol: Vec<String> = subjects("carol@example.test", "INBOX").into_iter().map(|(s, _)| s).collect();
+    assert_eq!(carol, ["first", "second", "list post", "bounce"]);
+    assert_eq!(subjects("dan@example.test", "INBOX"), vec![("boom".to_string(), flags(&[]))]);
+    assert_eq!(subjects("erin@example.test", "lists"), vec![("to erin+lists".to_string(), flags(&[]))]);
+    let erin: Vec<String> = subjects("erin@example.test", "INBOX").into_iter().map(|(s, _)| s).collect();
+    assert_eq!(erin, ["unwanted too"]);
+    let log = t.log();
+    assert!(log.contains("failed at run time"), "the broken script is logged:\n{log}");
+}
+
+const SEND_PY: &str = r#"
+import smtplib
+s = smtplib.SMTP("127.0.0.1", SMTP)
+s.ehlo("client.test")
+def msg(to, subject, extra=""):
+    return "From: lisa@outside.test\r\nTo: %s\r\nSubject: %s\r\n%s\r\nhello\r\n" % (to, subject, extra)
+def send(sender, to, subject, extra=""):
+    return s.sendmail(sender, to, msg(", ".join(to), subject, extra))
+
+L = "lisa@outside.test"
+assert send(L, ["bob@example.test"], "news today") == {}
+assert send(L, ["bob@example.test"], "spam spam") == {}
+assert send(L, ["bob@example.test"], "hello bob") == {}
+# Reject, bob the only recipient: refused at DATA with the script's reason.
+try:
+    send(L, ["bob@example.test"], "unwanted")
+    raise SystemExit("reject was accepted")
+except smtplib.SMTPDataError as e:
+    assert e.smtp_code == 550 and e.smtp_error.decode().startswith("5.7.1 I do not want this"), e
+# Beside erin: accepted, erin keeps it, lisa gets a DSN about bob.
+assert send(L, ["bob@example.test", "erin@example.test"], "unwanted too") == {}
+# Vacation: the first message is answered, the second (same sender) not,
+# nor a list post, nor mail from the null sender.
+assert send(L, ["carol@example.test"], "first", "Message-ID: <first@outside.test>\r\n") == {}
+assert send(L, ["carol@example.test"], "second") == {}
+assert send("news@lists.test", ["carol@example.test"], "list post", "List-Id: <news.lists.test>\r\n") == {}
+assert send("", ["carol@example.test"], "bounce") == {}
+# A script failing at run time: the implicit keep.
+assert send(L, ["dan@example.test"], "boom") == {}
+# No script: the subaddress plugin files it.
+assert send(L, ["erin+lists@example.test"], "to erin+lists") == {}
+s.quit()
+print("ok")
+"#;
