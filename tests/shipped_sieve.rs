@@ -19,6 +19,8 @@ if header :contains "subject" "news" {
     discard;
 } elsif header :contains "subject" "unwanted" {
     reject "I do not want this";
+} elsif header :contains "subject" "forward" {
+    redirect "dave@remote.test";
 }
 "#;
 
@@ -79,13 +81,16 @@ config = {{ create = "yes" }}
     let out = python(&format!("SMTP = {}\n{}", t.port("smtp"), SEND_PY), &[]);
     assert!(out.trim().ends_with("ok"), "{out}");
 
-    // The sink gets the one vacation reply and the one DSN, nothing else.
-    let got = wait_for("a vacation reply and a DSN", READY_BOUND, || {
+    // The sink gets the one vacation reply, the one DSN and the redirected
+    // copy, nothing else.
+    let got = wait_for("a vacation reply, a DSN and a redirect", READY_BOUND, || {
         let r = sink.received();
-        (r.len() >= 2).then_some(r)
+        (r.len() >= 3).then_some(r)
     });
     t.wait_queue_empty(READY_BOUND);
-    assert_eq!(sink.received().len(), 2, "{:?}", sink.received());
+    assert_eq!(sink.received().len(), 3, "{:?}", sink.received());
+    let redirected = got.iter().find(|(_, m)| m.contains("Subject: forward this")).expect("redirected copy");
+    assert_eq!(redirected.0, vec!["dave@remote.test".to_string()]);
     let reply = got.iter().find(|(_, m)| m.contains("Subject: Away")).expect("vacation reply");
     assert_eq!(reply.0, vec!["lisa@outside.test".to_string()]);
     for want in ["Auto-Submitted: auto-replied", "In-Reply-To: <first@outside.test>", "I am away until Monday."] {
@@ -101,8 +106,13 @@ config = {{ create = "yes" }}
     for want in ["Final-Recipient: rfc822; bob@example.test", "Status: 5.7.1", "I do not want this"] {
         assert!(dsn.1.contains(want), "{want} missing:\n{}", dsn.1);
     }
-    let json = std::fs::read_to_string(sink.mail_dir().join("1.json")).expect("envelope");
-    assert!(json.contains(r#""from": "<>""#), "replies and DSNs go from <>: {json}");
+    for n in 1..=3 {
+        let json = std::fs::read_to_string(sink.mail_dir().join(format!("{n}.json"))).expect("envelope");
+        let eml = std::fs::read_to_string(sink.mail_dir().join(format!("{n}.eml"))).expect("message");
+        // Replies and DSNs go from <>; the redirected copy keeps its sender.
+        let from = if eml.contains("forward this") { "lisa@outside.test" } else { "<>" };
+        assert!(json.contains(&format!(r#""from": "{from}""#)), "{json}");
+    }
 
     t.stop();
     let subjects = |user: &str, folder: &str| -> Vec<(String, Vec<String>)> {
@@ -148,6 +158,7 @@ L = "lisa@outside.test"
 assert send(L, ["bob@example.test"], "news today") == {}
 assert send(L, ["bob@example.test"], "spam spam") == {}
 assert send(L, ["bob@example.test"], "hello bob") == {}
+assert send(L, ["bob@example.test"], "forward this") == {}
 # Reject, bob the only recipient: refused at DATA with the script's reason.
 try:
     send(L, ["bob@example.test"], "unwanted")

@@ -126,7 +126,23 @@ pub async fn plan(
                     DeliveryAction::Redirect(to) if default_folder == "Junk" => {
                         tracing::info!(account = %user, to = ?to, "quarantined message: redirect dropped");
                     }
-                    DeliveryAction::Redirect(to) => plan.redirects.push((user.clone(), to)),
+                    DeliveryAction::Redirect(mut to) => {
+                        // `[sieve] max_redirects` per account and message.
+                        let done: usize = plan
+                            .redirects
+                            .iter()
+                            .filter(|(u, _)| u == user)
+                            .map(|(_, t)| t.len())
+                            .sum();
+                        let left = ctx.config.sieve.max_redirects.saturating_sub(done);
+                        if to.len() > left {
+                            tracing::warn!(account = %user, dropped = to.len() - left, "more redirects than [sieve] max_redirects");
+                            to.truncate(left);
+                        }
+                        if !to.is_empty() {
+                            plan.redirects.push((user.clone(), to));
+                        }
+                    }
                     DeliveryAction::Reject(reason) => rejected = Some(reason),
                     DeliveryAction::Vacation(reply) => match Address::parse(&envelope.sender, true) {
                         Ok(to) if !envelope.sender.is_empty() => plan.outgoing.push((
