@@ -69,6 +69,10 @@ fn example_configs_are_valid() {
             "../../plugins/dist/dnsbl.wasm",
             test_plugins::shipped::DNSBL,
         ),
+        (
+            "../../plugins/dist/sieve.wasm",
+            test_plugins::shipped::SIEVE,
+        ),
     ];
     for name in ["mx.toml", "relay.toml", "submission.toml"] {
         let mut text = std::fs::read_to_string(format!(
