@@ -27,119 +27,36 @@ pub use rewrite::exports::tern::plugin::rewrite::Rewritten;
 pub use router::exports::tern::plugin::router::Destination;
 pub use storage::exports::tern::plugin::storage::Stored;
 
-pub mod policy {
-    wit_bindgen::generate!({
-        path: "wit",
-        world: "policy-plugin",
-        runtime_path: "tern_sdk::__bindings::rt",
-        with: { "tern:plugin/types@0.1.0": tern_sdk::__bindings::base::tern::plugin::types,
-                "tern:plugin/log@0.1.0": tern_sdk::__bindings::base::tern::plugin::log,
-                "tern:plugin/config@0.1.0": tern_sdk::__bindings::base::tern::plugin::config,
-                "tern:plugin/kv@0.1.0": tern_sdk::__bindings::base::tern::plugin::kv,
-                "tern:plugin/dns@0.1.0": tern_sdk::__bindings::base::tern::plugin::dns,
-                "tern:plugin/clock@0.1.0": tern_sdk::__bindings::base::tern::plugin::clock,
-                "tern:plugin/routing@0.1.0": tern_sdk::__bindings::base::tern::plugin::routing,
-                "tern:plugin/mailbox@0.1.0": tern_sdk::__bindings::base::tern::plugin::mailbox },
-        pub_export_macro: true,
-        export_macro_name: "__export_policy_world",
-        default_bindings_module: "tern_sdk::__bindings::policy",
-    });
+/// One module per hook world, sharing the types and imports of `base`.
+macro_rules! hook_world {
+    ($module:ident, $world:literal, $export_macro:literal, $path:literal) => {
+        pub mod $module {
+            wit_bindgen::generate!({
+                path: "wit",
+                world: $world,
+                runtime_path: "tern_sdk::__bindings::rt",
+                with: { "tern:plugin/types@0.1.0": tern_sdk::__bindings::base::tern::plugin::types,
+                        "tern:plugin/log@0.1.0": tern_sdk::__bindings::base::tern::plugin::log,
+                        "tern:plugin/config@0.1.0": tern_sdk::__bindings::base::tern::plugin::config,
+                        "tern:plugin/kv@0.1.0": tern_sdk::__bindings::base::tern::plugin::kv,
+                        "tern:plugin/dns@0.1.0": tern_sdk::__bindings::base::tern::plugin::dns,
+                        "tern:plugin/clock@0.1.0": tern_sdk::__bindings::base::tern::plugin::clock,
+                        "tern:plugin/routing@0.1.0": tern_sdk::__bindings::base::tern::plugin::routing,
+                        "tern:plugin/mailbox@0.1.0": tern_sdk::__bindings::base::tern::plugin::mailbox },
+                pub_export_macro: true,
+                export_macro_name: $export_macro,
+                default_bindings_module: $path,
+            });
+        }
+    };
 }
 
-pub mod filter {
-    wit_bindgen::generate!({
-        path: "wit",
-        world: "filter-plugin",
-        runtime_path: "tern_sdk::__bindings::rt",
-        with: { "tern:plugin/types@0.1.0": tern_sdk::__bindings::base::tern::plugin::types,
-                "tern:plugin/log@0.1.0": tern_sdk::__bindings::base::tern::plugin::log,
-                "tern:plugin/config@0.1.0": tern_sdk::__bindings::base::tern::plugin::config,
-                "tern:plugin/kv@0.1.0": tern_sdk::__bindings::base::tern::plugin::kv,
-                "tern:plugin/dns@0.1.0": tern_sdk::__bindings::base::tern::plugin::dns,
-                "tern:plugin/clock@0.1.0": tern_sdk::__bindings::base::tern::plugin::clock,
-                "tern:plugin/routing@0.1.0": tern_sdk::__bindings::base::tern::plugin::routing,
-                "tern:plugin/mailbox@0.1.0": tern_sdk::__bindings::base::tern::plugin::mailbox },
-        pub_export_macro: true,
-        export_macro_name: "__export_filter_world",
-        default_bindings_module: "tern_sdk::__bindings::filter",
-    });
-}
-
-pub mod router {
-    wit_bindgen::generate!({
-        path: "wit",
-        world: "router-plugin",
-        runtime_path: "tern_sdk::__bindings::rt",
-        with: { "tern:plugin/types@0.1.0": tern_sdk::__bindings::base::tern::plugin::types,
-                "tern:plugin/log@0.1.0": tern_sdk::__bindings::base::tern::plugin::log,
-                "tern:plugin/config@0.1.0": tern_sdk::__bindings::base::tern::plugin::config,
-                "tern:plugin/kv@0.1.0": tern_sdk::__bindings::base::tern::plugin::kv,
-                "tern:plugin/dns@0.1.0": tern_sdk::__bindings::base::tern::plugin::dns,
-                "tern:plugin/clock@0.1.0": tern_sdk::__bindings::base::tern::plugin::clock,
-                "tern:plugin/routing@0.1.0": tern_sdk::__bindings::base::tern::plugin::routing,
-                "tern:plugin/mailbox@0.1.0": tern_sdk::__bindings::base::tern::plugin::mailbox },
-        pub_export_macro: true,
-        export_macro_name: "__export_router_world",
-        default_bindings_module: "tern_sdk::__bindings::router",
-    });
-}
-
-pub mod storage {
-    wit_bindgen::generate!({
-        path: "wit",
-        world: "storage-plugin",
-        runtime_path: "tern_sdk::__bindings::rt",
-        with: { "tern:plugin/types@0.1.0": tern_sdk::__bindings::base::tern::plugin::types,
-                "tern:plugin/log@0.1.0": tern_sdk::__bindings::base::tern::plugin::log,
-                "tern:plugin/config@0.1.0": tern_sdk::__bindings::base::tern::plugin::config,
-                "tern:plugin/kv@0.1.0": tern_sdk::__bindings::base::tern::plugin::kv,
-                "tern:plugin/dns@0.1.0": tern_sdk::__bindings::base::tern::plugin::dns,
-                "tern:plugin/clock@0.1.0": tern_sdk::__bindings::base::tern::plugin::clock,
-                "tern:plugin/routing@0.1.0": tern_sdk::__bindings::base::tern::plugin::routing,
-                "tern:plugin/mailbox@0.1.0": tern_sdk::__bindings::base::tern::plugin::mailbox },
-        pub_export_macro: true,
-        export_macro_name: "__export_storage_world",
-        default_bindings_module: "tern_sdk::__bindings::storage",
-    });
-}
-
-pub mod rewrite {
-    wit_bindgen::generate!({
-        path: "wit",
-        world: "rewrite-plugin",
-        runtime_path: "tern_sdk::__bindings::rt",
-        with: { "tern:plugin/types@0.1.0": tern_sdk::__bindings::base::tern::plugin::types,
-                "tern:plugin/log@0.1.0": tern_sdk::__bindings::base::tern::plugin::log,
-                "tern:plugin/config@0.1.0": tern_sdk::__bindings::base::tern::plugin::config,
-                "tern:plugin/kv@0.1.0": tern_sdk::__bindings::base::tern::plugin::kv,
-                "tern:plugin/dns@0.1.0": tern_sdk::__bindings::base::tern::plugin::dns,
-                "tern:plugin/clock@0.1.0": tern_sdk::__bindings::base::tern::plugin::clock,
-                "tern:plugin/routing@0.1.0": tern_sdk::__bindings::base::tern::plugin::routing,
-                "tern:plugin/mailbox@0.1.0": tern_sdk::__bindings::base::tern::plugin::mailbox },
-        pub_export_macro: true,
-        export_macro_name: "__export_rewrite_world",
-        default_bindings_module: "tern_sdk::__bindings::rewrite",
-    });
-}
-
-pub mod delivery {
-    wit_bindgen::generate!({
-        path: "wit",
-        world: "delivery-plugin",
-        runtime_path: "tern_sdk::__bindings::rt",
-        with: { "tern:plugin/types@0.1.0": tern_sdk::__bindings::base::tern::plugin::types,
-                "tern:plugin/log@0.1.0": tern_sdk::__bindings::base::tern::plugin::log,
-                "tern:plugin/config@0.1.0": tern_sdk::__bindings::base::tern::plugin::config,
-                "tern:plugin/kv@0.1.0": tern_sdk::__bindings::base::tern::plugin::kv,
-                "tern:plugin/dns@0.1.0": tern_sdk::__bindings::base::tern::plugin::dns,
-                "tern:plugin/clock@0.1.0": tern_sdk::__bindings::base::tern::plugin::clock,
-                "tern:plugin/routing@0.1.0": tern_sdk::__bindings::base::tern::plugin::routing,
-                "tern:plugin/mailbox@0.1.0": tern_sdk::__bindings::base::tern::plugin::mailbox },
-        pub_export_macro: true,
-        export_macro_name: "__export_delivery_world",
-        default_bindings_module: "tern_sdk::__bindings::delivery",
-    });
-}
+hook_world!(policy, "policy-plugin", "__export_policy_world", "tern_sdk::__bindings::policy");
+hook_world!(filter, "filter-plugin", "__export_filter_world", "tern_sdk::__bindings::filter");
+hook_world!(router, "router-plugin", "__export_router_world", "tern_sdk::__bindings::router");
+hook_world!(storage, "storage-plugin", "__export_storage_world", "tern_sdk::__bindings::storage");
+hook_world!(rewrite, "rewrite-plugin", "__export_rewrite_world", "tern_sdk::__bindings::rewrite");
+hook_world!(delivery, "delivery-plugin", "__export_delivery_world", "tern_sdk::__bindings::delivery");
 
 /// Adapts a [`crate::Policy`] to the generated export trait.
 pub struct PolicyExport<T>(PhantomData<T>);

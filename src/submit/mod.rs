@@ -197,21 +197,27 @@ fn seen<'a>(
     }
 }
 
-/// The prefix and the body (without the leading bytes left out).
-async fn stored_message(
-    qid: &str,
-    writer: &BlobWriter,
-    prefix: &[u8],
-) -> Result<Vec<u8>, Refused> {
-    let body = writer.contents().await.map_err(|e| {
+/// The body as stored: without the leading bytes left out.
+async fn kept_body(qid: &str, writer: &BlobWriter) -> Result<Vec<u8>, Refused> {
+    let mut body = writer.contents().await.map_err(|e| {
         tracing::error!(queue_id = qid, "reading message failed: {e}");
         Refused::Storage
     })?;
     let skipped = usize::try_from(writer.skipped())
         .unwrap_or(0)
         .min(body.len());
+    body.drain(..skipped);
+    Ok(body)
+}
+
+/// The prefix and the body as stored.
+async fn stored_message(
+    qid: &str,
+    writer: &BlobWriter,
+    prefix: &[u8],
+) -> Result<Vec<u8>, Refused> {
     let mut out = prefix.to_vec();
-    out.extend_from_slice(&body[skipped..]);
+    out.extend_from_slice(&kept_body(qid, writer).await?);
     Ok(out)
 }
 
@@ -231,17 +237,9 @@ async fn sign(
     if signer.is_empty() {
         return Ok(());
     }
-    let body = writer.contents().await.map_err(|e| {
-        tracing::error!(queue_id = qid, "reading message failed: {e}");
-        Refused::Storage
-    })?;
-    let skipped = usize::try_from(writer.skipped())
-        .unwrap_or(0)
-        .min(body.len());
+    let body = kept_body(qid, writer).await?;
     let envelope_from = (!envelope.sender.is_empty()).then_some(envelope.sender.as_str());
-    if let Err(e) =
-        signer.sign_submission(&ctx.config, header, envelope_from, prefix, &body[skipped..])
-    {
+    if let Err(e) = signer.sign_submission(&ctx.config, header, envelope_from, prefix, &body) {
         tracing::error!(queue_id = qid, "{e}");
     }
     Ok(())
