@@ -6,7 +6,9 @@
 //! sender beside another recipient, vacation answers a sender once (with
 //! Auto-Submitted and In-Reply-To) and never a list or the null sender, a
 //! script failing at run time means the implicit keep, and `bob+lists@`
-//! is filed into `lists` by the subaddress example. Mailboxes are read
+//! is filed into `lists` by the subaddress example. A Sieve redirect of
+//! outside mail leaves from an SRS0 address, and a bounce to it is relayed
+//! back to the original sender (a forged one refused). Mailboxes are read
 //! from the store once the server has stopped.
 
 mod harness;
@@ -42,6 +44,7 @@ fn sieve_and_subaddress_at_the_delivery_hook() {
     let extra = format!(
         r#"[relay]
 smarthost = "127.0.0.1:{}"
+srs_secret = "a test secret, not for production"
 
 [aliases]
 "erin+lists@example.test" = ["erin@example.test"]
@@ -106,13 +109,30 @@ config = {{ create = "yes" }}
     for want in ["Final-Recipient: rfc822; bob@example.test", "Status: 5.7.1", "I do not want this"] {
         assert!(dsn.1.contains(want), "{want} missing:\n{}", dsn.1);
     }
+    let mut srs = String::new();
     for n in 1..=3 {
         let json = std::fs::read_to_string(sink.mail_dir().join(format!("{n}.json"))).expect("envelope");
         let eml = std::fs::read_to_string(sink.mail_dir().join(format!("{n}.eml"))).expect("message");
-        // Replies and DSNs go from <>; the redirected copy keeps its sender.
-        let from = if eml.contains("forward this") { "lisa@outside.test" } else { "<>" };
-        assert!(json.contains(&format!(r#""from": "{from}""#)), "{json}");
+        let env: serde_json::Value = serde_json::from_str(&json).expect("json");
+        let from = env["from"].as_str().unwrap_or_default().to_string();
+        if eml.contains("forward this") {
+            // Redirected mail from outside leaves from an SRS0 address of ours.
+            assert!(from.starts_with("SRS0=") && from.ends_with("=outside.test=lisa@example.test"), "{from}");
+            srs = from;
+        } else {
+            assert_eq!(from, "<>", "replies and DSNs go from <>");
+        }
     }
+    // A bounce to the SRS address goes back to lisa; a forged one is refused.
+    let forged = srs.replacen("SRS0=", "SRS0=X", 1);
+    let out = python(&format!("SMTP = {}\nSRS = {srs:?}\nFORGED = {forged:?}\n{}", t.port("smtp"), BOUNCE_PY), &[]);
+    assert!(out.trim().ends_with("ok"), "{out}");
+    let back = wait_for("the bounce relayed back", READY_BOUND, || {
+        sink.received().into_iter().find(|(_, m)| m.contains("Subject: bounce back"))
+    });
+    assert_eq!(back.0, vec!["lisa@outside.test".to_string()]);
+    t.wait_queue_empty(READY_BOUND);
+    assert_eq!(sink.received().len(), 4);
 
     t.stop();
     let subjects = |user: &str, folder: &str| -> Vec<(String, Vec<String>)> {
@@ -177,6 +197,19 @@ assert send("", ["carol@example.test"], "bounce") == {}
 assert send(L, ["dan@example.test"], "boom") == {}
 # No script: the subaddress plugin files it.
 assert send(L, ["erin+lists@example.test"], "to erin+lists") == {}
+s.quit()
+print("ok")
+"#;
+
+const BOUNCE_PY: &str = r#"
+import smtplib
+s = smtplib.SMTP("127.0.0.1", SMTP)
+s.ehlo("bouncer.test")
+s.mail("")
+code, msg = s.rcpt(FORGED)
+assert code == 550 and msg.decode().startswith("5.1.1"), (code, msg)
+s.rset()
+assert s.sendmail("", [SRS], "From: MAILER-DAEMON@remote.test\r\nSubject: bounce back\r\n\r\nundeliverable\r\n") == {}
 s.quit()
 print("ok")
 "#;

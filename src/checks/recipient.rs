@@ -2,7 +2,10 @@
 //! alias (550 5.1.1); any other domain is relayed only for authenticated or
 //! trusted clients (550 5.7.1 otherwise: never an open relay), must be a
 //! fully-qualified name, and with `recipient_domain_must_resolve` must have
-//! mail records in DNS. Returns where the recipient's copies go.
+//! mail records in DNS. Returns where the recipient's copies go. An SRS
+//! address of a local domain (with `[relay] srs_secret`) is a bounce to
+//! mail Tern forwarded: it goes back to the address inside, if the hash
+//! verifies and it is not too old (550 5.1.1 otherwise).
 
 use super::expand;
 use crate::address::{Address, Domain};
@@ -11,6 +14,7 @@ use crate::dns::{Dns, DnsError, MailDomainStatus};
 use crate::hooks::SessionInfo;
 use crate::mail::Reply;
 use crate::mail::Target;
+use crate::mail::srs::{self, Srs};
 use crate::store::Store;
 
 pub async fn check(
@@ -23,6 +27,11 @@ pub async fn check(
     let key = to.to_lowercase_key();
     let domain = to.domain_text().to_ascii_lowercase();
     if config.is_local_domain(&domain) {
+        if let Some(secret) = &config.relay.srs_secret
+            && srs::is_srs(to.local_part())
+        {
+            return srs_bounce(config, store, session, to, secret).await;
+        }
         let (targets, unknown) = expand(config, store, &key).await;
         if targets.is_empty() {
             return Err(refuse(
@@ -89,4 +98,47 @@ pub async fn check(
 fn refuse(session: &SessionInfo, to: &Address, reply: Reply) -> Reply {
     tracing::info!(client = %session.client, rcpt = %to, reply = %reply, "RCPT refused");
     reply
+}
+
+/// Where a bounce to one of our SRS addresses goes: the original sender
+/// (a local user's mailbox, or relayed without relay permission: the hash
+/// vouches for it).
+async fn srs_bounce(
+    config: &Config,
+    store: &Store,
+    session: &SessionInfo,
+    to: &Address,
+    secret: &str,
+) -> Result<Vec<Target>, Reply> {
+    let original = match Srs::new(secret).reverse(to.local_part(), srs::today()) {
+        Ok(a) => a,
+        Err(e) => {
+            return Err(refuse(
+                session,
+                to,
+                Reply::new(550, "5.1.1", format!("<{to}>: Recipient address rejected: {e}")),
+            ));
+        }
+    };
+    let Ok(address) = Address::parse(&original, true) else {
+        return Err(refuse(
+            session,
+            to,
+            Reply::new(550, "5.1.1", format!("<{to}>: Recipient address rejected: malformed SRS address")),
+        ));
+    };
+    tracing::info!(rcpt = %to, to = %address, "SRS address: delivered to the original sender");
+    let domain = address.domain_text().to_ascii_lowercase();
+    if config.is_local_domain(&domain) {
+        let (targets, _) = expand(config, store, &address.to_lowercase_key()).await;
+        if targets.is_empty() {
+            return Err(refuse(
+                session,
+                to,
+                Reply::new(550, "5.1.1", format!("<{to}>: Recipient address rejected: User unknown")),
+            ));
+        }
+        return Ok(targets);
+    }
+    Ok(vec![Target::Remote(address.to_string())])
 }

@@ -1,7 +1,8 @@
 //! `[relay]`: who may relay, where non-local mail goes (MX hosts or a
 //! smarthost), and how much the delivering side demands of the next hop's
 //! TLS — the smarthost's mode and trust anchors, the trust anchors for MX
-//! hosts under MTA-STS, and the MTA-STS switches. Validation refuses
+//! hosts under MTA-STS, and the MTA-STS switches; the SRS secret of
+//! forwarded mail. Validation refuses
 //! credentials that could leave over unverified TLS.
 
 use super::{ConfigDuration, ConfigError, invalid};
@@ -63,6 +64,11 @@ pub struct RelayConfig {
     pub tls_rpt: bool,
     /// The period one report covers (RFC 8460: a day; tests use seconds).
     pub tls_rpt_period: ConfigDuration,
+    /// The secret of the Sender Rewriting Scheme: mail from outside that
+    /// Tern sends on (a delivery plugin's redirect) leaves from an SRS0
+    /// address in the forwarding account's domain, and bounces to such an
+    /// address are delivered back. None: senders are kept as they are.
+    pub srs_secret: Option<String>,
 }
 
 impl Default for RelayConfig {
@@ -80,6 +86,7 @@ impl Default for RelayConfig {
             mta_sts_port: 443,
             tls_rpt: true,
             tls_rpt_period: ConfigDuration(std::time::Duration::from_secs(86400)),
+            srs_secret: None,
         }
     }
 }
@@ -129,6 +136,12 @@ impl RelayConfig {
                      use \"starttls\" or \"implicit\" (or remove smarthost_user/smarthost_password)",
                     mode.name()
                 ),
+            ));
+        }
+        if self.srs_secret.as_ref().is_some_and(|s| s.len() < 16) {
+            return Err(invalid(
+                "relay.srs_secret",
+                "must be at least 16 characters (a random string; changing it voids addresses already sent)",
             ));
         }
         if self.tls_rpt_period.0.as_secs() == 0 {

@@ -8,7 +8,8 @@
 //! (redirects, vacation replies, DSNs, a plugin's own sends) is queued only
 //! after the message is committed, through the queue's own path: local
 //! addresses are delivered to mailboxes, remote ones relayed, and mail
-//! from the account's domain is DKIM-signed.
+//! from the account's domain is DKIM-signed; redirected mail from outside
+//! leaves from an SRS address with `[relay] srs_secret`.
 
 use super::{Envelope, Refused};
 use crate::address::Address;
@@ -232,7 +233,8 @@ pub async fn send_after_commit(
                 );
             }
             let client = format!("redirect by {account}");
-            match notify::enqueue_generated(ctx, &envelope.sender, recipients, message, &client).await {
+            let sender = redirect_sender(ctx, &envelope.sender, account);
+            match notify::enqueue_generated(ctx, &sender, recipients, message, &client).await {
                 Ok(id) => tracing::info!(queue_id = %qid, %account, to = ?to.iter().map(|a| a.to_string()).collect::<Vec<_>>(), redirect_id = %crate::store::format_queue_id(id), "redirected"),
                 Err(e) => tracing::error!(queue_id = %qid, %account, "redirect not queued: {e}"),
             }
@@ -253,6 +255,27 @@ pub async fn send_after_commit(
             Err(e) => tracing::error!(queue_id = %qid, %account, "plugin's message not queued: {e}"),
         }
     }
+}
+
+/// The envelope sender of a copy `account` redirects: with `[relay]
+/// srs_secret`, mail from outside leaves from an SRS0 address in the
+/// account's domain (so the next hop's SPF check sees us, and bounces come
+/// back through `checks::recipient`); our own domains' senders and `<>`
+/// stay as they are.
+fn redirect_sender(ctx: &ServerContext, sender: &str, account: &str) -> String {
+    let Some(secret) = &ctx.config.relay.srs_secret else {
+        return sender.to_string();
+    };
+    let Some((_, domain)) = sender.rsplit_once('@') else {
+        return sender.to_string();
+    };
+    if ctx.config.is_local_domain(&domain.to_ascii_lowercase()) {
+        return sender.to_string();
+    }
+    let ours = account
+        .rsplit_once('@')
+        .map_or(ctx.config.hostname.as_str(), |(_, d)| d);
+    crate::mail::srs::Srs::new(secret).forward(sender, ours, crate::mail::srs::today())
 }
 
 /// The message DKIM-signed for its From: domain (or sender's), when that
