@@ -65,7 +65,12 @@ config = {{ create = "yes" }}
         test_plugins::shipped::SUBADDRESS,
     );
     let mut t = Tern::new(&config("mx.example.test", "example.test", &extra));
-    for (user, script) in [("bob", Some(BOB)), ("carol", Some(CAROL)), ("dan", Some(DAN)), ("erin", None)] {
+    for (user, script) in [
+        ("bob", Some(BOB)),
+        ("carol", Some(CAROL)),
+        ("dan", Some(DAN)),
+        ("erin", None),
+    ] {
         let user = format!("{user}@example.test");
         t.add_user(&user, "pw");
         if let Some(script) = script {
@@ -76,7 +81,11 @@ config = {{ create = "yes" }}
                 vec!["sieve", "activate", &user, "main"],
             ] {
                 let out = t.cli(&args, "");
-                assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+                assert!(
+                    out.status.success(),
+                    "{args:?}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
             }
         }
     }
@@ -86,38 +95,67 @@ config = {{ create = "yes" }}
 
     // The sink gets the one vacation reply, the one DSN and the redirected
     // copy, nothing else.
-    let got = wait_for("a vacation reply, a DSN and a redirect", READY_BOUND, || {
-        let r = sink.received();
-        (r.len() >= 3).then_some(r)
-    });
+    let got = wait_for(
+        "a vacation reply, a DSN and a redirect",
+        READY_BOUND,
+        || {
+            let r = sink.received();
+            (r.len() >= 3).then_some(r)
+        },
+    );
     t.wait_queue_empty(READY_BOUND);
     assert_eq!(sink.received().len(), 3, "{:?}", sink.received());
-    let redirected = got.iter().find(|(_, m)| m.contains("Subject: forward this")).expect("redirected copy");
+    let redirected = got
+        .iter()
+        .find(|(_, m)| m.contains("Subject: forward this"))
+        .expect("redirected copy");
     assert_eq!(redirected.0, vec!["dave@remote.test".to_string()]);
-    let reply = got.iter().find(|(_, m)| m.contains("Subject: Away")).expect("vacation reply");
+    let reply = got
+        .iter()
+        .find(|(_, m)| m.contains("Subject: Away"))
+        .expect("vacation reply");
     assert_eq!(reply.0, vec!["lisa@outside.test".to_string()]);
-    for want in ["Auto-Submitted: auto-replied", "In-Reply-To: <first@outside.test>", "I am away until Monday."] {
+    for want in [
+        "Auto-Submitted: auto-replied",
+        "In-Reply-To: <first@outside.test>",
+        "I am away until Monday.",
+    ] {
         assert!(reply.1.contains(want), "{want} missing:\n{}", reply.1);
     }
     assert!(
-        reply.1.lines().any(|l| l.starts_with("From:") && l.contains("carol@example.test")),
+        reply
+            .1
+            .lines()
+            .any(|l| l.starts_with("From:") && l.contains("carol@example.test")),
         "{}",
         reply.1
     );
-    let dsn = got.iter().find(|(_, m)| m.contains("message/delivery-status")).expect("DSN");
+    let dsn = got
+        .iter()
+        .find(|(_, m)| m.contains("message/delivery-status"))
+        .expect("DSN");
     assert_eq!(dsn.0, vec!["lisa@outside.test".to_string()]);
-    for want in ["Final-Recipient: rfc822; bob@example.test", "Status: 5.7.1", "I do not want this"] {
+    for want in [
+        "Final-Recipient: rfc822; bob@example.test",
+        "Status: 5.7.1",
+        "I do not want this",
+    ] {
         assert!(dsn.1.contains(want), "{want} missing:\n{}", dsn.1);
     }
     let mut srs = String::new();
     for n in 1..=3 {
-        let json = std::fs::read_to_string(sink.mail_dir().join(format!("{n}.json"))).expect("envelope");
-        let eml = std::fs::read_to_string(sink.mail_dir().join(format!("{n}.eml"))).expect("message");
+        let json =
+            std::fs::read_to_string(sink.mail_dir().join(format!("{n}.json"))).expect("envelope");
+        let eml =
+            std::fs::read_to_string(sink.mail_dir().join(format!("{n}.eml"))).expect("message");
         let env: serde_json::Value = serde_json::from_str(&json).expect("json");
         let from = env["from"].as_str().unwrap_or_default().to_string();
         if eml.contains("forward this") {
             // Redirected mail from outside leaves from an SRS0 address of ours.
-            assert!(from.starts_with("SRS0=") && from.ends_with("=outside.test=lisa@example.test"), "{from}");
+            assert!(
+                from.starts_with("SRS0=") && from.ends_with("=outside.test=lisa@example.test"),
+                "{from}"
+            );
             srs = from;
         } else {
             assert_eq!(from, "<>", "replies and DSNs go from <>");
@@ -125,10 +163,19 @@ config = {{ create = "yes" }}
     }
     // A bounce to the SRS address goes back to lisa; a forged one is refused.
     let forged = srs.replacen("SRS0=", "SRS0=X", 1);
-    let out = python(&format!("SMTP = {}\nSRS = {srs:?}\nFORGED = {forged:?}\n{}", t.port("smtp"), BOUNCE_PY), &[]);
+    let out = python(
+        &format!(
+            "SMTP = {}\nSRS = {srs:?}\nFORGED = {forged:?}\n{}",
+            t.port("smtp"),
+            BOUNCE_PY
+        ),
+        &[],
+    );
     assert!(out.trim().ends_with("ok"), "{out}");
     let back = wait_for("the bounce relayed back", READY_BOUND, || {
-        sink.received().into_iter().find(|(_, m)| m.contains("Subject: bounce back"))
+        sink.received()
+            .into_iter()
+            .find(|(_, m)| m.contains("Subject: bounce back"))
     });
     assert_eq!(back.0, vec!["lisa@outside.test".to_string()]);
     t.wait_queue_empty(READY_BOUND);
@@ -153,16 +200,37 @@ config = {{ create = "yes" }}
         })
     };
     let flags = |f: &[&str]| f.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-    assert_eq!(subjects("bob@example.test", "lists"), vec![("news today".to_string(), flags(&["\\Seen", "$label1"]))]);
-    assert_eq!(subjects("bob@example.test", "INBOX"), vec![("hello bob".to_string(), flags(&[]))]);
-    let carol: Vec<String> = subjects("carol@example.test", "INBOX").into_iter().map(|(s, _)| s).collect();
+    assert_eq!(
+        subjects("bob@example.test", "lists"),
+        vec![("news today".to_string(), flags(&["\\Seen", "$label1"]))]
+    );
+    assert_eq!(
+        subjects("bob@example.test", "INBOX"),
+        vec![("hello bob".to_string(), flags(&[]))]
+    );
+    let carol: Vec<String> = subjects("carol@example.test", "INBOX")
+        .into_iter()
+        .map(|(s, _)| s)
+        .collect();
     assert_eq!(carol, ["first", "second", "list post", "bounce"]);
-    assert_eq!(subjects("dan@example.test", "INBOX"), vec![("boom".to_string(), flags(&[]))]);
-    assert_eq!(subjects("erin@example.test", "lists"), vec![("to erin+lists".to_string(), flags(&[]))]);
-    let erin: Vec<String> = subjects("erin@example.test", "INBOX").into_iter().map(|(s, _)| s).collect();
+    assert_eq!(
+        subjects("dan@example.test", "INBOX"),
+        vec![("boom".to_string(), flags(&[]))]
+    );
+    assert_eq!(
+        subjects("erin@example.test", "lists"),
+        vec![("to erin+lists".to_string(), flags(&[]))]
+    );
+    let erin: Vec<String> = subjects("erin@example.test", "INBOX")
+        .into_iter()
+        .map(|(s, _)| s)
+        .collect();
     assert_eq!(erin, ["unwanted too"]);
     let log = t.log();
-    assert!(log.contains("failed at run time"), "the broken script is logged:\n{log}");
+    assert!(
+        log.contains("failed at run time"),
+        "the broken script is logged:\n{log}"
+    );
 }
 
 const SEND_PY: &str = r#"

@@ -51,12 +51,42 @@ macro_rules! hook_world {
     };
 }
 
-hook_world!(policy, "policy-plugin", "__export_policy_world", "tern_sdk::__bindings::policy");
-hook_world!(filter, "filter-plugin", "__export_filter_world", "tern_sdk::__bindings::filter");
-hook_world!(router, "router-plugin", "__export_router_world", "tern_sdk::__bindings::router");
-hook_world!(storage, "storage-plugin", "__export_storage_world", "tern_sdk::__bindings::storage");
-hook_world!(rewrite, "rewrite-plugin", "__export_rewrite_world", "tern_sdk::__bindings::rewrite");
-hook_world!(delivery, "delivery-plugin", "__export_delivery_world", "tern_sdk::__bindings::delivery");
+hook_world!(
+    policy,
+    "policy-plugin",
+    "__export_policy_world",
+    "tern_sdk::__bindings::policy"
+);
+hook_world!(
+    filter,
+    "filter-plugin",
+    "__export_filter_world",
+    "tern_sdk::__bindings::filter"
+);
+hook_world!(
+    router,
+    "router-plugin",
+    "__export_router_world",
+    "tern_sdk::__bindings::router"
+);
+hook_world!(
+    storage,
+    "storage-plugin",
+    "__export_storage_world",
+    "tern_sdk::__bindings::storage"
+);
+hook_world!(
+    rewrite,
+    "rewrite-plugin",
+    "__export_rewrite_world",
+    "tern_sdk::__bindings::rewrite"
+);
+hook_world!(
+    delivery,
+    "delivery-plugin",
+    "__export_delivery_world",
+    "tern_sdk::__bindings::delivery"
+);
 
 /// Adapts a [`crate::Policy`] to the generated export trait.
 pub struct PolicyExport<T>(PhantomData<T>);

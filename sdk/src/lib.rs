@@ -50,10 +50,10 @@ extern crate self as tern_sdk;
 pub mod __bindings;
 
 pub use __bindings::{
-    Account, DeliveryAction, Filing,
-    Arrival, AuthOutcome, AuthResults, Client, Destination, DkimResult, DmarcPolicy, DmarcResult,
-    Envelope, FilterAction, FilterVerdict, Header, HeaderEdit, MailParams, Message, Protocol,
-    RcptParams, Recipient, Reply, Rewritten, Session, SpfResult, Stored, TlsInfo, Verdict,
+    Account, Arrival, AuthOutcome, AuthResults, Client, DeliveryAction, Destination, DkimResult,
+    DmarcPolicy, DmarcResult, Envelope, Filing, FilterAction, FilterVerdict, Header, HeaderEdit,
+    MailParams, Message, Protocol, RcptParams, Recipient, Reply, Rewritten, Session, SpfResult,
+    Stored, TlsInfo, Verdict,
 };
 
 #[doc(hidden)]

@@ -116,7 +116,11 @@ async fn srs_bounce(
             return Err(refuse(
                 session,
                 to,
-                Reply::new(550, "5.1.1", format!("<{to}>: Recipient address rejected: {e}")),
+                Reply::new(
+                    550,
+                    "5.1.1",
+                    format!("<{to}>: Recipient address rejected: {e}"),
+                ),
             ));
         }
     };
@@ -124,7 +128,11 @@ async fn srs_bounce(
         return Err(refuse(
             session,
             to,
-            Reply::new(550, "5.1.1", format!("<{to}>: Recipient address rejected: malformed SRS address")),
+            Reply::new(
+                550,
+                "5.1.1",
+                format!("<{to}>: Recipient address rejected: malformed SRS address"),
+            ),
         ));
     };
     tracing::info!(rcpt = %to, to = %address, "SRS address: delivered to the original sender");
@@ -135,7 +143,11 @@ async fn srs_bounce(
             return Err(refuse(
                 session,
                 to,
-                Reply::new(550, "5.1.1", format!("<{to}>: Recipient address rejected: User unknown")),
+                Reply::new(
+                    550,
+                    "5.1.1",
+                    format!("<{to}>: Recipient address rejected: User unknown"),
+                ),
             ));
         }
         return Ok(targets);

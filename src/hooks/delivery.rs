@@ -181,7 +181,10 @@ pub fn checked_actions(plugin: &str, answer: Vec<delivery::DeliveryAction>) -> V
                             redirects += 1;
                             ok.push(addr);
                         }
-                        Ok(_) => tracing::warn!(plugin, "more than {MAX_REDIRECTS} redirects; {a:?} left out"),
+                        Ok(_) => tracing::warn!(
+                            plugin,
+                            "more than {MAX_REDIRECTS} redirects; {a:?} left out"
+                        ),
                         Err(e) => tracing::warn!(plugin, "redirect to {a:?} left out: {e}"),
                     }
                 }
@@ -189,7 +192,11 @@ pub fn checked_actions(plugin: &str, answer: Vec<delivery::DeliveryAction>) -> V
             }
             A::Reject(reason) => Some(DeliveryAction::Reject(one_line(&reason))),
             A::Vacation(m) if m.is_empty() || m.len() > MAX_SEND_SIZE => {
-                tracing::warn!(plugin, size = m.len(), "vacation reply of unusable size left out");
+                tracing::warn!(
+                    plugin,
+                    size = m.len(),
+                    "vacation reply of unusable size left out"
+                );
                 None
             }
             A::Vacation(m) => Some(DeliveryAction::Vacation(m)),
@@ -244,7 +251,8 @@ fn flag_ok(flag: &str) -> bool {
     !flag.is_empty()
         && flag.len() <= 100
         && flag.bytes().all(|b| {
-            b.is_ascii_graphic() && !matches!(b, b'(' | b')' | b'{' | b'%' | b'*' | b'"' | b'\\' | b']')
+            b.is_ascii_graphic()
+                && !matches!(b, b'(' | b')' | b'{' | b'%' | b'*' | b'"' | b'\\' | b']')
         })
 }
 

@@ -144,10 +144,7 @@ impl mailbox::Host for PluginState {
         message: Vec<u8>,
     ) -> Result<(), String> {
         let plugin = self.shared.name.clone();
-        let call = self
-            .mailbox
-            .as_mut()
-            .ok_or("not within a deliver call")?;
+        let call = self.mailbox.as_mut().ok_or("not within a deliver call")?;
         call.send(&sender, &recipients, message).inspect_err(|e| {
             tracing::warn!(%plugin, account = %call.account, "plugin's send refused: {e}");
         })
@@ -167,10 +164,19 @@ mod tests {
         };
         let msg = b"Subject: x\r\n\r\nhi\r\n".to_vec();
         assert!(call.send("", &["a@x.test".into()], msg.clone()).is_ok());
-        assert!(call.send("BOB@example.test", &["a@x.test".into()], msg.clone()).is_ok());
-        assert!(call.send("eve@example.test", &["a@x.test".into()], msg.clone()).is_err());
+        assert!(
+            call.send("BOB@example.test", &["a@x.test".into()], msg.clone())
+                .is_ok()
+        );
+        assert!(
+            call.send("eve@example.test", &["a@x.test".into()], msg.clone())
+                .is_err()
+        );
         assert!(call.send("", &[], msg.clone()).is_err());
-        assert!(call.send("", &["a@x.test>\r\nRCPT".into()], msg.clone()).is_err());
+        assert!(
+            call.send("", &["a@x.test>\r\nRCPT".into()], msg.clone())
+                .is_err()
+        );
         assert!(call.send("", &["a@x.test".into()], Vec::new()).is_err());
         for _ in 0..MAX_SENDS {
             let _ = call.send("", &["a@x.test".into()], msg.clone());

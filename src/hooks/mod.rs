@@ -29,10 +29,10 @@ pub mod storage;
 pub mod trial;
 
 pub use bindings::{Envelope, EnvelopeRecipient};
+pub use delivery::{Account, DeliveryAction, DeliveryDecision};
 pub use dispatch::{FilterOutcome, PluginSession, RouteDecision};
 pub use engine::{PluginError, PluginSet};
 pub use message::MessageView;
-pub use delivery::{Account, DeliveryAction, DeliveryDecision};
 pub use rewrite::RewriteDecision;
 
 use crate::address::{Address, ReversePath};

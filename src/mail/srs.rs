@@ -116,7 +116,10 @@ impl Srs {
             if host.is_empty() || user.is_empty() {
                 return Err(SrsError::Malformed);
             }
-            if !self.hash(&[stamp_text, host, user]).eq_ignore_ascii_case(hash) {
+            if !self
+                .hash(&[stamp_text, host, user])
+                .eq_ignore_ascii_case(hash)
+            {
                 return Err(SrsError::BadHash);
             }
             let then = unstamp(stamp_text).ok_or(SrsError::Malformed)?;
@@ -193,16 +196,38 @@ mod tests {
         let day = 20000; // 20000 % 1024 = 544 = 17*32 + 0 → "RA"
         assert_eq!(stamp(day), "RA");
         let got = srs.forward("Alice@Example.NET", "fwd.test", day);
-        assert_eq!(got, format!("SRS0={}=RA=Example.NET=Alice@fwd.test", srs.hash(&["RA", "Example.NET", "Alice"])));
+        assert_eq!(
+            got,
+            format!(
+                "SRS0={}=RA=Example.NET=Alice@fwd.test",
+                srs.hash(&["RA", "Example.NET", "Alice"])
+            )
+        );
         assert_eq!(got, "SRS0=GUsE=RA=Example.NET=Alice@fwd.test");
         let local = got.rsplit_once('@').map(|(l, _)| l).expect("local");
         assert_eq!(srs.reverse(local, day), Ok("Alice@Example.NET".into()));
         // The hash is checked case-insensitively, the age in days.
-        assert_eq!(srs.reverse(&local.to_ascii_lowercase(), day + 3), Ok("alice@example.net".into()));
-        assert_eq!(srs.reverse(local, day + MAX_AGE_DAYS + 1), Err(SrsError::Expired));
-        assert_eq!(srs.reverse(local, day + 1024), Ok("Alice@Example.NET".into()), "modulo 1024");
-        assert_eq!(Srs::new("other").reverse(local, day), Err(SrsError::BadHash));
-        assert_eq!(srs.reverse("SRS0=GUsE=RA=Example.NET=Mallory", day), Err(SrsError::BadHash));
+        assert_eq!(
+            srs.reverse(&local.to_ascii_lowercase(), day + 3),
+            Ok("alice@example.net".into())
+        );
+        assert_eq!(
+            srs.reverse(local, day + MAX_AGE_DAYS + 1),
+            Err(SrsError::Expired)
+        );
+        assert_eq!(
+            srs.reverse(local, day + 1024),
+            Ok("Alice@Example.NET".into()),
+            "modulo 1024"
+        );
+        assert_eq!(
+            Srs::new("other").reverse(local, day),
+            Err(SrsError::BadHash)
+        );
+        assert_eq!(
+            srs.reverse("SRS0=GUsE=RA=Example.NET=Mallory", day),
+            Err(SrsError::BadHash)
+        );
         assert_eq!(srs.reverse("SRS0=GUsE", day), Err(SrsError::Malformed));
         assert_eq!(srs.reverse("alice", day), Err(SrsError::NotSrs));
     }
@@ -212,11 +237,19 @@ mod tests {
         let srs = Srs::new("s");
         let theirs = "SRS0=abcd=RA=example.net=alice@first.test";
         let ours = srs.forward(theirs, "fwd.test", 20000);
-        assert!(ours.starts_with("SRS1=") && ours.ends_with("=first.test==abcd=RA=example.net=alice@fwd.test"), "{ours}");
+        assert!(
+            ours.starts_with("SRS1=")
+                && ours.ends_with("=first.test==abcd=RA=example.net=alice@fwd.test"),
+            "{ours}"
+        );
         let local = ours.rsplit_once('@').map(|(l, _)| l).expect("local");
         assert_eq!(srs.reverse(local, 20000), Ok(theirs.to_string()));
         // An SRS1 from elsewhere keeps its first host.
-        let again = srs.forward(&format!("SRS1=zzzz=first.test==abcd=RA=example.net=alice@second.test"), "fwd.test", 20000);
+        let again = srs.forward(
+            &format!("SRS1=zzzz=first.test==abcd=RA=example.net=alice@second.test"),
+            "fwd.test",
+            20000,
+        );
         assert_eq!(again, ours);
         // Our own SRS address is not wrapped again; <> stays.
         assert_eq!(srs.forward(&ours, "fwd.test", 20000), ours);

@@ -108,7 +108,10 @@ pub async fn plan(
                     } => {
                         let folder = resolve(ctx, user, folder, create, default_folder).await;
                         // A second store in the same folder adds its flags.
-                        match copies.iter_mut().find(|c: &&mut LocalCopy| c.folder == folder) {
+                        match copies
+                            .iter_mut()
+                            .find(|c: &&mut LocalCopy| c.folder == folder)
+                        {
                             Some(c) => {
                                 for f in flags {
                                     if !c.flags.contains(&f) {
@@ -145,7 +148,8 @@ pub async fn plan(
                         }
                     }
                     DeliveryAction::Reject(reason) => rejected = Some(reason),
-                    DeliveryAction::Vacation(reply) => match Address::parse(&envelope.sender, true) {
+                    DeliveryAction::Vacation(reply) => match Address::parse(&envelope.sender, true)
+                    {
                         Ok(to) if !envelope.sender.is_empty() => plan.outgoing.push((
                             user.clone(),
                             Outgoing {
@@ -154,7 +158,9 @@ pub async fn plan(
                                 message: reply,
                             },
                         )),
-                        _ => tracing::info!(account = %user, "no vacation reply to the null sender"),
+                        _ => {
+                            tracing::info!(account = %user, "no vacation reply to the null sender")
+                        }
                     },
                 }
             }
@@ -168,7 +174,11 @@ pub async fn plan(
                 }
                 copies.clear();
                 plan.rejected.push(Rejected {
-                    address: if address.is_empty() { user.clone() } else { address.clone() },
+                    address: if address.is_empty() {
+                        user.clone()
+                    } else {
+                        address.clone()
+                    },
                     account: user.clone(),
                     reason,
                     notify: r.notify.clone(),
@@ -235,7 +245,9 @@ pub async fn send_after_commit(
             let client = format!("redirect by {account}");
             let sender = redirect_sender(ctx, &envelope.sender, account);
             match notify::enqueue_generated(ctx, &sender, recipients, message, &client).await {
-                Ok(id) => tracing::info!(queue_id = %qid, %account, to = ?to.iter().map(|a| a.to_string()).collect::<Vec<_>>(), redirect_id = %crate::store::format_queue_id(id), "redirected"),
+                Ok(id) => {
+                    tracing::info!(queue_id = %qid, %account, to = ?to.iter().map(|a| a.to_string()).collect::<Vec<_>>(), redirect_id = %crate::store::format_queue_id(id), "redirected")
+                }
                 Err(e) => tracing::error!(queue_id = %qid, %account, "redirect not queued: {e}"),
             }
         }
@@ -247,12 +259,17 @@ pub async fn send_after_commit(
         let signed = sign(ctx, &out);
         let mut recipients = Vec::new();
         for a in &out.recipients {
-            recipients.extend(notify::recipients_for(&ctx.config, &ctx.store, &a.to_string()).await);
+            recipients
+                .extend(notify::recipients_for(&ctx.config, &ctx.store, &a.to_string()).await);
         }
         let client = format!("delivery plugin for {account}");
         match notify::enqueue_generated(ctx, &out.sender, recipients, &signed, &client).await {
-            Ok(id) => tracing::info!(queue_id = %qid, %account, sender = %out.sender, reply_id = %crate::store::format_queue_id(id), "plugin's message queued"),
-            Err(e) => tracing::error!(queue_id = %qid, %account, "plugin's message not queued: {e}"),
+            Ok(id) => {
+                tracing::info!(queue_id = %qid, %account, sender = %out.sender, reply_id = %crate::store::format_queue_id(id), "plugin's message queued")
+            }
+            Err(e) => {
+                tracing::error!(queue_id = %qid, %account, "plugin's message not queued: {e}")
+            }
         }
     }
 }
@@ -296,7 +313,12 @@ fn sign(ctx: &ServerContext, out: &Outgoing) -> Vec<u8> {
 }
 
 /// A DSN to the sender for the recipients delivery plugins refused.
-async fn reject_dsn(ctx: &ServerContext, rejected: &[Rejected], envelope: &Envelope<'_>, message: &[u8]) {
+async fn reject_dsn(
+    ctx: &ServerContext,
+    rejected: &[Rejected],
+    envelope: &Envelope<'_>,
+    message: &[u8],
+) {
     let recipients: Vec<QueueRecipient> = rejected
         .iter()
         .map(|r| {

@@ -123,7 +123,11 @@ pub async fn submit(ctx: &ServerContext, arrival: Arrival<'_>) -> Result<Accepte
     }
     // The delivery plugins decide each local account's copy.
     let quarantine = outcome.quarantine.as_deref().or(quarantine);
-    let default_folder = if quarantine.is_some() { "Junk" } else { "INBOX" };
+    let default_folder = if quarantine.is_some() {
+        "Junk"
+    } else {
+        "INBOX"
+    };
     let plan = deliver::plan(
         ctx,
         info,
@@ -211,11 +215,7 @@ async fn kept_body(qid: &str, writer: &BlobWriter) -> Result<Vec<u8>, Refused> {
 }
 
 /// The prefix and the body as stored.
-async fn stored_message(
-    qid: &str,
-    writer: &BlobWriter,
-    prefix: &[u8],
-) -> Result<Vec<u8>, Refused> {
+async fn stored_message(qid: &str, writer: &BlobWriter, prefix: &[u8]) -> Result<Vec<u8>, Refused> {
     let mut out = prefix.to_vec();
     out.extend_from_slice(&kept_body(qid, writer).await?);
     Ok(out)

@@ -11,7 +11,9 @@
 
 mod reply;
 
-use tern_sdk::{Account, Delivery, DeliveryAction, Envelope, Filing, Message, clock, config, log, mailbox};
+use tern_sdk::{
+    Account, Delivery, DeliveryAction, Envelope, Filing, Message, clock, config, log, mailbox,
+};
 use tern_sieve::vacation::{self, ReplyLog};
 use tern_sieve::{Action, Context, Environment, Outcome};
 
@@ -85,7 +87,9 @@ fn actions(outcome: &Outcome, raw: &[u8], ctx: &Context, account: &Account) -> V
                 create: *create,
             })),
             Action::Discard => out.push(DeliveryAction::Discard),
-            Action::Redirect { address, .. } => out.push(DeliveryAction::Redirect(vec![address.clone()])),
+            Action::Redirect { address, .. } => {
+                out.push(DeliveryAction::Redirect(vec![address.clone()]))
+            }
             Action::Reject { reason, .. } => out.push(DeliveryAction::Reject(reason.clone())),
             Action::Vacation(v) => {
                 let msg = tern_sieve::message::MessageView::new(raw);
@@ -93,12 +97,17 @@ fn actions(outcome: &Outcome, raw: &[u8], ctx: &Context, account: &Account) -> V
                     Ok(r) => {
                         let key = answered_key(&r.to, &v.handle);
                         if let Err(e) = mailbox::set(&key, b"1", Some(v.period.max(1))) {
-                            log::warn(&format!("{}: cannot record the vacation reply: {e}", account.name));
+                            log::warn(&format!(
+                                "{}: cannot record the vacation reply: {e}",
+                                account.name
+                            ));
                         }
                         log::info(&format!("{}: vacation reply to {}", account.name, r.to));
                         out.push(DeliveryAction::Vacation(reply::build(&r, ctx.now)));
                     }
-                    Err(why) => log::debug(&format!("{}: no vacation reply ({why:?})", account.name)),
+                    Err(why) => {
+                        log::debug(&format!("{}: no vacation reply ({why:?})", account.name))
+                    }
                 }
             }
         }
@@ -110,7 +119,10 @@ fn actions(outcome: &Outcome, raw: &[u8], ctx: &Context, account: &Account) -> V
             create: false,
         }));
     }
-    if !out.iter().any(|a| !matches!(a, DeliveryAction::Vacation(_))) {
+    if !out
+        .iter()
+        .any(|a| !matches!(a, DeliveryAction::Vacation(_)))
+    {
         out.push(DeliveryAction::Discard);
     }
     out
@@ -124,7 +136,9 @@ fn read_message(message: &Message) -> Vec<u8> {
         .min(message.size());
     let mut raw = Vec::with_capacity(usize::try_from(limit).unwrap_or(0));
     while (raw.len() as u64) < limit {
-        let want = u32::try_from(limit - raw.len() as u64).unwrap_or(CHUNK).min(CHUNK);
+        let want = u32::try_from(limit - raw.len() as u64)
+            .unwrap_or(CHUNK)
+            .min(CHUNK);
         let part = message.read(raw.len() as u64, want);
         if part.is_empty() {
             break;

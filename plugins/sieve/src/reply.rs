@@ -24,13 +24,19 @@ pub fn build(r: &Reply, now: i64) -> Vec<u8> {
         m = m.in_reply_to(strip(irt));
     }
     if let Some(refs) = &r.references {
-        let ids: Vec<String> = refs.split_whitespace().map(|s| strip(s).to_string()).collect();
+        let ids: Vec<String> = refs
+            .split_whitespace()
+            .map(|s| strip(s).to_string())
+            .collect();
         if !ids.is_empty() {
             m = m.references(MessageId::new_list(ids.into_iter()));
         }
     }
     if !r.mime {
-        return m.text_body(r.body.as_str()).write_to_vec().unwrap_or_default();
+        return m
+            .text_body(r.body.as_str())
+            .write_to_vec()
+            .unwrap_or_default();
     }
     // :mime: our headers without the body's, then the script's entity.
     let whole = m.text_body("").write_to_vec().unwrap_or_default();
