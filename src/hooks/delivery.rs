@@ -93,6 +93,7 @@ impl PluginSession {
                     match live.store.data_mut().table.push(message.clone()) {
                         Ok(r) => r,
                         Err(e) => {
+                            live.store.data_mut().mailbox = None;
                             tracing::warn!(plugin = %plugin.name, "delivery hook: {e}");
                             continue;
                         }
