@@ -8,7 +8,8 @@
 //! script failing at run time means the implicit keep, and `bob+lists@`
 //! is filed into `lists` by the subaddress example. A Sieve redirect of
 //! outside mail leaves from an SRS0 address, and a bounce to it is relayed
-//! back to the original sender (a forged one refused). Mailboxes are read
+//! back to the original sender (a forged one refused). Over LMTP a reject
+//! is the refusing recipient's own 550 5.7.1 among the others' 250s. Mailboxes are read
 //! from the store once the server has stopped.
 
 mod harness;
@@ -48,6 +49,10 @@ srs_secret = "a test secret, not for production"
 
 [aliases]
 "erin+lists@example.test" = ["erin@example.test"]
+
+[[listen]]
+protocol = "lmtp"
+address = "{{ip}}:0"
 
 [[plugin]]
 name = "sieve"
@@ -172,6 +177,9 @@ config = {{ create = "yes" }}
         &[],
     );
     assert!(out.trim().ends_with("ok"), "{out}");
+    // Over LMTP a refusal is that recipient's own reply, and no DSN.
+    let out = python(&format!("LMTP = {}\n{}", t.port("lmtp"), LMTP_PY), &[]);
+    assert!(out.trim().ends_with("ok"), "{out}");
     let back = wait_for("the bounce relayed back", READY_BOUND, || {
         sink.received()
             .into_iter()
@@ -225,7 +233,7 @@ config = {{ create = "yes" }}
         .into_iter()
         .map(|(s, _)| s)
         .collect();
-    assert_eq!(erin, ["unwanted too"]);
+    assert_eq!(erin, ["unwanted too", "unwanted lmtp"]);
     let log = t.log();
     assert!(
         log.contains("failed at run time"),
@@ -279,5 +287,31 @@ assert code == 550 and msg.decode().startswith("5.1.1"), (code, msg)
 s.rset()
 assert s.sendmail("", [SRS], "From: MAILER-DAEMON@remote.test\r\nSubject: bounce back\r\n\r\nundeliverable\r\n") == {}
 s.quit()
+print("ok")
+"#;
+
+const LMTP_PY: &str = r#"
+import socket
+s = socket.create_connection(("127.0.0.1", LMTP))
+f = s.makefile("rb")
+def reply():
+    while True:
+        line = f.readline().decode()
+        if line[3:4] != "-":
+            return line.strip()
+def cmd(line):
+    s.sendall(line.encode() + b"\r\n")
+    return reply()
+assert reply().startswith("220")
+assert cmd("LHLO client.test").startswith("250")
+assert cmd("MAIL FROM:<lisa@outside.test>").startswith("250")
+assert cmd("RCPT TO:<bob@example.test>").startswith("250")
+assert cmd("RCPT TO:<erin@example.test>").startswith("250")
+assert cmd("DATA").startswith("354")
+s.sendall(b"From: lisa@outside.test\r\nSubject: unwanted lmtp\r\n\r\nhello\r\n.\r\n")
+bob, erin = reply(), reply()
+assert bob.startswith("550 5.7.1 I do not want this"), bob
+assert erin.startswith("250"), erin
+cmd("QUIT")
 print("ok")
 "#;

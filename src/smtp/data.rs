@@ -199,8 +199,15 @@ impl Session {
             crate::metrics::refused(super::session::refusal_reason(&reply));
         }
         if self.protocol == Protocol::Lmtp {
-            for _ in &tx.rcpts {
-                self.send(reply.clone()).await?;
+            // One reply per recipient (RFC 2033); a delivery plugin's
+            // refusal of one recipient is that recipient's reply.
+            let refused = std::mem::take(&mut self.refused_rcpts);
+            for i in 0..tx.rcpts.len() {
+                let own = refused
+                    .iter()
+                    .find(|(r, _)| *r == i)
+                    .map(|(_, r)| r.clone());
+                self.send(own.unwrap_or_else(|| reply.clone())).await?;
             }
             return Ok(());
         }
@@ -301,6 +308,7 @@ impl Session {
             }
         };
         let size = committed.size;
+        self.refused_rcpts = committed.refused;
         self.report_local_success(id, tx, size).await;
         let to: Vec<String> = tx.rcpts.iter().map(|r| r.address.to_string()).collect();
         tracing::info!(

@@ -66,6 +66,9 @@ pub(super) struct Session {
     /// Bytes of DATA/BDAT received since the last free-space check.
     pub data_since_space_check: usize,
     pub closing: bool,
+    /// LMTP: recipients (by index) a delivery plugin refused in the
+    /// transaction being answered, with their replies.
+    pub refused_rcpts: Vec<(usize, crate::mail::Reply)>,
     /// The logged-in user's place in `limits.max_sessions_per_user`.
     pub user_slot: Option<crate::limits::UserSlot>,
 }
@@ -100,6 +103,7 @@ pub async fn run(
         commands: 0,
         data_since_space_check: 0,
         closing: false,
+        refused_rcpts: Vec::new(),
         user_slot: None,
     };
     if let Err(e) = session.serve().await {

@@ -53,6 +53,9 @@ pub struct Committed {
     pub local: Vec<(String, u32)>,
     /// Remote recipients queued.
     pub queued: usize,
+    /// LMTP: recipients (by index) a delivery plugin refused, with the
+    /// reply each gets instead of the message's (set by `submit`).
+    pub refused: Vec<(usize, crate::mail::Reply)>,
 }
 
 /// What the data hooks decided that changes the commit.
@@ -148,6 +151,7 @@ pub async fn commit(
             size,
             local: Vec::new(),
             queued: 0,
+            refused: Vec::new(),
         });
     }
     let queued = remote.len();
@@ -179,5 +183,6 @@ pub async fn commit(
         size,
         local: copies.into_iter().map(|c| c.user).zip(uids).collect(),
         queued,
+        refused: Vec::new(),
     })
 }

@@ -3,8 +3,9 @@
 //! delivery plugins (`hooks::delivery`), and their answers become a plan —
 //! the copies to store (folder and flags), the accounts that refuse it,
 //! the copies to send on, the replies to send. A refusal for the message's
-//! only recipient is the DATA reply (550 5.7.1 with the reason); for one of
-//! several it is a DSN to the sender after the commit. Everything sent
+//! only recipient is the DATA reply (550 5.7.1 with the reason), over LMTP
+//! that recipient's own reply; for one of several over SMTP it is a DSN to
+//! the sender after the commit. Everything sent
 //! (redirects, vacation replies, DSNs, a plugin's own sends) is queued only
 //! after the message is committed, through the queue's own path: local
 //! addresses are delivered to mailboxes, remote ones relayed, and mail
@@ -24,6 +25,10 @@ use std::collections::BTreeMap;
 /// A recipient a delivery plugin refused.
 #[derive(Debug)]
 pub struct Rejected {
+    /// Its index in the envelope.
+    pub index: usize,
+    /// LMTP: refused in the recipient's own reply (no DSN).
+    pub in_reply: bool,
     /// The RCPT TO address.
     pub address: String,
     pub account: String,
@@ -55,7 +60,16 @@ impl LocalPlan {
 
     /// Whether the message's bytes are needed after the commit.
     pub fn sends_message(&self) -> bool {
-        !self.redirects.is_empty() || !self.rejected.is_empty()
+        !self.redirects.is_empty() || self.rejected.iter().any(|r| !r.in_reply)
+    }
+
+    /// LMTP: the recipients refused in their own replies (550 5.7.1).
+    pub fn refused_now(&self) -> Vec<(usize, Reply)> {
+        self.rejected
+            .iter()
+            .filter(|r| r.in_reply)
+            .map(|r| (r.index, Reply::new(550, "5.7.1", r.reason.clone())))
+            .collect()
     }
 }
 
@@ -75,6 +89,8 @@ pub async fn plan(
         return Ok(plan);
     }
     let only_one = envelope.recipients.len() == 1 && envelope.recipients[0].targets.len() == 1;
+    // LMTP answers each recipient: one whose account refused gets 550.
+    let lmtp = info.protocol == crate::config::Protocol::Lmtp;
     for (i, r) in envelope.recipients.iter().enumerate() {
         let address = hook_envelope
             .recipients
@@ -174,6 +190,8 @@ pub async fn plan(
                 }
                 copies.clear();
                 plan.rejected.push(Rejected {
+                    index: i,
+                    in_reply: lmtp && r.targets.len() == 1,
                     address: if address.is_empty() {
                         user.clone()
                     } else {
@@ -251,8 +269,9 @@ pub async fn send_after_commit(
                 Err(e) => tracing::error!(queue_id = %qid, %account, "redirect not queued: {e}"),
             }
         }
-        if !plan.rejected.is_empty() {
-            reject_dsn(ctx, &plan.rejected, envelope, message).await;
+        let by_dsn: Vec<&Rejected> = plan.rejected.iter().filter(|r| !r.in_reply).collect();
+        if !by_dsn.is_empty() {
+            reject_dsn(ctx, &by_dsn, envelope, message).await;
         }
     }
     for (account, out) in plan.outgoing {
@@ -315,7 +334,7 @@ fn sign(ctx: &ServerContext, out: &Outgoing) -> Vec<u8> {
 /// A DSN to the sender for the recipients delivery plugins refused.
 async fn reject_dsn(
     ctx: &ServerContext,
-    rejected: &[Rejected],
+    rejected: &[&Rejected],
     envelope: &Envelope<'_>,
     message: &[u8],
 ) {

@@ -170,7 +170,8 @@ pub async fn submit(ctx: &ServerContext, arrival: Arrival<'_>) -> Result<Accepte
         filed: Some(&plan.filed),
     };
     match commit::commit(ctx, writer, prefix, envelope, &effects).await {
-        Ok(committed) => {
+        Ok(mut committed) => {
+            committed.refused = plan.refused_now();
             deliver::send_after_commit(ctx, plan, envelope, stored.as_deref()).await;
             Ok(Accepted::Committed(committed))
         }
