@@ -34,15 +34,7 @@ pub async fn check(
         }
         let (targets, unknown) = expand(config, store, &key).await;
         if targets.is_empty() {
-            return Err(refuse(
-                session,
-                to,
-                Reply::new(
-                    550,
-                    "5.1.1",
-                    format!("<{to}>: Recipient address rejected: User unknown"),
-                ),
-            ));
+            return Err(unknown_address(session, to, "User unknown"));
         }
         if !unknown.is_empty() {
             tracing::warn!(rcpt = %to, unknown = ?unknown, "alias expands to unknown local users; they are skipped");
@@ -110,47 +102,32 @@ async fn srs_bounce(
     to: &Address,
     secret: &str,
 ) -> Result<Vec<Target>, Reply> {
-    let original = match Srs::new(secret).reverse(to.local_part(), srs::today()) {
-        Ok(a) => a,
-        Err(e) => {
-            return Err(refuse(
-                session,
-                to,
-                Reply::new(
-                    550,
-                    "5.1.1",
-                    format!("<{to}>: Recipient address rejected: {e}"),
-                ),
-            ));
-        }
-    };
-    let Ok(address) = Address::parse(&original, true) else {
-        return Err(refuse(
-            session,
-            to,
-            Reply::new(
-                550,
-                "5.1.1",
-                format!("<{to}>: Recipient address rejected: malformed SRS address"),
-            ),
-        ));
-    };
+    let original = Srs::new(secret)
+        .reverse(to.local_part(), srs::today())
+        .map_err(|e| unknown_address(session, to, &e.to_string()))?;
+    let address = Address::parse(&original, true)
+        .map_err(|_| unknown_address(session, to, "malformed SRS address"))?;
     tracing::info!(rcpt = %to, to = %address, "SRS address: delivered to the original sender");
     let domain = address.domain_text().to_ascii_lowercase();
     if config.is_local_domain(&domain) {
         let (targets, _) = expand(config, store, &address.to_lowercase_key()).await;
         if targets.is_empty() {
-            return Err(refuse(
-                session,
-                to,
-                Reply::new(
-                    550,
-                    "5.1.1",
-                    format!("<{to}>: Recipient address rejected: User unknown"),
-                ),
-            ));
+            return Err(unknown_address(session, to, "User unknown"));
         }
         return Ok(targets);
     }
     Ok(vec![Target::Remote(address.to_string())])
+}
+
+/// 550 5.1.1 for a local address that leads nowhere, logged.
+fn unknown_address(session: &SessionInfo, to: &Address, why: &str) -> Reply {
+    refuse(
+        session,
+        to,
+        Reply::new(
+            550,
+            "5.1.1",
+            format!("<{to}>: Recipient address rejected: {why}"),
+        ),
+    )
 }
