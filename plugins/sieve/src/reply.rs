@@ -72,3 +72,59 @@ fn fnv(s: &str, now: i64) -> u64 {
     }
     h
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(mime: bool, body: &str) -> Reply {
+        Reply {
+            to: "lisa@outside.test".into(),
+            from: "carol@example.test".into(),
+            subject: "Auto: Grüße".into(),
+            in_reply_to: Some("<first@outside.test>".into()),
+            references: Some("<zero@outside.test> <first@outside.test>".into()),
+            body: body.into(),
+            mime,
+            auto_submitted: "auto-replied",
+        }
+    }
+
+    fn parsed(raw: &[u8]) -> tern_sieve::message::MessageView<'_> {
+        tern_sieve::message::MessageView::new(raw)
+    }
+
+    #[test]
+    fn a_plain_reply_has_the_rfc_3834_fields() {
+        let raw = build(&reply(false, "I am away."), 1_700_000_000);
+        let text = String::from_utf8_lossy(&raw);
+        for want in [
+            "Auto-Submitted: auto-replied\r\n",
+            "In-Reply-To: <first@outside.test>\r\n",
+            "References: <zero@outside.test> <first@outside.test>\r\n",
+            "To: <lisa@outside.test>\r\n",
+            "Message-ID: <1700000000.",
+        ] {
+            assert!(text.contains(want), "{want:?} missing:\n{text}");
+        }
+        let view = parsed(&raw);
+        assert_eq!(
+            view.header_values("subject"),
+            vec!["Auto: Grüße".to_string()]
+        );
+        assert!(text.contains("I am away."), "{text}");
+    }
+
+    #[test]
+    fn a_mime_reason_is_the_body_entity() {
+        let entity = "Content-Type: text/html; charset=utf-8\n\n<p>away</p>\n";
+        let raw = build(&reply(true, entity), 1_700_000_000);
+        let text = String::from_utf8_lossy(&raw);
+        assert_eq!(text.matches("Content-Type:").count(), 1, "{text}");
+        assert!(
+            text.contains("Content-Type: text/html; charset=utf-8\r\n\r\n<p>away</p>\r\n"),
+            "{text}"
+        );
+        assert!(text.contains("Auto-Submitted: auto-replied\r\n"), "{text}");
+    }
+}

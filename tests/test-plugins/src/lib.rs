@@ -18,3 +18,8 @@ mod shipped_support;
 #[allow(dead_code)]
 #[path = "../../../plugins/virtual/src/map.rs"]
 mod shipped_virtual_map;
+
+/// The `sieve` plugin's vacation reply writer, likewise.
+#[cfg(test)]
+#[path = "../../../plugins/sieve/src/reply.rs"]
+mod shipped_sieve_reply;
