@@ -379,6 +379,13 @@ fn raw_session_error_cases_and_starttls_pipelining() {
 fn admin_cli_through_the_server_and_on_the_store() {
     let ca = TestCa::new();
     let mut t = server(&ca, true);
+    // No plugin runs the scripts in this server: the log says so.
+    assert!(
+        t.log()
+            .contains("Sieve scripts are kept (ManageSieve) but not run"),
+        "{}",
+        t.log()
+    );
     let dir = t.dir.path().to_path_buf();
     std::fs::write(dir.join("s.sieve"), SCRIPT).unwrap();
     std::fs::write(dir.join("broken.sieve"), BROKEN).unwrap();

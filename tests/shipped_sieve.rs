@@ -53,6 +53,9 @@ srs_secret = "a test secret, not for production"
 [[listen]]
 protocol = "lmtp"
 address = "{{ip}}:0"
+[[listen]]
+protocol = "managesieve"
+address = "{{ip}}:0"
 
 [[plugin]]
 name = "sieve"
@@ -238,6 +241,10 @@ config = {{ create = "yes" }}
     assert!(
         log.contains("failed at run time"),
         "the broken script is logged:\n{log}"
+    );
+    assert!(
+        !log.contains("but not run"),
+        "the sieve plugin runs the scripts:\n{log}"
     );
 }
 

@@ -175,6 +175,15 @@ impl Hooks {
         for p in &set.plugins {
             tracing::info!(plugin = %p.name, path = %p.path.display(), hooks = ?p.exports.names(), declared = ?p.declared.names(), "plugin loaded");
         }
+        let sieve_served = config
+            .listen
+            .iter()
+            .any(|l| l.protocol == Protocol::Managesieve);
+        if sieve_served && !set.plugins.iter().any(|p| p.calls(declared::Hook::Deliver)) {
+            tracing::warn!(
+                "users' Sieve scripts are kept (ManageSieve) but not run: no plugin exports the delivery hook; add the shipped sieve plugin (plugins/sieve/README.md)"
+            );
+        }
         self.plugins.store(Arc::new(set));
         Ok(n)
     }
