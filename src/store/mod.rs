@@ -33,6 +33,7 @@ mod sieve;
 mod sts;
 mod subscriptions;
 mod tlsrpt;
+mod turns;
 mod users;
 mod vanished;
 mod web;
@@ -47,6 +48,7 @@ pub use queue::{QueueEntry, QueueRecipient, RecipientState, format_queue_id, par
 pub use sieve::{MAX_SCRIPT_NAME, SieveError, SieveScripts, check_script, check_script_name};
 pub use sts::StsPolicyRecord;
 pub use tlsrpt::{TlsRptFailure, TlsRptTally};
+pub use turns::Contention;
 pub use users::UserRecord;
 pub use vanished::MAX_VANISHED_RECORDS;
 pub use web::WebSession;
@@ -80,6 +82,9 @@ pub enum StoreError {
     /// engine's) names the folder and asks whether a server runs.
     #[error("{0}")]
     Locked(String),
+    /// A write set lost a race with another writer (`attempt` retries it).
+    #[error("the store changed under a write; retry")]
+    Conflict(Contention),
 }
 
 /// The store handle; cheap to clone.
@@ -92,6 +97,8 @@ struct Inner {
     /// The engine behind the seam (`backend/`): every read and write.
     backend: Backend,
     events: broadcast::Sender<MailboxEvent>,
+    /// Writers that lost a race retry one at a time per record (`attempt`).
+    turns: turns::Turns,
 }
 
 impl From<BackendError> for StoreError {
@@ -114,7 +121,11 @@ impl Store {
     pub async fn on(backend: Backend) -> Result<Store, StoreError> {
         let (events, _) = broadcast::channel(1024);
         let store = Store {
-            inner: Arc::new(Inner { backend, events }),
+            inner: Arc::new(Inner {
+                backend,
+                events,
+                turns: turns::Turns::new(),
+            }),
         };
         store.discard_unfinished_blobs().await?;
         Ok(store)
@@ -179,17 +190,28 @@ impl Store {
     }
 
     /// Runs `attempt` (read, build a write set, commit) again while its
-    /// commit conflicts with another writer's (`backend::retry`).
+    /// commit conflicts with another writer's (`backend::retry`); the
+    /// retries hold the turns of the records it raced for (`turns.rs`).
+    /// An attempt never calls `attempt` itself: a nested retry could wait
+    /// for a turn its caller holds.
     pub(crate) async fn attempt<T, F, Fut>(&self, mut attempt: F) -> Result<T, StoreError>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, StoreError>>,
     {
+        let contention = match attempt().await {
+            Err(StoreError::Conflict(contention)) => contention,
+            Err(StoreError::Backend(BackendError::Conflict)) => Contention::default(),
+            other => return other,
+        };
+        let _turns = self.inner.turns.take(&contention).await;
         let outcome = backend::retry(|| {
             let run = attempt();
             async move {
                 match run.await {
-                    Err(StoreError::Backend(BackendError::Conflict)) => Err(BackendError::Conflict),
+                    Err(StoreError::Conflict(_) | StoreError::Backend(BackendError::Conflict)) => {
+                        Err(BackendError::Conflict)
+                    }
                     other => Ok(other),
                 }
             }

@@ -13,7 +13,7 @@
 //! so requiring the folder record covers the folder's messages too; a
 //! folder is always read (`folder`) before its messages.
 
-use super::backend::{Batch, Space};
+use super::backend::{BackendError, Batch, Space};
 use super::blobs::{BlobRecord, blob_key, chunk_key};
 use super::mailbox::{
     FolderInfo, MailboxEvent, MessageMeta, NewCopy, folder_key, message_key, new_folder,
@@ -271,7 +271,18 @@ impl<'a> WriteSet<'a> {
                 self.batch.put(Space::Meta, blob_key(*id), encode(&record));
             }
         }
-        self.store.inner.backend.commit(self.batch).await?;
+        // The records this write set raced for, should it lose (turns.rs).
+        let keys = self
+            .batch
+            .conditions
+            .iter()
+            .map(|(_, key, _)| key.as_slice());
+        let contention = self.store.inner.turns.contention(keys);
+        match self.store.inner.backend.commit(self.batch).await {
+            Ok(()) => {}
+            Err(BackendError::Conflict) => return Err(StoreError::Conflict(contention)),
+            Err(e) => return Err(e.into()),
+        }
         for event in self.touched {
             self.store.notify(event);
         }
