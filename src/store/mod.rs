@@ -16,8 +16,9 @@
 //! conversions done, `k/<plugin>\0<key>` the plugins' key-value areas, `d/`
 //! DMARC evaluations kept for aggregate reports and `d#` their count,
 //! `t/<domain>` cached MTA-STS policies, `r/<period>\0<domain>` TLS-RPT
-//! tallies, `e/<user>\0<name>` users' Sieve scripts and `E/<user>` each
-//! user's index of them); `Space::Blobs` holds message bytes in chunks. On
+//! tallies, `e/<user>\0<name>` users' Sieve scripts, `E/<user>` each
+//! user's index of them and `Q/<user>` what each user's mail takes
+//! (`quota.rs`)); `Space::Blobs` holds message bytes in chunks. On
 //! sled these are the trees `meta` and `blobs` of every earlier release.
 
 pub mod backend;
@@ -27,6 +28,7 @@ mod folders;
 mod kv;
 mod mailbox;
 mod queue;
+mod quota;
 #[cfg(test)]
 mod races;
 mod sieve;
@@ -44,6 +46,7 @@ pub use folders::{CopyResult, FlagOp, SEPARATOR, check_folder_name};
 pub use kv::{KvError, MAX_KV_KEY, MAX_KV_VALUE};
 pub use mailbox::{Flag, FolderInfo, MailboxEvent, MessageMeta, SPECIAL_FOLDERS, canonical_folder};
 pub use queue::{QueueEntry, QueueRecipient, RecipientState, format_queue_id, parse_queue_id};
+pub use quota::{Admission, Quota, QuotaOverride, Usage};
 pub use sieve::{MAX_SCRIPT_NAME, SieveError, SieveScripts, check_script, check_script_name};
 pub use sts::StsPolicyRecord;
 pub use tlsrpt::{TlsRptFailure, TlsRptTally};
@@ -80,6 +83,10 @@ pub enum StoreError {
     /// engine's) names the folder and asks whether a server runs.
     #[error("{0}")]
     Locked(String),
+    /// The change would take `user` over their quota (`too_big`: the
+    /// message alone is larger than the whole quota).
+    #[error("{user} is over quota")]
+    OverQuota { user: String, too_big: bool },
 }
 
 /// The store handle; cheap to clone.
@@ -92,6 +99,8 @@ struct Inner {
     /// The engine behind the seam (`backend/`): every read and write.
     backend: Backend,
     events: broadcast::Sender<MailboxEvent>,
+    /// `[users] default_quota` in bytes; `quota::NO_DEFAULT`: none.
+    default_quota: std::sync::atomic::AtomicU64,
 }
 
 impl From<BackendError> for StoreError {
@@ -114,7 +123,11 @@ impl Store {
     pub async fn on(backend: Backend) -> Result<Store, StoreError> {
         let (events, _) = broadcast::channel(1024);
         let store = Store {
-            inner: Arc::new(Inner { backend, events }),
+            inner: Arc::new(Inner {
+                backend,
+                events,
+                default_quota: std::sync::atomic::AtomicU64::new(quota::NO_DEFAULT),
+            }),
         };
         store.discard_unfinished_blobs().await?;
         Ok(store)
