@@ -1,7 +1,7 @@
 //! One IMAP session: the states of RFC 3501 section 3 (not authenticated,
 //! authenticated, selected, logout), whether IMAP4rev2 is enabled, the
 //! command loop, dispatch to the command groups (`auth.rs`,
-//! `mailboxes.rs`, `list.rs`, `messages.rs`, `search.rs`, `idle.rs`),
+//! `mailboxes.rs`, `list.rs`, `messages.rs`, `search.rs`, `quota.rs`, `idle.rs`),
 //! and the points where changes made elsewhere are reported (before a
 //! command that looks at the selected folder, so its answer reflects them,
 //! and after every command; expunges are held back during FETCH, STORE and
@@ -211,6 +211,8 @@ impl Session {
             "CONTEXT=SORT",
             "THREAD=ORDEREDSUBJECT",
             "THREAD=REFERENCES",
+            "QUOTA",
+            "QUOTA=RES-STORAGE",
         ]);
         if self.user.is_none() {
             if !self.conn.is_tls() {
@@ -334,6 +336,11 @@ impl Session {
                 date,
                 message,
             } => self.append(mailbox, flags, date, message).await?,
+            CommandBody::GetQuotaRoot { mailbox } => self.get_quota_root(mailbox).await?,
+            CommandBody::GetQuota { root } => self.get_quota(root).await?,
+            CommandBody::SetQuota { .. } => {
+                Outcome::No("[NOPERM] quotas are set by the administrator".into())
+            }
             CommandBody::Idle => return self.idle(&tag).await,
             body if self.view.is_none() => {
                 Outcome::Bad(format!("{} needs a selected mailbox", body.name()))
