@@ -52,7 +52,10 @@ fn smtp_and_lmtp_refuse_full_mailboxes_per_recipient_and_lose_nothing() {
     let mut t = server("");
     // The override, set through the running server; "none" lifts the default.
     let shown = quota_cli(&t, &["carol@example.test", "1MiB"]);
-    assert!(shown.contains("quota 1 MiB (1048576 bytes) (own)"), "{shown}");
+    assert!(
+        shown.contains("quota 1 MiB (1048576 bytes) (own)"),
+        "{shown}"
+    );
     let shown = quota_cli(&t, &["dave@example.test", "none"]);
     assert!(shown.contains("quota unlimited (own)"), "{shown}");
     let shown = quota_cli(&t, &["bob@example.test"]);
@@ -105,24 +108,28 @@ fn smtp_and_lmtp_refuse_full_mailboxes_per_recipient_and_lose_nothing() {
     // LMTP answers each recipient.
     let (mut l, _) = Smtp::connect(t.port("lmtp"));
     assert_eq!(l.cmd("LHLO client.outside.test").code, 250);
-    l.cmd("MAIL FROM:<lisa@outside.test>").expect(250, "2.1.0");
-    l.cmd("RCPT TO:<bob@example.test>").expect(250, "2.1.5");
-    l.cmd("RCPT TO:<carol@example.test>").expect(250, "2.1.5");
-    l.cmd("DATA").expect(354, "2.0.0");
-    let mut data = message("fourth", 4000);
-    data.extend_from_slice(b".\r\n");
-    l.send(&data);
-    l.reply().expect(452, "4.2.2");
-    l.reply().expect(250, "2.0.0");
-    l.cmd("MAIL FROM:<lisa@outside.test>").expect(250, "2.1.0");
-    l.cmd("RCPT TO:<bob@example.test>").expect(250, "2.1.5");
-    l.cmd("RCPT TO:<dave@example.test>").expect(250, "2.1.5");
-    l.cmd("DATA").expect(354, "2.0.0");
-    let mut data = message("fifth", 9000);
-    data.extend_from_slice(b".\r\n");
-    l.send(&data);
-    l.reply().expect(552, "5.2.2");
-    l.reply().expect(250, "2.0.0");
+    let mut lmtp = |to: [&str; 2], msg: Vec<u8>| -> Vec<(u16, String)> {
+        l.cmd("MAIL FROM:<lisa@outside.test>").expect(250, "2.1.0");
+        for rcpt in to {
+            l.cmd(&format!("RCPT TO:<{rcpt}>")).expect(250, "2.1.5");
+        }
+        l.cmd("DATA").expect(354, "2.0.0");
+        l.send(&[msg, b".\r\n".to_vec()].concat());
+        to.iter()
+            .map(|_| l.reply())
+            .map(|r| (r.code, r.enhanced().unwrap_or("").to_string()))
+            .collect()
+    };
+    let replies = lmtp(
+        ["bob@example.test", "carol@example.test"],
+        message("fourth", 4000),
+    );
+    assert_eq!(replies, [(452, "4.2.2".into()), (250, "2.0.0".into())]);
+    let replies = lmtp(
+        ["bob@example.test", "dave@example.test"],
+        message("fifth", 9000),
+    );
+    assert_eq!(replies, [(552, "5.2.2".into()), (250, "2.0.0".into())]);
 
     // Room made: the queued copy is delivered, nothing was lost.
     quota_cli(&t, &["bob@example.test", "1MiB"]);
@@ -139,7 +146,10 @@ fn smtp_and_lmtp_refuse_full_mailboxes_per_recipient_and_lose_nothing() {
             .collect()
     };
     assert_eq!(subjects(t.mailbox("bob@example.test")), ["first", "third"]);
-    assert_eq!(subjects(t.mailbox("carol@example.test")), ["third", "fourth"]);
+    assert_eq!(
+        subjects(t.mailbox("carol@example.test")),
+        ["third", "fourth"]
+    );
     assert_eq!(subjects(t.mailbox("dave@example.test")), ["fifth"]);
 }
 

@@ -49,7 +49,10 @@ pub(super) async fn refusal(session: &Session, rcpt: &Recipient, size: u64) -> O
                 worst = Some(Reply::new(
                     452,
                     "4.2.2",
-                    format!("<{}>: mailbox is full (over quota), try again later", rcpt.address),
+                    format!(
+                        "<{}>: mailbox is full (over quota), try again later",
+                        rcpt.address
+                    ),
                 ));
             }
         }

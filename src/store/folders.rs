@@ -342,12 +342,7 @@ impl FlagOp {
 mod tests {
     use super::*;
 
-    async fn store() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).await.unwrap();
-        store.add_user("bob@example.test", "pw").await.unwrap();
-        (dir, store)
-    }
+    use crate::store::store_with_bob as store;
 
     const BOB: &str = "bob@example.test";
 

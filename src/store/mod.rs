@@ -247,6 +247,16 @@ impl Store {
     }
 }
 
+/// A fresh store (in the returned folder) with the account
+/// bob@example.test, password "pw".
+#[cfg(test)]
+pub(crate) async fn store_with_bob() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).await.unwrap();
+    store.add_user("bob@example.test", "pw").await.unwrap();
+    (dir, store)
+}
+
 /// Runs `op` `each` times in each of `writers` tasks at once (a race).
 #[cfg(test)]
 pub(crate) async fn race<F, Fut>(store: &Store, writers: usize, each: usize, op: F)

@@ -164,15 +164,18 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    async fn store() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).await.unwrap();
-        store.add_user("bob@example.test", "pw").await.unwrap();
-        (dir, store)
-    }
+    use crate::store::store_with_bob as store;
 
     const BOB: &str = "bob@example.test";
+
+    async fn put(store: &Store, folder: &str, bytes: &[u8]) -> Result<(u32, u32), StoreError> {
+        store.append(BOB, folder, bytes, vec![], None).await
+    }
+
+    async fn usage(store: &Store) -> (u64, u64) {
+        let u = store.quota(BOB).await.unwrap().usage;
+        (u.bytes, u.messages)
+    }
 
     #[test]
     fn admission_distinguishes_full_from_too_big() {
@@ -185,49 +188,22 @@ mod tests {
     #[tokio::test]
     async fn usage_follows_appends_copies_moves_and_expunges() {
         let (_dir, store) = store().await;
-        store
-            .append(BOB, "INBOX", b"0123456789", vec![], None)
-            .await
-            .unwrap();
-        store
-            .append(BOB, "INBOX", b"01234", vec![], None)
-            .await
-            .unwrap();
-        let q = store.quota(BOB).await.unwrap();
-        assert_eq!(
-            q.usage,
-            Usage {
-                bytes: 15,
-                messages: 2
-            }
-        );
-        assert_eq!(q.limit, None);
-        store
-            .copy_messages(BOB, "INBOX", &[1], "Archive", false)
-            .await
-            .unwrap();
-        assert_eq!(store.quota(BOB).await.unwrap().usage.bytes, 25);
-        store
-            .copy_messages(BOB, "INBOX", &[2], "Trash", true)
-            .await
-            .unwrap();
-        assert_eq!(store.quota(BOB).await.unwrap().usage.bytes, 25);
+        put(&store, "INBOX", b"0123456789").await.unwrap();
+        put(&store, "INBOX", b"01234").await.unwrap();
+        assert_eq!(usage(&store).await, (15, 2));
+        assert_eq!(store.quota(BOB).await.unwrap().limit, None);
+        let copy = |uid, to, remove| {
+            let store = store.clone();
+            async move { store.copy_messages(BOB, "INBOX", &[uid], to, remove).await }
+        };
+        copy(1, "Archive", false).await.unwrap();
+        assert_eq!(usage(&store).await, (25, 3));
+        copy(2, "Trash", true).await.unwrap();
+        assert_eq!(usage(&store).await, (25, 3));
         store.expunge(BOB, "INBOX", &[1]).await.unwrap();
-        assert_eq!(
-            store.quota(BOB).await.unwrap().usage,
-            Usage {
-                bytes: 15,
-                messages: 2
-            }
-        );
+        assert_eq!(usage(&store).await, (15, 2));
         store.delete_folder(BOB, "Trash").await.unwrap();
-        assert_eq!(
-            store.quota(BOB).await.unwrap().usage,
-            Usage {
-                bytes: 10,
-                messages: 1
-            }
-        );
+        assert_eq!(usage(&store).await, (10, 1));
         // The counter agrees with a count from scratch.
         assert_eq!(store.count_usage(BOB).await.unwrap().bytes, 10);
     }
@@ -236,22 +212,14 @@ mod tests {
     async fn append_and_copy_are_refused_over_quota_and_move_is_not() {
         let (_dir, store) = store().await;
         store.set_default_quota(Some(25));
-        store
-            .append(BOB, "INBOX", b"0123456789", vec![], None)
-            .await
-            .unwrap();
-        store
-            .append(BOB, "INBOX", b"0123456789", vec![], None)
-            .await
-            .unwrap();
-        let full = store
-            .append(BOB, "INBOX", b"0123456789", vec![], None)
-            .await;
+        put(&store, "INBOX", b"0123456789").await.unwrap();
+        put(&store, "INBOX", b"0123456789").await.unwrap();
+        let full = put(&store, "INBOX", b"0123456789").await;
         assert!(matches!(
             full,
             Err(StoreError::OverQuota { too_big: false, .. })
         ));
-        let big = store.append(BOB, "INBOX", &[b'x'; 26], vec![], None).await;
+        let big = put(&store, "INBOX", &[b'x'; 26]).await;
         assert!(matches!(
             big,
             Err(StoreError::OverQuota { too_big: true, .. })
@@ -265,15 +233,12 @@ mod tests {
             .await
             .unwrap();
         // A refused change leaves nothing behind; the override wins.
-        assert_eq!(store.quota(BOB).await.unwrap().usage.messages, 2);
+        assert_eq!(usage(&store).await, (20, 2));
         store
             .set_quota(BOB, Some(QuotaOverride::Unlimited))
             .await
             .unwrap();
-        store
-            .append(BOB, "INBOX", b"0123456789", vec![], None)
-            .await
-            .unwrap();
+        put(&store, "INBOX", b"0123456789").await.unwrap();
         store
             .set_quota(BOB, Some(QuotaOverride::Bytes(5)))
             .await
@@ -286,33 +251,21 @@ mod tests {
     #[tokio::test]
     async fn a_missing_counter_is_counted_once_from_the_messages() {
         let (_dir, store) = store().await;
-        store
-            .append(BOB, "INBOX", b"0123456789", vec![], None)
-            .await
-            .unwrap();
+        put(&store, "INBOX", b"0123456789").await.unwrap();
         // As a store from before quotas: the counter is gone.
         let mut batch = super::super::backend::Batch::new();
         batch.delete(Space::Meta, usage_key(BOB));
         store.inner.backend.commit(batch).await.unwrap();
-        assert_eq!(store.quota(BOB).await.unwrap().usage.bytes, 10);
-        store
-            .append(BOB, "INBOX", b"01234", vec![], None)
-            .await
-            .unwrap();
+        assert_eq!(usage(&store).await, (10, 1));
+        put(&store, "INBOX", b"01234").await.unwrap();
         let stored = store
             .inner
             .backend
             .get(Space::Meta, &usage_key(BOB))
             .await
             .unwrap();
-        let usage: Usage = decode("usage", &stored.unwrap()).unwrap();
-        assert_eq!(
-            usage,
-            Usage {
-                bytes: 15,
-                messages: 2
-            }
-        );
+        let counted: Usage = decode("usage", &stored.unwrap()).unwrap();
+        assert_eq!((counted.bytes, counted.messages), (15, 2));
     }
 
     #[tokio::test]
@@ -322,13 +275,6 @@ mod tests {
             s.append(BOB, "INBOX", b"abc", vec![], None).await.unwrap();
         })
         .await;
-        let q = store.quota(BOB).await.unwrap();
-        assert_eq!(
-            q.usage,
-            Usage {
-                bytes: 60,
-                messages: 20
-            }
-        );
+        assert_eq!(usage(&store).await, (60, 20));
     }
 }

@@ -8,8 +8,8 @@
 use super::layout::{self, FolderView, folder_url, query_escape};
 use super::session::User;
 use super::{Ctx, WebError};
-use crate::context::ServerContext;
 use crate::config::ByteSize;
+use crate::context::ServerContext;
 use crate::store::{Flag, MessageMeta, Quota, SPECIAL_FOLDERS, Store};
 use axum::Form;
 use axum::extract::Query;
