@@ -2,8 +2,8 @@
 //! sessions that ENABLE it, with IDLE, UIDPLUS, MOVE, ENABLE, NAMESPACE,
 //! SPECIAL-USE, LITERAL+, ID, UNSELECT, CHILDREN, CONDSTORE, QRESYNC,
 //! ESEARCH, SEARCHRES, BINARY, LIST-EXTENDED, LIST-STATUS, STATUS=SIZE,
-//! SORT, SORT=DISPLAY, ESORT, THREAD, MULTIAPPEND, CATENATE, QUOTA, SASL-IR
-//! and STARTTLS) over the built-in mailbox store. Commands are framed by
+//! SORT, SORT=DISPLAY, ESORT, THREAD, MULTIAPPEND, CATENATE, QUOTA,
+//! COMPRESS=DEFLATE (in `net::Connection`), SASL-IR and STARTTLS) over the built-in mailbox store. Commands are framed by
 //! `wire.rs`, turned into commands by `intake.rs` (imap-codec, after the
 //! rewrites of `rewrite.rs` and `append_syntax.rs`) and dispatched by
 //! `session.rs`; the command groups live in `auth.rs`, `mailboxes.rs`,

@@ -213,6 +213,7 @@ impl Session {
             "THREAD=REFERENCES",
             "QUOTA",
             "QUOTA=RES-STORAGE",
+            "COMPRESS=DEFLATE",
         ]);
         if self.user.is_none() {
             if !self.conn.is_tls() {
@@ -298,6 +299,7 @@ impl Session {
             body if self.user.is_none() => {
                 Outcome::Bad(format!("{} is not valid before login", body.name()))
             }
+            CommandBody::Compress { .. } => return self.compress(&tag).await,
             CommandBody::Enable { capabilities } => self.enable(capabilities.into_inner()).await?,
             CommandBody::Namespace => {
                 self.conn
@@ -464,6 +466,22 @@ impl Session {
             return Ok(Flow::Close);
         }
         self.reader.reset();
+        Ok(Flow::Continue)
+    }
+
+    /// COMPRESS DEFLATE (RFC 4978): the OK goes out uncompressed, then
+    /// everything is deflated both ways. Only after login (the password
+    /// never shares the compressed stream) and once per connection.
+    async fn compress(&mut self, tag: &str) -> io::Result<Flow> {
+        if self.conn.is_compressed() {
+            let line = format!("{tag} NO [COMPRESSIONACTIVE] DEFLATE is already active\r\n");
+            self.conn.write_all(line.as_bytes()).await?;
+            return Ok(Flow::Continue);
+        }
+        self.conn
+            .write_all(format!("{tag} OK DEFLATE active\r\n").as_bytes())
+            .await?;
+        self.conn.start_deflate()?;
         Ok(Flow::Continue)
     }
 
