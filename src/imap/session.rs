@@ -413,7 +413,6 @@ impl Session {
                 mailbox,
                 uid,
             } => self.copy(sequence_set, mailbox, uid, true).await?,
-            body => Outcome::Bad(format!("{} is not supported", body.name())),
         };
         self.finish(&tag, outcome, expunge_ok, condstore_before)
             .await
