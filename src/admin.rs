@@ -8,7 +8,8 @@
 use crate::config::{ByteSize, Config, parse_quota};
 use crate::queue::QueueHandle;
 use crate::store::{
-    QueueEntry, QuotaOverride, RecipientState, Store, StoreError, format_queue_id, parse_queue_id,
+    QueueEntry, Quota, QuotaOverride, RecipientState, Store, StoreError, format_queue_id,
+    parse_queue_id,
 };
 use serde::{Deserialize, Serialize};
 
@@ -138,13 +139,13 @@ pub async fn execute(
                 };
                 store.set_quota(&address, own).await?;
             }
-            let own = store.user(&address).await?.and_then(|r| r.quota);
-            let limit = match own {
-                Some(QuotaOverride::Unlimited) => None,
-                Some(QuotaOverride::Bytes(n)) => Some(n),
-                None => config.users.default_quota.map(|q| q.0),
+            let Some(record) = store.user(&address).await? else {
+                return Err(StoreError::NoSuchUser(address).into());
             };
-            let usage = store.quota(&address).await?.usage;
+            // Without a server the store has not been told the default.
+            store.set_default_quota(config.users.default_quota.map(|q| q.0));
+            let Quota { limit, usage } = store.quota(&address).await?;
+            let own = record.quota;
             let limit_text = match limit {
                 Some(n) => format!("{} ({n} bytes)", ByteSize(n)),
                 None => "unlimited".into(),
