@@ -247,7 +247,7 @@ def usage(user):
     assert m, r.text
     return m.group(1).strip(), r.text
 line, page = usage("bob@example.test")
-assert re.fullmatch(r"Using 3\.\d KiB of 8 KiB \(\d\d %\)", line), line
+assert re.fullmatch(r"Using 3\.\d KiB of 8 KiB \(\d\d%\)", line), line
 assert '<meter min="0" max="8192" value="' in page, page
 line, _ = usage("dave@example.test")
 assert re.fullmatch(r"Using 3\.\d KiB \(no quota\)", line), line

@@ -281,7 +281,7 @@ pub async fn folder_page(
     Ok(layout::page(&title, &user, &folders, folder, &q.q, content).into_response())
 }
 
-/// "Using 12 MiB of 2 GiB (1 %)", with a meter; without a limit the usage.
+/// "Using 12 MiB of 2 GiB (1%)", with a meter; without a limit the usage.
 fn quota_line(quota: &Quota) -> maud::Markup {
     let used = ByteSize(quota.usage.bytes);
     html! {
@@ -289,7 +289,7 @@ fn quota_line(quota: &Quota) -> maud::Markup {
             Some(limit) => {
                 p.quota {
                     "Using " (used) " of " (ByteSize(limit))
-                    " (" (quota.usage.bytes.saturating_mul(100) / limit.max(1)) " %) "
+                    " (" (quota.usage.bytes.saturating_mul(100) / limit.max(1)) "%) "
                     meter min="0" max=(limit) value=(quota.usage.bytes.min(limit)) aria-label="Quota used" {}
                 }
             }
