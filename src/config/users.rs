@@ -70,6 +70,8 @@ mod tests {
             None
         );
         assert!(parse("default_quota = \"2 parsecs\"").is_err());
+        assert!(parse("default_quota = 0").unwrap().validate().is_err());
+        assert!(parse("default_quota = \"1B\"").unwrap().validate().is_ok());
         assert!(parse("quota = 1").is_err());
     }
 }
