@@ -254,6 +254,7 @@ fn run(cli: Cli) -> Result<()> {
                     let password = read_password(password_stdin)?;
                     AdminRequest::UserPasswd { address, password }
                 }
+                UserCommand::Quota { address, size } => AdminRequest::UserQuota { address, size },
             };
             admin_request(&config, request)
         }

@@ -231,6 +231,13 @@ pub(crate) enum UserCommand {
         #[arg(long)]
         password_stdin: bool,
     },
+    /// Show an account's quota and usage, or set it: a size ("2GiB"),
+    /// "none" (unlimited, whatever the default) or "default" ([users]
+    /// default_quota again)
+    Quota {
+        address: String,
+        size: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]

@@ -10,6 +10,7 @@ mod sieve;
 mod store;
 mod tls;
 mod units;
+mod users;
 
 pub use auth::{AuthConfig, AuthOverride, DkimAlgorithm, DkimKeyConfig, DmarcAction, SpfAction};
 pub use dmarc::DmarcConfig;
@@ -19,6 +20,7 @@ pub use sieve::SieveConfig;
 pub use store::{StoreBackend, StoreConfig, StoreSslMode};
 pub use tls::{CertificateEntry, CertificateSetting, TlsConfig};
 pub use units::{ByteSize, ConfigDuration};
+pub use users::{UsersConfig, parse_quota};
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
@@ -260,6 +262,8 @@ pub struct Config {
     pub group: Option<String>,
     /// Limits on users' Sieve scripts.
     pub sieve: SieveConfig,
+    /// What applies to every local account (the default quota).
+    pub users: UsersConfig,
 }
 
 impl Default for Config {
@@ -286,6 +290,7 @@ impl Default for Config {
             user: None,
             group: None,
             sieve: SieveConfig::default(),
+            users: UsersConfig::default(),
         }
     }
 }
@@ -471,6 +476,7 @@ impl Config {
             return Err(invalid("group", "needs user (the account to run as)"));
         }
         self.sieve.validate()?;
+        self.users.validate()?;
         let mut names = std::collections::HashSet::new();
         for p in &self.plugin {
             if !names.insert(p.name.as_str()) {

@@ -134,6 +134,17 @@ impl Deliverer {
                     reply: "delivered to mailbox".into(),
                     report: Some(DsnKind::Delivered),
                 },
+                Err(StoreError::OverQuota { too_big: true, .. }) => Outcome::Failed {
+                    relay: None,
+                    status: "5.2.2".into(),
+                    reply: "mailbox delivery failed: the message is larger than the whole quota"
+                        .into(),
+                },
+                Err(StoreError::OverQuota { .. }) => Outcome::Deferred {
+                    relay: None,
+                    status: "4.2.2".into(),
+                    reply: "mailbox delivery failed: mailbox full (over quota)".into(),
+                },
                 Err(e) => Outcome::Deferred {
                     relay: None,
                     status: "4.3.0".into(),

@@ -183,13 +183,17 @@ impl Session {
         self.commit(id, sink).await
     }
 
-    /// Ends the transaction: hooks, then the durable commit, then the reply.
+    /// Ends the transaction: hooks, then the durable commit, then the reply
+    /// (LMTP: one per recipient, a recipient refused for its quota its own).
     async fn commit(&mut self, id: u64, sink: MessageSink) -> io::Result<()> {
         let Some(tx) = self.tx.take() else {
             return Ok(());
         };
         let qid = format_queue_id(id);
-        let reply = self.commit_transaction(id, &qid, &tx, sink).await;
+        let mut refused = vec![None; tx.rcpts.len()];
+        let reply = self
+            .commit_transaction(id, &qid, &tx, sink, &mut refused)
+            .await;
         if reply.is_positive() {
             crate::metrics::counter(
                 "tern_messages_accepted_total",
@@ -199,8 +203,8 @@ impl Session {
             crate::metrics::refused(super::session::refusal_reason(&reply));
         }
         if self.protocol == Protocol::Lmtp {
-            for _ in &tx.rcpts {
-                self.send(reply.clone()).await?;
+            for own in refused {
+                self.send(own.unwrap_or_else(|| reply.clone())).await?;
             }
             return Ok(());
         }
@@ -213,6 +217,7 @@ impl Session {
         qid: &str,
         tx: &Transaction,
         mut sink: MessageSink,
+        refused: &mut [Option<Reply>],
     ) -> Reply {
         if let Some(why) = sink.failure() {
             tracing::info!(client = %self.info.client, size = sink.size(), "message refused: {why}");
@@ -245,10 +250,25 @@ impl Session {
             }
         };
         let eight_bit = received.eight_bit || matches!(tx.params.body, Some(Body::EightBitMime));
+        let size = received.size + prefix.len() as u64;
+        for (i, r) in tx.rcpts.iter().enumerate() {
+            refused[i] = super::quota::refusal(self, r, size).await;
+        }
+        if refused.iter().all(Option::is_some) {
+            tracing::info!(queue_id = qid, from = %tx.from, size, "refused: every recipient is over quota");
+            let replies: Vec<Reply> = refused.iter().flatten().cloned().collect();
+            return super::quota::all_refused(&replies);
+        }
+        if self.protocol != Protocol::Lmtp {
+            // One answer for all: the commit queues the copies that do not fit.
+            refused.fill(None);
+        }
         let recipients = tx
             .rcpts
             .iter()
-            .map(|r| RoutedRecipient {
+            .zip(refused.iter())
+            .filter(|(_, refusal)| refusal.is_none())
+            .map(|(r, _)| RoutedRecipient {
                 targets: &r.targets,
                 notify: r.params.notify.as_ref().map(Notify::to_text),
                 orcpt: r.params.orcpt.as_ref().map(|(t, a)| format!("{t};{a}")),
@@ -301,8 +321,15 @@ impl Session {
             }
         };
         let size = committed.size;
-        self.report_local_success(id, tx, size).await;
-        let to: Vec<String> = tx.rcpts.iter().map(|r| r.address.to_string()).collect();
+        self.report_local_success(id, tx, refused, &committed.over_quota, size)
+            .await;
+        let to: Vec<String> = tx
+            .rcpts
+            .iter()
+            .zip(refused.iter())
+            .filter(|(_, refusal)| refusal.is_none())
+            .map(|(r, _)| r.address.to_string())
+            .collect();
         tracing::info!(
             queue_id = qid,
             from = %tx.from,
@@ -315,13 +342,30 @@ impl Session {
         Reply::new(250, "2.0.0", format!("Ok: queued as {qid}"))
     }
 
-    /// NOTIFY=SUCCESS for recipients delivered to local mailboxes just now.
-    async fn report_local_success(&self, id: u64, tx: &Transaction, size: u64) {
+    /// NOTIFY=SUCCESS for recipients delivered to local mailboxes just now
+    /// (not those `refused`, nor those with a mailbox whose copy was queued
+    /// because it was `over_quota`: the queue reports on those).
+    async fn report_local_success(
+        &self,
+        id: u64,
+        tx: &Transaction,
+        refused: &[Option<Reply>],
+        over_quota: &[String],
+        size: u64,
+    ) {
         let recipients: Vec<QueueRecipient> = tx
             .rcpts
             .iter()
+            .zip(refused.iter())
+            .filter(|(_, refusal)| refusal.is_none())
+            .map(|(r, _)| r)
             .filter(|r| r.params.notify.as_ref().is_some_and(|n| n.success))
             .filter(|r| r.targets.iter().any(|t| matches!(t, Target::Local(_))))
+            .filter(|r| {
+                !r.targets
+                    .iter()
+                    .any(|t| matches!(t, Target::Local(u) if over_quota.contains(u)))
+            })
             .map(|r| {
                 let mut q = QueueRecipient::new(
                     r.address.to_string(),

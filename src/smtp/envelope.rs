@@ -1,6 +1,7 @@
 //! MAIL FROM and RCPT TO: building the envelope. Order and limits are
 //! checked here (EHLO first, AUTH on submission, SIZE, max_recipients); the
-//! address checks and routing run through the hook seams.
+//! address checks and routing run through the hook seams; a local mailbox
+//! over quota is refused here already (`quota.rs`).
 
 use super::session::{Recipient, Session, Transaction};
 use crate::address::{Address, ReversePath};
@@ -90,12 +91,16 @@ impl Session {
             .await;
         match result {
             Ok(targets) => {
+                let rcpt = Recipient {
+                    address: to,
+                    params,
+                    targets,
+                };
+                if let Some(reply) = self.quota_at_rcpt(&rcpt).await {
+                    return self.refuse(reply).await;
+                }
                 if let Some(tx) = self.tx.as_mut() {
-                    tx.rcpts.push(Recipient {
-                        address: to,
-                        params,
-                        targets,
-                    });
+                    tx.rcpts.push(rcpt);
                 }
                 self.send(Reply::new(250, "2.1.5", "Ok")).await
             }

@@ -232,7 +232,8 @@ impl Store {
     }
 
     /// Delivers an already stored blob to local users (queue-driven local
-    /// delivery); adds one reference per copy.
+    /// delivery); adds one reference per copy. Over a user's quota nothing
+    /// is delivered (`OverQuota`: the queue tries again later).
     pub async fn deliver_blob(
         &self,
         blob: BlobId,
@@ -240,6 +241,7 @@ impl Store {
     ) -> Result<Vec<u32>, StoreError> {
         self.attempt(|| async {
             let mut ws = WriteSet::new(self);
+            ws.enforce_quota();
             let size = ws.blob(blob).await?.size;
             ws.adjust_refs(blob, users.len() as i64).await?;
             let mut uids = Vec::with_capacity(users.len());
@@ -279,6 +281,7 @@ impl Store {
         let done = self
             .attempt(|| async {
                 let mut ws = WriteSet::new(self);
+                ws.enforce_quota();
                 let record = writer_ref.finish(&[], 1, &mut ws.batch);
                 let copy = NewCopy {
                     blob: writer_ref.id(),
@@ -313,7 +316,7 @@ impl Store {
         let mut refs: std::collections::BTreeMap<BlobId, i64> = std::collections::BTreeMap::new();
         for &uid in uids {
             if let Some(m) = ws.message(user, folder, uid).await? {
-                ws.delete_message(user, folder, uid);
+                ws.remove_message(user, folder, &m);
                 *refs.entry(m.blob).or_default() -= 1;
                 removed.push(uid);
             }

@@ -16,8 +16,9 @@
 //! conversions done, `k/<plugin>\0<key>` the plugins' key-value areas, `d/`
 //! DMARC evaluations kept for aggregate reports and `d#` their count,
 //! `t/<domain>` cached MTA-STS policies, `r/<period>\0<domain>` TLS-RPT
-//! tallies, `e/<user>\0<name>` users' Sieve scripts and `E/<user>` each
-//! user's index of them); `Space::Blobs` holds message bytes in chunks. On
+//! tallies, `e/<user>\0<name>` users' Sieve scripts, `E/<user>` each
+//! user's index of them and `Q/<user>` what each user's mail takes
+//! (`quota.rs`)); `Space::Blobs` holds message bytes in chunks. On
 //! sled these are the trees `meta` and `blobs` of every earlier release.
 
 pub mod backend;
@@ -27,6 +28,7 @@ mod folders;
 mod kv;
 mod mailbox;
 mod queue;
+mod quota;
 #[cfg(test)]
 mod races;
 mod sieve;
@@ -45,6 +47,7 @@ pub use folders::{CopyResult, FlagOp, SEPARATOR, check_folder_name};
 pub use kv::{KvError, MAX_KV_KEY, MAX_KV_VALUE};
 pub use mailbox::{Flag, FolderInfo, MailboxEvent, MessageMeta, SPECIAL_FOLDERS, canonical_folder};
 pub use queue::{QueueEntry, QueueRecipient, RecipientState, format_queue_id, parse_queue_id};
+pub use quota::{Admission, Quota, QuotaOverride, Usage};
 pub use sieve::{MAX_SCRIPT_NAME, SieveError, SieveScripts, check_script, check_script_name};
 pub use sts::StsPolicyRecord;
 pub use tlsrpt::{TlsRptFailure, TlsRptTally};
@@ -85,6 +88,10 @@ pub enum StoreError {
     /// A write set lost a race with another writer (`attempt` retries it).
     #[error("the store changed under a write; retry")]
     Conflict(Contention),
+    /// The change would take `user` over their quota (`too_big`: the
+    /// message alone is larger than the whole quota).
+    #[error("{user} is over quota")]
+    OverQuota { user: String, too_big: bool },
 }
 
 /// The store handle; cheap to clone.
@@ -99,6 +106,8 @@ struct Inner {
     events: broadcast::Sender<MailboxEvent>,
     /// Writers that lost a race retry one at a time per record (`attempt`).
     turns: turns::Turns,
+    /// `[users] default_quota` in bytes; `quota::NO_DEFAULT`: none.
+    default_quota: std::sync::atomic::AtomicU64,
 }
 
 impl From<BackendError> for StoreError {
@@ -125,6 +134,7 @@ impl Store {
                 backend,
                 events,
                 turns: turns::Turns::new(),
+                default_quota: std::sync::atomic::AtomicU64::new(quota::NO_DEFAULT),
             }),
         };
         store.discard_unfinished_blobs().await?;
@@ -254,6 +264,16 @@ impl Store {
             .map(|kv| kv.len())
             .unwrap_or(usize::MAX)
     }
+}
+
+/// A fresh store (in the returned folder) with the account
+/// bob@example.test, password "pw".
+#[cfg(test)]
+pub(crate) async fn store_with_bob() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).await.unwrap();
+    store.add_user("bob@example.test", "pw").await.unwrap();
+    (dir, store)
 }
 
 /// Runs `op` `each` times in each of `writers` tasks at once (a race).

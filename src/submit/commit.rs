@@ -3,11 +3,14 @@
 //! it writes the body, one INBOX (or Junk) copy per local user and the
 //! queue entry for remote recipients in one store batch, flushes it to
 //! disk, and wakes the queue. Nothing is acknowledged to anyone before this
-//! returns `Ok`.
+//! returns `Ok`. A local mailbox the message does not fit (its quota) gets
+//! no copy now: it becomes a local recipient of the queue entry, delivered
+//! when space frees up, or bounced when it never does (as Postfix queues
+//! what its LMTP hop answers 452).
 
 use crate::context::ServerContext;
 use crate::mail::Target;
-use crate::store::{BlobWriter, QueueEntry, QueueRecipient, StoreError, now};
+use crate::store::{Admission, BlobWriter, QueueEntry, QueueRecipient, StoreError, now};
 
 /// One accepted recipient with where it routes to and its DSN parameters.
 pub struct RoutedRecipient<'a> {
@@ -53,6 +56,8 @@ pub struct Committed {
     pub local: Vec<(String, u32)>,
     /// Remote recipients queued.
     pub queued: usize,
+    /// Local users whose copy was queued: over their quota just now.
+    pub over_quota: Vec<String>,
 }
 
 /// What the data hooks decided that changes the commit.
@@ -79,12 +84,22 @@ pub async fn commit(
     let size = writer.len() - writer.skipped() + prefix.len() as u64;
     let mut local_users: Vec<String> = Vec::new();
     let mut remote: Vec<QueueRecipient> = Vec::new();
+    let mut over_quota: Vec<String> = Vec::new();
     for r in &envelope.recipients {
         for t in r.targets {
             match t {
                 Target::Local(u) if effects.stored_by_plugins.contains(u) => {}
-                Target::Local(u) if !local_users.contains(u) => local_users.push(u.clone()),
-                Target::Local(_) => {}
+                Target::Local(u) if local_users.contains(u) || over_quota.contains(u) => {}
+                Target::Local(u) if effects.quarantine.is_none() && !fits(ctx, u, size).await => {
+                    over_quota.push(u.clone());
+                    remote.push(QueueRecipient::new(
+                        u.clone(),
+                        r.notify.clone(),
+                        r.orcpt.clone(),
+                        vec![u.clone()],
+                    ));
+                }
+                Target::Local(u) => local_users.push(u.clone()),
                 Target::Remote(a) if remote.iter().any(|q| &q.address == a) => {}
                 Target::Remote(a) => remote.push(QueueRecipient::new(
                     a.clone(),
@@ -132,9 +147,10 @@ pub async fn commit(
             size,
             local: Vec::new(),
             queued: 0,
+            over_quota,
         });
     }
-    let queued = remote.len();
+    let queued = remote.len() - over_quota.len();
     let entry = (!remote.is_empty()).then(|| QueueEntry {
         id: envelope.id,
         blob: envelope.id,
@@ -163,5 +179,18 @@ pub async fn commit(
         size,
         local: local_users.into_iter().zip(uids).collect(),
         queued,
+        over_quota,
     })
+}
+
+/// Whether a copy of `size` bytes fits in `user`'s quota now. A quota
+/// that cannot be read counts as room: the copy is then kept, not lost.
+async fn fits(ctx: &ServerContext, user: &str, size: u64) -> bool {
+    match ctx.store.quota(user).await {
+        Ok(q) => q.admits(size) == Admission::Yes,
+        Err(e) => {
+            tracing::warn!(user, "reading the quota failed, delivering anyway: {e}");
+            true
+        }
+    }
 }

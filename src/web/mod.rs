@@ -79,6 +79,9 @@ impl IntoResponse for WebError {
     fn into_response(self) -> Response {
         use axum::http::StatusCode;
         let status = match &self {
+            WebError::Store(crate::store::StoreError::OverQuota { .. }) => {
+                StatusCode::INSUFFICIENT_STORAGE
+            }
             WebError::Store(e) => {
                 tracing::error!("web: store error: {e}");
                 StatusCode::INTERNAL_SERVER_ERROR
@@ -88,6 +91,9 @@ impl IntoResponse for WebError {
             WebError::Csrf => StatusCode::FORBIDDEN,
         };
         let text = match &self {
+            WebError::Store(crate::store::StoreError::OverQuota { .. }) => {
+                "Your mailbox is over its quota: delete some mail and try again.".into()
+            }
             WebError::Store(_) => "Something went wrong on the server; try again later.".into(),
             other => other.to_string(),
         };

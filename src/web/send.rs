@@ -248,7 +248,14 @@ pub async fn send(
             ));
         }
     };
-    keep_copy(ctx, user, "Sent", &bytes, vec![Flag::SEEN.into()]).await?;
+    // The message is gone out: a Sent copy over the quota only costs the copy.
+    let kept = match keep_copy(ctx, user, "Sent", &bytes, vec![Flag::SEEN.into()]).await {
+        Ok(_) => "",
+        Err(WebError::Store(StoreError::OverQuota { .. })) => {
+            " No copy was kept in Sent: your mailbox is over its quota."
+        }
+        Err(e) => return Err(e),
+    };
     store.flush().await?;
     let to: Vec<String> = rcpts.iter().map(|a| a.to_string()).collect();
     tracing::info!(
@@ -259,7 +266,7 @@ pub async fn send(
         client = %conn.peer,
         "web: sent"
     );
-    Ok(format!("Message sent to {}.", to.join(", ")))
+    Ok(format!("Message sent to {}.{kept}", to.join(", ")))
 }
 
 /// Appends to one of the user's folders, creating it if an old account lacks it.
