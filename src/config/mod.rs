@@ -4,6 +4,7 @@
 
 mod auth;
 mod dmarc;
+mod trace;
 mod limits;
 mod relay;
 mod sieve;
@@ -13,6 +14,7 @@ mod units;
 
 pub use auth::{AuthConfig, AuthOverride, DkimAlgorithm, DkimKeyConfig, DmarcAction, SpfAction};
 pub use dmarc::DmarcConfig;
+pub use trace::TraceConfig;
 pub use limits::{LimitsConfig, LogFormat, MetricsConfig};
 pub use relay::{RelayConfig, SmarthostTls};
 pub use sieve::SieveConfig;
@@ -260,6 +262,8 @@ pub struct Config {
     pub group: Option<String>,
     /// Limits on users' Sieve scripts.
     pub sieve: SieveConfig,
+    /// How long decision traces are kept (`tern trace`).
+    pub trace: TraceConfig,
 }
 
 impl Default for Config {
@@ -286,6 +290,7 @@ impl Default for Config {
             user: None,
             group: None,
             sieve: SieveConfig::default(),
+            trace: TraceConfig::default(),
         }
     }
 }
@@ -458,6 +463,7 @@ impl Config {
         self.relay.validate()?;
         auth::validate(&self.auth, &self.dkim)?;
         self.dmarc.validate()?;
+        self.trace.validate()?;
         self.store.validate()?;
         for (key, value) in [("user", &self.user), ("group", &self.group)] {
             if value

@@ -18,7 +18,9 @@ use super::edits::{apply_edits, clean_value};
 use super::engine::{LoadedPlugin, PluginSet};
 use super::host::PluginState;
 use super::message::MessageView;
+use super::recording::{self, stage_of};
 use super::{SessionInfo, Verdict};
+use crate::trace::{Event, Recorder, Stage};
 use crate::config::OnError;
 use crate::mail::{Reply, VerifiedTls};
 use std::sync::Arc;
@@ -277,7 +279,7 @@ impl PluginSession {
     }
 
     /// Runs a policy hook over every policy plugin in order.
-    async fn policy(&self, args: PolicyCall<'_>) -> Verdict {
+    async fn policy(&self, trace: &Recorder, args: PolicyCall<'_>) -> Verdict {
         let hook = args.hook();
         let name = hook.wit_name();
         let mut slots = self.slots.lock().await;
@@ -285,6 +287,7 @@ impl PluginSession {
             if !plugin.calls(hook) {
                 continue;
             }
+            let started = Instant::now();
             let result = call!(self, slots, i, plugin, policy, name, |g, s| async {
                 match &args {
                     PolicyCall::Connect(c) => g.call_on_connect(s, c).await,
@@ -297,11 +300,18 @@ impl PluginSession {
                     }
                 }
             });
+            let failed = result.is_err();
             let verdict = match result {
                 Ok(Some(v)) => bindings::verdict(&plugin.name, &v),
                 Ok(None) => Verdict::Continue,
                 Err(v) => v,
             };
+            let by = recording::plugin(&plugin.name);
+            let mut event = recording::verdict(stage_of(hook), by, &verdict, started.elapsed());
+            if let PolicyCall::RcptTo(_, _, to, _) = &args {
+                event = event.rcpt(*to);
+            }
+            trace.record(if failed { event.detail("the plugin failed: on_error") } else { event });
             if verdict != Verdict::Continue {
                 tracing::info!(plugin = %plugin.name, hook = name, verdict = ?verdict, "plugin verdict");
                 return verdict;
@@ -311,12 +321,12 @@ impl PluginSession {
     }
 
     pub async fn connect(&self, info: &SessionInfo) -> Verdict {
-        self.policy(PolicyCall::Connect(&bindings::client(info)))
+        self.policy(&info.trace, PolicyCall::Connect(&bindings::client(info)))
             .await
     }
 
     pub async fn helo(&self, info: &SessionInfo, name: &str) -> Verdict {
-        self.policy(PolicyCall::Helo(&bindings::session(info), name))
+        self.policy(&info.trace, PolicyCall::Helo(&bindings::session(info), name))
             .await
     }
 
@@ -326,7 +336,8 @@ impl PluginSession {
         from: &str,
         params: &wit::MailParams,
     ) -> Verdict {
-        self.policy(PolicyCall::MailFrom(&bindings::session(info), from, params))
+        let call = PolicyCall::MailFrom(&bindings::session(info), from, params);
+        self.policy(&info.trace, call)
             .await
     }
 
@@ -337,13 +348,8 @@ impl PluginSession {
         to: &str,
         params: &wit::RcptParams,
     ) -> Verdict {
-        self.policy(PolicyCall::RcptTo(
-            &bindings::session(info),
-            envelope,
-            to,
-            params,
-        ))
-        .await
+        let call = PolicyCall::RcptTo(&bindings::session(info), envelope, to, params);
+        self.policy(&info.trace, call).await
     }
 
     /// Asks the routers in order: the route (None: the built-in router
@@ -352,6 +358,7 @@ impl PluginSession {
     /// still answer `default`).
     pub async fn route(
         &self,
+        trace: &Recorder,
         envelope: &wit::Envelope,
         recipient: &EnvelopeRecipient<'_>,
     ) -> (Option<RouteDecision>, Option<VerifiedTls>) {
@@ -365,6 +372,7 @@ impl PluginSession {
             if !plugin.calls(Hook::Route) {
                 continue;
             }
+            let started = Instant::now();
             let answer = call!(self, slots, i, plugin, router, "route", |g, s| async {
                 s.data_mut().route_tls = Some(None);
                 let destination = g.call_route(&mut *s, envelope, &rcpt).await;
@@ -379,9 +387,15 @@ impl PluginSession {
                     d
                 }
                 Ok(None) => continue,
-                Err(Verdict::Continue) => continue,
-                Err(Verdict::Reject(r)) => return (Some(RouteDecision::Reject(r)), tls),
-                Err(v) => return (Some(RouteDecision::Tempfail(reply_of(v))), tls),
+                Err(v) => {
+                    let e = recording::verdict(Stage::Rcpt, recording::plugin(&plugin.name), &v, started.elapsed());
+                    trace.record(e.rcpt(&recipient.address).detail("the router failed: on_error"));
+                    match v {
+                        Verdict::Continue => continue,
+                        Verdict::Reject(r) => return (Some(RouteDecision::Reject(r)), tls),
+                        v => return (Some(RouteDecision::Tempfail(reply_of(v))), tls),
+                    }
+                }
             };
             let name = plugin.name.as_str();
             let chosen = match decision {
@@ -397,6 +411,8 @@ impl PluginSession {
                 )),
             };
             tracing::info!(plugin = name, rcpt = %recipient.address, route = ?chosen, tls = ?tls, "plugin route");
+            let e = Event::new(Stage::Rcpt, recording::plugin(name), "route").took(started.elapsed());
+            trace.record(e.rcpt(&recipient.address).detail(format!("{chosen:?}")));
             return (Some(chosen), tls);
         }
         if let Some(demand) = &tls {
@@ -440,6 +456,7 @@ impl PluginSession {
                 }
             };
             let rep = own.rep();
+            let started = Instant::now();
             let result = call!(self, slots, i, plugin, filter, "on-data", |g, s| g
                 .call_on_data(
                     s,
@@ -453,17 +470,25 @@ impl PluginSession {
             let fv = match result {
                 Ok(Some(fv)) => fv,
                 Ok(None) => continue,
-                Err(Verdict::Continue) => continue,
                 Err(v) => {
+                    let e = recording::verdict(Stage::Data, recording::plugin(&plugin.name), &v, started.elapsed());
+                    info.trace.record(e.detail("the plugin failed: on_error"));
+                    if v == Verdict::Continue {
+                        continue;
+                    }
                     out.verdict = Some(v);
                     return out;
                 }
             };
             apply_edits(&plugin.name, &fv.edits, &mut out);
             let name = plugin.name.as_str();
+            let event = recording::filter(name, &fv, started.elapsed());
             let verdict =
                 match fv.action {
-                    wit::FilterAction::Continue => continue,
+                    wit::FilterAction::Continue => {
+                        info.trace.record(event);
+                        continue;
+                    }
                     wit::FilterAction::Accept => Verdict::Accept,
                     wit::FilterAction::Reject(r) => Verdict::Reject(bindings::checked_reply(
                         name,
@@ -488,6 +513,7 @@ impl PluginSession {
                     }
                 };
             tracing::info!(plugin = name, hook = "on-data", verdict = ?verdict, discard = out.discard, quarantine = ?out.quarantine, "plugin verdict");
+            info.trace.record(recording::with_reply(event, &verdict));
             out.verdict = Some(verdict);
             return out;
         }

@@ -7,6 +7,7 @@ use crate::address::{Address, ReversePath};
 use crate::hooks::Verdict;
 use crate::mail::Reply;
 use crate::mail::{MailParams, RcptParams};
+use crate::trace::Stage;
 use std::io;
 
 impl Session {
@@ -31,24 +32,25 @@ impl Session {
                 .error(Reply::new(530, "5.7.10", "REQUIRETLS needs a TLS session"))
                 .await;
         }
+        self.begin_trace(&from).await;
         let max = self.ctx.config.limits.max_message_size.0;
         if params.size.is_some_and(|s| s > max) {
-            return self
-                .refuse(Reply::new(
-                    552,
-                    "5.3.4",
-                    "Message size exceeds fixed maximum message size",
-                ))
-                .await;
+            let r = Reply::new(
+                552,
+                "5.3.4",
+                "Message size exceeds fixed maximum message size",
+            );
+            self.trace_refusal(Stage::Mail, "size limit", &r);
+            return self.refuse(r).await;
         }
         if !self.space_for(params.size.unwrap_or(0)) {
-            return self
-                .refuse(Reply::new(
-                    452,
-                    "4.3.1",
-                    "Insufficient system storage, try again later",
-                ))
-                .await;
+            let r = Reply::new(
+                452,
+                "4.3.1",
+                "Insufficient system storage, try again later",
+            );
+            self.trace_refusal(Stage::Mail, "free space", &r);
+            return self.refuse(r).await;
         }
         match self.ctx.hooks.mail_from(&self.info, &from, &params).await {
             Verdict::Reject(r) | Verdict::Tempfail(r) => return self.refuse(r).await,

@@ -189,12 +189,13 @@ impl Store {
         local_users: &[String],
         queue: Option<&QueueEntry>,
     ) -> Result<Vec<u32>, StoreError> {
-        self.accept_message_into(writer, prefix, local_users, "INBOX", queue)
+        self.accept_message_into(writer, prefix, local_users, "INBOX", queue, None)
             .await
     }
 
     /// `accept_message` with the local copies in `folder` (INBOX, or Junk
-    /// for a quarantined message; a missing Junk folder is created).
+    /// for a quarantined message; a missing Junk folder is created), and
+    /// the message's decision trace in the same batch.
     pub async fn accept_message_into(
         &self,
         mut writer: BlobWriter,
@@ -202,6 +203,7 @@ impl Store {
         local_users: &[String],
         folder: &str,
         queue: Option<&QueueEntry>,
+        trace: Option<&crate::trace::Trace>,
     ) -> Result<Vec<u32>, StoreError> {
         let refs = local_users.len() as u32 + u32::from(queue.is_some());
         let date = now();
@@ -222,6 +224,9 @@ impl Store {
                 }
                 if let Some(q) = queue {
                     ws.batch.put(Space::Meta, queue_key(q.id), encode(q));
+                }
+                if let Some(t) = trace {
+                    super::trace::put_trace(&mut ws.batch, t);
                 }
                 ws.commit().await?;
                 Ok(uids)

@@ -17,7 +17,8 @@
 //! DMARC evaluations kept for aggregate reports and `d#` their count,
 //! `t/<domain>` cached MTA-STS policies, `r/<period>\0<domain>` TLS-RPT
 //! tallies, `e/<user>\0<name>` users' Sieve scripts and `E/<user>` each
-//! user's index of them); `Space::Blobs` holds message bytes in chunks. On
+//! user's index of them; `T/`, `I/`, `G/`, `R/` and `R#` decision traces,
+//! `trace.rs`); `Space::Blobs` holds message bytes in chunks. On
 //! sled these are the trees `meta` and `blobs` of every earlier release.
 
 pub mod backend;
@@ -33,6 +34,7 @@ mod sieve;
 mod sts;
 mod subscriptions;
 mod tlsrpt;
+mod trace;
 mod users;
 mod vanished;
 mod web;
@@ -47,6 +49,7 @@ pub use queue::{QueueEntry, QueueRecipient, RecipientState, format_queue_id, par
 pub use sieve::{MAX_SCRIPT_NAME, SieveError, SieveScripts, check_script, check_script_name};
 pub use sts::StsPolicyRecord;
 pub use tlsrpt::{TlsRptFailure, TlsRptTally};
+pub use trace::MAX_ATTEMPTS;
 pub use users::UserRecord;
 pub use vanished::MAX_VANISHED_RECORDS;
 pub use web::WebSession;

@@ -131,10 +131,13 @@ pub async fn send(
         user: Some(user.to_string()),
         trusted: ctx.config.is_trusted(conn.peer.ip()),
         plugins: ctx.hooks.session(),
+        trace: crate::trace::Recorder::new(conn.peer.ip()),
     };
+    info.trace.set_helo("webmail");
     let sender = Address::parse(user, true)
         .map_err(|e| WebError::Send(format!("the account is not an address: {e}")))?;
     let from = ReversePath::Mailbox(sender);
+    info.trace.begin(&from.to_string());
     let params = MailParams::default();
     match ctx.hooks.mail_from(&info, &from, &params).await {
         Verdict::Reject(r) | Verdict::Tempfail(r) | Verdict::Disconnect(r) => {
@@ -232,7 +235,11 @@ pub async fn send(
         auth: None,
         quarantine: None,
     };
-    let committed = match submit(ctx, arrival).await {
+    let submitted = submit(ctx, arrival).await;
+    if let Some(t) = info.trace.refused() {
+        crate::trace::keep_refused(store, t).await;
+    }
+    let committed = match submitted {
         Ok(Accepted::Committed(c)) => c,
         Ok(Accepted::Discarded) => {
             // A filter discarded it: nothing is kept but the sender's copy.
