@@ -6,6 +6,7 @@
 //! become bounces, long delays become warnings, and an entry with nothing
 //! pending leaves the queue.
 
+use super::attempt_log::{log_result, trace_attempts};
 use super::dsn::DsnKind;
 use super::notify;
 use super::routing::failed_requiretls;
@@ -20,7 +21,7 @@ use crate::outbound::mx::{MxResolver, NextHop};
 use crate::outbound::policy::Policies;
 use crate::outbound::pool::ConnectionPool;
 use crate::outbound::tls_rpt::{ReportPolicy, TlsRpt};
-use crate::store::{BlobReader, QueueEntry, QueueRecipient, RecipientState, StoreError, now};
+use crate::store::{BlobReader, QueueEntry, RecipientState, StoreError, now};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
@@ -52,6 +53,8 @@ pub(super) enum Outcome {
 struct Notices {
     failed: Vec<usize>,
     succeeded: Vec<(usize, DsnKind)>,
+    /// This pass's attempts, for the message's trace.
+    events: Vec<crate::trace::Event>,
 }
 
 /// Group keys of recipients routed by a router plugin: this, then the hosts.
@@ -88,6 +91,7 @@ impl Deliverer {
                 .filter(|&i| entry.recipients[i].state == RecipientState::Pending)
                 .collect();
             let age = now_s - entry.arrived;
+            let mut expired = Vec::new();
             for &i in &failed {
                 let r = &mut entry.recipients[i];
                 let last = r
@@ -97,7 +101,7 @@ impl Deliverer {
                 r.state = RecipientState::Failed;
                 r.status = Some("4.4.7".into());
                 r.last_error = Some(format!("message expired after {age}s in the queue: {last}"));
-                log_result(
+                expired.push(log_result(
                     &entry,
                     &entry.recipients[i],
                     None,
@@ -105,9 +109,10 @@ impl Deliverer {
                     "bounced",
                     entry.recipients[i].last_error.as_deref().unwrap_or(""),
                     started,
-                );
+                ));
             }
             store.update_queue_entry(&entry).await?;
+            trace_attempts(store, &entry, &expired).await;
             notify::send(&self.ctx, &entry, &failed, DsnKind::Failed).await?;
             return self.finish(entry).await;
         }
@@ -221,6 +226,7 @@ impl Deliverer {
                 .collect();
             notify::send(&self.ctx, &entry, &delayed, DsnKind::Delayed).await?;
         }
+        trace_attempts(store, &entry, &notices.events).await;
         self.finish(entry).await
     }
 
@@ -298,7 +304,7 @@ impl Deliverer {
             }
         };
         crate::metrics::counter("tern_deliveries_total", &[("status", status_word)]);
-        log_result(
+        let event = log_result(
             &snapshot,
             r,
             relay.as_deref(),
@@ -307,6 +313,7 @@ impl Deliverer {
             &text,
             started,
         );
+        notices.events.push(event);
     }
 
     /// Tries the destination's hops in order; one outcome per member, the
@@ -553,27 +560,4 @@ impl Deliverer {
         }
         result
     }
-}
-
-fn log_result(
-    entry: &QueueEntry,
-    r: &QueueRecipient,
-    relay: Option<&str>,
-    tls: Option<&str>,
-    status: &str,
-    text: &str,
-    started: Instant,
-) {
-    tracing::info!(
-        queue_id = %entry.queue_id(),
-        to = %r.address,
-        relay = relay.unwrap_or("none"),
-        tls = tls.unwrap_or("none"),
-        tls_policy = r.tls_policy.as_deref().unwrap_or("none"),
-        delay = format!("{:.2}", (now() - entry.arrived) as f64),
-        attempt_secs = format!("{:.2}", started.elapsed().as_secs_f64()),
-        attempts = r.attempts,
-        status,
-        "{text}"
-    );
 }

@@ -10,6 +10,7 @@
 pub mod delivery;
 pub mod dsn;
 pub mod notify;
+mod attempt_log;
 mod routing;
 pub mod schedule;
 

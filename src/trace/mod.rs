@@ -12,6 +12,7 @@
 //! after the first half are dropped and counted in `omitted`), and every
 //! text in an event is cut to `MAX_TEXT` characters.
 
+pub mod query;
 pub mod render;
 pub mod sweep;
 
