@@ -107,7 +107,7 @@ fn refused_junked_and_relayed_mail_is_explained() {
 
     // The relayed message: the route, the queue, the attempt that sent it.
     let relayed = trace(&t, &["relay-1@example.test"]);
-    assert!(relayed.contains("mail     sender check: continue"), "{relayed}");
+    assert!(relayed.contains("mail     sender check: accept"), "{relayed}");
     assert!(relayed.contains("rcpt     router: route <alice@far.test>"), "{relayed}");
     assert!(relayed.contains("store    queue: queued <alice@far.test>"), "{relayed}");
     assert!(relayed.contains("delivery queue: sent <alice@far.test>"), "{relayed}");

@@ -207,7 +207,11 @@ impl Hooks {
         let checked = checks::sender::check(&self.config, &self.store, &self.dns, session, from)
             .await
             .map_or(Verdict::Continue, refusal);
-        let e = recording::verdict(Stage::Mail, "sender check", &checked, started.elapsed());
+        let shown = match &checked {
+            Verdict::Continue => &Verdict::Accept,
+            refused => refused,
+        };
+        let e = recording::verdict(Stage::Mail, "sender check", shown, started.elapsed());
         session.trace.record(e);
         if checked != Verdict::Continue {
             return checked;
