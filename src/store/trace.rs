@@ -262,6 +262,37 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_message_trace_lives_with_the_message_then_keep_longer() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).await.unwrap();
+        store.add_user("bob@example.test", "pw").await.unwrap();
+        let id = store.next_id().await.unwrap();
+        let mut w = store.blob_writer(id);
+        w.write(b"Message-ID: <m@x>\r\n\r\nhi\r\n").await.unwrap();
+        let r = Recorder::new("192.0.2.1".parse().unwrap());
+        r.begin("a@x");
+        r.record(Event::new(Stage::Store, "folder", "inbox").users(vec!["bob@example.test".into()]));
+        let trace = r.message(id, Some("m@x".into()));
+        let bob = vec!["bob@example.test".to_string()];
+        let uids = store
+            .accept_message_into(w, Vec::new(), &bob, "INBOX", None, Some(&trace))
+            .await
+            .unwrap();
+        store.append_trace(id, &[Event::new(Stage::Delivery, "queue", "sent")]).await.unwrap();
+        let found = store.traces_by_message_id("<M@x>").await.unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].events.len(), 2);
+        // Stored: never forgotten, however old.
+        let far = chrono::Utc::now().timestamp_millis() + 1_000_000;
+        assert_eq!(store.expire_traces(far).await.unwrap(), 0);
+        store.expunge("bob@example.test", "INBOX", &uids).await.unwrap();
+        assert!(store.trace(id).await.unwrap().is_some(), "kept after the message went");
+        assert_eq!(store.expire_traces(far).await.unwrap(), 1);
+        assert!(store.trace(id).await.unwrap().is_none());
+        assert!(store.traces_by_message_id("m@x").await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
     async fn attempts_are_found_by_client_and_expire() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).await.unwrap();

@@ -206,6 +206,8 @@ struct State {
     in_tx: bool,
     /// A refusal not yet written anywhere.
     refused: bool,
+    /// Events dropped to stay within bounds.
+    omitted: u32,
 }
 
 /// The recording handle a session carries (cheap to clone; clones share).
@@ -234,6 +236,7 @@ impl Recorder {
             tx: Vec::new(),
             in_tx: false,
             refused: false,
+            omitted: 0,
         })))
     }
 
@@ -252,10 +255,15 @@ impl Recorder {
             return;
         }
         s.refused |= event.refuses();
-        let list = if s.in_tx { &mut s.tx } else { &mut s.session };
-        if list.len() < MAX_EVENTS {
-            list.push(event);
+        let in_tx = s.in_tx;
+        let list = if in_tx { &mut s.tx } else { &mut s.session };
+        let full = list.len() >= MAX_EVENTS;
+        if full {
+            // The first half and the newest are kept, as in `Trace::extend`.
+            list.remove(MAX_EVENTS / 2);
         }
+        list.push(event);
+        s.omitted += u32::from(full);
     }
 
     pub fn set_helo(&self, helo: &str) {
@@ -287,9 +295,7 @@ impl Recorder {
     fn end(&self, always: bool) -> Option<Trace> {
         let mut s = self.state();
         let out = (s.on && (s.refused || always)).then(|| s.trace(None, None));
-        s.refused = false;
-        s.tx.clear();
-        s.in_tx = false;
+        s.end_transaction();
         out
     }
 
@@ -298,14 +304,19 @@ impl Recorder {
     pub fn message(&self, id: u64, message_id: Option<String>) -> Trace {
         let mut s = self.state();
         let trace = s.trace(Some(id), message_id);
-        s.refused = false;
-        s.tx.clear();
-        s.in_tx = false;
+        s.end_transaction();
         trace
     }
 }
 
 impl State {
+    fn end_transaction(&mut self) {
+        self.refused = false;
+        self.tx.clear();
+        self.in_tx = false;
+        self.omitted = 0;
+    }
+
     fn trace(&self, id: Option<u64>, message_id: Option<String>) -> Trace {
         let mut t = Trace {
             id,
@@ -315,7 +326,7 @@ impl State {
             sender: self.sender.clone().filter(|_| self.in_tx),
             message_id: message_id.map(cut),
             events: Vec::new(),
-            omitted: 0,
+            omitted: self.omitted,
         };
         t.extend(self.session.iter().chain(&self.tx).cloned());
         t
@@ -367,6 +378,16 @@ mod tests {
         assert_eq!(t.events.len(), MAX_EVENTS);
         assert_eq!(t.omitted, 10);
         assert_eq!(t.events[0].verdict, "0");
+        let r = Recorder::new("192.0.2.1".parse().unwrap());
+        r.begin("a@b.test");
+        for i in 0..MAX_EVENTS * 3 {
+            r.record(Event::new(Stage::Rcpt, "router", i.to_string()));
+        }
+        r.record(Event::new(Stage::Store, "folder", "inbox"));
+        let m = r.message(2, None);
+        assert_eq!(m.events.len(), MAX_EVENTS);
+        assert_eq!(m.events.last().map(|e| e.verdict.as_str()), Some("inbox"));
+        assert!(m.omitted > 0);
         let long = Event::new(Stage::Data, "x".repeat(5000), "reject");
         assert!(long.by.chars().count() <= MAX_TEXT + 1);
     }
