@@ -3,8 +3,8 @@
 //! and a message relayed through a smarthost (the aiosmtpd sink) each
 //! leave a trace that `tern trace` prints (by queue id, Message-ID, or
 //! client and window; `--json` parses), web mail's "Why is this here?"
-//! shows a reader only their own part, and `[trace] keep` forgets refused
-//! attempts.
+//! shows a reader only their own part, `tern trace` reads the store of a
+//! stopped server too, and `[trace] keep` forgets refused attempts.
 
 mod harness;
 use harness::{Sink, Tern, config, python, wait_for};
@@ -72,7 +72,7 @@ print("sent")
 fn refused_junked_and_relayed_mail_is_explained() {
     let sink = Sink::start();
     let content = test_plugins::shipped::CONTENT;
-    let t = server(&format!(
+    let mut t = server(&format!(
         "[relay]\nsmarthost = \"127.0.0.1:{}\"\nsmarthost_tls = \"none\"\n\n\
          [[plugin]]\nname = \"content\"\npath = \"{content}\"\ntimeout = \"5s\"\n\
          config = {{ subject_contains = \"lottery winner\" }}\n",
@@ -145,6 +145,10 @@ print("ok")
 "#,
     );
     assert!(out.trim().ends_with("ok"), "{out}");
+
+    // With the server stopped, tern trace reads the store itself.
+    t.stop();
+    assert_eq!(trace(&t, &[&qid]), junked);
 }
 
 #[test]
