@@ -7,33 +7,8 @@
 //! stopped server too, and `[trace] keep` forgets refused attempts.
 
 mod harness;
-use harness::{Sink, Tern, config, python, wait_for};
-use std::path::Path;
+use harness::{Sink, Tern, wait_for, webmail_run as run, webmail_server as server};
 use std::time::Duration;
-
-fn server(extra: &str) -> Tern {
-    let extra = format!(
-        "[[listen]]\nprotocol = \"http\"\naddress = \"{{ip}}:0\"\n\n[tls]\nallow_plaintext_auth = true\n\n{extra}"
-    );
-    let t = Tern::start(&config("mx.example.test", "example.test", &extra));
-    t.add_user("bob@example.test", "bob-pw");
-    t.add_user("carol@example.test", "carol-pw");
-    t
-}
-
-/// Runs `body` with the web mail helpers and the ports; returns its output.
-fn run(t: &Tern, body: &str) -> String {
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    let script = format!(
-        "import sys, smtplib\nsys.path.insert(0, {fixtures:?})\nfrom webmail import *\n\
-         HTTP={}\nSMTP={}\nSUB={}\n{body}",
-        t.port("http"),
-        t.port("smtp"),
-        t.port("submission"),
-        fixtures = fixtures.display().to_string(),
-    );
-    python(&script, &[])
-}
 
 /// `tern trace ARGS`: its standard output, after it succeeded.
 fn trace(t: &Tern, args: &[&str]) -> String {
