@@ -60,7 +60,10 @@ fn refused_junked_and_relayed_mail_is_explained() {
 
     // The refused attempt, by client and window.
     let refused = trace(&t, &["--client", "127.0.0.1", "--since", "1h"]);
-    assert!(refused.contains("refused attempt (nothing kept)"), "{refused}");
+    assert!(
+        refused.contains("refused attempt (nothing kept)"),
+        "{refused}"
+    );
     assert!(refused.contains("helo spammer.test"), "{refused}");
     assert!(
         refused.contains("rcpt     recipient check: reject <nobody@example.test> \"550 5.1.1"),
@@ -70,9 +73,18 @@ fn refused_junked_and_relayed_mail_is_explained() {
     // The junked message, by Message-ID: the filter's verdict and each
     // recipient's folder.
     let junked = trace(&t, &["<junk-1@outside.test>"]);
-    assert!(junked.contains("data     plugin content: quarantine"), "{junked}");
-    assert!(junked.contains("store    folder: junk [bob@example.test]"), "{junked}");
-    assert!(junked.contains("store    folder: junk [carol@example.test]"), "{junked}");
+    assert!(
+        junked.contains("data     plugin content: quarantine"),
+        "{junked}"
+    );
+    assert!(
+        junked.contains("store    folder: junk [bob@example.test]"),
+        "{junked}"
+    );
+    assert!(
+        junked.contains("store    folder: junk [carol@example.test]"),
+        "{junked}"
+    );
     let qid = junked
         .split_whitespace()
         .nth(1)
@@ -82,17 +94,32 @@ fn refused_junked_and_relayed_mail_is_explained() {
 
     // The relayed message: the route, the queue, the attempt that sent it.
     let relayed = trace(&t, &["relay-1@example.test"]);
-    assert!(relayed.contains("mail     sender check: accept"), "{relayed}");
-    assert!(relayed.contains("rcpt     router: route <alice@far.test>"), "{relayed}");
-    assert!(relayed.contains("store    queue: queued <alice@far.test>"), "{relayed}");
-    assert!(relayed.contains("delivery queue: sent <alice@far.test>"), "{relayed}");
+    assert!(
+        relayed.contains("mail     sender check: accept"),
+        "{relayed}"
+    );
+    assert!(
+        relayed.contains("rcpt     router: route <alice@far.test>"),
+        "{relayed}"
+    );
+    assert!(
+        relayed.contains("store    queue: queued <alice@far.test>"),
+        "{relayed}"
+    );
+    assert!(
+        relayed.contains("delivery queue: sent <alice@far.test>"),
+        "{relayed}"
+    );
     assert!(relayed.contains("attempt 1, via "), "{relayed}");
 
     // --json is for tools: an array of traces with their events in order.
     let json: serde_json::Value =
         serde_json::from_str(&trace(&t, &["relay-1@example.test", "--json"])).expect("JSON");
     let events = json[0]["events"].as_array().expect("events");
-    let verdicts: Vec<&str> = events.iter().filter_map(|e| e["verdict"].as_str()).collect();
+    let verdicts: Vec<&str> = events
+        .iter()
+        .filter_map(|e| e["verdict"].as_str())
+        .collect();
     assert_eq!(verdicts.last(), Some(&"sent"), "{json}");
     assert_eq!(json[0]["message_id"], "relay-1@example.test");
 
@@ -140,13 +167,21 @@ print("ok")
     );
     assert!(out.trim().ends_with("ok"), "{out}");
     // Kept once the session has ended; then forgotten.
-    wait_for("the refused attempt's trace", Duration::from_secs(30), || {
-        let text = trace(&t, &["--client", "127.0.0.1"]);
-        text.contains("recipient check: reject").then_some(())
-    });
-    wait_for("the refused attempt to expire", Duration::from_secs(60), || {
-        trace(&t, &["--client", "127.0.0.1"])
-            .contains("no decisions recorded")
-            .then_some(())
-    });
+    wait_for(
+        "the refused attempt's trace",
+        Duration::from_secs(30),
+        || {
+            let text = trace(&t, &["--client", "127.0.0.1"]);
+            text.contains("recipient check: reject").then_some(())
+        },
+    );
+    wait_for(
+        "the refused attempt to expire",
+        Duration::from_secs(60),
+        || {
+            trace(&t, &["--client", "127.0.0.1"])
+                .contains("no decisions recorded")
+                .then_some(())
+        },
+    );
 }

@@ -138,7 +138,10 @@ pub trait Rewrite {
     }
     /// The old name of [`Rewrite::rewrite_recipient`], still called when a
     /// plugin implements it instead.
-    #[deprecated(since = "0.1.1", note = "implement `rewrite_recipient`, the WIT's name")]
+    #[deprecated(
+        since = "0.1.1",
+        note = "implement `rewrite_recipient`, the WIT's name"
+    )]
     fn rewrite(_envelope: Envelope, _recipient: Recipient) -> Rewritten {
         Rewritten::Unchanged
     }

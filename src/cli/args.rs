@@ -60,7 +60,11 @@ pub(crate) enum Command {
     /// header edits, the route chosen and each delivery attempt, in order
     Trace {
         /// A queue id or a Message-ID
-        #[arg(value_name = "ID", required_unless_present = "client", conflicts_with = "client")]
+        #[arg(
+            value_name = "ID",
+            required_unless_present = "client",
+            conflicts_with = "client"
+        )]
         id: Option<String>,
         /// Every session from this client address instead (refused
         /// attempts included)

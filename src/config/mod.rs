@@ -4,22 +4,22 @@
 
 mod auth;
 mod dmarc;
-mod trace;
 mod limits;
 mod relay;
 mod sieve;
 mod store;
 mod tls;
+mod trace;
 mod units;
 
 pub use auth::{AuthConfig, AuthOverride, DkimAlgorithm, DkimKeyConfig, DmarcAction, SpfAction};
 pub use dmarc::DmarcConfig;
-pub use trace::TraceConfig;
 pub use limits::{LimitsConfig, LogFormat, MetricsConfig};
 pub use relay::{RelayConfig, SmarthostTls};
 pub use sieve::SieveConfig;
 pub use store::{StoreBackend, StoreConfig, StoreSslMode};
 pub use tls::{CertificateEntry, CertificateSetting, TlsConfig};
+pub use trace::TraceConfig;
 pub use units::{ByteSize, ConfigDuration};
 
 use ipnet::IpNet;

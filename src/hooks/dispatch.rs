@@ -20,9 +20,9 @@ use super::host::PluginState;
 use super::message::MessageView;
 use super::recording::{self, stage_of};
 use super::{SessionInfo, Verdict};
-use crate::trace::{Event, Recorder, Stage};
 use crate::config::OnError;
 use crate::mail::{Reply, VerifiedTls};
+use crate::trace::{Event, Recorder, Stage};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::UpdateDeadline;
@@ -311,7 +311,11 @@ impl PluginSession {
             if let PolicyCall::RcptTo(_, _, to, _) = &args {
                 event = event.rcpt(*to);
             }
-            trace.record(if failed { event.detail("the plugin failed: on_error") } else { event });
+            trace.record(if failed {
+                event.detail("the plugin failed: on_error")
+            } else {
+                event
+            });
             if verdict != Verdict::Continue {
                 tracing::info!(plugin = %plugin.name, hook = name, verdict = ?verdict, "plugin verdict");
                 return verdict;
@@ -326,8 +330,11 @@ impl PluginSession {
     }
 
     pub async fn helo(&self, info: &SessionInfo, name: &str) -> Verdict {
-        self.policy(&info.trace, PolicyCall::Helo(&bindings::session(info), name))
-            .await
+        self.policy(
+            &info.trace,
+            PolicyCall::Helo(&bindings::session(info), name),
+        )
+        .await
     }
 
     pub async fn mail_from(
@@ -337,8 +344,7 @@ impl PluginSession {
         params: &wit::MailParams,
     ) -> Verdict {
         let call = PolicyCall::MailFrom(&bindings::session(info), from, params);
-        self.policy(&info.trace, call)
-            .await
+        self.policy(&info.trace, call).await
     }
 
     pub async fn rcpt_to(
@@ -388,8 +394,16 @@ impl PluginSession {
                 }
                 Ok(None) => continue,
                 Err(v) => {
-                    let e = recording::verdict(Stage::Rcpt, recording::plugin(&plugin.name), &v, started.elapsed());
-                    trace.record(e.rcpt(&recipient.address).detail("the router failed: on_error"));
+                    let e = recording::verdict(
+                        Stage::Rcpt,
+                        recording::plugin(&plugin.name),
+                        &v,
+                        started.elapsed(),
+                    );
+                    trace.record(
+                        e.rcpt(&recipient.address)
+                            .detail("the router failed: on_error"),
+                    );
                     match v {
                         Verdict::Continue => continue,
                         Verdict::Reject(r) => return (Some(RouteDecision::Reject(r)), tls),
@@ -411,7 +425,8 @@ impl PluginSession {
                 )),
             };
             tracing::info!(plugin = name, rcpt = %recipient.address, route = ?chosen, tls = ?tls, "plugin route");
-            let e = Event::new(Stage::Rcpt, recording::plugin(name), "route").took(started.elapsed());
+            let e =
+                Event::new(Stage::Rcpt, recording::plugin(name), "route").took(started.elapsed());
             trace.record(e.rcpt(&recipient.address).detail(format!("{chosen:?}")));
             return (Some(chosen), tls);
         }
@@ -471,7 +486,12 @@ impl PluginSession {
                 Ok(Some(fv)) => fv,
                 Ok(None) => continue,
                 Err(v) => {
-                    let e = recording::verdict(Stage::Data, recording::plugin(&plugin.name), &v, started.elapsed());
+                    let e = recording::verdict(
+                        Stage::Data,
+                        recording::plugin(&plugin.name),
+                        &v,
+                        started.elapsed(),
+                    );
                     info.trace.record(e.detail("the plugin failed: on_error"));
                     if v == Verdict::Continue {
                         continue;

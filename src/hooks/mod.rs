@@ -239,7 +239,9 @@ impl Hooks {
     ) -> Result<Vec<Target>, Verdict> {
         let routed = self.rcpt_to_routed(session, envelope, to, params).await;
         if let Ok(targets) = &routed {
-            session.trace.record(recording::route(&to.to_string(), targets));
+            session
+                .trace
+                .record(recording::route(&to.to_string(), targets));
         }
         routed
     }
@@ -298,7 +300,9 @@ impl Hooks {
             }
             Some(RewriteDecision::Addresses(list)) => {
                 let to: Vec<String> = list.iter().map(|a| a.to_string()).collect();
-                session.trace.record(rewriter("rewrite").detail(to.join(", ")));
+                session
+                    .trace
+                    .record(rewriter("rewrite").detail(to.join(", ")));
                 Some(list)
             }
         };
@@ -349,7 +353,9 @@ impl Hooks {
                 format!("<{to}>: Recipient address rejected: User unknown"),
             );
             let e = Event::new(Stage::Rcpt, "recipient check", "reject").rcpt(&address);
-            session.trace.record(e.reply(&reply).detail("rewritten to unknown users only"));
+            session
+                .trace
+                .record(e.reply(&reply).detail("rewritten to unknown users only"));
             return Err(Verdict::Reject(reply));
         }
         Ok(all)
@@ -381,7 +387,9 @@ impl Hooks {
                         format!("<{to}>: Recipient address rejected: User unknown"),
                     );
                     let e = Event::new(Stage::Rcpt, "router", "reject").rcpt(to.to_string());
-                    session.trace.record(e.reply(&reply).detail(format!("no mailbox {user}")));
+                    session
+                        .trace
+                        .record(e.reply(&reply).detail(format!("no mailbox {user}")));
                     return Err(Verdict::Reject(reply));
                 }
             },
@@ -421,7 +429,12 @@ impl Hooks {
         .await
         {
             outcome.verdict = refusal(reply);
-            let e = recording::verdict(Stage::Data, "From: check", &outcome.verdict, Default::default());
+            let e = recording::verdict(
+                Stage::Data,
+                "From: check",
+                &outcome.verdict,
+                Default::default(),
+            );
             session.trace.record(e);
             return outcome;
         }

@@ -83,7 +83,11 @@ pub(super) fn route(to: &str, targets: &[Target]) -> Event {
                 parts.push(format!("mailbox {u}"));
             }
             Target::Remote(a) => parts.push(format!("relay to {a} (MX or smarthost)")),
-            Target::Relay { address, hosts, tls } => {
+            Target::Relay {
+                address,
+                hosts,
+                tls,
+            } => {
                 let mut p = format!("relay {address} via {}", hosts.join(", "));
                 if tls.is_some() {
                     p.push_str(" (verified TLS demanded)");

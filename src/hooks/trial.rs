@@ -237,7 +237,9 @@ async fn run_session(
             continue;
         }
         let start = Instant::now();
-        let (route, tls) = plugins.route(&crate::trace::Recorder::off(), &env, &rcpt).await;
+        let (route, tls) = plugins
+            .route(&crate::trace::Recorder::off(), &env, &rcpt)
+            .await;
         let mut answer = match &route {
             None => "default (the built-in router decides)".to_string(),
             Some(d) => format!("{d:?}"),

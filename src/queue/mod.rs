@@ -7,10 +7,10 @@
 //! and delay warnings are built by `dsn.rs`. The queue never reaches back
 //! into the receiving side: the store is the only thing they share.
 
+mod attempt_log;
 pub mod delivery;
 pub mod dsn;
 pub mod notify;
-mod attempt_log;
 mod routing;
 pub mod schedule;
 

@@ -506,7 +506,11 @@ fn auth_event(results: &AuthResults, decision: &Decision) -> Event {
     let dkim: Vec<&str> = results.dkim.iter().map(|d| d.result.as_str()).collect();
     let detail = format!(
         "spf={spf} dkim={} dmarc={} arc={}",
-        if dkim.is_empty() { "none".to_string() } else { dkim.join(",") },
+        if dkim.is_empty() {
+            "none".to_string()
+        } else {
+            dkim.join(",")
+        },
         results.dmarc.result.as_str(),
         results.arc.as_str()
     );

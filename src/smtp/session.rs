@@ -212,7 +212,11 @@ impl Session {
 
     /// Records a refusal decided by the session itself (limits, storage).
     pub(super) fn trace_refusal(&self, stage: crate::trace::Stage, by: &str, reply: &Reply) {
-        let verdict = if reply.is_transient() { "tempfail" } else { "reject" };
+        let verdict = if reply.is_transient() {
+            "tempfail"
+        } else {
+            "reject"
+        };
         let e = crate::trace::Event::new(stage, by, verdict).reply(reply);
         self.info.trace.record(e);
     }

@@ -129,7 +129,11 @@ impl Store {
             }
             let mut batch = Batch::new();
             batch.require(Space::Meta, COUNT_KEY.to_vec(), raw.as_deref());
-            batch.put(Space::Meta, COUNT_KEY.to_vec(), (n + 1).to_be_bytes().to_vec());
+            batch.put(
+                Space::Meta,
+                COUNT_KEY.to_vec(),
+                (n + 1).to_be_bytes().to_vec(),
+            );
             batch.put(Space::Meta, key.clone(), value.clone());
             backend.commit(batch).await.map(|()| true)
         })
@@ -139,7 +143,10 @@ impl Store {
 
     /// The traces of messages with this Message-ID (`<>` optional).
     pub async fn traces_by_message_id(&self, message_id: &str) -> Result<Vec<Trace>, StoreError> {
-        let mid = message_id.trim().trim_start_matches('<').trim_end_matches('>');
+        let mid = message_id
+            .trim()
+            .trim_start_matches('<')
+            .trim_end_matches('>');
         let prefix = index_prefix(mid);
         let keys = self
             .inner
@@ -203,13 +210,18 @@ impl Store {
         };
         let mut forgotten = 0;
         loop {
-            let gone = backend.scan(Space::Meta, &before(b"G/", cutoff), step).await?;
+            let gone = backend
+                .scan(Space::Meta, &before(b"G/", cutoff), step)
+                .await?;
             if gone.is_empty() {
                 break;
             }
             let mut batch = Batch::new();
             for (k, _) in &gone {
-                let id = k[k.len() - 8..].try_into().map(u64::from_be_bytes).unwrap_or(0);
+                let id = k[k.len() - 8..]
+                    .try_into()
+                    .map(u64::from_be_bytes)
+                    .unwrap_or(0);
                 if let Some(t) = self.trace(id).await? {
                     if let Some(mid) = &t.message_id {
                         batch.delete(Space::Meta, index_key(mid, id));
@@ -222,7 +234,9 @@ impl Store {
             backend.commit(batch).await?;
         }
         loop {
-            let old = backend.scan(Space::Meta, &before(b"R/", cutoff), step).await?;
+            let old = backend
+                .scan(Space::Meta, &before(b"R/", cutoff), step)
+                .await?;
             if old.is_empty() {
                 break;
             }
@@ -271,22 +285,33 @@ mod tests {
         w.write(b"Message-ID: <m@x>\r\n\r\nhi\r\n").await.unwrap();
         let r = Recorder::new("192.0.2.1".parse().unwrap());
         r.begin("a@x");
-        r.record(Event::new(Stage::Store, "folder", "inbox").users(vec!["bob@example.test".into()]));
+        r.record(
+            Event::new(Stage::Store, "folder", "inbox").users(vec!["bob@example.test".into()]),
+        );
         let trace = r.message(id, Some("m@x".into()));
         let bob = vec!["bob@example.test".to_string()];
         let uids = store
             .accept_message_into(w, Vec::new(), &bob, "INBOX", None, Some(&trace))
             .await
             .unwrap();
-        store.append_trace(id, &[Event::new(Stage::Delivery, "queue", "sent")]).await.unwrap();
+        store
+            .append_trace(id, &[Event::new(Stage::Delivery, "queue", "sent")])
+            .await
+            .unwrap();
         let found = store.traces_by_message_id("<M@x>").await.unwrap();
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].events.len(), 2);
         // Stored: never forgotten, however old.
         let far = chrono::Utc::now().timestamp_millis() + 1_000_000;
         assert_eq!(store.expire_traces(far).await.unwrap(), 0);
-        store.expunge("bob@example.test", "INBOX", &uids).await.unwrap();
-        assert!(store.trace(id).await.unwrap().is_some(), "kept after the message went");
+        store
+            .expunge("bob@example.test", "INBOX", &uids)
+            .await
+            .unwrap();
+        assert!(
+            store.trace(id).await.unwrap().is_some(),
+            "kept after the message went"
+        );
         assert_eq!(store.expire_traces(far).await.unwrap(), 1);
         assert!(store.trace(id).await.unwrap().is_none());
         assert!(store.traces_by_message_id("m@x").await.unwrap().is_empty());
@@ -296,16 +321,49 @@ mod tests {
     async fn attempts_are_found_by_client_and_expire() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).await.unwrap();
-        assert!(store.record_attempt(&attempt("192.0.2.1", 1_000)).await.unwrap());
-        assert!(store.record_attempt(&attempt("192.0.2.1", 5_000)).await.unwrap());
-        assert!(store.record_attempt(&attempt("192.0.2.9", 5_000)).await.unwrap());
-        let found = store.traces_of_client("192.0.2.1", 0, 10_000).await.unwrap();
+        assert!(
+            store
+                .record_attempt(&attempt("192.0.2.1", 1_000))
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .record_attempt(&attempt("192.0.2.1", 5_000))
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .record_attempt(&attempt("192.0.2.9", 5_000))
+                .await
+                .unwrap()
+        );
+        let found = store
+            .traces_of_client("192.0.2.1", 0, 10_000)
+            .await
+            .unwrap();
         assert_eq!(found.len(), 2);
-        let later = store.traces_of_client("192.0.2.1", 2_000, 10_000).await.unwrap();
+        let later = store
+            .traces_of_client("192.0.2.1", 2_000, 10_000)
+            .await
+            .unwrap();
         assert_eq!(later.len(), 1);
         assert_eq!(store.expire_traces(3_000).await.unwrap(), 1);
-        assert_eq!(store.traces_of_client("192.0.2.1", 0, 10_000).await.unwrap().len(), 1);
-        let raw = store.inner.backend.get(Space::Meta, COUNT_KEY).await.unwrap();
+        assert_eq!(
+            store
+                .traces_of_client("192.0.2.1", 0, 10_000)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        let raw = store
+            .inner
+            .backend
+            .get(Space::Meta, COUNT_KEY)
+            .await
+            .unwrap();
         assert_eq!(count(raw.as_deref()), 2);
     }
 }

@@ -140,7 +140,9 @@ pub async fn commit(
     for u in &local_users {
         let e = Event::new(Stage::Store, "folder", folder.to_ascii_lowercase());
         let why = effects.quarantine.map(|r| format!("quarantined: {r}"));
-        traced.recorder.record(e.users(vec![u.clone()]).detail(why.unwrap_or_default()));
+        traced
+            .recorder
+            .record(e.users(vec![u.clone()]).detail(why.unwrap_or_default()));
     }
     for r in &remote {
         let mut e = Event::new(Stage::Store, "queue", "queued").rcpt(&r.address);

@@ -131,10 +131,7 @@ impl Event {
 
     /// Whether this decision refused something (a 4xx/5xx answer to the client).
     pub fn refuses(&self) -> bool {
-        matches!(
-            self.verdict.as_str(),
-            "reject" | "tempfail" | "disconnect"
-        )
+        matches!(self.verdict.as_str(), "reject" | "tempfail" | "disconnect")
     }
 }
 
@@ -338,7 +335,9 @@ impl State {
 pub async fn keep_refused(store: &crate::store::Store, trace: Trace) {
     match store.record_attempt(&trace).await {
         Ok(true) => {}
-        Ok(false) => tracing::debug!(client = %trace.client, "refused attempt not traced: the store holds the most it keeps"),
+        Ok(false) => {
+            tracing::debug!(client = %trace.client, "refused attempt not traced: the store holds the most it keeps")
+        }
         Err(e) => tracing::warn!(client = %trace.client, "refused attempt not traced: {e}"),
     }
 }

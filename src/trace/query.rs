@@ -63,7 +63,9 @@ pub async fn find(store: &Store, query: &TraceQuery) -> Result<Vec<Trace>, Query
                 .map_err(|_| QueryError::Invalid(format!("{client:?} is not an IP address")))?;
             let since = query.since.unwrap_or(0);
             let until = query.until.unwrap_or(i64::MAX);
-            Ok(store.traces_of_client(&ip.to_string(), since, until).await?)
+            Ok(store
+                .traces_of_client(&ip.to_string(), since, until)
+                .await?)
         }
         _ => Err(QueryError::Invalid(
             "give a queue id or Message-ID, or --client IP (with --since/--until)".into(),

@@ -68,7 +68,11 @@ pub fn text(traces: &[Trace]) -> String {
             let _ = writeln!(out, "  {}  {}", clock(e.at), line(e));
         }
         if t.omitted > 0 {
-            let _ = writeln!(out, "  ({} events left out to keep the trace small)", t.omitted);
+            let _ = writeln!(
+                out,
+                "  ({} events left out to keep the trace small)",
+                t.omitted
+            );
         }
     }
     out
@@ -110,9 +114,19 @@ mod tests {
     fn a_user_sees_only_their_own_part() {
         let r = Recorder::new("192.0.2.1".parse().unwrap());
         r.begin("a@far.test");
-        r.record(Event::new(Stage::Rcpt, "router", "route").rcpt("bob@here.test").users(vec!["bob@here.test".into()]));
-        r.record(Event::new(Stage::Rcpt, "router", "route").rcpt("carol@here.test").users(vec!["carol@here.test".into()]));
-        r.record(Event::new(Stage::Data, "plugin content", "quarantine").detail("X-Spam: secret score"));
+        r.record(
+            Event::new(Stage::Rcpt, "router", "route")
+                .rcpt("bob@here.test")
+                .users(vec!["bob@here.test".into()]),
+        );
+        r.record(
+            Event::new(Stage::Rcpt, "router", "route")
+                .rcpt("carol@here.test")
+                .users(vec!["carol@here.test".into()]),
+        );
+        r.record(
+            Event::new(Stage::Data, "plugin content", "quarantine").detail("X-Spam: secret score"),
+        );
         r.record(Event::new(Stage::Store, "tern", "junk").users(vec!["carol@here.test".into()]));
         let t = r.message(1, None);
         let bob = for_user(&t, "bob@here.test");
