@@ -17,6 +17,7 @@ use super::declared::Hook;
 use super::edits::{apply_edits, clean_value};
 use super::engine::{LoadedPlugin, PluginSet};
 use super::host::PluginState;
+use super::instance::instantiate;
 use super::message::MessageView;
 use super::recording::{self, stage_of};
 use super::{SessionInfo, Verdict};
@@ -25,7 +26,6 @@ use crate::mail::{Reply, VerifiedTls};
 use crate::trace::{Event, Recorder, Stage};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use wasmtime::UpdateDeadline;
 use wasmtime::component::Resource;
 
 /// Slack on top of a plugin's timeout for the outer (tokio) deadline.
@@ -550,76 +550,4 @@ pub(super) fn reply_of(v: Verdict) -> Reply {
             "Temporary local problem, please try again later",
         ),
     }
-}
-
-/// Creates a plugin's instance under its deadline.
-async fn instantiate(plugin: &LoadedPlugin) -> Result<Live, Failure> {
-    let state =
-        PluginState::new(plugin.shared.clone()).map_err(|e| Failure::Instantiate(e.to_string()))?;
-    let mut store = wasmtime::Store::new(&plugin.engine, state);
-    store.limiter(|s| &mut s.limits);
-    store.epoch_deadline_callback(|ctx| {
-        if Instant::now() >= ctx.data().deadline {
-            Ok(UpdateDeadline::Interrupt)
-        } else {
-            Ok(UpdateDeadline::Yield(1))
-        }
-    });
-    arm(&mut store, plugin.timeout);
-    let instance = match tokio::time::timeout(
-        plugin.timeout + GRACE,
-        plugin.pre.instantiate_async(&mut store),
-    )
-    .await
-    {
-        Ok(Ok(i)) => i,
-        Ok(Err(e)) => return Err(Failure::Instantiate(format!("{e:#}"))),
-        Err(_) => return Err(Failure::Timeout),
-    };
-    let failed = |e: wasmtime::Error| Failure::Instantiate(format!("{e:#}"));
-    let policy = plugin
-        .exports
-        .policy
-        .as_ref()
-        .map(|i| i.load(&mut store, &instance))
-        .transpose()
-        .map_err(failed)?;
-    let filter = plugin
-        .exports
-        .filter
-        .as_ref()
-        .map(|i| i.load(&mut store, &instance))
-        .transpose()
-        .map_err(failed)?;
-    let router = plugin
-        .exports
-        .router
-        .as_ref()
-        .map(|i| i.load(&mut store, &instance))
-        .transpose()
-        .map_err(failed)?;
-    let storage = plugin
-        .exports
-        .storage
-        .as_ref()
-        .map(|i| i.load(&mut store, &instance))
-        .transpose()
-        .map_err(failed)?;
-    let rewrite = plugin
-        .exports
-        .rewrite
-        .as_ref()
-        .map(|i| i.load(&mut store, &instance))
-        .transpose()
-        .map_err(failed)?;
-    store.data_mut().in_call = false;
-    Ok(Live {
-        store,
-        sessions: 0,
-        policy,
-        filter,
-        router,
-        storage,
-        rewrite,
-    })
 }

@@ -6,6 +6,8 @@
 //! `engine.rs` (loading, compiling, caching), `bindings.rs` (the WIT types
 //! and reply checks), `host.rs` (what plugins may import), `message.rs` (the
 //! message resource), `dispatch.rs` (calls, deadlines, failures),
+//! `instance.rs` (making an instance), `recording.rs` (what the calls tell
+//! the decision trace),
 //! `rewrite.rs` (address rewriting), `storage.rs` (mailbox storage).
 //!
 //! The plugin set is swapped atomically on reload; a session takes a
@@ -19,6 +21,7 @@ pub mod engine;
 pub mod host;
 pub mod http;
 pub mod http_grant;
+mod instance;
 pub mod message;
 pub mod network;
 pub mod recording;
