@@ -1,9 +1,10 @@
 //! What one delivery attempt leaves behind: the log line operators grep,
 //! and the event in the message's decision trace (`crate::trace`) that
 //! `tern trace` shows — the recipient, the next hop, TLS, the reply and
-//! whether it was sent, deferred or bounced.
+//! whether it was sent, deferred or bounced. The pass's events are written
+//! with the entry's new state (`Deliverer::finish`).
 
-use crate::store::{QueueEntry, QueueRecipient, Store, now};
+use crate::store::{QueueEntry, QueueRecipient, now};
 use crate::trace::{Event, Stage};
 use std::time::Instant;
 
@@ -45,12 +46,4 @@ pub(super) fn log_result(
         .reply(text)
         .took(started.elapsed())
         .detail(detail)
-}
-
-/// Adds a pass's attempts to the message's trace; a failure is only
-/// logged (the delivery's own state is what counts).
-pub(super) async fn trace_attempts(store: &Store, entry: &QueueEntry, events: &[Event]) {
-    if let Err(e) = store.append_trace(entry.blob, events).await {
-        tracing::warn!(queue_id = %entry.queue_id(), "delivery attempts not traced: {e}");
-    }
 }

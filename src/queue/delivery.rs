@@ -6,7 +6,7 @@
 //! become bounces, long delays become warnings, and an entry with nothing
 //! pending leaves the queue.
 
-use super::attempt_log::{log_result, trace_attempts};
+use super::attempt_log::log_result;
 use super::dsn::DsnKind;
 use super::notify;
 use super::routing::failed_requiretls;
@@ -22,6 +22,7 @@ use crate::outbound::policy::Policies;
 use crate::outbound::pool::ConnectionPool;
 use crate::outbound::tls_rpt::{ReportPolicy, TlsRpt};
 use crate::store::{BlobReader, QueueEntry, RecipientState, StoreError, now};
+use crate::trace::Event;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
@@ -112,9 +113,8 @@ impl Deliverer {
                 ));
             }
             store.update_queue_entry(&entry).await?;
-            trace_attempts(store, &entry, &expired).await;
             notify::send(&self.ctx, &entry, &failed, DsnKind::Failed).await?;
-            return self.finish(entry).await;
+            return self.finish(entry, &expired).await;
         }
 
         let due: Vec<usize> = (0..entry.recipients.len())
@@ -226,8 +226,7 @@ impl Deliverer {
                 .collect();
             notify::send(&self.ctx, &entry, &delayed, DsnKind::Delayed).await?;
         }
-        trace_attempts(store, &entry, &notices.events).await;
-        self.finish(entry).await
+        self.finish(entry, &notices.events).await
     }
 
     /// Removes a finished entry, or saves the pending one.
@@ -240,13 +239,15 @@ impl Deliverer {
     /// group commit (any message received) or sled's own periodic flush
     /// makes it durable; waiting for one here halved relay throughput's
     /// share of flushes (bench/README.md).
-    async fn finish(&self, entry: QueueEntry) -> Result<Option<i64>, StoreError> {
+    /// The pass's attempts (`events`) join the message's trace in the
+    /// same write.
+    async fn finish(&self, entry: QueueEntry, events: &[Event]) -> Result<Option<i64>, StoreError> {
         let store = &self.ctx.store;
         let next = entry.next_attempt();
         if next.is_none() {
-            store.release_queue_entry(&entry).await?;
+            store.release_queue_entry_traced(&entry, events).await?;
         } else {
-            store.update_queue_entry(&entry).await?;
+            store.update_queue_entry_traced(&entry, events).await?;
         }
         Ok(next)
     }

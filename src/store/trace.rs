@@ -67,6 +67,38 @@ pub(super) fn mark_gone(batch: &mut Batch, id: u64) {
     batch.put(Space::Meta, timed_key(b"G/", now, id), Vec::new());
 }
 
+/// Adds `events` to the trace of message `id` in `batch`: read now, and
+/// required unchanged when the batch commits (the caller retries).
+pub(super) async fn extend_in(
+    store: &Store,
+    batch: &mut Batch,
+    id: u64,
+    events: &[Event],
+) -> Result<(), StoreError> {
+    let Some(first) = events.first() else {
+        return Ok(());
+    };
+    let key = trace_key(id);
+    let old = store.inner.backend.get(Space::Meta, &key).await?;
+    let mut trace = match old.as_deref().map(|v| decode::<Trace>("trace", v)) {
+        Some(Ok(t)) => t,
+        _ => Trace {
+            id: Some(id),
+            client: "local".into(),
+            helo: None,
+            started: first.at,
+            sender: None,
+            message_id: None,
+            events: Vec::new(),
+            omitted: 0,
+        },
+    };
+    trace.extend(events.iter().cloned());
+    batch.require(Space::Meta, key.clone(), old.as_deref());
+    batch.put(Space::Meta, key, encode(&trace));
+    Ok(())
+}
+
 fn count(raw: Option<&[u8]>) -> u64 {
     raw.and_then(|v| v.try_into().ok())
         .map(u64::from_be_bytes)
@@ -88,31 +120,12 @@ impl Store {
         if events.is_empty() {
             return Ok(());
         }
-        let key = trace_key(id);
-        let backend = &self.inner.backend;
-        retry(|| async {
-            let old = backend.get(Space::Meta, &key).await?;
-            let mut trace = match old.as_deref().map(|v| decode::<Trace>("trace", v)) {
-                Some(Ok(t)) => t,
-                _ => Trace {
-                    id: Some(id),
-                    client: "local".into(),
-                    helo: None,
-                    started: events[0].at,
-                    sender: None,
-                    message_id: None,
-                    events: Vec::new(),
-                    omitted: 0,
-                },
-            };
-            trace.extend(events.iter().cloned());
+        self.attempt(|| async {
             let mut batch = Batch::new();
-            batch.require(Space::Meta, key.clone(), old.as_deref());
-            batch.put(Space::Meta, key.clone(), encode(&trace));
-            backend.commit(batch).await
+            extend_in(self, &mut batch, id, events).await?;
+            Ok(self.inner.backend.commit(batch).await?)
         })
-        .await?;
-        Ok(())
+        .await
     }
 
     /// Keeps the trace of a refused attempt (false: over `MAX_ATTEMPTS`,
