@@ -141,6 +141,7 @@ pub async fn send(
     let params = MailParams::default();
     match ctx.hooks.mail_from(&info, &from, &params).await {
         Verdict::Reject(r) | Verdict::Tempfail(r) | Verdict::Disconnect(r) => {
+            keep_refused(ctx, &info).await;
             return Err(refused(&r));
         }
         Verdict::Continue | Verdict::Accept => {}
@@ -162,6 +163,7 @@ pub async fn send(
         let targets = match ctx.hooks.rcpt_to(&info, &so_far, to, &rcpt_params).await {
             Ok(t) => t,
             Err(Verdict::Reject(r) | Verdict::Tempfail(r) | Verdict::Disconnect(r)) => {
+                keep_refused(ctx, &info).await;
                 return Err(WebError::Send(format!("{to}: {} {}", r.code, r.text())));
             }
             Err(Verdict::Continue | Verdict::Accept) => {
@@ -236,9 +238,7 @@ pub async fn send(
         quarantine: None,
     };
     let submitted = submit(ctx, arrival).await;
-    if let Some(t) = info.trace.refused() {
-        crate::trace::keep_refused(store, t).await;
-    }
+    keep_refused(ctx, &info).await;
     let committed = match submitted {
         Ok(Accepted::Committed(c)) => c,
         Ok(Accepted::Discarded) => {
@@ -317,5 +317,12 @@ mod tests {
         assert!(text.contains("In-Reply-To: <a@b>"), "{text}");
         assert!(!text.contains("secret@y.test"));
         assert!(text.contains("line\r\nline2"));
+    }
+}
+
+/// A refusal in this send is kept as a refused attempt (`crate::trace`).
+async fn keep_refused(ctx: &ServerContext, info: &SessionInfo) {
+    if let Some(t) = info.trace.refused() {
+        crate::trace::keep_refused(&ctx.store, t).await;
     }
 }
