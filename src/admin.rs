@@ -75,6 +75,8 @@ pub enum AdminRequest {
     DmarcReport {
         dry_run: bool,
     },
+    /// `tern trace`: the decisions about a message or a client's sessions.
+    Trace(crate::trace::query::TraceQuery),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -252,6 +254,13 @@ pub async fn execute(
         AdminRequest::TlsReload => Err(AdminError::Invalid(
             "no server is running; certificates are loaded when `tern serve` starts".into(),
         )),
+        AdminRequest::Trace(query) => {
+            use crate::trace::query::{QueryError, answer};
+            answer(store, &query).await.map_err(|e| match e {
+                QueryError::Store(e) => AdminError::Store(e),
+                other => AdminError::Invalid(other.to_string()),
+            })
+        }
         AdminRequest::DmarcReport { .. } => Err(AdminError::Invalid(
             "no server is running; reports are sent by `tern serve` (try --dry-run)".into(),
         )),

@@ -15,6 +15,7 @@ use crate::mailauth::policy_actions as actions;
 use crate::mailauth::{AuthResults, Decision, Origin, decide, forged_results};
 use crate::store::{QueueEntry, QueueRecipient, format_queue_id, now};
 use crate::submit::{Accepted, Arrival, Envelope, Refused, RoutedRecipient, submit};
+use crate::trace::{Event, Stage};
 use std::io;
 
 /// A BDAT transfer in progress.
@@ -194,6 +195,7 @@ impl Session {
         let reply = self
             .commit_transaction(id, &qid, &tx, sink, &mut refused)
             .await;
+        self.keep_refused().await;
         if reply.is_positive() {
             crate::metrics::counter(
                 "tern_messages_accepted_total",
@@ -221,7 +223,9 @@ impl Session {
     ) -> Reply {
         if let Some(why) = sink.failure() {
             tracing::info!(client = %self.info.client, size = sink.size(), "message refused: {why}");
-            return why.reply();
+            let reply = why.reply();
+            self.trace_refusal(Stage::Data, "message limits", &reply);
+            return reply;
         }
         let (auth, decision) = match self.authenticate(qid, tx, &mut sink).await {
             Ok(x) => x,
@@ -313,11 +317,13 @@ impl Session {
             }
             Err(Refused::Storage) => {
                 tracing::warn!(queue_id = qid, client = %self.client_text(), "refused with 451 4.3.0: the message could not be stored");
-                return Reply::new(
+                let reply = Reply::new(
                     451,
                     "4.3.0",
                     "Error: local storage problem, try again later",
                 );
+                self.trace_refusal(Stage::Store, "store", &reply);
+                return reply;
             }
         };
         let size = committed.size;
@@ -463,6 +469,7 @@ impl Session {
                 .map_err(|e| storage_trouble(qid, e))?;
         }
         let decision = decide(&config.auth, &origin, &results);
+        self.info.trace.record(auth_event(&results, &decision));
         crate::dmarc::record(
             &self.ctx,
             origin.ip,
@@ -526,6 +533,35 @@ impl Session {
             }
         }
         h.into_bytes()
+    }
+}
+
+/// What SPF, DKIM, DMARC and ARC found and what `[auth]` made of it.
+fn auth_event(results: &AuthResults, decision: &Decision) -> Event {
+    let (word, reply) = match decision {
+        Decision::Accept => ("accept", None),
+        Decision::Quarantine => ("quarantine", None),
+        Decision::Reject(code, text) => ("reject", Some(Reply::new(550, code, text.clone()))),
+    };
+    let spf = results
+        .spf_mail_from
+        .as_ref()
+        .map_or("off", |s| s.result.as_str());
+    let dkim: Vec<&str> = results.dkim.iter().map(|d| d.result.as_str()).collect();
+    let detail = format!(
+        "spf={spf} dkim={} dmarc={} arc={}",
+        if dkim.is_empty() {
+            "none".to_string()
+        } else {
+            dkim.join(",")
+        },
+        results.dmarc.result.as_str(),
+        results.arc.as_str()
+    );
+    let e = Event::new(Stage::Data, "spf/dkim/dmarc", word).detail(detail);
+    match reply {
+        Some(r) => e.reply(r),
+        None => e,
     }
 }
 

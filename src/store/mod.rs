@@ -17,8 +17,9 @@
 //! DMARC evaluations kept for aggregate reports and `d#` their count,
 //! `t/<domain>` cached MTA-STS policies, `r/<period>\0<domain>` TLS-RPT
 //! tallies, `e/<user>\0<name>` users' Sieve scripts, `E/<user>` each
-//! user's index of them and `Q/<user>` what each user's mail takes
-//! (`quota.rs`)); `Space::Blobs` holds message bytes in chunks. On
+//! user's index of them, `Q/<user>` what each user's mail takes
+//! (`quota.rs`); `T/`, `I/`, `G/`, `R/` and `R#` decision traces,
+//! `trace.rs`); `Space::Blobs` holds message bytes in chunks. On
 //! sled these are the trees `meta` and `blobs` of every earlier release.
 
 pub mod backend;
@@ -35,6 +36,7 @@ mod sieve;
 mod sts;
 mod subscriptions;
 mod tlsrpt;
+mod trace;
 mod turns;
 mod users;
 mod vanished;
@@ -52,6 +54,7 @@ pub use sieve::{MAX_SCRIPT_NAME, SieveError, SieveScripts, check_script, check_s
 pub use sts::StsPolicyRecord;
 pub use tlsrpt::{TlsRptFailure, TlsRptTally};
 pub use turns::Contention;
+pub use trace::MAX_ATTEMPTS;
 pub use users::UserRecord;
 pub use vanished::MAX_VANISHED_RECORDS;
 pub use web::WebSession;

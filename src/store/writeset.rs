@@ -317,6 +317,7 @@ impl<'a> WriteSet<'a> {
             let refs = (i64::from(record.refs) + delta).max(0);
             if refs == 0 {
                 self.batch.delete(Space::Meta, blob_key(*id));
+                super::trace::mark_gone(&mut self.batch, *id);
                 for n in 0..record.chunks {
                     self.batch.delete(Space::Blobs, chunk_key(*id, n).to_vec());
                 }

@@ -11,6 +11,7 @@
 use crate::context::ServerContext;
 use crate::mail::Target;
 use crate::store::{Admission, BlobWriter, QueueEntry, QueueRecipient, StoreError, now};
+use crate::trace::{Event, Recorder, Stage};
 
 /// One accepted recipient with where it routes to and its DSN parameters.
 pub struct RoutedRecipient<'a> {
@@ -70,14 +71,22 @@ pub struct PluginEffects<'a> {
     pub quarantine: Option<&'a str>,
 }
 
+/// The session's decisions so far, which the commit completes (where
+/// each copy went) and keeps with the message.
+pub struct Traced<'a> {
+    pub recorder: &'a Recorder,
+    pub message_id: Option<String>,
+}
+
 /// Commits `writer` (the body) with `prefix` headers for `envelope`, as
-/// the plugins' `effects` say; durable on return.
+/// the plugins' `effects` say, with its decision trace; durable on return.
 pub async fn commit(
     ctx: &ServerContext,
     writer: BlobWriter,
     prefix: Vec<u8>,
     envelope: &Envelope<'_>,
     effects: &PluginEffects<'_>,
+    traced: Traced<'_>,
 ) -> Result<Committed, CommitError> {
     // As the blob record counts it: leading bytes the filters removed are
     // not part of the message.
@@ -134,15 +143,36 @@ pub async fn commit(
                 relayed_dropped = remote.len(),
                 "quarantined by a filter: local copies go to Junk"
             );
+            for r in &remote {
+                let e = Event::new(Stage::Store, "quarantine", "not relayed").rcpt(&r.address);
+                traced.recorder.record(e.detail(reason));
+            }
             remote.clear();
             "Junk"
         }
         None => "INBOX",
     };
+    for u in &local_users {
+        let e = Event::new(Stage::Store, "folder", folder.to_ascii_lowercase());
+        let why = effects.quarantine.map(|r| format!("quarantined: {r}"));
+        traced
+            .recorder
+            .record(e.users(vec![u.clone()]).detail(why.unwrap_or_default()));
+    }
+    for r in &remote {
+        let mut e = Event::new(Stage::Store, "queue", "queued").rcpt(&r.address);
+        if !r.route.is_empty() {
+            e = e.detail(format!("route {}", r.route.join(", ")));
+        }
+        traced.recorder.record(e);
+    }
     if local_users.is_empty() && remote.is_empty() {
         // Storage plugins kept every copy (or quarantine left nothing): the
         // built-in store keeps nothing; dropping the writer removes the body.
         drop(writer);
+        if let Some(t) = traced.recorder.dropped() {
+            crate::trace::keep_refused(&ctx.store, t).await;
+        }
         return Ok(Committed {
             size,
             local: Vec::new(),
@@ -167,8 +197,20 @@ pub async fn commit(
         require_tls: envelope.require_tls,
     });
     let store = &ctx.store;
+    let trace = traced.recorder.is_on().then(|| {
+        traced
+            .recorder
+            .message(envelope.id, traced.message_id.clone())
+    });
     let uids = store
-        .accept_message_into(writer, prefix, &local_users, folder, entry.as_ref())
+        .accept_message_into(
+            writer,
+            prefix,
+            &local_users,
+            folder,
+            entry.as_ref(),
+            trace.as_ref(),
+        )
         .await
         .map_err(CommitError::Store)?;
     store.flush().await.map_err(CommitError::Flush)?;

@@ -14,7 +14,8 @@
 //!   messages (flags, move, delete).
 //! - `message.rs` + `sanitize.rs`: reading a message; its HTML is cleaned
 //!   (ammonia) and shown in a sandboxed iframe under its own strict CSP;
-//!   attachments are downloads.
+//!   attachments are downloads. `why.rs`: its "Why is this here?"
+//!   section, the reader's own part of the message's decision trace.
 //! - `compose.rs`: compose, reply, reply-all, forward, drafts and sending
 //!   (the submission path `crate::submit::submit`, then a copy in `Sent`).
 //!
@@ -31,6 +32,7 @@ mod sanitize;
 mod security;
 mod send;
 mod session;
+mod why;
 
 use crate::context::ServerContext;
 use crate::net::Connection;
