@@ -10,7 +10,11 @@
 //! outside mail leaves from an SRS0 address, and a bounce to it is relayed
 //! back to the original sender (a forged one refused). Over LMTP a reject
 //! is the refusing recipient's own 550 5.7.1 among the others' 250s. Mailboxes are read
-//! from the store once the server has stopped.
+//! from the store once the server has stopped. Beside quotas and traces:
+//! every copy Sieve files counts in the quota (copies that do not all fit
+//! are queued, as plain copies are), LMTP answers a quota refusal and a
+//! Sieve reject each in its recipient's reply, and `tern trace` tells the
+//! plugin's decisions and each copy's folder.
 
 mod harness;
 use harness::{READY_BOUND, Sink, Tern, block_on, config, python, wait_for};
@@ -319,6 +323,218 @@ s.sendall(b"From: lisa@outside.test\r\nSubject: unwanted lmtp\r\n\r\nhello\r\n.\
 bob, erin = reply(), reply()
 assert bob.startswith("550 5.7.1 I do not want this"), bob
 assert erin.startswith("250"), erin
+cmd("QUIT")
+print("ok")
+"#;
+
+/// Files twice (lists and INBOX) or refuses, for the quota test.
+const TWICE: &str = r#"require ["fileinto", "reject", "mailbox"];
+if header :contains "subject" "twice" {
+    fileinto :create "lists";
+    keep;
+} elsif header :contains "subject" "unwanted" {
+    reject "not for me";
+}
+"#;
+
+/// `tern ARGS…`: its standard output, after it succeeded.
+fn cli_ok(t: &Tern, args: &[&str]) -> String {
+    let out = t.cli(args, "");
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The bytes `user` uses, from `tern user quota`.
+fn used_bytes(t: &Tern, user: &str) -> (u64, String) {
+    let shown = cli_ok(t, &["user", "quota", user]);
+    let bytes = shown
+        .split("using ")
+        .nth(1)
+        .and_then(|s| s.split('(').nth(1))
+        .and_then(|s| s.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no usage in {shown}"));
+    (bytes, shown)
+}
+
+/// A message of `size` bytes or a little more.
+fn sized(subject: &str, mid: &str, size: usize) -> String {
+    let mut m =
+        format!("From: lisa@outside.test\r\nSubject: {subject}\r\nMessage-ID: <{mid}>\r\n\r\n");
+    while m.len() < size {
+        m.push_str(&"y".repeat(78));
+        m.push_str("\r\n");
+    }
+    m
+}
+
+/// The delivery hook beside quotas and decision traces: each copy Sieve
+/// files counts in the user's quota, copies that do not all fit are
+/// queued as main's plain copies are (and delivered once there is room
+/// for one), over LMTP a Sieve reject and a quota refusal are each their
+/// recipient's own reply among a 250, and the trace tells the plugin's
+/// decisions and every copy's folder.
+#[test]
+fn sieve_copies_count_in_quotas_and_are_traced() {
+    let extra = format!(
+        r#"[users]
+default_quota = "8KiB"
+
+[[listen]]
+protocol = "lmtp"
+address = "{{ip}}:0"
+
+[[plugin]]
+name = "sieve"
+path = "{}"
+timeout = "5s"
+"#,
+        test_plugins::shipped::SIEVE,
+    );
+    let mut t = Tern::new(&config("mx.example.test", "example.test", &extra));
+    for user in ["bob", "carol", "dave", "frank"] {
+        let user = format!("{user}@example.test");
+        t.add_user(&user, "pw");
+        if user.starts_with("bob") || user.starts_with("frank") {
+            let file = t.dir.path().join("script.sieve");
+            std::fs::write(&file, TWICE).expect("script");
+            cli_ok(
+                &t,
+                &["sieve", "put", &user, "main", file.to_str().expect("path")],
+            );
+            cli_ok(&t, &["sieve", "activate", &user, "main"]);
+        }
+    }
+    t.spawn();
+    cli_ok(&t, &["user", "quota", "carol@example.test", "1KiB"]);
+
+    // Filed twice: two copies counted.
+    let first = sized("twice", "twice-1@outside.test", 2500);
+    let out = python(
+        &format!("SMTP = {}\nMSG = {first:?}\n{SEND_ONE_PY}", t.port("smtp")),
+        &[],
+    );
+    assert!(out.trim().ends_with("ok"), "{out}");
+    let (used, shown) = used_bytes(&t, "bob@example.test");
+    assert!(shown.contains("in 2 messages"), "{shown}");
+    // One copy of the next fits, two do not: queued, then delivered once
+    // (as a plain copy is when it is over quota).
+    let prefix = used / 2 - first.len() as u64;
+    let room = 8192 - used;
+    let size = (room * 3 / 4).saturating_sub(prefix) as usize;
+    let second = sized("twice again", "twice-2@outside.test", size);
+    let out = python(
+        &format!("SMTP = {}\nMSG = {second:?}\n{SEND_ONE_PY}", t.port("smtp")),
+        &[],
+    );
+    assert!(out.trim().ends_with("ok"), "{out}");
+    t.wait_queue_empty(READY_BOUND);
+    let (_, shown) = used_bytes(&t, "bob@example.test");
+    assert!(shown.contains("in 3 messages"), "{shown}");
+
+    // LMTP: carol's quota (552), frank's script (550) and dave's 250.
+    let out = python(&format!("LMTP = {}\n{LMTP_MIXED_PY}", t.port("lmtp")), &[]);
+    assert!(out.trim().ends_with("ok"), "{out}");
+
+    let trace = |id: &str| cli_ok(&t, &["trace", id]);
+    let one = trace("<twice-1@outside.test>");
+    for want in [
+        "store    plugin sieve: fileinto <bob@example.test> [bob@example.test] — lists",
+        "store    plugin sieve: keep <bob@example.test> [bob@example.test] — INBOX",
+        "store    folder: lists [bob@example.test]",
+        "store    folder: inbox [bob@example.test]",
+    ] {
+        assert!(one.contains(want), "{want} missing:\n{one}");
+    }
+    let two = trace("<twice-2@outside.test>");
+    for want in [
+        "store    plugin sieve: fileinto",
+        "store    queue: queued <bob@example.test>",
+        "delivery ",
+    ] {
+        assert!(two.contains(want), "{want} missing:\n{two}");
+    }
+    assert!(!two.contains("folder: lists"), "{two}");
+    let mixed = trace("<mixed-1@outside.test>");
+    for want in [
+        "store    plugin sieve: reject <frank@example.test> [frank@example.test] \"550 5.7.1 not for me\"",
+        "store    folder: inbox [dave@example.test]",
+    ] {
+        assert!(mixed.contains(want), "{want} missing:\n{mixed}");
+    }
+    assert!(
+        mixed.contains(
+            "data     quota: reject <carol@example.test> [carol@example.test] \"552 5.2.2"
+        ),
+        "{mixed}"
+    );
+    assert!(!mixed.contains("folder: inbox [carol"), "{mixed}");
+
+    t.stop();
+    let subjects = |user: &str, folder: &str| -> Vec<String> {
+        block_on(async {
+            let store = t.open_store().await;
+            let mut out = Vec::new();
+            for m in store.messages(user, folder).await.unwrap_or_default() {
+                let blob = store.read_blob(m.blob).await.expect("blob");
+                let text = String::from_utf8_lossy(&blob).into_owned();
+                let subject = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Subject: "))
+                    .unwrap_or_default()
+                    .to_string();
+                out.push(subject);
+            }
+            out
+        })
+    };
+    assert_eq!(subjects("bob@example.test", "lists"), ["twice"]);
+    assert_eq!(
+        subjects("bob@example.test", "INBOX"),
+        ["twice", "twice again"]
+    );
+    assert_eq!(subjects("dave@example.test", "INBOX"), ["unwanted mixed"]);
+    assert!(subjects("carol@example.test", "INBOX").is_empty());
+    assert!(subjects("frank@example.test", "INBOX").is_empty());
+}
+
+const SEND_ONE_PY: &str = r#"
+import smtplib
+s = smtplib.SMTP("127.0.0.1", SMTP)
+s.ehlo("client.test")
+assert s.sendmail("lisa@outside.test", ["bob@example.test"], MSG) == {}
+s.quit()
+print("ok")
+"#;
+
+const LMTP_MIXED_PY: &str = r#"
+import socket
+s = socket.create_connection(("127.0.0.1", LMTP))
+f = s.makefile("rb")
+def reply():
+    while True:
+        line = f.readline().decode()
+        if line[3:4] != "-":
+            return line.strip()
+def cmd(line):
+    s.sendall(line.encode() + b"\r\n")
+    return reply()
+assert reply().startswith("220")
+assert cmd("LHLO client.test").startswith("250")
+assert cmd("MAIL FROM:<lisa@outside.test>").startswith("250")
+for to in ["carol", "frank", "dave"]:
+    assert cmd("RCPT TO:<%s@example.test>" % to).startswith("250")
+assert cmd("DATA").startswith("354")
+body = b"y" * 78 + b"\r\n"
+s.sendall(b"From: lisa@outside.test\r\nSubject: unwanted mixed\r\nMessage-ID: <mixed-1@outside.test>\r\n\r\n" + body * 20 + b".\r\n")
+carol, frank, dave = reply(), reply(), reply()
+assert carol.startswith("552 5.2.2"), carol
+assert frank.startswith("550 5.7.1 not for me"), frank
+assert dave.startswith("250"), dave
 cmd("QUIT")
 print("ok")
 "#;

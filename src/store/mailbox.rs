@@ -198,12 +198,13 @@ impl Store {
         local_users: &[String],
         queue: Option<&QueueEntry>,
     ) -> Result<Vec<u32>, StoreError> {
-        self.accept_message_into(writer, prefix, local_users, "INBOX", queue)
+        self.accept_message_into(writer, prefix, local_users, "INBOX", queue, None)
             .await
     }
 
     /// `accept_message` with the local copies in `folder` (INBOX, or Junk
-    /// for a quarantined message; a missing Junk folder is created).
+    /// for a quarantined message; a missing Junk folder is created), and
+    /// the message's decision trace in the same batch.
     pub async fn accept_message_into(
         &self,
         writer: BlobWriter,
@@ -211,6 +212,7 @@ impl Store {
         local_users: &[String],
         folder: &str,
         queue: Option<&QueueEntry>,
+        trace: Option<&crate::trace::Trace>,
     ) -> Result<Vec<u32>, StoreError> {
         let copies: Vec<LocalCopy> = local_users
             .iter()
@@ -220,19 +222,22 @@ impl Store {
                 flags: Vec::new(),
             })
             .collect();
-        self.accept_message_copies(writer, prefix, &copies, queue)
+        self.accept_message_copies(writer, prefix, &copies, queue, trace)
             .await
     }
 
     /// `accept_message` with each local copy's folder and flags given
-    /// (the delivery hook's filing; a user may get several copies). The
-    /// folders must exist, but INBOX and Junk are created when missing.
+    /// (the delivery hook's filing; a user may get several copies), and
+    /// the message's decision trace in the same batch. Every copy counts
+    /// in its user's usage (`add_copy`). The folders must exist, but INBOX
+    /// and Junk are created when missing.
     pub async fn accept_message_copies(
         &self,
         mut writer: BlobWriter,
         prefix: Vec<u8>,
         copies: &[LocalCopy],
         queue: Option<&QueueEntry>,
+        trace: Option<&crate::trace::Trace>,
     ) -> Result<Vec<u32>, StoreError> {
         let refs = copies.len() as u32 + u32::from(queue.is_some());
         let date = now();
@@ -254,6 +259,9 @@ impl Store {
                 if let Some(q) = queue {
                     ws.batch.put(Space::Meta, queue_key(q.id), encode(q));
                 }
+                if let Some(t) = trace {
+                    super::trace::put_trace(&mut ws.batch, t);
+                }
                 ws.commit().await?;
                 Ok(uids)
             })
@@ -263,7 +271,8 @@ impl Store {
     }
 
     /// Delivers an already stored blob to local users (queue-driven local
-    /// delivery); adds one reference per copy.
+    /// delivery); adds one reference per copy. Over a user's quota nothing
+    /// is delivered (`OverQuota`: the queue tries again later).
     pub async fn deliver_blob(
         &self,
         blob: BlobId,
@@ -271,6 +280,7 @@ impl Store {
     ) -> Result<Vec<u32>, StoreError> {
         self.attempt(|| async {
             let mut ws = WriteSet::new(self);
+            ws.enforce_quota();
             let size = ws.blob(blob).await?.size;
             ws.adjust_refs(blob, users.len() as i64).await?;
             let mut uids = Vec::with_capacity(users.len());
@@ -310,6 +320,7 @@ impl Store {
         let done = self
             .attempt(|| async {
                 let mut ws = WriteSet::new(self);
+                ws.enforce_quota();
                 let record = writer_ref.finish(&[], 1, &mut ws.batch);
                 let copy = NewCopy {
                     blob: writer_ref.id(),
@@ -344,7 +355,7 @@ impl Store {
         let mut refs: std::collections::BTreeMap<BlobId, i64> = std::collections::BTreeMap::new();
         for &uid in uids {
             if let Some(m) = ws.message(user, folder, uid).await? {
-                ws.delete_message(user, folder, uid);
+                ws.remove_message(user, folder, &m);
                 *refs.entry(m.blob).or_default() -= 1;
                 removed.push(uid);
             }
@@ -458,6 +469,16 @@ impl Store {
 
     /// Drops the queue's reference to a blob (delivery finished).
     pub async fn release_queue_entry(&self, entry: &QueueEntry) -> Result<(), StoreError> {
+        self.release_queue_entry_traced(entry, &[]).await
+    }
+
+    /// `release_queue_entry`, adding the last delivery attempts to the
+    /// message's trace in the same write set.
+    pub async fn release_queue_entry_traced(
+        &self,
+        entry: &QueueEntry,
+        events: &[crate::trace::Event],
+    ) -> Result<(), StoreError> {
         self.attempt(|| async {
             let mut ws = WriteSet::new(self);
             if ws.read(queue_key(entry.id)).await?.is_none() {
@@ -465,6 +486,7 @@ impl Store {
             }
             ws.batch.delete(Space::Meta, queue_key(entry.id));
             ws.adjust_refs(entry.blob, -1).await?;
+            super::trace::extend_in(self, &mut ws.batch, entry.blob, events).await?;
             ws.commit().await
         })
         .await

@@ -1,13 +1,18 @@
 //! The last step of the submission path (`submit`): given a finished body,
 //! its prefix headers, the routed recipients and what the plugins decided,
-//! it writes the body, one INBOX (or Junk) copy per local user and the
-//! queue entry for remote recipients in one store batch, flushes it to
-//! disk, and wakes the queue. Nothing is acknowledged to anyone before this
-//! returns `Ok`.
+//! it writes the body, one INBOX (or Junk) copy per local user (or the
+//! copies the delivery plugins filed, each in its folder with its flags,
+//! each counted in the user's quota) and the queue entry for remote
+//! recipients in one store batch, flushes it to disk, and wakes the queue. Nothing is acknowledged to anyone before this
+//! returns `Ok`. A local mailbox the message does not fit (its quota) gets
+//! no copy now: it becomes a local recipient of the queue entry, delivered
+//! when space frees up, or bounced when it never does (as Postfix queues
+//! what its LMTP hop answers 452).
 
 use crate::context::ServerContext;
 use crate::mail::Target;
-use crate::store::{BlobWriter, LocalCopy, QueueEntry, QueueRecipient, StoreError, now};
+use crate::store::{Admission, BlobWriter, LocalCopy, QueueEntry, QueueRecipient, StoreError, now};
+use crate::trace::{Event, Recorder, Stage};
 
 /// One accepted recipient with where it routes to and its DSN parameters.
 pub struct RoutedRecipient<'a> {
@@ -53,8 +58,11 @@ pub struct Committed {
     pub local: Vec<(String, u32)>,
     /// Remote recipients queued.
     pub queued: usize,
-    /// LMTP: recipients (by index) a delivery plugin refused, with the
-    /// reply each gets instead of the message's (set by `submit`).
+    /// Local users whose copy was queued: over their quota just now.
+    pub over_quota: Vec<String>,
+    /// LMTP: recipients (by index in the envelope) a delivery plugin
+    /// refused, with the reply each gets instead of the message's (set by
+    /// `submit`).
     pub refused: Vec<(usize, crate::mail::Reply)>,
 }
 
@@ -72,26 +80,60 @@ pub struct PluginEffects<'a> {
     pub filed: Option<&'a std::collections::BTreeMap<String, Vec<LocalCopy>>>,
 }
 
+impl PluginEffects<'_> {
+    /// How many copies `user` gets in the built-in store (before quota).
+    fn copies_of(&self, user: &str) -> u64 {
+        self.filed
+            .and_then(|f| f.get(user))
+            .map_or(1, |c| c.len() as u64)
+    }
+}
+
+/// The session's decisions so far, which the commit completes (where
+/// each copy went) and keeps with the message.
+pub struct Traced<'a> {
+    pub recorder: &'a Recorder,
+    pub message_id: Option<String>,
+}
+
 /// Commits `writer` (the body) with `prefix` headers for `envelope`, as
-/// the plugins' `effects` say; durable on return.
+/// the plugins' `effects` say, with its decision trace; durable on return.
 pub async fn commit(
     ctx: &ServerContext,
     writer: BlobWriter,
     prefix: Vec<u8>,
     envelope: &Envelope<'_>,
     effects: &PluginEffects<'_>,
+    traced: Traced<'_>,
 ) -> Result<Committed, CommitError> {
     // As the blob record counts it: leading bytes the filters removed are
     // not part of the message.
     let size = writer.len() - writer.skipped() + prefix.len() as u64;
     let mut local_users: Vec<String> = Vec::new();
     let mut remote: Vec<QueueRecipient> = Vec::new();
+    let mut over_quota: Vec<String> = Vec::new();
     for r in &envelope.recipients {
         for t in r.targets {
             match t {
                 Target::Local(u) if effects.stored_by_plugins.contains(u) => {}
-                Target::Local(u) if !local_users.contains(u) => local_users.push(u.clone()),
-                Target::Local(_) => {}
+                Target::Local(u) if local_users.contains(u) || over_quota.contains(u) => {}
+                // The delivery plugins keep nothing for `u` (discarded,
+                // refused, or only sent on).
+                Target::Local(u) if effects.copies_of(u) == 0 => {}
+                // Every copy a delivery plugin files counts.
+                Target::Local(u)
+                    if effects.quarantine.is_none()
+                        && !fits(ctx, u, size * effects.copies_of(u)).await =>
+                {
+                    over_quota.push(u.clone());
+                    remote.push(QueueRecipient::new(
+                        u.clone(),
+                        r.notify.clone(),
+                        r.orcpt.clone(),
+                        vec![u.clone()],
+                    ));
+                }
+                Target::Local(u) => local_users.push(u.clone()),
                 Target::Remote(a) if remote.iter().any(|q| &q.address == a) => {}
                 Target::Remote(a) => remote.push(QueueRecipient::new(
                     a.clone(),
@@ -126,6 +168,10 @@ pub async fn commit(
                 relayed_dropped = remote.len(),
                 "quarantined by a filter: local copies go to Junk"
             );
+            for r in &remote {
+                let e = Event::new(Stage::Store, "quarantine", "not relayed").rcpt(&r.address);
+                traced.recorder.record(e.detail(reason));
+            }
             remote.clear();
             "Junk"
         }
@@ -142,19 +188,46 @@ pub async fn commit(
             }),
         }
     }
+    for c in &copies {
+        let name = match c.folder.as_str() {
+            "INBOX" | "Junk" => c.folder.to_ascii_lowercase(),
+            other => other.to_string(),
+        };
+        let mut why: Vec<String> = effects
+            .quarantine
+            .map(|r| format!("quarantined: {r}"))
+            .into_iter()
+            .collect();
+        if !c.flags.is_empty() {
+            why.push(format!("flags {}", c.flags.join(" ")));
+        }
+        let e = Event::new(Stage::Store, "folder", name).users(vec![c.user.clone()]);
+        traced.recorder.record(e.detail(why.join("; ")));
+    }
+    for r in &remote {
+        let mut e = Event::new(Stage::Store, "queue", "queued").rcpt(&r.address);
+        if !r.route.is_empty() {
+            e = e.detail(format!("route {}", r.route.join(", ")));
+        }
+        traced.recorder.record(e);
+    }
     if copies.is_empty() && remote.is_empty() {
         // Storage plugins kept every copy (or quarantine or the delivery
-        // plugins left nothing): the
-        // built-in store keeps nothing; dropping the writer removes the body.
+        // plugins left nothing): the built-in store keeps nothing;
+        // dropping the writer removes the body.
         drop(writer);
+        if let Some(t) = traced.recorder.dropped() {
+            crate::trace::keep_refused(&ctx.store, t).await;
+        }
         return Ok(Committed {
             size,
             local: Vec::new(),
             queued: 0,
+            over_quota,
             refused: Vec::new(),
         });
     }
-    let queued = remote.len();
+    let queued = remote.len() - over_quota.len();
     let entry = (!remote.is_empty()).then(|| QueueEntry {
         id: envelope.id,
         blob: envelope.id,
@@ -171,8 +244,13 @@ pub async fn commit(
         require_tls: envelope.require_tls,
     });
     let store = &ctx.store;
+    let trace = traced.recorder.is_on().then(|| {
+        traced
+            .recorder
+            .message(envelope.id, traced.message_id.clone())
+    });
     let uids = store
-        .accept_message_copies(writer, prefix, &copies, entry.as_ref())
+        .accept_message_copies(writer, prefix, &copies, entry.as_ref(), trace.as_ref())
         .await
         .map_err(CommitError::Store)?;
     store.flush().await.map_err(CommitError::Flush)?;
@@ -183,6 +261,19 @@ pub async fn commit(
         size,
         local: copies.into_iter().map(|c| c.user).zip(uids).collect(),
         queued,
+        over_quota,
         refused: Vec::new(),
     })
+}
+
+/// Whether a copy of `size` bytes fits in `user`'s quota now. A quota
+/// that cannot be read counts as room: the copy is then kept, not lost.
+async fn fits(ctx: &ServerContext, user: &str, size: u64) -> bool {
+    match ctx.store.quota(user).await {
+        Ok(q) => q.admits(size) == Admission::Yes,
+        Err(e) => {
+            tracing::warn!(user, "reading the quota failed, delivering anyway: {e}");
+            true
+        }
+    }
 }

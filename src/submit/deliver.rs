@@ -20,6 +20,7 @@ use crate::hooks::{Account, DataMessage, DeliveryAction, SessionInfo};
 use crate::mail::{Reply, Target};
 use crate::queue::{dsn::DsnKind, notify};
 use crate::store::{LocalCopy, QueueEntry, QueueRecipient, RecipientState, now};
+use crate::trace::{Event, Stage};
 use std::collections::BTreeMap;
 
 /// A recipient a delivery plugin refused.
@@ -115,6 +116,14 @@ pub async fn plan(
             };
             let mut copies = Vec::new();
             let mut rejected = None;
+            // Each decision goes into the message's trace, as that user's.
+            let by = format!("plugin {}", decision.plugin);
+            let record = |verdict: &str, detail: String| {
+                let e = Event::new(Stage::Store, by.clone(), verdict)
+                    .rcpt(account.address)
+                    .users(vec![user.clone()]);
+                info.trace.record(e.detail(detail));
+            };
             for action in decision.actions {
                 match action {
                     DeliveryAction::Store {
@@ -122,7 +131,13 @@ pub async fn plan(
                         flags,
                         create,
                     } => {
+                        let verdict = if folder.is_some() { "fileinto" } else { "keep" };
                         let folder = resolve(ctx, user, folder, create, default_folder).await;
+                        let mut detail = folder.clone();
+                        if !flags.is_empty() {
+                            detail.push_str(&format!(" flags {}", flags.join(" ")));
+                        }
+                        record(verdict, detail);
                         // A second store in the same folder adds its flags.
                         match copies
                             .iter_mut()
@@ -142,8 +157,9 @@ pub async fn plan(
                             }),
                         }
                     }
-                    DeliveryAction::Discard => {}
+                    DeliveryAction::Discard => record("discard", String::new()),
                     DeliveryAction::Redirect(to) if default_folder == "Junk" => {
+                        record("redirect", "dropped: the message is quarantined".into());
                         tracing::info!(account = %user, to = ?to, "quarantined message: redirect dropped");
                     }
                     DeliveryAction::Redirect(mut to) => {
@@ -159,22 +175,35 @@ pub async fn plan(
                             tracing::warn!(account = %user, dropped = to.len() - left, "more redirects than [sieve] max_redirects");
                             to.truncate(left);
                         }
+                        let list: Vec<String> = to.iter().map(|a| a.to_string()).collect();
+                        record("redirect", format!("to {}", list.join(", ")));
                         if !to.is_empty() {
                             plan.redirects.push((user.clone(), to));
                         }
                     }
-                    DeliveryAction::Reject(reason) => rejected = Some(reason),
+                    DeliveryAction::Reject(reason) => {
+                        let e = Event::new(Stage::Store, by.clone(), "reject")
+                            .rcpt(account.address)
+                            .users(vec![user.clone()]);
+                        info.trace
+                            .record(e.reply(Reply::new(550, "5.7.1", reason.clone())));
+                        rejected = Some(reason);
+                    }
                     DeliveryAction::Vacation(reply) => match Address::parse(&envelope.sender, true)
                     {
-                        Ok(to) if !envelope.sender.is_empty() => plan.outgoing.push((
-                            user.clone(),
-                            Outgoing {
-                                sender: String::new(),
-                                recipients: vec![to],
-                                message: reply,
-                            },
-                        )),
+                        Ok(to) if !envelope.sender.is_empty() => {
+                            record("vacation", format!("reply to {to}"));
+                            plan.outgoing.push((
+                                user.clone(),
+                                Outgoing {
+                                    sender: String::new(),
+                                    recipients: vec![to],
+                                    message: reply,
+                                },
+                            ))
+                        }
                         _ => {
+                            record("vacation", "no reply to the null sender".into());
                             tracing::info!(account = %user, "no vacation reply to the null sender")
                         }
                     },
