@@ -185,7 +185,10 @@ config = {{ create = "yes" }}
     );
     assert!(out.trim().ends_with("ok"), "{out}");
     // Over LMTP a refusal is that recipient's own reply, and no DSN.
-    let out = python(&format!("LMTP = {}\n{}", t.port("lmtp"), LMTP_PY), &[]);
+    let out = python(
+        &format!("LMTP = {}\n{LMTP_CLIENT_PY}{LMTP_PY}", t.port("lmtp")),
+        &[],
+    );
     assert!(out.trim().ends_with("ok"), "{out}");
     let back = wait_for("the bounce relayed back", READY_BOUND, || {
         sink.received()
@@ -197,23 +200,7 @@ config = {{ create = "yes" }}
     assert_eq!(sink.received().len(), 4);
 
     t.stop();
-    let subjects = |user: &str, folder: &str| -> Vec<(String, Vec<String>)> {
-        block_on(async {
-            let store = t.open_store().await;
-            let mut out = Vec::new();
-            for m in store.messages(user, folder).await.unwrap_or_default() {
-                let blob = store.read_blob(m.blob).await.expect("blob");
-                let text = String::from_utf8_lossy(&blob).into_owned();
-                let subject = text
-                    .lines()
-                    .find_map(|l| l.strip_prefix("Subject: "))
-                    .unwrap_or_default()
-                    .to_string();
-                out.push((subject, m.flags.clone()));
-            }
-            out
-        })
-    };
+    let subjects = |user: &str, folder: &str| stored(&t, user, folder);
     let flags = |f: &[&str]| f.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     assert_eq!(
         subjects("bob@example.test", "lists"),
@@ -250,6 +237,26 @@ config = {{ create = "yes" }}
         !log.contains("but not run"),
         "the sieve plugin runs the scripts:\n{log}"
     );
+}
+
+/// The subjects and flags of `user`'s messages in `folder`, read from the
+/// store of the stopped server.
+fn stored(t: &Tern, user: &str, folder: &str) -> Vec<(String, Vec<String>)> {
+    block_on(async {
+        let store = t.open_store().await;
+        let mut out = Vec::new();
+        for m in store.messages(user, folder).await.unwrap_or_default() {
+            let blob = store.read_blob(m.blob).await.expect("blob");
+            let text = String::from_utf8_lossy(&blob).into_owned();
+            let subject = text
+                .lines()
+                .find_map(|l| l.strip_prefix("Subject: "))
+                .unwrap_or_default()
+                .to_string();
+            out.push((subject, m.flags.clone()));
+        }
+        out
+    })
 }
 
 const SEND_PY: &str = r#"
@@ -301,7 +308,9 @@ s.quit()
 print("ok")
 "#;
 
-const LMTP_PY: &str = r#"
+/// An LMTP client: `reply()` reads one reply, `cmd(line)` sends a line and
+/// reads its reply.
+const LMTP_CLIENT_PY: &str = r#"
 import socket
 s = socket.create_connection(("127.0.0.1", LMTP))
 f = s.makefile("rb")
@@ -313,6 +322,9 @@ def reply():
 def cmd(line):
     s.sendall(line.encode() + b"\r\n")
     return reply()
+"#;
+
+const LMTP_PY: &str = r#"
 assert reply().startswith("220")
 assert cmd("LHLO client.test").startswith("250")
 assert cmd("MAIL FROM:<lisa@outside.test>").startswith("250")
@@ -437,7 +449,10 @@ timeout = "5s"
     assert!(shown.contains("in 3 messages"), "{shown}");
 
     // LMTP: carol's quota (552), frank's script (550) and dave's 250.
-    let out = python(&format!("LMTP = {}\n{LMTP_MIXED_PY}", t.port("lmtp")), &[]);
+    let out = python(
+        &format!("LMTP = {}\n{LMTP_CLIENT_PY}{LMTP_MIXED_PY}", t.port("lmtp")),
+        &[],
+    );
     assert!(out.trim().ends_with("ok"), "{out}");
 
     let trace = |id: &str| cli_ok(&t, &["trace", id]);
@@ -476,21 +491,10 @@ timeout = "5s"
 
     t.stop();
     let subjects = |user: &str, folder: &str| -> Vec<String> {
-        block_on(async {
-            let store = t.open_store().await;
-            let mut out = Vec::new();
-            for m in store.messages(user, folder).await.unwrap_or_default() {
-                let blob = store.read_blob(m.blob).await.expect("blob");
-                let text = String::from_utf8_lossy(&blob).into_owned();
-                let subject = text
-                    .lines()
-                    .find_map(|l| l.strip_prefix("Subject: "))
-                    .unwrap_or_default()
-                    .to_string();
-                out.push(subject);
-            }
-            out
-        })
+        stored(&t, user, folder)
+            .into_iter()
+            .map(|(s, _)| s)
+            .collect()
     };
     assert_eq!(subjects("bob@example.test", "lists"), ["twice"]);
     assert_eq!(
@@ -512,17 +516,6 @@ print("ok")
 "#;
 
 const LMTP_MIXED_PY: &str = r#"
-import socket
-s = socket.create_connection(("127.0.0.1", LMTP))
-f = s.makefile("rb")
-def reply():
-    while True:
-        line = f.readline().decode()
-        if line[3:4] != "-":
-            return line.strip()
-def cmd(line):
-    s.sendall(line.encode() + b"\r\n")
-    return reply()
 assert reply().startswith("220")
 assert cmd("LHLO client.test").startswith("250")
 assert cmd("MAIL FROM:<lisa@outside.test>").startswith("250")
