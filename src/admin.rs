@@ -60,6 +60,11 @@ pub enum AdminRequest {
         user: String,
         name: String,
     },
+    /// `tern backup DIR`: a snapshot of the whole store into `dir` (an
+    /// absolute path, written by whoever runs the store).
+    Backup {
+        dir: std::path::PathBuf,
+    },
     /// Reload the plugins (only a running server can; see `control.rs`).
     PluginReload,
     /// Reload the TLS certificates (only a running server can).
@@ -77,6 +82,8 @@ pub enum AdminError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Sieve(#[from] crate::store::SieveError),
+    #[error(transparent)]
+    Backup(#[from] crate::store::backend::dump::DumpError),
     #[error("{0}")]
     Invalid(String),
 }
@@ -115,6 +122,19 @@ pub async fn execute(
             }
             store.set_password(&address, &password).await?;
             Ok(format!("password changed for {address}\n"))
+        }
+        AdminRequest::Backup { dir } => {
+            let m = crate::store::backend::dump::backup(store.backend(), &dir).await?;
+            let mut out = format!(
+                "backed up the store ({}) into {}, as of {}\n",
+                m.engine,
+                dir.display(),
+                m.created
+            );
+            for s in &m.spaces {
+                out.push_str(&format!("{}: {} keys, {} bytes\n", s.space, s.keys, s.bytes));
+            }
+            Ok(out)
         }
         AdminRequest::QueueList => {
             let entries = store.queue_entries().await?;

@@ -283,6 +283,13 @@ fn run(cli: Cli) -> Result<()> {
         | Command::Completions { .. }
         | Command::Manpages { .. } => Ok(()),
         Command::Doctor { domains, json } => doctor(&config, &domains, json),
+        Command::Backup { dir } => admin_request(
+            &config,
+            AdminRequest::Backup {
+                dir: absolute(&dir)?,
+            },
+        ),
+        Command::Restore { dir } => restore(&config, &dir),
         Command::Dmarc(DmarcCommand::Report { dry_run }) => dmarc_report(&config, dry_run),
         Command::Queue(q) => {
             let request = match q {

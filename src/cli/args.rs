@@ -54,6 +54,13 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Copy the whole store, as it is at one moment, into DIR (absent or
+    /// empty). While `tern serve` runs the server writes it (mail keeps
+    /// flowing), so DIR must be writable by the account it runs as
+    Backup { dir: PathBuf },
+    /// Load a backup made by `tern backup` into the configured store, which
+    /// must be empty (sled: an absent or empty data_dir). Stop the server first
+    Restore { dir: PathBuf },
     /// The store: move an installation between engines
     #[command(subcommand)]
     Store(StoreCommand),

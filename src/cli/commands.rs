@@ -342,6 +342,17 @@ pub(crate) fn open_store(
     runtime: &tokio::runtime::Runtime,
     config: &Config,
 ) -> Result<tern::store::Store> {
+    let backend = open_backend(runtime, config)?;
+    runtime
+        .block_on(tern::store::Store::on(backend))
+        .context("opening the store")
+}
+
+/// The engine of a stopped server, as its account (see `open_store`).
+fn open_backend(
+    runtime: &tokio::runtime::Runtime,
+    config: &Config,
+) -> Result<tern::store::backend::Backend> {
     use tern::service::privileges;
     use tern::store::backend::{Backend, EngineSettings};
     // SAFETY: getuid has no preconditions.
@@ -352,11 +363,50 @@ pub(crate) fn open_store(
     }
     let engine = EngineSettings::from_config(config);
     runtime
-        .block_on(async {
-            let backend = Backend::open(&engine).await?;
-            tern::store::Store::on(backend).await
-        })
+        .block_on(Backend::open(&engine))
         .with_context(|| format!("opening the store ({})", engine.describe()))
+}
+
+/// `path` made absolute (a running server resolves it, from elsewhere).
+pub(crate) fn absolute(path: &Path) -> Result<PathBuf> {
+    Ok(std::path::absolute(path)?)
+}
+
+/// `tern restore DIR`: the backup checked, then loaded into the configured
+/// store, which must be empty; never while a server runs on it.
+pub(crate) fn restore(config: &Config, dir: &Path) -> Result<()> {
+    use tern::store::backend::{EngineSettings, dump};
+    let runtime = current_thread()?;
+    if std::os::unix::net::UnixStream::connect(tern::control::socket_path(&config.data_dir)).is_ok()
+    {
+        bail!(
+            "a server is running on {}: stop it, and restore into an empty data directory",
+            config.data_dir.display()
+        );
+    }
+    let manifest = dump::verify(dir)?;
+    if let EngineSettings::Sled { data_dir } = EngineSettings::from_config(config)
+        && let Ok(mut entries) = std::fs::read_dir(&data_dir)
+        && entries.next().is_some()
+    {
+        bail!(
+            "{} is not empty: restore into an empty (or absent) data directory",
+            data_dir.display()
+        );
+    }
+    let backend = open_backend(&runtime, config)?;
+    runtime.block_on(dump::restore(dir, &backend))?;
+    println!(
+        "restored the backup of {} (taken at {}, from {}) into {}",
+        dir.display(),
+        manifest.created,
+        manifest.engine,
+        EngineSettings::from_config(config).describe()
+    );
+    for s in &manifest.spaces {
+        println!("{}: {} keys, {} bytes (verified)", s.space, s.keys, s.bytes);
+    }
+    Ok(())
 }
 
 pub(crate) fn read_password(from_stdin: bool) -> Result<String> {

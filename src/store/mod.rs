@@ -120,6 +120,11 @@ impl Store {
         Ok(store)
     }
 
+    /// The engine itself (backups read it whole).
+    pub fn backend(&self) -> &Backend {
+        &self.inner.backend
+    }
+
     /// The engine's name ("sled", "postgres").
     pub fn engine_name(&self) -> &'static str {
         self.inner.backend.engine_name()

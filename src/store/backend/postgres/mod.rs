@@ -234,6 +234,87 @@ impl PostgresBackend {
     }
 }
 
+/// One REPEATABLE READ, READ ONLY transaction held open on a connection
+/// of its own: every read in it sees the database as it was at its first
+/// statement (what pg_dump does), while write sets go on beside it.
+pub struct PgSnapshot {
+    client: Option<deadpool_postgres::Object>,
+}
+
+impl PostgresBackend {
+    pub(super) async fn snapshot(&self) -> Result<PgSnapshot, BackendError> {
+        let client = self.client().await?;
+        client
+            .batch_execute(
+                "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; \
+                 SELECT count(*) FROM tern_kv WHERE false",
+            )
+            .await
+            .map_err(classify)?;
+        Ok(PgSnapshot {
+            client: Some(client),
+        })
+    }
+}
+
+impl PgSnapshot {
+    /// Up to `limit` keys of `range` from its start, as of the snapshot,
+    /// and where the next page starts (None: the range is done).
+    pub(super) async fn page(
+        &self,
+        space: Space,
+        range: &KeyRange,
+        limit: usize,
+    ) -> Result<(KeyValues, Option<Vec<u8>>), BackendError> {
+        let Some(client) = &self.client else {
+            return Err(BackendError::Engine("the snapshot has ended".into()));
+        };
+        let limit = limit.max(1);
+        let end = if range.end.is_some() { "AND key < $4" } else { "" };
+        let sql = format!(
+            "SELECT key, value FROM tern_kv WHERE space = $1 AND key >= $2 {end} \
+             ORDER BY key LIMIT $3"
+        );
+        let stmt = client.prepare_cached(&sql).await.map_err(classify)?;
+        let (number, max) = (space.number(), limit as i64);
+        let rows = match &range.end {
+            Some(end) => client.query(&stmt, &[&number, &range.start, &max, end]).await,
+            None => client.query(&stmt, &[&number, &range.start, &max]).await,
+        }
+        .map_err(classify)?;
+        let mut page = Vec::with_capacity(rows.len());
+        for r in rows {
+            page.push((
+                r.try_get::<_, Vec<u8>>(0).map_err(classify)?,
+                r.try_get::<_, Vec<u8>>(1).map_err(classify)?,
+            ));
+        }
+        let next = match page.last() {
+            Some((last, _)) if page.len() >= limit => Some(super::after(last)),
+            _ => None,
+        };
+        Ok((page, next))
+    }
+
+    /// Ends the transaction and gives the connection back to the pool.
+    pub(super) async fn end(mut self) -> Result<(), BackendError> {
+        if let Some(client) = self.client.take() {
+            client.batch_execute("ROLLBACK").await.map_err(classify)?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for PgSnapshot {
+    /// Not ended: the connection, its transaction still open, is closed
+    /// rather than returned to the pool.
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            drop(deadpool_postgres::Object::take(client));
+        }
+    }
+}
+
 impl PostgresBackend {
     pub(super) async fn ensure_ids_above(&self, id: u64) -> Result<(), BackendError> {
         let id = i64::try_from(id)
