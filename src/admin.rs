@@ -65,6 +65,17 @@ pub enum AdminRequest {
     Backup {
         dir: std::path::PathBuf,
     },
+    /// `tern export USER --format F DIR` (an absolute path).
+    Export {
+        user: String,
+        format: crate::mailbox_io::Format,
+        dir: std::path::PathBuf,
+    },
+    /// `tern import USER PATH` (an absolute path).
+    Import {
+        user: String,
+        path: std::path::PathBuf,
+    },
     /// Reload the plugins (only a running server can; see `control.rs`).
     PluginReload,
     /// Reload the TLS certificates (only a running server can).
@@ -84,6 +95,8 @@ pub enum AdminError {
     Sieve(#[from] crate::store::SieveError),
     #[error(transparent)]
     Backup(#[from] crate::store::backend::dump::DumpError),
+    #[error(transparent)]
+    MailboxIo(#[from] crate::mailbox_io::MailboxIoError),
     #[error("{0}")]
     Invalid(String),
 }
@@ -135,6 +148,16 @@ pub async fn execute(
                 out.push_str(&format!("{}: {} keys, {} bytes\n", s.space, s.keys, s.bytes));
             }
             Ok(out)
+        }
+        AdminRequest::Export { user, format, dir } => {
+            let user = existing_user(store, config, &user).await?;
+            let tally = crate::mailbox_io::export(store, &user, format, &dir).await?;
+            Ok(format!("exported {tally} of {user} into {}\n", dir.display()))
+        }
+        AdminRequest::Import { user, path } => {
+            let user = existing_user(store, config, &user).await?;
+            let tally = crate::mailbox_io::import(store, &user, &path).await?;
+            Ok(format!("imported {tally} from {} for {user}\n", path.display()))
         }
         AdminRequest::QueueList => {
             let entries = store.queue_entries().await?;

@@ -290,6 +290,18 @@ fn run(cli: Cli) -> Result<()> {
             },
         ),
         Command::Restore { dir } => restore(&config, &dir),
+        Command::Export { user, format, dir } => {
+            let format = match format {
+                ExportFormat::Maildir => tern::mailbox_io::Format::Maildir,
+                ExportFormat::Mbox => tern::mailbox_io::Format::Mbox,
+            };
+            let dir = absolute(&dir)?;
+            admin_request(&config, AdminRequest::Export { user, format, dir })
+        }
+        Command::Import { user, path } => {
+            let path = absolute(&path)?;
+            admin_request(&config, AdminRequest::Import { user, path })
+        }
         Command::Dmarc(DmarcCommand::Report { dry_run }) => dmarc_report(&config, dry_run),
         Command::Queue(q) => {
             let request = match q {

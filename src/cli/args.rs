@@ -61,6 +61,19 @@ pub(crate) enum Command {
     /// Load a backup made by `tern backup` into the configured store, which
     /// must be empty (sled: an absent or empty data_dir). Stop the server first
     Restore { dir: PathBuf },
+    /// Write every folder of USER into DIR (absent or empty): Maildir++
+    /// (flags in the file names, keywords in dovecot-keywords) or one mbox
+    /// file per folder (flags in Status/X-Status/X-Keywords)
+    Export {
+        user: String,
+        #[arg(long, value_enum)]
+        format: ExportFormat,
+        dir: PathBuf,
+    },
+    /// Add the mail at PATH to USER's folders (made when missing), flags
+    /// and dates kept: a Maildir with its Maildir++ folders, a folder of
+    /// .mbox files (one per folder), or one mbox file (into INBOX)
+    Import { user: String, path: PathBuf },
     /// The store: move an installation between engines
     #[command(subcommand)]
     Store(StoreCommand),
@@ -172,6 +185,12 @@ pub(crate) enum DkimCommand {
         #[arg(long, value_name = "DIR", default_value = ".")]
         out: PathBuf,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub(crate) enum ExportFormat {
+    Maildir,
+    Mbox,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]

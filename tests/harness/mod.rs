@@ -11,6 +11,7 @@
 
 mod clients;
 mod dkim;
+mod dovecot;
 pub mod engine;
 mod load;
 mod peers;
@@ -25,6 +26,7 @@ pub use clients::{
 };
 #[allow(unused_imports)]
 pub use dkim::{dkim_generate, printed_record};
+pub use dovecot::{Dovecot, hand_over};
 pub use load::{Deliveries, FaultyHop, LoadSender};
 pub use peers::{DnsServer, Sink, silent_server};
 #[allow(unused_imports)]
