@@ -76,6 +76,11 @@ pub enum AdminRequest {
         user: String,
         path: std::path::PathBuf,
     },
+    /// `tern migrate USER --from imaps://…` (the password read by the CLI).
+    Migrate {
+        user: String,
+        source: crate::mailbox_io::PullSource,
+    },
     /// Reload the plugins (only a running server can; see `control.rs`).
     PluginReload,
     /// Reload the TLS certificates (only a running server can).
@@ -158,6 +163,11 @@ pub async fn execute(
             let user = existing_user(store, config, &user).await?;
             let tally = crate::mailbox_io::import(store, &user, &path).await?;
             Ok(format!("imported {tally} from {} for {user}\n", path.display()))
+        }
+        AdminRequest::Migrate { user, source } => {
+            let user = existing_user(store, config, &user).await?;
+            let report = crate::mailbox_io::pull(store, &user, &source).await?;
+            Ok(format!("{report} from {} into {user}\n", source.url))
         }
         AdminRequest::QueueList => {
             let entries = store.queue_entries().await?;

@@ -298,6 +298,24 @@ fn run(cli: Cli) -> Result<()> {
             let dir = absolute(&dir)?;
             admin_request(&config, AdminRequest::Export { user, format, dir })
         }
+        Command::Migrate {
+            user,
+            from,
+            password_file,
+            ca_file,
+            insecure,
+        } => {
+            let password = migrate_password(password_file.as_deref())?;
+            let ca_file = ca_file.map(|f| absolute(&f)).transpose()?;
+            tern::mailbox_io::parse_url(&from)?;
+            let source = tern::mailbox_io::PullSource {
+                url: from,
+                password,
+                ca_file,
+                insecure,
+            };
+            admin_request(&config, AdminRequest::Migrate { user, source })
+        }
         Command::Import { user, path } => {
             let path = absolute(&path)?;
             admin_request(&config, AdminRequest::Import { user, path })

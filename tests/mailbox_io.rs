@@ -9,73 +9,8 @@
 mod harness;
 mod imap_common;
 
-use harness::{Dovecot, Tern, hand_over, python_json};
-use serde_json::Value;
-
-/// What an IMAP server shows of bob@example.test: per folder, per Subject,
-/// [flags without \Recent, internal date in Unix seconds].
-const STATE: &str = r#"
-import imaplib, re, time
-host, port, tls, user = "127.0.0.1", int(sys.argv[1]), sys.argv[2] == "tls", sys.argv[3]
-m = imaplib.IMAP4_SSL(host, port, ssl_context=CTX) if tls else imaplib.IMAP4(host, port)
-m.login(user, "pw")
-folders = {}
-for line in m.list()[1]:
-    name = line.decode().rsplit(' "/" ', 1)[1].strip('"')
-    typ, _ = m.select('"%s"' % name, readonly=True)
-    assert typ == "OK", name
-    meta, subjects = {}, {}
-    typ, data = m.uid("FETCH", "1:*", "(FLAGS INTERNALDATE)")
-    for item in data:
-        if isinstance(item, bytes) and b"UID" in item:
-            uid = int(re.search(rb"UID (\d+)", item).group(1))
-            f = re.search(rb"FLAGS \(([^)]*)\)", item).group(1).decode().split()
-            date = int(time.mktime(imaplib.Internaldate2tuple(item)))
-            meta[uid] = [sorted(x for x in f if x != "\\Recent"), date]
-    typ, data = m.uid("FETCH", "1:*", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
-    for item in data:
-        if isinstance(item, tuple):
-            uid = int(re.search(rb"UID (\d+)", item[0]).group(1))
-            subjects[uid] = item[1].decode().split(":", 1)[1].strip()
-    folders[name] = {subjects[u]: meta[u] for u in subjects}
-m.logout()
-out(folders=folders)
-"#;
-
-/// Fills bob's account on an IMAP server: nested and non-ASCII folders,
-/// system flags, keywords, internal dates.
-const FILL: &str = r#"
-import imaplib
-port, tls = int(sys.argv[1]), sys.argv[2] == "tls"
-m = imaplib.IMAP4_SSL("127.0.0.1", port, ssl_context=CTX) if tls else imaplib.IMAP4("127.0.0.1", port)
-m.login("bob@example.test", "pw")
-for name in ["Projects", "Projects/Q1", "Caf&AOk-"]:
-    m.create(name)
-def put(folder, subject, flags, date, body="text\r\nFrom the start of a line\r\n"):
-    msg = ("From: lisa@outside.test\r\nTo: bob@example.test\r\nSubject: %s\r\n"
-           "Message-ID: <%s@test>\r\n\r\n%s" % (subject, subject.replace(" ", "."), body)).encode()
-    typ, _ = m.append(folder, flags, imaplib.Time2Internaldate(date), msg)
-    assert typ == "OK", (folder, subject)
-put("INBOX", "plain", "", 1700000000)
-put("INBOX", "seen and flagged", "(\\Seen \\Flagged)", 1700000100)
-put("INBOX", "answered with keyword", "(\\Answered $Work)", 1700000200)
-put("Projects/Q1", "draft deleted", "(\\Draft \\Deleted $Work Later)", 1700000300)
-put("Caf&AOk-", "in the cafe", "(\\Seen)", 1700000400)
-m.logout()
-out(ok=True)
-"#;
-
-fn state(port: u16, tls: bool, user: &str) -> serde_json::Map<String, Value> {
-    let mode = if tls { "tls" } else { "plain" };
-    match python_json(STATE, &[&port.to_string(), mode, user]).get("folders") {
-        Some(Value::Object(f)) => f.clone(),
-        other => panic!("no folders: {other:?}"),
-    }
-}
-
-fn fill(port: u16, tls: bool) {
-    python_json(FILL, &[&port.to_string(), if tls { "tls" } else { "plain" }]);
-}
+use harness::dovecot::{assert_same, fill, state};
+use harness::{Dovecot, Tern, hand_over};
 
 fn run_ok(tern: &Tern, args: &[&str]) -> String {
     let out = tern.cli(args, "");
@@ -86,18 +21,6 @@ fn run_ok(tern: &Tern, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     text
-}
-
-/// The folders of `expected` hold in `found` exactly what they hold there.
-fn assert_same(found: &serde_json::Map<String, Value>, expected: &serde_json::Map<String, Value>) {
-    for (name, messages) in expected {
-        assert_eq!(found.get(name), Some(messages), "folder {name}: {found:#?}");
-    }
-    let filled = expected
-        .values()
-        .filter(|m| m.as_object().is_some_and(|m| !m.is_empty()))
-        .count();
-    assert_eq!(filled, 3, "INBOX, Projects/Q1 and Café have mail: {expected:#?}");
 }
 
 #[test]

@@ -74,6 +74,26 @@ pub(crate) enum Command {
     /// and dates kept: a Maildir with its Maildir++ folders, a folder of
     /// .mbox files (one per folder), or one mbox file (into INBOX)
     Import { user: String, path: PathBuf },
+    /// Pull a whole account from another IMAP server into USER: every
+    /// folder, with flags and internal dates, over verified TLS. Run it
+    /// again to copy what arrived since (nothing is copied twice). The
+    /// password comes from --password-file, else $TERN_MIGRATE_PASSWORD
+    Migrate {
+        user: String,
+        /// imaps://LOGIN@HOST[:PORT] (%40 for an @ in LOGIN)
+        #[arg(long, value_name = "URL")]
+        from: String,
+        /// A file whose first line is the source account's password
+        #[arg(long, value_name = "FILE")]
+        password_file: Option<PathBuf>,
+        /// Trust anchors (PEM) for the source's certificate instead of the system's
+        #[arg(long, value_name = "FILE")]
+        ca_file: Option<PathBuf>,
+        /// Do not verify the source's certificate (tests only: the
+        /// password then goes to whoever answers)
+        #[arg(long, hide = true)]
+        insecure: bool,
+    },
     /// The store: move an installation between engines
     #[command(subcommand)]
     Store(StoreCommand),

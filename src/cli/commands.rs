@@ -372,6 +372,25 @@ pub(crate) fn absolute(path: &Path) -> Result<PathBuf> {
     Ok(std::path::absolute(path)?)
 }
 
+/// The source account's password for `tern migrate`: the first line of
+/// `file`, else `$TERN_MIGRATE_PASSWORD` (never an argument: those show in
+/// `ps`).
+pub(crate) fn migrate_password(file: Option<&Path>) -> Result<String> {
+    let password = match file {
+        Some(f) => std::fs::read_to_string(f)
+            .with_context(|| format!("reading {}", f.display()))?
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_string(),
+        None => std::env::var("TERN_MIGRATE_PASSWORD").unwrap_or_default(),
+    };
+    if password.is_empty() {
+        bail!("no password: give --password-file FILE or set TERN_MIGRATE_PASSWORD");
+    }
+    Ok(password)
+}
+
 /// `tern restore DIR`: the backup checked, then loaded into the configured
 /// store, which must be empty; never while a server runs on it.
 pub(crate) fn restore(config: &Config, dir: &Path) -> Result<()> {

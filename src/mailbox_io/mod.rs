@@ -14,8 +14,12 @@
 //!
 //! This file holds what both share: the flag vocabulary and line endings.
 
+mod imap_client;
 mod maildir;
 mod mbox;
+mod pull;
+
+pub use pull::{PullReport, PullSource, parse_url, pull};
 
 use crate::store::{Flag, Store, StoreError};
 use std::path::{Path, PathBuf};

@@ -26,6 +26,7 @@ mod dmarc;
 mod folders;
 mod kv;
 mod mailbox;
+mod pulls;
 mod queue;
 #[cfg(test)]
 mod races;
@@ -43,6 +44,7 @@ pub use dmarc::{DmarcDkimResult, DmarcPublished, DmarcRow, DmarcWindow};
 pub use folders::{CopyResult, FlagOp, SEPARATOR, check_folder_name};
 pub use kv::{KvError, MAX_KV_KEY, MAX_KV_VALUE};
 pub use mailbox::{Flag, FolderInfo, MailboxEvent, MessageMeta, SPECIAL_FOLDERS, canonical_folder};
+pub use pulls::PullMark;
 pub use queue::{QueueEntry, QueueRecipient, RecipientState, format_queue_id, parse_queue_id};
 pub use sieve::{MAX_SCRIPT_NAME, SieveError, SieveScripts, check_script, check_script_name};
 pub use sts::StsPolicyRecord;

@@ -11,7 +11,7 @@
 
 mod clients;
 mod dkim;
-mod dovecot;
+pub mod dovecot;
 pub mod engine;
 mod load;
 mod peers;
