@@ -150,19 +150,28 @@ pub async fn execute(
                 m.created
             );
             for s in &m.spaces {
-                out.push_str(&format!("{}: {} keys, {} bytes\n", s.space, s.keys, s.bytes));
+                out.push_str(&format!(
+                    "{}: {} keys, {} bytes\n",
+                    s.space, s.keys, s.bytes
+                ));
             }
             Ok(out)
         }
         AdminRequest::Export { user, format, dir } => {
             let user = existing_user(store, config, &user).await?;
             let tally = crate::mailbox_io::export(store, &user, format, &dir).await?;
-            Ok(format!("exported {tally} of {user} into {}\n", dir.display()))
+            Ok(format!(
+                "exported {tally} of {user} into {}\n",
+                dir.display()
+            ))
         }
         AdminRequest::Import { user, path } => {
             let user = existing_user(store, config, &user).await?;
             let tally = crate::mailbox_io::import(store, &user, &path).await?;
-            Ok(format!("imported {tally} from {} for {user}\n", path.display()))
+            Ok(format!(
+                "imported {tally} from {} for {user}\n",
+                path.display()
+            ))
         }
         AdminRequest::Migrate { user, source } => {
             let user = existing_user(store, config, &user).await?;

@@ -74,17 +74,6 @@ fn state(tern: &Tern) -> serde_json::Map<String, Value> {
     }
 }
 
-fn run_ok(tern: &Tern, args: &[&str]) -> String {
-    let out = tern.cli(args, "");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "tern {args:?} failed: {}\n{text}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    text
-}
-
 #[test]
 fn a_backup_under_load_restores_every_acknowledged_message_with_uids_and_flags() {
     let mut tern = Tern::start(&server_config());
@@ -100,7 +89,7 @@ fn a_backup_under_load_restores_every_acknowledged_message_with_uids_and_flags()
     let backup_arg = backup_dir.to_str().expect("path");
     // Everything acknowledged before the backup began; more keeps coming.
     let before: HashSet<String> = sender.acked();
-    let report = run_ok(&tern, &["backup", backup_arg]);
+    let report = tern.cli_ok(&["backup", backup_arg]);
     assert!(report.contains("backed up the store"), "{report}");
     let during = sender.acked().len();
     wait_for("mail after the backup", bound, || {
@@ -124,7 +113,7 @@ fn a_backup_under_load_restores_every_acknowledged_message_with_uids_and_flags()
     );
 
     let mut fresh = Tern::new(&server_config());
-    let report = run_ok(&fresh, &["restore", backup_arg]);
+    let report = fresh.cli_ok(&["restore", backup_arg]);
     assert!(report.contains("(verified)"), "{report}");
     fresh.spawn();
     let restored = state(&fresh);

@@ -10,18 +10,7 @@ mod harness;
 mod imap_common;
 
 use harness::dovecot::{assert_same, fill, state};
-use harness::{Dovecot, Tern, hand_over};
-
-fn run_ok(tern: &Tern, args: &[&str]) -> String {
-    let out = tern.cli(args, "");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "tern {args:?} failed: {}\n{text}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    text
-}
+use harness::{Dovecot, hand_over};
 
 #[test]
 fn a_maildir_tern_exports_is_served_by_dovecot_and_mbox_round_trips() {
@@ -34,14 +23,23 @@ fn a_maildir_tern_exports_is_served_by_dovecot_and_mbox_round_trips() {
     let work = tempfile::tempdir().expect("tempdir");
     let maildir = work.path().join("Maildir");
     let maildir_arg = maildir.to_str().expect("path");
-    let report = run_ok(
-        &tern,
-        &["export", "bob@example.test", "--format", "maildir", maildir_arg],
-    );
+    let report = tern.cli_ok(&[
+        "export",
+        "bob@example.test",
+        "--format",
+        "maildir",
+        maildir_arg,
+    ]);
     assert!(report.contains("5 message(s)"), "{report}");
     // Into a folder that is not empty: refused.
     let again = tern.cli(
-        &["export", "bob@example.test", "--format", "maildir", maildir_arg],
+        &[
+            "export",
+            "bob@example.test",
+            "--format",
+            "maildir",
+            maildir_arg,
+        ],
         "",
     );
     assert!(!again.status.success(), "export over an export");
@@ -58,15 +56,15 @@ fn a_maildir_tern_exports_is_served_by_dovecot_and_mbox_round_trips() {
 
     let mbox = work.path().join("mbox");
     let mbox_arg = mbox.to_str().expect("path");
-    run_ok(
-        &tern,
-        &["export", "bob@example.test", "--format", "mbox", mbox_arg],
-    );
+    tern.cli_ok(&["export", "bob@example.test", "--format", "mbox", mbox_arg]);
     let text = std::fs::read_to_string(mbox.join("INBOX.mbox")).expect("INBOX.mbox");
     assert!(text.starts_with("From MAILER-DAEMON "), "{text}");
-    assert!(text.contains("\n>From the start of a line\n"), "mboxrd quoting: {text}");
+    assert!(
+        text.contains("\n>From the start of a line\n"),
+        "mboxrd quoting: {text}"
+    );
     assert!(text.contains("X-Status: F\n") && text.contains("X-Keywords: $Work\n"));
-    let report = run_ok(&tern, &["import", "carol@example.test", mbox_arg]);
+    let report = tern.cli_ok(&["import", "carol@example.test", mbox_arg]);
     assert!(report.contains("5 message(s)"), "{report}");
     assert_same(&state(imaps, true, "carol@example.test"), &ours);
 }
@@ -84,10 +82,14 @@ fn a_maildir_dovecot_wrote_imports_into_tern_with_folders_and_flags() {
         "Dovecot wrote the keywords file"
     );
     let tern = imap_common::server("");
-    let report = run_ok(
-        &tern,
-        &["import", "bob@example.test", maildir.to_str().expect("path")],
-    );
+    let report = tern.cli_ok(&[
+        "import",
+        "bob@example.test",
+        maildir.to_str().expect("path"),
+    ]);
     assert!(report.contains("5 message(s)"), "{report}");
-    assert_same(&state(tern.port("imaps"), true, "bob@example.test"), &theirs);
+    assert_same(
+        &state(tern.port("imaps"), true, "bob@example.test"),
+        &theirs,
+    );
 }

@@ -6,13 +6,13 @@
 //! of each response ([`Event`]).
 
 use super::MailboxIoError;
+use imap_codec::ResponseCodec;
 use imap_codec::decode::{Decoder, ResponseDecodeError};
 use imap_codec::imap_types::core::Vec1;
 use imap_codec::imap_types::fetch::MessageDataItem;
 use imap_codec::imap_types::flag::{FlagFetch, FlagNameAttribute};
 use imap_codec::imap_types::mailbox::Mailbox;
 use imap_codec::imap_types::response::{Code, Data, Response, StatusKind};
-use imap_codec::ResponseCodec;
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -21,9 +21,17 @@ use tokio_rustls::client::TlsStream;
 /// A response, as far as the migration cares.
 #[derive(Debug)]
 enum Event {
-    Tagged { tag: String, ok: bool, text: String },
+    Tagged {
+        tag: String,
+        ok: bool,
+        text: String,
+    },
     Continue,
-    List { name: Vec<u8>, delimiter: Option<char>, noselect: bool },
+    List {
+        name: Vec<u8>,
+        delimiter: Option<char>,
+        noselect: bool,
+    },
     UidValidity(u32),
     Search(Vec<u32>),
     Fetch(Fetched),
@@ -94,8 +102,8 @@ impl Client {
                 _ => {}
             }
         }
-        let token = base64::engine::general_purpose::STANDARD
-            .encode(format!("\0{user}\0{password}"));
+        let token =
+            base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{password}"));
         self.write(format!("{token}\r\n").as_bytes()).await?;
         self.finish(&tag, "login").await.map(|_| ())
     }
@@ -104,8 +112,17 @@ impl Client {
         let tag = self.send("LIST \"\" \"*\"").await?;
         let mut out = Vec::new();
         for event in self.finish(&tag, "LIST").await? {
-            if let Event::List { name, delimiter, noselect } = event {
-                out.push(Listed { name, delimiter, noselect });
+            if let Event::List {
+                name,
+                delimiter,
+                noselect,
+            } = event
+            {
+                out.push(Listed {
+                    name,
+                    delimiter,
+                    noselect,
+                });
             }
         }
         Ok(out)
@@ -174,7 +191,8 @@ impl Client {
     async fn send(&mut self, command: &str) -> Result<String, MailboxIoError> {
         self.tag += 1;
         let tag = format!("m{}", self.tag);
-        self.write(format!("{tag} {command}\r\n").as_bytes()).await?;
+        self.write(format!("{tag} {command}\r\n").as_bytes())
+            .await?;
         Ok(tag)
     }
 
@@ -215,7 +233,8 @@ impl Client {
                     self.buf.drain(..used);
                     return Ok(event);
                 }
-                Err(ResponseDecodeError::Incomplete) | Err(ResponseDecodeError::LiteralFound { .. }) => {
+                Err(ResponseDecodeError::Incomplete)
+                | Err(ResponseDecodeError::LiteralFound { .. }) => {
                     let mut chunk = vec![0; 64 * 1024];
                     let n = self
                         .stream
@@ -267,7 +286,7 @@ fn event_of(response: Response<'_>) -> Event {
                 Mailbox::Other(other) => other.as_ref().to_vec(),
             },
             delimiter: delimiter.map(|d| d.inner()),
-            noselect: items.iter().any(|i| *i == FlagNameAttribute::Noselect),
+            noselect: items.contains(&FlagNameAttribute::Noselect),
         },
         Response::Data(Data::Search(uids, ..)) => {
             Event::Search(uids.iter().map(|u| u.get()).collect())

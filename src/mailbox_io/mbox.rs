@@ -50,12 +50,23 @@ impl Writer {
     ) -> Result<(), MailboxIoError> {
         let has = |f: &str| flags.iter().any(|g| g.eq_ignore_ascii_case(f));
         let when = chrono::DateTime::from_timestamp(date, 0).unwrap_or_default();
-        let mut text = format!("From MAILER-DAEMON {}\n", when.format("%a %b %e %H:%M:%S %Y"))
-            .into_bytes();
+        let mut text = format!(
+            "From MAILER-DAEMON {}\n",
+            when.format("%a %b %e %H:%M:%S %Y")
+        )
+        .into_bytes();
         let (header, body) = split_header(bytes);
         text.extend_from_slice(&strip_fields(header));
-        text.extend_from_slice(if has(Flag::SEEN) { b"Status: RO\n" } else { b"Status: O\n" });
-        let x: String = X_STATUS.iter().filter(|(_, f)| has(f)).map(|(c, _)| *c).collect();
+        text.extend_from_slice(if has(Flag::SEEN) {
+            b"Status: RO\n"
+        } else {
+            b"Status: O\n"
+        });
+        let x: String = X_STATUS
+            .iter()
+            .filter(|(_, f)| has(f))
+            .map(|(c, _)| *c)
+            .collect();
         if !x.is_empty() {
             text.extend_from_slice(format!("X-Status: {x}\n").as_bytes());
         }
@@ -84,7 +95,10 @@ impl Writer {
 
     pub(super) fn finish(self) -> Result<(), MailboxIoError> {
         let path = self.path;
-        let file = self.out.into_inner().map_err(|e| io(&path)(e.into_error()))?;
+        let file = self
+            .out
+            .into_inner()
+            .map_err(|e| io(&path)(e.into_error()))?;
         file.sync_all().map_err(io(&path))
     }
 }
@@ -223,7 +237,10 @@ mod tests {
         assert_eq!(tree[0].0, "A/B");
         let got: Vec<Incoming> = messages(&tree[0].1).unwrap().map(|m| m.unwrap()).collect();
         assert_eq!(got.len(), 2);
-        assert_eq!(got[0].bytes, b"Subject: hi\n\nFrom here\n>From there\ntext\n");
+        assert_eq!(
+            got[0].bytes,
+            b"Subject: hi\n\nFrom here\n>From there\ntext\n"
+        );
         assert_eq!(got[0].flags, ["\\Seen", "\\Flagged", "$Label1"]);
         assert_eq!(got[0].date, Some(1_700_000_000));
         assert_eq!(got[1].bytes, b"Subject: two\n\nx\n");

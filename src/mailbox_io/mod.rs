@@ -61,7 +61,11 @@ pub struct Tally {
 
 impl std::fmt::Display for Tally {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} message(s) in {} folder(s)", self.messages, self.folders)
+        write!(
+            f,
+            "{} message(s) in {} folder(s)",
+            self.messages, self.folders
+        )
     }
 }
 
@@ -205,4 +209,3 @@ pub(crate) fn to_crlf(bytes: &[u8]) -> Vec<u8> {
     }
     out
 }
-

@@ -13,8 +13,8 @@
 //! it stopped. If the source's UIDVALIDITY changed, its UIDs mean other
 //! messages now and the folder is copied again from the start.
 
-use super::imap_client::Client;
 use super::MailboxIoError;
+use super::imap_client::Client;
 use crate::store::{PullMark, Store};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -66,7 +66,10 @@ pub fn parse_url(url: &str) -> Result<(String, String, u16), MailboxIoError> {
             "{url:?}: give the source as imaps://login@host[:port]"
         ))
     };
-    let rest = url.strip_prefix("imaps://").ok_or_else(bad)?.trim_end_matches('/');
+    let rest = url
+        .strip_prefix("imaps://")
+        .ok_or_else(bad)?
+        .trim_end_matches('/');
     let (login, hostport) = rest.rsplit_once('@').ok_or_else(bad)?;
     let (host, port) = match hostport.rsplit_once(':') {
         _ if hostport.starts_with('[') && hostport.ends_with(']') => (hostport, 993),

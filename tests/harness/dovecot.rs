@@ -75,7 +75,9 @@ impl Dovecot {
                         cert.display(),
                         key.display()
                     ),
-                    format!("inet_listener imaps {{\n address = 127.0.0.1\n port = {p}\n ssl = yes\n }}"),
+                    format!(
+                        "inet_listener imaps {{\n address = 127.0.0.1\n port = {p}\n ssl = yes\n }}"
+                    ),
                     Some(p),
                 )
             }
@@ -243,11 +245,17 @@ pub fn state(port: u16, tls: bool, user: &str) -> serde_json::Map<String, Value>
 }
 
 pub fn fill(port: u16, tls: bool) {
-    python_json(FILL, &[&port.to_string(), if tls { "tls" } else { "plain" }]);
+    python_json(
+        FILL,
+        &[&port.to_string(), if tls { "tls" } else { "plain" }],
+    );
 }
 
 /// The folders of `expected` hold in `found` exactly what they hold there.
-pub fn assert_same(found: &serde_json::Map<String, Value>, expected: &serde_json::Map<String, Value>) {
+pub fn assert_same(
+    found: &serde_json::Map<String, Value>,
+    expected: &serde_json::Map<String, Value>,
+) {
     for (name, messages) in expected {
         assert_eq!(found.get(name), Some(messages), "folder {name}: {found:#?}");
     }
@@ -255,6 +263,8 @@ pub fn assert_same(found: &serde_json::Map<String, Value>, expected: &serde_json
         .values()
         .filter(|m| m.as_object().is_some_and(|m| !m.is_empty()))
         .count();
-    assert_eq!(filled, 3, "INBOX, Projects/Q1 and Café have mail: {expected:#?}");
+    assert_eq!(
+        filled, 3,
+        "INBOX, Projects/Q1 and Café have mail: {expected:#?}"
+    );
 }
-

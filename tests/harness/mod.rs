@@ -234,6 +234,18 @@ impl Tern {
         child.wait_with_output().expect("tern output")
     }
 
+    /// `tern ARGS --config …`, which must succeed; its standard output.
+    pub fn cli_ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args, "");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "tern {args:?} failed: {}\n{text}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    }
+
     /// `tern user add ADDRESS --password-stdin`; panics unless it succeeds.
     pub fn add_user(&self, address: &str, password: &str) {
         let out = self.cli(

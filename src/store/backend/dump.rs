@@ -172,7 +172,10 @@ pub fn verify(dir: &Path) -> Result<Manifest, DumpError> {
     }
     for space in Space::ALL {
         let Some(entry) = manifest.spaces.iter().find(|e| e.space == space.name()) else {
-            return Err(DumpError::Damaged(path, format!("no {} space", space.name())));
+            return Err(DumpError::Damaged(
+                path,
+                format!("no {} space", space.name()),
+            ));
         };
         check_file(dir, entry)?;
     }
@@ -237,7 +240,10 @@ fn entry_for(manifest: &Manifest, space: Space) -> &SpaceEntry {
 /// Reads one space's file through, comparing it with its entry.
 fn check_file(dir: &Path, entry: &SpaceEntry) -> Result<(), DumpError> {
     if entry.file.contains('/') || entry.file.starts_with('.') {
-        return Err(DumpError::Damaged(dir.join(MANIFEST), "bad file name".into()));
+        return Err(DumpError::Damaged(
+            dir.join(MANIFEST),
+            "bad file name".into(),
+        ));
     }
     let path = dir.join(&entry.file);
     let mut reader = open_records(&path)?;
@@ -352,7 +358,10 @@ mod tests {
         ));
         restore(&out, &target).await.unwrap();
         let all = KeyRange::prefix(b"");
-        let meta = target.scan(Space::Meta, &all, ScanOrder::ALL).await.unwrap();
+        let meta = target
+            .scan(Space::Meta, &all, ScanOrder::ALL)
+            .await
+            .unwrap();
         let g = u64::from_be_bytes(meta[0].1.clone().try_into().unwrap());
         let keys: Vec<String> = meta[1..]
             .iter()
@@ -360,7 +369,10 @@ mod tests {
             .collect();
         let expected: Vec<String> = (g - 4..=g).map(|n| format!("k/{n:08}")).collect();
         assert_eq!(keys, expected, "the k/ keys of moment g={g}");
-        let blobs = target.scan(Space::Blobs, &all, ScanOrder::ALL).await.unwrap();
+        let blobs = target
+            .scan(Space::Blobs, &all, ScanOrder::ALL)
+            .await
+            .unwrap();
         assert_eq!(blobs.len() as u64, g + 1, "blob chunks 0..=g");
         assert!(target.next_id().await.unwrap() > manifest.next_id);
         // Into a store that is not empty: refused.

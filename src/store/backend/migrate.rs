@@ -79,7 +79,11 @@ pub(crate) async fn ensure_empty(to: &Backend) -> Result<(), MigrateError> {
             reverse: false,
             limit: Some(1),
         };
-        if !to.scan(space, &KeyRange::prefix(b""), first).await?.is_empty() {
+        if !to
+            .scan(space, &KeyRange::prefix(b""), first)
+            .await?
+            .is_empty()
+        {
             return Err(MigrateError::DestinationNotEmpty(space));
         }
     }
@@ -157,7 +161,12 @@ impl Tally {
     }
 
     pub(crate) fn finish(self, space: Space) -> SpaceSummary {
-        let checksum = self.hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        let checksum = self
+            .hash
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         SpaceSummary {
             space,
             keys: self.keys,

@@ -15,7 +15,7 @@ pub struct Snapshot {
 
 enum Engine {
     Sled(sled::SledSnapshot),
-    Postgres(postgres::PgSnapshot),
+    Postgres(Box<postgres::PgSnapshot>),
 }
 
 impl Backend {
@@ -24,7 +24,7 @@ impl Backend {
     pub async fn snapshot(&self) -> Result<Snapshot, BackendError> {
         let engine = match self {
             Backend::Sled(b) => Engine::Sled(b.snapshot()?),
-            Backend::Postgres(b) => Engine::Postgres(b.snapshot().await?),
+            Backend::Postgres(b) => Engine::Postgres(Box::new(b.snapshot().await?)),
         };
         Ok(Snapshot { engine })
     }
@@ -53,7 +53,7 @@ impl Snapshot {
                 drop(s);
                 Ok(())
             }
-            Engine::Postgres(s) => s.end().await,
+            Engine::Postgres(s) => (*s).end().await,
         }
     }
 }

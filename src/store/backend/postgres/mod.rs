@@ -270,7 +270,11 @@ impl PgSnapshot {
             return Err(BackendError::Engine("the snapshot has ended".into()));
         };
         let limit = limit.max(1);
-        let end = if range.end.is_some() { "AND key < $4" } else { "" };
+        let end = if range.end.is_some() {
+            "AND key < $4"
+        } else {
+            ""
+        };
         let sql = format!(
             "SELECT key, value FROM tern_kv WHERE space = $1 AND key >= $2 {end} \
              ORDER BY key LIMIT $3"
@@ -278,7 +282,11 @@ impl PgSnapshot {
         let stmt = client.prepare_cached(&sql).await.map_err(classify)?;
         let (number, max) = (space.number(), limit as i64);
         let rows = match &range.end {
-            Some(end) => client.query(&stmt, &[&number, &range.start, &max, end]).await,
+            Some(end) => {
+                client
+                    .query(&stmt, &[&number, &range.start, &max, end])
+                    .await
+            }
             None => client.query(&stmt, &[&number, &range.start, &max]).await,
         }
         .map_err(classify)?;

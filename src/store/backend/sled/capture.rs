@@ -19,10 +19,13 @@ use crate::store::backend::{KeyValues, Space};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
+/// (space, key) → its value at the start (None: absent then).
+type Before = BTreeMap<(Space, Vec<u8>), Option<Vec<u8>>>;
+
 /// The values, at the start, of the keys written since.
 #[derive(Default)]
 pub(super) struct Capture {
-    before: Mutex<BTreeMap<(Space, Vec<u8>), Option<Vec<u8>>>>,
+    before: Mutex<Before>,
 }
 
 impl Capture {

@@ -274,7 +274,12 @@ impl SledSnapshot {
 
 impl Drop for SledSnapshot {
     fn drop(&mut self) {
-        let mut gate = self.backend.inner.gate.write().unwrap_or_else(|e| e.into_inner());
+        let mut gate = self
+            .backend
+            .inner
+            .gate
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
         *gate = None;
     }
 }
