@@ -3,7 +3,8 @@
 //! message, flag, keyword and internal date arrives; a second run copies
 //! nothing, a run after new mail copies only that; and without the CA the
 //! certificate is refused before any password is sent (verified TLS is
-//! the default).
+//! the default). A run cut off by SIGKILL of the server, once the first
+//! copies show, resumes after a restart with every message exactly once.
 
 mod harness;
 mod imap_common;
@@ -85,4 +86,116 @@ out(ok=True)
     let (ok, text) = migrate(&tern, &url, password, Some(ca_file));
     assert!(ok && text.contains("1 message(s) copied"), "{text}");
     assert_same(&state(imaps, true, "bob@example.test"), &theirs);
+}
+
+/// INBOX's message count on Tern, and its Subjects (duplicates kept).
+const COUNT: &str = r#"
+import imaplib
+m = imaplib.IMAP4_SSL("127.0.0.1", PORT, ssl_context=CTX)
+m.login("bob@example.test", "pw")
+m.select("INBOX", readonly=True)
+typ, data = m.search(None, "ALL")
+subjects = []
+for n in data[0].split():
+    typ, got = m.fetch(n, "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    subjects.append(got[0][1].decode().split(":", 1)[1].strip())
+out(subjects=subjects)
+"#;
+
+/// Polls INBOX's size over one session until a message is there (60 s).
+const WATCH: &str = r#"
+import imaplib
+m = imaplib.IMAP4_SSL("127.0.0.1", PORT, ssl_context=CTX)
+m.login("bob@example.test", "pw")
+print("ready", flush=True)
+deadline = time.time() + 60
+while time.time() < deadline:
+    typ, data = m.status("INBOX", "(MESSAGES)")
+    if int(data[0].split(b"MESSAGES ")[1].rstrip(b")")) > 0:
+        print("seen", flush=True)
+        break
+"#;
+
+fn subjects(port: u16) -> Vec<String> {
+    let got = python_json(COUNT, &[&port.to_string()]);
+    serde_json::from_value(got["subjects"].clone()).expect("subjects")
+}
+
+#[test]
+fn a_migration_cut_off_by_sigkill_resumes_without_gaps_or_duplicates() {
+    const MESSAGES: usize = 200;
+    let ca = TestCa::new();
+    let cert = ca.issue("dovecot", &["localhost"]);
+    let work = tempfile::tempdir().expect("tempdir");
+    let dovecot = Dovecot::start(&work.path().join("Maildir"), Some((&cert.cert, &cert.key)));
+    python_json(
+        &format!(
+            r#"
+import imaplib
+m = imaplib.IMAP4("127.0.0.1", PORT)
+m.login("bob@example.test", "pw")
+for i in range({MESSAGES}):
+    body = ("line %d of padding to make the copy take a while\r\n" % i) * 400
+    m.append("INBOX", "", None, ("Subject: m%03d\r\n\r\n" % i + body).encode())
+out(ok=True)
+"#
+        ),
+        &[&dovecot.port.to_string()],
+    );
+    let mut tern = Tern::new(&imap_common::imap_config(""));
+    tern.spawn();
+    tern.pin_ports();
+    tern.add_user("bob@example.test", "pw");
+    let password = work.path().join("password");
+    std::fs::write(&password, "pw\n").expect("password file");
+    let url = format!(
+        "imaps://bob%40example.test@localhost:{}",
+        dovecot.tls_port.expect("imaps")
+    );
+    let ca_file = ca.ca_file();
+    let args = |config: &std::path::Path| {
+        let mut c = std::process::Command::new(harness::tern_bin());
+        c.args(["migrate", "bob@example.test", "--from", &url])
+            .arg("--password-file")
+            .arg(&password)
+            .arg("--ca-file")
+            .arg(&ca_file)
+            .arg("--config")
+            .arg(config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        c
+    };
+    let imaps = tern.port("imaps");
+    // A watcher already logged in cuts the run off at the first copies.
+    let mut watcher = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(format!("{}\n{WATCH}", harness::PY_PRELUDE))
+        .arg(imaps.to_string())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("watcher");
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(
+        watcher.stdout.take().expect("watcher output"),
+    ));
+    let mut next_line = || lines.next().and_then(Result::ok).unwrap_or_default();
+    assert_eq!(next_line(), "ready", "the watcher logged in");
+    let mut first = args(&tern.config).spawn().expect("tern migrate");
+    assert_eq!(next_line(), "seen", "the watcher saw the first copies");
+    let _ = watcher.wait();
+    tern.restart();
+    let _ = first.wait();
+    let before = subjects(imaps).len();
+    eprintln!("after the SIGKILL and restart: {before} of {MESSAGES} copied");
+    let status = args(&tern.config).status().expect("tern migrate");
+    assert!(status.success(), "the second run");
+    let mut got = subjects(imaps);
+    let total = got.len();
+    got.sort();
+    got.dedup();
+    assert_eq!(
+        (total, got.len()),
+        (MESSAGES, MESSAGES),
+        "every message once after the cut ({before} were there after the restart)"
+    );
 }
