@@ -60,11 +60,10 @@ pub enum AdminRequest {
         user: String,
         name: String,
     },
-    /// `tern backup DIR`: a snapshot of the whole store into `dir` (an
-    /// absolute path, written by whoever runs the store).
-    Backup {
-        dir: std::path::PathBuf,
-    },
+    /// `tern backup DIR` while the server runs: the snapshot streamed
+    /// back over the control socket (`store::backend::dump::stream`); only
+    /// the control socket answers it.
+    Backup,
     /// `tern export USER --format F DIR` (an absolute path).
     Export {
         user: String,
@@ -141,22 +140,9 @@ pub async fn execute(
             store.set_password(&address, &password).await?;
             Ok(format!("password changed for {address}\n"))
         }
-        AdminRequest::Backup { dir } => {
-            let m = crate::store::backend::dump::backup(store.backend(), &dir).await?;
-            let mut out = format!(
-                "backed up the store ({}) into {}, as of {}\n",
-                m.engine,
-                dir.display(),
-                m.created
-            );
-            for s in &m.spaces {
-                out.push_str(&format!(
-                    "{}: {} keys, {} bytes\n",
-                    s.space, s.keys, s.bytes
-                ));
-            }
-            Ok(out)
-        }
+        AdminRequest::Backup => Err(AdminError::Invalid(
+            "a backup is streamed by the control socket, not run here".into(),
+        )),
         AdminRequest::Export { user, format, dir } => {
             let user = existing_user(store, config, &user).await?;
             let tally = crate::mailbox_io::export(store, &user, format, &dir).await?;

@@ -1,7 +1,9 @@
 //! The control socket (`data_dir/control.sock`), like Postfix's `postqueue`
 //! talking to the queue manager: while the server runs it owns the store, so
 //! `tern user …` and `tern queue …` send their request here, one JSON line,
-//! and read one JSON line back. Only the owner of `data_dir` can connect.
+//! and read one JSON line back (`tern backup` reads a stream of frames
+//! instead: `store::backend::dump::stream`). Only the owner of `data_dir`
+//! can connect.
 
 use crate::admin::{self, AdminRequest};
 use crate::context::ServerContext;
@@ -83,6 +85,15 @@ async fn handle(ctx: Arc<ServerContext>, stream: UnixStream) -> std::io::Result<
                 output: output + "\n",
             }
         }
+        Ok(AdminRequest::Backup) => {
+            use crate::store::backend::dump::{self, stream::StreamSink};
+            let mut sink = StreamSink::new(write);
+            if let Err(e) = dump::snapshot_into(ctx.store.backend(), &mut sink).await {
+                tracing::warn!("backup: {e}");
+                sink.fail(&e.to_string()).await;
+            }
+            return Ok(());
+        }
         Ok(AdminRequest::DmarcReport { dry_run }) => {
             let send = (!dry_run).then_some(&*ctx);
             match crate::dmarc::report_now(&ctx.store, &ctx.config, &ctx.mailauth, send).await {
@@ -124,6 +135,25 @@ async fn handle(ctx: Arc<ServerContext>, stream: UnixStream) -> std::io::Result<
     let mut bytes = serde_json::to_vec(&response).unwrap_or_default();
     bytes.push(b'\n');
     write.write_all(&bytes).await
+}
+
+/// Client side: sends `request` and hands back the connection, for a
+/// reply that is a stream (`tern backup`). None when no server listens.
+pub async fn open(
+    data_dir: &Path,
+    request: &AdminRequest,
+) -> std::io::Result<Option<tokio::net::unix::OwnedReadHalf>> {
+    let stream = match UnixStream::connect(socket_path(data_dir)).await {
+        Ok(s) => s,
+        Err(_) => return Ok(None),
+    };
+    let (read, mut write) = stream.into_split();
+    let mut bytes = serde_json::to_vec(request).map_err(std::io::Error::other)?;
+    bytes.push(b'\n');
+    write.write_all(&bytes).await?;
+    // Closing our sending side is harmless: the server has its line.
+    drop(write);
+    Ok(Some(read))
 }
 
 /// Client side: sends a request to a running server. `Ok(None)` when no

@@ -283,12 +283,7 @@ fn run(cli: Cli) -> Result<()> {
         | Command::Completions { .. }
         | Command::Manpages { .. } => Ok(()),
         Command::Doctor { domains, json } => doctor(&config, &domains, json),
-        Command::Backup { dir } => admin_request(
-            &config,
-            AdminRequest::Backup {
-                dir: absolute(&dir)?,
-            },
-        ),
+        Command::Backup { dir } => backup(&config, &dir),
         Command::Restore { dir } => restore(&config, &dir),
         Command::Export { user, format, dir } => {
             let format = match format {

@@ -105,6 +105,13 @@ fn a_backup_under_load_restores_every_acknowledged_message_with_uids_and_flags()
     let refused = tern.cli(&["restore", backup_arg], "");
     assert!(!refused.status.success(), "restore while the server runs");
     tern.stop();
+    // With the server stopped the command reads the store itself.
+    let offline = work.path().join("offline");
+    let report = tern.cli_ok(&["backup", offline.to_str().expect("path")]);
+    assert!(
+        report.contains("backed up the store") && offline.join("manifest.json").exists(),
+        "{report}"
+    );
     let refused = tern.cli(&["restore", backup_arg], "");
     let why = String::from_utf8_lossy(&refused.stderr);
     assert!(

@@ -372,6 +372,38 @@ pub(crate) fn absolute(path: &Path) -> Result<PathBuf> {
     Ok(std::path::absolute(path)?)
 }
 
+/// `tern backup DIR`: the running server streams a snapshot of its store
+/// over the control socket and this command writes the files; with no
+/// server running, the store is read directly.
+pub(crate) fn backup(config: &Config, dir: &Path) -> Result<()> {
+    use tern::store::backend::dump::{self, DirSink, stream};
+    let dir = absolute(dir)?;
+    let runtime = current_thread()?;
+    let request = AdminRequest::Backup;
+    let manifest = match runtime.block_on(tern::control::open(&config.data_dir, &request))? {
+        Some(socket) => {
+            let mut sink = DirSink::create(&dir)?;
+            runtime.block_on(stream::receive(socket, &mut sink))?
+        }
+        None => {
+            // As the server's account (see open_store), files included.
+            let backend = open_backend(&runtime, config)?;
+            let mut sink = DirSink::create(&dir)?;
+            runtime.block_on(dump::snapshot_into(&backend, &mut sink))?
+        }
+    };
+    println!(
+        "backed up the store ({}) into {}, as of {}",
+        manifest.engine,
+        dir.display(),
+        manifest.created
+    );
+    for s in &manifest.spaces {
+        println!("{}: {} keys, {} bytes", s.space, s.keys, s.bytes);
+    }
+    Ok(())
+}
+
 /// The source account's password for `tern migrate`: the first line of
 /// `file`, else `$TERN_MIGRATE_PASSWORD` (never an argument: those show in
 /// `ps`).

@@ -22,8 +22,11 @@
 use super::migrate::{self, MAX_BATCH_BYTES, MigrateError, SpaceSummary, Tally};
 use super::{Backend, BackendError, Batch, KeyRange, Space};
 use serde::{Deserialize, Serialize};
+use std::future::Future;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
+
+pub mod stream;
 
 const FORMAT: &str = "tern-backup";
 const VERSION: u32 = 1;
@@ -92,31 +95,36 @@ impl SpaceEntry {
 /// Writes a snapshot of `backend` into `dir` (absent or empty; made
 /// owner-only) and returns its manifest.
 pub async fn backup(backend: &Backend, dir: &Path) -> Result<Manifest, DumpError> {
-    if dir.exists() {
-        let mut entries = std::fs::read_dir(dir).map_err(io(dir))?;
-        if entries.next().is_some() {
-            return Err(DumpError::Refused(format!(
-                "{} is not empty: back up into a new folder",
-                dir.display()
-            )));
-        }
-    }
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io(dir))?;
+    let mut sink = DirSink::create(dir)?;
+    snapshot_into(backend, &mut sink).await
+}
+
+/// Where the records of a backup go, space by space, in key order.
+pub trait Sink {
+    fn space(&mut self, space: Space) -> impl Future<Output = Result<(), DumpError>> + Send;
+    fn record(
+        &mut self,
+        key: &[u8],
+        value: &[u8],
+    ) -> impl Future<Output = Result<(), DumpError>> + Send;
+    /// The snapshot is read whole; `manifest` describes it.
+    fn finish(&mut self, manifest: &Manifest)
+    -> impl Future<Output = Result<(), DumpError>> + Send;
+}
+
+/// Reads a snapshot of `backend` into `sink`; returns its manifest.
+pub async fn snapshot_into(backend: &Backend, sink: &mut impl Sink) -> Result<Manifest, DumpError> {
     let created = crate::store::now();
     let snapshot = backend.snapshot().await?;
     let mut spaces = Vec::new();
     for space in Space::ALL {
-        let path = dir.join(format!("{}.kv", space.name()));
-        let file = std::fs::File::create(&path).map_err(io(&path))?;
-        let mut out = BufWriter::with_capacity(1 << 20, file);
+        sink.space(space).await?;
         let mut tally = Tally::default();
         let mut range = KeyRange::prefix(b"");
         loop {
             let (page, next) = snapshot.page(space, &range, migrate::PAGE).await?;
             for (key, value) in &page {
-                write_record(&mut out, key, value).map_err(io(&path))?;
+                sink.record(key, value).await?;
                 tally.add(key, value);
             }
             match next {
@@ -124,8 +132,6 @@ pub async fn backup(backend: &Backend, dir: &Path) -> Result<Manifest, DumpError
                 None => break,
             }
         }
-        let file = out.into_inner().map_err(|e| io(&path)(e.into_error()))?;
-        file.sync_all().map_err(io(&path))?;
         spaces.push(SpaceEntry::from_summary(tally.finish(space)));
     }
     snapshot.end().await?;
@@ -137,22 +143,95 @@ pub async fn backup(backend: &Backend, dir: &Path) -> Result<Manifest, DumpError
         next_id: backend.next_id().await?,
         spaces,
     };
-    // Read back what was written before calling it a backup.
-    for entry in &manifest.spaces {
-        check_file(dir, entry)?;
-    }
-    let text = serde_json::to_vec_pretty(&manifest)
-        .map_err(|e| DumpError::Refused(format!("manifest: {e}")))?;
-    let tmp = dir.join("manifest.json.part");
-    let mut file = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-    file.write_all(&text).map_err(io(&tmp))?;
-    file.sync_all().map_err(io(&tmp))?;
-    let path = dir.join(MANIFEST);
-    std::fs::rename(&tmp, &path).map_err(io(&path))?;
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io(dir))?;
+    sink.finish(&manifest).await?;
     Ok(manifest)
+}
+
+/// A backup folder being written: one file per space, the manifest last,
+/// after every file was read back and matched what the source summed up.
+pub struct DirSink {
+    dir: PathBuf,
+    current: Option<(Space, PathBuf, BufWriter<std::fs::File>, Tally)>,
+    written: Vec<SpaceEntry>,
+}
+
+impl DirSink {
+    /// Refuses a `dir` that exists and is not empty; makes it owner-only.
+    pub fn create(dir: &Path) -> Result<DirSink, DumpError> {
+        if dir.exists() {
+            let mut entries = std::fs::read_dir(dir).map_err(io(dir))?;
+            if entries.next().is_some() {
+                return Err(DumpError::Refused(format!(
+                    "{} is not empty: back up into a new folder",
+                    dir.display()
+                )));
+            }
+        }
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io(dir))?;
+        Ok(DirSink {
+            dir: dir.to_path_buf(),
+            current: None,
+            written: Vec::new(),
+        })
+    }
+
+    fn close_space(&mut self) -> Result<(), DumpError> {
+        if let Some((space, path, out, tally)) = self.current.take() {
+            let file = out.into_inner().map_err(|e| io(&path)(e.into_error()))?;
+            file.sync_all().map_err(io(&path))?;
+            self.written
+                .push(SpaceEntry::from_summary(tally.finish(space)));
+        }
+        Ok(())
+    }
+}
+
+impl Sink for DirSink {
+    async fn space(&mut self, space: Space) -> Result<(), DumpError> {
+        self.close_space()?;
+        let path = self.dir.join(format!("{}.kv", space.name()));
+        let file = std::fs::File::create(&path).map_err(io(&path))?;
+        let out = BufWriter::with_capacity(1 << 20, file);
+        self.current = Some((space, path, out, Tally::default()));
+        Ok(())
+    }
+
+    async fn record(&mut self, key: &[u8], value: &[u8]) -> Result<(), DumpError> {
+        let Some((_, path, out, tally)) = &mut self.current else {
+            return Err(DumpError::Refused("a record before its space".into()));
+        };
+        write_record(out, key, value).map_err(io(path))?;
+        tally.add(key, value);
+        Ok(())
+    }
+
+    async fn finish(&mut self, manifest: &Manifest) -> Result<(), DumpError> {
+        self.close_space()?;
+        if self.written != manifest.spaces {
+            return Err(DumpError::Damaged(
+                self.dir.clone(),
+                "what arrived differs from what the store sent".into(),
+            ));
+        }
+        // Read back what was written before calling it a backup.
+        for entry in &manifest.spaces {
+            check_file(&self.dir, entry)?;
+        }
+        let dir = &self.dir;
+        let text = serde_json::to_vec_pretty(manifest)
+            .map_err(|e| DumpError::Refused(format!("manifest: {e}")))?;
+        let tmp = dir.join("manifest.json.part");
+        let mut file = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+        file.write_all(&text).map_err(io(&tmp))?;
+        file.sync_all().map_err(io(&tmp))?;
+        let path = dir.join(MANIFEST);
+        std::fs::rename(&tmp, &path).map_err(io(&path))?;
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io(dir))
+    }
 }
 
 /// Reads and checks the backup in `dir` (manifest and every file).
@@ -274,7 +353,7 @@ fn open_records(path: &Path) -> Result<BufReader<std::fs::File>, DumpError> {
     Ok(BufReader::with_capacity(1 << 20, file))
 }
 
-fn write_record(out: &mut impl Write, key: &[u8], value: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_record(out: &mut impl Write, key: &[u8], value: &[u8]) -> std::io::Result<()> {
     for part in [key, value] {
         let len = u32::try_from(part.len()).map_err(std::io::Error::other)?;
         out.write_all(&len.to_be_bytes())?;
@@ -296,7 +375,7 @@ fn read_record(input: &mut impl Read) -> std::io::Result<Option<(Vec<u8>, Vec<u8
     Ok(Some((key, value)))
 }
 
-fn read_exact_vec(input: &mut impl Read, len: u32) -> std::io::Result<Vec<u8>> {
+pub(crate) fn read_exact_vec(input: &mut impl Read, len: u32) -> std::io::Result<Vec<u8>> {
     // Values are at most a chunk (64 KiB) in practice; refuse absurd ones.
     if len > 64 << 20 {
         return Err(std::io::Error::new(
