@@ -162,14 +162,9 @@ pub async fn request(
     data_dir: &Path,
     request: &AdminRequest,
 ) -> std::io::Result<Option<ControlResponse>> {
-    let stream = match UnixStream::connect(socket_path(data_dir)).await {
-        Ok(s) => s,
-        Err(_) => return Ok(None),
+    let Some(read) = open(data_dir, request).await? else {
+        return Ok(None);
     };
-    let (read, mut write) = stream.into_split();
-    let mut bytes = serde_json::to_vec(request).map_err(std::io::Error::other)?;
-    bytes.push(b'\n');
-    write.write_all(&bytes).await?;
     let mut line = String::new();
     BufReader::new(read).read_line(&mut line).await?;
     serde_json::from_str(&line)

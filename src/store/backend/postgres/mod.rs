@@ -108,36 +108,8 @@ impl PostgresBackend {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let direction = if order.reverse { "DESC" } else { "ASC" };
-        let end = if range.end.is_some() {
-            "AND key < $4"
-        } else {
-            ""
-        };
-        let sql = format!(
-            "SELECT key, value FROM tern_kv WHERE space = $1 AND key >= $2 {end} \
-             ORDER BY key {direction} LIMIT $3"
-        );
         let client = self.client().await?;
-        let stmt = client.prepare_cached(&sql).await.map_err(classify)?;
-        let space = space.number();
-        let rows = match &range.end {
-            Some(end) => {
-                client
-                    .query(&stmt, &[&space, &range.start, &limit, end])
-                    .await
-            }
-            None => client.query(&stmt, &[&space, &range.start, &limit]).await,
-        }
-        .map_err(classify)?;
-        rows.into_iter()
-            .map(|r| {
-                Ok((
-                    r.try_get(0).map_err(classify)?,
-                    r.try_get(1).map_err(classify)?,
-                ))
-            })
-            .collect()
+        scan_on(&client, space, range, order.reverse, limit).await
     }
 
     pub(super) async fn commit(&self, batch: &Batch) -> Result<(), BackendError> {
@@ -270,33 +242,7 @@ impl PgSnapshot {
             return Err(BackendError::Engine("the snapshot has ended".into()));
         };
         let limit = limit.max(1);
-        let end = if range.end.is_some() {
-            "AND key < $4"
-        } else {
-            ""
-        };
-        let sql = format!(
-            "SELECT key, value FROM tern_kv WHERE space = $1 AND key >= $2 {end} \
-             ORDER BY key LIMIT $3"
-        );
-        let stmt = client.prepare_cached(&sql).await.map_err(classify)?;
-        let (number, max) = (space.number(), limit as i64);
-        let rows = match &range.end {
-            Some(end) => {
-                client
-                    .query(&stmt, &[&number, &range.start, &max, end])
-                    .await
-            }
-            None => client.query(&stmt, &[&number, &range.start, &max]).await,
-        }
-        .map_err(classify)?;
-        let mut page = Vec::with_capacity(rows.len());
-        for r in rows {
-            page.push((
-                r.try_get::<_, Vec<u8>>(0).map_err(classify)?,
-                r.try_get::<_, Vec<u8>>(1).map_err(classify)?,
-            ));
-        }
+        let page = scan_on(client, space, range, false, limit as i64).await?;
         let next = match page.last() {
             Some((last, _)) if page.len() >= limit => Some(super::after(last)),
             _ => None,
@@ -337,6 +283,46 @@ impl PostgresBackend {
             .map_err(classify)?;
         Ok(())
     }
+}
+
+/// One page of a range scan on `client` (the pool's, or a snapshot's
+/// connection inside its transaction).
+async fn scan_on(
+    client: &deadpool_postgres::ClientWrapper,
+    space: Space,
+    range: &KeyRange,
+    reverse: bool,
+    limit: i64,
+) -> Result<KeyValues, BackendError> {
+    let direction = if reverse { "DESC" } else { "ASC" };
+    let end = if range.end.is_some() {
+        "AND key < $4"
+    } else {
+        ""
+    };
+    let sql = format!(
+        "SELECT key, value FROM tern_kv WHERE space = $1 AND key >= $2 {end} \
+         ORDER BY key {direction} LIMIT $3"
+    );
+    let stmt = client.prepare_cached(&sql).await.map_err(classify)?;
+    let space = space.number();
+    let rows = match &range.end {
+        Some(end) => {
+            client
+                .query(&stmt, &[&space, &range.start, &limit, end])
+                .await
+        }
+        None => client.query(&stmt, &[&space, &range.start, &limit]).await,
+    }
+    .map_err(classify)?;
+    rows.into_iter()
+        .map(|r| {
+            Ok((
+                r.try_get(0).map_err(classify)?,
+                r.try_get(1).map_err(classify)?,
+            ))
+        })
+        .collect()
 }
 
 /// Sorts a database error into what the caller can do about it.
