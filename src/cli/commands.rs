@@ -435,7 +435,8 @@ pub(crate) fn restore(config: &Config, dir: &Path) -> Result<()> {
             config.data_dir.display()
         );
     }
-    let manifest = dump::verify(dir)?;
+    // Opened (and checked) before the command becomes the server's account.
+    let opened = dump::open(dir)?;
     if let EngineSettings::Sled { data_dir } = EngineSettings::from_config(config)
         && let Ok(mut entries) = std::fs::read_dir(&data_dir)
         && entries.next().is_some()
@@ -446,7 +447,7 @@ pub(crate) fn restore(config: &Config, dir: &Path) -> Result<()> {
         );
     }
     let backend = open_backend(&runtime, config)?;
-    runtime.block_on(dump::restore(dir, &backend))?;
+    let manifest = runtime.block_on(dump::restore_opened(opened, &backend))?;
     println!(
         "restored the backup of {} (taken at {}, from {}) into {}",
         dir.display(),

@@ -261,13 +261,44 @@ pub fn verify(dir: &Path) -> Result<Manifest, DumpError> {
     Ok(manifest)
 }
 
+/// A checked backup with its files open (so that a restore run as root
+/// can open them before it becomes the server's account).
+pub struct Opened {
+    pub manifest: Manifest,
+    dir: PathBuf,
+    files: Vec<(Space, std::fs::File)>,
+}
+
+/// Checks the backup in `dir` and opens its files.
+pub fn open(dir: &Path) -> Result<Opened, DumpError> {
+    let manifest = verify(dir)?;
+    let mut files = Vec::new();
+    for space in Space::ALL {
+        let path = dir.join(&entry_for(&manifest, space).file);
+        files.push((space, std::fs::File::open(&path).map_err(io(&path))?));
+    }
+    Ok(Opened {
+        manifest,
+        dir: dir.to_path_buf(),
+        files,
+    })
+}
+
 /// Loads the backup in `dir` into the empty `backend` and checks the result.
 pub async fn restore(dir: &Path, backend: &Backend) -> Result<Manifest, DumpError> {
-    let manifest = verify(dir)?;
+    restore_opened(open(dir)?, backend).await
+}
+
+/// Loads an opened backup into the empty `backend` and checks the result.
+pub async fn restore_opened(opened: Opened, backend: &Backend) -> Result<Manifest, DumpError> {
+    let Opened {
+        manifest,
+        dir,
+        files,
+    } = opened;
     migrate::ensure_empty(backend).await?;
-    for space in Space::ALL {
-        let entry = entry_for(&manifest, space);
-        let path = dir.join(&entry.file);
+    for (space, file) in files {
+        let path = dir.join(&entry_for(&manifest, space).file);
         let mut batch = Batch::new();
         let mut bytes = 0;
         let mut load = |key: Vec<u8>, value: Vec<u8>| {
@@ -280,7 +311,7 @@ pub async fn restore(dir: &Path, backend: &Backend) -> Result<Manifest, DumpErro
                 None
             }
         };
-        let mut reader = open_records(&path)?;
+        let mut reader = BufReader::with_capacity(1 << 20, file);
         while let Some((key, value)) = read_record(&mut reader).map_err(io(&path))? {
             if let Some(full) = load(key, value) {
                 backend.commit(full).await?;
