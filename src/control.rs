@@ -88,9 +88,15 @@ async fn handle(ctx: Arc<ServerContext>, stream: UnixStream) -> std::io::Result<
         Ok(AdminRequest::Backup) => {
             use crate::store::backend::dump::{self, stream::StreamSink};
             let mut sink = StreamSink::new(write);
-            if let Err(e) = dump::snapshot_into(ctx.store.backend(), &mut sink).await {
-                tracing::warn!("backup: {e}");
-                sink.fail(&e.to_string()).await;
+            match dump::snapshot_into(ctx.store.backend(), &mut sink).await {
+                Ok(m) => tracing::info!(
+                    keys = m.spaces.iter().map(|s| s.keys).sum::<u64>(),
+                    "backup: snapshot sent over the control socket"
+                ),
+                Err(e) => {
+                    tracing::warn!("backup: {e}");
+                    sink.fail(&e.to_string()).await;
+                }
             }
             return Ok(());
         }

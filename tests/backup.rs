@@ -91,6 +91,12 @@ fn a_backup_under_load_restores_every_acknowledged_message_with_uids_and_flags()
     let before: HashSet<String> = sender.acked();
     let report = tern.cli_ok(&["backup", backup_arg]);
     assert!(report.contains("backed up the store"), "{report}");
+    // The running server made the snapshot (logged once it has sent it).
+    wait_for("the server's backup log line", bound, || {
+        tern.log()
+            .contains("backup: snapshot sent over the control socket")
+            .then_some(())
+    });
     let during = sender.acked().len();
     wait_for("mail after the backup", bound, || {
         (sender.acked().len() > during).then_some(())
