@@ -70,6 +70,12 @@ pub enum AdminRequest {
         format: crate::mailbox_io::Format,
         dir: std::path::PathBuf,
     },
+    /// `tern export` while the server runs: the folders streamed back over
+    /// the control socket (`mailbox_io::stream_export`); only the control
+    /// socket answers it.
+    ExportStream {
+        user: String,
+    },
     /// `tern import USER PATH` (an absolute path).
     Import {
         user: String,
@@ -151,6 +157,9 @@ pub async fn execute(
                 dir.display()
             ))
         }
+        AdminRequest::ExportStream { .. } => Err(AdminError::Invalid(
+            "an export is streamed by the control socket, not run here".into(),
+        )),
         AdminRequest::Import { user, path } => {
             let user = existing_user(store, config, &user).await?;
             let tally = crate::mailbox_io::import(store, &user, &path).await?;
@@ -295,7 +304,12 @@ fn account_address(config: &Config, address: &str) -> Result<String, AdminError>
 }
 
 /// The account an admin names; it must exist.
-async fn existing_user(store: &Store, config: &Config, user: &str) -> Result<String, AdminError> {
+/// The account `user` names (as `tern user` commands take it), which must exist.
+pub async fn existing_user(
+    store: &Store,
+    config: &Config,
+    user: &str,
+) -> Result<String, AdminError> {
     let address = account_address(config, user)?;
     if !store.user_exists(&address).await? {
         return Err(AdminError::Store(StoreError::NoSuchUser(address)));

@@ -100,6 +100,18 @@ async fn handle(ctx: Arc<ServerContext>, stream: UnixStream) -> std::io::Result<
             }
             return Ok(());
         }
+        Ok(AdminRequest::ExportStream { user }) => {
+            let user = admin::existing_user(&ctx.store, &ctx.config, &user)
+                .await
+                .unwrap_or(user);
+            match crate::mailbox_io::stream_export(&ctx.store, &user, write).await {
+                Ok(tally) => {
+                    tracing::info!("export of {user}: {tally} sent over the control socket")
+                }
+                Err(e) => tracing::warn!("export of {user}: {e}"),
+            }
+            return Ok(());
+        }
         Ok(AdminRequest::DmarcReport { dry_run }) => {
             let send = (!dry_run).then_some(&*ctx);
             match crate::dmarc::report_now(&ctx.store, &ctx.config, &ctx.mailauth, send).await {

@@ -290,8 +290,7 @@ fn run(cli: Cli) -> Result<()> {
                 ExportFormat::Maildir => tern::mailbox_io::Format::Maildir,
                 ExportFormat::Mbox => tern::mailbox_io::Format::Mbox,
             };
-            let dir = absolute(&dir)?;
-            admin_request(&config, AdminRequest::Export { user, format, dir })
+            export(&config, user, format, &absolute(&dir)?)
         }
         Command::Migrate {
             user,

@@ -31,6 +31,12 @@ fn a_maildir_tern_exports_is_served_by_dovecot_and_mbox_round_trips() {
         maildir_arg,
     ]);
     assert!(report.contains("5 message(s)"), "{report}");
+    // The running server streamed it; this command wrote the files.
+    harness::wait_for("the server's export log line", harness::READY_BOUND, || {
+        tern.log()
+            .contains("sent over the control socket")
+            .then_some(())
+    });
     // Into a folder that is not empty: refused.
     let again = tern.cli(
         &[

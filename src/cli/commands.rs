@@ -404,6 +404,28 @@ pub(crate) fn backup(config: &Config, dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// `tern export`: the running server streams the folders over the control
+/// socket and this command writes the files (as its user, where it can
+/// write); with no server running, the store is read directly.
+pub(crate) fn export(
+    config: &Config,
+    user: String,
+    format: tern::mailbox_io::Format,
+    dir: &Path,
+) -> Result<()> {
+    use tern::mailbox_io::{FileSink, receive_export};
+    let runtime = current_thread()?;
+    let request = AdminRequest::ExportStream { user: user.clone() };
+    let Some(socket) = runtime.block_on(tern::control::open(&config.data_dir, &request))? else {
+        let dir = dir.to_path_buf();
+        return admin_request(config, AdminRequest::Export { user, format, dir });
+    };
+    let mut sink = FileSink::create(format, dir)?;
+    let tally = runtime.block_on(receive_export(socket, &mut sink))?;
+    println!("exported {tally} of {user} into {}", dir.display());
+    Ok(())
+}
+
 /// The source account's password for `tern migrate`: the first line of
 /// `file`, else `$TERN_MIGRATE_PASSWORD` (never an argument: those show in
 /// `ps`).

@@ -14,11 +14,13 @@
 //!
 //! This file holds what both share: the flag vocabulary and line endings.
 
+mod export;
 mod imap_client;
 mod maildir;
 mod mbox;
 mod pull;
 
+pub use export::{FileSink, export, export_into, receive_export, stream_export};
 pub use pull::{PullReport, PullSource, parse_url, pull};
 
 use crate::store::{Flag, Store, StoreError};
@@ -75,52 +77,6 @@ pub(crate) struct Incoming {
     pub bytes: Vec<u8>,
     pub flags: Vec<String>,
     pub date: Option<i64>,
-}
-
-/// Writes every folder of `user` into `dir` (absent or empty).
-pub async fn export(
-    store: &Store,
-    user: &str,
-    format: Format,
-    dir: &Path,
-) -> Result<Tally, MailboxIoError> {
-    if store.user(user).await?.is_none() {
-        return Err(MailboxIoError::Refused(format!("no such user: {user}")));
-    }
-    if dir.exists() && std::fs::read_dir(dir).map_err(io(dir))?.next().is_some() {
-        return Err(MailboxIoError::Refused(format!(
-            "{} is not empty: export into a new folder",
-            dir.display()
-        )));
-    }
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let mut tally = Tally::default();
-    for folder in store.folders(user).await? {
-        let messages = store.messages(user, &folder.name).await?;
-        let mut out = match format {
-            Format::Maildir => Sink::Maildir(maildir::Writer::create(dir, &folder.name)?),
-            Format::Mbox => Sink::Mbox(mbox::Writer::create(dir, &folder.name)?),
-        };
-        for m in &messages {
-            let bytes = to_lf(&store.read_blob(m.blob).await?);
-            match &mut out {
-                Sink::Maildir(w) => w.write(&bytes, &m.flags, m.internal_date, m.uid)?,
-                Sink::Mbox(w) => w.write(&bytes, &m.flags, m.internal_date)?,
-            }
-        }
-        match out {
-            Sink::Maildir(w) => w.finish()?,
-            Sink::Mbox(w) => w.finish()?,
-        }
-        tally.folders += 1;
-        tally.messages += messages.len();
-    }
-    Ok(tally)
-}
-
-enum Sink {
-    Maildir(maildir::Writer),
-    Mbox(mbox::Writer),
 }
 
 /// Adds the mail at `path` to `user`'s folders (made when missing): a

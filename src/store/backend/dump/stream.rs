@@ -35,13 +35,7 @@ impl<W: AsyncWrite + Unpin + Send> StreamSink<W> {
     }
 
     async fn frame(&mut self, kind: u8, parts: &[&[u8]]) -> Result<(), DumpError> {
-        self.out.write_u8(kind).await.map_err(lost)?;
-        for part in parts {
-            let len = u32::try_from(part.len()).map_err(|e| lost(std::io::Error::other(e)))?;
-            self.out.write_u32(len).await.map_err(lost)?;
-            self.out.write_all(part).await.map_err(lost)?;
-        }
-        Ok(())
+        write_frame(&mut self.out, kind, parts).await.map_err(lost)
     }
 
     /// Tells the other end the backup failed, and why.
@@ -68,16 +62,35 @@ impl<W: AsyncWrite + Unpin + Send> Sink for StreamSink<W> {
     }
 }
 
-async fn part(input: &mut (impl AsyncRead + Unpin)) -> Result<Vec<u8>, DumpError> {
-    let len = input.read_u32().await.map_err(lost)?;
+/// Writes one frame: `kind`, then each part as a length and its bytes
+/// (shared with `tern export`'s stream).
+pub(crate) async fn write_frame(
+    out: &mut (impl AsyncWrite + Unpin),
+    kind: u8,
+    parts: &[&[u8]],
+) -> std::io::Result<()> {
+    out.write_u8(kind).await?;
+    for part in parts {
+        let len = u32::try_from(part.len()).map_err(std::io::Error::other)?;
+        out.write_u32(len).await?;
+        out.write_all(part).await?;
+    }
+    Ok(())
+}
+
+/// Reads one part of a frame (at most 64 MiB).
+pub(crate) async fn read_part(input: &mut (impl AsyncRead + Unpin)) -> std::io::Result<Vec<u8>> {
+    let len = input.read_u32().await?;
     if len > 64 << 20 {
-        return Err(lost(std::io::Error::other(format!(
-            "a frame of {len} bytes"
-        ))));
+        return Err(std::io::Error::other(format!("a frame of {len} bytes")));
     }
     let mut buf = vec![0; len as usize];
-    input.read_exact(&mut buf).await.map_err(lost)?;
+    input.read_exact(&mut buf).await?;
     Ok(buf)
+}
+
+async fn part(input: &mut (impl AsyncRead + Unpin)) -> Result<Vec<u8>, DumpError> {
+    read_part(input).await.map_err(lost)
 }
 
 /// The command's end: writes the frames from `input` into `sink` and
