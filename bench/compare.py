@@ -18,6 +18,16 @@ Scenarios (smtp-source sends one message per session, as it does by default):
   latency              accept latency (end of data -> 250) at a fixed rate
   idle                 memory with N idle connections (greeting and EHLO done)
 
+Storage engines (`--engines`): relay-20, relay-200 and local also run on
+  sled               the default engine (the "Tern" column), always
+  before             another Tern binary (`--before BIN`, e.g. a release
+                     build of the commit before the storage seam) on sled
+  postgres           Tern on a private PostgreSQL (one cluster for the run,
+                     a fresh database per instance; fsync on), with the
+                     cluster's CPU and its statements/commits per message
+and a second table puts them side by side with Postfix, with the sled I/O
+pool's wake-ups per message.
+
 Both MTAs fsync before the 250. Tern logs at its default level (info) to a
 file and Postfix to its maillog, as each does in service. Tern's SPF/DKIM
 checks of mail from outside (`[auth] verify`) are off, since Postfix does
@@ -98,11 +108,15 @@ class Runner:
 
     # --- throughput -----------------------------------------------------
 
-    def throughput(self, server, count, sessions, size, rcpt, delivered, baseline=0):
+    def throughput(self, server, count, sessions, size, rcpt, delivered, baseline=0, db=None):
         """Sends `count` messages; returns the figures once `delivered()`
-        reaches `count` (+ baseline)."""
+        reaches `count` (+ baseline). With `db` (a Postgres), its CPU and
+        counters per message too; every server's own `counters()` per
+        message."""
         sampler = load.PeakMemory(server)
         cpu0 = server.cpu()
+        counters0 = counters(server, db)
+        db_cpu0 = db.cpu() if db else 0.0
         t0 = time.perf_counter()
         load.smtp_source(server.port, count, sessions, size, SENDER, rcpt)
         t1 = time.perf_counter()
@@ -112,38 +126,67 @@ class Runner:
         time.sleep(0.5)
         cpu = server.cpu() - cpu0
         peak = sampler.stop()
-        return {
+        figures = {
             "accept": count / (t1 - t0),
             "e2e": count / (t2 - t0),
             "cpu": cpu / count * 1000,
             "mem": peak / 1024,
         }
+        if db:
+            # PostgreSQL's backends publish their transaction counts when
+            # idle, at most once a second.
+            time.sleep(1.5)
+            figures["db_cpu"] = (db.cpu() - db_cpu0) / count * 1000
+        for key, value in counters(server, db).items():
+            figures[key] = (value - counters0.get(key, 0)) / count
+        return figures
+
+    def tern(self, which, label, config, **kw):
+        """A Tern for variant `which`: "tern" (this build, sled), "tern-before"
+        (`--before`'s binary, sled) or "tern-pg" (this build on PostgreSQL)."""
+        if which == "tern-before":
+            kw["binary"] = self.args.before
+        if which == "tern-pg":
+            config += f'[store]\nbackend = "postgres"\nurl = "{self.pg.database()}"\nsslmode = "disable"\n'
+        return Tern(self.dir(f"{which}-{label}"), config, **kw)
+
+    @property
+    def pg(self):
+        if not hasattr(self, "_pg"):
+            self._pg = mta.Postgres(self.work)
+        return self._pg
+
+    def db(self, which):
+        return self.pg if which == "tern-pg" else None
 
     def relay(self, which, sessions, size, count):
         sink = mta.Sink(self.work)
         try:
-            if which == "tern":
-                server = Tern(self.dir("tern-relay"), tern_relay(sink.port))
+            if which.startswith("tern"):
+                server = self.tern(which, "relay", tern_relay(sink.port))
             else:
                 server = Postfix(self.dir("pf-relay"), postfix_relay(sink.port), process_limit=max(200, sessions + 50))
             try:
-                return self.throughput(server, count, sessions, size, "rcpt@sink.test", sink.received)
+                return self.throughput(server, count, sessions, size, "rcpt@sink.test", sink.received,
+                                       db=self.db(which))
             finally:
                 server.stop()
         finally:
             sink.stop()
 
     def local(self, which, count):
-        if which == "tern":
-            server = Tern(
-                self.dir("tern-local"),
+        if which.startswith("tern"):
+            server = self.tern(
+                which,
+                "local",
                 'local_domains = ["bench.test"]\n' + TERN_COMMON + "[tls]\nallow_plaintext_auth = true\n",
                 users=["user0@bench.test"],
                 protocols=("smtp", "pop3"),
             )
             try:
                 # Tern delivers to the mailbox before its 250; POP3 checks the count after.
-                result = self.throughput(server, count, 20, SIZE, "user0@bench.test", lambda: count)
+                result = self.throughput(server, count, 20, SIZE, "user0@bench.test", lambda: count,
+                                         db=self.db(which))
                 got = pop3_count(server.ports["pop3"])
                 if got != count:
                     raise RuntimeError(f"Tern's mailbox holds {got} messages, not {count}")
@@ -251,6 +294,13 @@ class Runner:
         }
 
 
+def counters(server, db):
+    out = dict(server.counters()) if hasattr(server, "counters") else {}
+    if db:
+        out.update(db.counters())
+    return out
+
+
 def pop3_count(port):
     import poplib
 
@@ -345,6 +395,38 @@ def table(results, args, scenarios, loads):
     return "\n".join(lines)
 
 
+ENGINE_SCENARIOS = ("relay-20", "relay-200", "local")
+ENGINE_ROWS = [
+    ("accept", "msg/s"),
+    ("e2e", "msg/s end-to-end"),
+    ("cpu", "MTA CPU s/1000 msgs"),
+    ("db_cpu", "PostgreSQL CPU s/1000 msgs"),
+    ("io_wakeups", "sled I/O pool wake-ups/msg"),
+    ("db_statements", "DB statements/msg"),
+    ("db_commits", "DB transactions/msg"),
+    ("db_wal_syncs", "WAL fsyncs/msg"),
+]
+COLUMNS = [("tern", "sled"), ("tern-before", "before"), ("tern-pg", "PostgreSQL"), ("postfix", "Postfix")]
+
+
+def engine_table(results, scenarios, variants):
+    """The storage engines side by side: results[scenario][variant]."""
+    cols = [(k, name) for k, name in COLUMNS if k in ("tern", "postfix") or k in variants]
+    head = f"{'scenario':34} {'figure':28}" + "".join(f" {name:>11}" for _, name in cols)
+    lines = [head, "-" * len(head)]
+    for scenario in ENGINE_SCENARIOS:
+        if scenario not in scenarios:
+            continue
+        label = scenario
+        for metric, unit in ENGINE_ROWS:
+            cells = [median([r[metric] for r in results.get(scenario, {}).get(k, []) if metric in r]) for k, _ in cols]
+            if all(c is None for c in cells):
+                continue
+            lines.append(f"{label:34} {unit:28}" + "".join(f" {fmt(c):>11}" for c in cells))
+            label = ""
+    return "\n".join(lines)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--messages", type=int, default=10000)
@@ -355,11 +437,18 @@ def main():
     ap.add_argument("--rate", type=float, default=200, help="latency: messages per second offered")
     ap.add_argument("--latency-connections", type=int, default=20)
     ap.add_argument("--latency-seconds", type=float, default=10)
+    ap.add_argument("--engines", default="sled",
+                    help="sled,before,postgres: the variants relay-20, relay-200 and local run on (see above)")
+    ap.add_argument("--before", help="the Tern binary of the `before` variant")
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--out", help="also write the table to this file")
     args = ap.parse_args()
     args.big_messages = args.big_messages or max(1, args.messages // 5)
     scenarios = [s for s in args.only.split(",") if s]
+    engines = [e for e in args.engines.split(",") if e]
+    if "before" in engines and not args.before:
+        raise SystemExit("--engines before needs --before BIN")
+    variants = [v for e, v in (("before", "tern-before"), ("postgres", "tern-pg")) if e in engines]
 
     if not shutil.which("smtp-source"):
         subprocess.run(["apt-get", "install", "-y", "-qq", "postfix"], check=True,
@@ -375,6 +464,8 @@ def main():
         for run in range(args.runs):
             for scenario in scenarios:
                 mtas = ["tern", "tern+plugins"] if scenario == "plugins" else ["tern", "postfix"]
+                if scenario in ENGINE_SCENARIOS:
+                    mtas[1:1] = variants
                 if run % 2:
                     mtas.reverse()
                 for which in mtas:
@@ -383,9 +474,13 @@ def main():
                     print(f"    {', '.join(f'{k} {fmt(v)}' for k, v in r.items())}", file=sys.stderr, flush=True)
                     results.setdefault(scenario, {}).setdefault(which, []).append(r)
     finally:
+        if hasattr(runner, "_pg"):
+            runner._pg.stop()
         shutil.rmtree(work, ignore_errors=True)
     loads[1] = Path("/proc/loadavg").read_text().split()[:3]
     text = table(results, args, scenarios, [" ".join(x) for x in loads])
+    if variants:
+        text += "\n\n" + engine_table(results, scenarios, variants)
     print(text)
     if args.out:
         Path(args.out).write_text(text + "\n")

@@ -168,7 +168,8 @@ class Tern:
 
     name = "tern"
 
-    def __init__(self, work, config, users=(), protocols=("smtp",), wrapper=()):
+    def __init__(self, work, config, users=(), protocols=("smtp",), wrapper=(), binary=None):
+        binary = binary or TERN
         self.dir = work
         self.dir.mkdir(parents=True)
         cfg = self.dir / "tern.toml"
@@ -176,7 +177,7 @@ class Tern:
         cfg.write_text('hostname = "mx.bench.test"\ndata_dir = "data"\n' + config + listen)
         for user in users:
             subprocess.run(
-                [TERN, "user", "add", user, "--password-stdin", "--config", cfg],
+                [binary, "user", "add", user, "--password-stdin", "--config", cfg],
                 input=b"pw\n",
                 check=True,
                 stdout=subprocess.DEVNULL,
@@ -184,7 +185,7 @@ class Tern:
         env = dict(os.environ, TERN_LOG=os.environ.get("TERN_LOG", "info"))
         self.log = open(self.dir / "tern.log", "wb")
         self.proc = subprocess.Popen(
-            [*wrapper, TERN, "serve", "--config", cfg], stderr=self.log, env=env, preexec_fn=raise_fd_limit
+            [*wrapper, binary, "serve", "--config", cfg], stderr=self.log, env=env, preexec_fn=raise_fd_limit
         )
         listeners = self.dir / "data" / "listeners"
         try:
@@ -212,6 +213,26 @@ class Tern:
     def memory(self):
         """(current, peak) in KiB: VmRSS and VmHWM."""
         return status_kib(self.pid, "VmRSS"), status_kib(self.pid, "VmHWM")
+
+    def counters(self):
+        """Cumulative counters a run reports per message: `io_wakeups`, the
+        context switches of sled's I/O pool threads (`sled-io-N`: each
+        switch is a wake-up and a sleep of a pool thread)."""
+        total = 0
+        try:
+            tasks = os.listdir(f"/proc/{self.pid}/task")
+        except OSError:
+            tasks = []
+        for tid in tasks:
+            try:
+                if not Path(f"/proc/{self.pid}/task/{tid}/comm").read_text().startswith("sled-io"):
+                    continue
+                for line in Path(f"/proc/{self.pid}/task/{tid}/status").read_text().splitlines():
+                    if line.startswith(("voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:")):
+                        total += int(line.split()[1])
+            except OSError:
+                pass
+        return {"io_wakeups": total}
 
     def stop(self, timeout=30):
         self.proc.terminate()
@@ -296,6 +317,81 @@ smtpd_client_connection_rate_limit = 0
                     os.kill(p, signal.SIGKILL)
                 except OSError:
                     pass
+
+
+class Postgres:
+    """A private PostgreSQL cluster (Debian's postgresql-15, `initdb` under
+    `work`, run as the postgres user, an ephemeral loopback port) with its
+    defaults for durability (fsync, synchronous_commit: a commit is on disk
+    before Tern's 250, as Postfix's and sled's are) and pg_stat_statements,
+    so a run can count the statements (round trips) Tern sends."""
+
+    def __init__(self, work):
+        self.dir = work / "postgres"
+        self.dir.mkdir(parents=True)
+        for d in [self.dir, *self.dir.parents]:
+            if d == Path("/"):
+                break
+            if d.stat().st_mode & 0o005 != 0o005:
+                d.chmod(d.stat().st_mode | 0o755)
+        shutil.chown(self.dir, "postgres", "postgres")
+        self.bin = Path(sorted(Path("/usr/lib/postgresql").glob("*/bin"))[-1])
+        self.port = free_port()
+        self.data = self.dir / "data"
+        self._as_postgres(["initdb", "-D", self.data, "-U", "tern", "--auth=trust", "-E", "UTF8", "--no-instructions"])
+        options = (
+            f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c max_connections=300 "
+            "-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all"
+        )
+        self._as_postgres(["pg_ctl", "-D", self.data, "-l", self.dir / "server.log", "-o", options, "-w", "start"])
+        self.pid = int((self.data / "postmaster.pid").read_text().split()[0])
+        self.databases = 0
+        self.psql("CREATE EXTENSION pg_stat_statements", "postgres")
+
+    def _as_postgres(self, argv):
+        subprocess.run(["runuser", "-u", "postgres", "--", self.bin / argv[0], *argv[1:]], check=True,
+                       cwd=self.dir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def psql(self, sql, db="postgres"):
+        out = subprocess.run([self.bin / "psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "tern", "-d", db,
+                              "-Atq", "-c", sql], check=True, capture_output=True, text=True)
+        return out.stdout.strip()
+
+    def database(self):
+        """A new empty database for one Tern; its URL."""
+        self.databases += 1
+        name = f"tern{self.databases}"
+        self.psql(f"CREATE DATABASE {name}")
+        return f"postgresql://tern@127.0.0.1:{self.port}/{name}"
+
+    def cpu(self):
+        """CPU seconds of the cluster so far (backends reaped included)."""
+        total = 0.0
+        for pid in descendants(self.pid):
+            st = proc_stat(pid)
+            if st:
+                total += st[1] + st[2]
+        return total
+
+    def counters(self):
+        """Statements executed (pg_stat_statements' calls, BEGIN and
+        COMMIT included: each is a round trip), transactions committed (a
+        statement outside BEGIN is one too) over every database, and WAL
+        fsyncs (the durability cost)."""
+        calls = self.psql("SELECT coalesce(sum(calls), 0) FROM pg_stat_statements")
+        commits = self.psql("SELECT coalesce(sum(xact_commit), 0) FROM pg_stat_database")
+        syncs = self.psql("SELECT wal_sync FROM pg_stat_wal")
+        return {"db_statements": int(float(calls)), "db_commits": int(commits), "db_wal_syncs": int(syncs)}
+
+    def top_statements(self, n=15):
+        """The statements run most often: (calls, text)."""
+        out = self.psql(f"SELECT calls, regexp_replace(query, '\\s+', ' ', 'g') FROM pg_stat_statements "
+                        f"ORDER BY calls DESC LIMIT {n}")
+        return [line.split("|", 1) for line in out.splitlines()]
+
+    def stop(self):
+        self._as_postgres(["pg_ctl", "-D", self.data, "-m", "fast", "-w", "stop"])
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def postfix_uid():

@@ -5,10 +5,11 @@
 //! reload requests (`tern plugin reload`, `tern tls reload`) only a running
 //! server answers.
 
-use crate::config::Config;
+use crate::config::{ByteSize, Config, parse_quota};
 use crate::queue::QueueHandle;
 use crate::store::{
-    QueueEntry, RecipientState, Store, StoreError, format_queue_id, parse_queue_id,
+    QueueEntry, Quota, QuotaOverride, RecipientState, Store, StoreError, format_queue_id,
+    parse_queue_id,
 };
 use serde::{Deserialize, Serialize};
 
@@ -27,6 +28,11 @@ pub enum AdminRequest {
     UserPasswd {
         address: String,
         password: String,
+    },
+    /// `tern user quota USER [SIZE|none|default]`; no size: show it.
+    UserQuota {
+        address: String,
+        size: Option<String>,
     },
     QueueList,
     QueueShow {
@@ -95,6 +101,8 @@ pub enum AdminRequest {
     DmarcReport {
         dry_run: bool,
     },
+    /// `tern trace`: the decisions about a message or a client's sessions.
+    Trace(crate::trace::query::TraceQuery),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -172,6 +180,42 @@ pub async fn execute(
             let user = existing_user(store, config, &user).await?;
             let report = crate::mailbox_io::pull(store, &user, &source).await?;
             Ok(format!("{report} from {} into {user}\n", source.url))
+        }
+        AdminRequest::UserQuota { address, size } => {
+            let address = account_address(config, &address)?;
+            if let Some(size) = size {
+                let own = match size.trim() {
+                    "default" => None,
+                    text => Some(match parse_quota(text).map_err(AdminError::Invalid)? {
+                        Some(ByteSize(0)) => {
+                            return Err(AdminError::Invalid(
+                                "a quota is at least 1 byte (\"none\" for no quota)".into(),
+                            ));
+                        }
+                        Some(ByteSize(n)) => QuotaOverride::Bytes(n),
+                        None => QuotaOverride::Unlimited,
+                    }),
+                };
+                store.set_quota(&address, own).await?;
+            }
+            let Some(record) = store.user(&address).await? else {
+                return Err(StoreError::NoSuchUser(address).into());
+            };
+            // Without a server the store has not been told the default.
+            store.set_default_quota(config.users.default_quota.map(|q| q.0));
+            let Quota { limit, usage } = store.quota(&address).await?;
+            let own = record.quota;
+            let limit_text = match limit {
+                Some(n) => format!("{} ({n} bytes)", ByteSize(n)),
+                None => "unlimited".into(),
+            };
+            let whence = if own.is_some() { "own" } else { "default" };
+            Ok(format!(
+                "{address}: quota {limit_text} ({whence}), using {} ({} bytes) in {} messages\n",
+                ByteSize(usage.bytes),
+                usage.bytes,
+                usage.messages
+            ))
         }
         AdminRequest::QueueList => {
             let entries = store.queue_entries().await?;
@@ -267,6 +311,13 @@ pub async fn execute(
         AdminRequest::TlsReload => Err(AdminError::Invalid(
             "no server is running; certificates are loaded when `tern serve` starts".into(),
         )),
+        AdminRequest::Trace(query) => {
+            use crate::trace::query::{QueryError, answer};
+            answer(store, &query).await.map_err(|e| match e {
+                QueryError::Store(e) => AdminError::Store(e),
+                other => AdminError::Invalid(other.to_string()),
+            })
+        }
         AdminRequest::DmarcReport { .. } => Err(AdminError::Invalid(
             "no server is running; reports are sent by `tern serve` (try --dry-run)".into(),
         )),

@@ -38,4 +38,5 @@ pub mod submit;
 #[doc(hidden)]
 pub mod testing;
 pub mod tls;
+pub mod trace;
 pub mod web;

@@ -254,6 +254,7 @@ fn run(cli: Cli) -> Result<()> {
                     let password = read_password(password_stdin)?;
                     AdminRequest::UserPasswd { address, password }
                 }
+                UserCommand::Quota { address, size } => AdminRequest::UserQuota { address, size },
             };
             admin_request(&config, request)
         }
@@ -313,6 +314,22 @@ fn run(cli: Cli) -> Result<()> {
         Command::Import { user, path } => {
             let path = absolute(&path)?;
             admin_request(&config, AdminRequest::Import { user, path })
+        }
+        Command::Trace {
+            id,
+            client,
+            since,
+            until,
+            json,
+        } => {
+            let query = tern::trace::query::TraceQuery {
+                id,
+                client,
+                since: since.as_deref().map(parse_time).transpose()?,
+                until: until.as_deref().map(parse_time).transpose()?,
+                json,
+            };
+            admin_request(&config, AdminRequest::Trace(query))
         }
         Command::Dmarc(DmarcCommand::Report { dry_run }) => dmarc_report(&config, dry_run),
         Command::Queue(q) => {

@@ -1,7 +1,10 @@
 //! The connection every protocol session owns: a TCP stream that may be
 //! upgraded to TLS in place (STARTTLS, STLS), with a read buffer, bounded
 //! line reads and the rule that an upgrade throws away anything the client
-//! sent before the handshake finished.
+//! sent before the handshake finished; IMAP's COMPRESS=DEFLATE layers
+//! `deflate.rs` over either.
+
+mod deflate;
 
 use std::io;
 use std::net::SocketAddr;
@@ -83,6 +86,8 @@ pub struct Connection {
     pub peer: SocketAddr,
     pub local: SocketAddr,
     tls: Option<crate::tls::TlsInfo>,
+    /// COMPRESS=DEFLATE, once started.
+    deflate: Option<Box<deflate::Deflate>>,
 }
 
 impl Connection {
@@ -95,7 +100,27 @@ impl Connection {
             peer,
             local,
             tls: None,
+            deflate: None,
         }
+    }
+
+    /// Whether COMPRESS=DEFLATE is on.
+    pub fn is_compressed(&self) -> bool {
+        self.deflate.is_some()
+    }
+
+    /// Starts COMPRESS=DEFLATE (RFC 4978) after its OK was flushed: from
+    /// now on both directions are raw deflate; bytes the client sent after
+    /// the command, already buffered, are compressed ones.
+    pub fn start_deflate(&mut self) -> io::Result<()> {
+        if self.deflate.is_some() {
+            return Err(io::Error::other("compression is already active"));
+        }
+        let mut z = Box::new(deflate::Deflate::new());
+        let early = self.buf.split_off(self.start);
+        z.inflate(&early, &mut self.buf)?;
+        self.deflate = Some(z);
+        Ok(())
     }
 
     pub fn is_tls(&self) -> bool {
@@ -149,8 +174,25 @@ impl Connection {
             self.buf.drain(..self.start);
             self.start = 0;
         }
-        self.buf.reserve(16 * 1024);
-        self.stream.read_buf(&mut self.buf).await
+        let Some(z) = self.deflate.as_mut() else {
+            self.buf.reserve(16 * 1024);
+            return self.stream.read_buf(&mut self.buf).await;
+        };
+        // Compressed: read until some text comes out (a read may end inside
+        // a block); each read is inflated at once, so a cancel loses nothing.
+        loop {
+            z.raw.clear();
+            if self.stream.read_buf(&mut z.raw).await? == 0 {
+                return Ok(0);
+            }
+            let before = self.buf.len();
+            let raw = std::mem::take(&mut z.raw);
+            z.inflate(&raw, &mut self.buf)?;
+            z.raw = raw;
+            if self.buf.len() > before {
+                return Ok(self.buf.len() - before);
+            }
+        }
     }
 
     /// Reads one line ending in LF (the CR before it, if any, is removed).
@@ -188,17 +230,43 @@ impl Connection {
     }
 
     pub async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.stream.write_all(bytes).await?;
-        self.stream.flush().await
+        self.write_buffered(bytes).await?;
+        self.flush().await
     }
 
     /// Writes without flushing (for batching many lines).
     pub async fn write_buffered(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.stream.write_all(bytes).await
+        match self.deflate.as_mut() {
+            None => self.stream.write_all(bytes).await,
+            Some(z) => {
+                z.deflate(bytes, false)?;
+                self.write_deflated().await
+            }
+        }
     }
 
     pub async fn flush(&mut self) -> io::Result<()> {
+        if let Some(z) = self.deflate.as_mut() {
+            z.deflate(&[], true)?;
+            self.write_deflated().await?;
+        }
         self.stream.flush().await
+    }
+
+    /// Writes out the compressed bytes made so far; each write takes only
+    /// what went out, so a cancelled write loses nothing.
+    async fn write_deflated(&mut self) -> io::Result<()> {
+        let Some(z) = self.deflate.as_mut() else {
+            return Ok(());
+        };
+        while !z.out.is_empty() {
+            let n = self.stream.write(&z.out).await?;
+            if n == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            z.out.drain(..n);
+        }
+        Ok(())
     }
 
     pub async fn shutdown(&mut self) {

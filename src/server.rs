@@ -122,6 +122,7 @@ pub async fn run(
     });
     let queue_task = tokio::spawn(crate::queue::run(ctx.clone(), shutdown.clone()));
     let dmarc_task = tokio::spawn(crate::dmarc::run(ctx.clone(), shutdown.clone()));
+    let trace_task = tokio::spawn(crate::trace::sweep::run(ctx.clone(), shutdown.clone()));
     let control =
         crate::control::bind(&ctx.config.data_dir).map_err(|source| ServerError::Write {
             path: crate::control::socket_path(&ctx.config.data_dir),
@@ -155,6 +156,7 @@ pub async fn run(
     }
     let _ = queue_task.await;
     let _ = dmarc_task.await;
+    let _ = trace_task.await;
     let _ = control_task.await;
     if let Some(t) = metrics_task {
         let _ = t.await;

@@ -335,3 +335,68 @@ print("ok")
     );
     assert_eq!(out.trim(), "ok");
 }
+
+/// COMPRESS=DEFLATE (RFC 4978) with Python's zlib (raw deflate, sync
+/// flushes) as the client's side: the OK uncompressed, then commands and
+/// answers compressed, a message of 200 KB in and out byte for byte, IDLE
+/// hearing of new mail, and a second COMPRESS refused.
+#[test]
+fn compress_deflate_carries_commands_literals_and_idle() {
+    let t = server("");
+    let out = run(
+        &t,
+        r#"
+import socket, zlib
+r = Raw()
+assert "COMPRESS=DEFLATE" in r.ok("CAPABILITY")[0].split()
+r.sock.sendall(b"z1 COMPRESS DEFLATE\r\n")
+assert r.f.readline() == b"z1 OK DEFLATE active\r\n"
+out, inf = zlib.compressobj(6, zlib.DEFLATED, -15), zlib.decompressobj(-15)
+got = bytearray()
+def send(data):
+    r.sock.sendall(out.compress(data) + out.flush(zlib.Z_SYNC_FLUSH))
+def until(marker):
+    global got
+    while marker not in got:
+        chunk = r.sock.recv(65536)
+        assert chunk, got[-300:]
+        got += inf.decompress(chunk)
+    i = got.index(marker) + len(marker)
+    head, got = bytes(got[:i]), got[i:]
+    return head
+def tagged(tag):
+    # (what came before, the tagged line's text after the tag); `got`
+    # always starts at the start of a line
+    global got
+    got = bytearray(b"\r\n") + got
+    before = until(b"\r\n" + tag + b" ")
+    return before, until(b"\r\n")
+body = b"".join(b"line %06d of a long message, compressible\r\n" % i for i in range(4500))
+msg = b"Subject: squeezed\r\n\r\n" + body
+send(b"a1 APPEND INBOX {%d+}\r\n" % len(msg) + msg + b"\r\n")
+assert tagged(b"a1")[1].startswith(b"OK [APPENDUID")
+send(b"a2 SELECT INBOX\r\n")
+before, line = tagged(b"a2")
+assert b"* 1 EXISTS" in before and line.startswith(b"OK"), (before, line)
+send(b"a3 FETCH 1 BODY.PEEK[]\r\n")
+before, line = tagged(b"a3")
+assert msg in before and line.startswith(b"OK"), (len(before), line)
+send(b"a4 COMPRESS DEFLATE\r\n")
+assert tagged(b"a4")[1].startswith(b"NO [COMPRESSIONACTIVE]")
+send(b"a5 IDLE\r\n")
+until(b"+ ")
+until(b"\r\n")
+smtp = smtplib.SMTP("127.0.0.1", SMTP)
+smtp.sendmail("lisa@outside.test", ["bob@example.test"], b"Subject: new\r\n\r\nhi\r\n")
+smtp.quit()
+until(b"* 2 EXISTS\r\n")
+send(b"DONE\r\n")
+assert tagged(b"a5")[1].startswith(b"OK")
+send(b"a6 LOGOUT\r\n")
+before, line = tagged(b"a6")
+assert b"* BYE" in before and line.startswith(b"OK"), (before, line)
+print("ok")
+"#,
+    );
+    assert_eq!(out.trim(), "ok");
+}

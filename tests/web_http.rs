@@ -7,35 +7,7 @@
 //! over IMAP); reading on the web sets \Seen for IMAP too.
 
 mod harness;
-use harness::{Sink, Tern, config, python};
-use std::path::Path;
-
-/// A web mail server for example.test with bob and carol; `extra` is more TOML.
-fn server(extra: &str) -> Tern {
-    let extra = format!(
-        "[[listen]]\nprotocol = \"http\"\naddress = \"{{ip}}:0\"\n[[listen]]\nprotocol = \"imap\"\naddress = \"{{ip}}:0\"\n\n[tls]\nallow_plaintext_auth = true\n\n{extra}"
-    );
-    let t = Tern::start(&config("mx.example.test", "example.test", &extra));
-    t.add_user("bob@example.test", "bob-pw");
-    t.add_user("carol@example.test", "carol-pw");
-    t
-}
-
-/// Runs `body` with the helpers imported and HTTP/SMTP/POP ports set.
-fn run(t: &Tern, body: &str) -> String {
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    let script = format!(
-        "import sys, re, base64, poplib, imaplib, json, os, time\nsys.path.insert(0, {fixtures:?})\nfrom webmail import *\n\
-         HTTP={}\nSMTP={}\nPOP={}\nIMAP={}\nHTTPS={}\n{body}",
-        t.port("http"),
-        t.port("smtp"),
-        t.port("pop3"),
-        t.port("imap"),
-        t.ports.get("https").copied().unwrap_or(0),
-        fixtures = fixtures.display().to_string(),
-    );
-    python(&script, &[])
-}
+use harness::{Sink, webmail_run as run, webmail_server as server};
 
 #[test]
 fn login_logout_cookies_and_security_headers() {

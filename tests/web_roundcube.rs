@@ -3,7 +3,7 @@
 //! its own tables, a private config folder) against Tern's imaps and
 //! submission listeners with the test CA's certificate, driven in Debian's
 //! headless Chromium by Selenium (tests/fixtures/roundcube_test.py): log
-//! in, list sorted by date and by sender, threads, read, reply, move,
+//! in, the quota shown (QUOTA), list sorted by date and by sender, threads, read, reply, move,
 //! search, flag, delete, log out — each checked on Tern's side too, and
 //! Roundcube's IMAP log must show server-side SORT and THREAD. With
 //! `TERN_ROUNDCUBE_SCREENSHOTS=DIR` it saves screenshots (docs/roundcube/).
@@ -42,6 +42,8 @@ fn roundcube_sorts_threads_reads_replies_moves_searches_flags_and_deletes() {
     )));
     t.add_user("bob@example.test", "bob-pw");
     t.add_user("carol@example.test", "carol-pw");
+    let quota = t.cli(&["user", "quota", "bob@example.test", "64KiB"], "");
+    assert!(quota.status.success(), "{quota:?}");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/roundcube_test.py");
     let shots = std::env::var("TERN_ROUNDCUBE_SCREENSHOTS").unwrap_or_default();
     let out = Command::new("python3")

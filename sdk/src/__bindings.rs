@@ -167,7 +167,7 @@ impl<T: crate::Storage> storage::exports::tern::plugin::storage::Guest for Stora
         T::deliver(mailbox, message)
     }
     fn list_messages(mailbox: String) -> Result<Vec<Stored>, String> {
-        T::list(mailbox)
+        T::list_messages(mailbox)
     }
     fn fetch(mailbox: String, id: String, offset: u64, len: u32) -> Result<Vec<u8>, String> {
         T::fetch(mailbox, id, offset, len)
@@ -179,6 +179,6 @@ impl<T: crate::Storage> storage::exports::tern::plugin::storage::Guest for Stora
 
 impl<T: crate::Rewrite> rewrite::exports::tern::plugin::rewrite::Guest for RewriteExport<T> {
     fn rewrite_recipient(envelope: Envelope, recipient: Recipient) -> Rewritten {
-        T::rewrite(envelope, recipient)
+        T::rewrite_recipient(envelope, recipient)
     }
 }

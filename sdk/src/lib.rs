@@ -130,13 +130,25 @@ pub trait Router {
 pub trait Rewrite {
     #[doc(hidden)]
     const IMPLEMENTED: &'static [&'static str] = &["rewrite-recipient"];
-    /// Where mail for `recipient` goes instead, if anywhere else.
+    /// Where mail for `recipient` goes instead, if anywhere else (WIT
+    /// `rewrite-recipient`).
+    fn rewrite_recipient(envelope: Envelope, recipient: Recipient) -> Rewritten {
+        #[allow(deprecated)]
+        Self::rewrite(envelope, recipient)
+    }
+    /// The old name of [`Rewrite::rewrite_recipient`], still called when a
+    /// plugin implements it instead.
+    #[deprecated(
+        since = "0.1.1",
+        note = "implement `rewrite_recipient`, the WIT's name"
+    )]
     fn rewrite(_envelope: Envelope, _recipient: Recipient) -> Rewritten {
         Rewritten::Unchanged
     }
 }
 
-/// Mailbox storage (interface `tern:plugin/storage`).
+/// Mailbox storage (interface `tern:plugin/storage`). Implement
+/// `deliver`, `list_messages`, `fetch` and `delete` (and `claims`).
 pub trait Storage {
     #[doc(hidden)]
     const IMPLEMENTED: &'static [&'static str] =
@@ -146,7 +158,17 @@ pub trait Storage {
         false
     }
     fn deliver(mailbox: String, message: &Message) -> Result<String, String>;
-    fn list(mailbox: String) -> Result<Vec<Stored>, String>;
+    /// The messages kept for `mailbox` (WIT `list-messages`).
+    fn list_messages(mailbox: String) -> Result<Vec<Stored>, String> {
+        #[allow(deprecated)]
+        Self::list(mailbox)
+    }
+    /// The old name of [`Storage::list_messages`], still called when a
+    /// plugin implements it instead.
+    #[deprecated(since = "0.1.1", note = "implement `list_messages`, the WIT's name")]
+    fn list(_mailbox: String) -> Result<Vec<Stored>, String> {
+        Err("this storage plugin implements neither list_messages nor list".to_string())
+    }
     fn fetch(mailbox: String, id: String, offset: u64, len: u32) -> Result<Vec<u8>, String>;
     fn delete(mailbox: String, id: String) -> Result<(), String>;
 }
@@ -339,6 +361,80 @@ pub mod routing {
     }
 }
 
+/// State of this plugin instance, kept from hook to hook, without a
+/// `static` of the plugin's own: one value per type, made with
+/// `Default` at first use.
+///
+/// ```no_run
+/// use tern_sdk::{Envelope, Policy, RcptParams, Session, Verdict, state};
+///
+/// #[derive(Default)]
+/// struct Seen { recipients: u32 }
+///
+/// struct Counter;
+///
+/// #[tern_sdk::hooks]
+/// impl Policy for Counter {
+///     fn on_rcpt_to(_s: Session, _e: Envelope, _to: String, _p: RcptParams) -> Verdict {
+///         let n = state::with(|seen: &mut Seen| { seen.recipients += 1; seen.recipients });
+///         if n > 1000 { Verdict::tempfail(452, "4.5.3", "too many recipients") } else { Verdict::Continue }
+///     }
+/// }
+/// # tern_sdk::export!(Counter: Policy);
+/// ```
+///
+/// An instance serves one session at a time and may serve later sessions
+/// (see the crate docs): what is kept here lasts as long as the instance,
+/// which the server may throw away at any time; keep what must last in
+/// [`kv`].
+pub mod state {
+    use std::any::{Any, TypeId};
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+
+    thread_local! {
+        static VALUES: RefCell<HashMap<TypeId, Box<dyn Any>>> = RefCell::new(HashMap::new());
+    }
+
+    /// Runs `f` on this instance's `T`. Within `f`, `with` may be called
+    /// for other types; for `T` itself it would see a fresh default.
+    pub fn with<T: Default + 'static, R>(f: impl FnOnce(&mut T) -> R) -> R {
+        let taken = VALUES.with(|v| v.borrow_mut().remove(&TypeId::of::<T>()));
+        let mut value: Box<T> = taken
+            .and_then(|b| b.downcast::<T>().ok())
+            .unwrap_or_default();
+        let out = f(&mut value);
+        VALUES.with(|v| v.borrow_mut().insert(TypeId::of::<T>(), value));
+        out
+    }
+
+    /// Removes this instance's `T` (the next `with` starts from default).
+    pub fn take<T: Default + 'static>() -> T {
+        VALUES
+            .with(|v| v.borrow_mut().remove(&TypeId::of::<T>()))
+            .and_then(|b| b.downcast::<T>().ok())
+            .map(|b| *b)
+            .unwrap_or_default()
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn values_are_kept_per_type_between_calls() {
+            super::with(|n: &mut u32| *n += 2);
+            let n = super::with(|n: &mut u32| {
+                *n += 1;
+                super::with(|s: &mut String| s.push('x'));
+                *n
+            });
+            assert_eq!(n, 3);
+            assert_eq!(super::take::<String>(), "x");
+            assert_eq!(super::take::<u32>(), 3);
+            assert_eq!(super::with(|n: &mut u32| *n), 0);
+        }
+    }
+}
+
 /// Wall-clock time.
 pub mod clock {
     /// Milliseconds since the Unix epoch.
@@ -352,12 +448,23 @@ pub mod clock {
 /// interfaces, and its `tern:hooks` custom section lists the hooks the
 /// server calls (those written in `#[hooks]` impl blocks; every hook of
 /// a trait whose impl has no `#[hooks]`).
+///
+/// The type and the traits may be paths:
+///
+/// ```no_run
+/// mod plugin {
+///     pub struct Quiet;
+///     impl tern_sdk::Policy for Quiet {}
+///     impl tern_sdk::Filter for Quiet {}
+/// }
+/// tern_sdk::export!(plugin::Quiet: tern_sdk::Policy, ::tern_sdk::Filter);
+/// ```
 #[macro_export]
 macro_rules! export {
-    ($ty:ty : $($hook:ident),+ $(,)?) => {
-        $( $crate::__export_hook!($hook, $ty); )+
+    ($ty:ty : $($(::)? $($hook:ident)::+),+ $(,)?) => {
+        $( $crate::__export_hook_path!($ty; $($hook)+); )+
         const _: () = {
-            const LISTS: &[&[&str]] = &[$(<$ty as $crate::$hook>::IMPLEMENTED),+];
+            const LISTS: &[&[&str]] = &[$($crate::__implemented!($ty; $($hook)+)),+];
             const LEN: usize = $crate::__hooks_len(LISTS);
             #[unsafe(link_section = "tern:hooks")]
             #[used]
@@ -404,6 +511,22 @@ pub const fn __hooks_bytes<const N: usize>(lists: &[&[&str]]) -> [u8; N] {
         i += 1;
     }
     out
+}
+
+/// `__export_hook!` for the last segment of a trait's path.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_hook_path {
+    ($ty:ty; $hook:ident) => { $crate::__export_hook!($hook, $ty); };
+    ($ty:ty; $first:ident $($rest:ident)+) => { $crate::__export_hook_path!($ty; $($rest)+); };
+}
+
+/// The `IMPLEMENTED` list of the trait a path names (its last segment).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __implemented {
+    ($ty:ty; $hook:ident) => { <$ty as $crate::$hook>::IMPLEMENTED };
+    ($ty:ty; $first:ident $($rest:ident)+) => { $crate::__implemented!($ty; $($rest)+) };
 }
 
 #[doc(hidden)]

@@ -94,6 +94,32 @@ pub(crate) enum Command {
         #[arg(long, hide = true)]
         insecure: bool,
     },
+    /// Why did a message go there? The decisions about a message (by queue
+    /// id or Message-ID) or about every session of a client in a time
+    /// window: each check and plugin with its verdict, reply and time,
+    /// header edits, the route chosen and each delivery attempt, in order
+    Trace {
+        /// A queue id or a Message-ID
+        #[arg(
+            value_name = "ID",
+            required_unless_present = "client",
+            conflicts_with = "client"
+        )]
+        id: Option<String>,
+        /// Every session from this client address instead (refused
+        /// attempts included)
+        #[arg(long, value_name = "IP")]
+        client: Option<String>,
+        /// With --client: from this time (RFC 3339, or a duration ago: 2h, 3d)
+        #[arg(long, value_name = "TIME", requires = "client")]
+        since: Option<String>,
+        /// With --client: up to this time (RFC 3339, or a duration ago)
+        #[arg(long, value_name = "TIME", requires = "client")]
+        until: Option<String>,
+        /// Print the traces as a JSON array
+        #[arg(long)]
+        json: bool,
+    },
     /// The store: move an installation between engines
     #[command(subcommand)]
     Store(StoreCommand),
@@ -276,6 +302,13 @@ pub(crate) enum UserCommand {
         address: String,
         #[arg(long)]
         password_stdin: bool,
+    },
+    /// Show an account's quota and usage, or set it: a size ("2GiB"),
+    /// "none" (unlimited, whatever the default) or "default" ([users]
+    /// default_quota again)
+    Quota {
+        address: String,
+        size: Option<String>,
     },
 }
 

@@ -500,3 +500,16 @@ pub(crate) fn read_password(from_stdin: bool) -> Result<String> {
     }
     Ok(password)
 }
+
+/// A `--since`/`--until` time: RFC 3339, or a duration ago ("2h", "3d"),
+/// as unix milliseconds.
+pub(crate) fn parse_time(text: &str) -> Result<i64> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text.trim()) {
+        return Ok(t.timestamp_millis());
+    }
+    let ago = tern::config::ConfigDuration::parse(text.trim()).map_err(|_| {
+        anyhow::anyhow!("{text:?} is neither an RFC 3339 time nor a duration like 2h")
+    })?;
+    let ago = i64::try_from(ago.0.as_millis()).unwrap_or(i64::MAX);
+    Ok(chrono::Utc::now().timestamp_millis().saturating_sub(ago))
+}

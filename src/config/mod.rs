@@ -5,20 +5,26 @@
 mod auth;
 mod dmarc;
 mod limits;
+mod plugin;
 mod relay;
 mod sieve;
 mod store;
 mod tls;
+mod trace;
 mod units;
+mod users;
 
 pub use auth::{AuthConfig, AuthOverride, DkimAlgorithm, DkimKeyConfig, DmarcAction, SpfAction};
 pub use dmarc::DmarcConfig;
 pub use limits::{LimitsConfig, LogFormat, MetricsConfig};
+pub use plugin::{OnError, PluginConfig};
 pub use relay::{RelayConfig, SmarthostTls};
 pub use sieve::SieveConfig;
 pub use store::{StoreBackend, StoreConfig, StoreSslMode};
 pub use tls::{CertificateEntry, CertificateSetting, TlsConfig};
+pub use trace::TraceConfig;
 pub use units::{ByteSize, ConfigDuration};
+pub use users::{UsersConfig, parse_quota};
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
@@ -183,50 +189,6 @@ impl Default for ChecksConfig {
     }
 }
 
-/// What happens when a plugin call fails.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum OnError {
-    #[default]
-    Tempfail,
-    Continue,
-    Reject,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PluginConfig {
-    pub name: String,
-    pub path: PathBuf,
-    #[serde(default)]
-    pub config: BTreeMap<String, String>,
-    #[serde(default = "default_plugin_memory")]
-    pub max_memory: ByteSize,
-    #[serde(default = "default_plugin_timeout")]
-    pub timeout: ConfigDuration,
-    #[serde(default)]
-    pub on_error: OnError,
-    /// A directory the plugin may read and write (storage plugins).
-    #[serde(default)]
-    pub directory: Option<PathBuf>,
-    /// Outgoing TCP the plugin may open (`host:port`; a name resolves
-    /// through Tern's resolver); empty: no network.
-    #[serde(default)]
-    pub connect: Vec<String>,
-    /// URL prefixes the plugin may send HTTP requests under (WASI HTTP);
-    /// empty: none.
-    #[serde(default)]
-    pub http: Vec<String>,
-}
-
-fn default_plugin_memory() -> ByteSize {
-    ByteSize(32 * 1024 * 1024)
-}
-
-fn default_plugin_timeout() -> ConfigDuration {
-    ConfigDuration(Duration::from_millis(200))
-}
-
 /// The whole configuration, as written in the file (with defaults filled in).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -260,6 +222,10 @@ pub struct Config {
     pub group: Option<String>,
     /// Limits on users' Sieve scripts.
     pub sieve: SieveConfig,
+    /// What applies to every local account (the default quota).
+    pub users: UsersConfig,
+    /// How long decision traces are kept (`tern trace`).
+    pub trace: TraceConfig,
 }
 
 impl Default for Config {
@@ -286,6 +252,8 @@ impl Default for Config {
             user: None,
             group: None,
             sieve: SieveConfig::default(),
+            users: UsersConfig::default(),
+            trace: TraceConfig::default(),
         }
     }
 }
@@ -458,6 +426,7 @@ impl Config {
         self.relay.validate()?;
         auth::validate(&self.auth, &self.dkim)?;
         self.dmarc.validate()?;
+        self.trace.validate()?;
         self.store.validate()?;
         for (key, value) in [("user", &self.user), ("group", &self.group)] {
             if value
@@ -471,6 +440,7 @@ impl Config {
             return Err(invalid("group", "needs user (the account to run as)"));
         }
         self.sieve.validate()?;
+        self.users.validate()?;
         let mut names = std::collections::HashSet::new();
         for p in &self.plugin {
             if !names.insert(p.name.as_str()) {

@@ -104,6 +104,24 @@ impl ByteSize {
     }
 }
 
+impl fmt::Display for ByteSize {
+    /// For people: "12.3 MiB", "2 GiB", "512 B" (one decimal below 10).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+        let mut value = self.0 as f64;
+        let mut unit = 0;
+        while value >= 1024.0 && unit + 1 < UNITS.len() {
+            value /= 1024.0;
+            unit += 1;
+        }
+        if unit == 0 || value >= 10.0 || value.fract() == 0.0 {
+            write!(f, "{} {}", value.round(), UNITS[unit])
+        } else {
+            write!(f, "{:.1} {}", value, UNITS[unit])
+        }
+    }
+}
+
 impl<'de> Deserialize<'de> for ByteSize {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
@@ -137,6 +155,14 @@ impl Serialize for ByteSize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_print_for_people() {
+        assert_eq!(ByteSize(512).to_string(), "512 B");
+        assert_eq!(ByteSize(2 << 30).to_string(), "2 GiB");
+        assert_eq!(ByteSize(1536).to_string(), "1.5 KiB");
+        assert_eq!(ByteSize(12 * 1024 * 1024 + 300_000).to_string(), "12 MiB");
+    }
 
     #[test]
     fn parses_durations() {

@@ -17,13 +17,15 @@ use super::declared::Hook;
 use super::edits::{apply_edits, clean_value};
 use super::engine::{LoadedPlugin, PluginSet};
 use super::host::PluginState;
+use super::instance::instantiate;
 use super::message::MessageView;
+use super::recording::{self, stage_of};
 use super::{SessionInfo, Verdict};
 use crate::config::OnError;
 use crate::mail::{Reply, VerifiedTls};
+use crate::trace::{Event, Recorder, Stage};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use wasmtime::UpdateDeadline;
 use wasmtime::component::Resource;
 
 /// Slack on top of a plugin's timeout for the outer (tokio) deadline.
@@ -277,7 +279,7 @@ impl PluginSession {
     }
 
     /// Runs a policy hook over every policy plugin in order.
-    async fn policy(&self, args: PolicyCall<'_>) -> Verdict {
+    async fn policy(&self, trace: &Recorder, args: PolicyCall<'_>) -> Verdict {
         let hook = args.hook();
         let name = hook.wit_name();
         let mut slots = self.slots.lock().await;
@@ -285,6 +287,7 @@ impl PluginSession {
             if !plugin.calls(hook) {
                 continue;
             }
+            let started = Instant::now();
             let result = call!(self, slots, i, plugin, policy, name, |g, s| async {
                 match &args {
                     PolicyCall::Connect(c) => g.call_on_connect(s, c).await,
@@ -297,11 +300,22 @@ impl PluginSession {
                     }
                 }
             });
+            let failed = result.is_err();
             let verdict = match result {
                 Ok(Some(v)) => bindings::verdict(&plugin.name, &v),
                 Ok(None) => Verdict::Continue,
                 Err(v) => v,
             };
+            let by = recording::plugin(&plugin.name);
+            let mut event = recording::verdict(stage_of(hook), by, &verdict, started.elapsed());
+            if let PolicyCall::RcptTo(_, _, to, _) = &args {
+                event = event.rcpt(*to);
+            }
+            trace.record(if failed {
+                event.detail("the plugin failed: on_error")
+            } else {
+                event
+            });
             if verdict != Verdict::Continue {
                 tracing::info!(plugin = %plugin.name, hook = name, verdict = ?verdict, "plugin verdict");
                 return verdict;
@@ -311,13 +325,16 @@ impl PluginSession {
     }
 
     pub async fn connect(&self, info: &SessionInfo) -> Verdict {
-        self.policy(PolicyCall::Connect(&bindings::client(info)))
+        self.policy(&info.trace, PolicyCall::Connect(&bindings::client(info)))
             .await
     }
 
     pub async fn helo(&self, info: &SessionInfo, name: &str) -> Verdict {
-        self.policy(PolicyCall::Helo(&bindings::session(info), name))
-            .await
+        self.policy(
+            &info.trace,
+            PolicyCall::Helo(&bindings::session(info), name),
+        )
+        .await
     }
 
     pub async fn mail_from(
@@ -326,8 +343,8 @@ impl PluginSession {
         from: &str,
         params: &wit::MailParams,
     ) -> Verdict {
-        self.policy(PolicyCall::MailFrom(&bindings::session(info), from, params))
-            .await
+        let call = PolicyCall::MailFrom(&bindings::session(info), from, params);
+        self.policy(&info.trace, call).await
     }
 
     pub async fn rcpt_to(
@@ -337,13 +354,8 @@ impl PluginSession {
         to: &str,
         params: &wit::RcptParams,
     ) -> Verdict {
-        self.policy(PolicyCall::RcptTo(
-            &bindings::session(info),
-            envelope,
-            to,
-            params,
-        ))
-        .await
+        let call = PolicyCall::RcptTo(&bindings::session(info), envelope, to, params);
+        self.policy(&info.trace, call).await
     }
 
     /// Asks the routers in order: the route (None: the built-in router
@@ -352,6 +364,7 @@ impl PluginSession {
     /// still answer `default`).
     pub async fn route(
         &self,
+        trace: &Recorder,
         envelope: &wit::Envelope,
         recipient: &EnvelopeRecipient<'_>,
     ) -> (Option<RouteDecision>, Option<VerifiedTls>) {
@@ -365,6 +378,7 @@ impl PluginSession {
             if !plugin.calls(Hook::Route) {
                 continue;
             }
+            let started = Instant::now();
             let answer = call!(self, slots, i, plugin, router, "route", |g, s| async {
                 s.data_mut().route_tls = Some(None);
                 let destination = g.call_route(&mut *s, envelope, &rcpt).await;
@@ -379,9 +393,23 @@ impl PluginSession {
                     d
                 }
                 Ok(None) => continue,
-                Err(Verdict::Continue) => continue,
-                Err(Verdict::Reject(r)) => return (Some(RouteDecision::Reject(r)), tls),
-                Err(v) => return (Some(RouteDecision::Tempfail(reply_of(v))), tls),
+                Err(v) => {
+                    let e = recording::verdict(
+                        Stage::Rcpt,
+                        recording::plugin(&plugin.name),
+                        &v,
+                        started.elapsed(),
+                    );
+                    trace.record(
+                        e.rcpt(&recipient.address)
+                            .detail("the router failed: on_error"),
+                    );
+                    match v {
+                        Verdict::Continue => continue,
+                        Verdict::Reject(r) => return (Some(RouteDecision::Reject(r)), tls),
+                        v => return (Some(RouteDecision::Tempfail(reply_of(v))), tls),
+                    }
+                }
             };
             let name = plugin.name.as_str();
             let chosen = match decision {
@@ -397,6 +425,9 @@ impl PluginSession {
                 )),
             };
             tracing::info!(plugin = name, rcpt = %recipient.address, route = ?chosen, tls = ?tls, "plugin route");
+            let e =
+                Event::new(Stage::Rcpt, recording::plugin(name), "route").took(started.elapsed());
+            trace.record(e.rcpt(&recipient.address).detail(format!("{chosen:?}")));
             return (Some(chosen), tls);
         }
         if let Some(demand) = &tls {
@@ -440,6 +471,7 @@ impl PluginSession {
                 }
             };
             let rep = own.rep();
+            let started = Instant::now();
             let result = call!(self, slots, i, plugin, filter, "on-data", |g, s| g
                 .call_on_data(
                     s,
@@ -453,17 +485,30 @@ impl PluginSession {
             let fv = match result {
                 Ok(Some(fv)) => fv,
                 Ok(None) => continue,
-                Err(Verdict::Continue) => continue,
                 Err(v) => {
+                    let e = recording::verdict(
+                        Stage::Data,
+                        recording::plugin(&plugin.name),
+                        &v,
+                        started.elapsed(),
+                    );
+                    info.trace.record(e.detail("the plugin failed: on_error"));
+                    if v == Verdict::Continue {
+                        continue;
+                    }
                     out.verdict = Some(v);
                     return out;
                 }
             };
             apply_edits(&plugin.name, &fv.edits, &mut out);
             let name = plugin.name.as_str();
+            let event = recording::filter(name, &fv, started.elapsed());
             let verdict =
                 match fv.action {
-                    wit::FilterAction::Continue => continue,
+                    wit::FilterAction::Continue => {
+                        info.trace.record(event);
+                        continue;
+                    }
                     wit::FilterAction::Accept => Verdict::Accept,
                     wit::FilterAction::Reject(r) => Verdict::Reject(bindings::checked_reply(
                         name,
@@ -488,6 +533,7 @@ impl PluginSession {
                     }
                 };
             tracing::info!(plugin = name, hook = "on-data", verdict = ?verdict, discard = out.discard, quarantine = ?out.quarantine, "plugin verdict");
+            info.trace.record(recording::with_reply(event, &verdict));
             out.verdict = Some(verdict);
             return out;
         }
@@ -504,76 +550,4 @@ pub(super) fn reply_of(v: Verdict) -> Reply {
             "Temporary local problem, please try again later",
         ),
     }
-}
-
-/// Creates a plugin's instance under its deadline.
-async fn instantiate(plugin: &LoadedPlugin) -> Result<Live, Failure> {
-    let state =
-        PluginState::new(plugin.shared.clone()).map_err(|e| Failure::Instantiate(e.to_string()))?;
-    let mut store = wasmtime::Store::new(&plugin.engine, state);
-    store.limiter(|s| &mut s.limits);
-    store.epoch_deadline_callback(|ctx| {
-        if Instant::now() >= ctx.data().deadline {
-            Ok(UpdateDeadline::Interrupt)
-        } else {
-            Ok(UpdateDeadline::Yield(1))
-        }
-    });
-    arm(&mut store, plugin.timeout);
-    let instance = match tokio::time::timeout(
-        plugin.timeout + GRACE,
-        plugin.pre.instantiate_async(&mut store),
-    )
-    .await
-    {
-        Ok(Ok(i)) => i,
-        Ok(Err(e)) => return Err(Failure::Instantiate(format!("{e:#}"))),
-        Err(_) => return Err(Failure::Timeout),
-    };
-    let failed = |e: wasmtime::Error| Failure::Instantiate(format!("{e:#}"));
-    let policy = plugin
-        .exports
-        .policy
-        .as_ref()
-        .map(|i| i.load(&mut store, &instance))
-        .transpose()
-        .map_err(failed)?;
-    let filter = plugin
-        .exports
-        .filter
-        .as_ref()
-        .map(|i| i.load(&mut store, &instance))
-        .transpose()
-        .map_err(failed)?;
-    let router = plugin
-        .exports
-        .router
-        .as_ref()
-        .map(|i| i.load(&mut store, &instance))
-        .transpose()
-        .map_err(failed)?;
-    let storage = plugin
-        .exports
-        .storage
-        .as_ref()
-        .map(|i| i.load(&mut store, &instance))
-        .transpose()
-        .map_err(failed)?;
-    let rewrite = plugin
-        .exports
-        .rewrite
-        .as_ref()
-        .map(|i| i.load(&mut store, &instance))
-        .transpose()
-        .map_err(failed)?;
-    store.data_mut().in_call = false;
-    Ok(Live {
-        store,
-        sessions: 0,
-        policy,
-        filter,
-        router,
-        storage,
-        rewrite,
-    })
 }

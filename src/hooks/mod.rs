@@ -6,6 +6,8 @@
 //! `engine.rs` (loading, compiling, caching), `bindings.rs` (the WIT types
 //! and reply checks), `host.rs` (what plugins may import), `message.rs` (the
 //! message resource), `dispatch.rs` (calls, deadlines, failures),
+//! `instance.rs` (making an instance), `recording.rs` (what the calls tell
+//! the decision trace),
 //! `rewrite.rs` (address rewriting), `storage.rs` (mailbox storage).
 //!
 //! The plugin set is swapped atomically on reload; a session takes a
@@ -19,8 +21,10 @@ pub mod engine;
 pub mod host;
 pub mod http;
 pub mod http_grant;
+mod instance;
 pub mod message;
 pub mod network;
+pub mod recording;
 pub mod rewrite;
 pub mod storage;
 pub mod trial;
@@ -38,6 +42,7 @@ use crate::dns::Dns;
 use crate::mail::{MailParams, RcptParams, Reply, Target, VerifiedTls};
 pub use crate::mailauth::AuthResults;
 use crate::store::Store;
+use crate::trace::{Event, Stage};
 use arc_swap::ArcSwap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -57,6 +62,8 @@ pub struct SessionInfo {
     pub trusted: bool,
     /// The plugins this session runs with (taken when it started).
     pub plugins: Arc<PluginSession>,
+    /// Where the session's decisions are recorded (`crate::trace`).
+    pub trace: crate::trace::Recorder,
 }
 
 /// A hook's answer.
@@ -199,10 +206,18 @@ impl Hooks {
         from: &ReversePath,
         params: &MailParams,
     ) -> Verdict {
-        if let Some(reply) =
-            checks::sender::check(&self.config, &self.store, &self.dns, session, from).await
-        {
-            return refusal(reply);
+        let started = std::time::Instant::now();
+        let checked = checks::sender::check(&self.config, &self.store, &self.dns, session, from)
+            .await
+            .map_or(Verdict::Continue, refusal);
+        let shown = match &checked {
+            Verdict::Continue => &Verdict::Accept,
+            refused => refused,
+        };
+        let e = recording::verdict(Stage::Mail, "sender check", shown, started.elapsed());
+        session.trace.record(e);
+        if checked != Verdict::Continue {
+            return checked;
         }
         if session.plugins.is_empty() {
             return Verdict::Continue;
@@ -225,10 +240,44 @@ impl Hooks {
         to: &Address,
         params: &RcptParams,
     ) -> Result<Vec<Target>, Verdict> {
+        let routed = self.rcpt_to_routed(session, envelope, to, params).await;
+        if let Ok(targets) = &routed {
+            session
+                .trace
+                .record(recording::route(&to.to_string(), targets));
+        }
+        routed
+    }
+
+    /// The built-in recipient check, recorded.
+    async fn check_recipient(
+        &self,
+        session: &SessionInfo,
+        to: &Address,
+    ) -> Result<Vec<Target>, Verdict> {
+        let started = std::time::Instant::now();
+        let checked = checks::recipient::check(&self.config, &self.store, &self.dns, session, to)
+            .await
+            .map_err(refusal);
+        let took = started.elapsed();
+        let by = "recipient check";
+        let e = match &checked {
+            Ok(_) => recording::verdict(Stage::Rcpt, by, &Verdict::Accept, took),
+            Err(v) => recording::verdict(Stage::Rcpt, by, v, took),
+        };
+        session.trace.record(e.rcpt(to.to_string()));
+        checked
+    }
+
+    async fn rcpt_to_routed(
+        &self,
+        session: &SessionInfo,
+        envelope: &Envelope<'_>,
+        to: &Address,
+        params: &RcptParams,
+    ) -> Result<Vec<Target>, Verdict> {
         if session.plugins.is_empty() {
-            return checks::recipient::check(&self.config, &self.store, &self.dns, session, to)
-                .await
-                .map_err(refusal);
+            return self.check_recipient(session, to).await;
         }
         let env = bindings::envelope(envelope);
         let address = to.to_string();
@@ -241,16 +290,27 @@ impl Hooks {
         } else {
             None
         };
+        let rewriter = |word: &str| Event::new(Stage::Rcpt, "rewrite plugins", word).rcpt(&address);
         let addresses = match rewritten {
             None => None,
-            Some(RewriteDecision::Reject(r)) => return Err(Verdict::Reject(r)),
-            Some(RewriteDecision::Tempfail(r)) => return Err(Verdict::Tempfail(r)),
-            Some(RewriteDecision::Addresses(list)) => Some(list),
+            Some(RewriteDecision::Reject(r)) => {
+                session.trace.record(rewriter("reject").reply(&r));
+                return Err(Verdict::Reject(r));
+            }
+            Some(RewriteDecision::Tempfail(r)) => {
+                session.trace.record(rewriter("tempfail").reply(&r));
+                return Err(Verdict::Tempfail(r));
+            }
+            Some(RewriteDecision::Addresses(list)) => {
+                let to: Vec<String> = list.iter().map(|a| a.to_string()).collect();
+                session
+                    .trace
+                    .record(rewriter("rewrite").detail(to.join(", ")));
+                Some(list)
+            }
         };
         let targets = match &addresses {
-            None => checks::recipient::check(&self.config, &self.store, &self.dns, session, to)
-                .await
-                .map_err(refusal)?,
+            None => self.check_recipient(session, to).await?,
             Some(_) => Vec::new(),
         };
         match session
@@ -290,11 +350,16 @@ impl Hooks {
             }
         }
         if all.is_empty() {
-            return Err(Verdict::Reject(Reply::new(
+            let reply = Reply::new(
                 550,
                 "5.1.1",
                 format!("<{to}>: Recipient address rejected: User unknown"),
-            )));
+            );
+            let e = Event::new(Stage::Rcpt, "recipient check", "reject").rcpt(&address);
+            session
+                .trace
+                .record(e.reply(&reply).detail("rewritten to unknown users only"));
+            return Err(Verdict::Reject(reply));
         }
         Ok(all)
     }
@@ -312,18 +377,23 @@ impl Hooks {
             address: to.to_string(),
             params,
         };
-        let (decision, tls) = session.plugins.route(env, &rcpt).await;
+        let (decision, tls) = session.plugins.route(&session.trace, env, &rcpt).await;
         let targets = match decision {
             None => None,
             Some(RouteDecision::Local(user)) => match self.store.user_exists(&user).await {
                 Ok(true) => Some(vec![Target::Local(user)]),
                 _ => {
                     tracing::warn!(rcpt = %to, user, "a router chose a local mailbox that does not exist");
-                    return Err(Verdict::Reject(Reply::new(
+                    let reply = Reply::new(
                         550,
                         "5.1.1",
                         format!("<{to}>: Recipient address rejected: User unknown"),
-                    )));
+                    );
+                    let e = Event::new(Stage::Rcpt, "router", "reject").rcpt(to.to_string());
+                    session
+                        .trace
+                        .record(e.reply(&reply).detail(format!("no mailbox {user}")));
+                    return Err(Verdict::Reject(reply));
                 }
             },
             Some(RouteDecision::Relay(hosts)) => Some(vec![Target::Relay {
@@ -362,6 +432,13 @@ impl Hooks {
         .await
         {
             outcome.verdict = refusal(reply);
+            let e = recording::verdict(
+                Stage::Data,
+                "From: check",
+                &outcome.verdict,
+                Default::default(),
+            );
+            session.trace.record(e);
             return outcome;
         }
         if session.plugins.is_empty() {

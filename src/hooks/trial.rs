@@ -121,6 +121,7 @@ pub async fn run(input: &TrialInput) -> Result<TrialReport, TrialError> {
         user: input.login.clone(),
         trusted: false,
         plugins,
+        trace: crate::trace::Recorder::off(),
     };
     run_session(&mut report, input, &store, info, &from, &recipients).await?;
     report.failures = plugin_failures() - failures_before;
@@ -236,7 +237,9 @@ async fn run_session(
             continue;
         }
         let start = Instant::now();
-        let (route, tls) = plugins.route(&env, &rcpt).await;
+        let (route, tls) = plugins
+            .route(&crate::trace::Recorder::off(), &env, &rcpt)
+            .await;
         let mut answer = match &route {
             None => "default (the built-in router decides)".to_string(),
             Some(d) => format!("{d:?}"),

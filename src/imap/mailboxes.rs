@@ -142,6 +142,12 @@ impl Session {
             StoreError::FolderExists(_) => {
                 Outcome::No("[ALREADYEXISTS] folder already exists".into())
             }
+            StoreError::OverQuota { too_big: true, .. } => {
+                Outcome::No("[OVERQUOTA] the message is larger than the whole quota".into())
+            }
+            StoreError::OverQuota { .. } => {
+                Outcome::No("[OVERQUOTA] the mailbox is over its quota".into())
+            }
             other => {
                 tracing::error!(user = ?self.user, "imap store error: {other}");
                 Outcome::No("[SERVERBUG] the mail store failed, try again later".into())

@@ -1,7 +1,7 @@
 //! One IMAP session: the states of RFC 3501 section 3 (not authenticated,
 //! authenticated, selected, logout), whether IMAP4rev2 is enabled, the
 //! command loop, dispatch to the command groups (`auth.rs`,
-//! `mailboxes.rs`, `list.rs`, `messages.rs`, `search.rs`, `idle.rs`),
+//! `mailboxes.rs`, `list.rs`, `messages.rs`, `search.rs`, `quota.rs`, `idle.rs`),
 //! and the points where changes made elsewhere are reported (before a
 //! command that looks at the selected folder, so its answer reflects them,
 //! and after every command; expunges are held back during FETCH, STORE and
@@ -211,6 +211,9 @@ impl Session {
             "CONTEXT=SORT",
             "THREAD=ORDEREDSUBJECT",
             "THREAD=REFERENCES",
+            "QUOTA",
+            "QUOTA=RES-STORAGE",
+            "COMPRESS=DEFLATE",
         ]);
         if self.user.is_none() {
             if !self.conn.is_tls() {
@@ -296,6 +299,7 @@ impl Session {
             body if self.user.is_none() => {
                 Outcome::Bad(format!("{} is not valid before login", body.name()))
             }
+            CommandBody::Compress { .. } => return self.compress(&tag).await,
             CommandBody::Enable { capabilities } => self.enable(capabilities.into_inner()).await?,
             CommandBody::Namespace => {
                 self.conn
@@ -334,6 +338,11 @@ impl Session {
                 date,
                 message,
             } => self.append(mailbox, flags, date, message).await?,
+            CommandBody::GetQuotaRoot { mailbox } => self.get_quota_root(mailbox).await?,
+            CommandBody::GetQuota { root } => self.get_quota(root).await?,
+            CommandBody::SetQuota { .. } => {
+                Outcome::No("[NOPERM] quotas are set by the administrator".into())
+            }
             CommandBody::Idle => return self.idle(&tag).await,
             body if self.view.is_none() => {
                 Outcome::Bad(format!("{} needs a selected mailbox", body.name()))
@@ -404,7 +413,6 @@ impl Session {
                 mailbox,
                 uid,
             } => self.copy(sequence_set, mailbox, uid, true).await?,
-            body => Outcome::Bad(format!("{} is not supported", body.name())),
         };
         self.finish(&tag, outcome, expunge_ok, condstore_before)
             .await
@@ -457,6 +465,22 @@ impl Session {
             return Ok(Flow::Close);
         }
         self.reader.reset();
+        Ok(Flow::Continue)
+    }
+
+    /// COMPRESS DEFLATE (RFC 4978): the OK goes out uncompressed, then
+    /// everything is deflated both ways. Only after login (the password
+    /// never shares the compressed stream) and once per connection.
+    async fn compress(&mut self, tag: &str) -> io::Result<Flow> {
+        if self.conn.is_compressed() {
+            let line = format!("{tag} NO [COMPRESSIONACTIVE] DEFLATE is already active\r\n");
+            self.conn.write_all(line.as_bytes()).await?;
+            return Ok(Flow::Continue);
+        }
+        self.conn
+            .write_all(format!("{tag} OK DEFLATE active\r\n").as_bytes())
+            .await?;
+        self.conn.start_deflate()?;
         Ok(Flow::Continue)
     }
 

@@ -6,6 +6,7 @@
 //! become bounces, long delays become warnings, and an entry with nothing
 //! pending leaves the queue.
 
+use super::attempt_log::log_result;
 use super::dsn::DsnKind;
 use super::notify;
 use super::routing::failed_requiretls;
@@ -20,7 +21,8 @@ use crate::outbound::mx::{MxResolver, NextHop};
 use crate::outbound::policy::Policies;
 use crate::outbound::pool::ConnectionPool;
 use crate::outbound::tls_rpt::{ReportPolicy, TlsRpt};
-use crate::store::{BlobReader, QueueEntry, QueueRecipient, RecipientState, StoreError, now};
+use crate::store::{BlobReader, QueueEntry, RecipientState, StoreError, now};
+use crate::trace::Event;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
@@ -52,6 +54,8 @@ pub(super) enum Outcome {
 struct Notices {
     failed: Vec<usize>,
     succeeded: Vec<(usize, DsnKind)>,
+    /// This pass's attempts, for the message's trace.
+    events: Vec<crate::trace::Event>,
 }
 
 /// Group keys of recipients routed by a router plugin: this, then the hosts.
@@ -88,6 +92,7 @@ impl Deliverer {
                 .filter(|&i| entry.recipients[i].state == RecipientState::Pending)
                 .collect();
             let age = now_s - entry.arrived;
+            let mut expired = Vec::new();
             for &i in &failed {
                 let r = &mut entry.recipients[i];
                 let last = r
@@ -97,7 +102,7 @@ impl Deliverer {
                 r.state = RecipientState::Failed;
                 r.status = Some("4.4.7".into());
                 r.last_error = Some(format!("message expired after {age}s in the queue: {last}"));
-                log_result(
+                expired.push(log_result(
                     &entry,
                     &entry.recipients[i],
                     None,
@@ -105,11 +110,11 @@ impl Deliverer {
                     "bounced",
                     entry.recipients[i].last_error.as_deref().unwrap_or(""),
                     started,
-                );
+                ));
             }
             store.update_queue_entry(&entry).await?;
             notify::send(&self.ctx, &entry, &failed, DsnKind::Failed).await?;
-            return self.finish(entry).await;
+            return self.finish(entry, &expired).await;
         }
 
         let due: Vec<usize> = (0..entry.recipients.len())
@@ -133,6 +138,17 @@ impl Deliverer {
                     relay: "local".into(),
                     reply: "delivered to mailbox".into(),
                     report: Some(DsnKind::Delivered),
+                },
+                Err(StoreError::OverQuota { too_big: true, .. }) => Outcome::Failed {
+                    relay: None,
+                    status: "5.2.2".into(),
+                    reply: "mailbox delivery failed: the message is larger than the whole quota"
+                        .into(),
+                },
+                Err(StoreError::OverQuota { .. }) => Outcome::Deferred {
+                    relay: None,
+                    status: "4.2.2".into(),
+                    reply: "mailbox delivery failed: mailbox full (over quota)".into(),
                 },
                 Err(e) => Outcome::Deferred {
                     relay: None,
@@ -221,7 +237,7 @@ impl Deliverer {
                 .collect();
             notify::send(&self.ctx, &entry, &delayed, DsnKind::Delayed).await?;
         }
-        self.finish(entry).await
+        self.finish(entry, &notices.events).await
     }
 
     /// Removes a finished entry, or saves the pending one.
@@ -234,13 +250,15 @@ impl Deliverer {
     /// group commit (any message received) or sled's own periodic flush
     /// makes it durable; waiting for one here halved relay throughput's
     /// share of flushes (bench/README.md).
-    async fn finish(&self, entry: QueueEntry) -> Result<Option<i64>, StoreError> {
+    /// The pass's attempts (`events`) join the message's trace in the
+    /// same write.
+    async fn finish(&self, entry: QueueEntry, events: &[Event]) -> Result<Option<i64>, StoreError> {
         let store = &self.ctx.store;
         let next = entry.next_attempt();
         if next.is_none() {
-            store.release_queue_entry(&entry).await?;
+            store.release_queue_entry_traced(&entry, events).await?;
         } else {
-            store.update_queue_entry(&entry).await?;
+            store.update_queue_entry_traced(&entry, events).await?;
         }
         Ok(next)
     }
@@ -298,7 +316,7 @@ impl Deliverer {
             }
         };
         crate::metrics::counter("tern_deliveries_total", &[("status", status_word)]);
-        log_result(
+        let event = log_result(
             &snapshot,
             r,
             relay.as_deref(),
@@ -307,6 +325,7 @@ impl Deliverer {
             &text,
             started,
         );
+        notices.events.push(event);
     }
 
     /// Tries the destination's hops in order; one outcome per member, the
@@ -553,27 +572,4 @@ impl Deliverer {
         }
         result
     }
-}
-
-fn log_result(
-    entry: &QueueEntry,
-    r: &QueueRecipient,
-    relay: Option<&str>,
-    tls: Option<&str>,
-    status: &str,
-    text: &str,
-    started: Instant,
-) {
-    tracing::info!(
-        queue_id = %entry.queue_id(),
-        to = %r.address,
-        relay = relay.unwrap_or("none"),
-        tls = tls.unwrap_or("none"),
-        tls_policy = r.tls_policy.as_deref().unwrap_or("none"),
-        delay = format!("{:.2}", (now() - entry.arrived) as f64),
-        attempt_secs = format!("{:.2}", started.elapsed().as_secs_f64()),
-        attempts = r.attempts,
-        status,
-        "{text}"
-    );
 }

@@ -7,6 +7,7 @@
 //! and delay warnings are built by `dsn.rs`. The queue never reaches back
 //! into the receiving side: the store is the only thing they share.
 
+mod attempt_log;
 pub mod delivery;
 pub mod dsn;
 pub mod notify;

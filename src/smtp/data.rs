@@ -15,6 +15,7 @@ use crate::mailauth::policy_actions as actions;
 use crate::mailauth::{AuthResults, Decision, Origin, decide, forged_results};
 use crate::store::{QueueEntry, QueueRecipient, format_queue_id, now};
 use crate::submit::{Accepted, Arrival, Envelope, Refused, RoutedRecipient, submit};
+use crate::trace::{Event, Stage};
 use std::io;
 
 /// A BDAT transfer in progress.
@@ -183,13 +184,18 @@ impl Session {
         self.commit(id, sink).await
     }
 
-    /// Ends the transaction: hooks, then the durable commit, then the reply.
+    /// Ends the transaction: hooks, then the durable commit, then the reply
+    /// (LMTP: one per recipient, a recipient refused for its quota its own).
     async fn commit(&mut self, id: u64, sink: MessageSink) -> io::Result<()> {
         let Some(tx) = self.tx.take() else {
             return Ok(());
         };
         let qid = format_queue_id(id);
-        let reply = self.commit_transaction(id, &qid, &tx, sink).await;
+        let mut refused = vec![None; tx.rcpts.len()];
+        let reply = self
+            .commit_transaction(id, &qid, &tx, sink, &mut refused)
+            .await;
+        self.keep_refused().await;
         if reply.is_positive() {
             crate::metrics::counter(
                 "tern_messages_accepted_total",
@@ -199,8 +205,8 @@ impl Session {
             crate::metrics::refused(super::session::refusal_reason(&reply));
         }
         if self.protocol == Protocol::Lmtp {
-            for _ in &tx.rcpts {
-                self.send(reply.clone()).await?;
+            for own in refused {
+                self.send(own.unwrap_or_else(|| reply.clone())).await?;
             }
             return Ok(());
         }
@@ -213,10 +219,13 @@ impl Session {
         qid: &str,
         tx: &Transaction,
         mut sink: MessageSink,
+        refused: &mut [Option<Reply>],
     ) -> Reply {
         if let Some(why) = sink.failure() {
             tracing::info!(client = %self.info.client, size = sink.size(), "message refused: {why}");
-            return why.reply();
+            let reply = why.reply();
+            self.trace_refusal(Stage::Data, "message limits", &reply);
+            return reply;
         }
         let (auth, decision) = match self.authenticate(qid, tx, &mut sink).await {
             Ok(x) => x,
@@ -245,10 +254,25 @@ impl Session {
             }
         };
         let eight_bit = received.eight_bit || matches!(tx.params.body, Some(Body::EightBitMime));
+        let size = received.size + prefix.len() as u64;
+        for (i, r) in tx.rcpts.iter().enumerate() {
+            refused[i] = super::quota::refusal(self, r, size).await;
+        }
+        if refused.iter().all(Option::is_some) {
+            tracing::info!(queue_id = qid, from = %tx.from, size, "refused: every recipient is over quota");
+            let replies: Vec<Reply> = refused.iter().flatten().cloned().collect();
+            return super::quota::all_refused(&replies);
+        }
+        if self.protocol != Protocol::Lmtp {
+            // One answer for all: the commit queues the copies that do not fit.
+            refused.fill(None);
+        }
         let recipients = tx
             .rcpts
             .iter()
-            .map(|r| RoutedRecipient {
+            .zip(refused.iter())
+            .filter(|(_, refusal)| refusal.is_none())
+            .map(|(r, _)| RoutedRecipient {
                 targets: &r.targets,
                 notify: r.params.notify.as_ref().map(Notify::to_text),
                 orcpt: r.params.orcpt.as_ref().map(|(t, a)| format!("{t};{a}")),
@@ -293,16 +317,25 @@ impl Session {
             }
             Err(Refused::Storage) => {
                 tracing::warn!(queue_id = qid, client = %self.client_text(), "refused with 451 4.3.0: the message could not be stored");
-                return Reply::new(
+                let reply = Reply::new(
                     451,
                     "4.3.0",
                     "Error: local storage problem, try again later",
                 );
+                self.trace_refusal(Stage::Store, "store", &reply);
+                return reply;
             }
         };
         let size = committed.size;
-        self.report_local_success(id, tx, size).await;
-        let to: Vec<String> = tx.rcpts.iter().map(|r| r.address.to_string()).collect();
+        self.report_local_success(id, tx, refused, &committed.over_quota, size)
+            .await;
+        let to: Vec<String> = tx
+            .rcpts
+            .iter()
+            .zip(refused.iter())
+            .filter(|(_, refusal)| refusal.is_none())
+            .map(|(r, _)| r.address.to_string())
+            .collect();
         tracing::info!(
             queue_id = qid,
             from = %tx.from,
@@ -315,13 +348,30 @@ impl Session {
         Reply::new(250, "2.0.0", format!("Ok: queued as {qid}"))
     }
 
-    /// NOTIFY=SUCCESS for recipients delivered to local mailboxes just now.
-    async fn report_local_success(&self, id: u64, tx: &Transaction, size: u64) {
+    /// NOTIFY=SUCCESS for recipients delivered to local mailboxes just now
+    /// (not those `refused`, nor those with a mailbox whose copy was queued
+    /// because it was `over_quota`: the queue reports on those).
+    async fn report_local_success(
+        &self,
+        id: u64,
+        tx: &Transaction,
+        refused: &[Option<Reply>],
+        over_quota: &[String],
+        size: u64,
+    ) {
         let recipients: Vec<QueueRecipient> = tx
             .rcpts
             .iter()
+            .zip(refused.iter())
+            .filter(|(_, refusal)| refusal.is_none())
+            .map(|(r, _)| r)
             .filter(|r| r.params.notify.as_ref().is_some_and(|n| n.success))
             .filter(|r| r.targets.iter().any(|t| matches!(t, Target::Local(_))))
+            .filter(|r| {
+                !r.targets
+                    .iter()
+                    .any(|t| matches!(t, Target::Local(u) if over_quota.contains(u)))
+            })
             .map(|r| {
                 let mut q = QueueRecipient::new(
                     r.address.to_string(),
@@ -419,6 +469,7 @@ impl Session {
                 .map_err(|e| storage_trouble(qid, e))?;
         }
         let decision = decide(&config.auth, &origin, &results);
+        self.info.trace.record(auth_event(&results, &decision));
         crate::dmarc::record(
             &self.ctx,
             origin.ip,
@@ -482,6 +533,35 @@ impl Session {
             }
         }
         h.into_bytes()
+    }
+}
+
+/// What SPF, DKIM, DMARC and ARC found and what `[auth]` made of it.
+fn auth_event(results: &AuthResults, decision: &Decision) -> Event {
+    let (word, reply) = match decision {
+        Decision::Accept => ("accept", None),
+        Decision::Quarantine => ("quarantine", None),
+        Decision::Reject(code, text) => ("reject", Some(Reply::new(550, code, text.clone()))),
+    };
+    let spf = results
+        .spf_mail_from
+        .as_ref()
+        .map_or("off", |s| s.result.as_str());
+    let dkim: Vec<&str> = results.dkim.iter().map(|d| d.result.as_str()).collect();
+    let detail = format!(
+        "spf={spf} dkim={} dmarc={} arc={}",
+        if dkim.is_empty() {
+            "none".to_string()
+        } else {
+            dkim.join(",")
+        },
+        results.dmarc.result.as_str(),
+        results.arc.as_str()
+    );
+    let e = Event::new(Stage::Data, "spf/dkim/dmarc", word).detail(detail);
+    match reply {
+        Some(r) => e.reply(r),
+        None => e,
     }
 }
 

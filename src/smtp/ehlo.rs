@@ -21,6 +21,7 @@ impl Session {
                 .error(Reply::new(500, "5.5.1", "Error: LMTP needs LHLO"))
                 .await;
         }
+        self.info.trace.set_helo(&name);
         match self.ctx.hooks.helo(&self.info, &name).await {
             Verdict::Reject(r) | Verdict::Tempfail(r) => return self.refuse(r).await,
             Verdict::Disconnect(r) => {

@@ -1,12 +1,14 @@
 //! MAIL FROM and RCPT TO: building the envelope. Order and limits are
 //! checked here (EHLO first, AUTH on submission, SIZE, max_recipients); the
-//! address checks and routing run through the hook seams.
+//! address checks and routing run through the hook seams; a local mailbox
+//! over quota is refused here already (`quota.rs`).
 
 use super::session::{Recipient, Session, Transaction};
 use crate::address::{Address, ReversePath};
 use crate::hooks::Verdict;
 use crate::mail::Reply;
 use crate::mail::{MailParams, RcptParams};
+use crate::trace::Stage;
 use std::io;
 
 impl Session {
@@ -31,24 +33,20 @@ impl Session {
                 .error(Reply::new(530, "5.7.10", "REQUIRETLS needs a TLS session"))
                 .await;
         }
+        self.begin_trace(&from).await;
         let max = self.ctx.config.limits.max_message_size.0;
-        if params.size.is_some_and(|s| s > max) {
-            return self
-                .refuse(Reply::new(
-                    552,
-                    "5.3.4",
-                    "Message size exceeds fixed maximum message size",
-                ))
-                .await;
-        }
-        if !self.space_for(params.size.unwrap_or(0)) {
-            return self
-                .refuse(Reply::new(
-                    452,
-                    "4.3.1",
-                    "Insufficient system storage, try again later",
-                ))
-                .await;
+        let limit = if params.size.is_some_and(|s| s > max) {
+            let text = "Message size exceeds fixed maximum message size";
+            Some(("size limit", Reply::new(552, "5.3.4", text)))
+        } else if !self.space_for(params.size.unwrap_or(0)) {
+            let text = "Insufficient system storage, try again later";
+            Some(("free space", Reply::new(452, "4.3.1", text)))
+        } else {
+            None
+        };
+        if let Some((by, reply)) = limit {
+            self.trace_refusal(Stage::Mail, by, &reply);
+            return self.refuse(reply).await;
         }
         match self.ctx.hooks.mail_from(&self.info, &from, &params).await {
             Verdict::Reject(r) | Verdict::Tempfail(r) => return self.refuse(r).await,
@@ -90,12 +88,16 @@ impl Session {
             .await;
         match result {
             Ok(targets) => {
+                let rcpt = Recipient {
+                    address: to,
+                    params,
+                    targets,
+                };
+                if let Some(reply) = self.quota_at_rcpt(&rcpt).await {
+                    return self.refuse(reply).await;
+                }
                 if let Some(tx) = self.tx.as_mut() {
-                    tx.rcpts.push(Recipient {
-                        address: to,
-                        params,
-                        targets,
-                    });
+                    tx.rcpts.push(rcpt);
                 }
                 self.send(Reply::new(250, "2.1.5", "Ok")).await
             }

@@ -11,5 +11,6 @@ mod data;
 mod ehlo;
 mod envelope;
 pub mod mime;
+mod quota;
 pub mod session;
 mod space;

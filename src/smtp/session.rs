@@ -87,6 +87,7 @@ pub async fn run(
         user: None,
         trusted,
         plugins: ctx.hooks.session(),
+        trace: crate::trace::Recorder::new(conn.peer.ip()),
     };
     let mut session = Session {
         conn,
@@ -105,6 +106,7 @@ pub async fn run(
     if let Err(e) = session.serve().await {
         tracing::debug!(client = %session.info.client, "session ended: {e}");
     }
+    session.keep_refused().await;
     session.conn.shutdown().await;
 }
 
@@ -190,6 +192,35 @@ impl Session {
         Ok(())
     }
 
+    /// A transaction starts: the refused one before it, if any, is kept.
+    pub(super) async fn begin_trace(&self, from: &ReversePath) {
+        let sender = match from {
+            ReversePath::Null => String::new(),
+            other => other.to_string(),
+        };
+        if let Some(t) = self.info.trace.begin(&sender) {
+            crate::trace::keep_refused(&self.ctx.store, t).await;
+        }
+    }
+
+    /// The transaction or session ended: a refusal in it is kept.
+    pub(super) async fn keep_refused(&self) {
+        if let Some(t) = self.info.trace.refused() {
+            crate::trace::keep_refused(&self.ctx.store, t).await;
+        }
+    }
+
+    /// Records a refusal decided by the session itself (limits, storage).
+    pub(super) fn trace_refusal(&self, stage: crate::trace::Stage, by: &str, reply: &Reply) {
+        let verdict = if reply.is_transient() {
+            "tempfail"
+        } else {
+            "reject"
+        };
+        let e = crate::trace::Event::new(stage, by, verdict).reply(reply);
+        self.info.trace.record(e);
+    }
+
     /// Sends a refusal from a check or hook: counted like an error only for 5xx.
     pub async fn refuse(&mut self, reply: Reply) -> io::Result<()> {
         crate::metrics::refused(refusal_reason(&reply));
@@ -252,6 +283,7 @@ impl Session {
             Command::Bdat { size, last } => self.bdat(size, last).await,
             Command::Rset => {
                 self.tx = None;
+                self.keep_refused().await;
                 self.send(Reply::new(250, "2.0.0", "Ok")).await
             }
             Command::Noop => self.send(Reply::new(250, "2.0.0", "Ok")).await,

@@ -180,6 +180,7 @@ impl Store {
         let to = canonical_folder(to);
         self.attempt(|| async {
             let mut ws = WriteSet::new(self);
+            ws.enforce_quota();
             ws.folder_mut(user, &from).await?;
             let uidvalidity = ws
                 .folder(user, &to)
@@ -199,7 +200,7 @@ impl Store {
                     internal_date: m.internal_date,
                 };
                 if remove_source {
-                    ws.delete_message(user, &from, uid);
+                    ws.remove_message(user, &from, &m);
                 } else {
                     *refs.entry(m.blob).or_default() += 1;
                 }
@@ -341,12 +342,7 @@ impl FlagOp {
 mod tests {
     use super::*;
 
-    async fn store() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).await.unwrap();
-        store.add_user("bob@example.test", "pw").await.unwrap();
-        (dir, store)
-    }
+    use crate::store::store_with_bob as store;
 
     const BOB: &str = "bob@example.test";
 

@@ -189,12 +189,13 @@ impl Store {
         local_users: &[String],
         queue: Option<&QueueEntry>,
     ) -> Result<Vec<u32>, StoreError> {
-        self.accept_message_into(writer, prefix, local_users, "INBOX", queue)
+        self.accept_message_into(writer, prefix, local_users, "INBOX", queue, None)
             .await
     }
 
     /// `accept_message` with the local copies in `folder` (INBOX, or Junk
-    /// for a quarantined message; a missing Junk folder is created).
+    /// for a quarantined message; a missing Junk folder is created), and
+    /// the message's decision trace in the same batch.
     pub async fn accept_message_into(
         &self,
         mut writer: BlobWriter,
@@ -202,6 +203,7 @@ impl Store {
         local_users: &[String],
         folder: &str,
         queue: Option<&QueueEntry>,
+        trace: Option<&crate::trace::Trace>,
     ) -> Result<Vec<u32>, StoreError> {
         let refs = local_users.len() as u32 + u32::from(queue.is_some());
         let date = now();
@@ -223,6 +225,9 @@ impl Store {
                 if let Some(q) = queue {
                     ws.batch.put(Space::Meta, queue_key(q.id), encode(q));
                 }
+                if let Some(t) = trace {
+                    super::trace::put_trace(&mut ws.batch, t);
+                }
                 ws.commit().await?;
                 Ok(uids)
             })
@@ -232,7 +237,8 @@ impl Store {
     }
 
     /// Delivers an already stored blob to local users (queue-driven local
-    /// delivery); adds one reference per copy.
+    /// delivery); adds one reference per copy. Over a user's quota nothing
+    /// is delivered (`OverQuota`: the queue tries again later).
     pub async fn deliver_blob(
         &self,
         blob: BlobId,
@@ -240,6 +246,7 @@ impl Store {
     ) -> Result<Vec<u32>, StoreError> {
         self.attempt(|| async {
             let mut ws = WriteSet::new(self);
+            ws.enforce_quota();
             let size = ws.blob(blob).await?.size;
             ws.adjust_refs(blob, users.len() as i64).await?;
             let mut uids = Vec::with_capacity(users.len());
@@ -295,6 +302,7 @@ impl Store {
         let done = self
             .attempt(|| async {
                 let mut ws = WriteSet::new(self);
+                ws.enforce_quota();
                 let record = writer_ref.finish(&[], 1, &mut ws.batch);
                 let copy = NewCopy {
                     blob: writer_ref.id(),
@@ -332,7 +340,7 @@ impl Store {
         let mut refs: std::collections::BTreeMap<BlobId, i64> = std::collections::BTreeMap::new();
         for &uid in uids {
             if let Some(m) = ws.message(user, folder, uid).await? {
-                ws.delete_message(user, folder, uid);
+                ws.remove_message(user, folder, &m);
                 *refs.entry(m.blob).or_default() -= 1;
                 removed.push(uid);
             }
@@ -446,6 +454,16 @@ impl Store {
 
     /// Drops the queue's reference to a blob (delivery finished).
     pub async fn release_queue_entry(&self, entry: &QueueEntry) -> Result<(), StoreError> {
+        self.release_queue_entry_traced(entry, &[]).await
+    }
+
+    /// `release_queue_entry`, adding the last delivery attempts to the
+    /// message's trace in the same write set.
+    pub async fn release_queue_entry_traced(
+        &self,
+        entry: &QueueEntry,
+        events: &[crate::trace::Event],
+    ) -> Result<(), StoreError> {
         self.attempt(|| async {
             let mut ws = WriteSet::new(self);
             if ws.read(queue_key(entry.id)).await?.is_none() {
@@ -453,6 +471,7 @@ impl Store {
             }
             ws.batch.delete(Space::Meta, queue_key(entry.id));
             ws.adjust_refs(entry.blob, -1).await?;
+            super::trace::extend_in(self, &mut ws.batch, entry.blob, events).await?;
             ws.commit().await
         })
         .await

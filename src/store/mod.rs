@@ -16,8 +16,10 @@
 //! conversions done, `k/<plugin>\0<key>` the plugins' key-value areas, `d/`
 //! DMARC evaluations kept for aggregate reports and `d#` their count,
 //! `t/<domain>` cached MTA-STS policies, `r/<period>\0<domain>` TLS-RPT
-//! tallies, `e/<user>\0<name>` users' Sieve scripts and `E/<user>` each
-//! user's index of them); `Space::Blobs` holds message bytes in chunks. On
+//! tallies, `e/<user>\0<name>` users' Sieve scripts, `E/<user>` each
+//! user's index of them, `Q/<user>` what each user's mail takes
+//! (`quota.rs`); `T/`, `I/`, `G/`, `R/` and `R#` decision traces,
+//! `trace.rs`); `Space::Blobs` holds message bytes in chunks. On
 //! sled these are the trees `meta` and `blobs` of every earlier release.
 
 pub mod backend;
@@ -28,12 +30,15 @@ mod kv;
 mod mailbox;
 mod pulls;
 mod queue;
+mod quota;
 #[cfg(test)]
 mod races;
 mod sieve;
 mod sts;
 mod subscriptions;
 mod tlsrpt;
+mod trace;
+mod turns;
 mod users;
 mod vanished;
 mod web;
@@ -46,9 +51,12 @@ pub use kv::{KvError, MAX_KV_KEY, MAX_KV_VALUE};
 pub use mailbox::{Flag, FolderInfo, MailboxEvent, MessageMeta, SPECIAL_FOLDERS, canonical_folder};
 pub use pulls::PullMark;
 pub use queue::{QueueEntry, QueueRecipient, RecipientState, format_queue_id, parse_queue_id};
+pub use quota::{Admission, Quota, QuotaOverride, Usage};
 pub use sieve::{MAX_SCRIPT_NAME, SieveError, SieveScripts, check_script, check_script_name};
 pub use sts::StsPolicyRecord;
 pub use tlsrpt::{TlsRptFailure, TlsRptTally};
+pub use trace::MAX_ATTEMPTS;
+pub use turns::Contention;
 pub use users::UserRecord;
 pub use vanished::MAX_VANISHED_RECORDS;
 pub use web::WebSession;
@@ -82,6 +90,13 @@ pub enum StoreError {
     /// engine's) names the folder and asks whether a server runs.
     #[error("{0}")]
     Locked(String),
+    /// A write set lost a race with another writer (`attempt` retries it).
+    #[error("the store changed under a write; retry")]
+    Conflict(Contention),
+    /// The change would take `user` over their quota (`too_big`: the
+    /// message alone is larger than the whole quota).
+    #[error("{user} is over quota")]
+    OverQuota { user: String, too_big: bool },
 }
 
 /// The store handle; cheap to clone.
@@ -94,6 +109,10 @@ struct Inner {
     /// The engine behind the seam (`backend/`): every read and write.
     backend: Backend,
     events: broadcast::Sender<MailboxEvent>,
+    /// Writers that lost a race retry one at a time per record (`attempt`).
+    turns: turns::Turns,
+    /// `[users] default_quota` in bytes; `quota::NO_DEFAULT`: none.
+    default_quota: std::sync::atomic::AtomicU64,
 }
 
 impl From<BackendError> for StoreError {
@@ -116,7 +135,12 @@ impl Store {
     pub async fn on(backend: Backend) -> Result<Store, StoreError> {
         let (events, _) = broadcast::channel(1024);
         let store = Store {
-            inner: Arc::new(Inner { backend, events }),
+            inner: Arc::new(Inner {
+                backend,
+                events,
+                turns: turns::Turns::new(),
+                default_quota: std::sync::atomic::AtomicU64::new(quota::NO_DEFAULT),
+            }),
         };
         store.discard_unfinished_blobs().await?;
         Ok(store)
@@ -186,17 +210,28 @@ impl Store {
     }
 
     /// Runs `attempt` (read, build a write set, commit) again while its
-    /// commit conflicts with another writer's (`backend::retry`).
+    /// commit conflicts with another writer's (`backend::retry`); the
+    /// retries hold the turns of the records it raced for (`turns.rs`).
+    /// An attempt never calls `attempt` itself: a nested retry could wait
+    /// for a turn its caller holds.
     pub(crate) async fn attempt<T, F, Fut>(&self, mut attempt: F) -> Result<T, StoreError>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, StoreError>>,
     {
+        let contention = match attempt().await {
+            Err(StoreError::Conflict(contention)) => contention,
+            Err(StoreError::Backend(BackendError::Conflict)) => Contention::default(),
+            other => return other,
+        };
+        let _turns = self.inner.turns.take(&contention).await;
         let outcome = backend::retry(|| {
             let run = attempt();
             async move {
                 match run.await {
-                    Err(StoreError::Backend(BackendError::Conflict)) => Err(BackendError::Conflict),
+                    Err(StoreError::Conflict(_) | StoreError::Backend(BackendError::Conflict)) => {
+                        Err(BackendError::Conflict)
+                    }
                     other => Ok(other),
                 }
             }
@@ -239,6 +274,16 @@ impl Store {
             .map(|kv| kv.len())
             .unwrap_or(usize::MAX)
     }
+}
+
+/// A fresh store (in the returned folder) with the account
+/// bob@example.test, password "pw".
+#[cfg(test)]
+pub(crate) async fn store_with_bob() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).await.unwrap();
+    store.add_user("bob@example.test", "pw").await.unwrap();
+    (dir, store)
 }
 
 /// Runs `op` `each` times in each of `writers` tasks at once (a race).

@@ -5,7 +5,7 @@
 //! state change applies only to the entry as it was read (so a
 //! `tern queue delete` in between is never undone).
 
-use super::backend::{Batch, KeyRange, ScanOrder, Space, retry};
+use super::backend::{Batch, KeyRange, ScanOrder, Space};
 use super::writeset::WriteSet;
 use super::{BlobId, Store, StoreError, decode, encode};
 use serde::{Deserialize, Serialize};
@@ -170,20 +170,30 @@ impl Store {
     /// Records a queue entry's new state (the caller syncs). An entry
     /// deleted meanwhile (`tern queue delete`) stays deleted.
     pub async fn update_queue_entry(&self, entry: &QueueEntry) -> Result<(), StoreError> {
+        self.update_queue_entry_traced(entry, &[]).await
+    }
+
+    /// `update_queue_entry`, adding delivery attempts to the message's
+    /// trace in the same write set.
+    pub async fn update_queue_entry_traced(
+        &self,
+        entry: &QueueEntry,
+        events: &[crate::trace::Event],
+    ) -> Result<(), StoreError> {
         let key = queue_key(entry.id);
         let value = encode(entry);
         let backend = &self.inner.backend;
-        retry(|| async {
+        self.attempt(|| async {
             let Some(old) = backend.get(Space::Meta, &key).await? else {
                 return Ok(());
             };
             let mut batch = Batch::new();
             batch.require(Space::Meta, key.clone(), Some(&old));
             batch.put(Space::Meta, key.clone(), value.clone());
-            backend.commit(batch).await
+            super::trace::extend_in(self, &mut batch, entry.blob, events).await?;
+            Ok(backend.commit(batch).await?)
         })
-        .await?;
-        Ok(())
+        .await
     }
 
     /// Queues an already committed blob anew (bounces), taking a reference.

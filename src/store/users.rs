@@ -18,6 +18,9 @@ pub struct UserRecord {
     pub address: String,
     pub password_hash: String,
     pub created: i64,
+    /// The user's own quota (`tern user quota`); absent: the default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota: Option<super::quota::QuotaOverride>,
 }
 
 fn user_key(address: &str) -> Vec<u8> {
@@ -63,6 +66,7 @@ impl Store {
             address: address.clone(),
             password_hash,
             created: now(),
+            quota: None,
         };
         let backend = &self.inner.backend;
         let mut batch = Batch::new();
@@ -107,6 +111,17 @@ impl Store {
         let hash = tokio::task::spawn_blocking(move || hash_password(&password))
             .await
             .map_err(|e| StoreError::Hash(e.to_string()))??;
+        self.update_user(address, |record| record.password_hash = hash.clone())
+            .await
+    }
+
+    /// Changes a user's record as `change` says, applied to the record as
+    /// it is when the change commits (retried when it raced another).
+    pub(super) async fn update_user(
+        &self,
+        address: &str,
+        change: impl Fn(&mut UserRecord),
+    ) -> Result<(), StoreError> {
         let key = user_key(&address.to_ascii_lowercase());
         let backend = &self.inner.backend;
         retry(|| async {
@@ -117,7 +132,7 @@ impl Store {
                 Ok(r) => r,
                 Err(e) => return Ok(Err(e)),
             };
-            record.password_hash = hash.clone();
+            change(&mut record);
             let mut batch = Batch::new();
             batch.require(Space::Meta, key.clone(), Some(&old));
             batch.put(Space::Meta, key.clone(), encode(&record));
@@ -152,6 +167,7 @@ impl Store {
             }
         }
         batch.delete(Space::Meta, super::sieve::user_index_key(&address));
+        batch.delete(Space::Meta, super::quota::usage_key(&address));
         batch.delete(Space::Meta, user_key(&address));
         Ok(backend.commit(batch).await?)
     }

@@ -8,16 +8,22 @@
 //! (`Store::attempt`), so UIDs, mod-sequences and reference counts are
 //! never given twice or lost, on any engine and across processes.
 //!
+//! Every copy added (`add_copy`) or removed (`remove_message`) changes its
+//! user's usage counter (`quota.rs`) in the same write set; the counter is
+//! read, and required unchanged, at commit. With `enforce_quota` a change
+//! that adds bytes past a user's quota fails with `OverQuota` instead.
+//!
 //! Invariant the mailbox code keeps: every write to a message of a folder
 //! also writes that folder's record (its highest mod-sequence at least),
 //! so requiring the folder record covers the folder's messages too; a
 //! folder is always read (`folder`) before its messages.
 
-use super::backend::{Batch, Space};
+use super::backend::{BackendError, Batch, Space};
 use super::blobs::{BlobRecord, blob_key, chunk_key};
 use super::mailbox::{
     FolderInfo, MailboxEvent, MessageMeta, NewCopy, folder_key, message_key, new_folder,
 };
+use super::quota::{Usage, usage_key};
 use super::{BlobId, Store, StoreError, decode, encode};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -38,6 +44,10 @@ pub(super) struct WriteSet<'a> {
     /// Keys already required (each is read and required once).
     required: BTreeSet<Vec<u8>>,
     touched: Vec<MailboxEvent>,
+    /// Per user, the bytes and messages this change adds (or removes).
+    usage: BTreeMap<String, (i64, i64)>,
+    /// Refuse a change that takes a user past their quota.
+    enforce_quota: bool,
 }
 
 impl<'a> WriteSet<'a> {
@@ -49,7 +59,21 @@ impl<'a> WriteSet<'a> {
             blobs: BTreeMap::new(),
             required: BTreeSet::new(),
             touched: Vec::new(),
+            usage: BTreeMap::new(),
+            enforce_quota: false,
         }
+    }
+
+    /// Makes the commit fail with `OverQuota` if this change adds bytes
+    /// past a user's quota (APPEND, COPY; a MOVE adds none).
+    pub(super) fn enforce_quota(&mut self) {
+        self.enforce_quota = true;
+    }
+
+    fn count(&mut self, user: &str, bytes: u64, sign: i64) {
+        let entry = self.usage.entry(user.to_string()).or_default();
+        entry.0 += sign * i64::try_from(bytes).unwrap_or(i64::MAX);
+        entry.1 += sign;
     }
 
     /// Reads `key` and makes the write set apply only if it still holds
@@ -172,9 +196,11 @@ impl<'a> WriteSet<'a> {
         );
     }
 
-    pub(super) fn delete_message(&mut self, user: &str, folder: &str, uid: u32) {
+    /// Removes a message (`meta`, as read) for good: its user's usage drops.
+    pub(super) fn remove_message(&mut self, user: &str, folder: &str, meta: &MessageMeta) {
         self.batch
-            .delete(Space::Meta, message_key(user, folder, uid));
+            .delete(Space::Meta, message_key(user, folder, meta.uid));
+        self.count(user, meta.size, -1);
     }
 
     /// Adds one copy of a blob to a folder: the next UID and the next
@@ -205,6 +231,7 @@ impl<'a> WriteSet<'a> {
             modseq: info.highest_modseq,
         };
         self.put_message(user, folder, &meta);
+        self.count(user, meta.size, 1);
         self.touch(user, folder);
         Ok(uid)
     }
@@ -242,9 +269,37 @@ impl<'a> WriteSet<'a> {
         }
     }
 
+    /// Reads each changed user's usage counter (counting it once if it does
+    /// not exist yet), checks the quota when asked, and puts the new value.
+    async fn write_usage(&mut self) -> Result<(), StoreError> {
+        let changes = std::mem::take(&mut self.usage);
+        for (user, (bytes, messages)) in changes {
+            if bytes == 0 && messages == 0 {
+                continue;
+            }
+            let key = usage_key(&user);
+            let old = match self.read(key.clone()).await? {
+                Some(v) => decode::<Usage>("usage", &v)?,
+                None => self.store.count_usage(&user).await?,
+            };
+            if self.enforce_quota && bytes > 0 {
+                self.store
+                    .enforce_quota(&user, old, bytes.unsigned_abs())
+                    .await?;
+            }
+            let new = Usage {
+                bytes: old.bytes.saturating_add_signed(bytes),
+                messages: old.messages.saturating_add_signed(messages),
+            };
+            self.batch.put(Space::Meta, key, encode(&new));
+        }
+        Ok(())
+    }
+
     /// Writes back what changed and commits, all or nothing; then tells
     /// the listening sessions. A conflict is the caller's to retry.
     pub(super) async fn commit(mut self) -> Result<(), StoreError> {
+        self.write_usage().await?;
         for c in &self.folders {
             if !c.dirty {
                 continue;
@@ -262,6 +317,7 @@ impl<'a> WriteSet<'a> {
             let refs = (i64::from(record.refs) + delta).max(0);
             if refs == 0 {
                 self.batch.delete(Space::Meta, blob_key(*id));
+                super::trace::mark_gone(&mut self.batch, *id);
                 for n in 0..record.chunks {
                     self.batch.delete(Space::Blobs, chunk_key(*id, n).to_vec());
                 }
@@ -271,7 +327,18 @@ impl<'a> WriteSet<'a> {
                 self.batch.put(Space::Meta, blob_key(*id), encode(&record));
             }
         }
-        self.store.inner.backend.commit(self.batch).await?;
+        // The records this write set raced for, should it lose (turns.rs).
+        let keys = self
+            .batch
+            .conditions
+            .iter()
+            .map(|(_, key, _)| key.as_slice());
+        let contention = self.store.inner.turns.contention(keys);
+        match self.store.inner.backend.commit(self.batch).await {
+            Ok(()) => {}
+            Err(BackendError::Conflict) => return Err(StoreError::Conflict(contention)),
+            Err(e) => return Err(e.into()),
+        }
         for event in self.touched {
             self.store.notify(event);
         }

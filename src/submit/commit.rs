@@ -3,11 +3,15 @@
 //! it writes the body, one INBOX (or Junk) copy per local user and the
 //! queue entry for remote recipients in one store batch, flushes it to
 //! disk, and wakes the queue. Nothing is acknowledged to anyone before this
-//! returns `Ok`.
+//! returns `Ok`. A local mailbox the message does not fit (its quota) gets
+//! no copy now: it becomes a local recipient of the queue entry, delivered
+//! when space frees up, or bounced when it never does (as Postfix queues
+//! what its LMTP hop answers 452).
 
 use crate::context::ServerContext;
 use crate::mail::Target;
-use crate::store::{BlobWriter, QueueEntry, QueueRecipient, StoreError, now};
+use crate::store::{Admission, BlobWriter, QueueEntry, QueueRecipient, StoreError, now};
+use crate::trace::{Event, Recorder, Stage};
 
 /// One accepted recipient with where it routes to and its DSN parameters.
 pub struct RoutedRecipient<'a> {
@@ -53,6 +57,8 @@ pub struct Committed {
     pub local: Vec<(String, u32)>,
     /// Remote recipients queued.
     pub queued: usize,
+    /// Local users whose copy was queued: over their quota just now.
+    pub over_quota: Vec<String>,
 }
 
 /// What the data hooks decided that changes the commit.
@@ -65,26 +71,44 @@ pub struct PluginEffects<'a> {
     pub quarantine: Option<&'a str>,
 }
 
+/// The session's decisions so far, which the commit completes (where
+/// each copy went) and keeps with the message.
+pub struct Traced<'a> {
+    pub recorder: &'a Recorder,
+    pub message_id: Option<String>,
+}
+
 /// Commits `writer` (the body) with `prefix` headers for `envelope`, as
-/// the plugins' `effects` say; durable on return.
+/// the plugins' `effects` say, with its decision trace; durable on return.
 pub async fn commit(
     ctx: &ServerContext,
     writer: BlobWriter,
     prefix: Vec<u8>,
     envelope: &Envelope<'_>,
     effects: &PluginEffects<'_>,
+    traced: Traced<'_>,
 ) -> Result<Committed, CommitError> {
     // As the blob record counts it: leading bytes the filters removed are
     // not part of the message.
     let size = writer.len() - writer.skipped() + prefix.len() as u64;
     let mut local_users: Vec<String> = Vec::new();
     let mut remote: Vec<QueueRecipient> = Vec::new();
+    let mut over_quota: Vec<String> = Vec::new();
     for r in &envelope.recipients {
         for t in r.targets {
             match t {
                 Target::Local(u) if effects.stored_by_plugins.contains(u) => {}
-                Target::Local(u) if !local_users.contains(u) => local_users.push(u.clone()),
-                Target::Local(_) => {}
+                Target::Local(u) if local_users.contains(u) || over_quota.contains(u) => {}
+                Target::Local(u) if effects.quarantine.is_none() && !fits(ctx, u, size).await => {
+                    over_quota.push(u.clone());
+                    remote.push(QueueRecipient::new(
+                        u.clone(),
+                        r.notify.clone(),
+                        r.orcpt.clone(),
+                        vec![u.clone()],
+                    ));
+                }
+                Target::Local(u) => local_users.push(u.clone()),
                 Target::Remote(a) if remote.iter().any(|q| &q.address == a) => {}
                 Target::Remote(a) => remote.push(QueueRecipient::new(
                     a.clone(),
@@ -119,22 +143,44 @@ pub async fn commit(
                 relayed_dropped = remote.len(),
                 "quarantined by a filter: local copies go to Junk"
             );
+            for r in &remote {
+                let e = Event::new(Stage::Store, "quarantine", "not relayed").rcpt(&r.address);
+                traced.recorder.record(e.detail(reason));
+            }
             remote.clear();
             "Junk"
         }
         None => "INBOX",
     };
+    for u in &local_users {
+        let e = Event::new(Stage::Store, "folder", folder.to_ascii_lowercase());
+        let why = effects.quarantine.map(|r| format!("quarantined: {r}"));
+        traced
+            .recorder
+            .record(e.users(vec![u.clone()]).detail(why.unwrap_or_default()));
+    }
+    for r in &remote {
+        let mut e = Event::new(Stage::Store, "queue", "queued").rcpt(&r.address);
+        if !r.route.is_empty() {
+            e = e.detail(format!("route {}", r.route.join(", ")));
+        }
+        traced.recorder.record(e);
+    }
     if local_users.is_empty() && remote.is_empty() {
         // Storage plugins kept every copy (or quarantine left nothing): the
         // built-in store keeps nothing; dropping the writer removes the body.
         drop(writer);
+        if let Some(t) = traced.recorder.dropped() {
+            crate::trace::keep_refused(&ctx.store, t).await;
+        }
         return Ok(Committed {
             size,
             local: Vec::new(),
             queued: 0,
+            over_quota,
         });
     }
-    let queued = remote.len();
+    let queued = remote.len() - over_quota.len();
     let entry = (!remote.is_empty()).then(|| QueueEntry {
         id: envelope.id,
         blob: envelope.id,
@@ -151,8 +197,20 @@ pub async fn commit(
         require_tls: envelope.require_tls,
     });
     let store = &ctx.store;
+    let trace = traced.recorder.is_on().then(|| {
+        traced
+            .recorder
+            .message(envelope.id, traced.message_id.clone())
+    });
     let uids = store
-        .accept_message_into(writer, prefix, &local_users, folder, entry.as_ref())
+        .accept_message_into(
+            writer,
+            prefix,
+            &local_users,
+            folder,
+            entry.as_ref(),
+            trace.as_ref(),
+        )
         .await
         .map_err(CommitError::Store)?;
     store.flush().await.map_err(CommitError::Flush)?;
@@ -163,5 +221,18 @@ pub async fn commit(
         size,
         local: local_users.into_iter().zip(uids).collect(),
         queued,
+        over_quota,
     })
+}
+
+/// Whether a copy of `size` bytes fits in `user`'s quota now. A quota
+/// that cannot be read counts as room: the copy is then kept, not lost.
+async fn fits(ctx: &ServerContext, user: &str, size: u64) -> bool {
+    match ctx.store.quota(user).await {
+        Ok(q) => q.admits(size) == Admission::Yes,
+        Err(e) => {
+            tracing::warn!(user, "reading the quota failed, delivering anyway: {e}");
+            true
+        }
+    }
 }

@@ -18,6 +18,7 @@ use crate::hooks::{DataMessage, SessionInfo, Verdict};
 use crate::mail::{Reply, Target};
 use crate::mailauth::AuthResults;
 use crate::store::{BlobWriter, format_queue_id};
+use crate::trace::{Event, Stage};
 
 /// A message at its end of data: the body already streamed into the store,
 /// the recipients routed, nothing acknowledged yet.
@@ -113,7 +114,10 @@ pub async fn submit(ctx: &ServerContext, arrival: Arrival<'_>) -> Result<Accepte
     let skip = outcome.apply_edits(&mut prefix, header);
     writer.skip_leading(skip);
     if outcome.discard {
-        // Dropping the writer removes the body.
+        // Dropping the writer removes the body; the story is kept alone.
+        if let Some(t) = info.trace.dropped() {
+            crate::trace::keep_refused(&ctx.store, t).await;
+        }
         return Ok(Accepted::Discarded);
     }
     // Signed last, over the headers the filters added too.
@@ -142,11 +146,21 @@ pub async fn submit(ctx: &ServerContext, arrival: Arrival<'_>) -> Result<Accepte
             reply,
             disconnect: false,
         })?;
+    for user in &claimed {
+        let e = Event::new(Stage::Store, "storage plugin", "stored");
+        info.trace.record(e.users(vec![user.clone()]));
+    }
     let effects = commit::PluginEffects {
         stored_by_plugins: &claimed,
         quarantine: outcome.quarantine.as_deref().or(quarantine),
     };
-    match commit::commit(ctx, writer, prefix, envelope, &effects).await {
+    let mut whole = prefix.clone();
+    whole.extend_from_slice(header);
+    let traced = commit::Traced {
+        recorder: &info.trace,
+        message_id: crate::trace::message_id(&whole),
+    };
+    match commit::commit(ctx, writer, prefix, envelope, &effects, traced).await {
         Ok(committed) => Ok(Accepted::Committed(committed)),
         Err(e) => {
             tracing::error!(queue_id = %qid, "{e}");

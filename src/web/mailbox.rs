@@ -2,14 +2,15 @@
 //! folder (newest first) with sender, subject, date, size, attachment mark
 //! and unread/flagged state, search over from, to, subject and text, and
 //! the actions on selected messages (read/unread, flag, move, delete to
-//! Trash, delete for good from Trash). Every action is a POST with the
-//! session's CSRF token.
+//! Trash, delete for good from Trash), and what the user's mail takes of
+//! their quota. Every action is a POST with the session's CSRF token.
 
 use super::layout::{self, FolderView, folder_url, query_escape};
 use super::session::User;
 use super::{Ctx, WebError};
+use crate::config::ByteSize;
 use crate::context::ServerContext;
-use crate::store::{Flag, MessageMeta, SPECIAL_FOLDERS, Store};
+use crate::store::{Flag, MessageMeta, Quota, SPECIAL_FOLDERS, Store};
 use axum::Form;
 use axum::extract::Query;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -215,6 +216,7 @@ pub async fn folder_page(
     Query(q): Query<FolderQuery>,
 ) -> Result<Response, WebError> {
     let listing = list(&ctx.0, &user.account, &q).await;
+    let quota = ctx.0.store.quota(&user.account).await?;
     let Listing {
         folders,
         lines,
@@ -274,8 +276,26 @@ pub async fn folder_page(
             span { "Page " (q.page + 1) " of " (pages) }
             @if q.page + 1 < pages { a.button href=(page_url(q.page + 1)) { "Older ›" } }
         }
+        (quota_line(&quota))
     };
     Ok(layout::page(&title, &user, &folders, folder, &q.q, content).into_response())
+}
+
+/// "Using 12 MiB of 2 GiB (1%)", with a meter; without a limit the usage.
+fn quota_line(quota: &Quota) -> maud::Markup {
+    let used = ByteSize(quota.usage.bytes);
+    html! {
+        @match quota.limit {
+            Some(limit) => {
+                p.quota {
+                    "Using " (used) " of " (ByteSize(limit))
+                    " (" (quota.usage.bytes.saturating_mul(100) / limit.max(1)) "%) "
+                    meter min="0" max=(limit) value=(quota.usage.bytes.min(limit)) aria-label="Quota used" {}
+                }
+            }
+            None => { p.quota { "Using " (used) " (no quota)" } }
+        }
+    }
 }
 
 /// Applies one action to messages of a folder. Returns what to tell the user.

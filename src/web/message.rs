@@ -177,6 +177,7 @@ pub async fn message_page(
         .map(|f| &f.name)
         .filter(|n| **n != q.folder)
         .collect();
+    let why = super::why::section(store, &user.account, meta.blob).await;
     let content = html! {
         div.toolbar.actions {
             a.button href=(layout::folder_url(&q.folder)) { "‹ " (q.folder) }
@@ -220,7 +221,8 @@ pub async fn message_page(
                 }
             }
             (body)
-            p { a href={ "/message/raw?" (base) } { "Download original" } }
+            p { a href={ "/message/raw?" (base) } { "Download original" } " · " a href="#why" { "Why is this here?" } }
+            (why)
         }
     };
     Ok(layout::page(&subject, &user, &folders, &q.folder, "", content).into_response())

@@ -14,7 +14,8 @@
 //!   messages (flags, move, delete).
 //! - `message.rs` + `sanitize.rs`: reading a message; its HTML is cleaned
 //!   (ammonia) and shown in a sandboxed iframe under its own strict CSP;
-//!   attachments are downloads.
+//!   attachments are downloads. `why.rs`: its "Why is this here?"
+//!   section, the reader's own part of the message's decision trace.
 //! - `compose.rs`: compose, reply, reply-all, forward, drafts and sending
 //!   (the submission path `crate::submit::submit`, then a copy in `Sent`).
 //!
@@ -31,6 +32,7 @@ mod sanitize;
 mod security;
 mod send;
 mod session;
+mod why;
 
 use crate::context::ServerContext;
 use crate::net::Connection;
@@ -79,6 +81,9 @@ impl IntoResponse for WebError {
     fn into_response(self) -> Response {
         use axum::http::StatusCode;
         let status = match &self {
+            WebError::Store(crate::store::StoreError::OverQuota { .. }) => {
+                StatusCode::INSUFFICIENT_STORAGE
+            }
             WebError::Store(e) => {
                 tracing::error!("web: store error: {e}");
                 StatusCode::INTERNAL_SERVER_ERROR
@@ -88,6 +93,9 @@ impl IntoResponse for WebError {
             WebError::Csrf => StatusCode::FORBIDDEN,
         };
         let text = match &self {
+            WebError::Store(crate::store::StoreError::OverQuota { .. }) => {
+                "Your mailbox is over its quota: delete some mail and try again.".into()
+            }
             WebError::Store(_) => "Something went wrong on the server; try again later.".into(),
             other => other.to_string(),
         };

@@ -131,13 +131,17 @@ pub async fn send(
         user: Some(user.to_string()),
         trusted: ctx.config.is_trusted(conn.peer.ip()),
         plugins: ctx.hooks.session(),
+        trace: crate::trace::Recorder::new(conn.peer.ip()),
     };
+    info.trace.set_helo("webmail");
     let sender = Address::parse(user, true)
         .map_err(|e| WebError::Send(format!("the account is not an address: {e}")))?;
     let from = ReversePath::Mailbox(sender);
+    info.trace.begin(&from.to_string());
     let params = MailParams::default();
     match ctx.hooks.mail_from(&info, &from, &params).await {
         Verdict::Reject(r) | Verdict::Tempfail(r) | Verdict::Disconnect(r) => {
+            keep_refused(ctx, &info).await;
             return Err(refused(&r));
         }
         Verdict::Continue | Verdict::Accept => {}
@@ -159,6 +163,7 @@ pub async fn send(
         let targets = match ctx.hooks.rcpt_to(&info, &so_far, to, &rcpt_params).await {
             Ok(t) => t,
             Err(Verdict::Reject(r) | Verdict::Tempfail(r) | Verdict::Disconnect(r)) => {
+                keep_refused(ctx, &info).await;
                 return Err(WebError::Send(format!("{to}: {} {}", r.code, r.text())));
             }
             Err(Verdict::Continue | Verdict::Accept) => {
@@ -232,7 +237,9 @@ pub async fn send(
         auth: None,
         quarantine: None,
     };
-    let committed = match submit(ctx, arrival).await {
+    let submitted = submit(ctx, arrival).await;
+    keep_refused(ctx, &info).await;
+    let committed = match submitted {
         Ok(Accepted::Committed(c)) => c,
         Ok(Accepted::Discarded) => {
             // A filter discarded it: nothing is kept but the sender's copy.
@@ -248,7 +255,14 @@ pub async fn send(
             ));
         }
     };
-    keep_copy(ctx, user, "Sent", &bytes, vec![Flag::SEEN.into()]).await?;
+    // The message is gone out: a Sent copy over the quota only costs the copy.
+    let kept = match keep_copy(ctx, user, "Sent", &bytes, vec![Flag::SEEN.into()]).await {
+        Ok(_) => "",
+        Err(WebError::Store(StoreError::OverQuota { .. })) => {
+            " No copy was kept in Sent: your mailbox is over its quota."
+        }
+        Err(e) => return Err(e),
+    };
     store.flush().await?;
     let to: Vec<String> = rcpts.iter().map(|a| a.to_string()).collect();
     tracing::info!(
@@ -259,7 +273,7 @@ pub async fn send(
         client = %conn.peer,
         "web: sent"
     );
-    Ok(format!("Message sent to {}.", to.join(", ")))
+    Ok(format!("Message sent to {}.{kept}", to.join(", ")))
 }
 
 /// Appends to one of the user's folders, creating it if an old account lacks it.
@@ -310,5 +324,12 @@ mod tests {
         assert!(text.contains("In-Reply-To: <a@b>"), "{text}");
         assert!(!text.contains("secret@y.test"));
         assert!(text.contains("line\r\nline2"));
+    }
+}
+
+/// A refusal in this send is kept as a refused attempt (`crate::trace`).
+async fn keep_refused(ctx: &ServerContext, info: &SessionInfo) {
+    if let Some(t) = info.trace.refused() {
+        crate::trace::keep_refused(&ctx.store, t).await;
     }
 }

@@ -4,7 +4,8 @@
 //! beside it the independent peers (`peers.rs`: dnslib DNS, aiosmtpd sink),
 //! the clients (`clients.rs`: Python, swaks; `smtp.rs`: a raw-socket SMTP
 //! client for byte-exact tests), readers of what came back (`text.rs`), and
-//! real TLS peers with a test CA (`tls.rs`: SMTP next hops, HTTPS).
+//! real TLS peers with a test CA (`tls.rs`: SMTP next hops, HTTPS), and a
+//! web mail server with its scripted browser (`webmail.rs`).
 //! Nothing here sleeps and hopes: every wait polls a condition with a
 //! generous bound. Every process started is killed when its guard drops.
 #![allow(dead_code, unused_imports)]
@@ -18,6 +19,7 @@ mod peers;
 mod smtp;
 mod text;
 pub mod tls;
+mod webmail;
 
 #[allow(unused_imports)]
 pub use clients::{
@@ -33,6 +35,7 @@ pub use peers::{DnsServer, Sink, silent_server};
 pub use smtp::{Reply, Smtp};
 #[allow(unused_imports)]
 pub use text::{added_headers, contains, header, queue_id, text};
+pub use webmail::{webmail_run, webmail_server};
 
 use std::collections::HashMap;
 use std::io::Write;

@@ -141,7 +141,7 @@ impl Storage for Maildir {
         Ok(id)
     }
 
-    fn list(mailbox: String) -> Result<Vec<Stored>, String> {
+    fn list_messages(mailbox: String) -> Result<Vec<Stored>, String> {
         let dir = files::maildir(&mailbox)?;
         let mut out = Vec::new();
         for (id, path) in files::messages(&dir)? {

@@ -32,7 +32,7 @@ struct Virtual;
 
 #[tern_sdk::hooks]
 impl Rewrite for Virtual {
-    fn rewrite(_envelope: Envelope, recipient: Recipient) -> Rewritten {
+    fn rewrite_recipient(_envelope: Envelope, recipient: Recipient) -> Rewritten {
         let map = match alias_map() {
             Ok(m) => m,
             Err(e) => {

@@ -1,0 +1,187 @@
+//! "Why did this message go there?" (issue 21) through the real server:
+//! a refused RCPT, a message the shipped `content` filter sends to Junk
+//! and a message relayed through a smarthost (the aiosmtpd sink) each
+//! leave a trace that `tern trace` prints (by queue id, Message-ID, or
+//! client and window; `--json` parses), web mail's "Why is this here?"
+//! shows a reader only their own part, `tern trace` reads the store of a
+//! stopped server too, and `[trace] keep` forgets refused attempts.
+
+mod harness;
+use harness::{Sink, Tern, wait_for, webmail_run as run, webmail_server as server};
+use std::time::Duration;
+
+/// `tern trace ARGS`: its standard output, after it succeeded.
+fn trace(t: &Tern, args: &[&str]) -> String {
+    let mut all = vec!["trace"];
+    all.extend_from_slice(args);
+    let out = t.cli(&all, "");
+    assert!(
+        out.status.success(),
+        "tern trace {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+const SEND: &str = r#"
+def msg(mid, subject, to, sender="lisa@outside.test"):
+    return (f"From: <{sender}>\r\nTo: <{to}>\r\nSubject: {subject}\r\n"
+            f"Message-ID: <{mid}>\r\nDate: Mon, 23 Nov 2026 10:00:00 +0000\r\n\r\nhello\r\n").encode()
+# A refused RCPT (no such user), then QUIT: a refused attempt.
+s = smtplib.SMTP("127.0.0.1", SMTP); s.ehlo("spammer.test"); s.mail("x@outside.test")
+code, _ = s.rcpt("nobody@example.test"); assert code == 550, code
+s.quit()
+# To bob and carol (To: names bob only): the content filter junks it.
+s = smtplib.SMTP("127.0.0.1", SMTP); s.ehlo("mx.outside.test")
+s.sendmail("lisa@outside.test", ["bob@example.test", "carol@example.test"],
+           msg("junk-1@outside.test", "You are a LOTTERY winner", "bob@example.test"))
+s.quit()
+# Relayed: bob submits to a far address; the smarthost takes it.
+s = smtplib.SMTP("127.0.0.1", SUB); s.ehlo("laptop"); s.login("bob@example.test", "bob-pw")
+s.sendmail("bob@example.test", ["alice@far.test"], msg("relay-1@example.test", "hello far", "alice@far.test", "bob@example.test"))
+s.quit()
+print("sent")
+"#;
+
+#[test]
+fn refused_junked_and_relayed_mail_is_explained() {
+    let sink = Sink::start();
+    let content = test_plugins::shipped::CONTENT;
+    let mut t = server(&format!(
+        "[relay]\nsmarthost = \"127.0.0.1:{}\"\nsmarthost_tls = \"none\"\n\n\
+         [[plugin]]\nname = \"content\"\npath = \"{content}\"\ntimeout = \"5s\"\n\
+         config = {{ subject_contains = \"lottery winner\" }}\n",
+        sink.port
+    ));
+    let out = run(&t, SEND);
+    assert!(out.trim().ends_with("sent"), "{out}");
+    t.wait_queue_empty(Duration::from_secs(60));
+    assert_eq!(sink.received().len(), 1, "the smarthost took the message");
+
+    // The refused attempt, by client and window.
+    let refused = trace(&t, &["--client", "127.0.0.1", "--since", "1h"]);
+    assert!(
+        refused.contains("refused attempt (nothing kept)"),
+        "{refused}"
+    );
+    assert!(refused.contains("helo spammer.test"), "{refused}");
+    assert!(
+        refused.contains("rcpt     recipient check: reject <nobody@example.test> \"550 5.1.1"),
+        "{refused}"
+    );
+
+    // The junked message, by Message-ID: the filter's verdict and each
+    // recipient's folder.
+    let junked = trace(&t, &["<junk-1@outside.test>"]);
+    assert!(
+        junked.contains("data     plugin content: quarantine"),
+        "{junked}"
+    );
+    assert!(
+        junked.contains("store    folder: junk [bob@example.test]"),
+        "{junked}"
+    );
+    assert!(
+        junked.contains("store    folder: junk [carol@example.test]"),
+        "{junked}"
+    );
+    let qid = junked
+        .split_whitespace()
+        .nth(1)
+        .expect("message QUEUE-ID")
+        .to_string();
+    assert_eq!(trace(&t, &[&qid]), junked, "by queue id, the same story");
+
+    // The relayed message: the route, the queue, the attempt that sent it.
+    let relayed = trace(&t, &["relay-1@example.test"]);
+    assert!(
+        relayed.contains("mail     sender check: accept"),
+        "{relayed}"
+    );
+    assert!(
+        relayed.contains("rcpt     router: route <alice@far.test>"),
+        "{relayed}"
+    );
+    assert!(
+        relayed.contains("store    queue: queued <alice@far.test>"),
+        "{relayed}"
+    );
+    assert!(
+        relayed.contains("delivery queue: sent <alice@far.test>"),
+        "{relayed}"
+    );
+    assert!(relayed.contains("attempt 1, via "), "{relayed}");
+
+    // --json is for tools: an array of traces with their events in order.
+    let json: serde_json::Value =
+        serde_json::from_str(&trace(&t, &["relay-1@example.test", "--json"])).expect("JSON");
+    let events = json[0]["events"].as_array().expect("events");
+    let verdicts: Vec<&str> = events
+        .iter()
+        .filter_map(|e| e["verdict"].as_str())
+        .collect();
+    assert_eq!(verdicts.last(), Some(&"sent"), "{json}");
+    assert_eq!(json[0]["message_id"], "relay-1@example.test");
+
+    // An unknown id is an error naming it.
+    let out = t.cli(&["trace", "0000FFFFFF"], "");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no trace of 0000FFFFFF"));
+
+    // Web mail: bob sees why the message is in Junk — his part only.
+    let out = run(
+        &t,
+        r#"
+c = Client(HTTP); c.login("bob", "bob-pw")
+uid = c.uids("Junk")[0]
+page = c.get(f"/message?folder=Junk&uid={uid}").text
+why = page[page.index('<details class="why"'):]
+why = why[:why.index("</details>")]
+assert "Why is this here?" in why, why
+assert "plugin content" in why and "quarantine" in why, why
+assert "folder" in why and "junk" in why, why
+assert "carol" not in why, why          # never another recipient's part
+assert "reason:" not in why, why        # never a plugin's details
+assert "nobody" not in why and "spammer" not in why, why
+print("ok")
+"#,
+    );
+    assert!(out.trim().ends_with("ok"), "{out}");
+
+    // With the server stopped, tern trace reads the store itself.
+    t.stop();
+    assert_eq!(trace(&t, &[&qid]), junked);
+}
+
+#[test]
+fn refused_attempts_are_forgotten_after_trace_keep() {
+    let t = server("[trace]\nkeep = \"5s\"\n");
+    let out = run(
+        &t,
+        r#"
+s = smtplib.SMTP("127.0.0.1", SMTP); s.ehlo("x.test"); s.mail("x@outside.test")
+code, _ = s.rcpt("nobody@example.test"); assert code == 550, code
+s.quit()
+print("ok")
+"#,
+    );
+    assert!(out.trim().ends_with("ok"), "{out}");
+    // Kept once the session has ended; then forgotten.
+    wait_for(
+        "the refused attempt's trace",
+        Duration::from_secs(30),
+        || {
+            let text = trace(&t, &["--client", "127.0.0.1"]);
+            text.contains("recipient check: reject").then_some(())
+        },
+    );
+    wait_for(
+        "the refused attempt to expire",
+        Duration::from_secs(60),
+        || {
+            trace(&t, &["--client", "127.0.0.1"])
+                .contains("no decisions recorded")
+                .then_some(())
+        },
+    );
+}
