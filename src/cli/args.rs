@@ -55,8 +55,8 @@ pub(crate) enum Command {
         json: bool,
     },
     /// Copy the whole store, as it is at one moment, into DIR (absent or
-    /// empty). While `tern serve` runs the server writes it (mail keeps
-    /// flowing), so DIR must be writable by the account it runs as
+    /// empty). While `tern serve` runs it sends the snapshot over the
+    /// control socket (mail keeps flowing) and this command writes DIR
     Backup { dir: PathBuf },
     /// Load a backup made by `tern backup` into the configured store, which
     /// must be empty (sled: an absent or empty data_dir). Stop the server first
