@@ -60,7 +60,7 @@ PLUGINS = {
     "dnsbl": 'zones = "bl.bench.test"',
     "content": 'refuse_extensions = "exe, scr, js", subject_contains = "lottery winner"',
 }
-PLUGIN_WASM = ROOT / "target/shipped-plugins/wasm32-wasip2/release"
+PLUGIN_WASM = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "shipped-plugins/wasm32-wasip2/release"
 
 # The blocklist's zone: nothing listed, and NXDOMAIN answers carry the SOA
 # (negative TTL 300 s), as real DNSBLs' do, so the resolver may cache them.

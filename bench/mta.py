@@ -25,7 +25,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-TERN = Path(os.environ.get("TERN_BIN", ROOT / "target" / "release" / "tern"))
+TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+TERN = Path(os.environ.get("TERN_BIN", TARGET / "release" / "tern"))
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 

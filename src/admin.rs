@@ -66,6 +66,32 @@ pub enum AdminRequest {
         user: String,
         name: String,
     },
+    /// `tern backup DIR` while the server runs: the snapshot streamed
+    /// back over the control socket (`store::backend::dump::stream`); only
+    /// the control socket answers it.
+    Backup,
+    /// `tern export USER --format F DIR` (an absolute path).
+    Export {
+        user: String,
+        format: crate::mailbox_io::Format,
+        dir: std::path::PathBuf,
+    },
+    /// `tern export` while the server runs: the folders streamed back over
+    /// the control socket (`mailbox_io::stream_export`); only the control
+    /// socket answers it.
+    ExportStream {
+        user: String,
+    },
+    /// `tern import USER PATH` (an absolute path).
+    Import {
+        user: String,
+        path: std::path::PathBuf,
+    },
+    /// `tern migrate USER --from imaps://…` (the password read by the CLI).
+    Migrate {
+        user: String,
+        source: crate::mailbox_io::PullSource,
+    },
     /// Reload the plugins (only a running server can; see `control.rs`).
     PluginReload,
     /// Reload the TLS certificates (only a running server can).
@@ -85,6 +111,10 @@ pub enum AdminError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Sieve(#[from] crate::store::SieveError),
+    #[error(transparent)]
+    Backup(#[from] crate::store::backend::dump::DumpError),
+    #[error(transparent)]
+    MailboxIo(#[from] crate::mailbox_io::MailboxIoError),
     #[error("{0}")]
     Invalid(String),
 }
@@ -123,6 +153,33 @@ pub async fn execute(
             }
             store.set_password(&address, &password).await?;
             Ok(format!("password changed for {address}\n"))
+        }
+        AdminRequest::Backup => Err(AdminError::Invalid(
+            "a backup is streamed by the control socket, not run here".into(),
+        )),
+        AdminRequest::Export { user, format, dir } => {
+            let user = existing_user(store, config, &user).await?;
+            let tally = crate::mailbox_io::export(store, &user, format, &dir).await?;
+            Ok(format!(
+                "exported {tally} of {user} into {}\n",
+                dir.display()
+            ))
+        }
+        AdminRequest::ExportStream { .. } => Err(AdminError::Invalid(
+            "an export is streamed by the control socket, not run here".into(),
+        )),
+        AdminRequest::Import { user, path } => {
+            let user = existing_user(store, config, &user).await?;
+            let tally = crate::mailbox_io::import(store, &user, &path).await?;
+            Ok(format!(
+                "imported {tally} from {} for {user}\n",
+                path.display()
+            ))
+        }
+        AdminRequest::Migrate { user, source } => {
+            let user = existing_user(store, config, &user).await?;
+            let report = crate::mailbox_io::pull(store, &user, &source).await?;
+            Ok(format!("{report} from {} into {user}\n", source.url))
         }
         AdminRequest::UserQuota { address, size } => {
             let address = account_address(config, &address)?;
@@ -298,7 +355,12 @@ fn account_address(config: &Config, address: &str) -> Result<String, AdminError>
 }
 
 /// The account an admin names; it must exist.
-async fn existing_user(store: &Store, config: &Config, user: &str) -> Result<String, AdminError> {
+/// The account `user` names (as `tern user` commands take it), which must exist.
+pub async fn existing_user(
+    store: &Store,
+    config: &Config,
+    user: &str,
+) -> Result<String, AdminError> {
     let address = account_address(config, user)?;
     if !store.user_exists(&address).await? {
         return Err(AdminError::Store(StoreError::NoSuchUser(address)));

@@ -1,7 +1,9 @@
 //! The control socket (`data_dir/control.sock`), like Postfix's `postqueue`
 //! talking to the queue manager: while the server runs it owns the store, so
 //! `tern user …` and `tern queue …` send their request here, one JSON line,
-//! and read one JSON line back. Only the owner of `data_dir` can connect.
+//! and read one JSON line back (`tern backup` reads a stream of frames
+//! instead: `store::backend::dump::stream`). Only the owner of `data_dir`
+//! can connect.
 
 use crate::admin::{self, AdminRequest};
 use crate::context::ServerContext;
@@ -83,6 +85,33 @@ async fn handle(ctx: Arc<ServerContext>, stream: UnixStream) -> std::io::Result<
                 output: output + "\n",
             }
         }
+        Ok(AdminRequest::Backup) => {
+            use crate::store::backend::dump::{self, stream::StreamSink};
+            let mut sink = StreamSink::new(write);
+            match dump::snapshot_into(ctx.store.backend(), &mut sink).await {
+                Ok(m) => tracing::info!(
+                    keys = m.spaces.iter().map(|s| s.keys).sum::<u64>(),
+                    "backup: snapshot sent over the control socket"
+                ),
+                Err(e) => {
+                    tracing::warn!("backup: {e}");
+                    sink.fail(&e.to_string()).await;
+                }
+            }
+            return Ok(());
+        }
+        Ok(AdminRequest::ExportStream { user }) => {
+            let user = admin::existing_user(&ctx.store, &ctx.config, &user)
+                .await
+                .unwrap_or(user);
+            match crate::mailbox_io::stream_export(&ctx.store, &user, write).await {
+                Ok(tally) => {
+                    tracing::info!("export of {user}: {tally} sent over the control socket")
+                }
+                Err(e) => tracing::warn!("export of {user}: {e}"),
+            }
+            return Ok(());
+        }
         Ok(AdminRequest::DmarcReport { dry_run }) => {
             let send = (!dry_run).then_some(&*ctx);
             match crate::dmarc::report_now(&ctx.store, &ctx.config, &ctx.mailauth, send).await {
@@ -126,12 +155,12 @@ async fn handle(ctx: Arc<ServerContext>, stream: UnixStream) -> std::io::Result<
     write.write_all(&bytes).await
 }
 
-/// Client side: sends a request to a running server. `Ok(None)` when no
-/// server is listening (the caller then works on the store directly).
-pub async fn request(
+/// Client side: sends `request` and hands back the connection, for a
+/// reply that is a stream (`tern backup`). None when no server listens.
+pub async fn open(
     data_dir: &Path,
     request: &AdminRequest,
-) -> std::io::Result<Option<ControlResponse>> {
+) -> std::io::Result<Option<tokio::net::unix::OwnedReadHalf>> {
     let stream = match UnixStream::connect(socket_path(data_dir)).await {
         Ok(s) => s,
         Err(_) => return Ok(None),
@@ -140,6 +169,20 @@ pub async fn request(
     let mut bytes = serde_json::to_vec(request).map_err(std::io::Error::other)?;
     bytes.push(b'\n');
     write.write_all(&bytes).await?;
+    // Closing our sending side is harmless: the server has its line.
+    drop(write);
+    Ok(Some(read))
+}
+
+/// Client side: sends a request to a running server. `Ok(None)` when no
+/// server is listening (the caller then works on the store directly).
+pub async fn request(
+    data_dir: &Path,
+    request: &AdminRequest,
+) -> std::io::Result<Option<ControlResponse>> {
+    let Some(read) = open(data_dir, request).await? else {
+        return Ok(None);
+    };
     let mut line = String::new();
     BufReader::new(read).read_line(&mut line).await?;
     serde_json::from_str(&line)

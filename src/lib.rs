@@ -21,6 +21,7 @@ pub mod init;
 pub mod limits;
 pub mod mail;
 pub mod mailauth;
+pub mod mailbox_io;
 pub mod managesieve;
 pub mod metrics;
 pub mod net;

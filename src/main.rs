@@ -284,6 +284,37 @@ fn run(cli: Cli) -> Result<()> {
         | Command::Completions { .. }
         | Command::Manpages { .. } => Ok(()),
         Command::Doctor { domains, json } => doctor(&config, &domains, json),
+        Command::Backup { dir } => backup(&config, &dir),
+        Command::Restore { dir } => restore(&config, &dir),
+        Command::Export { user, format, dir } => {
+            let format = match format {
+                ExportFormat::Maildir => tern::mailbox_io::Format::Maildir,
+                ExportFormat::Mbox => tern::mailbox_io::Format::Mbox,
+            };
+            export(&config, user, format, &absolute(&dir)?)
+        }
+        Command::Migrate {
+            user,
+            from,
+            password_file,
+            ca_file,
+            insecure,
+        } => {
+            let password = migrate_password(password_file.as_deref())?;
+            let ca_file = ca_file.map(|f| absolute(&f)).transpose()?;
+            tern::mailbox_io::parse_url(&from)?;
+            let source = tern::mailbox_io::PullSource {
+                url: from,
+                password,
+                ca_file,
+                insecure,
+            };
+            admin_request(&config, AdminRequest::Migrate { user, source })
+        }
+        Command::Import { user, path } => {
+            let path = absolute(&path)?;
+            admin_request(&config, AdminRequest::Import { user, path })
+        }
         Command::Trace {
             id,
             client,

@@ -63,7 +63,10 @@ fn smtp_and_lmtp_refuse_full_mailboxes_per_recipient_and_lose_nothing() {
         shown.contains("quota 8 KiB (8192 bytes) (default), using 0 B (0 bytes) in 0 messages"),
         "{shown}"
     );
-    for bad in [["bob@example.test", "lots"], ["nobody@example.test", "1MiB"]] {
+    for bad in [
+        ["bob@example.test", "lots"],
+        ["nobody@example.test", "1MiB"],
+    ] {
         let out = t.cli(&["user", "quota", bad[0], bad[1]], "");
         assert!(!out.status.success(), "{bad:?} accepted");
     }

@@ -32,7 +32,9 @@ fn fixture(plugins: &[(&str, &str)]) -> Fixture {
         ));
     }
     let config = Config::from_toml(&text, dir.path()).expect("config");
-    let store = Store::open(&dir.path().join("data")).expect("store");
+    let store = rt()
+        .block_on(Store::open(&dir.path().join("data")))
+        .expect("store");
     let dns = tern::dns::Dns::new(
         Some(&[SocketAddr::from(([127, 0, 0, 1], 9))]),
         Duration::from_secs(1),

@@ -54,6 +54,46 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Copy the whole store, as it is at one moment, into DIR (absent or
+    /// empty). While `tern serve` runs it sends the snapshot over the
+    /// control socket (mail keeps flowing) and this command writes DIR
+    Backup { dir: PathBuf },
+    /// Load a backup made by `tern backup` into the configured store, which
+    /// must be empty (sled: an absent or empty data_dir). Stop the server first
+    Restore { dir: PathBuf },
+    /// Write every folder of USER into DIR (absent or empty): Maildir++
+    /// (flags in the file names, keywords in dovecot-keywords) or one mbox
+    /// file per folder (flags in Status/X-Status/X-Keywords)
+    Export {
+        user: String,
+        #[arg(long, value_enum)]
+        format: ExportFormat,
+        dir: PathBuf,
+    },
+    /// Add the mail at PATH to USER's folders (made when missing), flags
+    /// and dates kept: a Maildir with its Maildir++ folders, a folder of
+    /// .mbox files (one per folder), or one mbox file (into INBOX)
+    Import { user: String, path: PathBuf },
+    /// Pull a whole account from another IMAP server into USER: every
+    /// folder, with flags and internal dates, over verified TLS. Run it
+    /// again to copy what arrived since (nothing is copied twice). The
+    /// password comes from --password-file, else $TERN_MIGRATE_PASSWORD
+    Migrate {
+        user: String,
+        /// imaps://LOGIN@HOST[:PORT] (%40 for an @ in LOGIN)
+        #[arg(long, value_name = "URL")]
+        from: String,
+        /// A file whose first line is the source account's password
+        #[arg(long, value_name = "FILE")]
+        password_file: Option<PathBuf>,
+        /// Trust anchors (PEM) for the source's certificate instead of the system's
+        #[arg(long, value_name = "FILE")]
+        ca_file: Option<PathBuf>,
+        /// Do not verify the source's certificate (tests only: the
+        /// password then goes to whoever answers)
+        #[arg(long, hide = true)]
+        insecure: bool,
+    },
     /// Why did a message go there? The decisions about a message (by queue
     /// id or Message-ID) or about every session of a client in a time
     /// window: each check and plugin with its verdict, reply and time,
@@ -191,6 +231,12 @@ pub(crate) enum DkimCommand {
         #[arg(long, value_name = "DIR", default_value = ".")]
         out: PathBuf,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub(crate) enum ExportFormat {
+    Maildir,
+    Mbox,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]

@@ -342,6 +342,17 @@ pub(crate) fn open_store(
     runtime: &tokio::runtime::Runtime,
     config: &Config,
 ) -> Result<tern::store::Store> {
+    let backend = open_backend(runtime, config)?;
+    runtime
+        .block_on(tern::store::Store::on(backend))
+        .context("opening the store")
+}
+
+/// The engine of a stopped server, as its account (see `open_store`).
+fn open_backend(
+    runtime: &tokio::runtime::Runtime,
+    config: &Config,
+) -> Result<tern::store::backend::Backend> {
     use tern::service::privileges;
     use tern::store::backend::{Backend, EngineSettings};
     // SAFETY: getuid has no preconditions.
@@ -352,11 +363,124 @@ pub(crate) fn open_store(
     }
     let engine = EngineSettings::from_config(config);
     runtime
-        .block_on(async {
-            let backend = Backend::open(&engine).await?;
-            tern::store::Store::on(backend).await
-        })
+        .block_on(Backend::open(&engine))
         .with_context(|| format!("opening the store ({})", engine.describe()))
+}
+
+/// `path` made absolute (a running server resolves it, from elsewhere).
+pub(crate) fn absolute(path: &Path) -> Result<PathBuf> {
+    Ok(std::path::absolute(path)?)
+}
+
+/// `tern backup DIR`: the running server streams a snapshot of its store
+/// over the control socket and this command writes the files; with no
+/// server running, the store is read directly.
+pub(crate) fn backup(config: &Config, dir: &Path) -> Result<()> {
+    use tern::store::backend::dump::{self, DirSink, stream};
+    let dir = absolute(dir)?;
+    let runtime = current_thread()?;
+    let request = AdminRequest::Backup;
+    let manifest = match runtime.block_on(tern::control::open(&config.data_dir, &request))? {
+        Some(socket) => {
+            let mut sink = DirSink::create(&dir)?;
+            runtime.block_on(stream::receive(socket, &mut sink))?
+        }
+        None => {
+            // As the server's account (see open_store), files included.
+            let backend = open_backend(&runtime, config)?;
+            let mut sink = DirSink::create(&dir)?;
+            runtime.block_on(dump::snapshot_into(&backend, &mut sink))?
+        }
+    };
+    println!(
+        "backed up the store ({}) into {}, as of {}",
+        manifest.engine,
+        dir.display(),
+        manifest.created
+    );
+    for s in &manifest.spaces {
+        println!("{}: {} keys, {} bytes", s.space, s.keys, s.bytes);
+    }
+    Ok(())
+}
+
+/// `tern export`: the running server streams the folders over the control
+/// socket and this command writes the files (as its user, where it can
+/// write); with no server running, the store is read directly.
+pub(crate) fn export(
+    config: &Config,
+    user: String,
+    format: tern::mailbox_io::Format,
+    dir: &Path,
+) -> Result<()> {
+    use tern::mailbox_io::{FileSink, receive_export};
+    let runtime = current_thread()?;
+    let request = AdminRequest::ExportStream { user: user.clone() };
+    let Some(socket) = runtime.block_on(tern::control::open(&config.data_dir, &request))? else {
+        let dir = dir.to_path_buf();
+        return admin_request(config, AdminRequest::Export { user, format, dir });
+    };
+    let mut sink = FileSink::create(format, dir)?;
+    let tally = runtime.block_on(receive_export(socket, &mut sink))?;
+    println!("exported {tally} of {user} into {}", dir.display());
+    Ok(())
+}
+
+/// The source account's password for `tern migrate`: the first line of
+/// `file`, else `$TERN_MIGRATE_PASSWORD` (never an argument: those show in
+/// `ps`).
+pub(crate) fn migrate_password(file: Option<&Path>) -> Result<String> {
+    let password = match file {
+        Some(f) => std::fs::read_to_string(f)
+            .with_context(|| format!("reading {}", f.display()))?
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_string(),
+        None => std::env::var("TERN_MIGRATE_PASSWORD").unwrap_or_default(),
+    };
+    if password.is_empty() {
+        bail!("no password: give --password-file FILE or set TERN_MIGRATE_PASSWORD");
+    }
+    Ok(password)
+}
+
+/// `tern restore DIR`: the backup checked, then loaded into the configured
+/// store, which must be empty; never while a server runs on it.
+pub(crate) fn restore(config: &Config, dir: &Path) -> Result<()> {
+    use tern::store::backend::{EngineSettings, dump};
+    let runtime = current_thread()?;
+    if std::os::unix::net::UnixStream::connect(tern::control::socket_path(&config.data_dir)).is_ok()
+    {
+        bail!(
+            "a server is running on {}: stop it, and restore into an empty data directory",
+            config.data_dir.display()
+        );
+    }
+    // Opened (and checked) before the command becomes the server's account.
+    let opened = dump::open(dir)?;
+    if let EngineSettings::Sled { data_dir } = EngineSettings::from_config(config)
+        && let Ok(mut entries) = std::fs::read_dir(&data_dir)
+        && entries.next().is_some()
+    {
+        bail!(
+            "{} is not empty: restore into an empty (or absent) data directory",
+            data_dir.display()
+        );
+    }
+    let backend = open_backend(&runtime, config)?;
+    let manifest = runtime.block_on(dump::restore_opened(opened, &backend))?;
+    println!(
+        "restored the backup of {} (taken at {}, from {}) into {}",
+        dir.display(),
+        manifest.created,
+        manifest.engine,
+        EngineSettings::from_config(config).describe()
+    );
+    for s in &manifest.spaces {
+        println!("{}: {} keys, {} bytes (verified)", s.space, s.keys, s.bytes);
+    }
+    Ok(())
 }
 
 pub(crate) fn read_password(from_stdin: bool) -> Result<String> {

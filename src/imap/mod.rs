@@ -25,7 +25,7 @@ mod intake;
 mod list;
 mod mailboxes;
 mod messages;
-mod names;
+pub(crate) mod names;
 mod qresync;
 mod quota;
 mod render;

@@ -309,6 +309,22 @@ impl Store {
         flags: Vec<String>,
         internal_date: Option<i64>,
     ) -> Result<(u32, u32), StoreError> {
+        self.append_with(user, folder, bytes, flags, internal_date, None)
+            .await
+    }
+
+    /// `append`, writing `extra` (a Meta key and value) in the same write
+    /// set (a migration's progress mark: the message and the mark are
+    /// stored together or not at all).
+    pub(super) async fn append_with(
+        &self,
+        user: &str,
+        folder: &str,
+        bytes: &[u8],
+        flags: Vec<String>,
+        internal_date: Option<i64>,
+        extra: Option<(Vec<u8>, Vec<u8>)>,
+    ) -> Result<(u32, u32), StoreError> {
         let folder = canonical_folder(folder);
         if self.folder(user, &folder).await?.is_none() {
             return Err(StoreError::NoSuchFolder(folder));
@@ -330,6 +346,9 @@ impl Store {
                 };
                 let uid = ws.add_copy(user, &folder, copy, false).await?;
                 let uidvalidity = ws.folder(user, &folder).await?.map_or(0, |f| f.uidvalidity);
+                if let Some((key, value)) = &extra {
+                    ws.batch.put(Space::Meta, key.clone(), value.clone());
+                }
                 ws.commit().await?;
                 Ok((uidvalidity, uid))
             })

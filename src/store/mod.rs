@@ -28,6 +28,7 @@ mod dmarc;
 mod folders;
 mod kv;
 mod mailbox;
+mod pulls;
 mod queue;
 mod quota;
 #[cfg(test)]
@@ -50,13 +51,14 @@ pub use kv::{KvError, MAX_KV_KEY, MAX_KV_VALUE};
 pub use mailbox::{
     Flag, FolderInfo, LocalCopy, MailboxEvent, MessageMeta, SPECIAL_FOLDERS, canonical_folder,
 };
+pub use pulls::PullMark;
 pub use queue::{QueueEntry, QueueRecipient, RecipientState, format_queue_id, parse_queue_id};
 pub use quota::{Admission, Quota, QuotaOverride, Usage};
 pub use sieve::{MAX_SCRIPT_NAME, SieveError, SieveScripts, check_script, check_script_name};
 pub use sts::StsPolicyRecord;
 pub use tlsrpt::{TlsRptFailure, TlsRptTally};
-pub use turns::Contention;
 pub use trace::MAX_ATTEMPTS;
+pub use turns::Contention;
 pub use users::UserRecord;
 pub use vanished::MAX_VANISHED_RECORDS;
 pub use web::WebSession;
@@ -144,6 +146,11 @@ impl Store {
         };
         store.discard_unfinished_blobs().await?;
         Ok(store)
+    }
+
+    /// The engine itself (backups read it whole).
+    pub fn backend(&self) -> &Backend {
+        &self.inner.backend
     }
 
     /// The engine's name ("sled", "postgres").

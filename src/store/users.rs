@@ -157,6 +157,7 @@ impl Store {
             format!("f/{address}\0").into_bytes(),
             kept_prefix(&address),
             super::sieve::scripts_prefix(&address),
+            super::pulls::user_prefix(&address),
         ] {
             for (key, _) in backend
                 .scan(Space::Meta, &KeyRange::prefix(&prefix), ScanOrder::ALL)

@@ -12,6 +12,7 @@
 
 mod clients;
 mod dkim;
+pub mod dovecot;
 pub mod engine;
 mod load;
 mod peers;
@@ -27,6 +28,7 @@ pub use clients::{
 };
 #[allow(unused_imports)]
 pub use dkim::{dkim_generate, printed_record};
+pub use dovecot::{Dovecot, hand_over};
 pub use load::{Deliveries, FaultyHop, LoadSender};
 pub use peers::{DnsServer, Sink, silent_server};
 #[allow(unused_imports)]
@@ -233,6 +235,18 @@ impl Tern {
             .write_all(stdin.as_bytes())
             .expect("write stdin");
         child.wait_with_output().expect("tern output")
+    }
+
+    /// `tern ARGS --config …`, which must succeed; its standard output.
+    pub fn cli_ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args, "");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "tern {args:?} failed: {}\n{text}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
     }
 
     /// `tern user add ADDRESS --password-stdin`; panics unless it succeeds.

@@ -7,13 +7,13 @@
 //! above the seam in the same keys on every engine, a verified copy is a
 //! working store. The source is only read; it must not be in use.
 
-use super::{Backend, BackendError, Batch, KeyRange, KeyValues, ScanOrder, Space};
+use super::{Backend, BackendError, Batch, KeyRange, KeyValues, ScanOrder, Space, after};
 use blake2::{Blake2b512, Digest};
 
 /// Keys read per scan and written per write set.
-const PAGE: usize = 500;
+pub(crate) const PAGE: usize = 500;
 /// Bytes per write set at most (message chunks are 64 KiB).
-const MAX_BATCH_BYTES: usize = 8 * 1024 * 1024;
+pub(crate) const MAX_BATCH_BYTES: usize = 8 * 1024 * 1024;
 
 /// What one space holds, as compared after the copy.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,21 +47,7 @@ pub enum MigrateError {
 /// Copies `from` into the empty `to` and verifies the copy; returns the
 /// summary of each space (equal on both sides).
 pub async fn migrate(from: &Backend, to: &Backend) -> Result<Vec<SpaceSummary>, MigrateError> {
-    for space in Space::ALL {
-        let any = to
-            .scan(
-                space,
-                &KeyRange::prefix(b""),
-                ScanOrder {
-                    reverse: false,
-                    limit: Some(1),
-                },
-            )
-            .await?;
-        if !any.is_empty() {
-            return Err(MigrateError::DestinationNotEmpty(space));
-        }
-    }
+    ensure_empty(to).await?;
     for space in Space::ALL {
         copy_space(from, to, space).await?;
     }
@@ -84,6 +70,24 @@ pub async fn migrate(from: &Backend, to: &Backend) -> Result<Vec<SpaceSummary>, 
         summaries.push(source);
     }
     Ok(summaries)
+}
+
+/// Refuses a destination that holds any key.
+pub(crate) async fn ensure_empty(to: &Backend) -> Result<(), MigrateError> {
+    for space in Space::ALL {
+        let first = ScanOrder {
+            reverse: false,
+            limit: Some(1),
+        };
+        if !to
+            .scan(space, &KeyRange::prefix(b""), first)
+            .await?
+            .is_empty()
+        {
+            return Err(MigrateError::DestinationNotEmpty(space));
+        }
+    }
+    Ok(())
 }
 
 /// Reads a whole space in key order, a page at a time, handing each page
@@ -125,36 +129,51 @@ async fn copy_space(from: &Backend, to: &Backend, space: Space) -> Result<(), Ba
     .await
 }
 
-/// The smallest key after `key`.
-fn after(key: &[u8]) -> Vec<u8> {
-    let mut next = key.to_vec();
-    next.push(0);
-    next
-}
-
 /// Counts and checksums one space, reading it in pages.
 pub async fn summarize(backend: &Backend, space: Space) -> Result<SpaceSummary, BackendError> {
-    let mut hash = Blake2b512::new();
-    let (mut keys, mut bytes) = (0u64, 0u64);
+    let mut tally = Tally::default();
     for_each_page(backend, space, async |page| {
         for (key, value) in &page {
-            hash.update((key.len() as u64).to_be_bytes());
-            hash.update(key);
-            hash.update((value.len() as u64).to_be_bytes());
-            hash.update(value);
-            keys += 1;
-            bytes += (key.len() + value.len()) as u64;
+            tally.add(key, value);
         }
         Ok(())
     })
     .await?;
-    let checksum = hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
-    Ok(SpaceSummary {
-        space,
-        keys,
-        bytes,
-        checksum,
-    })
+    Ok(tally.finish(space))
+}
+
+/// The running count and checksum of a space read in key order.
+#[derive(Default)]
+pub(crate) struct Tally {
+    hash: Blake2b512,
+    keys: u64,
+    bytes: u64,
+}
+
+impl Tally {
+    pub(crate) fn add(&mut self, key: &[u8], value: &[u8]) {
+        self.hash.update((key.len() as u64).to_be_bytes());
+        self.hash.update(key);
+        self.hash.update((value.len() as u64).to_be_bytes());
+        self.hash.update(value);
+        self.keys += 1;
+        self.bytes += (key.len() + value.len()) as u64;
+    }
+
+    pub(crate) fn finish(self, space: Space) -> SpaceSummary {
+        let checksum = self
+            .hash
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        SpaceSummary {
+            space,
+            keys: self.keys,
+            bytes: self.bytes,
+            checksum,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -26,14 +26,17 @@
 //! Message bodies are chunks in [`Space::Blobs`] under
 //! `<blob id, 8 bytes BE><chunk index, 4 bytes BE>`, written as they arrive.
 
+pub mod dump;
 pub mod migrate;
 mod postgres;
 mod sled;
+mod snapshot;
 
 #[cfg(test)]
 mod conformance;
 
 pub use postgres::{PostgresSettings, SslMode};
+pub use snapshot::Snapshot;
 
 use std::future::Future;
 use std::path::Path;
@@ -130,6 +133,13 @@ fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
         }
     }
     None
+}
+
+/// The smallest key after `key`.
+pub(crate) fn after(key: &[u8]) -> Vec<u8> {
+    let mut next = key.to_vec();
+    next.push(0);
+    next
 }
 
 /// What a scan returns: (key, value) pairs in the order walked.

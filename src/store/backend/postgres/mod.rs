@@ -108,36 +108,8 @@ impl PostgresBackend {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let direction = if order.reverse { "DESC" } else { "ASC" };
-        let end = if range.end.is_some() {
-            "AND key < $4"
-        } else {
-            ""
-        };
-        let sql = format!(
-            "SELECT key, value FROM tern_kv WHERE space = $1 AND key >= $2 {end} \
-             ORDER BY key {direction} LIMIT $3"
-        );
         let client = self.client().await?;
-        let stmt = client.prepare_cached(&sql).await.map_err(classify)?;
-        let space = space.number();
-        let rows = match &range.end {
-            Some(end) => {
-                client
-                    .query(&stmt, &[&space, &range.start, &limit, end])
-                    .await
-            }
-            None => client.query(&stmt, &[&space, &range.start, &limit]).await,
-        }
-        .map_err(classify)?;
-        rows.into_iter()
-            .map(|r| {
-                Ok((
-                    r.try_get(0).map_err(classify)?,
-                    r.try_get(1).map_err(classify)?,
-                ))
-            })
-            .collect()
+        scan_on(&client, space, range, order.reverse, limit).await
     }
 
     pub(super) async fn commit(&self, batch: &Batch) -> Result<(), BackendError> {
@@ -234,6 +206,69 @@ impl PostgresBackend {
     }
 }
 
+/// One REPEATABLE READ, READ ONLY transaction held open on a connection
+/// of its own: every read in it sees the database as it was at its first
+/// statement (what pg_dump does), while write sets go on beside it.
+pub struct PgSnapshot {
+    client: Option<deadpool_postgres::Object>,
+}
+
+impl PostgresBackend {
+    pub(super) async fn snapshot(&self) -> Result<PgSnapshot, BackendError> {
+        let client = self.client().await?;
+        client
+            .batch_execute(
+                "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; \
+                 SELECT count(*) FROM tern_kv WHERE false",
+            )
+            .await
+            .map_err(classify)?;
+        Ok(PgSnapshot {
+            client: Some(client),
+        })
+    }
+}
+
+impl PgSnapshot {
+    /// Up to `limit` keys of `range` from its start, as of the snapshot,
+    /// and where the next page starts (None: the range is done).
+    pub(super) async fn page(
+        &self,
+        space: Space,
+        range: &KeyRange,
+        limit: usize,
+    ) -> Result<(KeyValues, Option<Vec<u8>>), BackendError> {
+        let Some(client) = &self.client else {
+            return Err(BackendError::Engine("the snapshot has ended".into()));
+        };
+        let limit = limit.max(1);
+        let page = scan_on(client, space, range, false, limit as i64).await?;
+        let next = match page.last() {
+            Some((last, _)) if page.len() >= limit => Some(super::after(last)),
+            _ => None,
+        };
+        Ok((page, next))
+    }
+
+    /// Ends the transaction and gives the connection back to the pool.
+    pub(super) async fn end(mut self) -> Result<(), BackendError> {
+        if let Some(client) = self.client.take() {
+            client.batch_execute("ROLLBACK").await.map_err(classify)?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for PgSnapshot {
+    /// Not ended: the connection, its transaction still open, is closed
+    /// rather than returned to the pool.
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            drop(deadpool_postgres::Object::take(client));
+        }
+    }
+}
+
 impl PostgresBackend {
     pub(super) async fn ensure_ids_above(&self, id: u64) -> Result<(), BackendError> {
         let id = i64::try_from(id)
@@ -248,6 +283,46 @@ impl PostgresBackend {
             .map_err(classify)?;
         Ok(())
     }
+}
+
+/// One page of a range scan on `client` (the pool's, or a snapshot's
+/// connection inside its transaction).
+async fn scan_on(
+    client: &deadpool_postgres::ClientWrapper,
+    space: Space,
+    range: &KeyRange,
+    reverse: bool,
+    limit: i64,
+) -> Result<KeyValues, BackendError> {
+    let direction = if reverse { "DESC" } else { "ASC" };
+    let end = if range.end.is_some() {
+        "AND key < $4"
+    } else {
+        ""
+    };
+    let sql = format!(
+        "SELECT key, value FROM tern_kv WHERE space = $1 AND key >= $2 {end} \
+         ORDER BY key {direction} LIMIT $3"
+    );
+    let stmt = client.prepare_cached(&sql).await.map_err(classify)?;
+    let space = space.number();
+    let rows = match &range.end {
+        Some(end) => {
+            client
+                .query(&stmt, &[&space, &range.start, &limit, end])
+                .await
+        }
+        None => client.query(&stmt, &[&space, &range.start, &limit]).await,
+    }
+    .map_err(classify)?;
+    rows.into_iter()
+        .map(|r| {
+            Ok((
+                r.try_get(0).map_err(classify)?,
+                r.try_get(1).map_err(classify)?,
+            ))
+        })
+        .collect()
 }
 
 /// Sorts a database error into what the caller can do about it.

@@ -4,9 +4,11 @@
 //! transactions over both trees; a condition that does not hold aborts the
 //! transaction and is reported as a conflict. The durability point is the
 //! group commit of `commit.rs` (sled's flush, then fdatasync of its log).
+//! Point-in-time reads for backups while the server runs: `capture.rs`.
 //!
 //! Nothing outside this folder sees a sled type.
 
+mod capture;
 mod commit;
 
 use super::{BackendError, Batch, KeyRange, KeyValues, ScanOrder, Space, Write};
@@ -30,6 +32,9 @@ struct Inner {
     commits: commit::GroupCommit,
     /// The store's folder (for the free-space check).
     dir: PathBuf,
+    /// The capture of a backup in progress (None: none). Write sets hold
+    /// it shared; starting or ending a capture holds it alone.
+    gate: std::sync::RwLock<Option<Arc<capture::Capture>>>,
 }
 
 impl From<sled::Error> for BackendError {
@@ -80,6 +85,7 @@ impl SledBackend {
                 blobs,
                 commits,
                 dir,
+                gate: std::sync::RwLock::new(None),
             }),
             changes,
         })
@@ -142,7 +148,11 @@ impl SledBackend {
     /// One sled transaction over both trees: every condition is read inside
     /// it (so a concurrent change to a required key makes sled re-run or
     /// abort it), then every write is applied.
+    /// While a backup's capture runs, each key's value before its first
+    /// write is recorded inside the transaction, before the writes apply.
     pub(super) fn commit(&self, batch: &Batch) -> Result<(), BackendError> {
+        let gate = self.inner.gate.read().unwrap_or_else(|e| e.into_inner());
+        let capture = gate.as_deref();
         let result = (&self.inner.meta, &self.inner.blobs).transaction(
             |(meta, blobs)| -> Result<(), ConflictableTransactionError<()>> {
                 let pick = |space: Space| -> &TransactionalTree {
@@ -155,6 +165,12 @@ impl SledBackend {
                     let found = pick(*space).get(key)?;
                     if found.as_deref() != expected.as_deref() {
                         return Err(ConflictableTransactionError::Abort(()));
+                    }
+                }
+                if let Some(capture) = capture {
+                    for (space, key) in batch.writes.keys() {
+                        let old = pick(*space).get(key)?;
+                        capture.record(*space, key, old.as_deref());
                     }
                 }
                 for ((space, key), write) in &batch.writes {
@@ -202,6 +218,69 @@ impl SledBackend {
 
     pub(super) async fn sync(&self) -> Result<(), BackendError> {
         self.inner.commits.flush().await
+    }
+
+    /// Starts a capture (`capture.rs`): from now until the snapshot is
+    /// dropped, its reads see the store as it is at this moment. Waits for
+    /// the write sets in flight; one snapshot at a time.
+    pub(super) fn snapshot(&self) -> Result<SledSnapshot, BackendError> {
+        let mut gate = self.inner.gate.write().unwrap_or_else(|e| e.into_inner());
+        if gate.is_some() {
+            return Err(BackendError::Engine(
+                "another backup of this store is in progress".into(),
+            ));
+        }
+        let capture = Arc::new(capture::Capture::default());
+        *gate = Some(capture.clone());
+        Ok(SledSnapshot {
+            backend: self.clone(),
+            capture,
+        })
+    }
+}
+
+/// The store as it was when the snapshot was taken.
+pub struct SledSnapshot {
+    backend: SledBackend,
+    capture: Arc<capture::Capture>,
+}
+
+impl SledSnapshot {
+    /// About `limit` keys of `range` from its start, in key order, as they
+    /// were at the snapshot (a page may hold more or fewer than `limit`,
+    /// even none), and where the next page starts (None: the range is done).
+    pub(super) fn page(
+        &self,
+        space: Space,
+        range: &KeyRange,
+        limit: usize,
+    ) -> Result<(KeyValues, Option<Vec<u8>>), BackendError> {
+        let order = ScanOrder {
+            reverse: false,
+            limit: Some(limit.max(1)),
+        };
+        let live = self.backend.scan(space, range, order)?;
+        let full = live.len() >= limit.max(1);
+        let (last, next) = match live.last() {
+            Some((last, _)) if full => (Some(last.clone()), Some(super::after(last))),
+            _ => (range.end.clone(), None),
+        };
+        let page = self
+            .capture
+            .rewind(space, live, &range.start, last.as_deref(), full);
+        Ok((page, next))
+    }
+}
+
+impl Drop for SledSnapshot {
+    fn drop(&mut self) {
+        let mut gate = self
+            .backend
+            .inner
+            .gate
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        *gate = None;
     }
 }
 
