@@ -58,6 +58,17 @@ struct Notices {
     events: Vec<crate::trace::Event>,
 }
 
+impl Notices {
+    /// Whether `notify::send` sends anything for these: a recipient that
+    /// asked for the notice, and a sender to send it to.
+    fn any_wanted(&self, entry: &QueueEntry) -> bool {
+        let wants = |i: usize, kind: &str| entry.recipients.get(i).is_some_and(|r| r.wants(kind));
+        !entry.sender.is_empty()
+            && (self.failed.iter().any(|&i| wants(i, "FAILURE"))
+                || self.succeeded.iter().any(|&(i, _)| wants(i, "SUCCESS")))
+    }
+}
+
 /// Group keys of recipients routed by a router plugin: this, then the hosts.
 pub(super) const ROUTE_PREFIX: &str = "route:";
 
@@ -200,13 +211,19 @@ impl Deliverer {
                     started,
                 );
             }
-            store.update_queue_entry(&entry).await?;
             // Before the next destination, what this one accepted is made
-            // durable (a crash then repeats no delivery already done). After
-            // the last, `finish` says why no flush is waited for.
+            // durable (a crash then repeats no delivery already done). The
+            // last one's outcome is saved by `finish` (which says why no
+            // flush is waited for), or just below if a notice goes first.
             if n + 1 < destinations {
+                store.update_queue_entry(&entry).await?;
                 store.flush().await?;
             }
+        }
+        // A notice is flushed with the entry's state (`notify::send`):
+        // save that state before it.
+        if destinations > 0 && notices.any_wanted(&entry) {
+            store.update_queue_entry(&entry).await?;
         }
 
         for kind in [DsnKind::Delivered, DsnKind::Relayed] {
