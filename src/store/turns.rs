@@ -14,7 +14,7 @@
 //! not collide never queue; and the engine's conditions still decide
 //! between processes (other nodes have turns of their own).
 
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use tokio::sync::{Mutex, MutexGuard};
 
 /// How many stripes the records hash into.
@@ -42,11 +42,7 @@ impl Turns {
     /// The stripes of `keys`.
     pub(super) fn contention<'a>(&self, keys: impl Iterator<Item = &'a [u8]>) -> Contention {
         let mut stripes: Vec<usize> = keys
-            .map(|key| {
-                let mut h = self.hasher.build_hasher();
-                key.hash(&mut h);
-                (h.finish() % STRIPES as u64) as usize
-            })
+            .map(|key| (self.hasher.hash_one(key) % STRIPES as u64) as usize)
             .collect();
         stripes.sort_unstable();
         stripes.dedup();
