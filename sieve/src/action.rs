@@ -155,11 +155,7 @@ fn store_key(a: &Action) -> Option<&str> {
 
 /// `<Local@Domain>` → `Local@domain` (local parts are case-sensitive).
 pub fn normalize_address(a: &str) -> String {
-    let a = a.trim();
-    let a = a
-        .strip_prefix('<')
-        .and_then(|x| x.strip_suffix('>'))
-        .unwrap_or(a);
+    let a = crate::message::unbracket(a);
     match a.rsplit_once('@') {
         Some((l, d)) => format!("{l}@{}", d.to_ascii_lowercase()),
         None => a.to_string(),

@@ -200,11 +200,7 @@ pub(crate) fn single(a: &Arg) -> Result<String, CompileError> {
 
 /// A plausible RFC 5321 mailbox (local@domain).
 pub(crate) fn valid_address(a: &str) -> bool {
-    let a = a.trim();
-    let a = a
-        .strip_prefix('<')
-        .and_then(|x| x.strip_suffix('>'))
-        .unwrap_or(a);
+    let a = crate::message::unbracket(a);
     match a.rsplit_once('@') {
         Some((l, d)) => {
             !l.is_empty()

@@ -21,11 +21,7 @@ pub struct Addr {
 impl Addr {
     /// Splits `a` at its last `@` (no `@`: all local part).
     pub fn split(a: &str) -> Addr {
-        let a = a.trim();
-        let a = a
-            .strip_prefix('<')
-            .and_then(|x| x.strip_suffix('>'))
-            .unwrap_or(a);
+        let a = unbracket(a);
         match a.rsplit_once('@') {
             Some((l, d)) => Addr {
                 local: l.to_string(),
@@ -37,6 +33,14 @@ impl Addr {
             },
         }
     }
+}
+
+/// `a` trimmed, without the angle brackets of `<local@domain>`.
+pub(crate) fn unbracket(a: &str) -> &str {
+    let a = a.trim();
+    a.strip_prefix('<')
+        .and_then(|x| x.strip_suffix('>'))
+        .unwrap_or(a)
 }
 
 impl<'a> MessageView<'a> {

@@ -6,6 +6,7 @@
 //! one batch flushed to disk) before the 250.
 
 use super::body::{ChunkDecoder, DataDecoder, MessageSink, SinkLimits};
+use super::events::{auth_event, quota_event};
 use super::session::{Session, Transaction};
 use crate::address::ReversePath;
 use crate::config::Protocol;
@@ -15,7 +16,7 @@ use crate::mailauth::policy_actions as actions;
 use crate::mailauth::{AuthResults, Decision, Origin, decide, forged_results};
 use crate::store::{QueueEntry, QueueRecipient, format_queue_id, now};
 use crate::submit::{Accepted, Arrival, Envelope, Refused, RoutedRecipient, submit};
-use crate::trace::{Event, Stage};
+use crate::trace::Stage;
 use std::io;
 
 /// A BDAT transfer in progress.
@@ -561,56 +562,6 @@ impl Session {
         }
         h.into_bytes()
     }
-}
-
-/// What SPF, DKIM, DMARC and ARC found and what `[auth]` made of it.
-fn auth_event(results: &AuthResults, decision: &Decision) -> Event {
-    let (word, reply) = match decision {
-        Decision::Accept => ("accept", None),
-        Decision::Quarantine => ("quarantine", None),
-        Decision::Reject(code, text) => ("reject", Some(Reply::new(550, code, text.clone()))),
-    };
-    let spf = results
-        .spf_mail_from
-        .as_ref()
-        .map_or("off", |s| s.result.as_str());
-    let dkim: Vec<&str> = results.dkim.iter().map(|d| d.result.as_str()).collect();
-    let detail = format!(
-        "spf={spf} dkim={} dmarc={} arc={}",
-        if dkim.is_empty() {
-            "none".to_string()
-        } else {
-            dkim.join(",")
-        },
-        results.dmarc.result.as_str(),
-        results.arc.as_str()
-    );
-    let e = Event::new(Stage::Data, "spf/dkim/dmarc", word).detail(detail);
-    match reply {
-        Some(r) => e.reply(r),
-        None => e,
-    }
-}
-
-/// A recipient refused at the end of data for its quota.
-fn quota_event(r: &super::session::Recipient, reply: &Reply) -> Event {
-    let verdict = if reply.is_transient() {
-        "tempfail"
-    } else {
-        "reject"
-    };
-    let users = r
-        .targets
-        .iter()
-        .filter_map(|t| match t {
-            Target::Local(u) => Some(u.clone()),
-            _ => None,
-        })
-        .collect();
-    Event::new(Stage::Data, "quota", verdict)
-        .rcpt(r.address.to_string())
-        .users(users)
-        .reply(reply)
 }
 
 fn storage_trouble(qid: &str, e: crate::store::StoreError) -> Reply {

@@ -10,6 +10,7 @@ pub mod command;
 mod data;
 mod ehlo;
 mod envelope;
+mod events;
 pub mod mime;
 mod quota;
 pub mod session;

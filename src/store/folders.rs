@@ -338,6 +338,52 @@ impl FlagOp {
     }
 }
 
+impl Store {
+    /// Empties a folder (its messages, their references), keeping it.
+    pub(super) async fn delete_folder_contents(
+        &self,
+        user: &str,
+        folder: &str,
+    ) -> Result<(), StoreError> {
+        let uids: Vec<u32> = self
+            .messages(user, folder)
+            .await?
+            .iter()
+            .map(|m| m.uid)
+            .collect();
+        self.expunge(user, folder, &uids).await?;
+        Ok(())
+    }
+
+    /// Deletes a folder and its messages (never INBOX), in one write set.
+    pub async fn delete_folder(&self, user: &str, folder: &str) -> Result<(), StoreError> {
+        let folder = canonical_folder(folder);
+        self.attempt(|| async {
+            let mut ws = WriteSet::new(self);
+            let subscribed = match ws.folder(user, &folder).await? {
+                Some(info) => info.subscribed,
+                None => return Err(StoreError::NoSuchFolder(folder.clone())),
+            };
+            if subscribed {
+                ws.batch
+                    .put(Space::Meta, kept_key(user, &folder), Vec::new());
+            }
+            let uids: Vec<u32> = self
+                .messages(user, &folder)
+                .await?
+                .iter()
+                .map(|m| m.uid)
+                .collect();
+            self.expunge_in(&mut ws, user, &folder, &uids, false)
+                .await?;
+            ws.remove_folder(user, &folder).await?;
+            self.drop_vanished(user, &folder, &mut ws.batch).await?;
+            ws.commit().await
+        })
+        .await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -224,6 +224,33 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Drops the queue's reference to a blob (delivery finished).
+    pub async fn release_queue_entry(&self, entry: &QueueEntry) -> Result<(), StoreError> {
+        self.release_queue_entry_traced(entry, &[]).await
+    }
+
+    /// `release_queue_entry`, adding the last delivery attempts to the
+    /// message's trace in the same write set.
+    pub async fn release_queue_entry_traced(
+        &self,
+        entry: &QueueEntry,
+        events: &[crate::trace::Event],
+    ) -> Result<(), StoreError> {
+        self.attempt(|| async {
+            let mut ws = WriteSet::new(self);
+            if ws.read(queue_key(entry.id)).await?.is_none() {
+                return Ok(()); // already released: the reference is gone too
+            }
+            ws.batch.delete(Space::Meta, queue_key(entry.id));
+            ws.adjust_refs(entry.blob, -1).await?;
+            super::trace::extend_in(self, &mut ws.batch, entry.blob, events).await?;
+            ws.commit().await
+        })
+        .await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

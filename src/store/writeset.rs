@@ -327,16 +327,19 @@ impl<'a> WriteSet<'a> {
                 self.batch.put(Space::Meta, blob_key(*id), encode(&record));
             }
         }
-        // The records this write set raced for, should it lose (turns.rs).
-        let keys = self
-            .batch
-            .conditions
-            .iter()
-            .map(|(_, key, _)| key.as_slice());
-        let contention = self.store.inner.turns.contention(keys);
-        match self.store.inner.backend.commit(self.batch).await {
+        match self.store.inner.backend.commit_kept(&mut self.batch).await {
             Ok(()) => {}
-            Err(BackendError::Conflict) => return Err(StoreError::Conflict(contention)),
+            Err(BackendError::Conflict) => {
+                // The records this write set raced for (turns.rs).
+                let keys = self
+                    .batch
+                    .conditions
+                    .iter()
+                    .map(|(_, key, _)| key.as_slice());
+                return Err(StoreError::Conflict(
+                    self.store.inner.turns.contention(keys),
+                ));
+            }
             Err(e) => return Err(e.into()),
         }
         for event in self.touched {

@@ -41,6 +41,27 @@ pub struct Envelope<'a> {
     pub client: String,
 }
 
+impl Envelope<'_> {
+    /// The queue entry of this message for `recipients`, arrived now.
+    pub fn queue_entry(&self, size: u64, recipients: Vec<QueueRecipient>) -> QueueEntry {
+        QueueEntry {
+            id: self.id,
+            blob: self.id,
+            size,
+            sender: self.sender.clone(),
+            envid: self.envid.clone(),
+            ret: self.ret.clone(),
+            smtputf8: self.smtputf8,
+            eight_bit: self.eight_bit,
+            arrived: now(),
+            client: self.client.clone(),
+            recipients,
+            warned: false,
+            require_tls: self.require_tls,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum CommitError {
     #[error("storing the message failed: {0}")]
@@ -228,21 +249,7 @@ pub async fn commit(
         });
     }
     let queued = remote.len() - over_quota.len();
-    let entry = (!remote.is_empty()).then(|| QueueEntry {
-        id: envelope.id,
-        blob: envelope.id,
-        size,
-        sender: envelope.sender.clone(),
-        envid: envelope.envid.clone(),
-        ret: envelope.ret.clone(),
-        smtputf8: envelope.smtputf8,
-        eight_bit: envelope.eight_bit,
-        arrived: now(),
-        client: envelope.client.clone(),
-        recipients: remote,
-        warned: false,
-        require_tls: envelope.require_tls,
-    });
+    let entry = (!remote.is_empty()).then(|| envelope.queue_entry(size, remote));
     let store = &ctx.store;
     let trace = traced.recorder.is_on().then(|| {
         traced

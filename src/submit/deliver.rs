@@ -19,7 +19,7 @@ use crate::hooks::mailbox::Outgoing;
 use crate::hooks::{Account, DataMessage, DeliveryAction, SessionInfo};
 use crate::mail::{Reply, Target};
 use crate::queue::{dsn::DsnKind, notify};
-use crate::store::{LocalCopy, QueueEntry, QueueRecipient, RecipientState, now};
+use crate::store::{LocalCopy, QueueEntry, QueueRecipient, RecipientState};
 use crate::trace::{Event, Stage};
 use std::collections::BTreeMap;
 
@@ -385,19 +385,8 @@ async fn reject_dsn(
         .collect();
     let which: Vec<usize> = (0..recipients.len()).collect();
     let entry = QueueEntry {
-        id: envelope.id,
-        blob: envelope.id,
-        size: message.len() as u64,
-        sender: envelope.sender.clone(),
-        envid: envelope.envid.clone(),
-        ret: envelope.ret.clone(),
-        smtputf8: envelope.smtputf8,
-        eight_bit: envelope.eight_bit,
-        arrived: now(),
-        client: envelope.client.clone(),
-        recipients,
         warned: true,
-        require_tls: envelope.require_tls,
+        ..envelope.queue_entry(message.len() as u64, recipients)
     };
     if let Err(e) = notify::send_about(ctx, &entry, &which, DsnKind::Failed, message).await {
         tracing::error!(queue_id = %entry.queue_id(), "rejection notice not queued: {e}");

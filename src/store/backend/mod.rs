@@ -351,16 +351,21 @@ impl Backend {
     /// Applies the batch atomically if its conditions hold (else
     /// `Conflict`, and nothing is written), then announces its changes.
     /// Committed is not yet durable on every engine: see [`Backend::sync`].
-    pub async fn commit(&self, batch: Batch) -> Result<(), BackendError> {
-        if batch.is_empty() {
-            self.announce(batch.changes);
-            return Ok(());
+    pub async fn commit(&self, mut batch: Batch) -> Result<(), BackendError> {
+        self.commit_kept(&mut batch).await
+    }
+
+    /// `commit`, leaving the batch with the caller (its conditions say
+    /// what a conflicting write set raced for; its changes are announced
+    /// and taken).
+    pub async fn commit_kept(&self, batch: &mut Batch) -> Result<(), BackendError> {
+        if !batch.is_empty() {
+            match self {
+                Backend::Sled(b) => b.commit(batch)?,
+                Backend::Postgres(b) => b.commit(batch).await?,
+            }
         }
-        match self {
-            Backend::Sled(b) => b.commit(&batch)?,
-            Backend::Postgres(b) => b.commit(&batch).await?,
-        }
-        self.announce(batch.changes);
+        self.announce(std::mem::take(&mut batch.changes));
         Ok(())
     }
 

@@ -1,0 +1,57 @@
+//! What the end of data tells a message's decision trace (`crate::trace`):
+//! the SPF/DKIM/DMARC/ARC verdict and recipients refused for their quota.
+
+use super::session::Recipient;
+use crate::mail::{Reply, Target};
+use crate::mailauth::{AuthResults, Decision};
+use crate::trace::{Event, Stage};
+
+/// What SPF, DKIM, DMARC and ARC found and what `[auth]` made of it.
+pub(super) fn auth_event(results: &AuthResults, decision: &Decision) -> Event {
+    let (word, reply) = match decision {
+        Decision::Accept => ("accept", None),
+        Decision::Quarantine => ("quarantine", None),
+        Decision::Reject(code, text) => ("reject", Some(Reply::new(550, code, text.clone()))),
+    };
+    let spf = results
+        .spf_mail_from
+        .as_ref()
+        .map_or("off", |s| s.result.as_str());
+    let dkim: Vec<&str> = results.dkim.iter().map(|d| d.result.as_str()).collect();
+    let detail = format!(
+        "spf={spf} dkim={} dmarc={} arc={}",
+        if dkim.is_empty() {
+            "none".to_string()
+        } else {
+            dkim.join(",")
+        },
+        results.dmarc.result.as_str(),
+        results.arc.as_str()
+    );
+    let e = Event::new(Stage::Data, "spf/dkim/dmarc", word).detail(detail);
+    match reply {
+        Some(r) => e.reply(r),
+        None => e,
+    }
+}
+
+/// A recipient refused at the end of data for its quota.
+pub(super) fn quota_event(r: &Recipient, reply: &Reply) -> Event {
+    let verdict = if reply.is_transient() {
+        "tempfail"
+    } else {
+        "reject"
+    };
+    let users = r
+        .targets
+        .iter()
+        .filter_map(|t| match t {
+            Target::Local(u) => Some(u.clone()),
+            _ => None,
+        })
+        .collect();
+    Event::new(Stage::Data, "quota", verdict)
+        .rcpt(r.address.to_string())
+        .users(users)
+        .reply(reply)
+}
