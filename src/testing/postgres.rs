@@ -186,14 +186,16 @@ fn remove_tree(dir: &Path) {
 }
 
 /// A port nothing listens on now (the kernel's choice for port 0).
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("a free loopback port")
 }
 
-fn postgres_user() -> Option<(u32, u32)> {
+/// The uid and gid of Debian's `postgres` user (what PostgreSQL runs as
+/// when the tests run as root).
+pub fn postgres_user() -> Option<(u32, u32)> {
     let name = std::ffi::CString::new("postgres").ok()?;
     // SAFETY: a valid NUL-terminated name; the returned record is read at
     // once, before any other getpw* call could reuse it.
