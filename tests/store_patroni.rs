@@ -23,7 +23,9 @@ const LONGEST_ATTEMPT: Duration = Duration::from_secs(30);
 #[test]
 fn patroni_switchover_and_crash_under_load_lose_nothing_and_tern_follows() {
     if let Some(why) = patroni::missing() {
-        eprintln!("SKIPPED patroni_switchover_and_crash_under_load_lose_nothing_and_tern_follows: {why}");
+        eprintln!(
+            "SKIPPED patroni_switchover_and_crash_under_load_lose_nothing_and_tern_follows: {why}"
+        );
         return;
     }
     let mut cluster = PatroniCluster::start(3);

@@ -14,13 +14,13 @@
 //! process runs as Debian's `postgres` user, as `PrivatePostgres` does.
 
 use super::{READY_BOUND, wait_for};
-use tern::testing::postgres::{free_port, postgres_user};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
+use tern::testing::postgres::{free_port, postgres_user};
 
 const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
 const SUPERUSER_PASSWORD: &str = "patroni-su";
@@ -30,9 +30,8 @@ pub const TERN_PASSWORD: &str = "tern-on-patroni";
 /// Why the cluster cannot be started here (a program missing), if so.
 pub fn missing() -> Option<String> {
     let found = |p: &str| {
-        std::env::var_os("PATH").is_some_and(|path| {
-            std::env::split_paths(&path).any(|dir| dir.join(p).is_file())
-        })
+        std::env::var_os("PATH")
+            .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(p).is_file()))
     };
     let mut missing: Vec<String> = ["etcd", "patroni", "patronictl"]
         .into_iter()
@@ -183,9 +182,9 @@ impl PatroniCluster {
                 && lagging == 0
                 && now.iter().filter(|m| m.role == "leader").count() == 1
                 && now.iter().any(|m| m.role == "sync_standby")
-                && self
-                    .leader()
-                    .is_some_and(|l| self.try_psql(&l, "SELECT pg_is_in_recovery()").as_deref() == Some("f"));
+                && self.leader().is_some_and(|l| {
+                    self.try_psql(&l, "SELECT pg_is_in_recovery()").as_deref() == Some("f")
+                });
             if healthy {
                 return;
             }
@@ -242,7 +241,8 @@ impl PatroniCluster {
     pub fn logs(&self) -> String {
         let mut out = String::new();
         for name in std::iter::once("etcd").chain(self.nodes.iter().map(|n| n.name.as_str())) {
-            let log = std::fs::read_to_string(self.dir.join(format!("{name}.log"))).unwrap_or_default();
+            let log =
+                std::fs::read_to_string(self.dir.join(format!("{name}.log"))).unwrap_or_default();
             let tail: Vec<&str> = log.lines().rev().take(30).collect();
             out.push_str(&format!("--- {name} (last lines)\n"));
             for line in tail.into_iter().rev() {
@@ -292,9 +292,18 @@ impl PatroniCluster {
     }
 
     fn patronictl(&self, args: &[&str]) -> Output {
-        let config = &self.nodes.iter().find(|n| n.patroni.is_some()).expect("a live node").config;
+        let config = &self
+            .nodes
+            .iter()
+            .find(|n| n.patroni.is_some())
+            .expect("a live node")
+            .config;
         let mut command = Command::new("patronictl");
-        command.arg("-c").arg(config).args(args).stdin(Stdio::null());
+        command
+            .arg("-c")
+            .arg(config)
+            .args(args)
+            .stdin(Stdio::null());
         self.as_owner(&mut command);
         command.output().expect("run patronictl")
     }
@@ -304,7 +313,11 @@ impl PatroniCluster {
     fn spawn_logged(&self, mut command: Command, name: &str) -> Child {
         let log = std::fs::File::create(self.dir.join(format!("{name}.log"))).expect("log file");
         if let Some((uid, gid)) = self.run_as {
-            let _ = std::os::unix::fs::chown(self.dir.join(format!("{name}.log")), Some(uid), Some(gid));
+            let _ = std::os::unix::fs::chown(
+                self.dir.join(format!("{name}.log")),
+                Some(uid),
+                Some(gid),
+            );
         }
         command
             .current_dir(&self.dir)
@@ -336,7 +349,9 @@ impl PatroniCluster {
             .arg(format!("--listen-client-urls=http://127.0.0.1:{client}"))
             .arg(format!("--advertise-client-urls=http://127.0.0.1:{client}"))
             .arg(format!("--listen-peer-urls=http://127.0.0.1:{peer}"))
-            .arg(format!("--initial-advertise-peer-urls=http://127.0.0.1:{peer}"))
+            .arg(format!(
+                "--initial-advertise-peer-urls=http://127.0.0.1:{peer}"
+            ))
             .arg(format!("--initial-cluster=e1=http://127.0.0.1:{peer}"))
             .args(["--initial-cluster-state=new", "--log-level=warn"]);
         self.etcd = Some(self.spawn_logged(command, "etcd"));
@@ -462,9 +477,7 @@ fn postmaster_pid(data: &Path) -> Option<i32> {
     let pid: i32 = text.lines().next()?.trim().parse().ok()?;
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
     let cmdline = String::from_utf8_lossy(&cmdline);
-    cmdline
-        .contains(&*data.to_string_lossy())
-        .then_some(pid)
+    cmdline.contains(&*data.to_string_lossy()).then_some(pid)
 }
 
 /// `GET path` on a loopback port; the body of a 2xx answer.
@@ -503,6 +516,11 @@ fn parse_members(body: &str) -> Option<Vec<Member>> {
 fn rand_suffix() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
     h.finish()
 }

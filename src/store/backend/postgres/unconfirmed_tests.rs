@@ -42,7 +42,10 @@ async fn set_system(server: &PrivatePostgres, name: &str, value: &str) {
         if now == value {
             return;
         }
-        assert!(started.elapsed() < Duration::from_secs(30), "reload not seen");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "reload not seen"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -57,7 +60,10 @@ async fn a_commit_no_synchronous_standby_confirms_is_unavailable_not_acknowledge
     let engine = PostgresBackend::open(&settings).await.expect("open");
     let mut batch = Batch::new();
     batch.put(Space::Meta, b"before".to_vec(), b"1".to_vec());
-    engine.commit(&batch).await.expect("a commit with no standby configured");
+    engine
+        .commit(&batch)
+        .await
+        .expect("a commit with no standby configured");
     let pooled = engine.pool.status().size;
     assert!(pooled >= 1, "the connection went back to the pool");
 
@@ -81,12 +87,21 @@ async fn a_commit_no_synchronous_standby_confirms_is_unavailable_not_acknowledge
         "the connection left mid-COMMIT was closed, not pooled"
     );
     // Reads are not held up by the standby.
-    assert!(engine.get(Space::Meta, b"before").await.expect("read").is_some());
+    assert!(
+        engine
+            .get(Space::Meta, b"before")
+            .await
+            .expect("read")
+            .is_some()
+    );
 
     set_system(&server, "synchronous_standby_names", "").await;
     let mut batch = Batch::new();
     batch.put(Space::Meta, b"after".to_vec(), b"1".to_vec());
-    engine.commit(&batch).await.expect("commits go through again");
+    engine
+        .commit(&batch)
+        .await
+        .expect("commits go through again");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
