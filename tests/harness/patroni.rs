@@ -20,7 +20,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
-use tern::testing::postgres::{free_port, postgres_user};
+use tern::testing::postgres::{free_port, hand_to_postgres_if_root};
 
 const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
 const SUPERUSER_PASSWORD: &str = "patroni-su";
@@ -88,14 +88,7 @@ impl PatroniCluster {
             rand_suffix()
         ));
         std::fs::create_dir_all(&dir).expect("create the Patroni test folder");
-        let run_as = if unsafe { libc::geteuid() } == 0 {
-            let ids = postgres_user().expect("the `postgres` user (Debian's postgresql package)");
-            std::os::unix::fs::chown(&dir, Some(ids.0), Some(ids.1))
-                .expect("hand the test folder to postgres");
-            Some(ids)
-        } else {
-            None
-        };
+        let run_as = hand_to_postgres_if_root(&dir);
         let mut cluster = PatroniCluster {
             dir,
             run_as,

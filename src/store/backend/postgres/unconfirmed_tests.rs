@@ -50,14 +50,19 @@ async fn set_system(server: &PrivatePostgres, name: &str, value: &str) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_commit_no_synchronous_standby_confirms_is_unavailable_not_acknowledged() {
-    let server = PrivatePostgres::start();
+/// The engine on `server`, statements (and COMMITs) bounded at 2 s.
+async fn open(server: &PrivatePostgres) -> PostgresBackend {
     let mut settings = PostgresSettings::new(server.url());
     settings.sslmode = SslMode::Disable;
     settings.pool_size = 4;
     settings.statement_timeout = Duration::from_secs(2);
-    let engine = PostgresBackend::open(&settings).await.expect("open");
+    PostgresBackend::open(&settings).await.expect("open")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_no_synchronous_standby_confirms_is_unavailable_not_acknowledged() {
+    let server = PrivatePostgres::start();
+    let engine = open(&server).await;
     let mut batch = Batch::new();
     batch.put(Space::Meta, b"before".to_vec(), b"1".to_vec());
     engine
@@ -107,10 +112,7 @@ async fn a_commit_no_synchronous_standby_confirms_is_unavailable_not_acknowledge
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_that_turned_read_only_leaves_the_pool() {
     let server = PrivatePostgres::start();
-    let mut settings = PostgresSettings::new(server.url());
-    settings.sslmode = SslMode::Disable;
-    settings.pool_size = 4;
-    let engine = PostgresBackend::open(&settings).await.expect("open");
+    let engine = open(&server).await;
     let mut batch = Batch::new();
     batch.put(Space::Meta, b"before".to_vec(), b"1".to_vec());
     engine.commit(&batch).await.expect("commit");
