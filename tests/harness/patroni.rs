@@ -131,10 +131,10 @@ impl PatroniCluster {
     /// answers).
     pub fn members(&self) -> Vec<Member> {
         for node in self.nodes.iter().filter(|n| n.patroni.is_some()) {
-            if let Some(body) = http_get(node.api_port, "/cluster") {
-                if let Some(members) = parse_members(&body) {
-                    return members;
-                }
+            if let Some(members) =
+                http_get(node.api_port, "/cluster").and_then(|body| parse_members(&body))
+            {
+                return members;
             }
         }
         Vec::new()
