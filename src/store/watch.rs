@@ -160,8 +160,6 @@ impl Drop for Watch {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
     #[tokio::test]
     async fn a_watch_on_sled_is_inert() {
         let (_dir, store) = super::super::store_with_bob().await;
