@@ -12,45 +12,13 @@
 //! skipped, saying so, only where PostgreSQL is not installed.
 
 mod harness;
-use harness::{Tern, block_on, python, wait_for};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Mutex, OnceLock};
+use harness::{Tern, block_on, engine, python, wait_for};
 use std::time::{Duration, Instant};
-use tern::testing::postgres::PrivatePostgres;
-
-static SERVER: OnceLock<Mutex<Option<PrivatePostgres>>> = OnceLock::new();
-static NEXT_DATABASE: AtomicU32 = AtomicU32::new(1);
 
 /// A fresh database on the process's private PostgreSQL; None (with a
 /// note) when PostgreSQL is not installed.
 fn database() -> Option<String> {
-    let bindir = std::env::var_os("TERN_PG_BINDIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| "/usr/lib/postgresql/15/bin".into());
-    if !bindir.join("initdb").exists() {
-        eprintln!(
-            "SKIPPED: {}/initdb is missing (PostgreSQL 15: scripts/install-test-deps)",
-            bindir.display()
-        );
-        return None;
-    }
-    let server = SERVER.get_or_init(|| {
-        // SAFETY: registers a plain `extern "C"` function with no
-        // arguments; it runs once, at process exit.
-        unsafe { libc::atexit(stop_at_exit) };
-        Mutex::new(Some(PrivatePostgres::start()))
-    });
-    let guard = server.lock().unwrap_or_else(|e| e.into_inner());
-    let pg = guard.as_ref().expect("the private PostgreSQL was stopped");
-    let name = format!("c{}", NEXT_DATABASE.fetch_add(1, Ordering::Relaxed));
-    Some(pg.create_database(&name))
-}
-
-extern "C" fn stop_at_exit() {
-    if let Some(server) = SERVER.get() {
-        let taken = server.lock().map(|mut g| g.take()).unwrap_or(None);
-        drop(taken);
-    }
+    engine::postgres_installed().then(engine::fresh_database)
 }
 
 /// The nodes' one config, but for `node_id`: SMTP, POP3, IMAP and HTTP on
