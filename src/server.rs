@@ -139,7 +139,7 @@ pub async fn run(
     std::fs::write(&path, bound.join("\n") + "\n")
         .map_err(|source| ServerError::Write { path, source })?;
     crate::service::notify::ready();
-    let pop3_locks = MaildropLocks::default();
+    let pop3_locks = MaildropLocks::new(&ctx.store);
     let mut tasks = Vec::new();
     for (protocol, listener) in listeners {
         tasks.push(tokio::spawn(accept_loop(
