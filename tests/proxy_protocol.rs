@@ -450,3 +450,31 @@ fn haproxy_health_checks_send_local_and_are_served() {
     let log = server.log();
     assert!(!log.contains("PROXY"), "{log}");
 }
+
+#[test]
+fn doctor_greets_a_proxy_listener_like_a_health_check() {
+    let server = Tern::start(&proxied_config(
+        "[dns]\nnameservers = [\"127.0.0.1:9\"]\ntimeout = \"1s\"\n",
+    ));
+    server.pin_ports();
+    let out = server.cli(&["doctor"], "");
+    let report = String::from_utf8_lossy(&out.stdout);
+    let line = |subject: &str| {
+        report
+            .lines()
+            .find(|l| l.contains("listener") && l.contains(subject))
+            .unwrap_or_else(|| panic!("no listener line for {subject}:\n{report}"))
+            .to_string()
+    };
+    let smtp = line(&format!("smtp 127.0.0.1:{}", server.port("smtp")));
+    assert!(
+        smtp.starts_with("ok") && smtp.contains("after a PROXY v2 LOCAL header): 220 "),
+        "{smtp}"
+    );
+    let pop3s = line(&format!("pop3s 127.0.0.1:{}", server.port("pop3s")));
+    assert!(
+        pop3s.starts_with("ok") && pop3s.contains("after a PROXY v2 LOCAL header): +OK"),
+        "{pop3s}"
+    );
+    assert!(!server.log().contains("closed:"), "{}", server.log());
+}
