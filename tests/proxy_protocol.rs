@@ -13,7 +13,6 @@ mod harness;
 
 use harness::*;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 /// smtp and pop3s listeners that expect a PROXY header, a submission one
 /// that does not; only 127.0.0.1 may send headers.
