@@ -8,8 +8,8 @@
 use crate::config::{ByteSize, Config, parse_quota};
 use crate::queue::QueueHandle;
 use crate::store::{
-    QueueEntry, Quota, QuotaOverride, RecipientState, Store, StoreError, format_queue_id,
-    parse_queue_id,
+    QueueEntry, Quota, QuotaOverride, RecipientState, Store, StoreError, delivery_lease,
+    format_queue_id, parse_queue_id,
 };
 use serde::{Deserialize, Serialize};
 
@@ -225,8 +225,14 @@ pub async fn execute(
             let mut out = String::from(
                 "-Queue ID-  --Size-- ----Arrival Time---- -Sender/Recipient-------\n",
             );
+            let holders: std::collections::HashMap<String, String> = store
+                .leases("q/")
+                .await?
+                .into_iter()
+                .map(|(name, r)| (name, r.holder))
+                .collect();
             for e in &entries {
-                out.push_str(&list_entry(e));
+                out.push_str(&list_entry(e, holders.get(&delivery_lease(e.id))));
             }
             out.push_str(&format!("-- {} request(s)\n", entries.len()));
             Ok(out)
@@ -383,7 +389,9 @@ fn time_text(t: i64) -> String {
         .unwrap_or_default()
 }
 
-fn list_entry(e: &QueueEntry) -> String {
+/// An entry as `tern queue list` prints it; `holder`: the node
+/// delivering it now (a shared store's lease).
+fn list_entry(e: &QueueEntry, holder: Option<&String>) -> String {
     let sender = if e.sender.is_empty() {
         "MAILER-DAEMON"
     } else {
@@ -396,6 +404,16 @@ fn list_entry(e: &QueueEntry) -> String {
         time_text(e.arrived),
         sender
     );
+    if e.node.is_some() || holder.is_some() {
+        out.push_str(&format!(
+            "{:42}node: accepted by {}{}\n",
+            "",
+            e.node.as_deref().unwrap_or("-"),
+            holder
+                .map(|h| format!(", being delivered by {h}"))
+                .unwrap_or_default()
+        ));
+    }
     for r in &e.recipients {
         let state = match r.state {
             RecipientState::Pending => {
@@ -427,6 +445,9 @@ fn show_entry(e: &QueueEntry) -> String {
     out.push_str(&format!("size: {}\n", e.size));
     out.push_str(&format!("sender: <{}>\n", e.sender));
     out.push_str(&format!("client: {}\n", e.client));
+    if let Some(node) = &e.node {
+        out.push_str(&format!("node: {node}\n"));
+    }
     if e.require_tls {
         out.push_str("requiretls: yes (only over verified TLS, RFC 8689)\n");
     }

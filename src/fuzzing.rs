@@ -287,6 +287,7 @@ pub fn dsn(data: &[u8]) {
         recipients: vec![recipient.clone()],
         warned: false,
         require_tls: false,
+        node: None,
     };
     let original = f[6].as_bytes();
     let out = build("mx.example.test", &entry, &[&recipient], kind, original);

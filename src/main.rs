@@ -3,9 +3,8 @@
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use std::io::IsTerminal;
 use tern::admin::AdminRequest;
-use tern::config::{Config, LogFormat};
+use tern::config::Config;
 
 mod cli;
 
@@ -33,24 +32,6 @@ fn release_big_allocations() {
     // other thread exists.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 1024 * 1024);
-    }
-}
-
-/// Logs to stderr: text (coloured on a terminal) or, with `log_format =
-/// "json"`, one JSON object per line (timestamp, level, target, fields).
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("TERN_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .init(),
     }
 }
 
@@ -119,7 +100,7 @@ fn run(cli: Cli) -> Result<()> {
     let config = Config::load(cli.config.as_deref())?;
     match cli.command {
         Command::Serve => {
-            init_logging(config.log_format);
+            cli::logging::init(config.log_format, &config.node_id);
             // Trust anchors the config names must load: a queue that cannot
             // verify its smarthost would accept mail it can never send.
             tern::outbound::policy::check(&config)?;

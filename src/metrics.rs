@@ -166,8 +166,14 @@ async fn queue_figures(store: &Store) -> (usize, usize, i64) {
 }
 
 /// The exposition text.
-pub async fn render(store: &Store) -> String {
+pub async fn render(store: &Store, node: &str) -> String {
     let mut out = String::with_capacity(4096);
+    let name = "tern_node_info";
+    let _ = writeln!(
+        out,
+        "# HELP {name} This node's name (node_id); queue figures are the whole store's.\n# TYPE {name} gauge\n{name}{} 1",
+        render_labels(&[("node", node.to_string())])
+    );
     let counters = REGISTRY
         .counters
         .lock()
@@ -230,6 +236,7 @@ pub async fn render(store: &Store) -> String {
 /// Serves `GET /metrics` on `listener` until shutdown.
 pub async fn serve(
     store: Store,
+    node: String,
     listener: tokio::net::TcpListener,
     mut shutdown: crate::shutdown::Shutdown,
 ) {
@@ -238,8 +245,8 @@ pub async fn serve(
         .route(
             "/metrics",
             get(
-                |axum::extract::State(store): axum::extract::State<Store>| async move {
-                    let text = render(&store).await;
+                |axum::extract::State((store, node)): axum::extract::State<(Store, String)>| async move {
+                    let text = render(&store, &node).await;
                     (
                         [(
                             axum::http::header::CONTENT_TYPE,
@@ -250,7 +257,7 @@ pub async fn serve(
                 },
             ),
         )
-        .with_state(store);
+        .with_state((store, node));
     let stop = async move {
         shutdown.recv().await;
     };

@@ -121,6 +121,7 @@ pub async fn run(
     let metrics_task = metrics_listener.map(|l| {
         tokio::spawn(crate::metrics::serve(
             ctx.store.clone(),
+            ctx.config.node_id.clone(),
             l,
             shutdown.clone(),
         ))

@@ -49,6 +49,12 @@ fn metrics_endpoint_counts_traffic() {
         0.0
     );
     assert!(before.contains_key("tern_queue_messages"));
+    assert!(
+        before
+            .iter()
+            .any(|(k, v)| k.starts_with("tern_node_info{node=\"") && *v == 1.0),
+        "the node's name is exported: {before:?}"
+    );
 
     let out = python_with_prelude(
         r#"
@@ -130,7 +136,9 @@ s.quit()
 #[test]
 fn json_log_format_writes_one_object_per_line() {
     // A top-level key: before the tables.
-    let server = Tern::start(&format!("log_format = \"json\"\n{BASE_CONFIG}"));
+    let server = Tern::start(&format!(
+        "log_format = \"json\"\nnode_id = \"mx-7\"\n{BASE_CONFIG}"
+    ));
     let mut s = Smtp::ready(server.port("smtp"));
     s.cmd("MAIL FROM:<x@outside.test>").expect(250, "2.1.0");
     s.cmd("RCPT TO:<nobody@example.test>");
@@ -150,6 +158,7 @@ fn json_log_format_writes_one_object_per_line() {
         assert!(v["timestamp"].is_string(), "{line}");
         assert!(v["level"].is_string(), "{line}");
         assert!(v["message"].is_string(), "{line}");
+        assert_eq!(v["node"], "mx-7", "every line names the node: {line}");
     }
     assert!(
         log.lines()

@@ -1,5 +1,7 @@
-//! The `tern` binary's own modules: the argument grammar (`args.rs`) and
-//! the subcommands' work (`commands.rs`).
+//! The `tern` binary's own modules: the argument grammar (`args.rs`), the
+//! subcommands' work (`commands.rs`) and the server's log format
+//! (`logging.rs`).
 
 pub mod args;
 pub mod commands;
+pub mod logging;

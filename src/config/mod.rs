@@ -104,6 +104,11 @@ pub struct QueueConfig {
     /// The longest wait for any one reply of a next hop (and for the
     /// connection); absent: RFC 5321's per-step times (2 to 10 minutes).
     pub reply_timeout: Option<ConfigDuration>,
+    /// With a shared store (PostgreSQL, several nodes): how long a node's
+    /// claim on a delivery lasts unless renewed (it is renewed every third
+    /// of this while the delivery runs); a dead node's deliveries are taken
+    /// over when it lapses. Nodes also look for such work this often.
+    pub lease: ConfigDuration,
 }
 
 impl Default for QueueConfig {
@@ -116,6 +121,7 @@ impl Default for QueueConfig {
             max_concurrent_deliveries: 64,
             max_per_destination: 20,
             reply_timeout: None,
+            lease: ConfigDuration(Duration::from_secs(60)),
         }
     }
 }
@@ -145,6 +151,10 @@ impl Default for ChecksConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub hostname: String,
+    /// This node's name among the nodes sharing one store (Received
+    /// headers, logs, metrics, queue listings and leases); default: the
+    /// machine's host name. Must be unique within a cluster.
+    pub node_id: String,
     pub data_dir: PathBuf,
     pub local_domains: Vec<String>,
     pub aliases: BTreeMap<String, Vec<String>>,
@@ -183,6 +193,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             hostname: "localhost".into(),
+            node_id: String::new(),
             data_dir: PathBuf::from("data"),
             local_domains: vec!["localhost".into()],
             aliases: BTreeMap::new(),
@@ -207,6 +218,23 @@ impl Default for Config {
             trace: TraceConfig::default(),
         }
     }
+}
+
+/// The machine's host name (gethostname), the default `node_id`.
+fn machine_hostname() -> Option<String> {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname writes at most that.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return None;
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    let name: String = String::from_utf8_lossy(&buf[..end])
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || "-_.".contains(*c))
+        .take(64)
+        .collect();
+    (!name.is_empty()).then_some(name)
 }
 
 /// The default config file, used when it exists and no `--config` is given.
@@ -290,6 +318,10 @@ impl Config {
             }
         }
         self.hostname = self.hostname.trim().to_string();
+        self.node_id = self.node_id.trim().to_string();
+        if self.node_id.is_empty() {
+            self.node_id = machine_hostname().unwrap_or_else(|| self.hostname.clone());
+        }
         self.local_domains = self
             .local_domains
             .iter()
@@ -310,6 +342,17 @@ impl Config {
     fn validate(&self) -> Result<(), ConfigError> {
         if self.hostname.is_empty() || self.hostname.contains(char::is_whitespace) {
             return Err(invalid("hostname", "must be a host name without spaces"));
+        }
+        if self.node_id.len() > 64
+            || !self
+                .node_id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            return Err(invalid(
+                "node_id",
+                "must be up to 64 letters, digits, '-', '_' or '.'",
+            ));
         }
         if self
             .local_domains
@@ -345,6 +388,9 @@ impl Config {
                 "queue.max_concurrent_deliveries",
                 "must be at least 1",
             ));
+        }
+        if self.queue.lease.0 < Duration::from_secs(3) {
+            return Err(invalid("queue.lease", "must be at least 3s"));
         }
         self.limits.validate()?;
         self.relay.validate()?;

@@ -21,7 +21,7 @@ use crate::outbound::mx::{MxResolver, NextHop};
 use crate::outbound::policy::Policies;
 use crate::outbound::pool::ConnectionPool;
 use crate::outbound::tls_rpt::{ReportPolicy, TlsRpt};
-use crate::store::{BlobReader, QueueEntry, RecipientState, StoreError, now};
+use crate::store::{BlobReader, KeptLease, QueueEntry, RecipientState, StoreError, now};
 use crate::trace::Event;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -86,12 +86,20 @@ pub struct Deliverer {
     /// Deliveries at once per destination (`queue.max_per_destination`).
     pub per_destination:
         std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Semaphore>>>,
+    /// Leases on entries and destination slots (a shared store).
+    pub(super) claims: super::cluster::Claims,
 }
 
 impl Deliverer {
     /// Runs one delivery pass over the entry's due recipients; returns when
     /// the entry is due again (`None`: it left the queue).
-    pub async fn deliver(&self, id: u64) -> Result<Option<i64>, StoreError> {
+    /// With a shared store the caller holds the entry's `lease`; it is
+    /// given up with the pass's last write.
+    pub async fn deliver(
+        &self,
+        id: u64,
+        lease: Option<KeptLease>,
+    ) -> Result<Option<i64>, StoreError> {
         let store = &self.ctx.store;
         let Some(mut entry) = store.queue_entry(id).await? else {
             return Ok(None);
@@ -125,7 +133,7 @@ impl Deliverer {
             }
             store.update_queue_entry(&entry).await?;
             notify::send(&self.ctx, &entry, &failed, DsnKind::Failed).await?;
-            return self.finish(entry, &expired).await;
+            return self.finish(entry, &expired, lease).await;
         }
 
         let due: Vec<usize> = (0..entry.recipients.len())
@@ -134,6 +142,14 @@ impl Deliverer {
                     && entry.recipients[i].next_attempt <= now_s
             })
             .collect();
+        if due.is_empty() && entry.next_attempt().is_some() {
+            // Not due yet: another node deferred it since this one
+            // scheduled it. Nothing to write.
+            if let Some(lease) = lease {
+                store.drop_lease(&lease.stop()).await?;
+            }
+            return Ok(entry.next_attempt());
+        }
         let mut notices = Notices::default();
 
         // Local recipients (bounces to our own users, and the like).
@@ -197,6 +213,8 @@ impl Deliverer {
         for (n, ((destination, demand), members)) in groups.into_iter().enumerate() {
             let limit = self.destination_limit(&destination);
             let _permit = limit.acquire_owned().await;
+            let max = self.ctx.config.queue.max_per_destination;
+            let _slot = self.claims.destination_slot(&destination, max).await;
             let (outcomes, tls, policy) = self
                 .deliver_group(&entry, &destination, demand.as_ref(), &members)
                 .await;
@@ -254,7 +272,7 @@ impl Deliverer {
                 .collect();
             notify::send(&self.ctx, &entry, &delayed, DsnKind::Delayed).await?;
         }
-        self.finish(entry, &notices.events).await
+        self.finish(entry, &notices.events, lease).await
     }
 
     /// Removes a finished entry, or saves the pending one.
@@ -269,13 +287,24 @@ impl Deliverer {
     /// share of flushes (bench/README.md).
     /// The pass's attempts (`events`) join the message's trace in the
     /// same write.
-    async fn finish(&self, entry: QueueEntry, events: &[Event]) -> Result<Option<i64>, StoreError> {
+    /// A shared store's lease on the entry is given up in that write.
+    async fn finish(
+        &self,
+        entry: QueueEntry,
+        events: &[Event],
+        lease: Option<KeptLease>,
+    ) -> Result<Option<i64>, StoreError> {
         let store = &self.ctx.store;
         let next = entry.next_attempt();
+        let lease = lease.map(KeptLease::stop);
         if next.is_none() {
-            store.release_queue_entry_traced(&entry, events).await?;
+            store
+                .release_queue_entry_traced(&entry, events, lease.as_ref())
+                .await?;
         } else {
-            store.update_queue_entry_traced(&entry, events).await?;
+            store
+                .update_queue_entry_traced(&entry, events, lease.as_ref())
+                .await?;
         }
         Ok(next)
     }

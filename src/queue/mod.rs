@@ -4,10 +4,13 @@
 //! policy from `routing.rs`; it records every recipient's
 //! result as soon as the next hop answers), within
 //! `queue.max_concurrent_deliveries`. Retries follow `schedule.rs`; bounces
-//! and delay warnings are built by `dsn.rs`. The queue never reaches back
+//! and delay warnings are built by `dsn.rs`. With a store shared by several
+//! nodes, `cluster.rs` claims each delivery with a lease and finds work
+//! other nodes left. The queue never reaches back
 //! into the receiving side: the store is the only thing they share.
 
 mod attempt_log;
+mod cluster;
 pub mod delivery;
 pub mod dsn;
 pub mod notify;
@@ -140,7 +143,21 @@ pub async fn run(ctx: Arc<ServerContext>, mut shutdown: Shutdown) {
     let mut in_flight: HashSet<u64> = HashSet::new();
     let mut rerun: HashSet<u64> = HashSet::new();
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(u64, Option<i64>)>();
+    let mut next_scan = tokio::time::Instant::now() + deliverer.claims.scan_interval();
     loop {
+        if deliverer.claims.shared() && tokio::time::Instant::now() >= next_scan {
+            next_scan = tokio::time::Instant::now() + deliverer.claims.scan_interval();
+            match deliverer.claims.unclaimed().await {
+                Ok(found) => {
+                    for (id, at) in found {
+                        if !in_flight.contains(&id) {
+                            schedule.set(id, at);
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!("looking for queue work failed: {e}"),
+            }
+        }
         let now_s = now();
         while let Some(id) = schedule.pop_due(now_s) {
             if !in_flight.insert(id) {
@@ -152,10 +169,19 @@ pub async fn run(ctx: Arc<ServerContext>, mut shutdown: Shutdown) {
                 let Ok(_permit) = lim.acquire_owned().await else {
                     return;
                 };
-                let next = match d.deliver(id).await {
-                    Ok(next) => next,
+                let next = match d.claims.claim(id).await {
+                    // Its holder schedules it; if that node dies, the scan
+                    // below finds it again once the lease lapses.
+                    Ok(cluster::Claim::Elsewhere) => None,
+                    Ok(cluster::Claim::Mine(lease)) => match d.deliver(id, lease).await {
+                        Ok(next) => next,
+                        Err(e) => {
+                            tracing::error!(queue_id = %crate::store::format_queue_id(id), "delivery run failed: {e}");
+                            Some(now() + 60)
+                        }
+                    },
                     Err(e) => {
-                        tracing::error!(queue_id = %crate::store::format_queue_id(id), "delivery run failed: {e}");
+                        tracing::warn!(queue_id = %crate::store::format_queue_id(id), "claiming a delivery failed: {e}");
                         Some(now() + 60)
                     }
                 };
@@ -167,7 +193,8 @@ pub async fn run(ctx: Arc<ServerContext>, mut shutdown: Shutdown) {
             .map(|t| Duration::from_secs((t - now_s).max(1) as u64))
             .unwrap_or(MAX_SLEEP)
             .min(MAX_SLEEP)
-            .min(IDLE_CONNECTION_TIME);
+            .min(IDLE_CONNECTION_TIME)
+            .min(deliverer.claims.scan_interval());
         tokio::select! {
             Some((id, at)) = events.recv() => schedule.set(id, at),
             Some((id, next)) = done_rx.recv() => {
@@ -257,6 +284,11 @@ fn make_deliverer(
             IDLE_CONNECTION_TIME,
         ),
         per_destination: Default::default(),
+        claims: cluster::Claims::new(
+            ctx.store.clone(),
+            config.node_id.clone(),
+            config.queue.lease.0,
+        ),
         ctx,
     })
 }

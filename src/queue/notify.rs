@@ -156,6 +156,7 @@ async fn enqueue(
         recipients,
         warned: true,
         require_tls,
+        node: None,
     };
     store.enqueue_bytes(entry, message).await?;
     store.flush().await?;

@@ -431,6 +431,7 @@ impl Session {
             recipients,
             warned: true,
             require_tls: tx.params.requiretls,
+            node: None,
         };
         if let Err(e) = crate::queue::notify::send(
             &self.ctx,
@@ -545,7 +546,10 @@ impl Session {
         if let Some(t) = self.info.tls {
             h.push_str(&format!("\t(using {})\r\n", t.version));
         }
-        h.push_str(&format!("\tby {host} (Tern) with {with} id {qid}"));
+        h.push_str(&format!(
+            "\tby {host} (Tern) with {with} id {qid} (node {node})",
+            node = self.ctx.config.node_id
+        ));
         if let [only] = tx.rcpts.as_slice() {
             h.push_str(&format!("\r\n\tfor <{}>", only.address));
         }

@@ -10,7 +10,7 @@ use super::blobs::BlobWriter;
 use super::queue::{QueueEntry, queue_key};
 use super::subscriptions::kept_key;
 use super::writeset::WriteSet;
-use super::{BlobId, Store, StoreError, decode, encode, now};
+use super::{BlobId, Store, StoreError, decode, now};
 use serde::{Deserialize, Serialize};
 
 /// The folders every user has, with their special-use attribute (RFC 6154).
@@ -257,7 +257,7 @@ impl Store {
                     uids.push(ws.add_copy(&c.user, &c.folder, copy, true).await?);
                 }
                 if let Some(q) = queue {
-                    ws.batch.put(Space::Meta, queue_key(q.id), encode(q));
+                    ws.batch.put(Space::Meta, queue_key(q.id), self.stamped(q));
                 }
                 if let Some(t) = trace {
                     super::trace::put_trace(&mut ws.batch, t);

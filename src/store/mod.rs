@@ -27,6 +27,7 @@ mod blobs;
 mod dmarc;
 mod folders;
 mod kv;
+mod leases;
 mod mailbox;
 mod pulls;
 mod queue;
@@ -48,11 +49,14 @@ pub use blobs::{BlobId, BlobParts, BlobReader, BlobRecord, BlobWriter};
 pub use dmarc::{DmarcDkimResult, DmarcPublished, DmarcRow, DmarcWindow};
 pub use folders::{CopyResult, FlagOp, SEPARATOR, check_folder_name};
 pub use kv::{KvError, MAX_KV_KEY, MAX_KV_VALUE};
+pub use leases::{KeptLease, Lease, LeaseRecord};
 pub use mailbox::{
     Flag, FolderInfo, LocalCopy, MailboxEvent, MessageMeta, SPECIAL_FOLDERS, canonical_folder,
 };
 pub use pulls::PullMark;
-pub use queue::{QueueEntry, QueueRecipient, RecipientState, format_queue_id, parse_queue_id};
+pub use queue::{
+    QueueEntry, QueueRecipient, RecipientState, delivery_lease, format_queue_id, parse_queue_id,
+};
 pub use quota::{Admission, Quota, QuotaOverride, Usage};
 pub use sieve::{MAX_SCRIPT_NAME, SieveError, SieveScripts, check_script, check_script_name};
 pub use sts::StsPolicyRecord;
@@ -115,6 +119,8 @@ struct Inner {
     turns: turns::Turns,
     /// `[users] default_quota` in bytes; `quota::NO_DEFAULT`: none.
     default_quota: std::sync::atomic::AtomicU64,
+    /// This process's `node_id` (stamped on the queue entries it accepts).
+    node: std::sync::OnceLock<String>,
 }
 
 impl From<BackendError> for StoreError {
@@ -142,10 +148,21 @@ impl Store {
                 events,
                 turns: turns::Turns::new(),
                 default_quota: std::sync::atomic::AtomicU64::new(quota::NO_DEFAULT),
+                node: std::sync::OnceLock::new(),
             }),
         };
         store.discard_unfinished_blobs().await?;
         Ok(store)
+    }
+
+    /// Names this process among the nodes sharing the store (once).
+    pub fn set_node(&self, node_id: &str) {
+        let _ = self.inner.node.set(node_id.to_string());
+    }
+
+    /// This process's `node_id` ("" when none was set: tools, tests).
+    pub fn node(&self) -> &str {
+        self.inner.node.get().map_or("", String::as_str)
     }
 
     /// The engine itself (backups read it whole).

@@ -6,6 +6,7 @@
 //! `tern queue delete` in between is never undone).
 
 use super::backend::{Batch, KeyRange, ScanOrder, Space};
+use super::leases::Lease;
 use super::writeset::WriteSet;
 use super::{BlobId, Store, StoreError, decode, encode};
 use serde::{Deserialize, Serialize};
@@ -112,6 +113,10 @@ pub struct QueueEntry {
     /// Sent with REQUIRETLS (RFC 8689): delivered only over verified TLS.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub require_tls: bool,
+    /// The node that accepted it (`node_id`; absent before clusters, or
+    /// when queued by a tool). Set by the store when first queued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 impl QueueEntry {
@@ -137,6 +142,11 @@ pub fn format_queue_id(id: u64) -> String {
     format!("{id:010X}")
 }
 
+/// The name of the lease a node holds while it delivers entry `id`.
+pub fn delivery_lease(id: u64) -> String {
+    format!("q/{}", format_queue_id(id))
+}
+
 pub fn parse_queue_id(text: &str) -> Option<u64> {
     u64::from_str_radix(text.trim(), 16).ok()
 }
@@ -148,6 +158,17 @@ pub(super) fn queue_key(id: u64) -> Vec<u8> {
 }
 
 impl Store {
+    /// A new entry as stored: stamped with this node's id.
+    pub(super) fn stamped(&self, entry: &QueueEntry) -> Vec<u8> {
+        if entry.node.is_some() || self.node().is_empty() {
+            return encode(entry);
+        }
+        encode(&QueueEntry {
+            node: Some(self.node().to_string()),
+            ..entry.clone()
+        })
+    }
+
     pub async fn queue_entries(&self) -> Result<Vec<QueueEntry>, StoreError> {
         let entries = self
             .inner
@@ -170,24 +191,33 @@ impl Store {
     /// Records a queue entry's new state (the caller syncs). An entry
     /// deleted meanwhile (`tern queue delete`) stays deleted.
     pub async fn update_queue_entry(&self, entry: &QueueEntry) -> Result<(), StoreError> {
-        self.update_queue_entry_traced(entry, &[]).await
+        self.update_queue_entry_traced(entry, &[], None).await
     }
 
     /// `update_queue_entry`, adding delivery attempts to the message's
-    /// trace in the same write set.
+    /// trace in the same write set, and giving up the delivery's `lease`
+    /// (a shared store's claim) with it.
     pub async fn update_queue_entry_traced(
         &self,
         entry: &QueueEntry,
         events: &[crate::trace::Event],
+        lease: Option<&Lease>,
     ) -> Result<(), StoreError> {
         let key = queue_key(entry.id);
         let value = encode(entry);
         let backend = &self.inner.backend;
         self.attempt(|| async {
-            let Some(old) = backend.get(Space::Meta, &key).await? else {
-                return Ok(());
-            };
             let mut batch = Batch::new();
+            if let Some(lease) = lease {
+                self.drop_lease_in(&mut batch, lease).await?;
+            }
+            let Some(old) = backend.get(Space::Meta, &key).await? else {
+                // Deleted meanwhile (`tern queue delete`): stays deleted.
+                return match batch.is_empty() {
+                    true => Ok(()),
+                    false => Ok(backend.commit(batch).await?),
+                };
+            };
             batch.require(Space::Meta, key.clone(), Some(&old));
             batch.put(Space::Meta, key.clone(), value.clone());
             super::trace::extend_in(self, &mut batch, entry.blob, events).await?;
@@ -202,7 +232,7 @@ impl Store {
             let mut ws = WriteSet::new(self);
             ws.adjust_refs(entry.blob, 1).await?;
             ws.batch
-                .put(Space::Meta, queue_key(entry.id), encode(entry));
+                .put(Space::Meta, queue_key(entry.id), self.stamped(entry));
             ws.commit().await
         })
         .await
@@ -227,20 +257,26 @@ impl Store {
 impl Store {
     /// Drops the queue's reference to a blob (delivery finished).
     pub async fn release_queue_entry(&self, entry: &QueueEntry) -> Result<(), StoreError> {
-        self.release_queue_entry_traced(entry, &[]).await
+        self.release_queue_entry_traced(entry, &[], None).await
     }
 
     /// `release_queue_entry`, adding the last delivery attempts to the
-    /// message's trace in the same write set.
+    /// message's trace in the same write set, and giving up the delivery's
+    /// `lease` with it.
     pub async fn release_queue_entry_traced(
         &self,
         entry: &QueueEntry,
         events: &[crate::trace::Event],
+        lease: Option<&Lease>,
     ) -> Result<(), StoreError> {
         self.attempt(|| async {
             let mut ws = WriteSet::new(self);
+            if let Some(lease) = lease {
+                self.drop_lease_in(&mut ws.batch, lease).await?;
+            }
             if ws.read(queue_key(entry.id)).await?.is_none() {
-                return Ok(()); // already released: the reference is gone too
+                // Already released: the reference is gone too.
+                return ws.commit().await;
             }
             ws.batch.delete(Space::Meta, queue_key(entry.id));
             ws.adjust_refs(entry.blob, -1).await?;

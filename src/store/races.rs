@@ -41,6 +41,7 @@ fn entry(store_id: u64, blob: u64) -> QueueEntry {
         )],
         warned: false,
         require_tls: false,
+        node: None,
     }
 }
 

@@ -58,6 +58,7 @@ impl Envelope<'_> {
             recipients,
             warned: false,
             require_tls: self.require_tls,
+            node: None,
         }
     }
 }

@@ -188,7 +188,8 @@ pub async fn send(
     writer.write(&bytes).await?;
     let with = if conn.tls.is_some() { "HTTPS" } else { "HTTP" };
     let prefix = format!(
-        "Received: from webmail ([{ip}])\r\n\tby {host} (Tern) with {with} id {qid}\r\n\tfor <{user}>; {date}\r\n",
+        "Received: from webmail ([{ip}])\r\n\tby {host} (Tern) with {with} id {qid} (node {node})\r\n\tfor <{user}>; {date}\r\n",
+        node = ctx.config.node_id,
         ip = conn.peer.ip(),
         host = ctx.config.hostname,
         date = chrono::Utc::now().to_rfc2822(),

@@ -62,6 +62,14 @@ impl FaultyHop {
             .collect()
     }
 
+    /// The most mail transactions it saw at once.
+    pub fn max_transactions(&self) -> usize {
+        std::fs::read_to_string(self.out.path().join("max_transactions"))
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
     /// Faults it has played so far.
     pub fn faults(&self) -> usize {
         std::fs::read_to_string(self.out.path().join("faults.log"))
@@ -147,6 +155,12 @@ pub struct LoadSender {
 
 impl LoadSender {
     pub fn start(port: u16, threads: u32) -> LoadSender {
+        LoadSender::start_on("127.0.0.1", port, threads)
+    }
+
+    /// `start` against a server listening on `host` (Message-IDs then
+    /// name the host, so senders to several servers never share one).
+    pub fn start_on(host: &str, port: u16, threads: u32) -> LoadSender {
         let work = tempfile::tempdir().expect("tempdir");
         let child = Command::new("python3")
             .arg(fixture("load_sender.py"))
@@ -155,6 +169,7 @@ impl LoadSender {
             .arg(work.path().join("stop"))
             .arg(threads.to_string())
             .arg(work.path().join("refused"))
+            .arg(host)
             .stdout(Stdio::piped())
             .spawn()
             .expect("sender");
