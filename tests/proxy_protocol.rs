@@ -167,10 +167,22 @@ p.quit()
             .unwrap_or_else(|| panic!("no Received from {helo}: {received:?}"))
             .clone()
     };
-    assert!(by_helo("v1.client.test").contains("[192.0.2.7]"), "{received:?}");
-    assert!(by_helo("v2.client.test").contains("2001:db8::7"), "{received:?}");
-    assert!(by_helo("local.client.test").contains("[127.0.0.1]"), "{received:?}");
-    assert!(by_helo("unknown.client.test").contains("[127.0.0.1]"), "{received:?}");
+    assert!(
+        by_helo("v1.client.test").contains("[192.0.2.7]"),
+        "{received:?}"
+    );
+    assert!(
+        by_helo("v2.client.test").contains("2001:db8::7"),
+        "{received:?}"
+    );
+    assert!(
+        by_helo("local.client.test").contains("[127.0.0.1]"),
+        "{received:?}"
+    );
+    assert!(
+        by_helo("unknown.client.test").contains("[127.0.0.1]"),
+        "{received:?}"
+    );
 }
 
 #[test]
@@ -369,19 +381,19 @@ fn haproxy(backends: &[(u16, &str)]) -> (Haproxy, Vec<u16>) {
 
 #[test]
 fn haproxy_in_front_names_each_client_and_limits_count_per_client() {
-    let mut server = Tern::start(&format!(
+    let mut server = Tern::start(
         r#"hostname = "mx.example.test"
 local_domains = ["example.test"]
 data_dir = "data"
 
 [[listen]]
 protocol = "smtp"
-address = "{{ip}}:0"
+address = "{ip}:0"
 proxy_protocol = true
 
 [[listen]]
 protocol = "imap"
-address = "{{ip}}:0"
+address = "{ip}:0"
 proxy_protocol = true
 
 [relay]
@@ -395,8 +407,8 @@ max_connections_per_client = 1
 
 [auth]
 verify = false
-"#
-    ));
+"#,
+    );
     server.add_user("bob@example.test", "bob-pw");
     let (_haproxy, ports) = haproxy(&[
         (server.port("smtp"), "send-proxy-v2"),
@@ -451,7 +463,10 @@ print("ok")
     );
     assert!(out.contains("ok"), "{out}");
     let log = server.log();
-    assert!(log.contains("too many connections from this address"), "{log}");
+    assert!(
+        log.contains("too many connections from this address"),
+        "{log}"
+    );
     assert!(
         log.contains("client=127.0.0.6:") && log.contains("imap login"),
         "{log}"
@@ -500,7 +515,10 @@ fn haproxy_health_checks_send_local_and_are_served() {
     });
     let m = scrape(metrics);
     assert_eq!(
-        counter(&m, "tern_connections_refused_total{reason=\"proxy_protocol\"}"),
+        counter(
+            &m,
+            "tern_connections_refused_total{reason=\"proxy_protocol\"}"
+        ),
         0.0,
         "{m}"
     );

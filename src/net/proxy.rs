@@ -125,7 +125,10 @@ pub async fn read_header<R: AsyncRead + Unpin>(stream: &mut R) -> Result<Origin,
     }
 }
 
-async fn read_exact<R: AsyncRead + Unpin>(stream: &mut R, buf: &mut [u8]) -> Result<(), ProxyError> {
+async fn read_exact<R: AsyncRead + Unpin>(
+    stream: &mut R,
+    buf: &mut [u8],
+) -> Result<(), ProxyError> {
     match stream.read_exact(buf).await {
         Ok(_) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(ProxyError::Eof),

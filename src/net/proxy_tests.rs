@@ -161,7 +161,9 @@ async fn a_peer_outside_proxy_sources_is_refused_before_reading() {
 async fn missing_malformed_truncated_and_oversized_headers_are_refused() {
     let missing = read(b"EHLO client.example\r\n").await.0;
     assert!(matches!(missing, Err(ProxyError::Missing)), "{missing:?}");
-    let tls = read(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03").await.0;
+    let tls = read(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")
+        .await
+        .0;
     assert!(matches!(tls, Err(ProxyError::Missing)), "{tls:?}");
     for bad in [
         &b"PROXY TCP4 192.0.2.7\r\n"[..],
@@ -180,7 +182,10 @@ async fn missing_malformed_truncated_and_oversized_headers_are_refused() {
         );
     }
     let endless = [b"PROXY TCP4 ".to_vec(), vec![b'1'; 200]].concat();
-    assert!(matches!(read(&endless).await.0, Err(ProxyError::TooLong(107))));
+    assert!(matches!(
+        read(&endless).await.0,
+        Err(ProxyError::TooLong(107))
+    ));
     let truncated = read(b"PROXY TCP4 192.0.2.7 198.5").await.0;
     assert!(matches!(truncated, Err(ProxyError::Eof)), "{truncated:?}");
     let short = read(b"PROX").await.0;
