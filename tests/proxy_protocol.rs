@@ -279,36 +279,28 @@ print("ok")
 fn check_config_refuses_a_proxy_listener_with_no_proxy_sources() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("tern.toml");
-    let text = proxied_config("")
-        .replace("{ip}", "127.0.0.1")
-        .replace(r#"proxy_sources = ["127.0.0.1/32"]"#, "proxy_sources = []");
-    std::fs::write(&path, text).expect("config");
-    let out = Command::new(tern_bin())
-        .args(["check-config", "--config"])
-        .arg(&path)
-        .output()
-        .expect("tern");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{stderr}");
+    // `tern check-config` with the proxy_sources line replaced.
+    let check = |sources: &str| {
+        let config = proxied_config("")
+            .replace("{ip}", "127.0.0.1")
+            .replace(r#"proxy_sources = ["127.0.0.1/32"]"#, sources);
+        std::fs::write(&path, config).expect("config");
+        let out = Command::new(tern_bin())
+            .args(["check-config", "--config"])
+            .arg(&path)
+            .output()
+            .expect("tern");
+        (out.status.success(), text(&out.stderr))
+    };
+    let (ok, stderr) = check("proxy_sources = []");
+    assert!(!ok, "{stderr}");
     assert!(
         stderr.contains("relay.proxy_sources") && stderr.contains("proxy_protocol = true"),
         "{stderr}"
     );
     // Without the key, loopback may send headers: the config is valid.
-    let text = proxied_config("")
-        .replace("{ip}", "127.0.0.1")
-        .replace(r#"proxy_sources = ["127.0.0.1/32"]"#, "");
-    std::fs::write(&path, text).expect("config");
-    let out = Command::new(tern_bin())
-        .args(["check-config", "--config"])
-        .arg(&path)
-        .output()
-        .expect("tern");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (ok, stderr) = check("");
+    assert!(ok, "{stderr}");
 }
 
 /// A private HAProxy in the foreground, killed when dropped.

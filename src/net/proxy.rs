@@ -143,14 +143,8 @@ pub fn parse_v1(header: &[u8]) -> Result<Origin, ProxyError> {
         return Err(ProxyError::V1("bytes after the CRLF".into()));
     }
     Ok(match parsed.addresses {
-        v1::Addresses::Tcp4(a) => Origin::Proxied {
-            source: SocketAddr::new(a.source_address.into(), a.source_port),
-            destination: SocketAddr::new(a.destination_address.into(), a.destination_port),
-        },
-        v1::Addresses::Tcp6(a) => Origin::Proxied {
-            source: SocketAddr::new(a.source_address.into(), a.source_port),
-            destination: SocketAddr::new(a.destination_address.into(), a.destination_port),
-        },
+        v1::Addresses::Tcp4(a) => a.into(),
+        v1::Addresses::Tcp6(a) => a.into(),
         v1::Addresses::Unknown => Origin::Local,
     })
 }
@@ -165,17 +159,30 @@ pub fn parse_v2(header: &[u8]) -> Result<Origin, ProxyError> {
         return Ok(Origin::Local);
     }
     Ok(match parsed.addresses {
-        v2::Addresses::IPv4(a) => Origin::Proxied {
-            source: SocketAddr::new(a.source_address.into(), a.source_port),
-            destination: SocketAddr::new(a.destination_address.into(), a.destination_port),
-        },
-        v2::Addresses::IPv6(a) => Origin::Proxied {
-            source: SocketAddr::new(a.source_address.into(), a.source_port),
-            destination: SocketAddr::new(a.destination_address.into(), a.destination_port),
-        },
+        v2::Addresses::IPv4(a) => a.into(),
+        v2::Addresses::IPv6(a) => a.into(),
         // The specification: keep the real connection's addresses.
         v2::Addresses::Unspecified | v2::Addresses::Unix(_) => Origin::Local,
     })
+}
+
+// Both versions' address blocks are the crate's one IPv4 / IPv6 type.
+impl From<v1::IPv4> for Origin {
+    fn from(a: v1::IPv4) -> Origin {
+        Origin::Proxied {
+            source: SocketAddr::new(a.source_address.into(), a.source_port),
+            destination: SocketAddr::new(a.destination_address.into(), a.destination_port),
+        }
+    }
+}
+
+impl From<v1::IPv6> for Origin {
+    fn from(a: v1::IPv6) -> Origin {
+        Origin::Proxied {
+            source: SocketAddr::new(a.source_address.into(), a.source_port),
+            destination: SocketAddr::new(a.destination_address.into(), a.destination_port),
+        }
+    }
 }
 
 /// An IPv4 client seen by a dual-stack balancer (`::ffff:192.0.2.1`) is
