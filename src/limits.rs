@@ -113,7 +113,9 @@ pub struct UserSlot {
 
 impl std::fmt::Debug for UserSlot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UserSlot").field("user", &self.user).finish()
+        f.debug_struct("UserSlot")
+            .field("user", &self.user)
+            .finish()
     }
 }
 

@@ -262,15 +262,19 @@ except poplib.error_proto as e:
     nodes[0].kill9();
     let killed = Instant::now();
     // Node 1 is dead: its lease is not renewed and lapses (60 s).
-    wait_for("the dead node's POP3 lock to lapse", Duration::from_secs(120), || {
-        let out = try_node2(&nodes);
-        if out.contains("opened") {
-            return Some(());
-        }
-        assert!(out.contains("[IN-USE]"), "{out}");
-        std::thread::sleep(Duration::from_secs(2));
-        None
-    });
+    wait_for(
+        "the dead node's POP3 lock to lapse",
+        Duration::from_secs(120),
+        || {
+            let out = try_node2(&nodes);
+            if out.contains("opened") {
+                return Some(());
+            }
+            assert!(out.contains("[IN-USE]"), "{out}");
+            std::thread::sleep(Duration::from_secs(2));
+            None
+        },
+    );
     println!(
         "node 2 opened the maildrop {:.1} s after node 1 died holding it",
         killed.elapsed().as_secs_f64()

@@ -24,7 +24,8 @@ struct Failures {
 
 impl Failures {
     fn live(&self, forget: Duration) -> bool {
-        now_ms().saturating_sub(self.last_ms) < i64::try_from(forget.as_millis()).unwrap_or(i64::MAX)
+        now_ms().saturating_sub(self.last_ms)
+            < i64::try_from(forget.as_millis()).unwrap_or(i64::MAX)
     }
 }
 
@@ -134,9 +135,18 @@ mod tests {
         assert_eq!(store.login_failures("192.0.2.1", long).await.unwrap(), 2);
         assert_eq!(store.login_failures("192.0.2.2", long).await.unwrap(), 0);
         // Past `forget` a record counts for nothing and starts again.
-        assert_eq!(store.login_failures("192.0.2.1", Duration::ZERO).await.unwrap(), 0);
         assert_eq!(
-            store.add_login_failure("192.0.2.1", Duration::ZERO).await.unwrap(),
+            store
+                .login_failures("192.0.2.1", Duration::ZERO)
+                .await
+                .unwrap(),
+            0
+        );
+        assert_eq!(
+            store
+                .add_login_failure("192.0.2.1", Duration::ZERO)
+                .await
+                .unwrap(),
             1
         );
         store.add_login_failure("192.0.2.3", long).await.unwrap();
