@@ -8,9 +8,15 @@
 //! the store's (`store/logins.rs`), so an address guessing on several nodes
 //! is slowed and cut off by its failures on all of them. Should the
 //! database fail, the node counts in its own memory meanwhile.
+//!
+//! Successful checks are remembered for a while (`cache`, Dovecot's
+//! `auth_cache`), so repeated logins skip the argon2 check; failures never.
+
+mod cache;
 
 use crate::store::Store;
 use base64::Engine;
+use cache::VerifiedLogins;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
@@ -68,6 +74,8 @@ pub struct Authenticator {
     shared: bool,
     /// When the store's stale failure records were last swept.
     swept: Mutex<Instant>,
+    /// Recently verified logins; off unless `with_cache`.
+    verified: VerifiedLogins,
 }
 
 impl Authenticator {
@@ -85,7 +93,14 @@ impl Authenticator {
             max_failures,
             failures: Mutex::new(HashMap::new()),
             swept: Mutex::new(Instant::now()),
+            verified: VerifiedLogins::new(0, Duration::ZERO),
         }
+    }
+
+    /// Remembers up to `size` verified logins for `ttl` each (0: off).
+    pub fn with_cache(mut self, size: usize, ttl: Duration) -> Authenticator {
+        self.verified = VerifiedLogins::new(size, ttl);
+        self
     }
 
     /// The account name a login refers to: a bare name gets the first local domain.
@@ -114,13 +129,7 @@ impl Authenticator {
             tokio::time::sleep(delay).await;
             return None;
         }
-        let result = self
-            .store
-            .verify_password(&account, password)
-            .await
-            .ok()
-            .flatten();
-        match result {
+        match self.check(&account, password).await {
             Some(user) => {
                 if before > 0 {
                     self.forget(peer).await;
@@ -136,6 +145,26 @@ impl Authenticator {
                 None
             }
         }
+    }
+
+    /// The account if `password` is its password: from the cache when this
+    /// very password was verified against the hash the store holds now,
+    /// else by the full check (remembered when it succeeds). A store error
+    /// is a failure.
+    async fn check(&self, account: &str, password: &str) -> Option<String> {
+        let record = self.store.user(account).await.ok()?;
+        if let Some(r) = &record
+            && self.verified.hit(&r.address, &r.password_hash, password)
+        {
+            return Some(r.address.clone());
+        }
+        let ok = crate::store::check_password(record.as_ref(), password)
+            .await
+            .ok()?;
+        let r = record.filter(|_| ok)?;
+        self.verified
+            .remember(&r.address, &r.password_hash, password);
+        Some(r.address)
     }
 
     /// Counts a failure from `peer`; the wait it costs.
@@ -265,5 +294,58 @@ mod tests {
         assert_eq!(auth.verify(ip, "bob", "pw").await, None);
         let other: IpAddr = "192.0.2.2".parse().unwrap();
         assert!(auth.verify(other, "bob", "pw").await.is_some());
+    }
+
+    #[tokio::test]
+    async fn cached_logins_follow_password_changes_and_deletion() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).await.unwrap();
+        store.add_user("bob@x.test", "pw").await.unwrap();
+        let auth = Authenticator::new(
+            store.clone(),
+            "x.test".into(),
+            Duration::from_millis(1),
+            100,
+        )
+        .with_cache(100, Duration::from_secs(3600));
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        assert_eq!(
+            auth.verify(ip, "bob", "pw").await.as_deref(),
+            Some("bob@x.test")
+        );
+        let hash = store
+            .user("bob@x.test")
+            .await
+            .unwrap()
+            .unwrap()
+            .password_hash;
+        assert!(auth.verified.hit("bob@x.test", &hash, "pw"));
+        // Served from the cache now; a wrong password still fails (and counts).
+        assert_eq!(
+            auth.verify(ip, "BOB@x.test", "pw").await.as_deref(),
+            Some("bob@x.test")
+        );
+        assert_eq!(auth.verify(ip, "bob", "pw ").await, None);
+        assert_eq!(auth.failures(ip).await, 1);
+        // A password change (as by `tern user passwd`) takes effect at once.
+        store.set_password("bob@x.test", "new").await.unwrap();
+        assert_eq!(auth.verify(ip, "bob", "pw").await, None);
+        assert_eq!(
+            auth.verify(ip, "bob", "new").await.as_deref(),
+            Some("bob@x.test")
+        );
+        // A deleted account cannot log in from the cache.
+        store.delete_user("bob@x.test").await.unwrap();
+        assert_eq!(auth.verify(ip, "bob", "new").await, None);
+        // Failed checks are never remembered.
+        store.add_user("eve@x.test", "pw").await.unwrap();
+        assert_eq!(auth.verify(ip, "eve", "wrong").await, None);
+        let hash = store
+            .user("eve@x.test")
+            .await
+            .unwrap()
+            .unwrap()
+            .password_hash;
+        assert!(!auth.verified.hit("eve@x.test", &hash, "wrong"));
     }
 }

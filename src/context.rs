@@ -63,6 +63,10 @@ impl ServerContext {
                 default_domain,
                 config.limits.auth_failure_delay.0,
                 config.limits.max_auth_failures,
+            )
+            .with_cache(
+                config.limits.auth_cache_size,
+                config.limits.auth_cache_ttl.0,
             ),
             limits: crate::limits::Limits::new(
                 config.limits.max_connections_per_client,

@@ -29,6 +29,13 @@ pub struct LimitsConfig {
     /// Wait after a failed login; doubles with each recent failure from the
     /// same address, up to 64 times this.
     pub auth_failure_delay: ConfigDuration,
+    /// Accounts whose last successful password check is remembered (as a
+    /// keyed digest, never the password), so logging in again skips the
+    /// argon2 check while the stored hash is unchanged; 0: off. Dovecot's
+    /// `auth_cache_size`, counted in accounts.
+    pub auth_cache_size: usize,
+    /// How long a remembered check stays valid (Dovecot's `auth_cache_ttl`).
+    pub auth_cache_ttl: ConfigDuration,
     /// Sessions logged in at once as one user (SMTP AUTH, POP3, IMAP).
     pub max_sessions_per_user: usize,
     /// MIME parts in one message (counted as it arrives); more → 554 5.6.0.
@@ -55,6 +62,8 @@ impl Default for LimitsConfig {
             max_commands_per_session: 10_000,
             max_auth_failures: 10,
             auth_failure_delay: ConfigDuration(Duration::from_millis(500)),
+            auth_cache_size: 10_000,
+            auth_cache_ttl: ConfigDuration(Duration::from_secs(3600)),
             max_sessions_per_user: 20,
             max_mime_parts: 1000,
             max_header_size: ByteSize(256 * 1024),

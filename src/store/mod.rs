@@ -66,7 +66,7 @@ pub use sts::StsPolicyRecord;
 pub use tlsrpt::{TlsRptFailure, TlsRptTally};
 pub use trace::MAX_ATTEMPTS;
 pub use turns::Contention;
-pub use users::UserRecord;
+pub use users::{UserRecord, check_password};
 pub use vanished::MAX_VANISHED_RECORDS;
 pub use watch::Watch;
 pub use web::WebSession;

@@ -182,18 +182,27 @@ impl Store {
         password: &str,
     ) -> Result<Option<String>, StoreError> {
         let record = self.user(address).await?;
-        let hash = record
-            .as_ref()
-            .map_or_else(|| decoy_hash().to_string(), |r| r.password_hash.clone());
-        let password = password.to_string();
-        let ok = tokio::task::spawn_blocking(move || password_matches(&hash, &password))
-            .await
-            .map_err(|e| StoreError::Hash(e.to_string()))?;
+        let ok = check_password(record.as_ref(), password).await?;
         Ok(match (ok, record) {
             (true, Some(r)) => Some(r.address),
             _ => None,
         })
     }
+}
+
+/// Whether `password` is the one `record`'s hash was made from, checked on
+/// a blocking thread; no record (no such user) costs the same check
+/// against a decoy and is never a match.
+pub async fn check_password(
+    record: Option<&UserRecord>,
+    password: &str,
+) -> Result<bool, StoreError> {
+    let hash = record.map_or_else(|| decoy_hash().to_string(), |r| r.password_hash.clone());
+    let password = password.to_string();
+    let ok = tokio::task::spawn_blocking(move || password_matches(&hash, &password))
+        .await
+        .map_err(|e| StoreError::Hash(e.to_string()))?;
+    Ok(ok && record.is_some())
 }
 
 #[cfg(test)]
