@@ -241,6 +241,10 @@ impl<'a> WriteSet<'a> {
         if !self.blobs.contains_key(&id) {
             let record = match self.read(blob_key(id)).await? {
                 Some(v) => decode("blob", &v)?,
+                // Another change may have dropped the message's last copy
+                // (and its blob) since this one read the message: then it
+                // raced, and runs again to see the message gone.
+                None if self.stale().await? => return Err(self.conflict()),
                 None => return Err(StoreError::MissingBlob(id)),
             };
             self.blobs.insert(id, (record, 0));
@@ -256,6 +260,28 @@ impl<'a> WriteSet<'a> {
             *d += delta;
         }
         Ok(())
+    }
+
+    /// Whether a record this change read has changed since (the commit
+    /// would conflict).
+    async fn stale(&self) -> Result<bool, StoreError> {
+        for (space, key, expected) in &self.batch.conditions {
+            if self.store.inner.backend.get(*space, key).await? != *expected {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// The conflict error for this write set, naming the records it raced
+    /// for (turns.rs).
+    fn conflict(&self) -> StoreError {
+        let keys = self
+            .batch
+            .conditions
+            .iter()
+            .map(|(_, key, _)| key.as_slice());
+        StoreError::Conflict(self.store.inner.turns.contention(keys))
     }
 
     /// Announces a change to `folder` once the write set has committed.
@@ -329,22 +355,47 @@ impl<'a> WriteSet<'a> {
         }
         match self.store.inner.backend.commit_kept(&mut self.batch).await {
             Ok(()) => {}
-            Err(BackendError::Conflict) => {
-                // The records this write set raced for (turns.rs).
-                let keys = self
-                    .batch
-                    .conditions
-                    .iter()
-                    .map(|(_, key, _)| key.as_slice());
-                return Err(StoreError::Conflict(
-                    self.store.inner.turns.contention(keys),
-                ));
-            }
+            Err(BackendError::Conflict) => return Err(self.conflict()),
             Err(e) => return Err(e.into()),
         }
         for event in self.touched {
             self.store.notify(event);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two sessions expunge the same message: the one that read it before
+    /// the other dropped its last copy (and blob) runs again and finds it
+    /// gone, instead of failing on the missing blob.
+    #[tokio::test]
+    async fn a_blob_dropped_by_a_racing_expunge_is_a_conflict() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).await.unwrap();
+        let bob = "bob@example.test";
+        store.add_user(bob, "pw").await.unwrap();
+        let (_, uid) = store
+            .append(bob, "INBOX", b"Subject: x\r\n\r\nx\r\n", Vec::new(), None)
+            .await
+            .unwrap();
+        let mut ws = WriteSet::new(&store);
+        ws.folder_mut(bob, "INBOX").await.unwrap();
+        let meta = ws.message(bob, "INBOX", uid).await.unwrap().unwrap();
+        assert_eq!(store.expunge(bob, "INBOX", &[uid]).await.unwrap(), vec![uid]);
+        assert!(matches!(
+            ws.adjust_refs(meta.blob, -1).await,
+            Err(StoreError::Conflict(_))
+        ));
+        assert!(store.expunge(bob, "INBOX", &[uid]).await.unwrap().is_empty());
+        // Nothing raced: a missing blob is reported as such.
+        let mut ws = WriteSet::new(&store);
+        assert!(matches!(
+            ws.adjust_refs(meta.blob, -1).await,
+            Err(StoreError::MissingBlob(_))
+        ));
     }
 }
