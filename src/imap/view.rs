@@ -22,6 +22,8 @@ pub struct View {
     pub messages: Vec<MessageMeta>,
     /// Something changed in the store since the last sync.
     pub dirty: bool,
+    /// The last sync held back expunges (reported at a later one).
+    held_back: bool,
     /// The folder's UIDVALIDITY and highest mod-sequence when the view
     /// last read it (None: the folder was gone).
     pub mark: Option<(u32, u64)>,
@@ -69,6 +71,7 @@ impl View {
             read_only,
             messages,
             dirty: false,
+            held_back: false,
             recent,
             keywords: Vec::new(),
             show_recent: true,
@@ -278,32 +281,36 @@ impl View {
         if !self.dirty {
             return Ok(());
         }
-        if store.is_shared() {
-            self.mark = store
-                .folder(user, &self.folder)
-                .await?
-                .map(|i| (i.uidvalidity, i.highest_modseq));
-        }
-        let fresh = store.messages(user, &self.folder).await?;
+        let now = store
+            .folder(user, &self.folder)
+            .await?
+            .map(|i| (i.uidvalidity, i.highest_modseq));
+        let last = self.messages.last().map(|m| m.uid).unwrap_or(0);
         let mut gone = Vec::new();
         let mut changed = Vec::new();
-        for (pos, m) in self.messages.iter_mut().enumerate() {
-            match fresh.binary_search_by_key(&m.uid, |f| f.uid) {
-                Err(_) => gone.push(pos),
-                Ok(i) => {
-                    let f = &fresh[i];
-                    if f.modseq != m.modseq {
-                        if f.flags != m.flags {
-                            changed.push(pos);
+        let new = match self.appended_only(store, user, last, now).await? {
+            Some(new) => new,
+            None => {
+                let fresh = store.messages(user, &self.folder).await?;
+                for (pos, m) in self.messages.iter_mut().enumerate() {
+                    match fresh.binary_search_by_key(&m.uid, |f| f.uid) {
+                        Err(_) => gone.push(pos),
+                        Ok(i) => {
+                            let f = &fresh[i];
+                            if f.modseq != m.modseq {
+                                if f.flags != m.flags {
+                                    changed.push(pos);
+                                }
+                                m.flags = f.flags.clone();
+                                m.modseq = f.modseq;
+                            }
                         }
-                        m.flags = f.flags.clone();
-                        m.modseq = f.modseq;
                     }
                 }
+                fresh.into_iter().filter(|m| m.uid > last).collect()
             }
-        }
-        let last = self.messages.last().map(|m| m.uid).unwrap_or(0);
-        let new: Vec<MessageMeta> = fresh.into_iter().filter(|m| m.uid > last).collect();
+        };
+        self.mark = now;
         let keywords: Vec<String> = changed
             .iter()
             .flat_map(|&p| self.messages[p].flags.iter())
@@ -346,7 +353,37 @@ impl View {
             }
         }
         self.dirty = held_back;
+        self.held_back = held_back;
         Ok(())
+    }
+
+    /// The messages added since the view last read the folder, when adding
+    /// them is all that changed: every change to a folder's messages (a
+    /// new one, new flags, an expunge) raises its mod-sequence, so when
+    /// the messages past the view's last UID account for every step from
+    /// `mark` to `now`, nothing else changed and the folder need not be
+    /// read whole (APPEND into the selected folder, new mail). None: read it.
+    async fn appended_only(
+        &self,
+        store: &Store,
+        user: &str,
+        last: u32,
+        now: Option<(u32, u64)>,
+    ) -> Result<Option<Vec<MessageMeta>>, StoreError> {
+        let (Some((validity, seen)), Some((validity_now, highest))) = (self.mark, now) else {
+            return Ok(None);
+        };
+        if self.held_back || validity != validity_now || highest < seen {
+            return Ok(None);
+        }
+        let new = if last == u32::MAX {
+            Vec::new()
+        } else {
+            store.messages_from(user, &self.folder, last + 1).await?
+        };
+        let accounted = new.len() as u64 == highest - seen
+            && new.iter().all(|m| m.modseq > seen && m.modseq <= highest);
+        Ok(accounted.then_some(new))
     }
 }
 

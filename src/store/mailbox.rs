@@ -173,6 +173,27 @@ impl Store {
             .collect()
     }
 
+    /// The folder's messages from UID `first` on (ascending): a range read.
+    pub async fn messages_from(
+        &self,
+        user: &str,
+        folder: &str,
+        first: u32,
+    ) -> Result<Vec<MessageMeta>, StoreError> {
+        let folder = canonical_folder(folder);
+        let range = KeyRange {
+            start: message_key(user, &folder, first),
+            end: KeyRange::prefix(&messages_prefix(user, &folder)).end,
+        };
+        self.inner
+            .backend
+            .scan(Space::Meta, &range, ScanOrder::ALL)
+            .await?
+            .iter()
+            .map(|(_, v)| decode("message", v))
+            .collect()
+    }
+
     pub async fn message(
         &self,
         user: &str,

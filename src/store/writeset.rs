@@ -385,12 +385,21 @@ mod tests {
         let mut ws = WriteSet::new(&store);
         ws.folder_mut(bob, "INBOX").await.unwrap();
         let meta = ws.message(bob, "INBOX", uid).await.unwrap().unwrap();
-        assert_eq!(store.expunge(bob, "INBOX", &[uid]).await.unwrap(), vec![uid]);
+        assert_eq!(
+            store.expunge(bob, "INBOX", &[uid]).await.unwrap(),
+            vec![uid]
+        );
         assert!(matches!(
             ws.adjust_refs(meta.blob, -1).await,
             Err(StoreError::Conflict(_))
         ));
-        assert!(store.expunge(bob, "INBOX", &[uid]).await.unwrap().is_empty());
+        assert!(
+            store
+                .expunge(bob, "INBOX", &[uid])
+                .await
+                .unwrap()
+                .is_empty()
+        );
         // Nothing raced: a missing blob is reported as such.
         let mut ws = WriteSet::new(&store);
         assert!(matches!(
