@@ -403,3 +403,70 @@ pub fn uid_in(set: &SequenceSet, uid: u32, largest: u32) -> bool {
 pub fn uid_set(uids: &[u32]) -> String {
     wire::sequence_set(uids)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::FlagOp;
+
+    const BOB: &str = "bob@example.test";
+
+    async fn append(store: &Store) -> u32 {
+        let msg = b"Subject: x\r\n\r\nx\r\n";
+        store
+            .append(BOB, "INBOX", msg, Vec::new(), None)
+            .await
+            .unwrap()
+            .1
+    }
+
+    async fn sync(view: &mut View, store: &Store) -> String {
+        let mut out = Vec::new();
+        view.dirty = true;
+        view.sync(store, BOB, true, false, &mut out).await.unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    /// New messages alone are read by range; anything else beside them
+    /// (an expunge, new flags) is still found, by reading the folder.
+    #[tokio::test]
+    async fn sync_sees_every_change_beside_new_messages() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).await.unwrap();
+        store.add_user(BOB, "pw").await.unwrap();
+        let first = append(&store).await;
+        let mut view = View::open(&store, BOB, "INBOX", false)
+            .await
+            .unwrap()
+            .unwrap();
+        append(&store).await;
+        append(&store).await;
+        assert!(sync(&mut view, &store).await.contains("* 3 EXISTS"));
+        assert_eq!(view.messages.len(), 3);
+        // One expunge and one new message: two steps, one new message.
+        store.expunge(BOB, "INBOX", &[first]).await.unwrap();
+        let fourth = append(&store).await;
+        let out = sync(&mut view, &store).await;
+        assert!(
+            out.contains("* 1 EXPUNGE") && out.contains("* 3 EXISTS"),
+            "{out}"
+        );
+        // New flags on an old message beside a new message.
+        let second = view.messages[0].uid;
+        let op = FlagOp::Add(vec!["\\Seen".into()]);
+        store
+            .store_flags(BOB, "INBOX", &[second], &op, None)
+            .await
+            .unwrap();
+        append(&store).await;
+        let out = sync(&mut view, &store).await;
+        assert!(
+            out.contains("* 1 FETCH (FLAGS (\\Recent \\Seen) UID") && out.contains("* 4 EXISTS"),
+            "{out}"
+        );
+        let uids: Vec<u32> = view.messages.iter().map(|m| m.uid).collect();
+        assert_eq!(uids, vec![second, second + 1, fourth, fourth + 1]);
+        // Nothing changed: nothing to say.
+        assert_eq!(sync(&mut view, &store).await, "");
+    }
+}
