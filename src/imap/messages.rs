@@ -7,6 +7,7 @@ use super::binary::{self, UnknownCte};
 use super::render;
 use super::sections::{Need, load, need_of, section_bytes, section_label};
 use super::session::{Outcome, Session};
+use super::structures::Structures;
 use super::view::{View, uid_set};
 use crate::store::{FlagOp, MessageMeta};
 use imap_codec::imap_types::command::{FetchModifier, StoreModifier};
@@ -22,7 +23,13 @@ fn literal(out: &mut Vec<u8>, data: &[u8]) {
     out.extend_from_slice(data);
 }
 
-/// The FETCH response for one message.
+/// BODY and BODYSTRUCTURE of one message as already rendered (index:
+/// extended), taken from `Structures` once per message.
+type Rendered = [Option<std::sync::Arc<[u8]>>; 2];
+
+/// The FETCH response for one message. `bytes` holds the whole message
+/// unless every whole-message item is in `rendered`.
+#[allow(clippy::too_many_arguments)]
 fn render_message(
     out: &mut Vec<u8>,
     seq: usize,
@@ -31,6 +38,7 @@ fn render_message(
     items: &[MessageDataItemName<'_>],
     bytes: &[u8],
     modseq: bool,
+    (rendered, structures): (&Rendered, &Structures),
 ) -> Result<(), UnknownCte> {
     out.extend_from_slice(format!("* {seq} FETCH (").as_bytes());
     let mut first = true;
@@ -73,10 +81,16 @@ fn render_message(
                 } else {
                     b"BODY "
                 });
+                if let Some(done) = &rendered[usize::from(extended)] {
+                    out.extend_from_slice(done);
+                    continue;
+                }
+                let start = out.len();
                 match parsed.get_or_insert_with(|| render::parse(bytes)) {
                     Some(msg) => render::body_structure(out, msg, extended),
                     None => out.extend_from_slice(b"(\"TEXT\" \"PLAIN\" NIL NIL NIL \"7BIT\" 0 0)"),
                 }
+                structures.put(meta.blob, extended, &out[start..]);
             }
             MessageDataItemName::Rfc822 => {
                 out.extend_from_slice(b"RFC822 ");
@@ -219,6 +233,27 @@ impl Session {
             items.insert(0, MessageDataItemName::Uid);
         }
         let need = items.iter().map(need_of).max().unwrap_or(Need::Nothing);
+        // What is needed when BODY and BODYSTRUCTURE come from the cache.
+        let is_structure = |i: &MessageDataItemName<'_>| {
+            matches!(
+                i,
+                MessageDataItemName::Body | MessageDataItemName::BodyStructure
+            )
+        };
+        let need_besides = items
+            .iter()
+            .filter(|i| !is_structure(i))
+            .map(need_of)
+            .max()
+            .unwrap_or(Need::Nothing);
+        let wanted = [false, true].map(|extended| {
+            items.iter().any(|i| match i {
+                MessageDataItemName::Body => !extended,
+                MessageDataItemName::BodyStructure => extended,
+                _ => false,
+            })
+        });
+        let ctx = self.ctx.clone();
         let marks_seen = items.iter().any(|i| {
             matches!(
                 i,
@@ -289,6 +324,16 @@ impl Session {
         let mut missing = false;
         for &p in &positions {
             let meta = &view.messages[p];
+            let rendered: Rendered = [0, 1].map(|i| {
+                wanted[i]
+                    .then(|| ctx.imap_structures.get(meta.blob, i == 1))
+                    .flatten()
+            });
+            let need = if (0..2).all(|i| !wanted[i] || rendered[i].is_some()) {
+                need_besides
+            } else {
+                need
+            };
             let bytes = match need {
                 Need::Nothing => Vec::new(),
                 need => match load(&store, meta, need == Need::Header).await {
@@ -309,6 +354,7 @@ impl Session {
                 &items,
                 &bytes,
                 condstore && changed_since.is_some(),
+                (&rendered, &ctx.imap_structures),
             );
             if rendered.is_err() {
                 out.truncate(start);

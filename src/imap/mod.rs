@@ -34,6 +34,7 @@ mod search;
 mod sections;
 mod session;
 mod sort;
+mod structures;
 mod subject;
 mod thread;
 mod updates;
@@ -42,3 +43,4 @@ mod wire;
 
 pub use names::convert_stored_names;
 pub use session::run;
+pub use structures::Structures;
