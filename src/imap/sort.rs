@@ -14,8 +14,9 @@ use std::cmp::Ordering;
 use std::io;
 
 impl Session {
-    /// The facts of the messages at `positions` (header blocks read one
-    /// at a time; an unreadable message sorts by its index data).
+    /// The facts of the messages at `positions` (kept per body once
+    /// derived, `structures.rs`; else from header blocks read one at a
+    /// time; an unreadable message sorts by its index data).
     pub async fn facts(&self, positions: &[usize]) -> Vec<Facts> {
         let Some(view) = self.view.as_ref() else {
             return Vec::new();
@@ -23,8 +24,19 @@ impl Session {
         let mut out = Vec::with_capacity(positions.len());
         for &p in positions {
             let meta = &view.messages[p];
-            let bytes = load(&self.ctx.store, meta, true).await.unwrap_or_default();
-            out.push(Facts::of(p, meta, &bytes));
+            let cache = &self.ctx.imap_structures;
+            if let Some(known) = cache.facts(meta.blob) {
+                out.push(known.for_copy(p, meta));
+                continue;
+            }
+            match load(&self.ctx.store, meta, true).await {
+                Ok(bytes) => {
+                    let facts = Facts::of(p, meta, &bytes);
+                    cache.put_facts(meta.blob, &facts);
+                    out.push(facts);
+                }
+                Err(_) => out.push(Facts::of(p, meta, &[])),
+            }
         }
         out
     }

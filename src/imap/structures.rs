@@ -1,59 +1,110 @@
-//! BODY and BODYSTRUCTURE as last rendered, per message body: a body never
-//! changes once stored (its id is never reused), so what was rendered once
-//! holds for every later FETCH of any copy of it, in every session. Dovecot
-//! keeps these in its index cache file; here they are kept in memory,
-//! bounded in bytes, oldest out first. A FETCH whose only whole-message
-//! items are cached ones reads no body at all.
+//! What FETCH, SORT and THREAD derive from a message body, kept per body:
+//! a body never changes once stored (its id is never reused), so what was
+//! derived once holds for every later command on any copy of it, in every
+//! session. Dovecot keeps these in its index cache file; here they are kept
+//! in memory, bounded, oldest out first. BODY and BODYSTRUCTURE as
+//! rendered (a FETCH whose only whole-message items are cached reads no
+//! body), and the header facts SORT and THREAD use (`subject::Facts`; a
+//! second SORT or THREAD reads no headers).
 
+use super::subject::Facts;
 use crate::store::BlobId;
 use std::collections::{HashMap, VecDeque};
+use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 
-/// What the cache holds at most, in rendered bytes.
-const MAX_BYTES: usize = 8 * 1024 * 1024;
+/// Rendered BODY/BODYSTRUCTURE kept at most, in bytes.
+const MAX_RENDERED: usize = 8 * 1024 * 1024;
+/// Header facts kept at most, in (estimated) bytes.
+const MAX_FACTS: usize = 8 * 1024 * 1024;
 
-/// (body, extended: BODYSTRUCTURE rather than BODY).
-type Key = (BlobId, bool);
-
-#[derive(Default)]
-struct Inner {
-    rendered: HashMap<Key, Arc<[u8]>>,
-    /// Insertion order, oldest first.
-    order: VecDeque<Key>,
-    bytes: usize,
+/// A map bounded by the weight of its values, oldest out first.
+struct Fifo<K, V> {
+    map: HashMap<K, (V, usize)>,
+    order: VecDeque<K>,
+    weight: usize,
 }
 
-#[derive(Default)]
+impl<K: Hash + Eq + Clone, V: Clone> Fifo<K, V> {
+    fn new() -> Self {
+        Fifo {
+            map: HashMap::new(),
+            order: VecDeque::new(),
+            weight: 0,
+        }
+    }
+
+    fn get(&self, key: &K) -> Option<V> {
+        self.map.get(key).map(|(v, _)| v.clone())
+    }
+
+    fn put(&mut self, key: K, value: V, weight: usize, max: usize) {
+        if weight > max / 64 || self.map.contains_key(&key) {
+            return;
+        }
+        while self.weight + weight > max {
+            let Some(old) = self.order.pop_front() else {
+                break;
+            };
+            if let Some((_, w)) = self.map.remove(&old) {
+                self.weight -= w;
+            }
+        }
+        self.weight += weight;
+        self.order.push_back(key.clone());
+        self.map.insert(key, (value, weight));
+    }
+}
+
 pub struct Structures {
-    inner: Mutex<Inner>,
+    /// (body, extended: BODYSTRUCTURE rather than BODY) → as rendered.
+    rendered: Mutex<Fifo<(BlobId, bool), Arc<[u8]>>>,
+    /// Body → its header facts (position, arrival and size are the copy's).
+    facts: Mutex<Fifo<BlobId, Arc<Facts>>>,
+}
+
+impl Default for Structures {
+    fn default() -> Self {
+        Structures {
+            rendered: Mutex::new(Fifo::new()),
+            facts: Mutex::new(Fifo::new()),
+        }
+    }
 }
 
 impl Structures {
     pub fn get(&self, blob: BlobId, extended: bool) -> Option<Arc<[u8]>> {
-        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        inner.rendered.get(&(blob, extended)).cloned()
+        let rendered = self.rendered.lock().unwrap_or_else(|p| p.into_inner());
+        rendered.get(&(blob, extended))
     }
 
     pub fn put(&self, blob: BlobId, extended: bool, rendered: &[u8]) {
-        if rendered.len() > MAX_BYTES / 64 {
-            return;
-        }
-        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let key = (blob, extended);
-        if inner.rendered.contains_key(&key) {
-            return;
-        }
-        while inner.bytes + rendered.len() > MAX_BYTES {
-            let Some(old) = inner.order.pop_front() else {
-                break;
-            };
-            if let Some(gone) = inner.rendered.remove(&old) {
-                inner.bytes -= gone.len();
-            }
-        }
-        inner.bytes += rendered.len();
-        inner.order.push_back(key);
-        inner.rendered.insert(key, Arc::from(rendered));
+        let mut cache = self.rendered.lock().unwrap_or_else(|p| p.into_inner());
+        cache.put(
+            (blob, extended),
+            Arc::from(rendered),
+            rendered.len(),
+            MAX_RENDERED,
+        );
+    }
+
+    pub fn facts(&self, blob: BlobId) -> Option<Arc<Facts>> {
+        let facts = self.facts.lock().unwrap_or_else(|p| p.into_inner());
+        facts.get(&blob)
+    }
+
+    pub fn put_facts(&self, blob: BlobId, facts: &Facts) {
+        let weight = 128
+            + facts.subject.len()
+            + facts.from.len()
+            + facts.to.len()
+            + facts.cc.len()
+            + facts.display_from.len()
+            + facts.display_to.len()
+            + facts.message_id.as_ref().map_or(0, String::len)
+            + facts.references.iter().map(|r| r.len() + 24).sum::<usize>();
+        let mut cache = self.facts.lock().unwrap_or_else(|p| p.into_inner());
+        cache.put(blob, Arc::new(facts.clone()), weight, MAX_FACTS);
     }
 }
 
@@ -69,17 +120,14 @@ mod tests {
         assert_eq!(cache.get(7, false).as_deref(), Some(&b"(BODY)"[..]));
         assert_eq!(cache.get(7, true).as_deref(), Some(&b"(BODYSTRUCTURE)"[..]));
         assert!(cache.get(8, true).is_none());
-        let big = vec![b'x'; MAX_BYTES / 64];
+        let big = vec![b'x'; MAX_RENDERED / 64];
         for blob in 100..300 {
             cache.put(blob, true, &big);
         }
-        let inner = cache.inner.lock().unwrap();
-        assert!(inner.bytes <= MAX_BYTES);
-        assert_eq!(inner.rendered.len(), inner.order.len());
-        assert!(
-            !inner.rendered.contains_key(&(7, false)),
-            "oldest out first"
-        );
-        assert!(inner.rendered.contains_key(&(299, true)));
+        let inner = cache.rendered.lock().unwrap();
+        assert!(inner.weight <= MAX_RENDERED);
+        assert_eq!(inner.map.len(), inner.order.len());
+        assert!(!inner.map.contains_key(&(7, false)), "oldest out first");
+        assert!(inner.map.contains_key(&(299, true)));
     }
 }

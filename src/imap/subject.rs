@@ -10,6 +10,7 @@ use super::render;
 use crate::store::MessageMeta;
 
 /// One message's sort and thread facts.
+#[derive(Clone)]
 pub struct Facts {
     /// Position in the selected view.
     pub pos: usize,
@@ -30,9 +31,23 @@ pub struct Facts {
     pub message_id: Option<String>,
     /// References, else the first In-Reply-To id.
     pub references: Vec<String>,
+    /// `date` is the Date header's (else the internal date).
+    pub dated: bool,
 }
 
 impl Facts {
+    /// These facts (of the same body) for the copy `meta` at `pos`.
+    pub fn for_copy(&self, pos: usize, meta: &MessageMeta) -> Facts {
+        let mut f = self.clone();
+        f.pos = pos;
+        f.arrival = meta.internal_date;
+        f.size = meta.size;
+        if !f.dated {
+            f.date = meta.internal_date;
+        }
+        f
+    }
+
     /// The facts of the message at `pos`, from its header block `bytes`
     /// (empty when it could not be read: sorted by the index alone).
     pub fn of(pos: usize, meta: &MessageMeta, bytes: &[u8]) -> Facts {
@@ -50,6 +65,7 @@ impl Facts {
             display_to: String::new(),
             message_id: None,
             references: Vec::new(),
+            dated: false,
         };
         let block = render::header_block(bytes);
         let Some(msg) = mail_parser::MessageParser::default().parse_headers(block) else {
@@ -57,6 +73,7 @@ impl Facts {
         };
         if let Some(d) = msg.date() {
             f.date = d.to_timestamp();
+            f.dated = true;
         }
         let (subject, reply) = base_subject(msg.subject().unwrap_or(""));
         f.subject = subject.to_uppercase();

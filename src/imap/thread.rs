@@ -340,6 +340,7 @@ mod tests {
             display_to: String::new(),
             message_id: Some(id.into()),
             references: refs.iter().map(|r| r.to_string()).collect(),
+            dated: true,
         }
     }
 
