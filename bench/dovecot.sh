@@ -1,10 +1,49 @@
 # Shell helpers for the IMAP benchmarks (sourced by imaptest.sh and
-# imap_compare.sh): peak memory of processes, and a private Dovecot
+# imap_compare.sh, which set $root): imaptest and a scratch folder, peak
+# memory of processes, and a private Dovecot
 # (Debian's package) on loopback over maildir in $dv, with a passwd-file of
 # the users given, each with the password $DOVECOT_PASS (default {PLAIN}pw),
 # the extra settings in $DOVECOT_EXTRA, serving $DOVECOT_PROTOCOLS
 # (default "imap lmtp"). The caller sets $work and the
 # array pids (background processes to clean up).
+
+# The imaptest tools (../shared beside the repository; from a git worktree:
+# beside the main one), Debian's Dovecot packages PKGS when missing, and
+# imaptest built into /tmp/imaptest unless $I is one already.
+imaptest_prepare() { # PKGS...
+    tools=${IMAPTEST_TOOLS:-$root/../shared/tools/imaptest}
+    if [ ! -d "$tools" ]; then
+        tools=$(cd "$(git rev-parse --git-common-dir)/.." && pwd)/../shared/tools/imaptest
+    fi
+    if [ ! -e /usr/lib/dovecot/libdovecot.so.0 ] || ! command -v dovecot >/dev/null; then
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+    fi
+    I=${I:-/tmp/imaptest/src/imaptest}
+    if [ ! -x "$I" ] || [ -n "${REBUILD:-}" ]; then
+        sh "$tools/build.sh" /tmp/imaptest >/dev/null
+        I=/tmp/imaptest/src/imaptest
+    fi
+}
+
+# A scratch folder $work (removed at exit with every process in pids and
+# the private Dovecot) holding imaptest's generated mailbox $mbox.
+bench_work() {
+    work=$(mktemp -d)
+    pids=()
+    trap bench_cleanup EXIT
+    (cd "$work" && python3 "$tools/generate_mbox.py" >/dev/null)
+    mbox=$work/testmbox
+}
+bench_cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+    if [ -f "$work/dovecot/dovecot.conf" ]; then
+        dovecot -c "$work/dovecot/dovecot.conf" stop 2>/dev/null || true
+    fi
+    rm -rf "$work"
+}
 
 peak_kib() { # PID...
     local total=0 v

@@ -10,6 +10,8 @@
 #        (m=19456 KiB, t=2, p=1: argon2's defaults, which Tern uses), without
 #        its auth cache (auth_cache_size = 0, Dovecot's default),
 #      - the same Dovecot with auth_cache_size = 10M,
+#      - Dovecot with {PLAIN} passwords (no hashing at all: what its other
+#        commands cost),
 #      - and TERN_BASELINE (an older tern binary), when given.
 #    Prints the totals per command, LOGIN's ms/cmd avg, logins / selects /
 #    fetches / appends per second, imaptest's error lines and peak memory
@@ -27,44 +29,21 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
-tools=${IMAPTEST_TOOLS:-$root/../shared/tools/imaptest}
-if [ ! -d "$tools" ]; then
-    tools=$(cd "$(git rev-parse --git-common-dir)/.." && pwd)/../shared/tools/imaptest
-fi
+# shellcheck source=bench/dovecot.sh
+. "$root/bench/dovecot.sh"
 clients=${CLIENTS:-5}
 secs=${SECS:-20}
 rounds=${ROUNDS:-1}
 count=${COUNT:-10000}
 
-if [ ! -e /usr/lib/dovecot/libdovecot.so.0 ] || ! command -v dovecot >/dev/null; then
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends dovecot-core dovecot-imapd libargon2-1 >/dev/null
-fi
-I=${IMAPTEST:-/tmp/imaptest/src/imaptest}
-if [ ! -x "$I" ]; then
-    sh "$tools/build.sh" /tmp/imaptest >/dev/null
-fi
+I=${IMAPTEST:-}
+imaptest_prepare dovecot-core dovecot-imapd libargon2-1
 if [ -z "${TERN_BIN:-}" ]; then
     cargo build --release --quiet
     TERN_BIN=$root/target/release/tern
 fi
-# shellcheck source=bench/dovecot.sh
-. "$root/bench/dovecot.sh"
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-    if [ -f "$work/dovecot/dovecot.conf" ]; then
-        dovecot -c "$work/dovecot/dovecot.conf" stop 2>/dev/null || true
-    fi
-    rm -rf "$work"
-}
-trap cleanup EXIT
-(cd "$work" && python3 "$tools/generate_mbox.py" >/dev/null)
-mbox=$work/testmbox
+bench_work
 
 # An argon2id hash of "pw" with Tern's parameters, by the reference library.
 argon2_hash() {
@@ -129,6 +108,7 @@ start() { # LABEL USERS...
     tern-baseline) start_tern "$TERN_BASELINE" "$work/$label" "" "$@" ;;
     dovecot-nocache) DOVECOT_EXTRA="auth_cache_size = 0" dovecot_start "$@" >/dev/null ;;
     dovecot-cache) DOVECOT_EXTRA="auth_cache_size = 10M" dovecot_start "$@" >/dev/null ;;
+    dovecot-plain) DOVECOT_PASS="{PLAIN}pw" dovecot_start "$@" >/dev/null ;;
     esac
 }
 stop() { case $1 in tern*) stop_tern ;; *) stop_dovecot ;; esac; }
@@ -159,11 +139,11 @@ stress() { # LABEL ROUND
     fi
 }
 
-servers=(tern tern-nocache dovecot-nocache dovecot-cache)
+servers=(tern tern-nocache dovecot-nocache dovecot-cache dovecot-plain)
 [ -n "${TERN_BASELINE:-}" ] && servers+=(tern-baseline)
 if [ "${STRESS:-1}" != 0 ]; then
     echo "== imaptest stress: $clients clients x $secs s, $rounds round(s); Tern $(git -C "$root" rev-parse --short HEAD), Dovecot $(dovecot --version | cut -d' ' -f1)"
-    echo "   (argon2id m=19456 t=2 p=1 for both; the servers take turns)"
+    echo "   (argon2id m=19456 t=2 p=1 for both but dovecot-plain; the servers take turns)"
     for r in $(seq 1 "$rounds"); do
         for s in "${servers[@]}"; do stress "$s" "$r"; done
     done

@@ -15,43 +15,19 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
-# ../shared beside the repository (from a git worktree: beside the main one).
-tools=${IMAPTEST_TOOLS:-$root/../shared/tools/imaptest}
-if [ ! -d "$tools" ]; then
-    tools=$(cd "$(git rev-parse --git-common-dir)/.." && pwd)/../shared/tools/imaptest
-fi
 stress_secs=${STRESS_SECS:-60}
 profile_secs=${PROFILE_SECS:-60}
 profile_users=${PROFILE_USERS:-20}
 
-if [ ! -e /usr/lib/dovecot/libdovecot.so.0 ] || ! command -v dovecot >/dev/null; then
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends dovecot-core dovecot-imapd dovecot-lmtpd >/dev/null
-fi
-I=/tmp/imaptest/src/imaptest
-if [ ! -x "$I" ] || [ -n "${REBUILD:-}" ]; then
-    sh "$tools/build.sh" /tmp/imaptest >/dev/null
-fi
-tests=/tmp/imaptest/src/tests
 # shellcheck source=bench/dovecot.sh
 . "$root/bench/dovecot.sh"
+I=/tmp/imaptest/src/imaptest
+imaptest_prepare dovecot-core dovecot-imapd dovecot-lmtpd
+tests=/tmp/imaptest/src/tests
 
 cargo build --release --quiet
 bin=$root/target/release/tern
-work=$(mktemp -d)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-    if [ -f "$work/dovecot/dovecot.conf" ]; then
-        dovecot -c "$work/dovecot/dovecot.conf" stop 2>/dev/null || true
-    fi
-    rm -rf "$work"
-}
-trap cleanup EXIT
-(cd "$work" && python3 "$tools/generate_mbox.py" >/dev/null)
-mbox=$work/testmbox
+bench_work
 
 # The profile: few users, short ramp-up, no "+Spam" deliveries (Tern has
 # no recipient delimiter; Dovecot would file them into a Spam folder).
