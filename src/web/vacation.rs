@@ -1,0 +1,140 @@
+//! The Vacation page: an automatic reply on or off, an optional first and
+//! last day, its subject and text, and how many days pass before the same
+//! sender is answered again. Saved into the one script the Filters page
+//! writes (`rules.rs`: the vacation section goes first), so neither page
+//! undoes the other; the reply itself is decided at delivery by the sieve
+//! plugin (RFC 5230 and RFC 3834: never to lists, robots or the null
+//! sender, once per sender and period).
+
+use super::filters::{Notes, foreign_notice, replace_box};
+use super::layout::{self, query_escape};
+use super::mailbox::folder_views;
+use super::rules::Vacation;
+use super::script_state::{self, Refused};
+use super::session::User;
+use super::{Ctx, WebError};
+use axum::Form;
+use axum::extract::Query;
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::html;
+use serde::Deserialize;
+
+fn status(v: &Vacation) -> String {
+    if !v.on {
+        return "The vacation reply is off.".into();
+    }
+    match (&v.start, &v.end) {
+        (None, None) => "The vacation reply is on.".into(),
+        (Some(s), None) => format!("The vacation reply is on from {s}."),
+        (None, Some(e)) => format!("The vacation reply is on until {e}."),
+        (Some(s), Some(e)) => format!("The vacation reply is on from {s} to {e}."),
+    }
+}
+
+pub async fn vacation_page(
+    ctx: Ctx,
+    user: User,
+    Query(q): Query<Notes>,
+) -> Result<Response, WebError> {
+    let folders = folder_views(&ctx.store, &user.account).await?;
+    let cur = script_state::current(&ctx.store, &user.account).await?;
+    let v = cur.web().vacation.unwrap_or_default();
+    let content = html! {
+        div.toolbar {
+            h1 { "Vacation reply" }
+            a.button href="/filters" { "Filters" }
+        }
+        (q.show())
+        (foreign_notice(&cur))
+        p.status class=@if v.on { "on" } @else { "off" } { (status(&v)) }
+        form.vacation method="post" action="/vacation" {
+            input type="hidden" name="csrf" value=(user.csrf);
+            input type="hidden" name="base" value=(cur.base);
+            label.check { input type="checkbox" name="on" value="yes" checked[v.on]; " Answer incoming mail automatically" }
+            div.dates {
+                label { span { "First day" } input type="date" name="start" value=(v.start.clone().unwrap_or_default()); }
+                label { span { "Last day" } input type="date" name="end" value=(v.end.clone().unwrap_or_default()); }
+            }
+            label { span { "Subject" } input type="text" name="subject" value=(v.subject) placeholder="Out of office"; }
+            label { span { "Text" } textarea name="text" rows="8" placeholder="I am away until Monday and will answer when I am back." { (v.text) } }
+            label.days { span { "Answer the same sender again after" } input type="number" name="days" min="1" max="365" value=(v.days); " days" }
+            (replace_box(&cur))
+            div { button.primary type="submit" { "Save" } }
+        }
+        p.hint {
+            "Days are counted in UTC. No reply goes to mailing lists, automatic mail or senders "
+            "who did not write to you directly, and each sender gets one per period."
+        }
+    };
+    Ok(layout::page("Vacation reply", &user, &folders, "", "", content).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct VacationForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    base: String,
+    #[serde(default)]
+    replace: Option<String>,
+    #[serde(default)]
+    on: Option<String>,
+    #[serde(default)]
+    start: String,
+    #[serde(default)]
+    end: String,
+    #[serde(default)]
+    subject: String,
+    #[serde(default)]
+    text: String,
+    #[serde(default)]
+    days: String,
+}
+
+async fn apply(ctx: &Ctx, user: &User, f: &VacationForm) -> Result<String, Refused> {
+    let days = match f.days.trim() {
+        "" => 7,
+        d => d
+            .parse()
+            .map_err(|_| Refused::User(format!("{d:?} is not a number of days")))?,
+    };
+    let date = |d: &str| Some(d.trim().to_string()).filter(|d| !d.is_empty());
+    let v = Vacation {
+        on: f.on.is_some(),
+        start: date(&f.start),
+        end: date(&f.end),
+        subject: f.subject.clone(),
+        text: f.text.clone(),
+        days,
+    }
+    .checked()
+    .map_err(|e| Refused::User(e.0))?;
+    let cur = script_state::current(&ctx.store, &user.account).await?;
+    let mut web = cur.web();
+    let note = status(&v);
+    web.vacation = Some(v);
+    script_state::save_web(
+        &ctx.store,
+        &ctx.config.sieve,
+        &user.account,
+        &f.base,
+        f.replace.is_some(),
+        &web,
+    )
+    .await?;
+    Ok(format!("Saved. {note}"))
+}
+
+pub async fn change(
+    ctx: Ctx,
+    user: User,
+    Form(f): Form<VacationForm>,
+) -> Result<Response, WebError> {
+    user.check_csrf(&f.csrf)?;
+    let to = match apply(&ctx, &user, &f).await {
+        Ok(note) => format!("/vacation?note={}", query_escape(&note)),
+        Err(Refused::User(e)) => format!("/vacation?error={}", query_escape(&e)),
+        Err(Refused::Store(e)) => return Err(e.into()),
+    };
+    Ok(Redirect::to(&to).into_response())
+}
