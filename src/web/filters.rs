@@ -68,13 +68,17 @@ pub fn replace_box(cur: &Current) -> Markup {
     }
 }
 
+/// `list-id` as `List-Id`.
 fn header_label(h: &str) -> String {
-    match h {
-        "from" => "From".into(),
-        "to" => "To".into(),
-        "subject" => "Subject".into(),
-        other => other.to_string(),
-    }
+    h.split('-')
+        .map(|part| {
+            let mut c = part.chars();
+            c.next()
+                .map(|f| f.to_uppercase().chain(c).collect::<String>())
+                .unwrap_or_default()
+        })
+        .collect::<Vec<_>>()
+        .join("-")
 }
 
 fn describe(act: &Act) -> Markup {

@@ -111,7 +111,6 @@ async fn apply(ctx: &Ctx, user: &User, f: &VacationForm) -> Result<String, Refus
     .map_err(|e| Refused::User(e.0))?;
     let cur = script_state::current(&ctx.store, &user.account).await?;
     let mut web = cur.web();
-    let note = status(&v);
     web.vacation = Some(v);
     script_state::save_web(
         &ctx.store,
@@ -122,7 +121,7 @@ async fn apply(ctx: &Ctx, user: &User, f: &VacationForm) -> Result<String, Refus
         &web,
     )
     .await?;
-    Ok(format!("Saved. {note}"))
+    Ok("Vacation reply saved.".into())
 }
 
 pub async fn change(
