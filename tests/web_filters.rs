@@ -9,16 +9,10 @@
 //! `TERN_WEB_SCREENSHOTS=DIR` it also saves screenshots.
 
 mod harness;
-use harness::{READY_BOUND, Sink, Tern, config};
-use std::path::Path;
-use std::process::Command;
+use harness::{READY_BOUND, Sink, Tern, browser_script, config};
 
 #[test]
 fn filters_and_vacation_pages_drive_delivery() {
-    assert!(
-        Path::new("/usr/bin/chromium").exists() && Path::new("/usr/bin/chromedriver").exists(),
-        "chromium and chromium-driver are missing: run scripts/install-test-deps"
-    );
     let sink = Sink::start();
     let extra = format!(
         r#"[[listen]]
@@ -45,23 +39,14 @@ on_error = "continue"
     );
     let t = Tern::start(&config("mx.example.test", "example.test", &extra));
     t.add_user("bob@example.test", "bob-pw");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/filters_test.py");
-    let shots = std::env::var("TERN_WEB_SCREENSHOTS").unwrap_or_default();
-    let out = Command::new("python3")
-        .arg(script)
-        .arg(t.port("http").to_string())
-        .arg(t.port("smtp").to_string())
-        .arg(sink.mail_dir())
-        .arg(shots)
-        .output()
-        .expect("python3");
-    assert!(
-        out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "ok",
-        "browser test failed ({}):\nstdout:\n{}\nstderr:\n{}\nserver log:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-        t.log()
+    browser_script(
+        &t,
+        "filters_test.py",
+        &[
+            t.port("http").to_string(),
+            t.port("smtp").to_string(),
+            sink.mail_dir().display().to_string(),
+        ],
     );
 
     // Lisa wrote three times and the boss once while the reply was on:
@@ -87,8 +72,8 @@ on_error = "continue"
         }
     }
     for n in 1..=2 {
-        let json = std::fs::read_to_string(sink.mail_dir().join(format!("{n}.json")))
-            .expect("envelope");
+        let json =
+            std::fs::read_to_string(sink.mail_dir().join(format!("{n}.json"))).expect("envelope");
         let env: serde_json::Value = serde_json::from_str(&json).expect("json");
         assert_eq!(env["from"].as_str(), Some("<>"), "replies go from <>");
     }

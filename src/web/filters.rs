@@ -28,6 +28,16 @@ pub struct Notes {
 }
 
 impl Notes {
+    /// Back to `page` after a POST, with its outcome as a note or an error.
+    pub fn redirect(page: &str, outcome: Result<String, Refused>) -> Result<Response, WebError> {
+        let to = match outcome {
+            Ok(note) => format!("{page}?note={}", query_escape(&note)),
+            Err(Refused::User(e)) => format!("{page}?error={}", query_escape(&e)),
+            Err(Refused::Store(e)) => return Err(e.into()),
+        };
+        Ok(Redirect::to(&to).into_response())
+    }
+
     pub fn show(&self) -> Markup {
         html! {
             @if !self.note.is_empty() { p.flash role="status" { (self.note) } }
@@ -105,7 +115,11 @@ fn rule_button(user: &User, cur: &Current, op: &str, i: usize, label: &str, clas
     }
 }
 
-pub async fn filters_page(ctx: Ctx, user: User, Query(q): Query<Notes>) -> Result<Response, WebError> {
+pub async fn filters_page(
+    ctx: Ctx,
+    user: User,
+    Query(q): Query<Notes>,
+) -> Result<Response, WebError> {
     let folders = folder_views(&ctx.store, &user.account).await?;
     let cur = script_state::current(&ctx.store, &user.account).await?;
     let web = cur.web();
@@ -298,7 +312,11 @@ async fn apply(ctx: &Ctx, user: &User, f: &RuleForm) -> Result<String, Refused> 
         }
         "up" | "down" => {
             let i = in_range(f.index)?;
-            let j = if f.op == "up" { i.checked_sub(1) } else { Some(i + 1) };
+            let j = if f.op == "up" {
+                i.checked_sub(1)
+            } else {
+                Some(i + 1)
+            };
             match j.filter(|j| *j < n) {
                 Some(j) => web.rules.swap(i, j),
                 None => return Ok("Nothing to move.".into()),
@@ -321,10 +339,5 @@ async fn apply(ctx: &Ctx, user: &User, f: &RuleForm) -> Result<String, Refused> 
 
 pub async fn change(ctx: Ctx, user: User, Form(f): Form<RuleForm>) -> Result<Response, WebError> {
     user.check_csrf(&f.csrf)?;
-    let to = match apply(&ctx, &user, &f).await {
-        Ok(note) => format!("/filters?note={}", query_escape(&note)),
-        Err(Refused::User(e)) => format!("/filters?error={}", query_escape(&e)),
-        Err(Refused::Store(e)) => return Err(e.into()),
-    };
-    Ok(Redirect::to(&to).into_response())
+    Notes::redirect("/filters", apply(&ctx, &user, &f).await)
 }

@@ -133,7 +133,10 @@ pub fn router(ctx: Arc<ServerContext>) -> Router {
             "/filters/script",
             get(sieve_text::script_page).post(sieve_text::change),
         )
-        .route("/vacation", get(vacation::vacation_page).post(vacation::change))
+        .route(
+            "/vacation",
+            get(vacation::vacation_page).post(vacation::change),
+        )
         .route("/action", post(mailbox::action))
         .route("/message", get(message::message_page))
         .route("/message/body", get(message::body_frame))

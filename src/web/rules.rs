@@ -43,11 +43,18 @@ pub enum Op {
 #[serde(tag = "do", rename_all = "lowercase")]
 pub enum Act {
     /// File into the folder (created if missing) instead of the inbox.
-    Move { folder: String },
+    Move {
+        folder: String,
+    },
     /// Add an IMAP flag or keyword (`\Flagged`, `$label1`, …).
-    Flag { flag: String },
+    Flag {
+        flag: String,
+    },
     /// Redirect to an address; `keep` leaves a copy as well.
-    Forward { to: String, keep: bool },
+    Forward {
+        to: String,
+        keep: bool,
+    },
     Discard,
 }
 
@@ -219,7 +226,11 @@ impl Vacation {
         if self.text.len() > MAX_TEXT {
             return Err(bad(format!("the text is longer than {MAX_TEXT} bytes")));
         }
-        if self.text.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+        if self
+            .text
+            .chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\t')
+        {
             return Err(bad("the text has control characters"));
         }
         if self.on && self.text.trim().is_empty() {

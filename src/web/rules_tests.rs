@@ -83,7 +83,12 @@ fn samples() -> Vec<(&'static str, WebScript)> {
             keep: false,
         },
     );
-    let hostile = rule("subject", Op::Contains, "\"quoted\" \\ ${x} *?", Act::Discard);
+    let hostile = rule(
+        "subject",
+        Op::Contains,
+        "\"quoted\" \\ ${x} *?",
+        Act::Discard,
+    );
     let spam = rule("subject", Op::Contains, "casino", Act::Discard);
     vec![
         ("empty", WebScript::default()),
@@ -160,7 +165,11 @@ fn scripts_compile_and_read_back() {
         if let Err(e) = tern_sieve::compile(&text) {
             panic!("{name}: {e}\n{text}");
         }
-        assert_eq!(read(text.as_bytes()), Read::Ours(w.clone()), "{name}\n{text}");
+        assert_eq!(
+            read(text.as_bytes()),
+            Read::Ours(w.clone()),
+            "{name}\n{text}"
+        );
         // Any change to the code makes it someone else's script.
         let edited = text.replace(":create \"Invoices\"", "\"Invoices\"");
         if edited != text {
@@ -173,7 +182,10 @@ fn scripts_compile_and_read_back() {
         let appended = format!("{text}discard;\n");
         assert_eq!(read(appended.as_bytes()), Read::Foreign, "{name}");
     }
-    assert_eq!(read(b"require \"fileinto\";\nfileinto \"x\";\n"), Read::Foreign);
+    assert_eq!(
+        read(b"require \"fileinto\";\nfileinto \"x\";\n"),
+        Read::Foreign
+    );
     assert_eq!(read(b"# tern-webmail-v1 {not json\n"), Read::Foreign);
     assert_eq!(read(&[0xff, 0xfe]), Read::Foreign);
 }
@@ -185,7 +197,10 @@ fn requires_only_what_is_used() {
         .find(|(n, _)| *n == "invoices")
         .map(|(_, w)| w.to_sieve())
         .expect("sample");
-    assert!(text.contains("require [\"fileinto\", \"mailbox\"];"), "{text}");
+    assert!(
+        text.contains("require [\"fileinto\", \"mailbox\"];"),
+        "{text}"
+    );
     assert!(text.contains("# rule:[subject contains invoice]\nif header :contains \"subject\" \"invoice\" {\n    fileinto :create \"Invoices\";\n}\n"), "{text}");
     let empty = WebScript::default().to_sieve();
     assert!(!empty.contains("require"), "{empty}");
@@ -195,11 +210,16 @@ fn requires_only_what_is_used() {
         .map(|(_, w)| w.to_sieve())
         .expect("sample");
     assert!(
-        now.contains("require [\"date\", \"fileinto\", \"mailbox\", \"relational\", \"vacation\"];"),
+        now.contains(
+            "require [\"date\", \"fileinto\", \"mailbox\", \"relational\", \"vacation\"];"
+        ),
         "{now}"
     );
     // The vacation goes first: a rule that stops does not silence it.
-    assert!(now.find("vacation :days 3").expect("vacation") < now.find("fileinto :create").expect("rule"));
+    assert!(
+        now.find("vacation :days 3").expect("vacation")
+            < now.find("fileinto :create").expect("rule")
+    );
 }
 
 #[test]
@@ -216,16 +236,45 @@ fn forms_are_checked() {
     assert_eq!((ok.header.as_str(), ok.value.as_str()), ("subject", "x"));
     assert_eq!(ok.name, "subject contains x");
     let refused = |r: Rule| r.checked().is_err();
-    assert!(refused(Rule { header: "Sub ject".into(), ..base.clone() }));
-    assert!(refused(Rule { header: "a:b".into(), ..base.clone() }));
-    assert!(refused(Rule { value: "  ".into(), ..base.clone() }));
-    assert!(refused(Rule { value: "a\nb".into(), ..base.clone() }));
-    assert!(refused(Rule { name: "a\rb".into(), ..base.clone() }));
-    assert!(refused(Rule { act: mv("~other"), ..base.clone() }));
-    assert!(refused(Rule { act: Act::Flag { flag: "two words".into() }, ..base.clone() }));
-    assert!(refused(Rule { act: Act::Flag { flag: "\\".into() }, ..base.clone() }));
     assert!(refused(Rule {
-        act: Act::Forward { to: "not an address".into(), keep: false },
+        header: "Sub ject".into(),
+        ..base.clone()
+    }));
+    assert!(refused(Rule {
+        header: "a:b".into(),
+        ..base.clone()
+    }));
+    assert!(refused(Rule {
+        value: "  ".into(),
+        ..base.clone()
+    }));
+    assert!(refused(Rule {
+        value: "a\nb".into(),
+        ..base.clone()
+    }));
+    assert!(refused(Rule {
+        name: "a\rb".into(),
+        ..base.clone()
+    }));
+    assert!(refused(Rule {
+        act: mv("~other"),
+        ..base.clone()
+    }));
+    assert!(refused(Rule {
+        act: Act::Flag {
+            flag: "two words".into()
+        },
+        ..base.clone()
+    }));
+    assert!(refused(Rule {
+        act: Act::Flag { flag: "\\".into() },
+        ..base.clone()
+    }));
+    assert!(refused(Rule {
+        act: Act::Forward {
+            to: "not an address".into(),
+            keep: false
+        },
         ..base.clone()
     }));
     let v = Vacation {
@@ -234,17 +283,47 @@ fn forms_are_checked() {
         ..Vacation::default()
     };
     assert!(v.clone().checked().is_ok());
-    assert!(Vacation { text: " ".into(), ..v.clone() }.checked().is_err());
-    assert!(Vacation { days: 0, ..v.clone() }.checked().is_err());
-    assert!(Vacation { start: Some("2026-13-01".into()), ..v.clone() }.checked().is_err());
-    assert!(Vacation {
-        start: Some("2026-05-02".into()),
-        end: Some("2026-05-01".into()),
-        ..v.clone()
-    }
-    .checked()
-    .is_err());
-    assert!(Vacation { text: "a\u{7}".into(), ..v }.checked().is_err());
+    assert!(
+        Vacation {
+            text: " ".into(),
+            ..v.clone()
+        }
+        .checked()
+        .is_err()
+    );
+    assert!(
+        Vacation {
+            days: 0,
+            ..v.clone()
+        }
+        .checked()
+        .is_err()
+    );
+    assert!(
+        Vacation {
+            start: Some("2026-13-01".into()),
+            ..v.clone()
+        }
+        .checked()
+        .is_err()
+    );
+    assert!(
+        Vacation {
+            start: Some("2026-05-02".into()),
+            end: Some("2026-05-01".into()),
+            ..v.clone()
+        }
+        .checked()
+        .is_err()
+    );
+    assert!(
+        Vacation {
+            text: "a\u{7}".into(),
+            ..v
+        }
+        .checked()
+        .is_err()
+    );
 }
 
 // --- the same actions as Pigeonhole ---
@@ -281,7 +360,9 @@ fn ours(o: &Outcome) -> Vec<String> {
         .iter()
         .map(|a| match a {
             Action::Keep { flags: f } => format!("store INBOX [{}]", flags(f)),
-            Action::FileInto { folder, flags: f, .. } => format!("store {folder} [{}]", flags(f)),
+            Action::FileInto {
+                folder, flags: f, ..
+            } => format!("store {folder} [{}]", flags(f)),
             Action::Redirect { address, .. } => format!("redirect {address}"),
             Action::Discard => "discard".into(),
             Action::Reject { .. } => "reject".into(),
@@ -358,7 +439,11 @@ impl SieveTest {
         let root = unsafe { libc::geteuid() } == 0;
         let conf = format!(
             "{}first_valid_uid = 1\nfirst_valid_gid = 1\nmail_location = maildir:{}\n",
-            if root { "mail_uid = 65534\nmail_gid = 65534\n" } else { "" },
+            if root {
+                "mail_uid = 65534\nmail_gid = 65534\n"
+            } else {
+                ""
+            },
             mail.display()
         );
         let st = SieveTest(dir);
@@ -405,10 +490,21 @@ fn pigeonhole_takes_the_same_actions() {
         let script = tern_sieve::compile(&text).expect("compiles");
         for (msg_name, msg) in MESSAGES {
             let ctx = Context::new(&env.to, env.clone());
-            let mine = ours(&tern_sieve::run(&script, msg.as_bytes(), &ctx, &NoEnvironment));
+            let mine = ours(&tern_sieve::run(
+                &script,
+                msg.as_bytes(),
+                &ctx,
+                &NoEnvironment,
+            ));
             let (them, raw) = st.run(&text, msg, &env);
-            assert_eq!(mine, them, "{name} on {msg_name}:\n{text}\nsieve-test said:\n{raw}");
-            assert!(!them.is_empty(), "{name} on {msg_name}: no actions parsed:\n{raw}");
+            assert_eq!(
+                mine, them,
+                "{name} on {msg_name}:\n{text}\nsieve-test said:\n{raw}"
+            );
+            assert!(
+                !them.is_empty(),
+                "{name} on {msg_name}: no actions parsed:\n{raw}"
+            );
             seen_vacation += usize::from(them.iter().any(|a| a.starts_with("vacation")));
             pairs += 1;
         }

@@ -63,7 +63,10 @@ fn version(active: &Option<(String, Vec<u8>)>) -> String {
         }
         None => h.update(b"none"),
     }
-    h.finalize()[..12].iter().map(|b| format!("{b:02x}")).collect()
+    h.finalize()[..12]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Reads the user's active script.

@@ -201,11 +201,13 @@ pub async fn change(ctx: Ctx, user: User, Form(f): Form<ScriptForm>) -> Result<R
         .as_ref()
         .map(|(n, _)| n.clone())
         .unwrap_or_else(|| script_state::SCRIPT_NAME.to_string());
-    match script_state::save_text(&ctx.store, limits, &user.account, &name, text.as_bytes()).await
-    {
+    match script_state::save_text(&ctx.store, limits, &user.account, &name, text.as_bytes()).await {
         Ok(()) => {
             let note = format!("Script “{name}” saved and active.");
-            Ok(Redirect::to(&format!("/filters/script?note={}", query_escape(&note))).into_response())
+            Ok(
+                Redirect::to(&format!("/filters/script?note={}", query_escape(&note)))
+                    .into_response(),
+            )
         }
         Err(Refused::User(e)) => show(&ctx, &user, &cur, shown(None, Some(e), "")).await,
         Err(Refused::Store(e)) => Err(e.into()),

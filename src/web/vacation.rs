@@ -7,7 +7,7 @@
 //! sender, once per sender and period).
 
 use super::filters::{Notes, foreign_notice, replace_box};
-use super::layout::{self, query_escape};
+use super::layout;
 use super::mailbox::folder_views;
 use super::rules::Vacation;
 use super::script_state::{self, Refused};
@@ -15,7 +15,7 @@ use super::session::User;
 use super::{Ctx, WebError};
 use axum::Form;
 use axum::extract::Query;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use maud::html;
 use serde::Deserialize;
 
@@ -130,10 +130,5 @@ pub async fn change(
     Form(f): Form<VacationForm>,
 ) -> Result<Response, WebError> {
     user.check_csrf(&f.csrf)?;
-    let to = match apply(&ctx, &user, &f).await {
-        Ok(note) => format!("/vacation?note={}", query_escape(&note)),
-        Err(Refused::User(e)) => format!("/vacation?error={}", query_escape(&e)),
-        Err(Refused::Store(e)) => return Err(e.into()),
-    };
-    Ok(Redirect::to(&to).into_response())
+    Notes::redirect("/vacation", apply(&ctx, &user, &f).await)
 }
