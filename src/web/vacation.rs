@@ -10,11 +10,12 @@ use super::filters::{Notes, foreign_notice, replace_box};
 use super::layout;
 use super::mailbox::folder_views;
 use super::rules::Vacation;
-use super::script_state::{self, Refused};
+use super::script_state::{self, Current, Refused};
 use super::session::User;
 use super::{Ctx, WebError};
 use axum::Form;
 use axum::extract::Query;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use maud::html;
 use serde::Deserialize;
@@ -36,17 +37,31 @@ pub async fn vacation_page(
     user: User,
     Query(q): Query<Notes>,
 ) -> Result<Response, WebError> {
-    let folders = folder_views(&ctx.store, &user.account).await?;
     let cur = script_state::current(&ctx.store, &user.account).await?;
     let v = cur.web().vacation.unwrap_or_default();
+    render(&ctx, &user, &cur, &v, &q).await
+}
+
+/// The page with `shown` in the form (what is saved, or what a refused
+/// POST sent, so nothing typed is lost).
+async fn render(
+    ctx: &Ctx,
+    user: &User,
+    cur: &Current,
+    shown: &Vacation,
+    notes: &Notes,
+) -> Result<Response, WebError> {
+    let folders = folder_views(&ctx.store, &user.account).await?;
+    let saved = cur.web().vacation.unwrap_or_default();
+    let v = shown;
     let content = html! {
         div.toolbar {
             h1 { "Vacation reply" }
             a.button href="/filters" { "Filters" }
         }
-        (q.show())
-        (foreign_notice(&cur))
-        p.status class=@if v.on { "on" } @else { "off" } { (status(&v)) }
+        (notes.show())
+        (foreign_notice(cur))
+        p.status class=@if saved.on { "on" } @else { "off" } { (status(&saved)) }
         form.vacation method="post" action="/vacation" {
             input type="hidden" name="csrf" value=(user.csrf);
             input type="hidden" name="base" value=(cur.base);
@@ -58,7 +73,7 @@ pub async fn vacation_page(
             label { span { "Subject" } input type="text" name="subject" value=(v.subject) placeholder="Out of office"; }
             label { span { "Text" } textarea name="text" rows="8" placeholder="I am away until Monday and will answer when I am back." { (v.text) } }
             label.days { span { "Answer the same sender again after" } input type="number" name="days" min="1" max="365" value=(v.days); " days" }
-            (replace_box(&cur))
+            (replace_box(cur))
             div { button.primary type="submit" { "Save" } }
         }
         p.hint {
@@ -66,7 +81,16 @@ pub async fn vacation_page(
             "who did not write to you directly, and each sender gets one per period."
         }
     };
-    Ok(layout::page("Vacation reply", &user, &folders, "", "", content).into_response())
+    let status = if notes.error.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    Ok((
+        status,
+        layout::page("Vacation reply", user, &folders, "", "", content),
+    )
+        .into_response())
 }
 
 #[derive(Deserialize)]
@@ -91,24 +115,27 @@ pub struct VacationForm {
     days: String,
 }
 
-async fn apply(ctx: &Ctx, user: &User, f: &VacationForm) -> Result<String, Refused> {
-    let days = match f.days.trim() {
-        "" => 7,
-        d => d
-            .parse()
-            .map_err(|_| Refused::User(format!("{d:?} is not a number of days")))?,
-    };
-    let date = |d: &str| Some(d.trim().to_string()).filter(|d| !d.is_empty());
-    let v = Vacation {
-        on: f.on.is_some(),
-        start: date(&f.start),
-        end: date(&f.end),
-        subject: f.subject.clone(),
-        text: f.text.clone(),
-        days,
+impl VacationForm {
+    /// The settings as typed, unchecked.
+    fn typed(&self) -> Vacation {
+        let date = |d: &str| Some(d.trim().to_string()).filter(|d| !d.is_empty());
+        Vacation {
+            on: self.on.is_some(),
+            start: date(&self.start),
+            end: date(&self.end),
+            subject: self.subject.clone(),
+            text: self.text.clone(),
+            // Not a number: 0, which the check refuses.
+            days: match self.days.trim() {
+                "" => 7,
+                d => d.parse().unwrap_or(0),
+            },
+        }
     }
-    .checked()
-    .map_err(|e| Refused::User(e.0))?;
+}
+
+async fn apply(ctx: &Ctx, user: &User, f: &VacationForm) -> Result<String, Refused> {
+    let v = f.typed().checked().map_err(|e| Refused::User(e.0))?;
     let cur = script_state::current(&ctx.store, &user.account).await?;
     let mut web = cur.web();
     web.vacation = Some(v);
@@ -130,5 +157,16 @@ pub async fn change(
     Form(f): Form<VacationForm>,
 ) -> Result<Response, WebError> {
     user.check_csrf(&f.csrf)?;
-    Notes::redirect("/vacation", apply(&ctx, &user, &f).await)
+    match apply(&ctx, &user, &f).await {
+        // Shown again as typed, on the script as it is now.
+        Err(Refused::User(error)) => {
+            let cur = script_state::current(&ctx.store, &user.account).await?;
+            let notes = Notes {
+                note: String::new(),
+                error,
+            };
+            render(&ctx, &user, &cur, &f.typed(), &notes).await
+        }
+        outcome => Notes::redirect("/vacation", outcome),
+    }
 }
