@@ -2,6 +2,12 @@
 //! off the async runtime, and the price of failure — each failed login waits,
 //! and repeated failures from one address wait longer. Nothing in a reply
 //! tells a client whether a user exists.
+//!
+//! Failures are counted per client address. With sled (one process) the
+//! count is this process's memory; on a store shared with other nodes it is
+//! the store's (`store/logins.rs`), so an address guessing on several nodes
+//! is slowed and cut off by its failures on all of them. Should the
+//! database fail, the node counts in its own memory meanwhile.
 
 use crate::store::Store;
 use base64::Engine;
@@ -58,6 +64,10 @@ pub struct Authenticator {
     /// Failures after which an address's logins are refused unchecked.
     max_failures: u32,
     failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+    /// The store is shared with other nodes: failures are counted there.
+    shared: bool,
+    /// When the store's stale failure records were last swept.
+    swept: Mutex<Instant>,
 }
 
 impl Authenticator {
@@ -68,11 +78,13 @@ impl Authenticator {
         max_failures: u32,
     ) -> Authenticator {
         Authenticator {
+            shared: store.is_shared(),
             store,
             default_domain,
             base_delay,
             max_failures,
             failures: Mutex::new(HashMap::new()),
+            swept: Mutex::new(Instant::now()),
         }
     }
 
@@ -93,10 +105,11 @@ impl Authenticator {
     /// (and still waits) until its record is forgotten.
     pub async fn verify(&self, peer: IpAddr, login: &str, password: &str) -> Option<String> {
         let account = self.account_name(login);
-        if self.failures(peer) >= self.max_failures {
+        let before = self.failures(peer).await;
+        if before >= self.max_failures {
             crate::metrics::counter("tern_auth_failures_total", &[]);
             crate::metrics::counter("tern_limits_hit_total", &[("limit", "max_auth_failures")]);
-            let delay = self.record_failure(peer);
+            let delay = self.record_failure(peer).await;
             tracing::warn!(login = %account, client = %peer, delay_ms = delay.as_millis() as u64, "login refused: too many failures from this address");
             tokio::time::sleep(delay).await;
             return None;
@@ -109,13 +122,15 @@ impl Authenticator {
             .flatten();
         match result {
             Some(user) => {
-                self.forget(peer);
+                if before > 0 {
+                    self.forget(peer).await;
+                }
                 tracing::info!(user = %user, client = %peer, "login");
                 Some(user)
             }
             None => {
                 crate::metrics::counter("tern_auth_failures_total", &[]);
-                let delay = self.record_failure(peer);
+                let delay = self.record_failure(peer).await;
                 tracing::warn!(login = %account, client = %peer, delay_ms = delay.as_millis() as u64, "login failed");
                 tokio::time::sleep(delay).await;
                 None
@@ -123,23 +138,81 @@ impl Authenticator {
         }
     }
 
-    fn record_failure(&self, peer: IpAddr) -> Duration {
+    /// Counts a failure from `peer`; the wait it costs.
+    async fn record_failure(&self, peer: IpAddr) -> Duration {
+        let count = if self.shared {
+            match self
+                .store
+                .add_login_failure(&peer.to_string(), FORGET_AFTER)
+                .await
+            {
+                Ok(n) => {
+                    self.sweep_now_and_then().await;
+                    n
+                }
+                Err(e) => {
+                    tracing::warn!(client = %peer, "counting a failed login in the store failed, counting here: {e}");
+                    self.record_here(peer)
+                }
+            }
+        } else {
+            self.record_here(peer)
+        };
+        self.base_delay * (1u32 << (count.max(1) - 1).min(6))
+    }
+
+    /// Counts a failure in this process's memory; the count now.
+    fn record_here(&self, peer: IpAddr) -> u32 {
         let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         map.retain(|_, (_, at)| now.duration_since(*at) < FORGET_AFTER);
         let entry = map.entry(peer).or_insert((0, now));
         entry.0 = entry.0.saturating_add(1);
         entry.1 = now;
-        self.base_delay * (1u32 << (entry.0 - 1).min(6))
+        entry.0
     }
 
-    fn forget(&self, peer: IpAddr) {
-        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        map.remove(&peer);
+    /// Deletes the store's forgotten failure records, at most once per
+    /// `FORGET_AFTER` from each node (addresses that never log in again
+    /// leave one record each behind).
+    async fn sweep_now_and_then(&self) {
+        {
+            let mut swept = self.swept.lock().unwrap_or_else(|p| p.into_inner());
+            if swept.elapsed() < FORGET_AFTER {
+                return;
+            }
+            *swept = Instant::now();
+        }
+        if let Err(e) = self.store.sweep_login_failures(FORGET_AFTER).await {
+            tracing::warn!("sweeping old failed-login records failed: {e}");
+        }
     }
 
-    /// Recent failures from this address (for abuse limits and tests).
-    pub fn failures(&self, peer: IpAddr) -> u32 {
+    async fn forget(&self, peer: IpAddr) {
+        self.failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&peer);
+        if self.shared
+            && let Err(e) = self.store.forget_login_failures(&peer.to_string()).await
+        {
+            tracing::warn!(client = %peer, "forgetting failed logins failed: {e}");
+        }
+    }
+
+    /// Recent failures from this address (for abuse limits and tests): the
+    /// cluster's on a shared store (this node's while it cannot be read).
+    pub async fn failures(&self, peer: IpAddr) -> u32 {
+        if self.shared {
+            match self
+                .store
+                .login_failures(&peer.to_string(), FORGET_AFTER)
+                .await
+            {
+                Ok(n) => return n,
+                Err(e) => tracing::warn!(client = %peer, "reading failed logins failed: {e}"),
+            }
+        }
         let map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         map.get(&peer).map(|(n, _)| *n).unwrap_or(0)
     }
@@ -170,13 +243,13 @@ mod tests {
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         assert_eq!(auth.verify(ip, "bob", "nope").await, None);
         assert_eq!(auth.verify(ip, "bob@x.test", "nope").await, None);
-        assert_eq!(auth.failures(ip), 2);
-        assert_eq!(auth.record_failure(ip), Duration::from_millis(4));
+        assert_eq!(auth.failures(ip).await, 2);
+        assert_eq!(auth.record_failure(ip).await, Duration::from_millis(4));
         assert_eq!(
             auth.verify(ip, "BOB", "pw").await.as_deref(),
             Some("bob@x.test")
         );
-        assert_eq!(auth.failures(ip), 0);
+        assert_eq!(auth.failures(ip).await, 0);
     }
 
     #[tokio::test]

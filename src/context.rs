@@ -68,6 +68,7 @@ impl ServerContext {
                 config.limits.max_connections_per_client,
                 config.limits.max_sessions_per_user,
                 config.relay.trusted_networks.clone(),
+                Some(store.clone()),
             ),
             config,
             store,

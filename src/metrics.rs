@@ -21,7 +21,7 @@ const COUNTERS: &[(&str, &str)] = &[
     ),
     (
         "tern_connections_refused_total",
-        "Connections refused at accept, by reason (max_connections, per_client).",
+        "Connections refused at accept, by reason (max_connections, per_client, proxy_protocol).",
     ),
     (
         "tern_messages_accepted_total",

@@ -2,9 +2,11 @@
 //! upgraded to TLS in place (STARTTLS, STLS), with a read buffer, bounded
 //! line reads and the rule that an upgrade throws away anything the client
 //! sent before the handshake finished; IMAP's COMPRESS=DEFLATE layers
-//! `deflate.rs` over either.
+//! `deflate.rs` over either. `proxy.rs` reads the PROXY protocol header a
+//! load balancer puts before all that, on listeners that expect one.
 
 mod deflate;
+pub mod proxy;
 
 use std::io;
 use std::net::SocketAddr;

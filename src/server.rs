@@ -5,10 +5,10 @@
 //! stops accepting and waits for the sessions in flight. Only `main.rs`
 //! imports it; no protocol does.
 
-use crate::config::{Config, Protocol};
+use crate::config::{Config, Listen, Protocol};
 use crate::context::ServerContext;
 use crate::metrics;
-use crate::net::Connection;
+use crate::net::{Connection, proxy};
 use crate::pop3::MaildropLocks;
 use crate::service::notify;
 use crate::service::privileges::Privileges;
@@ -57,7 +57,7 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// metrics endpoint's, with the `protocol address` lines of the
 /// listeners file. Bound before privileges are dropped.
 pub struct Bound {
-    listeners: Vec<(Protocol, TcpListener)>,
+    listeners: Vec<(Listen, TcpListener)>,
     metrics: Option<TcpListener>,
     lines: Vec<String>,
 }
@@ -74,9 +74,14 @@ pub async fn bind(config: &Config) -> Result<Bound, ServerError> {
         };
         let listener = TcpListener::bind(l.address).await.map_err(bind_error)?;
         let addr = listener.local_addr().map_err(bind_error)?;
-        tracing::info!(protocol = l.protocol.name(), address = %addr, "listening");
+        tracing::info!(
+            protocol = l.protocol.name(),
+            address = %addr,
+            proxy_protocol = l.proxy_protocol,
+            "listening"
+        );
         lines.push(format!("{} {}", l.protocol.name(), addr));
-        listeners.push((l.protocol, listener));
+        listeners.push((l.clone(), listener));
     }
     let metrics = match config.metrics.address {
         Some(address) => {
@@ -139,12 +144,12 @@ pub async fn run(
     std::fs::write(&path, bound.join("\n") + "\n")
         .map_err(|source| ServerError::Write { path, source })?;
     crate::service::notify::ready();
-    let pop3_locks = MaildropLocks::default();
+    let pop3_locks = MaildropLocks::new(&ctx.store);
     let mut tasks = Vec::new();
-    for (protocol, listener) in listeners {
+    for (listen, listener) in listeners {
         tasks.push(tokio::spawn(accept_loop(
             ctx.clone(),
-            protocol,
+            listen,
             listener,
             limit.clone(),
             pop3_locks.clone(),
@@ -175,19 +180,20 @@ pub async fn run(
 
 async fn accept_loop(
     ctx: Arc<ServerContext>,
-    protocol: Protocol,
+    listen: Listen,
     listener: TcpListener,
     limit: Arc<Semaphore>,
     pop3_locks: MaildropLocks,
     mut shutdown: Shutdown,
 ) {
+    let protocol = listen.protocol;
     let mut backoff = Duration::from_millis(10);
     loop {
         let accepted = tokio::select! {
             r = listener.accept() => r,
             _ = shutdown.recv() => return,
         };
-        let (tcp, peer) = match accepted {
+        let (mut tcp, real_peer) = match accepted {
             Ok(x) => {
                 backoff = Duration::from_millis(10);
                 x
@@ -199,12 +205,30 @@ async fn accept_loop(
                 continue;
             }
         };
-        let local = tcp.local_addr().unwrap_or(peer);
+        let real_local = tcp.local_addr().unwrap_or(real_peer);
         let permit = limit.clone().try_acquire_owned();
         let ctx = ctx.clone();
         let session_shutdown = shutdown.clone();
         let pop3_locks = pop3_locks.clone();
         tokio::spawn(async move {
+            // Behind a load balancer the client is the one its PROXY header
+            // names: from here on, for every protocol, limit and log.
+            let (peer, local) = if listen.proxy_protocol {
+                let sources = &ctx.config.relay.proxy_sources;
+                match proxy::admit(&mut tcp, real_peer, real_local, sources).await {
+                    Ok(addresses) => addresses,
+                    Err(e) => {
+                        tracing::warn!(peer = %real_peer, protocol = protocol.name(), "closed: {e}");
+                        metrics::counter(
+                            "tern_connections_refused_total",
+                            &[("reason", "proxy_protocol")],
+                        );
+                        return;
+                    }
+                }
+            } else {
+                (real_peer, real_local)
+            };
             let mut conn = Connection::new(tcp, peer, local);
             let Ok(_permit) = permit else {
                 return refuse(

@@ -5,6 +5,7 @@
 mod auth;
 mod dmarc;
 mod limits;
+mod listen;
 mod plugin;
 mod relay;
 mod sieve;
@@ -17,6 +18,7 @@ mod users;
 pub use auth::{AuthConfig, AuthOverride, DkimAlgorithm, DkimKeyConfig, DmarcAction, SpfAction};
 pub use dmarc::DmarcConfig;
 pub use limits::{LimitsConfig, LogFormat, MetricsConfig};
+pub use listen::{Listen, Protocol, default_listeners};
 pub use plugin::{OnError, PluginConfig};
 pub use relay::{RelayConfig, SmarthostTls};
 pub use sieve::SieveConfig;
@@ -52,57 +54,6 @@ fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
         key: key.to_string(),
         message: message.into(),
     }
-}
-
-/// Which protocol a listener speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Protocol {
-    Smtp,
-    Submission,
-    Submissions,
-    Lmtp,
-    Pop3,
-    Pop3s,
-    Imap,
-    Imaps,
-    Http,
-    Https,
-    /// ManageSieve (RFC 5804): users' Sieve scripts.
-    Managesieve,
-}
-
-impl Protocol {
-    pub fn name(self) -> &'static str {
-        match self {
-            Protocol::Smtp => "smtp",
-            Protocol::Submission => "submission",
-            Protocol::Submissions => "submissions",
-            Protocol::Lmtp => "lmtp",
-            Protocol::Pop3 => "pop3",
-            Protocol::Pop3s => "pop3s",
-            Protocol::Imap => "imap",
-            Protocol::Imaps => "imaps",
-            Protocol::Http => "http",
-            Protocol::Https => "https",
-            Protocol::Managesieve => "managesieve",
-        }
-    }
-
-    /// Listeners that start in TLS.
-    pub fn implicit_tls(self) -> bool {
-        matches!(
-            self,
-            Protocol::Submissions | Protocol::Pop3s | Protocol::Imaps | Protocol::Https
-        )
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Listen {
-    pub protocol: Protocol,
-    pub address: SocketAddr,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -286,25 +237,6 @@ fn machine_hostname() -> Option<String> {
     (!name.is_empty()).then_some(name)
 }
 
-/// The listeners `tern serve` runs when the config names none.
-pub fn default_listeners() -> Vec<Listen> {
-    let l = |protocol, port| Listen {
-        protocol,
-        address: SocketAddr::new(IpAddr::from([127, 0, 0, 1]), port),
-    };
-    vec![
-        l(Protocol::Smtp, 2525),
-        l(Protocol::Submission, 2587),
-        l(Protocol::Submissions, 2465),
-        l(Protocol::Pop3, 2110),
-        l(Protocol::Pop3s, 2995),
-        l(Protocol::Imap, 2143),
-        l(Protocol::Imaps, 2993),
-        l(Protocol::Http, 2080),
-        l(Protocol::Managesieve, 24190),
-    ]
-}
-
 /// The default config file, used when it exists and no `--config` is given.
 pub const DEFAULT_CONFIG_PATH: &str = "config/tern.toml";
 
@@ -443,15 +375,7 @@ impl Config {
                 ));
             }
         }
-        let mut seen = std::collections::HashSet::new();
-        for l in &self.listen {
-            if l.address.port() != 0 && !seen.insert(l.address) {
-                return Err(invalid(
-                    "listen",
-                    format!("address {} is used twice", l.address),
-                ));
-            }
-        }
+        listen::validate(&self.listen, &self.relay)?;
         self.tls.validate()?;
         if self.queue.retry_intervals.is_empty() {
             return Err(invalid(

@@ -2,7 +2,8 @@
 //! smarthost), and how much the delivering side demands of the next hop's
 //! TLS — the smarthost's mode and trust anchors, the trust anchors for MX
 //! hosts under MTA-STS, and the MTA-STS switches; the SRS secret of
-//! forwarded mail. Validation refuses
+//! forwarded mail; the load balancers trusted to send PROXY headers.
+//! Validation refuses
 //! credentials that could leave over unverified TLS.
 
 use super::{ConfigDuration, ConfigError, invalid};
@@ -69,6 +70,9 @@ pub struct RelayConfig {
     /// address in the forwarding account's domain, and bounces to such an
     /// address are delivered back. None: senders are kept as they are.
     pub srs_secret: Option<String>,
+    /// Who may send a PROXY protocol header on a `proxy_protocol = true`
+    /// listener (the load balancers); default: loopback only.
+    pub proxy_sources: Vec<IpNet>,
 }
 
 impl Default for RelayConfig {
@@ -87,6 +91,10 @@ impl Default for RelayConfig {
             tls_rpt: true,
             tls_rpt_period: ConfigDuration(std::time::Duration::from_secs(86400)),
             srs_secret: None,
+            proxy_sources: vec![
+                IpNet::from(std::net::IpAddr::from([127, 0, 0, 1])),
+                IpNet::from(std::net::IpAddr::from(std::net::Ipv6Addr::LOCALHOST)),
+            ],
         }
     }
 }

@@ -63,7 +63,7 @@ impl Default for StoreConfig {
             pool_size: 16,
             sslmode: StoreSslMode::Require,
             ca_file: None,
-            statement_timeout: ConfigDuration(Duration::from_secs(30)),
+            statement_timeout: ConfigDuration(Duration::from_secs(20)),
             connect_timeout: ConfigDuration(Duration::from_secs(10)),
         }
     }

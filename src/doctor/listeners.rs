@@ -2,8 +2,10 @@
 //! greet as its protocol does (SMTP/LMTP `220`, POP3 `+OK`, IMAP `* OK`;
 //! after the TLS handshake for the implicit-TLS ones; HTTP only connects).
 //! A wildcard listener (`0.0.0.0`, `[::]`) is tried on loopback, and the
-//! line says so. This checks the server from where the doctor runs: a
-//! firewall in front is not seen.
+//! line says so. A `proxy_protocol` listener is sent a PROXY v2 LOCAL
+//! header first, as a load balancer's health check would (so the doctor
+//! must run from an address in `relay.proxy_sources`). This checks the
+//! server from where the doctor runs: a firewall in front is not seen.
 
 use super::Doctor;
 use crate::config::{Listen, Protocol};
@@ -29,7 +31,7 @@ pub(super) async fn check(d: &mut Doctor<'_>) {
             );
             continue;
         }
-        let (target, note) = if l.address.ip().is_unspecified() {
+        let (target, mut note) = if l.address.ip().is_unspecified() {
             let loopback = match l.address.ip() {
                 IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
                 IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
@@ -39,7 +41,11 @@ pub(super) async fn check(d: &mut Doctor<'_>) {
         } else {
             (l.address, String::new())
         };
-        match tokio::time::timeout(TIMEOUT, probe(l.protocol, target, &d.hostname)).await {
+        if l.proxy_protocol {
+            note.push_str(" (after a PROXY v2 LOCAL header)");
+        }
+        let probed = probe(l.protocol, l.proxy_protocol, target, &d.hostname);
+        match tokio::time::timeout(TIMEOUT, probed).await {
             Ok(Ok(greeting)) => {
                 let host = d.hostname.clone();
                 let smtp = matches!(
@@ -77,10 +83,29 @@ pub(super) async fn check(d: &mut Doctor<'_>) {
 }
 
 /// The greeting's first line ("" for HTTP), or what went wrong.
-async fn probe(protocol: Protocol, target: SocketAddr, host: &str) -> Result<String, String> {
-    let tcp = TcpStream::connect(target)
+async fn probe(
+    protocol: Protocol,
+    proxy: bool,
+    target: SocketAddr,
+    host: &str,
+) -> Result<String, String> {
+    let mut tcp = TcpStream::connect(target)
         .await
         .map_err(|e| format!("not reachable: {e}"))?;
+    if proxy {
+        use ppp::v2::{Addresses, Builder, Command, Protocol as Transport, Version};
+        use tokio::io::AsyncWriteExt as _;
+        let local = Builder::with_addresses(
+            Version::Two | Command::Local,
+            Transport::Unspecified,
+            Addresses::Unspecified,
+        )
+        .build()
+        .map_err(|e| format!("PROXY header: {e}"))?;
+        tcp.write_all(&local)
+            .await
+            .map_err(|e| format!("sending the PROXY header: {e}"))?;
+    }
     if !protocol.implicit_tls() {
         if matches!(protocol, Protocol::Http) {
             return Ok(String::new());

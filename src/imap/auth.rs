@@ -35,7 +35,7 @@ impl Session {
             .await
         {
             Some(account) => {
-                let Some(slot) = self.ctx.limits.user(&account) else {
+                let Some(slot) = self.ctx.limits.user(&account).await else {
                     tracing::warn!(user = %account, client = %self.conn.peer, "too many sessions for this user");
                     crate::metrics::counter(
                         "tern_limits_hit_total",
@@ -45,6 +45,17 @@ impl Session {
                         "[LIMIT] too many sessions for this user".into(),
                     ));
                 };
+                // Other nodes' changes to the user's folders raise events
+                // here from now on (a shared store; nothing with sled).
+                match self.ctx.store.watch(&account).await {
+                    Ok(watch) => self.watch = Some(watch),
+                    Err(e) => {
+                        tracing::error!(user = %account, "cannot read the user's folders: {e}");
+                        return Ok(Outcome::No(
+                            "[UNAVAILABLE] the mail store is unavailable, try again later".into(),
+                        ));
+                    }
+                }
                 self.user_slot = Some(slot);
                 tracing::info!(user = %account, client = %self.conn.peer, "imap login");
                 self.user = Some(account);

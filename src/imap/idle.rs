@@ -1,6 +1,8 @@
 //! IDLE (RFC 2177): after the continuation, the session waits on two
 //! things at once — the client's DONE and change events from the store —
-//! and reports new mail, expunges and flag changes as they happen.
+//! and reports new mail, expunges and flag changes as they happen. Other
+//! nodes' changes arrive as events too, from the poll of the session's
+//! `Store::watch` (within a second or so).
 
 use super::session::{Flow, Session};
 use super::wire::Framed;
@@ -13,6 +15,7 @@ const IDLE_LIMIT: Duration = Duration::from_secs(31 * 60);
 
 impl Session {
     pub async fn idle(&mut self, tag: &str) -> io::Result<Flow> {
+        self.notice_elsewhere().await;
         self.report_changes(true).await?;
         self.conn.write_all(b"+ idling\r\n").await?;
         loop {

@@ -62,6 +62,8 @@ pub struct Session {
     errors: u32,
     /// The logged-in user's place in `limits.max_sessions_per_user`.
     pub user_slot: Option<crate::limits::UserSlot>,
+    /// Other nodes' changes to the user's folders raise events here.
+    pub watch: Option<crate::store::Watch>,
 }
 
 pub async fn run(conn: Connection, ctx: Arc<ServerContext>, mut shutdown: Shutdown) {
@@ -81,6 +83,7 @@ pub async fn run(conn: Connection, ctx: Arc<ServerContext>, mut shutdown: Shutdo
         saved_result: None,
         errors: 0,
         user_slot: None,
+        watch: None,
     };
     let result = tokio::select! {
         r = s.serve() => r,
@@ -254,6 +257,7 @@ impl Session {
                 | CommandBody::Idle
         );
         if touches_view && self.view.is_some() {
+            self.notice_elsewhere().await;
             self.report_changes(expunge_ok).await?;
         }
         let condstore_before = self.condstore
@@ -497,6 +501,17 @@ impl Session {
                 Err(broadcast::error::TryRecvError::Lagged(_)) => view.dirty = true,
                 Err(_) => break,
             }
+        }
+    }
+
+    /// Marks the view dirty if another node changed its folder (a shared
+    /// store; nothing with sled).
+    pub async fn notice_elsewhere(&mut self) {
+        let (Some(user), Some(view)) = (self.user.as_deref(), self.view.as_mut()) else {
+            return;
+        };
+        if let Err(e) = view.notice_elsewhere(&self.ctx.store, user).await {
+            tracing::error!(user = %user, "cannot read the selected folder: {e}");
         }
     }
 

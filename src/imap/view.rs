@@ -3,7 +3,9 @@
 //! mod-sequences last reported to the client. `sync` compares it with the
 //! store and renders what changed as untagged EXPUNGE, EXISTS and FETCH
 //! responses (VANISHED instead of EXPUNGE under QRESYNC); it reloads only
-//! after a change event for this folder.
+//! after a change event for this folder, or, on a store shared with other
+//! nodes, when the folder's mod-sequence moved since the view last read it
+//! (`notice_elsewhere`, before each command).
 
 use super::wire;
 use crate::store::{MessageMeta, Store, StoreError};
@@ -20,6 +22,9 @@ pub struct View {
     pub messages: Vec<MessageMeta>,
     /// Something changed in the store since the last sync.
     pub dirty: bool,
+    /// The folder's UIDVALIDITY and highest mod-sequence when the view
+    /// last read it (None: the folder was gone).
+    pub mark: Option<(u32, u64)>,
     /// UIDs that are \Recent in this session (RFC 3501 2.3.2): new to
     /// every session before this one claimed them.
     pub recent: HashSet<u32>,
@@ -59,6 +64,7 @@ impl View {
             .filter(|&u| u >= first_recent)
             .collect();
         let mut view = View {
+            mark: Some((info.uidvalidity, info.highest_modseq)),
             folder: info.name,
             read_only,
             messages,
@@ -244,6 +250,21 @@ impl View {
         }
     }
 
+    /// On a store shared with other nodes, whose changes raise no event
+    /// here until the next poll (`Store::watch`), marks the view dirty if
+    /// the folder changed since it was read: one read of the folder record.
+    pub async fn notice_elsewhere(&mut self, store: &Store, user: &str) -> Result<(), StoreError> {
+        if self.dirty || !store.is_shared() {
+            return Ok(());
+        }
+        let now = store
+            .folder(user, &self.folder)
+            .await?
+            .map(|i| (i.uidvalidity, i.highest_modseq));
+        self.dirty = now != self.mark;
+        Ok(())
+    }
+
     /// Brings the view up to date with the store, rendering the changes.
     /// Without `expunge_ok`, vanished messages stay until a later sync.
     pub async fn sync(
@@ -256,6 +277,12 @@ impl View {
     ) -> Result<(), StoreError> {
         if !self.dirty {
             return Ok(());
+        }
+        if store.is_shared() {
+            self.mark = store
+                .folder(user, &self.folder)
+                .await?
+                .map(|i| (i.uidvalidity, i.highest_modseq));
         }
         let fresh = store.messages(user, &self.folder).await?;
         let mut gone = Vec::new();

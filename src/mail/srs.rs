@@ -246,7 +246,7 @@ mod tests {
         assert_eq!(srs.reverse(local, 20000), Ok(theirs.to_string()));
         // An SRS1 from elsewhere keeps its first host.
         let again = srs.forward(
-            &format!("SRS1=zzzz=first.test==abcd=RA=example.net=alice@second.test"),
+            "SRS1=zzzz=first.test==abcd=RA=example.net=alice@second.test",
             "fwd.test",
             20000,
         );

@@ -328,7 +328,7 @@ impl Session {
             self.no(None, "Authentication failed").await?;
             return Ok(Next::Continue);
         };
-        let Some(slot) = self.ctx.limits.user(&account) else {
+        let Some(slot) = self.ctx.limits.user(&account).await else {
             tracing::warn!(user = %account, client = %self.conn.peer, "too many sessions for this user");
             crate::metrics::counter(
                 "tern_limits_hit_total",

@@ -19,7 +19,7 @@ const MAX_ERRORS: u32 = 10;
 
 enum State {
     Authorization { user: Option<String> },
-    Transaction { drop: Maildrop, _lock: MailboxLock },
+    Transaction { drop: Maildrop, lock: MailboxLock },
 }
 
 struct Session {
@@ -119,8 +119,8 @@ impl Session {
             }
             match std::mem::replace(&mut self.state, State::Authorization { user: None }) {
                 State::Authorization { user } => self.authorization(cmd, user).await?,
-                State::Transaction { drop, _lock } => {
-                    self.state = State::Transaction { drop, _lock };
+                State::Transaction { drop, lock } => {
+                    self.state = State::Transaction { drop, lock };
                     self.transaction(cmd).await?;
                 }
             }
@@ -264,7 +264,7 @@ impl Session {
         else {
             return self.err("[AUTH] Authentication failed").await;
         };
-        let Some(slot) = self.ctx.limits.user(&account) else {
+        let Some(slot) = self.ctx.limits.user(&account).await else {
             tracing::warn!(user = %account, client = %self.conn.peer, "too many sessions for this user");
             crate::metrics::counter(
                 "tern_limits_hit_total",
@@ -275,16 +275,25 @@ impl Session {
                 .await;
         };
         self.user_slot = Some(slot);
-        let Some(lock) = self.locks.acquire(&account) else {
-            tracing::info!(user = %account, client = %self.conn.peer, "pop3 mailbox in use");
-            return self
-                .err("[IN-USE] Mailbox is locked by another POP3 session")
-                .await;
+        let lock = match self.locks.acquire(&account).await {
+            Ok(Some(lock)) => lock,
+            Ok(None) => {
+                tracing::info!(user = %account, client = %self.conn.peer, "pop3 mailbox in use");
+                return self
+                    .err("[IN-USE] Mailbox is locked by another POP3 session")
+                    .await;
+            }
+            Err(e) => {
+                tracing::error!(user = %account, "cannot lock the maildrop: {e}");
+                return self
+                    .err("[SYS/TEMP] cannot open the mailbox, try again later")
+                    .await;
+            }
         };
         match Maildrop::open_for(&self.ctx, &account).await {
             Ok(drop) => {
                 let (n, size) = drop.stat();
-                self.state = State::Transaction { drop, _lock: lock };
+                self.state = State::Transaction { drop, lock };
                 self.ok(&format!("Logged in, {n} messages ({size} octets)"))
                     .await
             }
@@ -422,6 +431,12 @@ impl Session {
                         .await;
                 }
             }
+        }
+        // The deletions are done: the mailbox is free again, on every node,
+        // before the client hears so.
+        let state = std::mem::replace(&mut self.state, State::Authorization { user: None });
+        if let State::Transaction { lock, .. } = state {
+            lock.release().await;
         }
         self.conn
             .write_all(format!("+OK {host} Tern POP3 server signing off\r\n").as_bytes())

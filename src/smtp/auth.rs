@@ -115,7 +115,7 @@ impl Session {
             .await
         {
             Some(user) => {
-                let Some(slot) = self.ctx.limits.user(&user) else {
+                let Some(slot) = self.ctx.limits.user(&user).await else {
                     tracing::warn!(user = %user, client = %self.info.client, "too many sessions for this user");
                     crate::metrics::counter(
                         "tern_limits_hit_total",

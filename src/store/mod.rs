@@ -18,7 +18,8 @@
 //! `t/<domain>` cached MTA-STS policies, `r/<period>\0<domain>` TLS-RPT
 //! tallies, `e/<user>\0<name>` users' Sieve scripts, `E/<user>` each
 //! user's index of them, `Q/<user>` what each user's mail takes
-//! (`quota.rs`); `T/`, `I/`, `G/`, `R/` and `R#` decision traces,
+//! (`quota.rs`), `F/<address>` recent failed logins when nodes share the
+//! store (`logins.rs`); `T/`, `I/`, `G/`, `R/` and `R#` decision traces,
 //! `trace.rs`); `Space::Blobs` holds message bytes in chunks. On
 //! sled these are the trees `meta` and `blobs` of every earlier release.
 
@@ -28,6 +29,7 @@ mod dmarc;
 mod folders;
 mod kv;
 mod leases;
+mod logins;
 mod mailbox;
 mod pulls;
 mod queue;
@@ -42,6 +44,7 @@ mod trace;
 mod turns;
 mod users;
 mod vanished;
+mod watch;
 mod web;
 mod writeset;
 
@@ -65,6 +68,7 @@ pub use trace::MAX_ATTEMPTS;
 pub use turns::Contention;
 pub use users::UserRecord;
 pub use vanished::MAX_VANISHED_RECORDS;
+pub use watch::Watch;
 pub use web::WebSession;
 
 use backend::{Backend, BackendError};
@@ -121,6 +125,8 @@ struct Inner {
     default_quota: std::sync::atomic::AtomicU64,
     /// This process's `node_id` (stamped on the queue entries it accepts).
     node: std::sync::OnceLock<String>,
+    /// Users whose folders are polled for other nodes' changes (`watch.rs`).
+    watched: Arc<std::sync::Mutex<watch::Watched>>,
 }
 
 impl From<BackendError> for StoreError {
@@ -149,6 +155,7 @@ impl Store {
                 turns: turns::Turns::new(),
                 default_quota: std::sync::atomic::AtomicU64::new(quota::NO_DEFAULT),
                 node: std::sync::OnceLock::new(),
+                watched: Arc::default(),
             }),
         };
         store.discard_unfinished_blobs().await?;
@@ -223,7 +230,9 @@ impl Store {
         Ok(self.inner.backend.commit(batch).await?)
     }
 
-    /// Subscribes to changes in mailboxes (new mail, flags, expunges).
+    /// Subscribes to changes in mailboxes (new mail, flags, expunges):
+    /// those made by this process, and on a shared store those other nodes
+    /// made to the folders of watched users (`watch`).
     pub fn subscribe(&self) -> broadcast::Receiver<MailboxEvent> {
         self.inner.events.subscribe()
     }

@@ -220,7 +220,7 @@ impl Store {
             };
             batch.require(Space::Meta, key.clone(), Some(&old));
             batch.put(Space::Meta, key.clone(), value.clone());
-            super::trace::extend_in(self, &mut batch, entry.blob, events).await?;
+            super::trace::extend_in(&mut batch, entry.blob, events);
             Ok(backend.commit(batch).await?)
         })
         .await
@@ -280,7 +280,7 @@ impl Store {
             }
             ws.batch.delete(Space::Meta, queue_key(entry.id));
             ws.adjust_refs(entry.blob, -1).await?;
-            super::trace::extend_in(self, &mut ws.batch, entry.blob, events).await?;
+            super::trace::extend_in(&mut ws.batch, entry.blob, events);
             ws.commit().await
         })
         .await

@@ -1,7 +1,10 @@
 //! Decision traces (`crate::trace`) over the storage seam. A kept message's
 //! trace is `T/<id, 8 bytes BE>` (the queue and blob id), written in the
-//! same batch as the message (`accept_message_into`) and extended by each
-//! delivery attempt (`append_trace`); `I/<message-id>\0<id>` finds it by
+//! same batch as the message (`accept_message_into`); each delivery pass
+//! adds its attempts under a key of their own, `T/<id><ms BE><random>`
+//! (`extend_in`, `append_trace`: a put, never a read of the trace, so a
+//! pass costs no decode and re-encode of what came before), and a read
+//! folds them into the trace in order; `I/<message-id>\0<id>` finds it by
 //! Message-ID. When the body goes (its last reference dropped in
 //! `writeset.rs`) a marker `G/<ms BE><id BE>` says since when, and the
 //! sweep forgets the trace `[trace] keep` later. A refused attempt (or a
@@ -67,36 +70,56 @@ pub(super) fn mark_gone(batch: &mut Batch, id: u64) {
     batch.put(Space::Meta, timed_key(b"G/", now, id), Vec::new());
 }
 
-/// Adds `events` to the trace of message `id` in `batch`: read now, and
-/// required unchanged when the batch commits (the caller retries).
-pub(super) async fn extend_in(
-    store: &Store,
-    batch: &mut Batch,
-    id: u64,
-    events: &[Event],
-) -> Result<(), StoreError> {
+/// Adds `events` to the trace of message `id` in `batch`, under a key of
+/// their own (no read: nothing to race for).
+pub(super) fn extend_in(batch: &mut Batch, id: u64, events: &[Event]) {
     let Some(first) = events.first() else {
-        return Ok(());
+        return;
     };
-    let key = trace_key(id);
-    let old = store.inner.backend.get(Space::Meta, &key).await?;
-    let mut trace = match old.as_deref().map(|v| decode::<Trace>("trace", v)) {
-        Some(Ok(t)) => t,
-        _ => Trace {
-            id: Some(id),
-            client: "local".into(),
-            helo: None,
-            started: first.at,
-            sender: None,
-            message_id: None,
-            events: Vec::new(),
-            omitted: 0,
-        },
-    };
-    trace.extend(events.iter().cloned());
-    batch.require(Space::Meta, key.clone(), old.as_deref());
-    batch.put(Space::Meta, key, encode(&trace));
-    Ok(())
+    let mut key = trace_key(id);
+    key.extend_from_slice(&(first.at.max(0) as u64).to_be_bytes());
+    key.extend_from_slice(&rand::random::<u32>().to_be_bytes());
+    batch.put(Space::Meta, key, encode(&events));
+}
+
+/// Folds a scan of `T/` keys (in key order) into whole traces: each
+/// message's record followed by its passes' attempts. A message queued
+/// without a record (a bounce) gets one from its first attempt.
+fn fold_traces(found: Vec<(Vec<u8>, Vec<u8>)>) -> Result<Vec<Trace>, StoreError> {
+    let mut out: Vec<Trace> = Vec::new();
+    for (k, v) in found {
+        let Some(id) = k
+            .get(2..10)
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_be_bytes)
+        else {
+            continue;
+        };
+        if k.len() == 10 {
+            out.push(decode("trace", &v)?);
+            continue;
+        }
+        let events: Vec<Event> = decode("trace attempts", &v)?;
+        let Some(first) = events.first() else {
+            continue;
+        };
+        if out.last().is_none_or(|t| t.id != Some(id)) {
+            out.push(Trace {
+                id: Some(id),
+                client: "local".into(),
+                helo: None,
+                started: first.at,
+                sender: None,
+                message_id: None,
+                events: Vec::new(),
+                omitted: 0,
+            });
+        }
+        if let Some(t) = out.last_mut() {
+            t.extend(events);
+        }
+    }
+    Ok(out)
 }
 
 fn count(raw: Option<&[u8]>) -> u64 {
@@ -108,10 +131,16 @@ fn count(raw: Option<&[u8]>) -> u64 {
 impl Store {
     /// The trace of the message with queue id `id`.
     pub async fn trace(&self, id: u64) -> Result<Option<Trace>, StoreError> {
-        match self.inner.backend.get(Space::Meta, &trace_key(id)).await? {
-            Some(v) => Ok(Some(decode("trace", &v)?)),
-            None => Ok(None),
-        }
+        let found = self
+            .inner
+            .backend
+            .scan(
+                Space::Meta,
+                &KeyRange::prefix(&trace_key(id)),
+                ScanOrder::ALL,
+            )
+            .await?;
+        Ok(fold_traces(found)?.pop())
     }
 
     /// Adds events (delivery attempts) to a message's trace; a message
@@ -120,12 +149,9 @@ impl Store {
         if events.is_empty() {
             return Ok(());
         }
-        self.attempt(|| async {
-            let mut batch = Batch::new();
-            extend_in(self, &mut batch, id, events).await?;
-            Ok(self.inner.backend.commit(batch).await?)
-        })
-        .await
+        let mut batch = Batch::new();
+        extend_in(&mut batch, id, events);
+        Ok(self.inner.backend.commit(batch).await?)
     }
 
     /// Keeps the trace of a refused attempt (false: over `MAX_ATTEMPTS`,
@@ -203,8 +229,7 @@ impl Store {
         let all = backend
             .scan(Space::Meta, &KeyRange::prefix(b"T/"), ScanOrder::ALL)
             .await?;
-        for (_, v) in all {
-            let t: Trace = decode("trace", &v)?;
+        for t in fold_traces(all)? {
             if t.client == client && t.last_at() >= since && t.started <= until {
                 out.push(t);
             }
@@ -235,13 +260,22 @@ impl Store {
                     .try_into()
                     .map(u64::from_be_bytes)
                     .unwrap_or(0);
-                if let Some(t) = self.trace(id).await? {
+                let parts = backend
+                    .scan(
+                        Space::Meta,
+                        &KeyRange::prefix(&trace_key(id)),
+                        ScanOrder::ALL,
+                    )
+                    .await?;
+                if let Some(t) = fold_traces(parts.clone())?.pop() {
                     if let Some(mid) = &t.message_id {
                         batch.delete(Space::Meta, index_key(mid, id));
                     }
                     forgotten += 1;
                 }
-                batch.delete(Space::Meta, trace_key(id));
+                for (part, _) in parts {
+                    batch.delete(Space::Meta, part);
+                }
                 batch.delete(Space::Meta, k.clone());
             }
             backend.commit(batch).await?;

@@ -37,14 +37,7 @@ impl PrivatePostgres {
             rand::random::<u64>()
         ));
         std::fs::create_dir_all(&dir).expect("create the PostgreSQL test folder");
-        let run_as = if unsafe { libc::geteuid() } == 0 {
-            let ids = postgres_user().expect("the `postgres` user (Debian's postgresql package)");
-            std::os::unix::fs::chown(&dir, Some(ids.0), Some(ids.1))
-                .expect("hand the test folder to postgres");
-            Some(ids)
-        } else {
-            None
-        };
+        let run_as = hand_to_postgres_if_root(&dir);
         let mut pg = PrivatePostgres {
             dir,
             bindir,
@@ -186,13 +179,29 @@ fn remove_tree(dir: &Path) {
 }
 
 /// A port nothing listens on now (the kernel's choice for port 0).
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("a free loopback port")
 }
 
+/// Under root, gives `dir` to Debian's `postgres` user and returns its
+/// (uid, gid), what the server's commands must then run as (PostgreSQL
+/// refuses root); otherwise None.
+pub fn hand_to_postgres_if_root(dir: &Path) -> Option<(u32, u32)> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return None;
+    }
+    let ids = postgres_user().expect("the `postgres` user (Debian's postgresql package)");
+    std::os::unix::fs::chown(dir, Some(ids.0), Some(ids.1))
+        .expect("hand the test folder to postgres");
+    Some(ids)
+}
+
+/// The uid and gid of Debian's `postgres` user (what PostgreSQL runs as
+/// when the tests run as root).
 fn postgres_user() -> Option<(u32, u32)> {
     let name = std::ffi::CString::new("postgres").ok()?;
     // SAFETY: a valid NUL-terminated name; the returned record is read at

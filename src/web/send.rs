@@ -294,6 +294,13 @@ pub async fn keep_copy(
     Ok(ctx.store.append(user, folder, bytes, flags, None).await?.1)
 }
 
+/// A refusal in this send is kept as a refused attempt (`crate::trace`).
+async fn keep_refused(ctx: &ServerContext, info: &SessionInfo) {
+    if let Some(t) = info.trace.refused() {
+        crate::trace::keep_refused(&ctx.store, t).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -325,12 +332,5 @@ mod tests {
         assert!(text.contains("In-Reply-To: <a@b>"), "{text}");
         assert!(!text.contains("secret@y.test"));
         assert!(text.contains("line\r\nline2"));
-    }
-}
-
-/// A refusal in this send is kept as a refused attempt (`crate::trace`).
-async fn keep_refused(ctx: &ServerContext, info: &SessionInfo) {
-    if let Some(t) = info.trace.refused() {
-        crate::trace::keep_refused(&ctx.store, t).await;
     }
 }

@@ -29,6 +29,31 @@ pub fn store_section() -> Option<String> {
     if !on_postgres() {
         return None;
     }
+    let url = fresh_database();
+    Some(format!(
+        "\n[store]\nbackend = \"postgres\"\nurl = \"{url}\"\nsslmode = \"disable\"\npool_size = 4\n"
+    ))
+}
+
+/// Whether PostgreSQL's `initdb` is where `PrivatePostgres` looks for it
+/// (suites that need PostgreSQL in every pass skip, saying so, without it).
+pub fn postgres_installed() -> bool {
+    let bindir = std::env::var_os("TERN_PG_BINDIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| "/usr/lib/postgresql/15/bin".into());
+    let found = bindir.join("initdb").exists();
+    if !found {
+        eprintln!(
+            "SKIPPED: {}/initdb is missing (PostgreSQL 15: scripts/install-test-deps)",
+            bindir.display()
+        );
+    }
+    found
+}
+
+/// The URL of a new empty database on the test process's private
+/// PostgreSQL (started at the first call).
+pub fn fresh_database() -> String {
     let server = SERVER.get_or_init(|| {
         // SAFETY: registers a plain `extern "C"` function with no
         // arguments; it runs once, at process exit.
@@ -38,10 +63,7 @@ pub fn store_section() -> Option<String> {
     let guard = server.lock().unwrap_or_else(|e| e.into_inner());
     let pg = guard.as_ref().expect("the private PostgreSQL was stopped");
     let name = format!("t{}", NEXT_DATABASE.fetch_add(1, Ordering::Relaxed));
-    let url = pg.create_database(&name);
-    Some(format!(
-        "\n[store]\nbackend = \"postgres\"\nurl = \"{url}\"\nsslmode = \"disable\"\npool_size = 4\n"
-    ))
+    pg.create_database(&name)
 }
 
 /// Stops the private PostgreSQL when the test process ends (test binaries

@@ -170,6 +170,7 @@ impl LoadSender {
             .arg(threads.to_string())
             .arg(work.path().join("refused"))
             .arg(host)
+            .arg(work.path().join("slowest"))
             .stdout(Stdio::piped())
             .spawn()
             .expect("sender");
@@ -195,6 +196,17 @@ impl LoadSender {
     /// Each refusal so far: a reply code, or "error: …" (reset, timeout).
     pub fn refusals(&self) -> Vec<String> {
         self.lines("refused")
+    }
+
+    /// The longest attempt so far, from connecting to QUIT or to the
+    /// refusal.
+    pub fn slowest_attempt(&self) -> std::time::Duration {
+        let seconds: f64 = self
+            .lines("slowest")
+            .first()
+            .and_then(|l| l.parse().ok())
+            .unwrap_or(0.0);
+        std::time::Duration::from_secs_f64(seconds)
     }
 
     /// Stops the threads and returns the sender's own count line.

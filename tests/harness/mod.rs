@@ -15,6 +15,7 @@ mod dkim;
 pub mod dovecot;
 pub mod engine;
 mod load;
+pub mod patroni;
 mod peers;
 mod smtp;
 mod text;

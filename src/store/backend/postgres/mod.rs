@@ -19,6 +19,8 @@
 
 mod schema;
 mod settings;
+#[cfg(test)]
+mod unconfirmed_tests;
 
 pub use settings::{PostgresSettings, SslMode};
 
@@ -33,6 +35,8 @@ use tokio_postgres::error::SqlState;
 pub struct PostgresBackend {
     pool: Pool,
     pub(super) changes: broadcast::Sender<String>,
+    /// How long a COMMIT may wait for its confirmation (`statement_timeout`).
+    commit_bound: std::time::Duration,
 }
 
 impl PostgresBackend {
@@ -61,6 +65,7 @@ impl PostgresBackend {
         let backend = PostgresBackend {
             pool,
             changes: broadcast::channel(1024).0,
+            commit_bound: settings.statement_timeout,
         };
         schema::migrate(&backend).await.map_err(|e| match e {
             BackendError::Unavailable(why) | BackendError::Engine(why) => {
@@ -78,22 +83,42 @@ impl PostgresBackend {
             .map_err(|e| BackendError::Unavailable(pool_error(e)))
     }
 
+    /// Runs `work` on a pooled connection. A connection on which it met
+    /// `Unavailable` is closed, not given back: it may be dead, shutting
+    /// down, read-only now (a demoted or fenced primary), or mid-COMMIT
+    /// after a timeout, and the pool's fast recycling would hand it out
+    /// again; a fresh one goes through `target_session_attrs` to whichever
+    /// host is the writable primary now.
+    async fn with_client<T>(
+        &self,
+        work: impl AsyncFnOnce(&mut deadpool_postgres::Object) -> Result<T, BackendError>,
+    ) -> Result<T, BackendError> {
+        let mut client = self.client().await?;
+        let result = work(&mut client).await;
+        if matches!(result, Err(BackendError::Unavailable(_))) {
+            drop(deadpool_postgres::Object::take(client));
+        }
+        result
+    }
+
     pub(super) async fn get(
         &self,
         space: Space,
         key: &[u8],
     ) -> Result<Option<Vec<u8>>, BackendError> {
-        let client = self.client().await?;
-        let stmt = client
-            .prepare_cached("SELECT value FROM tern_kv WHERE space = $1 AND key = $2")
-            .await
-            .map_err(classify)?;
-        let row = client
-            .query_opt(&stmt, &[&space.number(), &key])
-            .await
-            .map_err(classify)?;
-        row.map(|r| r.try_get::<_, Vec<u8>>(0).map_err(classify))
-            .transpose()
+        self.with_client(async |client| {
+            let stmt = client
+                .prepare_cached("SELECT value FROM tern_kv WHERE space = $1 AND key = $2")
+                .await
+                .map_err(classify)?;
+            let row = client
+                .query_opt(&stmt, &[&space.number(), &key])
+                .await
+                .map_err(classify)?;
+            row.map(|r| r.try_get::<_, Vec<u8>>(0).map_err(classify))
+                .transpose()
+        })
+        .await
     }
 
     pub(super) async fn scan(
@@ -108,12 +133,20 @@ impl PostgresBackend {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let client = self.client().await?;
-        scan_on(&client, space, range, order.reverse, limit).await
+        self.with_client(async |client| scan_on(client, space, range, order.reverse, limit).await)
+            .await
     }
 
     pub(super) async fn commit(&self, batch: &Batch) -> Result<(), BackendError> {
-        let mut client = self.client().await?;
+        self.with_client(async |client| self.commit_on(client, batch).await)
+            .await
+    }
+
+    async fn commit_on(
+        &self,
+        client: &mut deadpool_postgres::Object,
+        batch: &Batch,
+    ) -> Result<(), BackendError> {
         let tx = client
             .build_transaction()
             .isolation_level(IsolationLevel::Serializable)
@@ -187,22 +220,39 @@ impl PostgresBackend {
                 .map_err(classify)?;
         }
         // The durability point (synchronous_commit=on): timed as sled's
-        // group commits are, in tern_store_flush_seconds.
+        // group commits are, in tern_store_flush_seconds. With synchronous
+        // replication (Patroni's synchronous_mode) the COMMIT waits for a
+        // standby, and statement_timeout does not end that wait: a standby
+        // cut off would hold the SMTP session until the cluster settles
+        // (a minute or more). So Tern bounds the wait itself: unconfirmed
+        // in time is `Unavailable` (451 4.3.0, the sender tries again) and
+        // the connection is closed, never reused.
         let began = std::time::Instant::now();
-        tx.commit().await.map_err(classify)?;
+        match tokio::time::timeout(self.commit_bound, tx.commit()).await {
+            Ok(done) => done.map_err(classify)?,
+            Err(_) => {
+                return Err(BackendError::Unavailable(format!(
+                    "the database did not confirm a commit within {:?} \
+                     (a synchronous standby unreachable?)",
+                    self.commit_bound
+                )));
+            }
+        }
         crate::metrics::observe_flush(began.elapsed());
         Ok(())
     }
 
     pub(super) async fn next_id(&self) -> Result<u64, BackendError> {
-        let client = self.client().await?;
-        let stmt = client
-            .prepare_cached("SELECT nextval('tern_ids')")
-            .await
-            .map_err(classify)?;
-        let row = client.query_one(&stmt, &[]).await.map_err(classify)?;
-        let id: i64 = row.try_get(0).map_err(classify)?;
-        u64::try_from(id).map_err(|_| BackendError::Engine(format!("sequence gave {id}")))
+        self.with_client(async |client| {
+            let stmt = client
+                .prepare_cached("SELECT nextval('tern_ids')")
+                .await
+                .map_err(classify)?;
+            let row = client.query_one(&stmt, &[]).await.map_err(classify)?;
+            let id: i64 = row.try_get(0).map_err(classify)?;
+            u64::try_from(id).map_err(|_| BackendError::Engine(format!("sequence gave {id}")))
+        })
+        .await
     }
 }
 
@@ -273,15 +323,17 @@ impl PostgresBackend {
     pub(super) async fn ensure_ids_above(&self, id: u64) -> Result<(), BackendError> {
         let id = i64::try_from(id)
             .map_err(|_| BackendError::Engine(format!("id {id} is beyond PostgreSQL's bigint")))?;
-        let client = self.client().await?;
-        client
-            .execute(
-                "SELECT setval('tern_ids', GREATEST($1, (SELECT last_value FROM tern_ids)))",
-                &[&id],
-            )
-            .await
-            .map_err(classify)?;
-        Ok(())
+        self.with_client(async |client| {
+            client
+                .execute(
+                    "SELECT setval('tern_ids', GREATEST($1, (SELECT last_value FROM tern_ids)))",
+                    &[&id],
+                )
+                .await
+                .map_err(classify)?;
+            Ok(())
+        })
+        .await
     }
 }
 
@@ -342,12 +394,21 @@ pub(super) fn classify(e: tokio_postgres::Error) -> BackendError {
             || *code == SqlState::READ_ONLY_SQL_TRANSACTION
             || code.code().starts_with("08")
         {
-            return BackendError::Unavailable(e.to_string());
+            return BackendError::Unavailable(describe(&e));
         }
-        return BackendError::Engine(e.to_string());
+        return BackendError::Engine(describe(&e));
     }
     // No SQLSTATE: the connection itself failed (closed, I/O, TLS).
-    BackendError::Unavailable(e.to_string())
+    BackendError::Unavailable(describe(&e))
+}
+
+/// The server's own words for a database error (tokio-postgres's Display
+/// says only "db error"), else the client's.
+fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => e.to_string(),
+    }
 }
 
 fn pool_error(e: deadpool_postgres::PoolError) -> String {

@@ -49,7 +49,7 @@ impl PostgresSettings {
             pool_size: 16,
             sslmode: SslMode::Require,
             ca_file: None,
-            statement_timeout: Duration::from_secs(30),
+            statement_timeout: Duration::from_secs(20),
             connect_timeout: Duration::from_secs(10),
             wait_timeout: Duration::from_secs(10),
         }
