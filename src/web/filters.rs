@@ -8,8 +8,8 @@
 
 use super::layout::{self, query_escape};
 use super::mailbox::folder_views;
-use super::rules::{Act, Op, Rule};
-use super::script_state::{self, Current, Refused};
+use super::rules::{Act, MAX_RULES, Op, Rule, WebScript};
+use super::script_state::{self, Current, Guard, Refused};
 use super::session::User;
 use super::{Ctx, WebError};
 use axum::Form;
@@ -280,11 +280,8 @@ impl RuleForm {
     }
 }
 
-/// Carries out one change; returns the note for the page.
-async fn apply(ctx: &Ctx, user: &User, f: &RuleForm) -> Result<String, Refused> {
-    let cur = script_state::current(&ctx.store, &user.account).await?;
-    script_state::check_base(&cur, &f.base)?;
-    let mut web = cur.web();
+/// Carries out one change on the rules; returns the note for the page.
+fn edit(web: &mut WebScript, f: &RuleForm) -> Result<String, Refused> {
     let n = web.rules.len();
     let in_range = |i: usize| {
         if i < n {
@@ -293,22 +290,19 @@ async fn apply(ctx: &Ctx, user: &User, f: &RuleForm) -> Result<String, Refused> 
             Err(Refused::User("there is no such rule".into()))
         }
     };
-    let note = match f.op.as_str() {
+    match f.op.as_str() {
         "add" => {
-            if n >= super::rules::MAX_RULES {
-                return Err(Refused::User(format!(
-                    "at most {} rules",
-                    super::rules::MAX_RULES
-                )));
+            if n >= MAX_RULES {
+                return Err(Refused::User(format!("at most {MAX_RULES} rules")));
             }
             let rule = f.rule()?;
             let note = format!("Rule “{}” added.", rule.name);
             web.rules.push(rule);
-            note
+            Ok(note)
         }
         "delete" => {
             let r = web.rules.remove(in_range(f.index)?);
-            format!("Rule “{}” removed.", r.name)
+            Ok(format!("Rule “{}” removed.", r.name))
         }
         "up" | "down" => {
             let i = in_range(f.index)?;
@@ -317,27 +311,26 @@ async fn apply(ctx: &Ctx, user: &User, f: &RuleForm) -> Result<String, Refused> 
             } else {
                 Some(i + 1)
             };
-            match j.filter(|j| *j < n) {
-                Some(j) => web.rules.swap(i, j),
-                None => return Ok("Nothing to move.".into()),
-            }
-            "Rule moved.".into()
+            let j = j
+                .filter(|j| *j < n)
+                .ok_or_else(|| Refused::User("the rule cannot move further".into()))?;
+            web.rules.swap(i, j);
+            Ok("Rule moved.".into())
         }
-        other => return Err(Refused::User(format!("unknown action {other:?}"))),
-    };
-    script_state::save_web(
-        &ctx.store,
-        &ctx.config.sieve,
-        &user.account,
-        &f.base,
-        f.replace.is_some(),
-        &web,
-    )
-    .await?;
-    Ok(note)
+        other => Err(Refused::User(format!("unknown action {other:?}"))),
+    }
 }
 
 pub async fn change(ctx: Ctx, user: User, Form(f): Form<RuleForm>) -> Result<Response, WebError> {
     user.check_csrf(&f.csrf)?;
-    Notes::redirect("/filters", apply(&ctx, &user, &f).await)
+    let guard = Guard {
+        base: &f.base,
+        replace: f.replace.is_some(),
+    };
+    let outcome =
+        script_state::update(&ctx.store, &ctx.config.sieve, &user.account, guard, |web| {
+            edit(web, &f)
+        })
+        .await;
+    Notes::redirect("/filters", outcome)
 }

@@ -148,19 +148,30 @@ pub async fn save_text(
     store.flush().await.map_err(Refused::Store)
 }
 
-/// Writes the rules and vacation out as the user's active script, after
-/// checking the form was shown on the current script and, for a foreign
-/// one, that the user agreed to replace it.
-pub async fn save_web(
+/// What a form sent beside its change: the version of the script it was
+/// shown on and whether "Replace it" was ticked.
+pub struct Guard<'a> {
+    pub base: &'a str,
+    pub replace: bool,
+}
+
+/// Changes the rules and vacation with `change` and writes them out as the
+/// user's active script, after checking the form was shown on the current
+/// script and, for a foreign one, that the user agreed to replace it.
+/// Returns `change`'s note for the page.
+pub async fn update(
     store: &Store,
     limits: &SieveConfig,
     user: &str,
-    base: &str,
-    replace: bool,
-    w: &WebScript,
-) -> Result<(), Refused> {
+    guard: Guard<'_>,
+    change: impl FnOnce(&mut WebScript) -> Result<String, Refused>,
+) -> Result<String, Refused> {
     let cur = current(store, user).await?;
-    check_base(&cur, base)?;
-    check_replace(&cur, replace)?;
-    save_text(store, limits, user, &cur.target(), w.to_sieve().as_bytes()).await
+    check_base(&cur, guard.base)?;
+    check_replace(&cur, guard.replace)?;
+    let mut web = cur.web();
+    let note = change(&mut web)?;
+    let text = web.to_sieve();
+    save_text(store, limits, user, &cur.target(), text.as_bytes()).await?;
+    Ok(note)
 }

@@ -10,7 +10,7 @@ use super::filters::{Notes, foreign_notice, replace_box};
 use super::layout;
 use super::mailbox::folder_views;
 use super::rules::Vacation;
-use super::script_state::{self, Current, Refused};
+use super::script_state::{self, Current, Guard, Refused};
 use super::session::User;
 use super::{Ctx, WebError};
 use axum::Form;
@@ -136,19 +136,15 @@ impl VacationForm {
 
 async fn apply(ctx: &Ctx, user: &User, f: &VacationForm) -> Result<String, Refused> {
     let v = f.typed().checked().map_err(|e| Refused::User(e.0))?;
-    let cur = script_state::current(&ctx.store, &user.account).await?;
-    let mut web = cur.web();
-    web.vacation = Some(v);
-    script_state::save_web(
-        &ctx.store,
-        &ctx.config.sieve,
-        &user.account,
-        &f.base,
-        f.replace.is_some(),
-        &web,
-    )
-    .await?;
-    Ok("Vacation reply saved.".into())
+    let guard = Guard {
+        base: &f.base,
+        replace: f.replace.is_some(),
+    };
+    script_state::update(&ctx.store, &ctx.config.sieve, &user.account, guard, |web| {
+        web.vacation = Some(v);
+        Ok("Vacation reply saved.".into())
+    })
+    .await
 }
 
 pub async fn change(
