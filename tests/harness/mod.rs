@@ -36,7 +36,7 @@ pub use peers::{DnsServer, Sink, silent_server};
 pub use smtp::{Reply, Smtp};
 #[allow(unused_imports)]
 pub use text::{added_headers, contains, header, queue_id, text};
-pub use webmail::{webmail_run, webmail_server};
+pub use webmail::{browser_script, webmail_run, webmail_server};
 
 use std::collections::HashMap;
 use std::io::Write;
