@@ -30,7 +30,7 @@ pub use clients::{
 #[allow(unused_imports)]
 pub use dkim::{dkim_generate, printed_record};
 pub use dovecot::{Dovecot, hand_over};
-pub use load::{Deliveries, FaultyHop, LoadSender};
+pub use load::{Deliveries, FaultyHop, LoadSender, relay_under_load};
 pub use peers::{DnsServer, Sink, silent_server};
 #[allow(unused_imports)]
 pub use smtp::{Reply, Smtp};
