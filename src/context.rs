@@ -47,6 +47,7 @@ impl ServerContext {
     pub fn new(config: Config, store: Store) -> Result<Arc<ServerContext>, ContextError> {
         let config = Arc::new(config);
         store.set_node(&config.node_id);
+        store.set_queue_lease(config.queue.lease.0);
         store.set_default_quota(config.users.default_quota.map(|q| q.0));
         let tls = crate::tls::acceptor(&config)?;
         let default_domain = config

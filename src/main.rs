@@ -165,9 +165,20 @@ fn run(cli: Cli) -> Result<()> {
             helo,
             login,
             connect,
+            sieve,
         }) => {
             let input = trial_input(
-                file, &settings, &mail, from, to, client, helo, login, connect, &config,
+                file,
+                &settings,
+                &mail,
+                from,
+                to,
+                client,
+                helo,
+                login,
+                connect,
+                sieve.as_deref(),
+                &config,
             )
             .unwrap_or_else(|e| {
                 eprintln!("tern: {e:#}");

@@ -11,7 +11,7 @@
 
 mod harness;
 
-use harness::{FaultyHop, LoadSender, Tern, config, wait_for};
+use harness::{FaultyHop, LoadSender, Tern, relay_under_load, wait_for};
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 use tern::testing::postgres::PrivatePostgres;
@@ -19,13 +19,10 @@ use tern::testing::postgres::PrivatePostgres;
 /// The config of node `n` of a cluster on `url`, relaying to `hop_port`.
 /// (`node_id` is a top-level key: it goes before every table.)
 fn node_config(n: u32, url: &str, hop_port: u16) -> String {
-    let body = config(
-        "mx.example.test",
-        "example.test",
+    let body = relay_under_load(
+        hop_port,
         &format!(
-            "[relay]\ntrusted_networks = [\"127.0.0.0/8\"]\nsmarthost = \"127.0.0.1:{hop_port}\"\n\
-[queue]\nretry_intervals = [\"1s\"]\nreply_timeout = \"5s\"\nlease = \"3s\"\n\
-max_per_destination = 3\n\
+            "lease = \"3s\"\nmax_per_destination = 3\n\
 [store]\nbackend = \"postgres\"\nurl = \"{url}\"\nsslmode = \"disable\"\npool_size = 4\n"
         ),
     );

@@ -8,7 +8,7 @@
 
 mod harness;
 
-use harness::{FaultyHop, LoadSender, Tern, config};
+use harness::{FaultyHop, LoadSender, Tern, relay_under_load};
 use std::time::{Duration, SystemTime};
 
 /// A tiny xorshift generator (the kill moments; seeded from the clock and
@@ -27,15 +27,7 @@ impl Rng {
 #[test]
 fn sigkill_loop_loses_nothing() {
     let hop = FaultyHop::start("good", 0);
-    let mut tern = Tern::start(&config(
-        "mx.example.test",
-        "example.test",
-        &format!(
-            "[relay]\ntrusted_networks = [\"127.0.0.0/8\"]\nsmarthost = \"127.0.0.1:{}\"\n\
-[queue]\nretry_intervals = [\"1s\"]\nreply_timeout = \"5s\"\n",
-            hop.port
-        ),
-    ));
+    let mut tern = Tern::start(&relay_under_load(hop.port, ""));
     tern.pin_ports();
     let mut sender = LoadSender::start(tern.port("smtp"), 4);
     let seed = SystemTime::now()

@@ -88,3 +88,39 @@ fn a_plugin_that_traps_or_bad_input_exits_2() {
     let (code, _, err) = plugin_test("/nonexistent/plugin.wasm", &[]);
     assert_eq!(code, 2, "{err}");
 }
+
+#[test]
+fn the_delivery_hook_runs_a_sieve_script_for_each_recipient() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("bob.sieve");
+    std::fs::write(
+        &script,
+        "require [\"fileinto\", \"imap4flags\"];\n\
+         if header :contains \"subject\" \"plugin\" {\n  fileinto :flags \"\\\\Flagged\" \"Tests\";\n}\n",
+    )
+    .unwrap();
+    let script = script.display().to_string();
+    let (code, out, err) = plugin_test(
+        test_plugins::shipped::SIEVE,
+        &["--to", "bob@example.test", "--sieve", &script],
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("deliver"), "{out}");
+    assert!(
+        out.contains("keep in Tests with \\Flagged"),
+        "the script's fileinto and flag: {out}"
+    );
+    // Without a script the plugin has nothing to say: the default folder.
+    let (code, out, _) = plugin_test(test_plugins::shipped::SIEVE, &["--to", "bob@example.test"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("no answer: the default folder"), "{out}");
+    // A script that does not compile is the input's error.
+    std::fs::write(dir.path().join("bad.sieve"), "fileinto \"x\";\n").unwrap();
+    let bad = dir.path().join("bad.sieve").display().to_string();
+    let (code, out, err) = plugin_test(
+        test_plugins::shipped::SIEVE,
+        &["--to", "bob@example.test", "--sieve", &bad],
+    );
+    assert_eq!(code, 2, "{out}\n{err}");
+    assert!(err.contains("--sieve"), "{err}");
+}

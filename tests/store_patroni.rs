@@ -14,7 +14,7 @@
 mod harness;
 
 use harness::patroni::{self, PatroniCluster};
-use harness::{FaultyHop, LoadSender, READY_BOUND, Tern, config, wait_for};
+use harness::{FaultyHop, LoadSender, READY_BOUND, Tern, relay_under_load, wait_for};
 use std::time::{Duration, Instant};
 
 /// The longest any SMTP attempt may take, whatever the database does.
@@ -30,14 +30,10 @@ fn patroni_switchover_and_crash_under_load_lose_nothing_and_tern_follows() {
     }
     let mut cluster = PatroniCluster::start(3);
     let hop = FaultyHop::start("good", 0);
-    let mut tern = Tern::start(&config(
-        "mx.example.test",
-        "example.test",
+    let mut tern = Tern::start(&relay_under_load(
+        hop.port,
         &format!(
-            "[relay]\ntrusted_networks = [\"127.0.0.0/8\"]\nsmarthost = \"127.0.0.1:{}\"\n\
-[queue]\nretry_intervals = [\"1s\"]\nreply_timeout = \"5s\"\n\
-[store]\nbackend = \"postgres\"\nurl = \"{}\"\nsslmode = \"disable\"\npool_size = 8\n",
-            hop.port,
+            "[store]\nbackend = \"postgres\"\nurl = \"{}\"\nsslmode = \"disable\"\npool_size = 8\n",
             cluster.url()
         ),
     ));

@@ -7,7 +7,7 @@
 
 mod harness;
 
-use harness::{FaultyHop, LoadSender, READY_BOUND, Tern, config, wait_for};
+use harness::{FaultyHop, LoadSender, READY_BOUND, Tern, relay_under_load, wait_for};
 use std::time::{Duration, Instant};
 use tern::testing::postgres::PrivatePostgres;
 
@@ -15,15 +15,11 @@ use tern::testing::postgres::PrivatePostgres;
 fn postgres_stopped_under_load_loses_nothing_and_tern_recovers_by_itself() {
     let mut pg = PrivatePostgres::start();
     let hop = FaultyHop::start("good", 0);
-    let mut tern = Tern::start(&config(
-        "mx.example.test",
-        "example.test",
+    let mut tern = Tern::start(&relay_under_load(
+        hop.port,
         &format!(
-            "[relay]\ntrusted_networks = [\"127.0.0.0/8\"]\nsmarthost = \"127.0.0.1:{}\"\n\
-[queue]\nretry_intervals = [\"1s\"]\nreply_timeout = \"5s\"\n\
-[store]\nbackend = \"postgres\"\nurl = \"{}\"\nsslmode = \"disable\"\npool_size = 8\n\
+            "[store]\nbackend = \"postgres\"\nurl = \"{}\"\nsslmode = \"disable\"\npool_size = 8\n\
 statement_timeout = \"5s\"\nconnect_timeout = \"2s\"\n",
-            hop.port,
             pg.url()
         ),
     ));

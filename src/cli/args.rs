@@ -281,6 +281,10 @@ pub(crate) enum PluginCommand {
         /// Outgoing TCP the plugin may open, as `[[plugin]] connect` (repeatable)
         #[arg(long, value_name = "HOST:PORT")]
         connect: Vec<String>,
+        /// A Sieve script to make each recipient's active script (for a
+        /// delivery plugin such as plugins/sieve)
+        #[arg(long, value_name = "FILE")]
+        sieve: Option<PathBuf>,
     },
 }
 

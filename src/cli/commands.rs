@@ -21,9 +21,13 @@ pub(crate) fn trial_input(
     helo: String,
     login: Option<String>,
     connect: Vec<String>,
+    sieve: Option<&Path>,
     config: &Config,
 ) -> Result<tern::hooks::trial::TrialInput> {
     let message = std::fs::read(mail).with_context(|| format!("reading {}", mail.display()))?;
+    let sieve = sieve
+        .map(|p| std::fs::read(p).with_context(|| format!("reading {}", p.display())))
+        .transpose()?;
     let settings = settings
         .iter()
         .map(|kv| match kv.split_once('=') {
@@ -47,6 +51,7 @@ pub(crate) fn trial_input(
         helo,
         login,
         dns: config.dns.clone(),
+        sieve,
     })
 }
 

@@ -1,8 +1,9 @@
 //! `tern plugin test`: one plugin's hooks run on a given envelope and
 //! message outside a server, the way a session would call them (connect,
 //! helo, mail-from, then for each recipient rewrite-recipient, rcpt-to and
-//! route, then data), with a scratch store for its key-value area and the
-//! real resolver. Each call's answer and time is recorded for the CLI to
+//! route, then data, then deliver for each recipient's account), with a
+//! scratch store for its key-value area (and, with `--sieve`, the
+//! recipients' active script) and the real resolver. Each call's answer and time is recorded for the CLI to
 //! print; the final verdict says whether a server would have accepted the
 //! message. Only what the component implements is called.
 
@@ -36,6 +37,9 @@ pub struct TrialInput {
     pub login: Option<String>,
     /// The resolver the plugin's DNS look-ups use (the config's `[dns]`).
     pub dns: crate::config::DnsConfig,
+    /// A Sieve script made each recipient's active script in the scratch
+    /// store, for a delivery plugin that runs one (`--sieve`).
+    pub sieve: Option<Vec<u8>>,
 }
 
 /// One hook call and what came of it.
@@ -262,7 +266,7 @@ async fn run_session(
     // Some recipients may have been refused; the message goes on to the rest.
     run.report.refused = None;
     run.report.accepted = accepted.iter().map(|a| format!("<{a}>")).collect();
-    if !run.report.hooks.contains(&"on-data") {
+    if !run.report.hooks.contains(&"on-data") && !run.report.hooks.contains(&"deliver") {
         return Ok(());
     }
     run_data(run.report, store, &info, from, &params, &accepted, input).await
@@ -314,10 +318,53 @@ async fn run_data(
         skip: 0,
         arrival: bindings::arrival(info),
     };
+    let discarded =
+        report.hooks.contains(&"on-data") && data_hook(report, info, &envelope, &view).await;
+    if discarded || report.refused.is_some() || !report.hooks.contains(&"deliver") {
+        return Ok(());
+    }
+    let wit_envelope = bindings::envelope(&envelope);
+    for to in accepted {
+        let address = to.to_string();
+        let account = address.to_ascii_lowercase();
+        if let Some(script) = &input.sieve {
+            make_active(store, &account, script).await?;
+        }
+        let start = Instant::now();
+        let decision = info
+            .plugins
+            .deliver(
+                &wit_envelope,
+                &super::delivery::Account {
+                    name: &account,
+                    address: &address,
+                },
+                &view,
+            )
+            .await;
+        Runner { report }.record(
+            "deliver",
+            &format!("<{address}>"),
+            describe_delivery(decision.as_ref()),
+            start,
+        );
+    }
+    Ok(())
+}
+
+/// The data hook over the message: its verdict and edits recorded; a
+/// refusal ends the run. True: the message was discarded (nothing is
+/// delivered, so no delivery hook runs).
+async fn data_hook(
+    report: &mut TrialReport,
+    info: &SessionInfo,
+    envelope: &super::Envelope<'_>,
+    view: &MessageView,
+) -> bool {
     let start = Instant::now();
     let outcome = info
         .plugins
-        .data(info, &bindings::envelope(&envelope), &view)
+        .data(info, &bindings::envelope(envelope), view)
         .await;
     let mut parts = vec![match &outcome.verdict {
         None => "continue".to_string(),
@@ -349,7 +396,67 @@ async fn run_data(
         report.refused = Some(r);
         report.accepted.clear();
     }
-    Ok(())
+    outcome.discard
+}
+
+/// The account in the scratch store with `script` as its active Sieve
+/// script (a broken script is the input's error, as `tern sieve put`'s).
+async fn make_active(store: &Store, account: &str, script: &[u8]) -> Result<(), TrialError> {
+    match store.add_user(account, "trial").await {
+        Ok(()) | Err(crate::store::StoreError::UserExists(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let limits = crate::config::SieveConfig::default();
+    let sieve = store.sieve();
+    sieve
+        .put(account, "trial", script, &limits)
+        .await
+        .map_err(|e| TrialError::Input(format!("--sieve: {e}")))?;
+    sieve
+        .activate(account, Some("trial"))
+        .await
+        .map_err(|e| TrialError::Input(format!("--sieve: {e}")))
+}
+
+/// A delivery plugin's answer for one account, in words.
+fn describe_delivery(decision: Option<&super::delivery::DeliveryDecision>) -> String {
+    use super::delivery::DeliveryAction as A;
+    let Some(d) = decision else {
+        return "no answer: the default folder".into();
+    };
+    let mut parts: Vec<String> = d
+        .actions
+        .iter()
+        .map(|a| match a {
+            A::Store { folder, flags, .. } => {
+                let mut t = format!(
+                    "keep in {}",
+                    folder.as_deref().unwrap_or("the default folder")
+                );
+                if !flags.is_empty() {
+                    t.push_str(&format!(" with {}", flags.join(" ")));
+                }
+                t
+            }
+            A::Discard => "discard".into(),
+            A::Redirect(to) => format!(
+                "redirect to {}",
+                to.iter()
+                    .map(|a| a.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            A::Reject(reason) => format!("reject: {reason}"),
+            A::Vacation(m) => format!("vacation reply ({} bytes)", m.len()),
+        })
+        .collect();
+    if !d.outgoing.is_empty() {
+        parts.push(format!("sends {} message(s)", d.outgoing.len()));
+    }
+    if parts.is_empty() {
+        parts.push("no action".into());
+    }
+    parts.join("; ")
 }
 
 struct Runner<'a> {

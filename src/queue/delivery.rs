@@ -83,9 +83,9 @@ pub struct Deliverer {
     /// TLS-RPT tallies and reports (`relay.tls_rpt`).
     pub tls_rpt: Option<Arc<TlsRpt>>,
     pub pool: ConnectionPool,
-    /// Deliveries at once per destination (`queue.max_per_destination`).
-    pub per_destination:
-        std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Semaphore>>>,
+    /// Deliveries at once per destination (`queue.max_per_destination`,
+    /// this node's share of it on a shared store).
+    pub(super) gates: super::cluster::Gates,
     /// Leases on entries and destination slots (a shared store).
     pub(super) claims: super::cluster::Claims,
 }
@@ -211,10 +211,11 @@ impl Deliverer {
         }
         let destinations = groups.len();
         for (n, ((destination, demand), members)) in groups.into_iter().enumerate() {
-            let limit = self.destination_limit(&destination);
-            let _permit = limit.acquire_owned().await;
             let max = self.ctx.config.queue.max_per_destination;
-            let _slot = self.claims.destination_slot(&destination, max).await;
+            let _passage = self
+                .gates
+                .enter(&destination, || self.claims.share(max))
+                .await;
             let (outcomes, tls, policy) = self
                 .deliver_group(&entry, &destination, demand.as_ref(), &members)
                 .await;
@@ -521,17 +522,6 @@ impl Deliverer {
             last_error = format!("{demand}: {last_error}");
         }
         all(&deferred(&last_status, last_error), policy)
-    }
-
-    fn destination_limit(&self, destination: &str) -> Arc<tokio::sync::Semaphore> {
-        let mut map = self
-            .per_destination
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        let max = self.ctx.config.queue.max_per_destination.max(1);
-        map.entry(destination.to_string())
-            .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(max)))
-            .clone()
     }
 
     /// One transaction with a hop, on a cached session when there is one.

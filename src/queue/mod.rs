@@ -143,8 +143,22 @@ pub async fn run(ctx: Arc<ServerContext>, mut shutdown: Shutdown) {
     let mut in_flight: HashSet<u64> = HashSet::new();
     let mut rerun: HashSet<u64> = HashSet::new();
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(u64, Option<i64>)>();
-    let mut next_scan = tokio::time::Instant::now() + deliverer.claims.scan_interval();
+    let mut next_scan = tokio::time::Instant::now();
+    let beat_every = deliverer.claims.scan_interval() / 3;
+    let mut next_beat = tokio::time::Instant::now();
+    // A node that joins others delivers only once they have counted it
+    // (each counts every `beat_every`), so the shares of a cluster-wide
+    // limit never add up past it.
+    let mut hold_until = tokio::time::Instant::now();
     loop {
+        if deliverer.claims.shared() && tokio::time::Instant::now() >= next_beat {
+            next_beat = tokio::time::Instant::now() + beat_every;
+            match deliverer.claims.heartbeat().await {
+                Ok(Some(others)) if others > 0 => hold_until = next_beat,
+                Ok(_) => {}
+                Err(e) => tracing::warn!("renewing this node's heartbeat failed: {e}"),
+            }
+        }
         if deliverer.claims.shared() && tokio::time::Instant::now() >= next_scan {
             next_scan = tokio::time::Instant::now() + deliverer.claims.scan_interval();
             match deliverer.claims.unclaimed().await {
@@ -159,7 +173,8 @@ pub async fn run(ctx: Arc<ServerContext>, mut shutdown: Shutdown) {
             }
         }
         let now_s = now();
-        while let Some(id) = schedule.pop_due(now_s) {
+        let holding = tokio::time::Instant::now() < hold_until;
+        while let Some(id) = schedule.pop_due(now_s).filter(|_| !holding) {
             if !in_flight.insert(id) {
                 rerun.insert(id); // runs again once the current pass reports back
                 continue;
@@ -194,7 +209,12 @@ pub async fn run(ctx: Arc<ServerContext>, mut shutdown: Shutdown) {
             .unwrap_or(MAX_SLEEP)
             .min(MAX_SLEEP)
             .min(IDLE_CONNECTION_TIME)
-            .min(deliverer.claims.scan_interval());
+            .min(deliverer.claims.scan_interval())
+            .min(if deliverer.claims.shared() {
+                beat_every
+            } else {
+                MAX_SLEEP
+            });
         tokio::select! {
             Some((id, at)) = events.recv() => schedule.set(id, at),
             Some((id, next)) = done_rx.recv() => {
@@ -283,7 +303,7 @@ fn make_deliverer(
             config.queue.max_per_destination,
             IDLE_CONNECTION_TIME,
         ),
-        per_destination: Default::default(),
+        gates: Default::default(),
         claims: cluster::Claims::new(
             ctx.store.clone(),
             config.node_id.clone(),

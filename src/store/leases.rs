@@ -108,6 +108,41 @@ impl Store {
         .await
     }
 
+    /// Lease `name` as written for `holder` with at least `left` to run,
+    /// read and not written: the work is already this holder's (a queue
+    /// entry leased by the write that queued it). None: take it instead.
+    pub async fn adopt_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        left: Duration,
+    ) -> Result<Option<Lease>, StoreError> {
+        let key = lease_key(name);
+        let Some(written) = self.inner.backend.get(Space::Meta, &key).await? else {
+            return Ok(None);
+        };
+        let record: LeaseRecord = decode("lease", &written)?;
+        if record.holder != holder || record.until_ms < now_ms().saturating_add(ttl_ms(left)) {
+            return Ok(None);
+        }
+        Ok(Some(Lease {
+            key,
+            written,
+            record,
+        }))
+    }
+
+    /// Adds to `batch` a new lease `name` for `holder`, `ttl` from now
+    /// (written with the work it guards, so nobody can take it between).
+    pub(super) fn lease_in(&self, batch: &mut Batch, name: &str, holder: &str, ttl: Duration) {
+        let record = LeaseRecord {
+            holder: holder.to_string(),
+            until_ms: now_ms().saturating_add(ttl_ms(ttl)),
+            token: rand::random(),
+        };
+        batch.put(Space::Meta, lease_key(name), encode(&record));
+    }
+
     /// Extends a lease held here by `ttl` from now. False: it was lost
     /// (lapsed and taken by another holder, or dropped).
     pub async fn renew_lease(&self, lease: &mut Lease, ttl: Duration) -> Result<bool, StoreError> {
@@ -235,6 +270,11 @@ pub struct KeptLease {
 }
 
 impl KeptLease {
+    /// Whether it is still being renewed (not lost to another holder).
+    pub fn is_kept(&self) -> bool {
+        self.task.as_ref().is_some_and(|t| !t.is_finished())
+    }
+
     /// Stops renewing; returns the lease as last written, to be dropped
     /// with the write set that ends the work (`drop_lease_in`).
     pub fn stop(mut self) -> Lease {

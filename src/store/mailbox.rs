@@ -7,7 +7,7 @@
 
 use super::backend::{KeyRange, ScanOrder, Space};
 use super::blobs::BlobWriter;
-use super::queue::{QueueEntry, queue_key};
+use super::queue::QueueEntry;
 use super::subscriptions::kept_key;
 use super::writeset::WriteSet;
 use super::{BlobId, Store, StoreError, decode, now};
@@ -278,7 +278,7 @@ impl Store {
                     uids.push(ws.add_copy(&c.user, &c.folder, copy, true).await?);
                 }
                 if let Some(q) = queue {
-                    ws.batch.put(Space::Meta, queue_key(q.id), self.stamped(q));
+                    self.queue_in(&mut ws.batch, q);
                 }
                 if let Some(t) = trace {
                     super::trace::put_trace(&mut ws.batch, t);

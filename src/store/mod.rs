@@ -125,6 +125,9 @@ struct Inner {
     default_quota: std::sync::atomic::AtomicU64,
     /// This process's `node_id` (stamped on the queue entries it accepts).
     node: std::sync::OnceLock<String>,
+    /// `[queue] lease`: a shared store's entries are queued leased to the
+    /// node that accepted them for this long.
+    queue_lease: std::sync::OnceLock<std::time::Duration>,
     /// Users whose folders are polled for other nodes' changes (`watch.rs`).
     watched: Arc<std::sync::Mutex<watch::Watched>>,
 }
@@ -155,6 +158,7 @@ impl Store {
                 turns: turns::Turns::new(),
                 default_quota: std::sync::atomic::AtomicU64::new(quota::NO_DEFAULT),
                 node: std::sync::OnceLock::new(),
+                queue_lease: std::sync::OnceLock::new(),
                 watched: Arc::default(),
             }),
         };
@@ -165,6 +169,11 @@ impl Store {
     /// Names this process among the nodes sharing the store (once).
     pub fn set_node(&self, node_id: &str) {
         let _ = self.inner.node.set(node_id.to_string());
+    }
+
+    /// `[queue] lease`: how long a new entry stays leased to this node.
+    pub fn set_queue_lease(&self, ttl: std::time::Duration) {
+        let _ = self.inner.queue_lease.set(ttl);
     }
 
     /// This process's `node_id` ("" when none was set: tools, tests).

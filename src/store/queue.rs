@@ -158,8 +158,20 @@ pub(super) fn queue_key(id: u64) -> Vec<u8> {
 }
 
 impl Store {
+    /// Puts a new entry into `batch`, stamped with this node's id; on a
+    /// shared store leased to this node too, so its first delivery pass
+    /// is this node's without another write (`Claims::claim`).
+    pub(super) fn queue_in(&self, batch: &mut Batch, entry: &QueueEntry) {
+        batch.put(Space::Meta, queue_key(entry.id), self.stamped(entry));
+        if let (true, Some(ttl)) = (self.is_shared(), self.inner.queue_lease.get()) {
+            if !self.node().is_empty() {
+                self.lease_in(batch, &delivery_lease(entry.id), self.node(), *ttl);
+            }
+        }
+    }
+
     /// A new entry as stored: stamped with this node's id.
-    pub(super) fn stamped(&self, entry: &QueueEntry) -> Vec<u8> {
+    fn stamped(&self, entry: &QueueEntry) -> Vec<u8> {
         if entry.node.is_some() || self.node().is_empty() {
             return encode(entry);
         }
@@ -231,8 +243,7 @@ impl Store {
         self.attempt(|| async {
             let mut ws = WriteSet::new(self);
             ws.adjust_refs(entry.blob, 1).await?;
-            ws.batch
-                .put(Space::Meta, queue_key(entry.id), self.stamped(entry));
+            self.queue_in(&mut ws.batch, entry);
             ws.commit().await
         })
         .await

@@ -93,6 +93,8 @@ pub fn page(
                     }
                 }
                 a.manage href="/folders" { "Manage folders" }
+                a.manage href="/filters" { "Filters" }
+                a.manage href="/vacation" { "Vacation reply" }
             }
             main.content { (content) }
         }

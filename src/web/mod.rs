@@ -18,20 +18,31 @@
 //!   section, the reader's own part of the message's decision trace.
 //! - `compose.rs`: compose, reply, reply-all, forward, drafts and sending
 //!   (the submission path `crate::submit::submit`, then a copy in `Sent`).
+//! - `filters.rs` (rules: header condition → action), `vacation.rs` (the
+//!   automatic reply) and `sieve_text.rs` (the script as text, compiled
+//!   before it is saved): the user's active Sieve script, the one
+//!   ManageSieve and the sieve plugin use. `rules.rs` writes the rules and
+//!   the vacation out as one script and reads it back; `script_state.rs`
+//!   reads, versions and saves it.
 //!
 //! A page never contains message content unescaped: maud escapes every
 //! interpolation, and the only HTML taken from a message is the sanitised
 //! body served on its own route to the sandboxed frame.
 
 mod compose;
+mod filters;
 mod folders;
 mod layout;
 mod mailbox;
 mod message;
+mod rules;
 mod sanitize;
+mod script_state;
 mod security;
 mod send;
 mod session;
+mod sieve_text;
+mod vacation;
 mod why;
 
 use crate::context::ServerContext;
@@ -117,6 +128,15 @@ pub fn router(ctx: Arc<ServerContext>) -> Router {
         .route("/logout", post(session::logout))
         .route("/folder", get(mailbox::folder_page))
         .route("/folders", get(folders::folders_page).post(folders::change))
+        .route("/filters", get(filters::filters_page).post(filters::change))
+        .route(
+            "/filters/script",
+            get(sieve_text::script_page).post(sieve_text::change),
+        )
+        .route(
+            "/vacation",
+            get(vacation::vacation_page).post(vacation::change),
+        )
         .route("/action", post(mailbox::action))
         .route("/message", get(message::message_page))
         .route("/message/body", get(message::body_frame))

@@ -147,6 +147,20 @@ delivered without acknowledgement {}",
     }
 }
 
+/// The config of a server under load that relays everything from
+/// loopback to the next hop on `hop_port` and retries every second, plus
+/// `extra` (more `[queue]` keys first, then tables such as `[store]`).
+pub fn relay_under_load(hop_port: u16, extra: &str) -> String {
+    super::config(
+        "mx.example.test",
+        "example.test",
+        &format!(
+            "[relay]\ntrusted_networks = [\"127.0.0.0/8\"]\nsmarthost = \"127.0.0.1:{hop_port}\"\n\
+[queue]\nretry_intervals = [\"1s\"]\nreply_timeout = \"5s\"\n{extra}"
+        ),
+    )
+}
+
 /// `load_sender.py`: THREADS senders through PORT until stopped.
 pub struct LoadSender {
     child: Option<Child>,

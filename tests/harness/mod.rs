@@ -30,13 +30,13 @@ pub use clients::{
 #[allow(unused_imports)]
 pub use dkim::{dkim_generate, printed_record};
 pub use dovecot::{Dovecot, hand_over};
-pub use load::{Deliveries, FaultyHop, LoadSender};
+pub use load::{Deliveries, FaultyHop, LoadSender, relay_under_load};
 pub use peers::{DnsServer, Sink, silent_server};
 #[allow(unused_imports)]
 pub use smtp::{Reply, Smtp};
 #[allow(unused_imports)]
 pub use text::{added_headers, contains, header, queue_id, text};
-pub use webmail::{webmail_run, webmail_server};
+pub use webmail::{browser_script, webmail_run, webmail_server};
 
 use std::collections::HashMap;
 use std::io::Write;

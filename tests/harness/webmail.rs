@@ -4,6 +4,7 @@
 
 use super::{Tern, config, python};
 use std::path::Path;
+use std::process::Command;
 
 /// A web mail server for example.test with bob (`bob-pw`) and carol
 /// (`carol-pw`); `extra` is more TOML.
@@ -34,4 +35,32 @@ pub fn webmail_run(t: &Tern, body: &str) -> String {
         fixtures = fixtures.display().to_string(),
     );
     python(&script, &[])
+}
+
+/// Runs the Selenium script `tests/fixtures/<fixture>` with `args`, after
+/// the `TERN_WEB_SCREENSHOTS` folder (empty when unset) is appended, and
+/// fails with its output and the server's log unless it printed "ok".
+pub fn browser_script(t: &Tern, fixture: &str, args: &[String]) {
+    assert!(
+        Path::new("/usr/bin/chromium").exists() && Path::new("/usr/bin/chromedriver").exists(),
+        "chromium and chromium-driver are missing: run scripts/install-test-deps"
+    );
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(fixture);
+    let shots = std::env::var("TERN_WEB_SCREENSHOTS").unwrap_or_default();
+    let out = Command::new("python3")
+        .arg(script)
+        .args(args)
+        .arg(shots)
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "ok",
+        "browser test failed ({}):\nstdout:\n{}\nstderr:\n{}\nserver log:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        t.log()
+    );
 }
