@@ -56,9 +56,11 @@ impl<K: Hash + Eq + Clone, V: Clone> Fifo<K, V> {
     }
 }
 
+/// (body, extended: BODYSTRUCTURE rather than BODY) → as rendered.
+type RenderedBodies = Fifo<(BlobId, bool), Arc<[u8]>>;
+
 pub struct Structures {
-    /// (body, extended: BODYSTRUCTURE rather than BODY) → as rendered.
-    rendered: Mutex<Fifo<(BlobId, bool), Arc<[u8]>>>,
+    rendered: Mutex<RenderedBodies>,
     /// Body → its header facts (position, arrival and size are the copy's).
     facts: Mutex<Fifo<BlobId, Arc<Facts>>>,
 }
