@@ -4,8 +4,8 @@
 # 1. imaptest's stress mode (random commands with state checking, CLIENTS
 #    clients for SECS seconds, ROUNDS times, the servers taking turns so
 #    they see the same load) against
-#      - Tern (argon2id, its default; auth_cache_size as configured: default),
-#      - Tern with auth_cache_size = 0 (every login checks argon2),
+#      - Tern with auth_cache_size = 10000 (its login cache on),
+#      - Tern with auth_cache_size = 0 (its default: every login checks argon2),
 #      - Dovecot, passwd-file with an {ARGON2ID} hash of Tern's parameters
 #        (m=19456 KiB, t=2, p=1: argon2's defaults, which Tern uses), without
 #        its auth cache (auth_cache_size = 0, Dovecot's default),
@@ -103,7 +103,7 @@ start() { # LABEL USERS...
     local label=$1
     shift
     case $label in
-    tern) start_tern "$TERN_BIN" "$work/$label" "" "$@" ;;
+    tern) start_tern "$TERN_BIN" "$work/$label" "auth_cache_size = 10000" "$@" ;;
     tern-nocache) start_tern "$TERN_BIN" "$work/$label" "auth_cache_size = 0" "$@" ;;
     tern-baseline) start_tern "$TERN_BASELINE" "$work/$label" "" "$@" ;;
     dovecot-nocache) DOVECOT_EXTRA="auth_cache_size = 0" dovecot_start "$@" >/dev/null ;;

@@ -31,8 +31,8 @@ pub struct LimitsConfig {
     pub auth_failure_delay: ConfigDuration,
     /// Accounts whose last successful password check is remembered (as a
     /// keyed digest, never the password), so logging in again skips the
-    /// argon2 check while the stored hash is unchanged; 0: off. Dovecot's
-    /// `auth_cache_size`, counted in accounts.
+    /// argon2 check while the stored hash is unchanged; 0 (the default,
+    /// as Dovecot's): off. Counted in accounts.
     pub auth_cache_size: usize,
     /// How long a remembered check stays valid (Dovecot's `auth_cache_ttl`).
     pub auth_cache_ttl: ConfigDuration,
@@ -62,7 +62,7 @@ impl Default for LimitsConfig {
             max_commands_per_session: 10_000,
             max_auth_failures: 10,
             auth_failure_delay: ConfigDuration(Duration::from_millis(500)),
-            auth_cache_size: 10_000,
+            auth_cache_size: 0,
             auth_cache_ttl: ConfigDuration(Duration::from_secs(3600)),
             max_sessions_per_user: 20,
             max_mime_parts: 1000,
