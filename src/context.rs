@@ -28,8 +28,6 @@ pub struct ServerContext {
     pub queue: QueueHandle,
     /// Connections per client address, sessions per user.
     pub limits: Arc<crate::limits::Limits>,
-    /// BODY and BODYSTRUCTURE as rendered, per message body (IMAP FETCH).
-    pub imap_structures: crate::imap::Structures,
 }
 
 /// Why the context could not be built.
@@ -77,7 +75,6 @@ impl ServerContext {
                 config.relay.trusted_networks.clone(),
                 Some(store.clone()),
             ),
-            imap_structures: Default::default(),
             config,
             store,
             tls,

@@ -253,7 +253,6 @@ impl Session {
                 _ => false,
             })
         });
-        let ctx = self.ctx.clone();
         let marks_seen = items.iter().any(|i| {
             matches!(
                 i,
@@ -322,11 +321,12 @@ impl Session {
         }
         let mut out = Vec::with_capacity(64 * 1024);
         let mut missing = false;
+        let structures = super::structures::of(&store);
         for &p in &positions {
             let meta = &view.messages[p];
             let rendered: Rendered = [0, 1].map(|i| {
                 wanted[i]
-                    .then(|| ctx.imap_structures.get(meta.blob, i == 1))
+                    .then(|| structures.get(meta.blob, i == 1))
                     .flatten()
             });
             let need = if (0..2).all(|i| !wanted[i] || rendered[i].is_some()) {
@@ -354,7 +354,7 @@ impl Session {
                 &items,
                 &bytes,
                 condstore && changed_since.is_some(),
-                (&rendered, &ctx.imap_structures),
+                (&rendered, &structures),
             );
             if rendered.is_err() {
                 out.truncate(start);

@@ -22,9 +22,9 @@ impl Session {
             return Vec::new();
         };
         let mut out = Vec::with_capacity(positions.len());
+        let cache = super::structures::of(&self.ctx.store);
         for &p in positions {
             let meta = &view.messages[p];
-            let cache = &self.ctx.imap_structures;
             if let Some(known) = cache.facts(meta.blob) {
                 out.push(known.for_copy(p, meta));
                 continue;

@@ -74,6 +74,18 @@ impl Default for Structures {
     }
 }
 
+/// The cache of `store`'s bodies: one per store opened in the process
+/// (shared by every session on it).
+pub fn of(store: &crate::store::Store) -> Arc<Structures> {
+    static ALL: std::sync::LazyLock<Mutex<HashMap<u64, Arc<Structures>>>> =
+        std::sync::LazyLock::new(Default::default);
+    ALL.lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .entry(store.instance())
+        .or_default()
+        .clone()
+}
+
 impl Structures {
     pub fn get(&self, blob: BlobId, extended: bool) -> Option<Arc<[u8]>> {
         let rendered = self.rendered.lock().unwrap_or_else(|p| p.into_inner());

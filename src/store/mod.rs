@@ -130,7 +130,13 @@ struct Inner {
     queue_lease: std::sync::OnceLock<std::time::Duration>,
     /// Users whose folders are polled for other nodes' changes (`watch.rs`).
     watched: Arc<std::sync::Mutex<watch::Watched>>,
+    /// Tells this store from any other opened in the process (caches of
+    /// what is derived from its blobs are kept per store).
+    instance: u64,
 }
+
+/// The next `Inner::instance`.
+static INSTANCES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 impl From<BackendError> for StoreError {
     fn from(e: BackendError) -> StoreError {
@@ -160,6 +166,7 @@ impl Store {
                 node: std::sync::OnceLock::new(),
                 queue_lease: std::sync::OnceLock::new(),
                 watched: Arc::default(),
+                instance: INSTANCES.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             }),
         };
         store.discard_unfinished_blobs().await?;
@@ -174,6 +181,11 @@ impl Store {
     /// `[queue] lease`: how long a new entry stays leased to this node.
     pub fn set_queue_lease(&self, ttl: std::time::Duration) {
         let _ = self.inner.queue_lease.set(ttl);
+    }
+
+    /// This store's number among the stores opened in this process.
+    pub fn instance(&self) -> u64 {
+        self.inner.instance
     }
 
     /// This process's `node_id` ("" when none was set: tools, tests).
