@@ -246,6 +246,8 @@ pub(crate) enum KeyAlgorithm {
 }
 
 #[derive(Subcommand)]
+// `Test` carries the whole trial's arguments; parsed once per run.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum PluginCommand {
     /// The configured plugins and the hooks each exports (loads and type-checks each)
     List,

@@ -163,10 +163,10 @@ impl Store {
     /// is this node's without another write (`Claims::claim`).
     pub(super) fn queue_in(&self, batch: &mut Batch, entry: &QueueEntry) {
         batch.put(Space::Meta, queue_key(entry.id), self.stamped(entry));
-        if let (true, Some(ttl)) = (self.is_shared(), self.inner.queue_lease.get()) {
-            if !self.node().is_empty() {
-                self.lease_in(batch, &delivery_lease(entry.id), self.node(), *ttl);
-            }
+        if let (true, Some(ttl)) = (self.is_shared(), self.inner.queue_lease.get())
+            && !self.node().is_empty()
+        {
+            self.lease_in(batch, &delivery_lease(entry.id), self.node(), *ttl);
         }
     }
 
