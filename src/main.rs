@@ -155,32 +155,8 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Plugin(PluginCommand::Test {
-            file,
-            settings,
-            mail,
-            from,
-            to,
-            client,
-            helo,
-            login,
-            connect,
-            sieve,
-        }) => {
-            let input = trial_input(
-                file,
-                &settings,
-                &mail,
-                from,
-                to,
-                client,
-                helo,
-                login,
-                connect,
-                sieve.as_deref(),
-                &config,
-            )
-            .unwrap_or_else(|e| {
+        Command::Plugin(PluginCommand::Test(args)) => {
+            let input = trial_input(&args, &config).unwrap_or_else(|e| {
                 eprintln!("tern: {e:#}");
                 std::process::exit(2)
             });

@@ -246,8 +246,6 @@ pub(crate) enum KeyAlgorithm {
 }
 
 #[derive(Subcommand)]
-// `Test` carries the whole trial's arguments; parsed once per run.
-#[allow(clippy::large_enum_variant)]
 pub(crate) enum PluginCommand {
     /// The configured plugins and the hooks each exports (loads and type-checks each)
     List,
@@ -258,36 +256,40 @@ pub(crate) enum PluginCommand {
     /// Run a plugin's hooks on a message outside a server and print each
     /// verdict; exit 0 when the message would be accepted, 1 when refused,
     /// 2 on error (the plugin failed, or bad input)
-    Test {
-        file: PathBuf,
-        /// A `[[plugin]] config` entry (repeatable)
-        #[arg(long = "set", value_name = "KEY=VALUE")]
-        settings: Vec<String>,
-        /// The message (.eml)
-        #[arg(long, value_name = "FILE")]
-        mail: PathBuf,
-        /// Envelope sender (default: the message's From:; "<>" for none)
-        #[arg(long)]
-        from: Option<String>,
-        /// Envelope recipient (repeatable; default: the message's To: and Cc:)
-        #[arg(long)]
-        to: Vec<String>,
-        /// The client's address
-        #[arg(long, default_value = "192.0.2.1")]
-        client: std::net::IpAddr,
-        #[arg(long, default_value = "client.example")]
-        helo: String,
-        /// The account the client logged in as (a submission session)
-        #[arg(long)]
-        login: Option<String>,
-        /// Outgoing TCP the plugin may open, as `[[plugin]] connect` (repeatable)
-        #[arg(long, value_name = "HOST:PORT")]
-        connect: Vec<String>,
-        /// A Sieve script to make each recipient's active script (for a
-        /// delivery plugin such as plugins/sieve)
-        #[arg(long, value_name = "FILE")]
-        sieve: Option<PathBuf>,
-    },
+    Test(Box<TrialArgs>),
+}
+
+/// `tern plugin test`'s arguments: the plugin, the message and the session.
+#[derive(clap::Args)]
+pub(crate) struct TrialArgs {
+    pub file: PathBuf,
+    /// A `[[plugin]] config` entry (repeatable)
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub settings: Vec<String>,
+    /// The message (.eml)
+    #[arg(long, value_name = "FILE")]
+    pub mail: PathBuf,
+    /// Envelope sender (default: the message's From:; "<>" for none)
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Envelope recipient (repeatable; default: the message's To: and Cc:)
+    #[arg(long)]
+    pub to: Vec<String>,
+    /// The client's address
+    #[arg(long, default_value = "192.0.2.1")]
+    pub client: std::net::IpAddr,
+    #[arg(long, default_value = "client.example")]
+    pub helo: String,
+    /// The account the client logged in as (a submission session)
+    #[arg(long)]
+    pub login: Option<String>,
+    /// Outgoing TCP the plugin may open, as `[[plugin]] connect` (repeatable)
+    #[arg(long, value_name = "HOST:PORT")]
+    pub connect: Vec<String>,
+    /// A Sieve script to make each recipient's active script (for a
+    /// delivery plugin such as plugins/sieve)
+    #[arg(long, value_name = "FILE")]
+    pub sieve: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]

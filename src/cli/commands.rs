@@ -10,22 +10,25 @@ use tern::admin::{self, AdminRequest};
 use tern::config::Config;
 
 /// The envelope and message `tern plugin test` runs on.
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn trial_input(
-    plugin: PathBuf,
-    settings: &[String],
-    mail: &Path,
-    from: Option<String>,
-    to: Vec<String>,
-    client: std::net::IpAddr,
-    helo: String,
-    login: Option<String>,
-    connect: Vec<String>,
-    sieve: Option<&Path>,
+    args: &super::args::TrialArgs,
     config: &Config,
 ) -> Result<tern::hooks::trial::TrialInput> {
+    let super::args::TrialArgs {
+        file,
+        settings,
+        mail,
+        from,
+        to,
+        client,
+        helo,
+        login,
+        connect,
+        sieve,
+    } = args;
     let message = std::fs::read(mail).with_context(|| format!("reading {}", mail.display()))?;
     let sieve = sieve
+        .as_deref()
         .map(|p| std::fs::read(p).with_context(|| format!("reading {}", p.display())))
         .transpose()?;
     let settings = settings
@@ -36,20 +39,20 @@ pub(crate) fn trial_input(
         })
         .collect::<Result<Vec<_>>>()?;
     let (header_from, header_to) = tern::hooks::trial::header_addresses(&message);
-    let to = if to.is_empty() { header_to } else { to };
+    let to = if to.is_empty() { header_to } else { to.clone() };
     if to.is_empty() {
         bail!("no recipient: give --to, or a message with To: or Cc:");
     }
     Ok(tern::hooks::trial::TrialInput {
-        plugin,
+        plugin: file.clone(),
         settings,
-        connect,
-        from: from.or(header_from).unwrap_or_default(),
+        connect: connect.clone(),
+        from: from.clone().or(header_from).unwrap_or_default(),
         to,
         message,
-        client,
-        helo,
-        login,
+        client: *client,
+        helo: helo.clone(),
+        login: login.clone(),
         dns: config.dns.clone(),
         sieve,
     })
