@@ -62,7 +62,11 @@ s.quit()
 bob = os.path.join(ROOT, "example.test", "bob")
 for sub in ("tmp", "new", "cur"):
     assert os.path.isdir(os.path.join(bob, sub)), sub
-names = sorted(os.listdir(os.path.join(bob, "new")))
+# Delivery order: seconds, then microseconds, then the delivery counter
+# (a plain string sort would put M119000 before M82000).
+def delivered(n):
+    return tuple(int(x) for x in re.match(r"(\d+)\.M(\d+)Q(\d+)", n).groups())
+names = sorted(os.listdir(os.path.join(bob, "new")), key=delivered)
 assert len(names) == 2 and not os.listdir(os.path.join(bob, "tmp")), names
 for n in names:
     m = re.fullmatch(r"(\d+)\.M(\d+)Q(\d+)\.mx\.example\.test,S=(\d+),W=(\d+)", n)
