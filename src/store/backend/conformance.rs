@@ -14,6 +14,7 @@ async fn run_all(engine: &Backend) {
     conditions_on_absent_and_present_keys(engine).await;
     racing_counters_lose_no_update(engine).await;
     racing_writers_never_share_a_uid(engine).await;
+    concurrent_sets_stand_or_fall_alone(engine).await;
     ids_are_unique_and_increasing(engine).await;
     changes_follow_commits_only(engine).await;
     large_values_and_binary_keys(engine).await;
@@ -269,6 +270,63 @@ async fn racing_writers_never_share_a_uid(b: &Backend) {
         .await
         .unwrap();
     assert_eq!(stored.len(), 60, "every message stored under its own UID");
+}
+
+/// Many write sets at once (sled's writer applies those that arrive
+/// together as one transaction): half require a key that one of them
+/// creates, so some of them conflict; each set is all or nothing, and the
+/// others' outcomes do not depend on it.
+async fn concurrent_sets_stand_or_fall_alone(b: &Backend) {
+    let b = Arc::new(b.clone());
+    let mut tasks = Vec::new();
+    for i in 0..64u32 {
+        let b = b.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut batch = Batch::new();
+            if i == 32 {
+                batch.put(Space::Meta, b"t10/guard".to_vec(), b"set".to_vec());
+            } else if i % 2 == 1 {
+                batch.require(Space::Meta, b"t10/guard".to_vec(), None);
+            }
+            batch.put(
+                Space::Meta,
+                format!("t10/a{i:02}").into_bytes(),
+                b"a".to_vec(),
+            );
+            batch.put(
+                Space::Blobs,
+                format!("t10/b{i:02}").into_bytes(),
+                b"b".to_vec(),
+            );
+            (i, b.commit(batch).await)
+        }));
+    }
+    let mut conflicts = 0;
+    for task in tasks {
+        let (i, outcome) = task.await.expect("task");
+        let a = b
+            .get(Space::Meta, format!("t10/a{i:02}").as_bytes())
+            .await
+            .unwrap();
+        let blob = b
+            .get(Space::Blobs, format!("t10/b{i:02}").as_bytes())
+            .await
+            .unwrap();
+        match outcome {
+            Ok(()) => assert!(a.is_some() && blob.is_some(), "set {i} committed in full"),
+            Err(BackendError::Conflict) => {
+                assert!(i % 2 == 1, "set {i} had no condition to fail");
+                assert!(
+                    a.is_none() && blob.is_none(),
+                    "set {i} conflicted: nothing of it"
+                );
+                conflicts += 1;
+            }
+            Err(e) => panic!("set {i}: {e}"),
+        }
+    }
+    assert!(conflicts <= 32);
+    assert!(b.get(Space::Meta, b"t10/guard").await.unwrap().is_some());
 }
 
 async fn ids_are_unique_and_increasing(b: &Backend) {

@@ -71,7 +71,7 @@ impl Space {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum BackendError {
     /// A condition of the write set did not hold, or the write raced
     /// another one: read again and retry.
@@ -361,7 +361,7 @@ impl Backend {
     pub async fn commit_kept(&self, batch: &mut Batch) -> Result<(), BackendError> {
         if !batch.is_empty() {
             match self {
-                Backend::Sled(b) => b.commit(batch)?,
+                Backend::Sled(b) => b.commit(batch).await?,
                 Backend::Postgres(b) => b.commit(batch).await?,
             }
         }

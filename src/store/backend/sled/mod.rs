@@ -1,21 +1,22 @@
 //! The embedded default engine: sled in `DATA_DIR/store`, one tree per
 //! [`Space`] (`meta`, `blobs`: the layout every earlier release wrote, so an
 //! existing data directory opens unchanged). Write sets are sled
-//! transactions over both trees; a condition that does not hold aborts the
-//! transaction and is reported as a conflict. The durability point is the
+//! transactions over both trees, applied by one writer thread that groups
+//! the sets arriving together into one transaction (`apply.rs`); a set
+//! whose condition does not hold is left out and reported as a conflict.
+//! The durability point is the
 //! group commit of `commit.rs` (sled's flush, then fdatasync of its log).
 //! Point-in-time reads for backups while the server runs: `capture.rs`.
 //!
 //! Nothing outside this folder sees a sled type.
 
+mod apply;
 mod capture;
 mod commit;
 
-use super::{BackendError, Batch, KeyRange, KeyValues, ScanOrder, Space, Write};
-use sled::Transactional;
-use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
+use super::{BackendError, Batch, KeyRange, KeyValues, ScanOrder, Space};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use tokio::sync::broadcast;
 
 /// sled with its trees and the group-commit flusher (cheap to clone).
@@ -26,6 +27,9 @@ pub struct SledBackend {
 }
 
 struct Inner {
+    /// Dropped first: the write sets in flight apply before the flusher's
+    /// last flush.
+    writer: apply::Writer,
     db: sled::Db,
     meta: sled::Tree,
     blobs: sled::Tree,
@@ -34,7 +38,7 @@ struct Inner {
     dir: PathBuf,
     /// The capture of a backup in progress (None: none). Write sets hold
     /// it shared; starting or ending a capture holds it alone.
-    gate: std::sync::RwLock<Option<Arc<capture::Capture>>>,
+    gate: Arc<RwLock<Option<Arc<capture::Capture>>>>,
 }
 
 impl From<sled::Error> for BackendError {
@@ -78,14 +82,21 @@ impl SledBackend {
         }
         let commits = commit::GroupCommit::start(db.clone(), log);
         let (changes, _) = broadcast::channel(1024);
+        let gate = Arc::new(RwLock::new(None));
+        let writer = apply::Writer::start(apply::Target {
+            meta: meta.clone(),
+            blobs: blobs.clone(),
+            gate: gate.clone(),
+        });
         Ok(SledBackend {
             inner: Arc::new(Inner {
+                writer,
                 db,
                 meta,
                 blobs,
                 commits,
                 dir,
-                gate: std::sync::RwLock::new(None),
+                gate,
             }),
             changes,
         })
@@ -145,52 +156,17 @@ impl SledBackend {
         Ok(out)
     }
 
-    /// One sled transaction over both trees: every condition is read inside
-    /// it (so a concurrent change to a required key makes sled re-run or
-    /// abort it), then every write is applied.
-    /// While a backup's capture runs, each key's value before its first
-    /// write is recorded inside the transaction, before the writes apply.
-    pub(super) fn commit(&self, batch: &Batch) -> Result<(), BackendError> {
-        let gate = self.inner.gate.read().unwrap_or_else(|e| e.into_inner());
-        let capture = gate.as_deref();
-        let result = (&self.inner.meta, &self.inner.blobs).transaction(
-            |(meta, blobs)| -> Result<(), ConflictableTransactionError<()>> {
-                let pick = |space: Space| -> &TransactionalTree {
-                    match space {
-                        Space::Meta => meta,
-                        Space::Blobs => blobs,
-                    }
-                };
-                for (space, key, expected) in &batch.conditions {
-                    let found = pick(*space).get(key)?;
-                    if found.as_deref() != expected.as_deref() {
-                        return Err(ConflictableTransactionError::Abort(()));
-                    }
-                }
-                if let Some(capture) = capture {
-                    for (space, key) in batch.writes.keys() {
-                        let old = pick(*space).get(key)?;
-                        capture.record(*space, key, old.as_deref());
-                    }
-                }
-                for ((space, key), write) in &batch.writes {
-                    match write {
-                        Write::Put(value) => {
-                            pick(*space).insert(key.as_slice(), value.as_slice())?;
-                        }
-                        Write::Delete => {
-                            pick(*space).remove(key.as_slice())?;
-                        }
-                    }
-                }
-                Ok(())
-            },
-        );
-        match result {
-            Ok(()) => Ok(()),
-            Err(TransactionError::Abort(())) => Err(BackendError::Conflict),
-            Err(TransactionError::Storage(e)) => Err(e.into()),
-        }
+    /// Applies the batch's writes if its conditions hold, through the
+    /// writer thread (`apply.rs`); a condition that does not hold is
+    /// `Conflict` and nothing is written. The batch keeps its conditions
+    /// and writes.
+    pub(super) async fn commit(&self, batch: &mut Batch) -> Result<(), BackendError> {
+        let conditions = std::mem::take(&mut batch.conditions);
+        let writes = std::mem::take(&mut batch.writes);
+        let (outcome, conditions, writes) = self.inner.writer.apply(conditions, writes).await;
+        batch.conditions = conditions;
+        batch.writes = writes;
+        outcome
     }
 
     /// sled's id generator (persisted in batches; ids after a crash are
