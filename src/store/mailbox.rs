@@ -263,8 +263,12 @@ impl Store {
         let refs = copies.len() as u32 + u32::from(queue.is_some());
         let date = now();
         let writer_ref = &writer;
+        let folders: Vec<Vec<u8>> = copies
+            .iter()
+            .map(|c| folder_key(&c.user, &canonical_folder(&c.folder)))
+            .collect();
         let uids = self
-            .attempt(|| async {
+            .attempt_in_turns(&folders, || async {
                 let mut ws = WriteSet::new(self);
                 let record = writer_ref.finish(&prefix, refs, &mut ws.batch);
                 let mut uids = Vec::with_capacity(copies.len());
@@ -299,7 +303,8 @@ impl Store {
         blob: BlobId,
         users: &[String],
     ) -> Result<Vec<u32>, StoreError> {
-        self.attempt(|| async {
+        let inboxes: Vec<Vec<u8>> = users.iter().map(|u| folder_key(u, "INBOX")).collect();
+        self.attempt_in_turns(&inboxes, || async {
             let mut ws = WriteSet::new(self);
             ws.enforce_quota();
             let size = ws.blob(blob).await?.size;

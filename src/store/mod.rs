@@ -274,6 +274,37 @@ impl Store {
             other => return other,
         };
         let _turns = self.inner.turns.take(&contention).await;
+        self.retry_in_turn(attempt).await
+    }
+
+    /// `attempt`, holding from the first try the turns of `keys`, records
+    /// the caller knows it will race for (the folders a delivery files
+    /// into): deliveries into one folder in this process then take turns
+    /// instead of reading the same next UID and all but one retrying. On
+    /// sled that matters most: the write sets that arrive together commit
+    /// together (`backend/sled/apply.rs`), so a folder's deliveries would
+    /// otherwise meet in one group and all but one lose.
+    pub(crate) async fn attempt_in_turns<T, F, Fut>(
+        &self,
+        keys: &[Vec<u8>],
+        attempt: F,
+    ) -> Result<T, StoreError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, StoreError>>,
+    {
+        let contention = self.inner.turns.contention(keys.iter().map(Vec::as_slice));
+        let _turns = self.inner.turns.take(&contention).await;
+        self.retry_in_turn(attempt).await
+    }
+
+    /// Runs `attempt` until it does not conflict (`backend::retry`), the
+    /// caller holding its turns.
+    async fn retry_in_turn<T, F, Fut>(&self, mut attempt: F) -> Result<T, StoreError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, StoreError>>,
+    {
         let outcome = backend::retry(|| {
             let run = attempt();
             async move {
