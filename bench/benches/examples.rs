@@ -37,7 +37,7 @@ struct Fixture {
 }
 
 /// Loads one example (compiling it: the cache starts empty) and reports how long that took.
-fn load(language: &str, wasm: &std::path::Path) -> Fixture {
+fn load(rt: &tokio::runtime::Runtime, language: &str, wasm: &std::path::Path) -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
     let text = format!(
         "hostname = \"mx.example.test\"\nlocal_domains = [\"example.test\"]\ndata_dir = \"data\"\n\
@@ -46,7 +46,9 @@ fn load(language: &str, wasm: &std::path::Path) -> Fixture {
         wasm.display().to_string()
     );
     let config = Config::from_toml(&text, dir.path()).expect("config");
-    let store = Store::open(&dir.path().join("data")).expect("store");
+    let store = rt
+        .block_on(Store::open(&dir.path().join("data")))
+        .expect("store");
     let dns = tern::dns::Dns::new(
         Some(&[SocketAddr::from(([127, 0, 0, 1], 9))]),
         Duration::from_secs(1),
@@ -95,7 +97,7 @@ fn rcpt_to(c: &mut Criterion) {
             println!("{language}: {} not built, skipped", wasm.display());
             continue;
         }
-        let f = load(language, &wasm);
+        let f = load(&rt, language, &wasm);
         let session = info(Arc::new(PluginSession::new(f.set.clone())));
         // The plugin really decides: a blocked and an allowed recipient.
         rt.block_on(async {

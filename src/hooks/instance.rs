@@ -4,6 +4,7 @@
 //! (`dispatch.rs` keeps the instance for the session and reuses it).
 
 use super::dispatch::{Failure, GRACE, Live, arm};
+
 use super::engine::LoadedPlugin;
 use super::host::PluginState;
 use std::time::Instant;
@@ -59,4 +60,43 @@ pub(super) async fn instantiate(plugin: &LoadedPlugin) -> Result<Live, Failure> 
         rewrite,
         delivery,
     })
+}
+
+/// The baseline of `cargo bench -p tern-bench` (`bench/benches/hooks.rs`):
+/// a plugin's warm instance called straight through wasmtime's generated
+/// bindings, without what a session's dispatch adds around each call (the
+/// deadline armed and the tokio timeout, the calls counter, the trace
+/// event, the session's instance slots). Not for serving mail: it has one
+/// deadline, an hour, set once.
+#[doc(hidden)]
+pub struct Bare {
+    live: Live,
+}
+
+impl Bare {
+    /// An instance of the set's `index`th plugin.
+    pub async fn new(set: &super::PluginSet, index: usize) -> Result<Bare, String> {
+        let plugin = set.plugins.get(index).ok_or("no such plugin")?;
+        let mut live = instantiate(plugin).await.map_err(|e| e.to_string())?;
+        arm(&mut live.store, std::time::Duration::from_secs(3600));
+        Ok(Bare { live })
+    }
+
+    /// `on-rcpt-to`; whether the plugin answered (it has the hook and did
+    /// not trap).
+    pub async fn rcpt_to(
+        &mut self,
+        session: &super::bindings::wit::Session,
+        envelope: &super::bindings::wit::Envelope,
+        to: &str,
+        params: &super::bindings::wit::RcptParams,
+    ) -> bool {
+        let Some(guest) = self.live.policy.as_ref() else {
+            return false;
+        };
+        guest
+            .call_on_rcpt_to(&mut self.live.store, session, envelope, to, params)
+            .await
+            .is_ok()
+    }
 }

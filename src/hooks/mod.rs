@@ -36,6 +36,8 @@ pub use bindings::{Envelope, EnvelopeRecipient};
 pub use delivery::{Account, DeliveryAction, DeliveryDecision};
 pub use dispatch::{FilterOutcome, PluginSession, RouteDecision};
 pub use engine::{PluginError, PluginSet};
+#[doc(hidden)]
+pub use instance::Bare;
 pub use message::MessageView;
 pub use rewrite::RewriteDecision;
 
