@@ -261,36 +261,18 @@ impl Store {
         trace: Option<&crate::trace::Trace>,
     ) -> Result<Vec<u32>, StoreError> {
         let refs = copies.len() as u32 + u32::from(queue.is_some());
-        let date = now();
-        let writer_ref = &writer;
-        let folders: Vec<Vec<u8>> = copies
-            .iter()
-            .map(|c| folder_key(&c.user, &canonical_folder(&c.folder)))
-            .collect();
-        let uids = self
-            .attempt_in_turns(&folders, || async {
-                let mut ws = WriteSet::new(self);
-                let record = writer_ref.finish(&prefix, refs, &mut ws.batch);
-                let mut uids = Vec::with_capacity(copies.len());
-                for c in copies {
-                    let copy = NewCopy {
-                        blob: writer_ref.id(),
-                        size: record.size,
-                        flags: c.flags.clone(),
-                        internal_date: date,
-                    };
-                    uids.push(ws.add_copy(&c.user, &c.folder, copy, true).await?);
-                }
-                if let Some(q) = queue {
-                    self.queue_in(&mut ws.batch, q);
-                }
-                if let Some(t) = trace {
-                    super::trace::put_trace(&mut ws.batch, t);
-                }
-                ws.commit().await?;
-                Ok(uids)
-            })
-            .await?;
+        let mut body = super::backend::Batch::new();
+        let record = writer.finish(&prefix, refs, &mut body);
+        let accepted = super::combine::Accepted {
+            body,
+            blob: writer.id(),
+            size: record.size,
+            date: now(),
+            copies: copies.to_vec(),
+            queue: queue.cloned(),
+            trace: trace.cloned(),
+        };
+        let uids = self.write_accepted(accepted).await?;
         writer.committed = true;
         Ok(uids)
     }

@@ -25,6 +25,7 @@
 
 pub mod backend;
 mod blobs;
+mod combine;
 mod dmarc;
 mod folders;
 mod kv;
@@ -121,6 +122,8 @@ struct Inner {
     events: broadcast::Sender<MailboxEvent>,
     /// Writers that lost a race retry one at a time per record (`attempt`).
     turns: turns::Turns,
+    /// Accepted messages arriving together are written together (`combine.rs`).
+    combiner: combine::Combiner,
     /// `[users] default_quota` in bytes; `quota::NO_DEFAULT`: none.
     default_quota: std::sync::atomic::AtomicU64,
     /// This process's `node_id` (stamped on the queue entries it accepts).
@@ -162,6 +165,7 @@ impl Store {
                 backend,
                 events,
                 turns: turns::Turns::new(),
+                combiner: combine::Combiner::default(),
                 default_quota: std::sync::atomic::AtomicU64::new(quota::NO_DEFAULT),
                 node: std::sync::OnceLock::new(),
                 queue_lease: std::sync::OnceLock::new(),
