@@ -31,7 +31,8 @@ pool's wake-ups per message.
 Both MTAs fsync before the 250. Tern logs at its default level (info) to a
 file and Postfix to its maillog, as each does in service. Tern's SPF/DKIM
 checks of mail from outside (`[auth] verify`) are off, since Postfix does
-none out of the box. The work directory is removed at the end.
+none out of the box. The work directory is removed at the end (kept, with
+every instance's logs, when TERN_BENCH_KEEP is set).
 """
 
 import argparse
@@ -476,7 +477,10 @@ def main():
     finally:
         if hasattr(runner, "_pg"):
             runner._pg.stop()
-        shutil.rmtree(work, ignore_errors=True)
+        if os.environ.get("TERN_BENCH_KEEP"):
+            print(f"work directory kept: {work}", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
     loads[1] = Path("/proc/loadavg").read_text().split()[:3]
     text = table(results, args, scenarios, [" ".join(x) for x in loads])
     if variants:

@@ -18,7 +18,7 @@ use crate::store::backend::{Backend, EngineSettings};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::Semaphore;
 
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +50,13 @@ pub enum ServerError {
 /// `protocol address` per line (tests bind port 0 and read it).
 pub const LISTENERS_FILE: &str = "listeners";
 
+/// Connections the kernel holds for a listener before Tern accepts them
+/// (capped by `net.core.somaxconn`, 4096 on current Linux). The standard
+/// library's 128 is too few for a burst: two hundred clients connecting at
+/// once overflowed it whenever the accept loop fell a moment behind, and each
+/// dropped SYN left its client waiting 1, 3, 7 seconds to try again.
+const LISTEN_BACKLOG: u32 = 4096;
+
 /// How long a draining server waits for sessions in flight.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -72,7 +79,7 @@ pub async fn bind(config: &Config) -> Result<Bound, ServerError> {
             address: l.address,
             source,
         };
-        let listener = TcpListener::bind(l.address).await.map_err(bind_error)?;
+        let listener = listen(l.address).map_err(bind_error)?;
         let addr = listener.local_addr().map_err(bind_error)?;
         tracing::info!(
             protocol = l.protocol.name(),
@@ -90,7 +97,7 @@ pub async fn bind(config: &Config) -> Result<Bound, ServerError> {
                 address,
                 source,
             };
-            let listener = TcpListener::bind(address).await.map_err(bind_error)?;
+            let listener = listen(address).map_err(bind_error)?;
             let addr = listener.local_addr().map_err(bind_error)?;
             tracing::info!(address = %addr, "metrics endpoint at /metrics");
             lines.push(format!("metrics {addr}"));
@@ -103,6 +110,19 @@ pub async fn bind(config: &Config) -> Result<Bound, ServerError> {
         metrics,
         lines,
     })
+}
+
+/// A listener on `address` with [`LISTEN_BACKLOG`] (and `SO_REUSEADDR`,
+/// as `TcpListener::bind` sets it).
+fn listen(address: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if address.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// Runs on the bound listeners until `stop` fires, then drains.
