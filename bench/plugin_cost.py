@@ -7,8 +7,9 @@ end-to-end rate and Tern's CPU per 1,000 messages of each run; CPU per
 message is the steadier figure on a shared machine. The profile behind
 bench/README.md's "3 plugins" row: callgrind cannot run Tern with plugins
 (valgrind cannot reserve the address space of wasmtime's pooling allocator),
-so --perf samples the all-plugins run with perf's cpu-clock instead (that
-run's own rate and CPU then include perf's cost).
+so --perf samples the all-plugins run with perf's cpu-clock instead, and the
+run without plugins into FILE.none to set beside it (those runs' own rates
+and CPU then include perf's cost).
 
     python3 bench/plugin_cost.py [--messages 5000] [--rounds 2] [--perf FILE]
     perf report -i FILE --no-children --sort dso,symbol   # where the time went
@@ -53,14 +54,19 @@ def main():
     ap.add_argument("--messages", type=int, default=5000)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--no-build", action="store_true")
-    ap.add_argument("--perf", help="record the all-plugins run with perf (cpu-clock) into this file")
+    ap.add_argument("--perf", help="record the all-plugins run with perf (cpu-clock) into this file, "
+                                   "and the run without plugins into FILE.none")
     args = ap.parse_args()
     if not args.no_build:
         compare.build()
     runner = compare.Runner(args, Path(tempfile.mkdtemp(prefix="tern-plugin-cost.")))
     for _ in range(args.rounds):
         for names in SETS:
-            recorder = perf_recorder(args.perf) if args.perf and names == SETS[-1] else None
+            recorder = None
+            if args.perf and names == SETS[-1]:
+                recorder = perf_recorder(args.perf)
+            elif args.perf and not names:
+                recorder = perf_recorder(args.perf + ".none")
             which = "tern+plugins" if names else "tern"
             r = runner.plugins(which, args.messages, names, recorder)
             label = "+".join(names) or "no plugin"
