@@ -15,6 +15,7 @@ async fn run_all(engine: &Backend) {
     racing_counters_lose_no_update(engine).await;
     racing_writers_never_share_a_uid(engine).await;
     concurrent_sets_stand_or_fall_alone(engine).await;
+    concurrent_claims_of_one_key_commit_once(engine).await;
     ids_are_unique_and_increasing(engine).await;
     changes_follow_commits_only(engine).await;
     large_values_and_binary_keys(engine).await;
@@ -327,6 +328,57 @@ async fn concurrent_sets_stand_or_fall_alone(b: &Backend) {
     }
     assert!(conflicts <= 32);
     assert!(b.get(Space::Meta, b"t10/guard").await.unwrap().is_some());
+}
+
+/// Many write sets at once, each claiming one key only if it is still
+/// absent: however they are grouped (sled's writer applies those that
+/// arrive together as one transaction, each set's condition read after the
+/// sets before it), at most one claim commits, and a claim that does not
+/// leaves nothing of itself.
+async fn concurrent_claims_of_one_key_commit_once(b: &Backend) {
+    let b = Arc::new(b.clone());
+    let mut tasks = Vec::new();
+    for i in 0..32u32 {
+        let b = b.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut batch = Batch::new();
+            batch.require(Space::Meta, b"t11/key".to_vec(), None);
+            batch.put(Space::Meta, b"t11/key".to_vec(), i.to_string().into_bytes());
+            batch.put(
+                Space::Meta,
+                format!("t11/c{i:02}").into_bytes(),
+                b"c".to_vec(),
+            );
+            (i, b.commit(batch).await)
+        }));
+    }
+    let mut claimed = Vec::new();
+    for task in tasks {
+        let (i, outcome) = task.await.expect("task");
+        let companion = b
+            .get(Space::Meta, format!("t11/c{i:02}").as_bytes())
+            .await
+            .unwrap();
+        match outcome {
+            Ok(()) => {
+                assert!(companion.is_some(), "claim {i} committed in full");
+                claimed.push(i);
+            }
+            Err(BackendError::Conflict) => {
+                assert!(companion.is_none(), "claim {i} conflicted: nothing of it");
+            }
+            Err(e) => panic!("claim {i}: {e}"),
+        }
+    }
+    assert!(
+        claimed.len() <= 1,
+        "more than one claim committed: {claimed:?}"
+    );
+    assert_eq!(
+        b.get(Space::Meta, b"t11/key").await.unwrap(),
+        claimed.first().map(|i| i.to_string().into_bytes()),
+        "the key holds the claim that committed"
+    );
 }
 
 async fn ids_are_unique_and_increasing(b: &Backend) {
