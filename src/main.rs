@@ -156,7 +156,7 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Plugin(PluginCommand::Test(args)) => {
-            let input = trial_input(&args, &config).unwrap_or_else(|e| {
+            let input = trial_input(*args, &config).unwrap_or_else(|e| {
                 eprintln!("tern: {e:#}");
                 std::process::exit(2)
             });

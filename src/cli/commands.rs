@@ -11,7 +11,7 @@ use tern::config::Config;
 
 /// The envelope and message `tern plugin test` runs on.
 pub(crate) fn trial_input(
-    args: &super::args::TrialArgs,
+    args: super::args::TrialArgs,
     config: &Config,
 ) -> Result<tern::hooks::trial::TrialInput> {
     let super::args::TrialArgs {
@@ -26,10 +26,9 @@ pub(crate) fn trial_input(
         connect,
         sieve,
     } = args;
-    let message = std::fs::read(mail).with_context(|| format!("reading {}", mail.display()))?;
+    let message = std::fs::read(&mail).with_context(|| format!("reading {}", mail.display()))?;
     let sieve = sieve
-        .as_deref()
-        .map(|p| std::fs::read(p).with_context(|| format!("reading {}", p.display())))
+        .map(|p| std::fs::read(&p).with_context(|| format!("reading {}", p.display())))
         .transpose()?;
     let settings = settings
         .iter()
@@ -39,20 +38,20 @@ pub(crate) fn trial_input(
         })
         .collect::<Result<Vec<_>>>()?;
     let (header_from, header_to) = tern::hooks::trial::header_addresses(&message);
-    let to = if to.is_empty() { header_to } else { to.clone() };
+    let to = if to.is_empty() { header_to } else { to };
     if to.is_empty() {
         bail!("no recipient: give --to, or a message with To: or Cc:");
     }
     Ok(tern::hooks::trial::TrialInput {
-        plugin: file.clone(),
+        plugin: file,
         settings,
-        connect: connect.clone(),
-        from: from.clone().or(header_from).unwrap_or_default(),
+        connect,
+        from: from.or(header_from).unwrap_or_default(),
         to,
         message,
-        client: *client,
-        helo: helo.clone(),
-        login: login.clone(),
+        client,
+        helo,
+        login,
         dns: config.dns.clone(),
         sieve,
     })

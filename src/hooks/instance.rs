@@ -2,9 +2,10 @@
 //! limits and epoch deadline, the component instantiated under the
 //! plugin's timeout, and the hook interfaces it exports looked up once
 //! (`dispatch.rs` keeps the instance for the session and reuses it).
+//! Also `Bare`, such an instance called without the dispatch around it:
+//! the baseline of the hooks benchmark.
 
 use super::dispatch::{Failure, GRACE, Live, arm};
-
 use super::engine::LoadedPlugin;
 use super::host::PluginState;
 use std::time::Instant;

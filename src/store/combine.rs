@@ -47,10 +47,16 @@ struct Waiting {
     reply: oneshot::Sender<Result<Vec<u32>, StoreError>>,
 }
 
-/// The messages waiting, and whether a writer task is at work.
+/// The messages waiting for the writer task, and whether one is at work.
 #[derive(Default)]
 pub(super) struct Combiner {
-    state: std::sync::Mutex<(Vec<Waiting>, bool)>,
+    state: std::sync::Mutex<Waiters>,
+}
+
+#[derive(Default)]
+struct Waiters {
+    waiting: Vec<Waiting>,
+    writing: bool,
 }
 
 impl Store {
@@ -60,8 +66,8 @@ impl Store {
         let (reply, outcome) = oneshot::channel();
         let start = {
             let mut state = self.combiner().lock().unwrap_or_else(|e| e.into_inner());
-            state.0.push(Waiting { message, reply });
-            !std::mem::replace(&mut state.1, true)
+            state.waiting.push(Waiting { message, reply });
+            !std::mem::replace(&mut state.writing, true)
         };
         if start {
             let store = self.clone();
@@ -74,7 +80,7 @@ impl Store {
         })
     }
 
-    fn combiner(&self) -> &std::sync::Mutex<(Vec<Waiting>, bool)> {
+    fn combiner(&self) -> &std::sync::Mutex<Waiters> {
         &self.inner.combiner.state
     }
 
@@ -83,12 +89,12 @@ impl Store {
         loop {
             let group: Vec<Waiting> = {
                 let mut state = self.combiner().lock().unwrap_or_else(|e| e.into_inner());
-                if state.0.is_empty() {
-                    state.1 = false;
+                if state.waiting.is_empty() {
+                    state.writing = false;
                     return;
                 }
-                let n = state.0.len().min(MOST_PER_GROUP);
-                state.0.drain(..n).collect()
+                let n = state.waiting.len().min(MOST_PER_GROUP);
+                state.waiting.drain(..n).collect()
             };
             let messages: Vec<&Accepted> = group.iter().map(|w| &w.message).collect();
             match self.write_group(&messages).await {

@@ -243,7 +243,7 @@ impl Store {
                 flags: Vec::new(),
             })
             .collect();
-        self.accept_message_copies(writer, prefix, &copies, queue, trace)
+        self.accept_message_copies(writer, prefix, copies, queue.cloned(), trace.cloned())
             .await
     }
 
@@ -251,14 +251,15 @@ impl Store {
     /// (the delivery hook's filing; a user may get several copies), and
     /// the message's decision trace in the same batch. Every copy counts
     /// in its user's usage (`add_copy`). The folders must exist, but INBOX
-    /// and Junk are created when missing.
+    /// and Junk are created when missing. Takes what it stores: the
+    /// message waits for its write set with them (`combine.rs`).
     pub async fn accept_message_copies(
         &self,
         mut writer: BlobWriter,
         prefix: Vec<u8>,
-        copies: &[LocalCopy],
-        queue: Option<&QueueEntry>,
-        trace: Option<&crate::trace::Trace>,
+        copies: Vec<LocalCopy>,
+        queue: Option<QueueEntry>,
+        trace: Option<crate::trace::Trace>,
     ) -> Result<Vec<u32>, StoreError> {
         let refs = copies.len() as u32 + u32::from(queue.is_some());
         let mut body = super::backend::Batch::new();
@@ -268,9 +269,9 @@ impl Store {
             blob: writer.id(),
             size: record.size,
             date: now(),
-            copies: copies.to_vec(),
-            queue: queue.cloned(),
-            trace: trace.cloned(),
+            copies,
+            queue,
+            trace,
         };
         let uids = self.write_accepted(accepted).await?;
         writer.committed = true;

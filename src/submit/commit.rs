@@ -257,17 +257,19 @@ pub async fn commit(
             .recorder
             .message(envelope.id, traced.message_id.clone())
     });
+    let queues = entry.is_some();
+    let users: Vec<String> = copies.iter().map(|c| c.user.clone()).collect();
     let uids = store
-        .accept_message_copies(writer, prefix, &copies, entry.as_ref(), trace.as_ref())
+        .accept_message_copies(writer, prefix, copies, entry, trace)
         .await
         .map_err(CommitError::Store)?;
     store.flush().await.map_err(CommitError::Flush)?;
-    if entry.is_some() {
+    if queues {
         ctx.queue.queued(envelope.id, now());
     }
     Ok(Committed {
         size,
-        local: copies.into_iter().map(|c| c.user).zip(uids).collect(),
+        local: users.into_iter().zip(uids).collect(),
         queued,
         over_quota,
         refused: Vec::new(),

@@ -13,27 +13,21 @@
 //! others. A storage error fails every set of the group.
 
 use super::capture::Capture;
-use crate::store::backend::{BackendError, Space, Write};
+use crate::store::backend::{BackendError, Batch, Space, Write};
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
-use std::collections::BTreeMap;
 use std::sync::mpsc;
 use std::sync::{Arc, RwLock};
 use tokio::sync::oneshot;
-
-/// What a write set asks for.
-pub(super) type Conditions = Vec<(Space, Vec<u8>, Option<Vec<u8>>)>;
-pub(super) type Writes = BTreeMap<(Space, Vec<u8>), Write>;
 
 /// Most write sets in one transaction.
 const MOST_PER_GROUP: usize = 256;
 
 /// One write set on its way to the writer, and where its outcome goes
-/// (with its conditions and writes handed back).
+/// (with the batch handed back).
 struct Job {
-    conditions: Conditions,
-    writes: Writes,
-    reply: oneshot::Sender<(Result<(), BackendError>, Conditions, Writes)>,
+    batch: Batch,
+    reply: oneshot::Sender<(Result<(), BackendError>, Batch)>,
 }
 
 /// The handle to the writer thread; dropping it ends the thread once the
@@ -64,30 +58,21 @@ impl Writer {
         }
     }
 
-    /// Applies `conditions` and `writes` as one write set (with whatever
-    /// else is waiting); hands them back with the outcome.
-    pub(super) async fn apply(
-        &self,
-        conditions: Conditions,
-        writes: Writes,
-    ) -> (Result<(), BackendError>, Conditions, Writes) {
+    /// Applies `batch` as one write set (with whatever else is waiting);
+    /// hands it back with the outcome.
+    pub(super) async fn apply(&self, batch: Batch) -> (Result<(), BackendError>, Batch) {
         let stopped = || BackendError::Engine("the store's writer thread stopped".into());
         let (reply, outcome) = oneshot::channel();
-        let job = Job {
-            conditions,
-            writes,
-            reply,
-        };
+        let job = Job { batch, reply };
         let Some(jobs) = self.jobs.as_ref() else {
-            return (Err(stopped()), Vec::new(), BTreeMap::new());
+            return (Err(stopped()), job.batch);
         };
         if let Err(mpsc::SendError(job)) = jobs.send(job) {
-            return (Err(stopped()), job.conditions, job.writes);
+            return (Err(stopped()), job.batch);
         }
-        match outcome.await {
-            Ok(outcome) => outcome,
-            Err(_) => (Err(stopped()), Vec::new(), BTreeMap::new()),
-        }
+        outcome
+            .await
+            .unwrap_or_else(|_| (Err(stopped()), Batch::new()))
     }
 }
 
@@ -127,7 +112,7 @@ fn run(target: Target, rx: mpsc::Receiver<Job>) {
                 Ok(_) => Err(BackendError::Conflict),
                 Err(e) => Err(e.clone()),
             };
-            let _ = job.reply.send((outcome, job.conditions, job.writes));
+            let _ = job.reply.send((outcome, job.batch));
         }
     }
 }
@@ -150,7 +135,7 @@ fn apply_group(target: &Target, group: &[Job]) -> Result<Vec<bool>, BackendError
             // otherwise see an earlier set's write as the key's "before").
             if let Some(capture) = capture {
                 for job in group {
-                    for (space, key) in job.writes.keys() {
+                    for (space, key) in job.batch.writes.keys() {
                         let old = pick(*space).get(key)?;
                         capture.record(*space, key, old.as_deref());
                     }
@@ -159,7 +144,7 @@ fn apply_group(target: &Target, group: &[Job]) -> Result<Vec<bool>, BackendError
             let mut applied = Vec::with_capacity(group.len());
             for job in group {
                 let mut holds = true;
-                for (space, key, expected) in &job.conditions {
+                for (space, key, expected) in &job.batch.conditions {
                     if pick(*space).get(key)?.as_deref() != expected.as_deref() {
                         holds = false;
                         break;
@@ -169,7 +154,7 @@ fn apply_group(target: &Target, group: &[Job]) -> Result<Vec<bool>, BackendError
                 if !holds {
                     continue;
                 }
-                for ((space, key), write) in &job.writes {
+                for ((space, key), write) in &job.batch.writes {
                     match write {
                         Write::Put(value) => {
                             pick(*space).insert(key.as_slice(), value.as_slice())?;

@@ -158,14 +158,10 @@ impl SledBackend {
 
     /// Applies the batch's writes if its conditions hold, through the
     /// writer thread (`apply.rs`); a condition that does not hold is
-    /// `Conflict` and nothing is written. The batch keeps its conditions
-    /// and writes.
+    /// `Conflict` and nothing is written. The caller keeps the batch.
     pub(super) async fn commit(&self, batch: &mut Batch) -> Result<(), BackendError> {
-        let conditions = std::mem::take(&mut batch.conditions);
-        let writes = std::mem::take(&mut batch.writes);
-        let (outcome, conditions, writes) = self.inner.writer.apply(conditions, writes).await;
-        batch.conditions = conditions;
-        batch.writes = writes;
+        let (outcome, kept) = self.inner.writer.apply(std::mem::take(batch)).await;
+        *batch = kept;
         outcome
     }
 
