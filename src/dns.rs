@@ -221,10 +221,7 @@ impl Dns {
                     )
                 })
                 .collect()),
-            Err(e) => match classify(e) {
-                DnsError::NotFound => self.unless_cname_loop(domain).await,
-                other => Err(other),
-            },
+            Err(e) => self.none_or_loop(domain, e).await,
         }
     }
 
@@ -246,10 +243,41 @@ impl Dns {
                     Ok(v)
                 }
             }
-            Err(e) => match classify(e) {
-                DnsError::NotFound => self.unless_cname_loop(host).await,
-                other => Err(other),
-            },
+            Err(e) => self.none_or_loop(host, e).await,
+        }
+    }
+
+    /// The A (`v4`) or else AAAA records of `host` (CNAMEs followed): the
+    /// one record type asked for, where `ip_addrs` asks for A, then AAAA
+    /// when there is no A.
+    pub async fn addresses(&self, host: &str, v4: bool) -> Result<Vec<IpAddr>, DnsError> {
+        let found: Result<Vec<IpAddr>, ResolveError> = if v4 {
+            let lookup = self.resolver.ipv4_lookup(fqdn(host)).await;
+            lookup.map(|l| l.iter().map(|a| IpAddr::V4(a.0)).collect())
+        } else {
+            let lookup = self.resolver.ipv6_lookup(fqdn(host)).await;
+            lookup.map(|l| l.iter().map(|a| IpAddr::V6(a.0)).collect())
+        };
+        match found {
+            Ok(v) if !v.is_empty() => Ok(v),
+            Ok(_) => self.unless_cname_loop(host).await,
+            Err(e) => self.none_or_loop(host, e).await,
+        }
+    }
+
+    /// What a failed look-up of `name` means. A name that does not exist
+    /// (NXDOMAIN) has no records; one that exists without the records
+    /// asked for (NODATA) is checked for a CNAME loop first.
+    async fn none_or_loop<T>(&self, name: &str, e: ResolveError) -> Result<T, DnsError> {
+        if let ResolveErrorKind::Proto(p) = e.kind()
+            && let ProtoErrorKind::NoRecordsFound { response_code, .. } = p.kind()
+            && *response_code == ResponseCode::NXDomain
+        {
+            return Err(DnsError::NotFound);
+        }
+        match classify(e) {
+            DnsError::NotFound => self.unless_cname_loop(name).await,
+            other => Err(other),
         }
     }
 

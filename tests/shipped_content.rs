@@ -103,3 +103,88 @@ assert junk == [
 ], junk
 print("ok")
 "#;
+
+/// Without body rules a single-part message is judged by its fields alone
+/// (the body is not read): a message that is itself a file is refused by
+/// the name in its `Content-Disposition` (RFC 2231) or `Content-Type`, an
+/// encoded subject still matches, parts of a multipart are still checked,
+/// and text in the body is not looked at.
+#[test]
+fn without_body_rules_single_parts_are_judged_by_their_fields() {
+    let extra = format!(
+        r#"[[listen]]
+protocol = "imap"
+address = "{{ip}}:0"
+
+[tls]
+allow_plaintext_auth = true
+
+[[plugin]]
+name = "content"
+path = "{}"
+timeout = "5s"
+config = {{ refuse_extensions = "exe, scr", subject_contains = "lottery winner" }}
+"#,
+        test_plugins::shipped::CONTENT
+    );
+    let t = Tern::start(&config("mx.example.test", "example.test", &extra));
+    t.add_user("bob@example.test", "pw");
+    let script = format!(
+        "SMTP = {}\nIMAP = {}\n{}",
+        t.port("smtp"),
+        t.port("imap"),
+        FIELDS_PY
+    );
+    let out = python(&script, &[]);
+    assert!(out.trim().ends_with("ok"), "{out}");
+}
+
+const FIELDS_PY: &str = r#"
+import email, imaplib, smtplib
+
+def send(raw):
+    s = smtplib.SMTP("127.0.0.1", SMTP)
+    try:
+        s.sendmail("lisa@outside.test", ["bob@example.test"], raw)
+        return 250, ""
+    except smtplib.SMTPDataError as e:
+        return e.smtp_code, e.smtp_error.decode()
+    finally:
+        s.close()
+
+head = b"From: lisa@outside.test\r\nTo: bob@example.test\r\n"
+# The message is the file: its name in Content-Disposition, RFC 2231-encoded.
+code, text = send(head + b"Subject: your file\r\nContent-Type: application/octet-stream\r\n"
+                  b"Content-Disposition: attachment;\r\n filename*=utf-8''setup%20now.EXE\r\n"
+                  b"Content-Transfer-Encoding: base64\r\n\r\nTVqQAA==\r\n")
+assert code == 550 and "setup now.EXE" in text, (code, text)
+# ... or only as the Content-Type's name.
+code, text = send(head + b"Subject: screen\r\nContent-Type: application/octet-stream; name=\"saver.scr\"\r\n\r\nxx\r\n")
+assert code == 550 and "saver.scr" in text, (code, text)
+# A multipart's parts are still read.
+code, text = send(head + b"Subject: parts\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b1\r\n\r\n"
+                  b"--b1\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n"
+                  b"--b1\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename=\"run.exe\"\r\n\r\nMZ\r\n--b1--\r\n")
+assert code == 550 and "run.exe" in text, (code, text)
+# An encoded subject matches: quarantined.
+assert send(head + b"Subject: =?utf-8?q?a_LOTTERY_winner?=\r\n\r\nhello\r\n") == (250, "")
+# Body text is not a rule here: clean.
+assert send(head + b"Subject: news\r\n\r\nlottery winner in the body\r\n") == (250, "")
+
+i = imaplib.IMAP4("127.0.0.1", IMAP)
+i.login("bob@example.test", "pw")
+def folder(name):
+    i.select(name, readonly=True)
+    typ, data = i.search(None, "ALL")
+    out = []
+    for n in data[0].split():
+        typ, msg = i.fetch(n, "(BODY.PEEK[HEADER])")
+        h = email.message_from_bytes(msg[0][1])
+        out.append((str(email.header.make_header(email.header.decode_header(h["Subject"]))), h.get_all("X-Content-Filter")))
+    return out
+inbox, junk = folder("INBOX"), folder("Junk")
+i.logout()
+assert inbox == [("news", ["clean"])], inbox
+assert junk == [("a LOTTERY winner", ['quarantined: subject matches "lottery winner"'])], junk
+print("ok")
+"#;

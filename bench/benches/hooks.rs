@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tern::config::{Config, Protocol};
 use tern::hooks::bindings::{self, wit};
-use tern::hooks::{MessageView, PluginSession, PluginSet, SessionInfo};
+use tern::hooks::{DataMessage, MessageView, PluginSession, PluginSet, SessionInfo};
 use tern::mail::{MailParams, RcptParams};
 use tern::store::Store;
 
@@ -185,23 +185,24 @@ fn message(rt: &tokio::runtime::Runtime, store: &Store, id: u64, size: usize) ->
         );
     }
     let mut w = store.blob_writer(id);
-    rt.block_on(async {
-        w.write(&bytes).await.expect("write");
-        w.flush_pending().await.expect("flush");
-    });
-    std::mem::forget(w); // keep the chunks for the benchmark's lifetime
-    MessageView {
-        store: store.clone(),
+    rt.block_on(async { w.write(&bytes).await.expect("write") });
+    // As at the end of data: the full chunks in the store, the rest in the writer.
+    let message = DataMessage {
         blob: id,
-        prefix: Arc::new(b"Received: from client.example ([192.0.2.7])\r\n\tby mx.example.test (Tern) with ESMTP id 1; Mon, 23 Nov 2026 10:00:00 +0000\r\n".to_vec()),
-        header: Arc::new(header.into_bytes()),
-        body_size: bytes.len() as u64,
+        tail: w.tail(),
+        prefix: b"Received: from client.example ([192.0.2.7])\r\n\tby mx.example.test (Tern) with ESMTP id 1; Mon, 23 Nov 2026 10:00:00 +0000\r\n",
+        header: header.as_bytes(),
+        size: bytes.len() as u64,
+        auth: None,
         skip: 0,
-        arrival: tern::hooks::bindings::wit::Arrival {
-            tls: None,
-            user: None,
-        },
-    }
+    };
+    let arrival = wit::Arrival {
+        tls: None,
+        user: None,
+    };
+    let view = MessageView::of(store.clone(), &message, message.header, arrival);
+    std::mem::forget(w); // keep the chunks for the benchmark's lifetime
+    view
 }
 
 fn filter(c: &mut Criterion) {

@@ -215,22 +215,11 @@ fn dns_error(e: DnsError) -> dns::DnsError {
 
 /// A or AAAA records of `name` (an IP literal is not a name: not found).
 async fn addresses(dns: Dns, name: String, v4: bool) -> Result<Vec<String>, dns::DnsError> {
-    {
-        if name.parse::<std::net::IpAddr>().is_ok() {
-            return Err(dns::DnsError::NotFound);
-        }
-        let all = dns.ip_addrs(&name).await.map_err(dns_error)?;
-        let picked: Vec<String> = all
-            .into_iter()
-            .filter(|ip| ip.is_ipv4() == v4)
-            .map(|ip| ip.to_string())
-            .collect();
-        if picked.is_empty() {
-            Err(dns::DnsError::NotFound)
-        } else {
-            Ok(picked)
-        }
+    if name.parse::<std::net::IpAddr>().is_ok() {
+        return Err(dns::DnsError::NotFound);
     }
+    let found = dns.addresses(&name, v4).await.map_err(dns_error)?;
+    Ok(found.into_iter().map(|ip| ip.to_string()).collect())
 }
 
 impl dns::Host for PluginState {

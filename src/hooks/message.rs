@@ -1,8 +1,11 @@
 //! The `message` resource a filter reads: the header lines Tern adds in
 //! front (`Received:`), then the message as received, whose bytes stay in
 //! the store's chunks and are read range by range, so a 25 MB message is
-//! never copied into a plugin that looks only at its headers.
+//! never copied into a plugin that looks only at its headers. The last
+//! part, not yet in the store while the message is being decided on, is
+//! read from a copy of the writer's buffer (`BlobWriter::tail`).
 
+use super::DataMessage;
 use super::bindings::wit;
 use super::host::PluginState;
 use crate::store::{BlobId, Store};
@@ -16,8 +19,12 @@ pub const MAX_READ: usize = 1024 * 1024;
 #[derive(Clone)]
 pub struct MessageView {
     pub store: Store,
-    /// The blob being written (readable through `Store::read_chunks`).
+    /// The blob being written (readable through `Store::read_chunks` up
+    /// to `tail_at`).
     pub blob: BlobId,
+    /// The blob's bytes from `tail_at` on, still in its writer.
+    pub tail: Arc<Vec<u8>>,
+    pub tail_at: u64,
     /// Header lines put in front of the body.
     pub prefix: Arc<Vec<u8>>,
     /// The header section as received (a copy, also at the start of the blob).
@@ -32,6 +39,27 @@ pub struct MessageView {
 }
 
 impl MessageView {
+    /// The view of `message`, with `header` as its header section (the
+    /// one received, or none once the prefix holds its rewrite).
+    pub fn of(
+        store: Store,
+        message: &DataMessage<'_>,
+        header: &[u8],
+        arrival: wit::Arrival,
+    ) -> MessageView {
+        MessageView {
+            store,
+            blob: message.blob,
+            tail: Arc::new(message.tail.bytes.to_vec()),
+            tail_at: message.tail.at,
+            prefix: Arc::new(message.prefix.to_vec()),
+            header: Arc::new(header.to_vec()),
+            body_size: message.size,
+            skip: message.skip,
+            arrival,
+        }
+    }
+
     pub fn size(&self) -> u64 {
         self.prefix.len() as u64 + self.body_size.saturating_sub(self.skip)
     }
@@ -52,18 +80,34 @@ impl MessageView {
             let end = (start + len).min(self.prefix.len());
             out.extend_from_slice(&self.prefix[start..end]);
         }
-        if out.len() < len {
-            let from = offset.saturating_sub(prefix_len) + self.skip;
-            match self
-                .store
-                .read_chunks(self.blob, from, len - out.len())
-                .await
-            {
-                Ok(bytes) => out.extend_from_slice(&bytes),
+        // Offsets in the blob from here on.
+        let mut from = offset.saturating_sub(prefix_len) + self.skip;
+        if out.len() < len && from < self.tail_at {
+            let want = (len - out.len()).min(usize::try_from(self.tail_at - from).unwrap_or(len));
+            match self.store.read_chunks(self.blob, from, want).await {
+                Ok(bytes) if bytes.len() == want => out.extend_from_slice(&bytes),
+                Ok(_) => {
+                    tracing::warn!(
+                        blob = self.blob,
+                        "a plugin read past the stored part of the message"
+                    );
+                    return out;
+                }
                 Err(e) => {
-                    tracing::warn!(blob = self.blob, "a plugin could not read the message: {e}")
+                    tracing::warn!(blob = self.blob, "a plugin could not read the message: {e}");
+                    return out;
                 }
             }
+            from += want as u64;
+        }
+        if out.len() < len
+            && let Some(start) = from
+                .checked_sub(self.tail_at)
+                .and_then(|s| usize::try_from(s).ok())
+            && start < self.tail.len()
+        {
+            let end = self.tail.len().min(start + (len - out.len()));
+            out.extend_from_slice(&self.tail[start..end]);
         }
         out
     }
@@ -194,25 +238,32 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn reads_across_prefix_and_chunks() {
+    async fn reads_across_prefix_chunks_and_tail() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).await.unwrap();
         let mut w = store.blob_writer(7);
         let body: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
         w.write(&body).await.unwrap();
-        w.flush_pending().await.unwrap();
-        let v = MessageView {
-            store: store.clone(),
+        // Three chunks are in the store, the rest is still in the writer.
+        let tail = w.tail();
+        assert_eq!(
+            (tail.at, tail.bytes.len()),
+            (3 * 65_536, 200_000 - 3 * 65_536)
+        );
+        let message = DataMessage {
             blob: 7,
-            prefix: Arc::new(b"Received: x\r\n".to_vec()),
-            header: Arc::new(Vec::new()),
-            body_size: body.len() as u64,
+            tail,
+            prefix: b"Received: x\r\n",
+            header: b"",
+            size: body.len() as u64,
+            auth: None,
             skip: 0,
-            arrival: wit::Arrival {
-                tls: None,
-                user: None,
-            },
         };
+        let arrival = wit::Arrival {
+            tls: None,
+            user: None,
+        };
+        let v = MessageView::of(store.clone(), &message, b"", arrival);
         assert_eq!(v.size(), 13 + 200_000);
         assert_eq!(v.read(0, 13).await, b"Received: x\r\n");
         assert_eq!(v.read(10, 6).await, [b'x', b'\r', b'\n', 0, 1, 2]);
@@ -220,6 +271,16 @@ mod tests {
         assert_eq!(all.len(), 200_000);
         assert_eq!(all, body);
         assert_eq!(v.read(13 + 65_530, 10).await, body[65_530..65_540]);
+        // Across the end of the stored chunks into the writer's buffer.
+        assert_eq!(v.read(13 + 196_600, 20).await, body[196_600..196_620]);
+        assert_eq!(v.read(13 + 199_990, 100).await, body[199_990..]);
         assert!(v.read(13 + 200_000, 10).await.is_empty());
+        // The header section left out (`skip`): offsets shift past it.
+        let skipped = MessageView {
+            skip: 100,
+            ..v.clone()
+        };
+        assert_eq!(skipped.size(), 13 + 199_900);
+        assert_eq!(skipped.read(13 + 196_500, 20).await, body[196_600..196_620]);
     }
 }

@@ -85,6 +85,8 @@ pub enum Verdict {
 /// The message at the data seam: the blob being written and what goes in front of it.
 pub struct DataMessage<'a> {
     pub blob: crate::store::BlobId,
+    /// The blob's end, still in its writer (`BlobWriter::tail`).
+    pub tail: crate::store::Tail<'a>,
     /// Header lines Tern puts in front (`Received:` …).
     pub prefix: &'a [u8],
     /// The header section as received.
@@ -459,15 +461,12 @@ impl Hooks {
         if session.plugins.is_empty() {
             return outcome;
         }
-        let view = MessageView {
-            store: self.store.clone(),
-            blob: message.blob,
-            prefix: Arc::new(message.prefix.to_vec()),
-            header: Arc::new(message.header.to_vec()),
-            body_size: message.size,
-            skip: message.skip,
-            arrival: bindings::arrival(session),
-        };
+        let view = MessageView::of(
+            self.store.clone(),
+            message,
+            message.header,
+            bindings::arrival(session),
+        );
         let mut wit_envelope = bindings::envelope(envelope);
         wit_envelope.auth = message.auth.map(bindings::auth_results);
         let f = session.plugins.data(session, &wit_envelope, &view).await;
@@ -523,20 +522,18 @@ impl Hooks {
 impl Hooks {
     /// The message as it is about to be stored (after the header edits).
     fn final_view(&self, session: &SessionInfo, message: &DataMessage<'_>) -> MessageView {
-        MessageView {
-            store: self.store.clone(),
-            blob: message.blob,
-            prefix: Arc::new(message.prefix.to_vec()),
-            // With a skip, the header section is in the prefix already.
-            header: Arc::new(if message.skip > 0 {
-                Vec::new()
-            } else {
-                message.header.to_vec()
-            }),
-            body_size: message.size,
-            skip: message.skip,
-            arrival: bindings::arrival(session),
-        }
+        // With a skip, the header section is in the prefix already.
+        let header = if message.skip > 0 {
+            &[][..]
+        } else {
+            message.header
+        };
+        MessageView::of(
+            self.store.clone(),
+            message,
+            header,
+            bindings::arrival(session),
+        )
     }
 
     /// Asks the delivery plugins what becomes of `account`'s copy; None:

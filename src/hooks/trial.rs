@@ -288,7 +288,6 @@ async fn run_data(
     let id = store.next_id().await?;
     let mut writer = store.blob_writer(id);
     writer.write(&bytes).await?;
-    writer.flush_pending().await?;
     let rcpt_params = RcptParams::default();
     let envelope = super::Envelope {
         from,
@@ -303,21 +302,19 @@ async fn run_data(
     };
     let message = DataMessage {
         blob: id,
+        tail: writer.tail(),
         prefix: b"",
         header: &bytes[..header_end],
         size: bytes.len() as u64,
         auth: None,
         skip: 0,
     };
-    let view = MessageView {
-        store: store.clone(),
-        blob: message.blob,
-        prefix: Arc::new(Vec::new()),
-        header: Arc::new(message.header.to_vec()),
-        body_size: message.size,
-        skip: 0,
-        arrival: bindings::arrival(info),
-    };
+    let view = MessageView::of(
+        store.clone(),
+        &message,
+        message.header,
+        bindings::arrival(info),
+    );
     let discarded =
         report.hooks.contains(&"on-data") && data_hook(report, info, &envelope, &view).await;
     if discarded || report.refused.is_some() || !report.hooks.contains(&"deliver") {

@@ -264,18 +264,6 @@ impl MessageSink {
         self.error.as_ref()
     }
 
-    /// Makes every byte pushed so far readable from the store (for the
-    /// data hooks); the blob id, or None when nothing is being kept.
-    pub async fn flush_to_store(&mut self) -> Option<u64> {
-        let w = self.writer.as_mut()?;
-        if let Err(e) = w.flush_pending().await {
-            self.error = Some(SinkError::Store(e));
-            self.writer = None;
-            return None;
-        }
-        Some(w.id())
-    }
-
     pub fn too_big(&self) -> bool {
         self.size > self.limits.max_size
     }

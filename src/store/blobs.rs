@@ -67,6 +67,14 @@ pub(super) fn chunk_key(id: BlobId, n: u32) -> [u8; 12] {
     k
 }
 
+/// The end of a blob still in its writer (`BlobWriter::tail`): `bytes`,
+/// from offset `at` of the blob on.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Tail<'a> {
+    pub at: u64,
+    pub bytes: &'a [u8],
+}
+
 /// Streams one message body into the store. Dropped without `commit`, it
 /// removes what it wrote.
 pub struct BlobWriter {
@@ -169,11 +177,17 @@ impl BlobWriter {
         Ok(())
     }
 
-    /// Writes the partly filled chunk, so that `Store::read_chunks` sees
-    /// every byte written so far (the data hooks read a message before it
-    /// is committed). Nothing may be written after it but `finish`.
-    pub async fn flush_pending(&mut self) -> Result<(), StoreError> {
-        self.spill().await
+    /// The bytes written but not yet in the store (the chunk being
+    /// filled): the data hooks read a message before it is committed, the
+    /// store's chunks up to `Tail::at` and these after it. Keeping them
+    /// here rather than writing them early saves each filtered message a
+    /// write set of its own: the last chunk goes in with the message's
+    /// commit, as it does without filters.
+    pub fn tail(&self) -> Tail<'_> {
+        Tail {
+            at: self.size - self.buf.len() as u64,
+            bytes: &self.buf,
+        }
     }
 
     async fn spill(&mut self) -> Result<(), StoreError> {

@@ -49,7 +49,7 @@ mod watch;
 mod web;
 mod writeset;
 
-pub use blobs::{BlobId, BlobParts, BlobReader, BlobRecord, BlobWriter};
+pub use blobs::{BlobId, BlobParts, BlobReader, BlobRecord, BlobWriter, Tail};
 pub use dmarc::{DmarcDkimResult, DmarcPublished, DmarcRow, DmarcWindow};
 pub use folders::{CopyResult, FlagOp, SEPARATOR, check_folder_name};
 pub use kv::{KvError, MAX_KV_KEY, MAX_KV_VALUE};

@@ -82,19 +82,12 @@ pub async fn submit(ctx: &ServerContext, arrival: Arrival<'_>) -> Result<Accepte
         quarantine,
     } = arrival;
     let qid = format_queue_id(envelope.id);
-    // The data hooks read the body from the store: write out its last part.
-    if !info.plugins.is_empty()
-        && let Err(e) = writer.flush_pending().await
-    {
-        tracing::error!(queue_id = %qid, "storing message failed: {e}");
-        return Err(Refused::Storage);
-    }
     let outcome = ctx
         .hooks
         .data(
             info,
             hook_envelope,
-            &seen(envelope.id, &prefix, header, size, auth, 0),
+            &seen(envelope.id, writer.tail(), &prefix, header, size, auth, 0),
         )
         .await;
     match outcome.verdict {
@@ -137,7 +130,15 @@ pub async fn submit(ctx: &ServerContext, arrival: Arrival<'_>) -> Result<Accepte
         info,
         hook_envelope,
         envelope,
-        &seen(envelope.id, &prefix, header, size, auth, skip),
+        &seen(
+            envelope.id,
+            writer.tail(),
+            &prefix,
+            header,
+            size,
+            auth,
+            skip,
+        ),
         default_folder,
     )
     .await?;
@@ -156,7 +157,15 @@ pub async fn submit(ctx: &ServerContext, arrival: Arrival<'_>) -> Result<Accepte
         .deliver_to_storage(
             info,
             &locals,
-            &seen(envelope.id, &prefix, header, size, auth, skip),
+            &seen(
+                envelope.id,
+                writer.tail(),
+                &prefix,
+                header,
+                size,
+                auth,
+                skip,
+            ),
         )
         .await
         .map_err(|reply| Refused::Policy {
@@ -200,6 +209,7 @@ pub async fn submit(ctx: &ServerContext, arrival: Arrival<'_>) -> Result<Accepte
 /// header edits.
 fn seen<'a>(
     blob: u64,
+    tail: crate::store::Tail<'a>,
     prefix: &'a [u8],
     header: &'a [u8],
     size: u64,
@@ -208,6 +218,7 @@ fn seen<'a>(
 ) -> DataMessage<'a> {
     DataMessage {
         blob,
+        tail,
         prefix,
         header,
         size,

@@ -9,8 +9,14 @@
 //! to Junk); either may be `reject`, `quarantine` or `tag` (only the
 //! header). Every message it passes gets a header with the verdict
 //! (`X-Content-Filter: clean`). See README.md for the keys.
+//!
+//! The body is read only when it can matter: with a body rule set, or
+//! when the message has parts (multipart or an attached message) that may
+//! carry file names. Otherwise the subject and the top-level
+//! `Content-Type` and `Content-Disposition` (a single-part message may be
+//! a file itself) are all the rules look at, and only they are asked for.
 
-use mail_parser::{Message as Parsed, MessageParser, MimeHeaders};
+use mail_parser::{HeaderName, Message as Parsed, MessageParser, MimeHeaders};
 use std::sync::OnceLock;
 use tern_plugin_support as support;
 use tern_sdk::{
@@ -168,6 +174,42 @@ fn inspect(s: &Settings, parsed: &Parsed) -> Option<Finding> {
     None
 }
 
+/// The parser: the fields the rules read (subject, MIME structure), the
+/// others skipped.
+fn parser() -> MessageParser {
+    MessageParser::new()
+        .with_mime_headers()
+        .header_text(HeaderName::Subject)
+        .default_header_ignore()
+}
+
+/// Can the body matter: a body rule, or parts below the top level?
+fn body_matters(s: &Settings, message: &Message) -> bool {
+    if !s.body_contains.is_empty() || s.body_regex.is_some() {
+        return true;
+    }
+    message.header("content-type").iter().any(|t| {
+        let t = t.trim_start().to_ascii_lowercase();
+        t.starts_with("multipart/") || t.starts_with("message/")
+    })
+}
+
+/// The fields the rules read when the body does not matter, as a header
+/// section of their own.
+fn rule_fields(message: &Message) -> Vec<u8> {
+    let mut out = Vec::new();
+    for name in ["Subject", "Content-Type", "Content-Disposition"] {
+        for value in message.header(name) {
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
 /// Up to `max` bytes of the message.
 fn read(message: &Message, max: u64) -> Vec<u8> {
     let want = message.size().min(max);
@@ -196,9 +238,14 @@ impl Filter for Content {
             }
         };
         let size = message.size();
-        let bytes = read(message, s.max_size);
-        let partial = size > bytes.len() as u64;
-        let Some(parsed) = MessageParser::new().parse(&bytes[..]) else {
+        let (bytes, partial) = if body_matters(s, message) {
+            let bytes = read(message, s.max_size);
+            let partial = size > bytes.len() as u64;
+            (bytes, partial)
+        } else {
+            (rule_fields(message), false)
+        };
+        let Some(parsed) = parser().parse(&bytes[..]) else {
             return FilterVerdict::pass().add_header(&s.header, "unchecked (not a MIME message)");
         };
         let Some(found) = inspect(s, &parsed) else {
