@@ -3,12 +3,23 @@
 //! 550 5.7.1; a clean message reaches INBOX with `X-Content-Filter: clean`;
 //! a subject pattern and a body pattern (in a base64 HTML part) send the
 //! message to Junk with the reason in the header — read back over IMAP.
+//! Without body rules a single-part message is judged by its fields alone,
+//! and a multipart's parts are still checked.
 
 mod harness;
 use harness::{Tern, config, python};
 
 #[test]
 fn attachments_refused_clean_tagged_patterns_quarantined() {
+    run(
+        r#"refuse_extensions = "exe, scr, js", subject_contains = "lottery winner, free money", body_regex = "bitcoin\\s+doubler""#,
+        CONTENT_PY,
+    );
+}
+
+/// Runs `script` (after `HELPERS_PY`, with `SMTP` and `IMAP` set) against
+/// a server running the content filter with the config keys `keys`.
+fn run(keys: &str, script: &str) {
     let extra = format!(
         r#"[[listen]]
 protocol = "imap"
@@ -21,41 +32,62 @@ allow_plaintext_auth = true
 name = "content"
 path = "{}"
 timeout = "5s"
-config = {{ refuse_extensions = "exe, scr, js", subject_contains = "lottery winner, free money", body_regex = "bitcoin\\s+doubler" }}
+config = {{ {keys} }}
 "#,
         test_plugins::shipped::CONTENT
     );
     let t = Tern::start(&config("mx.example.test", "example.test", &extra));
     t.add_user("bob@example.test", "pw");
     let script = format!(
-        "SMTP = {}\nIMAP = {}\n{}",
+        "SMTP = {}\nIMAP = {}\n{HELPERS_PY}{script}",
         t.port("smtp"),
         t.port("imap"),
-        CONTENT_PY
     );
     let out = python(&script, &[]);
     assert!(out.trim().ends_with("ok"), "{out}");
 }
 
-const CONTENT_PY: &str = r#"
+/// Sending (an `EmailMessage` or bytes; the SMTP code and text of a
+/// refusal) and reading a folder back over IMAP (subjects and the
+/// filter's headers).
+const HELPERS_PY: &str = r#"
 import email, imaplib, smtplib
 from email.message import EmailMessage
 
-def message(subject, body="hello\n"):
-    m = EmailMessage()
-    m["From"] = "lisa@outside.test"; m["To"] = "bob@example.test"; m["Subject"] = subject
-    m.set_content(body)
-    return m
-
 def send(m):
+    raw = m if isinstance(m, bytes) else m.as_bytes()
     s = smtplib.SMTP("127.0.0.1", SMTP)
     try:
-        s.sendmail("lisa@outside.test", ["bob@example.test"], m.as_bytes())
+        s.sendmail("lisa@outside.test", ["bob@example.test"], raw)
         return 250, ""
     except smtplib.SMTPDataError as e:
         return e.smtp_code, e.smtp_error.decode()
     finally:
         s.close()
+
+def folders(*names):
+    i = imaplib.IMAP4("127.0.0.1", IMAP)
+    i.login("bob@example.test", "pw")
+    out = []
+    for name in names:
+        i.select(name, readonly=True)
+        typ, data = i.search(None, "ALL")
+        found = []
+        for n in data[0].split():
+            typ, msg = i.fetch(n, "(BODY.PEEK[HEADER])")
+            h = email.message_from_bytes(msg[0][1])
+            found.append((str(email.header.make_header(email.header.decode_header(h["Subject"]))), h.get_all("X-Content-Filter")))
+        out.append(found)
+    i.logout()
+    return out
+"#;
+
+const CONTENT_PY: &str = r#"
+def message(subject, body="hello\n"):
+    m = EmailMessage()
+    m["From"] = "lisa@outside.test"; m["To"] = "bob@example.test"; m["Subject"] = subject
+    m.set_content(body)
+    return m
 
 # A refused extension: 550 5.7.1 naming the attachment.
 m = message("invoice")
@@ -83,19 +115,7 @@ m["From"] = "lisa@outside.test"; m["To"] = "bob@example.test"; m["Subject"] = "i
 m.set_content("<p>Try our <b>Bitcoin   doubler</b> today</p>", subtype="html", cte="base64")
 assert send(m) == (250, "")
 
-i = imaplib.IMAP4("127.0.0.1", IMAP)
-i.login("bob@example.test", "pw")
-def folder(name):
-    i.select(name, readonly=True)
-    typ, data = i.search(None, "ALL")
-    out = []
-    for n in data[0].split():
-        typ, msg = i.fetch(n, "(BODY.PEEK[HEADER])")
-        h = email.message_from_bytes(msg[0][1])
-        out.append((str(email.header.make_header(email.header.decode_header(h["Subject"]))), h.get_all("X-Content-Filter")))
-    return out
-inbox, junk = folder("INBOX"), folder("Junk")
-i.logout()
+inbox, junk = folders("INBOX", "Junk")
 assert inbox == [("minutes of the meeting", ["clean"])], inbox
 assert junk == [
     ("You are a LOTTERY Winner!", ['quarantined: subject matches "lottery winner"']),
@@ -111,47 +131,13 @@ print("ok")
 /// and text in the body is not looked at.
 #[test]
 fn without_body_rules_single_parts_are_judged_by_their_fields() {
-    let extra = format!(
-        r#"[[listen]]
-protocol = "imap"
-address = "{{ip}}:0"
-
-[tls]
-allow_plaintext_auth = true
-
-[[plugin]]
-name = "content"
-path = "{}"
-timeout = "5s"
-config = {{ refuse_extensions = "exe, scr", subject_contains = "lottery winner" }}
-"#,
-        test_plugins::shipped::CONTENT
+    run(
+        r#"refuse_extensions = "exe, scr", subject_contains = "lottery winner""#,
+        FIELDS_PY,
     );
-    let t = Tern::start(&config("mx.example.test", "example.test", &extra));
-    t.add_user("bob@example.test", "pw");
-    let script = format!(
-        "SMTP = {}\nIMAP = {}\n{}",
-        t.port("smtp"),
-        t.port("imap"),
-        FIELDS_PY
-    );
-    let out = python(&script, &[]);
-    assert!(out.trim().ends_with("ok"), "{out}");
 }
 
 const FIELDS_PY: &str = r#"
-import email, imaplib, smtplib
-
-def send(raw):
-    s = smtplib.SMTP("127.0.0.1", SMTP)
-    try:
-        s.sendmail("lisa@outside.test", ["bob@example.test"], raw)
-        return 250, ""
-    except smtplib.SMTPDataError as e:
-        return e.smtp_code, e.smtp_error.decode()
-    finally:
-        s.close()
-
 head = b"From: lisa@outside.test\r\nTo: bob@example.test\r\n"
 # The message is the file: its name in Content-Disposition, RFC 2231-encoded.
 code, text = send(head + b"Subject: your file\r\nContent-Type: application/octet-stream\r\n"
@@ -171,19 +157,7 @@ assert send(head + b"Subject: =?utf-8?q?a_LOTTERY_winner?=\r\n\r\nhello\r\n") ==
 # Body text is not a rule here: clean.
 assert send(head + b"Subject: news\r\n\r\nlottery winner in the body\r\n") == (250, "")
 
-i = imaplib.IMAP4("127.0.0.1", IMAP)
-i.login("bob@example.test", "pw")
-def folder(name):
-    i.select(name, readonly=True)
-    typ, data = i.search(None, "ALL")
-    out = []
-    for n in data[0].split():
-        typ, msg = i.fetch(n, "(BODY.PEEK[HEADER])")
-        h = email.message_from_bytes(msg[0][1])
-        out.append((str(email.header.make_header(email.header.decode_header(h["Subject"]))), h.get_all("X-Content-Filter")))
-    return out
-inbox, junk = folder("INBOX"), folder("Junk")
-i.logout()
+inbox, junk = folders("INBOX", "Junk")
 assert inbox == [("news", ["clean"])], inbox
 assert junk == [("a LOTTERY winner", ['quarantined: subject matches "lottery winner"'])], junk
 print("ok")

@@ -125,23 +125,17 @@ pub async fn submit(ctx: &ServerContext, arrival: Arrival<'_>) -> Result<Accepte
     } else {
         "INBOX"
     };
-    let plan = deliver::plan(
-        ctx,
-        info,
-        hook_envelope,
-        envelope,
-        &seen(
-            envelope.id,
-            writer.tail(),
-            &prefix,
-            header,
-            size,
-            auth,
-            skip,
-        ),
-        default_folder,
-    )
-    .await?;
+    // The message as it will be kept, for the delivery and storage plugins.
+    let kept = seen(
+        envelope.id,
+        writer.tail(),
+        &prefix,
+        header,
+        size,
+        auth,
+        skip,
+    );
+    let plan = deliver::plan(ctx, info, hook_envelope, envelope, &kept, default_folder).await?;
     // Mailboxes a storage plugin claims are delivered there, now.
     let locals: Vec<String> = envelope
         .recipients
@@ -154,19 +148,7 @@ pub async fn submit(ctx: &ServerContext, arrival: Arrival<'_>) -> Result<Accepte
         .collect();
     let claimed = ctx
         .hooks
-        .deliver_to_storage(
-            info,
-            &locals,
-            &seen(
-                envelope.id,
-                writer.tail(),
-                &prefix,
-                header,
-                size,
-                auth,
-                skip,
-            ),
-        )
+        .deliver_to_storage(info, &locals, &kept)
         .await
         .map_err(|reply| Refused::Policy {
             reply,
