@@ -71,6 +71,14 @@ impl MessageView {
         out
     }
 
+    /// The values of the fields named `name` (case-insensitive), in order:
+    /// what `headers` has for them, without building the others.
+    pub fn header(&self, name: &str) -> Vec<String> {
+        let mut out = field_values(&self.prefix, name);
+        out.extend(field_values(&self.header, name));
+        out
+    }
+
     pub async fn read(&self, offset: u64, len: u32) -> Vec<u8> {
         let len = (len as usize).min(MAX_READ);
         let prefix_len = self.prefix.len() as u64;
@@ -141,6 +149,38 @@ pub fn parse_headers(section: &[u8]) -> Vec<wit::Header> {
     out
 }
 
+/// The values of the fields named `name` in `section`, as `parse_headers`
+/// gives them (a line that is no field is skipped; a continuation line
+/// after it still belongs to the field before).
+fn field_values(section: &[u8], name: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut matching = false;
+    for line in section.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            break;
+        }
+        if line[0] == b' ' || line[0] == b'\t' {
+            if matching && let Some(last) = out.last_mut() {
+                last.push_str("\r\n");
+                last.push_str(&String::from_utf8_lossy(line));
+            }
+            continue;
+        }
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            continue;
+        };
+        matching = String::from_utf8_lossy(&line[..colon])
+            .trim_end()
+            .eq_ignore_ascii_case(name);
+        if matching {
+            let value = String::from_utf8_lossy(&line[colon + 1..]);
+            out.push(value.strip_prefix(' ').unwrap_or(&value).to_string());
+        }
+    }
+    out
+}
+
 /// The header section `section` (as received, up to and including its
 /// blank line) without the fields named in `names` (case-insensitive), and
 /// without the blank line; None when the section is incomplete (a header
@@ -167,8 +207,11 @@ pub fn remove_fields(section: &[u8], names: &[String]) -> Option<Vec<u8>> {
     Some(out)
 }
 
-fn view(state: &mut PluginState, r: &Resource<MessageView>) -> wasmtime::Result<MessageView> {
-    Ok(state.table.get(r)?.clone())
+fn view<'a>(
+    state: &'a PluginState,
+    r: &Resource<MessageView>,
+) -> wasmtime::Result<&'a MessageView> {
+    Ok(state.table.get(r)?)
 }
 
 impl wit::HostMessage for PluginState {
@@ -185,12 +228,7 @@ impl wit::HostMessage for PluginState {
         r: Resource<MessageView>,
         name: String,
     ) -> wasmtime::Result<Vec<String>> {
-        let all = view(self, &r)?.headers();
-        Ok(all
-            .into_iter()
-            .filter(|h| h.name.eq_ignore_ascii_case(&name))
-            .map(|h| h.value)
-            .collect())
+        Ok(view(self, &r)?.header(&name))
     }
 
     async fn read(
@@ -199,12 +237,13 @@ impl wit::HostMessage for PluginState {
         offset: u64,
         len: u32,
     ) -> wasmtime::Result<Vec<u8>> {
-        let v = view(self, &r)?;
+        // A copy (its buffers are shared): the table stays free meanwhile.
+        let v = view(self, &r)?.clone();
         Ok(v.read(offset, len).await)
     }
 
     async fn arrival(&mut self, r: Resource<MessageView>) -> wasmtime::Result<wit::Arrival> {
-        Ok(view(self, &r)?.arrival)
+        Ok(view(self, &r)?.arrival.clone())
     }
 
     async fn drop(&mut self, r: Resource<MessageView>) -> wasmtime::Result<()> {
@@ -227,6 +266,23 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn field_values_are_what_parse_headers_has_for_the_name() {
+        let section = b"Subject: one\r\n  folded\r\nnot a field\r\n\tstill subject\r\nsubject :two\r\nX-A: \r\nContent-Type: text/plain;\r\n charset=\"\xff\"\r\n\r\nSubject: body\r\n";
+        for name in ["Subject", "SUBJECT", "x-a", "content-type", "To"] {
+            let want: Vec<String> = super::parse_headers(section)
+                .into_iter()
+                .filter(|h| h.name.eq_ignore_ascii_case(name))
+                .map(|h| h.value)
+                .collect();
+            assert_eq!(super::field_values(section, name), want, "{name}");
+        }
+        assert_eq!(
+            super::field_values(section, "subject"),
+            ["one\r\n  folded\r\n\tstill subject", "two"]
+        );
+    }
 
     #[test]
     fn parses_folded_fields_and_stops_at_the_body() {
