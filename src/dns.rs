@@ -75,16 +75,23 @@ fn resolver_options(builder_opts: &mut ResolverOpts, timeout: Duration) {
     builder_opts.edns0 = true;
 }
 
-fn classify(e: ResolveError) -> DnsError {
-    if let ResolveErrorKind::Proto(p) = e.kind()
-        && let ProtoErrorKind::NoRecordsFound { response_code, .. } = p.kind()
-    {
-        return match *response_code {
-            ResponseCode::NoError | ResponseCode::NXDomain => DnsError::NotFound,
-            other => DnsError::Temporary(format!("server answered {other}")),
-        };
+/// The response code of an answer without the records asked for.
+fn no_records_code(e: &ResolveError) -> Option<ResponseCode> {
+    match e.kind() {
+        ResolveErrorKind::Proto(p) => match p.kind() {
+            ProtoErrorKind::NoRecordsFound { response_code, .. } => Some(*response_code),
+            _ => None,
+        },
+        _ => None,
     }
-    DnsError::Temporary(e.to_string())
+}
+
+fn classify(e: ResolveError) -> DnsError {
+    match no_records_code(&e) {
+        Some(ResponseCode::NoError | ResponseCode::NXDomain) => DnsError::NotFound,
+        Some(other) => DnsError::Temporary(format!("server answered {other}")),
+        None => DnsError::Temporary(e.to_string()),
+    }
 }
 
 impl Dns {
@@ -269,10 +276,7 @@ impl Dns {
     /// (NXDOMAIN) has no records; one that exists without the records
     /// asked for (NODATA) is checked for a CNAME loop first.
     async fn none_or_loop<T>(&self, name: &str, e: ResolveError) -> Result<T, DnsError> {
-        if let ResolveErrorKind::Proto(p) = e.kind()
-            && let ProtoErrorKind::NoRecordsFound { response_code, .. } = p.kind()
-            && *response_code == ResponseCode::NXDomain
-        {
+        if no_records_code(&e) == Some(ResponseCode::NXDomain) {
             return Err(DnsError::NotFound);
         }
         match classify(e) {

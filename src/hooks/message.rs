@@ -124,58 +124,47 @@ impl MessageView {
 /// Splits a header section into fields; continuation lines stay in the value
 /// (without the final CRLF). Stops at the blank line.
 pub fn parse_headers(section: &[u8]) -> Vec<wit::Header> {
-    let mut out: Vec<wit::Header> = Vec::new();
-    for line in section.split(|&b| b == b'\n') {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.is_empty() {
-            break;
-        }
-        let text = String::from_utf8_lossy(line);
-        if line[0] == b' ' || line[0] == b'\t' {
-            if let Some(last) = out.last_mut() {
-                last.value.push_str("\r\n");
-                last.value.push_str(&text);
-            }
-            continue;
-        }
-        match text.split_once(':') {
-            Some((name, value)) => out.push(wit::Header {
-                name: name.trim_end().to_string(),
-                value: value.strip_prefix(' ').unwrap_or(value).to_string(),
-            }),
-            None => continue,
-        }
-    }
-    out
+    fields(section, |_| true)
 }
 
-/// The values of the fields named `name` in `section`, as `parse_headers`
-/// gives them (a line that is no field is skipped; a continuation line
-/// after it still belongs to the field before).
+/// The values of the fields named `name` (case-insensitive) in `section`.
 fn field_values(section: &[u8], name: &str) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    let mut matching = false;
+    fields(section, |n| n.eq_ignore_ascii_case(name))
+        .into_iter()
+        .map(|h| h.value)
+        .collect()
+}
+
+/// The fields of `section` whose names `keep` accepts, in order; the
+/// others are walked past without being copied. A line that is no field
+/// is skipped (a continuation line after it still belongs to the field
+/// before).
+fn fields(section: &[u8], keep: impl Fn(&str) -> bool) -> Vec<wit::Header> {
+    let mut out: Vec<wit::Header> = Vec::new();
+    let mut kept = false;
     for line in section.split(|&b| b == b'\n') {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.is_empty() {
             break;
         }
         if line[0] == b' ' || line[0] == b'\t' {
-            if matching && let Some(last) = out.last_mut() {
-                last.push_str("\r\n");
-                last.push_str(&String::from_utf8_lossy(line));
+            if kept && let Some(last) = out.last_mut() {
+                last.value.push_str("\r\n");
+                last.value.push_str(&String::from_utf8_lossy(line));
             }
             continue;
         }
-        let Some(colon) = line.iter().position(|&b| b == b':') else {
+        let text = String::from_utf8_lossy(line);
+        let Some((name, value)) = text.split_once(':') else {
             continue;
         };
-        matching = String::from_utf8_lossy(&line[..colon])
-            .trim_end()
-            .eq_ignore_ascii_case(name);
-        if matching {
-            let value = String::from_utf8_lossy(&line[colon + 1..]);
-            out.push(value.strip_prefix(' ').unwrap_or(&value).to_string());
+        let name = name.trim_end();
+        kept = keep(name);
+        if kept {
+            out.push(wit::Header {
+                name: name.to_string(),
+                value: value.strip_prefix(' ').unwrap_or(value).to_string(),
+            });
         }
     }
     out

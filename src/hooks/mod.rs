@@ -536,23 +536,44 @@ impl Hooks {
         )
     }
 
+    /// What the delivery plugins are shown of a message: built once, for
+    /// all its local accounts.
+    pub fn delivering(
+        &self,
+        session: &SessionInfo,
+        envelope: &Envelope<'_>,
+        message: &DataMessage<'_>,
+    ) -> Delivering {
+        let mut wit_envelope = bindings::envelope(envelope);
+        wit_envelope.auth = message.auth.map(bindings::auth_results);
+        Delivering {
+            envelope: wit_envelope,
+            view: self.final_view(session, message),
+        }
+    }
+
     /// Asks the delivery plugins what becomes of `account`'s copy; None:
     /// deliver it as usual.
     pub async fn deliver(
         &self,
         session: &SessionInfo,
-        envelope: &Envelope<'_>,
+        message: &Delivering,
         account: &Account<'_>,
-        message: &DataMessage<'_>,
     ) -> Option<DeliveryDecision> {
         if !session.plugins.has_delivery() {
             return None;
         }
-        let view = self.final_view(session, message);
-        let mut wit_envelope = bindings::envelope(envelope);
-        wit_envelope.auth = message.auth.map(bindings::auth_results);
-        session.plugins.deliver(&wit_envelope, account, &view).await
+        session
+            .plugins
+            .deliver(&message.envelope, account, &message.view)
+            .await
     }
+}
+
+/// A message as the delivery plugins see it (`Hooks::delivering`).
+pub struct Delivering {
+    envelope: bindings::wit::Envelope,
+    view: MessageView,
 }
 
 /// A built-in refusal as a verdict: 4xx tempfails, 5xx rejects.

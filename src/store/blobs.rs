@@ -69,7 +69,7 @@ pub(super) fn chunk_key(id: BlobId, n: u32) -> [u8; 12] {
 
 /// The end of a blob still in its writer (`BlobWriter::tail`): `bytes`,
 /// from offset `at` of the blob on.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct Tail<'a> {
     pub at: u64,
     pub bytes: &'a [u8],

@@ -89,6 +89,8 @@ pub async fn plan(
     if !info.plugins.has_delivery() {
         return Ok(plan);
     }
+    // Built at the first local account (a relayed message needs none).
+    let mut shown = None;
     let only_one = envelope.recipients.len() == 1 && envelope.recipients[0].targets.len() == 1;
     // LMTP answers each recipient: one whose account refused gets 550.
     let lmtp = info.protocol == crate::config::Protocol::Lmtp;
@@ -107,11 +109,9 @@ pub async fn plan(
                 name: user,
                 address: if address.is_empty() { user } else { &address },
             };
-            let Some(decision) = ctx
-                .hooks
-                .deliver(info, hook_envelope, &account, message)
-                .await
-            else {
+            let shown =
+                shown.get_or_insert_with(|| ctx.hooks.delivering(info, hook_envelope, message));
+            let Some(decision) = ctx.hooks.deliver(info, shown, &account).await else {
                 continue;
             };
             let mut copies = Vec::new();

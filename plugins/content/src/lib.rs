@@ -183,23 +183,30 @@ fn parser() -> MessageParser {
         .default_header_ignore()
 }
 
-/// Can the body matter: a body rule, or parts below the top level?
-fn body_matters(s: &Settings, message: &Message) -> bool {
+/// Can the body matter: a body rule, or parts below the top level (by the
+/// message's `Content-Type` values, `types`)?
+fn body_matters(s: &Settings, types: &[String]) -> bool {
     if !s.body_contains.is_empty() || s.body_regex.is_some() {
         return true;
     }
-    message.header("content-type").iter().any(|t| {
+    types.iter().any(|t| {
         let t = t.trim_start().to_ascii_lowercase();
         t.starts_with("multipart/") || t.starts_with("message/")
     })
 }
 
 /// The fields the rules read when the body does not matter, as a header
-/// section of their own.
-fn rule_fields(message: &Message) -> Vec<u8> {
+/// section of their own (`types`: the `Content-Type` values, asked for
+/// already).
+fn rule_fields(message: &Message, types: Vec<String>) -> Vec<u8> {
     let mut out = Vec::new();
-    for name in ["Subject", "Content-Type", "Content-Disposition"] {
-        for value in message.header(name) {
+    let fields = [
+        ("Subject", message.header("subject")),
+        ("Content-Type", types),
+        ("Content-Disposition", message.header("content-disposition")),
+    ];
+    for (name, values) in fields {
+        for value in values {
             out.extend_from_slice(name.as_bytes());
             out.extend_from_slice(b": ");
             out.extend_from_slice(value.as_bytes());
@@ -238,12 +245,13 @@ impl Filter for Content {
             }
         };
         let size = message.size();
-        let (bytes, partial) = if body_matters(s, message) {
+        let types = message.header("content-type");
+        let (bytes, partial) = if body_matters(s, &types) {
             let bytes = read(message, s.max_size);
             let partial = size > bytes.len() as u64;
             (bytes, partial)
         } else {
-            (rule_fields(message), false)
+            (rule_fields(message, types), false)
         };
         let Some(parsed) = parser().parse(&bytes[..]) else {
             return FilterVerdict::pass().add_header(&s.header, "unchecked (not a MIME message)");
