@@ -11,12 +11,22 @@ so --perf samples the all-plugins run with perf's cpu-clock instead, and the
 run without plugins into FILE.none to set beside it (those runs' own rates
 and CPU then include perf's cost).
 
-    python3 bench/plugin_cost.py [--messages 5000] [--rounds 2] [--perf FILE]
+--threads splits Tern's CPU per message by thread (tokio workers, sled's
+I/O pool, the store's writer and flusher), user and system, with context
+switches: where a plugin's cost lands. --calls asks `tern trace --json`
+after each run with plugins how long each plugin hook took inside the
+server (wall time, so a call preempted on the busy machine counts long):
+median, mean and 99th percentile per hook.
+
+    python3 bench/plugin_cost.py [--messages 5000] [--rounds 2] [--perf FILE] [--threads] [--calls]
     perf report -i FILE --no-children --sort dso,symbol   # where the time went
 """
 
 import argparse
+import collections
 import contextlib
+import json
+import os
 import signal
 import subprocess
 import tempfile
@@ -49,6 +59,91 @@ def perf_recorder(path):
     return record
 
 
+def thread_times(pid):
+    """Per thread-name group (digits dropped: sled-io-3 -> sled-io):
+    user and system clock ticks, voluntary and involuntary switches."""
+    out = collections.Counter()
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            stat = open(f"/proc/{pid}/task/{tid}/stat").read()
+            status = open(f"/proc/{pid}/task/{tid}/status").read()
+        except OSError:
+            continue  # the thread ended
+        name = stat[stat.index("(") + 1:stat.rindex(")")].rstrip("0123456789-")
+        fields = stat[stat.rindex(")") + 2:].split()
+        out[(name, "user")] += int(fields[11])
+        out[(name, "sys")] += int(fields[12])
+        for line in status.splitlines():
+            if line.startswith("voluntary_ctxt_switches"):
+                out[(name, "vcs")] += int(line.split()[1])
+            elif line.startswith("nonvoluntary_ctxt_switches"):
+                out[(name, "ncs")] += int(line.split()[1])
+    return out
+
+
+def thread_recorder(messages):
+    """Prints Tern's CPU per message by thread group over the run."""
+    tick_us = 1e6 / os.sysconf("SC_CLK_TCK")
+
+    @contextlib.contextmanager
+    def record(pid):
+        before = thread_times(pid)
+        try:
+            yield
+        finally:
+            after = thread_times(pid)
+            for name in sorted({k[0] for k in after}):
+                d = {m: after[(name, m)] - before[(name, m)] for m in ("user", "sys", "vcs", "ncs")}
+                if not any(d.values()):
+                    continue
+                print(f"    {name:18} user {d['user'] * tick_us / messages:6.1f} us  sys {d['sys'] * tick_us / messages:6.1f} us"
+                      f"  switches {d['vcs'] / messages:5.2f} voluntary {d['ncs'] / messages:5.2f} not", flush=True)
+
+    return record
+
+
+def call_recorder():
+    """After the run, the plugins' hook times from `tern trace --json`
+    (every session of the load's client)."""
+
+    @contextlib.contextmanager
+    def record(pid):
+        try:
+            yield
+        finally:
+            argv = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
+            config = argv[argv.index(b"--config") + 1].decode()
+            out = subprocess.run([str(compare.mta.TERN), "trace", "--client", "127.0.0.1", "--since", "1h",
+                                  "--json", "--config", config], capture_output=True, text=True, check=True)
+            took = collections.defaultdict(list)
+            for trace in json.loads(out.stdout):
+                for e in trace["events"]:
+                    if e["by"].startswith("plugin "):
+                        took[(e["stage"], e["by"][7:])].append(e["took_us"])
+            for (stage, plugin), v in sorted(took.items()):
+                v.sort()
+                print(f"    {plugin:10} {stage:8} {len(v):6} calls  median {v[len(v) // 2]:5} us  "
+                      f"mean {sum(v) / len(v):6.1f} us  p99 {v[len(v) * 99 // 100]:6} us", flush=True)
+
+    return record
+
+
+def nested(recorders):
+    """One recorder running `recorders` (None left out) around the run."""
+    recorders = [r for r in recorders if r]
+    if not recorders:
+        return None
+
+    @contextlib.contextmanager
+    def record(pid):
+        with contextlib.ExitStack() as stack:
+            for r in recorders:
+                stack.enter_context(r(pid))
+            yield
+
+    return record
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--messages", type=int, default=5000)
@@ -56,6 +151,9 @@ def main():
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--perf", help="record the all-plugins run with perf (cpu-clock) into this file, "
                                    "and the run without plugins into FILE.none")
+    ap.add_argument("--threads", action="store_true", help="Tern's CPU per message by thread, after each run")
+    ap.add_argument("--calls", action="store_true", help="each plugin hook's time in the server (tern trace), "
+                                                        "after each run with plugins")
     args = ap.parse_args()
     if not args.no_build:
         compare.build()
@@ -68,8 +166,14 @@ def main():
             elif args.perf and not names:
                 recorder = perf_recorder(args.perf + ".none")
             which = "tern+plugins" if names else "tern"
-            r = runner.plugins(which, args.messages, names, recorder)
             label = "+".join(names) or "no plugin"
+            print(label, flush=True)
+            recorder = nested([
+                recorder,
+                thread_recorder(args.messages) if args.threads else None,
+                call_recorder() if args.calls and names else None,
+            ])
+            r = runner.plugins(which, args.messages, names, recorder)
             print(f"{label:24} {r['e2e']:6.0f} msg/s end-to-end   CPU {r['cpu']:.3f} s/1000 msgs", flush=True)
 
 
