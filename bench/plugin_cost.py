@@ -167,7 +167,8 @@ def main():
                 recorder = perf_recorder(args.perf + ".none")
             which = "tern+plugins" if names else "tern"
             label = "+".join(names) or "no plugin"
-            print(label, flush=True)
+            if args.threads or args.calls:
+                print(label, flush=True)  # heads what the recorders print
             recorder = nested([
                 recorder,
                 thread_recorder(args.messages) if args.threads else None,

@@ -276,12 +276,10 @@ impl Dns {
     /// (NXDOMAIN) has no records; one that exists without the records
     /// asked for (NODATA) is checked for a CNAME loop first.
     async fn none_or_loop<T>(&self, name: &str, e: ResolveError) -> Result<T, DnsError> {
-        if no_records_code(&e) == Some(ResponseCode::NXDomain) {
-            return Err(DnsError::NotFound);
-        }
-        match classify(e) {
-            DnsError::NotFound => self.unless_cname_loop(name).await,
-            other => Err(other),
+        match no_records_code(&e) {
+            Some(ResponseCode::NXDomain) => Err(DnsError::NotFound),
+            Some(ResponseCode::NoError) => self.unless_cname_loop(name).await,
+            _ => Err(classify(e)),
         }
     }
 

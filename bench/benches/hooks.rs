@@ -192,7 +192,6 @@ fn message(rt: &tokio::runtime::Runtime, store: &Store, id: u64, size: usize) ->
         tail: w.tail(),
         prefix: b"Received: from client.example ([192.0.2.7])\r\n\tby mx.example.test (Tern) with ESMTP id 1; Mon, 23 Nov 2026 10:00:00 +0000\r\n",
         header: header.as_bytes(),
-        size: bytes.len() as u64,
         auth: None,
         skip: 0,
     };
@@ -200,7 +199,7 @@ fn message(rt: &tokio::runtime::Runtime, store: &Store, id: u64, size: usize) ->
         tls: None,
         user: None,
     };
-    let view = MessageView::of(store.clone(), &message, message.header, arrival);
+    let view = MessageView::of(store.clone(), &message, arrival);
     std::mem::forget(w); // keep the chunks for the benchmark's lifetime
     view
 }

@@ -29,8 +29,6 @@ pub struct MessageView {
     pub prefix: Arc<Vec<u8>>,
     /// The header section as received (a copy, also at the start of the blob).
     pub header: Arc<Vec<u8>>,
-    /// Bytes of the message as received.
-    pub body_size: u64,
     /// Leading bytes of the blob left out of the message (its header
     /// section, rewritten into `prefix` after a filter removed fields).
     pub skip: u64,
@@ -39,14 +37,15 @@ pub struct MessageView {
 }
 
 impl MessageView {
-    /// The view of `message`, with `header` as its header section (the
-    /// one received, or none once the prefix holds its rewrite).
-    pub fn of(
-        store: Store,
-        message: &DataMessage<'_>,
-        header: &[u8],
-        arrival: wit::Arrival,
-    ) -> MessageView {
+    /// The view of `message`. Once header edits have left the received
+    /// header section out (`skip`), the prefix holds its rewrite and the
+    /// view has no header section of its own.
+    pub fn of(store: Store, message: &DataMessage<'_>, arrival: wit::Arrival) -> MessageView {
+        let header = if message.skip > 0 {
+            &[][..]
+        } else {
+            message.header
+        };
         MessageView {
             store,
             blob: message.blob,
@@ -54,14 +53,14 @@ impl MessageView {
             tail_at: message.tail.at,
             prefix: Arc::new(message.prefix.to_vec()),
             header: Arc::new(header.to_vec()),
-            body_size: message.size,
             skip: message.skip,
             arrival,
         }
     }
 
     pub fn size(&self) -> u64 {
-        self.prefix.len() as u64 + self.body_size.saturating_sub(self.skip)
+        let blob_size = self.tail_at + self.tail.len() as u64;
+        self.prefix.len() as u64 + blob_size.saturating_sub(self.skip)
     }
 
     /// Every header field, in order (prefix first).
@@ -226,8 +225,7 @@ impl wit::HostMessage for PluginState {
         offset: u64,
         len: u32,
     ) -> wasmtime::Result<Vec<u8>> {
-        // A copy (its buffers are shared): the table stays free meanwhile.
-        let v = view(self, &r)?.clone();
+        let v = view(self, &r)?;
         Ok(v.read(offset, len).await)
     }
 
@@ -300,7 +298,6 @@ mod tests {
             tail,
             prefix: b"Received: x\r\n",
             header: b"",
-            size: body.len() as u64,
             auth: None,
             skip: 0,
         };
@@ -308,7 +305,7 @@ mod tests {
             tls: None,
             user: None,
         };
-        let v = MessageView::of(store.clone(), &message, b"", arrival);
+        let v = MessageView::of(store.clone(), &message, arrival);
         assert_eq!(v.size(), 13 + 200_000);
         assert_eq!(v.read(0, 13).await, b"Received: x\r\n");
         assert_eq!(v.read(10, 6).await, [b'x', b'\r', b'\n', 0, 1, 2]);

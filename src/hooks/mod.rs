@@ -91,8 +91,6 @@ pub struct DataMessage<'a> {
     pub prefix: &'a [u8],
     /// The header section as received.
     pub header: &'a [u8],
-    /// Bytes received.
-    pub size: u64,
     /// What SPF, DKIM, DMARC and ARC found (mail from outside only).
     pub auth: Option<&'a AuthResults>,
     /// Leading bytes of the blob left out (`BlobWriter::skip_leading`).
@@ -461,12 +459,7 @@ impl Hooks {
         if session.plugins.is_empty() {
             return outcome;
         }
-        let view = MessageView::of(
-            self.store.clone(),
-            message,
-            message.header,
-            bindings::arrival(session),
-        );
+        let view = self.view(session, message);
         let mut wit_envelope = bindings::envelope(envelope);
         wit_envelope.auth = message.auth.map(bindings::auth_results);
         let f = session.plugins.data(session, &wit_envelope, &view).await;
@@ -494,7 +487,7 @@ impl Hooks {
         if !session.plugins.has_storage() {
             return Ok(Vec::new());
         }
-        let view = self.final_view(session, message);
+        let view = self.view(session, message);
         let mut served = Vec::new();
         for user in users {
             let Some(i) = session.plugins.storage_claim(user).await else {
@@ -520,20 +513,9 @@ impl Hooks {
 }
 
 impl Hooks {
-    /// The message as it is about to be stored (after the header edits).
-    fn final_view(&self, session: &SessionInfo, message: &DataMessage<'_>) -> MessageView {
-        // With a skip, the header section is in the prefix already.
-        let header = if message.skip > 0 {
-            &[][..]
-        } else {
-            message.header
-        };
-        MessageView::of(
-            self.store.clone(),
-            message,
-            header,
-            bindings::arrival(session),
-        )
+    /// The plugins' view of `message`, before or after the header edits.
+    fn view(&self, session: &SessionInfo, message: &DataMessage<'_>) -> MessageView {
+        MessageView::of(self.store.clone(), message, bindings::arrival(session))
     }
 
     /// What the delivery plugins are shown of a message: built once, for
@@ -548,7 +530,7 @@ impl Hooks {
         wit_envelope.auth = message.auth.map(bindings::auth_results);
         Delivering {
             envelope: wit_envelope,
-            view: self.final_view(session, message),
+            view: self.view(session, message),
         }
     }
 

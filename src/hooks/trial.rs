@@ -305,16 +305,10 @@ async fn run_data(
         tail: writer.tail(),
         prefix: b"",
         header: &bytes[..header_end],
-        size: bytes.len() as u64,
         auth: None,
         skip: 0,
     };
-    let view = MessageView::of(
-        store.clone(),
-        &message,
-        message.header,
-        bindings::arrival(info),
-    );
+    let view = MessageView::of(store.clone(), &message, bindings::arrival(info));
     let discarded =
         report.hooks.contains(&"on-data") && data_hook(report, info, &envelope, &view).await;
     if discarded || report.refused.is_some() || !report.hooks.contains(&"deliver") {

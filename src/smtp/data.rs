@@ -318,7 +318,6 @@ impl Session {
             envelope: &envelope,
             writer: received.writer,
             header: &received.header,
-            size: received.size,
             prefix,
             auth: auth.as_ref(),
             quarantine: (decision == Decision::Quarantine).then_some("DMARC policy quarantine"),

@@ -34,8 +34,6 @@ pub struct Arrival<'a> {
     pub writer: BlobWriter,
     /// The header section as received (up to and including the blank line).
     pub header: &'a [u8],
-    /// Bytes received.
-    pub size: u64,
     /// Header lines Tern puts in front (`Received:`, Authentication-Results,
     /// an ARC set); the filters' added fields and the DKIM signature join it.
     pub prefix: Vec<u8>,
@@ -76,7 +74,6 @@ pub async fn submit(ctx: &ServerContext, arrival: Arrival<'_>) -> Result<Accepte
         envelope,
         mut writer,
         header,
-        size,
         mut prefix,
         auth,
         quarantine,
@@ -87,7 +84,14 @@ pub async fn submit(ctx: &ServerContext, arrival: Arrival<'_>) -> Result<Accepte
         .data(
             info,
             hook_envelope,
-            &seen(envelope.id, writer.tail(), &prefix, header, size, auth, 0),
+            &DataMessage {
+                blob: envelope.id,
+                tail: writer.tail(),
+                prefix: &prefix,
+                header,
+                auth,
+                skip: 0,
+            },
         )
         .await;
     match outcome.verdict {
@@ -126,15 +130,14 @@ pub async fn submit(ctx: &ServerContext, arrival: Arrival<'_>) -> Result<Accepte
         "INBOX"
     };
     // The message as it will be kept, for the delivery and storage plugins.
-    let kept = seen(
-        envelope.id,
-        writer.tail(),
-        &prefix,
+    let kept = DataMessage {
+        blob: envelope.id,
+        tail: writer.tail(),
+        prefix: &prefix,
         header,
-        size,
         auth,
         skip,
-    );
+    };
     let plan = deliver::plan(ctx, info, hook_envelope, envelope, &kept, default_folder).await?;
     // Mailboxes a storage plugin claims are delivered there, now.
     let locals: Vec<String> = envelope
@@ -184,28 +187,6 @@ pub async fn submit(ctx: &ServerContext, arrival: Arrival<'_>) -> Result<Accepte
             tracing::error!(queue_id = %qid, "{e}");
             Err(Refused::Storage)
         }
-    }
-}
-
-/// The message as the hooks see it, before (`skip` 0) and after the
-/// header edits.
-fn seen<'a>(
-    blob: u64,
-    tail: crate::store::Tail<'a>,
-    prefix: &'a [u8],
-    header: &'a [u8],
-    size: u64,
-    auth: Option<&'a AuthResults>,
-    skip: u64,
-) -> DataMessage<'a> {
-    DataMessage {
-        blob,
-        tail,
-        prefix,
-        header,
-        size,
-        auth,
-        skip,
     }
 }
 

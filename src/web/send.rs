@@ -233,7 +233,6 @@ pub async fn send(
         envelope: &envelope,
         writer,
         header: &bytes[..header_end],
-        size: bytes.len() as u64,
         prefix,
         auth: None,
         quarantine: None,

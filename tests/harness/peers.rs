@@ -64,6 +64,17 @@ impl DnsServer {
     pub fn address(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
+
+    /// Every question asked so far, as "name TYPE", in order.
+    pub fn queries(&self) -> Vec<String> {
+        let mut path = self.zone.clone().into_os_string();
+        path.push(".queries");
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
 }
 
 impl Drop for DnsServer {
