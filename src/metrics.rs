@@ -77,15 +77,28 @@ static REGISTRY: LazyLock<Registry> = LazyLock::new(|| Registry {
 /// Adds one to counter `name` with `labels`.
 pub fn counter(name: &'static str, labels: &[(&'static str, &str)]) {
     debug_assert!(COUNTERS.iter().any(|(n, _)| *n == name), "unknown {name}");
-    let key = (
-        name,
-        labels
-            .iter()
-            .map(|(k, v)| (*k, v.to_string()))
-            .collect::<Labels>(),
-    );
     let mut counters = REGISTRY.counters.lock().unwrap_or_else(|p| p.into_inner());
-    *counters.entry(key).or_insert(0) += 1;
+    // Found without building a key: counting (a plugin call, a message)
+    // allocates nothing once the counter exists. `(name, [])` is the first
+    // key of that name.
+    let same = |kept: &Labels| {
+        kept.len() == labels.len()
+            && kept
+                .iter()
+                .zip(labels)
+                .all(|((k, v), (k2, v2))| k == k2 && v == v2)
+    };
+    let found = counters
+        .range_mut((name, Vec::new())..)
+        .take_while(|((n, _), _)| *n == name)
+        .find(|((_, kept), _)| same(kept));
+    match found {
+        Some((_, count)) => *count += 1,
+        None => {
+            let key = labels.iter().map(|(k, v)| (*k, v.to_string())).collect();
+            counters.insert((name, key), 1);
+        }
+    }
 }
 
 /// The sum of counter `name` over all its labels (`tern plugin test`
@@ -280,5 +293,27 @@ mod tests {
             "{plugin=\"a\\\"b\\\\c\\nd\"}"
         );
         assert_eq!(render_labels(&[]), "");
+    }
+
+    fn count_of(name: &'static str, labels: &[(&'static str, &str)]) -> Option<u64> {
+        let key = labels.iter().map(|(k, v)| (*k, v.to_string())).collect();
+        let counters = REGISTRY.counters.lock().unwrap();
+        counters.get(&(name, key)).copied()
+    }
+
+    #[test]
+    fn each_label_set_counts_on_its_own() {
+        // Label values no other test uses: the registry is process wide.
+        let name = "tern_limits_hit_total";
+        let (a, b) = ([("limit", "metrics-test-a")], [("limit", "metrics-test-b")]);
+        let two = [("limit", "metrics-test-a"), ("plugin", "x")];
+        counter(name, &a);
+        counter(name, &b);
+        counter(name, &a);
+        counter(name, &two);
+        assert_eq!(count_of(name, &a), Some(2));
+        assert_eq!(count_of(name, &b), Some(1));
+        assert_eq!(count_of(name, &two), Some(1));
+        assert_eq!(count_of(name, &[("limit", "metrics-test-c")]), None);
     }
 }

@@ -2,8 +2,11 @@
 //! test plugins: a trivial `on-rcpt-to` (policy `no_nobody`) on a warm
 //! instance (beside the same call made bare, through wasmtime's generated
 //! bindings alone: what the dispatch adds) and including instantiation, and
-//! a filter (`add_header`)
-//! reading the headers of a 5 KB and a 1 MB message. Run with
+//! a filter (`add_header`) reading the headers of a 5 KB and a 1 MB
+//! message; and one message through the shipped plugins of compare.py's
+//! `plugins` row (greylist, dnsbl, content), what that row's Tern spends
+//! on plugins per message without the server around it (it starts
+//! `tests/fixtures/dns_server.py` for the blocklist). Run with
 //! `cargo bench -p tern-bench`.
 
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -13,9 +16,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tern::config::{Config, Protocol};
 use tern::hooks::bindings::{self, wit};
-use tern::hooks::{DataMessage, MessageView, PluginSession, PluginSet, SessionInfo};
+use tern::hooks::{DataMessage, MessageView, PluginSession, PluginSet, SessionInfo, Verdict};
 use tern::mail::{MailParams, RcptParams};
-use tern::store::Store;
+use tern::store::{BlobWriter, Store};
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -24,24 +27,27 @@ struct Fixture {
 }
 
 fn fixture(plugins: &[(&str, &str)]) -> Fixture {
+    let plugins: Vec<(&str, &str, &str)> = plugins.iter().map(|(n, p)| (*n, *p, "")).collect();
+    fixture_with(&plugins, SocketAddr::from(([127, 0, 0, 1], 9)))
+}
+
+/// Plugins `(name, path, config)` (config: the inside of its `config =
+/// { … }` table), resolving through `dns`.
+fn fixture_with(plugins: &[(&str, &str, &str)], dns: SocketAddr) -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut text = String::from(
         "hostname = \"mx.example.test\"\nlocal_domains = [\"example.test\"]\ndata_dir = \"data\"\n",
     );
-    for (name, path) in plugins {
+    for (name, path, config) in plugins {
         text.push_str(&format!(
-            "[[plugin]]\nname = \"{name}\"\npath = \"{path}\"\ntimeout = \"1s\"\n"
+            "[[plugin]]\nname = \"{name}\"\npath = \"{path}\"\ntimeout = \"1s\"\nconfig = {{ {config} }}\n"
         ));
     }
     let config = Config::from_toml(&text, dir.path()).expect("config");
     let store = rt()
         .block_on(Store::open(&dir.path().join("data")))
         .expect("store");
-    let dns = tern::dns::Dns::new(
-        Some(&[SocketAddr::from(([127, 0, 0, 1], 9))]),
-        Duration::from_secs(1),
-    )
-    .expect("dns");
+    let dns = tern::dns::Dns::new(Some(&[dns]), Duration::from_secs(1)).expect("dns");
     let set = Arc::new(PluginSet::load(&config, &store, &dns).expect("plugins"));
     Fixture {
         _dir: dir,
@@ -51,8 +57,12 @@ fn fixture(plugins: &[(&str, &str)]) -> Fixture {
 }
 
 fn info(plugins: Arc<PluginSession>) -> SessionInfo {
+    info_from(SocketAddr::from(([192, 0, 2, 7], 40000)), plugins)
+}
+
+fn info_from(client: SocketAddr, plugins: Arc<PluginSession>) -> SessionInfo {
     SessionInfo {
-        client: SocketAddr::from(([192, 0, 2, 7], 40000)),
+        client,
         local: SocketAddr::from(([127, 0, 0, 1], 25)),
         protocol: Protocol::Smtp,
         helo: Some("client.example".into()),
@@ -60,7 +70,7 @@ fn info(plugins: Arc<PluginSession>) -> SessionInfo {
         user: None,
         trusted: false,
         plugins,
-        trace: tern::trace::Recorder::new(std::net::IpAddr::from([192, 0, 2, 7])),
+        trace: tern::trace::Recorder::new(client.ip()),
     }
 }
 
@@ -169,8 +179,15 @@ fn rcpt_to(c: &mut Criterion) {
     );
 }
 
-/// A message of about `size` bytes: 20 header fields, then body lines.
-fn message(rt: &tokio::runtime::Runtime, store: &Store, id: u64, size: usize) -> MessageView {
+/// A message of about `size` bytes (20 header fields, then body lines)
+/// written to the store as at the end of DATA: its writer (the full chunks
+/// stored, the rest in its buffer) and its header section.
+fn written(
+    rt: &tokio::runtime::Runtime,
+    store: &Store,
+    id: u64,
+    size: usize,
+) -> (BlobWriter, String) {
     let mut header = String::new();
     for i in 0..18 {
         header.push_str(&format!(
@@ -178,6 +195,17 @@ fn message(rt: &tokio::runtime::Runtime, store: &Store, id: u64, size: usize) ->
         ));
     }
     header.push_str("From: Lisa <lisa@outside.test>\r\nSubject: a message to filter\r\n\r\n");
+    write_message(rt, store, id, header, size)
+}
+
+/// `header`, then body lines up to about `size` bytes, written as `written` says.
+fn write_message(
+    rt: &tokio::runtime::Runtime,
+    store: &Store,
+    id: u64,
+    header: String,
+    size: usize,
+) -> (BlobWriter, String) {
     let mut bytes = header.clone().into_bytes();
     while bytes.len() < size {
         bytes.extend_from_slice(
@@ -186,11 +214,17 @@ fn message(rt: &tokio::runtime::Runtime, store: &Store, id: u64, size: usize) ->
     }
     let mut w = store.blob_writer(id);
     rt.block_on(async { w.write(&bytes).await.expect("write") });
-    // As at the end of data: the full chunks in the store, the rest in the writer.
+    (w, header)
+}
+
+const PREFIX: &[u8] = b"Received: from client.example ([192.0.2.7])\r\n\tby mx.example.test (Tern) with ESMTP id 1; Mon, 23 Nov 2026 10:00:00 +0000\r\n";
+
+/// The view a filter gets of the message `w` holds (as `Hooks::view` makes it).
+fn view_of(store: &Store, id: u64, w: &BlobWriter, header: &str) -> MessageView {
     let message = DataMessage {
         blob: id,
         tail: w.tail(),
-        prefix: b"Received: from client.example ([192.0.2.7])\r\n\tby mx.example.test (Tern) with ESMTP id 1; Mon, 23 Nov 2026 10:00:00 +0000\r\n",
+        prefix: PREFIX,
         header: header.as_bytes(),
         auth: None,
         skip: 0,
@@ -199,9 +233,134 @@ fn message(rt: &tokio::runtime::Runtime, store: &Store, id: u64, size: usize) ->
         tls: None,
         user: None,
     };
-    let view = MessageView::of(store.clone(), &message, arrival);
+    MessageView::of(store.clone(), &message, arrival)
+}
+
+/// A filter's view of a message of about `size` bytes (see `written`).
+fn message(rt: &tokio::runtime::Runtime, store: &Store, id: u64, size: usize) -> MessageView {
+    let (w, header) = written(rt, store, id, size);
+    let view = view_of(store, id, &w, &header);
     std::mem::forget(w); // keep the chunks for the benchmark's lifetime
     view
+}
+
+/// `tests/fixtures/dns_server.py` on a loopback port: NXDOMAIN (with the
+/// SOA, so it is cached) for everything, as compare.py's blocklist zone.
+struct DnsServer {
+    child: std::process::Child,
+    addr: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl DnsServer {
+    fn start() -> DnsServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (zone, port) = (dir.path().join("zone.json"), dir.path().join("dns.port"));
+        std::fs::write(&zone, r#"{"bl.bench.test": {"SOA": 300}}"#).expect("zone");
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/fixtures/dns_server.py"
+        );
+        let child = std::process::Command::new("python3")
+            .args([script.as_ref(), zone.as_os_str(), port.as_os_str()])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect(
+                "python3 tests/fixtures/dns_server.py (scripts/install-test-deps installs dnslib)",
+            );
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let port: u16 = loop {
+            if let Some(p) = std::fs::read_to_string(&port)
+                .ok()
+                .and_then(|t| t.trim().parse().ok())
+            {
+                break p;
+            }
+            assert!(Instant::now() < deadline, "the DNS server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        DnsServer {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for DnsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One message through the plugins of compare.py's `plugins` row, with
+/// its configs (greylist, dnsbl, content), as a session from 127.0.0.1
+/// makes it (smtp-source sends a message per session): a new session, the
+/// dnsbl's `on-connect` (its look-up answered from the resolver's cache),
+/// both plugins' `on-rcpt-to`, the filters' view of a 5 KB message and
+/// both filters' `on-data` (the message as smtp-source sends it). What the row's Tern spends on plugins per
+/// message, without the rest of the server around it.
+fn shipped(c: &mut Criterion) {
+    let dns = DnsServer::start();
+    let shipped = [
+        (
+            "greylist",
+            test_plugins::shipped::GREYLIST,
+            r#"allow_networks = "127.0.0.0/8""#,
+        ),
+        (
+            "dnsbl",
+            test_plugins::shipped::DNSBL,
+            r#"zones = "bl.bench.test""#,
+        ),
+        (
+            "content",
+            test_plugins::shipped::CONTENT,
+            r#"refuse_extensions = "exe, scr, js", subject_contains = "lottery winner""#,
+        ),
+    ];
+    let f = fixture_with(&shipped, dns.addr);
+    let rt = rt();
+    let client = SocketAddr::from(([127, 0, 0, 1], 40000));
+    let params = bindings::rcpt_params(&RcptParams::default());
+    let env = envelope();
+    // What smtp-source sends (`-l 5120`): four header fields.
+    let header = "From: <lisa@outside.test>\r\nTo: <fwd@bench.test>\r\n\
+                  Date: Sat,  5 Dec 2026 18:29:11 +0000 (UTC)\r\n\
+                  Message-Id: <6313.0003.0000@vm>\r\n\r\n";
+    let (w, header) = write_message(&rt, &f.store, 1, header.into(), 5120);
+    let one = || async {
+        let s = info_from(client, Arc::new(PluginSession::new(f.set.clone())));
+        let connect = s.plugins.connect(&s).await;
+        assert_eq!(connect, Verdict::Continue, "on-connect");
+        let rcpt = s.plugins.rcpt_to(&s, &env, "fwd@bench.test", &params).await;
+        assert_eq!(rcpt, Verdict::Continue, "on-rcpt-to");
+        let mut env = env.clone();
+        env.recipients.push(wit::Recipient {
+            address: "fwd@bench.test".into(),
+            params: params.clone(),
+        });
+        let view = view_of(&f.store, 1, &w, &header);
+        let data = s.plugins.data(&s, &env, &view).await;
+        assert!(data.verdict.is_none(), "on-data: {:?}", data.verdict);
+        assert!(!data.add_headers.is_empty(), "the content filter's header");
+    };
+    rt.block_on(one()); // the resolver's cache warm
+    c.bench_function(
+        "a message through greylist, dnsbl and content (compare.py's plugins row)",
+        |b| {
+            b.iter_custom(|iters| {
+                rt.block_on(async {
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        one().await;
+                    }
+                    start.elapsed()
+                })
+            })
+        },
+    );
 }
 
 fn filter(c: &mut Criterion) {
@@ -235,5 +394,5 @@ fn quick() -> Criterion {
         .measurement_time(Duration::from_secs(3))
 }
 
-criterion_group! { name = benches; config = quick(); targets = rcpt_to, filter }
+criterion_group! { name = benches; config = quick(); targets = rcpt_to, filter, shipped }
 criterion_main!(benches);

@@ -128,17 +128,17 @@ pub fn parse_headers(section: &[u8]) -> Vec<wit::Header> {
 
 /// The values of the fields named `name` (case-insensitive) in `section`.
 fn field_values(section: &[u8], name: &str) -> Vec<String> {
-    fields(section, |n| n.eq_ignore_ascii_case(name))
+    fields(section, |n| n.eq_ignore_ascii_case(name.as_bytes()))
         .into_iter()
         .map(|h| h.value)
         .collect()
 }
 
-/// The fields of `section` whose names `keep` accepts, in order; the
-/// others are walked past without being copied. A line that is no field
-/// is skipped (a continuation line after it still belongs to the field
-/// before).
-fn fields(section: &[u8], keep: impl Fn(&str) -> bool) -> Vec<wit::Header> {
+/// The fields of `section` whose names `keep` accepts (the name's bytes,
+/// trailing blanks trimmed), in order; the others are walked past without
+/// being decoded or copied. A line that is no field is skipped (a
+/// continuation line after it still belongs to the field before).
+fn fields(section: &[u8], keep: impl Fn(&[u8]) -> bool) -> Vec<wit::Header> {
     let mut out: Vec<wit::Header> = Vec::new();
     let mut kept = false;
     for line in section.split(|&b| b == b'\n') {
@@ -153,16 +153,16 @@ fn fields(section: &[u8], keep: impl Fn(&str) -> bool) -> Vec<wit::Header> {
             }
             continue;
         }
-        let text = String::from_utf8_lossy(line);
-        let Some((name, value)) = text.split_once(':') else {
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
             continue;
         };
-        let name = name.trim_end();
+        let (name, value) = (line[..colon].trim_ascii_end(), &line[colon + 1..]);
         kept = keep(name);
         if kept {
             out.push(wit::Header {
-                name: name.to_string(),
-                value: value.strip_prefix(' ').unwrap_or(value).to_string(),
+                name: String::from_utf8_lossy(name).into_owned(),
+                value: String::from_utf8_lossy(value.strip_prefix(b" ").unwrap_or(value))
+                    .into_owned(),
             });
         }
     }
