@@ -13,6 +13,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 use tern::config::{Config, Protocol};
 use tern::hooks::bindings::{self, wit};
@@ -322,31 +323,20 @@ fn shipped(c: &mut Criterion) {
     ];
     let f = fixture_with(&shipped, dns.addr);
     let rt = rt();
-    let client = SocketAddr::from(([127, 0, 0, 1], 40000));
-    let params = bindings::rcpt_params(&RcptParams::default());
-    let env = envelope();
     // What smtp-source sends (`-l 5120`): four header fields.
     let header = "From: <lisa@outside.test>\r\nTo: <fwd@bench.test>\r\n\
                   Date: Sat,  5 Dec 2026 18:29:11 +0000 (UTC)\r\n\
                   Message-Id: <6313.0003.0000@vm>\r\n\r\n";
-    let (w, header) = write_message(&rt, &f.store, 1, header.into(), 5120);
-    let one = || async {
-        let s = info_from(client, Arc::new(PluginSession::new(f.set.clone())));
-        let connect = s.plugins.connect(&s).await;
-        assert_eq!(connect, Verdict::Continue, "on-connect");
-        let rcpt = s.plugins.rcpt_to(&s, &env, "fwd@bench.test", &params).await;
-        assert_eq!(rcpt, Verdict::Continue, "on-rcpt-to");
-        let mut env = env.clone();
-        env.recipients.push(wit::Recipient {
-            address: "fwd@bench.test".into(),
-            params: params.clone(),
-        });
-        let view = view_of(&f.store, 1, &w, &header);
-        let data = s.plugins.data(&s, &env, &view).await;
-        assert!(data.verdict.is_none(), "on-data: {:?}", data.verdict);
-        assert!(!data.add_headers.is_empty(), "the content filter's header");
-    };
-    rt.block_on(one()); // the resolver's cache warm
+    let (writer, header) = write_message(&rt, &f.store, 1, header.into(), 5120);
+    let row = Arc::new(Row {
+        set: f.set.clone(),
+        store: f.store.clone(),
+        writer,
+        header,
+        envelope: envelope(),
+        params: bindings::rcpt_params(&RcptParams::default()),
+    });
+    rt.block_on(row.message(40000)); // the resolver's cache warm
     c.bench_function(
         "a message through greylist, dnsbl and content (compare.py's plugins row)",
         |b| {
@@ -354,13 +344,73 @@ fn shipped(c: &mut Criterion) {
                 rt.block_on(async {
                     let start = Instant::now();
                     for _ in 0..iters {
-                        one().await;
+                        row.message(40000).await;
                     }
                     start.elapsed()
                 })
             })
         },
     );
+    // As the row runs them: 20 sessions at once (20 instances of each
+    // plugin in turn) on the runtime's two workers. Time per message,
+    // wall clock: with both workers busy, half the CPU a message takes.
+    c.bench_function(
+        "the same, 20 sessions at once on 2 worker threads (wall time per message)",
+        |b| {
+            b.iter_custom(|iters| {
+                let left = Arc::new(AtomicI64::new(iters as i64));
+                let start = Instant::now();
+                rt.block_on(async {
+                    let sessions: Vec<_> = (0..20u16)
+                        .map(|i| {
+                            let (row, left) = (row.clone(), left.clone());
+                            tokio::spawn(async move {
+                                while left.fetch_sub(1, Ordering::Relaxed) > 0 {
+                                    row.message(40000 + i).await;
+                                }
+                            })
+                        })
+                        .collect();
+                    for s in sessions {
+                        s.await.expect("session");
+                    }
+                });
+                start.elapsed()
+            })
+        },
+    );
+}
+
+/// What a message of compare.py's plugins row gives the plugins.
+struct Row {
+    set: Arc<PluginSet>,
+    store: Store,
+    writer: BlobWriter,
+    header: String,
+    envelope: wit::Envelope,
+    params: wit::RcptParams,
+}
+
+impl Row {
+    /// One message in a new session from 127.0.0.1:`port`.
+    async fn message(&self, port: u16) {
+        let client = SocketAddr::from(([127, 0, 0, 1], port));
+        let s = info_from(client, Arc::new(PluginSession::new(self.set.clone())));
+        let connect = s.plugins.connect(&s).await;
+        assert_eq!(connect, Verdict::Continue, "on-connect");
+        let (to, params) = ("fwd@bench.test", &self.params);
+        let rcpt = s.plugins.rcpt_to(&s, &self.envelope, to, params).await;
+        assert_eq!(rcpt, Verdict::Continue, "on-rcpt-to");
+        let mut envelope = self.envelope.clone();
+        envelope.recipients.push(wit::Recipient {
+            address: to.into(),
+            params: params.clone(),
+        });
+        let view = view_of(&self.store, 1, &self.writer, &self.header);
+        let data = s.plugins.data(&s, &envelope, &view).await;
+        assert!(data.verdict.is_none(), "on-data: {:?}", data.verdict);
+        assert!(!data.add_headers.is_empty(), "the content filter's header");
+    }
 }
 
 fn filter(c: &mut Criterion) {

@@ -221,7 +221,7 @@ macro_rules! call {
                 match live.$hook.as_ref() {
                     None => Ok(None),
                     Some($g) => {
-                        crate::metrics::counter("tern_plugin_calls_total", &[("plugin", &plugin.name)]);
+                        plugin.calls.add_one();
                         arm(&mut live.store, plugin.timeout);
                         let $s = &mut live.store;
                         match tokio::time::timeout(plugin.timeout + GRACE, $call).await {

@@ -121,6 +121,8 @@ pub struct LoadedPlugin {
     pub engine: Engine,
     /// Instances whose session ended cleanly, ready for the next session.
     pub(super) idle: std::sync::Mutex<Vec<super::dispatch::Live>>,
+    /// `tern_plugin_calls_total` for this plugin.
+    pub(super) calls: crate::metrics::Counter,
 }
 
 impl LoadedPlugin {
@@ -452,6 +454,7 @@ pub fn link(
         declared: Declared::default(),
         engine: engine.clone(),
         idle: std::sync::Mutex::new(Vec::new()),
+        calls: crate::metrics::Counter::new("tern_plugin_calls_total", &[("plugin", &p.name)]),
     })
 }
 
