@@ -27,6 +27,7 @@ import collections
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -157,25 +158,29 @@ def main():
     args = ap.parse_args()
     if not args.no_build:
         compare.build()
-    runner = compare.Runner(args, Path(tempfile.mkdtemp(prefix="tern-plugin-cost.")))
-    for _ in range(args.rounds):
-        for names in SETS:
-            recorder = None
-            if args.perf and names == SETS[-1]:
-                recorder = perf_recorder(args.perf)
-            elif args.perf and not names:
-                recorder = perf_recorder(args.perf + ".none")
-            which = "tern+plugins" if names else "tern"
-            label = "+".join(names) or "no plugin"
-            if args.threads or args.calls:
-                print(label, flush=True)  # heads what the recorders print
-            recorder = nested([
-                recorder,
-                thread_recorder(args.messages) if args.threads else None,
-                call_recorder() if args.calls and names else None,
-            ])
-            r = runner.plugins(which, args.messages, names, recorder)
-            print(f"{label:24} {r['e2e']:6.0f} msg/s end-to-end   CPU {r['cpu']:.3f} s/1000 msgs", flush=True)
+    work = Path(tempfile.mkdtemp(prefix="tern-plugin-cost."))
+    runner = compare.Runner(args, work)
+    try:
+        for _ in range(args.rounds):
+            for names in SETS:
+                recorder = None
+                if args.perf and names == SETS[-1]:
+                    recorder = perf_recorder(args.perf)
+                elif args.perf and not names:
+                    recorder = perf_recorder(args.perf + ".none")
+                which = "tern+plugins" if names else "tern"
+                label = "+".join(names) or "no plugin"
+                if args.threads or args.calls:
+                    print(label, flush=True)  # heads what the recorders print
+                recorder = nested([
+                    recorder,
+                    thread_recorder(args.messages) if args.threads else None,
+                    call_recorder() if args.calls and names else None,
+                ])
+                r = runner.plugins(which, args.messages, names, recorder)
+                print(f"{label:24} {r['e2e']:6.0f} msg/s end-to-end   CPU {r['cpu']:.3f} s/1000 msgs", flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
