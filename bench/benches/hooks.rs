@@ -92,6 +92,21 @@ fn rt() -> tokio::runtime::Runtime {
         .expect("runtime")
 }
 
+/// The time `one()` takes run `iters` times on `rt`, one after another.
+fn timed<F: Future>(
+    rt: &tokio::runtime::Runtime,
+    iters: u64,
+    mut one: impl FnMut() -> F,
+) -> Duration {
+    rt.block_on(async {
+        let start = Instant::now();
+        for _ in 0..iters {
+            black_box(one().await);
+        }
+        start.elapsed()
+    })
+}
+
 fn rcpt_to(c: &mut Criterion) {
     let f = fixture(&[("no-nobody", test_plugins::NO_NOBODY)]);
     let rt = rt();
@@ -100,17 +115,10 @@ fn rcpt_to(c: &mut Criterion) {
     let session = info(Arc::new(PluginSession::new(f.set.clone())));
     c.bench_function("on-rcpt-to, trivial policy, warm instance", |b| {
         b.iter_custom(|iters| {
-            rt.block_on(async {
-                let start = Instant::now();
-                for _ in 0..iters {
-                    black_box(
-                        session
-                            .plugins
-                            .rcpt_to(&session, &env, "bob@example.test", &params)
-                            .await,
-                    );
-                }
-                start.elapsed()
+            timed(&rt, iters, || {
+                session
+                    .plugins
+                    .rcpt_to(&session, &env, "bob@example.test", &params)
             })
         })
     });
@@ -138,18 +146,10 @@ fn rcpt_to(c: &mut Criterion) {
         "on-rcpt-to, a new session's first call, instance reused from the idle list",
         |b| {
             b.iter_custom(|iters| {
-                rt.block_on(async {
-                    let start = Instant::now();
-                    for _ in 0..iters {
-                        let fresh = info(Arc::new(PluginSession::new(f.set.clone())));
-                        black_box(
-                            fresh
-                                .plugins
-                                .rcpt_to(&fresh, &env, "bob@example.test", &params)
-                                .await,
-                        );
-                    }
-                    start.elapsed()
+                timed(&rt, iters, || async {
+                    let fresh = info(Arc::new(PluginSession::new(f.set.clone())));
+                    let to = "bob@example.test";
+                    fresh.plugins.rcpt_to(&fresh, &env, to, &params).await
                 })
             })
         },
@@ -339,17 +339,7 @@ fn shipped(c: &mut Criterion) {
     rt.block_on(row.message(40000)); // the resolver's cache warm
     c.bench_function(
         "a message through greylist, dnsbl and content (compare.py's plugins row)",
-        |b| {
-            b.iter_custom(|iters| {
-                rt.block_on(async {
-                    let start = Instant::now();
-                    for _ in 0..iters {
-                        row.message(40000).await;
-                    }
-                    start.elapsed()
-                })
-            })
-        },
+        |b| b.iter_custom(|iters| timed(&rt, iters, || row.message(40000))),
     );
     // As the row runs them: 20 sessions at once (20 instances of each
     // plugin in turn) on the runtime's two workers. Time per message,
@@ -424,13 +414,7 @@ fn filter(c: &mut Criterion) {
             &format!("on-data, filter reading the headers, {label} message"),
             |b| {
                 b.iter_custom(|iters| {
-                    rt.block_on(async {
-                        let start = Instant::now();
-                        for _ in 0..iters {
-                            black_box(session.plugins.data(&session, &env, &view).await);
-                        }
-                        start.elapsed()
-                    })
+                    timed(&rt, iters, || session.plugins.data(&session, &env, &view))
                 })
             },
         );
