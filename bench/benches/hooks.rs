@@ -6,7 +6,7 @@
 //! message; and one message through the shipped plugins of compare.py's
 //! `plugins` row (greylist, dnsbl, content), what that row's Tern spends
 //! on plugins per message without the server around it (it starts
-//! `tests/fixtures/dns_server.py` for the blocklist). Run with
+//! the tests' DNS server, `tern::testing::peers`, for the blocklist). Run with
 //! `cargo bench -p tern-bench`.
 
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -20,6 +20,7 @@ use tern::hooks::bindings::{self, wit};
 use tern::hooks::{DataMessage, MessageView, PluginSession, PluginSet, SessionInfo, Verdict};
 use tern::mail::{MailParams, RcptParams};
 use tern::store::{BlobWriter, Store};
+use tern::testing::peers::DnsServer;
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -245,65 +246,18 @@ fn message(rt: &tokio::runtime::Runtime, store: &Store, id: u64, size: usize) ->
     view
 }
 
-/// `tests/fixtures/dns_server.py` on a loopback port: NXDOMAIN (with the
-/// SOA, so it is cached) for everything, as compare.py's blocklist zone.
-struct DnsServer {
-    child: std::process::Child,
-    addr: SocketAddr,
-    _dir: tempfile::TempDir,
-}
-
-impl DnsServer {
-    fn start() -> DnsServer {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let (zone, port) = (dir.path().join("zone.json"), dir.path().join("dns.port"));
-        std::fs::write(&zone, r#"{"bl.bench.test": {"SOA": 300}}"#).expect("zone");
-        let script = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../tests/fixtures/dns_server.py"
-        );
-        let child = std::process::Command::new("python3")
-            .args([script.as_ref(), zone.as_os_str(), port.as_os_str()])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect(
-                "python3 tests/fixtures/dns_server.py (scripts/install-test-deps installs dnslib)",
-            );
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let port: u16 = loop {
-            if let Some(p) = std::fs::read_to_string(&port)
-                .ok()
-                .and_then(|t| t.trim().parse().ok())
-            {
-                break p;
-            }
-            assert!(Instant::now() < deadline, "the DNS server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        DnsServer {
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-            _dir: dir,
-        }
-    }
-}
-
-impl Drop for DnsServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// One message through the plugins of compare.py's `plugins` row, with
 /// its configs (greylist, dnsbl, content), as a session from 127.0.0.1
 /// makes it (smtp-source sends a message per session): a new session, the
 /// dnsbl's `on-connect` (its look-up answered from the resolver's cache),
 /// both plugins' `on-rcpt-to`, the filters' view of a 5 KB message and
-/// both filters' `on-data` (the message as smtp-source sends it). What the row's Tern spends on plugins per
-/// message, without the rest of the server around it.
+/// both filters' `on-data` (the message as smtp-source sends it). What
+/// the row's Tern spends on plugins per message, without the rest of the
+/// server around it.
 fn shipped(c: &mut Criterion) {
-    let dns = DnsServer::start();
+    // As compare.py's blocklist zone: NXDOMAIN for everything, with the
+    // SOA, so the resolver caches it.
+    let dns = DnsServer::start(&serde_json::json!({"bl.bench.test": {"SOA": 300}}));
     let shipped = [
         (
             "greylist",
@@ -321,7 +275,7 @@ fn shipped(c: &mut Criterion) {
             r#"refuse_extensions = "exe, scr, js", subject_contains = "lottery winner""#,
         ),
     ];
-    let f = fixture_with(&shipped, dns.addr);
+    let f = fixture_with(&shipped, SocketAddr::from(([127, 0, 0, 1], dns.port)));
     let rt = rt();
     // What smtp-source sends (`-l 5120`): four header fields.
     let header = "From: <lisa@outside.test>\r\nTo: <fwd@bench.test>\r\n\

@@ -1,7 +1,8 @@
 //! The one integration-test harness: `Tern` runs the real `tern` binary on
 //! ephemeral loopback ports in a private temporary folder (start, stop,
 //! SIGKILL, restart on the same data, the CLI against it, its log), and
-//! beside it the independent peers (`peers.rs`: dnslib DNS, aiosmtpd sink),
+//! beside it the independent peers (`tern::testing::peers`: dnslib DNS,
+//! aiosmtpd sink),
 //! the clients (`clients.rs`: Python, swaks; `smtp.rs`: a raw-socket SMTP
 //! client for byte-exact tests), readers of what came back (`text.rs`), and
 //! real TLS peers with a test CA (`tls.rs`: SMTP next hops, HTTPS), and a
@@ -16,7 +17,6 @@ pub mod dovecot;
 pub mod engine;
 mod load;
 pub mod patroni;
-mod peers;
 mod smtp;
 mod text;
 pub mod tls;
@@ -31,9 +31,10 @@ pub use clients::{
 pub use dkim::{dkim_generate, printed_record};
 pub use dovecot::{Dovecot, hand_over};
 pub use load::{Deliveries, FaultyHop, LoadSender, relay_under_load};
-pub use peers::{DnsServer, Sink, silent_server};
 #[allow(unused_imports)]
 pub use smtp::{Reply, Smtp};
+pub use tern::testing::peers::{DnsServer, Sink, silent_server};
+pub use tern::testing::{READY_BOUND, wait_for};
 #[allow(unused_imports)]
 pub use text::{added_headers, contains, header, queue_id, text};
 pub use webmail::{browser_script, webmail_run, webmail_server};
@@ -44,23 +45,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
-/// How long anything may take (a start, a stop, a reply) before the test fails.
-pub const READY_BOUND: Duration = Duration::from_secs(60);
-
 pub fn tern_bin() -> &'static str {
     env!("CARGO_BIN_EXE_tern")
-}
-
-/// Polls `check` until it returns Some, failing the test after `bound`.
-pub fn wait_for<T>(what: &str, bound: Duration, mut check: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = check() {
-            return v;
-        }
-        assert!(start.elapsed() < bound, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 /// A running (or stopped) `tern serve` with its own config and data folder.

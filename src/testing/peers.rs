@@ -1,9 +1,10 @@
-//! The independent peers a suite runs beside the server: a dnslib DNS
-//! server answering from a JSON zone the test may rewrite, and an aiosmtpd
-//! sink standing in for the next hop (`tests/fixtures/smtp_sink.py`, which
-//! writes each message as `N.eml` with its envelope in `N.json`). Each is a
-//! Python process that writes its port to a file when it listens; it is
-//! killed when its guard drops.
+//! The independent peers a suite (or a benchmark) runs beside the server:
+//! a dnslib DNS server answering from a JSON zone the test may rewrite
+//! (`tests/fixtures/dns_server.py`), and an aiosmtpd sink standing in for
+//! the next hop (`tests/fixtures/smtp_sink.py`, which writes each message
+//! as `N.eml` with its envelope in `N.json`). Each is a Python process that
+//! writes its port to a file when it listens; it is killed when its guard
+//! drops.
 
 use super::{READY_BOUND, wait_for};
 use std::path::{Path, PathBuf};
