@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 
 /// Starts `cmd` (a Python peer) and waits for the port it writes to
 /// `port_file`; `what` names it in failures.
-fn start_python_peer(mut cmd: Command, port_file: &Path, what: &str) -> (Child, u16) {
+pub fn start_python_peer(mut cmd: Command, port_file: &Path, what: &str) -> (Child, u16) {
     let mut child = cmd.stdout(Stdio::null()).spawn().expect("start python3");
     let port = wait_for(what, READY_BOUND, || {
         if let Ok(Some(s)) = child.try_wait() {
@@ -25,7 +25,8 @@ fn start_python_peer(mut cmd: Command, port_file: &Path, what: &str) -> (Child, 
     (child, port)
 }
 
-fn fixture(name: &str) -> PathBuf {
+/// A file of `tests/fixtures`.
+pub fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
         .join(name)

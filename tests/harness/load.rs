@@ -5,15 +5,10 @@
 //! whether anything acknowledged was lost.
 
 use super::{READY_BOUND, wait_for};
+use tern::testing::peers::{fixture, start_python_peer};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
 
 /// The next hop `faulty_smtp.py` in a mode ("good", "reset", …) with a
 /// number of faults before it behaves; killed on drop.
@@ -27,24 +22,12 @@ impl FaultyHop {
     pub fn start(mode: &str, faults: u32) -> FaultyHop {
         let out = tempfile::tempdir().expect("tempdir");
         let port_file = out.path().join("port");
-        let mut child = Command::new("python3")
-            .arg(fixture("faulty_smtp.py"))
+        let mut cmd = Command::new("python3");
+        cmd.arg(fixture("faulty_smtp.py"))
             .args([mode, &faults.to_string()])
             .arg(&port_file)
-            .arg(out.path())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start faulty hop");
-        let port = wait_for("the faulty hop", READY_BOUND, || {
-            if let Ok(Some(s)) = child.try_wait() {
-                panic!("faulty hop exited: {s}");
-            }
-            std::fs::read_to_string(&port_file)
-                .ok()?
-                .trim()
-                .parse()
-                .ok()
-        });
+            .arg(out.path());
+        let (child, port) = start_python_peer(cmd, &port_file, "the faulty hop");
         FaultyHop { child, port, out }
     }
 

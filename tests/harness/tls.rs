@@ -6,7 +6,8 @@
 //! stripping STARTTLS), and an HTTPS server for MTA-STS policy files
 //! (`fixtures/https_files.py`). Every process is killed when its guard drops.
 
-use super::{READY_BOUND, Tern, python, wait_for};
+use super::{Tern, python, wait_for};
+use tern::testing::peers::{fixture, start_python_peer};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -99,34 +100,15 @@ impl TestCa {
     }
 }
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
-
 /// Runs a fixture that writes its port to a file once ready.
 fn spawn(script: &str, args: &[&str], dir: &Path, env: &[(&str, String)]) -> (Child, u16) {
     let port_file = dir.join("port");
-    let mut child = Command::new("python3")
-        .arg(fixture(script))
+    let mut cmd = Command::new("python3");
+    cmd.arg(fixture(script))
         .args(args)
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .arg(&port_file)
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start fixture");
-    let port = wait_for(script, READY_BOUND, || {
-        if let Ok(Some(s)) = child.try_wait() {
-            panic!("{script} exited: {s}");
-        }
-        std::fs::read_to_string(&port_file)
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
-    });
-    (child, port)
+        .arg(&port_file);
+    start_python_peer(cmd, &port_file, script)
 }
 
 /// An SMTP next hop with real TLS (see `fixtures/tls_smtp.py`).
