@@ -5,10 +5,10 @@
 //! whether anything acknowledged was lost.
 
 use super::{READY_BOUND, wait_for};
-use tern::testing::peers::{fixture, start_python_peer};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use tern::testing::peers::{fixture, start_python_peer};
 
 /// The next hop `faulty_smtp.py` in a mode ("good", "reset", …) with a
 /// number of faults before it behaves; killed on drop.

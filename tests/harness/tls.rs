@@ -7,10 +7,10 @@
 //! (`fixtures/https_files.py`). Every process is killed when its guard drops.
 
 use super::{Tern, python, wait_for};
-use tern::testing::peers::{fixture, start_python_peer};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
+use tern::testing::peers::{fixture, start_python_peer};
 
 /// A certificate and its key, as PEM files.
 #[derive(Clone, Debug)]
