@@ -145,3 +145,97 @@ fn inspect_shows_the_declared_hooks() {
         .expect("declare-hooks");
     assert!(!out.status.success() && text(&out.stderr).contains("unknown hook(s): on-everything"));
 }
+
+/// A plugin turns off the hooks its configuration leaves with nothing to
+/// do (`config.skip-hooks`): the shipped `dnsbl` refusing at connect is
+/// not called at RCPT TO or DATA, and tagging at the end of data is not
+/// called at connect or RCPT TO, from its first call on. Without that,
+/// each would be called 6 times in these two sessions (connect, RCPT TO
+/// and DATA, twice). `tern plugin test` reports a hook so turned off.
+#[test]
+fn a_plugin_turns_off_the_hooks_its_configuration_leaves_idle() {
+    let dns = DnsServer::start(&serde_json::json!({}));
+    let plugins = format!(
+        "[dns]\nnameservers = [\"{}\"]\n[metrics]\naddress = \"127.0.0.1:0\"\n\
+         [[plugin]]\nname = \"rbl\"\npath = \"{wasm}\"\nconfig = {{ zones = \"zen.test\" }}\n\
+         [[plugin]]\nname = \"tagger\"\npath = \"{wasm}\"\nconfig = {{ zones = \"tag.test\", action = \"tag\" }}\n",
+        dns.address(),
+        wasm = test_plugins::shipped::DNSBL
+    );
+    let t = Tern::start(&config("mx.example.test", "example.test", &plugins));
+    t.add_user("bob@example.test", "pw");
+    let metrics = t.port("metrics");
+    let session = || {
+        let out = python(
+            r#"
+import smtplib, sys
+s = smtplib.SMTP("127.0.0.1", int(sys.argv[1]), timeout=30)
+s.sendmail("lisa@outside.test", ["bob@example.test"], "Subject: hi\r\n\r\nhello\r\n")
+s.quit()
+print("ok")
+"#,
+            &[&t.port("smtp").to_string()],
+        );
+        assert_eq!(out.trim(), "ok");
+    };
+    session();
+    // The reject list: its one call at connect read the config and
+    // turned RCPT TO and DATA off. The tagger: that first call (at
+    // connect) turned connect and RCPT TO off; then DATA.
+    assert_eq!(calls(metrics, "rbl"), 1.0);
+    assert_eq!(calls(metrics, "tagger"), 2.0);
+    session();
+    assert_eq!(calls(metrics, "rbl"), 2.0);
+    assert_eq!(calls(metrics, "tagger"), 3.0);
+    let log = t.log();
+    assert!(
+        log.contains("the plugin's configuration turns these hooks off"),
+        "{log}"
+    );
+    // Both plugins looked the client up and found it unlisted.
+    let asked = dns.queries();
+    assert!(
+        asked.contains(&"1.0.0.127.zen.test A".to_string()),
+        "{asked:?}"
+    );
+    assert!(
+        asked.contains(&"1.0.0.127.tag.test A".to_string()),
+        "{asked:?}"
+    );
+
+    // `tern plugin test` shows the hooks the tagger turned off.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mail = dir.path().join("m.eml");
+    std::fs::write(
+        &mail,
+        "From: lisa@outside.test\nTo: bob@example.test\nSubject: hi\n\nhello\n",
+    )
+    .expect("message");
+    let cfg = dir.path().join("tern.toml");
+    std::fs::write(
+        &cfg,
+        format!("[dns]\nnameservers = [\"{}\"]\n", dns.address()),
+    )
+    .expect("config");
+    let out = Command::new(tern_bin())
+        .args([
+            "plugin",
+            "test",
+            test_plugins::shipped::DNSBL,
+            "--set",
+            "zones=tag.test",
+        ])
+        .args(["--set", "action=tag", "--client", "192.0.2.7", "--mail"])
+        .arg(&mail)
+        .arg("--config")
+        .arg(&cfg)
+        .output()
+        .expect("tern");
+    let shown = text(&out.stdout);
+    assert!(out.status.success(), "{shown}\n{}", text(&out.stderr));
+    assert!(
+        shown.contains("not called: the plugin's configuration turns this hook off"),
+        "{shown}"
+    );
+    assert!(shown.contains("on-data"), "{shown}");
+}

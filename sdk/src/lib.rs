@@ -302,6 +302,16 @@ pub mod config {
     pub fn all() -> Vec<(String, String)> {
         crate::__bindings::config::all()
     }
+    /// Tells the server which of this plugin's hooks have nothing to do
+    /// as it is configured (WIT names: `"on-connect"`, `"on-rcpt-to"`,
+    /// `"on-data"`…), so it stops calling them for this plugin until a
+    /// reload: a DNSBL that refuses at connect need not be called at every
+    /// RCPT TO. Call it where the configuration is first read; the hook
+    /// running at the time finishes as usual.
+    pub fn skip_hooks(hooks: &[&str]) {
+        let hooks: Vec<String> = hooks.iter().map(|h| h.to_string()).collect();
+        crate::__bindings::config::skip_hooks(&hooks)
+    }
 }
 
 /// The plugin's private key-value store, kept on disk across restarts.

@@ -8,6 +8,8 @@
 //! writes one after the build, for other tool chains) overrides those of
 //! the modules inside. A component without the section (built before it existed, or by
 //! a tool that does not write it) gets every hook of its interfaces called.
+//! Also `Skipped`: the declared hooks a plugin's configuration turns off
+//! once it runs (`config.skip-hooks`).
 
 /// The custom section's name.
 pub const SECTION: &str = "tern:hooks";
@@ -51,8 +53,40 @@ impl Hook {
         }
     }
 
-    fn bit(self) -> u16 {
+    /// The hook of a WIT function name.
+    pub fn named(name: &str) -> Option<Hook> {
+        Hook::ALL.into_iter().find(|h| h.wit_name() == name)
+    }
+
+    pub(super) fn bit(self) -> u16 {
         1 << (self as u16)
+    }
+}
+
+/// The hooks a plugin's configuration turns off (`config.skip-hooks`),
+/// shared by every instance of one plugin entry; they only grow, until
+/// a reload makes a new entry.
+#[derive(Debug, Default)]
+pub struct Skipped(std::sync::atomic::AtomicU16);
+
+impl Skipped {
+    /// Adds the named hooks; the names newly skipped (unknown names and
+    /// hooks already skipped are left out).
+    pub fn add<'a>(&self, names: impl IntoIterator<Item = &'a str>) -> Vec<&'static str> {
+        let bits = names
+            .into_iter()
+            .filter_map(Hook::named)
+            .fold(0, |bits, h| bits | h.bit());
+        let before = self.0.fetch_or(bits, std::sync::atomic::Ordering::Relaxed);
+        Hook::ALL
+            .into_iter()
+            .filter(|h| bits & !before & h.bit() != 0)
+            .map(Hook::wit_name)
+            .collect()
+    }
+
+    pub fn skips(&self, hook: Hook) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Relaxed) & hook.bit() != 0
     }
 }
 
@@ -107,7 +141,7 @@ impl Declared {
 /// The hooks named in a section's text (spaces or commas between).
 fn bits_of(text: &str) -> u16 {
     text.split(|c: char| c.is_ascii_whitespace() || c == ',')
-        .filter_map(|name| Hook::ALL.iter().find(|h| h.wit_name() == name))
+        .filter_map(Hook::named)
         .fold(0, |bits, h| bits | h.bit())
 }
 
@@ -145,6 +179,20 @@ mod tests {
         assert!(!d.calls(Hook::Connect) && !d.calls(Hook::Helo) && !d.calls(Hook::MailFrom));
         assert!(!d.calls(Hook::Route));
         assert_eq!(d.names(), Some(vec!["on-rcpt-to", "on-data"]));
+    }
+
+    #[test]
+    fn skipped_hooks_only_grow_and_unknown_names_are_ignored() {
+        let s = Skipped::default();
+        assert!(Hook::ALL.iter().all(|h| !s.skips(*h)));
+        assert_eq!(
+            s.add(["on-rcpt-to", "no-such-hook", "on-data"]),
+            ["on-rcpt-to", "on-data"]
+        );
+        assert!(s.skips(Hook::RcptTo) && s.skips(Hook::Data) && !s.skips(Hook::Connect));
+        assert!(s.add(["on-data"]).is_empty());
+        assert_eq!(s.add(["on-connect"]), ["on-connect"]);
+        assert!(s.skips(Hook::Connect) && s.skips(Hook::RcptTo));
     }
 
     #[test]

@@ -262,6 +262,15 @@ impl PluginSession {
         self.set.is_empty()
     }
 
+    /// Whether a plugin's configuration has turned `hook` off
+    /// (`config.skip-hooks`; `tern plugin test` reports it).
+    pub fn turned_off(&self, hook: Hook) -> bool {
+        self.set
+            .plugins
+            .iter()
+            .any(|p| p.shared.skipped.skips(hook))
+    }
+
     /// The plugin's live instance, created on first use.
     pub(super) async fn live<'a>(
         &self,

@@ -126,7 +126,9 @@ pub struct LoadedPlugin {
 }
 
 impl LoadedPlugin {
-    /// Whether a hook of an exported interface is to be called.
+    /// Whether a hook is to be called: its interface is exported, the
+    /// component declares it, and the plugin's configuration has not
+    /// turned it off.
     pub fn calls(&self, hook: Hook) -> bool {
         let exported = match hook {
             Hook::Connect | Hook::Helo | Hook::MailFrom | Hook::RcptTo => {
@@ -137,7 +139,7 @@ impl LoadedPlugin {
             Hook::RewriteRecipient => self.exports.rewrite.is_some(),
             Hook::Deliver => self.exports.delivery.is_some(),
         };
-        exported && self.declared.calls(hook)
+        exported && self.declared.calls(hook) && !self.shared.skipped.skips(hook)
     }
 }
 
@@ -442,6 +444,7 @@ pub fn link(
         directory: p.directory.clone(),
         grants: Arc::new(grants),
         http,
+        skipped: Default::default(),
     });
     Ok(LoadedPlugin {
         name: p.name.clone(),

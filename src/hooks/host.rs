@@ -39,6 +39,8 @@ pub struct PluginShared {
     pub grants: Arc<super::network::Grants>,
     /// Outgoing HTTP granted (`http`); None: none.
     pub http: Option<Arc<super::http::HttpGate>>,
+    /// The hooks its configuration turns off (`config.skip-hooks`).
+    pub skipped: super::declared::Skipped,
 }
 
 /// The data of one plugin instance's wasmtime store.
@@ -159,6 +161,14 @@ impl config::Host for PluginState {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect()
+    }
+
+    async fn skip_hooks(&mut self, hooks: Vec<String>) {
+        let newly = self.shared.skipped.add(hooks.iter().map(String::as_str));
+        if !newly.is_empty() {
+            let plugin = self.shared.name.as_str();
+            tracing::info!(plugin, hooks = ?newly, "the plugin's configuration turns these hooks off; they are not called");
+        }
     }
 }
 

@@ -39,6 +39,16 @@ struct Settings {
 }
 
 impl Settings {
+    /// The hooks with nothing to do as configured: one stage refuses, or
+    /// the end of data tags.
+    fn idle_hooks(&self) -> &'static [&'static str] {
+        match (self.action, self.stage) {
+            (Action::Reject, Stage::Connect) => &["on-rcpt-to", "on-data"],
+            (Action::Reject, Stage::Rcpt) => &["on-connect", "on-data"],
+            (Action::Tag, _) => &["on-connect", "on-rcpt-to"],
+        }
+    }
+
     fn load() -> Result<Settings, String> {
         let zones: Vec<String> = support::list(&config::get("zones").unwrap_or_default())
             .into_iter()
@@ -81,7 +91,13 @@ impl Settings {
 
 fn settings() -> &'static Result<Settings, String> {
     static SETTINGS: OnceLock<Result<Settings, String>> = OnceLock::new();
-    SETTINGS.get_or_init(Settings::load)
+    SETTINGS.get_or_init(|| {
+        let loaded = Settings::load();
+        if let Ok(s) = &loaded {
+            config::skip_hooks(s.idle_hooks());
+        }
+        loaded
+    })
 }
 
 /// What the lists say about one client.

@@ -5,42 +5,30 @@
 //! scratch store for its key-value area (and, with `--sieve`, the
 //! recipients' active script) and the real resolver. Each call's answer and time is recorded for the CLI to
 //! print; the final verdict says whether a server would have accepted the
-//! message. Only what the component implements is called.
+//! message. Only what the component implements is called, and a hook the
+//! plugin's configuration turned off (`config.skip-hooks`) is reported as
+//! not called. The input and the config made from it are in `input.rs`;
+//! the answers in words in `describe.rs`.
+
+mod describe;
+mod input;
+
+pub use input::{TrialInput, header_addresses};
 
 use super::bindings::{self, EnvelopeRecipient};
 use super::engine::PluginSet;
 use super::{DataMessage, MessageView, PluginError, RewriteDecision, SessionInfo, Verdict};
 use crate::address::{Address, ReversePath};
-use crate::config::{Config, Protocol};
+use crate::config::Protocol;
 use crate::dns::Dns;
 use crate::mail::{MailParams, RcptParams, Reply};
 use crate::store::Store;
-use std::net::{IpAddr, SocketAddr};
+use describe::{describe_delivery, describe_rewrite, describe_verdict};
+use input::{parse_sender, trial_config};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// What to run the plugin on.
-#[derive(Debug, Clone)]
-pub struct TrialInput {
-    pub plugin: PathBuf,
-    /// `[[plugin]] config` entries.
-    pub settings: Vec<(String, String)>,
-    /// Outgoing TCP the plugin may open (`[[plugin]] connect`).
-    pub connect: Vec<String>,
-    /// The message as it would arrive (header section and body).
-    pub message: Vec<u8>,
-    pub from: String,
-    pub to: Vec<String>,
-    pub client: IpAddr,
-    pub helo: String,
-    pub login: Option<String>,
-    /// The resolver the plugin's DNS look-ups use (the config's `[dns]`).
-    pub dns: crate::config::DnsConfig,
-    /// A Sieve script made each recipient's active script in the scratch
-    /// store, for a delivery plugin that runs one (`--sieve`).
-    pub sieve: Option<Vec<u8>>,
-}
 
 /// One hook call and what came of it.
 #[derive(Debug, Clone)]
@@ -165,7 +153,10 @@ async fn run_session(
     recipients: &[Address],
 ) -> Result<(), TrialError> {
     let plugins = info.plugins.clone();
-    let mut run = Runner { report };
+    let mut run = Runner {
+        report,
+        plugins: &plugins,
+    };
     if run
         .policy("on-connect", "", plugins.connect(&info))
         .await
@@ -217,6 +208,8 @@ async fn run_session(
         };
         let subject = format!("<{to}>");
         if plugins.has_rewrite() {
+            // (A rewriter turned off by its configuration is left out of
+            // has_rewrite: nothing to report per recipient.)
             let start = Instant::now();
             let answer = plugins.rewrite(&env, &rcpt).await;
             run.record(
@@ -236,7 +229,7 @@ async fn run_session(
             last_refusal = Some(r);
             continue;
         }
-        if !run.report.hooks.contains(&"route") {
+        if !run.report.hooks.contains(&"route") || run.turned_off("route", &subject) {
             accepted.push(to.clone());
             continue;
         }
@@ -309,9 +302,22 @@ async fn run_data(
         skip: 0,
     };
     let view = MessageView::of(store.clone(), &message, bindings::arrival(info));
-    let discarded =
-        report.hooks.contains(&"on-data") && data_hook(report, info, &envelope, &view).await;
+    let plugins = info.plugins.clone();
+    let discarded = report.hooks.contains(&"on-data")
+        && !Runner {
+            report,
+            plugins: &plugins,
+        }
+        .turned_off("on-data", "message")
+        && data_hook(report, info, &envelope, &view).await;
     if discarded || report.refused.is_some() || !report.hooks.contains(&"deliver") {
+        return Ok(());
+    }
+    let mut run = Runner {
+        report,
+        plugins: &plugins,
+    };
+    if run.turned_off("deliver", "every recipient") {
         return Ok(());
     }
     let wit_envelope = bindings::envelope(&envelope);
@@ -333,7 +339,7 @@ async fn run_data(
                 &view,
             )
             .await;
-        Runner { report }.record(
+        run.record(
             "deliver",
             &format!("<{address}>"),
             describe_delivery(decision.as_ref()),
@@ -380,7 +386,11 @@ async fn data_hook(
     if let Some(q) = &outcome.quarantine {
         parts.push(format!("quarantine: {q}"));
     }
-    Runner { report }.record("on-data", "message", parts.join("; "), start);
+    Runner {
+        report,
+        plugins: &info.plugins,
+    }
+    .record("on-data", "message", parts.join("; "), start);
     if let Some(Verdict::Reject(r) | Verdict::Tempfail(r) | Verdict::Disconnect(r)) =
         outcome.verdict
     {
@@ -409,52 +419,28 @@ async fn make_active(store: &Store, account: &str, script: &[u8]) -> Result<(), 
         .map_err(|e| TrialError::Input(format!("--sieve: {e}")))
 }
 
-/// A delivery plugin's answer for one account, in words.
-fn describe_delivery(decision: Option<&super::delivery::DeliveryDecision>) -> String {
-    use super::delivery::DeliveryAction as A;
-    let Some(d) = decision else {
-        return "no answer: the default folder".into();
-    };
-    let mut parts: Vec<String> = d
-        .actions
-        .iter()
-        .map(|a| match a {
-            A::Store { folder, flags, .. } => {
-                let mut t = format!(
-                    "keep in {}",
-                    folder.as_deref().unwrap_or("the default folder")
-                );
-                if !flags.is_empty() {
-                    t.push_str(&format!(" with {}", flags.join(" ")));
-                }
-                t
-            }
-            A::Discard => "discard".into(),
-            A::Redirect(to) => format!(
-                "redirect to {}",
-                to.iter()
-                    .map(|a| a.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-            A::Reject(reason) => format!("reject: {reason}"),
-            A::Vacation(m) => format!("vacation reply ({} bytes)", m.len()),
-        })
-        .collect();
-    if !d.outgoing.is_empty() {
-        parts.push(format!("sends {} message(s)", d.outgoing.len()));
-    }
-    if parts.is_empty() {
-        parts.push("no action".into());
-    }
-    parts.join("; ")
-}
-
 struct Runner<'a> {
     report: &'a mut TrialReport,
+    plugins: &'a super::PluginSession,
 }
 
 impl Runner<'_> {
+    /// Whether the plugin's configuration turned `hook` off (it said so
+    /// in an earlier call); if so the report says it and the hook is not
+    /// run.
+    fn turned_off(&mut self, hook: &'static str, subject: &str) -> bool {
+        let off = super::declared::Hook::named(hook).is_some_and(|h| self.plugins.turned_off(h));
+        if off {
+            self.report.calls.push(Call {
+                hook,
+                subject: subject.to_string(),
+                answer: "not called: the plugin's configuration turns this hook off".into(),
+                took: std::time::Duration::ZERO,
+            });
+        }
+        off
+    }
+
     fn record(&mut self, hook: &'static str, subject: &str, answer: String, start: Instant) {
         self.report.calls.push(Call {
             hook,
@@ -471,7 +457,7 @@ impl Runner<'_> {
         subject: &str,
         call: impl std::future::Future<Output = Verdict>,
     ) -> Option<Reply> {
-        if !self.report.hooks.contains(&hook) {
+        if !self.report.hooks.contains(&hook) || self.turned_off(hook, subject) {
             return None;
         }
         let start = Instant::now();
@@ -487,90 +473,6 @@ impl Runner<'_> {
     }
 }
 
-fn describe_verdict(v: &Verdict) -> String {
-    match v {
-        Verdict::Continue => "continue".into(),
-        Verdict::Accept => "accept".into(),
-        Verdict::Reject(r) | Verdict::Tempfail(r) => format!("refused: {}", r),
-        Verdict::Disconnect(r) => format!("refused: {} (and disconnect)", r),
-    }
-}
-
-fn describe_rewrite(d: &Option<RewriteDecision>) -> String {
-    match d {
-        None => "unchanged".into(),
-        Some(RewriteDecision::Addresses(list)) => format!(
-            "rewritten to {}",
-            list.iter()
-                .map(|a| format!("<{a}>"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        Some(RewriteDecision::Reject(r) | RewriteDecision::Tempfail(r)) => {
-            format!("refused: {}", r)
-        }
-    }
-}
-
-fn parse_sender(from: &str) -> Result<ReversePath, TrialError> {
-    let bare = from.trim().trim_start_matches('<').trim_end_matches('>');
-    if bare.is_empty() {
-        return Ok(ReversePath::Null);
-    }
-    Address::parse(bare, true)
-        .map(ReversePath::Mailbox)
-        .map_err(|e| TrialError::Input(format!("--from {from}: {e}")))
-}
-
-/// A config holding this one plugin, its data in `scratch`.
-fn trial_config(input: &TrialInput, scratch: &std::path::Path) -> Result<Config, TrialError> {
-    let quote = |s: &str| toml::Value::String(s.to_string()).to_string();
-    let name = input
-        .plugin
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "plugin".into());
-    let path = std::path::absolute(&input.plugin)
-        .map_err(|e| TrialError::Input(format!("{}: {e}", input.plugin.display())))?;
-    let dns = toml::to_string(&input.dns).map_err(|e| TrialError::Input(format!("[dns]: {e}")))?;
-    let mut text = format!(
-        "data_dir = {}\n[dns]\n{dns}\n[[plugin]]\nname = {}\npath = {}\nconnect = [{}]\n[plugin.config]\n",
-        quote(&scratch.join("data").display().to_string()),
-        quote(&name),
-        quote(&path.display().to_string()),
-        input
-            .connect
-            .iter()
-            .map(|c| quote(c))
-            .collect::<Vec<_>>()
-            .join(", "),
-    );
-    for (k, v) in &input.settings {
-        text.push_str(&format!("{} = {}\n", quote(k), quote(v)));
-    }
-    Config::from_toml(&text, scratch).map_err(|e| TrialError::Input(e.to_string()))
-}
-
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
-}
-
-/// The From: address and the To:/Cc: addresses of a message, the envelope
-/// `tern plugin test` uses when none is given (as `sendmail -t` does).
-pub fn header_addresses(message: &[u8]) -> (Option<String>, Vec<String>) {
-    let Some(parsed) = mail_parser::MessageParser::default().parse_headers(message) else {
-        return (None, Vec::new());
-    };
-    let list = |a: Option<&mail_parser::Address>| -> Vec<String> {
-        a.map(|a| {
-            a.iter()
-                .filter_map(|addr| addr.address().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
-    };
-    let from = list(parsed.from()).into_iter().next();
-    let mut to = list(parsed.to());
-    to.extend(list(parsed.cc()));
-    (from, to)
 }
