@@ -250,10 +250,11 @@ fn message(rt: &tokio::runtime::Runtime, store: &Store, id: u64, size: usize) ->
 /// its configs (greylist, dnsbl, content), as a session from 127.0.0.1
 /// makes it (smtp-source sends a message per session): a new session, the
 /// dnsbl's `on-connect` (its look-up answered from the resolver's cache),
-/// both plugins' `on-rcpt-to`, the filters' view of a 5 KB message and
-/// both filters' `on-data` (the message as smtp-source sends it). What
-/// the row's Tern spends on plugins per message, without the rest of the
-/// server around it.
+/// greylist's `on-rcpt-to`, the filters' view of a 5 KB message and
+/// content's `on-data` (the message as smtp-source sends it); refusing at
+/// connect, dnsbl turns its `on-rcpt-to` and `on-data` off
+/// (`config.skip-hooks`) at its first call. What the row's Tern spends on
+/// plugins per message, without the rest of the server around it.
 fn shipped(c: &mut Criterion) {
     // As compare.py's blocklist zone: NXDOMAIN for everything, with the
     // SOA, so the resolver caches it.
