@@ -149,18 +149,25 @@ fn inspect_shows_the_declared_hooks() {
 /// A plugin turns off the hooks its configuration leaves with nothing to
 /// do (`config.skip-hooks`): the shipped `dnsbl` refusing at connect is
 /// not called at RCPT TO or DATA, and tagging at the end of data is not
-/// called at connect or RCPT TO, from its first call on. Without that,
-/// each would be called 6 times in these two sessions (connect, RCPT TO
-/// and DATA, twice). `tern plugin test` reports a hook so turned off.
+/// called at connect or RCPT TO, from its first call on; `access` with
+/// recipient lists only is called at RCPT TO alone, and `rate-limit` with
+/// recipient limits only likewise. Without that, in these two sessions,
+/// each `dnsbl` would be called 6 times (connect, RCPT TO and DATA,
+/// twice), `access` 8 and `rate-limit` 4. `tern plugin test` reports a
+/// hook so turned off.
 #[test]
 fn a_plugin_turns_off_the_hooks_its_configuration_leaves_idle() {
     let dns = DnsServer::start(&serde_json::json!({}));
     let plugins = format!(
         "[dns]\nnameservers = [\"{}\"]\n[metrics]\naddress = \"127.0.0.1:0\"\n\
          [[plugin]]\nname = \"rbl\"\npath = \"{wasm}\"\nconfig = {{ zones = \"zen.test\" }}\n\
-         [[plugin]]\nname = \"tagger\"\npath = \"{wasm}\"\nconfig = {{ zones = \"tag.test\", action = \"tag\" }}\n",
+         [[plugin]]\nname = \"tagger\"\npath = \"{wasm}\"\nconfig = {{ zones = \"tag.test\", action = \"tag\" }}\n\
+         [[plugin]]\nname = \"access\"\npath = \"{access}\"\nconfig = {{ recipient_deny = \"nobody@example.test\" }}\n\
+         [[plugin]]\nname = \"limits\"\npath = \"{limits}\"\nconfig = {{ recipients_per_client = \"100/1h\" }}\n",
         dns.address(),
-        wasm = test_plugins::shipped::DNSBL
+        wasm = test_plugins::shipped::DNSBL,
+        access = test_plugins::shipped::ACCESS,
+        limits = test_plugins::shipped::RATE_LIMIT,
     );
     let t = Tern::start(&config("mx.example.test", "example.test", &plugins));
     t.add_user("bob@example.test", "pw");
@@ -182,11 +189,17 @@ print("ok")
     // The reject list: its one call at connect read the config and
     // turned RCPT TO and DATA off. The tagger: that first call (at
     // connect) turned connect and RCPT TO off; then DATA.
+    // The same for the access lists (first called at connect) and the
+    // limits (first called at MAIL FROM), then RCPT TO.
     assert_eq!(calls(metrics, "rbl"), 1.0);
     assert_eq!(calls(metrics, "tagger"), 2.0);
+    assert_eq!(calls(metrics, "access"), 2.0);
+    assert_eq!(calls(metrics, "limits"), 2.0);
     session();
     assert_eq!(calls(metrics, "rbl"), 2.0);
     assert_eq!(calls(metrics, "tagger"), 3.0);
+    assert_eq!(calls(metrics, "access"), 3.0);
+    assert_eq!(calls(metrics, "limits"), 3.0);
     let log = t.log();
     assert!(
         log.contains("the plugin's configuration turns these hooks off"),

@@ -52,6 +52,27 @@ fn networks(key: &str) -> Result<Vec<Network>, String> {
 }
 
 impl Settings {
+    /// The stages where no list can match yet: every kind known there is
+    /// empty, so the answer would be `continue` (a stage checks the kinds
+    /// known so far, so the first stage with a list, and every later one,
+    /// is called).
+    fn idle_hooks(&self) -> Vec<&'static str> {
+        let stages = [
+            (&self.client, "on-connect"),
+            (&self.helo, "on-helo"),
+            (&self.sender, "on-mail-from"),
+            (&self.recipient, "on-rcpt-to"),
+        ];
+        stages
+            .into_iter()
+            .scan(false, |listed, (lists, hook)| {
+                *listed |= !lists.is_empty();
+                Some((!*listed).then_some(hook))
+            })
+            .flatten()
+            .collect()
+    }
+
     fn load() -> Result<Settings, String> {
         Ok(Settings {
             client: Lists::Client {
@@ -77,7 +98,13 @@ impl Settings {
 
 fn settings() -> &'static Result<Settings, String> {
     static SETTINGS: OnceLock<Result<Settings, String>> = OnceLock::new();
-    SETTINGS.get_or_init(Settings::load)
+    SETTINGS.get_or_init(|| {
+        let loaded = Settings::load();
+        if let Ok(s) = &loaded {
+            config::skip_hooks(&s.idle_hooks());
+        }
+        loaded
+    })
 }
 
 /// What is known at a stage.
@@ -96,6 +123,15 @@ enum Decision {
 }
 
 impl Lists {
+    fn is_empty(&self) -> bool {
+        match self {
+            Lists::Client { allow, deny } => allow.is_empty() && deny.is_empty(),
+            Lists::Helo { allow, deny }
+            | Lists::Sender { allow, deny }
+            | Lists::Recipient { allow, deny } => allow.is_empty() && deny.is_empty(),
+        }
+    }
+
     fn decide(&self, facts: &Facts) -> Option<Decision> {
         let hit = |allow: bool, what: &str, value: &str| {
             let why = format!("{what} {value}");

@@ -89,7 +89,23 @@ impl Settings {
 
 fn settings() -> &'static Result<Settings, String> {
     static SETTINGS: OnceLock<Result<Settings, String>> = OnceLock::new();
-    SETTINGS.get_or_init(Settings::load)
+    SETTINGS.get_or_init(|| {
+        let loaded = Settings::load();
+        if let Ok(s) = &loaded {
+            // A kind of event with no limit is never counted: its hook
+            // has nothing to do.
+            let idle: Vec<&str> = [
+                (Event::Message, "on-mail-from"),
+                (Event::Recipient, "on-rcpt-to"),
+            ]
+            .into_iter()
+            .filter(|(event, _)| !s.limits.iter().any(|l| l.event == *event))
+            .map(|(_, hook)| hook)
+            .collect();
+            config::skip_hooks(&idle);
+        }
+        loaded
+    })
 }
 
 /// Counts one event against every limit of its kind that applies; the
