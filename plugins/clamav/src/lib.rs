@@ -10,7 +10,9 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::OnceLock;
-use tern_sdk::{Envelope, Filter, FilterAction, FilterVerdict, Message, Reply, Session, config, log};
+use tern_sdk::{
+    Envelope, Filter, FilterAction, FilterVerdict, Message, Reply, Session, config, log,
+};
 
 /// Bytes read from the message and sent per INSTREAM chunk.
 const CHUNK: u32 = 64 * 1024;
@@ -44,7 +46,10 @@ fn settings() -> &'static Result<Settings, String> {
             Some(other) => return Err(format!("action {other:?}: want reject or quarantine")),
         };
         Ok(Settings {
-            host: host.trim_start_matches('[').trim_end_matches(']').to_string(),
+            host: host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string(),
             port,
             action,
         })
@@ -64,7 +69,8 @@ fn scan(s: &Settings, message: &Message) -> Result<String, String> {
         if chunk.is_empty() {
             break;
         }
-        conn.write_all(&(chunk.len() as u32).to_be_bytes()).map_err(io)?;
+        conn.write_all(&(chunk.len() as u32).to_be_bytes())
+            .map_err(io)?;
         conn.write_all(&chunk).map_err(io)?;
         offset += chunk.len() as u64;
     }
@@ -123,7 +129,10 @@ impl Filter for ClamAv {
         let Some(virus) = found else {
             return FilterVerdict::pass();
         };
-        log::warn(&format!("virus {virus} in a message from <{}>", envelope.sender));
+        log::warn(&format!(
+            "virus {virus} in a message from <{}>",
+            envelope.sender
+        ));
         let action = match s.action {
             Action::Reject => FilterAction::Reject(Reply::new(
                 554,

@@ -32,13 +32,15 @@ impl Url {
             None => (rest, "/".to_string()),
         };
         let (host, port) = match authority.rsplit_once(':') {
-            Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => (
-                h,
-                p.parse().map_err(|_| format!("url {text:?}: bad port"))?,
-            ),
+            Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => {
+                (h, p.parse().map_err(|_| format!("url {text:?}: bad port"))?)
+            }
             _ => (authority, 80),
         };
-        let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
         if host.is_empty() || path.contains(['\r', '\n', ' ']) {
             return Err(format!("url {text:?}: bad host or path"));
         }
@@ -49,8 +51,8 @@ impl Url {
 /// POSTs `body` with `fields` (`(name, value)`, values one line each);
 /// the response body of a 2xx answer.
 pub fn post(url: &Url, fields: &[(&str, String)], body: &[u8]) -> Result<Vec<u8>, String> {
-    let mut conn = tern_sdk::net::connect(&url.host, url.port)
-        .map_err(|e| format!("cannot connect: {e}"))?;
+    let mut conn =
+        tern_sdk::net::connect(&url.host, url.port).map_err(|e| format!("cannot connect: {e}"))?;
     let mut head = format!(
         "POST {} HTTP/1.1\r\nHost: {}:{}\r\nContent-Length: {}\r\nConnection: close\r\nUser-Agent: tern\r\n",
         url.path,
@@ -85,11 +87,19 @@ pub fn post(url: &Url, fields: &[(&str, String)], body: &[u8]) -> Result<Vec<u8>
         .headers
         .iter()
         .find(|h| h.name.eq_ignore_ascii_case("content-length"))
-        .and_then(|h| std::str::from_utf8(h.value).ok()?.trim().parse::<usize>().ok());
+        .and_then(|h| {
+            std::str::from_utf8(h.value)
+                .ok()?
+                .trim()
+                .parse::<usize>()
+                .ok()
+        });
     let body = &data[start..];
     let chunked = response.headers.iter().any(|h| {
         h.name.eq_ignore_ascii_case("transfer-encoding")
-            && String::from_utf8_lossy(h.value).to_ascii_lowercase().contains("chunked")
+            && String::from_utf8_lossy(h.value)
+                .to_ascii_lowercase()
+                .contains("chunked")
     });
     if chunked {
         return dechunk(body);
@@ -116,7 +126,9 @@ fn dechunk(mut data: &[u8]) -> Result<Vec<u8>, String> {
             .get(start..start + size)
             .ok_or("truncated chunked body")?;
         out.extend_from_slice(chunk);
-        data = data.get(start + size + 2..).ok_or("truncated chunked body")?;
+        data = data
+            .get(start + size + 2..)
+            .ok_or("truncated chunked body")?;
     }
 }
 
@@ -127,10 +139,19 @@ mod tests {
     #[test]
     fn urls() {
         let u = Url::parse("http://127.0.0.1:8080/hook?x=1").unwrap();
-        assert_eq!((u.host.as_str(), u.port, u.path.as_str()), ("127.0.0.1", 8080, "/hook?x=1"));
+        assert_eq!(
+            (u.host.as_str(), u.port, u.path.as_str()),
+            ("127.0.0.1", 8080, "/hook?x=1")
+        );
         let u = Url::parse("http://policy.internal").unwrap();
-        assert_eq!((u.host.as_str(), u.port, u.path.as_str()), ("policy.internal", 80, "/"));
+        assert_eq!(
+            (u.host.as_str(), u.port, u.path.as_str()),
+            ("policy.internal", 80, "/")
+        );
         assert!(Url::parse("https://x/").is_err());
-        assert_eq!(dechunk(b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n").unwrap(), b"abcde");
+        assert_eq!(
+            dechunk(b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n").unwrap(),
+            b"abcde"
+        );
     }
 }

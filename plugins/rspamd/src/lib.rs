@@ -49,7 +49,12 @@ fn fields(session: &Session, envelope: &Envelope) -> Vec<(&'static str, String)>
         ("From", envelope.sender.clone()),
         ("IP", session.client.address.clone()),
     ];
-    f.extend(envelope.recipients.iter().map(|r| ("Rcpt", r.address.clone())));
+    f.extend(
+        envelope
+            .recipients
+            .iter()
+            .map(|r| ("Rcpt", r.address.clone())),
+    );
     if let Some(helo) = &session.helo {
         f.push(("Helo", helo.clone()));
     }
@@ -80,13 +85,15 @@ fn verdict(answer: &Value, junk: bool, subject: Option<&str>) -> Result<FilterVe
         .and_then(Value::as_str)
         .ok_or("rspamd's answer has no action")?;
     let score = answer.get("score").and_then(Value::as_f64).unwrap_or(0.0);
-    let required = answer.get("required_score").and_then(Value::as_f64).unwrap_or(0.0);
+    let required = answer
+        .get("required_score")
+        .and_then(Value::as_f64)
+        .unwrap_or(0.0);
     let smtp_message = answer
         .pointer("/messages/smtp_message")
         .and_then(Value::as_str);
-    let refusal = |code, enhanced, default: &str| {
-        Reply::new(code, enhanced, smtp_message.unwrap_or(default))
-    };
+    let refusal =
+        |code, enhanced, default: &str| Reply::new(code, enhanced, smtp_message.unwrap_or(default));
     let spam = action != "no action";
     let mut symbols: Vec<&String> = answer
         .get("symbols")
@@ -117,7 +124,9 @@ fn verdict(answer: &Value, junk: bool, subject: Option<&str>) -> Result<FilterVe
         "no action" => FilterAction::Continue,
         "reject" => FilterAction::Reject(refusal(550, "5.7.1", "Spam message rejected")),
         "soft reject" => FilterAction::Tempfail(refusal(451, "4.7.1", "Try again later")),
-        "greylist" => FilterAction::Tempfail(refusal(451, "4.7.1", "Greylisted, please try again later")),
+        "greylist" => {
+            FilterAction::Tempfail(refusal(451, "4.7.1", "Greylisted, please try again later"))
+        }
         "add header" => {
             v = v.add_header("X-Spam", "Yes");
             if junk {
@@ -132,7 +141,10 @@ fn verdict(answer: &Value, junk: bool, subject: Option<&str>) -> Result<FilterVe
                 .and_then(Value::as_str)
                 .map(str::to_string)
                 .unwrap_or_else(|| format!("***SPAM*** {}", subject.unwrap_or("").trim()));
-            v = v.add_header("X-Spam", "Yes").remove_header("Subject").add_header("Subject", &new);
+            v = v
+                .add_header("X-Spam", "Yes")
+                .remove_header("Subject")
+                .add_header("Subject", &new);
             FilterAction::Continue
         }
         other => return Err(format!("rspamd answered an unknown action {other:?}")),
@@ -149,8 +161,10 @@ impl Filter for Rspamd {
             Ok(s) => s,
             Err(e) => panic!("rspamd: bad config: {e}"),
         };
-        let answer = http::post(&s.url, &fields(&session, &envelope), &bytes_of(message))
-            .and_then(|b| serde_json::from_slice::<Value>(&b).map_err(|e| format!("answer is not JSON: {e}")));
+        let answer =
+            http::post(&s.url, &fields(&session, &envelope), &bytes_of(message)).and_then(|b| {
+                serde_json::from_slice::<Value>(&b).map_err(|e| format!("answer is not JSON: {e}"))
+            });
         let subject = message.header("Subject").into_iter().next();
         match answer.and_then(|a| verdict(&a, s.junk, subject.as_deref())) {
             Ok(v) => v,
@@ -171,15 +185,30 @@ mod tests {
         let a = |action: &str| json!({"action": action, "score": 7.5, "required_score": 15.0, "symbols": {"B": {}, "A": {}}});
         let v = verdict(&a("reject"), true, None).unwrap();
         assert!(matches!(v.action, FilterAction::Reject(ref r) if r.code == 550));
-        assert!(matches!(verdict(&a("soft reject"), true, None).unwrap().action, FilterAction::Tempfail(_)));
-        assert!(matches!(verdict(&a("greylist"), true, None).unwrap().action, FilterAction::Tempfail(ref r) if r.text.contains("Greylisted")));
-        assert!(matches!(verdict(&a("add header"), true, None).unwrap().action, FilterAction::Quarantine(_)));
-        assert!(matches!(verdict(&a("add header"), false, None).unwrap().action, FilterAction::Continue));
+        assert!(matches!(
+            verdict(&a("soft reject"), true, None).unwrap().action,
+            FilterAction::Tempfail(_)
+        ));
+        assert!(
+            matches!(verdict(&a("greylist"), true, None).unwrap().action, FilterAction::Tempfail(ref r) if r.text.contains("Greylisted"))
+        );
+        assert!(matches!(
+            verdict(&a("add header"), true, None).unwrap().action,
+            FilterAction::Quarantine(_)
+        ));
+        assert!(matches!(
+            verdict(&a("add header"), false, None).unwrap().action,
+            FilterAction::Continue
+        ));
         let v = verdict(&a("rewrite subject"), true, Some(" hi")).unwrap();
         assert!(v.edits.iter().any(|e| matches!(e, tern_sdk::HeaderEdit::Add(h) if h.name == "Subject" && h.value == "***SPAM*** hi")));
         let v = verdict(&a("no action"), true, None).unwrap();
         assert!(matches!(v.action, FilterAction::Continue));
-        assert!(v.edits.iter().any(|e| matches!(e, tern_sdk::HeaderEdit::Add(h) if h.value == "A, B")));
+        assert!(
+            v.edits
+                .iter()
+                .any(|e| matches!(e, tern_sdk::HeaderEdit::Add(h) if h.value == "A, B"))
+        );
         assert!(verdict(&json!({}), true, None).is_err());
     }
 }

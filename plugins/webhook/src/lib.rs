@@ -10,11 +10,11 @@
 
 use serde_json::{Value, json};
 use std::sync::OnceLock;
+use tern_plugin_http as http;
+use tern_plugin_support::parse_bool;
 use tern_sdk::{
     AuthOutcome, Envelope, Filter, FilterAction, FilterVerdict, Message, Reply, Session, config,
 };
-use tern_plugin_http as http;
-use tern_plugin_support::parse_bool;
 
 struct Settings {
     url: http::Url,
@@ -102,7 +102,9 @@ fn verdict(answer: &Value) -> Result<FilterVerdict, String> {
         "reject" => FilterAction::Reject(reply(550, "5.7.1", "Message refused by policy")),
         "tempfail" => FilterAction::Tempfail(reply(451, "4.7.1", "Try again later")),
         "discard" => FilterAction::Discard,
-        "quarantine" => FilterAction::Quarantine(text("reason").unwrap_or_else(|| "webhook".into())),
+        "quarantine" => {
+            FilterAction::Quarantine(text("reason").unwrap_or_else(|| "webhook".into()))
+        }
         other => return Err(format!("unknown action {other:?}")),
     };
     let mut out = FilterVerdict {
@@ -137,7 +139,9 @@ impl Filter for Webhook {
         let body = request(&session, &envelope, message, s.headers).to_string();
         let json = [("Content-Type", "application/json".to_string())];
         let answer = http::post(&s.url, &json, body.as_bytes())
-            .and_then(|b| serde_json::from_slice::<Value>(&b).map_err(|e| format!("answer is not JSON: {e}")))
+            .and_then(|b| {
+                serde_json::from_slice::<Value>(&b).map_err(|e| format!("answer is not JSON: {e}"))
+            })
             .and_then(|v| verdict(&v));
         match answer {
             Ok(v) => v,
@@ -155,11 +159,16 @@ mod tests {
     #[test]
     fn answers_become_verdicts() {
         let v = verdict(&json!({"action": "reject", "code": 554, "text": "no"})).unwrap();
-        assert!(matches!(v.action, FilterAction::Reject(ref r) if r.code == 554 && r.enhanced == "5.7.1" && r.text == "no"));
+        assert!(
+            matches!(v.action, FilterAction::Reject(ref r) if r.code == 554 && r.enhanced == "5.7.1" && r.text == "no")
+        );
         let v = verdict(&json!({"action": "quarantine", "reason": "spam", "add_headers": [{"name": "X-A", "value": "1"}]})).unwrap();
         assert!(matches!(v.action, FilterAction::Quarantine(ref r) if r == "spam"));
         assert_eq!(v.edits.len(), 1);
-        assert!(matches!(verdict(&json!({})).unwrap().action, FilterAction::Continue));
+        assert!(matches!(
+            verdict(&json!({})).unwrap().action,
+            FilterAction::Continue
+        ));
         assert!(verdict(&json!({"action": "explode"})).is_err());
     }
 }
