@@ -18,7 +18,8 @@ after each run with plugins how long each plugin hook took inside the
 server (wall time, so a call preempted on the busy machine counts long):
 median, mean and 99th percentile per hook.
 
-    python3 bench/plugin_cost.py [--messages 5000] [--rounds 2] [--perf FILE] [--threads] [--calls]
+    python3 bench/plugin_cost.py [--messages 5000] [--rounds 2] [--sets none,all]
+                                 [--perf FILE [--flat]] [--threads] [--calls]
     perf report -i FILE --no-children --sort dso,symbol   # where the time went
 """
 
@@ -39,14 +40,17 @@ import compare
 SETS = [(), *((name,) for name in compare.PLUGINS), tuple(compare.PLUGINS)]
 
 
-def perf_recorder(path):
+def perf_recorder(path, flat=False):
     """perf record on Tern while the messages run. Software clock sampling:
-    this virtual machine has no hardware counters, but cpu-clock works."""
+    this virtual machine has no hardware counters, but cpu-clock works.
+    `flat`: no call graphs (DWARF unwinding costs enough to change what
+    it measures; flat samples still give each thread's symbols)."""
+    graph = [] if flat else ["--call-graph", "dwarf,16384"]
 
     @contextlib.contextmanager
     def record(pid):
         perf = subprocess.Popen(
-            ["perf", "record", "-q", "-e", "cpu-clock", "-F", "1999", "--call-graph", "dwarf,16384",
+            ["perf", "record", "-q", "-e", "cpu-clock", "-F", "1999", *graph,
              "-p", str(pid), "-o", str(path)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
@@ -152,22 +156,32 @@ def main():
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--perf", help="record the all-plugins run with perf (cpu-clock) into this file, "
                                    "and the run without plugins into FILE.none")
+    ap.add_argument("--flat", action="store_true", help="with --perf: no call graphs")
+    ap.add_argument("--sets", help="which runs, comma-separated: none, a plugin's name, all "
+                                   "(default: none, each plugin alone, all)")
     ap.add_argument("--threads", action="store_true", help="Tern's CPU per message by thread, after each run")
     ap.add_argument("--calls", action="store_true", help="each plugin hook's time in the server (tern trace), "
                                                         "after each run with plugins")
     args = ap.parse_args()
     if not args.no_build:
         compare.build()
+    sets = SETS
+    if args.sets:
+        named = {"none": (), "all": tuple(compare.PLUGINS), **{n: (n,) for n in compare.PLUGINS}}
+        unknown = [s for s in args.sets.split(",") if s.strip() not in named]
+        if unknown:
+            ap.error(f"--sets: {', '.join(unknown)}: not none, all or one of {', '.join(compare.PLUGINS)}")
+        sets = [named[s.strip()] for s in args.sets.split(",")]
     work = Path(tempfile.mkdtemp(prefix="tern-plugin-cost."))
     runner = compare.Runner(args, work)
     try:
         for _ in range(args.rounds):
-            for names in SETS:
+            for names in sets:
                 recorder = None
                 if args.perf and names == SETS[-1]:
-                    recorder = perf_recorder(args.perf)
+                    recorder = perf_recorder(args.perf, args.flat)
                 elif args.perf and not names:
-                    recorder = perf_recorder(args.perf + ".none")
+                    recorder = perf_recorder(args.perf + ".none", args.flat)
                 which = "tern+plugins" if names else "tern"
                 label = "+".join(names) or "no plugin"
                 if args.threads or args.calls:

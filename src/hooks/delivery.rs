@@ -59,7 +59,7 @@ pub struct Account<'a> {
 impl PluginSession {
     /// Has any plugin of this session's set a delivery hook?
     pub fn has_delivery(&self) -> bool {
-        self.set.plugins.iter().any(|p| p.calls(Hook::Deliver))
+        self.calls(Hook::Deliver)
     }
 
     /// Asks the delivery plugins about `account`'s copy of `message`; None:

@@ -262,6 +262,13 @@ impl PluginSession {
         self.set.is_empty()
     }
 
+    /// Whether any plugin of the session is called at `hook` (exports it,
+    /// declares it, has not turned it off): without one, the hook's
+    /// arguments are not even built.
+    pub fn calls(&self, hook: Hook) -> bool {
+        self.set.plugins.iter().any(|p| p.calls(hook))
+    }
+
     /// Whether a plugin's configuration has turned `hook` off
     /// (`config.skip-hooks`; `tern plugin test` reports it).
     pub fn turned_off(&self, hook: Hook) -> bool {
@@ -335,11 +342,17 @@ impl PluginSession {
     }
 
     pub async fn connect(&self, info: &SessionInfo) -> Verdict {
+        if !self.calls(Hook::Connect) {
+            return Verdict::Continue;
+        }
         self.policy(&info.trace, PolicyCall::Connect(&bindings::client(info)))
             .await
     }
 
     pub async fn helo(&self, info: &SessionInfo, name: &str) -> Verdict {
+        if !self.calls(Hook::Helo) {
+            return Verdict::Continue;
+        }
         self.policy(
             &info.trace,
             PolicyCall::Helo(&bindings::session(info), name),
@@ -353,6 +366,9 @@ impl PluginSession {
         from: &str,
         params: &wit::MailParams,
     ) -> Verdict {
+        if !self.calls(Hook::MailFrom) {
+            return Verdict::Continue;
+        }
         let call = PolicyCall::MailFrom(&bindings::session(info), from, params);
         self.policy(&info.trace, call).await
     }
@@ -364,6 +380,9 @@ impl PluginSession {
         to: &str,
         params: &wit::RcptParams,
     ) -> Verdict {
+        if !self.calls(Hook::RcptTo) {
+            return Verdict::Continue;
+        }
         let call = PolicyCall::RcptTo(&bindings::session(info), envelope, to, params);
         self.policy(&info.trace, call).await
     }

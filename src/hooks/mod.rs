@@ -50,6 +50,7 @@ pub use crate::mailauth::AuthResults;
 use crate::store::Store;
 use crate::trace::{Event, Stage};
 use arc_swap::ArcSwap;
+use declared::Hook;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -188,7 +189,7 @@ impl Hooks {
             .listen
             .iter()
             .any(|l| l.protocol == Protocol::Managesieve);
-        if sieve_served && !set.plugins.iter().any(|p| p.calls(declared::Hook::Deliver)) {
+        if sieve_served && !set.plugins.iter().any(|p| p.calls(Hook::Deliver)) {
             tracing::warn!(
                 "users' Sieve scripts are kept (ManageSieve) but not run: no plugin exports the delivery hook; add the shipped sieve plugin (plugins/sieve/README.md)"
             );
@@ -234,7 +235,7 @@ impl Hooks {
         if checked != Verdict::Continue {
             return checked;
         }
-        if session.plugins.is_empty() {
+        if !session.plugins.calls(Hook::MailFrom) {
             return Verdict::Continue;
         }
         session
@@ -291,7 +292,11 @@ impl Hooks {
         to: &Address,
         params: &RcptParams,
     ) -> Result<Vec<Target>, Verdict> {
-        if session.plugins.is_empty() {
+        let plugins = &session.plugins;
+        if ![Hook::RewriteRecipient, Hook::RcptTo, Hook::Route]
+            .into_iter()
+            .any(|h| plugins.calls(h))
+        {
             return self.check_recipient(session, to).await;
         }
         let env = bindings::envelope(envelope);
@@ -388,6 +393,9 @@ impl Hooks {
         to: &Address,
         params: &RcptParams,
     ) -> Result<(Option<Vec<Target>>, Option<VerifiedTls>), Verdict> {
+        if !session.plugins.calls(Hook::Route) {
+            return Ok((None, None));
+        }
         let rcpt = EnvelopeRecipient {
             address: to.to_string(),
             params,
@@ -456,7 +464,7 @@ impl Hooks {
             session.trace.record(e);
             return outcome;
         }
-        if session.plugins.is_empty() {
+        if !session.plugins.calls(Hook::Data) {
             return outcome;
         }
         let view = self.view(session, message);

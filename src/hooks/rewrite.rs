@@ -28,10 +28,7 @@ pub enum RewriteDecision {
 impl PluginSession {
     /// Has any plugin of this session's set a rewrite hook?
     pub fn has_rewrite(&self) -> bool {
-        self.set
-            .plugins
-            .iter()
-            .any(|p| p.calls(Hook::RewriteRecipient))
+        self.calls(Hook::RewriteRecipient)
     }
 
     /// Asks the rewriting plugins in order; None: no plugin rewrote it.
