@@ -252,3 +252,51 @@ print("ok")
     );
     assert!(shown.contains("on-data"), "{shown}");
 }
+
+/// The `connect N on this instance` counts `plugin` logged, in order.
+fn connects_logged(t: &Tern, plugin: &str, want: usize) -> Vec<u32> {
+    let tag = format!("plugin=\"{plugin}\"");
+    wait_for("the plugin's connect lines", READY_BOUND, || {
+        let counts: Vec<u32> = t
+            .log()
+            .lines()
+            .filter(|l| l.contains(&tag))
+            .filter_map(|l| {
+                let rest = l.split("connect ").nth(1)?;
+                rest.split(" on this instance").next()?.parse().ok()
+            })
+            .collect();
+        (counts.len() >= want).then_some(counts)
+    })
+}
+
+#[test]
+fn an_instance_needed_only_at_connect_serves_the_next_session_at_once() {
+    // The same component twice: "released" turns its on-helo off, so once
+    // it has answered on-connect a session has nothing more for it; "kept"
+    // is still called at HELO and stays with its session to the end.
+    let plugin = test_plugins::CONNECT_COUNTER;
+    let plugins = format!(
+        "[[plugin]]\nname = \"released\"\npath = \"{plugin}\"\nconfig = {{ helo = \"off\" }}\n\
+         [[plugin]]\nname = \"kept\"\npath = \"{plugin}\"\n"
+    );
+    let t = Tern::start(&config("mx.example.test", "example.test", &plugins));
+    let port = t.port("smtp");
+    // Two sessions open at once: the second connects while the first is
+    // still open (both greetings came after their on-connect calls).
+    let (mut first, banner) = Smtp::connect(port);
+    assert_eq!(banner.code, 220, "{banner:?}");
+    let (mut second, banner) = Smtp::connect(port);
+    assert_eq!(banner.code, 220, "{banner:?}");
+    // The released instance answered both connects; the kept one was
+    // still the first session's, so the second got an instance of its own.
+    assert_eq!(connects_logged(&t, "released", 2), vec![1, 2]);
+    assert_eq!(connects_logged(&t, "kept", 2), vec![1, 1]);
+    // Both sessions go on as usual.
+    for s in [&mut first, &mut second] {
+        let r = s.cmd("EHLO client.test");
+        assert_eq!(r.code, 250, "{r:?}");
+        let r = s.cmd("QUIT");
+        assert_eq!(r.code, 221, "{r:?}");
+    }
+}

@@ -2,7 +2,8 @@
 //! the session started with and, per plugin, an instance taken at its
 //! first call (from the plugin's idle instances, or newly made) and kept
 //! for the rest of the session; when the session ends cleanly the instance
-//! goes back to the idle list for a later session. Every call (and every
+//! goes back to the idle list for a later session (a plugin called only at
+//! connect gives it back as soon as its on-connect returns). Every call (and every
 //! instantiation) has a deadline: the epoch callback yields to tokio at each
 //! tick and traps once the plugin's `timeout` has passed, and an outer
 //! tokio timeout covers time spent in host calls such as DNS. A trap,
@@ -180,18 +181,24 @@ impl Drop for PluginSession {
     fn drop(&mut self) {
         let slots = std::mem::take(self.slots.get_mut());
         for (slot, plugin) in slots.into_iter().zip(&self.set.plugins) {
-            let Some(mut live) = slot else {
-                continue;
-            };
-            live.sessions += 1;
-            if live.store.data().in_call || live.sessions >= MAX_SESSIONS_PER_INSTANCE {
-                continue;
-            }
-            let mut idle = plugin.idle.lock().unwrap_or_else(|p| p.into_inner());
-            if idle.len() < MAX_IDLE {
-                idle.push(live);
+            if let Some(live) = slot {
+                give_back(live, plugin);
             }
         }
+    }
+}
+
+/// Puts an instance whose session is done with it on its plugin's idle
+/// list, unless it stopped inside a call or has served its share of
+/// sessions.
+fn give_back(mut live: Live, plugin: &LoadedPlugin) {
+    live.sessions += 1;
+    if live.store.data().in_call || live.sessions >= MAX_SESSIONS_PER_INSTANCE {
+        return;
+    }
+    let mut idle = plugin.idle.lock().unwrap_or_else(|p| p.into_inner());
+    if idle.len() < MAX_IDLE {
+        idle.push(live);
     }
 }
 
@@ -333,6 +340,15 @@ impl PluginSession {
             } else {
                 event
             });
+            if hook == Hook::Connect
+                && plugin.only_at_connect()
+                && let Some(live) = slots[i].take()
+            {
+                // Nothing else of this session calls it (a DNSBL refusing
+                // at connect): the next session takes it while it is warm,
+                // rather than this one keeping it to its end.
+                give_back(live, plugin);
+            }
             if verdict != Verdict::Continue {
                 tracing::info!(plugin = %plugin.name, hook = name, verdict = ?verdict, "plugin verdict");
                 return verdict;

@@ -141,6 +141,17 @@ impl LoadedPlugin {
         };
         exported && self.declared.calls(hook) && !self.shared.skipped.skips(hook)
     }
+
+    /// Whether a session has nothing more for this plugin once its
+    /// on-connect returned: no other hook is called, and it keeps no
+    /// mailboxes. (Hooks are only ever turned off, never on, within one
+    /// plugin set.)
+    pub fn only_at_connect(&self) -> bool {
+        self.exports.storage.is_none()
+            && Hook::ALL
+                .into_iter()
+                .all(|h| h == Hook::Connect || !self.calls(h))
+    }
 }
 
 /// The plugins of one configuration, in config order.
