@@ -3,13 +3,13 @@
 //! first call (from the plugin's idle instances, or newly made) and kept
 //! for the rest of the session; when the session ends cleanly the instance
 //! goes back to the idle list for a later session (a plugin called only at
-//! connect gives it back as soon as its on-connect returns). Every call (and every
-//! instantiation) has a deadline: the epoch callback yields to tokio at each
-//! tick and traps once the plugin's `timeout` has passed, and an outer
-//! tokio timeout covers time spent in host calls such as DNS. A trap,
-//! timeout or memory blow-up discards that instance, is logged with the
-//! plugin's name, and turns into the plugin's `on_error` verdict; the
-//! session and every other session go on.
+//! connect gives it back as soon as its on-connect returns). Every call
+//! (and every instantiation) has a deadline: the epoch callback yields to
+//! tokio at each tick and traps once the plugin's `timeout` has passed,
+//! and an outer tokio timeout covers time spent in host calls such as DNS.
+//! A trap, timeout or memory blow-up discards that instance, is logged
+//! with the plugin's name, and turns into the plugin's `on_error` verdict;
+//! the session and every other session go on.
 
 use super::bindings::{
     self, Destination, EnvelopeRecipient, delivery, filter, policy, rewrite, router, storage, wit,
