@@ -152,28 +152,47 @@ impl Store {
             token: lease.record.token,
         };
         let written = encode(&record);
-        let mut batch = Batch::new();
-        batch.require(Space::Meta, lease.key.clone(), Some(&lease.written));
-        batch.put(Space::Meta, lease.key.clone(), written.clone());
-        match self.inner.backend.commit(batch).await {
-            Ok(()) => {
-                lease.written = written;
-                lease.record = record;
+        let (key, held) = (&lease.key, &lease.written);
+        // A conflict is read again (as in `drop_lease`): the lease is lost
+        // only when it is no longer as written here, not when PostgreSQL
+        // failed the write set to serialize beside another writer.
+        let renewed = self
+            .attempt(|| async {
+                let now = self.inner.backend.get(Space::Meta, key).await?;
+                if now.as_deref() != Some(held.as_slice()) {
+                    return Ok(false);
+                }
+                let mut batch = Batch::new();
+                batch.require(Space::Meta, key.clone(), Some(held));
+                batch.put(Space::Meta, key.clone(), written.clone());
+                self.inner.backend.commit(batch).await?;
                 Ok(true)
-            }
-            Err(super::backend::BackendError::Conflict) => Ok(false),
-            Err(e) => Err(e.into()),
+            })
+            .await?;
+        if renewed {
+            lease.written = written;
+            lease.record = record;
         }
+        Ok(renewed)
     }
 
     /// Gives a lease up (nothing if it was lost meanwhile).
     pub async fn drop_lease(&self, lease: &Lease) -> Result<(), StoreError> {
-        let mut batch = Batch::new();
-        self.drop_lease_in(&mut batch, lease).await?;
-        match self.inner.backend.commit(batch).await {
-            Ok(()) | Err(super::backend::BackendError::Conflict) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+        // A conflict is read again and retried: on PostgreSQL a write set
+        // can fail to serialize beside another writer of the same row
+        // without the lease having changed hands, and a lease left behind
+        // holds its name until it lapses (a POP3 mailbox locked for a
+        // minute after its session logged out). Once another holder has
+        // it, the read finds that and there is nothing left to delete.
+        self.attempt(|| async {
+            let mut batch = Batch::new();
+            self.drop_lease_in(&mut batch, lease).await?;
+            if !batch.is_empty() {
+                self.inner.backend.commit(batch).await?;
+            }
+            Ok(())
+        })
+        .await
     }
 
     /// Adds the lease's release to a write set: deleted if it is still as
@@ -306,6 +325,114 @@ impl Drop for KeptLease {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Runs `op` while another session has rewritten the row of lease
+    /// `name` with the same bytes and holds its lock, and lets go once `op`
+    /// waits for that lock: PostgreSQL then fails `op`'s write set to
+    /// serialize ("concurrent update") though the lease did not change.
+    async fn beside_a_writer_of_its_row<T: Send + 'static>(
+        url: &str,
+        name: &str,
+        op: impl std::future::Future<Output = T> + Send + 'static,
+    ) -> T {
+        let (other, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        other.batch_execute("BEGIN").await.unwrap();
+        let rewritten = other
+            .execute(
+                "UPDATE tern_kv SET value = value WHERE space = 0 AND key = $1",
+                &[&lease_key(name)],
+            )
+            .await
+            .unwrap();
+        assert_eq!(rewritten, 1);
+        let op = tokio::spawn(op);
+        let started = std::time::Instant::now();
+        loop {
+            let waiting: i64 = other
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            if waiting > 0 {
+                break;
+            }
+            assert!(
+                started.elapsed() < crate::testing::READY_BOUND,
+                "the write never waited for the row"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        other.batch_execute("COMMIT").await.unwrap();
+        op.await.unwrap()
+    }
+
+    /// A lease renewed, then given up, each while another session writes
+    /// its row: renewing still renews (it is not reported lost), and
+    /// giving up still deletes it (it is not left to lapse, which kept a
+    /// POP3 mailbox locked for a minute after logout).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lease_renewed_or_given_up_beside_another_writer_of_its_row() {
+        use super::super::backend::{Backend, EngineSettings, PostgresSettings, SslMode};
+        let server = crate::testing::postgres::PrivatePostgres::start();
+        let mut settings = PostgresSettings::new(server.url());
+        settings.sslmode = SslMode::Disable;
+        let engine = Backend::open(&EngineSettings::Postgres(settings))
+            .await
+            .unwrap();
+        let store = Store::on(engine).await.unwrap();
+        let ttl = Duration::from_secs(60);
+        let lease = store
+            .take_lease("pop3/ann", "node-a#1", ttl)
+            .await
+            .unwrap()
+            .expect("a free lease");
+
+        let renewing = {
+            let (store, mut lease) = (store.clone(), lease.clone());
+            async move {
+                let renewed = store.renew_lease(&mut lease, ttl).await;
+                (renewed, lease)
+            }
+        };
+        let (renewed, lease) =
+            beside_a_writer_of_its_row(&server.url(), "pop3/ann", renewing).await;
+        assert!(renewed.expect("renewed"), "reported lost");
+        assert_eq!(
+            store
+                .lease_holder("pop3/ann")
+                .await
+                .unwrap()
+                .map(|r| r.until_ms),
+            Some(lease.record.until_ms),
+            "the renewal was written"
+        );
+
+        let giving_up = {
+            let store = store.clone();
+            async move { store.drop_lease(&lease).await }
+        };
+        beside_a_writer_of_its_row(&server.url(), "pop3/ann", giving_up)
+            .await
+            .expect("given up");
+        assert!(
+            store.lease_holder("pop3/ann").await.unwrap().is_none(),
+            "the lease stayed behind"
+        );
+        // Another holder may take the name at once.
+        assert!(
+            store
+                .take_lease("pop3/ann", "node-b#2", ttl)
+                .await
+                .unwrap()
+                .is_some()
+        );
+    }
 
     #[tokio::test]
     async fn one_holder_at_a_time_until_it_lapses_or_is_dropped() {
