@@ -5,7 +5,9 @@
 //! still loads, still refuses `nobody@`, and is called at every policy
 //! hook as before. Counted by the server's own metric
 //! (`tern_plugin_calls_total`) through the real binary; `tern plugin
-//! inspect` shows the declaration.
+//! inspect` shows the declaration. Hooks a plugin's configuration turns
+//! off (`config.skip-hooks`) are not called either, and a plugin left
+//! with on-connect alone gives its instance back as soon as that returns.
 
 mod harness;
 

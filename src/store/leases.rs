@@ -378,14 +378,8 @@ mod tests {
     /// POP3 mailbox locked for a minute after logout).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_lease_renewed_or_given_up_beside_another_writer_of_its_row() {
-        use super::super::backend::{Backend, EngineSettings, PostgresSettings, SslMode};
         let server = crate::testing::postgres::PrivatePostgres::start();
-        let mut settings = PostgresSettings::new(server.url());
-        settings.sslmode = SslMode::Disable;
-        let engine = Backend::open(&EngineSettings::Postgres(settings))
-            .await
-            .unwrap();
-        let store = Store::on(engine).await.unwrap();
+        let store = Store::on(server.engine(|_| {}).await).await.unwrap();
         let ttl = Duration::from_secs(60);
         let lease = store
             .take_lease("pop3/ann", "node-a#1", ttl)

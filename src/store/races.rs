@@ -4,7 +4,6 @@
 //! a private server — so the mail logic written once above the seam is
 //! shown to hold on each.
 
-use super::backend::{Backend, EngineSettings, PostgresSettings, SslMode};
 use super::{BlobReader, FlagOp, QueueEntry, QueueRecipient, Store, StoreError};
 use std::collections::BTreeSet;
 
@@ -331,12 +330,7 @@ async fn the_mail_core_holds_on_sled() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_mail_core_holds_on_postgres() {
     let server = crate::testing::postgres::PrivatePostgres::start();
-    let mut settings = PostgresSettings::new(server.url());
-    settings.sslmode = SslMode::Disable;
-    settings.pool_size = 8;
-    let backend = Backend::open(&EngineSettings::Postgres(settings))
-        .await
-        .unwrap();
+    let backend = server.engine(|s| s.pool_size = 8).await;
     let store = Store::on(backend).await.unwrap();
     assert_eq!(store.engine_name(), "postgres");
     run_all(&store).await;

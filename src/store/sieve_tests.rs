@@ -210,14 +210,8 @@ async fn sieve_scripts_on_sled() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sieve_scripts_on_postgres() {
-    use super::super::backend::{EngineSettings, PostgresSettings, SslMode};
     let server = crate::testing::postgres::PrivatePostgres::start();
-    let mut settings = PostgresSettings::new(server.url());
-    settings.sslmode = SslMode::Disable;
-    settings.pool_size = 8;
-    let engine = Backend::open(&EngineSettings::Postgres(settings))
-        .await
-        .unwrap();
+    let engine = server.engine(|s| s.pool_size = 8).await;
     run_all(&engine).await;
 }
 

@@ -6,6 +6,7 @@
 //! run as root, so under root every command runs as the `postgres` user
 //! (the Debian package makes it) and the folder is handed to that user.
 
+use crate::store::backend::{Backend, EngineSettings, PostgresSettings, SslMode};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -81,6 +82,24 @@ impl PrivatePostgres {
             "postgresql://tern@127.0.0.1:{}/tern?sslmode=disable",
             self.port
         )
+    }
+
+    /// Settings for the PostgreSQL engine on this server (without TLS:
+    /// it listens on loopback only).
+    pub fn settings(&self) -> PostgresSettings {
+        let mut settings = PostgresSettings::new(self.url());
+        settings.sslmode = SslMode::Disable;
+        settings
+    }
+
+    /// The PostgreSQL engine on this server, opened with `settings`
+    /// changed by `adjust` (a pool size, a statement timeout).
+    pub async fn engine(&self, adjust: impl FnOnce(&mut PostgresSettings)) -> Backend {
+        let mut settings = self.settings();
+        adjust(&mut settings);
+        Backend::open(&EngineSettings::Postgres(settings))
+            .await
+            .expect("open the PostgreSQL engine")
     }
 
     /// Creates another empty database owned by `tern` and returns its URL

@@ -503,8 +503,7 @@ async fn reopen_sled(dir: &std::path::Path) -> Backend {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_conforms() {
     let server = crate::testing::postgres::PrivatePostgres::start();
-    let mut settings = PostgresSettings::new(server.url());
-    settings.sslmode = postgres::SslMode::Disable;
+    let mut settings = server.settings();
     settings.pool_size = 8;
     let engine = Backend::open(&EngineSettings::Postgres(settings.clone()))
         .await
@@ -553,8 +552,7 @@ async fn postgres_unreachable_at_open_names_the_host_not_the_password() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_going_away_is_unavailable_and_it_recovers_by_itself() {
     let mut server = crate::testing::postgres::PrivatePostgres::start();
-    let mut settings = PostgresSettings::new(server.url());
-    settings.sslmode = postgres::SslMode::Disable;
+    let mut settings = server.settings();
     settings.pool_size = 4;
     settings.connect_timeout = std::time::Duration::from_secs(3);
     settings.wait_timeout = std::time::Duration::from_secs(3);

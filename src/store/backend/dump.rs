@@ -422,7 +422,7 @@ pub(crate) fn read_exact_vec(input: &mut impl Read, len: u32) -> std::io::Result
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::backend::{EngineSettings, PostgresSettings, ScanOrder, SslMode};
+    use crate::store::backend::ScanOrder;
 
     /// Write set `n`: g = n, k/n added, k/(n-5) deleted, and a 64 KiB blob
     /// chunk; so at any moment g names the five k/ keys there are.
@@ -510,11 +510,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_postgres_backup_under_writes_is_one_moment_and_restores_into_sled() {
         let server = crate::testing::postgres::PrivatePostgres::start();
-        let mut settings = PostgresSettings::new(server.url());
-        settings.sslmode = SslMode::Disable;
-        let engine = Backend::open(&EngineSettings::Postgres(settings))
-            .await
-            .unwrap();
+        let engine = server.engine(|_| {}).await;
         let dir = tempfile::tempdir().unwrap();
         let target = Backend::open_sled(dir.path()).unwrap();
         backup_under_writes_restores_one_moment(engine, target).await;

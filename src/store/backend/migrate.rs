@@ -179,7 +179,6 @@ impl Tally {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::backend::{EngineSettings, PostgresSettings, SslMode};
 
     async fn fill(engine: &Backend) {
         for i in 0..1200u32 {
@@ -206,15 +205,11 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn sled_to_postgres_and_back_is_verified_and_ids_move_on() {
         let server = crate::testing::postgres::PrivatePostgres::start();
-        let mut settings = PostgresSettings::new(server.url());
-        settings.sslmode = SslMode::Disable;
         let dir = tempfile::tempdir().unwrap();
         let sled = Backend::open_sled(&dir.path().join("a")).unwrap();
         fill(&sled).await;
         let source_id = sled.next_id().await.unwrap();
-        let pg = Backend::open(&EngineSettings::Postgres(settings))
-            .await
-            .unwrap();
+        let pg = server.engine(|_| {}).await;
         let summaries = migrate(&sled, &pg).await.unwrap();
         assert_eq!(summaries[0].keys, 1200, "meta keys");
         assert_eq!(summaries[1].keys, 1200, "blob chunks");

@@ -8,7 +8,7 @@
 //! settled, the next write set goes through without a restart. The same
 //! for a primary fenced read-only under Tern's pooled connections.
 
-use super::{PostgresBackend, PostgresSettings, SslMode};
+use super::PostgresBackend;
 use crate::store::backend::{BackendError, Batch, Space};
 use crate::testing::postgres::PrivatePostgres;
 use std::time::{Duration, Instant};
@@ -52,8 +52,7 @@ async fn set_system(server: &PrivatePostgres, name: &str, value: &str) {
 
 /// The engine on `server`, statements (and COMMITs) bounded at 2 s.
 async fn open(server: &PrivatePostgres) -> PostgresBackend {
-    let mut settings = PostgresSettings::new(server.url());
-    settings.sslmode = SslMode::Disable;
+    let mut settings = server.settings();
     settings.pool_size = 4;
     settings.statement_timeout = Duration::from_secs(2);
     PostgresBackend::open(&settings).await.expect("open")
