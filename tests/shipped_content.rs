@@ -127,8 +127,9 @@ print("ok")
 /// Without body rules a single-part message is judged by its fields alone
 /// (the body is not read): a message that is itself a file is refused by
 /// the name in its `Content-Disposition` (RFC 2231) or `Content-Type`, an
-/// encoded subject still matches, parts of a multipart are still checked,
-/// and text in the body is not looked at.
+/// encoded subject still matches, and so does a plain one (judged without
+/// a parse), parts of a multipart are still checked, and text in the body
+/// is not looked at.
 #[test]
 fn without_body_rules_single_parts_are_judged_by_their_fields() {
     run(
@@ -154,11 +155,17 @@ code, text = send(head + b"Subject: parts\r\nMIME-Version: 1.0\r\nContent-Type: 
 assert code == 550 and "run.exe" in text, (code, text)
 # An encoded subject matches: quarantined.
 assert send(head + b"Subject: =?utf-8?q?a_LOTTERY_winner?=\r\n\r\nhello\r\n") == (250, "")
+# A plain subject (nothing to decode, no file name: judged without a
+# parse) matches as well, mixed case, beside a Content-Type.
+assert send(head + b"Subject: Big LOTTERY WINNER news\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nhi\r\n") == (250, "")
 # Body text is not a rule here: clean.
 assert send(head + b"Subject: news\r\n\r\nlottery winner in the body\r\n") == (250, "")
 
 inbox, junk = folders("INBOX", "Junk")
 assert inbox == [("news", ["clean"])], inbox
-assert junk == [("a LOTTERY winner", ['quarantined: subject matches "lottery winner"'])], junk
+assert junk == [
+    ("a LOTTERY winner", ['quarantined: subject matches "lottery winner"']),
+    ("Big LOTTERY WINNER news", ['quarantined: subject matches "lottery winner"']),
+], junk
 print("ok")
 "#;

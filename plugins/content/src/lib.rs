@@ -14,7 +14,9 @@
 //! when the message has parts (multipart or an attached message) that may
 //! carry file names. Otherwise the subject and the top-level
 //! `Content-Type` and `Content-Disposition` (a single-part message may be
-//! a file itself) are all the rules look at, and only they are asked for.
+//! a file itself) are all the rules look at, and only they are asked for;
+//! when they hold no file name and nothing encoded, the subject is matched
+//! as it is, without a parse.
 
 use mail_parser::{HeaderName, Message as Parsed, MessageParser, MimeHeaders};
 use std::sync::OnceLock;
@@ -133,6 +135,16 @@ fn file_names<'a>(message: &'a Parsed<'a>, depth: usize, out: &mut Vec<&'a str>)
     }
 }
 
+/// The subject rules over the decoded subject.
+fn subject_finding(s: &Settings, subject: &str) -> Option<Finding> {
+    matches(subject, &s.subject_contains, s.subject_regex.as_ref()).map(|what| Finding {
+        attachment: false,
+        reason: format!("subject matches {what}"),
+    })
+}
+
+/// The rules over a parsed message: attachments' names, the subject, the
+/// body's text.
 fn inspect(s: &Settings, parsed: &Parsed) -> Option<Finding> {
     if !s.refuse_extensions.is_empty() {
         let mut names = Vec::new();
@@ -151,12 +163,8 @@ fn inspect(s: &Settings, parsed: &Parsed) -> Option<Finding> {
             }
         }
     }
-    let subject = parsed.subject().unwrap_or("");
-    if let Some(what) = matches(subject, &s.subject_contains, s.subject_regex.as_ref()) {
-        return Some(Finding {
-            attachment: false,
-            reason: format!("subject matches {what}"),
-        });
+    if let Some(found) = subject_finding(s, parsed.subject().unwrap_or("")) {
+        return Some(found);
     }
     if !s.body_contains.is_empty() || s.body_regex.is_some() {
         for i in 0..parsed.text_body_count().max(parsed.html_body_count()) {
@@ -195,26 +203,60 @@ fn body_matters(s: &Settings, types: &[String]) -> bool {
     })
 }
 
-/// The fields the rules read when the body does not matter, as a header
-/// section of their own (`types`: the `Content-Type` values, asked for
-/// already).
-fn rule_fields(message: &Message, types: Vec<String>) -> Vec<u8> {
-    let mut out = Vec::new();
-    let fields = [
-        ("Subject", message.header("subject")),
-        ("Content-Type", types),
-        ("Content-Disposition", message.header("content-disposition")),
-    ];
-    for (name, values) in fields {
-        for value in values {
-            out.extend_from_slice(name.as_bytes());
-            out.extend_from_slice(b": ");
-            out.extend_from_slice(value.as_bytes());
-            out.extend_from_slice(b"\r\n");
+/// The fields the rules read when the body does not matter.
+struct RuleFields {
+    subjects: Vec<String>,
+    types: Vec<String>,
+    dispositions: Vec<String>,
+}
+
+impl RuleFields {
+    /// The fields as a header section of their own, for mail-parser.
+    fn section(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        let fields = [
+            ("Subject", &self.subjects),
+            ("Content-Type", &self.types),
+            ("Content-Disposition", &self.dispositions),
+        ];
+        for (name, values) in fields {
+            for value in values {
+                out.extend_from_slice(name.as_bytes());
+                out.extend_from_slice(b": ");
+                out.extend_from_slice(value.as_bytes());
+                out.extend_from_slice(b"\r\n");
+            }
         }
+        out.extend_from_slice(b"\r\n");
+        out
     }
-    out.extend_from_slice(b"\r\n");
-    out
+
+    /// The subject as mail-parser would give it, when there is nothing to
+    /// decode: no file name can be in the fields (no `Content-Disposition`,
+    /// no `name` parameter in the `Content-Type`) and the last subject is
+    /// one line of printable ASCII without encoded words. Then the subject
+    /// is that value with its blanks trimmed (mail-parser's unstructured
+    /// value), and the rules need no parse. None: parse.
+    fn plain_subject(&self) -> Option<&str> {
+        if !self.dispositions.is_empty()
+            || self
+                .types
+                .iter()
+                .any(|t| t.to_ascii_lowercase().contains("name"))
+        {
+            return None;
+        }
+        let Some(subject) = self.subjects.last() else {
+            return Some("");
+        };
+        let printable = subject
+            .bytes()
+            .all(|b| b == b'\t' || (b' '..=b'~').contains(&b));
+        if !printable || subject.contains("=?") {
+            return None;
+        }
+        Some(subject.trim_matches([' ', '\t']))
+    }
 }
 
 /// Up to `max` bytes of the message.
@@ -246,21 +288,38 @@ impl Filter for Content {
         };
         let size = message.size();
         let types = message.header("content-type");
-        let (bytes, partial) = if body_matters(s, &types) {
+        let unchecked =
+            || FilterVerdict::pass().add_header(&s.header, "unchecked (not a MIME message)");
+        // What the rules found, and how much of a message larger than
+        // `max_size` they saw.
+        let (found, seen) = if body_matters(s, &types) {
             let bytes = read(message, s.max_size);
-            let partial = size > bytes.len() as u64;
-            (bytes, partial)
+            let Some(parsed) = parser().parse(&bytes[..]) else {
+                return unchecked();
+            };
+            let seen = Some(bytes.len()).filter(|n| (*n as u64) < size);
+            (inspect(s, &parsed), seen)
         } else {
-            (rule_fields(message, types), false)
+            let fields = RuleFields {
+                subjects: message.header("subject"),
+                types,
+                dispositions: message.header("content-disposition"),
+            };
+            match fields.plain_subject() {
+                Some(subject) => (subject_finding(s, subject), None),
+                None => {
+                    let section = fields.section();
+                    let Some(parsed) = parser().parse(&section[..]) else {
+                        return unchecked();
+                    };
+                    (inspect(s, &parsed), None)
+                }
+            }
         };
-        let Some(parsed) = parser().parse(&bytes[..]) else {
-            return FilterVerdict::pass().add_header(&s.header, "unchecked (not a MIME message)");
-        };
-        let Some(found) = inspect(s, &parsed) else {
-            let verdict = if partial {
-                format!("clean (first {} of {size} bytes checked)", bytes.len())
-            } else {
-                "clean".to_string()
+        let Some(found) = found else {
+            let verdict = match seen {
+                Some(n) => format!("clean (first {n} of {size} bytes checked)"),
+                None => "clean".to_string(),
             };
             return FilterVerdict::pass().add_header(&s.header, &verdict);
         };
