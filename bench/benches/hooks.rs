@@ -6,8 +6,10 @@
 //! message; and one message through the shipped plugins of compare.py's
 //! `plugins` row (greylist, dnsbl, content), what that row's Tern spends
 //! on plugins per message without the server around it (it starts
-//! the tests' DNS server, `tern::testing::peers`, for the blocklist). Run with
-//! `cargo bench -p tern-bench`.
+//! the tests' DNS server, `tern::testing::peers`, for the blocklist). The
+//! on-rcpt-to calls, dispatched and bare, and the row's message are also
+//! measured with the caches cold (`chill`), as a call finds them in the
+//! server. Run with `cargo bench -p tern-bench`.
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
