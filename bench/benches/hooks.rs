@@ -124,6 +124,25 @@ fn chill(buf: &mut [u8], round: u64) {
     black_box(buf);
 }
 
+/// Like `timed`, with the caches made cold (`chill`) before each call.
+fn timed_cold<T>(
+    rt: &tokio::runtime::Runtime,
+    iters: u64,
+    walked: &mut [u8],
+    mut one: impl AsyncFnMut() -> T,
+) -> Duration {
+    rt.block_on(async {
+        let mut took = Duration::ZERO;
+        for i in 0..iters {
+            chill(walked, i);
+            let start = Instant::now();
+            black_box(one().await);
+            took += start.elapsed();
+        }
+        took
+    })
+}
+
 fn rcpt_to(c: &mut Criterion) {
     let f = fixture(&[("no-nobody", test_plugins::NO_NOBODY)]);
     let rt = rt();
@@ -161,18 +180,11 @@ fn rcpt_to(c: &mut Criterion) {
     });
     // Both again with the caches cold.
     let mut walked = vec![0u8; CHILL];
+    let to = "bob@example.test";
     c.bench_function("on-rcpt-to, trivial policy, caches cold", |b| {
         b.iter_custom(|iters| {
-            rt.block_on(async {
-                let mut took = Duration::ZERO;
-                for i in 0..iters {
-                    chill(&mut walked, i);
-                    let start = Instant::now();
-                    let to = "bob@example.test";
-                    black_box(session.plugins.rcpt_to(&session, &env, to, &params).await);
-                    took += start.elapsed();
-                }
-                took
+            timed_cold(&rt, iters, &mut walked, async || {
+                session.plugins.rcpt_to(&session, &env, to, &params).await
             })
         })
     });
@@ -180,16 +192,8 @@ fn rcpt_to(c: &mut Criterion) {
         "on-rcpt-to, bare wasmtime component call, caches cold",
         |b| {
             b.iter_custom(|iters| {
-                rt.block_on(async {
-                    let mut took = Duration::ZERO;
-                    for i in 0..iters {
-                        chill(&mut walked, i);
-                        let start = Instant::now();
-                        let to = "bob@example.test";
-                        black_box(bare.rcpt_to(&wit_session, &env, to, &params).await);
-                        took += start.elapsed();
-                    }
-                    took
+                timed_cold(&rt, iters, &mut walked, async || {
+                    bare.rcpt_to(&wit_session, &env, to, &params).await
                 })
             })
         },
@@ -353,16 +357,7 @@ fn shipped(c: &mut Criterion) {
         "the same, caches cold (8 MiB written between messages, not timed)",
         |b| {
             b.iter_custom(|iters| {
-                rt.block_on(async {
-                    let mut took = Duration::ZERO;
-                    for i in 0..iters {
-                        chill(&mut walked, i);
-                        let start = Instant::now();
-                        row.message(40000).await;
-                        took += start.elapsed();
-                    }
-                    took
-                })
+                timed_cold(&rt, iters, &mut walked, async || row.message(40000).await)
             })
         },
     );
