@@ -331,14 +331,11 @@ mod tests {
     /// waits for that lock: PostgreSQL then fails `op`'s write set to
     /// serialize ("concurrent update") though the lease did not change.
     async fn beside_a_writer_of_its_row<T: Send + 'static>(
-        url: &str,
+        server: &crate::testing::postgres::PrivatePostgres,
         name: &str,
         op: impl std::future::Future<Output = T> + Send + 'static,
     ) -> T {
-        let (other, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(connection);
+        let other = server.session().await;
         other.batch_execute("BEGIN").await.unwrap();
         let rewritten = other
             .execute(
@@ -349,25 +346,7 @@ mod tests {
             .unwrap();
         assert_eq!(rewritten, 1);
         let op = tokio::spawn(op);
-        let started = std::time::Instant::now();
-        loop {
-            let waiting: i64 = other
-                .query_one(
-                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'",
-                    &[],
-                )
-                .await
-                .unwrap()
-                .get(0);
-            if waiting > 0 {
-                break;
-            }
-            assert!(
-                started.elapsed() < crate::testing::READY_BOUND,
-                "the write never waited for the row"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        crate::testing::postgres::until_a_lock_wait(&other, "the lease's write").await;
         other.batch_execute("COMMIT").await.unwrap();
         op.await.unwrap()
     }
@@ -394,8 +373,7 @@ mod tests {
                 (renewed, lease)
             }
         };
-        let (renewed, lease) =
-            beside_a_writer_of_its_row(&server.url(), "pop3/ann", renewing).await;
+        let (renewed, lease) = beside_a_writer_of_its_row(&server, "pop3/ann", renewing).await;
         assert!(renewed.expect("renewed"), "reported lost");
         assert_eq!(
             store
@@ -411,7 +389,7 @@ mod tests {
             let store = store.clone();
             async move { store.drop_lease(&lease).await }
         };
-        beside_a_writer_of_its_row(&server.url(), "pop3/ann", giving_up)
+        beside_a_writer_of_its_row(&server, "pop3/ann", giving_up)
             .await
             .expect("given up");
         assert!(

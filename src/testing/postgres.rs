@@ -102,6 +102,16 @@ impl PrivatePostgres {
             .expect("open the PostgreSQL engine")
     }
 
+    /// A session of its own on this server (as the superuser `tern`), for
+    /// a test to hold locks or change settings beside the engine's pool.
+    pub async fn session(&self) -> tokio_postgres::Client {
+        let (client, connection) = tokio_postgres::connect(&self.url(), tokio_postgres::NoTls)
+            .await
+            .expect("a session on the private PostgreSQL");
+        tokio::spawn(connection);
+        client
+    }
+
     /// Creates another empty database owned by `tern` and returns its URL
     /// (the form of [`PrivatePostgres::url`]).
     pub fn create_database(&self, name: &str) -> String {
@@ -232,4 +242,29 @@ fn postgres_user() -> Option<(u32, u32)> {
     // SAFETY: checked non-null above.
     let pw = unsafe { &*pw };
     Some((pw.pw_uid, pw.pw_gid))
+}
+
+/// Returns once some session of the server waits for a lock (asked through
+/// `session`): the write a test started has reached the row it holds.
+/// Panics naming `what` if none does within `READY_BOUND`.
+pub async fn until_a_lock_wait(session: &tokio_postgres::Client, what: &str) {
+    let started = std::time::Instant::now();
+    loop {
+        let waiting: i64 = session
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'",
+                &[],
+            )
+            .await
+            .expect("pg_stat_activity")
+            .get(0);
+        if waiting > 0 {
+            return;
+        }
+        assert!(
+            started.elapsed() < super::READY_BOUND,
+            "{what} never waited for a lock"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
 }

@@ -8,7 +8,9 @@
 //! `unnest`), so a write set costs the same few round trips however many
 //! keys it writes. A condition that does not hold, a serialization failure,
 //! a deadlock or a unique violation is a `Conflict` for the caller's retry
-//! loop; a lost connection, an exhausted pool or a statement timeout is
+//! loop, except for a write set without conditions, which read nothing a
+//! retry could find changed and is retried here (as sled never fails one);
+//! a lost connection, an exhausted pool or a statement timeout is
 //! `Unavailable` (the receivers answer 451 4.3.0 and try again later). No
 //! advisory locks and no LISTEN/NOTIFY are needed for correctness, so the
 //! SQL stays portable to PostgreSQL-protocol distributed databases.
@@ -17,6 +19,8 @@
 //! (`synchronous_commit = on` is set on every connection), so the
 //! seam's durability point costs nothing more here.
 
+#[cfg(test)]
+mod race_tests;
 mod schema;
 mod settings;
 #[cfg(test)]
@@ -138,8 +142,13 @@ impl PostgresBackend {
     }
 
     pub(super) async fn commit(&self, batch: &Batch) -> Result<(), BackendError> {
-        self.with_client(async |client| self.commit_on(client, batch).await)
-            .await
+        let once = || self.with_client(async |client| self.commit_on(client, batch).await);
+        if batch.conditions.is_empty() {
+            // Only a race can fail it (a serialization failure beside
+            // readers of its keys, a deadlock): the same set again is right.
+            return super::retry(once).await;
+        }
+        once().await
     }
 
     async fn commit_on(

@@ -13,18 +13,9 @@ use crate::store::backend::{BackendError, Batch, Space};
 use crate::testing::postgres::PrivatePostgres;
 use std::time::{Duration, Instant};
 
-async fn admin(server: &PrivatePostgres) -> tokio_postgres::Client {
-    // `tern` is the private server's superuser (initdb -U tern).
-    let (client, connection) = tokio_postgres::connect(&server.url(), tokio_postgres::NoTls)
-        .await
-        .expect("admin connection");
-    tokio::spawn(connection);
-    client
-}
-
 /// Sets a server-wide setting and waits until a new session sees it.
 async fn set_system(server: &PrivatePostgres, name: &str, value: &str) {
-    let session = admin(server).await;
+    let session = server.session().await;
     for sql in [
         format!("ALTER SYSTEM SET {name} = '{value}'"),
         "SELECT pg_reload_conf()".to_string(),
@@ -33,7 +24,8 @@ async fn set_system(server: &PrivatePostgres, name: &str, value: &str) {
     }
     let started = Instant::now();
     loop {
-        let now = admin(server)
+        let now = server
+            .session()
             .await
             .query_one(&format!("SHOW {name}"), &[])
             .await
