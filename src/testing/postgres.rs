@@ -5,6 +5,10 @@
 //! installs it); `TERN_PG_BINDIR` points elsewhere. PostgreSQL refuses to
 //! run as root, so under root every command runs as the `postgres` user
 //! (the Debian package makes it) and the folder is handed to that user.
+//! Tests reach it through the engine (`PrivatePostgres::engine`), or
+//! through a session of their own (`PrivatePostgres::session`) to hold
+//! row locks beside the engine and wait until it blocks on them
+//! (`until_a_lock_wait`).
 
 use crate::store::backend::{Backend, EngineSettings, PostgresSettings, SslMode};
 use std::net::TcpListener;

@@ -239,10 +239,11 @@ impl RuleFields {
     /// value), and the rules need no parse. None: parse.
     fn plain_subject(&self) -> Option<&str> {
         if !self.dispositions.is_empty()
-            || self
-                .types
-                .iter()
-                .any(|t| t.to_ascii_lowercase().contains("name"))
+            || self.types.iter().any(|t| {
+                t.as_bytes()
+                    .windows(4)
+                    .any(|w| w.eq_ignore_ascii_case(b"name"))
+            })
         {
             return None;
         }

@@ -16,8 +16,9 @@
 //!   [`BackendError::Conflict`]: the caller reads again and retries
 //!   ([`retry`]), so two writers racing for the next UID or a counter never
 //!   produce a duplicate or a lost update, with no process-wide lock. A
-//!   write set without conditions never conflicts: an engine that can fail
-//!   one for a race (PostgreSQL's serialization failures) retries it itself;
+//!   write set without conditions does not conflict: an engine that can
+//!   fail one for a race (PostgreSQL's serialization failures) retries it
+//!   itself, up to [`retry`]'s bound;
 //! - unique increasing ids ([`Backend::next_id`]);
 //! - change notifications carried by the write set that caused them
 //!   ([`Batch::notify`], [`Backend::changes`]);
@@ -76,8 +77,9 @@ impl Space {
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum BackendError {
     /// A condition of the write set did not hold, or the write raced
-    /// another one: read again and retry. Never for a write set without
-    /// conditions.
+    /// another one: read again and retry. Not for a write set without
+    /// conditions, which the engine retries itself (up to [`retry`]'s
+    /// bound).
     #[error("the write conflicted with another; retry")]
     Conflict,
     /// The engine cannot be reached now (database down, pool exhausted,
