@@ -37,6 +37,10 @@ const COUNTERS: &[(&str, &str)] = &[
     ),
     ("tern_plugin_calls_total", "Plugin hook calls, by plugin."),
     (
+        "tern_plugin_remembered_total",
+        "Policy hook verdicts given from what a plugin said holds for the client, without calling it, by plugin.",
+    ),
+    (
         "tern_plugin_timeouts_total",
         "Plugin hook calls that ran out of time, by plugin.",
     ),

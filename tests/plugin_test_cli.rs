@@ -64,6 +64,40 @@ fn recipients_come_from_the_headers_and_one_refusal_leaves_the_rest() {
     assert!(out.contains("bob lives here no more"), "{out}");
 }
 
+/// A verdict the plugin says holds for the client is reported: the
+/// shipped greylist passes an allow-listed client's first recipient and
+/// says so for an hour; the second recipient is then not called.
+#[test]
+fn a_verdict_kept_for_the_client_is_reported() {
+    let (code, out, err) = plugin_test(
+        test_plugins::shipped::GREYLIST,
+        &[
+            "--set",
+            "allow_networks=192.0.2.0/24",
+            "--client",
+            "192.0.2.7",
+        ],
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    let rcpts: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("on-rcpt-to "))
+        .collect();
+    assert_eq!(rcpts.len(), 2, "{out}");
+    assert!(
+        rcpts[0].contains("<bob@example.test>")
+            && rcpts[0]
+                .contains("continue (the plugin says this holds for this client for 3600 s)"),
+        "{out}"
+    );
+    assert!(
+        rcpts[1].contains("<nobody@example.test>")
+            && rcpts[1]
+                .contains("continue (not called: remembered from an earlier call for this client)"),
+        "{out}"
+    );
+}
+
 #[test]
 fn a_filter_shows_its_header_edits_on_the_message() {
     let (code, out, err) = plugin_test(test_plugins::ADD_HEADER, &["--from", "lisa@outside.test"]);

@@ -98,3 +98,106 @@ assert heads["tagged"] == ["X-DNSBL: listed on tag.test"], heads
 assert heads["clean"] == [], heads
 print("ok")
 "#;
+
+/// A client on no list passes for `pass_ttl` (postscreen's cache): its
+/// next session on the same listener is let through without calling the
+/// plugin, and the trace says the verdict was remembered; another client
+/// is still looked up; a listed client is refused at every session; and
+/// `pass_ttl = "0"` asks at every session.
+#[test]
+fn a_client_on_no_list_passes_for_pass_ttl() {
+    let dns = DnsServer::start(&json!({
+        "1.0.0.127.zen.test": {"A": ["127.0.0.2"]},
+    }));
+    let extra = format!(
+        r#"[dns]
+nameservers = ["{}"]
+
+[[plugin]]
+name = "rbl"
+path = "{wasm}"
+timeout = "5s"
+config = {{ zones = "zen.test" }}
+
+[[plugin]]
+name = "always"
+path = "{wasm}"
+timeout = "5s"
+config = {{ zones = "zen.test", pass_ttl = "0" }}
+"#,
+        dns.address(),
+        wasm = test_plugins::shipped::DNSBL
+    );
+    let t = Tern::start(&config("mx.example.test", "example.test", &extra));
+    t.add_user("bob@example.test", "pw");
+    let script = format!("SMTP = {}\n{}", t.port("smtp"), PASS_PY);
+    let out = python(&script, &[]);
+    assert!(out.trim().ends_with("ok"), "{out}");
+
+    let remembered = |lines: &[String]| lines.iter().any(|l| l.contains("remembered"));
+    let holds = |lines: &[String]| {
+        lines
+            .iter()
+            .any(|l| l.contains("holds for this client for 300 s"))
+    };
+    // The first session of 127.0.0.5: looked up, and the pass is kept.
+    let first = t.plugin_trace("first@outside.test", "rbl");
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert!(
+        first[0].contains("continue") && holds(&first) && !remembered(&first),
+        "{first:?}"
+    );
+    // Its second session: not called, the pass remembered.
+    let second = t.plugin_trace("second@outside.test", "rbl");
+    assert_eq!(second.len(), 1, "{second:?}");
+    assert!(
+        second[0].contains("continue") && remembered(&second),
+        "{second:?}"
+    );
+    // Another client: looked up.
+    let other = t.plugin_trace("other@outside.test", "rbl");
+    assert!(holds(&other) && !remembered(&other), "{other:?}");
+    // pass_ttl = "0": asked at every session, nothing kept.
+    for id in [
+        "first@outside.test",
+        "second@outside.test",
+        "other@outside.test",
+    ] {
+        let lines = t.plugin_trace(id, "always");
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(
+            lines[0].contains("continue") && !remembered(&lines) && !lines[0].contains("holds"),
+            "{lines:?}"
+        );
+    }
+    // The listed client was refused twice, each time by a look-up.
+    let refused = t.cli_ok(&["trace", "--client", "127.0.0.1", "--since", "1h"]);
+    assert_eq!(
+        refused.matches("plugin rbl: reject").count(),
+        2,
+        "{refused}"
+    );
+    assert!(!refused.contains("remembered"), "{refused}");
+}
+
+const PASS_PY: &str = r#"
+import smtplib
+
+for attempt in (1, 2):
+    try:
+        smtplib.SMTP("127.0.0.1", SMTP, source_address=("127.0.0.1", 0))
+        raise AssertionError("a listed client was let in")
+    except smtplib.SMTPConnectError as e:
+        assert e.smtp_code == 554, e
+
+def send(source, mid):
+    s = smtplib.SMTP("127.0.0.1", SMTP, source_address=(source, 0))
+    s.sendmail("lisa@outside.test", ["bob@example.test"],
+               "Subject: pass\r\nMessage-ID: <%s>\r\n\r\nhello\r\n" % mid)
+    s.quit()
+
+send("127.0.0.5", "first@outside.test")
+send("127.0.0.5", "second@outside.test")
+send("127.0.0.6", "other@outside.test")
+print("ok")
+"#;

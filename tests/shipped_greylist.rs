@@ -3,7 +3,9 @@
 //! retry before the delay is still refused, a retry once the delay has
 //! passed is accepted; allow-listed networks and sender domains pass at
 //! once; a network that passed `auto_allow` times is no longer greylisted,
-//! whichever host of its /24 connects.
+//! whichever host of its /24 connects; an allow-listed client's pass is
+//! remembered by the server (`verdicts.same-for-client`), a greylisted
+//! one's refusal never.
 
 mod harness;
 use harness::{Tern, config, python};
@@ -81,5 +83,71 @@ code, msg = rcpt("bob@example.test", "new@outside.test", "127.0.1.9")
 assert code == 250, ("allow_networks", code, msg)
 code, msg = rcpt("bob@example.test", "news@lists.friends.test", "127.0.51.1")
 assert code == 250, ("allow_domains", code, msg)
+print("ok")
+"#;
+
+/// An allow-listed client's first recipient is asked and the plugin says
+/// its pass holds for the client for an hour: the server lets its next
+/// recipients, in that session and the next, through without calling the
+/// plugin (the trace says remembered). A greylisted client is asked at
+/// every attempt.
+#[test]
+fn an_allowed_clients_pass_is_remembered_and_a_refusal_is_not() {
+    let plugin = format!(
+        r#"[[plugin]]
+name = "greylist"
+path = "{}"
+timeout = "2s"
+config = {{ delay = "1h", allow_networks = "127.0.1.0/24" }}
+"#,
+        test_plugins::shipped::GREYLIST
+    );
+    let t = Tern::start(&config("mx.example.test", "example.test", &plugin));
+    t.add_user("bob@example.test", "pw");
+    t.add_user("carol@example.test", "pw");
+    let script = format!("SMTP = {}\n{}", t.port("smtp"), REMEMBER_PY);
+    let out = python(&script, &[]);
+    assert!(out.trim().ends_with("ok"), "{out}");
+
+    let first = t.plugin_trace("first@outside.test", "greylist");
+    assert_eq!(first.len(), 2, "{first:?}");
+    assert!(
+        first[0].contains("continue <bob@example.test>")
+            && first[0].contains("holds for this client for 3600 s"),
+        "{first:?}"
+    );
+    assert!(
+        first[1].contains("continue <carol@example.test>") && first[1].contains("remembered"),
+        "{first:?}"
+    );
+    let second = t.plugin_trace("second@outside.test", "greylist");
+    assert_eq!(second.len(), 1, "{second:?}");
+    assert!(second[0].contains("remembered"), "{second:?}");
+
+    let refused = t.cli_ok(&["trace", "--client", "127.0.2.1", "--since", "1h"]);
+    assert_eq!(
+        refused.matches("plugin greylist: tempfail").count(),
+        2,
+        "{refused}"
+    );
+    assert!(!refused.contains("remembered"), "{refused}");
+}
+
+const REMEMBER_PY: &str = r#"
+import smtplib
+
+def send(source, mid, rcpts):
+    s = smtplib.SMTP("127.0.0.1", SMTP, source_address=(source, 0))
+    s.sendmail("lisa@outside.test", rcpts, "Subject: hi\r\nMessage-ID: <%s>\r\n\r\nhello\r\n" % mid)
+    s.quit()
+
+send("127.0.1.5", "first@outside.test", ["bob@example.test", "carol@example.test"])
+send("127.0.1.5", "second@outside.test", ["bob@example.test"])
+for attempt in (1, 2):
+    s = smtplib.SMTP("127.0.0.1", SMTP, source_address=("127.0.2.1", 0))
+    s.ehlo("client.test"); s.mail("lisa@outside.test")
+    code, msg = s.rcpt("bob@example.test")
+    assert code == 451 and msg.decode().startswith("4.7.1 Greylisted"), (code, msg)
+    s.quit()
 print("ok")
 "#;

@@ -21,7 +21,7 @@ pub use base::tern::plugin::types::{
     FilterAction, FilterVerdict, Header, HeaderEdit, MailParams, Message, Protocol, RcptParams,
     Recipient, Reply, Session, SpfResult, TlsInfo, Verdict,
 };
-pub use base::tern::plugin::{clock, config, dns, kv, log, mailbox, routing};
+pub use base::tern::plugin::{clock, config, dns, kv, log, mailbox, routing, verdicts};
 pub use delivery::exports::tern::plugin::delivery::{Account, DeliveryAction, Filing};
 pub use rewrite::exports::tern::plugin::rewrite::Rewritten;
 pub use router::exports::tern::plugin::router::Destination;
@@ -42,6 +42,7 @@ macro_rules! hook_world {
                         "tern:plugin/dns@0.1.0": tern_sdk::__bindings::base::tern::plugin::dns,
                         "tern:plugin/clock@0.1.0": tern_sdk::__bindings::base::tern::plugin::clock,
                         "tern:plugin/routing@0.1.0": tern_sdk::__bindings::base::tern::plugin::routing,
+                        "tern:plugin/verdicts@0.1.0": tern_sdk::__bindings::base::tern::plugin::verdicts,
                         "tern:plugin/mailbox@0.1.0": tern_sdk::__bindings::base::tern::plugin::mailbox },
                 pub_export_macro: true,
                 export_macro_name: $export_macro,

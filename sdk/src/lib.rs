@@ -35,7 +35,9 @@
 //!
 //! The host functions are plain Rust functions here: [`log`], [`config`],
 //! [`kv`] (a private key-value store kept across restarts), [`dns`],
-//! [`clock`] and, for routers, [`routing`] (demand verified TLS). A plugin instance serves one SMTP session at a time: its
+//! [`clock`], for routers [`routing`] (demand verified TLS), and for
+//! policy hooks [`verdicts`] (a verdict the server may reuse for the
+//! client without calling the plugin). A plugin instance serves one SMTP session at a time: its
 //! memory is kept from hook to hook within the session. After the session
 //! the same instance may serve later ones (it is thrown away after a trap
 //! or a timeout, and after 1000 sessions), so keep nothing in memory that
@@ -422,6 +424,40 @@ pub mod routing {
     /// ```
     pub fn require_verified_tls(name: Option<&str>) {
         crate::__bindings::routing::require_verified_tls(name)
+    }
+}
+
+/// Verdicts the server may reuse for a client without calling the plugin.
+pub mod verdicts {
+    /// Call from a policy hook ([`Policy`](crate::Policy)'s `on-connect`,
+    /// `on-helo`, `on-mail-from` or `on-rcpt-to`) when the verdict it is
+    /// about to return depends on nothing but the client's address: for
+    /// the next `seconds` seconds (at most a day) the server gives that
+    /// verdict again at this hook to sessions from the same address on the
+    /// same listener without calling the plugin, and its trace says the
+    /// verdict was remembered. Like postscreen's cache of clients that
+    /// passed: a DNSBL that found the client on no list, a greylist whose
+    /// allow-list holds the client. Authenticated sessions are always
+    /// called; a reload of the plugin forgets what was remembered.
+    ///
+    /// ```no_run
+    /// use tern_sdk::{Client, Policy, Verdict, verdicts};
+    ///
+    /// struct Office;
+    ///
+    /// #[tern_sdk::hooks]
+    /// impl Policy for Office {
+    ///     fn on_connect(client: Client) -> Verdict {
+    ///         if client.address.starts_with("192.0.2.") {
+    ///             verdicts::same_for_client(3600);
+    ///         }
+    ///         Verdict::Continue
+    ///     }
+    /// }
+    /// # tern_sdk::export!(Office: Policy);
+    /// ```
+    pub fn same_for_client(seconds: u32) {
+        crate::__bindings::verdicts::same_for_client(seconds)
     }
 }
 

@@ -15,7 +15,7 @@
 pub const SECTION: &str = "tern:hooks";
 
 /// A hook the server may skip.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Hook {
     Connect,
     Helo,

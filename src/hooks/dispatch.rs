@@ -9,7 +9,8 @@
 //! and an outer tokio timeout covers time spent in host calls such as DNS.
 //! A trap, timeout or memory blow-up discards that instance, is logged
 //! with the plugin's name, and turns into the plugin's `on_error` verdict;
-//! the session and every other session go on.
+//! the session and every other session go on. The policy hooks are in
+//! `policy_hooks.rs`; the routers and filters here.
 
 use super::bindings::{
     self, Destination, EnvelopeRecipient, delivery, filter, policy, rewrite, router, storage, wit,
@@ -20,7 +21,7 @@ use super::engine::{LoadedPlugin, PluginSet};
 use super::host::PluginState;
 use super::instance::instantiate;
 use super::message::MessageView;
-use super::recording::{self, stage_of};
+use super::recording;
 use super::{SessionInfo, Verdict};
 use crate::config::OnError;
 use crate::mail::{Reply, VerifiedTls};
@@ -120,30 +121,6 @@ pub struct FilterOutcome {
     pub quarantine: Option<String>,
 }
 
-/// The arguments of one policy hook.
-enum PolicyCall<'a> {
-    Connect(&'a wit::Client),
-    Helo(&'a wit::Session, &'a str),
-    MailFrom(&'a wit::Session, &'a str, &'a wit::MailParams),
-    RcptTo(
-        &'a wit::Session,
-        &'a wit::Envelope,
-        &'a str,
-        &'a wit::RcptParams,
-    ),
-}
-
-impl PolicyCall<'_> {
-    fn hook(&self) -> Hook {
-        match self {
-            PolicyCall::Connect(..) => Hook::Connect,
-            PolicyCall::Helo(..) => Hook::Helo,
-            PolicyCall::MailFrom(..) => Hook::MailFrom,
-            PolicyCall::RcptTo(..) => Hook::RcptTo,
-        }
-    }
-}
-
 /// One session's view of the plugins.
 pub struct PluginSession {
     pub(super) set: Arc<PluginSet>,
@@ -191,7 +168,7 @@ impl Drop for PluginSession {
 /// Puts an instance whose session is done with it on its plugin's idle
 /// list, unless it stopped inside a call or has served its share of
 /// sessions.
-fn give_back(mut live: Live, plugin: &LoadedPlugin) {
+pub(super) fn give_back(mut live: Live, plugin: &LoadedPlugin) {
     live.sessions += 1;
     if live.store.data().in_call || live.sessions >= MAX_SESSIONS_PER_INSTANCE {
         return;
@@ -300,107 +277,6 @@ impl PluginSession {
         }
         slot.as_mut()
             .ok_or_else(|| Failure::Instantiate("no instance".into()))
-    }
-
-    /// Runs a policy hook over every policy plugin in order.
-    async fn policy(&self, trace: &Recorder, args: PolicyCall<'_>) -> Verdict {
-        let hook = args.hook();
-        let name = hook.wit_name();
-        let mut slots = self.slots.lock().await;
-        for (i, plugin) in self.set.plugins.iter().enumerate() {
-            if !plugin.calls(hook) {
-                continue;
-            }
-            let started = Instant::now();
-            let result = call!(self, slots, i, plugin, policy, name, |g, s| async {
-                match &args {
-                    PolicyCall::Connect(c) => g.call_on_connect(s, c).await,
-                    PolicyCall::Helo(session, n) => g.call_on_helo(s, session, n).await,
-                    PolicyCall::MailFrom(session, from, p) => {
-                        g.call_on_mail_from(s, session, from, p).await
-                    }
-                    PolicyCall::RcptTo(session, e, to, p) => {
-                        g.call_on_rcpt_to(s, session, e, to, p).await
-                    }
-                }
-            });
-            let failed = result.is_err();
-            let verdict = match result {
-                Ok(Some(v)) => bindings::verdict(&plugin.name, &v),
-                Ok(None) => Verdict::Continue,
-                Err(v) => v,
-            };
-            let by = recording::plugin(&plugin.name);
-            let mut event = recording::verdict(stage_of(hook), by, &verdict, started.elapsed());
-            if let PolicyCall::RcptTo(_, _, to, _) = &args {
-                event = event.rcpt(*to);
-            }
-            trace.record(if failed {
-                event.detail("the plugin failed: on_error")
-            } else {
-                event
-            });
-            if hook == Hook::Connect
-                && plugin.only_at_connect()
-                && let Some(live) = slots[i].take()
-            {
-                // Nothing else of this session calls it (a DNSBL refusing
-                // at connect): the next session takes it while it is warm,
-                // rather than this one keeping it to its end.
-                give_back(live, plugin);
-            }
-            if verdict != Verdict::Continue {
-                tracing::info!(plugin = %plugin.name, hook = name, verdict = ?verdict, "plugin verdict");
-                return verdict;
-            }
-        }
-        Verdict::Continue
-    }
-
-    pub async fn connect(&self, info: &SessionInfo) -> Verdict {
-        if !self.calls(Hook::Connect) {
-            return Verdict::Continue;
-        }
-        self.policy(&info.trace, PolicyCall::Connect(&bindings::client(info)))
-            .await
-    }
-
-    pub async fn helo(&self, info: &SessionInfo, name: &str) -> Verdict {
-        if !self.calls(Hook::Helo) {
-            return Verdict::Continue;
-        }
-        self.policy(
-            &info.trace,
-            PolicyCall::Helo(&bindings::session(info), name),
-        )
-        .await
-    }
-
-    pub async fn mail_from(
-        &self,
-        info: &SessionInfo,
-        from: &str,
-        params: &wit::MailParams,
-    ) -> Verdict {
-        if !self.calls(Hook::MailFrom) {
-            return Verdict::Continue;
-        }
-        let call = PolicyCall::MailFrom(&bindings::session(info), from, params);
-        self.policy(&info.trace, call).await
-    }
-
-    pub async fn rcpt_to(
-        &self,
-        info: &SessionInfo,
-        envelope: &wit::Envelope,
-        to: &str,
-        params: &wit::RcptParams,
-    ) -> Verdict {
-        if !self.calls(Hook::RcptTo) {
-            return Verdict::Continue;
-        }
-        let call = PolicyCall::RcptTo(&bindings::session(info), envelope, to, params);
-        self.policy(&info.trace, call).await
     }
 
     /// Asks the routers in order: the route (None: the built-in router

@@ -41,7 +41,7 @@ pub enum PluginError {
         message: String,
     },
     #[error(
-        "plugin {name:?}: {path} needs imports Tern does not provide ({message}); a plugin may import tern:plugin/{{log,config,kv,dns,clock,routing,mailbox}}@0.1.0 and WASI 0.2 (without capabilities)"
+        "plugin {name:?}: {path} needs imports Tern does not provide ({message}); a plugin may import tern:plugin/{{log,config,kv,dns,clock,routing,verdicts,mailbox}}@0.1.0 and WASI 0.2 (without capabilities)"
     )]
     Link {
         name: String,
@@ -123,6 +123,10 @@ pub struct LoadedPlugin {
     pub(super) idle: std::sync::Mutex<Vec<super::dispatch::Live>>,
     /// `tern_plugin_calls_total` for this plugin.
     pub(super) calls: crate::metrics::Counter,
+    /// Policy verdicts it said hold for a client (`verdicts.same-for-client`).
+    pub(super) memo: super::memo::Memo,
+    /// `tern_plugin_remembered_total`: policy calls answered from `memo`.
+    pub(super) remembered: crate::metrics::Counter,
 }
 
 impl LoadedPlugin {
@@ -469,6 +473,11 @@ pub fn link(
         engine: engine.clone(),
         idle: std::sync::Mutex::new(Vec::new()),
         calls: crate::metrics::Counter::new("tern_plugin_calls_total", &[("plugin", &p.name)]),
+        memo: super::memo::Memo::default(),
+        remembered: crate::metrics::Counter::new(
+            "tern_plugin_remembered_total",
+            &[("plugin", &p.name)],
+        ),
     })
 }
 

@@ -2,7 +2,9 @@
 //! may import: `log`, `config`, `kv` (its private area of the sled store),
 //! `dns` (the server's resolver, awaited without blocking the runtime) and
 //! `clock`, and `routing` (a router's demand for verified TLS, kept on
-//! the state for the `route` call in progress); `mailbox` (the delivery
+//! the state for the `route` call in progress), `verdicts` (a policy
+//! verdict the plugin says holds for the client, kept on the state for
+//! the policy call in progress); `mailbox` (the delivery
 //! hook's account) is in `mailbox.rs`. WASI is linked with an empty context: no environment, no
 //! arguments, no stdin, no network, no files, unless the plugin's config
 //! grants a `directory`, which is then its only preopened folder, or
@@ -12,7 +14,7 @@
 //! plugin writes to stdout or stderr (a Rust panic message, say) goes to
 //! the server log, line by line, tagged with its name, up to a bound.
 
-use super::bindings::tern::plugin::{clock, config, dns, kv, log, routing};
+use super::bindings::tern::plugin::{clock, config, dns, kv, log, routing, verdicts};
 use crate::dns::{Dns, DnsError};
 use crate::mail::VerifiedTls;
 use crate::store::Store;
@@ -59,6 +61,10 @@ pub struct PluginState {
     /// During a `route` call: Some, holding the demand for verified TLS
     /// the plugin made in it, if any; None outside one.
     pub route_tls: Option<Option<VerifiedTls>>,
+    /// During a policy call: Some, holding the seconds for which the
+    /// plugin said its verdict holds for the client
+    /// (`verdicts.same-for-client`), if it did; None outside one.
+    pub remember: Option<Option<u32>>,
     /// During a `deliver` call: its account and the mail asked to be
     /// sent (`mailbox.rs`); None outside one.
     pub mailbox: Option<super::mailbox::MailboxCall>,
@@ -101,6 +107,7 @@ impl PluginState {
             in_call: false,
             connects,
             route_tls: None,
+            remember: None,
             mailbox: None,
             http_ctx: WasiHttpCtx::new(),
             http_hooks: super::http::HttpHooks::new(shared.http.clone()),
@@ -281,6 +288,19 @@ impl routing::Host for PluginState {
             return;
         }
         *demand = Some(VerifiedTls { plugin, name });
+    }
+}
+
+impl verdicts::Host for PluginState {
+    async fn same_for_client(&mut self, seconds: u32) {
+        let Some(asked) = self.remember.as_mut() else {
+            tracing::warn!(
+                plugin = self.shared.name,
+                "same-for-client called outside a policy hook: ignored"
+            );
+            return;
+        };
+        *asked = Some(seconds.min(super::memo::MAX_SECONDS));
     }
 }
 

@@ -236,6 +236,16 @@ impl Tern {
         text
     }
 
+    /// The lines of `tern trace ID` about plugin `name` (`… plugin NAME: …`).
+    pub fn plugin_trace(&self, id: &str, name: &str) -> Vec<String> {
+        let needle = format!("plugin {name}: ");
+        self.cli_ok(&["trace", id])
+            .lines()
+            .filter(|l| l.contains(&needle))
+            .map(str::to_string)
+            .collect()
+    }
+
     /// `tern user add ADDRESS --password-stdin`; panics unless it succeeds.
     pub fn add_user(&self, address: &str, password: &str) {
         let out = self.cli(

@@ -6,7 +6,9 @@
 //! adds a header naming the lists at the end of data. Authenticated and
 //! trusted clients and `skip_networks` are never looked up. A DNS failure
 //! is logged and ignored, or answered 451 with
-//! `on_temporary_error = "tempfail"`. See README.md for the keys.
+//! `on_temporary_error = "tempfail"`. A client on no list is let through
+//! by the server without asking again for `pass_ttl` (5 minutes by
+//! default; `verdicts.same-for-client`). See README.md for the keys.
 
 use std::cell::RefCell;
 use std::net::IpAddr;
@@ -14,7 +16,7 @@ use std::sync::OnceLock;
 use tern_plugin_support as support;
 use tern_sdk::{
     Client, Envelope, Filter, FilterAction, FilterVerdict, Message, Policy, RcptParams, Reply,
-    Session, Verdict, clock, config, dns, log,
+    Session, Verdict, clock, config, dns, log, verdicts,
 };
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -36,6 +38,8 @@ struct Settings {
     tempfail_on_dns_error: bool,
     header: String,
     skip_networks: Vec<support::Network>,
+    /// Seconds a client found on no list is not looked up again.
+    pass_ttl: u32,
 }
 
 impl Settings {
@@ -85,6 +89,11 @@ impl Settings {
             header: config::get("header").unwrap_or_else(|| "X-DNSBL".into()),
             skip_networks: support::networks(&config::get("skip_networks").unwrap_or_default())
                 .map_err(|e| format!("config skip_networks: {e}"))?,
+            pass_ttl: support::parse_duration(
+                &config::get("pass_ttl").unwrap_or_else(|| "5m".into()),
+            )
+            .map_err(|e| format!("config pass_ttl: {e}"))?
+            .min(86_400) as u32,
         })
     }
 }
@@ -211,6 +220,12 @@ fn refusal(s: &Settings, client: &Client) -> Verdict {
                 found.failed.join(", ")
             ),
         );
+    }
+    if found.failed.is_empty() && s.pass_ttl > 0 {
+        // On no list, every list answered: the server lets this client's
+        // next sessions through here without asking again for a while
+        // (postscreen's cache of passed clients).
+        verdicts::same_for_client(s.pass_ttl);
     }
     Verdict::Continue
 }

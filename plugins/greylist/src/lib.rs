@@ -13,7 +13,7 @@
 use std::net::IpAddr;
 use std::sync::OnceLock;
 use tern_plugin_support as support;
-use tern_sdk::{Envelope, Policy, RcptParams, Session, Verdict, clock, config, kv, log};
+use tern_sdk::{Envelope, Policy, RcptParams, Session, Verdict, clock, config, kv, log, verdicts};
 
 /// The plugin's settings, read from its config once per instance.
 struct Settings {
@@ -91,6 +91,12 @@ fn triplet_key(network: &str, sender: &str, recipient: &str) -> String {
     format!("t/{network}/#{h:016x}")
 }
 
+/// Seconds the server may let an allowed client's recipients through
+/// without asking (`verdicts.same-for-client`): its network is in
+/// `allow_networks` (a reload forgets it) or was auto-allowed (which lasts
+/// `lifetime`).
+const CLIENT_PASS: u32 = 3600;
+
 struct Greylist;
 
 impl Greylist {
@@ -110,6 +116,7 @@ impl Greylist {
             )
         })?;
         if s.allow_networks.iter().any(|n| n.contains(ip)) {
+            verdicts::same_for_client(CLIENT_PASS);
             return Ok(Verdict::Continue);
         }
         let (_, sender_domain) = support::split_address(sender);
@@ -128,6 +135,7 @@ impl Greylist {
                 .and_then(|v| v.parse::<u64>().ok())
                 .unwrap_or(0);
             if passes >= s.auto_allow {
+                verdicts::same_for_client(CLIENT_PASS);
                 return Ok(Verdict::Continue);
             }
         }

@@ -158,14 +158,19 @@ async fn run_session(
         plugins: &plugins,
     };
     if run
-        .policy("on-connect", "", plugins.connect(&info))
+        .policy(&info, "on-connect", "", plugins.connect(&info))
         .await
         .is_some()
     {
         return Ok(());
     }
     if run
-        .policy("on-helo", &input.helo, plugins.helo(&info, &input.helo))
+        .policy(
+            &info,
+            "on-helo",
+            &input.helo,
+            plugins.helo(&info, &input.helo),
+        )
         .await
         .is_some()
     {
@@ -177,6 +182,7 @@ async fn run_session(
     let from_text = from.to_string();
     if run
         .policy(
+            &info,
             "on-mail-from",
             &format!("<{from_text}>"),
             plugins.mail_from(&info, &from_text, &wit_params),
@@ -225,7 +231,7 @@ async fn run_session(
         }
         let wit_rcpt = bindings::rcpt_params(&rcpt_params);
         let verdict = plugins.rcpt_to(&info, &env, &rcpt.address, &wit_rcpt);
-        if let Some(r) = run.policy("on-rcpt-to", &subject, verdict).await {
+        if let Some(r) = run.policy(&info, "on-rcpt-to", &subject, verdict).await {
             last_refusal = Some(r);
             continue;
         }
@@ -453,6 +459,7 @@ impl Runner<'_> {
     /// Runs a policy hook if the plugin has it; Some(reply) when it refused.
     async fn policy(
         &mut self,
+        info: &SessionInfo,
         hook: &'static str,
         subject: &str,
         call: impl std::future::Future<Output = Verdict>,
@@ -462,7 +469,20 @@ impl Runner<'_> {
         }
         let start = Instant::now();
         let verdict = call.await;
-        self.record(hook, subject, describe_verdict(&verdict), start);
+        let mut answer = describe_verdict(&verdict);
+        let held =
+            super::declared::Hook::named(hook).and_then(|h| self.plugins.remembered(info, h));
+        if let Some(hit) = held {
+            answer.push_str(&if hit.at >= start {
+                format!(
+                    " (the plugin says this holds for this client for {} s)",
+                    hit.lasts.as_secs()
+                )
+            } else {
+                " (not called: remembered from an earlier call for this client)".to_string()
+            });
+        }
+        self.record(hook, subject, answer, start);
         match verdict {
             Verdict::Reject(r) | Verdict::Tempfail(r) | Verdict::Disconnect(r) => {
                 self.report.refused = Some(r.clone());

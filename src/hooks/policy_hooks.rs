@@ -1,0 +1,194 @@
+//! The policy hooks of one session (`on-connect`, `on-helo`,
+//! `on-mail-from`, `on-rcpt-to`): each policy plugin called in config order
+//! on its session instance (`dispatch.rs`), the first verdict other than
+//! continue winning; a verdict the plugin said holds for the client
+//! (`verdicts.same-for-client`, kept in `memo.rs`) is given without a call.
+
+use super::bindings::{self, wit};
+use super::declared::Hook;
+use super::dispatch::{Failure, GRACE, PluginSession, arm, call, give_back, on_error};
+use super::engine::LoadedPlugin;
+use super::memo::{Hit, Key};
+use super::recording::{self, stage_of};
+use super::{SessionInfo, Verdict};
+use crate::trace::Event;
+use std::time::{Duration, Instant};
+
+/// The arguments of one policy hook.
+enum PolicyCall<'a> {
+    Connect(&'a wit::Client),
+    Helo(&'a wit::Session, &'a str),
+    MailFrom(&'a wit::Session, &'a str, &'a wit::MailParams),
+    RcptTo(
+        &'a wit::Session,
+        &'a wit::Envelope,
+        &'a str,
+        &'a wit::RcptParams,
+    ),
+}
+
+impl PolicyCall<'_> {
+    fn hook(&self) -> Hook {
+        match self {
+            PolicyCall::Connect(..) => Hook::Connect,
+            PolicyCall::Helo(..) => Hook::Helo,
+            PolicyCall::MailFrom(..) => Hook::MailFrom,
+            PolicyCall::RcptTo(..) => Hook::RcptTo,
+        }
+    }
+}
+
+/// `event` naming the recipient, at `on-rcpt-to`.
+fn rcpt_of(event: Event, args: &PolicyCall<'_>) -> Event {
+    match args {
+        PolicyCall::RcptTo(_, _, to, _) => event.rcpt(*to),
+        _ => event,
+    }
+}
+
+impl PluginSession {
+    /// A verdict at `hook` a plugin of the session said holds for this
+    /// session's client, if one is remembered (`tern plugin test`
+    /// reports it).
+    pub fn remembered(&self, info: &SessionInfo, hook: Hook) -> Option<Hit> {
+        let key = Key {
+            hook,
+            client: info.client.ip(),
+            local: info.local,
+        };
+        let now = Instant::now();
+        self.set.plugins.iter().find_map(|p| p.memo.get(&key, now))
+    }
+    /// Runs a policy hook over every policy plugin in order. A plugin whose
+    /// verdict for this client is remembered (`memo.rs`) is not called.
+    async fn policy(&self, info: &SessionInfo, args: PolicyCall<'_>) -> Verdict {
+        let hook = args.hook();
+        let name = hook.wit_name();
+        let trace = &info.trace;
+        // Verdicts are neither remembered for nor given to authenticated
+        // sessions: a plugin's answer there may depend on the login.
+        let key = info.user.is_none().then(|| Key {
+            hook,
+            client: info.client.ip(),
+            local: info.local,
+        });
+        let mut slots = self.slots.lock().await;
+        for (i, plugin) in self.set.plugins.iter().enumerate() {
+            if !plugin.calls(hook) {
+                continue;
+            }
+            let by = recording::plugin(&plugin.name);
+            if let Some(hit) = key.and_then(|k| plugin.memo.get(&k, Instant::now())) {
+                plugin.remembered.add_one();
+                let event = recording::verdict(stage_of(hook), by, &hit.verdict, Duration::ZERO)
+                    .detail(format!(
+                        "remembered: the plugin gave this verdict for this client {} s ago, to hold {} s",
+                        hit.age.as_secs(),
+                        hit.lasts.as_secs()
+                    ));
+                trace.record(rcpt_of(event, &args));
+                if hit.verdict != Verdict::Continue {
+                    return hit.verdict;
+                }
+                continue;
+            }
+            let started = Instant::now();
+            let result = call!(self, slots, i, plugin, policy, name, |g, s| async {
+                s.data_mut().remember = Some(None);
+                match &args {
+                    PolicyCall::Connect(c) => g.call_on_connect(s, c).await,
+                    PolicyCall::Helo(session, n) => g.call_on_helo(s, session, n).await,
+                    PolicyCall::MailFrom(session, from, p) => {
+                        g.call_on_mail_from(s, session, from, p).await
+                    }
+                    PolicyCall::RcptTo(session, e, to, p) => {
+                        g.call_on_rcpt_to(s, session, e, to, p).await
+                    }
+                }
+            });
+            let took = started.elapsed();
+            // What the plugin asked to be remembered (a failed call's
+            // instance is gone, and with it the request).
+            let asked = slots[i]
+                .as_mut()
+                .and_then(|live| live.store.data_mut().remember.take().flatten());
+            let failed = result.is_err();
+            let verdict = match result {
+                Ok(Some(v)) => bindings::verdict(&plugin.name, &v),
+                Ok(None) => Verdict::Continue,
+                Err(v) => v,
+            };
+            let mut event = rcpt_of(
+                recording::verdict(stage_of(hook), by, &verdict, took),
+                &args,
+            );
+            if failed {
+                event = event.detail("the plugin failed: on_error");
+            } else if let (Some(seconds), Some(k)) = (asked, key)
+                && plugin.memo.put(k, verdict.clone(), seconds, Instant::now())
+            {
+                event = event.detail(format!(
+                    "the plugin says this verdict holds for this client for {seconds} s"
+                ));
+            }
+            trace.record(event);
+            if hook == Hook::Connect
+                && plugin.only_at_connect()
+                && let Some(live) = slots[i].take()
+            {
+                // Nothing else of this session calls it (a DNSBL refusing
+                // at connect): the next session takes it while it is warm,
+                // rather than this one keeping it to its end.
+                give_back(live, plugin);
+            }
+            if verdict != Verdict::Continue {
+                tracing::info!(plugin = %plugin.name, hook = name, verdict = ?verdict, "plugin verdict");
+                return verdict;
+            }
+        }
+        Verdict::Continue
+    }
+
+    pub async fn connect(&self, info: &SessionInfo) -> Verdict {
+        if !self.calls(Hook::Connect) {
+            return Verdict::Continue;
+        }
+        self.policy(info, PolicyCall::Connect(&bindings::client(info)))
+            .await
+    }
+
+    pub async fn helo(&self, info: &SessionInfo, name: &str) -> Verdict {
+        if !self.calls(Hook::Helo) {
+            return Verdict::Continue;
+        }
+        self.policy(info, PolicyCall::Helo(&bindings::session(info), name))
+            .await
+    }
+
+    pub async fn mail_from(
+        &self,
+        info: &SessionInfo,
+        from: &str,
+        params: &wit::MailParams,
+    ) -> Verdict {
+        if !self.calls(Hook::MailFrom) {
+            return Verdict::Continue;
+        }
+        let call = PolicyCall::MailFrom(&bindings::session(info), from, params);
+        self.policy(info, call).await
+    }
+
+    pub async fn rcpt_to(
+        &self,
+        info: &SessionInfo,
+        envelope: &wit::Envelope,
+        to: &str,
+        params: &wit::RcptParams,
+    ) -> Verdict {
+        if !self.calls(Hook::RcptTo) {
+            return Verdict::Continue;
+        }
+        let call = PolicyCall::RcptTo(&bindings::session(info), envelope, to, params);
+        self.policy(info, call).await
+    }
+}
