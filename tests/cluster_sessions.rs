@@ -384,14 +384,11 @@ print("ok")
 
 #[test]
 fn greylisting_decided_on_one_node_holds_on_another() {
-    let plugin = format!(
-        r#"[[plugin]]
-name = "greylist"
-path = "{}"
-timeout = "2s"
-config = {{ delay = "3s", auto_allow = "0" }}
-"#,
-        test_plugins::shipped::GREYLIST
+    let plugin = harness::plugin_entry(
+        "greylist",
+        test_plugins::shipped::GREYLIST,
+        "2s",
+        r#"delay = "3s", auto_allow = "0""#,
     );
     let Some(nodes) = cluster(2, &plugin) else {
         return;

@@ -9,15 +9,11 @@ mod harness;
 use harness::{DnsServer, Tern, config, python};
 use serde_json::json;
 
-#[test]
-fn listed_clients_are_refused_or_tagged() {
-    let dns = DnsServer::start(&json!({
-        "1.0.0.127.zen.test": {"A": ["127.0.0.2"], "TXT": ["spam source, see https://zen.test/q?127.0.0.1"]},
-        "2.0.0.127.tag.test": {"A": ["127.0.0.4"]},
-        "3.0.0.127.zen.test": {"SERVFAIL": true},
-        "3.0.0.127.other.test": {"SERVFAIL": true},
-    }));
-    let extra = format!(
+/// The `[dns]` section for `dns` and two entries of the shipped dnsbl:
+/// "rbl" refusing on zen.test, and `name` with `config` (the inside of
+/// its config table).
+fn rbl_and(dns: &DnsServer, name: &str, config: &str) -> String {
+    format!(
         r#"[dns]
 nameservers = ["{}"]
 
@@ -28,13 +24,28 @@ timeout = "5s"
 config = {{ zones = "zen.test" }}
 
 [[plugin]]
-name = "tagger"
+name = "{name}"
 path = "{wasm}"
 timeout = "5s"
-config = {{ zones = "tag.test, other.test", action = "tag", on_temporary_error = "tempfail" }}
+config = {{ {config} }}
 "#,
         dns.address(),
         wasm = test_plugins::shipped::DNSBL
+    )
+}
+
+#[test]
+fn listed_clients_are_refused_or_tagged() {
+    let dns = DnsServer::start(&json!({
+        "1.0.0.127.zen.test": {"A": ["127.0.0.2"], "TXT": ["spam source, see https://zen.test/q?127.0.0.1"]},
+        "2.0.0.127.tag.test": {"A": ["127.0.0.4"]},
+        "3.0.0.127.zen.test": {"SERVFAIL": true},
+        "3.0.0.127.other.test": {"SERVFAIL": true},
+    }));
+    let extra = rbl_and(
+        &dns,
+        "tagger",
+        r#"zones = "tag.test, other.test", action = "tag", on_temporary_error = "tempfail""#,
     );
     let t = Tern::start(&config("mx.example.test", "example.test", &extra));
     t.add_user("bob@example.test", "pw");
@@ -109,25 +120,7 @@ fn a_client_on_no_list_passes_for_pass_ttl() {
     let dns = DnsServer::start(&json!({
         "1.0.0.127.zen.test": {"A": ["127.0.0.2"]},
     }));
-    let extra = format!(
-        r#"[dns]
-nameservers = ["{}"]
-
-[[plugin]]
-name = "rbl"
-path = "{wasm}"
-timeout = "5s"
-config = {{ zones = "zen.test" }}
-
-[[plugin]]
-name = "always"
-path = "{wasm}"
-timeout = "5s"
-config = {{ zones = "zen.test", pass_ttl = "0" }}
-"#,
-        dns.address(),
-        wasm = test_plugins::shipped::DNSBL
-    );
+    let extra = rbl_and(&dns, "always", r#"zones = "zen.test", pass_ttl = "0""#);
     let t = Tern::start(&config("mx.example.test", "example.test", &extra));
     t.add_user("bob@example.test", "pw");
     let script = format!("SMTP = {}\n{}", t.port("smtp"), PASS_PY);

@@ -8,18 +8,17 @@
 //! one's refusal never.
 
 mod harness;
-use harness::{Tern, config, python};
+use harness::{Tern, config, plugin_entry, python};
+
+/// The shipped greylist's `[[plugin]]` entry with `config`.
+fn greylist(config: &str) -> String {
+    plugin_entry("greylist", test_plugins::shipped::GREYLIST, "2s", config)
+}
 
 #[test]
 fn greylisting_refuses_then_accepts_after_the_delay() {
-    let plugin = format!(
-        r#"[[plugin]]
-name = "greylist"
-path = "{}"
-timeout = "2s"
-config = {{ delay = "2s", allow_networks = "127.0.1.0/24", allow_domains = "friends.test", auto_allow = "1" }}
-"#,
-        test_plugins::shipped::GREYLIST
+    let plugin = greylist(
+        r#"delay = "2s", allow_networks = "127.0.1.0/24", allow_domains = "friends.test", auto_allow = "1""#,
     );
     let t = Tern::start(&config("mx.example.test", "example.test", &plugin));
     t.add_user("bob@example.test", "pw");
@@ -93,15 +92,7 @@ print("ok")
 /// every attempt.
 #[test]
 fn an_allowed_clients_pass_is_remembered_and_a_refusal_is_not() {
-    let plugin = format!(
-        r#"[[plugin]]
-name = "greylist"
-path = "{}"
-timeout = "2s"
-config = {{ delay = "1h", allow_networks = "127.0.1.0/24" }}
-"#,
-        test_plugins::shipped::GREYLIST
-    );
+    let plugin = greylist(r#"delay = "1h", allow_networks = "127.0.1.0/24""#);
     let t = Tern::start(&config("mx.example.test", "example.test", &plugin));
     t.add_user("bob@example.test", "pw");
     t.add_user("carol@example.test", "pw");

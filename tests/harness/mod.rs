@@ -486,6 +486,14 @@ address = "{{ip}}:0"
     )
 }
 
+/// One `[[plugin]]` entry: `name`, the component at `path`, its `timeout`
+/// and `config` (the inside of its config table).
+pub fn plugin_entry(name: &str, path: &str, timeout: &str, config: &str) -> String {
+    format!(
+        "[[plugin]]\nname = \"{name}\"\npath = \"{path}\"\ntimeout = \"{timeout}\"\nconfig = {{ {config} }}\n"
+    )
+}
+
 /// `tern check-config` on a config whose one `[[plugin]]` entry loads
 /// `wasm`, its entry ending in `entry` (grants, say); in `dir`.
 pub fn check_plugin_config(dir: &std::path::Path, wasm: &str, entry: &str) -> Output {
