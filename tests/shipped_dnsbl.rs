@@ -164,7 +164,7 @@ fn a_client_on_no_list_passes_for_pass_ttl() {
         );
     }
     // The listed client was refused twice, each time by a look-up.
-    let refused = t.cli_ok(&["trace", "--client", "127.0.0.1", "--since", "1h"]);
+    let refused = t.client_trace("127.0.0.1");
     assert_eq!(
         refused.matches("plugin rbl: reject").count(),
         2,

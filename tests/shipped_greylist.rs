@@ -115,7 +115,7 @@ fn an_allowed_clients_pass_is_remembered_and_a_refusal_is_not() {
     assert_eq!(second.len(), 1, "{second:?}");
     assert!(second[0].contains("remembered"), "{second:?}");
 
-    let refused = t.cli_ok(&["trace", "--client", "127.0.2.1", "--since", "1h"]);
+    let refused = t.client_trace("127.0.2.1");
     assert_eq!(
         refused.matches("plugin greylist: tempfail").count(),
         2,

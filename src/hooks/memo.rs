@@ -41,8 +41,6 @@ pub struct Hit {
     pub verdict: Verdict,
     /// When the plugin gave it.
     pub at: Instant,
-    /// How long ago the plugin gave it.
-    pub age: Duration,
     /// How long it was given for.
     pub lasts: Duration,
 }
@@ -71,7 +69,6 @@ impl Memo {
         Some(Hit {
             verdict: entry.verdict.clone(),
             at: entry.at,
-            age: now.saturating_duration_since(entry.at),
             lasts: entry.until.saturating_duration_since(entry.at),
         })
     }
@@ -127,7 +124,7 @@ mod tests {
         let later = t0 + Duration::from_secs(299);
         let hit = memo.get(&k, later).expect("remembered");
         assert_eq!(hit.verdict, Verdict::Continue);
-        assert_eq!(hit.age, Duration::from_secs(299));
+        assert_eq!(later - hit.at, Duration::from_secs(299));
         assert_eq!(hit.lasts, Duration::from_secs(300));
         // Another client, hook or listener is not covered.
         assert_eq!(memo.get(&key(Hook::Connect, "192.0.2.2"), later), None);

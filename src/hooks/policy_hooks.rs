@@ -6,7 +6,7 @@
 
 use super::bindings::{self, wit};
 use super::declared::Hook;
-use super::dispatch::{Failure, GRACE, PluginSession, arm, call, give_back, on_error};
+use super::dispatch::{Failure, GRACE, Live, PluginSession, arm, call, give_back, on_error};
 use super::engine::LoadedPlugin;
 use super::memo::{Hit, Key};
 use super::recording::{self, stage_of};
@@ -46,56 +46,88 @@ fn rcpt_of(event: Event, args: &PolicyCall<'_>) -> Event {
     }
 }
 
+/// What a verdict at `hook` in this session is remembered under; None for
+/// an authenticated session, whose verdicts are neither remembered nor
+/// given from memory (a plugin's answer there may depend on the login).
+fn memo_key(info: &SessionInfo, hook: Hook) -> Option<Key> {
+    info.user.is_none().then(|| Key {
+        hook,
+        client: info.client.ip(),
+        local: info.local,
+    })
+}
+
 impl PluginSession {
     /// A verdict at `hook` a plugin of the session said holds for this
     /// session's client, if one is remembered (`tern plugin test`
     /// reports it).
     pub fn remembered(&self, info: &SessionInfo, hook: Hook) -> Option<Hit> {
-        let key = Key {
-            hook,
-            client: info.client.ip(),
-            local: info.local,
-        };
+        let key = memo_key(info, hook)?;
         let now = Instant::now();
         self.set.plugins.iter().find_map(|p| p.memo.get(&key, now))
     }
+
     /// Runs a policy hook over every policy plugin in order. A plugin whose
     /// verdict for this client is remembered (`memo.rs`) is not called.
     async fn policy(&self, info: &SessionInfo, args: PolicyCall<'_>) -> Verdict {
         let hook = args.hook();
-        let name = hook.wit_name();
-        let trace = &info.trace;
-        // Verdicts are neither remembered for nor given to authenticated
-        // sessions: a plugin's answer there may depend on the login.
-        let key = info.user.is_none().then(|| Key {
-            hook,
-            client: info.client.ip(),
-            local: info.local,
-        });
+        let key = memo_key(info, hook);
         let mut slots = self.slots.lock().await;
         for (i, plugin) in self.set.plugins.iter().enumerate() {
             if !plugin.calls(hook) {
                 continue;
             }
-            let by = recording::plugin(&plugin.name);
-            if let Some(hit) = key.and_then(|k| plugin.memo.get(&k, Instant::now())) {
-                plugin.remembered.add_one();
-                let event = recording::verdict(stage_of(hook), by, &hit.verdict, Duration::ZERO)
+            let (verdict, event) = match key.and_then(|k| plugin.memo.get(&k, Instant::now())) {
+                Some(hit) => {
+                    plugin.remembered.add_one();
+                    let event = recording::verdict(
+                        stage_of(hook),
+                        recording::plugin(&plugin.name),
+                        &hit.verdict,
+                        Duration::ZERO,
+                    )
                     .detail(format!(
                         "remembered: the plugin gave this verdict for this client {} s ago, to hold {} s",
-                        hit.age.as_secs(),
+                        hit.at.elapsed().as_secs(),
                         hit.lasts.as_secs()
                     ));
-                trace.record(rcpt_of(event, &args));
-                if hit.verdict != Verdict::Continue {
-                    return hit.verdict;
+                    (hit.verdict, event)
                 }
-                continue;
+                None => self.call_policy(&mut slots, i, plugin, &args, key).await,
+            };
+            info.trace.record(rcpt_of(event, &args));
+            if verdict != Verdict::Continue {
+                tracing::info!(plugin = %plugin.name, hook = hook.wit_name(), verdict = ?verdict, "plugin verdict");
+                return verdict;
             }
-            let started = Instant::now();
-            let result = call!(self, slots, i, plugin, policy, name, |g, s| async {
+        }
+        Verdict::Continue
+    }
+
+    /// Calls one plugin's policy hook on the session's instance: its
+    /// verdict (its `on_error` one if the call failed) and the trace event
+    /// for it. A verdict it said holds for the client is remembered under
+    /// `key`.
+    async fn call_policy(
+        &self,
+        slots: &mut [Option<Live>],
+        i: usize,
+        plugin: &LoadedPlugin,
+        args: &PolicyCall<'_>,
+        key: Option<Key>,
+    ) -> (Verdict, Event) {
+        let hook = args.hook();
+        let started = Instant::now();
+        let result = call!(
+            self,
+            slots,
+            i,
+            plugin,
+            policy,
+            hook.wit_name(),
+            |g, s| async {
                 s.data_mut().remember = Some(None);
-                match &args {
+                match args {
                     PolicyCall::Connect(c) => g.call_on_connect(s, c).await,
                     PolicyCall::Helo(session, n) => g.call_on_helo(s, session, n).await,
                     PolicyCall::MailFrom(session, from, p) => {
@@ -105,48 +137,48 @@ impl PluginSession {
                         g.call_on_rcpt_to(s, session, e, to, p).await
                     }
                 }
-            });
-            let took = started.elapsed();
-            // What the plugin asked to be remembered (a failed call's
-            // instance is gone, and with it the request).
-            let asked = slots[i]
-                .as_mut()
-                .and_then(|live| live.store.data_mut().remember.take().flatten());
-            let failed = result.is_err();
-            let verdict = match result {
-                Ok(Some(v)) => bindings::verdict(&plugin.name, &v),
-                Ok(None) => Verdict::Continue,
-                Err(v) => v,
-            };
-            let mut event = rcpt_of(
-                recording::verdict(stage_of(hook), by, &verdict, took),
-                &args,
-            );
-            if failed {
-                event = event.detail("the plugin failed: on_error");
-            } else if let (Some(seconds), Some(k)) = (asked, key)
-                && plugin.memo.put(k, verdict.clone(), seconds, Instant::now())
+            }
+        );
+        let took = started.elapsed();
+        // What the plugin asked to be remembered (a failed call's
+        // instance is gone, and with it the request).
+        let asked = slots[i]
+            .as_mut()
+            .and_then(|live| live.store.data_mut().remember.take().flatten());
+        if hook == Hook::Connect
+            && plugin.only_at_connect()
+            && let Some(live) = slots[i].take()
+        {
+            // Nothing else of this session calls it (a DNSBL refusing at
+            // connect): the next session takes it while it is warm, rather
+            // than this one keeping it to its end.
+            give_back(live, plugin);
+        }
+        let (verdict, failed) = match result {
+            Ok(Some(v)) => (bindings::verdict(&plugin.name, &v), false),
+            Ok(None) => (Verdict::Continue, false),
+            Err(v) => (v, true),
+        };
+        let event = recording::verdict(
+            stage_of(hook),
+            recording::plugin(&plugin.name),
+            &verdict,
+            took,
+        );
+        if failed {
+            return (verdict, event.detail("the plugin failed: on_error"));
+        }
+        match (asked, key) {
+            (Some(seconds), Some(k))
+                if plugin.memo.put(k, verdict.clone(), seconds, Instant::now()) =>
             {
-                event = event.detail(format!(
+                let event = event.detail(format!(
                     "the plugin says this verdict holds for this client for {seconds} s"
                 ));
+                (verdict, event)
             }
-            trace.record(event);
-            if hook == Hook::Connect
-                && plugin.only_at_connect()
-                && let Some(live) = slots[i].take()
-            {
-                // Nothing else of this session calls it (a DNSBL refusing
-                // at connect): the next session takes it while it is warm,
-                // rather than this one keeping it to its end.
-                give_back(live, plugin);
-            }
-            if verdict != Verdict::Continue {
-                tracing::info!(plugin = %plugin.name, hook = name, verdict = ?verdict, "plugin verdict");
-                return verdict;
-            }
+            _ => (verdict, event),
         }
-        Verdict::Continue
     }
 
     pub async fn connect(&self, info: &SessionInfo) -> Verdict {

@@ -246,6 +246,12 @@ impl Tern {
             .collect()
     }
 
+    /// `tern trace --client IP --since 1h`: the last hour's traces of a
+    /// client, refused attempts included.
+    pub fn client_trace(&self, ip: &str) -> String {
+        self.cli_ok(&["trace", "--client", ip, "--since", "1h"])
+    }
+
     /// `tern user add ADDRESS --password-stdin`; panics unless it succeeds.
     pub fn add_user(&self, address: &str, password: &str) {
         let out = self.cli(

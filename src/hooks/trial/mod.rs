@@ -473,6 +473,8 @@ impl Runner<'_> {
         let held =
             super::declared::Hook::named(hook).and_then(|h| self.plugins.remembered(info, h));
         if let Some(hit) = held {
+            // Kept since this call started: the call asked for it; before:
+            // the plugin was not called.
             answer.push_str(&if hit.at >= start {
                 format!(
                     " (the plugin says this holds for this client for {} s)",
