@@ -3,7 +3,9 @@
 //! naming the list at connect; a client listed on a tagging list gets its
 //! mail in with an `X-DNSBL` header (read back over POP3); a list that
 //! answers SERVFAIL is skipped by default and answered 451 4.4.3 where
-//! `on_temporary_error = "tempfail"`; an unlisted client gets no header.
+//! `on_temporary_error = "tempfail"`; an unlisted client gets no header,
+//! and its pass is remembered by the server for `pass_ttl` (a listed
+//! client's refusal never is).
 
 mod harness;
 use harness::{DnsServer, Tern, config, python};
