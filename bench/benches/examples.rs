@@ -16,9 +16,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tern::address::{Address, ReversePath};
 use tern::config::{Config, Protocol};
-use tern::hooks::bindings::{self, wit};
-use tern::hooks::{PluginSession, PluginSet, SessionInfo, Verdict};
+use tern::hooks::{Envelope, PluginSession, PluginSet, SessionInfo, Verdict};
 use tern::mail::{MailParams, RcptParams};
 use tern::store::Store;
 
@@ -84,13 +84,16 @@ fn rcpt_to(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("runtime");
-    let env = wit::Envelope {
-        sender: "lisa@outside.test".into(),
-        params: bindings::mail_params(&MailParams::default()),
+    let (from, mail) = (
+        ReversePath::Mailbox(Address::new_unchecked("lisa", "outside.test")),
+        MailParams::default(),
+    );
+    let env = Envelope {
+        from: &from,
+        params: &mail,
         recipients: Vec::new(),
-        auth: None,
     };
-    let params = bindings::rcpt_params(&RcptParams::default());
+    let params = RcptParams::default();
     for language in LANGUAGES {
         let wasm = examples_root().join(language).join("blocklist.wasm");
         if !wasm.is_file() {

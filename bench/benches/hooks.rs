@@ -17,9 +17,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
+use tern::address::{Address, ReversePath};
 use tern::config::{Config, Protocol};
 use tern::hooks::bindings::{self, wit};
-use tern::hooks::{DataMessage, MessageView, PluginSession, PluginSet, SessionInfo, Verdict};
+use tern::hooks::{
+    DataMessage, Envelope, EnvelopeRecipient, MessageView, PluginSession, PluginSet, SessionInfo,
+    Verdict,
+};
 use tern::mail::{MailParams, RcptParams};
 use tern::store::{BlobWriter, Store};
 use tern::testing::peers::DnsServer;
@@ -87,6 +91,11 @@ fn envelope() -> wit::Envelope {
     }
 }
 
+/// The sender of `envelope()`, as the session has it.
+fn sender() -> ReversePath {
+    ReversePath::Mailbox(Address::new_unchecked("lisa", "outside.test"))
+}
+
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -146,15 +155,24 @@ fn timed_cold<T>(
 fn rcpt_to(c: &mut Criterion) {
     let f = fixture(&[("no-nobody", test_plugins::NO_NOBODY)]);
     let rt = rt();
+    // The dispatched calls get the envelope as the session has it and
+    // build the plugin's records themselves, as in the server; the bare
+    // call gets the records built.
+    let (from, mail, rcpt_params) = (sender(), MailParams::default(), RcptParams::default());
+    let host_env = Envelope {
+        from: &from,
+        params: &mail,
+        recipients: Vec::new(),
+    };
     let env = envelope();
-    let params = bindings::rcpt_params(&RcptParams::default());
+    let params = bindings::rcpt_params(&rcpt_params);
     let session = info(Arc::new(PluginSession::new(f.set.clone())));
     c.bench_function("on-rcpt-to, trivial policy, warm instance", |b| {
         b.iter_custom(|iters| {
             timed(&rt, iters, || {
                 session
                     .plugins
-                    .rcpt_to(&session, &env, "bob@example.test", &params)
+                    .rcpt_to(&session, &host_env, "bob@example.test", &rcpt_params)
             })
         })
     });
@@ -184,7 +202,10 @@ fn rcpt_to(c: &mut Criterion) {
     c.bench_function("on-rcpt-to, trivial policy, caches cold", |b| {
         b.iter_custom(|iters| {
             timed_cold(&rt, iters, &mut walked, async || {
-                session.plugins.rcpt_to(&session, &env, to, &params).await
+                session
+                    .plugins
+                    .rcpt_to(&session, &host_env, to, &rcpt_params)
+                    .await
             })
         })
     });
@@ -205,7 +226,10 @@ fn rcpt_to(c: &mut Criterion) {
                 timed(&rt, iters, || async {
                     let fresh = info(Arc::new(PluginSession::new(f.set.clone())));
                     let to = "bob@example.test";
-                    fresh.plugins.rcpt_to(&fresh, &env, to, &params).await
+                    fresh
+                        .plugins
+                        .rcpt_to(&fresh, &host_env, to, &rcpt_params)
+                        .await
                 })
             })
         },
@@ -223,7 +247,7 @@ fn rcpt_to(c: &mut Criterion) {
                         black_box(
                             fresh
                                 .plugins
-                                .rcpt_to(&fresh, &env, "bob@example.test", &params)
+                                .rcpt_to(&fresh, &host_env, "bob@example.test", &rcpt_params)
                                 .await,
                         );
                         drop(fresh);
@@ -343,8 +367,9 @@ fn shipped(c: &mut Criterion) {
         store: f.store.clone(),
         writer,
         header,
-        envelope: envelope(),
-        params: bindings::rcpt_params(&RcptParams::default()),
+        from: sender(),
+        mail: MailParams::default(),
+        params: RcptParams::default(),
     });
     // The resolver's cache warm; and, as in the server, the greylist's and
     // the DNSBL's passes for 127.0.0.1 kept (`verdicts.same-for-client`):
@@ -401,8 +426,9 @@ struct Row {
     store: Store,
     writer: BlobWriter,
     header: String,
-    envelope: wit::Envelope,
-    params: wit::RcptParams,
+    from: ReversePath,
+    mail: MailParams,
+    params: RcptParams,
 }
 
 impl Row {
@@ -412,14 +438,20 @@ impl Row {
         let s = info_from(client, Arc::new(PluginSession::new(self.set.clone())));
         let connect = s.plugins.connect(&s).await;
         assert_eq!(connect, Verdict::Continue, "on-connect");
-        let (to, params) = ("fwd@bench.test", &self.params);
-        let rcpt = s.plugins.rcpt_to(&s, &self.envelope, to, params).await;
+        let mut envelope = Envelope {
+            from: &self.from,
+            params: &self.mail,
+            recipients: Vec::new(),
+        };
+        let to = "fwd@bench.test";
+        let rcpt = s.plugins.rcpt_to(&s, &envelope, to, &self.params).await;
         assert_eq!(rcpt, Verdict::Continue, "on-rcpt-to");
-        let mut envelope = self.envelope.clone();
-        envelope.recipients.push(wit::Recipient {
+        envelope.recipients.push(EnvelopeRecipient {
             address: to.into(),
-            params: params.clone(),
+            params: &self.params,
         });
+        // As `Hooks::data` builds it.
+        let envelope = bindings::envelope(&envelope);
         let view = view_of(&self.store, 1, &self.writer, &self.header);
         let data = s.plugins.data(&s, &envelope, &view).await;
         assert!(data.verdict.is_none(), "on-data: {:?}", data.verdict);

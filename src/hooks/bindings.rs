@@ -120,6 +120,26 @@ pub fn rcpt_params(p: &RcptParams) -> wit::RcptParams {
     }
 }
 
+/// The envelope record, built the first time a plugin is handed it (a
+/// remembered verdict, or no plugin at a hook, builds nothing).
+pub struct LazyEnvelope<'a> {
+    envelope: &'a Envelope<'a>,
+    built: std::sync::OnceLock<wit::Envelope>,
+}
+
+impl<'a> LazyEnvelope<'a> {
+    pub fn new(envelope: &'a Envelope<'a>) -> LazyEnvelope<'a> {
+        LazyEnvelope {
+            envelope,
+            built: std::sync::OnceLock::new(),
+        }
+    }
+
+    pub fn get(&self) -> &wit::Envelope {
+        self.built.get_or_init(|| envelope(self.envelope))
+    }
+}
+
 pub fn envelope(e: &Envelope<'_>) -> wit::Envelope {
     wit::Envelope {
         sender: e.from.to_string(),

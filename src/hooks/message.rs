@@ -49,7 +49,7 @@ impl MessageView {
         MessageView {
             store,
             blob: message.blob,
-            tail: Arc::new(message.tail.bytes.to_vec()),
+            tail: message.tail.bytes.clone(),
             tail_at: message.tail.at,
             prefix: Arc::new(message.prefix.to_vec()),
             header: Arc::new(header.to_vec()),
@@ -134,6 +134,26 @@ fn field_values(section: &[u8], name: &str) -> Vec<String> {
         .collect()
 }
 
+/// The lines of `section` without their `\n`, as `split` on `\n` gives
+/// them (the last one, possibly empty, after the last `\n`), found with
+/// memchr: the walk runs three times per filter call.
+fn lines(section: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = Some(section);
+    std::iter::from_fn(move || {
+        let now = rest?;
+        match memchr::memchr(b'\n', now) {
+            Some(i) => {
+                rest = Some(&now[i + 1..]);
+                Some(&now[..i])
+            }
+            None => {
+                rest = None;
+                Some(now)
+            }
+        }
+    })
+}
+
 /// The fields of `section` whose names `keep` accepts (the name's bytes,
 /// trailing blanks trimmed), in order; the others are walked past without
 /// being decoded or copied. A line that is no field is skipped (a
@@ -141,7 +161,7 @@ fn field_values(section: &[u8], name: &str) -> Vec<String> {
 fn fields(section: &[u8], keep: impl Fn(&[u8]) -> bool) -> Vec<wit::Header> {
     let mut out: Vec<wit::Header> = Vec::new();
     let mut kept = false;
-    for line in section.split(|&b| b == b'\n') {
+    for line in lines(section) {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.is_empty() {
             break;
@@ -153,7 +173,7 @@ fn fields(section: &[u8], keep: impl Fn(&[u8]) -> bool) -> Vec<wit::Header> {
             }
             continue;
         }
-        let Some(colon) = line.iter().position(|&b| b == b':') else {
+        let Some(colon) = memchr::memchr(b':', line) else {
             continue;
         };
         let (name, value) = (line[..colon].trim_ascii_end(), &line[colon + 1..]);
@@ -255,6 +275,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn lines_are_what_split_gives() {
+        for section in [&b""[..], b"a", b"a\n", b"a\r\nb\n\nc", b"\n\n"] {
+            let want: Vec<&[u8]> = section.split(|&b| b == b'\n').collect();
+            assert_eq!(lines(section).collect::<Vec<_>>(), want);
+        }
+    }
+
+    #[test]
     fn field_values_are_what_parse_headers_has_for_the_name() {
         let section = b"Subject: one\r\n  folded\r\nnot a field\r\n\tstill subject\r\nsubject :two\r\nX-A: \r\nContent-Type: text/plain;\r\n charset=\"\xff\"\r\n\r\nSubject: body\r\n";
         for name in ["Subject", "SUBJECT", "x-a", "content-type", "To"] {
@@ -278,6 +306,38 @@ mod tests {
         assert_eq!(h[0].name, "Subject");
         assert_eq!(h[0].value, "hello\r\n world");
         assert_eq!((h[1].name.as_str(), h[1].value.as_str()), ("X-A", "b"));
+    }
+
+    #[tokio::test]
+    async fn a_view_keeps_its_tail_while_the_writer_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).await.unwrap();
+        let mut w = store.blob_writer(8);
+        w.write(b"Subject: a\r\n\r\nfirst").await.unwrap();
+        let held = {
+            let message = DataMessage {
+                blob: 8,
+                tail: w.tail(),
+                prefix: b"",
+                header: b"Subject: a\r\n\r\n",
+                auth: None,
+                skip: 0,
+            };
+            let arrival = wit::Arrival {
+                tls: None,
+                user: None,
+            };
+            MessageView::of(store.clone(), &message, arrival)
+        };
+        // The writer writes and patches while a view still holds the
+        // buffer: the view reads what it was given, the writer has it all.
+        w.write(b" second").await.unwrap();
+        w.patch(0, b"S").await.unwrap();
+        assert_eq!(held.read(0, 100).await, b"Subject: a\r\n\r\nfirst");
+        assert_eq!(
+            w.contents().await.unwrap(),
+            b"Subject: a\r\n\r\nfirst second"
+        );
     }
 
     #[tokio::test]
@@ -306,6 +366,8 @@ mod tests {
             user: None,
         };
         let v = MessageView::of(store.clone(), &message, arrival);
+        // The view shares the writer's buffer rather than copying it.
+        assert!(Arc::ptr_eq(&v.tail, tail.bytes));
         assert_eq!(v.size(), 13 + 200_000);
         assert_eq!(v.read(0, 13).await, b"Received: x\r\n");
         assert_eq!(v.read(10, 6).await, [b'x', b'\r', b'\n', 0, 1, 2]);

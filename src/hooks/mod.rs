@@ -301,14 +301,14 @@ impl Hooks {
         {
             return self.check_recipient(session, to).await;
         }
-        let env = bindings::envelope(envelope);
+        let env = bindings::LazyEnvelope::new(envelope);
         let address = to.to_string();
         let rcpt = EnvelopeRecipient {
             address: address.clone(),
             params,
         };
         let rewritten = if session.plugins.has_rewrite() {
-            session.plugins.rewrite(&env, &rcpt).await
+            session.plugins.rewrite(env.get(), &rcpt).await
         } else {
             None
         };
@@ -337,7 +337,7 @@ impl Hooks {
         };
         match session
             .plugins
-            .rcpt_to(session, &env, &address, &bindings::rcpt_params(params))
+            .rcpt_to(session, envelope, &address, params)
             .await
         {
             Verdict::Continue | Verdict::Accept => {}
@@ -391,7 +391,7 @@ impl Hooks {
     async fn route(
         &self,
         session: &SessionInfo,
-        env: &bindings::wit::Envelope,
+        env: &bindings::LazyEnvelope<'_>,
         to: &Address,
         params: &RcptParams,
     ) -> Result<(Option<Vec<Target>>, Option<VerifiedTls>), Verdict> {
@@ -402,7 +402,10 @@ impl Hooks {
             address: to.to_string(),
             params,
         };
-        let (decision, tls) = session.plugins.route(&session.trace, env, &rcpt).await;
+        let (decision, tls) = session
+            .plugins
+            .route(&session.trace, env.get(), &rcpt)
+            .await;
         let targets = match decision {
             None => None,
             Some(RouteDecision::Local(user)) => match self.store.user_exists(&user).await {

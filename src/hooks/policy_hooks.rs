@@ -2,35 +2,34 @@
 //! `on-mail-from`, `on-rcpt-to`): each policy plugin called in config order
 //! on its session instance (`dispatch.rs`), the first verdict other than
 //! continue winning; a verdict the plugin said holds for the client
-//! (`verdicts.same-for-client`, kept in `memo.rs`) is given without a call.
+//! (`verdicts.same-for-client`, kept in `memo.rs`) is given without a call,
+//! and without building the hook's arguments: the records a plugin is
+//! handed (client, session, envelope) are built only for a call.
 
-use super::bindings::{self, wit};
+use super::bindings::{self, Envelope, wit};
 use super::declared::Hook;
 use super::dispatch::{Failure, GRACE, Live, PluginSession, arm, call, give_back, on_error};
 use super::engine::LoadedPlugin;
 use super::memo::{Hit, Key};
 use super::recording::{self, stage_of};
 use super::{SessionInfo, Verdict};
+use crate::mail::RcptParams;
 use crate::trace::Event;
 use std::time::{Duration, Instant};
 
-/// The arguments of one policy hook.
+/// The arguments of one policy hook, as the session has them (the
+/// plugin's records are built from them in `call_policy`).
 enum PolicyCall<'a> {
-    Connect(&'a wit::Client),
-    Helo(&'a wit::Session, &'a str),
-    MailFrom(&'a wit::Session, &'a str, &'a wit::MailParams),
-    RcptTo(
-        &'a wit::Session,
-        &'a wit::Envelope,
-        &'a str,
-        &'a wit::RcptParams,
-    ),
+    Connect,
+    Helo(&'a str),
+    MailFrom(&'a str, &'a wit::MailParams),
+    RcptTo(&'a Envelope<'a>, &'a str, &'a RcptParams),
 }
 
 impl PolicyCall<'_> {
     fn hook(&self) -> Hook {
         match self {
-            PolicyCall::Connect(..) => Hook::Connect,
+            PolicyCall::Connect => Hook::Connect,
             PolicyCall::Helo(..) => Hook::Helo,
             PolicyCall::MailFrom(..) => Hook::MailFrom,
             PolicyCall::RcptTo(..) => Hook::RcptTo,
@@ -41,7 +40,7 @@ impl PolicyCall<'_> {
 /// `event` naming the recipient, at `on-rcpt-to`.
 fn rcpt_of(event: Event, args: &PolicyCall<'_>) -> Event {
     match args {
-        PolicyCall::RcptTo(_, _, to, _) => event.rcpt(*to),
+        PolicyCall::RcptTo(_, to, _) => event.rcpt(*to),
         _ => event,
     }
 }
@@ -93,7 +92,10 @@ impl PluginSession {
                     ));
                     (hit.verdict, event)
                 }
-                None => self.call_policy(&mut slots, i, plugin, &args, key).await,
+                None => {
+                    self.call_policy(&mut slots, i, plugin, info, &args, key)
+                        .await
+                }
             };
             info.trace.record(rcpt_of(event, &args));
             if verdict != Verdict::Continue {
@@ -113,11 +115,17 @@ impl PluginSession {
         slots: &mut [Option<Live>],
         i: usize,
         plugin: &LoadedPlugin,
+        info: &SessionInfo,
         args: &PolicyCall<'_>,
         key: Option<Key>,
     ) -> (Verdict, Event) {
         let hook = args.hook();
         let started = Instant::now();
+        let session = match args {
+            PolicyCall::Connect => None,
+            _ => Some(bindings::session(info)),
+        };
+        let session = session.as_ref();
         let result = call!(
             self,
             slots,
@@ -127,15 +135,16 @@ impl PluginSession {
             hook.wit_name(),
             |g, s| async {
                 s.data_mut().remember = Some(None);
-                match args {
-                    PolicyCall::Connect(c) => g.call_on_connect(s, c).await,
-                    PolicyCall::Helo(session, n) => g.call_on_helo(s, session, n).await,
-                    PolicyCall::MailFrom(session, from, p) => {
+                match (args, session) {
+                    (PolicyCall::Helo(n), Some(session)) => g.call_on_helo(s, session, n).await,
+                    (PolicyCall::MailFrom(from, p), Some(session)) => {
                         g.call_on_mail_from(s, session, from, p).await
                     }
-                    PolicyCall::RcptTo(session, e, to, p) => {
-                        g.call_on_rcpt_to(s, session, e, to, p).await
+                    (PolicyCall::RcptTo(e, to, p), Some(session)) => {
+                        let (e, p) = (bindings::envelope(e), bindings::rcpt_params(p));
+                        g.call_on_rcpt_to(s, session, &e, to, &p).await
                     }
+                    _ => g.call_on_connect(s, &bindings::client(info)).await,
                 }
             }
         );
@@ -185,16 +194,14 @@ impl PluginSession {
         if !self.calls(Hook::Connect) {
             return Verdict::Continue;
         }
-        self.policy(info, PolicyCall::Connect(&bindings::client(info)))
-            .await
+        self.policy(info, PolicyCall::Connect).await
     }
 
     pub async fn helo(&self, info: &SessionInfo, name: &str) -> Verdict {
         if !self.calls(Hook::Helo) {
             return Verdict::Continue;
         }
-        self.policy(info, PolicyCall::Helo(&bindings::session(info), name))
-            .await
+        self.policy(info, PolicyCall::Helo(name)).await
     }
 
     pub async fn mail_from(
@@ -206,21 +213,20 @@ impl PluginSession {
         if !self.calls(Hook::MailFrom) {
             return Verdict::Continue;
         }
-        let call = PolicyCall::MailFrom(&bindings::session(info), from, params);
-        self.policy(info, call).await
+        self.policy(info, PolicyCall::MailFrom(from, params)).await
     }
 
     pub async fn rcpt_to(
         &self,
         info: &SessionInfo,
-        envelope: &wit::Envelope,
+        envelope: &Envelope<'_>,
         to: &str,
-        params: &wit::RcptParams,
+        params: &RcptParams,
     ) -> Verdict {
         if !self.calls(Hook::RcptTo) {
             return Verdict::Continue;
         }
-        let call = PolicyCall::RcptTo(&bindings::session(info), envelope, to, params);
-        self.policy(info, call).await
+        self.policy(info, PolicyCall::RcptTo(envelope, to, params))
+            .await
     }
 }

@@ -16,6 +16,7 @@ use super::{Store, StoreError, decode, encode};
 use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 pub type BlobId = u64;
 
@@ -68,11 +69,13 @@ pub(super) fn chunk_key(id: BlobId, n: u32) -> [u8; 12] {
 }
 
 /// The end of a blob still in its writer (`BlobWriter::tail`): `bytes`,
-/// from offset `at` of the blob on.
+/// from offset `at` of the blob on. Shared, not copied, by a plugin's view
+/// of the message (the writer copies it only if it writes while a view
+/// holds it, which the data path does not).
 #[derive(Debug, Clone, Copy)]
 pub struct Tail<'a> {
     pub at: u64,
-    pub bytes: &'a [u8],
+    pub bytes: &'a Arc<Vec<u8>>,
 }
 
 /// Streams one message body into the store. Dropped without `commit`, it
@@ -80,7 +83,7 @@ pub struct Tail<'a> {
 pub struct BlobWriter {
     store: Store,
     id: BlobId,
-    buf: Vec<u8>,
+    buf: Arc<Vec<u8>>,
     chunks: u32,
     size: u64,
     skip: u64,
@@ -119,7 +122,7 @@ impl BlobWriter {
         while !data.is_empty() {
             let room = CHUNK_SIZE - self.buf.len();
             let take = room.min(data.len());
-            self.buf.extend_from_slice(&data[..take]);
+            Arc::make_mut(&mut self.buf).extend_from_slice(&data[..take]);
             data = &data[take..];
             if self.buf.len() == CHUNK_SIZE {
                 self.spill().await?;
@@ -161,7 +164,7 @@ impl BlobWriter {
             let run = (CHUNK_SIZE - pos).min(bytes.len() - done);
             let part = &bytes[done..done + run];
             if n >= self.chunks {
-                self.buf[pos..pos + run].copy_from_slice(part);
+                Arc::make_mut(&mut self.buf)[pos..pos + run].copy_from_slice(part);
             } else {
                 let key = chunk_key(self.id, n);
                 let Some(mut v) = backend.get(Space::Blobs, &key).await? else {
@@ -204,7 +207,7 @@ impl BlobWriter {
             self.buf.as_slice(),
         );
         self.store.inner.backend.commit(batch).await?;
-        self.buf.clear();
+        Arc::make_mut(&mut self.buf).clear();
         self.marked = true;
         self.chunks += 1;
         Ok(())
@@ -263,7 +266,7 @@ impl Store {
         BlobWriter {
             store: self.clone(),
             id,
-            buf: Vec::with_capacity(CHUNK_SIZE),
+            buf: Arc::new(Vec::with_capacity(CHUNK_SIZE)),
             chunks: 0,
             size: 0,
             skip: 0,

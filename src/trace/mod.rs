@@ -89,7 +89,7 @@ pub struct Event {
 impl Event {
     pub fn new(stage: Stage, by: impl Into<String>, verdict: impl Into<String>) -> Event {
         Event {
-            at: chrono::Utc::now().timestamp_millis(),
+            at: now_ms(),
             stage,
             by: cut(by.into()),
             verdict: cut(verdict.into()),
@@ -135,8 +135,20 @@ impl Event {
     }
 }
 
+/// Unix time in milliseconds (the clock alone: no calendar date is worked
+/// out, as `chrono::Utc::now` would).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 /// Cuts `text` to `MAX_TEXT` characters, on a character boundary.
 fn cut(mut text: String) -> String {
+    // A text of at most MAX_TEXT bytes has at most as many characters.
+    if text.len() <= MAX_TEXT {
+        return text;
+    }
     if let Some((i, _)) = text.char_indices().nth(MAX_TEXT) {
         text.truncate(i);
         text.push('…');

@@ -229,8 +229,7 @@ async fn run_session(
                 continue;
             }
         }
-        let wit_rcpt = bindings::rcpt_params(&rcpt_params);
-        let verdict = plugins.rcpt_to(&info, &env, &rcpt.address, &wit_rcpt);
+        let verdict = plugins.rcpt_to(&info, &so_far, &rcpt.address, &rcpt_params);
         if let Some(r) = run.policy(&info, "on-rcpt-to", &subject, verdict).await {
             last_refusal = Some(r);
             continue;
