@@ -21,8 +21,7 @@ use tern::address::{Address, ReversePath};
 use tern::config::{Config, Protocol};
 use tern::hooks::bindings::{self, wit};
 use tern::hooks::{
-    DataMessage, Envelope, EnvelopeRecipient, MessageView, PluginSession, PluginSet, SessionInfo,
-    Verdict,
+    Envelope, EnvelopeRecipient, MessageView, PluginSession, PluginSet, SessionInfo, Verdict,
 };
 use tern::mail::{MailParams, RcptParams};
 use tern::store::{BlobWriter, Store};
@@ -302,19 +301,7 @@ const PREFIX: &[u8] = b"Received: from client.example ([192.0.2.7])\r\n\tby mx.e
 
 /// The view a filter gets of the message `w` holds (as `Hooks::view` makes it).
 fn view_of(store: &Store, id: u64, w: &BlobWriter, header: &str) -> MessageView {
-    let message = DataMessage {
-        blob: id,
-        tail: w.tail(),
-        prefix: PREFIX,
-        header: header.as_bytes(),
-        auth: None,
-        skip: 0,
-    };
-    let arrival = wit::Arrival {
-        tls: None,
-        user: None,
-    };
-    MessageView::of(store.clone(), &message, arrival)
+    tern::testing::filter_view(store, id, w.tail(), PREFIX, header.as_bytes())
 }
 
 /// A filter's view of a message of about `size` bytes (see `written`).

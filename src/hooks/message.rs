@@ -3,7 +3,7 @@
 //! the store's chunks and are read range by range, so a 25 MB message is
 //! never copied into a plugin that looks only at its headers. The last
 //! part, not yet in the store while the message is being decided on, is
-//! read from a copy of the writer's buffer (`BlobWriter::tail`).
+//! read from the writer's buffer (`BlobWriter::tail`), shared, not copied.
 
 use super::DataMessage;
 use super::bindings::wit;
@@ -273,6 +273,7 @@ mod tests {
     }
 
     use super::*;
+    use crate::testing::filter_view as view;
 
     #[test]
     fn lines_are_what_split_gives() {
@@ -314,21 +315,7 @@ mod tests {
         let store = Store::open(dir.path()).await.unwrap();
         let mut w = store.blob_writer(8);
         w.write(b"Subject: a\r\n\r\nfirst").await.unwrap();
-        let held = {
-            let message = DataMessage {
-                blob: 8,
-                tail: w.tail(),
-                prefix: b"",
-                header: b"Subject: a\r\n\r\n",
-                auth: None,
-                skip: 0,
-            };
-            let arrival = wit::Arrival {
-                tls: None,
-                user: None,
-            };
-            MessageView::of(store.clone(), &message, arrival)
-        };
+        let held = view(&store, 8, w.tail(), b"", b"Subject: a\r\n\r\n");
         // The writer writes and patches while a view still holds the
         // buffer: the view reads what it was given, the writer has it all.
         w.write(b" second").await.unwrap();
@@ -353,19 +340,7 @@ mod tests {
             (tail.at, tail.bytes.len()),
             (3 * 65_536, 200_000 - 3 * 65_536)
         );
-        let message = DataMessage {
-            blob: 7,
-            tail,
-            prefix: b"Received: x\r\n",
-            header: b"",
-            auth: None,
-            skip: 0,
-        };
-        let arrival = wit::Arrival {
-            tls: None,
-            user: None,
-        };
-        let v = MessageView::of(store.clone(), &message, arrival);
+        let v = view(&store, 7, tail, b"Received: x\r\n", b"");
         // The view shares the writer's buffer rather than copying it.
         assert!(Arc::ptr_eq(&v.tail, tail.bytes));
         assert_eq!(v.size(), 13 + 200_000);

@@ -5,7 +5,34 @@
 pub mod peers;
 pub mod postgres;
 
+use crate::hooks::bindings::wit;
+use crate::hooks::{DataMessage, MessageView};
+use crate::store::{Store, Tail};
 use std::time::{Duration, Instant};
+
+/// A filter's view of a message still in its writer (`tail`), from a
+/// client that did not log in, as `Hooks::data` makes it.
+pub fn filter_view(
+    store: &Store,
+    blob: u64,
+    tail: Tail<'_>,
+    prefix: &[u8],
+    header: &[u8],
+) -> MessageView {
+    let message = DataMessage {
+        blob,
+        tail,
+        prefix,
+        header,
+        auth: None,
+        skip: 0,
+    };
+    let arrival = wit::Arrival {
+        tls: None,
+        user: None,
+    };
+    MessageView::of(store.clone(), &message, arrival)
+}
 
 /// How long anything may take (a start, a stop, a reply) before the test fails.
 pub const READY_BOUND: Duration = Duration::from_secs(60);
