@@ -6,7 +6,9 @@
 //! connect gives it back as soon as its on-connect returns). Every call
 //! (and every instantiation) has a deadline: the epoch callback yields to
 //! tokio at each tick and traps once the plugin's `timeout` has passed,
-//! and an outer tokio timeout covers time spent in host calls such as DNS.
+//! and an outer tokio timeout covers time spent in host calls such as DNS
+//! (`within`: armed only for a call that waits, so one that runs straight
+//! through registers no timer).
 //! A trap, timeout or memory blow-up discards that instance, is logged
 //! with the plugin's name, and turns into the plugin's `on_error` verdict;
 //! the session and every other session go on. The policy hooks are in
@@ -32,6 +34,29 @@ use wasmtime::component::Resource;
 
 /// Slack on top of a plugin's timeout for the outer (tokio) deadline.
 pub(super) const GRACE: Duration = Duration::from_millis(50);
+
+/// The outer deadline passed (`within`).
+pub(super) struct Overdue;
+
+/// `fut`, given at most `limit` from now, as `tokio::time::timeout` would;
+/// but the timer is registered only if `fut` does not finish on its first
+/// poll. Most plugin calls run straight through (no host call of theirs
+/// waits), and those need no entry in tokio's timer wheel, added and
+/// removed under its lock.
+pub(super) async fn within<F: std::future::Future>(
+    limit: Duration,
+    fut: F,
+) -> Result<F::Output, Overdue> {
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut fut = std::pin::pin!(fut);
+    let first = std::future::poll_fn(|cx| std::task::Poll::Ready(fut.as_mut().poll(cx))).await;
+    if let std::task::Poll::Ready(out) = first {
+        return Ok(out);
+    }
+    tokio::time::timeout_at(deadline, fut)
+        .await
+        .map_err(|_| Overdue)
+}
 
 /// A live instance of one plugin within one session.
 pub(super) struct Live {
@@ -208,7 +233,7 @@ macro_rules! call {
                         plugin.calls.add_one();
                         arm(&mut live.store, plugin.timeout);
                         let $s = &mut live.store;
-                        match tokio::time::timeout(plugin.timeout + GRACE, $call).await {
+                        match $crate::hooks::dispatch::within(plugin.timeout + GRACE, $call).await {
                             Ok(Ok(v)) => {
                                 live.store.data_mut().in_call = false;
                                 Ok(Some(v))
