@@ -121,11 +121,6 @@ impl PluginSession {
     ) -> (Verdict, Event) {
         let hook = args.hook();
         let started = Instant::now();
-        let session = match args {
-            PolicyCall::Connect => None,
-            _ => Some(bindings::session(info)),
-        };
-        let session = session.as_ref();
         let result = call!(
             self,
             slots,
@@ -135,16 +130,18 @@ impl PluginSession {
             hook.wit_name(),
             |g, s| async {
                 s.data_mut().remember = Some(None);
-                match (args, session) {
-                    (PolicyCall::Helo(n), Some(session)) => g.call_on_helo(s, session, n).await,
-                    (PolicyCall::MailFrom(from, p), Some(session)) => {
-                        g.call_on_mail_from(s, session, from, p).await
+                match args {
+                    PolicyCall::Connect => g.call_on_connect(s, &bindings::client(info)).await,
+                    PolicyCall::Helo(n) => g.call_on_helo(s, &bindings::session(info), n).await,
+                    PolicyCall::MailFrom(from, p) => {
+                        g.call_on_mail_from(s, &bindings::session(info), from, p)
+                            .await
                     }
-                    (PolicyCall::RcptTo(e, to, p), Some(session)) => {
+                    PolicyCall::RcptTo(e, to, p) => {
                         let (e, p) = (bindings::envelope(e), bindings::rcpt_params(p));
-                        g.call_on_rcpt_to(s, session, &e, to, &p).await
+                        g.call_on_rcpt_to(s, &bindings::session(info), &e, to, &p)
+                            .await
                     }
-                    _ => g.call_on_connect(s, &bindings::client(info)).await,
                 }
             }
         );
