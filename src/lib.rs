@@ -8,6 +8,7 @@ pub mod auth;
 #[cfg(test)]
 mod boundaries;
 pub mod checks;
+pub mod clock;
 pub mod config;
 pub mod context;
 pub mod control;

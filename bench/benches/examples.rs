@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tern::address::{Address, ReversePath};
 use tern::config::{Config, Protocol};
+use tern::hooks::bindings::LazyEnvelope;
 use tern::hooks::{Envelope, PluginSession, PluginSet, SessionInfo, Verdict};
 use tern::mail::{MailParams, RcptParams};
 use tern::store::Store;
@@ -106,7 +107,12 @@ fn rcpt_to(c: &mut Criterion) {
         rt.block_on(async {
             let v = session
                 .plugins
-                .rcpt_to(&session, &env, "NoBody@example.test", &params)
+                .rcpt_to(
+                    &session,
+                    &LazyEnvelope::new(&env),
+                    "NoBody@example.test",
+                    &params,
+                )
                 .await;
             assert!(matches!(v, Verdict::Reject(_)), "{language}: {v:?}");
         });
@@ -118,7 +124,12 @@ fn rcpt_to(c: &mut Criterion) {
                         black_box(
                             session
                                 .plugins
-                                .rcpt_to(&session, &env, "bob@example.test", &params)
+                                .rcpt_to(
+                                    &session,
+                                    &LazyEnvelope::new(&env),
+                                    "bob@example.test",
+                                    &params,
+                                )
                                 .await,
                         );
                     }
@@ -139,7 +150,12 @@ fn rcpt_to(c: &mut Criterion) {
                             black_box(
                                 fresh
                                     .plugins
-                                    .rcpt_to(&fresh, &env, "bob@example.test", &params)
+                                    .rcpt_to(
+                                        &fresh,
+                                        &LazyEnvelope::new(&env),
+                                        "bob@example.test",
+                                        &params,
+                                    )
                                     .await,
                             );
                             drop(fresh);

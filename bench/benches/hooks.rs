@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 use tern::address::{Address, ReversePath};
 use tern::config::{Config, Protocol};
-use tern::hooks::bindings::{self, wit};
+use tern::hooks::bindings::{self, LazyEnvelope, wit};
 use tern::hooks::{
     Envelope, EnvelopeRecipient, MessageView, PluginSession, PluginSet, SessionInfo, Verdict,
 };
@@ -168,10 +168,12 @@ fn rcpt_to(c: &mut Criterion) {
     let session = info(Arc::new(PluginSession::new(f.set.clone())));
     c.bench_function("on-rcpt-to, trivial policy, warm instance", |b| {
         b.iter_custom(|iters| {
-            timed(&rt, iters, || {
+            timed(&rt, iters, || async {
+                let env = LazyEnvelope::new(&host_env);
                 session
                     .plugins
-                    .rcpt_to(&session, &host_env, "bob@example.test", &rcpt_params)
+                    .rcpt_to(&session, &env, "bob@example.test", &rcpt_params)
+                    .await
             })
         })
     });
@@ -203,7 +205,7 @@ fn rcpt_to(c: &mut Criterion) {
             timed_cold(&rt, iters, &mut walked, async || {
                 session
                     .plugins
-                    .rcpt_to(&session, &host_env, to, &rcpt_params)
+                    .rcpt_to(&session, &LazyEnvelope::new(&host_env), to, &rcpt_params)
                     .await
             })
         })
@@ -227,7 +229,7 @@ fn rcpt_to(c: &mut Criterion) {
                     let to = "bob@example.test";
                     fresh
                         .plugins
-                        .rcpt_to(&fresh, &host_env, to, &rcpt_params)
+                        .rcpt_to(&fresh, &LazyEnvelope::new(&host_env), to, &rcpt_params)
                         .await
                 })
             })
@@ -246,7 +248,12 @@ fn rcpt_to(c: &mut Criterion) {
                         black_box(
                             fresh
                                 .plugins
-                                .rcpt_to(&fresh, &host_env, "bob@example.test", &rcpt_params)
+                                .rcpt_to(
+                                    &fresh,
+                                    &LazyEnvelope::new(&host_env),
+                                    "bob@example.test",
+                                    &rcpt_params,
+                                )
                                 .await,
                         );
                         drop(fresh);
@@ -431,7 +438,9 @@ impl Row {
             recipients: Vec::new(),
         };
         let to = "fwd@bench.test";
-        let rcpt = s.plugins.rcpt_to(&s, &envelope, to, &self.params).await;
+        let lazy = LazyEnvelope::new(&envelope);
+        let rcpt = s.plugins.rcpt_to(&s, &lazy, to, &self.params).await;
+        drop(lazy);
         assert_eq!(rcpt, Verdict::Continue, "on-rcpt-to");
         envelope.recipients.push(EnvelopeRecipient {
             address: to.into(),

@@ -35,18 +35,15 @@ use wasmtime::component::Resource;
 /// Slack on top of a plugin's timeout for the outer (tokio) deadline.
 pub(super) const GRACE: Duration = Duration::from_millis(50);
 
-/// The outer deadline passed (`within`).
-pub(super) struct Overdue;
-
 /// `fut`, given at most `limit` from now, as `tokio::time::timeout` would;
 /// but the timer is registered only if `fut` does not finish on its first
 /// poll. Most plugin calls run straight through (no host call of theirs
 /// waits), and those need no entry in tokio's timer wheel, added and
-/// removed under its lock.
+/// removed under its lock. Past the deadline: `Failure::Timeout`.
 pub(super) async fn within<F: std::future::Future>(
     limit: Duration,
     fut: F,
-) -> Result<F::Output, Overdue> {
+) -> Result<F::Output, Failure> {
     let deadline = tokio::time::Instant::now() + limit;
     let mut fut = std::pin::pin!(fut);
     let first = std::future::poll_fn(|cx| std::task::Poll::Ready(fut.as_mut().poll(cx))).await;
@@ -55,7 +52,7 @@ pub(super) async fn within<F: std::future::Future>(
     }
     tokio::time::timeout_at(deadline, fut)
         .await
-        .map_err(|_| Overdue)
+        .map_err(|_| Failure::Timeout)
 }
 
 /// A live instance of one plugin within one session.
@@ -239,7 +236,7 @@ macro_rules! call {
                                 Ok(Some(v))
                             }
                             Ok(Err(e)) => Err(Failure::Trap(e)),
-                            Err(_) => Err(Failure::Timeout),
+                            Err(f) => Err(f),
                         }
                     }
                 }

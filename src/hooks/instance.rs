@@ -5,7 +5,7 @@
 //! Also `Bare`, such an instance called without the dispatch around it:
 //! the baseline of the hooks benchmark.
 
-use super::dispatch::{Failure, GRACE, Live, arm};
+use super::dispatch::{Failure, GRACE, Live, arm, within};
 use super::engine::LoadedPlugin;
 use super::host::PluginState;
 use std::time::Instant;
@@ -25,7 +25,7 @@ pub(super) async fn instantiate(plugin: &LoadedPlugin) -> Result<Live, Failure> 
         }
     });
     arm(&mut store, plugin.timeout);
-    let instance = match tokio::time::timeout(
+    let instance = match within(
         plugin.timeout + GRACE,
         plugin.pre.instantiate_async(&mut store),
     )
@@ -33,7 +33,7 @@ pub(super) async fn instantiate(plugin: &LoadedPlugin) -> Result<Live, Failure> 
     {
         Ok(Ok(i)) => i,
         Ok(Err(e)) => return Err(Failure::Instantiate(format!("{e:#}"))),
-        Err(_) => return Err(Failure::Timeout),
+        Err(f) => return Err(f),
     };
     let failed = |e: wasmtime::Error| Failure::Instantiate(format!("{e:#}"));
     // Each exported hook interface's functions, looked up once.

@@ -337,7 +337,7 @@ impl Hooks {
         };
         match session
             .plugins
-            .rcpt_to(session, envelope, &address, params)
+            .rcpt_to(session, &env, &address, params)
             .await
         {
             Verdict::Continue | Verdict::Accept => {}

@@ -4,9 +4,10 @@
 //! continue winning; a verdict the plugin said holds for the client
 //! (`verdicts.same-for-client`, kept in `memo.rs`) is given without a call,
 //! and without building the hook's arguments: the records a plugin is
-//! handed (client, session, envelope) are built only for a call.
+//! handed (client, session, envelope) are built at the hook's first call
+//! and shared by the calls after it (`Records`, `LazyEnvelope`).
 
-use super::bindings::{self, Envelope, wit};
+use super::bindings::{self, LazyEnvelope, wit};
 use super::declared::Hook;
 use super::dispatch::{Failure, GRACE, Live, PluginSession, arm, call, give_back, on_error};
 use super::engine::LoadedPlugin;
@@ -15,15 +16,50 @@ use super::recording::{self, stage_of};
 use super::{SessionInfo, Verdict};
 use crate::mail::RcptParams;
 use crate::trace::Event;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// The arguments of one policy hook, as the session has them (the
-/// plugin's records are built from them in `call_policy`).
+/// plugins' records are built from them by `Records` and `LazyEnvelope`).
 enum PolicyCall<'a> {
     Connect,
     Helo(&'a str),
     MailFrom(&'a str, &'a wit::MailParams),
-    RcptTo(&'a Envelope<'a>, &'a str, &'a RcptParams),
+    RcptTo(&'a LazyEnvelope<'a>, &'a str, &'a RcptParams),
+}
+
+/// The session's records for the plugins at one hook: built at the first
+/// call, shared by the calls after it; a hook whose every verdict is
+/// remembered builds none.
+struct Records<'a> {
+    info: &'a SessionInfo,
+    client: OnceLock<wit::Client>,
+    session: OnceLock<wit::Session>,
+    rcpt_params: OnceLock<wit::RcptParams>,
+}
+
+impl<'a> Records<'a> {
+    fn new(info: &'a SessionInfo) -> Records<'a> {
+        Records {
+            info,
+            client: OnceLock::new(),
+            session: OnceLock::new(),
+            rcpt_params: OnceLock::new(),
+        }
+    }
+
+    fn client(&self) -> &wit::Client {
+        self.client.get_or_init(|| bindings::client(self.info))
+    }
+
+    fn session(&self) -> &wit::Session {
+        self.session.get_or_init(|| bindings::session(self.info))
+    }
+
+    fn rcpt_params(&self, params: &RcptParams) -> &wit::RcptParams {
+        self.rcpt_params
+            .get_or_init(|| bindings::rcpt_params(params))
+    }
 }
 
 impl PolicyCall<'_> {
@@ -71,6 +107,7 @@ impl PluginSession {
     async fn policy(&self, info: &SessionInfo, args: PolicyCall<'_>) -> Verdict {
         let hook = args.hook();
         let key = memo_key(info, hook);
+        let records = Records::new(info);
         let mut slots = self.slots.lock().await;
         for (i, plugin) in self.set.plugins.iter().enumerate() {
             if !plugin.calls(hook) {
@@ -93,7 +130,7 @@ impl PluginSession {
                     (hit.verdict, event)
                 }
                 None => {
-                    self.call_policy(&mut slots, i, plugin, info, &args, key)
+                    self.call_policy(&mut slots, i, plugin, &records, &args, key)
                         .await
                 }
             };
@@ -115,7 +152,7 @@ impl PluginSession {
         slots: &mut [Option<Live>],
         i: usize,
         plugin: &LoadedPlugin,
-        info: &SessionInfo,
+        records: &Records<'_>,
         args: &PolicyCall<'_>,
         key: Option<Key>,
     ) -> (Verdict, Event) {
@@ -131,15 +168,14 @@ impl PluginSession {
             |g, s| async {
                 s.data_mut().remember = Some(None);
                 match args {
-                    PolicyCall::Connect => g.call_on_connect(s, &bindings::client(info)).await,
-                    PolicyCall::Helo(n) => g.call_on_helo(s, &bindings::session(info), n).await,
+                    PolicyCall::Connect => g.call_on_connect(s, records.client()).await,
+                    PolicyCall::Helo(n) => g.call_on_helo(s, records.session(), n).await,
                     PolicyCall::MailFrom(from, p) => {
-                        g.call_on_mail_from(s, &bindings::session(info), from, p)
-                            .await
+                        g.call_on_mail_from(s, records.session(), from, p).await
                     }
                     PolicyCall::RcptTo(e, to, p) => {
-                        let (e, p) = (bindings::envelope(e), bindings::rcpt_params(p));
-                        g.call_on_rcpt_to(s, &bindings::session(info), &e, to, &p)
+                        let p = records.rcpt_params(p);
+                        g.call_on_rcpt_to(s, records.session(), e.get(), to, p)
                             .await
                     }
                 }
@@ -216,7 +252,7 @@ impl PluginSession {
     pub async fn rcpt_to(
         &self,
         info: &SessionInfo,
-        envelope: &Envelope<'_>,
+        envelope: &LazyEnvelope<'_>,
         to: &str,
         params: &RcptParams,
     ) -> Verdict {

@@ -33,7 +33,7 @@ fn kv_key(plugin: &str, key: &str) -> Vec<u8> {
 }
 
 fn now_ms() -> u64 {
-    u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0)
+    u64::try_from(crate::clock::now_ms()).unwrap_or(0)
 }
 
 fn expiry(ttl_seconds: Option<u64>) -> u64 {

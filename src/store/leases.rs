@@ -14,6 +14,7 @@
 
 use super::backend::{Batch, KeyRange, ScanOrder, Space};
 use super::{Store, StoreError, decode, encode};
+use crate::clock::now_ms;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -50,13 +51,6 @@ fn lease_key(name: &str) -> Vec<u8> {
     let mut k = LEASE_PREFIX.to_vec();
     k.extend_from_slice(name.as_bytes());
     k
-}
-
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 fn ttl_ms(ttl: Duration) -> i64 {

@@ -9,8 +9,8 @@
 //! swept now and then (`sweep_login_failures`).
 
 use super::backend::{Batch, KeyRange, ScanOrder, Space};
-use super::leases::now_ms;
 use super::{Store, StoreError, decode, encode};
+use crate::clock::now_ms;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 

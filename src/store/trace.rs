@@ -66,7 +66,7 @@ pub(super) fn put_trace(batch: &mut Batch, trace: &Trace) {
 
 /// Notes in `batch` that the body `id` is gone (its trace starts to age).
 pub(super) fn mark_gone(batch: &mut Batch, id: u64) {
-    let now = chrono::Utc::now().timestamp_millis();
+    let now = crate::clock::now_ms();
     batch.put(Space::Meta, timed_key(b"G/", now, id), Vec::new());
 }
 

@@ -89,7 +89,7 @@ pub struct Event {
 impl Event {
     pub fn new(stage: Stage, by: impl Into<String>, verdict: impl Into<String>) -> Event {
         Event {
-            at: now_ms(),
+            at: crate::clock::now_ms(),
             stage,
             by: cut(by.into()),
             verdict: cut(verdict.into()),
@@ -133,14 +133,6 @@ impl Event {
     pub fn refuses(&self) -> bool {
         matches!(self.verdict.as_str(), "reject" | "tempfail" | "disconnect")
     }
-}
-
-/// Unix time in milliseconds (the clock alone: no calendar date is worked
-/// out, as `chrono::Utc::now` would).
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// Cuts `text` to `MAX_TEXT` characters, on a character boundary.
@@ -239,7 +231,7 @@ impl Recorder {
             on,
             client,
             helo: None,
-            started: chrono::Utc::now().timestamp_millis(),
+            started: crate::clock::now_ms(),
             sender: None,
             session: Vec::new(),
             tx: Vec::new(),

@@ -18,8 +18,7 @@ pub fn period(keep: Duration) -> Duration {
 pub async fn run(ctx: Arc<ServerContext>, mut shutdown: Shutdown) {
     let keep = ctx.config.trace.keep.0;
     loop {
-        let cutoff = chrono::Utc::now().timestamp_millis()
-            - i64::try_from(keep.as_millis()).unwrap_or(i64::MAX);
+        let cutoff = crate::clock::now_ms() - i64::try_from(keep.as_millis()).unwrap_or(i64::MAX);
         match ctx.store.expire_traces(cutoff).await {
             Ok(0) => {}
             Ok(n) => tracing::debug!(forgotten = n, "expired decision traces"),

@@ -207,7 +207,7 @@ async fn run_session(
                 })
                 .collect(),
         };
-        let env = bindings::envelope(&so_far);
+        let env = bindings::LazyEnvelope::new(&so_far);
         let rcpt = EnvelopeRecipient {
             address: to.to_string(),
             params: &rcpt_params,
@@ -217,7 +217,7 @@ async fn run_session(
             // (A rewriter turned off by its configuration is left out of
             // has_rewrite: nothing to report per recipient.)
             let start = Instant::now();
-            let answer = plugins.rewrite(&env, &rcpt).await;
+            let answer = plugins.rewrite(env.get(), &rcpt).await;
             run.record(
                 "rewrite-recipient",
                 &subject,
@@ -229,7 +229,7 @@ async fn run_session(
                 continue;
             }
         }
-        let verdict = plugins.rcpt_to(&info, &so_far, &rcpt.address, &rcpt_params);
+        let verdict = plugins.rcpt_to(&info, &env, &rcpt.address, &rcpt_params);
         if let Some(r) = run.policy(&info, "on-rcpt-to", &subject, verdict).await {
             last_refusal = Some(r);
             continue;
@@ -240,7 +240,7 @@ async fn run_session(
         }
         let start = Instant::now();
         let (route, tls) = plugins
-            .route(&crate::trace::Recorder::off(), &env, &rcpt)
+            .route(&crate::trace::Recorder::off(), env.get(), &rcpt)
             .await;
         let mut answer = match &route {
             None => "default (the built-in router decides)".to_string(),
