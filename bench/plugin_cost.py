@@ -16,7 +16,7 @@ I/O pool, the store's writer and flusher), user and system, with context
 switches: where a plugin's cost lands. --calls asks `tern trace --json`
 after each run with plugins how long each plugin hook took inside the
 server (wall time, so a call preempted on the busy machine counts long):
-median, mean and 99th percentile per hook.
+mean and percentiles (10th to 99th) per hook.
 
     python3 bench/plugin_cost.py [--messages 5000] [--rounds 2] [--sets none,all]
                                  [--perf FILE [--flat]] [--threads] [--calls]
@@ -127,8 +127,9 @@ def call_recorder():
                         took[(e["stage"], e["by"][7:])].append(e["took_us"])
             for (stage, plugin), v in sorted(took.items()):
                 v.sort()
-                print(f"    {plugin:10} {stage:8} {len(v):6} calls  median {v[len(v) // 2]:5} us  "
-                      f"mean {sum(v) / len(v):6.1f} us  p99 {v[len(v) * 99 // 100]:6} us", flush=True)
+                q = {p: v[len(v) * p // 100] for p in (10, 25, 50, 75, 90, 99)}
+                print(f"    {plugin:10} {stage:8} {len(v):6} calls  mean {sum(v) / len(v):6.1f} us  "
+                      + "  ".join(f"p{p} {t}" for p, t in q.items()) + " us", flush=True)
 
     return record
 
