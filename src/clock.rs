@@ -10,3 +10,9 @@ pub fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
+
+/// The same, unsigned, as the key-value store's expiry and the plugins'
+/// `clock` import give it.
+pub fn now_ms_unsigned() -> u64 {
+    u64::try_from(now_ms()).unwrap_or(0)
+}

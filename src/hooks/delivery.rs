@@ -10,7 +10,7 @@
 
 use super::bindings::{delivery, wit};
 use super::declared::Hook;
-use super::dispatch::{Failure, GRACE, PluginSession, arm, call, on_error};
+use super::dispatch::{Failure, PluginSession, arm, call, on_error};
 use super::engine::LoadedPlugin;
 use super::mailbox::{MAX_SEND_SIZE, MailboxCall, Outgoing};
 use super::message::MessageView;

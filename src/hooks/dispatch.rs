@@ -33,24 +33,24 @@ use std::time::{Duration, Instant};
 use wasmtime::component::Resource;
 
 /// Slack on top of a plugin's timeout for the outer (tokio) deadline.
-pub(super) const GRACE: Duration = Duration::from_millis(50);
+const GRACE: Duration = Duration::from_millis(50);
 
-/// `fut`, given at most `limit` from now, as `tokio::time::timeout` would;
-/// but the timer is registered only if `fut` does not finish on its first
-/// poll. Most plugin calls run straight through (no host call of theirs
-/// waits), and those need no entry in tokio's timer wheel, added and
-/// removed under its lock. Past the deadline: `Failure::Timeout`.
+/// `fut`, given until the store's armed deadline (`arm`) plus `GRACE`, as
+/// `tokio::time::timeout_at` would; but the timer is registered only if
+/// `fut` does not finish on its first poll. Most plugin calls run straight
+/// through (no host call of theirs waits), and those need no entry in
+/// tokio's timer wheel, added and removed under its lock, nor a clock
+/// reading of their own. Past the deadline: `Failure::Timeout`.
 pub(super) async fn within<F: std::future::Future>(
-    limit: Duration,
+    armed: Instant,
     fut: F,
 ) -> Result<F::Output, Failure> {
-    let deadline = tokio::time::Instant::now() + limit;
     let mut fut = std::pin::pin!(fut);
     let first = std::future::poll_fn(|cx| std::task::Poll::Ready(fut.as_mut().poll(cx))).await;
     if let std::task::Poll::Ready(out) = first {
         return Ok(out);
     }
-    tokio::time::timeout_at(deadline, fut)
+    tokio::time::timeout_at((armed + GRACE).into(), fut)
         .await
         .map_err(|_| Failure::Timeout)
 }
@@ -229,8 +229,9 @@ macro_rules! call {
                     Some($g) => {
                         plugin.calls.add_one();
                         arm(&mut live.store, plugin.timeout);
+                        let armed = live.store.data().deadline;
                         let $s = &mut live.store;
-                        match $crate::hooks::dispatch::within(plugin.timeout + GRACE, $call).await {
+                        match $crate::hooks::dispatch::within(armed, $call).await {
                             Ok(Ok(v)) => {
                                 live.store.data_mut().in_call = false;
                                 Ok(Some(v))

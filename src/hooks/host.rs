@@ -306,7 +306,7 @@ impl verdicts::Host for PluginState {
 
 impl clock::Host for PluginState {
     async fn now_ms(&mut self) -> u64 {
-        u64::try_from(crate::clock::now_ms()).unwrap_or(0)
+        crate::clock::now_ms_unsigned()
     }
 }
 

@@ -5,7 +5,7 @@
 //! Also `Bare`, such an instance called without the dispatch around it:
 //! the baseline of the hooks benchmark.
 
-use super::dispatch::{Failure, GRACE, Live, arm, within};
+use super::dispatch::{Failure, Live, arm, within};
 use super::engine::LoadedPlugin;
 use super::host::PluginState;
 use std::time::Instant;
@@ -25,12 +25,8 @@ pub(super) async fn instantiate(plugin: &LoadedPlugin) -> Result<Live, Failure> 
         }
     });
     arm(&mut store, plugin.timeout);
-    let instance = match within(
-        plugin.timeout + GRACE,
-        plugin.pre.instantiate_async(&mut store),
-    )
-    .await
-    {
+    let armed = store.data().deadline;
+    let instance = match within(armed, plugin.pre.instantiate_async(&mut store)).await {
         Ok(Ok(i)) => i,
         Ok(Err(e)) => return Err(Failure::Instantiate(format!("{e:#}"))),
         Err(f) => return Err(f),

@@ -9,7 +9,7 @@
 
 use super::bindings::{self, LazyEnvelope, wit};
 use super::declared::Hook;
-use super::dispatch::{Failure, GRACE, Live, PluginSession, arm, call, give_back, on_error};
+use super::dispatch::{Failure, Live, PluginSession, arm, call, give_back, on_error};
 use super::engine::LoadedPlugin;
 use super::memo::{Hit, Key};
 use super::recording::{self, stage_of};

@@ -8,7 +8,7 @@
 use super::Verdict;
 use super::bindings::{self, EnvelopeRecipient, Rewritten, wit};
 use super::declared::Hook;
-use super::dispatch::{Failure, GRACE, PluginSession, arm, call, on_error, reply_of};
+use super::dispatch::{Failure, PluginSession, arm, call, on_error, reply_of};
 use super::engine::LoadedPlugin;
 use crate::address::Address;
 use crate::mail::Reply;

@@ -5,7 +5,7 @@
 //! IMAP and web mail read only the built-in store. The first plugin (in
 //! config order) that claims a mailbox owns it.
 
-use super::dispatch::{Failure, GRACE, PluginSession, arm, call, on_error};
+use super::dispatch::{Failure, PluginSession, arm, call, on_error};
 use super::engine::LoadedPlugin;
 use super::message::MessageView;
 

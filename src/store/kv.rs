@@ -17,6 +17,8 @@
 
 use super::backend::{BackendError, Batch, KeyRange, ScanOrder, Space, retry};
 use super::{Store, StoreError};
+// Expiry times are unsigned milliseconds.
+use crate::clock::now_ms_unsigned as now_ms;
 
 /// Longest key a plugin may use, in bytes.
 pub const MAX_KV_KEY: usize = 512;
@@ -30,10 +32,6 @@ fn kv_key(plugin: &str, key: &str) -> Vec<u8> {
     k.push(0);
     k.extend_from_slice(key.as_bytes());
     k
-}
-
-fn now_ms() -> u64 {
-    u64::try_from(crate::clock::now_ms()).unwrap_or(0)
 }
 
 fn expiry(ttl_seconds: Option<u64>) -> u64 {
