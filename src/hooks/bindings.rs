@@ -13,8 +13,24 @@ use crate::mail::{Body, MailParams, RcptParams, Ret};
 wasmtime::component::bindgen!({
     path: "sdk/wit",
     world: "plugin",
+    // Host functions that never wait are plain (synchronous) calls: an
+    // async one costs a boxed future polled on the plugin's fiber each
+    // time. Only those that may wait on I/O stay async: the message's
+    // `read` (the store), kv, dns, mailbox, and WASI's.
     imports: {
+        "tern:plugin/types.[method]message.size": trappable,
+        "tern:plugin/types.[method]message.headers": trappable,
+        "tern:plugin/types.[method]message.header": trappable,
+        "tern:plugin/types.[method]message.arrival": trappable,
+        "tern:plugin/types.[drop]message": trappable,
         "tern:plugin/types": async | trappable,
+        "tern:plugin/log.log": exact,
+        "tern:plugin/config.get": exact,
+        "tern:plugin/config.all": exact,
+        "tern:plugin/config.skip-hooks": exact,
+        "tern:plugin/routing.require-verified-tls": exact,
+        "tern:plugin/verdicts.same-for-client": exact,
+        "tern:plugin/clock.now-ms": exact,
         default: async,
     },
     exports: { default: async },

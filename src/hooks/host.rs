@@ -136,7 +136,7 @@ impl WasiHttpView for PluginState {
 }
 
 impl log::Host for PluginState {
-    async fn log(&mut self, level: log::Level, message: String) {
+    fn log(&mut self, level: log::Level, message: String) {
         let plugin = self.shared.name.as_str();
         let mut message = message;
         if message.len() > MAX_LOG_LINE {
@@ -158,11 +158,11 @@ impl log::Host for PluginState {
 }
 
 impl config::Host for PluginState {
-    async fn get(&mut self, key: String) -> Option<String> {
+    fn get(&mut self, key: String) -> Option<String> {
         self.shared.config.get(&key).cloned()
     }
 
-    async fn all(&mut self) -> Vec<(String, String)> {
+    fn all(&mut self) -> Vec<(String, String)> {
         self.shared
             .config
             .iter()
@@ -170,7 +170,7 @@ impl config::Host for PluginState {
             .collect()
     }
 
-    async fn skip_hooks(&mut self, hooks: Vec<String>) {
+    fn skip_hooks(&mut self, hooks: Vec<String>) {
         let newly = self.shared.skipped.add(hooks.iter().map(String::as_str));
         if !newly.is_empty() {
             let plugin = self.shared.name.as_str();
@@ -267,7 +267,7 @@ impl dns::Host for PluginState {
 }
 
 impl routing::Host for PluginState {
-    async fn require_verified_tls(&mut self, name: Option<String>) {
+    fn require_verified_tls(&mut self, name: Option<String>) {
         let plugin = self.shared.name.clone();
         let Some(demand) = self.route_tls.as_mut() else {
             tracing::warn!(plugin, "require-verified-tls called outside route: ignored");
@@ -292,7 +292,7 @@ impl routing::Host for PluginState {
 }
 
 impl verdicts::Host for PluginState {
-    async fn same_for_client(&mut self, seconds: u32) {
+    fn same_for_client(&mut self, seconds: u32) {
         let Some(asked) = self.remember.as_mut() else {
             tracing::warn!(
                 plugin = self.shared.name,
@@ -305,7 +305,7 @@ impl verdicts::Host for PluginState {
 }
 
 impl clock::Host for PluginState {
-    async fn now_ms(&mut self) -> u64 {
+    fn now_ms(&mut self) -> u64 {
         crate::clock::now_ms_unsigned()
     }
 }

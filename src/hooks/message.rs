@@ -223,19 +223,15 @@ fn view<'a>(
 }
 
 impl wit::HostMessage for PluginState {
-    async fn size(&mut self, r: Resource<MessageView>) -> wasmtime::Result<u64> {
+    fn size(&mut self, r: Resource<MessageView>) -> wasmtime::Result<u64> {
         Ok(view(self, &r)?.size())
     }
 
-    async fn headers(&mut self, r: Resource<MessageView>) -> wasmtime::Result<Vec<wit::Header>> {
+    fn headers(&mut self, r: Resource<MessageView>) -> wasmtime::Result<Vec<wit::Header>> {
         Ok(view(self, &r)?.headers())
     }
 
-    async fn header(
-        &mut self,
-        r: Resource<MessageView>,
-        name: String,
-    ) -> wasmtime::Result<Vec<String>> {
+    fn header(&mut self, r: Resource<MessageView>, name: String) -> wasmtime::Result<Vec<String>> {
         Ok(view(self, &r)?.header(&name))
     }
 
@@ -249,11 +245,11 @@ impl wit::HostMessage for PluginState {
         Ok(v.read(offset, len).await)
     }
 
-    async fn arrival(&mut self, r: Resource<MessageView>) -> wasmtime::Result<wit::Arrival> {
+    fn arrival(&mut self, r: Resource<MessageView>) -> wasmtime::Result<wit::Arrival> {
         Ok(view(self, &r)?.arrival.clone())
     }
 
-    async fn drop(&mut self, r: Resource<MessageView>) -> wasmtime::Result<()> {
+    fn drop(&mut self, r: Resource<MessageView>) -> wasmtime::Result<()> {
         self.table.delete(r)?;
         Ok(())
     }

@@ -318,7 +318,10 @@ impl State {
         self.omitted = 0;
     }
 
-    fn trace(&self, id: Option<u64>, message_id: Option<String>) -> Trace {
+    /// The story so far; the transaction's events move into it (the
+    /// transaction ends right after), the session's are copied (a later
+    /// transaction of the session starts with them too).
+    fn trace(&mut self, id: Option<u64>, message_id: Option<String>) -> Trace {
         let mut t = Trace {
             id,
             client: self.client.clone(),
@@ -326,10 +329,11 @@ impl State {
             started: self.started,
             sender: self.sender.clone().filter(|_| self.in_tx),
             message_id: message_id.map(cut),
-            events: Vec::new(),
+            events: Vec::with_capacity(self.session.len() + self.tx.len()),
             omitted: self.omitted,
         };
-        t.extend(self.session.iter().chain(&self.tx).cloned());
+        t.extend(self.session.iter().cloned());
+        t.extend(std::mem::take(&mut self.tx));
         t
     }
 }
