@@ -18,8 +18,16 @@ after each run with plugins how long each plugin hook took inside the
 server (wall time, so a call preempted on the busy machine counts long):
 mean and percentiles (10th to 99th) per hook.
 
+--binary NAME=PATH (given twice or more) runs each set on each of these Tern
+binaries in turn, the order reversed every other round, so that two builds
+meet the machine's changing speed alike (the A/B of a change; the shipped
+plugins are the ones built, the same for every binary). Each run is printed
+as it ends; the medians per binary and set, with the share of the rate lost
+against the set `none`, close the output.
+
     python3 bench/plugin_cost.py [--messages 5000] [--rounds 2] [--sets none,all]
                                  [--perf FILE [--flat]] [--threads] [--calls]
+                                 [--binary old=/tmp/tern-old --binary new=target/release/tern]
     perf report -i FILE --no-children --sort dso,symbol   # where the time went
 """
 
@@ -163,7 +171,15 @@ def main():
     ap.add_argument("--threads", action="store_true", help="Tern's CPU per message by thread, after each run")
     ap.add_argument("--calls", action="store_true", help="each plugin hook's time in the server (tern trace), "
                                                         "after each run with plugins")
+    ap.add_argument("--binary", action="append", default=[], metavar="NAME=PATH",
+                    help="a Tern binary to run each set on, alternated with the others given")
     args = ap.parse_args()
+    binaries = []
+    for b in args.binary:
+        name, sep, path = b.partition("=")
+        if not sep or not name or not Path(path).is_file():
+            ap.error(f"--binary {b}: not NAME=PATH of an existing file")
+        binaries.append((name, Path(path)))
     if not args.no_build:
         compare.build()
     sets = SETS
@@ -175,16 +191,20 @@ def main():
         sets = [named[s.strip()] for s in args.sets.split(",")]
     work = Path(tempfile.mkdtemp(prefix="tern-plugin-cost."))
     runner = compare.Runner(args, work)
+    results = collections.defaultdict(list)
     try:
-        for _ in range(args.rounds):
-            for names in sets:
+        for round_ in range(args.rounds):
+            turns = binaries or [("", compare.mta.TERN)]
+            for (binary, path), names in [(b, n) for b in (turns if round_ % 2 == 0 else turns[::-1])
+                                          for n in sets]:
+                compare.mta.TERN = path
                 recorder = None
                 if args.perf and names == SETS[-1]:
                     recorder = perf_recorder(args.perf, args.flat)
                 elif args.perf and not names:
                     recorder = perf_recorder(args.perf + ".none", args.flat)
                 which = "tern+plugins" if names else "tern"
-                label = "+".join(names) or "no plugin"
+                label = (f"{binary}: " if binary else "") + ("+".join(names) or "no plugin")
                 if args.threads or args.calls:
                     print(label, flush=True)  # heads what the recorders print
                 recorder = nested([
@@ -193,9 +213,27 @@ def main():
                     call_recorder() if args.calls and names else None,
                 ])
                 r = runner.plugins(which, args.messages, names, recorder)
+                results[(binary, names)].append(r)
                 print(f"{label:24} {r['e2e']:6.0f} msg/s end-to-end   CPU {r['cpu']:.3f} s/1000 msgs", flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    if args.rounds > 1 or binaries:
+        summary(results)
+
+
+def summary(results):
+    """Medians per binary and set, and the share of the rate each set loses
+    against no plugin on the same binary."""
+    print("medians:")
+    for (binary, names), runs in results.items():
+        rate = compare.median([r["e2e"] for r in runs])
+        cpu = compare.median([r["cpu"] for r in runs])
+        base = results.get((binary, ()))
+        lost = ""
+        if names and base:
+            lost = f"   lost {100 * (1 - rate / compare.median([r['e2e'] for r in base])):.1f}%"
+        label = (f"{binary}: " if binary else "") + ("+".join(names) or "no plugin")
+        print(f"  {label:28} {rate:6.0f} msg/s   CPU {cpu:.3f} s/1000 msgs   ({len(runs)} runs){lost}", flush=True)
 
 
 if __name__ == "__main__":
