@@ -42,6 +42,7 @@ mod sts;
 mod subscriptions;
 mod tlsrpt;
 mod trace;
+mod trace_codec;
 mod turns;
 mod users;
 mod vanished;

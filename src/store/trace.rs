@@ -11,9 +11,11 @@
 //! message nothing kept: discarded, all quarantined away) is `R/<ms
 //! BE><random>`, forgotten `keep` after it happened; `R#` counts them and
 //! past `MAX_ATTEMPTS` new ones are not kept (a flood cannot fill the disk).
+//! The values' form (compact, JSON before it) is `trace_codec.rs`'s.
 
 use super::backend::{Batch, KeyRange, ScanOrder, Space, retry};
-use super::{Store, StoreError, decode, encode};
+use super::trace_codec::{decode_events, decode_trace, encode_events, encode_trace};
+use super::{Store, StoreError};
 use crate::trace::{Event, Trace};
 
 /// Most refused-attempt traces kept at once.
@@ -58,7 +60,7 @@ pub(super) fn put_trace(batch: &mut Batch, trace: &Trace) {
     let Some(id) = trace.id else {
         return;
     };
-    batch.put(Space::Meta, trace_key(id), encode(trace));
+    batch.put(Space::Meta, trace_key(id), encode_trace(trace));
     if let Some(mid) = &trace.message_id {
         batch.put(Space::Meta, index_key(mid, id), Vec::new());
     }
@@ -79,7 +81,7 @@ pub(super) fn extend_in(batch: &mut Batch, id: u64, events: &[Event]) {
     let mut key = trace_key(id);
     key.extend_from_slice(&(first.at.max(0) as u64).to_be_bytes());
     key.extend_from_slice(&rand::random::<u32>().to_be_bytes());
-    batch.put(Space::Meta, key, encode(&events));
+    batch.put(Space::Meta, key, encode_events(events));
 }
 
 /// Folds a scan of `T/` keys (in key order) into whole traces: each
@@ -96,10 +98,10 @@ fn fold_traces(found: Vec<(Vec<u8>, Vec<u8>)>) -> Result<Vec<Trace>, StoreError>
             continue;
         };
         if k.len() == 10 {
-            out.push(decode("trace", &v)?);
+            out.push(decode_trace(&v)?);
             continue;
         }
-        let events: Vec<Event> = decode("trace attempts", &v)?;
+        let events = decode_events(&v)?;
         let Some(first) = events.first() else {
             continue;
         };
@@ -158,7 +160,7 @@ impl Store {
     /// not kept).
     pub async fn record_attempt(&self, trace: &Trace) -> Result<bool, StoreError> {
         let key = timed_key(b"R/", trace.last_at(), u64::from(rand::random::<u32>()));
-        let value = encode(trace);
+        let value = encode_trace(trace);
         let backend = &self.inner.backend;
         let kept = retry(|| async {
             let raw = backend.get(Space::Meta, COUNT_KEY).await?;
@@ -221,7 +223,7 @@ impl Store {
         );
         let mut out = Vec::new();
         for (_, v) in backend.scan(Space::Meta, &range, ScanOrder::ALL).await? {
-            let t: Trace = decode("trace", &v)?;
+            let t = decode_trace(&v)?;
             if t.client == client {
                 out.push(t);
             }
