@@ -142,6 +142,7 @@ impl SignedZone {
              \x20 zonesdir: \"{dir}\"\n  pidfile: \"{dir}/nsd.pid\"\n  database: \"\"\n\
              \x20 xfrdfile: \"{dir}/xfrd.state\"\n  zonelistfile: \"{dir}/zone.list\"\n\
              \x20 logfile: \"{dir}/nsd.log\"\n  server-count: 1\n  verbosity: 1\n\
+             \x20 xfrdir: \"{dir}\"\n\
              remote-control:\n  control-enable: no\n",
             dir = d.display()
         );
