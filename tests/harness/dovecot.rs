@@ -24,6 +24,95 @@ fn free_port() -> u16 {
     l.local_addr().expect("addr").port()
 }
 
+/// Whether the IMAP server on `port` greets with `greeting` (ours, not
+/// whatever else may hold the port).
+fn greets(port: u16, greeting: &str) -> bool {
+    use std::io::BufRead;
+    let Ok(stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(2)));
+    let mut line = String::new();
+    let _ = std::io::BufReader::new(stream).read_line(&mut line);
+    line.contains(greeting)
+}
+
+/// IMAPS: the certificate and key files, and the port.
+type Imaps<'a> = Option<((&'a Path, &'a Path), u16)>;
+
+/// dovecot.conf for the folder `d`: IMAP on `port`, IMAPS on the second
+/// port with the certificate and key when given, the one static account
+/// (`owner`: uid, gid, internal user, whether we are root).
+fn config(
+    d: &Path,
+    maildir: &Path,
+    home: &Path,
+    owner: (u32, u32, &str, bool),
+    (port, tls): (u16, Imaps),
+    greeting: &str,
+) -> String {
+    let (uid, gid, internal, root) = owner;
+    let (ssl, imaps) = match tls {
+        Some(((cert, key), p)) => (
+            format!(
+                "ssl = yes\nssl_cert = <{}\nssl_key = <{}\n",
+                cert.display(),
+                key.display()
+            ),
+            format!("inet_listener imaps {{\n address = 127.0.0.1\n port = {p}\n ssl = yes\n }}"),
+        ),
+        None => (
+            "ssl = no\n".to_string(),
+            "inet_listener imaps {\n port = 0\n }".to_string(),
+        ),
+    };
+    let users = if root {
+        "default_internal_user = dovecot\ndefault_login_user = dovenull\n".to_string()
+    } else {
+        format!("default_internal_user = {internal}\ndefault_login_user = {internal}\n")
+    };
+    let d = d.display();
+    format!(
+        r#"base_dir = {d}/run
+state_dir = {d}/state
+log_path = {d}/dovecot.log
+protocols = imap
+listen = 127.0.0.1
+login_greeting = {greeting}
+{ssl}
+disable_plaintext_auth = no
+auth_mechanisms = plain
+{users}
+mail_location = maildir:{maildir}
+namespace inbox {{
+  inbox = yes
+  separator = /
+}}
+passdb {{
+  driver = static
+  args = password=pw
+}}
+userdb {{
+  driver = static
+  args = uid={uid} gid={gid} home={home}
+}}
+service imap-login {{
+  chroot =
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {port}
+  }}
+  {imaps}
+}}
+service anvil {{
+  chroot =
+}}
+"#,
+        maildir = maildir.display(),
+        home = home.display(),
+    )
+}
+
 /// The account the mail processes run as: `nobody` as root, else ourselves.
 fn mail_owner() -> (u32, u32, String) {
     // SAFETY: getuid/getgid have no preconditions.
@@ -59,101 +148,66 @@ impl Dovecot {
         );
         std::fs::create_dir_all(maildir).expect("maildir");
         hand_over(maildir);
-        let dir = tempfile::tempdir().expect("tempdir");
+        let mut dir = tempfile::tempdir().expect("tempdir");
         let (uid, gid, internal) = mail_owner();
         let root = unsafe { libc::getuid() } == 0;
         let home = dir.path().join("home");
         std::fs::create_dir_all(&home).expect("home");
         hand_over(&home);
-        let port = free_port();
-        let (ssl, imaps, tls_port) = match tls {
-            Some((cert, key)) => {
-                let p = free_port();
-                (
-                    format!(
-                        "ssl = yes\nssl_cert = <{}\nssl_key = <{}\n",
-                        cert.display(),
-                        key.display()
-                    ),
-                    format!(
-                        "inet_listener imaps {{\n address = 127.0.0.1\n port = {p}\n ssl = yes\n }}"
-                    ),
-                    Some(p),
-                )
+        // A port found free can be taken before Dovecot binds it (by any
+        // socket: the probe's port goes back to the ephemeral range). Then
+        // its master exits saying so, and it starts again on new ports; a
+        // listener that is not this Dovecot is told apart by the greeting.
+        for _ in 0..5 {
+            let port = free_port();
+            let tls_port = tls.map(|_| free_port());
+            let greeting = format!("tern-test dovecot {port}");
+            let config = config(
+                dir.path(),
+                maildir,
+                &home,
+                (uid, gid, &internal, root),
+                (port, tls.zip(tls_port)),
+                &greeting,
+            );
+            let conf = dir.path().join("dovecot.conf");
+            std::fs::write(&conf, config).expect("dovecot.conf");
+            let log_before =
+                std::fs::metadata(dir.path().join("dovecot.log")).map_or(0, |m| m.len());
+            let child = Command::new("dovecot")
+                .arg("-F")
+                .arg("-c")
+                .arg(&conf)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start dovecot");
+            let mut d = Dovecot {
+                child,
+                dir,
+                port,
+                tls_port,
+            };
+            let started = wait_for("Dovecot to listen", READY_BOUND, || {
+                if let Ok(Some(status)) = d.child.try_wait() {
+                    let log = d.log();
+                    let new = log.get(log_before as usize..).unwrap_or_default();
+                    assert!(
+                        new.contains("Address already in use"),
+                        "dovecot exited ({status}):\n{log}"
+                    );
+                    return Some(false);
+                }
+                greets(port, &greeting).then_some(true)
+            });
+            if started {
+                return d;
             }
-            None => (
-                "ssl = no\n".to_string(),
-                "inet_listener imaps {\n port = 0\n }".to_string(),
-                None,
-            ),
-        };
-        let users = if root {
-            "default_internal_user = dovecot\ndefault_login_user = dovenull\n".to_string()
-        } else {
-            format!("default_internal_user = {internal}\ndefault_login_user = {internal}\n")
-        };
-        let d = dir.path().display();
-        let config = format!(
-            r#"base_dir = {d}/run
-state_dir = {d}/state
-log_path = {d}/dovecot.log
-protocols = imap
-listen = 127.0.0.1
-{ssl}
-disable_plaintext_auth = no
-auth_mechanisms = plain
-{users}
-mail_location = maildir:{maildir}
-namespace inbox {{
-  inbox = yes
-  separator = /
-}}
-passdb {{
-  driver = static
-  args = password=pw
-}}
-userdb {{
-  driver = static
-  args = uid={uid} gid={gid} home={home}
-}}
-service imap-login {{
-  chroot =
-  inet_listener imap {{
-    address = 127.0.0.1
-    port = {port}
-  }}
-  {imaps}
-}}
-service anvil {{
-  chroot =
-}}
-"#,
-            maildir = maildir.display(),
-            home = home.display(),
-        );
-        let conf = dir.path().join("dovecot.conf");
-        std::fs::write(&conf, config).expect("dovecot.conf");
-        let child = Command::new("dovecot")
-            .arg("-F")
-            .arg("-c")
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start dovecot");
-        let mut d = Dovecot {
-            child,
-            dir,
-            port,
-            tls_port,
-        };
-        wait_for("Dovecot to listen", READY_BOUND, || {
-            if let Ok(Some(status)) = d.child.try_wait() {
-                panic!("dovecot exited ({status}):\n{}", d.log());
-            }
-            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
-        });
-        d
+            // Its master has exited; the folder (and its log) carry over.
+            let _ = d.child.wait();
+            dir = std::mem::replace(&mut d.dir, tempfile::tempdir().expect("tempdir"));
+        }
+        panic!("Dovecot found no free port in five tries");
     }
 
     pub fn log(&self) -> String {
