@@ -331,10 +331,15 @@ impl Store {
 }
 
 fn decode<T: serde::de::DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+    serde_json::from_slice(bytes).map_err(|e| corrupt(what, e))
+}
+
+/// A stored value of kind `what` that does not decode.
+fn corrupt(what: &str, message: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt {
         what: what.to_string(),
-        message: e.to_string(),
-    })
+        message: message.to_string(),
+    }
 }
 
 fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {

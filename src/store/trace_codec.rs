@@ -10,7 +10,7 @@
 //! a new field or stage goes at the end, under a new version byte if old
 //! values could not be read with it.
 
-use super::StoreError;
+use super::{StoreError, corrupt};
 use crate::trace::{Event, Stage, Trace};
 use serde::{Deserialize, Serialize};
 
@@ -130,13 +130,6 @@ pub(super) fn encode_trace(t: &Trace) -> Vec<u8> {
 /// A delivery pass's events as stored.
 pub(super) fn encode_events(events: &[Event]) -> Vec<u8> {
     compact(&EventsOut(events))
-}
-
-fn corrupt(what: &str, message: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt {
-        what: what.to_string(),
-        message: message.to_string(),
-    }
 }
 
 /// A stored trace, compact or JSON.

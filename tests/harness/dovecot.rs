@@ -10,6 +10,7 @@ use super::{READY_BOUND, python_json, wait_for};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use tern::testing::postgres::free_port;
 
 pub struct Dovecot {
     child: Child,
@@ -17,11 +18,6 @@ pub struct Dovecot {
     pub port: u16,
     /// IMAPS port, when started with a certificate.
     pub tls_port: Option<u16>,
-}
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
 }
 
 /// Whether the IMAP server on `port` greets with `greeting` (ours, not
