@@ -12,10 +12,11 @@ mod harness;
 use harness::tls::{CertFiles, HttpsServer, SmtpPeer, TestCa, delivered};
 use harness::{Tern, config, python, wait_for};
 use sha2::Digest;
-use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
+use tern::testing::ports::free_port;
 
 /// SHA-256 of the certificate's SubjectPublicKeyInfo (TLSA 3 1 1).
 fn spki_sha256(cert: &CertFiles) -> String {
@@ -42,17 +43,6 @@ fn run(cmd: &mut Command) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// A port free for both UDP and TCP on 127.0.0.1.
-fn free_port() -> u16 {
-    loop {
-        let tcp = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = tcp.local_addr().expect("addr").port();
-        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
 }
 
 /// How the signed zone is spoilt, if at all.

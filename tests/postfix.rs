@@ -7,6 +7,7 @@ mod harness;
 use harness::{READY_BOUND, Tern, config, wait_for};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use tern::testing::ports::free_port;
 
 /// A private Postfix instance; stopped when dropped.
 struct Postfix {
@@ -121,14 +122,6 @@ fn id(flag: &str) -> String {
         .output()
         .expect("id");
     String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
 }
 
 #[test]

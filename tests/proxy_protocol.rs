@@ -13,6 +13,7 @@ mod harness;
 
 use harness::*;
 use std::process::{Child, Command, Stdio};
+use tern::testing::ports::free_port;
 
 /// smtp and pop3s listeners that expect a PROXY header, a submission one
 /// that does not; only 127.0.0.1 may send headers. Without an `[auth]`
@@ -314,14 +315,6 @@ impl Drop for Haproxy {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// A loopback port free right now (HAProxy cannot report a port 0 bind).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
 }
 
 /// Starts HAProxy with one TCP frontend per `(backend port, server option)`

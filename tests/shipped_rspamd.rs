@@ -14,19 +14,13 @@ mod harness;
 use harness::*;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
+use tern::testing::ports::free_port;
 
 struct Rspamd {
     child: Child,
     stopped: bool,
     port: u16,
     _dir: tempfile::TempDir,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("port")
-        .port()
 }
 
 impl Rspamd {

@@ -3,6 +3,7 @@
 //! tests start themselves. Never used by the server.
 
 pub mod peers;
+pub mod ports;
 pub mod postgres;
 
 use crate::hooks::bindings::wit;

@@ -10,8 +10,8 @@
 //! row locks beside the engine and wait until it blocks on them
 //! (`until_a_lock_wait`).
 
+use super::ports::free_port;
 use crate::store::backend::{Backend, EngineSettings, PostgresSettings, SslMode};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -64,7 +64,18 @@ impl PrivatePostgres {
                 "--no-instructions",
             ],
         );
-        pg.start_again();
+        // The port was free when chosen, but anything on the machine may
+        // take it before the server binds it (a client's ephemeral port,
+        // another test's listener): then start on another one.
+        let mut tries = 1;
+        while let Err(failure) = pg.try_start() {
+            assert!(
+                failure.contains("Address already in use") && tries < 5,
+                "{failure}"
+            );
+            pg.port = free_port();
+            tries += 1;
+        }
         pg.run(
             "createdb",
             &[
@@ -150,20 +161,43 @@ impl PrivatePostgres {
         }
     }
 
-    /// Starts the (stopped) server again on the same port.
+    /// Starts the (stopped) server again on the same port; panics with
+    /// the server's log if it does not start.
     pub fn start_again(&mut self) {
+        if let Err(failure) = self.try_start() {
+            panic!("{failure}");
+        }
+    }
+
+    /// `pg_ctl start` on `self.port`; on failure, the tool's output and
+    /// what this attempt wrote to the server's log.
+    fn try_start(&mut self) -> Result<(), String> {
         let data = self.data().display().to_string();
-        let log = self.dir.join("server.log").display().to_string();
+        let log_path = self.dir.join("server.log");
+        let log_before = std::fs::metadata(&log_path).map_or(0, |m| m.len());
+        let log = log_path.display().to_string();
         let options = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
             self.port,
             self.dir.display()
         );
-        self.run(
+        match self.output(
             "pg_ctl",
             &["-D", &data, "-l", &log, "-o", &options, "-w", "start"],
-        );
-        self.running = true;
+        ) {
+            Ok(()) => {
+                self.running = true;
+                Ok(())
+            }
+            Err(failure) => {
+                let written = std::fs::read(&log_path).unwrap_or_default();
+                let start = usize::try_from(log_before).unwrap_or(0).min(written.len());
+                Err(format!(
+                    "{failure}\nserver log:\n{}",
+                    String::from_utf8_lossy(&written[start..])
+                ))
+            }
+        }
     }
 
     fn data(&self) -> PathBuf {
@@ -171,6 +205,13 @@ impl PrivatePostgres {
     }
 
     fn run(&self, tool: &str, args: &[&str]) {
+        if let Err(failure) = self.output(tool, args) {
+            panic!("{failure}");
+        }
+    }
+
+    /// Runs one of the server's tools; on failure, what it printed.
+    fn output(&self, tool: &str, args: &[&str]) -> Result<(), String> {
         let program = self.bindir.join(tool);
         let mut command = Command::new(&program);
         command.args(args).current_dir(&self.dir);
@@ -181,13 +222,15 @@ impl PrivatePostgres {
         let output = command
             .output()
             .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
-        assert!(
-            output.status.success(),
+        if output.status.success() {
+            return Ok(());
+        }
+        Err(format!(
             "{tool} {args:?} failed: {}\n{}\n{}",
             output.status,
             String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr),
-        );
+        ))
     }
 }
 
@@ -209,14 +252,6 @@ impl Drop for PrivatePostgres {
 
 fn remove_tree(dir: &Path) {
     let _ = std::fs::remove_dir_all(dir);
-}
-
-/// A port nothing listens on now (the kernel's choice for port 0).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
 }
 
 /// Under root, gives `dir` to Debian's `postgres` user and returns its

@@ -10,7 +10,7 @@ use super::{READY_BOUND, python_json, wait_for};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use tern::testing::postgres::free_port;
+use tern::testing::ports::free_port;
 
 pub struct Dovecot {
     child: Child,

@@ -20,7 +20,8 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
-use tern::testing::postgres::{free_port, hand_to_postgres_if_root};
+use tern::testing::ports::free_port;
+use tern::testing::postgres::hand_to_postgres_if_root;
 
 const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
 const SUPERUSER_PASSWORD: &str = "patroni-su";
