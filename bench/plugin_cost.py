@@ -193,8 +193,8 @@ def main():
     runner = compare.Runner(args, work)
     results = collections.defaultdict(list)
     try:
+        turns = binaries or [("", compare.mta.TERN)]
         for round_ in range(args.rounds):
-            turns = binaries or [("", compare.mta.TERN)]
             for (binary, path), names in [(b, n) for b in (turns if round_ % 2 == 0 else turns[::-1])
                                           for n in sets]:
                 compare.mta.TERN = path
@@ -204,7 +204,7 @@ def main():
                 elif args.perf and not names:
                     recorder = perf_recorder(args.perf + ".none", args.flat)
                 which = "tern+plugins" if names else "tern"
-                label = (f"{binary}: " if binary else "") + ("+".join(names) or "no plugin")
+                label = run_label(binary, names)
                 if args.threads or args.calls:
                     print(label, flush=True)  # heads what the recorders print
                 recorder = nested([
@@ -221,6 +221,11 @@ def main():
         summary(results)
 
 
+def run_label(binary, names):
+    """A run's name: the binary's, if several, and the plugin set's."""
+    return (f"{binary}: " if binary else "") + ("+".join(names) or "no plugin")
+
+
 def summary(results):
     """Medians per binary and set, and the share of the rate each set loses
     against no plugin on the same binary."""
@@ -232,7 +237,7 @@ def summary(results):
         lost = ""
         if names and base:
             lost = f"   lost {100 * (1 - rate / compare.median([r['e2e'] for r in base])):.1f}%"
-        label = (f"{binary}: " if binary else "") + ("+".join(names) or "no plugin")
+        label = run_label(binary, names)
         print(f"  {label:28} {rate:6.0f} msg/s   CPU {cpu:.3f} s/1000 msgs   ({len(runs)} runs){lost}", flush=True)
 
 

@@ -14,6 +14,7 @@ mod harness;
 use harness::{FaultyHop, LoadSender, Tern, relay_under_load, wait_for};
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
+use tern::testing::ports::free_port;
 use tern::testing::postgres::PrivatePostgres;
 
 /// The config of node `n` of a cluster on `url`, relaying to `hop_port`.
@@ -115,9 +116,7 @@ queue empty {:.1}s after the kill; most transactions at once at the next hop: {}
 fn queue_commands_act_on_the_cluster_from_any_node() {
     let pg = PrivatePostgres::start();
     // A next hop that is not there: mail stays queued.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let dead_port = closed.local_addr().expect("addr").port();
-    drop(closed);
+    let dead_port = free_port();
     let url = pg.create_database("cluster_cli");
     let nodes: Vec<Tern> = (1..=2)
         .map(|n| {

@@ -14,6 +14,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
+use tern::testing::ports::free_port;
 
 const EICAR: &str = r"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*";
 const MARKER: &str = "TERN-CLAMAV-TEST-MARKER-7f3a";
@@ -46,10 +47,7 @@ impl Clamd {
             format!("Tern.Test.Marker:0:*:{hex}\n"),
         )
         .expect("ndb");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("port")
-            .port();
+        let port = free_port();
         let conf = dir.path().join("clamd.conf");
         std::fs::write(
             &conf,

@@ -6,6 +6,9 @@
 //! may take it before the server binds it. Ports are therefore drawn at
 //! random from below that range, which the kernel never hands out by
 //! itself, and checked free for TCP and UDP before they are returned.
+//! Another test may still draw the same port in the instant before its
+//! server binds: `start_on_free_port` starts such a server again on
+//! another port when it says its address was in use.
 
 use std::net::{TcpListener, UdpSocket};
 
@@ -28,6 +31,25 @@ pub fn free_port() -> u16 {
         }
     }
     kernel_port()
+}
+
+/// How many ports `start_on_free_port` tries.
+const TRIES: usize = 5;
+
+/// Runs `start` on a free port, and again on another while it fails
+/// saying "Address already in use" (the port was taken between the draw
+/// and the server's bind), up to five ports. Panics with the failure if it
+/// names another cause, or if every port was taken.
+pub fn start_on_free_port<T>(mut start: impl FnMut(u16) -> Result<T, String>) -> T {
+    let mut failure = String::new();
+    for _ in 0..TRIES {
+        match start(free_port()) {
+            Ok(started) => return started,
+            Err(f) if f.contains("Address already in use") => failure = f,
+            Err(f) => panic!("{f}"),
+        }
+    }
+    panic!("no free port in {TRIES} tries; the last failure:\n{failure}")
 }
 
 fn is_free(port: u16) -> bool {
@@ -63,6 +85,37 @@ mod tests {
         }
         TcpListener::bind(("127.0.0.1", port)).expect("the port is free for TCP");
         UdpSocket::bind(("127.0.0.1", port)).expect("the port is free for UDP");
+    }
+
+    #[test]
+    fn a_taken_port_is_given_up_for_another() {
+        let mut ports = Vec::new();
+        let started = start_on_free_port(|port| {
+            ports.push(port);
+            match ports.len() {
+                1 | 2 => Err(format!("could not bind {port}: Address already in use")),
+                _ => Ok(port),
+            }
+        });
+        assert_eq!(ports.len(), 3);
+        assert_eq!(started, ports[2]);
+    }
+
+    #[test]
+    #[should_panic(expected = "no free port in 5 tries")]
+    fn every_port_taken_fails() {
+        start_on_free_port(|_| Err::<(), _>("Address already in use".into()));
+    }
+
+    #[test]
+    #[should_panic(expected = "the data folder is damaged")]
+    fn another_failure_is_not_tried_again() {
+        let mut tries = 0;
+        start_on_free_port(|_| {
+            tries += 1;
+            assert_eq!(tries, 1, "tried again after a failure of another cause");
+            Err::<(), _>("the data folder is damaged".into())
+        });
     }
 
     #[test]

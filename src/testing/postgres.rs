@@ -10,7 +10,7 @@
 //! row locks beside the engine and wait until it blocks on them
 //! (`until_a_lock_wait`).
 
-use super::ports::free_port;
+use super::ports::start_on_free_port;
 use crate::store::backend::{Backend, EngineSettings, PostgresSettings, SslMode};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -46,7 +46,7 @@ impl PrivatePostgres {
         let mut pg = PrivatePostgres {
             dir,
             bindir,
-            port: free_port(),
+            port: 0,
             run_as,
             running: false,
         };
@@ -64,18 +64,10 @@ impl PrivatePostgres {
                 "--no-instructions",
             ],
         );
-        // The port was free when chosen, but anything on the machine may
-        // take it before the server binds it (a client's ephemeral port,
-        // another test's listener): then start on another one.
-        let mut tries = 1;
-        while let Err(failure) = pg.try_start() {
-            assert!(
-                failure.contains("Address already in use") && tries < 5,
-                "{failure}"
-            );
-            pg.port = free_port();
-            tries += 1;
-        }
+        start_on_free_port(|port| {
+            pg.port = port;
+            pg.try_start()
+        });
         pg.run(
             "createdb",
             &[

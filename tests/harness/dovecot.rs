@@ -10,7 +10,7 @@ use super::{READY_BOUND, python_json, wait_for};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use tern::testing::ports::free_port;
+use tern::testing::ports::{free_port, start_on_free_port};
 
 pub struct Dovecot {
     child: Child,
@@ -144,32 +144,33 @@ impl Dovecot {
         );
         std::fs::create_dir_all(maildir).expect("maildir");
         hand_over(maildir);
-        let mut dir = tempfile::tempdir().expect("tempdir");
         let (uid, gid, internal) = mail_owner();
         let root = unsafe { libc::getuid() } == 0;
-        let home = dir.path().join("home");
+        let first = tempfile::tempdir().expect("tempdir");
+        let home = first.path().join("home");
         std::fs::create_dir_all(&home).expect("home");
         hand_over(&home);
-        // A port found free can be taken before Dovecot binds it (by any
-        // socket: the probe's port goes back to the ephemeral range). Then
-        // its master exits saying so, and it starts again on new ports; a
-        // listener that is not this Dovecot is told apart by the greeting.
-        for _ in 0..5 {
-            let port = free_port();
+        // A port can be taken before Dovecot binds it: then its master
+        // exits saying so and it starts again on new ports
+        // (`start_on_free_port`); a listener that is not this Dovecot is
+        // told apart by the greeting.
+        let mut dir = Some(first);
+        start_on_free_port(|port| {
+            let dir_now = dir.take().expect("the folder of the last try");
             let tls_port = tls.map(|_| free_port());
             let greeting = format!("tern-test dovecot {port}");
             let config = config(
-                dir.path(),
+                dir_now.path(),
                 maildir,
                 &home,
                 (uid, gid, &internal, root),
                 (port, tls.zip(tls_port)),
                 &greeting,
             );
-            let conf = dir.path().join("dovecot.conf");
+            let conf = dir_now.path().join("dovecot.conf");
             std::fs::write(&conf, config).expect("dovecot.conf");
             let log_before =
-                std::fs::metadata(dir.path().join("dovecot.log")).map_or(0, |m| m.len());
+                std::fs::metadata(dir_now.path().join("dovecot.log")).map_or(0, |m| m.len());
             let child = Command::new("dovecot")
                 .arg("-F")
                 .arg("-c")
@@ -180,30 +181,30 @@ impl Dovecot {
                 .expect("start dovecot");
             let mut d = Dovecot {
                 child,
-                dir,
+                dir: dir_now,
                 port,
                 tls_port,
             };
-            let started = wait_for("Dovecot to listen", READY_BOUND, || {
+            let exited = wait_for("Dovecot to listen", READY_BOUND, || {
                 if let Ok(Some(status)) = d.child.try_wait() {
                     let log = d.log();
                     let new = log.get(log_before as usize..).unwrap_or_default();
-                    assert!(
-                        new.contains("Address already in use"),
-                        "dovecot exited ({status}):\n{log}"
-                    );
-                    return Some(false);
+                    return Some(Some(format!("dovecot exited ({status}):\n{new}")));
                 }
-                greets(port, &greeting).then_some(true)
+                greets(port, &greeting).then_some(None)
             });
-            if started {
-                return d;
+            match exited {
+                None => Ok(d),
+                Some(failure) => {
+                    // The folder (and its log) carry over to the next try.
+                    dir = Some(std::mem::replace(
+                        &mut d.dir,
+                        tempfile::tempdir().expect("tempdir"),
+                    ));
+                    Err(failure)
+                }
             }
-            // Its master has exited; the folder (and its log) carry over.
-            let _ = d.child.wait();
-            dir = std::mem::replace(&mut d.dir, tempfile::tempdir().expect("tempdir"));
-        }
-        panic!("Dovecot found no free port in five tries");
+        })
     }
 
     pub fn log(&self) -> String {
@@ -219,8 +220,11 @@ impl Drop for Dovecot {
     /// SIGTERM: the master stops its own processes (login, auth, imap)
     /// before it exits; SIGKILL only if it does not within the bound.
     fn drop(&mut self) {
-        // SAFETY: signals our own child by its pid.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        // SAFETY: signals our own child by its pid, while it is not yet
+        // reaped (a reaped one's pid may belong to another process).
+        if matches!(self.child.try_wait(), Ok(None)) {
+            unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        }
         let deadline = std::time::Instant::now() + READY_BOUND;
         while matches!(self.child.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
             std::thread::sleep(std::time::Duration::from_millis(20));
