@@ -45,14 +45,15 @@ impl<S> ConnectionPool<S> {
     /// Parks a session; returns it if there is no room (the caller closes it).
     pub fn give(&self, key: &str, session: S) -> Option<S> {
         let mut map = self.lock();
-        let parked = (session, Instant::now());
+        // The hop's key is made only for a hop seen for the first time.
         match map.get_mut(key) {
-            Some(list) if list.len() >= self.max_idle_per_hop => return Some(parked.0),
-            Some(list) => list.push(parked),
-            None if self.max_idle_per_hop == 0 => return Some(parked.0),
-            None => {
-                map.insert(key.to_string(), vec![parked]);
+            Some(list) if list.len() < self.max_idle_per_hop => {
+                list.push((session, Instant::now()));
             }
+            None if self.max_idle_per_hop > 0 => {
+                map.insert(key.to_string(), vec![(session, Instant::now())]);
+            }
+            _ => return Some(session),
         }
         None
     }
