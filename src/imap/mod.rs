@@ -7,7 +7,7 @@
 //! `wire.rs`, turned into commands by `intake.rs` (imap-codec, after the
 //! rewrites of `rewrite.rs` and `append_syntax.rs`) and dispatched by
 //! `session.rs`; the command groups live in `auth.rs`, `mailboxes.rs`,
-//! `catenate.rs`, `list.rs`, `messages.rs`, `qresync.rs`, `search.rs`,
+//! `catenate.rs`, `list.rs`, `fetch.rs`, `messages.rs`, `qresync.rs`, `search.rs`,
 //! `sort.rs`, `thread.rs` (on `subject.rs`'s facts), `quota.rs` and `idle.rs`;
 //! `names.rs` converts folder names (UTF-8 in the store, modified UTF-7
 //! for IMAP4rev1); `view.rs` is the selected folder as one session sees
@@ -20,6 +20,7 @@ mod append_syntax;
 mod auth;
 mod binary;
 mod catenate;
+mod fetch;
 mod idle;
 mod intake;
 mod list;

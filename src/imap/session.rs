@@ -1,7 +1,7 @@
 //! One IMAP session: the states of RFC 3501 section 3 (not authenticated,
 //! authenticated, selected, logout), whether IMAP4rev2 is enabled, the
 //! command loop, dispatch to the command groups (`auth.rs`,
-//! `mailboxes.rs`, `list.rs`, `messages.rs`, `search.rs`, `quota.rs`, `idle.rs`),
+//! `mailboxes.rs`, `list.rs`, `fetch.rs`, `messages.rs`, `search.rs`, `quota.rs`, `idle.rs`),
 //! and the points where changes made elsewhere are reported (before a
 //! command that looks at the selected folder, so its answer reflects them,
 //! and after every command; expunges are held back during FETCH, STORE and

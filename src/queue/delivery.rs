@@ -13,14 +13,11 @@ use super::routing::failed_requiretls;
 use super::schedule::RetrySchedule;
 use crate::context::ServerContext;
 use crate::mail::VerifiedTls;
-use crate::outbound::client::{
-    AttemptError, ClientConfig, ClientSession, DeliveryReport, HopSecurity, OutboundEnvelope,
-    OutboundRecipient, RecipientResult,
-};
-use crate::outbound::mx::{MxResolver, NextHop};
+use crate::outbound::client::{ClientConfig, OutboundEnvelope, OutboundRecipient, RecipientResult};
+use crate::outbound::mx::MxResolver;
 use crate::outbound::policy::Policies;
 use crate::outbound::pool::ConnectionPool;
-use crate::outbound::tls_rpt::{ReportPolicy, TlsRpt};
+use crate::outbound::tls_rpt::TlsRpt;
 use crate::store::{BlobReader, KeptLease, QueueEntry, RecipientState, StoreError, now};
 use crate::trace::Event;
 use std::collections::BTreeMap;
@@ -522,90 +519,5 @@ impl Deliverer {
             last_error = format!("{demand}: {last_error}");
         }
         all(&deferred(&last_status, last_error), policy)
-    }
-
-    /// One transaction with a hop, on a cached session when there is one.
-    /// A cached session that fails before any answer is retried once on a
-    /// new connection (the peer may have closed it while it idled).
-    async fn attempt(
-        &self,
-        hop: &NextHop,
-        security: &HopSecurity,
-        env: &OutboundEnvelope,
-        reader: &mut BlobReader,
-        blob: u64,
-    ) -> Result<DeliveryReport, AttemptError> {
-        let key = format!(
-            "{}|{}|{}",
-            security.tls.tag(),
-            hop.host,
-            hop.addrs
-                .iter()
-                .map(|a| a.to_string())
-                .collect::<Vec<_>>()
-                .join(",")
-        );
-        if let Some(mut session) = self.pool.take(&key) {
-            match session.send(&self.client, env, reader).await {
-                Err(AttemptError::Io(..)) => {
-                    tracing::debug!(
-                        remote = session.remote(),
-                        "cached connection failed; using a new one"
-                    );
-                    *reader =
-                        BlobReader::new(self.ctx.store.blob_parts(blob).await.map_err(|e| {
-                            AttemptError::Io(hop.host.clone(), std::io::Error::other(e))
-                        })?);
-                }
-                result => return self.park(&key, session, result).await,
-            }
-        }
-        let mut session = ClientSession::open(hop, &self.client, security).await?;
-        let result = session.send(&self.client, env, reader).await;
-        self.park(&key, session, result).await
-    }
-
-    /// Counts the session for TLS-RPT when a reporting policy applies.
-    async fn tally_tls(
-        &self,
-        policy: Option<&ReportPolicy>,
-        result: &Result<DeliveryReport, AttemptError>,
-    ) {
-        let (Some(rpt), Some(policy)) = (&self.tls_rpt, policy) else {
-            return;
-        };
-        match result {
-            Ok(report) => match &report.tls_problem {
-                None => rpt.success(policy).await,
-                Some(p) => {
-                    rpt.failure(policy, p.result_type, &report.remote, &p.text)
-                        .await
-                }
-            },
-            Err(e) => {
-                if let Some((kind, remote)) = e.tls_result() {
-                    rpt.failure(policy, kind, remote, &e.to_string()).await;
-                }
-            }
-        }
-    }
-
-    /// Keeps a session for the next message if it is still healthy.
-    async fn park(
-        &self,
-        key: &str,
-        mut session: ClientSession,
-        result: Result<DeliveryReport, AttemptError>,
-    ) -> Result<DeliveryReport, AttemptError> {
-        let healthy =
-            !matches!(result, Err(AttemptError::Io(..))) && session.reset(&self.client).await;
-        if healthy {
-            if let Some(extra) = self.pool.give(key, session) {
-                extra.quit().await;
-            }
-        } else {
-            session.quit().await;
-        }
-        result
     }
 }

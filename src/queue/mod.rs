@@ -13,6 +13,7 @@ mod attempt_log;
 mod cluster;
 pub mod delivery;
 pub mod dsn;
+mod hop;
 pub mod notify;
 mod routing;
 pub mod schedule;

@@ -37,6 +37,8 @@ mod snapshot;
 
 #[cfg(test)]
 mod conformance;
+#[cfg(test)]
+mod engine_tests;
 
 pub use postgres::{PostgresSettings, SslMode};
 pub use snapshot::Snapshot;
