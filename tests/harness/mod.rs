@@ -11,6 +11,7 @@
 //! generous bound. Every process started is killed when its guard drops.
 #![allow(dead_code, unused_imports)]
 
+mod accounts;
 mod clients;
 mod dkim;
 pub mod dovecot;
@@ -22,6 +23,8 @@ mod text;
 pub mod tls;
 mod webmail;
 
+#[allow(unused_imports)]
+pub use accounts::{SystemUser, owners};
 #[allow(unused_imports)]
 pub use clients::{
     PY_FILTER, PY_PRELUDE, PY_SIGHUP, output_within, python, python_json, python_output,
