@@ -385,6 +385,16 @@ def table(results, args, scenarios, loads):
             f"with three {fmt(acc_with)} / {fmt(with_p)}: cost {100 * (1 - acc_with / acc_without):.1f}% "
             f"accepted, {100 * (1 - with_p / without):.1f}% end-to-end"
         )
+        # Runs alternate (without, with): each pair ran in the same phase of
+        # the machine, so the pairs' spread shows how far one reading goes.
+        pairs = list(zip(results["plugins"]["tern"], results["plugins"]["tern+plugins"]))
+        if len(pairs) > 1:
+            shares = ", ".join(f"{100 * (1 - w['accept'] / n['accept']):.1f}" for n, w in pairs if n["accept"])
+            added = median([(w["cpu"] - n["cpu"]) * 1000 for n, w in pairs])
+            lines.append(
+                f"each alternated pair (accepted): {shares}% lost; "
+                f"Tern's CPU added a message, median of the pairs: {added:.0f} us"
+            )
         lines.append("(the plugins row's Postfix column is its plain relay-20 run: Postfix has no plugins here)")
     lines.append("")
     lines.append(
