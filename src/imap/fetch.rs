@@ -106,36 +106,14 @@ fn render_message(
             } => {
                 let data = section_bytes(bytes, section);
                 out.extend_from_slice(format!("BODY[{}]", section_label(section)).as_bytes());
-                match partial {
-                    Some((origin, len)) => {
-                        let start = (*origin as usize).min(data.len());
-                        let end = start.saturating_add(len.get() as usize).min(data.len());
-                        out.extend_from_slice(format!("<{origin}> ").as_bytes());
-                        literal(out, &data[start..end]);
-                    }
-                    None => {
-                        out.push(b' ');
-                        literal(out, &data);
-                    }
-                }
+                section_data(out, &data, *partial, literal);
             }
             MessageDataItemName::Binary {
                 section, partial, ..
             } => {
                 let data = binary::section(bytes, section)?;
                 out.extend_from_slice(format!("BINARY[{}]", part_label(section)).as_bytes());
-                match partial {
-                    Some((origin, len)) => {
-                        let start = (*origin as usize).min(data.len());
-                        let end = start.saturating_add(len.get() as usize).min(data.len());
-                        out.extend_from_slice(format!("<{origin}> ").as_bytes());
-                        binary_literal(out, &data[start..end]);
-                    }
-                    None => {
-                        out.push(b' ');
-                        binary_literal(out, &data);
-                    }
-                }
+                section_data(out, &data, *partial, binary_literal);
             }
             MessageDataItemName::BinarySize { section } => {
                 let size = binary::section(bytes, section)?.len();
@@ -160,6 +138,29 @@ fn render_message(
 fn part_label(section: &[NonZeroU32]) -> String {
     let numbers: Vec<String> = section.iter().map(|n| n.to_string()).collect();
     numbers.join(".")
+}
+
+/// A section's data after its label: with a partial `<origin.count>`,
+/// `<origin> ` and the bytes from `origin` (as many as there are, up to
+/// `count`); else a space and all of it. `literal` writes the bytes.
+fn section_data(
+    out: &mut Vec<u8>,
+    data: &[u8],
+    partial: Option<(u32, NonZeroU32)>,
+    literal: fn(&mut Vec<u8>, &[u8]),
+) {
+    match partial {
+        Some((origin, count)) => {
+            let start = (origin as usize).min(data.len());
+            let end = start.saturating_add(count.get() as usize).min(data.len());
+            out.extend_from_slice(format!("<{origin}> ").as_bytes());
+            literal(out, &data[start..end]);
+        }
+        None => {
+            out.push(b' ');
+            literal(out, data);
+        }
+    }
 }
 
 /// BINARY data: a literal8 when it holds NUL (RFC 3516 4.3), else a literal.
