@@ -9,11 +9,17 @@
 //! through a session of their own (`PrivatePostgres::session`) to hold
 //! row locks beside the engine and wait until it blocks on them
 //! (`until_a_lock_wait`).
+//!
+//! A test process that is killed runs no destructor, and the server
+//! (`pg_ctl` puts it in a session of its own) would outlive it: a
+//! guardian process started beside it waits for the end of a pipe only the
+//! test process writes to, which the kernel closes however that process
+//! ends, and then stops the server and removes its folder.
 
 use super::ports::start_on_free_port;
 use crate::store::backend::{Backend, EngineSettings, PostgresSettings, SslMode};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
 
 pub struct PrivatePostgres {
     dir: PathBuf,
@@ -22,6 +28,8 @@ pub struct PrivatePostgres {
     /// (uid, gid) commands run as, when the tests run as root.
     run_as: Option<(u32, u32)>,
     running: bool,
+    /// Stops the server if this process ends without dropping it.
+    guardian: Option<Child>,
 }
 
 impl PrivatePostgres {
@@ -49,7 +57,9 @@ impl PrivatePostgres {
             port: 0,
             run_as,
             running: false,
+            guardian: None,
         };
+        pg.guardian = pg.guard();
         pg.run(
             "initdb",
             &[
@@ -192,6 +202,33 @@ impl PrivatePostgres {
         }
     }
 
+    /// The guardian: `sh` waiting for the end of its standard input (the
+    /// pipe's only writer is this process: Rust opens it close-on-exec),
+    /// then `pg_ctl stop -m immediate` and the folder removed. In a
+    /// process group of its own, so that stopping the tests' group leaves
+    /// it to do its work. None if it cannot be started (the server is
+    /// still stopped on drop).
+    fn guard(&self) -> Option<Child> {
+        use std::os::unix::process::CommandExt;
+        let script =
+            r#"cat >/dev/null; "$0" -D "$1" -m immediate -w stop >/dev/null 2>&1; rm -rf "$2""#;
+        let mut command = Command::new("sh");
+        command
+            .arg("-c")
+            .arg(script)
+            .arg(self.bindir.join("pg_ctl"))
+            .arg(self.data())
+            .arg(&self.dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0);
+        if let Some((uid, gid)) = self.run_as {
+            command.uid(uid).gid(gid);
+        }
+        command.spawn().ok()
+    }
+
     fn data(&self) -> PathBuf {
         self.dir.join("data")
     }
@@ -239,6 +276,11 @@ impl Drop for PrivatePostgres {
             let _ = command.output();
         }
         remove_tree(&self.dir);
+        if let Some(mut guardian) = self.guardian.take() {
+            // Its input ends: it finds nothing left to do, and is reaped.
+            drop(guardian.stdin.take());
+            let _ = guardian.wait();
+        }
     }
 }
 
