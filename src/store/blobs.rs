@@ -11,7 +11,7 @@
 //! set. Blobs whose writer never committed (a crash mid-DATA) are removed
 //! at the next start.
 
-use super::backend::{Batch, KeyRange, ScanOrder, Space, retry};
+use super::backend::{Batch, KeyRange, ScanOrder, Space};
 use super::{Store, StoreError, decode, encode};
 use serde::{Deserialize, Serialize};
 use std::future::Future;
@@ -343,34 +343,33 @@ impl Store {
         chunks: Option<u32>,
     ) -> Result<(), StoreError> {
         let backend = &self.inner.backend;
-        // A conflict is not proof that the blob was committed: on PostgreSQL
-        // a serialization failure with any concurrent write set is one too.
-        // So the record is read again on each try, and only a record found
-        // there keeps the chunks.
-        Ok(retry(|| async {
-            let mut batch = Batch::new();
-            batch.delete(Space::Meta, pending_key(id));
-            if backend.get(Space::Meta, &blob_key(id)).await?.is_some() {
-                return backend.commit(batch).await;
-            }
-            batch.require(Space::Meta, blob_key(id), None);
-            match chunks {
-                Some(chunks) => {
-                    for n in 0..chunks {
-                        batch.delete(Space::Blobs, chunk_key(id, n).to_vec());
-                    }
-                }
-                None => {
-                    let range =
-                        KeyRange::between(&chunk_key(id, 0), &chunk_key(id.saturating_add(1), 0));
-                    for (key, _) in backend.scan(Space::Blobs, &range, ScanOrder::ALL).await? {
-                        batch.delete(Space::Blobs, key);
-                    }
+        let mut batch = Batch::new();
+        batch.require(Space::Meta, blob_key(id), None);
+        batch.delete(Space::Meta, pending_key(id));
+        match chunks {
+            Some(chunks) => {
+                for n in 0..chunks {
+                    batch.delete(Space::Blobs, chunk_key(id, n).to_vec());
                 }
             }
-            backend.commit(batch).await
-        })
-        .await?)
+            None => {
+                let range =
+                    KeyRange::between(&chunk_key(id, 0), &chunk_key(id.saturating_add(1), 0));
+                for (key, _) in backend.scan(Space::Blobs, &range, ScanOrder::ALL).await? {
+                    batch.delete(Space::Blobs, key);
+                }
+            }
+        }
+        match backend.commit(batch).await {
+            // The record is there (only a condition conflicts): committed
+            // after all, so only the mark can be left.
+            Err(super::backend::BackendError::Conflict) => {
+                let mut batch = Batch::new();
+                batch.delete(Space::Meta, pending_key(id));
+                Ok(backend.commit(batch).await?)
+            }
+            other => Ok(other?),
+        }
     }
 
     /// Removes blobs left by writers that never committed.

@@ -62,33 +62,26 @@ impl Store {
         let password_hash = tokio::task::spawn_blocking(move || hash_password(&password))
             .await
             .map_err(|e| StoreError::Hash(e.to_string()))??;
-        let record = encode(&UserRecord {
+        let record = UserRecord {
             address: address.clone(),
             password_hash,
             created: now(),
             quota: None,
-        });
-        let key = user_key(&address);
+        };
         let backend = &self.inner.backend;
-        // A conflict is not proof that the address is taken: on PostgreSQL
-        // a serialization failure with any concurrent write set is one too.
-        // So the record is read again on each try, and only a record found
-        // there means "already exists".
-        retry(|| async {
-            if backend.get(Space::Meta, &key).await?.is_some() {
-                return Ok(Err(StoreError::UserExists(address.clone())));
-            }
-            let mut batch = Batch::new();
-            batch.require(Space::Meta, key.clone(), None);
-            batch.put(Space::Meta, key.clone(), record.clone());
-            for (name, _) in SPECIAL_FOLDERS {
-                let folder = new_folder(name, backend.next_id().await?);
-                batch.put(Space::Meta, folder_key(&address, name), encode(&folder));
-            }
-            backend.commit(batch).await?;
-            Ok(Ok(()))
-        })
-        .await?
+        let mut batch = Batch::new();
+        batch.require(Space::Meta, user_key(&address), None);
+        batch.put(Space::Meta, user_key(&address), encode(&record));
+        for (name, _) in SPECIAL_FOLDERS {
+            let folder = new_folder(name, backend.next_id().await?);
+            batch.put(Space::Meta, folder_key(&address, name), encode(&folder));
+        }
+        // Only the condition conflicts (the engines retry races): the
+        // address is taken.
+        match backend.commit(batch).await {
+            Err(super::backend::BackendError::Conflict) => Err(StoreError::UserExists(address)),
+            other => Ok(other?),
+        }
     }
 
     pub async fn user(&self, address: &str) -> Result<Option<UserRecord>, StoreError> {

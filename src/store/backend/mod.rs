@@ -12,13 +12,14 @@
 //! - one atomic write set with conditions ([`Batch`], [`Backend::commit`]):
 //!   puts and deletes that happen all or not at all, and only if every key
 //!   named by [`Batch::require`] still has the value the writer read (or is
-//!   still absent). A failed condition or a write that raced another is
-//!   [`BackendError::Conflict`]: the caller reads again and retries
-//!   ([`retry`]), so two writers racing for the next UID or a counter never
-//!   produce a duplicate or a lost update, with no process-wide lock. A
-//!   write set without conditions does not conflict: an engine that can
-//!   fail one for a race (PostgreSQL's serialization failures) retries it
-//!   itself, up to [`retry`]'s bound;
+//!   still absent). A failed condition is [`BackendError::Conflict`]: the
+//!   caller reads again and retries ([`retry`]), so two writers racing for
+//!   the next UID or a counter never produce a duplicate or a lost update,
+//!   with no process-wide lock. Only a condition makes a conflict: an
+//!   engine that can fail a write set for a race (PostgreSQL's
+//!   serialization failures) tries it again itself, its conditions read
+//!   afresh, up to [`retry`]'s bound, so a caller may take `Conflict` for
+//!   "the record is there" or "the value changed";
 //! - unique increasing ids ([`Backend::next_id`]);
 //! - change notifications carried by the write set that caused them
 //!   ([`Batch::notify`], [`Backend::changes`]);
@@ -78,10 +79,9 @@ impl Space {
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum BackendError {
-    /// A condition of the write set did not hold, or the write raced
-    /// another one: read again and retry. Not for a write set without
-    /// conditions, which the engine retries itself (up to [`retry`]'s
-    /// bound).
+    /// A condition of the write set did not hold: read again and retry.
+    /// A write that raced another is tried again by the engine itself (up
+    /// to [`retry`]'s bound), so this is never a race alone.
     #[error("the write conflicted with another; retry")]
     Conflict,
     /// The engine cannot be reached now (database down, pool exhausted,

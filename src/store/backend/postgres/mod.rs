@@ -6,11 +6,11 @@
 //! Write sets are SERIALIZABLE transactions: the conditions are read, then
 //! the puts and deletes are sent as one statement each (arrays through
 //! `unnest`), so a write set costs the same few round trips however many
-//! keys it writes. A condition that does not hold, a serialization failure,
-//! a deadlock or a unique violation is a `Conflict` for the caller's retry
-//! loop, except for a write set without conditions, which read nothing a
-//! retry could find changed and is retried here (as sled never fails one);
-//! a lost connection, an exhausted pool or a statement timeout is
+//! keys it writes. A condition that does not hold is a `Conflict` for the
+//! caller's retry loop; a write set that lost a race (a serialization
+//! failure, a deadlock, a unique violation) is tried again here, its
+//! conditions read afresh, so `Conflict` means what it means on sled and a
+//! caller may read it as "the condition failed"; a lost connection, an exhausted pool or a statement timeout is
 //! `Unavailable` (the receivers answer 451 4.3.0 and try again later). No
 //! advisory locks and no LISTEN/NOTIFY are needed for correctness, so the
 //! SQL stays portable to PostgreSQL-protocol distributed databases.
@@ -142,20 +142,23 @@ impl PostgresBackend {
     }
 
     pub(super) async fn commit(&self, batch: &Batch) -> Result<(), BackendError> {
-        let once = || self.with_client(async |client| self.commit_on(client, batch).await);
-        if batch.conditions.is_empty() {
-            // Only a race can fail it (a serialization failure beside
-            // readers of its keys, a deadlock): the same set again is right.
-            return super::retry(once).await;
-        }
-        once().await
+        // A race (a serialization failure, a deadlock) is `Conflict` from
+        // `commit_on` and is tried again: each try reads the conditions
+        // afresh in its own transaction, so the same set again is right.
+        // Only a condition that does not hold reaches the caller as a
+        // `Conflict`, as on sled.
+        super::retry(|| self.with_client(async |client| self.commit_on(client, batch).await))
+            .await?
+            .map_err(|ConditionFailed| BackendError::Conflict)
     }
 
+    /// One try of a write set: `Ok(Err(ConditionFailed))` when a condition
+    /// does not hold (nothing written), `Err(Conflict)` when it lost a race.
     async fn commit_on(
         &self,
         client: &mut deadpool_postgres::Object,
         batch: &Batch,
-    ) -> Result<(), BackendError> {
+    ) -> Result<Result<(), ConditionFailed>, BackendError> {
         let tx = client
             .build_transaction()
             .isolation_level(IsolationLevel::Serializable)
@@ -184,7 +187,7 @@ impl PostgresBackend {
             for (space, key, expected) in &batch.conditions {
                 if found.get(&(space.number(), key.clone())) != expected.as_ref() {
                     // Dropping the transaction rolls it back.
-                    return Err(BackendError::Conflict);
+                    return Ok(Err(ConditionFailed));
                 }
             }
         }
@@ -248,7 +251,7 @@ impl PostgresBackend {
             }
         }
         crate::metrics::observe_flush(began.elapsed());
-        Ok(())
+        Ok(Ok(()))
     }
 
     pub(super) async fn next_id(&self) -> Result<u64, BackendError> {
@@ -385,6 +388,10 @@ async fn scan_on(
         })
         .collect()
 }
+
+/// A write set's condition did not hold: the one `Conflict` that reaches
+/// the caller.
+struct ConditionFailed;
 
 /// Sorts a database error into what the caller can do about it.
 pub(super) fn classify(e: tokio_postgres::Error) -> BackendError {
