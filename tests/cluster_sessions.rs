@@ -226,7 +226,7 @@ print("ok")
     assert!(out.trim().ends_with("ok"), "{out}");
 
     // A session on node 1 holds the lock when node 1 dies.
-    let holder = std::process::Command::new("python3")
+    let mut holder = std::process::Command::new("python3")
         .arg("-c")
         .arg(format!(
             "import poplib, sys, time\np = poplib.POP3('{}', {}, timeout=30)\np.user('bob@example.test')\np.pass_('pw')\nprint('locked', flush=True)\ntime.sleep(600)",
@@ -235,11 +235,11 @@ print("ok")
         ))
         .stdout(std::process::Stdio::piped())
         .spawn()
+        .map(tern::testing::reaper::watch)
         .expect("python3");
-    let mut holder = KillOnDrop(holder);
     let mut line = String::new();
     std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(holder.0.stdout.as_mut().unwrap()),
+        &mut std::io::BufReader::new(holder.stdout.as_mut().unwrap()),
         &mut line,
     )
     .unwrap();
@@ -280,15 +280,6 @@ except poplib.error_proto as e:
         killed.elapsed().as_secs_f64()
     );
     drop(holder);
-}
-
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[test]

@@ -201,14 +201,13 @@ fn reports_go_through_the_queue_signed_to_authorized_addresses_only() {
     ));
     let sink_dir = tempfile::tempdir().expect("tempdir");
     let port_file = sink_dir.path().join("port");
-    let _sink = Killed(
-        std::process::Command::new("python3")
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/smtp_sink.py"))
-            .arg(&port_file)
-            .arg(sink_dir.path())
-            .spawn()
-            .expect("smtp sink"),
-    );
+    let _sink = std::process::Command::new("python3")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/smtp_sink.py"))
+        .arg(&port_file)
+        .arg(sink_dir.path())
+        .spawn()
+        .map(tern::testing::reaper::watch)
+        .expect("smtp sink");
     let sink_port: u16 = wait_for("the SMTP sink", Duration::from_secs(60), || {
         std::fs::read_to_string(&port_file)
             .ok()?
@@ -285,16 +284,6 @@ for part in m.walk():
         t.log().contains("DMARC report queued"),
         "the log names the report"
     );
-}
-
-/// A child process killed when the test ends, however it ends.
-struct Killed(std::process::Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// `tern dkim generate` for `domain`, RSA, selector `sel`: (key file, record).

@@ -12,6 +12,7 @@ mod imap_common;
 use harness::dovecot::{assert_same, fill, state};
 use harness::tls::TestCa;
 use harness::{Dovecot, Tern, python_json};
+use tern::testing::reaper::watch;
 
 fn migrate(tern: &Tern, url: &str, password_file: &str, ca: Option<&str>) -> (bool, String) {
     let mut args = vec![
@@ -174,13 +175,14 @@ out(ok=True)
         .arg(imaps.to_string())
         .stdout(std::process::Stdio::piped())
         .spawn()
+        .map(watch)
         .expect("watcher");
     let mut lines = std::io::BufRead::lines(std::io::BufReader::new(
         watcher.stdout.take().expect("watcher output"),
     ));
     let mut next_line = || lines.next().and_then(Result::ok).unwrap_or_default();
     assert_eq!(next_line(), "ready", "the watcher logged in");
-    let mut first = args(&tern.config).spawn().expect("tern migrate");
+    let mut first = args(&tern.config).spawn().map(watch).expect("tern migrate");
     assert_eq!(next_line(), "seen", "the watcher saw the first copies");
     let _ = watcher.wait();
     tern.restart();

@@ -14,9 +14,10 @@ use harness::{Tern, config, python, wait_for};
 use sha2::Digest;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 use tern::testing::ports::free_port;
+use tern::testing::reaper::{Watched, spawn_group};
 
 /// SHA-256 of the certificate's SubjectPublicKeyInfo (TLSA 3 1 1).
 fn spki_sha256(cert: &CertFiles) -> String {
@@ -57,7 +58,7 @@ enum Signing {
 
 /// nsd serving the signed zone `b.test`.
 struct SignedZone {
-    child: Child,
+    child: Watched,
     port: u16,
     anchor: PathBuf,
     _dir: tempfile::TempDir,
@@ -144,13 +145,14 @@ impl SignedZone {
         }
         std::fs::write(d.join("nsd.conf"), conf).expect("nsd.conf");
         run(Command::new("nsd-checkconf").arg(d.join("nsd.conf")));
-        let child = Command::new("nsd")
-            .args(["-d", "-c"])
-            .arg(d.join("nsd.conf"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nsd (scripts/install-test-deps installs it)");
+        let child = spawn_group(
+            Command::new("nsd")
+                .args(["-d", "-c"])
+                .arg(d.join("nsd.conf"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        )
+        .expect("nsd (scripts/install-test-deps installs it)");
         let mut zone = SignedZone {
             child,
             port,
@@ -201,13 +203,6 @@ fn sign(dir: &Path, origin: &str, signing: Signing) -> String {
 
 fn path(p: &Path) -> String {
     p.display().to_string()
-}
-
-impl Drop for SignedZone {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn send(tern: &Tern, subject: &str) {

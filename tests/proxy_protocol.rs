@@ -12,8 +12,9 @@
 mod harness;
 
 use harness::*;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use tern::testing::ports::free_port;
+use tern::testing::reaper::{Watched, spawn_group};
 
 /// smtp and pop3s listeners that expect a PROXY header, a submission one
 /// that does not; only 127.0.0.1 may send headers. Without an `[auth]`
@@ -306,15 +307,9 @@ fn check_config_refuses_a_proxy_listener_with_no_proxy_sources() {
 
 /// A private HAProxy in the foreground, killed when dropped.
 struct Haproxy {
-    child: Child,
+    /// Killed when dropped.
+    _child: Watched,
     _dir: tempfile::TempDir,
-}
-
-impl Drop for Haproxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Starts HAProxy with one TCP frontend per `(backend port, server option)`
@@ -347,15 +342,19 @@ fn haproxy(backends: &[(u16, &str)]) -> (Haproxy, Vec<u16>) {
         String::from_utf8_lossy(&check.stdout),
         String::from_utf8_lossy(&check.stderr)
     );
-    let child = Command::new("haproxy")
-        .args(["-db", "-f"])
-        .arg(&path)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start haproxy");
-    let proxy = Haproxy { child, _dir: dir };
+    let child = spawn_group(
+        Command::new("haproxy")
+            .args(["-db", "-f"])
+            .arg(&path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    )
+    .expect("start haproxy");
+    let proxy = Haproxy {
+        _child: child,
+        _dir: dir,
+    };
     for &port in &ports {
         wait_for("haproxy to listen", READY_BOUND, || {
             std::net::TcpStream::connect(("127.0.0.1", port)).ok()

@@ -12,6 +12,7 @@ use harness::{READY_BOUND, Smtp, SystemUser, Tern, owners, python, tern_bin, wai
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use tern::testing::reaper::watch;
 
 fn config_as(user: &str) -> String {
     format!(
@@ -209,8 +210,8 @@ fn notify_run(socket: &UnixDatagram, notify_socket: &str) {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
+        .map(watch)
         .expect("tern serve");
-    let guard = KillOnDrop(&mut child);
     let recv = || {
         let mut buf = [0u8; 512];
         let n = socket
@@ -222,10 +223,10 @@ fn notify_run(socket: &UnixDatagram, notify_socket: &str) {
     assert!(ready.lines().any(|l| l == "READY=1"), "{ready}");
     assert!(listeners.exists(), "READY=1 before the listeners file");
     assert!(
-        ready.contains(&format!("MAINPID={}", guard.0.id())),
+        ready.contains(&format!("MAINPID={}", child.id())),
         "{ready}"
     );
-    let pid = guard.0.id().to_string();
+    let pid = child.id().to_string();
     Command::new("kill")
         .args(["-HUP", &pid])
         .status()
@@ -241,18 +242,9 @@ fn notify_run(socket: &UnixDatagram, notify_socket: &str) {
     let stopping = recv();
     assert!(stopping.lines().any(|l| l == "STOPPING=1"), "{stopping}");
     let status = wait_for("tern to stop", READY_BOUND, || {
-        guard.0.try_wait().ok().flatten()
+        child.try_wait().ok().flatten()
     });
     assert!(status.success());
-}
-
-struct KillOnDrop<'a>(&'a mut std::process::Child);
-
-impl Drop for KillOnDrop<'_> {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[test]

@@ -12,16 +12,17 @@ mod harness;
 use harness::*;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 use tern::testing::ports::free_port;
+use tern::testing::reaper::{Watched, spawn_group};
 
 const EICAR: &str = r"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*";
 const MARKER: &str = "TERN-CLAMAV-TEST-MARKER-7f3a";
 
 /// A private clamd; killed on drop.
 struct Clamd {
-    child: Child,
+    child: Watched,
     port: u16,
     _dir: tempfile::TempDir,
 }
@@ -60,13 +61,14 @@ impl Clamd {
             ),
         )
         .expect("conf");
-        let child = Command::new("clamd")
-            .arg("--config-file")
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("clamd (Debian's clamav-daemon; scripts/install-test-deps)");
+        let child = spawn_group(
+            Command::new("clamd")
+                .arg("--config-file")
+                .arg(&conf)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        )
+        .expect("clamd (Debian's clamav-daemon; scripts/install-test-deps)");
         let clamd = Clamd {
             child,
             port,
@@ -86,13 +88,6 @@ impl Clamd {
         s.write_all(b"nPING\n").is_ok()
             && s.read_to_string(&mut answer).is_ok()
             && answer.trim() == "PONG"
-    }
-}
-
-impl Drop for Clamd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -12,12 +12,13 @@
 mod harness;
 
 use harness::*;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 use tern::testing::ports::free_port;
+use tern::testing::reaper::{Watched, spawn_group};
 
 struct Rspamd {
-    child: Child,
+    child: Watched,
     stopped: bool,
     port: u16,
     _dir: tempfile::TempDir,
@@ -75,25 +76,26 @@ impl Rspamd {
             "dns { nameserver = [\"127.0.0.1:9\"]; timeout = 0.2s; retransmits = 1; }\n".into(),
         );
         let var = |k: &str, v: &std::path::Path| format!("--var={k}={}", v.display());
-        let child = Command::new("rspamd")
-            .args([
-                "-f",
-                "-i",
-                "-u",
-                "root",
-                "-g",
-                "root",
-                "-c",
-                "/etc/rspamd/rspamd.conf",
-            ])
-            .arg(var("LOCAL_CONFDIR", d))
-            .arg(var("DBDIR", &d.join("db")))
-            .arg(var("RUNDIR", &d.join("run")))
-            .arg(var("LOGDIR", &d.join("log")))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("rspamd (Debian's rspamd; scripts/install-test-deps)");
+        let child = spawn_group(
+            Command::new("rspamd")
+                .args([
+                    "-f",
+                    "-i",
+                    "-u",
+                    "root",
+                    "-g",
+                    "root",
+                    "-c",
+                    "/etc/rspamd/rspamd.conf",
+                ])
+                .arg(var("LOCAL_CONFDIR", d))
+                .arg(var("DBDIR", &d.join("db")))
+                .arg(var("RUNDIR", &d.join("run")))
+                .arg(var("LOGDIR", &d.join("log")))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        )
+        .expect("rspamd (Debian's rspamd; scripts/install-test-deps)");
         let r = Rspamd {
             child,
             stopped: false,

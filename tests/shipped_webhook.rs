@@ -9,7 +9,8 @@ mod harness;
 
 use harness::*;
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
+use tern::testing::reaper::{Watched, watch};
 
 const SERVICE: &str = r#"
 import http.server, json, sys
@@ -39,7 +40,8 @@ s.serve_forever()
 "#;
 
 struct Service {
-    child: Child,
+    /// Killed when dropped.
+    _child: Watched,
     port: u16,
     log: std::path::PathBuf,
     _dir: tempfile::TempDir,
@@ -54,6 +56,7 @@ impl Service {
             .arg(&log)
             .stdout(Stdio::piped())
             .spawn()
+            .map(watch)
             .expect("python3");
         let mut line = String::new();
         BufReader::new(child.stdout.take().expect("stdout"))
@@ -61,18 +64,11 @@ impl Service {
             .expect("port");
         let port = line.trim().parse().expect("a port");
         Service {
-            child,
+            _child: child,
             port,
             log,
             _dir: dir,
         }
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -5,6 +5,7 @@
 pub mod peers;
 pub mod ports;
 pub mod postgres;
+pub mod reaper;
 
 use crate::hooks::bindings::wit;
 use crate::hooks::{DataMessage, MessageView};

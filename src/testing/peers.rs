@@ -4,16 +4,17 @@
 //! the next hop (`tests/fixtures/smtp_sink.py`, which writes each message
 //! as `N.eml` with its envelope in `N.json`). Each is a Python process that
 //! writes its port to a file when it listens; it is killed when its guard
-//! drops.
+//! drops (or, if the test process is killed, by `reaper`'s guardian).
 
+use super::reaper::{Watched, watch};
 use super::{READY_BOUND, wait_for};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 /// Starts `cmd` (a Python peer) and waits for the port it writes to
 /// `port_file`; `what` names it in failures.
-pub fn start_python_peer(mut cmd: Command, port_file: &Path, what: &str) -> (Child, u16) {
-    let mut child = cmd.stdout(Stdio::null()).spawn().expect("start python3");
+pub fn start_python_peer(mut cmd: Command, port_file: &Path, what: &str) -> (Watched, u16) {
+    let mut child = watch(cmd.stdout(Stdio::null()).spawn().expect("start python3"));
     let port = wait_for(what, READY_BOUND, || {
         if let Ok(Some(s)) = child.try_wait() {
             panic!(
@@ -34,7 +35,8 @@ pub fn fixture(name: &str) -> PathBuf {
 
 /// A dnslib server answering from a JSON zone that tests may rewrite.
 pub struct DnsServer {
-    child: Child,
+    /// Killed when dropped.
+    _child: Watched,
     pub port: u16,
     zone: PathBuf,
     _dir: tempfile::TempDir,
@@ -52,7 +54,7 @@ impl DnsServer {
             .arg(&port_file);
         let (child, port) = start_python_peer(cmd, &port_file, "the DNS server (dnslib)");
         DnsServer {
-            child,
+            _child: child,
             port,
             zone: zone_path,
             _dir: dir,
@@ -79,16 +81,10 @@ impl DnsServer {
     }
 }
 
-impl Drop for DnsServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// The aiosmtpd sink standing in for a smarthost or the next hop.
 pub struct Sink {
-    child: Child,
+    /// Killed when dropped.
+    _child: Watched,
     pub port: u16,
     dir: tempfile::TempDir,
 }
@@ -103,7 +99,11 @@ impl Sink {
             .arg(&port_file)
             .arg(dir.path().join("mail"));
         let (child, port) = start_python_peer(cmd, &port_file, "the SMTP sink (aiosmtpd)");
-        Sink { child, port, dir }
+        Sink {
+            _child: child,
+            port,
+            dir,
+        }
     }
 
     /// The folder the sink writes `N.eml` and `N.json` into.
@@ -130,13 +130,6 @@ impl Sink {
             out.push((to, eml));
         }
         out
-    }
-}
-
-impl Drop for Sink {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -9,11 +9,12 @@
 use super::{READY_BOUND, python_json, wait_for};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use tern::testing::ports::{free_port, start_on_free_port};
+use tern::testing::reaper::{Watched, spawn_group};
 
 pub struct Dovecot {
-    child: Child,
+    child: Watched,
     dir: tempfile::TempDir,
     pub port: u16,
     /// IMAPS port, when started with a certificate.
@@ -171,14 +172,15 @@ impl Dovecot {
             std::fs::write(&conf, config).expect("dovecot.conf");
             let log_before =
                 std::fs::metadata(dir_now.path().join("dovecot.log")).map_or(0, |m| m.len());
-            let child = Command::new("dovecot")
-                .arg("-F")
-                .arg("-c")
-                .arg(&conf)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("start dovecot");
+            let child = spawn_group(
+                Command::new("dovecot")
+                    .arg("-F")
+                    .arg("-c")
+                    .arg(&conf)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null()),
+            )
+            .expect("start dovecot");
             let mut d = Dovecot {
                 child,
                 dir: dir_now,

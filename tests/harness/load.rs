@@ -7,13 +7,14 @@
 use super::{READY_BOUND, wait_for};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use tern::testing::peers::{fixture, start_python_peer};
+use tern::testing::reaper::{Watched, watch};
 
 /// The next hop `faulty_smtp.py` in a mode ("good", "reset", …) with a
 /// number of faults before it behaves; killed on drop.
 pub struct FaultyHop {
-    child: Child,
+    child: Watched,
     pub port: u16,
     out: tempfile::TempDir,
 }
@@ -79,13 +80,6 @@ impl FaultyHop {
     }
 }
 
-impl Drop for FaultyHop {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn message_id(text: &str) -> Option<String> {
     text.lines()
         .find(|l| l.to_ascii_lowercase().starts_with("message-id:"))
@@ -146,7 +140,7 @@ pub fn relay_under_load(hop_port: u16, extra: &str) -> String {
 
 /// `load_sender.py`: THREADS senders through PORT until stopped.
 pub struct LoadSender {
-    child: Option<Child>,
+    child: Option<Watched>,
     work: tempfile::TempDir,
 }
 
@@ -172,7 +166,7 @@ impl LoadSender {
             .spawn()
             .expect("sender");
         LoadSender {
-            child: Some(child),
+            child: Some(watch(child)),
             work,
         }
     }
@@ -215,15 +209,6 @@ impl LoadSender {
                 String::from_utf8_lossy(&out.stdout).trim().to_string()
             }
             None => String::new(),
-        }
-    }
-}
-
-impl Drop for LoadSender {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
         }
     }
 }

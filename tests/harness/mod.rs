@@ -47,6 +47,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
+use tern::testing::reaper::{Watched, watch};
 
 pub fn tern_bin() -> &'static str {
     env!("CARGO_BIN_EXE_tern")
@@ -59,7 +60,7 @@ pub struct Tern {
     data_dir: PathBuf,
     /// The engine the config names (sled in `data_dir` without `[store]`).
     engine: tern::store::backend::EngineSettings,
-    child: Option<Child>,
+    child: Option<Watched>,
     pub ports: HashMap<String, u16>,
     /// The loopback address the listeners bind (127.0.0.x).
     pub ip: String,
@@ -151,7 +152,7 @@ impl Tern {
             .stderr(log)
             .spawn()
             .expect("start tern");
-        self.child = Some(child);
+        self.child = Some(watch(child));
         // 1. The listeners file: written once every listener is bound.
         let text = wait_for("tern to listen", self.ready_bound, || {
             if let Some(c) = self.child.as_mut()

@@ -18,10 +18,11 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 use tern::testing::ports::free_port;
 use tern::testing::postgres::hand_to_postgres_if_root;
+use tern::testing::reaper::{Watched, spawn_group};
 
 const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
 const SUPERUSER_PASSWORD: &str = "patroni-su";
@@ -68,13 +69,13 @@ struct Node {
     api_port: u16,
     config: PathBuf,
     data: PathBuf,
-    patroni: Option<Child>,
+    patroni: Option<Watched>,
 }
 
 pub struct PatroniCluster {
     dir: PathBuf,
     run_as: Option<(u32, u32)>,
-    etcd: Option<Child>,
+    etcd: Option<Watched>,
     nodes: Vec<Node>,
 }
 
@@ -304,7 +305,7 @@ impl PatroniCluster {
 
     /// Runs `command` as the folder's owner, in a process group of its
     /// own, its output to `NAME.log` in the folder.
-    fn spawn_logged(&self, mut command: Command, name: &str) -> Child {
+    fn spawn_logged(&self, mut command: Command, name: &str) -> Watched {
         let log = std::fs::File::create(self.dir.join(format!("{name}.log"))).expect("log file");
         if let Some((uid, gid)) = self.run_as {
             let _ = std::os::unix::fs::chown(
@@ -317,12 +318,9 @@ impl PatroniCluster {
             .current_dir(&self.dir)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .process_group(0);
+            .stderr(log);
         self.as_owner(&mut command);
-        command
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"))
+        spawn_group(&mut command).unwrap_or_else(|e| panic!("cannot start {name}: {e}"))
     }
 
     fn as_owner(&self, command: &mut Command) {
@@ -350,7 +348,7 @@ impl PatroniCluster {
             .args(["--initial-cluster-state=new", "--log-level=warn"]);
         self.etcd = Some(self.spawn_logged(command, "etcd"));
         wait_for("etcd to be healthy", READY_BOUND, || {
-            if let Some(Ok(Some(status))) = self.etcd.as_mut().map(Child::try_wait) {
+            if let Some(Ok(Some(status))) = self.etcd.as_mut().map(|c| c.try_wait()) {
                 panic!("etcd exited ({status}):\n{}", self.logs());
             }
             http_get(client, "/health").filter(|b| b.contains("\"health\":\"true\""))

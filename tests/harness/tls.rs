@@ -8,9 +8,10 @@
 
 use super::{Tern, python, wait_for};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 use tern::testing::peers::{fixture, start_python_peer};
+use tern::testing::reaper::Watched;
 
 /// A certificate and its key, as PEM files.
 #[derive(Clone, Debug)]
@@ -101,7 +102,7 @@ impl TestCa {
 }
 
 /// Runs a fixture that writes its port to a file once ready.
-fn spawn(script: &str, args: &[&str], dir: &Path, env: &[(&str, String)]) -> (Child, u16) {
+fn spawn(script: &str, args: &[&str], dir: &Path, env: &[(&str, String)]) -> (Watched, u16) {
     let port_file = dir.join("port");
     let mut cmd = Command::new("python3");
     cmd.arg(fixture(script))
@@ -113,7 +114,7 @@ fn spawn(script: &str, args: &[&str], dir: &Path, env: &[(&str, String)]) -> (Ch
 
 /// An SMTP next hop with real TLS (see `fixtures/tls_smtp.py`).
 pub struct SmtpPeer {
-    child: Child,
+    child: Watched,
     pub port: u16,
     pub out: tempfile::TempDir,
 }
@@ -173,16 +174,9 @@ impl SmtpPeer {
     }
 }
 
-impl Drop for SmtpPeer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// An HTTPS server answering from a routes file (see `fixtures/https_files.py`).
 pub struct HttpsServer {
-    child: Child,
+    child: Watched,
     pub port: u16,
     routes: PathBuf,
     _dir: tempfile::TempDir,
@@ -228,13 +222,6 @@ impl HttpsServer {
         let mut log = self.routes.clone().into_os_string();
         log.push(".log");
         std::fs::read_to_string(log).unwrap_or_default()
-    }
-}
-
-impl Drop for HttpsServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
