@@ -155,7 +155,19 @@ impl Drop for Watched {
 mod tests {
     use super::*;
     use std::io::{BufRead, BufReader};
-    use std::os::unix::process::CommandExt;
+
+    /// A guardian of the test's own (this process's must outlive the
+    /// test), and its input.
+    fn own_guardian() -> (Child, ChildStdin) {
+        let mut guardian = Command::new("sh")
+            .arg("-c")
+            .arg(GUARDIAN)
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("sh");
+        let pipe = guardian.stdin.take().expect("pipe");
+        (guardian, pipe)
+    }
 
     fn alive(pid: u32) -> bool {
         // SAFETY: signal 0 only checks that the process exists.
@@ -166,50 +178,32 @@ mod tests {
     /// its registered children with it, and only those.
     #[test]
     fn the_guardian_kills_what_is_still_registered_when_its_input_ends() {
-        // A guardian of this test's own, whose pipe the test then closes.
-        let mut guardian = Command::new("sh")
-            .arg("-c")
-            .arg(GUARDIAN)
-            .stdin(Stdio::piped())
-            .spawn()
-            .expect("sh");
-        let mut pipe = guardian.stdin.take().expect("pipe");
-        let sleeper = || Command::new("sleep").arg("300").spawn().expect("sleep");
-        let (mut kept, mut left, mut stopped) = (sleeper(), sleeper(), sleeper());
+        let (mut guardian, mut pipe) = own_guardian();
+        // Watched as well, so that a failed assertion leaves none behind.
+        let sleeper = || watch(Command::new("sleep").arg("300").spawn().expect("sleep"));
+        let (kept, mut left, stopped) = (sleeper(), sleeper(), sleeper());
         writeln!(pipe, "+ {}\n+ {}", kept.id(), left.id()).expect("write");
         writeln!(pipe, "+ {}\n- {}", stopped.id(), stopped.id()).expect("write");
         writeln!(pipe, "- {}", kept.id()).expect("write");
         drop(pipe);
-        let status = guardian.wait().expect("guardian");
-        assert!(status.success());
+        assert!(guardian.wait().expect("guardian").success());
         // `left` was still registered: killed, so its wait ends.
-        let left_status = left.wait().expect("wait");
-        assert!(!left_status.success(), "killed, not exited");
+        assert!(!left.wait().expect("wait").success(), "killed, not exited");
         // The two unregistered ones still run.
         assert!(alive(kept.id()) && alive(stopped.id()));
-        for c in [&mut kept, &mut stopped] {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
     }
 
     /// A group is killed whole: the leader and what it started.
     #[test]
     fn a_registered_group_goes_with_its_leader() {
-        let mut guardian = Command::new("sh")
-            .arg("-c")
-            .arg(GUARDIAN)
-            .stdin(Stdio::piped())
-            .spawn()
-            .expect("sh");
-        let mut pipe = guardian.stdin.take().expect("pipe");
-        let mut leader = Command::new("sh")
-            .arg("-c")
-            .arg("sleep 300 & echo $!; wait")
-            .stdout(Stdio::piped())
-            .process_group(0)
-            .spawn()
-            .expect("sh");
+        let (mut guardian, mut pipe) = own_guardian();
+        let mut leader = spawn_group(
+            Command::new("sh")
+                .arg("-c")
+                .arg("sleep 300 & echo $!; wait")
+                .stdout(Stdio::piped()),
+        )
+        .expect("sh");
         let mut line = String::new();
         BufReader::new(leader.stdout.take().expect("stdout"))
             .read_line(&mut line)
