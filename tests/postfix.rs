@@ -6,12 +6,15 @@
 mod harness;
 use harness::{READY_BOUND, Tern, config, wait_for};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use tern::testing::ports::free_port;
+use tern::testing::reaper::{Watched, spawn_group};
 
 /// A private Postfix instance; stopped when dropped.
 struct Postfix {
     dir: tempfile::TempDir,
+    /// `postfix start-fg`, which becomes the master.
+    master: Watched,
 }
 
 impl Postfix {
@@ -78,23 +81,30 @@ smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
             gid = id("-g"),
         );
         std::fs::write(root.join("etc/main.cf"), main).expect("main.cf");
-        let out = Command::new("postfix")
-            .arg("-c")
-            .arg(root.join("etc"))
-            .arg("start")
-            .output()
-            .expect("postfix");
-        assert!(
-            out.status.success(),
-            "postfix start failed: {}{}",
-            String::from_utf8_lossy(&out.stderr),
-            std::fs::read_to_string(root.join("maillog")).unwrap_or_default()
-        );
-        let pf = Postfix { dir };
+        // In the foreground, so that its master is a child of the test's.
+        let mut master = spawn_group(
+            Command::new("postfix")
+                .arg("-c")
+                .arg(root.join("etc"))
+                .arg("start-fg")
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped()),
+        )
+        .expect("postfix");
         wait_for("postfix to listen", READY_BOUND, || {
+            if let Ok(Some(status)) = master.try_wait() {
+                let mut err = String::new();
+                if let Some(mut e) = master.stderr.take() {
+                    let _ = std::io::Read::read_to_string(&mut e, &mut err);
+                }
+                panic!(
+                    "postfix start-fg exited ({status}): {err}{}",
+                    std::fs::read_to_string(root.join("maillog")).unwrap_or_default()
+                );
+            }
             std::net::TcpStream::connect(("127.0.0.1", port)).ok()
         });
-        pf
+        Postfix { dir, master }
     }
 
     fn maildir(&self) -> PathBuf {
@@ -107,12 +117,18 @@ smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
 }
 
 impl Drop for Postfix {
+    /// `postfix stop`, and the master's exit awaited for a while; one
+    /// still running then is killed with its group when `master` drops.
     fn drop(&mut self) {
         let _ = Command::new("postfix")
             .arg("-c")
             .arg(self.etc())
             .arg("stop")
             .output();
+        let deadline = std::time::Instant::now() + READY_BOUND;
+        while matches!(self.master.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     }
 }
 

@@ -8,7 +8,8 @@
 //! kills with SIGKILL every process, or process group, still registered.
 //! A child is registered by wrapping it (`watch`, or `spawn_group` for a
 //! daemon that starts processes of its own); the wrapper kills it when it
-//! drops, if the owner has not stopped it by then, and unregisters it.
+//! drops, if the owner has not stopped it by then, and unregisters it. A
+//! daemon that detaches is registered by its pid file (`watch_pid_file`).
 //!
 //! The guardian is in a process group of its own and ignores SIGINT,
 //! SIGTERM and SIGHUP, so that stopping the tests' group leaves it to do
@@ -20,9 +21,10 @@ use std::ops::{Deref, DerefMut};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 
-/// The guardian: a set of ids (` 12 -34 `) kept in the shell, `+ ID`
-/// adds one, `- ID` removes it; at the end of its input, each is killed
-/// (a negative id is a process group).
+/// The guardian: a set of ids (` 12 -34 /tmp/x/pid `) kept in the shell,
+/// `+ ID` adds one, `- ID` removes it; at the end of its input, each is
+/// killed: a pid, a process group (negative), or the pid a file names
+/// (an absolute path: a daemon that detaches from its starter).
 const GUARDIAN: &str = r#"trap '' INT TERM HUP
 live=' '
 while read -r op id; do
@@ -31,7 +33,12 @@ while read -r op id; do
     -) case "$live" in *" $id "*) live="${live%% $id *} ${live#* $id }" ;; esac ;;
   esac
 done
-for id in $live; do kill -s KILL -- "$id" 2>/dev/null; done
+for id in $live; do
+  case "$id" in
+    /*) read -r pid < "$id" && kill -s KILL -- "$pid" ;;
+    *) kill -s KILL -- "$id" ;;
+  esac 2>/dev/null
+done
 "#;
 
 /// The pipe to this process's guardian (None: it could not be started).
@@ -55,7 +62,7 @@ fn guardian() -> &'static Option<Mutex<ChildStdin>> {
 }
 
 /// Sends one line to the guardian; a guardian that is gone is ignored.
-fn tell(op: char, id: i64) {
+fn tell(op: char, id: &str) {
     if let Some(pipe) = guardian() {
         let mut pipe = pipe.lock().unwrap_or_else(|p| p.into_inner());
         let _ = writeln!(pipe, "{op} {id}");
@@ -79,7 +86,7 @@ impl Watched {
     fn new(child: Child, group: bool) -> Watched {
         let pid = i64::from(child.id());
         let id = if group { -pid } else { pid };
-        tell('+', id);
+        tell('+', &id.to_string());
         Watched {
             child: Some(child),
             id,
@@ -147,7 +154,39 @@ impl Drop for Watched {
             }
             let _ = child.wait();
         }
-        tell('-', self.id);
+        tell('-', &self.id.to_string());
+    }
+}
+
+/// A daemon that leaves the process the test started (Postfix's master,
+/// a PostgreSQL that Patroni starts in a session of its own), known by
+/// the file it writes its pid to: the guardian kills the pid the file
+/// holds then, if it exists. Unregistered on drop; the owner stops the
+/// daemon itself.
+#[derive(Debug)]
+pub struct PidFile {
+    /// None: a path the guardian's line format cannot carry (relative,
+    /// or with blanks), not registered.
+    path: Option<String>,
+}
+
+/// Watches the daemon whose pid `path` (absolute) will hold.
+pub fn watch_pid_file(path: &std::path::Path) -> PidFile {
+    let path = path
+        .to_str()
+        .filter(|p| p.starts_with('/') && !p.contains(char::is_whitespace))
+        .map(str::to_string);
+    if let Some(p) = &path {
+        tell('+', p);
+    }
+    PidFile { path }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        if let Some(p) = &self.path {
+            tell('-', p);
+        }
     }
 }
 
@@ -191,6 +230,22 @@ mod tests {
         assert!(!left.wait().expect("wait").success(), "killed, not exited");
         // The two unregistered ones still run.
         assert!(alive(kept.id()) && alive(stopped.id()));
+    }
+
+    /// A registered pid file: the process it names is killed; a file that
+    /// is not there is passed over.
+    #[test]
+    fn the_pid_a_registered_file_names_is_killed() {
+        let (mut guardian, mut pipe) = own_guardian();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut daemon = watch(Command::new("sleep").arg("300").spawn().expect("sleep"));
+        let file = dir.path().join("daemon.pid");
+        std::fs::write(&file, format!("   {}\n", daemon.id())).expect("pid file");
+        let missing = dir.path().join("never.pid");
+        writeln!(pipe, "+ {}\n+ {}", missing.display(), file.display()).expect("write");
+        drop(pipe);
+        assert!(guardian.wait().expect("guardian").success());
+        assert!(!daemon.wait().expect("wait").success(), "killed");
     }
 
     /// A group is killed whole: the leader and what it started.

@@ -22,7 +22,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 use tern::testing::ports::free_port;
 use tern::testing::postgres::hand_to_postgres_if_root;
-use tern::testing::reaper::{Watched, spawn_group};
+use tern::testing::reaper::{PidFile, Watched, spawn_group, watch_pid_file};
 
 const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
 const SUPERUSER_PASSWORD: &str = "patroni-su";
@@ -70,6 +70,9 @@ struct Node {
     config: PathBuf,
     data: PathBuf,
     patroni: Option<Watched>,
+    /// The PostgreSQL Patroni starts (in a session of its own), should the
+    /// test process be killed.
+    _postgres: PidFile,
 }
 
 pub struct PatroniCluster {
@@ -418,6 +421,7 @@ postgresql:
             pg_port,
             api_port,
             config,
+            _postgres: watch_pid_file(&data.join("postmaster.pid")),
             data,
             patroni: None,
         }
