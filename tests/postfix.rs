@@ -125,10 +125,7 @@ impl Drop for Postfix {
             .arg(self.etc())
             .arg("stop")
             .output();
-        let deadline = std::time::Instant::now() + READY_BOUND;
-        while matches!(self.master.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
+        self.master.wait_within(READY_BOUND);
     }
 }
 

@@ -117,9 +117,7 @@ impl Rspamd {
         if std::mem::replace(&mut self.stopped, true) {
             return;
         }
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
+        self.child.terminate();
         let _ = self.child.wait();
     }
 }

@@ -11,15 +11,16 @@
 //! (`until_a_lock_wait`).
 //!
 //! A test process that is killed runs no destructor, and the server
-//! (`pg_ctl` puts it in a session of its own) would outlive it: a
-//! guardian process started beside it waits for the end of a pipe only the
-//! test process writes to, which the kernel closes however that process
-//! ends, and then stops the server and removes its folder.
+//! (`pg_ctl` puts it in a session of its own) would outlive it: its pid
+//! file and its folder are registered with the test process's guardian
+//! (`reaper.rs`), which then stops the server (SIGQUIT, as `pg_ctl stop
+//! -m immediate` does) and removes the folder.
 
 use super::ports::start_on_free_port;
+use super::reaper::{Registered, spawn_group, watch_folder, watch_pid_file};
 use crate::store::backend::{Backend, EngineSettings, PostgresSettings, SslMode};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 pub struct PrivatePostgres {
     dir: PathBuf,
@@ -28,8 +29,9 @@ pub struct PrivatePostgres {
     /// (uid, gid) commands run as, when the tests run as root.
     run_as: Option<(u32, u32)>,
     running: bool,
-    /// Stops the server if this process ends without dropping it.
-    guardian: Option<Child>,
+    /// The server and the folder, for the guardian should this process
+    /// end without dropping them.
+    _guarded: (Registered, Registered),
 }
 
 impl PrivatePostgres {
@@ -49,6 +51,11 @@ impl PrivatePostgres {
             std::process::id(),
             rand::random::<u64>()
         ));
+        // Registered before it exists, so that no moment leaves it behind.
+        let guarded = (
+            watch_pid_file(&dir.join("data/postmaster.pid")),
+            watch_folder(&dir),
+        );
         std::fs::create_dir_all(&dir).expect("create the PostgreSQL test folder");
         let run_as = hand_to_postgres_if_root(&dir);
         let mut pg = PrivatePostgres {
@@ -57,9 +64,8 @@ impl PrivatePostgres {
             port: 0,
             run_as,
             running: false,
-            guardian: None,
+            _guarded: guarded,
         };
-        pg.guardian = pg.guard();
         pg.run(
             "initdb",
             &[
@@ -202,33 +208,6 @@ impl PrivatePostgres {
         }
     }
 
-    /// The guardian: `sh` waiting for the end of its standard input (the
-    /// pipe's only writer is this process: Rust opens it close-on-exec),
-    /// then `pg_ctl stop -m immediate` and the folder removed. In a
-    /// process group of its own, so that stopping the tests' group leaves
-    /// it to do its work. None if it cannot be started (the server is
-    /// still stopped on drop).
-    fn guard(&self) -> Option<Child> {
-        use std::os::unix::process::CommandExt;
-        let script =
-            r#"cat >/dev/null; "$0" -D "$1" -m immediate -w stop >/dev/null 2>&1; rm -rf "$2""#;
-        let mut command = Command::new("sh");
-        command
-            .arg("-c")
-            .arg(script)
-            .arg(self.bindir.join("pg_ctl"))
-            .arg(self.data())
-            .arg(&self.dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0);
-        if let Some((uid, gid)) = self.run_as {
-            command.uid(uid).gid(gid);
-        }
-        command.spawn().ok()
-    }
-
     fn data(&self) -> PathBuf {
         self.dir.join("data")
     }
@@ -240,16 +219,22 @@ impl PrivatePostgres {
     }
 
     /// Runs one of the server's tools; on failure, what it printed.
+    /// Watched, so that a tool still writing to the folder (`initdb`) is
+    /// stopped before the guardian removes it.
     fn output(&self, tool: &str, args: &[&str]) -> Result<(), String> {
         let program = self.bindir.join(tool);
         let mut command = Command::new(&program);
-        command.args(args).current_dir(&self.dir);
+        command
+            .args(args)
+            .current_dir(&self.dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         if let Some((uid, gid)) = self.run_as {
             use std::os::unix::process::CommandExt;
             command.uid(uid).gid(gid).env("HOME", &self.dir);
         }
-        let output = command
-            .output()
+        let output = spawn_group(&mut command)
+            .and_then(|tool| tool.wait_with_output())
             .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
         if output.status.success() {
             return Ok(());
@@ -276,11 +261,6 @@ impl Drop for PrivatePostgres {
             let _ = command.output();
         }
         remove_tree(&self.dir);
-        if let Some(mut guardian) = self.guardian.take() {
-            // Its input ends: it finds nothing left to do, and is reaped.
-            drop(guardian.stdin.take());
-            let _ = guardian.wait();
-        }
     }
 }
 

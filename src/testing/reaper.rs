@@ -5,11 +5,13 @@
 //! them: `sh` reading registrations from a pipe whose only writer is this
 //! process (Rust opens it close-on-exec, so no other child holds it), which
 //! the kernel closes however the process ends; at its end the guardian
-//! kills with SIGKILL every process, or process group, still registered.
+//! stops what is still registered (see `GUARDIAN`).
 //! A child is registered by wrapping it (`watch`, or `spawn_group` for a
 //! daemon that starts processes of its own); the wrapper kills it when it
 //! drops, if the owner has not stopped it by then, and unregisters it. A
-//! daemon that detaches is registered by its pid file (`watch_pid_file`).
+//! PostgreSQL server, which detaches from the process that starts it, is
+//! registered by its pid file (`watch_pid_file`), and a folder to remove
+//! once the processes are gone by its path (`watch_folder`).
 //!
 //! The guardian is in a process group of its own and ignores SIGINT,
 //! SIGTERM and SIGHUP, so that stopping the tests' group leaves it to do
@@ -21,23 +23,35 @@ use std::ops::{Deref, DerefMut};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 
-/// The guardian: a set of ids (` 12 -34 /tmp/x/pid `) kept in the shell,
-/// `+ ID` adds one, `- ID` removes it; at the end of its input, each is
-/// killed: a pid, a process group (negative), or the pid a file names
-/// (an absolute path: a daemon that detaches from its starter).
+/// The guardian: a set of entries (` kill:12 kill:-34 pidfile:/a/pid
+/// remove:/a `) kept in the shell, `+ ENTRY` adds one, `- ENTRY` removes
+/// it. At the end of its input: every `kill:` pid or (negative) process
+/// group gets SIGKILL; the pid a `pidfile:` names gets SIGQUIT
+/// (PostgreSQL's immediate shutdown, which takes its backends with it)
+/// and, if it has not ended within ten seconds, SIGKILL; then every
+/// `remove:` folder is removed, once nothing is left to write to it.
 const GUARDIAN: &str = r#"trap '' INT TERM HUP
 live=' '
-while read -r op id; do
+while read -r op entry; do
   case "$op" in
-    +) live="$live$id " ;;
-    -) case "$live" in *" $id "*) live="${live%% $id *} ${live#* $id }" ;; esac ;;
+    +) live="$live$entry " ;;
+    -) case "$live" in *" $entry "*) live="${live%% $entry *} ${live#* $entry }" ;; esac ;;
   esac
 done
-for id in $live; do
-  case "$id" in
-    /*) read -r pid < "$id" && kill -s KILL -- "$pid" ;;
-    *) kill -s KILL -- "$id" ;;
+quit=''
+for entry in $live; do
+  case "$entry" in
+    kill:*) kill -s KILL -- "${entry#kill:}" ;;
+    pidfile:*) read -r pid < "${entry#pidfile:}" && kill -s QUIT "$pid" && quit="$quit $pid" ;;
   esac 2>/dev/null
+done
+for pid in $quit; do
+  n=0
+  while kill -0 "$pid" 2>/dev/null && [ $n -lt 100 ]; do sleep 0.1; n=$((n + 1)); done
+  [ $n -lt 100 ] || kill -s KILL "$pid" 2>/dev/null
+done
+for entry in $live; do
+  case "$entry" in remove:*) rm -rf -- "${entry#remove:}" ;; esac
 done
 "#;
 
@@ -62,10 +76,10 @@ fn guardian() -> &'static Option<Mutex<ChildStdin>> {
 }
 
 /// Sends one line to the guardian; a guardian that is gone is ignored.
-fn tell(op: char, id: &str) {
+fn tell(op: char, entry: &str) {
     if let Some(pipe) = guardian() {
         let mut pipe = pipe.lock().unwrap_or_else(|p| p.into_inner());
-        let _ = writeln!(pipe, "{op} {id}");
+        let _ = writeln!(pipe, "{op} {entry}");
     }
 }
 
@@ -86,10 +100,37 @@ impl Watched {
     fn new(child: Child, group: bool) -> Watched {
         let pid = i64::from(child.id());
         let id = if group { -pid } else { pid };
-        tell('+', &id.to_string());
+        tell('+', &format!("kill:{id}"));
         Watched {
             child: Some(child),
             id,
+        }
+    }
+
+    /// SIGTERM, unless the child has already been reaped (its pid may
+    /// belong to another process by then).
+    pub fn terminate(&mut self) {
+        if matches!(self.try_wait(), Ok(None))
+            && let Ok(pid) = i32::try_from(self.id())
+        {
+            // SAFETY: kill has no memory preconditions; the pid is this
+            // child's, not yet reaped.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+        }
+    }
+
+    /// Waits up to `bound` for the child to end: its status, or None if
+    /// it still runs (it is killed when this drops).
+    pub fn wait_within(&mut self, bound: std::time::Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + bound;
+        loop {
+            match self.try_wait() {
+                Ok(Some(status)) => return Some(status),
+                Ok(None) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                _ => return None,
+            }
         }
     }
 
@@ -154,38 +195,47 @@ impl Drop for Watched {
             }
             let _ = child.wait();
         }
-        tell('-', &self.id.to_string());
+        tell('-', &format!("kill:{}", self.id));
     }
 }
 
-/// A daemon that leaves the process the test started (Postfix's master,
-/// a PostgreSQL that Patroni starts in a session of its own), known by
-/// the file it writes its pid to: the guardian kills the pid the file
-/// holds then, if it exists. Unregistered on drop; the owner stops the
-/// daemon itself.
+/// A registration by path (`watch_pid_file`, `watch_folder`), taken back
+/// when dropped: the owner has stopped the server or removed the folder
+/// itself by then.
 #[derive(Debug)]
-pub struct PidFile {
-    /// None: a path the guardian's line format cannot carry (relative,
-    /// or with blanks), not registered.
-    path: Option<String>,
+pub struct Registered {
+    /// None: a path the guardian's line format cannot carry (relative, or
+    /// with blanks), not registered.
+    entry: Option<String>,
 }
 
-/// Watches the daemon whose pid `path` (absolute) will hold.
-pub fn watch_pid_file(path: &std::path::Path) -> PidFile {
-    let path = path
+fn register(kind: &str, path: &std::path::Path) -> Registered {
+    let entry = path
         .to_str()
         .filter(|p| p.starts_with('/') && !p.contains(char::is_whitespace))
-        .map(str::to_string);
-    if let Some(p) = &path {
-        tell('+', p);
+        .map(|p| format!("{kind}:{p}"));
+    if let Some(e) = &entry {
+        tell('+', e);
     }
-    PidFile { path }
+    Registered { entry }
 }
 
-impl Drop for PidFile {
+/// Watches the server whose pid `path` (absolute) will hold: a
+/// PostgreSQL that `pg_ctl` or Patroni starts in a session of its own.
+pub fn watch_pid_file(path: &std::path::Path) -> Registered {
+    register("pidfile", path)
+}
+
+/// Has the folder `path` (absolute) removed, after the processes above
+/// are gone.
+pub fn watch_folder(path: &std::path::Path) -> Registered {
+    register("remove", path)
+}
+
+impl Drop for Registered {
     fn drop(&mut self) {
-        if let Some(p) = &self.path {
-            tell('-', p);
+        if let Some(e) = &self.entry {
+            tell('-', e);
         }
     }
 }
@@ -208,6 +258,15 @@ mod tests {
         (guardian, pipe)
     }
 
+    /// The signal that ended the child within the bound (None for a
+    /// `sleep 300` that nothing kills).
+    fn ended_by(child: &mut Watched) -> Option<i32> {
+        use std::os::unix::process::ExitStatusExt;
+        child
+            .wait_within(crate::testing::READY_BOUND)
+            .and_then(|s| s.signal())
+    }
+
     fn alive(pid: u32) -> bool {
         // SAFETY: signal 0 only checks that the process exists.
         unsafe { libc::kill(pid as i32, 0) == 0 }
@@ -221,31 +280,50 @@ mod tests {
         // Watched as well, so that a failed assertion leaves none behind.
         let sleeper = || watch(Command::new("sleep").arg("300").spawn().expect("sleep"));
         let (kept, mut left, stopped) = (sleeper(), sleeper(), sleeper());
-        writeln!(pipe, "+ {}\n+ {}", kept.id(), left.id()).expect("write");
-        writeln!(pipe, "+ {}\n- {}", stopped.id(), stopped.id()).expect("write");
-        writeln!(pipe, "- {}", kept.id()).expect("write");
+        writeln!(pipe, "+ kill:{}\n+ kill:{}", kept.id(), left.id()).expect("write");
+        writeln!(pipe, "+ kill:{0}\n- kill:{0}", stopped.id()).expect("write");
+        writeln!(pipe, "- kill:{}", kept.id()).expect("write");
         drop(pipe);
         assert!(guardian.wait().expect("guardian").success());
         // `left` was still registered: killed, so its wait ends.
-        assert!(!left.wait().expect("wait").success(), "killed, not exited");
+        assert_eq!(ended_by(&mut left), Some(libc::SIGKILL));
         // The two unregistered ones still run.
         assert!(alive(kept.id()) && alive(stopped.id()));
     }
 
-    /// A registered pid file: the process it names is killed; a file that
-    /// is not there is passed over.
+    /// A registered pid file: the process it names is stopped (a file
+    /// that is not there is passed over); then a registered folder is
+    /// removed, and one taken back is not.
     #[test]
-    fn the_pid_a_registered_file_names_is_killed() {
+    fn the_pid_a_registered_file_names_is_stopped_then_the_folder_removed() {
         let (mut guardian, mut pipe) = own_guardian();
         let dir = tempfile::tempdir().expect("tempdir");
         let mut daemon = watch(Command::new("sleep").arg("300").spawn().expect("sleep"));
-        let file = dir.path().join("daemon.pid");
+        let folder = dir.path().join("data");
+        let kept = dir.path().join("kept");
+        std::fs::create_dir_all(folder.join("sub")).expect("mkdir");
+        std::fs::create_dir_all(&kept).expect("mkdir");
+        let file = folder.join("daemon.pid");
         std::fs::write(&file, format!("   {}\n", daemon.id())).expect("pid file");
         let missing = dir.path().join("never.pid");
-        writeln!(pipe, "+ {}\n+ {}", missing.display(), file.display()).expect("write");
+        writeln!(pipe, "+ remove:{}", folder.display()).expect("write");
+        writeln!(
+            pipe,
+            "+ pidfile:{}\n+ pidfile:{}",
+            missing.display(),
+            file.display()
+        )
+        .expect("write");
+        writeln!(pipe, "+ remove:{0}\n- remove:{0}", kept.display()).expect("write");
+        // Reaped as soon as it ends, as init reaps a detached server, so
+        // that the guardian sees it gone rather than a zombie.
+        let stopped = std::thread::spawn(move || ended_by(&mut daemon));
         drop(pipe);
         assert!(guardian.wait().expect("guardian").success());
-        assert!(!daemon.wait().expect("wait").success(), "killed");
+        // SIGQUIT: PostgreSQL's immediate shutdown, not the fallback.
+        assert_eq!(stopped.join().expect("the waiter"), Some(libc::SIGQUIT));
+        assert!(!folder.exists(), "removed");
+        assert!(kept.exists(), "taken back, so kept");
     }
 
     /// A group is killed whole: the leader and what it started.
@@ -264,10 +342,10 @@ mod tests {
             .read_line(&mut line)
             .expect("read");
         let started: i32 = line.trim().parse().expect("a pid");
-        writeln!(pipe, "+ -{}", leader.id()).expect("write");
+        writeln!(pipe, "+ kill:-{}", leader.id()).expect("write");
         drop(pipe);
         assert!(guardian.wait().expect("guardian").success());
-        assert!(!leader.wait().expect("wait").success(), "killed");
+        assert_eq!(ended_by(&mut leader), Some(libc::SIGKILL));
         // The group's other member was killed too: gone, or a zombie
         // until init reaps it (its parent, the leader, is dead).
         let state = || std::fs::read_to_string(format!("/proc/{started}/stat")).ok();

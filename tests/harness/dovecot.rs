@@ -220,19 +220,11 @@ impl Dovecot {
 
 impl Drop for Dovecot {
     /// SIGTERM: the master stops its own processes (login, auth, imap)
-    /// before it exits; SIGKILL only if it does not within the bound.
+    /// before it exits; its group is killed (when `child` drops) only if
+    /// it does not within the bound.
     fn drop(&mut self) {
-        // SAFETY: signals our own child by its pid, while it is not yet
-        // reaped (a reaped one's pid may belong to another process).
-        if matches!(self.child.try_wait(), Ok(None)) {
-            unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        }
-        let deadline = std::time::Instant::now() + READY_BOUND;
-        while matches!(self.child.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.child.terminate();
+        self.child.wait_within(READY_BOUND);
         if std::thread::panicking() {
             eprintln!("----- dovecot log -----\n{}", self.log());
         }

@@ -275,31 +275,19 @@ impl Tern {
         let Some(mut child) = self.child.take() else {
             return;
         };
-        kill(child.id(), "TERM");
-        let status = self.wait_exit(&mut child);
+        child.terminate();
+        // Past the bound the panic drops `child`, which kills it.
+        let Some(status) = child.wait_within(READY_BOUND) else {
+            panic!(
+                "tern serve did not stop within {READY_BOUND:?} of SIGTERM:\n{}",
+                self.log()
+            );
+        };
         assert!(
             status.success(),
             "tern serve exited with {status} after SIGTERM:\n{}",
             self.log()
         );
-    }
-
-    fn wait_exit(&self, child: &mut Child) -> ExitStatus {
-        let deadline = Instant::now() + READY_BOUND;
-        loop {
-            if let Some(status) = child.try_wait().expect("try_wait") {
-                return status;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "tern serve did not stop within {READY_BOUND:?} of SIGTERM:\n{}",
-                    self.log()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
     }
 
     /// The running server's process id.
@@ -317,10 +305,8 @@ impl Tern {
 
     /// SIGKILL, no goodbye: no chance to flush or clean up.
     pub fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        // A `Watched` dropped while it runs is killed and reaped.
+        drop(self.child.take());
     }
 
     /// SIGKILL, then start again on the same config and data.

@@ -22,7 +22,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 use tern::testing::ports::free_port;
 use tern::testing::postgres::hand_to_postgres_if_root;
-use tern::testing::reaper::{PidFile, Watched, spawn_group, watch_pid_file};
+use tern::testing::reaper::{Registered, Watched, spawn_group, watch_pid_file};
 
 const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
 const SUPERUSER_PASSWORD: &str = "patroni-su";
@@ -72,7 +72,7 @@ struct Node {
     patroni: Option<Watched>,
     /// The PostgreSQL Patroni starts (in a session of its own), should the
     /// test process be killed.
-    _postgres: PidFile,
+    _postgres: Registered,
 }
 
 pub struct PatroniCluster {
@@ -223,11 +223,8 @@ impl PatroniCluster {
             .iter_mut()
             .find(|n| n.name == name)
             .unwrap_or_else(|| panic!("no member {name}"));
-        if let Some(mut child) = node.patroni.take() {
-            // SAFETY: signals the process group this test started.
-            unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
-            let _ = child.wait();
-        }
+        // Dropping a `Watched` kills its process group.
+        drop(node.patroni.take());
         if let Some(pid) = postmaster_pid(&node.data) {
             // SAFETY: the postmaster of this node's data folder (checked
             // against /proc in `postmaster_pid`).
@@ -437,12 +434,9 @@ postgresql:
 
 impl Drop for PatroniCluster {
     fn drop(&mut self) {
+        // Dropping a `Watched` kills its process group.
         for node in &mut self.nodes {
-            if let Some(mut child) = node.patroni.take() {
-                // SAFETY: the process group this harness started.
-                unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
-                let _ = child.wait();
-            }
+            drop(node.patroni.take());
         }
         for node in &self.nodes {
             if node.data.join("postmaster.pid").exists() {
@@ -457,11 +451,7 @@ impl Drop for PatroniCluster {
                 let _ = command.status();
             }
         }
-        if let Some(mut etcd) = self.etcd.take() {
-            // SAFETY: the process group this harness started.
-            unsafe { libc::kill(-(etcd.id() as i32), libc::SIGKILL) };
-            let _ = etcd.wait();
-        }
+        drop(self.etcd.take());
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
