@@ -37,7 +37,8 @@
 //! [`kv`] (a private key-value store kept across restarts), [`dns`],
 //! [`clock`], for routers [`routing`] (demand verified TLS), and for
 //! policy hooks [`verdicts`] (a verdict the server may reuse for the
-//! client without calling the plugin). A plugin instance serves one SMTP session at a time: its
+//! client without calling the plugin; for filters, the folder for the local
+//! copies and the decisions made about the message so far). A plugin instance serves one SMTP session at a time: its
 //! memory is kept from hook to hook within the session. After the session
 //! the same instance may serve later ones (it is thrown away after a trap
 //! or a timeout, and after 1000 sessions), so keep nothing in memory that
@@ -427,7 +428,9 @@ pub mod routing {
     }
 }
 
-/// Verdicts the server may reuse for a client without calling the plugin.
+/// Verdicts the server may reuse for a client without calling the plugin,
+/// the folder a filter chooses for the local copies, and the decisions
+/// made about the message so far.
 pub mod verdicts {
     /// Call from a policy hook ([`Policy`](crate::Policy)'s `on-connect`,
     /// `on-helo`, `on-mail-from` or `on-rcpt-to`) when the verdict it is
@@ -458,6 +461,50 @@ pub mod verdicts {
     /// ```
     pub fn same_for_client(seconds: u32) {
         crate::__bindings::verdicts::same_for_client(seconds)
+    }
+
+    /// One decision recorded about the message so far ([`so_far`]).
+    pub use crate::__bindings::verdicts::Decision;
+
+    /// Call from [`Filter`](crate::Filter)'s `on_data`: once the message is
+    /// accepted, its local copies go to `folder` (`"Junk"` for spam)
+    /// instead of INBOX, while relayed copies go out as usual (unlike
+    /// [`FilterAction::Quarantine`](crate::FilterAction::Quarantine), which
+    /// relays nothing). The first filter that asks decides; the folder is
+    /// created for an account that lacks it. Called before answering
+    /// `Quarantine`, it names the quarantine's folder instead of Junk. It
+    /// holds even when `on_data` then returns a pass, and is recorded in
+    /// the message's trace.
+    ///
+    /// ```no_run
+    /// use tern_sdk::{Envelope, Filter, FilterVerdict, Message, Session, verdicts};
+    ///
+    /// struct Tagger;
+    ///
+    /// #[tern_sdk::hooks]
+    /// impl Filter for Tagger {
+    ///     fn on_data(_s: Session, _e: Envelope, message: &Message) -> FilterVerdict {
+    ///         if message.header("Subject").iter().any(|s| s.contains("lottery")) {
+    ///             verdicts::local_folder("Junk");
+    ///             return FilterVerdict::pass().add_header("X-Spam", "Yes");
+    ///         }
+    ///         FilterVerdict::pass()
+    ///     }
+    /// }
+    /// # tern_sdk::export!(Tagger: Filter);
+    /// ```
+    pub fn local_folder(folder: &str) {
+        crate::__bindings::verdicts::local_folder(folder)
+    }
+
+    /// Call from [`Filter`](crate::Filter)'s `on_data`: the decisions
+    /// recorded about this message so far, in order — the session's
+    /// connect and HELO, the MAIL and RCPT decisions, SPF/DKIM/DMARC, the
+    /// earlier filters — as `tern trace` shows them, without timings and
+    /// without what plugins keep to themselves (their `detail`). Empty
+    /// outside `on_data`.
+    pub fn so_far() -> Vec<Decision> {
+        crate::__bindings::verdicts::so_far()
     }
 }
 

@@ -30,6 +30,8 @@ wasmtime::component::bindgen!({
         "tern:plugin/config.skip-hooks": exact,
         "tern:plugin/routing.require-verified-tls": exact,
         "tern:plugin/verdicts.same-for-client": exact,
+        "tern:plugin/verdicts.local-folder": exact,
+        "tern:plugin/verdicts.so-far": exact,
         "tern:plugin/clock.now-ms": exact,
         default: async,
     },

@@ -20,6 +20,7 @@ use super::bindings::{
 use super::declared::Hook;
 use super::edits::{apply_edits, clean_value};
 use super::engine::{LoadedPlugin, PluginSet};
+use super::filter_call::FilterCall;
 use super::host::PluginState;
 use super::instance::instantiate;
 use super::message::MessageView;
@@ -141,6 +142,10 @@ pub struct FilterOutcome {
     pub discard: bool,
     /// Quarantine reason.
     pub quarantine: Option<String>,
+    /// The folder for the local copies a filter asked for
+    /// (`verdicts.local-folder`; relayed copies are unaffected). With
+    /// `quarantine`: the folder the quarantining filter named, if any.
+    pub local_folder: Option<String>,
 }
 
 /// One session's view of the plugins.
@@ -416,18 +421,21 @@ impl PluginSession {
             };
             let rep = own.rep();
             let started = Instant::now();
-            let result = call!(self, slots, i, plugin, filter, "on-data", |g, s| g
-                .call_on_data(
-                    s,
-                    &session,
-                    envelope,
-                    Resource::<MessageView>::new_borrow(rep)
-                ));
+            let result = call!(self, slots, i, plugin, filter, "on-data", |g, s| async {
+                s.data_mut().filtering = Some(FilterCall {
+                    trace: info.trace.clone(),
+                    folder: None,
+                });
+                let message = Resource::<MessageView>::new_borrow(rep);
+                let fv = g.call_on_data(&mut *s, &session, envelope, message).await;
+                let asked = s.data_mut().filtering.take().and_then(|c| c.folder);
+                fv.map(|fv| (fv, asked))
+            });
             if let Some(live) = slots[i].as_mut() {
                 let _ = live.store.data_mut().table.delete(own);
             }
-            let fv = match result {
-                Ok(Some(fv)) => fv,
+            let (fv, asked) = match result {
+                Ok(Some(answer)) => answer,
                 Ok(None) => continue,
                 Err(v) => {
                     let e = recording::verdict(
@@ -446,6 +454,22 @@ impl PluginSession {
             };
             apply_edits(&plugin.name, &fv.edits, &mut out);
             let name = plugin.name.as_str();
+            match fv.action {
+                wit::FilterAction::Continue | wit::FilterAction::Accept => {
+                    if let Some(folder) = asked {
+                        local_folder(name, folder, &mut out, &info.trace);
+                    }
+                }
+                // A quarantine keeps the local copies in the folder this
+                // filter named in the same call, else Junk.
+                wit::FilterAction::Quarantine(_) => {
+                    out.local_folder = None;
+                    if let Some(folder) = asked {
+                        local_folder(name, folder, &mut out, &info.trace);
+                    }
+                }
+                _ => {}
+            }
             let event = recording::filter(name, &fv, started.elapsed());
             let verdict =
                 match fv.action {
@@ -483,6 +507,18 @@ impl PluginSession {
         }
         out
     }
+}
+
+/// A filter's `verdicts.local-folder`: the first one asked decides.
+fn local_folder(plugin: &str, folder: String, out: &mut FilterOutcome, trace: &Recorder) {
+    if let Some(first) = &out.local_folder {
+        tracing::info!(plugin, folder, first = %first, "local-folder: an earlier filter chose the folder; ignored");
+        return;
+    }
+    tracing::info!(plugin, folder, "plugin files local copies");
+    let e = Event::new(Stage::Data, recording::plugin(plugin), "local folder");
+    trace.record(e.detail(folder.clone()));
+    out.local_folder = Some(folder);
 }
 
 pub(super) fn reply_of(v: Verdict) -> Reply {

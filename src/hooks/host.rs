@@ -4,7 +4,8 @@
 //! `clock`, and `routing` (a router's demand for verified TLS, kept on
 //! the state for the `route` call in progress), `verdicts` (a policy
 //! verdict the plugin says holds for the client, kept on the state for
-//! the policy call in progress); `mailbox` (the delivery
+//! the policy call in progress; it and the filter's `local-folder` and
+//! `so-far` are in `filter_call.rs`); `mailbox` (the delivery
 //! hook's account) is in `mailbox.rs`. WASI is linked with an empty context: no environment, no
 //! arguments, no stdin, no network, no files, unless the plugin's config
 //! grants a `directory`, which is then its only preopened folder, or
@@ -14,7 +15,7 @@
 //! plugin writes to stdout or stderr (a Rust panic message, say) goes to
 //! the server log, line by line, tagged with its name, up to a bound.
 
-use super::bindings::tern::plugin::{clock, config, dns, kv, log, routing, verdicts};
+use super::bindings::tern::plugin::{clock, config, dns, kv, log, routing};
 use crate::dns::{Dns, DnsError};
 use crate::mail::VerifiedTls;
 use crate::store::Store;
@@ -65,6 +66,9 @@ pub struct PluginState {
     /// plugin said its verdict holds for the client
     /// (`verdicts.same-for-client`), if it did; None outside one.
     pub remember: Option<Option<u32>>,
+    /// During an `on-data` call: its trace and the folder the plugin asked
+    /// for (`filter_call.rs`); None outside one.
+    pub filtering: Option<super::filter_call::FilterCall>,
     /// During a `deliver` call: its account and the mail asked to be
     /// sent (`mailbox.rs`); None outside one.
     pub mailbox: Option<super::mailbox::MailboxCall>,
@@ -108,6 +112,7 @@ impl PluginState {
             connects,
             route_tls: None,
             remember: None,
+            filtering: None,
             mailbox: None,
             http_ctx: WasiHttpCtx::new(),
             http_hooks: super::http::HttpHooks::new(shared.http.clone()),
@@ -288,19 +293,6 @@ impl routing::Host for PluginState {
             return;
         }
         *demand = Some(VerifiedTls { plugin, name });
-    }
-}
-
-impl verdicts::Host for PluginState {
-    fn same_for_client(&mut self, seconds: u32) {
-        let Some(asked) = self.remember.as_mut() else {
-            tracing::warn!(
-                plugin = self.shared.name,
-                "same-for-client called outside a policy hook: ignored"
-            );
-            return;
-        };
-        *asked = Some(seconds.min(super::memo::MAX_SECONDS));
     }
 }
 

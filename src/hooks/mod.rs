@@ -20,6 +20,7 @@ pub mod delivery;
 pub mod dispatch;
 pub mod edits;
 pub mod engine;
+pub mod filter_call;
 pub mod host;
 pub mod http;
 pub mod http_grant;
@@ -113,6 +114,9 @@ pub struct DataOutcome {
     pub discard: bool,
     /// Keep local copies in `Junk` and relay nothing.
     pub quarantine: Option<String>,
+    /// Keep local copies in this folder (`verdicts.local-folder`); relayed
+    /// copies are unaffected.
+    pub local_folder: Option<String>,
 }
 
 impl DataOutcome {
@@ -449,6 +453,7 @@ impl Hooks {
             remove_headers: Vec::new(),
             discard: false,
             quarantine: None,
+            local_folder: None,
         };
         if let Some(reply) = checks::sender::check_header_from(
             &self.config,
@@ -481,6 +486,7 @@ impl Hooks {
         outcome.remove_headers = f.remove_headers;
         outcome.discard = f.discard;
         outcome.quarantine = f.quarantine;
+        outcome.local_folder = f.local_folder;
         outcome
     }
 }

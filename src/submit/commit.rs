@@ -1,6 +1,6 @@
 //! The last step of the submission path (`submit`): given a finished body,
 //! its prefix headers, the routed recipients and what the plugins decided,
-//! it writes the body, one INBOX (or Junk) copy per local user (or the
+//! it writes the body, one INBOX (or Junk, or the folder a filter chose) copy per local user (or the
 //! copies the delivery plugins filed, each in its folder with its flags,
 //! each counted in the user's quota) and the queue entry for remote
 //! recipients in one store batch, flushes it to disk, and wakes the queue. Nothing is acknowledged to anyone before this
@@ -89,13 +89,17 @@ pub struct Committed {
 }
 
 /// What the data hooks decided that changes the commit.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct PluginEffects<'a> {
     /// Local users whose copy a storage plugin already kept.
     pub stored_by_plugins: &'a [String],
     /// A filter quarantined the message (the reason): local copies go to
-    /// `Junk`, nothing is relayed.
+    /// `folder`, nothing is relayed.
     pub quarantine: Option<&'a str>,
+    /// The folder of the local copies not filed by a delivery plugin:
+    /// INBOX, Junk for a quarantine, or the one a filter chose
+    /// (`verdicts.local-folder`).
+    pub folder: &'a str,
     /// Local users a delivery plugin decided for, with their copies
     /// (folders and flags; none: nothing stored for them). Users not here
     /// get one copy in the default folder.
@@ -188,24 +192,30 @@ pub async fn commit(
                 queue_id = %crate::store::format_queue_id(envelope.id),
                 reason,
                 relayed_dropped = remote.len(),
-                "quarantined by a filter: local copies go to Junk"
+                folder = effects.folder,
+                "quarantined: local copies only, nothing relayed"
             );
             for r in &remote {
                 let e = Event::new(Stage::Store, "quarantine", "not relayed").rcpt(&r.address);
                 traced.recorder.record(e.detail(reason));
             }
             remote.clear();
-            "Junk"
+            effects.folder
         }
-        None => "INBOX",
+        None => effects.folder,
+    };
+    let fallback = if effects.quarantine.is_some() {
+        "Junk"
+    } else {
+        "INBOX"
     };
     let mut copies: Vec<LocalCopy> = Vec::with_capacity(local_users.len());
     for user in local_users {
         match effects.filed.and_then(|f| f.get(&user)) {
             Some(list) => copies.extend(list.iter().cloned()),
             None => copies.push(LocalCopy {
+                folder: super::deliver::default_for(ctx, &user, folder, fallback).await,
                 user,
-                folder: folder.to_string(),
                 flags: Vec::new(),
             }),
         }
@@ -220,6 +230,9 @@ pub async fn commit(
             .map(|r| format!("quarantined: {r}"))
             .into_iter()
             .collect();
+        if effects.quarantine.is_none() && effects.folder != "INBOX" && effects.folder == c.folder {
+            why.push("the folder a filter chose".into());
+        }
         if !c.flags.is_empty() {
             why.push(format!("flags {}", c.flags.join(" ")));
         }

@@ -75,8 +75,9 @@ impl LocalPlan {
 }
 
 /// Asks the delivery plugins about every local account of `envelope`.
-/// `default_folder` is INBOX, or Junk for a quarantined message (whose
-/// redirects are then dropped, as its relayed copies are).
+/// `default_folder` is INBOX, Junk for a quarantined message (whose
+/// redirects are then dropped, as its relayed copies are: `quarantined`),
+/// or the folder a filter chose (`verdicts.local-folder`).
 pub async fn plan(
     ctx: &ServerContext,
     info: &SessionInfo,
@@ -84,6 +85,7 @@ pub async fn plan(
     envelope: &Envelope<'_>,
     message: &DataMessage<'_>,
     default_folder: &str,
+    quarantined: bool,
 ) -> Result<LocalPlan, Refused> {
     let mut plan = LocalPlan::default();
     if !info.plugins.has_delivery() {
@@ -132,7 +134,8 @@ pub async fn plan(
                         create,
                     } => {
                         let verdict = if folder.is_some() { "fileinto" } else { "keep" };
-                        let folder = resolve(ctx, user, folder, create, default_folder).await;
+                        let folder =
+                            resolve(ctx, user, folder, create, default_folder, quarantined).await;
                         let mut detail = folder.clone();
                         if !flags.is_empty() {
                             detail.push_str(&format!(" flags {}", flags.join(" ")));
@@ -158,7 +161,7 @@ pub async fn plan(
                         }
                     }
                     DeliveryAction::Discard => record("discard", String::new()),
-                    DeliveryAction::Redirect(to) if default_folder == "Junk" => {
+                    DeliveryAction::Redirect(to) if quarantined => {
                         record("redirect", "dropped: the message is quarantined".into());
                         tracing::info!(account = %user, to = ?to, "quarantined message: redirect dropped");
                     }
@@ -248,9 +251,11 @@ async fn resolve(
     folder: Option<String>,
     create: bool,
     default_folder: &str,
+    quarantined: bool,
 ) -> String {
+    let fallback = if quarantined { "Junk" } else { "INBOX" };
     let Some(folder) = folder else {
-        return default_folder.to_string();
+        return default_for(ctx, user, default_folder, fallback).await;
     };
     if folder == "INBOX" || folder == "Junk" {
         return folder;
@@ -266,7 +271,43 @@ async fn resolve(
         }
         Err(e) => tracing::warn!(account = user, %folder, "folder look-up failed: {e}"),
     }
-    default_folder.to_string()
+    default_for(ctx, user, default_folder, fallback).await
+}
+
+/// The folder of `user`'s copy of a message whose default folder is
+/// `default_folder`: INBOX and Junk as they are (created when missing by
+/// the store), another (a filter's `verdicts.local-folder`) created when
+/// the account lacks it; one that cannot be made gives `fallback`.
+pub(super) async fn default_for(
+    ctx: &ServerContext,
+    user: &str,
+    default_folder: &str,
+    fallback: &str,
+) -> String {
+    if default_folder == "INBOX" || default_folder == "Junk" {
+        return default_folder.to_string();
+    }
+    match ctx.store.folder(user, default_folder).await {
+        Ok(Some(_)) => return default_folder.to_string(),
+        Ok(None) => match ctx.store.create_folder(user, default_folder).await {
+            Ok(_) => return default_folder.to_string(),
+            Err(e) => {
+                tracing::warn!(
+                    account = user,
+                    folder = default_folder,
+                    "cannot create the folder: {e}; delivering to {fallback}"
+                )
+            }
+        },
+        Err(e) => {
+            tracing::warn!(
+                account = user,
+                folder = default_folder,
+                "folder look-up failed: {e}; delivering to {fallback}"
+            )
+        }
+    }
+    fallback.to_string()
 }
 
 /// Queues what the plan sends, once the message is committed: redirected

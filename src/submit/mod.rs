@@ -124,10 +124,14 @@ pub async fn submit(ctx: &ServerContext, arrival: Arrival<'_>) -> Result<Accepte
     }
     // The delivery plugins decide each local account's copy.
     let quarantine = outcome.quarantine.as_deref().or(quarantine);
-    let default_folder = if quarantine.is_some() {
-        "Junk"
-    } else {
-        "INBOX"
+    // The folder a filter chose (`verdicts.local-folder`) takes the local
+    // copies; relayed ones are unaffected unless it is a quarantine (Junk,
+    // or the folder the quarantining filter named).
+    let chosen = outcome.local_folder.as_deref();
+    let default_folder = match (&outcome.quarantine, quarantine) {
+        (Some(_), _) => chosen.unwrap_or("Junk"),
+        (None, Some(_)) => "Junk",
+        (None, None) => chosen.unwrap_or("INBOX"),
     };
     // The message as it will be kept, for the delivery and storage plugins.
     let kept = DataMessage {
@@ -138,7 +142,16 @@ pub async fn submit(ctx: &ServerContext, arrival: Arrival<'_>) -> Result<Accepte
         auth,
         skip,
     };
-    let plan = deliver::plan(ctx, info, hook_envelope, envelope, &kept, default_folder).await?;
+    let plan = deliver::plan(
+        ctx,
+        info,
+        hook_envelope,
+        envelope,
+        &kept,
+        default_folder,
+        quarantine.is_some(),
+    )
+    .await?;
     // Mailboxes a storage plugin claims are delivered there, now.
     let locals: Vec<String> = envelope
         .recipients
@@ -169,6 +182,7 @@ pub async fn submit(ctx: &ServerContext, arrival: Arrival<'_>) -> Result<Accepte
     let effects = commit::PluginEffects {
         stored_by_plugins: &claimed,
         quarantine,
+        folder: default_folder,
         filed: Some(&plan.filed),
     };
     let mut whole = prefix.clone();

@@ -267,6 +267,14 @@ impl Recorder {
         s.omitted += u32::from(full);
     }
 
+    /// The decisions recorded so far for the transaction in progress: the
+    /// session's, then the transaction's (a filter's `verdicts.so-far`).
+    pub fn so_far(&self) -> Vec<Event> {
+        let s = self.state();
+        let tx = if s.in_tx { s.tx.as_slice() } else { &[] };
+        s.session.iter().chain(tx).cloned().collect()
+    }
+
     pub fn set_helo(&self, helo: &str) {
         self.state().helo = Some(cut(helo.to_string()));
     }
@@ -397,6 +405,19 @@ mod tests {
         assert!(m.omitted > 0);
         let long = Event::new(Stage::Data, "x".repeat(5000), "reject");
         assert!(long.by.chars().count() <= MAX_TEXT + 1);
+    }
+
+    #[test]
+    fn so_far_is_the_session_and_the_transaction_in_progress() {
+        let r = Recorder::new("192.0.2.1".parse().unwrap());
+        r.record(Event::new(Stage::Connect, "plugin a", "continue"));
+        r.begin("a@b.test");
+        r.record(Event::new(Stage::Rcpt, "router", "route"));
+        let seen: Vec<String> = r.so_far().into_iter().map(|e| e.by).collect();
+        assert_eq!(seen, ["plugin a", "router"]);
+        r.message(1, None);
+        assert_eq!(r.so_far().len(), 1, "the next transaction starts afresh");
+        assert!(Recorder::off().so_far().is_empty());
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! message (as Tern stores it, `Received:` first) goes to clamd over TCP
 //! with the INSTREAM command, in chunks. `stream: OK` lets it through;
 //! `stream: NAME FOUND` refuses it with `554 5.7.1` naming the virus, or
-//! (`action = "quarantine"`) files it in the recipients' Junk folders.
+//! (`action = "quarantine"`) files the local copies in the recipients'
+//! `folder` (Junk by default; `verdicts::local_folder`) and relays nothing.
 //! clamd unreachable, or answering with an error, makes the plugin fail,
 //! so the `[[plugin]]` entry's `on_error` decides (tempfail by default).
 //! Needs `connect = ["host:port"]` granting clamd's address.
@@ -11,7 +12,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::OnceLock;
 use tern_sdk::{
-    Envelope, Filter, FilterAction, FilterVerdict, Message, Reply, Session, config, log,
+    Envelope, Filter, FilterAction, FilterVerdict, Message, Reply, Session, config, log, verdicts,
 };
 
 /// Bytes read from the message and sent per INSTREAM chunk.
@@ -21,7 +22,8 @@ const MAX_REPLY: usize = 4096;
 
 enum Action {
     Reject,
-    Quarantine,
+    /// Into this folder.
+    Quarantine(String),
 }
 
 struct Settings {
@@ -42,7 +44,9 @@ fn settings() -> &'static Result<Settings, String> {
             .map_err(|_| format!("address {address:?}: bad port"))?;
         let action = match config::get("action").as_deref() {
             None | Some("reject") => Action::Reject,
-            Some("quarantine") => Action::Quarantine,
+            Some("quarantine") => {
+                Action::Quarantine(config::get("folder").unwrap_or_else(|| "Junk".into()))
+            }
             Some(other) => return Err(format!("action {other:?}: want reject or quarantine")),
         };
         Ok(Settings {
@@ -133,13 +137,16 @@ impl Filter for ClamAv {
             "virus {virus} in a message from <{}>",
             envelope.sender
         ));
-        let action = match s.action {
+        let action = match &s.action {
             Action::Reject => FilterAction::Reject(Reply::new(
                 554,
                 "5.7.1",
                 &format!("message refused: virus {virus} found"),
             )),
-            Action::Quarantine => FilterAction::Quarantine(format!("virus {virus}")),
+            Action::Quarantine(folder) => {
+                verdicts::local_folder(folder);
+                FilterAction::Quarantine(format!("virus {virus}"))
+            }
         };
         FilterVerdict {
             action,

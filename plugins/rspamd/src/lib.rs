@@ -5,8 +5,10 @@
 //!
 //! - `reject` → 550 5.7.1 (rspamd's SMTP message when it gives one),
 //! - `soft reject` → 451 4.7.1, `greylist` → 451 4.7.1 "greylisted",
-//! - `add header` → `X-Spam: Yes` and, by default, the Junk folder for
-//!   local recipients (`add_header = "tag"`: headers only),
+//! - `add header` → `X-Spam: Yes` and, by default, the Junk folder
+//!   (`folder`) for the local recipients' copies
+//!   (`verdicts::local_folder`), relayed copies going out as usual with the
+//!   headers (`add_header = "tag"`: headers only),
 //! - `rewrite subject` → the subject rspamd gives (else `***SPAM*** …`),
 //! - `no action` → delivered.
 //!
@@ -17,23 +19,28 @@
 use serde_json::Value;
 use std::sync::OnceLock;
 use tern_plugin_http::{self as http, Url};
-use tern_sdk::{Envelope, Filter, FilterAction, FilterVerdict, Message, Reply, Session, config};
+use tern_sdk::{
+    Envelope, Filter, FilterAction, FilterVerdict, Message, Reply, Session, config, verdicts,
+};
 
 /// Longest `X-Spam-Symbols:` value.
 const MAX_SYMBOLS: usize = 900;
 
 struct Settings {
     url: Url,
-    junk: bool,
+    /// The folder of the local copies of mail rspamd tags (`add header`);
+    /// None: tag only.
+    junk: Option<String>,
 }
 
 fn settings() -> &'static Result<Settings, String> {
     static SETTINGS: OnceLock<Result<Settings, String>> = OnceLock::new();
     SETTINGS.get_or_init(|| {
         let url = config::get("url").unwrap_or_else(|| "http://127.0.0.1:11333/checkv2".into());
+        let folder = config::get("folder").unwrap_or_else(|| "Junk".into());
         let junk = match config::get("add_header").as_deref() {
-            None | Some("junk") => true,
-            Some("tag") => false,
+            None | Some("junk") => Some(folder),
+            Some("tag") => None,
             Some(other) => return Err(format!("add_header {other:?}: want junk or tag")),
         };
         Ok(Settings {
@@ -78,8 +85,13 @@ fn bytes_of(message: &Message) -> Vec<u8> {
     out
 }
 
-/// What rspamd's answer means for the message.
-fn verdict(answer: &Value, junk: bool, subject: Option<&str>) -> Result<FilterVerdict, String> {
+/// What rspamd's answer means for the message: the verdict, and whether
+/// the local copies go to the junk folder (`add header`).
+fn verdict(
+    answer: &Value,
+    junk: bool,
+    subject: Option<&str>,
+) -> Result<(FilterVerdict, bool), String> {
     let action = answer
         .get("action")
         .and_then(Value::as_str)
@@ -95,6 +107,7 @@ fn verdict(answer: &Value, junk: bool, subject: Option<&str>) -> Result<FilterVe
     let refusal =
         |code, enhanced, default: &str| Reply::new(code, enhanced, smtp_message.unwrap_or(default));
     let spam = action != "no action";
+    let mut to_junk = false;
     let mut symbols: Vec<&String> = answer
         .get("symbols")
         .and_then(Value::as_object)
@@ -129,11 +142,8 @@ fn verdict(answer: &Value, junk: bool, subject: Option<&str>) -> Result<FilterVe
         }
         "add header" => {
             v = v.add_header("X-Spam", "Yes");
-            if junk {
-                FilterAction::Quarantine(format!("rspamd: score {score:.2}"))
-            } else {
-                FilterAction::Continue
-            }
+            to_junk = junk;
+            FilterAction::Continue
         }
         "rewrite subject" => {
             let new = answer
@@ -149,7 +159,7 @@ fn verdict(answer: &Value, junk: bool, subject: Option<&str>) -> Result<FilterVe
         }
         other => return Err(format!("rspamd answered an unknown action {other:?}")),
     };
-    Ok(v)
+    Ok((v, to_junk))
 }
 
 struct Rspamd;
@@ -166,8 +176,14 @@ impl Filter for Rspamd {
                 serde_json::from_slice::<Value>(&b).map_err(|e| format!("answer is not JSON: {e}"))
             });
         let subject = message.header("Subject").into_iter().next();
-        match answer.and_then(|a| verdict(&a, s.junk, subject.as_deref())) {
-            Ok(v) => v,
+        match answer.and_then(|a| verdict(&a, s.junk.is_some(), subject.as_deref())) {
+            Ok((v, to_junk)) => {
+                if let (true, Some(folder)) = (to_junk, &s.junk) {
+                    // Local copies only: relayed ones go out with the headers.
+                    verdicts::local_folder(folder);
+                }
+                v
+            }
             Err(e) => panic!("rspamd at {}: {e}", s.url),
         }
     }
@@ -183,26 +199,23 @@ mod tests {
     #[test]
     fn actions_map() {
         let a = |action: &str| json!({"action": action, "score": 7.5, "required_score": 15.0, "symbols": {"B": {}, "A": {}}});
-        let v = verdict(&a("reject"), true, None).unwrap();
+        let v = verdict(&a("reject"), true, None).unwrap().0;
         assert!(matches!(v.action, FilterAction::Reject(ref r) if r.code == 550));
         assert!(matches!(
-            verdict(&a("soft reject"), true, None).unwrap().action,
+            verdict(&a("soft reject"), true, None).unwrap().0.action,
             FilterAction::Tempfail(_)
         ));
         assert!(
-            matches!(verdict(&a("greylist"), true, None).unwrap().action, FilterAction::Tempfail(ref r) if r.text.contains("Greylisted"))
+            matches!(verdict(&a("greylist"), true, None).unwrap().0.action, FilterAction::Tempfail(ref r) if r.text.contains("Greylisted"))
         );
-        assert!(matches!(
-            verdict(&a("add header"), true, None).unwrap().action,
-            FilterAction::Quarantine(_)
-        ));
-        assert!(matches!(
-            verdict(&a("add header"), false, None).unwrap().action,
-            FilterAction::Continue
-        ));
-        let v = verdict(&a("rewrite subject"), true, Some(" hi")).unwrap();
+        let (v, junk) = verdict(&a("add header"), true, None).unwrap();
+        assert!(matches!(v.action, FilterAction::Continue) && junk);
+        let (v, junk) = verdict(&a("add header"), false, None).unwrap();
+        assert!(matches!(v.action, FilterAction::Continue) && !junk);
+        let (v, junk) = verdict(&a("rewrite subject"), true, Some(" hi")).unwrap();
+        assert!(!junk);
         assert!(v.edits.iter().any(|e| matches!(e, tern_sdk::HeaderEdit::Add(h) if h.name == "Subject" && h.value == "***SPAM*** hi")));
-        let v = verdict(&a("no action"), true, None).unwrap();
+        let v = verdict(&a("no action"), true, None).unwrap().0;
         assert!(matches!(v.action, FilterAction::Continue));
         assert!(
             v.edits

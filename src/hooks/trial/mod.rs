@@ -391,6 +391,9 @@ async fn data_hook(
     if let Some(q) = &outcome.quarantine {
         parts.push(format!("quarantine: {q}"));
     }
+    if let Some(f) = &outcome.local_folder {
+        parts.push(format!("local copies to {f}"));
+    }
     Runner {
         report,
         plugins: &info.plugins,
