@@ -4,8 +4,9 @@
 //! signature of the EICAR test file and a body signature of a marker
 //! string; no download). A clean message is delivered; an EICAR
 //! attachment and the marker are refused with 554 5.7.1 naming the
-//! signature; with `action = "quarantine"` the message goes to Junk
-//! (read back over IMAP); clamd gone → the entry's `on_error` (451).
+//! signature; with `action = "quarantine"` and `folder = "Virus"` the
+//! message goes to that folder, created for the account (read back over
+//! IMAP), and the trace names it; clamd gone → the entry's `on_error` (451).
 
 mod harness;
 
@@ -91,9 +92,10 @@ impl Clamd {
     }
 }
 
-fn server(clamd_port: u16, action: &str) -> Tern {
+/// A server whose clamav entry's config adds `settings` (`action = …`).
+fn server(clamd_port: u16, settings: &str) -> Tern {
     let extra = format!(
-        "[[listen]]\nprotocol = \"imap\"\naddress = \"{{ip}}:0\"\n[tls]\nallow_plaintext_auth = true\n[[plugin]]\nname = \"clamav\"\npath = \"{}\"\ntimeout = \"10s\"\non_error = \"tempfail\"\nconnect = [\"127.0.0.1:{clamd_port}\"]\nconfig = {{ address = \"127.0.0.1:{clamd_port}\", action = \"{action}\" }}\n",
+        "[[listen]]\nprotocol = \"imap\"\naddress = \"{{ip}}:0\"\n[tls]\nallow_plaintext_auth = true\n[[plugin]]\nname = \"clamav\"\npath = \"{}\"\ntimeout = \"10s\"\non_error = \"tempfail\"\nconnect = [\"127.0.0.1:{clamd_port}\"]\nconfig = {{ address = \"127.0.0.1:{clamd_port}\", {settings} }}\n",
         test_plugins::shipped::CLAMAV
     );
     let t = Tern::start(&config("mx.example.test", "example.test", &extra));
@@ -132,7 +134,7 @@ fn run(t: &Tern, body: &str) -> String {
 #[test]
 fn viruses_refused_or_quarantined_clean_mail_delivered_clamd_down_tempfails() {
     let mut clamd = Clamd::start();
-    let t = server(clamd.port, "reject");
+    let t = server(clamd.port, "action = \"reject\"");
     let out = run(
         &t,
         r#"
@@ -151,18 +153,26 @@ print("ok")
         "the plugin logs it"
     );
 
-    let q = server(clamd.port, "quarantine");
+    let q = server(clamd.port, "action = \"quarantine\", folder = \"Virus\"");
     let out = run(
         &q,
         r#"
-assert send(with_eicar("eicar to junk")) == (250, "")
+assert send(with_eicar("eicar to the virus folder")) == (250, "")
 assert send(message("clean two")) == (250, "")
-assert subjects("Junk") == ["Subject: eicar to junk"], subjects("Junk")
+assert subjects("Virus") == ["Subject: eicar to the virus folder"], subjects("Virus")
 assert subjects("INBOX") == ["Subject: clean two"], subjects("INBOX")
 print("ok")
 "#,
     );
     assert_eq!(out.trim(), "ok");
+    let story = q.client_trace("127.0.0.1");
+    for line in [
+        "data     plugin clamav: local folder — Virus",
+        "data     plugin clamav: quarantine",
+        "store    folder: Virus [bob@example.test]",
+    ] {
+        assert!(story.contains(line), "{line:?} in {story}");
+    }
 
     // clamd gone: the plugin fails and on_error = "tempfail" answers.
     let _ = clamd.child.kill();

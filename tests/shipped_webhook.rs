@@ -1,19 +1,26 @@
 //! The shipped `webhook` filter (plugins/webhook) in the real server
-//! against a local HTTP service (Python's http.server, started by the
-//! test): it receives the envelope, client and header fields as JSON, and
-//! its answers are applied — a header added to a delivered message, a
-//! refusal with the service's own reply, quarantine to Junk (read back
-//! over IMAP) — and a service answering 500 gets the entry's `on_error`.
+//! against a local HTTPS service (Python's http.server behind a
+//! certificate from a CA made by the test, which `relay.tls_ca` trusts,
+//! for the issue's own `https://hooks.example.test/`, resolved through
+//! Tern's resolver): the request goes through WASI HTTP under the entry's
+//! `http` grant. The service receives the envelope, client, header fields
+//! and the decisions made so far (an earlier filter's verdict, without its
+//! details; the SPF result) as JSON, and its answers are applied — a header
+//! added to a delivered message, a refusal with the service's own reply,
+//! `junk` and quarantine to Junk (read back over IMAP) — and a service
+//! answering 500 gets the entry's `on_error`.
 
 mod harness;
 
+use harness::tls::TestCa;
 use harness::*;
+use serde_json::json;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use tern::testing::reaper::{Watched, watch};
 
 const SERVICE: &str = r#"
-import http.server, json, sys
+import http.server, json, ssl, sys
 log = open(sys.argv[1], "a")
 class H(http.server.BaseHTTPRequestHandler):
     def do_POST(self):
@@ -25,8 +32,10 @@ class H(http.server.BaseHTTPRequestHandler):
         answer = {"action": "continue", "add_headers": [{"name": "X-Webhook", "value": "seen " + body["envelope"]["sender"]}]}
         if subject == "refuse":
             answer = {"action": "reject", "code": 554, "enhanced": "5.7.1", "text": "refused by the policy service"}
+        elif subject == "hold":
+            answer = {"action": "quarantine", "reason": "policy says quarantine"}
         elif subject == "junk":
-            answer = {"action": "quarantine", "reason": "policy says junk"}
+            answer = {"action": "junk"}
         data = json.dumps(answer).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -35,6 +44,9 @@ class H(http.server.BaseHTTPRequestHandler):
         self.wfile.write(data)
     def log_message(self, *a): pass
 s = http.server.HTTPServer(("127.0.0.1", 0), H)
+tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+tls.load_cert_chain(sys.argv[2], sys.argv[3])
+s.socket = tls.wrap_socket(s.socket, server_side=True)
 print(s.server_address[1], flush=True)
 s.serve_forever()
 "#;
@@ -48,12 +60,15 @@ struct Service {
 }
 
 impl Service {
-    fn start() -> Service {
+    /// Serves HTTPS with `cert`.
+    fn start(cert: &harness::tls::CertFiles) -> Service {
         let dir = tempfile::tempdir().expect("tempdir");
         let log = dir.path().join("requests.jsonl");
         let mut child = Command::new("python3")
             .args(["-c", SERVICE])
             .arg(&log)
+            .arg(&cert.cert)
+            .arg(&cert.key)
             .stdout(Stdio::piped())
             .spawn()
             .map(watch)
@@ -74,12 +89,22 @@ impl Service {
 
 #[test]
 fn service_verdicts_are_applied_and_a_failing_service_gets_on_error() {
-    let svc = Service::start();
+    let ca = TestCa::new();
+    let svc = Service::start(&ca.issue("hooks", &["hooks.example.test"]));
+    let dns = DnsServer::start(&json!({
+        "hooks.example.test": {"A": ["127.0.0.1"]},
+        "outside.test": {"TXT": ["v=spf1 ip4:127.0.0.1 -all"]},
+    }));
+    let base = format!("https://hooks.example.test:{}/", svc.port);
+    // A filter before the webhook, whose verdict the service is told.
+    let tagger = plugin_entry("tagger", test_plugins::ADD_HEADER, "5s", "");
     let extra = format!(
-        "[[listen]]\nprotocol = \"imap\"\naddress = \"{{ip}}:0\"\n[tls]\nallow_plaintext_auth = true\n[[plugin]]\nname = \"webhook\"\npath = \"{}\"\ntimeout = \"10s\"\non_error = \"tempfail\"\nconnect = [\"127.0.0.1:{}\"]\nconfig = {{ url = \"http://127.0.0.1:{}/hook\", headers = \"yes\" }}\n",
+        "[[listen]]\nprotocol = \"imap\"\naddress = \"{{ip}}:0\"\n[tls]\nallow_plaintext_auth = true\n\
+         [dns]\nnameservers = [\"{}\"]\ntimeout = \"1s\"\n[auth]\n[relay]\ntls_ca = \"{}\"\n{tagger}\
+         [[plugin]]\nname = \"webhook\"\npath = \"{}\"\ntimeout = \"10s\"\non_error = \"tempfail\"\nhttp = [\"{base}\"]\nconfig = {{ url = \"{base}hook\", headers = \"yes\" }}\n",
+        dns.address(),
+        ca.ca_file().display(),
         test_plugins::shipped::WEBHOOK,
-        svc.port,
-        svc.port
     );
     let t = Tern::start(&config("mx.example.test", "example.test", &extra));
     t.add_user("bob@example.test", "pw");
@@ -92,12 +117,14 @@ def message(subject):
 assert send(message("hello")) == (250, "")
 code, text = send(message("refuse"))
 assert (code, text) == (554, "5.7.1 refused by the policy service"), (code, text)
+assert send(message("hold")) == (250, "")
 assert send(message("junk")) == (250, "")
 code, text = send(message("break"))
 assert code == 451 and text.startswith("4.7.1"), (code, text)
 inbox, junk = folder("INBOX"), folder("Junk")
 assert len(inbox) == 1 and "X-Webhook: seen lisa@outside.test" in inbox[0], inbox
-assert len(junk) == 1 and "Subject: junk" in junk[0], junk
+assert len(junk) == 2, junk
+assert "Subject: hold" in junk[0] and "Subject: junk" in junk[1], junk
 print("ok")
 "#
         ),
@@ -110,10 +137,40 @@ print("ok")
     assert_eq!(first["envelope"]["sender"], "lisa@outside.test");
     assert_eq!(first["envelope"]["recipients"][0], "bob@example.test");
     assert_eq!(first["client"]["address"], "127.0.0.1");
+    assert_eq!(first["auth"]["spf"], "pass", "{first}");
     assert!(
         first["headers"].as_array().is_some_and(|h| !h.is_empty()),
         "{first}"
     );
-    assert_eq!(requests.lines().count(), 4);
+    // The decisions so far: the earlier filter's verdict (its header edit
+    // is its own: no detail), and the SPF/DKIM/DMARC check with its result.
+    let so_far = first["verdicts"].as_array().expect("verdicts");
+    let by = |who: &str| so_far.iter().find(|d| d["by"] == who);
+    let tagger = by("plugin tagger").unwrap_or_else(|| panic!("{first}"));
+    assert_eq!(
+        (&tagger["stage"], &tagger["verdict"], &tagger["detail"]),
+        (&json!("data"), &json!("continue"), &json!(null)),
+        "{first}"
+    );
+    let auth = by("spf/dkim/dmarc").unwrap_or_else(|| panic!("{first}"));
+    assert!(
+        auth["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("spf=pass")),
+        "{first}"
+    );
+    assert!(
+        so_far
+            .iter()
+            .any(|d| d["stage"] == "rcpt" && d["rcpt"] == "bob@example.test"),
+        "{first}"
+    );
+    assert!(!first.to_string().contains("X-Tern-Filter"), "{first}");
+    assert_eq!(requests.lines().count(), 5);
     assert!(t.log().contains("HTTP status 500"), "the reason is logged");
+    let story = t.cli_ok(&["trace", "--client", "127.0.0.1", "--since", "1h"]);
+    assert!(
+        story.contains("data     plugin webhook: local folder — Junk"),
+        "{story}"
+    );
 }
