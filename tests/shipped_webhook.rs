@@ -8,7 +8,8 @@
 //! details; the SPF result) as JSON, and its answers are applied — a header
 //! added to a delivered message, a refusal with the service's own reply,
 //! `junk` and quarantine to Junk (read back over IMAP) — and a service
-//! answering 500 gets the entry's `on_error`.
+//! answering 500 gets the entry's `on_error`. An entry written for the
+//! first webhook (a `connect` grant) is refused by `check-config`.
 
 mod harness;
 
@@ -172,5 +173,35 @@ print("ok")
     assert!(
         story.contains("data     plugin webhook: local folder — Junk"),
         "{story}"
+    );
+}
+
+/// An entry written for the first webhook (HTTP by hand over `connect`)
+/// is refused by `check-config`, naming the import it lacks a grant for;
+/// with the `http` grant instead it passes.
+#[test]
+fn a_connect_grant_is_not_enough_the_http_grant_is() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let old = check_plugin_config(
+        dir.path(),
+        test_plugins::shipped::WEBHOOK,
+        "connect = [\"127.0.0.1:8080\"]\nconfig = { url = \"http://127.0.0.1:8080/tern\" }\n",
+    );
+    let said = format!(
+        "{}{}",
+        text(&old.stdout),
+        String::from_utf8_lossy(&old.stderr)
+    );
+    assert!(!old.status.success(), "{said}");
+    assert!(said.contains("wasi:http"), "{said}");
+    let new = check_plugin_config(
+        dir.path(),
+        test_plugins::shipped::WEBHOOK,
+        "http = [\"http://127.0.0.1:8080/\"]\nconfig = { url = \"http://127.0.0.1:8080/tern\" }\n",
+    );
+    assert!(
+        new.status.success(),
+        "{}",
+        String::from_utf8_lossy(&new.stderr)
     );
 }

@@ -193,7 +193,7 @@ pub async fn commit(
                 reason,
                 relayed_dropped = remote.len(),
                 folder = effects.folder,
-                "quarantined: local copies only, nothing relayed"
+                "quarantined by a filter: local copies only, nothing relayed"
             );
             for r in &remote {
                 let e = Event::new(Stage::Store, "quarantine", "not relayed").rcpt(&r.address);

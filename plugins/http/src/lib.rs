@@ -1,5 +1,6 @@
 //! A plain HTTP/1.1 POST over `tern_sdk::net` for the shipped plugins that
-//! talk to HTTP services (webhook, rspamd): one request per connection
+//! talk to HTTP services over a `connect` grant (rspamd; the webhook uses
+//! WASI HTTP instead): one request per connection
 //! (`Connection: close`), extra request header fields as given; the
 //! response head parsed by `httparse`, the body by Content-Length, chunked
 //! coding, or to the end.
