@@ -177,12 +177,8 @@ pub(crate) fn check_plugins(config: &Config) -> Result<Vec<Vec<&'static str>>> {
         if let Some(problem) = tern::hooks::network::ungranted_http_import(imports(), &http) {
             bail!("plugin {:?}: {}: {problem}", p.name, p.path.display());
         }
-        if let Some(warning) = tern::hooks::network::ungranted_import(imports(), &grants) {
-            eprintln!(
-                "warning: plugin {:?}: {}: {warning}",
-                p.name,
-                p.path.display()
-            );
+        if let Some(problem) = tern::hooks::network::ungranted_import(imports(), &grants) {
+            bail!("plugin {:?}: {}: {problem}", p.name, p.path.display());
         }
         if let Some(d) = &p.directory
             && !d.is_dir()

@@ -166,10 +166,6 @@ impl std::fmt::Debug for PluginSession {
 pub(super) fn arm(store: &mut wasmtime::Store<PluginState>, timeout: Duration) {
     store.data_mut().deadline = Instant::now() + timeout;
     store.data_mut().in_call = true;
-    store
-        .data()
-        .connects
-        .store(0, std::sync::atomic::Ordering::Relaxed);
     store.set_epoch_deadline(1);
 }
 

@@ -275,6 +275,7 @@ pub fn linker(engine: &Engine) -> Result<Linker<PluginState>, PluginError> {
         .map_err(|e| PluginError::Engine(format!("{e:#}")))?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
         .map_err(|e| PluginError::Engine(format!("{e:#}")))?;
+    super::held::add_to_linker(&mut linker).map_err(|e| PluginError::Engine(format!("{e:#}")))?;
     Plugin::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |s| s)
         .map_err(|e| PluginError::Engine(format!("{e:#}")))?;
     Ok(linker)
@@ -382,22 +383,23 @@ pub fn link(
         })?;
     let ty = component.component_type();
     let imports: Vec<String> = ty.imports(engine).map(|(n, _)| n.to_string()).collect();
-    if let Some(message) =
-        super::network::ungranted_import(imports.iter().map(String::as_str), &grants)
-    {
-        tracing::warn!(plugin = %p.name, path = %p.path.display(), "{message}");
-    }
     let network = |message| PluginError::Network {
         name: p.name.clone(),
         path: p.path.clone(),
         message,
     };
+    if let Some(message) =
+        super::network::ungranted_import(imports.iter().map(String::as_str), &grants)
+    {
+        return Err(network(message));
+    }
     let http = super::http_grant::HttpGrants::parse(&p.http).map_err(network)?;
     if let Some(message) =
         super::network::ungranted_http_import(imports.iter().map(String::as_str), &http)
     {
         return Err(network(message));
     }
+    let connections = super::held::budget();
     let http = (!http.is_empty()).then(|| {
         Arc::new(super::http::HttpGate::new(
             &p.name,
@@ -405,6 +407,7 @@ pub fn link(
             dns.clone(),
             tls_ca,
             p.timeout.0,
+            connections.clone(),
         ))
     });
     let pre = linker
@@ -459,6 +462,7 @@ pub fn link(
         directory: p.directory.clone(),
         grants: Arc::new(grants),
         http,
+        connections,
         skipped: Default::default(),
     });
     Ok(LoadedPlugin {

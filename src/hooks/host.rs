@@ -42,6 +42,9 @@ pub struct PluginShared {
     pub grants: Arc<super::network::Grants>,
     /// Outgoing HTTP granted (`http`); None: none.
     pub http: Option<Arc<super::http::HttpGate>>,
+    /// The connections all its instances hold (`held.rs`); the HTTP
+    /// gate has the same.
+    pub connections: Arc<tokio::sync::Semaphore>,
     /// The hooks its configuration turns off (`config.skip-hooks`).
     pub skipped: super::declared::Skipped,
 }
@@ -57,8 +60,9 @@ pub struct PluginState {
     /// A call is in progress (set by `arm`, cleared when it returns): an
     /// instance left so (its session dropped mid-call) is never reused.
     pub in_call: bool,
-    /// Connections opened in the call in progress (reset by `arm`).
-    pub connects: Arc<std::sync::atomic::AtomicU32>,
+    /// The connection count's permits of its live sockets (`held.rs`);
+    /// given back when the guest drops a socket or the store is dropped.
+    pub held_sockets: super::held::HeldSockets,
     /// During a `route` call: Some, holding the demand for verified TLS
     /// the plugin made in it, if any; None outside one.
     pub route_tls: Option<Option<VerifiedTls>>,
@@ -88,13 +92,11 @@ impl PluginState {
         let mut wasi = WasiCtxBuilder::new();
         let output = GuestOutput::new(&shared.name);
         wasi.stdout(output.clone()).stderr(output);
-        let connects = Arc::new(std::sync::atomic::AtomicU32::new(0));
         if !shared.grants.is_empty() {
             wasi.allow_tcp(true)
                 .socket_addr_check(super::network::socket_check(
                     shared.grants.clone(),
                     shared.dns.clone(),
-                    connects.clone(),
                 ));
         }
         if let Some(dir) = &shared.directory {
@@ -109,7 +111,7 @@ impl PluginState {
             wasi: wasi.build(),
             deadline: Instant::now(),
             in_call: false,
-            connects,
+            held_sockets: Default::default(),
             route_tls: None,
             remember: None,
             filtering: None,

@@ -4,9 +4,11 @@
 //! does). wasmtime-wasi-http builds the request; `HttpHooks::send_request`
 //! here decides and sends it: the URL must be under a granted prefix
 //! (`http_grant.rs`), else the guest's request fails with
-//! `HTTP-request-denied` before anything leaves the host; at most
-//! `MAX_REQUESTS_IN_FLIGHT` per instance at once (then
-//! `connection-limit-reached`); the host is resolved through Tern's
+//! `HTTP-request-denied` before anything leaves the host; each request
+//! holds one of the plugin's connections (`held.rs`: all its instances
+//! together, TCP sockets included) from the moment it is handed over
+//! until its connection ends, and past the bound it fails with
+//! `connection-limit-reached`; the host is resolved through Tern's
 //! resolver and connected to by the host, https verified against the
 //! system's trust anchors (or `relay.tls_ca`) for the URL's host; and the
 //! plugin's `timeout` bounds connecting and waiting for the response (the
@@ -22,9 +24,6 @@ use tokio::sync::Semaphore;
 use wasmtime_wasi_http::p2::bindings::http::types::ErrorCode;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
-/// Requests one plugin instance may have open at once.
-pub const MAX_REQUESTS_IN_FLIGHT: usize = 8;
-
 /// What every instance of a plugin shares for its requests.
 pub struct HttpGate {
     pub plugin: String,
@@ -36,6 +35,8 @@ pub struct HttpGate {
     /// The plugin's call timeout: the most connecting and waiting for a
     /// response may take.
     pub timeout: Duration,
+    /// The connections the plugin holds (`held.rs`).
+    pub connections: Arc<Semaphore>,
 }
 
 impl HttpGate {
@@ -47,6 +48,7 @@ impl HttpGate {
         dns: Dns,
         ca: Option<&std::path::Path>,
         timeout: Duration,
+        connections: Arc<Semaphore>,
     ) -> HttpGate {
         let tls = match crate::tls::client::verified_tls_config(ca) {
             Ok(c) => Some(c),
@@ -64,23 +66,20 @@ impl HttpGate {
             dns,
             tls,
             timeout,
+            connections,
         }
     }
 }
 
-/// One instance's view: the shared gate and its count of open requests.
+/// One instance's view: the gate all instances of its plugin share.
 pub struct HttpHooks {
     gate: Option<Arc<HttpGate>>,
-    open: Arc<Semaphore>,
 }
 
 impl HttpHooks {
     /// `gate`: None for a plugin with no `http` grant (every request refused).
     pub fn new(gate: Option<Arc<HttpGate>>) -> HttpHooks {
-        HttpHooks {
-            gate,
-            open: Arc::new(Semaphore::new(MAX_REQUESTS_IN_FLIGHT)),
-        }
+        HttpHooks { gate }
     }
 }
 
@@ -130,11 +129,12 @@ impl WasiHttpHooks for HttpHooks {
                 return refused(Error::HttpRequestDenied);
             }
         };
-        let Ok(permit) = self.open.clone().try_acquire_owned() else {
+        let Ok(permit) = gate.connections.clone().try_acquire_owned() else {
             tracing::warn!(
                 plugin,
                 url,
-                "http request refused: {MAX_REQUESTS_IN_FLIGHT} already open"
+                "http request refused: the plugin holds {} connections already",
+                super::held::MAX_HELD
             );
             return refused(Error::ConnectionLimitReached);
         };
@@ -147,17 +147,20 @@ impl WasiHttpHooks for HttpHooks {
                     .await
                     .map_err(|_| Error::ConnectionTimeout)??;
             let request = outgoing(request, &destination)?;
-            let driver = tokio::spawn(connection);
+            // The connection counts as held until it ends: once the
+            // response is read or dropped (and at once if the guest's
+            // instance goes, which drops the response).
+            let driver = tokio::spawn(async move {
+                let _permit = permit;
+                connection.await
+            });
             let response = tokio::time::timeout(response_timeout, sender.send_request(request))
                 .await
                 .map_err(|_| Error::HttpResponseTimeout)?
                 .map_err(Error::from)?;
             tracing::debug!(plugin = %gate.plugin, url, status = %response.status(), "http request");
             let response = response.map(|b| b.map_err(Error::from).boxed_unsync());
-            // The connection ends once the response is read (or dropped);
-            // the request counts as open until then.
             let io = async move {
-                let _permit = permit;
                 match driver.await {
                     Ok(Ok(())) => Ok(()),
                     Ok(Err(e)) => Err(Error::from(e)),

@@ -21,6 +21,7 @@ pub mod dispatch;
 pub mod edits;
 pub mod engine;
 pub mod filter_call;
+pub mod held;
 pub mod host;
 pub mod http;
 pub mod http_grant;

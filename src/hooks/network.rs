@@ -1,24 +1,21 @@
 //! Outgoing connections a plugin is granted (`[[plugin]] connect = ["host:port",
-//! …]`), through WASI sockets: which imports need a grant (named at load
-//! and by `check-config` when there is none), and the check wasmtime-wasi asks before every
-//! bind and connect. A grant names a host (an IP address or a name) and a
+//! …]`), through WASI sockets: which imports need a grant (a component
+//! importing `wasi:sockets` or `wasi:http` without one is refused at load
+//! and by `check-config`, naming the imports), and the check wasmtime-wasi
+//! asks before every bind and connect. A grant names a host (an IP address or a name) and a
 //! port; a name is resolved through Tern's resolver at the moment of the
 //! connect, and the guest may connect only to the addresses it resolves
 //! to, so a name granted is never a way to reach some other address. Only
 //! TCP: no UDP, no listening, no accepting, and `wasi:sockets/ip-name-lookup`
 //! is off (guests resolve through `tern:plugin/dns`, which is Tern's
-//! resolver). Each call may open at most `MAX_CONNECTS_PER_CALL`
-//! connections; the call's deadline covers its I/O (host calls are
-//! awaited under the plugin's timeout).
+//! resolver). How many sockets a plugin holds at once is bounded in
+//! `held.rs`; the call's deadline covers its I/O (host calls are awaited
+//! under the plugin's timeout).
 
 use crate::dns::Dns;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use wasmtime_wasi::sockets::SocketAddrUse;
-
-/// Most connections one hook call may open.
-pub const MAX_CONNECTS_PER_CALL: u32 = 8;
 
 /// One `connect` entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,24 +52,12 @@ impl Grants {
     }
 
     /// wasmtime-wasi's socket check: implicit binds (wildcard, port 0)
-    /// for a connect are allowed; a connect only to a granted address,
-    /// within the per-call bound (`connects`, the instance's count, reset
-    /// at each call); nothing else.
-    pub async fn allows(
-        &self,
-        addr: SocketAddr,
-        usage: SocketAddrUse,
-        dns: &Dns,
-        connects: &AtomicU32,
-    ) -> bool {
+    /// for a connect are allowed; a connect only to a granted address;
+    /// nothing else.
+    pub async fn allows(&self, addr: SocketAddr, usage: SocketAddrUse, dns: &Dns) -> bool {
         match usage {
             SocketAddrUse::TcpBind => addr.ip().is_unspecified() && addr.port() == 0,
-            SocketAddrUse::TcpConnect => {
-                if !self.granted(addr, dns).await {
-                    return false;
-                }
-                connects.fetch_add(1, Ordering::Relaxed) < MAX_CONNECTS_PER_CALL
-            }
+            SocketAddrUse::TcpConnect => self.granted(addr, dns).await,
             _ => false,
         }
     }
@@ -128,11 +113,12 @@ fn parse_entry(entry: &str) -> Result<Grant, String> {
     })
 }
 
-/// A network import the grants do not cover: `wasi:sockets` (tcp, udp,
-/// ip-name-lookup) without a `connect` grant. Such a component still
-/// loads — CPython (componentize-py) components import `wasi:sockets`
-/// whether or not they use it — with a warning naming the import, and its
-/// every connect is refused at the call.
+/// `wasi:sockets` imports without a `connect` grant: the component is
+/// refused (at load and by `check-config`), naming them. Every
+/// `wasi:sockets` interface counts, even `network`, which alone opens
+/// nothing: a component that needs no network imports none of it (a
+/// runtime that imports sockets unused, CPython's, has them answered by
+/// `sdk/no-network` plugged in at build time).
 pub fn ungranted_import<'a>(
     imports: impl IntoIterator<Item = &'a str>,
     grants: &Grants,
@@ -140,18 +126,16 @@ pub fn ungranted_import<'a>(
     if !grants.is_empty() {
         return None;
     }
-    imports
+    let sockets: Vec<&str> = imports
         .into_iter()
-        .find(|name| {
-            ["tcp", "udp", "tcp-create-socket", "udp-create-socket", "ip-name-lookup"]
-                .iter()
-                .any(|i| name.starts_with(&format!("wasi:sockets/{i}@")))
-        })
-        .map(|name| {
-            format!(
-                "it imports {name}, but its [[plugin]] entry grants no network (connect = [\"host:port\", …]): every connection it tries will be refused"
-            )
-        })
+        .filter(|name| name.starts_with("wasi:sockets/"))
+        .collect();
+    (!sockets.is_empty()).then(|| {
+        format!(
+            "it imports {}, but its [[plugin]] entry grants no network (connect = [\"host:port\", …]); a component that does not use them can have them answered by sdk/no-network (wac plug, see docs/plugins.md)",
+            sockets.join(", ")
+        )
+    })
 }
 
 /// A `wasi:http` import without an `http` grant: the component is refused
@@ -177,7 +161,6 @@ pub fn ungranted_http_import<'a>(
 pub fn socket_check(
     grants: Arc<Grants>,
     dns: Dns,
-    connects: Arc<AtomicU32>,
 ) -> impl Fn(
     SocketAddr,
     SocketAddrUse,
@@ -186,10 +169,10 @@ pub fn socket_check(
 + Sync
 + 'static {
     move |addr, usage| {
-        let (grants, dns, connects) = (grants.clone(), dns.clone(), connects.clone());
+        let (grants, dns) = (grants.clone(), dns.clone());
         // wasmtime wants a Sync future and the resolver's is not: the check
         // runs as a task of its own (a JoinHandle is Sync); a panic refuses.
-        let task = tokio::spawn(async move { grants.allows(addr, usage, &dns, &connects).await });
+        let task = tokio::spawn(async move { grants.allows(addr, usage, &dns).await });
         Box::pin(async move { task.await.unwrap_or(false) })
     }
 }
@@ -216,70 +199,26 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn only_granted_connects_within_the_bound_and_no_listening() {
+    async fn only_granted_connects_and_no_listening() {
         let dns = Dns::new(
             Some(&["127.0.0.1:9".parse().unwrap()]),
             std::time::Duration::from_millis(200),
         )
         .unwrap();
         let g = Grants::parse(&["127.0.0.1:11333".into()]).unwrap();
-        let count = AtomicU32::new(0);
         let granted: SocketAddr = "127.0.0.1:11333".parse().unwrap();
-        assert!(
-            !g.allows(
-                "127.0.0.1:11334".parse().unwrap(),
-                SocketAddrUse::TcpConnect,
-                &dns,
-                &count
-            )
-            .await
-        );
-        assert!(
-            !g.allows(
-                "127.0.0.2:11333".parse().unwrap(),
-                SocketAddrUse::TcpConnect,
-                &dns,
-                &count
-            )
-            .await
-        );
-        assert!(
-            g.allows(
-                "0.0.0.0:0".parse().unwrap(),
-                SocketAddrUse::TcpBind,
-                &dns,
-                &count
-            )
-            .await
-        );
-        assert!(
-            !g.allows(
-                "0.0.0.0:25".parse().unwrap(),
-                SocketAddrUse::TcpBind,
-                &dns,
-                &count
-            )
-            .await
-        );
-        assert!(
-            !g.allows(granted, SocketAddrUse::TcpListen, &dns, &count)
-                .await
-        );
-        assert!(
-            !g.allows(granted, SocketAddrUse::UdpBind, &dns, &count)
-                .await
-        );
-        for _ in 0..MAX_CONNECTS_PER_CALL {
-            assert!(
-                g.allows(granted, SocketAddrUse::TcpConnect, &dns, &count)
-                    .await
-            );
-        }
-        assert!(
-            !g.allows(granted, SocketAddrUse::TcpConnect, &dns, &count)
-                .await,
-            "bounded"
-        );
+        let allows = |addr: &str, usage| {
+            let addr: SocketAddr = addr.parse().unwrap();
+            let (g, dns) = (&g, &dns);
+            async move { g.allows(addr, usage, dns).await }
+        };
+        assert!(!allows("127.0.0.1:11334", SocketAddrUse::TcpConnect).await);
+        assert!(!allows("127.0.0.2:11333", SocketAddrUse::TcpConnect).await);
+        assert!(allows("0.0.0.0:0", SocketAddrUse::TcpBind).await);
+        assert!(!allows("0.0.0.0:25", SocketAddrUse::TcpBind).await);
+        assert!(!allows("127.0.0.1:11333", SocketAddrUse::TcpListen).await);
+        assert!(!allows("127.0.0.1:11333", SocketAddrUse::UdpBind).await);
+        assert!(g.allows(granted, SocketAddrUse::TcpConnect, &dns).await);
     }
 
     #[test]
@@ -290,9 +229,8 @@ mod tests {
         let e = ungranted_import(imports, &none).unwrap();
         assert!(e.contains("wasi:sockets/tcp@0.2.6"), "{e}");
         assert_eq!(ungranted_import(imports, &some), None);
-        assert_eq!(
-            ungranted_import(["wasi:sockets/network@0.2.6"], &none),
-            None
-        );
+        let e = ungranted_import(["wasi:sockets/network@0.2.6"], &none).unwrap();
+        assert!(e.contains("wasi:sockets/network@0.2.6"), "{e}");
+        assert_eq!(ungranted_import(["wasi:io/streams@0.2.6"], &none), None);
     }
 }

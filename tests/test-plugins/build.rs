@@ -1,8 +1,9 @@
-//! Builds every guest crate in `tests/plugins/` and every plugin shipped
-//! in `plugins/` for `wasm32-wasip2` (one cargo invocation per workspace,
-//! each with its own target dir beside the host's) and writes `plugins.rs`
-//! with a constant per plugin giving its `.wasm` path (the shipped ones in
-//! `mod shipped`). The pattern of wasmtime's `crates/test-programs`:
+//! Builds every guest crate in `tests/plugins/`, every plugin shipped
+//! in `plugins/` and `sdk/no-network` (the deny-all sockets a plugin can
+//! have plugged in) for `wasm32-wasip2` (one cargo invocation per
+//! workspace, each with its own target dir beside the host's) and writes
+//! `plugins.rs` with a constant per plugin giving its `.wasm` path (the
+//! shipped ones in `mod shipped`, then `NO_NETWORK`). The pattern of wasmtime's `crates/test-programs`:
 //! `cargo test` alone builds the real components the integration tests load.
 
 use std::path::{Path, PathBuf};
@@ -25,6 +26,9 @@ fn main() {
         sdk.join("wit"),
         sdk.join("Cargo.toml"),
         sdk.join("macros"),
+        sdk.join("no-network/src"),
+        sdk.join("no-network/wit"),
+        sdk.join("no-network/Cargo.toml"),
         manifest_dir.join("../../plugins"),
         manifest_dir.join("../plugins"),
     ] {
@@ -48,6 +52,11 @@ fn main() {
         code.push_str(&constant("plugins", name, wasm));
     }
     code.push_str("}\n");
+    let no_network = target_root.join("no-network");
+    cargo_build(&sdk.join("no-network"), &no_network);
+    let wasm = no_network.join("wasm32-wasip2/release/no_network.wasm");
+    assert!(wasm.is_file(), "{} was not built", wasm.display());
+    code.push_str(&constant("sdk", "no-network", &wasm));
     std::fs::write(out_dir.join("plugins.rs"), code).expect("write plugins.rs");
 }
 
@@ -65,6 +74,32 @@ fn constant(dir: &str, name: &str, wasm: &Path) -> String {
 /// `.wasm` path. A plugin crate is a member folder whose `Cargo.toml` says
 /// `cdylib`; other members (shared libraries) are only built as needed.
 fn build_workspace(guests: &Path, target_dir: &Path) -> Vec<(String, PathBuf)> {
+    cargo_build(guests, target_dir);
+    let mut names: Vec<String> = std::fs::read_dir(guests)
+        .unwrap_or_else(|e| panic!("{}: {e}", guests.display()))
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            std::fs::read_to_string(e.path().join("Cargo.toml"))
+                .is_ok_and(|manifest| manifest.contains("cdylib"))
+        })
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
+    names.sort();
+    names
+        .into_iter()
+        .map(|name| {
+            let wasm = target_dir
+                .join("wasm32-wasip2/release")
+                .join(format!("{}.wasm", name.replace('-', "_")));
+            assert!(wasm.is_file(), "{} was not built", wasm.display());
+            (name, wasm)
+        })
+        .collect()
+}
+
+/// `cargo build --release --target wasm32-wasip2` of the workspace at
+/// `guests` into `target_dir`.
+fn cargo_build(guests: &Path, target_dir: &Path) {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.args([
@@ -103,25 +138,4 @@ fn build_workspace(guests: &Path, target_dir: &Path) -> Vec<(String, PathBuf)> {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-
-    let mut names: Vec<String> = std::fs::read_dir(guests)
-        .unwrap_or_else(|e| panic!("{}: {e}", guests.display()))
-        .filter_map(|e| e.ok())
-        .filter(|e| {
-            std::fs::read_to_string(e.path().join("Cargo.toml"))
-                .is_ok_and(|manifest| manifest.contains("cdylib"))
-        })
-        .filter_map(|e| e.file_name().into_string().ok())
-        .collect();
-    names.sort();
-    names
-        .into_iter()
-        .map(|name| {
-            let wasm = target_dir
-                .join("wasm32-wasip2/release")
-                .join(format!("{}.wasm", name.replace('-', "_")));
-            assert!(wasm.is_file(), "{} was not built", wasm.display());
-            (name, wasm)
-        })
-        .collect()
 }

@@ -3,7 +3,8 @@
 //! <status>` when a response came and `451 4.7.1 refused: <error>` when
 //! the request failed, so a test can see which requests the server let
 //! through. With `count = "N"` it starts N requests before finishing any
-//! and answers with the outcomes in order (`got 201, refused: …, …`). With
+//! and answers with the outcomes in order, runs of the same one counted
+//! (`64 x got 201, 2 x refused: …`). With
 //! `rcpt` set, it acts only on that recipient (so several probes can share
 //! one server).
 
@@ -123,7 +124,15 @@ impl Policy for HttpProbe {
                 None => Verdict::Continue,
             };
         }
-        let all: Vec<String> = results.into_iter().map(outcome).collect();
+        // Runs of the same outcome as `N x outcome`: a reply line is short.
+        let mut runs: Vec<(usize, String)> = Vec::new();
+        for o in results.into_iter().map(outcome) {
+            match runs.last_mut() {
+                Some((n, last)) if *last == o => *n += 1,
+                _ => runs.push((1, o)),
+            }
+        }
+        let all: Vec<String> = runs.iter().map(|(n, o)| format!("{n} x {o}")).collect();
         Verdict::reject(550, "5.7.1", &all.join(", "))
     }
 }
