@@ -51,6 +51,22 @@ pub struct HeldSockets(HashMap<u32, OwnedSemaphorePermit>);
 /// Replaces `create-tcp-socket` and the `tcp-socket` destructor of
 /// wasmtime-wasi (already in `linker`) with the counting ones.
 pub fn add_to_linker(linker: &mut Linker<PluginState>) -> wasmtime::Result<()> {
+    // Only replacements: were wasmtime-wasi to name these differently (a
+    // new WIT version), the count would never see a socket; refuse then.
+    linker.allow_shadowing(false);
+    let taken = linker
+        .instance(TCP_CREATE_SOCKET)?
+        .func_wrap("create-tcp-socket", |_, (): ()| Ok(()))
+        .is_err()
+        && linker
+            .instance(TCP)?
+            .resource("tcp-socket", ResourceType::host::<()>(), |_, _| Ok(()))
+            .is_err();
+    if !taken {
+        wasmtime::bail!(
+            "wasmtime-wasi does not define {TCP_CREATE_SOCKET} and {TCP}: hooks/held.rs must follow its WIT version"
+        );
+    }
     linker.allow_shadowing(true);
     linker.instance(TCP_CREATE_SOCKET)?.func_wrap(
         "create-tcp-socket",
@@ -91,5 +107,18 @@ fn create(
             Ok(Ok(socket))
         }
         Err(e) => Ok(Err(e.downcast()?)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_what_wasmtime_wasi_defines_is_replaced() {
+        let engine = wasmtime::Engine::default();
+        let e = add_to_linker(&mut Linker::new(&engine)).unwrap_err();
+        assert!(e.to_string().contains(TCP_CREATE_SOCKET), "{e}");
+        assert!(super::super::engine::linker(&engine).is_ok());
     }
 }
