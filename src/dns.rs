@@ -8,6 +8,13 @@
 //! (hickory's validation, from `dns.trust_anchor` or the root KSKs) for the
 //! look-ups that DANE rests on; `validated` says whether an answer is
 //! secure, insecure or bogus (RFC 4035 section 4.3).
+//!
+//! `Dns::canned` answers from a file instead (`canned.rs`), for `tern
+//! plugin test --dns`: the same calls, nothing sent.
+
+mod canned;
+
+pub use canned::{Canned, CannedError};
 
 use hickory_resolver::config::{NameServerConfig, ResolverConfig, ResolverOpts};
 use hickory_resolver::name_server::TokioConnectionProvider;
@@ -50,6 +57,8 @@ pub struct Dns {
     resolver: Arc<TokioResolver>,
     /// Validates DNSSEC (None: `dns.dnssec = "off"`).
     validator: Option<Arc<TokioResolver>>,
+    /// Answers from a file instead of the resolver (`Dns::canned`).
+    canned: Option<Arc<Canned>>,
 }
 
 /// A DNSSEC-validated answer.
@@ -102,7 +111,22 @@ impl Dns {
         Ok(Dns {
             resolver: Arc::new(builder.build()),
             validator: None,
+            canned: None,
         })
+    }
+
+    /// Answers `mx`, `ip_addrs`, `addresses` and `txt` from `answers`
+    /// alone (a name or type they do not give is `NotFound`); no DNSSEC.
+    pub fn canned(answers: Canned) -> Dns {
+        let unused = TokioResolver::builder_with_config(
+            ResolverConfig::new(),
+            TokioConnectionProvider::default(),
+        );
+        Dns {
+            resolver: Arc::new(unused.build()),
+            validator: None,
+            canned: Some(Arc::new(answers)),
+        }
     }
 
     /// The resolver of `config` with DNSSEC validation as `dns.dnssec` says.
@@ -218,6 +242,9 @@ impl Dns {
     /// MX records as (preference, exchange without the trailing dot).
     /// `Ok(empty)` when the name exists but has no MX.
     pub async fn mx(&self, domain: &str) -> Result<Vec<(u16, String)>, DnsError> {
+        if let Some(c) = &self.canned {
+            return found(c.mx(domain));
+        }
         match self.resolver.mx_lookup(fqdn(domain)).await {
             Ok(l) => Ok(l
                 .iter()
@@ -241,6 +268,15 @@ impl Dns {
         {
             return Ok(vec![ip]);
         }
+        if let Some(c) = &self.canned {
+            // As the resolver: A, else AAAA.
+            let v4 = c.addresses(host, true);
+            return found(if v4.is_empty() {
+                c.addresses(host, false)
+            } else {
+                v4
+            });
+        }
         match self.resolver.lookup_ip(fqdn(host)).await {
             Ok(l) => {
                 let v: Vec<IpAddr> = l.iter().collect();
@@ -258,6 +294,9 @@ impl Dns {
     /// one record type asked for, where `ip_addrs` asks for A, then AAAA
     /// when there is no A.
     pub async fn addresses(&self, host: &str, v4: bool) -> Result<Vec<IpAddr>, DnsError> {
+        if let Some(c) = &self.canned {
+            return found(c.addresses(host, v4));
+        }
         let found: Result<Vec<IpAddr>, ResolveError> = if v4 {
             let lookup = self.resolver.ipv4_lookup(fqdn(host)).await;
             lookup.map(|l| l.iter().map(|a| IpAddr::V4(a.0)).collect())
@@ -316,6 +355,9 @@ impl Dns {
 
     /// TXT records, each joined into one string.
     pub async fn txt(&self, name: &str) -> Result<Vec<String>, DnsError> {
+        if let Some(c) = &self.canned {
+            return found(c.txt(name));
+        }
         match self.resolver.txt_lookup(fqdn(name)).await {
             Ok(l) => Ok(l
                 .iter()
@@ -362,6 +404,15 @@ pub fn trust_anchors(
         ));
     }
     Ok(anchors)
+}
+
+/// Canned records: none is `NotFound`, as a resolver's NXDOMAIN or NODATA.
+fn found<T>(records: Vec<T>) -> Result<Vec<T>, DnsError> {
+    if records.is_empty() {
+        Err(DnsError::NotFound)
+    } else {
+        Ok(records)
+    }
 }
 
 /// RFC 7505: exactly one MX, preference 0, exchange ".".

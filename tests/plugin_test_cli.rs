@@ -158,3 +158,184 @@ fn the_delivery_hook_runs_a_sieve_script_for_each_recipient() {
     assert_eq!(code, 2, "{out}\n{err}");
     assert!(err.contains("--sieve"), "{err}");
 }
+
+/// `--dns FILE`: the shipped dnsbl asks the canned answers, not the
+/// network. A client the file lists is refused at connect with the
+/// list's reason; the same client passes with a file without the entry
+/// (a name not in the file does not exist); a malformed line is an error
+/// naming it.
+#[test]
+fn canned_dns_answers_decide_a_dns_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let listed = dir.path().join("listed.zone");
+    std::fs::write(
+        &listed,
+        "; the client 192.0.2.7 on zen.test\n\
+         7.2.0.192.zen.test. 300 IN A 127.0.0.2\n\
+         7.2.0.192.zen.test.     TXT \"spam source\" \", see https://zen.test/\"\n",
+    )
+    .unwrap();
+    let unlisted = dir.path().join("unlisted.zone");
+    std::fs::write(&unlisted, "8.2.0.192.zen.test. A 127.0.0.2\n").unwrap();
+    let run = |zone: &std::path::Path, extra: &[&str]| {
+        let mut args = vec![
+            "--set",
+            "zones=zen.test",
+            "--client",
+            "192.0.2.7",
+            "--dns",
+            zone.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        plugin_test(test_plugins::shipped::DNSBL, &args)
+    };
+    let (code, out, err) = run(&listed, &[]);
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(
+        out.contains("on-connect") && out.contains("blocked using zen.test"),
+        "{out}"
+    );
+    assert!(
+        out.contains("spam source, see https://zen.test/"),
+        "the TXT record's strings, joined: {out}"
+    );
+    let (code, out, err) = run(&unlisted, &[]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("accepted for <bob@example.test>"), "{out}");
+
+    let bad = dir.path().join("bad.zone");
+    std::fs::write(&bad, "ok.test. A 192.0.2.1\nbad.test. A 192.0.2\n").unwrap();
+    let (code, out, err) = run(&bad, &[]);
+    assert_eq!(code, 2, "{out}\n{err}");
+    assert!(
+        err.contains("bad.zone") && err.contains("line 2") && err.contains("not an IPv4 address"),
+        "{err}"
+    );
+}
+
+/// The route line: each address a recipient was rewritten to is routed,
+/// as in a server (tests/plugins/session_state rewrites `alias@` to its
+/// `alias_to` and relays `relay.test` through a smarthost); an address
+/// left alone is routed itself.
+#[test]
+fn each_rewritten_address_is_routed_and_the_route_is_shown() {
+    let (code, out, err) = plugin_test(
+        test_plugins::SESSION_STATE,
+        &[
+            "--to",
+            "alias@example.test",
+            "--to",
+            "bob@example.test",
+            "--set",
+            "alias_to=carol@relay.test",
+        ],
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    let line = |hook: &str, subject: &str| -> String {
+        out.lines()
+            .find(|l| l.starts_with(&format!("{hook} ")) && l.contains(subject))
+            .unwrap_or_else(|| panic!("no {hook} line for {subject}: {out}"))
+            .to_string()
+    };
+    assert!(
+        line("rewrite-recipient", "<alias@example.test>")
+            .ends_with("rewritten to <carol@relay.test>"),
+        "{out}"
+    );
+    assert!(
+        line("route", "<carol@relay.test>").contains("smarthost.test:2525"),
+        "{out}"
+    );
+    assert!(
+        !out.lines()
+            .any(|l| l.starts_with("route ") && l.contains("<alias@example.test>")),
+        "the address before rewriting is not routed: {out}"
+    );
+    assert!(
+        line("route", "<bob@example.test>").ends_with("default (the built-in router decides)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("accepted for <alias@example.test>, <bob@example.test>"),
+        "{out}"
+    );
+}
+
+/// `--helo` is the name the plugin's HELO hook judges: the shipped
+/// access plugin refusing `*.dynamic.example` refuses it, and passes
+/// the default name.
+#[test]
+fn the_helo_name_is_the_one_given() {
+    let deny = ["--set", "helo_deny=*.dynamic.example"];
+    let mut args = deny.to_vec();
+    args.extend(["--helo", "host7.dynamic.example"]);
+    let (code, out, err) = plugin_test(test_plugins::shipped::ACCESS, &args);
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("on-helo ") && l.contains("host7.dynamic.example")),
+        "{out}"
+    );
+    assert!(out.contains("refused: 5"), "{out}");
+    let (code, out, err) = plugin_test(test_plugins::shipped::ACCESS, &deny);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("on-helo ") && l.contains("client.example")),
+        "{out}"
+    );
+}
+
+/// A filter sees the fields a server puts on top of the message: the
+/// test message has 4 header fields, and add_header counts 5 with Tern's
+/// `Received:`; with `--login` (a submission) Tern also adds the
+/// `Message-ID:` and `Date:` the message lacks, so 7, and the filter's
+/// arrival names the account.
+#[test]
+fn filters_see_the_trace_fields_and_the_login() {
+    let (code, out, err) = plugin_test(test_plugins::ADD_HEADER, &["--to", "bob@example.test"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("fields=5;"), "{out}");
+    let (code, out, err) = plugin_test(
+        test_plugins::ADD_HEADER,
+        &["--to", "bob@example.test", "--login", "lisa@example.test"],
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("fields=7;"), "{out}");
+    let (code, out, err) = plugin_test(
+        test_plugins::ARRIVAL_SEEN,
+        &["--to", "bob@example.test", "--login", "lisa@example.test"],
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.contains("X-Arrival: tls=none; cipher=none; user=lisa@example.test"),
+        "{out}"
+    );
+}
+
+/// Per-instance state (`tern_sdk::state::with`) lasts from hook to hook
+/// of a session: session_state counts the recipients and refuses the
+/// third; the other two go on.
+#[test]
+fn state_kept_between_hooks_decides_the_third_recipient() {
+    let (code, out, err) = plugin_test(
+        test_plugins::SESSION_STATE,
+        &[
+            "--to",
+            "a@example.test",
+            "--to",
+            "b@example.test",
+            "--to",
+            "c@example.test",
+        ],
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.contains("refused: 452 4.5.3 recipient 3 of this transaction: at most 2"),
+        "{out}"
+    );
+    assert!(
+        out.contains("accepted for <a@example.test>, <b@example.test>"),
+        "{out}"
+    );
+}

@@ -146,6 +146,21 @@ fn inspect_shows_the_declared_hooks() {
         redeclared.contains("calls: on-helo, on-rcpt-to (declared in tern:hooks)"),
         "{redeclared}"
     );
+    // `deliver` is declarable too: a delivery component (the shipped
+    // sieve) that declares it gets it called.
+    let sieve = dir.path().join("sieve.wasm");
+    std::fs::copy(test_plugins::shipped::SIEVE, &sieve).expect("copy");
+    let out = Command::new(declare)
+        .arg(&sieve)
+        .arg("deliver")
+        .output()
+        .expect("declare-hooks");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let delivery = inspect(&sieve.to_string_lossy());
+    assert!(
+        delivery.contains("calls: deliver (declared in tern:hooks)"),
+        "{delivery}"
+    );
     let out = Command::new(declare)
         .args([copy.as_str(), "on-everything"])
         .output()

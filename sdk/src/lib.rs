@@ -10,6 +10,7 @@
 //!
 //! struct NoNobody;
 //!
+//! #[tern_sdk::hooks] // tells the server to call on-rcpt-to alone
 //! impl Policy for NoNobody {
 //!     fn on_rcpt_to(_session: Session, _envelope: Envelope, address: String, _params: RcptParams) -> Verdict {
 //!         let local = address.rsplit_once('@').map(|(l, _)| l).unwrap_or(&address);
@@ -31,7 +32,10 @@
 //! Every method of `Policy`, `Filter`, `Router` and `Rewrite` has a default that lets
 //! mail through, so a plugin writes only the hooks it cares about (a
 //! `Storage` must implement all of its methods but `claims`). The component exports only the
-//! interfaces named in [`export!`]: the server calls nothing else.
+//! interfaces named in [`export!`], and with [`hooks`] on an impl block
+//! the server calls only the methods written there (without it, every
+//! method of the trait, defaults included). State kept from hook to hook
+//! needs no `static`: see [`state`].
 //!
 //! The host functions are plain Rust functions here: [`log`], [`config`],
 //! [`kv`] (a private key-value store kept across restarts), [`dns`],

@@ -278,6 +278,7 @@ pub(crate) struct TrialArgs {
     /// The client's address
     #[arg(long, default_value = "192.0.2.1")]
     pub client: std::net::IpAddr,
+    /// The name the client gives in EHLO
     #[arg(long, default_value = "client.example")]
     pub helo: String,
     /// The account the client logged in as (a submission session)
@@ -290,6 +291,11 @@ pub(crate) struct TrialArgs {
     /// delivery plugin such as plugins/sieve)
     #[arg(long, value_name = "FILE")]
     pub sieve: Option<PathBuf>,
+    /// Canned DNS answers instead of the resolver: one record a line,
+    /// `name. [TTL] TYPE value` (A, AAAA, MX, TXT; `;` starts a comment);
+    /// a name not in the file does not exist (NXDOMAIN)
+    #[arg(long, value_name = "FILE")]
+    pub dns: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]

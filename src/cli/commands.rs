@@ -25,10 +25,18 @@ pub(crate) fn trial_input(
         login,
         connect,
         sieve,
+        dns,
     } = args;
     let message = std::fs::read(&mail).with_context(|| format!("reading {}", mail.display()))?;
     let sieve = sieve
         .map(|p| std::fs::read(&p).with_context(|| format!("reading {}", p.display())))
+        .transpose()?;
+    let canned_dns = dns
+        .map(|p| -> Result<_> {
+            let text =
+                std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
+            tern::dns::Canned::parse(&text).with_context(|| format!("--dns {}", p.display()))
+        })
         .transpose()?;
     let settings = settings
         .iter()
@@ -53,6 +61,7 @@ pub(crate) fn trial_input(
         helo,
         login,
         dns: config.dns.clone(),
+        canned_dns,
         sieve,
     })
 }

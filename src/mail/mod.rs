@@ -1,7 +1,8 @@
 //! The mail vocabulary every side of Tern speaks, whatever the protocol:
 //! replies with enhanced status codes (`reply.rs`), the MAIL/RCPT
 //! parameters of a transaction (`params.rs`), where a recipient routes to
-//! (`target.rs`), RFC 3461 xtext (`xtext.rs`), SRS addresses (`srs.rs`) and the line handling shared
+//! (`target.rs`), the trace fields on top of an accepted message
+//! (`received.rs`), RFC 3461 xtext (`xtext.rs`), SRS addresses (`srs.rs`) and the line handling shared
 //! by the inbound and outbound body codecs (`lines.rs`). Protocol-neutral
 //! and pure: it imports no server, session, store or hook, so the SMTP
 //! server, LMTP, the hooks, the checks, outbound, the queue and web mail can
@@ -9,6 +10,7 @@
 
 pub mod lines;
 pub mod params;
+pub mod received;
 pub mod reply;
 pub mod srs;
 pub mod target;

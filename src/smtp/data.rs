@@ -524,46 +524,31 @@ impl Session {
 
     /// `Received:` (always), and on submission `Message-ID:` and `Date:` when missing.
     fn prefix_headers(&self, qid: &str, tx: &Transaction, sink: &MessageSink) -> Vec<u8> {
-        let host = &self.ctx.config.hostname;
-        let helo = self.info.helo.as_deref().unwrap_or("unknown");
-        let ip = self.info.client.ip();
-        let mut with = if self.esmtp {
-            "ESMTP".to_string()
-        } else {
-            "SMTP".to_string()
+        use crate::mail::received::{Arrival, Submitted, trace_fields};
+        let only = match tx.rcpts.as_slice() {
+            [only] => Some(only.address.to_string()),
+            _ => None,
         };
-        if self.protocol == Protocol::Lmtp {
-            with = "LMTP".into();
-        }
-        if self.info.tls.is_some() && self.esmtp {
-            with.push('S');
-        }
-        if self.info.user.is_some() && self.esmtp {
-            with.push('A');
-        }
-        let mut h = format!("Received: from {helo} ([{ip}])\r\n");
-        if let Some(t) = self.info.tls {
-            h.push_str(&format!("\t(using {})\r\n", t.version));
-        }
-        h.push_str(&format!(
-            "\tby {host} (Tern) with {with} id {qid} (node {node})",
-            node = self.ctx.config.node_id
-        ));
-        if let [only] = tx.rcpts.as_slice() {
-            h.push_str(&format!("\r\n\tfor <{}>", only.address));
-        }
-        let date = chrono::Utc::now().to_rfc2822();
-        h.push_str(&format!("; {date}\r\n"));
-        if matches!(self.protocol, Protocol::Submission | Protocol::Submissions) {
-            if !sink.has_header("Message-ID") {
-                let nonce: u32 = rand::random();
-                h.push_str(&format!("Message-ID: <{qid}.{nonce:08x}@{host}>\r\n"));
-            }
-            if !sink.has_header("Date") {
-                h.push_str(&format!("Date: {date}\r\n"));
-            }
-        }
-        h.into_bytes()
+        let arrival = Arrival {
+            helo: self.info.helo.as_deref().unwrap_or("unknown"),
+            client: self.info.client.ip(),
+            tls: self.info.tls.map(|t| t.version),
+            esmtp: self.esmtp,
+            lmtp: self.protocol == Protocol::Lmtp,
+            authenticated: self.info.user.is_some(),
+            host: &self.ctx.config.hostname,
+            queue_id: qid,
+            node: &self.ctx.config.node_id,
+            only_recipient: only.as_deref(),
+        };
+        let submitted =
+            matches!(self.protocol, Protocol::Submission | Protocol::Submissions).then(|| {
+                Submitted {
+                    has_message_id: sink.has_header("Message-ID"),
+                    has_date: sink.has_header("Date"),
+                }
+            });
+        trace_fields(&arrival, submitted)
     }
 }
 

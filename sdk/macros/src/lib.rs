@@ -3,7 +3,9 @@
 //! wrote and sets the trait's hidden `IMPLEMENTED` constant to their WIT
 //! names, so that `export!` can tell the server which hooks to call (the
 //! `tern:hooks` custom section). Methods left to the trait's default are
-//! never called by the server.
+//! never called by the server. The names are told by the methods alone,
+//! so the trait may be named as the author likes (`impl tern_sdk::Rewrite
+//! for …`, or `use tern_sdk::Rewrite as Aliases; impl Aliases for …`).
 
 use proc_macro::TokenStream;
 use quote::quote;
@@ -20,22 +22,17 @@ pub fn hooks(attr: TokenStream, item: TokenStream) -> TokenStream {
         return err.to_compile_error().into();
     }
     let mut block = parse_macro_input!(item as ItemImpl);
-    let Some((_, trait_path, _)) = &block.trait_ else {
+    if block.trait_.is_none() {
         let err = syn::Error::new_spanned(
             &block.self_ty,
             "#[tern_sdk::hooks] goes on an `impl Policy for …` (Filter, Router, Rewrite, Storage) block",
         );
         return err.to_compile_error().into();
-    };
-    let trait_name = trait_path
-        .segments
-        .last()
-        .map(|s| s.ident.to_string())
-        .unwrap_or_default();
+    }
     let mut names = Vec::new();
     for item in &block.items {
         if let ImplItem::Fn(f) = item {
-            names.push(wit_name(&trait_name, &f.sig.ident.to_string()));
+            names.push(wit_name(&f.sig.ident.to_string()));
         }
     }
     let constant: ImplItem = syn::parse_quote! {
@@ -46,12 +43,28 @@ pub fn hooks(attr: TokenStream, item: TokenStream) -> TokenStream {
     quote!(#block).into()
 }
 
-/// The WIT name of a trait method (`on_rcpt_to` → `on-rcpt-to`; the few
-/// that differ from their Rust names are mapped).
-fn wit_name(trait_name: &str, method: &str) -> String {
-    match (trait_name, method) {
-        ("Rewrite", "rewrite") => "rewrite-recipient".to_string(),
-        ("Storage", "list") => "list-messages".to_string(),
+/// The WIT name of a trait method (`on_rcpt_to` → `on-rcpt-to`). The
+/// two methods still accepted under their old names are mapped: no other
+/// trait has a method so named, so the method tells the hook.
+fn wit_name(method: &str) -> String {
+    match method {
+        "rewrite" => "rewrite-recipient".to_string(),
+        "list" => "list-messages".to_string(),
         _ => method.replace('_', "-"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wit_name;
+
+    #[test]
+    fn methods_give_their_wit_names_whatever_the_trait_is_called() {
+        assert_eq!(wit_name("on_rcpt_to"), "on-rcpt-to");
+        assert_eq!(wit_name("rewrite_recipient"), "rewrite-recipient");
+        assert_eq!(wit_name("rewrite"), "rewrite-recipient");
+        assert_eq!(wit_name("list"), "list-messages");
+        assert_eq!(wit_name("list_messages"), "list-messages");
+        assert_eq!(wit_name("deliver"), "deliver");
     }
 }

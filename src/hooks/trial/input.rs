@@ -25,6 +25,8 @@ pub struct TrialInput {
     pub login: Option<String>,
     /// The resolver the plugin's DNS look-ups use (the config's `[dns]`).
     pub dns: crate::config::DnsConfig,
+    /// Answers used instead of that resolver (`--dns FILE`).
+    pub canned_dns: Option<crate::dns::Canned>,
     /// A Sieve script made each recipient's active script in the scratch
     /// store, for a delivery plugin that runs one (`--sieve`).
     pub sieve: Option<Vec<u8>>,

@@ -1,15 +1,19 @@
 //! `tern plugin test`: one plugin's hooks run on a given envelope and
 //! message outside a server, the way a session would call them (connect,
-//! helo, mail-from, then for each recipient rewrite-recipient, rcpt-to and
-//! route, then data, then deliver for each recipient's account), with a
-//! scratch store for its key-value area (and, with `--sieve`, the
-//! recipients' active script) and the real resolver. Each call's answer and time is recorded for the CLI to
-//! print; the final verdict says whether a server would have accepted the
-//! message. Only what the component implements is called, and a hook the
-//! plugin's configuration turned off (`config.skip-hooks`) is reported as
-//! not called. The input and the config made from it are in `input.rs`;
-//! the answers in words in `describe.rs`.
+//! helo, mail-from, then for each recipient rewrite-recipient, rcpt-to
+//! and route for each address it was rewritten to, then data, then
+//! deliver for each recipient's account), with a scratch store for its
+//! key-value area (and, with `--sieve`, the recipients' active script)
+//! and the real resolver, or the canned answers of `--dns FILE`. Each
+//! call's answer and time is recorded for the CLI to print; the final
+//! verdict says whether a server would have accepted the message. Only
+//! what the component implements is called, and a hook the plugin's
+//! configuration turned off (`config.skip-hooks`) is reported as not
+//! called. The input and the config made from it are in `input.rs`; the
+//! end of data (trace fields, filters, delivery) in `data.rs`; the
+//! answers in words in `describe.rs`.
 
+mod data;
 mod describe;
 mod input;
 
@@ -17,13 +21,14 @@ pub use input::{TrialInput, header_addresses};
 
 use super::bindings::{self, EnvelopeRecipient};
 use super::engine::PluginSet;
-use super::{DataMessage, MessageView, PluginError, RewriteDecision, SessionInfo, Verdict};
+use super::{PluginError, RewriteDecision, SessionInfo, Verdict};
 use crate::address::{Address, ReversePath};
-use crate::config::Protocol;
+use crate::config::{Config, Protocol};
 use crate::dns::Dns;
 use crate::mail::{MailParams, RcptParams, Reply};
 use crate::store::Store;
-use describe::{describe_delivery, describe_rewrite, describe_verdict};
+use data::{Session, run_data, trace_fields};
+use describe::{describe_rewrite, describe_verdict};
 use input::{parse_sender, trial_config};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -74,7 +79,10 @@ pub async fn run(input: &TrialInput) -> Result<TrialReport, TrialError> {
     let config = trial_config(input, scratch.path())?;
     share_compile_cache(&config.data_dir);
     let store = Store::open(&config.data_dir).await?;
-    let dns = Dns::from_config(&config.dns)?;
+    let dns = match &input.canned_dns {
+        Some(answers) => Dns::canned(answers.clone()),
+        None => Dns::from_config(&config.dns)?,
+    };
     let set = Arc::new(PluginSet::load(&config, &store, &dns)?);
     let loaded = set
         .plugins
@@ -115,7 +123,16 @@ pub async fn run(input: &TrialInput) -> Result<TrialReport, TrialError> {
         plugins,
         trace: crate::trace::Recorder::off(),
     };
-    run_session(&mut report, input, &store, info, &from, &recipients).await?;
+    run_session(
+        &mut report,
+        input,
+        &config,
+        &store,
+        info,
+        &from,
+        &recipients,
+    )
+    .await?;
     report.failures = plugin_failures() - failures_before;
     Ok(report)
 }
@@ -147,6 +164,7 @@ fn plugin_failures() -> u64 {
 async fn run_session(
     report: &mut TrialReport,
     input: &TrialInput,
+    config: &Config,
     store: &Store,
     mut info: SessionInfo,
     from: &ReversePath,
@@ -194,6 +212,8 @@ async fn run_session(
     }
     let rcpt_params = RcptParams::default();
     let mut accepted = Vec::new();
+    // The accounts a delivery plugin is asked about: (address, account).
+    let mut accounts = Vec::new();
     let mut last_refusal = None;
     for to in recipients {
         let so_far = super::Envelope {
@@ -213,6 +233,7 @@ async fn run_session(
             params: &rcpt_params,
         };
         let subject = format!("<{to}>");
+        let mut rewritten = None;
         if plugins.has_rewrite() {
             // (A rewriter turned off by its configuration is left out of
             // has_rewrite: nothing to report per recipient.)
@@ -224,37 +245,29 @@ async fn run_session(
                 describe_rewrite(&answer),
                 start,
             );
-            if let Some(RewriteDecision::Reject(r) | RewriteDecision::Tempfail(r)) = answer {
-                last_refusal = Some(r);
-                continue;
+            match answer {
+                Some(RewriteDecision::Reject(r) | RewriteDecision::Tempfail(r)) => {
+                    last_refusal = Some(r);
+                    continue;
+                }
+                Some(RewriteDecision::Addresses(list)) => rewritten = Some(list),
+                None => {}
             }
         }
+        // As in a server: the policy hook is asked about the address the
+        // client gave; the router about each address it was rewritten to.
         let verdict = plugins.rcpt_to(&info, &env, &rcpt.address, &rcpt_params);
         if let Some(r) = run.policy(&info, "on-rcpt-to", &subject, verdict).await {
             last_refusal = Some(r);
             continue;
         }
-        if !run.report.hooks.contains(&"route") || run.turned_off("route", &subject) {
-            accepted.push(to.clone());
-            continue;
-        }
-        let start = Instant::now();
-        let (route, tls) = plugins
-            .route(&crate::trace::Recorder::off(), env.get(), &rcpt)
-            .await;
-        let mut answer = match &route {
-            None => "default (the built-in router decides)".to_string(),
-            Some(d) => format!("{d:?}"),
-        };
-        if let Some(demand) = tls {
-            answer = format!("{answer}; {demand}");
-        }
-        run.record("route", &subject, answer, start);
-        match route {
-            Some(super::RouteDecision::Reject(r) | super::RouteDecision::Tempfail(r)) => {
-                last_refusal = Some(r)
+        let routed = rewritten.unwrap_or_else(|| vec![to.clone()]);
+        match run.route(&env, &routed, &rcpt_params, &subject).await {
+            Ok(mut these) => {
+                accepted.push(to.clone());
+                accounts.append(&mut these);
             }
-            _ => accepted.push(to.clone()),
+            Err(r) => last_refusal = Some(r),
         }
     }
     if accepted.is_empty() {
@@ -267,169 +280,19 @@ async fn run_session(
     if !run.report.hooks.contains(&"on-data") && !run.report.hooks.contains(&"deliver") {
         return Ok(());
     }
-    run_data(run.report, store, &info, from, &params, &accepted, input).await
-}
-
-/// The data hook over the message, written to the scratch store first
-/// (filters read it range by range, as in a server).
-async fn run_data(
-    report: &mut TrialReport,
-    store: &Store,
-    info: &SessionInfo,
-    from: &ReversePath,
-    params: &MailParams,
-    accepted: &[Address],
-    input: &TrialInput,
-) -> Result<(), TrialError> {
-    let bytes = crate::mail::lines::to_crlf(&input.message);
-    let header_end = find(&bytes, b"\r\n\r\n").map_or(bytes.len(), |p| p + 4);
-    let id = store.next_id().await?;
-    let mut writer = store.blob_writer(id);
-    writer.write(&bytes).await?;
-    let rcpt_params = RcptParams::default();
-    let envelope = super::Envelope {
+    let prefix = trace_fields(input, config, store, &accepted).await?;
+    let session = Session {
+        info: &info,
         from,
-        params,
-        recipients: accepted
-            .iter()
-            .map(|a| EnvelopeRecipient {
-                address: a.to_string(),
-                params: &rcpt_params,
-            })
-            .collect(),
+        params: &params,
+        accepted: &accepted,
     };
-    let message = DataMessage {
-        blob: id,
-        tail: writer.tail(),
-        prefix: b"",
-        header: &bytes[..header_end],
-        auth: None,
-        skip: 0,
-    };
-    let view = MessageView::of(store.clone(), &message, bindings::arrival(info));
-    let plugins = info.plugins.clone();
-    let discarded = report.hooks.contains(&"on-data")
-        && !Runner {
-            report,
-            plugins: &plugins,
-        }
-        .turned_off("on-data", "message")
-        && data_hook(report, info, &envelope, &view).await;
-    if discarded || report.refused.is_some() || !report.hooks.contains(&"deliver") {
-        return Ok(());
-    }
-    let mut run = Runner {
-        report,
-        plugins: &plugins,
-    };
-    if run.turned_off("deliver", "every recipient") {
-        return Ok(());
-    }
-    let wit_envelope = bindings::envelope(&envelope);
-    for to in accepted {
-        let address = to.to_string();
-        let account = address.to_ascii_lowercase();
-        if let Some(script) = &input.sieve {
-            make_active(store, &account, script).await?;
-        }
-        let start = Instant::now();
-        let decision = info
-            .plugins
-            .deliver(
-                &wit_envelope,
-                &super::delivery::Account {
-                    name: &account,
-                    address: &address,
-                },
-                &view,
-            )
-            .await;
-        run.record(
-            "deliver",
-            &format!("<{address}>"),
-            describe_delivery(decision.as_ref()),
-            start,
-        );
-    }
-    Ok(())
+    run_data(run.report, store, &session, prefix, &accounts, input).await
 }
 
-/// The data hook over the message: its verdict and edits recorded; a
-/// refusal ends the run. True: the message was discarded (nothing is
-/// delivered, so no delivery hook runs).
-async fn data_hook(
-    report: &mut TrialReport,
-    info: &SessionInfo,
-    envelope: &super::Envelope<'_>,
-    view: &MessageView,
-) -> bool {
-    let start = Instant::now();
-    let outcome = info
-        .plugins
-        .data(info, &bindings::envelope(envelope), view)
-        .await;
-    let mut parts = vec![match &outcome.verdict {
-        None => "continue".to_string(),
-        Some(v) => describe_verdict(v),
-    }];
-    if !outcome.add_headers.is_empty() {
-        let added = String::from_utf8_lossy(&outcome.add_headers);
-        parts.push(format!(
-            "add headers: {}",
-            added.trim_end().replace("\r\n", " | ")
-        ));
-    }
-    if !outcome.remove_headers.is_empty() {
-        parts.push(format!(
-            "remove headers: {}",
-            outcome.remove_headers.join(", ")
-        ));
-    }
-    if outcome.discard {
-        parts.push("discard (250, nothing kept)".into());
-    }
-    if let Some(q) = &outcome.quarantine {
-        parts.push(format!("quarantine: {q}"));
-    }
-    if let Some(f) = &outcome.local_folder {
-        parts.push(format!("local copies to {f}"));
-    }
-    Runner {
-        report,
-        plugins: &info.plugins,
-    }
-    .record("on-data", "message", parts.join("; "), start);
-    if let Some(Verdict::Reject(r) | Verdict::Tempfail(r) | Verdict::Disconnect(r)) =
-        outcome.verdict
-    {
-        report.refused = Some(r);
-        report.accepted.clear();
-    }
-    outcome.discard
-}
-
-/// The account in the scratch store with `script` as its active Sieve
-/// script (a broken script is the input's error, as `tern sieve put`'s).
-async fn make_active(store: &Store, account: &str, script: &[u8]) -> Result<(), TrialError> {
-    match store.add_user(account, "trial").await {
-        Ok(()) | Err(crate::store::StoreError::UserExists(_)) => {}
-        Err(e) => return Err(e.into()),
-    }
-    let limits = crate::config::SieveConfig::default();
-    let sieve = store.sieve();
-    sieve
-        .put(account, "trial", script, &limits)
-        .await
-        .map_err(|e| TrialError::Input(format!("--sieve: {e}")))?;
-    sieve
-        .activate(account, Some("trial"))
-        .await
-        .map_err(|e| TrialError::Input(format!("--sieve: {e}")))
-}
-
-struct Runner<'a> {
-    report: &'a mut TrialReport,
-    plugins: &'a super::PluginSession,
+pub(super) struct Runner<'a> {
+    pub(super) report: &'a mut TrialReport,
+    pub(super) plugins: &'a super::PluginSession,
 }
 
 impl Runner<'_> {
@@ -447,6 +310,52 @@ impl Runner<'_> {
             });
         }
         off
+    }
+
+    /// Routes each address a recipient (`subject`) goes to, as a server
+    /// does: the accounts a delivery plugin is then asked about, as
+    /// (address, account), none for an address relayed elsewhere; or the
+    /// refusal of the first address refused.
+    async fn route(
+        &mut self,
+        env: &bindings::LazyEnvelope<'_>,
+        addresses: &[Address],
+        params: &RcptParams,
+        subject: &str,
+    ) -> Result<Vec<(String, String)>, Reply> {
+        let own = |a: &Address| (a.to_string(), a.to_string().to_ascii_lowercase());
+        if !self.report.hooks.contains(&"route") || self.turned_off("route", subject) {
+            return Ok(addresses.iter().map(own).collect());
+        }
+        let mut accounts = Vec::new();
+        for to in addresses {
+            let rcpt = EnvelopeRecipient {
+                address: to.to_string(),
+                params,
+            };
+            let start = Instant::now();
+            let (route, tls) = self
+                .plugins
+                .route(&crate::trace::Recorder::off(), env.get(), &rcpt)
+                .await;
+            let mut answer = match &route {
+                None => "default (the built-in router decides)".to_string(),
+                Some(d) => format!("{d:?}"),
+            };
+            if let Some(demand) = tls {
+                answer = format!("{answer}; {demand}");
+            }
+            self.record("route", &format!("<{to}>"), answer, start);
+            match route {
+                Some(super::RouteDecision::Reject(r) | super::RouteDecision::Tempfail(r)) => {
+                    return Err(r);
+                }
+                Some(super::RouteDecision::Local(user)) => accounts.push((to.to_string(), user)),
+                Some(super::RouteDecision::Relay(_)) => {}
+                None => accounts.push(own(to)),
+            }
+        }
+        Ok(accounts)
     }
 
     fn record(&mut self, hook: &'static str, subject: &str, answer: String, start: Instant) {
@@ -495,8 +404,4 @@ impl Runner<'_> {
             Verdict::Continue | Verdict::Accept => None,
         }
     }
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
 }
