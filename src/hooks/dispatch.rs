@@ -135,9 +135,10 @@ pub enum RouteDecision {
 pub struct FilterOutcome {
     /// The first verdict other than continue (discard and quarantine aside).
     pub verdict: Option<Verdict>,
-    /// Header lines (`Name: value\r\n`) to put after `Received:`.
+    /// Header lines (`Name: value\r\n`) to put after Tern's own fields
+    /// (`DataOutcome::apply_edits`).
     pub add_headers: Vec<u8>,
-    /// Header names filters asked to remove (recorded, see `Hooks::data`).
+    /// Header names filters asked to remove (applied by `DataOutcome::apply_edits`).
     pub remove_headers: Vec<String>,
     pub discard: bool,
     /// Quarantine reason.

@@ -106,7 +106,9 @@ pub struct DataMessage<'a> {
 #[derive(Debug)]
 pub struct DataOutcome {
     pub verdict: Verdict,
-    /// Header lines to append to the prefix (after `Received:`).
+    /// Header lines to append to the prefix (after all of Tern's own
+    /// fields: ARC set, `Received:`, `Message-ID:`/`Date:`,
+    /// `Authentication-Results:`).
     pub add_headers: Vec<u8>,
     /// Header fields filters asked to remove from the header section as
     /// received (see `apply_edits`).

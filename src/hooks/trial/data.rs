@@ -153,9 +153,15 @@ pub(super) async fn run_data(
                 &view,
             )
             .await;
+        // The account, where it is not the address itself (an alias).
+        let subject = if account.eq_ignore_ascii_case(address) {
+            format!("<{address}>")
+        } else {
+            format!("<{address}> ({account})")
+        };
         run.record(
             "deliver",
-            &format!("<{address}>"),
+            &subject,
             describe_delivery(decision.as_ref()),
             start,
         );

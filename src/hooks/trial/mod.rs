@@ -262,7 +262,7 @@ async fn run_session(
             continue;
         }
         let routed = rewritten.unwrap_or_else(|| vec![to.clone()]);
-        match run.route(&env, &routed, &rcpt_params, &subject).await {
+        match run.route(&env, to, &routed, &rcpt_params).await {
             Ok(mut these) => {
                 accepted.push(to.clone());
                 accounts.append(&mut these);
@@ -312,25 +312,27 @@ impl Runner<'_> {
         off
     }
 
-    /// Routes each address a recipient (`subject`) goes to, as a server
-    /// does: the accounts a delivery plugin is then asked about, as
-    /// (address, account), none for an address relayed elsewhere; or the
-    /// refusal of the first address refused.
+    /// Routes each address recipient `to` goes to (itself, or those it
+    /// was rewritten to), as a server does: the accounts a delivery plugin
+    /// is then asked about, as (the address the sender used, account),
+    /// none for an address relayed elsewhere; or the refusal of the first
+    /// address refused.
     async fn route(
         &mut self,
         env: &bindings::LazyEnvelope<'_>,
+        to: &Address,
         addresses: &[Address],
         params: &RcptParams,
-        subject: &str,
     ) -> Result<Vec<(String, String)>, Reply> {
-        let own = |a: &Address| (a.to_string(), a.to_string().to_ascii_lowercase());
-        if !self.report.hooks.contains(&"route") || self.turned_off("route", subject) {
+        let subject = format!("<{to}>");
+        let own = |a: &Address| (to.to_string(), a.to_string().to_ascii_lowercase());
+        if !self.report.hooks.contains(&"route") || self.turned_off("route", &subject) {
             return Ok(addresses.iter().map(own).collect());
         }
         let mut accounts = Vec::new();
-        for to in addresses {
+        for a in addresses {
             let rcpt = EnvelopeRecipient {
-                address: to.to_string(),
+                address: a.to_string(),
                 params,
             };
             let start = Instant::now();
@@ -345,14 +347,14 @@ impl Runner<'_> {
             if let Some(demand) = tls {
                 answer = format!("{answer}; {demand}");
             }
-            self.record("route", &format!("<{to}>"), answer, start);
+            self.record("route", &format!("<{a}>"), answer, start);
             match route {
                 Some(super::RouteDecision::Reject(r) | super::RouteDecision::Tempfail(r)) => {
                     return Err(r);
                 }
                 Some(super::RouteDecision::Local(user)) => accounts.push((to.to_string(), user)),
                 Some(super::RouteDecision::Relay(_)) => {}
-                None => accounts.push(own(to)),
+                None => accounts.push(own(a)),
             }
         }
         Ok(accounts)
