@@ -259,6 +259,26 @@ fn each_rewritten_address_is_routed_and_the_route_is_shown() {
         out.contains("accepted for <alias@example.test>, <bob@example.test>"),
         "{out}"
     );
+    // Relayed: no delivery hook for carol; bob's sees the filter's field
+    // applied (the plugin files into `Seen` and the count it added).
+    assert!(out.contains("add headers: X-Recipients-Seen: 2"), "{out}");
+    let delivered: Vec<&str> = out.lines().filter(|l| l.starts_with("deliver ")).collect();
+    assert_eq!(delivered.len(), 1, "{out}");
+    assert!(
+        delivered[0].contains("<bob@example.test>") && delivered[0].ends_with("keep in Seen2"),
+        "{out}"
+    );
+    // Rewritten to a local address: its delivery names the address the
+    // sender used and the account it reached.
+    let (code, out, err) =
+        plugin_test(test_plugins::SESSION_STATE, &["--to", "alias@example.test"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.lines().any(|l| l.starts_with("deliver ")
+            && l.contains("<alias@example.test> (bob@example.test)")
+            && l.ends_with("keep in Seen1")),
+        "{out}"
+    );
 }
 
 /// `--helo` is the name the plugin's HELO hook judges: the shipped

@@ -262,6 +262,8 @@ pub(crate) enum PluginCommand {
 /// `tern plugin test`'s arguments: the plugin, the message and the session.
 #[derive(clap::Args)]
 pub(crate) struct TrialArgs {
+    /// The plugin component (.wasm)
+    #[arg(value_name = "PLUGIN")]
     pub file: PathBuf,
     /// A `[[plugin]] config` entry (repeatable)
     #[arg(long = "set", value_name = "KEY=VALUE")]
@@ -291,7 +293,8 @@ pub(crate) struct TrialArgs {
     /// delivery plugin such as plugins/sieve)
     #[arg(long, value_name = "FILE")]
     pub sieve: Option<PathBuf>,
-    /// Canned DNS answers instead of the resolver: one record a line,
+    /// Canned DNS answers instead of the resolver (and of `[dns]` in
+    /// --config): one record a line,
     /// `name. [TTL] TYPE value` (A, AAAA, MX, TXT; `;` starts a comment);
     /// a name not in the file does not exist (NXDOMAIN)
     #[arg(long, value_name = "FILE")]

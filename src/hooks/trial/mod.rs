@@ -118,7 +118,8 @@ pub async fn run(input: &TrialInput) -> Result<TrialReport, TrialError> {
         },
         helo: None,
         tls: None,
-        user: input.login.clone(),
+        // As in a server, the client logs in after EHLO.
+        user: None,
         trusted: false,
         plugins,
         trace: crate::trace::Recorder::off(),
@@ -195,6 +196,7 @@ async fn run_session(
         return Ok(());
     }
     info.helo = Some(input.helo.clone());
+    info.user = input.login.clone();
     let params = MailParams::default();
     let wit_params = bindings::mail_params(&params);
     let from_text = from.to_string();

@@ -8,12 +8,15 @@
 //! `#[tern_sdk::hooks]` must still declare `rewrite-recipient`: it sends
 //! `alias@…` to the `alias_to` config value (bob@example.test when unset);
 //! the router sends recipients in `relay.test` to smarthost.test:2525.
+//! The filter adds `X-Recipients-Seen: N` from the same state, and the
+//! delivery hook files each account's copy in the folder `SeenN` read
+//! back from that field (so it sees the filter's edit applied).
 
 mod inner {
     use tern_sdk::Rewrite as Aliases;
     use tern_sdk::{
-        Destination, Envelope, MailParams, RcptParams, Recipient, Rewritten, Session, Verdict,
-        config, log, state,
+        Account, DeliveryAction, Destination, Envelope, Filing, FilterVerdict, MailParams,
+        Message, RcptParams, Recipient, Rewritten, Session, Verdict, config, log, state,
     };
 
     pub struct Plugin;
@@ -67,6 +70,27 @@ mod inner {
     }
 
     #[tern_sdk::hooks]
+    impl tern_sdk::Filter for Plugin {
+        fn on_data(_session: Session, _envelope: Envelope, _message: &Message) -> FilterVerdict {
+            let n = state::with(|r: &mut Recipients| r.count);
+            FilterVerdict::pass().add_header("X-Recipients-Seen", &n.to_string())
+        }
+    }
+
+    #[tern_sdk::hooks]
+    impl tern_sdk::Delivery for Plugin {
+        fn deliver(_envelope: Envelope, _account: Account, message: &Message) -> Vec<DeliveryAction> {
+            match message.header("x-recipients-seen").first() {
+                Some(n) => vec![DeliveryAction::Fileinto(Filing::folder(&format!(
+                    "Seen{}",
+                    n.trim()
+                )))],
+                None => Vec::new(),
+            }
+        }
+    }
+
+    #[tern_sdk::hooks]
     impl tern_sdk::Router for Plugin {
         fn route(_envelope: Envelope, recipient: Recipient) -> Destination {
             match recipient.address.rsplit_once('@') {
@@ -79,4 +103,10 @@ mod inner {
     }
 }
 
-tern_sdk::export!(crate::inner::Plugin: tern_sdk::Policy, tern_sdk::Rewrite, ::tern_sdk::Router);
+tern_sdk::export!(
+    crate::inner::Plugin: tern_sdk::Policy,
+    tern_sdk::Rewrite,
+    ::tern_sdk::Router,
+    tern_sdk::Filter,
+    tern_sdk::Delivery,
+);
