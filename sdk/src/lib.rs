@@ -69,8 +69,10 @@ pub use __bindings::{
 };
 
 /// Records which hook methods an `impl Policy for …` (or `Filter`,
-/// `Router`, `Rewrite`, `Storage`) block writes, so the server calls only
-/// those: `#[tern_sdk::hooks] impl Policy for MyPlugin { fn on_rcpt_to(…) … }`.
+/// `Router`, `Rewrite`, `Storage`, `Delivery`) block writes, so the server
+/// calls only those: `#[tern_sdk::hooks] impl Policy for MyPlugin { fn
+/// on_rcpt_to(…) … }`. The methods' names tell the hooks, so the trait
+/// may be written as a path or imported under another name.
 /// Without it every method of the trait is called (the defaults let mail
 /// through, at the cost of a call per hook).
 pub use tern_sdk_macros::hooks;

@@ -1,5 +1,5 @@
 //! `#[tern_sdk::hooks]`: put on an `impl Policy for …` (or `Filter`,
-//! `Router`, `Rewrite`, `Storage`) block, it reads which methods the author
+//! `Router`, `Rewrite`, `Storage`, `Delivery`) block, it reads which methods the author
 //! wrote and sets the trait's hidden `IMPLEMENTED` constant to their WIT
 //! names, so that `export!` can tell the server which hooks to call (the
 //! `tern:hooks` custom section). Methods left to the trait's default are
@@ -25,7 +25,7 @@ pub fn hooks(attr: TokenStream, item: TokenStream) -> TokenStream {
     if block.trait_.is_none() {
         let err = syn::Error::new_spanned(
             &block.self_ty,
-            "#[tern_sdk::hooks] goes on an `impl Policy for …` (Filter, Router, Rewrite, Storage) block",
+            "#[tern_sdk::hooks] goes on an `impl Policy for …` (Filter, Router, Rewrite, Storage, Delivery) block",
         );
         return err.to_compile_error().into();
     }
