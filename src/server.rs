@@ -251,22 +251,13 @@ async fn accept_loop(
             };
             let mut conn = Connection::new(tcp, peer, local);
             let Ok(_permit) = permit else {
-                return refuse(
-                    protocol,
-                    &mut conn,
-                    "max_connections",
-                    "too many connections",
-                )
-                .await;
+                let limit = ("max_connections", "limits.max_connections");
+                return refuse(&ctx, protocol, &mut conn, limit, "too many connections").await;
             };
             let Some(_slot) = ctx.limits.client(peer.ip()) else {
-                return refuse(
-                    protocol,
-                    &mut conn,
-                    "per_client",
-                    "too many connections from this address",
-                )
-                .await;
+                let limit = ("per_client", "limits.max_connections_per_client");
+                let why = "too many connections from this address";
+                return refuse(&ctx, protocol, &mut conn, limit, why).await;
             };
             metrics::counter("tern_connections_total", &[("protocol", protocol.name())]);
             let _gauge = metrics::SessionGauge::open();
@@ -297,15 +288,36 @@ async fn accept_loop(
 }
 
 /// Turns a connection away at a connection limit: logged, counted under
-/// `reason`, and answered in the protocol's "too busy" form.
-async fn refuse(protocol: Protocol, conn: &mut Connection, reason: &'static str, why: &str) {
+/// `reason`, and answered in the protocol's "too busy" form. A mail
+/// client's refusal (SMTP, submission, LMTP) is traced as a refused
+/// attempt, decided by the `setting` that was reached; it is written
+/// after the answer, so the client is not kept waiting for the store.
+async fn refuse(
+    ctx: &ServerContext,
+    protocol: Protocol,
+    conn: &mut Connection,
+    (reason, setting): (&'static str, &str),
+    why: &str,
+) {
     tracing::warn!(client = %conn.peer, protocol = protocol.name(), "refused: {why}");
     metrics::counter("tern_connections_refused_total", &[("reason", reason)]);
-    too_busy(protocol, conn).await;
+    let line = too_busy(protocol, conn).await;
+    if matches!(
+        protocol,
+        Protocol::Smtp | Protocol::Submission | Protocol::Submissions | Protocol::Lmtp
+    ) {
+        let trace = crate::trace::Recorder::new(conn.peer.ip());
+        let reply = String::from_utf8_lossy(line).trim_end().to_string();
+        let e = crate::trace::Event::new(crate::trace::Stage::Connect, setting, "tempfail");
+        trace.record(e.reply(reply).detail(why));
+        if let Some(t) = trace.refused() {
+            crate::trace::keep_refused(&ctx.store, t).await;
+        }
+    }
 }
 
-/// The reply to a client over the connection limit.
-async fn too_busy(protocol: Protocol, conn: &mut Connection) {
+/// The reply to a client over the connection limit; returns the line sent.
+async fn too_busy(protocol: Protocol, conn: &mut Connection) -> &'static [u8] {
     let line: &[u8] = match protocol {
         Protocol::Pop3 | Protocol::Pop3s => {
             b"-ERR [SYS/TEMP] too many connections, try again later\r\n"
@@ -319,6 +331,7 @@ async fn too_busy(protocol: Protocol, conn: &mut Connection) {
     };
     let _ = conn.write_all(line).await;
     conn.shutdown().await;
+    line
 }
 
 /// Starts the server with signal handling: SIGTERM/SIGINT drain and stop.

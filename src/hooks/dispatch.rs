@@ -396,6 +396,7 @@ impl PluginSession {
             if !plugin.calls(Hook::Data) {
                 continue;
             }
+            let started = Instant::now();
             let pushed = self.live(&mut slots[i], plugin).await.and_then(|live| {
                 live.store
                     .data_mut()
@@ -409,7 +410,16 @@ impl PluginSession {
                     slots[i] = None;
                     f.count(&plugin.name);
                     tracing::warn!(plugin = %plugin.name, hook = "on-data", "plugin failed: {f}");
-                    out.verdict = Some(on_error(plugin)).filter(|v| *v != Verdict::Continue);
+                    let v = on_error(plugin);
+                    let e = recording::verdict(
+                        Stage::Data,
+                        recording::plugin(&plugin.name),
+                        &v,
+                        started.elapsed(),
+                    );
+                    info.trace
+                        .record(e.detail(format!("the plugin failed: {f}; on_error")));
+                    out.verdict = Some(v).filter(|v| *v != Verdict::Continue);
                     if out.verdict.is_some() {
                         return out;
                     }
@@ -417,7 +427,6 @@ impl PluginSession {
                 }
             };
             let rep = own.rep();
-            let started = Instant::now();
             let result = call!(self, slots, i, plugin, filter, "on-data", |g, s| async {
                 s.data_mut().filtering = Some(FilterCall {
                     trace: info.trace.clone(),

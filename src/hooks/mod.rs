@@ -522,11 +522,19 @@ impl Hooks {
                 }
                 Err(e) => {
                     tracing::warn!(user = %user, "storage plugin delivery failed: {e}");
-                    return Err(Reply::new(
+                    let reply = Reply::new(
                         451,
                         "4.3.0",
                         "Error: mailbox storage problem, try again later",
-                    ));
+                    );
+                    let name = session.plugins.set.plugins.get(i).map(|p| p.name.as_str());
+                    let by = recording::plugin(name.unwrap_or("storage"));
+                    let event = Event::new(Stage::Store, by, "tempfail")
+                        .users(vec![user.clone()])
+                        .reply(&reply)
+                        .detail(e);
+                    session.trace.record(event);
+                    return Err(reply);
                 }
             }
         }

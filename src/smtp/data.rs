@@ -74,13 +74,13 @@ impl Session {
             Ok(x) => x,
             Err(e) => {
                 tracing::error!("cannot start a message (451 4.3.0): {e}");
-                return self
-                    .send(Reply::new(
-                        451,
-                        "4.3.0",
-                        "Error: local storage problem, try again later",
-                    ))
-                    .await;
+                let reply = Reply::new(
+                    451,
+                    "4.3.0",
+                    "Error: local storage problem, try again later",
+                );
+                self.trace_refusal(Stage::Data, "store", &reply);
+                return self.send(reply).await;
             }
         };
         self.send(Reply::new(354, "2.0.0", "End data with <CR><LF>.<CR><LF>"))
@@ -163,13 +163,13 @@ impl Session {
         }
         let Some(state) = self.tx.as_mut().and_then(|t| t.bdat.as_mut()) else {
             self.tx = None;
-            return self
-                .send(Reply::new(
-                    451,
-                    "4.3.0",
-                    "Error: local storage problem, try again later",
-                ))
-                .await;
+            let reply = Reply::new(
+                451,
+                "4.3.0",
+                "Error: local storage problem, try again later",
+            );
+            self.trace_refusal(Stage::Data, "store", &reply);
+            return self.send(reply).await;
         };
         if !last {
             let n = state.sink.size();
@@ -232,7 +232,10 @@ impl Session {
         }
         let (auth, decision) = match self.authenticate(qid, tx, &mut sink).await {
             Ok(x) => x,
-            Err(reply) => return reply,
+            Err(reply) => {
+                self.trace_refusal(Stage::Data, "store", &reply);
+                return reply;
+            }
         };
         if let Decision::Reject(code, text) = decision {
             tracing::info!(queue_id = qid, client = %self.info.client, from = %tx.from, "message refused: {text}");
@@ -253,7 +256,9 @@ impl Session {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(queue_id = qid, "storing message failed: {e}");
-                return e.reply();
+                let reply = e.reply();
+                self.trace_refusal(Stage::Data, "store", &reply);
+                return reply;
             }
         };
         let eight_bit = received.eight_bit || matches!(tx.params.body, Some(Body::EightBitMime));
@@ -266,7 +271,7 @@ impl Session {
             // Refused now (not queued): each is its recipient's decision.
             for (r, reply) in tx.rcpts.iter().zip(refused.iter()) {
                 if let Some(reply) = reply {
-                    self.info.trace.record(quota_event(r, reply));
+                    self.info.trace.record(quota_event(Stage::Data, r, reply));
                 }
             }
         }

@@ -1,9 +1,11 @@
 //! MAIL FROM and RCPT TO: building the envelope. Order and limits are
 //! checked here (EHLO first, AUTH on submission, SIZE, max_recipients); the
 //! address checks and routing run through the hook seams; a local mailbox
-//! over quota is refused here already (`quota.rs`).
+//! over quota is refused here already (`quota.rs`). Every refusal made
+//! here is traced with the check that made it.
 
-use super::session::{Recipient, Session, Transaction};
+use super::events::quota_event;
+use super::session::{Recipient, Session, Transaction, refusal_event};
 use crate::address::{Address, ReversePath};
 use crate::hooks::Verdict;
 use crate::mail::Reply;
@@ -25,12 +27,18 @@ impl Session {
         }
         if self.needs_auth() {
             return self
-                .error(Reply::new(530, "5.7.0", "Authentication required"))
+                .error_by(
+                    "submission auth",
+                    Reply::new(530, "5.7.0", "Authentication required"),
+                )
                 .await;
         }
         if params.requiretls && !self.conn.is_tls() {
             return self
-                .error(Reply::new(530, "5.7.10", "REQUIRETLS needs a TLS session"))
+                .error_by(
+                    "requiretls",
+                    Reply::new(530, "5.7.10", "REQUIRETLS needs a TLS session"),
+                )
                 .await;
         }
         self.begin_trace(&from).await;
@@ -77,9 +85,15 @@ impl Session {
                 .await;
         }
         if tx.rcpts.len() >= self.ctx.config.limits.max_recipients {
-            return self
-                .refuse(Reply::new(452, "4.5.3", "Error: too many recipients"))
-                .await;
+            let reply = Reply::new(452, "4.5.3", "Error: too many recipients");
+            let e = refusal_event(Stage::Rcpt, "recipient limit", &reply);
+            self.info
+                .trace
+                .record(e.rcpt(to.to_string()).detail(format!(
+                    "limits.max_recipients = {}",
+                    self.ctx.config.limits.max_recipients
+                )));
+            return self.refuse(reply).await;
         }
         let result = self
             .ctx
@@ -94,6 +108,9 @@ impl Session {
                     targets,
                 };
                 if let Some(reply) = self.quota_at_rcpt(&rcpt).await {
+                    self.info
+                        .trace
+                        .record(quota_event(Stage::Rcpt, &rcpt, &reply));
                     return self.refuse(reply).await;
                 }
                 if let Some(tx) = self.tx.as_mut() {
@@ -107,8 +124,10 @@ impl Session {
                 self.send(r).await
             }
             Err(Verdict::Continue | Verdict::Accept) => {
-                self.refuse(Reply::new(451, "4.3.0", "Error: try again later"))
-                    .await
+                let reply = Reply::new(451, "4.3.0", "Error: try again later");
+                let e = refusal_event(Stage::Rcpt, "recipient check", &reply);
+                self.info.trace.record(e.rcpt(to.to_string()));
+                self.refuse(reply).await
             }
         }
     }

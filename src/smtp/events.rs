@@ -1,5 +1,6 @@
 //! What the end of data tells a message's decision trace (`crate::trace`):
-//! the SPF/DKIM/DMARC/ARC verdict and recipients refused for their quota.
+//! the SPF/DKIM/DMARC/ARC verdict and recipients refused for their quota
+//! (at the end of data, and at RCPT already).
 
 use super::session::Recipient;
 use crate::mail::{Reply, Target};
@@ -35,8 +36,8 @@ pub(super) fn auth_event(results: &AuthResults, decision: &Decision) -> Event {
     }
 }
 
-/// A recipient refused at the end of data for its quota.
-pub(super) fn quota_event(r: &Recipient, reply: &Reply) -> Event {
+/// A recipient refused for its quota, at RCPT or at the end of data.
+pub(super) fn quota_event(stage: Stage, r: &Recipient, reply: &Reply) -> Event {
     let verdict = if reply.is_transient() {
         "tempfail"
     } else {
@@ -50,7 +51,7 @@ pub(super) fn quota_event(r: &Recipient, reply: &Reply) -> Event {
             _ => None,
         })
         .collect();
-    Event::new(Stage::Data, "quota", verdict)
+    Event::new(stage, "quota", verdict)
         .rcpt(r.address.to_string())
         .users(users)
         .reply(reply)

@@ -13,6 +13,7 @@ use crate::mail::Target;
 use crate::mail::{MailParams, RcptParams};
 use crate::net::{Connection, Line};
 use crate::shutdown::Shutdown;
+use crate::trace::{Event, Stage};
 use std::io;
 use std::sync::Arc;
 
@@ -68,6 +69,8 @@ pub(super) struct Session {
     pub closing: bool,
     /// The logged-in user's place in `limits.max_sessions_per_user`.
     pub user_slot: Option<crate::limits::UserSlot>,
+    /// The stage of the command being handled, for the trace of a refusal.
+    pub stage: Stage,
 }
 
 /// Runs a session to its end.
@@ -102,6 +105,7 @@ pub async fn run(
         data_since_space_check: 0,
         closing: false,
         user_slot: None,
+        stage: Stage::Connect,
     };
     if let Err(e) = session.serve().await {
         tracing::debug!(client = %session.info.client, "session ended: {e}");
@@ -166,6 +170,7 @@ impl Session {
         self.closing = true;
         self.tx = None;
         let r = Reply::new(421, "4.4.2", format!("{host} Error: timeout exceeded"));
+        self.trace_closing("idle timeout", &r);
         self.conn.write_all(&r.to_wire()).await
     }
 
@@ -174,19 +179,24 @@ impl Session {
         self.conn.write_buffered(&reply.to_wire()).await
     }
 
-    /// A protocol error: reply, count it, and give up after too many.
+    /// A protocol error (order, syntax): reply, count it, and give up
+    /// after too many. Traced as the protocol's refusal.
     pub async fn error(&mut self, reply: Reply) -> io::Result<()> {
+        self.error_by("protocol", reply).await
+    }
+
+    /// A refused command counted like a protocol error, traced as decided
+    /// by `by` (the built-in check that refused it).
+    pub async fn error_by(&mut self, by: &str, reply: Reply) -> io::Result<()> {
         self.errors += 1;
         tracing::info!(client = %self.info.client, reply = %reply, "command refused");
+        self.trace_refusal(self.stage, by, &reply);
         self.send(reply).await?;
         if self.errors >= self.ctx.config.limits.max_errors {
             let host = self.ctx.config.hostname.clone();
-            self.send(Reply::new(
-                421,
-                "4.7.0",
-                format!("{host} Error: too many errors"),
-            ))
-            .await?;
+            let r = Reply::new(421, "4.7.0", format!("{host} Error: too many errors"));
+            self.trace_closing("error limit", &r);
+            self.send(r).await?;
             self.closing = true;
         }
         Ok(())
@@ -210,14 +220,16 @@ impl Session {
         }
     }
 
-    /// Records a refusal decided by the session itself (limits, storage).
-    pub(super) fn trace_refusal(&self, stage: crate::trace::Stage, by: &str, reply: &Reply) {
-        let verdict = if reply.is_transient() {
-            "tempfail"
-        } else {
-            "reject"
-        };
-        let e = crate::trace::Event::new(stage, by, verdict).reply(reply);
+    /// Records a refusal decided by the session itself (limits, storage,
+    /// protocol errors).
+    pub(super) fn trace_refusal(&self, stage: Stage, by: &str, reply: &Reply) {
+        self.info.trace.record(refusal_event(stage, by, reply));
+    }
+
+    /// Records the session closing on the server's own account (a limit,
+    /// the idle timeout) with the 421 it says.
+    fn trace_closing(&self, by: &str, reply: &Reply) {
+        let e = Event::new(self.stage, by, "disconnect").reply(reply);
         self.info.trace.record(e);
     }
 
@@ -233,6 +245,7 @@ impl Session {
 
     async fn command(&mut self, line: &[u8]) -> io::Result<()> {
         self.commands += 1;
+        self.stage = self.state_stage();
         if self.commands > self.ctx.config.limits.max_commands_per_session {
             tracing::warn!(client = %self.info.client, "too many commands in one session");
             crate::metrics::counter(
@@ -242,18 +255,15 @@ impl Session {
             let host = self.ctx.config.hostname.clone();
             self.closing = true;
             self.tx = None;
-            return self
-                .send(Reply::new(
-                    421,
-                    "4.7.0",
-                    format!("{host} Error: too many commands"),
-                ))
-                .await;
+            let r = Reply::new(421, "4.7.0", format!("{host} Error: too many commands"));
+            self.trace_closing("command limit", &r);
+            return self.send(r).await;
         }
         let cmd = match parse_command(line, self.smtputf8()) {
             Ok(c) => c,
             Err(e) => return self.error(e.reply()).await,
         };
+        self.stage = command_stage(&cmd).unwrap_or(self.stage);
         match cmd {
             Command::Ehlo(name) => self.ehlo(name, true).await,
             Command::Helo(name) => self.ehlo(name, false).await,
@@ -345,11 +355,46 @@ impl Session {
         Ok(())
     }
 
+    /// Where the session stands, for a command that names no stage of its
+    /// own (RSET, NOOP, an unparsable line).
+    fn state_stage(&self) -> Stage {
+        match &self.tx {
+            _ if self.info.helo.is_none() => Stage::Connect,
+            None => Stage::Helo,
+            Some(tx) if tx.rcpts.is_empty() => Stage::Mail,
+            Some(_) => Stage::Rcpt,
+        }
+    }
+
     /// Is the client allowed to start a mail transaction here?
     pub fn needs_auth(&self) -> bool {
         matches!(self.protocol, Protocol::Submission | Protocol::Submissions)
             && self.info.user.is_none()
     }
+}
+
+/// The stage a command belongs to (None: it has none of its own).
+fn command_stage(cmd: &Command) -> Option<Stage> {
+    match cmd {
+        Command::Ehlo(_) | Command::Helo(_) | Command::StartTls | Command::Auth { .. } => {
+            Some(Stage::Helo)
+        }
+        Command::Mail { .. } => Some(Stage::Mail),
+        Command::Rcpt { .. } => Some(Stage::Rcpt),
+        Command::Data | Command::Bdat { .. } => Some(Stage::Data),
+        _ => None,
+    }
+}
+
+/// A refusal the session decided itself, by `by`: tempfail for a 4xx
+/// reply, reject for a 5xx.
+pub(super) fn refusal_event(stage: Stage, by: &str, reply: &Reply) -> Event {
+    let verdict = if reply.is_transient() {
+        "tempfail"
+    } else {
+        "reject"
+    };
+    Event::new(stage, by, verdict).reply(reply)
 }
 
 /// The `reason` label of a refusal in `tern_messages_refused_total`, from
