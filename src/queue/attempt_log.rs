@@ -8,7 +8,9 @@ use crate::store::{QueueEntry, QueueRecipient, now};
 use crate::trace::{Event, Stage};
 use std::time::Instant;
 
-/// Logs one recipient's result and returns it as a trace event.
+/// Logs one recipient's result and returns it as a trace event; its time
+/// is the attempt's own, from `started` (when this recipient's local
+/// delivery, or its group's SMTP transaction, began) to now.
 pub(super) fn log_result(
     entry: &QueueEntry,
     r: &QueueRecipient,
@@ -18,6 +20,7 @@ pub(super) fn log_result(
     text: &str,
     started: Instant,
 ) -> Event {
+    let took = started.elapsed();
     tracing::info!(
         queue_id = %entry.queue_id(),
         to = %r.address,
@@ -25,7 +28,7 @@ pub(super) fn log_result(
         tls = tls.unwrap_or("none"),
         tls_policy = r.tls_policy.as_deref().unwrap_or("none"),
         delay = format!("{:.2}", (now() - entry.arrived) as f64),
-        attempt_secs = format!("{:.2}", started.elapsed().as_secs_f64()),
+        attempt_secs = format!("{:.2}", took.as_secs_f64()),
         attempts = r.attempts,
         status,
         "{text}"
@@ -44,6 +47,6 @@ pub(super) fn log_result(
         .rcpt(&r.address)
         .users(r.local_users.clone())
         .reply(text)
-        .took(started.elapsed())
+        .took(took)
         .detail(detail)
 }

@@ -101,14 +101,21 @@ impl Deliverer {
         let Some(mut entry) = store.queue_entry(id).await? else {
             return Ok(None);
         };
-        let started = Instant::now();
         let now_s = now();
+        // The pass's attempts are numbered on from the entry's earlier
+        // ones (the trace keeps the first and the newest, `store/trace.rs`).
+        let first = entry
+            .recipients
+            .iter()
+            .fold(0u32, |n, r| n.saturating_add(r.attempts));
         if self.schedule.expired(entry.arrived, now_s) {
             let failed: Vec<usize> = (0..entry.recipients.len())
                 .filter(|&i| entry.recipients[i].state == RecipientState::Pending)
                 .collect();
             let age = now_s - entry.arrived;
             let mut expired = Vec::new();
+            // No attempt is made: each event's time is nil.
+            let at_once = Instant::now();
             for &i in &failed {
                 let r = &mut entry.recipients[i];
                 let last = r
@@ -125,12 +132,12 @@ impl Deliverer {
                     None,
                     "bounced",
                     entry.recipients[i].last_error.as_deref().unwrap_or(""),
-                    started,
+                    at_once,
                 ));
             }
             store.update_queue_entry(&entry).await?;
             notify::send(&self.ctx, &entry, &failed, DsnKind::Failed).await?;
-            return self.finish(entry, &expired, lease).await;
+            return self.finish(entry, &expired, first, lease).await;
         }
 
         let due: Vec<usize> = (0..entry.recipients.len())
@@ -157,6 +164,7 @@ impl Deliverer {
             .collect();
         for i in local {
             let users = entry.recipients[i].local_users.clone();
+            let attempt = Instant::now();
             let outcome = match store.deliver_blob(entry.blob, &users).await {
                 Ok(_) => Outcome::Delivered {
                     relay: "local".into(),
@@ -180,7 +188,7 @@ impl Deliverer {
                     reply: format!("mailbox delivery failed: {e}"),
                 },
             };
-            self.record(&mut entry, i, outcome, Some("local"), &mut notices, started);
+            self.record(&mut entry, i, outcome, Some("local"), &mut notices, attempt);
         }
 
         // Remote recipients, one group per destination.
@@ -213,6 +221,9 @@ impl Deliverer {
                 .gates
                 .enter(&destination, || self.claims.share(max))
                 .await;
+            // The group's attempt is one transaction: each member's time
+            // is the group's, from here (not the pass's start).
+            let attempt = Instant::now();
             let (outcomes, tls, policy) = self
                 .deliver_group(&entry, &destination, demand.as_ref(), &members)
                 .await;
@@ -224,7 +235,7 @@ impl Deliverer {
                     outcome,
                     tls.as_deref(),
                     &mut notices,
-                    started,
+                    attempt,
                 );
             }
             // Before the next destination, what this one accepted is made
@@ -270,7 +281,7 @@ impl Deliverer {
                 .collect();
             notify::send(&self.ctx, &entry, &delayed, DsnKind::Delayed).await?;
         }
-        self.finish(entry, &notices.events, lease).await
+        self.finish(entry, &notices.events, first, lease).await
     }
 
     /// Removes a finished entry, or saves the pending one.
@@ -283,13 +294,14 @@ impl Deliverer {
     /// group commit (any message received) or sled's own periodic flush
     /// makes it durable; waiting for one here halved relay throughput's
     /// share of flushes (bench/README.md).
-    /// The pass's attempts (`events`) join the message's trace in the
-    /// same write.
+    /// The pass's attempts (`events`, numbered from `first`) join the
+    /// message's trace in the same write.
     /// A shared store's lease on the entry is given up in that write.
     async fn finish(
         &self,
         entry: QueueEntry,
         events: &[Event],
+        first: u32,
         lease: Option<KeptLease>,
     ) -> Result<Option<i64>, StoreError> {
         let store = &self.ctx.store;
@@ -297,11 +309,11 @@ impl Deliverer {
         let lease = lease.map(KeptLease::stop);
         if next.is_none() {
             store
-                .release_queue_entry_traced(&entry, events, lease.as_ref())
+                .release_queue_entry_traced(&entry, events, first, lease.as_ref())
                 .await?;
         } else {
             store
-                .update_queue_entry_traced(&entry, events, lease.as_ref())
+                .update_queue_entry_traced(&entry, events, first, lease.as_ref())
                 .await?;
         }
         Ok(next)
@@ -314,7 +326,7 @@ impl Deliverer {
         outcome: Outcome,
         tls: Option<&str>,
         notices: &mut Notices,
-        started: Instant,
+        attempt: Instant,
     ) {
         let next = now();
         let snapshot = entry.clone();
@@ -367,7 +379,7 @@ impl Deliverer {
             tls,
             status_word,
             &text,
-            started,
+            attempt,
         );
         notices.events.push(event);
     }

@@ -203,16 +203,18 @@ impl Store {
     /// Records a queue entry's new state (the caller syncs). An entry
     /// deleted meanwhile (`tern queue delete`) stays deleted.
     pub async fn update_queue_entry(&self, entry: &QueueEntry) -> Result<(), StoreError> {
-        self.update_queue_entry_traced(entry, &[], None).await
+        self.update_queue_entry_traced(entry, &[], 0, None).await
     }
 
     /// `update_queue_entry`, adding delivery attempts to the message's
-    /// trace in the same write set, and giving up the delivery's `lease`
-    /// (a shared store's claim) with it.
+    /// trace in the same write set (`first`: how many attempts the entry
+    /// made before them), and giving up the delivery's `lease` (a shared
+    /// store's claim) with it.
     pub async fn update_queue_entry_traced(
         &self,
         entry: &QueueEntry,
         events: &[crate::trace::Event],
+        first: u32,
         lease: Option<&Lease>,
     ) -> Result<(), StoreError> {
         let key = queue_key(entry.id);
@@ -232,7 +234,7 @@ impl Store {
             };
             batch.require(Space::Meta, key.clone(), Some(&old));
             batch.put(Space::Meta, key.clone(), value.clone());
-            super::trace::extend_in(&mut batch, entry.blob, events);
+            super::trace::extend_in(&mut batch, entry.blob, entry.id, first, events);
             Ok(backend.commit(batch).await?)
         })
         .await
@@ -268,16 +270,18 @@ impl Store {
 impl Store {
     /// Drops the queue's reference to a blob (delivery finished).
     pub async fn release_queue_entry(&self, entry: &QueueEntry) -> Result<(), StoreError> {
-        self.release_queue_entry_traced(entry, &[], None).await
+        self.release_queue_entry_traced(entry, &[], 0, None).await
     }
 
     /// `release_queue_entry`, adding the last delivery attempts to the
-    /// message's trace in the same write set, and giving up the delivery's
-    /// `lease` with it.
+    /// message's trace in the same write set (`first`: as for
+    /// `update_queue_entry_traced`), and giving up the delivery's `lease`
+    /// with it.
     pub async fn release_queue_entry_traced(
         &self,
         entry: &QueueEntry,
         events: &[crate::trace::Event],
+        first: u32,
         lease: Option<&Lease>,
     ) -> Result<(), StoreError> {
         self.attempt(|| async {
@@ -291,7 +295,7 @@ impl Store {
             }
             ws.batch.delete(Space::Meta, queue_key(entry.id));
             ws.adjust_refs(entry.blob, -1).await?;
-            super::trace::extend_in(&mut ws.batch, entry.blob, events);
+            super::trace::extend_in(&mut ws.batch, entry.blob, entry.id, first, events);
             ws.commit().await
         })
         .await

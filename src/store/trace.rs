@@ -1,26 +1,44 @@
 //! Decision traces (`crate::trace`) over the storage seam. A kept message's
 //! trace is `T/<id, 8 bytes BE>` (the queue and blob id), written in the
 //! same batch as the message (`accept_message_into`); each delivery pass
-//! adds its attempts under a key of their own, `T/<id><ms BE><random>`
-//! (`extend_in`, `append_trace`: a put, never a read of the trace, so a
-//! pass costs no decode and re-encode of what came before), and a read
-//! folds them into the trace in order; `I/<message-id>\0<id>` finds it by
-//! Message-ID. When the body goes (its last reference dropped in
-//! `writeset.rs`) a marker `G/<ms BE><id BE>` says since when, and the
-//! sweep forgets the trace `[trace] keep` later. A refused attempt (or a
-//! message nothing kept: discarded, all quarantined away) is `R/<ms
-//! BE><random>`, forgotten `keep` after it happened; `R#` counts them and
-//! past `MAX_ATTEMPTS` new ones are not kept (a flood cannot fill the disk).
+//! adds its attempts under keys of their own, `T/<id>\x01<entry id BE><n,
+//! 4 bytes BE>` where `n` counts the queue entry's attempts so far
+//! (`extend_in`: puts, never a read of the trace, so a pass costs no decode
+//! and re-encode of what came before), and a read folds them into the
+//! trace in order. What is stored is bounded as what is shown: an entry's
+//! first `MAX_EVENTS / 2` attempts (a pass's share in one value) and its
+//! newest `MAX_EVENTS / 2` (one value each, the older ones deleted as new
+//! ones come); the gap between is counted as left out when read.
+//! (`T/<id><ms BE><random>` is the form before, still read.)
+//! `I/<message-id>\0<id>` finds a trace by Message-ID. When the body goes
+//! (its last reference dropped in `writeset.rs`) a marker `G/<ms BE><id BE>`
+//! says since when, and the sweep forgets the trace `[trace] keep` later. A
+//! refused attempt (or a message nothing kept: discarded, all quarantined
+//! away) is `R/<ms BE><random>`, forgotten `keep` after it happened; the
+//! counters `R#<shard>` (the low bits of the random part name the shard;
+//! attempts take the shards in turn) count them, and past `MAX_ATTEMPTS`
+//! in all new ones are not kept (a flood cannot fill the disk, and its
+//! writers do not all wait on one counter).
 //! The values' form (compact, JSON before it) is `trace_codec.rs`'s.
 
 use super::backend::{Batch, KeyRange, ScanOrder, Space, retry};
 use super::trace_codec::{decode_events, decode_trace, encode_events, encode_trace};
 use super::{Store, StoreError};
-use crate::trace::{Event, Trace};
+use crate::trace::{Event, MAX_EVENTS, Trace};
 
 /// Most refused-attempt traces kept at once.
 pub const MAX_ATTEMPTS: u64 = 50_000;
-const COUNT_KEY: &[u8] = b"R#";
+/// Counters of refused attempts: each counts its share, `MAX_ATTEMPTS /
+/// SHARDS` at most.
+const SHARDS: u32 = 16;
+/// Attempts of this process take the shards in turn.
+static NEXT_SHARD: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+/// The first attempts of a queue entry kept, and the newest.
+const HEAD: u32 = (MAX_EVENTS / 2) as u32;
+const TAIL: u32 = (MAX_EVENTS / 2) as u32;
+/// The byte after the id that marks a pass's attempts (`T/<id>\x01…`);
+/// the form before had a time there, whose first byte is 0.
+const PASS: u8 = 1;
 /// Keys one sweep step deletes in one batch.
 const SWEEP_STEP: usize = 500;
 
@@ -72,23 +90,58 @@ pub(super) fn mark_gone(batch: &mut Batch, id: u64) {
     batch.put(Space::Meta, timed_key(b"G/", now, id), Vec::new());
 }
 
-/// Adds `events` to the trace of message `id` in `batch`, under a key of
-/// their own (no read: nothing to race for).
-pub(super) fn extend_in(batch: &mut Batch, id: u64, events: &[Event]) {
-    let Some(first) = events.first() else {
-        return;
-    };
+/// The key of the attempts of queue entry `entry` on message `id` from its
+/// attempt number `n` on.
+fn pass_key(id: u64, entry: u64, n: u32) -> Vec<u8> {
     let mut key = trace_key(id);
-    key.extend_from_slice(&(first.at.max(0) as u64).to_be_bytes());
-    key.extend_from_slice(&rand::random::<u32>().to_be_bytes());
-    batch.put(Space::Meta, key, encode_events(events));
+    key.push(PASS);
+    key.extend_from_slice(&entry.to_be_bytes());
+    key.extend_from_slice(&n.to_be_bytes());
+    key
+}
+
+/// Adds the attempts (`events`) of one delivery pass of queue entry
+/// `entry` to the trace of message `id` in `batch`; `first` is the number
+/// of attempts the entry made before this pass. Only what a trace can
+/// show is kept: the entry's first `HEAD` attempts and its newest `TAIL`
+/// (older ones of those are deleted here). No read: nothing to race for.
+pub(super) fn extend_in(batch: &mut Batch, id: u64, entry: u64, first: u32, events: &[Event]) {
+    let n = u32::try_from(events.len()).unwrap_or(u32::MAX);
+    if n == 0 {
+        return;
+    }
+    let end = first.saturating_add(n);
+    let head = HEAD.saturating_sub(first).min(n);
+    if head > 0 {
+        let part = &events[..head as usize];
+        batch.put(Space::Meta, pass_key(id, entry, first), encode_events(part));
+    }
+    let tail_from = HEAD.max(end.saturating_sub(TAIL)).max(first);
+    for k in tail_from..end {
+        let i = (k - first) as usize;
+        batch.put(
+            Space::Meta,
+            pass_key(id, entry, k),
+            encode_events(&events[i..=i]),
+        );
+    }
+    // The newest of earlier passes that these push out of the tail.
+    for k in HEAD.max(first.saturating_sub(TAIL))..first.min(end.saturating_sub(TAIL)) {
+        batch.delete(Space::Meta, pass_key(id, entry, k));
+    }
 }
 
 /// Folds a scan of `T/` keys (in key order) into whole traces: each
-/// message's record followed by its passes' attempts. A message queued
-/// without a record (a bounce) gets one from its first attempt.
+/// message's record followed by its passes' attempts, the attempts left
+/// out of the store counted in `omitted`. A message queued without a
+/// record (a bounce) gets one from its first attempt.
 fn fold_traces(found: Vec<(Vec<u8>, Vec<u8>)>) -> Result<Vec<Trace>, StoreError> {
     let mut out: Vec<Trace> = Vec::new();
+    // The queue entry whose attempts are being read, and the number of
+    // the attempt expected next.
+    let mut expected: Option<(u64, u32)> = None;
+    // Attempts of the message read in the form before (no numbers).
+    let mut unnumbered: u32 = 0;
     for (k, v) in found {
         let Some(id) = k
             .get(2..10)
@@ -99,6 +152,7 @@ fn fold_traces(found: Vec<(Vec<u8>, Vec<u8>)>) -> Result<Vec<Trace>, StoreError>
         };
         if k.len() == 10 {
             out.push(decode_trace(&v)?);
+            (expected, unnumbered) = (None, 0);
             continue;
         }
         let events = decode_events(&v)?;
@@ -116,12 +170,38 @@ fn fold_traces(found: Vec<(Vec<u8>, Vec<u8>)>) -> Result<Vec<Trace>, StoreError>
                 events: Vec::new(),
                 omitted: 0,
             });
+            (expected, unnumbered) = (None, 0);
         }
+        let numbered = (k.len() == 23 && k[10] == PASS)
+            .then(|| {
+                let entry = k[11..19].try_into().ok().map(u64::from_be_bytes)?;
+                let n = k[19..23].try_into().ok().map(u32::from_be_bytes)?;
+                Some((entry, n))
+            })
+            .flatten();
+        let count = u32::try_from(events.len()).unwrap_or(u32::MAX);
+        let skipped = match (numbered, expected) {
+            (Some((entry, n)), Some((was, next))) if entry == was => n.saturating_sub(next),
+            (Some((_, n)), _) => n.saturating_sub(unnumbered),
+            (None, _) => {
+                unnumbered = unnumbered.saturating_add(count);
+                0
+            }
+        };
+        expected = numbered.map(|(entry, n)| (entry, n.saturating_add(count)));
         if let Some(t) = out.last_mut() {
+            t.omitted = t.omitted.saturating_add(skipped);
             t.extend(events);
         }
     }
     Ok(out)
+}
+
+/// The counter of refused attempts of `shard`.
+fn count_key(shard: u32) -> Vec<u8> {
+    let mut k = b"R#".to_vec();
+    k.push(shard as u8);
+    k
 }
 
 fn count(raw: Option<&[u8]>) -> u64 {
@@ -145,36 +225,47 @@ impl Store {
         Ok(fold_traces(found)?.pop())
     }
 
-    /// Adds events (delivery attempts) to a message's trace; a message
-    /// queued without one (a bounce, an older release) gets one.
-    pub async fn append_trace(&self, id: u64, events: &[Event]) -> Result<(), StoreError> {
+    /// Adds delivery attempts to a message's trace, as the queue entry
+    /// `id` that made `first` attempts before them (`extend_in`); a
+    /// message queued without a trace (a bounce, an older release) gets one.
+    pub async fn append_trace(
+        &self,
+        id: u64,
+        first: u32,
+        events: &[Event],
+    ) -> Result<(), StoreError> {
         if events.is_empty() {
             return Ok(());
         }
         let mut batch = Batch::new();
-        extend_in(&mut batch, id, events);
+        extend_in(&mut batch, id, id, first, events);
         Ok(self.inner.backend.commit(batch).await?)
     }
 
     /// Keeps the trace of a refused attempt (false: over `MAX_ATTEMPTS`,
     /// not kept).
     pub async fn record_attempt(&self, trace: &Trace) -> Result<bool, StoreError> {
-        let key = timed_key(b"R/", trace.last_at(), u64::from(rand::random::<u32>()));
+        self.record_attempt_within(trace, MAX_ATTEMPTS).await
+    }
+
+    /// `record_attempt` with at most `most` kept (`MAX_ATTEMPTS`; a test
+    /// gives a smaller bound).
+    async fn record_attempt_within(&self, trace: &Trace, most: u64) -> Result<bool, StoreError> {
+        let shard = NEXT_SHARD.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % SHARDS;
+        let tail = (rand::random::<u32>() & !(SHARDS - 1)) | shard;
+        let key = timed_key(b"R/", trace.last_at(), u64::from(tail));
+        let counter = count_key(shard);
         let value = encode_trace(trace);
         let backend = &self.inner.backend;
         let kept = retry(|| async {
-            let raw = backend.get(Space::Meta, COUNT_KEY).await?;
+            let raw = backend.get(Space::Meta, &counter).await?;
             let n = count(raw.as_deref());
-            if n >= MAX_ATTEMPTS {
+            if n >= most / u64::from(SHARDS) {
                 return Ok(false);
             }
             let mut batch = Batch::new();
-            batch.require(Space::Meta, COUNT_KEY.to_vec(), raw.as_deref());
-            batch.put(
-                Space::Meta,
-                COUNT_KEY.to_vec(),
-                (n + 1).to_be_bytes().to_vec(),
-            );
+            batch.require(Space::Meta, counter.clone(), raw.as_deref());
+            batch.put(Space::Meta, counter.clone(), (n + 1).to_be_bytes().to_vec());
             batch.put(Space::Meta, key.clone(), value.clone());
             backend.commit(batch).await.map(|()| true)
         })
@@ -289,19 +380,28 @@ impl Store {
             if old.is_empty() {
                 break;
             }
-            let n = old.len() as u64;
-            retry(|| async {
-                let raw = backend.get(Space::Meta, COUNT_KEY).await?;
-                let mut batch = Batch::new();
-                for (k, _) in &old {
-                    batch.delete(Space::Meta, k.clone());
-                }
-                let left = count(raw.as_deref()).saturating_sub(n);
-                batch.require(Space::Meta, COUNT_KEY.to_vec(), raw.as_deref());
-                batch.put(Space::Meta, COUNT_KEY.to_vec(), left.to_be_bytes().to_vec());
-                backend.commit(batch).await
-            })
-            .await?;
+            // One write per shard, each with its own counter's condition.
+            let mut by_shard: std::collections::BTreeMap<u32, Vec<&[u8]>> = Default::default();
+            for (k, _) in &old {
+                let shard = k.last().map_or(0, |b| u32::from(*b) % SHARDS);
+                by_shard.entry(shard).or_default().push(k);
+            }
+            for (shard, keys) in by_shard {
+                let counter = count_key(shard);
+                let n = keys.len() as u64;
+                retry(|| async {
+                    let raw = backend.get(Space::Meta, &counter).await?;
+                    let mut batch = Batch::new();
+                    for k in &keys {
+                        batch.delete(Space::Meta, k.to_vec());
+                    }
+                    let left = count(raw.as_deref()).saturating_sub(n);
+                    batch.require(Space::Meta, counter.clone(), raw.as_deref());
+                    batch.put(Space::Meta, counter.clone(), left.to_be_bytes().to_vec());
+                    backend.commit(batch).await
+                })
+                .await?;
+            }
             forgotten += old.len();
         }
         Ok(forgotten)
@@ -344,7 +444,7 @@ mod tests {
             .await
             .unwrap();
         store
-            .append_trace(id, &[Event::new(Stage::Delivery, "queue", "sent")])
+            .append_trace(id, 0, &[Event::new(Stage::Delivery, "queue", "sent")])
             .await
             .unwrap();
         let found = store.traces_by_message_id("<M@x>").await.unwrap();
@@ -407,12 +507,102 @@ mod tests {
                 .len(),
             1
         );
-        let raw = store
+        assert_eq!(counted(&store).await, 2);
+    }
+
+    /// The refused attempts the shard counters count, in all.
+    async fn counted(store: &Store) -> u64 {
+        let mut all = 0;
+        for shard in 0..SHARDS {
+            let key = count_key(shard);
+            let raw = store.inner.backend.get(Space::Meta, &key).await.unwrap();
+            all += count(raw.as_deref());
+        }
+        all
+    }
+
+    /// The refused attempts stored (`R/` keys).
+    async fn stored(store: &Store) -> usize {
+        let all = KeyRange::prefix(b"R/");
+        let found = store.inner.backend.scan(Space::Meta, &all, ScanOrder::ALL);
+        found.await.unwrap().len()
+    }
+
+    #[tokio::test]
+    async fn refused_attempts_stop_being_kept_at_the_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).await.unwrap();
+        // 32 at most: two per shard. Attempts take the shards in turn, so
+        // 100 fill every shard (4 or more each), whatever came before.
+        let most = 2 * u64::from(SHARDS);
+        let mut kept = 0;
+        for i in 0..100 {
+            let t = attempt("192.0.2.1", 1_000 + i);
+            kept += u64::from(store.record_attempt_within(&t, most).await.unwrap());
+        }
+        assert_eq!(kept, most);
+        assert_eq!(stored(&store).await as u64, most);
+        assert_eq!(counted(&store).await, most);
+        // Forgotten ones make room again.
+        assert_eq!(store.expire_traces(i64::MAX).await.unwrap() as u64, most);
+        assert_eq!(counted(&store).await, 0);
+        let t = attempt("192.0.2.1", 5_000);
+        assert!(store.record_attempt_within(&t, most).await.unwrap());
+        assert_eq!(stored(&store).await, 1);
+    }
+
+    /// `n` delivery attempts, numbered from `from`.
+    fn pass(from: u32, n: u32) -> Vec<Event> {
+        (from..from + n)
+            .map(|i| {
+                Event::new(Stage::Delivery, "queue", "deferred").detail(format!("attempt {i}"))
+            })
+            .collect()
+    }
+
+    /// The attempt numbers a trace shows.
+    fn shown(t: &Trace) -> Vec<u32> {
+        t.events
+            .iter()
+            .filter_map(|e| e.detail.as_deref()?.strip_prefix("attempt ")?.parse().ok())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_message_stores_its_first_and_newest_attempts_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).await.unwrap();
+        let id = 7;
+        // One pass of 10, one of 1000 (a message to many recipients),
+        // then 40 passes of one.
+        store.append_trace(id, 0, &pass(0, 10)).await.unwrap();
+        store.append_trace(id, 10, &pass(10, 1000)).await.unwrap();
+        for n in 1010..1050 {
+            store.append_trace(id, n, &pass(n, 1)).await.unwrap();
+        }
+        let parts = store
             .inner
             .backend
-            .get(Space::Meta, COUNT_KEY)
+            .scan(
+                Space::Meta,
+                &KeyRange::prefix(&trace_key(id)),
+                ScanOrder::ALL,
+            )
             .await
             .unwrap();
-        assert_eq!(count(raw.as_deref()), 2);
+        let events: usize = parts
+            .iter()
+            .map(|(_, v)| decode_events(v).unwrap().len())
+            .sum();
+        assert_eq!(events, MAX_EVENTS, "what is stored is what a trace shows");
+        let t = store.trace(id).await.unwrap().unwrap();
+        let want: Vec<u32> = (0..HEAD).chain(1050 - TAIL..1050).collect();
+        assert_eq!(shown(&t), want);
+        assert_eq!(t.omitted, 1050 - HEAD - TAIL);
+        // A short story is kept whole.
+        store.append_trace(8, 0, &pass(0, 3)).await.unwrap();
+        store.append_trace(8, 3, &pass(3, 2)).await.unwrap();
+        let t = store.trace(8).await.unwrap().unwrap();
+        assert_eq!((shown(&t), t.omitted), ((0..5).collect(), 0));
     }
 }
