@@ -73,12 +73,33 @@ pub async fn find(store: &Store, query: &TraceQuery) -> Result<Vec<Trace>, Query
     }
 }
 
+/// A trace as `--json` shows it: its fields, and the queue id in the form
+/// `tern queue list` and the text output show (`"queue_id":
+/// "00003D0902"`) beside the number it stands for (`"id"`).
+#[derive(Serialize)]
+struct Shown<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    queue_id: Option<String>,
+    #[serde(flatten)]
+    trace: &'a Trace,
+}
+
+impl<'a> From<&'a Trace> for Shown<'a> {
+    fn from(trace: &'a Trace) -> Self {
+        Shown {
+            queue_id: trace.id.map(crate::store::format_queue_id),
+            trace,
+        }
+    }
+}
+
 /// The answer to `query` as `tern trace` prints it.
 pub async fn answer(store: &Store, query: &TraceQuery) -> Result<String, QueryError> {
     let traces = find(store, query).await?;
     if query.json {
-        let mut out = serde_json::to_string_pretty(&traces)
-            .map_err(|e| QueryError::Invalid(e.to_string()))?;
+        let shown: Vec<Shown<'_>> = traces.iter().map(Shown::from).collect();
+        let mut out =
+            serde_json::to_string_pretty(&shown).map_err(|e| QueryError::Invalid(e.to_string()))?;
         out.push('\n');
         return Ok(out);
     }
