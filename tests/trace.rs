@@ -4,7 +4,10 @@
 //! leave a trace that `tern trace` prints (by queue id, Message-ID, or
 //! client and window; `--json` parses), web mail's "Why is this here?"
 //! shows a reader only their own part, `tern trace` reads the store of a
-//! stopped server too, and `[trace] keep` forgets refused attempts.
+//! stopped server too, and `[trace] keep` forgets refused attempts. The
+//! server's own refusals (a full mailbox at RCPT, too many recipients, a
+//! connection limit, a protocol error, AUTH required) are traced, and a
+//! message's story stays within its bound however many recipients it has.
 
 mod harness;
 use harness::{Sink, Tern, wait_for, webmail_run as run, webmail_server as server};
@@ -122,6 +125,10 @@ fn refused_junked_and_relayed_mail_is_explained() {
         .collect();
     assert_eq!(verdicts.last(), Some(&"sent"), "{json}");
     assert_eq!(json[0]["message_id"], "relay-1@example.test");
+    // The id as `tern queue list` and the text show it.
+    let relayed_id = relayed.split_whitespace().nth(1).expect("message QUEUE-ID");
+    assert_eq!(json[0]["queue_id"], relayed_id, "{json}");
+    assert!(json[0]["id"].is_u64(), "{json}");
 
     // An unknown id is an error naming it.
     let out = t.cli(&["trace", "0000FFFFFF"], "");
@@ -183,5 +190,145 @@ print("ok")
                 .contains("no decisions recorded")
                 .then_some(())
         },
+    );
+}
+
+/// The lines of `text` that tell one decision (they start with a time).
+fn event_lines(text: &str) -> Vec<&str> {
+    text.lines().filter(|l| l.starts_with("  20")).collect()
+}
+
+#[test]
+fn the_servers_own_refusals_are_traced() {
+    let t = server("[limits]\nmax_recipients = 2\n");
+    // carol holds a message, then her quota is below what she holds.
+    let out = run(
+        &t,
+        r#"
+s = smtplib.SMTP("127.0.0.1", SMTP); s.ehlo("mx.outside.test")
+s.sendmail("lisa@outside.test", ["carol@example.test"], b"Subject: hi\r\n\r\nhello\r\n")
+s.quit()
+print("sent")
+"#,
+    );
+    assert!(out.trim().ends_with("sent"), "{out}");
+    let out = t.cli(&["user", "quota", "carol@example.test", "1B"], "");
+    assert!(out.status.success(), "{out:?}");
+    let out = run(
+        &t,
+        r#"
+s = smtplib.SMTP("127.0.0.1", SMTP); s.ehlo("full.test"); s.mail("x@outside.test")
+code, _ = s.rcpt("carol@example.test"); assert code == 452, code
+s.quit()
+s = smtplib.SMTP("127.0.0.1", SMTP); s.ehlo("many.test"); s.mail("y@outside.test")
+for who in ["bob", "bob", "carol"]:
+    code, _ = s.rcpt(f"{who}@example.test")
+assert code == 452, code
+s.quit()
+s = smtplib.SMTP("127.0.0.1", SMTP); s.ehlo("confused.test")
+code, _ = s.docmd("RCPT TO:<bob@example.test>"); assert code == 503, code
+s.quit()
+s = smtplib.SMTP("127.0.0.1", SUB); s.ehlo("anon.test")
+code, _ = s.docmd("MAIL FROM:<z@example.test>"); assert code == 530, code
+s.quit()
+print("ok")
+"#,
+    );
+    assert!(out.trim().ends_with("ok"), "{out}");
+    let wanted = [
+        "helo full.test",
+        "rcpt     quota: tempfail <carol@example.test> [carol@example.test] \"452 4.2.2",
+        "helo many.test",
+        "rcpt     recipient limit: tempfail <carol@example.test> \"452 4.5.3 Error: too many recipients\" — limits.max_recipients = 2",
+        "helo confused.test",
+        "rcpt     protocol: reject \"503 5.5.1 Error: need MAIL command\"",
+        "helo anon.test",
+        "mail     submission auth: reject \"530 5.7.0 Authentication required\"",
+    ];
+    // Each is kept when its session has ended, which the client does not
+    // wait for.
+    wait_for("the four refused attempts", Duration::from_secs(30), || {
+        let refused = t.client_trace("127.0.0.1");
+        wanted.iter().all(|w| refused.contains(w)).then_some(())
+    });
+    let refused = t.client_trace("127.0.0.1");
+    // In the order they happened.
+    let at: Vec<usize> = wanted.iter().filter_map(|w| refused.find(w)).collect();
+    assert!(at.windows(2).all(|p| p[0] < p[1]), "{refused}");
+}
+
+#[test]
+fn a_connection_over_the_limit_is_traced() {
+    let t = server("[limits]\nmax_connections_per_client = 1\n");
+    // The first session holds the client's one place while the second
+    // connects.
+    let out = run(
+        &t,
+        r#"
+import socket
+first = smtplib.SMTP("127.0.0.1", SMTP); first.ehlo("first.test")
+second = socket.create_connection(("127.0.0.1", SMTP))
+line = second.makefile("rb").readline()
+assert line.startswith(b"421 "), line
+second.close(); first.quit()
+print("ok")
+"#,
+    );
+    assert!(out.trim().ends_with("ok"), "{out}");
+    let wanted = "connect  limits.max_connections_per_client: tempfail \"421 4.7.0 Too many connections, try again later\" — too many connections from this address";
+    // Kept after the 421 is sent, which the client does not wait for.
+    wait_for("the refused connection", Duration::from_secs(30), || {
+        t.client_trace("127.0.0.1").contains(wanted).then_some(())
+    });
+    let refused = t.client_trace("127.0.0.1");
+    assert!(
+        refused.contains("refused attempt (nothing kept)"),
+        "{refused}"
+    );
+}
+
+#[test]
+fn a_message_to_many_recipients_keeps_a_bounded_story() {
+    let sink = Sink::start();
+    let mut t = server(&format!(
+        "[relay]\nsmarthost = \"127.0.0.1:{}\"\nsmarthost_tls = \"none\"\n",
+        sink.port
+    ));
+    let out = run(
+        &t,
+        r#"
+to = [f"r{i}@far.test" for i in range(90)]
+s = smtplib.SMTP("127.0.0.1", SUB); s.ehlo("laptop"); s.login("bob@example.test", "bob-pw")
+s.sendmail("bob@example.test", to, b"Message-ID: <many-1@example.test>\r\nSubject: hi\r\n\r\nhello\r\n")
+s.quit()
+print("sent")
+"#,
+    );
+    assert!(out.trim().ends_with("sent"), "{out}");
+    t.wait_queue_empty(Duration::from_secs(60));
+    let story = trace(&t, &["many-1@example.test"]);
+    let lines = event_lines(&story);
+    // The first half (the session's start) and the newest (the last
+    // deliveries); the rest counted.
+    assert_eq!(lines.len(), 64, "{story}");
+    assert!(
+        lines[0].contains("mail     sender check: accept"),
+        "{story}"
+    );
+    assert!(lines[63].contains("delivery queue: sent <r"), "{story}");
+    let sent = lines
+        .iter()
+        .filter(|l| l.contains("delivery queue: sent"))
+        .count();
+    assert_eq!(sent, 32, "{story}");
+    assert!(
+        story.contains("events left out to keep the trace small"),
+        "{story}"
+    );
+    t.stop();
+    assert_eq!(
+        trace(&t, &["many-1@example.test"]),
+        story,
+        "read from the store, the same"
     );
 }
