@@ -42,6 +42,7 @@ mod sts;
 mod subscriptions;
 mod tlsrpt;
 mod trace;
+mod trace_clients;
 mod trace_codec;
 mod turns;
 mod users;

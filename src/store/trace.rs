@@ -18,10 +18,12 @@
 //! counters `R#<shard>` (the low bits of the random part name the shard;
 //! attempts take the shards in turn) count them, and past `MAX_ATTEMPTS`
 //! in all new ones are not kept (a flood cannot fill the disk, and its
-//! writers do not all wait on one counter).
+//! writers do not all wait on one counter). Each trace is also indexed by
+//! client and time (`trace_clients.rs`).
 //! The values' form (compact, JSON before it) is `trace_codec.rs`'s.
 
 use super::backend::{Batch, KeyRange, ScanOrder, Space, retry};
+use super::trace_clients::{index_message, index_refused, unindex_message, unindex_refused};
 use super::trace_codec::{decode_events, decode_trace, encode_events, encode_trace};
 use super::{Store, StoreError};
 use crate::trace::{Event, MAX_EVENTS, Trace};
@@ -79,6 +81,7 @@ pub(super) fn put_trace(batch: &mut Batch, trace: &Trace) {
         return;
     };
     batch.put(Space::Meta, trace_key(id), encode_trace(trace));
+    index_message(batch, trace, id);
     if let Some(mid) = &trace.message_id {
         batch.put(Space::Meta, index_key(mid, id), Vec::new());
     }
@@ -267,6 +270,7 @@ impl Store {
             batch.require(Space::Meta, counter.clone(), raw.as_deref());
             batch.put(Space::Meta, counter.clone(), (n + 1).to_be_bytes().to_vec());
             batch.put(Space::Meta, key.clone(), value.clone());
+            index_refused(&mut batch, trace, &key);
             backend.commit(batch).await.map(|()| true)
         })
         .await?;
@@ -295,39 +299,6 @@ impl Store {
                 out.push(t);
             }
         }
-        Ok(out)
-    }
-
-    /// Every trace (messages and refused attempts) of sessions from
-    /// `client` with an event between `since` and `until` (unix ms), oldest
-    /// first.
-    pub async fn traces_of_client(
-        &self,
-        client: &str,
-        since: i64,
-        until: i64,
-    ) -> Result<Vec<Trace>, StoreError> {
-        let backend = &self.inner.backend;
-        let range = KeyRange::between(
-            &timed_key(b"R/", since, 0),
-            &timed_key(b"R/", until.saturating_add(1), 0),
-        );
-        let mut out = Vec::new();
-        for (_, v) in backend.scan(Space::Meta, &range, ScanOrder::ALL).await? {
-            let t = decode_trace(&v)?;
-            if t.client == client {
-                out.push(t);
-            }
-        }
-        let all = backend
-            .scan(Space::Meta, &KeyRange::prefix(b"T/"), ScanOrder::ALL)
-            .await?;
-        for t in fold_traces(all)? {
-            if t.client == client && t.last_at() >= since && t.started <= until {
-                out.push(t);
-            }
-        }
-        out.sort_by_key(|t| t.started);
         Ok(out)
     }
 
@@ -364,6 +335,7 @@ impl Store {
                     if let Some(mid) = &t.message_id {
                         batch.delete(Space::Meta, index_key(mid, id));
                     }
+                    unindex_message(&mut batch, &t, id);
                     forgotten += 1;
                 }
                 for (part, _) in parts {
@@ -381,10 +353,14 @@ impl Store {
                 break;
             }
             // One write per shard, each with its own counter's condition.
-            let mut by_shard: std::collections::BTreeMap<u32, Vec<&[u8]>> = Default::default();
-            for (k, _) in &old {
+            let mut by_shard: std::collections::BTreeMap<u32, Vec<_>> = Default::default();
+            for (k, v) in &old {
                 let shard = k.last().map_or(0, |b| u32::from(*b) % SHARDS);
-                by_shard.entry(shard).or_default().push(k);
+                // The trace names its client (and so its index key).
+                by_shard
+                    .entry(shard)
+                    .or_default()
+                    .push((k, decode_trace(v).ok()));
             }
             for (shard, keys) in by_shard {
                 let counter = count_key(shard);
@@ -392,8 +368,11 @@ impl Store {
                 retry(|| async {
                     let raw = backend.get(Space::Meta, &counter).await?;
                     let mut batch = Batch::new();
-                    for k in &keys {
+                    for (k, trace) in &keys {
                         batch.delete(Space::Meta, k.to_vec());
+                        if let Some(t) = trace {
+                            unindex_refused(&mut batch, t, k);
+                        }
                     }
                     let left = count(raw.as_deref()).saturating_sub(n);
                     batch.require(Space::Meta, counter.clone(), raw.as_deref());
@@ -409,200 +388,5 @@ impl Store {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::trace::{Recorder, Stage};
-
-    fn attempt(client: &str, at: i64) -> Trace {
-        let r = Recorder::new(client.parse().unwrap());
-        r.begin("a@b.test");
-        let mut e = Event::new(Stage::Rcpt, "recipient check", "reject");
-        e.at = at;
-        r.record(e);
-        let mut t = r.refused().unwrap();
-        t.started = at;
-        t
-    }
-
-    #[tokio::test]
-    async fn a_message_trace_lives_with_the_message_then_keep_longer() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).await.unwrap();
-        store.add_user("bob@example.test", "pw").await.unwrap();
-        let id = store.next_id().await.unwrap();
-        let mut w = store.blob_writer(id);
-        w.write(b"Message-ID: <m@x>\r\n\r\nhi\r\n").await.unwrap();
-        let r = Recorder::new("192.0.2.1".parse().unwrap());
-        r.begin("a@x");
-        r.record(
-            Event::new(Stage::Store, "folder", "inbox").users(vec!["bob@example.test".into()]),
-        );
-        let trace = r.message(id, Some("m@x".into()));
-        let bob = vec!["bob@example.test".to_string()];
-        let uids = store
-            .accept_message_into(w, Vec::new(), &bob, "INBOX", None, Some(&trace))
-            .await
-            .unwrap();
-        store
-            .append_trace(id, 0, &[Event::new(Stage::Delivery, "queue", "sent")])
-            .await
-            .unwrap();
-        let found = store.traces_by_message_id("<M@x>").await.unwrap();
-        assert_eq!(found.len(), 1);
-        assert_eq!(found[0].events.len(), 2);
-        // Stored: never forgotten, however old.
-        let far = chrono::Utc::now().timestamp_millis() + 1_000_000;
-        assert_eq!(store.expire_traces(far).await.unwrap(), 0);
-        store
-            .expunge("bob@example.test", "INBOX", &uids)
-            .await
-            .unwrap();
-        assert!(
-            store.trace(id).await.unwrap().is_some(),
-            "kept after the message went"
-        );
-        assert_eq!(store.expire_traces(far).await.unwrap(), 1);
-        assert!(store.trace(id).await.unwrap().is_none());
-        assert!(store.traces_by_message_id("m@x").await.unwrap().is_empty());
-    }
-
-    #[tokio::test]
-    async fn attempts_are_found_by_client_and_expire() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).await.unwrap();
-        assert!(
-            store
-                .record_attempt(&attempt("192.0.2.1", 1_000))
-                .await
-                .unwrap()
-        );
-        assert!(
-            store
-                .record_attempt(&attempt("192.0.2.1", 5_000))
-                .await
-                .unwrap()
-        );
-        assert!(
-            store
-                .record_attempt(&attempt("192.0.2.9", 5_000))
-                .await
-                .unwrap()
-        );
-        let found = store
-            .traces_of_client("192.0.2.1", 0, 10_000)
-            .await
-            .unwrap();
-        assert_eq!(found.len(), 2);
-        let later = store
-            .traces_of_client("192.0.2.1", 2_000, 10_000)
-            .await
-            .unwrap();
-        assert_eq!(later.len(), 1);
-        assert_eq!(store.expire_traces(3_000).await.unwrap(), 1);
-        assert_eq!(
-            store
-                .traces_of_client("192.0.2.1", 0, 10_000)
-                .await
-                .unwrap()
-                .len(),
-            1
-        );
-        assert_eq!(counted(&store).await, 2);
-    }
-
-    /// The refused attempts the shard counters count, in all.
-    async fn counted(store: &Store) -> u64 {
-        let mut all = 0;
-        for shard in 0..SHARDS {
-            let key = count_key(shard);
-            let raw = store.inner.backend.get(Space::Meta, &key).await.unwrap();
-            all += count(raw.as_deref());
-        }
-        all
-    }
-
-    /// The refused attempts stored (`R/` keys).
-    async fn stored(store: &Store) -> usize {
-        let all = KeyRange::prefix(b"R/");
-        let found = store.inner.backend.scan(Space::Meta, &all, ScanOrder::ALL);
-        found.await.unwrap().len()
-    }
-
-    #[tokio::test]
-    async fn refused_attempts_stop_being_kept_at_the_bound() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).await.unwrap();
-        // 32 at most: two per shard. Attempts take the shards in turn, so
-        // 100 fill every shard (4 or more each), whatever came before.
-        let most = 2 * u64::from(SHARDS);
-        let mut kept = 0;
-        for i in 0..100 {
-            let t = attempt("192.0.2.1", 1_000 + i);
-            kept += u64::from(store.record_attempt_within(&t, most).await.unwrap());
-        }
-        assert_eq!(kept, most);
-        assert_eq!(stored(&store).await as u64, most);
-        assert_eq!(counted(&store).await, most);
-        // Forgotten ones make room again.
-        assert_eq!(store.expire_traces(i64::MAX).await.unwrap() as u64, most);
-        assert_eq!(counted(&store).await, 0);
-        let t = attempt("192.0.2.1", 5_000);
-        assert!(store.record_attempt_within(&t, most).await.unwrap());
-        assert_eq!(stored(&store).await, 1);
-    }
-
-    /// `n` delivery attempts, numbered from `from`.
-    fn pass(from: u32, n: u32) -> Vec<Event> {
-        (from..from + n)
-            .map(|i| {
-                Event::new(Stage::Delivery, "queue", "deferred").detail(format!("attempt {i}"))
-            })
-            .collect()
-    }
-
-    /// The attempt numbers a trace shows.
-    fn shown(t: &Trace) -> Vec<u32> {
-        t.events
-            .iter()
-            .filter_map(|e| e.detail.as_deref()?.strip_prefix("attempt ")?.parse().ok())
-            .collect()
-    }
-
-    #[tokio::test]
-    async fn a_message_stores_its_first_and_newest_attempts_only() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).await.unwrap();
-        let id = 7;
-        // One pass of 10, one of 1000 (a message to many recipients),
-        // then 40 passes of one.
-        store.append_trace(id, 0, &pass(0, 10)).await.unwrap();
-        store.append_trace(id, 10, &pass(10, 1000)).await.unwrap();
-        for n in 1010..1050 {
-            store.append_trace(id, n, &pass(n, 1)).await.unwrap();
-        }
-        let parts = store
-            .inner
-            .backend
-            .scan(
-                Space::Meta,
-                &KeyRange::prefix(&trace_key(id)),
-                ScanOrder::ALL,
-            )
-            .await
-            .unwrap();
-        let events: usize = parts
-            .iter()
-            .map(|(_, v)| decode_events(v).unwrap().len())
-            .sum();
-        assert_eq!(events, MAX_EVENTS, "what is stored is what a trace shows");
-        let t = store.trace(id).await.unwrap().unwrap();
-        let want: Vec<u32> = (0..HEAD).chain(1050 - TAIL..1050).collect();
-        assert_eq!(shown(&t), want);
-        assert_eq!(t.omitted, 1050 - HEAD - TAIL);
-        // A short story is kept whole.
-        store.append_trace(8, 0, &pass(0, 3)).await.unwrap();
-        store.append_trace(8, 3, &pass(3, 2)).await.unwrap();
-        let t = store.trace(8).await.unwrap().unwrap();
-        assert_eq!((shown(&t), t.omitted), ((0..5).collect(), 0));
-    }
-}
+#[path = "trace_tests.rs"]
+mod tests;
