@@ -6,8 +6,9 @@
 //! shows a reader only their own part, `tern trace` reads the store of a
 //! stopped server too, and `[trace] keep` forgets refused attempts. The
 //! server's own refusals (a full mailbox at RCPT, too many recipients, a
-//! connection limit, a protocol error, AUTH required) are traced, and a
-//! message's story stays within its bound however many recipients it has.
+//! connection limit, a protocol error and the 421 after too many, AUTH
+//! required) are traced, and a message's story stays within its bound
+//! however many recipients it has.
 
 mod harness;
 use harness::{Sink, Tern, wait_for, webmail_run as run, webmail_server as server};
@@ -200,7 +201,7 @@ fn event_lines(text: &str) -> Vec<&str> {
 
 #[test]
 fn the_servers_own_refusals_are_traced() {
-    let t = server("[limits]\nmax_recipients = 2\n");
+    let t = server("[limits]\nmax_recipients = 2\nmax_errors = 2\n");
     // carol holds a message, then her quota is below what she holds.
     let out = run(
         &t,
@@ -231,6 +232,11 @@ s.quit()
 s = smtplib.SMTP("127.0.0.1", SUB); s.ehlo("anon.test")
 code, _ = s.docmd("MAIL FROM:<z@example.test>"); assert code == 530, code
 s.quit()
+s = smtplib.SMTP("127.0.0.1", SMTP); s.ehlo("noisy.test")
+code, _ = s.docmd("FOO"); assert code == 500, code
+code, _ = s.docmd("BAR"); assert code == 500, code
+code, _ = s.getreply(); assert code == 421, code
+s.close()
 print("ok")
 "#,
     );
@@ -244,10 +250,13 @@ print("ok")
         "rcpt     protocol: reject \"503 5.5.1 Error: need MAIL command\"",
         "helo anon.test",
         "mail     submission auth: reject \"530 5.7.0 Authentication required\"",
+        "helo noisy.test",
+        "helo     protocol: reject \"500 5.5.2 Error: command not recognized\"",
+        "helo     error limit: disconnect \"421 4.7.0 mx.example.test Error: too many errors\"",
     ];
     // Each is kept when its session has ended, which the client does not
     // wait for.
-    wait_for("the four refused attempts", Duration::from_secs(30), || {
+    wait_for("the five refused attempts", Duration::from_secs(30), || {
         let refused = t.client_trace("127.0.0.1");
         wanted.iter().all(|w| refused.contains(w)).then_some(())
     });
