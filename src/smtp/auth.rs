@@ -1,6 +1,7 @@
 //! SMTP AUTH (RFC 4954) with PLAIN and LOGIN, only over TLS unless
 //! `tls.allow_plaintext_auth`. Credentials are checked by `crate::auth`,
-//! which also makes failures slow.
+//! which also makes failures slow. A refusal is traced (by `auth`, or the
+//! per-user session limit).
 
 use super::session::Session;
 use crate::auth::{decode_b64_text, decode_plain};
@@ -38,11 +39,14 @@ impl Session {
         }
         if !self.auth_allowed() {
             return self
-                .error(Reply::new(
-                    538,
-                    "5.7.11",
-                    "Encryption required for requested authentication mechanism",
-                ))
+                .error_by(
+                    "auth",
+                    Reply::new(
+                        538,
+                        "5.7.11",
+                        "Encryption required for requested authentication mechanism",
+                    ),
+                )
                 .await;
         }
         let credentials = match mechanism {
@@ -63,11 +67,10 @@ impl Session {
                     }
                     Ok(_) => {
                         return self
-                            .error(Reply::new(
-                                535,
-                                "5.7.8",
-                                "Authentication credentials invalid",
-                            ))
+                            .error_by(
+                                "auth",
+                                Reply::new(535, "5.7.8", "Authentication credentials invalid"),
+                            )
                             .await;
                     }
                     Err(e) => {
@@ -121,13 +124,14 @@ impl Session {
                         "tern_limits_hit_total",
                         &[("limit", "max_sessions_per_user")],
                     );
-                    return self
-                        .send(Reply::new(
-                            454,
-                            "4.7.0",
-                            "Too many sessions for this user, try again later",
-                        ))
-                        .await;
+                    let reply = Reply::new(
+                        454,
+                        "4.7.0",
+                        "Too many sessions for this user, try again later",
+                    );
+                    let by = "limits.max_sessions_per_user";
+                    self.trace_refusal(crate::trace::Stage::Helo, by, &reply);
+                    return self.send(reply).await;
                 };
                 self.user_slot = Some(slot);
                 self.info.user = Some(user);
@@ -135,11 +139,10 @@ impl Session {
                     .await
             }
             None => {
-                self.error(Reply::new(
-                    535,
-                    "5.7.8",
-                    "Authentication credentials invalid",
-                ))
+                self.error_by(
+                    "auth",
+                    Reply::new(535, "5.7.8", "Authentication credentials invalid"),
+                )
                 .await
             }
         }
