@@ -7,8 +7,8 @@
 //! stopped server too, and `[trace] keep` forgets refused attempts. The
 //! server's own refusals (a full mailbox at RCPT, too many recipients, a
 //! connection limit, a protocol error and the 421 after too many, AUTH
-//! required, a failed AUTH) are traced, and a message's story stays
-//! within its bound however many recipients it has.
+//! required, a failed AUTH, REQUIRETLS without TLS) are traced, and a
+//! message's story stays within its bound however many recipients it has.
 
 mod harness;
 use harness::{Sink, Tern, wait_for, webmail_run as run, webmail_server as server};
@@ -236,6 +236,9 @@ s = smtplib.SMTP("127.0.0.1", SUB); s.ehlo("guess.test")
 wrong = base64.b64encode(b"\0bob@example.test\0wrong").decode()
 code, _ = s.docmd("AUTH PLAIN " + wrong); assert code == 535, code
 s.quit()
+s = smtplib.SMTP("127.0.0.1", SMTP); s.ehlo("plain.test")
+code, _ = s.docmd("MAIL FROM:<x@outside.test> REQUIRETLS"); assert code == 530, code
+s.quit()
 s = smtplib.SMTP("127.0.0.1", SMTP); s.ehlo("noisy.test")
 code, _ = s.docmd("FOO"); assert code == 500, code
 code, _ = s.docmd("BAR"); assert code == 500, code
@@ -256,16 +259,22 @@ print("ok")
         "mail     submission auth: reject \"530 5.7.0 Authentication required\"",
         "helo guess.test",
         "helo     auth: reject \"535 5.7.8 Authentication credentials invalid\"",
+        "helo plain.test",
+        "mail     requiretls: reject \"530 5.7.10 REQUIRETLS needs a TLS session\"",
         "helo noisy.test",
         "helo     protocol: reject \"500 5.5.2 Error: command not recognized\"",
         "helo     error limit: disconnect \"421 4.7.0 mx.example.test Error: too many errors\"",
     ];
     // Each is kept when its session has ended, which the client does not
     // wait for.
-    wait_for("the six refused attempts", Duration::from_secs(30), || {
-        let refused = t.client_trace("127.0.0.1");
-        wanted.iter().all(|w| refused.contains(w)).then_some(())
-    });
+    wait_for(
+        "the seven refused attempts",
+        Duration::from_secs(30),
+        || {
+            let refused = t.client_trace("127.0.0.1");
+            wanted.iter().all(|w| refused.contains(w)).then_some(())
+        },
+    );
     let refused = t.client_trace("127.0.0.1");
     // In the order they happened.
     let at: Vec<usize> = wanted.iter().filter_map(|w| refused.find(w)).collect();
