@@ -7,8 +7,9 @@
 //! stopped server too, and `[trace] keep` forgets refused attempts. The
 //! server's own refusals (a full mailbox at RCPT, too many recipients, a
 //! connection limit, a protocol error and the 421 after too many, AUTH
-//! required, a failed AUTH, REQUIRETLS without TLS) are traced, and a
-//! message's story stays within its bound however many recipients it has.
+//! required, a failed AUTH, REQUIRETLS without TLS, a filter that cannot
+//! start) are traced, and a message's story stays within its bound
+//! however many recipients it has.
 
 mod harness;
 use harness::{Sink, Tern, wait_for, webmail_run as run, webmail_server as server};
@@ -355,4 +356,35 @@ print("sent")
         story,
         "read from the store, the same"
     );
+}
+
+#[test]
+fn a_filter_that_cannot_start_is_traced_with_its_on_error_verdict() {
+    // Less memory than the component starts with: every instance fails
+    // before its on-data is called. (The second plugin, the same with its
+    // memory, makes the instance pool large enough to load the first.)
+    let content = test_plugins::shipped::CONTENT;
+    let t = server(&format!(
+        "[[plugin]]\nname = \"content\"\npath = \"{content}\"\ntimeout = \"5s\"\n\
+         max_memory = \"64KiB\"\non_error = \"reject\"\n\
+         [[plugin]]\nname = \"roomy\"\npath = \"{content}\"\ntimeout = \"5s\"\n"
+    ));
+    let out = run(
+        &t,
+        r#"
+s = smtplib.SMTP("127.0.0.1", SMTP); s.ehlo("mx.outside.test")
+try:
+    s.sendmail("lisa@outside.test", ["bob@example.test"], b"Subject: hi\r\n\r\nhello\r\n")
+    raise AssertionError("accepted")
+except smtplib.SMTPDataError as e:
+    assert e.smtp_code == 550, e
+s.quit()
+print("ok")
+"#,
+    );
+    assert!(out.trim().ends_with("ok"), "{out}");
+    let wanted = "data     plugin content: reject \"550 5.7.1 Rejected by local policy\" — the plugin failed: cannot instantiate";
+    wait_for("the refused message", Duration::from_secs(30), || {
+        t.client_trace("127.0.0.1").contains(wanted).then_some(())
+    });
 }
