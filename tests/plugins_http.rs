@@ -14,7 +14,6 @@ mod harness;
 use harness::tls::{HttpsServer, TestCa};
 use harness::*;
 use serde_json::json;
-use std::process::Command;
 
 /// The connections a plugin may hold at once (`src/hooks/held.rs`).
 const BOUND: usize = 64;
@@ -199,13 +198,6 @@ fn an_http_import_without_a_grant_is_refused_and_bad_grants_named() {
     );
     // The server refuses to start with it too.
     check("");
-    let started = Command::new(tern_bin())
-        .args(["serve", "--config"])
-        .arg(dir.path().join("tern.toml"))
-        .current_dir(dir.path())
-        .output()
-        .expect("tern");
-    assert!(!started.status.success());
-    let said = format!("{}{}", text(&started.stdout), text(&started.stderr));
+    let said = serve_refuses(dir.path());
     assert!(said.contains("imports wasi:http/"), "{said}");
 }

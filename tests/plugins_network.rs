@@ -154,6 +154,13 @@ fn a_network_import_without_a_grant_is_refused_and_bad_grants_too() {
     refused(&text(&out.stderr));
     let out = check("connect = [\"127.0.0.1:11333\"]\n");
     assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = check("connect = [\"127.0.0.1:11333\"]\nmax_connections = 0\n");
+    assert!(!out.status.success(), "max_connections = 0 is accepted");
+    assert!(
+        text(&out.stderr).contains("max_connections = 0 is out of range (1 to 4096)"),
+        "{}",
+        text(&out.stderr)
+    );
     let out = check("connect = [\"no-port\"]\n");
     assert!(!out.status.success());
     assert!(
@@ -163,18 +170,7 @@ fn a_network_import_without_a_grant_is_refused_and_bad_grants_too() {
     );
     // The server refuses to start with it too.
     check("");
-    let started = std::process::Command::new(tern_bin())
-        .args(["serve", "--config"])
-        .arg(dir.path().join("tern.toml"))
-        .current_dir(dir.path())
-        .output()
-        .expect("tern");
-    assert!(!started.status.success());
-    refused(&format!(
-        "{}{}",
-        text(&started.stdout),
-        text(&started.stderr)
-    ));
+    refused(&serve_refuses(dir.path()));
 }
 
 /// `wac plug NET_PROBE --plug NO_NETWORK`: the probe with sdk/no-network
@@ -244,7 +240,7 @@ s.quit()
 fn connections_held_are_bounded_across_instances_and_given_back() {
     let port = silent_server();
     let plugin = format!(
-        "[[plugin]]\nname = \"hoarder\"\npath = \"{}\"\ntimeout = \"5s\"\nconnect = [\"127.0.0.1:{port}\"]\nconfig = {{ host = \"127.0.0.1\", port = \"{port}\" }}\n",
+        "[[plugin]]\nname = \"hoarder\"\npath = \"{}\"\ntimeout = \"5s\"\nmax_connections = 50\nconnect = [\"127.0.0.1:{port}\"]\nconfig = {{ host = \"127.0.0.1\", port = \"{port}\" }}\n",
         test_plugins::SOCKET_HOARDER
     );
     let t = Tern::start(&config("mx.example.test", "example.test", &plugin));
@@ -277,7 +273,8 @@ two.quit()
     );
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 6, "{out}");
-    let bound = 64;
+    // The entry's max_connections (the default is 64).
+    let bound = 50;
     assert_eq!(
         lines[0], "one keep-40 451 4.7.1 holding 40, opened 40 of 40",
         "{out}"
@@ -318,7 +315,7 @@ two.quit()
     );
     assert!(
         t.log()
-            .contains("socket refused: the plugin holds 64 connections already"),
+            .contains("socket refused: the plugin holds its max_connections already"),
         "the refusals are logged"
     );
 }

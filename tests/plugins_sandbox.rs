@@ -7,7 +7,7 @@
 //! and `tern plugin inspect`.
 
 mod harness;
-use harness::{Tern, check_plugin_config, config, python, tern_bin};
+use harness::{Tern, check_plugin_config, config, python, serve_refuses, tern_bin};
 use std::process::Command;
 
 const PY: &str = r#"
@@ -184,14 +184,7 @@ fn refused_at_load_unknown_import_and_not_a_component() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/plugin.wasm"));
 
     // `tern serve` refuses to start with it.
-    let cfg = dir.path().join("tern.toml");
-    let out = Command::new(tern_bin())
-        .args(["serve", "--config"])
-        .arg(&cfg)
-        .output()
-        .expect("tern");
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/plugin.wasm"));
+    assert!(serve_refuses(dir.path()).contains("/nonexistent/plugin.wasm"));
 
     // A good one passes.
     let out = check_config(dir.path(), test_plugins::NO_NOBODY);

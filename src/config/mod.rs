@@ -419,6 +419,16 @@ impl Config {
                     format!("two plugins are named {:?}", p.name),
                 ));
             }
+            let most = crate::hooks::held::MAX_HELD_LIMIT;
+            if !(1..=most).contains(&p.max_connections) {
+                return Err(invalid(
+                    "plugin.max_connections",
+                    format!(
+                        "plugin {:?}: max_connections = {} is out of range (1 to {most})",
+                        p.name, p.max_connections
+                    ),
+                ));
+            }
         }
         Ok(())
     }

@@ -42,6 +42,14 @@ pub struct PluginConfig {
     /// empty: none.
     #[serde(default)]
     pub http: Vec<String>,
+    /// Most connections (TCP sockets and HTTP requests) the plugin holds
+    /// at once, all its instances together (`hooks/held.rs`).
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+}
+
+fn default_max_connections() -> usize {
+    crate::hooks::held::DEFAULT_MAX_HELD
 }
 
 fn default_plugin_memory() -> ByteSize {

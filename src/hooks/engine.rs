@@ -399,7 +399,7 @@ pub fn link(
     {
         return Err(network(message));
     }
-    let connections = super::held::budget();
+    let connections = super::held::budget(p.max_connections);
     let http = (!http.is_empty()).then(|| {
         Arc::new(super::http::HttpGate::new(
             &p.name,
@@ -514,6 +514,7 @@ pub fn inspect(path: &Path, name: &str) -> Result<Inspection, PluginError> {
         directory: None,
         connect: Vec::new(),
         http: Vec::new(),
+        max_connections: super::held::DEFAULT_MAX_HELD,
     };
     let engine = Engine::new(wasmtime::Config::new().epoch_interruption(true))
         .map_err(|e| PluginError::Engine(format!("{e:#}")))?;

@@ -1,5 +1,6 @@
-//! The bound on the connections a plugin holds: at most `MAX_HELD` at
-//! once per plugin (its `[[plugin]]` entry), across all its instances,
+//! The bound on the connections a plugin holds: at most its
+//! `max_connections` (default `DEFAULT_MAX_HELD`) at once per plugin (its
+//! `[[plugin]]` entry), across all its instances,
 //! TCP sockets and HTTP requests together. The count is a semaphore every
 //! instance of the plugin shares (`PluginShared::connections`).
 //!
@@ -30,8 +31,11 @@ use wasmtime_wasi::p2::bindings::sockets::{tcp, tcp_create_socket};
 use wasmtime_wasi::sockets::WasiSocketsView;
 
 /// Most connections (TCP sockets and HTTP requests) one plugin holds at
-/// once, all its instances together.
-pub const MAX_HELD: usize = 64;
+/// once, all its instances together, unless its `max_connections` says.
+pub const DEFAULT_MAX_HELD: usize = 64;
+
+/// The largest `max_connections` a plugin entry may set.
+pub const MAX_HELD_LIMIT: usize = 4096;
 
 /// The names wasmtime-wasi gives the interfaces whose definitions are
 /// replaced here (the version of its WIT; guests importing any 0.2.x
@@ -39,9 +43,9 @@ pub const MAX_HELD: usize = 64;
 const TCP: &str = "wasi:sockets/tcp@0.2.12";
 const TCP_CREATE_SOCKET: &str = "wasi:sockets/tcp-create-socket@0.2.12";
 
-/// A new plugin's count of connections held.
-pub fn budget() -> Arc<Semaphore> {
-    Arc::new(Semaphore::new(MAX_HELD))
+/// A new plugin's count of connections held, `max` at most.
+pub fn budget(max: usize) -> Arc<Semaphore> {
+    Arc::new(Semaphore::new(max))
 }
 
 /// The permits of one instance's live sockets, by resource rep.
@@ -88,7 +92,7 @@ pub fn add_to_linker(linker: &mut Linker<PluginState>) -> wasmtime::Result<()> {
     Ok(())
 }
 
-/// A socket, if the plugin holds fewer than `MAX_HELD` connections (and
+/// A socket, if the plugin holds fewer than its `max_connections` (and
 /// wasmtime-wasi creates it: TCP is allowed only with a `connect` grant).
 fn create(
     state: &mut PluginState,
@@ -97,7 +101,7 @@ fn create(
     let Ok(permit) = state.shared.connections.clone().try_acquire_owned() else {
         tracing::warn!(
             plugin = %state.shared.name,
-            "socket refused: the plugin holds {MAX_HELD} connections already"
+            "socket refused: the plugin holds its max_connections already"
         );
         return Ok(Err(ErrorCode::NewSocketLimit));
     };

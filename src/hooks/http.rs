@@ -133,8 +133,7 @@ impl WasiHttpHooks for HttpHooks {
             tracing::warn!(
                 plugin,
                 url,
-                "http request refused: the plugin holds {} connections already",
-                super::held::MAX_HELD
+                "http request refused: the plugin holds its max_connections already"
             );
             return refused(Error::ConnectionLimitReached);
         };

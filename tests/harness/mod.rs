@@ -508,6 +508,24 @@ pub fn check_plugin_config(dir: &std::path::Path, wasm: &str, entry: &str) -> Ou
         .expect("tern")
 }
 
+/// Runs `tern serve` on the `tern.toml` `check_plugin_config` wrote in
+/// `dir`, which must refuse to start: what it said (stdout and stderr).
+pub fn serve_refuses(dir: &std::path::Path) -> String {
+    let out = Command::new(tern_bin())
+        .args(["serve", "--config"])
+        .arg(dir.join("tern.toml"))
+        .current_dir(dir)
+        .output()
+        .expect("tern");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "tern serve started: {said}");
+    said
+}
+
 /// Checks a line the Python probes print (`<rcpt> <reply> in <secs>s`) for
 /// a plugin call cut off by its timeout (the `on_error` tempfail): the
 /// peer would hold it forever, so the bound is far above any timeout the
