@@ -44,6 +44,18 @@ impl Session {
         }
     }
 
+    /// 451 4.3.0: the store cannot take the message; traced as the store's
+    /// refusal.
+    async fn storage_problem(&mut self) -> io::Result<()> {
+        let reply = Reply::new(
+            451,
+            "4.3.0",
+            "Error: local storage problem, try again later",
+        );
+        self.trace_refusal(Stage::Data, "store", &reply);
+        self.send(reply).await
+    }
+
     async fn new_sink(&self) -> Result<(u64, MessageSink), crate::store::StoreError> {
         let store = &self.ctx.store;
         let id = store.next_id().await?;
@@ -74,13 +86,7 @@ impl Session {
             Ok(x) => x,
             Err(e) => {
                 tracing::error!("cannot start a message (451 4.3.0): {e}");
-                let reply = Reply::new(
-                    451,
-                    "4.3.0",
-                    "Error: local storage problem, try again later",
-                );
-                self.trace_refusal(Stage::Data, "store", &reply);
-                return self.send(reply).await;
+                return self.storage_problem().await;
             }
         };
         self.send(Reply::new(354, "2.0.0", "End data with <CR><LF>.<CR><LF>"))
@@ -163,13 +169,7 @@ impl Session {
         }
         let Some(state) = self.tx.as_mut().and_then(|t| t.bdat.as_mut()) else {
             self.tx = None;
-            let reply = Reply::new(
-                451,
-                "4.3.0",
-                "Error: local storage problem, try again later",
-            );
-            self.trace_refusal(Stage::Data, "store", &reply);
-            return self.send(reply).await;
+            return self.storage_problem().await;
         };
         if !last {
             let n = state.sink.size();
