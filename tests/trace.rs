@@ -284,12 +284,19 @@ print("ok")
 
 #[test]
 fn a_connection_over_the_limit_is_traced() {
-    let t = server("[limits]\nmax_connections_per_client = 1\n");
-    // The first session holds the client's one place while the second
-    // connects.
-    let out = run(
-        &t,
-        r#"
+    for (limit, why) in [
+        (
+            "max_connections_per_client",
+            "too many connections from this address",
+        ),
+        ("max_connections", "too many connections"),
+    ] {
+        let t = server(&format!("[limits]\n{limit} = 1\n"));
+        // The first session holds the one place while the second
+        // connects.
+        let out = run(
+            &t,
+            r#"
 import socket
 first = smtplib.SMTP("127.0.0.1", SMTP); first.ehlo("first.test")
 second = socket.create_connection(("127.0.0.1", SMTP))
@@ -298,18 +305,21 @@ assert line.startswith(b"421 "), line
 second.close(); first.quit()
 print("ok")
 "#,
-    );
-    assert!(out.trim().ends_with("ok"), "{out}");
-    let wanted = "connect  limits.max_connections_per_client: tempfail \"421 4.7.0 Too many connections, try again later\" — too many connections from this address";
-    // Kept after the 421 is sent, which the client does not wait for.
-    wait_for("the refused connection", Duration::from_secs(30), || {
-        t.client_trace("127.0.0.1").contains(wanted).then_some(())
-    });
-    let refused = t.client_trace("127.0.0.1");
-    assert!(
-        refused.contains("refused attempt (nothing kept)"),
-        "{refused}"
-    );
+        );
+        assert!(out.trim().ends_with("ok"), "{limit}: {out}");
+        let wanted = format!(
+            "connect  limits.{limit}: tempfail \"421 4.7.0 Too many connections, try again later\" — {why}"
+        );
+        // Kept after the 421 is sent, which the client does not wait for.
+        wait_for("the refused connection", Duration::from_secs(30), || {
+            t.client_trace("127.0.0.1").contains(&wanted).then_some(())
+        });
+        let refused = t.client_trace("127.0.0.1");
+        assert!(
+            refused.contains("refused attempt (nothing kept)"),
+            "{limit}: {refused}"
+        );
+    }
 }
 
 #[test]
