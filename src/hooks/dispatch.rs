@@ -460,21 +460,18 @@ impl PluginSession {
             };
             apply_edits(&plugin.name, &fv.edits, &mut out);
             let name = plugin.name.as_str();
-            match fv.action {
-                wit::FilterAction::Continue | wit::FilterAction::Accept => {
-                    if let Some(folder) = asked {
-                        local_folder(name, folder, &mut out, &info.trace);
-                    }
-                }
+            let files = match fv.action {
+                wit::FilterAction::Continue | wit::FilterAction::Accept => true,
                 // A quarantine keeps the local copies in the folder this
                 // filter named in the same call, else Junk.
                 wit::FilterAction::Quarantine(_) => {
                     out.local_folder = None;
-                    if let Some(folder) = asked {
-                        local_folder(name, folder, &mut out, &info.trace);
-                    }
+                    true
                 }
-                _ => {}
+                _ => false,
+            };
+            if files && let Some(folder) = asked {
+                local_folder(name, folder, &mut out, &info.trace);
             }
             let event = recording::filter(name, &fv, started.elapsed());
             let verdict =

@@ -5,12 +5,12 @@
 //! here is traced with the check that made it.
 
 use super::events::quota_event;
-use super::session::{Recipient, Session, Transaction, refusal_event};
+use super::session::{Recipient, Session, Transaction};
 use crate::address::{Address, ReversePath};
 use crate::hooks::Verdict;
 use crate::mail::Reply;
 use crate::mail::{MailParams, RcptParams};
-use crate::trace::Stage;
+use crate::trace::{Event, Stage};
 use std::io;
 
 impl Session {
@@ -86,7 +86,7 @@ impl Session {
         }
         if tx.rcpts.len() >= self.ctx.config.limits.max_recipients {
             let reply = Reply::new(452, "4.5.3", "Error: too many recipients");
-            let e = refusal_event(Stage::Rcpt, "recipient limit", &reply);
+            let e = Event::refusal(Stage::Rcpt, "recipient limit", &reply);
             self.info
                 .trace
                 .record(e.rcpt(to.to_string()).detail(format!(
@@ -125,7 +125,7 @@ impl Session {
             }
             Err(Verdict::Continue | Verdict::Accept) => {
                 let reply = Reply::new(451, "4.3.0", "Error: try again later");
-                let e = refusal_event(Stage::Rcpt, "recipient check", &reply);
+                let e = Event::refusal(Stage::Rcpt, "recipient check", &reply);
                 self.info.trace.record(e.rcpt(to.to_string()));
                 self.refuse(reply).await
             }

@@ -38,11 +38,6 @@ pub(super) fn auth_event(results: &AuthResults, decision: &Decision) -> Event {
 
 /// A recipient refused for its quota, at RCPT or at the end of data.
 pub(super) fn quota_event(stage: Stage, r: &Recipient, reply: &Reply) -> Event {
-    let verdict = if reply.is_transient() {
-        "tempfail"
-    } else {
-        "reject"
-    };
     let users = r
         .targets
         .iter()
@@ -51,8 +46,7 @@ pub(super) fn quota_event(stage: Stage, r: &Recipient, reply: &Reply) -> Event {
             _ => None,
         })
         .collect();
-    Event::new(stage, "quota", verdict)
+    Event::refusal(stage, "quota", reply)
         .rcpt(r.address.to_string())
         .users(users)
-        .reply(reply)
 }

@@ -223,7 +223,7 @@ impl Session {
     /// Records a refusal decided by the session itself (limits, storage,
     /// protocol errors).
     pub(super) fn trace_refusal(&self, stage: Stage, by: &str, reply: &Reply) {
-        self.info.trace.record(refusal_event(stage, by, reply));
+        self.info.trace.record(Event::refusal(stage, by, reply));
     }
 
     /// Records the session closing on the server's own account (a limit,
@@ -384,17 +384,6 @@ fn command_stage(cmd: &Command) -> Option<Stage> {
         Command::Data | Command::Bdat { .. } => Some(Stage::Data),
         _ => None,
     }
-}
-
-/// A refusal the session decided itself, by `by`: tempfail for a 4xx
-/// reply, reject for a 5xx.
-pub(super) fn refusal_event(stage: Stage, by: &str, reply: &Reply) -> Event {
-    let verdict = if reply.is_transient() {
-        "tempfail"
-    } else {
-        "reject"
-    };
-    Event::new(stage, by, verdict).reply(reply)
 }
 
 /// The `reason` label of a refusal in `tern_messages_refused_total`, from

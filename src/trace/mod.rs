@@ -101,6 +101,17 @@ impl Event {
         }
     }
 
+    /// A refusal the server decided itself (`by`, a built-in check):
+    /// tempfail for a 4xx reply, reject for a 5xx, with the reply.
+    pub fn refusal(stage: Stage, by: impl Into<String>, reply: &crate::mail::Reply) -> Event {
+        let verdict = if reply.is_transient() {
+            "tempfail"
+        } else {
+            "reject"
+        };
+        Event::new(stage, by, verdict).reply(reply)
+    }
+
     pub fn reply(mut self, reply: impl std::fmt::Display) -> Event {
         self.reply = Some(cut(reply.to_string()));
         self
